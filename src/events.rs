@@ -1,0 +1,1 @@
+//! Broker events (work in progress).

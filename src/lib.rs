@@ -1,0 +1,10 @@
+//! rabbitscope: see RabbitMQ routing happen.
+//!
+//! The library holds everything the binary uses, so tests drive the same code a user runs:
+//! - [`broker`]: the broker core (exchanges, queues, bindings, routing, the AMQP rules). No I/O.
+//! - [`amqp`]: the AMQP 0-9-1 wire server that puts the core on a TCP port.
+//! - [`events`]: the broker event stream every screen is drawn from.
+
+pub mod amqp;
+pub mod broker;
+pub mod events;

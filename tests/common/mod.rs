@@ -1,0 +1,65 @@
+//! Shared harness for tests that run one scenario against both brokers.
+//!
+//! A scenario is an async function from an AMQP URL to a transcript (a list of observations).
+//! [`differential`] runs it against the RabbitMQ on 127.0.0.1:5672 and against a fresh embedded
+//! broker, and asserts both transcripts are equal. Scenarios also assert what they expect, so a
+//! transcript that is empty on both sides cannot pass by accident.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use rabbitscope::amqp::Server;
+use rabbitscope::broker::{Broker, BrokerConfig};
+
+/// The RabbitMQ that is the ground truth (override with RABBITMQ_URL).
+pub fn rabbitmq_url() -> String {
+    std::env::var("RABBITMQ_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+/// Starts an embedded broker on an ephemeral loopback port in the current runtime.
+pub async fn start_embedded() -> (String, Arc<Broker>) {
+    start_embedded_with(BrokerConfig::default()).await
+}
+
+pub async fn start_embedded_with(config: BrokerConfig) -> (String, Arc<Broker>) {
+    let broker = Broker::new(config);
+    let server = Server::bind(broker.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind embedded broker");
+    let addr = server.local_addr();
+    tokio::spawn(server.run());
+    (format!("amqp://guest:guest@{addr}/%2f"), broker)
+}
+
+/// A name no other test (or earlier run) uses, so tests can share one RabbitMQ.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "rs-test.{prefix}.{}.{nanos}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs `scenario` against RabbitMQ and against the embedded broker; both transcripts must match.
+pub async fn differential<F, Fut>(scenario: F) -> Vec<String>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let reference = scenario(rabbitmq_url()).await;
+    let (url, _broker) = start_embedded().await;
+    let embedded = scenario(url).await;
+    assert_eq!(
+        embedded, reference,
+        "embedded broker (left) differs from RabbitMQ (right)"
+    );
+    reference
+}
