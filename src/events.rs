@@ -1,1 +1,304 @@
-//! Broker events (work in progress).
+//! The broker event stream: the one hallway every screen is drawn from.
+//!
+//! The embedded broker emits an [`Event`] for every change of topology and every step of a
+//! message's life. The stream is a bounded broadcast ring: the broker never waits for a reader,
+//! and a reader that falls behind is told how many events it missed ([`Received::Missed`]).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// How many events a reader may fall behind before it starts missing them.
+pub const DEFAULT_CAPACITY: usize = 65_536;
+
+/// Identifies a client connection within one broker.
+pub type ConnectionId = u64;
+
+/// One thing that happened in the broker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened (wall clock).
+    pub at: SystemTime,
+    pub vhost: String,
+    /// The connection that caused it, if a client did.
+    pub connection: Option<ConnectionId>,
+    pub channel: Option<u16>,
+    pub kind: EventKind,
+}
+
+/// A binding as events describe it: source exchange, destination, key and arguments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BindingInfo {
+    pub source: String,
+    pub destination: String,
+    /// `true` when the destination is an exchange (exchange-to-exchange binding).
+    pub destination_is_exchange: bool,
+    pub routing_key: String,
+    /// Binding arguments rendered as `key=value` pairs (headers exchanges match on these).
+    pub arguments: Vec<(String, String)>,
+}
+
+/// What became of a published message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PublishFate {
+    /// Reached at least one queue.
+    Routed,
+    /// Unroutable and mandatory: sent back to the publisher with basic.return.
+    Returned,
+    /// Unroutable: silently dropped.
+    Dropped,
+    /// Refused by a full queue (x-overflow reject-publish): the publisher gets a nack.
+    Rejected,
+}
+
+/// Why a message left a queue without being consumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeadLetterReason {
+    Rejected,
+    Expired,
+    Maxlen,
+}
+
+impl DeadLetterReason {
+    /// The reason as RabbitMQ writes it in `x-death`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeadLetterReason::Rejected => "rejected",
+            DeadLetterReason::Expired => "expired",
+            DeadLetterReason::Maxlen => "maxlen",
+        }
+    }
+}
+
+/// The kinds of event. Names follow AMQP's words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EventKind {
+    ConnectionOpened {
+        peer: String,
+        user: String,
+    },
+    ConnectionClosed {
+        reason: String,
+    },
+    ChannelOpened,
+    ChannelClosed {
+        reason: String,
+    },
+    ExchangeDeclared {
+        name: String,
+        kind: String,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Vec<(String, String)>,
+    },
+    ExchangeDeleted {
+        name: String,
+    },
+    QueueDeclared {
+        name: String,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: Vec<(String, String)>,
+    },
+    QueueDeleted {
+        name: String,
+    },
+    QueuePurged {
+        name: String,
+        messages: u32,
+    },
+    BindingCreated(BindingInfo),
+    BindingDeleted(BindingInfo),
+    ConsumerCreated {
+        queue: String,
+        consumer_tag: String,
+        no_ack: bool,
+    },
+    ConsumerCancelled {
+        queue: String,
+        consumer_tag: String,
+    },
+    Published {
+        /// Broker-wide message id, so later events can refer to this message.
+        message_id: u64,
+        exchange: String,
+        routing_key: String,
+        body_size: usize,
+        /// The first bytes of the body (up to [`BODY_PREVIEW`]).
+        body_preview: Vec<u8>,
+        headers: Vec<(String, String)>,
+        properties: Vec<(String, String)>,
+        /// Every binding that matched, along the whole exchange-to-exchange path.
+        matched: Vec<BindingInfo>,
+        /// The queues the message reached (each at most once).
+        queues: Vec<String>,
+        /// Set when the message went to the alternate exchange of the one it was published to.
+        alternate_exchange: Option<String>,
+        fate: PublishFate,
+    },
+    Delivered {
+        message_id: u64,
+        queue: String,
+        consumer_tag: Option<String>,
+        delivery_tag: u64,
+        redelivered: bool,
+    },
+    Acked {
+        message_id: u64,
+        queue: String,
+        delivery_tag: u64,
+    },
+    Nacked {
+        message_id: u64,
+        queue: String,
+        delivery_tag: u64,
+        requeue: bool,
+    },
+    Rejected {
+        message_id: u64,
+        queue: String,
+        delivery_tag: u64,
+        requeue: bool,
+    },
+    Requeued {
+        message_id: u64,
+        queue: String,
+    },
+    Expired {
+        message_id: u64,
+        queue: String,
+    },
+    DeadLettered {
+        message_id: u64,
+        queue: String,
+        reason: DeadLetterReason,
+        exchange: String,
+        routing_key: String,
+    },
+    /// A message left a queue because the queue was full (x-overflow drop-head, no DLX).
+    Dropped {
+        message_id: u64,
+        queue: String,
+    },
+}
+
+/// How many body bytes a `Published` event carries.
+pub const BODY_PREVIEW: usize = 256;
+
+/// The sending side, owned by the broker.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl EventBus {
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity);
+        EventBus { sender }
+    }
+
+    /// True when somebody listens; the broker skips building events otherwise.
+    pub fn has_readers(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// Sends without ever waiting: with no reader the event is simply gone.
+    pub fn emit(&self, event: Event) {
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    pub fn subscribe(&self) -> EventReader {
+        EventReader {
+            receiver: self.sender.subscribe(),
+        }
+    }
+}
+
+/// What a reader gets from the stream.
+#[derive(Debug)]
+pub enum Received {
+    Event(Arc<Event>),
+    /// The reader fell behind and this many events were overwritten before it read them.
+    Missed(u64),
+    /// The broker is gone.
+    Closed,
+}
+
+/// The reading side: one per screen, recorder or test.
+pub struct EventReader {
+    receiver: broadcast::Receiver<Arc<Event>>,
+}
+
+impl EventReader {
+    pub async fn recv(&mut self) -> Received {
+        match self.receiver.recv().await {
+            Ok(event) => Received::Event(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => Received::Missed(n),
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
+
+    /// Non-blocking read, for a UI that drains the stream once per frame.
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.receiver.try_recv() {
+            Ok(event) => Some(Received::Event(event)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Missed(n)),
+            Err(broadcast::error::TryRecvError::Closed) => Some(Received::Closed),
+            Err(broadcast::error::TryRecvError::Empty) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u64) -> Event {
+        Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: None,
+            channel: None,
+            kind: EventKind::Expired {
+                message_id: n,
+                queue: "q".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn lagging_reader_learns_how_many_it_missed() {
+        let bus = EventBus::new(4);
+        let mut reader = bus.subscribe();
+        for n in 0..10 {
+            bus.emit(event(n));
+        }
+        match reader.try_recv() {
+            Some(Received::Missed(n)) => assert_eq!(n, 6),
+            other => panic!("expected Missed, got {other:?}"),
+        }
+        match reader.try_recv() {
+            Some(Received::Event(e)) => assert_eq!(*e, event(6)),
+            other => panic!("expected the oldest kept event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn emitting_without_readers_never_blocks() {
+        let bus = EventBus::new(2);
+        assert!(!bus.has_readers());
+        for n in 0..1000 {
+            bus.emit(event(n));
+        }
+    }
+}

@@ -1,13 +1,505 @@
-//! The broker core (work in progress).
-use std::sync::Arc;
+//! The broker core: vhosts, exchanges, queues, bindings, consumers and the AMQP rules, with no
+//! I/O. The wire server ([`crate::amqp`]) and in-process drivers (lessons, tests) call the same
+//! methods on [`Broker`]; deliveries go out through each connection's [`ClientSink`].
+//!
+//! All state sits behind one mutex. Every operation is short and never waits on I/O while
+//! holding it, so one lock is both the simplest and, measured, fast enough (BENCHMARKS.md).
 
-#[derive(Clone, Debug, Default)]
-pub struct BrokerConfig {}
+pub mod args;
+pub mod error;
+pub mod exchange;
+pub mod message;
+pub mod queue;
+mod state;
+pub mod vhost;
 
-pub struct Broker {}
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+pub use error::{AmqpError, AmqpResult, Scope};
+pub use exchange::ExchangeKind;
+pub use message::Message;
+pub use state::{ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec};
+
+use crate::events::{ConnectionId, EventBus, EventReader};
+use state::State;
+
+/// A user who may log in.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    /// Like RabbitMQ's guest: refused unless the client connects from loopback.
+    pub loopback_only: bool,
+    /// The vhosts this user may open.
+    pub vhosts: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Vhosts besides `/`.
+    pub vhosts: Vec<String>,
+    pub users: Vec<User>,
+    pub event_capacity: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            vhosts: Vec::new(),
+            users: vec![User {
+                name: "guest".into(),
+                password: "guest".into(),
+                loopback_only: true,
+                vhosts: vec!["/".into()],
+            }],
+            event_capacity: crate::events::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Adds a vhost and lets every user without explicit vhosts' restrictions (guest) open it.
+    pub fn with_vhost(mut self, name: &str) -> Self {
+        if name != "/" && !self.vhosts.iter().any(|v| v == name) {
+            self.vhosts.push(name.to_string());
+            for user in &mut self.users {
+                if user.name == "guest" {
+                    user.vhosts.push(name.to_string());
+                }
+            }
+        }
+        self
+    }
+}
+
+/// What the broker sends to a client connection.
+#[derive(Debug)]
+pub enum ToClient {
+    Deliver {
+        channel: u16,
+        consumer_tag: Arc<str>,
+        delivery_tag: u64,
+        redelivered: bool,
+        message: Arc<Message>,
+    },
+    /// The broker cancelled a consumer (its queue was deleted).
+    Cancel { channel: u16, consumer_tag: Arc<str> },
+    /// Frames the wire layer encoded itself (method replies), kept in order with deliveries.
+    Raw(bytes::Bytes),
+}
+
+/// How many deliveries may wait for a connection's writer before its consumers are skipped.
+const SINK_BACKLOG_LIMIT: usize = 4096;
+
+/// The broker's handle on one connection's outgoing side.
+#[derive(Clone, Debug)]
+pub struct ClientSink {
+    sender: mpsc::UnboundedSender<ToClient>,
+    backlog: Arc<AtomicUsize>,
+    stalled: Arc<AtomicBool>,
+}
+
+/// The connection's end of its [`ClientSink`].
+pub struct ClientInbox {
+    pub receiver: mpsc::UnboundedReceiver<ToClient>,
+    backlog: Arc<AtomicUsize>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl ClientSink {
+    pub fn new() -> (ClientSink, ClientInbox) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let stalled = Arc::new(AtomicBool::new(false));
+        (
+            ClientSink {
+                sender,
+                backlog: backlog.clone(),
+                stalled: stalled.clone(),
+            },
+            ClientInbox {
+                receiver,
+                backlog,
+                stalled,
+            },
+        )
+    }
+
+    /// Queues already-encoded frames behind everything sent so far.
+    pub fn send_raw(&self, frames: bytes::Bytes) {
+        let _ = self.sender.send(ToClient::Raw(frames));
+    }
+
+    fn send(&self, message: ToClient) {
+        if matches!(message, ToClient::Deliver { .. }) {
+            self.backlog.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = self.sender.send(message);
+    }
+
+    /// True when the writer is too far behind to take more deliveries now.
+    fn is_stalled(&self) -> bool {
+        if self.backlog.load(Ordering::Relaxed) >= SINK_BACKLOG_LIMIT {
+            self.stalled.store(true, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl ClientInbox {
+    /// The writer reports deliveries it has written. Returns true when the connection had been
+    /// stalled and has room again: the caller then asks the broker to resume its consumers.
+    pub fn written(&self, deliveries: usize) -> bool {
+        let left = self.backlog.fetch_sub(deliveries, Ordering::Relaxed) - deliveries;
+        left < SINK_BACKLOG_LIMIT / 2 && self.stalled.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// The broker. Cheap to share (`Arc`); every method takes the lock for a short time.
+pub struct Broker {
+    state: Mutex<State>,
+    events: EventBus,
+    config: BrokerConfig,
+    next_connection: AtomicU64,
+}
 
 impl Broker {
-    pub fn new(_config: BrokerConfig) -> Arc<Broker> {
-        Arc::new(Broker {})
+    pub fn new(config: BrokerConfig) -> Arc<Broker> {
+        let events = EventBus::new(config.event_capacity);
+        let mut vhosts = vec!["/".to_string()];
+        vhosts.extend(config.vhosts.iter().cloned());
+        let broker = Arc::new(Broker {
+            state: Mutex::new(State::new(&vhosts, events.clone())),
+            events,
+            config,
+            next_connection: AtomicU64::new(1),
+        });
+        Broker::start_timer(&broker);
+        broker
+    }
+
+    /// A new reader of the event stream.
+    pub fn subscribe(&self) -> EventReader {
+        self.events.subscribe()
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock must not take every other client down with it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Expires messages and queues. Runs on the tokio runtime the broker was created in, if any,
+    /// until the broker is dropped.
+    fn start_timer(broker: &Arc<Broker>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(broker);
+        handle.spawn(async move {
+            loop {
+                let wait = match weak.upgrade() {
+                    Some(broker) => broker.tick(Instant::now()),
+                    None => return,
+                };
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
+    /// Expires what is due; returns how long until the next check is useful.
+    pub fn tick(&self, now: Instant) -> Duration {
+        let next = self.lock().tick(now);
+        match next {
+            Some(at) => at.saturating_duration_since(now).clamp(Duration::from_millis(1), Duration::from_millis(100)),
+            None => Duration::from_millis(100),
+        }
+    }
+
+    // ---- users, vhosts, connections ----
+
+    /// Checks credentials; `from_loopback` says whether the client connected over loopback.
+    pub fn authenticate(&self, user: &str, password: &str, from_loopback: bool) -> AmqpResult<()> {
+        let refused = || {
+            AmqpError::connection_access_refused(
+                "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
+            )
+        };
+        let found = self.config.users.iter().find(|u| u.name == user).ok_or_else(refused)?;
+        if found.password != password || (found.loopback_only && !from_loopback) {
+            return Err(refused());
+        }
+        Ok(())
+    }
+
+    /// Registers a connection to `vhost` (530 when the vhost is unknown or not permitted).
+    pub fn open_connection(&self, user: &str, vhost: &str, peer: &str, sink: ClientSink) -> AmqpResult<ConnectionId> {
+        let mut state = self.lock();
+        if !state.vhosts.contains_key(vhost) {
+            return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
+        }
+        let allowed = self
+            .config
+            .users
+            .iter()
+            .any(|u| u.name == user && u.vhosts.iter().any(|v| v == vhost));
+        if !allowed {
+            return Err(AmqpError::not_allowed(format!(
+                "access to vhost '{vhost}' refused for user '{user}'"
+            )));
+        }
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        state.open_connection(id, user, vhost, peer, sink);
+        Ok(id)
+    }
+
+    pub fn close_connection(&self, connection: ConnectionId, reason: &str) {
+        self.lock().close_connection(connection, reason);
+    }
+
+    /// The writer of a stalled connection has room again: deliver to its consumers.
+    pub fn resume_connection(&self, connection: ConnectionId) {
+        self.lock().resume_connection(connection);
+    }
+
+    pub fn vhost_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().vhosts.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    // ---- channels ----
+
+    pub fn open_channel(&self, connection: ConnectionId, channel: u16) {
+        self.lock().open_channel(connection, channel);
+    }
+
+    pub fn close_channel(&self, connection: ConnectionId, channel: u16, reason: &str) {
+        self.lock().close_channel(connection, channel, reason);
+    }
+
+    // ---- exchanges ----
+
+    pub fn exchange_declare(&self, connection: ConnectionId, channel: u16, spec: ExchangeSpec) -> AmqpResult<()> {
+        self.lock().exchange_declare(connection, channel, spec)
+    }
+
+    pub fn exchange_delete(&self, connection: ConnectionId, channel: u16, name: &str, if_unused: bool) -> AmqpResult<()> {
+        self.lock().exchange_delete(connection, channel, name, if_unused)
+    }
+
+    /// Binds exchange `destination` to exchange `source` (exchange.bind).
+    pub fn exchange_bind(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: amq_protocol::types::FieldTable,
+    ) -> AmqpResult<()> {
+        self.lock()
+            .bind(connection, channel, source, state::Target::Exchange(destination), routing_key, arguments)
+    }
+
+    pub fn exchange_unbind(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: amq_protocol::types::FieldTable,
+    ) -> AmqpResult<()> {
+        self.lock()
+            .unbind(connection, channel, source, state::Target::Exchange(destination), routing_key, arguments)
+    }
+
+    // ---- queues ----
+
+    pub fn queue_declare(&self, connection: ConnectionId, channel: u16, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
+        self.lock().queue_declare(connection, channel, spec)
+    }
+
+    pub fn queue_bind(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: amq_protocol::types::FieldTable,
+    ) -> AmqpResult<()> {
+        self.lock()
+            .bind(connection, channel, exchange, state::Target::Queue(queue), routing_key, arguments)
+    }
+
+    pub fn queue_unbind(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: amq_protocol::types::FieldTable,
+    ) -> AmqpResult<()> {
+        self.lock()
+            .unbind(connection, channel, exchange, state::Target::Queue(queue), routing_key, arguments)
+    }
+
+    /// Returns the number of messages purged.
+    pub fn queue_purge(&self, connection: ConnectionId, channel: u16, queue: &str) -> AmqpResult<u32> {
+        self.lock().queue_purge(connection, channel, queue)
+    }
+
+    /// Returns the number of messages deleted with the queue.
+    pub fn queue_delete(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> AmqpResult<u32> {
+        self.lock().queue_delete(connection, channel, queue, if_unused, if_empty)
+    }
+
+    // ---- basic ----
+
+    pub fn basic_qos(&self, connection: ConnectionId, channel: u16, prefetch_count: u16, global: bool) {
+        self.lock().basic_qos(connection, channel, prefetch_count, global);
+    }
+
+    /// Starts a consumer; returns its tag (generated when `tag` is empty).
+    #[allow(clippy::too_many_arguments)]
+    pub fn basic_consume(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        tag: &str,
+        no_ack: bool,
+        exclusive: bool,
+    ) -> AmqpResult<String> {
+        self.lock().basic_consume(connection, channel, queue, tag, no_ack, exclusive)
+    }
+
+    /// Called by the wire layer right after it sent consume-ok, so deliveries follow it.
+    pub fn consumer_ready(&self, connection: ConnectionId, channel: u16, tag: &str) {
+        self.lock().consumer_ready(connection, channel, tag);
+    }
+
+    pub fn basic_cancel(&self, connection: ConnectionId, channel: u16, tag: &str) -> AmqpResult<()> {
+        self.lock().basic_cancel(connection, channel, tag)
+    }
+
+    /// Publishes one message. `Err` closes the channel (e.g. 404 for a missing exchange).
+    #[allow(clippy::too_many_arguments)]
+    pub fn basic_publish(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        properties: amq_protocol::protocol::BasicProperties,
+        body: bytes::Bytes,
+    ) -> AmqpResult<PublishOutcome> {
+        self.lock()
+            .basic_publish(connection, channel, exchange, routing_key, mandatory, properties, body)
+    }
+
+    pub fn basic_get(&self, connection: ConnectionId, channel: u16, queue: &str, no_ack: bool) -> AmqpResult<Option<GetOk>> {
+        self.lock().basic_get(connection, channel, queue, no_ack)
+    }
+
+    pub fn basic_ack(&self, connection: ConnectionId, channel: u16, delivery_tag: u64, multiple: bool) -> AmqpResult<()> {
+        self.lock().settle(connection, channel, delivery_tag, multiple, state::Settle::Ack)
+    }
+
+    pub fn basic_nack(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> AmqpResult<()> {
+        self.lock()
+            .settle(connection, channel, delivery_tag, multiple, state::Settle::Nack { requeue })
+    }
+
+    pub fn basic_reject(&self, connection: ConnectionId, channel: u16, delivery_tag: u64, requeue: bool) -> AmqpResult<()> {
+        self.lock()
+            .settle(connection, channel, delivery_tag, false, state::Settle::Reject { requeue })
+    }
+
+    /// basic.recover: requeue (or redeliver) every unacked message of the channel.
+    pub fn basic_recover(&self, connection: ConnectionId, channel: u16) {
+        self.lock().recover(connection, channel);
+    }
+
+    // ---- inspection ----
+
+    /// A copy of the topology, for screens and tests.
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().snapshot()
+    }
+}
+
+/// The topology at one moment.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Snapshot {
+    pub vhosts: Vec<VhostSnapshot>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VhostSnapshot {
+    pub name: String,
+    pub exchanges: Vec<ExchangeSnapshot>,
+    pub queues: Vec<QueueSnapshot>,
+    pub bindings: Vec<crate::events::BindingInfo>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExchangeSnapshot {
+    pub name: String,
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct QueueSnapshot {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: Vec<(String, String)>,
+    pub ready: usize,
+    pub unacked: usize,
+    pub consumers: usize,
+}
+
+/// Per-vhost snapshots by name, for quick lookups in tests.
+impl Snapshot {
+    pub fn vhost(&self, name: &str) -> Option<&VhostSnapshot> {
+        self.vhosts.iter().find(|v| v.name == name)
+    }
+
+    pub fn by_name(&self) -> HashMap<&str, &VhostSnapshot> {
+        self.vhosts.iter().map(|v| (v.name.as_str(), v)).collect()
     }
 }

@@ -1,0 +1,36 @@
+//! Reading `x-` arguments out of field tables.
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+pub fn get_string(table: &FieldTable, key: &str) -> Option<String> {
+    match table.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// An integer argument; `Err` when present with a non-integer type.
+pub fn get_int(table: &FieldTable, key: &str) -> Result<Option<i64>, ()> {
+    let Some(value) = table.inner().get(key) else {
+        return Ok(None);
+    };
+    Ok(Some(match value {
+        AMQPValue::ShortShortInt(n) => *n as i64,
+        AMQPValue::ShortShortUInt(n) => *n as i64,
+        AMQPValue::ShortInt(n) => *n as i64,
+        AMQPValue::ShortUInt(n) => *n as i64,
+        AMQPValue::LongInt(n) => *n as i64,
+        AMQPValue::LongUInt(n) => *n as i64,
+        AMQPValue::LongLongInt(n) => *n,
+        _ => return Err(()),
+    }))
+}
+
+/// A table rendered as `key=value` pairs, for events and the inspector.
+pub fn pairs(table: &FieldTable) -> Vec<(String, String)> {
+    table
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), super::exchange::value_text(v)))
+        .collect()
+}

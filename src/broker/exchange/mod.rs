@@ -1,0 +1,174 @@
+//! Exchanges: one module per exchange type, all behind the [`Router`] trait.
+//!
+//! A router only answers "which bindings match this message?". Everything else an exchange is
+//! (its flags, arguments, alternate exchange) lives in [`Exchange`], and following
+//! exchange-to-exchange bindings is the vhost's job.
+
+mod direct;
+mod fanout;
+mod headers;
+mod topic;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+
+pub use direct::DirectRouter;
+pub use fanout::FanoutRouter;
+pub use headers::{headers_match, value_text, HeadersRouter, HeadersVerdict};
+pub use topic::{pattern_matches, TopicRouter};
+
+/// Where a binding leads: a queue, or another exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    Queue(Arc<str>),
+    Exchange(Arc<str>),
+}
+
+impl Destination {
+    pub fn name(&self) -> &str {
+        match self {
+            Destination::Queue(name) | Destination::Exchange(name) => name,
+        }
+    }
+}
+
+/// A binding from an exchange to a destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub destination: Destination,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+/// The four exchange types of AMQP 0-9-1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(name: &str) -> Option<ExchangeKind> {
+        match name {
+            "direct" => Some(ExchangeKind::Direct),
+            "fanout" => Some(ExchangeKind::Fanout),
+            "topic" => Some(ExchangeKind::Topic),
+            "headers" => Some(ExchangeKind::Headers),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+
+    pub fn new_router(self) -> Box<dyn Router> {
+        match self {
+            ExchangeKind::Direct => Box::<DirectRouter>::default(),
+            ExchangeKind::Fanout => Box::<FanoutRouter>::default(),
+            ExchangeKind::Topic => Box::<TopicRouter>::default(),
+            ExchangeKind::Headers => Box::<HeadersRouter>::default(),
+        }
+    }
+}
+
+/// The matching rule of one exchange type. No I/O; unit-testable alone.
+pub trait Router: Send + Sync {
+    /// Adds a binding. The caller guarantees it is not already present.
+    fn bind(&mut self, binding: Arc<Binding>);
+    /// Removes a binding equal to `binding`; returns whether one was there.
+    fn unbind(&mut self, binding: &Binding) -> bool;
+    /// Pushes every binding that matches the message onto `out`.
+    fn route(&self, routing_key: &str, headers: Option<&FieldTable>, out: &mut Vec<Arc<Binding>>);
+    /// All bindings, in no particular order.
+    fn bindings(&self) -> Vec<Arc<Binding>>;
+    fn binding_count(&self) -> usize;
+}
+
+/// An exchange: its declaration plus the router holding its bindings.
+pub struct Exchange {
+    pub name: Arc<str>,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+    pub router: Box<dyn Router>,
+    /// Auto-delete only applies once the exchange has had a binding.
+    pub had_binding: bool,
+    /// Identities of the bindings, so a duplicate bind is found without a scan.
+    keys: HashSet<BindingKey>,
+}
+
+type BindingKey = (Destination, String, String);
+
+fn binding_key(binding: &Binding) -> BindingKey {
+    // FieldTable is an ordered map, so its debug form is a stable identity.
+    (
+        binding.destination.clone(),
+        binding.routing_key.clone(),
+        format!("{:?}", binding.arguments),
+    )
+}
+
+impl Exchange {
+    pub fn new(
+        name: &str,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Exchange {
+        Exchange {
+            name: name.into(),
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            router: kind.new_router(),
+            had_binding: false,
+            keys: HashSet::new(),
+        }
+    }
+
+    pub fn has_binding(&self, binding: &Binding) -> bool {
+        self.keys.contains(&binding_key(binding))
+    }
+
+    pub fn bind(&mut self, binding: Arc<Binding>) {
+        self.keys.insert(binding_key(&binding));
+        self.router.bind(binding);
+        self.had_binding = true;
+    }
+
+    pub fn unbind(&mut self, binding: &Binding) -> bool {
+        self.keys.remove(&binding_key(binding)) && self.router.unbind(binding)
+    }
+
+    /// The `alternate-exchange` argument, if set.
+    pub fn alternate_exchange(&self) -> Option<String> {
+        crate::broker::args::get_string(&self.arguments, "alternate-exchange")
+    }
+}
+
+/// Finds the binding in `list` equal to `binding` and removes it.
+pub(crate) fn remove_binding(list: &mut Vec<Arc<Binding>>, binding: &Binding) -> bool {
+    match list.iter().position(|b| **b == *binding) {
+        Some(i) => {
+            list.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,1446 @@
+//! Everything the broker knows, and the AMQP rules applied to it. Called with the lock held.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::FieldTable;
+use bytes::Bytes;
+
+use super::args;
+use super::error::{AmqpError, AmqpResult};
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::message::{dead_lettered, Message, QueuedMessage};
+use super::queue::{Consumer, Overflow, Queue, QueueLimits};
+use super::vhost::Vhost;
+use super::{ClientSink, ExchangeSnapshot, QueueSnapshot, Snapshot, ToClient, VhostSnapshot};
+use crate::events::{
+    BindingInfo, ConnectionId, DeadLetterReason, Event, EventBus, EventKind, PublishFate, BODY_PREVIEW,
+};
+
+/// The pseudo-queue for RabbitMQ's direct reply-to.
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// exchange.declare arguments.
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeSpec {
+    pub name: String,
+    pub kind: String,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// queue.declare arguments.
+#[derive(Clone, Debug, Default)]
+pub struct QueueSpec {
+    pub name: String,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// queue.declare-ok.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDeclared {
+    pub name: String,
+    pub message_count: u32,
+    pub consumer_count: u32,
+}
+
+/// What the publisher must be told after a publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Mandatory and unroutable: send basic.return 312 NO_ROUTE.
+    pub returned: bool,
+    /// A full queue refused it (reject-publish): in confirm mode, nack instead of ack.
+    pub rejected: bool,
+}
+
+/// basic.get-ok.
+#[derive(Clone, Debug)]
+pub struct GetOk {
+    pub delivery_tag: u64,
+    pub redelivered: bool,
+    pub message_count: u32,
+    pub message: Arc<Message>,
+}
+
+/// The destination of a bind or unbind.
+pub enum Target<'a> {
+    Queue(&'a str),
+    Exchange(&'a str),
+}
+
+pub enum Settle {
+    Ack,
+    Nack { requeue: bool },
+    Reject { requeue: bool },
+}
+
+struct Connection {
+    vhost: String,
+    sink: ClientSink,
+    channels: HashSet<u16>,
+    /// Consumers per (channel, tag), so closing finds them without scanning queues.
+    consumers: HashMap<(u16, Arc<str>), Arc<str>>,
+}
+
+struct Unacked {
+    queue: Arc<str>,
+    consumer_tag: Option<Arc<str>>,
+    message: QueuedMessage,
+}
+
+#[derive(Default)]
+struct Channel {
+    delivery_tags: u64,
+    unacked: BTreeMap<u64, Unacked>,
+    /// basic.qos global=true: a limit for the whole channel (0 = none).
+    prefetch_channel: u16,
+    /// basic.qos global=false: the limit given to consumers started afterwards.
+    prefetch_consumer: u16,
+    /// The last queue declared on this channel; `""` in later methods means it.
+    last_queue: Option<String>,
+    /// Consumer tag of a direct reply-to consumer on this channel.
+    reply_consumer: Option<Arc<str>>,
+    /// Consumers declared but not yet announced with consume-ok.
+    not_ready: HashSet<Arc<str>>,
+}
+
+pub struct State {
+    pub vhosts: HashMap<String, Vhost>,
+    connections: HashMap<ConnectionId, Connection>,
+    channels: HashMap<(ConnectionId, u16), Channel>,
+    events: EventBus,
+    next_seq: u64,
+    next_message_id: u64,
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..22)
+        .map(|_| {
+            let n: u8 = rng.random_range(0..62);
+            (match n {
+                0..=9 => b'0' + n,
+                10..=35 => b'a' + n - 10,
+                _ => b'A' + n - 36,
+            }) as char
+        })
+        .collect()
+}
+
+impl State {
+    pub fn new(vhosts: &[String], events: EventBus) -> State {
+        State {
+            vhosts: vhosts.iter().map(|v| (v.clone(), Vhost::new(v))).collect(),
+            connections: HashMap::new(),
+            channels: HashMap::new(),
+            events,
+            next_seq: 0,
+            next_message_id: 0,
+        }
+    }
+
+    fn emit(&self, vhost: &str, connection: Option<ConnectionId>, channel: Option<u16>, kind: impl FnOnce() -> EventKind) {
+        if self.events.has_readers() {
+            self.events.emit(Event {
+                at: SystemTime::now(),
+                vhost: vhost.to_string(),
+                connection,
+                channel,
+                kind: kind(),
+            });
+        }
+    }
+
+    fn vhost_of(&self, connection: ConnectionId) -> AmqpResult<String> {
+        self.connections
+            .get(&connection)
+            .map(|c| c.vhost.clone())
+            .ok_or_else(|| AmqpError::channel_error("connection not open"))
+    }
+
+    fn channel(&mut self, connection: ConnectionId, channel: u16) -> AmqpResult<&mut Channel> {
+        self.channels
+            .get_mut(&(connection, channel))
+            .ok_or_else(|| AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}")))
+    }
+
+    /// Resolves `""` to the channel's last declared queue, as RabbitMQ does.
+    fn queue_name(&mut self, connection: ConnectionId, channel: u16, name: &str) -> AmqpResult<String> {
+        if !name.is_empty() {
+            return Ok(name.to_string());
+        }
+        match self.channel(connection, channel)?.last_queue.clone() {
+            Some(last) => Ok(last),
+            None => Err(AmqpError::not_found("no previously declared queue")),
+        }
+    }
+
+    /// Exclusive queues belong to one connection: 405 for everyone else.
+    fn check_owner(queue: &Queue, connection: ConnectionId, vhost: &str) -> AmqpResult<()> {
+        match queue.owner {
+            Some(owner) if owner != connection => Err(AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                queue.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    // ---- connections and channels ----
+
+    pub fn open_connection(&mut self, id: ConnectionId, user: &str, vhost: &str, peer: &str, sink: ClientSink) {
+        self.connections.insert(
+            id,
+            Connection {
+                vhost: vhost.to_string(),
+                sink,
+                channels: HashSet::new(),
+                consumers: HashMap::new(),
+            },
+        );
+        self.emit(vhost, Some(id), None, || EventKind::ConnectionOpened {
+            peer: peer.to_string(),
+            user: user.to_string(),
+        });
+    }
+
+    pub fn close_connection(&mut self, id: ConnectionId, reason: &str) {
+        let Some(channels) = self.connections.get(&id).map(|c| c.channels.clone()) else {
+            return;
+        };
+        let mut channels: Vec<u16> = channels.into_iter().collect();
+        channels.sort_unstable();
+        for channel in channels {
+            self.close_channel(id, channel, reason);
+        }
+        let Some(connection) = self.connections.remove(&id) else {
+            return;
+        };
+        // Exclusive queues die with their connection.
+        let owned: Vec<String> = self.vhosts[&connection.vhost]
+            .queues
+            .values()
+            .filter(|q| q.owner == Some(id))
+            .map(|q| q.name.to_string())
+            .collect();
+        for queue in owned {
+            self.delete_queue_now(&connection.vhost, &queue, Some(id));
+        }
+        self.emit(&connection.vhost, Some(id), None, || EventKind::ConnectionClosed {
+            reason: reason.to_string(),
+        });
+    }
+
+    pub fn resume_connection(&mut self, id: ConnectionId) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let vhost = connection.vhost.clone();
+        let queues: Vec<Arc<str>> = connection.consumers.values().cloned().collect();
+        let mut work = VecDeque::new();
+        for q in queues {
+            work.push_back((vhost.clone(), q));
+        }
+        self.run(work);
+    }
+
+    pub fn open_channel(&mut self, connection: ConnectionId, channel: u16) {
+        if let Some(c) = self.connections.get_mut(&connection) {
+            c.channels.insert(channel);
+            self.channels.insert((connection, channel), Channel::default());
+            let vhost = c.vhost.clone();
+            self.emit(&vhost, Some(connection), Some(channel), || EventKind::ChannelOpened);
+        }
+    }
+
+    /// Closes a channel: its consumers are cancelled and its unacked messages requeued.
+    pub fn close_channel(&mut self, connection: ConnectionId, channel: u16, reason: &str) {
+        let Some(state) = self.channels.remove(&(connection, channel)) else {
+            return;
+        };
+        let Ok(vhost) = self.vhost_of(connection) else {
+            return;
+        };
+        let tags: Vec<(Arc<str>, Arc<str>)> = {
+            let c = self.connections.get_mut(&connection).expect("checked above");
+            c.channels.remove(&channel);
+            let tags: Vec<_> = c
+                .consumers
+                .iter()
+                .filter(|((ch, _), _)| *ch == channel)
+                .map(|((_, tag), q)| (tag.clone(), q.clone()))
+                .collect();
+            for (tag, _) in &tags {
+                c.consumers.remove(&(channel, tag.clone()));
+            }
+            tags
+        };
+        let mut work = VecDeque::new();
+        for (tag, queue) in tags {
+            self.remove_consumer(&vhost, &queue, connection, channel, &tag);
+            work.push_back((vhost.clone(), queue));
+        }
+        work.extend(self.requeue_all(&vhost, connection, state.unacked.into_values().collect()));
+        self.run(work);
+        self.emit(&vhost, Some(connection), Some(channel), || EventKind::ChannelClosed {
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Puts unacked messages back in their queues, in order, marked redelivered.
+    fn requeue_all(&mut self, vhost: &str, connection: ConnectionId, mut unacked: Vec<Unacked>) -> Vec<(String, Arc<str>)> {
+        unacked.sort_by_key(|u| u.message.seq);
+        let mut touched = Vec::new();
+        for u in unacked {
+            let id = u.message.message.id;
+            if let Some(queue) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&u.queue)) {
+                queue.unacked = queue.unacked.saturating_sub(1);
+                if let Some(tag) = &u.consumer_tag {
+                    if let Some(c) = queue.consumers.iter_mut().find(|c| c.tag == *tag && c.connection == connection) {
+                        c.unacked = c.unacked.saturating_sub(1);
+                    }
+                }
+                let mut message = u.message;
+                message.redelivered = true;
+                queue.requeue(message);
+                let name = queue.name.clone();
+                self.emit(vhost, Some(connection), None, || EventKind::Requeued {
+                    message_id: id,
+                    queue: name.to_string(),
+                });
+                if !touched.iter().any(|(_, q)| *q == u.queue) {
+                    touched.push((vhost.to_string(), u.queue));
+                }
+            }
+        }
+        touched
+    }
+
+    // ---- exchanges ----
+
+    pub fn exchange_declare(&mut self, connection: ConnectionId, channel: u16, spec: ExchangeSpec) -> AmqpResult<()> {
+        let vhost_name = self.vhost_of(connection)?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost of a connection exists");
+        if spec.passive {
+            vhost.exchange(&spec.name)?;
+            return Ok(());
+        }
+        let Some(kind) = ExchangeKind::parse(&spec.kind) else {
+            return Err(AmqpError::command_invalid(format!(
+                "unknown exchange type '{}'",
+                spec.kind
+            )));
+        };
+        if let Some(existing) = vhost.exchanges.get(spec.name.as_str()) {
+            let inequivalent = |arg: &str, received: &dyn std::fmt::Display, current: &dyn std::fmt::Display| {
+                AmqpError::precondition_failed(format!(
+                    "inequivalent arg '{arg}' for exchange '{}' in vhost '{vhost_name}': received '{received}' but current is '{current}'",
+                    spec.name
+                ))
+            };
+            if existing.kind != kind {
+                return Err(inequivalent("type", &spec.kind, &existing.kind.as_str()));
+            }
+            if existing.durable != spec.durable {
+                return Err(inequivalent("durable", &spec.durable, &existing.durable));
+            }
+            if existing.auto_delete != spec.auto_delete {
+                return Err(inequivalent("auto_delete", &spec.auto_delete, &existing.auto_delete));
+            }
+            if existing.internal != spec.internal {
+                return Err(inequivalent("internal", &spec.internal, &existing.internal));
+            }
+            if args::pairs(&existing.arguments) != args::pairs(&spec.arguments) {
+                return Err(AmqpError::precondition_failed(format!(
+                    "inequivalent arg 'arguments' for exchange '{}' in vhost '{vhost_name}'",
+                    spec.name
+                )));
+            }
+            return Ok(());
+        }
+        if spec.name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                spec.name
+            )));
+        }
+        let exchange = Exchange::new(
+            &spec.name,
+            kind,
+            spec.durable,
+            spec.auto_delete,
+            spec.internal,
+            spec.arguments.clone(),
+        );
+        vhost.exchanges.insert(exchange.name.clone(), exchange);
+        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ExchangeDeclared {
+            name: spec.name.clone(),
+            kind: kind.as_str().to_string(),
+            durable: spec.durable,
+            auto_delete: spec.auto_delete,
+            internal: spec.internal,
+            arguments: args::pairs(&spec.arguments),
+        });
+        Ok(())
+    }
+
+    pub fn exchange_delete(&mut self, connection: ConnectionId, channel: u16, name: &str, if_unused: bool) -> AmqpResult<()> {
+        let vhost_name = self.vhost_of(connection)?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "operation not permitted on the default exchange{}",
+                if name.is_empty() { String::new() } else { format!(" or '{name}'") }
+            )))
+            .or_else(|e| {
+                if name.starts_with("amq.") {
+                    Err(AmqpError::access_refused(format!(
+                        "operation not permitted on exchange '{name}' in vhost '{vhost_name}'"
+                    )))
+                } else {
+                    Err(e)
+                }
+            });
+        }
+        let Some(exchange) = vhost.exchanges.get(name) else {
+            // RabbitMQ answers delete-ok for a missing exchange.
+            return Ok(());
+        };
+        let used = exchange.router.binding_count() > 0
+            || vhost.bindings_into_exchange.get(name).is_some_and(|l| !l.is_empty());
+        if if_unused && used {
+            return Err(AmqpError::precondition_failed(format!(
+                "exchange '{name}' in vhost '{vhost_name}' in use"
+            )));
+        }
+        let removed_bindings = Self::bindings_touching_exchange(vhost, name);
+        let also = vhost.delete_exchange(name);
+        for info in removed_bindings {
+            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::BindingDeleted(info));
+        }
+        for deleted in std::iter::once(name.to_string()).chain(also) {
+            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ExchangeDeleted {
+                name: deleted,
+            });
+        }
+        Ok(())
+    }
+
+    fn bindings_touching_exchange(vhost: &Vhost, name: &str) -> Vec<BindingInfo> {
+        let mut out: Vec<BindingInfo> = Vec::new();
+        if let Some(x) = vhost.exchanges.get(name) {
+            out.extend(x.router.bindings().iter().map(|b| Vhost::binding_info(name, b)));
+        }
+        if let Some(list) = vhost.bindings_into_exchange.get(name) {
+            out.extend(list.iter().map(|(s, b)| Vhost::binding_info(s, b)));
+        }
+        out
+    }
+
+    pub fn bind(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        source: &str,
+        target: Target<'_>,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
+        let vhost_name = self.vhost_of(connection)?;
+        let destination = match target {
+            Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
+            Target::Exchange(x) => Destination::Exchange(x.into()),
+        };
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        if source.is_empty() || destination.name().is_empty() && matches!(destination, Destination::Exchange(_)) {
+            return Err(AmqpError::access_refused(format!(
+                "operation not permitted on the default exchange"
+            )));
+        }
+        match &destination {
+            Destination::Queue(q) => {
+                let queue = vhost.queues.get(q).ok_or_else(|| missing_queue(&vhost_name, q))?;
+                Self::check_owner(queue, connection, &vhost_name)?;
+            }
+            Destination::Exchange(x) => {
+                vhost.exchange(x)?;
+            }
+        }
+        vhost.exchange(source)?;
+        let binding = Binding {
+            destination,
+            routing_key: routing_key.to_string(),
+            arguments,
+        };
+        let info = Vhost::binding_info(source, &binding);
+        if vhost.add_binding(source, binding) {
+            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::BindingCreated(info));
+        }
+        Ok(())
+    }
+
+    pub fn unbind(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        source: &str,
+        target: Target<'_>,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
+        let vhost_name = self.vhost_of(connection)?;
+        let destination = match target {
+            Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
+            Target::Exchange(x) => Destination::Exchange(x.into()),
+        };
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        if source.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        match &destination {
+            Destination::Queue(q) => {
+                let queue = vhost.queues.get(q).ok_or_else(|| missing_queue(&vhost_name, q))?;
+                Self::check_owner(queue, connection, &vhost_name)?;
+            }
+            Destination::Exchange(x) => {
+                vhost.exchange(x)?;
+            }
+        }
+        vhost.exchange(source)?;
+        let binding = Binding {
+            destination,
+            routing_key: routing_key.to_string(),
+            arguments,
+        };
+        if vhost.remove_binding(source, &binding) {
+            let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);
+            let info = Vhost::binding_info(source, &binding);
+            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::BindingDeleted(info));
+            for name in deleted {
+                self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ExchangeDeleted { name });
+            }
+        }
+        Ok(())
+    }
+
+    // ---- queues ----
+
+    pub fn queue_declare(&mut self, connection: ConnectionId, channel: u16, spec: QueueSpec) -> AmqpResult<super::QueueDeclared> {
+        let vhost_name = self.vhost_of(connection)?;
+        self.channel(connection, channel)?;
+        let mut name = spec.name.clone();
+        if name.is_empty() && spec.passive {
+            name = self.queue_name(connection, channel, "")?;
+        }
+        if name.is_empty() {
+            name = format!("amq.gen-{}", random_suffix());
+        } else if name.starts_with("amq.") && !spec.passive {
+            let vhost = &self.vhosts[&vhost_name];
+            if !vhost.queues.contains_key(name.as_str()) {
+                return Err(AmqpError::access_refused(format!(
+                    "queue name '{name}' contains reserved prefix 'amq.*'"
+                )));
+            }
+        }
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        if let Some(queue) = vhost.queues.get_mut(name.as_str()) {
+            Self::check_owner(queue, connection, &vhost_name)?;
+            if !spec.passive {
+                let inequivalent = |arg: &str, received: bool, current: bool| {
+                    AmqpError::precondition_failed(format!(
+                        "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost_name}': received '{received}' but current is '{current}'"
+                    ))
+                };
+                if queue.durable != spec.durable {
+                    return Err(inequivalent("durable", spec.durable, queue.durable));
+                }
+                if queue.auto_delete != spec.auto_delete {
+                    return Err(inequivalent("auto_delete", spec.auto_delete, queue.auto_delete));
+                }
+                if queue.owner.is_some() != spec.exclusive {
+                    return Err(inequivalent("exclusive", spec.exclusive, queue.owner.is_some()));
+                }
+                if let Some(arg) = inequivalent_argument(&queue.arguments, &spec.arguments) {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost_name}'"
+                    )));
+                }
+            }
+            queue.last_used = Instant::now();
+            let declared = super::QueueDeclared {
+                name: name.clone(),
+                message_count: queue.ready() as u32,
+                consumer_count: queue.consumers.len() as u32,
+            };
+            self.channel(connection, channel)?.last_queue = Some(name);
+            return Ok(declared);
+        }
+        if spec.passive {
+            return Err(missing_queue(&vhost_name, &name));
+        }
+        let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
+        let owner = spec.exclusive.then_some(connection);
+        let queue = Queue::new(&name, spec.durable, spec.auto_delete, owner, spec.arguments.clone(), limits);
+        vhost.queues.insert(queue.name.clone(), queue);
+        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::QueueDeclared {
+            name: name.clone(),
+            durable: spec.durable,
+            exclusive: spec.exclusive,
+            auto_delete: spec.auto_delete,
+            arguments: args::pairs(&spec.arguments),
+        });
+        self.channel(connection, channel)?.last_queue = Some(name.clone());
+        Ok(super::QueueDeclared {
+            name,
+            message_count: 0,
+            consumer_count: 0,
+        })
+    }
+
+    pub fn queue_purge(&mut self, connection: ConnectionId, channel: u16, queue: &str) -> AmqpResult<u32> {
+        let vhost_name = self.vhost_of(connection)?;
+        let name = self.queue_name(connection, channel, queue)?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        let q = vhost.queues.get_mut(name.as_str()).ok_or_else(|| missing_queue(&vhost_name, &name))?;
+        Self::check_owner(q, connection, &vhost_name)?;
+        let count = q.drain().len() as u32;
+        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::QueuePurged {
+            name,
+            messages: count,
+        });
+        Ok(count)
+    }
+
+    pub fn queue_delete(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> AmqpResult<u32> {
+        let vhost_name = self.vhost_of(connection)?;
+        let name = self.queue_name(connection, channel, queue)?;
+        let vhost = &self.vhosts[&vhost_name];
+        let Some(q) = vhost.queues.get(name.as_str()) else {
+            // RabbitMQ answers delete-ok with 0 for a missing queue.
+            return Ok(0);
+        };
+        Self::check_owner(q, connection, &vhost_name)?;
+        if if_unused && !q.consumers.is_empty() {
+            return Err(AmqpError::precondition_failed(format!(
+                "queue '{name}' in vhost '{vhost_name}' in use"
+            )));
+        }
+        if if_empty && q.ready() > 0 {
+            return Err(AmqpError::precondition_failed(format!(
+                "queue '{name}' in vhost '{vhost_name}' is not empty"
+            )));
+        }
+        Ok(self.delete_queue_now(&vhost_name, &name, Some(connection)))
+    }
+
+    /// Deletes a queue, cancelling its consumers; returns how many ready messages it held.
+    fn delete_queue_now(&mut self, vhost_name: &str, name: &str, by: Option<ConnectionId>) -> u32 {
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+            return 0;
+        };
+        let removed_bindings: Vec<BindingInfo> = vhost
+            .queues
+            .get(name)
+            .map(|q| q.bindings.iter().map(|(s, b)| Vhost::binding_info(s, b)).collect())
+            .unwrap_or_default();
+        let Some((queue, deleted_exchanges)) = vhost.delete_queue(name) else {
+            return 0;
+        };
+        for consumer in &queue.consumers {
+            if let Some(c) = self.connections.get_mut(&consumer.connection) {
+                c.consumers.remove(&(consumer.channel, consumer.tag.clone()));
+                c.sink.send(ToClient::Cancel {
+                    channel: consumer.channel,
+                    consumer_tag: consumer.tag.clone(),
+                });
+            }
+            self.emit(vhost_name, Some(consumer.connection), Some(consumer.channel), || {
+                EventKind::ConsumerCancelled {
+                    queue: name.to_string(),
+                    consumer_tag: consumer.tag.to_string(),
+                }
+            });
+        }
+        for info in removed_bindings {
+            self.emit(vhost_name, by, None, || EventKind::BindingDeleted(info));
+        }
+        self.emit(vhost_name, by, None, || EventKind::QueueDeleted { name: name.to_string() });
+        for name in deleted_exchanges {
+            self.emit(vhost_name, by, None, || EventKind::ExchangeDeleted { name });
+        }
+        queue.ready() as u32
+    }
+
+    // ---- consumers ----
+
+    pub fn basic_qos(&mut self, connection: ConnectionId, channel: u16, prefetch_count: u16, global: bool) {
+        if let Ok(ch) = self.channel(connection, channel) {
+            if global {
+                ch.prefetch_channel = prefetch_count;
+            } else {
+                ch.prefetch_consumer = prefetch_count;
+            }
+        }
+        // A raised limit may let waiting messages go.
+        self.resume_connection(connection);
+    }
+
+    pub fn basic_consume(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        tag: &str,
+        no_ack: bool,
+        exclusive: bool,
+    ) -> AmqpResult<String> {
+        let vhost_name = self.vhost_of(connection)?;
+        let tag: Arc<str> = if tag.is_empty() {
+            format!("amq.ctag-{}", random_suffix()).into()
+        } else {
+            tag.into()
+        };
+        let conn = self.connections.get(&connection).expect("checked");
+        if conn.consumers.contains_key(&(channel, tag.clone())) {
+            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        if queue == REPLY_TO {
+            if !no_ack {
+                return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
+            }
+            let ch = self.channel(connection, channel)?;
+            if ch.reply_consumer.is_some() {
+                return Err(AmqpError::precondition_failed("reply consumer already set"));
+            }
+            ch.reply_consumer = Some(tag.clone());
+            return Ok(tag.to_string());
+        }
+        let name = self.queue_name(connection, channel, queue)?;
+        let prefetch = self.channel(connection, channel)?.prefetch_consumer;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        let q = vhost.queues.get_mut(name.as_str()).ok_or_else(|| missing_queue(&vhost_name, &name))?;
+        Self::check_owner(q, connection, &vhost_name)?;
+        let exclusive_use = || {
+            AmqpError::access_refused(format!("queue '{name}' in vhost '{vhost_name}' in exclusive use"))
+        };
+        if q.consumers.iter().any(|c| c.exclusive) || (exclusive && !q.consumers.is_empty()) {
+            return Err(exclusive_use());
+        }
+        q.consumers.push(Consumer {
+            tag: tag.clone(),
+            connection,
+            channel,
+            no_ack,
+            exclusive,
+            prefetch,
+            unacked: 0,
+        });
+        q.had_consumer = true;
+        q.last_used = Instant::now();
+        let queue_name = q.name.clone();
+        let conn = self.connections.get_mut(&connection).expect("checked");
+        conn.consumers.insert((channel, tag.clone()), queue_name);
+        self.channel(connection, channel)?.not_ready.insert(tag.clone());
+        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ConsumerCreated {
+            queue: name,
+            consumer_tag: tag.to_string(),
+            no_ack,
+        });
+        Ok(tag.to_string())
+    }
+
+    pub fn consumer_ready(&mut self, connection: ConnectionId, channel: u16, tag: &str) {
+        if let Ok(ch) = self.channel(connection, channel) {
+            ch.not_ready.remove(tag);
+        }
+        let queue = self
+            .connections
+            .get(&connection)
+            .and_then(|c| c.consumers.get(&(channel, Arc::from(tag))).cloned().map(|q| (c.vhost.clone(), q)));
+        if let Some(work) = queue {
+            self.run(VecDeque::from([work]));
+        }
+    }
+
+    pub fn basic_cancel(&mut self, connection: ConnectionId, channel: u16, tag: &str) -> AmqpResult<()> {
+        let vhost_name = self.vhost_of(connection)?;
+        let ch = self.channel(connection, channel)?;
+        if ch.reply_consumer.as_deref() == Some(tag) {
+            ch.reply_consumer = None;
+            return Ok(());
+        }
+        let key = (channel, Arc::from(tag));
+        let Some(queue) = self.connections.get_mut(&connection).and_then(|c| c.consumers.remove(&key)) else {
+            // Cancelling an unknown tag is not an error in AMQP.
+            return Ok(());
+        };
+        self.remove_consumer(&vhost_name, &queue, connection, channel, tag);
+        Ok(())
+    }
+
+    /// Detaches a consumer; deletes an auto-delete queue that lost its last one.
+    fn remove_consumer(&mut self, vhost_name: &str, queue: &str, connection: ConnectionId, channel: u16, tag: &str) {
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(queue)) else {
+            return;
+        };
+        if q.remove_consumer(tag, connection, channel).is_none() {
+            return;
+        }
+        q.last_used = Instant::now();
+        let auto_delete = q.auto_delete && q.had_consumer && q.consumers.is_empty();
+        self.emit(vhost_name, Some(connection), Some(channel), || EventKind::ConsumerCancelled {
+            queue: queue.to_string(),
+            consumer_tag: tag.to_string(),
+        });
+        if auto_delete {
+            self.delete_queue_now(vhost_name, queue, Some(connection));
+        }
+    }
+
+    // ---- publishing ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn basic_publish(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        mut properties: BasicProperties,
+        body: Bytes,
+    ) -> AmqpResult<PublishOutcome> {
+        let vhost_name = self.vhost_of(connection)?;
+        // Direct reply-to: the request names the pseudo-queue; give it this channel's address.
+        if properties.reply_to().as_ref().is_some_and(|r| r.as_str() == REPLY_TO) {
+            let ch = self.channel(connection, channel)?;
+            if ch.reply_consumer.is_none() {
+                return Err(AmqpError::precondition_failed("fast reply consumer does not exist"));
+            }
+            let address = format!("{REPLY_TO}.{connection}.{channel}.{}", random_suffix());
+            properties = properties.with_reply_to(address.as_str().into());
+        }
+        {
+            let vhost = &self.vhosts[&vhost_name];
+            let x = vhost.exchange(exchange)?;
+            if x.internal {
+                return Err(AmqpError::access_refused(format!(
+                    "cannot publish to internal exchange '{exchange}' in vhost '{vhost_name}'"
+                )));
+            }
+        }
+        self.next_message_id += 1;
+        let message = Arc::new(Message {
+            id: self.next_message_id,
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            properties,
+            body,
+        });
+        if exchange.is_empty() && routing_key.starts_with(REPLY_TO) {
+            return Ok(self.deliver_reply(&vhost_name, connection, channel, mandatory, message));
+        }
+        let route = self.vhosts[&vhost_name].route(exchange, routing_key, message.headers());
+        let mut outcome = PublishOutcome::default();
+        let mut work = VecDeque::new();
+        let mut rejected = Vec::new();
+        for queue in &route.queues {
+            if self.enqueue(&vhost_name, queue, message.clone(), &mut work) {
+                rejected.push(queue.clone());
+            }
+        }
+        outcome.rejected = !rejected.is_empty();
+        let fate = if !route.queues.is_empty() {
+            if rejected.len() == route.queues.len() {
+                PublishFate::Rejected
+            } else {
+                PublishFate::Routed
+            }
+        } else if mandatory {
+            outcome.returned = true;
+            PublishFate::Returned
+        } else {
+            PublishFate::Dropped
+        };
+        self.emit(&vhost_name, Some(connection), Some(channel), || published_event(&message, &route, fate));
+        self.run(work);
+        Ok(outcome)
+    }
+
+    fn deliver_reply(
+        &mut self,
+        vhost: &str,
+        connection: ConnectionId,
+        channel: u16,
+        mandatory: bool,
+        message: Arc<Message>,
+    ) -> PublishOutcome {
+        let address = &message.routing_key[REPLY_TO.len()..];
+        let mut parts = address.trim_start_matches('.').splitn(3, '.');
+        let target = (|| -> Option<(ConnectionId, u16)> {
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })();
+        let delivered = target.and_then(|(conn, ch)| {
+            let tag = self.channels.get_mut(&(conn, ch))?.reply_consumer.clone()?;
+            let state = self.channels.get_mut(&(conn, ch))?;
+            state.delivery_tags += 1;
+            let delivery_tag = state.delivery_tags;
+            self.connections.get(&conn)?.sink.send(ToClient::Deliver {
+                channel: ch,
+                consumer_tag: tag,
+                delivery_tag,
+                redelivered: false,
+                message: message.clone(),
+            });
+            Some(())
+        });
+        let fate = match (delivered.is_some(), mandatory) {
+            (true, _) => PublishFate::Routed,
+            (false, true) => PublishFate::Returned,
+            (false, false) => PublishFate::Dropped,
+        };
+        self.emit(vhost, Some(connection), Some(channel), || published_event(&message, &Default::default(), fate.clone()));
+        PublishOutcome {
+            returned: fate == PublishFate::Returned,
+            rejected: false,
+        }
+    }
+
+    /// Adds a message to a queue, applying TTL and length limits. Returns true when the queue
+    /// refused it (reject-publish). Queues to dispatch are pushed onto `work`.
+    fn enqueue(&mut self, vhost_name: &str, queue: &Arc<str>, message: Arc<Message>, work: &mut VecDeque<(String, Arc<str>)>) -> bool {
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(queue)) else {
+            return false;
+        };
+        let size = message.body.len();
+        let overflow = q.limits.overflow.unwrap_or(Overflow::DropHead);
+        if overflow != Overflow::DropHead && q.is_full_for(size) {
+            let dlx = overflow == Overflow::RejectPublishDlx;
+            if dlx {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let qm = QueuedMessage {
+                    seq,
+                    message,
+                    expires_at: None,
+                    redelivered: false,
+                };
+                self.dead_letter(vhost_name, queue, qm, DeadLetterReason::Maxlen, work);
+            }
+            return true;
+        }
+        let ttl = match (q.limits.message_ttl, message.expiration()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.next_seq += 1;
+        let now = Instant::now();
+        q.push_back(QueuedMessage {
+            seq: self.next_seq,
+            message,
+            expires_at: ttl.map(|t| now + t),
+            redelivered: false,
+        });
+        q.stats.published += 1;
+        let mut dropped = Vec::new();
+        while q.is_over_limit() {
+            match q.pop_oldest() {
+                Some(old) => dropped.push(old),
+                None => break,
+            }
+        }
+        for old in dropped {
+            self.dead_letter(vhost_name, queue, old, DeadLetterReason::Maxlen, work);
+        }
+        work.push_back((vhost_name.to_string(), queue.clone()));
+        false
+    }
+
+    /// Sends a message that left `queue` to the queue's dead-letter exchange, with `x-death`;
+    /// without one the message is gone.
+    fn dead_letter(
+        &mut self,
+        vhost_name: &str,
+        queue: &str,
+        qm: QueuedMessage,
+        reason: DeadLetterReason,
+        work: &mut VecDeque<(String, Arc<str>)>,
+    ) {
+        let id = qm.message.id;
+        let (dlx, dlrk) = match self.vhosts.get(vhost_name).and_then(|v| v.queues.get(queue)) {
+            Some(q) => (
+                q.limits.dead_letter_exchange.clone(),
+                q.limits.dead_letter_routing_key.clone(),
+            ),
+            None => (None, None),
+        };
+        let Some(dlx) = dlx else {
+            match reason {
+                DeadLetterReason::Expired => self.emit(vhost_name, None, None, || EventKind::Expired {
+                    message_id: id,
+                    queue: queue.to_string(),
+                }),
+                DeadLetterReason::Maxlen => self.emit(vhost_name, None, None, || EventKind::Dropped {
+                    message_id: id,
+                    queue: queue.to_string(),
+                }),
+                DeadLetterReason::Rejected => {}
+            }
+            return;
+        };
+        let routing_key = dlrk.unwrap_or_else(|| qm.message.routing_key.to_string());
+        self.next_message_id += 1;
+        let message = Arc::new(dead_lettered(&qm.message, self.next_message_id, queue, &reason, &dlx, &routing_key));
+        self.emit(vhost_name, None, None, || EventKind::DeadLettered {
+            message_id: id,
+            queue: queue.to_string(),
+            reason: reason.clone(),
+            exchange: dlx.clone(),
+            routing_key: routing_key.clone(),
+        });
+        let Some(vhost) = self.vhosts.get(vhost_name) else {
+            return;
+        };
+        if !vhost.exchanges.contains_key(dlx.as_str()) {
+            return;
+        }
+        let route = vhost.route(&dlx, &routing_key, message.headers());
+        let fate = if route.queues.is_empty() {
+            PublishFate::Dropped
+        } else {
+            PublishFate::Routed
+        };
+        self.emit(vhost_name, None, None, || published_event(&message, &route, fate));
+        for target in &route.queues {
+            // A message expiring round and round through its own queue stops here, as in
+            // RabbitMQ, unless a client rejected it somewhere on the way.
+            if **target == *queue && reason != DeadLetterReason::Rejected {
+                continue;
+            }
+            self.enqueue(vhost_name, target, message.clone(), work);
+        }
+    }
+
+    // ---- delivering ----
+
+    /// Dispatches every queue in `work` until nothing more can move.
+    fn run(&mut self, mut work: VecDeque<(String, Arc<str>)>) {
+        let mut seen = HashSet::new();
+        while let Some((vhost, queue)) = work.pop_front() {
+            if !seen.insert((vhost.clone(), queue.clone())) {
+                continue;
+            }
+            let expired = self.dispatch(&vhost, &queue);
+            for message in expired {
+                self.dead_letter(&vhost, &queue, message, DeadLetterReason::Expired, &mut work);
+            }
+            // Dead-lettering may have filled queues we already passed.
+            if !work.is_empty() {
+                seen.clear();
+            }
+        }
+    }
+
+    /// Hands ready messages to consumers round-robin while they have room. Returns messages
+    /// found expired at the head on the way.
+    fn dispatch(&mut self, vhost_name: &str, queue_name: &str) -> Vec<QueuedMessage> {
+        let mut expired = Vec::new();
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(queue_name)) else {
+            return expired;
+        };
+        let now = Instant::now();
+        let events = &self.events;
+        loop {
+            if let Some(message) = q.take_expired_head(now) {
+                expired.push(message);
+                continue;
+            }
+            if q.ready() == 0 || q.consumers.is_empty() {
+                break;
+            }
+            let n = q.consumers.len();
+            let mut chosen = None;
+            for k in 0..n {
+                let i = (q.next_consumer + k) % n;
+                let c = &q.consumers[i];
+                if c.prefetch > 0 && c.unacked >= c.prefetch as u32 {
+                    continue;
+                }
+                let Some(ch) = self.channels.get(&(c.connection, c.channel)) else {
+                    continue;
+                };
+                if ch.not_ready.contains(&c.tag) {
+                    continue;
+                }
+                if !c.no_ack && ch.prefetch_channel > 0 && ch.unacked.len() >= ch.prefetch_channel as usize {
+                    continue;
+                }
+                let Some(conn) = self.connections.get(&c.connection) else {
+                    continue;
+                };
+                if conn.sink.is_stalled() {
+                    continue;
+                }
+                chosen = Some(i);
+                break;
+            }
+            let Some(i) = chosen else {
+                break;
+            };
+            q.next_consumer = (i + 1) % n;
+            let message = q.pop_front().expect("checked ready");
+            let consumer = &mut q.consumers[i];
+            let ch = self.channels.get_mut(&(consumer.connection, consumer.channel)).expect("checked");
+            ch.delivery_tags += 1;
+            let delivery_tag = ch.delivery_tags;
+            let redelivered = message.redelivered;
+            let message_id = message.message.id;
+            let payload = message.message.clone();
+            if !consumer.no_ack {
+                consumer.unacked += 1;
+                q.unacked += 1;
+                ch.unacked.insert(
+                    delivery_tag,
+                    Unacked {
+                        queue: q.name.clone(),
+                        consumer_tag: Some(consumer.tag.clone()),
+                        message,
+                    },
+                );
+            }
+            q.stats.delivered += 1;
+            let conn = &self.connections[&consumer.connection];
+            conn.sink.send(ToClient::Deliver {
+                channel: consumer.channel,
+                consumer_tag: consumer.tag.clone(),
+                delivery_tag,
+                redelivered,
+                message: payload,
+            });
+            if events.has_readers() {
+                events.emit(Event {
+                    at: SystemTime::now(),
+                    vhost: vhost_name.to_string(),
+                    connection: Some(consumer.connection),
+                    channel: Some(consumer.channel),
+                    kind: EventKind::Delivered {
+                        message_id,
+                        queue: queue_name.to_string(),
+                        consumer_tag: Some(consumer.tag.to_string()),
+                        delivery_tag,
+                        redelivered,
+                    },
+                });
+            }
+        }
+        expired
+    }
+
+    pub fn basic_get(&mut self, connection: ConnectionId, channel: u16, queue: &str, no_ack: bool) -> AmqpResult<Option<GetOk>> {
+        let vhost_name = self.vhost_of(connection)?;
+        let name = self.queue_name(connection, channel, queue)?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        let q = vhost.queues.get_mut(name.as_str()).ok_or_else(|| missing_queue(&vhost_name, &name))?;
+        Self::check_owner(q, connection, &vhost_name)?;
+        q.last_used = Instant::now();
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        while let Some(m) = q.take_expired_head(now) {
+            expired.push(m);
+        }
+        let taken = q.pop_front();
+        let remaining = q.ready() as u32;
+        let queue_name = q.name.clone();
+        if taken.is_some() {
+            q.stats.delivered += 1;
+            if !no_ack {
+                q.unacked += 1;
+            }
+        }
+        let mut work = VecDeque::new();
+        for m in expired {
+            self.dead_letter(&vhost_name, &name, m, DeadLetterReason::Expired, &mut work);
+        }
+        self.run(work);
+        let Some(message) = taken else {
+            return Ok(None);
+        };
+        let ch = self.channel(connection, channel)?;
+        ch.delivery_tags += 1;
+        let delivery_tag = ch.delivery_tags;
+        let redelivered = message.redelivered;
+        let payload = message.message.clone();
+        if !no_ack {
+            ch.unacked.insert(
+                delivery_tag,
+                Unacked {
+                    queue: queue_name.clone(),
+                    consumer_tag: None,
+                    message,
+                },
+            );
+        }
+        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::Delivered {
+            message_id: payload.id,
+            queue: name,
+            consumer_tag: None,
+            delivery_tag,
+            redelivered,
+        });
+        Ok(Some(GetOk {
+            delivery_tag,
+            redelivered,
+            message_count: remaining,
+            message: payload,
+        }))
+    }
+
+    /// ack / nack / reject of one tag or (multiple) every tag up to it; tag 0 with multiple
+    /// means all.
+    pub fn settle(&mut self, connection: ConnectionId, channel: u16, delivery_tag: u64, multiple: bool, how: Settle) -> AmqpResult<()> {
+        let vhost_name = self.vhost_of(connection)?;
+        let ch = self.channel(connection, channel)?;
+        let unknown = || AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}"));
+        let taken: Vec<(u64, Unacked)> = if multiple {
+            if delivery_tag != 0 && !ch.unacked.contains_key(&delivery_tag) && ch.unacked.range(..=delivery_tag).next().is_none() {
+                return Err(unknown());
+            }
+            let keys: Vec<u64> = if delivery_tag == 0 {
+                ch.unacked.keys().copied().collect()
+            } else {
+                ch.unacked.range(..=delivery_tag).map(|(k, _)| *k).collect()
+            };
+            keys.into_iter()
+                .map(|k| (k, ch.unacked.remove(&k).expect("listed")))
+                .collect()
+        } else {
+            let u = ch.unacked.remove(&delivery_tag).ok_or_else(unknown)?;
+            vec![(delivery_tag, u)]
+        };
+        let mut requeue = Vec::new();
+        let mut work = VecDeque::new();
+        for (tag, u) in taken {
+            let id = u.message.message.id;
+            let queue = u.queue.to_string();
+            let (requeue_it, kind) = match how {
+                Settle::Ack => (false, EventKind::Acked { message_id: id, queue: queue.clone(), delivery_tag: tag }),
+                Settle::Nack { requeue } => (
+                    requeue,
+                    EventKind::Nacked { message_id: id, queue: queue.clone(), delivery_tag: tag, requeue },
+                ),
+                Settle::Reject { requeue } => (
+                    requeue,
+                    EventKind::Rejected { message_id: id, queue: queue.clone(), delivery_tag: tag, requeue },
+                ),
+            };
+            self.emit(&vhost_name, Some(connection), Some(channel), || kind);
+            if requeue_it {
+                requeue.push(u);
+                continue;
+            }
+            if let Some(q) = self.vhosts.get_mut(&vhost_name).and_then(|v| v.queues.get_mut(&u.queue)) {
+                q.unacked = q.unacked.saturating_sub(1);
+                q.stats.acked += matches!(how, Settle::Ack) as u64;
+                if let Some(tag) = &u.consumer_tag {
+                    if let Some(c) = q.consumer_mut(tag, connection, channel) {
+                        c.unacked = c.unacked.saturating_sub(1);
+                    }
+                }
+                work.push_back((vhost_name.clone(), u.queue.clone()));
+                if !matches!(how, Settle::Ack) {
+                    self.dead_letter(&vhost_name, &queue, u.message, DeadLetterReason::Rejected, &mut work);
+                }
+            }
+        }
+        work.extend(self.requeue_all(&vhost_name, connection, requeue));
+        self.run(work);
+        Ok(())
+    }
+
+    pub fn recover(&mut self, connection: ConnectionId, channel: u16) {
+        let Ok(vhost) = self.vhost_of(connection) else {
+            return;
+        };
+        let Ok(ch) = self.channel(connection, channel) else {
+            return;
+        };
+        let unacked: Vec<Unacked> = std::mem::take(&mut ch.unacked).into_values().collect();
+        let work = self.requeue_all(&vhost, connection, unacked);
+        self.run(work.into());
+    }
+
+    // ---- time ----
+
+    /// Expires due messages and unused queues; returns the next instant worth waking for.
+    pub fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let mut work = VecDeque::new();
+        let mut unused = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (vname, vhost) in &self.vhosts {
+            for (qname, q) in &vhost.queues {
+                if let Some(at) = q.next_expiry() {
+                    if at <= now {
+                        work.push_back((vname.clone(), qname.clone()));
+                    } else {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                }
+                if let Some(expires) = q.limits.expires {
+                    if q.consumers.is_empty() {
+                        let at = q.last_used + expires;
+                        if at <= now {
+                            unused.push((vname.clone(), qname.to_string()));
+                        } else {
+                            next = Some(next.map_or(at, |n| n.min(at)));
+                        }
+                    }
+                }
+            }
+        }
+        self.run(work);
+        for (vhost, queue) in unused {
+            self.delete_queue_now(&vhost, &queue, None);
+        }
+        next
+    }
+
+    // ---- inspection ----
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut vhosts: Vec<VhostSnapshot> = self
+            .vhosts
+            .values()
+            .map(|v| {
+                let mut exchanges: Vec<ExchangeSnapshot> = v
+                    .exchanges
+                    .values()
+                    .map(|x| ExchangeSnapshot {
+                        name: x.name.to_string(),
+                        kind: x.kind.as_str().to_string(),
+                        durable: x.durable,
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: args::pairs(&x.arguments),
+                    })
+                    .collect();
+                exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+                let mut queues: Vec<QueueSnapshot> = v
+                    .queues
+                    .values()
+                    .map(|q| QueueSnapshot {
+                        name: q.name.to_string(),
+                        durable: q.durable,
+                        exclusive: q.owner.is_some(),
+                        auto_delete: q.auto_delete,
+                        arguments: args::pairs(&q.arguments),
+                        ready: q.ready(),
+                        unacked: q.unacked,
+                        consumers: q.consumers.len(),
+                    })
+                    .collect();
+                queues.sort_by(|a, b| a.name.cmp(&b.name));
+                let mut bindings: Vec<BindingInfo> = v
+                    .exchanges
+                    .values()
+                    .flat_map(|x| {
+                        x.router
+                            .bindings()
+                            .into_iter()
+                            .map(|b| Vhost::binding_info(&x.name, &b))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                bindings.sort_by(|a, b| {
+                    (&a.source, &a.destination, &a.routing_key).cmp(&(&b.source, &b.destination, &b.routing_key))
+                });
+                VhostSnapshot {
+                    name: v.name.clone(),
+                    exchanges,
+                    queues,
+                    bindings,
+                }
+            })
+            .collect();
+        vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+        Snapshot { vhosts }
+    }
+}
+
+/// The first queue argument RabbitMQ checks for equivalence that differs, if any.
+fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<String> {
+    const CHECKED: &[&str] = &[
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-expires",
+        "x-max-length",
+        "x-max-length-bytes",
+        "x-max-priority",
+        "x-message-ttl",
+        "x-overflow",
+        "x-queue-type",
+        "x-queue-mode",
+    ];
+    CHECKED
+        .iter()
+        .find(|key| {
+            let a = current.inner().get(**key).map(super::exchange::value_text);
+            let b = received.inner().get(**key).map(super::exchange::value_text);
+            a != b
+        })
+        .map(|k| k.to_string())
+}
+
+fn published_event(message: &Message, route: &super::vhost::Route, fate: PublishFate) -> EventKind {
+    let properties = message.properties.clone();
+    let mut props = Vec::new();
+    macro_rules! prop {
+        ($($name:literal => $get:ident),*) => {
+            $(if let Some(v) = properties.$get() { props.push(($name.to_string(), v.to_string())); })*
+        };
+    }
+    prop!("content_type" => content_type, "content_encoding" => content_encoding,
+        "correlation_id" => correlation_id, "reply_to" => reply_to, "expiration" => expiration,
+        "message_id" => message_id, "type" => kind, "user_id" => user_id, "app_id" => app_id);
+    if let Some(mode) = properties.delivery_mode() {
+        props.push(("delivery_mode".into(), mode.to_string()));
+    }
+    if let Some(priority) = properties.priority() {
+        props.push(("priority".into(), priority.to_string()));
+    }
+    EventKind::Published {
+        message_id: message.id,
+        exchange: message.exchange.to_string(),
+        routing_key: message.routing_key.to_string(),
+        body_size: message.body.len(),
+        body_preview: message.body[..message.body.len().min(BODY_PREVIEW)].to_vec(),
+        headers: message.headers().map(args::pairs).unwrap_or_default(),
+        properties: props,
+        matched: route.matched.iter().map(|(s, b)| Vhost::binding_info(s, b)).collect(),
+        queues: route.queues.iter().map(|q| q.to_string()).collect(),
+        alternate_exchange: route.alternate_exchange.clone(),
+        fate,
+    }
+}
+
+fn missing_queue(vhost: &str, name: &str) -> AmqpError {
+    AmqpError::not_found(format!("no queue '{name}' in vhost '{vhost}'"))
+}
