@@ -126,7 +126,13 @@ async fn publish_with(
         ..BasicPublishOptions::default()
     };
     let confirm = match ch
-        .basic_publish(exchange.into(), key.into(), options, body.as_bytes(), properties)
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            options,
+            body.as_bytes(),
+            properties,
+        )
         .await
     {
         Ok(confirm) => confirm,
@@ -134,7 +140,9 @@ async fn publish_with(
     };
     match confirm.await {
         Ok(Confirmation::Ack(None)) => "ack".to_string(),
-        Ok(Confirmation::Ack(Some(m))) => format!("returned {} {} then ack", m.reply_code, m.reply_text),
+        Ok(Confirmation::Ack(Some(m))) => {
+            format!("returned {} {} then ack", m.reply_code, m.reply_text)
+        }
         Ok(Confirmation::Nack(None)) => "nack".to_string(),
         Ok(Confirmation::Nack(Some(m))) => {
             format!("returned {} {} then nack", m.reply_code, m.reply_text)
@@ -186,7 +194,9 @@ async fn exchange_exists(conn: &Connection, name: &str) -> String {
 async fn cleanup(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
     let ch = conn.create_channel().await.expect("channel.open");
     for q in queues {
-        let _ = ch.queue_delete((*q).into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete((*q).into(), QueueDeleteOptions::default())
+            .await;
     }
     for x in exchanges {
         let _ = ch
@@ -224,7 +234,10 @@ async fn default_exchange_routes_by_queue_name() {
         declare_queue(&ch, &q2).await;
         t.push(format!("to q1: {}", publish(&ch, "", &q1, "m1").await));
         t.push(format!("to q2: {}", publish(&ch, "", &q2, "m2").await));
-        t.push(format!("to q1 again: {}", publish(&ch, "", &q1, "m3").await));
+        t.push(format!(
+            "to q1 again: {}",
+            publish(&ch, "", &q1, "m3").await
+        ));
         let p = publish_with(&ch, "", &missing, "m4", BasicProperties::default(), true).await;
         t.push(format!("mandatory to a missing queue: {p}"));
         t.push(format!("q1 got {:?}", drain(&ch, &q1).await));
@@ -237,7 +250,10 @@ async fn default_exchange_routes_by_queue_name() {
     assert!(has(&t, r#"q1 got ["m1", "m3"]"#), "{t:#?}");
     assert!(has(&t, r#"q2 got ["m2"]"#), "{t:#?}");
     assert!(
-        has(&t, "mandatory to a missing queue: returned 312 NO_ROUTE then ack"),
+        has(
+            &t,
+            "mandatory to a missing queue: returned 312 NO_ROUTE then ack"
+        ),
         "{t:#?}"
     );
 }
@@ -262,7 +278,12 @@ async fn default_exchange_refuses_bind_and_unbind() {
         t.push(format!("bind on default exchange: {}", outcome(&r)));
         let ch = channel(&conn).await;
         let r = ch
-            .queue_unbind(q.as_str().into(), "".into(), q.as_str().into(), FieldTable::default())
+            .queue_unbind(
+                q.as_str().into(),
+                "".into(),
+                q.as_str().into(),
+                FieldTable::default(),
+            )
             .await;
         t.push(format!("unbind from default exchange: {}", outcome(&r)));
         cleanup(&conn, &[&q], &[]).await;
@@ -270,8 +291,14 @@ async fn default_exchange_refuses_bind_and_unbind() {
     })
     .await;
     show(&t);
-    assert!(has(&t, "bind on default exchange: 403 ACCESS-REFUSED"), "{t:#?}");
-    assert!(has(&t, "unbind from default exchange: 403 ACCESS-REFUSED"), "{t:#?}");
+    assert!(
+        has(&t, "bind on default exchange: 403 ACCESS-REFUSED"),
+        "{t:#?}"
+    );
+    assert!(
+        has(&t, "unbind from default exchange: 403 ACCESS-REFUSED"),
+        "{t:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,7 +325,12 @@ async fn direct_exchange_routes_by_exact_key() {
         bind(&ch, &q2, &x, "k").await;
         bind(&ch, &q3, &x, "k").await;
         bind(&ch, &q3, &x, "j").await;
-        for (key, body) in [("k", "to-k"), ("j", "to-j"), ("K", "to-K"), ("", "to-empty")] {
+        for (key, body) in [
+            ("k", "to-k"),
+            ("j", "to-j"),
+            ("K", "to-K"),
+            ("", "to-empty"),
+        ] {
             publish(&ch, &x, key, body).await;
         }
         let p = publish_with(&ch, &x, "nope", "m", BasicProperties::default(), true).await;
@@ -379,7 +411,11 @@ async fn topic_exchange_pattern_table() {
                 .map(|b| TOPIC_KEYS[b.parse::<usize>().unwrap()])
                 .collect();
             for key in TOPIC_KEYS {
-                let verdict = if got.contains(key) { "matches" } else { "misses" };
+                let verdict = if got.contains(key) {
+                    "matches"
+                } else {
+                    "misses"
+                };
                 t.push(format!("pattern {pattern:?} {verdict} key {key:?}"));
             }
         }
@@ -422,32 +458,90 @@ async fn headers_exchange_match_modes() {
         declare_exchange(&ch, &x, ExchangeKind::Headers).await;
         let one = AMQPValue::LongInt(1);
         let bindings: Vec<(&str, FieldTable)> = vec![
-            ("all", table(&[("x-match", text("all")), ("a", one.clone()), ("b", text("two"))])),
-            ("any", table(&[("x-match", text("any")), ("a", one.clone()), ("b", text("two"))])),
-            ("no-x-match", table(&[("a", one.clone()), ("b", text("two"))])),
-            ("all-ignores-x", table(&[("x-match", text("all")), ("a", one.clone()), ("x-k", text("v"))])),
-            ("any-only-x", table(&[("x-match", text("any")), ("x-k", text("v"))])),
-            ("all-with-x", table(&[("x-match", text("all-with-x")), ("a", one.clone()), ("x-k", text("v"))])),
-            ("any-with-x", table(&[("x-match", text("any-with-x")), ("x-k", text("v"))])),
-            ("void", table(&[("x-match", text("all")), ("c", AMQPValue::Void)])),
+            (
+                "all",
+                table(&[
+                    ("x-match", text("all")),
+                    ("a", one.clone()),
+                    ("b", text("two")),
+                ]),
+            ),
+            (
+                "any",
+                table(&[
+                    ("x-match", text("any")),
+                    ("a", one.clone()),
+                    ("b", text("two")),
+                ]),
+            ),
+            (
+                "no-x-match",
+                table(&[("a", one.clone()), ("b", text("two"))]),
+            ),
+            (
+                "all-ignores-x",
+                table(&[
+                    ("x-match", text("all")),
+                    ("a", one.clone()),
+                    ("x-k", text("v")),
+                ]),
+            ),
+            (
+                "any-only-x",
+                table(&[("x-match", text("any")), ("x-k", text("v"))]),
+            ),
+            (
+                "all-with-x",
+                table(&[
+                    ("x-match", text("all-with-x")),
+                    ("a", one.clone()),
+                    ("x-k", text("v")),
+                ]),
+            ),
+            (
+                "any-with-x",
+                table(&[("x-match", text("any-with-x")), ("x-k", text("v"))]),
+            ),
+            (
+                "void",
+                table(&[("x-match", text("all")), ("c", AMQPValue::Void)]),
+            ),
             ("only-all", table(&[("x-match", text("all"))])),
             ("only-any", table(&[("x-match", text("any"))])),
             ("empty", FieldTable::default()),
-            ("all-int64", table(&[("x-match", text("all")), ("a", AMQPValue::LongLongInt(1))])),
-            ("all-string-1", table(&[("x-match", text("all")), ("a", text("1"))])),
+            (
+                "all-int64",
+                table(&[("x-match", text("all")), ("a", AMQPValue::LongLongInt(1))]),
+            ),
+            (
+                "all-string-1",
+                table(&[("x-match", text("all")), ("a", text("1"))]),
+            ),
         ];
         let messages: Vec<(&str, Option<FieldTable>)> = vec![
             ("none", None),
             ("empty", Some(FieldTable::default())),
             ("a=1", Some(table(&[("a", one.clone())]))),
             ("a=1(i64)", Some(table(&[("a", AMQPValue::LongLongInt(1))]))),
-            ("a=1(i8)", Some(table(&[("a", AMQPValue::ShortShortInt(1))]))),
+            (
+                "a=1(i8)",
+                Some(table(&[("a", AMQPValue::ShortShortInt(1))])),
+            ),
             ("a='1'", Some(table(&[("a", text("1"))]))),
-            ("a=1,b=two", Some(table(&[("a", one.clone()), ("b", text("two"))]))),
+            (
+                "a=1,b=two",
+                Some(table(&[("a", one.clone()), ("b", text("two"))])),
+            ),
             ("b=two", Some(table(&[("b", text("two"))]))),
-            ("a=2,b=two", Some(table(&[("a", AMQPValue::LongInt(2)), ("b", text("two"))]))),
+            (
+                "a=2,b=two",
+                Some(table(&[("a", AMQPValue::LongInt(2)), ("b", text("two"))])),
+            ),
             ("x-k=v", Some(table(&[("x-k", text("v"))]))),
-            ("x-k=v,a=1", Some(table(&[("x-k", text("v")), ("a", one.clone())]))),
+            (
+                "x-k=v,a=1",
+                Some(table(&[("x-k", text("v")), ("a", one.clone())])),
+            ),
             ("c=void", Some(table(&[("c", AMQPValue::Void)]))),
             ("c=str", Some(table(&[("c", text("anything"))]))),
         ];
@@ -486,7 +580,8 @@ async fn headers_exchange_match_modes() {
     assert!(has(&t, r#"binding all got ["a=1,b=two"]"#), "{t:#?}");
     assert!(has(&t, r#"binding only-any got []"#), "{t:#?}");
     assert!(
-        t.iter().any(|l| l.starts_with("binding only-all got [\"none\", \"empty\"")),
+        t.iter()
+            .any(|l| l.starts_with("binding only-all got [\"none\", \"empty\"")),
         "{t:#?}"
     );
 }
@@ -500,8 +595,17 @@ async fn predeclared_amq_exchanges_exist() {
     let t = common::differential(|url| async move {
         let mut t = Vec::new();
         let conn = connect(&url).await;
-        for name in ["amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"] {
-            t.push(format!("passive {name}: {}", exchange_exists(&conn, name).await));
+        for name in [
+            "amq.direct",
+            "amq.fanout",
+            "amq.topic",
+            "amq.headers",
+            "amq.match",
+        ] {
+            t.push(format!(
+                "passive {name}: {}",
+                exchange_exists(&conn, name).await
+            ));
         }
         // Routing through a predeclared exchange works like any other.
         let ch = channel(&conn).await;
@@ -535,13 +639,19 @@ async fn amq_prefix_is_reserved() {
             )
             .await;
         t.push(format!("declare amq.<new>: {}", outcome(&r)));
-        t.push(format!("amq.<new> exists afterwards: {}", exchange_exists(&conn, &name).await));
+        t.push(format!(
+            "amq.<new> exists afterwards: {}",
+            exchange_exists(&conn, &name).await
+        ));
         let ch = channel(&conn).await;
         let r = ch
             .exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())
             .await;
         t.push(format!("delete amq.direct: {}", outcome(&r)));
-        t.push(format!("amq.direct exists afterwards: {}", exchange_exists(&conn, "amq.direct").await));
+        t.push(format!(
+            "amq.direct exists afterwards: {}",
+            exchange_exists(&conn, "amq.direct").await
+        ));
         cleanup(&conn, &[], &[]).await;
         t
     })
@@ -619,16 +729,25 @@ async fn passive_declare_of_missing_exchange_is_not_found() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let x = common::unique("missing-x");
-        t.push(format!("passive missing: {}", exchange_exists(&conn, &x).await));
+        t.push(format!(
+            "passive missing: {}",
+            exchange_exists(&conn, &x).await
+        ));
         // A channel error leaves the connection usable.
         let ch = channel(&conn).await;
         declare_exchange(&ch, &x, ExchangeKind::Topic).await;
-        t.push(format!("passive after declare: {}", exchange_exists(&conn, &x).await));
+        t.push(format!(
+            "passive after declare: {}",
+            exchange_exists(&conn, &x).await
+        ));
         let r = ch
             .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
             .await;
         t.push(format!("delete: {}", outcome(&r)));
-        t.push(format!("passive after delete: {}", exchange_exists(&conn, &x).await));
+        t.push(format!(
+            "passive after delete: {}",
+            exchange_exists(&conn, &x).await
+        ));
         let r = ch
             .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
             .await;
@@ -679,7 +798,15 @@ async fn exchange_to_exchange_chain_routes_until_unbound() {
             )
             .await;
         t.push(format!("unbind x3 from x2: {}", outcome(&r)));
-        let p = publish_with(&ch, &x1, "k.a", "after-unbind", BasicProperties::default(), true).await;
+        let p = publish_with(
+            &ch,
+            &x1,
+            "k.a",
+            "after-unbind",
+            BasicProperties::default(),
+            true,
+        )
+        .await;
         t.push(format!("mandatory after unbind: {p}"));
         t.push(format!("q got after unbind {:?}", drain(&ch, &q).await));
         cleanup(&conn, &[&q], &[&x1, &x2, &x3]).await;
@@ -687,7 +814,10 @@ async fn exchange_to_exchange_chain_routes_until_unbound() {
     })
     .await;
     show(&t);
-    assert!(has(&t, r#"q got ["through-chain", "enters-at-x2"]"#), "{t:#?}");
+    assert!(
+        has(&t, r#"q got ["through-chain", "enters-at-x2"]"#),
+        "{t:#?}"
+    );
     assert!(has(&t, "q got after unbind []"), "{t:#?}");
 }
 
@@ -723,15 +853,24 @@ async fn exchange_to_exchange_diamond_and_cycle_deliver_once() {
         publish(&ch, &top, "k", "with-cycle").await;
         publish(&ch, &left, "k", "into-cycle-at-left").await;
         t.push(format!("q got with cycle {:?}", drain(&ch, &q).await));
-        t.push(format!("q_direct got with cycle {:?}", drain(&ch, &q_direct).await));
+        t.push(format!(
+            "q_direct got with cycle {:?}",
+            drain(&ch, &q_direct).await
+        ));
         cleanup(&conn, &[&q, &q_direct], &[&top, &left, &right]).await;
         t
     })
     .await;
     show(&t);
-    assert!(has(&t, r#"q got ["both-paths", "left-path-only"]"#), "{t:#?}");
     assert!(
-        has(&t, r#"q got with cycle ["with-cycle", "into-cycle-at-left"]"#),
+        has(&t, r#"q got ["both-paths", "left-path-only"]"#),
+        "{t:#?}"
+    );
+    assert!(
+        has(
+            &t,
+            r#"q got with cycle ["with-cycle", "into-cycle-at-left"]"#
+        ),
         "{t:#?}"
     );
 }
@@ -764,14 +903,27 @@ async fn alternate_exchange_receives_unroutable_messages() {
         bind(&ch, &q_main, &x, "k").await;
         bind(&ch, &q_alt, &ae, "").await;
         publish(&ch, &x, "k", "routable").await;
-        let p = publish_with(&ch, &x, "nope", "unroutable", BasicProperties::default(), true).await;
+        let p = publish_with(
+            &ch,
+            &x,
+            "nope",
+            "unroutable",
+            BasicProperties::default(),
+            true,
+        )
+        .await;
         t.push(format!("mandatory unroutable with AE: {p}"));
         t.push(format!("main got {:?}", drain(&ch, &q_main).await));
         t.push(format!("alternate got {:?}", drain(&ch, &q_alt).await));
         // An alternate exchange that routes nowhere: the message is returned.
-        ch.queue_unbind(q_alt.as_str().into(), ae.as_str().into(), "".into(), FieldTable::default())
-            .await
-            .expect("queue.unbind");
+        ch.queue_unbind(
+            q_alt.as_str().into(),
+            ae.as_str().into(),
+            "".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue.unbind");
         let p = publish_with(&ch, &x, "nope", "lost", BasicProperties::default(), true).await;
         t.push(format!("mandatory unroutable with empty AE: {p}"));
         cleanup(&conn, &[&q_main, &q_alt], &[&x, &ae]).await;
@@ -783,7 +935,10 @@ async fn alternate_exchange_receives_unroutable_messages() {
     assert!(has(&t, r#"main got ["routable"]"#), "{t:#?}");
     assert!(has(&t, r#"alternate got ["unroutable"]"#), "{t:#?}");
     assert!(
-        has(&t, "mandatory unroutable with empty AE: returned 312 NO_ROUTE then ack"),
+        has(
+            &t,
+            "mandatory unroutable with empty AE: returned 312 NO_ROUTE then ack"
+        ),
         "{t:#?}"
     );
 }
@@ -812,11 +967,20 @@ async fn internal_exchange_refuses_publish_but_routes_from_bound_exchange() {
         declare_queue(&ch, &q).await;
         bind(&ch, &q, &inner, "").await;
         bind_exchange(&ch, &inner, &front, "").await;
-        t.push(format!("publish via front: {}", publish(&ch, &front, "k", "via-front").await));
+        t.push(format!(
+            "publish via front: {}",
+            publish(&ch, &front, "k", "via-front").await
+        ));
         t.push(format!("q got {:?}", drain(&ch, &q).await));
-        t.push(format!("publish to internal: {}", publish(&ch, &inner, "k", "direct").await));
+        t.push(format!(
+            "publish to internal: {}",
+            publish(&ch, &inner, "k", "direct").await
+        ));
         let ch = channel(&conn).await;
-        t.push(format!("q got after direct publish {:?}", drain(&ch, &q).await));
+        t.push(format!(
+            "q got after direct publish {:?}",
+            drain(&ch, &q).await
+        ));
         cleanup(&conn, &[&q], &[&front, &inner]).await;
         t
     })
@@ -842,29 +1006,56 @@ async fn auto_delete_exchange_goes_with_its_last_binding() {
         let q1 = common::unique("autodel-q1");
         let q2 = common::unique("autodel-q2");
         for x in [&x1, &x2] {
-            ch.exchange_declare(x.as_str().into(), ExchangeKind::Direct, ad, FieldTable::default())
-                .await
-                .expect("declare auto-delete");
+            ch.exchange_declare(
+                x.as_str().into(),
+                ExchangeKind::Direct,
+                ad,
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare auto-delete");
         }
         declare_queue(&ch, &q1).await;
         declare_queue(&ch, &q2).await;
-        t.push(format!("x1 before any binding: {}", exchange_exists(&conn, &x1).await));
+        t.push(format!(
+            "x1 before any binding: {}",
+            exchange_exists(&conn, &x1).await
+        ));
         bind(&ch, &q1, &x1, "a").await;
         bind(&ch, &q2, &x1, "b").await;
-        ch.queue_unbind(q1.as_str().into(), x1.as_str().into(), "a".into(), FieldTable::default())
-            .await
-            .expect("unbind q1");
-        t.push(format!("x1 with one binding left: {}", exchange_exists(&conn, &x1).await));
-        ch.queue_unbind(q2.as_str().into(), x1.as_str().into(), "b".into(), FieldTable::default())
-            .await
-            .expect("unbind q2");
-        t.push(format!("x1 after last unbind: {}", exchange_exists(&conn, &x1).await));
+        ch.queue_unbind(
+            q1.as_str().into(),
+            x1.as_str().into(),
+            "a".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind q1");
+        t.push(format!(
+            "x1 with one binding left: {}",
+            exchange_exists(&conn, &x1).await
+        ));
+        ch.queue_unbind(
+            q2.as_str().into(),
+            x1.as_str().into(),
+            "b".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind q2");
+        t.push(format!(
+            "x1 after last unbind: {}",
+            exchange_exists(&conn, &x1).await
+        ));
         // Losing the binding by deleting its queue counts too.
         bind(&ch, &q1, &x2, "a").await;
         ch.queue_delete(q1.as_str().into(), QueueDeleteOptions::default())
             .await
             .expect("delete q1");
-        t.push(format!("x2 after its queue was deleted: {}", exchange_exists(&conn, &x2).await));
+        t.push(format!(
+            "x2 after its queue was deleted: {}",
+            exchange_exists(&conn, &x2).await
+        ));
         cleanup(&conn, &[&q1, &q2], &[&x1, &x2]).await;
         t
     })
@@ -873,7 +1064,10 @@ async fn auto_delete_exchange_goes_with_its_last_binding() {
     assert!(has(&t, "x1 before any binding: ok"), "{t:#?}");
     assert!(has(&t, "x1 with one binding left: ok"), "{t:#?}");
     assert!(has(&t, "x1 after last unbind: 404 NOT-FOUND"), "{t:#?}");
-    assert!(has(&t, "x2 after its queue was deleted: 404 NOT-FOUND"), "{t:#?}");
+    assert!(
+        has(&t, "x2 after its queue was deleted: 404 NOT-FOUND"),
+        "{t:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -896,25 +1090,42 @@ async fn exchange_delete_if_unused_refuses_a_bound_exchange() {
         };
         let r = ch.exchange_delete(x.as_str().into(), if_unused).await;
         t.push(format!("if-unused delete of bound source: {}", outcome(&r)));
-        t.push(format!("source still there: {}", exchange_exists(&conn, &x).await));
+        t.push(format!(
+            "source still there: {}",
+            exchange_exists(&conn, &x).await
+        ));
         // Being only the destination of a binding does not make an exchange "used".
         let ch = channel(&conn).await;
         let r = ch.exchange_delete(dest.as_str().into(), if_unused).await;
-        t.push(format!("if-unused delete of a destination-only exchange: {}", outcome(&r)));
+        t.push(format!(
+            "if-unused delete of a destination-only exchange: {}",
+            outcome(&r)
+        ));
         let ch = channel(&conn).await;
-        ch.queue_unbind(q.as_str().into(), x.as_str().into(), "k".into(), FieldTable::default())
-            .await
-            .expect("unbind");
+        ch.queue_unbind(
+            q.as_str().into(),
+            x.as_str().into(),
+            "k".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind");
         let r = ch.exchange_delete(x.as_str().into(), if_unused).await;
         t.push(format!("if-unused delete once unbound: {}", outcome(&r)));
-        t.push(format!("source afterwards: {}", exchange_exists(&conn, &x).await));
+        t.push(format!(
+            "source afterwards: {}",
+            exchange_exists(&conn, &x).await
+        ));
         cleanup(&conn, &[&q], &[&x, &dest]).await;
         t
     })
     .await;
     show(&t);
     assert!(
-        has(&t, "if-unused delete of bound source: 406 PRECONDITION-FAILED"),
+        has(
+            &t,
+            "if-unused delete of bound source: 406 PRECONDITION-FAILED"
+        ),
         "{t:#?}"
     );
     assert!(has(&t, "source still there: ok"), "{t:#?}");
@@ -956,14 +1167,26 @@ async fn mandatory_unroutable_message_is_returned_before_ack() {
                     m.delivery.exchange.as_str() == x,
                     m.delivery.routing_key,
                     String::from_utf8_lossy(&m.delivery.data),
-                    m.delivery.properties.message_id().as_ref().map(|s| s.to_string()),
+                    m.delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map(|s| s.to_string()),
                 ));
             }
             other => t.push(format!("unexpected confirmation {other:?}")),
         }
         let p = publish_with(&ch, &x, "k", "kept", BasicProperties::default(), true).await;
         t.push(format!("mandatory routable: {p}"));
-        let p = publish_with(&ch, &x, "nowhere", "dropped", BasicProperties::default(), false).await;
+        let p = publish_with(
+            &ch,
+            &x,
+            "nowhere",
+            "dropped",
+            BasicProperties::default(),
+            false,
+        )
+        .await;
         t.push(format!("not mandatory unroutable: {p}"));
         t.push(format!("q got {:?}", drain(&ch, &q).await));
         cleanup(&conn, &[&q], &[&x]).await;

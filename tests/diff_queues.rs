@@ -1,0 +1,1541 @@
+//! Queue behaviour, checked against RabbitMQ and the embedded broker alike.
+//!
+//! Every scenario records what it observes (by short labels, never by the generated names) and
+//! asserts the outcome it expects, so two brokers that both do nothing cannot agree by accident.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use futures_lite::stream::StreamExt;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::protocol::AMQPErrorKind;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    ExchangeKind,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small client helpers
+// ---------------------------------------------------------------------------------------------
+
+async fn connect(url: &str) -> Connection {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("connect")
+}
+
+/// A channel in publisher-confirm mode, so a confirmed publish has been routed before we look.
+async fn channel(conn: &Connection) -> Channel {
+    let ch = conn.create_channel().await.expect("channel.open");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    ch
+}
+
+/// "406 PRECONDITION-FAILED" for an AMQP error, a marker for anything else.
+fn code(err: &lapin::Error) -> String {
+    match err.kind() {
+        lapin::ErrorKind::ProtocolError(e) => {
+            let name = match e.kind() {
+                AMQPErrorKind::Soft(s) => s.to_string(),
+                AMQPErrorKind::Hard(h) => h.to_string(),
+            };
+            format!("{} {}", e.get_id(), name)
+        }
+        other => format!("client error {other:?}"),
+    }
+}
+
+fn outcome<T>(r: &lapin::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => code(e),
+    }
+}
+
+fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in entries {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+fn text(v: &str) -> AMQPValue {
+    AMQPValue::LongString(v.into())
+}
+
+fn int(v: i32) -> AMQPValue {
+    AMQPValue::LongInt(v)
+}
+
+async fn declare_queue_with(ch: &Channel, name: &str, args: FieldTable) {
+    ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
+        .await
+        .expect("queue.declare");
+}
+
+async fn declare_queue(ch: &Channel, name: &str) {
+    declare_queue_with(ch, name, FieldTable::default()).await;
+}
+
+async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    ch.exchange_declare(
+        name.into(),
+        kind,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange.declare");
+}
+
+async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue.bind");
+}
+
+/// Publishes on a confirm-mode channel and describes what came back.
+async fn publish_with(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    body: &str,
+    properties: BasicProperties,
+) -> String {
+    let confirm = match ch
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            properties,
+        )
+        .await
+    {
+        Ok(confirm) => confirm,
+        Err(e) => return code(&e),
+    };
+    match confirm.await {
+        Ok(Confirmation::Ack(None)) => "ack".to_string(),
+        Ok(Confirmation::Nack(None)) => "nack".to_string(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => code(&e),
+    }
+}
+
+/// Publishes to a queue through the default exchange.
+async fn send(ch: &Channel, queue: &str, body: &str) -> String {
+    publish_with(ch, "", queue, body, BasicProperties::default()).await
+}
+
+/// Takes every message off a queue (no-ack) and returns the bodies in order.
+async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")
+    {
+        bodies.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
+    }
+    bodies
+}
+
+/// Passive queue.declare on a throwaway channel: "ok messages=N consumers=M" or the error code.
+async fn inspect_queue(conn: &Connection, name: &str) -> String {
+    let ch = conn.create_channel().await.expect("channel.open");
+    let r = ch
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match r {
+        Ok(q) => {
+            let _ = ch.close(200, "OK".into()).await;
+            format!(
+                "ok messages={} consumers={}",
+                q.message_count(),
+                q.consumer_count()
+            )
+        }
+        Err(e) => code(&e),
+    }
+}
+
+/// Polls a queue until it is gone (404) or `within` has passed; returns the last observation.
+async fn gone_within(conn: &Connection, name: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = inspect_queue(conn, name).await;
+        if seen.starts_with("404") || Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// basic.get with manual ack; the queue must not be empty.
+async fn get_one(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    ch.basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
+        .expect("a message")
+}
+
+async fn next_delivery(consumer: &mut Consumer) -> Option<lapin::message::Delivery> {
+    match tokio::time::timeout(Duration::from_secs(2), consumer.next()).await {
+        Ok(Some(Ok(d))) => Some(d),
+        _ => None,
+    }
+}
+
+/// Deletes what a scenario declared, on a fresh channel, ignoring errors.
+async fn cleanup(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
+    let ch = conn.create_channel().await.expect("channel.open");
+    for q in queues {
+        let _ = ch
+            .queue_delete((*q).into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for x in exchanges {
+        let _ = ch
+            .exchange_delete((*x).into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "OK".into()).await;
+}
+
+/// The transcript, visible with `--nocapture` or when a test fails.
+fn show(t: &[String]) {
+    for line in t {
+        eprintln!("  {line}");
+    }
+}
+
+fn has(t: &[String], line: &str) -> bool {
+    t.iter().any(|l| l == line)
+}
+
+/// Maps the generated names of a scenario back to its short labels for the transcript.
+struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    fn new(pairs: &[(&str, &str)]) -> Self {
+        Labels(
+            pairs
+                .iter()
+                .map(|(name, label)| (name.to_string(), label.to_string()))
+                .collect(),
+        )
+    }
+
+    fn of(&self, s: &str) -> String {
+        if s.is_empty() {
+            return "(default)".to_string();
+        }
+        match self.0.iter().find(|(name, _)| name == s) {
+            Some((_, label)) => label.clone(),
+            None if s.starts_with("rs-test.") => "(unlabelled test name)".to_string(),
+            None => s.to_string(),
+        }
+    }
+
+    /// A field value with its AMQP type, strings mapped to labels, timestamps elided.
+    fn value(&self, v: &AMQPValue) -> String {
+        match v {
+            AMQPValue::LongString(s) => format!("{:?}", self.of(&s.to_string())),
+            AMQPValue::ShortString(s) => format!("short {:?}", self.of(s.as_str())),
+            AMQPValue::FieldArray(a) => {
+                let items: Vec<String> = a.as_slice().iter().map(|v| self.value(v)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            AMQPValue::FieldTable(t) => self.table(t),
+            AMQPValue::Timestamp(_) => "timestamp".to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn table(&self, t: &FieldTable) -> String {
+        let items: Vec<String> = t
+            .inner()
+            .iter()
+            .map(|(k, v)| format!("{}: {}", k, self.value(v)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    }
+
+    /// The headers of a delivery, one line per header.
+    fn headers(&self, props: &BasicProperties) -> Vec<String> {
+        match props.headers() {
+            None => vec!["no headers".to_string()],
+            Some(h) => h
+                .inner()
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", self.value(v)))
+                .collect(),
+        }
+    }
+}
+
+fn death_reason(props: &BasicProperties) -> Option<String> {
+    let headers = props.headers().as_ref()?;
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+        return None;
+    };
+    match first.inner().get("reason")? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naming and ownership
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_named_queue_is_remembered_by_the_channel() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let x = common::unique("srvnamed-x");
+        declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+        let q = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare server-named");
+        let name = q.name().to_string();
+        t.push(format!(
+            "name starts with amq.gen-: {}",
+            name.starts_with("amq.gen-")
+        ));
+        t.push(format!("name length: {}", name.len()));
+        t.push(format!(
+            "bind \"\": {}",
+            outcome(
+                &ch.queue_bind(
+                    "".into(),
+                    x.as_str().into(),
+                    "k".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default()
+                )
+                .await
+            )
+        ));
+        publish_with(&ch, &x, "k", "m1", BasicProperties::default()).await;
+        publish_with(&ch, &x, "k", "m2", BasicProperties::default()).await;
+        let purged = ch
+            .queue_purge("".into(), QueuePurgeOptions::default())
+            .await;
+        t.push(format!("purge \"\": {:?}", purged.map_err(|e| code(&e))));
+        publish_with(&ch, &x, "k", "m3", BasicProperties::default()).await;
+        let mut consumer = ch
+            .basic_consume(
+                "".into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume \"\"");
+        let d = next_delivery(&mut consumer).await;
+        t.push(format!(
+            "consumer on \"\" got {:?}",
+            d.map(|d| String::from_utf8_lossy(&d.data).into_owned())
+        ));
+        // A channel that never declared a queue has nothing to remember.
+        let other = channel(&conn).await;
+        let r = other
+            .queue_bind(
+                "".into(),
+                x.as_str().into(),
+                "k".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        t.push(format!("bind \"\" on a fresh channel: {}", outcome(&r)));
+        drop(consumer);
+        cleanup(&conn, &[&name], &[&x]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "name starts with amq.gen-: true"), "{t:#?}");
+    assert!(has(&t, "bind \"\": ok"), "{t:#?}");
+    assert!(has(&t, "purge \"\": Ok(2)"), "{t:#?}");
+    assert!(has(&t, "consumer on \"\" got Some(\"m3\")"), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_queue_is_locked_to_its_connection() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let owner = connect(&url).await;
+        let other = connect(&url).await;
+        let q = common::unique("exclusive-q");
+        let x = common::unique("exclusive-x");
+        let och = channel(&owner).await;
+        och.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare exclusive");
+        declare_exchange(&och, &x, ExchangeKind::Fanout).await;
+        t.push(format!(
+            "owner passive declare: {}",
+            inspect_queue(&owner, &q).await
+        ));
+        t.push(format!(
+            "other passive declare: {}",
+            inspect_queue(&other, &q).await
+        ));
+        let ch = channel(&other).await;
+        let r = ch
+            .basic_consume(
+                q.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        t.push(format!("other consume: {}", outcome(&r)));
+        let ch = channel(&other).await;
+        let r = ch
+            .basic_get(q.as_str().into(), BasicGetOptions::default())
+            .await;
+        t.push(format!("other get: {}", outcome(&r)));
+        let ch = channel(&other).await;
+        let r = ch
+            .queue_bind(
+                q.as_str().into(),
+                x.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        t.push(format!("other bind: {}", outcome(&r)));
+        let ch = channel(&other).await;
+        let r = ch
+            .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
+            .await;
+        t.push(format!("other purge: {}", outcome(&r)));
+        let ch = channel(&other).await;
+        let r = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        t.push(format!("other delete: {}", outcome(&r)));
+        let ch = channel(&other).await;
+        let r = ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        t.push(format!("other redeclare non-exclusive: {}", outcome(&r)));
+        // Publishing to someone else's exclusive queue is allowed.
+        let ch = channel(&other).await;
+        t.push(format!(
+            "other publish: {}",
+            send(&ch, &q, "from-other").await
+        ));
+        t.push(format!("owner got {:?}", drain(&och, &q).await));
+        let _ = other.close(200, "OK".into()).await;
+        cleanup(&owner, &[&q], &[&x]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(
+        has(&t, "owner passive declare: ok messages=0 consumers=0"),
+        "{t:#?}"
+    );
+    assert!(
+        has(&t, "other passive declare: 405 RESOURCE-LOCKED"),
+        "{t:#?}"
+    );
+    assert!(has(&t, "other consume: 405 RESOURCE-LOCKED"), "{t:#?}");
+    assert!(has(&t, "other get: 405 RESOURCE-LOCKED"), "{t:#?}");
+    assert!(has(&t, r#"owner got ["from-other"]"#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_queue_is_deleted_when_its_connection_closes() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let owner = connect(&url).await;
+        let watcher = connect(&url).await;
+        let q = common::unique("exclusive-close-q");
+        let och = channel(&owner).await;
+        och.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare exclusive");
+        send(&och, &q, "m").await;
+        t.push(format!("owner sees: {}", inspect_queue(&owner, &q).await));
+        // Closing just the channel keeps the queue; closing the connection removes it.
+        och.close(200, "OK".into()).await.expect("channel.close");
+        t.push(format!(
+            "after channel close: {}",
+            inspect_queue(&owner, &q).await
+        ));
+        owner
+            .close(200, "OK".into())
+            .await
+            .expect("connection.close");
+        t.push(format!(
+            "after connection close: {}",
+            gone_within(&watcher, &q, Duration::from_millis(1000)).await
+        ));
+        cleanup(&watcher, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "owner sees: ok messages=1 consumers=0"), "{t:#?}");
+    assert!(
+        has(&t, "after channel close: ok messages=1 consumers=0"),
+        "{t:#?}"
+    );
+    assert!(has(&t, "after connection close: 404 NOT-FOUND"), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_delete_queue_goes_with_its_last_consumer() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("autodel-q");
+        let q2 = common::unique("autodel-q2");
+        let ad = QueueDeclareOptions {
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        ch.queue_declare(q.as_str().into(), ad, FieldTable::default())
+            .await
+            .expect("declare auto-delete");
+        t.push(format!(
+            "before any consumer: {}",
+            inspect_queue(&conn, &q).await
+        ));
+        let c1 = ch
+            .basic_consume(
+                q.as_str().into(),
+                "c1".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume c1");
+        let c2 = ch
+            .basic_consume(
+                q.as_str().into(),
+                "c2".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume c2");
+        t.push(format!(
+            "with two consumers: {}",
+            inspect_queue(&conn, &q).await
+        ));
+        ch.basic_cancel("c1".into(), BasicCancelOptions::default())
+            .await
+            .expect("cancel c1");
+        t.push(format!(
+            "after first cancel: {}",
+            inspect_queue(&conn, &q).await
+        ));
+        ch.basic_cancel("c2".into(), BasicCancelOptions::default())
+            .await
+            .expect("cancel c2");
+        t.push(format!(
+            "after last cancel: {}",
+            gone_within(&conn, &q, Duration::from_millis(1000)).await
+        ));
+        drop((c1, c2));
+        // A consumer that goes away with its channel counts as cancelled too.
+        ch.queue_declare(q2.as_str().into(), ad, FieldTable::default())
+            .await
+            .expect("declare auto-delete 2");
+        let ch2 = channel(&conn).await;
+        let c3 = ch2
+            .basic_consume(
+                q2.as_str().into(),
+                "c3".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume c3");
+        t.push(format!(
+            "second queue with consumer: {}",
+            inspect_queue(&conn, &q2).await
+        ));
+        ch2.close(200, "OK".into()).await.expect("channel.close");
+        t.push(format!(
+            "second queue after consumer channel closed: {}",
+            gone_within(&conn, &q2, Duration::from_millis(1000)).await
+        ));
+        drop(c3);
+        cleanup(&conn, &[&q, &q2], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(
+        has(&t, "before any consumer: ok messages=0 consumers=0"),
+        "{t:#?}"
+    );
+    assert!(
+        has(&t, "after first cancel: ok messages=0 consumers=1"),
+        "{t:#?}"
+    );
+    assert!(has(&t, "after last cancel: 404 NOT-FOUND"), "{t:#?}");
+    assert!(
+        has(
+            &t,
+            "second queue after consumer channel closed: 404 NOT-FOUND"
+        ),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declare, delete, purge
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_redeclare_must_be_equivalent() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let q = common::unique("redeclare-q");
+        let ttl = |v: i32| table(&[("x-message-ttl", int(v))]);
+        let ch = channel(&conn).await;
+        declare_queue_with(&ch, &q, ttl(1000)).await;
+        let cases: Vec<(&str, QueueDeclareOptions, FieldTable)> = vec![
+            ("same arguments", QueueDeclareOptions::default(), ttl(1000)),
+            ("other ttl", QueueDeclareOptions::default(), ttl(2000)),
+            (
+                "no arguments",
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            ),
+            (
+                "same ttl as a 64-bit int",
+                QueueDeclareOptions::default(),
+                table(&[("x-message-ttl", AMQPValue::LongLongInt(1000))]),
+            ),
+            (
+                "extra x-max-length",
+                QueueDeclareOptions::default(),
+                table(&[("x-message-ttl", int(1000)), ("x-max-length", int(5))]),
+            ),
+            (
+                "extra non-x argument",
+                QueueDeclareOptions::default(),
+                table(&[("x-message-ttl", int(1000)), ("note", text("hi"))]),
+            ),
+            (
+                "durable",
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                ttl(1000),
+            ),
+            (
+                "auto-delete",
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                ttl(1000),
+            ),
+            (
+                "passive with other arguments",
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                ttl(5),
+            ),
+        ];
+        for (label, options, args) in cases {
+            let ch = channel(&conn).await;
+            let r = ch.queue_declare(q.as_str().into(), options, args).await;
+            t.push(format!("{label}: {}", outcome(&r)));
+        }
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "same arguments: ok"), "{t:#?}");
+    assert!(has(&t, "other ttl: 406 PRECONDITION-FAILED"), "{t:#?}");
+    assert!(has(&t, "durable: 406 PRECONDITION-FAILED"), "{t:#?}");
+    assert!(has(&t, "passive with other arguments: ok"), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_delete_if_empty_and_if_unused() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let q = common::unique("ifempty-q");
+        let ch = channel(&conn).await;
+        declare_queue(&ch, &q).await;
+        send(&ch, &q, "m1").await;
+        send(&ch, &q, "m2").await;
+        let if_empty = QueueDeleteOptions {
+            if_empty: true,
+            ..QueueDeleteOptions::default()
+        };
+        let if_unused = QueueDeleteOptions {
+            if_unused: true,
+            ..QueueDeleteOptions::default()
+        };
+        let r = ch.queue_delete(q.as_str().into(), if_empty).await;
+        t.push(format!("if-empty with 2 messages: {}", outcome(&r)));
+        let ch = channel(&conn).await;
+        let r = ch.queue_delete(q.as_str().into(), if_unused).await;
+        t.push(format!(
+            "if-unused without consumers: {:?}",
+            r.map_err(|e| code(&e))
+        ));
+        t.push(format!(
+            "after if-unused delete: {}",
+            inspect_queue(&conn, &q).await
+        ));
+        declare_queue(&ch, &q).await;
+        let consumer = ch
+            .basic_consume(
+                q.as_str().into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let other = channel(&conn).await;
+        let r = other.queue_delete(q.as_str().into(), if_unused).await;
+        t.push(format!("if-unused with a consumer: {}", outcome(&r)));
+        let other = channel(&conn).await;
+        let r = other.queue_delete(q.as_str().into(), if_empty).await;
+        t.push(format!(
+            "if-empty with a consumer and no messages: {:?}",
+            r.map_err(|e| code(&e))
+        ));
+        drop(consumer);
+        let missing = common::unique("ifempty-missing");
+        let r = other
+            .queue_delete(missing.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        t.push(format!(
+            "delete a missing queue: {:?}",
+            r.map_err(|e| code(&e))
+        ));
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(
+        has(&t, "if-empty with 2 messages: 406 PRECONDITION-FAILED"),
+        "{t:#?}"
+    );
+    assert!(has(&t, "if-unused without consumers: Ok(2)"), "{t:#?}");
+    assert!(
+        has(&t, "if-unused with a consumer: 406 PRECONDITION-FAILED"),
+        "{t:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_purge_returns_the_ready_count() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let q = common::unique("purge-q");
+        let ch = channel(&conn).await;
+        declare_queue(&ch, &q).await;
+        for body in ["m1", "m2", "m3", "m4"] {
+            send(&ch, &q, body).await;
+        }
+        // One message is out unacked: purge leaves it alone.
+        let held = ch
+            .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
+            .await
+            .expect("get")
+            .expect("a message");
+        let r = ch
+            .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
+            .await;
+        t.push(format!(
+            "purge with one unacked: {:?}",
+            r.map_err(|e| code(&e))
+        ));
+        let r = ch
+            .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
+            .await;
+        t.push(format!("purge again: {:?}", r.map_err(|e| code(&e))));
+        held.delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await
+            .expect("nack");
+        t.push(format!("after requeue: {}", inspect_queue(&conn, &q).await));
+        t.push(format!("left {:?}", drain(&ch, &q).await));
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "purge with one unacked: Ok(3)"), "{t:#?}");
+    assert!(has(&t, "purge again: Ok(0)"), "{t:#?}");
+    assert!(has(&t, r#"left ["m1"]"#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declare_ok_reports_ready_messages_and_consumers() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let q = common::unique("counts-q");
+        let ch = channel(&conn).await;
+        let d = ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare");
+        t.push(format!(
+            "fresh: messages={} consumers={}",
+            d.message_count(),
+            d.consumer_count()
+        ));
+        for body in ["m1", "m2", "m3"] {
+            send(&ch, &q, body).await;
+        }
+        let d = ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("redeclare");
+        t.push(format!(
+            "after 3 publishes: messages={} consumers={}",
+            d.message_count(),
+            d.consumer_count()
+        ));
+        let cch = channel(&conn).await;
+        cch.basic_qos(1, BasicQosOptions::default())
+            .await
+            .expect("qos");
+        let mut consumer = cch
+            .basic_consume(
+                q.as_str().into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let first = next_delivery(&mut consumer).await.expect("a delivery");
+        t.push(format!(
+            "consumer holds {}",
+            String::from_utf8_lossy(&first.data)
+        ));
+        t.push(format!(
+            "with one unacked: {}",
+            inspect_queue(&conn, &q).await
+        ));
+        first.ack(Default::default()).await.expect("ack");
+        let second = next_delivery(&mut consumer).await.expect("a delivery");
+        t.push(format!(
+            "consumer holds {}",
+            String::from_utf8_lossy(&second.data)
+        ));
+        t.push(format!("after one ack: {}", inspect_queue(&conn, &q).await));
+        cch.close(200, "OK".into()).await.expect("channel.close");
+        t.push(format!(
+            "after consumer channel closed: {}",
+            inspect_queue(&conn, &q).await
+        ));
+        drop(consumer);
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "fresh: messages=0 consumers=0"), "{t:#?}");
+    assert!(
+        has(&t, "after 3 publishes: messages=3 consumers=0"),
+        "{t:#?}"
+    );
+    assert!(
+        has(&t, "with one unacked: ok messages=2 consumers=1"),
+        "{t:#?}"
+    );
+    assert!(
+        has(&t, "after one ack: ok messages=1 consumers=1"),
+        "{t:#?}"
+    );
+    assert!(
+        has(
+            &t,
+            "after consumer channel closed: ok messages=2 consumers=0"
+        ),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiry
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_ttl_expires_and_dead_letters_as_expired() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("ttl-q");
+        let dlx = common::unique("ttl-dlx");
+        let dlq = common::unique("ttl-dlq");
+        let labels = Labels::new(&[(&q, "q"), (&dlx, "dlx"), (&dlq, "dlq")]);
+        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
+        declare_queue(&ch, &dlq).await;
+        bind(&ch, &dlq, &dlx, "").await;
+        declare_queue_with(
+            &ch,
+            &q,
+            table(&[
+                ("x-message-ttl", int(150)),
+                ("x-dead-letter-exchange", text(&dlx)),
+            ]),
+        )
+        .await;
+        send(&ch, &q, "early").await;
+        t.push(format!("right away: {}", inspect_queue(&conn, &q).await));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        send(&ch, &q, "late").await;
+        t.push(format!("after the ttl: {}", inspect_queue(&conn, &q).await));
+        t.push(format!("q got {:?}", drain(&ch, &q).await));
+        let dead = ch
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get dlq");
+        match dead {
+            Some(m) => {
+                t.push(format!(
+                    "dlq got {}",
+                    String::from_utf8_lossy(&m.delivery.data)
+                ));
+                t.push(format!(
+                    "dead-lettered via exchange {} key {:?}",
+                    labels.of(m.delivery.exchange.as_str()),
+                    labels.of(m.delivery.routing_key.as_str())
+                ));
+                t.push(format!(
+                    "expiration property: {:?}",
+                    m.delivery.properties.expiration()
+                ));
+                t.extend(labels.headers(&m.delivery.properties));
+            }
+            None => t.push("dlq empty".to_string()),
+        }
+        cleanup(&conn, &[&q, &dlq], &[&dlx]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "right away: ok messages=1 consumers=0"), "{t:#?}");
+    assert!(has(&t, r#"q got ["late"]"#), "{t:#?}");
+    assert!(has(&t, "dlq got early"), "{t:#?}");
+    assert!(has(&t, r#"x-first-death-reason = "expired""#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_message_expiration() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("expiration-q");
+        let q_head = common::unique("expiration-head-q");
+        declare_queue(&ch, &q).await;
+        declare_queue(&ch, &q_head).await;
+        let exp = |ms: &str| BasicProperties::default().with_expiration(ms.into());
+        for (body, props) in [
+            ("short", exp("100")),
+            ("long", exp("60000")),
+            ("none", BasicProperties::default()),
+            ("zero", exp("0")),
+        ] {
+            t.push(format!(
+                "publish {body}: {}",
+                publish_with(&ch, "", &q, body, props).await
+            ));
+        }
+        // An expired message behind a live one is only dropped once it reaches the head.
+        publish_with(&ch, "", &q_head, "head-long", exp("60000")).await;
+        publish_with(&ch, "", &q_head, "behind-short", exp("100")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.push(format!("q after 300ms: {}", inspect_queue(&conn, &q).await));
+        t.push(format!(
+            "q_head after 300ms: {}",
+            inspect_queue(&conn, &q_head).await
+        ));
+        let m = ch
+            .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+            .expect("message");
+        t.push(format!(
+            "first live message {} keeps expiration {:?}",
+            String::from_utf8_lossy(&m.delivery.data),
+            m.delivery
+                .properties
+                .expiration()
+                .as_ref()
+                .map(|s| s.to_string())
+        ));
+        t.push(format!("q rest {:?}", drain(&ch, &q).await));
+        t.push(format!("q_head got {:?}", drain(&ch, &q_head).await));
+        let r = publish_with(&ch, "", &q, "bad", exp("soon")).await;
+        t.push(format!("publish with expiration \"soon\": {r}"));
+        let ch = channel(&conn).await;
+        let r = publish_with(&ch, "", &q, "negative", exp("-5")).await;
+        t.push(format!("publish with expiration \"-5\": {r}"));
+        cleanup(&conn, &[&q, &q_head], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(
+        has(
+            &t,
+            r#"first live message long keeps expiration Some("60000")"#
+        ),
+        "{t:#?}"
+    );
+    assert!(has(&t, r#"q rest ["none"]"#), "{t:#?}");
+    assert!(has(&t, r#"q_head got ["head-long"]"#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_expires_when_unused() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let idle = common::unique("expires-idle");
+        let busy = common::unique("expires-busy");
+        let args = table(&[("x-expires", int(200))]);
+        declare_queue_with(&ch, &idle, args.clone()).await;
+        declare_queue_with(&ch, &busy, args).await;
+        let consumer = ch
+            .basic_consume(
+                busy.as_str().into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        t.push(format!(
+            "idle right away: {}",
+            inspect_queue(&conn, &idle).await
+        ));
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        t.push(format!(
+            "idle after 450ms: {}",
+            gone_within(&conn, &idle, Duration::from_millis(600)).await
+        ));
+        t.push(format!(
+            "busy (has a consumer) after 450ms: {}",
+            inspect_queue(&conn, &busy).await
+        ));
+        drop(consumer);
+        cleanup(&conn, &[&idle, &busy], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(
+        has(&t, "idle right away: ok messages=0 consumers=0"),
+        "{t:#?}"
+    );
+    assert!(has(&t, "idle after 450ms: 404 NOT-FOUND"), "{t:#?}");
+    assert!(
+        has(
+            &t,
+            "busy (has a consumer) after 450ms: ok messages=0 consumers=1"
+        ),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Length limits
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_length_drop_head_drops_the_oldest() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("maxlen-q");
+        declare_queue_with(&ch, &q, table(&[("x-max-length", int(2))])).await;
+        for body in ["m1", "m2", "m3", "m4"] {
+            t.push(format!("publish {body}: {}", send(&ch, &q, body).await));
+        }
+        t.push(format!("queue: {}", inspect_queue(&conn, &q).await));
+        t.push(format!("q got {:?}", drain(&ch, &q).await));
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "queue: ok messages=2 consumers=0"), "{t:#?}");
+    assert!(has(&t, r#"q got ["m3", "m4"]"#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_length_reject_publish_nacks_the_publisher() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("rejectpub-q");
+        let dlx = common::unique("rejectpub-dlx");
+        let dlq = common::unique("rejectpub-dlq");
+        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
+        declare_queue(&ch, &dlq).await;
+        bind(&ch, &dlq, &dlx, "").await;
+        declare_queue_with(
+            &ch,
+            &q,
+            table(&[
+                ("x-max-length", int(2)),
+                ("x-overflow", text("reject-publish")),
+                ("x-dead-letter-exchange", text(&dlx)),
+            ]),
+        )
+        .await;
+        for body in ["m1", "m2", "m3", "m4"] {
+            t.push(format!("publish {body}: {}", send(&ch, &q, body).await));
+        }
+        t.push(format!("q got {:?}", drain(&ch, &q).await));
+        t.push(format!(
+            "publish after draining: {}",
+            send(&ch, &q, "m5").await
+        ));
+        t.push(format!("q got {:?}", drain(&ch, &q).await));
+        t.push(format!("dlq got {:?}", drain(&ch, &dlq).await));
+        cleanup(&conn, &[&q, &dlq], &[&dlx]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "publish m2: ack"), "{t:#?}");
+    assert!(has(&t, "publish m3: nack"), "{t:#?}");
+    assert!(has(&t, r#"q got ["m1", "m2"]"#), "{t:#?}");
+    assert!(has(&t, r#"q got ["m5"]"#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_length_dead_letters_dropped_heads_as_maxlen() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("maxlen-dlx-q");
+        let dlx = common::unique("maxlen-dlx");
+        let dlq = common::unique("maxlen-dlq");
+        let labels = Labels::new(&[(&q, "q"), (&dlx, "dlx"), (&dlq, "dlq")]);
+        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
+        declare_queue(&ch, &dlq).await;
+        bind(&ch, &dlq, &dlx, "").await;
+        declare_queue_with(
+            &ch,
+            &q,
+            table(&[
+                ("x-max-length", int(1)),
+                ("x-dead-letter-exchange", text(&dlx)),
+            ]),
+        )
+        .await;
+        send(&ch, &q, "first").await;
+        send(&ch, &q, "second").await;
+        t.push(format!("q got {:?}", drain(&ch, &q).await));
+        match ch
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get dlq")
+        {
+            Some(m) => {
+                t.push(format!(
+                    "dlq got {}",
+                    String::from_utf8_lossy(&m.delivery.data)
+                ));
+                t.push(format!(
+                    "dead-lettered via exchange {} key {:?}",
+                    labels.of(m.delivery.exchange.as_str()),
+                    labels.of(m.delivery.routing_key.as_str())
+                ));
+                t.extend(labels.headers(&m.delivery.properties));
+            }
+            None => t.push("dlq empty".to_string()),
+        }
+        cleanup(&conn, &[&q, &dlq], &[&dlx]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, r#"q got ["second"]"#), "{t:#?}");
+    assert!(has(&t, "dlq got first"), "{t:#?}");
+    assert!(has(&t, r#"x-first-death-reason = "maxlen""#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_length_bytes_counts_body_bytes() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("maxbytes-q");
+        let q_reject = common::unique("maxbytes-reject-q");
+        declare_queue_with(&ch, &q, table(&[("x-max-length-bytes", int(10))])).await;
+        declare_queue_with(
+            &ch,
+            &q_reject,
+            table(&[
+                ("x-max-length-bytes", int(10)),
+                ("x-overflow", text("reject-publish")),
+            ]),
+        )
+        .await;
+        // Headers and properties do not count, only the body.
+        let props = BasicProperties::default().with_headers(table(&[(
+            "padding",
+            text("a long header value that is not counted"),
+        )]));
+        for body in ["aaaaa", "bbbbb", "ccccc", "dddddddddddd", "e"] {
+            t.push(format!(
+                "publish {body} to drop-head: {}",
+                publish_with(&ch, "", &q, body, props.clone()).await
+            ));
+            t.push(format!(
+                "publish {body} to reject-publish: {}",
+                publish_with(&ch, "", &q_reject, body, props.clone()).await
+            ));
+        }
+        t.push(format!("drop-head q got {:?}", drain(&ch, &q).await));
+        t.push(format!(
+            "reject-publish q got {:?}",
+            drain(&ch, &q_reject).await
+        ));
+        cleanup(&conn, &[&q, &q_reject], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "publish ccccc to reject-publish: nack"), "{t:#?}");
+    assert!(
+        has(&t, r#"reject-publish q got ["aaaaa", "bbbbb"]"#),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead-lettering
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let x = common::unique("dl-x");
+        let q = common::unique("dl-q");
+        let dlx = common::unique("dl-dlx");
+        let dlq = common::unique("dl-dlq");
+        let labels = Labels::new(&[(&x, "x"), (&q, "q"), (&dlx, "dlx"), (&dlq, "dlq")]);
+        declare_exchange(&ch, &x, ExchangeKind::Topic).await;
+        declare_exchange(&ch, &dlx, ExchangeKind::Direct).await;
+        declare_queue(&ch, &dlq).await;
+        bind(&ch, &dlq, &dlx, "dead").await;
+        declare_queue_with(
+            &ch,
+            &q,
+            table(&[
+                ("x-dead-letter-exchange", text(&dlx)),
+                ("x-dead-letter-routing-key", text("dead")),
+            ]),
+        )
+        .await;
+        bind(&ch, &q, &x, "orig.#").await;
+        let props = BasicProperties::default()
+            .with_headers(table(&[("app", text("kept"))]))
+            .with_message_id("mid".into())
+            .with_expiration("60000".into());
+        for body in ["to-reject", "to-nack", "to-requeue"] {
+            publish_with(&ch, &x, "orig.key", body, props.clone()).await;
+        }
+        let m = get_one(&ch, &q).await;
+        m.delivery
+            .reject(BasicRejectOptions { requeue: false })
+            .await
+            .expect("reject");
+        let m = get_one(&ch, &q).await;
+        m.delivery
+            .nack(BasicNackOptions {
+                requeue: false,
+                multiple: false,
+            })
+            .await
+            .expect("nack");
+        // Requeueing is not dead-lettering.
+        let m = get_one(&ch, &q).await;
+        m.delivery
+            .reject(BasicRejectOptions { requeue: true })
+            .await
+            .expect("reject requeue");
+        t.push(format!("q still has {:?}", drain(&ch, &q).await));
+        while let Some(m) = ch
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get dlq")
+        {
+            t.push(format!(
+                "dlq got {} via exchange {} key {:?} message_id={:?} expiration={:?}",
+                String::from_utf8_lossy(&m.delivery.data),
+                labels.of(m.delivery.exchange.as_str()),
+                labels.of(m.delivery.routing_key.as_str()),
+                m.delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string()),
+                m.delivery
+                    .properties
+                    .expiration()
+                    .as_ref()
+                    .map(|s| s.to_string()),
+            ));
+            t.extend(labels.headers(&m.delivery.properties));
+        }
+        cleanup(&conn, &[&q, &dlq], &[&x, &dlx]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, r#"q still has ["to-requeue"]"#), "{t:#?}");
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with(r#"dlq got to-reject via exchange dlx key "dead""#)),
+        "{t:#?}"
+    );
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with(r#"dlq got to-nack via exchange dlx key "dead""#)),
+        "{t:#?}"
+    );
+    assert!(has(&t, r#"x-first-death-reason = "rejected""#), "{t:#?}");
+    assert!(has(&t, r#"x-first-death-queue = "q""#), "{t:#?}");
+    assert!(has(&t, r#"x-first-death-exchange = "x""#), "{t:#?}");
+    assert!(has(&t, r#"app = "kept""#), "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_death_counts_repeated_dead_lettering() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("cycle-q");
+        let dlq = common::unique("cycle-dlq");
+        let labels = Labels::new(&[(&q, "q"), (&dlq, "dlq")]);
+        // q dead-letters to dlq and dlq back to q, both through the default exchange.
+        declare_queue_with(
+            &ch,
+            &q,
+            table(&[
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(&dlq)),
+            ]),
+        )
+        .await;
+        declare_queue_with(
+            &ch,
+            &dlq,
+            table(&[
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(&q)),
+            ]),
+        )
+        .await;
+        send(&ch, &q, "bouncer").await;
+        let mut hops = Vec::new();
+        for (from, label) in [(&q, "q"), (&dlq, "dlq"), (&q, "q")] {
+            let m = ch
+                .basic_get(from.as_str().into(), BasicGetOptions { no_ack: false })
+                .await
+                .expect("get")
+                .expect("message");
+            hops.push(format!(
+                "reject from {label} (x-death reason on arrival: {:?})",
+                death_reason(&m.delivery.properties)
+            ));
+            m.delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .expect("reject");
+        }
+        t.extend(hops);
+        let m = ch
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+            .expect("message after three rejections");
+        t.push(format!(
+            "finally in dlq: {}",
+            String::from_utf8_lossy(&m.delivery.data)
+        ));
+        t.extend(labels.headers(&m.delivery.properties));
+        cleanup(&conn, &[&q, &dlq], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "finally in dlq: bouncer"), "{t:#?}");
+    assert!(has(&t, r#"x-first-death-queue = "q""#), "{t:#?}");
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with("x-death = ") && l.contains("LongLongInt(2)")),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priorities
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_priority_queue_delivers_highest_first() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("priority-q");
+        let plain = common::unique("priority-plain-q");
+        declare_queue_with(&ch, &q, table(&[("x-max-priority", int(5))])).await;
+        declare_queue(&ch, &plain).await;
+        let sends: [(&str, Option<u8>); 7] = [
+            ("p1", Some(1)),
+            ("none-a", None),
+            ("p5", Some(5)),
+            ("p3", Some(3)),
+            ("p9", Some(9)),
+            ("p0", Some(0)),
+            ("p3b", Some(3)),
+        ];
+        for (body, priority) in sends {
+            let mut props = BasicProperties::default();
+            if let Some(p) = priority {
+                props = props.with_priority(p);
+            }
+            publish_with(&ch, "", &q, body, props.clone()).await;
+            publish_with(&ch, "", &plain, body, props).await;
+        }
+        let mut order = Vec::new();
+        while let Some(m) = ch
+            .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+        {
+            order.push(format!(
+                "{}(priority {:?})",
+                String::from_utf8_lossy(&m.delivery.data),
+                m.delivery.properties.priority()
+            ));
+        }
+        t.push(format!("priority queue order {order:?}"));
+        t.push(format!("plain queue order {:?}", drain(&ch, &plain).await));
+        cleanup(&conn, &[&q, &plain], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(
+        t.iter().any(|l| l.starts_with(r#"priority queue order ["p5(priority Some(5))", "p9(priority Some(9))", "p3(priority Some(3))", "p3b"#)),
+        "{t:#?}"
+    );
+    assert!(
+        has(
+            &t,
+            r#"plain queue order ["p1", "none-a", "p5", "p3", "p9", "p0", "p3b"]"#
+        ),
+        "{t:#?}"
+    );
+}
