@@ -3,8 +3,10 @@
 //! The library holds everything the binary uses, so tests drive the same code a user runs:
 //! - [`broker`]: the broker core (exchanges, queues, bindings, routing, the AMQP rules). No I/O.
 //! - [`amqp`]: the AMQP 0-9-1 wire server that puts the core on a TCP port.
+//! - [`definitions`]: RabbitMQ definitions JSON, loaded at start.
 //! - [`events`]: the broker event stream every screen is drawn from.
 
 pub mod amqp;
 pub mod broker;
+pub mod definitions;
 pub mod events;

@@ -1,1 +1,99 @@
-fn main() {}
+//! The rabbitscope command line: picks a mode and runs it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::{eyre, Result, WrapErr};
+
+use rabbitscope::amqp::Server;
+use rabbitscope::broker::{Broker, BrokerConfig};
+
+/// See RabbitMQ routing happen.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT or SIGTERM.
+    Broker(BrokerArgs),
+}
+
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5673")]
+    listen: SocketAddr,
+    /// Add a vhost (repeatable); `/` always exists.
+    #[arg(long = "vhost", value_name = "NAME")]
+    vhosts: Vec<String>,
+    /// Load a RabbitMQ definitions JSON file (users, vhosts, permissions, exchanges, queues,
+    /// bindings) at start.
+    #[arg(long, value_name = "FILE")]
+    definitions: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    color_eyre::install()?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Some(Command::Broker(args)) => runtime.block_on(run_broker(args)),
+        None => {
+            eprintln!("The terminal view is not built yet; running the broker headless.");
+            runtime.block_on(run_broker(BrokerArgs {
+                listen: "127.0.0.1:5673".parse().expect("valid address"),
+                vhosts: Vec::new(),
+                definitions: None,
+            }))
+        }
+    }
+}
+
+async fn run_broker(args: BrokerArgs) -> Result<()> {
+    let mut config = BrokerConfig::default();
+    for vhost in &args.vhosts {
+        config = config.with_vhost(vhost);
+    }
+    let definitions = match &args.definitions {
+        Some(path) => Some(
+            rabbitscope::definitions::read_file(path)
+                .wrap_err_with(|| format!("loading definitions from {}", path.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(defs) = &definitions {
+        config = defs.configure(config)?;
+    }
+    let broker = Broker::new(config);
+    if let Some(defs) = &definitions {
+        defs.declare(&broker)?;
+    }
+    let server = Server::bind(broker, args.listen)
+        .await
+        .map_err(|e| eyre!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(address = %server.local_addr(), "broker listening");
+    server.run_until(shutdown_signal()).await;
+    tracing::info!("broker stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -92,7 +92,10 @@ pub fn dead_lettered(
     let keys: FieldArray = vec![long_string(&original.routing_key)].into();
     entry.insert("routing-keys".into(), AMQPValue::FieldArray(keys));
     if let Some(expiration) = original.properties.expiration() {
-        entry.insert("original-expiration".into(), long_string(expiration.as_str()));
+        entry.insert(
+            "original-expiration".into(),
+            long_string(expiration.as_str()),
+        );
     }
     history.insert(0, AMQPValue::FieldTable(entry));
     headers.insert("x-death".into(), AMQPValue::FieldArray(history.into()));
@@ -100,7 +103,10 @@ pub fn dead_lettered(
     if !headers.contains_key("x-first-death-reason") {
         headers.insert("x-first-death-reason".into(), long_string(reason_text));
         headers.insert("x-first-death-queue".into(), long_string(queue));
-        headers.insert("x-first-death-exchange".into(), long_string(&original.exchange));
+        headers.insert(
+            "x-first-death-exchange".into(),
+            long_string(&original.exchange),
+        );
     }
 
     let mut properties = original.properties.clone().with_headers(headers);

@@ -23,16 +23,42 @@ use tokio::sync::mpsc;
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
 pub use message::Message;
-pub use state::{ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec};
+pub use state::{ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target};
 
 use crate::events::{ConnectionId, EventBus, EventReader};
 use state::State;
+
+/// How a user's password is kept.
+#[derive(Clone, Debug)]
+pub enum Password {
+    Plain(String),
+    /// RabbitMQ's `password_hash`: a 4-byte salt followed by SHA-256(salt ++ password).
+    Sha256 {
+        salt: [u8; 4],
+        hash: Vec<u8>,
+    },
+}
+
+impl Password {
+    pub fn verify(&self, given: &str) -> bool {
+        match self {
+            Password::Plain(p) => p == given,
+            Password::Sha256 { salt, hash } => {
+                use sha2::{Digest, Sha256};
+                let mut hasher = Sha256::new();
+                hasher.update(salt);
+                hasher.update(given.as_bytes());
+                hasher.finalize().as_slice() == hash.as_slice()
+            }
+        }
+    }
+}
 
 /// A user who may log in.
 #[derive(Clone, Debug)]
 pub struct User {
     pub name: String,
-    pub password: String,
+    pub password: Password,
     /// Like RabbitMQ's guest: refused unless the client connects from loopback.
     pub loopback_only: bool,
     /// The vhosts this user may open.
@@ -53,7 +79,7 @@ impl Default for BrokerConfig {
             vhosts: Vec::new(),
             users: vec![User {
                 name: "guest".into(),
-                password: "guest".into(),
+                password: Password::Plain("guest".into()),
                 loopback_only: true,
                 vhosts: vec!["/".into()],
             }],
@@ -88,7 +114,10 @@ pub enum ToClient {
         message: Arc<Message>,
     },
     /// The broker cancelled a consumer (its queue was deleted).
-    Cancel { channel: u16, consumer_tag: Arc<str> },
+    Cancel {
+        channel: u16,
+        consumer_tag: Arc<str>,
+    },
     /// Frames the wire layer encoded itself (method replies), kept in order with deliveries.
     Raw(bytes::Bytes),
 }
@@ -196,7 +225,9 @@ impl Broker {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock must not take every other client down with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Expires messages and queues. Runs on the tokio runtime the broker was created in, if any,
@@ -221,7 +252,9 @@ impl Broker {
     pub fn tick(&self, now: Instant) -> Duration {
         let next = self.lock().tick(now);
         match next {
-            Some(at) => at.saturating_duration_since(now).clamp(Duration::from_millis(1), Duration::from_millis(100)),
+            Some(at) => at
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), Duration::from_millis(100)),
             None => Duration::from_millis(100),
         }
     }
@@ -235,15 +268,26 @@ impl Broker {
                 "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
             )
         };
-        let found = self.config.users.iter().find(|u| u.name == user).ok_or_else(refused)?;
-        if found.password != password || (found.loopback_only && !from_loopback) {
+        let found = self
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == user)
+            .ok_or_else(refused)?;
+        if !found.password.verify(password) || (found.loopback_only && !from_loopback) {
             return Err(refused());
         }
         Ok(())
     }
 
     /// Registers a connection to `vhost` (530 when the vhost is unknown or not permitted).
-    pub fn open_connection(&self, user: &str, vhost: &str, peer: &str, sink: ClientSink) -> AmqpResult<ConnectionId> {
+    pub fn open_connection(
+        &self,
+        user: &str,
+        vhost: &str,
+        peer: &str,
+        sink: ClientSink,
+    ) -> AmqpResult<ConnectionId> {
         let mut state = self.lock();
         if !state.vhosts.contains_key(vhost) {
             return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
@@ -261,6 +305,24 @@ impl Broker {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, user, vhost, peer, sink);
         Ok(id)
+    }
+
+    /// A connection for the program itself (definitions, lessons, the view's actions), with
+    /// channel 1 open. Skips authentication; the inbox receives its deliveries.
+    pub fn open_internal_connection(
+        &self,
+        vhost: &str,
+        name: &str,
+    ) -> AmqpResult<(ConnectionId, ClientInbox)> {
+        let mut state = self.lock();
+        if !state.vhosts.contains_key(vhost) {
+            return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
+        }
+        let (sink, inbox) = ClientSink::new();
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        state.open_connection(id, name, vhost, name, sink);
+        state.open_channel(id, 1);
+        Ok((id, inbox))
     }
 
     pub fn close_connection(&self, connection: ConnectionId, reason: &str) {
@@ -290,12 +352,24 @@ impl Broker {
 
     // ---- exchanges ----
 
-    pub fn exchange_declare(&self, connection: ConnectionId, channel: u16, spec: ExchangeSpec) -> AmqpResult<()> {
+    pub fn exchange_declare(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        spec: ExchangeSpec,
+    ) -> AmqpResult<()> {
         self.lock().exchange_declare(connection, channel, spec)
     }
 
-    pub fn exchange_delete(&self, connection: ConnectionId, channel: u16, name: &str, if_unused: bool) -> AmqpResult<()> {
-        self.lock().exchange_delete(connection, channel, name, if_unused)
+    pub fn exchange_delete(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        name: &str,
+        if_unused: bool,
+    ) -> AmqpResult<()> {
+        self.lock()
+            .exchange_delete(connection, channel, name, if_unused)
     }
 
     /// Binds exchange `destination` to exchange `source` (exchange.bind).
@@ -308,8 +382,14 @@ impl Broker {
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock()
-            .bind(connection, channel, source, state::Target::Exchange(destination), routing_key, arguments)
+        self.lock().bind(
+            connection,
+            channel,
+            source,
+            state::Target::Exchange(destination),
+            routing_key,
+            arguments,
+        )
     }
 
     pub fn exchange_unbind(
@@ -321,13 +401,24 @@ impl Broker {
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock()
-            .unbind(connection, channel, source, state::Target::Exchange(destination), routing_key, arguments)
+        self.lock().unbind(
+            connection,
+            channel,
+            source,
+            state::Target::Exchange(destination),
+            routing_key,
+            arguments,
+        )
     }
 
     // ---- queues ----
 
-    pub fn queue_declare(&self, connection: ConnectionId, channel: u16, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
+    pub fn queue_declare(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        spec: QueueSpec,
+    ) -> AmqpResult<QueueDeclared> {
         self.lock().queue_declare(connection, channel, spec)
     }
 
@@ -340,8 +431,14 @@ impl Broker {
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock()
-            .bind(connection, channel, exchange, state::Target::Queue(queue), routing_key, arguments)
+        self.lock().bind(
+            connection,
+            channel,
+            exchange,
+            state::Target::Queue(queue),
+            routing_key,
+            arguments,
+        )
     }
 
     pub fn queue_unbind(
@@ -353,12 +450,23 @@ impl Broker {
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock()
-            .unbind(connection, channel, exchange, state::Target::Queue(queue), routing_key, arguments)
+        self.lock().unbind(
+            connection,
+            channel,
+            exchange,
+            state::Target::Queue(queue),
+            routing_key,
+            arguments,
+        )
     }
 
     /// Returns the number of messages purged.
-    pub fn queue_purge(&self, connection: ConnectionId, channel: u16, queue: &str) -> AmqpResult<u32> {
+    pub fn queue_purge(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+    ) -> AmqpResult<u32> {
         self.lock().queue_purge(connection, channel, queue)
     }
 
@@ -371,13 +479,21 @@ impl Broker {
         if_unused: bool,
         if_empty: bool,
     ) -> AmqpResult<u32> {
-        self.lock().queue_delete(connection, channel, queue, if_unused, if_empty)
+        self.lock()
+            .queue_delete(connection, channel, queue, if_unused, if_empty)
     }
 
     // ---- basic ----
 
-    pub fn basic_qos(&self, connection: ConnectionId, channel: u16, prefetch_count: u16, global: bool) {
-        self.lock().basic_qos(connection, channel, prefetch_count, global);
+    pub fn basic_qos(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        prefetch_count: u16,
+        global: bool,
+    ) {
+        self.lock()
+            .basic_qos(connection, channel, prefetch_count, global);
     }
 
     /// Starts a consumer; returns its tag (generated when `tag` is empty).
@@ -391,7 +507,8 @@ impl Broker {
         no_ack: bool,
         exclusive: bool,
     ) -> AmqpResult<String> {
-        self.lock().basic_consume(connection, channel, queue, tag, no_ack, exclusive)
+        self.lock()
+            .basic_consume(connection, channel, queue, tag, no_ack, exclusive)
     }
 
     /// Called by the wire layer right after it sent consume-ok, so deliveries follow it.
@@ -399,7 +516,12 @@ impl Broker {
         self.lock().consumer_ready(connection, channel, tag);
     }
 
-    pub fn basic_cancel(&self, connection: ConnectionId, channel: u16, tag: &str) -> AmqpResult<()> {
+    pub fn basic_cancel(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        tag: &str,
+    ) -> AmqpResult<()> {
         self.lock().basic_cancel(connection, channel, tag)
     }
 
@@ -415,16 +537,41 @@ impl Broker {
         properties: amq_protocol::protocol::BasicProperties,
         body: bytes::Bytes,
     ) -> AmqpResult<PublishOutcome> {
-        self.lock()
-            .basic_publish(connection, channel, exchange, routing_key, mandatory, properties, body)
+        self.lock().basic_publish(
+            connection,
+            channel,
+            exchange,
+            routing_key,
+            mandatory,
+            properties,
+            body,
+        )
     }
 
-    pub fn basic_get(&self, connection: ConnectionId, channel: u16, queue: &str, no_ack: bool) -> AmqpResult<Option<GetOk>> {
+    pub fn basic_get(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        no_ack: bool,
+    ) -> AmqpResult<Option<GetOk>> {
         self.lock().basic_get(connection, channel, queue, no_ack)
     }
 
-    pub fn basic_ack(&self, connection: ConnectionId, channel: u16, delivery_tag: u64, multiple: bool) -> AmqpResult<()> {
-        self.lock().settle(connection, channel, delivery_tag, multiple, state::Settle::Ack)
+    pub fn basic_ack(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        delivery_tag: u64,
+        multiple: bool,
+    ) -> AmqpResult<()> {
+        self.lock().settle(
+            connection,
+            channel,
+            delivery_tag,
+            multiple,
+            state::Settle::Ack,
+        )
     }
 
     pub fn basic_nack(
@@ -435,13 +582,29 @@ impl Broker {
         multiple: bool,
         requeue: bool,
     ) -> AmqpResult<()> {
-        self.lock()
-            .settle(connection, channel, delivery_tag, multiple, state::Settle::Nack { requeue })
+        self.lock().settle(
+            connection,
+            channel,
+            delivery_tag,
+            multiple,
+            state::Settle::Nack { requeue },
+        )
     }
 
-    pub fn basic_reject(&self, connection: ConnectionId, channel: u16, delivery_tag: u64, requeue: bool) -> AmqpResult<()> {
-        self.lock()
-            .settle(connection, channel, delivery_tag, false, state::Settle::Reject { requeue })
+    pub fn basic_reject(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        delivery_tag: u64,
+        requeue: bool,
+    ) -> AmqpResult<()> {
+        self.lock().settle(
+            connection,
+            channel,
+            delivery_tag,
+            false,
+            state::Settle::Reject { requeue },
+        )
     }
 
     /// basic.recover: requeue (or redeliver) every unacked message of the channel.

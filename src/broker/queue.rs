@@ -71,7 +71,9 @@ impl QueueLimits {
             Some("drop-head") => Some(Overflow::DropHead),
             Some("reject-publish") => Some(Overflow::RejectPublish),
             Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
-            Some(other) => return Err(invalid("x-overflow", &format!("{{unknown_value,{other}}}"))),
+            Some(other) => {
+                return Err(invalid("x-overflow", &format!("{{unknown_value,{other}}}")))
+            }
         };
         Ok(limits)
     }
@@ -165,7 +167,9 @@ impl Queue {
 
     /// Whether one more message of `size` bytes would go over a length limit.
     pub fn is_full_for(&self, size: usize) -> bool {
-        self.limits.max_length.is_some_and(|max| self.ready() >= max)
+        self.limits
+            .max_length
+            .is_some_and(|max| self.ready() >= max)
             || self
                 .limits
                 .max_length_bytes
@@ -235,16 +239,29 @@ impl Queue {
 
     /// The earliest instant at which the head may expire.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.levels.iter().filter_map(|d| d.front()?.expires_at).min()
+        self.levels
+            .iter()
+            .filter_map(|d| d.front()?.expires_at)
+            .min()
     }
 
-    pub fn consumer_mut(&mut self, tag: &str, connection: ConnectionId, channel: u16) -> Option<&mut Consumer> {
+    pub fn consumer_mut(
+        &mut self,
+        tag: &str,
+        connection: ConnectionId,
+        channel: u16,
+    ) -> Option<&mut Consumer> {
         self.consumers
             .iter_mut()
             .find(|c| &*c.tag == tag && c.connection == connection && c.channel == channel)
     }
 
-    pub fn remove_consumer(&mut self, tag: &str, connection: ConnectionId, channel: u16) -> Option<Consumer> {
+    pub fn remove_consumer(
+        &mut self,
+        tag: &str,
+        connection: ConnectionId,
+        channel: u16,
+    ) -> Option<Consumer> {
         let i = self
             .consumers
             .iter()

@@ -16,7 +16,8 @@ use super::queue::{Consumer, Overflow, Queue, QueueLimits};
 use super::vhost::Vhost;
 use super::{ClientSink, ExchangeSnapshot, QueueSnapshot, Snapshot, ToClient, VhostSnapshot};
 use crate::events::{
-    BindingInfo, ConnectionId, DeadLetterReason, Event, EventBus, EventKind, PublishFate, BODY_PREVIEW,
+    BindingInfo, ConnectionId, DeadLetterReason, Event, EventBus, EventKind, PublishFate,
+    BODY_PREVIEW,
 };
 
 /// The pseudo-queue for RabbitMQ's direct reply-to.
@@ -149,7 +150,13 @@ impl State {
         }
     }
 
-    fn emit(&self, vhost: &str, connection: Option<ConnectionId>, channel: Option<u16>, kind: impl FnOnce() -> EventKind) {
+    fn emit(
+        &self,
+        vhost: &str,
+        connection: Option<ConnectionId>,
+        channel: Option<u16>,
+        kind: impl FnOnce() -> EventKind,
+    ) {
         if self.events.has_readers() {
             self.events.emit(Event {
                 at: SystemTime::now(),
@@ -171,11 +178,18 @@ impl State {
     fn channel(&mut self, connection: ConnectionId, channel: u16) -> AmqpResult<&mut Channel> {
         self.channels
             .get_mut(&(connection, channel))
-            .ok_or_else(|| AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}")))
+            .ok_or_else(|| {
+                AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}"))
+            })
     }
 
     /// Resolves `""` to the channel's last declared queue, as RabbitMQ does.
-    fn queue_name(&mut self, connection: ConnectionId, channel: u16, name: &str) -> AmqpResult<String> {
+    fn queue_name(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        name: &str,
+    ) -> AmqpResult<String> {
         if !name.is_empty() {
             return Ok(name.to_string());
         }
@@ -198,7 +212,14 @@ impl State {
 
     // ---- connections and channels ----
 
-    pub fn open_connection(&mut self, id: ConnectionId, user: &str, vhost: &str, peer: &str, sink: ClientSink) {
+    pub fn open_connection(
+        &mut self,
+        id: ConnectionId,
+        user: &str,
+        vhost: &str,
+        peer: &str,
+        sink: ClientSink,
+    ) {
         self.connections.insert(
             id,
             Connection {
@@ -236,8 +257,10 @@ impl State {
         for queue in owned {
             self.delete_queue_now(&connection.vhost, &queue, Some(id));
         }
-        self.emit(&connection.vhost, Some(id), None, || EventKind::ConnectionClosed {
-            reason: reason.to_string(),
+        self.emit(&connection.vhost, Some(id), None, || {
+            EventKind::ConnectionClosed {
+                reason: reason.to_string(),
+            }
         });
     }
 
@@ -257,9 +280,12 @@ impl State {
     pub fn open_channel(&mut self, connection: ConnectionId, channel: u16) {
         if let Some(c) = self.connections.get_mut(&connection) {
             c.channels.insert(channel);
-            self.channels.insert((connection, channel), Channel::default());
+            self.channels
+                .insert((connection, channel), Channel::default());
             let vhost = c.vhost.clone();
-            self.emit(&vhost, Some(connection), Some(channel), || EventKind::ChannelOpened);
+            self.emit(&vhost, Some(connection), Some(channel), || {
+                EventKind::ChannelOpened
+            });
         }
     }
 
@@ -272,7 +298,10 @@ impl State {
             return;
         };
         let tags: Vec<(Arc<str>, Arc<str>)> = {
-            let c = self.connections.get_mut(&connection).expect("checked above");
+            let c = self
+                .connections
+                .get_mut(&connection)
+                .expect("checked above");
             c.channels.remove(&channel);
             let tags: Vec<_> = c
                 .consumers
@@ -292,21 +321,36 @@ impl State {
         }
         work.extend(self.requeue_all(&vhost, connection, state.unacked.into_values().collect()));
         self.run(work);
-        self.emit(&vhost, Some(connection), Some(channel), || EventKind::ChannelClosed {
-            reason: reason.to_string(),
+        self.emit(&vhost, Some(connection), Some(channel), || {
+            EventKind::ChannelClosed {
+                reason: reason.to_string(),
+            }
         });
     }
 
     /// Puts unacked messages back in their queues, in order, marked redelivered.
-    fn requeue_all(&mut self, vhost: &str, connection: ConnectionId, mut unacked: Vec<Unacked>) -> Vec<(String, Arc<str>)> {
+    fn requeue_all(
+        &mut self,
+        vhost: &str,
+        connection: ConnectionId,
+        mut unacked: Vec<Unacked>,
+    ) -> Vec<(String, Arc<str>)> {
         unacked.sort_by_key(|u| u.message.seq);
         let mut touched = Vec::new();
         for u in unacked {
             let id = u.message.message.id;
-            if let Some(queue) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&u.queue)) {
+            if let Some(queue) = self
+                .vhosts
+                .get_mut(vhost)
+                .and_then(|v| v.queues.get_mut(&u.queue))
+            {
                 queue.unacked = queue.unacked.saturating_sub(1);
                 if let Some(tag) = &u.consumer_tag {
-                    if let Some(c) = queue.consumers.iter_mut().find(|c| c.tag == *tag && c.connection == connection) {
+                    if let Some(c) = queue
+                        .consumers
+                        .iter_mut()
+                        .find(|c| c.tag == *tag && c.connection == connection)
+                    {
                         c.unacked = c.unacked.saturating_sub(1);
                     }
                 }
@@ -328,9 +372,17 @@ impl State {
 
     // ---- exchanges ----
 
-    pub fn exchange_declare(&mut self, connection: ConnectionId, channel: u16, spec: ExchangeSpec) -> AmqpResult<()> {
+    pub fn exchange_declare(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        spec: ExchangeSpec,
+    ) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(connection)?;
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost of a connection exists");
+        let vhost = self
+            .vhosts
+            .get_mut(&vhost_name)
+            .expect("vhost of a connection exists");
         if spec.passive {
             vhost.exchange(&spec.name)?;
             return Ok(());
@@ -342,7 +394,9 @@ impl State {
             )));
         };
         if let Some(existing) = vhost.exchanges.get(spec.name.as_str()) {
-            let inequivalent = |arg: &str, received: &dyn std::fmt::Display, current: &dyn std::fmt::Display| {
+            let inequivalent = |arg: &str,
+                                received: &dyn std::fmt::Display,
+                                current: &dyn std::fmt::Display| {
                 AmqpError::precondition_failed(format!(
                     "inequivalent arg '{arg}' for exchange '{}' in vhost '{vhost_name}': received '{received}' but current is '{current}'",
                     spec.name
@@ -355,7 +409,11 @@ impl State {
                 return Err(inequivalent("durable", &spec.durable, &existing.durable));
             }
             if existing.auto_delete != spec.auto_delete {
-                return Err(inequivalent("auto_delete", &spec.auto_delete, &existing.auto_delete));
+                return Err(inequivalent(
+                    "auto_delete",
+                    &spec.auto_delete,
+                    &existing.auto_delete,
+                ));
             }
             if existing.internal != spec.internal {
                 return Err(inequivalent("internal", &spec.internal, &existing.internal));
@@ -383,24 +441,36 @@ impl State {
             spec.arguments.clone(),
         );
         vhost.exchanges.insert(exchange.name.clone(), exchange);
-        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ExchangeDeclared {
-            name: spec.name.clone(),
-            kind: kind.as_str().to_string(),
-            durable: spec.durable,
-            auto_delete: spec.auto_delete,
-            internal: spec.internal,
-            arguments: args::pairs(&spec.arguments),
+        self.emit(&vhost_name, Some(connection), Some(channel), || {
+            EventKind::ExchangeDeclared {
+                name: spec.name.clone(),
+                kind: kind.as_str().to_string(),
+                durable: spec.durable,
+                auto_delete: spec.auto_delete,
+                internal: spec.internal,
+                arguments: args::pairs(&spec.arguments),
+            }
         });
         Ok(())
     }
 
-    pub fn exchange_delete(&mut self, connection: ConnectionId, channel: u16, name: &str, if_unused: bool) -> AmqpResult<()> {
+    pub fn exchange_delete(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        name: &str,
+        if_unused: bool,
+    ) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(connection)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if name.is_empty() || name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
                 "operation not permitted on the default exchange{}",
-                if name.is_empty() { String::new() } else { format!(" or '{name}'") }
+                if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" or '{name}'")
+                }
             )))
             .or_else(|e| {
                 if name.starts_with("amq.") {
@@ -417,7 +487,10 @@ impl State {
             return Ok(());
         };
         let used = exchange.router.binding_count() > 0
-            || vhost.bindings_into_exchange.get(name).is_some_and(|l| !l.is_empty());
+            || vhost
+                .bindings_into_exchange
+                .get(name)
+                .is_some_and(|l| !l.is_empty());
         if if_unused && used {
             return Err(AmqpError::precondition_failed(format!(
                 "exchange '{name}' in vhost '{vhost_name}' in use"
@@ -426,11 +499,13 @@ impl State {
         let removed_bindings = Self::bindings_touching_exchange(vhost, name);
         let also = vhost.delete_exchange(name);
         for info in removed_bindings {
-            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::BindingDeleted(info));
+            self.emit(&vhost_name, Some(connection), Some(channel), || {
+                EventKind::BindingDeleted(info)
+            });
         }
         for deleted in std::iter::once(name.to_string()).chain(also) {
-            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ExchangeDeleted {
-                name: deleted,
+            self.emit(&vhost_name, Some(connection), Some(channel), || {
+                EventKind::ExchangeDeleted { name: deleted }
             });
         }
         Ok(())
@@ -439,7 +514,12 @@ impl State {
     fn bindings_touching_exchange(vhost: &Vhost, name: &str) -> Vec<BindingInfo> {
         let mut out: Vec<BindingInfo> = Vec::new();
         if let Some(x) = vhost.exchanges.get(name) {
-            out.extend(x.router.bindings().iter().map(|b| Vhost::binding_info(name, b)));
+            out.extend(
+                x.router
+                    .bindings()
+                    .iter()
+                    .map(|b| Vhost::binding_info(name, b)),
+            );
         }
         if let Some(list) = vhost.bindings_into_exchange.get(name) {
             out.extend(list.iter().map(|(s, b)| Vhost::binding_info(s, b)));
@@ -462,14 +542,19 @@ impl State {
             Target::Exchange(x) => Destination::Exchange(x.into()),
         };
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        if source.is_empty() || destination.name().is_empty() && matches!(destination, Destination::Exchange(_)) {
+        if source.is_empty()
+            || destination.name().is_empty() && matches!(destination, Destination::Exchange(_))
+        {
             return Err(AmqpError::access_refused(format!(
                 "operation not permitted on the default exchange"
             )));
         }
         match &destination {
             Destination::Queue(q) => {
-                let queue = vhost.queues.get(q).ok_or_else(|| missing_queue(&vhost_name, q))?;
+                let queue = vhost
+                    .queues
+                    .get(q)
+                    .ok_or_else(|| missing_queue(&vhost_name, q))?;
                 Self::check_owner(queue, connection, &vhost_name)?;
             }
             Destination::Exchange(x) => {
@@ -484,7 +569,9 @@ impl State {
         };
         let info = Vhost::binding_info(source, &binding);
         if vhost.add_binding(source, binding) {
-            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::BindingCreated(info));
+            self.emit(&vhost_name, Some(connection), Some(channel), || {
+                EventKind::BindingCreated(info)
+            });
         }
         Ok(())
     }
@@ -511,7 +598,10 @@ impl State {
         }
         match &destination {
             Destination::Queue(q) => {
-                let queue = vhost.queues.get(q).ok_or_else(|| missing_queue(&vhost_name, q))?;
+                let queue = vhost
+                    .queues
+                    .get(q)
+                    .ok_or_else(|| missing_queue(&vhost_name, q))?;
                 Self::check_owner(queue, connection, &vhost_name)?;
             }
             Destination::Exchange(x) => {
@@ -527,9 +617,13 @@ impl State {
         if vhost.remove_binding(source, &binding) {
             let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);
             let info = Vhost::binding_info(source, &binding);
-            self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::BindingDeleted(info));
+            self.emit(&vhost_name, Some(connection), Some(channel), || {
+                EventKind::BindingDeleted(info)
+            });
             for name in deleted {
-                self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ExchangeDeleted { name });
+                self.emit(&vhost_name, Some(connection), Some(channel), || {
+                    EventKind::ExchangeDeleted { name }
+                });
             }
         }
         Ok(())
@@ -537,7 +631,12 @@ impl State {
 
     // ---- queues ----
 
-    pub fn queue_declare(&mut self, connection: ConnectionId, channel: u16, spec: QueueSpec) -> AmqpResult<super::QueueDeclared> {
+    pub fn queue_declare(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        spec: QueueSpec,
+    ) -> AmqpResult<super::QueueDeclared> {
         let vhost_name = self.vhost_of(connection)?;
         self.channel(connection, channel)?;
         let mut name = spec.name.clone();
@@ -567,10 +666,18 @@ impl State {
                     return Err(inequivalent("durable", spec.durable, queue.durable));
                 }
                 if queue.auto_delete != spec.auto_delete {
-                    return Err(inequivalent("auto_delete", spec.auto_delete, queue.auto_delete));
+                    return Err(inequivalent(
+                        "auto_delete",
+                        spec.auto_delete,
+                        queue.auto_delete,
+                    ));
                 }
                 if queue.owner.is_some() != spec.exclusive {
-                    return Err(inequivalent("exclusive", spec.exclusive, queue.owner.is_some()));
+                    return Err(inequivalent(
+                        "exclusive",
+                        spec.exclusive,
+                        queue.owner.is_some(),
+                    ));
                 }
                 if let Some(arg) = inequivalent_argument(&queue.arguments, &spec.arguments) {
                     return Err(AmqpError::precondition_failed(format!(
@@ -592,14 +699,23 @@ impl State {
         }
         let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
         let owner = spec.exclusive.then_some(connection);
-        let queue = Queue::new(&name, spec.durable, spec.auto_delete, owner, spec.arguments.clone(), limits);
+        let queue = Queue::new(
+            &name,
+            spec.durable,
+            spec.auto_delete,
+            owner,
+            spec.arguments.clone(),
+            limits,
+        );
         vhost.queues.insert(queue.name.clone(), queue);
-        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::QueueDeclared {
-            name: name.clone(),
-            durable: spec.durable,
-            exclusive: spec.exclusive,
-            auto_delete: spec.auto_delete,
-            arguments: args::pairs(&spec.arguments),
+        self.emit(&vhost_name, Some(connection), Some(channel), || {
+            EventKind::QueueDeclared {
+                name: name.clone(),
+                durable: spec.durable,
+                exclusive: spec.exclusive,
+                auto_delete: spec.auto_delete,
+                arguments: args::pairs(&spec.arguments),
+            }
         });
         self.channel(connection, channel)?.last_queue = Some(name.clone());
         Ok(super::QueueDeclared {
@@ -609,16 +725,26 @@ impl State {
         })
     }
 
-    pub fn queue_purge(&mut self, connection: ConnectionId, channel: u16, queue: &str) -> AmqpResult<u32> {
+    pub fn queue_purge(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+    ) -> AmqpResult<u32> {
         let vhost_name = self.vhost_of(connection)?;
         let name = self.queue_name(connection, channel, queue)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let q = vhost.queues.get_mut(name.as_str()).ok_or_else(|| missing_queue(&vhost_name, &name))?;
+        let q = vhost
+            .queues
+            .get_mut(name.as_str())
+            .ok_or_else(|| missing_queue(&vhost_name, &name))?;
         Self::check_owner(q, connection, &vhost_name)?;
         let count = q.drain().len() as u32;
-        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::QueuePurged {
-            name,
-            messages: count,
+        self.emit(&vhost_name, Some(connection), Some(channel), || {
+            EventKind::QueuePurged {
+                name,
+                messages: count,
+            }
         });
         Ok(count)
     }
@@ -660,30 +786,41 @@ impl State {
         let removed_bindings: Vec<BindingInfo> = vhost
             .queues
             .get(name)
-            .map(|q| q.bindings.iter().map(|(s, b)| Vhost::binding_info(s, b)).collect())
+            .map(|q| {
+                q.bindings
+                    .iter()
+                    .map(|(s, b)| Vhost::binding_info(s, b))
+                    .collect()
+            })
             .unwrap_or_default();
         let Some((queue, deleted_exchanges)) = vhost.delete_queue(name) else {
             return 0;
         };
         for consumer in &queue.consumers {
             if let Some(c) = self.connections.get_mut(&consumer.connection) {
-                c.consumers.remove(&(consumer.channel, consumer.tag.clone()));
+                c.consumers
+                    .remove(&(consumer.channel, consumer.tag.clone()));
                 c.sink.send(ToClient::Cancel {
                     channel: consumer.channel,
                     consumer_tag: consumer.tag.clone(),
                 });
             }
-            self.emit(vhost_name, Some(consumer.connection), Some(consumer.channel), || {
-                EventKind::ConsumerCancelled {
+            self.emit(
+                vhost_name,
+                Some(consumer.connection),
+                Some(consumer.channel),
+                || EventKind::ConsumerCancelled {
                     queue: name.to_string(),
                     consumer_tag: consumer.tag.to_string(),
-                }
-            });
+                },
+            );
         }
         for info in removed_bindings {
             self.emit(vhost_name, by, None, || EventKind::BindingDeleted(info));
         }
-        self.emit(vhost_name, by, None, || EventKind::QueueDeleted { name: name.to_string() });
+        self.emit(vhost_name, by, None, || EventKind::QueueDeleted {
+            name: name.to_string(),
+        });
         for name in deleted_exchanges {
             self.emit(vhost_name, by, None, || EventKind::ExchangeDeleted { name });
         }
@@ -692,7 +829,13 @@ impl State {
 
     // ---- consumers ----
 
-    pub fn basic_qos(&mut self, connection: ConnectionId, channel: u16, prefetch_count: u16, global: bool) {
+    pub fn basic_qos(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        prefetch_count: u16,
+        global: bool,
+    ) {
         if let Ok(ch) = self.channel(connection, channel) {
             if global {
                 ch.prefetch_channel = prefetch_count;
@@ -721,11 +864,15 @@ impl State {
         };
         let conn = self.connections.get(&connection).expect("checked");
         if conn.consumers.contains_key(&(channel, tag.clone())) {
-            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+            return Err(AmqpError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
         }
         if queue == REPLY_TO {
             if !no_ack {
-                return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
+                return Err(AmqpError::precondition_failed(
+                    "reply consumer cannot acknowledge",
+                ));
             }
             let ch = self.channel(connection, channel)?;
             if ch.reply_consumer.is_some() {
@@ -737,10 +884,15 @@ impl State {
         let name = self.queue_name(connection, channel, queue)?;
         let prefetch = self.channel(connection, channel)?.prefetch_consumer;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let q = vhost.queues.get_mut(name.as_str()).ok_or_else(|| missing_queue(&vhost_name, &name))?;
+        let q = vhost
+            .queues
+            .get_mut(name.as_str())
+            .ok_or_else(|| missing_queue(&vhost_name, &name))?;
         Self::check_owner(q, connection, &vhost_name)?;
         let exclusive_use = || {
-            AmqpError::access_refused(format!("queue '{name}' in vhost '{vhost_name}' in exclusive use"))
+            AmqpError::access_refused(format!(
+                "queue '{name}' in vhost '{vhost_name}' in exclusive use"
+            ))
         };
         if q.consumers.iter().any(|c| c.exclusive) || (exclusive && !q.consumers.is_empty()) {
             return Err(exclusive_use());
@@ -759,11 +911,15 @@ impl State {
         let queue_name = q.name.clone();
         let conn = self.connections.get_mut(&connection).expect("checked");
         conn.consumers.insert((channel, tag.clone()), queue_name);
-        self.channel(connection, channel)?.not_ready.insert(tag.clone());
-        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::ConsumerCreated {
-            queue: name,
-            consumer_tag: tag.to_string(),
-            no_ack,
+        self.channel(connection, channel)?
+            .not_ready
+            .insert(tag.clone());
+        self.emit(&vhost_name, Some(connection), Some(channel), || {
+            EventKind::ConsumerCreated {
+                queue: name,
+                consumer_tag: tag.to_string(),
+                no_ack,
+            }
         });
         Ok(tag.to_string())
     }
@@ -772,16 +928,23 @@ impl State {
         if let Ok(ch) = self.channel(connection, channel) {
             ch.not_ready.remove(tag);
         }
-        let queue = self
-            .connections
-            .get(&connection)
-            .and_then(|c| c.consumers.get(&(channel, Arc::from(tag))).cloned().map(|q| (c.vhost.clone(), q)));
+        let queue = self.connections.get(&connection).and_then(|c| {
+            c.consumers
+                .get(&(channel, Arc::from(tag)))
+                .cloned()
+                .map(|q| (c.vhost.clone(), q))
+        });
         if let Some(work) = queue {
             self.run(VecDeque::from([work]));
         }
     }
 
-    pub fn basic_cancel(&mut self, connection: ConnectionId, channel: u16, tag: &str) -> AmqpResult<()> {
+    pub fn basic_cancel(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        tag: &str,
+    ) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(connection)?;
         let ch = self.channel(connection, channel)?;
         if ch.reply_consumer.as_deref() == Some(tag) {
@@ -789,7 +952,11 @@ impl State {
             return Ok(());
         }
         let key = (channel, Arc::from(tag));
-        let Some(queue) = self.connections.get_mut(&connection).and_then(|c| c.consumers.remove(&key)) else {
+        let Some(queue) = self
+            .connections
+            .get_mut(&connection)
+            .and_then(|c| c.consumers.remove(&key))
+        else {
             // Cancelling an unknown tag is not an error in AMQP.
             return Ok(());
         };
@@ -798,8 +965,19 @@ impl State {
     }
 
     /// Detaches a consumer; deletes an auto-delete queue that lost its last one.
-    fn remove_consumer(&mut self, vhost_name: &str, queue: &str, connection: ConnectionId, channel: u16, tag: &str) {
-        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(queue)) else {
+    fn remove_consumer(
+        &mut self,
+        vhost_name: &str,
+        queue: &str,
+        connection: ConnectionId,
+        channel: u16,
+        tag: &str,
+    ) {
+        let Some(q) = self
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(queue))
+        else {
             return;
         };
         if q.remove_consumer(tag, connection, channel).is_none() {
@@ -807,9 +985,11 @@ impl State {
         }
         q.last_used = Instant::now();
         let auto_delete = q.auto_delete && q.had_consumer && q.consumers.is_empty();
-        self.emit(vhost_name, Some(connection), Some(channel), || EventKind::ConsumerCancelled {
-            queue: queue.to_string(),
-            consumer_tag: tag.to_string(),
+        self.emit(vhost_name, Some(connection), Some(channel), || {
+            EventKind::ConsumerCancelled {
+                queue: queue.to_string(),
+                consumer_tag: tag.to_string(),
+            }
         });
         if auto_delete {
             self.delete_queue_now(vhost_name, queue, Some(connection));
@@ -831,10 +1011,16 @@ impl State {
     ) -> AmqpResult<PublishOutcome> {
         let vhost_name = self.vhost_of(connection)?;
         // Direct reply-to: the request names the pseudo-queue; give it this channel's address.
-        if properties.reply_to().as_ref().is_some_and(|r| r.as_str() == REPLY_TO) {
+        if properties
+            .reply_to()
+            .as_ref()
+            .is_some_and(|r| r.as_str() == REPLY_TO)
+        {
             let ch = self.channel(connection, channel)?;
             if ch.reply_consumer.is_none() {
-                return Err(AmqpError::precondition_failed("fast reply consumer does not exist"));
+                return Err(AmqpError::precondition_failed(
+                    "fast reply consumer does not exist",
+                ));
             }
             let address = format!("{REPLY_TO}.{connection}.{channel}.{}", random_suffix());
             properties = properties.with_reply_to(address.as_str().into());
@@ -881,7 +1067,9 @@ impl State {
         } else {
             PublishFate::Dropped
         };
-        self.emit(&vhost_name, Some(connection), Some(channel), || published_event(&message, &route, fate));
+        self.emit(&vhost_name, Some(connection), Some(channel), || {
+            published_event(&message, &route, fate)
+        });
         self.run(work);
         Ok(outcome)
     }
@@ -918,7 +1106,9 @@ impl State {
             (false, true) => PublishFate::Returned,
             (false, false) => PublishFate::Dropped,
         };
-        self.emit(vhost, Some(connection), Some(channel), || published_event(&message, &Default::default(), fate.clone()));
+        self.emit(vhost, Some(connection), Some(channel), || {
+            published_event(&message, &Default::default(), fate.clone())
+        });
         PublishOutcome {
             returned: fate == PublishFate::Returned,
             rejected: false,
@@ -927,8 +1117,18 @@ impl State {
 
     /// Adds a message to a queue, applying TTL and length limits. Returns true when the queue
     /// refused it (reject-publish). Queues to dispatch are pushed onto `work`.
-    fn enqueue(&mut self, vhost_name: &str, queue: &Arc<str>, message: Arc<Message>, work: &mut VecDeque<(String, Arc<str>)>) -> bool {
-        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(queue)) else {
+    fn enqueue(
+        &mut self,
+        vhost_name: &str,
+        queue: &Arc<str>,
+        message: Arc<Message>,
+        work: &mut VecDeque<(String, Arc<str>)>,
+    ) -> bool {
+        let Some(q) = self
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(queue))
+        else {
             return false;
         };
         let size = message.body.len();
@@ -986,7 +1186,11 @@ impl State {
         work: &mut VecDeque<(String, Arc<str>)>,
     ) {
         let id = qm.message.id;
-        let (dlx, dlrk) = match self.vhosts.get(vhost_name).and_then(|v| v.queues.get(queue)) {
+        let (dlx, dlrk) = match self
+            .vhosts
+            .get(vhost_name)
+            .and_then(|v| v.queues.get(queue))
+        {
             Some(q) => (
                 q.limits.dead_letter_exchange.clone(),
                 q.limits.dead_letter_routing_key.clone(),
@@ -995,21 +1199,32 @@ impl State {
         };
         let Some(dlx) = dlx else {
             match reason {
-                DeadLetterReason::Expired => self.emit(vhost_name, None, None, || EventKind::Expired {
-                    message_id: id,
-                    queue: queue.to_string(),
-                }),
-                DeadLetterReason::Maxlen => self.emit(vhost_name, None, None, || EventKind::Dropped {
-                    message_id: id,
-                    queue: queue.to_string(),
-                }),
+                DeadLetterReason::Expired => {
+                    self.emit(vhost_name, None, None, || EventKind::Expired {
+                        message_id: id,
+                        queue: queue.to_string(),
+                    })
+                }
+                DeadLetterReason::Maxlen => {
+                    self.emit(vhost_name, None, None, || EventKind::Dropped {
+                        message_id: id,
+                        queue: queue.to_string(),
+                    })
+                }
                 DeadLetterReason::Rejected => {}
             }
             return;
         };
         let routing_key = dlrk.unwrap_or_else(|| qm.message.routing_key.to_string());
         self.next_message_id += 1;
-        let message = Arc::new(dead_lettered(&qm.message, self.next_message_id, queue, &reason, &dlx, &routing_key));
+        let message = Arc::new(dead_lettered(
+            &qm.message,
+            self.next_message_id,
+            queue,
+            &reason,
+            &dlx,
+            &routing_key,
+        ));
         self.emit(vhost_name, None, None, || EventKind::DeadLettered {
             message_id: id,
             queue: queue.to_string(),
@@ -1029,7 +1244,9 @@ impl State {
         } else {
             PublishFate::Routed
         };
-        self.emit(vhost_name, None, None, || published_event(&message, &route, fate));
+        self.emit(vhost_name, None, None, || {
+            published_event(&message, &route, fate)
+        });
         for target in &route.queues {
             // A message expiring round and round through its own queue stops here, as in
             // RabbitMQ, unless a client rejected it somewhere on the way.
@@ -1051,7 +1268,13 @@ impl State {
             }
             let expired = self.dispatch(&vhost, &queue);
             for message in expired {
-                self.dead_letter(&vhost, &queue, message, DeadLetterReason::Expired, &mut work);
+                self.dead_letter(
+                    &vhost,
+                    &queue,
+                    message,
+                    DeadLetterReason::Expired,
+                    &mut work,
+                );
             }
             // Dead-lettering may have filled queues we already passed.
             if !work.is_empty() {
@@ -1064,7 +1287,11 @@ impl State {
     /// found expired at the head on the way.
     fn dispatch(&mut self, vhost_name: &str, queue_name: &str) -> Vec<QueuedMessage> {
         let mut expired = Vec::new();
-        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(queue_name)) else {
+        let Some(q) = self
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(queue_name))
+        else {
             return expired;
         };
         let now = Instant::now();
@@ -1091,7 +1318,10 @@ impl State {
                 if ch.not_ready.contains(&c.tag) {
                     continue;
                 }
-                if !c.no_ack && ch.prefetch_channel > 0 && ch.unacked.len() >= ch.prefetch_channel as usize {
+                if !c.no_ack
+                    && ch.prefetch_channel > 0
+                    && ch.unacked.len() >= ch.prefetch_channel as usize
+                {
                     continue;
                 }
                 let Some(conn) = self.connections.get(&c.connection) else {
@@ -1109,7 +1339,10 @@ impl State {
             q.next_consumer = (i + 1) % n;
             let message = q.pop_front().expect("checked ready");
             let consumer = &mut q.consumers[i];
-            let ch = self.channels.get_mut(&(consumer.connection, consumer.channel)).expect("checked");
+            let ch = self
+                .channels
+                .get_mut(&(consumer.connection, consumer.channel))
+                .expect("checked");
             ch.delivery_tags += 1;
             let delivery_tag = ch.delivery_tags;
             let redelivered = message.redelivered;
@@ -1155,11 +1388,20 @@ impl State {
         expired
     }
 
-    pub fn basic_get(&mut self, connection: ConnectionId, channel: u16, queue: &str, no_ack: bool) -> AmqpResult<Option<GetOk>> {
+    pub fn basic_get(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        queue: &str,
+        no_ack: bool,
+    ) -> AmqpResult<Option<GetOk>> {
         let vhost_name = self.vhost_of(connection)?;
         let name = self.queue_name(connection, channel, queue)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let q = vhost.queues.get_mut(name.as_str()).ok_or_else(|| missing_queue(&vhost_name, &name))?;
+        let q = vhost
+            .queues
+            .get_mut(name.as_str())
+            .ok_or_else(|| missing_queue(&vhost_name, &name))?;
         Self::check_owner(q, connection, &vhost_name)?;
         q.last_used = Instant::now();
         let now = Instant::now();
@@ -1199,12 +1441,14 @@ impl State {
                 },
             );
         }
-        self.emit(&vhost_name, Some(connection), Some(channel), || EventKind::Delivered {
-            message_id: payload.id,
-            queue: name,
-            consumer_tag: None,
-            delivery_tag,
-            redelivered,
+        self.emit(&vhost_name, Some(connection), Some(channel), || {
+            EventKind::Delivered {
+                message_id: payload.id,
+                queue: name,
+                consumer_tag: None,
+                delivery_tag,
+                redelivered,
+            }
         });
         Ok(Some(GetOk {
             delivery_tag,
@@ -1216,12 +1460,23 @@ impl State {
 
     /// ack / nack / reject of one tag or (multiple) every tag up to it; tag 0 with multiple
     /// means all.
-    pub fn settle(&mut self, connection: ConnectionId, channel: u16, delivery_tag: u64, multiple: bool, how: Settle) -> AmqpResult<()> {
+    pub fn settle(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        delivery_tag: u64,
+        multiple: bool,
+        how: Settle,
+    ) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(connection)?;
         let ch = self.channel(connection, channel)?;
-        let unknown = || AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}"));
+        let unknown =
+            || AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}"));
         let taken: Vec<(u64, Unacked)> = if multiple {
-            if delivery_tag != 0 && !ch.unacked.contains_key(&delivery_tag) && ch.unacked.range(..=delivery_tag).next().is_none() {
+            if delivery_tag != 0
+                && !ch.unacked.contains_key(&delivery_tag)
+                && ch.unacked.range(..=delivery_tag).next().is_none()
+            {
                 return Err(unknown());
             }
             let keys: Vec<u64> = if delivery_tag == 0 {
@@ -1242,14 +1497,31 @@ impl State {
             let id = u.message.message.id;
             let queue = u.queue.to_string();
             let (requeue_it, kind) = match how {
-                Settle::Ack => (false, EventKind::Acked { message_id: id, queue: queue.clone(), delivery_tag: tag }),
+                Settle::Ack => (
+                    false,
+                    EventKind::Acked {
+                        message_id: id,
+                        queue: queue.clone(),
+                        delivery_tag: tag,
+                    },
+                ),
                 Settle::Nack { requeue } => (
                     requeue,
-                    EventKind::Nacked { message_id: id, queue: queue.clone(), delivery_tag: tag, requeue },
+                    EventKind::Nacked {
+                        message_id: id,
+                        queue: queue.clone(),
+                        delivery_tag: tag,
+                        requeue,
+                    },
                 ),
                 Settle::Reject { requeue } => (
                     requeue,
-                    EventKind::Rejected { message_id: id, queue: queue.clone(), delivery_tag: tag, requeue },
+                    EventKind::Rejected {
+                        message_id: id,
+                        queue: queue.clone(),
+                        delivery_tag: tag,
+                        requeue,
+                    },
                 ),
             };
             self.emit(&vhost_name, Some(connection), Some(channel), || kind);
@@ -1257,7 +1529,11 @@ impl State {
                 requeue.push(u);
                 continue;
             }
-            if let Some(q) = self.vhosts.get_mut(&vhost_name).and_then(|v| v.queues.get_mut(&u.queue)) {
+            if let Some(q) = self
+                .vhosts
+                .get_mut(&vhost_name)
+                .and_then(|v| v.queues.get_mut(&u.queue))
+            {
                 q.unacked = q.unacked.saturating_sub(1);
                 q.stats.acked += matches!(how, Settle::Ack) as u64;
                 if let Some(tag) = &u.consumer_tag {
@@ -1267,7 +1543,13 @@ impl State {
                 }
                 work.push_back((vhost_name.clone(), u.queue.clone()));
                 if !matches!(how, Settle::Ack) {
-                    self.dead_letter(&vhost_name, &queue, u.message, DeadLetterReason::Rejected, &mut work);
+                    self.dead_letter(
+                        &vhost_name,
+                        &queue,
+                        u.message,
+                        DeadLetterReason::Rejected,
+                        &mut work,
+                    );
                 }
             }
         }
@@ -1370,7 +1652,11 @@ impl State {
                     })
                     .collect();
                 bindings.sort_by(|a, b| {
-                    (&a.source, &a.destination, &a.routing_key).cmp(&(&b.source, &b.destination, &b.routing_key))
+                    (&a.source, &a.destination, &a.routing_key).cmp(&(
+                        &b.source,
+                        &b.destination,
+                        &b.routing_key,
+                    ))
                 });
                 VhostSnapshot {
                     name: v.name.clone(),
@@ -1434,7 +1720,11 @@ fn published_event(message: &Message, route: &super::vhost::Route, fate: Publish
         body_preview: message.body[..message.body.len().min(BODY_PREVIEW)].to_vec(),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
         properties: props,
-        matched: route.matched.iter().map(|(s, b)| Vhost::binding_info(s, b)).collect(),
+        matched: route
+            .matched
+            .iter()
+            .map(|(s, b)| Vhost::binding_info(s, b))
+            .collect(),
         queues: route.queues.iter().map(|q| q.to_string()).collect(),
         alternate_exchange: route.alternate_exchange.clone(),
         fate,

@@ -46,7 +46,8 @@ impl Vhost {
         let exchanges = PREDECLARED
             .iter()
             .map(|(name, kind)| {
-                let exchange = Exchange::new(name, *kind, true, false, false, FieldTable::default());
+                let exchange =
+                    Exchange::new(name, *kind, true, false, false, FieldTable::default());
                 (Arc::from(*name), exchange)
             })
             .collect();
@@ -59,9 +60,9 @@ impl Vhost {
     }
 
     pub fn exchange(&self, name: &str) -> AmqpResult<&Exchange> {
-        self.exchanges
-            .get(name)
-            .ok_or_else(|| AmqpError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name)))
+        self.exchanges.get(name).ok_or_else(|| {
+            AmqpError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+        })
     }
 
     /// Routes a message published to `exchange`. The default exchange reaches the queue named
@@ -88,13 +89,21 @@ impl Vhost {
         // Alternate exchanges: follow the chain while nothing was reached.
         let mut current = exchange.to_string();
         while route.queues.is_empty() {
-            let Some(alternate) = self.exchanges.get(current.as_str()).and_then(Exchange::alternate_exchange) else {
+            let Some(alternate) = self
+                .exchanges
+                .get(current.as_str())
+                .and_then(Exchange::alternate_exchange)
+            else {
                 break;
             };
-            if visited.contains(&alternate.as_str()) || !self.exchanges.contains_key(alternate.as_str()) {
+            if visited.contains(&alternate.as_str())
+                || !self.exchanges.contains_key(alternate.as_str())
+            {
                 break;
             }
-            route.alternate_exchange.get_or_insert_with(|| alternate.clone());
+            route
+                .alternate_exchange
+                .get_or_insert_with(|| alternate.clone());
             self.route_from(&alternate, routing_key, headers, &mut visited, &mut route);
             current = alternate;
         }
@@ -126,7 +135,9 @@ impl Vhost {
                         }
                     }
                     Destination::Exchange(next) => {
-                        if let Some((next_name, next_exchange)) = self.exchanges.get_key_value(&**next) {
+                        if let Some((next_name, next_exchange)) =
+                            self.exchanges.get_key_value(&**next)
+                        {
                             if !visited.contains(&&**next_name) {
                                 visited.push(next_name);
                                 pending.push((next_name.clone(), next_exchange));
@@ -213,7 +224,9 @@ impl Vhost {
             match &binding.destination {
                 Destination::Queue(q) => {
                     if let Some(queue) = self.queues.get_mut(q) {
-                        queue.bindings.retain(|(s, b)| !(&**s == name && Arc::ptr_eq(b, &binding)));
+                        queue
+                            .bindings
+                            .retain(|(s, b)| !(&**s == name && Arc::ptr_eq(b, &binding)));
                     }
                 }
                 Destination::Exchange(x) => {

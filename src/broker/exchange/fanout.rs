@@ -20,7 +20,12 @@ impl Router for FanoutRouter {
         remove_binding(&mut self.all, binding)
     }
 
-    fn route(&self, _routing_key: &str, _headers: Option<&FieldTable>, out: &mut Vec<Arc<Binding>>) {
+    fn route(
+        &self,
+        _routing_key: &str,
+        _headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Binding>>,
+    ) {
         out.extend(self.all.iter().cloned());
     }
 

@@ -180,7 +180,11 @@ mod tests {
         let msg = table(&[("format", s("pdf")), ("type", s("report"))]);
         let all = table(&[("format", s("pdf")), ("type", s("log"))]);
         assert!(!headers_match(&all, &msg).matched);
-        let any = table(&[("x-match", s("any")), ("format", s("pdf")), ("type", s("log"))]);
+        let any = table(&[
+            ("x-match", s("any")),
+            ("format", s("pdf")),
+            ("type", s("log")),
+        ]);
         assert!(headers_match(&any, &msg).matched);
     }
 

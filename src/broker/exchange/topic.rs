@@ -196,7 +196,10 @@ mod tests {
     fn routed(router: &TopicRouter, key: &str) -> Vec<String> {
         let mut out = Vec::new();
         router.route(key, None, &mut out);
-        let mut names: Vec<String> = out.iter().map(|b| b.destination.name().to_string()).collect();
+        let mut names: Vec<String> = out
+            .iter()
+            .map(|b| b.destination.name().to_string())
+            .collect();
         names.sort();
         names
     }
@@ -237,7 +240,11 @@ mod tests {
     }
 
     fn word() -> impl Strategy<Value = String> {
-        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("".to_string())]
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("".to_string())
+        ]
     }
 
     fn pattern_word() -> impl Strategy<Value = String> {

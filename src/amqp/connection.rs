@@ -1,0 +1,1270 @@
+//! One client connection: the handshake, then frames in, broker calls, frames out.
+//!
+//! The reading half runs here. Everything written goes through the connection's
+//! [`ClientSink`](crate::broker::ClientSink) to one writer task, so method replies and
+//! deliveries leave in the order they were produced.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amq_protocol::protocol::{
+    basic, channel, confirm, connection, exchange, queue, tx, AMQPClass, BasicProperties,
+};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::codec::{self, Incoming};
+use super::writer;
+use crate::broker::{AmqpError, Broker, ClientSink, ExchangeSpec, QueueSpec, Scope};
+use crate::events::ConnectionId;
+
+/// What the server offers in connection.tune.
+pub const FRAME_MAX: u32 = 131_072;
+pub const CHANNEL_MAX: u16 = 2047;
+pub const HEARTBEAT: u16 = 60;
+/// Frames before tune-ok may be at most this big (the AMQP minimum).
+const FRAME_MIN_SIZE: usize = 4096;
+/// The largest message RabbitMQ accepts by default.
+const MAX_MESSAGE_SIZE: u64 = 134_217_728;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A message being assembled from publish, header and body frames.
+struct PendingContent {
+    exchange: String,
+    routing_key: String,
+    mandatory: bool,
+    header: Option<(u64, BasicProperties)>,
+    body: BytesMut,
+}
+
+/// A publish or settlement held back by a transaction until tx.commit.
+enum TxOp {
+    Publish(Content),
+    Ack(u64, bool),
+    Nack(u64, bool, bool),
+    Reject(u64, bool),
+}
+
+struct Content {
+    exchange: String,
+    routing_key: String,
+    mandatory: bool,
+    properties: BasicProperties,
+    body: Bytes,
+}
+
+#[derive(Default)]
+struct ChannelWire {
+    /// Set after we sent channel.close: everything but close-ok is ignored.
+    closing: bool,
+    content: Option<PendingContent>,
+    confirm: bool,
+    published: u64,
+    /// Contiguous confirms not yet written: (first, last).
+    pending_acks: Option<(u64, u64)>,
+    tx: Option<Vec<TxOp>>,
+}
+
+/// How a connection ends.
+enum End {
+    /// The peer closed the socket or sent connection.close.
+    Peer,
+    /// We closed it with this error (already sent connection.close).
+    Error(AmqpError),
+    /// The server is shutting down.
+    Shutdown,
+    /// The peer went silent past two heartbeats.
+    Silent,
+}
+
+/// Serves one accepted socket to the end. Logs open and close to stderr.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut write_half) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(&mut reader, &mut write_half, &mut buf, peer, &broker),
+    )
+    .await;
+    let Ok(Ok(Some(opened))) = handshake else {
+        let _ = write_half.shutdown().await;
+        return;
+    };
+    tracing::info!(connection = opened.id, %peer, user = %opened.user, vhost = %opened.vhost, "connection opened");
+    let (writer_task, writer_done) = writer::spawn(
+        write_half,
+        opened.inbox,
+        broker.clone(),
+        opened.id,
+        opened.frame_max,
+        opened.heartbeat,
+    );
+    let mut conn = Connection {
+        id: opened.id,
+        broker: broker.clone(),
+        sink: opened.sink,
+        frame_max: opened.frame_max,
+        channel_max: opened.channel_max,
+        channels: HashMap::new(),
+        out: Vec::with_capacity(64 * 1024),
+        closed_by_peer: false,
+    };
+    let end = conn.run(&mut reader, buf, opened.heartbeat, shutdown).await;
+    let reason = match &end {
+        End::Peer => "client closed the connection".to_string(),
+        End::Error(e) => e.to_string(),
+        End::Shutdown => "broker shutdown".to_string(),
+        End::Silent => "missed heartbeats from client".to_string(),
+    };
+    broker.close_connection(conn.id, &reason);
+    drop(conn);
+    // The writer ends once every sender is gone and it has written what was queued.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer_done).await;
+    writer_task.abort();
+    tracing::info!(connection = opened.id, %peer, %reason, "connection closed");
+}
+
+struct Opened {
+    id: ConnectionId,
+    user: String,
+    vhost: String,
+    sink: ClientSink,
+    inbox: crate::broker::ClientInbox,
+    frame_max: usize,
+    channel_max: u16,
+    heartbeat: u16,
+}
+
+/// Reads until one frame is complete.
+async fn next_frame(
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    frame_max: usize,
+) -> Result<Option<Incoming>, AmqpError> {
+    loop {
+        if let Some(frame) = codec::read_frame(buf, frame_max)? {
+            return Ok(Some(frame));
+        }
+        match reader.read_buf(buf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn send_close(write: &mut OwnedWriteHalf, error: &AmqpError, class_id: u16, method_id: u16) {
+    let mut out = Vec::new();
+    codec::write_method(&mut out, 0, close_method(error, class_id, method_id));
+    let _ = write.write_all(&out).await;
+}
+
+fn close_method(error: &AmqpError, class_id: u16, method_id: u16) -> AMQPClass {
+    AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+        reply_code: error.code,
+        reply_text: short(&error.text),
+        class_id,
+        method_id,
+    }))
+}
+
+/// An AMQP short string, cut at 255 bytes on a character boundary.
+fn short(text: &str) -> amq_protocol::types::ShortString {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].into()
+}
+
+/// Protocol header, start/start-ok, tune/tune-ok, open/open-ok. `Ok(None)`: the peer left or
+/// was refused (already answered).
+async fn handshake(
+    reader: &mut OwnedReadHalf,
+    write: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    broker: &Arc<Broker>,
+) -> std::io::Result<Option<Opened>> {
+    while buf.len() < 8 {
+        if reader.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+    if &buf[..8] != b"AMQP\x00\x00\x09\x01" {
+        // Tell the client which protocol we speak, then hang up.
+        write.write_all(b"AMQP\x00\x00\x09\x01").await?;
+        return Ok(None);
+    }
+    let _ = buf.split_to(8);
+
+    let mut out = Vec::new();
+    codec::write_method(
+        &mut out,
+        0,
+        AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: server_properties(),
+            mechanisms: "PLAIN AMQPLAIN".into(),
+            locales: "en_US".into(),
+        })),
+    );
+    write.write_all(&out).await?;
+
+    let start_ok = match next_frame(reader, buf, FRAME_MIN_SIZE).await {
+        Ok(Some(Incoming::Method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(ok)),
+        ))) => ok,
+        Ok(None) => return Ok(None),
+        Ok(Some(_)) => {
+            let e = AmqpError::command_invalid("expected 'connection.start_ok'");
+            send_close(write, &e, 0, 0).await;
+            return Ok(None);
+        }
+        Err(e) => {
+            send_close(write, &e, 0, 0).await;
+            return Ok(None);
+        }
+    };
+    let credentials = match start_ok.mechanism.as_str() {
+        "PLAIN" => parse_plain(start_ok.response.as_bytes()),
+        "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
+        other => {
+            let e = AmqpError::connection_access_refused(format!(
+                "unsupported authentication mechanism '{other}'"
+            ));
+            send_close(write, &e, 10, 11).await;
+            return Ok(None);
+        }
+    };
+    let from_loopback = peer.ip().is_loopback();
+    let user = match credentials {
+        Some((user, password)) if broker.authenticate(&user, &password, from_loopback).is_ok() => {
+            user
+        }
+        _ => {
+            let mechanism = start_ok.mechanism.as_str();
+            let e = AmqpError::connection_access_refused(format!(
+                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+            ));
+            send_close(write, &e, 10, 11).await;
+            return Ok(None);
+        }
+    };
+
+    out.clear();
+    codec::write_method(
+        &mut out,
+        0,
+        AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
+            channel_max: CHANNEL_MAX,
+            frame_max: FRAME_MAX,
+            heartbeat: HEARTBEAT,
+        })),
+    );
+    write.write_all(&out).await?;
+
+    let tune_ok = match next_frame(reader, buf, FRAME_MIN_SIZE).await {
+        Ok(Some(Incoming::Method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::TuneOk(ok)),
+        ))) => ok,
+        Ok(None) => return Ok(None),
+        Ok(Some(_)) | Err(_) => {
+            let e = AmqpError::command_invalid("expected 'connection.tune_ok'");
+            send_close(write, &e, 0, 0).await;
+            return Ok(None);
+        }
+    };
+    let frame_max = match tune_ok.frame_max {
+        0 => FRAME_MAX as usize,
+        n if (n as usize) < FRAME_MIN_SIZE => {
+            let e = AmqpError::not_allowed(format!("frame_max={n} < {FRAME_MIN_SIZE} min size"));
+            send_close(write, &e, 10, 31).await;
+            return Ok(None);
+        }
+        n if n > FRAME_MAX => {
+            let e = AmqpError::not_allowed(format!("frame_max={n} > {FRAME_MAX} max size"));
+            send_close(write, &e, 10, 31).await;
+            return Ok(None);
+        }
+        n => n as usize,
+    };
+    let channel_max = match tune_ok.channel_max {
+        0 => CHANNEL_MAX,
+        n => n.min(CHANNEL_MAX),
+    };
+
+    let vhost = match next_frame(reader, buf, frame_max).await {
+        Ok(Some(Incoming::Method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Open(open)),
+        ))) => open.virtual_host.to_string(),
+        Ok(None) => return Ok(None),
+        Ok(Some(_)) | Err(_) => {
+            let e = AmqpError::command_invalid("expected 'connection.open'");
+            send_close(write, &e, 0, 0).await;
+            return Ok(None);
+        }
+    };
+    let (sink, inbox) = ClientSink::new();
+    let id = match broker.open_connection(&user, &vhost, &peer.to_string(), sink.clone()) {
+        Ok(id) => id,
+        Err(e) => {
+            send_close(write, &e, 10, 40).await;
+            return Ok(None);
+        }
+    };
+    out.clear();
+    codec::write_method(
+        &mut out,
+        0,
+        AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
+    );
+    if let Err(e) = write.write_all(&out).await {
+        broker.close_connection(id, "connection lost during handshake");
+        return Err(e);
+    }
+    Ok(Some(Opened {
+        id,
+        user,
+        vhost,
+        sink,
+        inbox,
+        frame_max,
+        channel_max,
+        heartbeat: tune_ok.heartbeat,
+    }))
+}
+
+/// The properties and capabilities we announce; clients check the capabilities.
+fn server_properties() -> FieldTable {
+    let mut capabilities = FieldTable::default();
+    for name in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ] {
+        capabilities.insert(name.into(), AMQPValue::Boolean(true));
+    }
+    let mut props = FieldTable::default();
+    props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+    props.insert("product".into(), text("rabbitscope"));
+    props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
+    props.insert("platform".into(), text("Rust"));
+    props.insert("cluster_name".into(), text("rabbitscope@localhost"));
+    props.insert(
+        "information".into(),
+        text("An AMQP 0-9-1 broker for studying RabbitMQ routing"),
+    );
+    props
+}
+
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((user, password))
+}
+
+/// AMQPLAIN sends a field table without its length prefix.
+fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = (response.len() as u32).to_be_bytes().to_vec();
+    framed.extend_from_slice(response);
+    let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
+    let text = |key: &str| match table.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+struct Connection {
+    id: ConnectionId,
+    broker: Arc<Broker>,
+    sink: ClientSink,
+    frame_max: usize,
+    channel_max: u16,
+    channels: HashMap<u16, ChannelWire>,
+    /// Replies produced while handling the current batch of input.
+    out: Vec<u8>,
+    /// The peer sent connection.close and we answered.
+    closed_by_peer: bool,
+}
+
+/// A failure while handling a frame: which method it answers, and the error.
+struct Failure {
+    channel: u16,
+    class_id: u16,
+    method_id: u16,
+    error: AmqpError,
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        reader: &mut OwnedReadHalf,
+        mut buf: BytesMut,
+        heartbeat: u16,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> End {
+        // A peer is dead after two missed heartbeats.
+        let silence = (heartbeat > 0).then(|| Duration::from_secs(heartbeat as u64 * 2));
+        loop {
+            // Handle every complete frame already buffered before flushing replies once.
+            loop {
+                match codec::read_frame(&mut buf, self.frame_max) {
+                    Ok(Some(frame)) => {
+                        if let Err(failure) = self.handle(frame) {
+                            if let Some(end) = self.fail(failure, reader, &mut buf).await {
+                                return end;
+                            }
+                        } else if self.closed_by_peer {
+                            self.flush();
+                            return End::Peer;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        let failure = Failure {
+                            channel: 0,
+                            class_id: 0,
+                            method_id: 0,
+                            error,
+                        };
+                        return self
+                            .fail(failure, reader, &mut buf)
+                            .await
+                            .unwrap_or(End::Peer);
+                    }
+                }
+            }
+            self.flush_confirms();
+            self.flush();
+            let read = async {
+                match silence {
+                    Some(limit) => tokio::time::timeout(limit, reader.read_buf(&mut buf)).await,
+                    None => Ok(reader.read_buf(&mut buf).await),
+                }
+            };
+            tokio::select! {
+                result = read => match result {
+                    Err(_) => return End::Silent,
+                    Ok(Ok(0)) | Ok(Err(_)) => return End::Peer,
+                    Ok(Ok(_)) => {}
+                },
+                _ = shutdown.changed() => {
+                    let error = AmqpError::connection_forced("broker forced connection closure with reason 'shutdown'");
+                    self.send_connection_close(&error, 0, 0);
+                    self.await_close_ok(reader, &mut buf).await;
+                    return End::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Sends what was produced so far to the writer.
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            let frames = Bytes::from(std::mem::replace(
+                &mut self.out,
+                Vec::with_capacity(64 * 1024),
+            ));
+            self.sink.send_raw(frames);
+        }
+    }
+
+    fn flush_confirms(&mut self) {
+        let mut pending: Vec<(u16, (u64, u64))> = self
+            .channels
+            .iter_mut()
+            .filter_map(|(ch, state)| state.pending_acks.take().map(|p| (*ch, p)))
+            .collect();
+        pending.sort_unstable();
+        for (channel, (first, last)) in pending {
+            self.write_ack(channel, first, last);
+        }
+    }
+
+    fn write_ack(&mut self, channel: u16, first: u64, last: u64) {
+        codec::write_method(
+            &mut self.out,
+            channel,
+            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: last,
+                multiple: last > first,
+            })),
+        );
+    }
+
+    /// Reports an error to the peer. Channel errors close the channel and go on; connection
+    /// errors close the connection (returns how it ended).
+    async fn fail(
+        &mut self,
+        failure: Failure,
+        reader: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+    ) -> Option<End> {
+        let Failure {
+            channel,
+            class_id,
+            method_id,
+            error,
+        } = failure;
+        if error.scope == Scope::Channel && channel != 0 {
+            self.broker.close_channel(self.id, channel, &error.text);
+            if let Some(state) = self.channels.get_mut(&channel) {
+                state.closing = true;
+                state.content = None;
+                state.pending_acks = None;
+            }
+            codec::write_method(
+                &mut self.out,
+                channel,
+                AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                    reply_code: error.code,
+                    reply_text: short(&error.text),
+                    class_id,
+                    method_id,
+                })),
+            );
+            return None;
+        }
+        self.flush_confirms();
+        self.send_connection_close(&error, class_id, method_id);
+        self.await_close_ok(reader, buf).await;
+        Some(End::Error(error))
+    }
+
+    fn send_connection_close(&mut self, error: &AmqpError, class_id: u16, method_id: u16) {
+        codec::write_method(&mut self.out, 0, close_method(error, class_id, method_id));
+        self.flush();
+    }
+
+    /// After connection.close, everything but close-ok is discarded (bounded wait).
+    async fn await_close_ok(&mut self, reader: &mut OwnedReadHalf, buf: &mut BytesMut) {
+        let wait = async {
+            loop {
+                match codec::read_frame(buf, usize::MAX) {
+                    Ok(Some(Incoming::Method(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)),
+                    ))) => return,
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                    Err(_) => {
+                        buf.clear();
+                    }
+                }
+                match reader.read_buf(buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, wait).await;
+    }
+}
+
+/// Builds a Failure for a method, from the error and the method it answers.
+fn failure(channel: u16, method: &AMQPClass, error: AmqpError) -> Failure {
+    Failure {
+        channel,
+        class_id: method.get_amqp_class_id(),
+        method_id: method.get_amqp_method_id(),
+        error,
+    }
+}
+
+/// basic.publish, for failures found while assembling content.
+fn publish_failure(channel: u16, error: AmqpError) -> Failure {
+    Failure {
+        channel,
+        class_id: 60,
+        method_id: 40,
+        error,
+    }
+}
+
+fn connection_failure(error: AmqpError) -> Failure {
+    Failure {
+        channel: 0,
+        class_id: 0,
+        method_id: 0,
+        error,
+    }
+}
+
+impl Connection {
+    fn handle(&mut self, frame: Incoming) -> Result<(), Failure> {
+        match frame {
+            Incoming::Heartbeat(0) => Ok(()),
+            Incoming::Heartbeat(_) => Err(connection_failure(AmqpError::frame_error(
+                "heartbeat frame on a non-zero channel",
+            ))),
+            Incoming::Method(0, AMQPClass::Connection(method)) => self.connection_method(method),
+            Incoming::Method(0, method) => Err(failure(
+                0,
+                &method,
+                AmqpError::command_invalid("method not allowed on channel 0"),
+            )),
+            Incoming::Method(channel, method) => self.channel_method(channel, method),
+            Incoming::Header(channel, class_id, size, properties) => {
+                self.content_header(channel, class_id, size, properties)
+            }
+            Incoming::Body(channel, bytes) => self.content_body(channel, bytes),
+        }
+    }
+
+    fn connection_method(&mut self, method: connection::AMQPMethod) -> Result<(), Failure> {
+        match method {
+            connection::AMQPMethod::Close(_) => {
+                self.broker
+                    .close_connection(self.id, "client closed the connection");
+                codec::write_method(
+                    &mut self.out,
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                );
+                self.closed_by_peer = true;
+                Ok(())
+            }
+            connection::AMQPMethod::CloseOk(_) => Ok(()),
+            connection::AMQPMethod::UpdateSecret(_) => {
+                codec::write_method(
+                    &mut self.out,
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
+                        connection::UpdateSecretOk {},
+                    )),
+                );
+                Ok(())
+            }
+            connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_) => Ok(()),
+            other => {
+                let class = AMQPClass::Connection(other);
+                Err(failure(
+                    0,
+                    &class,
+                    AmqpError::command_invalid("unexpected connection method"),
+                ))
+            }
+        }
+    }
+
+    fn reply(&mut self, channel: u16, method: AMQPClass) {
+        codec::write_method(&mut self.out, channel, method);
+    }
+
+    fn channel_method(&mut self, channel: u16, method: AMQPClass) -> Result<(), Failure> {
+        if channel > self.channel_max {
+            return Err(failure(
+                channel,
+                &method,
+                AmqpError::channel_error(format!(
+                    "channel id {channel} exceeds the negotiated channel_max {}",
+                    self.channel_max
+                )),
+            ));
+        }
+        let Some(state) = self.channels.get_mut(&channel) else {
+            if let AMQPClass::Channel(channel::AMQPMethod::Open(_)) = method {
+                self.channels.insert(channel, ChannelWire::default());
+                self.broker.open_channel(self.id, channel);
+                self.reply(
+                    channel,
+                    AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+                );
+                return Ok(());
+            }
+            return Err(failure(
+                channel,
+                &method,
+                AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}")),
+            ));
+        };
+        if state.closing {
+            match method {
+                AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => {
+                    self.channels.remove(&channel);
+                }
+                AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
+                    self.channels.remove(&channel);
+                    self.reply(
+                        channel,
+                        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                    );
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        if let Some(content) = &state.content {
+            let expected = if content.header.is_none() {
+                "expected content header for class 60, got non content header frame instead"
+            } else {
+                "expected content body, got non content body frame instead"
+            };
+            return Err(failure(
+                channel,
+                &method,
+                AmqpError::unexpected_frame(expected),
+            ));
+        }
+        self.method(channel, method)
+    }
+
+    fn method(&mut self, ch: u16, method: AMQPClass) -> Result<(), Failure> {
+        let id = self.id;
+        let broker = self.broker.clone();
+        let fail = |e: AmqpError| failure(ch, &method, e);
+        match &method {
+            AMQPClass::Channel(channel::AMQPMethod::Open(_)) => {
+                Err(fail(AmqpError::channel_error("second 'channel.open' seen")))
+            }
+            AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
+                broker.close_channel(id, ch, "closed by the client");
+                self.channels.remove(&ch);
+                self.reply(
+                    ch,
+                    AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                );
+                Ok(())
+            }
+            AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => Ok(()),
+            AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => {
+                let active = flow.active;
+                self.reply(
+                    ch,
+                    AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active })),
+                );
+                Ok(())
+            }
+            AMQPClass::Access(_) => {
+                self.reply(
+                    ch,
+                    AMQPClass::Access(amq_protocol::protocol::access::AMQPMethod::RequestOk(
+                        amq_protocol::protocol::access::RequestOk {},
+                    )),
+                );
+                Ok(())
+            }
+            AMQPClass::Exchange(m) => self.exchange_method(ch, m).map_err(fail),
+            AMQPClass::Queue(m) => self.queue_method(ch, m).map_err(fail),
+            AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
+                let content = PendingContent {
+                    exchange: publish.exchange.to_string(),
+                    routing_key: publish.routing_key.to_string(),
+                    mandatory: publish.mandatory,
+                    header: None,
+                    body: BytesMut::new(),
+                };
+                self.channels.get_mut(&ch).expect("open").content = Some(content);
+                Ok(())
+            }
+            AMQPClass::Basic(m) => self.basic_method(ch, m).map_err(fail),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => {
+                let state = self.channels.get_mut(&ch).expect("open");
+                if state.tx.is_some() {
+                    return Err(fail(AmqpError::precondition_failed(
+                        "cannot switch from tx to confirm mode",
+                    )));
+                }
+                state.confirm = true;
+                if !select.nowait {
+                    self.reply(
+                        ch,
+                        AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+                    );
+                }
+                Ok(())
+            }
+            AMQPClass::Tx(m) => self.tx_method(ch, m).map_err(fail),
+            _ => Err(fail(AmqpError::command_invalid(
+                "method not expected from a client",
+            ))),
+        }
+    }
+
+    fn exchange_method(&mut self, ch: u16, method: &exchange::AMQPMethod) -> Result<(), AmqpError> {
+        let (id, broker) = (self.id, self.broker.clone());
+        let (reply, nowait) = match method {
+            exchange::AMQPMethod::Declare(d) => {
+                broker.exchange_declare(
+                    id,
+                    ch,
+                    ExchangeSpec {
+                        name: d.exchange.to_string(),
+                        kind: d.kind.to_string(),
+                        passive: d.passive,
+                        durable: d.durable,
+                        auto_delete: d.auto_delete,
+                        internal: d.internal,
+                        arguments: d.arguments.clone(),
+                    },
+                )?;
+                (
+                    exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {}),
+                    d.nowait,
+                )
+            }
+            exchange::AMQPMethod::Delete(d) => {
+                broker.exchange_delete(id, ch, d.exchange.as_str(), d.if_unused)?;
+                (
+                    exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {}),
+                    d.nowait,
+                )
+            }
+            exchange::AMQPMethod::Bind(b) => {
+                broker.exchange_bind(
+                    id,
+                    ch,
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments.clone(),
+                )?;
+                (exchange::AMQPMethod::BindOk(exchange::BindOk {}), b.nowait)
+            }
+            exchange::AMQPMethod::Unbind(b) => {
+                broker.exchange_unbind(
+                    id,
+                    ch,
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments.clone(),
+                )?;
+                (
+                    exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {}),
+                    b.nowait,
+                )
+            }
+            _ => {
+                return Err(AmqpError::command_invalid(
+                    "method not expected from a client",
+                ))
+            }
+        };
+        if !nowait {
+            self.reply(ch, AMQPClass::Exchange(reply));
+        }
+        Ok(())
+    }
+
+    fn queue_method(&mut self, ch: u16, method: &queue::AMQPMethod) -> Result<(), AmqpError> {
+        let (id, broker) = (self.id, self.broker.clone());
+        let (reply, nowait) = match method {
+            queue::AMQPMethod::Declare(d) => {
+                let declared = broker.queue_declare(
+                    id,
+                    ch,
+                    QueueSpec {
+                        name: d.queue.to_string(),
+                        passive: d.passive,
+                        durable: d.durable,
+                        exclusive: d.exclusive,
+                        auto_delete: d.auto_delete,
+                        arguments: d.arguments.clone(),
+                    },
+                )?;
+                (
+                    queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                        queue: declared.name.as_str().into(),
+                        message_count: declared.message_count,
+                        consumer_count: declared.consumer_count,
+                    }),
+                    d.nowait,
+                )
+            }
+            queue::AMQPMethod::Bind(b) => {
+                broker.queue_bind(
+                    id,
+                    ch,
+                    b.queue.as_str(),
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments.clone(),
+                )?;
+                (queue::AMQPMethod::BindOk(queue::BindOk {}), b.nowait)
+            }
+            queue::AMQPMethod::Unbind(b) => {
+                broker.queue_unbind(
+                    id,
+                    ch,
+                    b.queue.as_str(),
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments.clone(),
+                )?;
+                (queue::AMQPMethod::UnbindOk(queue::UnbindOk {}), false)
+            }
+            queue::AMQPMethod::Purge(p) => {
+                let message_count = broker.queue_purge(id, ch, p.queue.as_str())?;
+                (
+                    queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count }),
+                    p.nowait,
+                )
+            }
+            queue::AMQPMethod::Delete(d) => {
+                let message_count =
+                    broker.queue_delete(id, ch, d.queue.as_str(), d.if_unused, d.if_empty)?;
+                (
+                    queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count }),
+                    d.nowait,
+                )
+            }
+            _ => {
+                return Err(AmqpError::command_invalid(
+                    "method not expected from a client",
+                ))
+            }
+        };
+        if !nowait {
+            self.reply(ch, AMQPClass::Queue(reply));
+        }
+        Ok(())
+    }
+
+    fn basic_method(&mut self, ch: u16, method: &basic::AMQPMethod) -> Result<(), AmqpError> {
+        let (id, broker) = (self.id, self.broker.clone());
+        match method {
+            basic::AMQPMethod::Qos(q) => {
+                broker.basic_qos(id, ch, q.prefetch_count, q.global);
+                self.reply(
+                    ch,
+                    AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})),
+                );
+            }
+            basic::AMQPMethod::Consume(c) => {
+                let tag = broker.basic_consume(
+                    id,
+                    ch,
+                    c.queue.as_str(),
+                    c.consumer_tag.as_str(),
+                    c.no_ack,
+                    c.exclusive,
+                )?;
+                if !c.nowait {
+                    self.reply(
+                        ch,
+                        AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                            consumer_tag: tag.as_str().into(),
+                        })),
+                    );
+                }
+                // consume-ok must reach the client before the first delivery.
+                self.flush();
+                broker.consumer_ready(id, ch, &tag);
+            }
+            basic::AMQPMethod::Cancel(c) => {
+                broker.basic_cancel(id, ch, c.consumer_tag.as_str())?;
+                if !c.nowait {
+                    self.reply(
+                        ch,
+                        AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
+                            consumer_tag: c.consumer_tag.clone(),
+                        })),
+                    );
+                }
+            }
+            basic::AMQPMethod::Get(g) => {
+                match broker.basic_get(id, ch, g.queue.as_str(), g.no_ack)? {
+                    Some(got) => {
+                        self.reply(
+                            ch,
+                            AMQPClass::Basic(basic::AMQPMethod::GetOk(basic::GetOk {
+                                delivery_tag: got.delivery_tag,
+                                redelivered: got.redelivered,
+                                exchange: short(&got.message.exchange),
+                                routing_key: short(&got.message.routing_key),
+                                message_count: got.message_count,
+                            })),
+                        );
+                        codec::write_content(
+                            &mut self.out,
+                            ch,
+                            &got.message.properties,
+                            &got.message.body,
+                            self.frame_max,
+                        );
+                    }
+                    None => self.reply(
+                        ch,
+                        AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+                    ),
+                }
+            }
+            basic::AMQPMethod::Ack(a) => self.settle(ch, TxOp::Ack(a.delivery_tag, a.multiple))?,
+            basic::AMQPMethod::Nack(n) => {
+                self.settle(ch, TxOp::Nack(n.delivery_tag, n.multiple, n.requeue))?
+            }
+            basic::AMQPMethod::Reject(r) => {
+                self.settle(ch, TxOp::Reject(r.delivery_tag, r.requeue))?
+            }
+            basic::AMQPMethod::RecoverAsync(_) => broker.basic_recover(id, ch),
+            basic::AMQPMethod::Recover(_) => {
+                broker.basic_recover(id, ch);
+                self.reply(
+                    ch,
+                    AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})),
+                );
+            }
+            _ => {
+                return Err(AmqpError::command_invalid(
+                    "method not expected from a client",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Acks, nacks and rejects; inside a transaction they wait for tx.commit.
+    fn settle(&mut self, ch: u16, op: TxOp) -> Result<(), AmqpError> {
+        if let Some(ops) = &mut self.channels.get_mut(&ch).expect("open").tx {
+            ops.push(op);
+            return Ok(());
+        }
+        self.apply_settle(ch, op)
+    }
+
+    fn apply_settle(&mut self, ch: u16, op: TxOp) -> Result<(), AmqpError> {
+        let (id, broker) = (self.id, &self.broker);
+        match op {
+            TxOp::Ack(tag, multiple) => broker.basic_ack(id, ch, tag, multiple),
+            TxOp::Nack(tag, multiple, requeue) => broker.basic_nack(id, ch, tag, multiple, requeue),
+            TxOp::Reject(tag, requeue) => broker.basic_reject(id, ch, tag, requeue),
+            TxOp::Publish(_) => Ok(()),
+        }
+    }
+
+    fn tx_method(&mut self, ch: u16, method: &tx::AMQPMethod) -> Result<(), AmqpError> {
+        let state = self.channels.get_mut(&ch).expect("open");
+        match method {
+            tx::AMQPMethod::Select(_) => {
+                if state.confirm {
+                    return Err(AmqpError::precondition_failed(
+                        "cannot switch from confirm to tx mode",
+                    ));
+                }
+                state.tx.get_or_insert_with(Vec::new);
+                self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+            }
+            tx::AMQPMethod::Commit(_) => {
+                let Some(ops) = state.tx.replace(Vec::new()) else {
+                    return Err(AmqpError::precondition_failed(
+                        "channel is not transactional",
+                    ));
+                };
+                for op in ops {
+                    match op {
+                        TxOp::Publish(content) => self.publish_now(ch, content)?,
+                        other => self.apply_settle(ch, other)?,
+                    }
+                }
+                self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+            }
+            tx::AMQPMethod::Rollback(_) => {
+                if state.tx.replace(Vec::new()).is_none() {
+                    return Err(AmqpError::precondition_failed(
+                        "channel is not transactional",
+                    ));
+                }
+                self.reply(
+                    ch,
+                    AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
+                );
+            }
+            _ => {
+                return Err(AmqpError::command_invalid(
+                    "method not expected from a client",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn content_header(
+        &mut self,
+        ch: u16,
+        class_id: u16,
+        size: u64,
+        properties: BasicProperties,
+    ) -> Result<(), Failure> {
+        let unexpected = || {
+            connection_failure(AmqpError::unexpected_frame(format!(
+                "expected method frame, got non method frame instead on channel {ch}"
+            )))
+        };
+        let Some(state) = self.channels.get_mut(&ch) else {
+            return Err(unexpected());
+        };
+        if state.closing {
+            return Ok(());
+        }
+        let Some(content) = state.content.as_mut() else {
+            return Err(unexpected());
+        };
+        if content.header.is_some() {
+            return Err(connection_failure(AmqpError::unexpected_frame(
+                "expected content body, got non content body frame instead",
+            )));
+        }
+        if class_id != 60 {
+            return Err(connection_failure(AmqpError::frame_error(format!(
+                "content header for class {class_id}, expected class 60"
+            ))));
+        }
+        if size > MAX_MESSAGE_SIZE {
+            state.content = None;
+            return Err(publish_failure(
+                ch,
+                AmqpError::precondition_failed(format!(
+                    "message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
+                )),
+            ));
+        }
+        content.header = Some((size, properties));
+        content.body.reserve(size as usize);
+        if size == 0 {
+            return self.complete_publish(ch);
+        }
+        Ok(())
+    }
+
+    fn content_body(&mut self, ch: u16, bytes: Bytes) -> Result<(), Failure> {
+        let unexpected = || {
+            connection_failure(AmqpError::unexpected_frame(format!(
+                "expected method frame, got non method frame instead on channel {ch}"
+            )))
+        };
+        let Some(state) = self.channels.get_mut(&ch) else {
+            return Err(unexpected());
+        };
+        if state.closing {
+            return Ok(());
+        }
+        let Some(content) = state.content.as_mut() else {
+            return Err(unexpected());
+        };
+        let Some((size, _)) = &content.header else {
+            return Err(connection_failure(AmqpError::unexpected_frame(
+                "expected content header for class 60, got non content header frame instead",
+            )));
+        };
+        let size = *size;
+        content.body.extend_from_slice(&bytes);
+        if content.body.len() as u64 > size {
+            return Err(connection_failure(AmqpError::frame_error(format!(
+                "content body of {} bytes exceeds the declared size {size}",
+                content.body.len()
+            ))));
+        }
+        if content.body.len() as u64 == size {
+            return self.complete_publish(ch);
+        }
+        Ok(())
+    }
+
+    fn complete_publish(&mut self, ch: u16) -> Result<(), Failure> {
+        let state = self.channels.get_mut(&ch).expect("open");
+        let pending = state.content.take().expect("content in progress");
+        let (_, properties) = pending.header.expect("header seen");
+        let content = Content {
+            exchange: pending.exchange,
+            routing_key: pending.routing_key,
+            mandatory: pending.mandatory,
+            properties,
+            body: pending.body.freeze(),
+        };
+        if let Some(ops) = &mut state.tx {
+            ops.push(TxOp::Publish(content));
+            return Ok(());
+        }
+        self.publish_now(ch, content)
+            .map_err(|e| publish_failure(ch, e))
+    }
+
+    /// Routes a complete message, then answers with basic.return and/or a confirm.
+    fn publish_now(&mut self, ch: u16, content: Content) -> Result<(), AmqpError> {
+        let outcome = self.broker.basic_publish(
+            self.id,
+            ch,
+            &content.exchange,
+            &content.routing_key,
+            content.mandatory,
+            content.properties.clone(),
+            content.body.clone(),
+        )?;
+        let state = self.channels.get_mut(&ch).expect("open");
+        let confirm_tag = state.confirm.then(|| {
+            state.published += 1;
+            state.published
+        });
+        if outcome.returned || outcome.rejected {
+            // Keep confirms in order around a return or a nack.
+            if let Some((first, last)) = state.pending_acks.take() {
+                self.write_ack(ch, first, last);
+            }
+        }
+        if outcome.returned {
+            self.reply(
+                ch,
+                AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                    reply_code: 312,
+                    reply_text: "NO_ROUTE".into(),
+                    exchange: short(&content.exchange),
+                    routing_key: short(&content.routing_key),
+                })),
+            );
+            codec::write_content(
+                &mut self.out,
+                ch,
+                &content.properties,
+                &content.body,
+                self.frame_max,
+            );
+        }
+        if let Some(tag) = confirm_tag {
+            if outcome.rejected {
+                self.reply(
+                    ch,
+                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag: tag,
+                        multiple: false,
+                        requeue: false,
+                    })),
+                );
+            } else {
+                let state = self.channels.get_mut(&ch).expect("open");
+                state.pending_acks = Some(match state.pending_acks {
+                    Some((first, _)) => (first, tag),
+                    None => (tag, tag),
+                });
+            }
+        }
+        Ok(())
+    }
+}

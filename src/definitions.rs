@@ -1,0 +1,270 @@
+//! RabbitMQ definitions JSON (the format of `rabbitmqctl export_definitions` and the management
+//! API's /api/definitions): users, vhosts, permissions, exchanges, queues and bindings.
+
+use std::path::Path;
+
+use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
+use base64::Engine;
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::broker::{Broker, BrokerConfig, ExchangeSpec, Password, QueueSpec, User};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Definitions {
+    #[serde(default)]
+    pub users: Vec<UserDef>,
+    #[serde(default)]
+    pub vhosts: Vec<VhostDef>,
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
+    #[serde(default)]
+    pub exchanges: Vec<ExchangeDef>,
+    #[serde(default)]
+    pub queues: Vec<QueueDef>,
+    #[serde(default)]
+    pub bindings: Vec<BindingDef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub hashing_algorithm: Option<String>,
+    /// Not in RabbitMQ's format; accepted so hand-written files can give a plain password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VhostDef {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExchangeDef {
+    pub name: String,
+    pub vhost: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueueDef {
+    pub name: String,
+    pub vhost: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BindingDef {
+    pub source: String,
+    pub vhost: String,
+    pub destination: String,
+    pub destination_type: String,
+    #[serde(default)]
+    pub routing_key: String,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+pub fn read_file(path: &Path) -> Result<Definitions> {
+    let text = std::fs::read_to_string(path).wrap_err("cannot read the file")?;
+    serde_json::from_str(&text)
+        .map_err(|e| eyre!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+}
+
+impl Definitions {
+    /// Adds the file's users and vhosts to a broker configuration (before the broker starts).
+    pub fn configure(&self, mut config: BrokerConfig) -> Result<BrokerConfig> {
+        for vhost in &self.vhosts {
+            if vhost.name != "/" && !config.vhosts.contains(&vhost.name) {
+                config.vhosts.push(vhost.name.clone());
+            }
+        }
+        for def in &self.users {
+            let password = match (&def.password, &def.password_hash) {
+                (Some(plain), _) => Password::Plain(plain.clone()),
+                (None, Some(hash)) => parse_hash(hash, def.hashing_algorithm.as_deref())
+                    .wrap_err_with(|| format!("user '{}'", def.name))?,
+                (None, None) => bail!("user '{}' has neither password_hash nor password", def.name),
+            };
+            let vhosts = self
+                .permissions
+                .iter()
+                .filter(|p| p.user == def.name)
+                .map(|p| p.vhost.clone())
+                .collect();
+            config.users.retain(|u| u.name != def.name);
+            config.users.push(User {
+                name: def.name.clone(),
+                password,
+                loopback_only: def.name == "guest",
+                vhosts,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Declares the file's exchanges, queues and bindings on a running broker.
+    pub fn declare(&self, broker: &Broker) -> Result<()> {
+        let mut sessions = std::collections::HashMap::new();
+        let mut session = |vhost: &str| -> Result<u64> {
+            if let Some(id) = sessions.get(vhost) {
+                return Ok(*id);
+            }
+            let (id, _inbox) = broker
+                .open_internal_connection(vhost, "definitions")
+                .map_err(|e| eyre!("{e}"))?;
+            sessions.insert(vhost.to_string(), id);
+            Ok(id)
+        };
+        for x in &self.exchanges {
+            let id = session(&x.vhost)?;
+            broker
+                .exchange_declare(
+                    id,
+                    1,
+                    ExchangeSpec {
+                        name: x.name.clone(),
+                        kind: x.kind.clone(),
+                        passive: false,
+                        durable: x.durable,
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: table(&x.arguments),
+                    },
+                )
+                .map_err(|e| eyre!("exchange '{}' in vhost '{}': {e}", x.name, x.vhost))?;
+        }
+        for q in &self.queues {
+            let id = session(&q.vhost)?;
+            broker
+                .queue_declare(
+                    id,
+                    1,
+                    QueueSpec {
+                        name: q.name.clone(),
+                        passive: false,
+                        durable: q.durable,
+                        exclusive: false,
+                        auto_delete: q.auto_delete,
+                        arguments: table(&q.arguments),
+                    },
+                )
+                .map_err(|e| eyre!("queue '{}' in vhost '{}': {e}", q.name, q.vhost))?;
+        }
+        for b in &self.bindings {
+            let id = session(&b.vhost)?;
+            let arguments = table(&b.arguments);
+            let result = if b.destination_type == "exchange" {
+                broker.exchange_bind(id, 1, &b.destination, &b.source, &b.routing_key, arguments)
+            } else {
+                broker.queue_bind(id, 1, &b.destination, &b.source, &b.routing_key, arguments)
+            };
+            result.map_err(|e| {
+                eyre!(
+                    "binding {} -> {} '{}' in vhost '{}': {e}",
+                    b.source,
+                    b.destination,
+                    b.routing_key,
+                    b.vhost
+                )
+            })?;
+        }
+        // The definitions connections are done; queues and exchanges they made stay.
+        for id in sessions.into_values() {
+            broker.close_connection(id, "definitions loaded");
+        }
+        Ok(())
+    }
+}
+
+fn parse_hash(hash: &str, algorithm: Option<&str>) -> Result<Password> {
+    match algorithm.unwrap_or("rabbit_password_hashing_sha256") {
+        "rabbit_password_hashing_sha256" => {}
+        other => bail!(
+            "hashing algorithm '{other}' is not supported (use rabbit_password_hashing_sha256)"
+        ),
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(hash)
+        .wrap_err("password_hash is not base64")?;
+    if bytes.len() != 4 + 32 {
+        bail!("password_hash has {} bytes, expected 36", bytes.len());
+    }
+    Ok(Password::Sha256 {
+        salt: [bytes[0], bytes[1], bytes[2], bytes[3]],
+        hash: bytes[4..].to_vec(),
+    })
+}
+
+/// JSON arguments as an AMQP field table (integers stay integers, as RabbitMQ stores them).
+pub fn table(map: &serde_json::Map<String, Value>) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in map {
+        t.insert(k.as_str().into(), value(v));
+    }
+    t
+}
+
+fn value(v: &Value) -> AMQPValue {
+    match v {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AMQPValue::LongLongInt(i),
+            None => AMQPValue::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+        Value::Array(items) => AMQPValue::FieldArray(FieldArray::from(
+            items.iter().map(value).collect::<Vec<_>>(),
+        )),
+        Value::Object(map) => AMQPValue::FieldTable(table(map)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rabbitmq_password_hashes_verify() {
+        // Made with RabbitMQ's scheme: salt 0x908DC60A, SHA-256(salt ++ "test12").
+        use sha2::{Digest, Sha256};
+        let salt = [0x90, 0x8d, 0xc6, 0x0a];
+        let mut bytes = salt.to_vec();
+        bytes.extend(
+            Sha256::new()
+                .chain_update(salt)
+                .chain_update(b"test12")
+                .finalize(),
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let password = parse_hash(&encoded, None).unwrap();
+        assert!(password.verify("test12"));
+        assert!(!password.verify("test13"));
+    }
+}
