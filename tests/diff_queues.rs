@@ -202,6 +202,44 @@ async fn get_one(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
         .expect("a message")
 }
 
+/// basic.get, polling until a message turns up or `within` has passed. Dead-lettering happens
+/// after the reject or expiry that causes it, so the message may not be there at once.
+async fn get_within(
+    ch: &Channel,
+    queue: &str,
+    no_ack: bool,
+    within: Duration,
+) -> Option<lapin::message::BasicGetMessage> {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack })
+            .await
+            .expect("basic.get");
+        if m.is_some() || Instant::now() >= deadline {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A synchronous round trip on `ch`: everything sent on it before has been processed.
+async fn sync(ch: &Channel) {
+    ch.exchange_declare(
+        "amq.direct".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("passive declare of amq.direct");
+}
+
+const DEAD_LETTER_WAIT: Duration = Duration::from_secs(1);
+
 async fn next_delivery(consumer: &mut Consumer) -> Option<lapin::message::Delivery> {
     match tokio::time::timeout(Duration::from_secs(2), consumer.next()).await {
         Ok(Some(Ok(d))) => Some(d),
@@ -836,6 +874,7 @@ async fn queue_purge_returns_the_ready_count() {
             })
             .await
             .expect("nack");
+        sync(&ch).await;
         t.push(format!("after requeue: {}", inspect_queue(&conn, &q).await));
         t.push(format!("left {:?}", drain(&ch, &q).await));
         cleanup(&conn, &[&q], &[]).await;
@@ -978,11 +1017,7 @@ async fn message_ttl_expires_and_dead_letters_as_expired() {
         send(&ch, &q, "late").await;
         t.push(format!("after the ttl: {}", inspect_queue(&conn, &q).await));
         t.push(format!("q got {:?}", drain(&ch, &q).await));
-        let dead = ch
-            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("get dlq");
-        match dead {
+        match get_within(&ch, &dlq, true, DEAD_LETTER_WAIT).await {
             Some(m) => {
                 t.push(format!(
                     "dlq got {}",
@@ -1190,6 +1225,7 @@ async fn max_length_reject_publish_nacks_the_publisher() {
             send(&ch, &q, "m5").await
         ));
         t.push(format!("q got {:?}", drain(&ch, &q).await));
+        tokio::time::sleep(Duration::from_millis(100)).await;
         t.push(format!("dlq got {:?}", drain(&ch, &dlq).await));
         cleanup(&conn, &[&q, &dlq], &[&dlx]).await;
         t
@@ -1227,11 +1263,7 @@ async fn max_length_dead_letters_dropped_heads_as_maxlen() {
         send(&ch, &q, "first").await;
         send(&ch, &q, "second").await;
         t.push(format!("q got {:?}", drain(&ch, &q).await));
-        match ch
-            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("get dlq")
-        {
+        match get_within(&ch, &dlq, true, DEAD_LETTER_WAIT).await {
             Some(m) => {
                 t.push(format!(
                     "dlq got {}",
@@ -1362,11 +1394,7 @@ async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
             .await
             .expect("reject requeue");
         t.push(format!("q still has {:?}", drain(&ch, &q).await));
-        while let Some(m) = ch
-            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("get dlq")
-        {
+        while let Some(m) = get_within(&ch, &dlq, true, Duration::from_millis(300)).await {
             t.push(format!(
                 "dlq got {} via exchange {} key {:?} message_id={:?} expiration={:?}",
                 String::from_utf8_lossy(&m.delivery.data),
@@ -1438,10 +1466,8 @@ async fn x_death_counts_repeated_dead_lettering() {
         send(&ch, &q, "bouncer").await;
         let mut hops = Vec::new();
         for (from, label) in [(&q, "q"), (&dlq, "dlq"), (&q, "q")] {
-            let m = ch
-                .basic_get(from.as_str().into(), BasicGetOptions { no_ack: false })
+            let m = get_within(&ch, from, false, DEAD_LETTER_WAIT)
                 .await
-                .expect("get")
                 .expect("message");
             hops.push(format!(
                 "reject from {label} (x-death reason on arrival: {:?})",
@@ -1453,10 +1479,8 @@ async fn x_death_counts_repeated_dead_lettering() {
                 .expect("reject");
         }
         t.extend(hops);
-        let m = ch
-            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+        let m = get_within(&ch, &dlq, true, DEAD_LETTER_WAIT)
             .await
-            .expect("get")
             .expect("message after three rejections");
         t.push(format!(
             "finally in dlq: {}",
