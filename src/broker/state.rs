@@ -486,11 +486,8 @@ impl State {
             // RabbitMQ answers delete-ok for a missing exchange.
             return Ok(());
         };
-        let used = exchange.router.binding_count() > 0
-            || vhost
-                .bindings_into_exchange
-                .get(name)
-                .is_some_and(|l| !l.is_empty());
+        // Only bindings from this exchange count; being a destination does not make it used.
+        let used = exchange.router.binding_count() > 0;
         if if_unused && used {
             return Err(AmqpError::precondition_failed(format!(
                 "exchange '{name}' in vhost '{vhost_name}' in use"
@@ -1010,6 +1007,22 @@ impl State {
         body: Bytes,
     ) -> AmqpResult<PublishOutcome> {
         let vhost_name = self.vhost_of(connection)?;
+        if let Some(expiration) = properties.expiration() {
+            let text = expiration.as_str();
+            match text.parse::<i64>() {
+                Ok(n) if n >= 0 => {}
+                Ok(n) => {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "invalid expiration '{text}': {{value_negative,{n}}}"
+                    )))
+                }
+                Err(_) => {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "invalid expiration '{text}': no_integer"
+                    )))
+                }
+            }
+        }
         // Direct reply-to: the request names the pseudo-queue; give it this channel's address.
         if properties
             .reply_to()
