@@ -1,0 +1,346 @@
+//! The broker event stream, as a screen sees it: a real lapin client works against the embedded
+//! broker and the events must tell what happened (which bindings matched, which queues were
+//! reached, deliveries, acks, dead-letters), with connection and channel.
+mod common;
+
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicRejectOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use rabbitscope::events::{EventKind, EventReader, PublishFate, Received};
+
+/// Reads events until `pred` matches one, failing after two seconds.
+async fn wait_for(
+    reader: &mut EventReader,
+    what: &str,
+    pred: impl Fn(&EventKind) -> bool,
+) -> rabbitscope::events::Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, reader.recv()).await {
+            Ok(Received::Event(e)) if pred(&e.kind) => return (*e).clone(),
+            Ok(Received::Event(_)) => {}
+            Ok(other) => panic!("waiting for {what}: {other:?}"),
+            Err(_) => panic!("no event for {what} within 2 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_message_is_followed_from_exchange_to_consumer() {
+    let (url, broker) = common::start_embedded().await;
+    let mut events = broker.subscribe();
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_declare(
+        "animals".into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for (queue, key) in [
+        ("Q1", "*.orange.*"),
+        ("Q2", "*.*.rabbit"),
+        ("Q2", "lazy.#"),
+        ("Q3", "quick.#"),
+    ] {
+        ch.queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(
+            queue.into(),
+            "animals".into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let declared = wait_for(
+        &mut events,
+        "exchange declared",
+        |k| matches!(k, EventKind::ExchangeDeclared { name, .. } if name == "animals"),
+    )
+    .await;
+    assert!(declared.connection.is_some() && declared.channel == Some(1));
+    wait_for(
+        &mut events,
+        "binding",
+        |k| matches!(k, EventKind::BindingCreated(b) if b.routing_key == "lazy.#"),
+    )
+    .await;
+
+    ch.basic_publish(
+        "animals".into(),
+        "lazy.orange.rabbit".into(),
+        BasicPublishOptions::default(),
+        b"hop",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let published = wait_for(&mut events, "publish", |k| {
+        matches!(k, EventKind::Published { .. })
+    })
+    .await;
+    let EventKind::Published {
+        message_id,
+        exchange,
+        routing_key,
+        queues,
+        matched,
+        fate,
+        body_preview,
+        ..
+    } = published.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (exchange.as_str(), routing_key.as_str()),
+        ("animals", "lazy.orange.rabbit")
+    );
+    assert_eq!(fate, PublishFate::Routed);
+    assert_eq!(body_preview, b"hop");
+    let mut reached = queues.clone();
+    reached.sort();
+    // Q2 has two matching bindings but gets the message once; Q3 does not match.
+    assert_eq!(reached, ["Q1", "Q2"]);
+    let mut keys: Vec<String> = matched
+        .iter()
+        .map(|b| format!("{}->{}", b.routing_key, b.destination))
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["*.*.rabbit->Q2", "*.orange.*->Q1", "lazy.#->Q2"]);
+
+    let mut consumer = ch
+        .basic_consume(
+            "Q1".into(),
+            "watcher".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let delivery = consumer.next().await.unwrap().unwrap();
+    let delivered = wait_for(&mut events, "delivery", |k| {
+        matches!(k, EventKind::Delivered { .. })
+    })
+    .await;
+    assert_eq!(
+        delivered.kind,
+        EventKind::Delivered {
+            message_id,
+            queue: "Q1".into(),
+            consumer_tag: Some("watcher".into()),
+            delivery_tag: delivery.delivery_tag,
+            redelivered: false,
+        }
+    );
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    let acked = wait_for(&mut events, "ack", |k| matches!(k, EventKind::Acked { .. })).await;
+    assert_eq!(
+        acked.kind,
+        EventKind::Acked {
+            message_id,
+            queue: "Q1".into(),
+            delivery_tag: delivery.delivery_tag
+        }
+    );
+
+    ch.basic_publish(
+        "animals".into(),
+        "slow.brown.fox".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let dropped = wait_for(&mut events, "unroutable publish", |k| {
+        matches!(k, EventKind::Published { .. })
+    })
+    .await;
+    assert!(
+        matches!(dropped.kind, EventKind::Published { fate: PublishFate::Dropped, ref queues, .. } if queues.is_empty())
+    );
+    conn.close(200, "bye".into()).await.unwrap();
+    wait_for(&mut events, "connection closed", |k| {
+        matches!(k, EventKind::ConnectionClosed { .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_messages_show_as_dead_lettered() {
+    let (url, broker) = common::start_embedded().await;
+    let mut events = broker.subscribe();
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.exchange_declare(
+        "dlx".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        "graveyard".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "graveyard".into(),
+        "dlx".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("dlx".into()),
+    );
+    ch.queue_declare("work".into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
+    ch.basic_publish(
+        "".into(),
+        "work".into(),
+        BasicPublishOptions::default(),
+        b"bad job",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            "work".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let delivery = consumer.next().await.unwrap().unwrap();
+    delivery
+        .reject(BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    let dead = wait_for(&mut events, "dead-letter", |k| {
+        matches!(k, EventKind::DeadLettered { .. })
+    })
+    .await;
+    let EventKind::DeadLettered {
+        queue,
+        reason,
+        exchange,
+        routing_key,
+        ..
+    } = dead.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (queue.as_str(), exchange.as_str(), routing_key.as_str()),
+        ("work", "dlx", "work")
+    );
+    assert_eq!(reason.as_str(), "rejected");
+    let republished = wait_for(
+        &mut events,
+        "dead-lettered message routed",
+        |k| matches!(k, EventKind::Published { exchange, .. } if exchange == "dlx"),
+    )
+    .await;
+    assert!(
+        matches!(republished.kind, EventKind::Published { ref queues, .. } if queues == &["graveyard".to_string()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_falls_behind_is_told_how_much_it_missed() {
+    let config = rabbitscope::broker::BrokerConfig {
+        event_capacity: 16,
+        ..Default::default()
+    };
+    let (url, broker) = common::start_embedded_with(config).await;
+    let mut events = broker.subscribe();
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "q".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        ch.basic_publish(
+            "".into(),
+            "q".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    ch.wait_for_confirms().await.unwrap();
+    // The broker kept going (all 100 confirmed) although nobody read; the reader learns the gap.
+    let mut missed = 0;
+    let mut seen = 0;
+    while let Some(r) = events.try_recv() {
+        match r {
+            Received::Missed(n) => missed += n,
+            Received::Event(_) => seen += 1,
+            Received::Closed => break,
+        }
+    }
+    assert!(missed > 0, "expected missed events");
+    assert!(seen <= 16);
+    let declared = ch
+        .queue_declare(
+            "q".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(declared.message_count(), 100);
+}
