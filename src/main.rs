@@ -41,6 +41,7 @@ fn main() -> Result<()> {
     color_eyre::install()?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -82,18 +83,23 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
     let server = Server::bind(broker, args.listen)
         .await
         .map_err(|e| eyre!("cannot listen on {}: {e}", args.listen))?;
+    // Handlers go in before the address is announced, so a signal right after it is caught.
+    let stop = shutdown_signal()?;
     tracing::info!(address = %server.local_addr(), "broker listening");
-    server.run_until(shutdown_signal()).await;
+    server.run_until(stop).await;
     tracing::info!("broker stopped");
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed at once.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
