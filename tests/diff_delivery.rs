@@ -42,7 +42,7 @@ async fn channel(conn: &Connection) -> Channel {
     ch
 }
 
-/// "406 PRECONDITION-FAILED" for an AMQP error, a marker for anything else.
+/// "406 PRECONDITION-FAILED (reply text)" for an AMQP error, a marker for anything else.
 fn code(err: &lapin::Error) -> String {
     match err.kind() {
         lapin::ErrorKind::ProtocolError(e) => {
@@ -50,10 +50,34 @@ fn code(err: &lapin::Error) -> String {
                 AMQPErrorKind::Soft(s) => s.to_string(),
                 AMQPErrorKind::Hard(h) => h.to_string(),
             };
-            format!("{} {}", e.get_id(), name)
+            format!(
+                "{} {} ({})",
+                e.get_id(),
+                name,
+                scrub(e.get_message().as_str())
+            )
         }
         other => format!("client error {other:?}"),
     }
+}
+
+/// A reply text without the scenario's generated names (each becomes `<name>`). RabbitMQ cuts
+/// reply texts at 255 bytes, where the cut falls depends on the name lengths, so long texts are
+/// kept only up to a fixed length.
+fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("rs-test.") {
+        out.push_str(&rest[..i]);
+        out.push_str("<name>");
+        let tail = &rest[i..];
+        rest = &tail[tail.find('\'').unwrap_or(tail.len())..];
+    }
+    out.push_str(rest);
+    if text.len() >= 250 {
+        out = out.chars().take(100).collect::<String>() + "...";
+    }
+    out
 }
 
 fn outcome<T>(r: &lapin::Result<T>) -> String {
@@ -230,6 +254,8 @@ async fn collect(consumer: &mut Consumer, quiet: Duration) -> Vec<Delivery> {
 
 type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
+/// Errors reported on `conn` from now on (every channel error, including those an awaited call
+/// already returned), so create it right before the step whose error is wanted.
 fn events(conn: &Connection) -> Events {
     Box::pin(conn.events_listener())
 }
@@ -272,8 +298,10 @@ fn show(t: &[String]) {
     }
 }
 
+/// `line` is in the transcript, either exactly or followed by a reply text in parentheses.
 fn has(t: &[String], line: &str) -> bool {
-    t.iter().any(|l| l == line)
+    let with_text = format!("{line} (");
+    t.iter().any(|l| l == line || l.starts_with(&with_text))
 }
 
 const SETTLE: Duration = Duration::from_millis(150);
@@ -786,13 +814,13 @@ async fn ack_of_unknown_delivery_tag_closes_the_channel() {
     let t = common::differential(|url| async move {
         let mut t = Vec::new();
         let conn = connect(&url).await;
-        let mut errors = events(&conn);
         let ch = channel(&conn).await;
         let q = common::unique("ack-unknown-q");
         declare_queue(&ch, &q).await;
         send(&ch, &q, "m1").await;
         let m = get(&ch, &q).await.expect("m1");
         t.push(format!("got {}", describe(&m.delivery)));
+        let mut errors = events(&conn);
         let r = ch.basic_ack(42, BasicAckOptions::default()).await;
         t.push(format!("ack of tag 42 sent: {}", outcome(&r)));
         t.push(format!("channel error: {}", next_error(&mut errors).await));
@@ -1038,7 +1066,6 @@ async fn publisher_confirms_count_from_one() {
     let t = common::differential(|url| async move {
         let mut t = Vec::new();
         let conn = connect(&url).await;
-        let mut errors = events(&conn);
         let setup = channel(&conn).await;
         let q = common::unique("confirms-q");
         declare_queue(&setup, &q).await;
@@ -1081,6 +1108,7 @@ async fn publisher_confirms_count_from_one() {
         t.push(format!("after: {}", inspect_queue(&conn, &q).await));
         // Publishing to a missing exchange fails the confirm with the channel error.
         let missing = common::unique("confirms-missing-x");
+        let mut errors = events(&conn);
         let r = publish_with(
             &ch,
             &missing,
@@ -1170,7 +1198,6 @@ async fn direct_reply_to_round_trip() {
         common::differential(|url| async move {
             let mut t = Vec::new();
             let conn = connect(&url).await;
-            let mut errors = events(&conn);
             let server = channel(&conn).await;
             let requests = common::unique("rpc-requests");
             declare_queue(&server, &requests).await;
@@ -1221,6 +1248,7 @@ async fn direct_reply_to_round_trip() {
             ));
             // A reply_to of amq.rabbitmq.reply-to without consuming it first is refused.
             let lone = channel(&conn).await;
+            let mut errors = events(&conn);
             let props = BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to".into());
             let p = publish_with(&lone, "", &requests, "orphan", props, false).await;
             t.push(format!("request without a reply consumer: {p}"));

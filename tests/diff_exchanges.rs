@@ -34,7 +34,7 @@ async fn channel(conn: &Connection) -> Channel {
     ch
 }
 
-/// "406 PRECONDITION-FAILED" for an AMQP error, a marker for anything else.
+/// "406 PRECONDITION-FAILED (reply text)" for an AMQP error, a marker for anything else.
 fn code(err: &lapin::Error) -> String {
     match err.kind() {
         lapin::ErrorKind::ProtocolError(e) => {
@@ -42,10 +42,34 @@ fn code(err: &lapin::Error) -> String {
                 AMQPErrorKind::Soft(s) => s.to_string(),
                 AMQPErrorKind::Hard(h) => h.to_string(),
             };
-            format!("{} {}", e.get_id(), name)
+            format!(
+                "{} {} ({})",
+                e.get_id(),
+                name,
+                scrub(e.get_message().as_str())
+            )
         }
         other => format!("client error {other:?}"),
     }
+}
+
+/// A reply text without the scenario's generated names (each becomes `<name>`). RabbitMQ cuts
+/// reply texts at 255 bytes, where the cut falls depends on the name lengths, so long texts are
+/// kept only up to a fixed length.
+fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("rs-test.") {
+        out.push_str(&rest[..i]);
+        out.push_str("<name>");
+        let tail = &rest[i..];
+        rest = &tail[tail.find('\'').unwrap_or(tail.len())..];
+    }
+    out.push_str(rest);
+    if text.len() >= 250 {
+        out = out.chars().take(100).collect::<String>() + "...";
+    }
+    out
 }
 
 fn outcome<T>(r: &lapin::Result<T>) -> String {
@@ -213,8 +237,10 @@ fn show(t: &[String]) {
     }
 }
 
+/// `line` is in the transcript, either exactly or followed by a reply text in parentheses.
 fn has(t: &[String], line: &str) -> bool {
-    t.iter().any(|l| l == line)
+    let with_text = format!("{line} (");
+    t.iter().any(|l| l == line || l.starts_with(&with_text))
 }
 
 // ---------------------------------------------------------------------------------------------
