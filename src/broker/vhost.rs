@@ -13,13 +13,16 @@ use super::queue::Queue;
 use crate::events::BindingInfo;
 
 /// The exchanges every vhost starts with, as RabbitMQ pre-declares them.
-const PREDECLARED: &[(&str, ExchangeKind)] = &[
-    ("", ExchangeKind::Direct),
-    ("amq.direct", ExchangeKind::Direct),
-    ("amq.fanout", ExchangeKind::Fanout),
-    ("amq.topic", ExchangeKind::Topic),
-    ("amq.headers", ExchangeKind::Headers),
-    ("amq.match", ExchangeKind::Headers),
+/// `amq.rabbitmq.trace` is RabbitMQ's firehose exchange (internal); it exists here too so a
+/// topology reads the same, though nothing is traced into it.
+const PREDECLARED: &[(&str, ExchangeKind, bool)] = &[
+    ("", ExchangeKind::Direct, false),
+    ("amq.direct", ExchangeKind::Direct, false),
+    ("amq.fanout", ExchangeKind::Fanout, false),
+    ("amq.topic", ExchangeKind::Topic, false),
+    ("amq.headers", ExchangeKind::Headers, false),
+    ("amq.match", ExchangeKind::Headers, false),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
 ];
 
 pub struct Vhost {
@@ -45,9 +48,9 @@ impl Vhost {
     pub fn new(name: &str) -> Vhost {
         let exchanges = PREDECLARED
             .iter()
-            .map(|(name, kind)| {
+            .map(|(name, kind, internal)| {
                 let exchange =
-                    Exchange::new(name, *kind, true, false, false, FieldTable::default());
+                    Exchange::new(name, *kind, true, false, *internal, FieldTable::default());
                 (Arc::from(*name), exchange)
             })
             .collect();
