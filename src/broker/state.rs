@@ -463,24 +463,15 @@ impl State {
     ) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(connection)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        if name.is_empty() || name.starts_with("amq.") {
+        if name.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        if name.starts_with("amq.") && vhost.exchanges.contains_key(name) {
             return Err(AmqpError::access_refused(format!(
-                "operation not permitted on the default exchange{}",
-                if name.is_empty() {
-                    String::new()
-                } else {
-                    format!(" or '{name}'")
-                }
-            )))
-            .or_else(|e| {
-                if name.starts_with("amq.") {
-                    Err(AmqpError::access_refused(format!(
-                        "operation not permitted on exchange '{name}' in vhost '{vhost_name}'"
-                    )))
-                } else {
-                    Err(e)
-                }
-            });
+                "deletion of system exchange '{name}' in vhost '{vhost_name}' not allowed"
+            )));
         }
         let Some(exchange) = vhost.exchanges.get(name) else {
             // RabbitMQ answers delete-ok for a missing exchange.
@@ -636,6 +627,14 @@ impl State {
     ) -> AmqpResult<super::QueueDeclared> {
         let vhost_name = self.vhost_of(connection)?;
         self.channel(connection, channel)?;
+        if spec.passive && spec.name == REPLY_TO {
+            // RabbitMQ pretends the pseudo-queue exists, with one consumer.
+            return Ok(super::QueueDeclared {
+                name: spec.name,
+                message_count: 0,
+                consumer_count: 1,
+            });
+        }
         let mut name = spec.name.clone();
         if name.is_empty() && spec.passive {
             name = self.queue_name(connection, channel, "")?;
@@ -676,9 +675,11 @@ impl State {
                         queue.owner.is_some(),
                     ));
                 }
-                if let Some(arg) = inequivalent_argument(&queue.arguments, &spec.arguments) {
+                if let Some((arg, detail)) =
+                    inequivalent_argument(&queue.arguments, &spec.arguments)
+                {
                     return Err(AmqpError::precondition_failed(format!(
-                        "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost_name}'"
+                        "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost_name}': {detail}"
                     )));
                 }
             }
@@ -769,7 +770,7 @@ impl State {
         }
         if if_empty && q.ready() > 0 {
             return Err(AmqpError::precondition_failed(format!(
-                "queue '{name}' in vhost '{vhost_name}' is not empty"
+                "queue '{name}' in vhost '{vhost_name}' not empty"
             )));
         }
         Ok(self.delete_queue_now(&vhost_name, &name, Some(connection)))
@@ -1119,11 +1120,13 @@ impl State {
             (false, true) => PublishFate::Returned,
             (false, false) => PublishFate::Dropped,
         };
+        // RabbitMQ 3.10 also returns a mandatory reply it delivered: the pseudo-queue is no
+        // queue for routing purposes.
         self.emit(vhost, Some(connection), Some(channel), || {
             published_event(&message, &Default::default(), fate.clone())
         });
         PublishOutcome {
-            returned: fate == PublishFate::Returned,
+            returned: mandatory,
             rejected: false,
         }
     }
@@ -1684,8 +1687,9 @@ impl State {
     }
 }
 
-/// The first queue argument RabbitMQ checks for equivalence that differs, if any.
-fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<String> {
+/// The first queue argument RabbitMQ checks for equivalence that differs, if any, with
+/// RabbitMQ's description of the difference.
+fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<(String, String)> {
     const CHECKED: &[&str] = &[
         "x-dead-letter-exchange",
         "x-dead-letter-routing-key",
@@ -1698,14 +1702,63 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
         "x-queue-type",
         "x-queue-mode",
     ];
-    CHECKED
-        .iter()
-        .find(|key| {
-            let a = current.inner().get(**key).map(super::exchange::value_text);
-            let b = received.inner().get(**key).map(super::exchange::value_text);
-            a != b
-        })
-        .map(|k| k.to_string())
+    use super::exchange::value_text;
+    let described = |v: &amq_protocol::types::AMQPValue| {
+        format!("the value '{}' of type '{}'", value_text(v), type_name(v))
+    };
+    CHECKED.iter().find_map(|key| {
+        let now = current.inner().get(*key);
+        let new = received.inner().get(*key);
+        let detail = match (new, now) {
+            (None, None) => return None,
+            (Some(a), Some(b)) if value_text(a) == value_text(b) => return None,
+            (Some(a), Some(b)) if type_name(a) == type_name(b) || (is_int(a) && is_int(b)) => {
+                format!(
+                    "received '{}' but current is '{}'",
+                    value_text(a),
+                    value_text(b)
+                )
+            }
+            (Some(a), Some(b)) => {
+                format!("received {} but current is {}", described(a), described(b))
+            }
+            (None, Some(b)) => format!("received none but current is {}", described(b)),
+            (Some(a), None) => format!("received {} but current is none", described(a)),
+        };
+        Some((key.to_string(), detail))
+    })
+}
+
+fn is_int(v: &amq_protocol::types::AMQPValue) -> bool {
+    matches!(
+        type_name(v),
+        "byte" | "unsignedbyte" | "short" | "unsignedshort" | "signedint" | "unsignedint" | "long"
+    )
+}
+
+/// A field value's type as RabbitMQ names it in error texts.
+fn type_name(v: &amq_protocol::types::AMQPValue) -> &'static str {
+    use amq_protocol::types::AMQPValue as V;
+    match v {
+        V::Boolean(_) => "bool",
+        V::ShortShortInt(_) => "byte",
+        V::ShortShortUInt(_) => "unsignedbyte",
+        V::ShortInt(_) => "short",
+        V::ShortUInt(_) => "unsignedshort",
+        V::LongInt(_) => "signedint",
+        V::LongUInt(_) => "unsignedint",
+        V::LongLongInt(_) => "long",
+        V::Float(_) => "float",
+        V::Double(_) => "double",
+        V::DecimalValue(_) => "decimal",
+        V::ShortString(_) => "shortstr",
+        V::LongString(_) => "longstr",
+        V::FieldArray(_) => "array",
+        V::Timestamp(_) => "timestamp",
+        V::FieldTable(_) => "table",
+        V::ByteArray(_) => "binary",
+        V::Void => "void",
+    }
 }
 
 fn published_event(message: &Message, route: &super::vhost::Route, fate: PublishFate) -> EventKind {
