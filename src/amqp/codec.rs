@@ -16,41 +16,71 @@ pub const FRAME_HEADER_SIZE: usize = 7;
 /// Header plus end octet: what a frame adds around its payload.
 pub const FRAME_OVERHEAD: usize = 8;
 
-/// One frame read off the wire.
+/// One frame cut from the input, not yet decoded.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub kind: u8,
+    pub channel: u16,
+    pub payload: bytes::Bytes,
+}
+
+/// One decoded frame.
 #[derive(Debug)]
 pub enum Incoming {
     Method(u16, AMQPClass),
     /// Content header: channel, class id, body size, properties.
     Header(u16, u16, u64, BasicProperties),
     Body(u16, bytes::Bytes),
-    Heartbeat(u16),
+    Heartbeat,
 }
 
-/// Cuts one frame from the front of `buf`. `Ok(None)` means more bytes are needed.
-/// `frame_max` is the negotiated limit for a whole frame.
+/// A frame whose payload does not make sense, as RabbitMQ tells it apart.
+#[derive(Debug)]
+pub enum Undecodable {
+    /// A method frame naming a class or method that does not exist: RabbitMQ drops the
+    /// connection without a word.
+    UnknownMethod,
+    /// Known method, bad arguments: 501 naming the method.
+    Arguments {
+        class: u16,
+        method: u16,
+        error: AmqpError,
+    },
+    /// Unknown frame type or a payload too short to hold anything: 501.
+    Frame(AmqpError),
+}
+
+/// A payload as Erlang prints a binary, the way RabbitMQ quotes frames in its errors.
+pub fn octets(bytes: &[u8]) -> String {
+    if !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| (32..127).contains(b) && *b != b'"' && *b != b'\\')
+    {
+        format!("<<\"{}\">>", String::from_utf8_lossy(bytes))
+    } else {
+        let list: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
+        format!("<<{}>>", list.join(","))
+    }
+}
+
+/// Cuts one frame from the front of `buf`. `Ok(None)` means more bytes are needed. Errors are
+/// fatal framing errors (501), checked as RabbitMQ does: the size against `frame_max` from the
+/// frame header alone, then the end octet.
 pub fn read_frame(
     buf: &mut bytes::BytesMut,
     frame_max: usize,
-) -> Result<Option<Incoming>, AmqpError> {
+) -> Result<Option<RawFrame>, AmqpError> {
     if buf.len() < FRAME_HEADER_SIZE {
         return Ok(None);
     }
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if !matches!(
-        kind,
-        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
-    ) {
+    if size > frame_max {
         return Err(AmqpError::frame_error(format!(
-            "type {kind}, first 16 octets = {:?}: {{invalid_frame_type,{kind}}}",
-            &buf[..buf.len().min(16)]
-        )));
-    }
-    if size + FRAME_OVERHEAD > frame_max {
-        return Err(AmqpError::frame_error(format!(
-            "frame size {} exceeds negotiated frame_max {frame_max}",
-            size + FRAME_OVERHEAD
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
+            frame_max.saturating_sub(FRAME_OVERHEAD)
         )));
     }
     let total = size + FRAME_OVERHEAD;
@@ -60,48 +90,67 @@ pub fn read_frame(
     }
     if buf[total - 1] != FRAME_END {
         return Err(AmqpError::frame_error(format!(
-            "type {kind}, all octets = <<>>: {{frame_end_marker_missing,{}}}",
+            "type {kind}, all octets = {}: {{invalid_frame_end_marker,{}}}",
+            octets(&buf[FRAME_HEADER_SIZE..total - 1]),
             buf[total - 1]
         )));
     }
     let frame = buf.split_to(total).freeze();
-    match kind {
-        FRAME_BODY => Ok(Some(Incoming::Body(
-            channel,
-            frame.slice(FRAME_HEADER_SIZE..total - 1),
-        ))),
-        FRAME_HEARTBEAT => Ok(Some(Incoming::Heartbeat(channel))),
-        _ => match parse_frame(&frame[..]) {
-            Ok((_, AMQPFrame::Method(channel, class))) => {
-                Ok(Some(Incoming::Method(channel, class)))
-            }
-            Ok((_, AMQPFrame::Header(channel, header))) => Ok(Some(Incoming::Header(
-                channel,
-                header.class_id,
-                header.body_size,
-                header.properties,
-            ))),
-            Ok(_) => Err(AmqpError::frame_error("unexpected frame")),
-            Err(_) => Err(undecodable(kind, &frame[FRAME_HEADER_SIZE..total - 1])),
-        },
-    }
+    Ok(Some(RawFrame {
+        kind,
+        channel,
+        payload: frame.slice(FRAME_HEADER_SIZE..total - 1),
+    }))
 }
 
-/// The error for a method or header frame amq-protocol could not decode.
-fn undecodable(kind: u8, payload: &[u8]) -> AmqpError {
-    if kind == FRAME_METHOD && payload.len() >= 4 {
-        let class = u16::from_be_bytes([payload[0], payload[1]]);
-        let method = u16::from_be_bytes([payload[2], payload[3]]);
-        if !known_method(class, method) {
-            return AmqpError::command_invalid(format!(
-                "unknown_method_id class {class} method {method}"
-            ));
+/// Decodes a raw frame with amq-protocol.
+pub fn decode(raw: &RawFrame) -> Result<Incoming, Undecodable> {
+    let unknown_frame = || {
+        Undecodable::Frame(AmqpError::frame_error(format!(
+            "type {}, all octets = {}: unknown_frame",
+            raw.kind,
+            octets(&raw.payload)
+        )))
+    };
+    match raw.kind {
+        FRAME_BODY => Ok(Incoming::Body(raw.channel, raw.payload.clone())),
+        FRAME_HEARTBEAT if raw.payload.is_empty() => Ok(Incoming::Heartbeat),
+        FRAME_HEARTBEAT => Err(unknown_frame()),
+        FRAME_METHOD if raw.payload.len() < 4 => Err(unknown_frame()),
+        FRAME_METHOD | FRAME_HEADER => {
+            let mut whole = Vec::with_capacity(raw.payload.len() + FRAME_OVERHEAD);
+            whole.push(raw.kind);
+            whole.extend_from_slice(&raw.channel.to_be_bytes());
+            whole.extend_from_slice(&(raw.payload.len() as u32).to_be_bytes());
+            whole.extend_from_slice(&raw.payload);
+            whole.push(FRAME_END);
+            match parse_frame(&whole[..]) {
+                Ok((_, AMQPFrame::Method(channel, class))) => Ok(Incoming::Method(channel, class)),
+                Ok((_, AMQPFrame::Header(channel, header))) => Ok(Incoming::Header(
+                    channel,
+                    header.class_id,
+                    header.body_size,
+                    header.properties,
+                )),
+                Ok(_) => Err(unknown_frame()),
+                Err(_) if raw.kind == FRAME_HEADER => Err(unknown_frame()),
+                Err(_) => {
+                    let p = &raw.payload;
+                    let class = u16::from_be_bytes([p[0], p[1]]);
+                    let method = u16::from_be_bytes([p[2], p[3]]);
+                    if !known_method(class, method) {
+                        return Err(Undecodable::UnknownMethod);
+                    }
+                    Err(Undecodable::Arguments {
+                        class,
+                        method,
+                        error: AmqpError::frame_error(format!("cannot decode {}", octets(&p[4..]))),
+                    })
+                }
+            }
         }
-        return AmqpError::syntax_error(format!(
-            "cannot decode arguments of method {class}/{method}"
-        ));
+        _ => Err(unknown_frame()),
     }
-    AmqpError::frame_error(format!("cannot decode a frame of type {kind}"))
 }
 
 /// Whether (class, method) names a method of AMQP 0-9-1 as RabbitMQ knows it.
@@ -194,8 +243,8 @@ mod tests {
         write_content(&mut out, 1, &BasicProperties::default(), &body, 4096);
         let mut buf = bytes::BytesMut::from(&out[..]);
         let mut sizes = Vec::new();
-        while let Some(frame) = read_frame(&mut buf, 4096).unwrap() {
-            match frame {
+        while let Some(raw) = read_frame(&mut buf, 4096).unwrap() {
+            match decode(&raw).unwrap() {
                 Incoming::Header(_, class, size, _) => {
                     assert_eq!((class, size), (60, 10_000));
                 }
@@ -235,5 +284,17 @@ mod tests {
         write_heartbeat(&mut out);
         let mut buf = bytes::BytesMut::from(&out[..5]);
         assert!(read_frame(&mut buf, 4096).unwrap().is_none());
+    }
+}
+
+#[cfg(test)]
+mod octets_tests {
+    use super::octets;
+
+    #[test]
+    fn printable_payloads_are_quoted_like_erlang() {
+        assert_eq!(octets(b"abc"), "<<\"abc\">>");
+        assert_eq!(octets(&[0, 20, 0, 10, 0]), "<<0,20,0,10,0>>");
+        assert_eq!(octets(b""), "<<>>");
     }
 }

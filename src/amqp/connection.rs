@@ -19,7 +19,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::codec::{self, Incoming};
+use super::codec::{self, Incoming, Undecodable};
 use super::writer;
 use crate::broker::{AmqpError, Broker, ClientSink, ExchangeSpec, QueueSpec, Scope};
 use crate::events::ConnectionId;
@@ -33,7 +33,24 @@ const FRAME_MIN_SIZE: usize = 4096;
 /// The largest message RabbitMQ accepts by default.
 const MAX_MESSAGE_SIZE: u64 = 134_217_728;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a fatal framing or login error RabbitMQ hangs up this long after its close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
+/// After other connection errors it waits this long for connection.close-ok.
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the server hangs up after a connection error, as RabbitMQ does for each kind of error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hangup {
+    /// Send connection.close, then wait for close-ok.
+    AfterCloseOk,
+    /// Send connection.close, then close after [`CLOSE_LINGER`] whatever the peer does.
+    Linger,
+    /// Say nothing; close after [`CLOSE_LINGER`] (refused logins without
+    /// `authentication_failure_close`, unusable tune parameters).
+    Silent,
+    /// Close at once without a word (undecodable class or method ids).
+    Drop,
+}
 
 /// A message being assembled from publish, header and body frames.
 struct PendingContent {
@@ -42,6 +59,9 @@ struct PendingContent {
     mandatory: bool,
     header: Option<(u64, BasicProperties)>,
     body: BytesMut,
+    /// More body arrived than the header announced: RabbitMQ then never routes the message
+    /// and keeps swallowing body frames; we do the same.
+    overflowed: bool,
 }
 
 /// A publish or settlement held back by a transaction until tx.commit.
@@ -119,6 +139,7 @@ pub async fn serve(
         frame_max: opened.frame_max,
         channel_max: opened.channel_max,
         channels: HashMap::new(),
+        orphan_publishes: Default::default(),
         out: Vec::with_capacity(64 * 1024),
         closed_by_peer: false,
     };
@@ -148,15 +169,18 @@ struct Opened {
     heartbeat: u16,
 }
 
-/// Reads until one frame is complete.
+/// Reads until one frame is complete and decodes it.
 async fn next_frame(
     reader: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     frame_max: usize,
 ) -> Result<Option<Incoming>, AmqpError> {
     loop {
-        if let Some(frame) = codec::read_frame(buf, frame_max)? {
-            return Ok(Some(frame));
+        if let Some(raw) = codec::read_frame(buf, frame_max)? {
+            return codec::decode(&raw).map(Some).map_err(|e| match e {
+                Undecodable::Arguments { error, .. } | Undecodable::Frame(error) => error,
+                Undecodable::UnknownMethod => AmqpError::command_invalid("unknown method"),
+            });
         }
         match reader.read_buf(buf).await {
             Ok(0) | Err(_) => return Ok(None),
@@ -169,6 +193,59 @@ async fn send_close(write: &mut OwnedWriteHalf, error: &AmqpError, class_id: u16
     let mut out = Vec::new();
     codec::write_method(&mut out, 0, close_method(error, class_id, method_id));
     let _ = write.write_all(&out).await;
+}
+
+/// Reads and discards input until close-ok (when `until_close_ok`), end of input, or `limit`.
+async fn linger(
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    limit: Duration,
+    until_close_ok: bool,
+) {
+    let wait = async {
+        loop {
+            while let Ok(Some(raw)) = codec::read_frame(buf, usize::MAX) {
+                if until_close_ok
+                    && raw.channel == 0
+                    && matches!(
+                        codec::decode(&raw),
+                        Ok(Incoming::Method(
+                            0,
+                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))
+                        ))
+                    )
+                {
+                    return;
+                }
+            }
+            if buf.len() > 1 << 20 {
+                buf.clear();
+            }
+            match reader.read_buf(buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, wait).await;
+}
+
+/// Refuses the handshake the way RabbitMQ does for this kind of error.
+async fn refuse(
+    reader: &mut OwnedReadHalf,
+    write: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+    hangup: Hangup,
+    close: Option<(&AmqpError, u16, u16)>,
+) {
+    if let (Some((error, class, method)), true) = (close, hangup != Hangup::Silent) {
+        send_close(write, error, class, method).await;
+    }
+    match hangup {
+        Hangup::AfterCloseOk => linger(reader, buf, CLOSE_OK_TIMEOUT, true).await,
+        Hangup::Linger | Hangup::Silent => linger(reader, buf, CLOSE_LINGER, false).await,
+        Hangup::Drop => {}
+    }
 }
 
 fn close_method(error: &AmqpError, class_id: u16, method_id: u16) -> AMQPClass {
@@ -189,6 +266,16 @@ fn short(text: &str) -> amq_protocol::types::ShortString {
     text[..end].into()
 }
 
+/// Whether the client announced a capability in start-ok.
+fn client_capability(properties: &FieldTable, name: &str) -> bool {
+    match properties.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
+        }
+        _ => false,
+    }
+}
+
 /// Protocol header, start/start-ok, tune/tune-ok, open/open-ok. `Ok(None)`: the peer left or
 /// was refused (already answered).
 async fn handshake(
@@ -203,7 +290,8 @@ async fn handshake(
             return Ok(None);
         }
     }
-    if &buf[..8] != b"AMQP\x00\x00\x09\x01" {
+    // 0-9-1, and the 0-9 header some old clients send, which RabbitMQ serves as 0-9-1.
+    if &buf[..8] != b"AMQP\x00\x00\x09\x01" && &buf[..8] != b"AMQP\x01\x01\x00\x09" {
         // Tell the client which protocol we speak, then hang up.
         write.write_all(b"AMQP\x00\x00\x09\x01").await?;
         return Ok(None);
@@ -232,36 +320,37 @@ async fn handshake(
         Ok(None) => return Ok(None),
         Ok(Some(_)) => {
             let e = AmqpError::command_invalid("expected 'connection.start_ok'");
-            send_close(write, &e, 0, 0).await;
+            refuse(reader, write, buf, Hangup::AfterCloseOk, Some((&e, 0, 0))).await;
             return Ok(None);
         }
         Err(e) => {
-            send_close(write, &e, 0, 0).await;
+            refuse(reader, write, buf, Hangup::Linger, Some((&e, 0, 0))).await;
             return Ok(None);
         }
     };
-    let credentials = match start_ok.mechanism.as_str() {
+    let mechanism = start_ok.mechanism.as_str();
+    let credentials = match mechanism {
         "PLAIN" => parse_plain(start_ok.response.as_bytes()),
         "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
-        other => {
-            let e = AmqpError::connection_access_refused(format!(
-                "unsupported authentication mechanism '{other}'"
-            ));
-            send_close(write, &e, 10, 11).await;
-            return Ok(None);
-        }
+        _ => None,
     };
     let from_loopback = peer.ip().is_loopback();
     let user = match credentials {
         Some((user, password)) if broker.authenticate(&user, &password, from_loopback).is_ok() => {
             user
         }
-        _ => {
-            let mechanism = start_ok.mechanism.as_str();
+        Some(_)
+            if client_capability(&start_ok.client_properties, "authentication_failure_close") =>
+        {
             let e = AmqpError::connection_access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             ));
-            send_close(write, &e, 10, 11).await;
+            refuse(reader, write, buf, Hangup::Linger, Some((&e, 0, 0))).await;
+            return Ok(None);
+        }
+        // Unknown mechanism, malformed response, or a client that cannot be told: hang up.
+        _ => {
+            refuse(reader, write, buf, Hangup::Silent, None).await;
             return Ok(None);
         }
     };
@@ -286,28 +375,20 @@ async fn handshake(
         Ok(None) => return Ok(None),
         Ok(Some(_)) | Err(_) => {
             let e = AmqpError::command_invalid("expected 'connection.tune_ok'");
-            send_close(write, &e, 0, 0).await;
+            refuse(reader, write, buf, Hangup::AfterCloseOk, Some((&e, 0, 0))).await;
             return Ok(None);
         }
     };
-    let frame_max = match tune_ok.frame_max {
-        0 => FRAME_MAX as usize,
-        n if (n as usize) < FRAME_MIN_SIZE => {
-            let e = AmqpError::not_allowed(format!("frame_max={n} < {FRAME_MIN_SIZE} min size"));
-            send_close(write, &e, 10, 31).await;
-            return Ok(None);
-        }
-        n if n > FRAME_MAX => {
-            let e = AmqpError::not_allowed(format!("frame_max={n} > {FRAME_MAX} max size"));
-            send_close(write, &e, 10, 31).await;
-            return Ok(None);
-        }
-        n => n as usize,
-    };
-    let channel_max = match tune_ok.channel_max {
-        0 => CHANNEL_MAX,
-        n => n.min(CHANNEL_MAX),
-    };
+    // RabbitMQ hangs up on parameters outside what it offered, without a close frame.
+    let frame_max = tune_ok.frame_max as usize;
+    let channel_max = tune_ok.channel_max;
+    if !(FRAME_MIN_SIZE..=FRAME_MAX as usize).contains(&frame_max)
+        || channel_max == 0
+        || channel_max > CHANNEL_MAX
+    {
+        refuse(reader, write, buf, Hangup::Silent, None).await;
+        return Ok(None);
+    }
 
     let vhost = match next_frame(reader, buf, frame_max).await {
         Ok(Some(Incoming::Method(
@@ -317,7 +398,7 @@ async fn handshake(
         Ok(None) => return Ok(None),
         Ok(Some(_)) | Err(_) => {
             let e = AmqpError::command_invalid("expected 'connection.open'");
-            send_close(write, &e, 0, 0).await;
+            refuse(reader, write, buf, Hangup::AfterCloseOk, Some((&e, 0, 0))).await;
             return Ok(None);
         }
     };
@@ -325,7 +406,7 @@ async fn handshake(
     let id = match broker.open_connection(&user, &vhost, &peer.to_string(), sink.clone()) {
         Ok(id) => id,
         Err(e) => {
-            send_close(write, &e, 10, 40).await;
+            refuse(reader, write, buf, Hangup::AfterCloseOk, Some((&e, 10, 40))).await;
             return Ok(None);
         }
     };
@@ -380,12 +461,19 @@ fn server_properties() -> FieldTable {
     props
 }
 
+/// PLAIN is `\0user\0password`; like RabbitMQ we accept no authorization identity.
 fn parse_plain(response: &[u8]) -> Option<(String, String)> {
-    let mut parts = response.split(|b| *b == 0);
-    let _authzid = parts.next()?;
-    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    Some((user, password))
+    let parts: Vec<&[u8]> = response.split(|b| *b == 0).collect();
+    let [authzid, user, password] = parts[..] else {
+        return None;
+    };
+    if !authzid.is_empty() {
+        return None;
+    }
+    Some((
+        String::from_utf8(user.to_vec()).ok()?,
+        String::from_utf8(password.to_vec()).ok()?,
+    ))
 }
 
 /// AMQPLAIN sends a field table without its length prefix.
@@ -408,6 +496,9 @@ struct Connection {
     frame_max: usize,
     channel_max: u16,
     channels: HashMap<u16, ChannelWire>,
+    /// Never-opened channels that sent basic.publish: RabbitMQ complains only when the
+    /// content header follows.
+    orphan_publishes: std::collections::HashSet<u16>,
     /// Replies produced while handling the current batch of input.
     out: Vec<u8>,
     /// The peer sent connection.close and we answered.
@@ -420,6 +511,7 @@ struct Failure {
     class_id: u16,
     method_id: u16,
     error: AmqpError,
+    hangup: Hangup,
 }
 
 impl Connection {
@@ -436,8 +528,8 @@ impl Connection {
             // Handle every complete frame already buffered before flushing replies once.
             loop {
                 match codec::read_frame(&mut buf, self.frame_max) {
-                    Ok(Some(frame)) => {
-                        if let Err(failure) = self.handle(frame) {
+                    Ok(Some(raw)) => {
+                        if let Err(failure) = self.handle_raw(raw) {
                             if let Some(end) = self.fail(failure, reader, &mut buf).await {
                                 return end;
                             }
@@ -453,6 +545,7 @@ impl Connection {
                             class_id: 0,
                             method_id: 0,
                             error,
+                            hangup: Hangup::Linger,
                         };
                         return self
                             .fail(failure, reader, &mut buf)
@@ -478,7 +571,7 @@ impl Connection {
                 _ = shutdown.changed() => {
                     let error = AmqpError::connection_forced("broker forced connection closure with reason 'shutdown'");
                     self.send_connection_close(&error, 0, 0);
-                    self.await_close_ok(reader, &mut buf).await;
+                    linger(reader, &mut buf, CLOSE_LINGER, true).await;
                     return End::Shutdown;
                 }
             }
@@ -532,6 +625,7 @@ impl Connection {
             class_id,
             method_id,
             error,
+            hangup,
         } = failure;
         if error.scope == Scope::Channel && channel != 0 {
             self.broker.close_channel(self.id, channel, &error.text);
@@ -553,38 +647,27 @@ impl Connection {
             return None;
         }
         self.flush_confirms();
-        self.send_connection_close(&error, class_id, method_id);
-        self.await_close_ok(reader, buf).await;
+        match hangup {
+            Hangup::Drop => {}
+            Hangup::Silent => {
+                self.flush();
+                linger(reader, buf, CLOSE_LINGER, false).await;
+            }
+            Hangup::Linger => {
+                self.send_connection_close(&error, class_id, method_id);
+                linger(reader, buf, CLOSE_LINGER, false).await;
+            }
+            Hangup::AfterCloseOk => {
+                self.send_connection_close(&error, class_id, method_id);
+                linger(reader, buf, CLOSE_OK_TIMEOUT, true).await;
+            }
+        }
         Some(End::Error(error))
     }
 
     fn send_connection_close(&mut self, error: &AmqpError, class_id: u16, method_id: u16) {
         codec::write_method(&mut self.out, 0, close_method(error, class_id, method_id));
         self.flush();
-    }
-
-    /// After connection.close, everything but close-ok is discarded (bounded wait).
-    async fn await_close_ok(&mut self, reader: &mut OwnedReadHalf, buf: &mut BytesMut) {
-        let wait = async {
-            loop {
-                match codec::read_frame(buf, usize::MAX) {
-                    Ok(Some(Incoming::Method(
-                        0,
-                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)),
-                    ))) => return,
-                    Ok(Some(_)) => continue,
-                    Ok(None) => {}
-                    Err(_) => {
-                        buf.clear();
-                    }
-                }
-                match reader.read_buf(buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, wait).await;
     }
 }
 
@@ -595,6 +678,7 @@ fn failure(channel: u16, method: &AMQPClass, error: AmqpError) -> Failure {
         class_id: method.get_amqp_class_id(),
         method_id: method.get_amqp_method_id(),
         error,
+        hangup: Hangup::AfterCloseOk,
     }
 }
 
@@ -605,6 +689,7 @@ fn publish_failure(channel: u16, error: AmqpError) -> Failure {
         class_id: 60,
         method_id: 40,
         error,
+        hangup: Hangup::AfterCloseOk,
     }
 }
 
@@ -614,21 +699,62 @@ fn connection_failure(error: AmqpError) -> Failure {
         class_id: 0,
         method_id: 0,
         error,
+        hangup: Hangup::AfterCloseOk,
     }
 }
 
+/// The 505 for a content frame where a method was expected.
+fn expected_method() -> Failure {
+    connection_failure(AmqpError::unexpected_frame(
+        "expected method frame, got non method frame instead",
+    ))
+}
+
 impl Connection {
+    /// Decodes a frame and handles it, with RabbitMQ's answer to frames that make no sense.
+    fn handle_raw(&mut self, raw: codec::RawFrame) -> Result<(), Failure> {
+        use codec::{FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT};
+        let misplaced = (raw.channel == 0 && (raw.kind == FRAME_HEADER || raw.kind == FRAME_BODY))
+            || (raw.channel != 0 && raw.kind == FRAME_HEARTBEAT);
+        if misplaced {
+            return Err(connection_failure(AmqpError::unexpected_frame(format!(
+                "type {}, all octets = {}",
+                raw.kind,
+                codec::octets(&raw.payload)
+            ))));
+        }
+        match codec::decode(&raw) {
+            Ok(frame) => self.handle(frame),
+            Err(Undecodable::UnknownMethod) => Err(Failure {
+                hangup: Hangup::Drop,
+                ..connection_failure(AmqpError::command_invalid("unknown method"))
+            }),
+            Err(Undecodable::Arguments {
+                class,
+                method,
+                error,
+            }) => Err(Failure {
+                class_id: class,
+                method_id: method,
+                ..connection_failure(error)
+            }),
+            Err(Undecodable::Frame(error)) => Err(connection_failure(error)),
+        }
+    }
+
     fn handle(&mut self, frame: Incoming) -> Result<(), Failure> {
         match frame {
-            Incoming::Heartbeat(0) => Ok(()),
-            Incoming::Heartbeat(_) => Err(connection_failure(AmqpError::frame_error(
-                "heartbeat frame on a non-zero channel",
-            ))),
+            Incoming::Heartbeat => Ok(()),
             Incoming::Method(0, AMQPClass::Connection(method)) => self.connection_method(method),
             Incoming::Method(0, method) => Err(failure(
                 0,
                 &method,
-                AmqpError::command_invalid("method not allowed on channel 0"),
+                AmqpError::channel_error("unexpected method in connection state running"),
+            )),
+            Incoming::Method(channel, method @ AMQPClass::Connection(_)) => Err(failure(
+                channel,
+                &method,
+                AmqpError::command_invalid("unimplemented method"),
             )),
             Incoming::Method(channel, method) => self.channel_method(channel, method),
             Incoming::Header(channel, class_id, size, properties) => {
@@ -679,31 +805,36 @@ impl Connection {
     }
 
     fn channel_method(&mut self, channel: u16, method: AMQPClass) -> Result<(), Failure> {
-        if channel > self.channel_max {
-            return Err(failure(
-                channel,
-                &method,
-                AmqpError::channel_error(format!(
-                    "channel id {channel} exceeds the negotiated channel_max {}",
-                    self.channel_max
-                )),
-            ));
-        }
         let Some(state) = self.channels.get_mut(&channel) else {
-            if let AMQPClass::Channel(channel::AMQPMethod::Open(_)) = method {
-                self.channels.insert(channel, ChannelWire::default());
-                self.broker.open_channel(self.id, channel);
-                self.reply(
+            return match method {
+                AMQPClass::Channel(channel::AMQPMethod::Open(_)) => {
+                    // RabbitMQ limits how many channels are open, not their ids.
+                    let open = self.channels.len();
+                    if open >= self.channel_max as usize {
+                        return Err(connection_failure(AmqpError::not_allowed(format!(
+                            "number of channels opened ({open}) has reached the negotiated channel_max ({})",
+                            self.channel_max
+                        ))));
+                    }
+                    self.orphan_publishes.remove(&channel);
+                    self.channels.insert(channel, ChannelWire::default());
+                    self.broker.open_channel(self.id, channel);
+                    self.reply(
+                        channel,
+                        AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+                    );
+                    Ok(())
+                }
+                AMQPClass::Basic(basic::AMQPMethod::Publish(_)) => {
+                    self.orphan_publishes.insert(channel);
+                    Ok(())
+                }
+                _ => Err(failure(
                     channel,
-                    AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
-                );
-                return Ok(());
-            }
-            return Err(failure(
-                channel,
-                &method,
-                AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}")),
-            ));
+                    &method,
+                    AmqpError::channel_error("expected 'channel.open'"),
+                )),
+            };
         };
         if state.closing {
             match method {
@@ -717,6 +848,13 @@ impl Connection {
                         AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
                     );
                 }
+                AMQPClass::Channel(channel::AMQPMethod::Open(_)) => {
+                    return Err(failure(
+                        channel,
+                        &method,
+                        AmqpError::channel_error("second 'channel.open' seen"),
+                    ));
+                }
                 _ => {}
             }
             return Ok(());
@@ -727,9 +865,8 @@ impl Connection {
             } else {
                 "expected content body, got non content body frame instead"
             };
-            return Err(failure(
+            return Err(publish_failure(
                 channel,
-                &method,
                 AmqpError::unexpected_frame(expected),
             ));
         }
@@ -780,6 +917,7 @@ impl Connection {
                     mandatory: publish.mandatory,
                     header: None,
                     body: BytesMut::new(),
+                    overflowed: false,
                 };
                 self.channels.get_mut(&ch).expect("open").content = Some(content);
                 Ok(())
@@ -1113,29 +1251,36 @@ impl Connection {
         size: u64,
         properties: BasicProperties,
     ) -> Result<(), Failure> {
-        let unexpected = || {
-            connection_failure(AmqpError::unexpected_frame(format!(
-                "expected method frame, got non method frame instead on channel {ch}"
-            )))
-        };
         let Some(state) = self.channels.get_mut(&ch) else {
-            return Err(unexpected());
+            if self.orphan_publishes.remove(&ch) {
+                return Err(publish_failure(
+                    ch,
+                    AmqpError::channel_error("expected 'channel.open'"),
+                ));
+            }
+            return Err(expected_method());
         };
         if state.closing {
             return Ok(());
         }
         let Some(content) = state.content.as_mut() else {
-            return Err(unexpected());
+            return Err(expected_method());
         };
         if content.header.is_some() {
-            return Err(connection_failure(AmqpError::unexpected_frame(
-                "expected content body, got non content body frame instead",
-            )));
+            return Err(publish_failure(
+                ch,
+                AmqpError::unexpected_frame(
+                    "expected content body, got non content body frame instead",
+                ),
+            ));
         }
         if class_id != 60 {
-            return Err(connection_failure(AmqpError::frame_error(format!(
-                "content header for class {class_id}, expected class 60"
-            ))));
+            return Err(publish_failure(
+                ch,
+                AmqpError::unexpected_frame(format!(
+                    "expected content header for class 60, got one for class {class_id} instead"
+                )),
+            ));
         }
         if size > MAX_MESSAGE_SIZE {
             state.content = None;
@@ -1155,33 +1300,30 @@ impl Connection {
     }
 
     fn content_body(&mut self, ch: u16, bytes: Bytes) -> Result<(), Failure> {
-        let unexpected = || {
-            connection_failure(AmqpError::unexpected_frame(format!(
-                "expected method frame, got non method frame instead on channel {ch}"
-            )))
-        };
         let Some(state) = self.channels.get_mut(&ch) else {
-            return Err(unexpected());
+            return Err(expected_method());
         };
         if state.closing {
             return Ok(());
         }
         let Some(content) = state.content.as_mut() else {
-            return Err(unexpected());
+            return Err(expected_method());
         };
         let Some((size, _)) = &content.header else {
-            return Err(connection_failure(AmqpError::unexpected_frame(
-                "expected content header for class 60, got non content header frame instead",
-            )));
+            return Err(publish_failure(
+                ch,
+                AmqpError::unexpected_frame(
+                    "expected content header for class 60, got non content header frame instead",
+                ),
+            ));
         };
         let size = *size;
-        content.body.extend_from_slice(&bytes);
-        if content.body.len() as u64 > size {
-            return Err(connection_failure(AmqpError::frame_error(format!(
-                "content body of {} bytes exceeds the declared size {size}",
-                content.body.len()
-            ))));
+        if content.overflowed || content.body.len() as u64 + bytes.len() as u64 > size {
+            content.overflowed = true;
+            content.body.clear();
+            return Ok(());
         }
+        content.body.extend_from_slice(&bytes);
         if content.body.len() as u64 == size {
             return self.complete_publish(ch);
         }
