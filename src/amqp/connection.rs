@@ -66,7 +66,7 @@ struct PendingContent {
 
 /// A publish or settlement held back by a transaction until tx.commit.
 enum TxOp {
-    Publish(Content),
+    Publish(Box<Content>),
     Ack(u64, bool),
     Nack(u64, bool, bool),
     Reject(u64, bool),
@@ -1218,7 +1218,7 @@ impl Connection {
                 };
                 for op in ops {
                     match op {
-                        TxOp::Publish(content) => self.publish_now(ch, content)?,
+                        TxOp::Publish(content) => self.publish_now(ch, *content)?,
                         other => self.apply_settle(ch, other)?,
                     }
                 }
@@ -1342,7 +1342,7 @@ impl Connection {
             body: pending.body.freeze(),
         };
         if let Some(ops) = &mut state.tx {
-            ops.push(TxOp::Publish(content));
+            ops.push(TxOp::Publish(Box::new(content)));
             return Ok(());
         }
         self.publish_now(ch, content)

@@ -10,8 +10,12 @@ pub fn get_string(table: &FieldTable, key: &str) -> Option<String> {
     }
 }
 
+/// An argument that should be an integer is something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnInteger;
+
 /// An integer argument; `Err` when present with a non-integer type.
-pub fn get_int(table: &FieldTable, key: &str) -> Result<Option<i64>, ()> {
+pub fn get_int(table: &FieldTable, key: &str) -> Result<Option<i64>, NotAnInteger> {
     let Some(value) = table.inner().get(key) else {
         return Ok(None);
     };
@@ -23,7 +27,7 @@ pub fn get_int(table: &FieldTable, key: &str) -> Result<Option<i64>, ()> {
         AMQPValue::LongInt(n) => *n as i64,
         AMQPValue::LongUInt(n) => *n as i64,
         AMQPValue::LongLongInt(n) => *n,
-        _ => return Err(()),
+        _ => return Err(NotAnInteger),
     }))
 }
 

@@ -9,7 +9,7 @@ use amq_protocol::types::FieldTable;
 
 use super::args;
 use super::error::{AmqpError, AmqpResult};
-use super::exchange::Binding;
+use super::exchange::SourcedBinding;
 use super::message::QueuedMessage;
 use crate::events::ConnectionId;
 
@@ -44,7 +44,7 @@ impl QueueLimits {
         };
         let non_negative = |arg: &str| -> AmqpResult<Option<u64>> {
             match args::get_int(arguments, arg) {
-                Err(()) => Err(invalid(arg, "not an integer")),
+                Err(args::NotAnInteger) => Err(invalid(arg, "not an integer")),
                 Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
                 Ok(n) => Ok(n.map(|n| n as u64)),
             }
@@ -110,7 +110,7 @@ pub struct Queue {
     pub had_consumer: bool,
     pub last_used: Instant,
     /// Bindings that lead here (source exchange, binding), so deleting the queue is quick.
-    pub bindings: Vec<(Arc<str>, Arc<Binding>)>,
+    pub bindings: Vec<SourcedBinding>,
     pub unacked: usize,
     pub stats: QueueStats,
 }

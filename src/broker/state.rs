@@ -533,9 +533,9 @@ impl State {
         if source.is_empty()
             || destination.name().is_empty() && matches!(destination, Destination::Exchange(_))
         {
-            return Err(AmqpError::access_refused(format!(
-                "operation not permitted on the default exchange"
-            )));
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         match &destination {
             Destination::Queue(q) => {

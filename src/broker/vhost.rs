@@ -8,7 +8,7 @@ use amq_protocol::types::FieldTable;
 
 use super::args;
 use super::error::{AmqpError, AmqpResult};
-use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind, SourcedBinding};
 use super::queue::Queue;
 use crate::events::BindingInfo;
 
@@ -30,7 +30,7 @@ pub struct Vhost {
     pub exchanges: HashMap<Arc<str>, Exchange>,
     pub queues: HashMap<Arc<str>, Queue>,
     /// Exchange-to-exchange bindings by destination exchange, so deleting one is quick.
-    pub bindings_into_exchange: HashMap<Arc<str>, Vec<(Arc<str>, Arc<Binding>)>>,
+    pub bindings_into_exchange: HashMap<Arc<str>, Vec<SourcedBinding>>,
 }
 
 /// Where one message goes.
@@ -39,7 +39,7 @@ pub struct Route {
     /// Each queue at most once, in the order first reached.
     pub queues: Vec<Arc<str>>,
     /// Every binding that matched on the way: (source exchange, binding).
-    pub matched: Vec<(Arc<str>, Arc<Binding>)>,
+    pub matched: Vec<SourcedBinding>,
     /// Set when the message was unroutable and went to this alternate exchange.
     pub alternate_exchange: Option<String>,
 }
@@ -186,7 +186,7 @@ impl Vhost {
         if !exchange.unbind(binding) {
             return false;
         }
-        let same = |(s, b): &(Arc<str>, Arc<Binding>)| &**s == source && **b == *binding;
+        let same = |(s, b): &SourcedBinding| &**s == source && **b == *binding;
         match &binding.destination {
             Destination::Queue(q) => {
                 if let Some(queue) = self.queues.get_mut(q) {

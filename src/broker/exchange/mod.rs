@@ -42,6 +42,9 @@ pub struct Binding {
     pub arguments: FieldTable,
 }
 
+/// A binding together with the name of its source exchange.
+pub type SourcedBinding = (Arc<str>, Arc<Binding>);
+
 /// The four exchange types of AMQP 0-9-1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExchangeKind {
