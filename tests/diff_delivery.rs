@@ -1346,3 +1346,79 @@ async fn transactions_commit_or_roll_back_publishes_and_acks() {
     );
     assert!(has(&t, "queue holds []"), "{t:#?}");
 }
+
+/// With x-priority, the higher-priority consumer gets messages while it has room; the lower one
+/// gets them only when the higher one is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_priorities_prefer_the_higher_consumer_while_it_has_room() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("priority-consumers-q");
+        declare_queue(&ch, &q).await;
+        let mut consumers = Vec::new();
+        for (label, priority) in [("low", 1), ("high", 10)] {
+            let c = conn.create_channel().await.expect("channel.open");
+            c.basic_qos(1, BasicQosOptions::default())
+                .await
+                .expect("qos");
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-priority".into(),
+                lapin::types::AMQPValue::LongInt(priority),
+            );
+            let consumer = c
+                .basic_consume(
+                    q.as_str().into(),
+                    label.into(),
+                    BasicConsumeOptions::default(),
+                    args,
+                )
+                .await
+                .expect("consume");
+            consumers.push((label, consumer));
+        }
+        for n in 1..=3 {
+            publish_with(
+                &ch,
+                "",
+                &q,
+                &format!("m{n}"),
+                BasicProperties::default(),
+                false,
+            )
+            .await;
+        }
+        let mut held = Vec::new();
+        for (label, consumer) in consumers.iter_mut() {
+            match next(consumer, Duration::from_millis(500)).await {
+                Ok(d) => {
+                    t.push(format!("{label} got {}", body(&d)));
+                    held.push((*label, d));
+                }
+                Err(e) => t.push(format!("{label}: {e}")),
+            }
+        }
+        // The high consumer acks: the waiting message goes to it, not to the full low one.
+        let (_, high) = held
+            .iter()
+            .find(|(l, _)| *l == "high")
+            .expect("high got one");
+        high.ack(BasicAckOptions::default()).await.expect("ack");
+        for (label, consumer) in consumers.iter_mut() {
+            match next(consumer, Duration::from_millis(500)).await {
+                Ok(d) => t.push(format!("then {label} got {}", body(&d))),
+                Err(e) => t.push(format!("then {label}: {e}")),
+            }
+        }
+        drop(consumers);
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    show(&t);
+    assert!(has(&t, "high got m1"), "{t:#?}");
+    assert!(has(&t, "low got m2"), "{t:#?}");
+    assert!(has(&t, "then high got m3"), "{t:#?}");
+}

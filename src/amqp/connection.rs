@@ -443,6 +443,7 @@ fn server_properties() -> FieldTable {
         "connection.blocked",
         "authentication_failure_close",
         "per_consumer_qos",
+        "consumer_priorities",
         "direct_reply_to",
     ] {
         capabilities.insert(name.into(), AMQPValue::Boolean(true));
@@ -1104,6 +1105,7 @@ impl Connection {
                     c.consumer_tag.as_str(),
                     c.no_ack,
                     c.exclusive,
+                    &c.arguments,
                 )?;
                 if !c.nowait {
                     self.reply(

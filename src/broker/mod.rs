@@ -506,9 +506,11 @@ impl Broker {
         tag: &str,
         no_ack: bool,
         exclusive: bool,
+        arguments: &amq_protocol::types::FieldTable,
     ) -> AmqpResult<String> {
-        self.lock()
-            .basic_consume(connection, channel, queue, tag, no_ack, exclusive)
+        self.lock().basic_consume(
+            connection, channel, queue, tag, no_ack, exclusive, arguments,
+        )
     }
 
     /// Called by the wire layer right after it sent consume-ok, so deliveries follow it.

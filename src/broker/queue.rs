@@ -89,6 +89,8 @@ pub struct Consumer {
     pub exclusive: bool,
     /// Per-consumer prefetch (basic.qos global=false); 0 means unlimited.
     pub prefetch: u16,
+    /// `x-priority`: higher-priority consumers get messages while they have room.
+    pub priority: i64,
     pub unacked: u32,
 }
 

@@ -853,8 +853,17 @@ impl State {
         tag: &str,
         no_ack: bool,
         exclusive: bool,
+        arguments: &FieldTable,
     ) -> AmqpResult<String> {
         let vhost_name = self.vhost_of(connection)?;
+        let priority = match args::get_int(arguments, "x-priority") {
+            Ok(p) => p.unwrap_or(0),
+            Err(args::NotAnInteger) => {
+                return Err(AmqpError::precondition_failed(
+                    "invalid arg 'x-priority' for consumer: not an integer",
+                ))
+            }
+        };
         let tag: Arc<str> = if tag.is_empty() {
             format!("amq.ctag-{}", random_suffix()).into()
         } else {
@@ -902,6 +911,7 @@ impl State {
             no_ack,
             exclusive,
             prefetch,
+            priority,
             unacked: 0,
         });
         q.had_consumer = true;
@@ -1346,8 +1356,11 @@ impl State {
                 if conn.sink.is_stalled() {
                     continue;
                 }
-                chosen = Some(i);
-                break;
+                // Consumer priorities: the first ready consumer in round-robin order among
+                // those with the highest x-priority.
+                if chosen.is_none_or(|best: usize| c.priority > q.consumers[best].priority) {
+                    chosen = Some(i);
+                }
             }
             let Some(i) = chosen else {
                 break;
