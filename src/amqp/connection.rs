@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::codec::{self, Incoming, Undecodable};
 use super::writer;
-use crate::broker::{AmqpError, Broker, ClientSink, ExchangeSpec, QueueSpec, Scope};
+use crate::broker::{AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, QueueSpec, Scope};
 use crate::events::ConnectionId;
 
 /// What the server offers in connection.tune.
@@ -1101,11 +1101,13 @@ impl Connection {
                 let tag = broker.basic_consume(
                     id,
                     ch,
-                    c.queue.as_str(),
-                    c.consumer_tag.as_str(),
-                    c.no_ack,
-                    c.exclusive,
-                    &c.arguments,
+                    ConsumeSpec {
+                        queue: c.queue.to_string(),
+                        tag: c.consumer_tag.to_string(),
+                        no_ack: c.no_ack,
+                        exclusive: c.exclusive,
+                        arguments: c.arguments.clone(),
+                    },
                 )?;
                 if !c.nowait {
                     self.reply(

@@ -23,7 +23,9 @@ use tokio::sync::mpsc;
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
 pub use message::Message;
-pub use state::{ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target};
+pub use state::{
+    ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
+};
 
 use crate::events::{ConnectionId, EventBus, EventReader};
 use state::State;
@@ -496,21 +498,14 @@ impl Broker {
             .basic_qos(connection, channel, prefetch_count, global);
     }
 
-    /// Starts a consumer; returns its tag (generated when `tag` is empty).
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a consumer; returns its tag (generated when the spec's tag is empty).
     pub fn basic_consume(
         &self,
         connection: ConnectionId,
         channel: u16,
-        queue: &str,
-        tag: &str,
-        no_ack: bool,
-        exclusive: bool,
-        arguments: &amq_protocol::types::FieldTable,
+        spec: ConsumeSpec,
     ) -> AmqpResult<String> {
-        self.lock().basic_consume(
-            connection, channel, queue, tag, no_ack, exclusive, arguments,
-        )
+        self.lock().basic_consume(connection, channel, spec)
     }
 
     /// Called by the wire layer right after it sent consume-ok, so deliveries follow it.

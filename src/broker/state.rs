@@ -46,6 +46,18 @@ pub struct QueueSpec {
     pub arguments: FieldTable,
 }
 
+/// basic.consume arguments.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumeSpec {
+    pub queue: String,
+    /// Empty: the broker makes one up.
+    pub tag: String,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// `x-priority` is read from here.
+    pub arguments: FieldTable,
+}
+
 /// queue.declare-ok.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueDeclared {
@@ -849,12 +861,16 @@ impl State {
         &mut self,
         connection: ConnectionId,
         channel: u16,
-        queue: &str,
-        tag: &str,
-        no_ack: bool,
-        exclusive: bool,
-        arguments: &FieldTable,
+        spec: ConsumeSpec,
     ) -> AmqpResult<String> {
+        let ConsumeSpec {
+            queue,
+            tag,
+            no_ack,
+            exclusive,
+            arguments,
+        } = spec;
+        let (queue, tag, arguments) = (queue.as_str(), tag.as_str(), &arguments);
         let vhost_name = self.vhost_of(connection)?;
         let priority = match args::get_int(arguments, "x-priority") {
             Ok(p) => p.unwrap_or(0),
