@@ -21,7 +21,14 @@ pub const FRAME_OVERHEAD: usize = 8;
 pub struct RawFrame {
     pub kind: u8,
     pub channel: u16,
-    pub payload: bytes::Bytes,
+    /// The whole frame, header and end octet included (amq-protocol parses whole frames).
+    pub frame: bytes::Bytes,
+}
+
+impl RawFrame {
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[FRAME_HEADER_SIZE..self.frame.len() - 1]
+    }
 }
 
 /// One decoded frame.
@@ -95,11 +102,10 @@ pub fn read_frame(
             buf[total - 1]
         )));
     }
-    let frame = buf.split_to(total).freeze();
     Ok(Some(RawFrame {
         kind,
         channel,
-        payload: frame.slice(FRAME_HEADER_SIZE..total - 1),
+        frame: buf.split_to(total).freeze(),
     }))
 }
 
@@ -109,46 +115,41 @@ pub fn decode(raw: &RawFrame) -> Result<Incoming, Undecodable> {
         Undecodable::Frame(AmqpError::frame_error(format!(
             "type {}, all octets = {}: unknown_frame",
             raw.kind,
-            octets(&raw.payload)
+            octets(raw.payload())
         )))
     };
     match raw.kind {
-        FRAME_BODY => Ok(Incoming::Body(raw.channel, raw.payload.clone())),
-        FRAME_HEARTBEAT if raw.payload.is_empty() => Ok(Incoming::Heartbeat),
+        FRAME_BODY => Ok(Incoming::Body(
+            raw.channel,
+            raw.frame.slice(FRAME_HEADER_SIZE..raw.frame.len() - 1),
+        )),
+        FRAME_HEARTBEAT if raw.payload().is_empty() => Ok(Incoming::Heartbeat),
         FRAME_HEARTBEAT => Err(unknown_frame()),
-        FRAME_METHOD if raw.payload.len() < 4 => Err(unknown_frame()),
-        FRAME_METHOD | FRAME_HEADER => {
-            let mut whole = Vec::with_capacity(raw.payload.len() + FRAME_OVERHEAD);
-            whole.push(raw.kind);
-            whole.extend_from_slice(&raw.channel.to_be_bytes());
-            whole.extend_from_slice(&(raw.payload.len() as u32).to_be_bytes());
-            whole.extend_from_slice(&raw.payload);
-            whole.push(FRAME_END);
-            match parse_frame(&whole[..]) {
-                Ok((_, AMQPFrame::Method(channel, class))) => Ok(Incoming::Method(channel, class)),
-                Ok((_, AMQPFrame::Header(channel, header))) => Ok(Incoming::Header(
-                    channel,
-                    header.class_id,
-                    header.body_size,
-                    header.properties,
-                )),
-                Ok(_) => Err(unknown_frame()),
-                Err(_) if raw.kind == FRAME_HEADER => Err(unknown_frame()),
-                Err(_) => {
-                    let p = &raw.payload;
-                    let class = u16::from_be_bytes([p[0], p[1]]);
-                    let method = u16::from_be_bytes([p[2], p[3]]);
-                    if !known_method(class, method) {
-                        return Err(Undecodable::UnknownMethod);
-                    }
-                    Err(Undecodable::Arguments {
-                        class,
-                        method,
-                        error: AmqpError::frame_error(format!("cannot decode {}", octets(&p[4..]))),
-                    })
+        FRAME_METHOD if raw.payload().len() < 4 => Err(unknown_frame()),
+        FRAME_METHOD | FRAME_HEADER => match parse_frame(&raw.frame[..]) {
+            Ok((_, AMQPFrame::Method(channel, class))) => Ok(Incoming::Method(channel, class)),
+            Ok((_, AMQPFrame::Header(channel, header))) => Ok(Incoming::Header(
+                channel,
+                header.class_id,
+                header.body_size,
+                header.properties,
+            )),
+            Ok(_) => Err(unknown_frame()),
+            Err(_) if raw.kind == FRAME_HEADER => Err(unknown_frame()),
+            Err(_) => {
+                let p = raw.payload();
+                let class = u16::from_be_bytes([p[0], p[1]]);
+                let method = u16::from_be_bytes([p[2], p[3]]);
+                if !known_method(class, method) {
+                    return Err(Undecodable::UnknownMethod);
                 }
+                Err(Undecodable::Arguments {
+                    class,
+                    method,
+                    error: AmqpError::frame_error(format!("cannot decode {}", octets(&p[4..]))),
+                })
             }
-        }
+        },
         _ => Err(unknown_frame()),
     }
 }

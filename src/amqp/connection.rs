@@ -721,7 +721,7 @@ impl Connection {
             return Err(connection_failure(AmqpError::unexpected_frame(format!(
                 "type {}, all octets = {}",
                 raw.kind,
-                codec::octets(&raw.payload)
+                codec::octets(raw.payload())
             ))));
         }
         match codec::decode(&raw) {
