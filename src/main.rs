@@ -9,12 +9,27 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 
-/// See RabbitMQ routing happen.
+/// See RabbitMQ routing happen. Without a command: the live view on the embedded broker.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    view: ViewArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct ViewArgs {
+    /// Where the embedded broker listens (the view shows it).
+    #[arg(long, default_value = "127.0.0.1:5673")]
+    listen: SocketAddr,
+    /// Classroom mode: high contrast, slower animation, presenter keys.
+    #[arg(long)]
+    classroom: bool,
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long)]
+    monochrome: bool,
 }
 
 #[derive(Subcommand)]
@@ -39,26 +54,38 @@ struct BrokerArgs {
 
 fn main() -> Result<()> {
     color_eyre::install()?;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Some(Command::Broker(args)) => runtime.block_on(run_broker(args)),
-        None => {
-            eprintln!("The terminal view is not built yet; running the broker headless.");
-            runtime.block_on(run_broker(BrokerArgs {
-                listen: "127.0.0.1:5673".parse().expect("valid address"),
-                vhosts: Vec::new(),
-                definitions: None,
-            }))
+        Some(Command::Broker(args)) => {
+            // Logs go to stderr in headless mode only; they would scribble over the view.
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            runtime.block_on(run_broker(args))
         }
+        None => runtime.block_on(run_view(cli.view)),
     }
+}
+
+/// The live view on an embedded broker.
+async fn run_view(args: ViewArgs) -> Result<()> {
+    let broker = Broker::new(BrokerConfig::default());
+    let server = Server::bind(broker.clone(), args.listen)
+        .await
+        .map_err(|e| eyre!("cannot listen on {}: {e}", args.listen))?;
+    let address = server.local_addr().to_string();
+    tokio::spawn(server.run());
+    let options = rabbitscope::ui::app::ViewOptions {
+        classroom: args.classroom,
+        monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    };
+    rabbitscope::ui::run(broker, &address, options).await
 }
 
 async fn run_broker(args: BrokerArgs) -> Result<()> {

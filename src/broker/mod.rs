@@ -618,12 +618,12 @@ impl Broker {
 }
 
 /// The topology at one moment.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Snapshot {
     pub vhosts: Vec<VhostSnapshot>,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct VhostSnapshot {
     pub name: String,
     pub exchanges: Vec<ExchangeSnapshot>,
@@ -631,7 +631,7 @@ pub struct VhostSnapshot {
     pub bindings: Vec<crate::events::BindingInfo>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ExchangeSnapshot {
     pub name: String,
     pub kind: String,
@@ -641,7 +641,7 @@ pub struct ExchangeSnapshot {
     pub arguments: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct QueueSnapshot {
     pub name: String,
     pub durable: bool,

@@ -17,7 +17,7 @@ use amq_protocol::types::FieldTable;
 pub use direct::DirectRouter;
 pub use fanout::FanoutRouter;
 pub use headers::{headers_match, value_text, HeadersRouter, HeadersVerdict};
-pub use topic::{pattern_matches, TopicRouter};
+pub use topic::{explain_match, pattern_matches, TopicRouter};
 
 /// Where a binding leads: a queue, or another exchange.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

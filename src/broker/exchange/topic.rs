@@ -179,6 +179,43 @@ pub fn pattern_matches(pattern: &str, routing_key: &str) -> bool {
     go(&words(pattern), &words(routing_key))
 }
 
+/// How a pattern matched a routing key, word by word: each pattern word with the key words it
+/// took (`*` one, `#` any number, a plain word itself). `None` when it does not match.
+pub fn explain_match(pattern: &str, routing_key: &str) -> Option<Vec<(String, Vec<String>)>> {
+    fn go(p: &[&str], k: &[&str], out: &mut Vec<(String, Vec<String>)>) -> bool {
+        let Some((first, rest)) = p.split_first() else {
+            return k.is_empty();
+        };
+        let takes: Vec<usize> = match *first {
+            "#" => (0..=k.len()).collect(),
+            "*" => vec![1],
+            word => {
+                if k.first() == Some(&word) {
+                    vec![1]
+                } else {
+                    vec![]
+                }
+            }
+        };
+        for n in takes {
+            if n > k.len() {
+                continue;
+            }
+            out.push((
+                first.to_string(),
+                k[..n].iter().map(|w| w.to_string()).collect(),
+            ));
+            if go(rest, &k[n..], out) {
+                return true;
+            }
+            out.pop();
+        }
+        false
+    }
+    let mut out = Vec::new();
+    go(&words(pattern), &words(routing_key), &mut out).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +256,14 @@ mod tests {
         assert!(routed(&router, "quick.brown.fox").is_empty());
         assert!(routed(&router, "orange").is_empty());
         assert_eq!(routed(&router, "lazy"), ["Q2"]);
+    }
+
+    #[test]
+    fn explanations_show_which_words_each_wildcard_took() {
+        let m = explain_match("*.orange.#", "quick.orange.big.rabbit").unwrap();
+        assert_eq!(m[0], ("*".to_string(), vec!["quick".to_string()]));
+        assert_eq!(m[2].1, ["big", "rabbit"]);
+        assert!(explain_match("*.orange.*", "lazy.brown.fox").is_none());
     }
 
     #[test]

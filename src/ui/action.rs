@@ -1,0 +1,47 @@
+//! Everything that can happen to the app, from the keyboard, the mouse, the clock or the
+//! broker, as one enum. [`super::app::App::update`] is the only place that acts on it.
+
+use std::sync::Arc;
+
+use crate::broker::Snapshot;
+use crate::events::Event;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Quit,
+    /// The clock: flights move, rates roll.
+    Tick,
+    FocusNext,
+    FocusPrev,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Left,
+    Right,
+    /// Enter: inspect what is selected.
+    Inspect,
+    /// Esc: close the help, the filter or the inspector.
+    Back,
+    TogglePause,
+    Faster,
+    Slower,
+    ToggleHelp,
+    /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
+    ToggleAllExchanges,
+    NextVhost,
+    /// `/`: start typing a regex to filter the message log.
+    StartFilter,
+    FilterInput(char),
+    FilterBackspace,
+    /// A mouse click at (column, row).
+    Click(u16, u16),
+    ScrollUp,
+    ScrollDown,
+    /// From the broker.
+    BrokerEvent(Arc<Event>),
+    /// The event stream dropped this many events because the screen fell behind.
+    Missed(u64),
+    /// A fresh topology snapshot arrived.
+    Topology(Snapshot),
+}

@@ -1,0 +1,326 @@
+//! The app's state and `update()`, which applies one [`Action`] and does no I/O. What needs the
+//! outside world (a topology snapshot, quitting) is returned as an [`Effect`] for the event loop.
+
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use super::action::Action;
+use super::layout::{layout, GraphLayout};
+use super::model::Model;
+
+/// The panes that take focus, in Tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Focus {
+    Graph,
+    Log,
+    Inspector,
+}
+
+/// What the event loop should do after an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    RefreshTopology,
+}
+
+/// Options that shape the screen.
+#[derive(Clone, Debug, Default)]
+pub struct ViewOptions {
+    /// Classroom mode: big title, high contrast, more space, slower animation.
+    pub classroom: bool,
+    /// No colours (NO_COLOR or --monochrome).
+    pub monochrome: bool,
+}
+
+pub struct App {
+    /// Where clients connect, shown on screen.
+    pub address: String,
+    pub options: ViewOptions,
+    pub model: Model,
+    pub vhosts: Vec<String>,
+    pub graph: GraphLayout,
+    pub show_all_exchanges: bool,
+    pub focus: Focus,
+    /// The list pane (graph or log) the inspector describes: the one focused last.
+    pub subject: Focus,
+    /// Index into the graph's nodes: exchanges first, then queues.
+    pub graph_selected: usize,
+    pub graph_scroll: usize,
+    pub graph_pan: usize,
+    /// Index from the newest log entry (0 = newest) among the filtered ones.
+    pub log_selected: usize,
+    pub filter: String,
+    pub filter_regex: Option<Regex>,
+    pub filter_error: Option<String>,
+    pub typing_filter: bool,
+    pub show_help: bool,
+    pub inspecting: bool,
+    pub paused: bool,
+    /// Animation speed factor, 1.0 = normal.
+    pub speed: f64,
+    pub last_snapshot: Option<Instant>,
+    pub now: Instant,
+    /// Set whenever something on screen changed.
+    pub dirty: bool,
+    /// Rectangles of the last frame's panes, for mouse clicks.
+    pub areas: PaneAreas,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PaneAreas {
+    pub graph: ratatui::layout::Rect,
+    pub log: ratatui::layout::Rect,
+    pub inspector: ratatui::layout::Rect,
+}
+
+/// Topology snapshots are asked for at most this often, however busy the broker is.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
+
+impl App {
+    pub fn new(address: &str, vhost: &str, options: ViewOptions) -> App {
+        let mut model = Model::new(vhost);
+        if options.classroom {
+            model.flight_time = Duration::from_millis(2400);
+        }
+        App {
+            address: address.to_string(),
+            options,
+            model,
+            vhosts: vec![vhost.to_string()],
+            graph: GraphLayout::default(),
+            show_all_exchanges: false,
+            focus: Focus::Graph,
+            subject: Focus::Graph,
+            graph_selected: 0,
+            graph_scroll: 0,
+            graph_pan: 0,
+            log_selected: 0,
+            filter: String::new(),
+            filter_regex: None,
+            filter_error: None,
+            typing_filter: false,
+            show_help: false,
+            inspecting: false,
+            paused: false,
+            speed: 1.0,
+            last_snapshot: None,
+            now: Instant::now(),
+            dirty: true,
+            areas: PaneAreas::default(),
+        }
+    }
+
+    /// The number of selectable graph nodes.
+    pub fn graph_nodes(&self) -> usize {
+        self.graph.exchanges.len() + self.graph.queues.len()
+    }
+
+    /// Log entries that pass the filter, newest first.
+    pub fn filtered_log(&self) -> Vec<&super::model::LogEntry> {
+        self.model
+            .log
+            .iter()
+            .rev()
+            .filter(|e| match &self.filter_regex {
+                Some(re) => re.is_match(&e.summary()),
+                None => true,
+            })
+            .collect()
+    }
+
+    pub fn selected_message(&self) -> Option<&super::model::LogEntry> {
+        self.filtered_log().get(self.log_selected).copied()
+    }
+
+    fn relayout(&mut self) {
+        self.graph = layout(&self.model.topology, self.show_all_exchanges);
+        let n = self.graph_nodes();
+        if self.graph_selected >= n {
+            self.graph_selected = n.saturating_sub(1);
+        }
+    }
+
+    fn set_filter(&mut self) {
+        if self.filter.is_empty() {
+            self.filter_regex = None;
+            self.filter_error = None;
+            return;
+        }
+        match Regex::new(&self.filter) {
+            Ok(re) => {
+                self.filter_regex = Some(re);
+                self.filter_error = None;
+            }
+            // Keep the last good filter while the user is still typing.
+            Err(e) => {
+                self.filter_error = Some(e.to_string().lines().last().unwrap_or("").to_string())
+            }
+        }
+        self.log_selected = 0;
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        match self.focus {
+            Focus::Graph => {
+                let n = self.graph_nodes();
+                if n > 0 {
+                    self.graph_selected =
+                        (self.graph_selected as isize + delta).clamp(0, n as isize - 1) as usize;
+                }
+            }
+            Focus::Log => {
+                let n = self.filtered_log().len();
+                if n > 0 {
+                    self.log_selected =
+                        (self.log_selected as isize + delta).clamp(0, n as isize - 1) as usize;
+                }
+            }
+            Focus::Inspector => {}
+        }
+    }
+
+    /// Applies one action. No I/O: effects are returned to the caller.
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        let effect = self.apply(action);
+        if self.focus != Focus::Inspector {
+            self.subject = self.focus;
+        }
+        effect
+    }
+
+    fn apply(&mut self, action: Action) -> Option<Effect> {
+        // The clock only redraws while something moves; everything else changes the screen.
+        if action != Action::Tick {
+            self.dirty = true;
+        }
+        match action {
+            Action::Quit => return Some(Effect::Quit),
+            Action::Tick => {
+                self.dirty |= !self.model.flights.is_empty();
+                if !self.paused {
+                    self.model.tick(self.now);
+                }
+                let due = self
+                    .last_snapshot
+                    .is_none_or(|t| self.now.duration_since(t) >= SNAPSHOT_EVERY);
+                if self.model.topology_stale && due {
+                    self.last_snapshot = Some(self.now);
+                    return Some(Effect::RefreshTopology);
+                }
+            }
+            Action::FocusNext | Action::FocusPrev => {
+                let order = [Focus::Graph, Focus::Log, Focus::Inspector];
+                let i = order.iter().position(|f| *f == self.focus).unwrap_or(0);
+                let step = if action == Action::FocusNext { 1 } else { 2 };
+                self.focus = order[(i + step) % 3];
+            }
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-10),
+            Action::PageDown => self.move_selection(10),
+            Action::Left => self.graph_pan = self.graph_pan.saturating_sub(4),
+            Action::Right => self.graph_pan += 4,
+            Action::Inspect => self.inspecting = true,
+            Action::Back => {
+                if self.typing_filter {
+                    self.typing_filter = false;
+                } else if self.show_help {
+                    self.show_help = false;
+                } else {
+                    self.inspecting = false;
+                }
+            }
+            Action::TogglePause => self.paused = !self.paused,
+            Action::Faster => {
+                self.speed = (self.speed * 1.5).min(8.0);
+                self.model.flight_time = Duration::from_secs_f64(1.2 / self.speed);
+            }
+            Action::Slower => {
+                self.speed = (self.speed / 1.5).max(0.125);
+                self.model.flight_time = Duration::from_secs_f64(1.2 / self.speed);
+            }
+            Action::ToggleHelp => self.show_help = !self.show_help,
+            Action::ToggleAllExchanges => {
+                self.show_all_exchanges = !self.show_all_exchanges;
+                self.relayout();
+            }
+            Action::NextVhost => {
+                if let Some(i) = self.vhosts.iter().position(|v| *v == self.model.vhost) {
+                    let next = self.vhosts[(i + 1) % self.vhosts.len()].clone();
+                    if next != self.model.vhost {
+                        let flight_time = self.model.flight_time;
+                        self.model = Model::new(&next);
+                        self.model.flight_time = flight_time;
+                        self.graph_selected = 0;
+                        self.log_selected = 0;
+                        return Some(Effect::RefreshTopology);
+                    }
+                }
+            }
+            Action::StartFilter => {
+                self.typing_filter = true;
+                self.focus = Focus::Log;
+            }
+            Action::FilterInput(c) => {
+                self.filter.push(c);
+                self.set_filter();
+            }
+            Action::FilterBackspace => {
+                self.filter.pop();
+                self.set_filter();
+            }
+            Action::Click(column, row) => {
+                let at = ratatui::layout::Position::new(column, row);
+                if self.areas.graph.contains(at) {
+                    self.focus = Focus::Graph;
+                    if let Some(node) = super::panes::graph::node_at(self, column, row) {
+                        self.graph_selected = node;
+                    }
+                } else if self.areas.log.contains(at) {
+                    self.focus = Focus::Log;
+                    // Rows under the pane's title line, newest first.
+                    let offset = row.saturating_sub(self.areas.log.y + 1) as usize;
+                    if offset < self.filtered_log().len() {
+                        self.log_selected = offset;
+                    }
+                } else if self.areas.inspector.contains(at) {
+                    self.focus = Focus::Inspector;
+                }
+            }
+            Action::ScrollUp => self.move_selection(-3),
+            Action::ScrollDown => self.move_selection(3),
+            Action::BrokerEvent(event) => {
+                let before = self.model.log.len();
+                self.model.apply(&event, self.now);
+                // Keep the selected message in place while new ones arrive above it.
+                if self.log_selected > 0 && self.model.log.len() > before {
+                    self.log_selected += 1;
+                }
+            }
+            Action::Missed(n) => self.model.missed += n,
+            Action::Topology(snapshot) => {
+                self.vhosts = snapshot.vhosts.iter().map(|v| v.name.clone()).collect();
+                if let Some(v) = snapshot.vhost(&self.model.vhost) {
+                    self.model.set_topology(v.clone());
+                    self.relayout();
+                }
+            }
+        }
+        None
+    }
+
+    /// Called when the filter is being typed: keys are text.
+    pub fn wants_text(&self) -> bool {
+        self.typing_filter
+    }
+
+    /// Whether the loop should redraw now.
+    pub fn needs_redraw(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+}

@@ -1,0 +1,147 @@
+//! Every key binding in one table: the event loop maps keys through it and the help screen
+//! lists it, so the two cannot disagree.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::action::Action;
+
+pub struct KeyBinding {
+    /// How the help screen writes the keys.
+    pub keys: &'static str,
+    pub codes: &'static [KeyCode],
+    pub action: Action,
+    pub help: &'static str,
+}
+
+/// Keys that work everywhere except while typing a filter.
+pub const BINDINGS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: "q",
+        codes: &[KeyCode::Char('q')],
+        action: Action::Quit,
+        help: "quit",
+    },
+    KeyBinding {
+        keys: "?",
+        codes: &[KeyCode::Char('?')],
+        action: Action::ToggleHelp,
+        help: "show or hide this help",
+    },
+    KeyBinding {
+        keys: "Tab / S-Tab",
+        codes: &[KeyCode::Tab],
+        action: Action::FocusNext,
+        help: "focus the next pane",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::BackTab],
+        action: Action::FocusPrev,
+        help: "",
+    },
+    KeyBinding {
+        keys: "↑ k",
+        codes: &[KeyCode::Up, KeyCode::Char('k')],
+        action: Action::Up,
+        help: "select the previous item",
+    },
+    KeyBinding {
+        keys: "↓ j",
+        codes: &[KeyCode::Down, KeyCode::Char('j')],
+        action: Action::Down,
+        help: "select the next item",
+    },
+    KeyBinding {
+        keys: "← h",
+        codes: &[KeyCode::Left, KeyCode::Char('h')],
+        action: Action::Left,
+        help: "pan left",
+    },
+    KeyBinding {
+        keys: "→ l",
+        codes: &[KeyCode::Right, KeyCode::Char('l')],
+        action: Action::Right,
+        help: "pan right",
+    },
+    KeyBinding {
+        keys: "PgUp PgDn",
+        codes: &[KeyCode::PageUp],
+        action: Action::PageUp,
+        help: "scroll a page",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::PageDown],
+        action: Action::PageDown,
+        help: "",
+    },
+    KeyBinding {
+        keys: "Enter",
+        codes: &[KeyCode::Enter],
+        action: Action::Inspect,
+        help: "inspect the selection: arguments, counters, why it went there",
+    },
+    KeyBinding {
+        keys: "Esc",
+        codes: &[KeyCode::Esc],
+        action: Action::Back,
+        help: "back: close help, filter or inspector",
+    },
+    KeyBinding {
+        keys: "space",
+        codes: &[KeyCode::Char(' ')],
+        action: Action::TogglePause,
+        help: "pause or resume the animation",
+    },
+    KeyBinding {
+        keys: "+ -",
+        codes: &[KeyCode::Char('+')],
+        action: Action::Faster,
+        help: "animation faster / slower",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::Char('-')],
+        action: Action::Slower,
+        help: "",
+    },
+    KeyBinding {
+        keys: "/",
+        codes: &[KeyCode::Char('/')],
+        action: Action::StartFilter,
+        help: "filter the message log with a regex",
+    },
+    KeyBinding {
+        keys: "a",
+        codes: &[KeyCode::Char('a')],
+        action: Action::ToggleAllExchanges,
+        help: "show or hide the default and amq.* exchanges",
+    },
+    KeyBinding {
+        keys: "v",
+        codes: &[KeyCode::Char('v')],
+        action: Action::NextVhost,
+        help: "next vhost",
+    },
+];
+
+/// The action for a key press, if it has one.
+pub fn action_for(key: KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    BINDINGS
+        .iter()
+        .find(|b| b.codes.contains(&key.code))
+        .map(|b| b.action.clone())
+}
+
+/// While the filter is being typed, keys are text.
+pub fn filter_action_for(key: KeyEvent) -> Option<Action> {
+    match key.code {
+        KeyCode::Esc | KeyCode::Enter => Some(Action::Back),
+        KeyCode::Backspace => Some(Action::FilterBackspace),
+        KeyCode::Char(c) => Some(Action::FilterInput(c)),
+        _ => None,
+    }
+}

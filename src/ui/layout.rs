@@ -1,0 +1,329 @@
+//! Lays the exchange -> queue graph out in rows, before anything is drawn.
+//!
+//! ```text
+//!  exchanges            bindings (one row each)      lanes   queues
+//!  animals [topic] ──── *.orange.* ───────────────────┐
+//!                  ──── *.*.rabbit ───────────────────┼──┐
+//!                  ──── lazy.# ───────────────────────┼──┤
+//!                                                     └──┼──▶ Q1  2 ready
+//!                                                        └──▶ Q2  5 ready
+//! ```
+//!
+//! Every binding gets its own row under its exchange, so keys never overlap. Every queue gets a
+//! vertical lane that gathers the bindings leading to it. Queues are ordered by the mean row of
+//! their bindings (a barycenter heuristic), which keeps lanes short and crossings few.
+//! Exchange-to-exchange bindings lead to the destination exchange's own row.
+
+use std::collections::HashMap;
+
+use crate::broker::VhostSnapshot;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeNode {
+    pub name: String,
+    pub label: String,
+    pub row: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueNode {
+    pub name: String,
+    pub label: String,
+    pub row: usize,
+    /// Which lane (0 = nearest the exchanges) gathers this queue's bindings.
+    pub lane: usize,
+}
+
+/// Where a binding row leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeTarget {
+    Queue(usize),
+    Exchange(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingRow {
+    pub row: usize,
+    pub exchange: usize,
+    pub key: String,
+    pub target: EdgeTarget,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GraphLayout {
+    pub rows: usize,
+    pub exchanges: Vec<ExchangeNode>,
+    pub bindings: Vec<BindingRow>,
+    pub queues: Vec<QueueNode>,
+    pub lanes: usize,
+}
+
+/// Whether an exchange is worth a row: user exchanges always, predeclared ones (the default
+/// exchange and `amq.*`) only when they have bindings or `show_all` is set.
+fn shown(name: &str, bound: bool, show_all: bool) -> bool {
+    show_all || bound || !(name.is_empty() || name.starts_with("amq."))
+}
+
+pub fn exchange_label(x: &crate::broker::ExchangeSnapshot) -> String {
+    let name = if x.name.is_empty() {
+        "(default)"
+    } else {
+        &x.name
+    };
+    let mut flags = vec![x.kind.as_str()];
+    if x.durable {
+        flags.push("D");
+    }
+    if x.auto_delete {
+        flags.push("AD");
+    }
+    if x.internal {
+        flags.push("I");
+    }
+    format!("{name} [{}]", flags.join(" "))
+}
+
+pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
+    let mut flags = Vec::new();
+    if q.durable {
+        flags.push("D");
+    }
+    if q.exclusive {
+        flags.push("X");
+    }
+    if q.auto_delete {
+        flags.push("AD");
+    }
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(" "))
+    };
+    format!(
+        "{}{flags}  {} ready {} unacked {} cons",
+        q.name, q.ready, q.unacked, q.consumers
+    )
+}
+
+/// Binding arguments shown as the edge label of a headers binding.
+fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
+    match kind {
+        "headers" => {
+            let args: Vec<String> = b
+                .arguments
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if args.is_empty() {
+                "(all)".to_string()
+            } else {
+                args.join(" ")
+            }
+        }
+        "fanout" => "(fanout)".to_string(),
+        _ if b.routing_key.is_empty() => "\"\"".to_string(),
+        _ => b.routing_key.clone(),
+    }
+}
+
+pub fn layout(topology: &VhostSnapshot, show_all: bool) -> GraphLayout {
+    let mut out = GraphLayout::default();
+    let bound: std::collections::HashSet<&str> = topology
+        .bindings
+        .iter()
+        .flat_map(|b| {
+            let mut v = vec![b.source.as_str()];
+            if b.destination_is_exchange {
+                v.push(b.destination.as_str());
+            }
+            v
+        })
+        .collect();
+    let kinds: HashMap<&str, &str> = topology
+        .exchanges
+        .iter()
+        .map(|x| (x.name.as_str(), x.kind.as_str()))
+        .collect();
+    let mut by_source: HashMap<&str, Vec<&crate::events::BindingInfo>> = HashMap::new();
+    for b in &topology.bindings {
+        by_source.entry(b.source.as_str()).or_default().push(b);
+    }
+    let queue_index: HashMap<&str, usize> = topology
+        .queues
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.name.as_str(), i))
+        .collect();
+
+    // Exchanges, each followed by one row per binding.
+    let mut row = 0;
+    let mut exchange_rows: HashMap<&str, usize> = HashMap::new();
+    let mut pending_edges: Vec<(usize, usize, String, &crate::events::BindingInfo)> = Vec::new();
+    for x in &topology.exchanges {
+        if !shown(&x.name, bound.contains(x.name.as_str()), show_all) {
+            continue;
+        }
+        let index = out.exchanges.len();
+        exchange_rows.insert(x.name.as_str(), index);
+        out.exchanges.push(ExchangeNode {
+            name: x.name.clone(),
+            label: exchange_label(x),
+            row,
+        });
+        let bindings = by_source.get(x.name.as_str()).cloned().unwrap_or_default();
+        if bindings.is_empty() {
+            row += 1;
+        }
+        for b in bindings {
+            pending_edges.push((row, index, binding_key(b, &x.kind), b));
+            row += 1;
+        }
+        row += 1; // a blank row between exchanges
+    }
+
+    // Queue order by barycenter of the rows that lead to them.
+    let mut sums: HashMap<usize, (usize, usize)> = HashMap::new();
+    for (r, _, _, b) in &pending_edges {
+        if !b.destination_is_exchange {
+            if let Some(&q) = queue_index.get(b.destination.as_str()) {
+                let e = sums.entry(q).or_default();
+                e.0 += r;
+                e.1 += 1;
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..topology.queues.len()).collect();
+    order.sort_by(|a, b| {
+        let key = |q: &usize| match sums.get(q) {
+            Some((s, n)) => (0, s * 1000 / n),
+            None => (1, 0),
+        };
+        key(a)
+            .cmp(&key(b))
+            .then(topology.queues[*a].name.cmp(&topology.queues[*b].name))
+    });
+    let mut slot_of: HashMap<usize, usize> = HashMap::new();
+    let mut lanes = 0;
+    for (slot, q) in order.iter().enumerate() {
+        slot_of.insert(*q, slot);
+        let lane = if sums.contains_key(q) {
+            lanes += 1;
+            lanes - 1
+        } else {
+            0
+        };
+        let snapshot = &topology.queues[*q];
+        out.queues.push(QueueNode {
+            name: snapshot.name.clone(),
+            label: queue_label(snapshot),
+            // Queues are spread over the graph's height, aligned with their bindings when
+            // possible, never two on one row.
+            row: 0,
+            lane,
+        });
+    }
+    out.lanes = lanes;
+    // Each queue sits at its barycenter row or below the previous queue.
+    let mut next_free = 0;
+    for (slot, q) in order.iter().enumerate() {
+        let wanted = sums.get(q).map(|(s, n)| s / n).unwrap_or(next_free);
+        let r = wanted.max(next_free);
+        out.queues[slot].row = r;
+        next_free = r + 2;
+    }
+
+    for (r, exchange, key, b) in pending_edges {
+        let target = if b.destination_is_exchange {
+            match exchange_rows.get(b.destination.as_str()) {
+                Some(&x) => EdgeTarget::Exchange(x),
+                None => continue,
+            }
+        } else {
+            match queue_index
+                .get(b.destination.as_str())
+                .and_then(|q| slot_of.get(q))
+            {
+                Some(&slot) => EdgeTarget::Queue(slot),
+                None => continue,
+            }
+        };
+        let _ = kinds.get(b.source.as_str());
+        out.bindings.push(BindingRow {
+            row: r,
+            exchange,
+            key,
+            target,
+        });
+    }
+    out.rows = row.max(next_free);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{ExchangeSnapshot, QueueSnapshot};
+    use crate::events::BindingInfo;
+
+    fn exchange(name: &str, kind: &str) -> ExchangeSnapshot {
+        ExchangeSnapshot {
+            name: name.into(),
+            kind: kind.into(),
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: vec![],
+        }
+    }
+
+    fn queue(name: &str) -> QueueSnapshot {
+        QueueSnapshot {
+            name: name.into(),
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: vec![],
+            ready: 0,
+            unacked: 0,
+            consumers: 0,
+        }
+    }
+
+    fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
+        BindingInfo {
+            source: source.into(),
+            destination: destination.into(),
+            destination_is_exchange: false,
+            routing_key: key.into(),
+            arguments: vec![],
+        }
+    }
+
+    #[test]
+    fn one_row_per_binding_and_queues_follow_their_bindings() {
+        let topology = VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![
+                exchange("", "direct"),
+                exchange("a", "topic"),
+                exchange("b", "fanout"),
+            ],
+            queues: vec![queue("late"), queue("early"), queue("lonely")],
+            bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
+        };
+        let g = layout(&topology, false);
+        // The default exchange has no bindings and is hidden.
+        assert_eq!(
+            g.exchanges
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(g.bindings.len(), 2);
+        let names: Vec<&str> = g.queues.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["early", "late", "lonely"]);
+        assert!(g.queues.windows(2).all(|w| w[0].row < w[1].row));
+        assert_eq!(g.bindings[1].key, "(fanout)");
+    }
+}

@@ -1,0 +1,182 @@
+//! The terminal view. It reads only a topology snapshot and the broker event stream, so the
+//! same screens serve the embedded broker, a remote RabbitMQ and a replayed trace.
+//!
+//! Shape: [`action::Action`] is everything that can happen; [`app::App::update`] applies one
+//! with no I/O; this module's loop turns keys, mouse, the clock and broker events into actions
+//! and draws at most ~30 frames a second, only when something changed.
+
+pub mod action;
+pub mod app;
+pub mod keys;
+pub mod layout;
+pub mod model;
+pub mod panes;
+pub mod theme;
+pub mod why;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::Result;
+use crossterm::event::{Event as TermEvent, EventStream, MouseButton, MouseEventKind};
+use futures_util::StreamExt;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::Frame;
+
+use crate::broker::Broker;
+use crate::events::Received;
+use action::Action;
+use app::{App, Effect, ViewOptions};
+use panes::graph::GraphPane;
+use panes::help::HelpPane;
+use panes::inspector::InspectorPane;
+use panes::log::LogPane;
+use panes::status::StatusBar;
+use theme::Theme;
+
+/// At most this many broker events are applied per frame; the rest wait for the next one, so
+/// keys stay responsive under any load.
+const EVENTS_PER_FRAME: usize = 20_000;
+const FRAME: Duration = Duration::from_millis(33);
+
+/// Draws the whole screen.
+///
+/// ```text
+/// ┌ status: broker address, vhost, msg/s, sparkline ──────────────────┐
+/// ├ graph: exchanges → bindings → queues ──────┬ inspector ───────────┤
+/// │                                            │ selection details,   │
+/// │                                            │ why it went there    │
+/// ├ message log (newest first, / filters) ─────┴──────────────────────┤
+/// └───────────────────────────────────────────────────────────────────┘
+/// ```
+pub fn render(frame: &mut Frame, app: &mut App) {
+    let theme = Theme {
+        monochrome: app.options.monochrome,
+    };
+    let area = frame.area();
+    let log_height = if area.height >= 30 {
+        area.height * 3 / 10
+    } else {
+        (area.height / 3).max(4)
+    };
+    let [status, main, log] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(log_height),
+    ])
+    .areas(area);
+    let inspector_width = (main.width * 2 / 5).clamp(24.min(main.width), 64);
+    let [graph, inspector] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
+    app.areas = app::PaneAreas {
+        graph,
+        log,
+        inspector,
+    };
+    let app = &*app;
+    frame.render_widget(&StatusBar { app, theme }, status);
+    frame.render_widget(&GraphPane { app, theme }, graph);
+    frame.render_widget(&InspectorPane { app, theme }, inspector);
+    frame.render_widget(&LogPane { app, theme }, log);
+    if app.show_help {
+        frame.render_widget(&HelpPane { theme }, area);
+    }
+}
+
+/// Maps a terminal event to an action.
+fn action_for(app: &App, event: TermEvent) -> Option<Action> {
+    match event {
+        TermEvent::Key(key) if key.is_press() => {
+            if app.wants_text() {
+                keys::filter_action_for(key)
+            } else {
+                keys::action_for(key)
+            }
+        }
+        TermEvent::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(mouse.column, mouse.row)),
+            MouseEventKind::ScrollUp => Some(Action::ScrollUp),
+            MouseEventKind::ScrollDown => Some(Action::ScrollDown),
+            _ => None,
+        },
+        TermEvent::Resize(..) => Some(Action::Tick),
+        _ => None,
+    }
+}
+
+/// Runs the view on `broker` until the user quits or SIGTERM arrives. The terminal is restored
+/// on every way out, panics included.
+pub async fn run(broker: Arc<Broker>, address: &str, options: ViewOptions) -> Result<()> {
+    // Mouse capture is ours to undo; ratatui's own hook restores the rest.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        previous(info);
+    }));
+    let mut terminal = ratatui::init();
+    crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
+    let result = event_loop(&mut terminal, broker, address, options).await;
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    broker: Arc<Broker>,
+    address: &str,
+    options: ViewOptions,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut events = broker.subscribe();
+    let mut input = EventStream::new();
+    let mut clock = tokio::time::interval(FRAME);
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut app = App::new(address, "/", options);
+    app.update(Action::Topology(broker.snapshot()));
+    loop {
+        tokio::select! {
+            event = input.next() => {
+                let Some(Ok(event)) = event else { break };
+                let Some(action) = action_for(&app, event) else { continue };
+                app.set_now(Instant::now());
+                match app.update(action) {
+                    Some(Effect::Quit) => break,
+                    Some(Effect::RefreshTopology) => { app.update(Action::Topology(broker.snapshot())); }
+                    None => {}
+                }
+                // A key is drawn at once, not at the next frame.
+                terminal.draw(|f| render(f, &mut app))?;
+                app.dirty = false;
+            }
+            _ = clock.tick() => {
+                for _ in 0..EVENTS_PER_FRAME {
+                    match events.try_recv() {
+                        Some(Received::Event(e)) => { app.update(Action::BrokerEvent(e)); }
+                        Some(Received::Missed(n)) => { app.update(Action::Missed(n)); }
+                        Some(Received::Closed) | None => break,
+                    }
+                }
+                app.set_now(Instant::now());
+                if app.update(Action::Tick) == Some(Effect::RefreshTopology) {
+                    app.update(Action::Topology(broker.snapshot()));
+                }
+                if app.needs_redraw() {
+                    terminal.draw(|f| render(f, &mut app))?;
+                    app.dirty = false;
+                }
+            }
+            _ = term.recv() => break,
+        }
+    }
+    Ok(())
+}
+
+/// A frame rendered into a test backend (for tests and benchmarks).
+pub fn render_to_buffer(app: &mut App, width: u16, height: u16) -> ratatui::buffer::Buffer {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut terminal = ratatui::Terminal::new(backend).expect("test backend");
+    terminal.draw(|f| render(f, app)).expect("draw");
+    terminal.backend().buffer().clone()
+}

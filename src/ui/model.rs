@@ -1,0 +1,346 @@
+//! What the screen knows: the topology of the vhost on view, a ring of recent messages, and
+//! per-exchange and per-queue rates. Fed only by snapshots and broker events, so any source
+//! (embedded broker, remote RabbitMQ, recorded trace) can drive it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::broker::VhostSnapshot;
+use crate::events::{BindingInfo, Event, EventKind, PublishFate};
+
+/// How many messages the log keeps; older ones fall off.
+pub const LOG_CAPACITY: usize = 2_000;
+/// How many seconds of history a rate sparkline shows.
+pub const RATE_HISTORY: usize = 60;
+
+/// One message, as the log and the inspector show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    pub message_id: u64,
+    pub at: SystemTime,
+    pub exchange: String,
+    pub routing_key: String,
+    pub queues: Vec<String>,
+    pub matched: Vec<BindingInfo>,
+    pub fate: PublishFate,
+    pub alternate_exchange: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub properties: Vec<(String, String)>,
+    pub body_size: usize,
+    pub body_preview: Vec<u8>,
+    /// Consumers that got it (queue, consumer tag).
+    pub deliveries: Vec<(String, String)>,
+    /// Set when it was dead-lettered from a queue, with the reason.
+    pub dead_lettered: Option<(String, String)>,
+}
+
+impl LogEntry {
+    /// The one-line summary: `exchange  routing.key -> q1, q2` or the fate.
+    pub fn summary(&self) -> String {
+        let exchange = if self.exchange.is_empty() {
+            "(default)"
+        } else {
+            &self.exchange
+        };
+        let to = match self.fate {
+            PublishFate::Routed => format!("-> {}", self.queues.join(", ")),
+            PublishFate::Returned => "returned (unroutable, mandatory)".to_string(),
+            PublishFate::Dropped => "dropped (unroutable)".to_string(),
+            PublishFate::Rejected => "rejected (queue full)".to_string(),
+        };
+        let via = match &self.alternate_exchange {
+            Some(ae) => format!(" via alternate {ae}"),
+            None => String::new(),
+        };
+        format!("{exchange}  {}  {to}{via}", self.routing_key)
+    }
+}
+
+/// Counts per second over the last [`RATE_HISTORY`] seconds.
+#[derive(Clone, Debug, Default)]
+pub struct Rate {
+    /// Oldest first; the last entry is the second in progress.
+    pub per_second: VecDeque<u64>,
+}
+
+impl Rate {
+    fn add(&mut self) {
+        if self.per_second.is_empty() {
+            self.per_second.push_back(0);
+        }
+        *self.per_second.back_mut().expect("non-empty") += 1;
+    }
+
+    fn roll(&mut self) {
+        self.per_second.push_back(0);
+        while self.per_second.len() > RATE_HISTORY {
+            self.per_second.pop_front();
+        }
+    }
+
+    /// The last complete second's count.
+    pub fn current(&self) -> u64 {
+        let n = self.per_second.len();
+        if n >= 2 {
+            self.per_second[n - 2]
+        } else {
+            0
+        }
+    }
+}
+
+/// A message moving along the graph: from an exchange to a queue, or queue to consumer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flight {
+    pub message_id: u64,
+    pub from: String,
+    pub to: String,
+    pub to_consumer: bool,
+    pub started: Instant,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    pub vhost: String,
+    pub topology: VhostSnapshot,
+    pub log: VecDeque<LogEntry>,
+    pub exchange_rates: HashMap<String, Rate>,
+    pub queue_rates: HashMap<String, Rate>,
+    pub total_rate: Rate,
+    pub flights: Vec<Flight>,
+    /// Events the stream dropped because the screen fell behind.
+    pub missed: u64,
+    /// Set by topology events; the app asks for a fresh snapshot when it sees it.
+    pub topology_stale: bool,
+    last_roll: Instant,
+    /// How many flights may be in the air; beyond it, messages only count in the rates.
+    pub max_flights: usize,
+    pub flight_time: Duration,
+}
+
+impl Model {
+    pub fn new(vhost: &str) -> Model {
+        Model {
+            vhost: vhost.to_string(),
+            topology: VhostSnapshot {
+                name: vhost.to_string(),
+                ..Default::default()
+            },
+            log: VecDeque::with_capacity(LOG_CAPACITY),
+            exchange_rates: HashMap::new(),
+            queue_rates: HashMap::new(),
+            total_rate: Rate::default(),
+            flights: Vec::new(),
+            missed: 0,
+            topology_stale: true,
+            last_roll: Instant::now(),
+            max_flights: 64,
+            flight_time: Duration::from_millis(1200),
+        }
+    }
+
+    pub fn set_topology(&mut self, topology: VhostSnapshot) {
+        self.topology = topology;
+        self.topology_stale = false;
+    }
+
+    /// Advances time: finished flights land, rates roll over each second.
+    pub fn tick(&mut self, now: Instant) {
+        let flight_time = self.flight_time;
+        self.flights
+            .retain(|f| now.duration_since(f.started) < flight_time);
+        while now.duration_since(self.last_roll) >= Duration::from_secs(1) {
+            self.last_roll += Duration::from_secs(1);
+            self.total_rate.roll();
+            for rate in self
+                .exchange_rates
+                .values_mut()
+                .chain(self.queue_rates.values_mut())
+            {
+                rate.roll();
+            }
+        }
+    }
+
+    fn launch(&mut self, flight: Flight) {
+        if self.flights.len() < self.max_flights {
+            self.flights.push(flight);
+        }
+    }
+
+    pub fn apply(&mut self, event: &Arc<Event>, now: Instant) {
+        if event.vhost != self.vhost {
+            return;
+        }
+        match &event.kind {
+            EventKind::ExchangeDeclared { .. }
+            | EventKind::ExchangeDeleted { .. }
+            | EventKind::QueueDeclared { .. }
+            | EventKind::QueueDeleted { .. }
+            | EventKind::QueuePurged { .. }
+            | EventKind::BindingCreated(_)
+            | EventKind::BindingDeleted(_)
+            | EventKind::ConsumerCreated { .. }
+            | EventKind::ConsumerCancelled { .. } => self.topology_stale = true,
+            EventKind::Published {
+                message_id,
+                exchange,
+                routing_key,
+                body_size,
+                body_preview,
+                headers,
+                properties,
+                matched,
+                queues,
+                alternate_exchange,
+                fate,
+            } => {
+                self.total_rate.add();
+                self.exchange_rates
+                    .entry(exchange.clone())
+                    .or_default()
+                    .add();
+                for q in queues {
+                    self.queue_rates.entry(q.clone()).or_default().add();
+                    self.launch(Flight {
+                        message_id: *message_id,
+                        from: exchange.clone(),
+                        to: q.clone(),
+                        to_consumer: false,
+                        started: now,
+                    });
+                }
+                if self.log.len() == LOG_CAPACITY {
+                    self.log.pop_front();
+                }
+                self.log.push_back(LogEntry {
+                    message_id: *message_id,
+                    at: event.at,
+                    exchange: exchange.clone(),
+                    routing_key: routing_key.clone(),
+                    queues: queues.clone(),
+                    matched: matched.clone(),
+                    fate: fate.clone(),
+                    alternate_exchange: alternate_exchange.clone(),
+                    headers: headers.clone(),
+                    properties: properties.clone(),
+                    body_size: *body_size,
+                    body_preview: body_preview.clone(),
+                    deliveries: Vec::new(),
+                    dead_lettered: None,
+                });
+                // Depth counters move with the traffic between snapshots.
+                self.topology_stale = true;
+            }
+            EventKind::Delivered {
+                message_id,
+                queue,
+                consumer_tag,
+                ..
+            } => {
+                let tag = consumer_tag.clone().unwrap_or_else(|| "basic.get".into());
+                if let Some(entry) = self.entry_mut(*message_id) {
+                    entry.deliveries.push((queue.clone(), tag.clone()));
+                }
+                self.launch(Flight {
+                    message_id: *message_id,
+                    from: queue.clone(),
+                    to: tag,
+                    to_consumer: true,
+                    started: now,
+                });
+                self.topology_stale = true;
+            }
+            EventKind::DeadLettered {
+                message_id,
+                queue,
+                reason,
+                ..
+            } => {
+                if let Some(entry) = self.entry_mut(*message_id) {
+                    entry.dead_lettered = Some((queue.clone(), reason.as_str().to_string()));
+                }
+                self.topology_stale = true;
+            }
+            EventKind::Acked { .. }
+            | EventKind::Nacked { .. }
+            | EventKind::Rejected { .. }
+            | EventKind::Requeued { .. }
+            | EventKind::Expired { .. }
+            | EventKind::Dropped { .. } => self.topology_stale = true,
+            _ => {}
+        }
+    }
+
+    /// The log entry of a message, newest first (recent messages are looked up most).
+    pub fn entry_mut(&mut self, message_id: u64) -> Option<&mut LogEntry> {
+        self.log
+            .iter_mut()
+            .rev()
+            .find(|e| e.message_id == message_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(id: u64, queues: &[&str]) -> Arc<Event> {
+        Arc::new(Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: Some(1),
+            channel: Some(1),
+            kind: EventKind::Published {
+                message_id: id,
+                exchange: "x".into(),
+                routing_key: "k".into(),
+                body_size: 1,
+                body_preview: b"b".to_vec(),
+                headers: vec![],
+                properties: vec![],
+                matched: vec![],
+                queues: queues.iter().map(|q| q.to_string()).collect(),
+                alternate_exchange: None,
+                fate: if queues.is_empty() {
+                    PublishFate::Dropped
+                } else {
+                    PublishFate::Routed
+                },
+            },
+        })
+    }
+
+    #[test]
+    fn the_log_is_a_ring() {
+        let mut model = Model::new("/");
+        let now = Instant::now();
+        for id in 0..(LOG_CAPACITY as u64 + 10) {
+            model.apply(&published(id, &["q"]), now);
+        }
+        assert_eq!(model.log.len(), LOG_CAPACITY);
+        assert_eq!(model.log.front().unwrap().message_id, 10);
+        assert!(model.flights.len() <= model.max_flights);
+    }
+
+    #[test]
+    fn rates_count_per_second() {
+        let mut model = Model::new("/");
+        let start = Instant::now();
+        model.tick(start);
+        for id in 0..5 {
+            model.apply(&published(id, &["q"]), start);
+        }
+        model.tick(start + Duration::from_millis(1001));
+        assert_eq!(model.total_rate.current(), 5);
+        assert_eq!(model.queue_rates["q"].current(), 5);
+    }
+
+    #[test]
+    fn other_vhosts_are_ignored() {
+        let mut model = Model::new("other");
+        model.apply(&published(1, &["q"]), Instant::now());
+        assert!(model.log.is_empty());
+    }
+}

@@ -1,0 +1,358 @@
+//! The topology graph: exchanges on the left, queues on the right, one row per binding, and
+//! messages in flight as dots along the edges. Layout comes from [`crate::ui::layout`].
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::{Block, Borders, Widget};
+use unicode_width::UnicodeWidthStr;
+
+use crate::ui::app::{App, Focus};
+use crate::ui::layout::EdgeTarget;
+use crate::ui::theme::Theme;
+
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+const LEFT: u8 = 4;
+const RIGHT: u8 = 8;
+
+fn glyph(mask: u8) -> char {
+    match mask {
+        m if m == LEFT | RIGHT || m == LEFT || m == RIGHT => '─',
+        m if m == UP | DOWN || m == UP || m == DOWN => '│',
+        m if m == DOWN | RIGHT => '┌',
+        m if m == DOWN | LEFT => '┐',
+        m if m == UP | RIGHT => '└',
+        m if m == UP | LEFT => '┘',
+        m if m == UP | DOWN | RIGHT => '├',
+        m if m == UP | DOWN | LEFT => '┤',
+        m if m == LEFT | RIGHT | DOWN => '┬',
+        m if m == LEFT | RIGHT | UP => '┴',
+        _ => '┼',
+    }
+}
+
+/// Column positions of the three regions, for a given inner width.
+struct Columns {
+    exchange_width: u16,
+    middle_start: u16,
+    middle_end: u16,
+    lane_start: u16,
+    lane_step: u16,
+}
+
+fn columns(app: &App, width: u16) -> Columns {
+    let widest = |labels: &mut dyn Iterator<Item = &String>| {
+        labels.map(|l| l.width()).max().unwrap_or(0) as u16
+    };
+    let exchange_width = (widest(&mut app.graph.exchanges.iter().map(|x| &x.label)) + 1)
+        .min(width / 3)
+        .max(8);
+    let queue_width = (widest(&mut app.graph.queues.iter().map(|q| &q.label)) + 2)
+        .min(width / 3)
+        .max(8);
+    let middle_start = exchange_width;
+    let middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
+    let middle = middle_end - middle_start;
+    // Lanes take the right part of the middle, leaving room for binding keys on the left.
+    let lanes = app.graph.lanes.max(1) as u16;
+    let lane_room = (middle / 2).max(2);
+    let lane_step = if lanes * 2 <= lane_room { 2 } else { 1 };
+    let lane_start = middle_end
+        .saturating_sub(lanes.min(lane_room) * lane_step + 1)
+        .max(middle_start + 2);
+    Columns {
+        exchange_width,
+        middle_start,
+        middle_end,
+        lane_start,
+        lane_step,
+    }
+}
+
+/// The first row drawn, so the selected node stays in view.
+fn scroll(app: &App, height: u16) -> usize {
+    let rows = app.graph.rows;
+    if rows <= height as usize {
+        return 0;
+    }
+    let selected_row = selected_row(app).unwrap_or(0);
+    selected_row
+        .saturating_sub(height as usize / 2)
+        .min(rows - height as usize)
+}
+
+fn selected_row(app: &App) -> Option<usize> {
+    let n = app.graph.exchanges.len();
+    if app.graph_selected < n {
+        Some(app.graph.exchanges[app.graph_selected].row)
+    } else {
+        app.graph.queues.get(app.graph_selected - n).map(|q| q.row)
+    }
+}
+
+/// The graph node under a mouse click, if any.
+pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
+    let area = app.areas.graph;
+    let inner = Block::new().borders(Borders::ALL).inner(area);
+    if !inner.contains(ratatui::layout::Position::new(column, row)) {
+        return None;
+    }
+    let cols = columns(app, inner.width);
+    let r = (row - inner.y) as usize + scroll(app, inner.height);
+    let x = column - inner.x;
+    if x < cols.exchange_width {
+        app.graph.exchanges.iter().position(|e| e.row == r)
+    } else if x >= cols.middle_end {
+        let n = app.graph.exchanges.len();
+        app.graph
+            .queues
+            .iter()
+            .position(|q| q.row == r)
+            .map(|i| n + i)
+    } else {
+        None
+    }
+}
+
+pub struct GraphPane<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for &GraphPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let theme = self.theme;
+        let focused = app.focus == Focus::Graph;
+        let title = format!(
+            " vhost {}  {} exchanges  {} queues  {} bindings ",
+            app.model.vhost,
+            app.graph.exchanges.len(),
+            app.graph.queues.len(),
+            app.graph.bindings.len()
+        );
+        let block = Block::new()
+            .borders(Borders::ALL)
+            .border_style(if focused {
+                theme.focused_border()
+            } else {
+                theme.border()
+            })
+            .title(title);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if inner.width < 20 || inner.height < 2 {
+            return;
+        }
+        if app.graph.exchanges.is_empty() && app.graph.queues.is_empty() {
+            buf.set_string(
+                inner.x + 1,
+                inner.y,
+                "No exchanges or queues yet. Declare some from a client (press ? for keys).",
+                theme.dim(),
+            );
+            return;
+        }
+        let cols = columns(app, inner.width);
+        let top = scroll(app, inner.height);
+        let visible = |row: usize| row >= top && row < top + inner.height as usize;
+        let y_of = |row: usize| inner.y + (row - top) as u16;
+
+        // Edges as connection masks, so crossings and joins get the right box glyph.
+        let width = inner.width as usize;
+        let mut masks = vec![0u8; width * inner.height as usize];
+        let mut mark = |row: usize, x: u16, bits: u8| {
+            if visible(row) && (x as usize) < width {
+                masks[(row - top) * width + x as usize] |= bits;
+            }
+        };
+        let lane_x = |lane: usize| {
+            (cols.lane_start + lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2))
+        };
+        for b in &app.graph.bindings {
+            let EdgeTarget::Queue(q) = b.target else {
+                for x in cols.middle_start..cols.middle_end.saturating_sub(1) {
+                    mark(b.row, x, LEFT | RIGHT);
+                }
+                continue;
+            };
+            let queue = &app.graph.queues[q];
+            let lx = lane_x(queue.lane);
+            for x in cols.middle_start..lx {
+                mark(b.row, x, LEFT | RIGHT);
+            }
+            let (from, to) = (b.row.min(queue.row), b.row.max(queue.row));
+            if b.row != queue.row {
+                mark(b.row, lx, LEFT | if queue.row > b.row { DOWN } else { UP });
+                for r in from + 1..to {
+                    mark(r, lx, UP | DOWN);
+                }
+                mark(
+                    queue.row,
+                    lx,
+                    RIGHT | if queue.row > b.row { UP } else { DOWN },
+                );
+            } else {
+                mark(b.row, lx, LEFT | RIGHT);
+            }
+            for x in lx + 1..cols.middle_end.saturating_sub(1) {
+                mark(queue.row, x, LEFT | RIGHT);
+            }
+        }
+        for (i, m) in masks.iter().enumerate() {
+            if *m != 0 {
+                let x = inner.x + (i % width) as u16;
+                let y = inner.y + (i / width) as u16;
+                buf[(x, y)].set_char(glyph(*m)).set_style(theme.edge());
+            }
+        }
+
+        // Binding keys on their rows, and arrows into queues.
+        for b in &app.graph.bindings {
+            if !visible(b.row) {
+                continue;
+            }
+            let y = y_of(b.row);
+            let room = match b.target {
+                EdgeTarget::Queue(q) => {
+                    lane_x(app.graph.queues[q].lane).saturating_sub(cols.middle_start + 2)
+                }
+                EdgeTarget::Exchange(_) => cols.middle_end.saturating_sub(cols.middle_start + 2),
+            } as usize;
+            let text = match b.target {
+                EdgeTarget::Queue(_) => format!(" {} ", b.key),
+                EdgeTarget::Exchange(x) => {
+                    format!(" {} => exchange {} ", b.key, app.graph.exchanges[x].name)
+                }
+            };
+            let text = truncate(&text, room);
+            buf.set_string(inner.x + cols.middle_start + 1, y, text, theme.key());
+        }
+        let mut fed = vec![false; app.graph.queues.len()];
+        for b in &app.graph.bindings {
+            if let EdgeTarget::Queue(q) = b.target {
+                fed[q] = true;
+            }
+        }
+        for (q, has_edge) in app.graph.queues.iter().zip(fed) {
+            if has_edge && visible(q.row) && cols.middle_end > cols.middle_start + 1 {
+                buf.set_string(
+                    inner.x + cols.middle_end - 1,
+                    y_of(q.row),
+                    "▶",
+                    theme.edge(),
+                );
+            }
+        }
+
+        // Nodes.
+        let n_exchanges = app.graph.exchanges.len();
+        for (i, x) in app.graph.exchanges.iter().enumerate() {
+            if !visible(x.row) {
+                continue;
+            }
+            let mut style = theme.exchange();
+            if app.graph_selected == i && (focused || app.inspecting) {
+                style = style.patch(theme.selected());
+            }
+            let label = truncate(&x.label, cols.exchange_width.saturating_sub(1) as usize);
+            buf.set_string(inner.x, y_of(x.row), label, style);
+        }
+        let queue_width = inner.width.saturating_sub(cols.middle_end) as usize;
+        for (i, q) in app.graph.queues.iter().enumerate() {
+            if !visible(q.row) {
+                continue;
+            }
+            let mut style = theme.queue();
+            if app.graph_selected == n_exchanges + i && (focused || app.inspecting) {
+                style = style.patch(theme.selected());
+            }
+            let label = truncate(&q.label, queue_width);
+            buf.set_string(inner.x + cols.middle_end, y_of(q.row), label, style);
+        }
+
+        // Messages in flight.
+        for flight in &app.model.flights {
+            let t = (app
+                .now
+                .saturating_duration_since(flight.started)
+                .as_secs_f64()
+                / app.model.flight_time.as_secs_f64())
+            .clamp(0.0, 1.0);
+            let Some(path) = flight_path(
+                app,
+                &cols,
+                &flight.from,
+                &flight.to,
+                flight.to_consumer,
+                inner.width,
+            ) else {
+                continue;
+            };
+            let (row, x) = path[((path.len() - 1) as f64 * t) as usize];
+            if visible(row) {
+                buf[(inner.x + x, y_of(row))]
+                    .set_char('●')
+                    .set_style(theme.message());
+            }
+        }
+    }
+}
+
+/// The cells (row, column) a message passes, from its exchange to a queue, or along a queue's
+/// row towards its consumers.
+fn flight_path(
+    app: &App,
+    cols: &Columns,
+    from: &str,
+    to: &str,
+    to_consumer: bool,
+    width: u16,
+) -> Option<Vec<(usize, u16)>> {
+    if to_consumer {
+        let q = app.graph.queues.iter().find(|q| q.name == from)?;
+        let start = cols.middle_end + q.label.width() as u16 + 1;
+        let end = width.saturating_sub(1);
+        if start >= end {
+            return None;
+        }
+        return Some((start..end).map(|x| (q.row, x)).collect());
+    }
+    let xi = app.graph.exchanges.iter().position(|x| x.name == from)?;
+    let qi = app.graph.queues.iter().position(|q| q.name == to)?;
+    let b = app
+        .graph
+        .bindings
+        .iter()
+        .find(|b| b.exchange == xi && b.target == EdgeTarget::Queue(qi))?;
+    let q = &app.graph.queues[qi];
+    let lx =
+        (cols.lane_start + q.lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2));
+    let mut path: Vec<(usize, u16)> = (cols.middle_start..=lx).map(|x| (b.row, x)).collect();
+    if q.row > b.row {
+        path.extend((b.row + 1..=q.row).map(|r| (r, lx)));
+    } else {
+        path.extend((q.row..b.row).rev().map(|r| (r, lx)));
+    }
+    path.extend((lx + 1..cols.middle_end).map(|x| (q.row, x)));
+    Some(path)
+}
+
+/// Cuts a string to a display width, marking the cut with `…`.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}

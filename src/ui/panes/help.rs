@@ -1,0 +1,44 @@
+//! The help overlay, generated from the key table so it is never out of date.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
+
+use crate::ui::keys::BINDINGS;
+use crate::ui::theme::Theme;
+
+pub struct HelpPane {
+    pub theme: Theme,
+}
+
+impl Widget for &HelpPane {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let lines: Vec<Line> = BINDINGS
+            .iter()
+            .filter(|b| !b.keys.is_empty())
+            .map(|b| {
+                Line::from(vec![
+                    Span::styled(format!("{:>12}  ", b.keys), self.theme.key()),
+                    Span::raw(b.help),
+                ])
+            })
+            .collect();
+        let height = (lines.len() as u16 + 2).min(area.height);
+        let [popup] = Layout::vertical([Constraint::Length(height)])
+            .flex(Flex::Center)
+            .areas(area);
+        let [popup] = Layout::horizontal([Constraint::Length(76.min(area.width))])
+            .flex(Flex::Center)
+            .areas(popup);
+        Clear.render(popup, buf);
+        Paragraph::new(lines)
+            .block(
+                Block::new()
+                    .borders(Borders::ALL)
+                    .title(" keys (Esc closes) ")
+                    .border_style(self.theme.focused_border()),
+            )
+            .render(popup, buf);
+    }
+}

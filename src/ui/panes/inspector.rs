@@ -1,0 +1,234 @@
+//! The inspector: the selected exchange or queue (flags, arguments, bindings, counters), or the
+//! selected message (properties, headers, body, an oslo.messaging envelope decoded) and why it
+//! went where it went.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
+
+use crate::ui::app::{App, Focus};
+use crate::ui::model::LogEntry;
+use crate::ui::theme::Theme;
+use crate::ui::why;
+
+pub struct InspectorPane<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+/// Pretty JSON when the body is JSON; the `oslo.message` string inside an oslo.messaging
+/// envelope is parsed too, so the method and arguments are readable.
+pub fn body_text(body: &[u8]) -> Vec<String> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::from_utf8_lossy(body)
+            .lines()
+            .map(str::to_string)
+            .collect();
+    };
+    let mut lines = Vec::new();
+    if let Some(inner) = value
+        .get("oslo.message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+    {
+        if let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&inner) {
+            lines.push(format!(
+                "oslo.messaging envelope (oslo.version {})",
+                value
+                    .get("oslo.version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?")
+            ));
+            value["oslo.message"] = parsed;
+        }
+    }
+    lines.extend(
+        serde_json::to_string_pretty(&value)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string),
+    );
+    lines
+}
+
+fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>> {
+    let mut lines = vec![Line::styled(
+        format!("message #{}", entry.message_id),
+        theme.title(),
+    )];
+    let exchange = if entry.exchange.is_empty() {
+        "(default)".to_string()
+    } else {
+        entry.exchange.clone()
+    };
+    lines.push(Line::raw(format!("exchange     {exchange}")));
+    lines.push(Line::raw(format!("routing key  {}", entry.routing_key)));
+    lines.push(Line::raw(format!(
+        "fate         {:?} -> {}",
+        entry.fate,
+        entry.queues.join(", ")
+    )));
+    if let Some(ae) = &entry.alternate_exchange {
+        lines.push(Line::raw(format!(
+            "unroutable: sent to alternate exchange {ae}"
+        )));
+    }
+    for (queue, tag) in &entry.deliveries {
+        lines.push(Line::raw(format!(
+            "delivered    from {queue} to consumer {tag}"
+        )));
+    }
+    if let Some((queue, reason)) = &entry.dead_lettered {
+        lines.push(Line::styled(
+            format!("dead-lettered from {queue} ({reason})"),
+            theme.bad(),
+        ));
+    }
+    lines.push(Line::styled("why it went there", theme.title()));
+    for v in why::explain(entry, &app.model.topology) {
+        let mark = if v.matched { "✓" } else { "✗" };
+        let style = if v.matched { theme.good() } else { theme.dim() };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{mark} {} ", v.destination), style),
+            Span::styled(format!("[{}] ", v.binding), theme.key()),
+            Span::raw(v.reason),
+        ]));
+    }
+    if !entry.properties.is_empty() {
+        lines.push(Line::styled("properties", theme.title()));
+        for (k, v) in &entry.properties {
+            lines.push(Line::raw(format!("  {k}: {v}")));
+        }
+    }
+    if !entry.headers.is_empty() {
+        lines.push(Line::styled("headers", theme.title()));
+        for (k, v) in &entry.headers {
+            lines.push(Line::raw(format!("  {k}: {v}")));
+        }
+    }
+    lines.push(Line::styled(
+        format!("body ({} bytes)", entry.body_size),
+        theme.title(),
+    ));
+    lines.extend(body_text(&entry.body_preview).into_iter().map(Line::raw));
+    lines
+}
+
+fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
+    let topology = &app.model.topology;
+    let n = app.graph.exchanges.len();
+    let mut lines = Vec::new();
+    if app.graph_selected < n {
+        let name = &app.graph.exchanges[app.graph_selected].name;
+        let Some(x) = topology.exchanges.iter().find(|x| &x.name == name) else {
+            return lines;
+        };
+        lines.push(Line::styled(
+            format!(
+                "exchange {}",
+                if x.name.is_empty() {
+                    "(default)"
+                } else {
+                    &x.name
+                }
+            ),
+            theme.title(),
+        ));
+        lines.push(Line::raw(format!(
+            "type {}  durable {}  auto-delete {}  internal {}",
+            x.kind, x.durable, x.auto_delete, x.internal
+        )));
+        for (k, v) in &x.arguments {
+            lines.push(Line::raw(format!("  {k} = {v}")));
+        }
+        let rate = app
+            .model
+            .exchange_rates
+            .get(name)
+            .map(|r| r.current())
+            .unwrap_or(0);
+        lines.push(Line::raw(format!("{rate} msg/s in")));
+        lines.push(Line::styled("bindings", theme.title()));
+        for b in topology.bindings.iter().filter(|b| &b.source == name) {
+            let args: Vec<String> = b
+                .arguments
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            lines.push(Line::raw(format!(
+                "  -> {} [{}] {}",
+                b.destination,
+                b.routing_key,
+                args.join(" ")
+            )));
+        }
+    } else if let Some(q) = app.graph.queues.get(app.graph_selected - n) {
+        let Some(s) = topology.queues.iter().find(|x| x.name == q.name) else {
+            return lines;
+        };
+        lines.push(Line::styled(format!("queue {}", s.name), theme.title()));
+        lines.push(Line::raw(format!(
+            "durable {}  exclusive {}  auto-delete {}",
+            s.durable, s.exclusive, s.auto_delete
+        )));
+        lines.push(Line::raw(format!(
+            "{} ready  {} unacked  {} consumers",
+            s.ready, s.unacked, s.consumers
+        )));
+        let rate = app
+            .model
+            .queue_rates
+            .get(&s.name)
+            .map(|r| r.current())
+            .unwrap_or(0);
+        lines.push(Line::raw(format!("{rate} msg/s in")));
+        for (k, v) in &s.arguments {
+            lines.push(Line::raw(format!("  {k} = {v}")));
+        }
+        lines.push(Line::styled("bound from", theme.title()));
+        for b in topology
+            .bindings
+            .iter()
+            .filter(|b| b.destination == s.name && !b.destination_is_exchange)
+        {
+            lines.push(Line::raw(format!("  {} [{}]", b.source, b.routing_key)));
+        }
+    }
+    lines
+}
+
+impl Widget for &InspectorPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let theme = self.theme;
+        let focused = app.focus == Focus::Inspector;
+        let block = Block::new()
+            .borders(Borders::ALL)
+            .border_style(if focused {
+                theme.focused_border()
+            } else {
+                theme.border()
+            })
+            .title(" inspector ");
+        let lines = match app.subject {
+            Focus::Log => app
+                .selected_message()
+                .map(|m| message_lines(app, m, theme))
+                .unwrap_or_default(),
+            _ => node_lines(app, theme),
+        };
+        let lines = if lines.is_empty() {
+            vec![Line::styled(
+                "Select an exchange, a queue or a message.",
+                theme.dim(),
+            )]
+        } else {
+            lines
+        };
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .render(area, buf);
+    }
+}

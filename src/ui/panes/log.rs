@@ -1,0 +1,99 @@
+//! The message log: one line per published message, newest first, filtered by a regex (`/`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Widget};
+
+use super::graph::truncate;
+use crate::events::PublishFate;
+use crate::ui::app::{App, Focus};
+use crate::ui::theme::Theme;
+
+/// `HH:MM:SS.mmm` (UTC) of a wall-clock time.
+pub fn clock(at: SystemTime) -> String {
+    let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+pub struct LogPane<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for &LogPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let theme = self.theme;
+        let entries = app.filtered_log();
+        let mut title = format!(" messages {} ", entries.len());
+        if app.typing_filter || !app.filter.is_empty() {
+            title = format!(
+                " messages {}  filter /{}{} ",
+                entries.len(),
+                app.filter,
+                if app.typing_filter { "▏" } else { "" }
+            );
+        }
+        if let Some(e) = &app.filter_error {
+            title.push_str(&format!("(bad regex: {e}) "));
+        }
+        if app.model.missed > 0 {
+            title.push_str(&format!("[{} events missed] ", app.model.missed));
+        }
+        let focused = app.focus == Focus::Log;
+        let block = Block::new()
+            .borders(Borders::ALL)
+            .border_style(if focused {
+                theme.focused_border()
+            } else {
+                theme.border()
+            })
+            .title(title);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if entries.is_empty() {
+            let hint = if app.filter.is_empty() {
+                "No messages yet. Publish one from a client and watch it travel."
+            } else {
+                "No message matches the filter."
+            };
+            buf.set_string(
+                inner.x + 1,
+                inner.y,
+                truncate(hint, inner.width.saturating_sub(1) as usize),
+                theme.dim(),
+            );
+            return;
+        }
+        let height = inner.height as usize;
+        let first = app.log_selected.saturating_sub(height.saturating_sub(1));
+        for (i, entry) in entries.iter().enumerate().skip(first).take(height) {
+            let fate_style = match entry.fate {
+                PublishFate::Routed => theme.good(),
+                _ => theme.bad(),
+            };
+            let mut line = Line::from(vec![
+                Span::styled(clock(entry.at), theme.dim()),
+                Span::raw(" "),
+                Span::styled(
+                    truncate(&entry.summary(), inner.width.saturating_sub(14) as usize),
+                    fate_style,
+                ),
+            ]);
+            if i == app.log_selected && (focused || app.inspecting) {
+                line = line.style(theme.selected());
+            }
+            buf.set_line(inner.x, inner.y + (i - first) as u16, &line, inner.width);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! One file per screen region, each an `impl Widget for &Pane`.
+
+pub mod graph;
+pub mod help;
+pub mod inspector;
+pub mod log;
+pub mod status;

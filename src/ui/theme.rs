@@ -1,0 +1,79 @@
+//! Colours and emphasis. Monochrome (NO_COLOR, or `--monochrome`) keeps only bold and reverse,
+//! so every distinction on screen survives without colour.
+
+use ratatui::style::{Color, Modifier, Style};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Theme {
+    pub monochrome: bool,
+}
+
+impl Theme {
+    fn pick(&self, color: Style, mono: Style) -> Style {
+        if self.monochrome {
+            mono
+        } else {
+            color
+        }
+    }
+
+    pub fn title(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn exchange(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Yellow),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn queue(&self) -> Style {
+        self.pick(Style::new().fg(Color::Green), Style::new())
+    }
+    pub fn edge(&self) -> Style {
+        self.pick(Style::new().fg(Color::DarkGray), Style::new())
+    }
+    pub fn key(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Magenta),
+            Style::new().add_modifier(Modifier::ITALIC),
+        )
+    }
+    pub fn message(&self) -> Style {
+        self.pick(
+            Style::new()
+                .fg(Color::LightRed)
+                .add_modifier(Modifier::BOLD),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn selected(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+    pub fn focused_border(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Cyan),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn border(&self) -> Style {
+        self.pick(Style::new().fg(Color::Gray), Style::new())
+    }
+    pub fn good(&self) -> Style {
+        self.pick(Style::new().fg(Color::Green), Style::new())
+    }
+    pub fn bad(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Red),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn dim(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::DarkGray),
+            Style::new().add_modifier(Modifier::DIM),
+        )
+    }
+}
