@@ -324,3 +324,85 @@ impl App {
         self.now = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App::new("127.0.0.1:5673", "/", ViewOptions::default())
+    }
+
+    #[test]
+    fn tab_cycles_the_panes_both_ways() {
+        let mut app = app();
+        let mut seen = vec![app.focus];
+        for _ in 0..3 {
+            app.update(Action::FocusNext);
+            seen.push(app.focus);
+        }
+        assert_eq!(
+            seen,
+            [Focus::Graph, Focus::Log, Focus::Inspector, Focus::Graph]
+        );
+        app.update(Action::FocusPrev);
+        assert_eq!(app.focus, Focus::Inspector);
+        // The inspector keeps describing the list focused before it.
+        assert_eq!(app.subject, Focus::Graph);
+    }
+
+    #[test]
+    fn a_bad_regex_keeps_the_last_good_filter_and_says_why() {
+        let mut app = app();
+        app.update(Action::StartFilter);
+        assert!(app.wants_text());
+        for c in "a(b".chars() {
+            app.update(Action::FilterInput(c));
+        }
+        assert!(app.filter_error.is_some());
+        assert_eq!(app.filter_regex.as_ref().map(|r| r.as_str()), Some("a"));
+        app.update(Action::FilterBackspace);
+        assert!(app.filter_error.is_some(), "'a(' is still no regex");
+        app.update(Action::FilterBackspace);
+        assert!(app.filter_error.is_none());
+        app.update(Action::Back);
+        assert!(!app.wants_text());
+        assert_eq!(app.filter, "a");
+    }
+
+    #[test]
+    fn esc_closes_help_before_the_inspector_and_q_quits() {
+        let mut app = app();
+        app.update(Action::Inspect);
+        app.update(Action::ToggleHelp);
+        app.update(Action::Back);
+        assert!(!app.show_help && app.inspecting);
+        app.update(Action::Back);
+        assert!(!app.inspecting);
+        assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
+    }
+
+    #[test]
+    fn snapshots_are_asked_for_at_most_every_quarter_second() {
+        let mut app = app();
+        let start = app.now;
+        assert_eq!(app.update(Action::Tick), Some(Effect::RefreshTopology));
+        app.model.topology_stale = true;
+        app.set_now(start + Duration::from_millis(100));
+        assert_eq!(app.update(Action::Tick), None);
+        app.set_now(start + Duration::from_millis(300));
+        assert_eq!(app.update(Action::Tick), Some(Effect::RefreshTopology));
+    }
+
+    #[test]
+    fn pause_and_speed() {
+        let mut app = app();
+        app.update(Action::TogglePause);
+        assert!(app.paused);
+        app.update(Action::Faster);
+        assert!(app.model.flight_time < Duration::from_millis(1200));
+        app.update(Action::Slower);
+        app.update(Action::Slower);
+        assert!(app.model.flight_time > Duration::from_millis(1200));
+    }
+}

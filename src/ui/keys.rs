@@ -79,7 +79,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "Enter",
         codes: &[KeyCode::Enter],
         action: Action::Inspect,
-        help: "inspect the selection: arguments, counters, why it went there",
+        help: "inspect: details, and why a message went where it went",
     },
     KeyBinding {
         keys: "Esc",

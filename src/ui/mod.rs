@@ -65,7 +65,13 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         Constraint::Length(log_height),
     ])
     .areas(area);
-    let inspector_width = (main.width * 2 / 5).clamp(24.min(main.width), 64);
+    // Narrow screens give the graph the room; wide ones give the inspector more.
+    let share = if main.width < 120 {
+        main.width / 3
+    } else {
+        main.width * 2 / 5
+    };
+    let inspector_width = share.clamp(24.min(main.width), 64);
     let [graph, inspector] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
     app.areas = app::PaneAreas {

@@ -55,8 +55,12 @@ fn columns(app: &App, width: u16) -> Columns {
     let middle = middle_end - middle_start;
     // Lanes take the right part of the middle, leaving room for binding keys on the left.
     let lanes = app.graph.lanes.max(1) as u16;
-    let lane_room = (middle / 2).max(2);
-    let lane_step = if lanes * 2 <= lane_room { 2 } else { 1 };
+    let lane_room = (middle / 3).max(2);
+    let lane_step = if lanes * 2 <= lane_room && middle >= 30 {
+        2
+    } else {
+        1
+    };
     let lane_start = middle_end
         .saturating_sub(lanes.min(lane_room) * lane_step + 1)
         .max(middle_start + 2);

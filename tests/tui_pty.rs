@@ -1,0 +1,174 @@
+//! The real binary in a pseudo-terminal: start the view, publish with lapin to its embedded
+//! broker, read the screen, press `q`, and check the terminal was given back as it was.
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Screen {
+    parser: Arc<Mutex<vt100::Parser>>,
+}
+
+impl Screen {
+    fn text(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    /// Waits until the screen shows every one of `needles`.
+    fn wait_for(&self, needles: &[&str], within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.text();
+            if needles.iter().all(|n| text.contains(n)) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < within,
+                "screen never showed {needles:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() {
+    let port = free_port();
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 45,
+            cols: 160,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rabbitscope"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut writer = pair.master.take_writer().unwrap();
+    let screen = Screen {
+        parser: Arc::new(Mutex::new(vt100::Parser::new(
+            45.try_into().unwrap(),
+            160.try_into().unwrap(),
+            0,
+        ))),
+    };
+    let parser = screen.parser.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            parser.lock().unwrap().process(&buf[..n]);
+        }
+    });
+
+    let address = format!("127.0.0.1:{port}");
+    screen.wait_for(&[&address, "messages 0"], Duration::from_secs(20));
+    assert!(
+        screen.parser.lock().unwrap().screen().alternate_screen(),
+        "the view uses the alternate screen"
+    );
+
+    let conn = Connection::connect(
+        &format!("amqp://guest:guest@{address}/%2f"),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("a client connects to the view's broker");
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_declare(
+        "classroom".into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        "homework".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "homework".into(),
+        "classroom".into(),
+        "essay.*".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.basic_publish(
+        "classroom".into(),
+        "essay.rabbitmq".into(),
+        BasicPublishOptions::default(),
+        b"due friday",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let text = screen.wait_for(
+        &[
+            "classroom [topic]",
+            "essay.*",
+            "homework",
+            "essay.rabbitmq  -> homework",
+            "1 ready",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(text.contains("messages 1"), "{text}");
+    conn.close(200, "done".into()).await.unwrap();
+
+    writer.write_all(b"q").unwrap();
+    writer.flush().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the view did not quit on q"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let parser = screen.parser.lock().unwrap();
+    let after = parser.screen();
+    assert!(!after.alternate_screen(), "left the alternate screen");
+    assert!(!after.hide_cursor(), "cursor shown again");
+    assert_eq!(
+        after.mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None,
+        "mouse capture released"
+    );
+}

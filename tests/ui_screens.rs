@@ -1,0 +1,198 @@
+//! The view's panes as screens: rendered into ratatui's TestBackend at fixed sizes and compared
+//! with reviewed snapshots (`cargo insta review` after an intended change).
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+use rabbitscope::events::{BindingInfo, Event, EventKind, PublishFate};
+use rabbitscope::ui::action::Action;
+use rabbitscope::ui::app::{App, ViewOptions};
+use rabbitscope::ui::render_to_buffer;
+
+fn exchange(name: &str, kind: &str) -> ExchangeSnapshot {
+    ExchangeSnapshot {
+        name: name.into(),
+        kind: kind.into(),
+        durable: name.starts_with("amq.") || name.is_empty(),
+        auto_delete: false,
+        internal: false,
+        arguments: vec![],
+    }
+}
+
+fn queue(name: &str, ready: usize, consumers: usize) -> QueueSnapshot {
+    QueueSnapshot {
+        name: name.into(),
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments: vec![],
+        ready,
+        unacked: 0,
+        consumers,
+    }
+}
+
+fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
+    BindingInfo {
+        source: source.into(),
+        destination: destination.into(),
+        destination_is_exchange: false,
+        routing_key: key.into(),
+        arguments: vec![],
+    }
+}
+
+/// The study note's topic example, a Nova exchange, and a queue with a Chinese name.
+fn topology() -> Snapshot {
+    Snapshot {
+        vhosts: vec![VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![
+                exchange("", "direct"),
+                exchange("amq.topic", "topic"),
+                exchange("animals", "topic"),
+                exchange("nova", "topic"),
+            ],
+            queues: vec![
+                queue("Q1", 1, 0),
+                queue("Q2", 2, 1),
+                queue("compute.node1", 0, 1),
+                queue("计算队列", 3, 0),
+            ],
+            bindings: vec![
+                binding("animals", "Q1", "*.orange.*"),
+                binding("animals", "Q2", "*.*.rabbit"),
+                binding("animals", "Q2", "lazy.#"),
+                binding("nova", "compute.node1", "compute.node1"),
+                binding("nova", "计算队列", "计算.#"),
+            ],
+        }],
+    }
+}
+
+fn published(
+    id: u64,
+    exchange: &str,
+    key: &str,
+    queues: &[&str],
+    matched: &[BindingInfo],
+) -> Action {
+    Action::BrokerEvent(Arc::new(Event {
+        at: SystemTime::UNIX_EPOCH + Duration::from_secs(3600 * 10 + 61),
+        vhost: "/".into(),
+        connection: Some(1),
+        channel: Some(1),
+        kind: EventKind::Published {
+            message_id: id,
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            body_size: 5,
+            body_preview: b"hello".to_vec(),
+            headers: vec![],
+            properties: vec![("content_type".into(), "text/plain".into())],
+            matched: matched.to_vec(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            alternate_exchange: None,
+            fate: if queues.is_empty() {
+                PublishFate::Dropped
+            } else {
+                PublishFate::Routed
+            },
+        },
+    }))
+}
+
+/// An app with the topology and three messages, the animation frozen half-way.
+fn app() -> App {
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    let start = app.now;
+    app.update(Action::Topology(topology()));
+    app.update(published(
+        1,
+        "animals",
+        "quick.orange.rabbit",
+        &["Q1", "Q2"],
+        &[
+            binding("animals", "Q1", "*.orange.*"),
+            binding("animals", "Q2", "*.*.rabbit"),
+        ],
+    ));
+    app.update(published(2, "animals", "slow.brown.fox", &[], &[]));
+    app.update(published(
+        3,
+        "nova",
+        "计算.启动",
+        &["计算队列"],
+        &[binding("nova", "计算队列", "计算.#")],
+    ));
+    app.set_now(start + Duration::from_millis(600));
+    app
+}
+
+fn screen(app: &mut App, width: u16, height: u16) -> String {
+    let buffer = render_to_buffer(app, width, height);
+    let mut out = String::new();
+    for y in 0..height {
+        let mut line = String::new();
+        let mut x = 0;
+        while x < width {
+            let cell = &buffer[(x, y)];
+            line.push_str(cell.symbol());
+            // A wide character covers the next cell too.
+            x += unicode_width::UnicodeWidthStr::width(cell.symbol()).max(1) as u16;
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn overview_80x24() {
+    let mut app = app();
+    insta::assert_snapshot!(screen(&mut app, 80, 24));
+}
+
+#[test]
+fn overview_160x45() {
+    let mut app = app();
+    insta::assert_snapshot!(screen(&mut app, 160, 45));
+}
+
+#[test]
+fn message_inspector_explains_the_route_160x45() {
+    let mut app = app();
+    app.update(Action::FocusNext); // the log
+    app.update(Action::Down); // the unroutable message
+    app.update(Action::Down); // quick.orange.rabbit
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("why it went there"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn filtered_log_and_help_80x24() {
+    let mut app = app();
+    for c in "brown".chars() {
+        app.update(Action::StartFilter);
+        app.update(Action::FilterInput(c));
+    }
+    app.update(Action::Back);
+    insta::assert_snapshot!("filtered_log_80x24", screen(&mut app, 80, 24));
+    app.update(Action::ToggleHelp);
+    insta::assert_snapshot!("help_80x24", screen(&mut app, 80, 24));
+}
+
+#[test]
+fn empty_broker_80x24() {
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(Snapshot {
+        vhosts: vec![VhostSnapshot {
+            name: "/".into(),
+            ..Default::default()
+        }],
+    }));
+    insta::assert_snapshot!(screen(&mut app, 80, 24));
+}
