@@ -196,3 +196,17 @@ fn empty_broker_80x24() {
     }));
     insta::assert_snapshot!(screen(&mut app, 80, 24));
 }
+
+#[test]
+fn publish_form_80x24() {
+    let mut app = app();
+    app.update(Action::OpenForm(rabbitscope::ui::form::FormKind::Publish));
+    for c in "lazy.orange.rabbit".chars() {
+        app.update(Action::FormNextField);
+        app.update(Action::FormInput(c));
+        app.update(Action::FormNextField);
+        app.update(Action::FormNextField);
+        app.update(Action::FormNextField);
+    }
+    insta::assert_snapshot!(screen(&mut app, 80, 24));
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::broker::Snapshot;
 use crate::events::Event;
+use crate::ui::form::FormKind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -44,4 +45,18 @@ pub enum Action {
     Missed(u64),
     /// A fresh topology snapshot arrived.
     Topology(Snapshot),
+    /// Open a form to act on the broker.
+    OpenForm(FormKind),
+    FormInput(char),
+    FormBackspace,
+    FormNextField,
+    FormSubmit,
+    /// Delete the selected exchange or queue.
+    DeleteSelected,
+    /// Purge the selected queue.
+    PurgeSelected,
+    /// Get one message from the selected queue.
+    GetSelected,
+    /// What the broker answered to a command: Ok(what happened) or Err(why not).
+    CommandDone(Result<String, String>),
 }

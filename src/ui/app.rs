@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 
 use super::action::Action;
+use super::form::{Command, Form};
 use super::layout::{layout, GraphLayout};
 use super::model::Model;
 
@@ -22,6 +23,8 @@ pub enum Focus {
 pub enum Effect {
     Quit,
     RefreshTopology,
+    /// Run this on the broker and send back [`Action::CommandDone`].
+    Run(Command),
 }
 
 /// Options that shape the screen.
@@ -56,6 +59,10 @@ pub struct App {
     pub typing_filter: bool,
     pub show_help: bool,
     pub inspecting: bool,
+    /// An open form, which takes the keyboard.
+    pub form: Option<Form>,
+    /// The last command's outcome, shown on the status line: (text, is an error).
+    pub notice: Option<(String, bool)>,
     pub paused: bool,
     /// Animation speed factor, 1.0 = normal.
     pub speed: f64,
@@ -102,6 +109,8 @@ impl App {
             typing_filter: false,
             show_help: false,
             inspecting: false,
+            form: None,
+            notice: None,
             paused: false,
             speed: 1.0,
             last_snapshot: None,
@@ -223,7 +232,9 @@ impl App {
             Action::Right => self.graph_pan += 4,
             Action::Inspect => self.inspecting = true,
             Action::Back => {
-                if self.typing_filter {
+                if self.form.is_some() {
+                    self.form = None;
+                } else if self.typing_filter {
                     self.typing_filter = false;
                 } else if self.show_help {
                     self.show_help = false;
@@ -299,6 +310,40 @@ impl App {
                 }
             }
             Action::Missed(n) => self.model.missed += n,
+            Action::OpenForm(kind) => {
+                let exchange = self.selected_exchange().map(str::to_string);
+                let queue = self.selected_queue().map(str::to_string);
+                self.form = Some(Form::new(kind, exchange.as_deref(), queue.as_deref()));
+            }
+            Action::FormInput(c) => self.form.iter_mut().for_each(|f| f.input(c)),
+            Action::FormBackspace => self.form.iter_mut().for_each(|f| f.backspace()),
+            Action::FormNextField => self.form.iter_mut().for_each(|f| f.next_field()),
+            Action::FormSubmit => {
+                let command = self.form.as_ref()?.command();
+                match command {
+                    Ok(command) => {
+                        self.form = None;
+                        return Some(Effect::Run(command));
+                    }
+                    Err(why) => self.notice = Some((why, true)),
+                }
+            }
+            Action::DeleteSelected => {
+                if let Some(x) = self.selected_exchange() {
+                    return Some(Effect::Run(Command::DeleteExchange {
+                        name: x.to_string(),
+                    }));
+                }
+                return self.need_queue(|name| Command::DeleteQueue { name });
+            }
+            Action::PurgeSelected => return self.need_queue(|queue| Command::Purge { queue }),
+            Action::GetSelected => return self.need_queue(|queue| Command::Get { queue }),
+            Action::CommandDone(result) => {
+                self.notice = Some(match result {
+                    Ok(text) => (text, false),
+                    Err(text) => (text, true),
+                });
+            }
             Action::Topology(snapshot) => {
                 self.vhosts = snapshot.vhosts.iter().map(|v| v.name.clone()).collect();
                 if let Some(v) = snapshot.vhost(&self.model.vhost) {
@@ -313,6 +358,33 @@ impl App {
     /// Called when the filter is being typed: keys are text.
     pub fn wants_text(&self) -> bool {
         self.typing_filter
+    }
+
+    /// The exchange selected in the graph, if the selection is an exchange.
+    pub fn selected_exchange(&self) -> Option<&str> {
+        self.graph
+            .exchanges
+            .get(self.graph_selected)
+            .map(|x| x.name.as_str())
+    }
+
+    /// The queue selected in the graph, if the selection is a queue.
+    pub fn selected_queue(&self) -> Option<&str> {
+        let n = self.graph.exchanges.len();
+        self.graph_selected
+            .checked_sub(n)
+            .and_then(|i| self.graph.queues.get(i))
+            .map(|q| q.name.as_str())
+    }
+
+    fn need_queue(&mut self, make: impl FnOnce(String) -> Command) -> Option<Effect> {
+        match self.selected_queue() {
+            Some(q) => Some(Effect::Run(make(q.to_string()))),
+            None => {
+                self.notice = Some(("select a queue in the graph first".into(), true));
+                None
+            }
+        }
     }
 
     /// Whether the loop should redraw now.
@@ -392,6 +464,33 @@ mod tests {
         assert_eq!(app.update(Action::Tick), None);
         app.set_now(start + Duration::from_millis(300));
         assert_eq!(app.update(Action::Tick), Some(Effect::RefreshTopology));
+    }
+
+    #[test]
+    fn the_publish_form_becomes_a_command() {
+        let mut app = app();
+        app.update(Action::OpenForm(crate::ui::form::FormKind::Publish));
+        for c in "amq.topic".chars() {
+            app.update(Action::FormInput(c));
+        }
+        app.update(Action::FormNextField);
+        for c in "a.b".chars() {
+            app.update(Action::FormInput(c));
+        }
+        let effect = app.update(Action::FormSubmit);
+        assert_eq!(
+            effect,
+            Some(Effect::Run(Command::Publish {
+                exchange: "amq.topic".into(),
+                routing_key: "a.b".into(),
+                headers: vec![],
+                body: String::new(),
+            }))
+        );
+        assert!(app.form.is_none());
+        // Purge with nothing selected is explained, not sent.
+        assert_eq!(app.update(Action::PurgeSelected), None);
+        assert!(app.notice.as_ref().is_some_and(|(_, error)| *error));
     }
 
     #[test]

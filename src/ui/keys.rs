@@ -4,6 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
+use super::form::FormKind;
 
 pub struct KeyBinding {
     /// How the help screen writes the keys.
@@ -123,7 +124,63 @@ pub const BINDINGS: &[KeyBinding] = &[
         action: Action::NextVhost,
         help: "next vhost",
     },
+    KeyBinding {
+        keys: "p",
+        codes: &[KeyCode::Char('p')],
+        action: Action::OpenForm(FormKind::Publish),
+        help: "publish a message (to the selected exchange)",
+    },
+    KeyBinding {
+        keys: "e",
+        codes: &[KeyCode::Char('e')],
+        action: Action::OpenForm(FormKind::DeclareExchange),
+        help: "declare an exchange",
+    },
+    KeyBinding {
+        keys: "u",
+        codes: &[KeyCode::Char('u')],
+        action: Action::OpenForm(FormKind::DeclareQueue),
+        help: "declare a queue",
+    },
+    KeyBinding {
+        keys: "b",
+        codes: &[KeyCode::Char('b')],
+        action: Action::OpenForm(FormKind::Bind),
+        help: "bind a queue to an exchange",
+    },
+    KeyBinding {
+        keys: "g",
+        codes: &[KeyCode::Char('g')],
+        action: Action::GetSelected,
+        help: "get one message from the selected queue",
+    },
+    KeyBinding {
+        keys: "P",
+        codes: &[KeyCode::Char('P')],
+        action: Action::PurgeSelected,
+        help: "purge the selected queue",
+    },
+    KeyBinding {
+        keys: "D",
+        codes: &[KeyCode::Char('D')],
+        action: Action::DeleteSelected,
+        help: "delete the selected exchange or queue",
+    },
 ];
+
+/// While a form is open, keys edit it.
+pub fn form_action_for(key: KeyEvent) -> Option<Action> {
+    match key.code {
+        KeyCode::Esc => Some(Action::Back),
+        KeyCode::Enter => Some(Action::FormSubmit),
+        KeyCode::Tab | KeyCode::Down | KeyCode::BackTab | KeyCode::Up => {
+            Some(Action::FormNextField)
+        }
+        KeyCode::Backspace => Some(Action::FormBackspace),
+        KeyCode::Char(c) => Some(Action::FormInput(c)),
+        _ => None,
+    }
+}
 
 /// The action for a key press, if it has one.
 pub fn action_for(key: KeyEvent) -> Option<Action> {

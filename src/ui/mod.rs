@@ -7,6 +7,8 @@
 
 pub mod action;
 pub mod app;
+pub mod commands;
+pub mod form;
 pub mod keys;
 pub mod layout;
 pub mod model;
@@ -84,6 +86,9 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     frame.render_widget(&GraphPane { app, theme }, graph);
     frame.render_widget(&InspectorPane { app, theme }, inspector);
     frame.render_widget(&LogPane { app, theme }, log);
+    if let Some(form) = &app.form {
+        frame.render_widget(&panes::form::FormPane { form, theme }, area);
+    }
     if app.show_help {
         frame.render_widget(&HelpPane { theme }, area);
     }
@@ -93,7 +98,9 @@ pub fn render(frame: &mut Frame, app: &mut App) {
 fn action_for(app: &App, event: TermEvent) -> Option<Action> {
     match event {
         TermEvent::Key(key) if key.is_press() => {
-            if app.wants_text() {
+            if app.form.is_some() {
+                keys::form_action_for(key)
+            } else if app.wants_text() {
                 keys::filter_action_for(key)
             } else {
                 keys::action_for(key)
@@ -140,6 +147,7 @@ async fn event_loop(
     let mut clock = tokio::time::interval(FRAME);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut app = App::new(address, "/", options);
+    let mut session = commands::Session::new(broker.clone());
     app.update(Action::Topology(broker.snapshot()));
     loop {
         tokio::select! {
@@ -150,6 +158,11 @@ async fn event_loop(
                 match app.update(action) {
                     Some(Effect::Quit) => break,
                     Some(Effect::RefreshTopology) => { app.update(Action::Topology(broker.snapshot())); }
+                    Some(Effect::Run(command)) => {
+                        let vhost = app.model.vhost.clone();
+                        app.update(Action::CommandDone(session.run(&vhost, command)));
+                        app.update(Action::Topology(broker.snapshot()));
+                    }
                     None => {}
                 }
                 // A key is drawn at once, not at the next frame.

@@ -53,7 +53,11 @@ impl Widget for &StatusBar<'_> {
         if (app.speed - 1.0).abs() > f64::EPSILON {
             spans.push(Span::raw(format!("  speed x{:.2}", app.speed)));
         }
-        spans.push(Span::styled("  ? help  q quit", theme.dim()));
+        match &app.notice {
+            Some((text, true)) => spans.push(Span::styled(format!("  {text}"), theme.bad())),
+            Some((text, false)) => spans.push(Span::styled(format!("  {text}"), theme.good())),
+            None => spans.push(Span::styled("  ? help  q quit", theme.dim())),
+        }
         buf.set_line(area.x, area.y, &Line::from(spans), area.width);
     }
 }
