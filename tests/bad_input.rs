@@ -581,9 +581,8 @@ async fn healthy(url: &str) -> Vec<String> {
 type Case = Pin<Box<dyn Future<Output = Vec<String>> + Send>>;
 
 /// Runs independent sub-cases at the same time (each on its own connection) and joins their
-/// transcripts in the order given, each line prefixed with the case's label; then checks that a
-/// well-behaved connection still works.
-async fn cases(url: &str, list: Vec<(&'static str, Case)>) -> Vec<String> {
+/// transcripts in the order given, each line prefixed with the case's label.
+async fn join_cases(list: Vec<(&'static str, Case)>) -> Vec<String> {
     let handles: Vec<_> = list
         .into_iter()
         .map(|(label, fut)| (label, tokio::spawn(fut)))
@@ -594,14 +593,38 @@ async fn cases(url: &str, list: Vec<(&'static str, Case)>) -> Vec<String> {
             t.push(format!("{label}: {line}"));
         }
     }
-    t.extend(healthy(url).await);
     t
+}
+
+/// Against RabbitMQ and then the embedded broker: runs the sub-cases `list` makes for the
+/// broker's URL (see [`join_cases`]), then checks that a well-behaved connection still works.
+async fn differential_cases<F>(list: F) -> Vec<String>
+where
+    F: Fn(String) -> Vec<(&'static str, Case)>,
+{
+    differential(|url| {
+        let list = list(url.clone());
+        async move {
+            let mut t = join_cases(list).await;
+            t.extend(healthy(&url).await);
+            t
+        }
+    })
+    .await
+}
+
+/// A sub-case written as an async block over its own copy of the broker's URL.
+fn case<F, Fut>(url: &str, f: F) -> Case
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Vec<String>> + Send + 'static,
+{
+    Box::pin(f(url.to_string()))
 }
 
 /// Opens a session, opens the given channels, sends `bytes`, and records the rest.
 fn after_open(url: &str, channels: &'static [u16], bytes: Vec<u8>) -> Case {
-    let url = url.to_string();
-    Box::pin(async move {
+    case(url, |url| async move {
         let mut c = Client::open(&url).await;
         for &ch in channels {
             let got = c.call(&channel_open(ch)).await;
@@ -614,8 +637,7 @@ fn after_open(url: &str, channels: &'static [u16], bytes: Vec<u8>) -> Case {
 
 /// Sends bytes on a fresh socket with no protocol header first; records the raw answer.
 fn raw_exchange(url: &str, bytes: &'static [u8]) -> Case {
-    let url = url.to_string();
-    Box::pin(async move {
+    case(url, |url| async move {
         let mut c = Client::connect(&url).await;
         c.send(bytes).await;
         let (got, closed) = c.read_raw_until_closed(READ).await;
@@ -648,58 +670,50 @@ fn with_healthy(mut expected: Vec<String>) -> Vec<String> {
 // Before the handshake
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn wrong_protocol_header_is_answered_with_0_9_1_and_closed() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                ("AMQP 0-9-2", raw_exchange(&url, b"AMQP\x00\x00\x09\x02")),
-                ("AMQP 0-9-0", raw_exchange(&url, b"AMQP\x00\x00\x09\x00")),
-                ("AMQP 0-8-0", raw_exchange(&url, b"AMQP\x00\x00\x08\x00")),
-                ("AMQP 1.0", raw_exchange(&url, b"AMQP\x00\x01\x00\x00")),
-                ("AMQP 1.0 SASL", raw_exchange(&url, b"AMQP\x03\x01\x00\x00")),
-                ("HTTP/1.1", raw_exchange(&url, b"HTTP/1.1")),
-                (
-                    "HTTP request",
-                    raw_exchange(&url, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
-                ),
-            ],
-        )
-        .await
+/// Sends each of `inputs` on a fresh socket where the protocol header belongs: every one must be
+/// answered with the 0-9-1 protocol header and a closed socket.
+async fn answered_with_0_9_1_header_and_closed(inputs: &'static [(&'static str, &'static [u8])]) {
+    let t = differential_cases(|url| {
+        inputs
+            .iter()
+            .map(|&(label, bytes)| (label, raw_exchange(&url, bytes)))
+            .collect()
     })
     .await;
     let mut expected = Vec::new();
-    for label in [
-        "AMQP 0-9-2",
-        "AMQP 0-9-0",
-        "AMQP 0-8-0",
-        "AMQP 1.0",
-        "AMQP 1.0 SASL",
-        "HTTP/1.1",
-        "HTTP request",
-    ] {
+    for (label, _) in inputs {
         expected.push(format!("{label}: received AMQP\\x00\\x00\\t\\x01"));
         expected.push(format!("{label}: socket closed"));
     }
     assert_eq!(t, with_healthy(expected));
 }
 
+#[tokio::test]
+async fn wrong_protocol_header_is_answered_with_0_9_1_and_closed() {
+    answered_with_0_9_1_header_and_closed(&[
+        ("AMQP 0-9-2", b"AMQP\x00\x00\x09\x02"),
+        ("AMQP 0-9-0", b"AMQP\x00\x00\x09\x00"),
+        ("AMQP 0-8-0", b"AMQP\x00\x00\x08\x00"),
+        ("AMQP 1.0", b"AMQP\x00\x01\x00\x00"),
+        ("AMQP 1.0 SASL", b"AMQP\x03\x01\x00\x00"),
+        ("HTTP/1.1", b"HTTP/1.1"),
+        ("HTTP request", b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    ])
+    .await;
+}
+
 /// RabbitMQ takes the legacy 0-9 header (`AMQP 1 1 0 9`) as 0-9-1 and starts a session that
 /// announces version 0-9.
 #[tokio::test]
 async fn legacy_0_9_protocol_header_starts_a_0_9_session() {
-    let t = differential(|url| async move {
-        let start = {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut c = Client::connect(&url).await;
-                c.send(b"AMQP\x01\x01\x00\x09").await;
-                let first = c.next(READ).await;
-                vec![event_text(&first)]
-            }) as Case
-        };
-        cases(&url, vec![("AMQP 1-1-0-9", start)]).await
+    let t = differential_cases(|url| {
+        let start = case(&url, |url| async move {
+            let mut c = Client::connect(&url).await;
+            c.send(b"AMQP\x01\x01\x00\x09").await;
+            let first = c.next(READ).await;
+            vec![event_text(&first)]
+        });
+        vec![("AMQP 1-1-0-9", start)]
     })
     .await;
     assert_eq!(
@@ -712,45 +726,16 @@ async fn legacy_0_9_protocol_header_starts_a_0_9_session() {
 
 #[tokio::test]
 async fn frame_or_garbage_before_protocol_header() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                (
-                    "method frame",
-                    raw_exchange(
-                        &url,
-                        b"\x01\x00\x00\x00\x00\x00\x05\x00\x14\x00\x0a\x00\xce",
-                    ),
-                ),
-                (
-                    "heartbeat frame",
-                    raw_exchange(&url, b"\x08\x00\x00\x00\x00\x00\x00\xce"),
-                ),
-                (
-                    "zero bytes",
-                    raw_exchange(&url, b"\x00\x00\x00\x00\x00\x00\x00\x00"),
-                ),
-                (
-                    "0xff bytes",
-                    raw_exchange(&url, b"\xff\xff\xff\xff\xff\xff\xff\xff"),
-                ),
-            ],
-        )
-        .await
-    })
+    answered_with_0_9_1_header_and_closed(&[
+        (
+            "method frame",
+            b"\x01\x00\x00\x00\x00\x00\x05\x00\x14\x00\x0a\x00\xce",
+        ),
+        ("heartbeat frame", b"\x08\x00\x00\x00\x00\x00\x00\xce"),
+        ("zero bytes", b"\x00\x00\x00\x00\x00\x00\x00\x00"),
+        ("0xff bytes", b"\xff\xff\xff\xff\xff\xff\xff\xff"),
+    ])
     .await;
-    let mut expected = Vec::new();
-    for label in [
-        "method frame",
-        "heartbeat frame",
-        "zero bytes",
-        "0xff bytes",
-    ] {
-        expected.push(format!("{label}: received AMQP\\x00\\x00\\t\\x01"));
-        expected.push(format!("{label}: socket closed"));
-    }
-    assert_eq!(t, with_healthy(expected));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,14 +747,14 @@ async fn frame_or_garbage_before_protocol_header() {
 /// though the limit it reports is frame_max - 8), and checks it from the frame header alone.
 #[tokio::test]
 async fn frame_larger_than_frame_max_is_a_frame_error() {
-    let t = differential(|url| async move {
+    let t = differential_cases(|url| {
         let small = Login {
             frame_max: Some(8192),
             ..Login::default()
         };
         let oversized_body = {
-            let (url, small) = (url.clone(), small.clone());
-            Box::pin(async move {
+            let small = small.clone();
+            case(&url, |url| async move {
                 let mut c = Client::connect(&url).await;
                 c.handshake_with(&small).await.expect("handshake");
                 assert_eq!(c.call(&channel_open(1)).await, "ch1 channel.open-ok");
@@ -778,11 +763,11 @@ async fn frame_larger_than_frame_max_is_a_frame_error() {
                 c.send(&body(1, &vec![b'x'; c.frame_max as usize + 1]))
                     .await;
                 c.finish().await
-            }) as Case
+            })
         };
         let oversized_method = {
-            let (url, small) = (url.clone(), small.clone());
-            Box::pin(async move {
+            let small = small.clone();
+            case(&url, |url| async move {
                 let mut c = Client::connect(&url).await;
                 c.handshake_with(&small).await.expect("handshake");
                 // channel.open with an 8200-byte tail: payload 8205 bytes.
@@ -790,12 +775,12 @@ async fn frame_larger_than_frame_max_is_a_frame_error() {
                 args.extend(vec![b'x'; 8200]);
                 c.send(&raw_method(1, 20, 10, &args)).await;
                 c.finish().await
-            }) as Case
+            })
         };
         // Payload of exactly frame_max bytes is accepted: the message arrives.
         let at_limit = {
-            let (url, small) = (url.clone(), small.clone());
-            Box::pin(async move {
+            let small = small.clone();
+            case(&url, |url| async move {
                 let q = unique("bad-input.frame-max");
                 let mut c = Client::connect(&url).await;
                 c.handshake_with(&small).await.expect("handshake");
@@ -811,17 +796,13 @@ async fn frame_larger_than_frame_max_is_a_frame_error() {
                     t.push(event_text(&c.next(READ).await));
                 }
                 t
-            }) as Case
+            })
         };
-        cases(
-            &url,
-            vec![
-                ("body frame 8193 bytes", oversized_body),
-                ("method frame 8205 bytes", oversized_method),
-                ("body frame 8192 bytes", at_limit),
-            ],
-        )
-        .await
+        vec![
+            ("body frame 8193 bytes", oversized_body),
+            ("method frame 8205 bytes", oversized_method),
+            ("body frame 8192 bytes", at_limit),
+        ]
     })
     .await;
     assert_eq!(
@@ -843,21 +824,17 @@ async fn frame_larger_than_frame_max_is_a_frame_error() {
 
 #[tokio::test]
 async fn bad_frame_end_octet_is_a_frame_error() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                (
-                    "channel.open ending 0x00",
-                    after_open(&url, &[], raw_frame(1, 1, b"\x00\x14\x00\x0a\x00", 0x00)),
-                ),
-                (
-                    "heartbeat ending 0x42",
-                    after_open(&url, &[], raw_frame(8, 0, b"", 0x42)),
-                ),
-            ],
-        )
-        .await
+    let t = differential_cases(|url| {
+        vec![
+            (
+                "channel.open ending 0x00",
+                after_open(&url, &[], raw_frame(1, 1, b"\x00\x14\x00\x0a\x00", 0x00)),
+            ),
+            (
+                "heartbeat ending 0x42",
+                after_open(&url, &[], raw_frame(8, 0, b"", 0x42)),
+            ),
+        ]
     })
     .await;
     assert_eq!(
@@ -873,25 +850,21 @@ async fn bad_frame_end_octet_is_a_frame_error() {
 
 #[tokio::test]
 async fn unknown_frame_type_is_a_frame_error() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                (
-                    "type 9 on ch0",
-                    after_open(&url, &[], raw_frame(9, 0, b"", 0xCE)),
-                ),
-                (
-                    "type 4 on ch1",
-                    after_open(&url, &[1], raw_frame(4, 1, b"abc", 0xCE)),
-                ),
-                (
-                    "type 65 on ch0",
-                    after_open(&url, &[], raw_frame(65, 0, b"", 0xCE)),
-                ),
-            ],
-        )
-        .await
+    let t = differential_cases(|url| {
+        vec![
+            (
+                "type 9 on ch0",
+                after_open(&url, &[], raw_frame(9, 0, b"", 0xCE)),
+            ),
+            (
+                "type 4 on ch1",
+                after_open(&url, &[1], raw_frame(4, 1, b"abc", 0xCE)),
+            ),
+            (
+                "type 65 on ch0",
+                after_open(&url, &[], raw_frame(65, 0, b"", 0xCE)),
+            ),
+        ]
     })
     .await;
     assert_eq!(
@@ -914,37 +887,33 @@ async fn unknown_frame_type_is_a_frame_error() {
 /// at once and no connection.close is sent.
 #[tokio::test]
 async fn unknown_class_or_method_id_drops_the_connection() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                (
-                    "class 99 on ch0",
-                    after_open(&url, &[], raw_method(0, 99, 10, b"")),
-                ),
-                (
-                    "class 99 on ch1",
-                    after_open(&url, &[1], raw_method(1, 99, 10, b"")),
-                ),
-                (
-                    "class 99 on unopened ch5",
-                    after_open(&url, &[], raw_method(5, 99, 10, b"")),
-                ),
-                (
-                    "method 10.99 on ch0",
-                    after_open(&url, &[], raw_method(0, 10, 99, b"")),
-                ),
-                (
-                    "method 20.99 on ch1",
-                    after_open(&url, &[1], raw_method(1, 20, 99, b"")),
-                ),
-                (
-                    "method 60.99 on ch1",
-                    after_open(&url, &[1], raw_method(1, 60, 99, b"")),
-                ),
-            ],
-        )
-        .await
+    let t = differential_cases(|url| {
+        vec![
+            (
+                "class 99 on ch0",
+                after_open(&url, &[], raw_method(0, 99, 10, b"")),
+            ),
+            (
+                "class 99 on ch1",
+                after_open(&url, &[1], raw_method(1, 99, 10, b"")),
+            ),
+            (
+                "class 99 on unopened ch5",
+                after_open(&url, &[], raw_method(5, 99, 10, b"")),
+            ),
+            (
+                "method 10.99 on ch0",
+                after_open(&url, &[], raw_method(0, 10, 99, b"")),
+            ),
+            (
+                "method 20.99 on ch1",
+                after_open(&url, &[1], raw_method(1, 20, 99, b"")),
+            ),
+            (
+                "method 60.99 on ch1",
+                after_open(&url, &[1], raw_method(1, 60, 99, b"")),
+            ),
+        ]
     })
     .await;
     let mut expected = Vec::new();
@@ -964,34 +933,30 @@ async fn unknown_class_or_method_id_drops_the_connection() {
 /// Arguments that do not decode are a 501 FRAME_ERROR naming the method (not 502).
 #[tokio::test]
 async fn truncated_or_overlong_method_arguments() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                (
-                    "queue.declare cut short",
-                    // reserved-1, then a shortstr of length 5 with only "ab"
-                    after_open(&url, &[1], raw_method(1, 50, 10, b"\x00\x00\x05ab")),
-                ),
-                (
-                    "channel.open without arguments",
-                    after_open(&url, &[], raw_method(1, 20, 10, b"")),
-                ),
-                (
-                    "channel.open with trailing bytes",
-                    after_open(&url, &[], raw_method(1, 20, 10, b"\x00junk")),
-                ),
-                (
-                    "method payload of 1 byte",
-                    after_open(&url, &[], raw_frame(1, 1, b"\x00", 0xCE)),
-                ),
-                (
-                    "method payload empty",
-                    after_open(&url, &[], raw_frame(1, 1, b"", 0xCE)),
-                ),
-            ],
-        )
-        .await
+    let t = differential_cases(|url| {
+        vec![
+            (
+                "queue.declare cut short",
+                // reserved-1, then a shortstr of length 5 with only "ab"
+                after_open(&url, &[1], raw_method(1, 50, 10, b"\x00\x00\x05ab")),
+            ),
+            (
+                "channel.open without arguments",
+                after_open(&url, &[], raw_method(1, 20, 10, b"")),
+            ),
+            (
+                "channel.open with trailing bytes",
+                after_open(&url, &[], raw_method(1, 20, 10, b"\x00junk")),
+            ),
+            (
+                "method payload of 1 byte",
+                after_open(&url, &[], raw_frame(1, 1, b"\x00", 0xCE)),
+            ),
+            (
+                "method payload empty",
+                after_open(&url, &[], raw_frame(1, 1, b"", 0xCE)),
+            ),
+        ]
     })
     .await;
     assert_eq!(
@@ -1024,71 +989,59 @@ async fn truncated_or_overlong_method_arguments() {
 /// answers that with 504 or drops it silently depending on a race inside the broker.
 #[tokio::test]
 async fn methods_on_channels_that_are_not_open() {
-    let t = differential(|url| async move {
-        let after_client_close = {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut c = Client::open(&url).await;
-                let mut t = vec![c.call(&channel_open(1)).await];
-                t.push(c.call(&channel_close(1)).await);
-                c.send(&queue_declare(1, "anything", true, false)).await;
-                t.extend(c.finish().await);
-                t
-            }) as Case
-        };
+    let t = differential_cases(|url| {
+        let after_client_close = case(&url, |url| async move {
+            let mut c = Client::open(&url).await;
+            let mut t = vec![c.call(&channel_open(1)).await];
+            t.push(c.call(&channel_close(1)).await);
+            c.send(&queue_declare(1, "anything", true, false)).await;
+            t.extend(c.finish().await);
+            t
+        });
         // A content-carrying method is only looked at once its content is complete.
-        let publish_unopened = {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut c = Client::open(&url).await;
-                c.send(&publish(3, "nowhere")).await;
-                let mut t = c.quiet().await;
-                c.send(&content_header(3, 60, 0)).await;
-                t.extend(c.finish().await);
-                t
-            }) as Case
-        };
-        cases(
-            &url,
-            vec![
-                (
-                    "queue.declare on never-opened ch3",
-                    after_open(&url, &[], queue_declare(3, "anything", true, false)),
-                ),
-                ("basic.publish on never-opened ch3", publish_unopened),
-                ("queue.declare after channel.close-ok", after_client_close),
-                (
-                    "channel.open twice",
-                    after_open(&url, &[1], channel_open(1)),
-                ),
-                (
-                    "channel.open on ch0",
-                    after_open(&url, &[], channel_open(0)),
-                ),
-                (
-                    "queue.declare on ch0",
-                    after_open(&url, &[], queue_declare(0, "anything", true, false)),
-                ),
-                (
-                    "connection.tune-ok on ch1",
-                    after_open(
-                        &url,
-                        &[1],
-                        method(
-                            1,
-                            AMQPClass::Connection(connection::AMQPMethod::TuneOk(
-                                connection::TuneOk {
-                                    channel_max: 0,
-                                    frame_max: 131072,
-                                    heartbeat: 0,
-                                },
-                            )),
-                        ),
+        let publish_unopened = case(&url, |url| async move {
+            let mut c = Client::open(&url).await;
+            c.send(&publish(3, "nowhere")).await;
+            let mut t = c.quiet().await;
+            c.send(&content_header(3, 60, 0)).await;
+            t.extend(c.finish().await);
+            t
+        });
+        vec![
+            (
+                "queue.declare on never-opened ch3",
+                after_open(&url, &[], queue_declare(3, "anything", true, false)),
+            ),
+            ("basic.publish on never-opened ch3", publish_unopened),
+            ("queue.declare after channel.close-ok", after_client_close),
+            (
+                "channel.open twice",
+                after_open(&url, &[1], channel_open(1)),
+            ),
+            (
+                "channel.open on ch0",
+                after_open(&url, &[], channel_open(0)),
+            ),
+            (
+                "queue.declare on ch0",
+                after_open(&url, &[], queue_declare(0, "anything", true, false)),
+            ),
+            (
+                "connection.tune-ok on ch1",
+                after_open(
+                    &url,
+                    &[1],
+                    method(
+                        1,
+                        AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
+                            channel_max: 0,
+                            frame_max: 131072,
+                            heartbeat: 0,
+                        })),
                     ),
                 ),
-            ],
-        )
-        .await
+            ),
+        ]
     })
     .await;
     assert_eq!(
@@ -1127,11 +1080,11 @@ async fn methods_on_channels_that_are_not_open() {
 /// id can be opened again.
 #[tokio::test]
 async fn channel_closed_by_the_server_until_close_ok() {
-    let t = differential(|url| async move {
+    let t = differential_cases(|url| {
         let missing = unique("bad-input.missing");
         let ignore_then_reopen = {
-            let (url, missing) = (url.clone(), missing.clone());
-            Box::pin(async move {
+            let missing = missing.clone();
+            case(&url, |url| async move {
                 let mut c = Client::open(&url).await;
                 let mut t = vec![c.call(&channel_open(1)).await];
                 t.push(c.call(&queue_declare(1, &missing, true, false)).await);
@@ -1146,11 +1099,11 @@ async fn channel_closed_by_the_server_until_close_ok() {
                 t.into_iter()
                     .map(|l| l.replace(&missing, "MISSING"))
                     .collect()
-            }) as Case
+            })
         };
         let reopen_before_close_ok = {
-            let (url, missing) = (url.clone(), missing.clone());
-            Box::pin(async move {
+            let missing = missing.clone();
+            case(&url, |url| async move {
                 let mut c = Client::open(&url).await;
                 let mut t = vec![c.call(&channel_open(1)).await];
                 t.push(c.call(&queue_declare(1, &missing, true, false)).await);
@@ -1159,16 +1112,12 @@ async fn channel_closed_by_the_server_until_close_ok() {
                 t.into_iter()
                     .map(|l| l.replace(&missing, "MISSING"))
                     .collect()
-            }) as Case
+            })
         };
-        cases(
-            &url,
-            vec![
-                ("ignored until close-ok", ignore_then_reopen),
-                ("channel.open before close-ok", reopen_before_close_ok),
-            ],
-        )
-        .await
+        vec![
+            ("ignored until close-ok", ignore_then_reopen),
+            ("channel.open before close-ok", reopen_before_close_ok),
+        ]
     })
     .await;
     assert_eq!(
@@ -1192,43 +1141,33 @@ async fn channel_closed_by_the_server_until_close_ok() {
 /// the number of open channels (530 once as many as channel_max are open).
 #[tokio::test]
 async fn channel_ids_and_channel_max() {
-    let t = differential(|url| async move {
-        let too_many = {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut c = Client::connect(&url).await;
-                let login = Login {
-                    channel_max: Some(2),
-                    ..Login::default()
-                };
-                c.handshake_with(&login).await.expect("handshake");
-                let mut t = vec![c.call(&channel_open(1)).await];
-                t.push(c.call(&channel_open(2)).await);
-                c.send(&channel_open(3)).await;
-                t.extend(c.finish().await);
-                t
-            }) as Case
-        };
-        let high_ids = {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut c = Client::open(&url).await;
-                let mut t = Vec::new();
-                for ch in [2047u16, 2048, 65535] {
-                    t.push(c.call(&channel_open(ch)).await);
-                }
-                t.push(c.call(&queue_declare(65535, "", false, true)).await);
-                t
-            }) as Case
-        };
-        cases(
-            &url,
-            vec![
-                ("ids above channel_max", high_ids),
-                ("third channel with channel_max 2", too_many),
-            ],
-        )
-        .await
+    let t = differential_cases(|url| {
+        let too_many = case(&url, |url| async move {
+            let mut c = Client::connect(&url).await;
+            let login = Login {
+                channel_max: Some(2),
+                ..Login::default()
+            };
+            c.handshake_with(&login).await.expect("handshake");
+            let mut t = vec![c.call(&channel_open(1)).await];
+            t.push(c.call(&channel_open(2)).await);
+            c.send(&channel_open(3)).await;
+            t.extend(c.finish().await);
+            t
+        });
+        let high_ids = case(&url, |url| async move {
+            let mut c = Client::open(&url).await;
+            let mut t = Vec::new();
+            for ch in [2047u16, 2048, 65535] {
+                t.push(c.call(&channel_open(ch)).await);
+            }
+            t.push(c.call(&queue_declare(65535, "", false, true)).await);
+            t
+        });
+        vec![
+            ("ids above channel_max", high_ids),
+            ("third channel with channel_max 2", too_many),
+        ]
     })
     .await;
     assert_eq!(
@@ -1253,105 +1192,101 @@ async fn channel_ids_and_channel_max() {
 
 #[tokio::test]
 async fn content_frames_out_of_order() {
-    let t = differential(|url| async move {
+    let t = differential_cases(|url| {
         let then = |a: Vec<u8>, b: Vec<u8>| -> Vec<u8> { a.into_iter().chain(b).collect() };
-        cases(
-            &url,
-            vec![
-                (
-                    "header without publish",
-                    after_open(&url, &[1], content_header(1, 60, 5)),
+        vec![
+            (
+                "header without publish",
+                after_open(&url, &[1], content_header(1, 60, 5)),
+            ),
+            (
+                "body without publish",
+                after_open(&url, &[1], body(1, b"abc")),
+            ),
+            (
+                "header on never-opened ch3",
+                after_open(&url, &[], content_header(3, 60, 5)),
+            ),
+            (
+                "body on never-opened ch3",
+                after_open(&url, &[], body(3, b"abc")),
+            ),
+            (
+                "header on ch0",
+                after_open(&url, &[], content_header(0, 60, 5)),
+            ),
+            ("body on ch0", after_open(&url, &[], body(0, b"a"))),
+            (
+                "publish then body",
+                after_open(&url, &[1], then(publish(1, "nowhere"), body(1, b"abc"))),
+            ),
+            (
+                "publish then method",
+                after_open(
+                    &url,
+                    &[1],
+                    then(publish(1, "nowhere"), queue_declare(1, "x", true, false)),
                 ),
-                (
-                    "body without publish",
-                    after_open(&url, &[1], body(1, b"abc")),
+            ),
+            (
+                "publish then header of class 50",
+                after_open(
+                    &url,
+                    &[1],
+                    then(publish(1, "nowhere"), content_header(1, 50, 3)),
                 ),
-                (
-                    "header on never-opened ch3",
-                    after_open(&url, &[], content_header(3, 60, 5)),
-                ),
-                (
-                    "body on never-opened ch3",
-                    after_open(&url, &[], body(3, b"abc")),
-                ),
-                (
-                    "header on ch0",
-                    after_open(&url, &[], content_header(0, 60, 5)),
-                ),
-                ("body on ch0", after_open(&url, &[], body(0, b"a"))),
-                (
-                    "publish then body",
-                    after_open(&url, &[1], then(publish(1, "nowhere"), body(1, b"abc"))),
-                ),
-                (
-                    "publish then method",
-                    after_open(
-                        &url,
-                        &[1],
-                        then(publish(1, "nowhere"), queue_declare(1, "x", true, false)),
+            ),
+            (
+                "header then method",
+                after_open(
+                    &url,
+                    &[1],
+                    then(
+                        then(publish(1, "nowhere"), content_header(1, 60, 10)),
+                        queue_declare(1, "x", true, false),
                     ),
                 ),
-                (
-                    "publish then header of class 50",
-                    after_open(
-                        &url,
-                        &[1],
-                        then(publish(1, "nowhere"), content_header(1, 50, 3)),
-                    ),
-                ),
-                (
-                    "header then method",
-                    after_open(
-                        &url,
-                        &[1],
+            ),
+            (
+                "part of body then method",
+                after_open(
+                    &url,
+                    &[1],
+                    then(
                         then(
                             then(publish(1, "nowhere"), content_header(1, 60, 10)),
-                            queue_declare(1, "x", true, false),
-                        ),
-                    ),
-                ),
-                (
-                    "part of body then method",
-                    after_open(
-                        &url,
-                        &[1],
-                        then(
-                            then(
-                                then(publish(1, "nowhere"), content_header(1, 60, 10)),
-                                body(1, b"abc"),
-                            ),
-                            queue_declare(1, "x", true, false),
-                        ),
-                    ),
-                ),
-                (
-                    "part of body then header",
-                    after_open(
-                        &url,
-                        &[1],
-                        then(
-                            then(
-                                then(publish(1, "nowhere"), content_header(1, 60, 10)),
-                                body(1, b"abc"),
-                            ),
-                            content_header(1, 60, 10),
-                        ),
-                    ),
-                ),
-                (
-                    "empty-body header then body",
-                    after_open(
-                        &url,
-                        &[1],
-                        then(
-                            then(publish(1, "nowhere"), content_header(1, 60, 0)),
                             body(1, b"abc"),
                         ),
+                        queue_declare(1, "x", true, false),
                     ),
                 ),
-            ],
-        )
-        .await
+            ),
+            (
+                "part of body then header",
+                after_open(
+                    &url,
+                    &[1],
+                    then(
+                        then(
+                            then(publish(1, "nowhere"), content_header(1, 60, 10)),
+                            body(1, b"abc"),
+                        ),
+                        content_header(1, 60, 10),
+                    ),
+                ),
+            ),
+            (
+                "empty-body header then body",
+                after_open(
+                    &url,
+                    &[1],
+                    then(
+                        then(publish(1, "nowhere"), content_header(1, 60, 0)),
+                        body(1, b"abc"),
+                    ),
+                ),
+            ),
+        ]
     })
     .await;
     let expected_method = "\"UNEXPECTED_FRAME - expected method frame, got non method frame instead\" class=0 method=0";
@@ -1399,29 +1334,26 @@ async fn content_frames_out_of_order() {
 /// nothing is routed, and the next method frame is a 505.
 #[tokio::test]
 async fn body_longer_than_declared_size() {
-    let t = differential(|url| async move {
-        let longer = {
-            let url = url.clone();
-            Box::pin(async move {
-                let q = unique("bad-input.longer");
-                let mut c = Client::open(&url).await;
-                let mut t = vec![c.call(&channel_open(1)).await];
-                t.push(c.call(&channel_open(2)).await);
-                t.push(c.call(&queue_declare(1, &q, false, true)).await);
-                c.send(&publish(1, &q)).await;
-                c.send(&content_header(1, 60, 3)).await;
-                c.send(&body(1, b"abcdef")).await;
-                t.extend(c.quiet().await);
-                // Nothing reached the queue.
-                t.push(c.call(&get(2, &q)).await);
-                c.send(&body(1, b"ghi")).await;
-                t.extend(c.quiet().await);
-                c.send(&get(1, &q)).await;
-                t.extend(c.finish().await);
-                t
-            }) as Case
-        };
-        cases(&url, vec![("body 6 bytes for size 3", longer)]).await
+    let t = differential_cases(|url| {
+        let longer = case(&url, |url| async move {
+            let q = unique("bad-input.longer");
+            let mut c = Client::open(&url).await;
+            let mut t = vec![c.call(&channel_open(1)).await];
+            t.push(c.call(&channel_open(2)).await);
+            t.push(c.call(&queue_declare(1, &q, false, true)).await);
+            c.send(&publish(1, &q)).await;
+            c.send(&content_header(1, 60, 3)).await;
+            c.send(&body(1, b"abcdef")).await;
+            t.extend(c.quiet().await);
+            // Nothing reached the queue.
+            t.push(c.call(&get(2, &q)).await);
+            c.send(&body(1, b"ghi")).await;
+            t.extend(c.quiet().await);
+            c.send(&get(1, &q)).await;
+            t.extend(c.finish().await);
+            t
+        });
+        vec![("body 6 bytes for size 3", longer)]
     })
     .await;
     assert_eq!(
@@ -1442,25 +1374,21 @@ async fn body_longer_than_declared_size() {
 
 #[tokio::test]
 async fn heartbeat_on_a_non_zero_channel() {
-    let t = differential(|url| async move {
-        cases(
-            &url,
-            vec![
-                (
-                    "heartbeat on open ch1",
-                    after_open(&url, &[1], raw_frame(8, 1, b"", 0xCE)),
-                ),
-                (
-                    "heartbeat on never-opened ch1",
-                    after_open(&url, &[], raw_frame(8, 1, b"", 0xCE)),
-                ),
-                (
-                    "heartbeat on ch0 with payload",
-                    after_open(&url, &[], raw_frame(8, 0, b"xy", 0xCE)),
-                ),
-            ],
-        )
-        .await
+    let t = differential_cases(|url| {
+        vec![
+            (
+                "heartbeat on open ch1",
+                after_open(&url, &[1], raw_frame(8, 1, b"", 0xCE)),
+            ),
+            (
+                "heartbeat on never-opened ch1",
+                after_open(&url, &[], raw_frame(8, 1, b"", 0xCE)),
+            ),
+            (
+                "heartbeat on ch0 with payload",
+                after_open(&url, &[], raw_frame(8, 0, b"xy", 0xCE)),
+            ),
+        ]
     })
     .await;
     assert_eq!(
@@ -1485,8 +1413,7 @@ async fn heartbeat_on_a_non_zero_channel() {
 
 /// Runs a handshake with `login` and records how it ended.
 fn login_case(url: &str, login: Login) -> Case {
-    let url = url.to_string();
-    Box::pin(async move {
+    case(url, |url| async move {
         let mut c = Client::connect(&url).await;
         match c.handshake_with(&login).await {
             Ok(()) => {
@@ -1501,7 +1428,7 @@ fn login_case(url: &str, login: Login) -> Case {
 
 #[tokio::test]
 async fn login_failures() {
-    let t = differential(|url| async move {
+    let t = differential_cases(|url| {
         let plain = |user: &str, pass: &str| Login {
             response: format!("\0{user}\0{pass}").into_bytes(),
             ..Login::default()
@@ -1511,93 +1438,89 @@ async fn login_failures() {
             response: amqplain_response(user, pass),
             ..Login::default()
         };
-        cases(
-            &url,
-            vec![
-                ("wrong password", login_case(&url, plain("guest", "wrong"))),
-                (
-                    "unknown user",
-                    login_case(&url, plain("nobody-here", "guest")),
+        vec![
+            ("wrong password", login_case(&url, plain("guest", "wrong"))),
+            (
+                "unknown user",
+                login_case(&url, plain("nobody-here", "guest")),
+            ),
+            (
+                "wrong password, no authentication_failure_close",
+                login_case(
+                    &url,
+                    Login {
+                        auth_failure_close: false,
+                        ..plain("guest", "wrong")
+                    },
                 ),
-                (
-                    "wrong password, no authentication_failure_close",
-                    login_case(
-                        &url,
-                        Login {
-                            auth_failure_close: false,
-                            ..plain("guest", "wrong")
-                        },
-                    ),
+            ),
+            ("AMQPLAIN", login_case(&url, amqplain("guest", "guest"))),
+            (
+                "AMQPLAIN wrong password",
+                login_case(&url, amqplain("guest", "wrong")),
+            ),
+            (
+                "mechanism EXTERNAL",
+                login_case(
+                    &url,
+                    Login {
+                        mechanism: "EXTERNAL".into(),
+                        response: Vec::new(),
+                        ..Login::default()
+                    },
                 ),
-                ("AMQPLAIN", login_case(&url, amqplain("guest", "guest"))),
-                (
-                    "AMQPLAIN wrong password",
-                    login_case(&url, amqplain("guest", "wrong")),
+            ),
+            (
+                "mechanism FOO",
+                login_case(
+                    &url,
+                    Login {
+                        mechanism: "FOO".into(),
+                        ..Login::default()
+                    },
                 ),
-                (
-                    "mechanism EXTERNAL",
-                    login_case(
-                        &url,
-                        Login {
-                            mechanism: "EXTERNAL".into(),
-                            response: Vec::new(),
-                            ..Login::default()
-                        },
-                    ),
+            ),
+            (
+                "mechanism plain (lower case)",
+                login_case(
+                    &url,
+                    Login {
+                        mechanism: "plain".into(),
+                        ..Login::default()
+                    },
                 ),
-                (
-                    "mechanism FOO",
-                    login_case(
-                        &url,
-                        Login {
-                            mechanism: "FOO".into(),
-                            ..Login::default()
-                        },
-                    ),
+            ),
+            (
+                "PLAIN response without NULs",
+                login_case(
+                    &url,
+                    Login {
+                        response: b"guest guest".to_vec(),
+                        ..Login::default()
+                    },
                 ),
-                (
-                    "mechanism plain (lower case)",
-                    login_case(
-                        &url,
-                        Login {
-                            mechanism: "plain".into(),
-                            ..Login::default()
-                        },
-                    ),
+            ),
+            (
+                "PLAIN response with authzid",
+                login_case(
+                    &url,
+                    Login {
+                        response: b"guest\0guest\0guest".to_vec(),
+                        ..Login::default()
+                    },
                 ),
-                (
-                    "PLAIN response without NULs",
-                    login_case(
-                        &url,
-                        Login {
-                            response: b"guest guest".to_vec(),
-                            ..Login::default()
-                        },
-                    ),
+            ),
+            (
+                "unknown vhost",
+                login_case(
+                    &url,
+                    Login {
+                        vhost: Some("no-such-vhost".into()),
+                        ..Login::default()
+                    },
                 ),
-                (
-                    "PLAIN response with authzid",
-                    login_case(
-                        &url,
-                        Login {
-                            response: b"guest\0guest\0guest".to_vec(),
-                            ..Login::default()
-                        },
-                    ),
-                ),
-                (
-                    "unknown vhost",
-                    login_case(
-                        &url,
-                        Login {
-                            vhost: Some("no-such-vhost".into()),
-                            ..Login::default()
-                        },
-                    ),
-                ),
-            ],
-        )
-        .await
+            ),
+        ]
     })
     .await;
     let refused = |mech: &str| {
@@ -1644,27 +1567,23 @@ async fn login_failures() {
 /// 3 s later.
 #[tokio::test]
 async fn tune_ok_outside_the_servers_limits() {
-    let t = differential(|url| async move {
+    let t = differential_cases(|url| {
         let tune = |channel_max: Option<u16>, frame_max: Option<u32>| Login {
             channel_max,
             frame_max,
             ..Login::default()
         };
-        cases(
-            &url,
-            vec![
-                ("channel_max 5000", login_case(&url, tune(Some(5000), None))),
-                ("channel_max 0", login_case(&url, tune(Some(0), None))),
-                ("frame_max 4095", login_case(&url, tune(None, Some(4095)))),
-                ("frame_max 4096", login_case(&url, tune(None, Some(4096)))),
-                (
-                    "frame_max 200000",
-                    login_case(&url, tune(None, Some(200_000))),
-                ),
-                ("frame_max 0", login_case(&url, tune(None, Some(0)))),
-            ],
-        )
-        .await
+        vec![
+            ("channel_max 5000", login_case(&url, tune(Some(5000), None))),
+            ("channel_max 0", login_case(&url, tune(Some(0), None))),
+            ("frame_max 4095", login_case(&url, tune(None, Some(4095)))),
+            ("frame_max 4096", login_case(&url, tune(None, Some(4096)))),
+            (
+                "frame_max 200000",
+                login_case(&url, tune(None, Some(200_000))),
+            ),
+            ("frame_max 0", login_case(&url, tune(None, Some(0)))),
+        ]
     })
     .await;
     assert_eq!(
@@ -1689,41 +1608,38 @@ async fn tune_ok_outside_the_servers_limits() {
 /// after about two missed beats; RabbitMQ itself sends a heartbeat every half interval.
 #[tokio::test]
 async fn silent_peer_is_dropped_after_missed_heartbeats() {
-    let t = differential(|url| async move {
-        let silent = {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut c = Client::connect(&url).await;
-                let login = Login {
-                    heartbeat: 1,
-                    ..Login::default()
-                };
-                c.handshake_with(&login).await.expect("handshake");
-                let started = Instant::now();
-                let mut heartbeats = 0;
-                let mut other = Vec::new();
-                let closed_at = loop {
-                    match c.next(Duration::from_secs(10)).await {
-                        Event::Frame(AMQPFrame::Heartbeat) => heartbeats += 1,
-                        Event::Frame(f) => other.push(describe(&f)),
-                        Event::Closed => break Some(started.elapsed()),
-                        Event::Timeout | Event::Garbage(_) => break None,
-                    }
-                };
-                let mut t = vec![format!("server sent heartbeats: {}", heartbeats > 0)];
-                t.push(format!("other frames: {other:?}"));
-                t.push(format!(
-                    "closed within 5 s: {}",
-                    closed_at.is_some_and(|d| d < Duration::from_secs(5))
-                ));
-                t.push(format!(
-                    "closed after 2 s or later: {}",
-                    closed_at.is_some_and(|d| d >= Duration::from_secs(2))
-                ));
-                t
-            }) as Case
-        };
-        cases(&url, vec![("heartbeat 1 s", silent)]).await
+    let t = differential_cases(|url| {
+        let silent = case(&url, |url| async move {
+            let mut c = Client::connect(&url).await;
+            let login = Login {
+                heartbeat: 1,
+                ..Login::default()
+            };
+            c.handshake_with(&login).await.expect("handshake");
+            let started = Instant::now();
+            let mut heartbeats = 0;
+            let mut other = Vec::new();
+            let closed_at = loop {
+                match c.next(Duration::from_secs(10)).await {
+                    Event::Frame(AMQPFrame::Heartbeat) => heartbeats += 1,
+                    Event::Frame(f) => other.push(describe(&f)),
+                    Event::Closed => break Some(started.elapsed()),
+                    Event::Timeout | Event::Garbage(_) => break None,
+                }
+            };
+            let mut t = vec![format!("server sent heartbeats: {}", heartbeats > 0)];
+            t.push(format!("other frames: {other:?}"));
+            t.push(format!(
+                "closed within 5 s: {}",
+                closed_at.is_some_and(|d| d < Duration::from_secs(5))
+            ));
+            t.push(format!(
+                "closed after 2 s or later: {}",
+                closed_at.is_some_and(|d| d >= Duration::from_secs(2))
+            ));
+            t
+        });
+        vec![("heartbeat 1 s", silent)]
     })
     .await;
     assert_eq!(
@@ -1747,31 +1663,15 @@ async fn silent_peer_is_dropped_after_missed_heartbeats() {
 /// in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_connection_does_not_disturb_a_good_client() {
-    use lapin::options::{
-        BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    };
-    use lapin::{Connection, ConnectionProperties};
+    use common::client::{channel, connect, declare_exclusive_queue, drain};
+    use lapin::options::BasicPublishOptions;
 
     const MESSAGES: usize = 300;
     let t = differential(|url| async move {
         let q = unique("bad-input.good-client");
-        let conn = Connection::connect(&url, ConnectionProperties::default())
-            .await
-            .expect("lapin connect");
-        let ch = conn.create_channel().await.expect("channel");
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm.select");
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue.declare");
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        declare_exclusive_queue(&ch, &q).await;
 
         let mut confirms = Vec::new();
         let mut troublemakers = None;
@@ -1797,17 +1697,7 @@ async fn misbehaving_connection_does_not_disturb_a_good_client() {
                             raw_exchange(&url, b"\xff\xff\xff\xff\xff\xff\xff\xff"),
                         ),
                     ];
-                    let handles: Vec<_> = list
-                        .into_iter()
-                        .map(|(label, fut)| (label, tokio::spawn(fut)))
-                        .collect();
-                    let mut t = Vec::new();
-                    for (label, h) in handles {
-                        for line in h.await.expect("case panicked") {
-                            t.push(format!("{label}: {line}"));
-                        }
-                    }
-                    t
+                    join_cases(list).await
                 }));
             }
             let confirm = ch
@@ -1836,14 +1726,7 @@ async fn misbehaving_connection_does_not_disturb_a_good_client() {
                 acked += 1;
             }
         }
-        let mut received = Vec::new();
-        while let Some(m) = ch
-            .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("basic.get")
-        {
-            received.push(String::from_utf8(m.delivery.data).unwrap());
-        }
+        let received = drain(&ch, &q).await;
         let expected: Vec<String> = (0..MESSAGES).map(|i| format!("message {i}")).collect();
         t.push(format!("good client: {acked} of {MESSAGES} confirmed"));
         t.push(format!(

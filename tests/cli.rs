@@ -1,11 +1,13 @@
 //! The `rabbitscope broker` command as a user runs it: the real binary, a real client, signals.
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
+
+use common::client::declare_queue;
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
@@ -77,13 +79,7 @@ async fn sigterm_closes_clients_with_connection_forced_and_exits_zero() {
     .expect("connect to the headless broker");
     let mut conn_events = conn.events_listener();
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare(
-        "q".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    declare_queue(&ch, "q").await;
     let opened = lines_until(&lines, "connection opened");
     assert!(opened.last().unwrap().contains("user=guest"), "{opened:?}");
 

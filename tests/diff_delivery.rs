@@ -5,144 +5,18 @@
 //! asserts the outcome it expects, so two brokers that both do nothing cannot agree by accident.
 mod common;
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures_lite::stream::{Stream, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use lapin::protocol::AMQPErrorKind;
 use lapin::types::FieldTable;
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, Event,
-    ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 
-// ---------------------------------------------------------------------------------------------
-// Small client helpers
-// ---------------------------------------------------------------------------------------------
-
-async fn connect(url: &str) -> Connection {
-    Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("connect")
-}
-
-/// A channel in publisher-confirm mode, so a confirmed publish has been routed before we look.
-async fn channel(conn: &Connection) -> Channel {
-    let ch = conn.create_channel().await.expect("channel.open");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    ch
-}
-
-/// "406 PRECONDITION-FAILED (reply text)" for an AMQP error, a marker for anything else.
-fn code(err: &lapin::Error) -> String {
-    match err.kind() {
-        lapin::ErrorKind::ProtocolError(e) => {
-            let name = match e.kind() {
-                AMQPErrorKind::Soft(s) => s.to_string(),
-                AMQPErrorKind::Hard(h) => h.to_string(),
-            };
-            format!(
-                "{} {} ({})",
-                e.get_id(),
-                name,
-                scrub(e.get_message().as_str())
-            )
-        }
-        other => format!("client error {other:?}"),
-    }
-}
-
-/// A reply text without the scenario's generated names (each becomes `<name>`). RabbitMQ cuts
-/// reply texts at 255 bytes, where the cut falls depends on the name lengths, so long texts are
-/// kept only up to a fixed length.
-fn scrub(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("rs-test.") {
-        out.push_str(&rest[..i]);
-        out.push_str("<name>");
-        let tail = &rest[i..];
-        rest = &tail[tail.find('\'').unwrap_or(tail.len())..];
-    }
-    out.push_str(rest);
-    if text.len() >= 250 {
-        out = out.chars().take(100).collect::<String>() + "...";
-    }
-    out
-}
-
-fn outcome<T>(r: &lapin::Result<T>) -> String {
-    match r {
-        Ok(_) => "ok".to_string(),
-        Err(e) => code(e),
-    }
-}
-
-async fn declare_queue(ch: &Channel, name: &str) {
-    ch.queue_declare(
-        name.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.declare");
-}
-
-/// Publishes on a confirm-mode channel and describes what came back.
-async fn publish_with(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &str,
-    properties: BasicProperties,
-    mandatory: bool,
-) -> String {
-    let options = BasicPublishOptions {
-        mandatory,
-        ..BasicPublishOptions::default()
-    };
-    let confirm = match ch
-        .basic_publish(
-            exchange.into(),
-            key.into(),
-            options,
-            body.as_bytes(),
-            properties,
-        )
-        .await
-    {
-        Ok(confirm) => confirm,
-        Err(e) => return code(&e),
-    };
-    match confirm.await {
-        Ok(Confirmation::Ack(None)) => "ack".to_string(),
-        Ok(Confirmation::Ack(Some(m))) => {
-            format!("returned {} {} then ack", m.reply_code, m.reply_text)
-        }
-        Ok(Confirmation::Nack(None)) => "nack".to_string(),
-        Ok(Confirmation::NotRequested) => "sent".to_string(),
-        Ok(other) => format!("{other:?}"),
-        Err(e) => code(&e),
-    }
-}
-
-/// Publishes to a queue through the default exchange.
-async fn send(ch: &Channel, queue: &str, body: &str) -> String {
-    publish_with(ch, "", queue, body, BasicProperties::default(), false).await
-}
-
-fn body(d: &Delivery) -> String {
-    String::from_utf8_lossy(&d.data).into_owned()
-}
+use common::client::*;
 
 /// Body, delivery tag and redelivered flag of a delivery.
 fn describe(d: &Delivery) -> String {
@@ -154,154 +28,13 @@ fn describe(d: &Delivery) -> String {
     )
 }
 
-/// basic.get with manual ack; None on get-empty.
-async fn get(ch: &Channel, queue: &str) -> Option<lapin::message::BasicGetMessage> {
-    ch.basic_get(queue.into(), BasicGetOptions { no_ack: false })
+/// Takes every message off a queue (no-ack) and describes each with its redelivered flag.
+async fn drain_flagged(ch: &Channel, queue: &str) -> Vec<String> {
+    take_all(ch, queue)
         .await
-        .expect("basic.get")
-}
-
-/// Takes every message off a queue (no-ack) and describes each.
-async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    while let Some(m) = ch
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")
-    {
-        seen.push(format!(
-            "{} redelivered={}",
-            body(&m.delivery),
-            m.delivery.redelivered
-        ));
-    }
-    seen
-}
-
-/// Passive queue.declare on a throwaway channel: "ok messages=N consumers=M" or the error code.
-async fn inspect_queue(conn: &Connection, name: &str) -> String {
-    let ch = conn.create_channel().await.expect("channel.open");
-    let r = ch
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    match r {
-        Ok(q) => {
-            let _ = ch.close(200, "OK".into()).await;
-            format!(
-                "ok messages={} consumers={}",
-                q.message_count(),
-                q.consumer_count()
-            )
-        }
-        Err(e) => code(&e),
-    }
-}
-
-/// A synchronous round trip on `ch`: everything sent on it before has been processed.
-async fn sync(ch: &Channel) {
-    ch.exchange_declare(
-        "amq.direct".into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            passive: true,
-            ..ExchangeDeclareOptions::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("passive declare of amq.direct");
-}
-
-async fn consume(ch: &Channel, queue: &str, tag: &str, no_ack: bool) -> Consumer {
-    ch.basic_consume(
-        queue.into(),
-        tag.into(),
-        BasicConsumeOptions {
-            no_ack,
-            ..BasicConsumeOptions::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("basic.consume")
-}
-
-/// The next delivery, or what ended the wait: "stream ended", "error ...", "nothing".
-async fn next(consumer: &mut Consumer, wait: Duration) -> Result<Delivery, String> {
-    match tokio::time::timeout(wait, consumer.next()).await {
-        Ok(Some(Ok(d))) => Ok(d),
-        Ok(Some(Err(e))) => Err(format!("error {}", code(&e))),
-        Ok(None) => Err("stream ended".to_string()),
-        Err(_) => Err("nothing".to_string()),
-    }
-}
-
-/// Collects deliveries until none arrives for `quiet`.
-async fn collect(consumer: &mut Consumer, quiet: Duration) -> Vec<Delivery> {
-    let mut got = Vec::new();
-    while let Ok(d) = next(consumer, quiet).await {
-        got.push(d);
-    }
-    got
-}
-
-type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
-
-/// Errors reported on `conn` from now on (every channel error, including those an awaited call
-/// already returned), so create it right before the step whose error is wanted.
-fn events(conn: &Connection) -> Events {
-    Box::pin(conn.events_listener())
-}
-
-/// The next channel or connection error the server reports on this connection.
-async fn next_error(events: &mut Events) -> String {
-    let wait = async {
-        while let Some(event) = events.next().await {
-            if let Event::Error(e) = event {
-                return code(&e);
-            }
-        }
-        "events ended".to_string()
-    };
-    tokio::time::timeout(Duration::from_secs(2), wait)
-        .await
-        .unwrap_or_else(|_| "no error".to_string())
-}
-
-/// Deletes what a scenario declared, on a fresh channel, ignoring errors.
-async fn cleanup(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
-    let ch = conn.create_channel().await.expect("channel.open");
-    for q in queues {
-        let _ = ch
-            .queue_delete((*q).into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for x in exchanges {
-        let _ = ch
-            .exchange_delete((*x).into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "OK".into()).await;
-}
-
-/// The transcript, visible with `--nocapture` or when a test fails.
-fn show(t: &[String]) {
-    for line in t {
-        eprintln!("  {line}");
-    }
-}
-
-/// `line` is in the transcript, either exactly or followed by a reply text in parentheses.
-fn has(t: &[String], line: &str) -> bool {
-    let with_text = format!("{line} (");
-    t.iter().any(|l| l == line || l.starts_with(&with_text))
+        .iter()
+        .map(|d| format!("{} redelivered={}", body(d), d.redelivered))
+        .collect()
 }
 
 const SETTLE: Duration = Duration::from_millis(150);
@@ -334,9 +67,13 @@ async fn basic_get_on_empty_queue_is_get_empty() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "get on empty queue: Ok(true)"), "{t:#?}");
-    assert!(has(&t, "get on a missing queue: 404 NOT-FOUND"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "get on empty queue: Ok(true)",
+            "get on a missing queue: 404 NOT-FOUND",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,20 +105,12 @@ async fn basic_get_reports_remaining_message_count() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            r#"m1 tag=1 redelivered=false message_count=2 exchange="" key-is-queue=true"#
-        ),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            r#"m3 tag=3 redelivered=false message_count=0 exchange="" key-is-queue=true"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"m1 tag=1 redelivered=false message_count=2 exchange="" key-is-queue=true"#,
+            r#"m3 tag=3 redelivered=false message_count=0 exchange="" key-is-queue=true"#,
+        ],
     );
 }
 
@@ -440,20 +169,15 @@ async fn redelivered_flag_after_nack_requeue_and_channel_close() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "first get: m1 tag=1 redelivered=false"), "{t:#?}");
-    assert!(
-        has(&t, "after nack requeue: m1 tag=2 redelivered=true"),
-        "{t:#?}"
-    );
-    assert!(has(&t, "consumer got: m1 tag=1 redelivered=true"), "{t:#?}");
-    assert!(
-        has(&t, "after channel close: m1 tag=3 redelivered=true"),
-        "{t:#?}"
-    );
-    assert!(
-        has(&t, "fresh message: m2 tag=4 redelivered=false"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "first get: m1 tag=1 redelivered=false",
+            "after nack requeue: m1 tag=2 redelivered=true",
+            "consumer got: m1 tag=1 redelivered=true",
+            "after channel close: m1 tag=3 redelivered=true",
+            "fresh message: m2 tag=4 redelivered=false",
+        ],
     );
 }
 
@@ -498,22 +222,17 @@ async fn requeued_messages_keep_their_order() {
             .expect("nack");
         // Closing the channel requeues m1 and m3 into their places.
         gch.close(200, "OK".into()).await.expect("channel.close");
-        t.push(format!("after close: {:?}", drain(&ch, &q).await));
+        t.push(format!("after close: {:?}", drain_flagged(&ch, &q).await));
         cleanup(&conn, &[&q], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "head after requeueing m2: m2 tag=1 redelivered=true"),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            r#"after close: ["m1 redelivered=true", "m2 redelivered=true", "m3 redelivered=true", "m4 redelivered=false", "m5 redelivered=false"]"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "head after requeueing m2: m2 tag=1 redelivered=true",
+            r#"after close: ["m1 redelivered=true", "m2 redelivered=true", "m3 redelivered=true", "m4 redelivered=false", "m5 redelivered=false"]"#,
+        ],
     );
 }
 
@@ -557,11 +276,15 @@ async fn prefetch_limits_unacked_deliveries_per_consumer() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"c1 holds ["m1", "m3"]"#), "{t:#?}");
-    assert!(has(&t, r#"c2 holds ["m2", "m4"]"#), "{t:#?}");
-    assert!(has(&t, r#"c1 after one ack got ["m5"]"#), "{t:#?}");
-    assert!(has(&t, "queue: ok messages=1 consumers=2"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"c1 holds ["m1", "m3"]"#,
+            r#"c2 holds ["m2", "m4"]"#,
+            r#"c1 after one ack got ["m5"]"#,
+            "queue: ok messages=1 consumers=2",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,8 +318,7 @@ async fn prefetch_global_limits_the_whole_channel() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "queue: ok messages=3 consumers=2"), "{t:#?}");
+    assert_has(&t, &["queue: ok messages=3 consumers=2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -623,9 +345,13 @@ async fn consumers_on_one_queue_take_turns() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"c1 got ["m1", "m3", "m5"]"#), "{t:#?}");
-    assert!(has(&t, r#"c2 got ["m2", "m4", "m6"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"c1 got ["m1", "m3", "m5"]"#,
+            r#"c2 got ["m2", "m4", "m6"]"#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -655,7 +381,7 @@ async fn basic_cancel_stops_deliveries() {
             .basic_ack(d.delivery_tag, BasicAckOptions::default())
             .await;
         t.push(format!("ack after cancel: {}", outcome(&r)));
-        t.push(format!("queue holds {:?}", drain(&ch, &q).await));
+        t.push(format!("queue holds {:?}", drain_flagged(&ch, &q).await));
         t.push(format!(
             "consumer channel open: {}",
             cch.status().connected()
@@ -668,11 +394,15 @@ async fn basic_cancel_stops_deliveries() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "consumer got m1 tag=1 redelivered=false"), "{t:#?}");
-    assert!(has(&t, "after cancel: ok messages=0 consumers=0"), "{t:#?}");
-    assert!(has(&t, r#"queue holds ["m2 redelivered=false"]"#), "{t:#?}");
-    assert!(has(&t, "consumer channel open: true"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "consumer got m1 tag=1 redelivered=false",
+            "after cancel: ok messages=0 consumers=0",
+            r#"queue holds ["m2 redelivered=false"]"#,
+            "consumer channel open: true",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,11 +441,15 @@ async fn deleting_a_queue_cancels_its_consumers() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"consumer got Ok("m1")"#), "{t:#?}");
-    assert!(has(&t, "delete: Ok(0)"), "{t:#?}");
-    assert!(has(&t, r#"consumer stream: Err("stream ended")"#), "{t:#?}");
-    assert!(has(&t, "consumer channel open: true"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"consumer got Ok("m1")"#,
+            "delete: Ok(0)",
+            r#"consumer stream: Err("stream ended")"#,
+            "consumer channel open: true",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,20 +522,12 @@ async fn exclusive_consumer_refuses_other_consumers() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            "second consumer on exclusively consumed queue: 403 ACCESS-REFUSED"
-        ),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            "exclusive consumer on a consumed queue: 403 ACCESS-REFUSED"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "second consumer on exclusively consumed queue: 403 ACCESS-REFUSED",
+            "exclusive consumer on a consumed queue: 403 ACCESS-REFUSED",
+        ],
     );
 }
 
@@ -827,15 +553,19 @@ async fn ack_of_unknown_delivery_tag_closes_the_channel() {
         t.push(format!("channel open: {}", ch.status().connected()));
         // The message held by the closed channel went back to the queue.
         let ch = channel(&conn).await;
-        t.push(format!("queue holds {:?}", drain(&ch, &q).await));
+        t.push(format!("queue holds {:?}", drain_flagged(&ch, &q).await));
         cleanup(&conn, &[&q], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "channel error: 406 PRECONDITION-FAILED"), "{t:#?}");
-    assert!(has(&t, "channel open: false"), "{t:#?}");
-    assert!(has(&t, r#"queue holds ["m1 redelivered=true"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "channel error: 406 PRECONDITION-FAILED",
+            "channel open: false",
+            r#"queue holds ["m1 redelivered=true"]"#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -862,7 +592,7 @@ async fn double_ack_closes_the_channel() {
         ));
         t.push(format!("channel open: {}", ch.status().connected()));
         let ch = channel(&conn).await;
-        t.push(format!("queue holds {:?}", drain(&ch, &q).await));
+        t.push(format!("queue holds {:?}", drain_flagged(&ch, &q).await));
         // Acking a no-ack delivery is just as unknown.
         send(&ch, &q, "m3").await;
         let m = ch
@@ -881,18 +611,13 @@ async fn double_ack_closes_the_channel() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "after acking tag 1 twice: 406 PRECONDITION-FAILED"),
-        "{t:#?}"
-    );
-    assert!(has(&t, r#"queue holds ["m2 redelivered=false"]"#), "{t:#?}");
-    assert!(
-        has(
-            &t,
-            "after acking a no-ack delivery: 406 PRECONDITION-FAILED"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "after acking tag 1 twice: 406 PRECONDITION-FAILED",
+            r#"queue holds ["m2 redelivered=false"]"#,
+            "after acking a no-ack delivery: 406 PRECONDITION-FAILED",
+        ],
     );
 }
 
@@ -918,7 +643,10 @@ async fn ack_multiple_settles_everything_up_to_the_tag() {
         let r = gch.basic_ack(5, BasicAckOptions { multiple: false }).await;
         t.push(format!("ack 5: {}", outcome(&r)));
         gch.close(200, "OK".into()).await.expect("channel.close");
-        t.push(format!("requeued on close: {:?}", drain(&ch, &q).await));
+        t.push(format!(
+            "requeued on close: {:?}",
+            drain_flagged(&ch, &q).await
+        ));
         // Tag 0 with multiple: everything outstanding.
         for b in ["n1", "n2", "n3"] {
             send(&ch, &q, b).await;
@@ -933,18 +661,19 @@ async fn ack_multiple_settles_everything_up_to_the_tag() {
         gch.close(200, "OK".into()).await.expect("channel.close");
         t.push(format!(
             "requeued after ack 0 multiple: {:?}",
-            drain(&ch, &q).await
+            drain_flagged(&ch, &q).await
         ));
         cleanup(&conn, &[&q], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, r#"requeued on close: ["m4 redelivered=true"]"#),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"requeued on close: ["m4 redelivered=true"]"#,
+            "requeued after ack 0 multiple: []",
+        ],
     );
-    assert!(has(&t, "requeued after ack 0 multiple: []"), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -974,22 +703,17 @@ async fn reject_discards_or_requeues_one_message() {
         .expect("reject m2");
         sync(&ch).await;
         t.push(format!("after rejects: {}", inspect_queue(&conn, &q).await));
-        t.push(format!("queue holds {:?}", drain(&ch, &q).await));
+        t.push(format!("queue holds {:?}", drain_flagged(&ch, &q).await));
         cleanup(&conn, &[&q], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "after rejects: ok messages=2 consumers=0"),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            r#"queue holds ["m2 redelivered=true", "m3 redelivered=false"]"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "after rejects: ok messages=2 consumers=0",
+            r#"queue holds ["m2 redelivered=true", "m3 redelivered=false"]"#,
+        ],
     );
 }
 
@@ -1034,7 +758,7 @@ async fn nack_multiple_requeues_or_discards_up_to_the_tag() {
         .expect("nack 4 multiple, requeue");
         sync(&cch).await;
         t.push(format!("queue: {}", inspect_queue(&conn, &q).await));
-        t.push(format!("queue holds {:?}", drain(&ch, &q).await));
+        t.push(format!("queue holds {:?}", drain_flagged(&ch, &q).await));
         t.push(format!(
             "consumer channel open: {}",
             cch.status().connected()
@@ -1044,14 +768,12 @@ async fn nack_multiple_requeues_or_discards_up_to_the_tag() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "queue: ok messages=2 consumers=0"), "{t:#?}");
-    assert!(
-        has(
-            &t,
-            r#"queue holds ["m3 redelivered=true", "m4 redelivered=true"]"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "queue: ok messages=2 consumers=0",
+            r#"queue holds ["m3 redelivered=true", "m4 redelivered=true"]"#,
+        ],
     );
 }
 
@@ -1109,28 +831,21 @@ async fn publisher_confirms_count_from_one() {
         // Publishing to a missing exchange fails the confirm with the channel error.
         let missing = common::unique("confirms-missing-x");
         let mut errors = events(&conn);
-        let r = publish_with(
-            &ch,
-            &missing,
-            "k",
-            "lost",
-            BasicProperties::default(),
-            false,
-        )
-        .await;
+        let r = publish(&ch, &missing, "k", "lost").await;
         t.push(format!("publish to a missing exchange: {r}"));
         t.push(format!("reported: {}", next_error(&mut errors).await));
         cleanup(&conn, &[&q], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "confirm 1: Ack(None)"), "{t:#?}");
-    assert!(has(&t, "confirm 5: Ack(None)"), "{t:#?}");
-    assert!(has(&t, "after: ok messages=7 consumers=0"), "{t:#?}");
-    assert!(
-        has(&t, "publish to a missing exchange: 404 NOT-FOUND"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "confirm 1: Ack(None)",
+            "confirm 5: Ack(None)",
+            "after: ok messages=7 consumers=0",
+            "publish to a missing exchange: 404 NOT-FOUND",
+        ],
     );
 }
 
@@ -1143,53 +858,28 @@ async fn message_reaches_a_queue_once_despite_several_matching_bindings() {
         let x = common::unique("once-x");
         let q = common::unique("once-q");
         let other = common::unique("once-other-q");
-        ch.exchange_declare(
-            x.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange.declare");
+        declare_exchange(&ch, &x, ExchangeKind::Topic).await;
         declare_queue(&ch, &q).await;
         declare_queue(&ch, &other).await;
         for pattern in ["a.*", "#", "a.b", "*.b"] {
-            ch.queue_bind(
-                q.as_str().into(),
-                x.as_str().into(),
-                pattern.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
+            bind(&ch, &q, &x, pattern).await;
         }
-        ch.queue_bind(
-            other.as_str().into(),
-            x.as_str().into(),
-            "a.b".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        publish_with(&ch, &x, "a.b", "m1", BasicProperties::default(), false).await;
-        publish_with(&ch, &x, "z", "m2", BasicProperties::default(), false).await;
-        t.push(format!("q got {:?}", drain(&ch, &q).await));
-        t.push(format!("other got {:?}", drain(&ch, &other).await));
+        bind(&ch, &other, &x, "a.b").await;
+        publish(&ch, &x, "a.b", "m1").await;
+        publish(&ch, &x, "z", "m2").await;
+        t.push(format!("q got {:?}", drain_flagged(&ch, &q).await));
+        t.push(format!("other got {:?}", drain_flagged(&ch, &other).await));
         cleanup(&conn, &[&q, &other], &[&x]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            r#"q got ["m1 redelivered=false", "m2 redelivered=false"]"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"q got ["m1 redelivered=false", "m2 redelivered=false"]"#,
+            r#"other got ["m1 redelivered=false"]"#,
+        ],
     );
-    assert!(has(&t, r#"other got ["m1 redelivered=false"]"#), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1255,27 +945,19 @@ async fn direct_reply_to_round_trip() {
             t.push(format!("reported: {}", next_error(&mut errors).await));
             t.push(format!(
                 "requests left {:?}",
-                drain(&server, &requests).await
+                drain_flagged(&server, &requests).await
             ));
             drop(replies);
             cleanup(&conn, &[&requests], &[]).await;
             t
         })
         .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            "server sees reply_to with prefix amq.rabbitmq.reply-to.: true"
-        ),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            r#"client got response correlation=Some("req-1") exchange="" key-is-reply-to=true redelivered=false"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "server sees reply_to with prefix amq.rabbitmq.reply-to.: true",
+            r#"client got response correlation=Some("req-1") exchange="" key-is-reply-to=true redelivered=false"#,
+        ],
     );
 }
 
@@ -1327,24 +1009,22 @@ async fn transactions_commit_or_roll_back_publishes_and_acks() {
             "after commit of ack and channel error: {}",
             inspect_queue(&conn, &q).await
         ));
-        t.push(format!("queue holds {:?}", drain(&ch, &q).await));
+        t.push(format!("queue holds {:?}", drain_flagged(&ch, &q).await));
         let r = ch.tx_select().await;
         t.push(format!("tx.select on a confirm channel: {}", outcome(&r)));
         cleanup(&conn, &[&q], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "before commit: ok messages=0 consumers=0"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "before commit: ok messages=0 consumers=0",
+            "after commit: ok messages=1 consumers=0",
+            "after rollback: ok messages=1 consumers=0",
+            "queue holds []",
+        ],
     );
-    assert!(has(&t, "after commit: ok messages=1 consumers=0"), "{t:#?}");
-    assert!(
-        has(&t, "after rollback: ok messages=1 consumers=0"),
-        "{t:#?}"
-    );
-    assert!(has(&t, "queue holds []"), "{t:#?}");
 }
 
 /// With x-priority, the higher-priority consumer gets messages while it has room; the lower one
@@ -1363,11 +1043,7 @@ async fn consumer_priorities_prefer_the_higher_consumer_while_it_has_room() {
             c.basic_qos(1, BasicQosOptions::default())
                 .await
                 .expect("qos");
-            let mut args = FieldTable::default();
-            args.insert(
-                "x-priority".into(),
-                lapin::types::AMQPValue::LongInt(priority),
-            );
+            let args = table(&[("x-priority", int(priority))]);
             let consumer = c
                 .basic_consume(
                     q.as_str().into(),
@@ -1380,15 +1056,7 @@ async fn consumer_priorities_prefer_the_higher_consumer_while_it_has_room() {
             consumers.push((label, consumer));
         }
         for n in 1..=3 {
-            publish_with(
-                &ch,
-                "",
-                &q,
-                &format!("m{n}"),
-                BasicProperties::default(),
-                false,
-            )
-            .await;
+            send(&ch, &q, &format!("m{n}")).await;
         }
         let mut held = Vec::new();
         for (label, consumer) in consumers.iter_mut() {
@@ -1417,8 +1085,5 @@ async fn consumer_priorities_prefer_the_higher_consumer_while_it_has_room() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "high got m1"), "{t:#?}");
-    assert!(has(&t, "low got m2"), "{t:#?}");
-    assert!(has(&t, "then high got m3"), "{t:#?}");
+    assert_has(&t, &["high got m1", "low got m2", "then high got m3"]);
 }

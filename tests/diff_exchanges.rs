@@ -5,242 +5,33 @@
 mod common;
 
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeBindOptions,
-    ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeUnbindOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicPublishOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeUnbindOptions,
+    QueueBindOptions, QueueDeleteOptions,
 };
-use lapin::protocol::AMQPErrorKind;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Confirmation, Connection, ExchangeKind};
 
-// ---------------------------------------------------------------------------------------------
-// Small client helpers
-// ---------------------------------------------------------------------------------------------
-
-async fn connect(url: &str) -> Connection {
-    Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("connect")
-}
-
-/// A channel in publisher-confirm mode, so a confirmed publish has been routed before we look.
-async fn channel(conn: &Connection) -> Channel {
-    let ch = conn.create_channel().await.expect("channel.open");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    ch
-}
-
-/// "406 PRECONDITION-FAILED (reply text)" for an AMQP error, a marker for anything else.
-fn code(err: &lapin::Error) -> String {
-    match err.kind() {
-        lapin::ErrorKind::ProtocolError(e) => {
-            let name = match e.kind() {
-                AMQPErrorKind::Soft(s) => s.to_string(),
-                AMQPErrorKind::Hard(h) => h.to_string(),
-            };
-            format!(
-                "{} {} ({})",
-                e.get_id(),
-                name,
-                scrub(e.get_message().as_str())
-            )
-        }
-        other => format!("client error {other:?}"),
-    }
-}
-
-/// A reply text without the scenario's generated names (each becomes `<name>`). RabbitMQ cuts
-/// reply texts at 255 bytes, where the cut falls depends on the name lengths, so long texts are
-/// kept only up to a fixed length.
-fn scrub(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("rs-test.") {
-        out.push_str(&rest[..i]);
-        out.push_str("<name>");
-        let tail = &rest[i..];
-        rest = &tail[tail.find('\'').unwrap_or(tail.len())..];
-    }
-    out.push_str(rest);
-    if text.len() >= 250 {
-        out = out.chars().take(100).collect::<String>() + "...";
-    }
-    out
-}
-
-fn outcome<T>(r: &lapin::Result<T>) -> String {
-    match r {
-        Ok(_) => "ok".to_string(),
-        Err(e) => code(e),
-    }
-}
-
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in entries {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-fn text(v: &str) -> AMQPValue {
-    AMQPValue::LongString(v.into())
-}
-
-async fn declare_queue(ch: &Channel, name: &str) {
-    ch.queue_declare(
-        name.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.declare");
-}
-
-async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
-    ch.exchange_declare(
-        name.into(),
-        kind,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.declare");
-}
-
-async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
-    ch.queue_bind(
-        queue.into(),
-        exchange.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.bind");
-}
-
-async fn bind_exchange(ch: &Channel, destination: &str, source: &str, key: &str) {
-    ch.exchange_bind(
-        destination.into(),
-        source.into(),
-        key.into(),
-        ExchangeBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.bind");
-}
-
-/// Publishes on a confirm-mode channel and describes what came back.
-async fn publish_with(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &str,
-    properties: BasicProperties,
-    mandatory: bool,
-) -> String {
-    let options = BasicPublishOptions {
-        mandatory,
-        ..BasicPublishOptions::default()
-    };
-    let confirm = match ch
-        .basic_publish(
-            exchange.into(),
-            key.into(),
-            options,
-            body.as_bytes(),
-            properties,
-        )
-        .await
-    {
-        Ok(confirm) => confirm,
-        Err(e) => return code(&e),
-    };
-    match confirm.await {
-        Ok(Confirmation::Ack(None)) => "ack".to_string(),
-        Ok(Confirmation::Ack(Some(m))) => {
-            format!("returned {} {} then ack", m.reply_code, m.reply_text)
-        }
-        Ok(Confirmation::Nack(None)) => "nack".to_string(),
-        Ok(Confirmation::Nack(Some(m))) => {
-            format!("returned {} {} then nack", m.reply_code, m.reply_text)
-        }
-        Ok(Confirmation::NotRequested) => "not confirmed".to_string(),
-        Err(e) => code(&e),
-    }
-}
-
-async fn publish(ch: &Channel, exchange: &str, key: &str, body: &str) -> String {
-    publish_with(ch, exchange, key, body, BasicProperties::default(), false).await
-}
-
-/// Takes every message off a queue (no-ack) and returns the bodies in order.
-async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    while let Some(m) = ch
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")
-    {
-        bodies.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
-    }
-    bodies
-}
+use common::client::*;
 
 /// Passive exchange.declare on a throwaway channel (a miss closes the channel).
 async fn exchange_exists(conn: &Connection, name: &str) -> String {
     let ch = conn.create_channel().await.expect("channel.open");
-    let r = ch
-        .exchange_declare(
-            name.into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                passive: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
+    let r = try_declare_exchange(
+        &ch,
+        name,
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await;
     let o = outcome(&r);
     if r.is_ok() {
         let _ = ch.close(200, "OK".into()).await;
     }
     o
-}
-
-/// Deletes what a scenario declared, on a fresh channel, ignoring errors.
-async fn cleanup(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
-    let ch = conn.create_channel().await.expect("channel.open");
-    for q in queues {
-        let _ = ch
-            .queue_delete((*q).into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for x in exchanges {
-        let _ = ch
-            .exchange_delete((*x).into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "OK".into()).await;
-}
-
-/// The transcript, visible with `--nocapture` or when a test fails.
-fn show(t: &[String]) {
-    for line in t {
-        eprintln!("  {line}");
-    }
-}
-
-/// `line` is in the transcript, either exactly or followed by a reply text in parentheses.
-fn has(t: &[String], line: &str) -> bool {
-    let with_text = format!("{line} (");
-    t.iter().any(|l| l == line || l.starts_with(&with_text))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,15 +63,13 @@ async fn default_exchange_routes_by_queue_name() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"q1 got ["m1", "m3"]"#), "{t:#?}");
-    assert!(has(&t, r#"q2 got ["m2"]"#), "{t:#?}");
-    assert!(
-        has(
-            &t,
-            "mandatory to a missing queue: returned 312 NO_ROUTE then ack"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"q1 got ["m1", "m3"]"#,
+            r#"q2 got ["m2"]"#,
+            "mandatory to a missing queue: returned 312 NO_ROUTE then ack",
+        ],
     );
 }
 
@@ -316,14 +105,12 @@ async fn default_exchange_refuses_bind_and_unbind() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "bind on default exchange: 403 ACCESS-REFUSED"),
-        "{t:#?}"
-    );
-    assert!(
-        has(&t, "unbind from default exchange: 403 ACCESS-REFUSED"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "bind on default exchange: 403 ACCESS-REFUSED",
+            "unbind from default exchange: 403 ACCESS-REFUSED",
+        ],
     );
 }
 
@@ -368,10 +155,14 @@ async fn direct_exchange_routes_by_exact_key() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"q1 got ["to-k"]"#), "{t:#?}");
-    assert!(has(&t, r#"q2 got ["to-k"]"#), "{t:#?}");
-    assert!(has(&t, r#"q3 got ["to-k", "to-j"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"q1 got ["to-k"]"#,
+            r#"q2 got ["to-k"]"#,
+            r#"q3 got ["to-k", "to-j"]"#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,9 +188,13 @@ async fn fanout_exchange_ignores_routing_key() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"q1 got ["m1", "m2", "m3"]"#), "{t:#?}");
-    assert!(has(&t, r#"q2 got ["m1", "m2", "m3"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"q1 got ["m1", "m2", "m3"]"#,
+            r#"q2 got ["m1", "m2", "m3"]"#,
+        ],
+    );
 }
 
 const TOPIC_PATTERNS: &[&str] = &[
@@ -450,28 +245,28 @@ async fn topic_exchange_pattern_table() {
         t
     })
     .await;
-    show(&t);
-    for line in [
-        r##"pattern "#" matches key """##,
-        r##"pattern "#" matches key "a.x.y.b""##,
-        r#"pattern "" matches key """#,
-        r#"pattern "" misses key "a""#,
-        r#"pattern "*" matches key "a""#,
-        r#"pattern "*" misses key "a.b""#,
-        r#"pattern "*" misses key """#,
-        r#"pattern "a.*" matches key "a.b""#,
-        r#"pattern "a.*" misses key "a""#,
-        r#"pattern "a.#" matches key "a""#,
-        r#"pattern "a.#.b" matches key "a.b""#,
-        r#"pattern "a.#.b" matches key "a.x.y.b""#,
-        r#"pattern "a.*.b" misses key "a.b""#,
-        r#"pattern "a..b" matches key "a..b""#,
-        r#"pattern "." matches key ".""#,
-        r#"pattern "*.*" matches key ".""#,
-        r#"pattern "a" misses key "ab""#,
-    ] {
-        assert!(has(&t, line), "missing {line}\n{t:#?}");
-    }
+    assert_has(
+        &t,
+        &[
+            r##"pattern "#" matches key """##,
+            r##"pattern "#" matches key "a.x.y.b""##,
+            r#"pattern "" matches key """#,
+            r#"pattern "" misses key "a""#,
+            r#"pattern "*" matches key "a""#,
+            r#"pattern "*" misses key "a.b""#,
+            r#"pattern "*" misses key """#,
+            r#"pattern "a.*" matches key "a.b""#,
+            r#"pattern "a.*" misses key "a""#,
+            r#"pattern "a.#" matches key "a""#,
+            r#"pattern "a.#.b" matches key "a.b""#,
+            r#"pattern "a.#.b" matches key "a.x.y.b""#,
+            r#"pattern "a.*.b" misses key "a.b""#,
+            r#"pattern "a..b" matches key "a..b""#,
+            r#"pattern "." matches key ".""#,
+            r#"pattern "*.*" matches key ".""#,
+            r#"pattern "a" misses key "ab""#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,9 +397,13 @@ async fn headers_exchange_match_modes() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"binding all got ["a=1,b=two"]"#), "{t:#?}");
-    assert!(has(&t, r#"binding only-any got []"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"binding all got ["a=1,b=two"]"#,
+            r#"binding only-any got []"#,
+        ],
+    );
     assert!(
         t.iter()
             .any(|l| l.starts_with("binding only-all got [\"none\", \"empty\"")),
@@ -644,9 +443,7 @@ async fn predeclared_amq_exchanges_exist() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "passive amq.match: ok"), "{t:#?}");
-    assert!(has(&t, r#"q got ["via-amq.topic"]"#), "{t:#?}");
+    assert_has(&t, &["passive amq.match: ok", r#"q got ["via-amq.topic"]"#]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,14 +453,14 @@ async fn amq_prefix_is_reserved() {
         let conn = connect(&url).await;
         let name = format!("amq.{}", common::unique("reserved"));
         let ch = channel(&conn).await;
-        let r = ch
-            .exchange_declare(
-                name.as_str().into(),
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await;
+        let r = try_declare_exchange(
+            &ch,
+            &name,
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
         t.push(format!("declare amq.<new>: {}", outcome(&r)));
         t.push(format!(
             "amq.<new> exists afterwards: {}",
@@ -682,10 +479,14 @@ async fn amq_prefix_is_reserved() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "declare amq.<new>: 403 ACCESS-REFUSED"), "{t:#?}");
-    assert!(has(&t, "delete amq.direct: 403 ACCESS-REFUSED"), "{t:#?}");
-    assert!(has(&t, "amq.direct exists afterwards: ok"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "declare amq.<new>: 403 ACCESS-REFUSED",
+            "delete amq.direct: 403 ACCESS-REFUSED",
+            "amq.direct exists afterwards: ok",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -694,59 +495,40 @@ async fn exchange_redeclare_must_be_equivalent() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let x = common::unique("redeclare-x");
-        let ch = channel(&conn).await;
+        let mut ch = channel(&conn).await;
         declare_exchange(&ch, &x, ExchangeKind::Direct).await;
-        let r = ch
-            .exchange_declare(
-                x.as_str().into(),
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await;
-        t.push(format!("same type again: {}", outcome(&r)));
-        let r = ch
-            .exchange_declare(
-                x.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await;
-        t.push(format!("as fanout: {}", outcome(&r)));
-        let ch = channel(&conn).await;
-        let r = ch
-            .exchange_declare(
-                x.as_str().into(),
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions {
-                    auto_delete: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        t.push(format!("with auto-delete: {}", outcome(&r)));
-        let ch = channel(&conn).await;
-        let r = ch
-            .exchange_declare(
-                x.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    passive: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        t.push(format!("passive with another type: {}", outcome(&r)));
+        let plain = ExchangeDeclareOptions::default();
+        let auto_delete = ExchangeDeclareOptions {
+            auto_delete: true,
+            ..plain
+        };
+        let passive = ExchangeDeclareOptions {
+            passive: true,
+            ..plain
+        };
+        let mut refused = false;
+        for (label, kind, options) in [
+            ("same type again", ExchangeKind::Direct, plain),
+            ("as fanout", ExchangeKind::Fanout, plain),
+            ("with auto-delete", ExchangeKind::Direct, auto_delete),
+            ("passive with another type", ExchangeKind::Fanout, passive),
+        ] {
+            // A refused declare closes its channel; the next case needs a new one.
+            if refused {
+                ch = channel(&conn).await;
+            }
+            let r = try_declare_exchange(&ch, &x, kind, options, FieldTable::default()).await;
+            t.push(format!("{label}: {}", outcome(&r)));
+            refused = r.is_err();
+        }
         cleanup(&conn, &[], &[&x]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "same type again: ok"), "{t:#?}");
-    assert!(has(&t, "as fanout: 406 PRECONDITION-FAILED"), "{t:#?}");
+    assert_has(
+        &t,
+        &["same type again: ok", "as fanout: 406 PRECONDITION-FAILED"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -782,10 +564,14 @@ async fn passive_declare_of_missing_exchange_is_not_found() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "passive missing: 404 NOT-FOUND"), "{t:#?}");
-    assert!(has(&t, "passive after declare: ok"), "{t:#?}");
-    assert!(has(&t, "passive after delete: 404 NOT-FOUND"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "passive missing: 404 NOT-FOUND",
+            "passive after declare: ok",
+            "passive after delete: 404 NOT-FOUND",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -839,12 +625,13 @@ async fn exchange_to_exchange_chain_routes_until_unbound() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, r#"q got ["through-chain", "enters-at-x2"]"#),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"q got ["through-chain", "enters-at-x2"]"#,
+            "q got after unbind []",
+        ],
     );
-    assert!(has(&t, "q got after unbind []"), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -887,17 +674,12 @@ async fn exchange_to_exchange_diamond_and_cycle_deliver_once() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, r#"q got ["both-paths", "left-path-only"]"#),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            r#"q got with cycle ["with-cycle", "into-cycle-at-left"]"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"q got ["both-paths", "left-path-only"]"#,
+            r#"q got with cycle ["with-cycle", "into-cycle-at-left"]"#,
+        ],
     );
 }
 
@@ -916,8 +698,9 @@ async fn alternate_exchange_receives_unroutable_messages() {
         let q_main = common::unique("ae-q-main");
         let q_alt = common::unique("ae-q-alt");
         declare_exchange(&ch, &ae, ExchangeKind::Fanout).await;
-        ch.exchange_declare(
-            x.as_str().into(),
+        try_declare_exchange(
+            &ch,
+            &x,
             ExchangeKind::Direct,
             ExchangeDeclareOptions::default(),
             table(&[("alternate-exchange", text(&ae))]),
@@ -942,30 +725,21 @@ async fn alternate_exchange_receives_unroutable_messages() {
         t.push(format!("main got {:?}", drain(&ch, &q_main).await));
         t.push(format!("alternate got {:?}", drain(&ch, &q_alt).await));
         // An alternate exchange that routes nowhere: the message is returned.
-        ch.queue_unbind(
-            q_alt.as_str().into(),
-            ae.as_str().into(),
-            "".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue.unbind");
+        unbind(&ch, &q_alt, &ae, "").await;
         let p = publish_with(&ch, &x, "nope", "lost", BasicProperties::default(), true).await;
         t.push(format!("mandatory unroutable with empty AE: {p}"));
         cleanup(&conn, &[&q_main, &q_alt], &[&x, &ae]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "mandatory unroutable with AE: ack"), "{t:#?}");
-    assert!(has(&t, r#"main got ["routable"]"#), "{t:#?}");
-    assert!(has(&t, r#"alternate got ["unroutable"]"#), "{t:#?}");
-    assert!(
-        has(
-            &t,
-            "mandatory unroutable with empty AE: returned 312 NO_ROUTE then ack"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "mandatory unroutable with AE: ack",
+            r#"main got ["routable"]"#,
+            r#"alternate got ["unroutable"]"#,
+            "mandatory unroutable with empty AE: returned 312 NO_ROUTE then ack",
+        ],
     );
 }
 
@@ -979,8 +753,9 @@ async fn internal_exchange_refuses_publish_but_routes_from_bound_exchange() {
         let inner = common::unique("internal-inner");
         let q = common::unique("internal-q");
         declare_exchange(&ch, &front, ExchangeKind::Fanout).await;
-        ch.exchange_declare(
-            inner.as_str().into(),
+        try_declare_exchange(
+            &ch,
+            &inner,
             ExchangeKind::Fanout,
             ExchangeDeclareOptions {
                 internal: true,
@@ -1011,10 +786,14 @@ async fn internal_exchange_refuses_publish_but_routes_from_bound_exchange() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"q got ["via-front"]"#), "{t:#?}");
-    assert!(has(&t, "publish to internal: 403 ACCESS-REFUSED"), "{t:#?}");
-    assert!(has(&t, "q got after direct publish []"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"q got ["via-front"]"#,
+            "publish to internal: 403 ACCESS-REFUSED",
+            "q got after direct publish []",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1032,14 +811,9 @@ async fn auto_delete_exchange_goes_with_its_last_binding() {
         let q1 = common::unique("autodel-q1");
         let q2 = common::unique("autodel-q2");
         for x in [&x1, &x2] {
-            ch.exchange_declare(
-                x.as_str().into(),
-                ExchangeKind::Direct,
-                ad,
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare auto-delete");
+            try_declare_exchange(&ch, x, ExchangeKind::Direct, ad, FieldTable::default())
+                .await
+                .expect("declare auto-delete");
         }
         declare_queue(&ch, &q1).await;
         declare_queue(&ch, &q2).await;
@@ -1049,26 +823,12 @@ async fn auto_delete_exchange_goes_with_its_last_binding() {
         ));
         bind(&ch, &q1, &x1, "a").await;
         bind(&ch, &q2, &x1, "b").await;
-        ch.queue_unbind(
-            q1.as_str().into(),
-            x1.as_str().into(),
-            "a".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("unbind q1");
+        unbind(&ch, &q1, &x1, "a").await;
         t.push(format!(
             "x1 with one binding left: {}",
             exchange_exists(&conn, &x1).await
         ));
-        ch.queue_unbind(
-            q2.as_str().into(),
-            x1.as_str().into(),
-            "b".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("unbind q2");
+        unbind(&ch, &q2, &x1, "b").await;
         t.push(format!(
             "x1 after last unbind: {}",
             exchange_exists(&conn, &x1).await
@@ -1086,13 +846,14 @@ async fn auto_delete_exchange_goes_with_its_last_binding() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "x1 before any binding: ok"), "{t:#?}");
-    assert!(has(&t, "x1 with one binding left: ok"), "{t:#?}");
-    assert!(has(&t, "x1 after last unbind: 404 NOT-FOUND"), "{t:#?}");
-    assert!(
-        has(&t, "x2 after its queue was deleted: 404 NOT-FOUND"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "x1 before any binding: ok",
+            "x1 with one binding left: ok",
+            "x1 after last unbind: 404 NOT-FOUND",
+            "x2 after its queue was deleted: 404 NOT-FOUND",
+        ],
     );
 }
 
@@ -1128,14 +889,7 @@ async fn exchange_delete_if_unused_refuses_a_bound_exchange() {
             outcome(&r)
         ));
         let ch = channel(&conn).await;
-        ch.queue_unbind(
-            q.as_str().into(),
-            x.as_str().into(),
-            "k".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("unbind");
+        unbind(&ch, &q, &x, "k").await;
         let r = ch.exchange_delete(x.as_str().into(), if_unused).await;
         t.push(format!("if-unused delete once unbound: {}", outcome(&r)));
         t.push(format!(
@@ -1146,16 +900,14 @@ async fn exchange_delete_if_unused_refuses_a_bound_exchange() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            "if-unused delete of bound source: 406 PRECONDITION-FAILED"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "if-unused delete of bound source: 406 PRECONDITION-FAILED",
+            "source still there: ok",
+            "if-unused delete once unbound: ok",
+        ],
     );
-    assert!(has(&t, "source still there: ok"), "{t:#?}");
-    assert!(has(&t, "if-unused delete once unbound: ok"), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1219,15 +971,13 @@ async fn mandatory_unroutable_message_is_returned_before_ack() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            r#"returned 312 NO_ROUTE exchange-is-x=true key=nowhere body=lost message_id=Some("id-1")"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"returned 312 NO_ROUTE exchange-is-x=true key=nowhere body=lost message_id=Some("id-1")"#,
+            "mandatory routable: ack",
+            "not mandatory unroutable: ack",
+            r#"q got ["kept"]"#,
+        ],
     );
-    assert!(has(&t, "mandatory routable: ack"), "{t:#?}");
-    assert!(has(&t, "not mandatory unroutable: ack"), "{t:#?}");
-    assert!(has(&t, r#"q got ["kept"]"#), "{t:#?}");
 }

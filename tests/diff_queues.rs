@@ -6,205 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use futures_lite::stream::StreamExt;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions, QueuePurgeOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueuePurgeOptions,
 };
-use lapin::protocol::AMQPErrorKind;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
-    ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
-// ---------------------------------------------------------------------------------------------
-// Small client helpers
-// ---------------------------------------------------------------------------------------------
-
-async fn connect(url: &str) -> Connection {
-    Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("connect")
-}
-
-/// A channel in publisher-confirm mode, so a confirmed publish has been routed before we look.
-async fn channel(conn: &Connection) -> Channel {
-    let ch = conn.create_channel().await.expect("channel.open");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    ch
-}
-
-/// "406 PRECONDITION-FAILED (reply text)" for an AMQP error, a marker for anything else.
-fn code(err: &lapin::Error) -> String {
-    match err.kind() {
-        lapin::ErrorKind::ProtocolError(e) => {
-            let name = match e.kind() {
-                AMQPErrorKind::Soft(s) => s.to_string(),
-                AMQPErrorKind::Hard(h) => h.to_string(),
-            };
-            format!(
-                "{} {} ({})",
-                e.get_id(),
-                name,
-                scrub(e.get_message().as_str())
-            )
-        }
-        other => format!("client error {other:?}"),
-    }
-}
-
-/// A reply text without the scenario's generated names (each becomes `<name>`). RabbitMQ cuts
-/// reply texts at 255 bytes, where the cut falls depends on the name lengths, so long texts are
-/// kept only up to a fixed length.
-fn scrub(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("rs-test.") {
-        out.push_str(&rest[..i]);
-        out.push_str("<name>");
-        let tail = &rest[i..];
-        rest = &tail[tail.find('\'').unwrap_or(tail.len())..];
-    }
-    out.push_str(rest);
-    if text.len() >= 250 {
-        out = out.chars().take(100).collect::<String>() + "...";
-    }
-    out
-}
-
-fn outcome<T>(r: &lapin::Result<T>) -> String {
-    match r {
-        Ok(_) => "ok".to_string(),
-        Err(e) => code(e),
-    }
-}
-
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in entries {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-fn text(v: &str) -> AMQPValue {
-    AMQPValue::LongString(v.into())
-}
-
-fn int(v: i32) -> AMQPValue {
-    AMQPValue::LongInt(v)
-}
-
-async fn declare_queue_with(ch: &Channel, name: &str, args: FieldTable) {
-    ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
-        .await
-        .expect("queue.declare");
-}
-
-async fn declare_queue(ch: &Channel, name: &str) {
-    declare_queue_with(ch, name, FieldTable::default()).await;
-}
-
-async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
-    ch.exchange_declare(
-        name.into(),
-        kind,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.declare");
-}
-
-async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
-    ch.queue_bind(
-        queue.into(),
-        exchange.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.bind");
-}
-
-/// Publishes on a confirm-mode channel and describes what came back.
-async fn publish_with(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &str,
-    properties: BasicProperties,
-) -> String {
-    let confirm = match ch
-        .basic_publish(
-            exchange.into(),
-            key.into(),
-            BasicPublishOptions::default(),
-            body.as_bytes(),
-            properties,
-        )
-        .await
-    {
-        Ok(confirm) => confirm,
-        Err(e) => return code(&e),
-    };
-    match confirm.await {
-        Ok(Confirmation::Ack(None)) => "ack".to_string(),
-        Ok(Confirmation::Nack(None)) => "nack".to_string(),
-        Ok(other) => format!("{other:?}"),
-        Err(e) => code(&e),
-    }
-}
-
-/// Publishes to a queue through the default exchange.
-async fn send(ch: &Channel, queue: &str, body: &str) -> String {
-    publish_with(ch, "", queue, body, BasicProperties::default()).await
-}
-
-/// Takes every message off a queue (no-ack) and returns the bodies in order.
-async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    while let Some(m) = ch
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")
-    {
-        bodies.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
-    }
-    bodies
-}
-
-/// Passive queue.declare on a throwaway channel: "ok messages=N consumers=M" or the error code.
-async fn inspect_queue(conn: &Connection, name: &str) -> String {
-    let ch = conn.create_channel().await.expect("channel.open");
-    let r = ch
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    match r {
-        Ok(q) => {
-            let _ = ch.close(200, "OK".into()).await;
-            format!(
-                "ok messages={} consumers={}",
-                q.message_count(),
-                q.consumer_count()
-            )
-        }
-        Err(e) => code(&e),
-    }
-}
+use common::client::*;
 
 /// Polls a queue until it is gone (404) or `within` has passed; returns the last observation.
 async fn gone_within(conn: &Connection, name: &str, within: Duration) -> String {
@@ -216,14 +26,6 @@ async fn gone_within(conn: &Connection, name: &str, within: Duration) -> String 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// basic.get with manual ack; the queue must not be empty.
-async fn get_one(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
-    ch.basic_get(queue.into(), BasicGetOptions { no_ack: false })
-        .await
-        .expect("basic.get")
-        .expect("a message")
 }
 
 /// basic.get, polling until a message turns up or `within` has passed. Dead-lettering happens
@@ -247,57 +49,13 @@ async fn get_within(
     }
 }
 
-/// A synchronous round trip on `ch`: everything sent on it before has been processed.
-async fn sync(ch: &Channel) {
-    ch.exchange_declare(
-        "amq.direct".into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            passive: true,
-            ..ExchangeDeclareOptions::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("passive declare of amq.direct");
-}
-
 const DEAD_LETTER_WAIT: Duration = Duration::from_secs(1);
 
-async fn next_delivery(consumer: &mut Consumer) -> Option<lapin::message::Delivery> {
-    match tokio::time::timeout(Duration::from_secs(2), consumer.next()).await {
-        Ok(Some(Ok(d))) => Some(d),
-        _ => None,
-    }
-}
-
-/// Deletes what a scenario declared, on a fresh channel, ignoring errors.
-async fn cleanup(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
-    let ch = conn.create_channel().await.expect("channel.open");
-    for q in queues {
-        let _ = ch
-            .queue_delete((*q).into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for x in exchanges {
-        let _ = ch
-            .exchange_delete((*x).into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "OK".into()).await;
-}
-
-/// The transcript, visible with `--nocapture` or when a test fails.
-fn show(t: &[String]) {
-    for line in t {
-        eprintln!("  {line}");
-    }
-}
-
-/// `line` is in the transcript, either exactly or followed by a reply text in parentheses.
-fn has(t: &[String], line: &str) -> bool {
-    let with_text = format!("{line} (");
-    t.iter().any(|l| l == line || l.starts_with(&with_text))
+/// A fanout exchange `dlx` with the queue `dlq` bound to it, for a queue to dead-letter into.
+async fn declare_dead_letter_target(ch: &Channel, dlx: &str, dlq: &str) {
+    declare_exchange(ch, dlx, ExchangeKind::Fanout).await;
+    declare_queue(ch, dlq).await;
+    bind(ch, dlq, dlx, "").await;
 }
 
 /// Maps the generated names of a scenario back to its short labels for the transcript.
@@ -387,17 +145,7 @@ async fn server_named_queue_is_remembered_by_the_channel() {
         let ch = channel(&conn).await;
         let x = common::unique("srvnamed-x");
         declare_exchange(&ch, &x, ExchangeKind::Direct).await;
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare server-named");
+        let q = declare_exclusive_queue(&ch, "").await;
         let name = q.name().to_string();
         t.push(format!(
             "name starts with amq.gen-: {}",
@@ -417,30 +165,16 @@ async fn server_named_queue_is_remembered_by_the_channel() {
                 .await
             )
         ));
-        publish_with(&ch, &x, "k", "m1", BasicProperties::default()).await;
-        publish_with(&ch, &x, "k", "m2", BasicProperties::default()).await;
+        publish_with(&ch, &x, "k", "m1", BasicProperties::default(), false).await;
+        publish_with(&ch, &x, "k", "m2", BasicProperties::default(), false).await;
         let purged = ch
             .queue_purge("".into(), QueuePurgeOptions::default())
             .await;
         t.push(format!("purge \"\": {:?}", purged.map_err(|e| code(&e))));
-        publish_with(&ch, &x, "k", "m3", BasicProperties::default()).await;
-        let mut consumer = ch
-            .basic_consume(
-                "".into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume \"\"");
-        let d = next_delivery(&mut consumer).await;
-        t.push(format!(
-            "consumer on \"\" got {:?}",
-            d.map(|d| String::from_utf8_lossy(&d.data).into_owned())
-        ));
+        publish_with(&ch, &x, "k", "m3", BasicProperties::default(), false).await;
+        let mut consumer = consume(&ch, "", "", true).await;
+        let d = next(&mut consumer, Duration::from_secs(2)).await.ok();
+        t.push(format!("consumer on \"\" got {:?}", d.map(|d| body(&d))));
         // A channel that never declared a queue has nothing to remember.
         let other = channel(&conn).await;
         let r = other
@@ -458,11 +192,15 @@ async fn server_named_queue_is_remembered_by_the_channel() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "name starts with amq.gen-: true"), "{t:#?}");
-    assert!(has(&t, "bind \"\": ok"), "{t:#?}");
-    assert!(has(&t, "purge \"\": Ok(2)"), "{t:#?}");
-    assert!(has(&t, "consumer on \"\" got Some(\"m3\")"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "name starts with amq.gen-: true",
+            "bind \"\": ok",
+            "purge \"\": Ok(2)",
+            "consumer on \"\" got Some(\"m3\")",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,16 +212,7 @@ async fn exclusive_queue_is_locked_to_its_connection() {
         let q = common::unique("exclusive-q");
         let x = common::unique("exclusive-x");
         let och = channel(&owner).await;
-        och.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare exclusive");
+        declare_exclusive_queue(&och, &q).await;
         declare_exchange(&och, &x, ExchangeKind::Fanout).await;
         t.push(format!(
             "owner passive declare: {}",
@@ -550,18 +279,16 @@ async fn exclusive_queue_is_locked_to_its_connection() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "owner passive declare: ok messages=0 consumers=0"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "owner passive declare: ok messages=0 consumers=0",
+            "other passive declare: 405 RESOURCE-LOCKED",
+            "other consume: 405 RESOURCE-LOCKED",
+            "other get: 405 RESOURCE-LOCKED",
+            r#"owner got ["from-other"]"#,
+        ],
     );
-    assert!(
-        has(&t, "other passive declare: 405 RESOURCE-LOCKED"),
-        "{t:#?}"
-    );
-    assert!(has(&t, "other consume: 405 RESOURCE-LOCKED"), "{t:#?}");
-    assert!(has(&t, "other get: 405 RESOURCE-LOCKED"), "{t:#?}");
-    assert!(has(&t, r#"owner got ["from-other"]"#), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,16 +299,7 @@ async fn exclusive_queue_is_deleted_when_its_connection_closes() {
         let watcher = connect(&url).await;
         let q = common::unique("exclusive-close-q");
         let och = channel(&owner).await;
-        och.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare exclusive");
+        declare_exclusive_queue(&och, &q).await;
         send(&och, &q, "m").await;
         t.push(format!("owner sees: {}", inspect_queue(&owner, &q).await));
         // Closing just the channel keeps the queue; closing the connection removes it.
@@ -602,13 +320,14 @@ async fn exclusive_queue_is_deleted_when_its_connection_closes() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "owner sees: ok messages=1 consumers=0"), "{t:#?}");
-    assert!(
-        has(&t, "after channel close: ok messages=1 consumers=0"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "owner sees: ok messages=1 consumers=0",
+            "after channel close: ok messages=1 consumers=0",
+            "after connection close: 404 NOT-FOUND",
+        ],
     );
-    assert!(has(&t, "after connection close: 404 NOT-FOUND"), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,24 +349,8 @@ async fn auto_delete_queue_goes_with_its_last_consumer() {
             "before any consumer: {}",
             inspect_queue(&conn, &q).await
         ));
-        let c1 = ch
-            .basic_consume(
-                q.as_str().into(),
-                "c1".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume c1");
-        let c2 = ch
-            .basic_consume(
-                q.as_str().into(),
-                "c2".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume c2");
+        let c1 = consume(&ch, &q, "c1", false).await;
+        let c2 = consume(&ch, &q, "c2", false).await;
         t.push(format!(
             "with two consumers: {}",
             inspect_queue(&conn, &q).await
@@ -672,15 +375,7 @@ async fn auto_delete_queue_goes_with_its_last_consumer() {
             .await
             .expect("declare auto-delete 2");
         let ch2 = channel(&conn).await;
-        let c3 = ch2
-            .basic_consume(
-                q2.as_str().into(),
-                "c3".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume c3");
+        let c3 = consume(&ch2, &q2, "c3", false).await;
         t.push(format!(
             "second queue with consumer: {}",
             inspect_queue(&conn, &q2).await
@@ -695,22 +390,14 @@ async fn auto_delete_queue_goes_with_its_last_consumer() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "before any consumer: ok messages=0 consumers=0"),
-        "{t:#?}"
-    );
-    assert!(
-        has(&t, "after first cancel: ok messages=0 consumers=1"),
-        "{t:#?}"
-    );
-    assert!(has(&t, "after last cancel: 404 NOT-FOUND"), "{t:#?}");
-    assert!(
-        has(
-            &t,
-            "second queue after consumer channel closed: 404 NOT-FOUND"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "before any consumer: ok messages=0 consumers=0",
+            "after first cancel: ok messages=0 consumers=1",
+            "after last cancel: 404 NOT-FOUND",
+            "second queue after consumer channel closed: 404 NOT-FOUND",
+        ],
     );
 }
 
@@ -784,11 +471,15 @@ async fn queue_redeclare_must_be_equivalent() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "same arguments: ok"), "{t:#?}");
-    assert!(has(&t, "other ttl: 406 PRECONDITION-FAILED"), "{t:#?}");
-    assert!(has(&t, "durable: 406 PRECONDITION-FAILED"), "{t:#?}");
-    assert!(has(&t, "passive with other arguments: ok"), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "same arguments: ok",
+            "other ttl: 406 PRECONDITION-FAILED",
+            "durable: 406 PRECONDITION-FAILED",
+            "passive with other arguments: ok",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -822,15 +513,7 @@ async fn queue_delete_if_empty_and_if_unused() {
             inspect_queue(&conn, &q).await
         ));
         declare_queue(&ch, &q).await;
-        let consumer = ch
-            .basic_consume(
-                q.as_str().into(),
-                "c".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = consume(&ch, &q, "c", false).await;
         let other = channel(&conn).await;
         let r = other.queue_delete(q.as_str().into(), if_unused).await;
         t.push(format!("if-unused with a consumer: {}", outcome(&r)));
@@ -853,15 +536,13 @@ async fn queue_delete_if_empty_and_if_unused() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "if-empty with 2 messages: 406 PRECONDITION-FAILED"),
-        "{t:#?}"
-    );
-    assert!(has(&t, "if-unused without consumers: Ok(2)"), "{t:#?}");
-    assert!(
-        has(&t, "if-unused with a consumer: 406 PRECONDITION-FAILED"),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "if-empty with 2 messages: 406 PRECONDITION-FAILED",
+            "if-unused without consumers: Ok(2)",
+            "if-unused with a consumer: 406 PRECONDITION-FAILED",
+        ],
     );
 }
 
@@ -907,10 +588,14 @@ async fn queue_purge_returns_the_ready_count() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "purge with one unacked: Ok(3)"), "{t:#?}");
-    assert!(has(&t, "purge again: Ok(0)"), "{t:#?}");
-    assert!(has(&t, r#"left ["m1"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "purge with one unacked: Ok(3)",
+            "purge again: Ok(0)",
+            r#"left ["m1"]"#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -920,14 +605,7 @@ async fn declare_ok_reports_ready_messages_and_consumers() {
         let conn = connect(&url).await;
         let q = common::unique("counts-q");
         let ch = channel(&conn).await;
-        let d = ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare");
+        let d = declare_queue(&ch, &q).await;
         t.push(format!(
             "fresh: messages={} consumers={}",
             d.message_count(),
@@ -936,14 +614,7 @@ async fn declare_ok_reports_ready_messages_and_consumers() {
         for body in ["m1", "m2", "m3"] {
             send(&ch, &q, body).await;
         }
-        let d = ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("redeclare");
+        let d = declare_queue(&ch, &q).await;
         t.push(format!(
             "after 3 publishes: messages={} consumers={}",
             d.message_count(),
@@ -953,30 +624,20 @@ async fn declare_ok_reports_ready_messages_and_consumers() {
         cch.basic_qos(1, BasicQosOptions::default())
             .await
             .expect("qos");
-        let mut consumer = cch
-            .basic_consume(
-                q.as_str().into(),
-                "c".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+        let mut consumer = consume(&cch, &q, "c", false).await;
+        let first = next(&mut consumer, Duration::from_secs(2))
             .await
-            .expect("consume");
-        let first = next_delivery(&mut consumer).await.expect("a delivery");
-        t.push(format!(
-            "consumer holds {}",
-            String::from_utf8_lossy(&first.data)
-        ));
+            .expect("a delivery");
+        t.push(format!("consumer holds {}", body(&first)));
         t.push(format!(
             "with one unacked: {}",
             inspect_queue(&conn, &q).await
         ));
         first.ack(Default::default()).await.expect("ack");
-        let second = next_delivery(&mut consumer).await.expect("a delivery");
-        t.push(format!(
-            "consumer holds {}",
-            String::from_utf8_lossy(&second.data)
-        ));
+        let second = next(&mut consumer, Duration::from_secs(2))
+            .await
+            .expect("a delivery");
+        t.push(format!("consumer holds {}", body(&second)));
         t.push(format!("after one ack: {}", inspect_queue(&conn, &q).await));
         cch.close(200, "OK".into()).await.expect("channel.close");
         t.push(format!(
@@ -988,26 +649,15 @@ async fn declare_ok_reports_ready_messages_and_consumers() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "fresh: messages=0 consumers=0"), "{t:#?}");
-    assert!(
-        has(&t, "after 3 publishes: messages=3 consumers=0"),
-        "{t:#?}"
-    );
-    assert!(
-        has(&t, "with one unacked: ok messages=2 consumers=1"),
-        "{t:#?}"
-    );
-    assert!(
-        has(&t, "after one ack: ok messages=1 consumers=1"),
-        "{t:#?}"
-    );
-    assert!(
-        has(
-            &t,
-            "after consumer channel closed: ok messages=2 consumers=0"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "fresh: messages=0 consumers=0",
+            "after 3 publishes: messages=3 consumers=0",
+            "with one unacked: ok messages=2 consumers=1",
+            "after one ack: ok messages=1 consumers=1",
+            "after consumer channel closed: ok messages=2 consumers=0",
+        ],
     );
 }
 
@@ -1025,9 +675,7 @@ async fn message_ttl_expires_and_dead_letters_as_expired() {
         let dlx = common::unique("ttl-dlx");
         let dlq = common::unique("ttl-dlq");
         let labels = Labels::new(&[(&q, "q"), (&dlx, "dlx"), (&dlq, "dlq")]);
-        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
-        declare_queue(&ch, &dlq).await;
-        bind(&ch, &dlq, &dlx, "").await;
+        declare_dead_letter_target(&ch, &dlx, &dlq).await;
         declare_queue_with(
             &ch,
             &q,
@@ -1045,10 +693,7 @@ async fn message_ttl_expires_and_dead_letters_as_expired() {
         t.push(format!("q got {:?}", drain(&ch, &q).await));
         match get_within(&ch, &dlq, true, DEAD_LETTER_WAIT).await {
             Some(m) => {
-                t.push(format!(
-                    "dlq got {}",
-                    String::from_utf8_lossy(&m.delivery.data)
-                ));
+                t.push(format!("dlq got {}", body(&m.delivery)));
                 t.push(format!(
                     "dead-lettered via exchange {} key {:?}",
                     labels.of(m.delivery.exchange.as_str()),
@@ -1066,11 +711,15 @@ async fn message_ttl_expires_and_dead_letters_as_expired() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "right away: ok messages=1 consumers=0"), "{t:#?}");
-    assert!(has(&t, r#"q got ["late"]"#), "{t:#?}");
-    assert!(has(&t, "dlq got early"), "{t:#?}");
-    assert!(has(&t, r#"x-first-death-reason = "expired""#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "right away: ok messages=1 consumers=0",
+            r#"q got ["late"]"#,
+            "dlq got early",
+            r#"x-first-death-reason = "expired""#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1092,12 +741,12 @@ async fn per_message_expiration() {
         ] {
             t.push(format!(
                 "publish {body}: {}",
-                publish_with(&ch, "", &q, body, props).await
+                publish_with(&ch, "", &q, body, props, false).await
             ));
         }
         // An expired message behind a live one is only dropped once it reaches the head.
-        publish_with(&ch, "", &q_head, "head-long", exp("60000")).await;
-        publish_with(&ch, "", &q_head, "behind-short", exp("100")).await;
+        publish_with(&ch, "", &q_head, "head-long", exp("60000"), false).await;
+        publish_with(&ch, "", &q_head, "behind-short", exp("100"), false).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         t.push(format!("q after 300ms: {}", inspect_queue(&conn, &q).await));
         t.push(format!(
@@ -1111,7 +760,7 @@ async fn per_message_expiration() {
             .expect("message");
         t.push(format!(
             "first live message {} keeps expiration {:?}",
-            String::from_utf8_lossy(&m.delivery.data),
+            body(&m.delivery),
             m.delivery
                 .properties
                 .expiration()
@@ -1120,25 +769,23 @@ async fn per_message_expiration() {
         ));
         t.push(format!("q rest {:?}", drain(&ch, &q).await));
         t.push(format!("q_head got {:?}", drain(&ch, &q_head).await));
-        let r = publish_with(&ch, "", &q, "bad", exp("soon")).await;
+        let r = publish_with(&ch, "", &q, "bad", exp("soon"), false).await;
         t.push(format!("publish with expiration \"soon\": {r}"));
         let ch = channel(&conn).await;
-        let r = publish_with(&ch, "", &q, "negative", exp("-5")).await;
+        let r = publish_with(&ch, "", &q, "negative", exp("-5"), false).await;
         t.push(format!("publish with expiration \"-5\": {r}"));
         cleanup(&conn, &[&q, &q_head], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(
-            &t,
-            r#"first live message long keeps expiration Some("60000")"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            r#"first live message long keeps expiration Some("60000")"#,
+            r#"q rest ["none"]"#,
+            r#"q_head got ["head-long"]"#,
+        ],
     );
-    assert!(has(&t, r#"q rest ["none"]"#), "{t:#?}");
-    assert!(has(&t, r#"q_head got ["head-long"]"#), "{t:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1152,15 +799,7 @@ async fn queue_expires_when_unused() {
         let args = table(&[("x-expires", int(200))]);
         declare_queue_with(&ch, &idle, args.clone()).await;
         declare_queue_with(&ch, &busy, args).await;
-        let consumer = ch
-            .basic_consume(
-                busy.as_str().into(),
-                "c".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = consume(&ch, &busy, "c", false).await;
         t.push(format!(
             "idle right away: {}",
             inspect_queue(&conn, &idle).await
@@ -1179,18 +818,13 @@ async fn queue_expires_when_unused() {
         t
     })
     .await;
-    show(&t);
-    assert!(
-        has(&t, "idle right away: ok messages=0 consumers=0"),
-        "{t:#?}"
-    );
-    assert!(has(&t, "idle after 450ms: 404 NOT-FOUND"), "{t:#?}");
-    assert!(
-        has(
-            &t,
-            "busy (has a consumer) after 450ms: ok messages=0 consumers=1"
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "idle right away: ok messages=0 consumers=0",
+            "idle after 450ms: 404 NOT-FOUND",
+            "busy (has a consumer) after 450ms: ok messages=0 consumers=1",
+        ],
     );
 }
 
@@ -1215,9 +849,10 @@ async fn max_length_drop_head_drops_the_oldest() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "queue: ok messages=2 consumers=0"), "{t:#?}");
-    assert!(has(&t, r#"q got ["m3", "m4"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &["queue: ok messages=2 consumers=0", r#"q got ["m3", "m4"]"#],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1229,9 +864,7 @@ async fn max_length_reject_publish_nacks_the_publisher() {
         let q = common::unique("rejectpub-q");
         let dlx = common::unique("rejectpub-dlx");
         let dlq = common::unique("rejectpub-dlq");
-        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
-        declare_queue(&ch, &dlq).await;
-        bind(&ch, &dlq, &dlx, "").await;
+        declare_dead_letter_target(&ch, &dlx, &dlq).await;
         declare_queue_with(
             &ch,
             &q,
@@ -1257,11 +890,15 @@ async fn max_length_reject_publish_nacks_the_publisher() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "publish m2: ack"), "{t:#?}");
-    assert!(has(&t, "publish m3: nack"), "{t:#?}");
-    assert!(has(&t, r#"q got ["m1", "m2"]"#), "{t:#?}");
-    assert!(has(&t, r#"q got ["m5"]"#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            "publish m2: ack",
+            "publish m3: nack",
+            r#"q got ["m1", "m2"]"#,
+            r#"q got ["m5"]"#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1274,9 +911,7 @@ async fn max_length_dead_letters_dropped_heads_as_maxlen() {
         let dlx = common::unique("maxlen-dlx");
         let dlq = common::unique("maxlen-dlq");
         let labels = Labels::new(&[(&q, "q"), (&dlx, "dlx"), (&dlq, "dlq")]);
-        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
-        declare_queue(&ch, &dlq).await;
-        bind(&ch, &dlq, &dlx, "").await;
+        declare_dead_letter_target(&ch, &dlx, &dlq).await;
         declare_queue_with(
             &ch,
             &q,
@@ -1291,10 +926,7 @@ async fn max_length_dead_letters_dropped_heads_as_maxlen() {
         t.push(format!("q got {:?}", drain(&ch, &q).await));
         match get_within(&ch, &dlq, true, DEAD_LETTER_WAIT).await {
             Some(m) => {
-                t.push(format!(
-                    "dlq got {}",
-                    String::from_utf8_lossy(&m.delivery.data)
-                ));
+                t.push(format!("dlq got {}", body(&m.delivery)));
                 t.push(format!(
                     "dead-lettered via exchange {} key {:?}",
                     labels.of(m.delivery.exchange.as_str()),
@@ -1308,10 +940,14 @@ async fn max_length_dead_letters_dropped_heads_as_maxlen() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"q got ["second"]"#), "{t:#?}");
-    assert!(has(&t, "dlq got first"), "{t:#?}");
-    assert!(has(&t, r#"x-first-death-reason = "maxlen""#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"q got ["second"]"#,
+            "dlq got first",
+            r#"x-first-death-reason = "maxlen""#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1340,11 +976,11 @@ async fn max_length_bytes_counts_body_bytes() {
         for body in ["aaaaa", "bbbbb", "ccccc", "dddddddddddd", "e"] {
             t.push(format!(
                 "publish {body} to drop-head: {}",
-                publish_with(&ch, "", &q, body, props.clone()).await
+                publish_with(&ch, "", &q, body, props.clone(), false).await
             ));
             t.push(format!(
                 "publish {body} to reject-publish: {}",
-                publish_with(&ch, "", &q_reject, body, props.clone()).await
+                publish_with(&ch, "", &q_reject, body, props.clone(), false).await
             ));
         }
         t.push(format!("drop-head q got {:?}", drain(&ch, &q).await));
@@ -1356,11 +992,12 @@ async fn max_length_bytes_counts_body_bytes() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "publish ccccc to reject-publish: nack"), "{t:#?}");
-    assert!(
-        has(&t, r#"reject-publish q got ["aaaaa", "bbbbb"]"#),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[
+            "publish ccccc to reject-publish: nack",
+            r#"reject-publish q got ["aaaaa", "bbbbb"]"#,
+        ],
     );
 }
 
@@ -1398,14 +1035,14 @@ async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
             .with_message_id("mid".into())
             .with_expiration("60000".into());
         for body in ["to-reject", "to-nack", "to-requeue"] {
-            publish_with(&ch, &x, "orig.key", body, props.clone()).await;
+            publish_with(&ch, &x, "orig.key", body, props.clone(), false).await;
         }
-        let m = get_one(&ch, &q).await;
+        let m = get(&ch, &q).await.expect("a message");
         m.delivery
             .reject(BasicRejectOptions { requeue: false })
             .await
             .expect("reject");
-        let m = get_one(&ch, &q).await;
+        let m = get(&ch, &q).await.expect("a message");
         m.delivery
             .nack(BasicNackOptions {
                 requeue: false,
@@ -1414,7 +1051,7 @@ async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
             .await
             .expect("nack");
         // Requeueing is not dead-lettering.
-        let m = get_one(&ch, &q).await;
+        let m = get(&ch, &q).await.expect("a message");
         m.delivery
             .reject(BasicRejectOptions { requeue: true })
             .await
@@ -1423,7 +1060,7 @@ async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
         while let Some(m) = get_within(&ch, &dlq, true, Duration::from_millis(300)).await {
             t.push(format!(
                 "dlq got {} via exchange {} key {:?} message_id={:?} expiration={:?}",
-                String::from_utf8_lossy(&m.delivery.data),
+                body(&m.delivery),
                 labels.of(m.delivery.exchange.as_str()),
                 labels.of(m.delivery.routing_key.as_str()),
                 m.delivery
@@ -1443,8 +1080,7 @@ async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, r#"q still has ["to-requeue"]"#), "{t:#?}");
+    assert_has(&t, &[r#"q still has ["to-requeue"]"#]);
     assert!(
         t.iter()
             .any(|l| l.starts_with(r#"dlq got to-reject via exchange dlx key "dead""#)),
@@ -1455,10 +1091,15 @@ async fn reject_and_nack_dead_letter_with_routing_key_and_x_death() {
             .any(|l| l.starts_with(r#"dlq got to-nack via exchange dlx key "dead""#)),
         "{t:#?}"
     );
-    assert!(has(&t, r#"x-first-death-reason = "rejected""#), "{t:#?}");
-    assert!(has(&t, r#"x-first-death-queue = "q""#), "{t:#?}");
-    assert!(has(&t, r#"x-first-death-exchange = "x""#), "{t:#?}");
-    assert!(has(&t, r#"app = "kept""#), "{t:#?}");
+    assert_has(
+        &t,
+        &[
+            r#"x-first-death-reason = "rejected""#,
+            r#"x-first-death-queue = "q""#,
+            r#"x-first-death-exchange = "x""#,
+            r#"app = "kept""#,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1508,18 +1149,16 @@ async fn x_death_counts_repeated_dead_lettering() {
         let m = get_within(&ch, &dlq, true, DEAD_LETTER_WAIT)
             .await
             .expect("message after three rejections");
-        t.push(format!(
-            "finally in dlq: {}",
-            String::from_utf8_lossy(&m.delivery.data)
-        ));
+        t.push(format!("finally in dlq: {}", body(&m.delivery)));
         t.extend(labels.headers(&m.delivery.properties));
         cleanup(&conn, &[&q, &dlq], &[]).await;
         t
     })
     .await;
-    show(&t);
-    assert!(has(&t, "finally in dlq: bouncer"), "{t:#?}");
-    assert!(has(&t, r#"x-first-death-queue = "q""#), "{t:#?}");
+    assert_has(
+        &t,
+        &["finally in dlq: bouncer", r#"x-first-death-queue = "q""#],
+    );
     assert!(
         t.iter()
             .any(|l| l.starts_with("x-death = ") && l.contains("LongLongInt(2)")),
@@ -1555,37 +1194,26 @@ async fn max_priority_queue_delivers_highest_first() {
             if let Some(p) = priority {
                 props = props.with_priority(p);
             }
-            publish_with(&ch, "", &q, body, props.clone()).await;
-            publish_with(&ch, "", &plain, body, props).await;
+            publish_with(&ch, "", &q, body, props.clone(), false).await;
+            publish_with(&ch, "", &plain, body, props, false).await;
         }
-        let mut order = Vec::new();
-        while let Some(m) = ch
-            .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        let order: Vec<String> = take_all(&ch, &q)
             .await
-            .expect("get")
-        {
-            order.push(format!(
-                "{}(priority {:?})",
-                String::from_utf8_lossy(&m.delivery.data),
-                m.delivery.properties.priority()
-            ));
-        }
+            .iter()
+            .map(|d| format!("{}(priority {:?})", body(d), d.properties.priority()))
+            .collect();
         t.push(format!("priority queue order {order:?}"));
         t.push(format!("plain queue order {:?}", drain(&ch, &plain).await));
         cleanup(&conn, &[&q, &plain], &[]).await;
         t
     })
     .await;
-    show(&t);
     assert!(
         t.iter().any(|l| l.starts_with(r#"priority queue order ["p5(priority Some(5))", "p9(priority Some(9))", "p3(priority Some(3))", "p3b"#)),
         "{t:#?}"
     );
-    assert!(
-        has(
-            &t,
-            r#"plain queue order ["p1", "none-a", "p5", "p3", "p9", "p0", "p3b"]"#
-        ),
-        "{t:#?}"
+    assert_has(
+        &t,
+        &[r#"plain queue order ["p1", "none-a", "p5", "p3", "p9", "p0", "p3b"]"#],
     );
 }

@@ -6,13 +6,17 @@ mod common;
 
 use std::sync::Arc;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties};
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::client::{
+    bind, bind_exchange, channel, connect, declare_queue, passive_queue, publish_and_wait,
+};
 
 /// One request to RabbitMQ's management API; returns (status, JSON body or Null).
 async fn management(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -103,64 +107,19 @@ fn error_text(e: &lapin::Error) -> String {
 /// Queues live in their vhost; another vhost cannot see them; unknown vhosts are refused.
 async fn vhost_scenario(base: String, vhost: String) -> Vec<String> {
     let mut t = Vec::new();
-    let conn = Connection::connect(
-        &url_with_vhost(&base, &vhost),
-        ConnectionProperties::default(),
-    )
-    .await
-    .expect("connect to the new vhost");
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.queue_declare(
-        "homework".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.basic_publish(
-        "".into(),
-        "homework".into(),
-        BasicPublishOptions::default(),
-        b"essay",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-    let again = ch
-        .queue_declare(
-            "homework".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let conn = connect(&url_with_vhost(&base, &vhost)).await;
+    let ch = channel(&conn).await;
+    declare_queue(&ch, "homework").await;
+    publish_and_wait(&ch, "", "homework", b"essay").await;
+    let again = passive_queue(&ch, "homework").await.unwrap();
     t.push(format!(
         "in its vhost: {} message(s)",
         again.message_count()
     ));
 
-    let root = Connection::connect(&url_with_vhost(&base, "/"), ConnectionProperties::default())
-        .await
-        .unwrap();
+    let root = connect(&url_with_vhost(&base, "/")).await;
     let root_ch = root.create_channel().await.unwrap();
-    let seen = root_ch
-        .queue_declare(
-            "homework".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
+    let seen = passive_queue(&root_ch, "homework").await;
     t.push(format!(
         "from '/': {}",
         seen.map(|_| "visible".to_string())
@@ -310,12 +269,7 @@ async fn definitions_exported_from_rabbitmq_load_into_the_embedded_broker() {
     let vhost = common::unique("nova");
     rabbitmq_add_vhost(&vhost).await;
     // Build an oslo.messaging-like topology on RabbitMQ.
-    let conn = Connection::connect(
-        &url_with_vhost(&common::rabbitmq_url(), &vhost),
-        ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
+    let conn = connect(&url_with_vhost(&common::rabbitmq_url(), &vhost)).await;
     let ch = conn.create_channel().await.unwrap();
     let declare_x = |name: &'static str, kind: lapin::ExchangeKind, auto_delete: bool| {
         let ch = ch.clone();
@@ -363,25 +317,9 @@ async fn definitions_exported_from_rabbitmq_load_into_the_embedded_broker() {
         ("compute.node1", "nova", "compute.node1"),
         ("compute_fanout_ab12", "compute_fanout", "compute"),
     ] {
-        ch.queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            Default::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        bind(&ch, queue, exchange, key).await;
     }
-    ch.exchange_bind(
-        "audit".into(),
-        "nova".into(),
-        "#".into(),
-        Default::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    bind_exchange(&ch, "audit", "nova", "#").await;
     let expected = rabbitmq_topology(&vhost).await;
 
     // Export everything, as `rabbitmqctl export_definitions` or the management UI would.
@@ -415,32 +353,9 @@ async fn definitions_exported_from_rabbitmq_load_into_the_embedded_broker() {
     let conn = Connection::connect(&url, ConnectionProperties::default())
         .await
         .expect("guest logs in with the hashed password");
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.basic_publish(
-        "nova".into(),
-        "compute.node1".into(),
-        BasicPublishOptions::default(),
-        b"{}",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-    let q = ch
-        .queue_declare(
-            "compute.node1".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let ch = channel(&conn).await;
+    publish_and_wait(&ch, "nova", "compute.node1", b"{}").await;
+    let q = passive_queue(&ch, "compute.node1").await.unwrap();
     assert_eq!(q.message_count(), 1);
 }
 

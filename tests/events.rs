@@ -6,13 +6,14 @@ mod common;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicRejectOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::options::{BasicAckOptions, BasicPublishOptions, BasicRejectOptions};
+use lapin::{BasicProperties, ExchangeKind};
 use rabbitscope::events::{EventKind, EventReader, PublishFate, Received};
+
+use common::client::{
+    bind, channel, connect, consume, declare_exchange, declare_queue, declare_queue_with,
+    passive_queue, publish_and_wait, table, text,
+};
 
 /// Reads events until `pred` matches one, failing after two seconds.
 async fn wait_for(
@@ -35,43 +36,17 @@ async fn wait_for(
 async fn a_published_message_is_followed_from_exchange_to_consumer() {
     let (url, broker) = common::start_embedded().await;
     let mut events = broker.subscribe();
-    let conn = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.exchange_declare(
-        "animals".into(),
-        ExchangeKind::Topic,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let conn = connect(&url).await;
+    let ch = channel(&conn).await;
+    declare_exchange(&ch, "animals", ExchangeKind::Topic).await;
     for (queue, key) in [
         ("Q1", "*.orange.*"),
         ("Q2", "*.*.rabbit"),
         ("Q2", "lazy.#"),
         ("Q3", "quick.#"),
     ] {
-        ch.queue_declare(
-            queue.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        ch.queue_bind(
-            queue.into(),
-            "animals".into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        declare_queue(&ch, queue).await;
+        bind(&ch, queue, "animals", key).await;
     }
     let declared = wait_for(
         &mut events,
@@ -87,17 +62,7 @@ async fn a_published_message_is_followed_from_exchange_to_consumer() {
     )
     .await;
 
-    ch.basic_publish(
-        "animals".into(),
-        "lazy.orange.rabbit".into(),
-        BasicPublishOptions::default(),
-        b"hop",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    publish_and_wait(&ch, "animals", "lazy.orange.rabbit", b"hop").await;
     let published = wait_for(&mut events, "publish", |k| {
         matches!(k, EventKind::Published { .. })
     })
@@ -132,15 +97,7 @@ async fn a_published_message_is_followed_from_exchange_to_consumer() {
     keys.sort();
     assert_eq!(keys, ["*.*.rabbit->Q2", "*.orange.*->Q1", "lazy.#->Q2"]);
 
-    let mut consumer = ch
-        .basic_consume(
-            "Q1".into(),
-            "watcher".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut consumer = consume(&ch, "Q1", "watcher", false).await;
     let delivery = consumer.next().await.unwrap().unwrap();
     let delivered = wait_for(&mut events, "delivery", |k| {
         matches!(k, EventKind::Delivered { .. })
@@ -167,17 +124,7 @@ async fn a_published_message_is_followed_from_exchange_to_consumer() {
         }
     );
 
-    ch.basic_publish(
-        "animals".into(),
-        "slow.brown.fox".into(),
-        BasicPublishOptions::default(),
-        b"x",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    publish_and_wait(&ch, "animals", "slow.brown.fox", b"x").await;
     let dropped = wait_for(&mut events, "unroutable publish", |k| {
         matches!(k, EventKind::Published { .. })
     })
@@ -196,60 +143,19 @@ async fn a_published_message_is_followed_from_exchange_to_consumer() {
 async fn rejected_messages_show_as_dead_lettered() {
     let (url, broker) = common::start_embedded().await;
     let mut events = broker.subscribe();
-    let conn = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
+    let conn = connect(&url).await;
     let ch = conn.create_channel().await.unwrap();
-    ch.exchange_declare(
-        "dlx".into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
+    declare_exchange(&ch, "dlx", ExchangeKind::Fanout).await;
+    declare_queue(&ch, "graveyard").await;
+    bind(&ch, "graveyard", "dlx", "").await;
+    declare_queue_with(
+        &ch,
+        "work",
+        table(&[("x-dead-letter-exchange", text("dlx"))]),
     )
-    .await
-    .unwrap();
-    ch.queue_declare(
-        "graveyard".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.queue_bind(
-        "graveyard".into(),
-        "dlx".into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("dlx".into()),
-    );
-    ch.queue_declare("work".into(), QueueDeclareOptions::default(), args)
-        .await
-        .unwrap();
-    ch.basic_publish(
-        "".into(),
-        "work".into(),
-        BasicPublishOptions::default(),
-        b"bad job",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            "work".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    .await;
+    publish_and_wait(&ch, "", "work", b"bad job").await;
+    let mut consumer = consume(&ch, "work", "", false).await;
     let delivery = consumer.next().await.unwrap().unwrap();
     delivery
         .reject(BasicRejectOptions { requeue: false })
@@ -293,20 +199,9 @@ async fn a_reader_that_falls_behind_is_told_how_much_it_missed() {
     };
     let (url, broker) = common::start_embedded_with(config).await;
     let mut events = broker.subscribe();
-    let conn = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.queue_declare(
-        "q".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let conn = connect(&url).await;
+    let ch = channel(&conn).await;
+    declare_queue(&ch, "q").await;
     for _ in 0..100 {
         ch.basic_publish(
             "".into(),
@@ -331,16 +226,6 @@ async fn a_reader_that_falls_behind_is_told_how_much_it_missed() {
     }
     assert!(missed > 0, "expected missed events");
     assert!(seen <= 16);
-    let declared = ch
-        .queue_declare(
-            "q".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let declared = passive_queue(&ch, "q").await.unwrap();
     assert_eq!(declared.message_count(), 100);
 }

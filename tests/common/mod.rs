@@ -6,6 +6,8 @@
 //! transcript that is empty on both sides cannot pass by accident.
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -49,6 +51,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Runs `scenario` against RabbitMQ and against the embedded broker; both transcripts must match.
+/// The transcript is shown (with `--nocapture`, or when the test fails) and returned.
 pub async fn differential<F, Fut>(scenario: F) -> Vec<String>
 where
     F: Fn(String) -> Fut,
@@ -58,13 +61,14 @@ where
     // Development aid while writing a scenario: check it against RabbitMQ alone. CI never sets it.
     if std::env::var_os("DIFF_REFERENCE_ONLY").is_some() {
         eprintln!("DIFF_REFERENCE_ONLY set: embedded broker not checked");
-        return reference;
+    } else {
+        let (url, _broker) = start_embedded().await;
+        let embedded = scenario(url).await;
+        assert_eq!(
+            embedded, reference,
+            "embedded broker (left) differs from RabbitMQ (right)"
+        );
     }
-    let (url, _broker) = start_embedded().await;
-    let embedded = scenario(url).await;
-    assert_eq!(
-        embedded, reference,
-        "embedded broker (left) differs from RabbitMQ (right)"
-    );
+    client::show(&reference);
     reference
 }
