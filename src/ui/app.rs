@@ -348,7 +348,11 @@ impl App {
                 self.vhosts = snapshot.vhosts.iter().map(|v| v.name.clone()).collect();
                 if let Some(v) = snapshot.vhost(&self.model.vhost) {
                     self.model.set_topology(v.clone());
-                    self.relayout();
+                    if std::mem::take(&mut self.model.structure_changed) {
+                        self.relayout();
+                    } else {
+                        super::layout::refresh_labels(&mut self.graph, &self.model.topology);
+                    }
                 }
             }
         }

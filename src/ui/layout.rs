@@ -105,6 +105,21 @@ pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
     )
 }
 
+/// Refreshes the queue labels (depths, consumers) of an existing layout from a newer snapshot
+/// of the same structure, without laying everything out again.
+pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
+    let by_name: HashMap<&str, &crate::broker::QueueSnapshot> = topology
+        .queues
+        .iter()
+        .map(|q| (q.name.as_str(), q))
+        .collect();
+    for node in &mut graph.queues {
+        if let Some(q) = by_name.get(node.name.as_str()) {
+            node.label = queue_label(q);
+        }
+    }
+}
+
 /// Binding arguments shown as the edge label of a headers binding.
 fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
     match kind {
@@ -193,14 +208,10 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool) -> GraphLayout {
         }
     }
     let mut order: Vec<usize> = (0..topology.queues.len()).collect();
-    order.sort_by(|a, b| {
-        let key = |q: &usize| match sums.get(q) {
-            Some((s, n)) => (0, s * 1000 / n),
-            None => (1, 0),
-        };
-        key(a)
-            .cmp(&key(b))
-            .then(topology.queues[*a].name.cmp(&topology.queues[*b].name))
+    // Snapshots list queues by name, so a stable sort keeps name order among equals.
+    order.sort_by_cached_key(|q| match sums.get(q) {
+        Some((s, n)) => (0, s * 1000 / n),
+        None => (1, 0),
     });
     let mut slot_of: HashMap<usize, usize> = HashMap::new();
     let mut lanes = 0;

@@ -111,8 +111,12 @@ pub struct Model {
     pub flights: Vec<Flight>,
     /// Events the stream dropped because the screen fell behind.
     pub missed: u64,
-    /// Set by topology events; the app asks for a fresh snapshot when it sees it.
+    /// Set by every event that changes what the graph shows; the app then asks for a fresh
+    /// snapshot.
     pub topology_stale: bool,
+    /// Set by declarations, deletions, bindings and consumers: the graph must be laid out
+    /// again, not only relabelled.
+    pub structure_changed: bool,
     last_roll: Instant,
     /// How many flights may be in the air; beyond it, messages only count in the rates.
     pub max_flights: usize,
@@ -134,6 +138,7 @@ impl Model {
             flights: Vec::new(),
             missed: 0,
             topology_stale: true,
+            structure_changed: true,
             last_roll: Instant::now(),
             max_flights: 64,
             flight_time: Duration::from_millis(1200),
@@ -182,7 +187,10 @@ impl Model {
             | EventKind::BindingCreated(_)
             | EventKind::BindingDeleted(_)
             | EventKind::ConsumerCreated { .. }
-            | EventKind::ConsumerCancelled { .. } => self.topology_stale = true,
+            | EventKind::ConsumerCancelled { .. } => {
+                self.topology_stale = true;
+                self.structure_changed = true;
+            }
             EventKind::Published {
                 message_id,
                 exchange,

@@ -181,6 +181,10 @@ impl Widget for &GraphPane<'_> {
                 continue;
             };
             let queue = &app.graph.queues[q];
+            let bottom = top + inner.height as usize;
+            if b.row.max(queue.row) < top || b.row.min(queue.row) >= bottom {
+                continue; // entirely off screen
+            }
             let lx = lane_x(queue.lane);
             for x in cols.middle_start..lx {
                 mark(b.row, x, LEFT | RIGHT);
@@ -188,7 +192,8 @@ impl Widget for &GraphPane<'_> {
             let (from, to) = (b.row.min(queue.row), b.row.max(queue.row));
             if b.row != queue.row {
                 mark(b.row, lx, LEFT | if queue.row > b.row { DOWN } else { UP });
-                for r in from + 1..to {
+                // Only the visible part of a lane costs anything.
+                for r in (from + 1).max(top)..to.min(bottom) {
                     mark(r, lx, UP | DOWN);
                 }
                 mark(

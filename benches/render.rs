@@ -1,0 +1,75 @@
+//! One frame of the live view for a big broker: 2,000 exchanges, 10,000 queues and 20,000
+//! bindings, at 160x45. The target is at most 16 ms a frame. The topology layout (done when
+//! the topology changes, at most four times a second) is measured separately.
+use criterion::{criterion_group, criterion_main, Criterion};
+
+use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+use rabbitscope::events::BindingInfo;
+use rabbitscope::ui::action::Action;
+use rabbitscope::ui::app::{App, ViewOptions};
+use rabbitscope::ui::layout::layout;
+use rabbitscope::ui::render_to_buffer;
+
+fn big_topology() -> Snapshot {
+    let kinds = ["direct", "topic", "fanout", "headers"];
+    let exchanges = (0..2_000)
+        .map(|i| ExchangeSnapshot {
+            name: format!("exchange.{i:04}"),
+            kind: kinds[i % 4].to_string(),
+            durable: i % 2 == 0,
+            auto_delete: false,
+            internal: false,
+            arguments: vec![],
+        })
+        .collect();
+    let queues = (0..10_000)
+        .map(|i| QueueSnapshot {
+            name: format!("queue.{i:05}"),
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: vec![],
+            ready: i % 7,
+            unacked: i % 3,
+            consumers: i % 2,
+        })
+        .collect();
+    let bindings = (0..20_000)
+        .map(|i| BindingInfo {
+            source: format!("exchange.{:04}", i % 2_000),
+            destination: format!("queue.{:05}", (i * 7) % 10_000),
+            destination_is_exchange: false,
+            routing_key: format!("region.{}.service.{}", i % 13, i % 101),
+            arguments: vec![],
+        })
+        .collect();
+    Snapshot {
+        vhosts: vec![VhostSnapshot {
+            name: "/".into(),
+            exchanges,
+            queues,
+            bindings,
+        }],
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let topology = big_topology();
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(topology.clone()));
+    // Look at the middle of the graph, where lanes cross the most.
+    for _ in 0..6_000 {
+        app.update(Action::Down);
+    }
+    c.bench_function(
+        "render one frame 160x45 (2k exchanges, 10k queues, 20k bindings)",
+        |b| b.iter(|| render_to_buffer(&mut app, 160, 45)),
+    );
+    let vhost = topology.vhosts[0].clone();
+    c.bench_function("lay out the same topology", |b| {
+        b.iter(|| layout(&vhost, false))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
