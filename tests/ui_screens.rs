@@ -210,3 +210,29 @@ fn publish_form_80x24() {
     }
     insta::assert_snapshot!(screen(&mut app, 80, 24));
 }
+
+#[test]
+fn classroom_mode_160x45() {
+    let mut app = App::new(
+        "127.0.0.1:5673",
+        "/",
+        ViewOptions {
+            classroom: true,
+            monochrome: false,
+        },
+    );
+    app.update(Action::Topology(topology()));
+    app.update(published(
+        1,
+        "animals",
+        "quick.orange.rabbit",
+        &["Q1", "Q2"],
+        &[],
+    ));
+    app.update(published(2, "animals", "lazy.brown.fox", &["Q2"], &[]));
+    // A clicker's "next" goes to the newest message and explains it.
+    app.update(Action::PresenterBack);
+    app.update(Action::PresenterNext);
+    assert_eq!(app.selected_message().unwrap().message_id, 2);
+    insta::assert_snapshot!(screen(&mut app, 160, 45));
+}

@@ -57,6 +57,10 @@ pub enum Action {
     PurgeSelected,
     /// Get one message from the selected queue.
     GetSelected,
+    /// Presenter keys in classroom mode (a clicker sends space, arrows, PageUp/PageDown):
+    /// step to the next or previous message and explain it.
+    PresenterNext,
+    PresenterBack,
     /// What the broker answered to a command: Ok(what happened) or Err(why not).
     CommandDone(Result<String, String>),
 }

@@ -143,7 +143,8 @@ impl App {
     }
 
     fn relayout(&mut self) {
-        self.graph = layout(&self.model.topology, self.show_all_exchanges);
+        let spacing = if self.options.classroom { 2 } else { 1 };
+        self.graph = layout(&self.model.topology, self.show_all_exchanges, spacing);
         let n = self.graph_nodes();
         if self.graph_selected >= n {
             self.graph_selected = n.saturating_sub(1);
@@ -310,6 +311,18 @@ impl App {
                 }
             }
             Action::Missed(n) => self.model.missed += n,
+            Action::PresenterNext | Action::PresenterBack => {
+                // Newest is index 0, so "next" in time moves towards it.
+                self.focus = Focus::Log;
+                self.inspecting = true;
+                let n = self.filtered_log().len();
+                if n > 0 {
+                    self.log_selected = match action {
+                        Action::PresenterNext => self.log_selected.saturating_sub(1),
+                        _ => (self.log_selected + 1).min(n - 1),
+                    };
+                }
+            }
             Action::OpenForm(kind) => {
                 let exchange = self.selected_exchange().map(str::to_string);
                 let queue = self.selected_queue().map(str::to_string);

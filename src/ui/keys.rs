@@ -182,13 +182,31 @@ pub fn form_action_for(key: KeyEvent) -> Option<Action> {
     }
 }
 
+/// In classroom mode these come first, so a presenter's clicker drives the screen.
+pub const CLASSROOM_BINDINGS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: "space → PgDn",
+        codes: &[KeyCode::Char(' '), KeyCode::Right, KeyCode::PageDown],
+        action: Action::PresenterNext,
+        help: "presenter: next message, explained",
+    },
+    KeyBinding {
+        keys: "← PgUp",
+        codes: &[KeyCode::Left, KeyCode::PageUp],
+        action: Action::PresenterBack,
+        help: "presenter: previous message",
+    },
+];
+
 /// The action for a key press, if it has one.
-pub fn action_for(key: KeyEvent) -> Option<Action> {
+pub fn action_for(key: KeyEvent, classroom: bool) -> Option<Action> {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
-    BINDINGS
+    let presenter: &[KeyBinding] = if classroom { CLASSROOM_BINDINGS } else { &[] };
+    presenter
         .iter()
+        .chain(BINDINGS)
         .find(|b| b.codes.contains(&key.code))
         .map(|b| b.action.clone())
 }

@@ -141,7 +141,8 @@ fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
     }
 }
 
-pub fn layout(topology: &VhostSnapshot, show_all: bool) -> GraphLayout {
+/// Lays the graph out; `spacing` blank rows separate exchanges (and queues).
+pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> GraphLayout {
     let mut out = GraphLayout::default();
     let bound: std::collections::HashSet<&str> = topology
         .bindings
@@ -193,7 +194,7 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool) -> GraphLayout {
             pending_edges.push((row, index, binding_key(b, &x.kind), b));
             row += 1;
         }
-        row += 1; // a blank row between exchanges
+        row += spacing;
     }
 
     // Queue order by barycenter of the rows that lead to them.
@@ -240,7 +241,7 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool) -> GraphLayout {
         let wanted = sums.get(q).map(|(s, n)| s / n).unwrap_or(next_free);
         let r = wanted.max(next_free);
         out.queues[slot].row = r;
-        next_free = r + 2;
+        next_free = r + 1 + spacing;
     }
 
     for (r, exchange, key, b) in pending_edges {
@@ -322,7 +323,7 @@ mod tests {
             queues: vec![queue("late"), queue("early"), queue("lonely")],
             bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
         };
-        let g = layout(&topology, false);
+        let g = layout(&topology, false, 1);
         // The default exchange has no bindings and is hidden.
         assert_eq!(
             g.exchanges

@@ -54,8 +54,26 @@ const FRAME: Duration = Duration::from_millis(33);
 pub fn render(frame: &mut Frame, app: &mut App) {
     let theme = Theme {
         monochrome: app.options.monochrome,
+        high_contrast: app.options.classroom,
     };
     let area = frame.area();
+    // Classroom mode: a big title over everything, readable from the back of the room.
+    let area = if app.options.classroom && area.height >= 30 {
+        let [title, rest] =
+            Layout::vertical([Constraint::Length(4), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(
+            tui_big_text::BigText::builder()
+                .pixel_size(tui_big_text::PixelSize::Quadrant)
+                .style(theme.title())
+                .lines(vec!["rabbitscope".into()])
+                .centered()
+                .build(),
+            title,
+        );
+        rest
+    } else {
+        area
+    };
     let log_height = if area.height >= 30 {
         area.height * 3 / 10
     } else {
@@ -90,7 +108,13 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         frame.render_widget(&panes::form::FormPane { form, theme }, area);
     }
     if app.show_help {
-        frame.render_widget(&HelpPane { theme }, area);
+        frame.render_widget(
+            &HelpPane {
+                theme,
+                classroom: app.options.classroom,
+            },
+            area,
+        );
     }
 }
 
@@ -103,7 +127,7 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
             } else if app.wants_text() {
                 keys::filter_action_for(key)
             } else {
-                keys::action_for(key)
+                keys::action_for(key, app.options.classroom)
             }
         }
         TermEvent::Mouse(mouse) => match mouse.kind {

@@ -6,14 +6,17 @@ use ratatui::style::{Color, Modifier, Style};
 #[derive(Clone, Copy, Debug)]
 pub struct Theme {
     pub monochrome: bool,
+    /// Classroom mode: everything bold and bright, for a projector.
+    pub high_contrast: bool,
 }
 
 impl Theme {
     fn pick(&self, color: Style, mono: Style) -> Style {
-        if self.monochrome {
-            mono
+        let style = if self.monochrome { mono } else { color };
+        if self.high_contrast {
+            brighten(style).add_modifier(Modifier::BOLD)
         } else {
-            color
+            style
         }
     }
 
@@ -76,4 +79,18 @@ impl Theme {
             Style::new().add_modifier(Modifier::DIM),
         )
     }
+}
+
+/// Dim colours become their bright versions; dark grey becomes white.
+fn brighten(style: Style) -> Style {
+    let fg = match style.fg {
+        Some(Color::DarkGray) | Some(Color::Gray) => Some(Color::White),
+        Some(Color::Red) => Some(Color::LightRed),
+        Some(Color::Green) => Some(Color::LightGreen),
+        Some(Color::Yellow) => Some(Color::LightYellow),
+        Some(Color::Cyan) => Some(Color::LightCyan),
+        Some(Color::Magenta) => Some(Color::LightMagenta),
+        other => other,
+    };
+    Style { fg, ..style }.remove_modifier(Modifier::DIM)
 }

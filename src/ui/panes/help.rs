@@ -5,17 +5,24 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
-use crate::ui::keys::BINDINGS;
+use crate::ui::keys::{BINDINGS, CLASSROOM_BINDINGS};
 use crate::ui::theme::Theme;
 
 pub struct HelpPane {
     pub theme: Theme,
+    pub classroom: bool,
 }
 
 impl Widget for &HelpPane {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let lines: Vec<Line> = BINDINGS
+        let presenter: &[crate::ui::keys::KeyBinding] = if self.classroom {
+            CLASSROOM_BINDINGS
+        } else {
+            &[]
+        };
+        let lines: Vec<Line> = presenter
             .iter()
+            .chain(BINDINGS)
             .filter(|b| !b.keys.is_empty())
             .map(|b| {
                 Line::from(vec![
