@@ -236,3 +236,16 @@ fn classroom_mode_160x45() {
     assert_eq!(app.selected_message().unwrap().message_id, 2);
     insta::assert_snapshot!(screen(&mut app, 160, 45));
 }
+
+#[test]
+fn panning_reveals_what_a_narrow_screen_cuts_80x24() {
+    let mut app = app();
+    let before = screen(&mut app, 80, 24);
+    assert!(!before.contains("compute.node1  0 ready"), "{before}");
+    for _ in 0..4 {
+        app.update(Action::Right);
+    }
+    let after = screen(&mut app, 80, 24);
+    assert!(after.contains("compute.node1  0 ready"), "{after}");
+    insta::assert_snapshot!(after);
+}

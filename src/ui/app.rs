@@ -81,6 +81,9 @@ pub struct PaneAreas {
     pub inspector: ratatui::layout::Rect,
 }
 
+/// How far the graph pans right: enough to read labels cut on a narrow screen.
+const MAX_PAN: usize = 240;
+
 /// Topology snapshots are asked for at most this often, however busy the broker is.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
@@ -229,8 +232,8 @@ impl App {
             Action::Down => self.move_selection(1),
             Action::PageUp => self.move_selection(-10),
             Action::PageDown => self.move_selection(10),
-            Action::Left => self.graph_pan = self.graph_pan.saturating_sub(4),
-            Action::Right => self.graph_pan += 4,
+            Action::Left => self.graph_pan = self.graph_pan.saturating_sub(8),
+            Action::Right => self.graph_pan = (self.graph_pan + 8).min(MAX_PAN),
             Action::Inspect => self.inspecting = true,
             Action::Back => {
                 if self.form.is_some() {

@@ -155,11 +155,6 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
             v
         })
         .collect();
-    let kinds: HashMap<&str, &str> = topology
-        .exchanges
-        .iter()
-        .map(|x| (x.name.as_str(), x.kind.as_str()))
-        .collect();
     let mut by_source: HashMap<&str, Vec<&crate::events::BindingInfo>> = HashMap::new();
     for b in &topology.bindings {
         by_source.entry(b.source.as_str()).or_default().push(b);
@@ -259,7 +254,6 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
                 None => continue,
             }
         };
-        let _ = kinds.get(b.source.as_str());
         out.bindings.push(BindingRow {
             row: r,
             exchange,

@@ -101,9 +101,10 @@ pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
     if !inner.contains(ratatui::layout::Position::new(column, row)) {
         return None;
     }
-    let cols = columns(app, inner.width);
+    let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+    let cols = columns(app, inner.width + pan);
     let r = (row - inner.y) as usize + scroll(app, inner.height);
-    let x = column - inner.x;
+    let x = column - inner.x + pan;
     if x < cols.exchange_width {
         app.graph.exchanges.iter().position(|e| e.row == r)
     } else if x >= cols.middle_end {
@@ -157,6 +158,27 @@ impl Widget for &GraphPane<'_> {
             );
             return;
         }
+        if app.graph_pan == 0 {
+            draw(app, theme, inner, buf);
+            return;
+        }
+        // Panned: draw on a wider canvas (labels get the room they lacked) and show the part
+        // starting `graph_pan` columns in.
+        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+        let mut canvas = Buffer::empty(Rect::new(0, 0, inner.width + pan, inner.height));
+        draw(app, theme, canvas.area, &mut canvas);
+        for y in 0..inner.height {
+            for x in 0..inner.width {
+                buf[(inner.x + x, inner.y + y)] = canvas[(x + pan, y)].clone();
+            }
+        }
+    }
+}
+
+/// Draws the graph's content (no border) into `inner`.
+fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
+    let focused = app.focus == Focus::Graph;
+    {
         let cols = columns(app, inner.width);
         let top = scroll(app, inner.height);
         let visible = |row: usize| row >= top && row < top + inner.height as usize;
