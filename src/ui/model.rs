@@ -90,13 +90,23 @@ impl Rate {
     }
 }
 
+/// Where a flight goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlightKind {
+    ToQueue,
+    ToConsumer,
+    /// Unroutable: shown at the exchange as dropped, or returned to the publisher.
+    Dropped,
+    Returned,
+}
+
 /// A message moving along the graph: from an exchange to a queue, or queue to consumer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flight {
     pub message_id: u64,
     pub from: String,
     pub to: String,
-    pub to_consumer: bool,
+    pub kind: FlightKind,
     pub started: Instant,
 }
 
@@ -209,13 +219,29 @@ impl Model {
                     .entry(exchange.clone())
                     .or_default()
                     .add();
+                // Messages that went to an alternate exchange travel from it.
+                let from = alternate_exchange.as_ref().unwrap_or(exchange);
                 for q in queues {
                     self.queue_rates.entry(q.clone()).or_default().add();
                     self.launch(Flight {
                         message_id: *message_id,
-                        from: exchange.clone(),
+                        from: from.clone(),
                         to: q.clone(),
-                        to_consumer: false,
+                        kind: FlightKind::ToQueue,
+                        started: now,
+                    });
+                }
+                let unroutable = match fate {
+                    PublishFate::Dropped => Some(FlightKind::Dropped),
+                    PublishFate::Returned => Some(FlightKind::Returned),
+                    _ => None,
+                };
+                if let Some(kind) = unroutable {
+                    self.launch(Flight {
+                        message_id: *message_id,
+                        from: exchange.clone(),
+                        to: String::new(),
+                        kind,
                         started: now,
                     });
                 }
@@ -255,7 +281,7 @@ impl Model {
                     message_id: *message_id,
                     from: queue.clone(),
                     to: tag,
-                    to_consumer: true,
+                    kind: FlightKind::ToConsumer,
                     started: now,
                 });
                 self.topology_stale = true;

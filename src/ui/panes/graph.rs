@@ -8,6 +8,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::EdgeTarget;
+use crate::ui::model::FlightKind;
 use crate::ui::theme::Theme;
 
 const UP: u8 = 1;
@@ -310,12 +311,29 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 .as_secs_f64()
                 / app.model.flight_time.as_secs_f64())
             .clamp(0.0, 1.0);
+            let mark = match flight.kind {
+                FlightKind::Dropped => Some('✗'),
+                FlightKind::Returned => Some('↩'),
+                _ => None,
+            };
+            if let Some(mark) = mark {
+                // Unroutable: a mark beside the exchange, where the message stopped.
+                if let Some(x) = app.graph.exchanges.iter().find(|x| x.name == flight.from) {
+                    if visible(x.row) && cols.middle_start > 0 {
+                        buf[(inner.x + cols.middle_start - 1, y_of(x.row))]
+                            .set_char(mark)
+                            .set_style(theme.bad());
+                    }
+                }
+                continue;
+            }
+            let to_consumer = flight.kind == FlightKind::ToConsumer;
             let Some(path) = flight_path(
                 app,
                 &cols,
                 &flight.from,
                 &flight.to,
-                flight.to_consumer,
+                to_consumer,
                 inner.width,
             ) else {
                 continue;
