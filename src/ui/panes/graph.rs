@@ -299,7 +299,12 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             if app.graph_selected == n_exchanges + i && (focused || app.inspecting) {
                 style = style.patch(theme.selected());
             }
-            let label = truncate(&q.label, queue_width);
+            // Rates sit first, where a narrow screen still shows them.
+            let label = match app.model.queue_rates.get(&q.name).map(|r| r.current()) {
+                Some(rate) if rate > 0 => format!("{rate}/s {}", q.label),
+                _ => q.label.clone(),
+            };
+            let label = truncate(&label, queue_width);
             buf.set_string(inner.x + cols.middle_end, y_of(q.row), label, style);
         }
 
