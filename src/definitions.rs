@@ -9,7 +9,7 @@ use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerConfig, ExchangeSpec, Password, QueueSpec, User};
+use crate::broker::{Broker, BrokerConfig, ExchangeSpec, Password, QueueSpec, Target, User};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Definitions {
@@ -179,11 +179,12 @@ impl Definitions {
         for b in &self.bindings {
             let id = session(&b.vhost)?;
             let arguments = table(&b.arguments);
-            let result = if b.destination_type == "exchange" {
-                broker.exchange_bind(id, 1, &b.destination, &b.source, &b.routing_key, arguments)
+            let target = if b.destination_type == "exchange" {
+                Target::Exchange(&b.destination)
             } else {
-                broker.queue_bind(id, 1, &b.destination, &b.source, &b.routing_key, arguments)
+                Target::Queue(&b.destination)
             };
+            let result = broker.bind(id, 1, &b.source, target, &b.routing_key, arguments);
             result.map_err(|e| {
                 eyre!(
                     "binding {} -> {} '{}' in vhost '{}': {e}",

@@ -21,7 +21,9 @@ use tokio::sync::watch;
 
 use super::codec::{self, Incoming, Undecodable};
 use super::writer;
-use crate::broker::{AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, QueueSpec, Scope};
+use crate::broker::{
+    AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, QueueSpec, Scope, Target,
+};
 use crate::events::ConnectionId;
 
 /// What the server offers in connection.tune.
@@ -977,25 +979,15 @@ impl Connection {
                 )
             }
             exchange::AMQPMethod::Bind(b) => {
-                broker.exchange_bind(
-                    id,
-                    ch,
-                    b.destination.as_str(),
-                    b.source.as_str(),
-                    b.routing_key.as_str(),
-                    b.arguments.clone(),
-                )?;
+                let target = Target::Exchange(b.destination.as_str());
+                let (source, key) = (b.source.as_str(), b.routing_key.as_str());
+                broker.bind(id, ch, source, target, key, b.arguments.clone())?;
                 (exchange::AMQPMethod::BindOk(exchange::BindOk {}), b.nowait)
             }
             exchange::AMQPMethod::Unbind(b) => {
-                broker.exchange_unbind(
-                    id,
-                    ch,
-                    b.destination.as_str(),
-                    b.source.as_str(),
-                    b.routing_key.as_str(),
-                    b.arguments.clone(),
-                )?;
+                let target = Target::Exchange(b.destination.as_str());
+                let (source, key) = (b.source.as_str(), b.routing_key.as_str());
+                broker.unbind(id, ch, source, target, key, b.arguments.clone())?;
                 (
                     exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {}),
                     b.nowait,
@@ -1039,25 +1031,15 @@ impl Connection {
                 )
             }
             queue::AMQPMethod::Bind(b) => {
-                broker.queue_bind(
-                    id,
-                    ch,
-                    b.queue.as_str(),
-                    b.exchange.as_str(),
-                    b.routing_key.as_str(),
-                    b.arguments.clone(),
-                )?;
+                let target = Target::Queue(b.queue.as_str());
+                let (source, key) = (b.exchange.as_str(), b.routing_key.as_str());
+                broker.bind(id, ch, source, target, key, b.arguments.clone())?;
                 (queue::AMQPMethod::BindOk(queue::BindOk {}), b.nowait)
             }
             queue::AMQPMethod::Unbind(b) => {
-                broker.queue_unbind(
-                    id,
-                    ch,
-                    b.queue.as_str(),
-                    b.exchange.as_str(),
-                    b.routing_key.as_str(),
-                    b.arguments.clone(),
-                )?;
+                let target = Target::Queue(b.queue.as_str());
+                let (source, key) = (b.exchange.as_str(), b.routing_key.as_str());
+                broker.unbind(id, ch, source, target, key, b.arguments.clone())?;
                 (queue::AMQPMethod::UnbindOk(queue::UnbindOk {}), false)
             }
             queue::AMQPMethod::Purge(p) => {

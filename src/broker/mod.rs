@@ -374,43 +374,32 @@ impl Broker {
             .exchange_delete(connection, channel, name, if_unused)
     }
 
-    /// Binds exchange `destination` to exchange `source` (exchange.bind).
-    pub fn exchange_bind(
+    /// queue.bind or exchange.bind: `target` is bound to exchange `source`.
+    pub fn bind(
         &self,
         connection: ConnectionId,
         channel: u16,
-        destination: &str,
         source: &str,
+        target: Target<'_>,
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock().bind(
-            connection,
-            channel,
-            source,
-            state::Target::Exchange(destination),
-            routing_key,
-            arguments,
-        )
+        self.lock()
+            .bind(connection, channel, source, target, routing_key, arguments)
     }
 
-    pub fn exchange_unbind(
+    /// queue.unbind or exchange.unbind.
+    pub fn unbind(
         &self,
         connection: ConnectionId,
         channel: u16,
-        destination: &str,
         source: &str,
+        target: Target<'_>,
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock().unbind(
-            connection,
-            channel,
-            source,
-            state::Target::Exchange(destination),
-            routing_key,
-            arguments,
-        )
+        self.lock()
+            .unbind(connection, channel, source, target, routing_key, arguments)
     }
 
     // ---- queues ----
@@ -422,44 +411,6 @@ impl Broker {
         spec: QueueSpec,
     ) -> AmqpResult<QueueDeclared> {
         self.lock().queue_declare(connection, channel, spec)
-    }
-
-    pub fn queue_bind(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        queue: &str,
-        exchange: &str,
-        routing_key: &str,
-        arguments: amq_protocol::types::FieldTable,
-    ) -> AmqpResult<()> {
-        self.lock().bind(
-            connection,
-            channel,
-            exchange,
-            state::Target::Queue(queue),
-            routing_key,
-            arguments,
-        )
-    }
-
-    pub fn queue_unbind(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        queue: &str,
-        exchange: &str,
-        routing_key: &str,
-        arguments: amq_protocol::types::FieldTable,
-    ) -> AmqpResult<()> {
-        self.lock().unbind(
-            connection,
-            channel,
-            exchange,
-            state::Target::Queue(queue),
-            routing_key,
-            arguments,
-        )
     }
 
     /// Returns the number of messages purged.

@@ -527,7 +527,9 @@ impl State {
         out
     }
 
-    pub fn bind(
+    /// Checks a bind or unbind the way RabbitMQ does (no default exchange, both ends exist,
+    /// exclusive queues only for their connection) and builds the binding.
+    fn checked_binding(
         &mut self,
         connection: ConnectionId,
         channel: u16,
@@ -535,16 +537,15 @@ impl State {
         target: Target<'_>,
         routing_key: &str,
         arguments: FieldTable,
-    ) -> AmqpResult<()> {
+    ) -> AmqpResult<(String, Binding)> {
         let vhost_name = self.vhost_of(connection)?;
         let destination = match target {
             Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
             Target::Exchange(x) => Destination::Exchange(x.into()),
         };
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        if source.is_empty()
-            || destination.name().is_empty() && matches!(destination, Destination::Exchange(_))
-        {
+        let vhost = &self.vhosts[&vhost_name];
+        let default_exchange = matches!(&destination, Destination::Exchange(x) if x.is_empty());
+        if source.is_empty() || default_exchange {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",
             ));
@@ -567,7 +568,22 @@ impl State {
             routing_key: routing_key.to_string(),
             arguments,
         };
+        Ok((vhost_name, binding))
+    }
+
+    pub fn bind(
+        &mut self,
+        connection: ConnectionId,
+        channel: u16,
+        source: &str,
+        target: Target<'_>,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
+        let (vhost_name, binding) =
+            self.checked_binding(connection, channel, source, target, routing_key, arguments)?;
         let info = Vhost::binding_info(source, &binding);
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if vhost.add_binding(source, binding) {
             self.emit(&vhost_name, Some(connection), Some(channel), || {
                 EventKind::BindingCreated(info)
@@ -585,35 +601,9 @@ impl State {
         routing_key: &str,
         arguments: FieldTable,
     ) -> AmqpResult<()> {
-        let vhost_name = self.vhost_of(connection)?;
-        let destination = match target {
-            Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
-            Target::Exchange(x) => Destination::Exchange(x.into()),
-        };
+        let (vhost_name, binding) =
+            self.checked_binding(connection, channel, source, target, routing_key, arguments)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        if source.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
-        }
-        match &destination {
-            Destination::Queue(q) => {
-                let queue = vhost
-                    .queues
-                    .get(q)
-                    .ok_or_else(|| missing_queue(&vhost_name, q))?;
-                Self::check_owner(queue, connection, &vhost_name)?;
-            }
-            Destination::Exchange(x) => {
-                vhost.exchange(x)?;
-            }
-        }
-        vhost.exchange(source)?;
-        let binding = Binding {
-            destination,
-            routing_key: routing_key.to_string(),
-            arguments,
-        };
         if vhost.remove_binding(source, &binding) {
             let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);
             let info = Vhost::binding_info(source, &binding);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 
-use crate::broker::{Broker, ExchangeSpec, QueueSpec};
+use crate::broker::{Broker, ExchangeSpec, QueueSpec, Target};
 use crate::events::ConnectionId;
 use crate::ui::form::Command;
 
@@ -98,11 +98,11 @@ impl Session {
                 queue,
                 routing_key,
             } => b
-                .queue_bind(
+                .bind(
                     id,
                     CHANNEL,
-                    &queue,
                     &exchange,
+                    Target::Queue(&queue),
                     &routing_key,
                     FieldTable::default(),
                 )

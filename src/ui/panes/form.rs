@@ -1,7 +1,7 @@
 //! A form in a box over the screen: one line per field, the active one marked.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
@@ -42,13 +42,7 @@ impl Widget for &FormPane<'_> {
             "Tab next field   Enter send   Esc cancel",
             self.theme.dim(),
         ));
-        let height = (lines.len() as u16 + 2).min(area.height);
-        let [popup] = Layout::vertical([Constraint::Length(height)])
-            .flex(Flex::Center)
-            .areas(area);
-        let [popup] = Layout::horizontal([Constraint::Length(70.min(area.width))])
-            .flex(Flex::Center)
-            .areas(popup);
+        let popup = super::centered(area, 70, lines.len() as u16 + 2);
         Clear.render(popup, buf);
         Paragraph::new(lines)
             .block(

@@ -137,14 +137,7 @@ impl Widget for &GraphPane<'_> {
             app.graph.queues.len(),
             app.graph.bindings.len()
         );
-        let block = Block::new()
-            .borders(Borders::ALL)
-            .border_style(if focused {
-                theme.focused_border()
-            } else {
-                theme.border()
-            })
-            .title(title);
+        let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
         block.render(area, buf);
         if inner.width < 20 || inner.height < 2 {

@@ -1,7 +1,7 @@
 //! The help overlay, generated from the key table so it is never out of date.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
@@ -31,13 +31,7 @@ impl Widget for &HelpPane {
                 ])
             })
             .collect();
-        let height = (lines.len() as u16 + 2).min(area.height);
-        let [popup] = Layout::vertical([Constraint::Length(height)])
-            .flex(Flex::Center)
-            .areas(area);
-        let [popup] = Layout::horizontal([Constraint::Length(76.min(area.width))])
-            .flex(Flex::Center)
-            .areas(popup);
+        let popup = super::centered(area, 76, lines.len() as u16 + 2);
         Clear.render(popup, buf);
         Paragraph::new(lines)
             .block(

@@ -5,7 +5,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::ui::app::{App, Focus};
 use crate::ui::model::LogEntry;
@@ -203,14 +203,7 @@ impl Widget for &InspectorPane<'_> {
         let app = self.app;
         let theme = self.theme;
         let focused = app.focus == Focus::Inspector;
-        let block = Block::new()
-            .borders(Borders::ALL)
-            .border_style(if focused {
-                theme.focused_border()
-            } else {
-                theme.border()
-            })
-            .title(" inspector ");
+        let block = super::pane_block(" inspector ", focused, theme);
         let lines = match app.subject {
             Focus::Log => app
                 .selected_message()

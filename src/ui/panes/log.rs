@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Widget};
+use ratatui::widgets::Widget;
 
 use super::graph::truncate;
 use crate::events::PublishFate;
@@ -51,14 +51,7 @@ impl Widget for &LogPane<'_> {
             title.push_str(&format!("[{} events missed] ", app.model.missed));
         }
         let focused = app.focus == Focus::Log;
-        let block = Block::new()
-            .borders(Borders::ALL)
-            .border_style(if focused {
-                theme.focused_border()
-            } else {
-                theme.border()
-            })
-            .title(title);
+        let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
         block.render(area, buf);
         if entries.is_empty() {

@@ -6,3 +6,36 @@ pub mod help;
 pub mod inspector;
 pub mod log;
 pub mod status;
+
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::widgets::{Block, Borders};
+
+use crate::ui::theme::Theme;
+
+/// The bordered block every pane sits in; the focused pane's border stands out.
+pub fn pane_block<'a>(
+    title: impl Into<ratatui::text::Line<'a>>,
+    focused: bool,
+    theme: Theme,
+) -> Block<'a> {
+    let border = if focused {
+        theme.focused_border()
+    } else {
+        theme.border()
+    };
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(border)
+        .title(title)
+}
+
+/// A box of at most `width` x `height` in the middle of `area`, for popups.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [popup] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(popup);
+    popup
+}
