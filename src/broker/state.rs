@@ -1781,7 +1781,7 @@ fn type_name(v: &amq_protocol::types::AMQPValue) -> &'static str {
 }
 
 fn published_event(message: &Message, route: &super::vhost::Route, fate: PublishFate) -> EventKind {
-    let properties = message.properties.clone();
+    let properties = &message.properties;
     let mut props = Vec::new();
     macro_rules! prop {
         ($($name:literal => $get:ident),*) => {
