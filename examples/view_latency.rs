@@ -1052,7 +1052,19 @@ impl Latencies {
     }
 
     fn describe_breakdown(&self) -> String {
-        match self.slowest_breakdown() {
+        let worst = self.timings.iter().max_by_key(|k| k.latency).map(|k| {
+            let share = |d: Duration| d.as_secs_f64() / k.latency.as_secs_f64().max(1e-9) * 100.0;
+            let on = share(k.on_cpu).min(100.0);
+            let wait = share(k.waiting).min(100.0 - on);
+            format!(
+                "; the slowest key ({:.1} ms): on a CPU {on:.0}%, waiting for one {wait:.0}%, \
+                 asleep {:.0}%, stolen {:.0}%",
+                ms(k.latency),
+                100.0 - on - wait,
+                share(k.stolen) / 2.0
+            )
+        });
+        let slowest = match self.slowest_breakdown() {
             Some((n, median, on, wait, rest, stolen)) => format!(
                 "the slowest {n} keys (median {:.1} ms): the view's event-loop thread was on a CPU \
                  {on:.0}% of that time, ready but waiting for a CPU {wait:.0}%, asleep {rest:.0}%; \
@@ -1060,7 +1072,8 @@ impl Latencies {
                 ms(median)
             ),
             None => "no keys".into(),
-        }
+        };
+        slowest + &worst.unwrap_or_default()
     }
 
     fn all(&self) -> Vec<Duration> {
@@ -1580,6 +1593,13 @@ impl MemorySeries {
         last as f64 <= mid as f64 * 1.10 + 4096.0
     }
 
+    /// VmRSS at the end less VmRSS half way, in KiB.
+    fn second_half_growth_kib(&self) -> i64 {
+        let mid = self.samples.get(self.samples.len() / 2).map_or(0, |s| s.1);
+        let last = self.samples.last().map_or(0, |s| s.1);
+        last as i64 - mid as i64
+    }
+
     fn describe(&self) -> String {
         let rss: Vec<String> = self
             .samples
@@ -1859,8 +1879,9 @@ impl Report<'_> {
         );
         let m = &self.memory;
         out += &format!(
-            "| VmRSS (MiB) of the view by messages through it | {} | levels off: {} |\n",
+            "| VmRSS (MiB) of the view by messages through it | {} | levels off (second half adds at most 10% + 4 MiB; it added {:+.1} MiB): {} |\n",
             m.view.describe(),
+            m.view.second_half_growth_kib() as f64 / 1024.0,
             if m.view.levels_off() { "yes" } else { "NO" }
         );
         out += &format!(
