@@ -36,10 +36,10 @@ fn big_topology() -> Snapshot {
         .collect();
     let bindings = (0..20_000)
         .map(|i| BindingInfo {
-            source: format!("exchange.{:04}", i % 2_000),
-            destination: format!("queue.{:05}", (i * 7) % 10_000),
+            source: format!("exchange.{:04}", i % 2_000).into(),
+            destination: format!("queue.{:05}", (i * 7) % 10_000).into(),
             destination_is_exchange: false,
-            routing_key: format!("region.{}.service.{}", i % 13, i % 101),
+            routing_key: format!("region.{}.service.{}", i % 13, i % 101).into(),
             arguments: vec![],
         })
         .collect();

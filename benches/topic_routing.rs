@@ -62,11 +62,11 @@ fn patterns(n: usize) -> Vec<String> {
 }
 
 fn binding(i: usize, pattern: &str) -> Binding {
-    Binding {
-        destination: Destination::Queue(Arc::from(format!("q{i}").as_str())),
-        routing_key: pattern.to_string(),
-        arguments: FieldTable::default(),
-    }
+    Binding::new(
+        Destination::Queue(Arc::from(format!("q{i}").as_str())),
+        pattern,
+        FieldTable::default(),
+    )
 }
 
 fn router(n: usize) -> TopicRouter {

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -16,12 +18,16 @@ pub const DEFAULT_CAPACITY: usize = 65_536;
 /// Identifies a client connection within one broker.
 pub type ConnectionId = u64;
 
+/// A name (vhost, exchange, queue, routing key, consumer tag) as events carry it: shared with
+/// the broker's own copy, so emitting an event copies no text.
+pub type Name = Arc<str>;
+
 /// One thing that happened in the broker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// When it happened (wall clock).
     pub at: SystemTime,
-    pub vhost: String,
+    pub vhost: Name,
     /// The connection that caused it, if a client did.
     pub connection: Option<ConnectionId>,
     pub channel: Option<u16>,
@@ -31,11 +37,11 @@ pub struct Event {
 /// A binding as events describe it: source exchange, destination, key and arguments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BindingInfo {
-    pub source: String,
-    pub destination: String,
+    pub source: Name,
+    pub destination: Name,
     /// `true` when the destination is an exchange (exchange-to-exchange binding).
     pub destination_is_exchange: bool,
-    pub routing_key: String,
+    pub routing_key: Name,
     /// Binding arguments rendered as `key=value` pairs (headers exchanges match on these).
     pub arguments: Vec<(String, String)>,
 }
@@ -77,7 +83,7 @@ impl DeadLetterReason {
 pub enum EventKind {
     ConnectionOpened {
         peer: String,
-        user: String,
+        user: Name,
     },
     ConnectionClosed {
         reason: String,
@@ -87,102 +93,102 @@ pub enum EventKind {
         reason: String,
     },
     ExchangeDeclared {
-        name: String,
-        kind: String,
+        name: Name,
+        kind: Name,
         durable: bool,
         auto_delete: bool,
         internal: bool,
         arguments: Vec<(String, String)>,
     },
     ExchangeDeleted {
-        name: String,
+        name: Name,
     },
     QueueDeclared {
-        name: String,
+        name: Name,
         durable: bool,
         exclusive: bool,
         auto_delete: bool,
         arguments: Vec<(String, String)>,
     },
     QueueDeleted {
-        name: String,
+        name: Name,
     },
     QueuePurged {
-        name: String,
+        name: Name,
         messages: u32,
     },
-    BindingCreated(BindingInfo),
-    BindingDeleted(BindingInfo),
+    BindingCreated(Arc<BindingInfo>),
+    BindingDeleted(Arc<BindingInfo>),
     ConsumerCreated {
-        queue: String,
-        consumer_tag: String,
+        queue: Name,
+        consumer_tag: Name,
         no_ack: bool,
     },
     ConsumerCancelled {
-        queue: String,
-        consumer_tag: String,
+        queue: Name,
+        consumer_tag: Name,
     },
     Published {
         /// Broker-wide message id, so later events can refer to this message.
         message_id: u64,
-        exchange: String,
-        routing_key: String,
+        exchange: Name,
+        routing_key: Name,
         body_size: usize,
         /// The first bytes of the body (up to [`BODY_PREVIEW`]).
-        body_preview: Vec<u8>,
+        body_preview: Bytes,
         headers: Vec<(String, String)>,
         properties: Vec<(String, String)>,
         /// Every binding that matched, along the whole exchange-to-exchange path.
-        matched: Vec<BindingInfo>,
+        matched: Vec<Arc<BindingInfo>>,
         /// The queues the message reached (each at most once).
-        queues: Vec<String>,
+        queues: Vec<Name>,
         /// Set when the message went to the alternate exchange of the one it was published to.
-        alternate_exchange: Option<String>,
+        alternate_exchange: Option<Name>,
         fate: PublishFate,
     },
     Delivered {
         message_id: u64,
-        queue: String,
-        consumer_tag: Option<String>,
+        queue: Name,
+        consumer_tag: Option<Name>,
         delivery_tag: u64,
         redelivered: bool,
     },
     Acked {
         message_id: u64,
-        queue: String,
+        queue: Name,
         delivery_tag: u64,
     },
     Nacked {
         message_id: u64,
-        queue: String,
+        queue: Name,
         delivery_tag: u64,
         requeue: bool,
     },
     Rejected {
         message_id: u64,
-        queue: String,
+        queue: Name,
         delivery_tag: u64,
         requeue: bool,
     },
     Requeued {
         message_id: u64,
-        queue: String,
+        queue: Name,
     },
     Expired {
         message_id: u64,
-        queue: String,
+        queue: Name,
     },
     DeadLettered {
         message_id: u64,
-        queue: String,
+        queue: Name,
         reason: DeadLetterReason,
-        exchange: String,
-        routing_key: String,
+        exchange: Name,
+        routing_key: Name,
     },
     /// A message left a queue because the queue was full (x-overflow drop-head, no DLX).
     Dropped {
         message_id: u64,
-        queue: String,
+        queue: Name,
     },
 }
 

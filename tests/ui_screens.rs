@@ -88,11 +88,11 @@ fn published(
             exchange: exchange.into(),
             routing_key: key.into(),
             body_size: 5,
-            body_preview: b"hello".to_vec(),
+            body_preview: b"hello".to_vec().into(),
             headers: vec![],
             properties: vec![("content_type".into(), "text/plain".into())],
-            matched: matched.to_vec(),
-            queues: queues.iter().map(|q| q.to_string()).collect(),
+            matched: matched.iter().cloned().map(std::sync::Arc::new).collect(),
+            queues: queues.iter().map(|q| std::sync::Arc::from(*q)).collect(),
             alternate_exchange: None,
             fate: if queues.is_empty() {
                 PublishFate::Dropped

@@ -337,7 +337,7 @@ impl Broker {
     }
 
     pub fn vhost_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.lock().vhosts.keys().cloned().collect();
+        let mut names: Vec<String> = self.lock().vhosts.keys().map(|v| v.to_string()).collect();
         names.sort();
         names
     }

@@ -9,7 +9,7 @@ use amq_protocol::types::FieldTable;
 
 use super::args;
 use super::error::{AmqpError, AmqpResult};
-use super::exchange::SourcedBinding;
+use super::exchange::{Binding, Destination, SourcedBinding};
 use super::message::QueuedMessage;
 use crate::events::ConnectionId;
 
@@ -113,6 +113,9 @@ pub struct Queue {
     pub last_used: Instant,
     /// Bindings that lead here (source exchange, binding), so deleting the queue is quick.
     pub bindings: Vec<SourcedBinding>,
+    /// The implicit binding from the default exchange (routing key = queue name), kept so
+    /// routing through the default exchange allocates nothing.
+    pub default_binding: Arc<Binding>,
     pub unacked: usize,
     pub stats: QueueStats,
 }
@@ -135,8 +138,14 @@ impl Queue {
         limits: QueueLimits,
     ) -> Queue {
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
+        let name: Arc<str> = name.into();
         Queue {
-            name: name.into(),
+            default_binding: Arc::new(Binding::new(
+                Destination::Queue(name.clone()),
+                &name,
+                FieldTable::default(),
+            )),
+            name,
             durable,
             auto_delete,
             owner,

@@ -97,7 +97,7 @@ pub enum Settle {
 }
 
 struct Connection {
-    vhost: String,
+    vhost: Arc<str>,
     sink: ClientSink,
     channels: HashSet<u16>,
     /// Consumers per (channel, tag), so closing finds them without scanning queues.
@@ -127,7 +127,7 @@ struct Channel {
 }
 
 pub struct State {
-    pub vhosts: HashMap<String, Vhost>,
+    pub vhosts: HashMap<Arc<str>, Vhost>,
     connections: HashMap<ConnectionId, Connection>,
     channels: HashMap<(ConnectionId, u16), Channel>,
     events: EventBus,
@@ -153,7 +153,10 @@ fn random_suffix() -> String {
 impl State {
     pub fn new(vhosts: &[String], events: EventBus) -> State {
         State {
-            vhosts: vhosts.iter().map(|v| (v.clone(), Vhost::new(v))).collect(),
+            vhosts: vhosts
+                .iter()
+                .map(|v| (Arc::from(v.as_str()), Vhost::new(v)))
+                .collect(),
             connections: HashMap::new(),
             channels: HashMap::new(),
             events,
@@ -170,9 +173,14 @@ impl State {
         kind: impl FnOnce() -> EventKind,
     ) {
         if self.events.has_readers() {
+            // The vhost map's key is the shared copy of the name.
+            let vhost = match self.vhosts.get_key_value(vhost) {
+                Some((name, _)) => name.clone(),
+                None => Arc::from(vhost),
+            };
             self.events.emit(Event {
                 at: SystemTime::now(),
-                vhost: vhost.to_string(),
+                vhost,
                 connection,
                 channel,
                 kind: kind(),
@@ -180,7 +188,7 @@ impl State {
         }
     }
 
-    fn vhost_of(&self, connection: ConnectionId) -> AmqpResult<String> {
+    fn vhost_of(&self, connection: ConnectionId) -> AmqpResult<Arc<str>> {
         self.connections
             .get(&connection)
             .map(|c| c.vhost.clone())
@@ -235,7 +243,7 @@ impl State {
         self.connections.insert(
             id,
             Connection {
-                vhost: vhost.to_string(),
+                vhost: vhost.into(),
                 sink,
                 channels: HashSet::new(),
                 consumers: HashMap::new(),
@@ -243,7 +251,7 @@ impl State {
         );
         self.emit(vhost, Some(id), None, || EventKind::ConnectionOpened {
             peer: peer.to_string(),
-            user: user.to_string(),
+            user: user.into(),
         });
     }
 
@@ -346,7 +354,7 @@ impl State {
         vhost: &str,
         connection: ConnectionId,
         mut unacked: Vec<Unacked>,
-    ) -> Vec<(String, Arc<str>)> {
+    ) -> Vec<(Arc<str>, Arc<str>)> {
         unacked.sort_by_key(|u| u.message.seq);
         let mut touched = Vec::new();
         for u in unacked {
@@ -372,10 +380,10 @@ impl State {
                 let name = queue.name.clone();
                 self.emit(vhost, Some(connection), None, || EventKind::Requeued {
                     message_id: id,
-                    queue: name.to_string(),
+                    queue: name.into(),
                 });
                 if !touched.iter().any(|(_, q)| *q == u.queue) {
-                    touched.push((vhost.to_string(), u.queue));
+                    touched.push((Arc::from(vhost), u.queue));
                 }
             }
         }
@@ -455,8 +463,8 @@ impl State {
         vhost.exchanges.insert(exchange.name.clone(), exchange);
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::ExchangeDeclared {
-                name: spec.name.clone(),
-                kind: kind.as_str().to_string(),
+                name: spec.name.as_str().into(),
+                kind: kind.as_str().into(),
                 durable: spec.durable,
                 auto_delete: spec.auto_delete,
                 internal: spec.internal,
@@ -503,7 +511,7 @@ impl State {
                 EventKind::BindingDeleted(info)
             });
         }
-        for deleted in std::iter::once(name.to_string()).chain(also) {
+        for deleted in std::iter::once(Arc::from(name)).chain(also) {
             self.emit(&vhost_name, Some(connection), Some(channel), || {
                 EventKind::ExchangeDeleted { name: deleted }
             });
@@ -511,8 +519,8 @@ impl State {
         Ok(())
     }
 
-    fn bindings_touching_exchange(vhost: &Vhost, name: &str) -> Vec<BindingInfo> {
-        let mut out: Vec<BindingInfo> = Vec::new();
+    fn bindings_touching_exchange(vhost: &Vhost, name: &str) -> Vec<Arc<BindingInfo>> {
+        let mut out = Vec::new();
         if let Some(x) = vhost.exchanges.get(name) {
             out.extend(
                 x.router
@@ -537,7 +545,7 @@ impl State {
         target: Target<'_>,
         routing_key: &str,
         arguments: FieldTable,
-    ) -> AmqpResult<(String, Binding)> {
+    ) -> AmqpResult<(Arc<str>, Binding)> {
         let vhost_name = self.vhost_of(connection)?;
         let destination = match target {
             Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
@@ -563,11 +571,7 @@ impl State {
             }
         }
         vhost.exchange(source)?;
-        let binding = Binding {
-            destination,
-            routing_key: routing_key.to_string(),
-            arguments,
-        };
+        let binding = Binding::new(destination, routing_key, arguments);
         Ok((vhost_name, binding))
     }
 
@@ -710,7 +714,7 @@ impl State {
         vhost.queues.insert(queue.name.clone(), queue);
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::QueueDeclared {
-                name: name.clone(),
+                name: Arc::from(name.as_str()),
                 durable: spec.durable,
                 exclusive: spec.exclusive,
                 auto_delete: spec.auto_delete,
@@ -742,7 +746,7 @@ impl State {
         let count = q.drain().len() as u32;
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::QueuePurged {
-                name,
+                name: name.into(),
                 messages: count,
             }
         });
@@ -783,7 +787,7 @@ impl State {
         let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
             return 0;
         };
-        let removed_bindings: Vec<BindingInfo> = vhost
+        let removed_bindings: Vec<Arc<BindingInfo>> = vhost
             .queues
             .get(name)
             .map(|q| {
@@ -810,8 +814,8 @@ impl State {
                 Some(consumer.connection),
                 Some(consumer.channel),
                 || EventKind::ConsumerCancelled {
-                    queue: name.to_string(),
-                    consumer_tag: consumer.tag.to_string(),
+                    queue: name.into(),
+                    consumer_tag: consumer.tag.clone(),
                 },
             );
         }
@@ -819,7 +823,7 @@ impl State {
             self.emit(vhost_name, by, None, || EventKind::BindingDeleted(info));
         }
         self.emit(vhost_name, by, None, || EventKind::QueueDeleted {
-            name: name.to_string(),
+            name: name.into(),
         });
         for name in deleted_exchanges {
             self.emit(vhost_name, by, None, || EventKind::ExchangeDeleted { name });
@@ -930,8 +934,8 @@ impl State {
             .insert(tag.clone());
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::ConsumerCreated {
-                queue: name,
-                consumer_tag: tag.to_string(),
+                queue: name.into(),
+                consumer_tag: tag.clone(),
                 no_ack,
             }
         });
@@ -1001,8 +1005,8 @@ impl State {
         let auto_delete = q.auto_delete && q.had_consumer && q.consumers.is_empty();
         self.emit(vhost_name, Some(connection), Some(channel), || {
             EventKind::ConsumerCancelled {
-                queue: queue.to_string(),
-                consumer_tag: tag.to_string(),
+                queue: queue.into(),
+                consumer_tag: tag.into(),
             }
         });
         if auto_delete {
@@ -1154,7 +1158,7 @@ impl State {
         vhost_name: &str,
         queue: &Arc<str>,
         message: Arc<Message>,
-        work: &mut VecDeque<(String, Arc<str>)>,
+        work: &mut VecDeque<(Arc<str>, Arc<str>)>,
     ) -> bool {
         let Some(q) = self
             .vhosts
@@ -1203,7 +1207,7 @@ impl State {
         for old in dropped {
             self.dead_letter(vhost_name, queue, old, DeadLetterReason::Maxlen, work);
         }
-        work.push_back((vhost_name.to_string(), queue.clone()));
+        work.push_back((Arc::from(vhost_name), queue.clone()));
         false
     }
 
@@ -1215,7 +1219,7 @@ impl State {
         queue: &str,
         qm: QueuedMessage,
         reason: DeadLetterReason,
-        work: &mut VecDeque<(String, Arc<str>)>,
+        work: &mut VecDeque<(Arc<str>, Arc<str>)>,
     ) {
         let id = qm.message.id;
         let (dlx, dlrk) = match self
@@ -1234,13 +1238,13 @@ impl State {
                 DeadLetterReason::Expired => {
                     self.emit(vhost_name, None, None, || EventKind::Expired {
                         message_id: id,
-                        queue: queue.to_string(),
+                        queue: queue.into(),
                     })
                 }
                 DeadLetterReason::Maxlen => {
                     self.emit(vhost_name, None, None, || EventKind::Dropped {
                         message_id: id,
-                        queue: queue.to_string(),
+                        queue: queue.into(),
                     })
                 }
                 DeadLetterReason::Rejected => {}
@@ -1259,10 +1263,10 @@ impl State {
         ));
         self.emit(vhost_name, None, None, || EventKind::DeadLettered {
             message_id: id,
-            queue: queue.to_string(),
+            queue: queue.into(),
             reason: reason.clone(),
-            exchange: dlx.clone(),
-            routing_key: routing_key.clone(),
+            exchange: Arc::from(dlx.as_str()),
+            routing_key: Arc::from(routing_key.as_str()),
         });
         let Some(vhost) = self.vhosts.get(vhost_name) else {
             return;
@@ -1292,7 +1296,7 @@ impl State {
     // ---- delivering ----
 
     /// Dispatches every queue in `work` until nothing more can move.
-    fn run(&mut self, mut work: VecDeque<(String, Arc<str>)>) {
+    fn run(&mut self, mut work: VecDeque<(Arc<str>, Arc<str>)>) {
         let mut seen = HashSet::new();
         while let Some((vhost, queue)) = work.pop_front() {
             if !seen.insert((vhost.clone(), queue.clone())) {
@@ -1407,13 +1411,13 @@ impl State {
             if events.has_readers() {
                 events.emit(Event {
                     at: SystemTime::now(),
-                    vhost: vhost_name.to_string(),
+                    vhost: Arc::from(vhost_name),
                     connection: Some(consumer.connection),
                     channel: Some(consumer.channel),
                     kind: EventKind::Delivered {
                         message_id,
-                        queue: queue_name.to_string(),
-                        consumer_tag: Some(consumer.tag.to_string()),
+                        queue: queue_name.into(),
+                        consumer_tag: Some(consumer.tag.clone()),
                         delivery_tag,
                         redelivered,
                     },
@@ -1479,7 +1483,7 @@ impl State {
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::Delivered {
                 message_id: payload.id,
-                queue: name,
+                queue: name.into(),
                 consumer_tag: None,
                 delivery_tag,
                 redelivered,
@@ -1530,7 +1534,7 @@ impl State {
         let mut work = VecDeque::new();
         for (tag, u) in taken {
             let id = u.message.message.id;
-            let queue = u.queue.to_string();
+            let queue = u.queue.clone();
             let (requeue_it, kind) = match how {
                 Settle::Ack => (
                     false,
@@ -1682,7 +1686,7 @@ impl State {
                         x.router
                             .bindings()
                             .into_iter()
-                            .map(|b| Vhost::binding_info(&x.name, &b))
+                            .map(|b| BindingInfo::clone(&Vhost::binding_info(&x.name, &b)))
                             .collect::<Vec<_>>()
                     })
                     .collect();
@@ -1799,10 +1803,10 @@ fn published_event(message: &Message, route: &super::vhost::Route, fate: Publish
     }
     EventKind::Published {
         message_id: message.id,
-        exchange: message.exchange.to_string(),
-        routing_key: message.routing_key.to_string(),
+        exchange: message.exchange.clone(),
+        routing_key: message.routing_key.clone(),
         body_size: message.body.len(),
-        body_preview: message.body[..message.body.len().min(BODY_PREVIEW)].to_vec(),
+        body_preview: message.body.slice(..message.body.len().min(BODY_PREVIEW)),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
         properties: props,
         matched: route
@@ -1810,7 +1814,7 @@ fn published_event(message: &Message, route: &super::vhost::Route, fate: Publish
             .iter()
             .map(|(s, b)| Vhost::binding_info(s, b))
             .collect(),
-        queues: route.queues.iter().map(|q| q.to_string()).collect(),
+        queues: route.queues.clone(),
         alternate_exchange: route.alternate_exchange.clone(),
         fate,
     }

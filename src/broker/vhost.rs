@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
 
-use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, SourcedBinding};
 use super::queue::Queue;
@@ -27,6 +26,8 @@ const PREDECLARED: &[(&str, ExchangeKind, bool)] = &[
 
 pub struct Vhost {
     pub name: String,
+    /// The default exchange's name (""), shared by every route through it.
+    default_exchange: Arc<str>,
     pub exchanges: HashMap<Arc<str>, Exchange>,
     pub queues: HashMap<Arc<str>, Queue>,
     /// Exchange-to-exchange bindings by destination exchange, so deleting one is quick.
@@ -41,7 +42,7 @@ pub struct Route {
     /// Every binding that matched on the way: (source exchange, binding).
     pub matched: Vec<SourcedBinding>,
     /// Set when the message was unroutable and went to this alternate exchange.
-    pub alternate_exchange: Option<String>,
+    pub alternate_exchange: Option<Arc<str>>,
 }
 
 impl Vhost {
@@ -56,6 +57,7 @@ impl Vhost {
             .collect();
         Vhost {
             name: name.to_string(),
+            default_exchange: Arc::from(""),
             exchanges,
             queues: HashMap::new(),
             bindings_into_exchange: HashMap::new(),
@@ -74,16 +76,11 @@ impl Vhost {
     pub fn route(&self, exchange: &str, routing_key: &str, headers: Option<&FieldTable>) -> Route {
         let mut route = Route::default();
         if exchange.is_empty() {
-            if let Some((name, _)) = self.queues.get_key_value(routing_key) {
-                route.queues.push(name.clone());
-                route.matched.push((
-                    Arc::from(""),
-                    Arc::new(Binding {
-                        destination: Destination::Queue(name.clone()),
-                        routing_key: routing_key.to_string(),
-                        arguments: FieldTable::default(),
-                    }),
-                ));
+            if let Some(queue) = self.queues.get(routing_key) {
+                route.queues.push(queue.name.clone());
+                route
+                    .matched
+                    .push((self.default_exchange.clone(), queue.default_binding.clone()));
             }
             return route;
         }
@@ -106,7 +103,7 @@ impl Vhost {
             }
             route
                 .alternate_exchange
-                .get_or_insert_with(|| alternate.clone());
+                .get_or_insert_with(|| Arc::from(alternate.as_str()));
             self.route_from(&alternate, routing_key, headers, &mut visited, &mut route);
             current = alternate;
         }
@@ -203,7 +200,7 @@ impl Vhost {
     }
 
     /// Auto-delete exchanges among `names` that lost their last binding; returns the deleted.
-    pub fn collect_auto_deleted(&mut self, names: &[Arc<str>]) -> Vec<String> {
+    pub fn collect_auto_deleted(&mut self, names: &[Arc<str>]) -> Vec<Arc<str>> {
         let mut deleted = Vec::new();
         for name in names {
             let gone = self
@@ -211,7 +208,7 @@ impl Vhost {
                 .get(name)
                 .is_some_and(|x| x.auto_delete && x.had_binding && x.router.binding_count() == 0);
             if gone {
-                deleted.push(name.to_string());
+                deleted.push(name.clone());
                 deleted.extend(self.delete_exchange(name));
             }
         }
@@ -219,7 +216,7 @@ impl Vhost {
     }
 
     /// Deletes an exchange with the bindings from and to it; returns auto-deleted exchanges.
-    pub fn delete_exchange(&mut self, name: &str) -> Vec<String> {
+    pub fn delete_exchange(&mut self, name: &str) -> Vec<Arc<str>> {
         let Some(exchange) = self.exchanges.remove(name) else {
             return Vec::new();
         };
@@ -251,7 +248,7 @@ impl Vhost {
     }
 
     /// Removes a queue and its bindings; returns it and auto-deleted exchanges.
-    pub fn delete_queue(&mut self, name: &str) -> Option<(Queue, Vec<String>)> {
+    pub fn delete_queue(&mut self, name: &str) -> Option<(Queue, Vec<Arc<str>>)> {
         let queue = self.queues.remove(name)?;
         let mut sources = Vec::new();
         for (source, binding) in &queue.bindings {
@@ -265,14 +262,8 @@ impl Vhost {
     }
 
     /// Describes a binding for events and screens.
-    pub fn binding_info(source: &str, binding: &Binding) -> BindingInfo {
-        BindingInfo {
-            source: source.to_string(),
-            destination: binding.destination.name().to_string(),
-            destination_is_exchange: matches!(binding.destination, Destination::Exchange(_)),
-            routing_key: binding.routing_key.clone(),
-            arguments: args::pairs(&binding.arguments),
-        }
+    pub fn binding_info(source: &str, binding: &Binding) -> Arc<BindingInfo> {
+        binding.info(source)
     }
 }
 

@@ -137,7 +137,7 @@ fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
         }
         "fanout" => "(fanout)".to_string(),
         _ if b.routing_key.is_empty() => "\"\"".to_string(),
-        _ => b.routing_key.clone(),
+        _ => b.routing_key.to_string(),
     }
 }
 
@@ -148,16 +148,16 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
         .bindings
         .iter()
         .flat_map(|b| {
-            let mut v = vec![b.source.as_str()];
+            let mut v = vec![&*b.source];
             if b.destination_is_exchange {
-                v.push(b.destination.as_str());
+                v.push(&*b.destination);
             }
             v
         })
         .collect();
     let mut by_source: HashMap<&str, Vec<&crate::events::BindingInfo>> = HashMap::new();
     for b in &topology.bindings {
-        by_source.entry(b.source.as_str()).or_default().push(b);
+        by_source.entry(&*b.source).or_default().push(b);
     }
     let queue_index: HashMap<&str, usize> = topology
         .queues
@@ -196,7 +196,7 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
     let mut sums: HashMap<usize, (usize, usize)> = HashMap::new();
     for (r, _, _, b) in &pending_edges {
         if !b.destination_is_exchange {
-            if let Some(&q) = queue_index.get(b.destination.as_str()) {
+            if let Some(&q) = queue_index.get(&*b.destination) {
                 let e = sums.entry(q).or_default();
                 e.0 += r;
                 e.1 += 1;
@@ -241,13 +241,13 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
 
     for (r, exchange, key, b) in pending_edges {
         let target = if b.destination_is_exchange {
-            match exchange_rows.get(b.destination.as_str()) {
+            match exchange_rows.get(&*b.destination) {
                 Some(&x) => EdgeTarget::Exchange(x),
                 None => continue,
             }
         } else {
             match queue_index
-                .get(b.destination.as_str())
+                .get(&*b.destination)
                 .and_then(|q| slot_of.get(q))
             {
                 Some(&slot) => EdgeTarget::Queue(slot),

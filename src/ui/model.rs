@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::broker::VhostSnapshot;
-use crate::events::{BindingInfo, Event, EventKind, PublishFate};
+use bytes::Bytes;
+
+use crate::events::{BindingInfo, Event, EventKind, Name, PublishFate};
 
 /// How many messages the log keeps; older ones fall off.
 pub const LOG_CAPACITY: usize = 2_000;
@@ -19,20 +21,20 @@ pub const RATE_HISTORY: usize = 60;
 pub struct LogEntry {
     pub message_id: u64,
     pub at: SystemTime,
-    pub exchange: String,
-    pub routing_key: String,
-    pub queues: Vec<String>,
-    pub matched: Vec<BindingInfo>,
+    pub exchange: Name,
+    pub routing_key: Name,
+    pub queues: Vec<Name>,
+    pub matched: Vec<Arc<BindingInfo>>,
     pub fate: PublishFate,
-    pub alternate_exchange: Option<String>,
+    pub alternate_exchange: Option<Name>,
     pub headers: Vec<(String, String)>,
     pub properties: Vec<(String, String)>,
     pub body_size: usize,
-    pub body_preview: Vec<u8>,
+    pub body_preview: Bytes,
     /// Consumers that got it (queue, consumer tag).
-    pub deliveries: Vec<(String, String)>,
+    pub deliveries: Vec<(Name, Name)>,
     /// Set when it was dead-lettered from a queue, with the reason.
-    pub dead_lettered: Option<(String, String)>,
+    pub dead_lettered: Option<(Name, &'static str)>,
 }
 
 impl LogEntry {
@@ -104,8 +106,8 @@ pub enum FlightKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flight {
     pub message_id: u64,
-    pub from: String,
-    pub to: String,
+    pub from: Name,
+    pub to: Name,
     pub kind: FlightKind,
     pub started: Instant,
 }
@@ -115,8 +117,8 @@ pub struct Model {
     pub vhost: String,
     pub topology: VhostSnapshot,
     pub log: VecDeque<LogEntry>,
-    pub exchange_rates: HashMap<String, Rate>,
-    pub queue_rates: HashMap<String, Rate>,
+    pub exchange_rates: HashMap<Name, Rate>,
+    pub queue_rates: HashMap<Name, Rate>,
     pub total_rate: Rate,
     pub flights: Vec<Flight>,
     /// Events the stream dropped because the screen fell behind.
@@ -185,7 +187,7 @@ impl Model {
     }
 
     pub fn apply(&mut self, event: &Arc<Event>, now: Instant) {
-        if event.vhost != self.vhost {
+        if *event.vhost != *self.vhost {
             return;
         }
         match &event.kind {
@@ -240,7 +242,7 @@ impl Model {
                     self.launch(Flight {
                         message_id: *message_id,
                         from: exchange.clone(),
-                        to: String::new(),
+                        to: Name::from(""),
                         kind,
                         started: now,
                     });
@@ -273,7 +275,9 @@ impl Model {
                 consumer_tag,
                 ..
             } => {
-                let tag = consumer_tag.clone().unwrap_or_else(|| "basic.get".into());
+                let tag = consumer_tag
+                    .clone()
+                    .unwrap_or_else(|| Name::from("basic.get"));
                 if let Some(entry) = self.entry_mut(*message_id) {
                     entry.deliveries.push((queue.clone(), tag.clone()));
                 }
@@ -293,7 +297,7 @@ impl Model {
                 ..
             } => {
                 if let Some(entry) = self.entry_mut(*message_id) {
-                    entry.dead_lettered = Some((queue.clone(), reason.as_str().to_string()));
+                    entry.dead_lettered = Some((queue.clone(), reason.as_str()));
                 }
                 self.topology_stale = true;
             }
@@ -331,11 +335,11 @@ mod tests {
                 exchange: "x".into(),
                 routing_key: "k".into(),
                 body_size: 1,
-                body_preview: b"b".to_vec(),
+                body_preview: bytes::Bytes::from_static(b"b"),
                 headers: vec![],
                 properties: vec![],
                 matched: vec![],
-                queues: queues.iter().map(|q| q.to_string()).collect(),
+                queues: queues.iter().map(|q| Name::from(*q)).collect(),
                 alternate_exchange: None,
                 fate: if queues.is_empty() {
                     PublishFate::Dropped

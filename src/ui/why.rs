@@ -34,7 +34,10 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
     if entry.exchange.is_empty() {
         let reached = entry.queues.first().cloned();
         return vec![Verdict {
-            destination: reached.clone().unwrap_or_else(|| entry.routing_key.clone()),
+            destination: reached
+                .clone()
+                .unwrap_or_else(|| entry.routing_key.clone())
+                .to_string(),
             binding: "(every queue, by its name)".into(),
             matched: reached.is_some(),
             reason: match reached {
@@ -46,7 +49,7 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
     let kind = topology
         .exchanges
         .iter()
-        .find(|x| x.name == entry.exchange)
+        .find(|x| *x.name == *entry.exchange)
         .map(|x| x.kind.as_str())
         .unwrap_or("direct");
     let key = &entry.routing_key;
@@ -119,13 +122,13 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                     .collect::<Vec<_>>()
                     .join(" ")
             } else {
-                b.routing_key.clone()
+                b.routing_key.to_string()
             };
             Verdict {
                 destination: if b.destination_is_exchange {
                     format!("exchange {}", b.destination)
                 } else {
-                    b.destination.clone()
+                    b.destination.to_string()
                 },
                 binding,
                 matched,

@@ -55,11 +55,11 @@ mod tests {
     use crate::broker::exchange::Destination;
 
     fn binding(queue: &str, key: &str) -> Arc<Binding> {
-        Arc::new(Binding {
-            destination: Destination::Queue(queue.into()),
-            routing_key: key.into(),
-            arguments: FieldTable::default(),
-        })
+        Arc::new(Binding::new(
+            Destination::Queue(queue.into()),
+            key,
+            FieldTable::default(),
+        ))
     }
 
     #[test]

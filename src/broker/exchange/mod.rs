@@ -10,9 +10,12 @@ mod headers;
 mod topic;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use amq_protocol::types::FieldTable;
+
+use super::args;
+use crate::events::BindingInfo;
 
 pub use direct::DirectRouter;
 pub use fanout::FanoutRouter;
@@ -35,11 +38,51 @@ impl Destination {
 }
 
 /// A binding from an exchange to a destination.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Binding {
     pub destination: Destination,
     pub routing_key: String,
     pub arguments: FieldTable,
+    /// How events describe this binding, built the first time an event needs it, so each
+    /// routed message shares it instead of copying the binding's text.
+    info: OnceLock<Arc<BindingInfo>>,
+}
+
+impl Binding {
+    pub fn new(destination: Destination, routing_key: &str, arguments: FieldTable) -> Binding {
+        Binding {
+            destination,
+            routing_key: routing_key.to_string(),
+            arguments,
+            info: OnceLock::new(),
+        }
+    }
+
+    /// The event form of this binding; `source` is the exchange it belongs to.
+    pub fn info(&self, source: &str) -> Arc<BindingInfo> {
+        self.info
+            .get_or_init(|| {
+                Arc::new(BindingInfo {
+                    source: Arc::from(source),
+                    destination: match &self.destination {
+                        Destination::Queue(name) | Destination::Exchange(name) => name.clone(),
+                    },
+                    destination_is_exchange: matches!(self.destination, Destination::Exchange(_)),
+                    routing_key: Arc::from(self.routing_key.as_str()),
+                    arguments: args::pairs(&self.arguments),
+                })
+            })
+            .clone()
+    }
+}
+
+/// Two bindings are the same binding when destination, key and arguments agree.
+impl PartialEq for Binding {
+    fn eq(&self, other: &Binding) -> bool {
+        self.destination == other.destination
+            && self.routing_key == other.routing_key
+            && self.arguments == other.arguments
+    }
 }
 
 /// A binding together with the name of its source exchange.

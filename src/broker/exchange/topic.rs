@@ -223,11 +223,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn binding(queue: &str, key: &str) -> Arc<Binding> {
-        Arc::new(Binding {
-            destination: Destination::Queue(queue.into()),
-            routing_key: key.into(),
-            arguments: FieldTable::default(),
-        })
+        Arc::new(Binding::new(
+            Destination::Queue(queue.into()),
+            key,
+            FieldTable::default(),
+        ))
     }
 
     fn routed(router: &TopicRouter, key: &str) -> Vec<String> {

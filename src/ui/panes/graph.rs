@@ -293,7 +293,12 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 style = style.patch(theme.selected());
             }
             // Rates sit first, where a narrow screen still shows them.
-            let label = match app.model.queue_rates.get(&q.name).map(|r| r.current()) {
+            let label = match app
+                .model
+                .queue_rates
+                .get(q.name.as_str())
+                .map(|r| r.current())
+            {
                 Some(rate) if rate > 0 => format!("{rate}/s {}", q.label),
                 _ => q.label.clone(),
             };
@@ -316,7 +321,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             };
             if let Some(mark) = mark {
                 // Unroutable: a mark beside the exchange, where the message stopped.
-                if let Some(x) = app.graph.exchanges.iter().find(|x| x.name == flight.from) {
+                if let Some(x) = app.graph.exchanges.iter().find(|x| *x.name == *flight.from) {
                     if visible(x.row) && cols.middle_start > 0 {
                         buf[(inner.x + cols.middle_start - 1, y_of(x.row))]
                             .set_char(mark)

@@ -60,7 +60,7 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
     let exchange = if entry.exchange.is_empty() {
         "(default)".to_string()
     } else {
-        entry.exchange.clone()
+        entry.exchange.to_string()
     };
     lines.push(Line::raw(format!("exchange     {exchange}")));
     lines.push(Line::raw(format!("routing key  {}", entry.routing_key)));
@@ -145,12 +145,12 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         let rate = app
             .model
             .exchange_rates
-            .get(name)
+            .get(name.as_str())
             .map(|r| r.current())
             .unwrap_or(0);
         lines.push(Line::raw(format!("{rate} msg/s in")));
         lines.push(Line::styled("bindings", theme.title()));
-        for b in topology.bindings.iter().filter(|b| &b.source == name) {
+        for b in topology.bindings.iter().filter(|b| *b.source == **name) {
             let args: Vec<String> = b
                 .arguments
                 .iter()
@@ -179,7 +179,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         let rate = app
             .model
             .queue_rates
-            .get(&s.name)
+            .get(s.name.as_str())
             .map(|r| r.current())
             .unwrap_or(0);
         lines.push(Line::raw(format!("{rate} msg/s in")));
@@ -190,7 +190,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         for b in topology
             .bindings
             .iter()
-            .filter(|b| b.destination == s.name && !b.destination_is_exchange)
+            .filter(|b| *b.destination == *s.name && !b.destination_is_exchange)
         {
             lines.push(Line::raw(format!("  {} [{}]", b.source, b.routing_key)));
         }
