@@ -43,6 +43,10 @@ use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use rabbitscope::events::Received;
 
+// The same allocator as the rabbitscope binary, so the figures are the shipped broker's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const BODY_SIZE: usize = 64;

@@ -9,6 +9,12 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 
+// mimalloc: the broker allocates and frees a message, its events and its frames on different
+// threads; measured in examples/throughput.rs, glibc's malloc made an event reader cost about
+// twice as much (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// See RabbitMQ routing happen. Without a command: the live view on the embedded broker.
 #[derive(Parser)]
 #[command(version, about)]

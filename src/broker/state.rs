@@ -380,7 +380,7 @@ impl State {
                 let name = queue.name.clone();
                 self.emit(vhost, Some(connection), None, || EventKind::Requeued {
                     message_id: id,
-                    queue: name.into(),
+                    queue: name,
                 });
                 if !touched.iter().any(|(_, q)| *q == u.queue) {
                     touched.push((Arc::from(vhost), u.queue));
