@@ -249,3 +249,39 @@ fn panning_reveals_what_a_narrow_screen_cuts_80x24() {
     assert!(after.contains("compute.node1  0 ready"), "{after}");
     insta::assert_snapshot!(after);
 }
+
+/// An exchange-to-exchange chain: `edge` (fanout) feeds `animals` (topic), which sits in the
+/// chain column between the exchanges and the queues; a message published to `edge` flies
+/// from `animals` to the queue its binding reached.
+#[test]
+fn exchange_chain_160x45() {
+    let mut chain = topology();
+    let vhost = &mut chain.vhosts[0];
+    vhost.exchanges.push(exchange("edge", "fanout"));
+    vhost.queues.push(queue("audit", 0, 0));
+    let mut to_animals = binding("edge", "animals", "");
+    to_animals.destination_is_exchange = true;
+    vhost.bindings.push(to_animals.clone());
+    vhost.bindings.push(binding("edge", "audit", ""));
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    let start = app.now;
+    app.update(Action::Topology(chain));
+    app.update(published(
+        1,
+        "edge",
+        "lazy.brown.rabbit",
+        &["Q2", "audit"],
+        &[
+            to_animals,
+            binding("edge", "audit", ""),
+            binding("animals", "Q2", "lazy.#"),
+        ],
+    ));
+    app.set_now(start + Duration::from_millis(600));
+    let text = screen(&mut app, 160, 45);
+    let row_of = |needle: &str| text.lines().position(|l| l.contains(needle));
+    let animals = row_of("▶anim").unwrap_or_else(|| panic!("no chain column:\n{text}"));
+    let edge = row_of("edge [fanout]").unwrap_or_else(|| panic!("no edge exchange:\n{text}"));
+    assert_ne!(animals, edge);
+    insta::assert_snapshot!(text);
+}

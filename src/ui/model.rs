@@ -217,14 +217,26 @@ impl Model {
                 fate,
             } => {
                 self.total_rate.add();
-                self.exchange_rates
-                    .entry(exchange.clone())
-                    .or_default()
-                    .add();
-                // Messages that went to an alternate exchange travel from it.
-                let from = alternate_exchange.as_ref().unwrap_or(exchange);
+                // Every exchange the message passed through counts it once: the one it was
+                // published to, and those reached by exchange-to-exchange bindings.
+                let mut through: Vec<&Name> = vec![exchange];
+                for b in matched {
+                    if !through.contains(&&b.source) {
+                        through.push(&b.source);
+                    }
+                }
+                for x in through {
+                    self.exchange_rates.entry(x.clone()).or_default().add();
+                }
+                // A message travels to each queue from the exchange whose binding delivered
+                // it: an alternate exchange, or the end of an exchange-to-exchange chain.
+                let default_from = alternate_exchange.as_ref().unwrap_or(exchange);
                 for q in queues {
                     self.queue_rates.entry(q.clone()).or_default().add();
+                    let from = matched
+                        .iter()
+                        .find(|b| !b.destination_is_exchange && b.destination == *q)
+                        .map_or(default_from, |b| &b.source);
                     self.launch(Flight {
                         message_id: *message_id,
                         from: from.clone(),
@@ -373,6 +385,40 @@ mod tests {
         model.tick(start + Duration::from_millis(1001));
         assert_eq!(model.total_rate.current(), 5);
         assert_eq!(model.queue_rates["q"].current(), 5);
+    }
+
+    #[test]
+    fn a_chain_of_exchanges_counts_each_and_flies_from_the_last() {
+        let binding = |source: &str, destination: &str, to_exchange: bool| {
+            Arc::new(BindingInfo {
+                source: source.into(),
+                destination: destination.into(),
+                destination_is_exchange: to_exchange,
+                routing_key: "".into(),
+                arguments: vec![],
+            })
+        };
+        let mut event = Arc::unwrap_or_clone(published(1, &["q", "audit"]));
+        if let EventKind::Published { matched, .. } = &mut event.kind {
+            *matched = vec![
+                binding("x", "inner", true),
+                binding("x", "audit", false),
+                binding("inner", "q", false),
+            ];
+        }
+        let mut model = Model::new("/");
+        let start = Instant::now();
+        model.tick(start);
+        model.apply(&Arc::new(event), start);
+        model.tick(start + Duration::from_millis(1001));
+        assert_eq!(model.exchange_rates["x"].current(), 1);
+        assert_eq!(model.exchange_rates["inner"].current(), 1);
+        let from = |to: &str| {
+            let flight = model.flights.iter().find(|f| &*f.to == to);
+            flight.map(|f| f.from.to_string())
+        };
+        assert_eq!(from("q").as_deref(), Some("inner"));
+        assert_eq!(from("audit").as_deref(), Some("x"));
     }
 
     #[test]

@@ -32,22 +32,59 @@ fn glyph(mask: u8) -> char {
     }
 }
 
-/// Column positions of the three regions, for a given inner width.
+/// Column positions of the regions, for a given inner width. Exchanges that are the
+/// destination of an exchange-to-exchange binding sit in a chain column inside the middle, so a
+/// chain reads left to right: source exchange, binding, inner exchange, binding, queue.
 struct Columns {
     exchange_width: u16,
     middle_start: u16,
     middle_end: u16,
     lane_start: u16,
     lane_step: u16,
+    /// Where inner exchanges' labels start, and how wide they may be (0 when none).
+    chain_x: u16,
+    chain_width: u16,
+}
+
+impl Columns {
+    /// Where the edges of an exchange's bindings begin.
+    fn edge_start(&self, app: &App, exchange: usize) -> u16 {
+        if is_inner(app, exchange) {
+            self.chain_x + self.chain_width
+        } else {
+            self.middle_start
+        }
+    }
+}
+
+/// Whether an exchange is the destination of an exchange-to-exchange binding shown.
+fn is_inner(app: &App, exchange: usize) -> bool {
+    app.graph
+        .bindings
+        .iter()
+        .any(|b| b.target == EdgeTarget::Exchange(exchange))
 }
 
 fn columns(app: &App, width: u16) -> Columns {
     let widest = |labels: &mut dyn Iterator<Item = &String>| {
         labels.map(|l| l.width()).max().unwrap_or(0) as u16
     };
-    let exchange_width = (widest(&mut app.graph.exchanges.iter().map(|x| &x.label)) + 1)
-        .min(width / 3)
-        .max(8);
+    // Room for an exchange's rate (` 1234/s`) once traffic has been seen, so the columns do
+    // not shift with every change of rate.
+    let rate_room = if app.model.exchange_rates.is_empty() {
+        0
+    } else {
+        7
+    };
+    let inner: Vec<bool> = (0..app.graph.exchanges.len())
+        .map(|x| is_inner(app, x))
+        .collect();
+    let labels_in = |chain: bool| {
+        let labels = app.graph.exchanges.iter().zip(&inner);
+        widest(&mut labels.filter(|(_, i)| **i == chain).map(|(x, _)| &x.label))
+    };
+    let exchange_width = (labels_in(false) + 1 + rate_room).min(width / 3).max(8);
+    let chain_label_width = labels_in(true);
     let queue_width = (widest(&mut app.graph.queues.iter().map(|q| &q.label)) + 2)
         .min(width / 3)
         .max(8);
@@ -65,12 +102,31 @@ fn columns(app: &App, width: u16) -> Columns {
     let lane_start = middle_end
         .saturating_sub(lanes.min(lane_room) * lane_step + 1)
         .max(middle_start + 2);
+    let (mut chain_x, mut chain_width) = (middle_start, 0);
+    if inner.iter().any(|i| *i) {
+        // Keys of the chain bindings on the left, inner exchanges' labels after them.
+        let key_width = app
+            .graph
+            .bindings
+            .iter()
+            .filter(|b| matches!(b.target, EdgeTarget::Exchange(_)))
+            .map(|b| b.key.width() as u16 + 2)
+            .max()
+            .unwrap_or(0);
+        let room = lane_start.saturating_sub(middle_start);
+        chain_x = middle_start + (key_width + 3).min(room / 3);
+        // What is left after the label goes to the inner exchange's own keys: at least 10.
+        let left = lane_start.saturating_sub(chain_x).saturating_sub(10);
+        chain_width = (chain_label_width + 1 + rate_room).min(left).max(4);
+    }
     Columns {
         exchange_width,
         middle_start,
         middle_end,
         lane_start,
         lane_step,
+        chain_x,
+        chain_width,
     }
 }
 
@@ -108,6 +164,9 @@ pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
     let x = column - inner.x + pan;
     if x < cols.exchange_width {
         app.graph.exchanges.iter().position(|e| e.row == r)
+    } else if x >= cols.chain_x && x < cols.chain_x + cols.chain_width {
+        (0..app.graph.exchanges.len())
+            .find(|&i| app.graph.exchanges[i].row == r && is_inner(app, i))
     } else if x >= cols.middle_end {
         let n = app.graph.exchanges.len();
         app.graph
@@ -189,20 +248,18 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let lane_x = |lane: usize| {
             (cols.lane_start + lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2))
         };
+        let bottom = top + inner.height as usize;
         for b in &app.graph.bindings {
+            let start = cols.edge_start(app, b.exchange);
             let EdgeTarget::Queue(q) = b.target else {
-                for x in cols.middle_start..cols.middle_end.saturating_sub(1) {
-                    mark(b.row, x, LEFT | RIGHT);
-                }
                 continue;
             };
             let queue = &app.graph.queues[q];
-            let bottom = top + inner.height as usize;
             if b.row.max(queue.row) < top || b.row.min(queue.row) >= bottom {
                 continue; // entirely off screen
             }
             let lx = lane_x(queue.lane);
-            for x in cols.middle_start..lx {
+            for x in start..lx {
                 mark(b.row, x, LEFT | RIGHT);
             }
             let (from, to) = (b.row.min(queue.row), b.row.max(queue.row));
@@ -224,6 +281,25 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 mark(queue.row, x, LEFT | RIGHT);
             }
         }
+        // Chain edges: along the binding row to a connector just left of the chain column,
+        // then up or down to the inner exchange's row.
+        let connector = cols.chain_x.saturating_sub(2);
+        for b in &app.graph.bindings {
+            let EdgeTarget::Exchange(t) = b.target else {
+                continue;
+            };
+            let target_row = app.graph.exchanges[t].row;
+            for x in cols.edge_start(app, b.exchange)..connector {
+                mark(b.row, x, LEFT | RIGHT);
+            }
+            let down = target_row > b.row;
+            mark(b.row, connector, LEFT | if down { DOWN } else { UP });
+            let (from, to) = (b.row.min(target_row), b.row.max(target_row));
+            for r in (from + 1).max(top)..to.min(bottom) {
+                mark(r, connector, UP | DOWN);
+            }
+            mark(target_row, connector, RIGHT | if down { UP } else { DOWN });
+        }
         for (i, m) in masks.iter().enumerate() {
             if *m != 0 {
                 let x = inner.x + (i % width) as u16;
@@ -238,20 +314,21 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 continue;
             }
             let y = y_of(b.row);
-            let room = match b.target {
-                EdgeTarget::Queue(q) => {
-                    lane_x(app.graph.queues[q].lane).saturating_sub(cols.middle_start + 2)
-                }
-                EdgeTarget::Exchange(_) => cols.middle_end.saturating_sub(cols.middle_start + 2),
-            } as usize;
-            let text = match b.target {
-                EdgeTarget::Queue(_) => format!(" {} ", b.key),
-                EdgeTarget::Exchange(x) => {
-                    format!(" {} => exchange {} ", b.key, app.graph.exchanges[x].name)
-                }
+            let start = cols.edge_start(app, b.exchange);
+            let end = match b.target {
+                EdgeTarget::Queue(q) => lane_x(app.graph.queues[q].lane),
+                EdgeTarget::Exchange(_) => connector,
             };
-            let text = truncate(&text, room);
-            buf.set_string(inner.x + cols.middle_start + 1, y, text, theme.key());
+            let text = truncate(
+                &format!(" {} ", b.key),
+                end.saturating_sub(start + 2) as usize,
+            );
+            buf.set_string(inner.x + start + 1, y, text, theme.key());
+        }
+        for (i, x) in app.graph.exchanges.iter().enumerate() {
+            if is_inner(app, i) && visible(x.row) && cols.chain_x > 0 {
+                buf.set_string(inner.x + cols.chain_x - 1, y_of(x.row), "▶", theme.edge());
+            }
         }
         let mut fed = vec![false; app.graph.queues.len()];
         for b in &app.graph.bindings {
@@ -280,8 +357,22 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             if app.graph_selected == i && (focused || app.inspecting) {
                 style = style.patch(theme.selected());
             }
-            let label = truncate(&x.label, cols.exchange_width.saturating_sub(1) as usize);
-            buf.set_string(inner.x, y_of(x.row), label, style);
+            let label = match app
+                .model
+                .exchange_rates
+                .get(x.name.as_str())
+                .map(|r| r.current())
+            {
+                Some(rate) if rate > 0 => format!("{} {rate}/s", x.label),
+                _ => x.label.clone(),
+            };
+            let (column, room) = if is_inner(app, i) {
+                (cols.chain_x, cols.chain_width)
+            } else {
+                (0, cols.exchange_width)
+            };
+            let label = truncate(&label, room.saturating_sub(1) as usize);
+            buf.set_string(inner.x + column, y_of(x.row), label, style);
         }
         let queue_width = inner.width.saturating_sub(cols.middle_end) as usize;
         for (i, q) in app.graph.queues.iter().enumerate() {
@@ -380,7 +471,8 @@ fn flight_path(
     let q = &app.graph.queues[qi];
     let lx =
         (cols.lane_start + q.lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2));
-    let mut path: Vec<(usize, u16)> = (cols.middle_start..=lx).map(|x| (b.row, x)).collect();
+    let start = cols.edge_start(app, xi);
+    let mut path: Vec<(usize, u16)> = (start..=lx).map(|x| (b.row, x)).collect();
     if q.row > b.row {
         path.extend((b.row + 1..=q.row).map(|r| (r, lx)));
     } else {

@@ -8,7 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::ui::app::{App, Focus};
-use crate::ui::model::LogEntry;
+use crate::ui::model::{LogEntry, Rate};
+use crate::ui::panes::status::sparkline;
 use crate::ui::theme::Theme;
 use crate::ui::why;
 
@@ -50,6 +51,18 @@ pub fn body_text(body: &[u8]) -> Vec<String> {
             .map(str::to_string),
     );
     lines
+}
+
+/// `N msg/s in` and a sparkline of the last half minute.
+fn rate_line<'a>(rate: Option<&Rate>, theme: Theme) -> Line<'a> {
+    let Some(rate) = rate else {
+        return Line::raw("0 msg/s in");
+    };
+    let history: Vec<u64> = rate.per_second.iter().copied().collect();
+    Line::from(vec![
+        Span::raw(format!("{} msg/s in  ", rate.current())),
+        Span::styled(sparkline(&history, 30), theme.good()),
+    ])
 }
 
 fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>> {
@@ -142,13 +155,10 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         for (k, v) in &x.arguments {
             lines.push(Line::raw(format!("  {k} = {v}")));
         }
-        let rate = app
-            .model
-            .exchange_rates
-            .get(name.as_str())
-            .map(|r| r.current())
-            .unwrap_or(0);
-        lines.push(Line::raw(format!("{rate} msg/s in")));
+        lines.push(rate_line(
+            app.model.exchange_rates.get(name.as_str()),
+            theme,
+        ));
         lines.push(Line::styled("bindings", theme.title()));
         for b in topology.bindings.iter().filter(|b| *b.source == **name) {
             let args: Vec<String> = b
@@ -176,13 +186,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             "{} ready  {} unacked  {} consumers",
             s.ready, s.unacked, s.consumers
         )));
-        let rate = app
-            .model
-            .queue_rates
-            .get(s.name.as_str())
-            .map(|r| r.current())
-            .unwrap_or(0);
-        lines.push(Line::raw(format!("{rate} msg/s in")));
+        lines.push(rate_line(app.model.queue_rates.get(s.name.as_str()), theme));
         for (k, v) in &s.arguments {
             lines.push(Line::raw(format!("  {k} = {v}")));
         }
