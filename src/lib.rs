@@ -5,10 +5,12 @@
 //! - [`amqp`]: the AMQP 0-9-1 wire server that puts the core on a TCP port.
 //! - [`definitions`]: RabbitMQ definitions JSON, loaded at start.
 //! - [`events`]: the broker event stream every screen is drawn from.
+//! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
 //! - [`ui`]: the terminal view (ratatui).
 
 pub mod amqp;
 pub mod broker;
 pub mod definitions;
 pub mod events;
+pub mod lesson;
 pub mod ui;

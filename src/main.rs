@@ -1,13 +1,14 @@
 //! The rabbitscope command line: picks a mode and runs it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::{eyre, Result, WrapErr};
 
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
+use rabbitscope::lesson::{self, Lang, Target};
 
 // mimalloc: the broker allocates and frees a message, its events and its frames on different
 // threads; measured in examples/throughput.rs, glibc's malloc made an event reader cost about
@@ -23,6 +24,9 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     view: ViewArgs,
+    /// Language of lesson texts: en or zh (default: from LC_ALL, LC_MESSAGES or LANG).
+    #[arg(long, global = true, value_name = "LANG")]
+    lang: Option<Lang>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -42,6 +46,32 @@ struct ViewArgs {
 enum Command {
     /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT or SIGTERM.
     Broker(BrokerArgs),
+    /// List lesson files, or check that every expectation in them holds.
+    Lessons {
+        #[command(subcommand)]
+        command: LessonsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LessonsCommand {
+    /// List the lessons in DIR: order, id and title.
+    List {
+        /// The lesson folder.
+        #[arg(default_value = "lessons")]
+        dir: PathBuf,
+    },
+    /// Load every lesson in DIR and run it, checking each expectation and predict answer;
+    /// exits non-zero if any file is broken or anything does not hold.
+    Check {
+        /// The lesson folder.
+        #[arg(default_value = "lessons")]
+        dir: PathBuf,
+        /// Run on this RabbitMQ (amqp://user:pass@host:port/vhost; its management API on port
+        /// 15672 turns tracing on) instead of a fresh embedded broker per lesson.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -61,7 +91,14 @@ struct BrokerArgs {
 fn main() -> Result<()> {
     color_eyre::install()?;
     let cli = Cli::parse();
+    let lang = cli.lang.unwrap_or_else(Lang::from_env);
     match cli.command {
+        Some(Command::Lessons { command }) => match command {
+            LessonsCommand::List { dir } => lessons_list(&dir, lang),
+            LessonsCommand::Check { dir, broker } => {
+                tokio::runtime::Runtime::new()?.block_on(lessons_check(&dir, broker, lang))
+            }
+        },
         Some(Command::Broker(args)) => {
             // Logs go to stderr in headless mode only; they would scribble over the view.
             tracing_subscriber::fmt()
@@ -148,6 +185,56 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
     tracing::info!(address = %server.local_addr(), "broker listening");
     server.run_until(stop).await;
     tracing::info!("broker stopped");
+    Ok(())
+}
+
+/// `rabbitscope lessons list`: one line per lesson; broken files on stderr.
+fn lessons_list(dir: &Path, lang: Lang) -> Result<()> {
+    let (lessons, errors) = lesson::load_each(dir);
+    for l in &lessons {
+        println!("{:>3}  {:<28} {}", l.order, l.id, l.title.get(lang));
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if !errors.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `rabbitscope lessons check`: one line per lesson (ok or FAILED, with the reasons below it).
+async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result<()> {
+    let (lessons, errors) = lesson::load_each(dir);
+    let mut failed = errors.len();
+    for e in &errors {
+        println!("FAILED  {}", e.path.display());
+        println!("    {e}");
+    }
+    if lessons.is_empty() && errors.is_empty() {
+        println!("no lessons (*.yaml) in {}", dir.display());
+    }
+    for l in &lessons {
+        let target = match &broker {
+            Some(url) => Target::RabbitMq { url: url.clone() },
+            None => Target::Embedded,
+        };
+        let check = lesson::check_lesson(l, target, lang).await;
+        if check.ok() {
+            println!("ok      {} ({})", check.id, check.path.display());
+        } else {
+            failed += 1;
+            println!("FAILED  {} ({})", check.id, check.path.display());
+            for failure in &check.failures {
+                println!("    {failure}");
+            }
+        }
+    }
+    let total = lessons.len() + errors.len();
+    println!("{} lessons: {} ok, {failed} failed", total, total - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
     Ok(())
 }
 

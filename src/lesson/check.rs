@@ -1,0 +1,90 @@
+//! Whole lessons, run from start to end with every expectation and predict answer checked:
+//! what `rabbitscope lessons check` prints.
+
+use std::path::PathBuf;
+
+use super::runner::{LessonRun, RunError, Target};
+use super::schema::{Lang, Lesson};
+
+/// The outcome of one lesson.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonCheck {
+    pub id: String,
+    pub path: PathBuf,
+    /// One line per failed expectation or error, like
+    /// `lessons/06-topic.yaml: step 3 ("Nothing matches"): expect.routed: expected [] but ...`.
+    pub failures: Vec<String>,
+}
+
+impl LessonCheck {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// `step 3 ("Nothing matches")`, or `step 3` for a step without a title.
+pub fn step_label(lesson: &Lesson, index: usize, lang: Lang) -> String {
+    match lesson.steps.get(index).and_then(|s| s.title.as_ref()) {
+        Some(title) => format!("step {} (\"{}\")", index + 1, title.get(lang)),
+        None => format!("step {}", index + 1),
+    }
+}
+
+/// Runs every step of `lesson` on `target` and lists what did not hold. A step whose action
+/// fails ends the run there.
+pub async fn check_lesson(lesson: &Lesson, target: Target, lang: Lang) -> LessonCheck {
+    let file = lesson.source.display().to_string();
+    let mut check = LessonCheck {
+        id: lesson.id.clone(),
+        path: lesson.source.clone(),
+        failures: Vec::new(),
+    };
+    let mut run = match LessonRun::start(lesson.clone(), target).await {
+        Ok(run) => run,
+        Err(e) => {
+            check
+                .failures
+                .push(format!("{file}: {}", describe(lesson, &e, lang)));
+            return check;
+        }
+    };
+    for index in 0..lesson.steps.len() {
+        match run.run_next().await {
+            Ok(report) => {
+                let label = step_label(lesson, index, lang);
+                for failure in report.failures() {
+                    check.failures.push(format!("{file}: {label}: {failure}"));
+                }
+            }
+            Err(e) => {
+                check
+                    .failures
+                    .push(format!("{file}: {}", describe(lesson, &e, lang)));
+                break;
+            }
+        }
+    }
+    run.close().await;
+    check
+}
+
+/// A run error with the step's title.
+fn describe(lesson: &Lesson, error: &RunError, lang: Lang) -> String {
+    match error {
+        RunError::Action {
+            step,
+            action,
+            keyword,
+            message,
+        } => format!(
+            "{}: action {} ({keyword}): {message}",
+            step_label(lesson, *step, lang),
+            action + 1
+        ),
+        RunError::Observe {
+            step: Some(step),
+            message,
+        } => format!("{}: {message}", step_label(lesson, *step, lang)),
+        other => other.to_string(),
+    }
+}

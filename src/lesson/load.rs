@@ -1,0 +1,654 @@
+//! Reading lesson files: YAML into [`Lesson`], then the checks YAML cannot express, each error
+//! with the file, line and column it is about.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::schema::{AckMode, Action, BindingDecl, Lesson, Properties, Step};
+
+/// A lesson file that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub location: Option<(usize, usize)>,
+    /// What was expected.
+    pub message: String,
+}
+
+impl fmt::Display for LessonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, column)) => {
+                write!(
+                    f,
+                    "{}:{line}:{column}: {}",
+                    self.path.display(),
+                    self.message
+                )
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for LessonError {}
+
+/// Reads one lesson file.
+pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
+    let bytes = std::fs::read(path).map_err(|e| LessonError {
+        path: path.to_path_buf(),
+        location: None,
+        message: format!("cannot read the file: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = before.len()
+            - before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+        LessonError {
+            path: path.to_path_buf(),
+            location: Some((line, column + 1)),
+            message: "expected UTF-8 text".to_string(),
+        }
+    })?;
+    load_str(&text, path)
+}
+
+/// Parses and validates a lesson; `path` names it in errors.
+pub fn load_str(text: &str, path: &Path) -> Result<Lesson, LessonError> {
+    let mut lesson: Lesson = serde_yaml::from_str(text).map_err(|e| yaml_error(&e, path))?;
+    lesson.source = path.to_path_buf();
+    if let Err(problem) = validate(&lesson) {
+        let location = locate_nearest(text, &problem.at).or(Some((1, 1)));
+        return Err(LessonError {
+            path: path.to_path_buf(),
+            location,
+            message: problem.message,
+        });
+    }
+    Ok(lesson)
+}
+
+/// Every `*.yaml` file in `dir`, each loaded on its own, plus the errors of the directory as a
+/// whole (no such directory, two lessons with one id). Lessons come sorted by `order`, then id.
+pub fn load_each(dir: &Path) -> (Vec<Lesson>, Vec<LessonError>) {
+    let mut errors = Vec::new();
+    let files = match lesson_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![LessonError {
+                    path: dir.to_path_buf(),
+                    location: None,
+                    message: format!("cannot read the directory: {e}"),
+                }],
+            )
+        }
+    };
+    let mut lessons = Vec::new();
+    for file in files {
+        match load_file(&file) {
+            Ok(lesson) => lessons.push(lesson),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut first_with_id: HashMap<String, PathBuf> = HashMap::new();
+    let mut unique = Vec::new();
+    for lesson in lessons {
+        if let Some(first) = first_with_id.get(&lesson.id) {
+            let text = std::fs::read_to_string(&lesson.source).unwrap_or_default();
+            errors.push(LessonError {
+                location: locate_nearest(&text, &[Seg::Key("id")]),
+                path: lesson.source.clone(),
+                message: format!(
+                    "expected a unique id, but `{}` is also the id of {}",
+                    lesson.id,
+                    first.display()
+                ),
+            });
+        } else {
+            first_with_id.insert(lesson.id.clone(), lesson.source.clone());
+            unique.push(lesson);
+        }
+    }
+    unique.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.id.cmp(&b.id)));
+    (unique, errors)
+}
+
+/// Every lesson in `dir`, sorted by `order`; any broken file or repeated id fails the whole.
+pub fn load_dir(dir: &Path) -> Result<Vec<Lesson>, Vec<LessonError>> {
+    let (lessons, errors) = load_each(dir);
+    if errors.is_empty() {
+        Ok(lessons)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The `*.yaml` files directly in `dir`, sorted by name.
+pub fn lesson_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "yaml") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// serde_yaml's message without its " at line L column C" (the location goes in front).
+fn yaml_error(error: &serde_yaml::Error, path: &Path) -> LessonError {
+    let mut message = error.to_string();
+    let location = error.location().map(|l| (l.line(), l.column()));
+    if let Some((line, column)) = location {
+        let suffix = format!(" at line {line} column {column}");
+        if let Some(i) = message.find(&suffix) {
+            message.replace_range(i..i + suffix.len(), "");
+        }
+    }
+    LessonError {
+        path: path.to_path_buf(),
+        location: location.or(Some((1, 1))),
+        message,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding a node's place in the file
+// ---------------------------------------------------------------------------------------------
+
+/// One step of a path into the YAML document: a mapping key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg<'a> {
+    Key(&'a str),
+    Owned(String),
+    Index(usize),
+}
+
+const PROBE_HIT: &str = "rabbitscope: probe reached its node";
+
+/// The line and column of the node at `path`, or of its nearest ancestor that exists.
+pub fn locate_nearest(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    (0..=path.len())
+        .rev()
+        .find_map(|len| locate(text, &path[..len]))
+}
+
+/// The line and column of the node at `path`. serde_yaml keeps no positions in values, but it
+/// stamps an error with the position of the node being read: so walk to the node and fail there.
+pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    match (Probe { path }).deserialize(deserializer) {
+        Err(e) if e.to_string().contains(PROBE_HIT) => e.location().map(|l| (l.line(), l.column())),
+        _ => None,
+    }
+}
+
+struct Probe<'p, 'a> {
+    path: &'p [Seg<'a>],
+}
+
+impl<'de> DeserializeSeed<'de> for Probe<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Probe<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((first, rest)) = self.path.split_first() else {
+            return Err(de::Error::custom(PROBE_HIT));
+        };
+        let wanted = match first {
+            Seg::Key(k) => *k,
+            Seg::Owned(k) => k.as_str(),
+            Seg::Index(_) => return Ok(()),
+        };
+        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
+            if key.as_str() == Some(wanted) {
+                return map.next_value_seed(Probe { path: rest });
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((first, rest)) = self.path.split_first() else {
+            return Err(de::Error::custom(PROBE_HIT));
+        };
+        let Seg::Index(wanted) = first else {
+            return Ok(());
+        };
+        let mut index = 0;
+        loop {
+            if index == *wanted {
+                return seq.next_element_seed(Probe { path: rest }).map(|_| ());
+            }
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<(), A::Error> {
+        self.scalar()
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.scalar()
+    }
+}
+
+impl Probe<'_, '_> {
+    fn scalar<E: de::Error>(self) -> Result<(), E> {
+        if self.path.is_empty() {
+            Err(E::custom(PROBE_HIT))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks after parsing
+// ---------------------------------------------------------------------------------------------
+
+/// A problem found after parsing, and the path of the node it is about.
+struct Problem {
+    at: Vec<Seg<'static>>,
+    message: String,
+}
+
+fn problem(at: Vec<Seg<'static>>, message: impl Into<String>) -> Result<(), Problem> {
+    Err(Problem {
+        at,
+        message: message.into(),
+    })
+}
+
+fn key(k: &'static str) -> Seg<'static> {
+    Seg::Key(k)
+}
+
+/// Extends a path by more segments.
+fn at(base: &[Seg<'static>], more: &[Seg<'static>]) -> Vec<Seg<'static>> {
+    base.iter().chain(more).cloned().collect()
+}
+
+fn validate(lesson: &Lesson) -> Result<(), Problem> {
+    let id_ok = !lesson.id.is_empty()
+        && lesson
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !id_ok {
+        return problem(
+            vec![key("id")],
+            format!(
+                "id: expected lowercase letters, digits and '-', found `{}`",
+                lesson.id
+            ),
+        );
+    }
+    if lesson.steps.is_empty() {
+        return problem(vec![key("steps")], "steps: expected at least one step");
+    }
+    let setup = &lesson.setup;
+    for (i, x) in setup.exchanges.iter().enumerate() {
+        let base = vec![key("setup"), key("exchanges"), Seg::Index(i)];
+        declared_name(&base, "name", &x.name, "exchange")?;
+    }
+    for (i, q) in setup.queues.iter().enumerate() {
+        let base = vec![key("setup"), key("queues"), Seg::Index(i)];
+        declared_name(&base, "name", &q.name, "queue")?;
+    }
+    for (i, b) in setup.bindings.iter().enumerate() {
+        binding(&[key("setup"), key("bindings"), Seg::Index(i)], b)?;
+    }
+
+    // Consumers by name, as they stand before each action: manual or auto ack, still active.
+    let mut consumers: BTreeMap<String, (AckMode, bool)> = BTreeMap::new();
+    for (s, step) in lesson.steps.iter().enumerate() {
+        let base = vec![key("steps"), Seg::Index(s)];
+        for (a, action) in step.actions.iter().enumerate() {
+            let here = at(&base, &[key("do"), Seg::Index(a), key(action.keyword())]);
+            validate_action(&here, action, &mut consumers)?;
+        }
+        validate_predict(&base, step)?;
+        validate_expect(&base, step, &consumers)?;
+    }
+    Ok(())
+}
+
+fn declared_name(
+    base: &[Seg<'static>],
+    field: &'static str,
+    name: &str,
+    what: &str,
+) -> Result<(), Problem> {
+    if name.is_empty() {
+        return problem(
+            at(base, &[key(field)]),
+            format!("{field}: expected the {what}'s name, found an empty name"),
+        );
+    }
+    if name.starts_with("amq.") {
+        return problem(
+            at(base, &[key(field)]),
+            format!(
+                "{field}: expected a name that does not start with `amq.` (RabbitMQ keeps those), \
+                 found `{name}`"
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn binding(base: &[Seg<'static>], b: &BindingDecl) -> Result<(), Problem> {
+    match (&b.queue, &b.to_exchange) {
+        (Some(_), Some(_)) => problem(
+            at(base, &[key("to_exchange")]),
+            "expected either `queue` or `to_exchange` as the destination, not both",
+        ),
+        (None, None) => problem(
+            base.to_vec(),
+            "expected a destination: `queue` or `to_exchange`",
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn known_consumer(
+    here: &[Seg<'static>],
+    field: &'static str,
+    name: &str,
+    consumers: &BTreeMap<String, (AckMode, bool)>,
+) -> Result<(AckMode, bool), Problem> {
+    match consumers.get(name) {
+        Some(state) => Ok(*state),
+        None => Err(Problem {
+            at: at(here, &[key(field)]),
+            message: format!(
+                "{field}: expected the name of a consumer started by an earlier `consume`, \
+                 found `{name}`{}",
+                known_list(consumers)
+            ),
+        }),
+    }
+}
+
+fn known_list(consumers: &BTreeMap<String, (AckMode, bool)>) -> String {
+    if consumers.is_empty() {
+        " (no consumer is started before this point)".to_string()
+    } else {
+        let names: Vec<&str> = consumers.keys().map(String::as_str).collect();
+        format!(" (known: {})", names.join(", "))
+    }
+}
+
+fn manual_consumer(
+    here: &[Seg<'static>],
+    keyword: &str,
+    name: &str,
+    consumers: &BTreeMap<String, (AckMode, bool)>,
+) -> Result<(), Problem> {
+    let (mode, _) = known_consumer(here, "consumer", name, consumers)?;
+    if mode == AckMode::Auto {
+        return problem(
+            at(here, &[key("consumer")]),
+            format!(
+                "consumer: expected a consumer with `ack: manual` for `{keyword}`, but `{name}` \
+                 acknowledges automatically"
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn positive_count(here: &[Seg<'static>], count: Option<u32>) -> Result<(), Problem> {
+    if count == Some(0) {
+        return problem(at(here, &[key("count")]), "count: expected at least 1");
+    }
+    Ok(())
+}
+
+fn validate_action(
+    here: &[Seg<'static>],
+    action: &Action,
+    consumers: &mut BTreeMap<String, (AckMode, bool)>,
+) -> Result<(), Problem> {
+    match action {
+        Action::DeclareExchange(x) => declared_name(here, "name", &x.name, "exchange"),
+        Action::DeclareQueue(q) => declared_name(here, "name", &q.name, "queue"),
+        Action::Bind(b) | Action::Unbind(b) => binding(here, b),
+        Action::Publish(p) => {
+            if p.count == 0 {
+                return problem(at(here, &[key("count")]), "count: expected at least 1");
+            }
+            properties(&at(here, &[key("properties")]), &p.properties)
+        }
+        Action::Rpc(r) => {
+            if r.method.is_empty() {
+                return problem(at(here, &[key("method")]), "method: expected a method name");
+            }
+            if r.call && r.reply_queue.as_deref().unwrap_or("").is_empty() {
+                return problem(
+                    here.to_vec(),
+                    "expected `reply_queue` (the caller's reply queue) for a call",
+                );
+            }
+            if !r.call && r.reply_queue.is_some() {
+                return problem(
+                    at(here, &[key("reply_queue")]),
+                    "reply_queue: expected only on a call (`call: true`); a cast gets no reply",
+                );
+            }
+            if !r.call && r.timeout.is_some() {
+                return problem(
+                    at(here, &[key("timeout")]),
+                    "timeout: expected only on a call (`call: true`)",
+                );
+            }
+            if r.call && r.timeout == Some(0) {
+                return problem(
+                    at(here, &[key("timeout")]),
+                    "timeout: expected at least 1 second",
+                );
+            }
+            Ok(())
+        }
+        Action::Reply(r) => {
+            known_consumer(here, "consumer", &r.consumer, consumers)?;
+            if r.result.is_some() && r.failure.is_some() {
+                return problem(
+                    at(here, &[key("failure")]),
+                    "expected either `result` or `failure`, not both",
+                );
+            }
+            Ok(())
+        }
+        Action::Consume(c) => {
+            if c.consumer.is_empty() {
+                return problem(
+                    at(here, &[key("consumer")]),
+                    "consumer: expected a name for the consumer",
+                );
+            }
+            if let Some((_, true)) = consumers.get(&c.consumer) {
+                return problem(
+                    at(here, &[key("consumer")]),
+                    format!(
+                        "consumer: expected a new name, but `{}` is already consuming (cancel \
+                         it first)",
+                        c.consumer
+                    ),
+                );
+            }
+            consumers.insert(c.consumer.clone(), (c.ack, true));
+            Ok(())
+        }
+        Action::Cancel(c) => {
+            let (mode, active) = known_consumer(here, "consumer", &c.consumer, consumers)?;
+            if !active {
+                return problem(
+                    at(here, &[key("consumer")]),
+                    format!(
+                        "consumer: expected an active consumer, but `{}` is already cancelled",
+                        c.consumer
+                    ),
+                );
+            }
+            consumers.insert(c.consumer.clone(), (mode, false));
+            Ok(())
+        }
+        Action::Ack(a) => {
+            manual_consumer(here, "ack", &a.consumer, consumers)?;
+            positive_count(here, a.count)
+        }
+        Action::Nack(n) | Action::Reject(n) => {
+            manual_consumer(here, action.keyword(), &n.consumer, consumers)?;
+            positive_count(here, n.count)
+        }
+        Action::DeleteExchange(_)
+        | Action::DeleteQueue(_)
+        | Action::Purge(_)
+        | Action::Get(_)
+        | Action::Wait(_) => Ok(()),
+    }
+}
+
+fn properties(here: &[Seg<'static>], p: &Properties) -> Result<(), Problem> {
+    if let Some(mode) = p.delivery_mode {
+        if mode != 1 && mode != 2 {
+            return problem(
+                at(here, &[key("delivery_mode")]),
+                format!("delivery_mode: expected 1 (transient) or 2 (persistent), found {mode}"),
+            );
+        }
+    }
+    if let Some(expiration) = &p.expiration {
+        if expiration.is_empty() || !expiration.chars().all(|c| c.is_ascii_digit()) {
+            return problem(
+                at(here, &[key("expiration")]),
+                format!("expiration: expected milliseconds as text, like \"5000\", found `{expiration}`"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_predict(base: &[Seg<'static>], step: &Step) -> Result<(), Problem> {
+    let Some(predict) = &step.predict else {
+        return Ok(());
+    };
+    let here = at(base, &[key("predict")]);
+    if predict.choices.is_empty() {
+        return problem(
+            at(&here, &[key("choices")]),
+            "choices: expected at least one queue to choose from",
+        );
+    }
+    for (i, choice) in predict.choices.iter().enumerate() {
+        if predict.choices[..i].contains(choice) {
+            return problem(
+                at(&here, &[key("choices"), Seg::Index(i)]),
+                format!("choices: expected each choice once, found `{choice}` twice"),
+            );
+        }
+    }
+    for (i, answer) in predict.answer.iter().enumerate() {
+        if !predict.choices.contains(answer) {
+            return problem(
+                at(&here, &[key("answer"), Seg::Index(i)]),
+                format!(
+                    "answer: expected one of the choices [{}], found `{answer}`",
+                    predict.choices.join(", ")
+                ),
+            );
+        }
+        if predict.answer[..i].contains(answer) {
+            return problem(
+                at(&here, &[key("answer"), Seg::Index(i)]),
+                format!("answer: expected each queue once, found `{answer}` twice"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_expect(
+    base: &[Seg<'static>],
+    step: &Step,
+    consumers: &BTreeMap<String, (AckMode, bool)>,
+) -> Result<(), Problem> {
+    let here = at(base, &[key("expect")]);
+    let expect = &step.expect;
+    for (field, pattern) in [
+        ("routing_key_matches", &expect.routing_key_matches),
+        ("body_matches", &expect.body_matches),
+    ] {
+        if let Some(pattern) = pattern {
+            if let Err(e) = regex::Regex::new(pattern) {
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or("").trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why);
+                return problem(
+                    at(&here, &[key(field)]),
+                    format!(
+                        "{field}: expected a regular expression, but `{pattern}` is not one: {why}"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(delivered) = &expect.delivered {
+        for name in delivered.keys() {
+            if !consumers.contains_key(name) {
+                return problem(
+                    at(&here, &[key("delivered"), Seg::Owned(name.clone())]),
+                    format!(
+                        "delivered: expected the name of a consumer started by a `consume` up to \
+                         this step, found `{name}`{}",
+                        known_list(consumers)
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}

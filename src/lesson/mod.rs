@@ -1,0 +1,21 @@
+//! Lessons: YAML files that set up exchanges and queues, then walk a student through steps that
+//! really run on a broker (lessons/README.md describes the format for authors).
+//!
+//! - [`schema`]: the file format as types.
+//! - [`load`]: reading and validating files; errors carry `file:line:col`.
+//! - [`runner`]: runs a lesson through a real AMQP client, on the embedded broker or a RabbitMQ,
+//!   and reports what each step did against what it expected.
+//! - [`check`]: runs whole lessons and lists what failed (`rabbitscope lessons check`).
+
+pub mod check;
+pub mod load;
+mod management;
+pub mod oslo;
+pub mod runner;
+pub mod schema;
+mod tap;
+
+pub use check::{check_lesson, LessonCheck};
+pub use load::{load_dir, load_each, load_file, load_str, LessonError};
+pub use runner::{CheckResult, LessonRun, PublishReport, RunError, StepReport, Target};
+pub use schema::{Lang, Lesson, Text};

@@ -1,0 +1,1348 @@
+//! Runs a lesson on a broker through a real AMQP client (lapin), the same way on the embedded
+//! broker and on RabbitMQ, and reports what each step did next to what it expected.
+//!
+//! Which queues a publish reached is read from the broker itself: the event stream of the
+//! embedded broker, RabbitMQ's firehose otherwise (see `tap`). To tell its own publishes from
+//! everybody else's, a run first publishes a probe with a unique routing key and notes the
+//! connection and channel the broker reports it on.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    ExchangeBindOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeUnbindOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use tokio::task::JoinHandle;
+
+use super::oslo;
+use super::schema::{
+    AckMode, Action, Arguments, BindingDecl, Consume, Destination, ExchangeDecl, ExchangeType,
+    Lesson, Properties, QueueDecl, Step,
+};
+use super::tap::{Firehose, Tap, TapRecord};
+use crate::amqp::Server;
+use crate::broker::{Broker, BrokerConfig};
+
+/// How long one broker operation may take before the run gives up on it.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to wait for the broker to report the route of a publish.
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the deliveries an expectation counts on.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Quiet means: nothing changed over this many samples, this far apart.
+const QUIET_SAMPLES: usize = 3;
+const SAMPLE_EVERY: Duration = Duration::from_millis(25);
+const QUIET_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The broker a lesson runs on.
+#[derive(Clone)]
+pub enum Target {
+    /// A fresh embedded broker on an ephemeral loopback port, started for this run alone.
+    Embedded,
+    /// An embedded broker the caller already serves at `url` (e.g. the live view's own).
+    Shared { broker: Arc<Broker>, url: String },
+    /// A RabbitMQ at this `amqp://` URL; its management API (same host, port 15672, same
+    /// credentials) switches the firehose on for the run.
+    RabbitMq { url: String },
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Embedded => f.write_str("Embedded"),
+            Target::Shared { url, .. } => write!(f, "Shared({url})"),
+            Target::RabbitMq { url } => write!(f, "RabbitMq({url})"),
+        }
+    }
+}
+
+/// One publish of a step and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishReport {
+    pub exchange: String,
+    pub routing_key: String,
+    pub mandatory: bool,
+    /// The queues it reached, sorted.
+    pub queues: Vec<String>,
+    /// Came back with basic.return.
+    pub returned: bool,
+    /// The broker refused it (publisher nack).
+    pub nacked: bool,
+}
+
+/// One expectation, held or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// `expect.routed`, `expect.depths.Q1`, `predict.answer`...
+    pub key: String,
+    pub expected: String,
+    /// What happened, worded to follow "but ": "the message reached [Q2]".
+    pub actual: String,
+    pub ok: bool,
+}
+
+impl fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {} but {}",
+            self.key, self.expected, self.actual
+        )
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// The step's index (0-based).
+    pub step: usize,
+    pub publishes: Vec<PublishReport>,
+    /// Every queue the step's publishes reached, sorted.
+    pub routed: Vec<String>,
+    pub returned: u32,
+    /// Unroutable and not returned: silently dropped.
+    pub dropped: u32,
+    /// Messages each consumer received during the step.
+    pub delivered: BTreeMap<String, u32>,
+    /// The step's `expect` keys, in the order of the format.
+    pub checks: Vec<CheckResult>,
+    /// Whether the author's `predict.answer` agrees with what happened (None: no predict).
+    pub predict_ok: Option<bool>,
+    /// The same as a check, for reporting.
+    pub predict_check: Option<CheckResult>,
+}
+
+impl StepReport {
+    /// Every expectation and the predict answer held.
+    pub fn ok(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks
+            .iter()
+            .chain(self.predict_check.iter())
+            .filter(|c| !c.ok)
+    }
+}
+
+/// Why a run could not go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The broker (or its management API) could not be reached or started.
+    Connect(String),
+    /// Creating the lesson's `setup` failed; `what` is like "exchanges[0] `animals`".
+    Setup {
+        what: String,
+        message: String,
+    },
+    /// An action failed; `action` is its index in the step's `do` (0-based).
+    Action {
+        step: usize,
+        action: usize,
+        keyword: &'static str,
+        message: String,
+    },
+    /// The run lost track of what the broker did.
+    Observe {
+        step: Option<usize>,
+        message: String,
+    },
+    NoSuchStep(usize),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Connect(m) => f.write_str(m),
+            RunError::Setup { what, message } => write!(f, "setup.{what}: {message}"),
+            RunError::Action {
+                step,
+                action,
+                keyword,
+                message,
+            } => write!(
+                f,
+                "step {}: action {} ({keyword}): {message}",
+                step + 1,
+                action + 1
+            ),
+            RunError::Observe {
+                step: Some(step),
+                message,
+            } => write!(f, "step {}: {message}", step + 1),
+            RunError::Observe {
+                step: None,
+                message,
+            } => f.write_str(message),
+            RunError::NoSuchStep(i) => write!(f, "there is no step {}", i + 1),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// A lesson being played on a broker.
+///
+/// Steps run in order; [`LessonRun::run_step`] with an earlier step resets the broker's lesson
+/// objects and replays up to it, so "previous step" is cheap to offer.
+pub struct LessonRun {
+    lesson: Lesson,
+    url: String,
+    broker: Option<Arc<Broker>>,
+    server: Option<JoinHandle<()>>,
+    tap: Option<Tap>,
+    client: Option<Client>,
+    next_step: usize,
+}
+
+impl LessonRun {
+    /// Connects (starting an embedded broker if asked), deletes whatever the lesson declares,
+    /// creates its `setup` and stands before step 1.
+    pub async fn start(lesson: Lesson, target: Target) -> Result<LessonRun, RunError> {
+        let (url, broker, server, tap) = match target {
+            Target::Embedded => {
+                let broker = Broker::new(BrokerConfig::default());
+                let server = Server::bind(broker.clone(), ([127, 0, 0, 1], 0).into())
+                    .await
+                    .map_err(|e| RunError::Connect(format!("cannot start a broker: {e}")))?;
+                let url = format!("amqp://guest:guest@{}/%2f", server.local_addr());
+                let tap = Tap::Events(broker.subscribe());
+                let handle = tokio::spawn(server.run());
+                (url, Some(broker), Some(handle), tap)
+            }
+            Target::Shared { broker, url } => {
+                let tap = Tap::Events(broker.subscribe());
+                (url, Some(broker), None, tap)
+            }
+            Target::RabbitMq { url } => {
+                let firehose = Firehose::open(&url).await.map_err(RunError::Connect)?;
+                (url, None, None, Tap::Firehose(Box::new(firehose)))
+            }
+        };
+        let mut run = LessonRun {
+            lesson,
+            url,
+            broker,
+            server,
+            tap: Some(tap),
+            client: None,
+            next_step: 0,
+        };
+        if let Err(e) = run.reset().await {
+            run.close().await;
+            return Err(e);
+        }
+        Ok(run)
+    }
+
+    pub fn lesson(&self) -> &Lesson {
+        &self.lesson
+    }
+
+    /// Where a student's own client can connect to watch or join in.
+    pub fn amqp_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The embedded broker, for a view that draws its events (None on RabbitMQ).
+    pub fn broker(&self) -> Option<&Arc<Broker>> {
+        self.broker.as_ref()
+    }
+
+    /// The index of the step [`LessonRun::run_next`] would run.
+    pub fn next_step(&self) -> usize {
+        self.next_step
+    }
+
+    /// Starts over: closes the lesson's connection (its consumers and exclusive queues go with
+    /// it), deletes every exchange and queue the lesson declares, creates `setup` again.
+    pub async fn reset(&mut self) -> Result<(), RunError> {
+        self.next_step = 0;
+        if let Some(client) = self.client.take() {
+            client.close().await;
+        }
+        delete_lesson_objects(&self.url, &self.lesson).await?;
+        let tap = self.tap.as_mut().expect("a run has a tap until closed");
+        let mut client = Client::connect(&self.url, &self.lesson.id, tap).await?;
+        client.setup(&self.lesson).await?;
+        self.client = Some(client);
+        Ok(())
+    }
+
+    /// Resets and runs steps `0..step`, so that `step` is the next to run.
+    pub async fn replay_to(&mut self, step: usize) -> Result<(), RunError> {
+        if step > self.lesson.steps.len() {
+            return Err(RunError::NoSuchStep(step));
+        }
+        self.reset().await?;
+        while self.next_step < step {
+            self.run_next().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs step `step` (0-based). Steps between the next one and it run first; an earlier step
+    /// resets and replays.
+    pub async fn run_step(&mut self, step: usize) -> Result<StepReport, RunError> {
+        if step >= self.lesson.steps.len() {
+            return Err(RunError::NoSuchStep(step));
+        }
+        if step < self.next_step {
+            self.replay_to(step).await?;
+        }
+        while self.next_step < step {
+            self.run_next().await?;
+        }
+        self.run_next().await
+    }
+
+    /// Runs the next step.
+    pub async fn run_next(&mut self) -> Result<StepReport, RunError> {
+        let index = self.next_step;
+        let step = self
+            .lesson
+            .steps
+            .get(index)
+            .ok_or(RunError::NoSuchStep(index))?;
+        let client = self
+            .client
+            .as_mut()
+            .expect("a run has a client until closed");
+        let tap = self.tap.as_mut().expect("a run has a tap until closed");
+        let report = client.run_step(index, step, tap).await?;
+        self.next_step += 1;
+        Ok(report)
+    }
+
+    /// Ends the run: closes the connections, deletes the lesson's exchanges and queues, turns
+    /// RabbitMQ's tracing off again if the run turned it on, stops a broker it started.
+    pub async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            client.close().await;
+        }
+        if let Err(e) = delete_lesson_objects(&self.url, &self.lesson).await {
+            tracing::warn!(error = %e, "could not delete the lesson's exchanges and queues");
+        }
+        if let Some(tap) = self.tap.take() {
+            tap.close().await;
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+impl Drop for LessonRun {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Exchanges and queues the lesson declares (in `setup` or with an action): the objects a run
+/// may delete.
+pub fn declared_names(lesson: &Lesson) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut exchanges: BTreeSet<String> = lesson
+        .setup
+        .exchanges
+        .iter()
+        .map(|x| x.name.clone())
+        .collect();
+    let mut queues: BTreeSet<String> = lesson.setup.queues.iter().map(|q| q.name.clone()).collect();
+    for step in &lesson.steps {
+        for action in &step.actions {
+            match action {
+                Action::DeclareExchange(x) => {
+                    exchanges.insert(x.name.clone());
+                }
+                Action::DeclareQueue(q) => {
+                    queues.insert(q.name.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    // Never the default exchange or RabbitMQ's own (validation refuses them; this is the guard).
+    exchanges.retain(|x| !x.is_empty() && !x.starts_with("amq."));
+    queues.retain(|q| !q.is_empty() && !q.starts_with("amq."));
+    (exchanges, queues)
+}
+
+/// Deletes the lesson's exchanges and queues on a connection of its own, so runs repeat.
+async fn delete_lesson_objects(url: &str, lesson: &Lesson) -> Result<(), RunError> {
+    let (exchanges, queues) = declared_names(lesson);
+    if exchanges.is_empty() && queues.is_empty() {
+        return Ok(());
+    }
+    let connection = timed(Connection::connect(url, ConnectionProperties::default()))
+        .await
+        .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
+    let mut channel = None;
+    for queue in &queues {
+        let ch = open_if_closed(&connection, &mut channel).await?;
+        // An error (e.g. another connection's exclusive queue) closes the channel; go on.
+        if timed(ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()))
+            .await
+            .is_err()
+        {
+            channel = None;
+        }
+    }
+    for exchange in &exchanges {
+        let ch = open_if_closed(&connection, &mut channel).await?;
+        if timed(ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()))
+            .await
+            .is_err()
+        {
+            channel = None;
+        }
+    }
+    let _ = connection.close(200, "OK".into()).await;
+    Ok(())
+}
+
+async fn open_if_closed<'c>(
+    connection: &Connection,
+    channel: &'c mut Option<Channel>,
+) -> Result<&'c Channel, RunError> {
+    if channel.is_none() {
+        let ch = timed(connection.create_channel())
+            .await
+            .map_err(|e| RunError::Connect(format!("channel.open: {e}")))?;
+        *channel = Some(ch);
+    }
+    Ok(channel.as_ref().expect("just opened"))
+}
+
+/// A lapin operation with the run's timeout; both failures as text.
+async fn timed<T>(
+    operation: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(amqp_error(&e)),
+        Err(_) => Err(format!(
+            "no answer from the broker within {} s",
+            OPERATION_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// "404 NOT_FOUND - no queue 'q' in vhost '/'" for a broker error, lapin's words otherwise.
+fn amqp_error(e: &lapin::Error) -> String {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(p) => format!("{} {}", p.get_id(), p.get_message()),
+        _ => e.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lesson's client
+// ---------------------------------------------------------------------------------------------
+
+/// What a consumer has received.
+#[derive(Default)]
+struct Inbox {
+    received: u64,
+    unacked: VecDeque<Acker>,
+    /// Bodies received since the current step began.
+    bodies: Vec<Vec<u8>>,
+    last_call: Option<oslo::Call>,
+}
+
+struct ConsumerHandle {
+    channel: Channel,
+    manual: bool,
+    inbox: Arc<Mutex<Inbox>>,
+    reader: JoinHandle<()>,
+}
+
+struct Client {
+    connection: Connection,
+    /// Declares, binds, deletes, purges.
+    control: Option<Channel>,
+    /// basic.get; a message got with manual ack stays unacked here.
+    getter: Option<Channel>,
+    /// Passive declares to read queue depths.
+    inspector: Option<Channel>,
+    /// Every publish, in confirm mode.
+    publisher: Channel,
+    /// The publisher channel as the tap names it: (connection, channel).
+    identity: (String, u16),
+    consumers: BTreeMap<String, ConsumerHandle>,
+    /// This step's publishes; the first `routed` of them have their route.
+    publishes: Vec<PublishReport>,
+    routed: usize,
+    /// Bodies of messages got in this step.
+    got: Vec<Vec<u8>>,
+    /// Each consumer's `received` when the step began.
+    received_before: BTreeMap<String, u64>,
+}
+
+fn lock(inbox: &Mutex<Inbox>) -> std::sync::MutexGuard<'_, Inbox> {
+    inbox
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Client {
+    async fn connect(url: &str, lesson_id: &str, tap: &mut Tap) -> Result<Client, RunError> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(format!("rabbitscope lesson {lesson_id}").into());
+        let connection = timed(Connection::connect(url, properties))
+            .await
+            .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
+        let publisher = timed(connection.create_channel())
+            .await
+            .map_err(|e| RunError::Connect(format!("channel.open: {e}")))?;
+        timed(publisher.confirm_select(ConfirmSelectOptions::default()))
+            .await
+            .map_err(|e| RunError::Connect(format!("confirm.select: {e}")))?;
+        let mut client = Client {
+            connection,
+            control: None,
+            getter: None,
+            inspector: None,
+            publisher,
+            identity: (String::new(), 0),
+            consumers: BTreeMap::new(),
+            publishes: Vec::new(),
+            routed: 0,
+            got: Vec::new(),
+            received_before: BTreeMap::new(),
+        };
+        client.identify(tap).await?;
+        Ok(client)
+    }
+
+    /// Publishes a probe nobody receives and notes how the tap names its channel.
+    async fn identify(&mut self, tap: &mut Tap) -> Result<(), RunError> {
+        tap.skip_pending().await;
+        let key = format!("rabbitscope.probe.{}", oslo::random_hex());
+        self.publish("", &key, b"", BasicProperties::default(), false)
+            .await
+            .map_err(|e| RunError::Connect(format!("publishing the probe: {e}")))?;
+        self.publishes.clear();
+        let deadline = tokio::time::Instant::now() + ROUTE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let record = tap.next(left).await.map_err(|message| RunError::Observe {
+                step: None,
+                message,
+            })?;
+            let Some(record) = record else {
+                return Err(RunError::Observe {
+                    step: None,
+                    message: "the broker never reported the probe publish (is tracing on?)"
+                        .to_string(),
+                });
+            };
+            if record.routing_key == key {
+                self.identity = (record.connection, record.channel);
+                return Ok(());
+            }
+        }
+    }
+
+    async fn close(self) {
+        for handle in self.consumers.values() {
+            handle.reader.abort();
+        }
+        let _ =
+            tokio::time::timeout(OPERATION_TIMEOUT, self.connection.close(200, "OK".into())).await;
+    }
+
+    async fn channel(
+        connection: &Connection,
+        slot: &mut Option<Channel>,
+    ) -> Result<Channel, String> {
+        if let Some(ch) = slot {
+            if ch.status().connected() {
+                return Ok(ch.clone());
+            }
+        }
+        let ch = timed(connection.create_channel()).await?;
+        *slot = Some(ch.clone());
+        Ok(ch)
+    }
+
+    async fn control(&mut self) -> Result<Channel, String> {
+        Self::channel(&self.connection, &mut self.control).await
+    }
+
+    async fn setup(&mut self, lesson: &Lesson) -> Result<(), RunError> {
+        let failed = |what: String| move |message: String| RunError::Setup { what, message };
+        for (i, x) in lesson.setup.exchanges.iter().enumerate() {
+            self.declare_exchange(x)
+                .await
+                .map_err(failed(format!("exchanges[{i}] `{}`", x.name)))?;
+        }
+        for (i, q) in lesson.setup.queues.iter().enumerate() {
+            self.declare_queue(q)
+                .await
+                .map_err(failed(format!("queues[{i}] `{}`", q.name)))?;
+        }
+        for (i, b) in lesson.setup.bindings.iter().enumerate() {
+            self.bind(b, true)
+                .await
+                .map_err(failed(format!("bindings[{i}]")))?;
+        }
+        Ok(())
+    }
+
+    async fn declare_exchange(&mut self, x: &ExchangeDecl) -> Result<(), String> {
+        let kind = match x.kind {
+            ExchangeType::Direct => ExchangeKind::Direct,
+            ExchangeType::Fanout => ExchangeKind::Fanout,
+            ExchangeType::Topic => ExchangeKind::Topic,
+            ExchangeType::Headers => ExchangeKind::Headers,
+        };
+        let options = ExchangeDeclareOptions {
+            durable: x.durable,
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            ..ExchangeDeclareOptions::default()
+        };
+        let ch = self.control().await?;
+        timed(ch.exchange_declare(
+            x.name.as_str().into(),
+            kind,
+            options,
+            field_table(&x.arguments),
+        ))
+        .await
+    }
+
+    async fn declare_queue(&mut self, q: &QueueDecl) -> Result<(), String> {
+        let options = QueueDeclareOptions {
+            durable: q.durable,
+            exclusive: q.exclusive,
+            auto_delete: q.auto_delete,
+            ..QueueDeclareOptions::default()
+        };
+        let ch = self.control().await?;
+        timed(ch.queue_declare(q.name.as_str().into(), options, field_table(&q.arguments)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn bind(&mut self, b: &BindingDecl, bind: bool) -> Result<(), String> {
+        let ch = self.control().await?;
+        let source: ShortString = b.exchange.as_str().into();
+        let key: ShortString = b.routing_key.as_str().into();
+        let arguments = field_table(&b.arguments);
+        match (b.destination(), bind) {
+            (Destination::Queue(q), true) => {
+                timed(ch.queue_bind(
+                    q.into(),
+                    source,
+                    key,
+                    QueueBindOptions::default(),
+                    arguments,
+                ))
+                .await
+            }
+            (Destination::Queue(q), false) => {
+                timed(ch.queue_unbind(q.into(), source, key, arguments)).await
+            }
+            (Destination::Exchange(x), true) => {
+                timed(ch.exchange_bind(
+                    x.into(),
+                    source,
+                    key,
+                    ExchangeBindOptions::default(),
+                    arguments,
+                ))
+                .await
+            }
+            (Destination::Exchange(x), false) => {
+                timed(ch.exchange_unbind(
+                    x.into(),
+                    source,
+                    key,
+                    ExchangeUnbindOptions::default(),
+                    arguments,
+                ))
+                .await
+            }
+        }
+    }
+
+    /// basic.publish on the confirm channel; waits for the confirm (and any basic.return).
+    async fn publish(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), String> {
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
+        };
+        let confirm = timed(self.publisher.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            options,
+            body,
+            properties,
+        ))
+        .await?;
+        let confirmation = timed(confirm).await?;
+        let (returned, nacked) = match confirmation {
+            Confirmation::Ack(returned) => (returned.is_some(), false),
+            Confirmation::Nack(returned) => (returned.is_some(), true),
+            Confirmation::NotRequested => (false, false),
+        };
+        self.publishes.push(PublishReport {
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            mandatory,
+            queues: Vec::new(),
+            returned,
+            nacked,
+        });
+        Ok(())
+    }
+
+    /// Reads the tap until every publish so far has its route.
+    async fn collect_routes(&mut self, tap: &mut Tap) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + ROUTE_TIMEOUT;
+        while self.routed < self.publishes.len() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(mut record) = tap.next(left).await? else {
+                return Err(format!(
+                    "the broker reported the route of {} of {} publishes within {} s",
+                    self.routed,
+                    self.publishes.len(),
+                    ROUTE_TIMEOUT.as_secs()
+                ));
+            };
+            if (record.connection.as_str(), record.channel)
+                != (self.identity.0.as_str(), self.identity.1)
+            {
+                continue;
+            }
+            tap.verify(&mut record).await?;
+            let TapRecord {
+                exchange,
+                routing_key,
+                mut queues,
+                ..
+            } = record;
+            let publish = &mut self.publishes[self.routed];
+            if publish.exchange != exchange || publish.routing_key != routing_key {
+                return Err(format!(
+                    "the broker reported a publish to `{exchange}` with key `{routing_key}` \
+                     where `{}` with key `{}` was expected",
+                    publish.exchange, publish.routing_key
+                ));
+            }
+            queues.sort();
+            queues.dedup();
+            publish.queues = queues;
+            self.routed += 1;
+        }
+        Ok(())
+    }
+
+    /// What tells the broker is still busy: how many messages each consumer has received.
+    /// Queue depths are not sampled: RabbitMQ counts a passive queue.declare as use of the
+    /// queue, which would restart its `x-expires` clock.
+    fn sample(&self) -> Vec<u64> {
+        self.consumers
+            .values()
+            .map(|c| lock(&c.inbox).received)
+            .collect()
+    }
+
+    /// Ready messages in `queue`, by passive queue.declare.
+    async fn depth(&mut self, queue: &str) -> Result<u32, String> {
+        let ch = Self::channel(&self.connection, &mut self.inspector).await?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let answer = timed(ch.queue_declare(queue.into(), options, FieldTable::default())).await;
+        match answer {
+            Ok(q) => Ok(q.message_count()),
+            Err(e) if e.starts_with("404") => Err(format!("`{queue}` does not exist")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until routes are known, the deliveries `expected` counts on have arrived, and
+    /// nothing has changed for a few samples.
+    async fn settle(
+        &mut self,
+        tap: &mut Tap,
+        expected: Option<&BTreeMap<String, u32>>,
+    ) -> Result<(), String> {
+        self.collect_routes(tap).await?;
+        if let Some(expected) = expected {
+            let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
+            while tokio::time::Instant::now() < deadline
+                && expected
+                    .iter()
+                    .any(|(name, n)| self.delivered_this_step(name) < *n)
+            {
+                tokio::time::sleep(SAMPLE_EVERY).await;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + QUIET_TIMEOUT;
+        let mut last = self.sample();
+        let mut same = 1;
+        while same < QUIET_SAMPLES && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(SAMPLE_EVERY).await;
+            let now = self.sample();
+            if now == last {
+                same += 1;
+            } else {
+                same = 1;
+                last = now;
+            }
+        }
+        Ok(())
+    }
+
+    fn delivered_this_step(&self, consumer: &str) -> u32 {
+        let Some(handle) = self.consumers.get(consumer) else {
+            return 0;
+        };
+        let now = lock(&handle.inbox).received;
+        let before = self.received_before.get(consumer).copied().unwrap_or(0);
+        u32::try_from(now.saturating_sub(before)).unwrap_or(u32::MAX)
+    }
+
+    async fn run_step(
+        &mut self,
+        index: usize,
+        step: &Step,
+        tap: &mut Tap,
+    ) -> Result<StepReport, RunError> {
+        tap.skip_pending().await;
+        self.publishes.clear();
+        self.routed = 0;
+        self.got.clear();
+        self.received_before.clear();
+        for (name, handle) in &self.consumers {
+            let mut inbox = lock(&handle.inbox);
+            inbox.bodies.clear();
+            self.received_before.insert(name.clone(), inbox.received);
+        }
+        for (a, action) in step.actions.iter().enumerate() {
+            self.act(action, tap)
+                .await
+                .map_err(|message| RunError::Action {
+                    step: index,
+                    action: a,
+                    keyword: action.keyword(),
+                    message,
+                })?;
+        }
+        self.settle(tap, step.expect.delivered.as_ref())
+            .await
+            .map_err(|message| RunError::Observe {
+                step: Some(index),
+                message,
+            })?;
+        Ok(self.report(index, step).await)
+    }
+
+    async fn act(&mut self, action: &Action, tap: &mut Tap) -> Result<(), String> {
+        match action {
+            Action::DeclareExchange(x) => self.declare_exchange(x).await,
+            Action::DeleteExchange(x) => {
+                let ch = self.control().await?;
+                timed(ch.exchange_delete(x.name.as_str().into(), ExchangeDeleteOptions::default()))
+                    .await
+            }
+            Action::DeclareQueue(q) => self.declare_queue(q).await,
+            Action::DeleteQueue(q) => {
+                let ch = self.control().await?;
+                timed(ch.queue_delete(q.name.as_str().into(), QueueDeleteOptions::default()))
+                    .await
+                    .map(|_| ())
+            }
+            Action::Purge(p) => {
+                let ch = self.control().await?;
+                timed(ch.queue_purge(p.queue.as_str().into(), QueuePurgeOptions::default()))
+                    .await
+                    .map(|_| ())
+            }
+            Action::Bind(b) => self.bind(b, true).await,
+            Action::Unbind(b) => self.bind(b, false).await,
+            Action::Publish(p) => {
+                let mut properties = basic_properties(&p.properties);
+                if !p.headers.is_empty() {
+                    properties = properties.with_headers(field_table(&p.headers));
+                }
+                for _ in 0..p.count {
+                    self.publish(
+                        &p.exchange,
+                        &p.routing_key,
+                        p.body.as_bytes(),
+                        properties.clone(),
+                        p.mandatory,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Action::Rpc(rpc) => {
+                let msg_id = rpc.call.then(oslo::random_hex);
+                let body = oslo::envelope(&oslo::request(rpc, msg_id.as_deref()));
+                let mut properties = oslo_properties();
+                if rpc.call {
+                    let ms = u64::from(oslo::call_timeout(rpc)) * 1000;
+                    properties = properties.with_expiration(ms.to_string().into());
+                }
+                self.publish(&rpc.exchange, &rpc.routing_key, &body, properties, false)
+                    .await
+            }
+            Action::Reply(reply) => {
+                self.settle(tap, None).await?;
+                let call = self
+                    .consumers
+                    .get(&reply.consumer)
+                    .and_then(|c| lock(&c.inbox).last_call.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "consumer `{}` has received no call to reply to",
+                            reply.consumer
+                        )
+                    })?;
+                let answer = oslo::reply(&call, reply.result.as_ref(), reply.failure.as_deref());
+                let body = oslo::envelope(&answer);
+                self.publish("", &call.reply_q, &body, oslo_properties(), true)
+                    .await
+            }
+            Action::Consume(c) => self.consume(c).await,
+            Action::Cancel(c) => {
+                let handle = self
+                    .consumers
+                    .get(&c.consumer)
+                    .ok_or_else(|| format!("there is no consumer `{}`", c.consumer))?;
+                timed(
+                    handle
+                        .channel
+                        .basic_cancel(c.consumer.as_str().into(), BasicCancelOptions::default()),
+                )
+                .await
+            }
+            Action::Ack(a) => {
+                self.settle(tap, None).await?;
+                for acker in self.take_unacked(&a.consumer, a.count)? {
+                    timed(acker.ack(BasicAckOptions::default())).await?;
+                }
+                Ok(())
+            }
+            Action::Nack(n) => {
+                self.settle(tap, None).await?;
+                for acker in self.take_unacked(&n.consumer, n.count)? {
+                    let options = BasicNackOptions {
+                        multiple: false,
+                        requeue: n.requeue,
+                    };
+                    timed(acker.nack(options)).await?;
+                }
+                Ok(())
+            }
+            Action::Reject(n) => {
+                self.settle(tap, None).await?;
+                for acker in self.take_unacked(&n.consumer, n.count)? {
+                    let options = BasicRejectOptions { requeue: n.requeue };
+                    timed(acker.reject(options)).await?;
+                }
+                Ok(())
+            }
+            Action::Get(g) => {
+                self.settle(tap, None).await?;
+                let ch = Self::channel(&self.connection, &mut self.getter).await?;
+                let options = BasicGetOptions {
+                    no_ack: g.ack == AckMode::Auto,
+                };
+                if let Some(message) = timed(ch.basic_get(g.queue.as_str().into(), options)).await?
+                {
+                    self.got.push(message.delivery.data);
+                }
+                Ok(())
+            }
+            Action::Wait(w) => {
+                tokio::time::sleep(Duration::from_millis(w.ms)).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn consume(&mut self, c: &Consume) -> Result<(), String> {
+        if let Some(old) = self.consumers.remove(&c.consumer) {
+            // A name used again after its cancel: the old channel goes, requeueing what it held.
+            old.reader.abort();
+            let _ = timed(old.channel.close(200, "OK".into())).await;
+        }
+        let channel = timed(self.connection.create_channel()).await?;
+        timed(channel.basic_qos(c.prefetch, BasicQosOptions::default())).await?;
+        let manual = c.ack == AckMode::Manual;
+        let mut consumer = timed(channel.basic_consume(
+            c.queue.as_str().into(),
+            c.consumer.as_str().into(),
+            BasicConsumeOptions {
+                no_ack: !manual,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        ))
+        .await?;
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let reader = tokio::spawn({
+            let inbox = inbox.clone();
+            async move {
+                while let Some(Ok(delivery)) = consumer.next().await {
+                    let call = oslo::read_call(&delivery.data);
+                    let mut inbox = lock(&inbox);
+                    inbox.received += 1;
+                    if call.is_some() {
+                        inbox.last_call = call;
+                    }
+                    if manual {
+                        inbox.unacked.push_back(delivery.acker);
+                    }
+                    inbox.bodies.push(delivery.data);
+                }
+            }
+        });
+        self.received_before.insert(c.consumer.clone(), 0);
+        self.consumers.insert(
+            c.consumer.clone(),
+            ConsumerHandle {
+                channel,
+                manual,
+                inbox,
+                reader,
+            },
+        );
+        Ok(())
+    }
+
+    /// The `count` oldest unacked deliveries of a consumer (all of them without a count).
+    fn take_unacked(&mut self, consumer: &str, count: Option<u32>) -> Result<Vec<Acker>, String> {
+        let handle = self
+            .consumers
+            .get(consumer)
+            .ok_or_else(|| format!("there is no consumer `{consumer}`"))?;
+        if !handle.manual {
+            return Err(format!("consumer `{consumer}` acknowledges automatically"));
+        }
+        let mut inbox = lock(&handle.inbox);
+        let held = inbox.unacked.len();
+        let n = match count {
+            None => held,
+            Some(n) if n as usize <= held => n as usize,
+            Some(n) => {
+                return Err(format!(
+                    "consumer `{consumer}` holds {held} unacked message{}, fewer than {n}",
+                    plural(held)
+                ))
+            }
+        };
+        Ok(inbox.unacked.drain(..n).collect())
+    }
+
+    async fn report(&mut self, index: usize, step: &Step) -> StepReport {
+        let routed: BTreeSet<String> = self
+            .publishes
+            .iter()
+            .flat_map(|p| p.queues.iter().cloned())
+            .collect();
+        let routed: Vec<String> = routed.into_iter().collect();
+        let returned = self.publishes.iter().filter(|p| p.returned).count() as u32;
+        let dropped = self
+            .publishes
+            .iter()
+            .filter(|p| p.queues.is_empty() && !p.returned && !p.nacked)
+            .count() as u32;
+        let delivered: BTreeMap<String, u32> = self
+            .consumers
+            .keys()
+            .map(|name| (name.clone(), self.delivered_this_step(name)))
+            .collect();
+        let mut report = StepReport {
+            step: index,
+            publishes: self.publishes.clone(),
+            routed,
+            returned,
+            dropped,
+            delivered,
+            ..StepReport::default()
+        };
+        report.checks = self.checks(step, &report).await;
+        if let Some(predict) = &step.predict {
+            let reached = predict.reached(&report.routed);
+            let mut answer = predict.answer.clone();
+            answer.sort();
+            let mut reached_sorted = reached.clone();
+            reached_sorted.sort();
+            let ok = answer == reached_sorted;
+            report.predict_ok = Some(ok);
+            report.predict_check = Some(CheckResult {
+                key: "predict.answer".to_string(),
+                expected: list(&predict.answer),
+                actual: format!("of the choices, {}", reached_text(&report, &reached)),
+                ok,
+            });
+        }
+        report
+    }
+
+    async fn checks(&mut self, step: &Step, report: &StepReport) -> Vec<CheckResult> {
+        let expect = &step.expect;
+        let mut checks = Vec::new();
+        if let Some(routed) = &expect.routed {
+            let mut wanted: Vec<String> = routed.clone();
+            wanted.sort();
+            wanted.dedup();
+            checks.push(CheckResult {
+                key: "expect.routed".to_string(),
+                expected: list(routed),
+                actual: reached_text(report, &report.routed),
+                ok: wanted == report.routed,
+            });
+        }
+        for (key, wanted, got, verb) in [
+            ("returned", expect.returned, report.returned, "returned"),
+            ("dropped", expect.dropped, report.dropped, "dropped"),
+        ] {
+            if let Some(wanted) = wanted {
+                checks.push(CheckResult {
+                    key: format!("expect.{key}"),
+                    expected: wanted.to_string(),
+                    actual: format!("{got} {} {verb}", if got == 1 { "was" } else { "were" }),
+                    ok: wanted == got,
+                });
+            }
+        }
+        if let Some(depths) = &expect.depths {
+            for (queue, wanted) in depths {
+                let (actual, ok) = match self.depth(queue).await {
+                    Ok(n) => (format!("`{queue}` has {n} ready"), n == *wanted),
+                    Err(e) => (e, false),
+                };
+                checks.push(CheckResult {
+                    key: format!("expect.depths.{queue}"),
+                    expected: wanted.to_string(),
+                    actual,
+                    ok,
+                });
+            }
+        }
+        if let Some(delivered) = &expect.delivered {
+            for (consumer, wanted) in delivered {
+                let got = report.delivered.get(consumer).copied().unwrap_or(0);
+                checks.push(CheckResult {
+                    key: format!("expect.delivered.{consumer}"),
+                    expected: wanted.to_string(),
+                    actual: format!("`{consumer}` received {got}"),
+                    ok: got == *wanted,
+                });
+            }
+        }
+        if let Some(pattern) = &expect.routing_key_matches {
+            let keys: Vec<&[u8]> = report
+                .publishes
+                .iter()
+                .map(|p| p.routing_key.as_bytes())
+                .collect();
+            checks.push(match_all(
+                "expect.routing_key_matches",
+                "routing key",
+                pattern,
+                &keys,
+                "nothing was published",
+            ));
+        }
+        if let Some(pattern) = &expect.body_matches {
+            let mut bodies: Vec<Vec<u8>> = Vec::new();
+            for handle in self.consumers.values() {
+                bodies.extend(lock(&handle.inbox).bodies.iter().cloned());
+            }
+            bodies.extend(self.got.iter().cloned());
+            let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            checks.push(match_all(
+                "expect.body_matches",
+                "body",
+                pattern,
+                &bodies,
+                "no message was delivered",
+            ));
+        }
+        checks
+    }
+}
+
+/// "every routing key to match `re`": holds when there is at least one and all match.
+fn match_all(key: &str, what: &str, pattern: &str, texts: &[&[u8]], none: &str) -> CheckResult {
+    let expected = format!("every {what} to match `{pattern}`");
+    let regex = match regex::Regex::new(pattern) {
+        Ok(regex) => regex,
+        Err(e) => {
+            return CheckResult {
+                key: key.to_string(),
+                expected,
+                actual: format!("the pattern is not a regular expression: {e}"),
+                ok: false,
+            }
+        }
+    };
+    let first_miss = texts
+        .iter()
+        .map(|t| String::from_utf8_lossy(t))
+        .find(|t| !regex.is_match(t));
+    let (actual, ok) = match first_miss {
+        _ if texts.is_empty() => (none.to_string(), false),
+        Some(miss) => (format!("`{}` does not", shorten(&miss)), false),
+        None => (format!("all {} did", texts.len()), true),
+    };
+    CheckResult {
+        key: key.to_string(),
+        expected,
+        actual,
+        ok,
+    }
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        text.chars().take(MAX).collect::<String>() + "..."
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+/// "the message reached [Q2]", "the 3 messages reached []", "nothing was published".
+fn reached_text(report: &StepReport, queues: &[String]) -> String {
+    match report.publishes.len() {
+        0 => "nothing was published".to_string(),
+        1 => format!("the message reached {}", list(queues)),
+        n => format!("the {n} messages reached {}", list(queues)),
+    }
+}
+
+fn oslo_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type(oslo::CONTENT_TYPE.into())
+        .with_content_encoding(oslo::CONTENT_ENCODING.into())
+        .with_delivery_mode(2)
+        .with_priority(0)
+}
+
+fn basic_properties(p: &Properties) -> BasicProperties {
+    let mut props = BasicProperties::default();
+    let text = |s: &String| -> ShortString { s.as_str().into() };
+    if let Some(v) = &p.content_type {
+        props = props.with_content_type(text(v));
+    }
+    if let Some(v) = &p.content_encoding {
+        props = props.with_content_encoding(text(v));
+    }
+    if let Some(v) = p.delivery_mode {
+        props = props.with_delivery_mode(v);
+    }
+    if let Some(v) = p.priority {
+        props = props.with_priority(v);
+    }
+    if let Some(v) = &p.correlation_id {
+        props = props.with_correlation_id(text(v));
+    }
+    if let Some(v) = &p.reply_to {
+        props = props.with_reply_to(text(v));
+    }
+    if let Some(v) = &p.expiration {
+        props = props.with_expiration(text(v));
+    }
+    if let Some(v) = &p.message_id {
+        props = props.with_message_id(text(v));
+    }
+    if let Some(v) = &p.kind {
+        props = props.with_type(text(v));
+    }
+    if let Some(v) = &p.app_id {
+        props = props.with_app_id(text(v));
+    }
+    props
+}
+
+/// Arguments as a field table: integers stay integers, text is a long string.
+pub fn field_table(arguments: &Arguments) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments {
+        table.insert(key.as_str().into(), amqp_value(value));
+    }
+    table
+}
+
+fn amqp_value(value: &serde_yaml::Value) -> AMQPValue {
+    use serde_yaml::Value;
+    match value {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                // As most clients send them: 32 bits when they fit.
+                match i32::try_from(i) {
+                    Ok(small) => AMQPValue::LongInt(small),
+                    Err(_) => AMQPValue::LongLongInt(i),
+                }
+            } else if let Some(u) = n.as_u64() {
+                AMQPValue::LongLongInt(i64::try_from(u).unwrap_or(i64::MAX))
+            } else {
+                AMQPValue::Double(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Value::String(s) => AMQPValue::LongString(s.as_str().into()),
+        Value::Sequence(items) => {
+            AMQPValue::FieldArray(items.iter().map(amqp_value).collect::<Vec<_>>().into())
+        }
+        Value::Mapping(map) => {
+            let mut table = FieldTable::default();
+            for (k, v) in map {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim_end()
+                        .to_string(),
+                };
+                table.insert(key.as_str().into(), amqp_value(v));
+            }
+            AMQPValue::FieldTable(table)
+        }
+        Value::Tagged(tagged) => amqp_value(&tagged.value),
+    }
+}

@@ -1,0 +1,581 @@
+//! The lesson file format (lessons/README.md is its description for authors).
+//!
+//! Every struct refuses keys it does not know, so a typo is an error with a location instead of
+//! a silently ignored line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The language a student reads lessons in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// The language of the user's locale: LC_ALL, then LC_MESSAGES, then LANG (the first that is
+    /// set and not empty); `zh*` is Chinese, anything else English.
+    pub fn from_env() -> Lang {
+        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .find(|value| !value.is_empty())
+            .unwrap_or_default();
+        Lang::from_locale(&locale)
+    }
+
+    /// `zh_CN.UTF-8`, `zh_TW`, `zh` -> Chinese; anything else -> English.
+    pub fn from_locale(locale: &str) -> Lang {
+        if locale.to_ascii_lowercase().starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Lang, String> {
+        match s {
+            "en" => Ok(Lang::En),
+            "zh" => Ok(Lang::Zh),
+            other => Err(format!("expected `en` or `zh`, found `{other}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A text the student reads, in both languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Text {
+    pub en: String,
+    pub zh: String,
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Zh => &self.zh,
+        }
+    }
+}
+
+/// One lesson file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    pub id: String,
+    pub order: u32,
+    pub title: Text,
+    #[serde(default)]
+    pub summary: Option<Text>,
+    #[serde(default)]
+    pub setup: Setup,
+    pub steps: Vec<Step>,
+    /// The file it was read from (empty for a lesson parsed from text).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `x-` arguments, binding arguments and message headers, written as RabbitMQ takes them.
+pub type Arguments = BTreeMap<String, serde_yaml::Value>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    #[serde(default)]
+    pub exchanges: Vec<ExchangeDecl>,
+    #[serde(default)]
+    pub queues: Vec<QueueDecl>,
+    #[serde(default)]
+    pub bindings: Vec<BindingDecl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeType {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeType::Direct => "direct",
+            ExchangeType::Fanout => "fanout",
+            ExchangeType::Topic => "topic",
+            ExchangeType::Headers => "headers",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeDecl {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ExchangeType,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub arguments: Arguments,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueDecl {
+    pub name: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub exclusive: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub arguments: Arguments,
+}
+
+/// A binding from `exchange` to a queue or (with `to_exchange`) to another exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingDecl {
+    pub exchange: String,
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub to_exchange: Option<String>,
+    #[serde(default)]
+    pub routing_key: String,
+    #[serde(default)]
+    pub arguments: Arguments,
+}
+
+/// Where a binding leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    Queue(&'a str),
+    Exchange(&'a str),
+}
+
+impl BindingDecl {
+    /// The destination; validation has made sure exactly one is given.
+    pub fn destination(&self) -> Destination<'_> {
+        match (&self.queue, &self.to_exchange) {
+            (_, Some(exchange)) => Destination::Exchange(exchange),
+            (Some(queue), None) => Destination::Queue(queue),
+            (None, None) => Destination::Queue(""),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub title: Option<Text>,
+    pub say: Text,
+    #[serde(default)]
+    pub predict: Option<Predict>,
+    #[serde(default, rename = "do")]
+    pub actions: Vec<Action>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// A question asked before the step's actions run: which of `choices` will the step's
+/// publishes reach?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predict {
+    pub question: Text,
+    pub choices: Vec<String>,
+    pub answer: Vec<String>,
+}
+
+impl Predict {
+    /// A student's ticks are right when each choice is ticked exactly if the step's publishes
+    /// reached it. Queues outside `choices` do not count.
+    pub fn is_right<S: AsRef<str>>(&self, ticked: &[S], routed: &[String]) -> bool {
+        self.choices.iter().all(|choice| {
+            let was_ticked = ticked.iter().any(|t| t.as_ref() == choice);
+            let was_reached = routed.iter().any(|q| q == choice);
+            was_ticked == was_reached
+        })
+    }
+
+    /// The choices the step's publishes reached: the right ticks.
+    pub fn reached(&self, routed: &[String]) -> Vec<String> {
+        self.choices
+            .iter()
+            .filter(|c| routed.contains(c))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What must hold after a step; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub routed: Option<Vec<String>>,
+    #[serde(default)]
+    pub returned: Option<u32>,
+    #[serde(default)]
+    pub dropped: Option<u32>,
+    #[serde(default)]
+    pub depths: Option<BTreeMap<String, u32>>,
+    #[serde(default)]
+    pub delivered: Option<BTreeMap<String, u32>>,
+    #[serde(default)]
+    pub routing_key_matches: Option<String>,
+    #[serde(default)]
+    pub body_matches: Option<String>,
+}
+
+impl Expect {
+    pub fn is_empty(&self) -> bool {
+        *self == Expect::default()
+    }
+}
+
+/// One thing a step does on the broker, written `- publish: { ... }`: a mapping with a single
+/// key (serde_yaml would want a YAML tag, `!publish`, for a plain enum).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    DeclareExchange(ExchangeDecl),
+    DeleteExchange(NameRef),
+    DeclareQueue(QueueDecl),
+    DeleteQueue(NameRef),
+    Purge(QueueRef),
+    Bind(BindingDecl),
+    Unbind(BindingDecl),
+    Publish(Publish),
+    Rpc(Rpc),
+    Reply(Reply),
+    Consume(Consume),
+    Cancel(ConsumerRef),
+    Ack(Ack),
+    Nack(Nack),
+    Reject(Nack),
+    Get(Get),
+    Wait(Wait),
+}
+
+/// Every action's key, in the order of the format.
+pub const ACTIONS: &[&str] = &[
+    "declare_exchange",
+    "delete_exchange",
+    "declare_queue",
+    "delete_queue",
+    "purge",
+    "bind",
+    "unbind",
+    "publish",
+    "rpc",
+    "reply",
+    "consume",
+    "cancel",
+    "ack",
+    "nack",
+    "reject",
+    "get",
+    "wait",
+];
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Action, D::Error> {
+        deserializer.deserialize_map(ActionVisitor)
+    }
+}
+
+struct ActionVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ActionVisitor {
+    type Value = Action;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an action: a mapping with one key, like `publish: { ... }`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Action, A::Error> {
+        use serde::de::Error;
+        let Some(keyword) = map.next_key::<String>()? else {
+            return Err(A::Error::custom(
+                "expected an action, like `publish: { ... }`, found an empty mapping",
+            ));
+        };
+        let action = match keyword.as_str() {
+            "declare_exchange" => Action::DeclareExchange(map.next_value()?),
+            "delete_exchange" => Action::DeleteExchange(map.next_value()?),
+            "declare_queue" => Action::DeclareQueue(map.next_value()?),
+            "delete_queue" => Action::DeleteQueue(map.next_value()?),
+            "purge" => Action::Purge(map.next_value()?),
+            "bind" => Action::Bind(map.next_value()?),
+            "unbind" => Action::Unbind(map.next_value()?),
+            "publish" => Action::Publish(map.next_value()?),
+            "rpc" => Action::Rpc(map.next_value()?),
+            "reply" => Action::Reply(map.next_value()?),
+            "consume" => Action::Consume(map.next_value()?),
+            "cancel" => Action::Cancel(map.next_value()?),
+            "ack" => Action::Ack(map.next_value()?),
+            "nack" => Action::Nack(map.next_value()?),
+            "reject" => Action::Reject(map.next_value()?),
+            "get" => Action::Get(map.next_value()?),
+            "wait" => Action::Wait(map.next_value()?),
+            other => {
+                return Err(A::Error::custom(format!(
+                    "unknown action `{other}`, expected one of {}",
+                    ACTIONS
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(A::Error::custom(format!(
+                "expected one action per list item, but `{keyword}` is followed by `{extra}` \
+                 (start another item with `- `)"
+            )));
+        }
+        Ok(action)
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        let keyword = self.keyword();
+        match self {
+            Action::DeclareExchange(v) => map.serialize_entry(keyword, v)?,
+            Action::DeleteExchange(v) => map.serialize_entry(keyword, v)?,
+            Action::DeclareQueue(v) => map.serialize_entry(keyword, v)?,
+            Action::DeleteQueue(v) => map.serialize_entry(keyword, v)?,
+            Action::Purge(v) => map.serialize_entry(keyword, v)?,
+            Action::Bind(v) | Action::Unbind(v) => map.serialize_entry(keyword, v)?,
+            Action::Publish(v) => map.serialize_entry(keyword, v)?,
+            Action::Rpc(v) => map.serialize_entry(keyword, v)?,
+            Action::Reply(v) => map.serialize_entry(keyword, v)?,
+            Action::Consume(v) => map.serialize_entry(keyword, v)?,
+            Action::Cancel(v) => map.serialize_entry(keyword, v)?,
+            Action::Ack(v) => map.serialize_entry(keyword, v)?,
+            Action::Nack(v) | Action::Reject(v) => map.serialize_entry(keyword, v)?,
+            Action::Get(v) => map.serialize_entry(keyword, v)?,
+            Action::Wait(v) => map.serialize_entry(keyword, v)?,
+        }
+        map.end()
+    }
+}
+
+impl Action {
+    /// The action's key in the file.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::DeclareExchange(_) => "declare_exchange",
+            Action::DeleteExchange(_) => "delete_exchange",
+            Action::DeclareQueue(_) => "declare_queue",
+            Action::DeleteQueue(_) => "delete_queue",
+            Action::Purge(_) => "purge",
+            Action::Bind(_) => "bind",
+            Action::Unbind(_) => "unbind",
+            Action::Publish(_) => "publish",
+            Action::Rpc(_) => "rpc",
+            Action::Reply(_) => "reply",
+            Action::Consume(_) => "consume",
+            Action::Cancel(_) => "cancel",
+            Action::Ack(_) => "ack",
+            Action::Nack(_) => "nack",
+            Action::Reject(_) => "reject",
+            Action::Get(_) => "get",
+            Action::Wait(_) => "wait",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameRef {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRef {
+    pub queue: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerRef {
+    pub consumer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    #[serde(default)]
+    pub exchange: String,
+    #[serde(default)]
+    pub routing_key: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub headers: Arguments,
+    #[serde(default)]
+    pub properties: Properties,
+    #[serde(default)]
+    pub mandatory: bool,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// AMQP basic properties by their usual names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Properties {
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub content_encoding: Option<String>,
+    #[serde(default)]
+    pub delivery_mode: Option<u8>,
+    #[serde(default)]
+    pub priority: Option<u8>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub expiration: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+/// An oslo.messaging request: a cast, or a call when `call` is true.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rpc {
+    #[serde(default)]
+    pub exchange: String,
+    #[serde(default)]
+    pub routing_key: String,
+    pub method: String,
+    #[serde(default)]
+    pub args: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub call: bool,
+    #[serde(default)]
+    pub reply_queue: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<u32>,
+    #[serde(default)]
+    pub context: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// The answer to the newest call a consumer received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    pub consumer: String,
+    #[serde(default)]
+    pub result: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    #[default]
+    Auto,
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consume {
+    pub queue: String,
+    pub consumer: String,
+    #[serde(default)]
+    pub ack: AckMode,
+    #[serde(default)]
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub consumer: String,
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// basic.nack or basic.reject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nack {
+    pub consumer: String,
+    #[serde(default = "yes")]
+    pub requeue: bool,
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Get {
+    pub queue: String,
+    #[serde(default)]
+    pub ack: AckMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    pub ms: u64,
+}
