@@ -231,7 +231,8 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
         }
     }
     let total = lessons.len() + errors.len();
-    println!("{} lessons: {} ok, {failed} failed", total, total - failed);
+    let noun = if total == 1 { "lesson" } else { "lessons" };
+    println!("{total} {noun}: {} ok, {failed} failed", total - failed);
     if failed > 0 {
         std::process::exit(1);
     }

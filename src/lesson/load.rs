@@ -63,6 +63,15 @@ pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
 
 /// Parses and validates a lesson; `path` names it in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Lesson, LessonError> {
+    if matches!(serde_yaml::from_str(text), Ok(serde_yaml::Value::Null)) {
+        return Err(LessonError {
+            path: path.to_path_buf(),
+            location: Some((1, 1)),
+            message: "expected a lesson (a mapping with `id`, `order`, `title` and `steps`), \
+                      found nothing"
+                .to_string(),
+        });
+    }
     let mut lesson: Lesson = serde_yaml::from_str(text).map_err(|e| yaml_error(&e, path))?;
     lesson.source = path.to_path_buf();
     if let Err(problem) = validate(&lesson) {

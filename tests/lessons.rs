@@ -1,0 +1,461 @@
+//! Lessons: broken files are refused with file:line:col, the fixtures under tests/lessons/ok pass
+//! on the embedded broker and on RabbitMQ, wrong expectations fail with expected and actual, and
+//! the shipped lessons in lessons/ pass on both brokers.
+//!
+//! Runs on RabbitMQ share the vhost's tracing switch, so they take turns (see `RABBITMQ`).
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use rabbitscope::lesson::{self, Lang, LessonRun, Target};
+
+/// One run on RabbitMQ at a time: each turns tracing on for the vhost and off at its end.
+static RABBITMQ: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `rabbitscope lessons ARGS...` from the project folder, so paths print relative to it.
+fn lessons(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+        .current_dir(root())
+        .env("LANG", "C.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .arg("lessons")
+        .args(args)
+        .output()
+        .expect("run rabbitscope lessons")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn check_on_rabbitmq(dir: &str) -> Output {
+    let _turn = RABBITMQ.lock().unwrap_or_else(|p| p.into_inner());
+    lessons(&["check", dir, "--broker", &common::rabbitmq_url()])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken files
+// ---------------------------------------------------------------------------------------------
+
+/// Each broken file, the line:col its error must point at, and words the message must hold.
+const BROKEN: &[(&str, &str, &[&str])] = &[
+    (
+        "ack_auto_consumer.yaml",
+        "12:26",
+        &["`ack: manual`", "`worker` acknowledges automatically"],
+    ),
+    (
+        "answer_not_in_choices.yaml",
+        "13:20",
+        &["answer: expected one of the choices [Q1, Q2], found `Q3`"],
+    ),
+    (
+        "bad_delivery_mode.yaml",
+        "9:40",
+        &["delivery_mode: expected 1 (transient) or 2 (persistent), found 3"],
+    ),
+    (
+        "bad_id.yaml",
+        "1:5",
+        &["id: expected lowercase letters, digits and '-', found `Topic_Exchange`"],
+    ),
+    (
+        "bad_regex.yaml",
+        "13:21",
+        &["body_matches: expected a regular expression", "`hel(lo`", "unclosed group"],
+    ),
+    (
+        "binding_both.yaml",
+        "14:20",
+        &["expected either `queue` or `to_exchange` as the destination, not both"],
+    ),
+    (
+        "call_without_reply_queue.yaml",
+        "8:11",
+        &["expected `reply_queue` (the caller's reply queue) for a call"],
+    ),
+    (
+        "delivered_unknown_consumer.yaml",
+        "13:39",
+        &["delivered: expected the name of a consumer", "found `wroker` (known: worker)"],
+    ),
+    ("empty.yaml", "1:1", &["expected a lesson", "found nothing"]),
+    ("missing_zh.yaml", "7:7", &["steps[1].title: missing field `zh`"]),
+    (
+        "not_yaml.yaml",
+        "4:6",
+        &["did not find expected ',' or '}'", "flow mapping at line 3 column 8"],
+    ),
+    (
+        "reply_unknown_consumer.yaml",
+        "13:28",
+        &[
+            "consumer: expected the name of a consumer started by an earlier `consume`",
+            "found `scheduler-srv` (known: scheduler-server)",
+        ],
+    ),
+    (
+        "two_actions_in_one_item.yaml",
+        "7:9",
+        &["steps[0].do[0]: expected one action per list item, but `declare_queue` is followed by `publish`"],
+    ),
+    (
+        "unknown_action.yaml",
+        "8:9",
+        &["steps[0].do[1]: unknown action `publsh`", "`publish`"],
+    ),
+    (
+        "unknown_exchange_type.yaml",
+        "6:27",
+        &["setup.exchanges[0].type: unknown variant `topics`", "`topic`"],
+    ),
+    (
+        "unknown_key.yaml",
+        "5:5",
+        &["steps[0]: unknown field `sya`", "expected one of `title`, `say`"],
+    ),
+    (
+        "wrong_type.yaml",
+        "2:8",
+        &["order: invalid type: string \"first\", expected u32"],
+    ),
+];
+
+#[test]
+fn each_broken_file_is_refused_at_its_line_and_column() {
+    let dir = Path::new("tests/lessons/broken");
+    for (file, place, words) in BROKEN {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(root().join(&path)).unwrap();
+        let error = match lesson::load_str(&text, &path) {
+            Ok(_) => panic!("{file} loaded, but it is broken"),
+            Err(e) => e.to_string(),
+        };
+        let prefix = format!("tests/lessons/broken/{file}:{place}: ");
+        assert!(
+            error.starts_with(&prefix),
+            "{file}: expected the error at {place}, got: {error}"
+        );
+        for word in *words {
+            assert!(error.contains(word), "{file}: no {word:?} in: {error}");
+        }
+    }
+}
+
+#[test]
+fn every_broken_file_has_a_case() {
+    let files = lesson::load::lesson_files(&root().join("tests/lessons/broken")).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let cases: Vec<&str> = BROKEN.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(names, cases);
+}
+
+#[test]
+fn check_reports_every_broken_file_and_fails() {
+    let output = lessons(&["check", "tests/lessons/broken"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    for (file, place, _) in BROKEN {
+        let line = format!("    tests/lessons/broken/{file}:{place}: ");
+        assert!(text.contains(&line), "no {line:?} in\n{}", show(&output));
+    }
+    let total = BROKEN.len();
+    assert!(
+        text.contains(&format!("{total} lessons: 0 ok, {total} failed")),
+        "{}",
+        show(&output)
+    );
+}
+
+#[test]
+fn a_missing_folder_fails() {
+    let output = lessons(&["check", "tests/lessons/no-such-folder"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(stdout(&output).contains("cannot read the directory"));
+}
+
+#[test]
+fn two_lessons_with_one_id_are_refused() {
+    let dir = std::env::temp_dir().join(format!("rabbitscope-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lesson =
+        "id: same\norder: 1\ntitle: { en: A, zh: 甲 }\nsteps:\n  - say: { en: Hi, zh: 嗨 }\n";
+    std::fs::write(dir.join("a.yaml"), lesson).unwrap();
+    std::fs::write(dir.join("b.yaml"), lesson).unwrap();
+    let result = lesson::load_dir(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let errors = result.expect_err("a repeated id is an error");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let text = errors[0].to_string();
+    assert!(text.contains("b.yaml:1:5: expected a unique id"), "{text}");
+    assert!(text.contains("a.yaml"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Valid fixtures, both brokers
+// ---------------------------------------------------------------------------------------------
+
+const OK_LINES: &[&str] = &[
+    "ok      fx-routes (tests/lessons/ok/01-routes.yaml)",
+    "ok      fx-consumers (tests/lessons/ok/02-consumers.yaml)",
+    "ok      fx-rpc (tests/lessons/ok/03-rpc.yaml)",
+    "3 lessons: 3 ok, 0 failed",
+];
+
+fn assert_all_ok(output: &Output) {
+    assert_eq!(output.status.code(), Some(0), "{}", show(output));
+    let text = stdout(output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, OK_LINES, "{}", show(output));
+}
+
+#[test]
+fn fixtures_pass_on_the_embedded_broker() {
+    assert_all_ok(&lessons(&["check", "tests/lessons/ok"]));
+}
+
+#[test]
+fn fixtures_pass_on_rabbitmq() {
+    assert_all_ok(&check_on_rabbitmq("tests/lessons/ok"));
+}
+
+#[test]
+fn the_fixtures_use_every_action_and_every_expectation() {
+    let lessons = lesson::load_dir(&root().join("tests/lessons/ok")).unwrap();
+    let text = serde_yaml::to_string(&lessons).unwrap();
+    for action in lesson::schema::ACTIONS {
+        assert!(
+            text.contains(&format!("- {action}:")),
+            "no `{action}` action"
+        );
+    }
+    for key in [
+        "routed:",
+        "returned:",
+        "dropped:",
+        "depths:",
+        "delivered:",
+        "routing_key_matches:",
+        "body_matches:",
+        "predict:",
+        "to_exchange:",
+        "x-match: all",
+        "x-match: any",
+        "reply_queue:",
+        "failure:",
+        "ack: manual",
+        "requeue: false",
+        "x-message-ttl:",
+        "expiration:",
+    ] {
+        assert!(text.contains(key), "no `{key}` in the fixtures");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrong expectations
+// ---------------------------------------------------------------------------------------------
+
+const WRONG: &str = "tests/lessons/wrong/01-wrong.yaml";
+
+fn assert_wrong_reported(output: &Output) {
+    assert_eq!(output.status.code(), Some(1), "{}", show(output));
+    let step1 = format!("    {WRONG}: step 1 (\"Nothing matches\"): ");
+    let step2 = format!("    {WRONG}: step 2 (\"Hello\"): ");
+    let expected = [
+        "FAILED  fxw-wrong (tests/lessons/wrong/01-wrong.yaml)".to_string(),
+        format!("{step1}expect.routed: expected [fxw.a] but the message reached []"),
+        format!("{step1}expect.returned: expected 1 but 0 were returned"),
+        format!("{step1}expect.dropped: expected 0 but 1 was dropped"),
+        format!("{step1}expect.depths.fxw.a: expected 1 but `fxw.a` has 0 ready"),
+        format!(
+            "{step1}expect.routing_key_matches: expected every routing key to match `^a\\.` \
+             but `b.x` does not"
+        ),
+        format!("{step1}predict.answer: expected [fxw.a] but of the choices, the message reached []"),
+        format!("{step2}expect.delivered.reader: expected 2 but `reader` received 1"),
+        format!("{step2}expect.body_matches: expected every body to match `^bye$` but `hello` does not"),
+        format!("    {WRONG}: step 3: action 1 (reply): consumer `reader` has received no call to reply to"),
+        "1 lesson: 0 ok, 1 failed".to_string(),
+    ];
+    let text = stdout(output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, expected, "{}", show(output));
+}
+
+#[test]
+fn wrong_expectations_fail_on_the_embedded_broker() {
+    assert_wrong_reported(&lessons(&["check", "tests/lessons/wrong"]));
+}
+
+#[test]
+fn wrong_expectations_fail_on_rabbitmq() {
+    assert_wrong_reported(&check_on_rabbitmq("tests/lessons/wrong"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shipped lessons
+// ---------------------------------------------------------------------------------------------
+
+fn shipped_lessons() -> Vec<PathBuf> {
+    lesson::load::lesson_files(&root().join("lessons")).unwrap_or_default()
+}
+
+fn assert_shipped_ok(output: &Output, count: usize) {
+    assert_eq!(output.status.code(), Some(0), "{}", show(output));
+    let text = stdout(output);
+    let noun = if count == 1 { "lesson" } else { "lessons" };
+    assert!(
+        text.contains(&format!("{count} {noun}: {count} ok, 0 failed")),
+        "{}",
+        show(output)
+    );
+}
+
+#[test]
+fn shipped_lessons_pass_on_the_embedded_broker() {
+    let files = shipped_lessons();
+    if files.is_empty() {
+        eprintln!("lessons/ has no *.yaml yet: nothing to check");
+        return;
+    }
+    assert_shipped_ok(&lessons(&["check", "lessons"]), files.len());
+}
+
+#[test]
+fn shipped_lessons_pass_on_rabbitmq() {
+    let files = shipped_lessons();
+    if files.is_empty() {
+        eprintln!("lessons/ has no *.yaml yet: nothing to check");
+        return;
+    }
+    assert_shipped_ok(&check_on_rabbitmq("lessons"), files.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// list, and the runner's API
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn list_shows_order_id_and_title_in_the_chosen_language() {
+    let output = lessons(&["list", "tests/lessons/ok"]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines,
+        [
+            "  1  fx-routes                    Routes",
+            "  2  fx-consumers                 Consumers",
+            "  3  fx-rpc                       RPC",
+        ]
+    );
+    let chinese = stdout(&lessons(&["list", "tests/lessons/ok", "--lang", "zh"]));
+    assert!(
+        chinese.contains("fx-consumers                 消费者"),
+        "{chinese}"
+    );
+    let from_locale = Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+        .current_dir(root())
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "zh_CN.UTF-8")
+        .env("LANG", "en_US.UTF-8")
+        .args(["lessons", "list", "tests/lessons/ok"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&from_locale).contains("路由"),
+        "{}",
+        show(&from_locale)
+    );
+}
+
+#[test]
+fn list_refuses_an_unknown_language() {
+    let output = lessons(&["list", "tests/lessons/ok", "--lang", "fr"]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected `en` or `zh`"));
+}
+
+/// What the view's lesson player does: run steps, go back, judge a student's ticks.
+#[tokio::test]
+async fn a_run_steps_forward_goes_back_and_judges_predictions() {
+    let routes = lesson::load_file(&root().join("tests/lessons/ok/01-routes.yaml")).unwrap();
+    let mut run = LessonRun::start(routes, Target::Embedded).await.unwrap();
+    assert!(run.amqp_url().starts_with("amqp://guest:guest@127.0.0.1:"));
+    assert!(run.broker().is_some());
+
+    let first = run.run_step(0).await.unwrap();
+    assert_eq!(first.routed, ["fx.q2", "fx.q3"]);
+    assert_eq!(first.predict_ok, Some(true));
+    assert!(first.ok(), "{:?}", first.failures().collect::<Vec<_>>());
+    let predict = run.lesson().steps[0].predict.clone().unwrap();
+    assert!(predict.is_right(&["fx.q2", "fx.q3"], &first.routed));
+    assert!(!predict.is_right(&["fx.q2"], &first.routed));
+    assert!(!predict.is_right(&["fx.q1", "fx.q2", "fx.q3"], &first.routed));
+
+    // Jumping ahead runs the steps between; step 3 publishes two messages.
+    let third = run.run_step(2).await.unwrap();
+    assert_eq!(third.publishes.len(), 2);
+    assert!(third.ok(), "{:?}", third.failures().collect::<Vec<_>>());
+    assert_eq!(run.next_step(), 3);
+
+    // Going back replays: the depths are those of a first run again, not doubled.
+    let again = run.run_step(2).await.unwrap();
+    assert!(again.ok(), "{:?}", again.failures().collect::<Vec<_>>());
+
+    // A student's own client sees the lesson's queues on the same broker.
+    let conn = common::client::connect(run.amqp_url()).await;
+    let ch = common::client::channel(&conn).await;
+    let q = common::client::passive_queue(&ch, "fx.h-any")
+        .await
+        .unwrap();
+    assert_eq!(q.message_count(), 3);
+    let _ = conn.close(200, "OK".into()).await;
+
+    run.replay_to(0).await.unwrap();
+    assert_eq!(run.next_step(), 0);
+    assert!(run.run_step(99).await.is_err());
+    run.close().await;
+}
+
+#[tokio::test]
+async fn a_check_names_the_step_in_the_chosen_language() {
+    let path = root().join(WRONG);
+    let wrong = lesson::load_file(&path).unwrap();
+    let check = lesson::check_lesson(&wrong, Target::Embedded, Lang::Zh).await;
+    assert!(!check.ok());
+    assert!(
+        check.failures[0].contains(": step 1 (\"没有匹配\"): expect.routed:"),
+        "{:?}",
+        check.failures
+    );
+}
+
+#[test]
+fn the_language_follows_the_locale() {
+    assert_eq!(Lang::from_locale("zh_CN.UTF-8"), Lang::Zh);
+    assert_eq!(Lang::from_locale("zh_TW"), Lang::Zh);
+    assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
+    assert_eq!(Lang::from_locale("C"), Lang::En);
+    assert_eq!(Lang::from_locale(""), Lang::En);
+}
