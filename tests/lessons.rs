@@ -131,6 +131,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["steps[0]: unknown field `sya`", "expected one of `title`, `say`"],
     ),
     (
+        "wait_too_long.yaml",
+        "7:21",
+        &["ms: expected at most 60000 (one minute), found 3600000"],
+    ),
+    (
         "wrong_type.yaml",
         "2:8",
         &["order: invalid type: string \"first\", expected u32"],
@@ -184,6 +189,22 @@ fn check_reports_every_broken_file_and_fails() {
         "{}",
         show(&output)
     );
+}
+
+#[test]
+fn names_longer_than_amqp_allows_are_refused() {
+    let name = "q".repeat(256);
+    let text = format!(
+        "id: long\norder: 1\ntitle: {{ en: A, zh: 甲 }}\nsteps:\n  - say: {{ en: Hi, zh: 嗨 }}\n    \
+         do:\n      - publish: {{ routing_key: {name} }}\n"
+    );
+    let error = lesson::load_str(&text, Path::new("long.yaml")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "long.yaml:7:33: routing_key: expected at most 255 bytes (AMQP's limit), found 256"
+    );
+    let ok = text.replace(&name, &"q".repeat(255));
+    assert!(lesson::load_str(&ok, Path::new("long.yaml")).is_ok());
 }
 
 #[test]
@@ -458,4 +479,52 @@ fn the_language_follows_the_locale() {
     assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
     assert_eq!(Lang::from_locale("C"), Lang::En);
     assert_eq!(Lang::from_locale(""), Lang::En);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any input: an error or a lesson, never a panic
+// ---------------------------------------------------------------------------------------------
+
+fn fixture_texts() -> Vec<String> {
+    [
+        "ok/01-routes.yaml",
+        "ok/02-consumers.yaml",
+        "ok/03-rpc.yaml",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(root().join("tests/lessons").join(f)).unwrap())
+    .collect()
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_loads_or_is_refused_with_a_place(text in "\\PC{0,400}") {
+        if let Err(e) = lesson::load_str(&text, Path::new("x.yaml")) {
+            proptest::prop_assert!(e.location.is_some(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_fixture_loads_or_is_refused_with_a_place(
+        which in 0usize..3,
+        at in 0.0f64..1.0,
+        cut in 0usize..40,
+        insert in "[ :\\-\\[\\]{}#a-z0-9\n'\"]{0,8}",
+    ) {
+        let text = &fixture_texts()[which];
+        let mut start = (text.len() as f64 * at) as usize;
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (start + cut).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        let damaged = format!("{}{}{}", &text[..start], insert, &text[end..]);
+        if let Err(e) = lesson::load_str(&damaged, Path::new("x.yaml")) {
+            let (line, column) = e.location.expect("a place");
+            proptest::prop_assert!(line >= 1 && column >= 1, "{e}");
+            proptest::prop_assert!(line <= damaged.lines().count().max(1) + 1, "{e}");
+        }
+    }
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::schema::{AckMode, Action, BindingDecl, Lesson, Properties, Step};
+use super::schema::{
+    AckMode, Action, Arguments, BindingDecl, ExchangeDecl, Lesson, Properties, QueueDecl, Step,
+};
 
 /// A lesson file that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,12 +341,10 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
     }
     let setup = &lesson.setup;
     for (i, x) in setup.exchanges.iter().enumerate() {
-        let base = vec![key("setup"), key("exchanges"), Seg::Index(i)];
-        declared_name(&base, "name", &x.name, "exchange")?;
+        exchange(&[key("setup"), key("exchanges"), Seg::Index(i)], x)?;
     }
     for (i, q) in setup.queues.iter().enumerate() {
-        let base = vec![key("setup"), key("queues"), Seg::Index(i)];
-        declared_name(&base, "name", &q.name, "queue")?;
+        queue(&[key("setup"), key("queues"), Seg::Index(i)], q)?;
     }
     for (i, b) in setup.bindings.iter().enumerate() {
         binding(&[key("setup"), key("bindings"), Seg::Index(i)], b)?;
@@ -364,6 +364,76 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Lessons are played live: a step should not keep the student waiting for long.
+const MAX_WAIT_MS: u64 = 60_000;
+const MAX_COUNT: u32 = 10_000;
+
+/// The most bytes AMQP's short strings (names, keys, most properties) can carry.
+const SHORT_MAX: usize = 255;
+
+fn short(here: &[Seg<'static>], field: &'static str, text: &str) -> Result<(), Problem> {
+    if text.len() > SHORT_MAX {
+        return problem(
+            at(here, &[key(field)]),
+            format!(
+                "{field}: expected at most {SHORT_MAX} bytes (AMQP's limit), found {}",
+                text.len()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Table keys are short strings too, at every depth.
+fn short_keys(here: &[Seg<'static>], field: &'static str, args: &Arguments) -> Result<(), Problem> {
+    fn walk(here: &[Seg<'static>], value: &serde_yaml::Value) -> Result<(), Problem> {
+        match value {
+            serde_yaml::Value::Mapping(map) => {
+                for (k, v) in map {
+                    let name = crate::lesson::runner::yaml_key(k);
+                    if name.len() > SHORT_MAX {
+                        return problem(
+                            here.to_vec(),
+                            format!("expected keys of at most {SHORT_MAX} bytes (AMQP's limit)"),
+                        );
+                    }
+                    walk(&at(here, &[Seg::Owned(name)]), v)?;
+                }
+                Ok(())
+            }
+            serde_yaml::Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(&at(here, &[Seg::Index(i)]), item)?;
+                }
+                Ok(())
+            }
+            serde_yaml::Value::Tagged(tagged) => walk(here, &tagged.value),
+            _ => Ok(()),
+        }
+    }
+    let base = at(here, &[key(field)]);
+    for (name, value) in args {
+        if name.len() > SHORT_MAX {
+            return problem(
+                base.clone(),
+                format!("{field}: expected keys of at most {SHORT_MAX} bytes (AMQP's limit)"),
+            );
+        }
+        walk(&at(&base, &[Seg::Owned(name.clone())]), value)?;
+    }
+    Ok(())
+}
+
+fn exchange(here: &[Seg<'static>], x: &ExchangeDecl) -> Result<(), Problem> {
+    declared_name(here, "name", &x.name, "exchange")?;
+    short_keys(here, "arguments", &x.arguments)
+}
+
+fn queue(here: &[Seg<'static>], q: &QueueDecl) -> Result<(), Problem> {
+    declared_name(here, "name", &q.name, "queue")?;
+    short_keys(here, "arguments", &q.arguments)
+}
+
 fn declared_name(
     base: &[Seg<'static>],
     field: &'static str,
@@ -376,6 +446,7 @@ fn declared_name(
             format!("{field}: expected the {what}'s name, found an empty name"),
         );
     }
+    short(base, field, name)?;
     if name.starts_with("amq.") {
         return problem(
             at(base, &[key(field)]),
@@ -389,6 +460,15 @@ fn declared_name(
 }
 
 fn binding(base: &[Seg<'static>], b: &BindingDecl) -> Result<(), Problem> {
+    short(base, "exchange", &b.exchange)?;
+    short(base, "routing_key", &b.routing_key)?;
+    if let Some(q) = &b.queue {
+        short(base, "queue", q)?;
+    }
+    if let Some(x) = &b.to_exchange {
+        short(base, "to_exchange", x)?;
+    }
+    short_keys(base, "arguments", &b.arguments)?;
     match (&b.queue, &b.to_exchange) {
         (Some(_), Some(_)) => problem(
             at(base, &[key("to_exchange")]),
@@ -462,16 +542,27 @@ fn validate_action(
     consumers: &mut BTreeMap<String, (AckMode, bool)>,
 ) -> Result<(), Problem> {
     match action {
-        Action::DeclareExchange(x) => declared_name(here, "name", &x.name, "exchange"),
-        Action::DeclareQueue(q) => declared_name(here, "name", &q.name, "queue"),
+        Action::DeclareExchange(x) => exchange(here, x),
+        Action::DeclareQueue(q) => queue(here, q),
         Action::Bind(b) | Action::Unbind(b) => binding(here, b),
         Action::Publish(p) => {
-            if p.count == 0 {
-                return problem(at(here, &[key("count")]), "count: expected at least 1");
+            short(here, "exchange", &p.exchange)?;
+            short(here, "routing_key", &p.routing_key)?;
+            short_keys(here, "headers", &p.headers)?;
+            if p.count == 0 || p.count > MAX_COUNT {
+                return problem(
+                    at(here, &[key("count")]),
+                    format!("count: expected 1 to {MAX_COUNT}, found {}", p.count),
+                );
             }
             properties(&at(here, &[key("properties")]), &p.properties)
         }
         Action::Rpc(r) => {
+            short(here, "exchange", &r.exchange)?;
+            short(here, "routing_key", &r.routing_key)?;
+            if let Some(reply_queue) = &r.reply_queue {
+                short(here, "reply_queue", reply_queue)?;
+            }
             if r.method.is_empty() {
                 return problem(at(here, &[key("method")]), "method: expected a method name");
             }
@@ -512,6 +603,8 @@ fn validate_action(
             Ok(())
         }
         Action::Consume(c) => {
+            short(here, "queue", &c.queue)?;
+            short(here, "consumer", &c.consumer)?;
             if c.consumer.is_empty() {
                 return problem(
                     at(here, &[key("consumer")]),
@@ -553,15 +646,40 @@ fn validate_action(
             manual_consumer(here, action.keyword(), &n.consumer, consumers)?;
             positive_count(here, n.count)
         }
-        Action::DeleteExchange(_)
-        | Action::DeleteQueue(_)
-        | Action::Purge(_)
-        | Action::Get(_)
-        | Action::Wait(_) => Ok(()),
+        Action::DeleteExchange(x) => short(here, "name", &x.name),
+        Action::DeleteQueue(q) => short(here, "name", &q.name),
+        Action::Purge(p) => short(here, "queue", &p.queue),
+        Action::Get(g) => short(here, "queue", &g.queue),
+        Action::Wait(w) => {
+            if w.ms > MAX_WAIT_MS {
+                return problem(
+                    at(here, &[key("ms")]),
+                    format!(
+                        "ms: expected at most {MAX_WAIT_MS} (one minute), found {}",
+                        w.ms
+                    ),
+                );
+            }
+            Ok(())
+        }
     }
 }
 
 fn properties(here: &[Seg<'static>], p: &Properties) -> Result<(), Problem> {
+    for (field, value) in [
+        ("content_type", &p.content_type),
+        ("content_encoding", &p.content_encoding),
+        ("correlation_id", &p.correlation_id),
+        ("reply_to", &p.reply_to),
+        ("expiration", &p.expiration),
+        ("message_id", &p.message_id),
+        ("type", &p.kind),
+        ("app_id", &p.app_id),
+    ] {
+        if let Some(value) = value {
+            short(here, field, value)?;
+        }
+    }
     if let Some(mode) = p.delivery_mode {
         if mode != 1 && mode != 2 {
             return problem(
@@ -641,6 +759,17 @@ fn validate_expect(
                     format!(
                         "{field}: expected a regular expression, but `{pattern}` is not one: {why}"
                     ),
+                );
+            }
+        }
+    }
+    if let Some(depths) = &expect.depths {
+        for queue in depths.keys() {
+            let at_queue = at(&here, &[key("depths")]);
+            if queue.len() > SHORT_MAX {
+                return problem(
+                    at_queue,
+                    format!("depths: expected queue names of at most {SHORT_MAX} bytes"),
                 );
             }
         }

@@ -390,19 +390,22 @@ async fn delete_lesson_objects(url: &str, lesson: &Lesson) -> Result<(), RunErro
         .await
         .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
     let mut channel = None;
-    for queue in &queues {
+    // Names AMQP cannot carry were never declared.
+    let queues = queues.iter().filter_map(|q| short(q).ok());
+    let exchanges = exchanges.iter().filter_map(|x| short(x).ok());
+    for queue in queues {
         let ch = open_if_closed(&connection, &mut channel).await?;
         // An error (e.g. another connection's exclusive queue) closes the channel; go on.
-        if timed(ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()))
+        if timed(ch.queue_delete(queue, QueueDeleteOptions::default()))
             .await
             .is_err()
         {
             channel = None;
         }
     }
-    for exchange in &exchanges {
+    for exchange in exchanges {
         let ch = open_if_closed(&connection, &mut channel).await?;
-        if timed(ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()))
+        if timed(ch.exchange_delete(exchange, ExchangeDeleteOptions::default()))
             .await
             .is_err()
         {
@@ -438,6 +441,17 @@ async fn timed<T>(
             OPERATION_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// A name, key or property as AMQP carries it: at most 255 bytes.
+fn short(text: &str) -> Result<ShortString, String> {
+    ShortString::try_new(text).map_err(|_| {
+        let start: String = text.chars().take(24).collect();
+        format!(
+            "`{start}...` is {} bytes long; AMQP allows at most 255",
+            text.len()
+        )
+    })
 }
 
 /// "404 NOT_FOUND - no queue 'q' in vhost '/'" for a broker error, lapin's words otherwise.
@@ -616,13 +630,7 @@ impl Client {
             ..ExchangeDeclareOptions::default()
         };
         let ch = self.control().await?;
-        timed(ch.exchange_declare(
-            x.name.as_str().into(),
-            kind,
-            options,
-            field_table(&x.arguments),
-        ))
-        .await
+        timed(ch.exchange_declare(short(&x.name)?, kind, options, field_table(&x.arguments)?)).await
     }
 
     async fn declare_queue(&mut self, q: &QueueDecl) -> Result<(), String> {
@@ -633,20 +641,20 @@ impl Client {
             ..QueueDeclareOptions::default()
         };
         let ch = self.control().await?;
-        timed(ch.queue_declare(q.name.as_str().into(), options, field_table(&q.arguments)))
+        timed(ch.queue_declare(short(&q.name)?, options, field_table(&q.arguments)?))
             .await
             .map(|_| ())
     }
 
     async fn bind(&mut self, b: &BindingDecl, bind: bool) -> Result<(), String> {
         let ch = self.control().await?;
-        let source: ShortString = b.exchange.as_str().into();
-        let key: ShortString = b.routing_key.as_str().into();
-        let arguments = field_table(&b.arguments);
+        let source = short(&b.exchange)?;
+        let key = short(&b.routing_key)?;
+        let arguments = field_table(&b.arguments)?;
         match (b.destination(), bind) {
             (Destination::Queue(q), true) => {
                 timed(ch.queue_bind(
-                    q.into(),
+                    short(q)?,
                     source,
                     key,
                     QueueBindOptions::default(),
@@ -655,11 +663,11 @@ impl Client {
                 .await
             }
             (Destination::Queue(q), false) => {
-                timed(ch.queue_unbind(q.into(), source, key, arguments)).await
+                timed(ch.queue_unbind(short(q)?, source, key, arguments)).await
             }
             (Destination::Exchange(x), true) => {
                 timed(ch.exchange_bind(
-                    x.into(),
+                    short(x)?,
                     source,
                     key,
                     ExchangeBindOptions::default(),
@@ -669,7 +677,7 @@ impl Client {
             }
             (Destination::Exchange(x), false) => {
                 timed(ch.exchange_unbind(
-                    x.into(),
+                    short(x)?,
                     source,
                     key,
                     ExchangeUnbindOptions::default(),
@@ -694,8 +702,8 @@ impl Client {
             ..BasicPublishOptions::default()
         };
         let confirm = timed(self.publisher.basic_publish(
-            exchange.into(),
-            routing_key.into(),
+            short(exchange)?,
+            short(routing_key)?,
             options,
             body,
             properties,
@@ -721,6 +729,7 @@ impl Client {
     /// Reads the tap until every publish so far has its route.
     async fn collect_routes(&mut self, tap: &mut Tap) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + ROUTE_TIMEOUT;
+        let mut known_queues = BTreeMap::new();
         while self.routed < self.publishes.len() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let Some(mut record) = tap.next(left).await? else {
@@ -736,7 +745,7 @@ impl Client {
             {
                 continue;
             }
-            tap.verify(&mut record).await?;
+            tap.verify(&mut record, &mut known_queues).await?;
             let TapRecord {
                 exchange,
                 routing_key,
@@ -776,7 +785,7 @@ impl Client {
             passive: true,
             ..QueueDeclareOptions::default()
         };
-        let answer = timed(ch.queue_declare(queue.into(), options, FieldTable::default())).await;
+        let answer = timed(ch.queue_declare(short(queue)?, options, FieldTable::default())).await;
         match answer {
             Ok(q) => Ok(q.message_count()),
             Err(e) if e.starts_with("404") => Err(format!("`{queue}` does not exist")),
@@ -867,28 +876,27 @@ impl Client {
             Action::DeclareExchange(x) => self.declare_exchange(x).await,
             Action::DeleteExchange(x) => {
                 let ch = self.control().await?;
-                timed(ch.exchange_delete(x.name.as_str().into(), ExchangeDeleteOptions::default()))
-                    .await
+                timed(ch.exchange_delete(short(&x.name)?, ExchangeDeleteOptions::default())).await
             }
             Action::DeclareQueue(q) => self.declare_queue(q).await,
             Action::DeleteQueue(q) => {
                 let ch = self.control().await?;
-                timed(ch.queue_delete(q.name.as_str().into(), QueueDeleteOptions::default()))
+                timed(ch.queue_delete(short(&q.name)?, QueueDeleteOptions::default()))
                     .await
                     .map(|_| ())
             }
             Action::Purge(p) => {
                 let ch = self.control().await?;
-                timed(ch.queue_purge(p.queue.as_str().into(), QueuePurgeOptions::default()))
+                timed(ch.queue_purge(short(&p.queue)?, QueuePurgeOptions::default()))
                     .await
                     .map(|_| ())
             }
             Action::Bind(b) => self.bind(b, true).await,
             Action::Unbind(b) => self.bind(b, false).await,
             Action::Publish(p) => {
-                let mut properties = basic_properties(&p.properties);
+                let mut properties = basic_properties(&p.properties)?;
                 if !p.headers.is_empty() {
-                    properties = properties.with_headers(field_table(&p.headers));
+                    properties = properties.with_headers(field_table(&p.headers)?);
                 }
                 for _ in 0..p.count {
                     self.publish(
@@ -939,7 +947,7 @@ impl Client {
                 timed(
                     handle
                         .channel
-                        .basic_cancel(c.consumer.as_str().into(), BasicCancelOptions::default()),
+                        .basic_cancel(short(&c.consumer)?, BasicCancelOptions::default()),
                 )
                 .await
             }
@@ -975,8 +983,7 @@ impl Client {
                 let options = BasicGetOptions {
                     no_ack: g.ack == AckMode::Auto,
                 };
-                if let Some(message) = timed(ch.basic_get(g.queue.as_str().into(), options)).await?
-                {
+                if let Some(message) = timed(ch.basic_get(short(&g.queue)?, options)).await? {
                     self.got.push(message.delivery.data);
                 }
                 Ok(())
@@ -998,8 +1005,8 @@ impl Client {
         timed(channel.basic_qos(c.prefetch, BasicQosOptions::default())).await?;
         let manual = c.ack == AckMode::Manual;
         let mut consumer = timed(channel.basic_consume(
-            c.queue.as_str().into(),
-            c.consumer.as_str().into(),
+            short(&c.queue)?,
+            short(&c.consumer)?,
             BasicConsumeOptions {
                 no_ack: !manual,
                 ..BasicConsumeOptions::default()
@@ -1262,14 +1269,13 @@ fn oslo_properties() -> BasicProperties {
         .with_priority(0)
 }
 
-fn basic_properties(p: &Properties) -> BasicProperties {
+fn basic_properties(p: &Properties) -> Result<BasicProperties, String> {
     let mut props = BasicProperties::default();
-    let text = |s: &String| -> ShortString { s.as_str().into() };
     if let Some(v) = &p.content_type {
-        props = props.with_content_type(text(v));
+        props = props.with_content_type(short(v)?);
     }
     if let Some(v) = &p.content_encoding {
-        props = props.with_content_encoding(text(v));
+        props = props.with_content_encoding(short(v)?);
     }
     if let Some(v) = p.delivery_mode {
         props = props.with_delivery_mode(v);
@@ -1278,38 +1284,38 @@ fn basic_properties(p: &Properties) -> BasicProperties {
         props = props.with_priority(v);
     }
     if let Some(v) = &p.correlation_id {
-        props = props.with_correlation_id(text(v));
+        props = props.with_correlation_id(short(v)?);
     }
     if let Some(v) = &p.reply_to {
-        props = props.with_reply_to(text(v));
+        props = props.with_reply_to(short(v)?);
     }
     if let Some(v) = &p.expiration {
-        props = props.with_expiration(text(v));
+        props = props.with_expiration(short(v)?);
     }
     if let Some(v) = &p.message_id {
-        props = props.with_message_id(text(v));
+        props = props.with_message_id(short(v)?);
     }
     if let Some(v) = &p.kind {
-        props = props.with_type(text(v));
+        props = props.with_type(short(v)?);
     }
     if let Some(v) = &p.app_id {
-        props = props.with_app_id(text(v));
+        props = props.with_app_id(short(v)?);
     }
-    props
+    Ok(props)
 }
 
 /// Arguments as a field table: integers stay integers, text is a long string.
-pub fn field_table(arguments: &Arguments) -> FieldTable {
+pub fn field_table(arguments: &Arguments) -> Result<FieldTable, String> {
     let mut table = FieldTable::default();
     for (key, value) in arguments {
-        table.insert(key.as_str().into(), amqp_value(value));
+        table.insert(short(key)?, amqp_value(value)?);
     }
-    table
+    Ok(table)
 }
 
-fn amqp_value(value: &serde_yaml::Value) -> AMQPValue {
+fn amqp_value(value: &serde_yaml::Value) -> Result<AMQPValue, String> {
     use serde_yaml::Value;
-    match value {
+    Ok(match value {
         Value::Null => AMQPValue::Void,
         Value::Bool(b) => AMQPValue::Boolean(*b),
         Value::Number(n) => {
@@ -1326,23 +1332,31 @@ fn amqp_value(value: &serde_yaml::Value) -> AMQPValue {
             }
         }
         Value::String(s) => AMQPValue::LongString(s.as_str().into()),
-        Value::Sequence(items) => {
-            AMQPValue::FieldArray(items.iter().map(amqp_value).collect::<Vec<_>>().into())
-        }
+        Value::Sequence(items) => AMQPValue::FieldArray(
+            items
+                .iter()
+                .map(amqp_value)
+                .collect::<Result<Vec<_>, _>>()?
+                .into(),
+        ),
         Value::Mapping(map) => {
             let mut table = FieldTable::default();
             for (k, v) in map {
-                let key = match k {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other)
-                        .unwrap_or_default()
-                        .trim_end()
-                        .to_string(),
-                };
-                table.insert(key.as_str().into(), amqp_value(v));
+                table.insert(short(&yaml_key(k))?, amqp_value(v)?);
             }
             AMQPValue::FieldTable(table)
         }
-        Value::Tagged(tagged) => amqp_value(&tagged.value),
+        Value::Tagged(tagged) => amqp_value(&tagged.value)?,
+    })
+}
+
+/// A mapping key as text: YAML allows numbers and more as keys.
+pub(crate) fn yaml_key(key: &serde_yaml::Value) -> String {
+    match key {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
     }
 }

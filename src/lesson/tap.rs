@@ -96,12 +96,25 @@ impl Tap {
     /// Corrects a record of the firehose: RabbitMQ's default exchange "routes" to the queue
     /// named by the routing key whether or not it exists, and the trace lists that name; a
     /// queue that does not exist got nothing.
-    pub async fn verify(&self, record: &mut TapRecord) -> Result<(), String> {
+    /// `known` remembers answers between records of one step.
+    pub async fn verify(
+        &self,
+        record: &mut TapRecord,
+        known: &mut BTreeMap<String, bool>,
+    ) -> Result<(), String> {
         if let Tap::Firehose(firehose) = self {
             if record.exchange.is_empty() {
                 let mut existing = Vec::new();
                 for queue in &record.queues {
-                    if firehose.management.queue_exists(queue).await? {
+                    let exists = match known.get(queue) {
+                        Some(exists) => *exists,
+                        None => {
+                            let exists = firehose.management.queue_exists(queue).await?;
+                            known.insert(queue.clone(), exists);
+                            exists
+                        }
+                    };
+                    if exists {
                         existing.push(queue.clone());
                     }
                 }
