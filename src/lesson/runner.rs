@@ -159,6 +159,8 @@ pub enum RunError {
         message: String,
     },
     NoSuchStep(usize),
+    /// The last reset failed, so there is nothing to run a step on; reset again.
+    NotConnected,
 }
 
 impl fmt::Display for RunError {
@@ -186,6 +188,9 @@ impl fmt::Display for RunError {
                 message,
             } => f.write_str(message),
             RunError::NoSuchStep(i) => write!(f, "there is no step {}", i + 1),
+            RunError::NotConnected => {
+                f.write_str("the lesson is not set up (the last reset failed)")
+            }
         }
     }
 }
@@ -273,9 +278,12 @@ impl LessonRun {
             client.close().await;
         }
         delete_lesson_objects(&self.url, &self.lesson).await?;
-        let tap = self.tap.as_mut().expect("a run has a tap until closed");
+        let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
         let mut client = Client::connect(&self.url, &self.lesson.id, tap).await?;
-        client.setup(&self.lesson).await?;
+        if let Err(e) = client.setup(&self.lesson).await {
+            client.close().await;
+            return Err(e);
+        }
         self.client = Some(client);
         Ok(())
     }
@@ -315,18 +323,16 @@ impl LessonRun {
             .steps
             .get(index)
             .ok_or(RunError::NoSuchStep(index))?;
-        let client = self
-            .client
-            .as_mut()
-            .expect("a run has a client until closed");
-        let tap = self.tap.as_mut().expect("a run has a tap until closed");
+        let client = self.client.as_mut().ok_or(RunError::NotConnected)?;
+        let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
         let report = client.run_step(index, step, tap).await?;
         self.next_step += 1;
         Ok(report)
     }
 
     /// Ends the run: closes the connections, deletes the lesson's exchanges and queues, turns
-    /// RabbitMQ's tracing off again if the run turned it on, stops a broker it started.
+    /// RabbitMQ's tracing off again if the run turned it on, stops a broker it started. Call it:
+    /// a run that is only dropped leaves tracing on.
     pub async fn close(mut self) {
         if let Some(client) = self.client.take() {
             client.close().await;
