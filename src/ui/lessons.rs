@@ -7,14 +7,16 @@ use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::broker::Broker;
+use crate::lesson::{LessonRun, StepReport, Target};
 use crate::ui::action::Action;
-use crate::ui::player::LessonRequest;
+use crate::ui::player::{Check, LessonRequest, StepOutcome};
 
 pub struct LessonDriver {
     requests: UnboundedSender<LessonRequest>,
 }
 
 impl LessonDriver {
+    /// Starts the task on `runtime`; its lessons connect to `broker` at `address`.
     pub fn spawn(
         runtime: &tokio::runtime::Handle,
         broker: Arc<Broker>,
@@ -22,20 +24,30 @@ impl LessonDriver {
         actions: UnboundedSender<Action>,
     ) -> LessonDriver {
         let (requests, mut incoming) = unbounded_channel::<LessonRequest>();
-        let _ = (broker, address.to_string());
+        let url = format!("amqp://guest:guest@{address}/%2f");
         runtime.spawn(async move {
+            let mut run: Option<LessonRun> = None;
             while let Some(request) = incoming.recv().await {
                 let action = match request {
-                    LessonRequest::Prepare { .. } => {
-                        Action::LessonPrepared(Err("the lesson runner is not built yet".into()))
+                    LessonRequest::Prepare { lesson, steps } => {
+                        let result = prepare(&mut run, &broker, &url, &lesson, steps).await;
+                        Action::LessonPrepared(result)
                     }
-                    LessonRequest::Run { .. } => {
-                        Action::LessonStepDone(Err("the lesson runner is not built yet".into()))
-                    }
+                    LessonRequest::Run { step } => Action::LessonStepDone(match run.as_mut() {
+                        Some(run) => run
+                            .run_step(step)
+                            .await
+                            .map(outcome)
+                            .map_err(|e| e.to_string()),
+                        None => Err("no lesson is open".into()),
+                    }),
                 };
                 if actions.send(action).is_err() {
                     break;
                 }
+            }
+            if let Some(run) = run {
+                run.close().await;
             }
         });
         LessonDriver { requests }
@@ -43,5 +55,49 @@ impl LessonDriver {
 
     pub fn send(&self, request: LessonRequest) {
         let _ = self.requests.send(request);
+    }
+}
+
+/// Opens the lesson (closing another one that was open) and replays it up to `steps`.
+async fn prepare(
+    run: &mut Option<LessonRun>,
+    broker: &Arc<Broker>,
+    url: &str,
+    lesson: &crate::lesson::Lesson,
+    steps: usize,
+) -> Result<(), String> {
+    let same = run.as_ref().is_some_and(|r| r.lesson().id == lesson.id);
+    if !same {
+        if let Some(old) = run.take() {
+            old.close().await;
+        }
+        let target = Target::Shared {
+            broker: broker.clone(),
+            url: url.to_string(),
+        };
+        let started = LessonRun::start(lesson.clone(), target).await;
+        *run = Some(started.map_err(|e| e.to_string())?);
+    }
+    let run = run.as_mut().expect("opened above");
+    run.replay_to(steps).await.map_err(|e| e.to_string())
+}
+
+/// The step's report as the lesson pane shows it.
+fn outcome(report: StepReport) -> StepOutcome {
+    StepOutcome {
+        routed: report.routed,
+        checks: report
+            .checks
+            .into_iter()
+            .map(|c| Check {
+                ok: c.ok,
+                detail: if c.ok {
+                    c.actual
+                } else {
+                    format!("expected {} but {}", c.expected, c.actual)
+                },
+                key: c.key,
+            })
+            .collect(),
     }
 }
