@@ -39,6 +39,32 @@ fn highlighted<'a>(text: &str, theme: Theme) -> Line<'a> {
     Line::from(spans)
 }
 
+/// Reflows a narration the way a reader expects: lines of one paragraph run together (with a
+/// space between two words, none between Chinese characters), blank lines separate
+/// paragraphs. The pane then wraps by display width.
+pub fn paragraphs(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let joins_words = current.chars().last().is_some_and(|c| c.is_ascii())
+            && line.chars().next().is_some_and(|c| c.is_ascii());
+        if joins_words {
+            current.push(' ');
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// The pane's lines, for the current phase.
 pub fn lesson_lines<'a>(player: &Player, theme: Theme) -> Vec<Line<'a>> {
     let lang = player.lang;
@@ -54,14 +80,16 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme) -> Vec<Line<'a>> {
         lines.push(Line::styled(title.get(lang).to_string(), theme.title()));
     }
     lines.push(Line::raw(""));
-    for text in step.say.get(lang).lines() {
-        lines.push(highlighted(text, theme));
+    for paragraph in paragraphs(step.say.get(lang)) {
+        lines.push(highlighted(&paragraph, theme));
+        lines.push(Line::raw(""));
     }
-    lines.push(Line::raw(""));
 
     if let Some(predict) = &step.predict {
         lines.push(Line::styled(tr(lang, "Predict", "预测"), theme.title()));
-        lines.push(highlighted(predict.question.get(lang), theme));
+        for paragraph in paragraphs(predict.question.get(lang)) {
+            lines.push(highlighted(&paragraph, theme));
+        }
         let ticks: Vec<Span> = predict
             .choices
             .iter()
@@ -186,5 +214,27 @@ impl Widget for &LessonPane<'_> {
             .block(block)
             .wrap(Wrap { trim: false })
             .render(area, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paragraphs;
+
+    #[test]
+    fn narration_reflows_into_paragraphs() {
+        let en = "A topic exchange splits\nthe key into words.\n\nNext paragraph.\n";
+        assert_eq!(
+            paragraphs(en),
+            [
+                "A topic exchange splits the key into words.",
+                "Next paragraph."
+            ]
+        );
+        // Chinese lines join without a space; an ASCII name after Chinese too.
+        assert_eq!(
+            paragraphs("主题交换器把\n路由键切成单词。"),
+            ["主题交换器把路由键切成单词。"]
+        );
     }
 }
