@@ -15,6 +15,7 @@ pub mod lessons;
 pub mod model;
 pub mod panes;
 pub mod player;
+pub mod text;
 pub mod theme;
 pub mod why;
 

@@ -3,11 +3,13 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Widget, Wrap};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
 
 use crate::lesson::Lang;
 use crate::ui::player::{Phase, Player};
+use crate::ui::text::wrap;
 use crate::ui::theme::Theme;
 
 pub struct LessonPane<'a> {
@@ -24,19 +26,38 @@ fn tr(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
 }
 
 /// Splits `text` on backticks: names between them are highlighted.
-fn highlighted<'a>(text: &str, theme: Theme) -> Line<'a> {
-    let spans: Vec<Span> = text
-        .split('`')
+fn highlighted(text: &str, theme: Theme) -> Vec<(String, Style)> {
+    text.split('`')
         .enumerate()
         .map(|(i, part)| {
-            if i % 2 == 1 {
-                Span::styled(part.to_string(), theme.key())
+            let style = if i % 2 == 1 {
+                theme.key()
             } else {
-                Span::raw(part.to_string())
-            }
+                Style::default()
+            };
+            (part.to_string(), style)
         })
-        .collect();
-    Line::from(spans)
+        .collect()
+}
+
+/// Lines of the pane, each wrapped to its width as it is added.
+struct Page<'a> {
+    width: usize,
+    lines: Vec<Line<'a>>,
+}
+
+impl<'a> Page<'a> {
+    fn push(&mut self, spans: Vec<(String, Style)>) {
+        self.lines.extend(wrap(&spans, self.width));
+    }
+
+    fn text(&mut self, text: impl Into<String>, style: Style) {
+        self.push(vec![(text.into(), style)]);
+    }
+
+    fn blank(&mut self) {
+        self.lines.push(Line::raw(""));
+    }
 }
 
 /// Reflows a narration the way a reader expects: lines of one paragraph run together (with a
@@ -65,56 +86,50 @@ pub fn paragraphs(text: &str) -> Vec<String> {
     out
 }
 
-/// The pane's lines, for the current phase.
-pub fn lesson_lines<'a>(player: &Player, theme: Theme) -> Vec<Line<'a>> {
+/// The pane's lines for the current phase, wrapped to `width` columns.
+pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line<'a>> {
     let lang = player.lang;
-    let lesson = &player.lesson;
-    let mut lines = vec![Line::styled(
-        lesson.title.get(lang).to_string(),
-        theme.title(),
-    )];
+    let mut page = Page {
+        width,
+        lines: Vec::new(),
+    };
+    page.text(player.lesson.title.get(lang), theme.title());
     let Some(step) = player.current() else {
-        return lines;
+        return page.lines;
     };
     if let Some(title) = &step.title {
-        lines.push(Line::styled(title.get(lang).to_string(), theme.title()));
+        page.text(title.get(lang), theme.title());
     }
-    lines.push(Line::raw(""));
+    page.blank();
     for paragraph in paragraphs(step.say.get(lang)) {
-        lines.push(highlighted(&paragraph, theme));
-        lines.push(Line::raw(""));
+        page.push(highlighted(&paragraph, theme));
+        page.blank();
     }
 
     if let Some(predict) = &step.predict {
-        lines.push(Line::styled(tr(lang, "Predict", "预测"), theme.title()));
+        page.text(tr(lang, "Predict", "预测"), theme.title());
         for paragraph in paragraphs(predict.question.get(lang)) {
-            lines.push(highlighted(&paragraph, theme));
+            page.push(highlighted(&paragraph, theme));
         }
-        let ticks: Vec<Span> = predict
-            .choices
-            .iter()
-            .enumerate()
-            .flat_map(|(i, choice)| {
-                let mark = if player.ticked.get(i).copied().unwrap_or(false) {
-                    "[x]"
-                } else {
-                    "[ ]"
-                };
-                [
-                    Span::raw(format!("{mark} {} ", i + 1)),
-                    Span::styled(choice.clone(), theme.queue()),
-                    Span::raw("   "),
-                ]
-            })
-            .collect();
-        lines.push(Line::from(ticks));
+        // One choice a line: queue names can be long (reply_<32 hex digits>).
+        for (i, choice) in predict.choices.iter().enumerate() {
+            let mark = if player.ticked.get(i).copied().unwrap_or(false) {
+                "[x]"
+            } else {
+                "[ ]"
+            };
+            page.push(vec![
+                (format!("{mark} {} ", i + 1), Style::default()),
+                (choice.clone(), theme.queue()),
+            ]);
+        }
     }
 
     match &player.phase {
-        Phase::Preparing => lines.push(Line::styled(
+        Phase::Preparing => page.text(
             tr(lang, "Setting up the broker…", "正在准备 broker…"),
             theme.dim(),
-        )),
+        ),
         Phase::Reading => {
             let hint = if step.predict.is_some() {
                 tr(
@@ -125,12 +140,12 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme) -> Vec<Line<'a>> {
             } else {
                 tr(lang, "n runs the step.", "按 n 运行这一步。")
             };
-            lines.push(Line::styled(hint, theme.dim()));
+            page.text(hint, theme.dim());
         }
-        Phase::Running => lines.push(Line::styled(
+        Phase::Running => page.text(
             tr(lang, "Running on the broker…", "正在 broker 上运行…"),
             theme.dim(),
-        )),
+        ),
         Phase::Ran(outcome) => {
             if let Some(right) = player.prediction_right() {
                 let reached = if outcome.routed.is_empty() {
@@ -143,13 +158,16 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme) -> Vec<Line<'a>> {
                 } else {
                     (tr(lang, "Not quite.", "不太对。"), theme.bad())
                 };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{verdict} "), style),
-                    Span::raw(format!(
-                        "{} {reached}",
-                        tr(lang, "The messages reached:", "消息到达了：")
-                    )),
-                ]));
+                page.push(vec![
+                    (format!("{verdict} "), style),
+                    (
+                        format!(
+                            "{} {reached}",
+                            tr(lang, "The messages reached:", "消息到达了：")
+                        ),
+                        Style::default(),
+                    ),
+                ]);
             }
             for check in &outcome.checks {
                 let (mark, style) = if check.ok {
@@ -157,44 +175,44 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme) -> Vec<Line<'a>> {
                 } else {
                     ("✗", theme.bad())
                 };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{mark} {} ", check.key), style),
-                    Span::raw(check.detail.clone()),
-                ]));
+                page.push(vec![
+                    (format!("{mark} {} ", check.key), style),
+                    (check.detail.clone(), Style::default()),
+                ]);
             }
             let hint = if player.step + 1 < player.steps() {
                 tr(lang, "n: next step", "n：下一步")
             } else {
                 tr(lang, "n: finish the lesson", "n：结束本课")
             };
-            lines.push(Line::styled(hint, theme.dim()));
+            page.text(hint, theme.dim());
         }
-        Phase::Finished => lines.push(Line::styled(
+        Phase::Finished => page.text(
             tr(
                 lang,
                 "Lesson complete. R starts it again, L picks another.",
                 "本课完成。按 R 重新开始，按 L 选择其他课程。",
             ),
             theme.good(),
-        )),
+        ),
         Phase::Failed(why) => {
-            lines.push(Line::styled(
+            page.text(
                 tr(lang, "The step could not run:", "这一步无法运行："),
                 theme.bad(),
-            ));
-            lines.push(Line::raw(why.clone()));
+            );
+            page.text(why.clone(), Style::default());
         }
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
+    page.blank();
+    page.text(
         tr(
             lang,
             "n next  N back  R restart  A auto-play  L lessons  X leave",
             "n 下一步  N 上一步  R 重来  A 自动播放  L 课程列表  X 退出课程",
         ),
         theme.dim(),
-    ));
-    lines
+    );
+    page.lines
 }
 
 impl Widget for &LessonPane<'_> {
@@ -210,9 +228,9 @@ impl Widget for &LessonPane<'_> {
             title.push_str(tr(lang, "· auto-play ", "· 自动播放 "));
         }
         let block = super::pane_block(title, false, self.theme);
-        Paragraph::new(lesson_lines(self.player, self.theme))
+        let width = block.inner(area).width as usize;
+        Paragraph::new(lesson_lines(player, self.theme, width))
             .block(block)
-            .wrap(Wrap { trim: false })
             .render(area, buf);
     }
 }

@@ -4,7 +4,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Clear, Paragraph, Widget};
 
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
@@ -51,9 +51,8 @@ impl Widget for &MenuPane<'_> {
         let popup = super::centered(area, area.width.saturating_sub(8).min(100), height);
         Clear.render(popup, buf);
         let block = super::pane_block(" lessons ", true, theme);
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .render(popup, buf);
+        // One line per lesson: a long summary is cut at the edge rather than wrapped, so the
+        // list keeps its shape.
+        Paragraph::new(lines).block(block).render(popup, buf);
     }
 }
