@@ -40,6 +40,9 @@ struct ViewArgs {
     /// No colours (also when NO_COLOR is set).
     #[arg(long)]
     monochrome: bool,
+    /// Where the lessons are (default: ./lessons, else the lessons shipped with the source).
+    #[arg(long, value_name = "DIR")]
+    lessons: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +54,8 @@ enum Command {
         #[command(subcommand)]
         command: LessonsCommand,
     },
+    /// The live view, straight into a lesson (by id, e.g. `topic-exchange`), or its menu.
+    Learn(LearnArgs),
 }
 
 #[derive(Subcommand)]
@@ -72,6 +77,14 @@ enum LessonsCommand {
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct LearnArgs {
+    /// The lesson's id; without it the menu opens.
+    id: Option<String>,
+    #[command(flatten)]
+    view: ViewArgs,
 }
 
 #[derive(clap::Args)]
@@ -111,21 +124,42 @@ fn main() -> Result<()> {
                 .init();
             tokio::runtime::Runtime::new()?.block_on(run_broker(args))
         }
+        Some(Command::Learn(args)) => {
+            let broker_runtime = broker_runtime()?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(run_view(
+                    args.view,
+                    args.id,
+                    lang,
+                    broker_runtime.handle().clone(),
+                ))
+        }
         None => {
-            // The view gets the main thread and its own runtime; the embedded broker runs on
-            // worker threads of lower priority, so a key is drawn promptly however busy the
-            // broker is (the view itself needs little CPU).
-            let broker_runtime = tokio::runtime::Builder::new_multi_thread()
+            let broker_runtime = broker_runtime()?;
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .thread_name("broker")
-                .on_thread_start(lower_this_thread_priority)
-                .build()?;
-            let view_runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            view_runtime.block_on(run_view(cli.view, broker_runtime.handle().clone()))
+                .build()?
+                .block_on(run_view(
+                    cli.view,
+                    None,
+                    lang,
+                    broker_runtime.handle().clone(),
+                ))
         }
     }
+}
+
+/// The view gets the main thread and a runtime of its own; the embedded broker (and the lesson
+/// runner) run on worker threads of lower priority, so a key is drawn promptly however busy the
+/// broker is (the view itself needs little CPU).
+fn broker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("broker")
+        .on_thread_start(lower_this_thread_priority)
+        .build()
 }
 
 /// How much nicer than the view the broker's threads are (0 to 19; higher yields more).
@@ -142,7 +176,30 @@ fn lower_this_thread_priority() {
 }
 
 /// The live view on an embedded broker.
-async fn run_view(args: ViewArgs, broker_runtime: tokio::runtime::Handle) -> Result<()> {
+async fn run_view(
+    args: ViewArgs,
+    lesson_id: Option<String>,
+    lang: Lang,
+    broker_runtime: tokio::runtime::Handle,
+) -> Result<()> {
+    let dir = args.lessons.clone().unwrap_or_else(default_lessons_dir);
+    let (found, errors) = rabbitscope::lesson::load_each(&dir);
+    let lessons: Vec<_> = found.into_iter().map(std::sync::Arc::new).collect();
+    let start = match &lesson_id {
+        Some(id) => Some(
+            lessons
+                .iter()
+                .position(|l| l.id == *id)
+                .ok_or_else(|| eyre!("no lesson '{id}' in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let lessons = rabbitscope::ui::LessonSetup {
+        lessons,
+        errors: errors.iter().map(|e| e.to_string()).collect(),
+        start,
+        runtime: Some(broker_runtime.clone()),
+    };
     let broker = Broker::new(BrokerConfig::default());
     let listen = args.listen;
     let server = broker_runtime
@@ -154,8 +211,19 @@ async fn run_view(args: ViewArgs, broker_runtime: tokio::runtime::Handle) -> Res
     let options = rabbitscope::ui::app::ViewOptions {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        lang,
     };
-    rabbitscope::ui::run(broker, &address, options).await
+    rabbitscope::ui::run(broker, &address, options, lessons).await
+}
+
+/// `./lessons` when it exists, else the lessons beside the source this binary was built from.
+fn default_lessons_dir() -> PathBuf {
+    let here = PathBuf::from("lessons");
+    if here.is_dir() {
+        here
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lessons"))
+    }
 }
 
 async fn run_broker(args: BrokerArgs) -> Result<()> {

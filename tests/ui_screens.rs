@@ -7,6 +7,7 @@ use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapsh
 use rabbitscope::events::{BindingInfo, Event, EventKind, PublishFate};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
+use rabbitscope::ui::player::{Check, StepOutcome};
 use rabbitscope::ui::render_to_buffer;
 
 fn exchange(name: &str, kind: &str) -> ExchangeSnapshot {
@@ -218,7 +219,7 @@ fn classroom_mode_160x45() {
         "/",
         ViewOptions {
             classroom: true,
-            monochrome: false,
+            ..ViewOptions::default()
         },
     );
     app.update(Action::Topology(topology()));
@@ -283,5 +284,98 @@ fn exchange_chain_160x45() {
     let animals = row_of("▶anim").unwrap_or_else(|| panic!("no chain column:\n{text}"));
     let edge = row_of("edge [fanout]").unwrap_or_else(|| panic!("no edge exchange:\n{text}"));
     assert_ne!(animals, edge);
+    insta::assert_snapshot!(text);
+}
+
+/// A lesson of two steps, written as a teacher would, without actions so the screen test
+/// depends only on the player.
+const LESSON: &str = r#"
+id: topic-drill
+order: 6
+title: { en: "Topic exchanges: * and #", zh: "主题交换器：* 和 #" }
+steps:
+  - title: { en: A lazy orange rabbit, zh: 一只懒惰的橙色兔子 }
+    say:
+      en: |
+        Every word of `lazy.orange.rabbit` is compared with each binding key of `animals`: `*` stands for exactly one word, `#` for any number of words.
+      zh: |
+        `lazy.orange.rabbit` 的每个单词都会与 `animals` 的每个绑定键逐一比较：`*` 代表恰好一个单词，`#` 代表任意多个单词。
+    predict:
+      question: { en: Which queues get `lazy.orange.rabbit`?, zh: 哪些队列会收到 `lazy.orange.rabbit`？ }
+      choices: [Q1, Q2]
+      answer: [Q1, Q2]
+  - say: { en: Now nothing matches., zh: 现在什么都不匹配。 }
+"#;
+
+/// The app in the middle of that lesson: the student ticked Q1 only, and the step ran.
+fn app_in_lesson(lang: rabbitscope::lesson::Lang) -> App {
+    let lesson = rabbitscope::lesson::load_str(LESSON, std::path::Path::new("drill.yaml"))
+        .expect("the test lesson loads");
+    let options = ViewOptions {
+        lang,
+        ..ViewOptions::default()
+    };
+    let mut app = App::new("127.0.0.1:5673", "/", options);
+    app.update(Action::Topology(topology()));
+    app.update(Action::LessonsLoaded {
+        lessons: vec![Arc::new(lesson)],
+        errors: vec![],
+    });
+    app.update(Action::StartLesson(0));
+    app.update(Action::LessonPrepared(Ok(())));
+    app.update(Action::LessonToggle(0));
+    app.update(Action::LessonNext);
+    app.update(Action::LessonStepDone(Ok(StepOutcome {
+        routed: vec!["Q1".into(), "Q2".into()],
+        checks: vec![
+            Check {
+                key: "routed".into(),
+                ok: true,
+                detail: "[Q1, Q2]".into(),
+            },
+            Check {
+                key: "depths".into(),
+                ok: false,
+                detail: "Q2: expected 2 but 1".into(),
+            },
+        ],
+    })));
+    app
+}
+
+#[test]
+fn lesson_pane_en_160x45() {
+    let mut app = app_in_lesson(rabbitscope::lesson::Lang::En);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("step 1 of 2"), "{text}");
+    assert!(
+        text.contains("Not quite."),
+        "the student missed Q2:\n{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn lesson_pane_zh_80x24() {
+    let mut app = app_in_lesson(rabbitscope::lesson::Lang::Zh);
+    let text = screen(&mut app, 80, 24);
+    assert!(text.contains("第 1/2 步"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn lesson_menu_lists_lessons_and_broken_files_80x24() {
+    let lesson = rabbitscope::lesson::load_str(LESSON, std::path::Path::new("drill.yaml"))
+        .expect("the test lesson loads");
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(topology()));
+    app.update(Action::LessonsLoaded {
+        lessons: vec![Arc::new(lesson)],
+        errors: vec!["lessons/09-broken.yaml:4:3: unknown field `sya`, expected `say`".into()],
+    });
+    app.update(Action::OpenMenu);
+    let text = screen(&mut app, 80, 24);
+    assert!(text.contains("Topic exchanges"), "{text}");
+    assert!(text.contains("09-broken.yaml:4:3"), "{text}");
     insta::assert_snapshot!(text);
 }

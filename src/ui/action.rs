@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::broker::Snapshot;
 use crate::events::Event;
+use crate::lesson::Lesson;
 use crate::ui::form::FormKind;
+use crate::ui::player::StepOutcome;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -63,4 +65,27 @@ pub enum Action {
     PresenterBack,
     /// What the broker answered to a command: Ok(what happened) or Err(why not).
     CommandDone(Result<String, String>),
+    /// The lessons found at start, and the files that would not load (`file:line:col: why`).
+    LessonsLoaded {
+        lessons: Vec<Arc<Lesson>>,
+        errors: Vec<String>,
+    },
+    /// Open the lesson menu.
+    OpenMenu,
+    /// Start the lesson at this index of the menu.
+    StartLesson(usize),
+    /// Forward in the lesson: run the step being read, or go to the next one.
+    LessonNext,
+    /// Back in the lesson: the step before, replayed exactly.
+    LessonBack,
+    LessonRestart,
+    /// Tick or untick the n-th predict choice.
+    LessonToggle(usize),
+    LessonAutoplay,
+    /// Leave the lesson (the broker keeps what it has).
+    LessonClose,
+    /// The runner reset the broker and replayed up to the current step.
+    LessonPrepared(Result<(), String>),
+    /// The runner ran the current step.
+    LessonStepDone(Result<StepOutcome, String>),
 }

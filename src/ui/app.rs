@@ -1,6 +1,7 @@
 //! The app's state and `update()`, which applies one [`Action`] and does no I/O. What needs the
 //! outside world (a topology snapshot, quitting) is returned as an [`Effect`] for the event loop.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -9,6 +10,8 @@ use super::action::Action;
 use super::form::{Command, Form};
 use super::layout::{layout, GraphLayout};
 use super::model::Model;
+use super::player::{LessonRequest, Player};
+use crate::lesson::{Lang, Lesson};
 
 /// The panes that take focus, in Tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,12 +22,15 @@ pub enum Focus {
 }
 
 /// What the event loop should do after an update.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     Quit,
     RefreshTopology,
     /// Run this on the broker and send back [`Action::CommandDone`].
     Run(Command),
+    /// Hand this to the lesson runner, which answers with [`Action::LessonPrepared`] or
+    /// [`Action::LessonStepDone`].
+    Lesson(LessonRequest),
 }
 
 /// Options that shape the screen.
@@ -34,6 +40,8 @@ pub struct ViewOptions {
     pub classroom: bool,
     /// No colours (NO_COLOR or --monochrome).
     pub monochrome: bool,
+    /// The language of lessons.
+    pub lang: Lang,
 }
 
 pub struct App {
@@ -72,6 +80,13 @@ pub struct App {
     pub dirty: bool,
     /// Rectangles of the last frame's panes, for mouse clicks.
     pub areas: PaneAreas,
+    /// Lessons found at start, in menu order, and the files that would not load.
+    pub lessons: Vec<Arc<Lesson>>,
+    pub lesson_errors: Vec<String>,
+    /// The lesson menu, open, with its selected row.
+    pub menu: Option<usize>,
+    /// The lesson being played.
+    pub player: Option<Player>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -120,6 +135,10 @@ impl App {
             now: Instant::now(),
             dirty: true,
             areas: PaneAreas::default(),
+            lessons: Vec::new(),
+            lesson_errors: Vec::new(),
+            menu: None,
+            player: None,
         }
     }
 
@@ -207,12 +226,46 @@ impl App {
         if action != Action::Tick {
             self.dirty = true;
         }
+        if let Some(selected) = self.menu {
+            match action {
+                Action::Up => self.menu = Some(selected.saturating_sub(1)),
+                Action::Down => {
+                    self.menu = Some((selected + 1).min(self.lessons.len().saturating_sub(1)))
+                }
+                Action::Inspect => return self.apply(Action::StartLesson(selected)),
+                Action::Back | Action::OpenMenu => self.menu = None,
+                Action::Quit => return Some(Effect::Quit),
+                // The world goes on behind the menu.
+                Action::Tick
+                | Action::BrokerEvent(_)
+                | Action::Missed(_)
+                | Action::Topology(_)
+                | Action::CommandDone(_)
+                | Action::LessonPrepared(_)
+                | Action::LessonStepDone(_)
+                | Action::LessonsLoaded { .. }
+                | Action::StartLesson(_) => return self.apply_any(action),
+                _ => {}
+            }
+            return None;
+        }
+        self.apply_any(action)
+    }
+
+    fn apply_any(&mut self, action: Action) -> Option<Effect> {
         match action {
             Action::Quit => return Some(Effect::Quit),
             Action::Tick => {
                 self.dirty |= !self.model.flights.is_empty();
                 if !self.paused {
                     self.model.tick(self.now);
+                }
+                if let Some(player) = &mut self.player {
+                    if player.autoplay_due(self.now, self.speed) {
+                        self.dirty = true;
+                        // Auto-play does not predict: it runs the step and shows the outcome.
+                        return player.next(self.now).map(Effect::Lesson);
+                    }
                 }
                 let due = self
                     .last_snapshot
@@ -314,6 +367,12 @@ impl App {
                 }
             }
             Action::Missed(n) => self.model.missed += n,
+            Action::PresenterNext if self.player.is_some() => {
+                return self.apply_any(Action::LessonNext)
+            }
+            Action::PresenterBack if self.player.is_some() => {
+                return self.apply_any(Action::LessonBack)
+            }
             Action::PresenterNext | Action::PresenterBack => {
                 // Newest is index 0, so "next" in time moves towards it.
                 self.focus = Focus::Log;
@@ -360,6 +419,40 @@ impl App {
                     Err(text) => (text, true),
                 });
             }
+            Action::LessonsLoaded { lessons, errors } => {
+                self.lessons = lessons;
+                self.lesson_errors = errors;
+            }
+            Action::OpenMenu => {
+                if self.lessons.is_empty() && self.lesson_errors.is_empty() {
+                    self.notice = Some(("no lessons found (see --lessons)".into(), true));
+                } else {
+                    self.menu = Some(0);
+                }
+            }
+            Action::StartLesson(i) => {
+                let lesson = self.lessons.get(i)?.clone();
+                self.menu = None;
+                let (player, request) = Player::new(lesson, self.options.lang, self.now);
+                self.player = Some(player);
+                return Some(Effect::Lesson(request));
+            }
+            Action::LessonNext => return self.player.as_mut()?.next(self.now).map(Effect::Lesson),
+            Action::LessonBack => {
+                return Some(Effect::Lesson(self.player.as_mut()?.back(self.now)))
+            }
+            Action::LessonRestart => {
+                return Some(Effect::Lesson(self.player.as_mut()?.go_to(0, self.now)))
+            }
+            Action::LessonToggle(i) => self.player.as_mut()?.toggle(i),
+            Action::LessonAutoplay => {
+                let player = self.player.as_mut()?;
+                player.autoplay = !player.autoplay;
+                player.since = self.now;
+            }
+            Action::LessonClose => self.player = None,
+            Action::LessonPrepared(result) => self.player.as_mut()?.prepared(result, self.now),
+            Action::LessonStepDone(result) => self.player.as_mut()?.ran(result, self.now),
             Action::Topology(snapshot) => {
                 self.vhosts = snapshot.vhosts.iter().map(|v| v.name.clone()).collect();
                 if let Some(v) = snapshot.vhost(&self.model.vhost) {
@@ -423,6 +516,124 @@ mod tests {
 
     fn app() -> App {
         App::new("127.0.0.1:5673", "/", ViewOptions::default())
+    }
+
+    fn lesson_app() -> App {
+        let text = r#"
+id: drill
+order: 1
+title: { en: Drill, zh: 练习 }
+steps:
+  - say: { en: One., zh: 一。 }
+    predict:
+      question: { en: Which?, zh: 哪个？ }
+      choices: [A, B]
+      answer: [A]
+  - say: { en: Two., zh: 二。 }
+  - say: { en: Three., zh: 三。 }
+"#;
+        let lesson = crate::lesson::load_str(text, std::path::Path::new("drill.yaml"))
+            .expect("the test lesson loads");
+        let mut app = app();
+        app.update(Action::LessonsLoaded {
+            lessons: vec![Arc::new(lesson)],
+            errors: vec![],
+        });
+        app
+    }
+
+    fn prepare_of(effect: Option<Effect>) -> usize {
+        match effect {
+            Some(Effect::Lesson(LessonRequest::Prepare { steps, .. })) => steps,
+            other => panic!("expected a prepare request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lesson_runs_steps_forward_and_replays_back_exactly() {
+        use crate::ui::player::{Phase, StepOutcome};
+        let mut app = lesson_app();
+        app.update(Action::OpenMenu);
+        assert_eq!(app.menu, Some(0));
+        // Enter in the menu starts the lesson: the broker is prepared up to step 1.
+        assert_eq!(prepare_of(app.update(Action::Inspect)), 0);
+        assert_eq!(app.menu, None);
+        // Keys cannot run a step before the broker is ready.
+        assert_eq!(app.update(Action::LessonNext), None);
+        app.update(Action::LessonPrepared(Ok(())));
+        app.update(Action::LessonToggle(0));
+        app.update(Action::LessonToggle(5)); // no such choice: ignored
+        assert_eq!(
+            app.update(Action::LessonNext),
+            Some(Effect::Lesson(LessonRequest::Run { step: 0 }))
+        );
+        app.update(Action::LessonStepDone(Ok(StepOutcome {
+            routed: vec!["A".into()],
+            checks: vec![],
+        })));
+        let player = app.player.as_ref().unwrap();
+        assert_eq!(player.prediction_right(), Some(true));
+        // Next shows step 2 without touching the broker; running it asks the runner.
+        assert_eq!(app.update(Action::LessonNext), None);
+        assert_eq!(app.player.as_ref().unwrap().step, 1);
+        assert_eq!(
+            app.update(Action::LessonNext),
+            Some(Effect::Lesson(LessonRequest::Run { step: 1 }))
+        );
+        app.update(Action::LessonStepDone(Ok(StepOutcome::default())));
+        app.update(Action::LessonNext);
+        assert_eq!(app.player.as_ref().unwrap().step, 2);
+        // Back from step 3 (not yet run): replay steps 1 and 2, then read step 2 again.
+        assert_eq!(prepare_of(app.update(Action::LessonBack)), 1);
+        assert_eq!(app.player.as_ref().unwrap().step, 1);
+        assert_eq!(app.player.as_ref().unwrap().phase, Phase::Preparing);
+        // Restart: back to before step 1.
+        assert_eq!(prepare_of(app.update(Action::LessonRestart)), 0);
+        assert_eq!(app.player.as_ref().unwrap().step, 0);
+    }
+
+    #[test]
+    fn presenter_keys_drive_the_lesson_and_autoplay_moves_on_by_itself() {
+        let mut app = App::new(
+            "127.0.0.1:5673",
+            "/",
+            ViewOptions {
+                classroom: true,
+                ..ViewOptions::default()
+            },
+        );
+        let lessons = lesson_app().lessons;
+        app.update(Action::LessonsLoaded {
+            lessons,
+            errors: vec![],
+        });
+        app.update(Action::StartLesson(0));
+        app.update(Action::LessonPrepared(Ok(())));
+        assert_eq!(
+            app.update(Action::PresenterNext),
+            Some(Effect::Lesson(LessonRequest::Run { step: 0 }))
+        );
+        app.update(Action::LessonStepDone(
+            Err("406 PRECONDITION_FAILED".into()),
+        ));
+        // A failed step is shown; back replays up to it.
+        assert_eq!(prepare_of(app.update(Action::PresenterBack)), 0);
+        app.update(Action::LessonPrepared(Ok(())));
+        app.update(Action::Topology(crate::broker::Snapshot {
+            vhosts: vec![crate::broker::VhostSnapshot {
+                name: "/".into(),
+                ..Default::default()
+            }],
+        }));
+        app.update(Action::LessonAutoplay);
+        let start = app.now;
+        app.set_now(start + Duration::from_secs(1));
+        assert_eq!(app.update(Action::Tick), None, "too early");
+        app.set_now(start + Duration::from_secs(7));
+        assert_eq!(
+            app.update(Action::Tick),
+            Some(Effect::Lesson(LessonRequest::Run { step: 0 }))
+        );
     }
 
     #[test]

@@ -166,6 +166,58 @@ pub const BINDINGS: &[KeyBinding] = &[
         action: Action::DeleteSelected,
         help: "delete the selected exchange or queue",
     },
+    KeyBinding {
+        keys: "L",
+        codes: &[KeyCode::Char('L')],
+        action: Action::OpenMenu,
+        help: "lessons: open the menu",
+    },
+    KeyBinding {
+        keys: "n N",
+        codes: &[KeyCode::Char('n')],
+        action: Action::LessonNext,
+        help: "lesson: run the step / next step; back a step (replayed exactly)",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::Char('N')],
+        action: Action::LessonBack,
+        help: "",
+    },
+    KeyBinding {
+        keys: "1-9",
+        codes: &[
+            KeyCode::Char('1'),
+            KeyCode::Char('2'),
+            KeyCode::Char('3'),
+            KeyCode::Char('4'),
+            KeyCode::Char('5'),
+            KeyCode::Char('6'),
+            KeyCode::Char('7'),
+            KeyCode::Char('8'),
+            KeyCode::Char('9'),
+        ],
+        action: Action::LessonToggle(0),
+        help: "lesson: tick or untick a predicted queue",
+    },
+    KeyBinding {
+        keys: "R",
+        codes: &[KeyCode::Char('R')],
+        action: Action::LessonRestart,
+        help: "lesson: start again from step 1",
+    },
+    KeyBinding {
+        keys: "A",
+        codes: &[KeyCode::Char('A')],
+        action: Action::LessonAutoplay,
+        help: "lesson: auto-play on or off (+ - set its speed)",
+    },
+    KeyBinding {
+        keys: "X",
+        codes: &[KeyCode::Char('X')],
+        action: Action::LessonClose,
+        help: "lesson: leave it (the broker keeps what it has)",
+    },
 ];
 
 /// While a form is open, keys edit it.
@@ -204,11 +256,18 @@ pub fn action_for(key: KeyEvent, classroom: bool) -> Option<Action> {
         return Some(Action::Quit);
     }
     let presenter: &[KeyBinding] = if classroom { CLASSROOM_BINDINGS } else { &[] };
-    presenter
+    let action = presenter
         .iter()
         .chain(BINDINGS)
         .find(|b| b.codes.contains(&key.code))
-        .map(|b| b.action.clone())
+        .map(|b| b.action.clone())?;
+    // The digit says which choice: 1 is the first.
+    match (action, key.code) {
+        (Action::LessonToggle(_), KeyCode::Char(d)) => {
+            Some(Action::LessonToggle(d.to_digit(10)? as usize - 1))
+        }
+        (action, _) => Some(action),
+    }
 }
 
 /// While the filter is being typed, keys are text.

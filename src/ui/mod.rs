@@ -11,8 +11,11 @@ pub mod commands;
 pub mod form;
 pub mod keys;
 pub mod layout;
+pub mod lessons;
 pub mod model;
 pub mod panes;
+pub mod player;
+pub mod text;
 pub mod theme;
 pub mod why;
 
@@ -22,13 +25,14 @@ use std::time::{Duration, Instant};
 use color_eyre::eyre::Result;
 use crossterm::event::{Event as TermEvent, EventStream, MouseButton, MouseEventKind};
 use futures_util::StreamExt;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::Frame;
 
 use crate::broker::Broker;
 use crate::events::Received;
 use action::Action;
 use app::{App, Effect, ViewOptions};
+use lessons::LessonDriver;
 use panes::graph::GraphPane;
 use panes::help::HelpPane;
 use panes::inspector::InspectorPane;
@@ -46,6 +50,9 @@ const FRAME: Duration = Duration::from_millis(33);
 /// ```text
 /// ┌ status: broker address, vhost, msg/s, sparkline ──────────────────┐
 /// ├ graph: exchanges → bindings → queues ──────┬ inspector ───────────┤
+/// │                                            │ (lesson: narration,  │
+/// │                                            │  prediction, checks) │
+/// │                                            ├ inspector ───────────┤
 /// │                                            │ selection details,   │
 /// │                                            │ why it went there    │
 /// ├ message log (newest first, / filters) ─────┴──────────────────────┤
@@ -86,14 +93,28 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     ])
     .areas(area);
     // Narrow screens give the graph the room; wide ones give the inspector more.
-    let share = if main.width < 120 {
-        main.width / 3
+    // A lesson's narration needs room to be read: half the width, up to 80 columns.
+    let (share, widest) = if app.player.is_some() {
+        (main.width / 2, 80)
+    } else if main.width < 120 {
+        (main.width / 3, 64)
     } else {
-        main.width * 2 / 5
+        (main.width * 2 / 5, 64)
     };
-    let inspector_width = share.clamp(24.min(main.width), 64);
-    let [graph, inspector] =
+    let inspector_width = share.clamp(24.min(main.width), widest);
+    let [graph, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
+    // In a lesson the narration has the right column; inspecting something (Enter) gives the
+    // inspector its lower half.
+    let (lesson, inspector) = match (&app.player, app.inspecting) {
+        (Some(_), true) => {
+            let [lesson, inspector] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(right);
+            (Some(lesson), inspector)
+        }
+        (Some(_), false) => (Some(right), Rect::default()),
+        (None, _) => (None, right),
+    };
     app.areas = app::PaneAreas {
         graph,
         log,
@@ -102,8 +123,16 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);
     frame.render_widget(&GraphPane { app, theme }, graph);
-    frame.render_widget(&InspectorPane { app, theme }, inspector);
+    if !inspector.is_empty() {
+        frame.render_widget(&InspectorPane { app, theme }, inspector);
+    }
+    if let (Some(player), Some(area)) = (&app.player, lesson) {
+        frame.render_widget(&panes::lesson::LessonPane { player, theme }, area);
+    }
     frame.render_widget(&LogPane { app, theme }, log);
+    if app.menu.is_some() {
+        frame.render_widget(&panes::menu::MenuPane { app, theme }, area);
+    }
     if let Some(form) = &app.form {
         frame.render_widget(&panes::form::FormPane { form, theme }, area);
     }
@@ -143,7 +172,12 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
 
 /// Runs the view on `broker` until the user quits or SIGTERM arrives. The terminal is restored
 /// on every way out, panics included.
-pub async fn run(broker: Arc<Broker>, address: &str, options: ViewOptions) -> Result<()> {
+pub async fn run(
+    broker: Arc<Broker>,
+    address: &str,
+    options: ViewOptions,
+    lessons: LessonSetup,
+) -> Result<()> {
     // Mouse capture is ours to undo; ratatui's own hook restores the rest.
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -152,7 +186,7 @@ pub async fn run(broker: Arc<Broker>, address: &str, options: ViewOptions) -> Re
     }));
     let mut terminal = ratatui::init();
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
-    let result = event_loop(&mut terminal, broker, address, options).await;
+    let result = event_loop(&mut terminal, broker, address, options, lessons).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
@@ -163,6 +197,7 @@ async fn event_loop(
     broker: Arc<Broker>,
     address: &str,
     options: ViewOptions,
+    lessons: LessonSetup,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -170,28 +205,47 @@ async fn event_loop(
     let mut input = EventStream::new();
     let mut clock = tokio::time::interval(FRAME);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Background work (the lesson runner) reports back as actions on this channel.
+    let (actions, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let mut effects = Effects {
+        broker: broker.clone(),
+        session: commands::Session::new(broker.clone()),
+        runner: lessons
+            .runtime
+            .map(|runtime| LessonDriver::spawn(&runtime, broker.clone(), address, actions)),
+    };
     let mut app = App::new(address, "/", options);
-    let mut session = commands::Session::new(broker.clone());
     app.update(Action::Topology(broker.snapshot()));
+    let found = !lessons.lessons.is_empty() || !lessons.errors.is_empty();
+    app.update(Action::LessonsLoaded {
+        lessons: lessons.lessons,
+        errors: lessons.errors,
+    });
+    let first = match lessons.start {
+        Some(i) => Action::StartLesson(i),
+        None if found => Action::OpenMenu,
+        None => Action::Tick,
+    };
+    let effect = app.update(first);
+    effects.perform(effect, &mut app);
     loop {
         tokio::select! {
             event = input.next() => {
                 let Some(Ok(event)) = event else { break };
                 let Some(action) = action_for(&app, event) else { continue };
                 app.set_now(Instant::now());
-                match app.update(action) {
-                    Some(Effect::Quit) => break,
-                    Some(Effect::RefreshTopology) => { app.update(Action::Topology(broker.snapshot())); }
-                    Some(Effect::Run(command)) => {
-                        let vhost = app.model.vhost.clone();
-                        app.update(Action::CommandDone(session.run(&vhost, command)));
-                        app.update(Action::Topology(broker.snapshot()));
-                    }
-                    None => {}
+                let effect = app.update(action);
+                if effects.perform(effect, &mut app) {
+                    break;
                 }
                 // A key is drawn at once, not at the next frame.
                 terminal.draw(|f| render(f, &mut app))?;
                 app.dirty = false;
+            }
+            Some(action) = reports.recv() => {
+                app.set_now(Instant::now());
+                let effect = app.update(action);
+                effects.perform(effect, &mut app);
             }
             _ = clock.tick() => {
                 for _ in 0..EVENTS_PER_FRAME {
@@ -202,9 +256,8 @@ async fn event_loop(
                     }
                 }
                 app.set_now(Instant::now());
-                if app.update(Action::Tick) == Some(Effect::RefreshTopology) {
-                    app.update(Action::Topology(broker.snapshot()));
-                }
+                let effect = app.update(Action::Tick);
+                effects.perform(effect, &mut app);
                 if app.needs_redraw() {
                     terminal.draw(|f| render(f, &mut app))?;
                     app.dirty = false;
@@ -214,6 +267,50 @@ async fn event_loop(
         }
     }
     Ok(())
+}
+
+/// What the view needs for lessons: the lessons found, the files that would not load, the one
+/// to open at once (`rabbitscope learn ID`), and a runtime for the runner (none: no lessons run).
+#[derive(Default)]
+pub struct LessonSetup {
+    pub lessons: Vec<Arc<crate::lesson::Lesson>>,
+    pub errors: Vec<String>,
+    pub start: Option<usize>,
+    pub runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Carries out what `update()` asked for.
+struct Effects {
+    broker: Arc<Broker>,
+    session: commands::Session,
+    runner: Option<LessonDriver>,
+}
+
+impl Effects {
+    /// Returns true when the view should quit.
+    fn perform(&mut self, effect: Option<Effect>, app: &mut App) -> bool {
+        match effect {
+            Some(Effect::Quit) => return true,
+            Some(Effect::RefreshTopology) => {
+                app.update(Action::Topology(self.broker.snapshot()));
+            }
+            Some(Effect::Run(command)) => {
+                let vhost = app.model.vhost.clone();
+                app.update(Action::CommandDone(self.session.run(&vhost, command)));
+                app.update(Action::Topology(self.broker.snapshot()));
+            }
+            Some(Effect::Lesson(request)) => match &self.runner {
+                Some(runner) => runner.send(request),
+                None => {
+                    app.update(Action::LessonPrepared(
+                        Err("lessons cannot run here".into()),
+                    ));
+                }
+            },
+            None => {}
+        }
+        false
+    }
 }
 
 /// A frame rendered into a test backend (for tests and benchmarks).

@@ -11,6 +11,11 @@ use bytes::Bytes;
 
 use crate::events::{BindingInfo, Event, EventKind, Name, PublishFate};
 
+/// Routing keys of the probes a lesson run publishes to find its own connection in the event
+/// stream (see `lesson::runner`); they are bookkeeping, not part of the lesson, and stay off the
+/// log, the rates and the animation.
+const PROBE_PREFIX: &str = "rabbitscope.probe.";
+
 /// How many messages the log keeps; older ones fall off.
 pub const LOG_CAPACITY: usize = 2_000;
 /// How many seconds of history a rate sparkline shows.
@@ -216,6 +221,9 @@ impl Model {
                 alternate_exchange,
                 fate,
             } => {
+                if exchange.is_empty() && routing_key.starts_with(PROBE_PREFIX) {
+                    return;
+                }
                 self.total_rate.add();
                 // Every exchange the message passed through counts it once: the one it was
                 // published to, and those reached by exchange-to-exchange bindings.

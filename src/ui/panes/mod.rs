@@ -4,7 +4,9 @@ pub mod form;
 pub mod graph;
 pub mod help;
 pub mod inspector;
+pub mod lesson;
 pub mod log;
+pub mod menu;
 pub mod status;
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};

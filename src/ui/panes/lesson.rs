@@ -1,0 +1,258 @@
+//! The lesson pane: the narration of the current step, the prediction the student ticks, and,
+//! once the step ran, what the broker did against what the lesson expected.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
+
+use crate::lesson::Lang;
+use crate::ui::player::{Phase, Player};
+use crate::ui::text::wrap;
+use crate::ui::theme::Theme;
+
+pub struct LessonPane<'a> {
+    pub player: &'a Player,
+    pub theme: Theme,
+}
+
+/// The screen's own words, in the lesson's language.
+fn tr(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
+/// Splits `text` on backticks: names between them are highlighted.
+fn highlighted(text: &str, theme: Theme) -> Vec<(String, Style)> {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let style = if i % 2 == 1 {
+                theme.key()
+            } else {
+                Style::default()
+            };
+            (part.to_string(), style)
+        })
+        .collect()
+}
+
+/// Lines of the pane, each wrapped to its width as it is added.
+struct Page<'a> {
+    width: usize,
+    lines: Vec<Line<'a>>,
+}
+
+impl<'a> Page<'a> {
+    fn push(&mut self, spans: Vec<(String, Style)>) {
+        self.lines.extend(wrap(&spans, self.width));
+    }
+
+    fn text(&mut self, text: impl Into<String>, style: Style) {
+        self.push(vec![(text.into(), style)]);
+    }
+
+    fn blank(&mut self) {
+        self.lines.push(Line::raw(""));
+    }
+}
+
+/// Reflows a narration the way a reader expects: lines of one paragraph run together (with a
+/// space between two words, none between Chinese characters), blank lines separate
+/// paragraphs. The pane then wraps by display width.
+pub fn paragraphs(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let joins_words = current.chars().last().is_some_and(|c| c.is_ascii())
+            && line.chars().next().is_some_and(|c| c.is_ascii());
+        if joins_words {
+            current.push(' ');
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The pane's lines for the current phase, wrapped to `width` columns.
+pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line<'a>> {
+    let lang = player.lang;
+    let mut page = Page {
+        width,
+        lines: Vec::new(),
+    };
+    page.text(player.lesson.title.get(lang), theme.title());
+    let Some(step) = player.current() else {
+        return page.lines;
+    };
+    if let Some(title) = &step.title {
+        page.text(title.get(lang), theme.title());
+    }
+    page.blank();
+    for paragraph in paragraphs(step.say.get(lang)) {
+        page.push(highlighted(&paragraph, theme));
+        page.blank();
+    }
+
+    if let Some(predict) = &step.predict {
+        page.text(tr(lang, "Predict", "预测"), theme.title());
+        for paragraph in paragraphs(predict.question.get(lang)) {
+            page.push(highlighted(&paragraph, theme));
+        }
+        // One choice a line: queue names can be long (reply_<32 hex digits>).
+        for (i, choice) in predict.choices.iter().enumerate() {
+            let mark = if player.ticked.get(i).copied().unwrap_or(false) {
+                "[x]"
+            } else {
+                "[ ]"
+            };
+            page.push(vec![
+                (format!("{mark} {} ", i + 1), Style::default()),
+                (choice.clone(), theme.queue()),
+            ]);
+        }
+    }
+
+    match &player.phase {
+        Phase::Preparing => page.text(
+            tr(lang, "Setting up the broker…", "正在准备 broker…"),
+            theme.dim(),
+        ),
+        Phase::Reading => {
+            let hint = if step.predict.is_some() {
+                tr(
+                    lang,
+                    "Tick your answer with 1-9, then n runs the step.",
+                    "用 1-9 勾选答案，然后按 n 运行这一步。",
+                )
+            } else {
+                tr(lang, "n runs the step.", "按 n 运行这一步。")
+            };
+            page.text(hint, theme.dim());
+        }
+        Phase::Running => page.text(
+            tr(lang, "Running on the broker…", "正在 broker 上运行…"),
+            theme.dim(),
+        ),
+        Phase::Ran(outcome) => {
+            if let Some(right) = player.prediction_right() {
+                let reached = if outcome.routed.is_empty() {
+                    tr(lang, "no queue", "没有队列").to_string()
+                } else {
+                    outcome.routed.join(", ")
+                };
+                let (verdict, style) = if right {
+                    (tr(lang, "Right!", "答对了！"), theme.good())
+                } else {
+                    (tr(lang, "Not quite.", "不太对。"), theme.bad())
+                };
+                page.push(vec![
+                    (format!("{verdict} "), style),
+                    (
+                        format!(
+                            "{} {reached}",
+                            tr(lang, "The messages reached:", "消息到达了：")
+                        ),
+                        Style::default(),
+                    ),
+                ]);
+            }
+            for check in &outcome.checks {
+                let (mark, style) = if check.ok {
+                    ("✓", theme.good())
+                } else {
+                    ("✗", theme.bad())
+                };
+                page.push(vec![
+                    (format!("{mark} {} ", check.key), style),
+                    (check.detail.clone(), Style::default()),
+                ]);
+            }
+            let hint = if player.step + 1 < player.steps() {
+                tr(lang, "n: next step", "n：下一步")
+            } else {
+                tr(lang, "n: finish the lesson", "n：结束本课")
+            };
+            page.text(hint, theme.dim());
+        }
+        Phase::Finished => page.text(
+            tr(
+                lang,
+                "Lesson complete. R starts it again, L picks another.",
+                "本课完成。按 R 重新开始，按 L 选择其他课程。",
+            ),
+            theme.good(),
+        ),
+        Phase::Failed(why) => {
+            page.text(
+                tr(lang, "The step could not run:", "这一步无法运行："),
+                theme.bad(),
+            );
+            page.text(why.clone(), Style::default());
+        }
+    }
+    page.blank();
+    page.text(
+        tr(
+            lang,
+            "n next  N back  R restart  A auto-play  L lessons  X leave",
+            "n 下一步  N 上一步  R 重来  A 自动播放  L 课程列表  X 退出课程",
+        ),
+        theme.dim(),
+    );
+    page.lines
+}
+
+impl Widget for &LessonPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let player = self.player;
+        let lang = player.lang;
+        let (step, steps) = (player.step + 1, player.steps());
+        let mut title = match lang {
+            Lang::En => format!(" lesson · step {step} of {steps} "),
+            Lang::Zh => format!(" 课程 · 第 {step}/{steps} 步 "),
+        };
+        if player.autoplay {
+            title.push_str(tr(lang, "· auto-play ", "· 自动播放 "));
+        }
+        let block = super::pane_block(title, false, self.theme);
+        let width = block.inner(area).width as usize;
+        Paragraph::new(lesson_lines(player, self.theme, width))
+            .block(block)
+            .render(area, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paragraphs;
+
+    #[test]
+    fn narration_reflows_into_paragraphs() {
+        let en = "A topic exchange splits\nthe key into words.\n\nNext paragraph.\n";
+        assert_eq!(
+            paragraphs(en),
+            [
+                "A topic exchange splits the key into words.",
+                "Next paragraph."
+            ]
+        );
+        // Chinese lines join without a space; an ASCII name after Chinese too.
+        assert_eq!(
+            paragraphs("主题交换器把\n路由键切成单词。"),
+            ["主题交换器把路由键切成单词。"]
+        );
+    }
+}

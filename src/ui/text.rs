@@ -1,0 +1,130 @@
+//! Wrapping text by display width for both English and Chinese: English breaks between words,
+//! Chinese between any two characters (it has no spaces), and closing punctuation such as `，`
+//! or `。` never starts a line.
+
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use unicode_width::UnicodeWidthStr;
+
+/// Characters that must not begin a line.
+const NO_LINE_START: &str = "，。、；：？！）》」』】,.;:?!)";
+
+/// Splits styled text into pieces that may not be broken: an ASCII word, one space, or one wide
+/// character with any closing punctuation after it.
+fn pieces(spans: &[(String, Style)]) -> Vec<(String, Style)> {
+    let mut out: Vec<(String, Style)> = Vec::new();
+    for (text, style) in spans {
+        let mut word = String::new();
+        for c in text.chars() {
+            let glue = NO_LINE_START.contains(c) && (!word.is_empty() || !out.is_empty());
+            if c.is_ascii() && !c.is_whitespace() && !glue {
+                word.push(c);
+                continue;
+            }
+            if glue {
+                // Hang the punctuation on what came before.
+                if word.is_empty() {
+                    if let Some((last, _)) = out.last_mut() {
+                        last.push(c);
+                    }
+                } else {
+                    word.push(c);
+                }
+                continue;
+            }
+            if !word.is_empty() {
+                out.push((std::mem::take(&mut word), *style));
+            }
+            out.push((c.to_string(), *style));
+        }
+        if !word.is_empty() {
+            out.push((word, *style));
+        }
+    }
+    out
+}
+
+/// Wraps styled text to `width` columns.
+pub fn wrap<'a>(spans: &[(String, Style)], width: usize) -> Vec<Line<'a>> {
+    let width = width.max(1);
+    let mut lines: Vec<Line> = Vec::new();
+    let mut line: Vec<Span> = Vec::new();
+    let mut used = 0;
+    for (piece, style) in pieces(spans) {
+        let w = piece.width();
+        let is_space = piece.chars().all(char::is_whitespace);
+        if used + w > width && used > 0 {
+            lines.push(Line::from(std::mem::take(&mut line)));
+            used = 0;
+            if is_space {
+                continue;
+            }
+        }
+        if w > width {
+            // A word longer than the line: cut it by characters.
+            let mut part = String::new();
+            for c in piece.chars() {
+                let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                if used + part.width() + cw > width {
+                    line.push(Span::styled(std::mem::take(&mut part), style));
+                    lines.push(Line::from(std::mem::take(&mut line)));
+                    used = 0;
+                }
+                part.push(c);
+            }
+            used += part.width();
+            line.push(Span::styled(part, style));
+            continue;
+        }
+        used += w;
+        line.push(Span::styled(piece, style));
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(Line::from(line));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    fn plain(text: &str) -> Vec<(String, Style)> {
+        vec![(text.to_string(), Style::default())]
+    }
+
+    #[test]
+    fn english_breaks_between_words() {
+        let lines = wrap(&plain("a topic exchange splits keys"), 12);
+        assert_eq!(texts(&lines), ["a topic ", "exchange ", "splits keys"]);
+    }
+
+    #[test]
+    fn chinese_fills_the_line_by_display_width() {
+        // Each character is two columns wide: five fit in ten columns.
+        let lines = wrap(&plain("主题交换器把路由键切成单词"), 10);
+        assert_eq!(texts(&lines), ["主题交换器", "把路由键切", "成单词"]);
+        for line in &lines {
+            assert!(line.width() <= 10);
+        }
+    }
+
+    #[test]
+    fn closing_punctuation_never_starts_a_line() {
+        let lines = wrap(&plain("队列名字，然后"), 8);
+        assert_eq!(texts(&lines), ["队列名", "字，然后"]);
+    }
+
+    #[test]
+    fn mixed_text_keeps_names_whole() {
+        let lines = wrap(&plain("队列 scheduler.controller 和"), 16);
+        assert_eq!(texts(&lines), ["队列 ", "scheduler.contro", "ller 和"]);
+    }
+}
