@@ -46,9 +46,14 @@ impl Screen {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() {
-    let port = free_port();
+/// The binary started with `args` in a 160x45 pseudo-terminal, its screen parsed as it draws.
+fn spawn_view(
+    args: &[&str],
+) -> (
+    Box<dyn portable_pty::Child + Send + Sync>,
+    Box<dyn Write + Send>,
+    Screen,
+) {
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: 45,
@@ -58,12 +63,13 @@ async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() 
         })
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rabbitscope"));
-    cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.args(args);
+    cmd.cwd(env!("CARGO_MANIFEST_DIR"));
     cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    let child = pair.slave.spawn_command(cmd).unwrap();
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
+    let writer = pair.master.take_writer().unwrap();
     let screen = Screen {
         parser: Arc::new(Mutex::new(vt100::Parser::new(
             45.try_into().unwrap(),
@@ -81,8 +87,37 @@ async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() 
             parser.lock().unwrap().process(&buf[..n]);
         }
     });
+    (child, writer, screen)
+}
 
+/// Presses `q` and waits for a clean exit.
+fn quit(
+    child: &mut Box<dyn portable_pty::Child + Send + Sync>,
+    writer: &mut Box<dyn Write + Send>,
+) {
+    writer.write_all(b"q").unwrap();
+    writer.flush().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the view did not quit on q"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() {
+    let port = free_port();
     let address = format!("127.0.0.1:{port}");
+    // Without lessons no menu opens, so the graph is in plain view.
+    let (mut child, mut writer, screen) =
+        spawn_view(&["--listen", &address, "--lessons", "tests/lessons/none"]);
     screen.wait_for(&[&address, "messages 0"], Duration::from_secs(20));
     assert!(
         screen.parser.lock().unwrap().screen().alternate_screen(),
@@ -147,20 +182,7 @@ async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() 
     assert!(text.contains("messages 1"), "{text}");
     conn.close(200, "done".into()).await.unwrap();
 
-    writer.write_all(b"q").unwrap();
-    writer.flush().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the view did not quit on q"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    quit(&mut child, &mut writer);
     std::thread::sleep(Duration::from_millis(200));
     let parser = screen.parser.lock().unwrap();
     let after = parser.screen();
@@ -171,4 +193,36 @@ async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() 
         vt100::MouseProtocolMode::None,
         "mouse capture released"
     );
+}
+
+/// A lesson played as a student plays it: the step runs on the view's own broker, its checks
+/// show, and going back replays the lesson to the step's beginning.
+#[test]
+fn a_lesson_step_runs_on_the_view_and_goes_back() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let (mut child, mut writer, screen) = spawn_view(&[
+        "learn",
+        "direct-exchange",
+        "--lang",
+        "en",
+        "--listen",
+        &address,
+    ]);
+    screen.wait_for(
+        &["lesson · step 1 of", "Routing key Cloud", "n runs the step"],
+        Duration::from_secs(20),
+    );
+    writer.write_all(b"n").unwrap();
+    writer.flush().unwrap();
+    // The lesson's own publish crosses the graph and lands in the log; its checks hold.
+    let text = screen.wait_for(&["✓ expect.", "n: next step"], Duration::from_secs(20));
+    assert!(!text.contains("✗"), "a check failed:\n{text}");
+    assert!(text.contains("messages 1"), "{text}");
+    writer.write_all(b"N").unwrap();
+    writer.flush().unwrap();
+    screen.wait_for(
+        &["lesson · step 1 of", "n runs the step"],
+        Duration::from_secs(20),
+    );
+    quit(&mut child, &mut writer);
 }
