@@ -39,6 +39,8 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the deliveries an expectation counts on.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `expect.depths` may take to come true after the step is quiet.
+const DEPTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Quiet means: nothing changed over this many samples, this far apart.
 const QUIET_SAMPLES: usize = 3;
 const SAMPLE_EVERY: Duration = Duration::from_millis(25);
@@ -1149,18 +1151,30 @@ impl Client {
             }
         }
         if let Some(depths) = &expect.depths {
-            for (queue, wanted) in depths {
-                let (actual, ok) = match self.depth(queue).await {
-                    Ok(n) => (format!("`{queue}` has {n} ready"), n == *wanted),
-                    Err(e) => (e, false),
-                };
-                checks.push(CheckResult {
-                    key: format!("expect.depths.{queue}"),
-                    expected: wanted.to_string(),
-                    actual,
-                    ok,
-                });
+            // RabbitMQ moves messages between queues on its own time (dead letters, expiry):
+            // give the depths a moment to arrive before calling them wrong.
+            let deadline = tokio::time::Instant::now() + DEPTH_TIMEOUT;
+            let mut results = Vec::new();
+            loop {
+                results.clear();
+                for (queue, wanted) in depths {
+                    let (actual, ok) = match self.depth(queue).await {
+                        Ok(n) => (format!("`{queue}` has {n} ready"), n == *wanted),
+                        Err(e) => (e, false),
+                    };
+                    results.push(CheckResult {
+                        key: format!("expect.depths.{queue}"),
+                        expected: wanted.to_string(),
+                        actual,
+                        ok,
+                    });
+                }
+                if results.iter().all(|r| r.ok) || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(SAMPLE_EVERY * 2).await;
             }
+            checks.append(&mut results);
         }
         if let Some(delivered) = &expect.delivered {
             for (consumer, wanted) in delivered {
