@@ -82,6 +82,12 @@ pub enum Action {
     /// Tick or untick the n-th predict choice.
     LessonToggle(usize),
     LessonAutoplay,
+    /// `J`: start typing the number of a step to go to.
+    LessonJumpStart,
+    LessonJumpInput(char),
+    LessonJumpBackspace,
+    /// Enter after the number: go to that step (replayed exactly).
+    LessonJumpGo,
     /// Leave the lesson (the broker keeps what it has).
     LessonClose,
     /// The runner reset the broker and replayed up to the current step.

@@ -291,6 +291,8 @@ impl App {
             Action::Back => {
                 if self.form.is_some() {
                     self.form = None;
+                } else if self.jumping() {
+                    self.player.iter_mut().for_each(|p| p.jump = None);
                 } else if self.typing_filter {
                     self.typing_filter = false;
                 } else if self.show_help {
@@ -445,6 +447,17 @@ impl App {
                 return Some(Effect::Lesson(self.player.as_mut()?.go_to(0, self.now)))
             }
             Action::LessonToggle(i) => self.player.as_mut()?.toggle(i),
+            Action::LessonJumpStart => self.player.as_mut()?.jump = Some(String::new()),
+            Action::LessonJumpInput(c) if c.is_ascii_digit() => {
+                self.player.as_mut()?.jump.as_mut()?.push(c)
+            }
+            Action::LessonJumpInput(_) => {}
+            Action::LessonJumpBackspace => {
+                self.player.as_mut()?.jump.as_mut()?.pop();
+            }
+            Action::LessonJumpGo => {
+                return self.player.as_mut()?.jump_go(self.now).map(Effect::Lesson)
+            }
             Action::LessonAutoplay => {
                 let player = self.player.as_mut()?;
                 player.autoplay = !player.autoplay;
@@ -471,6 +484,11 @@ impl App {
     /// Called when the filter is being typed: keys are text.
     pub fn wants_text(&self) -> bool {
         self.typing_filter
+    }
+
+    /// Called when a step number is being typed after `J`.
+    pub fn jumping(&self) -> bool {
+        self.player.as_ref().is_some_and(|p| p.jump.is_some())
     }
 
     /// The exchange selected in the graph, if the selection is an exchange.
@@ -590,6 +608,21 @@ steps:
         // Restart: back to before step 1.
         assert_eq!(prepare_of(app.update(Action::LessonRestart)), 0);
         assert_eq!(app.player.as_ref().unwrap().step, 0);
+        // J 3 Enter: to step 3, with steps 1 and 2 replayed; a step that does not exist is
+        // refused and Esc drops what was typed.
+        app.update(Action::LessonJumpStart);
+        assert!(app.jumping());
+        app.update(Action::LessonJumpInput('3'));
+        assert_eq!(prepare_of(app.update(Action::LessonJumpGo)), 2);
+        assert!(!app.jumping());
+        app.update(Action::LessonJumpStart);
+        app.update(Action::LessonJumpInput('9'));
+        assert_eq!(app.update(Action::LessonJumpGo), None);
+        app.update(Action::LessonJumpStart);
+        app.update(Action::LessonJumpInput('2'));
+        app.update(Action::Back);
+        assert!(!app.jumping());
+        assert!(app.player.is_some(), "Esc cancels the jump, not the lesson");
     }
 
     #[test]

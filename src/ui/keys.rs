@@ -201,6 +201,12 @@ pub const BINDINGS: &[KeyBinding] = &[
         help: "lesson: tick or untick a predicted queue",
     },
     KeyBinding {
+        keys: "J",
+        codes: &[KeyCode::Char('J')],
+        action: Action::LessonJumpStart,
+        help: "lesson: go to step number … (type it, then Enter)",
+    },
+    KeyBinding {
         keys: "R",
         codes: &[KeyCode::Char('R')],
         action: Action::LessonRestart,
@@ -267,6 +273,17 @@ pub fn action_for(key: KeyEvent, classroom: bool) -> Option<Action> {
             Some(Action::LessonToggle(d.to_digit(10)? as usize - 1))
         }
         (action, _) => Some(action),
+    }
+}
+
+/// While a step number is being typed after `J`.
+pub fn jump_action_for(key: KeyEvent) -> Option<Action> {
+    match key.code {
+        KeyCode::Esc => Some(Action::Back),
+        KeyCode::Enter => Some(Action::LessonJumpGo),
+        KeyCode::Backspace => Some(Action::LessonJumpBackspace),
+        KeyCode::Char(c) => Some(Action::LessonJumpInput(c)),
+        _ => None,
     }
 }
 

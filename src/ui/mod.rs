@@ -153,6 +153,8 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
         TermEvent::Key(key) if key.is_press() => {
             if app.form.is_some() {
                 keys::form_action_for(key)
+            } else if app.jumping() {
+                keys::jump_action_for(key)
             } else if app.wants_text() {
                 keys::filter_action_for(key)
             } else {

@@ -64,6 +64,8 @@ pub struct Player {
     pub autoplay: bool,
     /// When the phase last changed, for auto-play.
     pub since: Instant,
+    /// The step number being typed after `J`, if any.
+    pub jump: Option<String>,
 }
 
 impl Player {
@@ -77,6 +79,7 @@ impl Player {
             ticked: Vec::new(),
             autoplay: false,
             since: now,
+            jump: None,
         };
         let request = player.go_to(0, now);
         (player, request)
@@ -142,6 +145,15 @@ impl Player {
             }
             _ => None,
         }
+    }
+
+    /// Goes to the step number typed after `J` (1-based, as the pane shows it).
+    pub fn jump_go(&mut self, now: Instant) -> Option<LessonRequest> {
+        let typed = self.jump.take()?;
+        let number: usize = typed.parse().ok()?;
+        (1..=self.steps())
+            .contains(&number)
+            .then(|| self.go_to(number - 1, now))
     }
 
     /// Back: the step before, replayed from a fresh broker; the first step starts over.

@@ -204,11 +204,21 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line
         }
     }
     page.blank();
+    if let Some(typed) = &player.jump {
+        page.text(
+            format!(
+                "{} {typed}▏ (1-{}, Enter)",
+                tr(lang, "go to step", "跳到第几步"),
+                player.steps()
+            ),
+            theme.title(),
+        );
+    }
     page.text(
         tr(
             lang,
-            "n next  N back  R restart  A auto-play  L lessons  X leave",
-            "n 下一步  N 上一步  R 重来  A 自动播放  L 课程列表  X 退出课程",
+            "n next  N back  J go to step  R restart  A auto-play  L lessons  X leave",
+            "n 下一步  N 上一步  J 跳到某步  R 重来  A 自动播放  L 课程列表  X 退出课程",
         ),
         theme.dim(),
     );
