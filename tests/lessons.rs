@@ -292,6 +292,75 @@ fn the_fixtures_use_every_action_and_every_expectation() {
     }
 }
 
+/// A vhost of its own on RabbitMQ for one test, deleted when dropped.
+struct Vhost(String);
+
+impl Vhost {
+    fn new(name: &str) -> Vhost {
+        let about = r#"{"description": "lesson tests"}"#;
+        let (status, _) = management("PUT", &format!("/api/vhosts/{name}"), about);
+        assert!(
+            status == 201 || status == 204,
+            "create vhost {name}: {status}"
+        );
+        let perms = r#"{"configure": ".*", "write": ".*", "read": ".*"}"#;
+        let (status, _) = management("PUT", &format!("/api/permissions/{name}/guest"), perms);
+        assert!(
+            status == 201 || status == 204,
+            "permissions on {name}: {status}"
+        );
+        Vhost(name.to_string())
+    }
+
+    fn url(&self) -> String {
+        let base = common::rabbitmq_url();
+        let root = base.rsplit_once('/').unwrap().0;
+        format!("{root}/{}", self.0)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        management("DELETE", &format!("/api/vhosts/{}", self.0), "");
+    }
+}
+
+/// One request to RabbitMQ's management API as guest; the HTTP status and the answer.
+fn management(method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect("127.0.0.1:15672")
+        .expect("RabbitMQ management API on 127.0.0.1:15672");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    (status, response)
+}
+
+#[test]
+fn fixtures_pass_on_a_rabbitmq_vhost_of_their_own() {
+    let vhost = Vhost::new(&format!("rabbitscope-lessons-{}", std::process::id()));
+    assert_all_ok(&lessons(&[
+        "check",
+        "tests/lessons/ok",
+        "--broker",
+        &vhost.url(),
+    ]));
+    // Tracing is off again, and the vhost keeps its description.
+    let (status, answer) = management("GET", &format!("/api/vhosts/{}", vhost.0), "");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""tracing":false"#), "{answer}");
+    assert!(
+        answer.contains(r#""description":"lesson tests""#),
+        "{answer}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wrong expectations
 // ---------------------------------------------------------------------------------------------
