@@ -528,6 +528,31 @@ async fn a_run_steps_forward_goes_back_and_judges_predictions() {
     run.close().await;
 }
 
+/// A refused action fails its step; the next step runs on a fresh publishing channel.
+#[tokio::test]
+async fn a_run_goes_on_after_a_refused_publish() {
+    let text = "id: refused\norder: 1\ntitle: { en: A, zh: 甲 }\nsetup:\n  queues: [{ name: fx-api.q }]\n\
+                steps:\n  - say: { en: One, zh: 一 }\n    do:\n      \
+                - publish: { exchange: fx-api.none, routing_key: x }\n  \
+                - say: { en: Two, zh: 二 }\n    do:\n      - publish: { routing_key: fx-api.q }\n    \
+                expect: { routed: [fx-api.q], depths: { fx-api.q: 1 } }\n";
+    let refused = lesson::load_str(text, Path::new("refused.yaml")).unwrap();
+    let mut run = LessonRun::start(refused, Target::Embedded).await.unwrap();
+    let error = run.run_step(0).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("step 1: action 1 (publish): 404"),
+        "{error}"
+    );
+    let second = run.run_step(1).await.unwrap();
+    assert!(second.ok(), "{:?}", second.failures().collect::<Vec<_>>());
+    // Going back to step 2 replays past the refused step 1.
+    let again = run.run_step(1).await.unwrap();
+    assert!(again.ok(), "{:?}", again.failures().collect::<Vec<_>>());
+    run.close().await;
+}
+
 #[tokio::test]
 async fn a_check_names_the_step_in_the_chosen_language() {
     let path = root().join(WRONG);

@@ -5,6 +5,26 @@
 //! embedded broker, RabbitMQ's firehose otherwise (see `tap`). To tell its own publishes from
 //! everybody else's, a run first publishes a probe with a unique routing key and notes the
 //! connection and channel the broker reports it on.
+//!
+//! A player drives it like this:
+//!
+//! ```no_run
+//! # async fn play(broker: std::sync::Arc<rabbitscope::broker::Broker>) -> Result<(), Box<dyn std::error::Error>> {
+//! use rabbitscope::lesson::{load_file, LessonRun, Target};
+//!
+//! let lesson = load_file(std::path::Path::new("lessons/06-topic-exchange.yaml"))?;
+//! let url = "amqp://guest:guest@127.0.0.1:5673/%2f".to_string();
+//! let mut run = LessonRun::start(lesson, Target::Shared { broker, url }).await?;
+//! let report = run.run_step(0).await?;            // what step 1 did, checks included
+//! if let Some(predict) = &run.lesson().steps[0].predict {
+//!     let right = predict.is_right(&["Q1"], &report.routed); // the student's ticks
+//! #   let _ = right;
+//! }
+//! run.run_step(0).await?;                         // again: resets and replays up to it
+//! run.close().await;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -296,8 +316,18 @@ impl LessonRun {
             return Err(RunError::NoSuchStep(step));
         }
         self.reset().await?;
+        self.run_through(step).await
+    }
+
+    /// Runs steps until `step` is the next; a step that fails is passed over (it was reported
+    /// when it first ran), losing the connection is not.
+    async fn run_through(&mut self, step: usize) -> Result<(), RunError> {
         while self.next_step < step {
-            self.run_next().await?;
+            match self.run_next().await {
+                Ok(_) => {}
+                Err(e @ (RunError::Connect(_) | RunError::NotConnected)) => return Err(e),
+                Err(_) => {}
+            }
         }
         Ok(())
     }
@@ -311,13 +341,12 @@ impl LessonRun {
         if step < self.next_step {
             self.replay_to(step).await?;
         }
-        while self.next_step < step {
-            self.run_next().await?;
-        }
+        self.run_through(step).await?;
         self.run_next().await
     }
 
-    /// Runs the next step.
+    /// Runs the next step. A step counts as run even when one of its actions fails, so the
+    /// lesson can go on from there.
     pub async fn run_next(&mut self) -> Result<StepReport, RunError> {
         let index = self.next_step;
         let step = self
@@ -327,9 +356,9 @@ impl LessonRun {
             .ok_or(RunError::NoSuchStep(index))?;
         let client = self.client.as_mut().ok_or(RunError::NotConnected)?;
         let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
-        let report = client.run_step(index, step, tap).await?;
+        let report = client.run_step(index, step, tap).await;
         self.next_step += 1;
-        Ok(report)
+        report
     }
 
     /// Ends the run: closes the connections, deletes the lesson's exchanges and queues, turns
@@ -526,12 +555,7 @@ impl Client {
         let connection = timed(Connection::connect(url, properties))
             .await
             .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
-        let publisher = timed(connection.create_channel())
-            .await
-            .map_err(|e| RunError::Connect(format!("channel.open: {e}")))?;
-        timed(publisher.confirm_select(ConfirmSelectOptions::default()))
-            .await
-            .map_err(|e| RunError::Connect(format!("confirm.select: {e}")))?;
+        let publisher = Self::open_publisher(&connection).await?;
         let mut client = Client {
             connection,
             control: None,
@@ -547,6 +571,27 @@ impl Client {
         };
         client.identify(tap).await?;
         Ok(client)
+    }
+
+    /// A channel in confirm mode, so each publish is known routed (or returned) once confirmed.
+    async fn open_publisher(connection: &Connection) -> Result<Channel, RunError> {
+        let publisher = timed(connection.create_channel())
+            .await
+            .map_err(|e| RunError::Connect(format!("channel.open: {e}")))?;
+        timed(publisher.confirm_select(ConfirmSelectOptions::default()))
+            .await
+            .map_err(|e| RunError::Connect(format!("confirm.select: {e}")))?;
+        Ok(publisher)
+    }
+
+    /// A publish refused by the broker (say to a missing exchange) closes the publishing
+    /// channel; the next step opens another and learns its name anew.
+    async fn reopen_publisher_if_closed(&mut self, tap: &mut Tap) -> Result<(), RunError> {
+        if self.publisher.status().connected() {
+            return Ok(());
+        }
+        self.publisher = Self::open_publisher(&self.connection).await?;
+        self.identify(tap).await
     }
 
     /// Publishes a probe nobody receives and notes how the tap names its channel.
@@ -850,6 +895,7 @@ impl Client {
         step: &Step,
         tap: &mut Tap,
     ) -> Result<StepReport, RunError> {
+        self.reopen_publisher_if_closed(tap).await?;
         tap.skip_pending().await;
         self.publishes.clear();
         self.routed = 0;
