@@ -13,4 +13,5 @@ pub mod broker;
 pub mod definitions;
 pub mod events;
 pub mod lesson;
+pub mod source;
 pub mod ui;

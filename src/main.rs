@@ -213,7 +213,8 @@ async fn run_view(
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
     };
-    rabbitscope::ui::run(broker, &address, options, lessons).await
+    let source = std::sync::Arc::new(rabbitscope::source::Embedded(broker));
+    rabbitscope::ui::run(source, &address, options, lessons).await
 }
 
 /// `./lessons` when it exists, else the lessons beside the source this binary was built from.

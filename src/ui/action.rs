@@ -63,6 +63,8 @@ pub enum Action {
     /// step to the next or previous message and explain it.
     PresenterNext,
     PresenterBack,
+    /// Reaching the source went wrong (Some, shown on the status line) or is fine again.
+    SourceTrouble(Option<String>),
     /// What the broker answered to a command: Ok(what happened) or Err(why not).
     CommandDone(Result<String, String>),
     /// The lessons found at start, and the files that would not load (`file:line:col: why`).

@@ -87,6 +87,8 @@ pub struct App {
     pub menu: Option<usize>,
     /// The lesson being played.
     pub player: Option<Player>,
+    /// What is wrong with reaching the source, while something is.
+    pub trouble: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -139,6 +141,7 @@ impl App {
             lesson_errors: Vec::new(),
             menu: None,
             player: None,
+            trouble: None,
         }
     }
 
@@ -241,6 +244,7 @@ impl App {
                 | Action::Missed(_)
                 | Action::Topology(_)
                 | Action::CommandDone(_)
+                | Action::SourceTrouble(_)
                 | Action::LessonPrepared(_)
                 | Action::LessonStepDone(_)
                 | Action::LessonsLoaded { .. }
@@ -421,6 +425,7 @@ impl App {
                     Err(text) => (text, true),
                 });
             }
+            Action::SourceTrouble(trouble) => self.trouble = trouble,
             Action::LessonsLoaded { lessons, errors } => {
                 self.lessons = lessons;
                 self.lesson_errors = errors;

@@ -28,8 +28,8 @@ use futures_util::StreamExt;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::Frame;
 
-use crate::broker::Broker;
 use crate::events::Received;
+use crate::source::Source;
 use action::Action;
 use app::{App, Effect, ViewOptions};
 use lessons::LessonDriver;
@@ -172,10 +172,10 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
     }
 }
 
-/// Runs the view on `broker` until the user quits or SIGTERM arrives. The terminal is restored
+/// Runs the view on `source` until the user quits or SIGTERM arrives. The terminal is restored
 /// on every way out, panics included.
 pub async fn run(
-    broker: Arc<Broker>,
+    source: Arc<dyn Source>,
     address: &str,
     options: ViewOptions,
     lessons: LessonSetup,
@@ -188,7 +188,7 @@ pub async fn run(
     }));
     let mut terminal = ratatui::init();
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
-    let result = event_loop(&mut terminal, broker, address, options, lessons).await;
+    let result = event_loop(&mut terminal, source, address, options, lessons).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
@@ -196,28 +196,32 @@ pub async fn run(
 
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
-    broker: Arc<Broker>,
+    source: Arc<dyn Source>,
     address: &str,
     options: ViewOptions,
     lessons: LessonSetup,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    let mut events = broker.subscribe();
+    let mut events = source.subscribe();
     let mut input = EventStream::new();
     let mut clock = tokio::time::interval(FRAME);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Background work (the lesson runner) reports back as actions on this channel.
     let (actions, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let broker = source.broker();
     let mut effects = Effects {
-        broker: broker.clone(),
-        session: commands::Session::new(broker.clone()),
-        runner: lessons
-            .runtime
-            .map(|runtime| LessonDriver::spawn(&runtime, broker.clone(), address, actions)),
+        source: source.clone(),
+        session: broker.clone().map(commands::Session::new),
+        runner: match (lessons.runtime, broker) {
+            (Some(runtime), Some(broker)) => {
+                Some(LessonDriver::spawn(&runtime, broker, address, actions))
+            }
+            _ => None,
+        },
     };
     let mut app = App::new(address, "/", options);
-    app.update(Action::Topology(broker.snapshot()));
+    app.update(Action::Topology(source.snapshot()));
     let found = !lessons.lessons.is_empty() || !lessons.errors.is_empty();
     app.update(Action::LessonsLoaded {
         lessons: lessons.lessons,
@@ -258,6 +262,10 @@ async fn event_loop(
                     }
                 }
                 app.set_now(Instant::now());
+                let trouble = source.trouble();
+                if trouble != app.trouble {
+                    app.update(Action::SourceTrouble(trouble));
+                }
                 let effect = app.update(Action::Tick);
                 effects.perform(effect, &mut app);
                 if app.needs_redraw() {
@@ -283,8 +291,9 @@ pub struct LessonSetup {
 
 /// Carries out what `update()` asked for.
 struct Effects {
-    broker: Arc<Broker>,
-    session: commands::Session,
+    source: Arc<dyn Source>,
+    /// Acting on the broker needs an embedded one.
+    session: Option<commands::Session>,
     runner: Option<LessonDriver>,
 }
 
@@ -294,12 +303,16 @@ impl Effects {
         match effect {
             Some(Effect::Quit) => return true,
             Some(Effect::RefreshTopology) => {
-                app.update(Action::Topology(self.broker.snapshot()));
+                app.update(Action::Topology(self.source.snapshot()));
             }
             Some(Effect::Run(command)) => {
                 let vhost = app.model.vhost.clone();
-                app.update(Action::CommandDone(self.session.run(&vhost, command)));
-                app.update(Action::Topology(self.broker.snapshot()));
+                let done = match &mut self.session {
+                    Some(session) => session.run(&vhost, command),
+                    None => Err("this view only watches; it cannot act on that broker".into()),
+                };
+                app.update(Action::CommandDone(done));
+                app.update(Action::Topology(self.source.snapshot()));
             }
             Some(Effect::Lesson(request)) => match &self.runner {
                 Some(runner) => runner.send(request),

@@ -53,6 +53,9 @@ impl Widget for &StatusBar<'_> {
         if (app.speed - 1.0).abs() > f64::EPSILON {
             spans.push(Span::raw(format!("  speed x{:.2}", app.speed)));
         }
+        if let Some(trouble) = &app.trouble {
+            spans.push(Span::styled(format!("  {trouble}"), theme.bad()));
+        }
         match &app.notice {
             Some((text, true)) => spans.push(Span::styled(format!("  {text}"), theme.bad())),
             Some((text, false)) => spans.push(Span::styled(format!("  {text}"), theme.good())),

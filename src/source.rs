@@ -1,0 +1,41 @@
+//! Where a view's picture comes from: a topology snapshot and the broker event stream. The
+//! embedded broker is one source; a remote RabbitMQ or a replayed trace are others, and the
+//! screens cannot tell them apart.
+
+use std::sync::Arc;
+
+use crate::broker::{Broker, Snapshot};
+use crate::events::EventReader;
+
+pub trait Source: Send + Sync {
+    /// The topology now. It must not block: a remote source answers from its last refresh.
+    fn snapshot(&self) -> Snapshot;
+    /// The events from now on.
+    fn subscribe(&self) -> EventReader;
+    /// What is wrong with reaching the source, while something is (shown on the status line).
+    fn trouble(&self) -> Option<String> {
+        None
+    }
+    /// The embedded broker behind the source, if any: the view can then act on it and play
+    /// lessons on it.
+    fn broker(&self) -> Option<Arc<Broker>> {
+        None
+    }
+}
+
+/// The embedded broker as a source.
+pub struct Embedded(pub Arc<Broker>);
+
+impl Source for Embedded {
+    fn snapshot(&self) -> Snapshot {
+        self.0.snapshot()
+    }
+
+    fn subscribe(&self) -> EventReader {
+        self.0.subscribe()
+    }
+
+    fn broker(&self) -> Option<Arc<Broker>> {
+        Some(self.0.clone())
+    }
+}
