@@ -627,6 +627,12 @@ impl View {
         let address = view.address.clone();
         view.wait_for(&[address.as_str(), "? help"], START_TIMEOUT)?;
         wait_for_port(&view.address, START_TIMEOUT)?;
+        // The view opens with the lesson menu over it; Esc closes it, as a user exploring
+        // freely would.
+        view.wait_for(&["lessons"], START_TIMEOUT)?;
+        view.writer.write_all(b"\x1b")?;
+        view.writer.flush()?;
+        std::thread::sleep(Duration::from_millis(300));
         Ok(view)
     }
 
