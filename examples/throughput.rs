@@ -43,9 +43,9 @@ use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use rabbitscope::events::Received;
 
-// The same allocator as the rabbitscope binary, so the figures are the shipped broker's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The allocator is mimalloc, as in the rabbitscope binary, so the figures are the shipped
+// broker's: rbase64 (under rabbitmq_http_client) declares it the global allocator for every
+// program linking the library.
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -6,6 +6,7 @@
 //! - [`definitions`]: RabbitMQ definitions JSON, loaded at start.
 //! - [`events`]: the broker event stream every screen is drawn from.
 //! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
+//! - [`remote`]: a live RabbitMQ as a source (management API, firehose).
 //! - [`ui`]: the terminal view (ratatui).
 
 pub mod amqp;
@@ -13,5 +14,6 @@ pub mod broker;
 pub mod definitions;
 pub mod events;
 pub mod lesson;
+pub mod remote;
 pub mod source;
 pub mod ui;

@@ -12,9 +12,9 @@ use rabbitscope::lesson::{self, Lang, Target};
 
 // mimalloc: the broker allocates and frees a message, its events and its frames on different
 // threads; measured in examples/throughput.rs, glibc's malloc made an event reader cost about
-// twice as much (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// twice as much (BENCHMARKS.md). It is already the global allocator: rbase64 (under
+// rabbitmq_http_client) declares `#[global_allocator] MiMalloc` itself, and a second
+// declaration here would not link (the same mimalloc crate, so the same allocator).
 
 /// See RabbitMQ routing happen. Without a command: the live view on the embedded broker.
 #[derive(Parser)]

@@ -1,0 +1,468 @@
+//! RabbitMQ's firehose: with tracing on for a vhost, the broker copies every publish
+//! (`publish.<exchange>`) and every delivery (`deliver.<queue>`) to `amq.rabbitmq.trace`, with
+//! headers saying where it went. Here those copies become `Published` / `Delivered` events.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties, Consumer};
+
+use super::management::{Management, ManagementError};
+use crate::broker::exchange::value_text;
+use crate::broker::Snapshot;
+use crate::events::{Event, EventKind, Name, PublishFate, BODY_PREVIEW};
+
+/// Which trace messages to receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirehoseKeys {
+    /// `publish.#`: what each publish reached.
+    Publish,
+    /// `publish.#` and `deliver.#`: consumers' deliveries too.
+    PublishAndDeliver,
+}
+
+/// One trace message, read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trace {
+    Published {
+        exchange: String,
+        routing_key: String,
+        /// The queues it reached (for the default exchange: the name it was sent to, whether
+        /// or not such a queue exists).
+        queues: Vec<String>,
+        channel: Option<u16>,
+        properties: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
+    Delivered {
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        redelivered: bool,
+        channel: Option<u16>,
+        body: Bytes,
+    },
+}
+
+/// Tracing switched on for one vhost through the management API, remembered so it is switched
+/// off again only if it was off before.
+pub struct Tracing {
+    management: Management,
+    vhost: String,
+    turned_on: bool,
+}
+
+impl Tracing {
+    pub fn new(management: Management, vhost: &str) -> Tracing {
+        Tracing {
+            management,
+            vhost: vhost.to_string(),
+            turned_on: false,
+        }
+    }
+
+    /// Turns tracing on if it is off (again after a broker restart, which forgets it).
+    pub async fn ensure_on(&mut self) -> Result<(), ManagementError> {
+        if !self.management.tracing(&self.vhost).await? {
+            self.management.set_tracing(&self.vhost, true).await?;
+            self.turned_on = true;
+        }
+        Ok(())
+    }
+
+    /// True when this turned tracing on and has not turned it off yet.
+    pub fn turned_on(&self) -> bool {
+        self.turned_on
+    }
+
+    /// Records that tracing was turned on by this program (elsewhere), so `release` turns it off.
+    pub fn mark_turned_on(&mut self) {
+        self.turned_on = true;
+    }
+
+    /// Turns tracing off again if this turned it on.
+    pub async fn release(&mut self) -> Result<(), ManagementError> {
+        if self.turned_on {
+            self.management.set_tracing(&self.vhost, false).await?;
+            self.turned_on = false;
+        }
+        Ok(())
+    }
+
+    /// [`Tracing::release`] from code that cannot wait (a `Drop`): on a thread of its own with
+    /// a small runtime, waited for at most a few seconds.
+    pub fn release_blocking(&mut self) {
+        if !self.turned_on {
+            return;
+        }
+        self.turned_on = false;
+        let endpoint = self.management.endpoint().clone();
+        let vhost = self.vhost.clone();
+        let done = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                // A client of its own: the other one's connections belong to another runtime.
+                if let Ok(management) = Management::new(&endpoint) {
+                    if let Err(e) = management.set_tracing(&vhost, false).await {
+                        tracing::warn!(error = %e, "could not turn tracing off again");
+                    }
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}
+
+/// An exclusive, auto-delete, server-named queue bound to `amq.rabbitmq.trace`, consumed on a
+/// connection of its own.
+pub struct Firehose {
+    connection: Connection,
+    consumer: Consumer,
+}
+
+impl Firehose {
+    /// Subscribes; tracing must be on for the vhost (see [`Tracing`]) or nothing arrives.
+    pub async fn open(amqp_url: &str, keys: FirehoseKeys) -> Result<Firehose, String> {
+        let failed = |what: &str, e: lapin::Error| format!("firehose: {what}: {e}");
+        let properties =
+            ConnectionProperties::default().with_connection_name("rabbitscope firehose".into());
+        let connection = Connection::connect(amqp_url, properties)
+            .await
+            .map_err(|e| failed("connect", e))?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| failed("channel.open", e))?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("queue.declare", e))?;
+        let patterns: &[&str] = match keys {
+            FirehoseKeys::Publish => &["publish.#"],
+            FirehoseKeys::PublishAndDeliver => &["publish.#", "deliver.#"],
+        };
+        for pattern in patterns {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    "amq.rabbitmq.trace".into(),
+                    (*pattern).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| failed("queue.bind to amq.rabbitmq.trace", e))?;
+        }
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "rabbitscope-firehose".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("basic.consume", e))?;
+        Ok(Firehose {
+            connection,
+            consumer,
+        })
+    }
+
+    /// The next trace message; an error when the connection is gone.
+    pub async fn next(&mut self) -> Result<Trace, String> {
+        loop {
+            let delivery = match self.consumer.next().await {
+                None => return Err("firehose: the consumer was cancelled".to_string()),
+                Some(Err(e)) => return Err(format!("firehose: {e}")),
+                Some(Ok(delivery)) => delivery,
+            };
+            if let Some(trace) = read(&delivery) {
+                return Ok(trace);
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "OK".into()).await;
+    }
+}
+
+/// A trace message's headers and body as a [`Trace`]; `None` for other routing keys.
+pub fn read(delivery: &Delivery) -> Option<Trace> {
+    let key = delivery.routing_key.as_str();
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    let headers = headers.inner();
+    let text = |name: &str| headers.get(name).map(value_text).unwrap_or_default();
+    let list = |name: &str| match headers.get(name) {
+        Some(AMQPValue::FieldArray(items)) => {
+            items.as_slice().iter().map(value_text).collect::<Vec<_>>()
+        }
+        _ => Vec::new(),
+    };
+    let channel = headers
+        .get("channel")
+        .and_then(|v| value_text(v).parse::<u16>().ok());
+    let routing_key = list("routing_keys").into_iter().next().unwrap_or_default();
+    let body = Bytes::copy_from_slice(&delivery.data);
+    if key.starts_with("publish.") {
+        let (properties, message_headers) = match headers.get("properties") {
+            Some(AMQPValue::FieldTable(table)) => split_properties(table),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Some(Trace::Published {
+            exchange: text("exchange_name"),
+            routing_key,
+            queues: list("routed_queues"),
+            channel,
+            properties,
+            headers: message_headers,
+            body,
+        })
+    } else {
+        let queue = key.strip_prefix("deliver.")?;
+        let redelivered = matches!(
+            headers.get("redelivered"),
+            Some(v) if matches!(value_text(v).as_str(), "1" | "true")
+        );
+        Some(Trace::Delivered {
+            queue: queue.to_string(),
+            exchange: text("exchange_name"),
+            routing_key,
+            redelivered,
+            channel,
+            body,
+        })
+    }
+}
+
+/// `name=value` pairs, as events carry properties and headers.
+type Pairs = Vec<(String, String)>;
+
+/// The trace's `properties` table: the message's headers apart, the rest as `name=value`.
+fn split_properties(table: &FieldTable) -> (Pairs, Pairs) {
+    let mut properties = Vec::new();
+    let mut headers = Vec::new();
+    for (k, v) in table {
+        match (k.as_str(), v) {
+            ("headers", AMQPValue::FieldTable(h)) => {
+                headers.extend(h.into_iter().map(|(k, v)| (k.to_string(), value_text(v))));
+            }
+            _ => properties.push((k.to_string(), value_text(v))),
+        }
+    }
+    (properties, headers)
+}
+
+/// Gives each traced publish an id and finds it again when it is delivered (by exchange,
+/// routing key and body: the trace carries no id of its own).
+#[derive(Default)]
+pub struct MessageIds {
+    next: u64,
+    recent: VecDeque<((String, String, u64), u64)>,
+}
+
+/// How many publishes are remembered for matching deliveries.
+const REMEMBERED: usize = 4096;
+
+impl MessageIds {
+    fn published(&mut self, exchange: &str, routing_key: &str, body: &[u8]) -> u64 {
+        self.next += 1;
+        if self.recent.len() == REMEMBERED {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((
+            (exchange.to_string(), routing_key.to_string(), hash(body)),
+            self.next,
+        ));
+        self.next
+    }
+
+    fn delivered(&mut self, exchange: &str, routing_key: &str, body: &[u8]) -> u64 {
+        let wanted = (exchange.to_string(), routing_key.to_string(), hash(body));
+        match self.recent.iter().rev().find(|(k, _)| *k == wanted) {
+            Some((_, id)) => *id,
+            None => {
+                self.next += 1;
+                self.next
+            }
+        }
+    }
+}
+
+fn hash(body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
+}
+
+/// A trace as the event the embedded broker would have emitted. The snapshot supplies what the
+/// trace does not say: which bindings matched, and whether a queue named through the default
+/// exchange exists.
+pub fn event(trace: &Trace, vhost: &str, snapshot: &Snapshot, ids: &mut MessageIds) -> Event {
+    let known = snapshot.vhost(vhost);
+    let (channel, kind) = match trace {
+        Trace::Published {
+            exchange,
+            routing_key,
+            queues,
+            channel,
+            properties,
+            headers,
+            body,
+        } => {
+            let queues: Vec<Name> = queues
+                .iter()
+                .filter(|q| {
+                    !exchange.is_empty()
+                        || known.is_none_or(|v| v.queues.iter().any(|k| &k.name == *q))
+                })
+                .map(|q| Name::from(q.as_str()))
+                .collect();
+            let matched = known
+                .map(|v| {
+                    v.bindings
+                        .iter()
+                        .filter(|b| {
+                            *b.source == **exchange
+                                && !b.destination_is_exchange
+                                && queues.contains(&b.destination)
+                        })
+                        .map(|b| std::sync::Arc::new(b.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let fate = if queues.is_empty() {
+                PublishFate::Dropped
+            } else {
+                PublishFate::Routed
+            };
+            (
+                *channel,
+                EventKind::Published {
+                    message_id: ids.published(exchange, routing_key, body),
+                    exchange: exchange.as_str().into(),
+                    routing_key: routing_key.as_str().into(),
+                    body_size: body.len(),
+                    body_preview: body.slice(..body.len().min(BODY_PREVIEW)),
+                    headers: headers.clone(),
+                    properties: properties.clone(),
+                    matched,
+                    queues,
+                    alternate_exchange: None,
+                    fate,
+                },
+            )
+        }
+        Trace::Delivered {
+            queue,
+            exchange,
+            routing_key,
+            redelivered,
+            channel,
+            body,
+        } => (
+            *channel,
+            EventKind::Delivered {
+                message_id: ids.delivered(exchange, routing_key, body),
+                queue: queue.as_str().into(),
+                consumer_tag: None,
+                delivery_tag: 0,
+                redelivered: *redelivered,
+            },
+        ),
+    };
+    Event {
+        at: SystemTime::now(),
+        vhost: vhost.into(),
+        connection: None,
+        channel,
+        kind,
+    }
+}
+
+/// `HH:MM:SS.mmm exchange routing.key -> q1, q2` (or `unroutable`), local time.
+pub fn tap_line(at: SystemTime, exchange: &str, routing_key: &str, queues: &[String]) -> String {
+    let exchange = if exchange.is_empty() {
+        "(AMQP default)"
+    } else {
+        exchange
+    };
+    let target = if queues.is_empty() {
+        "unroutable".to_string()
+    } else {
+        format!("-> {}", queues.join(", "))
+    };
+    format!("{} {exchange} {routing_key} {target}", clock(at))
+}
+
+fn clock(at: SystemTime) -> String {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since.as_secs() as libc::time_t;
+    // SAFETY: localtime_r writes only into the tm we hand it.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&seconds, &mut tm).is_null() {
+            None
+        } else {
+            Some(tm)
+        }
+    };
+    let (h, m, s) = match tm {
+        Some(tm) => (tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64),
+        None => {
+            let day = since.as_secs() % 86_400;
+            (day / 3600, day / 60 % 60, day % 60)
+        }
+    };
+    format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_lines_name_the_queues_or_say_unroutable() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_234);
+        let line = tap_line(at, "orders", "eu.new", &["a".into(), "b".into()]);
+        assert!(line.ends_with(" orders eu.new -> a, b"), "{line}");
+        assert_eq!(line.find(' '), Some(12));
+        assert!(line[..12].ends_with(".234"));
+        assert!(tap_line(at, "", "nowhere", &[]).ends_with("(AMQP default) nowhere unroutable"));
+    }
+
+    #[test]
+    fn deliveries_find_their_publish() {
+        let mut ids = MessageIds::default();
+        let a = ids.published("x", "k", b"one");
+        let b = ids.published("x", "k", b"two");
+        assert_ne!(a, b);
+        assert_eq!(ids.delivered("x", "k", b"one"), a);
+        assert_eq!(ids.delivered("x", "k", b"two"), b);
+    }
+}

@@ -1,0 +1,322 @@
+//! RabbitMQ's management HTTP API, through `rabbitmq_http_client`. Two answers that crate's
+//! types leave out are read as plain JSON over the same HTTP client: an exchange's `internal`
+//! flag and a vhost's `tracing` flag.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rabbitmq_http_client::api::{Client, HttpClientError};
+use rabbitmq_http_client::commons::PaginationParams;
+use rabbitmq_http_client::requests::VirtualHostParams;
+use rabbitmq_http_client::responses;
+use serde_json::Value;
+
+use super::Endpoint;
+
+/// Items per page when listing queues and exchanges: a broker with 10,000 queues answers in
+/// pieces rather than in one slow, large response.
+pub const PAGE_SIZE: usize = 500;
+
+/// Why the management API did not answer as hoped. Its text names the API's URL (never a
+/// password) and says what went wrong in a few words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementError {
+    pub url: String,
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Nothing listens, the host is unknown, or it does not answer.
+    Unreachable,
+    /// 401: wrong user name or password.
+    Unauthorized,
+    /// 404: no such object (or no management plugin behind that port).
+    NotFound,
+    Other,
+}
+
+impl std::fmt::Display for ManagementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "management API at {}: {}", self.url, self.detail)
+    }
+}
+
+impl std::error::Error for ManagementError {}
+
+/// The management API of one RabbitMQ.
+#[derive(Clone)]
+pub struct Management {
+    api: Arc<Client<String, String, String>>,
+    http: reqwest::Client,
+    endpoint: Endpoint,
+}
+
+impl Management {
+    pub fn new(endpoint: &Endpoint) -> Result<Management, ManagementError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| ManagementError {
+                url: endpoint.management_url.clone(),
+                kind: ErrorKind::Other,
+                detail: format!("cannot set up an HTTP client: {e}"),
+            })?;
+        let api = Arc::new(Client::from_http_client(
+            http.clone(),
+            format!("{}/api", endpoint.management_url),
+            endpoint.username.clone(),
+            endpoint.password().to_string(),
+        ));
+        Ok(Management {
+            api,
+            http,
+            endpoint: endpoint.clone(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// `http[s]://host:port` of the API.
+    pub fn url(&self) -> &str {
+        &self.endpoint.management_url
+    }
+
+    fn error(&self, e: HttpClientError) -> ManagementError {
+        let (kind, detail) = describe(&e);
+        ManagementError {
+            url: self.url().to_string(),
+            kind,
+            detail,
+        }
+    }
+
+    pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
+        let vhosts = self.api.list_vhosts().await.map_err(|e| self.error(e))?;
+        Ok(vhosts.into_iter().map(|v| v.name).collect())
+    }
+
+    /// Every queue of the vhost, a page at a time.
+    pub async fn queues(&self, vhost: &str) -> Result<Vec<responses::QueueInfo>, ManagementError> {
+        let mut all = Vec::new();
+        let mut page = PaginationParams::first_page(PAGE_SIZE);
+        loop {
+            let items = self
+                .api
+                .list_queues_in_paged(vhost, &page)
+                .await
+                .map_err(|e| self.error(e))?;
+            let last = items.len() < PAGE_SIZE;
+            all.extend(items);
+            match page.next_page() {
+                Some(next) if !last => page = next,
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Whether a queue exists (asking does not count as using it, unlike a passive declare).
+    pub async fn queue_exists(&self, vhost: &str, queue: &str) -> Result<bool, ManagementError> {
+        match self.api.get_queue_info(vhost, queue).await {
+            Ok(_) => Ok(true),
+            Err(HttpClientError::NotFound) => Ok(false),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    pub async fn bindings(
+        &self,
+        vhost: &str,
+    ) -> Result<Vec<responses::BindingInfo>, ManagementError> {
+        self.api
+            .list_bindings_in(vhost)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every exchange of the vhost as the API's JSON objects (with `internal`), a page at a time.
+    pub async fn exchanges(&self, vhost: &str) -> Result<Vec<Value>, ManagementError> {
+        let mut all = Vec::new();
+        for page in 1.. {
+            let answer = self
+                .get_json(&format!(
+                    "/api/exchanges/{}?page={page}&page_size={PAGE_SIZE}",
+                    segment(vhost)
+                ))
+                .await?;
+            let items = answer
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let pages = answer
+                .get("page_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            all.extend(items);
+            if page as u64 >= pages {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Whether tracing (the firehose) is on for the vhost.
+    pub async fn tracing(&self, vhost: &str) -> Result<bool, ManagementError> {
+        let answer = self
+            .get_json(&format!("/api/vhosts/{}", segment(vhost)))
+            .await?;
+        Ok(answer.get("tracing").and_then(Value::as_bool) == Some(true))
+    }
+
+    /// Turns tracing on or off, keeping the vhost's description and tags (a PUT without them
+    /// would clear them).
+    pub async fn set_tracing(&self, vhost: &str, on: bool) -> Result<(), ManagementError> {
+        let current = self.api.get_vhost(vhost).await.map_err(|e| self.error(e))?;
+        let tags: Option<Vec<&str>> = current
+            .tags
+            .as_ref()
+            .map(|t| t.iter().map(String::as_str).collect());
+        let mut params = VirtualHostParams::named(vhost);
+        params.description = current.description.as_deref();
+        params.tags = tags;
+        params.tracing = on;
+        self.api
+            .update_vhost(&params)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    pub async fn create_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
+        self.api
+            .create_vhost(&VirtualHostParams::named(vhost))
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    pub async fn delete_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
+        self.api
+            .delete_vhost(vhost, true)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Value, ManagementError> {
+        let fail = |kind, detail| ManagementError {
+            url: self.url().to_string(),
+            kind,
+            detail,
+        };
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url()))
+            .basic_auth(&self.endpoint.username, Some(self.endpoint.password()))
+            .send()
+            .await
+            .map_err(|e| {
+                let (kind, detail) = describe_request(&e);
+                fail(kind, detail)
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let (kind, detail) = describe_status(status.as_u16());
+            return Err(fail(kind, detail));
+        }
+        let text = response.text().await.map_err(|e| {
+            let (kind, detail) = describe_request(&e);
+            fail(kind, detail)
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            fail(
+                ErrorKind::Other,
+                format!("answered something not JSON: {e}"),
+            )
+        })
+    }
+}
+
+/// A name as one percent-encoded path segment.
+fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn describe(e: &HttpClientError) -> (ErrorKind, String) {
+    match e {
+        HttpClientError::ClientErrorResponse { status_code, .. }
+        | HttpClientError::ServerErrorResponse { status_code, .. } => {
+            describe_status(status_code.as_u16())
+        }
+        HttpClientError::NotFound => describe_status(404),
+        HttpClientError::RequestError { error, .. } => describe_request(error),
+        other => (ErrorKind::Other, other.to_string()),
+    }
+}
+
+fn describe_status(status: u16) -> (ErrorKind, String) {
+    match status {
+        401 => (
+            ErrorKind::Unauthorized,
+            "401 Unauthorized: wrong user name or password".to_string(),
+        ),
+        403 => (
+            ErrorKind::Other,
+            "403 Forbidden: the user lacks the management tag or permissions".to_string(),
+        ),
+        404 => (
+            ErrorKind::NotFound,
+            "404 Not Found (no such vhost, or no management plugin there)".to_string(),
+        ),
+        other => (ErrorKind::Other, format!("answered HTTP {other}")),
+    }
+}
+
+/// A failed request in a few words: the innermost cause is the telling one ("connection
+/// refused"), reqwest's own text repeats the URL.
+fn describe_request(e: &reqwest::Error) -> (ErrorKind, String) {
+    use std::error::Error;
+    if e.is_timeout() {
+        return (ErrorKind::Unreachable, "no answer in time".to_string());
+    }
+    let mut source: Option<&dyn Error> = e.source();
+    let mut innermost = None;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            let text = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                std::io::ErrorKind::TimedOut => "no answer in time".to_string(),
+                _ => io.to_string(),
+            };
+            return (ErrorKind::Unreachable, text);
+        }
+        innermost = Some(s.to_string());
+        source = s.source();
+    }
+    let kind = if e.is_connect() {
+        ErrorKind::Unreachable
+    } else {
+        ErrorKind::Other
+    };
+    let text = innermost.unwrap_or_else(|| without_url(e));
+    (kind, text)
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), ""),
+        None => text,
+    }
+}

@@ -1,0 +1,170 @@
+//! A live RabbitMQ as a source: its management HTTP API for the topology, its firehose
+//! (`amq.rabbitmq.trace`) for what each message did, and reconnecting when either goes away.
+//!
+//! - [`management`]: the management API client (on `rabbitmq_http_client`).
+//! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`], and successive
+//!   snapshots as topology events.
+//! - [`firehose`]: trace messages as `Published` / `Delivered` events.
+//! - [`source`]: [`RemoteSource`], polling and tracing in the background.
+//! - [`render`]: a snapshot as Graphviz dot or RabbitMQ definitions JSON.
+
+pub mod firehose;
+pub mod management;
+pub mod render;
+pub mod snapshot;
+pub mod source;
+
+pub use firehose::{Firehose, FirehoseKeys};
+pub use management::{Management, ManagementError};
+pub use snapshot::{diff, snapshot};
+pub use source::{RemoteOptions, RemoteSource};
+
+/// The URL with its password replaced by `****`, for anything a user or a log may see.
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest_start = scheme_end + 3;
+    let rest = &url[rest_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:****{}",
+        &url[..rest_start],
+        &userinfo[..colon],
+        &rest[at..]
+    )
+}
+
+/// Where a RabbitMQ is: its AMQP URL and its management API, with the same credentials.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub amqp_url: String,
+    /// `http[s]://host:port`, without credentials.
+    pub management_url: String,
+    pub username: String,
+    password: String,
+    /// The vhost the AMQP URL names (tracing is switched on there).
+    pub vhost: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("amqp_url", &mask_url(&self.amqp_url))
+            .field("management_url", &self.management_url)
+            .field("username", &self.username)
+            .field("vhost", &self.vhost)
+            .finish()
+    }
+}
+
+/// The management listener's usual port.
+pub const MANAGEMENT_PORT: u16 = 15672;
+
+impl Endpoint {
+    /// From an AMQP URL; the management API is on the same host, port 15672, https when the
+    /// AMQP URL is amqps, unless `management` names it.
+    pub fn new(amqp_url: &str, management: Option<&str>) -> Result<Endpoint, String> {
+        let uri: lapin::uri::AMQPUri = amqp_url
+            .parse()
+            .map_err(|e| format!("cannot read the broker URL {}: {e}", mask_url(amqp_url)))?;
+        let management_url = match management {
+            Some(m) => {
+                if !(m.starts_with("http://") || m.starts_with("https://")) {
+                    return Err(format!(
+                        "the management URL {} should start with http:// or https://",
+                        mask_url(m)
+                    ));
+                }
+                strip_credentials(m.trim_end_matches('/'))
+            }
+            None => {
+                let host = &uri.authority.host;
+                let host = if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let scheme = match uri.scheme {
+                    lapin::uri::AMQPScheme::AMQPS => "https",
+                    lapin::uri::AMQPScheme::AMQP => "http",
+                };
+                format!("{scheme}://{host}:{MANAGEMENT_PORT}")
+            }
+        };
+        Ok(Endpoint {
+            amqp_url: amqp_url.to_string(),
+            management_url,
+            username: uri.authority.userinfo.username.clone(),
+            password: uri.authority.userinfo.password.clone(),
+            vhost: uri.vhost.clone(),
+        })
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The AMQP URL as it may be shown.
+    pub fn masked_url(&self) -> String {
+        mask_url(&self.amqp_url)
+    }
+}
+
+/// `scheme://user:pass@host` -> `scheme://host`: credentials come from the AMQP URL.
+fn strip_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("amqp://guest:guest@host:5672/%2f"),
+            "amqp://guest:****@host:5672/%2f"
+        );
+        assert_eq!(
+            mask_url("amqps://bob:p@ss:w0rd@rabbit/vh"),
+            "amqps://bob:****@rabbit/vh"
+        );
+        assert_eq!(mask_url("amqp://host:5672"), "amqp://host:5672");
+        assert_eq!(mask_url("amqp://bob@host"), "amqp://bob@host");
+        assert_eq!(mask_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn the_management_api_follows_the_amqp_url() {
+        let e = Endpoint::new("amqps://bob:secret@rabbit.local:5671/prod", None).unwrap();
+        assert_eq!(e.management_url, "https://rabbit.local:15672");
+        assert_eq!(e.username, "bob");
+        assert_eq!(e.password(), "secret");
+        assert_eq!(e.vhost, "prod");
+        assert!(!format!("{e:?}").contains("secret"));
+        let e = Endpoint::new(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            Some("http://x:y@127.0.0.1:15999/"),
+        )
+        .unwrap();
+        assert_eq!(e.management_url, "http://127.0.0.1:15999");
+        assert_eq!(e.vhost, "/");
+    }
+}

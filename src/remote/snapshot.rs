@@ -1,0 +1,314 @@
+//! The management API's exchanges, queues and bindings as a [`Snapshot`], shaped exactly like
+//! the embedded broker's: sorted by name, the default exchange listed but its implicit
+//! per-queue bindings not, arguments as `key=value` text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rabbitmq_http_client::commons::BindingDestinationType;
+use serde_json::Value;
+
+use super::management::{Management, ManagementError};
+use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+use crate::events::{BindingInfo, Event, EventKind, Name};
+
+/// The topology of every vhost the user may see.
+pub async fn snapshot(management: &Management) -> Result<Snapshot, ManagementError> {
+    let mut vhosts = Vec::new();
+    for name in management.vhost_names().await? {
+        match vhost_snapshot(management, &name).await {
+            Ok(v) => vhosts.push(v),
+            // Deleted between listing vhosts and reading it: it is simply gone.
+            Err(e) if e.kind == super::management::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Snapshot { vhosts })
+}
+
+/// One vhost's topology.
+pub async fn vhost_snapshot(
+    management: &Management,
+    vhost: &str,
+) -> Result<VhostSnapshot, ManagementError> {
+    let (exchanges, queues, bindings) = tokio::try_join!(
+        management.exchanges(vhost),
+        management.queues(vhost),
+        management.bindings(vhost)
+    )?;
+    let mut exchanges: Vec<ExchangeSnapshot> = exchanges.iter().filter_map(exchange).collect();
+    exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut queues: Vec<QueueSnapshot> = queues
+        .into_iter()
+        .map(|q| {
+            let unacked = q.unacknowledged_message_count as usize;
+            QueueSnapshot {
+                name: q.name,
+                durable: q.durable,
+                exclusive: q.exclusive,
+                auto_delete: q.auto_delete,
+                arguments: pairs(&q.arguments.0),
+                ready: (q.message_count as usize).saturating_sub(unacked),
+                unacked,
+                consumers: q.consumer_count as usize,
+            }
+        })
+        .collect();
+    queues.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut bindings: Vec<BindingInfo> = bindings
+        .into_iter()
+        // The default exchange's bindings are implied by the queues, as in the embedded broker.
+        .filter(|b| !b.source.is_empty())
+        .map(|b| BindingInfo {
+            source: b.source.into(),
+            destination: b.destination.into(),
+            destination_is_exchange: matches!(b.destination_type, BindingDestinationType::Exchange),
+            routing_key: b.routing_key.into(),
+            arguments: pairs(&b.arguments.0),
+        })
+        .collect();
+    bindings.sort_by(|a, b| {
+        (&a.source, &a.destination, &a.routing_key).cmp(&(
+            &b.source,
+            &b.destination,
+            &b.routing_key,
+        ))
+    });
+    Ok(VhostSnapshot {
+        name: vhost.to_string(),
+        exchanges,
+        queues,
+        bindings,
+    })
+}
+
+fn exchange(x: &Value) -> Option<ExchangeSnapshot> {
+    let flag = |name: &str| x.get(name).and_then(Value::as_bool).unwrap_or(false);
+    Some(ExchangeSnapshot {
+        name: x.get("name")?.as_str()?.to_string(),
+        kind: x.get("type")?.as_str()?.to_string(),
+        durable: flag("durable"),
+        auto_delete: flag("auto_delete"),
+        internal: flag("internal"),
+        arguments: x
+            .get("arguments")
+            .and_then(Value::as_object)
+            .map(pairs)
+            .unwrap_or_default(),
+    })
+}
+
+/// JSON arguments as `key=value` text, the way the embedded broker renders field tables.
+pub fn pairs(map: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), text(v))).collect()
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "(void)".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(text).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", text(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// What changed between two snapshots, as the events the embedded broker would have emitted:
+/// bindings removed first, then queues and exchanges; new exchanges and queues before the
+/// bindings that need them.
+pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
+    let empty = VhostSnapshot::default();
+    let names: BTreeSet<&str> = old
+        .vhosts
+        .iter()
+        .chain(&new.vhosts)
+        .map(|v| v.name.as_str())
+        .collect();
+    let mut events = Vec::new();
+    let at = SystemTime::now();
+    for name in names {
+        let before = old.vhost(name).unwrap_or(&empty);
+        let after = new.vhost(name).unwrap_or(&empty);
+        let vhost: Name = name.into();
+        let mut push = |kind| {
+            events.push(Event {
+                at,
+                vhost: vhost.clone(),
+                connection: None,
+                channel: None,
+                kind,
+            })
+        };
+        let old_bindings: BTreeSet<BindingKey> = before.bindings.iter().map(key).collect();
+        let new_bindings: BTreeSet<BindingKey> = after.bindings.iter().map(key).collect();
+        for b in &before.bindings {
+            if !new_bindings.contains(&key(b)) {
+                push(EventKind::BindingDeleted(Arc::new(b.clone())));
+            }
+        }
+        let old_queues: BTreeMap<&str, &QueueSnapshot> =
+            before.queues.iter().map(|q| (q.name.as_str(), q)).collect();
+        let new_queues: BTreeMap<&str, &QueueSnapshot> =
+            after.queues.iter().map(|q| (q.name.as_str(), q)).collect();
+        let old_exchanges: BTreeMap<&str, &ExchangeSnapshot> = before
+            .exchanges
+            .iter()
+            .map(|x| (x.name.as_str(), x))
+            .collect();
+        let new_exchanges: BTreeMap<&str, &ExchangeSnapshot> = after
+            .exchanges
+            .iter()
+            .map(|x| (x.name.as_str(), x))
+            .collect();
+        // A queue or exchange deleted and declared again with other properties counts as both.
+        for (name, q) in &old_queues {
+            if new_queues.get(name).is_none_or(|n| !same_queue(q, n)) {
+                push(EventKind::QueueDeleted {
+                    name: (*name).into(),
+                });
+            }
+        }
+        for (name, x) in &old_exchanges {
+            if new_exchanges.get(name).is_none_or(|n| !same_exchange(x, n)) {
+                push(EventKind::ExchangeDeleted {
+                    name: (*name).into(),
+                });
+            }
+        }
+        for (name, x) in &new_exchanges {
+            if old_exchanges.get(name).is_none_or(|o| !same_exchange(o, x)) {
+                push(EventKind::ExchangeDeclared {
+                    name: (*name).into(),
+                    kind: x.kind.as_str().into(),
+                    durable: x.durable,
+                    auto_delete: x.auto_delete,
+                    internal: x.internal,
+                    arguments: x.arguments.clone(),
+                });
+            }
+        }
+        for (name, q) in &new_queues {
+            if old_queues.get(name).is_none_or(|o| !same_queue(o, q)) {
+                push(EventKind::QueueDeclared {
+                    name: (*name).into(),
+                    durable: q.durable,
+                    exclusive: q.exclusive,
+                    auto_delete: q.auto_delete,
+                    arguments: q.arguments.clone(),
+                });
+            }
+        }
+        for b in &after.bindings {
+            if !old_bindings.contains(&key(b)) {
+                push(EventKind::BindingCreated(Arc::new(b.clone())));
+            }
+        }
+    }
+    events
+}
+
+type BindingKey = (Name, Name, bool, Name, Vec<(String, String)>);
+
+fn key(b: &BindingInfo) -> BindingKey {
+    (
+        b.source.clone(),
+        b.destination.clone(),
+        b.destination_is_exchange,
+        b.routing_key.clone(),
+        b.arguments.clone(),
+    )
+}
+
+fn same_queue(a: &QueueSnapshot, b: &QueueSnapshot) -> bool {
+    (a.durable, a.exclusive, a.auto_delete, &a.arguments)
+        == (b.durable, b.exclusive, b.auto_delete, &b.arguments)
+}
+
+fn same_exchange(a: &ExchangeSnapshot, b: &ExchangeSnapshot) -> bool {
+    (&a.kind, a.durable, a.auto_delete, a.internal, &a.arguments)
+        == (&b.kind, b.durable, b.auto_delete, b.internal, &b.arguments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(name: &str) -> QueueSnapshot {
+        QueueSnapshot {
+            name: name.into(),
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            arguments: vec![],
+            ready: 0,
+            unacked: 0,
+            consumers: 0,
+        }
+    }
+
+    fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
+        BindingInfo {
+            source: source.into(),
+            destination: destination.into(),
+            destination_is_exchange: false,
+            routing_key: key.into(),
+            arguments: vec![],
+        }
+    }
+
+    #[test]
+    fn successive_snapshots_give_declarations_and_deletions() {
+        let old = Snapshot {
+            vhosts: vec![VhostSnapshot {
+                name: "/".into(),
+                exchanges: vec![],
+                queues: vec![queue("a"), queue("b")],
+                bindings: vec![binding("amq.topic", "a", "x.*")],
+            }],
+        };
+        let mut new = old.clone();
+        let v = &mut new.vhosts[0];
+        v.queues.retain(|q| q.name != "a");
+        v.queues.push(queue("c"));
+        v.queues[0].ready = 7; // depth is not topology
+        v.bindings = vec![binding("amq.topic", "c", "#")];
+        let kinds: Vec<String> = diff(&old, &new)
+            .into_iter()
+            .map(|e| match e.kind {
+                EventKind::QueueDeclared { name, .. } => format!("+q {name}"),
+                EventKind::QueueDeleted { name } => format!("-q {name}"),
+                EventKind::BindingCreated(b) => format!("+b {}", b.destination),
+                EventKind::BindingDeleted(b) => format!("-b {}", b.destination),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["-b a", "-q a", "+q c", "+b c"]);
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn json_arguments_read_like_field_tables() {
+        let map: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"x-message-ttl":60000,"x-dead-letter-exchange":"dlx"}"#)
+                .unwrap();
+        assert_eq!(
+            pairs(&map),
+            [
+                ("x-dead-letter-exchange".to_string(), "dlx".to_string()),
+                ("x-message-ttl".to_string(), "60000".to_string())
+            ]
+        );
+    }
+}

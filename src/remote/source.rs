@@ -1,0 +1,241 @@
+//! A live RabbitMQ as a [`Source`]: background tasks poll the management API and read the
+//! firehose; the view only ever reads what they last found.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::firehose::{self, Firehose, FirehoseKeys, MessageIds, Tracing};
+use super::management::Management;
+use super::{snapshot, Endpoint};
+use crate::broker::Snapshot;
+use crate::events::{EventBus, EventReader};
+use crate::source::Source;
+
+/// How a remote source watches.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// How often the management API is asked for the topology.
+    pub interval: Duration,
+    /// Read the firehose (turns tracing on for the URL's vhost while watching).
+    pub trace: bool,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            interval: Duration::from_secs(2),
+            trace: false,
+        }
+    }
+}
+
+/// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+struct Shared {
+    snapshot: Mutex<Arc<Snapshot>>,
+    events: EventBus,
+    poll_trouble: Mutex<Option<String>>,
+    firehose_trouble: Mutex<Option<String>>,
+    /// Set while tracing is on because this source turned it on.
+    tracing_turned_on: AtomicBool,
+    /// How many snapshots have been read so far.
+    refreshes: watch::Sender<u64>,
+}
+
+/// A RabbitMQ watched through its management API (and, if asked, its firehose).
+pub struct RemoteSource {
+    shared: Arc<Shared>,
+    management: Management,
+    endpoint: Endpoint,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RemoteSource {
+    /// Starts watching; the tasks run on the current tokio runtime. Nothing is awaited here:
+    /// an unreachable broker shows as [`Source::trouble`], not as an error.
+    pub fn start(endpoint: Endpoint, options: RemoteOptions) -> Result<RemoteSource, String> {
+        let management = Management::new(&endpoint).map_err(|e| e.to_string())?;
+        let (refreshes, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            snapshot: Mutex::new(Arc::new(Snapshot::default())),
+            events: EventBus::default(),
+            poll_trouble: Mutex::new(None),
+            firehose_trouble: Mutex::new(None),
+            tracing_turned_on: AtomicBool::new(false),
+            refreshes,
+        });
+        let mut tasks = vec![tokio::spawn(poll(
+            shared.clone(),
+            management.clone(),
+            options.interval,
+        ))];
+        if options.trace {
+            tasks.push(tokio::spawn(read_firehose(
+                shared.clone(),
+                management.clone(),
+                endpoint.clone(),
+            )));
+        }
+        Ok(RemoteSource {
+            shared,
+            management,
+            endpoint,
+            tasks,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Waits until the management API has answered at least `count` times in all (true), or
+    /// `timeout` passed (false).
+    pub async fn refreshed(&self, count: u64, timeout: Duration) -> bool {
+        let mut seen = self.shared.refreshes.subscribe();
+        tokio::time::timeout(timeout, seen.wait_for(|n| *n >= count))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// How many times the management API has answered.
+    pub fn refreshes(&self) -> u64 {
+        *self.shared.refreshes.borrow()
+    }
+
+    /// Whether tracing is on because this source turned it on.
+    pub fn turned_tracing_on(&self) -> bool {
+        self.shared.tracing_turned_on.load(Ordering::SeqCst)
+    }
+
+    /// Stops the background tasks and turns tracing off again if this source turned it on.
+    pub async fn close(mut self) {
+        self.stop_tasks();
+        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self
+                .management
+                .set_tracing(&self.endpoint.vhost, false)
+                .await
+            {
+                tracing::warn!(error = %e, "could not turn tracing off again");
+            }
+        }
+    }
+
+    fn stop_tasks(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RemoteSource {
+    fn drop(&mut self) {
+        self.stop_tasks();
+        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
+            let mut tracing = Tracing::new(self.management.clone(), &self.endpoint.vhost);
+            tracing.mark_turned_on();
+            tracing.release_blocking();
+        }
+    }
+}
+
+impl Source for RemoteSource {
+    fn snapshot(&self) -> Snapshot {
+        let latest = self.shared.snapshot.lock().unwrap().clone();
+        Snapshot::clone(&latest)
+    }
+
+    fn subscribe(&self) -> EventReader {
+        self.shared.events.subscribe()
+    }
+
+    fn trouble(&self) -> Option<String> {
+        let poll = self.shared.poll_trouble.lock().unwrap().clone();
+        let firehose = self.shared.firehose_trouble.lock().unwrap().clone();
+        match (poll, firehose) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Reads the topology every `interval`; changes go out as events. After a failure it waits
+/// longer each time, up to [`MAX_BACKOFF`].
+async fn poll(shared: Arc<Shared>, management: Management, interval: Duration) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut have_one = false;
+    loop {
+        match snapshot(&management).await {
+            Ok(new) => {
+                let new = Arc::new(new);
+                let old = std::mem::replace(&mut *shared.snapshot.lock().unwrap(), new.clone());
+                if have_one {
+                    for event in super::diff(&old, &new) {
+                        shared.events.emit(event);
+                    }
+                }
+                have_one = true;
+                *shared.poll_trouble.lock().unwrap() = None;
+                shared.refreshes.send_modify(|n| *n += 1);
+                backoff = FIRST_BACKOFF;
+                tokio::time::sleep(interval).await;
+            }
+            Err(e) => {
+                let text = format!("{e}; retrying in {} s", backoff.as_secs());
+                tracing::debug!(trouble = %text);
+                *shared.poll_trouble.lock().unwrap() = Some(text);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Keeps tracing on and the firehose read, reconnecting (and turning tracing on again, which a
+/// restarted broker forgets) after any failure.
+async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: Endpoint) {
+    let mut tracing = Tracing::new(management, &endpoint.vhost);
+    let mut ids = MessageIds::default();
+    let mut backoff = FIRST_BACKOFF;
+    let masked = endpoint.masked_url();
+    loop {
+        let failure = async {
+            tracing.ensure_on().await.map_err(|e| e.to_string())?;
+            if tracing.turned_on() {
+                shared.tracing_turned_on.store(true, Ordering::SeqCst);
+            }
+            let mut firehose = Firehose::open(&endpoint.amqp_url, FirehoseKeys::PublishAndDeliver)
+                .await
+                .map_err(|e| format!("{e} ({masked})"))?;
+            *shared.firehose_trouble.lock().unwrap() = None;
+            backoff = FIRST_BACKOFF;
+            loop {
+                let trace = match firehose.next().await {
+                    Ok(trace) => trace,
+                    Err(e) => {
+                        firehose.close().await;
+                        return Err::<(), String>(format!("{e} ({masked})"));
+                    }
+                };
+                let latest = shared.snapshot.lock().unwrap().clone();
+                let event = firehose::event(&trace, &endpoint.vhost, &latest, &mut ids);
+                shared.events.emit(event);
+            }
+        }
+        .await;
+        if let Err(e) = failure {
+            // Whatever the error text says, the AMQP URL in it is shown masked.
+            let e = e.replace(&endpoint.amqp_url, &masked);
+            let text = format!("{e}; retrying in {} s", backoff.as_secs());
+            *shared.firehose_trouble.lock().unwrap() = Some(text);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
