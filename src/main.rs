@@ -56,6 +56,74 @@ enum Command {
     },
     /// The live view, straight into a lesson (by id, e.g. `topic-exchange`), or its menu.
     Learn(LearnArgs),
+    /// The live view on a running RabbitMQ (through its management API).
+    Watch(WatchArgs),
+    /// Print the topology of a RabbitMQ: exchanges, queues, bindings.
+    Snapshot(SnapshotArgs),
+    /// Print one line per published message and the queues it reached, from RabbitMQ's
+    /// firehose (tracing is turned on for the URL's vhost while it runs).
+    Tap(TapArgs),
+}
+
+#[derive(clap::Args)]
+struct WatchArgs {
+    /// The RabbitMQ, as an AMQP URL: amqp://user:pass@host:5672/vhost.
+    url: String,
+    /// Its management API (default: same host, port 15672, https for amqps URLs).
+    #[arg(long, value_name = "URL")]
+    management: Option<String>,
+    /// Seconds between reads of the topology.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    interval: f64,
+    /// Show each message's route, from the firehose. Turns tracing on for the vhost while
+    /// watching, which slows the broker.
+    #[arg(long)]
+    trace: bool,
+    /// Classroom mode: high contrast, slower animation, presenter keys.
+    #[arg(long)]
+    classroom: bool,
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long)]
+    monochrome: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SnapshotFormat {
+    Json,
+    Yaml,
+    /// Graphviz.
+    Dot,
+    /// RabbitMQ definitions JSON (loadable with `rabbitscope broker --definitions FILE`).
+    Definitions,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// The RabbitMQ, as an AMQP URL: amqp://user:pass@host:5672/vhost.
+    source: String,
+    #[arg(long, value_enum, default_value = "json")]
+    format: SnapshotFormat,
+    /// Its management API (default: same host, port 15672, https for amqps URLs).
+    #[arg(long, value_name = "URL")]
+    management: Option<String>,
+    /// Only this vhost (default: every vhost the user may see).
+    #[arg(long, value_name = "NAME")]
+    vhost: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct TapArgs {
+    /// The RabbitMQ, as an AMQP URL: amqp://user:pass@host:5672/vhost.
+    source: String,
+    /// Stop after this many lines.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Print only lines (without the time) this regular expression matches.
+    #[arg(long, value_name = "REGEX")]
+    filter: Option<regex::Regex>,
+    /// Its management API (default: same host, port 15672, https for amqps URLs).
+    #[arg(long, value_name = "URL")]
+    management: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -136,6 +204,11 @@ fn main() -> Result<()> {
                     broker_runtime.handle().clone(),
                 ))
         }
+        Some(Command::Watch(args)) => run_watch(args, lang),
+        Some(Command::Snapshot(args)) => {
+            tokio::runtime::Runtime::new()?.block_on(run_snapshot(args))
+        }
+        Some(Command::Tap(args)) => tokio::runtime::Runtime::new()?.block_on(run_tap(args)),
         None => {
             let broker_runtime = broker_runtime()?;
             tokio::runtime::Builder::new_current_thread()
@@ -215,6 +288,183 @@ async fn run_view(
     };
     let source = std::sync::Arc::new(rabbitscope::source::Embedded(broker));
     rabbitscope::ui::run(source, &address, options, lessons).await
+}
+
+/// The live view on a RabbitMQ. As with the embedded broker, the view has the main thread and
+/// the polling and firehose tasks run on the lower-priority runtime.
+fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
+    use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(eyre!("--interval must be a positive number of seconds"));
+    }
+    let endpoint = Endpoint::new(&args.url, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let masked = endpoint.masked_url();
+    let options = RemoteOptions {
+        interval: std::time::Duration::from_secs_f64(args.interval),
+        trace: args.trace,
+    };
+    if args.trace {
+        eprintln!(
+            "warning: --trace turns on tracing for vhost '{}' while watching; every message is \
+             copied to amq.rabbitmq.trace, which slows the broker",
+            endpoint.vhost
+        );
+    }
+    let broker_runtime = broker_runtime()?;
+    let source = {
+        let _inside = broker_runtime.enter();
+        std::sync::Arc::new(RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?)
+    };
+    let view_options = rabbitscope::ui::app::ViewOptions {
+        classroom: args.classroom,
+        monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        lang,
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(rabbitscope::ui::run(
+            source.clone(),
+            &masked,
+            view_options,
+            rabbitscope::ui::LessonSetup::default(),
+        ));
+    // Tracing goes off again (if this turned it on) before the process ends.
+    if let Ok(source) = std::sync::Arc::try_unwrap(source) {
+        broker_runtime.block_on(source.close());
+    }
+    result
+}
+
+/// The management API's picture, or a clear word on why there is none.
+async fn remote_snapshot(
+    url: &str,
+    management: Option<&str>,
+) -> Result<(
+    rabbitscope::remote::Management,
+    rabbitscope::broker::Snapshot,
+)> {
+    use rabbitscope::remote::management::ErrorKind;
+    use rabbitscope::remote::{Endpoint, Management};
+    let endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
+    match rabbitscope::remote::snapshot(&api).await {
+        Ok(snapshot) => Ok((api, snapshot)),
+        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::NotFound) => Err(eyre!(
+            "{e}\nthis needs RabbitMQ's management plugin (rabbitmq-plugins enable \
+             rabbitmq_management); rabbitscope's embedded broker has no management API"
+        )),
+        Err(e) => Err(eyre!("{e}")),
+    }
+}
+
+/// `rabbitscope snapshot`: the topology on stdout.
+async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
+    let (_, mut snapshot) = remote_snapshot(&args.source, args.management.as_deref()).await?;
+    if let Some(vhost) = &args.vhost {
+        snapshot.vhosts.retain(|v| &v.name == vhost);
+        if snapshot.vhosts.is_empty() {
+            return Err(eyre!("no vhost '{vhost}' there"));
+        }
+    }
+    let text = match args.format {
+        SnapshotFormat::Json => serde_json::to_string_pretty(&snapshot)? + "\n",
+        SnapshotFormat::Yaml => serde_yaml::to_string(&snapshot)?,
+        SnapshotFormat::Dot => rabbitscope::remote::render::dot(&snapshot),
+        SnapshotFormat::Definitions => {
+            serde_json::to_string_pretty(&rabbitscope::remote::render::definitions(&snapshot))?
+                + "\n"
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// `rabbitscope tap`: one line per publish until --count lines, SIGINT or SIGTERM; tracing goes
+/// off again on every way out if this turned it on.
+async fn run_tap(args: TapArgs) -> Result<()> {
+    use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
+    use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
+    let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
+    // Handlers go in first: a SIGINT from now on still turns tracing off.
+    let stop = shutdown_signal()?;
+    let mut tracing = Tracing::new(api.clone(), &endpoint.vhost);
+    tracing.ensure_on().await.map_err(|e| eyre!("{e}"))?;
+    let result = tap_lines(&args, &endpoint, &api, stop).await;
+    if let Err(e) = tracing.release().await {
+        eprintln!("could not turn tracing off again: {e}");
+    }
+    return result;
+
+    async fn tap_lines(
+        args: &TapArgs,
+        endpoint: &Endpoint,
+        api: &Management,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let mut firehose = Firehose::open(&endpoint.amqp_url, FirehoseKeys::Publish)
+            .await
+            .map_err(|e| eyre!("{e} ({})", endpoint.masked_url()))?;
+        tokio::pin!(stop);
+        let mut printed = 0;
+        // The default exchange's trace names the queue it was sent to, existing or not.
+        let mut known = std::collections::BTreeMap::new();
+        let result = loop {
+            if args.count.is_some_and(|n| printed >= n) {
+                break Ok(());
+            }
+            let trace = tokio::select! {
+                _ = &mut stop => break Ok(()),
+                trace = firehose.next() => trace,
+            };
+            let (exchange, routing_key, mut queues) = match trace {
+                Ok(Trace::Published {
+                    exchange,
+                    routing_key,
+                    queues,
+                    ..
+                }) => (exchange, routing_key, queues),
+                Ok(_) => continue,
+                Err(e) => break Err(eyre!("{e}")),
+            };
+            if exchange.is_empty() {
+                let mut existing = Vec::new();
+                for queue in queues {
+                    let exists = match known.get(&queue) {
+                        Some(exists) => *exists,
+                        None => {
+                            let exists = api
+                                .queue_exists(&endpoint.vhost, &queue)
+                                .await
+                                .unwrap_or(true);
+                            known.insert(queue.clone(), exists);
+                            exists
+                        }
+                    };
+                    if exists {
+                        existing.push(queue);
+                    }
+                }
+                queues = existing;
+            }
+            let line = tap_line(
+                std::time::SystemTime::now(),
+                &exchange,
+                &routing_key,
+                &queues,
+            );
+            // The time is left out of what the filter sees.
+            let shown = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
+            if args.filter.as_ref().is_some_and(|f| !f.is_match(shown)) {
+                continue;
+            }
+            println!("{line}");
+            printed += 1;
+        };
+        firehose.close().await;
+        result
+    }
 }
 
 /// `./lessons` when it exists, else the lessons beside the source this binary was built from.
