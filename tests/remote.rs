@@ -1,0 +1,795 @@
+//! Remote mode against the RabbitMQ on this machine (127.0.0.1:5672, management on 15672,
+//! guest/guest). Each test works in a vhost of its own, made through the management API and
+//! deleted at the end, so tests running side by side (and lesson checks on `/`) never see each
+//! other's objects or tracing.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicPublishOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use rabbitscope::broker::{Broker, BrokerConfig, Snapshot};
+use rabbitscope::events::{EventKind, PublishFate, Received};
+use rabbitscope::remote::{Endpoint, Management, RemoteOptions, RemoteSource};
+use rabbitscope::source::Source;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
+
+fn url(vhost: &str) -> String {
+    format!("amqp://guest:guest@127.0.0.1:5672/{vhost}")
+}
+
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "rs-{what}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A vhost for one test, deleted when the test ends (passed or not).
+struct TestVhost {
+    name: String,
+    management: Management,
+}
+
+impl TestVhost {
+    async fn new(what: &str) -> TestVhost {
+        let name = unique(what);
+        let management = Management::new(&Endpoint::new(&url(&name), None).unwrap()).unwrap();
+        management.create_vhost(&name).await.unwrap();
+        TestVhost { name, management }
+    }
+
+    fn url(&self) -> String {
+        url(&self.name)
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::new(&self.url(), None).unwrap()
+    }
+
+    async fn channel(&self) -> (Connection, Channel) {
+        let connection = Connection::connect(&self.url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        (connection, channel)
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let endpoint = self.endpoint();
+        let name = self.name.clone();
+        // A runtime of its own: the test's may be shutting down.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let m = Management::new(&endpoint).unwrap();
+                let _ = m.delete_vhost(&name).await;
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind, opts: ExchangeDeclareOptions) {
+    ch.exchange_declare(name.into(), kind, opts, FieldTable::default())
+        .await
+        .unwrap();
+}
+
+async fn queue(ch: &Channel, name: &str, opts: QueueDeclareOptions, args: FieldTable) {
+    ch.queue_declare(name.into(), opts, args).await.unwrap();
+}
+
+async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str, args: FieldTable) {
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        args,
+    )
+    .await
+    .unwrap();
+}
+
+fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// A topology with every kind of object: durable, auto-delete and internal exchanges, queue
+/// arguments, an exchange-to-exchange binding and a headers binding with arguments.
+async fn declare_sample(ch: &Channel) {
+    exchange(
+        ch,
+        "orders",
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    exchange(
+        ch,
+        "fan",
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    exchange(
+        ch,
+        "inside",
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            internal: true,
+            durable: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    exchange(ch, "docs", ExchangeKind::Headers, Default::default()).await;
+    queue(
+        ch,
+        "eu",
+        durable(),
+        table(&[
+            ("x-message-ttl", AMQPValue::LongInt(60000)),
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString(LongString::from("fan")),
+            ),
+        ]),
+    )
+    .await;
+    queue(
+        ch,
+        "temp",
+        QueueDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await;
+    queue(ch, "pdf", durable(), FieldTable::default()).await;
+    bind(ch, "eu", "orders", "eu.#", FieldTable::default()).await;
+    bind(ch, "temp", "fan", "", FieldTable::default()).await;
+    bind(
+        ch,
+        "pdf",
+        "docs",
+        "",
+        table(&[
+            ("x-match", AMQPValue::LongString(LongString::from("all"))),
+            ("format", AMQPValue::LongString(LongString::from("pdf"))),
+        ]),
+    )
+    .await;
+    ch.exchange_bind(
+        "fan".into(),
+        "orders".into(),
+        "#".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `rabbitmqctl list_... -p VHOST columns` as rows of tab-separated fields.
+fn rabbitmqctl(what: &str, vhost: &str, columns: &[&str]) -> BTreeSet<Vec<String>> {
+    let out = Command::new("rabbitmqctl")
+        .args([what, "-p", vhost, "--quiet", "--no-table-headers"])
+        .args(columns)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rabbitmqctl {what} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_agrees_with_rabbitmqctl() {
+    let vhost = TestVhost::new("snap").await;
+    let (connection, ch) = vhost.channel().await;
+    declare_sample(&ch).await;
+
+    let (ok, json, err) = run(&[
+        "snapshot",
+        &vhost.url(),
+        "--vhost",
+        &vhost.name,
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let snapshot: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let v = &snapshot["vhosts"][0];
+    assert_eq!(v["name"], vhost.name.as_str());
+    let field = |x: &serde_json::Value, name: &str| match &x[name] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+
+    let exchanges: BTreeSet<Vec<String>> = v["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            ["name", "kind", "durable", "auto_delete", "internal"]
+                .iter()
+                .map(|f| field(x, f))
+                .collect()
+        })
+        .collect();
+    let listed = rabbitmqctl(
+        "list_exchanges",
+        &vhost.name,
+        &["name", "type", "durable", "auto_delete", "internal"],
+    );
+    assert_eq!(exchanges, listed);
+
+    let queues: BTreeSet<Vec<String>> = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            ["name", "durable", "auto_delete"]
+                .iter()
+                .map(|f| field(q, f))
+                .collect()
+        })
+        .collect();
+    let listed = rabbitmqctl(
+        "list_queues",
+        &vhost.name,
+        &["name", "durable", "auto_delete"],
+    );
+    assert_eq!(queues, listed);
+    let eu = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "eu")
+        .unwrap();
+    assert!(eu["arguments"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(["x-message-ttl", "60000"])));
+
+    let bindings: BTreeSet<Vec<String>> = v["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let kind = if b["destination_is_exchange"] == true {
+                "exchange"
+            } else {
+                "queue"
+            };
+            vec![
+                field(b, "source"),
+                field(b, "destination"),
+                kind.to_string(),
+                field(b, "routing_key"),
+            ]
+        })
+        .collect();
+    // rabbitmqctl also lists the default exchange's implicit bindings; a snapshot does not.
+    let listed: BTreeSet<Vec<String>> = rabbitmqctl(
+        "list_bindings",
+        &vhost.name,
+        &[
+            "source_name",
+            "destination_name",
+            "destination_kind",
+            "routing_key",
+        ],
+    )
+    .into_iter()
+    .filter(|row| !row[0].is_empty())
+    .collect();
+    assert_eq!(bindings, listed);
+    assert_eq!(bindings.len(), 4);
+
+    let (ok, dot, err) = run(&[
+        "snapshot",
+        &vhost.url(),
+        "--vhost",
+        &vhost.name,
+        "--format",
+        "dot",
+    ]);
+    assert!(ok, "{err}");
+    assert!(dot.starts_with("digraph"));
+    assert!(dot.contains("/queue/eu\" [shape=cylinder"));
+    assert!(dot.contains("/exchange/orders\" [shape=box"));
+    assert!(dot.contains("[label=\"eu.#\"]"));
+    let (ok, yaml, err) = run(&[
+        "snapshot",
+        &vhost.url(),
+        "--vhost",
+        &vhost.name,
+        "--format",
+        "yaml",
+    ]);
+    assert!(ok, "{err}");
+    assert!(yaml.contains("name: eu"), "{yaml}");
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn definitions_load_into_the_embedded_broker() {
+    let vhost = TestVhost::new("defs").await;
+    let (connection, ch) = vhost.channel().await;
+    declare_sample(&ch).await;
+    // An exclusive queue dies with its connection: definitions leave it out.
+    queue(
+        &ch,
+        "mine",
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await;
+
+    let (ok, text, err) = run(&[
+        "snapshot",
+        &vhost.url(),
+        "--vhost",
+        &vhost.name,
+        "--format",
+        "definitions",
+    ]);
+    assert!(ok, "{err}");
+    let file = std::env::temp_dir().join(format!("{}.json", vhost.name));
+    std::fs::write(&file, &text).unwrap();
+    let defs = rabbitscope::definitions::read_file(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let config = defs.configure(BrokerConfig::default()).unwrap();
+    let broker = Broker::new(config);
+    defs.declare(&broker).unwrap();
+
+    let remote = rabbitscope::remote::snapshot(&vhost.management)
+        .await
+        .unwrap();
+    let remote = remote.vhost(&vhost.name).unwrap();
+    let local = broker.snapshot();
+    let local = local.vhost(&vhost.name).expect("the vhost was created");
+    let own = |name: &str| !name.is_empty() && !name.starts_with("amq.");
+    let exchanges = |v: &rabbitscope::broker::VhostSnapshot| {
+        v.exchanges
+            .iter()
+            .filter(|x| own(&x.name))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(exchanges(local), exchanges(remote));
+    assert_eq!(exchanges(local).len(), 4);
+    let queues = |v: &rabbitscope::broker::VhostSnapshot| {
+        v.queues
+            .iter()
+            .filter(|q| !q.exclusive)
+            .map(|q| {
+                (
+                    q.name.clone(),
+                    q.durable,
+                    q.auto_delete,
+                    q.arguments.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(queues(local), queues(remote));
+    assert_eq!(queues(local).len(), 3);
+    let mut remote_bindings = remote.bindings.clone();
+    remote_bindings.retain(|b| b.destination.as_ref() != "mine");
+    assert_eq!(local.bindings, remote_bindings);
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+/// Reads events until one `wanted` returns something for, or the time is up.
+async fn wait_for<T>(
+    reader: &mut rabbitscope::events::EventReader,
+    within: Duration,
+    mut wanted: impl FnMut(&EventKind) -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, reader.recv()).await {
+            Err(_) => return None,
+            Ok(Received::Event(e)) => {
+                if let Some(found) = wanted(&e.kind) {
+                    return Some(found);
+                }
+            }
+            Ok(Received::Missed(_)) => {}
+            Ok(Received::Closed) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_source_sees_another_clients_declarations() {
+    let vhost = TestVhost::new("watch").await;
+    let interval = Duration::from_millis(500);
+    let source = RemoteSource::start(
+        vhost.endpoint(),
+        RemoteOptions {
+            interval,
+            trace: false,
+        },
+    )
+    .unwrap();
+    assert!(source.refreshed(1, Duration::from_secs(10)).await);
+    assert!(source.trouble().is_none(), "{:?}", source.trouble());
+    let mut events = source.subscribe();
+
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "news", ExchangeKind::Fanout, Default::default()).await;
+    queue(&ch, "reader", durable(), FieldTable::default()).await;
+    bind(&ch, "reader", "news", "", FieldTable::default()).await;
+    let declared_at = Instant::now();
+    let mut seen = BTreeSet::new();
+    let found = wait_for(&mut events, Duration::from_secs(10), |kind| {
+        match kind {
+            EventKind::ExchangeDeclared { name, .. } if &**name == "news" => {
+                seen.insert("exchange");
+            }
+            EventKind::QueueDeclared { name, .. } if &**name == "reader" => {
+                seen.insert("queue");
+            }
+            EventKind::BindingCreated(b) if &*b.source == "news" => {
+                seen.insert("binding");
+            }
+            _ => {}
+        }
+        (seen.len() == 3).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "saw only {seen:?}");
+    // One refresh, plus the time a refresh takes.
+    assert!(declared_at.elapsed() < interval * 2 + Duration::from_secs(2));
+    let snapshot: Snapshot = source.snapshot();
+    let v = snapshot.vhost(&vhost.name).unwrap();
+    assert!(v.queues.iter().any(|q| q.name == "reader"));
+
+    ch.queue_delete("reader".into(), Default::default())
+        .await
+        .unwrap();
+    let gone = wait_for(&mut events, Duration::from_secs(10), |kind| {
+        matches!(kind, EventKind::QueueDeleted { name } if &**name == "reader").then_some(())
+    })
+    .await;
+    assert!(gone.is_some());
+    connection.close(200, "OK".into()).await.unwrap();
+    source.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_firehose_reports_the_queues_a_message_reached() {
+    let vhost = TestVhost::new("trace").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "routes", ExchangeKind::Topic, Default::default()).await;
+    for (q, key) in [("q1", "a.*"), ("q2", "*.b"), ("q3", "c.#")] {
+        queue(&ch, q, durable(), FieldTable::default()).await;
+        bind(&ch, q, "routes", key, FieldTable::default()).await;
+    }
+    assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
+    let source = RemoteSource::start(
+        vhost.endpoint(),
+        RemoteOptions {
+            interval: Duration::from_millis(500),
+            trace: true,
+        },
+    )
+    .unwrap();
+    let mut events = source.subscribe();
+    // The firehose is bound some time after start: publish until one shows.
+    let mut published = None;
+    for _ in 0..40 {
+        ch.basic_publish(
+            "routes".into(),
+            "a.b".into(),
+            BasicPublishOptions::default(),
+            b"hello",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+        published = wait_for(&mut events, Duration::from_millis(300), |kind| match kind {
+            EventKind::Published {
+                exchange,
+                routing_key,
+                queues,
+                fate,
+                body_preview,
+                ..
+            } if &**exchange == "routes" && &**routing_key == "a.b" => Some((
+                queues
+                    .iter()
+                    .map(|q| q.to_string())
+                    .collect::<BTreeSet<_>>(),
+                fate.clone(),
+                body_preview.clone(),
+            )),
+            _ => None,
+        })
+        .await;
+        if published.is_some() {
+            break;
+        }
+    }
+    let (queues, fate, body) = published.expect("no Published event from the firehose");
+    assert_eq!(queues, BTreeSet::from(["q1".to_string(), "q2".to_string()]));
+    assert_eq!(fate, PublishFate::Routed);
+    assert_eq!(&body[..], b"hello");
+    assert!(source.turned_tracing_on());
+    assert!(vhost.management.tracing(&vhost.name).await.unwrap());
+
+    ch.basic_publish(
+        "routes".into(),
+        "x.y".into(),
+        BasicPublishOptions::default(),
+        b"lost",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let dropped = wait_for(&mut events, Duration::from_secs(5), |kind| match kind {
+        EventKind::Published {
+            routing_key, fate, ..
+        } if &**routing_key == "x.y" => Some(fate.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(dropped, Some(PublishFate::Dropped));
+
+    // A get is a delivery too.
+    let got = ch
+        .basic_get(
+            "q1".into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap();
+    assert!(got.is_some());
+    let delivered = wait_for(&mut events, Duration::from_secs(5), |kind| match kind {
+        EventKind::Delivered { queue, .. } if &**queue == "q1" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(delivered.is_some());
+
+    source.close().await;
+    assert!(
+        !vhost.management.tracing(&vhost.name).await.unwrap(),
+        "tracing was left on"
+    );
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+/// Starts `rabbitscope tap`, publishes until it prints `lines` lines, and returns them.
+async fn tap(vhost: &TestVhost, extra: &[&str], publish: &[(&str, &str)]) -> Vec<String> {
+    let mut child = Command::new(BIN)
+        .args(["tap", &vhost.url()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = lines_tx.send(line.unwrap());
+        }
+    });
+    let (connection, ch) = vhost.channel().await;
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(status.success(), "tap failed");
+            break;
+        }
+        for (exchange, key) in publish {
+            ch.basic_publish(
+                (*exchange).into(),
+                (*key).into(),
+                BasicPublishOptions::default(),
+                b"m",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap();
+    while let Ok(line) = lines_rx.try_recv() {
+        lines.push(line);
+    }
+    connection.close(200, "OK".into()).await.unwrap();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_prints_each_route_and_turns_tracing_off() {
+    let vhost = TestVhost::new("tap").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "routes", ExchangeKind::Topic, Default::default()).await;
+    for (q, key) in [("q1", "a.*"), ("q2", "*.b"), ("q3", "c.#")] {
+        queue(&ch, q, durable(), FieldTable::default()).await;
+        bind(&ch, q, "routes", key, FieldTable::default()).await;
+    }
+    connection.close(200, "OK".into()).await.unwrap();
+
+    let lines = tap(
+        &vhost,
+        &["--count", "2", "--filter", "^routes "],
+        &[("routes", "zzz"), ("amq.direct", "a.b"), ("routes", "a.b")],
+    )
+    .await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let line = regex::Regex::new(r"^\d\d:\d\d:\d\d\.\d{3} routes (\S+) (.*)$").unwrap();
+    for l in &lines {
+        let c = line.captures(l).unwrap_or_else(|| panic!("odd line {l:?}"));
+        match &c[1] {
+            "zzz" => assert_eq!(&c[2], "unroutable"),
+            "a.b" => assert!(&c[2] == "-> q1, q2" || &c[2] == "-> q2, q1", "{l:?}"),
+            other => panic!("unexpected key {other}"),
+        }
+    }
+    assert!(
+        !vhost.management.tracing(&vhost.name).await.unwrap(),
+        "tracing was left on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_turns_tracing_off_on_sigint() {
+    let vhost = TestVhost::new("tapint").await;
+    let mut child = Command::new(BIN)
+        .args(["tap", &vhost.url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !vhost.management.tracing(&vhost.name).await.unwrap() {
+        assert!(Instant::now() < deadline, "tap never turned tracing on");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: kill only sends a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trouble_is_told_without_the_password() {
+    let secret = "s3cr3t-Wrong";
+    let wrong = Endpoint::new(&format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"), None).unwrap();
+    let source = RemoteSource::start(
+        wrong,
+        RemoteOptions {
+            interval: Duration::from_millis(200),
+            trace: true,
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let _ = source.snapshot();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "snapshot() waited"
+    );
+    let trouble = wait_trouble(&source, |t| t.contains("401")).await;
+    assert!(
+        trouble.contains("management API at http://127.0.0.1:15672"),
+        "{trouble}"
+    );
+    assert!(trouble.contains("retrying in"), "{trouble}");
+    assert!(!trouble.contains(secret), "{trouble}");
+    source.close().await;
+
+    let unreachable = Endpoint::new(
+        &format!("amqp://guest:{secret}@127.0.0.1:1/%2f"),
+        Some("http://127.0.0.1:1"),
+    )
+    .unwrap();
+    let source = RemoteSource::start(
+        unreachable,
+        RemoteOptions {
+            interval: Duration::from_millis(200),
+            trace: true,
+        },
+    )
+    .unwrap();
+    let trouble = wait_trouble(&source, |t| t.contains("connection refused")).await;
+    assert!(
+        trouble.starts_with("management API at http://127.0.0.1:1:"),
+        "{trouble}"
+    );
+    assert!(!trouble.contains(secret), "{trouble}");
+    assert!(!trouble.contains('\n'), "{trouble}");
+    source.close().await;
+
+    let (ok, _, err) = run(&[
+        "snapshot",
+        &format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+}
+
+async fn wait_trouble(source: &RemoteSource, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(t) = source.trouble() {
+            if wanted(&t) {
+                return t;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such trouble: {:?}",
+            source.trouble()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
