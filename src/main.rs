@@ -311,6 +311,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         );
     }
     let broker_runtime = broker_runtime()?;
+    broker_runtime.block_on(refuse_embedded(&endpoint))?;
     let source = {
         let _inside = broker_runtime.enter();
         std::sync::Arc::new(RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?)
@@ -347,6 +348,7 @@ async fn remote_snapshot(
     use rabbitscope::remote::management::ErrorKind;
     use rabbitscope::remote::{Endpoint, Management};
     let endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     match rabbitscope::remote::snapshot(&api).await {
         Ok(snapshot) => Ok((api, snapshot)),
@@ -356,6 +358,20 @@ async fn remote_snapshot(
         )),
         Err(e) => Err(eyre!("{e}")),
     }
+}
+
+/// Remote mode reads a management API; rabbitscope's own broker has none, and the one on its
+/// host's port 15672 (if any) is another broker's.
+async fn refuse_embedded(endpoint: &rabbitscope::remote::Endpoint) -> Result<()> {
+    if rabbitscope::remote::is_embedded_broker(&endpoint.amqp_url).await {
+        return Err(eyre!(
+            "{} is rabbitscope's embedded broker, which has no management API; this command \
+             needs a RabbitMQ with the management plugin (for the embedded broker, run \
+             `rabbitscope` without a command)",
+            endpoint.masked_url()
+        ));
+    }
+    Ok(())
 }
 
 /// `rabbitscope snapshot`: the topology on stdout.
@@ -386,6 +402,7 @@ async fn run_tap(args: TapArgs) -> Result<()> {
     use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
     use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
     let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     // Handlers go in first: a SIGINT from now on still turns tracing off.
     let stop = shutdown_signal()?;

@@ -793,3 +793,155 @@ async fn wait_trouble(source: &RemoteSource, wanted: impl Fn(&str) -> bool) -> S
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A TCP forwarder that can be cut (listener and every connection gone, as when a broker
+/// restarts) and restored on the same port.
+struct Proxy {
+    port: u16,
+    target: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy {
+            port,
+            target,
+            tasks: Default::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let tasks = self.tasks.clone();
+        let target = self.target;
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(forward);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(([127, 0, 0, 1], self.port).into()).unwrap();
+        self.serve(socket.listen(128).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watching_recovers_when_the_broker_comes_back() {
+    let vhost = TestVhost::new("restart").await;
+    let management = Proxy::start(15672).await;
+    let amqp = Proxy::start(5672).await;
+    let endpoint = Endpoint::new(
+        &format!("amqp://guest:guest@127.0.0.1:{}/{}", amqp.port, vhost.name),
+        Some(&format!("http://127.0.0.1:{}", management.port)),
+    )
+    .unwrap();
+    let source = RemoteSource::start(
+        endpoint,
+        RemoteOptions {
+            interval: Duration::from_millis(300),
+            trace: true,
+        },
+    )
+    .unwrap();
+    let mut events = source.subscribe();
+    let (connection, ch) = vhost.channel().await;
+    queue(&ch, "seen", durable(), FieldTable::default()).await;
+
+    // Publishes to the default exchange until the firehose reports one.
+    async fn traced(ch: &Channel, events: &mut rabbitscope::events::EventReader) -> bool {
+        for _ in 0..60 {
+            ch.basic_publish(
+                "".into(),
+                "seen".into(),
+                BasicPublishOptions::default(),
+                b"x",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+            let found = wait_for(events, Duration::from_millis(300), |kind| {
+                matches!(kind, EventKind::Published { routing_key, .. } if &**routing_key == "seen")
+                    .then_some(())
+            })
+            .await;
+            if found.is_some() {
+                return true;
+            }
+        }
+        false
+    }
+    assert!(traced(&ch, &mut events).await, "no trace before the cut");
+
+    management.cut();
+    amqp.cut();
+    let trouble = wait_trouble(&source, |t| t.contains("connection refused")).await;
+    assert!(trouble.contains("retrying in"), "{trouble}");
+
+    management.restore().await;
+    amqp.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while source.trouble().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "still in trouble: {:?}",
+            source.trouble()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    queue(&ch, "after", durable(), FieldTable::default()).await;
+    let declared = wait_for(&mut events, Duration::from_secs(10), |kind| {
+        matches!(kind, EventKind::QueueDeclared { name, .. } if &**name == "after").then_some(())
+    })
+    .await;
+    assert!(declared.is_some(), "no topology after recovery");
+    assert!(
+        traced(&ch, &mut events).await,
+        "the firehose did not come back"
+    );
+
+    source.close().await;
+    assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_broker_is_told_apart() {
+    let broker = Broker::new(BrokerConfig::default());
+    let server = rabbitscope::amqp::Server::bind(broker, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let port = server.local_addr().port();
+    tokio::spawn(server.run());
+    let (ok, _, err) = run(&[
+        "snapshot",
+        &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("embedded broker, which has no management API"),
+        "{err}"
+    );
+    assert!(err.contains("guest:****@"), "{err}");
+}

@@ -119,6 +119,30 @@ impl Endpoint {
     }
 }
 
+/// Whether the AMQP server at the URL is rabbitscope's embedded broker (its connection.start
+/// names the product): it has no management API, and the management port on the same host may
+/// well belong to some other broker. False when it cannot be told in two seconds.
+pub async fn is_embedded_broker(amqp_url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(uri) = amqp_url.parse::<lapin::uri::AMQPUri>() else {
+        return false;
+    };
+    let address = (uri.authority.host.clone(), uri.authority.port);
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream.write_all(b"AMQP\0\0\x09\x01").await.ok()?;
+        let mut start = vec![0; 4096];
+        let n = stream.read(&mut start).await.ok()?;
+        let start = &start[..n];
+        Some(start.windows(11).any(|w| w == b"rabbitscope"))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), ask)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// `scheme://user:pass@host` -> `scheme://host`: credentials come from the AMQP URL.
 fn strip_credentials(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
