@@ -945,3 +945,29 @@ async fn the_embedded_broker_is_told_apart() {
     );
     assert!(err.contains("guest:****@"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queues_are_read_a_page_at_a_time() {
+    // Exactly two pages: asking for a third would be an error from the API.
+    let count = 2 * rabbitscope::remote::management::PAGE_SIZE;
+    let vhost = TestVhost::new("pages").await;
+    let (connection, ch) = vhost.channel().await;
+    for i in 0..count {
+        ch.queue_declare(
+            format!("q{i:05}").as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let started = Instant::now();
+    let snapshot = rabbitscope::remote::snapshot(&vhost.management)
+        .await
+        .unwrap();
+    let queues = &snapshot.vhost(&vhost.name).unwrap().queues;
+    assert_eq!(queues.len(), count);
+    assert_eq!(queues[count - 1].name, format!("q{:05}", count - 1));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    connection.close(200, "OK".into()).await.unwrap();
+}

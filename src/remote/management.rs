@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rabbitmq_http_client::api::{Client, HttpClientError};
-use rabbitmq_http_client::commons::PaginationParams;
 use rabbitmq_http_client::requests::VirtualHostParams;
 use rabbitmq_http_client::responses;
 use serde_json::Value;
@@ -102,21 +101,7 @@ impl Management {
 
     /// Every queue of the vhost, a page at a time.
     pub async fn queues(&self, vhost: &str) -> Result<Vec<responses::QueueInfo>, ManagementError> {
-        let mut all = Vec::new();
-        let mut page = PaginationParams::first_page(PAGE_SIZE);
-        loop {
-            let items = self
-                .api
-                .list_queues_in_paged(vhost, &page)
-                .await
-                .map_err(|e| self.error(e))?;
-            let last = items.len() < PAGE_SIZE;
-            all.extend(items);
-            match page.next_page() {
-                Some(next) if !last => page = next,
-                _ => return Ok(all),
-            }
-        }
+        self.paged(&format!("/api/queues/{}", segment(vhost))).await
     }
 
     /// Whether a queue exists (asking does not count as using it, unlike a passive declare).
@@ -140,29 +125,38 @@ impl Management {
 
     /// Every exchange of the vhost as the API's JSON objects (with `internal`), a page at a time.
     pub async fn exchanges(&self, vhost: &str) -> Result<Vec<Value>, ManagementError> {
+        self.paged(&format!("/api/exchanges/{}", segment(vhost)))
+            .await
+    }
+
+    /// A listing read page by page, until the page count the API gives (asking past it is an
+    /// error, so an exact multiple of the page size must not lead to one more request).
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, ManagementError> {
         let mut all = Vec::new();
-        for page in 1.. {
+        let mut page = 1;
+        loop {
             let answer = self
-                .get_json(&format!(
-                    "/api/exchanges/{}?page={page}&page_size={PAGE_SIZE}",
-                    segment(vhost)
-                ))
+                .get_json(&format!("{path}?page={page}&page_size={PAGE_SIZE}"))
                 .await?;
-            let items = answer
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let items = answer.get("items").cloned().unwrap_or(Value::Array(vec![]));
+            let items: Vec<T> = serde_json::from_value(items).map_err(|e| ManagementError {
+                url: self.url().to_string(),
+                kind: ErrorKind::Other,
+                detail: format!("GET {path}: unexpected answer: {e}"),
+            })?;
+            all.extend(items);
             let pages = answer
                 .get("page_count")
                 .and_then(Value::as_u64)
-                .unwrap_or(1);
-            all.extend(items);
-            if page as u64 >= pages {
-                break;
+                .unwrap_or(0);
+            if page >= pages {
+                return Ok(all);
             }
+            page += 1;
         }
-        Ok(all)
     }
 
     /// Whether tracing (the firehose) is on for the vhost.
