@@ -337,21 +337,37 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     result
 }
 
-/// The management API's picture, or a clear word on why there is none.
+/// The management API's picture (of one vhost, or of all), or a clear word on why there is none.
 async fn remote_snapshot(
     url: &str,
     management: Option<&str>,
-) -> Result<(
-    rabbitscope::remote::Management,
-    rabbitscope::broker::Snapshot,
-)> {
+    vhost: Option<&str>,
+) -> Result<rabbitscope::broker::Snapshot> {
+    use rabbitscope::broker::Snapshot;
     use rabbitscope::remote::management::ErrorKind;
-    use rabbitscope::remote::{Endpoint, Management};
+    use rabbitscope::remote::{snapshot, Endpoint, Management};
     let endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
-    match rabbitscope::remote::snapshot(&api).await {
-        Ok(snapshot) => Ok((api, snapshot)),
+    let read = match vhost {
+        Some(name) => snapshot::vhost_snapshot(&api, name)
+            .await
+            .map(|v| Snapshot { vhosts: vec![v] }),
+        None => snapshot(&api).await,
+    };
+    match read {
+        Ok(snapshot) => Ok(snapshot),
+        Err(e) if e.kind == ErrorKind::NotFound && vhost.is_some() => {
+            // The API answered for the vhosts list before; a 404 here is the vhost.
+            match api.vhost_names().await {
+                Ok(names) if !names.iter().any(|n| Some(n.as_str()) == vhost) => Err(eyre!(
+                    "there is no vhost '{}' at {}",
+                    vhost.unwrap_or_default(),
+                    api.url()
+                )),
+                _ => Err(eyre!("{e}")),
+            }
+        }
         Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::NotFound) => Err(eyre!(
             "{e}\nthis needs RabbitMQ's management plugin (rabbitmq-plugins enable \
              rabbitmq_management); rabbitscope's embedded broker has no management API"
@@ -376,13 +392,12 @@ async fn refuse_embedded(endpoint: &rabbitscope::remote::Endpoint) -> Result<()>
 
 /// `rabbitscope snapshot`: the topology on stdout.
 async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
-    let (_, mut snapshot) = remote_snapshot(&args.source, args.management.as_deref()).await?;
-    if let Some(vhost) = &args.vhost {
-        snapshot.vhosts.retain(|v| &v.name == vhost);
-        if snapshot.vhosts.is_empty() {
-            return Err(eyre!("no vhost '{vhost}' there"));
-        }
-    }
+    let snapshot = remote_snapshot(
+        &args.source,
+        args.management.as_deref(),
+        args.vhost.as_deref(),
+    )
+    .await?;
     let text = match args.format {
         SnapshotFormat::Json => serde_json::to_string_pretty(&snapshot)? + "\n",
         SnapshotFormat::Yaml => serde_yaml::to_string(&snapshot)?,

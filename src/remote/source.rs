@@ -158,10 +158,9 @@ impl Source for RemoteSource {
     fn trouble(&self) -> Option<String> {
         let poll = self.shared.poll_trouble.lock().unwrap().clone();
         let firehose = self.shared.firehose_trouble.lock().unwrap().clone();
-        match (poll, firehose) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (a, b) => a.or(b),
-        }
+        // One line: when the management API fails, the firehose (which needs it to turn
+        // tracing on) usually fails for the same reason.
+        poll.or(firehose)
     }
 }
 
@@ -206,7 +205,10 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
     let masked = endpoint.masked_url();
     loop {
         let failure = async {
-            tracing.ensure_on().await.map_err(|e| e.to_string())?;
+            tracing
+                .ensure_on()
+                .await
+                .map_err(|e| format!("firehose: turning tracing on: {e}"))?;
             if tracing.turned_on() {
                 shared.tracing_turned_on.store(true, Ordering::SeqCst);
             }
