@@ -44,12 +44,14 @@ struct Columns {
     /// Where inner exchanges' labels start, and how wide they may be (0 when none).
     chain_x: u16,
     chain_width: u16,
+    /// Per exchange: is it the destination of an exchange-to-exchange binding?
+    inner: Vec<bool>,
 }
 
 impl Columns {
     /// Where the edges of an exchange's bindings begin.
-    fn edge_start(&self, app: &App, exchange: usize) -> u16 {
-        if is_inner(app, exchange) {
+    fn edge_start(&self, exchange: usize) -> u16 {
+        if self.is_inner(exchange) {
             self.chain_x + self.chain_width
         } else {
             self.middle_start
@@ -57,12 +59,22 @@ impl Columns {
     }
 }
 
-/// Whether an exchange is the destination of an exchange-to-exchange binding shown.
-fn is_inner(app: &App, exchange: usize) -> bool {
-    app.graph
-        .bindings
-        .iter()
-        .any(|b| b.target == EdgeTarget::Exchange(exchange))
+impl Columns {
+    fn is_inner(&self, exchange: usize) -> bool {
+        self.inner.get(exchange).copied().unwrap_or(false)
+    }
+}
+
+/// Which exchanges are the destination of an exchange-to-exchange binding shown, in one pass
+/// over the bindings (a big broker has tens of thousands).
+fn inner_exchanges(app: &App) -> Vec<bool> {
+    let mut inner = vec![false; app.graph.exchanges.len()];
+    for b in &app.graph.bindings {
+        if let EdgeTarget::Exchange(x) = b.target {
+            inner[x] = true;
+        }
+    }
+    inner
 }
 
 fn columns(app: &App, width: u16) -> Columns {
@@ -76,9 +88,7 @@ fn columns(app: &App, width: u16) -> Columns {
     } else {
         7
     };
-    let inner: Vec<bool> = (0..app.graph.exchanges.len())
-        .map(|x| is_inner(app, x))
-        .collect();
+    let inner = inner_exchanges(app);
     let labels_in = |chain: bool| {
         let labels = app.graph.exchanges.iter().zip(&inner);
         widest(&mut labels.filter(|(_, i)| **i == chain).map(|(x, _)| &x.label))
@@ -127,6 +137,7 @@ fn columns(app: &App, width: u16) -> Columns {
         lane_step,
         chain_x,
         chain_width,
+        inner,
     }
 }
 
@@ -166,7 +177,7 @@ pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
         app.graph.exchanges.iter().position(|e| e.row == r)
     } else if x >= cols.chain_x && x < cols.chain_x + cols.chain_width {
         (0..app.graph.exchanges.len())
-            .find(|&i| app.graph.exchanges[i].row == r && is_inner(app, i))
+            .find(|&i| app.graph.exchanges[i].row == r && cols.is_inner(i))
     } else if x >= cols.middle_end {
         let n = app.graph.exchanges.len();
         app.graph
@@ -250,7 +261,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         };
         let bottom = top + inner.height as usize;
         for b in &app.graph.bindings {
-            let start = cols.edge_start(app, b.exchange);
+            let start = cols.edge_start(b.exchange);
             let EdgeTarget::Queue(q) = b.target else {
                 continue;
             };
@@ -289,7 +300,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 continue;
             };
             let target_row = app.graph.exchanges[t].row;
-            for x in cols.edge_start(app, b.exchange)..connector {
+            for x in cols.edge_start(b.exchange)..connector {
                 mark(b.row, x, LEFT | RIGHT);
             }
             let down = target_row > b.row;
@@ -314,7 +325,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 continue;
             }
             let y = y_of(b.row);
-            let start = cols.edge_start(app, b.exchange);
+            let start = cols.edge_start(b.exchange);
             let end = match b.target {
                 EdgeTarget::Queue(q) => lane_x(app.graph.queues[q].lane),
                 EdgeTarget::Exchange(_) => connector,
@@ -326,7 +337,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             buf.set_string(inner.x + start + 1, y, text, theme.key());
         }
         for (i, x) in app.graph.exchanges.iter().enumerate() {
-            if is_inner(app, i) && visible(x.row) && cols.chain_x > 0 {
+            if cols.is_inner(i) && visible(x.row) && cols.chain_x > 0 {
                 buf.set_string(inner.x + cols.chain_x - 1, y_of(x.row), "▶", theme.edge());
             }
         }
@@ -366,7 +377,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 Some(rate) if rate > 0 => format!("{} {rate}/s", x.label),
                 _ => x.label.clone(),
             };
-            let (column, room) = if is_inner(app, i) {
+            let (column, room) = if cols.is_inner(i) {
                 (cols.chain_x, cols.chain_width)
             } else {
                 (0, cols.exchange_width)
@@ -471,7 +482,7 @@ fn flight_path(
     let q = &app.graph.queues[qi];
     let lx =
         (cols.lane_start + q.lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2));
-    let start = cols.edge_start(app, xi);
+    let start = cols.edge_start(xi);
     let mut path: Vec<(usize, u16)> = (start..=lx).map(|x| (b.row, x)).collect();
     if q.row > b.row {
         path.extend((b.row + 1..=q.row).map(|r| (r, lx)));
