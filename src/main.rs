@@ -316,6 +316,8 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         let _inside = broker_runtime.enter();
         std::sync::Arc::new(RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?)
     };
+    // The view opens on a first picture if one comes soon; if not, on trouble and an empty one.
+    broker_runtime.block_on(source.refreshed(1, std::time::Duration::from_secs(5)));
     let view_options = rabbitscope::ui::app::ViewOptions {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
@@ -326,7 +328,8 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         .build()?
         .block_on(rabbitscope::ui::run(
             source.clone(),
-            &masked,
+            // The status line puts `amqp://` before the address itself.
+            masked.strip_prefix("amqp://").unwrap_or(&masked),
             view_options,
             rabbitscope::ui::LessonSetup::default(),
         ));

@@ -16,6 +16,10 @@ pub trait Source: Send + Sync {
     fn trouble(&self) -> Option<String> {
         None
     }
+    /// The vhost a view opens on (a remote source: the one its URL names).
+    fn vhost(&self) -> String {
+        "/".to_string()
+    }
     /// The embedded broker behind the source, if any: the view can then act on it and play
     /// lessons on it.
     fn broker(&self) -> Option<Arc<Broker>> {

@@ -761,7 +761,7 @@ async fn trouble_is_told_without_the_password() {
     .unwrap();
     let trouble = wait_trouble(&source, |t| t.contains("connection refused")).await;
     assert!(
-        trouble.starts_with("management API at http://127.0.0.1:1:"),
+        trouble.contains("management API at http://127.0.0.1:1: connection refused; retrying in"),
         "{trouble}"
     );
     assert!(!trouble.contains(secret), "{trouble}");
@@ -969,5 +969,119 @@ async fn queues_are_read_a_page_at_a_time() {
     assert_eq!(queues.len(), count);
     assert_eq!(queues[count - 1].name, format!("q{:05}", count - 1));
     assert!(started.elapsed() < Duration::from_secs(10));
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+/// `rabbitscope watch --trace` in a pseudo-terminal: the view shows the vhost's topology and a
+/// message's route, the password never, and tracing is off again after `q`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_view_watches_a_live_rabbitmq() {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    use std::io::{Read, Write};
+
+    let vhost = TestVhost::new("view").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "classroom", ExchangeKind::Topic, Default::default()).await;
+    queue(&ch, "homework", durable(), FieldTable::default()).await;
+    bind(
+        &ch,
+        "homework",
+        "classroom",
+        "essay.*",
+        FieldTable::default(),
+    )
+    .await;
+
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 45,
+            cols: 160,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(BIN);
+    cmd.args(["watch", &vhost.url(), "--trace", "--interval", "0.5"]);
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut writer = pair.master.take_writer().unwrap();
+    let parser = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(
+        45.try_into().unwrap(),
+        160.try_into().unwrap(),
+        0,
+    )));
+    let everything = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let parser = parser.clone();
+        let everything = everything.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                everything.lock().unwrap().extend_from_slice(&buf[..n]);
+                parser.lock().unwrap().process(&buf[..n]);
+            }
+        });
+    }
+    let screen = || parser.lock().unwrap().screen().contents();
+    let wait = |needles: &[&str]| {
+        let start = Instant::now();
+        loop {
+            let text = screen();
+            if needles.iter().all(|n| text.contains(n)) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "screen never showed {needles:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let text = wait(&["guest:****@"]);
+    assert!(!text.contains("guest:guest"), "{text}");
+    // The view opens on the URL's vhost.
+    wait(&[&format!("vhost {} ", vhost.name)]);
+    wait(&["classroom [topic]", "homework", "essay.*"]);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        ch.basic_publish(
+            "classroom".into(),
+            "essay.rabbitmq".into(),
+            BasicPublishOptions::default(),
+            b"due friday",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let text = screen();
+        if text.contains("essay.rabbitmq  -> homework") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no route shown:\n{text}");
+    }
+    writer.write_all(b"q").unwrap();
+    writer.flush().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the view did not quit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = String::from_utf8_lossy(&everything.lock().unwrap()).into_owned();
+    assert!(
+        output.contains("slows the broker"),
+        "no warning about tracing"
+    );
+    assert!(!output.contains("guest:guest"));
+    assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
     connection.close(200, "OK".into()).await.unwrap();
 }

@@ -155,6 +155,10 @@ impl Source for RemoteSource {
         self.shared.events.subscribe()
     }
 
+    fn vhost(&self) -> String {
+        self.endpoint.vhost.clone()
+    }
+
     fn trouble(&self) -> Option<String> {
         let poll = self.shared.poll_trouble.lock().unwrap().clone();
         let firehose = self.shared.firehose_trouble.lock().unwrap().clone();
@@ -168,18 +172,16 @@ impl Source for RemoteSource {
 /// longer each time, up to [`MAX_BACKOFF`].
 async fn poll(shared: Arc<Shared>, management: Management, interval: Duration) {
     let mut backoff = FIRST_BACKOFF;
-    let mut have_one = false;
     loop {
         match snapshot(&management).await {
             Ok(new) => {
                 let new = Arc::new(new);
+                // The first one is told as declarations too: a view that started while the
+                // broker was out of reach learns the topology from them.
                 let old = std::mem::replace(&mut *shared.snapshot.lock().unwrap(), new.clone());
-                if have_one {
-                    for event in super::diff(&old, &new) {
-                        shared.events.emit(event);
-                    }
+                for event in super::diff(&old, &new) {
+                    shared.events.emit(event);
                 }
-                have_one = true;
                 *shared.poll_trouble.lock().unwrap() = None;
                 shared.refreshes.send_modify(|n| *n += 1);
                 backoff = FIRST_BACKOFF;

@@ -220,7 +220,7 @@ async fn event_loop(
             _ => None,
         },
     };
-    let mut app = App::new(address, "/", options);
+    let mut app = App::new(address, &source.vhost(), options);
     app.update(Action::Topology(source.snapshot()));
     let found = !lessons.lessons.is_empty() || !lessons.errors.is_empty();
     app.update(Action::LessonsLoaded {
