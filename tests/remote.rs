@@ -1085,3 +1085,51 @@ async fn the_view_watches_a_live_rabbitmq() {
     assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
     connection.close(200, "OK".into()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_event_exchange_brings_changes_before_the_next_poll() {
+    let vhost = TestVhost::new("events").await;
+    let root = rabbitscope::remote::snapshot::vhost_snapshot(&vhost.management, "/")
+        .await
+        .unwrap();
+    if !root
+        .exchanges
+        .iter()
+        .any(|x| x.name == "amq.rabbitmq.event")
+    {
+        eprintln!("rabbitmq_event_exchange is not enabled; nothing to test");
+        return;
+    }
+    let source = RemoteSource::start(
+        vhost.endpoint(),
+        RemoteOptions {
+            interval: Duration::from_secs(60),
+            trace: false,
+        },
+    )
+    .unwrap();
+    assert!(source.refreshed(1, Duration::from_secs(10)).await);
+    let mut events = source.subscribe();
+    let (connection, ch) = vhost.channel().await;
+    // The listener binds its queue shortly after start: declare until a change shows.
+    let mut seen = None;
+    for i in 0..20 {
+        let name = format!("early-{i}");
+        queue(&ch, &name, durable(), FieldTable::default()).await;
+        seen = wait_for(
+            &mut events,
+            Duration::from_millis(1500),
+            |kind| match kind {
+                EventKind::QueueDeclared { name, .. } if name.starts_with("early-") => Some(()),
+                _ => None,
+            },
+        )
+        .await;
+        if seen.is_some() {
+            break;
+        }
+    }
+    assert!(seen.is_some(), "no change seen long before the 60 s poll");
+    connection.close(200, "OK".into()).await.unwrap();
+    source.close().await;
+}

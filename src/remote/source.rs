@@ -36,6 +36,8 @@ impl Default for RemoteOptions {
 /// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The shortest time between two reads of the topology, however many changes are reported.
+const MIN_GAP: Duration = Duration::from_millis(250);
 
 struct Shared {
     snapshot: Mutex<Arc<Snapshot>>,
@@ -46,6 +48,8 @@ struct Shared {
     tracing_turned_on: AtomicBool,
     /// How many snapshots have been read so far.
     refreshes: watch::Sender<u64>,
+    /// Rung when the event exchange reports a topology change: read again without waiting.
+    changed: tokio::sync::Notify,
 }
 
 /// A RabbitMQ watched through its management API (and, if asked, its firehose).
@@ -69,12 +73,12 @@ impl RemoteSource {
             firehose_trouble: Mutex::new(None),
             tracing_turned_on: AtomicBool::new(false),
             refreshes,
+            changed: tokio::sync::Notify::new(),
         });
-        let mut tasks = vec![tokio::spawn(poll(
-            shared.clone(),
-            management.clone(),
-            options.interval,
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(poll(shared.clone(), management.clone(), options.interval)),
+            tokio::spawn(listen_for_changes(shared.clone(), endpoint.clone())),
+        ];
         if options.trace {
             tasks.push(tokio::spawn(read_firehose(
                 shared.clone(),
@@ -185,7 +189,13 @@ async fn poll(shared: Arc<Shared>, management: Management, interval: Duration) {
                 *shared.poll_trouble.lock().unwrap() = None;
                 shared.refreshes.send_modify(|n| *n += 1);
                 backoff = FIRST_BACKOFF;
-                tokio::time::sleep(interval).await;
+                // A burst of changes is read in one go, not once per change.
+                tokio::time::sleep(interval.min(MIN_GAP)).await;
+                let rest = interval.saturating_sub(MIN_GAP);
+                tokio::select! {
+                    _ = tokio::time::sleep(rest) => {}
+                    _ = shared.changed.notified() => {}
+                }
             }
             Err(e) => {
                 let text = format!("{e}; retrying in {} s", backoff.as_secs());
@@ -241,5 +251,67 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// With RabbitMQ's event exchange plugin, `amq.rabbitmq.event` (in vhost `/`) reports every
+/// declaration and deletion: each one brings the next read forward. Without the plugin, or
+/// without access to `/`, polling alone carries on.
+async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let listen = || async {
+        let mut uri: lapin::uri::AMQPUri = endpoint.amqp_url.parse().ok()?;
+        uri.vhost = "/".to_string();
+        let properties = lapin::ConnectionProperties::default()
+            .with_connection_name("rabbitscope topology events".into());
+        let connection = lapin::Connection::connect_uri(uri, properties).await.ok()?;
+        let channel = connection.create_channel().await.ok()?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()?;
+        for key in ["exchange.*", "queue.*", "binding.*"] {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    "amq.rabbitmq.event".into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .ok()?;
+        }
+        let mut consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "rabbitscope-topology".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()?;
+        while let Some(Ok(_)) = consumer.next().await {
+            shared.changed.notify_one();
+        }
+        Some(())
+    };
+    loop {
+        listen().await;
+        // Gone (broker restart) or never there: try again now and then.
+        tokio::time::sleep(MAX_BACKOFF).await;
     }
 }
