@@ -5,14 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
 
 use super::management::Management;
 use crate::events::{EventKind, EventReader, Received};
+use crate::remote::firehose::{FirehoseKeys, Trace};
 
 /// One publish as the broker saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,10 +128,10 @@ impl Tap {
     }
 }
 
-/// A queue bound to `amq.rabbitmq.trace` with `publish.#`, on a connection of its own.
+/// The firehose (`publish.#` on `amq.rabbitmq.trace`, see [`crate::remote::Firehose`]) with
+/// tracing held on for the vhost.
 pub struct Firehose {
-    connection: Connection,
-    consumer: Consumer,
+    firehose: crate::remote::Firehose,
     management: Management,
 }
 
@@ -184,10 +181,9 @@ impl Firehose {
     pub async fn open(url: &str) -> Result<Firehose, String> {
         let management = Management::for_amqp_url(url)?;
         hold_tracing(&management).await?;
-        match Self::subscribe(url).await {
-            Ok((connection, consumer)) => Ok(Firehose {
-                connection,
-                consumer,
+        match crate::remote::Firehose::open(url, FirehoseKeys::Publish).await {
+            Ok(firehose) => Ok(Firehose {
+                firehose,
                 management,
             }),
             Err(e) => {
@@ -197,106 +193,35 @@ impl Firehose {
         }
     }
 
-    async fn subscribe(url: &str) -> Result<(Connection, Consumer), String> {
-        let failed = |what: &str, e: lapin::Error| format!("firehose: {what}: {e}");
-        let properties =
-            ConnectionProperties::default().with_connection_name("rabbitscope firehose".into());
-        let connection = Connection::connect(url, properties)
-            .await
-            .map_err(|e| failed("connect", e))?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| failed("channel.open", e))?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| failed("queue.declare", e))?;
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                "amq.rabbitmq.trace".into(),
-                "publish.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| failed("queue.bind to amq.rabbitmq.trace", e))?;
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| failed("basic.consume", e))?;
-        Ok((connection, consumer))
-    }
-
     async fn next(&mut self, wait: Duration) -> Result<Option<TapRecord>, String> {
-        let delivery = match tokio::time::timeout(wait, self.consumer.next()).await {
-            Err(_) => return Ok(None),
-            Ok(None) => return Err("the firehose consumer was cancelled".to_string()),
-            Ok(Some(Err(e))) => return Err(format!("firehose: {e}")),
-            Ok(Some(Ok(delivery))) => delivery,
-        };
-        let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let headers = headers.inner();
-        let text = |name: &str| headers.get(name).map(value_text).unwrap_or_default();
-        let channel = match headers.get("channel") {
-            Some(value) => value_int(value).unwrap_or(0),
-            None => 0,
-        };
-        let list = |name: &str| match headers.get(name) {
-            Some(AMQPValue::FieldArray(items)) => {
-                items.as_slice().iter().map(value_text).collect::<Vec<_>>()
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let trace = match tokio::time::timeout_at(deadline, self.firehose.next()).await {
+                Err(_) => return Ok(None),
+                Ok(trace) => trace?,
+            };
+            if let Trace::Published {
+                exchange,
+                routing_key,
+                queues,
+                connection,
+                channel,
+                ..
+            } = trace
+            {
+                return Ok(Some(TapRecord {
+                    connection,
+                    channel: channel.unwrap_or(0),
+                    exchange,
+                    routing_key,
+                    queues,
+                }));
             }
-            _ => Vec::new(),
-        };
-        Ok(Some(TapRecord {
-            connection: text("connection"),
-            channel: u16::try_from(channel).unwrap_or(0),
-            exchange: text("exchange_name"),
-            routing_key: list("routing_keys").into_iter().next().unwrap_or_default(),
-            queues: list("routed_queues"),
-        }))
+        }
     }
 
     pub async fn close(self) {
-        let _ = self.connection.close(200, "OK".into()).await;
+        self.firehose.close().await;
         release_tracing(&self.management).await;
     }
-}
-
-fn value_text(value: &AMQPValue) -> String {
-    match value {
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::ShortString(s) => s.as_str().to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn value_int(value: &AMQPValue) -> Option<i64> {
-    Some(match value {
-        AMQPValue::ShortShortInt(n) => *n as i64,
-        AMQPValue::ShortShortUInt(n) => *n as i64,
-        AMQPValue::ShortInt(n) => *n as i64,
-        AMQPValue::ShortUInt(n) => *n as i64,
-        AMQPValue::LongInt(n) => *n as i64,
-        AMQPValue::LongUInt(n) => *n as i64,
-        AMQPValue::LongLongInt(n) => *n,
-        _ => return None,
-    })
 }

@@ -35,6 +35,8 @@ pub enum Trace {
         /// The queues it reached (for the default exchange: the name it was sent to, whether
         /// or not such a queue exists).
         queues: Vec<String>,
+        /// The publishing connection as the broker names it.
+        connection: String,
         channel: Option<u16>,
         properties: Vec<(String, String)>,
         headers: Vec<(String, String)>,
@@ -235,6 +237,7 @@ pub fn read(delivery: &Delivery) -> Option<Trace> {
             exchange: text("exchange_name"),
             routing_key,
             queues: list("routed_queues"),
+            connection: text("connection"),
             channel,
             properties,
             headers: message_headers,
@@ -332,6 +335,7 @@ pub fn event(trace: &Trace, vhost: &str, snapshot: &Snapshot, ids: &mut MessageI
             properties,
             headers,
             body,
+            ..
         } => {
             let queues: Vec<Name> = queues
                 .iter()
