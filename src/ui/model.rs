@@ -36,10 +36,20 @@ pub struct LogEntry {
     pub properties: Vec<(String, String)>,
     pub body_size: usize,
     pub body_preview: Bytes,
-    /// Consumers that got it (queue, consumer tag).
-    pub deliveries: Vec<(Name, Name)>,
-    /// Set when it was dead-lettered from a queue, with the reason.
-    pub dead_lettered: Option<(Name, &'static str)>,
+    /// What happened to it after it was routed, in order: deliveries (and redeliveries),
+    /// acks, nacks, rejects, requeues, expiry, dead-lettering. The flag marks the bad news.
+    pub history: Vec<(String, bool)>,
+}
+
+/// How many later events a log entry remembers; a message requeued forever stops there.
+const HISTORY: usize = 24;
+
+impl LogEntry {
+    fn record(&mut self, text: String, bad: bool) {
+        if self.history.len() < HISTORY {
+            self.history.push((text, bad));
+        }
+    }
 }
 
 impl LogEntry {
@@ -283,8 +293,7 @@ impl Model {
                     properties: properties.clone(),
                     body_size: *body_size,
                     body_preview: body_preview.clone(),
-                    deliveries: Vec::new(),
-                    dead_lettered: None,
+                    history: Vec::new(),
                 });
                 // Depth counters move with the traffic between snapshots.
                 self.topology_stale = true;
@@ -293,13 +302,18 @@ impl Model {
                 message_id,
                 queue,
                 consumer_tag,
-                ..
+                redelivered,
+                delivery_tag,
             } => {
                 let tag = consumer_tag
                     .clone()
                     .unwrap_or_else(|| Name::from("basic.get"));
                 if let Some(entry) = self.entry_mut(*message_id) {
-                    entry.deliveries.push((queue.clone(), tag.clone()));
+                    let again = if *redelivered { ", redelivered" } else { "" };
+                    entry.record(
+                        format!("delivered from {queue} to {tag} (tag {delivery_tag}{again})"),
+                        false,
+                    );
                 }
                 self.launch(Flight {
                     message_id: *message_id,
@@ -314,21 +328,73 @@ impl Model {
                 message_id,
                 queue,
                 reason,
-                ..
+                exchange,
+                routing_key,
             } => {
                 if let Some(entry) = self.entry_mut(*message_id) {
-                    entry.dead_lettered = Some((queue.clone(), reason.as_str()));
+                    let exchange = if exchange.is_empty() {
+                        "(default)"
+                    } else {
+                        exchange
+                    };
+                    entry.record(
+                        format!(
+                            "dead-lettered from {queue} ({}) to {exchange} with key {routing_key}",
+                            reason.as_str()
+                        ),
+                        true,
+                    );
                 }
                 self.topology_stale = true;
             }
-            EventKind::Acked { .. }
-            | EventKind::Nacked { .. }
-            | EventKind::Rejected { .. }
-            | EventKind::Requeued { .. }
-            | EventKind::Expired { .. }
-            | EventKind::Dropped { .. } => self.topology_stale = true,
+            EventKind::Acked {
+                message_id, queue, ..
+            } => self.note(*message_id, format!("acked in {queue}"), false),
+            EventKind::Nacked {
+                message_id,
+                queue,
+                requeue,
+                ..
+            } => {
+                let then = if *requeue { "requeued" } else { "not requeued" };
+                self.note(*message_id, format!("nacked in {queue}, {then}"), !requeue)
+            }
+            EventKind::Rejected {
+                message_id,
+                queue,
+                requeue,
+                ..
+            } => {
+                let then = if *requeue { "requeued" } else { "not requeued" };
+                self.note(
+                    *message_id,
+                    format!("rejected in {queue}, {then}"),
+                    !requeue,
+                )
+            }
+            EventKind::Requeued { message_id, queue } => self.note(
+                *message_id,
+                format!("back in {queue}, to be redelivered"),
+                false,
+            ),
+            EventKind::Expired { message_id, queue } => {
+                self.note(*message_id, format!("expired in {queue} (TTL)"), true)
+            }
+            EventKind::Dropped { message_id, queue } => self.note(
+                *message_id,
+                format!("dropped from {queue} (queue full)"),
+                true,
+            ),
             _ => {}
         }
+    }
+
+    /// Adds a line to a message's history; counters move too, so a snapshot is due.
+    fn note(&mut self, message_id: u64, text: String, bad: bool) {
+        if let Some(entry) = self.entry_mut(message_id) {
+            entry.record(text, bad);
+        }
+        self.topology_stale = true;
     }
 
     /// The log entry of a message, newest first (recent messages are looked up most).
@@ -427,6 +493,65 @@ mod tests {
         };
         assert_eq!(from("q").as_deref(), Some("inner"));
         assert_eq!(from("audit").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_message_remembers_what_happened_to_it() {
+        let event = |kind| {
+            Arc::new(Event {
+                at: SystemTime::UNIX_EPOCH,
+                vhost: "/".into(),
+                connection: Some(1),
+                channel: Some(1),
+                kind,
+            })
+        };
+        let delivered = |redelivered, delivery_tag| EventKind::Delivered {
+            message_id: 7,
+            queue: "tasks".into(),
+            consumer_tag: Some("worker".into()),
+            delivery_tag,
+            redelivered,
+        };
+        let mut model = Model::new("/");
+        let now = Instant::now();
+        model.apply(&published(7, &["tasks"]), now);
+        for kind in [
+            delivered(false, 1),
+            EventKind::Nacked {
+                message_id: 7,
+                queue: "tasks".into(),
+                delivery_tag: 1,
+                requeue: true,
+            },
+            EventKind::Requeued {
+                message_id: 7,
+                queue: "tasks".into(),
+            },
+            delivered(true, 2),
+            EventKind::Acked {
+                message_id: 7,
+                queue: "tasks".into(),
+                delivery_tag: 2,
+            },
+        ] {
+            model.apply(&event(kind), now);
+        }
+        let history: Vec<&str> = model.log[0]
+            .history
+            .iter()
+            .map(|(text, _)| text.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            [
+                "delivered from tasks to worker (tag 1)",
+                "nacked in tasks, requeued",
+                "back in tasks, to be redelivered",
+                "delivered from tasks to worker (tag 2, redelivered)",
+                "acked in tasks",
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
@@ -87,16 +88,12 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
             "unroutable: sent to alternate exchange {ae}"
         )));
     }
-    for (queue, tag) in &entry.deliveries {
-        lines.push(Line::raw(format!(
-            "delivered    from {queue} to consumer {tag}"
-        )));
+    if !entry.history.is_empty() {
+        lines.push(Line::styled("then", theme.title()));
     }
-    if let Some((queue, reason)) = &entry.dead_lettered {
-        lines.push(Line::styled(
-            format!("dead-lettered from {queue} ({reason})"),
-            theme.bad(),
-        ));
+    for (text, bad) in &entry.history {
+        let style = if *bad { theme.bad() } else { Style::default() };
+        lines.push(Line::styled(format!("  {text}"), style));
     }
     lines.push(Line::styled("why it went there", theme.title()));
     for v in why::explain(entry, &app.model.topology) {
