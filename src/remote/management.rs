@@ -294,6 +294,17 @@ fn describe_request(e: &reqwest::Error) -> (ErrorKind, String) {
         return (ErrorKind::Unreachable, "no answer in time".to_string());
     }
     let mut source: Option<&dyn Error> = e.source();
+    while let Some(s) = source {
+        if s.to_string().contains("InvalidContentType") {
+            // rustls reading a plain HTTP answer.
+            return (
+                ErrorKind::Unreachable,
+                "TLS handshake failed: that port seems to speak plain http".to_string(),
+            );
+        }
+        source = s.source();
+    }
+    let mut source: Option<&dyn Error> = e.source();
     let mut innermost = None;
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
