@@ -125,6 +125,17 @@ impl Definitions {
                 vhosts,
             });
         }
+        // Permissions of users the broker has already (guest), as RabbitMQ applies them.
+        for p in &self.permissions {
+            if self.users.iter().any(|u| u.name == p.user) {
+                continue;
+            }
+            if let Some(user) = config.users.iter_mut().find(|u| u.name == p.user) {
+                if !user.vhosts.contains(&p.vhost) {
+                    user.vhosts.push(p.vhost.clone());
+                }
+            }
+        }
         Ok(config)
     }
 

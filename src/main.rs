@@ -345,7 +345,10 @@ async fn remote_snapshot(
     url: &str,
     management: Option<&str>,
     vhost: Option<&str>,
-) -> Result<rabbitscope::broker::Snapshot> {
+) -> Result<(
+    rabbitscope::remote::Management,
+    rabbitscope::broker::Snapshot,
+)> {
     use rabbitscope::broker::Snapshot;
     use rabbitscope::remote::management::ErrorKind;
     use rabbitscope::remote::{snapshot, Endpoint, Management};
@@ -359,7 +362,7 @@ async fn remote_snapshot(
         None => snapshot(&api).await,
     };
     match read {
-        Ok(snapshot) => Ok(snapshot),
+        Ok(snapshot) => Ok((api, snapshot)),
         Err(e) if e.kind == ErrorKind::NotFound && vhost.is_some() => {
             // The API answered for the vhosts list before; a 404 here is the vhost.
             match api.vhost_names().await {
@@ -395,7 +398,7 @@ async fn refuse_embedded(endpoint: &rabbitscope::remote::Endpoint) -> Result<()>
 
 /// `rabbitscope snapshot`: the topology on stdout.
 async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
-    let snapshot = remote_snapshot(
+    let (api, snapshot) = remote_snapshot(
         &args.source,
         args.management.as_deref(),
         args.vhost.as_deref(),
@@ -406,8 +409,17 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
         SnapshotFormat::Yaml => serde_yaml::to_string(&snapshot)?,
         SnapshotFormat::Dot => rabbitscope::remote::render::dot(&snapshot),
         SnapshotFormat::Definitions => {
-            serde_json::to_string_pretty(&rabbitscope::remote::render::definitions(&snapshot))?
-                + "\n"
+            // Who may use each vhost, so a broker loading the file lets them in (reading
+            // permissions takes an administrator; without, the file has none).
+            let mut permissions = Vec::new();
+            for v in &snapshot.vhosts {
+                match api.permissions(&v.name).await {
+                    Ok(p) => permissions.extend(p),
+                    Err(e) => eprintln!("permissions of vhost '{}' left out: {e}", v.name),
+                }
+            }
+            let definitions = rabbitscope::remote::render::definitions(&snapshot, &permissions);
+            serde_json::to_string_pretty(&definitions)? + "\n"
         }
     };
     print!("{text}");

@@ -396,6 +396,11 @@ async fn definitions_load_into_the_embedded_broker() {
     let defs = rabbitscope::definitions::read_file(&file).unwrap();
     std::fs::remove_file(&file).unwrap();
     let config = defs.configure(BrokerConfig::default()).unwrap();
+    let guest = config.users.iter().find(|u| u.name == "guest").unwrap();
+    assert!(
+        guest.vhosts.contains(&vhost.name),
+        "guest may not use the loaded vhost"
+    );
     let broker = Broker::new(config);
     defs.declare(&broker).unwrap();
 

@@ -195,6 +195,17 @@ impl Management {
             .map_err(|e| self.error(e))
     }
 
+    /// Who may use the vhost: (user, configure, write, read) patterns.
+    pub async fn permissions(
+        &self,
+        vhost: &str,
+    ) -> Result<Vec<responses::Permissions>, ManagementError> {
+        self.api
+            .list_permissions_in(vhost)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     pub async fn create_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
         self.api
             .create_vhost(&VirtualHostParams::named(vhost))

@@ -107,7 +107,23 @@ fn arguments(pairs: &[(String, String)]) -> Value {
 /// RabbitMQ definitions JSON for the vhosts' exchanges, queues and bindings. Left out, as
 /// RabbitMQ's own export leaves them out: the default and `amq.*` exchanges (every broker has
 /// them) and exclusive queues (they die with their connection).
-pub fn definitions(snapshot: &Snapshot) -> Value {
+/// `permissions` (of users defined elsewhere, no passwords here) come along as they are.
+pub fn definitions(
+    snapshot: &Snapshot,
+    permissions: &[rabbitmq_http_client::responses::Permissions],
+) -> Value {
+    let permissions: Vec<Value> = permissions
+        .iter()
+        .map(|p| {
+            json!({
+                "user": p.user,
+                "vhost": p.vhost,
+                "configure": p.configure,
+                "write": p.write,
+                "read": p.read,
+            })
+        })
+        .collect();
     let mut vhosts = Vec::new();
     let mut exchanges = Vec::new();
     let mut queues = Vec::new();
@@ -152,6 +168,7 @@ pub fn definitions(snapshot: &Snapshot) -> Value {
     }
     json!({
         "vhosts": vhosts,
+        "permissions": permissions,
         "exchanges": exchanges,
         "queues": queues,
         "bindings": bindings,
@@ -207,7 +224,7 @@ mod tests {
 
     #[test]
     fn definitions_keep_integer_arguments_integers() {
-        let defs = definitions(&sample());
+        let defs = definitions(&sample(), &[]);
         assert_eq!(
             defs["queues"][0]["arguments"]["x-message-ttl"],
             json!(60000)
