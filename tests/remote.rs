@@ -394,6 +394,51 @@ async fn definitions_load_into_the_embedded_broker() {
     let file = std::env::temp_dir().join(format!("{}.json", vhost.name));
     std::fs::write(&file, &text).unwrap();
     let defs = rabbitscope::definitions::read_file(&file).unwrap();
+
+    // And through the real binary: guest opens the vhost and finds the queue, bound.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut broker_process = Command::new(BIN)
+        .args([
+            "broker",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--definitions",
+        ])
+        .arg(&file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let local_url = format!("amqp://guest:guest@127.0.0.1:{port}/{}", vhost.name);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let local = loop {
+        match Connection::connect(&local_url, ConnectionProperties::default()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "embedded broker not up: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let local_ch = local.create_channel().await.unwrap();
+    local_ch
+        .queue_declare(
+            "eu".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    local.close(200, "OK".into()).await.unwrap();
+    // SAFETY: kill only sends a signal to our own child.
+    unsafe { libc::kill(broker_process.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(broker_process.wait().unwrap().success());
     std::fs::remove_file(&file).unwrap();
     let config = defs.configure(BrokerConfig::default()).unwrap();
     let guest = config.users.iter().find(|u| u.name == "guest").unwrap();
