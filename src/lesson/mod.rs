@@ -9,7 +9,6 @@
 
 pub mod check;
 pub mod load;
-mod management;
 pub mod oslo;
 pub mod runner;
 pub mod schema;

@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::management::Management;
 use crate::events::{EventKind, EventReader, Received};
 use crate::remote::firehose::{FirehoseKeys, Trace};
+use crate::remote::{Endpoint, Management};
 
 /// One publish as the broker saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +104,12 @@ impl Tap {
                     let exists = match known.get(queue) {
                         Some(exists) => *exists,
                         None => {
-                            let exists = firehose.management.queue_exists(queue).await?;
+                            let vhost = &firehose.management.endpoint().vhost;
+                            let exists = firehose
+                                .management
+                                .queue_exists(vhost, queue)
+                                .await
+                                .map_err(|e| e.to_string())?;
                             known.insert(queue.clone(), exists);
                             exists
                         }
@@ -142,35 +145,46 @@ static TRACING: tokio::sync::Mutex<BTreeMap<VhostKey, TracingHolders>> =
 
 /// Management address and vhost.
 type VhostKey = (String, String);
-/// How many runs hold tracing on, and the vhost as it was before (None: tracing was on already).
-type TracingHolders = (usize, Option<Value>);
+/// How many runs hold tracing on, and whether the first of them turned it on.
+type TracingHolders = (usize, bool);
+
+fn vhost_key(management: &Management) -> VhostKey {
+    (
+        management.url().to_string(),
+        management.endpoint().vhost.clone(),
+    )
+}
 
 async fn hold_tracing(management: &Management) -> Result<(), String> {
     let mut holders = TRACING.lock().await;
-    let key = (management.address.clone(), management.vhost.clone());
+    let key = vhost_key(management);
     if let Some((count, _)) = holders.get_mut(&key) {
         *count += 1;
         return Ok(());
     }
-    let vhost = management.vhost().await?;
-    let was_on = vhost.get("tracing").and_then(Value::as_bool) == Some(true);
+    let vhost = &management.endpoint().vhost;
+    let was_on = management.tracing(vhost).await.map_err(|e| e.to_string())?;
     if !was_on {
-        management.set_tracing(true, &vhost).await?;
+        management
+            .set_tracing(vhost, true)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    holders.insert(key, (1, (!was_on).then_some(vhost)));
+    holders.insert(key, (1, !was_on));
     Ok(())
 }
 
 async fn release_tracing(management: &Management) {
     let mut holders = TRACING.lock().await;
-    let key = (management.address.clone(), management.vhost.clone());
+    let key = vhost_key(management);
     let Some((count, _)) = holders.get_mut(&key) else {
         return;
     };
     *count -= 1;
     if *count == 0 {
-        if let Some((_, Some(vhost))) = holders.remove(&key) {
-            if let Err(e) = management.set_tracing(false, &vhost).await {
+        if let Some((_, true)) = holders.remove(&key) {
+            let vhost = &management.endpoint().vhost;
+            if let Err(e) = management.set_tracing(vhost, false).await {
                 tracing::warn!(error = %e, "could not turn tracing off again");
             }
         }
@@ -179,7 +193,8 @@ async fn release_tracing(management: &Management) {
 
 impl Firehose {
     pub async fn open(url: &str) -> Result<Firehose, String> {
-        let management = Management::for_amqp_url(url)?;
+        let endpoint = Endpoint::new(url, None)?;
+        let management = Management::new(&endpoint).map_err(|e| e.to_string())?;
         hold_tracing(&management).await?;
         match crate::remote::Firehose::open(url, FirehoseKeys::Publish).await {
             Ok(firehose) => Ok(Firehose {

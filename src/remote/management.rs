@@ -177,8 +177,8 @@ impl Management {
         Ok(answer.get("tracing").and_then(Value::as_bool) == Some(true))
     }
 
-    /// Turns tracing on or off, keeping the vhost's description and tags (a PUT without them
-    /// would clear them).
+    /// Turns tracing on or off, keeping the vhost's description, tags and default queue type
+    /// (a PUT without them would clear them).
     pub async fn set_tracing(&self, vhost: &str, on: bool) -> Result<(), ManagementError> {
         let current = self.api.get_vhost(vhost).await.map_err(|e| self.error(e))?;
         let tags: Option<Vec<&str>> = current
@@ -188,6 +188,11 @@ impl Management {
         let mut params = VirtualHostParams::named(vhost);
         params.description = current.description.as_deref();
         params.tags = tags;
+        params.default_queue_type = current
+            .default_queue_type
+            .as_deref()
+            .filter(|kind| *kind != "undefined")
+            .map(rabbitmq_http_client::commons::QueueType::from);
         params.tracing = on;
         self.api
             .update_vhost(&params)
