@@ -309,9 +309,17 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
         }
         Some(())
     };
+    // Never there after a few tries (no plugin, no access to `/`): stop asking, as each try
+    // is a warning in the broker's log.
+    let mut failures = 0;
     loop {
-        listen().await;
-        // Gone (broker restart) or never there: try again now and then.
+        match listen().await {
+            Some(()) => failures = 0,
+            None => failures += 1,
+        }
+        if failures == 3 {
+            return;
+        }
         tokio::time::sleep(MAX_BACKOFF).await;
     }
 }
