@@ -60,8 +60,10 @@ enum Command {
     Watch(WatchArgs),
     /// Print the topology of a RabbitMQ: exchanges, queues, bindings.
     Snapshot(SnapshotArgs),
-    /// Print one line per published message and the queues it reached, from RabbitMQ's
-    /// firehose (tracing is turned on for the URL's vhost while it runs).
+    /// Print one line per published message and the queues it reached.
+    ///
+    /// From RabbitMQ's firehose: tracing is on for the URL's vhost while it runs, and off
+    /// again when it stops (if it was off before).
     Tap(TapArgs),
 }
 
