@@ -243,7 +243,11 @@ impl Management {
             })?;
         let status = response.status();
         if !status.is_success() {
-            let (kind, detail) = describe_status(status.as_u16());
+            let body = response.text().await.unwrap_or_default();
+            let reason = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_string));
+            let (kind, detail) = describe_status(status.as_u16(), reason.as_deref());
             return Err(fail(kind, detail));
         }
         let text = response.text().await.map_err(|e| {
@@ -274,31 +278,46 @@ fn segment(text: &str) -> String {
 
 fn describe(e: &HttpClientError) -> (ErrorKind, String) {
     match e {
-        HttpClientError::ClientErrorResponse { status_code, .. }
-        | HttpClientError::ServerErrorResponse { status_code, .. } => {
-            describe_status(status_code.as_u16())
+        HttpClientError::ClientErrorResponse {
+            status_code,
+            error_details,
+            ..
         }
-        HttpClientError::NotFound => describe_status(404),
+        | HttpClientError::ServerErrorResponse {
+            status_code,
+            error_details,
+            ..
+        } => describe_status(
+            status_code.as_u16(),
+            error_details.as_ref().and_then(|d| d.reason()),
+        ),
+        HttpClientError::NotFound => describe_status(404, None),
         HttpClientError::RequestError { error, .. } => describe_request(error),
         other => (ErrorKind::Other, other.to_string()),
     }
 }
 
-fn describe_status(status: u16) -> (ErrorKind, String) {
-    match status {
-        401 => (
+/// `reason` is RabbitMQ's own word, when it gave one ("Login failed", "Not administrator
+/// user"): a 401 is also what a user without the needed tag gets.
+fn describe_status(status: u16, reason: Option<&str>) -> (ErrorKind, String) {
+    match (status, reason) {
+        (401, Some(reason)) if reason != "Login failed" => (
+            ErrorKind::Unauthorized,
+            format!("401 Unauthorized: {reason}"),
+        ),
+        (401, _) => (
             ErrorKind::Unauthorized,
             "401 Unauthorized: wrong user name or password".to_string(),
         ),
-        403 => (
+        (403, _) => (
             ErrorKind::Other,
             "403 Forbidden: the user lacks the management tag or permissions".to_string(),
         ),
-        404 => (
+        (404, _) => (
             ErrorKind::NotFound,
             "404 Not Found (no such vhost, or no management plugin there)".to_string(),
         ),
-        other => (ErrorKind::Other, format!("answered HTTP {other}")),
+        (other, _) => (ErrorKind::Other, format!("answered HTTP {other}")),
     }
 }
 
