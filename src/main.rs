@@ -330,8 +330,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         .build()?
         .block_on(rabbitscope::ui::run(
             source.clone(),
-            // The status line puts `amqp://` before the address itself.
-            masked.strip_prefix("amqp://").unwrap_or(&masked),
+            &masked,
             view_options,
             rabbitscope::ui::LessonSetup::default(),
         ));

@@ -44,6 +44,8 @@ use theme::Theme;
 /// keys stay responsive under any load.
 const EVENTS_PER_FRAME: usize = 20_000;
 const FRAME: Duration = Duration::from_millis(33);
+/// How often the view reads a remote source's latest topology and counters.
+const REMOTE_READ_EVERY: Duration = Duration::from_secs(1);
 
 /// Draws the whole screen.
 ///
@@ -210,6 +212,8 @@ async fn event_loop(
     // Background work (the lesson runner) reports back as actions on this channel.
     let (actions, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let broker = source.broker();
+    let remote = broker.is_none();
+    let mut last_read = Instant::now();
     let mut effects = Effects {
         source: source.clone(),
         session: broker.clone().map(commands::Session::new),
@@ -268,6 +272,12 @@ async fn event_loop(
                 }
                 let effect = app.update(Action::Tick);
                 effects.perform(effect, &mut app);
+                // A remote source's counters change without events: read its latest picture
+                // (a copy, no network) every second.
+                if remote && last_read.elapsed() >= REMOTE_READ_EVERY {
+                    last_read = Instant::now();
+                    effects.perform(Some(Effect::RefreshTopology), &mut app);
+                }
                 if app.needs_redraw() {
                     terminal.draw(|f| render(f, &mut app))?;
                     app.dirty = false;

@@ -28,6 +28,15 @@ pub fn sparkline(values: &[u64], width: usize) -> String {
         .collect()
 }
 
+/// The embedded broker is known by its address, a remote one by its (masked) URL.
+fn broker_url(address: &str) -> String {
+    if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("amqp://{address}")
+    }
+}
+
 pub struct StatusBar<'a> {
     pub app: &'a App,
     pub theme: Theme,
@@ -41,8 +50,9 @@ impl Widget for &StatusBar<'_> {
         let mut spans = vec![
             Span::styled(" rabbitscope ", theme.title()),
             Span::raw(format!(
-                " broker amqp://{}  vhost {}  ",
-                app.address, app.model.vhost
+                " broker {}  vhost {}  ",
+                broker_url(&app.address),
+                app.model.vhost
             )),
             Span::raw(format!("{} msg/s ", app.model.total_rate.current())),
             Span::styled(sparkline(&rates, 20), theme.good()),
