@@ -46,6 +46,19 @@ pub struct BindingInfo {
     pub arguments: Vec<(String, String)>,
 }
 
+impl BindingInfo {
+    /// A binding from an exchange to a queue, without arguments.
+    pub fn to_queue(source: &str, queue: &str, routing_key: &str) -> BindingInfo {
+        BindingInfo {
+            source: source.into(),
+            destination: queue.into(),
+            destination_is_exchange: false,
+            routing_key: routing_key.into(),
+            arguments: Vec::new(),
+        }
+    }
+}
+
 /// What became of a published message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PublishFate {

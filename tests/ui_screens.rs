@@ -23,25 +23,14 @@ fn exchange(name: &str, kind: &str) -> ExchangeSnapshot {
 
 fn queue(name: &str, ready: usize, consumers: usize) -> QueueSnapshot {
     QueueSnapshot {
-        name: name.into(),
-        durable: false,
-        exclusive: false,
-        auto_delete: false,
-        arguments: vec![],
         ready,
-        unacked: 0,
         consumers,
+        ..QueueSnapshot::new(name)
     }
 }
 
 fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
-    BindingInfo {
-        source: source.into(),
-        destination: destination.into(),
-        destination_is_exchange: false,
-        routing_key: key.into(),
-        arguments: vec![],
-    }
+    BindingInfo::to_queue(source, destination, key)
 }
 
 /// The study note's topic example, a Nova exchange, and a queue with a Chinese name.

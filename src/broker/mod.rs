@@ -582,7 +582,7 @@ pub struct VhostSnapshot {
     pub bindings: Vec<crate::events::BindingInfo>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ExchangeSnapshot {
     pub name: String,
     pub kind: String,
@@ -592,7 +592,7 @@ pub struct ExchangeSnapshot {
     pub arguments: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct QueueSnapshot {
     pub name: String,
     pub durable: bool,
@@ -602,6 +602,27 @@ pub struct QueueSnapshot {
     pub ready: usize,
     pub unacked: usize,
     pub consumers: usize,
+}
+
+impl ExchangeSnapshot {
+    /// A transient exchange of this kind with no arguments.
+    pub fn new(name: &str, kind: &str) -> ExchangeSnapshot {
+        ExchangeSnapshot {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+impl QueueSnapshot {
+    /// An empty transient queue with no consumers.
+    pub fn new(name: &str) -> QueueSnapshot {
+        QueueSnapshot {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Per-vhost snapshots by name, for quick lookups in tests.

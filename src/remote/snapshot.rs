@@ -247,25 +247,13 @@ mod tests {
 
     fn queue(name: &str) -> QueueSnapshot {
         QueueSnapshot {
-            name: name.into(),
             durable: true,
-            exclusive: false,
-            auto_delete: false,
-            arguments: vec![],
-            ready: 0,
-            unacked: 0,
-            consumers: 0,
+            ..QueueSnapshot::new(name)
         }
     }
 
     fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
-        BindingInfo {
-            source: source.into(),
-            destination: destination.into(),
-            destination_is_exchange: false,
-            routing_key: key.into(),
-            arguments: vec![],
-        }
+        BindingInfo::to_queue(source, destination, key)
     }
 
     #[test]

@@ -268,41 +268,11 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{ExchangeSnapshot, QueueSnapshot};
+    use crate::broker::{ExchangeSnapshot as X, QueueSnapshot as Q};
     use crate::events::BindingInfo;
 
-    fn exchange(name: &str, kind: &str) -> ExchangeSnapshot {
-        ExchangeSnapshot {
-            name: name.into(),
-            kind: kind.into(),
-            durable: false,
-            auto_delete: false,
-            internal: false,
-            arguments: vec![],
-        }
-    }
-
-    fn queue(name: &str) -> QueueSnapshot {
-        QueueSnapshot {
-            name: name.into(),
-            durable: false,
-            exclusive: false,
-            auto_delete: false,
-            arguments: vec![],
-            ready: 0,
-            unacked: 0,
-            consumers: 0,
-        }
-    }
-
     fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
-        BindingInfo {
-            source: source.into(),
-            destination: destination.into(),
-            destination_is_exchange: false,
-            routing_key: key.into(),
-            arguments: vec![],
-        }
+        BindingInfo::to_queue(source, destination, key)
     }
 
     #[test]
@@ -310,11 +280,11 @@ mod tests {
         let topology = VhostSnapshot {
             name: "/".into(),
             exchanges: vec![
-                exchange("", "direct"),
-                exchange("a", "topic"),
-                exchange("b", "fanout"),
+                X::new("", "direct"),
+                X::new("a", "topic"),
+                X::new("b", "fanout"),
             ],
-            queues: vec![queue("late"), queue("early"), queue("lonely")],
+            queues: vec![Q::new("late"), Q::new("early"), Q::new("lonely")],
             bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
         };
         let g = layout(&topology, false, 1);
