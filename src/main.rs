@@ -65,6 +65,45 @@ enum Command {
     /// From RabbitMQ's firehose: tracing is on for the URL's vhost while it runs, and off
     /// again when it stops (if it was off before).
     Tap(TapArgs),
+    /// Record a RabbitMQ's events to a trace file, until --count, --duration or SIGINT.
+    ///
+    /// Tracing is on for the URL's vhost while it runs, as with `tap`.
+    Record(RecordArgs),
+    /// The view replaying a trace file (space pauses, + and - change the speed, . steps).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// The RabbitMQ, as an AMQP URL: amqp://user:pass@host:5672/vhost.
+    source: String,
+    /// The trace file to write.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Its management API (default: same host, port 15672, https for amqps URLs).
+    #[arg(long, value_name = "URL")]
+    management: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The trace file (written by `rabbitscope record`).
+    file: PathBuf,
+    /// How much faster than recorded (0.5: half as fast).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    speed: f64,
+    /// Classroom mode: high contrast, slower animation, presenter keys.
+    #[arg(long)]
+    classroom: bool,
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long)]
+    monochrome: bool,
 }
 
 #[derive(clap::Args)]
@@ -211,6 +250,8 @@ fn main() -> Result<()> {
             tokio::runtime::Runtime::new()?.block_on(run_snapshot(args))
         }
         Some(Command::Tap(args)) => tokio::runtime::Runtime::new()?.block_on(run_tap(args)),
+        Some(Command::Record(args)) => tokio::runtime::Runtime::new()?.block_on(run_record(args)),
+        Some(Command::Replay(args)) => run_replay(args, lang),
         None => {
             let broker_runtime = broker_runtime()?;
             tokio::runtime::Builder::new_current_thread()
@@ -513,6 +554,123 @@ async fn run_tap(args: TapArgs) -> Result<()> {
         firehose.close().await;
         result
     }
+}
+
+/// `rabbitscope record`: a trace of what the RabbitMQ does, from its management API (topology
+/// changes) and firehose (messages); tracing goes off again on every way out if this turned it
+/// on, and the file is whole whenever it stops.
+async fn run_record(args: RecordArgs) -> Result<()> {
+    use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
+    use rabbitscope::source::Source;
+    use rabbitscope::trace::{self, Header, Limits, TraceWriter};
+    let duration = match args.duration {
+        Some(s) if s.is_finite() && s > 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+        Some(_) => return Err(eyre!("--duration must be a positive number of seconds")),
+        None => None,
+    };
+    let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    refuse_embedded(&endpoint).await?;
+    // Handlers go in first: a SIGINT from now on still closes the file and turns tracing off.
+    let stop = shutdown_signal()?;
+    let masked = endpoint.masked_url();
+    let vhost = endpoint.vhost.clone();
+    let options = RemoteOptions {
+        trace: true,
+        ..RemoteOptions::default()
+    };
+    let source = RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?;
+    let result = async {
+        if !source
+            .refreshed(1, std::time::Duration::from_secs(10))
+            .await
+        {
+            let why = source.trouble().unwrap_or_else(|| "no answer".into());
+            return Err(eyre!("cannot read the topology of {masked}: {why}"));
+        }
+        // Subscribed before the snapshot is taken: nothing falls between the two.
+        let reader = source.subscribe();
+        let header = Header {
+            format: trace::FORMAT_VERSION,
+            source: masked.clone(),
+            vhost,
+            recorded_at: std::time::SystemTime::now(),
+            snapshot: source.snapshot(),
+        };
+        let mut writer = TraceWriter::create(&args.output, &header)
+            .wrap_err_with(|| format!("cannot write {}", args.output.display()))?;
+        eprintln!(
+            "recording {masked} to {} (Ctrl-C stops)",
+            args.output.display()
+        );
+        let limits = Limits {
+            count: args.count,
+            duration,
+        };
+        let recorded = trace::record(reader, &mut writer, limits, stop).await;
+        let events = writer.finish();
+        let recorded = recorded.wrap_err_with(|| format!("writing {}", args.output.display()))?;
+        events.wrap_err_with(|| format!("writing {}", args.output.display()))?;
+        Ok(recorded)
+    }
+    .await;
+    source.close().await;
+    let recorded = result?;
+    let missed = if recorded.missed > 0 {
+        format!(" ({} missed: the recorder fell behind)", recorded.missed)
+    } else {
+        String::new()
+    };
+    let noun = if recorded.events == 1 {
+        "event"
+    } else {
+        "events"
+    };
+    println!(
+        "{} {noun} written to {}{missed}",
+        recorded.events,
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// `rabbitscope replay`: the view on a trace, played back at its recorded pace.
+fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(eyre!("--speed must be a positive number"));
+    }
+    let trace = rabbitscope::trace::read(&args.file).map_err(|e| eyre!("{e}"))?;
+    if trace.truncated {
+        eprintln!(
+            "{}: the last event was cut short (a recording that did not finish); replaying \
+             the {} before it",
+            args.file.display(),
+            trace.events.len()
+        );
+    }
+    let address = format!(
+        "replay of {} ({})",
+        args.file.display(),
+        trace.header.source
+    );
+    let view_options = rabbitscope::ui::app::ViewOptions {
+        classroom: args.classroom,
+        monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        lang,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let source =
+            std::sync::Arc::new(rabbitscope::trace::ReplaySource::start(trace, args.speed));
+        rabbitscope::ui::run(
+            source,
+            &address,
+            view_options,
+            rabbitscope::ui::LessonSetup::default(),
+        )
+        .await
+    })
 }
 
 /// `./lessons` when it exists, else the lessons beside the source this binary was built from.

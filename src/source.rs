@@ -25,6 +25,11 @@ pub trait Source: Send + Sync {
     fn broker(&self) -> Option<Arc<Broker>> {
         None
     }
+    /// The view's pause and speed factor (space, + and -): a replayed trace follows them,
+    /// a live source cannot.
+    fn follow_view(&self, _paused: bool, _speed: f64) {}
+    /// The next event now, paused or not (a replayed trace; a live source cannot).
+    fn step_forward(&self) {}
 }
 
 /// The embedded broker as a source.

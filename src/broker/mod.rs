@@ -569,12 +569,12 @@ impl Broker {
 }
 
 /// The topology at one moment.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub vhosts: Vec<VhostSnapshot>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VhostSnapshot {
     pub name: String,
     pub exchanges: Vec<ExchangeSnapshot>,
@@ -582,7 +582,7 @@ pub struct VhostSnapshot {
     pub bindings: Vec<crate::events::BindingInfo>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExchangeSnapshot {
     pub name: String,
     pub kind: String,
@@ -592,7 +592,7 @@ pub struct ExchangeSnapshot {
     pub arguments: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueSnapshot {
     pub name: String,
     pub durable: bool,

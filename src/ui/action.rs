@@ -29,6 +29,8 @@ pub enum Action {
     TogglePause,
     Faster,
     Slower,
+    /// A replayed trace: the next event now.
+    StepForward,
     ToggleHelp,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,

@@ -26,6 +26,8 @@ pub enum Focus {
 pub enum Effect {
     Quit,
     RefreshTopology,
+    /// A replayed trace lets its next event out.
+    StepForward,
     /// Run this on the broker and send back [`Action::CommandDone`].
     Run(Command),
     /// Hand this to the lesson runner, which answers with [`Action::LessonPrepared`] or
@@ -306,6 +308,7 @@ impl App {
                 }
             }
             Action::TogglePause => self.paused = !self.paused,
+            Action::StepForward => return Some(Effect::StepForward),
             Action::Faster => {
                 self.speed = (self.speed * 1.5).min(8.0);
                 self.model.flight_time = Duration::from_secs_f64(1.2 / self.speed);

@@ -107,6 +107,12 @@ pub const BINDINGS: &[KeyBinding] = &[
         help: "",
     },
     KeyBinding {
+        keys: ".",
+        codes: &[KeyCode::Char('.')],
+        action: Action::StepForward,
+        help: "replay: the next event (also while paused)",
+    },
+    KeyBinding {
         keys: "/",
         codes: &[KeyCode::Char('/')],
         action: Action::StartFilter,

@@ -245,6 +245,8 @@ async fn event_loop(
                 let Some(action) = action_for(&app, event) else { continue };
                 app.set_now(Instant::now());
                 let effect = app.update(action);
+                // A replayed trace keeps to the view's pause and speed.
+                source.follow_view(app.paused, app.speed);
                 if effects.perform(effect, &mut app) {
                     break;
                 }
@@ -315,6 +317,7 @@ impl Effects {
             Some(Effect::RefreshTopology) => {
                 app.update(Action::Topology(self.source.snapshot()));
             }
+            Some(Effect::StepForward) => self.source.step_forward(),
             Some(Effect::Run(command)) => {
                 let vhost = app.model.vhost.clone();
                 let done = match &mut self.session {

@@ -1,0 +1,316 @@
+//! Trace files: the broker event stream written down, to be replayed later.
+//!
+//! A trace is a YAML stream. It opens with a **header** document (the format version, where
+//! it was recorded, the vhost, when, and the topology at that moment), followed by **one
+//! document per event**, in the order they happened:
+//!
+//! ```yaml
+//! # rabbitscope trace
+//! ---
+//! format: 1
+//! source: amqp://guest:****@127.0.0.1:5672/%2f
+//! vhost: /
+//! recorded_at: 2026-11-26T02:30:00.000000000Z
+//! snapshot:
+//!   vhosts:
+//!   - name: /
+//!     exchanges: [...]
+//!     queues: [...]
+//!     bindings: [...]
+//! ...
+//! ---
+//! at: 2026-11-26T02:30:01.250000000Z
+//! vhost: /
+//! kind: !QueueDeclared
+//!   name: orders
+//!   durable: true
+//!   exclusive: false
+//!   auto_delete: false
+//!   arguments: []
+//! ...
+//! ```
+//!
+//! Every document starts with `---` and the recorder ends each with `...` (YAML's end of
+//! document) and flushes it, so a trace can be read while it is still being written, and a
+//! file cut short by a crash reads up to its last complete event: a last document without
+//! its `...`, in a file whose documents have one, is an unfinished write and is left out
+//! ([`Trace::truncated`]). Hand-written traces may leave the `...` out altogether.
+//!
+//! An event is [`crate::events::Event`] as YAML: `at` (UTC, RFC 3339), `vhost`, the optional
+//! `connection` and `channel`, and `kind`, one of [`crate::events::EventKind`] written as a
+//! tag (`!Published`, `!BindingCreated`, ...) over its fields, or a bare name for the kinds
+//! without fields (`ChannelOpened`). A `Published` event's `body_preview` is text when the
+//! body's first bytes are UTF-8, else a list of byte values. Broken files are reported as `file:line:col: why`.
+//!
+//! - [`record`]: writing the events of any [`crate::source::Source`] to a trace.
+//! - [`replay`]: [`ReplaySource`], a trace played back as a source for the view.
+
+mod kind;
+pub mod record;
+pub mod replay;
+mod time;
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Snapshot;
+use crate::events::{ConnectionId, Event, EventKind, Name};
+
+pub use record::{record, Limits, Recorded};
+pub use replay::{apply, ReplaySource};
+
+/// The version of the format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The first document of a trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format: u32,
+    /// Where the events came from, as it may be shown (an AMQP URL's password masked).
+    pub source: String,
+    /// The vhost a view opens on.
+    pub vhost: String,
+    /// When recording started.
+    #[serde(with = "time")]
+    pub recorded_at: SystemTime,
+    /// The topology when recording started; the events change it from there.
+    pub snapshot: Snapshot,
+}
+
+/// One event as a document: [`Event`] with its time written as RFC 3339.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventDoc {
+    #[serde(with = "time")]
+    at: SystemTime,
+    vhost: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection: Option<ConnectionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<u16>,
+    #[serde(with = "kind::EventKindDef")]
+    kind: EventKind,
+}
+
+/// A trace read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    pub header: Header,
+    pub events: Vec<Event>,
+    /// The file ended in the middle of a document (a recording cut short); what came before
+    /// it is all here.
+    pub truncated: bool,
+}
+
+/// Why a trace file cannot be read, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, column)) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.path.display(),
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+/// Reads a whole trace file.
+pub fn read(path: &Path) -> Result<Trace, TraceError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TraceError {
+        path: path.to_path_buf(),
+        location: None,
+        message: format!("cannot read it: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// One YAML document of the file: its text and the file line its text starts on.
+struct Document {
+    first_line: usize,
+    text: String,
+    ended: bool,
+}
+
+/// Reads a trace from its text; `path` is only for the messages.
+pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
+    let error = |line: usize, column: usize, message: String| TraceError {
+        path: path.to_path_buf(),
+        location: Some((line, column)),
+        message,
+    };
+    // Split at the document markers by hand: serde_yaml reads a stream only all or nothing,
+    // and a file being written (or cut short) must still read up to its last whole event.
+    let mut documents: Vec<Document> = Vec::new();
+    let mut open: Option<Document> = None;
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        let marker = line.trim_end();
+        if marker == "---" || marker.starts_with("--- ") {
+            if let Some(previous) = open.take() {
+                documents.push(previous);
+            }
+            open = Some(Document {
+                first_line: number + 1,
+                text: String::new(),
+                ended: false,
+            });
+        } else if marker == "..." {
+            if let Some(mut done) = open.take() {
+                done.ended = true;
+                documents.push(done);
+            }
+        } else if let Some(doc) = &mut open {
+            doc.text.push_str(line);
+            doc.text.push('\n');
+        } else if !(marker.is_empty() || marker.trim_start().starts_with('#')) {
+            return Err(error(
+                number,
+                1,
+                "text outside a document: each document starts with a line '---'".into(),
+            ));
+        }
+    }
+    let mut truncated = false;
+    if let Some(last) = open.take() {
+        // The recorder ends every document with `...`: one without, at the end of a file
+        // whose documents have it, is a write that never finished.
+        if documents.iter().any(|d| d.ended) {
+            truncated = true;
+        } else {
+            documents.push(last);
+        }
+    }
+    let mut documents = documents.into_iter();
+    let Some(first) = documents.next() else {
+        return Err(error(
+            1,
+            1,
+            "not a trace: no header document (a trace starts with '---' and the header)".into(),
+        ));
+    };
+    let header: Header = from_document(&first, path)?;
+    if header.format != FORMAT_VERSION {
+        return Err(error(
+            first.first_line,
+            1,
+            format!(
+                "trace format {} is not known to this rabbitscope (it reads format {FORMAT_VERSION})",
+                header.format
+            ),
+        ));
+    }
+    let mut events = Vec::new();
+    for doc in documents {
+        let e: EventDoc = from_document(&doc, path)?;
+        events.push(Event {
+            at: e.at,
+            vhost: e.vhost,
+            connection: e.connection,
+            channel: e.channel,
+            kind: e.kind,
+        });
+    }
+    Ok(Trace {
+        header,
+        events,
+        truncated,
+    })
+}
+
+/// One document's value, with serde_yaml's place in the document turned into the file's.
+fn from_document<T: serde::de::DeserializeOwned>(
+    doc: &Document,
+    path: &Path,
+) -> Result<T, TraceError> {
+    if doc.text.trim().is_empty() {
+        return Err(TraceError {
+            path: path.to_path_buf(),
+            location: Some((doc.first_line.saturating_sub(1).max(1), 1)),
+            message: "empty document".into(),
+        });
+    }
+    serde_yaml::from_str(&doc.text).map_err(|e| {
+        let mut message = e.to_string();
+        let location = e.location().map(|l| (l.line(), l.column()));
+        if let Some((line, column)) = location {
+            let suffix = format!(" at line {line} column {column}");
+            if let Some(i) = message.find(&suffix) {
+                message.replace_range(i..i + suffix.len(), "");
+            }
+        }
+        let (line, column) = location.unwrap_or((1, 1));
+        TraceError {
+            path: path.to_path_buf(),
+            location: Some((doc.first_line + line - 1, column)),
+            message,
+        }
+    })
+}
+
+/// Writes a trace: the header at once, then each event as its own flushed document.
+pub struct TraceWriter {
+    file: std::fs::File,
+    events: u64,
+}
+
+impl TraceWriter {
+    /// Creates (or empties) the file and writes the header.
+    pub fn create(path: &Path, header: &Header) -> std::io::Result<TraceWriter> {
+        let mut file = std::fs::File::create(path)?;
+        let text = serde_yaml::to_string(header).map_err(std::io::Error::other)?;
+        write!(
+            file,
+            "# rabbitscope trace: a header, then one document per event, in order\n---\n{text}...\n"
+        )?;
+        file.flush()?;
+        Ok(TraceWriter { file, events: 0 })
+    }
+
+    /// Appends one event. One write per document, so a reader sees whole documents or a
+    /// last one without its `...`.
+    pub fn write(&mut self, event: &Event) -> std::io::Result<()> {
+        let doc = EventDoc {
+            at: event.at,
+            vhost: event.vhost.clone(),
+            connection: event.connection,
+            channel: event.channel,
+            kind: event.kind.clone(),
+        };
+        let text = serde_yaml::to_string(&doc).map_err(std::io::Error::other)?;
+        self.file
+            .write_all(format!("---\n{text}...\n").as_bytes())?;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// How many events were written.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Makes sure everything is on disk; returns how many events were written.
+    pub fn finish(mut self) -> std::io::Result<u64> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        Ok(self.events)
+    }
+}

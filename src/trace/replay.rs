@@ -1,0 +1,304 @@
+//! A trace played back as a [`Source`]: its events go out at their recorded pace (scaled by a
+//! speed), and the topology is the header's, changed by every declaration, deletion and
+//! binding replayed so far. Queue counters stay as recorded, apart from consumers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Trace;
+use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+use crate::events::{BindingInfo, Event, EventBus, EventKind, EventReader};
+use crate::source::Source;
+
+/// The fastest and slowest a replay goes, whatever the view asks.
+const MIN_SPEED: f64 = 0.01;
+const MAX_SPEED: f64 = 1000.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Control {
+    paused: bool,
+    /// The speed given at start.
+    base_speed: f64,
+    /// The view's factor on it (+ and -).
+    view_speed: f64,
+    /// How many single steps were asked for so far; each lets one event out at once.
+    steps: u64,
+}
+
+impl Control {
+    fn speed(&self) -> f64 {
+        (self.base_speed * self.view_speed).clamp(MIN_SPEED, MAX_SPEED)
+    }
+}
+
+struct Shared {
+    snapshot: Mutex<Snapshot>,
+    events: EventBus,
+    played: AtomicUsize,
+}
+
+/// A recorded trace as a source for the view (or a test).
+pub struct ReplaySource {
+    shared: Arc<Shared>,
+    control: watch::Sender<Control>,
+    vhost: String,
+    total: usize,
+    task: JoinHandle<()>,
+}
+
+impl ReplaySource {
+    /// Starts the replay on the current tokio runtime. The first event goes out once somebody
+    /// subscribes, so a view opening on it misses nothing; the gaps between events are the
+    /// recorded ones divided by `speed`.
+    pub fn start(trace: Trace, speed: f64) -> ReplaySource {
+        let speed = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
+        let (control, _) = watch::channel(Control {
+            paused: false,
+            base_speed: speed,
+            view_speed: 1.0,
+            steps: 0,
+        });
+        let shared = Arc::new(Shared {
+            snapshot: Mutex::new(trace.header.snapshot.clone()),
+            events: EventBus::default(),
+            played: AtomicUsize::new(0),
+        });
+        let total = trace.events.len();
+        let task = tokio::spawn(play(shared.clone(), control.subscribe(), trace.events));
+        ReplaySource {
+            shared,
+            control,
+            vhost: trace.header.vhost,
+            total,
+            task,
+        }
+    }
+
+    /// Holds the replay (true) or lets it go on (false).
+    pub fn set_paused(&self, paused: bool) {
+        self.control.send_if_modified(|c| {
+            let changed = c.paused != paused;
+            c.paused = paused;
+            changed
+        });
+    }
+
+    /// Lets the next event out now, paused or not.
+    pub fn step_forward(&self) {
+        self.control.send_modify(|c| c.steps += 1);
+    }
+
+    /// How many events have gone out.
+    pub fn played(&self) -> usize {
+        self.shared.played.load(Ordering::SeqCst)
+    }
+
+    /// How many events the trace has.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// True once every event has gone out.
+    pub fn finished(&self) -> bool {
+        self.played() == self.total
+    }
+}
+
+impl Drop for ReplaySource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Source for ReplaySource {
+    fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot.lock().unwrap().clone()
+    }
+
+    fn subscribe(&self) -> EventReader {
+        self.shared.events.subscribe()
+    }
+
+    fn vhost(&self) -> String {
+        self.vhost.clone()
+    }
+
+    fn follow_view(&self, paused: bool, speed: f64) {
+        self.control.send_if_modified(|c| {
+            let changed = c.paused != paused || c.view_speed != speed;
+            c.paused = paused;
+            c.view_speed = speed;
+            changed
+        });
+    }
+
+    fn step_forward(&self) {
+        ReplaySource::step_forward(self);
+    }
+}
+
+async fn play(shared: Arc<Shared>, mut control: watch::Receiver<Control>, events: Vec<Event>) {
+    while !shared.events.has_readers() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut steps_taken = control.borrow().steps;
+    let mut previous = events.first().map(|e| e.at);
+    for event in events {
+        // Recorded time still to wait before this event.
+        let mut left = previous
+            .and_then(|p| event.at.duration_since(p).ok())
+            .unwrap_or_default();
+        previous = Some(event.at);
+        loop {
+            let now = *control.borrow_and_update();
+            if now.steps > steps_taken {
+                steps_taken += 1;
+                break;
+            }
+            if now.paused {
+                if control.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if left.is_zero() {
+                break;
+            }
+            let started = Instant::now();
+            tokio::select! {
+                _ = tokio::time::sleep(left.div_f64(now.speed())) => break,
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    left = left.saturating_sub(started.elapsed().mul_f64(now.speed()));
+                }
+            }
+        }
+        apply(&mut shared.snapshot.lock().unwrap(), &event);
+        shared.played.fetch_add(1, Ordering::SeqCst);
+        shared.events.emit(event);
+    }
+}
+
+/// Changes `snapshot` as `event` says: declarations, deletions, bindings, consumers and purges.
+/// Declaring what exists replaces it, deleting what does not is nothing, so a trace that
+/// repeats its header's topology as events replays the same.
+pub fn apply(snapshot: &mut Snapshot, event: &Event) {
+    let vhost = match snapshot.vhosts.iter().position(|v| *v.name == *event.vhost) {
+        Some(i) => &mut snapshot.vhosts[i],
+        None => {
+            snapshot.vhosts.push(VhostSnapshot {
+                name: event.vhost.to_string(),
+                ..VhostSnapshot::default()
+            });
+            snapshot.vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+            let i = snapshot
+                .vhosts
+                .iter()
+                .position(|v| *v.name == *event.vhost)
+                .expect("just added");
+            &mut snapshot.vhosts[i]
+        }
+    };
+    match &event.kind {
+        EventKind::ExchangeDeclared {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+        } => {
+            vhost.exchanges.retain(|x| *x.name != **name);
+            vhost.exchanges.push(ExchangeSnapshot {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                durable: *durable,
+                auto_delete: *auto_delete,
+                internal: *internal,
+                arguments: arguments.clone(),
+            });
+            vhost.exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        EventKind::ExchangeDeleted { name } => {
+            vhost.exchanges.retain(|x| *x.name != **name);
+            vhost.bindings.retain(|b| {
+                b.source != *name && !(b.destination_is_exchange && b.destination == *name)
+            });
+        }
+        EventKind::QueueDeclared {
+            name,
+            durable,
+            exclusive,
+            auto_delete,
+            arguments,
+        } => {
+            let kept = vhost.queues.iter().find(|q| *q.name == **name).cloned();
+            vhost.queues.retain(|q| *q.name != **name);
+            // A redeclaration keeps the messages and consumers the queue has.
+            let kept = kept.unwrap_or_else(|| QueueSnapshot::new(name));
+            vhost.queues.push(QueueSnapshot {
+                durable: *durable,
+                exclusive: *exclusive,
+                auto_delete: *auto_delete,
+                arguments: arguments.clone(),
+                ..kept
+            });
+            vhost.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        EventKind::QueueDeleted { name } => {
+            vhost.queues.retain(|q| *q.name != **name);
+            vhost
+                .bindings
+                .retain(|b| b.destination_is_exchange || b.destination != *name);
+        }
+        EventKind::QueuePurged { name, .. } => {
+            if let Some(q) = vhost.queues.iter_mut().find(|q| *q.name == **name) {
+                q.ready = 0;
+            }
+        }
+        EventKind::BindingCreated(binding)
+            if !vhost.bindings.iter().any(|b| same_binding(b, binding)) =>
+        {
+            vhost.bindings.push(BindingInfo::clone(binding));
+            vhost.bindings.sort_by(|a, b| {
+                (&a.source, &a.destination, &a.routing_key).cmp(&(
+                    &b.source,
+                    &b.destination,
+                    &b.routing_key,
+                ))
+            });
+        }
+        EventKind::BindingDeleted(binding) => {
+            vhost.bindings.retain(|b| !same_binding(b, binding));
+        }
+        EventKind::ConsumerCreated { queue, .. } => {
+            if let Some(q) = vhost.queues.iter_mut().find(|q| *q.name == **queue) {
+                q.consumers += 1;
+            }
+        }
+        EventKind::ConsumerCancelled { queue, .. } => {
+            if let Some(q) = vhost.queues.iter_mut().find(|q| *q.name == **queue) {
+                q.consumers = q.consumers.saturating_sub(1);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn same_binding(a: &BindingInfo, b: &BindingInfo) -> bool {
+    a.source == b.source
+        && a.destination == b.destination
+        && a.destination_is_exchange == b.destination_is_exchange
+        && a.routing_key == b.routing_key
+        && a.arguments == b.arguments
+}

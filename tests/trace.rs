@@ -1,0 +1,601 @@
+//! Trace files: reading and writing them, replaying them as a source, and recording a real
+//! RabbitMQ (127.0.0.1:5672, management on 15672, guest/guest) in a vhost of each test's own.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lapin::options::{BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+use rabbitscope::events::{BindingInfo, Event, EventKind, PublishFate, Received};
+use rabbitscope::remote::{Endpoint, Management, RemoteOptions, RemoteSource};
+use rabbitscope::source::Source;
+use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
+
+fn url(vhost: &str) -> String {
+    format!("amqp://guest:guest@127.0.0.1:5672/{vhost}")
+}
+
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "rs-{what}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A vhost for one test, deleted when the test ends (passed or not).
+struct TestVhost {
+    name: String,
+}
+
+impl TestVhost {
+    async fn new(what: &str) -> TestVhost {
+        let name = unique(what);
+        let management = Management::new(&Endpoint::new(&url(&name), None).unwrap()).unwrap();
+        management.create_vhost(&name).await.unwrap();
+        TestVhost { name }
+    }
+
+    fn url(&self) -> String {
+        url(&self.name)
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let endpoint = Endpoint::new(&self.url(), None).unwrap();
+        let name = self.name.clone();
+        // A runtime of its own: the test's may be shutting down.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let m = Management::new(&endpoint).unwrap();
+                let _ = m.delete_vhost(&name).await;
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}-{name}", unique("trace")))
+}
+
+/// A hand-written trace: a direct exchange and a queue, then a second queue declared and
+/// bound, a message routed to both, and the first queue deleted.
+const HAND_WRITTEN: &str = r#"# a trace written by hand
+---
+format: 1
+source: amqp://guest:****@127.0.0.1:5672/shop
+vhost: shop
+recorded_at: 2026-11-26T02:30:00Z
+snapshot:
+  vhosts:
+  - name: shop
+    exchanges:
+    - {name: orders, kind: direct, durable: true, auto_delete: false, internal: false, arguments: []}
+    queues:
+    - {name: billing, durable: true, exclusive: false, auto_delete: false, arguments: [], ready: 3, unacked: 0, consumers: 1}
+    bindings:
+    - {source: orders, destination: billing, destination_is_exchange: false, routing_key: new, arguments: []}
+...
+---
+at: 2026-11-26T02:30:00.100Z
+vhost: shop
+kind: !QueueDeclared
+  name: shipping
+  durable: false
+  exclusive: false
+  auto_delete: false
+  arguments: []
+...
+---
+at: 2026-11-26T02:30:00.150Z
+vhost: shop
+kind: !BindingCreated
+  source: orders
+  destination: shipping
+  destination_is_exchange: false
+  routing_key: new
+  arguments: []
+...
+---
+at: 2026-11-26T02:30:00.200Z
+vhost: shop
+connection: 7
+channel: 1
+kind: !Published
+  message_id: 1
+  exchange: orders
+  routing_key: new
+  body_size: 5
+  body_preview: [104, 101, 108, 108, 111]
+  headers: []
+  properties: []
+  matched:
+  - {source: orders, destination: billing, destination_is_exchange: false, routing_key: new, arguments: []}
+  - {source: orders, destination: shipping, destination_is_exchange: false, routing_key: new, arguments: []}
+  queues: [billing, shipping]
+  alternate_exchange: null
+  fate: Routed
+...
+---
+at: 2026-11-26T02:30:00.250Z
+vhost: shop
+kind: !QueueDeleted
+  name: billing
+...
+"#;
+
+fn expected_after_hand_written() -> Snapshot {
+    Snapshot {
+        vhosts: vec![VhostSnapshot {
+            name: "shop".into(),
+            exchanges: vec![ExchangeSnapshot {
+                durable: true,
+                ..ExchangeSnapshot::new("orders", "direct")
+            }],
+            queues: vec![QueueSnapshot::new("shipping")],
+            bindings: vec![BindingInfo::to_queue("orders", "shipping", "new")],
+        }],
+    }
+}
+
+#[test]
+fn a_hand_written_trace_reads() {
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    assert!(!trace.truncated);
+    assert_eq!(trace.header.vhost, "shop");
+    assert_eq!(trace.header.snapshot.vhosts[0].queues[0].ready, 3);
+    assert_eq!(trace.events.len(), 4);
+    assert_eq!(trace.events[2].connection, Some(7));
+    match &trace.events[2].kind {
+        EventKind::Published {
+            queues,
+            body_preview,
+            ..
+        } => {
+            assert_eq!(queues.len(), 2);
+            assert_eq!(&body_preview[..], b"hello");
+        }
+        other => panic!("expected Published, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hand_written_trace_replays_to_the_expected_topology() {
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let recorded = trace.events.clone();
+    let started = Instant::now();
+    let source = ReplaySource::start(trace, 2.0);
+    assert_eq!(source.vhost(), "shop");
+    // Nothing goes out before somebody listens.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(source.played(), 0);
+    let mut reader = source.subscribe();
+    let mut seen = Vec::new();
+    while seen.len() < recorded.len() {
+        match tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
+            Ok(Received::Event(e)) => seen.push(Event::clone(&e)),
+            other => panic!("replay stopped early: {other:?}"),
+        }
+    }
+    assert_eq!(seen, recorded);
+    // 150 ms of recorded time at twice the speed.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(70), "too fast: {took:?}");
+    assert!(source.finished());
+    let mut expected = expected_after_hand_written();
+    // Counters stay as recorded; the consumer count of the deleted queue went with it.
+    expected.vhosts[0].queues[0].consumers = 0;
+    assert_eq!(source.snapshot(), expected);
+}
+
+#[tokio::test]
+async fn a_paused_replay_steps_one_event_at_a_time() {
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let source = ReplaySource::start(trace, 1.0);
+    source.set_paused(true);
+    let mut reader = source.subscribe();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        reader.try_recv().is_none(),
+        "a paused replay let an event out"
+    );
+    for n in 1..=2 {
+        source.step_forward();
+        match tokio::time::timeout(Duration::from_secs(2), reader.recv()).await {
+            Ok(Received::Event(_)) => {}
+            other => panic!("step {n}: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(source.played(), n);
+    }
+    let queues: Vec<String> = source.snapshot().vhosts[0]
+        .queues
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    assert_eq!(queues, ["billing", "shipping"]);
+    // The view's resume (space) lets the rest go.
+    source.follow_view(false, 1.0);
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while !source.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replay did not resume");
+}
+
+#[test]
+fn broken_trace_files_say_where() {
+    let path = Path::new("broken.yaml");
+    // A wrong value in the third event document.
+    let broken = HAND_WRITTEN.replace("  message_id: 1\n", "  message_id: one\n");
+    let e = trace::parse(&broken, path).unwrap_err();
+    let line = broken
+        .lines()
+        .position(|l| l.contains("message_id: one"))
+        .unwrap()
+        + 1;
+    assert_eq!(e.location, Some((line, 15)), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("broken.yaml:{line}:15: ")),
+        "{e}"
+    );
+
+    // A bad time in the header.
+    let broken = HAND_WRITTEN.replace("recorded_at: 2026-11-26T02:30:00Z", "recorded_at: soon");
+    let e = trace::parse(&broken, path).unwrap_err();
+    assert_eq!(e.location, Some((6, 14)), "{e}");
+    assert!(e.to_string().starts_with("broken.yaml:6:14: "), "{e}");
+
+    // Text outside any document.
+    let e = trace::parse("format: 1\n", path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "broken.yaml:1:1: text outside a document: each document starts with a line '---'"
+    );
+
+    // Not a trace at all.
+    let e = trace::parse("# nothing\n", path).unwrap_err();
+    assert_eq!(e.location, Some((1, 1)));
+
+    // A format from the future.
+    let e = trace::parse(&HAND_WRITTEN.replace("format: 1", "format: 9"), path).unwrap_err();
+    assert!(
+        e.to_string().starts_with("broken.yaml:3:1: trace format 9"),
+        "{e}"
+    );
+
+    // A file that is not there.
+    let e = trace::read(Path::new("/nonexistent/trace.yaml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/trace.yaml: cannot read it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn written_traces_read_back_and_a_cut_short_one_up_to_its_last_whole_event() {
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let path = temp_path("written.yaml");
+    let mut writer = TraceWriter::create(&path, &trace.header).unwrap();
+    for e in &trace.events {
+        writer.write(e).unwrap();
+    }
+    assert_eq!(writer.finish().unwrap(), 4);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let back = trace::read(&path).unwrap();
+    assert_eq!(back, trace);
+    // A crash in the middle of the last event: the three before it are whole.
+    let cut = &text[..text.len() - 20];
+    let partial = trace::parse(cut, &path).unwrap();
+    assert!(partial.truncated);
+    assert_eq!(partial.events, trace.events[..3]);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Publishes until the recorder has written `wanted` Published events (the firehose is bound
+/// some time after start).
+async fn declare_and_publish(vhost: &TestVhost) -> Connection {
+    let connection = Connection::connect(&vhost.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for q in ["audit", "billing"] {
+        channel
+            .queue_declare(
+                q.into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                q.into(),
+                "amq.topic".into(),
+                "order.#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    connection
+}
+
+async fn publish(connection: &Connection, key: &str) {
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            "amq.topic".into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            key.as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let _ = channel.close(200, "done".into()).await;
+}
+
+fn published(events: &[Event]) -> Vec<(String, Vec<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Published {
+                routing_key,
+                queues,
+                fate: PublishFate::Routed,
+                ..
+            } => Some((
+                routing_key.to_string(),
+                queues.iter().map(|q| q.to_string()).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_real_traffic_reads_back_the_same_events() {
+    let vhost = TestVhost::new("record").await;
+    let connection = declare_and_publish(&vhost).await;
+    let endpoint = Endpoint::new(&vhost.url(), None).unwrap();
+    let options = RemoteOptions {
+        trace: true,
+        interval: Duration::from_millis(500),
+    };
+    let source = Arc::new(RemoteSource::start(endpoint, options).unwrap());
+    assert!(source.refreshed(1, Duration::from_secs(10)).await);
+    let reader = source.subscribe();
+    let header = Header {
+        format: trace::FORMAT_VERSION,
+        source: source.endpoint().masked_url(),
+        vhost: vhost.name.clone(),
+        recorded_at: SystemTime::now(),
+        snapshot: source.snapshot(),
+    };
+    let path = temp_path("real.yaml");
+    let mut writer = TraceWriter::create(&path, &header).unwrap();
+    // Copy what the recorder writes, to compare with the file.
+    let mut copy = source.subscribe();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let recording = tokio::spawn(async move {
+        let recorded = trace::record(reader, &mut writer, Limits::default(), async {
+            let _ = stop_rx.await;
+        })
+        .await
+        .unwrap();
+        writer.finish().unwrap();
+        recorded
+    });
+    // Until the firehose shows the first one, publish a warm-up message; then three more.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut live = Vec::new();
+    'warm: loop {
+        assert!(Instant::now() < deadline, "the firehose never reported");
+        publish(&connection, "order.warmup").await;
+        let wait = Instant::now() + Duration::from_millis(500);
+        while let Ok(Received::Event(e)) =
+            tokio::time::timeout(wait.saturating_duration_since(Instant::now()), copy.recv()).await
+        {
+            live.push(Event::clone(&e));
+            if !published(&live).is_empty() {
+                break 'warm;
+            }
+        }
+    }
+    for key in ["order.created", "order.paid", "order.shipped"] {
+        publish(&connection, key).await;
+    }
+    while published(&live).len() < 4 || !live_has_all(&live) {
+        match tokio::time::timeout(Duration::from_secs(10), copy.recv()).await {
+            Ok(Received::Event(e)) => live.push(Event::clone(&e)),
+            other => panic!("events stopped coming: {other:?}"),
+        }
+    }
+    // What came so far is on disk once the recorder has caught up: stop it and read the file.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(()).unwrap();
+    let recorded = recording.await.unwrap();
+    while let Some(Received::Event(e)) = copy.try_recv() {
+        live.push(Event::clone(&e));
+    }
+    let back = trace::read(&path).unwrap();
+    assert!(!back.truncated);
+    assert_eq!(back.header, header);
+    assert_eq!(recorded.events as usize, back.events.len());
+    assert_eq!(back.events, live);
+    let routed = published(&back.events);
+    let both = vec!["audit".to_string(), "billing".to_string()];
+    let keys: Vec<&str> = routed.iter().map(|(k, _)| k.as_str()).collect();
+    let tail = &keys[keys.len() - 3..];
+    assert_eq!(tail, ["order.created", "order.paid", "order.shipped"]);
+    for (key, queues) in &routed {
+        let mut queues = queues.clone();
+        queues.sort();
+        assert_eq!(queues, both, "{key}");
+    }
+    // The header's topology is the vhost's: both queues and their bindings.
+    let shown = back.header.snapshot.vhost(&vhost.name).unwrap();
+    let names: Vec<&str> = shown.queues.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["audit", "billing"]);
+    let _ = connection.close(200, "done".into()).await;
+    match Arc::try_unwrap(source) {
+        Ok(source) => source.close().await,
+        Err(_) => panic!("the source is still shared"),
+    }
+    let _ = std::fs::remove_file(&path);
+
+    fn live_has_all(live: &[Event]) -> bool {
+        let keys: Vec<String> = published(live).into_iter().map(|(k, _)| k).collect();
+        ["order.created", "order.paid", "order.shipped"]
+            .iter()
+            .all(|k| keys.iter().any(|seen| seen == k))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_command_stops_after_count_and_writes_a_whole_trace() {
+    let vhost = TestVhost::new("record-cli").await;
+    let connection = declare_and_publish(&vhost).await;
+    let path = temp_path("cli.yaml");
+    let mut child = Command::new(BIN)
+        .args(["record", &vhost.url(), "-o"])
+        .arg(&path)
+        .args(["--count", "3", "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Publish until the recorder has had its three events and exits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("record did not stop after --count 3");
+        }
+        publish(&connection, "order.created").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.trim().starts_with("3 events written to "),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("guest:****@"), "{stderr}");
+    let back = trace::read(&path).unwrap();
+    assert!(!back.truncated);
+    assert_eq!(back.events.len(), 3);
+    assert_eq!(back.header.vhost, vhost.name);
+    assert_eq!(
+        back.header.source,
+        format!("amqp://guest:****@127.0.0.1:5672/{}", vhost.name)
+    );
+    // Tracing went off again.
+    let management = Management::new(&Endpoint::new(&vhost.url(), None).unwrap()).unwrap();
+    assert!(!management.tracing(&vhost.name).await.unwrap());
+    let _ = connection.close(200, "done".into()).await;
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The real binary replaying the hand-written trace in a 120x40 pseudo-terminal: the queue a
+/// replayed event declares shows, and `q` quits cleanly.
+#[test]
+fn the_replay_command_shows_the_trace_in_the_view() {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+    let path = temp_path("view.yaml");
+    std::fs::write(&path, HAND_WRITTEN).unwrap();
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(BIN);
+    cmd.args(["replay", path.to_str().unwrap(), "--speed", "0.5"]);
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut writer = pair.master.take_writer().unwrap();
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        40.try_into().unwrap(),
+        120.try_into().unwrap(),
+        0,
+    )));
+    let feed = parser.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            feed.lock().unwrap().process(&buf[..n]);
+        }
+    });
+    let start = Instant::now();
+    loop {
+        let text = parser.lock().unwrap().screen().contents();
+        if ["replay of", "orders", "billing", "shipping"]
+            .iter()
+            .all(|n| text.contains(n))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the replay never showed the trace:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.write_all(b"q").unwrap();
+    writer.flush().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the view did not quit on q"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_file(&path);
+}
