@@ -42,8 +42,8 @@
 //! without fields (`ChannelOpened`). A `Published` event's `body_preview` is text when the
 //! body's first bytes are UTF-8, else a list of byte values. Broken files are reported as `file:line:col: why`.
 //!
-//! - [`record`]: writing the events of any [`crate::source::Source`] to a trace.
-//! - [`replay`]: [`ReplaySource`], a trace played back as a source for the view.
+//! - [`record`](mod@record): writing the events of any [`crate::source::Source`] to a trace.
+//! - [`replay`](mod@replay): [`ReplaySource`], a trace played back as a source for the view.
 
 mod kind;
 pub mod record;
