@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::broker::{Broker, Snapshot};
-use crate::events::EventReader;
+use crate::events::{Event, EventReader};
 
 pub trait Source: Send + Sync {
     /// The topology now. It must not block: a remote source answers from its last refresh.
@@ -30,6 +30,13 @@ pub trait Source: Send + Sync {
     fn follow_view(&self, _paused: bool, _speed: f64) {}
     /// The next event now, paused or not (a replayed trace; a live source cannot).
     fn step_forward(&self) {}
+    /// Undo the last event (a replayed trace): the source rewinds one event and pauses.
+    fn step_back(&self) {}
+    /// After a rewind, once: every event up to the new position, for the view to start over
+    /// with. Events the view had not read yet before the rewind are stale and must be dropped.
+    fn take_rewind(&self) -> Option<Vec<Arc<Event>>> {
+        None
+    }
 }
 
 /// The embedded broker as a source.

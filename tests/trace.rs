@@ -245,6 +245,72 @@ async fn a_paused_replay_steps_one_event_at_a_time() {
     .expect("the replay did not resume");
 }
 
+/// Step back takes the last event back: the topology loses what it did, the view is handed
+/// the events before it, and stepping forward plays it again. At the end, back still works.
+#[tokio::test]
+async fn stepping_back_undoes_the_last_event() {
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let recorded = trace.events.clone();
+    let source = ReplaySource::start(trace, 50.0);
+    let mut reader = source.subscribe();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !source.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replay finished");
+    while reader.try_recv().is_some() {}
+    // The last event deleted `billing`; stepping back brings it back.
+    source.step_back();
+    let wait_played = |n: usize| {
+        let source = &source;
+        async move {
+            tokio::time::timeout(Duration::from_secs(3), async {
+                while source.played() != n {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("played never became {n}"))
+        }
+    };
+    wait_played(3).await;
+    let names = |s: &ReplaySource| -> Vec<String> {
+        s.snapshot().vhosts[0]
+            .queues
+            .iter()
+            .map(|q| q.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&source), ["billing", "shipping"]);
+    let history = source.take_rewind().expect("a rewind for the view");
+    let history: Vec<Event> = history.iter().map(|e| Event::clone(e)).collect();
+    assert_eq!(history, recorded[..3]);
+    assert!(source.take_rewind().is_none(), "handed over once");
+    // Two more back: before the publish and before the binding; paused, nothing goes out.
+    source.step_back();
+    source.step_back();
+    wait_played(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(source.played(), 1, "a step back pauses the replay");
+    let to_shipping = |s: &ReplaySource| {
+        s.snapshot().vhosts[0]
+            .bindings
+            .iter()
+            .any(|b| &*b.destination == "shipping")
+    };
+    assert!(!to_shipping(&source), "the binding was taken back");
+    // Forward again replays the binding, the very event that was taken back.
+    source.step_forward();
+    wait_played(2).await;
+    match tokio::time::timeout(Duration::from_secs(2), reader.recv()).await {
+        Ok(Received::Event(e)) => assert_eq!(*e, recorded[1]),
+        other => panic!("expected the binding again, got {other:?}"),
+    }
+    assert!(to_shipping(&source));
+}
+
 #[test]
 fn broken_trace_files_say_where() {
     let path = Path::new("broken.yaml");

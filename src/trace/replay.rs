@@ -27,6 +27,8 @@ struct Control {
     view_speed: f64,
     /// How many single steps were asked for so far; each lets one event out at once.
     steps: u64,
+    /// How many steps back were asked for so far; each takes the last event back.
+    backs: u64,
 }
 
 impl Control {
@@ -39,6 +41,8 @@ struct Shared {
     snapshot: Mutex<Snapshot>,
     events: EventBus,
     played: AtomicUsize,
+    /// Set by a step back: the events up to the new position, for the view to start over.
+    rewind: Mutex<Option<Vec<Arc<Event>>>>,
 }
 
 /// A recorded trace as a source for the view (or a test).
@@ -65,14 +69,21 @@ impl ReplaySource {
             base_speed: speed,
             view_speed: 1.0,
             steps: 0,
+            backs: 0,
         });
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(trace.header.snapshot.clone()),
             events: EventBus::default(),
             played: AtomicUsize::new(0),
+            rewind: Mutex::new(None),
         });
         let total = trace.events.len();
-        let task = tokio::spawn(play(shared.clone(), control.subscribe(), trace.events));
+        let task = tokio::spawn(play(
+            shared.clone(),
+            control.subscribe(),
+            trace.header.snapshot,
+            trace.events,
+        ));
         ReplaySource {
             shared,
             control,
@@ -94,6 +105,15 @@ impl ReplaySource {
     /// Lets the next event out now, paused or not.
     pub fn step_forward(&self) {
         self.control.send_modify(|c| c.steps += 1);
+    }
+
+    /// Takes the last event back and pauses: the topology is the header's with the events
+    /// before it applied, and [`Source::take_rewind`] hands the view those events.
+    pub fn step_back(&self) {
+        self.control.send_modify(|c| {
+            c.backs += 1;
+            c.paused = true;
+        });
     }
 
     /// How many events have gone out.
@@ -143,25 +163,57 @@ impl Source for ReplaySource {
     fn step_forward(&self) {
         ReplaySource::step_forward(self);
     }
+
+    fn step_back(&self) {
+        ReplaySource::step_back(self);
+    }
+
+    fn take_rewind(&self) -> Option<Vec<Arc<Event>>> {
+        self.shared.rewind.lock().unwrap().take()
+    }
 }
 
-async fn play(shared: Arc<Shared>, mut control: watch::Receiver<Control>, events: Vec<Event>) {
+async fn play(
+    shared: Arc<Shared>,
+    mut control: watch::Receiver<Control>,
+    start: Snapshot,
+    events: Vec<Event>,
+) {
     while !shared.events.has_readers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut steps_taken = control.borrow().steps;
-    let mut previous = events.first().map(|e| e.at);
-    for event in events {
-        // Recorded time still to wait before this event.
-        let mut left = previous
-            .and_then(|p| event.at.duration_since(p).ok())
+    let (mut steps_taken, mut backs_taken) = {
+        let c = control.borrow();
+        (c.steps, c.backs)
+    };
+    // The next event to go out; at the end only a step back can follow.
+    let mut position: usize = 0;
+    loop {
+        // Recorded time still to wait before the next event.
+        let mut left = position
+            .checked_sub(1)
+            .filter(|_| position < events.len())
+            .and_then(|p| events[position].at.duration_since(events[p].at).ok())
             .unwrap_or_default();
-        previous = Some(event.at);
-        loop {
+        let release = loop {
             let now = *control.borrow_and_update();
+            if now.backs > backs_taken {
+                let back = (now.backs - backs_taken) as usize;
+                backs_taken = now.backs;
+                position = position.saturating_sub(back);
+                rewind(&shared, &start, &events[..position]);
+                break false;
+            }
+            if position == events.len() {
+                steps_taken = now.steps;
+                if control.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
             if now.steps > steps_taken {
                 steps_taken += 1;
-                break;
+                break true;
             }
             if now.paused {
                 if control.changed().await.is_err() {
@@ -170,11 +222,11 @@ async fn play(shared: Arc<Shared>, mut control: watch::Receiver<Control>, events
                 continue;
             }
             if left.is_zero() {
-                break;
+                break true;
             }
             let started = Instant::now();
             tokio::select! {
-                _ = tokio::time::sleep(left.div_f64(now.speed())) => break,
+                _ = tokio::time::sleep(left.div_f64(now.speed())) => break true,
                 changed = control.changed() => {
                     if changed.is_err() {
                         return;
@@ -182,11 +234,28 @@ async fn play(shared: Arc<Shared>, mut control: watch::Receiver<Control>, events
                     left = left.saturating_sub(started.elapsed().mul_f64(now.speed()));
                 }
             }
+        };
+        if !release {
+            continue;
         }
-        apply(&mut shared.snapshot.lock().unwrap(), &event);
-        shared.played.fetch_add(1, Ordering::SeqCst);
-        shared.events.emit(event);
+        let event = &events[position];
+        apply(&mut shared.snapshot.lock().unwrap(), event);
+        position += 1;
+        shared.played.store(position, Ordering::SeqCst);
+        shared.events.emit(event.clone());
     }
+}
+
+/// Goes back to just after `played`: the topology is recomputed from the start, and the view
+/// is handed those events to start over with.
+fn rewind(shared: &Shared, start: &Snapshot, played: &[Event]) {
+    let mut snapshot = start.clone();
+    for event in played {
+        apply(&mut snapshot, event);
+    }
+    *shared.snapshot.lock().unwrap() = snapshot;
+    shared.played.store(played.len(), Ordering::SeqCst);
+    *shared.rewind.lock().unwrap() = Some(played.iter().cloned().map(Arc::new).collect());
 }
 
 /// Changes `snapshot` as `event` says: declarations, deletions, bindings, consumers and purges.

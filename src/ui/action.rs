@@ -31,6 +31,10 @@ pub enum Action {
     Slower,
     /// A replayed trace: the next event now.
     StepForward,
+    /// A replayed trace: undo the last event (and pause).
+    StepBack,
+    /// A replayed trace went back: start over from these events, without animating them.
+    Rewound(Vec<Arc<Event>>),
     ToggleHelp,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,

@@ -28,6 +28,7 @@ pub enum Effect {
     RefreshTopology,
     /// A replayed trace lets its next event out.
     StepForward,
+    StepBack,
     /// Run this on the broker and send back [`Action::CommandDone`].
     Run(Command),
     /// Hand this to the lesson runner, which answers with [`Action::LessonPrepared`] or
@@ -309,6 +310,24 @@ impl App {
             }
             Action::TogglePause => self.paused = !self.paused,
             Action::StepForward => return Some(Effect::StepForward),
+            Action::StepBack => {
+                self.paused = true;
+                return Some(Effect::StepBack);
+            }
+            Action::Rewound(events) => {
+                let flight_time = self.model.flight_time;
+                let topology = std::mem::take(&mut self.model.topology);
+                self.model = Model::new(&self.model.vhost);
+                self.model.flight_time = flight_time;
+                self.model.topology = topology;
+                for event in &events {
+                    self.model.apply(event, self.now);
+                }
+                // What was replayed in one go is history, not traffic to animate.
+                self.model.flights.clear();
+                self.log_selected = 0;
+                return Some(Effect::RefreshTopology);
+            }
             Action::Faster => {
                 self.speed = (self.speed * 1.5).min(8.0);
                 self.model.flight_time = Duration::from_secs_f64(1.2 / self.speed);
@@ -573,6 +592,48 @@ steps:
             Some(Effect::Lesson(LessonRequest::Prepare { steps, .. })) => steps,
             other => panic!("expected a prepare request, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn stepping_back_a_replay_pauses_and_starts_the_picture_over() {
+        use crate::events::{Event, EventKind, PublishFate};
+        let published = |id: u64| {
+            Arc::new(Event {
+                at: std::time::SystemTime::UNIX_EPOCH,
+                vhost: "/".into(),
+                connection: None,
+                channel: None,
+                kind: EventKind::Published {
+                    message_id: id,
+                    exchange: "x".into(),
+                    routing_key: "k".into(),
+                    body_size: 0,
+                    body_preview: Default::default(),
+                    headers: vec![],
+                    properties: vec![],
+                    matched: vec![],
+                    queues: vec!["q".into()],
+                    alternate_exchange: None,
+                    fate: PublishFate::Routed,
+                },
+            })
+        };
+        let mut app = app();
+        for id in 1..=3 {
+            app.update(Action::BrokerEvent(published(id)));
+        }
+        assert_eq!(app.model.log.len(), 3);
+        assert_eq!(app.update(Action::StepBack), Some(Effect::StepBack));
+        assert!(
+            app.paused,
+            "a step back pauses, so the replay does not run on"
+        );
+        // The source hands back the events before the last one.
+        let effect = app.update(Action::Rewound(vec![published(1), published(2)]));
+        assert_eq!(effect, Some(Effect::RefreshTopology));
+        let ids: Vec<u64> = app.model.log.iter().map(|e| e.message_id).collect();
+        assert_eq!(ids, [1, 2]);
+        assert!(app.model.flights.is_empty(), "history is not animated");
     }
 
     #[test]

@@ -107,10 +107,16 @@ pub const BINDINGS: &[KeyBinding] = &[
         help: "",
     },
     KeyBinding {
-        keys: ".",
+        keys: ". ,",
         codes: &[KeyCode::Char('.')],
         action: Action::StepForward,
-        help: "replay: the next event (also while paused)",
+        help: "replay: next event (even paused); back one event",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::Char(',')],
+        action: Action::StepBack,
+        help: "",
     },
     KeyBinding {
         keys: "/",

@@ -260,6 +260,12 @@ async fn event_loop(
                 effects.perform(effect, &mut app);
             }
             _ = clock.tick() => {
+                if let Some(history) = source.take_rewind() {
+                    // Whatever was still queued came before the rewind.
+                    events = source.subscribe();
+                    let effect = app.update(Action::Rewound(history));
+                    effects.perform(effect, &mut app);
+                }
                 for _ in 0..EVENTS_PER_FRAME {
                     match events.try_recv() {
                         Some(Received::Event(e)) => { app.update(Action::BrokerEvent(e)); }
@@ -318,6 +324,7 @@ impl Effects {
                 app.update(Action::Topology(self.source.snapshot()));
             }
             Some(Effect::StepForward) => self.source.step_forward(),
+            Some(Effect::StepBack) => self.source.step_back(),
             Some(Effect::Run(command)) => {
                 let vhost = app.model.vhost.clone();
                 let done = match &mut self.session {
