@@ -25,8 +25,9 @@
 //!    are undelivered), then the same for a headless broker.
 //!
 //! Usage: `cargo build --release && cargo run --release --example view_latency`
-//! (`-- --quick` for a short run with small numbers; `-- --out FILE` writes the report there
-//! instead of VIEW_BENCHMARKS.md; `--no-report` writes none). Quick runs write no report unless
+//! (`-- --quick` for a short run with small numbers; `-- --watch URL` only the key test, on
+//! `rabbitscope watch URL` reading a remote RabbitMQ every 2 s; `-- --out FILE` writes the
+//! report there instead of VIEW_BENCHMARKS.md; `--no-report` writes none). Quick runs write no report unless
 //! `--out` is given. Every child process is killed when the example ends, on errors and panics
 //! too, and every wait has a timeout. Run it on a quiet machine: the report gives the CPU that
 //! other processes used during each measurement.
@@ -71,6 +72,9 @@ const IDLE_TARGET_PCT: f64 = 1.0;
 
 struct Config {
     quick: bool,
+    /// `--watch URL`: only the key test, on `rabbitscope watch URL` (a remote RabbitMQ whose
+    /// topology is read again every `--interval`), instead of everything on the embedded broker.
+    watch: Option<String>,
     /// Open/close cycles of the help overlay under load.
     presses: usize,
     /// Open/close cycles with no traffic.
@@ -93,10 +97,16 @@ impl Config {
         let quick = args.iter().any(|a| a == "--quick");
         let mut report =
             (!quick).then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("VIEW_BENCHMARKS.md"));
+        let mut watch = None;
         let mut i = 0;
         while i < args.len() {
             match args[i].as_str() {
                 "--quick" => {}
+                "--watch" => {
+                    i += 1;
+                    watch = Some(args.get(i).ok_or("--watch needs an AMQP URL")?.clone());
+                    report = None;
+                }
                 "--no-report" => report = None,
                 "--out" => {
                     i += 1;
@@ -109,6 +119,7 @@ impl Config {
         Ok(if quick {
             Config {
                 quick,
+                watch,
                 presses: 10,
                 idle_presses: 5,
                 press_gap: Duration::from_millis(200),
@@ -125,6 +136,7 @@ impl Config {
         } else {
             Config {
                 quick,
+                watch,
                 presses: 50,
                 idle_presses: 20,
                 press_gap: Duration::from_millis(200),
@@ -177,6 +189,9 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
 
+    if let Some(url) = &config.watch {
+        return measure_watch(&config, &binary, url);
+    }
     let latency = measure_latency(&config, &binary, &rt)?;
     let throughput = measure_throughput(&config, &binary, &rt)?;
     let idle = measure_idle(&config, &binary)?;
@@ -585,6 +600,21 @@ impl View {
     fn start(binary: &Path) -> Result<View> {
         let port = free_port()?;
         let address = format!("127.0.0.1:{port}");
+        let mut view = View::spawn(binary, &["--listen", &address])?;
+        view.address = address.clone();
+        view.wait_for(&[address.as_str(), "? help"], START_TIMEOUT)?;
+        wait_for_port(&view.address, START_TIMEOUT)?;
+        // The view opens with the lesson menu over it; Esc closes it, as a user exploring
+        // freely would.
+        view.wait_for(&["lessons"], START_TIMEOUT)?;
+        view.writer.write_all(b"\x1b")?;
+        view.writer.flush()?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(view)
+    }
+
+    /// The binary with `args` in a pseudo-terminal, its output read and parsed all along.
+    fn spawn(binary: &Path, args: &[&str]) -> Result<View> {
         let pair = native_pty_system().openpty(PtySize {
             rows: ROWS,
             cols: COLS,
@@ -592,7 +622,7 @@ impl View {
             pixel_height: 0,
         })?;
         let mut cmd = CommandBuilder::new(binary);
-        cmd.args(["--listen", &address]);
+        cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
         let child = pair.slave.spawn_command(cmd)?;
@@ -616,24 +646,14 @@ impl View {
         std::thread::Builder::new()
             .name("pty-reader".into())
             .spawn(move || drainer.drain(reader))?;
-        let mut view = View {
+        Ok(View {
             child,
             writer,
             _master: pair.master,
             screen,
             pid,
-            address,
-        };
-        let address = view.address.clone();
-        view.wait_for(&[address.as_str(), "? help"], START_TIMEOUT)?;
-        wait_for_port(&view.address, START_TIMEOUT)?;
-        // The view opens with the lesson menu over it; Esc closes it, as a user exploring
-        // freely would.
-        view.wait_for(&["lessons"], START_TIMEOUT)?;
-        view.writer.write_all(b"\x1b")?;
-        view.writer.flush()?;
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(view)
+            address: String::new(),
+        })
     }
 
     fn url(&self) -> String {
@@ -1209,6 +1229,30 @@ fn press_cycles(view: &mut View, cycles: usize, gap: Duration, into: &mut Latenc
         }
         std::thread::sleep(gap);
     }
+    Ok(())
+}
+
+/// Keys on `rabbitscope watch URL --interval 2`: the topology of the remote broker is read
+/// again every 2 s while the keys are pressed, so a big topology shows whether a refresh ever
+/// holds a key up.
+fn measure_watch(config: &Config, binary: &Path, url: &str) -> Result<()> {
+    let mut view = View::spawn(binary, &["watch", url, "--interval", "2"])?;
+    view.wait_for(&["? help", "exchanges"], Duration::from_secs(30))?;
+    // Let a few refreshes go by first.
+    std::thread::sleep(Duration::from_secs(5));
+    let started = Instant::now();
+    let mut keys = Latencies::default();
+    press_cycles(&mut view, config.presses, config.press_gap, &mut keys)?;
+    let mut all: Vec<Duration> = keys.open.iter().chain(&keys.close).copied().collect();
+    all.sort();
+    println!(
+        "watch {url}: {} keys over {:.1} s, the topology read again 2 s after each read: {}; \
+         lost {}",
+        all.len(),
+        started.elapsed().as_secs_f64(),
+        summary(&all),
+        keys.lost
+    );
     Ok(())
 }
 
