@@ -328,6 +328,7 @@ async fn run_view(
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
+        notice: exposure_warning(listen),
     };
     let source = std::sync::Arc::new(rabbitscope::source::Embedded(broker));
     rabbitscope::ui::run(source, &address, options, lessons).await
@@ -365,6 +366,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
+        notice: None,
     };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -656,6 +658,7 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
+        notice: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -670,6 +673,17 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
             rabbitscope::ui::LessonSetup::default(),
         )
         .await
+    })
+}
+
+/// A broker on an address other hosts can reach says so: anyone who can reach it may try to
+/// log in (guest is still refused from other hosts, as RabbitMQ does).
+fn exposure_warning(address: SocketAddr) -> Option<String> {
+    (!address.ip().is_loopback()).then(|| {
+        format!(
+            "listening on {address}, not only on loopback: other hosts can connect (guest only \
+             from this machine)"
+        )
     })
 }
 
@@ -707,6 +721,9 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         .map_err(|e| eyre!("cannot listen on {}: {e}", args.listen))?;
     // Handlers go in before the address is announced, so a signal right after it is caught.
     let stop = shutdown_signal()?;
+    if let Some(warning) = exposure_warning(server.local_addr()) {
+        tracing::warn!(address = %server.local_addr(), "{warning}");
+    }
     tracing::info!(address = %server.local_addr(), "broker listening");
     server.run_until(stop).await;
     tracing::info!("broker stopped");

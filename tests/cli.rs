@@ -136,3 +136,39 @@ fn sigint_stops_an_idle_broker_cleanly() {
         .unwrap();
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
+
+/// A broker that other hosts can reach says so before it announces its address; on loopback
+/// it says nothing of the kind.
+#[test]
+fn listening_beyond_loopback_is_a_warning() {
+    let mut child = binary()
+        .args(["broker", "--listen", "0.0.0.0:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rabbitscope broker");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut before = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        let done = line.contains("broker listening");
+        before.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = before.join("\n");
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("not only on loopback")),
+        "no warning before the address:\n{text}"
+    );
+    let (mut quiet, _, lines) = start_broker(&[]);
+    let _ = quiet.kill();
+    let _ = quiet.wait();
+    assert!(
+        lines.try_iter().all(|l| !l.contains("loopback")),
+        "a loopback broker warned"
+    );
+}

@@ -45,6 +45,8 @@ pub struct ViewOptions {
     pub monochrome: bool,
     /// The language of lessons.
     pub lang: Lang,
+    /// A warning for the status line at start (e.g. the broker listens beyond loopback).
+    pub notice: Option<String>,
 }
 
 pub struct App {
@@ -109,6 +111,7 @@ const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
 impl App {
     pub fn new(address: &str, vhost: &str, options: ViewOptions) -> App {
+        let notice = options.notice.clone();
         let mut model = Model::new(vhost);
         if options.classroom {
             model.flight_time = Duration::from_millis(2400);
@@ -133,7 +136,7 @@ impl App {
             show_help: false,
             inspecting: false,
             form: None,
-            notice: None,
+            notice: notice.map(|text| (text, true)),
             paused: false,
             speed: 1.0,
             last_snapshot: None,
