@@ -368,3 +368,22 @@ fn lesson_menu_lists_lessons_and_broken_files_80x24() {
     assert!(text.contains("09-broken.yaml:4:3"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// A step longer than a small pane scrolls with `[` `]`, and the border says there is more.
+#[test]
+fn a_long_step_scrolls_in_a_small_pane_80x24() {
+    let mut app = app_in_lesson(rabbitscope::lesson::Lang::Zh);
+    let before = screen(&mut app, 80, 24);
+    assert!(before.contains("more ↓"), "{before}");
+    assert!(
+        !before.contains("n 下一步"),
+        "the key line starts out of view:\n{before}"
+    );
+    for _ in 0..5 {
+        app.update(Action::LessonScrollDown);
+    }
+    let after = screen(&mut app, 80, 24);
+    assert!(after.contains("n 下一步"), "scrolled to the end:\n{after}");
+    assert!(after.contains("↑ more"), "{after}");
+    insta::assert_snapshot!(after);
+}

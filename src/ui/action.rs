@@ -90,6 +90,9 @@ pub enum Action {
     /// Tick or untick the n-th predict choice.
     LessonToggle(usize),
     LessonAutoplay,
+    /// `[` `]`: scroll the lesson pane, for a step longer than it.
+    LessonScrollUp,
+    LessonScrollDown,
     /// `J`: start typing the number of a step to go to.
     LessonJumpStart,
     LessonJumpInput(char),

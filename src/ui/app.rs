@@ -477,6 +477,15 @@ impl App {
                 return Some(Effect::Lesson(self.player.as_mut()?.go_to(0, self.now)))
             }
             Action::LessonToggle(i) => self.player.as_mut()?.toggle(i),
+            Action::LessonScrollUp => {
+                let player = self.player.as_mut()?;
+                player.scroll = player.scroll.saturating_sub(3);
+            }
+            Action::LessonScrollDown => {
+                let player = self.player.as_mut()?;
+                // The pane stops at the last line; this only keeps the number sane.
+                player.scroll = (player.scroll + 3).min(500);
+            }
             Action::LessonJumpStart => self.player.as_mut()?.jump = Some(String::new()),
             Action::LessonJumpInput(c) if c.is_ascii_digit() => {
                 self.player.as_mut()?.jump.as_mut()?.push(c)

@@ -213,6 +213,18 @@ pub const BINDINGS: &[KeyBinding] = &[
         help: "lesson: tick or untick a predicted queue",
     },
     KeyBinding {
+        keys: "[ ]",
+        codes: &[KeyCode::Char('[')],
+        action: Action::LessonScrollUp,
+        help: "lesson: scroll its text up / down",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::Char(']')],
+        action: Action::LessonScrollDown,
+        help: "",
+    },
+    KeyBinding {
         keys: "J",
         codes: &[KeyCode::Char('J')],
         action: Action::LessonJumpStart,

@@ -66,6 +66,8 @@ pub struct Player {
     pub since: Instant,
     /// The step number being typed after `J`, if any.
     pub jump: Option<String>,
+    /// How many lines the pane is scrolled down (`[` `]`), for a step longer than the pane.
+    pub scroll: u16,
 }
 
 impl Player {
@@ -80,6 +82,7 @@ impl Player {
             autoplay: false,
             since: now,
             jump: None,
+            scroll: 0,
         };
         let request = player.go_to(0, now);
         (player, request)
@@ -103,6 +106,7 @@ impl Player {
     pub fn go_to(&mut self, k: usize, now: Instant) -> LessonRequest {
         self.step = k.min(self.steps().saturating_sub(1));
         self.ticked = vec![false; self.choices().len()];
+        self.scroll = 0;
         self.set_phase(Phase::Preparing, now);
         LessonRequest::Prepare {
             lesson: self.lesson.clone(),
@@ -136,6 +140,7 @@ impl Player {
             Phase::Ran(_) if self.step + 1 < self.steps() => {
                 self.step += 1;
                 self.ticked = vec![false; self.choices().len()];
+                self.scroll = 0;
                 self.set_phase(Phase::Reading, now);
                 None
             }

@@ -237,10 +237,22 @@ impl Widget for &LessonPane<'_> {
         if player.autoplay {
             title.push_str(tr(lang, "· auto-play ", "· 自动播放 "));
         }
-        let block = super::pane_block(title, false, self.theme);
-        let width = block.inner(area).width as usize;
-        Paragraph::new(lesson_lines(player, self.theme, width))
+        let mut block = super::pane_block(title, false, self.theme);
+        let inner = block.inner(area);
+        let lines = lesson_lines(player, self.theme, inner.width as usize);
+        let hidden = lines.len().saturating_sub(inner.height as usize) as u16;
+        let scroll = player.scroll.min(hidden);
+        if hidden > 0 {
+            let more = match (scroll > 0, scroll < hidden) {
+                (true, true) => " [ ↑ more ↓ ] ",
+                (true, false) => " [ ↑ more ",
+                _ => " more ↓ ] ",
+            };
+            block = block.title_bottom(more);
+        }
+        Paragraph::new(lines)
             .block(block)
+            .scroll((scroll, 0))
             .render(area, buf);
     }
 }
