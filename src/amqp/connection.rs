@@ -525,8 +525,10 @@ impl Connection {
         heartbeat: u16,
         mut shutdown: watch::Receiver<bool>,
     ) -> End {
-        // A peer is dead after two missed heartbeats.
-        let silence = (heartbeat > 0).then(|| Duration::from_secs(heartbeat as u64 * 2));
+        // A peer is dead after two missed heartbeats. RabbitMQ looks once per heartbeat period,
+        // so it notices between two and three periods; half a period of grace keeps us inside
+        // that window instead of on its edge.
+        let silence = (heartbeat > 0).then(|| Duration::from_millis(heartbeat as u64 * 2_500));
         loop {
             // Handle every complete frame already buffered before flushing replies once.
             loop {
