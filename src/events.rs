@@ -147,7 +147,9 @@ pub enum EventKind {
         exchange: Name,
         routing_key: Name,
         body_size: usize,
-        /// The first bytes of the body (up to [`BODY_PREVIEW`]).
+        /// The first bytes of the body (up to [`BODY_PREVIEW`]); written as text when it is
+        /// UTF-8 and as a list of byte values when not, since YAML traces have no bytes.
+        #[serde(with = "preview")]
         body_preview: Bytes,
         headers: Vec<(String, String)>,
         properties: Vec<(String, String)>,
@@ -203,6 +205,43 @@ pub enum EventKind {
         message_id: u64,
         queue: Name,
     },
+}
+
+/// A body preview: text, or byte values when it is not UTF-8.
+mod preview {
+    use bytes::Bytes;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(body: &Bytes, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(body) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.collect_seq(body.iter()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("text or a list of byte values")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Bytes, E> {
+                Ok(Bytes::copy_from_slice(text.as_bytes()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Bytes, A::Error> {
+                let mut bytes = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(Bytes::from(bytes))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// How many body bytes a `Published` event carries.

@@ -604,6 +604,17 @@ pub struct QueueSnapshot {
     pub consumers: usize,
 }
 
+/// Snapshots list bindings by source, destination and key, whoever builds them.
+pub fn sort_bindings(bindings: &mut [crate::events::BindingInfo]) {
+    bindings.sort_by(|a, b| {
+        (&a.source, &a.destination, &a.routing_key).cmp(&(
+            &b.source,
+            &b.destination,
+            &b.routing_key,
+        ))
+    });
+}
+
 impl ExchangeSnapshot {
     /// A transient exchange of this kind with no arguments.
     pub fn new(name: &str, kind: &str) -> ExchangeSnapshot {

@@ -522,15 +522,10 @@ impl State {
     fn bindings_touching_exchange(vhost: &Vhost, name: &str) -> Vec<Arc<BindingInfo>> {
         let mut out = Vec::new();
         if let Some(x) = vhost.exchanges.get(name) {
-            out.extend(
-                x.router
-                    .bindings()
-                    .iter()
-                    .map(|b| Vhost::binding_info(name, b)),
-            );
+            out.extend(x.router.bindings().iter().map(|b| b.info(name)));
         }
         if let Some(list) = vhost.bindings_into_exchange.get(name) {
-            out.extend(list.iter().map(|(s, b)| Vhost::binding_info(s, b)));
+            out.extend(list.iter().map(|(s, b)| b.info(s)));
         }
         out
     }
@@ -586,7 +581,7 @@ impl State {
     ) -> AmqpResult<()> {
         let (vhost_name, binding) =
             self.checked_binding(connection, channel, source, target, routing_key, arguments)?;
-        let info = Vhost::binding_info(source, &binding);
+        let info = binding.info(source);
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if vhost.add_binding(source, binding) {
             self.emit(&vhost_name, Some(connection), Some(channel), || {
@@ -610,7 +605,7 @@ impl State {
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if vhost.remove_binding(source, &binding) {
             let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);
-            let info = Vhost::binding_info(source, &binding);
+            let info = binding.info(source);
             self.emit(&vhost_name, Some(connection), Some(channel), || {
                 EventKind::BindingDeleted(info)
             });
@@ -790,12 +785,7 @@ impl State {
         let removed_bindings: Vec<Arc<BindingInfo>> = vhost
             .queues
             .get(name)
-            .map(|q| {
-                q.bindings
-                    .iter()
-                    .map(|(s, b)| Vhost::binding_info(s, b))
-                    .collect()
-            })
+            .map(|q| q.bindings.iter().map(|(s, b)| b.info(s)).collect())
             .unwrap_or_default();
         let Some((queue, deleted_exchanges)) = vhost.delete_queue(name) else {
             return 0;
@@ -1686,17 +1676,11 @@ impl State {
                         x.router
                             .bindings()
                             .into_iter()
-                            .map(|b| BindingInfo::clone(&Vhost::binding_info(&x.name, &b)))
+                            .map(|b| BindingInfo::clone(&b.info(&x.name)))
                             .collect::<Vec<_>>()
                     })
                     .collect();
-                bindings.sort_by(|a, b| {
-                    (&a.source, &a.destination, &a.routing_key).cmp(&(
-                        &b.source,
-                        &b.destination,
-                        &b.routing_key,
-                    ))
-                });
+                super::sort_bindings(&mut bindings);
                 VhostSnapshot {
                     name: v.name.clone(),
                     exchanges,
@@ -1809,11 +1793,7 @@ fn published_event(message: &Message, route: &super::vhost::Route, fate: Publish
         body_preview: message.body.slice(..message.body.len().min(BODY_PREVIEW)),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
         properties: props,
-        matched: route
-            .matched
-            .iter()
-            .map(|(s, b)| Vhost::binding_info(s, b))
-            .collect(),
+        matched: route.matched.iter().map(|(s, b)| b.info(s)).collect(),
         queues: route.queues.clone(),
         alternate_exchange: route.alternate_exchange.clone(),
         fate,

@@ -9,7 +9,6 @@ use amq_protocol::types::FieldTable;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, SourcedBinding};
 use super::queue::Queue;
-use crate::events::BindingInfo;
 
 /// The exchanges every vhost starts with, as RabbitMQ pre-declares them.
 /// `amq.rabbitmq.trace` is RabbitMQ's firehose exchange (internal); it exists here too so a
@@ -259,11 +258,6 @@ impl Vhost {
         }
         let deleted = self.collect_auto_deleted(&sources);
         Some((queue, deleted))
-    }
-
-    /// Describes a binding for events and screens.
-    pub fn binding_info(source: &str, binding: &Binding) -> Arc<BindingInfo> {
-        binding.info(source)
     }
 }
 

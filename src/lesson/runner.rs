@@ -66,6 +66,10 @@ const QUIET_SAMPLES: usize = 3;
 const SAMPLE_EVERY: Duration = Duration::from_millis(25);
 const QUIET_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The routing key prefix of the probe a run publishes to find its own connection in the
+/// broker's reports; screens leave these messages out.
+pub const PROBE_PREFIX: &str = "rabbitscope.probe.";
+
 /// The broker a lesson runs on.
 #[derive(Clone)]
 pub enum Target {
@@ -597,7 +601,7 @@ impl Client {
     /// Publishes a probe nobody receives and notes how the tap names its channel.
     async fn identify(&mut self, tap: &mut Tap) -> Result<(), RunError> {
         tap.skip_pending().await;
-        let key = format!("rabbitscope.probe.{}", oslo::random_hex());
+        let key = format!("{PROBE_PREFIX}{}", oslo::random_hex());
         self.publish("", &key, b"", BasicProperties::default(), false)
             .await
             .map_err(|e| RunError::Connect(format!("publishing the probe: {e}")))?;

@@ -146,16 +146,7 @@ impl Firehose {
             .create_channel()
             .await
             .map_err(|e| failed("channel.open", e))?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let queue = private_queue(&channel)
             .await
             .map_err(|e| failed("queue.declare", e))?;
         let patterns: &[&str] = match keys {
@@ -444,6 +435,22 @@ fn clock(at: SystemTime) -> String {
         }
     };
     format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
+}
+
+/// A server-named queue only this connection sees, gone with it: what a reader of one of
+/// RabbitMQ's own exchanges (firehose, event exchange) binds.
+pub(crate) async fn private_queue(channel: &lapin::Channel) -> lapin::Result<lapin::Queue> {
+    channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
 }
 
 #[cfg(test)]

@@ -69,13 +69,7 @@ pub async fn vhost_snapshot(
             arguments: pairs(&b.arguments.0),
         })
         .collect();
-    bindings.sort_by(|a, b| {
-        (&a.source, &a.destination, &a.routing_key).cmp(&(
-            &b.source,
-            &b.destination,
-            &b.routing_key,
-        ))
-    });
+    crate::broker::sort_bindings(&mut bindings);
     Ok(VhostSnapshot {
         name: vhost.to_string(),
         exchanges,

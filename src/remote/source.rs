@@ -259,7 +259,7 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
 /// without access to `/`, polling alone carries on.
 async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions};
     use lapin::types::FieldTable;
     let listen = || async {
         let mut uri: lapin::uri::AMQPUri = endpoint.amqp_url.parse().ok()?;
@@ -268,18 +268,7 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
             .with_connection_name("rabbitscope topology events".into());
         let connection = lapin::Connection::connect_uri(uri, properties).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .ok()?;
+        let queue = super::firehose::private_queue(&channel).await.ok()?;
         for key in ["exchange.*", "queue.*", "binding.*"] {
             channel
                 .queue_bind(

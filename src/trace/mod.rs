@@ -45,7 +45,6 @@
 //! - [`record`](mod@record): writing the events of any [`crate::source::Source`] to a trace.
 //! - [`replay`](mod@replay): [`ReplaySource`], a trace played back as a source for the view.
 
-mod kind;
 pub mod record;
 pub mod replay;
 mod time;
@@ -94,7 +93,6 @@ struct EventDoc {
     connection: Option<ConnectionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     channel: Option<u16>,
-    #[serde(with = "kind::EventKindDef")]
     kind: EventKind,
 }
 

@@ -10,11 +10,7 @@ use crate::broker::VhostSnapshot;
 use bytes::Bytes;
 
 use crate::events::{BindingInfo, Event, EventKind, Name, PublishFate};
-
-/// Routing keys of the probes a lesson run publishes to find its own connection in the event
-/// stream (see `lesson::runner`); they are bookkeeping, not part of the lesson, and stay off the
-/// log, the rates and the animation.
-const PROBE_PREFIX: &str = "rabbitscope.probe.";
+use crate::lesson::runner::PROBE_PREFIX;
 
 /// How many messages the log keeps; older ones fall off.
 pub const LOG_CAPACITY: usize = 2_000;
@@ -231,6 +227,7 @@ impl Model {
                 alternate_exchange,
                 fate,
             } => {
+                // A lesson run's probe (finding its own connection) is bookkeeping, not traffic.
                 if exchange.is_empty() && routing_key.starts_with(PROBE_PREFIX) {
                     return;
                 }
