@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use lapin::options::{
@@ -18,78 +17,13 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 
 use rabbitscope::broker::{Broker, BrokerConfig, Snapshot};
 use rabbitscope::events::{EventKind, PublishFate, Received};
-use rabbitscope::remote::{Endpoint, Management, RemoteOptions, RemoteSource};
+use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 
+mod common;
+use common::vhost::TestVhost;
+
 const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
-
-fn url(vhost: &str) -> String {
-    format!("amqp://guest:guest@127.0.0.1:5672/{vhost}")
-}
-
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "rs-{what}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A vhost for one test, deleted when the test ends (passed or not).
-struct TestVhost {
-    name: String,
-    management: Management,
-}
-
-impl TestVhost {
-    async fn new(what: &str) -> TestVhost {
-        let name = unique(what);
-        let management = Management::new(&Endpoint::new(&url(&name), None).unwrap()).unwrap();
-        management.create_vhost(&name).await.unwrap();
-        TestVhost { name, management }
-    }
-
-    fn url(&self) -> String {
-        url(&self.name)
-    }
-
-    fn endpoint(&self) -> Endpoint {
-        Endpoint::new(&self.url(), None).unwrap()
-    }
-
-    async fn channel(&self) -> (Connection, Channel) {
-        let connection = Connection::connect(&self.url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        (connection, channel)
-    }
-}
-
-impl Drop for TestVhost {
-    fn drop(&mut self) {
-        let endpoint = self.endpoint();
-        let name = self.name.clone();
-        // A runtime of its own: the test's may be shutting down.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let m = Management::new(&endpoint).unwrap();
-                let _ = m.delete_vhost(&name).await;
-            });
-        })
-        .join()
-        .unwrap();
-    }
-}
 
 async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind, opts: ExchangeDeclareOptions) {
     ch.exchange_declare(name.into(), kind, opts, FieldTable::default())

@@ -3,9 +3,8 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use lapin::options::{BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -17,62 +16,11 @@ use rabbitscope::remote::{Endpoint, Management, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
 
+mod common;
+use common::unique;
+use common::vhost::TestVhost;
+
 const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
-
-fn url(vhost: &str) -> String {
-    format!("amqp://guest:guest@127.0.0.1:5672/{vhost}")
-}
-
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "rs-{what}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A vhost for one test, deleted when the test ends (passed or not).
-struct TestVhost {
-    name: String,
-}
-
-impl TestVhost {
-    async fn new(what: &str) -> TestVhost {
-        let name = unique(what);
-        let management = Management::new(&Endpoint::new(&url(&name), None).unwrap()).unwrap();
-        management.create_vhost(&name).await.unwrap();
-        TestVhost { name }
-    }
-
-    fn url(&self) -> String {
-        url(&self.name)
-    }
-}
-
-impl Drop for TestVhost {
-    fn drop(&mut self) {
-        let endpoint = Endpoint::new(&self.url(), None).unwrap();
-        let name = self.name.clone();
-        // A runtime of its own: the test's may be shutting down.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let m = Management::new(&endpoint).unwrap();
-                let _ = m.delete_vhost(&name).await;
-            });
-        })
-        .join()
-        .unwrap();
-    }
-}
 
 fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{}-{name}", unique("trace")))

@@ -35,20 +35,12 @@ pub fn to_json(value: &serde_yaml::Value) -> Value {
         }
         serde_yaml::Value::String(s) => Value::String(s.clone()),
         serde_yaml::Value::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
-        serde_yaml::Value::Mapping(map) => {
-            Value::Object(map.iter().map(|(k, v)| (key_text(k), to_json(v))).collect())
-        }
+        serde_yaml::Value::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (super::runner::yaml_key(k), to_json(v)))
+                .collect(),
+        ),
         serde_yaml::Value::Tagged(tagged) => to_json(&tagged.value),
-    }
-}
-
-fn key_text(key: &serde_yaml::Value) -> String {
-    match key {
-        serde_yaml::Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim_end()
-            .to_string(),
     }
 }
 
