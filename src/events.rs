@@ -35,7 +35,7 @@ pub struct Event {
 }
 
 /// A binding as events describe it: source exchange, destination, key and arguments.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindingInfo {
     pub source: Name,
     pub destination: Name,

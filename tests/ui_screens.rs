@@ -387,3 +387,36 @@ fn a_long_step_scrolls_in_a_small_pane_80x24() {
     assert!(after.contains("↑ more"), "{after}");
     insta::assert_snapshot!(after);
 }
+
+#[test]
+fn a_binding_selected_on_its_own_160x45() {
+    let mut app = app();
+    // animals, then its first binding (*.orange.*), then its second (*.*.rabbit).
+    app.update(Action::Down);
+    app.update(Action::Down);
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("binding animals -> Q2"), "{text}");
+    assert!(
+        text.contains("matched 1 of the last 2 messages routed by animals"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_click_on_a_binding_key_selects_the_binding() {
+    let mut app = app();
+    let text = screen(&mut app, 160, 45);
+    // Find the row and column of the key `lazy.#` on screen and click on it.
+    let (row, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("lazy.#"))
+        .expect("the key is drawn");
+    let column = unicode_width::UnicodeWidthStr::width(&line[..line.find("lazy.#").unwrap()]);
+    app.update(Action::Click(column as u16, row as u16));
+    let selected = app.selected_binding().expect("a binding is selected");
+    assert_eq!(&*selected.binding.routing_key, "lazy.#");
+    assert_eq!(&*selected.binding.destination, "Q2");
+}

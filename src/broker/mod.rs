@@ -566,6 +566,23 @@ impl Broker {
     pub fn snapshot(&self) -> Snapshot {
         self.lock().snapshot()
     }
+
+    /// The exact arguments of the binding a screen shows as `binding`, so it can be unbound:
+    /// unbinding matches arguments by value and type, which the shown text has lost.
+    pub fn binding_arguments(
+        &self,
+        vhost: &str,
+        binding: &crate::events::BindingInfo,
+    ) -> Option<amq_protocol::types::FieldTable> {
+        let state = self.lock();
+        let exchange = state.vhosts.get(vhost)?.exchanges.get(&*binding.source)?;
+        exchange
+            .router
+            .bindings()
+            .into_iter()
+            .find(|b| *b.info(&binding.source) == *binding)
+            .map(|b| b.arguments.clone())
+    }
 }
 
 /// The topology at one moment.

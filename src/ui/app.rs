@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 
 use super::action::Action;
-use super::form::{Command, Form};
-use super::layout::{layout, GraphLayout};
+use super::form::{Command, Form, FormKind};
+use super::layout::{layout, BindingRow, GraphItem, GraphLayout};
 use super::model::Model;
 use super::player::{LessonRequest, Player};
 use crate::lesson::{Lang, Lesson};
@@ -60,7 +60,7 @@ pub struct App {
     pub focus: Focus,
     /// The list pane (graph or log) the inspector describes: the one focused last.
     pub subject: Focus,
-    /// Index into the graph's nodes: exchanges first, then queues.
+    /// Index into the graph's selectable items ([`GraphLayout::items`]).
     pub graph_selected: usize,
     pub graph_scroll: usize,
     pub graph_pan: usize,
@@ -151,9 +151,14 @@ impl App {
         }
     }
 
-    /// The number of selectable graph nodes.
+    /// The number of selectable graph items.
     pub fn graph_nodes(&self) -> usize {
-        self.graph.exchanges.len() + self.graph.queues.len()
+        self.graph.items.len()
+    }
+
+    /// What is selected in the graph.
+    pub fn selected_item(&self) -> Option<GraphItem> {
+        self.graph.items.get(self.graph_selected).copied()
     }
 
     /// Log entries that pass the filter, newest first.
@@ -175,7 +180,18 @@ impl App {
 
     fn relayout(&mut self) {
         let spacing = if self.options.classroom { 2 } else { 1 };
-        self.graph = layout(&self.model.topology, self.show_all_exchanges, spacing);
+        let old = std::mem::replace(
+            &mut self.graph,
+            layout(&self.model.topology, self.show_all_exchanges, spacing),
+        );
+        // Keep the same exchange, binding or queue selected when others come and go.
+        if let Some(i) = old
+            .items
+            .get(self.graph_selected)
+            .and_then(|item| self.graph.find(&old, *item))
+        {
+            self.graph_selected = i;
+        }
         let n = self.graph_nodes();
         if self.graph_selected >= n {
             self.graph_selected = n.saturating_sub(1);
@@ -417,8 +433,22 @@ impl App {
                 }
             }
             Action::OpenForm(kind) => {
-                let exchange = self.selected_exchange().map(str::to_string);
-                let queue = self.selected_queue().map(str::to_string);
+                let mut exchange = self.selected_exchange().map(str::to_string);
+                let mut queue = self.selected_queue().map(str::to_string);
+                // A selected binding prefills its exchange, and its key where that is a key a
+                // message can carry (not a pattern).
+                if let Some(b) = self.selected_binding().map(|b| &b.binding) {
+                    exchange = Some(b.source.to_string());
+                    queue = match kind {
+                        FormKind::Publish if !b.routing_key.contains(['*', '#']) => {
+                            Some(b.routing_key.to_string())
+                        }
+                        FormKind::Bind if !b.destination_is_exchange => {
+                            Some(b.destination.to_string())
+                        }
+                        _ => None,
+                    };
+                }
                 self.form = Some(Form::new(kind, exchange.as_deref(), queue.as_deref()));
             }
             Action::FormInput(c) => self.form.iter_mut().for_each(|f| f.input(c)),
@@ -435,6 +465,11 @@ impl App {
                 }
             }
             Action::DeleteSelected => {
+                if let Some(b) = self.selected_binding() {
+                    return Some(Effect::Run(Command::Unbind {
+                        binding: b.binding.clone(),
+                    }));
+                }
                 if let Some(x) = self.selected_exchange() {
                     return Some(Effect::Run(Command::DeleteExchange {
                         name: x.to_string(),
@@ -532,19 +567,26 @@ impl App {
 
     /// The exchange selected in the graph, if the selection is an exchange.
     pub fn selected_exchange(&self) -> Option<&str> {
-        self.graph
-            .exchanges
-            .get(self.graph_selected)
-            .map(|x| x.name.as_str())
+        match self.selected_item()? {
+            GraphItem::Exchange(i) => self.graph.exchanges.get(i).map(|x| x.name.as_str()),
+            _ => None,
+        }
     }
 
     /// The queue selected in the graph, if the selection is a queue.
     pub fn selected_queue(&self) -> Option<&str> {
-        let n = self.graph.exchanges.len();
-        self.graph_selected
-            .checked_sub(n)
-            .and_then(|i| self.graph.queues.get(i))
-            .map(|q| q.name.as_str())
+        match self.selected_item()? {
+            GraphItem::Queue(i) => self.graph.queues.get(i).map(|q| q.name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The binding selected in the graph, if the selection is a binding.
+    pub fn selected_binding(&self) -> Option<&BindingRow> {
+        match self.selected_item()? {
+            GraphItem::Binding(i) => self.graph.bindings.get(i),
+            _ => None,
+        }
     }
 
     fn need_queue(&mut self, make: impl FnOnce(String) -> Command) -> Option<Effect> {
@@ -836,6 +878,54 @@ steps:
         // Purge with nothing selected is explained, not sent.
         assert_eq!(app.update(Action::PurgeSelected), None);
         assert!(app.notice.as_ref().is_some_and(|(_, error)| *error));
+    }
+
+    #[test]
+    fn a_binding_is_selected_on_its_own_unbound_and_stays_selected_across_changes() {
+        use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+        use crate::events::BindingInfo;
+        let topology = |bindings: Vec<BindingInfo>| {
+            Action::Topology(Snapshot {
+                vhosts: vec![VhostSnapshot {
+                    name: "/".into(),
+                    exchanges: vec![ExchangeSnapshot::new("logs", "direct")],
+                    queues: vec![QueueSnapshot::new("errors"), QueueSnapshot::new("infos")],
+                    bindings,
+                }],
+            })
+        };
+        let errors = BindingInfo::to_queue("logs", "errors", "error");
+        let infos = BindingInfo::to_queue("logs", "infos", "info");
+        let mut app = app();
+        app.update(topology(vec![errors.clone(), infos.clone()]));
+        assert_eq!(app.selected_exchange(), Some("logs"));
+        app.update(Action::Down);
+        app.update(Action::Down);
+        assert_eq!(app.selected_binding().map(|b| &b.binding), Some(&infos));
+        // Another binding appears above it: the selection follows the binding, not the row.
+        let warnings = BindingInfo::to_queue("logs", "errors", "warning");
+        app.update(topology(vec![errors.clone(), warnings, infos.clone()]));
+        assert_eq!(app.selected_binding().map(|b| &b.binding), Some(&infos));
+        // The publish form offers the binding's exchange and key.
+        app.update(Action::OpenForm(FormKind::Publish));
+        let form = app.form.take().unwrap();
+        assert_eq!(
+            (form.fields[0].1.as_str(), form.fields[1].1.as_str()),
+            ("logs", "info")
+        );
+        assert_eq!(
+            app.update(Action::DeleteSelected),
+            Some(Effect::Run(Command::Unbind { binding: infos }))
+        );
+        // A queue is still deleted as a queue.
+        app.update(Action::PageDown);
+        assert_eq!(app.selected_queue(), Some("infos"));
+        assert_eq!(
+            app.update(Action::DeleteSelected),
+            Some(Effect::Run(Command::DeleteQueue {
+                name: "infos".into()
+            }))
+        );
     }
 
     #[test]

@@ -107,6 +107,32 @@ impl Session {
                     FieldTable::default(),
                 )
                 .map(|_| format!("bound '{queue}' to '{exchange}' with '{routing_key}'")),
+            Command::Unbind { binding } => {
+                let what = format!(
+                    "'{}' from '{}' with '{}'",
+                    binding.destination, binding.source, binding.routing_key
+                );
+                match b.binding_arguments(vhost, &binding) {
+                    // Someone else removed it first: say so rather than unbind nothing.
+                    None => return Err(format!("no binding {what} any more")),
+                    Some(arguments) => {
+                        let target = if binding.destination_is_exchange {
+                            Target::Exchange(&binding.destination)
+                        } else {
+                            Target::Queue(&binding.destination)
+                        };
+                        b.unbind(
+                            id,
+                            CHANNEL,
+                            &binding.source,
+                            target,
+                            &binding.routing_key,
+                            arguments,
+                        )
+                        .map(|_| format!("unbound {what}"))
+                    }
+                }
+            }
             Command::DeleteExchange { name } => b
                 .exchange_delete(id, CHANNEL, &name, false)
                 .map(|_| format!("deleted exchange '{name}'")),
@@ -133,6 +159,48 @@ impl Session {
 mod tests {
     use super::*;
     use crate::broker::BrokerConfig;
+
+    #[test]
+    fn a_binding_shown_on_screen_is_unbound_with_its_exact_arguments() {
+        let broker = Broker::new(BrokerConfig::default());
+        let mut session = Session::new(broker.clone());
+        session
+            .run("/", Command::DeclareQueue { name: "pdf".into() })
+            .unwrap();
+        // Typed arguments: the screen shows them as text, unbinding needs the originals.
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-match".into(), AMQPValue::LongString("any".into()));
+        arguments.insert("pages".into(), AMQPValue::LongInt(12));
+        let (id, _inbox) = broker.open_internal_connection("/", "test").unwrap();
+        broker
+            .bind(id, 1, "amq.headers", Target::Queue("pdf"), "", arguments)
+            .unwrap();
+        let bindings = |b: &Broker| b.snapshot().vhost("/").unwrap().bindings.clone();
+        let shown = bindings(&broker)
+            .into_iter()
+            .find(|b| &*b.source == "amq.headers")
+            .expect("the binding is in the snapshot");
+        let done = session
+            .run(
+                "/",
+                Command::Unbind {
+                    binding: shown.clone(),
+                },
+            )
+            .unwrap();
+        assert!(
+            done.starts_with("unbound 'pdf' from 'amq.headers'"),
+            "{done}"
+        );
+        assert!(bindings(&broker)
+            .iter()
+            .all(|b| &*b.source != "amq.headers"));
+        // Twice: it is gone, and the screen says so.
+        let again = session
+            .run("/", Command::Unbind { binding: shown })
+            .unwrap_err();
+        assert!(again.contains("no binding"), "{again}");
+    }
 
     #[test]
     fn commands_act_on_the_broker() {

@@ -1,5 +1,5 @@
 //! Forms for acting on the broker from the screen: publish a message, declare an exchange or a
-//! queue, bind, and the one-key commands (delete, purge, get). A form only collects text; the
+//! queue, bind, and the one-key commands (delete or unbind, purge, get). A form only collects text; the
 //! event loop runs the resulting [`Command`] on the broker.
 
 /// What the user asked the broker to do.
@@ -23,6 +23,10 @@ pub enum Command {
         exchange: String,
         queue: String,
         routing_key: String,
+    },
+    /// Remove this binding (exchange.unbind or queue.unbind).
+    Unbind {
+        binding: crate::events::BindingInfo,
     },
     DeleteExchange {
         name: String,

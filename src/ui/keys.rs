@@ -176,7 +176,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "D",
         codes: &[KeyCode::Char('D')],
         action: Action::DeleteSelected,
-        help: "delete the selected exchange or queue",
+        help: "delete the selected exchange or queue, or unbind the selected binding",
     },
     KeyBinding {
         keys: "L",

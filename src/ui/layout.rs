@@ -41,21 +41,64 @@ pub enum EdgeTarget {
     Exchange(usize),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BindingRow {
     pub row: usize,
     pub exchange: usize,
     pub key: String,
     pub target: EdgeTarget,
+    /// The binding itself, for the inspector and for unbinding it.
+    pub binding: crate::events::BindingInfo,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What can be selected in the graph. [`GraphLayout::items`] lists them in the order the arrow
+/// keys walk: each exchange followed by its bindings, top to bottom, then the queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphItem {
+    Exchange(usize),
+    Binding(usize),
+    Queue(usize),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GraphLayout {
     pub rows: usize,
     pub exchanges: Vec<ExchangeNode>,
     pub bindings: Vec<BindingRow>,
     pub queues: Vec<QueueNode>,
     pub lanes: usize,
+    pub items: Vec<GraphItem>,
+}
+
+impl GraphLayout {
+    /// The row an item sits on.
+    pub fn row_of(&self, item: GraphItem) -> Option<usize> {
+        match item {
+            GraphItem::Exchange(i) => self.exchanges.get(i).map(|x| x.row),
+            GraphItem::Binding(i) => self.bindings.get(i).map(|b| b.row),
+            GraphItem::Queue(i) => self.queues.get(i).map(|q| q.row),
+        }
+    }
+
+    /// Where an item of an older layout is in this one, found by name (and for a binding by
+    /// everything that makes it one), so a selection survives a change of topology.
+    pub fn find(&self, old: &GraphLayout, item: GraphItem) -> Option<usize> {
+        let wanted = match item {
+            GraphItem::Exchange(i) => {
+                let name = &old.exchanges.get(i)?.name;
+                GraphItem::Exchange(self.exchanges.iter().position(|x| &x.name == name)?)
+            }
+            GraphItem::Binding(i) => {
+                let binding = &old.bindings.get(i)?.binding;
+                GraphItem::Binding(self.bindings.iter().position(|b| &b.binding == binding)?)
+            }
+            GraphItem::Queue(i) => {
+                let name = &old.queues.get(i)?.name;
+                GraphItem::Queue(self.queues.iter().position(|q| &q.name == name)?)
+            }
+        };
+        self.items.iter().position(|i| *i == wanted)
+    }
 }
 
 /// Whether an exchange is worth a row: user exchanges always, predeclared ones (the default
@@ -259,9 +302,21 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
             exchange,
             key,
             target,
+            binding: b.clone(),
         });
     }
     out.rows = row.max(next_free);
+    // Exchanges and bindings are both in row order; an exchange shares its row with its first
+    // binding and comes before it.
+    let mut bindings = out.bindings.iter().enumerate().peekable();
+    for i in 0..out.exchanges.len() {
+        out.items.push(GraphItem::Exchange(i));
+        while let Some((b, _)) = bindings.next_if(|(_, b)| b.exchange == i) {
+            out.items.push(GraphItem::Binding(b));
+        }
+    }
+    out.items
+        .extend((0..out.queues.len()).map(GraphItem::Queue));
     out
 }
 
@@ -301,5 +356,20 @@ mod tests {
         assert_eq!(names, ["early", "late", "lonely"]);
         assert!(g.queues.windows(2).all(|w| w[0].row < w[1].row));
         assert_eq!(g.bindings[1].key, "(fanout)");
+        // The arrow keys walk each exchange, then its bindings, then the queues.
+        use GraphItem::*;
+        assert_eq!(
+            g.items,
+            [
+                Exchange(0),
+                Binding(0),
+                Exchange(1),
+                Binding(1),
+                Queue(0),
+                Queue(1),
+                Queue(2)
+            ]
+        );
+        assert_eq!(g.row_of(Binding(1)), Some(g.exchanges[1].row));
     }
 }

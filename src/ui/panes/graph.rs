@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Widget};
 use unicode_width::UnicodeWidthStr;
 
 use crate::ui::app::{App, Focus};
-use crate::ui::layout::EdgeTarget;
+use crate::ui::layout::{EdgeTarget, GraphItem};
 use crate::ui::model::FlightKind;
 use crate::ui::theme::Theme;
 
@@ -154,16 +154,17 @@ fn scroll(app: &App, height: u16) -> usize {
 }
 
 fn selected_row(app: &App) -> Option<usize> {
-    let n = app.graph.exchanges.len();
-    if app.graph_selected < n {
-        Some(app.graph.exchanges[app.graph_selected].row)
-    } else {
-        app.graph.queues.get(app.graph_selected - n).map(|q| q.row)
-    }
+    app.graph.row_of(app.selected_item()?)
 }
 
-/// The graph node under a mouse click, if any.
+/// The graph item (index into [`GraphLayout::items`](crate::ui::layout::GraphLayout)) under a
+/// mouse click, if any.
 pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
+    let item = item_at(app, column, row)?;
+    app.graph.items.iter().position(|i| *i == item)
+}
+
+fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
     let area = app.areas.graph;
     let inner = Block::new().borders(Borders::ALL).inner(area);
     if !inner.contains(ratatui::layout::Position::new(column, row)) {
@@ -173,20 +174,30 @@ pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
     let cols = columns(app, inner.width + pan);
     let r = (row - inner.y) as usize + scroll(app, inner.height);
     let x = column - inner.x + pan;
+    let exchange = |i: usize| GraphItem::Exchange(i);
     if x < cols.exchange_width {
-        app.graph.exchanges.iter().position(|e| e.row == r)
+        app.graph
+            .exchanges
+            .iter()
+            .position(|e| e.row == r)
+            .map(exchange)
     } else if x >= cols.chain_x && x < cols.chain_x + cols.chain_width {
         (0..app.graph.exchanges.len())
             .find(|&i| app.graph.exchanges[i].row == r && cols.is_inner(i))
+            .map(exchange)
     } else if x >= cols.middle_end {
-        let n = app.graph.exchanges.len();
         app.graph
             .queues
             .iter()
             .position(|q| q.row == r)
-            .map(|i| n + i)
+            .map(GraphItem::Queue)
     } else {
-        None
+        // Between the columns: the binding whose edge starts on this row, left of the click.
+        app.graph
+            .bindings
+            .iter()
+            .position(|b| b.row == r && cols.edge_start(b.exchange) <= x)
+            .map(GraphItem::Binding)
     }
 }
 
@@ -320,7 +331,9 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         }
 
         // Binding keys on their rows, and arrows into queues.
-        for b in &app.graph.bindings {
+        let highlight = focused || app.inspecting;
+        let selected = if highlight { app.selected_item() } else { None };
+        for (i, b) in app.graph.bindings.iter().enumerate() {
             if !visible(b.row) {
                 continue;
             }
@@ -334,7 +347,12 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 &format!(" {} ", b.key),
                 end.saturating_sub(start + 2) as usize,
             );
-            buf.set_string(inner.x + start + 1, y, text, theme.key());
+            let style = if selected == Some(GraphItem::Binding(i)) {
+                theme.key().patch(theme.selected())
+            } else {
+                theme.key()
+            };
+            buf.set_string(inner.x + start + 1, y, text, style);
         }
         for (i, x) in app.graph.exchanges.iter().enumerate() {
             if cols.is_inner(i) && visible(x.row) && cols.chain_x > 0 {
@@ -359,13 +377,12 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         }
 
         // Nodes.
-        let n_exchanges = app.graph.exchanges.len();
         for (i, x) in app.graph.exchanges.iter().enumerate() {
             if !visible(x.row) {
                 continue;
             }
             let mut style = theme.exchange();
-            if app.graph_selected == i && (focused || app.inspecting) {
+            if selected == Some(GraphItem::Exchange(i)) {
                 style = style.patch(theme.selected());
             }
             let label = match app
@@ -391,7 +408,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 continue;
             }
             let mut style = theme.queue();
-            if app.graph_selected == n_exchanges + i && (focused || app.inspecting) {
+            if selected == Some(GraphItem::Queue(i)) {
                 style = style.patch(theme.selected());
             }
             // Rates sit first, where a narrow screen still shows them.

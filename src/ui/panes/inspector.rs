@@ -1,4 +1,4 @@
-//! The inspector: the selected exchange or queue (flags, arguments, bindings, counters), or the
+//! The inspector: the selected exchange, binding or queue (flags, arguments, counters), or the
 //! selected message (properties, headers, body, an oslo.messaging envelope decoded) and why it
 //! went where it went.
 
@@ -8,7 +8,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::events::BindingInfo;
 use crate::ui::app::{App, Focus};
+use crate::ui::layout::GraphItem;
 use crate::ui::model::{LogEntry, Rate};
 use crate::ui::panes::status::sparkline;
 use crate::ui::theme::Theme;
@@ -125,12 +127,99 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
     lines
 }
 
+/// How a binding of this kind of exchange decides, in a line.
+fn binding_rule(kind: &str, b: &BindingInfo) -> String {
+    match kind {
+        "fanout" => "fanout: every message, whatever its key".to_string(),
+        "topic" => format!(
+            "topic: keys matching '{}' word by word (* one word, # zero or more)",
+            b.routing_key
+        ),
+        "headers" => {
+            let any = b
+                .arguments
+                .iter()
+                .any(|(k, v)| k == "x-match" && v.starts_with("any"));
+            format!(
+                "headers: messages whose headers match {} of the arguments",
+                if any { "any" } else { "all" }
+            )
+        }
+        _ => format!("direct: keys equal to '{}'", b.routing_key),
+    }
+}
+
+fn binding_lines<'a>(app: &App, b: &BindingInfo, theme: Theme) -> Vec<Line<'a>> {
+    let source = if b.source.is_empty() {
+        "(default)"
+    } else {
+        &b.source
+    };
+    let kind = app
+        .model
+        .topology
+        .exchanges
+        .iter()
+        .find(|x| *x.name == *b.source)
+        .map_or("", |x| x.kind.as_str());
+    let mut lines = vec![
+        Line::styled(
+            format!("binding {source} -> {}", b.destination),
+            theme.title(),
+        ),
+        Line::raw(format!(
+            "from exchange {source}  to {} {}",
+            if b.destination_is_exchange {
+                "exchange"
+            } else {
+                "queue"
+            },
+            b.destination
+        )),
+        Line::raw(format!("routing key  {}", b.routing_key)),
+    ];
+    for (k, v) in &b.arguments {
+        lines.push(Line::raw(format!("  {k} = {v}")));
+    }
+    lines.push(Line::styled(binding_rule(kind, b), theme.dim()));
+    // Counters from the message log: how much of this exchange's traffic took this binding.
+    let from_here: Vec<&LogEntry> = app
+        .model
+        .log
+        .iter()
+        .filter(|e| *e.exchange == *b.source || e.matched.iter().any(|m| *m.source == *b.source))
+        .collect();
+    let through: Vec<&LogEntry> = from_here
+        .iter()
+        .copied()
+        .filter(|e| e.matched.iter().any(|m| **m == *b))
+        .collect();
+    lines.push(Line::raw(format!(
+        "matched {} of the last {} messages routed by {source}",
+        through.len(),
+        from_here.len()
+    )));
+    if !through.is_empty() {
+        lines.push(Line::styled("last keys it matched", theme.title()));
+        for e in through.iter().rev().take(5) {
+            lines.push(Line::raw(format!("  #{} {}", e.message_id, e.routing_key)));
+        }
+    }
+    lines.push(Line::styled("D unbinds it", theme.dim()));
+    lines
+}
+
 fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
     let topology = &app.model.topology;
-    let n = app.graph.exchanges.len();
     let mut lines = Vec::new();
-    if app.graph_selected < n {
-        let name = &app.graph.exchanges[app.graph_selected].name;
+    let Some(item) = app.selected_item() else {
+        return lines;
+    };
+    if let GraphItem::Binding(i) = item {
+        return binding_lines(app, &app.graph.bindings[i].binding, theme);
+    }
+    if let GraphItem::Exchange(i) = item {
+        let name = &app.graph.exchanges[i].name;
         let Some(x) = topology.exchanges.iter().find(|x| &x.name == name) else {
             return lines;
         };
@@ -170,7 +259,10 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
                 args.join(" ")
             )));
         }
-    } else if let Some(q) = app.graph.queues.get(app.graph_selected - n) {
+    } else if let Some(q) = match item {
+        GraphItem::Queue(i) => app.graph.queues.get(i),
+        _ => None,
+    } {
         let Some(s) = topology.queues.iter().find(|x| x.name == q.name) else {
             return lines;
         };
@@ -214,7 +306,7 @@ impl Widget for &InspectorPane<'_> {
         };
         let lines = if lines.is_empty() {
             vec![Line::styled(
-                "Select an exchange, a queue or a message.",
+                "Select an exchange, a binding, a queue or a message.",
                 theme.dim(),
             )]
         } else {
