@@ -259,6 +259,65 @@ async fn stepping_back_undoes_the_last_event() {
     assert!(to_shipping(&source));
 }
 
+/// The first line of the view's screen.
+fn status_line(app: &mut rabbitscope::ui::app::App) -> String {
+    let buffer = rabbitscope::ui::render_to_buffer(app, 160, 45);
+    (0..160).map(|x| buffer[(x, 0)].symbol()).collect()
+}
+
+/// At the last event the source says it is finished and the status line says so; a step back
+/// takes the mark away.
+#[tokio::test]
+async fn the_end_of_a_replay_is_marked() {
+    use rabbitscope::ui::action::Action;
+    use rabbitscope::ui::app::{App, ViewOptions};
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let total = trace.events.len();
+    let replay = ReplaySource::start(trace, 1.0);
+    replay.set_paused(true);
+    let source: &dyn Source = &replay;
+    let mut reader = source.subscribe();
+    let mut app = App::new("shop.yaml", "shop", ViewOptions::default());
+    app.update(Action::Topology(source.snapshot()));
+    // What the view's loop does each frame.
+    let frame = |app: &mut App, reader: &mut rabbitscope::events::EventReader| {
+        while let Some(Received::Event(e)) = reader.try_recv() {
+            app.update(Action::BrokerEvent(e));
+        }
+        app.trace_ended = source.finished();
+    };
+    frame(&mut app, &mut reader);
+    assert!(!source.finished());
+    assert!(!status_line(&mut app).contains("END OF TRACE"));
+    // Steps asked for before the replay starts (once somebody subscribed) are not counted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for n in 1..=total {
+        assert!(!source.finished());
+        source.step_forward();
+        tokio::time::timeout(Duration::from_secs(3), async {
+            while replay.played() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a step did not play");
+    }
+    assert!(source.finished());
+    frame(&mut app, &mut reader);
+    let line = status_line(&mut app);
+    assert!(line.contains("END OF TRACE  , back one event"), "{line}");
+    source.step_back();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while source.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a step back leaves the end");
+    frame(&mut app, &mut reader);
+    assert!(!status_line(&mut app).contains("END OF TRACE"));
+}
+
 #[test]
 fn broken_trace_files_say_where() {
     let path = Path::new("broken.yaml");

@@ -168,6 +168,10 @@ impl Source for ReplaySource {
         ReplaySource::step_back(self);
     }
 
+    fn finished(&self) -> bool {
+        ReplaySource::finished(self)
+    }
+
     fn take_rewind(&self) -> Option<Vec<Arc<Event>>> {
         self.shared.rewind.lock().unwrap().take()
     }
