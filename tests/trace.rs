@@ -389,6 +389,104 @@ fn written_traces_read_back_and_a_cut_short_one_up_to_its_last_whole_event() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The text `rabbitscope record` writes for one event: `---`, the event, `...`.
+fn event_document(header: &Header, event: &Event) -> String {
+    let scratch = temp_path("one-event.yaml");
+    let mut writer = TraceWriter::create(&scratch, header).unwrap();
+    writer.write(event).unwrap();
+    writer.finish().unwrap();
+    let text = std::fs::read_to_string(&scratch).unwrap();
+    let _ = std::fs::remove_file(&scratch);
+    let header_end = text.find("\n...\n").unwrap() + 5;
+    text[header_end..].to_string()
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.flush().unwrap();
+}
+
+/// Reads events into `seen` until it has `upto`.
+async fn receive(
+    reader: &mut rabbitscope::events::EventReader,
+    seen: &mut Vec<Event>,
+    upto: usize,
+) -> Vec<Event> {
+    while seen.len() < upto {
+        match tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
+            Ok(Received::Event(e)) => seen.push(Event::clone(&e)),
+            other => panic!("after {} events: {other:?}", seen.len()),
+        }
+    }
+    seen.clone()
+}
+
+/// A replay following its file plays what is there, then each event appended, in order; a
+/// document written in pieces goes out once whole, and never as an error.
+#[tokio::test]
+async fn a_followed_trace_plays_events_appended_to_it() {
+    let header = trace::parse(HAND_WRITTEN, Path::new("shop.yaml"))
+        .unwrap()
+        .header;
+    let events: Vec<Event> = (1..=5)
+        .map(|n| Event {
+            at: SystemTime::now(),
+            vhost: "shop".into(),
+            connection: None,
+            channel: None,
+            kind: EventKind::QueueDeclared {
+                name: format!("q{n}").into(),
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                arguments: vec![],
+            },
+        })
+        .collect();
+    let documents: Vec<String> = events.iter().map(|e| event_document(&header, e)).collect();
+    let path = temp_path("followed.yaml");
+    let mut writer = TraceWriter::create(&path, &header).unwrap();
+    writer.write(&events[0]).unwrap();
+    writer.write(&events[1]).unwrap();
+    writer.finish().unwrap();
+    // The third is half-written when the replay starts.
+    let (first_half, second_half) = documents[2].split_at(documents[2].len() / 2);
+    append(&path, first_half);
+
+    let source = ReplaySource::follow(&path, 1000.0).unwrap();
+    assert_eq!(source.total(), 2);
+    let mut reader = source.subscribe();
+    let mut seen: Vec<Event> = Vec::new();
+    assert_eq!(receive(&mut reader, &mut seen, 2).await, events[..2]);
+    // Caught up and following: not finished, nothing more until the third is whole.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(reader.try_recv().is_none());
+    assert!(!source.finished());
+    assert!(source.trouble().is_none());
+    append(&path, second_half);
+    assert_eq!(receive(&mut reader, &mut seen, 3).await, events[..3]);
+    // The fourth in two writes, the cut inside a line; the fifth in one, right after.
+    let (a, b) = documents[3].split_at(documents[3].len() - 7);
+    append(&path, a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(reader.try_recv().is_none(), "half a document went out");
+    append(&path, b);
+    append(&path, &documents[4]);
+    assert_eq!(receive(&mut reader, &mut seen, 5).await, events);
+    assert_eq!(source.total(), 5);
+    let queues: Vec<String> = source.snapshot().vhosts[0]
+        .queues
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    assert_eq!(queues, ["billing", "q1", "q2", "q3", "q4", "q5"]);
+    assert!(source.trouble().is_none());
+    assert!(!source.finished(), "a followed file may still grow");
+    let _ = std::fs::remove_file(&path);
+}
+
 /// Publishes until the recorder has written `wanted` Published events (the firehose is bound
 /// some time after start).
 async fn declare_and_publish(vhost: &TestVhost) -> Connection {
