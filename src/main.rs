@@ -611,7 +611,26 @@ async fn run_record(args: RecordArgs) -> Result<()> {
             count: args.count,
             duration,
         };
-        let recorded = trace::record(reader, &mut writer, limits, stop).await;
+        // The firehose retries on its own; while it cannot, say why rather than record
+        // nothing in silence.
+        let tell_trouble = async {
+            let mut told = None;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let trouble = source.trouble();
+                if trouble != told {
+                    match &trouble {
+                        Some(why) => eprintln!("{why}"),
+                        None => eprintln!("{masked} answers again"),
+                    }
+                    told = trouble;
+                }
+            }
+        };
+        let recorded = tokio::select! {
+            recorded = trace::record(reader, &mut writer, limits, stop) => recorded,
+            never = tell_trouble => never,
+        };
         let events = writer.finish();
         let recorded = recorded.wrap_err_with(|| format!("writing {}", args.output.display()))?;
         events.wrap_err_with(|| format!("writing {}", args.output.display()))?;
@@ -645,7 +664,7 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
     }
     use rabbitscope::trace::ReplaySource;
     if args.follow {
-        // Read before the view starts, so a broken file is told on the terminal.
+        // The header names the source for the status line.
         let (trace, _) =
             rabbitscope::trace::TraceTail::open(&args.file).map_err(|e| eyre!("{e}"))?;
         let address = format!(
@@ -661,7 +680,7 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
             rabbitscope::ui::run(
                 std::sync::Arc::new(source),
                 &address,
-                view_options(&args, lang),
+                replay_view_options(&args, lang),
                 rabbitscope::ui::LessonSetup::default(),
             )
             .await
@@ -681,7 +700,7 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
         args.file.display(),
         trace.header.source
     );
-    let view_options = view_options(&args, lang);
+    let view_options = replay_view_options(&args, lang);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -697,7 +716,7 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
     })
 }
 
-fn view_options(args: &ReplayArgs, lang: Lang) -> rabbitscope::ui::app::ViewOptions {
+fn replay_view_options(args: &ReplayArgs, lang: Lang) -> rabbitscope::ui::app::ViewOptions {
     rabbitscope::ui::app::ViewOptions {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),

@@ -701,6 +701,46 @@ async fn the_record_command_stops_after_count_and_writes_a_whole_trace() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// With the management API answering but AMQP out of reach, `record` says why nothing is
+/// recorded (and that it retries) rather than wait in silence, and stops whole at --duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_command_tells_why_the_firehose_is_out_of_reach() {
+    let vhost = TestVhost::new("record-unreachable").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/{}", vhost.name);
+    let path = temp_path("unreachable.yaml");
+    let written = path.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "record",
+                &url,
+                "--management",
+                "http://127.0.0.1:15672",
+                "-o",
+            ])
+            .arg(&path)
+            .args(["--duration", "4"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("0 events written"), "{stdout}");
+    assert!(
+        stderr.contains("firehose: connect") && stderr.contains("retrying in"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("guest:guest"), "{stderr}");
+    assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
+    let _ = std::fs::remove_file(&written);
+}
+
 /// The real binary replaying the hand-written trace in a 120x40 pseudo-terminal: the queue a
 /// replayed event declares shows, and `q` quits cleanly.
 #[test]
