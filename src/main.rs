@@ -98,6 +98,9 @@ struct ReplayArgs {
     /// How much faster than recorded (0.5: half as fast).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     speed: f64,
+    /// Keep reading events appended to the file (a `record` still writing it), like tail -f.
+    #[arg(long, short = 'f')]
+    follow: bool,
     /// Classroom mode: high contrast, slower animation, presenter keys.
     #[arg(long)]
     classroom: bool,
@@ -608,7 +611,26 @@ async fn run_record(args: RecordArgs) -> Result<()> {
             count: args.count,
             duration,
         };
-        let recorded = trace::record(reader, &mut writer, limits, stop).await;
+        // The firehose retries on its own; while it cannot, say why rather than record
+        // nothing in silence.
+        let tell_trouble = async {
+            let mut told = None;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let trouble = source.trouble();
+                if trouble != told {
+                    match &trouble {
+                        Some(why) => eprintln!("{why}"),
+                        None => eprintln!("{masked} answers again"),
+                    }
+                    told = trouble;
+                }
+            }
+        };
+        let recorded = tokio::select! {
+            recorded = trace::record(reader, &mut writer, limits, stop) => recorded,
+            never = tell_trouble => never,
+        };
         let events = writer.finish();
         let recorded = recorded.wrap_err_with(|| format!("writing {}", args.output.display()))?;
         events.wrap_err_with(|| format!("writing {}", args.output.display()))?;
@@ -640,6 +662,30 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return Err(eyre!("--speed must be a positive number"));
     }
+    use rabbitscope::trace::ReplaySource;
+    if args.follow {
+        // The header names the source for the status line.
+        let (trace, _) =
+            rabbitscope::trace::TraceTail::open(&args.file).map_err(|e| eyre!("{e}"))?;
+        let address = format!(
+            "replay of {} ({}), following",
+            args.file.display(),
+            trace.header.source
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(async {
+            let source = ReplaySource::follow(&args.file, args.speed).map_err(|e| eyre!("{e}"))?;
+            rabbitscope::ui::run(
+                std::sync::Arc::new(source),
+                &address,
+                replay_view_options(&args, lang),
+                rabbitscope::ui::LessonSetup::default(),
+            )
+            .await
+        });
+    }
     let trace = rabbitscope::trace::read(&args.file).map_err(|e| eyre!("{e}"))?;
     if trace.truncated {
         eprintln!(
@@ -654,18 +700,12 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
         args.file.display(),
         trace.header.source
     );
-    let view_options = rabbitscope::ui::app::ViewOptions {
-        classroom: args.classroom,
-        monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-        lang,
-        notice: None,
-    };
+    let view_options = replay_view_options(&args, lang);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let source =
-            std::sync::Arc::new(rabbitscope::trace::ReplaySource::start(trace, args.speed));
+        let source = std::sync::Arc::new(ReplaySource::start(trace, args.speed));
         rabbitscope::ui::run(
             source,
             &address,
@@ -674,6 +714,15 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
         )
         .await
     })
+}
+
+fn replay_view_options(args: &ReplayArgs, lang: Lang) -> rabbitscope::ui::app::ViewOptions {
+    rabbitscope::ui::app::ViewOptions {
+        classroom: args.classroom,
+        monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        lang,
+        notice: None,
+    }
 }
 
 /// A broker on an address other hosts can reach says so: anyone who can reach it may try to

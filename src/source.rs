@@ -32,6 +32,11 @@ pub trait Source: Send + Sync {
     fn step_forward(&self) {}
     /// Undo the last event (a replayed trace): the source rewinds one event and pauses.
     fn step_back(&self) {}
+    /// A replayed trace that has played its last event, with no more to come: the view says
+    /// so rather than look idle.
+    fn finished(&self) -> bool {
+        false
+    }
     /// After a rewind, once: every event up to the new position, for the view to start over
     /// with. Events the view had not read yet before the rewind are stale and must be dropped.
     fn take_rewind(&self) -> Option<Vec<Arc<Event>>> {

@@ -1117,3 +1117,197 @@ async fn the_event_exchange_brings_changes_before_the_next_poll() {
     connection.close(200, "OK".into()).await.unwrap();
     source.close().await;
 }
+
+/// Publishes to `queue` through the default exchange until the firehose reports it: tracing
+/// is switched on and the firehose bound some time after a source starts.
+async fn until_traced(ch: &Channel, events: &mut rabbitscope::events::EventReader, queue: &str) {
+    for _ in 0..60 {
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            b"probe",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+        let found = wait_for(events, Duration::from_millis(300), |kind| {
+            matches!(kind, EventKind::Published { routing_key, .. } if &**routing_key == queue)
+                .then_some(())
+        })
+        .await;
+        if found.is_some() {
+            return;
+        }
+    }
+    panic!("the firehose never reported a publish");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn firehose_deliveries_name_their_consumer() {
+    let vhost = TestVhost::new("consumer-tag").await;
+    let source = RemoteSource::start(
+        vhost.endpoint(),
+        RemoteOptions {
+            interval: Duration::from_millis(500),
+            trace: true,
+        },
+    )
+    .unwrap();
+    let mut events = source.subscribe();
+    let (connection, ch) = vhost.channel().await;
+    queue(&ch, "probe", durable(), FieldTable::default()).await;
+    queue(&ch, "work", durable(), FieldTable::default()).await;
+    until_traced(&ch, &mut events, "probe").await;
+
+    // A get first: no consumer, so no tag.
+    ch.basic_publish(
+        "".into(),
+        "work".into(),
+        BasicPublishOptions::default(),
+        b"got",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let got = ch
+        .basic_get(
+            "work".into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap();
+    assert!(got.is_some());
+    let delivered = wait_for(&mut events, Duration::from_secs(5), |kind| match kind {
+        EventKind::Delivered {
+            queue,
+            consumer_tag,
+            ..
+        } if &**queue == "work" => Some(consumer_tag.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(delivered, Some(None), "a basic.get has no consumer tag");
+
+    // A consumer on a channel opened now, delivered to at once.
+    let consuming = connection.create_channel().await.unwrap();
+    let mut consumer = consuming
+        .basic_consume(
+            "work".into(),
+            "t-1".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    ch.basic_publish(
+        "".into(),
+        "work".into(),
+        BasicPublishOptions::default(),
+        b"consumed",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    use futures_util::StreamExt;
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect("no delivery")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&delivery.data[..], b"consumed");
+    let delivered = wait_for(&mut events, Duration::from_secs(5), |kind| match kind {
+        EventKind::Delivered {
+            queue,
+            consumer_tag,
+            delivery_tag,
+            redelivered,
+            ..
+        } if &**queue == "work" => Some((consumer_tag.clone(), *delivery_tag, *redelivered)),
+        _ => None,
+    })
+    .await;
+    // RabbitMQ's trace has no delivery tag: 0, which no real delivery has.
+    assert_eq!(delivered, Some((Some("t-1".into()), 0, false)));
+
+    source.close().await;
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn firehose_matched_follows_exchange_to_exchange_bindings() {
+    let vhost = TestVhost::new("e2e-matched").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "A", ExchangeKind::Topic, Default::default()).await;
+    exchange(&ch, "B", ExchangeKind::Fanout, Default::default()).await;
+    ch.exchange_bind(
+        "B".into(),
+        "A".into(),
+        "k.*".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    queue(&ch, "Q", durable(), FieldTable::default()).await;
+    bind(&ch, "Q", "B", "", FieldTable::default()).await;
+    queue(&ch, "probe", durable(), FieldTable::default()).await;
+    let source = RemoteSource::start(
+        vhost.endpoint(),
+        RemoteOptions {
+            interval: Duration::from_millis(500),
+            trace: true,
+        },
+    )
+    .unwrap();
+    let mut events = source.subscribe();
+    assert!(source.refreshed(1, Duration::from_secs(10)).await);
+    until_traced(&ch, &mut events, "probe").await;
+
+    ch.basic_publish(
+        "A".into(),
+        "k.x".into(),
+        BasicPublishOptions::default(),
+        b"through",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let published = wait_for(&mut events, Duration::from_secs(5), |kind| match kind {
+        EventKind::Published {
+            exchange,
+            matched,
+            queues,
+            ..
+        } if &**exchange == "A" => Some((matched.clone(), queues.clone())),
+        _ => None,
+    })
+    .await;
+    let (matched, queues) = published.expect("no Published event for A");
+    let mut paths: Vec<(String, String, bool, String)> = matched
+        .iter()
+        .map(|b| {
+            (
+                b.source.to_string(),
+                b.destination.to_string(),
+                b.destination_is_exchange,
+                b.routing_key.to_string(),
+            )
+        })
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            ("A".into(), "B".into(), true, "k.*".into()),
+            ("B".into(), "Q".into(), false, "".into()),
+        ]
+    );
+    assert_eq!(queues, ["Q".into()] as [rabbitscope::events::Name; 1]);
+
+    source.close().await;
+    connection.close(200, "OK".into()).await.unwrap();
+}

@@ -259,6 +259,65 @@ async fn stepping_back_undoes_the_last_event() {
     assert!(to_shipping(&source));
 }
 
+/// The first line of the view's screen.
+fn status_line(app: &mut rabbitscope::ui::app::App) -> String {
+    let buffer = rabbitscope::ui::render_to_buffer(app, 160, 45);
+    (0..160).map(|x| buffer[(x, 0)].symbol()).collect()
+}
+
+/// At the last event the source says it is finished and the status line says so; a step back
+/// takes the mark away.
+#[tokio::test]
+async fn the_end_of_a_replay_is_marked() {
+    use rabbitscope::ui::action::Action;
+    use rabbitscope::ui::app::{App, ViewOptions};
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let total = trace.events.len();
+    let replay = ReplaySource::start(trace, 1.0);
+    replay.set_paused(true);
+    let source: &dyn Source = &replay;
+    let mut reader = source.subscribe();
+    let mut app = App::new("shop.yaml", "shop", ViewOptions::default());
+    app.update(Action::Topology(source.snapshot()));
+    // What the view's loop does each frame.
+    let frame = |app: &mut App, reader: &mut rabbitscope::events::EventReader| {
+        while let Some(Received::Event(e)) = reader.try_recv() {
+            app.update(Action::BrokerEvent(e));
+        }
+        app.trace_ended = source.finished();
+    };
+    frame(&mut app, &mut reader);
+    assert!(!source.finished());
+    assert!(!status_line(&mut app).contains("END OF TRACE"));
+    // Steps asked for before the replay starts (once somebody subscribed) are not counted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for n in 1..=total {
+        assert!(!source.finished());
+        source.step_forward();
+        tokio::time::timeout(Duration::from_secs(3), async {
+            while replay.played() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a step did not play");
+    }
+    assert!(source.finished());
+    frame(&mut app, &mut reader);
+    let line = status_line(&mut app);
+    assert!(line.contains("END OF TRACE  , back one event"), "{line}");
+    source.step_back();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while source.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a step back leaves the end");
+    frame(&mut app, &mut reader);
+    assert!(!status_line(&mut app).contains("END OF TRACE"));
+}
+
 #[test]
 fn broken_trace_files_say_where() {
     let path = Path::new("broken.yaml");
@@ -327,6 +386,104 @@ fn written_traces_read_back_and_a_cut_short_one_up_to_its_last_whole_event() {
     let partial = trace::parse(cut, &path).unwrap();
     assert!(partial.truncated);
     assert_eq!(partial.events, trace.events[..3]);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The text `rabbitscope record` writes for one event: `---`, the event, `...`.
+fn event_document(header: &Header, event: &Event) -> String {
+    let scratch = temp_path("one-event.yaml");
+    let mut writer = TraceWriter::create(&scratch, header).unwrap();
+    writer.write(event).unwrap();
+    writer.finish().unwrap();
+    let text = std::fs::read_to_string(&scratch).unwrap();
+    let _ = std::fs::remove_file(&scratch);
+    let header_end = text.find("\n...\n").unwrap() + 5;
+    text[header_end..].to_string()
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.flush().unwrap();
+}
+
+/// Reads events into `seen` until it has `upto`.
+async fn receive(
+    reader: &mut rabbitscope::events::EventReader,
+    seen: &mut Vec<Event>,
+    upto: usize,
+) -> Vec<Event> {
+    while seen.len() < upto {
+        match tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
+            Ok(Received::Event(e)) => seen.push(Event::clone(&e)),
+            other => panic!("after {} events: {other:?}", seen.len()),
+        }
+    }
+    seen.clone()
+}
+
+/// A replay following its file plays what is there, then each event appended, in order; a
+/// document written in pieces goes out once whole, and never as an error.
+#[tokio::test]
+async fn a_followed_trace_plays_events_appended_to_it() {
+    let header = trace::parse(HAND_WRITTEN, Path::new("shop.yaml"))
+        .unwrap()
+        .header;
+    let events: Vec<Event> = (1..=5)
+        .map(|n| Event {
+            at: SystemTime::now(),
+            vhost: "shop".into(),
+            connection: None,
+            channel: None,
+            kind: EventKind::QueueDeclared {
+                name: format!("q{n}").into(),
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                arguments: vec![],
+            },
+        })
+        .collect();
+    let documents: Vec<String> = events.iter().map(|e| event_document(&header, e)).collect();
+    let path = temp_path("followed.yaml");
+    let mut writer = TraceWriter::create(&path, &header).unwrap();
+    writer.write(&events[0]).unwrap();
+    writer.write(&events[1]).unwrap();
+    writer.finish().unwrap();
+    // The third is half-written when the replay starts.
+    let (first_half, second_half) = documents[2].split_at(documents[2].len() / 2);
+    append(&path, first_half);
+
+    let source = ReplaySource::follow(&path, 1000.0).unwrap();
+    assert_eq!(source.total(), 2);
+    let mut reader = source.subscribe();
+    let mut seen: Vec<Event> = Vec::new();
+    assert_eq!(receive(&mut reader, &mut seen, 2).await, events[..2]);
+    // Caught up and following: not finished, nothing more until the third is whole.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(reader.try_recv().is_none());
+    assert!(!source.finished());
+    assert!(source.trouble().is_none());
+    append(&path, second_half);
+    assert_eq!(receive(&mut reader, &mut seen, 3).await, events[..3]);
+    // The fourth in two writes, the cut inside a line; the fifth in one, right after.
+    let (a, b) = documents[3].split_at(documents[3].len() - 7);
+    append(&path, a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(reader.try_recv().is_none(), "half a document went out");
+    append(&path, b);
+    append(&path, &documents[4]);
+    assert_eq!(receive(&mut reader, &mut seen, 5).await, events);
+    assert_eq!(source.total(), 5);
+    let queues: Vec<String> = source.snapshot().vhosts[0]
+        .queues
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    assert_eq!(queues, ["billing", "q1", "q2", "q3", "q4", "q5"]);
+    assert!(source.trouble().is_none());
+    assert!(!source.finished(), "a followed file may still grow");
     let _ = std::fs::remove_file(&path);
 }
 
@@ -542,6 +699,47 @@ async fn the_record_command_stops_after_count_and_writes_a_whole_trace() {
     assert!(!management.tracing(&vhost.name).await.unwrap());
     let _ = connection.close(200, "done".into()).await;
     let _ = std::fs::remove_file(&path);
+}
+
+/// With the management API answering but AMQP out of reach, `record` says why nothing is
+/// recorded (and that it retries) rather than wait in silence, and stops whole at --duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_command_tells_why_the_firehose_is_out_of_reach() {
+    let vhost = TestVhost::new("record-unreachable").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/{}", vhost.name);
+    let path = temp_path("unreachable.yaml");
+    let written = path.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "record",
+                &url,
+                "--management",
+                "http://127.0.0.1:15672",
+                "-o",
+            ])
+            .arg(&path)
+            .args(["--duration", "4"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Topology changes in other vhosts may be recorded too, but no message.
+    assert!(stdout.contains(" written to "), "{stdout}");
+    assert!(
+        stderr.contains("firehose: connect") && stderr.contains("retrying in"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("guest:guest"), "{stderr}");
+    assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
+    let _ = std::fs::remove_file(&written);
 }
 
 /// The real binary replaying the hand-written trace in a 120x40 pseudo-terminal: the queue a

@@ -3,6 +3,7 @@
 //! headers saying where it went. Here those copies become `Published` / `Delivered` events.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, Consumer};
 
 use super::management::{Management, ManagementError};
+use super::routing::RoutingModel;
 use crate::broker::exchange::value_text;
 use crate::broker::Snapshot;
 use crate::events::{Event, EventKind, Name, PublishFate, BODY_PREVIEW};
@@ -42,11 +44,16 @@ pub enum Trace {
         headers: Vec<(String, String)>,
         body: Bytes,
     },
+    /// RabbitMQ's `deliver.<queue>` trace has the consuming connection and channel, the
+    /// message's exchange, routing keys and properties, and `redelivered`; it has neither the
+    /// consumer tag nor the delivery tag (see [`super::consumers`] for the first).
     Delivered {
         queue: String,
         exchange: String,
         routing_key: String,
         redelivered: bool,
+        /// The consuming connection as the broker names it.
+        connection: String,
         channel: Option<u16>,
         body: Bytes,
     },
@@ -245,6 +252,7 @@ pub fn read(delivery: &Delivery) -> Option<Trace> {
             exchange: text("exchange_name"),
             routing_key,
             redelivered,
+            connection: text("connection"),
             channel,
             body,
         })
@@ -312,89 +320,97 @@ fn hash(body: &[u8]) -> u64 {
     h.finish()
 }
 
-/// A trace as the event the embedded broker would have emitted. The snapshot supplies what the
-/// trace does not say: which bindings matched, and whether a queue named through the default
-/// exchange exists.
-pub fn event(trace: &Trace, vhost: &str, snapshot: &Snapshot, ids: &mut MessageIds) -> Event {
-    let known = snapshot.vhost(vhost);
-    let (channel, kind) = match trace {
-        Trace::Published {
-            exchange,
-            routing_key,
-            queues,
-            channel,
-            properties,
-            headers,
-            body,
-            ..
-        } => {
-            let queues: Vec<Name> = queues
-                .iter()
-                .filter(|q| {
-                    !exchange.is_empty()
-                        || known.is_none_or(|v| v.queues.iter().any(|k| &k.name == *q))
-                })
-                .map(|q| Name::from(q.as_str()))
-                .collect();
-            let matched = known
-                .map(|v| {
-                    v.bindings
-                        .iter()
-                        .filter(|b| {
-                            *b.source == **exchange
-                                && !b.destination_is_exchange
-                                && queues.contains(&b.destination)
-                        })
-                        .map(|b| std::sync::Arc::new(b.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let fate = if queues.is_empty() {
-                PublishFate::Dropped
-            } else {
-                PublishFate::Routed
-            };
-            (
+/// Turns traces into the events the embedded broker would have emitted. The snapshot
+/// supplies what a trace does not say: which bindings matched (see [`RoutingModel`]), and
+/// whether a queue named through the default exchange exists.
+#[derive(Default)]
+pub struct TraceEvents {
+    ids: MessageIds,
+    routing: RoutingModel,
+}
+
+impl TraceEvents {
+    /// `consumer_tag`: the delivering consumer, when it is known (the trace does not say).
+    pub fn event(
+        &mut self,
+        trace: &Trace,
+        vhost: &str,
+        snapshot: &Arc<Snapshot>,
+        consumer_tag: Option<&str>,
+    ) -> Event {
+        let known = snapshot.vhost(vhost);
+        let (channel, kind) = match trace {
+            Trace::Published {
+                exchange,
+                routing_key,
+                queues,
+                channel,
+                properties,
+                headers,
+                body,
+                ..
+            } => {
+                let queues: Vec<Name> = queues
+                    .iter()
+                    .filter(|q| {
+                        !exchange.is_empty()
+                            || known.is_none_or(|v| v.queues.iter().any(|k| &k.name == *q))
+                    })
+                    .map(|q| Name::from(q.as_str()))
+                    .collect();
+                let routed =
+                    self.routing
+                        .route(snapshot, vhost, exchange, routing_key, headers, &queues);
+                let fate = if queues.is_empty() {
+                    PublishFate::Dropped
+                } else {
+                    PublishFate::Routed
+                };
+                (
+                    *channel,
+                    EventKind::Published {
+                        message_id: self.ids.published(exchange, routing_key, body),
+                        exchange: exchange.as_str().into(),
+                        routing_key: routing_key.as_str().into(),
+                        body_size: body.len(),
+                        body_preview: body.slice(..body.len().min(BODY_PREVIEW)),
+                        headers: headers.clone(),
+                        properties: properties.clone(),
+                        matched: routed.matched,
+                        queues,
+                        alternate_exchange: routed.alternate_exchange,
+                        fate,
+                    },
+                )
+            }
+            Trace::Delivered {
+                queue,
+                exchange,
+                routing_key,
+                redelivered,
+                channel,
+                body,
+                ..
+            } => (
                 *channel,
-                EventKind::Published {
-                    message_id: ids.published(exchange, routing_key, body),
-                    exchange: exchange.as_str().into(),
-                    routing_key: routing_key.as_str().into(),
-                    body_size: body.len(),
-                    body_preview: body.slice(..body.len().min(BODY_PREVIEW)),
-                    headers: headers.clone(),
-                    properties: properties.clone(),
-                    matched,
-                    queues,
-                    alternate_exchange: None,
-                    fate,
+                EventKind::Delivered {
+                    message_id: self.ids.delivered(exchange, routing_key, body),
+                    queue: queue.as_str().into(),
+                    consumer_tag: consumer_tag.map(Name::from),
+                    // Not in the trace, and not derivable: a channel's tags count every
+                    // delivery since it opened, traced or not. 0 is never a real tag.
+                    delivery_tag: 0,
+                    redelivered: *redelivered,
                 },
-            )
-        }
-        Trace::Delivered {
-            queue,
-            exchange,
-            routing_key,
-            redelivered,
+            ),
+        };
+        Event {
+            at: SystemTime::now(),
+            vhost: vhost.into(),
+            connection: None,
             channel,
-            body,
-        } => (
-            *channel,
-            EventKind::Delivered {
-                message_id: ids.delivered(exchange, routing_key, body),
-                queue: queue.as_str().into(),
-                consumer_tag: None,
-                delivery_tag: 0,
-                redelivered: *redelivered,
-            },
-        ),
-    };
-    Event {
-        at: SystemTime::now(),
-        vhost: vhost.into(),
-        connection: None,
-        channel,
-        kind,
+            kind,
+        }
     }
 }
 

@@ -8,9 +8,11 @@
 //! - [`source`]: [`RemoteSource`], polling and tracing in the background.
 //! - [`render`]: a snapshot as Graphviz dot or RabbitMQ definitions JSON.
 
+pub mod consumers;
 pub mod firehose;
 pub mod management;
 pub mod render;
+pub mod routing;
 pub mod snapshot;
 pub mod source;
 

@@ -1,14 +1,16 @@
 //! A live RabbitMQ as a [`Source`]: background tasks poll the management API and read the
 //! firehose; the view only ever reads what they last found.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::firehose::{self, Firehose, FirehoseKeys, MessageIds, Tracing};
+use super::consumers::{channel_name, Consumers, Lookup};
+use super::firehose::{Firehose, FirehoseKeys, Trace, TraceEvents, Tracing};
 use super::management::Management;
 use super::{snapshot, Endpoint};
 use crate::broker::Snapshot;
@@ -50,6 +52,8 @@ struct Shared {
     refreshes: watch::Sender<u64>,
     /// Rung when the event exchange reports a topology change: read again without waiting.
     changed: tokio::sync::Notify,
+    /// Each channel's consumers, to name the consumer of a traced delivery.
+    consumers: Consumers,
 }
 
 /// A RabbitMQ watched through its management API (and, if asked, its firehose).
@@ -74,6 +78,7 @@ impl RemoteSource {
             tracing_turned_on: AtomicBool::new(false),
             refreshes,
             changed: tokio::sync::Notify::new(),
+            consumers: Consumers::default(),
         });
         let mut tasks = vec![
             tokio::spawn(poll(shared.clone(), management.clone(), options.interval)),
@@ -211,8 +216,9 @@ async fn poll(shared: Arc<Shared>, management: Management, interval: Duration) {
 /// Keeps tracing on and the firehose read, reconnecting (and turning tracing on again, which a
 /// restarted broker forgets) after any failure.
 async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: Endpoint) {
-    let mut tracing = Tracing::new(management, &endpoint.vhost);
-    let mut ids = MessageIds::default();
+    let mut tracing = Tracing::new(management.clone(), &endpoint.vhost);
+    let mut events = TraceEvents::default();
+    let mut tags = TagFinder::default();
     let mut backoff = FIRST_BACKOFF;
     let masked = endpoint.masked_url();
     loop {
@@ -237,8 +243,21 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
                         return Err::<(), String>(format!("{e} ({masked})"));
                     }
                 };
+                let consumer_tag = match &trace {
+                    Trace::Delivered {
+                        queue,
+                        connection,
+                        channel: Some(number),
+                        ..
+                    } => {
+                        let channel = channel_name(connection, *number);
+                        tags.find(&shared, &management, &endpoint.vhost, &channel, queue)
+                            .await
+                    }
+                    _ => None,
+                };
                 let latest = shared.snapshot.lock().unwrap().clone();
-                let event = firehose::event(&trace, &endpoint.vhost, &latest, &mut ids);
+                let event = events.event(&trace, &endpoint.vhost, &latest, consumer_tag.as_deref());
                 shared.events.emit(event);
             }
         }
@@ -251,6 +270,70 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// How long a delivery's trace waits, once per channel and queue, to learn of a consumer.
+const CONSUMER_WAIT: Duration = Duration::from_millis(500);
+/// The shortest time between two reads of the management API's consumer listing.
+const CONSUMER_LISTING_GAP: Duration = Duration::from_secs(5);
+
+/// Finds the consumer tag of a traced delivery.
+#[derive(Default)]
+struct TagFinder {
+    /// (channel, queue) pairs already waited for.
+    waited: HashSet<(String, String)>,
+    listed_at: Option<Instant>,
+}
+
+impl TagFinder {
+    async fn find(
+        &mut self,
+        shared: &Shared,
+        management: &Management,
+        vhost: &str,
+        channel: &str,
+        queue: &str,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + CONSUMER_WAIT;
+        loop {
+            let learnt = shared.consumers.learnt.notified();
+            tokio::pin!(learnt);
+            learnt.as_mut().enable();
+            match shared.consumers.lookup(vhost, channel, queue) {
+                Lookup::Tag(tag) => return Some(tag),
+                Lookup::Ambiguous => return None,
+                Lookup::Unknown => {}
+            }
+            // Unknown: a basic.get, or a consumer not heard of yet. The event exchange's
+            // consumer.created travels on another connection and may come a moment after the
+            // delivery's trace; a channel older than the watching is only in the management
+            // listing. Wait once per channel and queue, so gets cost nothing after the first.
+            if self.waited.len() > 10_000 {
+                self.waited.clear();
+            }
+            if !self.waited.insert((channel.to_string(), queue.to_string())) {
+                return None;
+            }
+            if self
+                .listed_at
+                .is_none_or(|at| at.elapsed() >= CONSUMER_LISTING_GAP)
+            {
+                self.listed_at = Some(Instant::now());
+                if let Ok(listed) = management.consumers(vhost).await {
+                    shared.consumers.listed(vhost, &listed);
+                }
+                if let Lookup::Tag(tag) = shared.consumers.lookup(vhost, channel, queue) {
+                    return Some(tag);
+                }
+            }
+            if tokio::time::timeout_at(deadline, learnt).await.is_err() {
+                return None;
+            }
+            // Learnt of some consumer: look again (and wait no more than the deadline).
+            self.waited
+                .remove(&(channel.to_string(), queue.to_string()));
+        }
     }
 }
 
@@ -269,7 +352,16 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
         let connection = lapin::Connection::connect_uri(uri, properties).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
         let queue = super::firehose::private_queue(&channel).await.ok()?;
-        for key in ["exchange.*", "queue.*", "binding.*"] {
+        // Channels and consumers too: they name the consumer of a traced delivery.
+        let keys = [
+            "exchange.*",
+            "queue.*",
+            "binding.*",
+            "channel.created",
+            "channel.closed",
+            "consumer.*",
+        ];
+        for key in keys {
             channel
                 .queue_bind(
                     queue.name().clone(),
@@ -293,8 +385,14 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
             )
             .await
             .ok()?;
-        while let Some(Ok(_)) = consumer.next().await {
-            shared.changed.notify_one();
+        while let Some(Ok(message)) = consumer.next().await {
+            let key = message.routing_key.as_str();
+            if key.starts_with("channel.") || key.starts_with("consumer.") {
+                let headers = message.properties.headers().clone().unwrap_or_default();
+                shared.consumers.heard(key, &headers);
+            } else {
+                shared.changed.notify_one();
+            }
         }
         Some(())
     };

@@ -150,17 +150,60 @@ struct Document {
 
 /// Reads a trace from its text; `path` is only for the messages.
 pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
-    let error = |line: usize, column: usize, message: String| TraceError {
-        path: path.to_path_buf(),
-        location: Some((line, column)),
-        message,
+    let (mut documents, open) = split(text, path, 0)?;
+    let mut truncated = false;
+    if let Some(last) = open {
+        // The recorder ends every document with `...`: one without, at the end of a file
+        // whose documents have it, is a write that never finished.
+        if documents.iter().any(|d| d.ended) {
+            truncated = true;
+        } else {
+            documents.push(last);
+        }
+    }
+    let mut documents = documents.into_iter();
+    let Some(first) = documents.next() else {
+        return Err(TraceError {
+            path: path.to_path_buf(),
+            location: Some((1, 1)),
+            message: "not a trace: no header document (a trace starts with '---' and the header)"
+                .into(),
+        });
     };
-    // Split at the document markers by hand: serde_yaml reads a stream only all or nothing,
-    // and a file being written (or cut short) must still read up to its last whole event.
+    let header: Header = from_document(&first, path)?;
+    if header.format != FORMAT_VERSION {
+        return Err(TraceError {
+            path: path.to_path_buf(),
+            location: Some((first.first_line, 1)),
+            message: format!(
+                "trace format {} is not known to this rabbitscope (it reads format {FORMAT_VERSION})",
+                header.format
+            ),
+        });
+    }
+    let events = documents
+        .map(|doc| event(&doc, path))
+        .collect::<Result<_, _>>()?;
+    Ok(Trace {
+        header,
+        events,
+        truncated,
+    })
+}
+
+/// The documents of `text` (whose first line is line `lines_before + 1` of the file), and
+/// the last one if it has no end yet. Split at the markers by hand: serde_yaml reads a stream
+/// only all or nothing, and a file being written (or cut short) must still read up to its
+/// last whole event.
+fn split(
+    text: &str,
+    path: &Path,
+    lines_before: usize,
+) -> Result<(Vec<Document>, Option<Document>), TraceError> {
     let mut documents: Vec<Document> = Vec::new();
     let mut open: Option<Document> = None;
     for (i, line) in text.lines().enumerate() {
-        let number = i + 1;
+        let number = lines_before + i + 1;
         let marker = line.trim_end();
         if marker == "---" || marker.starts_with("--- ") {
             if let Some(previous) = open.take() {
@@ -180,58 +223,113 @@ pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
             doc.text.push_str(line);
             doc.text.push('\n');
         } else if !(marker.is_empty() || marker.trim_start().starts_with('#')) {
-            return Err(error(
-                number,
-                1,
-                "text outside a document: each document starts with a line '---'".into(),
-            ));
+            return Err(TraceError {
+                path: path.to_path_buf(),
+                location: Some((number, 1)),
+                message: "text outside a document: each document starts with a line '---'".into(),
+            });
         }
     }
-    let mut truncated = false;
-    if let Some(last) = open.take() {
-        // The recorder ends every document with `...`: one without, at the end of a file
-        // whose documents have it, is a write that never finished.
-        if documents.iter().any(|d| d.ended) {
-            truncated = true;
-        } else {
-            documents.push(last);
-        }
-    }
-    let mut documents = documents.into_iter();
-    let Some(first) = documents.next() else {
-        return Err(error(
-            1,
-            1,
-            "not a trace: no header document (a trace starts with '---' and the header)".into(),
-        ));
-    };
-    let header: Header = from_document(&first, path)?;
-    if header.format != FORMAT_VERSION {
-        return Err(error(
-            first.first_line,
-            1,
-            format!(
-                "trace format {} is not known to this rabbitscope (it reads format {FORMAT_VERSION})",
-                header.format
-            ),
-        ));
-    }
-    let mut events = Vec::new();
-    for doc in documents {
-        let e: EventDoc = from_document(&doc, path)?;
-        events.push(Event {
-            at: e.at,
-            vhost: e.vhost,
-            connection: e.connection,
-            channel: e.channel,
-            kind: e.kind,
-        });
-    }
-    Ok(Trace {
-        header,
-        events,
-        truncated,
+    Ok((documents, open))
+}
+
+/// One event document as the event.
+fn event(doc: &Document, path: &Path) -> Result<Event, TraceError> {
+    let e: EventDoc = from_document(doc, path)?;
+    Ok(Event {
+        at: e.at,
+        vhost: e.vhost,
+        connection: e.connection,
+        channel: e.channel,
+        kind: e.kind,
     })
+}
+
+/// A trace that is still being written (`rabbitscope record` into it), read as it grows:
+/// only whole documents, those the writer ended with `...`, so a document read half-written
+/// waits for its rest.
+pub struct TraceTail {
+    path: PathBuf,
+    file: std::fs::File,
+    /// Bytes read after the last whole document.
+    pending: Vec<u8>,
+    /// Lines of the file before `pending`.
+    lines_before: usize,
+}
+
+impl TraceTail {
+    /// Opens a trace, reads its header and every whole event so far.
+    pub fn open(path: &Path) -> Result<(Trace, TraceTail), TraceError> {
+        use std::io::Read;
+        let failed = |e: std::io::Error| TraceError {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("cannot read it: {e}"),
+        };
+        let mut file = std::fs::File::open(path).map_err(failed)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(failed)?;
+        // A trace without end markers (written by hand) is taken whole.
+        let whole = match whole_documents(&bytes) {
+            0 => bytes.len(),
+            whole => whole,
+        };
+        let text = std::str::from_utf8(&bytes[..whole]).map_err(|e| TraceError {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("not UTF-8 text: {e}"),
+        })?;
+        let trace = parse(text, path)?;
+        // What follows the last whole document is read again once it is complete.
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(whole as u64))
+            .map_err(failed)?;
+        let tail = TraceTail {
+            path: path.to_path_buf(),
+            file,
+            pending: Vec::new(),
+            lines_before: text.lines().count(),
+        };
+        Ok((trace, tail))
+    }
+
+    /// The events whose documents were completed since the last call.
+    pub fn read_new(&mut self) -> Result<Vec<Event>, TraceError> {
+        use std::io::Read;
+        self.file
+            .read_to_end(&mut self.pending)
+            .map_err(|e| TraceError {
+                path: self.path.clone(),
+                location: None,
+                message: format!("cannot read it: {e}"),
+            })?;
+        let whole = whole_documents(&self.pending);
+        if whole == 0 {
+            return Ok(Vec::new());
+        }
+        let complete: Vec<u8> = self.pending.drain(..whole).collect();
+        let text = String::from_utf8_lossy(&complete);
+        let (documents, _) = split(&text, &self.path, self.lines_before)?;
+        self.lines_before += text.lines().count();
+        documents.iter().map(|d| event(d, &self.path)).collect()
+    }
+}
+
+/// How many of `bytes` make whole documents: up to the end of the last `...` line.
+fn whole_documents(bytes: &[u8]) -> usize {
+    let mut end = 0;
+    let mut line_start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' {
+            let line = &bytes[line_start..i];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.trim_ascii_end() == b"..." {
+                end = i + 1;
+            }
+            line_start = i + 1;
+        }
+    }
+    end
 }
 
 /// One document's value, with serde_yaml's place in the document turned into the file's.

@@ -1,15 +1,19 @@
 //! A trace played back as a [`Source`]: its events go out at their recorded pace (scaled by a
 //! speed), and the topology is the header's, changed by every declaration, deletion and
 //! binding replayed so far. Queue counters stay as recorded, apart from consumers.
+//!
+//! A replay can follow its file ([`ReplaySource::follow`]): events appended by a `record`
+//! still writing it go out as they come, like `tail -f`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::Trace;
+use super::{Trace, TraceError, TraceTail};
 use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
 use crate::events::{BindingInfo, Event, EventBus, EventKind, EventReader};
 use crate::source::Source;
@@ -43,15 +47,23 @@ struct Shared {
     played: AtomicUsize,
     /// Set by a step back: the events up to the new position, for the view to start over.
     rewind: Mutex<Option<Vec<Arc<Event>>>>,
+    /// Events known so far (a followed file grows).
+    total: AtomicUsize,
+    /// Set while the file is followed: more events may come.
+    following: AtomicBool,
+    /// Why following stopped, if it did by itself.
+    trouble: Mutex<Option<String>>,
 }
+
+/// How often a followed file is looked at for new events.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 /// A recorded trace as a source for the view (or a test).
 pub struct ReplaySource {
     shared: Arc<Shared>,
     control: watch::Sender<Control>,
     vhost: String,
-    total: usize,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ReplaySource {
@@ -59,6 +71,41 @@ impl ReplaySource {
     /// subscribes, so a view opening on it misses nothing; the gaps between events are the
     /// recorded ones divided by `speed`.
     pub fn start(trace: Trace, speed: f64) -> ReplaySource {
+        ReplaySource::begin(trace, speed, None)
+    }
+
+    /// Replays the file's events so far, then keeps reading it for more as it grows; a last
+    /// document still being written waits until it is whole.
+    pub fn follow(path: &Path, speed: f64) -> Result<ReplaySource, TraceError> {
+        let (trace, mut tail) = TraceTail::open(path)?;
+        let (sender, more) = mpsc::unbounded_channel();
+        let mut source = ReplaySource::begin(trace, speed, Some(more));
+        let shared = source.shared.clone();
+        source.tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+                match tail.read_new() {
+                    Ok(events) if events.is_empty() => {}
+                    Ok(events) => {
+                        if sender.send(events).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        *shared.trouble.lock().unwrap() = Some(format!("{e}; no longer following"));
+                        return;
+                    }
+                }
+            }
+        }));
+        Ok(source)
+    }
+
+    fn begin(
+        trace: Trace,
+        speed: f64,
+        more: Option<mpsc::UnboundedReceiver<Vec<Event>>>,
+    ) -> ReplaySource {
         let speed = if speed.is_finite() && speed > 0.0 {
             speed
         } else {
@@ -76,20 +123,22 @@ impl ReplaySource {
             events: EventBus::default(),
             played: AtomicUsize::new(0),
             rewind: Mutex::new(None),
+            total: AtomicUsize::new(trace.events.len()),
+            following: AtomicBool::new(more.is_some()),
+            trouble: Mutex::new(None),
         });
-        let total = trace.events.len();
         let task = tokio::spawn(play(
             shared.clone(),
             control.subscribe(),
             trace.header.snapshot,
             trace.events,
+            more,
         ));
         ReplaySource {
             shared,
             control,
             vhost: trace.header.vhost,
-            total,
-            task,
+            tasks: vec![task],
         }
     }
 
@@ -121,20 +170,27 @@ impl ReplaySource {
         self.shared.played.load(Ordering::SeqCst)
     }
 
-    /// How many events the trace has.
+    /// How many events the trace has (so far, when following).
     pub fn total(&self) -> usize {
-        self.total
+        self.shared.total.load(Ordering::SeqCst)
     }
 
-    /// True once every event has gone out.
+    /// Whether the file is followed for more events.
+    pub fn following(&self) -> bool {
+        self.shared.following.load(Ordering::SeqCst)
+    }
+
+    /// True once every event has gone out and no more can come.
     pub fn finished(&self) -> bool {
-        self.played() == self.total
+        !self.following() && self.played() == self.total()
     }
 }
 
 impl Drop for ReplaySource {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -149,6 +205,10 @@ impl Source for ReplaySource {
 
     fn vhost(&self) -> String {
         self.vhost.clone()
+    }
+
+    fn trouble(&self) -> Option<String> {
+        self.shared.trouble.lock().unwrap().clone()
     }
 
     fn follow_view(&self, paused: bool, speed: f64) {
@@ -168,6 +228,10 @@ impl Source for ReplaySource {
         ReplaySource::step_back(self);
     }
 
+    fn finished(&self) -> bool {
+        ReplaySource::finished(self)
+    }
+
     fn take_rewind(&self) -> Option<Vec<Arc<Event>>> {
         self.shared.rewind.lock().unwrap().take()
     }
@@ -177,7 +241,8 @@ async fn play(
     shared: Arc<Shared>,
     mut control: watch::Receiver<Control>,
     start: Snapshot,
-    events: Vec<Event>,
+    mut events: Vec<Event>,
+    mut more: Option<mpsc::UnboundedReceiver<Vec<Event>>>,
 ) {
     while !shared.events.has_readers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -206,8 +271,30 @@ async fn play(
             }
             if position == events.len() {
                 steps_taken = now.steps;
-                if control.changed().await.is_err() {
-                    return;
+                let Some(receiver) = &mut more else {
+                    if control.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                };
+                // Following: whichever comes first, the view's keys or appended events
+                // (which go out at once, the replay having caught up with the file).
+                tokio::select! {
+                    changed = control.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    appended = receiver.recv() => match appended {
+                        Some(appended) => {
+                            events.extend(appended);
+                            shared.total.store(events.len(), Ordering::SeqCst);
+                        }
+                        None => {
+                            more = None;
+                            shared.following.store(false, Ordering::SeqCst);
+                        }
+                    },
                 }
                 continue;
             }

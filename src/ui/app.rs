@@ -94,6 +94,8 @@ pub struct App {
     pub player: Option<Player>,
     /// What is wrong with reaching the source, while something is.
     pub trouble: Option<String>,
+    /// A replayed trace has played its last event.
+    pub trace_ended: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -148,6 +150,7 @@ impl App {
             menu: None,
             player: None,
             trouble: None,
+            trace_ended: false,
         }
     }
 

@@ -274,6 +274,11 @@ async fn event_loop(
                     }
                 }
                 app.set_now(Instant::now());
+                let ended = source.finished();
+                if ended != app.trace_ended {
+                    app.trace_ended = ended;
+                    app.dirty = true;
+                }
                 let trouble = source.trouble();
                 if trouble != app.trouble {
                     app.update(Action::SourceTrouble(trouble));

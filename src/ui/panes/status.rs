@@ -1,5 +1,5 @@
 //! The status line on top: where clients connect, the vhost, the overall rate with a
-//! sparkline, and whether the animation is paused.
+//! sparkline, whether the animation is paused, and the end of a replayed trace.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -59,6 +59,12 @@ impl Widget for &StatusBar<'_> {
         ];
         if app.paused {
             spans.push(Span::styled("  PAUSED", theme.bad()));
+        }
+        if app.trace_ended {
+            spans.push(Span::styled(
+                "  END OF TRACE  , back one event",
+                theme.bad(),
+            ));
         }
         if (app.speed - 1.0).abs() > f64::EPSILON {
             spans.push(Span::raw(format!("  speed x{:.2}", app.speed)));
