@@ -215,6 +215,7 @@ struct BrokerArgs {
 
 fn main() -> Result<()> {
     color_eyre::install()?;
+    raise_open_files_limit();
     let cli = Cli::parse();
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
     match cli.command {
@@ -279,6 +280,24 @@ fn broker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .thread_name("broker")
         .on_thread_start(lower_this_thread_priority)
         .build()
+}
+
+/// Every client connection is an open file. Many systems start programs with a soft limit of
+/// 1,024 (RabbitMQ started that way takes only 832 sockets); the hard limit is usually far
+/// higher, and raising the soft one to it needs no privilege.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// How much nicer than the view the broker's threads are (0 to 19; higher yields more).
