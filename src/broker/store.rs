@@ -653,3 +653,144 @@ fn decode(payload: &[u8]) -> Option<StoreOp> {
     };
     f.0.is_empty().then_some(op)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "rabbitscope-store-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn enqueued(seq: u64, body: &str) -> StoreOp {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("text/plain".into());
+        StoreOp::Enqueued {
+            vhost: "/".into(),
+            queue: "orders".into(),
+            seq,
+            message: Arc::new(Message {
+                id: 0,
+                exchange: "".into(),
+                routing_key: "orders".into(),
+                properties,
+                body: Bytes::copy_from_slice(body.as_bytes()),
+            }),
+        }
+    }
+
+    /// A store with a durable queue holding three messages, written and closed.
+    fn three_messages(dir: &Path) {
+        let (store, _) = Store::open(dir).unwrap();
+        store.submit(vec![StoreOp::QueueDeclared {
+            vhost: "/".into(),
+            name: "orders".into(),
+            auto_delete: false,
+            arguments: FieldTable::default(),
+        }]);
+        store.submit(vec![enqueued(1, "one"), enqueued(2, "two")]);
+        store.submit(vec![enqueued(3, "three")]);
+        store.reload().unwrap();
+    }
+
+    fn bodies(image: &Image) -> Vec<String> {
+        image.vhosts["/"].queues["orders"]
+            .messages
+            .values()
+            .map(|m| String::from_utf8(m.message.body.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn messages_come_back_in_order_with_their_properties() {
+        let dir = temp_dir("order");
+        three_messages(&dir);
+        let (_, image) = Store::open(&dir).unwrap();
+        assert_eq!(bodies(&image), ["one", "two", "three"]);
+        let first = &image.vhosts["/"].queues["orders"].messages[&1].message;
+        assert_eq!(first.properties.delivery_mode(), &Some(2));
+        assert_eq!(
+            first.properties.content_type().as_ref().map(|c| c.as_str()),
+            Some("text/plain")
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_record_is_dropped_and_the_log_goes_on_after_the_good_part() {
+        let dir = temp_dir("torn");
+        three_messages(&dir);
+        let path = log_path(&dir, 1);
+        let len = fs::metadata(&path).unwrap().len();
+        // The process died in the middle of writing "three".
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let (store, image) = Store::open(&dir).unwrap();
+        assert_eq!(bodies(&image), ["one", "two"]);
+        store.submit(vec![enqueued(4, "four")]);
+        store.reload().unwrap();
+        drop(store);
+        let (_, image) = Store::open(&dir).unwrap();
+        assert_eq!(bodies(&image), ["one", "two", "four"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_last_record_fails_its_crc_and_is_dropped() {
+        let dir = temp_dir("corrupt");
+        three_messages(&dir);
+        let path = log_path(&dir, 1);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.len() - 2;
+        bytes[at] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let (_, image) = Store::open(&dir).unwrap();
+        assert_eq!(bodies(&image), ["one", "two"]);
+        let kept = fs::metadata(&path).unwrap().len();
+        assert!(kept < bytes.len() as u64, "the bad record is cut off");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn removed_and_deleted_things_stay_gone_and_compaction_keeps_the_rest() {
+        let dir = temp_dir("compact");
+        three_messages(&dir);
+        let (store, _) = Store::open(&dir).unwrap();
+        store.submit(vec![StoreOp::Removed {
+            vhost: "/".into(),
+            queue: "orders".into(),
+            seq: 2,
+        }]);
+        store.submit(vec![StoreOp::Delivered {
+            vhost: "/".into(),
+            queue: "orders".into(),
+            seq: 3,
+        }]);
+        store.reload().unwrap();
+        drop(store);
+        let (log, image) = Log::open(&dir).unwrap();
+        let mut writer = Writer {
+            log,
+            image,
+            durable: watch::channel(0).0,
+        };
+        writer.compact().unwrap();
+        assert!(!log_path(&dir, 1).exists() && log_path(&dir, 2).exists());
+        let (_, image) = Store::open(&dir).unwrap();
+        assert_eq!(bodies(&image), ["one", "three"]);
+        let messages = &image.vhosts["/"].queues["orders"].messages;
+        assert!(!messages[&1].redelivered && messages[&3].redelivered);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
