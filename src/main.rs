@@ -848,6 +848,9 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
         let check = lesson::check_lesson(l, target, lang).await;
         if check.ok() {
             println!("ok      {} ({})", check.id, check.path.display());
+            for note in &check.notes {
+                println!("    note: {note}");
+            }
         } else {
             failed += 1;
             println!("FAILED  {} ({})", check.id, check.path.display());

@@ -454,6 +454,11 @@ impl Broker {
         self.lock().close_connection(connection, reason);
     }
 
+    /// Whether a connection is still open (a restart closes them all).
+    pub fn is_open(&self, connection: ConnectionId) -> bool {
+        self.lock().has_connection(connection)
+    }
+
     /// The writer of a stalled connection has room again: deliver to its consumers.
     pub fn resume_connection(&self, connection: ConnectionId) {
         self.lock().resume_connection(connection);

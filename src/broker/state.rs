@@ -318,6 +318,10 @@ impl State {
         });
     }
 
+    pub fn has_connection(&self, id: ConnectionId) -> bool {
+        self.connections.contains_key(&id)
+    }
+
     pub fn resume_connection(&mut self, id: ConnectionId) {
         let Some(connection) = self.connections.get(&id) else {
             return;
