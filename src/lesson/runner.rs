@@ -637,7 +637,9 @@ impl Client {
             None => {
                 if std::env::var_os(RESTART_RABBITMQ).is_none_or(|v| v != "1") {
                     self.notes.push(format!(
-                        "RabbitMQ was not restarted, so this step's expectations were not                          checked (a restart closes every client's connections; set                          {RESTART_RABBITMQ}=1 to restart it with rabbitmqctl)"
+                        "RabbitMQ was not restarted, so this step's expectations were not \
+                         checked (a restart closes every client's connections; set \
+                         {RESTART_RABBITMQ}=1 to restart it with rabbitmqctl)"
                     ));
                     self.unchecked = true;
                     return Ok(());
