@@ -12,7 +12,9 @@
 //!   directory under the system temp directory (the same disk as the work tree here), so each
 //!   confirm waits for the `fdatasync` of its group commit;
 //! - `rabbitmq`: the RabbitMQ at `RABBITMQ_URL` (default amqp://guest:guest@127.0.0.1:5672/%2f),
-//!   a classic durable queue.
+//!   a classic durable queue;
+//! - `embedded-transient`: the embedded broker without a data directory (`--transient`), to
+//!   show what the disk costs.
 //!
 //! Usage: `cargo run --release --example persistent_throughput -- [MESSAGES] [REPETITIONS]
 //! [WINDOW]` (defaults 50000, 5 and 128). `THROUGHPUT_TARGETS=embedded` runs one target.
@@ -42,7 +44,8 @@ fn main() -> Result<(), Error> {
     let messages = args.first().copied().unwrap_or(50_000);
     let repetitions = args.get(1).copied().unwrap_or(5);
     let window = args.get(2).copied().unwrap_or(128);
-    let targets = std::env::var("THROUGHPUT_TARGETS").unwrap_or("embedded,rabbitmq".into());
+    let targets = std::env::var("THROUGHPUT_TARGETS")
+        .unwrap_or("embedded,rabbitmq,embedded-transient".into());
     let rabbit = std::env::var("RABBITMQ_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
 
@@ -52,17 +55,21 @@ fn main() -> Result<(), Error> {
         .thread_name("broker")
         .enable_all()
         .build()?;
-    let embedded = broker_rt.block_on(async {
-        let config = BrokerConfig {
-            data_dir: Some(data_dir.clone()),
-            ..BrokerConfig::default()
-        };
-        let broker = Broker::open(config)?;
-        let server = Server::bind(broker, ([127, 0, 0, 1], 0).into()).await?;
-        let url = format!("amqp://guest:guest@{}/%2f", server.local_addr());
-        tokio::spawn(server.run());
-        Ok::<_, Error>(url)
-    })?;
+    let serve = |data_dir: Option<std::path::PathBuf>| {
+        broker_rt.block_on(async {
+            let config = BrokerConfig {
+                data_dir,
+                ..BrokerConfig::default()
+            };
+            let broker = Broker::open(config)?;
+            let server = Server::bind(broker, ([127, 0, 0, 1], 0).into()).await?;
+            let url = format!("amqp://guest:guest@{}/%2f", server.local_addr());
+            tokio::spawn(server.run());
+            Ok::<_, Error>(url)
+        })
+    };
+    let embedded = serve(Some(data_dir.clone()))?;
+    let transient = serve(None)?;
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -72,31 +79,30 @@ fn main() -> Result<(), Error> {
          {repetitions} repetitions"
     );
     let mut rates: Vec<(&str, Vec<f64>)> = Vec::new();
-    for (name, url) in [("embedded", &embedded), ("rabbitmq", &rabbit)] {
+    for name in ["embedded", "rabbitmq", "embedded-transient"] {
         if targets.split(',').any(|t| t == name) {
             rates.push((name, Vec::new()));
-            let _ = url;
         }
     }
     for rep in 0..repetitions {
         for (name, list) in rates.iter_mut() {
-            let url = if *name == "embedded" {
-                &embedded
-            } else {
-                &rabbit
+            let url = match *name {
+                "embedded" => &embedded,
+                "rabbitmq" => &rabbit,
+                _ => &transient,
             };
             let queue = format!("persistent-bench-{}-{rep}", std::process::id());
             let took = client_rt.block_on(async {
                 tokio::time::timeout(RUN_TIMEOUT, one_run(url, &queue, messages, window)).await
             })??;
             let rate = messages as f64 / took.as_secs_f64();
-            println!("  {name:<9} run {}: {rate:>8.0} msg/s", rep + 1);
+            println!("  {name:<18} run {}: {rate:>8.0} msg/s", rep + 1);
             list.push(rate);
         }
     }
     for (name, mut list) in rates {
         list.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!("{name:<9} median {:>8.0} msg/s", list[list.len() / 2]);
+        println!("{name:<18} median {:>8.0} msg/s", list[list.len() / 2]);
     }
     drop(broker_rt);
     let _ = std::fs::remove_dir_all(&data_dir);

@@ -2,20 +2,25 @@
 //! publishers' messages arrive in group commits, each commit must be on disk before its
 //! confirms go out, and each message is removed again when its consumer acks it.
 //!
+//! Each message is handed to the store on its own, as a publish is; at most WINDOW (default
+//! 128) are unconfirmed at once, as with a publisher's confirm window; a message confirmed is
+//! removed again, as its consumer's ack does. Both stores sit behind the same group commit: one
+//! writer thread takes everything waiting and makes it durable in one go.
 //! - `log`: the broker's own store (`rabbitscope::broker::store`): an append-only log with a
-//!   CRC per record, one writer thread, one `fdatasync` per group commit.
+//!   CRC per record, one `fdatasync` per group commit.
 //! - `redb`: the redb embedded database, one write transaction (durability Immediate) per
-//!   group commit, holding that commit's messages and the removal of the previous commit's.
+//!   group commit.
 //!
 //! ```text
-//! cargo run --release --example store_choice [-- --messages N --batch N --runs N]
+//! cargo run --release --example store_choice [-- --messages N --window N --runs N]
 //! ```
 //!
 //! Prints each store's median messages per second. The data lives under the system temp
 //! directory (on this machine the same disk as the work tree) and is removed afterwards.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use amq_protocol::protocol::BasicProperties;
@@ -23,17 +28,18 @@ use bytes::Bytes;
 use rabbitscope::broker::journal::StoreOp;
 use rabbitscope::broker::store::Store;
 use rabbitscope::broker::Message;
+use tokio::sync::watch;
 
 struct Options {
     messages: u64,
-    batch: u64,
+    window: usize,
     runs: usize,
 }
 
 fn options() -> Options {
     let mut options = Options {
         messages: 50_000,
-        batch: 128,
+        window: 128,
         runs: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,9 +47,9 @@ fn options() -> Options {
         let value = pair.get(1).and_then(|v| v.parse().ok());
         match (pair[0].as_str(), value) {
             ("--messages", Some(v)) => options.messages = v,
-            ("--batch", Some(v)) => options.batch = v,
+            ("--window", Some(v)) => options.window = v as usize,
             ("--runs", Some(v)) => options.runs = v as usize,
-            _ => panic!("usage: store_choice [--messages N] [--batch N] [--runs N]"),
+            _ => panic!("usage: store_choice [--messages N] [--window N] [--runs N]"),
         }
     }
     options
@@ -69,74 +75,120 @@ fn message(body: &Bytes) -> Arc<Message> {
     })
 }
 
-/// The broker's store: each message its own submission (as from many publishers), a wait for
-/// the commit's last ticket (the confirms), then the removals (the acks).
-fn log_run(dir: &Path, o: &Options, body: &Bytes) -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (store, _) = Store::open(dir).unwrap();
-    let mut durable = store.durable();
-    let (vhost, queue): (Arc<str>, Arc<str>) = ("/".into(), "bench".into());
-    store.submit(vec![StoreOp::QueueDeclared {
-        vhost: vhost.clone(),
-        name: queue.clone(),
-        auto_delete: false,
-        arguments: Default::default(),
-    }]);
-    let started = Instant::now();
-    let mut seq = 0;
-    while seq < o.messages {
-        let first = seq;
-        let mut ticket = 0;
-        for _ in 0..o.batch.min(o.messages - seq) {
-            ticket = store.submit(vec![StoreOp::Enqueued {
-                vhost: vhost.clone(),
-                queue: queue.clone(),
-                seq,
-                message: message(body),
-            }]);
-            seq += 1;
-        }
-        runtime
-            .block_on(durable.wait_for(|t| *t >= ticket))
-            .unwrap();
-        for s in first..seq {
-            store.submit(vec![StoreOp::Removed {
-                vhost: vhost.clone(),
-                queue: queue.clone(),
-                seq: s,
-            }]);
-        }
+/// A store as the broker drives it: operations handed over one publish at a time, a ticket
+/// per hand-over, and the last ticket on disk announced by the store's writer.
+trait Backend {
+    fn submit(&self, op: StoreOp) -> u64;
+    fn durable(&self) -> watch::Receiver<u64>;
+}
+
+impl Backend for Store {
+    fn submit(&self, op: StoreOp) -> u64 {
+        Store::submit(self, vec![op])
     }
-    store.reload().unwrap();
-    o.messages as f64 / started.elapsed().as_secs_f64()
+    fn durable(&self) -> watch::Receiver<u64> {
+        Store::durable(self)
+    }
+}
+
+/// redb behind the same group commit as the log: a writer thread takes every operation that
+/// is waiting and commits them in one durable transaction.
+struct Redb {
+    sender: Mutex<mpsc::Sender<(u64, StoreOp)>>,
+    next: AtomicU64,
+    durable: watch::Receiver<u64>,
 }
 
 const MESSAGES: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("messages");
 
-/// redb: one durable transaction per group commit, with the previous commit's removals in it.
-fn redb_run(dir: &Path, o: &Options, body: &Bytes) -> f64 {
-    let db = redb::Database::create(dir.join("bench.redb")).unwrap();
-    let started = Instant::now();
-    let mut seq = 0;
-    let mut previous = 0..0;
-    while seq < o.messages {
-        let first = seq;
-        let tx = db.begin_write().unwrap();
-        {
-            let mut table = tx.open_table(MESSAGES).unwrap();
-            for s in previous.clone() {
-                table.remove(s).unwrap();
+impl Redb {
+    fn open(dir: &Path) -> Redb {
+        let db = redb::Database::create(dir.join("bench.redb")).unwrap();
+        let (sender, requests) = mpsc::channel::<(u64, StoreOp)>();
+        let (durable_tx, durable) = watch::channel(0);
+        std::thread::spawn(move || {
+            while let Ok(first) = requests.recv() {
+                let mut last = first.0;
+                let tx = db.begin_write().unwrap();
+                {
+                    let mut table = tx.open_table(MESSAGES).unwrap();
+                    for (ticket, op) in std::iter::once(first).chain(requests.try_iter()) {
+                        last = ticket;
+                        match op {
+                            StoreOp::Enqueued { seq, message, .. } => {
+                                table.insert(seq, message.body.as_ref()).unwrap();
+                            }
+                            StoreOp::Removed { seq, .. } => {
+                                table.remove(seq).unwrap();
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                tx.commit().unwrap();
+                durable_tx.send_replace(last);
             }
-            for _ in 0..o.batch.min(o.messages - seq) {
-                table.insert(seq, body.as_ref()).unwrap();
-                seq += 1;
-            }
+        });
+        Redb {
+            sender: Mutex::new(sender),
+            next: AtomicU64::new(0),
+            durable,
         }
-        tx.commit().unwrap();
-        previous = first..seq;
+    }
+}
+
+impl Backend for Redb {
+    fn submit(&self, op: StoreOp) -> u64 {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.sender.lock().unwrap().send((ticket, op)).unwrap();
+        ticket
+    }
+    fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
+    }
+}
+
+/// Publishes with at most `window` unconfirmed (each message its own hand-over, as from a
+/// publisher), and removes each message once confirmed (its consumer's ack).
+fn run(store: &dyn Backend, o: &Options, body: &Bytes) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut durable = store.durable();
+    let (vhost, queue): (Arc<str>, Arc<str>) = ("/".into(), "bench".into());
+    store.submit(StoreOp::QueueDeclared {
+        vhost: vhost.clone(),
+        name: queue.clone(),
+        auto_delete: false,
+        arguments: Default::default(),
+    });
+    let started = Instant::now();
+    let mut unconfirmed = std::collections::VecDeque::new();
+    let confirm = |(seq, ticket): (u64, u64), durable: &mut watch::Receiver<u64>| {
+        runtime
+            .block_on(durable.wait_for(|t| *t >= ticket))
+            .unwrap();
+        store.submit(StoreOp::Removed {
+            vhost: vhost.clone(),
+            queue: queue.clone(),
+            seq,
+        });
+    };
+    for seq in 0..o.messages {
+        if unconfirmed.len() >= o.window {
+            confirm(unconfirmed.pop_front().unwrap(), &mut durable);
+        }
+        let ticket = store.submit(StoreOp::Enqueued {
+            vhost: vhost.clone(),
+            queue: queue.clone(),
+            seq,
+            message: message(body),
+        });
+        unconfirmed.push_back((seq, ticket));
+    }
+    while let Some(next) = unconfirmed.pop_front() {
+        confirm(next, &mut durable);
     }
     o.messages as f64 / started.elapsed().as_secs_f64()
 }
@@ -150,17 +202,19 @@ fn main() {
     let o = options();
     let body = Bytes::from(vec![b'x'; 1024]);
     println!(
-        "{} messages of 1 KiB, group commits of {}, median of {} runs",
-        o.messages, o.batch, o.runs
+        "{} messages of 1 KiB, {} unconfirmed at most, median of {} runs",
+        o.messages, o.window, o.runs
     );
     let mut log = Vec::new();
     let mut redb = Vec::new();
     for _ in 0..o.runs {
         let dir = scratch("log");
-        log.push(log_run(&dir, &o, &body));
+        let (store, _) = Store::open(&dir).unwrap();
+        log.push(run(&store, &o, &body));
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
         let dir = scratch("redb");
-        redb.push(redb_run(&dir, &o, &body));
+        redb.push(run(&Redb::open(&dir), &o, &body));
         std::fs::remove_dir_all(&dir).unwrap();
     }
     println!("log   {:>9.0} msg/s", median(log));
