@@ -295,3 +295,171 @@ async fn confirmed_messages_survive_sigkill_and_acked_ones_stay_gone() {
     broker.kill();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A broker served in this process, with a data directory or without.
+async fn serve(data_dir: Option<PathBuf>) -> (Arc<rabbitscope::broker::Broker>, String) {
+    use rabbitscope::broker::{Broker, BrokerConfig};
+    let config = BrokerConfig {
+        data_dir,
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::open(config).unwrap();
+    let server = rabbitscope::amqp::Server::bind(broker.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let url = format!("amqp://guest:guest@{}/%2f", server.local_addr());
+    tokio::spawn(server.run());
+    (broker, url)
+}
+
+/// What lesson 8 shows: after `Broker::restart` clients are disconnected with 320, durable
+/// exchanges, queues and bindings are back with their persistent messages (the unacked one
+/// redelivered), transient ones and transient messages are gone, and the event stream says so.
+async fn restart_keeps_what_is_durable(data_dir: Option<PathBuf>) {
+    use lapin::options::{BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions};
+    use rabbitscope::events::{EventKind, Received};
+    let (broker, url) = serve(data_dir).await;
+    let (conn, ch) = connect(&url).await;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        "archive".into(),
+        lapin::ExchangeKind::Direct,
+        durable,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    declare(&ch, "archive-box", true).await;
+    declare(&ch, "scratch-box", false).await;
+    ch.queue_bind(
+        "archive-box".into(),
+        "archive".into(),
+        "keep".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let publish = |key: &'static str, body: &'static [u8], mode: u8| {
+        let ch = ch.clone();
+        async move {
+            ch.basic_publish(
+                "archive".into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(mode),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    publish("keep", b"first (persistent, delivered)", 2).await;
+    publish("keep", b"draft (transient)", 1).await;
+    publish("keep", b"second (persistent)", 2).await;
+    ch.basic_publish(
+        "".into(),
+        "scratch-box".into(),
+        BasicPublishOptions::default(),
+        b"scratch",
+        persistent(),
+    )
+    .await
+    .unwrap();
+    // The first goes to a consumer that never acks it.
+    let got = ch
+        .basic_get("archive-box".into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got.delivery.data[..], b"first (persistent, delivered)");
+
+    let mut events = broker.subscribe();
+    let mut conn_events = conn.events_listener();
+    let restarting = broker.clone();
+    tokio::task::spawn_blocking(move || restarting.restart())
+        .await
+        .unwrap()
+        .unwrap();
+    // The client is told why: 320 CONNECTION_FORCED.
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = conn_events.next().await {
+            if let lapin::Event::Error(e) = event {
+                return format!("{e:?}");
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("lapin reports the close");
+    assert!(
+        told.contains("320") || told.contains("CONNECTIONFORCED"),
+        "{told}"
+    );
+    let mut seen = Vec::new();
+    while let Some(Received::Event(event)) = events.try_recv() {
+        seen.push(event.kind.clone());
+    }
+    let deleted = |name: &str| {
+        seen.iter()
+            .any(|k| matches!(k, EventKind::QueueDeleted { name: n } if &**n == name))
+    };
+    let declared = |name: &str| {
+        seen.iter()
+            .any(|k| matches!(k, EventKind::QueueDeclared { name: n, .. } if &**n == name))
+    };
+    assert!(deleted("scratch-box") && deleted("archive-box") && declared("archive-box"));
+    assert!(!declared("scratch-box"));
+
+    let (_conn, ch) = connect(&url).await;
+    assert_eq!(depth(&ch, "archive-box").await, Some(2));
+    let ch = _conn.create_channel().await.unwrap();
+    assert_eq!(
+        depth(&ch, "scratch-box").await,
+        None,
+        "transient queue gone"
+    );
+    let ch = _conn.create_channel().await.unwrap();
+    let get = |ch: Channel| async move {
+        let m = ch
+            .basic_get("archive-box".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            String::from_utf8(m.delivery.data.clone()).unwrap(),
+            m.delivery.redelivered,
+        )
+    };
+    assert_eq!(
+        get(ch.clone()).await,
+        ("first (persistent, delivered)".into(), true)
+    );
+    assert_eq!(get(ch.clone()).await, ("second (persistent)".into(), false));
+    // The binding came back with its durable ends.
+    ch.basic_publish(
+        "archive".into(),
+        "keep".into(),
+        BasicPublishOptions::default(),
+        b"third",
+        persistent(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(ch.clone()).await, ("third".into(), false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_data_dir_keeps_what_is_durable() {
+    let dir = temp_dir();
+    restart_keeps_what_is_durable(Some(dir.clone())).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_without_a_store_keeps_the_same_in_memory() {
+    restart_keeps_what_is_durable(None).await;
+}
