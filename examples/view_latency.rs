@@ -623,6 +623,7 @@ impl View {
         })?;
         let mut cmd = CommandBuilder::new(binary);
         cmd.args(args);
+        cmd.arg("--transient");
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
         let child = pair.slave.spawn_command(cmd)?;
@@ -783,7 +784,7 @@ impl Headless {
             pixel_height: 0,
         })?;
         let mut cmd = CommandBuilder::new(binary);
-        cmd.args(["broker", "--listen", &address]);
+        cmd.args(["broker", "--transient", "--listen", &address]);
         cmd.env("RUST_LOG", "warn");
         let child = pair.slave.spawn_command(cmd)?;
         drop(pair.slave);

@@ -214,6 +214,89 @@ impl Definitions {
     }
 }
 
+/// The file in a data directory that keeps users, vhosts and permissions.
+const KEPT: &str = "definitions.json";
+
+/// The users, vhosts and permissions a data directory kept, if it has any.
+pub fn load_kept(dir: &Path) -> Result<Option<Definitions>> {
+    let path = dir.join(KEPT);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_file(&path)
+        .wrap_err_with(|| format!("loading {}", path.display()))
+        .map(Some)
+}
+
+/// Keeps a configuration's users (passwords salted and hashed as RabbitMQ does), vhosts and
+/// permissions in the data directory, in RabbitMQ's definitions format. Written to a
+/// temporary file and renamed, so a crash leaves the old file or the new one.
+pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    let users: Vec<Value> = config
+        .users
+        .iter()
+        .map(|u| {
+            serde_json::json!({
+                "name": u.name,
+                "password_hash": password_hash(&u.password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": "",
+            })
+        })
+        .collect();
+    let mut vhosts = vec!["/".to_string()];
+    vhosts.extend(config.vhosts.iter().cloned());
+    let permissions: Vec<Value> = config
+        .users
+        .iter()
+        .flat_map(|u| {
+            u.vhosts.iter().map(|v| {
+                serde_json::json!({
+                    "user": u.name, "vhost": v, "configure": ".*", "write": ".*", "read": ".*",
+                })
+            })
+        })
+        .collect();
+    let document = serde_json::json!({
+        "users": users,
+        "vhosts": vhosts.iter().map(|v| serde_json::json!({ "name": v })).collect::<Vec<_>>(),
+        "permissions": permissions,
+    });
+    let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
+    let path = dir.join(KEPT);
+    let tmp = dir.join(format!("{KEPT}.tmp"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().wrap_err_with(|| format!("writing {}", path.display()))
+}
+
+/// RabbitMQ's `password_hash`: base64 of a 4-byte salt and SHA-256(salt ++ password). A plain
+/// password gets a fresh random salt.
+pub fn password_hash(password: &Password) -> String {
+    use sha2::{Digest, Sha256};
+    let (salt, hash) = match password {
+        Password::Sha256 { salt, hash } => (*salt, hash.clone()),
+        Password::Plain(plain) => {
+            let salt: [u8; 4] = rand::random();
+            let hash = Sha256::new()
+                .chain_update(salt)
+                .chain_update(plain.as_bytes())
+                .finalize()
+                .to_vec();
+            (salt, hash)
+        }
+    };
+    let mut bytes = salt.to_vec();
+    bytes.extend(hash);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn parse_hash(hash: &str, algorithm: Option<&str>) -> Result<Password> {
     match algorithm.unwrap_or("rabbit_password_hashing_sha256") {
         "rabbit_password_hashing_sha256" => {}
@@ -278,5 +361,26 @@ mod tests {
         let password = parse_hash(&encoded, None).unwrap();
         assert!(password.verify("test12"));
         assert!(!password.verify("test13"));
+    }
+
+    #[test]
+    fn kept_users_have_hashed_passwords_that_still_verify() {
+        let dir = std::env::temp_dir().join(format!("rabbitscope-kept-{}", std::process::id()));
+        let config = BrokerConfig::default().with_vhost("orders");
+        keep(&config, &dir).unwrap();
+        let text = std::fs::read_to_string(dir.join(KEPT)).unwrap();
+        assert!(text.contains("password_hash"));
+        assert!(
+            !text.contains("\"password\""),
+            "no plain password on disk: {text}"
+        );
+        let kept = load_kept(&dir).unwrap().unwrap();
+        let restored = kept.configure(BrokerConfig::default()).unwrap();
+        let guest = restored.users.iter().find(|u| u.name == "guest").unwrap();
+        assert!(matches!(guest.password, Password::Sha256 { .. }));
+        assert!(guest.password.verify("guest") && !guest.password.verify("guest2"));
+        assert!(guest.vhosts.contains(&"orders".to_string()));
+        assert!(restored.vhosts.contains(&"orders".to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -27,6 +27,67 @@ struct Cli {
     /// Language of lesson texts: en or zh (default: from LC_ALL, LC_MESSAGES or LANG).
     #[arg(long, global = true, value_name = "LANG")]
     lang: Option<Lang>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Where the embedded broker keeps what outlives it (the view and `broker`).
+#[derive(clap::Args, Clone)]
+struct StoreArgs {
+    /// Keep durable exchanges, queues, bindings, persistent messages, users and vhosts here
+    /// (default: $XDG_DATA_HOME/rabbitscope/broker-PORT, else
+    /// ~/.local/share/rabbitscope/broker-PORT).
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "transient")]
+    data_dir: Option<PathBuf>,
+    /// Keep nothing on disk: everything is gone when the broker stops.
+    #[arg(long, global = true)]
+    transient: bool,
+}
+
+impl StoreArgs {
+    /// The data directory for a broker listening on `listen`, None when transient. One per
+    /// port by default, so two brokers never share one.
+    fn dir(&self, listen: SocketAddr) -> Result<Option<PathBuf>> {
+        if self.transient {
+            return Ok(None);
+        }
+        if let Some(dir) = &self.data_dir {
+            return Ok(Some(dir.clone()));
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .ok_or_else(|| {
+                eyre!("no data directory: set HOME, or pass --data-dir or --transient")
+            })?;
+        Ok(Some(
+            base.join("rabbitscope")
+                .join(format!("broker-{}", listen.port())),
+        ))
+    }
+
+    /// A broker configuration with the data directory's users and vhosts, plus `extra` (the
+    /// command line's); what is new is kept there too.
+    fn config(
+        &self,
+        listen: SocketAddr,
+        extra: impl FnOnce(BrokerConfig) -> Result<BrokerConfig>,
+    ) -> Result<BrokerConfig> {
+        let dir = self.dir(listen)?;
+        let mut config = BrokerConfig::default();
+        if let Some(dir) = &dir {
+            if let Some(kept) = rabbitscope::definitions::load_kept(dir)? {
+                config = kept.configure(config)?;
+            }
+        }
+        config = extra(config)?;
+        if let Some(dir) = &dir {
+            rabbitscope::definitions::keep(&config, dir)?;
+        }
+        config.data_dir = dir;
+        Ok(config)
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -235,7 +296,7 @@ fn main() -> Result<()> {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
-            tokio::runtime::Runtime::new()?.block_on(run_broker(args))
+            tokio::runtime::Runtime::new()?.block_on(run_broker(args, &cli.store))
         }
         Some(Command::Learn(args)) => {
             let broker_runtime = broker_runtime()?;
@@ -244,6 +305,7 @@ fn main() -> Result<()> {
                 .build()?
                 .block_on(run_view(
                     args.view,
+                    &cli.store,
                     args.id,
                     lang,
                     broker_runtime.handle().clone(),
@@ -263,6 +325,7 @@ fn main() -> Result<()> {
                 .build()?
                 .block_on(run_view(
                     cli.view,
+                    &cli.store,
                     None,
                     lang,
                     broker_runtime.handle().clone(),
@@ -316,6 +379,7 @@ fn lower_this_thread_priority() {
 /// The live view on an embedded broker.
 async fn run_view(
     args: ViewArgs,
+    store: &StoreArgs,
     lesson_id: Option<String>,
     lang: Lang,
     broker_runtime: tokio::runtime::Handle,
@@ -338,8 +402,9 @@ async fn run_view(
         start,
         runtime: Some(broker_runtime.clone()),
     };
-    let broker = Broker::new(BrokerConfig::default());
     let listen = args.listen;
+    let config = store.config(listen, Ok)?;
+    let broker = open_broker(config)?;
     let server = broker_runtime
         .spawn(Server::bind(broker.clone(), listen))
         .await?
@@ -765,11 +830,16 @@ fn default_lessons_dir() -> PathBuf {
     }
 }
 
-async fn run_broker(args: BrokerArgs) -> Result<()> {
-    let mut config = BrokerConfig::default();
-    for vhost in &args.vhosts {
-        config = config.with_vhost(vhost);
-    }
+/// Opens the broker, naming its data directory when that fails.
+fn open_broker(config: BrokerConfig) -> Result<std::sync::Arc<Broker>> {
+    let dir = config.data_dir.clone();
+    Broker::open(config).map_err(|e| match dir {
+        Some(dir) => eyre!("cannot open the data directory {}: {e}", dir.display()),
+        None => eyre!("cannot start the broker: {e}"),
+    })
+}
+
+async fn run_broker(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
     let definitions = match &args.definitions {
         Some(path) => Some(
             rabbitscope::definitions::read_file(path)
@@ -777,10 +847,16 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         ),
         None => None,
     };
-    if let Some(defs) = &definitions {
-        config = defs.configure(config)?;
-    }
-    let broker = Broker::new(config);
+    let config = store.config(args.listen, |mut config| {
+        for vhost in &args.vhosts {
+            config = config.with_vhost(vhost);
+        }
+        match &definitions {
+            Some(defs) => defs.configure(config),
+            None => Ok(config),
+        }
+    })?;
+    let broker = open_broker(config)?;
     if let Some(defs) = &definitions {
         defs.declare(&broker)?;
     }
@@ -792,7 +868,15 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
     if let Some(warning) = exposure_warning(server.local_addr()) {
         tracing::warn!(address = %server.local_addr(), "{warning}");
     }
-    tracing::info!(address = %server.local_addr(), "broker listening");
+    match server.broker().data_dir() {
+        Some(dir) => {
+            // The address goes last: scripts read it up to the end of the line.
+            tracing::info!(data_dir = %dir.display(), address = %server.local_addr(), "broker listening")
+        }
+        None => {
+            tracing::info!(address = %server.local_addr(), "broker listening (transient: nothing kept on disk)")
+        }
+    }
     server.run_until(stop).await;
     tracing::info!("broker stopped");
     Ok(())
@@ -832,6 +916,9 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
         let check = lesson::check_lesson(l, target, lang).await;
         if check.ok() {
             println!("ok      {} ({})", check.id, check.path.display());
+            for note in &check.notes {
+                println!("    note: {note}");
+            }
         } else {
             failed += 1;
             println!("FAILED  {} ({})", check.id, check.path.display());

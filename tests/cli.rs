@@ -16,7 +16,7 @@ fn binary() -> Command {
 /// Starts `rabbitscope broker` on a free port; returns the child, its address and its stderr lines.
 fn start_broker(extra: &[&str]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let mut child = binary()
-        .args(["broker", "--listen", "127.0.0.1:0"])
+        .args(["broker", "--transient", "--listen", "127.0.0.1:0"])
         .args(extra)
         .stderr(Stdio::piped())
         .spawn()
@@ -115,7 +115,7 @@ fn a_taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let output = binary()
-        .args(["broker", "--listen", &address])
+        .args(["broker", "--transient", "--listen", &address])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -142,7 +142,7 @@ fn sigint_stops_an_idle_broker_cleanly() {
 #[test]
 fn listening_beyond_loopback_is_a_warning() {
     let mut child = binary()
-        .args(["broker", "--listen", "0.0.0.0:0"])
+        .args(["broker", "--transient", "--listen", "0.0.0.0:0"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rabbitscope broker");

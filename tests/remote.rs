@@ -338,6 +338,7 @@ async fn definitions_load_into_the_embedded_broker() {
     let mut broker_process = Command::new(BIN)
         .args([
             "broker",
+            "--transient",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--definitions",

@@ -64,6 +64,8 @@ fn spawn_view(
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rabbitscope"));
     cmd.args(args);
+    // The view's broker keeps nothing on disk here: each run starts empty.
+    cmd.arg("--transient");
     cmd.cwd(env!("CARGO_MANIFEST_DIR"));
     cmd.env("TERM", "xterm-256color");
     let child = pair.slave.spawn_command(cmd).unwrap();

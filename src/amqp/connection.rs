@@ -4,7 +4,7 @@
 //! [`ClientSink`](crate::broker::ClientSink) to one writer task, so method replies and
 //! deliveries leave in the order they were produced.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +91,18 @@ struct ChannelWire {
     published: u64,
     /// Contiguous confirms not yet written: (first, last).
     pending_acks: Option<(u64, u64)>,
+    /// Confirms held back until the store has synced up to a ticket: a persistent message on a
+    /// durable queue, and every confirm after it on this channel, so they stay in order.
+    waiting: VecDeque<HeldConfirm>,
     tx: Option<Vec<TxOp>>,
+}
+
+/// A confirm that waits for the disk.
+struct HeldConfirm {
+    tag: u64,
+    /// The store ticket it waits for; 0 waits only for the confirms before it.
+    ticket: u64,
+    ack: bool,
 }
 
 /// How a connection ends.
@@ -529,6 +540,8 @@ impl Connection {
         // so it notices between two and three periods; half a period of grace keeps us inside
         // that window instead of on its edge.
         let silence = (heartbeat > 0).then(|| Duration::from_millis(heartbeat as u64 * 2_500));
+        let mut durable = self.broker.durable();
+        let mut restarts = self.broker.restarts();
         loop {
             // Handle every complete frame already buffered before flushing replies once.
             loop {
@@ -560,7 +573,17 @@ impl Connection {
                 }
             }
             self.flush_confirms();
+            if let Some(durable) = &mut durable {
+                self.release_confirms(*durable.borrow_and_update());
+            }
             self.flush();
+            let holding = self.channels.values().any(|c| !c.waiting.is_empty());
+            let disk = async {
+                match &mut durable {
+                    Some(durable) if holding => durable.changed().await.is_ok(),
+                    _ => std::future::pending().await,
+                }
+            };
             let read = async {
                 match silence {
                     Some(limit) => tokio::time::timeout(limit, reader.read_buf(&mut buf)).await,
@@ -573,6 +596,14 @@ impl Connection {
                     Ok(Ok(0)) | Ok(Err(_)) => return End::Peer,
                     Ok(Ok(_)) => {}
                 },
+                // The store synced: confirms waiting for it go out at the top of the loop.
+                true = disk => {}
+                _ = restarts.changed() => {
+                    let error = AmqpError::connection_forced("broker forced connection closure with reason 'shutdown'");
+                    self.send_connection_close(&error, 0, 0);
+                    linger(reader, &mut buf, CLOSE_LINGER, true).await;
+                    return End::Shutdown;
+                }
                 _ = shutdown.changed() => {
                     let error = AmqpError::connection_forced("broker forced connection closure with reason 'shutdown'");
                     self.send_connection_close(&error, 0, 0);
@@ -604,6 +635,54 @@ impl Connection {
         for (channel, (first, last)) in pending {
             self.write_ack(channel, first, last);
         }
+    }
+
+    /// Writes the held confirms whose records are on disk (`durable` is the store's last
+    /// synced ticket), in order, contiguous acks as one.
+    fn release_confirms(&mut self, durable: u64) {
+        let mut channels: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| !c.waiting.is_empty())
+            .map(|(ch, _)| *ch)
+            .collect();
+        channels.sort_unstable();
+        for ch in channels {
+            let mut acks: Option<(u64, u64)> = None;
+            loop {
+                let state = self.channels.get_mut(&ch).expect("listed");
+                let Some(held) = state.waiting.front() else {
+                    break;
+                };
+                if held.ticket > durable {
+                    break;
+                }
+                let held = state.waiting.pop_front().expect("looked at");
+                if held.ack {
+                    acks = Some(acks.map_or((held.tag, held.tag), |(first, _)| (first, held.tag)));
+                    continue;
+                }
+                if let Some((first, last)) = acks.take() {
+                    self.write_ack(ch, first, last);
+                }
+                self.write_nack(ch, held.tag);
+            }
+            if let Some((first, last)) = acks {
+                self.write_ack(ch, first, last);
+            }
+        }
+    }
+
+    fn write_nack(&mut self, channel: u16, tag: u64) {
+        codec::write_method(
+            &mut self.out,
+            channel,
+            AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                delivery_tag: tag,
+                multiple: false,
+                requeue: false,
+            })),
+        );
     }
 
     fn write_ack(&mut self, channel: u16, first: u64, last: u64) {
@@ -638,6 +717,7 @@ impl Connection {
                 state.closing = true;
                 state.content = None;
                 state.pending_acks = None;
+                state.waiting.clear();
             }
             codec::write_method(
                 &mut self.out,
@@ -1378,15 +1458,16 @@ impl Connection {
             );
         }
         if let Some(tag) = confirm_tag {
-            if outcome.rejected {
-                self.reply(
-                    ch,
-                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag: tag,
-                        multiple: false,
-                        requeue: false,
-                    })),
-                );
+            let state = self.channels.get_mut(&ch).expect("open");
+            if outcome.durable_at.is_some() || !state.waiting.is_empty() {
+                // Confirms already written or pending are for earlier tags, so order holds.
+                state.waiting.push_back(HeldConfirm {
+                    tag,
+                    ticket: outcome.durable_at.unwrap_or(0),
+                    ack: !outcome.rejected,
+                });
+            } else if outcome.rejected {
+                self.write_nack(ch, tag);
             } else {
                 let state = self.channels.get_mut(&ch).expect("open");
                 state.pending_acks = Some(match state.pending_acks {

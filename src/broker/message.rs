@@ -40,6 +40,8 @@ pub struct QueuedMessage {
     pub message: Arc<Message>,
     pub expires_at: Option<Instant>,
     pub redelivered: bool,
+    /// Kept by the store (persistent, in a durable queue): leaving the queue is recorded.
+    pub stored: bool,
 }
 
 /// Builds the message a queue dead-letters: the `x-death` history updated as RabbitMQ does

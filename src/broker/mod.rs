@@ -8,17 +8,20 @@
 pub mod args;
 pub mod error;
 pub mod exchange;
+pub mod journal;
 pub mod message;
 pub mod queue;
 mod state;
+pub mod store;
 pub mod vhost;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
@@ -29,6 +32,7 @@ pub use state::{
 
 use crate::events::{ConnectionId, EventBus, EventReader};
 use state::State;
+use store::Store;
 
 /// How a user's password is kept.
 #[derive(Clone, Debug)]
@@ -73,6 +77,8 @@ pub struct BrokerConfig {
     pub vhosts: Vec<String>,
     pub users: Vec<User>,
     pub event_capacity: usize,
+    /// Where durable things are kept (see [`store`]); None keeps nothing on disk.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -86,6 +92,7 @@ impl Default for BrokerConfig {
                 vhosts: vec!["/".into()],
             }],
             event_capacity: crate::events::DEFAULT_CAPACITY,
+            data_dir: None,
         }
     }
 }
@@ -199,21 +206,132 @@ pub struct Broker {
     events: EventBus,
     config: BrokerConfig,
     next_connection: AtomicU64,
+    store: Option<Store>,
+    /// Bumped by [`Broker::restart`]: every client connection closes with 320.
+    restarts: watch::Sender<u64>,
+}
+
+/// The state, locked. Dropping it hands what changed on durable things to the store, still
+/// under the lock, so the store sees changes in the order they were made.
+struct Locked<'a> {
+    state: MutexGuard<'a, State>,
+    store: Option<&'a Store>,
+}
+
+impl Locked<'_> {
+    /// Hands the changes made so far to the store; returns their ticket when one of them must
+    /// be on disk before a publisher is told (see [`Store::durable`]).
+    fn commit(&mut self) -> Option<u64> {
+        let store = self.store?;
+        let ops = self.state.take_journal()?;
+        let sync = ops.iter().any(journal::StoreOp::needs_sync);
+        let ticket = store.submit(ops);
+        sync.then_some(ticket)
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.commit();
+    }
 }
 
 impl Broker {
+    /// A broker. Panics when `config.data_dir` cannot be opened; [`Broker::open`] says why
+    /// instead.
     pub fn new(config: BrokerConfig) -> Arc<Broker> {
+        Broker::open(config).unwrap_or_else(|e| panic!("cannot open the data directory: {e}"))
+    }
+
+    /// A broker, with what its data directory kept (if it has one) already in place.
+    pub fn open(config: BrokerConfig) -> std::io::Result<Arc<Broker>> {
         let events = EventBus::new(config.event_capacity);
-        let mut vhosts = vec!["/".to_string()];
-        vhosts.extend(config.vhosts.iter().cloned());
+        let mut state = State::new(&Broker::vhosts_of(&config), events.clone());
+        let store = match &config.data_dir {
+            Some(dir) => {
+                let (store, image) = Store::open(dir)?;
+                state.keep_journal();
+                state.restore(&image);
+                tracing::info!(
+                    dir = %dir.display(),
+                    messages = image.message_count(),
+                    "recovered the durable exchanges, queues and messages"
+                );
+                Some(store)
+            }
+            None => None,
+        };
         let broker = Arc::new(Broker {
-            state: Mutex::new(State::new(&vhosts, events.clone())),
+            state: Mutex::new(state),
             events,
             config,
             next_connection: AtomicU64::new(1),
+            store,
+            restarts: watch::channel(0).0,
         });
         Broker::start_timer(&broker);
-        broker
+        Ok(broker)
+    }
+
+    fn vhosts_of(config: &BrokerConfig) -> Vec<String> {
+        let mut vhosts = vec!["/".to_string()];
+        vhosts.extend(config.vhosts.iter().cloned());
+        vhosts
+    }
+
+    /// Restarts the broker in place, as stopping and starting the process would: every client
+    /// connection is closed with 320 CONNECTION_FORCED, and the state is rebuilt from the
+    /// store, so only durable exchanges, queues and bindings and the persistent messages of
+    /// durable queues are left (unacked ones come back redelivered). Readers of the event
+    /// stream see everything deleted and the survivors declared again.
+    ///
+    /// Without a store, the broker keeps the same things in memory as if they had been on
+    /// disk: a restart then shows what a durable broker would keep, with nothing written.
+    pub fn restart(&self) -> std::io::Result<()> {
+        self.restarts.send_modify(|n| *n += 1);
+        let mut state = self.lock();
+        state.commit();
+        let image = match &self.store {
+            Some(store) => store.reload()?,
+            None => state.image(),
+        };
+        state.announce_gone("broker restart");
+        let mut fresh = State::new(&Broker::vhosts_of(&self.config), self.events.clone());
+        if self.store.is_some() {
+            fresh.keep_journal();
+        }
+        fresh.restore(&image);
+        *state.state = fresh;
+        tracing::info!(messages = image.message_count(), "broker restarted");
+        Ok(())
+    }
+
+    /// Changes each time [`Broker::restart`] starts: client connections watch it to close.
+    pub fn restarts(&self) -> watch::Receiver<u64> {
+        self.restarts.subscribe()
+    }
+
+    /// The store's progress (None without a store): see [`Store::durable`].
+    pub fn durable(&self) -> Option<watch::Receiver<u64>> {
+        self.store.as_ref().map(Store::durable)
+    }
+
+    /// The data directory, when the broker keeps one.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.store.as_ref().map(Store::dir)
     }
 
     /// A new reader of the event stream.
@@ -225,11 +343,16 @@ impl Broker {
         &self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock must not take every other client down with it.
-        self.state
+        let state = self
+            .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Locked {
+            state,
+            store: self.store.as_ref(),
+        }
     }
 
     /// Expires messages and queues. Runs on the tokio runtime the broker was created in, if any,
@@ -329,6 +452,11 @@ impl Broker {
 
     pub fn close_connection(&self, connection: ConnectionId, reason: &str) {
         self.lock().close_connection(connection, reason);
+    }
+
+    /// Whether a connection is still open (a restart closes them all).
+    pub fn is_open(&self, connection: ConnectionId) -> bool {
+        self.lock().has_connection(connection)
     }
 
     /// The writer of a stalled connection has room again: deliver to its consumers.
@@ -485,7 +613,8 @@ impl Broker {
         properties: amq_protocol::protocol::BasicProperties,
         body: bytes::Bytes,
     ) -> AmqpResult<PublishOutcome> {
-        self.lock().basic_publish(
+        let mut state = self.lock();
+        let mut outcome = state.basic_publish(
             connection,
             channel,
             exchange,
@@ -493,7 +622,9 @@ impl Broker {
             mandatory,
             properties,
             body,
-        )
+        )?;
+        outcome.durable_at = state.commit();
+        Ok(outcome)
     }
 
     pub fn basic_get(

@@ -211,6 +211,11 @@ impl Queue {
         deque.insert(at, message);
     }
 
+    /// Every ready message, level by level.
+    pub fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
+        self.levels.iter().flatten()
+    }
+
     /// The message that would be delivered next.
     pub fn peek(&self) -> Option<&QueuedMessage> {
         self.levels.iter().rev().find_map(|d| d.front())

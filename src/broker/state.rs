@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoreOp, StoredMessage};
 use super::message::{dead_lettered, Message, QueuedMessage};
 use super::queue::{Consumer, Overflow, Queue, QueueLimits};
 use super::vhost::Vhost;
@@ -73,6 +74,9 @@ pub struct PublishOutcome {
     pub returned: bool,
     /// A full queue refused it (reject-publish): in confirm mode, nack instead of ack.
     pub rejected: bool,
+    /// The store ticket to wait for before confirming (see [`super::Broker::durable`]): the
+    /// message is persistent and reached a durable queue.
+    pub durable_at: Option<u64>,
 }
 
 /// basic.get-ok.
@@ -133,6 +137,8 @@ pub struct State {
     events: EventBus,
     next_seq: u64,
     next_message_id: u64,
+    /// Changes to durable things, for the store to write; None when nothing is stored.
+    journal: Option<Vec<StoreOp>>,
 }
 
 fn random_suffix() -> String {
@@ -162,6 +168,34 @@ impl State {
             events,
             next_seq: 0,
             next_message_id: 0,
+            journal: None,
+        }
+    }
+
+    /// From now on, record what the store must keep.
+    pub fn keep_journal(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// The changes recorded since the last call (None when there are none).
+    pub fn take_journal(&mut self) -> Option<Vec<StoreOp>> {
+        match &mut self.journal {
+            Some(ops) if !ops.is_empty() => Some(std::mem::take(ops)),
+            _ => None,
+        }
+    }
+
+    fn record(&mut self, op: impl FnOnce() -> StoreOp) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(op());
+        }
+    }
+
+    /// The vhost map's shared copy of a vhost's name.
+    fn vhost_key(&self, vhost: &str) -> Arc<str> {
+        match self.vhosts.get_key_value(vhost) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(vhost),
         }
     }
 
@@ -282,6 +316,10 @@ impl State {
                 reason: reason.to_string(),
             }
         });
+    }
+
+    pub fn has_connection(&self, id: ConnectionId) -> bool {
+        self.connections.contains_key(&id)
     }
 
     pub fn resume_connection(&mut self, id: ConnectionId) {
@@ -460,7 +498,18 @@ impl State {
             spec.internal,
             spec.arguments.clone(),
         );
-        vhost.exchanges.insert(exchange.name.clone(), exchange);
+        let name = exchange.name.clone();
+        vhost.exchanges.insert(name.clone(), exchange);
+        if spec.durable {
+            self.record(|| StoreOp::ExchangeDeclared {
+                vhost: vhost_name.clone(),
+                name,
+                kind: kind.as_str().into(),
+                auto_delete: spec.auto_delete,
+                internal: spec.internal,
+                arguments: spec.arguments.clone(),
+            });
+        }
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::ExchangeDeclared {
                 name: spec.name.as_str().into(),
@@ -512,6 +561,10 @@ impl State {
             });
         }
         for deleted in std::iter::once(Arc::from(name)).chain(also) {
+            self.record(|| StoreOp::ExchangeDeleted {
+                vhost: vhost_name.clone(),
+                name: deleted.clone(),
+            });
             self.emit(&vhost_name, Some(connection), Some(channel), || {
                 EventKind::ExchangeDeleted { name: deleted }
             });
@@ -583,7 +636,16 @@ impl State {
             self.checked_binding(connection, channel, source, target, routing_key, arguments)?;
         let info = binding.info(source);
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
+        let image = vhost
+            .is_durable_binding(source, &binding)
+            .then(|| BindingImage::of(source, &binding));
         if vhost.add_binding(source, binding) {
+            if let Some(binding) = image {
+                self.record(|| StoreOp::BindingAdded {
+                    vhost: vhost_name.clone(),
+                    binding,
+                });
+            }
             self.emit(&vhost_name, Some(connection), Some(channel), || {
                 EventKind::BindingCreated(info)
             });
@@ -605,6 +667,16 @@ impl State {
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if vhost.remove_binding(source, &binding) {
             let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);
+            self.record(|| StoreOp::BindingRemoved {
+                vhost: vhost_name.clone(),
+                binding: BindingImage::of(source, &binding),
+            });
+            for name in &deleted {
+                self.record(|| StoreOp::ExchangeDeleted {
+                    vhost: vhost_name.clone(),
+                    name: name.clone(),
+                });
+            }
             let info = binding.info(source);
             self.emit(&vhost_name, Some(connection), Some(channel), || {
                 EventKind::BindingDeleted(info)
@@ -706,7 +778,16 @@ impl State {
             spec.arguments.clone(),
             limits,
         );
-        vhost.queues.insert(queue.name.clone(), queue);
+        let queue_name = queue.name.clone();
+        vhost.queues.insert(queue_name.clone(), queue);
+        if spec.durable && !spec.exclusive {
+            self.record(|| StoreOp::QueueDeclared {
+                vhost: vhost_name.clone(),
+                name: queue_name,
+                auto_delete: spec.auto_delete,
+                arguments: spec.arguments.clone(),
+            });
+        }
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::QueueDeclared {
                 name: Arc::from(name.as_str()),
@@ -738,7 +819,18 @@ impl State {
             .get_mut(name.as_str())
             .ok_or_else(|| missing_queue(&vhost_name, &name))?;
         Self::check_owner(q, connection, &vhost_name)?;
-        let count = q.drain().len() as u32;
+        let drained = q.drain();
+        let count = drained.len() as u32;
+        if let Some(journal) = &mut self.journal {
+            let queue_name = q.name.clone();
+            for m in drained.iter().filter(|m| m.stored) {
+                journal.push(StoreOp::Removed {
+                    vhost: vhost_name.clone(),
+                    queue: queue_name.clone(),
+                    seq: m.seq,
+                });
+            }
+        }
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::QueuePurged {
                 name: name.into(),
@@ -809,6 +901,12 @@ impl State {
                 },
             );
         }
+        if queue.durable {
+            self.record(|| StoreOp::QueueDeleted {
+                vhost: Arc::from(vhost_name),
+                name: queue.name.clone(),
+            });
+        }
         for info in removed_bindings {
             self.emit(vhost_name, by, None, || EventKind::BindingDeleted(info));
         }
@@ -816,6 +914,10 @@ impl State {
             name: name.into(),
         });
         for name in deleted_exchanges {
+            self.record(|| StoreOp::ExchangeDeleted {
+                vhost: Arc::from(vhost_name),
+                name: name.clone(),
+            });
             self.emit(vhost_name, by, None, || EventKind::ExchangeDeleted { name });
         }
         queue.ready() as u32
@@ -1138,6 +1240,7 @@ impl State {
         PublishOutcome {
             returned: mandatory,
             rejected: false,
+            durable_at: None,
         }
     }
 
@@ -1150,6 +1253,7 @@ impl State {
         message: Arc<Message>,
         work: &mut VecDeque<(Arc<str>, Arc<str>)>,
     ) -> bool {
+        let journal_vhost = self.journal.is_some().then(|| self.vhost_key(vhost_name));
         let Some(q) = self
             .vhosts
             .get_mut(vhost_name)
@@ -1169,22 +1273,35 @@ impl State {
                     message,
                     expires_at: None,
                     redelivered: false,
+                    stored: false,
                 };
                 self.dead_letter(vhost_name, queue, qm, DeadLetterReason::Maxlen, work);
             }
             return true;
         }
-        let ttl = match (q.limits.message_ttl, message.expiration()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let ttl = message_ttl(&q.limits, &message);
         self.next_seq += 1;
         let now = Instant::now();
+        let stored = journal_vhost.is_some()
+            && q.durable
+            && q.owner.is_none()
+            && message.properties.delivery_mode() == &Some(2);
+        if let (true, Some(journal), Some(vhost)) = (stored, &mut self.journal, journal_vhost) {
+            {
+                journal.push(StoreOp::Enqueued {
+                    vhost,
+                    queue: q.name.clone(),
+                    seq: self.next_seq,
+                    message: message.clone(),
+                });
+            }
+        }
         q.push_back(QueuedMessage {
             seq: self.next_seq,
             message,
             expires_at: ttl.map(|t| now + t),
             redelivered: false,
+            stored,
         });
         q.stats.published += 1;
         let mut dropped = Vec::new();
@@ -1211,6 +1328,13 @@ impl State {
         reason: DeadLetterReason,
         work: &mut VecDeque<(Arc<str>, Arc<str>)>,
     ) {
+        if qm.stored {
+            self.record(|| StoreOp::Removed {
+                vhost: Arc::from(vhost_name),
+                queue: Arc::from(queue),
+                seq: qm.seq,
+            });
+        }
         let id = qm.message.id;
         let (dlx, dlrk) = match self
             .vhosts
@@ -1377,6 +1501,14 @@ impl State {
             let redelivered = message.redelivered;
             let message_id = message.message.id;
             let payload = message.message.clone();
+            if let (true, Some(journal)) = (message.stored, &mut self.journal) {
+                let (vhost, queue, seq) = (Arc::from(vhost_name), q.name.clone(), message.seq);
+                if consumer.no_ack {
+                    journal.push(StoreOp::Removed { vhost, queue, seq });
+                } else if !message.redelivered {
+                    journal.push(StoreOp::Delivered { vhost, queue, seq });
+                }
+            }
             if !consumer.no_ack {
                 consumer.unacked += 1;
                 q.unacked += 1;
@@ -1455,10 +1587,18 @@ impl State {
         let Some(message) = taken else {
             return Ok(None);
         };
+        let redelivered = message.redelivered;
+        if let (true, Some(journal)) = (message.stored, &mut self.journal) {
+            let (vhost, queue, seq) = (vhost_name.clone(), queue_name.clone(), message.seq);
+            if no_ack {
+                journal.push(StoreOp::Removed { vhost, queue, seq });
+            } else if !redelivered {
+                journal.push(StoreOp::Delivered { vhost, queue, seq });
+            }
+        }
         let ch = self.channel(connection, channel)?;
         ch.delivery_tags += 1;
         let delivery_tag = ch.delivery_tags;
-        let redelivered = message.redelivered;
         let payload = message.message.clone();
         if !no_ack {
             ch.unacked.insert(
@@ -1571,6 +1711,13 @@ impl State {
                     }
                 }
                 work.push_back((vhost_name.clone(), u.queue.clone()));
+                if matches!(how, Settle::Ack) && u.message.stored {
+                    self.record(|| StoreOp::Removed {
+                        vhost: vhost_name.clone(),
+                        queue: u.queue.clone(),
+                        seq: u.message.seq,
+                    });
+                }
                 if !matches!(how, Settle::Ack) {
                     self.dead_letter(
                         &vhost_name,
@@ -1634,6 +1781,187 @@ impl State {
         next
     }
 
+    // ---- restart ----
+
+    /// Rebuilds what `image` holds, as a broker starting from its store does: durable
+    /// exchanges, queues and bindings, and each queue's persistent messages in their order
+    /// (those delivered before marked redelivered). Nothing is recorded: the store has it.
+    /// A message's TTL starts again from now.
+    pub fn restore(&mut self, image: &Image) {
+        let mut events = Vec::new();
+        let now = Instant::now();
+        for (vhost_name, v) in &image.vhosts {
+            let Some(vhost) = self.vhosts.get_mut(&**vhost_name) else {
+                tracing::warn!(vhost = %vhost_name, "the store holds a vhost this broker does not have; skipped");
+                continue;
+            };
+            for (name, x) in &v.exchanges {
+                let Some(kind) = ExchangeKind::parse(&x.kind) else {
+                    continue;
+                };
+                let arguments = x.arguments.clone();
+                let exchange =
+                    Exchange::new(name, kind, true, x.auto_delete, x.internal, arguments);
+                vhost.exchanges.insert(exchange.name.clone(), exchange);
+                events.push((
+                    vhost_name.clone(),
+                    EventKind::ExchangeDeclared {
+                        name: name.clone(),
+                        kind: kind.as_str().into(),
+                        durable: true,
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: args::pairs(&x.arguments),
+                    },
+                ));
+            }
+            for (name, q) in &v.queues {
+                let Ok(limits) = QueueLimits::parse(name, vhost_name, &q.arguments) else {
+                    continue;
+                };
+                let arguments = q.arguments.clone();
+                let mut queue = Queue::new(name, true, q.auto_delete, None, arguments, limits);
+                for (seq, kept) in &q.messages {
+                    self.next_message_id += 1;
+                    let mut message = Message::clone(&kept.message);
+                    message.id = self.next_message_id;
+                    let expires_at = message_ttl(&queue.limits, &message).map(|t| now + t);
+                    queue.push_back(QueuedMessage {
+                        seq: *seq,
+                        message: Arc::new(message),
+                        expires_at,
+                        redelivered: kept.redelivered,
+                        stored: self.journal.is_some(),
+                    });
+                    self.next_seq = self.next_seq.max(*seq);
+                }
+                vhost.queues.insert(queue.name.clone(), queue);
+                events.push((
+                    vhost_name.clone(),
+                    EventKind::QueueDeclared {
+                        name: name.clone(),
+                        durable: true,
+                        exclusive: false,
+                        auto_delete: q.auto_delete,
+                        arguments: args::pairs(&q.arguments),
+                    },
+                ));
+            }
+            for b in &v.bindings {
+                let binding =
+                    Binding::new(b.destination.clone(), &b.routing_key, b.arguments.clone());
+                let info = binding.info(&b.source);
+                if vhost.add_binding(&b.source, binding) {
+                    events.push((vhost_name.clone(), EventKind::BindingCreated(info)));
+                }
+            }
+        }
+        for (vhost, kind) in events {
+            self.emit(&vhost, None, None, || kind);
+        }
+    }
+
+    /// What a restart keeps, taken from the running broker (for a broker without a store):
+    /// durable exchanges and queues, bindings between durable ends, and the persistent
+    /// messages of durable queues, ready or unacked (those come back redelivered).
+    pub fn image(&self) -> Image {
+        let mut image = Image::default();
+        let persistent = |m: &Message| m.properties.delivery_mode() == &Some(2);
+        for (vhost_name, v) in &self.vhosts {
+            let kept = image.vhosts.entry(vhost_name.clone()).or_default();
+            for (name, x) in &v.exchanges {
+                if x.durable && !is_predeclared(name) {
+                    let exchange = ExchangeImage {
+                        kind: x.kind.as_str().into(),
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: x.arguments.clone(),
+                    };
+                    kept.exchanges.insert(name.clone(), exchange);
+                }
+            }
+            for (name, q) in &v.queues {
+                if !q.durable || q.owner.is_some() {
+                    continue;
+                }
+                let messages = q
+                    .iter()
+                    .filter(|m| persistent(&m.message))
+                    .map(|m| {
+                        let stored = StoredMessage {
+                            message: m.message.clone(),
+                            redelivered: m.redelivered,
+                        };
+                        (m.seq, stored)
+                    })
+                    .collect();
+                let queue = QueueImage {
+                    auto_delete: q.auto_delete,
+                    arguments: q.arguments.clone(),
+                    messages,
+                };
+                kept.queues.insert(name.clone(), queue);
+            }
+            for (source, x) in &v.exchanges {
+                for b in x.router.bindings() {
+                    if v.is_durable_binding(source, &b) {
+                        kept.bindings.push(BindingImage::of(source, &b));
+                    }
+                }
+            }
+        }
+        for ((connection, _), channel) in &self.channels {
+            let Some(vhost) = self.connections.get(connection).map(|c| &c.vhost) else {
+                continue;
+            };
+            for u in channel.unacked.values() {
+                let queue = image
+                    .vhosts
+                    .get_mut(vhost)
+                    .and_then(|v| v.queues.get_mut(&u.queue));
+                if let (Some(queue), true) = (queue, persistent(&u.message.message)) {
+                    let stored = StoredMessage {
+                        message: u.message.message.clone(),
+                        redelivered: true,
+                    };
+                    queue.messages.insert(u.message.seq, stored);
+                }
+            }
+        }
+        image
+    }
+
+    /// Tells readers that everything this state held is gone, before a restart replaces it:
+    /// connections close, bindings, queues and exchanges are deleted.
+    pub fn announce_gone(&self, reason: &str) {
+        let mut connections: Vec<_> = self.connections.iter().collect();
+        connections.sort_by_key(|(id, _)| **id);
+        for (id, c) in connections {
+            self.emit(&c.vhost, Some(*id), None, || EventKind::ConnectionClosed {
+                reason: reason.to_string(),
+            });
+        }
+        for (vhost_name, v) in &self.vhosts {
+            for (source, x) in &v.exchanges {
+                for b in x.router.bindings() {
+                    self.emit(vhost_name, None, None, || {
+                        EventKind::BindingDeleted(b.info(source))
+                    });
+                }
+            }
+            for name in v.queues.keys() {
+                self.emit(vhost_name, None, None, || EventKind::QueueDeleted {
+                    name: name.clone(),
+                });
+            }
+            for name in v.exchanges.keys().filter(|x| !is_predeclared(x)) {
+                self.emit(vhost_name, None, None, || EventKind::ExchangeDeleted {
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+
     // ---- inspection ----
 
     pub fn snapshot(&self) -> Snapshot {
@@ -1692,6 +2020,19 @@ impl State {
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot { vhosts }
     }
+}
+
+/// How long a message may wait in a queue: the shorter of the queue's and its own TTL.
+fn message_ttl(limits: &QueueLimits, message: &Message) -> Option<std::time::Duration> {
+    match (limits.message_ttl, message.expiration()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The exchanges every vhost has from the start; they are never stored.
+fn is_predeclared(exchange: &str) -> bool {
+    exchange.is_empty() || exchange.starts_with("amq.")
 }
 
 /// The first queue argument RabbitMQ checks for equivalence that differs, if any, with

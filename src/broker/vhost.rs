@@ -149,6 +149,19 @@ impl Vhost {
         }
     }
 
+    /// Whether a binding outlives a restart: both its ends are durable.
+    pub fn is_durable_binding(&self, source: &str, binding: &Binding) -> bool {
+        let source_durable = self.exchanges.get(source).is_some_and(|x| x.durable);
+        let destination_durable = match &binding.destination {
+            Destination::Queue(q) => self
+                .queues
+                .get(q)
+                .is_some_and(|q| q.durable && q.owner.is_none()),
+            Destination::Exchange(x) => self.exchanges.get(x).is_some_and(|x| x.durable),
+        };
+        source_durable && destination_durable
+    }
+
     /// Adds a binding unless an identical one exists; returns whether it was added.
     pub fn add_binding(&mut self, source: &str, binding: Binding) -> bool {
         let Some((source_name, exchange)) = self.exchanges.get_key_value_mut_compat(source) else {

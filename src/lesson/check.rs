@@ -14,6 +14,8 @@ pub struct LessonCheck {
     /// One line per failed expectation or error, like
     /// `lessons/06-topic.yaml: step 3 ("Nothing matches"): expect.routed: expected [] but ...`.
     pub failures: Vec<String>,
+    /// Notes on steps that ran differently (a restart skipped on RabbitMQ), one line each.
+    pub notes: Vec<String>,
 }
 
 impl LessonCheck {
@@ -38,6 +40,7 @@ pub async fn check_lesson(lesson: &Lesson, target: Target, lang: Lang) -> Lesson
         id: lesson.id.clone(),
         path: lesson.source.clone(),
         failures: Vec::new(),
+        notes: Vec::new(),
     };
     let mut run = match LessonRun::start(lesson.clone(), target).await {
         Ok(run) => run,
@@ -54,6 +57,9 @@ pub async fn check_lesson(lesson: &Lesson, target: Target, lang: Lang) -> Lesson
                 let label = step_label(lesson, index, lang);
                 for failure in report.failures() {
                     check.failures.push(format!("{file}: {label}: {failure}"));
+                }
+                for note in &report.notes {
+                    check.notes.push(format!("{file}: {label}: {note}"));
                 }
             }
             Err(e) => {

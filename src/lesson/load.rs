@@ -650,6 +650,7 @@ fn validate_action(
         Action::DeleteQueue(q) => short(here, "name", &q.name),
         Action::Purge(p) => short(here, "queue", &p.queue),
         Action::Get(g) => short(here, "queue", &g.queue),
+        Action::Restart(_) => Ok(()),
         Action::Wait(w) => {
             if w.ms > MAX_WAIT_MS {
                 return problem(

@@ -146,6 +146,8 @@ pub struct StepReport {
     pub predict_ok: Option<bool>,
     /// The same as a check, for reporting.
     pub predict_check: Option<CheckResult>,
+    /// What the reader should know about how the step ran (say, a restart that was skipped).
+    pub notes: Vec<String>,
 }
 
 impl StepReport {
@@ -305,7 +307,8 @@ impl LessonRun {
         }
         delete_lesson_objects(&self.url, &self.lesson).await?;
         let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
-        let mut client = Client::connect(&self.url, &self.lesson.id, tap).await?;
+        let mut client =
+            Client::connect(&self.url, &self.lesson.id, self.broker.clone(), tap).await?;
         if let Err(e) = client.setup(&self.lesson).await {
             client.close().await;
             return Err(e);
@@ -496,6 +499,24 @@ fn short(text: &str) -> Result<ShortString, String> {
 }
 
 /// "404 NOT_FOUND - no queue 'q' in vhost '/'" for a broker error, lapin's words otherwise.
+/// Stops and starts the RabbitMQ on this machine, and waits until it is up.
+async fn restart_rabbitmq() -> Result<(), String> {
+    for command in ["stop_app", "start_app", "await_startup"] {
+        let output = tokio::process::Command::new("rabbitmqctl")
+            .arg(command)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run rabbitmqctl to restart RabbitMQ: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "rabbitmqctl {command}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn amqp_error(e: &lapin::Error) -> String {
     match e.kind() {
         lapin::ErrorKind::ProtocolError(p) => format!("{} {}", p.get_id(), p.get_message()),
@@ -525,6 +546,10 @@ struct ConsumerHandle {
 }
 
 struct Client {
+    url: String,
+    lesson_id: String,
+    /// The embedded broker, restarted in place by `restart`; None on RabbitMQ.
+    broker: Option<Arc<Broker>>,
     connection: Connection,
     /// Declares, binds, deletes, purges.
     control: Option<Channel>,
@@ -544,7 +569,14 @@ struct Client {
     got: Vec<Vec<u8>>,
     /// Each consumer's `received` when the step began.
     received_before: BTreeMap<String, u64>,
+    /// This step's notes for the report.
+    notes: Vec<String>,
+    /// The step's expectations cannot be checked (its restart was skipped).
+    unchecked: bool,
 }
+
+/// Set to 1 to let lessons restart a RabbitMQ on this machine with `rabbitmqctl`.
+pub const RESTART_RABBITMQ: &str = "RABBITSCOPE_RESTART_RABBITMQ";
 
 fn lock(inbox: &Mutex<Inbox>) -> std::sync::MutexGuard<'_, Inbox> {
     inbox
@@ -553,7 +585,12 @@ fn lock(inbox: &Mutex<Inbox>) -> std::sync::MutexGuard<'_, Inbox> {
 }
 
 impl Client {
-    async fn connect(url: &str, lesson_id: &str, tap: &mut Tap) -> Result<Client, RunError> {
+    async fn connect(
+        url: &str,
+        lesson_id: &str,
+        broker: Option<Arc<Broker>>,
+        tap: &mut Tap,
+    ) -> Result<Client, RunError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("rabbitscope lesson {lesson_id}").into());
         let connection = timed(Connection::connect(url, properties))
@@ -561,6 +598,9 @@ impl Client {
             .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
         let publisher = Self::open_publisher(&connection).await?;
         let mut client = Client {
+            url: url.to_string(),
+            lesson_id: lesson_id.to_string(),
+            broker,
             connection,
             control: None,
             getter: None,
@@ -572,9 +612,61 @@ impl Client {
             routed: 0,
             got: Vec::new(),
             received_before: BTreeMap::new(),
+            notes: Vec::new(),
+            unchecked: false,
         };
         client.identify(tap).await?;
         Ok(client)
+    }
+
+    /// Restarts the broker, then connects again as any client of a restarted broker must.
+    ///
+    /// The embedded broker restarts in place ([`Broker::restart`]). A RabbitMQ is restarted
+    /// with `rabbitmqctl stop_app` and `start_app` only when [`RESTART_RABBITMQ`] is 1: it is
+    /// often shared (tests, other users), and a restart closes everybody's connections.
+    /// Otherwise the step notes that it was not restarted and its expectations go unchecked.
+    async fn restart(&mut self, tap: &mut Tap) -> Result<(), String> {
+        match &self.broker {
+            Some(broker) => {
+                let broker = broker.clone();
+                tokio::task::spawn_blocking(move || broker.restart())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("the broker could not restart: {e}"))?;
+            }
+            None => {
+                if std::env::var_os(RESTART_RABBITMQ).is_none_or(|v| v != "1") {
+                    self.notes.push(format!(
+                        "RabbitMQ was not restarted, so this step's expectations were not \
+                         checked (a restart closes every client's connections; set \
+                         {RESTART_RABBITMQ}=1 to restart it with rabbitmqctl)"
+                    ));
+                    self.unchecked = true;
+                    return Ok(());
+                }
+                restart_rabbitmq().await?;
+                // The firehose's connection went with the restart.
+                let firehose = Firehose::open(&self.url).await?;
+                *tap = Tap::Firehose(Box::new(firehose));
+            }
+        }
+        self.reconnect(tap).await.map_err(|e| e.to_string())
+    }
+
+    /// A new connection in place of one the broker closed; consumers are gone with the old.
+    async fn reconnect(&mut self, tap: &mut Tap) -> Result<(), RunError> {
+        for handle in std::mem::take(&mut self.consumers).into_values() {
+            handle.reader.abort();
+        }
+        let fresh = Client::connect(&self.url, &self.lesson_id, self.broker.clone(), tap).await?;
+        let old = std::mem::replace(self, fresh);
+        // What the step did before the restart still counts.
+        self.publishes = old.publishes;
+        self.routed = old.routed;
+        self.got = old.got;
+        self.notes = old.notes;
+        self.unchecked = old.unchecked;
+        Ok(())
     }
 
     /// A channel in confirm mode, so each publish is known routed (or returned) once confirmed.
@@ -905,6 +997,8 @@ impl Client {
         self.routed = 0;
         self.got.clear();
         self.received_before.clear();
+        self.notes.clear();
+        self.unchecked = false;
         for (name, handle) in &self.consumers {
             let mut inbox = lock(&handle.inbox);
             inbox.bodies.clear();
@@ -926,7 +1020,14 @@ impl Client {
                 step: Some(index),
                 message,
             })?;
-        Ok(self.report(index, step).await)
+        let mut report = self.report(index, step).await;
+        report.notes = std::mem::take(&mut self.notes);
+        if self.unchecked {
+            report.checks.clear();
+            report.predict_check = None;
+            report.predict_ok = None;
+        }
+        Ok(report)
     }
 
     async fn act(&mut self, action: &Action, tap: &mut Tap) -> Result<(), String> {
@@ -1050,6 +1151,7 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(w.ms)).await;
                 Ok(())
             }
+            Action::Restart(_) => self.restart(tap).await,
         }
     }
 

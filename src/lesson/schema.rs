@@ -286,6 +286,7 @@ pub enum Action {
     Reject(Nack),
     Get(Get),
     Wait(Wait),
+    Restart(Restart),
 }
 
 /// Every action's key, in the order of the format.
@@ -307,6 +308,7 @@ pub const ACTIONS: &[&str] = &[
     "reject",
     "get",
     "wait",
+    "restart",
 ];
 
 impl<'de> Deserialize<'de> for Action {
@@ -349,6 +351,7 @@ impl<'de> serde::de::Visitor<'de> for ActionVisitor {
             "reject" => Action::Reject(map.next_value()?),
             "get" => Action::Get(map.next_value()?),
             "wait" => Action::Wait(map.next_value()?),
+            "restart" => Action::Restart(map.next_value()?),
             other => {
                 return Err(A::Error::custom(format!(
                     "unknown action `{other}`, expected one of {}",
@@ -391,6 +394,7 @@ impl Serialize for Action {
             Action::Nack(v) | Action::Reject(v) => map.serialize_entry(keyword, v)?,
             Action::Get(v) => map.serialize_entry(keyword, v)?,
             Action::Wait(v) => map.serialize_entry(keyword, v)?,
+            Action::Restart(v) => map.serialize_entry(keyword, v)?,
         }
         map.end()
     }
@@ -417,6 +421,7 @@ impl Action {
             Action::Reject(_) => "reject",
             Action::Get(_) => "get",
             Action::Wait(_) => "wait",
+            Action::Restart(_) => "restart",
         }
     }
 }
@@ -579,3 +584,10 @@ pub struct Get {
 pub struct Wait {
     pub ms: u64,
 }
+
+/// `restart: {}`: the broker stops and starts again, as after a power cut it survived. Every
+/// connection is closed (the lesson reconnects; its consumers are gone); only durable
+/// exchanges, queues and bindings and the persistent messages of durable queues are left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restart {}

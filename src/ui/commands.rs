@@ -28,7 +28,10 @@ impl Session {
 
     fn connection(&mut self, vhost: &str) -> Result<ConnectionId, String> {
         if let Some(id) = self.connections.get(vhost) {
-            return Ok(*id);
+            // A restart closes every connection, the program's own too.
+            if self.broker.is_open(*id) {
+                return Ok(*id);
+            }
         }
         let (id, _inbox) = self
             .broker
