@@ -96,6 +96,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["delivered: expected the name of a consumer", "found `wroker` (known: worker)"],
     ),
     ("empty.yaml", "1:1", &["expected a lesson", "found nothing"]),
+    (
+        "empty_vhost.yaml",
+        "6:12",
+        &["vhost: expected a vhost name"],
+    ),
     ("missing_zh.yaml", "7:7", &["steps[1].title: missing field `zh`"]),
     (
         "not_yaml.yaml",
@@ -254,9 +259,23 @@ fn fixtures_pass_on_the_embedded_broker() {
     assert_all_ok(&lessons(&["check", "tests/lessons/ok"]));
 }
 
+/// The fixtures' step in vhost `fx-lab` is the same vhost for every run on RabbitMQ: runs there
+/// take turns.
+static FX_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fx_lab_turn() -> std::sync::MutexGuard<'static, ()> {
+    FX_LAB
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn fixtures_pass_on_rabbitmq() {
+    let _turn = fx_lab_turn();
     assert_all_ok(&check_on_rabbitmq("tests/lessons/ok"));
+    // The run made vhost fx-lab for one step and removed it at the end.
+    let (status, _) = management("GET", "/api/vhosts/fx-lab", "");
+    assert_eq!(status, 404, "fx-lab is left behind");
 }
 
 #[test]
@@ -282,6 +301,7 @@ fn the_fixtures_use_every_action_and_every_expectation() {
         "x-match: all",
         "x-match: any",
         "reply_queue:",
+        "vhost:",
         "failure:",
         "ack: manual",
         "requeue: false",
@@ -344,6 +364,7 @@ fn management(method: &str, path: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn fixtures_pass_on_a_rabbitmq_vhost_of_their_own() {
+    let _turn = fx_lab_turn();
     let vhost = Vhost::new(&format!("rabbitscope-lessons-{}", std::process::id()));
     assert_all_ok(&lessons(&[
         "check",

@@ -209,6 +209,8 @@ pub struct Broker {
     store: Option<Store>,
     /// Bumped by [`Broker::restart`]: every client connection closes with 320.
     restarts: watch::Sender<u64>,
+    /// Vhosts added while running ([`Broker::add_vhost`]) and the user each was made for.
+    added_vhosts: Mutex<Vec<(String, String)>>,
 }
 
 /// The state, locked. Dropping it hands what changed on durable things to the store, still
@@ -281,6 +283,7 @@ impl Broker {
             next_connection: AtomicU64::new(1),
             store,
             restarts: watch::channel(0).0,
+            added_vhosts: Default::default(),
         });
         Broker::start_timer(&broker);
         Ok(broker)
@@ -309,7 +312,9 @@ impl Broker {
             None => state.image(),
         };
         state.announce_gone("broker restart");
-        let mut fresh = State::new(&Broker::vhosts_of(&self.config), self.events.clone());
+        let mut vhosts = Broker::vhosts_of(&self.config);
+        vhosts.extend(self.added_vhosts().into_iter().map(|(vhost, _)| vhost));
+        let mut fresh = State::new(&vhosts, self.events.clone());
         if self.store.is_some() {
             fresh.keep_journal();
         }
@@ -386,6 +391,33 @@ impl Broker {
 
     // ---- users, vhosts, connections ----
 
+    fn added_vhosts(&self) -> Vec<(String, String)> {
+        self.added_vhosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Adds a vhost while running, as `rabbitmqctl add_vhost` and `set_permissions` would, and
+    /// lets `user` open it. Nothing happens to a vhost that exists already. It lasts as long as
+    /// this process (a restart keeps it), not in the data directory.
+    pub fn add_vhost(&self, name: &str, user: &str) {
+        let mut state = self.lock();
+        if !state.vhosts.contains_key(name) {
+            state
+                .vhosts
+                .insert(Arc::from(name), vhost::Vhost::new(name));
+        }
+        let mut added = self
+            .added_vhosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let grant = (name.to_string(), user.to_string());
+        if !added.contains(&grant) {
+            added.push(grant);
+        }
+    }
+
     /// Checks credentials; `from_loopback` says whether the client connected over loopback.
     pub fn authenticate(&self, user: &str, password: &str, from_loopback: bool) -> AmqpResult<()> {
         let refused = || {
@@ -421,7 +453,11 @@ impl Broker {
             .config
             .users
             .iter()
-            .any(|u| u.name == user && u.vhosts.iter().any(|v| v == vhost));
+            .any(|u| u.name == user && u.vhosts.iter().any(|v| v == vhost))
+            || self
+                .added_vhosts()
+                .iter()
+                .any(|(v, u)| v == vhost && u == user);
         if !allowed {
             return Err(AmqpError::not_allowed(format!(
                 "access to vhost '{vhost}' refused for user '{user}'"

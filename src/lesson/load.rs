@@ -354,6 +354,12 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
     let mut consumers: BTreeMap<String, (AckMode, bool)> = BTreeMap::new();
     for (s, step) in lesson.steps.iter().enumerate() {
         let base = vec![key("steps"), Seg::Index(s)];
+        if let Some(vhost) = &step.vhost {
+            if vhost.is_empty() {
+                return problem(at(&base, &[key("vhost")]), "vhost: expected a vhost name");
+            }
+            short(&base, "vhost", vhost)?;
+        }
         for (a, action) in step.actions.iter().enumerate() {
             let here = at(&base, &[key("do"), Seg::Index(a), key(action.keyword())]);
             validate_action(&here, action, &mut consumers)?;

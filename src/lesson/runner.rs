@@ -236,7 +236,18 @@ pub struct LessonRun {
     server: Option<JoinHandle<()>>,
     tap: Option<Tap>,
     client: Option<Client>,
+    /// Clients of the steps that run in another vhost (`vhost:`), each with its own tap.
+    elsewhere: BTreeMap<String, Elsewhere>,
     next_step: usize,
+}
+
+/// A lesson's connection to a vhost other than its own.
+struct Elsewhere {
+    url: String,
+    client: Client,
+    tap: Tap,
+    /// The run made this vhost on a RabbitMQ, so it removes it at the end.
+    created: bool,
 }
 
 impl LessonRun {
@@ -270,6 +281,7 @@ impl LessonRun {
             server,
             tap: Some(tap),
             client: None,
+            elsewhere: BTreeMap::new(),
             next_step: 0,
         };
         if let Err(e) = run.reset().await {
@@ -305,6 +317,7 @@ impl LessonRun {
         if let Some(client) = self.client.take() {
             client.close().await;
         }
+        self.leave_other_vhosts(false).await;
         delete_lesson_objects(&self.url, &self.lesson).await?;
         let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
         let mut client =
@@ -361,11 +374,98 @@ impl LessonRun {
             .steps
             .get(index)
             .ok_or(RunError::NoSuchStep(index))?;
-        let client = self.client.as_mut().ok_or(RunError::NotConnected)?;
-        let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
-        let report = client.run_step(index, step, tap).await;
+        let report = match step.vhost.clone() {
+            Some(vhost) => {
+                let step = step.clone();
+                match self.enter_vhost(&vhost).await {
+                    Ok(other) => other.client.run_step(index, &step, &mut other.tap).await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                let client = self.client.as_mut().ok_or(RunError::NotConnected)?;
+                let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
+                client.run_step(index, step, tap).await
+            }
+        };
         self.next_step += 1;
         report
+    }
+
+    /// The connection to `vhost` for a step that runs there. The first time, the vhost is made
+    /// (as `rabbitmqctl add_vhost` and `set_permissions` would: through the management API on a
+    /// RabbitMQ) and left clean of the lesson's exchanges and queues.
+    async fn enter_vhost(&mut self, vhost: &str) -> Result<&mut Elsewhere, RunError> {
+        if !self.elsewhere.contains_key(vhost) {
+            let mut uri: lapin::uri::AMQPUri = self
+                .url
+                .parse()
+                .map_err(|e| RunError::Connect(format!("{}: {e}", self.url)))?;
+            let user = uri.authority.userinfo.username.clone();
+            uri.vhost = vhost.to_string();
+            let url = uri.to_string();
+            let cannot = |e: String| RunError::Connect(format!("cannot make vhost '{vhost}': {e}"));
+            let (mut tap, created) = match &self.broker {
+                Some(broker) => {
+                    broker.add_vhost(vhost, &user);
+                    (Tap::Events(broker.subscribe()), false)
+                }
+                None => {
+                    let endpoint = crate::remote::Endpoint::new(&self.url, None).map_err(cannot)?;
+                    let api = crate::remote::Management::new(&endpoint)
+                        .map_err(|e| cannot(e.to_string()))?;
+                    let existed = api
+                        .vhost_names()
+                        .await
+                        .map_err(|e| cannot(e.to_string()))?
+                        .iter()
+                        .any(|v| v == vhost);
+                    if !existed {
+                        api.create_vhost(vhost)
+                            .await
+                            .map_err(|e| cannot(e.to_string()))?;
+                    }
+                    api.grant_all(vhost, &user)
+                        .await
+                        .map_err(|e| cannot(e.to_string()))?;
+                    let firehose = Firehose::open(&url).await.map_err(RunError::Connect)?;
+                    (Tap::Firehose(Box::new(firehose)), !existed)
+                }
+            };
+            delete_lesson_objects(&url, &self.lesson).await?;
+            let client =
+                Client::connect(&url, &self.lesson.id, self.broker.clone(), &mut tap).await?;
+            self.elsewhere.insert(
+                vhost.to_string(),
+                Elsewhere {
+                    url,
+                    client,
+                    tap,
+                    created,
+                },
+            );
+        }
+        Ok(self.elsewhere.get_mut(vhost).expect("just made"))
+    }
+
+    /// Closes the connections to other vhosts and deletes the lesson's objects there; at the
+    /// end of the run (`finished`) a vhost the run made on a RabbitMQ goes too.
+    async fn leave_other_vhosts(&mut self, finished: bool) {
+        for (vhost, other) in std::mem::take(&mut self.elsewhere) {
+            other.client.close().await;
+            other.tap.close().await;
+            if finished && other.created {
+                if let Ok(endpoint) = crate::remote::Endpoint::new(&self.url, None) {
+                    if let Ok(api) = crate::remote::Management::new(&endpoint) {
+                        if let Err(e) = api.delete_vhost(&vhost).await {
+                            tracing::warn!(%vhost, error = %e, "could not delete the lesson's vhost");
+                        }
+                    }
+                }
+            } else if let Err(e) = delete_lesson_objects(&other.url, &self.lesson).await {
+                tracing::warn!(%vhost, error = %e, "could not delete the lesson's objects");
+            }
+        }
     }
 
     /// Ends the run: closes the connections, deletes the lesson's exchanges and queues, turns
@@ -375,6 +475,7 @@ impl LessonRun {
         if let Some(client) = self.client.take() {
             client.close().await;
         }
+        self.leave_other_vhosts(true).await;
         if let Err(e) = delete_lesson_objects(&self.url, &self.lesson).await {
             tracing::warn!(error = %e, "could not delete the lesson's exchanges and queues");
         }

@@ -206,6 +206,10 @@ pub struct Step {
     pub actions: Vec<Action>,
     #[serde(default)]
     pub expect: Expect,
+    /// Run this step's actions and check its expectations in this vhost instead of the
+    /// lesson's own (it is made if missing, with the lesson's user allowed in).
+    #[serde(default)]
+    pub vhost: Option<String>,
 }
 
 /// A question asked before the step's actions run: which of `choices` will the step's

@@ -265,6 +265,20 @@ impl Management {
             .map_err(|e| self.error(e))
     }
 
+    /// Lets `user` configure, write and read everything in `vhost`.
+    pub async fn grant_all(&self, vhost: &str, user: &str) -> Result<(), ManagementError> {
+        self.api
+            .grant_permissions(&rabbitmq_http_client::requests::Permissions {
+                user,
+                vhost,
+                configure: ".*",
+                read: ".*",
+                write: ".*",
+            })
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
         self.api
             .delete_vhost(vhost, true)

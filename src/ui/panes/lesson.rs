@@ -100,6 +100,13 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line
     if let Some(title) = &step.title {
         page.text(title.get(lang), theme.title());
     }
+    if let Some(vhost) = &step.vhost {
+        let text = match lang {
+            Lang::En => format!("This step runs in vhost `{vhost}` (v switches the view)."),
+            Lang::Zh => format!("这一步在 vhost `{vhost}` 中运行（按 v 切换界面）。"),
+        };
+        page.push(highlighted(&text, theme));
+    }
     page.blank();
     for paragraph in paragraphs(step.say.get(lang)) {
         page.push(highlighted(&paragraph, theme));
