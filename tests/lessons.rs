@@ -272,10 +272,26 @@ fn fx_lab_turn() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn fixtures_pass_on_rabbitmq() {
     let _turn = fx_lab_turn();
-    assert_all_ok(&check_on_rabbitmq("tests/lessons/ok"));
+    assert_all_ok_on_rabbitmq(&check_on_rabbitmq("tests/lessons/ok"));
     // The run made vhost fx-lab for one step and removed it at the end.
     let (status, _) = management("GET", "/api/vhosts/fx-lab", "");
     assert_eq!(status, 404, "fx-lab is left behind");
+}
+
+/// All ok, and the restart step notes that the RabbitMQ was not restarted: it is shared, so a
+/// lesson restarts it only when asked to.
+fn assert_all_ok_on_rabbitmq(output: &Output) {
+    assert_eq!(output.status.code(), Some(0), "{}", show(output));
+    let text = stdout(output);
+    let (notes, lines): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("    note: "));
+    assert_eq!(lines, OK_LINES, "{}", show(output));
+    assert_eq!(notes.len(), 1, "{}", show(output));
+    assert!(
+        notes[0].contains("step 9 (\"Restart\"): RabbitMQ was not restarted"),
+        "{}",
+        show(output)
+    );
 }
 
 #[test]
@@ -366,7 +382,7 @@ fn management(method: &str, path: &str, body: &str) -> (u16, String) {
 fn fixtures_pass_on_a_rabbitmq_vhost_of_their_own() {
     let _turn = fx_lab_turn();
     let vhost = Vhost::new(&format!("rabbitscope-lessons-{}", std::process::id()));
-    assert_all_ok(&lessons(&[
+    assert_all_ok_on_rabbitmq(&lessons(&[
         "check",
         "tests/lessons/ok",
         "--broker",

@@ -318,6 +318,7 @@ impl Broker {
         if self.store.is_some() {
             fresh.keep_journal();
         }
+        fresh.number_after(&state);
         fresh.restore(&image);
         *state.state = fresh;
         tracing::info!(messages = image.message_count(), "broker restarted");

@@ -172,6 +172,13 @@ impl State {
         }
     }
 
+    /// Goes on numbering messages after `old`, so a restarted broker's events never reuse the
+    /// ids of the messages readers saw before.
+    pub fn number_after(&mut self, old: &State) {
+        self.next_message_id = self.next_message_id.max(old.next_message_id);
+        self.next_seq = self.next_seq.max(old.next_seq);
+    }
+
     /// From now on, record what the store must keep.
     pub fn keep_journal(&mut self) {
         self.journal = Some(Vec::new());

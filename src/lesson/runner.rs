@@ -727,6 +727,8 @@ impl Client {
     /// often shared (tests, other users), and a restart closes everybody's connections.
     /// Otherwise the step notes that it was not restarted and its expectations go unchecked.
     async fn restart(&mut self, tap: &mut Tap) -> Result<(), String> {
+        // The step's publishes so far are reported on the connection about to close.
+        self.collect_routes(tap).await?;
         match &self.broker {
             Some(broker) => {
                 let broker = broker.clone();
