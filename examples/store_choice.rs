@@ -70,7 +70,7 @@ fn message(body: &Bytes) -> Arc<Message> {
         id: 0,
         exchange: "".into(),
         routing_key: "bench".into(),
-        properties: BasicProperties::default().with_delivery_mode(2),
+        properties: Arc::new(BasicProperties::default().with_delivery_mode(2)),
         body: body.clone(),
     })
 }

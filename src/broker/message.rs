@@ -16,7 +16,10 @@ pub struct Message {
     pub id: u64,
     pub exchange: Arc<str>,
     pub routing_key: Arc<str>,
-    pub properties: BasicProperties,
+    /// Shared with the messages before it on the same channel when they carry the same
+    /// properties, as most publishers' messages do: a queue of a million messages then holds
+    /// one copy instead of a million (the struct alone is about 300 bytes).
+    pub properties: Arc<BasicProperties>,
     pub body: Bytes,
 }
 
@@ -111,7 +114,7 @@ pub fn dead_lettered(
         );
     }
 
-    let mut properties = original.properties.clone().with_headers(headers);
+    let mut properties = BasicProperties::clone(&original.properties).with_headers(headers);
     if properties.expiration().is_some() {
         // The generated setters cannot clear a field; rebuild without `expiration`.
         properties = without_expiration(&properties);
@@ -120,7 +123,7 @@ pub fn dead_lettered(
         id,
         exchange: new_exchange.into(),
         routing_key: new_routing_key.into(),
-        properties,
+        properties: Arc::new(properties),
         body: original.body.clone(),
     }
 }

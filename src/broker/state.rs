@@ -128,6 +128,9 @@ struct Channel {
     reply_consumer: Option<Arc<str>>,
     /// Consumers declared but not yet announced with consume-ok.
     not_ready: HashSet<Arc<str>>,
+    /// The last message published here: the next one shares its properties and routing key
+    /// when they are the same, rather than keeping copies of its own.
+    last_published: Option<(Arc<BasicProperties>, Arc<str>)>,
 }
 
 pub struct State {
@@ -1168,10 +1171,27 @@ impl State {
             }
         }
         self.next_message_id += 1;
+        let ch = self.channel(connection, channel)?;
+        let (properties, routing_key_shared) = match ch.last_published.take() {
+            Some((last_properties, last_key)) => (
+                if *last_properties == properties {
+                    last_properties
+                } else {
+                    Arc::new(properties)
+                },
+                if *last_key == *routing_key {
+                    last_key
+                } else {
+                    Arc::from(routing_key)
+                },
+            ),
+            None => (Arc::new(properties), Arc::from(routing_key)),
+        };
+        ch.last_published = Some((properties.clone(), routing_key_shared.clone()));
         let message = Arc::new(Message {
             id: self.next_message_id,
             exchange: exchange.into(),
-            routing_key: routing_key.into(),
+            routing_key: routing_key_shared,
             properties,
             body,
         });

@@ -640,7 +640,7 @@ fn decode(payload: &[u8]) -> Option<StoreOp> {
                     id: 0,
                     exchange,
                     routing_key,
-                    properties,
+                    properties: Arc::new(properties),
                     body,
                 }),
             }
@@ -684,7 +684,7 @@ mod tests {
                 id: 0,
                 exchange: "".into(),
                 routing_key: "orders".into(),
-                properties,
+                properties: Arc::new(properties),
                 body: Bytes::copy_from_slice(body.as_bytes()),
             }),
         }
