@@ -115,3 +115,22 @@ pub async fn connect_uri(
     let runtime = lapin::runtime::default_runtime()?;
     lapin::Connection::connect_uri_with_config(uri, properties, client_config(), runtime).await
 }
+
+/// A TLS connector for rabbitscope's own raw connections (the embedded-broker probe): the
+/// system's certificates (or `SSL_CERT_FILE`'s) and [`trust_ca_file`]'s, as lapin trusts.
+pub fn client_connector() -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(pem) = extra_roots() {
+        roots.add_parsable_certificates(
+            CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok),
+        );
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the provider supports the default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}

@@ -320,6 +320,25 @@ async fn tls_front_for_rabbitmq() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tap_with_ca_cert_reads_the_firehose_over_amqps() {
+    let ca = pki().ca_cert.clone();
+    tap_one_route_over_tls(move |tap| {
+        tap.arg("--ca-cert").arg(ca);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_trusts_the_ca_in_ssl_cert_file() {
+    let ca = pki().ca_cert.clone();
+    tap_one_route_over_tls(move |tap| {
+        tap.env("SSL_CERT_FILE", ca);
+    })
+    .await;
+}
+
+/// Runs `tap --count 1` over amqps (set up by `trust`) while publishing one route; asserts
+/// the line.
+async fn tap_one_route_over_tls(trust: impl FnOnce(&mut tokio::process::Command)) {
     let front = tls_front_for_rabbitmq().await;
     let vhost = TestVhost::new("tap-tls").await;
     let (connection, ch) = vhost.channel().await;
@@ -344,22 +363,20 @@ async fn tap_with_ca_cert_reads_the_firehose_over_amqps() {
         front.port(),
         vhost.name
     );
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "tap",
-            &url,
-            "--count",
-            "1",
-            "--management",
-            "http://127.0.0.1:15672",
-        ])
-        .arg("--ca-cert")
-        .arg(&pki().ca_cert)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut tap = tokio::process::Command::new(BIN);
+    tap.args([
+        "tap",
+        &url,
+        "--count",
+        "1",
+        "--management",
+        "http://127.0.0.1:15672",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    trust(&mut tap);
+    let mut child = tap.spawn().unwrap();
     // Publish (plainly, straight to RabbitMQ) until tap has its line and exits.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -455,4 +472,25 @@ async fn a_lesson_runs_over_amqps() {
     let check = lesson::check_lesson(first, target, Lang::En).await;
     // Its clients could only have come in over TLS: the url has no other way in.
     assert!(check.ok(), "{:?}", check.failures);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_over_amqps_knows_the_embedded_broker_has_no_management_api() {
+    let broker = BrokerProcess::start();
+    let out = tokio::process::Command::new(BIN)
+        .args(["tap", &broker.amqps_url(), "--count", "1"])
+        .arg("--ca-cert")
+        .arg(&pki().ca_cert)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("tap did not give up")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("rabbitscope's embedded broker, which has no management API"),
+        "{stderr}"
+    );
 }
