@@ -7,6 +7,7 @@
 //! - [`events`]: the broker event stream every screen is drawn from.
 //! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
 //! - [`remote`]: a live RabbitMQ as a source (management API, firehose).
+//! - [`tls`]: TLS for the broker's amqps listener and for rabbitscope's own clients.
 //! - [`trace`]: trace files (the event stream on disk), recording and replaying them.
 //! - [`ui`]: the terminal view (ratatui).
 
@@ -17,5 +18,6 @@ pub mod events;
 pub mod lesson;
 pub mod remote;
 pub mod source;
+pub mod tls;
 pub mod trace;
 pub mod ui;

@@ -95,6 +95,8 @@ struct ViewArgs {
     /// Where the embedded broker listens (the view shows it).
     #[arg(long, default_value = "127.0.0.1:5673")]
     listen: SocketAddr,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Classroom mode: high contrast, slower animation, presenter keys.
     #[arg(long)]
     classroom: bool,
@@ -104,6 +106,43 @@ struct ViewArgs {
     /// Where the lessons are (default: ./lessons, else the lessons shipped with the source).
     #[arg(long, value_name = "DIR")]
     lessons: Option<PathBuf>,
+}
+
+/// The embedded broker's amqps listener, beside the plain one.
+#[derive(clap::Args, Clone)]
+struct TlsArgs {
+    /// Serve amqps too, with this certificate (PEM; the chain, server certificate first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where amqps listens (RabbitMQ's is 5671; ours is one above the plain 5673).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5674",
+        requires = "tls_cert"
+    )]
+    tls_listen: SocketAddr,
+}
+
+/// Trust for amqps (and https) URLs beyond the system's certificates.
+#[derive(clap::Args)]
+struct TrustArgs {
+    /// Also trust the CA certificates in FILE (PEM): for a broker with a self-signed
+    /// certificate. SSL_CERT_FILE replaces the system's certificates for amqps.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn apply(&self) -> Result<()> {
+        if let Some(path) = &self.ca_cert {
+            rabbitscope::tls::trust_ca_file(path).map_err(|e| eyre!(e))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Subcommand)]
@@ -150,6 +189,8 @@ struct RecordArgs {
     /// Its management API (default: same host, port 15672, https for amqps URLs).
     #[arg(long, value_name = "URL")]
     management: Option<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(clap::Args)]
@@ -190,6 +231,8 @@ struct WatchArgs {
     /// No colours (also when NO_COLOR is set).
     #[arg(long)]
     monochrome: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -214,6 +257,8 @@ struct SnapshotArgs {
     /// Only this vhost (default: every vhost the user may see).
     #[arg(long, value_name = "NAME")]
     vhost: Option<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(clap::Args)]
@@ -229,6 +274,8 @@ struct TapArgs {
     /// Its management API (default: same host, port 15672, https for amqps URLs).
     #[arg(long, value_name = "URL")]
     management: Option<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Subcommand)]
@@ -249,6 +296,8 @@ enum LessonsCommand {
         /// 15672 turns tracing on) instead of a fresh embedded broker per lesson.
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
 }
 
@@ -265,6 +314,8 @@ struct BrokerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5673")]
     listen: SocketAddr,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Add a vhost (repeatable); `/` always exists.
     #[arg(long = "vhost", value_name = "NAME")]
     vhosts: Vec<String>,
@@ -282,7 +333,8 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Command::Lessons { command }) => match command {
             LessonsCommand::List { dir } => lessons_list(&dir, lang),
-            LessonsCommand::Check { dir, broker } => {
+            LessonsCommand::Check { dir, broker, trust } => {
+                trust.apply()?;
                 tokio::runtime::Runtime::new()?.block_on(lessons_check(&dir, broker, lang))
             }
         },
@@ -311,12 +363,22 @@ fn main() -> Result<()> {
                     broker_runtime.handle().clone(),
                 ))
         }
-        Some(Command::Watch(args)) => run_watch(args, lang),
+        Some(Command::Watch(args)) => {
+            args.trust.apply()?;
+            run_watch(args, lang)
+        }
         Some(Command::Snapshot(args)) => {
+            args.trust.apply()?;
             tokio::runtime::Runtime::new()?.block_on(run_snapshot(args))
         }
-        Some(Command::Tap(args)) => tokio::runtime::Runtime::new()?.block_on(run_tap(args)),
-        Some(Command::Record(args)) => tokio::runtime::Runtime::new()?.block_on(run_record(args)),
+        Some(Command::Tap(args)) => {
+            args.trust.apply()?;
+            tokio::runtime::Runtime::new()?.block_on(run_tap(args))
+        }
+        Some(Command::Record(args)) => {
+            args.trust.apply()?;
+            tokio::runtime::Runtime::new()?.block_on(run_record(args))
+        }
         Some(Command::Replay(args)) => run_replay(args, lang),
         None => {
             let broker_runtime = broker_runtime()?;
@@ -405,17 +467,19 @@ async fn run_view(
     let listen = args.listen;
     let config = store.config(listen, Ok)?;
     let broker = open_broker(config)?;
+    let tls = args.tls.clone();
     let server = broker_runtime
-        .spawn(Server::bind(broker.clone(), listen))
-        .await?
-        .map_err(|e| eyre!("cannot listen on {listen}: {e}"))?;
+        .spawn(bind(broker.clone(), listen, tls))
+        .await??;
     let address = server.local_addr().to_string();
+    let tls_address = server.tls_local_addr();
     broker_runtime.spawn(server.run());
     let options = rabbitscope::ui::app::ViewOptions {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
-        notice: exposure_warning(listen),
+        notice: exposure_warning(listen).or_else(|| exposure_warning(tls_address?)),
+        tls_address,
     };
     let source = std::sync::Arc::new(rabbitscope::source::Embedded(broker));
     rabbitscope::ui::run(source, &address, options, lessons).await
@@ -454,6 +518,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
         notice: None,
+        tls_address: None,
     };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -806,6 +871,7 @@ fn replay_view_options(args: &ReplayArgs, lang: Lang) -> rabbitscope::ui::app::V
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         lang,
         notice: None,
+        tls_address: None,
     }
 }
 
@@ -828,6 +894,28 @@ fn default_lessons_dir() -> PathBuf {
     } else {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lessons"))
     }
+}
+
+/// The plain listener, and the amqps one when a certificate is given. The certificate is read
+/// first, so a bad file is reported before anything listens.
+async fn bind(broker: std::sync::Arc<Broker>, listen: SocketAddr, tls: TlsArgs) -> Result<Server> {
+    let tls_config = match (&tls.tls_cert, &tls.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(rabbitscope::tls::server_config(cert, key).map_err(|e| eyre!(e))?)
+        }
+        _ => None,
+    };
+    let mut server = Server::bind(broker, listen)
+        .await
+        .map_err(|e| eyre!("cannot listen on {listen}: {e}"))?;
+    if let Some(config) = tls_config {
+        let address = tls.tls_listen;
+        server
+            .listen_tls(address, config)
+            .await
+            .map_err(|e| eyre!("cannot listen for amqps on {address}: {e}"))?;
+    }
+    Ok(server)
 }
 
 /// Opens the broker, naming its data directory when that fails.
@@ -860,21 +948,30 @@ async fn run_broker(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
     if let Some(defs) = &definitions {
         defs.declare(&broker)?;
     }
-    let server = Server::bind(broker, args.listen)
-        .await
-        .map_err(|e| eyre!("cannot listen on {}: {e}", args.listen))?;
+    let server = bind(broker, args.listen, args.tls).await?;
     // Handlers go in before the address is announced, so a signal right after it is caught.
     let stop = shutdown_signal()?;
-    if let Some(warning) = exposure_warning(server.local_addr()) {
-        tracing::warn!(address = %server.local_addr(), "{warning}");
-    }
-    match server.broker().data_dir() {
-        Some(dir) => {
-            // The address goes last: scripts read it up to the end of the line.
-            tracing::info!(data_dir = %dir.display(), address = %server.local_addr(), "broker listening")
+    let addresses = std::iter::once(server.local_addr()).chain(server.tls_local_addr());
+    for address in addresses {
+        if let Some(warning) = exposure_warning(address) {
+            tracing::warn!(%address, "{warning}");
         }
-        None => {
-            tracing::info!(address = %server.local_addr(), "broker listening (transient: nothing kept on disk)")
+    }
+    let data_dir = server.broker().data_dir().map(|d| d.display().to_string());
+    let address = server.local_addr();
+    // The plain address goes last: scripts read it up to the end of the line.
+    match (data_dir, server.tls_local_addr()) {
+        (Some(dir), Some(amqps)) => {
+            tracing::info!(data_dir = %dir, amqps_address = %amqps, address = %address, "broker listening")
+        }
+        (Some(dir), None) => {
+            tracing::info!(data_dir = %dir, address = %address, "broker listening")
+        }
+        (None, Some(amqps)) => {
+            tracing::info!(amqps_address = %amqps, address = %address, "broker listening (transient: nothing kept on disk)")
+        }
+        (None, None) => {
+            tracing::info!(address = %address, "broker listening (transient: nothing kept on disk)")
         }
     }
     server.run_until(stop).await;

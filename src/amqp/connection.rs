@@ -14,8 +14,7 @@ use amq_protocol::protocol::{
 };
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -117,15 +116,46 @@ enum End {
     Silent,
 }
 
-/// Serves one accepted socket to the end. Logs open and close to stderr.
-pub async fn serve(
+/// The reading half of a client stream (TCP, TLS, or in memory).
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// The writing half of a client stream.
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Serves one accepted TCP socket to the end. Its own halves need no lock between them, unlike
+/// [`tokio::io::split`].
+pub async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut write_half) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    serve_halves(Box::new(reader), Box::new(writer), peer, broker, shutdown).await
+}
+
+/// Serves any byte stream to the end: a TLS session, or an in-memory pipe. `peer` is where it
+/// comes from (guest may log in from loopback only).
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    serve_halves(Box::new(reader), Box::new(writer), peer, broker, shutdown).await
+}
+
+/// Serves one connection to the end. Logs open and close to stderr.
+async fn serve_halves(
+    mut reader: Reader,
+    mut write_half: Writer,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -184,7 +214,7 @@ struct Opened {
 
 /// Reads until one frame is complete and decodes it.
 async fn next_frame(
-    reader: &mut OwnedReadHalf,
+    reader: &mut Reader,
     buf: &mut BytesMut,
     frame_max: usize,
 ) -> Result<Option<Incoming>, AmqpError> {
@@ -202,19 +232,14 @@ async fn next_frame(
     }
 }
 
-async fn send_close(write: &mut OwnedWriteHalf, error: &AmqpError, class_id: u16, method_id: u16) {
+async fn send_close(write: &mut Writer, error: &AmqpError, class_id: u16, method_id: u16) {
     let mut out = Vec::new();
     codec::write_method(&mut out, 0, close_method(error, class_id, method_id));
     let _ = write.write_all(&out).await;
 }
 
 /// Reads and discards input until close-ok (when `until_close_ok`), end of input, or `limit`.
-async fn linger(
-    reader: &mut OwnedReadHalf,
-    buf: &mut BytesMut,
-    limit: Duration,
-    until_close_ok: bool,
-) {
+async fn linger(reader: &mut Reader, buf: &mut BytesMut, limit: Duration, until_close_ok: bool) {
     let wait = async {
         loop {
             while let Ok(Some(raw)) = codec::read_frame(buf, usize::MAX) {
@@ -245,8 +270,8 @@ async fn linger(
 
 /// Refuses the handshake the way RabbitMQ does for this kind of error.
 async fn refuse(
-    reader: &mut OwnedReadHalf,
-    write: &mut OwnedWriteHalf,
+    reader: &mut Reader,
+    write: &mut Writer,
     buf: &mut BytesMut,
     hangup: Hangup,
     close: Option<(&AmqpError, u16, u16)>,
@@ -292,8 +317,8 @@ fn client_capability(properties: &FieldTable, name: &str) -> bool {
 /// Protocol header, start/start-ok, tune/tune-ok, open/open-ok. `Ok(None)`: the peer left or
 /// was refused (already answered).
 async fn handshake(
-    reader: &mut OwnedReadHalf,
-    write: &mut OwnedWriteHalf,
+    reader: &mut Reader,
+    write: &mut Writer,
     buf: &mut BytesMut,
     peer: SocketAddr,
     broker: &Arc<Broker>,
@@ -531,7 +556,7 @@ struct Failure {
 impl Connection {
     async fn run(
         &mut self,
-        reader: &mut OwnedReadHalf,
+        reader: &mut Reader,
         mut buf: BytesMut,
         heartbeat: u16,
         mut shutdown: watch::Receiver<bool>,
@@ -701,7 +726,7 @@ impl Connection {
     async fn fail(
         &mut self,
         failure: Failure,
-        reader: &mut OwnedReadHalf,
+        reader: &mut Reader,
         buf: &mut BytesMut,
     ) -> Option<End> {
         let Failure {

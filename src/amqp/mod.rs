@@ -10,17 +10,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::{rustls, TlsAcceptor};
 
 use crate::broker::Broker;
 
 pub use connection::{CHANNEL_MAX, FRAME_MAX, HEARTBEAT};
 
+/// A TLS client has this long to finish its handshake (the AMQP handshake then has its own).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A bound listener, ready to serve.
 pub struct Server {
     listener: TcpListener,
+    /// The amqps listener, if any.
+    tls: Option<(TcpListener, TlsAcceptor)>,
     broker: Arc<Broker>,
 }
 
@@ -29,7 +36,30 @@ impl Server {
     /// address to the message.
     pub async fn bind(broker: Arc<Broker>, addr: SocketAddr) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { listener, broker })
+        Ok(Server {
+            listener,
+            tls: None,
+            broker,
+        })
+    }
+
+    /// Also serves amqps on `addr`, presenting `config`'s certificate (see
+    /// [`crate::tls::server_config`]).
+    pub async fn listen_tls(
+        &mut self,
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<()> {
+        let listener = TcpListener::bind(addr).await?;
+        self.tls = Some((listener, TlsAcceptor::from(config)));
+        Ok(())
+    }
+
+    /// Where the amqps listener is, if there is one.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -59,10 +89,21 @@ impl Server {
                     Ok((stream, peer)) => {
                         let broker = self.broker.clone();
                         let shutdown = shutdown_rx.clone();
-                        connections.spawn(connection::serve(stream, peer, broker, shutdown));
+                        connections.spawn(connection::serve_tcp(stream, peer, broker, shutdown));
                     }
                     Err(error) => {
                         // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                accepted = accept_tls(&self.tls), if self.tls.is_some() => match accepted {
+                    Ok((stream, peer, acceptor)) => {
+                        let broker = self.broker.clone();
+                        let shutdown = shutdown_rx.clone();
+                        connections.spawn(serve_tls(stream, peer, acceptor, broker, shutdown));
+                    }
+                    Err(error) => {
                         tracing::warn!(%error, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
@@ -72,6 +113,7 @@ impl Server {
             }
         }
         drop(self.listener);
+        drop(self.tls);
         let _ = shutdown_tx.send(true);
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(5), drain)
@@ -81,4 +123,84 @@ impl Server {
             connections.abort_all();
         }
     }
+}
+
+async fn accept_tls(
+    tls: &Option<(TcpListener, TlsAcceptor)>,
+) -> std::io::Result<(TcpStream, SocketAddr, TlsAcceptor)> {
+    match tls {
+        Some((listener, acceptor)) => {
+            let (stream, peer) = listener.accept().await?;
+            Ok((stream, peer, acceptor.clone()))
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The TLS handshake in the connection's own task, so a slow or confused client (plain AMQP
+/// on the TLS port, say) holds up no one; a failed one is logged and dropped.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => connection::serve(stream, peer, broker, shutdown).await,
+        Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serves one client over any byte stream (an in-memory pipe, say) until it ends, as the
+/// listener serves a socket. `peer` stands for where it comes from: guest may log in from
+/// loopback only. For tests and fuzzing.
+pub async fn serve_stream<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Kept until the connection ends: a dropped sender would read as a shutdown.
+    let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+    connection::serve(stream, peer, broker, shutdown_rx).await
+}
+
+/// Cuts `input` into frames and decodes each, as a connection's reader does, until the input
+/// runs out or a frame is fatally malformed; then checks that every decoded method, written
+/// out, reads back as the same frame. Returns how many frames decoded. For fuzzing.
+pub fn decode_frames(input: &[u8], frame_max: usize) -> usize {
+    let mut buf = bytes::BytesMut::from(input);
+    let mut decoded = 0;
+    while let Ok(Some(raw)) = codec::read_frame(&mut buf, frame_max) {
+        let Ok(incoming) = codec::decode(&raw) else {
+            continue;
+        };
+        decoded += 1;
+        if let codec::Incoming::Method(channel, method) = incoming {
+            // Bytes, not values, are compared: a float field may be NaN.
+            let written = write_method(channel, method);
+            let mut again = bytes::BytesMut::from(&written[..]);
+            let raw = codec::read_frame(&mut again, usize::MAX)
+                .expect("a written frame is well formed")
+                .expect("a written frame is whole");
+            match codec::decode(&raw) {
+                Ok(codec::Incoming::Method(c, m)) => {
+                    assert_eq!(
+                        write_method(c, m),
+                        written,
+                        "method changed on the way round"
+                    )
+                }
+                other => panic!("a written method did not decode: {other:?}"),
+            }
+        }
+    }
+    decoded
+}
+
+fn write_method(channel: u16, method: amq_protocol::protocol::AMQPClass) -> Vec<u8> {
+    let mut out = Vec::new();
+    codec::write_method(&mut out, channel, method);
+    out
 }

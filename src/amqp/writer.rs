@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{basic, AMQPClass};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::codec;
+use super::connection::Writer;
 use crate::broker::{Broker, ClientInbox, ToClient};
 use crate::events::ConnectionId;
 
@@ -18,7 +18,7 @@ use crate::events::ConnectionId;
 const BATCH_BYTES: usize = 256 * 1024;
 
 pub fn spawn(
-    mut write: OwnedWriteHalf,
+    mut write: Writer,
     mut inbox: ClientInbox,
     broker: Arc<Broker>,
     connection: ConnectionId,

@@ -531,7 +531,7 @@ async fn delete_lesson_objects(url: &str, lesson: &Lesson) -> Result<(), RunErro
     if exchanges.is_empty() && queues.is_empty() {
         return Ok(());
     }
-    let connection = timed(Connection::connect(url, ConnectionProperties::default()))
+    let connection = timed(crate::tls::connect(url, ConnectionProperties::default()))
         .await
         .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
     let mut channel = None;
@@ -694,7 +694,7 @@ impl Client {
     ) -> Result<Client, RunError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("rabbitscope lesson {lesson_id}").into());
-        let connection = timed(Connection::connect(url, properties))
+        let connection = timed(crate::tls::connect(url, properties))
             .await
             .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
         let publisher = Self::open_publisher(&connection).await?;

@@ -146,7 +146,7 @@ impl Firehose {
         let failed = |what: &str, e: lapin::Error| format!("firehose: {what}: {e}");
         let properties =
             ConnectionProperties::default().with_connection_name("rabbitscope firehose".into());
-        let connection = Connection::connect(amqp_url, properties)
+        let connection = crate::tls::connect(amqp_url, properties)
             .await
             .map_err(|e| failed("connect", e))?;
         let channel = connection

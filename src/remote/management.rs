@@ -56,15 +56,20 @@ pub struct Management {
 
 impl Management {
     pub fn new(endpoint: &Endpoint) -> Result<Management, ManagementError> {
-        let http = reqwest::Client::builder()
+        let cannot = |e: reqwest::Error| ManagementError {
+            url: endpoint.management_url.clone(),
+            kind: ErrorKind::Other,
+            detail: format!("cannot set up an HTTP client: {e}"),
+        };
+        let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
-            .build()
-            .map_err(|e| ManagementError {
-                url: endpoint.management_url.clone(),
-                kind: ErrorKind::Other,
-                detail: format!("cannot set up an HTTP client: {e}"),
-            })?;
+            .timeout(Duration::from_secs(20));
+        // --ca-cert covers the management API too: a self-signed broker signs both.
+        if let Some(pem) = crate::tls::extra_roots() {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(cannot)?;
+            http = http.tls_certs_merge(certs);
+        }
+        let http = http.build().map_err(cannot)?;
         let api = Arc::new(Client::from_http_client(
             http.clone(),
             format!("{}/api", endpoint.management_url),

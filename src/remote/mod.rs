@@ -123,20 +123,37 @@ impl Endpoint {
 
 /// Whether the AMQP server at the URL is rabbitscope's embedded broker (its connection.start
 /// names the product): it has no management API, and the management port on the same host may
-/// well belong to some other broker. False when it cannot be told in two seconds.
+/// well belong to some other broker. Asked over TLS for amqps URLs, trusting what the clients
+/// trust. False when it cannot be told in two seconds.
 pub async fn is_embedded_broker(amqp_url: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     let Ok(uri) = amqp_url.parse::<lapin::uri::AMQPUri>() else {
         return false;
     };
-    let address = (uri.authority.host.clone(), uri.authority.port);
-    let ask = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    async fn names_us(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Option<bool> {
         stream.write_all(b"AMQP\0\0\x09\x01").await.ok()?;
         let mut start = vec![0; 4096];
         let n = stream.read(&mut start).await.ok()?;
         let start = &start[..n];
         Some(start.windows(11).any(|w| w == b"rabbitscope"))
+    }
+    let host = uri.authority.host.clone();
+    let ask = async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), uri.authority.port))
+            .await
+            .ok()?;
+        match uri.scheme {
+            lapin::uri::AMQPScheme::AMQP => names_us(stream).await,
+            lapin::uri::AMQPScheme::AMQPS => {
+                let name =
+                    tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
+                let tls = crate::tls::client_connector()
+                    .connect(name, stream)
+                    .await
+                    .ok()?;
+                names_us(tls).await
+            }
+        }
     };
     tokio::time::timeout(std::time::Duration::from_secs(2), ask)
         .await

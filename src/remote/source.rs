@@ -349,7 +349,7 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
         uri.vhost = "/".to_string();
         let properties = lapin::ConnectionProperties::default()
             .with_connection_name("rabbitscope topology events".into());
-        let connection = lapin::Connection::connect_uri(uri, properties).await.ok()?;
+        let connection = crate::tls::connect_uri(uri, properties).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
         let queue = super::firehose::private_queue(&channel).await.ok()?;
         // Channels and consumers too: they name the consumer of a traced delivery.

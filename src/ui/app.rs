@@ -47,6 +47,8 @@ pub struct ViewOptions {
     pub lang: Lang,
     /// A warning for the status line at start (e.g. the broker listens beyond loopback).
     pub notice: Option<String>,
+    /// The embedded broker's amqps listener, if it has one (the status line shows it).
+    pub tls_address: Option<std::net::SocketAddr>,
 }
 
 pub struct App {

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod pki;
 pub mod vhost;
 
 use std::future::Future;

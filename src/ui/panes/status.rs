@@ -50,8 +50,12 @@ impl Widget for &StatusBar<'_> {
         let mut spans = vec![
             Span::styled(" rabbitscope ", theme.title()),
             Span::raw(format!(
-                " broker {}  vhost {}  ",
+                " broker {}{}  vhost {}  ",
                 broker_url(&app.address),
+                app.options
+                    .tls_address
+                    .map(|a| format!(" amqps://{a}"))
+                    .unwrap_or_default(),
                 app.model.vhost
             )),
             Span::raw(format!("{} msg/s ", app.model.total_rate.current())),
