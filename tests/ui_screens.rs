@@ -420,3 +420,25 @@ fn a_click_on_a_binding_key_selects_the_binding() {
     assert_eq!(&*selected.binding.routing_key, "lazy.#");
     assert_eq!(&*selected.binding.destination, "Q2");
 }
+
+#[test]
+fn the_status_line_shows_the_amqps_address_beside_the_plain_one() {
+    let mut app = App::new(
+        "127.0.0.1:5673",
+        "/",
+        ViewOptions {
+            tls_address: Some("127.0.0.1:5674".parse().unwrap()),
+            ..ViewOptions::default()
+        },
+    );
+    app.update(Action::Topology(topology()));
+    let screen = screen(&mut app, 160, 45);
+    let status = screen
+        .lines()
+        .find(|l| l.contains("broker amqp://127.0.0.1:5673"))
+        .unwrap_or_else(|| panic!("no status line in\n{screen}"));
+    assert!(
+        status.contains("broker amqp://127.0.0.1:5673 amqps://127.0.0.1:5674  vhost /"),
+        "{status}"
+    );
+}
