@@ -306,6 +306,11 @@ fn a_missing_or_unusable_certificate_is_an_error_naming_the_file() {
 /// A TLS front for the RabbitMQ on 127.0.0.1:5672 (as stunnel would be), with the test CA's
 /// certificate: RabbitMQ itself has no TLS listener here.
 async fn tls_front_for_rabbitmq() -> SocketAddr {
+    tls_front(5672).await
+}
+
+/// A TLS front for a port of the local RabbitMQ (5672 for amqps, 15672 for https).
+async fn tls_front(upstream: u16) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(pki().server_config());
@@ -316,7 +321,7 @@ async fn tls_front_for_rabbitmq() -> SocketAddr {
                 let Ok(mut client) = acceptor.accept(client).await else {
                     return;
                 };
-                let Ok(mut rabbit) = TcpStream::connect("127.0.0.1:5672").await else {
+                let Ok(mut rabbit) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                     return;
                 };
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut rabbit).await;
@@ -324,6 +329,46 @@ async fn tls_front_for_rabbitmq() -> SocketAddr {
         }
     });
     address
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_reads_the_management_api_over_https() {
+    let (amqps, https) = (tls_front(5672).await, tls_front(15672).await);
+    let vhost = TestVhost::new("snapshot-https").await;
+    let (connection, ch) = vhost.channel().await;
+    ch.queue_declare(
+        "seen-over-https".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "snapshot",
+            &format!(
+                "amqps://guest:guest@localhost:{}/{}",
+                amqps.port(),
+                vhost.name
+            ),
+            "--management",
+            &format!("https://localhost:{}", https.port()),
+            "--format",
+            "json",
+            "--ca-cert",
+        ])
+        .arg(&pki().ca_cert)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "snapshot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("seen-over-https"), "{stdout}");
+    connection.close(200, "OK".into()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
