@@ -42,6 +42,24 @@ struct StoreArgs {
     /// Keep nothing on disk: everything is gone when the broker stops.
     #[arg(long, global = true)]
     transient: bool,
+    /// Block publishing connections (connection.blocked) while the messages waiting in queues
+    /// take more than this many MiB (default: 40% of this machine's memory, like RabbitMQ's
+    /// high watermark).
+    #[arg(long, global = true, value_name = "MIB")]
+    memory_limit: Option<u64>,
+}
+
+/// RabbitMQ's default memory high watermark: 40% of the machine's memory (1 GiB when it cannot
+/// be read).
+fn default_memory_limit() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+        });
+    total_kib.map_or(1 << 30, |kib| kib * 1024 / 10 * 4)
 }
 
 impl StoreArgs {
@@ -86,6 +104,10 @@ impl StoreArgs {
             rabbitscope::definitions::keep(&config, dir)?;
         }
         config.data_dir = dir;
+        config.memory_limit = Some(match self.memory_limit {
+            Some(mib) => mib as usize * 1024 * 1024,
+            None => default_memory_limit(),
+        });
         Ok(config)
     }
 }

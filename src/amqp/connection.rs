@@ -185,6 +185,9 @@ async fn serve_halves(
         orphan_publishes: Default::default(),
         out: Vec::with_capacity(64 * 1024),
         closed_by_peer: false,
+        publisher: false,
+        hears_blocked: opened.hears_blocked,
+        told_blocked: false,
     };
     let end = conn.run(&mut reader, buf, opened.heartbeat, shutdown).await;
     let reason = match &end {
@@ -210,6 +213,8 @@ struct Opened {
     frame_max: usize,
     channel_max: u16,
     heartbeat: u16,
+    /// The client understands connection.blocked and connection.unblocked.
+    hears_blocked: bool,
 }
 
 /// Reads until one frame is complete and decodes it.
@@ -373,6 +378,7 @@ async fn handshake(
         _ => None,
     };
     let from_loopback = peer.ip().is_loopback();
+    let hears_blocked = client_capability(&start_ok.client_properties, "connection.blocked");
     let user = match credentials {
         Some((user, password)) if broker.authenticate(&user, &password, from_loopback).is_ok() => {
             user
@@ -467,6 +473,7 @@ async fn handshake(
         frame_max,
         channel_max,
         heartbeat: tune_ok.heartbeat,
+        hears_blocked,
     }))
 }
 
@@ -542,6 +549,12 @@ struct Connection {
     out: Vec<u8>,
     /// The peer sent connection.close and we answered.
     closed_by_peer: bool,
+    /// It has published: the memory alarm stops reading it (connections that only consume go
+    /// on, so they can drain the queues).
+    publisher: bool,
+    hears_blocked: bool,
+    /// We sent connection.blocked and owe connection.unblocked.
+    told_blocked: bool,
 }
 
 /// A failure while handling a frame: which method it answers, and the error.
@@ -567,6 +580,7 @@ impl Connection {
         let silence = (heartbeat > 0).then(|| Duration::from_millis(heartbeat as u64 * 2_500));
         let mut durable = self.broker.durable();
         let mut restarts = self.broker.restarts();
+        let mut alarm = self.broker.memory_alarm();
         loop {
             // Handle every complete frame already buffered before flushing replies once.
             loop {
@@ -601,6 +615,20 @@ impl Connection {
             if let Some(durable) = &mut durable {
                 self.release_confirms(*durable.borrow_and_update());
             }
+            // The memory alarm: a publishing connection is not read until it clears, as
+            // RabbitMQ does; TCP then holds its publisher back.
+            let blocked = self.publisher && *alarm.borrow_and_update();
+            if blocked != self.told_blocked && self.hears_blocked {
+                let method = if blocked {
+                    connection::AMQPMethod::Blocked(connection::Blocked {
+                        reason: "low on memory".into(),
+                    })
+                } else {
+                    connection::AMQPMethod::Unblocked(connection::Unblocked {})
+                };
+                codec::write_method(&mut self.out, 0, AMQPClass::Connection(method));
+                self.told_blocked = blocked;
+            }
             self.flush();
             let holding = self.channels.values().any(|c| !c.waiting.is_empty());
             let disk = async {
@@ -616,11 +644,13 @@ impl Connection {
                 }
             };
             tokio::select! {
-                result = read => match result {
+                // Heartbeats are not watched while blocked: the peer's wait in the socket.
+                result = read, if !blocked => match result {
                     Err(_) => return End::Silent,
                     Ok(Ok(0)) | Ok(Err(_)) => return End::Peer,
                     Ok(Ok(_)) => {}
                 },
+                _ = alarm.changed(), if blocked => {}
                 // The store synced: confirms waiting for it go out at the top of the loop.
                 true = disk => {}
                 _ = restarts.changed() => {
@@ -1021,6 +1051,7 @@ impl Connection {
             AMQPClass::Exchange(m) => self.exchange_method(ch, m).map_err(fail),
             AMQPClass::Queue(m) => self.queue_method(ch, m).map_err(fail),
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
+                self.publisher = true;
                 let content = PendingContent {
                     exchange: publish.exchange.to_string(),
                     routing_key: publish.routing_key.to_string(),

@@ -1776,6 +1776,15 @@ impl State {
     // ---- time ----
 
     /// Expires due messages and unused queues; returns the next instant worth waking for.
+    /// Bytes the ready messages of every queue take, by the memory alarm's measure.
+    pub fn queued_memory(&self) -> usize {
+        self.vhosts
+            .values()
+            .flat_map(|v| v.queues.values())
+            .map(|q| q.ready_bytes() + q.ready() * super::MESSAGE_OVERHEAD)
+            .sum()
+    }
+
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut work = VecDeque::new();
         let mut unused = Vec::new();
