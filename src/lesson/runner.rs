@@ -748,9 +748,11 @@ impl Client {
                     return Ok(());
                 }
                 restart_rabbitmq().await?;
-                // The firehose's connection went with the restart.
+                // The firehose's connection went with the restart. The old one is closed too, or
+                // its hold on tracing would keep tracing on after the run.
                 let firehose = Firehose::open(&self.url).await?;
-                *tap = Tap::Firehose(Box::new(firehose));
+                let old = std::mem::replace(tap, Tap::Firehose(Box::new(firehose)));
+                old.close().await;
             }
         }
         self.reconnect(tap).await.map_err(|e| e.to_string())
