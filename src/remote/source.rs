@@ -126,12 +126,20 @@ impl RemoteSource {
     pub async fn close(mut self) {
         self.stop_tasks();
         if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
-            if let Err(e) = self
-                .management
-                .set_tracing(&self.endpoint.vhost, false)
-                .await
-            {
-                tracing::warn!(error = %e, "could not turn tracing off again");
+            // A busy management API may fail one request; tracing left on slows the broker
+            // for everyone, so try a few times.
+            for attempt in 1..=5 {
+                match self
+                    .management
+                    .set_tracing(&self.endpoint.vhost, false)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) if attempt == 5 => {
+                        tracing::warn!(error = %e, "could not turn tracing off again")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+                }
             }
         }
     }
