@@ -411,9 +411,7 @@ impl LessonRun {
                     (Tap::Events(broker.subscribe()), false)
                 }
                 None => {
-                    let endpoint = crate::remote::Endpoint::new(&self.url, None).map_err(cannot)?;
-                    let api = crate::remote::Management::new(&endpoint)
-                        .map_err(|e| cannot(e.to_string()))?;
+                    let api = management_api(&self.url).map_err(cannot)?;
                     let existed = api
                         .vhost_names()
                         .await
@@ -455,12 +453,12 @@ impl LessonRun {
             other.client.close().await;
             other.tap.close().await;
             if finished && other.created {
-                if let Ok(endpoint) = crate::remote::Endpoint::new(&self.url, None) {
-                    if let Ok(api) = crate::remote::Management::new(&endpoint) {
-                        if let Err(e) = api.delete_vhost(&vhost).await {
-                            tracing::warn!(%vhost, error = %e, "could not delete the lesson's vhost");
-                        }
-                    }
+                let deleted = match management_api(&self.url) {
+                    Ok(api) => api.delete_vhost(&vhost).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = deleted {
+                    tracing::warn!(%vhost, error = %e, "could not delete the lesson's vhost");
                 }
             } else if let Err(e) = delete_lesson_objects(&other.url, &self.lesson).await {
                 tracing::warn!(%vhost, error = %e, "could not delete the lesson's objects");
@@ -494,6 +492,12 @@ impl Drop for LessonRun {
             server.abort();
         }
     }
+}
+
+/// The management API of the RabbitMQ at this AMQP URL.
+fn management_api(url: &str) -> Result<crate::remote::Management, String> {
+    let endpoint = crate::remote::Endpoint::new(url, None)?;
+    crate::remote::Management::new(&endpoint).map_err(|e| e.to_string())
 }
 
 /// Exchanges and queues the lesson declares (in `setup` or with an action): the objects a run
