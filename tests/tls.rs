@@ -36,22 +36,22 @@ struct BrokerProcess {
     announced: String,
 }
 
+/// `rabbitscope broker` on free ports, plain and amqps, with this certificate and key.
+fn tls_broker(cert: impl AsRef<std::ffi::OsStr>, key: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(["broker", "--transient", "--listen", "127.0.0.1:0"])
+        .args(["--tls-listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key);
+    command
+}
+
 impl BrokerProcess {
     fn start() -> BrokerProcess {
         let pki = pki();
-        let mut child = Command::new(BIN)
-            .args([
-                "broker",
-                "--transient",
-                "--listen",
-                "127.0.0.1:0",
-                "--tls-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert")
-            .arg(&pki.server_cert)
-            .arg("--tls-key")
-            .arg(&pki.server_key)
+        let mut child = tls_broker(&pki.server_cert, &pki.server_key)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -261,21 +261,7 @@ fn a_missing_or_unusable_certificate_is_an_error_naming_the_file() {
         (&pki.server_cert, &other_key, &other_key),
     ];
     for (cert, key, named) in cases {
-        let out = Command::new(BIN)
-            .args([
-                "broker",
-                "--transient",
-                "--listen",
-                "127.0.0.1:0",
-                "--tls-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .output()
-            .unwrap();
+        let out = tls_broker(cert, key).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "started with {cert:?} {key:?}");
         assert!(
