@@ -510,14 +510,7 @@ async fn the_firehose_reports_the_queues_a_message_reached() {
         bind(&ch, q, "routes", key, FieldTable::default()).await;
     }
     assert!(!vhost.management.tracing(&vhost.name).await.unwrap());
-    let source = RemoteSource::start(
-        vhost.endpoint(),
-        RemoteOptions {
-            interval: Duration::from_millis(500),
-            trace: true,
-        },
-    )
-    .unwrap();
+    let source = traced_source(&vhost);
     let mut events = source.subscribe();
     // The firehose is bound some time after start: publish until one shows.
     let mut published = None;
@@ -1144,17 +1137,22 @@ async fn until_traced(ch: &Channel, events: &mut rabbitscope::events::EventReade
     panic!("the firehose never reported a publish");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn firehose_deliveries_name_their_consumer() {
-    let vhost = TestVhost::new("consumer-tag").await;
-    let source = RemoteSource::start(
+/// A watch of the test vhost with the firehose on, refreshed every half second.
+fn traced_source(vhost: &TestVhost) -> RemoteSource {
+    RemoteSource::start(
         vhost.endpoint(),
         RemoteOptions {
             interval: Duration::from_millis(500),
             trace: true,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn firehose_deliveries_name_their_consumer() {
+    let vhost = TestVhost::new("consumer-tag").await;
+    let source = traced_source(&vhost);
     let mut events = source.subscribe();
     let (connection, ch) = vhost.channel().await;
     queue(&ch, "probe", durable(), FieldTable::default()).await;
@@ -1256,14 +1254,7 @@ async fn firehose_matched_follows_exchange_to_exchange_bindings() {
     queue(&ch, "Q", durable(), FieldTable::default()).await;
     bind(&ch, "Q", "B", "", FieldTable::default()).await;
     queue(&ch, "probe", durable(), FieldTable::default()).await;
-    let source = RemoteSource::start(
-        vhost.endpoint(),
-        RemoteOptions {
-            interval: Duration::from_millis(500),
-            trace: true,
-        },
-    )
-    .unwrap();
+    let source = traced_source(&vhost);
     let mut events = source.subscribe();
     assert!(source.refreshed(1, Duration::from_secs(10)).await);
     until_traced(&ch, &mut events, "probe").await;
