@@ -129,7 +129,11 @@ fn main() -> Result<(), Error> {
     }
     let broker_rt = broker_rt.thread_name("broker").enable_all().build()?;
     // The clients' runtime: lapin publisher and consumer, for every target.
-    let mut client_rt = tokio::runtime::Builder::new_multi_thread();
+    let mut client_rt = if std::env::var("THROUGHPUT_CLIENT_RUNTIME").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     if let Some(n) = env_number("THROUGHPUT_CLIENT_THREADS") {
         client_rt.worker_threads(n);
     }

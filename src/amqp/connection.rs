@@ -4,7 +4,9 @@
 //! [`ClientSink`](crate::broker::ClientSink) to one writer task, so method replies and
 //! deliveries leave in the order they were produced.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::broker::maps::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,7 +183,7 @@ async fn serve_halves(
         sink: opened.sink,
         frame_max: opened.frame_max,
         channel_max: opened.channel_max,
-        channels: HashMap::new(),
+        channels: HashMap::default(),
         orphan_publishes: Default::default(),
         out: Vec::with_capacity(64 * 1024),
         closed_by_peer: false,
@@ -544,7 +546,7 @@ struct Connection {
     channels: HashMap<u16, ChannelWire>,
     /// Never-opened channels that sent basic.publish: RabbitMQ complains only when the
     /// content header follows.
-    orphan_publishes: std::collections::HashSet<u16>,
+    orphan_publishes: crate::broker::maps::HashSet<u16>,
     /// Replies produced while handling the current batch of input.
     out: Vec<u8>,
     /// The peer sent connection.close and we answered.
@@ -1475,14 +1477,24 @@ impl Connection {
 
     /// Routes a complete message, then answers with basic.return and/or a confirm.
     fn publish_now(&mut self, ch: u16, content: Content) -> Result<(), AmqpError> {
+        let Content {
+            exchange,
+            routing_key,
+            mandatory,
+            properties,
+            body,
+        } = content;
+        // Only a mandatory message can come back in basic.return: keep its content for that,
+        // and spare every other message the copies.
+        let kept = mandatory.then(|| (properties.clone(), body.clone()));
         let outcome = self.broker.basic_publish(
             self.id,
             ch,
-            &content.exchange,
-            &content.routing_key,
-            content.mandatory,
-            content.properties.clone(),
-            content.body.clone(),
+            &exchange,
+            &routing_key,
+            mandatory,
+            properties,
+            body,
         )?;
         let state = self.channels.get_mut(&ch).expect("open");
         let confirm_tag = state.confirm.then(|| {
@@ -1495,23 +1507,17 @@ impl Connection {
                 self.write_ack(ch, first, last);
             }
         }
-        if outcome.returned {
+        if let (true, Some((properties, body))) = (outcome.returned, &kept) {
             self.reply(
                 ch,
                 AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
                     reply_code: 312,
                     reply_text: "NO_ROUTE".into(),
-                    exchange: short(&content.exchange),
-                    routing_key: short(&content.routing_key),
+                    exchange: short(&exchange),
+                    routing_key: short(&routing_key),
                 })),
             );
-            codec::write_content(
-                &mut self.out,
-                ch,
-                &content.properties,
-                &content.body,
-                self.frame_max,
-            );
+            codec::write_content(&mut self.out, ch, properties, body, self.frame_max);
         }
         if let Some(tag) = confirm_tag {
             let state = self.channels.get_mut(&ch).expect("open");

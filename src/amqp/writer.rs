@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amq_protocol::protocol::{basic, AMQPClass};
+use amq_protocol::protocol::{basic, AMQPClass, BasicProperties};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -29,6 +29,7 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         let beat = (heartbeat > 0).then(|| Duration::from_secs(heartbeat as u64) / 2);
         let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES * 2);
+        let mut properties = PropertiesCache::default();
         let mut last_write = Instant::now();
         loop {
             let next = match beat {
@@ -51,10 +52,10 @@ pub fn spawn(
             let Some(first) = next else {
                 break;
             };
-            let mut deliveries = encode(&mut buf, first, frame_max);
+            let mut deliveries = encode(&mut buf, first, frame_max, &mut properties);
             while buf.len() < BATCH_BYTES {
                 match inbox.receiver.try_recv() {
-                    Ok(item) => deliveries += encode(&mut buf, item, frame_max),
+                    Ok(item) => deliveries += encode(&mut buf, item, frame_max, &mut properties),
                     Err(_) => break,
                 }
             }
@@ -73,8 +74,38 @@ pub fn spawn(
     (task, done_rx)
 }
 
+/// The encoded properties of the last delivery. Messages published in a row on one channel
+/// share one `Arc` of properties (see the broker's state), so a consumer's deliveries mostly
+/// reuse these bytes instead of encoding them again.
+#[derive(Default)]
+struct PropertiesCache {
+    properties: Option<Arc<BasicProperties>>,
+    encoded: Vec<u8>,
+}
+
+impl PropertiesCache {
+    fn encoded(&mut self, properties: &Arc<BasicProperties>) -> &[u8] {
+        let same = self
+            .properties
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, properties));
+        if !same {
+            let mut into = std::mem::take(&mut self.encoded);
+            into.clear();
+            self.encoded = codec::encode_properties(properties, into);
+            self.properties = Some(properties.clone());
+        }
+        &self.encoded
+    }
+}
+
 /// Encodes one item; returns 1 for a delivery (they count against the backlog), else 0.
-fn encode(buf: &mut Vec<u8>, item: ToClient, frame_max: usize) -> usize {
+fn encode(
+    buf: &mut Vec<u8>,
+    item: ToClient,
+    frame_max: usize,
+    properties: &mut PropertiesCache,
+) -> usize {
     match item {
         ToClient::Raw(frames) => {
             buf.extend_from_slice(&frames);
@@ -87,18 +118,31 @@ fn encode(buf: &mut Vec<u8>, item: ToClient, frame_max: usize) -> usize {
             redelivered,
             message,
         } => {
-            codec::write_method(
+            let written = codec::write_deliver(
                 buf,
                 channel,
-                AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
-                    consumer_tag: (*consumer_tag).into(),
-                    delivery_tag,
-                    redelivered,
-                    exchange: (*message.exchange).into(),
-                    routing_key: (*message.routing_key).into(),
-                })),
+                &consumer_tag,
+                delivery_tag,
+                redelivered,
+                &message.exchange,
+                &message.routing_key,
             );
-            codec::write_content(buf, channel, &message.properties, &message.body, frame_max);
+            if !written {
+                // A name too long for a short string: amq-protocol's writer decides.
+                codec::write_method(
+                    buf,
+                    channel,
+                    AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
+                        consumer_tag: (*consumer_tag).into(),
+                        delivery_tag,
+                        redelivered,
+                        exchange: (*message.exchange).into(),
+                        routing_key: (*message.routing_key).into(),
+                    })),
+                );
+            }
+            let props = properties.encoded(&message.properties);
+            codec::write_encoded_content(buf, channel, props, &message.body, frame_max);
             1
         }
         ToClient::Cancel {

@@ -9,6 +9,7 @@ pub mod args;
 pub mod error;
 pub mod exchange;
 pub mod journal;
+pub mod maps;
 pub mod message;
 pub mod queue;
 mod state;

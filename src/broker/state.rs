@@ -1,6 +1,8 @@
 //! Everything the broker knows, and the AMQP rules applied to it. Called with the lock held.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::broker::maps::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -128,9 +130,23 @@ struct Channel {
     reply_consumer: Option<Arc<str>>,
     /// Consumers declared but not yet announced with consume-ok.
     not_ready: HashSet<Arc<str>>,
-    /// The last message published here: the next one shares its properties and routing key
-    /// when they are the same, rather than keeping copies of its own.
-    last_published: Option<(Arc<BasicProperties>, Arc<str>)>,
+    /// The last message published here: the next one shares its properties, exchange and
+    /// routing key when they are the same, rather than keeping copies of its own.
+    last_published: Option<LastPublished>,
+}
+
+struct LastPublished {
+    properties: Arc<BasicProperties>,
+    exchange: Arc<str>,
+    routing_key: Arc<str>,
+}
+
+/// `last` when it holds the same text, else a new copy of `text`.
+fn share_str(last: Option<Arc<str>>, text: &str) -> Arc<str> {
+    match last {
+        Some(last) if *last == *text => last,
+        _ => Arc::from(text),
+    }
 }
 
 pub struct State {
@@ -166,8 +182,8 @@ impl State {
                 .iter()
                 .map(|v| (Arc::from(v.as_str()), Vhost::new(v)))
                 .collect(),
-            connections: HashMap::new(),
-            channels: HashMap::new(),
+            connections: HashMap::default(),
+            channels: HashMap::default(),
             events,
             next_seq: 0,
             next_message_id: 0,
@@ -289,8 +305,8 @@ impl State {
             Connection {
                 vhost: vhost.into(),
                 sink,
-                channels: HashSet::new(),
-                consumers: HashMap::new(),
+                channels: HashSet::default(),
+                consumers: HashMap::default(),
             },
         );
         self.emit(vhost, Some(id), None, || EventKind::ConnectionOpened {
@@ -1161,7 +1177,8 @@ impl State {
             let address = format!("{REPLY_TO}.{connection}.{channel}.{}", random_suffix());
             properties = properties.with_reply_to(address.as_str().into());
         }
-        {
+        // The default exchange always exists and is never internal: no lookup for it.
+        if !exchange.is_empty() {
             let vhost = &self.vhosts[&vhost_name];
             let x = vhost.exchange(exchange)?;
             if x.internal {
@@ -1171,30 +1188,30 @@ impl State {
             }
         }
         self.next_message_id += 1;
+        let message_id = self.next_message_id;
         let ch = self.channel(connection, channel)?;
-        let (properties, routing_key_shared) = match ch.last_published.take() {
-            Some((last_properties, last_key)) => (
-                if *last_properties == properties {
-                    last_properties
-                } else {
-                    Arc::new(properties)
-                },
-                if *last_key == *routing_key {
-                    last_key
-                } else {
-                    Arc::from(routing_key)
-                },
-            ),
-            None => (Arc::new(properties), Arc::from(routing_key)),
+        let last = ch.last_published.take();
+        let (last_properties, last_exchange, last_key) = match last {
+            Some(l) => (Some(l.properties), Some(l.exchange), Some(l.routing_key)),
+            None => (None, None, None),
         };
-        ch.last_published = Some((properties.clone(), routing_key_shared.clone()));
-        let message = Arc::new(Message {
-            id: self.next_message_id,
-            exchange: exchange.into(),
-            routing_key: routing_key_shared,
+        let properties = match last_properties {
+            Some(last) if *last == properties => last,
+            _ => Arc::new(properties),
+        };
+        let shared = LastPublished {
             properties,
+            exchange: share_str(last_exchange, exchange),
+            routing_key: share_str(last_key, routing_key),
+        };
+        let message = Arc::new(Message {
+            id: message_id,
+            exchange: shared.exchange.clone(),
+            routing_key: shared.routing_key.clone(),
+            properties: shared.properties.clone(),
             body,
         });
+        ch.last_published = Some(shared);
         if exchange.is_empty() && routing_key.starts_with(REPLY_TO) {
             return Ok(self.deliver_reply(&vhost_name, connection, channel, mandatory, message));
         }
@@ -1308,7 +1325,6 @@ impl State {
         }
         let ttl = message_ttl(&q.limits, &message);
         self.next_seq += 1;
-        let now = Instant::now();
         let stored = journal_vhost.is_some()
             && q.durable
             && q.owner.is_none()
@@ -1326,7 +1342,7 @@ impl State {
         q.push_back(QueuedMessage {
             seq: self.next_seq,
             message,
-            expires_at: ttl.map(|t| now + t),
+            expires_at: ttl.map(|t| Instant::now() + t),
             redelivered: false,
             stored,
         });
@@ -1341,7 +1357,12 @@ impl State {
         for old in dropped {
             self.dead_letter(vhost_name, queue, old, DeadLetterReason::Maxlen, work);
         }
-        work.push_back((Arc::from(vhost_name), queue.clone()));
+        // The vhost map's key is the shared copy of the name: no allocation per message.
+        let vhost = match self.vhosts.get_key_value(vhost_name) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(vhost_name),
+        };
+        work.push_back((vhost, queue.clone()));
         false
     }
 
@@ -1438,9 +1459,12 @@ impl State {
 
     /// Dispatches every queue in `work` until nothing more can move.
     fn run(&mut self, mut work: VecDeque<(Arc<str>, Arc<str>)>) {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         while let Some((vhost, queue)) = work.pop_front() {
-            if !seen.insert((vhost.clone(), queue.clone())) {
+            // Nothing to tell apart when this is the only entry left and none came before:
+            // the common publish to one queue pays for no set.
+            let alone = work.is_empty() && seen.is_empty();
+            if !alone && !seen.insert((vhost.clone(), queue.clone())) {
                 continue;
             }
             let expired = self.dispatch(&vhost, &queue);
@@ -1471,12 +1495,16 @@ impl State {
         else {
             return expired;
         };
-        let now = Instant::now();
+        // Read the clock only when the head can expire at all.
+        let mut now = None;
         let events = &self.events;
         loop {
-            if let Some(message) = q.take_expired_head(now) {
-                expired.push(message);
-                continue;
+            if q.peek().is_some_and(|m| m.expires_at.is_some()) {
+                let now = *now.get_or_insert_with(Instant::now);
+                if let Some(message) = q.take_expired_head(now) {
+                    expired.push(message);
+                    continue;
+                }
             }
             if q.ready() == 0 || q.consumers.is_empty() {
                 break;

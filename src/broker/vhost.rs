@@ -1,7 +1,7 @@
 //! A virtual host: its exchanges, queues and bindings, and the routing of one message through
 //! them (exchange-to-exchange chains and alternate exchanges included).
 
-use std::collections::HashMap;
+use crate::broker::maps::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -58,8 +58,8 @@ impl Vhost {
             name: name.to_string(),
             default_exchange: Arc::from(""),
             exchanges,
-            queues: HashMap::new(),
-            bindings_into_exchange: HashMap::new(),
+            queues: HashMap::default(),
+            bindings_into_exchange: HashMap::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Direct exchange: a binding matches when its key equals the routing key exactly.
 
-use std::collections::HashMap;
+use crate::broker::maps::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;

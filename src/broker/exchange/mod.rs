@@ -9,7 +9,7 @@ mod fanout;
 mod headers;
 mod topic;
 
-use std::collections::HashSet;
+use crate::broker::maps::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use amq_protocol::types::FieldTable;
@@ -184,7 +184,7 @@ impl Exchange {
             arguments,
             router: kind.new_router(),
             had_binding: false,
-            keys: HashSet::new(),
+            keys: HashSet::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! Bindings live in a trie keyed by pattern word, so routing costs follow the number of words
 //! in the routing key (and the `*`/`#` branches met on the way), not the number of bindings.
 
-use std::collections::HashMap;
+use crate::broker::maps::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
