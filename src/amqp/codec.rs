@@ -163,7 +163,7 @@ fn decode_publishing(raw: &RawFrame) -> Option<Incoming> {
             let class_id = u16::from_be_bytes([p[0], p[1]]);
             let body_size = u64::from_be_bytes(p[4..12].try_into().ok()?);
             match basic::parse_properties(&p[12..]) {
-                Ok((rest, properties)) if rest.is_empty() => Some(Incoming::Header(
+                Ok(([], properties)) => Some(Incoming::Header(
                     raw.channel,
                     class_id,
                     body_size,
