@@ -1055,8 +1055,8 @@ impl Connection {
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
                 self.publisher = true;
                 let content = PendingContent {
-                    exchange: publish.exchange.to_string(),
-                    routing_key: publish.routing_key.to_string(),
+                    exchange: publish.exchange.as_str().to_owned(),
+                    routing_key: publish.routing_key.as_str().to_owned(),
                     mandatory: publish.mandatory,
                     header: None,
                     body: BytesMut::new(),
