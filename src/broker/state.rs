@@ -1486,8 +1486,9 @@ impl State {
 
     /// Hands ready messages to consumers round-robin while they have room. Returns messages
     /// found expired at the head on the way.
-    fn dispatch(&mut self, vhost_name: &str, queue_name: &str) -> Vec<QueuedMessage> {
+    fn dispatch(&mut self, vhost: &Arc<str>, queue_name: &str) -> Vec<QueuedMessage> {
         let mut expired = Vec::new();
+        let vhost_name: &str = vhost;
         let Some(q) = self
             .vhosts
             .get_mut(vhost_name)
@@ -1588,12 +1589,12 @@ impl State {
             if events.has_readers() {
                 events.emit(Event {
                     at: SystemTime::now(),
-                    vhost: Arc::from(vhost_name),
+                    vhost: vhost.clone(),
                     connection: Some(consumer.connection),
                     channel: Some(consumer.channel),
                     kind: EventKind::Delivered {
                         message_id,
-                        queue: queue_name.into(),
+                        queue: q.name.clone(),
                         consumer_tag: Some(consumer.tag.clone()),
                         delivery_tag,
                         redelivered,
