@@ -1,45 +1,28 @@
 //! The `rabbitscope broker` command as a user runs it: the real binary, a real client, signals.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use lapin::{Connection, ConnectionProperties};
 
 use common::client::declare_queue;
+use common::process::spawn_broker;
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
 }
 
-/// Starts `rabbitscope broker` on a free port; returns the child, its address and its stderr lines.
+/// Starts `rabbitscope broker` on a free port; returns the child, its address and its later
+/// stderr lines.
 fn start_broker(extra: &[&str]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut child = binary()
-        .args(["broker", "--transient", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rabbitscope broker");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("broker prints its address");
-    let address = line
-        .split("address=")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim()
-        .to_string();
-    (child, address, rx)
+    let broker = spawn_broker(
+        binary()
+            .args(["broker", "--transient", "--listen", "127.0.0.1:0"])
+            .args(extra),
+    );
+    let address = broker.field("address=");
+    (broker.child, address, broker.lines)
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
@@ -141,22 +124,11 @@ fn sigint_stops_an_idle_broker_cleanly() {
 /// it says nothing of the kind.
 #[test]
 fn listening_beyond_loopback_is_a_warning() {
-    let mut child = binary()
-        .args(["broker", "--transient", "--listen", "0.0.0.0:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rabbitscope broker");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut before = Vec::new();
-    for line in stderr.lines().map_while(Result::ok) {
-        let done = line.contains("broker listening");
-        before.push(line);
-        if done {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut broker =
+        spawn_broker(binary().args(["broker", "--transient", "--listen", "0.0.0.0:0"]));
+    let _ = broker.child.kill();
+    let _ = broker.child.wait();
+    let before = broker.before;
     let text = before.join("\n");
     assert!(
         before

@@ -2,10 +2,10 @@
 //! the middle of a stream of persistent publishes, started again on the same directory. Every
 //! message it confirmed is back, in order and intact; messages acked before a kill stay gone;
 //! transient things do not come back.
+mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+use common::process::spawn_broker;
 
 const QUEUE: &str = "ledger";
 const TOTAL: u64 = 100_000;
@@ -30,31 +32,19 @@ struct BrokerProcess {
 
 impl BrokerProcess {
     fn start(dir: &Path) -> BrokerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
-            .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rabbitscope broker");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let address = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the broker prints its address");
-            if line.contains("broker listening") {
-                assert!(line.contains(&dir.display().to_string()), "{line}");
-                break line.split("address=").nth(1).unwrap().trim().to_string();
-            }
-        };
+        let broker = spawn_broker(
+            Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+                .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir),
+        );
+        assert!(
+            broker.announced.contains(&dir.display().to_string()),
+            "{}",
+            broker.announced
+        );
         BrokerProcess {
-            child,
-            url: format!("amqp://guest:guest@{address}/%2f"),
+            url: format!("amqp://guest:guest@{}/%2f", broker.field("address=")),
+            child: broker.child,
         }
     }
 

@@ -3,7 +3,6 @@
 //! clients that do not or that speak something else to the TLS port.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -17,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use common::pki::Pki;
+use common::process::spawn_broker;
 use common::vhost::TestVhost;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
@@ -51,31 +51,14 @@ fn tls_broker(cert: impl AsRef<std::ffi::OsStr>, key: impl AsRef<std::ffi::OsStr
 impl BrokerProcess {
     fn start() -> BrokerProcess {
         let pki = pki();
-        let mut child = tls_broker(&pki.server_cert, &pki.server_key)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let announced = lines
-            .next()
-            .expect("the broker announces its addresses")
-            .unwrap();
-        // Keep draining stderr so the broker never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let field = |name: &str| -> SocketAddr {
-            announced
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {announced:?}"))
-                .parse()
-                .unwrap()
-        };
+        let broker = spawn_broker(&mut tls_broker(&pki.server_cert, &pki.server_key));
+        let field = |name: &str| -> SocketAddr { broker.field(name).parse().unwrap() };
         let (plain, amqps) = (field("address="), field("amqps_address="));
         BrokerProcess {
-            child,
+            child: broker.child,
             plain,
             amqps,
-            announced,
+            announced: broker.announced,
         }
     }
 

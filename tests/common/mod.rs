@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod pki;
+pub mod process;
 pub mod vhost;
 
 use std::future::Future;
