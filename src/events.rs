@@ -152,7 +152,7 @@ pub enum EventKind {
         #[serde(with = "preview")]
         body_preview: Bytes,
         headers: Vec<(String, String)>,
-        properties: Vec<(String, String)>,
+        properties: Arc<[(String, String)]>,
         /// Every binding that matched, along the whole exchange-to-exchange path.
         matched: Vec<Arc<BindingInfo>>,
         /// The queues the message reached (each at most once).

@@ -229,3 +229,61 @@ async fn a_reader_that_falls_behind_is_told_how_much_it_missed() {
     let declared = passive_queue(&ch, "q").await.unwrap();
     assert_eq!(declared.message_count(), 100);
 }
+
+/// Messages in a row share their properties inside the broker; each `Published` event still
+/// carries its own message's properties, whether they repeat the last message's or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_published_event_carries_its_own_messages_properties() {
+    let (url, broker) = common::start_embedded().await;
+    let mut events = broker.subscribe();
+    let conn = connect(&url).await;
+    let ch = channel(&conn).await;
+    declare_queue(&ch, "props").await;
+    let json = || BasicProperties::default().with_content_type("application/json".into());
+    let sent = [
+        json(),
+        json(),
+        json().with_delivery_mode(2),
+        BasicProperties::default(),
+        json(),
+    ];
+    for properties in sent.iter().cloned() {
+        ch.basic_publish(
+            "".into(),
+            "props".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < sent.len() {
+        let event = wait_for(&mut events, "a published message", |k| {
+            matches!(k, EventKind::Published { .. })
+        })
+        .await;
+        let EventKind::Published { properties, .. } = event.kind else {
+            unreachable!()
+        };
+        seen.push(properties.to_vec());
+    }
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let json_only = vec![pair("content_type", "application/json")];
+    assert_eq!(
+        seen,
+        [
+            json_only.clone(),
+            json_only.clone(),
+            vec![
+                pair("content_type", "application/json"),
+                pair("delivery_mode", "2")
+            ],
+            vec![],
+            json_only,
+        ]
+    );
+}

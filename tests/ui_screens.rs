@@ -80,7 +80,7 @@ fn published(
             body_size: 5,
             body_preview: b"hello".to_vec().into(),
             headers: vec![],
-            properties: vec![("content_type".into(), "text/plain".into())],
+            properties: Arc::new([("content_type".into(), "text/plain".into())]),
             matched: matched.iter().cloned().map(std::sync::Arc::new).collect(),
             queues: queues.iter().map(|q| std::sync::Arc::from(*q)).collect(),
             alternate_exchange: None,

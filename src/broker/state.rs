@@ -158,7 +158,13 @@ pub struct State {
     next_message_id: u64,
     /// Changes to durable things, for the store to write; None when nothing is stored.
     journal: Option<Vec<StoreOp>>,
+    /// The properties of the last published event, as text: the messages of one publisher
+    /// mostly share their properties, so their events share this list too.
+    rendered_properties: Option<(Arc<BasicProperties>, PropertyPairs)>,
 }
+
+/// A message's properties as `name=value` pairs, as `Published` events carry them.
+type PropertyPairs = Arc<[(String, String)]>;
 
 fn random_suffix() -> String {
     use rand::Rng;
@@ -188,6 +194,7 @@ impl State {
             next_seq: 0,
             next_message_id: 0,
             journal: None,
+            rendered_properties: None,
         }
     }
 
@@ -246,6 +253,33 @@ impl State {
                 kind: kind(),
             });
         }
+    }
+
+    /// Emits `Published`, rendering the message's properties only when they differ from the
+    /// last event's.
+    fn emit_published(
+        &mut self,
+        vhost: &str,
+        from: Option<(ConnectionId, u16)>,
+        message: &Message,
+        route: &super::vhost::Route,
+        fate: PublishFate,
+    ) {
+        if !self.events.has_readers() {
+            return;
+        }
+        let properties = match &self.rendered_properties {
+            Some((of, pairs)) if Arc::ptr_eq(of, &message.properties) => pairs.clone(),
+            _ => {
+                let pairs: PropertyPairs = property_pairs(&message.properties).into();
+                self.rendered_properties = Some((message.properties.clone(), pairs.clone()));
+                pairs
+            }
+        };
+        let (connection, channel) = from.unzip();
+        self.emit(vhost, connection, channel, || {
+            published_event(message, route, properties, fate)
+        });
     }
 
     fn vhost_of(&self, connection: ConnectionId) -> AmqpResult<Arc<str>> {
@@ -1237,9 +1271,13 @@ impl State {
         } else {
             PublishFate::Dropped
         };
-        self.emit(&vhost_name, Some(connection), Some(channel), || {
-            published_event(&message, &route, fate)
-        });
+        self.emit_published(
+            &vhost_name,
+            Some((connection, channel)),
+            &message,
+            &route,
+            fate,
+        );
         self.run(work);
         Ok(outcome)
     }
@@ -1278,9 +1316,14 @@ impl State {
         };
         // RabbitMQ 3.10 also returns a mandatory reply it delivered: the pseudo-queue is no
         // queue for routing purposes.
-        self.emit(vhost, Some(connection), Some(channel), || {
-            published_event(&message, &Default::default(), fate.clone())
-        });
+        let no_route = Default::default();
+        self.emit_published(
+            vhost,
+            Some((connection, channel)),
+            &message,
+            &no_route,
+            fate,
+        );
         PublishOutcome {
             returned: mandatory,
             rejected: false,
@@ -1442,9 +1485,7 @@ impl State {
         } else {
             PublishFate::Routed
         };
-        self.emit(vhost_name, None, None, || {
-            published_event(&message, &route, fate)
-        });
+        self.emit_published(vhost_name, None, &message, &route, fate);
         for target in &route.queues {
             // A message expiring round and round through its own queue stops here, as in
             // RabbitMQ, unless a client rejected it somewhere on the way.
@@ -2174,8 +2215,7 @@ fn type_name(v: &amq_protocol::types::AMQPValue) -> &'static str {
     }
 }
 
-fn published_event(message: &Message, route: &super::vhost::Route, fate: PublishFate) -> EventKind {
-    let properties = &message.properties;
+fn property_pairs(properties: &BasicProperties) -> Vec<(String, String)> {
     let mut props = Vec::new();
     macro_rules! prop {
         ($($name:literal => $get:ident),*) => {
@@ -2191,6 +2231,15 @@ fn published_event(message: &Message, route: &super::vhost::Route, fate: Publish
     if let Some(priority) = properties.priority() {
         props.push(("priority".into(), priority.to_string()));
     }
+    props
+}
+
+fn published_event(
+    message: &Message,
+    route: &super::vhost::Route,
+    properties: PropertyPairs,
+    fate: PublishFate,
+) -> EventKind {
     EventKind::Published {
         message_id: message.id,
         exchange: message.exchange.clone(),
@@ -2198,7 +2247,7 @@ fn published_event(message: &Message, route: &super::vhost::Route, fate: Publish
         body_size: message.body.len(),
         body_preview: message.body.slice(..message.body.len().min(BODY_PREVIEW)),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
-        properties: props,
+        properties,
         matched: route.matched.iter().map(|(s, b)| b.info(s)).collect(),
         queues: route.queues.clone(),
         alternate_exchange: route.alternate_exchange.clone(),

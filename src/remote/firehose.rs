@@ -375,7 +375,7 @@ impl TraceEvents {
                         body_size: body.len(),
                         body_preview: body.slice(..body.len().min(BODY_PREVIEW)),
                         headers: headers.clone(),
-                        properties: properties.clone(),
+                        properties: properties.clone().into(),
                         matched: routed.matched,
                         queues,
                         alternate_exchange: routed.alternate_exchange,

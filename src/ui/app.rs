@@ -669,7 +669,7 @@ steps:
                     body_size: 0,
                     body_preview: Default::default(),
                     headers: vec![],
-                    properties: vec![],
+                    properties: Arc::new([]),
                     matched: vec![],
                     queues: vec!["q".into()],
                     alternate_exchange: None,

@@ -109,7 +109,7 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
     }
     if !entry.properties.is_empty() {
         lines.push(Line::styled("properties", theme.title()));
-        for (k, v) in &entry.properties {
+        for (k, v) in entry.properties.iter() {
             lines.push(Line::raw(format!("  {k}: {v}")));
         }
     }
