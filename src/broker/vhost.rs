@@ -34,7 +34,7 @@ pub struct Vhost {
 }
 
 /// Where one message goes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Route {
     /// Each queue at most once, in the order first reached.
     pub queues: Vec<Arc<str>>,
