@@ -138,7 +138,7 @@ pub fn decode(raw: &RawFrame) -> Result<Incoming, Undecodable> {
 /// decoded directly: amq-protocol's general parser costs a visible share of the broker's time
 /// per message. Anything unusual (other methods, bad UTF-8, trailing octets) returns `None`
 /// and goes to amq-protocol, which also words the errors.
-fn decode_publishing(raw: &RawFrame) -> Option<Incoming> {
+pub(super) fn decode_publishing(raw: &RawFrame) -> Option<Incoming> {
     let p = raw.payload();
     match raw.kind {
         FRAME_METHOD if p.starts_with(&[0, 60, 0, 40]) => {
@@ -183,7 +183,8 @@ fn take_short(input: &[u8]) -> Option<(&str, &[u8])> {
     Some((std::str::from_utf8(text).ok()?, &rest[len as usize..]))
 }
 
-fn decode_generic(raw: &RawFrame) -> Result<Incoming, Undecodable> {
+/// amq-protocol's decoding of a method or content header frame.
+pub(super) fn decode_generic(raw: &RawFrame) -> Result<Incoming, Undecodable> {
     match parse_frame(&raw.frame[..]) {
         Ok((_, AMQPFrame::Method(channel, class))) => Ok(Incoming::Method(channel, class)),
         Ok((_, AMQPFrame::Header(channel, header))) => Ok(Incoming::Header(

@@ -168,11 +168,19 @@ where
 
 /// Cuts `input` into frames and decodes each, as a connection's reader does, until the input
 /// runs out or a frame is fatally malformed; then checks that every decoded method, written
-/// out, reads back as the same frame. Returns how many frames decoded. For fuzzing.
+/// out, reads back as the same frame, and that a publish or content header decoded directly
+/// decodes the same through amq-protocol. Returns how many frames decoded. For fuzzing.
 pub fn decode_frames(input: &[u8], frame_max: usize) -> usize {
     let mut buf = bytes::BytesMut::from(input);
     let mut decoded = 0;
     while let Ok(Some(raw)) = codec::read_frame(&mut buf, frame_max) {
+        if let Some(direct) = codec::decode_publishing(&raw) {
+            assert_eq!(
+                format!("{:?}", Ok::<_, codec::Undecodable>(direct)),
+                format!("{:?}", codec::decode_generic(&raw)),
+                "the direct decoding disagrees with amq-protocol"
+            );
+        }
         let Ok(incoming) = codec::decode(&raw) else {
             continue;
         };
