@@ -698,7 +698,8 @@ impl Broker {
         body: bytes::Bytes,
     ) -> AmqpResult<PublishOutcome> {
         let mut state = self.lock();
-        let mut outcome = state.basic_publish(
+        state.begin_publish();
+        let outcome = state.basic_publish(
             connection,
             channel,
             exchange,
@@ -706,7 +707,9 @@ impl Broker {
             mandatory,
             properties,
             body,
-        )?;
+        );
+        state.end_publish();
+        let mut outcome = outcome?;
         outcome.durable_at = state.commit();
         Ok(outcome)
     }

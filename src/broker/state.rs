@@ -161,8 +161,7 @@ pub struct State {
     /// The properties of the last published event, as text: the messages of one publisher
     /// mostly share their properties, so their events share this list too.
     rendered_properties: Option<(Arc<BasicProperties>, PropertyPairs)>,
-    /// While a publish is routed and delivered: its one timestamp for all the events it causes
-    /// (reading the clock per event was a visible share of an event reader's cost).
+    /// While a publish is routed and delivered: its one timestamp for all the events it causes.
     publish_time: Option<SystemTime>,
 }
 
@@ -1172,33 +1171,19 @@ impl State {
 
     // ---- publishing ----
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn basic_publish(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        exchange: &str,
-        routing_key: &str,
-        mandatory: bool,
-        properties: BasicProperties,
-        body: Bytes,
-    ) -> AmqpResult<PublishOutcome> {
+    /// Stamps every event until [`State::end_publish`] with one time: a publish's events
+    /// happen at once, and reading the clock per event was a visible share of an event
+    /// reader's cost.
+    pub fn begin_publish(&mut self) {
         self.publish_time = self.events.has_readers().then(SystemTime::now);
-        let outcome = self.route_and_deliver(
-            connection,
-            channel,
-            exchange,
-            routing_key,
-            mandatory,
-            properties,
-            body,
-        );
+    }
+
+    pub fn end_publish(&mut self) {
         self.publish_time = None;
-        outcome
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn route_and_deliver(
+    pub fn basic_publish(
         &mut self,
         connection: ConnectionId,
         channel: u16,
