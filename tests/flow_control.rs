@@ -1,15 +1,17 @@
 //! The memory alarm: a client flooding the broker is blocked (connection.blocked, and its socket
 //! no longer read) while the others go on, and it is let go once the queues drain.
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
-use rabbitscope::amqp::Server;
+use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
 use rabbitscope::broker::{Broker, BrokerConfig};
+
+use common::client::{connect, consume, declare_queue};
 
 const LIMIT: usize = 1 << 20;
 
@@ -36,28 +38,16 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_publisher_is_blocked_while_a_consumer_drains_the_queue() {
-    let broker = Broker::new(BrokerConfig {
+    let (url, broker) = common::start_embedded_with(BrokerConfig {
         memory_limit: Some(LIMIT),
         ..BrokerConfig::default()
-    });
-    let server = Server::bind(broker.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = format!("amqp://guest:guest@{}/%2f", server.local_addr());
-    tokio::spawn(server.run());
+    })
+    .await;
 
-    let publisher = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
+    let publisher = connect(&url).await;
+    // No confirms: the flood must not wait for the broker's answers.
     let channel = publisher.create_channel().await.unwrap();
-    channel
-        .queue_declare(
-            "flood".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    declare_queue(&channel, "flood").await;
     // The flood: 64 KiB messages as fast as lapin sends them, in a task of its own, since a
     // blocked publisher's sends stop returning once the socket is full.
     let sent = Arc::new(AtomicU64::new(0));
@@ -101,22 +91,9 @@ async fn a_flooding_publisher_is_blocked_while_a_consumer_drains_the_queue() {
     );
 
     // A consumer on another connection is not starved: it drains the queue.
-    let consumer_connection = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
+    let consumer_connection = connect(&url).await;
     let consumer_channel = consumer_connection.create_channel().await.unwrap();
-    let mut consumer = consumer_channel
-        .basic_consume(
-            "flood".into(),
-            "drain".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut consumer = consume(&consumer_channel, "flood", "drain", true).await;
     let received = tokio::time::timeout(Duration::from_secs(10), async {
         let mut n = 0;
         while n < held {

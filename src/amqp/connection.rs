@@ -5,8 +5,6 @@
 //! deliveries leave in the order they were produced.
 
 use std::collections::VecDeque;
-
-use crate::broker::maps::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +20,7 @@ use tokio::sync::watch;
 
 use super::codec::{self, Incoming, Undecodable};
 use super::writer;
+use crate::broker::maps::HashMap;
 use crate::broker::{
     AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, QueueSpec, Scope, Target,
 };

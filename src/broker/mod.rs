@@ -343,7 +343,6 @@ impl Broker {
         self.restarts.subscribe()
     }
 
-    /// The store's progress (None without a store): see [`Store::durable`].
     /// Sets or clears the memory alarm from what the queues hold now.
     pub fn check_memory(&self) {
         let Some(limit) = self.config.memory_limit else {
@@ -368,6 +367,7 @@ impl Broker {
         self.alarm.subscribe()
     }
 
+    /// The store's progress (None without a store): see [`Store::durable`].
     pub fn durable(&self) -> Option<watch::Receiver<u64>> {
         self.store.as_ref().map(Store::durable)
     }

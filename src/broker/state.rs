@@ -1,10 +1,10 @@
 //! Everything the broker knows, and the AMQP rules applied to it. Called with the lock held.
 
 use std::collections::{BTreeMap, VecDeque};
-
-use crate::broker::maps::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+
+use crate::broker::maps::{HashMap, HashSet};
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::FieldTable;
@@ -142,9 +142,9 @@ struct LastPublished {
 }
 
 /// `last` when it holds the same text, else a new copy of `text`.
-fn share_str(last: Option<Arc<str>>, text: &str) -> Arc<str> {
+fn share_str(last: Option<&Arc<str>>, text: &str) -> Arc<str> {
     match last {
-        Some(last) if *last == *text => last,
+        Some(last) if **last == *text => last.clone(),
         _ => Arc::from(text),
     }
 }
@@ -243,14 +243,9 @@ impl State {
         kind: impl FnOnce() -> EventKind,
     ) {
         if self.events.has_readers() {
-            // The vhost map's key is the shared copy of the name.
-            let vhost = match self.vhosts.get_key_value(vhost) {
-                Some((name, _)) => name.clone(),
-                None => Arc::from(vhost),
-            };
             self.events.emit(Event {
                 at: self.publish_time.unwrap_or_else(SystemTime::now),
-                vhost,
+                vhost: self.vhost_key(vhost),
                 connection,
                 channel,
                 kind: kind(),
@@ -1239,18 +1234,13 @@ impl State {
         let message_id = self.next_message_id;
         let ch = self.channel(connection, channel)?;
         let last = ch.last_published.take();
-        let (last_properties, last_exchange, last_key) = match last {
-            Some(l) => (Some(l.properties), Some(l.exchange), Some(l.routing_key)),
-            None => (None, None, None),
-        };
-        let properties = match last_properties {
-            Some(last) if *last == properties => last,
-            _ => Arc::new(properties),
-        };
         let shared = LastPublished {
-            properties,
-            exchange: share_str(last_exchange, exchange),
-            routing_key: share_str(last_key, routing_key),
+            properties: match &last {
+                Some(l) if *l.properties == properties => l.properties.clone(),
+                _ => Arc::new(properties),
+            },
+            exchange: share_str(last.as_ref().map(|l| &l.exchange), exchange),
+            routing_key: share_str(last.as_ref().map(|l| &l.routing_key), routing_key),
         };
         let message = Arc::new(Message {
             id: message_id,
@@ -1413,12 +1403,7 @@ impl State {
         for old in dropped {
             self.dead_letter(vhost_name, queue, old, DeadLetterReason::Maxlen, work);
         }
-        // The vhost map's key is the shared copy of the name: no allocation per message.
-        let vhost = match self.vhosts.get_key_value(vhost_name) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(vhost_name),
-        };
-        work.push_back((vhost, queue.clone()));
+        work.push_back((self.vhost_key(vhost_name), queue.clone()));
         false
     }
 
@@ -1859,7 +1844,6 @@ impl State {
 
     // ---- time ----
 
-    /// Expires due messages and unused queues; returns the next instant worth waking for.
     /// Bytes the ready messages of every queue take, by the memory alarm's measure.
     pub fn queued_memory(&self) -> usize {
         self.vhosts
@@ -1869,6 +1853,7 @@ impl State {
             .sum()
     }
 
+    /// Expires due messages and unused queues; returns the next instant worth waking for.
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut work = VecDeque::new();
         let mut unused = Vec::new();

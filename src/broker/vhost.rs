@@ -1,13 +1,13 @@
 //! A virtual host: its exchanges, queues and bindings, and the routing of one message through
 //! them (exchange-to-exchange chains and alternate exchanges included).
 
-use crate::broker::maps::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
 
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, SourcedBinding};
+use super::maps::HashMap;
 use super::queue::Queue;
 
 /// The exchanges every vhost starts with, as RabbitMQ pre-declares them.
