@@ -9,7 +9,9 @@ use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::broker::{Broker, BrokerConfig, ExchangeSpec, Password, QueueSpec, Target, User};
+use crate::broker::{
+    Broker, BrokerConfig, ExchangeSpec, Password, Permission, QueueSpec, Target, User,
+};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Definitions {
@@ -44,10 +46,26 @@ pub struct VhostDef {
     pub name: String,
 }
 
+/// A user's permissions in a vhost: regular expressions over queue and exchange names.
 #[derive(Debug, Deserialize)]
 pub struct PermissionDef {
     pub user: String,
     pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl PermissionDef {
+    fn compile(&self) -> Result<Permission> {
+        Permission::new(&self.vhost, &self.configure, &self.write, &self.read).map_err(|e| {
+            eyre!(
+                "permissions of user '{}' in vhost '{}': {e}",
+                self.user,
+                self.vhost
+            )
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,29 +129,26 @@ impl Definitions {
                     .wrap_err_with(|| format!("user '{}'", def.name))?,
                 (None, None) => bail!("user '{}' has neither password_hash nor password", def.name),
             };
-            let vhosts = self
-                .permissions
-                .iter()
-                .filter(|p| p.user == def.name)
-                .map(|p| p.vhost.clone())
-                .collect();
-            config.users.retain(|u| u.name != def.name);
-            config.users.push(User {
+            let mut user = User {
                 name: def.name.clone(),
                 password,
                 loopback_only: def.name == "guest",
-                vhosts,
-            });
+                permissions: Vec::new(),
+            };
+            for p in self.permissions.iter().filter(|p| p.user == def.name) {
+                user.set_permission(p.compile()?);
+            }
+            config.users.retain(|u| u.name != def.name);
+            config.users.push(user);
         }
-        // Permissions of users the broker has already (guest), as RabbitMQ applies them.
+        // Permissions of users the broker has already (guest) replace theirs in that vhost, as
+        // `rabbitmqctl set_permissions` would.
         for p in &self.permissions {
             if self.users.iter().any(|u| u.name == p.user) {
                 continue;
             }
             if let Some(user) = config.users.iter_mut().find(|u| u.name == p.user) {
-                if !user.vhosts.contains(&p.vhost) {
-                    user.vhosts.push(p.vhost.clone());
-                }
+                user.set_permission(p.compile()?);
             }
         }
         Ok(config)
@@ -240,7 +255,7 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
             serde_json::json!({
                 "name": u.name,
                 "password_hash": password_hash(&u.password),
-                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "hashing_algorithm": hashing_algorithm(&u.password),
                 "tags": "",
             })
         })
@@ -251,9 +266,13 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
         .users
         .iter()
         .flat_map(|u| {
-            u.vhosts.iter().map(|v| {
+            u.permissions.iter().map(|p| {
                 serde_json::json!({
-                    "user": u.name, "vhost": v, "configure": ".*", "write": ".*", "read": ".*",
+                    "user": u.name,
+                    "vhost": p.vhost,
+                    "configure": p.configure.as_str(),
+                    "write": p.write.as_str(),
+                    "read": p.read.as_str(),
                 })
             })
         })
@@ -276,12 +295,17 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
     write().wrap_err_with(|| format!("writing {}", path.display()))
 }
 
-/// RabbitMQ's `password_hash`: base64 of a 4-byte salt and SHA-256(salt ++ password). A plain
-/// password gets a fresh random salt.
+const SHA256: &str = "rabbit_password_hashing_sha256";
+const SHA512: &str = "rabbit_password_hashing_sha512";
+
+/// RabbitMQ's `password_hash`: base64 of a 4-byte salt and SHA-256(salt ++ password) (or
+/// SHA-512, as loaded). A plain password gets a fresh random salt and SHA-256; a user without
+/// a password keeps the empty hash.
 pub fn password_hash(password: &Password) -> String {
     use sha2::{Digest, Sha256};
     let (salt, hash) = match password {
-        Password::Sha256 { salt, hash } => (*salt, hash.clone()),
+        Password::Sha256 { salt, hash } | Password::Sha512 { salt, hash } => (*salt, hash.clone()),
+        Password::NoPassword => return String::new(),
         Password::Plain(plain) => {
             let salt: [u8; 4] = rand::random();
             let hash = Sha256::new()
@@ -297,22 +321,41 @@ pub fn password_hash(password: &Password) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The `hashing_algorithm` that goes with [`password_hash`].
+fn hashing_algorithm(password: &Password) -> &'static str {
+    match password {
+        Password::Sha512 { .. } => SHA512,
+        _ => SHA256,
+    }
+}
+
 fn parse_hash(hash: &str, algorithm: Option<&str>) -> Result<Password> {
-    match algorithm.unwrap_or("rabbit_password_hashing_sha256") {
-        "rabbit_password_hashing_sha256" => {}
-        other => bail!(
-            "hashing algorithm '{other}' is not supported (use rabbit_password_hashing_sha256)"
-        ),
+    let algorithm = algorithm.unwrap_or(SHA256);
+    let length = match algorithm {
+        SHA256 => 32,
+        SHA512 => 64,
+        other => bail!("hashing algorithm '{other}' is not supported (use {SHA256} or {SHA512})"),
+    };
+    // RabbitMQ loads an empty hash and lets no password log the user in.
+    if hash.is_empty() {
+        return Ok(Password::NoPassword);
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(hash)
         .wrap_err("password_hash is not base64")?;
-    if bytes.len() != 4 + 32 {
-        bail!("password_hash has {} bytes, expected 36", bytes.len());
+    if bytes.len() != 4 + length {
+        bail!(
+            "password_hash has {} bytes, expected {} for {algorithm}",
+            bytes.len(),
+            4 + length
+        );
     }
-    Ok(Password::Sha256 {
-        salt: [bytes[0], bytes[1], bytes[2], bytes[3]],
-        hash: bytes[4..].to_vec(),
+    let salt = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    let hash = bytes[4..].to_vec();
+    Ok(if length == 32 {
+        Password::Sha256 { salt, hash }
+    } else {
+        Password::Sha512 { salt, hash }
     })
 }
 
@@ -379,7 +422,7 @@ mod tests {
         let guest = restored.users.iter().find(|u| u.name == "guest").unwrap();
         assert!(matches!(guest.password, Password::Sha256 { .. }));
         assert!(guest.password.verify("guest") && !guest.password.verify("guest2"));
-        assert!(guest.vhosts.contains(&"orders".to_string()));
+        assert!(guest.permission("orders").is_some());
         assert!(restored.vhosts.contains(&"orders".to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod journal;
 pub mod maps;
 pub mod message;
+pub mod permissions;
 pub mod queue;
 mod state;
 pub mod store;
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
 pub use message::Message;
+pub use permissions::{Access, Grant, Pattern, Permission, Resource};
 pub use state::{
     ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
 };
@@ -40,23 +42,35 @@ use store::Store;
 pub enum Password {
     Plain(String),
     /// RabbitMQ's `password_hash`: a 4-byte salt followed by SHA-256(salt ++ password).
-    Sha256 {
-        salt: [u8; 4],
-        hash: Vec<u8>,
-    },
+    Sha256 { salt: [u8; 4], hash: Vec<u8> },
+    /// The same with SHA-512 (`rabbit_password_hashing_sha512`).
+    Sha512 { salt: [u8; 4], hash: Vec<u8> },
+    /// An empty `password_hash`: no password logs this user in, as in RabbitMQ.
+    NoPassword,
 }
 
 impl Password {
     pub fn verify(&self, given: &str) -> bool {
+        use sha2::{Digest, Sha256, Sha512};
         match self {
             Password::Plain(p) => p == given,
             Password::Sha256 { salt, hash } => {
-                use sha2::{Digest, Sha256};
-                let mut hasher = Sha256::new();
-                hasher.update(salt);
-                hasher.update(given.as_bytes());
-                hasher.finalize().as_slice() == hash.as_slice()
+                Sha256::new()
+                    .chain_update(salt)
+                    .chain_update(given.as_bytes())
+                    .finalize()
+                    .as_slice()
+                    == hash.as_slice()
             }
+            Password::Sha512 { salt, hash } => {
+                Sha512::new()
+                    .chain_update(salt)
+                    .chain_update(given.as_bytes())
+                    .finalize()
+                    .as_slice()
+                    == hash.as_slice()
+            }
+            Password::NoPassword => false,
         }
     }
 }
@@ -68,8 +82,21 @@ pub struct User {
     pub password: Password,
     /// Like RabbitMQ's guest: refused unless the client connects from loopback.
     pub loopback_only: bool,
-    /// The vhosts this user may open.
-    pub vhosts: Vec<String>,
+    /// What the user may do, per vhost; a vhost without an entry may not be opened.
+    pub permissions: Vec<Permission>,
+}
+
+impl User {
+    /// The user's permission in `vhost`, if it has one.
+    pub fn permission(&self, vhost: &str) -> Option<&Permission> {
+        self.permissions.iter().find(|p| p.vhost == vhost)
+    }
+
+    /// Sets the user's permission in its vhost, replacing what it had there.
+    pub fn set_permission(&mut self, permission: Permission) {
+        self.permissions.retain(|p| p.vhost != permission.vhost);
+        self.permissions.push(permission);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -98,7 +125,7 @@ impl Default for BrokerConfig {
                 name: "guest".into(),
                 password: Password::Plain("guest".into()),
                 loopback_only: true,
-                vhosts: vec!["/".into()],
+                permissions: vec![Permission::all("/")],
             }],
             event_capacity: crate::events::DEFAULT_CAPACITY,
             data_dir: None,
@@ -108,13 +135,14 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// Adds a vhost and lets every user without explicit vhosts' restrictions (guest) open it.
+    /// Adds a vhost and gives guest every permission there (`.*`), as the embedded broker's
+    /// guest has on every vhost it is given.
     pub fn with_vhost(mut self, name: &str) -> Self {
         if name != "/" && !self.vhosts.iter().any(|v| v == name) {
             self.vhosts.push(name.to_string());
             for user in &mut self.users {
-                if user.name == "guest" {
-                    user.vhosts.push(name.to_string());
+                if user.name == "guest" && user.permission(name).is_none() {
+                    user.permissions.push(Permission::all(name));
                 }
             }
         }
@@ -479,7 +507,9 @@ impl Broker {
             .iter()
             .find(|u| u.name == user)
             .ok_or_else(refused)?;
-        if !found.password.verify(password) || (found.loopback_only && !from_loopback) {
+        // RabbitMQ refuses a blank password whatever the user's hash is.
+        let verified = !password.is_empty() && found.password.verify(password);
+        if !verified || (found.loopback_only && !from_loopback) {
             return Err(refused());
         }
         Ok(())
@@ -497,22 +527,28 @@ impl Broker {
         if !state.vhosts.contains_key(vhost) {
             return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
         }
-        let allowed = self
-            .config
-            .users
-            .iter()
-            .any(|u| u.name == user && u.vhosts.iter().any(|v| v == vhost))
-            || self
-                .added_vhosts()
-                .iter()
-                .any(|(v, u)| v == vhost && u == user);
-        if !allowed {
-            return Err(AmqpError::not_allowed(format!(
+        let refused = || {
+            AmqpError::not_allowed(format!(
                 "access to vhost '{vhost}' refused for user '{user}'"
-            )));
-        }
+            ))
+        };
+        let permission = match self.config.users.iter().find(|u| u.name == user) {
+            Some(found) => found.permission(vhost).cloned(),
+            None => None,
+        };
+        // Vhosts added while running come with every permission for the user they were made for.
+        let permission = permission.or_else(|| {
+            self.added_vhosts()
+                .iter()
+                .any(|(v, u)| v == vhost && u == user)
+                .then(|| Permission::all(vhost))
+        });
+        let grant = Grant::User {
+            user: Arc::from(user),
+            permission: Arc::new(permission.ok_or_else(refused)?),
+        };
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        state.open_connection(id, user, vhost, peer, sink);
+        state.open_connection(id, user, vhost, peer, sink, grant);
         Ok(id)
     }
 
@@ -529,7 +565,7 @@ impl Broker {
         }
         let (sink, inbox) = ClientSink::new();
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        state.open_connection(id, name, vhost, name, sink);
+        state.open_connection(id, name, vhost, name, sink, Grant::Broker);
         state.open_channel(id, 1);
         Ok((id, inbox))
     }

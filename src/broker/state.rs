@@ -15,6 +15,7 @@ use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoreOp, StoredMessage};
 use super::message::{dead_lettered, Message, QueuedMessage};
+use super::permissions::{Access, Grant, Resource};
 use super::queue::{Consumer, Overflow, Queue, QueueLimits};
 use super::vhost::Vhost;
 use super::{ClientSink, ExchangeSnapshot, QueueSnapshot, Snapshot, ToClient, VhostSnapshot};
@@ -104,6 +105,8 @@ pub enum Settle {
 
 struct Connection {
     vhost: Arc<str>,
+    /// What the connection's user may do in its vhost.
+    grant: Grant,
     sink: ClientSink,
     channels: HashSet<u16>,
     /// Consumers per (channel, tag), so closing finds them without scanning queues.
@@ -311,6 +314,20 @@ impl State {
         }
     }
 
+    /// 403 unless the connection's user has `access` to `resource` in its vhost.
+    fn permit(
+        &self,
+        connection: ConnectionId,
+        access: Access,
+        resource: Resource<'_>,
+    ) -> AmqpResult<()> {
+        self.connections
+            .get(&connection)
+            .ok_or_else(|| AmqpError::channel_error("connection not open"))?
+            .grant
+            .check(access, resource)
+    }
+
     /// Exclusive queues belong to one connection: 405 for everyone else.
     fn check_owner(queue: &Queue, connection: ConnectionId, vhost: &str) -> AmqpResult<()> {
         match queue.owner {
@@ -331,11 +348,13 @@ impl State {
         vhost: &str,
         peer: &str,
         sink: ClientSink,
+        grant: Grant,
     ) {
         self.connections.insert(
             id,
             Connection {
                 vhost: vhost.into(),
+                grant,
                 sink,
                 channels: HashSet::default(),
                 consumers: HashMap::default(),
@@ -509,6 +528,17 @@ impl State {
                 spec.kind
             )));
         };
+        if spec.name.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        self.permit(
+            connection,
+            Access::Configure,
+            Resource::Exchange(&spec.name),
+        )?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if let Some(existing) = vhost.exchanges.get(spec.name.as_str()) {
             let inequivalent = |arg: &str,
                                 received: &dyn std::fmt::Display,
@@ -548,6 +578,13 @@ impl State {
                 spec.name
             )));
         }
+        // A new exchange with an alternate exchange: its messages will be read from it and
+        // written to the alternate.
+        if let Some(alternate) = args::get_string(&spec.arguments, "alternate-exchange") {
+            self.permit(connection, Access::Read, Resource::Exchange(&spec.name))?;
+            self.permit(connection, Access::Write, Resource::Exchange(&alternate))?;
+        }
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let exchange = Exchange::new(
             &spec.name,
             kind,
@@ -600,6 +637,8 @@ impl State {
                 "deletion of system exchange '{name}' in vhost '{vhost_name}' not allowed"
             )));
         }
+        self.permit(connection, Access::Configure, Resource::Exchange(name))?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let Some(exchange) = vhost.exchanges.get(name) else {
             // RabbitMQ answers delete-ok for a missing exchange.
             return Ok(());
@@ -657,13 +696,20 @@ impl State {
             Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
             Target::Exchange(x) => Destination::Exchange(x.into()),
         };
-        let vhost = &self.vhosts[&vhost_name];
+        // Binding writes to the destination and reads from the source.
+        let written = match &destination {
+            Destination::Queue(q) => Resource::Queue(q),
+            Destination::Exchange(x) => Resource::Exchange(x),
+        };
+        self.permit(connection, Access::Write, written)?;
         let default_exchange = matches!(&destination, Destination::Exchange(x) if x.is_empty());
         if source.is_empty() || default_exchange {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",
             ));
         }
+        self.permit(connection, Access::Read, Resource::Exchange(source))?;
+        let vhost = &self.vhosts[&vhost_name];
         match &destination {
             Destination::Queue(q) => {
                 let queue = vhost
@@ -780,6 +826,10 @@ impl State {
                 )));
             }
         }
+        // Passive declares only look; server-named queues are checked by the name they get.
+        if !spec.passive {
+            self.permit(connection, Access::Configure, Resource::Queue(&name))?;
+        }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if let Some(queue) = vhost.queues.get_mut(name.as_str()) {
             Self::check_owner(queue, connection, &vhost_name)?;
@@ -826,7 +876,14 @@ impl State {
         if spec.passive {
             return Err(missing_queue(&vhost_name, &name));
         }
+        // A new queue with a dead-letter exchange: its messages will be read from it and
+        // written to that exchange.
+        if let Some(dlx) = args::get_string(&spec.arguments, "x-dead-letter-exchange") {
+            self.permit(connection, Access::Read, Resource::Queue(&name))?;
+            self.permit(connection, Access::Write, Resource::Exchange(&dlx))?;
+        }
         let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let owner = spec.exclusive.then_some(connection);
         let queue = Queue::new(
             &name,
@@ -871,6 +928,7 @@ impl State {
     ) -> AmqpResult<u32> {
         let vhost_name = self.vhost_of(connection)?;
         let name = self.queue_name(connection, channel, queue)?;
+        self.permit(connection, Access::Read, Resource::Queue(&name))?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let q = vhost
             .queues
@@ -908,6 +966,7 @@ impl State {
     ) -> AmqpResult<u32> {
         let vhost_name = self.vhost_of(connection)?;
         let name = self.queue_name(connection, channel, queue)?;
+        self.permit(connection, Access::Configure, Resource::Queue(&name))?;
         let vhost = &self.vhosts[&vhost_name];
         let Some(q) = vhost.queues.get(name.as_str()) else {
             // RabbitMQ answers delete-ok with 0 for a missing queue.
@@ -1016,14 +1075,6 @@ impl State {
         } = spec;
         let (queue, tag, arguments) = (queue.as_str(), tag.as_str(), &arguments);
         let vhost_name = self.vhost_of(connection)?;
-        let priority = match args::get_int(arguments, "x-priority") {
-            Ok(p) => p.unwrap_or(0),
-            Err(args::NotAnInteger) => {
-                return Err(AmqpError::precondition_failed(
-                    "invalid arg 'x-priority' for consumer: not an integer",
-                ))
-            }
-        };
         let tag: Arc<str> = if tag.is_empty() {
             format!("amq.ctag-{}", random_suffix()).into()
         } else {
@@ -1049,6 +1100,15 @@ impl State {
             return Ok(tag.to_string());
         }
         let name = self.queue_name(connection, channel, queue)?;
+        self.permit(connection, Access::Read, Resource::Queue(&name))?;
+        let priority = match args::get_int(arguments, "x-priority") {
+            Ok(p) => p.unwrap_or(0),
+            Err(args::NotAnInteger) => {
+                return Err(AmqpError::precondition_failed(
+                    "invalid arg 'x-priority' for consumer: not an integer",
+                ))
+            }
+        };
         let prefetch = self.channel(connection, channel)?.prefetch_consumer;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let q = vhost
@@ -1189,6 +1249,7 @@ impl State {
         body: Bytes,
     ) -> AmqpResult<PublishOutcome> {
         let vhost_name = self.vhost_of(connection)?;
+        self.permit(connection, Access::Write, Resource::Exchange(exchange))?;
         if let Some(expiration) = properties.expiration() {
             let text = expiration.as_str();
             match text.parse::<i64>() {
@@ -1654,6 +1715,7 @@ impl State {
     ) -> AmqpResult<Option<GetOk>> {
         let vhost_name = self.vhost_of(connection)?;
         let name = self.queue_name(connection, channel, queue)?;
+        self.permit(connection, Access::Read, Resource::Queue(&name))?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let q = vhost
             .queues

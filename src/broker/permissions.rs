@@ -1,0 +1,192 @@
+//! Who may do what in a vhost, as RabbitMQ's internal backend decides it.
+//!
+//! A user has, per vhost, three regular expressions (what `rabbitmqctl set_permissions` takes):
+//! `configure` (declare and delete), `write` (publish to an exchange, bind to a queue or an
+//! exchange) and `read` (get, consume, purge, bind from an exchange). A name is allowed when the
+//! expression matches anywhere in it: RabbitMQ anchors nothing itself, and the empty string
+//! means `^$`, which no queue or exchange name matches. The default exchange is checked under
+//! the name `amq.default`. A user with no entry for a vhost may not open it.
+
+use std::sync::Arc;
+
+use regex::Regex;
+
+use super::error::{AmqpError, AmqpResult};
+
+/// The three kinds of permission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Configure,
+    Write,
+    Read,
+}
+
+/// What a permission is checked on.
+#[derive(Clone, Copy, Debug)]
+pub enum Resource<'a> {
+    Queue(&'a str),
+    Exchange(&'a str),
+}
+
+/// One permission expression: the text as given (kept and saved unchanged) and compiled.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    text: String,
+    regex: Regex,
+}
+
+impl Pattern {
+    /// Compiles `text`; the empty string matches nothing, as in RabbitMQ.
+    pub fn new(text: &str) -> Result<Pattern, regex::Error> {
+        let regex = Regex::new(if text.is_empty() { "^$" } else { text })?;
+        Ok(Pattern {
+            text: text.to_string(),
+            regex,
+        })
+    }
+
+    /// `.*`: everything.
+    pub fn all() -> Pattern {
+        Pattern::new(".*").expect("a valid expression")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.regex.is_match(name)
+    }
+}
+
+/// One user's permissions in one vhost.
+#[derive(Clone, Debug)]
+pub struct Permission {
+    pub vhost: String,
+    pub configure: Pattern,
+    pub write: Pattern,
+    pub read: Pattern,
+}
+
+impl Permission {
+    /// Configure, write and read everything in `vhost` (`.*` three times).
+    pub fn all(vhost: &str) -> Permission {
+        Permission {
+            vhost: vhost.to_string(),
+            configure: Pattern::all(),
+            write: Pattern::all(),
+            read: Pattern::all(),
+        }
+    }
+
+    /// Compiles the three expressions; the error names the one that is not valid.
+    pub fn new(vhost: &str, configure: &str, write: &str, read: &str) -> Result<Permission, String> {
+        let compile = |kind: &str, text: &str| {
+            Pattern::new(text).map_err(|e| format!("{kind} permission '{text}': {e}"))
+        };
+        Ok(Permission {
+            vhost: vhost.to_string(),
+            configure: compile("configure", configure)?,
+            write: compile("write", write)?,
+            read: compile("read", read)?,
+        })
+    }
+
+    fn pattern(&self, access: Access) -> &Pattern {
+        match access {
+            Access::Configure => &self.configure,
+            Access::Write => &self.write,
+            Access::Read => &self.read,
+        }
+    }
+}
+
+/// What one connection may do.
+#[derive(Clone, Debug)]
+pub enum Grant {
+    /// The program's own connections (definitions, lessons, the view's actions): anything.
+    Broker,
+    /// A client that logged in as `user`, with its permission in the connection's vhost.
+    User {
+        user: Arc<str>,
+        permission: Arc<Permission>,
+    },
+}
+
+impl Grant {
+    /// Ok, or RabbitMQ's 403 naming the resource, its vhost and the user.
+    pub fn check(&self, access: Access, resource: Resource<'_>) -> AmqpResult<()> {
+        let Grant::User { user, permission } = self else {
+            return Ok(());
+        };
+        let (kind, name) = match resource {
+            Resource::Queue(name) => ("queue", name),
+            Resource::Exchange("") => ("exchange", "amq.default"),
+            Resource::Exchange(name) => ("exchange", name),
+        };
+        if permission.pattern(access).matches(name) {
+            return Ok(());
+        }
+        Err(AmqpError::access_refused(format!(
+            "access to {kind} '{name}' in vhost '{}' refused for user '{user}'",
+            permission.vhost
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(configure: &str, write: &str, read: &str) -> Grant {
+        Grant::User {
+            user: "alice".into(),
+            permission: Arc::new(Permission::new("v", configure, write, read).unwrap()),
+        }
+    }
+
+    #[test]
+    fn expressions_match_anywhere_unless_anchored() {
+        let loose = grant("alice-", "alice-", "alice-");
+        assert!(loose
+            .check(Access::Configure, Resource::Queue("my-alice-q"))
+            .is_ok());
+        let anchored = grant("^alice-", "^alice-", "^alice-");
+        assert!(anchored
+            .check(Access::Configure, Resource::Queue("my-alice-q"))
+            .is_err());
+        assert!(anchored
+            .check(Access::Configure, Resource::Queue("alice-q"))
+            .is_ok());
+    }
+
+    #[test]
+    fn the_empty_string_matches_nothing_and_the_default_exchange_is_amq_default() {
+        let none = grant("", "", "");
+        let refused = none
+            .check(Access::Write, Resource::Exchange(""))
+            .unwrap_err();
+        assert_eq!(refused.code, 403);
+        assert_eq!(
+            refused.text,
+            "ACCESS_REFUSED - access to exchange 'amq.default' in vhost 'v' refused for user 'alice'"
+        );
+        let default_only = grant("", "^amq\\.default$", "");
+        assert!(default_only
+            .check(Access::Write, Resource::Exchange(""))
+            .is_ok());
+        assert!(Grant::Broker
+            .check(Access::Read, Resource::Queue("anything"))
+            .is_ok());
+    }
+
+    #[test]
+    fn the_text_is_kept_as_given() {
+        let p = Permission::new("v", "", "^a.*", "x|y").unwrap();
+        assert_eq!(
+            (p.configure.as_str(), p.write.as_str(), p.read.as_str()),
+            ("", "^a.*", "x|y")
+        );
+        assert!(Permission::new("v", "(", "", "").is_err());
+    }
+}
