@@ -42,9 +42,15 @@ use store::Store;
 pub enum Password {
     Plain(String),
     /// RabbitMQ's `password_hash`: a 4-byte salt followed by SHA-256(salt ++ password).
-    Sha256 { salt: [u8; 4], hash: Vec<u8> },
+    Sha256 {
+        salt: [u8; 4],
+        hash: Vec<u8>,
+    },
     /// The same with SHA-512 (`rabbit_password_hashing_sha512`).
-    Sha512 { salt: [u8; 4], hash: Vec<u8> },
+    Sha512 {
+        salt: [u8; 4],
+        hash: Vec<u8>,
+    },
     /// An empty `password_hash`: no password logs this user in, as in RabbitMQ.
     NoPassword,
 }

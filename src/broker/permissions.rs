@@ -80,7 +80,12 @@ impl Permission {
     }
 
     /// Compiles the three expressions; the error names the one that is not valid.
-    pub fn new(vhost: &str, configure: &str, write: &str, read: &str) -> Result<Permission, String> {
+    pub fn new(
+        vhost: &str,
+        configure: &str,
+        write: &str,
+        read: &str,
+    ) -> Result<Permission, String> {
         let compile = |kind: &str, text: &str| {
             Pattern::new(text).map_err(|e| format!("{kind} permission '{text}': {e}"))
         };

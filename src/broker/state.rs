@@ -626,13 +626,13 @@ impl State {
         if_unused: bool,
     ) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(connection)?;
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if name.is_empty() {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",
             ));
         }
-        if name.starts_with("amq.") && vhost.exchanges.contains_key(name) {
+        // Missing or not, no `amq.` exchange may be deleted (checked before permissions).
+        if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
                 "deletion of system exchange '{name}' in vhost '{vhost_name}' not allowed"
             )));
