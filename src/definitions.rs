@@ -426,4 +426,100 @@ mod tests {
         assert!(restored.vhosts.contains(&"orders".to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// RabbitMQ's hash of `password` with `salt`, SHA-512 flavour, as an export holds it.
+    fn sha512_export(salt: [u8; 4], password: &str) -> String {
+        use sha2::{Digest, Sha512};
+        let mut bytes = salt.to_vec();
+        bytes.extend(
+            Sha512::new()
+                .chain_update(salt)
+                .chain_update(password)
+                .finalize(),
+        );
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn sha512_and_empty_hashes_load_as_rabbitmq_loads_them() {
+        let sha512 = parse_hash(
+            &sha512_export([1, 2, 3, 4], "s3cret"),
+            Some("rabbit_password_hashing_sha512"),
+        )
+        .unwrap();
+        assert!(sha512.verify("s3cret") && !sha512.verify("s3cre"));
+        let none = parse_hash("", Some("rabbit_password_hashing_sha256")).unwrap();
+        assert!(!none.verify("") && !none.verify("anything"));
+        assert!(parse_hash("", Some("rabbit_password_hashing_md5")).is_err());
+    }
+
+    #[test]
+    fn kept_permissions_and_hashes_come_back_exactly() {
+        let given = serde_json::json!({
+            "users": [
+                { "name": "alice", "password": "a-pass" },
+                { "name": "bob", "password_hash": "", "hashing_algorithm": SHA256 },
+                { "name": "carol", "password_hash": sha512_export([9, 8, 7, 6], "c-pass"),
+                  "hashing_algorithm": SHA512 },
+            ],
+            "vhosts": [{ "name": "sec-perm" }],
+            "permissions": [
+                { "user": "alice", "vhost": "sec-perm",
+                  "configure": "^alice-.*", "write": "alice-|^amq\\.default$", "read": "" },
+                { "user": "bob", "vhost": "sec-perm", "configure": "", "write": "", "read": "" },
+                { "user": "carol", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*" },
+                { "user": "guest", "vhost": "sec-perm", "configure": "^g", "write": "", "read": ".*" },
+            ],
+        });
+        let given: Definitions = serde_json::from_value(given).unwrap();
+        let config = given.configure(BrokerConfig::default()).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "rabbitscope-kept-permissions-{}",
+            std::process::id()
+        ));
+        keep(&config, &dir).unwrap();
+        let restored = load_kept(&dir)
+            .unwrap()
+            .unwrap()
+            .configure(BrokerConfig::default())
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let patterns = |config: &BrokerConfig, user: &str, vhost: &str| {
+            let u = config.users.iter().find(|u| u.name == user).unwrap();
+            let p = u.permission(vhost).unwrap();
+            (
+                p.configure.as_str().to_string(),
+                p.write.as_str().to_string(),
+                p.read.as_str().to_string(),
+            )
+        };
+        for (user, vhost) in [
+            ("alice", "sec-perm"),
+            ("bob", "sec-perm"),
+            ("carol", "/"),
+            ("guest", "sec-perm"),
+            ("guest", "/"),
+        ] {
+            assert_eq!(
+                patterns(&restored, user, vhost),
+                patterns(&config, user, vhost),
+                "{user} in {vhost}"
+            );
+        }
+        assert_eq!(
+            patterns(&restored, "alice", "sec-perm"),
+            (
+                "^alice-.*".to_string(),
+                "alice-|^amq\\.default$".to_string(),
+                String::new()
+            )
+        );
+        let user = |name: &str| restored.users.iter().find(|u| u.name == name).unwrap();
+        assert!(user("alice").permission("/").is_none());
+        assert!(user("alice").password.verify("a-pass"));
+        assert!(matches!(user("bob").password, Password::NoPassword));
+        assert!(matches!(user("carol").password, Password::Sha512 { .. }));
+        assert!(user("carol").password.verify("c-pass"));
+    }
 }
