@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::broker::{
-    Broker, BrokerConfig, ExchangeSpec, Password, Permission, QueueSpec, Target, User,
+    Broker, BrokerConfig, ExchangeSpec, Password, Permission, QueueSpec, Target, TopicPermission,
+    User,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -21,6 +22,8 @@ pub struct Definitions {
     pub vhosts: Vec<VhostDef>,
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
+    #[serde(default)]
+    pub topic_permissions: Vec<TopicPermissionDef>,
     #[serde(default)]
     pub exchanges: Vec<ExchangeDef>,
     #[serde(default)]
@@ -63,6 +66,29 @@ impl PermissionDef {
                 "permissions of user '{}' in vhost '{}': {e}",
                 self.user,
                 self.vhost
+            )
+        })
+    }
+}
+
+/// A user's topic permissions for one topic exchange: regular expressions over routing keys.
+#[derive(Debug, Deserialize)]
+pub struct TopicPermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl TopicPermissionDef {
+    fn compile(&self) -> Result<TopicPermission> {
+        TopicPermission::new(&self.vhost, &self.exchange, &self.write, &self.read).map_err(|e| {
+            eyre!(
+                "topic permissions of user '{}' in vhost '{}' on exchange '{}': {e}",
+                self.user,
+                self.vhost,
+                self.exchange
             )
         })
     }
@@ -134,9 +160,13 @@ impl Definitions {
                 password,
                 loopback_only: def.name == "guest",
                 permissions: Vec::new(),
+                topic_permissions: Vec::new(),
             };
             for p in self.permissions.iter().filter(|p| p.user == def.name) {
                 user.set_permission(p.compile()?);
+            }
+            for t in self.topic_permissions.iter().filter(|t| t.user == def.name) {
+                user.set_topic_permission(t.compile()?);
             }
             config.users.retain(|u| u.name != def.name);
             config.users.push(user);
@@ -149,6 +179,14 @@ impl Definitions {
             }
             if let Some(user) = config.users.iter_mut().find(|u| u.name == p.user) {
                 user.set_permission(p.compile()?);
+            }
+        }
+        for t in &self.topic_permissions {
+            if self.users.iter().any(|u| u.name == t.user) {
+                continue;
+            }
+            if let Some(user) = config.users.iter_mut().find(|u| u.name == t.user) {
+                user.set_topic_permission(t.compile()?);
             }
         }
         Ok(config)
@@ -277,10 +315,26 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
             })
         })
         .collect();
+    let topic_permissions: Vec<Value> = config
+        .users
+        .iter()
+        .flat_map(|u| {
+            u.topic_permissions.iter().map(|t| {
+                serde_json::json!({
+                    "user": u.name,
+                    "vhost": t.vhost,
+                    "exchange": t.exchange,
+                    "write": t.write,
+                    "read": t.read,
+                })
+            })
+        })
+        .collect();
     let document = serde_json::json!({
         "users": users,
         "vhosts": vhosts.iter().map(|v| serde_json::json!({ "name": v })).collect::<Vec<_>>(),
         "permissions": permissions,
+        "topic_permissions": topic_permissions,
     });
     let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
     let path = dir.join(KEPT);
@@ -470,6 +524,10 @@ mod tests {
                 { "user": "carol", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*" },
                 { "user": "guest", "vhost": "sec-perm", "configure": "^g", "write": "", "read": ".*" },
             ],
+            "topic_permissions": [
+                { "user": "alice", "vhost": "sec-perm", "exchange": "events",
+                  "write": "^{username}\\.", "read": "" },
+            ],
         });
         let given: Definitions = serde_json::from_value(given).unwrap();
         let config = given.configure(BrokerConfig::default()).unwrap();
@@ -516,6 +574,17 @@ mod tests {
             )
         );
         let user = |name: &str| restored.users.iter().find(|u| u.name == name).unwrap();
+        let topic = &user("alice").topic_permissions;
+        assert_eq!(topic.len(), 1);
+        assert_eq!(
+            (
+                topic[0].vhost.as_str(),
+                topic[0].exchange.as_str(),
+                topic[0].write.as_str(),
+                topic[0].read.as_str()
+            ),
+            ("sec-perm", "events", "^{username}\\.", "")
+        );
         assert!(user("alice").permission("/").is_none());
         assert!(user("alice").password.verify("a-pass"));
         assert!(matches!(user("bob").password, Password::NoPassword));

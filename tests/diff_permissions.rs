@@ -39,6 +39,9 @@ struct Cast {
     dave: String,
     /// `alice-` unanchored to configure, only the default exchange to write, nothing to read.
     erin: String,
+    /// Everything, but on the topic exchange `guest-topic` only routing keys starting with
+    /// their own name to publish and `news.` to bind.
+    frank: String,
     /// Loaded with an empty `password_hash`: no password logs in.
     locked: String,
     /// Loaded with a SHA-512 `password_hash`.
@@ -54,13 +57,15 @@ impl Cast {
             carol: common::unique("carol"),
             dave: common::unique("dave"),
             erin: common::unique("erin"),
+            frank: common::unique("frank"),
             locked: common::unique("locked"),
             sha512: common::unique("sha512"),
         }
     }
 
-    fn users(&self) -> [&str; 7] {
+    fn users(&self) -> [&str; 8] {
         [
+            &self.frank,
             &self.alice,
             &self.bob,
             &self.carol,
@@ -85,6 +90,7 @@ impl Cast {
                 user(&self.carol, &sha256, plain),
                 user(&self.dave, &sha256, plain),
                 user(&self.erin, &sha256, plain),
+                user(&self.frank, &sha256, plain),
                 user(&self.locked, "", plain),
                 user(&self.sha512, &sha512_hash(PASSWORD), "rabbit_password_hashing_sha512"),
             ],
@@ -95,9 +101,14 @@ impl Cast {
                 permission(&self.bob, "", "", ""),
                 permission(&self.carol, ".*", ".*", ".*"),
                 permission(&self.erin, "alice-", "^amq\\.default$", ""),
+                permission(&self.frank, ".*", ".*", ".*"),
                 permission(&self.locked, ".*", ".*", ".*"),
                 permission(&self.sha512, ".*", ".*", ".*"),
             ],
+            "topic_permissions": [{
+                "user": self.frank, "vhost": self.vhost, "exchange": "guest-topic",
+                "write": "^{username}\\.", "read": "^news\\.",
+            }],
         })
     }
 
@@ -200,8 +211,13 @@ enum Op<'a> {
     Consume(&'a str),
     DeleteQueue(&'a str),
     DeleteExchange(&'a str),
-    /// queue, exchange
+    /// queue, exchange (routing key `k`)
     BindQueue(&'a str, &'a str),
+    /// queue, exchange, routing key
+    BindQueueKey(&'a str, &'a str, &'a str),
+    UnbindQueueKey(&'a str, &'a str, &'a str),
+    /// destination, source, routing key
+    BindExchangeKey(&'a str, &'a str, &'a str),
     UnbindQueue(&'a str, &'a str),
     /// destination, source
     BindExchange(&'a str, &'a str),
@@ -307,6 +323,30 @@ async fn attempt(conn: &Connection, op: &Op<'_>) -> String {
                 x.into(),
                 "k".into(),
                 QueueBindOptions::default(),
+                none(),
+            )
+            .await
+        }
+        Op::BindQueueKey(q, x, key) => {
+            ch.queue_bind(
+                q.into(),
+                x.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                none(),
+            )
+            .await
+        }
+        Op::UnbindQueueKey(q, x, key) => {
+            ch.queue_unbind(q.into(), x.into(), key.into(), none())
+                .await
+        }
+        Op::BindExchangeKey(d, s, key) => {
+            ch.exchange_bind(
+                d.into(),
+                s.into(),
+                key.into(),
+                ExchangeBindOptions::default(),
                 none(),
             )
             .await
@@ -455,6 +495,7 @@ async fn scenario(address: &str, cast: &Cast) -> Vec<String> {
         )
         .await
         .unwrap();
+    declare_exchange(&setup, "guest-topic", ExchangeKind::Topic).await;
     // A permitted client that must keep being served while the others are refused.
     declare_queue(&setup, "guest-watch").await;
     let mut watcher = consume(&setup, "guest-watch", "watcher", true).await;
@@ -508,6 +549,29 @@ async fn scenario(address: &str, cast: &Cast) -> Vec<String> {
         t.push(format!("erin {op:?}: {answer}"));
     }
     let _ = erin.close(200, "OK".into()).await;
+
+    // Topic permissions: frank's own routing keys on guest-topic, nothing else limited.
+    let frank = login(&as_user(&cast.frank)).await.unwrap();
+    let own_key = format!("{}.created", cast.frank);
+    for op in [
+        Op::DeclareQueue("frank-q"),
+        Op::DeclareExchange("frank-x"),
+        Op::Publish("guest-topic", &own_key),
+        Op::Publish("guest-topic", "other.created"),
+        Op::Publish("amq.direct", "other.created"),
+        Op::Publish("amq.topic", "other.created"),
+        Op::BindQueueKey("frank-q", "guest-topic", "news.#"),
+        Op::BindQueueKey("frank-q", "guest-topic", "sport.#"),
+        Op::UnbindQueueKey("frank-q", "guest-topic", "sport.#"),
+        Op::BindExchangeKey("frank-x", "guest-topic", "sport.#"),
+        Op::BindQueueKey("frank-q", "amq.direct", "sport.#"),
+        Op::BindQueueKey("frank-q", "nobody-topic", "sport.#"),
+    ] {
+        let answer = attempt(&frank, &op).await;
+        let shown = format!("{op:?}").replace(&cast.frank, "<frank>");
+        t.push(format!("frank {shown}: {answer}"));
+    }
+    let _ = frank.close(200, "OK".into()).await;
 
     let outcome = |r: lapin::Result<Connection>| match r {
         Ok(_) => "connected".to_string(),

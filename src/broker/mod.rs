@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
 pub use message::Message;
-pub use permissions::{Access, Grant, Pattern, Permission, Resource};
+pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
 pub use state::{
     ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
 };
@@ -90,6 +90,8 @@ pub struct User {
     pub loopback_only: bool,
     /// What the user may do, per vhost; a vhost without an entry may not be opened.
     pub permissions: Vec<Permission>,
+    /// Routing keys the user may publish with and bind with, per topic exchange and vhost.
+    pub topic_permissions: Vec<TopicPermission>,
 }
 
 impl User {
@@ -102,6 +104,13 @@ impl User {
     pub fn set_permission(&mut self, permission: Permission) {
         self.permissions.retain(|p| p.vhost != permission.vhost);
         self.permissions.push(permission);
+    }
+
+    /// Sets the user's topic permission for its exchange and vhost, replacing what it had.
+    pub fn set_topic_permission(&mut self, topic: TopicPermission) {
+        self.topic_permissions
+            .retain(|t| (&t.vhost, &t.exchange) != (&topic.vhost, &topic.exchange));
+        self.topic_permissions.push(topic);
     }
 }
 
@@ -132,6 +141,7 @@ impl Default for BrokerConfig {
                 password: Password::Plain("guest".into()),
                 loopback_only: true,
                 permissions: vec![Permission::all("/")],
+                topic_permissions: Vec::new(),
             }],
             event_capacity: crate::events::DEFAULT_CAPACITY,
             data_dir: None,
@@ -538,10 +548,8 @@ impl Broker {
                 "access to vhost '{vhost}' refused for user '{user}'"
             ))
         };
-        let permission = match self.config.users.iter().find(|u| u.name == user) {
-            Some(found) => found.permission(vhost).cloned(),
-            None => None,
-        };
+        let found = self.config.users.iter().find(|u| u.name == user);
+        let permission = found.and_then(|u| u.permission(vhost)).cloned();
         // Vhosts added while running come with every permission for the user they were made for.
         let permission = permission.or_else(|| {
             self.added_vhosts()
@@ -549,10 +557,8 @@ impl Broker {
                 .any(|(v, u)| v == vhost && u == user)
                 .then(|| Permission::all(vhost))
         });
-        let grant = Grant::User {
-            user: Arc::from(user),
-            permission: Arc::new(permission.ok_or_else(refused)?),
-        };
+        let topics = found.map(|u| u.topic_permissions.as_slice()).unwrap_or(&[]);
+        let grant = Grant::user(user, permission.ok_or_else(refused)?, topics);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, user, vhost, peer, sink, grant);
         Ok(id)

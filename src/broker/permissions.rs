@@ -6,6 +6,11 @@
 //! expression matches anywhere in it: RabbitMQ anchors nothing itself, and the empty string
 //! means `^$`, which no queue or exchange name matches. The default exchange is checked under
 //! the name `amq.default`. A user with no entry for a vhost may not open it.
+//!
+//! Topic permissions (`rabbitmqctl set_topic_permissions`) narrow that further for one topic
+//! exchange: a publish's routing key must match `write`, a binding's key from it must match
+//! `read`. `{username}` and `{vhost}` in them stand for the connection's user and vhost. A
+//! user without topic permissions for an exchange is not limited by them.
 
 use std::sync::Arc;
 
@@ -106,24 +111,101 @@ impl Permission {
     }
 }
 
+/// One user's topic permissions for one topic exchange in one vhost. The expressions are
+/// kept as text: they are compiled per connection, once `{username}` and `{vhost}` are known.
+#[derive(Clone, Debug)]
+pub struct TopicPermission {
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl TopicPermission {
+    /// Checks that both expressions compile once filled in.
+    pub fn new(vhost: &str, exchange: &str, write: &str, read: &str) -> Result<Self, String> {
+        let topic = TopicPermission {
+            vhost: vhost.to_string(),
+            exchange: exchange.to_string(),
+            write: write.to_string(),
+            read: read.to_string(),
+        };
+        for (kind, text) in [("write", write), ("read", read)] {
+            Pattern::new(&topic.fill(text, "user"))
+                .map_err(|e| format!("{kind} topic permission '{text}': {e}"))?;
+        }
+        Ok(topic)
+    }
+
+    /// `{username}` and `{vhost}` replaced as RabbitMQ does it: plain text, before compiling.
+    fn fill(&self, text: &str, user: &str) -> String {
+        text.replace("{username}", user)
+            .replace("{vhost}", &self.vhost)
+    }
+
+    /// The compiled expressions for `user`; None when filling in made one invalid.
+    fn expanded(&self, user: &str) -> Option<TopicGrant> {
+        let fill = |text: &str| Pattern::new(&self.fill(text, user)).ok();
+        Some(TopicGrant {
+            exchange: self.exchange.clone(),
+            write: fill(&self.write)?,
+            read: fill(&self.read)?,
+        })
+    }
+}
+
+/// A topic permission ready for one connection.
+#[derive(Clone, Debug)]
+struct TopicGrant {
+    exchange: String,
+    write: Pattern,
+    read: Pattern,
+}
+
 /// What one connection may do.
 #[derive(Clone, Debug)]
 pub enum Grant {
     /// The program's own connections (definitions, lessons, the view's actions): anything.
     Broker,
-    /// A client that logged in as `user`, with its permission in the connection's vhost.
-    User {
-        user: Arc<str>,
-        permission: Arc<Permission>,
-    },
+    /// A client that logged in as `user`, with its permissions in the connection's vhost.
+    User(Arc<UserGrant>),
+}
+
+#[derive(Debug)]
+pub struct UserGrant {
+    user: String,
+    permission: Permission,
+    topics: Vec<TopicGrant>,
 }
 
 impl Grant {
+    /// What `user` may do in the vhost of `permission`, with its topic permissions there.
+    pub fn user(user: &str, permission: Permission, topics: &[TopicPermission]) -> Grant {
+        let topics = topics
+            .iter()
+            .filter(|t| t.vhost == permission.vhost)
+            .map(|t| {
+                // An expression that filling in made invalid lets nothing through.
+                t.expanded(user).unwrap_or_else(|| TopicGrant {
+                    exchange: t.exchange.clone(),
+                    write: Pattern::new("").expect("valid"),
+                    read: Pattern::new("").expect("valid"),
+                })
+            })
+            .collect();
+        Grant::User(Arc::new(UserGrant {
+            user: user.to_string(),
+            permission,
+            topics,
+        }))
+    }
+
     /// Ok, or RabbitMQ's 403 naming the resource, its vhost and the user.
     pub fn check(&self, access: Access, resource: Resource<'_>) -> AmqpResult<()> {
-        let Grant::User { user, permission } = self else {
+        let Grant::User(grant) = self else {
             return Ok(());
         };
+        let (user, permission) = (&grant.user, &grant.permission);
         let (kind, name) = match resource {
             Resource::Queue(name) => ("queue", name),
             Resource::Exchange("") => ("exchange", "amq.default"),
@@ -137,6 +219,29 @@ impl Grant {
             permission.vhost
         )))
     }
+
+    /// The topic permission check for a routing key on topic exchange `exchange`: `Write` when
+    /// publishing, `Read` when binding from it. Call it for topic exchanges only.
+    pub fn check_topic(&self, access: Access, exchange: &str, routing_key: &str) -> AmqpResult<()> {
+        let Grant::User(grant) = self else {
+            return Ok(());
+        };
+        let Some(topic) = grant.topics.iter().find(|t| t.exchange == exchange) else {
+            return Ok(());
+        };
+        let pattern = match access {
+            Access::Write => &topic.write,
+            Access::Read => &topic.read,
+            Access::Configure => return Ok(()),
+        };
+        if pattern.matches(routing_key) {
+            return Ok(());
+        }
+        Err(AmqpError::access_refused(format!(
+            "access to topic '{routing_key}' in exchange '{exchange}' in vhost '{}' refused for user '{}'",
+            grant.permission.vhost, grant.user
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -144,10 +249,11 @@ mod tests {
     use super::*;
 
     fn grant(configure: &str, write: &str, read: &str) -> Grant {
-        Grant::User {
-            user: "alice".into(),
-            permission: Arc::new(Permission::new("v", configure, write, read).unwrap()),
-        }
+        Grant::user(
+            "alice",
+            Permission::new("v", configure, write, read).unwrap(),
+            &[],
+        )
     }
 
     #[test]
@@ -193,5 +299,27 @@ mod tests {
             ("", "^a.*", "x|y")
         );
         assert!(Permission::new("v", "(", "", "").is_err());
+    }
+
+    #[test]
+    fn topic_permissions_fill_in_the_user_and_vhost() {
+        let topics = [
+            TopicPermission::new("v", "events", "^{username}\\.", "^{vhost}\\.").unwrap(),
+            TopicPermission::new("other", "events", "", "").unwrap(),
+        ];
+        let grant = Grant::user("alice", Permission::all("v"), &topics);
+        assert!(grant
+            .check_topic(Access::Write, "events", "alice.created")
+            .is_ok());
+        assert!(grant.check_topic(Access::Read, "events", "v.#").is_ok());
+        let refused = grant
+            .check_topic(Access::Write, "events", "bob.created")
+            .unwrap_err();
+        assert_eq!(
+            refused.text,
+            "ACCESS_REFUSED - access to topic 'bob.created' in exchange 'events' in vhost 'v' refused for user 'alice'"
+        );
+        // Other exchanges are not limited.
+        assert!(grant.check_topic(Access::Write, "news", "bob.x").is_ok());
     }
 }

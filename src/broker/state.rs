@@ -710,6 +710,15 @@ impl State {
         }
         self.permit(connection, Access::Read, Resource::Exchange(source))?;
         let vhost = &self.vhosts[&vhost_name];
+        if vhost
+            .exchanges
+            .get(source)
+            .is_some_and(|x| x.kind == ExchangeKind::Topic)
+        {
+            self.connections[&connection]
+                .grant
+                .check_topic(Access::Read, source, routing_key)?;
+        }
         match &destination {
             Destination::Queue(q) => {
                 let queue = vhost
@@ -1289,6 +1298,13 @@ impl State {
                 return Err(AmqpError::access_refused(format!(
                     "cannot publish to internal exchange '{exchange}' in vhost '{vhost_name}'"
                 )));
+            }
+            if x.kind == ExchangeKind::Topic {
+                self.connections[&connection].grant.check_topic(
+                    Access::Write,
+                    exchange,
+                    routing_key,
+                )?;
             }
         }
         self.next_message_id += 1;
