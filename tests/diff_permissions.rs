@@ -719,6 +719,16 @@ async fn the_broker_process_refuses_and_keeps_the_exact_permissions() {
         expected("^alice-.*")
     );
     assert_eq!(kept_permission(&data, &cast.bob, &cast.vhost), expected(""));
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("definitions.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        kept["topic_permissions"],
+        json!([{
+            "user": cast.frank, "vhost": cast.vhost, "exchange": "guest-topic",
+            "write": "^{username}\\.", "read": "^news\\.",
+        }])
+    );
 
     // Started again from the data directory alone.
     let mut second = start(false);
