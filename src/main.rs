@@ -338,11 +338,11 @@ struct BrokerArgs {
     listen: SocketAddr,
     #[command(flatten)]
     tls: TlsArgs,
-    /// Add a vhost (repeatable); `/` always exists.
+    /// Add a vhost (repeatable); `/` always exists. Guest may do everything there.
     #[arg(long = "vhost", value_name = "NAME")]
     vhosts: Vec<String>,
-    /// Load a RabbitMQ definitions JSON file (users, vhosts, permissions, exchanges, queues,
-    /// bindings) at start.
+    /// Load a RabbitMQ definitions JSON file (users, vhosts, permissions, topic permissions,
+    /// exchanges, queues, bindings) at start. Permissions are enforced as RabbitMQ does.
     #[arg(long, value_name = "FILE")]
     definitions: Option<PathBuf>,
 }
