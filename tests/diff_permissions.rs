@@ -581,6 +581,11 @@ async fn scenario(address: &str, cast: &Cast) -> Vec<String> {
         "dave (no permissions here) connects: {}",
         outcome(login(&as_user(&cast.dave)).await)
     ));
+    let missing = format!("amqp://{}:{PASSWORD}@{address}/no-such-vhost", cast.carol);
+    t.push(format!(
+        "carol connects to a vhost that does not exist: {}",
+        outcome(login(&missing).await)
+    ));
     t.push(format!(
         "locked user with the password: {}",
         outcome(login(&as_user(&cast.locked)).await)
