@@ -174,6 +174,7 @@ pub enum Grant {
     User(Arc<UserGrant>),
 }
 
+/// A logged-in user's permissions in the vhost of one connection (see [`Grant::user`]).
 #[derive(Debug)]
 pub struct UserGrant {
     user: String,
