@@ -9,6 +9,7 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use rabbitscope::lesson::{self, Lang, Target};
+use rabbitscope::terminal::{printable, printable_lines};
 
 // mimalloc: the broker allocates and frees a message, its events and its frames on different
 // threads; measured in examples/throughput.rs, glibc's malloc made an event reader cost about
@@ -347,8 +348,19 @@ struct BrokerArgs {
     definitions: Option<PathBuf>,
 }
 
-fn main() -> Result<()> {
-    color_eyre::install()?;
+fn main() {
+    // Errors are printed by hand: they may quote names from a broker or a file, which reach
+    // the terminal only through `printable_lines`, so color-eyre's own colours are left out.
+    let installed = color_eyre::config::HookBuilder::default()
+        .theme(color_eyre::config::Theme::new())
+        .install();
+    if let Err(e) = installed.and_then(|()| run()) {
+        eprintln!("Error: {}", printable_lines(&format!("{e:?}")));
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     raise_open_files_limit();
     let cli = Cli::parse();
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
@@ -524,7 +536,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         eprintln!(
             "warning: --trace turns on tracing for vhost '{}' while watching; every message is \
              copied to amq.rabbitmq.trace, which slows the broker",
-            endpoint.vhost
+            printable(&endpoint.vhost)
         );
     }
     let broker_runtime = broker_runtime()?;
@@ -623,7 +635,9 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
     )
     .await?;
     let text = match args.format {
-        SnapshotFormat::Json => serde_json::to_string_pretty(&snapshot)? + "\n",
+        SnapshotFormat::Json => {
+            rabbitscope::terminal::json(serde_json::to_string_pretty(&snapshot)?) + "\n"
+        }
         SnapshotFormat::Yaml => serde_yaml::to_string(&snapshot)?,
         SnapshotFormat::Dot => rabbitscope::remote::render::dot(&snapshot),
         SnapshotFormat::Definitions => {
@@ -633,11 +647,15 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
             for v in &snapshot.vhosts {
                 match api.permissions(&v.name).await {
                     Ok(p) => permissions.extend(p),
-                    Err(e) => eprintln!("permissions of vhost '{}' left out: {e}", v.name),
+                    Err(e) => eprintln!(
+                        "permissions of vhost '{}' left out: {}",
+                        printable(&v.name),
+                        printable(&e.to_string())
+                    ),
                 }
             }
             let definitions = rabbitscope::remote::render::definitions(&snapshot, &permissions);
-            serde_json::to_string_pretty(&definitions)? + "\n"
+            rabbitscope::terminal::json(serde_json::to_string_pretty(&definitions)?) + "\n"
         }
     };
     print!("{text}");
@@ -658,7 +676,10 @@ async fn run_tap(args: TapArgs) -> Result<()> {
     tracing.ensure_on().await.map_err(|e| eyre!("{e}"))?;
     let result = tap_lines(&args, &endpoint, &api, stop).await;
     if let Err(e) = tracing.release().await {
-        eprintln!("could not turn tracing off again: {e}");
+        eprintln!(
+            "could not turn tracing off again: {}",
+            printable(&e.to_string())
+        );
     }
     return result;
 
@@ -791,7 +812,7 @@ async fn run_record(args: RecordArgs) -> Result<()> {
                 let trouble = source.trouble();
                 if trouble != told {
                     match &trouble {
-                        Some(why) => eprintln!("{why}"),
+                        Some(why) => eprintln!("{}", printable(why)),
                         None => eprintln!("{masked} answers again"),
                     }
                     told = trouble;
@@ -1005,10 +1026,15 @@ async fn run_broker(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
 fn lessons_list(dir: &Path, lang: Lang) -> Result<()> {
     let (lessons, errors) = lesson::load_each(dir);
     for l in &lessons {
-        println!("{:>3}  {:<28} {}", l.order, l.id, l.title.get(lang));
+        println!(
+            "{:>3}  {:<28} {}",
+            l.order,
+            printable(&l.id),
+            printable(l.title.get(lang))
+        );
     }
     for e in &errors {
-        eprintln!("{e}");
+        eprintln!("{}", printable_lines(&e.to_string()));
     }
     if !errors.is_empty() {
         std::process::exit(1);
@@ -1022,7 +1048,7 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
     let mut failed = errors.len();
     for e in &errors {
         println!("FAILED  {}", e.path.display());
-        println!("    {e}");
+        println!("    {}", printable_lines(&e.to_string()));
     }
     if lessons.is_empty() && errors.is_empty() {
         println!("no lessons (*.yaml) in {}", dir.display());
@@ -1034,15 +1060,23 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
         };
         let check = lesson::check_lesson(l, target, lang).await;
         if check.ok() {
-            println!("ok      {} ({})", check.id, check.path.display());
+            println!(
+                "ok      {} ({})",
+                printable(&check.id),
+                check.path.display()
+            );
             for note in &check.notes {
-                println!("    note: {note}");
+                println!("    note: {}", printable_lines(note));
             }
         } else {
             failed += 1;
-            println!("FAILED  {} ({})", check.id, check.path.display());
+            println!(
+                "FAILED  {} ({})",
+                printable(&check.id),
+                check.path.display()
+            );
             for failure in &check.failures {
-                println!("    {failure}");
+                println!("    {}", printable_lines(&failure.to_string()));
             }
         }
     }
