@@ -39,7 +39,7 @@ impl fmt::Display for LessonError {
 
 impl std::error::Error for LessonError {}
 
-/// How deeply a lesson's lists and mappings may nest. The deepest lesson shipped nests 6;
+/// How deeply a lesson's lists and mappings may nest. The deepest lesson shipped nests 12;
 /// deeper text only costs time (see [`crate::nesting`]).
 pub const MAX_NESTING: usize = 64;
 
