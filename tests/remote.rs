@@ -1365,7 +1365,7 @@ async fn names_with_escape_sequences_never_reach_the_terminal_raw() {
         assert!(v.exchanges.iter().any(|x| x.name == TITLE), "{format}");
         assert!(v.queues.iter().any(|q| q.name == CLIPBOARD), "{format}");
         assert!(
-            v.bindings.iter().any(|b| b.routing_key == CLEAR),
+            v.bindings.iter().any(|b| &*b.routing_key == CLEAR),
             "{format}"
         );
     }
