@@ -168,6 +168,21 @@ impl TrustArgs {
     }
 }
 
+/// How large one answer of the management API may be.
+#[derive(clap::Args, Clone, Copy)]
+struct ResponseLimitArgs {
+    /// Refuse a management API answer larger than this many MiB (a listing of a very large
+    /// broker may need more).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_response_mib: u64,
+}
+
+impl ResponseLimitArgs {
+    fn apply(&self, endpoint: &mut rabbitscope::remote::Endpoint) {
+        endpoint.max_response = usize::try_from(self.max_response_mib << 20).unwrap_or(usize::MAX);
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT or SIGTERM.
@@ -213,6 +228,8 @@ struct RecordArgs {
     #[arg(long, value_name = "URL")]
     management: Option<String>,
     #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
     trust: TrustArgs,
 }
 
@@ -255,6 +272,8 @@ struct WatchArgs {
     #[arg(long)]
     monochrome: bool,
     #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
     trust: TrustArgs,
 }
 
@@ -281,6 +300,8 @@ struct SnapshotArgs {
     #[arg(long, value_name = "NAME")]
     vhost: Option<String>,
     #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
     trust: TrustArgs,
 }
 
@@ -297,6 +318,8 @@ struct TapArgs {
     /// Its management API (default: same host, port 15672, https for amqps URLs).
     #[arg(long, value_name = "URL")]
     management: Option<String>,
+    #[command(flatten)]
+    limit: ResponseLimitArgs,
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -526,7 +549,9 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err(eyre!("--interval must be a positive number of seconds"));
     }
-    let endpoint = Endpoint::new(&args.url, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let mut endpoint =
+        Endpoint::new(&args.url, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    args.limit.apply(&mut endpoint);
     let masked = endpoint.masked_url();
     let options = RemoteOptions {
         interval: std::time::Duration::from_secs_f64(args.interval),
@@ -575,6 +600,7 @@ async fn remote_snapshot(
     url: &str,
     management: Option<&str>,
     vhost: Option<&str>,
+    limit: ResponseLimitArgs,
 ) -> Result<(
     rabbitscope::remote::Management,
     rabbitscope::broker::Snapshot,
@@ -582,7 +608,8 @@ async fn remote_snapshot(
     use rabbitscope::broker::Snapshot;
     use rabbitscope::remote::management::ErrorKind;
     use rabbitscope::remote::{snapshot, Endpoint, Management};
-    let endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    let mut endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     let read = match vhost {
@@ -632,6 +659,7 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
         &args.source,
         args.management.as_deref(),
         args.vhost.as_deref(),
+        args.limit,
     )
     .await?;
     let text = match args.format {
@@ -667,7 +695,9 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
 async fn run_tap(args: TapArgs) -> Result<()> {
     use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
     use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
-    let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let mut endpoint =
+        Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     // Handlers go in first: a SIGINT from now on still turns tracing off.
@@ -765,7 +795,9 @@ async fn run_record(args: RecordArgs) -> Result<()> {
         Some(_) => return Err(eyre!("--duration must be a positive number of seconds")),
         None => None,
     };
-    let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let mut endpoint =
+        Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
     // Handlers go in first: a SIGINT from now on still closes the file and turns tracing off.
     let stop = shutdown_signal()?;

@@ -431,10 +431,12 @@ async fn handshake(
     // On a dual-stack listener ([::]) an IPv4 client comes as ::ffff:127.0.0.1.
     let from_loopback = peer.ip().to_canonical().is_loopback();
     let hears_blocked = client_capability(&start_ok.client_properties, "connection.blocked");
-    let refusal =
-        match &credentials {
-            Some((user, password)) => broker.check_login(user, password, from_loopback).err().map(
-                |why| {
+    let refusal = match &credentials {
+        Some((user, password)) => {
+            broker
+                .check_login(user, password, from_loopback)
+                .err()
+                .map(|why| {
                     let user = printable(user);
                     match why {
                         LoginRefused::InvalidCredentials => {
@@ -446,16 +448,16 @@ async fn handshake(
                         "{mechanism} login refused: user '{user}' can only connect via localhost"
                     ),
                     }
-                },
-            ),
-            None if matches!(mechanism, "PLAIN" | "AMQPLAIN") => {
-                Some(format!("{mechanism} login refused: malformed response"))
-            }
-            None => Some(format!(
-                "login refused: unsupported authentication mechanism '{}'",
-                printable(mechanism)
-            )),
-        };
+                })
+        }
+        None if matches!(mechanism, "PLAIN" | "AMQPLAIN") => {
+            Some(format!("{mechanism} login refused: malformed response"))
+        }
+        None => Some(format!(
+            "login refused: unsupported authentication mechanism '{}'",
+            printable(mechanism)
+        )),
+    };
     if let Some(refusal) = refusal {
         log_failed_login(peer, &refusal);
         if credentials.is_some()
