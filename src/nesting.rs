@@ -61,7 +61,7 @@ mod tests {
     fn the_first_collection_past_the_limit_is_named() {
         assert_eq!(deeper_than("a: [[1]]\n", 3), None);
         assert_eq!(deeper_than("a: [[1]]\n", 2), Some((1, 5)));
-        assert_eq!(deeper_than("a:\n  b:\n    c: 1\n", 2), Some((2, 5)));
+        assert_eq!(deeper_than("a:\n  b:\n    c: 1\n", 2), Some((3, 5)));
         let deep = format!("x: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
         assert_eq!(deeper_than(&deep, 64), Some((1, 4 + 63)));
         assert_eq!(deeper_than("a: [unclosed\n", 2), None);

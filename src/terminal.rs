@@ -43,16 +43,18 @@ fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// JSON text (from serde_json) safe for a terminal: serde_json escapes C0 controls but writes
-/// DEL, C1 controls and bidirectional overrides raw. Outside strings JSON is ASCII, so every
-/// such character is inside a string, where `\u00XX` means the same character.
+/// JSON text (from serde_json) safe for a terminal: serde_json escapes C0 controls in strings
+/// (those left are its own line breaks) but writes DEL, C1 controls and bidirectional overrides
+/// raw. Outside strings JSON is ASCII, so every such character is inside a string, where
+/// `\u00XX` means the same character.
 pub fn json(text: String) -> String {
-    if !text.chars().any(hidden) {
+    let escaped = |c: char| hidden(c) && c >= '\u{7f}';
+    if !text.chars().any(escaped) {
         return text;
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if hidden(c) {
+        if escaped(c) {
             let _ = write!(out, "\\u{:04x}", c as u32);
         } else {
             out.push(c);
@@ -78,10 +80,10 @@ mod tests {
 
     #[test]
     fn json_stays_json() {
-        let text = serde_json::to_string(&"x\u{9b}\u{7f}\u{202e}y").unwrap();
+        let text = serde_json::to_string_pretty(&["x\u{9b}\u{7f}\u{202e}\u{1b}y"]).unwrap();
         let safe = json(text);
-        assert_eq!(safe, "\"x\\u009b\\u007f\\u202ey\"");
-        let back: String = serde_json::from_str(&safe).unwrap();
-        assert_eq!(back, "x\u{9b}\u{7f}\u{202e}y");
+        assert_eq!(safe, "[\n  \"x\\u009b\\u007f\\u202e\\u001by\"\n]");
+        let back: Vec<String> = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, ["x\u{9b}\u{7f}\u{202e}\u{1b}y"]);
     }
 }
