@@ -6,49 +6,54 @@
 
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
+use unsafe_libyaml::{
+    yaml_event_delete, yaml_event_t, yaml_parser_delete, yaml_parser_initialize, yaml_parser_parse,
+    yaml_parser_set_encoding, yaml_parser_set_input_string, yaml_parser_t, YAML_MAPPING_END_EVENT,
+    YAML_MAPPING_START_EVENT, YAML_SEQUENCE_END_EVENT, YAML_SEQUENCE_START_EVENT,
+    YAML_STREAM_END_EVENT, YAML_UTF8_ENCODING,
+};
 
 /// Where `text` first nests lists and mappings more than `limit` deep (1-based line and
 /// column), if it does. Syntax errors are left for serde_yaml to report.
 pub fn deeper_than(text: &str, limit: usize) -> Option<(usize, usize)> {
-    let mut parser = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+    let mut parser = Box::new(MaybeUninit::<yaml_parser_t>::uninit());
     let parser = parser.as_mut_ptr();
     // SAFETY: the parser is initialised before use and deleted once; it lives in a box that does
     // not move, and reads `text`, which outlives it. Each event is deleted after its type and
     // mark are copied out.
     unsafe {
-        if sys::yaml_parser_initialize(parser).fail {
+        if yaml_parser_initialize(parser).fail {
             return None;
         }
-        sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING);
+        yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
         let mut depth = 0usize;
         let mut found = None;
         loop {
-            let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
-            if sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
+            let mut event = MaybeUninit::<yaml_event_t>::uninit();
+            if yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 break;
             }
             let event = event.as_mut_ptr();
             let kind = (*event).type_;
             let mark = (*event).start_mark;
-            sys::yaml_event_delete(event);
+            yaml_event_delete(event);
             match kind {
-                sys::YAML_SEQUENCE_START_EVENT | sys::YAML_MAPPING_START_EVENT => {
+                YAML_SEQUENCE_START_EVENT | YAML_MAPPING_START_EVENT => {
                     depth += 1;
                     if depth > limit {
                         found = Some((mark.line as usize + 1, mark.column as usize + 1));
                         break;
                     }
                 }
-                sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => {
+                YAML_SEQUENCE_END_EVENT | YAML_MAPPING_END_EVENT => {
                     depth = depth.saturating_sub(1);
                 }
-                sys::YAML_STREAM_END_EVENT => break,
+                YAML_STREAM_END_EVENT => break,
                 _ => {}
             }
         }
-        sys::yaml_parser_delete(parser);
+        yaml_parser_delete(parser);
         found
     }
 }

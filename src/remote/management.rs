@@ -421,7 +421,7 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// `1 MiB`, `64 MiB`, or bytes when less.
 fn size(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
