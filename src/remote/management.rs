@@ -309,8 +309,7 @@ impl Management {
     /// GET `path`, its JSON answer decoded straight into `T` (no JSON tree in between).
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ManagementError> {
         let body = self.send(Method::GET, path, None).await?;
-        // serde_json reads a reader a byte at a time: the buffer makes that cheap.
-        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, body)).map_err(|e| {
+        serde_json::from_slice(&body).map_err(|e| {
             self.fail(
                 ErrorKind::Other,
                 format!("unexpected answer to {}: {e}", path_only(path)),
@@ -331,7 +330,7 @@ impl Management {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<Body, ManagementError> {
+    ) -> Result<Vec<u8>, ManagementError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.url()))
@@ -350,7 +349,7 @@ impl Management {
             // RabbitMQ's reason is a short JSON object; a long body is not worth reading.
             let body = self.read_body(response, ERROR_BODY_LIMIT).await.ok();
             let reason = body
-                .and_then(|b| serde_json::from_reader::<_, Value>(b).ok())
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_string));
             let (kind, detail) = describe_status(status, reason.as_deref());
             return Err(self.fail(kind, detail));
@@ -358,13 +357,15 @@ impl Management {
         self.read_body(response, self.endpoint.max_response).await
     }
 
-    /// The body a chunk at a time, refused as soon as it passes `limit` bytes. The chunks are
-    /// kept as they came, never copied into one buffer: decoding reads through them.
+    /// The body a chunk at a time, refused as soon as it passes `limit` bytes: an endless
+    /// answer holds at most `limit` bytes before it is dropped. With its length announced the
+    /// body goes straight into a buffer of that size; without (chunked), the chunks are kept
+    /// as they came and joined once at the end, so a growing buffer never holds two copies.
     async fn read_body(
         &self,
         mut response: reqwest::Response,
         limit: usize,
-    ) -> Result<Body, ManagementError> {
+    ) -> Result<Vec<u8>, ManagementError> {
         let too_large = || {
             self.fail(
                 ErrorKind::TooLarge,
@@ -375,10 +376,12 @@ impl Management {
                 ),
             )
         };
-        if response.content_length().is_some_and(|n| n > limit as u64) {
+        let announced = response.content_length();
+        if announced.is_some_and(|n| n > limit as u64) {
             return Err(too_large());
         }
-        let mut body = Body::default();
+        let mut body = Vec::with_capacity(announced.unwrap_or(0) as usize);
+        let mut chunks = Vec::new();
         let mut read = 0;
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             let (kind, detail) = describe_request(&e);
@@ -388,31 +391,16 @@ impl Management {
             if read > limit {
                 return Err(too_large());
             }
-            body.chunks.push_back(chunk);
+            if announced.is_some() {
+                body.extend_from_slice(&chunk);
+            } else {
+                chunks.push(chunk);
+            }
+        }
+        if announced.is_none() {
+            body = chunks.concat();
         }
         Ok(body)
-    }
-}
-
-/// An answer's body as the chunks it arrived in, read front to back.
-#[derive(Default)]
-struct Body {
-    chunks: std::collections::VecDeque<bytes::Bytes>,
-}
-
-impl std::io::Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use bytes::Buf;
-        while self.chunks.front().is_some_and(|c| c.is_empty()) {
-            self.chunks.pop_front();
-        }
-        let Some(chunk) = self.chunks.front_mut() else {
-            return Ok(0);
-        };
-        let n = buf.len().min(chunk.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        chunk.advance(n);
-        Ok(n)
     }
 }
 
