@@ -61,8 +61,8 @@ pub struct Endpoint {
     pub max_response: usize,
 }
 
-/// The default limit on one management API answer: the largest, the bindings of a vhost,
-/// takes about 300 bytes a binding, so this holds some 200,000 of them.
+/// The default limit on one management API answer. The largest, the bindings of a vhost (not
+/// paged), takes some 200 bytes a binding with names of 20 characters: about 300,000 of them.
 pub const DEFAULT_MAX_RESPONSE: usize = 64 << 20;
 
 impl std::fmt::Debug for Endpoint {
