@@ -953,7 +953,7 @@ fn replay_view_options(args: &ReplayArgs, lang: Lang) -> rabbitscope::ui::app::V
 /// A broker on an address other hosts can reach says so: anyone who can reach it may try to
 /// log in (guest is still refused from other hosts, as RabbitMQ does).
 fn exposure_warning(address: SocketAddr) -> Option<String> {
-    (!address.ip().is_loopback()).then(|| {
+    (!address.ip().to_canonical().is_loopback()).then(|| {
         format!(
             "listening on {address}, not only on loopback: other hosts can connect (guest only \
              from this machine)"
