@@ -6,7 +6,9 @@
 //! - [`definitions`]: RabbitMQ definitions JSON, loaded at start.
 //! - [`events`]: the broker event stream every screen is drawn from.
 //! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
+//! - [`nesting`]: how deeply YAML nests, checked before it is parsed.
 //! - [`remote`]: a live RabbitMQ as a source (management API, firehose).
+//! - [`terminal`]: text from strangers made safe to print.
 //! - [`tls`]: TLS for the broker's amqps listener and for rabbitscope's own clients.
 //! - [`trace`]: trace files (the event stream on disk), recording and replaying them.
 //! - [`ui`]: the terminal view (ratatui).
@@ -16,8 +18,10 @@ pub mod broker;
 pub mod definitions;
 pub mod events;
 pub mod lesson;
+pub mod nesting;
 pub mod remote;
 pub mod source;
+pub mod terminal;
 pub mod tls;
 pub mod trace;
 pub mod ui;

@@ -9,6 +9,7 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use rabbitscope::lesson::{self, Lang, Target};
+use rabbitscope::terminal::{printable, printable_lines};
 
 // mimalloc: the broker allocates and frees a message, its events and its frames on different
 // threads; measured in examples/throughput.rs, glibc's malloc made an event reader cost about
@@ -167,6 +168,21 @@ impl TrustArgs {
     }
 }
 
+/// How large one answer of the management API may be.
+#[derive(clap::Args, Clone, Copy)]
+struct ResponseLimitArgs {
+    /// Refuse a management API answer larger than this many MiB (a listing of a very large
+    /// broker may need more).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_response_mib: u64,
+}
+
+impl ResponseLimitArgs {
+    fn apply(&self, endpoint: &mut rabbitscope::remote::Endpoint) {
+        endpoint.max_response = usize::try_from(self.max_response_mib << 20).unwrap_or(usize::MAX);
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT or SIGTERM.
@@ -212,6 +228,8 @@ struct RecordArgs {
     #[arg(long, value_name = "URL")]
     management: Option<String>,
     #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
     trust: TrustArgs,
 }
 
@@ -254,6 +272,8 @@ struct WatchArgs {
     #[arg(long)]
     monochrome: bool,
     #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
     trust: TrustArgs,
 }
 
@@ -280,6 +300,8 @@ struct SnapshotArgs {
     #[arg(long, value_name = "NAME")]
     vhost: Option<String>,
     #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
     trust: TrustArgs,
 }
 
@@ -296,6 +318,8 @@ struct TapArgs {
     /// Its management API (default: same host, port 15672, https for amqps URLs).
     #[arg(long, value_name = "URL")]
     management: Option<String>,
+    #[command(flatten)]
+    limit: ResponseLimitArgs,
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -347,8 +371,19 @@ struct BrokerArgs {
     definitions: Option<PathBuf>,
 }
 
-fn main() -> Result<()> {
-    color_eyre::install()?;
+fn main() {
+    // Errors are printed by hand: they may quote names from a broker or a file, which reach
+    // the terminal only through `printable_lines`, so color-eyre's own colours are left out.
+    let installed = color_eyre::config::HookBuilder::default()
+        .theme(color_eyre::config::Theme::new())
+        .install();
+    if let Err(e) = installed.and_then(|()| run()) {
+        eprintln!("Error: {}", printable_lines(&format!("{e:?}")));
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     raise_open_files_limit();
     let cli = Cli::parse();
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
@@ -514,7 +549,9 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err(eyre!("--interval must be a positive number of seconds"));
     }
-    let endpoint = Endpoint::new(&args.url, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let mut endpoint =
+        Endpoint::new(&args.url, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    args.limit.apply(&mut endpoint);
     let masked = endpoint.masked_url();
     let options = RemoteOptions {
         interval: std::time::Duration::from_secs_f64(args.interval),
@@ -524,7 +561,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         eprintln!(
             "warning: --trace turns on tracing for vhost '{}' while watching; every message is \
              copied to amq.rabbitmq.trace, which slows the broker",
-            endpoint.vhost
+            printable(&endpoint.vhost)
         );
     }
     let broker_runtime = broker_runtime()?;
@@ -563,6 +600,7 @@ async fn remote_snapshot(
     url: &str,
     management: Option<&str>,
     vhost: Option<&str>,
+    limit: ResponseLimitArgs,
 ) -> Result<(
     rabbitscope::remote::Management,
     rabbitscope::broker::Snapshot,
@@ -570,7 +608,8 @@ async fn remote_snapshot(
     use rabbitscope::broker::Snapshot;
     use rabbitscope::remote::management::ErrorKind;
     use rabbitscope::remote::{snapshot, Endpoint, Management};
-    let endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    let mut endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     let read = match vhost {
@@ -620,10 +659,13 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
         &args.source,
         args.management.as_deref(),
         args.vhost.as_deref(),
+        args.limit,
     )
     .await?;
     let text = match args.format {
-        SnapshotFormat::Json => serde_json::to_string_pretty(&snapshot)? + "\n",
+        SnapshotFormat::Json => {
+            rabbitscope::terminal::json(serde_json::to_string_pretty(&snapshot)?) + "\n"
+        }
         SnapshotFormat::Yaml => serde_yaml::to_string(&snapshot)?,
         SnapshotFormat::Dot => rabbitscope::remote::render::dot(&snapshot),
         SnapshotFormat::Definitions => {
@@ -633,11 +675,15 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
             for v in &snapshot.vhosts {
                 match api.permissions(&v.name).await {
                     Ok(p) => permissions.extend(p),
-                    Err(e) => eprintln!("permissions of vhost '{}' left out: {e}", v.name),
+                    Err(e) => eprintln!(
+                        "permissions of vhost '{}' left out: {}",
+                        printable(&v.name),
+                        printable(&e.to_string())
+                    ),
                 }
             }
             let definitions = rabbitscope::remote::render::definitions(&snapshot, &permissions);
-            serde_json::to_string_pretty(&definitions)? + "\n"
+            rabbitscope::terminal::json(serde_json::to_string_pretty(&definitions)?) + "\n"
         }
     };
     print!("{text}");
@@ -649,7 +695,9 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
 async fn run_tap(args: TapArgs) -> Result<()> {
     use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
     use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
-    let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let mut endpoint =
+        Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     // Handlers go in first: a SIGINT from now on still turns tracing off.
@@ -658,7 +706,10 @@ async fn run_tap(args: TapArgs) -> Result<()> {
     tracing.ensure_on().await.map_err(|e| eyre!("{e}"))?;
     let result = tap_lines(&args, &endpoint, &api, stop).await;
     if let Err(e) = tracing.release().await {
-        eprintln!("could not turn tracing off again: {e}");
+        eprintln!(
+            "could not turn tracing off again: {}",
+            printable(&e.to_string())
+        );
     }
     return result;
 
@@ -744,7 +795,9 @@ async fn run_record(args: RecordArgs) -> Result<()> {
         Some(_) => return Err(eyre!("--duration must be a positive number of seconds")),
         None => None,
     };
-    let endpoint = Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    let mut endpoint =
+        Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
+    args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
     // Handlers go in first: a SIGINT from now on still closes the file and turns tracing off.
     let stop = shutdown_signal()?;
@@ -791,7 +844,7 @@ async fn run_record(args: RecordArgs) -> Result<()> {
                 let trouble = source.trouble();
                 if trouble != told {
                     match &trouble {
-                        Some(why) => eprintln!("{why}"),
+                        Some(why) => eprintln!("{}", printable(why)),
                         None => eprintln!("{masked} answers again"),
                     }
                     told = trouble;
@@ -900,7 +953,7 @@ fn replay_view_options(args: &ReplayArgs, lang: Lang) -> rabbitscope::ui::app::V
 /// A broker on an address other hosts can reach says so: anyone who can reach it may try to
 /// log in (guest is still refused from other hosts, as RabbitMQ does).
 fn exposure_warning(address: SocketAddr) -> Option<String> {
-    (!address.ip().is_loopback()).then(|| {
+    (!address.ip().to_canonical().is_loopback()).then(|| {
         format!(
             "listening on {address}, not only on loopback: other hosts can connect (guest only \
              from this machine)"
@@ -1005,10 +1058,15 @@ async fn run_broker(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
 fn lessons_list(dir: &Path, lang: Lang) -> Result<()> {
     let (lessons, errors) = lesson::load_each(dir);
     for l in &lessons {
-        println!("{:>3}  {:<28} {}", l.order, l.id, l.title.get(lang));
+        println!(
+            "{:>3}  {:<28} {}",
+            l.order,
+            printable(&l.id),
+            printable(l.title.get(lang))
+        );
     }
     for e in &errors {
-        eprintln!("{e}");
+        eprintln!("{}", printable_lines(&e.to_string()));
     }
     if !errors.is_empty() {
         std::process::exit(1);
@@ -1022,7 +1080,7 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
     let mut failed = errors.len();
     for e in &errors {
         println!("FAILED  {}", e.path.display());
-        println!("    {e}");
+        println!("    {}", printable_lines(&e.to_string()));
     }
     if lessons.is_empty() && errors.is_empty() {
         println!("no lessons (*.yaml) in {}", dir.display());
@@ -1034,15 +1092,23 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
         };
         let check = lesson::check_lesson(l, target, lang).await;
         if check.ok() {
-            println!("ok      {} ({})", check.id, check.path.display());
+            println!(
+                "ok      {} ({})",
+                printable(&check.id),
+                check.path.display()
+            );
             for note in &check.notes {
-                println!("    note: {note}");
+                println!("    note: {}", printable_lines(note));
             }
         } else {
             failed += 1;
-            println!("FAILED  {} ({})", check.id, check.path.display());
+            println!(
+                "FAILED  {} ({})",
+                printable(&check.id),
+                check.path.display()
+            );
             for failure in &check.failures {
-                println!("    {failure}");
+                println!("    {}", printable_lines(&failure.to_string()));
             }
         }
     }

@@ -144,3 +144,120 @@ fn listening_beyond_loopback_is_a_warning() {
         "a loopback broker warned"
     );
 }
+
+async fn login(address: &str, user: &str, password: &str) -> Result<Connection, lapin::Error> {
+    let uri = lapin::uri::AMQPUri {
+        authority: lapin::uri::AMQPAuthority {
+            userinfo: lapin::uri::AMQPUserInfo {
+                username: user.to_string(),
+                password: password.to_string(),
+            },
+            host: address.rsplit_once(':').unwrap().0.to_string(),
+            port: address.rsplit_once(':').unwrap().1.parse().unwrap(),
+        },
+        ..Default::default()
+    };
+    Connection::connect_uri(uri, ConnectionProperties::default()).await
+}
+
+/// Each refused login is logged in RabbitMQ's words with the peer's address, the user's name
+/// shown with its escape sequences escaped; a password guesser's burst is logged only up to
+/// the limit and summed up later, while another client logs in meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_logged_within_a_limit() {
+    let (mut child, address, lines) = start_broker(&[]);
+    login(&address, "eve\u{1b}]0;owned\u{7}", "x")
+        .await
+        .expect_err("an unknown user is refused");
+    let attempts = 30;
+    for _ in 0..attempts {
+        login(&address, "guest", "guessed")
+            .await
+            .expect_err("a wrong password is refused");
+    }
+    let served = login(&address, "guest", "guest")
+        .await
+        .expect("guest logs in");
+    let seen = lines_until(&lines, "connection opened");
+    let refused: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("login refused"))
+        .collect();
+    assert!(
+        refused[0]
+            .contains(r"PLAIN login refused: user 'eve\u{1b}]0;owned\u{7}' - invalid credentials")
+            && refused[0].contains("peer=127.0.0.1:")
+            && !refused[0].contains('\u{1b}'),
+        "{refused:#?}"
+    );
+    assert!(
+        refused[1].contains("PLAIN login refused: user 'guest' - invalid credentials"),
+        "{refused:#?}"
+    );
+    // Ten lines a window; a slow run may cross into a second window, never log them all.
+    assert!(
+        refused.len() >= 10 && refused.len() <= 20 && refused.len() < attempts + 1,
+        "{} lines for {} failures: {refused:#?}",
+        refused.len(),
+        attempts + 1
+    );
+    served.close(200, "OK".into()).await.unwrap();
+
+    // The next failure after the window names how many went unlogged.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    login(&address, "guest", "guessed")
+        .await
+        .expect_err("refused");
+    let summed = lines_until(&lines, "login refused");
+    assert!(
+        summed
+            .iter()
+            .any(|l| l.contains("more failed logins were not logged")),
+        "{summed:#?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// On a dual-stack listener an IPv4 client on loopback arrives as ::ffff:127.0.0.1, and guest
+/// may log in from there; from the machine's other address guest is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_logs_in_over_ipv4_loopback_on_a_dual_stack_listener() {
+    let broker = spawn_broker(binary().args(["broker", "--transient", "--listen", "[::]:0"]));
+    let port = broker
+        .field("address=")
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_string();
+    let (mut child, lines) = (broker.child, broker.lines);
+    let conn = login(&format!("127.0.0.1:{port}"), "guest", "guest")
+        .await
+        .expect("guest logs in from 127.0.0.1 through [::]");
+    let opened = lines_until(&lines, "connection opened");
+    assert!(opened.last().unwrap().contains("user=guest"), "{opened:?}");
+    conn.close(200, "OK".into()).await.unwrap();
+
+    // The machine's address on its outward interface, when it has one.
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|()| s))
+        .and_then(|s| s.local_addr())
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    if let Some(ip) = outward {
+        login(&format!("{ip}:{port}"), "guest", "guest")
+            .await
+            .expect_err("guest is refused from a non-loopback address");
+        let refused = lines_until(&lines, "login refused");
+        assert!(
+            refused
+                .last()
+                .unwrap()
+                .contains("PLAIN login refused: user 'guest' can only connect via localhost"),
+            "{refused:?}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -659,3 +659,83 @@ proptest::proptest! {
         }
     }
 }
+
+/// A folder of its own under the system's temporary directory, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(common::unique(what));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A lesson title holding a window-title change, a screen clear and a C1 CSI, and a broken file
+/// whose error quotes an OSC 52 clipboard write: `lessons list` and `lessons check` show them
+/// as escapes.
+#[test]
+fn lesson_text_reaches_the_terminal_escaped() {
+    let dir = TempDir::new("escapes");
+    let fixture = std::fs::read_to_string(root().join("tests/lessons/ok/01-routes.yaml")).unwrap();
+    let titled = fixture.replace(
+        "title: { en: Routes, zh: 路由 }",
+        r#"title: { en: "Routes\e]0;owned\a\e[2J\x9b2J", zh: 路由 }"#,
+    );
+    assert_ne!(titled, fixture);
+    std::fs::write(dir.0.join("01-escapes.yaml"), titled).unwrap();
+    let broken = fixture.replace("id: fx-routes", "id: fx-broken\n\"\\e]52;c;eA==\\a\": 1");
+    std::fs::write(dir.0.join("02-broken.yaml"), broken).unwrap();
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+
+    let listed = lessons(&["list", dir.path()]);
+    let (out, err) = (stdout(&listed), String::from_utf8_lossy(&listed.stderr));
+    assert!(!raw(&out) && !raw(&err), "{}", show(&listed));
+    assert!(
+        out.contains(r"Routes\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}2J"),
+        "{}",
+        show(&listed)
+    );
+    assert!(err.contains(r"\u{1b}]52;c;eA==\u{7}"), "{}", show(&listed));
+
+    let checked = lessons(&["check", dir.path()]);
+    let text = show(&checked);
+    assert!(!checked.status.success(), "{text}");
+    assert!(!raw(&text.replace("\n", "")), "{text}");
+    assert!(text.contains(r"\u{1b}]52;c;eA==\u{7}"), "{text}");
+}
+
+/// A 400 KB lesson of `[[[...]]]` is refused at once with the place nesting went too deep
+/// (serde_yaml alone took minutes over it).
+#[test]
+fn deeply_nested_lessons_are_refused_with_their_place() {
+    let dir = TempDir::new("nested");
+    let depth = 200_000;
+    let text = format!(
+        "id: nested\norder: 1\ntitle: {{ en: Nested, zh: 嵌套 }}\nsteps: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    std::fs::write(dir.0.join("nested.yaml"), text).unwrap();
+    for command in ["list", "check"] {
+        let output = lessons(&[command, dir.path()]);
+        let text = show(&output);
+        assert!(!output.status.success(), "{text}");
+        // The lesson's mapping is the first level and column 8 holds the first `[`: the 64th
+        // `[` is the 65th level.
+        assert!(
+            text.contains("nested.yaml:4:71: expected at most 64 lists and mappings"),
+            "{text}"
+        );
+    }
+}

@@ -1303,3 +1303,70 @@ async fn firehose_matched_follows_exchange_to_exchange_bindings() {
     source.close().await;
     connection.close(200, "OK".into()).await.unwrap();
 }
+
+/// Names holding escape sequences (a window title, an OSC 52 clipboard write, a screen clear
+/// by ESC and by the C1 CSI) are shown as escapes by `tap` and `snapshot --format dot`; JSON and
+/// YAML keep them escaped in their own way and read back to the very names.
+#[tokio::test(flavor = "multi_thread")]
+async fn names_with_escape_sequences_never_reach_the_terminal_raw() {
+    const TITLE: &str = "x\u{1b}]0;owned\u{7}";
+    const CLIPBOARD: &str = "q\u{1b}]52;c;cHduZWQ=\u{7}";
+    const CLEAR: &str = "k\u{9b}2J\u{1b}[2J";
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+    let vhost = TestVhost::new("escapes").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, TITLE, ExchangeKind::Direct, Default::default()).await;
+    queue(&ch, CLIPBOARD, durable(), FieldTable::default()).await;
+    bind(&ch, CLIPBOARD, TITLE, CLEAR, FieldTable::default()).await;
+    connection.close(200, "OK".into()).await.unwrap();
+
+    let lines = tap(&vhost, &["--count", "1"], &[(TITLE, CLEAR)]).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(!raw(&lines[0]), "raw control characters in {:?}", lines[0]);
+    assert!(
+        lines[0].ends_with(
+            " x\\u{1b}]0;owned\\u{7} k\\u{9b}2J\\u{1b}[2J -> q\\u{1b}]52;c;cHduZWQ=\\u{7}"
+        ),
+        "{:?}",
+        lines[0]
+    );
+
+    let (ok, dot, err) = run(&[
+        "snapshot",
+        &vhost.url(),
+        "--vhost",
+        &vhost.name,
+        "--format",
+        "dot",
+    ]);
+    assert!(ok, "{err}");
+    assert!(!raw(&dot), "raw control characters in {dot:?}");
+    assert!(dot.contains(r"q\\u{1b}]52;c;cHduZWQ=\\u{7}"), "{dot}");
+    for format in ["json", "yaml"] {
+        let (ok, text, err) = run(&[
+            "snapshot",
+            &vhost.url(),
+            "--vhost",
+            &vhost.name,
+            "--format",
+            format,
+        ]);
+        assert!(ok, "{err}");
+        assert!(
+            !raw(&text),
+            "raw control characters in the {format}: {text:?}"
+        );
+        let snapshot: Snapshot = if format == "json" {
+            serde_json::from_str(&text).unwrap()
+        } else {
+            serde_yaml::from_str(&text).unwrap()
+        };
+        let v = &snapshot.vhosts[0];
+        assert!(v.exchanges.iter().any(|x| x.name == TITLE), "{format}");
+        assert!(v.queues.iter().any(|q| q.name == CLIPBOARD), "{format}");
+        assert!(
+            v.bindings.iter().any(|b| &*b.routing_key == CLEAR),
+            "{format}"
+        );
+    }
+}

@@ -811,3 +811,35 @@ fn the_replay_command_shows_the_trace_in_the_view() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// An event nested 100,000 lists deep is refused at once, naming its place in the file
+/// (serde_yaml alone took most of a minute over it).
+#[test]
+fn a_deeply_nested_trace_is_refused_with_its_place() {
+    let path = temp_path("nested.yaml");
+    let depth = 100_000;
+    let header = HAND_WRITTEN.split("\n...\n").next().unwrap();
+    let header_lines = header.lines().count();
+    let text = format!(
+        "{header}\n...\n---\nat: {}{}\n...\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+        .arg("replay")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    // The event's first line comes after the header, its `...` and `---`. The event's mapping
+    // is the first level and column 5 holds the first `[`: the 128th `[` is the 129th level.
+    let place = format!(
+        "nested.yaml:{}:132: expected at most 128 lists and mappings",
+        header_lines + 3
+    );
+    assert!(stderr.contains(&place), "{place} not in {stderr}");
+}

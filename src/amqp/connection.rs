@@ -22,9 +22,11 @@ use super::codec::{self, Incoming, Undecodable};
 use super::writer;
 use crate::broker::maps::HashMap;
 use crate::broker::{
-    AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, QueueSpec, Scope, Target,
+    AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, LoginRefused, QueueSpec, Scope,
+    Target,
 };
 use crate::events::ConnectionId;
+use crate::terminal::printable;
 
 /// What the server offers in connection.tune.
 pub const FRAME_MAX: u32 = 131_072;
@@ -167,7 +169,7 @@ async fn serve_halves(
         let _ = write_half.shutdown().await;
         return;
     };
-    tracing::info!(connection = opened.id, %peer, user = %opened.user, vhost = %opened.vhost, "connection opened");
+    tracing::info!(connection = opened.id, %peer, user = %printable(&opened.user), vhost = %printable(&opened.vhost), "connection opened");
     let (writer_task, writer_done) = writer::spawn(
         write_half,
         opened.inbox,
@@ -202,7 +204,7 @@ async fn serve_halves(
     // The writer ends once every sender is gone and it has written what was queued.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer_done).await;
     writer_task.abort();
-    tracing::info!(connection = opened.id, %peer, %reason, "connection closed");
+    tracing::info!(connection = opened.id, %peer, reason = %printable(&reason), "connection closed");
 }
 
 struct Opened {
@@ -320,6 +322,54 @@ fn client_capability(properties: &FieldTable, name: &str) -> bool {
     }
 }
 
+/// At most this many failed logins are logged in each [`FAILED_LOGIN_WINDOW`]; the rest are
+/// counted and summed up in one line, so a password guesser cannot flood the log.
+const FAILED_LOGINS_LOGGED: u32 = 10;
+const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(10);
+
+struct FailedLogins {
+    window_start: Option<std::time::Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+static FAILED_LOGINS: std::sync::Mutex<FailedLogins> = std::sync::Mutex::new(FailedLogins {
+    window_start: None,
+    logged: 0,
+    unlogged: 0,
+});
+
+/// Logs a refused login in RabbitMQ's words, within the rate limit.
+fn log_failed_login(peer: SocketAddr, refusal: &str) {
+    let mut log = FAILED_LOGINS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let now = std::time::Instant::now();
+    if log
+        .window_start
+        .is_none_or(|start| now.duration_since(start) >= FAILED_LOGIN_WINDOW)
+    {
+        if log.unlogged > 0 {
+            tracing::error!(
+                "{} more failed logins were not logged (at most {FAILED_LOGINS_LOGGED} every {} s)",
+                log.unlogged,
+                FAILED_LOGIN_WINDOW.as_secs()
+            );
+        }
+        *log = FailedLogins {
+            window_start: Some(now),
+            logged: 0,
+            unlogged: 0,
+        };
+    }
+    if log.logged < FAILED_LOGINS_LOGGED {
+        log.logged += 1;
+        tracing::error!(%peer, "{refusal}");
+    } else {
+        log.unlogged += 1;
+    }
+}
+
 /// Protocol header, start/start-ok, tune/tune-ok, open/open-ok. `Ok(None)`: the peer left or
 /// was refused (already answered).
 async fn handshake(
@@ -378,26 +428,53 @@ async fn handshake(
         "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
         _ => None,
     };
-    let from_loopback = peer.ip().is_loopback();
+    // On a dual-stack listener ([::]) an IPv4 client comes as ::ffff:127.0.0.1.
+    let from_loopback = peer.ip().to_canonical().is_loopback();
     let hears_blocked = client_capability(&start_ok.client_properties, "connection.blocked");
-    let user = match credentials {
-        Some((user, password)) if broker.authenticate(&user, &password, from_loopback).is_ok() => {
-            user
+    let refusal = match &credentials {
+        Some((user, password)) => {
+            broker
+                .check_login(user, password, from_loopback)
+                .err()
+                .map(|why| {
+                    let user = printable(user);
+                    match why {
+                        LoginRefused::InvalidCredentials => {
+                            format!(
+                                "{mechanism} login refused: user '{user}' - invalid credentials"
+                            )
+                        }
+                        LoginRefused::LoopbackOnly => format!(
+                        "{mechanism} login refused: user '{user}' can only connect via localhost"
+                    ),
+                    }
+                })
         }
-        Some(_)
-            if client_capability(&start_ok.client_properties, "authentication_failure_close") =>
+        None if matches!(mechanism, "PLAIN" | "AMQPLAIN") => {
+            Some(format!("{mechanism} login refused: malformed response"))
+        }
+        None => Some(format!(
+            "login refused: unsupported authentication mechanism '{}'",
+            printable(mechanism)
+        )),
+    };
+    if let Some(refusal) = refusal {
+        log_failed_login(peer, &refusal);
+        if credentials.is_some()
+            && client_capability(&start_ok.client_properties, "authentication_failure_close")
         {
             let e = AmqpError::connection_access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             ));
             refuse(reader, write, buf, Hangup::Linger, Some((&e, 0, 0))).await;
-            return Ok(None);
-        }
-        // Unknown mechanism, malformed response, or a client that cannot be told: hang up.
-        _ => {
+        } else {
+            // Unknown mechanism, malformed response, or a client that cannot be told: hang up.
             refuse(reader, write, buf, Hangup::Silent, None).await;
-            return Ok(None);
         }
+        return Ok(None);
+    }
+    let Some((user, _)) = credentials else {
+        return Ok(None);
     };
 
     out.clear();

@@ -512,21 +512,34 @@ impl Broker {
 
     /// Checks credentials; `from_loopback` says whether the client connected over loopback.
     pub fn authenticate(&self, user: &str, password: &str, from_loopback: bool) -> AmqpResult<()> {
-        let refused = || {
-            AmqpError::connection_access_refused(
-                "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
-            )
-        };
+        self.check_login(user, password, from_loopback)
+            .map_err(|_| {
+                AmqpError::connection_access_refused(
+                    "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
+                )
+            })
+    }
+
+    /// Checks credentials and says why a login is refused, for the broker's log (the client is
+    /// told only that it was, as RabbitMQ does).
+    pub fn check_login(
+        &self,
+        user: &str,
+        password: &str,
+        from_loopback: bool,
+    ) -> Result<(), LoginRefused> {
         let found = self
             .config
             .users
             .iter()
             .find(|u| u.name == user)
-            .ok_or_else(refused)?;
+            .ok_or(LoginRefused::InvalidCredentials)?;
         // RabbitMQ refuses a blank password whatever the user's hash is.
-        let verified = !password.is_empty() && found.password.verify(password);
-        if !verified || (found.loopback_only && !from_loopback) {
-            return Err(refused());
+        if password.is_empty() || !found.password.verify(password) {
+            return Err(LoginRefused::InvalidCredentials);
+        }
+        if found.loopback_only && !from_loopback {
+            return Err(LoginRefused::LoopbackOnly);
         }
         Ok(())
     }
@@ -849,6 +862,15 @@ impl Broker {
             .find(|b| *b.info(&binding.source) == *binding)
             .map(|b| b.arguments.clone())
     }
+}
+
+/// Why a login was refused. An unknown user and a wrong password read alike, as in RabbitMQ's
+/// log, so the log does not tell a guesser which names exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    InvalidCredentials,
+    /// The user (guest) may log in only from this machine.
+    LoopbackOnly,
 }
 
 /// The topology at one moment.

@@ -39,6 +39,10 @@ impl fmt::Display for LessonError {
 
 impl std::error::Error for LessonError {}
 
+/// How deeply a lesson's lists and mappings may nest. The deepest lesson shipped nests 12;
+/// deeper text only costs time (see [`crate::nesting`]).
+pub const MAX_NESTING: usize = 64;
+
 /// Reads one lesson file.
 pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
     let bytes = std::fs::read(path).map_err(|e| LessonError {
@@ -65,6 +69,16 @@ pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
 
 /// Parses and validates a lesson; `path` names it in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Lesson, LessonError> {
+    if let Some(location) = crate::nesting::deeper_than(text, MAX_NESTING) {
+        return Err(LessonError {
+            path: path.to_path_buf(),
+            location: Some(location),
+            message: format!(
+                "expected at most {MAX_NESTING} lists and mappings inside each other, found \
+                 deeper nesting here"
+            ),
+        });
+    }
     if matches!(serde_yaml::from_str(text), Ok(serde_yaml::Value::Null)) {
         return Err(LessonError {
             path: path.to_path_buf(),

@@ -414,17 +414,21 @@ impl TraceEvents {
     }
 }
 
-/// `HH:MM:SS.mmm exchange routing.key -> q1, q2` (or `unroutable`), local time.
+/// `HH:MM:SS.mmm exchange routing.key -> q1, q2` (or `unroutable`), local time; control
+/// characters in the names are shown as escapes.
 pub fn tap_line(at: SystemTime, exchange: &str, routing_key: &str, queues: &[String]) -> String {
+    use crate::terminal::printable;
     let exchange = if exchange.is_empty() {
-        "(AMQP default)"
+        "(AMQP default)".into()
     } else {
-        exchange
+        printable(exchange)
     };
+    let routing_key = printable(routing_key);
     let target = if queues.is_empty() {
         "unroutable".to_string()
     } else {
-        format!("-> {}", queues.join(", "))
+        let names: Vec<_> = queues.iter().map(|q| printable(q)).collect();
+        format!("-> {}", names.join(", "))
     };
     format!("{} {exchange} {routing_key} {target}", clock(at))
 }

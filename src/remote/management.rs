@@ -1,13 +1,15 @@
-//! RabbitMQ's management HTTP API, through `rabbitmq_http_client`. Two answers that crate's
-//! types leave out are read as plain JSON over the same HTTP client: an exchange's `internal`
-//! flag and a vhost's `tracing` flag.
+//! RabbitMQ's management HTTP API over one reqwest client, with `rabbitmq_http_client`'s types
+//! for its answers. Every answer is read here, a chunk at a time, and refused past
+//! [`Endpoint::max_response`] bytes: a server that sends a never-ending body costs that much
+//! memory and no more. Redirects are followed only to the same scheme, host and port; one to
+//! anywhere else (which would also carry the password there) is refused and named.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rabbitmq_http_client::api::{Client, HttpClientError};
 use rabbitmq_http_client::requests::VirtualHostParams;
 use rabbitmq_http_client::responses;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Endpoint;
@@ -35,6 +37,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// 404: no such object (or no management plugin behind that port).
     NotFound,
+    /// An answer larger than [`Endpoint::max_response`].
+    TooLarge,
     Other,
 }
 
@@ -49,10 +53,12 @@ impl std::error::Error for ManagementError {}
 /// The management API of one RabbitMQ.
 #[derive(Clone)]
 pub struct Management {
-    api: Arc<Client<String, String, String>>,
     http: reqwest::Client,
     endpoint: Endpoint,
 }
+
+/// How many redirects within the API's own address are followed.
+const MAX_REDIRECTS: usize = 5;
 
 impl Management {
     pub fn new(endpoint: &Endpoint) -> Result<Management, ManagementError> {
@@ -61,23 +67,37 @@ impl Management {
             kind: ErrorKind::Other,
             detail: format!("cannot set up an HTTP client: {e}"),
         };
+        let origin = reqwest::Url::parse(&endpoint.management_url).ok();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let to = attempt.url();
+            let same_place = origin.as_ref().is_some_and(|o| {
+                o.scheme() == to.scheme()
+                    && o.host_str() == to.host_str()
+                    && o.port_or_known_default() == to.port_or_known_default()
+            });
+            if !same_place {
+                let mut shown = to.clone();
+                let _ = shown.set_password(None);
+                let _ = shown.set_username("");
+                let text = format!("redirected to {shown}, another address: not followed");
+                attempt.error(text)
+            } else if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else {
+                attempt.follow()
+            }
+        });
         let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20));
+            .timeout(Duration::from_secs(20))
+            .redirect(redirects);
         // --ca-cert covers the management API too: a self-signed broker signs both.
         if let Some(pem) = crate::tls::extra_roots() {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(cannot)?;
             http = http.tls_certs_merge(certs);
         }
         let http = http.build().map_err(cannot)?;
-        let api = Arc::new(Client::from_http_client(
-            http.clone(),
-            format!("{}/api", endpoint.management_url),
-            endpoint.username.clone(),
-            endpoint.password().to_string(),
-        ));
         Ok(Management {
-            api,
             http,
             endpoint: endpoint.clone(),
         })
@@ -92,8 +112,7 @@ impl Management {
         &self.endpoint.management_url
     }
 
-    fn error(&self, e: HttpClientError) -> ManagementError {
-        let (kind, detail) = describe(&e);
+    fn fail(&self, kind: ErrorKind, detail: String) -> ManagementError {
         ManagementError {
             url: self.url().to_string(),
             kind,
@@ -102,7 +121,7 @@ impl Management {
     }
 
     pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
-        let vhosts = self.api.list_vhosts().await.map_err(|e| self.error(e))?;
+        let vhosts: Vec<responses::VirtualHost> = self.get("/api/vhosts").await?;
         Ok(vhosts.into_iter().map(|v| v.name).collect())
     }
 
@@ -120,21 +139,20 @@ impl Management {
 
     /// Whether a queue exists (asking does not count as using it, unlike a passive declare).
     pub async fn queue_exists(&self, vhost: &str, queue: &str) -> Result<bool, ManagementError> {
-        match self.api.get_queue_info(vhost, queue).await {
+        let path = format!("/api/queues/{}/{}", segment(vhost), segment(queue));
+        match self.get::<serde::de::IgnoredAny>(&path).await {
             Ok(_) => Ok(true),
-            Err(HttpClientError::NotFound) => Ok(false),
-            Err(e) => Err(self.error(e)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
+    /// Every binding of the vhost (the API does not page them: the largest answer it gives).
     pub async fn bindings(
         &self,
         vhost: &str,
     ) -> Result<Vec<responses::BindingInfo>, ManagementError> {
-        self.api
-            .list_bindings_in(vhost)
-            .await
-            .map_err(|e| self.error(e))
+        self.get(&format!("/api/bindings/{}", segment(vhost))).await
     }
 
     /// Every exchange of the vhost as the API's JSON objects (with `internal`), a page at a time.
@@ -167,25 +185,22 @@ impl Management {
     }
 
     /// One page of a listing, and how many pages the listing has.
-    async fn page<T: serde::de::DeserializeOwned>(
+    async fn page<T: DeserializeOwned>(
         &self,
         path: &str,
         page: u64,
     ) -> Result<(Vec<T>, u64), ManagementError> {
-        let answer = self
-            .get_json(&format!("{path}&page={page}&page_size={PAGE_SIZE}"))
+        #[derive(serde::Deserialize)]
+        struct Page<T> {
+            #[serde(default = "Vec::new")]
+            items: Vec<T>,
+            #[serde(default)]
+            page_count: u64,
+        }
+        let answer: Page<T> = self
+            .get(&format!("{path}&page={page}&page_size={PAGE_SIZE}"))
             .await?;
-        let items = answer.get("items").cloned().unwrap_or(Value::Array(vec![]));
-        let items: Vec<T> = serde_json::from_value(items).map_err(|e| ManagementError {
-            url: self.url().to_string(),
-            kind: ErrorKind::Other,
-            detail: format!("unexpected answer to a listing: {e}"),
-        })?;
-        let pages = answer
-            .get("page_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        Ok((items, pages))
+        Ok((answer.items, answer.page_count))
     }
 
     /// The vhost's consumers as (channel name, queue, consumer tag); the channel name is
@@ -196,8 +211,8 @@ impl Management {
         &self,
         vhost: &str,
     ) -> Result<Vec<(String, String, String)>, ManagementError> {
-        let answer = self
-            .get_json(&format!("/api/consumers/{}", segment(vhost)))
+        let answer: Value = self
+            .get(&format!("/api/consumers/{}", segment(vhost)))
             .await?;
         let text = |v: &Value, path: &[&str]| {
             path.iter()
@@ -223,16 +238,15 @@ impl Management {
 
     /// Whether tracing (the firehose) is on for the vhost.
     pub async fn tracing(&self, vhost: &str) -> Result<bool, ManagementError> {
-        let answer = self
-            .get_json(&format!("/api/vhosts/{}", segment(vhost)))
-            .await?;
+        let answer: Value = self.get(&format!("/api/vhosts/{}", segment(vhost))).await?;
         Ok(answer.get("tracing").and_then(Value::as_bool) == Some(true))
     }
 
     /// Turns tracing on or off, keeping the vhost's description, tags and default queue type
     /// (a PUT without them would clear them).
     pub async fn set_tracing(&self, vhost: &str, on: bool) -> Result<(), ManagementError> {
-        let current = self.api.get_vhost(vhost).await.map_err(|e| self.error(e))?;
+        let current: responses::VirtualHost =
+            self.get(&format!("/api/vhosts/{}", segment(vhost))).await?;
         let tags: Option<Vec<&str>> = current
             .tags
             .as_ref()
@@ -246,10 +260,8 @@ impl Management {
             .filter(|kind| *kind != "undefined")
             .map(rabbitmq_http_client::commons::QueueType::from);
         params.tracing = on;
-        self.api
-            .update_vhost(&params)
+        self.put(&format!("/api/vhosts/{}", segment(vhost)), &params)
             .await
-            .map_err(|e| self.error(e))
     }
 
     /// Who may use the vhost: (user, configure, write, read) patterns.
@@ -257,76 +269,156 @@ impl Management {
         &self,
         vhost: &str,
     ) -> Result<Vec<responses::Permissions>, ManagementError> {
-        self.api
-            .list_permissions_in(vhost)
+        self.get(&format!("/api/vhosts/{}/permissions", segment(vhost)))
             .await
-            .map_err(|e| self.error(e))
     }
 
     pub async fn create_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
-        self.api
-            .create_vhost(&VirtualHostParams::named(vhost))
-            .await
-            .map_err(|e| self.error(e))
+        self.put(
+            &format!("/api/vhosts/{}", segment(vhost)),
+            &VirtualHostParams::named(vhost),
+        )
+        .await
     }
 
     /// Lets `user` configure, write and read everything in `vhost`.
     pub async fn grant_all(&self, vhost: &str, user: &str) -> Result<(), ManagementError> {
-        self.api
-            .grant_permissions(&rabbitmq_http_client::requests::Permissions {
+        self.put(
+            &format!("/api/permissions/{}/{}", segment(vhost), segment(user)),
+            &rabbitmq_http_client::requests::Permissions {
                 user,
                 vhost,
                 configure: ".*",
                 read: ".*",
                 write: ".*",
-            })
-            .await
-            .map_err(|e| self.error(e))
+            },
+        )
+        .await
     }
 
+    /// Deletes the vhost and everything in it; one already gone is no error.
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
-        self.api
-            .delete_vhost(vhost, true)
-            .await
-            .map_err(|e| self.error(e))
+        let path = format!("/api/vhosts/{}", segment(vhost));
+        match self.send(Method::DELETE, &path, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
-    async fn get_json(&self, path: &str) -> Result<Value, ManagementError> {
-        let fail = |kind, detail| ManagementError {
-            url: self.url().to_string(),
-            kind,
-            detail,
-        };
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url()))
-            .basic_auth(&self.endpoint.username, Some(self.endpoint.password()))
-            .send()
-            .await
-            .map_err(|e| {
-                let (kind, detail) = describe_request(&e);
-                fail(kind, detail)
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let reason = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_string));
-            let (kind, detail) = describe_status(status.as_u16(), reason.as_deref());
-            return Err(fail(kind, detail));
-        }
-        let text = response.text().await.map_err(|e| {
-            let (kind, detail) = describe_request(&e);
-            fail(kind, detail)
-        })?;
-        serde_json::from_str(&text).map_err(|e| {
-            fail(
+    /// GET `path`, its JSON answer decoded straight into `T` (no JSON tree in between).
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ManagementError> {
+        let body = self.send(Method::GET, path, None).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            self.fail(
                 ErrorKind::Other,
-                format!("answered something not JSON: {e}"),
+                format!("unexpected answer to {}: {e}", path_only(path)),
             )
         })
     }
+
+    async fn put(&self, path: &str, body: &impl serde::Serialize) -> Result<(), ManagementError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| self.fail(ErrorKind::Other, format!("cannot write a request: {e}")))?;
+        self.send(Method::PUT, path, Some(body)).await.map(drop)
+    }
+
+    /// One request; a success's body (at most [`Endpoint::max_response`] bytes), or the
+    /// error the status or the transport means.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, ManagementError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url()))
+            .basic_auth(&self.endpoint.username, Some(self.endpoint.password()));
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            let (kind, detail) = describe_request(&e);
+            self.fail(kind, detail)
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            // RabbitMQ's reason is a short JSON object; a long body is not worth reading.
+            let body = self.read_body(response, ERROR_BODY_LIMIT).await.ok();
+            let reason = body
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_string));
+            let (kind, detail) = describe_status(status, reason.as_deref());
+            return Err(self.fail(kind, detail));
+        }
+        self.read_body(response, self.endpoint.max_response).await
+    }
+
+    /// The body a chunk at a time, refused as soon as it passes `limit` bytes: an endless
+    /// answer holds at most `limit` bytes before it is dropped. With its length announced the
+    /// body goes straight into a buffer of that size; without (chunked), the chunks are kept
+    /// as they came and joined once at the end, so a growing buffer never holds two copies.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, ManagementError> {
+        let too_large = || {
+            self.fail(
+                ErrorKind::TooLarge,
+                format!(
+                    "answered with more than {} (the limit for one answer; raise it with \
+                     --max-response-mib for a very large broker)",
+                    size(limit)
+                ),
+            )
+        };
+        let announced = response.content_length();
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(announced.unwrap_or(0) as usize);
+        let mut chunks = Vec::new();
+        let mut read = 0;
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            let (kind, detail) = describe_request(&e);
+            self.fail(kind, detail)
+        })? {
+            read += chunk.len();
+            if read > limit {
+                return Err(too_large());
+            }
+            if announced.is_some() {
+                body.extend_from_slice(&chunk);
+            } else {
+                chunks.push(chunk);
+            }
+        }
+        if announced.is_none() {
+            body = chunks.concat();
+        }
+        Ok(body)
+    }
+}
+
+/// How much of an error answer is read for RabbitMQ's reason.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// `1 MiB`, `64 MiB`, or bytes when less.
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// The path of a request without its query, for messages.
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
 }
 
 /// A name as one percent-encoded path segment.
@@ -342,31 +434,10 @@ fn segment(text: &str) -> String {
     out
 }
 
-fn describe(e: &HttpClientError) -> (ErrorKind, String) {
-    match e {
-        HttpClientError::ClientErrorResponse {
-            status_code,
-            error_details,
-            ..
-        }
-        | HttpClientError::ServerErrorResponse {
-            status_code,
-            error_details,
-            ..
-        } => describe_status(
-            status_code.as_u16(),
-            error_details.as_ref().and_then(|d| d.reason()),
-        ),
-        HttpClientError::NotFound => describe_status(404, None),
-        HttpClientError::RequestError { error, .. } => describe_request(error),
-        other => (ErrorKind::Other, other.to_string()),
-    }
-}
-
 /// `reason` is RabbitMQ's own word, when it gave one ("Login failed", "Not administrator
 /// user"): a 401 is also what a user without the needed tag gets.
-fn describe_status(status: u16, reason: Option<&str>) -> (ErrorKind, String) {
-    match (status, reason) {
+fn describe_status(status: StatusCode, reason: Option<&str>) -> (ErrorKind, String) {
+    match (status.as_u16(), reason) {
         (401, Some(reason)) if reason != "Login failed" => (
             ErrorKind::Unauthorized,
             format!("401 Unauthorized: {reason}"),
@@ -383,6 +454,10 @@ fn describe_status(status: u16, reason: Option<&str>) -> (ErrorKind, String) {
             ErrorKind::NotFound,
             "404 Not Found (no such vhost, or no management plugin there)".to_string(),
         ),
+        (300..=399, _) => (
+            ErrorKind::Other,
+            format!("answered HTTP {status} without a usable redirect"),
+        ),
         (other, _) => (ErrorKind::Other, format!("answered HTTP {other}")),
     }
 }
@@ -393,6 +468,11 @@ fn describe_request(e: &reqwest::Error) -> (ErrorKind, String) {
     use std::error::Error;
     if e.is_timeout() {
         return (ErrorKind::Unreachable, "no answer in time".to_string());
+    }
+    if e.is_redirect() {
+        // The policy's own words: where it pointed, and that it was not followed.
+        let why = e.source().map_or_else(|| without_url(e), |s| s.to_string());
+        return (ErrorKind::Other, why);
     }
     let mut source: Option<&dyn Error> = e.source();
     while let Some(s) = source {

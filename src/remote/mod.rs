@@ -1,7 +1,8 @@
 //! A live RabbitMQ as a source: its management HTTP API for the topology, its firehose
 //! (`amq.rabbitmq.trace`) for what each message did, and reconnecting when either goes away.
 //!
-//! - [`management`]: the management API client (on `rabbitmq_http_client`).
+//! - [`management`]: the management API client (reqwest, with `rabbitmq_http_client`'s
+//!   types), every answer bounded in size.
 //! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`], and successive
 //!   snapshots as topology events.
 //! - [`firehose`]: trace messages as `Published` / `Delivered` events.
@@ -55,7 +56,14 @@ pub struct Endpoint {
     password: String,
     /// The vhost the AMQP URL names (tracing is switched on there).
     pub vhost: String,
+    /// The most bytes one management API answer may have ([`DEFAULT_MAX_RESPONSE`] unless
+    /// set); a larger one is an error rather than memory without end.
+    pub max_response: usize,
 }
+
+/// The default limit on one management API answer. The largest, the bindings of a vhost (not
+/// paged), takes some 200 bytes a binding with names of 20 characters: about 300,000 of them.
+pub const DEFAULT_MAX_RESPONSE: usize = 64 << 20;
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +116,7 @@ impl Endpoint {
             username: uri.authority.userinfo.username.clone(),
             password: uri.authority.userinfo.password.clone(),
             vhost: uri.vhost.clone(),
+            max_response: DEFAULT_MAX_RESPONSE,
         })
     }
 

@@ -69,6 +69,10 @@ fn quote(text: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            // Shown as `\u{1b}` in the graph, never raw on the terminal it is printed to.
+            c if crate::terminal::hidden(c) => {
+                let _ = write!(out, "\\\\u{{{:x}}}", c as u32);
+            }
             c => out.push(c),
         }
     }

@@ -332,6 +332,10 @@ fn whole_documents(bytes: &[u8]) -> usize {
     end
 }
 
+/// How deeply an event's lists and mappings may nest: serde_yaml refuses more than 128 anyway,
+/// so no trace that loaded before is refused, and deeper text no longer costs minutes.
+pub const MAX_NESTING: usize = 128;
+
 /// One document's value, with serde_yaml's place in the document turned into the file's.
 fn from_document<T: serde::de::DeserializeOwned>(
     doc: &Document,
@@ -342,6 +346,16 @@ fn from_document<T: serde::de::DeserializeOwned>(
             path: path.to_path_buf(),
             location: Some((doc.first_line.saturating_sub(1).max(1), 1)),
             message: "empty document".into(),
+        });
+    }
+    if let Some((line, column)) = crate::nesting::deeper_than(&doc.text, MAX_NESTING) {
+        return Err(TraceError {
+            path: path.to_path_buf(),
+            location: Some((doc.first_line + line - 1, column)),
+            message: format!(
+                "expected at most {MAX_NESTING} lists and mappings inside each other, found \
+                 deeper nesting here"
+            ),
         });
     }
     serde_yaml::from_str(&doc.text).map_err(|e| {
