@@ -4,9 +4,10 @@
 //! overflow ends in one) or a crash (SIGSEGV, SIGBUS) runs none of it, and would leave the
 //! shell in raw mode on the alternate screen. While the view runs, handlers for those signals
 //! write the escape sequences that leave the alternate screen, show the cursor and stop mouse
-//! reports, put back the terminal settings saved at start, and hand the signal on: to the
-//! handler that was there before (Rust's stack overflow report) or the default action, which
-//! ends the process as it would have ended anyway. Only async-signal-safe calls are made.
+//! reports, put back the terminal settings saved at start, and hand the signal on: a fault to
+//! the handler that was there before (Rust's stack overflow report, which aborts), anything
+//! else to the default action, which ends the process as it would have ended anyway. Only
+//! async-signal-safe calls are made.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
@@ -80,23 +81,23 @@ extern "C" fn on_fatal_signal(
             }
         }
     }
-    // Hand the signal on: put back the action it had before (the default when none).
-    let i = SIGNALS.iter().position(|&s| s == signal).unwrap_or(0);
     unsafe {
-        match PREVIOUS[i].get() {
-            Some(previous) => libc::sigaction(signal, previous, std::ptr::null_mut()),
-            None => {
+        // A fault the kernel raised happens again when this handler returns: let it reach the
+        // action from before (Rust's report of a stack overflow, which then aborts).
+        let fault = !info.is_null() && (*info).si_code > 0 && signal != libc::SIGABRT;
+        let i = SIGNALS.iter().position(|&s| s == signal).unwrap_or(0);
+        match (fault, PREVIOUS[i].get()) {
+            (true, Some(previous)) => {
+                libc::sigaction(signal, previous, std::ptr::null_mut());
+            }
+            _ => {
+                // Sent by a process (kill, abort()): the default action, sent again. It is
+                // blocked in here, so it arrives as this handler returns.
                 let mut default: libc::sigaction = std::mem::zeroed();
                 default.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(signal, &default, std::ptr::null_mut())
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+                libc::raise(signal);
             }
-        };
-        // A fault the kernel raised happens again when this handler returns, now reaching
-        // the previous action with its real address. A signal sent by a process (kill,
-        // abort()) is sent again; it is blocked in here, so it arrives on return.
-        let sent = info.is_null() || (*info).si_code <= 0;
-        if sent {
-            libc::raise(signal);
         }
     }
 }
