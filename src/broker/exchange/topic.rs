@@ -81,10 +81,10 @@ impl Node {
     fn collect(&self, key: &[&str], out: &mut Vec<Arc<Binding>>) {
         // (node, next word, whether the node lies below a `#`, whether it is a `#` node)
         let mut stack: Vec<(&Node, usize, bool, bool)> = vec![(self, 0, false, false)];
-        let mut seen: HashSet<(*const Node, usize)> = HashSet::default();
+        let mut seen = Seen::default();
         while let Some((node, i, below_hash, is_hash)) = stack.pop() {
             // Without a `#` above it, a node has exactly one path and one word index.
-            if below_hash && !seen.insert((node as *const Node, i)) {
+            if below_hash && !seen.first_visit(node, i) {
                 continue;
             }
             if i == key.len() {
@@ -116,6 +116,38 @@ impl Node {
         for child in self.star.iter().chain(self.hash.iter()) {
             child.all(out);
         }
+    }
+}
+
+/// The (node, word) states of one walk reached below a `#`. A walk usually meets a handful:
+/// a short list searched in order is cheaper then than a hash set, which takes over when the
+/// list grows.
+#[derive(Default)]
+struct Seen {
+    few: Vec<(*const Node, usize)>,
+    many: Option<HashSet<(*const Node, usize)>>,
+}
+
+impl Seen {
+    const FEW: usize = 32;
+
+    /// Whether this is the first visit of `node` at word `i` (and notes it).
+    fn first_visit(&mut self, node: &Node, i: usize) -> bool {
+        let state = (node as *const Node, i);
+        if let Some(many) = &mut self.many {
+            return many.insert(state);
+        }
+        if self.few.contains(&state) {
+            return false;
+        }
+        if self.few.len() < Self::FEW {
+            self.few.push(state);
+        } else {
+            let mut many: HashSet<_> = self.few.drain(..).collect();
+            many.insert(state);
+            self.many = Some(many);
+        }
+        true
     }
 }
 
@@ -203,10 +235,12 @@ pub fn explain_match(pattern: &str, routing_key: &str) -> Option<Vec<(String, Ve
     let mut ki = 0;
     for (pi, word) in p.iter().enumerate() {
         let took = match *word {
-            "#" => (ki..=k.len())
-                .find(|&end| table[pi + 1][end])
-                .expect("the table says the rest matches")
-                - ki,
+            "#" => {
+                (ki..=k.len())
+                    .find(|&end| table[pi + 1][end])
+                    .expect("the table says the rest matches")
+                    - ki
+            }
             _ => 1,
         };
         out.push((
@@ -311,7 +345,11 @@ mod tests {
         assert!(explain_match(pattern, &miss).is_none());
         let explained = explain_match(pattern, &hit).unwrap();
         assert_eq!(explained.len(), 9);
-        assert_eq!(explained[0].1.len(), 0, "the first # takes as few words as it can");
+        assert_eq!(
+            explained[0].1.len(),
+            0,
+            "the first # takes as few words as it can"
+        );
         assert_eq!(explained[7].1.len(), 59, "so the last # takes the rest");
         assert_eq!(explained[8].1, ["x"]);
     }
