@@ -73,38 +73,44 @@ impl Node {
         removed
     }
 
-    /// Collects the bindings whose pattern matches `key`, walking the trie with an explicit
-    /// stack of (node, next key word) states. A node reached through a `#` can be reached
-    /// again at the same word by another path (`#.#`, `#.*`, ...); those states are visited
-    /// once, so the walk costs at most (trie nodes on the way) x (key words + 1) steps however
-    /// many `#` a binding has, and each binding is reported once.
-    fn collect(&self, key: &[&str], out: &mut Vec<Arc<Binding>>) {
-        // (node, next word, whether the node lies below a `#`, whether it is a `#` node)
-        let mut stack: Vec<(&Node, usize, bool, bool)> = vec![(self, 0, false, false)];
-        let mut seen = Seen::default();
-        while let Some((node, i, below_hash, is_hash)) = stack.pop() {
-            // Without a `#` above it, a node has exactly one path and one word index.
-            if below_hash && !seen.first_visit(node, i) {
-                continue;
+    /// Collects the bindings whose pattern matches `key[i..]` from this node. A node reached
+    /// through a `#` can be reached again at the same word by another path (`#.#`, `#.*`,
+    /// ...); `seen` lets each such (node, word) be visited once, so a walk costs at most
+    /// (trie nodes on the way) x (key words + 1) steps however many `#` a binding has, and
+    /// each binding is reported once. `is_hash`: this node is a `#`, which may swallow more
+    /// words; `below_hash`: a `#` lies on the way here. Each call goes one word further or
+    /// one trie level deeper, so recursion is at most 256 deep (a routing key and a binding
+    /// key are short strings: at most 128 words each).
+    fn collect(
+        &self,
+        key: &[&str],
+        i: usize,
+        is_hash: bool,
+        below_hash: bool,
+        seen: &mut Seen,
+        out: &mut Vec<Arc<Binding>>,
+    ) {
+        // Without a `#` above it, a node has exactly one path and one word index.
+        if below_hash && !seen.first_visit(self, i) {
+            return;
+        }
+        if i == key.len() {
+            out.extend(self.here.iter().cloned());
+        } else {
+            if let Some(child) = self.words.get(key[i]) {
+                child.collect(key, i + 1, false, below_hash, seen, out);
             }
-            if i == key.len() {
-                out.extend(node.here.iter().cloned());
-            } else {
-                if let Some(child) = node.words.get(key[i]) {
-                    stack.push((child, i + 1, below_hash, false));
-                }
-                if let Some(child) = &node.star {
-                    stack.push((child, i + 1, below_hash, false));
-                }
-                // A `#` swallows one more word and stays where it is.
-                if is_hash {
-                    stack.push((node, i + 1, true, true));
-                }
+            if let Some(child) = &self.star {
+                child.collect(key, i + 1, false, below_hash, seen, out);
             }
-            if let Some(child) = &node.hash {
-                // ... or swallows none: its pattern goes on from the same word.
-                stack.push((child, i, true, true));
+            // A `#` swallows one more word and stays where it is...
+            if is_hash {
+                self.collect(key, i + 1, true, true, seen, out);
             }
+        }
+        if let Some(child) = &self.hash {
+            // ... or swallows none: its pattern goes on from the same word.
+            child.collect(key, i, true, true, seen, out);
         }
     }
 
@@ -120,16 +126,25 @@ impl Node {
 }
 
 /// The (node, word) states of one walk reached below a `#`. A walk usually meets a handful:
-/// a short list searched in order is cheaper then than a hash set, which takes over when the
-/// list grows.
-#[derive(Default)]
+/// they are kept in place, and only a walk that meets more moves them to a hash set.
 struct Seen {
-    few: Vec<(*const Node, usize)>,
+    few: [(*const Node, usize); Seen::FEW],
+    count: usize,
     many: Option<HashSet<(*const Node, usize)>>,
 }
 
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            few: [(std::ptr::null(), 0); Seen::FEW],
+            count: 0,
+            many: None,
+        }
+    }
+}
+
 impl Seen {
-    const FEW: usize = 32;
+    const FEW: usize = 16;
 
     /// Whether this is the first visit of `node` at word `i` (and notes it).
     fn first_visit(&mut self, node: &Node, i: usize) -> bool {
@@ -137,13 +152,14 @@ impl Seen {
         if let Some(many) = &mut self.many {
             return many.insert(state);
         }
-        if self.few.contains(&state) {
+        if self.few[..self.count].contains(&state) {
             return false;
         }
-        if self.few.len() < Self::FEW {
-            self.few.push(state);
+        if self.count < Self::FEW {
+            self.few[self.count] = state;
+            self.count += 1;
         } else {
-            let mut many: HashSet<_> = self.few.drain(..).collect();
+            let mut many: HashSet<_> = self.few.iter().copied().collect();
             many.insert(state);
             self.many = Some(many);
         }
@@ -183,7 +199,9 @@ impl Router for TopicRouter {
     }
 
     fn route(&self, routing_key: &str, _headers: Option<&FieldTable>, out: &mut Vec<Arc<Binding>>) {
-        self.root.collect(&words(routing_key), out);
+        let mut seen = Seen::default();
+        self.root
+            .collect(&words(routing_key), 0, false, false, &mut seen, out);
     }
 
     fn bindings(&self) -> Vec<Arc<Binding>> {
