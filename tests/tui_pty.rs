@@ -58,16 +58,12 @@ fn spawn_view(
     (child, writer, screen)
 }
 
+type Child = Box<dyn portable_pty::Child + Send + Sync>;
+type Master = Box<dyn portable_pty::MasterPty + Send>;
+
 /// [`spawn_view`], also handing back the pseudo-terminal's master, whose settings are the
 /// terminal's.
-fn spawn_view_in_pty(
-    args: &[&str],
-) -> (
-    Box<dyn portable_pty::Child + Send + Sync>,
-    Box<dyn Write + Send>,
-    Screen,
-    Box<dyn portable_pty::MasterPty + Send>,
-) {
+fn spawn_view_in_pty(args: &[&str]) -> (Child, Box<dyn Write + Send>, Screen, Master) {
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: 45,
