@@ -169,8 +169,10 @@ pub struct State {
     /// Queues still to dispatch when an operation used up its [`STEPS_PER_RUN`]: the timer
     /// carries on with them after other clients had their turn.
     backlog: VecDeque<(Arc<str>, Arc<str>)>,
-    /// Dead-letter cycles already logged (each is logged once, as RabbitMQ does).
-    cycles_logged: HashSet<Vec<Arc<str>>>,
+    /// Dead-letter cycles already logged, by (vhost, queue it would go back to, queue it died
+    /// in): each is logged once, as RabbitMQ does, however many paths close it (a fanout
+    /// dead-letter exchange makes many).
+    cycles_logged: HashSet<(Arc<str>, Arc<str>, Arc<str>)>,
 }
 
 /// A message on its way out of `queue`, to be dead-lettered for `reason`.
@@ -1533,9 +1535,10 @@ impl State {
                 .partition(|target| is_cycle(target, &message));
             route.queues = onward;
             for target in cycling {
+                let closing = (self.vhost_key(vhost_name), target.clone(), Arc::from(queue));
                 let mut cycle = vec![target];
                 cycle.extend(deaths.iter().cloned());
-                self.log_cycle_once(cycle);
+                self.log_cycle_once(closing, cycle);
             }
         }
         let fate = if route.queues.is_empty() {
@@ -1549,15 +1552,16 @@ impl State {
         }
     }
 
-    fn log_cycle_once(&mut self, cycle: Vec<Arc<str>>) {
-        if self.cycles_logged.len() >= CYCLES_LOGGED_MAX || self.cycles_logged.contains(&cycle) {
+    fn log_cycle_once(&mut self, closing: (Arc<str>, Arc<str>, Arc<str>), cycle: Vec<Arc<str>>) {
+        if self.cycles_logged.len() >= CYCLES_LOGGED_MAX || self.cycles_logged.contains(&closing) {
             return;
         }
         tracing::warn!(
+            vhost = %closing.0,
             "Message dropped. Dead-letter queues cycle detected: {:?}. This cycle will NOT be reported again.",
             cycle
         );
-        self.cycles_logged.insert(cycle);
+        self.cycles_logged.insert(closing);
     }
 
     // ---- delivering ----
