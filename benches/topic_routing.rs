@@ -5,6 +5,10 @@
 //! that matches only the catch-all bindings). The target: at most 2 µs median at 100,000
 //! bindings, and flat across the three sizes.
 //!
+//! The `many_hashes` group routes a 60-word key against one binding of eight `#` words
+//! (`#.#.#.#.#.#.#.#.x`): a walk that tries every split of the key between the `#`s takes
+//! tens of seconds on it; the trie walk visits each (node, word) once.
+//!
 //! Run with `cargo bench --bench topic_routing`. See BENCHMARKS.md for the figures.
 
 use std::hint::black_box;
@@ -131,5 +135,27 @@ fn vhost_route(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, topic_router, vhost_route);
+fn many_hashes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("many_hashes");
+    group.throughput(Throughput::Elements(1));
+    let mut router = TopicRouter::default();
+    router.bind(Arc::new(binding(0, "#.#.#.#.#.#.#.#.x")));
+    let miss = vec!["w"; 60].join(".");
+    let hit = format!("{}.x", vec!["w"; 59].join("."));
+    for (name, key, matches) in [("miss60", &miss, 0), ("hit60", &hit, 1)] {
+        let mut out = Vec::new();
+        router.route(key, None, &mut out);
+        assert_eq!(out.len(), matches, "{name}");
+        group.bench_with_input(BenchmarkId::new(name, 8), key, |b, key| {
+            b.iter(|| {
+                out.clear();
+                router.route(black_box(key), None, &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, topic_router, vhost_route, many_hashes);
 criterion_main!(benches);

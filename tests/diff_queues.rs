@@ -1166,6 +1166,191 @@ async fn x_death_counts_repeated_dead_lettering() {
     );
 }
 
+/// Two queues with TTL 0 that dead-letter into each other, each also copying to a catch queue
+/// through a fanout dead-letter exchange: the message goes d1 -> d2 and is dropped on its way
+/// back to d1 (it already expired there, and no client rejected it since), and both brokers
+/// stay up. A queue where a client rejects it breaks the cycle: r -> d3 -> r goes round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_cycle_without_a_reject_ends() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let [d1, d2, x1, x2, c1, c2] =
+            ["d1", "d2", "x1", "x2", "c1", "c2"].map(|l| common::unique(&format!("dlcycle-{l}")));
+        let labels = Labels::new(&[
+            (&d1, "d1"),
+            (&d2, "d2"),
+            (&x1, "x1"),
+            (&x2, "x2"),
+            (&c1, "c1"),
+            (&c2, "c2"),
+        ]);
+        for (x, q, c) in [(&x1, &d2, &c1), (&x2, &d1, &c2)] {
+            declare_exchange(&ch, x, ExchangeKind::Fanout).await;
+            declare_queue(&ch, c).await;
+            bind(&ch, c, x, "").await;
+            declare_queue_with(
+                &ch,
+                q,
+                table(&[
+                    ("x-message-ttl", int(0)),
+                    (
+                        "x-dead-letter-exchange",
+                        text(if x == &x1 { &x2 } else { &x1 }),
+                    ),
+                ]),
+            )
+            .await;
+            bind(&ch, q, x, "").await;
+        }
+        send(&ch, &d1, "round").await;
+        // d1 expires it into x1 (d2, c1); d2 into x2 (d1: the cycle, and c2).
+        for (c, label) in [(&c1, "c1"), (&c2, "c2")] {
+            match get_within(&ch, c, true, DEAD_LETTER_WAIT).await {
+                Some(m) => {
+                    t.push(format!("{label} got {}", body(&m.delivery)));
+                    t.extend(
+                        labels
+                            .headers(&m.delivery.properties)
+                            .into_iter()
+                            .map(|h| format!("  {h}")),
+                    );
+                }
+                None => t.push(format!("{label} empty")),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (q, label) in [(&d1, "d1"), (&d2, "d2"), (&c1, "c1"), (&c2, "c2")] {
+            t.push(format!("{label}: {}", inspect_queue(&conn, q).await));
+        }
+
+        // A reject in the loop: r -> d3 (TTL 0) -> r, twice round.
+        let r = common::unique("dlcycle-r");
+        let d3 = common::unique("dlcycle-d3");
+        let labels = Labels::new(&[(&r, "r"), (&d3, "d3")]);
+        let dead_letter_to = |q: &str| {
+            vec![
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(q)),
+            ]
+        };
+        declare_queue_with(&ch, &r, table(&dead_letter_to(&d3))).await;
+        let mut d3_args = dead_letter_to(&r);
+        d3_args.push(("x-message-ttl", int(0)));
+        declare_queue_with(&ch, &d3, table(&d3_args)).await;
+        send(&ch, &r, "bounced").await;
+        for round in 1..=3 {
+            let Some(m) = get_within(&ch, &r, false, DEAD_LETTER_WAIT).await else {
+                t.push(format!("round {round}: r empty"));
+                break;
+            };
+            t.push(format!("round {round}: r got {}", body(&m.delivery)));
+            t.extend(
+                labels
+                    .headers(&m.delivery.properties)
+                    .into_iter()
+                    .filter(|h| h.starts_with("x-death"))
+                    .map(|h| format!("  {h}")),
+            );
+            m.delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .expect("reject");
+        }
+        cleanup(&conn, &[&d1, &d2, &c1, &c2, &r, &d3], &[&x1, &x2]).await;
+        t
+    })
+    .await;
+    assert_has(
+        &t,
+        &[
+            "c1 got round",
+            "c2 got round",
+            "d1: ok messages=0 consumers=0",
+            "d2: ok messages=0 consumers=0",
+            "c1: ok messages=0 consumers=0",
+            "c2: ok messages=0 consumers=0",
+            "round 3: r got bounced",
+        ],
+    );
+}
+
+/// Five queues with TTL 0 all dead-letter into one fanout exchange bound to all of them and to
+/// a catch queue: every message copies itself to each queue it has not died in yet, so one
+/// publish makes one copy per path through the queues (1 + 4 + 12 + 24 + 24 = 65), and then
+/// it ends. Both brokers count the same copies with the same histories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_dead_lettering_ends_after_every_path() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let x = common::unique("dlfan-x");
+        let catch = common::unique("dlfan-catch");
+        let queues: Vec<String> = (0..5)
+            .map(|i| common::unique(&format!("dlfan-q{i}")))
+            .collect();
+        declare_exchange(&ch, &x, ExchangeKind::Fanout).await;
+        declare_queue(&ch, &catch).await;
+        bind(&ch, &catch, &x, "").await;
+        for q in &queues {
+            declare_queue_with(
+                &ch,
+                q,
+                table(&[
+                    ("x-message-ttl", int(0)),
+                    ("x-dead-letter-exchange", text(&x)),
+                ]),
+            )
+            .await;
+            bind(&ch, q, &x, "").await;
+        }
+        send(&ch, &queues[0], "spread").await;
+        // Wait until the count stops moving.
+        let mut count = String::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = inspect_queue(&conn, &catch).await;
+            if now == count || Instant::now() > deadline {
+                break;
+            }
+            count = now;
+        }
+        t.push(format!("catch: {count}"));
+        // How many copies died in how many queues.
+        let mut by_deaths = std::collections::BTreeMap::new();
+        for d in take_all(&ch, &catch).await {
+            let deaths = match d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-death").cloned())
+            {
+                Some(AMQPValue::FieldArray(a)) => a.as_slice().len(),
+                _ => 0,
+            };
+            *by_deaths.entry(deaths).or_insert(0) += 1;
+        }
+        t.push(format!("copies by queues died in: {by_deaths:?}"));
+        for (i, q) in queues.iter().enumerate() {
+            t.push(format!("q{i}: {}", inspect_queue(&conn, q).await));
+        }
+        let names: Vec<&str> = queues.iter().map(|q| q.as_str()).collect();
+        cleanup(&conn, &[names.as_slice(), &[&catch]].concat(), &[&x]).await;
+        t
+    })
+    .await;
+    assert_has(
+        &t,
+        &[
+            "catch: ok messages=65 consumers=0",
+            "copies by queues died in: {1: 1, 2: 4, 3: 12, 4: 24, 5: 24}",
+        ],
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Priorities
 // ---------------------------------------------------------------------------------------------

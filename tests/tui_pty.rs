@@ -54,6 +54,16 @@ fn spawn_view(
     Box<dyn Write + Send>,
     Screen,
 ) {
+    let (child, writer, screen, _master) = spawn_view_in_pty(args);
+    (child, writer, screen)
+}
+
+type Child = Box<dyn portable_pty::Child + Send + Sync>;
+type Master = Box<dyn portable_pty::MasterPty + Send>;
+
+/// [`spawn_view`], also handing back the pseudo-terminal's master, whose settings are the
+/// terminal's.
+fn spawn_view_in_pty(args: &[&str]) -> (Child, Box<dyn Write + Send>, Screen, Master) {
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: 45,
@@ -89,7 +99,7 @@ fn spawn_view(
             parser.lock().unwrap().process(&buf[..n]);
         }
     });
-    (child, writer, screen)
+    (child, writer, screen, pair.master)
 }
 
 /// Presses `q` and waits for a clean exit.
@@ -227,4 +237,60 @@ fn a_lesson_step_runs_on_the_view_and_goes_back() {
         Duration::from_secs(20),
     );
     quit(&mut child, &mut writer);
+}
+
+/// Whether the terminal behind `master` is in raw mode (no line editing, no echo).
+fn raw_mode(master: &dyn portable_pty::MasterPty) -> bool {
+    let fd = master.as_raw_fd().expect("the master's descriptor");
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::tcgetattr(fd, &mut termios) }, 0);
+    termios.c_lflag & (libc::ICANON | libc::ECHO) == 0
+}
+
+/// An abort or a crash (here sent with kill, as a stack overflow would end in one) skips
+/// the view's own clean-up; its signal handlers still leave the alternate screen, show the
+/// cursor, stop mouse reports and turn raw mode off before the process dies of the signal.
+#[test]
+fn an_abort_or_a_crash_still_gives_the_terminal_back() {
+    for signal in ["ABRT", "SEGV", "BUS"] {
+        let address = format!("127.0.0.1:{}", free_port());
+        let (mut child, _writer, screen, master) =
+            spawn_view_in_pty(&["--listen", &address, "--lessons", "tests/lessons/none"]);
+        screen.wait_for(&[&address, "messages 0"], Duration::from_secs(20));
+        assert!(screen.parser.lock().unwrap().screen().alternate_screen());
+        assert!(raw_mode(&*master), "the view runs in raw mode");
+
+        let pid = child.process_id().expect("pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "SIG{signal} did not end the view"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success(), "SIG{signal} still ends the process");
+        std::thread::sleep(Duration::from_millis(200));
+        let parser = screen.parser.lock().unwrap();
+        let after = parser.screen();
+        assert!(
+            !after.alternate_screen(),
+            "SIG{signal}: left the alternate screen"
+        );
+        assert!(!after.hide_cursor(), "SIG{signal}: cursor shown again");
+        assert_eq!(
+            after.mouse_protocol_mode(),
+            vt100::MouseProtocolMode::None,
+            "SIG{signal}: mouse capture released"
+        );
+        assert!(!raw_mode(&*master), "SIG{signal}: raw mode turned off");
+    }
 }

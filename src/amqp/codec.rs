@@ -4,6 +4,7 @@
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, basic::gen_properties, AMQPClass, BasicProperties};
 
+use super::nesting;
 use crate::broker::AmqpError;
 
 pub const FRAME_METHOD: u8 = 1;
@@ -126,12 +127,33 @@ pub fn decode(raw: &RawFrame) -> Result<Incoming, Undecodable> {
         FRAME_HEARTBEAT if raw.payload().is_empty() => Ok(Incoming::Heartbeat),
         FRAME_HEARTBEAT => Err(unknown_frame()),
         FRAME_METHOD if raw.payload().len() < 4 => Err(unknown_frame()),
+        FRAME_METHOD if !nesting::method_within_depth(raw.payload()) => {
+            let p = raw.payload();
+            Err(Undecodable::Arguments {
+                class: u16::from_be_bytes([p[0], p[1]]),
+                method: u16::from_be_bytes([p[2], p[3]]),
+                error: too_deep(),
+            })
+        }
+        FRAME_HEADER if !nesting::header_within_depth(raw.payload()) => {
+            Err(Undecodable::Frame(too_deep()))
+        }
         FRAME_METHOD | FRAME_HEADER => match decode_publishing(raw) {
             Some(incoming) => Ok(incoming),
             None => decode_generic(raw),
         },
         _ => Err(unknown_frame()),
     }
+}
+
+/// A field table nesting deeper than [`nesting::MAX_FIELD_DEPTH`]: undecodable here, as a
+/// table RabbitMQ cannot parse is (501, "cannot decode"). The frame's octets are left out of
+/// the text: the reply text is a short string.
+fn too_deep() -> AmqpError {
+    AmqpError::frame_error(format!(
+        "cannot decode: field tables nested deeper than {} levels",
+        nesting::MAX_FIELD_DEPTH
+    ))
 }
 
 /// The two frames of every publish that carry fields, basic.publish and its content header,

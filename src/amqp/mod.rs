@@ -3,6 +3,7 @@
 
 mod codec;
 mod connection;
+pub mod nesting;
 mod writer;
 
 use std::future::Future;

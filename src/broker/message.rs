@@ -154,3 +154,50 @@ fn text_of(v: Option<&AMQPValue>) -> Option<String> {
         _ => None,
     }
 }
+
+/// The `x-death` entries of a message's headers, most recent first.
+fn deaths(message: &Message) -> &[AMQPValue] {
+    match message.headers().and_then(|h| h.inner().get("x-death")) {
+        Some(AMQPValue::FieldArray(deaths)) => deaths.as_slice(),
+        _ => &[],
+    }
+}
+
+/// A long-string field of an `x-death` entry; RabbitMQ reads no other string type there.
+fn long_field<'a>(entry: &'a FieldTable, name: &str) -> Option<&'a [u8]> {
+    match entry.inner().get(name) {
+        Some(AMQPValue::LongString(s)) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The queues a message died in, most recent first, as a dead-letter cycle is logged.
+pub fn death_queues(message: &Message) -> Vec<Arc<str>> {
+    deaths(message)
+        .iter()
+        .filter_map(|entry| match entry {
+            AMQPValue::FieldTable(t) => long_field(t, "queue"),
+            _ => None,
+        })
+        .map(|queue| Arc::from(String::from_utf8_lossy(queue).as_ref()))
+        .collect()
+}
+
+/// RabbitMQ's rule for a dead-lettered `message` about to reach `queue`: it is a cycle when
+/// `x-death` shows the message died in `queue` before and neither that death nor any since
+/// was `rejected`: no client took part, so it would go round for ever. An entry that is not
+/// a table was put there by a client, so it breaks the cycle too.
+pub fn is_cycle(queue: &str, message: &Message) -> bool {
+    let mut automatic = true;
+    for entry in deaths(message) {
+        let AMQPValue::FieldTable(entry) = entry else {
+            automatic = false;
+            continue;
+        };
+        automatic &= long_field(entry, "reason") != Some(b"rejected".as_slice());
+        if long_field(entry, "queue") == Some(queue.as_bytes()) {
+            return automatic;
+        }
+    }
+    false
+}

@@ -14,7 +14,7 @@ use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoreOp, StoredMessage};
-use super::message::{dead_lettered, Message, QueuedMessage};
+use super::message::{dead_lettered, death_queues, is_cycle, Message, QueuedMessage};
 use super::permissions::{Access, Grant, Resource};
 use super::queue::{Consumer, Overflow, Queue, QueueLimits};
 use super::vhost::Vhost;
@@ -166,7 +166,34 @@ pub struct State {
     rendered_properties: Option<(Arc<BasicProperties>, PropertyPairs)>,
     /// While a publish is routed and delivered: its one timestamp for all the events it causes.
     publish_time: Option<SystemTime>,
+    /// Messages that left a queue and wait to be dead-lettered, oldest first. Dead-lettering
+    /// goes through this list rather than calling itself, so a chain of queues costs no stack.
+    dying: VecDeque<Dying>,
+    /// Queues still to dispatch when an operation used up its [`STEPS_PER_RUN`]: the timer
+    /// carries on with them after other clients had their turn.
+    backlog: VecDeque<(Arc<str>, Arc<str>)>,
+    /// Dead-letter cycles already logged, by (vhost, queue it would go back to, queue it died
+    /// in): each is logged once, as RabbitMQ does, however many paths close it (a fanout
+    /// dead-letter exchange makes many).
+    cycles_logged: HashSet<(Arc<str>, Arc<str>, Arc<str>)>,
 }
+
+/// A message on its way out of `queue`, to be dead-lettered for `reason`.
+struct Dying {
+    vhost: Arc<str>,
+    queue: Arc<str>,
+    message: QueuedMessage,
+    reason: DeadLetterReason,
+}
+
+/// How many messages one operation dead-letters or expires before it lets go of the broker.
+/// Dead-lettering fans out (a fanout dead-letter exchange copies each message to every queue
+/// it binds, and those may dead-letter again), so the work one publish causes has no bound of
+/// its own; what is left over is done by the timer, a slice at a time.
+const STEPS_PER_RUN: usize = 1_000;
+
+/// At most this many distinct cycles are remembered as logged; after that they are not logged.
+const CYCLES_LOGGED_MAX: usize = 1_000;
 
 /// A message's properties as `name=value` pairs, as `Published` events carry them.
 type PropertyPairs = Arc<[(String, String)]>;
@@ -201,6 +228,9 @@ impl State {
             journal: None,
             rendered_properties: None,
             publish_time: None,
+            dying: VecDeque::new(),
+            backlog: VecDeque::new(),
+            cycles_logged: HashSet::default(),
         }
     }
 
@@ -1442,7 +1472,7 @@ impl State {
                     redelivered: false,
                     stored: false,
                 };
-                self.dead_letter(vhost_name, queue, qm, DeadLetterReason::Maxlen, work);
+                self.doom(vhost_name, queue, qm, DeadLetterReason::Maxlen);
             }
             return true;
         }
@@ -1478,14 +1508,33 @@ impl State {
             }
         }
         for old in dropped {
-            self.dead_letter(vhost_name, queue, old, DeadLetterReason::Maxlen, work);
+            self.doom(vhost_name, queue, old, DeadLetterReason::Maxlen);
         }
         work.push_back((self.vhost_key(vhost_name), queue.clone()));
         false
     }
 
+    /// Puts a message that left `queue` on the list to dead-letter; [`Self::run`] does it.
+    fn doom(
+        &mut self,
+        vhost_name: &str,
+        queue: &str,
+        message: QueuedMessage,
+        reason: DeadLetterReason,
+    ) {
+        let (vhost, queue) = (self.vhost_key(vhost_name), Arc::from(queue));
+        self.dying.push_back(Dying {
+            vhost,
+            queue,
+            message,
+            reason,
+        });
+    }
+
     /// Sends a message that left `queue` to the queue's dead-letter exchange, with `x-death`;
-    /// without one the message is gone.
+    /// without one the message is gone. Like RabbitMQ, it is not sent to a queue it already
+    /// died in for a reason other than `rejected` on the way here (a dead-letter cycle no
+    /// client takes part in would go round for ever).
     fn dead_letter(
         &mut self,
         vhost_name: &str,
@@ -1554,7 +1603,21 @@ impl State {
         if !vhost.exchanges.contains_key(dlx.as_str()) {
             return;
         }
-        let route = vhost.route(&dlx, &routing_key, message.headers());
+        let mut route = vhost.route(&dlx, &routing_key, message.headers());
+        if reason != DeadLetterReason::Rejected {
+            let deaths = death_queues(&message);
+            let (cycling, onward): (Vec<Arc<str>>, Vec<Arc<str>>) = route
+                .queues
+                .into_iter()
+                .partition(|target| is_cycle(target, &message));
+            route.queues = onward;
+            for target in cycling {
+                let closing = (self.vhost_key(vhost_name), target.clone(), Arc::from(queue));
+                let mut cycle = vec![target];
+                cycle.extend(deaths.iter().cloned());
+                self.log_cycle_once(closing, cycle);
+            }
+        }
         let fate = if route.queues.is_empty() {
             PublishFate::Dropped
         } else {
@@ -1562,47 +1625,84 @@ impl State {
         };
         self.emit_published(vhost_name, None, &message, route.clone(), fate);
         for target in &route.queues {
-            // A message expiring round and round through its own queue stops here, as in
-            // RabbitMQ, unless a client rejected it somewhere on the way.
-            if **target == *queue && reason != DeadLetterReason::Rejected {
-                continue;
-            }
             self.enqueue(vhost_name, target, message.clone(), work);
         }
     }
 
+    fn log_cycle_once(&mut self, closing: (Arc<str>, Arc<str>, Arc<str>), cycle: Vec<Arc<str>>) {
+        if self.cycles_logged.len() >= CYCLES_LOGGED_MAX || self.cycles_logged.contains(&closing) {
+            return;
+        }
+        tracing::warn!(
+            vhost = %closing.0,
+            "Message dropped. Dead-letter queues cycle detected: {:?}. This cycle will NOT be reported again.",
+            cycle
+        );
+        self.cycles_logged.insert(closing);
+    }
+
     // ---- delivering ----
 
-    /// Dispatches every queue in `work` until nothing more can move.
+    /// Dead-letters what is dying and dispatches every queue in `work` until nothing more can
+    /// move, or until [`STEPS_PER_RUN`] messages were dead-lettered or expired: then the rest
+    /// waits in the backlog for the timer, and the broker is free for other clients meanwhile.
     fn run(&mut self, mut work: VecDeque<(Arc<str>, Arc<str>)>) {
         let mut seen = HashSet::default();
-        while let Some((vhost, queue)) = work.pop_front() {
+        let mut steps = 0;
+        loop {
+            if steps >= STEPS_PER_RUN {
+                self.backlog.extend(work);
+                return;
+            }
+            if let Some(dying) = self.dying.pop_front() {
+                steps += 1;
+                self.dead_letter(
+                    &dying.vhost,
+                    &dying.queue,
+                    dying.message,
+                    dying.reason,
+                    &mut work,
+                );
+                // Dead-lettering may have filled queues we already passed.
+                seen.clear();
+                continue;
+            }
+            let Some((vhost, queue)) = work.pop_front() else {
+                return;
+            };
             // Nothing to tell apart when this is the only entry left and none came before:
             // the common publish to one queue pays for no set.
             let alone = work.is_empty() && seen.is_empty();
             if !alone && !seen.insert((vhost.clone(), queue.clone())) {
                 continue;
             }
-            let expired = self.dispatch(&vhost, &queue);
+            let (expired, more) = self.dispatch(&vhost, &queue, STEPS_PER_RUN - steps);
+            steps += expired.len();
             for message in expired {
-                self.dead_letter(
-                    &vhost,
-                    &queue,
-                    message,
-                    DeadLetterReason::Expired,
-                    &mut work,
-                );
+                self.doom(&vhost, &queue, message, DeadLetterReason::Expired);
             }
-            // Dead-lettering may have filled queues we already passed.
-            if !work.is_empty() {
-                seen.clear();
+            if more {
+                // The expiry limit stopped it: come back to this queue.
+                seen.remove(&(vhost.clone(), queue.clone()));
+                work.push_back((vhost, queue));
             }
         }
     }
 
+    /// Whether work is left over for the timer.
+    pub fn has_backlog(&self) -> bool {
+        !self.dying.is_empty() || !self.backlog.is_empty()
+    }
+
     /// Hands ready messages to consumers round-robin while they have room. Returns messages
-    /// found expired at the head on the way.
-    fn dispatch(&mut self, vhost: &Arc<str>, queue_name: &str) -> Vec<QueuedMessage> {
+    /// found expired at the head on the way (at most `expire_limit`), and whether it stopped
+    /// at that limit.
+    fn dispatch(
+        &mut self,
+        vhost: &Arc<str>,
+        queue_name: &str,
+        expire_limit: usize,
+    ) -> (Vec<QueuedMessage>, bool) {
         let mut expired = Vec::new();
         let vhost_name: &str = vhost;
         let Some(q) = self
@@ -1610,7 +1710,7 @@ impl State {
             .get_mut(vhost_name)
             .and_then(|v| v.queues.get_mut(queue_name))
         else {
-            return expired;
+            return (expired, false);
         };
         // Read the clock only when the head can expire at all.
         let mut now = None;
@@ -1619,6 +1719,9 @@ impl State {
         loop {
             if q.peek().is_some_and(|m| m.expires_at.is_some()) {
                 let now = *now.get_or_insert_with(Instant::now);
+                if expired.len() >= expire_limit && q.next_expiry().is_some_and(|at| at <= now) {
+                    return (expired, true);
+                }
                 if let Some(message) = q.take_expired_head(now) {
                     expired.push(message);
                     continue;
@@ -1719,7 +1822,7 @@ impl State {
                 });
             }
         }
-        expired
+        (expired, false)
     }
 
     pub fn basic_get(
@@ -1753,11 +1856,10 @@ impl State {
                 q.unacked += 1;
             }
         }
-        let mut work = VecDeque::new();
         for m in expired {
-            self.dead_letter(&vhost_name, &name, m, DeadLetterReason::Expired, &mut work);
+            self.doom(&vhost_name, &name, m, DeadLetterReason::Expired);
         }
-        self.run(work);
+        self.run(VecDeque::new());
         let Some(message) = taken else {
             return Ok(None);
         };
@@ -1893,13 +1995,7 @@ impl State {
                     });
                 }
                 if !matches!(how, Settle::Ack) {
-                    self.dead_letter(
-                        &vhost_name,
-                        &queue,
-                        u.message,
-                        DeadLetterReason::Rejected,
-                        &mut work,
-                    );
+                    self.doom(&vhost_name, &queue, u.message, DeadLetterReason::Rejected);
                 }
             }
         }
@@ -1933,7 +2029,7 @@ impl State {
 
     /// Expires due messages and unused queues; returns the next instant worth waking for.
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
-        let mut work = VecDeque::new();
+        let mut work = std::mem::take(&mut self.backlog);
         let mut unused = Vec::new();
         let mut next: Option<Instant> = None;
         for (vname, vhost) in &self.vhosts {
@@ -1960,6 +2056,10 @@ impl State {
         self.run(work);
         for (vhost, queue) in unused {
             self.delete_queue_now(&vhost, &queue, None);
+        }
+        if self.has_backlog() {
+            // Left over from a run that hit its limit: carry on right after others had a turn.
+            return Some(now);
         }
         next
     }

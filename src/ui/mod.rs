@@ -8,6 +8,7 @@
 pub mod action;
 pub mod app;
 pub mod commands;
+mod fatal;
 pub mod form;
 pub mod keys;
 pub mod layout;
@@ -175,7 +176,7 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
 }
 
 /// Runs the view on `source` until the user quits or SIGTERM arrives. The terminal is restored
-/// on every way out, panics included.
+/// on every way out, panics, aborts and crashes included.
 pub async fn run(
     source: Arc<dyn Source>,
     address: &str,
@@ -188,11 +189,14 @@ pub async fn run(
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
         previous(info);
     }));
+    // Aborts and crashes skip all of that: handlers for those signals restore the terminal.
+    fatal::arm();
     let mut terminal = ratatui::init();
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
     let result = event_loop(&mut terminal, source, address, options, lessons).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
+    fatal::disarm();
     result
 }
 

@@ -4,7 +4,7 @@
 //! Bindings live in a trie keyed by pattern word, so routing costs follow the number of words
 //! in the routing key (and the `*`/`#` branches met on the way), not the number of bindings.
 
-use crate::broker::maps::HashMap;
+use crate::broker::maps::{HashMap, HashSet};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -73,23 +73,44 @@ impl Node {
         removed
     }
 
-    /// Collects bindings whose pattern matches `key[i..]` from this node.
-    fn collect(&self, key: &[&str], i: usize, out: &mut Vec<Arc<Binding>>) {
+    /// Collects the bindings whose pattern matches `key[i..]` from this node. A node reached
+    /// through a `#` can be reached again at the same word by another path (`#.#`, `#.*`,
+    /// ...); `seen` lets each such (node, word) be visited once, so a walk costs at most
+    /// (trie nodes on the way) x (key words + 1) steps however many `#` a binding has, and
+    /// each binding is reported once. `is_hash`: this node is a `#`, which may swallow more
+    /// words; `below_hash`: a `#` lies on the way here. Each call goes one word further or
+    /// one trie level deeper, so recursion is at most 256 deep (a routing key and a binding
+    /// key are short strings: at most 128 words each).
+    fn collect(
+        &self,
+        key: &[&str],
+        i: usize,
+        is_hash: bool,
+        below_hash: bool,
+        seen: &mut Seen,
+        out: &mut Vec<Arc<Binding>>,
+    ) {
+        // Without a `#` above it, a node has exactly one path and one word index.
+        if below_hash && !seen.first_visit(self, i) {
+            return;
+        }
         if i == key.len() {
             out.extend(self.here.iter().cloned());
         } else {
             if let Some(child) = self.words.get(key[i]) {
-                child.collect(key, i + 1, out);
+                child.collect(key, i + 1, false, below_hash, seen, out);
             }
             if let Some(child) = &self.star {
-                child.collect(key, i + 1, out);
+                child.collect(key, i + 1, false, below_hash, seen, out);
+            }
+            // A `#` swallows one more word and stays where it is...
+            if is_hash {
+                self.collect(key, i + 1, true, true, seen, out);
             }
         }
         if let Some(child) = &self.hash {
-            // `#` swallows zero or more words.
-            for j in i..=key.len() {
-                child.collect(key, j, out);
-            }
+            // ... or swallows none: its pattern goes on from the same word.
+            child.collect(key, i, true, true, seen, out);
         }
     }
 
@@ -101,6 +122,48 @@ impl Node {
         for child in self.star.iter().chain(self.hash.iter()) {
             child.all(out);
         }
+    }
+}
+
+/// The (node, word) states of one walk reached below a `#`. A walk usually meets a handful:
+/// they are kept in place, and only a walk that meets more moves them to a hash set.
+struct Seen {
+    few: [(*const Node, usize); Seen::FEW],
+    count: usize,
+    many: Option<HashSet<(*const Node, usize)>>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            few: [(std::ptr::null(), 0); Seen::FEW],
+            count: 0,
+            many: None,
+        }
+    }
+}
+
+impl Seen {
+    const FEW: usize = 16;
+
+    /// Whether this is the first visit of `node` at word `i` (and notes it).
+    fn first_visit(&mut self, node: &Node, i: usize) -> bool {
+        let state = (node as *const Node, i);
+        if let Some(many) = &mut self.many {
+            return many.insert(state);
+        }
+        if self.few[..self.count].contains(&state) {
+            return false;
+        }
+        if self.count < Self::FEW {
+            self.few[self.count] = state;
+            self.count += 1;
+        } else {
+            let mut many: HashSet<_> = self.few.iter().copied().collect();
+            many.insert(state);
+            self.many = Some(many);
+        }
+        true
     }
 }
 
@@ -136,22 +199,9 @@ impl Router for TopicRouter {
     }
 
     fn route(&self, routing_key: &str, _headers: Option<&FieldTable>, out: &mut Vec<Arc<Binding>>) {
-        let start = out.len();
-        let key = words(routing_key);
-        self.root.collect(&key, 0, out);
-        // Several `#` paths can reach the same binding; report each binding once.
-        if out.len() - start > 1 {
-            let found = &mut out[start..];
-            found.sort_by_key(|b| Arc::as_ptr(b) as usize);
-            let mut unique: Vec<Arc<Binding>> = Vec::with_capacity(found.len());
-            for b in found.iter() {
-                if unique.last().is_none_or(|last| !Arc::ptr_eq(last, b)) {
-                    unique.push(b.clone());
-                }
-            }
-            out.truncate(start);
-            out.extend(unique);
-        }
+        let mut seen = Seen::default();
+        self.root
+            .collect(&words(routing_key), 0, false, false, &mut seen, out);
     }
 
     fn bindings(&self) -> Vec<Arc<Binding>> {
@@ -165,55 +215,59 @@ impl Router for TopicRouter {
     }
 }
 
+/// `table[p][k]`: whether pattern words `p..` match key words `k..`. Filled from the end, so
+/// each cell costs one step and a pattern full of `#` stays quadratic at worst, never
+/// exponential (patterns and keys are at most 255 octets).
+fn match_table(p: &[&str], k: &[&str]) -> Vec<Vec<bool>> {
+    let mut table = vec![vec![false; k.len() + 1]; p.len() + 1];
+    table[p.len()][k.len()] = true;
+    for pi in (0..p.len()).rev() {
+        for ki in (0..=k.len()).rev() {
+            table[pi][ki] = match p[pi] {
+                // none taken, or one more taken
+                "#" => table[pi + 1][ki] || (ki < k.len() && table[pi][ki + 1]),
+                "*" => ki < k.len() && table[pi + 1][ki + 1],
+                word => ki < k.len() && k[ki] == word && table[pi + 1][ki + 1],
+            };
+        }
+    }
+    table
+}
+
 /// Whether a single pattern matches a routing key; the same rule as the trie, for explanations
 /// and tests.
 pub fn pattern_matches(pattern: &str, routing_key: &str) -> bool {
-    fn go(p: &[&str], k: &[&str]) -> bool {
-        match p.split_first() {
-            None => k.is_empty(),
-            Some((&"#", rest)) => (0..=k.len()).any(|skip| go(rest, &k[skip..])),
-            Some((&"*", rest)) => !k.is_empty() && go(rest, &k[1..]),
-            Some((word, rest)) => k.first() == Some(word) && go(rest, &k[1..]),
-        }
-    }
-    go(&words(pattern), &words(routing_key))
+    match_table(&words(pattern), &words(routing_key))[0][0]
 }
 
 /// How a pattern matched a routing key, word by word: each pattern word with the key words it
-/// took (`*` one, `#` any number, a plain word itself). `None` when it does not match.
+/// took (`*` one, `#` as few as still lets the rest match, a plain word itself). `None` when it
+/// does not match.
 pub fn explain_match(pattern: &str, routing_key: &str) -> Option<Vec<(String, Vec<String>)>> {
-    fn go(p: &[&str], k: &[&str], out: &mut Vec<(String, Vec<String>)>) -> bool {
-        let Some((first, rest)) = p.split_first() else {
-            return k.is_empty();
-        };
-        let takes: Vec<usize> = match *first {
-            "#" => (0..=k.len()).collect(),
-            "*" => vec![1],
-            word => {
-                if k.first() == Some(&word) {
-                    vec![1]
-                } else {
-                    vec![]
-                }
-            }
-        };
-        for n in takes {
-            if n > k.len() {
-                continue;
-            }
-            out.push((
-                first.to_string(),
-                k[..n].iter().map(|w| w.to_string()).collect(),
-            ));
-            if go(rest, &k[n..], out) {
-                return true;
-            }
-            out.pop();
-        }
-        false
+    let (p, k) = (words(pattern), words(routing_key));
+    let table = match_table(&p, &k);
+    if !table[0][0] {
+        return None;
     }
-    let mut out = Vec::new();
-    go(&words(pattern), &words(routing_key), &mut out).then_some(out)
+    let mut out = Vec::with_capacity(p.len());
+    let mut ki = 0;
+    for (pi, word) in p.iter().enumerate() {
+        let took = match *word {
+            "#" => {
+                (ki..=k.len())
+                    .find(|&end| table[pi + 1][end])
+                    .expect("the table says the rest matches")
+                    - ki
+            }
+            _ => 1,
+        };
+        out.push((
+            word.to_string(),
+            k[ki..ki + took].iter().map(|w| w.to_string()).collect(),
+        ));
+        ki += took;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -284,6 +338,40 @@ mod tests {
         assert_eq!(router.binding_count(), 0);
     }
 
+    /// The plain recursive definition of a topic match (exponential in the number of `#`, so
+    /// only for short generated patterns): what the trie and the tables must agree with.
+    fn reference(p: &[&str], k: &[&str]) -> bool {
+        match p.split_first() {
+            None => k.is_empty(),
+            Some((&"#", rest)) => (0..=k.len()).any(|skip| reference(rest, &k[skip..])),
+            Some((&"*", rest)) => !k.is_empty() && reference(rest, &k[1..]),
+            Some((word, rest)) => k.first() == Some(word) && reference(rest, &k[1..]),
+        }
+    }
+
+    #[test]
+    fn eight_hashes_and_a_sixty_word_key() {
+        let pattern = "#.#.#.#.#.#.#.#.x";
+        let mut router = TopicRouter::default();
+        router.bind(binding("q", pattern));
+        router.bind(binding("r", "#.*.#.*.#.*.#.*.#.y"));
+        let miss = vec!["w"; 60].join(".");
+        let hit = format!("{}.x", vec!["w"; 59].join("."));
+        assert!(routed(&router, &miss).is_empty());
+        assert_eq!(routed(&router, &hit), ["q"]);
+        assert!(!pattern_matches(pattern, &miss));
+        assert!(explain_match(pattern, &miss).is_none());
+        let explained = explain_match(pattern, &hit).unwrap();
+        assert_eq!(explained.len(), 9);
+        assert_eq!(
+            explained[0].1.len(),
+            0,
+            "the first # takes as few words as it can"
+        );
+        assert_eq!(explained[7].1.len(), 59, "so the last # takes the rest");
+        assert_eq!(explained[8].1, ["x"]);
+    }
+
     fn word() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("a".to_string()),
@@ -315,6 +403,46 @@ mod tests {
                 .filter(|(_, p)| pattern_matches(p, &key))
                 .map(|(i, _)| i.to_string())
                 .collect();
+            expected.sort();
+            prop_assert_eq!(routed(&router, &key), expected);
+        }
+
+        // Patterns crowded with `#` and `*`: the trie, `pattern_matches` and `explain_match`
+        // all agree with the recursive definition, and an explanation spells the key back.
+        #[test]
+        fn wildcards_agree_with_the_reference(
+            patterns in prop::collection::vec(
+                prop::collection::vec(
+                    prop_oneof![3 => Just("#".to_string()), 2 => Just("*".to_string()), 1 => word()],
+                    0..9,
+                ),
+                1..6,
+            ),
+            key in prop::collection::vec(word(), 0..12),
+        ) {
+            let key_words = key.clone();
+            let key = key.join(".");
+            let mut router = TopicRouter::default();
+            let patterns: Vec<String> = patterns.iter().map(|p| p.join(".")).collect();
+            for (i, p) in patterns.iter().enumerate() {
+                router.bind(binding(&i.to_string(), p));
+            }
+            let mut expected = Vec::new();
+            for (i, p) in patterns.iter().enumerate() {
+                let matches = reference(&words(p), &words(&key));
+                prop_assert_eq!(pattern_matches(p, &key), matches);
+                match explain_match(p, &key) {
+                    Some(parts) => {
+                        prop_assert!(matches);
+                        let spelled: Vec<String> = parts.into_iter().flat_map(|(_, took)| took).collect();
+                        prop_assert_eq!(spelled.join("."), key_words.join("."));
+                    }
+                    None => prop_assert!(!matches),
+                }
+                if matches {
+                    expected.push(i.to_string());
+                }
+            }
             expected.sort();
             prop_assert_eq!(routed(&router, &key), expected);
         }
