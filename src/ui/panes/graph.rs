@@ -32,9 +32,16 @@ fn glyph(mask: u8) -> char {
     }
 }
 
-/// Column positions of the regions, for a given inner width. Exchanges that are the
-/// destination of an exchange-to-exchange binding sit in a chain column inside the middle, so a
-/// chain reads left to right: source exchange, binding, inner exchange, binding, queue.
+/// Column positions of the regions, for a given inner width.
+///
+/// ```text
+///  exchanges   keys     exchange lanes ▶ inner exchanges  keys   queue lanes ▶ queues
+/// ```
+///
+/// Exchanges that are the destination of an exchange-to-exchange binding sit in a chain column
+/// inside the middle, so a chain reads left to right: source exchange, binding, inner exchange,
+/// binding, queue. Every lane has a column of its own; keys stop before the first lane, so no
+/// text ever hides a line.
 struct Columns {
     exchange_width: u16,
     middle_start: u16,
@@ -44,6 +51,8 @@ struct Columns {
     /// Where inner exchanges' labels start, and how wide they may be (0 when none).
     chain_x: u16,
     chain_width: u16,
+    /// The column of the leftmost exchange lane (`chain_x - 1` when none).
+    chain_lanes_x: u16,
     /// Per exchange: is it the destination of an exchange-to-exchange binding?
     inner: Vec<bool>,
 }
@@ -57,28 +66,55 @@ impl Columns {
             self.middle_start
         }
     }
-}
 
-impl Columns {
     fn is_inner(&self, exchange: usize) -> bool {
         self.inner.get(exchange).copied().unwrap_or(false)
     }
-}
 
-/// Which exchanges are the destination of an exchange-to-exchange binding shown, in one pass
-/// over the bindings (a big broker has tens of thousands).
-fn inner_exchanges(app: &App) -> Vec<bool> {
-    let mut inner = vec![false; app.graph.exchanges.len()];
-    for b in &app.graph.bindings {
-        if let EdgeTarget::Exchange(x) = b.target {
-            inner[x] = true;
+    /// The column of a queue lane.
+    fn lane_x(&self, lane: usize) -> u16 {
+        self.lane_start + lane as u16 * self.lane_step
+    }
+
+    /// The column of an exchange lane.
+    fn chain_lane_x(&self, lane: usize) -> u16 {
+        self.chain_lanes_x + lane as u16
+    }
+
+    /// The first column a line of another binding may cross, seen from this exchange's
+    /// bindings: keys end before it.
+    fn keys_end(&self, exchange: usize) -> u16 {
+        if self.is_inner(exchange) || self.chain_width == 0 {
+            self.lane_start
+        } else {
+            self.chain_lanes_x
         }
     }
-    inner
+}
+
+/// Which exchanges are the destination of an exchange-to-exchange binding shown.
+fn inner_exchanges(app: &App) -> Vec<bool> {
+    app.graph
+        .exchanges
+        .iter()
+        .map(|x| x.lane.is_some())
+        .collect()
+}
+
+/// The narrowest canvas on which every lane has a column of its own; a narrower pane shows the
+/// left part of it (and panning the rest) rather than letting lanes run together.
+fn canvas_width(app: &App, width: u16) -> u16 {
+    let chain = if app.graph.chain_lanes > 0 {
+        app.graph.chain_lanes as u16 + 6 + 10
+    } else {
+        0
+    };
+    let needed = 8 + 6 + chain + app.graph.lanes as u16 + 2 + 8;
+    width.max(needed)
 }
 
 fn columns(app: &App, width: u16) -> Columns {
-    let widest = |labels: &mut dyn Iterator<Item = &String>| {
+    let widest = |labels: &mut dyn Iterator<Item = &str>| {
         labels.map(|l| l.width()).max().unwrap_or(0) as u16
     };
     // Room for an exchange's rate (` 1234/s`) once traffic has been seen, so the columns do
@@ -89,44 +125,86 @@ fn columns(app: &App, width: u16) -> Columns {
         7
     };
     let inner = inner_exchanges(app);
+    let graph = &app.graph;
     let labels_in = |chain: bool| {
-        let labels = app.graph.exchanges.iter().zip(&inner);
-        widest(&mut labels.filter(|(_, i)| **i == chain).map(|(x, _)| &x.label))
+        let labels = graph.exchanges.iter().zip(&inner);
+        widest(
+            &mut labels
+                .filter(|(_, i)| **i == chain)
+                .map(|(x, _)| x.label.as_str()),
+        )
     };
+    let keys_of = |chain: bool| {
+        widest(
+            &mut graph
+                .bindings
+                .iter()
+                .filter(|b| inner.get(b.exchange).copied().unwrap_or(false) == chain)
+                .map(|b| b.key.as_str()),
+        )
+    };
+    let lanes = graph.lanes as u16;
+    let chain_lanes = graph.chain_lanes as u16;
+    // Room every lane needs, one column each, and the key room that makes readable.
+    let lane_room = |step: u16| if lanes == 0 { 1 } else { lanes * step + 1 };
     let exchange_width = (labels_in(false) + 1 + rate_room).min(width / 3).max(8);
-    let chain_label_width = labels_in(true);
-    let queue_width = (widest(&mut app.graph.queues.iter().map(|q| &q.label)) + 2)
+    // Queue names come before their counters: the counters are cut first.
+    let queue_full = widest(&mut graph.queues.iter().map(|q| q.label.as_str())) + 2;
+    let queue_names = widest(&mut graph.queues.iter().map(|q| {
+        q.label
+            .split_once("  ")
+            .map(|(name, _)| name)
+            .unwrap_or(&q.label)
+    })) + 2;
+    let mut queue_width = queue_full
         .min(width / 3)
+        .max(queue_names.min(width * 2 / 5))
         .max(8);
     let middle_start = exchange_width;
-    let middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
-    let middle = middle_end - middle_start;
-    // Lanes take the right part of the middle, leaving room for binding keys on the left.
-    let lanes = app.graph.lanes.max(1) as u16;
-    let lane_room = (middle / 3).max(2);
-    let lane_step = if lanes * 2 <= lane_room && middle >= 30 {
+    let mut middle_end = width.saturating_sub(queue_width);
+    // Keys of the outer exchanges, and when there are chains: their keys, lanes and labels.
+    let chain_label_width = labels_in(true);
+    // Keys of outer exchanges stop before the exchange lanes.
+    let outer_keys = keys_of(false) + 4;
+    let wanted_keys = if chain_lanes > 0 {
+        outer_keys + chain_lanes + 1 + chain_label_width + 1 + rate_room + keys_of(true) + 4
+    } else {
+        outer_keys
+    };
+    // Lanes shrink to one column apart before anything is cut.
+    let middle = middle_end.saturating_sub(middle_start);
+    let lane_step = if lanes > 0 && middle >= wanted_keys + lane_room(2) {
         2
     } else {
         1
     };
+    // Then the queue counters give way to keys, then the queue names to lanes.
+    let minimum_keys = if chain_lanes > 0 { 16 + chain_lanes } else { 6 };
+    let short = (wanted_keys + lane_room(1)).saturating_sub(middle);
+    if short > 0 {
+        let give = short.min(queue_width.saturating_sub(queue_names.max(8)));
+        queue_width -= give;
+    }
+    let must = (minimum_keys + lane_room(1))
+        .saturating_sub(width.saturating_sub(queue_width) - middle_start);
+    queue_width = queue_width.saturating_sub(must).max(8);
+    // Room the middle does not need goes to the queues' counters.
+    let spare = width
+        .saturating_sub(queue_width + middle_start)
+        .saturating_sub(wanted_keys + lane_room(lane_step) + 4);
+    queue_width += spare.min(queue_full.saturating_sub(queue_width));
+    middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
     let lane_start = middle_end
-        .saturating_sub(lanes.min(lane_room) * lane_step + 1)
+        .saturating_sub(lane_room(lane_step))
         .max(middle_start + 2);
-    let (mut chain_x, mut chain_width) = (middle_start, 0);
-    if inner.iter().any(|i| *i) {
-        // Keys of the chain bindings on the left, inner exchanges' labels after them.
-        let key_width = app
-            .graph
-            .bindings
-            .iter()
-            .filter(|b| matches!(b.target, EdgeTarget::Exchange(_)))
-            .map(|b| b.key.width() as u16 + 2)
-            .max()
-            .unwrap_or(0);
+    let (mut chain_x, mut chain_width, mut chain_lanes_x) = (middle_start, 0, middle_start);
+    if chain_lanes > 0 {
+        // Keys of the chain bindings on the left, exchange lanes, an arrow, then the inner
+        // exchanges' labels; what is left after the label goes to their own keys: at least 8.
         let room = lane_start.saturating_sub(middle_start);
-        chain_x = middle_start + (key_width + 3).min(room / 3);
-        // What is left after the label goes to the inner exchange's own keys: at least 10.
-        let left = lane_start.saturating_sub(chain_x).saturating_sub(10);
+        chain_lanes_x = middle_start + outer_keys.min(room / 2).max(4);
+        chain_x = chain_lanes_x + chain_lanes + 1;
+        let left = lane_start.saturating_sub(chain_x).saturating_sub(8);
         chain_width = (chain_label_width + 1 + rate_room).min(left).max(4);
     }
     Columns {
@@ -137,6 +215,7 @@ fn columns(app: &App, width: u16) -> Columns {
         lane_step,
         chain_x,
         chain_width,
+        chain_lanes_x,
         inner,
     }
 }
@@ -171,7 +250,7 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
         return None;
     }
     let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
-    let cols = columns(app, inner.width + pan);
+    let cols = columns(app, canvas_width(app, inner.width + pan));
     let r = (row - inner.y) as usize + scroll(app, inner.height);
     let x = column - inner.x + pan;
     let exchange = |i: usize| GraphItem::Exchange(i);
@@ -233,14 +312,15 @@ impl Widget for &GraphPane<'_> {
             );
             return;
         }
-        if app.graph_pan == 0 {
+        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+        let width = canvas_width(app, inner.width + pan);
+        if width == inner.width {
             draw(app, theme, inner, buf);
             return;
         }
-        // Panned: draw on a wider canvas (labels get the room they lacked) and show the part
-        // starting `graph_pan` columns in.
-        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
-        let mut canvas = Buffer::empty(Rect::new(0, 0, inner.width + pan, inner.height));
+        // Panned, or too many lanes for the pane: draw on a wider canvas (labels and lanes get
+        // the room they lacked) and show the part starting `graph_pan` columns in.
+        let mut canvas = Buffer::empty(Rect::new(0, 0, width, inner.height));
         draw(app, theme, canvas.area, &mut canvas);
         for y in 0..inner.height {
             for x in 0..inner.width {
@@ -259,7 +339,9 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let visible = |row: usize| row >= top && row < top + inner.height as usize;
         let y_of = |row: usize| inner.y + (row - top) as u16;
 
-        // Edges as connection masks, so crossings and joins get the right box glyph.
+        // Edges as connection masks, so crossings and joins get the right box glyph. A lane
+        // runs between the first and last row of what it gathers; each binding row meets it
+        // with a corner, or a junction when the lane goes on past it.
         let width = inner.width as usize;
         let mut masks = vec![0u8; width * inner.height as usize];
         let mut mark = |row: usize, x: u16, bits: u8| {
@@ -267,60 +349,93 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 masks[(row - top) * width + x as usize] |= bits;
             }
         };
-        let lane_x = |lane: usize| {
-            (cols.lane_start + lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2))
-        };
         let bottom = top + inner.height as usize;
-        for b in &app.graph.bindings {
-            let start = cols.edge_start(b.exchange);
-            let EdgeTarget::Queue(q) = b.target else {
+        let graph = &app.graph;
+        // Each destination's span: the rows of its bindings and its own row.
+        let mut queue_span: Vec<(usize, usize)> =
+            graph.queues.iter().map(|q| (q.row, q.row)).collect();
+        let mut exchange_span: Vec<(usize, usize)> =
+            graph.exchanges.iter().map(|x| (x.row, x.row)).collect();
+        for b in &graph.bindings {
+            let span = match b.target {
+                EdgeTarget::Queue(q) => &mut queue_span[q],
+                EdgeTarget::Exchange(x) => &mut exchange_span[x],
+            };
+            span.0 = span.0.min(b.row);
+            span.1 = span.1.max(b.row);
+        }
+        // Where a binding's horizontal ends: at its lane, or at the arrow for a straight line.
+        let line_end = |b: &crate::ui::layout::BindingRow| match b.target {
+            EdgeTarget::Queue(q) => match graph.queues[q].lane {
+                Some(lane) => Some(cols.lane_x(lane)),
+                None => Some(cols.middle_end.saturating_sub(1)),
+            },
+            EdgeTarget::Exchange(x) if !cols.is_inner(b.exchange) => {
+                graph.exchanges[x].lane.map(|lane| cols.chain_lane_x(lane))
+            }
+            // A chain two deep is not drawn as a line: its key says where it leads.
+            EdgeTarget::Exchange(_) => None,
+        };
+        let meet = |row: usize, (lo, hi): (usize, usize)| {
+            (if row > lo { UP } else { 0 }) | (if row < hi { DOWN } else { 0 })
+        };
+        for b in &graph.bindings {
+            let Some(end) = line_end(b) else {
                 continue;
             };
-            let queue = &app.graph.queues[q];
-            if b.row.max(queue.row) < top || b.row.min(queue.row) >= bottom {
-                continue; // entirely off screen
-            }
-            let lx = lane_x(queue.lane);
-            for x in start..lx {
+            let start = cols.edge_start(b.exchange);
+            for x in start..end {
                 mark(b.row, x, LEFT | RIGHT);
             }
-            let (from, to) = (b.row.min(queue.row), b.row.max(queue.row));
-            if b.row != queue.row {
-                mark(b.row, lx, LEFT | if queue.row > b.row { DOWN } else { UP });
-                // Only the visible part of a lane costs anything.
-                for r in (from + 1).max(top)..to.min(bottom) {
-                    mark(r, lx, UP | DOWN);
+            match b.target {
+                EdgeTarget::Queue(q) if graph.queues[q].lane.is_some() => {
+                    let home = if graph.queues[q].row == b.row {
+                        RIGHT
+                    } else {
+                        0
+                    };
+                    mark(b.row, end, LEFT | home | meet(b.row, queue_span[q]));
                 }
-                mark(
-                    queue.row,
-                    lx,
-                    RIGHT | if queue.row > b.row { UP } else { DOWN },
-                );
-            } else {
-                mark(b.row, lx, LEFT | RIGHT);
-            }
-            for x in lx + 1..cols.middle_end.saturating_sub(1) {
-                mark(queue.row, x, LEFT | RIGHT);
+                EdgeTarget::Exchange(x) => mark(b.row, end, LEFT | meet(b.row, exchange_span[x])),
+                _ => {}
             }
         }
-        // Chain edges: along the binding row to a connector just left of the chain column,
-        // then up or down to the inner exchange's row.
-        let connector = cols.chain_x.saturating_sub(2);
-        for b in &app.graph.bindings {
-            let EdgeTarget::Exchange(t) = b.target else {
-                continue;
-            };
-            let target_row = app.graph.exchanges[t].row;
-            for x in cols.edge_start(b.exchange)..connector {
-                mark(b.row, x, LEFT | RIGHT);
+        // Lanes, only their visible part, and the lines from them to the arrows.
+        let mut lane = |x: u16, (lo, hi): (usize, usize)| {
+            for r in (lo + 1).max(top)..hi.min(bottom) {
+                mark(r, x, UP | DOWN);
             }
-            let down = target_row > b.row;
-            mark(b.row, connector, LEFT | if down { DOWN } else { UP });
-            let (from, to) = (b.row.min(target_row), b.row.max(target_row));
-            for r in (from + 1).max(top)..to.min(bottom) {
-                mark(r, connector, UP | DOWN);
+        };
+        for (q, queue) in graph.queues.iter().enumerate() {
+            if let Some(l) = queue.lane {
+                lane(cols.lane_x(l), queue_span[q]);
             }
-            mark(target_row, connector, RIGHT | if down { UP } else { DOWN });
+        }
+        for (x, exchange) in graph.exchanges.iter().enumerate() {
+            if let Some(l) = exchange.lane {
+                lane(cols.chain_lane_x(l), exchange_span[x]);
+            }
+        }
+        for (q, queue) in graph.queues.iter().enumerate() {
+            if let Some(l) = queue.lane {
+                for x in cols.lane_x(l) + 1..cols.middle_end.saturating_sub(1) {
+                    mark(queue.row, x, LEFT | RIGHT);
+                }
+                let _ = q;
+            }
+        }
+        for (x, exchange) in graph.exchanges.iter().enumerate() {
+            if let Some(l) = exchange.lane {
+                let lx = cols.chain_lane_x(l);
+                mark(
+                    exchange.row,
+                    lx,
+                    RIGHT | meet(exchange.row, exchange_span[x]),
+                );
+                for c in lx + 1..cols.chain_x.saturating_sub(1) {
+                    mark(exchange.row, c, LEFT | RIGHT);
+                }
+            }
         }
         for (i, m) in masks.iter().enumerate() {
             if *m != 0 {
@@ -339,14 +454,19 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             }
             let y = y_of(b.row);
             let start = cols.edge_start(b.exchange);
-            let end = match b.target {
-                EdgeTarget::Queue(q) => lane_x(app.graph.queues[q].lane),
-                EdgeTarget::Exchange(_) => connector,
+            // Keys stop one line cell before the first column another line may cross.
+            let text = match line_end(b) {
+                Some(_) => format!(" {} ", b.key),
+                None => match b.target {
+                    EdgeTarget::Exchange(x) => format!(" {} ⇢ {}", b.key, graph.exchanges[x].name),
+                    EdgeTarget::Queue(_) => format!(" {} ", b.key),
+                },
             };
-            let text = truncate(
-                &format!(" {} ", b.key),
-                end.saturating_sub(start + 2) as usize,
-            );
+            let room = match line_end(b) {
+                Some(_) => cols.keys_end(b.exchange).saturating_sub(start + 2),
+                None => cols.middle_end.saturating_sub(start + 1),
+            };
+            let text = truncate(&text, room as usize);
             let style = if selected == Some(GraphItem::Binding(i)) {
                 theme.key().patch(theme.selected())
             } else {
@@ -497,9 +617,12 @@ fn flight_path(
         .iter()
         .find(|b| b.exchange == xi && b.target == EdgeTarget::Queue(qi))?;
     let q = &app.graph.queues[qi];
-    let lx =
-        (cols.lane_start + q.lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2));
     let start = cols.edge_start(xi);
+    // A straight line has no lane: its row is the queue's.
+    let lx = match q.lane {
+        Some(lane) => cols.lane_x(lane),
+        None => cols.middle_end.saturating_sub(1),
+    };
     let mut path: Vec<(usize, u16)> = (start..=lx).map(|x| (b.row, x)).collect();
     if q.row > b.row {
         path.extend((b.row + 1..=q.row).map(|r| (r, lx)));
