@@ -586,6 +586,18 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize) -> Placed
         out.exchange_lanes[chains[i].0] = Some(position);
     }
     out.chain_lanes = chains.len();
+    for w in 0..order.len() {
+        for v in w + 1..order.len() {
+            out.crossings += pair_cost(&just_chains[order[w]], &just_chains[order[v]]);
+        }
+    }
+    // Bindings of the outer exchanges to queues run through the exchange lanes.
+    for (i, e) in edges.iter().enumerate() {
+        if matches!(e.target, EdgeTarget::Queue(_)) && chain_rows[e.exchange].is_empty() {
+            let row = rows.edge_rows[i];
+            out.crossings += just_chains.iter().filter(|l| l.passes(row)).count();
+        }
+    }
     out
 }
 

@@ -80,16 +80,6 @@ impl Columns {
     fn chain_lane_x(&self, lane: usize) -> u16 {
         self.chain_lanes_x + lane as u16
     }
-
-    /// The first column a line of another binding may cross, seen from this exchange's
-    /// bindings: keys end before it.
-    fn keys_end(&self, exchange: usize) -> u16 {
-        if self.is_inner(exchange) || self.chain_width == 0 {
-            self.lane_start
-        } else {
-            self.chain_lanes_x
-        }
-    }
 }
 
 /// Which exchanges are the destination of an exchange-to-exchange binding shown.
@@ -437,6 +427,16 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 }
             }
         }
+        // A key may run up to the first line that goes up or down through its row: its own
+        // lane's corner, or another lane it crosses. Text never hides a line.
+        let key_room = |b: &crate::ui::layout::BindingRow| {
+            let start = cols.edge_start(b.exchange);
+            let row = &masks[(b.row - top) * width..(b.row - top + 1) * width];
+            let end = (start as usize + 1..width)
+                .find(|&x| row[x] & (UP | DOWN) != 0)
+                .unwrap_or(width.min(cols.middle_end as usize));
+            end.saturating_sub(start as usize + 2)
+        };
         for (i, m) in masks.iter().enumerate() {
             if *m != 0 {
                 let x = inner.x + (i % width) as u16;
@@ -463,10 +463,14 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 },
             };
             let room = match line_end(b) {
-                Some(_) => cols.keys_end(b.exchange).saturating_sub(start + 2),
-                None => cols.middle_end.saturating_sub(start + 1),
+                Some(_) => key_room(b),
+                None => cols.middle_end.saturating_sub(start + 1) as usize,
             };
-            let text = truncate(&text, room as usize);
+            // The space after a key is the first thing to go.
+            let text = match text.strip_suffix(' ') {
+                Some(tight) if text.width() > room => truncate(tight, room),
+                _ => truncate(&text, room),
+            };
             let style = if selected == Some(GraphItem::Binding(i)) {
                 theme.key().patch(theme.selected())
             } else {
