@@ -74,6 +74,8 @@ pub struct GraphLayout {
     pub lanes: usize,
     /// Exchange lanes (exchanges some binding leads to).
     pub chain_lanes: usize,
+    /// Each exchange on its own row above its bindings (see [`layout`]).
+    pub stacked: bool,
     pub items: Vec<GraphItem>,
 }
 
@@ -209,7 +211,13 @@ struct Rows {
     end: usize,
 }
 
-fn rows_for(order: &[usize], by_exchange: &[Vec<usize>], edges: usize, spacing: usize) -> Rows {
+fn rows_for(
+    order: &[usize],
+    by_exchange: &[Vec<usize>],
+    edges: usize,
+    spacing: usize,
+    stacked: bool,
+) -> Rows {
     let mut out = Rows {
         exchange_rows: vec![0; by_exchange.len()],
         edge_rows: vec![0; edges],
@@ -218,7 +226,8 @@ fn rows_for(order: &[usize], by_exchange: &[Vec<usize>], edges: usize, spacing: 
     let mut row = 0;
     for &x in order {
         out.exchange_rows[x] = row;
-        if by_exchange[x].is_empty() {
+        // Stacked, an exchange has a row of its own above its bindings.
+        if by_exchange[x].is_empty() || stacked {
             row += 1;
         }
         for &e in &by_exchange[x] {
@@ -293,7 +302,21 @@ fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
 /// and row, and every other meeting is a plain crossing. A queue with one binding is a
 /// straight line. Exchanges that are the destination of an exchange-to-exchange binding get
 /// a lane of their own the same way, drawn left of their label.
-pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> GraphLayout {
+///
+/// `stacked` puts each exchange on a row of its own above its bindings, for panes too narrow
+/// to hold an exchange's name, a key and a queue's name side by side; its header row then
+/// takes the place of the blank row between exchanges.
+pub fn layout(
+    topology: &VhostSnapshot,
+    show_all: bool,
+    spacing: usize,
+    stacked: bool,
+) -> GraphLayout {
+    let spacing = if stacked {
+        spacing.saturating_sub(1)
+    } else {
+        spacing
+    };
     let bound: std::collections::HashSet<&str> = topology
         .bindings
         .iter()
@@ -356,10 +379,18 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
     // (barycenters, a few rounds), keeping the order that crosses least.
     let mut order: Vec<usize> = (0..shown_exchanges.len()).collect();
     let mut best = (usize::MAX, order.clone(), by_exchange.clone());
-    let rounds = if edges.len() > 5_000 { 1 } else { 6 };
+    // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted.
+    let rounds = if edges.len() > 2_000 { 1 } else { 6 };
     for round in 0..rounds {
-        let rows = rows_for(&order, &by_exchange, edges.len(), spacing);
-        let cost = place(&edges, &rows, topology.queues.len(), shown_exchanges.len()).crossings;
+        let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
+        let cost = place(
+            &edges,
+            &rows,
+            topology.queues.len(),
+            shown_exchanges.len(),
+            rounds > 1,
+        )
+        .crossings;
         if cost < best.0 {
             best = (cost, order.clone(), by_exchange.clone());
         }
@@ -394,11 +425,20 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
         order.sort_by_cached_key(|&x| mean(x));
     }
     let (_, order, by_exchange) = best;
-    let rows = rows_for(&order, &by_exchange, edges.len(), spacing);
-    let placed = place(&edges, &rows, topology.queues.len(), shown_exchanges.len());
+    let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
+    let placed = place(
+        &edges,
+        &rows,
+        topology.queues.len(),
+        shown_exchanges.len(),
+        false,
+    );
 
     // Exchanges in row order.
-    let mut out = GraphLayout::default();
+    let mut out = GraphLayout {
+        stacked,
+        ..GraphLayout::default()
+    };
     let mut exchange_slot = vec![0; shown_exchanges.len()];
     for (slot, &x) in order.iter().enumerate() {
         exchange_slot[x] = slot;
@@ -417,12 +457,7 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
     for r in queue_rows.iter().flatten() {
         used.insert(*r);
     }
-    let mut next = used
-        .iter()
-        .max()
-        .map(|r| r + 1 + spacing)
-        .unwrap_or(0)
-        .max(0);
+    let mut next = used.iter().max().map(|r| r + 1 + spacing).unwrap_or(0);
     for r in queue_rows.iter_mut().filter(|r| r.is_none()) {
         while used.contains(&next) {
             next += 1;
@@ -463,8 +498,7 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
         });
     }
     out.rows = rows.end.max(next.saturating_sub(spacing));
-    // Exchanges and bindings are both in row order; an exchange shares its row with its first
-    // binding and comes before it.
+    // Exchanges and bindings are both in row order; an exchange comes before its bindings.
     let mut bindings = out.bindings.iter().enumerate().peekable();
     for i in 0..out.exchanges.len() {
         out.items.push(GraphItem::Exchange(i));
@@ -489,7 +523,8 @@ struct Placed {
     crossings: usize,
 }
 
-fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize) -> Placed {
+/// Crossings are counted only when `count` is set.
+fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bool) -> Placed {
     let mut queue_rows: Vec<Vec<usize>> = vec![Vec::new(); queues];
     let mut chain_rows: Vec<Vec<usize>> = vec![Vec::new(); exchanges];
     for (i, e) in edges.iter().enumerate() {
@@ -553,13 +588,13 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize) -> Placed
         out.queue_lanes[*q] = Some(position);
     }
     out.lanes = lanes.len();
-    for w in 0..order.len() {
+    for w in 0..order.len() * usize::from(count) {
         for v in w + 1..order.len() {
             out.crossings += pair_cost(&just_lanes[order[w]], &just_lanes[order[v]]);
         }
     }
     // A straight line crosses every lane it passes.
-    for r in &straight {
+    for r in straight.iter().filter(|_| count) {
         out.crossings += just_lanes.iter().filter(|l| l.passes(*r)).count();
     }
 
@@ -586,13 +621,13 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize) -> Placed
         out.exchange_lanes[chains[i].0] = Some(position);
     }
     out.chain_lanes = chains.len();
-    for w in 0..order.len() {
+    for w in 0..order.len() * usize::from(count) {
         for v in w + 1..order.len() {
             out.crossings += pair_cost(&just_chains[order[w]], &just_chains[order[v]]);
         }
     }
     // Bindings of the outer exchanges to queues run through the exchange lanes.
-    for (i, e) in edges.iter().enumerate() {
+    for (i, e) in edges.iter().enumerate().filter(|_| count) {
         if matches!(e.target, EdgeTarget::Queue(_)) && chain_rows[e.exchange].is_empty() {
             let row = rows.edge_rows[i];
             out.crossings += just_chains.iter().filter(|l| l.passes(row)).count();
@@ -623,7 +658,7 @@ mod tests {
             queues: vec![Q::new("late"), Q::new("early"), Q::new("lonely")],
             bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
         };
-        let g = layout(&topology, false, 1);
+        let g = layout(&topology, false, 1, false);
         // The default exchange has no bindings and is hidden.
         assert_eq!(
             g.exchanges

@@ -55,9 +55,47 @@ struct Columns {
     chain_lanes_x: u16,
     /// Per exchange: is it the destination of an exchange-to-exchange binding?
     inner: Vec<bool>,
+    /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
+    stacked: bool,
+    /// Whether every name has the room it needs.
+    names_fit: bool,
+    /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
+    lanes: u16,
+    queue_lane: Vec<QueueLane>,
+}
+
+/// How a queue's bindings reach it in one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueueLane {
+    /// One binding, a straight line along the queue's row.
+    Straight,
+    /// A lane in this column (0 = nearest the keys).
+    Column(usize),
+    /// More lanes pass through the view than the pane has columns for: the binding on the
+    /// queue's row runs straight to it, the others name it after their key.
+    Named,
 }
 
 impl Columns {
+    /// Columns that say only that names do not fit.
+    fn cut(width: u16) -> Columns {
+        Columns {
+            exchange_width: 0,
+            middle_start: 0,
+            middle_end: width,
+            lane_start: 0,
+            lane_step: 1,
+            chain_x: 0,
+            chain_width: 0,
+            chain_lanes_x: 0,
+            inner: Vec::new(),
+            stacked: false,
+            names_fit: false,
+            lanes: 0,
+            queue_lane: Vec::new(),
+        }
+    }
+
     /// Where the edges of an exchange's bindings begin.
     fn edge_start(&self, exchange: usize) -> u16 {
         if self.is_inner(exchange) {
@@ -91,19 +129,65 @@ fn inner_exchanges(app: &App) -> Vec<bool> {
         .collect()
 }
 
-/// The narrowest canvas on which every lane has a column of its own; a narrower pane shows the
-/// left part of it (and panning the rest) rather than letting lanes run together.
+/// The narrowest canvas on which exchange lanes and their labels have room; a narrower pane
+/// shows the left part of it (and panning the rest) rather than letting lines run together.
 fn canvas_width(app: &App, width: u16) -> u16 {
     let chain = if app.graph.chain_lanes > 0 {
         app.graph.chain_lanes as u16 + 6 + 10
     } else {
         0
     };
-    let needed = 8 + 6 + chain + app.graph.lanes as u16 + 2 + 8;
+    let needed = 8 + 6 + chain + 2 + 8;
     width.max(needed)
 }
 
-fn columns(app: &App, width: u16) -> Columns {
+/// The columns of a frame `width` wide and `height` high, with the lanes it shows.
+fn columns(app: &App, width: u16, height: u16) -> Columns {
+    let top = scroll(app, height);
+    let passing = passing_lanes(app, top, top + height as usize);
+    let mut cols = columns_of(app, app.graph.stacked, width, passing.len() as u16);
+    // The lanes with a column: the shortest of those passing, kept in the layout's order.
+    let mut chosen = passing.clone();
+    chosen.sort_by_key(|(_, length)| *length);
+    chosen.truncate(cols.lanes as usize);
+    chosen.sort_by_key(|(q, _)| app.graph.queues[*q].lane);
+    cols.queue_lane = app
+        .graph
+        .queues
+        .iter()
+        .map(|q| match q.lane {
+            None => QueueLane::Straight,
+            Some(_) => QueueLane::Named,
+        })
+        .collect();
+    for (column, (q, _)) in chosen.iter().enumerate() {
+        cols.queue_lane[*q] = QueueLane::Column(column);
+    }
+    cols
+}
+
+/// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
+/// lengths.
+fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
+    let graph = &app.graph;
+    let mut span: Vec<(usize, usize)> = graph.queues.iter().map(|q| (q.row, q.row)).collect();
+    for b in &graph.bindings {
+        if let EdgeTarget::Queue(q) = b.target {
+            span[q] = (span[q].0.min(b.row), span[q].1.max(b.row));
+        }
+    }
+    let mut passing: Vec<(usize, usize)> = graph
+        .queues
+        .iter()
+        .enumerate()
+        .filter(|(q, queue)| queue.lane.is_some() && span[*q].1 >= top && span[*q].0 < bottom)
+        .map(|(q, _)| (q, span[q].1 - span[q].0))
+        .collect();
+    passing.sort_by_key(|(q, _)| graph.queues[*q].lane);
+    passing
+}
+
+fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let widest = |labels: &mut dyn Iterator<Item = &str>| {
         labels.map(|l| l.width()).max().unwrap_or(0) as u16
     };
@@ -133,57 +217,84 @@ fn columns(app: &App, width: u16) -> Columns {
                 .map(|b| b.key.as_str()),
         )
     };
-    let lanes = graph.lanes as u16;
     let chain_lanes = graph.chain_lanes as u16;
-    // Room every lane needs, one column each, and the key room that makes readable.
+    // Lanes take what the names leave, at most; the rest are named instead (see QueueLane).
+    let fewest = if stacked { 2 } else { 8 } + 6 + 8 + 1;
+    let chain_fewest = if chain_lanes > 0 { chain_lanes + 12 } else { 0 };
+    let lanes = passing.min(width.saturating_sub(fewest + chain_fewest));
+    // Every lane has a column; two apart reads better when there is room.
     let lane_room = |step: u16| if lanes == 0 { 1 } else { lanes * step + 1 };
-    let exchange_width = (labels_in(false) + 1 + rate_room).min(width / 3).max(8);
-    // Queue names come before their counters: the counters are cut first.
-    let queue_full = widest(&mut graph.queues.iter().map(|q| q.label.as_str())) + 2;
-    let queue_names = widest(&mut graph.queues.iter().map(|q| {
-        q.label
-            .split_once("  ")
-            .map(|(name, _)| name)
-            .unwrap_or(&q.label)
-    })) + 2;
-    let mut queue_width = queue_full
-        .min(width / 3)
-        .max(queue_names.min(width * 2 / 5))
-        .max(8);
-    let middle_start = exchange_width;
-    let mut middle_end = width.saturating_sub(queue_width);
-    // Keys of the outer exchanges, and when there are chains: their keys, lanes and labels.
-    let chain_label_width = labels_in(true);
-    // Keys of outer exchanges stop before the exchange lanes.
+    // Names come before what follows them: an exchange's type, a queue's counters.
+    let name_of = |label: &str| -> u16 {
+        let name = label.split(" [").next().unwrap_or(label);
+        name.split("  ").next().unwrap_or(name).width() as u16
+    };
+    // Stacked, exchanges have rows of their own and their bindings are indented by two.
+    let exchange_name = if stacked {
+        2
+    } else {
+        graph
+            .exchanges
+            .iter()
+            .zip(&inner)
+            .filter(|(_, i)| !**i)
+            .map(|(x, _)| name_of(&x.label))
+            .max()
+            .unwrap_or(0)
+            + 2
+    };
+    let exchange_full = if stacked {
+        2
+    } else {
+        labels_in(false) + 1 + rate_room
+    };
+    let queue_name = graph
+        .queues
+        .iter()
+        .map(|q| name_of(&q.label))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let queue_full = widest(&mut graph.queues.iter().map(|q| q.label.as_str())) + 1;
+    let chain_label_width = if stacked { 1 } else { labels_in(true) };
+    // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
+    // labels and keys.
     let outer_keys = keys_of(false) + 4;
     let wanted_keys = if chain_lanes > 0 {
         outer_keys + chain_lanes + 1 + chain_label_width + 1 + rate_room + keys_of(true) + 4
     } else {
         outer_keys
     };
-    // Lanes shrink to one column apart before anything is cut.
-    let middle = middle_end.saturating_sub(middle_start);
-    let lane_step = if lanes > 0 && middle >= wanted_keys + lane_room(2) {
+    // Names side by side must leave room for a few lanes.
+    let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
+    if !stacked && names > width {
+        // Tell [`side_by_side_fits`] without laying anything out.
+        return Columns::cut(width);
+    }
+    // Share the width: first names and keys, evenly when they do not all fit; then lanes two
+    // apart; then exchange types; then queue counters; what is left lengthens the lines.
+    let mut budget = width.saturating_sub(lane_room(1));
+    let [mut exchange_width, keys, mut queue_width] = fill(
+        [
+            if stacked { 2 } else { exchange_name.max(8) },
+            wanted_keys.max(if chain_lanes > 0 { 16 } else { 6 }),
+            queue_name.max(8),
+        ],
+        budget,
+    );
+    budget -= exchange_width + keys + queue_width;
+    let lane_step = if lanes > 0 && budget >= lane_room(2) - lane_room(1) {
+        budget -= lane_room(2) - lane_room(1);
         2
     } else {
         1
     };
-    // Then the queue counters give way to keys, then the queue names to lanes.
-    let minimum_keys = if chain_lanes > 0 { 16 + chain_lanes } else { 6 };
-    let short = (wanted_keys + lane_room(1)).saturating_sub(middle);
-    if short > 0 {
-        let give = short.min(queue_width.saturating_sub(queue_names.max(8)));
-        queue_width -= give;
-    }
-    let must = (minimum_keys + lane_room(1))
-        .saturating_sub(width.saturating_sub(queue_width) - middle_start);
-    queue_width = queue_width.saturating_sub(must).max(8);
-    // Room the middle does not need goes to the queues' counters.
-    let spare = width
-        .saturating_sub(queue_width + middle_start)
-        .saturating_sub(wanted_keys + lane_room(lane_step) + 4);
-    queue_width += spare.min(queue_full.saturating_sub(queue_width));
-    middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
+    let more = budget.min(exchange_full.saturating_sub(exchange_width));
+    exchange_width += more;
+    budget -= more;
+    queue_width += budget.min(queue_full.saturating_sub(queue_width));
+    let middle_start = exchange_width;
+    let middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
     let lane_start = middle_end
         .saturating_sub(lane_room(lane_step))
         .max(middle_start + 2);
@@ -195,7 +306,11 @@ fn columns(app: &App, width: u16) -> Columns {
         chain_lanes_x = middle_start + outer_keys.min(room / 2).max(4);
         chain_x = chain_lanes_x + chain_lanes + 1;
         let left = lane_start.saturating_sub(chain_x).saturating_sub(8);
-        chain_width = (chain_label_width + 1 + rate_room).min(left).max(4);
+        chain_width = if stacked {
+            2
+        } else {
+            (chain_label_width + 1 + rate_room).min(left).max(4)
+        };
     }
     Columns {
         exchange_width,
@@ -207,7 +322,40 @@ fn columns(app: &App, width: u16) -> Columns {
         chain_width,
         chain_lanes_x,
         inner,
+        stacked,
+        names_fit: true,
+        lanes,
+        queue_lane: Vec::new(),
     }
+}
+
+/// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
+/// cut; when not, the graph is laid out stacked.
+pub fn side_by_side_fits(app: &App, width: u16) -> bool {
+    columns_of(app, false, width, app.graph.lanes.min(8) as u16).names_fit
+}
+
+/// Shares `budget` among demands: all of them when they fit, else each up to one level, the
+/// most it can be (the smaller demands whole, the larger cut alike).
+fn fill<const N: usize>(demands: [u16; N], budget: u16) -> [u16; N] {
+    let total: u32 = demands.iter().map(|d| *d as u32).sum();
+    if total <= budget as u32 {
+        return demands;
+    }
+    let given = |level: u16| -> u32 { demands.iter().map(|d| (*d).min(level) as u32).sum() };
+    let mut level = 0;
+    while given(level + 1) <= budget as u32 {
+        level += 1;
+    }
+    let mut out = demands.map(|d| d.min(level));
+    let mut left = budget as u32 - given(level);
+    for (o, d) in out.iter_mut().zip(demands) {
+        if left > 0 && d > *o {
+            *o += 1;
+            left -= 1;
+        }
+    }
+    out
 }
 
 /// The first row drawn, so the selected node stays in view.
@@ -240,11 +388,18 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
         return None;
     }
     let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
-    let cols = columns(app, canvas_width(app, inner.width + pan));
+    let cols = columns(app, canvas_width(app, inner.width + pan), inner.height);
     let r = (row - inner.y) as usize + scroll(app, inner.height);
     let x = column - inner.x + pan;
     let exchange = |i: usize| GraphItem::Exchange(i);
-    if x < cols.exchange_width {
+    let header = || {
+        (0..app.graph.exchanges.len())
+            .find(|&i| app.graph.exchanges[i].row == r && (!cols.is_inner(i) || x >= cols.chain_x))
+            .map(exchange)
+    };
+    if cols.stacked && x < cols.middle_end && header().is_some() {
+        header()
+    } else if x < cols.exchange_width {
         app.graph
             .exchanges
             .iter()
@@ -324,7 +479,7 @@ impl Widget for &GraphPane<'_> {
 fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
     let focused = app.focus == Focus::Graph;
     {
-        let cols = columns(app, inner.width);
+        let cols = columns(app, inner.width, inner.height);
         let top = scroll(app, inner.height);
         let visible = |row: usize| row >= top && row < top + inner.height as usize;
         let y_of = |row: usize| inner.y + (row - top) as u16;
@@ -356,9 +511,13 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         }
         // Where a binding's horizontal ends: at its lane, or at the arrow for a straight line.
         let line_end = |b: &crate::ui::layout::BindingRow| match b.target {
-            EdgeTarget::Queue(q) => match graph.queues[q].lane {
-                Some(lane) => Some(cols.lane_x(lane)),
-                None => Some(cols.middle_end.saturating_sub(1)),
+            EdgeTarget::Queue(q) => match cols.queue_lane[q] {
+                QueueLane::Column(lane) => Some(cols.lane_x(lane)),
+                QueueLane::Straight => Some(cols.middle_end.saturating_sub(1)),
+                QueueLane::Named if graph.queues[q].row == b.row => {
+                    Some(cols.middle_end.saturating_sub(1))
+                }
+                QueueLane::Named => None,
             },
             EdgeTarget::Exchange(x) if !cols.is_inner(b.exchange) => {
                 graph.exchanges[x].lane.map(|lane| cols.chain_lane_x(lane))
@@ -378,7 +537,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 mark(b.row, x, LEFT | RIGHT);
             }
             match b.target {
-                EdgeTarget::Queue(q) if graph.queues[q].lane.is_some() => {
+                EdgeTarget::Queue(q) if matches!(cols.queue_lane[q], QueueLane::Column(_)) => {
                     let home = if graph.queues[q].row == b.row {
                         RIGHT
                     } else {
@@ -396,9 +555,9 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 mark(r, x, UP | DOWN);
             }
         };
-        for (q, queue) in graph.queues.iter().enumerate() {
-            if let Some(l) = queue.lane {
-                lane(cols.lane_x(l), queue_span[q]);
+        for (q, span) in queue_span.iter().enumerate() {
+            if let QueueLane::Column(l) = cols.queue_lane[q] {
+                lane(cols.lane_x(l), *span);
             }
         }
         for (x, exchange) in graph.exchanges.iter().enumerate() {
@@ -406,12 +565,11 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 lane(cols.chain_lane_x(l), exchange_span[x]);
             }
         }
-        for (q, queue) in graph.queues.iter().enumerate() {
-            if let Some(l) = queue.lane {
-                for x in cols.lane_x(l) + 1..cols.middle_end.saturating_sub(1) {
+        for (queue, lane) in graph.queues.iter().zip(&cols.queue_lane) {
+            if let QueueLane::Column(l) = lane {
+                for x in cols.lane_x(*l) + 1..cols.middle_end.saturating_sub(1) {
                     mark(queue.row, x, LEFT | RIGHT);
                 }
-                let _ = q;
             }
         }
         for (x, exchange) in graph.exchanges.iter().enumerate() {
@@ -434,7 +592,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             let row = &masks[(b.row - top) * width..(b.row - top + 1) * width];
             let end = (start as usize + 1..width)
                 .find(|&x| row[x] & (UP | DOWN) != 0)
-                .unwrap_or(width.min(cols.middle_end as usize));
+                .unwrap_or(width.min(cols.middle_end.saturating_sub(1) as usize));
             end.saturating_sub(start as usize + 2)
         };
         for (i, m) in masks.iter().enumerate() {
@@ -459,7 +617,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 Some(_) => format!(" {} ", b.key),
                 None => match b.target {
                     EdgeTarget::Exchange(x) => format!(" {} ⇢ {}", b.key, graph.exchanges[x].name),
-                    EdgeTarget::Queue(_) => format!(" {} ", b.key),
+                    EdgeTarget::Queue(q) => format!(" {} ⇢ {}", b.key, graph.queues[q].name),
                 },
             };
             let room = match line_end(b) {
@@ -518,10 +676,24 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 Some(rate) if rate > 0 => format!("{} {rate}/s", x.label),
                 _ => x.label.clone(),
             };
-            let (column, room) = if cols.is_inner(i) {
-                (cols.chain_x, cols.chain_width)
+            let column = if cols.is_inner(i) { cols.chain_x } else { 0 };
+            let room = if cols.stacked {
+                // On its own row, up to the first line that crosses it.
+                let row = &masks[(x.row - top) * width..(x.row - top + 1) * width];
+                let queue_beside = app.graph.queues.iter().any(|q| q.row == x.row);
+                let end = (column as usize..width)
+                    .find(|&c| row[c] & (UP | DOWN) != 0)
+                    .unwrap_or(width)
+                    .min(if queue_beside {
+                        cols.middle_end as usize
+                    } else {
+                        width
+                    });
+                end.saturating_sub(column as usize) as u16
+            } else if cols.is_inner(i) {
+                cols.chain_width
             } else {
-                (0, cols.exchange_width)
+                cols.exchange_width
             };
             let label = truncate(&label, room.saturating_sub(1) as usize);
             buf.set_string(inner.x + column, y_of(x.row), label, style);
@@ -623,9 +795,10 @@ fn flight_path(
     let q = &app.graph.queues[qi];
     let start = cols.edge_start(xi);
     // A straight line has no lane: its row is the queue's.
-    let lx = match q.lane {
-        Some(lane) => cols.lane_x(lane),
-        None => cols.middle_end.saturating_sub(1),
+    let lx = match cols.queue_lane[qi] {
+        QueueLane::Column(lane) => cols.lane_x(lane),
+        QueueLane::Named if q.row != b.row => return None,
+        _ => cols.middle_end.saturating_sub(1),
     };
     let mut path: Vec<(usize, u16)> = (start..=lx).map(|x| (b.row, x)).collect();
     if q.row > b.row {
