@@ -424,7 +424,40 @@ pub fn layout(
         };
         order.sort_by_cached_key(|&x| mean(x));
     }
-    let (_, order, by_exchange) = best;
+    let (mut cost, mut order, by_exchange) = best;
+    // Small graphs: swap neighbouring exchanges while that removes crossings.
+    if rounds > 1 && order.len() <= 40 {
+        let crossings = |order: &[usize]| {
+            let rows = rows_for(order, &by_exchange, edges.len(), spacing, stacked);
+            place(
+                &edges,
+                &rows,
+                topology.queues.len(),
+                shown_exchanges.len(),
+                true,
+            )
+            .crossings
+        };
+        for _ in 0..4 {
+            let mut better = false;
+            for i in 1..order.len() {
+                if cost == 0 {
+                    break;
+                }
+                order.swap(i - 1, i);
+                let swapped = crossings(&order);
+                if swapped < cost {
+                    cost = swapped;
+                    better = true;
+                } else {
+                    order.swap(i - 1, i);
+                }
+            }
+            if !better {
+                break;
+            }
+        }
+    }
     let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
     let placed = place(
         &edges,
