@@ -1,18 +1,26 @@
 //! Lays the exchange -> queue graph out in rows, before anything is drawn.
 //!
 //! ```text
-//!  exchanges            bindings (one row each)      lanes   queues
-//!  animals [topic] ──── *.orange.* ───────────────────┐
-//!                  ──── *.*.rabbit ───────────────────┼──┐
-//!                  ──── lazy.# ───────────────────────┼──┤
-//!                                                     └──┼──▶ Q1  2 ready
-//!                                                        └──▶ Q2  5 ready
+//!  exchanges       bindings (one row each)  lanes  queues
+//!  animals [topic] ─ *.orange.* ──────────────────▶Q1  1 ready
+//!                  ─ *.*.rabbit ────────┐
+//!                  ─ lazy.# ────────────┴─────────▶Q2  2 ready
+//!
+//!  jobs [direct]   ─ invoice ──────────────┐
+//!                  ─ resize ─────────────┐ │
+//!                                        │ │
+//!  shop [topic]    ─ order.paid ─────────┼─┴──────▶billing
+//!                  ─ job.* ──────────────┴────────▶work
 //! ```
 //!
-//! Every binding gets its own row under its exchange, so keys never overlap. Every queue gets a
-//! vertical lane that gathers the bindings leading to it. Queues are ordered by the mean row of
-//! their bindings (a barycenter heuristic), which keeps lanes short and crossings few.
-//! Exchange-to-exchange bindings lead to the destination exchange's own row.
+//! Every binding gets its own row under its exchange, so keys never overlap. A queue sits on
+//! the row of one of its own bindings, the first or the last, so a queue with one binding is a
+//! straight line, and a queue with more gets a vertical lane of its own gathering them. Hence
+//! every row carries at most one binding and at most one queue, and when both, the binding is
+//! the queue's: lines of different destinations only ever cross (`┼`), and the only junctions
+//! (`┬ ┴ ├ ┤`) are on a queue's own lane. Exchanges, their bindings and the lanes are ordered to
+//! cross little (barycenters, then swaps of neighbours). Exchanges that are the destination of
+//! an exchange-to-exchange binding get a lane of their own the same way, ending at their label.
 
 use std::collections::HashMap;
 
@@ -198,6 +206,10 @@ fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
 struct Edge<'a> {
     exchange: usize,
     target: EdgeTarget,
+    /// For an exchange-to-exchange binding: whether it is drawn as a line into an exchange
+    /// lane. A binding from an exchange that is itself a destination is not: its key names
+    /// where it leads.
+    chained: bool,
     key: String,
     binding: &'a crate::events::BindingInfo,
 }
@@ -366,9 +378,20 @@ pub fn layout(
         edges.push(Edge {
             exchange,
             target,
+            chained: false,
             key: binding_key(b, &shown_exchanges[exchange].kind),
             binding: b,
         });
+    }
+    // Chains are drawn one level deep: from exchanges no binding leads to.
+    let mut destination = vec![false; shown_exchanges.len()];
+    for e in &edges {
+        if let EdgeTarget::Exchange(x) = e.target {
+            destination[x] = true;
+        }
+    }
+    for e in &mut edges {
+        e.chained = matches!(e.target, EdgeTarget::Exchange(_)) && !destination[e.exchange];
     }
     let mut by_exchange: Vec<Vec<usize>> = vec![Vec::new(); shown_exchanges.len()];
     for (i, e) in edges.iter().enumerate() {
@@ -563,7 +586,8 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bo
     for (i, e) in edges.iter().enumerate() {
         match e.target {
             EdgeTarget::Queue(q) => queue_rows[q].push(rows.edge_rows[i]),
-            EdgeTarget::Exchange(x) => chain_rows[x].push(rows.edge_rows[i]),
+            EdgeTarget::Exchange(x) if e.chained => chain_rows[x].push(rows.edge_rows[i]),
+            EdgeTarget::Exchange(_) => {}
         }
     }
     let mut out = Placed {
@@ -677,6 +701,44 @@ mod tests {
 
     fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
         BindingInfo::to_queue(source, destination, key)
+    }
+
+    /// The rule the drawing relies on: a queue sits on one of its bindings' rows, at an end
+    /// of its lane, and only queues with more than one binding have a lane.
+    #[test]
+    fn queues_sit_on_their_own_binding_rows() {
+        let topology = VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![X::new("jobs", "direct"), X::new("shop", "topic")],
+            queues: vec![Q::new("billing"), Q::new("shipping"), Q::new("work")],
+            bindings: vec![
+                binding("jobs", "billing", "invoice"),
+                binding("jobs", "work", "resize"),
+                binding("shop", "billing", "order.paid"),
+                binding("shop", "shipping", "order.#"),
+                binding("shop", "work", "job.*"),
+            ],
+        };
+        for stacked in [false, true] {
+            let g = layout(&topology, false, 1, stacked);
+            for (q, queue) in g.queues.iter().enumerate() {
+                let rows: Vec<usize> = g
+                    .bindings
+                    .iter()
+                    .filter(|b| b.target == EdgeTarget::Queue(q))
+                    .map(|b| b.row)
+                    .collect();
+                let (lo, hi) = (rows.iter().min().unwrap(), rows.iter().max().unwrap());
+                assert!(queue.row == *lo || queue.row == *hi, "{queue:?} {rows:?}");
+                assert_eq!(queue.lane.is_some(), rows.len() > 1, "{queue:?}");
+            }
+            let mut rows: Vec<usize> = g.bindings.iter().map(|b| b.row).collect();
+            rows.extend(g.exchanges.iter().filter(|_| stacked).map(|x| x.row));
+            let n = rows.len();
+            rows.sort_unstable();
+            rows.dedup();
+            assert_eq!(rows.len(), n, "one binding or exchange header a row");
+        }
     }
 
     #[test]

@@ -504,7 +504,9 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         for b in &graph.bindings {
             let span = match b.target {
                 EdgeTarget::Queue(q) => &mut queue_span[q],
-                EdgeTarget::Exchange(x) => &mut exchange_span[x],
+                // Only lines from outer exchanges reach an exchange lane.
+                EdgeTarget::Exchange(x) if !cols.is_inner(b.exchange) => &mut exchange_span[x],
+                EdgeTarget::Exchange(_) => continue,
             };
             span.0 = span.0.min(b.row);
             span.1 = span.1.max(b.row);
