@@ -208,14 +208,20 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
                 .map(|(x, _)| x.label.as_str()),
         )
     };
+    // A binding into an exchange with no line to it names the exchange after its key.
     let keys_of = |chain: bool| {
-        widest(
-            &mut graph
-                .bindings
-                .iter()
-                .filter(|b| inner.get(b.exchange).copied().unwrap_or(false) == chain)
-                .map(|b| b.key.as_str()),
-        )
+        graph
+            .bindings
+            .iter()
+            .filter(|b| inner.get(b.exchange).copied().unwrap_or(false) == chain)
+            .map(|b| match b.target {
+                EdgeTarget::Exchange(x) if chain || graph.exchanges[x].lane.is_none() => {
+                    b.key.width() + 3 + graph.exchanges[x].name.width()
+                }
+                _ => b.key.width(),
+            })
+            .max()
+            .unwrap_or(0) as u16
     };
     let chain_lanes = graph.chain_lanes as u16;
     // Lanes take what the names leave, at most; the rest are named instead (see QueueLane).
@@ -624,7 +630,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             };
             let room = match line_end(b) {
                 Some(_) => key_room(b),
-                None => cols.middle_end.saturating_sub(start + 1) as usize,
+                None => key_room(b) + 1,
             };
             // The space after a key is the first thing to go.
             let text = match text.strip_suffix(' ') {
