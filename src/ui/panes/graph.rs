@@ -77,25 +77,6 @@ enum QueueLane {
 }
 
 impl Columns {
-    /// Columns that say only that names do not fit.
-    fn cut(width: u16) -> Columns {
-        Columns {
-            exchange_width: 0,
-            middle_start: 0,
-            middle_end: width,
-            lane_start: 0,
-            lane_step: 1,
-            chain_x: 0,
-            chain_width: 0,
-            chain_lanes_x: 0,
-            inner: Vec::new(),
-            stacked: false,
-            names_fit: false,
-            lanes: 0,
-            queue_lane: Vec::new(),
-        }
-    }
-
     /// Where the edges of an exchange's bindings begin.
     fn edge_start(&self, exchange: usize) -> u16 {
         if self.is_inner(exchange) {
@@ -273,10 +254,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     };
     // Names side by side must leave room for a few lanes.
     let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
-    if !stacked && names > width {
-        // Tell [`side_by_side_fits`] without laying anything out.
-        return Columns::cut(width);
-    }
+    let names_fit = stacked || names <= width;
     // Share the width: first names and keys, evenly when they do not all fit; then lanes two
     // apart; then exchange types; then queue counters; what is left lengthens the lines.
     let mut budget = width.saturating_sub(lane_room(1));
@@ -329,7 +307,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         chain_lanes_x,
         inner,
         stacked,
-        names_fit: true,
+        names_fit,
         lanes,
         queue_lane: Vec::new(),
     }
