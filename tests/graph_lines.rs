@@ -539,3 +539,43 @@ fn lessons_are_drawn_whole_at_120x35() {
     }
     assert!(cut.is_empty(), "cut at 120x35: {cut:#?}");
 }
+
+/// Stacked, an exchange has a row of its own: a click on its name selects it, and a click on
+/// a key below selects that binding.
+#[test]
+fn a_click_on_a_stacked_exchange_selects_it() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lessons"));
+    let lesson = rabbitscope::lesson::load_dir(dir)
+        .expect("the lessons load")
+        .into_iter()
+        .find(|l| l.id == "headers-exchange")
+        .expect("the headers lesson");
+    let mut app = app_for(lesson_setup(&lesson));
+    app.update(Action::LessonsLoaded {
+        lessons: vec![std::sync::Arc::new(lesson)],
+        errors: vec![],
+    });
+    app.update(Action::StartLesson(0));
+    app.update(Action::LessonPrepared(Ok(())));
+    let buf = screen(&mut app, 120, 35);
+    assert!(app.graph.stacked, "{}", as_text(&buf));
+    let find = |needle: &str| {
+        (0..buf.area.height)
+            .find_map(|y| {
+                let (text, starts) = row_text(&buf, y);
+                let at = text.find(needle)?;
+                starts.iter().find(|(i, _)| *i == at).map(|(_, x)| (*x, y))
+            })
+            .unwrap_or_else(|| panic!("{needle} not on screen:\n{}", as_text(&buf)))
+    };
+    let (x, y) = find("print-headers");
+    app.update(Action::Click(x + 2, y));
+    assert_eq!(
+        app.selected_item(),
+        Some(rabbitscope::ui::layout::GraphItem::Exchange(0))
+    );
+    let (x, y) = find("format=pdf paper=a3");
+    app.update(Action::Click(x + 2, y));
+    let binding = app.selected_binding().expect("a binding is selected");
+    assert_eq!(&*binding.binding.destination, "printer-pdf-or-a3");
+}
