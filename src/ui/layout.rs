@@ -24,6 +24,8 @@
 
 use std::collections::HashMap;
 
+use unicode_width::UnicodeWidthStr;
+
 use crate::broker::VhostSnapshot;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +86,66 @@ pub struct GraphLayout {
     pub chain_lanes: usize,
     /// Each exchange on its own row above its bindings (see [`layout`]).
     pub stacked: bool,
+    pub widths: Widths,
     pub items: Vec<GraphItem>,
+}
+
+/// The widest of each kind of text the graph shows, so a frame need not measure them all.
+/// Exchanges that a binding's line leads to are "inner"; the others "outer".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Widths {
+    /// Outer exchanges: their names, and their whole labels.
+    pub exchange_name: u16,
+    pub exchange_label: u16,
+    pub inner_label: u16,
+    /// Keys of outer and of inner exchanges' bindings; a binding drawn without a line counts
+    /// with the ` ⇢ destination` after its key.
+    pub outer_keys: u16,
+    pub inner_keys: u16,
+    /// Queues: their names, and their whole labels.
+    pub queue_name: u16,
+    pub queue_label: u16,
+}
+
+/// The name at the start of a label: before its flags (` [`) or counters (two spaces).
+fn name_width(label: &str) -> u16 {
+    let name = label.split(" [").next().unwrap_or(label);
+    name.split("  ").next().unwrap_or(name).width() as u16
+}
+
+fn measure(graph: &GraphLayout) -> Widths {
+    let inner = |x: usize| graph.exchanges[x].lane.is_some();
+    let widest = |widths: &mut dyn Iterator<Item = u16>| widths.max().unwrap_or(0);
+    let keys = |of_inner: bool| {
+        widest(
+            &mut graph
+                .bindings
+                .iter()
+                .filter(|b| inner(b.exchange) == of_inner)
+                .map(|b| match b.target {
+                    EdgeTarget::Exchange(x) if of_inner || !inner(x) => {
+                        (b.key.width() + 3 + graph.exchanges[x].name.width()) as u16
+                    }
+                    _ => b.key.width() as u16,
+                }),
+        )
+    };
+    let outer = || graph.exchanges.iter().filter(|x| x.lane.is_none());
+    Widths {
+        exchange_name: widest(&mut outer().map(|x| name_width(&x.label))),
+        exchange_label: widest(&mut outer().map(|x| x.label.width() as u16)),
+        inner_label: widest(
+            &mut graph
+                .exchanges
+                .iter()
+                .filter(|x| x.lane.is_some())
+                .map(|x| x.label.width() as u16),
+        ),
+        outer_keys: keys(false),
+        inner_keys: keys(true),
+        queue_name: widest(&mut graph.queues.iter().map(|q| name_width(&q.label))),
+        queue_label: widest(&mut graph.queues.iter().map(|q| q.label.width() as u16)),
+    }
 }
 
 impl GraphLayout {
@@ -178,6 +239,12 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
             node.label = queue_label(q);
         }
     }
+    graph.widths.queue_label = graph
+        .queues
+        .iter()
+        .map(|q| q.label.width() as u16)
+        .max()
+        .unwrap_or(0);
 }
 
 /// Binding arguments shown as the edge label of a headers binding.
@@ -564,6 +631,7 @@ pub fn layout(
     }
     out.items
         .extend((0..out.queues.len()).map(GraphItem::Queue));
+    out.widths = measure(&out);
     out
 }
 

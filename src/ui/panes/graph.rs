@@ -169,9 +169,6 @@ fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
 }
 
 fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
-    let widest = |labels: &mut dyn Iterator<Item = &str>| {
-        labels.map(|l| l.width()).max().unwrap_or(0) as u16
-    };
     // Room for an exchange's rate (` 1234/s`) once traffic has been seen, so the columns do
     // not shift with every change of rate.
     let rate_room = if app.model.exchange_rates.is_empty() {
@@ -181,29 +178,8 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     };
     let inner = inner_exchanges(app);
     let graph = &app.graph;
-    let labels_in = |chain: bool| {
-        let labels = graph.exchanges.iter().zip(&inner);
-        widest(
-            &mut labels
-                .filter(|(_, i)| **i == chain)
-                .map(|(x, _)| x.label.as_str()),
-        )
-    };
-    // A binding into an exchange with no line to it names the exchange after its key.
-    let keys_of = |chain: bool| {
-        graph
-            .bindings
-            .iter()
-            .filter(|b| inner.get(b.exchange).copied().unwrap_or(false) == chain)
-            .map(|b| match b.target {
-                EdgeTarget::Exchange(x) if chain || graph.exchanges[x].lane.is_none() => {
-                    b.key.width() + 3 + graph.exchanges[x].name.width()
-                }
-                _ => b.key.width(),
-            })
-            .max()
-            .unwrap_or(0) as u16
-    };
+    // Measured once per layout: a big broker has tens of thousands of keys.
+    let widths = &graph.widths;
     let chain_lanes = graph.chain_lanes as u16;
     // Lanes take what the names leave, at most; the rest are named instead (see QueueLane).
     let fewest = if stacked { 2 } else { 8 } + 6 + 8 + 1;
@@ -211,44 +187,21 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let lanes = passing.min(width.saturating_sub(fewest + chain_fewest));
     // Every lane has a column; two apart reads better when there is room.
     let lane_room = |step: u16| if lanes == 0 { 1 } else { lanes * step + 1 };
-    // Names come before what follows them: an exchange's type, a queue's counters.
-    let name_of = |label: &str| -> u16 {
-        let name = label.split(" [").next().unwrap_or(label);
-        name.split("  ").next().unwrap_or(name).width() as u16
-    };
     // Stacked, exchanges have rows of their own and their bindings are indented by two.
-    let exchange_name = if stacked {
-        2
-    } else {
-        graph
-            .exchanges
-            .iter()
-            .zip(&inner)
-            .filter(|(_, i)| !**i)
-            .map(|(x, _)| name_of(&x.label))
-            .max()
-            .unwrap_or(0)
-            + 2
-    };
+    let exchange_name = if stacked { 2 } else { widths.exchange_name + 2 };
     let exchange_full = if stacked {
         2
     } else {
-        labels_in(false) + 1 + rate_room
+        widths.exchange_label + 1 + rate_room
     };
-    let queue_name = graph
-        .queues
-        .iter()
-        .map(|q| name_of(&q.label))
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let queue_full = widest(&mut graph.queues.iter().map(|q| q.label.as_str())) + 1;
-    let chain_label_width = if stacked { 1 } else { labels_in(true) };
+    let queue_name = widths.queue_name + 1;
+    let queue_full = widths.queue_label + 1;
+    let chain_label_width = if stacked { 1 } else { widths.inner_label };
     // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
     // labels and keys.
-    let outer_keys = keys_of(false) + 4;
+    let outer_keys = widths.outer_keys + 4;
     let wanted_keys = if chain_lanes > 0 {
-        outer_keys + chain_lanes + 1 + chain_label_width + 1 + rate_room + keys_of(true) + 4
+        outer_keys + chain_lanes + 1 + chain_label_width + 1 + rate_room + widths.inner_keys + 4
     } else {
         outer_keys
     };
