@@ -1,5 +1,12 @@
 //! The topology graph: exchanges on the left, queues on the right, one row per binding, and
 //! messages in flight as dots along the edges. Layout comes from [`crate::ui::layout`].
+//!
+//! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
+//! the same destination; `▶` is where a line ends. Names come first when the pane is narrow:
+//! lanes close up to one column apart, then queue counters and exchange types are cut, then
+//! exchanges move to rows of their own above their bindings. A binding that gets no line (a
+//! chain more than one exchange deep, or more lanes passing the view than the pane has
+//! columns) shows `key ⇢ destination` instead. No text is ever written over a line.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
