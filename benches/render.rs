@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
     );
     let vhost = topology.vhosts[0].clone();
     c.bench_function("lay out the same topology", |b| {
-        b.iter(|| layout(&vhost, false, 1))
+        b.iter(|| layout(&vhost, false, 1, false))
     });
 }
 

@@ -183,11 +183,28 @@ impl App {
         self.filtered_log().get(self.log_selected).copied()
     }
 
+    /// Lays the graph out stacked or side by side, whichever the graph pane's width needs
+    /// (see [`layout`]); called when the screen is drawn.
+    pub fn fit_graph(&mut self, stacked: bool) {
+        if stacked != self.graph.stacked {
+            self.relayout_as(stacked);
+        }
+    }
+
     fn relayout(&mut self) {
+        self.relayout_as(self.graph.stacked);
+    }
+
+    fn relayout_as(&mut self, stacked: bool) {
         let spacing = if self.options.classroom { 2 } else { 1 };
         let old = std::mem::replace(
             &mut self.graph,
-            layout(&self.model.topology, self.show_all_exchanges, spacing),
+            layout(
+                &self.model.topology,
+                self.show_all_exchanges,
+                spacing,
+                stacked,
+            ),
         );
         // Keep the same exchange, binding or queue selected when others come and go.
         if let Some(i) = old

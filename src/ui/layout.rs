@@ -1,20 +1,30 @@
 //! Lays the exchange -> queue graph out in rows, before anything is drawn.
 //!
 //! ```text
-//!  exchanges            bindings (one row each)      lanes   queues
-//!  animals [topic] ──── *.orange.* ───────────────────┐
-//!                  ──── *.*.rabbit ───────────────────┼──┐
-//!                  ──── lazy.# ───────────────────────┼──┤
-//!                                                     └──┼──▶ Q1  2 ready
-//!                                                        └──▶ Q2  5 ready
+//!  exchanges       bindings (one row each)  lanes  queues
+//!  animals [topic] ─ *.orange.* ──────────────────▶Q1  1 ready
+//!                  ─ *.*.rabbit ────────┐
+//!                  ─ lazy.# ────────────┴─────────▶Q2  2 ready
+//!
+//!  jobs [direct]   ─ invoice ──────────────┐
+//!                  ─ resize ─────────────┐ │
+//!                                        │ │
+//!  shop [topic]    ─ order.paid ─────────┼─┴──────▶billing
+//!                  ─ job.* ──────────────┴────────▶work
 //! ```
 //!
-//! Every binding gets its own row under its exchange, so keys never overlap. Every queue gets a
-//! vertical lane that gathers the bindings leading to it. Queues are ordered by the mean row of
-//! their bindings (a barycenter heuristic), which keeps lanes short and crossings few.
-//! Exchange-to-exchange bindings lead to the destination exchange's own row.
+//! Every binding gets its own row under its exchange, so keys never overlap. A queue sits on
+//! the row of one of its own bindings, the first or the last, so a queue with one binding is a
+//! straight line, and a queue with more gets a vertical lane of its own gathering them. Hence
+//! every row carries at most one binding and at most one queue, and when both, the binding is
+//! the queue's: lines of different destinations only ever cross (`┼`), and the only junctions
+//! (`┬ ┴ ├ ┤`) are on a queue's own lane. Exchanges, their bindings and the lanes are ordered to
+//! cross little (barycenters, then swaps of neighbours). Exchanges that are the destination of
+//! an exchange-to-exchange binding get a lane of their own the same way, ending at their label.
 
 use std::collections::HashMap;
+
+use unicode_width::UnicodeWidthStr;
 
 use crate::broker::VhostSnapshot;
 
@@ -23,6 +33,9 @@ pub struct ExchangeNode {
     pub name: String,
     pub label: String,
     pub row: usize,
+    /// When bindings lead to this exchange: the lane gathering them, left of the labels of
+    /// such exchanges (0 = leftmost).
+    pub lane: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +43,13 @@ pub struct QueueNode {
     pub name: String,
     pub label: String,
     pub row: usize,
-    /// Which lane (0 = nearest the exchanges) gathers this queue's bindings.
-    pub lane: usize,
+    /// Which lane (0 = nearest the exchanges) gathers this queue's bindings; none when a single
+    /// binding leads to it, straight along its row.
+    pub lane: Option<usize>,
 }
 
 /// Where a binding row leads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EdgeTarget {
     Queue(usize),
     Exchange(usize),
@@ -66,8 +80,72 @@ pub struct GraphLayout {
     pub exchanges: Vec<ExchangeNode>,
     pub bindings: Vec<BindingRow>,
     pub queues: Vec<QueueNode>,
+    /// Queue lanes (queues with more than one binding).
     pub lanes: usize,
+    /// Exchange lanes (exchanges some binding leads to).
+    pub chain_lanes: usize,
+    /// Each exchange on its own row above its bindings (see [`layout`]).
+    pub stacked: bool,
+    pub widths: Widths,
     pub items: Vec<GraphItem>,
+}
+
+/// The widest of each kind of text the graph shows, so a frame need not measure them all.
+/// Exchanges that a binding's line leads to are "inner"; the others "outer".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Widths {
+    /// Outer exchanges: their names, and their whole labels.
+    pub exchange_name: u16,
+    pub exchange_label: u16,
+    pub inner_label: u16,
+    /// Keys of outer and of inner exchanges' bindings; a binding drawn without a line counts
+    /// with the ` ⇢ destination` after its key.
+    pub outer_keys: u16,
+    pub inner_keys: u16,
+    /// Queues: their names, and their whole labels.
+    pub queue_name: u16,
+    pub queue_label: u16,
+}
+
+/// The name at the start of a label: before its flags (` [`) or counters (two spaces).
+fn name_width(label: &str) -> u16 {
+    let name = label.split(" [").next().unwrap_or(label);
+    name.split("  ").next().unwrap_or(name).width() as u16
+}
+
+fn measure(graph: &GraphLayout) -> Widths {
+    let inner = |x: usize| graph.exchanges[x].lane.is_some();
+    let widest = |widths: &mut dyn Iterator<Item = u16>| widths.max().unwrap_or(0);
+    let keys = |of_inner: bool| {
+        widest(
+            &mut graph
+                .bindings
+                .iter()
+                .filter(|b| inner(b.exchange) == of_inner)
+                .map(|b| match b.target {
+                    EdgeTarget::Exchange(x) if of_inner || !inner(x) => {
+                        (b.key.width() + 3 + graph.exchanges[x].name.width()) as u16
+                    }
+                    _ => b.key.width() as u16,
+                }),
+        )
+    };
+    let outer = || graph.exchanges.iter().filter(|x| x.lane.is_none());
+    Widths {
+        exchange_name: widest(&mut outer().map(|x| name_width(&x.label))),
+        exchange_label: widest(&mut outer().map(|x| x.label.width() as u16)),
+        inner_label: widest(
+            &mut graph
+                .exchanges
+                .iter()
+                .filter(|x| x.lane.is_some())
+                .map(|x| x.label.width() as u16),
+        ),
+        outer_keys: keys(false),
+        inner_keys: keys(true),
+        queue_name: widest(&mut graph.queues.iter().map(|q| name_width(&q.label))),
+        queue_label: widest(&mut graph.queues.iter().map(|q| q.label.width() as u16)),
+    }
 }
 
 impl GraphLayout {
@@ -161,6 +239,12 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
             node.label = queue_label(q);
         }
     }
+    graph.widths.queue_label = graph
+        .queues
+        .iter()
+        .map(|q| q.label.width() as u16)
+        .max()
+        .unwrap_or(0);
 }
 
 /// Binding arguments shown as the edge label of a headers binding.
@@ -184,9 +268,134 @@ fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
     }
 }
 
-/// Lays the graph out; `spacing` blank rows separate exchanges (and queues).
-pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> GraphLayout {
-    let mut out = GraphLayout::default();
+/// One binding on its way to a row: which exchange (index into the shown exchanges), where it
+/// leads, its key, the binding itself.
+struct Edge<'a> {
+    exchange: usize,
+    target: EdgeTarget,
+    /// For an exchange-to-exchange binding: whether it is drawn as a line into an exchange
+    /// lane. A binding from an exchange that is itself a destination is not: its key names
+    /// where it leads.
+    chained: bool,
+    key: String,
+    binding: &'a crate::events::BindingInfo,
+}
+
+/// Where each shown exchange and each binding sits, for one order of exchanges and bindings.
+struct Rows {
+    exchange_rows: Vec<usize>,
+    /// Per edge (same index as the edges).
+    edge_rows: Vec<usize>,
+    /// Rows used by exchanges and bindings.
+    end: usize,
+}
+
+fn rows_for(
+    order: &[usize],
+    by_exchange: &[Vec<usize>],
+    edges: usize,
+    spacing: usize,
+    stacked: bool,
+) -> Rows {
+    let mut out = Rows {
+        exchange_rows: vec![0; by_exchange.len()],
+        edge_rows: vec![0; edges],
+        end: 0,
+    };
+    let mut row = 0;
+    for &x in order {
+        out.exchange_rows[x] = row;
+        // Stacked, an exchange has a row of its own above its bindings.
+        if by_exchange[x].is_empty() || stacked {
+            row += 1;
+        }
+        for &e in &by_exchange[x] {
+            out.edge_rows[e] = row;
+            row += 1;
+        }
+        row += spacing;
+    }
+    out.end = row.saturating_sub(spacing);
+    out
+}
+
+/// A vertical lane gathering the bindings of one destination: the rows its bindings leave
+/// from, and the row of the destination itself, which is one of the ends of the lane.
+#[derive(Clone, Debug)]
+struct Lane {
+    rows: Vec<usize>,
+    /// The row the destination sits on.
+    home: usize,
+}
+
+impl Lane {
+    fn span(&self) -> (usize, usize) {
+        let (lo, hi) = (self.rows[0], self.rows[self.rows.len() - 1]);
+        (lo.min(self.home), hi.max(self.home))
+    }
+
+    /// Whether a row passes strictly inside the lane (not at its ends).
+    fn passes(&self, row: usize) -> bool {
+        let (lo, hi) = self.span();
+        lo < row && row < hi
+    }
+}
+
+/// Crossings between two lanes when `left` is drawn left of `right`, for queue lanes: every
+/// binding row of `right` runs left to right up to its lane, crossing `left` where `left`
+/// passes; `left`'s home row runs on rightwards to the queues, crossing `right` where it passes.
+fn pair_cost(left: &Lane, right: &Lane) -> usize {
+    right.rows.iter().filter(|r| left.passes(**r)).count() + usize::from(right.passes(left.home))
+}
+
+/// Orders lanes to cross little: shorter lanes nearer the keys first, then swaps of neighbours
+/// while a swap removes crossings. Quadratic only in the number of neighbours compared.
+fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..lanes.len()).collect();
+    order.sort_by_key(|&i| {
+        let (lo, hi) = lanes[i].span();
+        (hi - lo, lo)
+    });
+    for _ in 0..lanes.len().min(64) {
+        let mut changed = false;
+        for i in 1..order.len() {
+            let (a, b) = (&lanes[order[i - 1]], &lanes[order[i]]);
+            if pair_cost(b, a) < pair_cost(a, b) {
+                order.swap(i - 1, i);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    order
+}
+
+/// Lays the graph out; `spacing` blank rows separate exchanges.
+///
+/// The rule that keeps lines apart: a queue sits on the row of one of its own bindings, the
+/// first or the last, and gets a lane of its own only when more than one binding leads to it.
+/// So every row carries at most one binding and at most one queue, and when it carries both
+/// the binding is the queue's own: the only places where lines meet are on a queue's own lane
+/// and row, and every other meeting is a plain crossing. A queue with one binding is a
+/// straight line. Exchanges that are the destination of an exchange-to-exchange binding get
+/// a lane of their own the same way, drawn left of their label.
+///
+/// `stacked` puts each exchange on a row of its own above its bindings, for panes too narrow
+/// to hold an exchange's name, a key and a queue's name side by side; its header row then
+/// takes the place of the blank row between exchanges.
+pub fn layout(
+    topology: &VhostSnapshot,
+    show_all: bool,
+    spacing: usize,
+    stacked: bool,
+) -> GraphLayout {
+    let spacing = if stacked {
+        spacing.saturating_sub(1)
+    } else {
+        spacing
+    };
     let bound: std::collections::HashSet<&str> = topology
         .bindings
         .iter()
@@ -198,10 +407,16 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
             v
         })
         .collect();
-    let mut by_source: HashMap<&str, Vec<&crate::events::BindingInfo>> = HashMap::new();
-    for b in &topology.bindings {
-        by_source.entry(&*b.source).or_default().push(b);
-    }
+    let shown_exchanges: Vec<&crate::broker::ExchangeSnapshot> = topology
+        .exchanges
+        .iter()
+        .filter(|x| shown(&x.name, bound.contains(x.name.as_str()), show_all))
+        .collect();
+    let exchange_index: HashMap<&str, usize> = shown_exchanges
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.name.as_str(), i))
+        .collect();
     let queue_index: HashMap<&str, usize> = topology
         .queues
         .iter()
@@ -209,105 +424,204 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
         .map(|(i, q)| (q.name.as_str(), i))
         .collect();
 
-    // Exchanges, each followed by one row per binding.
-    let mut row = 0;
-    let mut exchange_rows: HashMap<&str, usize> = HashMap::new();
-    let mut pending_edges: Vec<(usize, usize, String, &crate::events::BindingInfo)> = Vec::new();
-    for x in &topology.exchanges {
-        if !shown(&x.name, bound.contains(x.name.as_str()), show_all) {
+    // Every binding that can be drawn: its source and destination are on the graph (an
+    // exchange bound to itself leads nowhere new).
+    let mut edges: Vec<Edge> = Vec::new();
+    for b in &topology.bindings {
+        let Some(&exchange) = exchange_index.get(&*b.source) else {
             continue;
-        }
-        let index = out.exchanges.len();
-        exchange_rows.insert(x.name.as_str(), index);
-        out.exchanges.push(ExchangeNode {
-            name: x.name.clone(),
-            label: exchange_label(x),
-            row,
+        };
+        let target = if b.destination_is_exchange {
+            match exchange_index.get(&*b.destination) {
+                Some(&x) if x != exchange => EdgeTarget::Exchange(x),
+                _ => continue,
+            }
+        } else {
+            match queue_index.get(&*b.destination) {
+                Some(&q) => EdgeTarget::Queue(q),
+                None => continue,
+            }
+        };
+        edges.push(Edge {
+            exchange,
+            target,
+            chained: false,
+            key: binding_key(b, &shown_exchanges[exchange].kind),
+            binding: b,
         });
-        let bindings = by_source.get(x.name.as_str()).cloned().unwrap_or_default();
-        if bindings.is_empty() {
-            row += 1;
+    }
+    // Chains are drawn one level deep: from exchanges no binding leads to.
+    let mut destination = vec![false; shown_exchanges.len()];
+    for e in &edges {
+        if let EdgeTarget::Exchange(x) = e.target {
+            destination[x] = true;
         }
-        for b in bindings {
-            pending_edges.push((row, index, binding_key(b, &x.kind), b));
-            row += 1;
-        }
-        row += spacing;
+    }
+    for e in &mut edges {
+        e.chained = matches!(e.target, EdgeTarget::Exchange(_)) && !destination[e.exchange];
+    }
+    let mut by_exchange: Vec<Vec<usize>> = vec![Vec::new(); shown_exchanges.len()];
+    for (i, e) in edges.iter().enumerate() {
+        by_exchange[e.exchange].push(i);
     }
 
-    // Queue order by barycenter of the rows that lead to them.
-    let mut sums: HashMap<usize, (usize, usize)> = HashMap::new();
-    for (r, _, _, b) in &pending_edges {
-        if !b.destination_is_exchange {
-            if let Some(&q) = queue_index.get(&*b.destination) {
-                let e = sums.entry(q).or_default();
-                e.0 += r;
-                e.1 += 1;
+    // Order exchanges and their bindings so the bindings of one destination sit together
+    // (barycenters, a few rounds), keeping the order that crosses least.
+    let mut order: Vec<usize> = (0..shown_exchanges.len()).collect();
+    let mut best = (usize::MAX, order.clone(), by_exchange.clone());
+    // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted.
+    let rounds = if edges.len() > 2_000 { 1 } else { 6 };
+    for round in 0..rounds {
+        let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
+        let cost = place(
+            &edges,
+            &rows,
+            topology.queues.len(),
+            shown_exchanges.len(),
+            rounds > 1,
+        )
+        .crossings;
+        if cost < best.0 {
+            best = (cost, order.clone(), by_exchange.clone());
+        }
+        if cost == 0 || round + 1 == rounds {
+            break;
+        }
+        // Where each destination is now: the mean row of what leads to it.
+        let mut sums: HashMap<EdgeTarget, (usize, usize)> = HashMap::new();
+        for (i, e) in edges.iter().enumerate() {
+            let s = sums.entry(e.target).or_default();
+            s.0 += rows.edge_rows[i];
+            s.1 += 1;
+        }
+        let position = |e: &Edge| match e.target {
+            EdgeTarget::Exchange(x) => rows.exchange_rows[x] * 2,
+            target => {
+                let (s, n) = sums[&target];
+                s * 2 / n
+            }
+        };
+        for list in &mut by_exchange {
+            list.sort_by_cached_key(|&i| (position(&edges[i]), edges[i].key.clone()));
+        }
+        let mean = |x: usize| {
+            let list = &by_exchange[x];
+            if list.is_empty() {
+                rows.exchange_rows[x] * 2
+            } else {
+                list.iter().map(|&i| position(&edges[i])).sum::<usize>() / list.len()
+            }
+        };
+        order.sort_by_cached_key(|&x| mean(x));
+    }
+    let (mut cost, mut order, by_exchange) = best;
+    // Small graphs: swap neighbouring exchanges while that removes crossings.
+    if rounds > 1 && order.len() <= 40 {
+        let crossings = |order: &[usize]| {
+            let rows = rows_for(order, &by_exchange, edges.len(), spacing, stacked);
+            place(
+                &edges,
+                &rows,
+                topology.queues.len(),
+                shown_exchanges.len(),
+                true,
+            )
+            .crossings
+        };
+        for _ in 0..4 {
+            let mut better = false;
+            for i in 1..order.len() {
+                if cost == 0 {
+                    break;
+                }
+                order.swap(i - 1, i);
+                let swapped = crossings(&order);
+                if swapped < cost {
+                    cost = swapped;
+                    better = true;
+                } else {
+                    order.swap(i - 1, i);
+                }
+            }
+            if !better {
+                break;
             }
         }
     }
-    let mut order: Vec<usize> = (0..topology.queues.len()).collect();
-    // Snapshots list queues by name, so a stable sort keeps name order among equals.
-    order.sort_by_cached_key(|q| match sums.get(q) {
-        Some((s, n)) => (0, s * 1000 / n),
-        None => (1, 0),
-    });
-    let mut slot_of: HashMap<usize, usize> = HashMap::new();
-    let mut lanes = 0;
-    for (slot, q) in order.iter().enumerate() {
-        slot_of.insert(*q, slot);
-        let lane = if sums.contains_key(q) {
-            lanes += 1;
-            lanes - 1
-        } else {
-            0
-        };
-        let snapshot = &topology.queues[*q];
+    let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
+    let placed = place(
+        &edges,
+        &rows,
+        topology.queues.len(),
+        shown_exchanges.len(),
+        false,
+    );
+
+    // Exchanges in row order.
+    let mut out = GraphLayout {
+        stacked,
+        ..GraphLayout::default()
+    };
+    let mut exchange_slot = vec![0; shown_exchanges.len()];
+    for (slot, &x) in order.iter().enumerate() {
+        exchange_slot[x] = slot;
+        out.exchanges.push(ExchangeNode {
+            name: shown_exchanges[x].name.clone(),
+            label: exchange_label(shown_exchanges[x]),
+            row: rows.exchange_rows[x],
+            lane: placed.exchange_lanes[x],
+        });
+    }
+    out.chain_lanes = placed.chain_lanes;
+
+    // Queues: fed ones on their home rows, the others below everything, in name order.
+    let mut used: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    let mut queue_rows: Vec<Option<usize>> = placed.queue_homes.clone();
+    for r in queue_rows.iter().flatten() {
+        used.insert(*r);
+    }
+    let mut next = used.iter().max().map(|r| r + 1 + spacing).unwrap_or(0);
+    for r in queue_rows.iter_mut().filter(|r| r.is_none()) {
+        while used.contains(&next) {
+            next += 1;
+        }
+        *r = Some(next);
+        used.insert(next);
+        next += 1 + spacing;
+    }
+    let mut queue_order: Vec<usize> = (0..topology.queues.len()).collect();
+    queue_order.sort_by_key(|&q| queue_rows[q]);
+    let mut queue_slot = vec![0; topology.queues.len()];
+    for (slot, &q) in queue_order.iter().enumerate() {
+        queue_slot[q] = slot;
+        let snapshot = &topology.queues[q];
         out.queues.push(QueueNode {
             name: snapshot.name.clone(),
             label: queue_label(snapshot),
-            // Queues are spread over the graph's height, aligned with their bindings when
-            // possible, never two on one row.
-            row: 0,
-            lane,
+            row: queue_rows[q].unwrap_or(0),
+            lane: placed.queue_lanes[q],
         });
     }
-    out.lanes = lanes;
-    // Each queue sits at its barycenter row or below the previous queue.
-    let mut next_free = 0;
-    for (slot, q) in order.iter().enumerate() {
-        let wanted = sums.get(q).map(|(s, n)| s / n).unwrap_or(next_free);
-        let r = wanted.max(next_free);
-        out.queues[slot].row = r;
-        next_free = r + 1 + spacing;
-    }
+    out.lanes = placed.lanes;
 
-    for (r, exchange, key, b) in pending_edges {
-        let target = if b.destination_is_exchange {
-            match exchange_rows.get(&*b.destination) {
-                Some(&x) => EdgeTarget::Exchange(x),
-                None => continue,
-            }
-        } else {
-            match queue_index
-                .get(&*b.destination)
-                .and_then(|q| slot_of.get(q))
-            {
-                Some(&slot) => EdgeTarget::Queue(slot),
-                None => continue,
-            }
-        };
+    // Bindings in row order.
+    let mut edge_order: Vec<usize> = (0..edges.len()).collect();
+    edge_order.sort_by_key(|&i| rows.edge_rows[i]);
+    for i in edge_order {
+        let e = &edges[i];
         out.bindings.push(BindingRow {
-            row: r,
-            exchange,
-            key,
-            target,
-            binding: b.clone(),
+            row: rows.edge_rows[i],
+            exchange: exchange_slot[e.exchange],
+            key: e.key.clone(),
+            target: match e.target {
+                EdgeTarget::Queue(q) => EdgeTarget::Queue(queue_slot[q]),
+                EdgeTarget::Exchange(x) => EdgeTarget::Exchange(exchange_slot[x]),
+            },
+            binding: e.binding.clone(),
         });
     }
-    out.rows = row.max(next_free);
-    // Exchanges and bindings are both in row order; an exchange shares its row with its first
-    // binding and comes before it.
+    out.rows = rows.end.max(next.saturating_sub(spacing));
+    // Exchanges and bindings are both in row order; an exchange comes before its bindings.
     let mut bindings = out.bindings.iter().enumerate().peekable();
     for i in 0..out.exchanges.len() {
         out.items.push(GraphItem::Exchange(i));
@@ -317,6 +631,133 @@ pub fn layout(topology: &VhostSnapshot, show_all: bool, spacing: usize) -> Graph
     }
     out.items
         .extend((0..out.queues.len()).map(GraphItem::Queue));
+    out.widths = measure(&out);
+    out
+}
+
+/// Homes and lanes of the destinations for one set of rows, and the crossings that makes.
+struct Placed {
+    /// Per queue of the snapshot: its row when a binding leads to it.
+    queue_homes: Vec<Option<usize>>,
+    queue_lanes: Vec<Option<usize>>,
+    lanes: usize,
+    /// Per shown exchange: its lane when it is the destination of a binding.
+    exchange_lanes: Vec<Option<usize>>,
+    chain_lanes: usize,
+    crossings: usize,
+}
+
+/// Crossings are counted only when `count` is set.
+fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bool) -> Placed {
+    let mut queue_rows: Vec<Vec<usize>> = vec![Vec::new(); queues];
+    let mut chain_rows: Vec<Vec<usize>> = vec![Vec::new(); exchanges];
+    for (i, e) in edges.iter().enumerate() {
+        match e.target {
+            EdgeTarget::Queue(q) => queue_rows[q].push(rows.edge_rows[i]),
+            EdgeTarget::Exchange(x) if e.chained => chain_rows[x].push(rows.edge_rows[i]),
+            EdgeTarget::Exchange(_) => {}
+        }
+    }
+    let mut out = Placed {
+        queue_homes: vec![None; queues],
+        queue_lanes: vec![None; queues],
+        lanes: 0,
+        exchange_lanes: vec![None; exchanges],
+        chain_lanes: 0,
+        crossings: 0,
+    };
+
+    // Queue lanes. A queue's home is the last row of its bindings, or the first when that
+    // crosses less.
+    let mut lanes: Vec<(usize, Lane)> = Vec::new();
+    let mut straight: Vec<usize> = Vec::new();
+    for (q, list) in queue_rows.iter_mut().enumerate() {
+        list.sort_unstable();
+        match list.len() {
+            0 => {}
+            1 => {
+                out.queue_homes[q] = Some(list[0]);
+                straight.push(list[0]);
+            }
+            _ => lanes.push((
+                q,
+                Lane {
+                    rows: list.clone(),
+                    home: list[list.len() - 1],
+                },
+            )),
+        }
+    }
+    if lanes.len() <= 200 {
+        for i in 0..lanes.len() {
+            let cost = |lane: &Lane, lanes: &[(usize, Lane)]| -> usize {
+                lanes
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, (_, other))| pair_cost(lane, other).min(pair_cost(other, lane)))
+                    .sum()
+            };
+            let mut top = lanes[i].1.clone();
+            top.home = top.rows[0];
+            if cost(&top, &lanes) < cost(&lanes[i].1, &lanes) {
+                lanes[i].1 = top;
+            }
+        }
+    }
+    let just_lanes: Vec<Lane> = lanes.iter().map(|(_, l)| l.clone()).collect();
+    let order = order_lanes(&just_lanes);
+    for (position, &i) in order.iter().enumerate() {
+        let (q, lane) = &lanes[i];
+        out.queue_homes[*q] = Some(lane.home);
+        out.queue_lanes[*q] = Some(position);
+    }
+    out.lanes = lanes.len();
+    for w in 0..order.len() * usize::from(count) {
+        for v in w + 1..order.len() {
+            out.crossings += pair_cost(&just_lanes[order[w]], &just_lanes[order[v]]);
+        }
+    }
+    // A straight line crosses every lane it passes.
+    for r in straight.iter().filter(|_| count) {
+        out.crossings += just_lanes.iter().filter(|l| l.passes(*r)).count();
+    }
+
+    // Exchange lanes, left of the inner exchanges' labels, numbered from the left. Binding
+    // rows run up to their lane from the left, the exchange's row on from it to the label, as
+    // for queues.
+    let mut chains: Vec<(usize, Lane)> = Vec::new();
+    for (x, list) in chain_rows.iter_mut().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        list.sort_unstable();
+        chains.push((
+            x,
+            Lane {
+                rows: list.clone(),
+                home: rows.exchange_rows[x],
+            },
+        ));
+    }
+    let just_chains: Vec<Lane> = chains.iter().map(|(_, l)| l.clone()).collect();
+    let order = order_lanes(&just_chains);
+    for (position, &i) in order.iter().enumerate() {
+        out.exchange_lanes[chains[i].0] = Some(position);
+    }
+    out.chain_lanes = chains.len();
+    for w in 0..order.len() * usize::from(count) {
+        for v in w + 1..order.len() {
+            out.crossings += pair_cost(&just_chains[order[w]], &just_chains[order[v]]);
+        }
+    }
+    // Bindings of the outer exchanges to queues run through the exchange lanes.
+    for (i, e) in edges.iter().enumerate().filter(|_| count) {
+        if matches!(e.target, EdgeTarget::Queue(_)) && chain_rows[e.exchange].is_empty() {
+            let row = rows.edge_rows[i];
+            out.crossings += just_chains.iter().filter(|l| l.passes(row)).count();
+        }
+    }
     out
 }
 
@@ -328,6 +769,44 @@ mod tests {
 
     fn binding(source: &str, destination: &str, key: &str) -> BindingInfo {
         BindingInfo::to_queue(source, destination, key)
+    }
+
+    /// The rule the drawing relies on: a queue sits on one of its bindings' rows, at an end
+    /// of its lane, and only queues with more than one binding have a lane.
+    #[test]
+    fn queues_sit_on_their_own_binding_rows() {
+        let topology = VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![X::new("jobs", "direct"), X::new("shop", "topic")],
+            queues: vec![Q::new("billing"), Q::new("shipping"), Q::new("work")],
+            bindings: vec![
+                binding("jobs", "billing", "invoice"),
+                binding("jobs", "work", "resize"),
+                binding("shop", "billing", "order.paid"),
+                binding("shop", "shipping", "order.#"),
+                binding("shop", "work", "job.*"),
+            ],
+        };
+        for stacked in [false, true] {
+            let g = layout(&topology, false, 1, stacked);
+            for (q, queue) in g.queues.iter().enumerate() {
+                let rows: Vec<usize> = g
+                    .bindings
+                    .iter()
+                    .filter(|b| b.target == EdgeTarget::Queue(q))
+                    .map(|b| b.row)
+                    .collect();
+                let (lo, hi) = (rows.iter().min().unwrap(), rows.iter().max().unwrap());
+                assert!(queue.row == *lo || queue.row == *hi, "{queue:?} {rows:?}");
+                assert_eq!(queue.lane.is_some(), rows.len() > 1, "{queue:?}");
+            }
+            let mut rows: Vec<usize> = g.bindings.iter().map(|b| b.row).collect();
+            rows.extend(g.exchanges.iter().filter(|_| stacked).map(|x| x.row));
+            let n = rows.len();
+            rows.sort_unstable();
+            rows.dedup();
+            assert_eq!(rows.len(), n, "one binding or exchange header a row");
+        }
     }
 
     #[test]
@@ -342,7 +821,7 @@ mod tests {
             queues: vec![Q::new("late"), Q::new("early"), Q::new("lonely")],
             bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
         };
-        let g = layout(&topology, false, 1);
+        let g = layout(&topology, false, 1, false);
         // The default exchange has no bindings and is hidden.
         assert_eq!(
             g.exchanges

@@ -123,6 +123,9 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         log,
         inspector,
     };
+    // Exchanges go on rows of their own when the graph pane is too narrow for names side by side.
+    let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
+    app.fit_graph(stacked);
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);
     frame.render_widget(&GraphPane { app, theme }, graph);

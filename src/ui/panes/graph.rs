@@ -1,5 +1,12 @@
 //! The topology graph: exchanges on the left, queues on the right, one row per binding, and
 //! messages in flight as dots along the edges. Layout comes from [`crate::ui::layout`].
+//!
+//! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
+//! the same destination; `▶` is where a line ends. Names come first when the pane is narrow:
+//! lanes close up to one column apart, then queue counters and exchange types are cut, then
+//! exchanges move to rows of their own above their bindings. A binding that gets no line (a
+//! chain more than one exchange deep, or more lanes passing the view than the pane has
+//! columns) shows `key ⇢ destination` instead. No text is ever written over a line.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -32,9 +39,16 @@ fn glyph(mask: u8) -> char {
     }
 }
 
-/// Column positions of the regions, for a given inner width. Exchanges that are the
-/// destination of an exchange-to-exchange binding sit in a chain column inside the middle, so a
-/// chain reads left to right: source exchange, binding, inner exchange, binding, queue.
+/// Column positions of the regions, for a given inner width.
+///
+/// ```text
+///  exchanges   keys     exchange lanes ▶ inner exchanges  keys   queue lanes ▶ queues
+/// ```
+///
+/// Exchanges that are the destination of an exchange-to-exchange binding sit in a chain column
+/// inside the middle, so a chain reads left to right: source exchange, binding, inner exchange,
+/// binding, queue. Every lane has a column of its own; keys stop before the first lane, so no
+/// text ever hides a line.
 struct Columns {
     exchange_width: u16,
     middle_start: u16,
@@ -44,8 +58,29 @@ struct Columns {
     /// Where inner exchanges' labels start, and how wide they may be (0 when none).
     chain_x: u16,
     chain_width: u16,
+    /// The column of the leftmost exchange lane (`chain_x - 1` when none).
+    chain_lanes_x: u16,
     /// Per exchange: is it the destination of an exchange-to-exchange binding?
     inner: Vec<bool>,
+    /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
+    stacked: bool,
+    /// Whether every name has the room it needs.
+    names_fit: bool,
+    /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
+    lanes: u16,
+    queue_lane: Vec<QueueLane>,
+}
+
+/// How a queue's bindings reach it in one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueueLane {
+    /// One binding, a straight line along the queue's row.
+    Straight,
+    /// A lane in this column (0 = nearest the keys).
+    Column(usize),
+    /// More lanes pass through the view than the pane has columns for: the binding on the
+    /// queue's row runs straight to it, the others name it after their key.
+    Named,
 }
 
 impl Columns {
@@ -57,30 +92,90 @@ impl Columns {
             self.middle_start
         }
     }
-}
 
-impl Columns {
     fn is_inner(&self, exchange: usize) -> bool {
         self.inner.get(exchange).copied().unwrap_or(false)
     }
+
+    /// The column of a queue lane.
+    fn lane_x(&self, lane: usize) -> u16 {
+        self.lane_start + lane as u16 * self.lane_step
+    }
+
+    /// The column of an exchange lane.
+    fn chain_lane_x(&self, lane: usize) -> u16 {
+        self.chain_lanes_x + lane as u16
+    }
 }
 
-/// Which exchanges are the destination of an exchange-to-exchange binding shown, in one pass
-/// over the bindings (a big broker has tens of thousands).
+/// Which exchanges are the destination of an exchange-to-exchange binding shown.
 fn inner_exchanges(app: &App) -> Vec<bool> {
-    let mut inner = vec![false; app.graph.exchanges.len()];
-    for b in &app.graph.bindings {
-        if let EdgeTarget::Exchange(x) = b.target {
-            inner[x] = true;
+    app.graph
+        .exchanges
+        .iter()
+        .map(|x| x.lane.is_some())
+        .collect()
+}
+
+/// The narrowest canvas on which exchange lanes and their labels have room; a narrower pane
+/// shows the left part of it (and panning the rest) rather than letting lines run together.
+fn canvas_width(app: &App, width: u16) -> u16 {
+    let chain = if app.graph.chain_lanes > 0 {
+        app.graph.chain_lanes as u16 + 6 + 10
+    } else {
+        0
+    };
+    let needed = 8 + 6 + chain + 2 + 8;
+    width.max(needed)
+}
+
+/// The columns of a frame `width` wide and `height` high, with the lanes it shows.
+fn columns(app: &App, width: u16, height: u16) -> Columns {
+    let top = scroll(app, height);
+    let passing = passing_lanes(app, top, top + height as usize);
+    let mut cols = columns_of(app, app.graph.stacked, width, passing.len() as u16);
+    // The lanes with a column: the shortest of those passing, kept in the layout's order.
+    let mut chosen = passing.clone();
+    chosen.sort_by_key(|(_, length)| *length);
+    chosen.truncate(cols.lanes as usize);
+    chosen.sort_by_key(|(q, _)| app.graph.queues[*q].lane);
+    cols.queue_lane = app
+        .graph
+        .queues
+        .iter()
+        .map(|q| match q.lane {
+            None => QueueLane::Straight,
+            Some(_) => QueueLane::Named,
+        })
+        .collect();
+    for (column, (q, _)) in chosen.iter().enumerate() {
+        cols.queue_lane[*q] = QueueLane::Column(column);
+    }
+    cols
+}
+
+/// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
+/// lengths.
+fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
+    let graph = &app.graph;
+    let mut span: Vec<(usize, usize)> = graph.queues.iter().map(|q| (q.row, q.row)).collect();
+    for b in &graph.bindings {
+        if let EdgeTarget::Queue(q) = b.target {
+            span[q] = (span[q].0.min(b.row), span[q].1.max(b.row));
         }
     }
-    inner
+    let mut passing: Vec<(usize, usize)> = graph
+        .queues
+        .iter()
+        .enumerate()
+        .filter(|(q, queue)| queue.lane.is_some() && span[*q].1 >= top && span[*q].0 < bottom)
+        .map(|(q, _)| (q, span[q].1 - span[q].0))
+        .collect();
+    passing.sort_by_key(|(q, _)| graph.queues[*q].lane);
+    passing
 }
 
-fn columns(app: &App, width: u16) -> Columns {
-    let widest = |labels: &mut dyn Iterator<Item = &String>| {
-        labels.map(|l| l.width()).max().unwrap_or(0) as u16
-    };
+fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     // Room for an exchange's rate (` 1234/s`) once traffic has been seen, so the columns do
     // not shift with every change of rate.
     let rate_room = if app.model.exchange_rates.is_empty() {
@@ -89,45 +184,77 @@ fn columns(app: &App, width: u16) -> Columns {
         7
     };
     let inner = inner_exchanges(app);
-    let labels_in = |chain: bool| {
-        let labels = app.graph.exchanges.iter().zip(&inner);
-        widest(&mut labels.filter(|(_, i)| **i == chain).map(|(x, _)| &x.label))
+    let graph = &app.graph;
+    // Measured once per layout: a big broker has tens of thousands of keys.
+    let widths = &graph.widths;
+    let chain_lanes = graph.chain_lanes as u16;
+    // Lanes take what the names leave, at most; the rest are named instead (see QueueLane).
+    let fewest = if stacked { 2 } else { 8 } + 6 + 8 + 1;
+    let chain_fewest = if chain_lanes > 0 { chain_lanes + 12 } else { 0 };
+    let lanes = passing.min(width.saturating_sub(fewest + chain_fewest));
+    // Every lane has a column; two apart reads better when there is room.
+    let lane_room = |step: u16| if lanes == 0 { 1 } else { lanes * step + 1 };
+    // Stacked, exchanges have rows of their own and their bindings are indented by two.
+    let exchange_name = if stacked { 2 } else { widths.exchange_name + 2 };
+    let exchange_full = if stacked {
+        2
+    } else {
+        widths.exchange_label + 1 + rate_room
     };
-    let exchange_width = (labels_in(false) + 1 + rate_room).min(width / 3).max(8);
-    let chain_label_width = labels_in(true);
-    let queue_width = (widest(&mut app.graph.queues.iter().map(|q| &q.label)) + 2)
-        .min(width / 3)
-        .max(8);
-    let middle_start = exchange_width;
-    let middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
-    let middle = middle_end - middle_start;
-    // Lanes take the right part of the middle, leaving room for binding keys on the left.
-    let lanes = app.graph.lanes.max(1) as u16;
-    let lane_room = (middle / 3).max(2);
-    let lane_step = if lanes * 2 <= lane_room && middle >= 30 {
+    let queue_name = widths.queue_name + 1;
+    let queue_full = widths.queue_label + 1;
+    let chain_label_width = if stacked { 1 } else { widths.inner_label };
+    // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
+    // labels and keys.
+    let outer_keys = widths.outer_keys + 4;
+    let wanted_keys = if chain_lanes > 0 {
+        outer_keys + chain_lanes + 1 + chain_label_width + 1 + rate_room + widths.inner_keys + 4
+    } else {
+        outer_keys
+    };
+    // Names side by side must leave room for a few lanes.
+    let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
+    let names_fit = stacked || names <= width;
+    // Share the width: first names and keys, evenly when they do not all fit; then lanes two
+    // apart; then exchange types; then queue counters; what is left lengthens the lines.
+    let mut budget = width.saturating_sub(lane_room(1));
+    let [mut exchange_width, keys, mut queue_width] = fill(
+        [
+            if stacked { 2 } else { exchange_name.max(8) },
+            wanted_keys.max(if chain_lanes > 0 { 16 } else { 6 }),
+            queue_name.max(8),
+        ],
+        budget,
+    );
+    budget -= exchange_width + keys + queue_width;
+    let lane_step = if lanes > 0 && budget >= lane_room(2) - lane_room(1) {
+        budget -= lane_room(2) - lane_room(1);
         2
     } else {
         1
     };
+    let more = budget.min(exchange_full.saturating_sub(exchange_width));
+    exchange_width += more;
+    budget -= more;
+    queue_width += budget.min(queue_full.saturating_sub(queue_width));
+    let middle_start = exchange_width;
+    let middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
     let lane_start = middle_end
-        .saturating_sub(lanes.min(lane_room) * lane_step + 1)
+        .saturating_sub(lane_room(lane_step))
         .max(middle_start + 2);
-    let (mut chain_x, mut chain_width) = (middle_start, 0);
-    if inner.iter().any(|i| *i) {
-        // Keys of the chain bindings on the left, inner exchanges' labels after them.
-        let key_width = app
-            .graph
-            .bindings
-            .iter()
-            .filter(|b| matches!(b.target, EdgeTarget::Exchange(_)))
-            .map(|b| b.key.width() as u16 + 2)
-            .max()
-            .unwrap_or(0);
+    let (mut chain_x, mut chain_width, mut chain_lanes_x) = (middle_start, 0, middle_start);
+    if chain_lanes > 0 {
+        // Keys of the chain bindings on the left, exchange lanes, an arrow, then the inner
+        // exchanges' labels; what is left after the label goes to their own keys: at least 8.
         let room = lane_start.saturating_sub(middle_start);
-        chain_x = middle_start + (key_width + 3).min(room / 3);
-        // What is left after the label goes to the inner exchange's own keys: at least 10.
-        let left = lane_start.saturating_sub(chain_x).saturating_sub(10);
-        chain_width = (chain_label_width + 1 + rate_room).min(left).max(4);
+        chain_lanes_x = middle_start + outer_keys.min(room / 2).max(4);
+        chain_x = chain_lanes_x + chain_lanes + 1;
+        let left = lane_start.saturating_sub(chain_x).saturating_sub(8);
+        chain_width = if stacked {
+            2
+        } else {
+            (chain_label_width + 1 + rate_room).min(left).max(4)
+        };
     }
     Columns {
         exchange_width,
@@ -137,8 +264,42 @@ fn columns(app: &App, width: u16) -> Columns {
         lane_step,
         chain_x,
         chain_width,
+        chain_lanes_x,
         inner,
+        stacked,
+        names_fit,
+        lanes,
+        queue_lane: Vec::new(),
     }
+}
+
+/// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
+/// cut; when not, the graph is laid out stacked.
+pub fn side_by_side_fits(app: &App, width: u16) -> bool {
+    columns_of(app, false, width, app.graph.lanes.min(8) as u16).names_fit
+}
+
+/// Shares `budget` among demands: all of them when they fit, else each up to one level, the
+/// most it can be (the smaller demands whole, the larger cut alike).
+fn fill<const N: usize>(demands: [u16; N], budget: u16) -> [u16; N] {
+    let total: u32 = demands.iter().map(|d| *d as u32).sum();
+    if total <= budget as u32 {
+        return demands;
+    }
+    let given = |level: u16| -> u32 { demands.iter().map(|d| (*d).min(level) as u32).sum() };
+    let mut level = 0;
+    while given(level + 1) <= budget as u32 {
+        level += 1;
+    }
+    let mut out = demands.map(|d| d.min(level));
+    let mut left = budget as u32 - given(level);
+    for (o, d) in out.iter_mut().zip(demands) {
+        if left > 0 && d > *o {
+            *o += 1;
+            left -= 1;
+        }
+    }
+    out
 }
 
 /// The first row drawn, so the selected node stays in view.
@@ -171,11 +332,18 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
         return None;
     }
     let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
-    let cols = columns(app, inner.width + pan);
+    let cols = columns(app, canvas_width(app, inner.width + pan), inner.height);
     let r = (row - inner.y) as usize + scroll(app, inner.height);
     let x = column - inner.x + pan;
     let exchange = |i: usize| GraphItem::Exchange(i);
-    if x < cols.exchange_width {
+    let header = || {
+        (0..app.graph.exchanges.len())
+            .find(|&i| app.graph.exchanges[i].row == r && (!cols.is_inner(i) || x >= cols.chain_x))
+            .map(exchange)
+    };
+    if cols.stacked && x < cols.middle_end && header().is_some() {
+        header()
+    } else if x < cols.exchange_width {
         app.graph
             .exchanges
             .iter()
@@ -233,14 +401,15 @@ impl Widget for &GraphPane<'_> {
             );
             return;
         }
-        if app.graph_pan == 0 {
+        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+        let width = canvas_width(app, inner.width + pan);
+        if width == inner.width {
             draw(app, theme, inner, buf);
             return;
         }
-        // Panned: draw on a wider canvas (labels get the room they lacked) and show the part
-        // starting `graph_pan` columns in.
-        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
-        let mut canvas = Buffer::empty(Rect::new(0, 0, inner.width + pan, inner.height));
+        // Panned, or too many lanes for the pane: draw on a wider canvas (labels and lanes get
+        // the room they lacked) and show the part starting `graph_pan` columns in.
+        let mut canvas = Buffer::empty(Rect::new(0, 0, width, inner.height));
         draw(app, theme, canvas.area, &mut canvas);
         for y in 0..inner.height {
             for x in 0..inner.width {
@@ -254,12 +423,14 @@ impl Widget for &GraphPane<'_> {
 fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
     let focused = app.focus == Focus::Graph;
     {
-        let cols = columns(app, inner.width);
+        let cols = columns(app, inner.width, inner.height);
         let top = scroll(app, inner.height);
         let visible = |row: usize| row >= top && row < top + inner.height as usize;
         let y_of = |row: usize| inner.y + (row - top) as u16;
 
-        // Edges as connection masks, so crossings and joins get the right box glyph.
+        // Edges as connection masks, so crossings and joins get the right box glyph. A lane
+        // runs between the first and last row of what it gathers; each binding row meets it
+        // with a corner, or a junction when the lane goes on past it.
         let width = inner.width as usize;
         let mut masks = vec![0u8; width * inner.height as usize];
         let mut mark = |row: usize, x: u16, bits: u8| {
@@ -267,61 +438,109 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 masks[(row - top) * width + x as usize] |= bits;
             }
         };
-        let lane_x = |lane: usize| {
-            (cols.lane_start + lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2))
-        };
         let bottom = top + inner.height as usize;
-        for b in &app.graph.bindings {
-            let start = cols.edge_start(b.exchange);
-            let EdgeTarget::Queue(q) = b.target else {
-                continue;
+        let graph = &app.graph;
+        // Each destination's span: the rows of its bindings and its own row.
+        let mut queue_span: Vec<(usize, usize)> =
+            graph.queues.iter().map(|q| (q.row, q.row)).collect();
+        let mut exchange_span: Vec<(usize, usize)> =
+            graph.exchanges.iter().map(|x| (x.row, x.row)).collect();
+        for b in &graph.bindings {
+            let span = match b.target {
+                EdgeTarget::Queue(q) => &mut queue_span[q],
+                // Only lines from outer exchanges reach an exchange lane.
+                EdgeTarget::Exchange(x) if !cols.is_inner(b.exchange) => &mut exchange_span[x],
+                EdgeTarget::Exchange(_) => continue,
             };
-            let queue = &app.graph.queues[q];
-            if b.row.max(queue.row) < top || b.row.min(queue.row) >= bottom {
-                continue; // entirely off screen
-            }
-            let lx = lane_x(queue.lane);
-            for x in start..lx {
-                mark(b.row, x, LEFT | RIGHT);
-            }
-            let (from, to) = (b.row.min(queue.row), b.row.max(queue.row));
-            if b.row != queue.row {
-                mark(b.row, lx, LEFT | if queue.row > b.row { DOWN } else { UP });
-                // Only the visible part of a lane costs anything.
-                for r in (from + 1).max(top)..to.min(bottom) {
-                    mark(r, lx, UP | DOWN);
+            span.0 = span.0.min(b.row);
+            span.1 = span.1.max(b.row);
+        }
+        // Where a binding's horizontal ends: at its lane, or at the arrow for a straight line.
+        let line_end = |b: &crate::ui::layout::BindingRow| match b.target {
+            EdgeTarget::Queue(q) => match cols.queue_lane[q] {
+                QueueLane::Column(lane) => Some(cols.lane_x(lane)),
+                QueueLane::Straight => Some(cols.middle_end.saturating_sub(1)),
+                QueueLane::Named if graph.queues[q].row == b.row => {
+                    Some(cols.middle_end.saturating_sub(1))
                 }
-                mark(
-                    queue.row,
-                    lx,
-                    RIGHT | if queue.row > b.row { UP } else { DOWN },
-                );
-            } else {
-                mark(b.row, lx, LEFT | RIGHT);
+                QueueLane::Named => None,
+            },
+            EdgeTarget::Exchange(x) if !cols.is_inner(b.exchange) => {
+                graph.exchanges[x].lane.map(|lane| cols.chain_lane_x(lane))
             }
-            for x in lx + 1..cols.middle_end.saturating_sub(1) {
-                mark(queue.row, x, LEFT | RIGHT);
-            }
-        }
-        // Chain edges: along the binding row to a connector just left of the chain column,
-        // then up or down to the inner exchange's row.
-        let connector = cols.chain_x.saturating_sub(2);
-        for b in &app.graph.bindings {
-            let EdgeTarget::Exchange(t) = b.target else {
+            // A chain two deep is not drawn as a line: its key says where it leads.
+            EdgeTarget::Exchange(_) => None,
+        };
+        let meet = |row: usize, (lo, hi): (usize, usize)| {
+            (if row > lo { UP } else { 0 }) | (if row < hi { DOWN } else { 0 })
+        };
+        for b in &graph.bindings {
+            let Some(end) = line_end(b) else {
                 continue;
             };
-            let target_row = app.graph.exchanges[t].row;
-            for x in cols.edge_start(b.exchange)..connector {
+            let start = cols.edge_start(b.exchange);
+            for x in start..end {
                 mark(b.row, x, LEFT | RIGHT);
             }
-            let down = target_row > b.row;
-            mark(b.row, connector, LEFT | if down { DOWN } else { UP });
-            let (from, to) = (b.row.min(target_row), b.row.max(target_row));
-            for r in (from + 1).max(top)..to.min(bottom) {
-                mark(r, connector, UP | DOWN);
+            match b.target {
+                EdgeTarget::Queue(q) if matches!(cols.queue_lane[q], QueueLane::Column(_)) => {
+                    let home = if graph.queues[q].row == b.row {
+                        RIGHT
+                    } else {
+                        0
+                    };
+                    mark(b.row, end, LEFT | home | meet(b.row, queue_span[q]));
+                }
+                EdgeTarget::Exchange(x) => mark(b.row, end, LEFT | meet(b.row, exchange_span[x])),
+                _ => {}
             }
-            mark(target_row, connector, RIGHT | if down { UP } else { DOWN });
         }
+        // Lanes, only their visible part, and the lines from them to the arrows.
+        let mut lane = |x: u16, (lo, hi): (usize, usize)| {
+            for r in (lo + 1).max(top)..hi.min(bottom) {
+                mark(r, x, UP | DOWN);
+            }
+        };
+        for (q, span) in queue_span.iter().enumerate() {
+            if let QueueLane::Column(l) = cols.queue_lane[q] {
+                lane(cols.lane_x(l), *span);
+            }
+        }
+        for (x, exchange) in graph.exchanges.iter().enumerate() {
+            if let Some(l) = exchange.lane {
+                lane(cols.chain_lane_x(l), exchange_span[x]);
+            }
+        }
+        for (queue, lane) in graph.queues.iter().zip(&cols.queue_lane) {
+            if let QueueLane::Column(l) = lane {
+                for x in cols.lane_x(*l) + 1..cols.middle_end.saturating_sub(1) {
+                    mark(queue.row, x, LEFT | RIGHT);
+                }
+            }
+        }
+        for (x, exchange) in graph.exchanges.iter().enumerate() {
+            if let Some(l) = exchange.lane {
+                let lx = cols.chain_lane_x(l);
+                mark(
+                    exchange.row,
+                    lx,
+                    RIGHT | meet(exchange.row, exchange_span[x]),
+                );
+                for c in lx + 1..cols.chain_x.saturating_sub(1) {
+                    mark(exchange.row, c, LEFT | RIGHT);
+                }
+            }
+        }
+        // A key may run up to the first line that goes up or down through its row: its own
+        // lane's corner, or another lane it crosses. Text never hides a line.
+        let key_room = |b: &crate::ui::layout::BindingRow| {
+            let start = cols.edge_start(b.exchange);
+            let row = &masks[(b.row - top) * width..(b.row - top + 1) * width];
+            let end = (start as usize + 1..width)
+                .find(|&x| row[x] & (UP | DOWN) != 0)
+                .unwrap_or(width.min(cols.middle_end.saturating_sub(1) as usize));
+            end.saturating_sub(start as usize + 2)
+        };
         for (i, m) in masks.iter().enumerate() {
             if *m != 0 {
                 let x = inner.x + (i % width) as u16;
@@ -339,14 +558,23 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             }
             let y = y_of(b.row);
             let start = cols.edge_start(b.exchange);
-            let end = match b.target {
-                EdgeTarget::Queue(q) => lane_x(app.graph.queues[q].lane),
-                EdgeTarget::Exchange(_) => connector,
+            // Keys stop one line cell before the first column another line may cross.
+            let text = match line_end(b) {
+                Some(_) => format!(" {} ", b.key),
+                None => match b.target {
+                    EdgeTarget::Exchange(x) => format!(" {} ⇢ {}", b.key, graph.exchanges[x].name),
+                    EdgeTarget::Queue(q) => format!(" {} ⇢ {}", b.key, graph.queues[q].name),
+                },
             };
-            let text = truncate(
-                &format!(" {} ", b.key),
-                end.saturating_sub(start + 2) as usize,
-            );
+            let room = match line_end(b) {
+                Some(_) => key_room(b),
+                None => key_room(b) + 1,
+            };
+            // The space after a key is the first thing to go.
+            let text = match text.strip_suffix(' ') {
+                Some(tight) if text.width() > room => truncate(tight, room),
+                _ => truncate(&text, room),
+            };
             let style = if selected == Some(GraphItem::Binding(i)) {
                 theme.key().patch(theme.selected())
             } else {
@@ -394,10 +622,24 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 Some(rate) if rate > 0 => format!("{} {rate}/s", x.label),
                 _ => x.label.clone(),
             };
-            let (column, room) = if cols.is_inner(i) {
-                (cols.chain_x, cols.chain_width)
+            let column = if cols.is_inner(i) { cols.chain_x } else { 0 };
+            let room = if cols.stacked {
+                // On its own row, up to the first line that crosses it.
+                let row = &masks[(x.row - top) * width..(x.row - top + 1) * width];
+                let queue_beside = app.graph.queues.iter().any(|q| q.row == x.row);
+                let end = (column as usize..width)
+                    .find(|&c| row[c] & (UP | DOWN) != 0)
+                    .unwrap_or(width)
+                    .min(if queue_beside {
+                        cols.middle_end as usize
+                    } else {
+                        width
+                    });
+                end.saturating_sub(column as usize) as u16
+            } else if cols.is_inner(i) {
+                cols.chain_width
             } else {
-                (0, cols.exchange_width)
+                cols.exchange_width
             };
             let label = truncate(&label, room.saturating_sub(1) as usize);
             buf.set_string(inner.x + column, y_of(x.row), label, style);
@@ -497,9 +739,13 @@ fn flight_path(
         .iter()
         .find(|b| b.exchange == xi && b.target == EdgeTarget::Queue(qi))?;
     let q = &app.graph.queues[qi];
-    let lx =
-        (cols.lane_start + q.lane as u16 * cols.lane_step).min(cols.middle_end.saturating_sub(2));
     let start = cols.edge_start(xi);
+    // A straight line has no lane: its row is the queue's.
+    let lx = match cols.queue_lane[qi] {
+        QueueLane::Column(lane) => cols.lane_x(lane),
+        QueueLane::Named if q.row != b.row => return None,
+        _ => cols.middle_end.saturating_sub(1),
+    };
     let mut path: Vec<(usize, u16)> = (start..=lx).map(|x| (b.row, x)).collect();
     if q.row > b.row {
         path.extend((b.row + 1..=q.row).map(|r| (r, lx)));
