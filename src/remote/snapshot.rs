@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rabbitmq_http_client::commons::BindingDestinationType;
 use serde_json::Value;
 
 use super::management::{Management, ManagementError};
@@ -43,16 +42,16 @@ pub async fn vhost_snapshot(
     let mut queues: Vec<QueueSnapshot> = queues
         .into_iter()
         .map(|q| {
-            let unacked = q.unacknowledged_message_count as usize;
+            let unacked = q.messages_unacknowledged as usize;
             QueueSnapshot {
                 name: q.name,
                 durable: q.durable,
                 exclusive: q.exclusive,
                 auto_delete: q.auto_delete,
-                arguments: pairs(&q.arguments.0),
-                ready: (q.message_count as usize).saturating_sub(unacked),
+                arguments: pairs(&q.arguments),
+                ready: (q.messages as usize).saturating_sub(unacked),
                 unacked,
-                consumers: q.consumer_count as usize,
+                consumers: q.consumers as usize,
             }
         })
         .collect();
@@ -62,11 +61,11 @@ pub async fn vhost_snapshot(
         // The default exchange's bindings are implied by the queues, as in the embedded broker.
         .filter(|b| !b.source.is_empty())
         .map(|b| BindingInfo {
+            destination_is_exchange: b.to_exchange(),
             source: b.source.into(),
             destination: b.destination.into(),
-            destination_is_exchange: matches!(b.destination_type, BindingDestinationType::Exchange),
             routing_key: b.routing_key.into(),
-            arguments: pairs(&b.arguments.0),
+            arguments: pairs(&b.arguments),
         })
         .collect();
     crate::broker::sort_bindings(&mut bindings);
