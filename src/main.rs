@@ -185,7 +185,7 @@ impl ResponseLimitArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT or SIGTERM.
+    /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT, SIGTERM, SIGHUP or SIGQUIT.
     Broker(BrokerArgs),
     /// List lesson files, or check that every expectation in them holds.
     Lessons {
@@ -422,6 +422,7 @@ fn run() -> Result<()> {
         }
         Some(Command::Watch(args)) => {
             args.trust.apply()?;
+            rabbitscope::remote::firehose::turn_off_on_panic();
             run_watch(args, lang)
         }
         Some(Command::Snapshot(args)) => {
@@ -430,10 +431,12 @@ fn run() -> Result<()> {
         }
         Some(Command::Tap(args)) => {
             args.trust.apply()?;
+            rabbitscope::remote::firehose::turn_off_on_panic();
             tokio::runtime::Runtime::new()?.block_on(run_tap(args))
         }
         Some(Command::Record(args)) => {
             args.trust.apply()?;
+            rabbitscope::remote::firehose::turn_off_on_panic();
             tokio::runtime::Runtime::new()?.block_on(run_record(args))
         }
         Some(Command::Replay(args)) => run_replay(args, lang),
@@ -566,12 +569,29 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     }
     let broker_runtime = broker_runtime()?;
     broker_runtime.block_on(refuse_embedded(&endpoint))?;
+    // Handlers go in before tracing may be turned on: a signal while the view is not up yet
+    // still turns it off (the view listens for the same signals itself).
+    let stop = {
+        let _inside = broker_runtime.enter();
+        shutdown_signal()?
+    };
     let source = {
         let _inside = broker_runtime.enter();
         std::sync::Arc::new(RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?)
     };
     // The view opens on a first picture if one comes soon; if not, on trouble and an empty one.
-    broker_runtime.block_on(source.refreshed(1, std::time::Duration::from_secs(5)));
+    let stopped = broker_runtime.block_on(async {
+        tokio::select! {
+            _ = stop => true,
+            _ = source.refreshed(1, std::time::Duration::from_secs(5)) => false,
+        }
+    });
+    if stopped {
+        if let Ok(source) = std::sync::Arc::try_unwrap(source) {
+            broker_runtime.block_on(source.close());
+        }
+        return Ok(());
+    }
     let view_options = rabbitscope::ui::app::ViewOptions {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
@@ -1121,15 +1141,8 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
     Ok(())
 }
 
-/// A future that completes on SIGINT or SIGTERM; the handlers are installed at once.
+/// A future that completes on SIGINT, SIGTERM, SIGHUP or SIGQUIT; the handlers are installed
+/// at once.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-    })
+    Ok(rabbitscope::stop::stop_signal()?)
 }

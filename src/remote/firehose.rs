@@ -79,7 +79,12 @@ impl Tracing {
     /// Turns tracing on if it is off (again after a broker restart, which forgets it).
     pub async fn ensure_on(&mut self) -> Result<(), ManagementError> {
         if !self.management.tracing(&self.vhost).await? {
-            self.management.set_tracing(&self.vhost, true).await?;
+            // Held before it is on: a panic or signal in between still turns it off.
+            hold(self.management.endpoint(), &self.vhost);
+            if let Err(e) = self.management.set_tracing(&self.vhost, true).await {
+                let_go(self.management.endpoint(), &self.vhost);
+                return Err(e);
+            }
             self.turned_on = true;
         }
         Ok(())
@@ -100,6 +105,7 @@ impl Tracing {
         if self.turned_on {
             self.management.set_tracing(&self.vhost, false).await?;
             self.turned_on = false;
+            let_go(self.management.endpoint(), &self.vhost);
         }
         Ok(())
     }
@@ -111,26 +117,80 @@ impl Tracing {
             return;
         }
         self.turned_on = false;
-        let endpoint = self.management.endpoint().clone();
-        let vhost = self.vhost.clone();
-        let done = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                // A client of its own: the other one's connections belong to another runtime.
-                if let Ok(management) = Management::new(&endpoint) {
-                    if let Err(e) = management.set_tracing(&vhost, false).await {
-                        tracing::warn!(error = %e, "could not turn tracing off again");
-                    }
-                }
-            });
-        });
-        let _ = done.join();
+        turn_off_blocking(self.management.endpoint().clone(), self.vhost.clone());
     }
+}
+
+/// Tracing this program turned on and has not turned off yet, by management API and vhost:
+/// what a panic turns off on its way out.
+static HELD: std::sync::Mutex<Vec<(super::Endpoint, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(super::Endpoint, String)>> {
+    HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn same(a: &super::Endpoint, b: &super::Endpoint) -> bool {
+    a.management_url == b.management_url && a.username == b.username
+}
+
+/// Notes that this program is turning tracing on for `vhost`.
+pub fn hold(endpoint: &super::Endpoint, vhost: &str) {
+    let mut held = held();
+    if !held.iter().any(|(e, v)| same(e, endpoint) && v == vhost) {
+        held.push((endpoint.clone(), vhost.to_string()));
+    }
+}
+
+/// Whether this program is turning or has turned tracing on for `vhost` (and not off yet).
+pub fn holds(endpoint: &super::Endpoint, vhost: &str) -> bool {
+    held().iter().any(|(e, v)| same(e, endpoint) && v == vhost)
+}
+
+/// Notes that tracing for `vhost` is off again (or no longer ours to turn off).
+pub fn let_go(endpoint: &super::Endpoint, vhost: &str) {
+    held().retain(|(e, v)| !(same(e, endpoint) && v == vhost));
+}
+
+/// Turns off every tracing this program turned on, waiting for the answers (a few seconds at
+/// most each): for a panic's last moment.
+pub fn turn_off_all_blocking() {
+    let all = std::mem::take(&mut *held());
+    for (endpoint, vhost) in all {
+        turn_off_blocking(endpoint, vhost);
+    }
+}
+
+/// Makes every panic turn tracing off (where this program turned it on) before it goes on as
+/// it would have. A panic may leave the program running (one in a background task) or end it;
+/// either way tracing left on would slow the broker for everyone.
+pub fn turn_off_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        turn_off_all_blocking();
+        previous(info);
+    }));
+}
+
+/// Turns tracing off on a thread of its own with a small runtime, and waits for it.
+fn turn_off_blocking(endpoint: super::Endpoint, vhost: String) {
+    let done = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            // A client of its own: the other one's connections belong to another runtime.
+            if let Ok(management) = Management::new(&endpoint) {
+                match management.set_tracing(&vhost, false).await {
+                    Ok(()) => let_go(&endpoint, &vhost),
+                    Err(e) => tracing::warn!(error = %e, "could not turn tracing off again"),
+                }
+            }
+        });
+    });
+    let _ = done.join();
 }
 
 /// An exclusive, auto-delete, server-named queue bound to `amq.rabbitmq.trace`, consumed on a

@@ -125,7 +125,10 @@ impl RemoteSource {
     /// Stops the background tasks and turns tracing off again if this source turned it on.
     pub async fn close(mut self) {
         self.stop_tasks();
-        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
+        // The flag is set once the firehose task saw its request answered; a task stopped
+        // between the answer and the flag leaves only the note it made before asking.
+        let noted = super::firehose::holds(&self.endpoint, &self.endpoint.vhost);
+        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) | noted {
             // A busy management API may fail one request; tracing left on slows the broker
             // for everyone, so try a few times.
             for attempt in 1..=5 {
@@ -134,7 +137,10 @@ impl RemoteSource {
                     .set_tracing(&self.endpoint.vhost, false)
                     .await
                 {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        super::firehose::let_go(&self.endpoint, &self.endpoint.vhost);
+                        break;
+                    }
                     Err(e) if attempt == 5 => {
                         tracing::warn!(error = %e, "could not turn tracing off again")
                     }
@@ -154,7 +160,8 @@ impl RemoteSource {
 impl Drop for RemoteSource {
     fn drop(&mut self) {
         self.stop_tasks();
-        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
+        let noted = super::firehose::holds(&self.endpoint, &self.endpoint.vhost);
+        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) | noted {
             let mut tracing = Tracing::new(self.management.clone(), &self.endpoint.vhost);
             tracing.mark_turned_on();
             tracing.release_blocking();

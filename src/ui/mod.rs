@@ -174,7 +174,8 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
     }
 }
 
-/// Runs the view on `source` until the user quits or SIGTERM arrives. The terminal is restored
+/// Runs the view on `source` until the user quits or a stop signal arrives (SIGTERM, SIGINT,
+/// SIGHUP when the terminal closes, SIGQUIT; see [`crate::stop`]). The terminal is restored
 /// on every way out, panics included.
 pub async fn run(
     source: Arc<dyn Source>,
@@ -203,8 +204,8 @@ async fn event_loop(
     options: ViewOptions,
     lessons: LessonSetup,
 ) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
+    let stop = crate::stop::stop_signal()?;
+    tokio::pin!(stop);
     let mut events = source.subscribe();
     let mut input = EventStream::new();
     let mut clock = tokio::time::interval(FRAME);
@@ -296,7 +297,7 @@ async fn event_loop(
                     app.dirty = false;
                 }
             }
-            _ = term.recv() => break,
+            _ = &mut stop => break,
         }
     }
     Ok(())
