@@ -328,16 +328,14 @@ struct TapArgs {
 enum LessonsCommand {
     /// List the lessons in DIR: order, id and title.
     List {
-        /// The lesson folder.
-        #[arg(default_value = "lessons")]
-        dir: PathBuf,
+        /// The lesson folder (default: ./lessons, else the lessons shipped with the source).
+        dir: Option<PathBuf>,
     },
     /// Load every lesson in DIR and run it, checking each expectation and predict answer;
     /// exits non-zero if any file is broken or anything does not hold.
     Check {
-        /// The lesson folder.
-        #[arg(default_value = "lessons")]
-        dir: PathBuf,
+        /// The lesson folder (default: ./lessons, else the lessons shipped with the source).
+        dir: Option<PathBuf>,
         /// Run on this RabbitMQ (amqp://user:pass@host:port/vhost; its management API on port
         /// 15672 turns tracing on) instead of a fresh embedded broker per lesson.
         #[arg(long, value_name = "URL")]
@@ -378,7 +376,10 @@ fn main() {
         .theme(color_eyre::config::Theme::new())
         .install();
     if let Err(e) = installed.and_then(|()| run()) {
-        eprintln!("Error: {}", printable_lines(&format!("{e:?}")));
+        // What went wrong and why, in the words of each cause: no source locations or
+        // backtraces, which say nothing a user can act on.
+        let causes: Vec<String> = e.chain().map(|cause| cause.to_string()).collect();
+        eprintln!("error: {}", printable_lines(&causes.join(": ")));
         std::process::exit(1);
     }
 }
@@ -389,9 +390,12 @@ fn run() -> Result<()> {
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
     match cli.command {
         Some(Command::Lessons { command }) => match command {
-            LessonsCommand::List { dir } => lessons_list(&dir, lang),
+            LessonsCommand::List { dir } => {
+                lessons_list(&dir.unwrap_or_else(default_lessons_dir), lang)
+            }
             LessonsCommand::Check { dir, broker, trust } => {
                 trust.apply()?;
+                let dir = dir.unwrap_or_else(default_lessons_dir);
                 tokio::runtime::Runtime::new()?.block_on(lessons_check(&dir, broker, lang))
             }
         },
@@ -569,6 +573,7 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     }
     let broker_runtime = broker_runtime()?;
     broker_runtime.block_on(refuse_embedded(&endpoint))?;
+    broker_runtime.block_on(check_vhost(&endpoint))?;
     // Handlers go in before tracing may be turned on: a signal while the view is not up yet
     // still turns it off (the view listens for the same signals itself).
     let stop = {
@@ -651,10 +656,44 @@ async fn remote_snapshot(
                 _ => Err(eyre!("{e}")),
             }
         }
-        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::NotFound) => Err(eyre!(
-            "{e}\nthis needs RabbitMQ's management plugin (rabbitmq-plugins enable \
-             rabbitmq_management); rabbitscope's embedded broker has no management API"
-        )),
+        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::NotFound) => {
+            Err(eyre!("{e}\n{MANAGEMENT_NEEDED}"))
+        }
+        Err(e) => Err(eyre!("{e}")),
+    }
+}
+
+/// What remote mode needs, said when the management API cannot be reached.
+const MANAGEMENT_NEEDED: &str = "this needs RabbitMQ's management plugin (rabbitmq-plugins \
+    enable rabbitmq_management; --management URL if it is not on port 15672); rabbitscope's \
+    embedded broker has no management API";
+
+/// Asks the management API for the URL's vhost before anything is turned on, so a wrong
+/// password, an unknown vhost or no API at all is one clear error rather than trouble later.
+async fn check_vhost(endpoint: &rabbitscope::remote::Endpoint) -> Result<()> {
+    use rabbitscope::remote::management::ErrorKind;
+    use rabbitscope::remote::Management;
+    let api = Management::new(endpoint).map_err(|e| eyre!("{e}"))?;
+    let vhost = &endpoint.vhost;
+    match api.vhost(vhost).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => match api.vhost_names().await {
+            Ok(names) => {
+                let mut known: Vec<String> =
+                    names.iter().take(10).map(|n| format!("'{n}'")).collect();
+                if names.len() > 10 {
+                    known.push(format!("and {} more", names.len() - 10));
+                }
+                Err(eyre!(
+                    "there is no vhost '{vhost}' at {} (the URL's path names the vhost; this \
+                     user may see {})",
+                    api.url(),
+                    known.join(", ")
+                ))
+            }
+            Err(_) => Err(eyre!("{e}\n{MANAGEMENT_NEEDED}")),
+        },
+        Err(e) if e.kind == ErrorKind::Unreachable => Err(eyre!("{e}\n{MANAGEMENT_NEEDED}")),
         Err(e) => Err(eyre!("{e}")),
     }
 }
@@ -719,6 +758,7 @@ async fn run_tap(args: TapArgs) -> Result<()> {
         Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
     args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
+    check_vhost(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     // Handlers go in first: a SIGINT from now on still turns tracing off.
     let stop = shutdown_signal()?;
@@ -819,6 +859,7 @@ async fn run_record(args: RecordArgs) -> Result<()> {
         Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
     args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
+    check_vhost(&endpoint).await?;
     // Handlers go in first: a SIGINT from now on still closes the file and turns tracing off.
     let stop = shutdown_signal()?;
     let masked = endpoint.masked_url();
@@ -834,6 +875,12 @@ async fn run_record(args: RecordArgs) -> Result<()> {
             .await
         {
             let why = source.trouble().unwrap_or_else(|| "no answer".into());
+            // It stops here rather than retry, whatever the trouble says.
+            let why = why
+                .split("; retrying")
+                .next()
+                .unwrap_or_default()
+                .to_string();
             return Err(eyre!("cannot read the topology of {masked}: {why}"));
         }
         // Subscribed before the snapshot is taken: nothing falls between the two.
