@@ -213,7 +213,7 @@ impl Firehose {
             .create_channel()
             .await
             .map_err(|e| failed("channel.open", e))?;
-        let queue = private_queue(&channel)
+        let queue = private_queue(&channel, "firehose")
             .await
             .map_err(|e| failed("queue.declare", e))?;
         let patterns: &[&str] = match keys {
@@ -517,12 +517,38 @@ fn clock(at: SystemTime) -> String {
     format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
 }
 
-/// A server-named queue only this connection sees, gone with it: what a reader of one of
-/// RabbitMQ's own exchanges (firehose, event exchange) binds.
-pub(crate) async fn private_queue(channel: &lapin::Channel) -> lapin::Result<lapin::Queue> {
+/// The queues this program declared for its own use (the firehose's, the event exchange's):
+/// the picture leaves them out, as they are how it watches, not what it watches.
+static OWN_QUEUES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `name` is one of this program's own queues.
+pub fn is_own_queue(name: &str) -> bool {
+    OWN_QUEUES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|own| own == name)
+}
+
+/// An exclusive, auto-delete queue named `rabbitscope.<role>.<random>`: the name says whose it
+/// is to anyone else looking at the broker (another rabbitscope among them), and this
+/// program leaves it out of its own picture.
+pub(crate) async fn private_queue(
+    channel: &lapin::Channel,
+    role: &str,
+) -> lapin::Result<lapin::Queue> {
+    let name = format!("rabbitscope.{role}.{:016x}", rand::random::<u64>());
+    {
+        let mut own = OWN_QUEUES.lock().unwrap_or_else(|p| p.into_inner());
+        // A long-running watch reconnects now and then; old names need not pile up.
+        if own.len() > 1000 {
+            own.drain(..500);
+        }
+        own.push(name.clone());
+    }
     channel
         .queue_declare(
-            "".into(),
+            name.as_str().into(),
             QueueDeclareOptions {
                 exclusive: true,
                 auto_delete: true,

@@ -39,8 +39,12 @@ pub async fn vhost_snapshot(
     )?;
     let mut exchanges: Vec<ExchangeSnapshot> = exchanges.iter().filter_map(exchange).collect();
     exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+    // This program's own queues (see `firehose::private_queue`) are how it watches, not
+    // part of what it shows.
+    let own = super::firehose::is_own_queue;
     let mut queues: Vec<QueueSnapshot> = queues
         .into_iter()
+        .filter(|q| !own(&q.name))
         .map(|q| {
             let unacked = q.messages_unacknowledged as usize;
             QueueSnapshot {
@@ -60,6 +64,7 @@ pub async fn vhost_snapshot(
         .into_iter()
         // The default exchange's bindings are implied by the queues, as in the embedded broker.
         .filter(|b| !b.source.is_empty())
+        .filter(|b| b.to_exchange() || !own(&b.destination))
         .map(|b| BindingInfo {
             destination_is_exchange: b.to_exchange(),
             source: b.source.into(),
