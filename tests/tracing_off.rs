@@ -1,6 +1,6 @@
 //! Tracing slows a broker for everyone, so whatever turned it on turns it off again, however
 //! it ends: the real binary (`tap`, `record`, `watch --trace` in a pseudo-terminal) stopped by
-//! SIGHUP (what a closed terminal sends), SIGINT, SIGTERM and SIGQUIT, and a panic. Each
+//! SIGHUP, SIGINT, SIGTERM and SIGQUIT, its terminal closed under `watch`, and a panic. Each
 //! asks RabbitMQ's management API (`/api/vhosts/NAME`, field `tracing`) afterwards, on a vhost
 //! of the test's own. Tracing that was on before is left on.
 
@@ -196,7 +196,8 @@ impl Terminal {
         }
     }
 
-    /// Lets go of the terminal once the program has ended.
+    /// Closes the terminal (once the program ended, or to end it: the kernel then hangs up on
+    /// the session, as when a terminal window is closed).
     fn close(self) -> (Box<dyn portable_pty::Child + Send + Sync>, String) {
         self.closing.store(true, Ordering::SeqCst);
         self.drain.join().unwrap();
@@ -234,6 +235,20 @@ async fn watch_turns_tracing_off_on_every_stop_signal() {
             "watch left tracing on after {name}; it wrote {shown:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_turns_tracing_off_when_its_terminal_closes() {
+    let vhost = TestVhost::new("watch-hangup").await;
+    let terminal = Terminal::watch(&vhost.url());
+    wait_until_tracing(&vhost, "watch --trace").await;
+    // As closing the terminal's window does: the kernel hangs up on the session.
+    let (mut child, shown) = terminal.close();
+    watch_ended(child.as_mut(), "its terminal closed").await;
+    assert!(
+        !tracing(&vhost).await,
+        "watch left tracing on when its terminal closed; it wrote {shown:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
