@@ -21,6 +21,7 @@ pub mod lesson;
 pub mod nesting;
 pub mod remote;
 pub mod source;
+pub mod stop;
 pub mod terminal;
 pub mod tls;
 pub mod trace;

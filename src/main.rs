@@ -185,7 +185,7 @@ impl ResponseLimitArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT or SIGTERM.
+    /// Run the embedded AMQP 0-9-1 broker alone, until SIGINT, SIGTERM, SIGHUP or SIGQUIT.
     Broker(BrokerArgs),
     /// List lesson files, or check that every expectation in them holds.
     Lessons {
@@ -328,16 +328,14 @@ struct TapArgs {
 enum LessonsCommand {
     /// List the lessons in DIR: order, id and title.
     List {
-        /// The lesson folder.
-        #[arg(default_value = "lessons")]
-        dir: PathBuf,
+        /// The lesson folder (default: ./lessons, else the lessons shipped with the source).
+        dir: Option<PathBuf>,
     },
     /// Load every lesson in DIR and run it, checking each expectation and predict answer;
     /// exits non-zero if any file is broken or anything does not hold.
     Check {
-        /// The lesson folder.
-        #[arg(default_value = "lessons")]
-        dir: PathBuf,
+        /// The lesson folder (default: ./lessons, else the lessons shipped with the source).
+        dir: Option<PathBuf>,
         /// Run on this RabbitMQ (amqp://user:pass@host:port/vhost; its management API on port
         /// 15672 turns tracing on) instead of a fresh embedded broker per lesson.
         #[arg(long, value_name = "URL")]
@@ -378,7 +376,10 @@ fn main() {
         .theme(color_eyre::config::Theme::new())
         .install();
     if let Err(e) = installed.and_then(|()| run()) {
-        eprintln!("Error: {}", printable_lines(&format!("{e:?}")));
+        // What went wrong and why, in the words of each cause: no source locations or
+        // backtraces, which say nothing a user can act on.
+        let causes: Vec<String> = e.chain().map(|cause| cause.to_string()).collect();
+        eprintln!("error: {}", printable_lines(&causes.join(": ")));
         std::process::exit(1);
     }
 }
@@ -389,9 +390,12 @@ fn run() -> Result<()> {
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
     match cli.command {
         Some(Command::Lessons { command }) => match command {
-            LessonsCommand::List { dir } => lessons_list(&dir, lang),
+            LessonsCommand::List { dir } => {
+                lessons_list(&dir.unwrap_or_else(default_lessons_dir), lang)
+            }
             LessonsCommand::Check { dir, broker, trust } => {
                 trust.apply()?;
+                let dir = dir.unwrap_or_else(default_lessons_dir);
                 tokio::runtime::Runtime::new()?.block_on(lessons_check(&dir, broker, lang))
             }
         },
@@ -422,6 +426,7 @@ fn run() -> Result<()> {
         }
         Some(Command::Watch(args)) => {
             args.trust.apply()?;
+            rabbitscope::remote::firehose::turn_off_on_panic();
             run_watch(args, lang)
         }
         Some(Command::Snapshot(args)) => {
@@ -430,10 +435,12 @@ fn run() -> Result<()> {
         }
         Some(Command::Tap(args)) => {
             args.trust.apply()?;
+            rabbitscope::remote::firehose::turn_off_on_panic();
             tokio::runtime::Runtime::new()?.block_on(run_tap(args))
         }
         Some(Command::Record(args)) => {
             args.trust.apply()?;
+            rabbitscope::remote::firehose::turn_off_on_panic();
             tokio::runtime::Runtime::new()?.block_on(run_record(args))
         }
         Some(Command::Replay(args)) => run_replay(args, lang),
@@ -566,12 +573,30 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     }
     let broker_runtime = broker_runtime()?;
     broker_runtime.block_on(refuse_embedded(&endpoint))?;
+    broker_runtime.block_on(check_vhost(&endpoint))?;
+    // Handlers go in before tracing may be turned on: a signal while the view is not up yet
+    // still turns it off (the view listens for the same signals itself).
+    let stop = {
+        let _inside = broker_runtime.enter();
+        shutdown_signal()?
+    };
     let source = {
         let _inside = broker_runtime.enter();
         std::sync::Arc::new(RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?)
     };
     // The view opens on a first picture if one comes soon; if not, on trouble and an empty one.
-    broker_runtime.block_on(source.refreshed(1, std::time::Duration::from_secs(5)));
+    let stopped = broker_runtime.block_on(async {
+        tokio::select! {
+            _ = stop => true,
+            _ = source.refreshed(1, std::time::Duration::from_secs(5)) => false,
+        }
+    });
+    if stopped {
+        if let Ok(source) = std::sync::Arc::try_unwrap(source) {
+            broker_runtime.block_on(source.close());
+        }
+        return Ok(());
+    }
     let view_options = rabbitscope::ui::app::ViewOptions {
         classroom: args.classroom,
         monochrome: args.monochrome || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
@@ -631,10 +656,44 @@ async fn remote_snapshot(
                 _ => Err(eyre!("{e}")),
             }
         }
-        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::NotFound) => Err(eyre!(
-            "{e}\nthis needs RabbitMQ's management plugin (rabbitmq-plugins enable \
-             rabbitmq_management); rabbitscope's embedded broker has no management API"
-        )),
+        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::NotFound) => {
+            Err(eyre!("{e}\n{MANAGEMENT_NEEDED}"))
+        }
+        Err(e) => Err(eyre!("{e}")),
+    }
+}
+
+/// What remote mode needs, said when the management API cannot be reached.
+const MANAGEMENT_NEEDED: &str = "this needs RabbitMQ's management plugin (rabbitmq-plugins \
+    enable rabbitmq_management; --management URL if it is not on port 15672); rabbitscope's \
+    embedded broker has no management API";
+
+/// Asks the management API for the URL's vhost before anything is turned on, so a wrong
+/// password, an unknown vhost or no API at all is one clear error rather than trouble later.
+async fn check_vhost(endpoint: &rabbitscope::remote::Endpoint) -> Result<()> {
+    use rabbitscope::remote::management::ErrorKind;
+    use rabbitscope::remote::Management;
+    let api = Management::new(endpoint).map_err(|e| eyre!("{e}"))?;
+    let vhost = &endpoint.vhost;
+    match api.vhost(vhost).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => match api.vhost_names().await {
+            Ok(names) => {
+                let mut known: Vec<String> =
+                    names.iter().take(10).map(|n| format!("'{n}'")).collect();
+                if names.len() > 10 {
+                    known.push(format!("and {} more", names.len() - 10));
+                }
+                Err(eyre!(
+                    "there is no vhost '{vhost}' at {} (the URL's path names the vhost; this \
+                     user may see {})",
+                    api.url(),
+                    known.join(", ")
+                ))
+            }
+            Err(_) => Err(eyre!("{e}\n{MANAGEMENT_NEEDED}")),
+        },
+        Err(e) if e.kind == ErrorKind::Unreachable => Err(eyre!("{e}\n{MANAGEMENT_NEEDED}")),
         Err(e) => Err(eyre!("{e}")),
     }
 }
@@ -699,6 +758,7 @@ async fn run_tap(args: TapArgs) -> Result<()> {
         Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
     args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
+    check_vhost(&endpoint).await?;
     let api = Management::new(&endpoint).map_err(|e| eyre!("{e}"))?;
     // Handlers go in first: a SIGINT from now on still turns tracing off.
     let stop = shutdown_signal()?;
@@ -799,6 +859,7 @@ async fn run_record(args: RecordArgs) -> Result<()> {
         Endpoint::new(&args.source, args.management.as_deref()).map_err(|e| eyre!(e))?;
     args.limit.apply(&mut endpoint);
     refuse_embedded(&endpoint).await?;
+    check_vhost(&endpoint).await?;
     // Handlers go in first: a SIGINT from now on still closes the file and turns tracing off.
     let stop = shutdown_signal()?;
     let masked = endpoint.masked_url();
@@ -814,6 +875,12 @@ async fn run_record(args: RecordArgs) -> Result<()> {
             .await
         {
             let why = source.trouble().unwrap_or_else(|| "no answer".into());
+            // It stops here rather than retry, whatever the trouble says.
+            let why = why
+                .split("; retrying")
+                .next()
+                .unwrap_or_default()
+                .to_string();
             return Err(eyre!("cannot read the topology of {masked}: {why}"));
         }
         // Subscribed before the snapshot is taken: nothing falls between the two.
@@ -1121,15 +1188,8 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
     Ok(())
 }
 
-/// A future that completes on SIGINT or SIGTERM; the handlers are installed at once.
+/// A future that completes on SIGINT, SIGTERM, SIGHUP or SIGQUIT; the handlers are installed
+/// at once.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-    })
+    Ok(rabbitscope::stop::stop_signal()?)
 }

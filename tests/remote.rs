@@ -1370,3 +1370,40 @@ async fn names_with_escape_sequences_never_reach_the_terminal_raw() {
         );
     }
 }
+
+/// `watch` shows the vhost of its URL and nothing else, and not the queues it declares to
+/// watch with (the firehose's here), which RabbitMQ does list.
+#[tokio::test(flavor = "multi_thread")]
+async fn watching_shows_only_its_vhost_without_its_own_queues() {
+    let vhost = TestVhost::new("own-plumbing").await;
+    let other = TestVhost::new("other").await;
+    let (connection, ch) = vhost.channel().await;
+    queue(&ch, "orders", durable(), FieldTable::default()).await;
+    let source = traced_source(&vhost);
+    // The firehose's queue is there once tracing is on and it has subscribed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let firehose_queue = loop {
+        let listed = rabbitmqctl("list_queues", &vhost.name, &["name"]);
+        if let Some(q) = listed
+            .iter()
+            .find(|q| q[0].starts_with("rabbitscope.firehose."))
+        {
+            break q[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no firehose queue: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // A refresh after the queue existed.
+    let seen = source.refreshes();
+    assert!(source.refreshed(seen + 1, Duration::from_secs(10)).await);
+    let snapshot = source.snapshot();
+    let names: Vec<&str> = snapshot.vhosts.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, [vhost.name.as_str()], "only the watched vhost");
+    assert!(snapshot.vhost(&other.name).is_none());
+    let v = &snapshot.vhosts[0];
+    let queues: Vec<&str> = v.queues.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(queues, ["orders"], "{firehose_queue} is the watcher's own");
+    assert!(v.bindings.iter().all(|b| *b.destination != *firehose_queue));
+    connection.close(200, "OK".into()).await.unwrap();
+    source.close().await;
+}

@@ -151,8 +151,10 @@ async fn a_hand_written_trace_replays_to_the_expected_topology() {
     assert!(took >= Duration::from_millis(70), "too fast: {took:?}");
     assert!(source.finished());
     let mut expected = expected_after_hand_written();
-    // Counters stay as recorded; the consumer count of the deleted queue went with it.
+    // The consumer count of the deleted queue went with it; the message routed to both
+    // queues waits in the one left.
     expected.vhosts[0].queues[0].consumers = 0;
+    expected.vhosts[0].queues[0].ready = 1;
     assert_eq!(source.snapshot(), expected);
 }
 
@@ -842,4 +844,162 @@ fn a_deeply_nested_trace_is_refused_with_its_place() {
         header_lines + 3
     );
     assert!(stderr.contains(&place), "{place} not in {stderr}");
+}
+
+/// Queue depths in a replay follow the events: the embedded broker's events, recorded while
+/// clients publish, consume with and without acks, nack, let messages expire and overflow a
+/// length limit, replay to the very depths the broker ends with.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_keeps_queue_depths_as_the_events_say() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+    use lapin::types::AMQPValue;
+    let (url, broker) = common::start_embedded().await;
+    let embedded = rabbitscope::source::Embedded(broker.clone());
+    let start = embedded.snapshot();
+    let mut reader = embedded.subscribe();
+
+    let connection = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    let mut limited = FieldTable::default();
+    limited.insert("x-max-length".into(), AMQPValue::LongInt(2));
+    let mut expiring = FieldTable::default();
+    expiring.insert("x-message-ttl".into(), AMQPValue::LongInt(100));
+    for (name, arguments) in [
+        ("work", FieldTable::default()),
+        ("firehose", FieldTable::default()),
+        ("limited", limited),
+        ("expiring", expiring),
+        ("idle", FieldTable::default()),
+    ] {
+        ch.queue_declare(name.into(), QueueDeclareOptions::default(), arguments)
+            .await
+            .unwrap();
+    }
+    let publish = |queue: &'static str, n: usize| {
+        let ch = ch.clone();
+        async move {
+            for _ in 0..n {
+                ch.basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    b"m",
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+            }
+        }
+    };
+    publish("work", 8).await;
+    publish("firehose", 5).await;
+    publish("limited", 5).await;
+    publish("expiring", 3).await;
+    publish("idle", 4).await;
+
+    // Acknowledging consumer, three at a time: one acked, one nacked back, one dropped.
+    let worker = connection.create_channel().await.unwrap();
+    worker
+        .basic_qos(3, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut deliveries = worker
+        .basic_consume(
+            "work".into(),
+            "worker".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let d = deliveries.next().await.unwrap().unwrap();
+        if n == 0 {
+            d.ack(BasicAckOptions::default()).await.unwrap();
+        } else {
+            // The first back to the queue, the second dropped.
+            let requeue = n == 1;
+            let options = BasicNackOptions {
+                requeue,
+                ..Default::default()
+            };
+            d.nack(options).await.unwrap();
+        }
+    }
+    // A consumer without acks drains its queue.
+    let reader_ch = connection.create_channel().await.unwrap();
+    let mut drained = reader_ch
+        .basic_consume(
+            "firehose".into(),
+            "drain".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        drained.next().await.unwrap().unwrap();
+    }
+    // The TTL passes; the broker expires the messages.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let end = broker.snapshot();
+
+    let mut events = Vec::new();
+    while let Some(received) = reader.try_recv() {
+        match received {
+            Received::Event(e) => events.push(Event::clone(&e)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let header = Header {
+        format: trace::FORMAT_VERSION,
+        source: "embedded".into(),
+        vhost: "/".into(),
+        recorded_at: SystemTime::now(),
+        snapshot: start,
+    };
+    let replay = ReplaySource::start(
+        trace::Trace {
+            header,
+            events,
+            truncated: false,
+        },
+        1000.0,
+    );
+    let _listening = replay.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !replay.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replay did not finish");
+    let depths = |s: &Snapshot| -> Vec<(String, usize, usize)> {
+        s.vhost("/")
+            .unwrap()
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), q.ready, q.unacked))
+            .collect()
+    };
+    let expected = depths(&end);
+    // The scenario left every kind of count behind, so the comparison says something.
+    assert!(
+        expected.iter().any(|(_, _, unacked)| *unacked > 0),
+        "{expected:?}"
+    );
+    assert!(expected
+        .iter()
+        .any(|(n, ready, _)| n == "limited" && *ready == 2));
+    assert!(expected
+        .iter()
+        .any(|(n, ready, _)| n == "expiring" && *ready == 0));
+    assert_eq!(depths(&replay.snapshot()), expected);
+    connection.close(200, "OK".into()).await.unwrap();
 }

@@ -79,7 +79,12 @@ impl Tracing {
     /// Turns tracing on if it is off (again after a broker restart, which forgets it).
     pub async fn ensure_on(&mut self) -> Result<(), ManagementError> {
         if !self.management.tracing(&self.vhost).await? {
-            self.management.set_tracing(&self.vhost, true).await?;
+            // Held before it is on: a panic or signal in between still turns it off.
+            hold(self.management.endpoint(), &self.vhost);
+            if let Err(e) = self.management.set_tracing(&self.vhost, true).await {
+                let_go(self.management.endpoint(), &self.vhost);
+                return Err(e);
+            }
             self.turned_on = true;
         }
         Ok(())
@@ -100,6 +105,7 @@ impl Tracing {
         if self.turned_on {
             self.management.set_tracing(&self.vhost, false).await?;
             self.turned_on = false;
+            let_go(self.management.endpoint(), &self.vhost);
         }
         Ok(())
     }
@@ -111,26 +117,80 @@ impl Tracing {
             return;
         }
         self.turned_on = false;
-        let endpoint = self.management.endpoint().clone();
-        let vhost = self.vhost.clone();
-        let done = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                // A client of its own: the other one's connections belong to another runtime.
-                if let Ok(management) = Management::new(&endpoint) {
-                    if let Err(e) = management.set_tracing(&vhost, false).await {
-                        tracing::warn!(error = %e, "could not turn tracing off again");
-                    }
-                }
-            });
-        });
-        let _ = done.join();
+        turn_off_blocking(self.management.endpoint().clone(), self.vhost.clone());
     }
+}
+
+/// Tracing this program turned on and has not turned off yet, by management API and vhost:
+/// what a panic turns off on its way out.
+static HELD: std::sync::Mutex<Vec<(super::Endpoint, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(super::Endpoint, String)>> {
+    HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn same(a: &super::Endpoint, b: &super::Endpoint) -> bool {
+    a.management_url == b.management_url && a.username == b.username
+}
+
+/// Notes that this program is turning tracing on for `vhost`.
+pub fn hold(endpoint: &super::Endpoint, vhost: &str) {
+    let mut held = held();
+    if !held.iter().any(|(e, v)| same(e, endpoint) && v == vhost) {
+        held.push((endpoint.clone(), vhost.to_string()));
+    }
+}
+
+/// Whether this program is turning or has turned tracing on for `vhost` (and not off yet).
+pub fn holds(endpoint: &super::Endpoint, vhost: &str) -> bool {
+    held().iter().any(|(e, v)| same(e, endpoint) && v == vhost)
+}
+
+/// Notes that tracing for `vhost` is off again (or no longer ours to turn off).
+pub fn let_go(endpoint: &super::Endpoint, vhost: &str) {
+    held().retain(|(e, v)| !(same(e, endpoint) && v == vhost));
+}
+
+/// Turns off every tracing this program turned on, waiting for the answers (a few seconds at
+/// most each): for a panic's last moment.
+pub fn turn_off_all_blocking() {
+    let all = std::mem::take(&mut *held());
+    for (endpoint, vhost) in all {
+        turn_off_blocking(endpoint, vhost);
+    }
+}
+
+/// Makes every panic turn tracing off (where this program turned it on) before it goes on as
+/// it would have. A panic may leave the program running (one in a background task) or end it;
+/// either way tracing left on would slow the broker for everyone.
+pub fn turn_off_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        turn_off_all_blocking();
+        previous(info);
+    }));
+}
+
+/// Turns tracing off on a thread of its own with a small runtime, and waits for it.
+fn turn_off_blocking(endpoint: super::Endpoint, vhost: String) {
+    let done = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            // A client of its own: the other one's connections belong to another runtime.
+            if let Ok(management) = Management::new(&endpoint) {
+                match management.set_tracing(&vhost, false).await {
+                    Ok(()) => let_go(&endpoint, &vhost),
+                    Err(e) => tracing::warn!(error = %e, "could not turn tracing off again"),
+                }
+            }
+        });
+    });
+    let _ = done.join();
 }
 
 /// An exclusive, auto-delete, server-named queue bound to `amq.rabbitmq.trace`, consumed on a
@@ -153,7 +213,7 @@ impl Firehose {
             .create_channel()
             .await
             .map_err(|e| failed("channel.open", e))?;
-        let queue = private_queue(&channel)
+        let queue = private_queue(&channel, "firehose")
             .await
             .map_err(|e| failed("queue.declare", e))?;
         let patterns: &[&str] = match keys {
@@ -457,12 +517,38 @@ fn clock(at: SystemTime) -> String {
     format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
 }
 
-/// A server-named queue only this connection sees, gone with it: what a reader of one of
-/// RabbitMQ's own exchanges (firehose, event exchange) binds.
-pub(crate) async fn private_queue(channel: &lapin::Channel) -> lapin::Result<lapin::Queue> {
+/// The queues this program declared for its own use (the firehose's, the event exchange's):
+/// the picture leaves them out, as they are how it watches, not what it watches.
+static OWN_QUEUES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `name` is one of this program's own queues.
+pub fn is_own_queue(name: &str) -> bool {
+    OWN_QUEUES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|own| own == name)
+}
+
+/// An exclusive, auto-delete queue named `rabbitscope.<role>.<random>`: the name says whose it
+/// is to anyone else looking at the broker (another rabbitscope among them), and this
+/// program leaves it out of its own picture.
+pub(crate) async fn private_queue(
+    channel: &lapin::Channel,
+    role: &str,
+) -> lapin::Result<lapin::Queue> {
+    let name = format!("rabbitscope.{role}.{:016x}", rand::random::<u64>());
+    {
+        let mut own = OWN_QUEUES.lock().unwrap_or_else(|p| p.into_inner());
+        // A long-running watch reconnects now and then; old names need not pile up.
+        if own.len() > 1000 {
+            own.drain(..500);
+        }
+        own.push(name.clone());
+    }
     channel
         .queue_declare(
-            "".into(),
+            name.as_str().into(),
             QueueDeclareOptions {
                 exclusive: true,
                 auto_delete: true,

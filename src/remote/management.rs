@@ -1,5 +1,5 @@
 //! RabbitMQ's management HTTP API over one reqwest client, with `rabbitmq_http_client`'s types
-//! for its answers. Every answer is read here, a chunk at a time, and refused past
+//! for requests and our own tolerant ones for answers ([`super::answers`]). Every answer is read here, a chunk at a time, and refused past
 //! [`Endpoint::max_response`] bytes: a server that sends a never-ending body costs that much
 //! memory and no more. Redirects are followed only to the same scheme, host and port; one to
 //! anywhere else (which would also carry the password there) is refused and named.
@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use rabbitmq_http_client::requests::VirtualHostParams;
 use rabbitmq_http_client::responses;
+
+use super::answers;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -121,12 +123,17 @@ impl Management {
     }
 
     pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
-        let vhosts: Vec<responses::VirtualHost> = self.get("/api/vhosts").await?;
+        let vhosts: Vec<answers::Vhost> = self.get("/api/vhosts").await?;
         Ok(vhosts.into_iter().map(|v| v.name).collect())
     }
 
+    /// One vhost: its description, tags, default queue type and whether tracing is on.
+    pub async fn vhost(&self, vhost: &str) -> Result<answers::Vhost, ManagementError> {
+        self.get(&format!("/api/vhosts/{}", segment(vhost))).await
+    }
+
     /// Every queue of the vhost, a page at a time.
-    pub async fn queues(&self, vhost: &str) -> Result<Vec<responses::QueueInfo>, ManagementError> {
+    pub async fn queues(&self, vhost: &str) -> Result<Vec<answers::Queue>, ManagementError> {
         // Only the columns a snapshot uses: with thousands of queues the full statistics are
         // most of the answer.
         self.paged(&format!(
@@ -148,10 +155,7 @@ impl Management {
     }
 
     /// Every binding of the vhost (the API does not page them: the largest answer it gives).
-    pub async fn bindings(
-        &self,
-        vhost: &str,
-    ) -> Result<Vec<responses::BindingInfo>, ManagementError> {
+    pub async fn bindings(&self, vhost: &str) -> Result<Vec<answers::Binding>, ManagementError> {
         self.get(&format!("/api/bindings/{}", segment(vhost))).await
     }
 
@@ -238,29 +242,25 @@ impl Management {
 
     /// Whether tracing (the firehose) is on for the vhost.
     pub async fn tracing(&self, vhost: &str) -> Result<bool, ManagementError> {
-        let answer: Value = self.get(&format!("/api/vhosts/{}", segment(vhost))).await?;
-        Ok(answer.get("tracing").and_then(Value::as_bool) == Some(true))
+        Ok(self.vhost(vhost).await?.tracing)
     }
 
     /// Turns tracing on or off, keeping the vhost's description, tags and default queue type
-    /// (a PUT without them would clear them).
+    /// (a PUT without them would clear them). Tags go as one comma-separated text: 3.8 reads
+    /// only that, later releases read it as well as a list.
     pub async fn set_tracing(&self, vhost: &str, on: bool) -> Result<(), ManagementError> {
-        let current: responses::VirtualHost =
-            self.get(&format!("/api/vhosts/{}", segment(vhost))).await?;
-        let tags: Option<Vec<&str>> = current
-            .tags
-            .as_ref()
-            .map(|t| t.iter().map(String::as_str).collect());
-        let mut params = VirtualHostParams::named(vhost);
-        params.description = current.description.as_deref();
-        params.tags = tags;
-        params.default_queue_type = current
-            .default_queue_type
-            .as_deref()
-            .filter(|kind| *kind != "undefined")
-            .map(rabbitmq_http_client::commons::QueueType::from);
-        params.tracing = on;
-        self.put(&format!("/api/vhosts/{}", segment(vhost)), &params)
+        let current = self.vhost(vhost).await?;
+        let mut body = serde_json::json!({
+            "tags": current.tags.join(","),
+            "tracing": on,
+        });
+        if let Some(description) = &current.description {
+            body["description"] = description.as_str().into();
+        }
+        if let Some(kind) = &current.default_queue_type {
+            body["default_queue_type"] = kind.as_str().into();
+        }
+        self.put(&format!("/api/vhosts/{}", segment(vhost)), &body)
             .await
     }
 

@@ -3,12 +3,14 @@
 //!
 //! - [`management`]: the management API client (reqwest, with `rabbitmq_http_client`'s
 //!   types), every answer bounded in size.
+//! - [`answers`]: the API's answers, decoded as every release since 3.8 shapes them.
 //! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`], and successive
 //!   snapshots as topology events.
 //! - [`firehose`]: trace messages as `Published` / `Delivered` events.
 //! - [`source`]: [`RemoteSource`], polling and tracing in the background.
 //! - [`render`]: a snapshot as Graphviz dot or RabbitMQ definitions JSON.
 
+pub mod answers;
 pub mod consumers;
 pub mod firehose;
 pub mod management;

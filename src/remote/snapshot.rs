@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rabbitmq_http_client::commons::BindingDestinationType;
 use serde_json::Value;
 
 use super::management::{Management, ManagementError};
@@ -40,19 +39,23 @@ pub async fn vhost_snapshot(
     )?;
     let mut exchanges: Vec<ExchangeSnapshot> = exchanges.iter().filter_map(exchange).collect();
     exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+    // This program's own queues (see `firehose::private_queue`) are how it watches, not
+    // part of what it shows.
+    let own = super::firehose::is_own_queue;
     let mut queues: Vec<QueueSnapshot> = queues
         .into_iter()
+        .filter(|q| !own(&q.name))
         .map(|q| {
-            let unacked = q.unacknowledged_message_count as usize;
+            let unacked = q.messages_unacknowledged as usize;
             QueueSnapshot {
                 name: q.name,
                 durable: q.durable,
                 exclusive: q.exclusive,
                 auto_delete: q.auto_delete,
-                arguments: pairs(&q.arguments.0),
-                ready: (q.message_count as usize).saturating_sub(unacked),
+                arguments: pairs(&q.arguments),
+                ready: (q.messages as usize).saturating_sub(unacked),
                 unacked,
-                consumers: q.consumer_count as usize,
+                consumers: q.consumers as usize,
             }
         })
         .collect();
@@ -61,12 +64,13 @@ pub async fn vhost_snapshot(
         .into_iter()
         // The default exchange's bindings are implied by the queues, as in the embedded broker.
         .filter(|b| !b.source.is_empty())
+        .filter(|b| b.to_exchange() || !own(&b.destination))
         .map(|b| BindingInfo {
+            destination_is_exchange: b.to_exchange(),
             source: b.source.into(),
             destination: b.destination.into(),
-            destination_is_exchange: matches!(b.destination_type, BindingDestinationType::Exchange),
             routing_key: b.routing_key.into(),
-            arguments: pairs(&b.arguments.0),
+            arguments: pairs(&b.arguments),
         })
         .collect();
     crate::broker::sort_bindings(&mut bindings);

@@ -10,9 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::consumers::{channel_name, Consumers, Lookup};
-use super::firehose::{Firehose, FirehoseKeys, Trace, TraceEvents, Tracing};
+use super::firehose::{
+    is_own_queue as own_queue, Firehose, FirehoseKeys, Trace, TraceEvents, Tracing,
+};
 use super::management::Management;
-use super::{snapshot, Endpoint};
+use super::Endpoint;
 use crate::broker::Snapshot;
 use crate::events::{EventBus, EventReader};
 use crate::source::Source;
@@ -81,7 +83,12 @@ impl RemoteSource {
             consumers: Consumers::default(),
         });
         let mut tasks = vec![
-            tokio::spawn(poll(shared.clone(), management.clone(), options.interval)),
+            tokio::spawn(poll(
+                shared.clone(),
+                management.clone(),
+                endpoint.vhost.clone(),
+                options.interval,
+            )),
             tokio::spawn(listen_for_changes(shared.clone(), endpoint.clone())),
         ];
         if options.trace {
@@ -125,7 +132,10 @@ impl RemoteSource {
     /// Stops the background tasks and turns tracing off again if this source turned it on.
     pub async fn close(mut self) {
         self.stop_tasks();
-        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
+        // The flag is set once the firehose task saw its request answered; a task stopped
+        // between the answer and the flag leaves only the note it made before asking.
+        let noted = super::firehose::holds(&self.endpoint, &self.endpoint.vhost);
+        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) | noted {
             // A busy management API may fail one request; tracing left on slows the broker
             // for everyone, so try a few times.
             for attempt in 1..=5 {
@@ -134,7 +144,10 @@ impl RemoteSource {
                     .set_tracing(&self.endpoint.vhost, false)
                     .await
                 {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        super::firehose::let_go(&self.endpoint, &self.endpoint.vhost);
+                        break;
+                    }
                     Err(e) if attempt == 5 => {
                         tracing::warn!(error = %e, "could not turn tracing off again")
                     }
@@ -154,7 +167,8 @@ impl RemoteSource {
 impl Drop for RemoteSource {
     fn drop(&mut self) {
         self.stop_tasks();
-        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) {
+        let noted = super::firehose::holds(&self.endpoint, &self.endpoint.vhost);
+        if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) | noted {
             let mut tracing = Tracing::new(self.management.clone(), &self.endpoint.vhost);
             tracing.mark_turned_on();
             tracing.release_blocking();
@@ -185,12 +199,16 @@ impl Source for RemoteSource {
     }
 }
 
-/// Reads the topology every `interval`; changes go out as events. After a failure it waits
-/// longer each time, up to [`MAX_BACKOFF`].
-async fn poll(shared: Arc<Shared>, management: Management, interval: Duration) {
+/// Reads the watched vhost's topology every `interval` (through the API's per-vhost paths:
+/// the other vhosts are neither shown nor asked for); changes go out as events. After a
+/// failure it waits longer each time, up to [`MAX_BACKOFF`].
+async fn poll(shared: Arc<Shared>, management: Management, vhost: String, interval: Duration) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match snapshot(&management).await {
+        let read = super::snapshot::vhost_snapshot(&management, &vhost)
+            .await
+            .map(|v| Snapshot { vhosts: vec![v] });
+        match read {
             Ok(new) => {
                 let new = Arc::new(new);
                 // The first one is told as declarations too: a view that started while the
@@ -244,13 +262,25 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
             *shared.firehose_trouble.lock().unwrap() = None;
             backoff = FIRST_BACKOFF;
             loop {
-                let trace = match firehose.next().await {
+                let mut trace = match firehose.next().await {
                     Ok(trace) => trace,
                     Err(e) => {
                         firehose.close().await;
                         return Err::<(), String>(format!("{e} ({masked})"));
                     }
                 };
+                // The event exchange's messages to this program's own queue (when watching
+                // `/`) are its plumbing at work, not the broker's traffic.
+                match &mut trace {
+                    Trace::Delivered { queue, .. } if own_queue(queue) => continue,
+                    Trace::Published { queues, .. } if queues.iter().any(|q| own_queue(q)) => {
+                        queues.retain(|q| !own_queue(q));
+                        if queues.is_empty() {
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
                 let consumer_tag = match &trace {
                     Trace::Delivered {
                         queue,
@@ -359,7 +389,9 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
             .with_connection_name("rabbitscope topology events".into());
         let connection = crate::tls::connect_uri(uri, properties).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
-        let queue = super::firehose::private_queue(&channel).await.ok()?;
+        let queue = super::firehose::private_queue(&channel, "events")
+            .await
+            .ok()?;
         // Channels and consumers too: they name the consumer of a traced delivery.
         let keys = [
             "exchange.*",

@@ -1,10 +1,14 @@
 //! A trace played back as a [`Source`]: its events go out at their recorded pace (scaled by a
 //! speed), and the topology is the header's, changed by every declaration, deletion and
-//! binding replayed so far. Queue counters stay as recorded, apart from consumers.
+//! binding replayed so far. Queue depths follow the events too: a publish adds a ready
+//! message to each queue it reached, a delivery takes one (and, to a consumer known to ack,
+//! makes it unacknowledged until its ack, nack or reject), a requeue gives it back, expiry,
+//! a length limit and dead-lettering take it away, a purge empties the queue.
 //!
 //! A replay can follow its file ([`ReplaySource::follow`]): events appended by a `record`
 //! still writing it go out as they come, like `tail -f`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::{Trace, TraceError, TraceTail};
 use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
-use crate::events::{BindingInfo, Event, EventBus, EventKind, EventReader};
+use crate::events::{BindingInfo, Event, EventBus, EventKind, EventReader, Name};
 use crate::source::Source;
 
 /// The fastest and slowest a replay goes, whatever the view asks.
@@ -253,6 +257,7 @@ async fn play(
     };
     // The next event to go out; at the end only a step back can follow.
     let mut position: usize = 0;
+    let mut acking = Acking::default();
     loop {
         // Recorded time still to wait before the next event.
         let mut left = position
@@ -266,7 +271,7 @@ async fn play(
                 let back = (now.backs - backs_taken) as usize;
                 backs_taken = now.backs;
                 position = position.saturating_sub(back);
-                rewind(&shared, &start, &events[..position]);
+                acking = rewind(&shared, &start, &events[..position]);
                 break false;
             }
             if position == events.len() {
@@ -326,7 +331,7 @@ async fn play(
             continue;
         }
         let event = &events[position];
-        apply(&mut shared.snapshot.lock().unwrap(), event);
+        acking.apply(&mut shared.snapshot.lock().unwrap(), event);
         position += 1;
         shared.played.store(position, Ordering::SeqCst);
         shared.events.emit(event.clone());
@@ -335,14 +340,110 @@ async fn play(
 
 /// Goes back to just after `played`: the topology is recomputed from the start, and the view
 /// is handed those events to start over with.
-fn rewind(shared: &Shared, start: &Snapshot, played: &[Event]) {
+fn rewind(shared: &Shared, start: &Snapshot, played: &[Event]) -> Acking {
     let mut snapshot = start.clone();
+    let mut acking = Acking::default();
     for event in played {
-        apply(&mut snapshot, event);
+        acking.apply(&mut snapshot, event);
     }
     *shared.snapshot.lock().unwrap() = snapshot;
     shared.played.store(played.len(), Ordering::SeqCst);
     *shared.rewind.lock().unwrap() = Some(played.iter().cloned().map(Arc::new).collect());
+    acking
+}
+
+/// The consumers seen declared so far that acknowledge what they get: only a delivery to one
+/// of them waits for an ack. A delivery to a `no_ack` consumer, to a consumer declared before
+/// the trace began, or a basic.get (whose mode the event does not say) is simply taken.
+#[derive(Default)]
+pub struct Acking {
+    consumers: HashSet<(Name, Name, Name)>,
+}
+
+impl Acking {
+    /// [`apply`], and the queue depths the event changes.
+    pub fn apply(&mut self, snapshot: &mut Snapshot, event: &Event) {
+        apply(snapshot, event);
+        let vhost = &event.vhost;
+        let mut with = |name: &str, change: &dyn Fn(&mut QueueSnapshot)| {
+            let queue = snapshot
+                .vhosts
+                .iter_mut()
+                .find(|v| *v.name == **vhost)
+                .and_then(|v| v.queues.iter_mut().find(|q| q.name == name));
+            if let Some(q) = queue {
+                change(q);
+            }
+        };
+        match &event.kind {
+            EventKind::ConsumerCreated {
+                queue,
+                consumer_tag,
+                no_ack,
+            } => {
+                let key = (event.vhost.clone(), queue.clone(), consumer_tag.clone());
+                if *no_ack {
+                    self.consumers.remove(&key);
+                } else {
+                    self.consumers.insert(key);
+                }
+            }
+            EventKind::ConsumerCancelled {
+                queue,
+                consumer_tag,
+            } => {
+                let key = (event.vhost.clone(), queue.clone(), consumer_tag.clone());
+                self.consumers.remove(&key);
+            }
+            EventKind::Published { queues, .. } => {
+                for queue in queues {
+                    with(queue, &|q| q.ready += 1);
+                }
+            }
+            EventKind::Delivered {
+                queue,
+                consumer_tag,
+                ..
+            } => {
+                let acks = consumer_tag.as_ref().is_some_and(|tag| {
+                    self.consumers
+                        .contains(&(event.vhost.clone(), queue.clone(), tag.clone()))
+                });
+                with(queue, &|q| {
+                    q.ready = q.ready.saturating_sub(1);
+                    if acks {
+                        q.unacked += 1;
+                    }
+                });
+            }
+            EventKind::Acked { queue, .. }
+            | EventKind::Nacked {
+                queue,
+                requeue: false,
+                ..
+            }
+            | EventKind::Rejected {
+                queue,
+                requeue: false,
+                ..
+            } => with(queue, &|q| q.unacked = q.unacked.saturating_sub(1)),
+            // A requeue that was asked for is told again as `Requeued`.
+            EventKind::Requeued { queue, .. } => with(queue, &|q| {
+                q.unacked = q.unacked.saturating_sub(1);
+                q.ready += 1;
+            }),
+            EventKind::Expired { queue, .. } | EventKind::Dropped { queue, .. } => {
+                with(queue, &|q| q.ready = q.ready.saturating_sub(1))
+            }
+            // A rejected message left the unacknowledged count with its reject.
+            EventKind::DeadLettered { queue, reason, .. }
+                if !matches!(reason, crate::events::DeadLetterReason::Rejected) =>
+            {
+                with(queue, &|q| q.ready = q.ready.saturating_sub(1))
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Changes `snapshot` as `event` says: declarations, deletions, bindings, consumers and purges.

@@ -178,7 +178,8 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
     }
 }
 
-/// Runs the view on `source` until the user quits or SIGTERM arrives. The terminal is restored
+/// Runs the view on `source` until the user quits or a stop signal arrives (SIGTERM, SIGINT,
+/// SIGHUP when the terminal closes, SIGQUIT; see [`crate::stop`]). The terminal is restored
 /// on every way out, panics, aborts and crashes included.
 pub async fn run(
     source: Arc<dyn Source>,
@@ -197,10 +198,43 @@ pub async fn run(
     let mut terminal = ratatui::init();
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
     let result = event_loop(&mut terminal, source, address, options, lessons).await;
+    if terminal_gone() {
+        // Closed under us (SIGHUP): every later write to it would fail, and a failed
+        // `eprintln!` panics, inside a panic hook even, which aborts the process before it
+        // has cleaned up (turned tracing off). What is still written goes nowhere instead.
+        detach_from_terminal();
+    }
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     fatal::disarm();
     result
+}
+
+/// Whether the terminal on stdin was hung up (its window closed): it then answers nothing.
+fn terminal_gone() -> bool {
+    // SAFETY: tcgetattr writes into the termios we own; any fd is safe to ask.
+    unsafe {
+        let mut settings: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(libc::STDIN_FILENO, &mut settings) != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EIO)
+    }
+}
+
+/// Points stdin, stdout and stderr at /dev/null.
+fn detach_from_terminal() {
+    // SAFETY: open and dup2 on descriptors this process owns; a failure leaves them as they
+    // were.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+                libc::dup2(null, fd);
+            }
+            if null > libc::STDERR_FILENO {
+                libc::close(null);
+            }
+        }
+    }
 }
 
 async fn event_loop(
@@ -210,8 +244,8 @@ async fn event_loop(
     options: ViewOptions,
     lessons: LessonSetup,
 ) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
+    let stop = crate::stop::stop_signal()?;
+    tokio::pin!(stop);
     let mut events = source.subscribe();
     let mut input = EventStream::new();
     let mut clock = tokio::time::interval(FRAME);
@@ -303,7 +337,7 @@ async fn event_loop(
                     app.dirty = false;
                 }
             }
-            _ = term.recv() => break,
+            _ = &mut stop => break,
         }
     }
     Ok(())
