@@ -116,6 +116,13 @@ struct Unacked {
     message: QueuedMessage,
 }
 
+impl Unacked {
+    /// What it costs by the memory alarm's measure.
+    fn bytes(&self) -> usize {
+        self.message.message.body.len() + super::MESSAGE_OVERHEAD
+    }
+}
+
 #[derive(Default)]
 struct Channel {
     delivery_tags: u64,
@@ -163,6 +170,8 @@ pub struct State {
     rendered_properties: Option<(Arc<BasicProperties>, PropertyPairs)>,
     /// While a publish is routed and delivered: its one timestamp for all the events it causes.
     publish_time: Option<SystemTime>,
+    /// Bytes of the deliveries waiting for an ack, by the memory alarm's measure.
+    unacked_bytes: usize,
 }
 
 /// A message's properties as `name=value` pairs, as `Published` events carry them.
@@ -198,6 +207,7 @@ impl State {
             journal: None,
             rendered_properties: None,
             publish_time: None,
+            unacked_bytes: 0,
         }
     }
 
@@ -435,7 +445,9 @@ impl State {
             self.remove_consumer(&vhost, &queue, connection, channel, &tag);
             work.push_back((vhost.clone(), queue));
         }
-        work.extend(self.requeue_all(&vhost, connection, state.unacked.into_values().collect()));
+        let unacked: Vec<Unacked> = state.unacked.into_values().collect();
+        self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
+        work.extend(self.requeue_all(&vhost, connection, unacked));
         self.run(work);
         self.emit(&vhost, Some(connection), Some(channel), || {
             EventKind::ChannelClosed {
@@ -1608,6 +1620,7 @@ impl State {
             if !consumer.no_ack {
                 consumer.unacked += 1;
                 q.unacked += 1;
+                self.unacked_bytes += message.message.body.len() + super::MESSAGE_OVERHEAD;
                 ch.unacked.insert(
                     delivery_tag,
                     Unacked {
@@ -1697,6 +1710,8 @@ impl State {
         let delivery_tag = ch.delivery_tags;
         let payload = message.message.clone();
         if !no_ack {
+            self.unacked_bytes += message.message.body.len() + super::MESSAGE_OVERHEAD;
+            let ch = self.channel(connection, channel)?;
             ch.unacked.insert(
                 delivery_tag,
                 Unacked {
@@ -1756,6 +1771,7 @@ impl State {
             let u = ch.unacked.remove(&delivery_tag).ok_or_else(unknown)?;
             vec![(delivery_tag, u)]
         };
+        self.unacked_bytes -= taken.iter().map(|(_, u)| u.bytes()).sum::<usize>();
         let mut requeue = Vec::new();
         let mut work = VecDeque::new();
         for (tag, u) in taken {
@@ -1838,19 +1854,23 @@ impl State {
             return;
         };
         let unacked: Vec<Unacked> = std::mem::take(&mut ch.unacked).into_values().collect();
+        self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
         let work = self.requeue_all(&vhost, connection, unacked);
         self.run(work.into());
     }
 
     // ---- time ----
 
-    /// Bytes the ready messages of every queue take, by the memory alarm's measure.
-    pub fn queued_memory(&self) -> usize {
-        self.vhosts
+    /// Bytes the messages of every queue take, ready or delivered and not acked, by the memory
+    /// alarm's measure.
+    pub fn held_memory(&self) -> usize {
+        let ready: usize = self
+            .vhosts
             .values()
             .flat_map(|v| v.queues.values())
             .map(|q| q.ready_bytes() + q.ready() * super::MESSAGE_OVERHEAD)
-            .sum()
+            .sum();
+        ready + self.unacked_bytes
     }
 
     /// Expires due messages and unused queues; returns the next instant worth waking for.
