@@ -2264,7 +2264,8 @@ fn published_event(
         exchange: message.exchange.clone(),
         routing_key: message.routing_key.clone(),
         body_size: message.body.len(),
-        body_preview: message.body.slice(..message.body.len().min(BODY_PREVIEW)),
+        // A copy: a slice would keep the whole body alive as long as the event ring holds it.
+        body_preview: Bytes::copy_from_slice(&message.body[..message.body.len().min(BODY_PREVIEW)]),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
         properties,
         matched: route.matched.iter().map(|(s, b)| b.info(s)).collect(),
