@@ -63,7 +63,11 @@ struct PendingContent {
     routing_key: String,
     mandatory: bool,
     header: Option<(u64, BasicProperties)>,
-    body: BytesMut,
+    /// The body frames so far, kept as they came (no copy, no growing buffer) until the last
+    /// one is in.
+    body: Vec<Bytes>,
+    /// Bytes in `body`.
+    received: usize,
     /// The body's bytes, counted by the memory alarm while they wait here.
     held: Held,
     /// More body arrived than the header announced: RabbitMQ then never routes the message
@@ -834,6 +838,16 @@ impl Connection {
     }
 }
 
+/// One body from its frames, in an allocation of its own: a frame's bytes share the read
+/// buffer they arrived in, which a queued message must not keep alive.
+fn assemble(frames: &[Bytes], size: usize) -> Bytes {
+    let mut body = BytesMut::with_capacity(size);
+    for frame in frames {
+        body.extend_from_slice(frame);
+    }
+    body.freeze()
+}
+
 /// Builds a Failure for a method, from the error and the method it answers.
 fn failure(channel: u16, method: &AMQPClass, error: AmqpError) -> Failure {
     Failure {
@@ -1080,7 +1094,8 @@ impl Connection {
                     routing_key: publish.routing_key.as_str().to_owned(),
                     mandatory: publish.mandatory,
                     header: None,
-                    body: BytesMut::new(),
+                    body: Vec::new(),
+                    received: 0,
                     held: self.broker.hold(),
                     overflowed: false,
                 };
@@ -1466,22 +1481,17 @@ impl Connection {
             ));
         };
         let size = *size;
-        if content.overflowed || content.body.len() as u64 + bytes.len() as u64 > size {
+        if content.overflowed || content.received as u64 + bytes.len() as u64 > size {
             content.overflowed = true;
-            content.body = BytesMut::new();
+            content.body = Vec::new();
+            content.received = 0;
             content.held.set(0);
             return Ok(());
         }
-        // Grow by doubling what arrived, never past the announced size.
-        let body = &mut content.body;
-        let needed = body.len() + bytes.len();
-        if needed > body.capacity() {
-            let want = (body.len() * 2).max(needed).min(size as usize);
-            body.reserve(want - body.len());
-        }
-        body.extend_from_slice(&bytes);
-        content.held.set(body.capacity());
-        if content.body.len() as u64 == size {
+        content.received += bytes.len();
+        content.body.push(bytes);
+        content.held.set(content.received);
+        if content.received as u64 == size {
             return self.complete_publish(ch);
         }
         Ok(())
@@ -1496,7 +1506,7 @@ impl Connection {
             routing_key: pending.routing_key,
             mandatory: pending.mandatory,
             properties,
-            body: pending.body.freeze(),
+            body: assemble(&pending.body, pending.received),
             held: pending.held,
         };
         if let Some(ops) = &mut state.tx {
