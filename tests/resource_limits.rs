@@ -191,11 +191,8 @@ impl Raw {
     fn blocked(&mut self, wait: Duration) -> Option<String> {
         let deadline = Instant::now() + wait;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.next_method(left)? {
-                (0, 10, 60, args) => {
-                    return Some(String::from_utf8_lossy(&args[1..1 + args[0] as usize]).into())
-                }
-                _ => {}
+            if let (0, 10, 60, args) = self.next_method(left)? {
+                return Some(String::from_utf8_lossy(&args[1..1 + args[0] as usize]).into());
             }
         }
         None

@@ -846,6 +846,7 @@ mod tests {
             log,
             image,
             durable: watch::channel(0).0,
+            failing: watch::channel(false).0,
         };
         writer.compact().unwrap();
         assert!(!log_path(&dir, 1).exists() && log_path(&dir, 2).exists());
