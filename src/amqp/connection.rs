@@ -68,8 +68,9 @@ struct PendingContent {
     body: Vec<Bytes>,
     /// Bytes in `body`.
     received: usize,
-    /// The body's bytes, counted by the memory alarm while they wait here.
-    held: Held,
+    /// The body's bytes, counted by the memory alarm while they wait here (from the first
+    /// frame that does not complete it: a body in one frame never waits).
+    held: Option<Held>,
     /// More body arrived than the header announced: RabbitMQ then never routes the message
     /// and keeps swallowing body frames; we do the same.
     overflowed: bool,
@@ -89,8 +90,8 @@ struct Content {
     mandatory: bool,
     properties: BasicProperties,
     body: Bytes,
-    /// Still counted by the memory alarm until it is routed (a transaction holds it).
-    held: Held,
+    /// Counted by the memory alarm until it is routed.
+    held: Option<Held>,
 }
 
 #[derive(Default)]
@@ -1096,7 +1097,7 @@ impl Connection {
                     header: None,
                     body: Vec::new(),
                     received: 0,
-                    held: self.broker.hold(),
+                    held: None,
                     overflowed: false,
                 };
                 self.channels.get_mut(&ch).expect("open").content = Some(content);
@@ -1485,15 +1486,19 @@ impl Connection {
             content.overflowed = true;
             content.body = Vec::new();
             content.received = 0;
-            content.held.set(0);
+            content.held = None;
             return Ok(());
         }
         content.received += bytes.len();
         content.body.push(bytes);
-        content.held.set(content.received);
         if content.received as u64 == size {
             return self.complete_publish(ch);
         }
+        let received = content.received;
+        content
+            .held
+            .get_or_insert_with(|| self.broker.hold())
+            .set(received);
         Ok(())
     }
 
@@ -1510,6 +1515,13 @@ impl Connection {
             held: pending.held,
         };
         if let Some(ops) = &mut state.tx {
+            // Held until tx.commit: counted until then.
+            let mut content = content;
+            let len = content.body.len();
+            content
+                .held
+                .get_or_insert_with(|| self.broker.hold())
+                .set(len);
             ops.push(TxOp::Publish(Box::new(content)));
             return Ok(());
         }
