@@ -183,6 +183,7 @@ impl Writer {
         let mut sync = false;
         // The last ticket in `buf`: announced once it is written.
         let mut last = None;
+        let mut compact_failed = false;
         loop {
             let failing = *self.failing.borrow();
             let first = if failing {
@@ -251,8 +252,20 @@ impl Writer {
                 let _ = reply.send(image);
             }
             if self.log.len > COMPACT_AT && self.log.len > 4 * self.live_bytes() {
-                if let Err(error) = self.compact() {
-                    tracing::warn!(%error, "compacting the store failed; the log keeps growing");
+                let tmp = self
+                    .log
+                    .dir
+                    .join(format!("log.{}.tmp", self.log.generation + 1));
+                match self.compact() {
+                    Ok(()) => compact_failed = false,
+                    Err(error) => {
+                        // Half a new log only takes room; said once until compacting works.
+                        let _ = fs::remove_file(tmp);
+                        if !compact_failed {
+                            tracing::warn!(%error, "compacting the store failed; the log keeps growing");
+                        }
+                        compact_failed = true;
+                    }
                 }
             }
         }
