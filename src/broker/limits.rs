@@ -153,6 +153,22 @@ mod tests {
         assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 
+    #[tokio::test]
+    async fn a_backed_up_connection_is_woken_once_its_frames_are_written() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let outgoing = Outgoing::new(total.clone());
+        outgoing.queued(OUTGOING_LIMIT / 2);
+        assert!(!outgoing.backed_up());
+        outgoing.queued(OUTGOING_LIMIT / 2);
+        assert!(outgoing.backed_up());
+        assert_eq!(total.load(Ordering::Relaxed), OUTGOING_LIMIT);
+        outgoing.written(1);
+        assert!(!outgoing.backed_up());
+        tokio::time::timeout(std::time::Duration::from_secs(1), outgoing.drained())
+            .await
+            .expect("the reader is woken");
+    }
+
     #[test]
     fn the_reason_names_every_resource_low() {
         let both = Alarms {
