@@ -68,9 +68,10 @@ pub fn spawn(
                     Err(_) => break,
                 }
             }
-            let written = write.write_all(&buf).await;
+            // Off the queue and into `buf` (bounded by a batch): no longer counted as waiting,
+            // even if this task is stopped in the middle of the write.
             inbox.raw_written(raw);
-            if written.is_err() {
+            if write.write_all(&buf).await.is_err() {
                 break;
             }
             buf.clear();
