@@ -1123,3 +1123,20 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_rabbitmq_writes_them() {
+        assert_eq!(parse_size("50000000"), Ok(50_000_000));
+        assert_eq!(parse_size("50MB"), Ok(50_000_000));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("50 furlongs").is_err());
+        assert!(parse_size("MB").is_err());
+        assert!(parse_size("99999999999GB").is_err());
+    }
+}
