@@ -346,7 +346,12 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
         file.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
-    write().wrap_err_with(|| format!("writing {}", path.display()))
+    write()
+        .inspect_err(|_| {
+            // Half a temporary file only takes room (the kept one is still whole).
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .wrap_err_with(|| format!("writing {}", path.display()))
 }
 
 const SHA256: &str = "rabbit_password_hashing_sha256";

@@ -43,11 +43,46 @@ struct StoreArgs {
     /// Keep nothing on disk: everything is gone when the broker stops.
     #[arg(long, global = true)]
     transient: bool,
-    /// Block publishing connections (connection.blocked) while the messages waiting in queues
-    /// take more than this many MiB (default: 40% of this machine's memory, like RabbitMQ's
-    /// high watermark).
+    /// Block publishing connections (connection.blocked) while what the broker holds for its
+    /// clients (messages queued or not yet acked, bodies arriving, frames not yet written) takes
+    /// more than this many MiB (default: 40% of this machine's memory, like RabbitMQ's high
+    /// watermark).
     #[arg(long, global = true, value_name = "MIB")]
     memory_limit: Option<u64>,
+    /// Block publishing connections while the data directory's filesystem has less than this
+    /// free: bytes, or with a unit such as 50MB, 1GB, 512MiB (default: 50MB, RabbitMQ's
+    /// disk_free_limit).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    disk_free_limit: Option<u64>,
+}
+
+/// A size as RabbitMQ's configuration writes it: `50000000`, `50MB`, `1GB`, `512MiB`.
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 50MB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use B, kB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// RabbitMQ's default memory high watermark: 40% of the machine's memory (1 GiB when it cannot
@@ -102,15 +137,36 @@ impl StoreArgs {
         }
         config = extra(config)?;
         if let Some(dir) = &dir {
-            rabbitscope::definitions::keep(&config, dir)?;
+            // On a full disk the broker still starts, with what it kept before (and the disk
+            // alarm on): only what this command line added is not kept.
+            if let Err(error) = rabbitscope::definitions::keep(&config, dir) {
+                if !is_disk_full(&error) {
+                    return Err(error);
+                }
+                tracing::warn!(dir = %dir.display(), "the data directory's disk is full: this start's users and vhosts are not kept");
+            }
         }
         config.data_dir = dir;
         config.memory_limit = Some(match self.memory_limit {
             Some(mib) => mib as usize * 1024 * 1024,
             None => default_memory_limit(),
         });
+        config.disk_free_limit = Some(
+            self.disk_free_limit
+                .unwrap_or(rabbitscope::broker::limits::DEFAULT_DISK_FREE_LIMIT),
+        );
         Ok(config)
     }
+}
+
+/// Whether an error comes from a disk with no room left.
+fn is_disk_full(error: &color_eyre::Report) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|code| code == libc::ENOSPC || code == libc::EDQUOT)
+    })
 }
 
 #[derive(clap::Args, Clone)]
@@ -1192,4 +1248,21 @@ async fn lessons_check(dir: &Path, broker: Option<String>, lang: Lang) -> Result
 /// at once.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     Ok(rabbitscope::stop::stop_signal()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_rabbitmq_writes_them() {
+        assert_eq!(parse_size("50000000"), Ok(50_000_000));
+        assert_eq!(parse_size("50MB"), Ok(50_000_000));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("50 furlongs").is_err());
+        assert!(parse_size("MB").is_err());
+        assert!(parse_size("99999999999GB").is_err());
+    }
 }

@@ -1372,6 +1372,47 @@ async fn body_longer_than_declared_size() {
     );
 }
 
+/// RabbitMQ's default `max_message_size` (128 MiB): a bigger message closes the channel with 406
+/// and the connection goes on. RabbitMQ says so once the whole body is in; the embedded broker
+/// as soon as the header announces it (so it never holds the body), which the client sees the
+/// same way: the close arrives, the body is ignored.
+#[tokio::test]
+async fn message_larger_than_max_message_size() {
+    let t = differential_cases(|url| {
+        let larger = case(&url, |url| async move {
+            let size = (128 << 20) + 1;
+            let mut c = Client::open(&url).await;
+            let mut t = vec![c.call(&channel_open(1)).await];
+            c.send(&publish(1, "nowhere")).await;
+            c.send(&content_header(1, 60, size as u64)).await;
+            let chunk = vec![b'x'; 131_072 - 8];
+            let mut bytes = Vec::with_capacity(size + size / chunk.len() * 8 + 8);
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                bytes.extend_from_slice(&body(1, &chunk[..n]));
+                left -= n;
+            }
+            c.send(&bytes).await;
+            t.push(c.call(&[]).await);
+            t.push(c.call(&channel_close_ok(1)).await);
+            t.push(c.call(&channel_open(1)).await);
+            t
+        });
+        vec![("128 MiB + 1", larger)]
+    })
+    .await;
+    assert_eq!(
+        t,
+        with_healthy(lines(&[
+            "128 MiB + 1: ch1 channel.open-ok",
+            "128 MiB + 1: ch1 channel.close 406 \"PRECONDITION_FAILED - message size 134217729 is larger than configured max size 134217728\" class=60 method=40",
+            "128 MiB + 1: no frame within 5 s",
+            "128 MiB + 1: ch1 channel.open-ok",
+        ]))
+    );
+}
+
 #[tokio::test]
 async fn heartbeat_on_a_non_zero_channel() {
     let t = differential_cases(|url| {

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::codec::{self, Incoming, Undecodable};
 use super::writer;
+use crate::broker::limits::Held;
 use crate::broker::maps::HashMap;
 use crate::broker::{
     AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, LoginRefused, QueueSpec, Scope,
@@ -36,6 +37,8 @@ pub const HEARTBEAT: u16 = 60;
 const FRAME_MIN_SIZE: usize = 4096;
 /// The largest message RabbitMQ accepts by default.
 const MAX_MESSAGE_SIZE: u64 = 134_217_728;
+/// How much a connection that sends in bulk reads at a time.
+const READ_CHUNK: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a fatal framing or login error RabbitMQ hangs up this long after its close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(3);
@@ -62,7 +65,14 @@ struct PendingContent {
     routing_key: String,
     mandatory: bool,
     header: Option<(u64, BasicProperties)>,
-    body: BytesMut,
+    /// The body frames so far, kept as they came (no copy, no growing buffer) until the last
+    /// one is in.
+    body: Vec<Bytes>,
+    /// Bytes in `body`.
+    received: usize,
+    /// The body's bytes, counted by the memory alarm while they wait here (from the first
+    /// frame that does not complete it: a body in one frame never waits).
+    held: Option<Held>,
     /// More body arrived than the header announced: RabbitMQ then never routes the message
     /// and keeps swallowing body frames; we do the same.
     overflowed: bool,
@@ -82,6 +92,8 @@ struct Content {
     mandatory: bool,
     properties: BasicProperties,
     body: Bytes,
+    /// Counted by the memory alarm until it is routed.
+    held: Option<Held>,
 }
 
 #[derive(Default)]
@@ -159,7 +171,8 @@ async fn serve_halves(
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Small until the client sends in bulk (see `Connection::run`): idle connections are cheap.
+    let mut buf = BytesMut::with_capacity(FRAME_MIN_SIZE);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         handshake(&mut reader, &mut write_half, &mut buf, peer, &broker),
@@ -186,7 +199,7 @@ async fn serve_halves(
         channel_max: opened.channel_max,
         channels: HashMap::default(),
         orphan_publishes: Default::default(),
-        out: Vec::with_capacity(64 * 1024),
+        out: Vec::new(),
         closed_by_peer: false,
         publisher: false,
         hears_blocked: opened.hears_blocked,
@@ -524,7 +537,7 @@ async fn handshake(
             return Ok(None);
         }
     };
-    let (sink, inbox) = ClientSink::new();
+    let (sink, inbox) = broker.sink();
     let id = match broker.open_connection(&user, &vhost, &peer.to_string(), sink.clone()) {
         Ok(id) => id,
         Err(e) => {
@@ -658,7 +671,9 @@ impl Connection {
         let silence = (heartbeat > 0).then(|| Duration::from_millis(heartbeat as u64 * 2_500));
         let mut durable = self.broker.durable();
         let mut restarts = self.broker.restarts();
-        let mut alarm = self.broker.memory_alarm();
+        let mut alarms = self.broker.alarms();
+        let sink = self.sink.clone();
+        let mut filled = false;
         loop {
             // Handle every complete frame already buffered before flushing replies once.
             loop {
@@ -693,13 +708,18 @@ impl Connection {
             if let Some(durable) = &mut durable {
                 self.release_confirms(*durable.borrow_and_update());
             }
-            // The memory alarm: a publishing connection is not read until it clears, as
-            // RabbitMQ does; TCP then holds its publisher back.
-            let blocked = self.publisher && *alarm.borrow_and_update();
+            if self.publisher {
+                self.broker.check_memory_soon();
+            }
+            // A resource alarm: a publishing connection is not read until it clears, as
+            // RabbitMQ does; TCP then holds its publisher back. It is told once, with the
+            // resources low at that moment, and told again when all have cleared.
+            let on = *alarms.borrow_and_update();
+            let blocked = self.publisher && on.any();
             if blocked != self.told_blocked && self.hears_blocked {
                 let method = if blocked {
                     connection::AMQPMethod::Blocked(connection::Blocked {
-                        reason: "low on memory".into(),
+                        reason: on.reason().into(),
                     })
                 } else {
                     connection::AMQPMethod::Unblocked(connection::Unblocked {})
@@ -708,6 +728,9 @@ impl Connection {
                 self.told_blocked = blocked;
             }
             self.flush();
+            // Credit flow: while its writer is far behind (a client that does not read its
+            // returns, say), the connection is not read either, so it cannot pile up more.
+            let backed_up = sink.outgoing().backed_up();
             let holding = self.channels.values().any(|c| !c.waiting.is_empty());
             let disk = async {
                 match &mut durable {
@@ -715,6 +738,12 @@ impl Connection {
                     _ => std::future::pending().await,
                 }
             };
+            // A read that filled the buffer says the client sends in bulk: read in large
+            // chunks from then on. Until then the buffer stays as small as the handshake's.
+            if buf.capacity() - buf.len() < FRAME_MIN_SIZE || filled {
+                buf.reserve(if filled { READ_CHUNK } else { FRAME_MIN_SIZE });
+            }
+            let room = buf.capacity() - buf.len();
             let read = async {
                 match silence {
                     Some(limit) => tokio::time::timeout(limit, reader.read_buf(&mut buf)).await,
@@ -723,12 +752,13 @@ impl Connection {
             };
             tokio::select! {
                 // Heartbeats are not watched while blocked: the peer's wait in the socket.
-                result = read, if !blocked => match result {
+                result = read, if !blocked && !backed_up => match result {
                     Err(_) => return End::Silent,
                     Ok(Ok(0)) | Ok(Err(_)) => return End::Peer,
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(n)) => filled = n == room,
                 },
-                _ = alarm.changed(), if blocked => {}
+                _ = alarms.changed(), if blocked => {}
+                _ = sink.outgoing().drained(), if backed_up => {}
                 // The store synced: confirms waiting for it go out at the top of the loop.
                 true = disk => {}
                 _ = restarts.changed() => {
@@ -750,10 +780,7 @@ impl Connection {
     /// Sends what was produced so far to the writer.
     fn flush(&mut self) {
         if !self.out.is_empty() {
-            let frames = Bytes::from(std::mem::replace(
-                &mut self.out,
-                Vec::with_capacity(64 * 1024),
-            ));
+            let frames = Bytes::from(std::mem::take(&mut self.out));
             self.sink.send_raw(frames);
         }
     }
@@ -887,6 +914,16 @@ impl Connection {
         codec::write_method(&mut self.out, 0, close_method(error, class_id, method_id));
         self.flush();
     }
+}
+
+/// One body from its frames, in an allocation of its own: a frame's bytes share the read
+/// buffer they arrived in, which a queued message must not keep alive.
+fn assemble(frames: &[Bytes], size: usize) -> Bytes {
+    let mut body = BytesMut::with_capacity(size);
+    for frame in frames {
+        body.extend_from_slice(frame);
+    }
+    body.freeze()
 }
 
 /// Builds a Failure for a method, from the error and the method it answers.
@@ -1135,7 +1172,9 @@ impl Connection {
                     routing_key: publish.routing_key.as_str().to_owned(),
                     mandatory: publish.mandatory,
                     header: None,
-                    body: BytesMut::new(),
+                    body: Vec::new(),
+                    received: 0,
+                    held: None,
                     overflowed: false,
                 };
                 self.channels.get_mut(&ch).expect("open").content = Some(content);
@@ -1493,8 +1532,8 @@ impl Connection {
                 )),
             ));
         }
+        // Nothing is set aside for the announced size: memory follows the bytes that arrive.
         content.header = Some((size, properties));
-        content.body.reserve(size as usize);
         if size == 0 {
             return self.complete_publish(ch);
         }
@@ -1520,15 +1559,23 @@ impl Connection {
             ));
         };
         let size = *size;
-        if content.overflowed || content.body.len() as u64 + bytes.len() as u64 > size {
+        if content.overflowed || content.received as u64 + bytes.len() as u64 > size {
             content.overflowed = true;
-            content.body.clear();
+            content.body = Vec::new();
+            content.received = 0;
+            content.held = None;
             return Ok(());
         }
-        content.body.extend_from_slice(&bytes);
-        if content.body.len() as u64 == size {
+        content.received += bytes.len();
+        content.body.push(bytes);
+        if content.received as u64 == size {
             return self.complete_publish(ch);
         }
+        let received = content.received;
+        content
+            .held
+            .get_or_insert_with(|| self.broker.hold())
+            .set(received);
         Ok(())
     }
 
@@ -1541,9 +1588,17 @@ impl Connection {
             routing_key: pending.routing_key,
             mandatory: pending.mandatory,
             properties,
-            body: pending.body.freeze(),
+            body: assemble(&pending.body, pending.received),
+            held: pending.held,
         };
         if let Some(ops) = &mut state.tx {
+            // Held until tx.commit: counted until then.
+            let mut content = content;
+            let len = content.body.len();
+            content
+                .held
+                .get_or_insert_with(|| self.broker.hold())
+                .set(len);
             ops.push(TxOp::Publish(Box::new(content)));
             return Ok(());
         }
@@ -1559,7 +1614,10 @@ impl Connection {
             mandatory,
             properties,
             body,
+            held,
         } = content;
+        // Routed, the body is counted where it lands (a queue, a return waiting to be written).
+        drop(held);
         // Only a mandatory message can come back in basic.return: keep its content for that,
         // and spare every other message the copies.
         let kept = mandatory.then(|| (properties.clone(), body.clone()));

@@ -16,6 +16,8 @@ use crate::events::ConnectionId;
 
 /// Write once this much is batched, rather than draining the queue further first.
 const BATCH_BYTES: usize = 256 * 1024;
+/// A write buffer bigger than this is given back once the connection is idle.
+const IDLE_BUFFER: usize = 16 * 1024;
 
 pub fn spawn(
     mut write: Writer,
@@ -28,7 +30,8 @@ pub fn spawn(
     let (done_tx, done_rx) = oneshot::channel();
     let task = tokio::spawn(async move {
         let beat = (heartbeat > 0).then(|| Duration::from_secs(heartbeat as u64) / 2);
-        let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES * 2);
+        // Grows with what is written; an idle connection gives it back at its next heartbeat.
+        let mut buf: Vec<u8> = Vec::new();
         let mut properties = PropertiesCache::default();
         let mut last_write = Instant::now();
         loop {
@@ -36,6 +39,9 @@ pub fn spawn(
                 Some(beat) => match tokio::time::timeout(beat, inbox.receiver.recv()).await {
                     Ok(next) => next,
                     Err(_) => {
+                        if buf.capacity() > IDLE_BUFFER {
+                            buf = Vec::new();
+                        }
                         if last_write.elapsed() >= beat {
                             codec::write_heartbeat(&mut buf);
                             if write.write_all(&buf).await.is_err() {
@@ -52,17 +58,27 @@ pub fn spawn(
             let Some(first) = next else {
                 break;
             };
-            let mut deliveries = encode(&mut buf, first, frame_max, &mut properties);
+            let mut raw = 0;
+            let mut deliveries = encode(&mut buf, first, frame_max, &mut properties, &mut raw);
             while buf.len() < BATCH_BYTES {
                 match inbox.receiver.try_recv() {
-                    Ok(item) => deliveries += encode(&mut buf, item, frame_max, &mut properties),
+                    Ok(item) => {
+                        deliveries += encode(&mut buf, item, frame_max, &mut properties, &mut raw)
+                    }
                     Err(_) => break,
                 }
             }
+            // Off the queue and into `buf` (bounded by a batch): no longer counted as waiting,
+            // even if this task is stopped in the middle of the write.
+            inbox.raw_written(raw);
             if write.write_all(&buf).await.is_err() {
                 break;
             }
             buf.clear();
+            // A huge message grew it: give that back rather than keep it for small ones.
+            if buf.capacity() > 4 * BATCH_BYTES {
+                buf = Vec::new();
+            }
             last_write = Instant::now();
             if deliveries > 0 && inbox.written(deliveries) {
                 broker.resume_connection(connection);
@@ -100,15 +116,18 @@ impl PropertiesCache {
 }
 
 /// Encodes one item; returns 1 for a delivery (they count against the backlog), else 0.
+/// Adds the size of raw frames to `raw` (they count against the connection's outgoing limit).
 fn encode(
     buf: &mut Vec<u8>,
     item: ToClient,
     frame_max: usize,
     properties: &mut PropertiesCache,
+    raw: &mut usize,
 ) -> usize {
     match item {
         ToClient::Raw(frames) => {
             buf.extend_from_slice(&frames);
+            *raw += frames.len();
             0
         }
         ToClient::Deliver {

@@ -9,6 +9,7 @@ pub mod args;
 pub mod error;
 pub mod exchange;
 pub mod journal;
+pub mod limits;
 pub mod maps;
 pub mod message;
 pub mod permissions;
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
+pub use limits::Alarms;
 pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
 pub use state::{
@@ -122,11 +124,20 @@ pub struct BrokerConfig {
     pub event_capacity: usize,
     /// Where durable things are kept (see [`store`]); None keeps nothing on disk.
     pub data_dir: Option<PathBuf>,
-    /// The memory alarm: when the messages waiting in queues take more than this many bytes
-    /// (bodies plus [`MESSAGE_OVERHEAD`] each), publishing connections are blocked until they
-    /// take less, as RabbitMQ does at its memory high watermark. None: never.
+    /// The memory alarm: when what the broker holds for its clients takes more than this many
+    /// bytes, publishing connections are blocked until it takes less, as RabbitMQ does at its
+    /// memory high watermark. Counted: messages in queues and delivered but not acked (bodies
+    /// plus [`MESSAGE_OVERHEAD`] each), bodies still arriving, frames waiting to be written.
+    /// None: never.
     pub memory_limit: Option<usize>,
+    /// The disk alarm: while the data directory's filesystem has less than this many bytes
+    /// free, or the store cannot write, publishing connections are blocked, as RabbitMQ does
+    /// below its `disk_free_limit`. None (or no data directory): never.
+    pub disk_free_limit: Option<u64>,
 }
+
+/// How often the disk alarm looks at the data directory's free space.
+pub const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What one queued message costs besides its body (measured: 1,000,000 64-byte messages take
 /// about 267 bytes each).
@@ -146,6 +157,7 @@ impl Default for BrokerConfig {
             event_capacity: crate::events::DEFAULT_CAPACITY,
             data_dir: None,
             memory_limit: None,
+            disk_free_limit: None,
         }
     }
 }
@@ -194,6 +206,7 @@ pub struct ClientSink {
     sender: mpsc::UnboundedSender<ToClient>,
     backlog: Arc<AtomicUsize>,
     stalled: Arc<AtomicBool>,
+    outgoing: Arc<limits::Outgoing>,
 }
 
 /// The connection's end of its [`ClientSink`].
@@ -201,30 +214,45 @@ pub struct ClientInbox {
     pub receiver: mpsc::UnboundedReceiver<ToClient>,
     backlog: Arc<AtomicUsize>,
     stalled: Arc<AtomicBool>,
+    outgoing: Arc<limits::Outgoing>,
 }
 
 impl ClientSink {
-    pub fn new() -> (ClientSink, ClientInbox) {
+    /// A sink whose waiting frames count in `held` (see [`Broker::sink`]).
+    pub fn new(held: Arc<AtomicUsize>) -> (ClientSink, ClientInbox) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let stalled = Arc::new(AtomicBool::new(false));
+        let outgoing = Arc::new(limits::Outgoing::new(held));
         (
             ClientSink {
                 sender,
                 backlog: backlog.clone(),
                 stalled: stalled.clone(),
+                outgoing: outgoing.clone(),
             },
             ClientInbox {
                 receiver,
                 backlog,
                 stalled,
+                outgoing,
             },
         )
     }
 
     /// Queues already-encoded frames behind everything sent so far.
     pub fn send_raw(&self, frames: bytes::Bytes) {
-        let _ = self.sender.send(ToClient::Raw(frames));
+        self.outgoing.queued(frames.len());
+        if let Err(unsent) = self.sender.send(ToClient::Raw(frames)) {
+            if let ToClient::Raw(frames) = unsent.0 {
+                self.outgoing.written(frames.len());
+            }
+        }
+    }
+
+    /// The frames waiting for this connection's writer, as the reader checks them.
+    pub fn outgoing(&self) -> &limits::Outgoing {
+        &self.outgoing
     }
 
     fn send(&self, message: ToClient) {
@@ -252,6 +280,23 @@ impl ClientInbox {
         let left = self.backlog.fetch_sub(deliveries, Ordering::Relaxed) - deliveries;
         left < SINK_BACKLOG_LIMIT / 2 && self.stalled.swap(false, Ordering::Relaxed)
     }
+
+    /// The writer reports raw frames it has taken off the queue (written or not).
+    pub fn raw_written(&self, bytes: usize) {
+        self.outgoing.written(bytes);
+    }
+}
+
+impl Drop for ClientInbox {
+    /// Frames never written no longer count as held.
+    fn drop(&mut self) {
+        self.receiver.close();
+        while let Ok(item) = self.receiver.try_recv() {
+            if let ToClient::Raw(frames) = item {
+                self.outgoing.written(frames.len());
+            }
+        }
+    }
 }
 
 /// The broker. Cheap to share (`Arc`); every method takes the lock for a short time.
@@ -263,8 +308,13 @@ pub struct Broker {
     store: Option<Store>,
     /// Bumped by [`Broker::restart`]: every client connection closes with 320.
     restarts: watch::Sender<u64>,
-    /// The memory alarm ([`BrokerConfig::memory_limit`]): true while publishers are blocked.
-    alarm: watch::Sender<bool>,
+    /// The resource alarms ([`BrokerConfig::memory_limit`], [`BrokerConfig::disk_free_limit`]):
+    /// publishers are blocked while any is on.
+    alarms: watch::Sender<Alarms>,
+    /// Bytes connections hold outside the state: bodies still arriving, frames not yet written.
+    held: Arc<AtomicUsize>,
+    /// What the state held at the last memory check, for a quick estimate between checks.
+    state_held: AtomicUsize,
     /// Vhosts added while running ([`Broker::add_vhost`]) and the user each was made for.
     added_vhosts: Mutex<Vec<(String, String)>>,
 }
@@ -339,7 +389,9 @@ impl Broker {
             next_connection: AtomicU64::new(1),
             store,
             restarts: watch::channel(0).0,
-            alarm: watch::channel(false).0,
+            alarms: watch::channel(Alarms::default()).0,
+            held: Arc::new(AtomicUsize::new(0)),
+            state_held: AtomicUsize::new(0),
             added_vhosts: Default::default(),
         });
         Broker::start_timer(&broker);
@@ -387,16 +439,20 @@ impl Broker {
         self.restarts.subscribe()
     }
 
-    /// Sets or clears the memory alarm from what the queues hold now.
+    /// Sets or clears the memory alarm from what the broker holds now.
     pub fn check_memory(&self) {
         let Some(limit) = self.config.memory_limit else {
             return;
         };
-        let used = self.lock().queued_memory();
+        let state = self.lock().held_memory();
+        self.state_held.store(state, Ordering::Relaxed);
+        let used = state + self.held.load(Ordering::Relaxed);
         let over = used > limit;
-        let changed = self
-            .alarm
-            .send_if_modified(|on| std::mem::replace(on, over) != over);
+        let changed = self.alarms.send_if_modified(|on| {
+            let changed = on.memory != over;
+            on.memory = over;
+            changed
+        });
         if changed {
             if over {
                 tracing::warn!(used, limit, "memory alarm: publishers are blocked");
@@ -406,9 +462,57 @@ impl Broker {
         }
     }
 
-    /// True while the memory alarm is on; connections that publish wait for it to clear.
-    pub fn memory_alarm(&self) -> watch::Receiver<bool> {
-        self.alarm.subscribe()
+    /// Checks the memory alarm now when a cheap estimate says it should be on and it is off:
+    /// a connection calls this after reading, so a flood cannot outrun the periodic check.
+    pub fn check_memory_soon(&self) {
+        let Some(limit) = self.config.memory_limit else {
+            return;
+        };
+        let estimate = self.state_held.load(Ordering::Relaxed) + self.held.load(Ordering::Relaxed);
+        if estimate > limit && !self.alarms.borrow().memory {
+            self.check_memory();
+        }
+    }
+
+    /// Sets or clears the disk alarm: `free` bytes are left on the data directory's
+    /// filesystem (None: unknown), and the store can write or not.
+    fn set_disk_alarm(&self, free: Option<u64>, store_failing: bool) {
+        let limit = self.config.disk_free_limit.unwrap_or(0);
+        let low = free.is_some_and(|free| free < limit);
+        let on = low || store_failing;
+        let changed = self.alarms.send_if_modified(|alarms| {
+            let changed = alarms.disk != on;
+            alarms.disk = on;
+            changed
+        });
+        if changed {
+            let free = free.map_or_else(|| "unknown".to_string(), |f| f.to_string());
+            if on {
+                tracing::warn!(
+                    free,
+                    limit,
+                    store_failing,
+                    "disk alarm: publishers are blocked"
+                );
+            } else {
+                tracing::info!(free, limit, "disk alarm cleared: publishers may go on");
+            }
+        }
+    }
+
+    /// The resource alarms that are on; publishing connections wait while any is.
+    pub fn alarms(&self) -> watch::Receiver<Alarms> {
+        self.alarms.subscribe()
+    }
+
+    /// A connection's outgoing side, its waiting frames counted by the memory alarm.
+    pub fn sink(&self) -> (ClientSink, ClientInbox) {
+        ClientSink::new(self.held.clone())
+    }
+
+    /// A guard for bytes a connection holds (a body arriving), counted by the memory alarm.
+    pub fn hold(&self) -> limits::Held {
+        limits::Held::new(self.held.clone())
     }
 
     /// The store's progress (None without a store): see [`Store::durable`].
@@ -458,6 +562,13 @@ impl Broker {
                 }
             });
         }
+        if let Some(store) = &broker.store {
+            handle.spawn(Broker::watch_disk(
+                Arc::downgrade(broker),
+                store.dir().to_path_buf(),
+                store.failing(),
+            ));
+        }
         let weak = Arc::downgrade(broker);
         handle.spawn(async move {
             loop {
@@ -468,6 +579,41 @@ impl Broker {
                 tokio::time::sleep(wait).await;
             }
         });
+    }
+
+    /// The disk alarm's monitor: looks at the free space every [`DISK_CHECK_INTERVAL`], and at
+    /// once when the store starts or stops failing, until the broker is dropped.
+    async fn watch_disk(
+        weak: std::sync::Weak<Broker>,
+        dir: PathBuf,
+        mut store_failing: watch::Receiver<bool>,
+    ) {
+        let mut writer_alive = true;
+        loop {
+            let Some(broker) = weak.upgrade() else {
+                return;
+            };
+            let free = match limits::disk_free(&dir) {
+                Ok(free) => Some(free),
+                Err(error) => {
+                    tracing::debug!(%error, dir = %dir.display(), "cannot read the free disk space");
+                    None
+                }
+            };
+            broker.set_disk_alarm(free, *store_failing.borrow_and_update());
+            drop(broker);
+            let failing_changed = async {
+                if writer_alive {
+                    store_failing.changed().await.is_ok()
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(DISK_CHECK_INTERVAL) => {}
+                alive = failing_changed => writer_alive = alive,
+            }
+        }
     }
 
     /// Expires what is due; returns how long until the next check is useful.
@@ -588,7 +734,7 @@ impl Broker {
         if !state.vhosts.contains_key(vhost) {
             return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
         }
-        let (sink, inbox) = ClientSink::new();
+        let (sink, inbox) = self.sink();
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, name, vhost, name, sink, Grant::Broker);
         state.open_channel(id, 1);

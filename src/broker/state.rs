@@ -119,6 +119,13 @@ struct Unacked {
     message: QueuedMessage,
 }
 
+impl Unacked {
+    /// What it costs by the memory alarm's measure.
+    fn bytes(&self) -> usize {
+        self.message.message.body.len() + super::MESSAGE_OVERHEAD
+    }
+}
+
 #[derive(Default)]
 struct Channel {
     delivery_tags: u64,
@@ -176,6 +183,8 @@ pub struct State {
     /// in): each is logged once, as RabbitMQ does, however many paths close it (a fanout
     /// dead-letter exchange makes many).
     cycles_logged: HashSet<(Arc<str>, Arc<str>, Arc<str>)>,
+    /// Bytes of the deliveries waiting for an ack, by the memory alarm's measure.
+    unacked_bytes: usize,
 }
 
 /// A message on its way out of `queue`, to be dead-lettered for `reason`.
@@ -231,6 +240,7 @@ impl State {
             dying: VecDeque::new(),
             backlog: VecDeque::new(),
             cycles_logged: HashSet::default(),
+            unacked_bytes: 0,
         }
     }
 
@@ -484,7 +494,9 @@ impl State {
             self.remove_consumer(&vhost, &queue, connection, channel, &tag);
             work.push_back((vhost.clone(), queue));
         }
-        work.extend(self.requeue_all(&vhost, connection, state.unacked.into_values().collect()));
+        let unacked: Vec<Unacked> = state.unacked.into_values().collect();
+        self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
+        work.extend(self.requeue_all(&vhost, connection, unacked));
         self.run(work);
         self.emit(&vhost, Some(connection), Some(channel), || {
             EventKind::ChannelClosed {
@@ -1788,6 +1800,7 @@ impl State {
             if !consumer.no_ack {
                 consumer.unacked += 1;
                 q.unacked += 1;
+                self.unacked_bytes += message.message.body.len() + super::MESSAGE_OVERHEAD;
                 ch.unacked.insert(
                     delivery_tag,
                     Unacked {
@@ -1877,6 +1890,8 @@ impl State {
         let delivery_tag = ch.delivery_tags;
         let payload = message.message.clone();
         if !no_ack {
+            self.unacked_bytes += message.message.body.len() + super::MESSAGE_OVERHEAD;
+            let ch = self.channel(connection, channel)?;
             ch.unacked.insert(
                 delivery_tag,
                 Unacked {
@@ -1936,6 +1951,7 @@ impl State {
             let u = ch.unacked.remove(&delivery_tag).ok_or_else(unknown)?;
             vec![(delivery_tag, u)]
         };
+        self.unacked_bytes -= taken.iter().map(|(_, u)| u.bytes()).sum::<usize>();
         let mut requeue = Vec::new();
         let mut work = VecDeque::new();
         for (tag, u) in taken {
@@ -2012,19 +2028,23 @@ impl State {
             return;
         };
         let unacked: Vec<Unacked> = std::mem::take(&mut ch.unacked).into_values().collect();
+        self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
         let work = self.requeue_all(&vhost, connection, unacked);
         self.run(work.into());
     }
 
     // ---- time ----
 
-    /// Bytes the ready messages of every queue take, by the memory alarm's measure.
-    pub fn queued_memory(&self) -> usize {
-        self.vhosts
+    /// Bytes the messages of every queue take, ready or delivered and not acked, by the memory
+    /// alarm's measure.
+    pub fn held_memory(&self) -> usize {
+        let ready: usize = self
+            .vhosts
             .values()
             .flat_map(|v| v.queues.values())
             .map(|q| q.ready_bytes() + q.ready() * super::MESSAGE_OVERHEAD)
-            .sum()
+            .sum();
+        ready + self.unacked_bytes
     }
 
     /// Expires due messages and unused queues; returns the next instant worth waking for.
@@ -2422,7 +2442,8 @@ fn published_event(
         exchange: message.exchange.clone(),
         routing_key: message.routing_key.clone(),
         body_size: message.body.len(),
-        body_preview: message.body.slice(..message.body.len().min(BODY_PREVIEW)),
+        // A copy: a slice would keep the whole body alive as long as the event ring holds it.
+        body_preview: Bytes::copy_from_slice(&message.body[..message.body.len().min(BODY_PREVIEW)]),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
         properties,
         matched: route.matched.iter().map(|(s, b)| b.info(s)).collect(),

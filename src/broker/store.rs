@@ -85,6 +85,7 @@ pub struct Store {
     sender: Mutex<mpsc::Sender<Request>>,
     next_ticket: AtomicU64,
     durable: watch::Receiver<u64>,
+    failing: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -100,10 +101,12 @@ impl Store {
         let (log, image) = Log::open(dir)?;
         let (sender, receiver) = mpsc::channel();
         let (durable_tx, durable) = watch::channel(0);
+        let (failing_tx, failing) = watch::channel(false);
         let writer = Writer {
             log,
             image: image.clone(),
             durable: durable_tx,
+            failing: failing_tx,
         };
         std::thread::Builder::new()
             .name("store".into())
@@ -113,6 +116,7 @@ impl Store {
             sender: Mutex::new(sender),
             next_ticket: AtomicU64::new(0),
             durable,
+            failing,
         };
         Ok((store, image))
     }
@@ -139,6 +143,12 @@ impl Store {
         self.durable.clone()
     }
 
+    /// True while the writer cannot write (a full disk, say): what it was handed waits in
+    /// memory, unconfirmed, and it tries again every [`RETRY`].
+    pub fn failing(&self) -> watch::Receiver<bool> {
+        self.failing.clone()
+    }
+
     /// Waits until everything submitted is written, then reads the log back as a process
     /// restart would.
     pub fn reload(&self) -> io::Result<Image> {
@@ -160,17 +170,37 @@ struct Writer {
     /// compaction writes.
     image: Image,
     durable: watch::Sender<u64>,
+    failing: watch::Sender<bool>,
 }
+
+/// How often a failing writer tries again when nothing new arrives.
+pub const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Writer {
     fn run(mut self, requests: mpsc::Receiver<Request>) {
+        // Records not yet on disk, and whether they need a sync: kept until a write succeeds.
         let mut buf = Vec::with_capacity(1024 * 1024);
-        while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
+        let mut sync = false;
+        // The last ticket in `buf`: announced once it is written.
+        let mut last = None;
+        let mut compact_failed = false;
+        loop {
+            let failing = *self.failing.borrow();
+            let first = if failing {
+                match requests.recv_timeout(RETRY) {
+                    Ok(request) => Some(request),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match requests.recv() {
+                    Ok(request) => Some(request),
+                    Err(_) => return,
+                }
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
             // Group commit: everything that arrived while the last sync ran goes in this one.
             batch.extend(requests.try_iter().take(16 * 1024));
-            let mut last = None;
-            let mut sync = false;
             let mut reloads = Vec::new();
             for request in batch {
                 match request {
@@ -190,17 +220,27 @@ impl Writer {
                     Request::Reload(reply) => reloads.push(reply),
                 }
             }
-            let written = self.log.append(&buf, sync);
-            buf.clear();
-            if let Err(error) = written {
-                // Without the disk nothing more can be promised: confirms stop here.
-                tracing::error!(%error, "the store cannot write; no more confirms");
+            if let Err(error) = self.log.append(&buf, sync) {
+                // Nothing unwritten is confirmed; it stays here and is tried again. Said once.
+                if !failing {
+                    tracing::error!(%error, "the store cannot write: confirms wait until it can");
+                    self.failing.send_replace(true);
+                }
                 for reply in reloads {
                     let _ = reply.send(Err(io::Error::other("the store cannot write")));
                 }
-                return;
+                continue;
             }
-            if let Some(ticket) = last {
+            if failing {
+                tracing::info!("the store writes again: the confirms that waited go out");
+                self.failing.send_replace(false);
+            }
+            buf.clear();
+            if buf.capacity() > 16 * 1024 * 1024 {
+                buf = Vec::with_capacity(1024 * 1024);
+            }
+            sync = false;
+            if let Some(ticket) = last.take() {
                 self.durable.send_replace(ticket);
             }
             for reply in reloads {
@@ -212,8 +252,20 @@ impl Writer {
                 let _ = reply.send(image);
             }
             if self.log.len > COMPACT_AT && self.log.len > 4 * self.live_bytes() {
-                if let Err(error) = self.compact() {
-                    tracing::warn!(%error, "compacting the store failed; the log keeps growing");
+                let tmp = self
+                    .log
+                    .dir
+                    .join(format!("log.{}.tmp", self.log.generation + 1));
+                match self.compact() {
+                    Ok(()) => compact_failed = false,
+                    Err(error) => {
+                        // Half a new log only takes room; said once until compacting works.
+                        let _ = fs::remove_file(tmp);
+                        if !compact_failed {
+                            tracing::warn!(%error, "compacting the store failed; the log keeps growing");
+                        }
+                        compact_failed = true;
+                    }
                 }
             }
         }
@@ -257,6 +309,7 @@ impl Writer {
             generation: next,
             file: OpenOptions::new().append(true).open(&path)?,
             len,
+            torn: false,
         };
         fs::remove_file(old)?;
         Ok(())
@@ -268,7 +321,10 @@ struct Log {
     dir: PathBuf,
     generation: u64,
     file: File,
+    /// The length of what was written completely; a failed append is cut back to it.
     len: u64,
+    /// A write failed, and may have left part of a record behind `len`.
+    torn: bool,
 }
 
 fn log_path(dir: &Path, generation: u64) -> PathBuf {
@@ -312,6 +368,7 @@ impl Log {
                 generation: 1,
                 file,
                 len: MAGIC.len() as u64,
+                torn: false,
             };
             return Ok((log, Image::default()));
         };
@@ -339,19 +396,33 @@ impl Log {
             generation,
             file,
             len: good,
+            torn: false,
         };
         Ok((log, image))
     }
 
+    /// Appends `bytes` and syncs when asked. When that fails, the next append first cuts the
+    /// file back to what was whole, so a retry writes the same records again after it (a failed
+    /// sync may have lost pages the kernel had, so they are written again too).
     fn append(&mut self, bytes: &[u8], sync: bool) -> io::Result<()> {
-        if !bytes.is_empty() {
-            self.file.write_all(bytes)?;
-            self.len += bytes.len() as u64;
+        if self.torn {
+            self.file.set_len(self.len)?;
+            self.torn = false;
         }
-        if sync {
-            self.file.sync_data()?;
+        let written = (|| {
+            if !bytes.is_empty() {
+                self.file.write_all(bytes)?;
+            }
+            if sync {
+                self.file.sync_data()?;
+            }
+            Ok(())
+        })();
+        match written {
+            Ok(()) => self.len += bytes.len() as u64,
+            Err(_) => self.torn = true,
         }
-        Ok(())
+        written
     }
 }
 
@@ -788,6 +859,7 @@ mod tests {
             log,
             image,
             durable: watch::channel(0).0,
+            failing: watch::channel(false).0,
         };
         writer.compact().unwrap();
         assert!(!log_path(&dir, 1).exists() && log_path(&dir, 2).exists());
