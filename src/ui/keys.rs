@@ -68,7 +68,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "PgUp PgDn",
         codes: &[KeyCode::PageUp],
         action: Action::PageUp,
-        help: "scroll a page (↑↓, PgUp PgDn and the wheel scroll this help too)",
+        help: "scroll a page (this help scrolls with ↑↓ PgUp PgDn, wheel)",
     },
     KeyBinding {
         keys: "",
@@ -176,7 +176,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "D",
         codes: &[KeyCode::Char('D')],
         action: Action::DeleteSelected,
-        help: "delete the selected exchange or queue, or unbind (asks first)",
+        help: "delete the selected exchange, queue or binding (asks first)",
     },
     KeyBinding {
         keys: "L",
@@ -188,7 +188,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "n N",
         codes: &[KeyCode::Char('n')],
         action: Action::LessonNext,
-        help: "lesson: run the step / next step; back a step (replayed exactly)",
+        help: "lesson: run the step, then on; back a step (replayed)",
     },
     KeyBinding {
         keys: "",
@@ -319,7 +319,7 @@ pub const MENU_BINDINGS: &[KeyBinding] = &[
         keys: "1-9",
         codes: DIGITS,
         action: Action::MenuDigit(0),
-        help: "start the lesson with that number; for 10 and up type both digits",
+        help: "start lesson 1-9; for 10 and up type both digits quickly",
     },
     KeyBinding {
         keys: "↑↓ Enter",
@@ -442,5 +442,33 @@ pub fn filter_action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Backspace => Some(Action::FilterBackspace),
         KeyCode::Char(c) => Some(Action::FilterInput(c)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_help_line_fits_the_help_box() {
+        // The box is 76 wide: two borders and 14 columns of keys leave 60 for the text.
+        for (keys, help) in help_lines(true) {
+            let width = unicode_width::UnicodeWidthStr::width(help);
+            assert!(width <= 60, "'{help}' is {width} wide");
+            assert!(unicode_width::UnicodeWidthStr::width(keys) <= 12, "{keys}");
+        }
+    }
+
+    #[test]
+    fn digits_in_the_menu_are_lesson_numbers_and_ticks_elsewhere() {
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        assert_eq!(menu_action_for(key('0'), false), Some(Action::MenuDigit(0)));
+        assert_eq!(menu_action_for(key('7'), false), Some(Action::MenuDigit(7)));
+        assert_eq!(menu_action_for(key('q'), false), Some(Action::Quit));
+        assert_eq!(action_for(key('7'), false), Some(Action::LessonToggle(6)));
+        assert_eq!(confirm_action_for(key('y')), Some(Action::Confirm(true)));
+        assert_eq!(confirm_action_for(key('D')), None, "only yes or no answers");
+        let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+        assert_eq!(confirm_action_for(esc), Some(Action::Confirm(false)));
     }
 }

@@ -69,25 +69,25 @@ pub struct ConfirmPane<'a> {
 impl Widget for &ConfirmPane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let width = 60.min(area.width);
-        let text = Paragraph::new(vec![
-            Line::raw(self.confirm.question.as_str()),
-            Line::raw(""),
-            Line::from(vec![
-                Span::styled("y", self.theme.key()),
-                Span::raw("/"),
-                Span::styled("Enter", self.theme.key()),
-                Span::raw(" yes    "),
-                Span::styled("n", self.theme.key()),
-                Span::raw("/"),
-                Span::styled("Esc", self.theme.key()),
-                Span::raw(" no"),
-            ]),
-        ])
-        .wrap(ratatui::widgets::Wrap { trim: true });
-        // Wrapped on words it may take a line more than the plain division says.
-        let inner = width.saturating_sub(2).max(1) as usize;
-        let question = unicode_width::UnicodeWidthStr::width(self.confirm.question.as_str());
-        let height = (question.div_ceil(inner) + 1) as u16 + 2 + 2;
+        // Wrapped here, by display width, so the box is exactly as tall as its text.
+        let question = (
+            self.confirm.question.clone(),
+            ratatui::style::Style::default(),
+        );
+        let mut lines = crate::ui::text::wrap(&[question], width.saturating_sub(2) as usize);
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![
+            Span::styled("y", self.theme.key()),
+            Span::raw("/"),
+            Span::styled("Enter", self.theme.key()),
+            Span::raw(" yes    "),
+            Span::styled("n", self.theme.key()),
+            Span::raw("/"),
+            Span::styled("Esc", self.theme.key()),
+            Span::raw(" no"),
+        ]));
+        let height = lines.len() as u16 + 2;
+        let text = Paragraph::new(lines);
         let popup = super::centered(area, width, height);
         Clear.render(popup, buf);
         text.block(
