@@ -305,8 +305,9 @@ impl App {
             let delta = match action {
                 Action::Up => -1,
                 Action::Down => 1,
-                Action::PageUp => -page,
-                Action::PageDown => page,
+                // A clicker's keys page the help in classroom mode too.
+                Action::PageUp | Action::PresenterBack => -page,
+                Action::PageDown | Action::PresenterNext => page,
                 Action::ScrollUp => -3,
                 Action::ScrollDown => 3,
                 _ => 0,
