@@ -7,6 +7,7 @@ use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapsh
 use rabbitscope::events::{BindingInfo, Event, EventKind, PublishFate};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
+use rabbitscope::ui::form::FormKind;
 use rabbitscope::ui::player::{Check, StepOutcome};
 use rabbitscope::ui::render_to_buffer;
 
@@ -187,18 +188,129 @@ fn empty_broker_80x24() {
     insta::assert_snapshot!(screen(&mut app, 80, 24));
 }
 
+/// Types `text` into the form's field with this label, walking to it with Tab as a user would.
+fn fill(app: &mut App, label: &str, text: &str) {
+    for _ in 0..20 {
+        let form = app.form.as_ref().expect("a form is open");
+        if form.fields[form.active].label == label {
+            text.chars().for_each(|c| {
+                app.update(Action::FormInput(c));
+            });
+            return;
+        }
+        app.update(Action::FormNextField);
+    }
+    panic!("no field {label}");
+}
+
 #[test]
 fn publish_form_80x24() {
     let mut app = app();
-    app.update(Action::OpenForm(rabbitscope::ui::form::FormKind::Publish));
-    for c in "lazy.orange.rabbit".chars() {
-        app.update(Action::FormNextField);
-        app.update(Action::FormInput(c));
-        app.update(Action::FormNextField);
-        app.update(Action::FormNextField);
-        app.update(Action::FormNextField);
+    app.update(Action::OpenForm(FormKind::Publish));
+    fill(&mut app, "routing key", "lazy.orange.rabbit");
+    fill(&mut app, "headers (k=v, ...)", "pages=12, kind=pdf");
+    fill(&mut app, "persistent", "y");
+    fill(&mut app, "expiration (ms)", "60000");
+    fill(&mut app, "content type", "text/plain");
+    fill(&mut app, "reply to", "answers");
+    fill(&mut app, "correlation id", "order-7");
+    fill(&mut app, "body", "hello");
+    let text = screen(&mut app, 80, 24);
+    assert!(
+        text.contains("persistent: yes") && text.contains("correlation id: order-7"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn declare_queue_form_with_arguments_80x24() {
+    let mut app = app();
+    app.update(Action::OpenForm(FormKind::DeclareQueue));
+    fill(&mut app, "name (empty: server-named)", "orders");
+    fill(&mut app, "durable", "y");
+    fill(&mut app, "x-message-ttl", "60000");
+    fill(&mut app, "x-max-length", "1000");
+    fill(&mut app, "x-dead-letter-exchange", "dead");
+    fill(&mut app, "x-queue-type", "classic");
+    fill(
+        &mut app,
+        "more arguments (k=v, ...)",
+        "x-overflow=reject-publish",
+    );
+    let text = screen(&mut app, 80, 24);
+    assert!(
+        text.contains("x-max-priority") && text.contains("x-overflow=reject-publish"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn declare_exchange_form_with_arguments_80x24() {
+    let mut app = app();
+    app.update(Action::OpenForm(FormKind::DeclareExchange));
+    fill(&mut app, "name", "orders");
+    fill(&mut app, "internal", " ");
+    fill(&mut app, "alternate-exchange", "unrouted");
+    let text = screen(&mut app, 80, 24);
+    assert!(
+        text.contains("internal: yes") && text.contains("alternate-exchange: unrouted"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn help_scrolled_to_the_end_80x24() {
+    let mut app = app();
+    app.update(Action::ToggleHelp);
+    let top = screen(&mut app, 80, 24);
+    assert!(top.contains("more below"), "{top}");
+    for _ in 0..5 {
+        app.update(Action::PageDown);
     }
-    insta::assert_snapshot!(screen(&mut app, 80, 24));
+    let text = screen(&mut app, 80, 24);
+    assert!(!text.contains("more below"), "{text}");
+    assert!(
+        text.contains("when asked to confirm") && text.contains("lesson: leave it"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+/// Moves the graph's selection down to this queue.
+fn select_queue(app: &mut App, name: &str) {
+    while app.selected_queue() != Some(name) {
+        let before = app.graph_selected;
+        app.update(Action::Down);
+        assert_ne!(before, app.graph_selected, "no queue {name}");
+    }
+}
+
+#[test]
+fn purge_asks_first_80x24() {
+    let mut app = app();
+    select_queue(&mut app, "Q2");
+    app.update(Action::PurgeSelected);
+    let text = screen(&mut app, 80, 24);
+    assert!(
+        text.contains("Purge queue 'Q2'? 2 ready message(s) are lost."),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    app.update(Action::Confirm(false));
+    assert!(!screen(&mut app, 80, 24).contains("are you sure"));
+}
+
+#[test]
+fn delete_asks_first_80x24() {
+    let mut app = app();
+    select_queue(&mut app, "计算队列");
+    app.update(Action::DeleteSelected);
+    let text = screen(&mut app, 80, 24);
+    assert!(text.contains("3 message(s) are lost"), "{text}");
+    insta::assert_snapshot!(text);
 }
 
 #[test]

@@ -58,7 +58,12 @@ pub enum Action {
     FormInput(char),
     FormBackspace,
     FormNextField,
+    FormPrevField,
     FormSubmit,
+    /// The answer to "are you sure?" before a delete, unbind or purge: yes or no.
+    Confirm(bool),
+    /// A digit typed in the lesson menu: picks the lesson with that number.
+    MenuDigit(u32),
     /// Delete the selected exchange or queue.
     DeleteSelected,
     /// Purge the selected queue.
@@ -105,4 +110,24 @@ pub enum Action {
     LessonPrepared(Result<(), String>),
     /// The runner ran the current step.
     LessonStepDone(Result<StepOutcome, String>),
+}
+
+impl Action {
+    /// Actions that come from the broker, the clock or background work, not from a key: they
+    /// go on while an overlay (menu, "are you sure?") has the keyboard.
+    pub fn is_from_the_world(&self) -> bool {
+        matches!(
+            self,
+            Action::Tick
+                | Action::BrokerEvent(_)
+                | Action::Missed(_)
+                | Action::Topology(_)
+                | Action::CommandDone(_)
+                | Action::SourceTrouble(_)
+                | Action::LessonPrepared(_)
+                | Action::LessonStepDone(_)
+                | Action::LessonsLoaded { .. }
+                | Action::Rewound(_)
+        )
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 
 use super::action::Action;
-use super::form::{Command, Form, FormKind};
+use super::form::{Command, Confirm, Form, FormKind};
 use super::layout::{layout, BindingRow, GraphItem, GraphLayout};
 use super::model::Model;
 use super::player::{LessonRequest, Player};
@@ -73,9 +73,16 @@ pub struct App {
     pub filter_error: Option<String>,
     pub typing_filter: bool,
     pub show_help: bool,
+    /// The first help line shown, and how many fit on the last frame drawn.
+    pub help_scroll: usize,
+    pub help_page: usize,
     pub inspecting: bool,
     /// An open form, which takes the keyboard.
     pub form: Option<Form>,
+    /// A delete, unbind or purge waiting for a yes, which takes the keyboard.
+    pub confirm: Option<Confirm>,
+    /// The lesson number being typed in the menu, and when its last digit came.
+    pub menu_number: Option<(String, Instant)>,
     /// The last command's outcome, shown on the status line: (text, is an error).
     pub notice: Option<(String, bool)>,
     pub paused: bool,
@@ -110,6 +117,9 @@ pub struct PaneAreas {
 /// How far the graph pans right: enough to read labels cut on a narrow screen.
 const MAX_PAN: usize = 240;
 
+/// How long the lesson menu waits for a second digit when the first could begin a longer number.
+pub const MENU_DIGIT_WAIT: Duration = Duration::from_millis(800);
+
 /// Topology snapshots are asked for at most this often, however busy the broker is.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
@@ -138,8 +148,12 @@ impl App {
             filter_error: None,
             typing_filter: false,
             show_help: false,
+            help_scroll: 0,
+            help_page: 0,
             inspecting: false,
             form: None,
+            confirm: None,
+            menu_number: None,
             notice: notice.map(|text| (text, true)),
             paused: false,
             speed: 1.0,
@@ -273,26 +287,68 @@ impl App {
         if action != Action::Tick {
             self.dirty = true;
         }
+        if self.confirm.is_some() {
+            match action {
+                Action::Confirm(yes) => {
+                    let confirm = self.confirm.take()?;
+                    return yes.then_some(Effect::Run(confirm.command));
+                }
+                Action::Back => self.confirm = None,
+                Action::Quit => return Some(Effect::Quit),
+                action if action.is_from_the_world() => return self.apply_any(action),
+                _ => {}
+            }
+            return None;
+        }
+        if self.show_help {
+            let page = self.help_page.max(1) as isize;
+            let delta = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                // A clicker's keys page the help in classroom mode too.
+                Action::PageUp | Action::PresenterBack => -page,
+                Action::PageDown | Action::PresenterNext => page,
+                Action::ScrollUp => -3,
+                Action::ScrollDown => 3,
+                _ => 0,
+            };
+            if delta != 0 {
+                let lines = super::keys::help_lines(self.options.classroom).len();
+                let last = lines.saturating_sub(self.help_page.max(1));
+                self.help_scroll =
+                    (self.help_scroll as isize + delta).clamp(0, last as isize) as usize;
+                return None;
+            }
+        }
         if let Some(selected) = self.menu {
             match action {
+                Action::MenuDigit(d) => return self.menu_digit(d),
+                Action::Tick => {
+                    let due = self
+                        .menu_number
+                        .as_ref()
+                        .is_some_and(|(_, at)| self.now.duration_since(*at) >= MENU_DIGIT_WAIT);
+                    if due {
+                        let (typed, _) = self.menu_number.take()?;
+                        if let Some(i) = self.lesson_numbered(&typed) {
+                            return self.apply(Action::StartLesson(i));
+                        }
+                    }
+                    return self.apply_any(action);
+                }
                 Action::Up => self.menu = Some(selected.saturating_sub(1)),
                 Action::Down => {
                     self.menu = Some((selected + 1).min(self.lessons.len().saturating_sub(1)))
                 }
                 Action::Inspect => return self.apply(Action::StartLesson(selected)),
-                Action::Back | Action::OpenMenu => self.menu = None,
+                Action::Back | Action::OpenMenu => {
+                    self.menu = None;
+                    self.menu_number = None;
+                }
                 Action::Quit => return Some(Effect::Quit),
                 // The world goes on behind the menu.
-                Action::Tick
-                | Action::BrokerEvent(_)
-                | Action::Missed(_)
-                | Action::Topology(_)
-                | Action::CommandDone(_)
-                | Action::SourceTrouble(_)
-                | Action::LessonPrepared(_)
-                | Action::LessonStepDone(_)
-                | Action::LessonsLoaded { .. }
-                | Action::StartLesson(_) => return self.apply_any(action),
+                action if action.is_from_the_world() => return self.apply_any(action),
+                Action::StartLesson(_) => return self.apply_any(action),
                 _ => {}
             }
             return None;
@@ -377,7 +433,10 @@ impl App {
                 self.speed = (self.speed / 1.5).max(0.125);
                 self.model.flight_time = Duration::from_secs_f64(1.2 / self.speed);
             }
-            Action::ToggleHelp => self.show_help = !self.show_help,
+            Action::ToggleHelp => {
+                self.show_help = !self.show_help;
+                self.help_scroll = 0;
+            }
             Action::ToggleAllExchanges => {
                 self.show_all_exchanges = !self.show_all_exchanges;
                 self.relayout();
@@ -476,6 +535,9 @@ impl App {
             Action::FormInput(c) => self.form.iter_mut().for_each(|f| f.input(c)),
             Action::FormBackspace => self.form.iter_mut().for_each(|f| f.backspace()),
             Action::FormNextField => self.form.iter_mut().for_each(|f| f.next_field()),
+            Action::FormPrevField => self.form.iter_mut().for_each(|f| f.prev_field()),
+            // Only meaningful while asked (above) or in the menu (above).
+            Action::Confirm(_) | Action::MenuDigit(_) => {}
             Action::FormSubmit => {
                 let command = self.form.as_ref()?.command();
                 match command {
@@ -487,19 +549,67 @@ impl App {
                 }
             }
             Action::DeleteSelected => {
-                if let Some(b) = self.selected_binding() {
-                    return Some(Effect::Run(Command::Unbind {
-                        binding: b.binding.clone(),
-                    }));
-                }
-                if let Some(x) = self.selected_exchange() {
-                    return Some(Effect::Run(Command::DeleteExchange {
+                let question;
+                let command = if let Some(b) = self.selected_binding() {
+                    let b = &b.binding;
+                    question = format!(
+                        "Unbind '{}' from '{}' with key '{}'? Messages stop taking this route.",
+                        b.destination, b.source, b.routing_key
+                    );
+                    Command::Unbind { binding: b.clone() }
+                } else if let Some(x) = self.selected_exchange() {
+                    let bound = |name: &str| {
+                        self.model
+                            .topology
+                            .bindings
+                            .iter()
+                            .filter(|b| {
+                                *b.source == *name
+                                    || (b.destination_is_exchange && *b.destination == *name)
+                            })
+                            .count()
+                    };
+                    question = format!(
+                        "Delete exchange '{x}' and its {} binding(s)? No queued message is lost.",
+                        bound(x)
+                    );
+                    Command::DeleteExchange {
                         name: x.to_string(),
-                    }));
-                }
-                return self.need_queue(|name| Command::DeleteQueue { name });
+                    }
+                } else if let Some(q) = self.selected_queue() {
+                    let (ready, unacked) = self.queue_counts(q);
+                    question = format!(
+                        "Delete queue '{q}'? {} message(s) are lost ({ready} ready, {unacked} unacknowledged).",
+                        ready + unacked
+                    );
+                    Command::DeleteQueue {
+                        name: q.to_string(),
+                    }
+                } else {
+                    return self.need_queue(|name| Command::DeleteQueue { name });
+                };
+                self.confirm = Some(Confirm { question, command });
             }
-            Action::PurgeSelected => return self.need_queue(|queue| Command::Purge { queue }),
+            Action::PurgeSelected => {
+                let Some(q) = self.selected_queue() else {
+                    return self.need_queue(|queue| Command::Purge { queue });
+                };
+                let (ready, unacked) = self.queue_counts(q);
+                // Purge takes only what waits in the queue, as in RabbitMQ.
+                let kept = if unacked > 0 {
+                    format!(" The {unacked} unacknowledged stay with their consumers.")
+                } else {
+                    String::new()
+                };
+                self.confirm = Some(Confirm {
+                    question: format!(
+                        "Purge queue '{q}'? {ready} ready message(s) are lost.{kept}"
+                    ),
+                    command: Command::Purge {
+                        queue: q.to_string(),
+                    },
+                });
+            }
             Action::GetSelected => return self.need_queue(|queue| Command::Get { queue }),
             Action::CommandDone(result) => {
                 self.notice = Some(match result {
@@ -522,6 +632,7 @@ impl App {
             Action::StartLesson(i) => {
                 let lesson = self.lessons.get(i)?.clone();
                 self.menu = None;
+                self.menu_number = None;
                 let (player, request) = Player::new(lesson, self.options.lang, self.now);
                 self.player = Some(player);
                 return Some(Effect::Lesson(request));
@@ -608,6 +719,62 @@ impl App {
         match self.selected_item()? {
             GraphItem::Binding(i) => self.graph.bindings.get(i),
             _ => None,
+        }
+    }
+
+    /// Ready and unacknowledged messages of a queue, as the last snapshot saw them.
+    fn queue_counts(&self, queue: &str) -> (usize, usize) {
+        self.model
+            .topology
+            .queues
+            .iter()
+            .find(|q| q.name == queue)
+            .map_or((0, 0), |q| (q.ready, q.unacked))
+    }
+
+    /// The menu row of the lesson with this number (the number the menu shows).
+    fn lesson_numbered(&self, typed: &str) -> Option<usize> {
+        let n: u32 = typed.parse().ok()?;
+        self.lessons.iter().position(|l| l.order == n)
+    }
+
+    /// A digit in the lesson menu. It starts the lesson with that number at once, unless a
+    /// longer number could begin with what is typed (1 when there is a 12): then it selects
+    /// it and waits [`MENU_DIGIT_WAIT`] for another digit, or Enter.
+    fn menu_digit(&mut self, d: u32) -> Option<Effect> {
+        let pending = self
+            .menu_number
+            .take()
+            .filter(|(_, at)| self.now.duration_since(*at) < MENU_DIGIT_WAIT)
+            .map(|(typed, _)| typed);
+        let mut typed = format!("{}{d}", pending.unwrap_or_default());
+        let begins = |typed: &str| {
+            self.lessons
+                .iter()
+                .any(|l| l.order.to_string().starts_with(typed))
+        };
+        // A digit that continues no number starts a new one.
+        if !begins(&typed) {
+            typed = d.to_string();
+        }
+        let longer = self.lessons.iter().any(|l| {
+            let number = l.order.to_string();
+            number.len() > typed.len() && number.starts_with(&typed)
+        });
+        let exact = self.lesson_numbered(&typed);
+        if let Some(i) = exact {
+            self.menu = Some(i);
+        }
+        match (exact, longer) {
+            (Some(i), false) => self.apply(Action::StartLesson(i)),
+            (_, true) => {
+                self.menu_number = Some((typed, self.now));
+                None
+            }
+            (None, false) => {
+                self.notice = Some((format!("no lesson {typed}"), true));
+                None
+            }
         }
     }
 
@@ -893,6 +1060,7 @@ steps:
                 exchange: "amq.topic".into(),
                 routing_key: "a.b".into(),
                 headers: vec![],
+                properties: Default::default(),
                 body: String::new(),
             }))
         );
@@ -932,20 +1100,228 @@ steps:
         app.update(Action::OpenForm(FormKind::Publish));
         let form = app.form.take().unwrap();
         assert_eq!(
-            (form.fields[0].1.as_str(), form.fields[1].1.as_str()),
+            (form.fields[0].value.as_str(), form.fields[1].value.as_str()),
             ("logs", "info")
         );
+        assert_eq!(app.update(Action::DeleteSelected), None, "it asks first");
         assert_eq!(
-            app.update(Action::DeleteSelected),
+            app.update(Action::Confirm(true)),
             Some(Effect::Run(Command::Unbind { binding: infos }))
         );
         // A queue is still deleted as a queue.
         app.update(Action::PageDown);
         assert_eq!(app.selected_queue(), Some("infos"));
+        app.update(Action::DeleteSelected);
         assert_eq!(
-            app.update(Action::DeleteSelected),
+            app.update(Action::Confirm(true)),
             Some(Effect::Run(Command::DeleteQueue {
                 name: "infos".into()
+            }))
+        );
+    }
+
+    /// Two queues, one holding messages, and an exchange bound to both.
+    fn app_with_queues() -> App {
+        use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+        use crate::events::BindingInfo;
+        let mut app = app();
+        app.update(Action::Topology(Snapshot {
+            vhosts: vec![VhostSnapshot {
+                name: "/".into(),
+                exchanges: vec![ExchangeSnapshot::new("logs", "direct")],
+                queues: vec![
+                    QueueSnapshot {
+                        ready: 7,
+                        unacked: 2,
+                        ..QueueSnapshot::new("errors")
+                    },
+                    QueueSnapshot::new("infos"),
+                ],
+                bindings: vec![
+                    BindingInfo::to_queue("logs", "errors", "error"),
+                    BindingInfo::to_queue("logs", "infos", "info"),
+                ],
+            }],
+        }));
+        app
+    }
+
+    fn select_queue(app: &mut App, name: &str) {
+        while app.selected_queue() != Some(name) {
+            let before = app.graph_selected;
+            app.update(Action::Down);
+            assert_ne!(before, app.graph_selected, "no queue {name} in the graph");
+        }
+    }
+
+    #[test]
+    fn delete_and_purge_ask_first_and_say_what_is_lost() {
+        let mut app = app_with_queues();
+        select_queue(&mut app, "errors");
+        // Purge: asked, with the ready count; n cancels and nothing is sent.
+        assert_eq!(app.update(Action::PurgeSelected), None);
+        let question = &app.confirm.as_ref().expect("purge asks").question;
+        assert!(
+            question.contains("'errors'") && question.contains("7 ready"),
+            "{question}"
+        );
+        assert!(question.contains("2 unacknowledged stay"), "{question}");
+        // Keys other than yes and no do nothing while asked: not even a move or a delete.
+        assert_eq!(app.update(Action::Down), None);
+        assert_eq!(app.selected_queue(), Some("errors"));
+        assert_eq!(app.update(Action::Confirm(false)), None);
+        assert!(app.confirm.is_none());
+        // Esc cancels too.
+        app.update(Action::PurgeSelected);
+        assert_eq!(app.update(Action::Back), None);
+        assert!(app.confirm.is_none());
+        // Delete: all 9 messages are lost; yes sends it.
+        app.update(Action::DeleteSelected);
+        let question = &app.confirm.as_ref().expect("delete asks").question;
+        assert!(question.contains("9 message(s) are lost"), "{question}");
+        assert_eq!(
+            app.update(Action::Confirm(true)),
+            Some(Effect::Run(Command::DeleteQueue {
+                name: "errors".into()
+            }))
+        );
+        assert!(app.confirm.is_none());
+        // An exchange names its bindings.
+        app.graph_selected = 0;
+        app.update(Action::DeleteSelected);
+        let question = &app.confirm.as_ref().expect("delete asks").question;
+        assert!(
+            question.contains("'logs' and its 2 binding(s)"),
+            "{question}"
+        );
+        // The broker's answers still arrive while the question is open.
+        app.update(Action::CommandDone(Ok("done".into())));
+        assert_eq!(app.notice, Some(("done".into(), false)));
+        assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
+    }
+
+    fn lessons_numbered(n: u32) -> App {
+        let mut app = app();
+        let lessons = (1..=n)
+            .map(|order| {
+                let text = format!(
+                    "id: l{order}\norder: {order}\ntitle: {{ en: L{order}, zh: L{order} }}\nsteps:\n  - say: {{ en: One., zh: 一。 }}\n"
+                );
+                Arc::new(
+                    crate::lesson::load_str(&text, std::path::Path::new("l.yaml"))
+                        .expect("the test lesson loads"),
+                )
+            })
+            .collect();
+        app.update(Action::LessonsLoaded {
+            lessons,
+            errors: vec![],
+        });
+        app
+    }
+
+    fn started(effect: Option<Effect>) -> String {
+        match effect {
+            Some(Effect::Lesson(LessonRequest::Prepare { lesson, .. })) => lesson.id.clone(),
+            other => panic!("expected a lesson to start, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_digit_picks_a_lesson_and_two_quick_digits_pick_ten_and_up() {
+        // Nine lessons: a digit starts its lesson at once.
+        let mut app = lessons_numbered(9);
+        app.update(Action::OpenMenu);
+        assert_eq!(started(app.update(Action::MenuDigit(4))), "l4");
+        assert_eq!(app.menu, None);
+
+        // Fourteen: 7 is at once, 1 waits for a second digit.
+        let mut app = lessons_numbered(14);
+        app.update(Action::OpenMenu);
+        assert_eq!(started(app.update(Action::MenuDigit(7))), "l7");
+        app.update(Action::OpenMenu);
+        let start = app.now;
+        assert_eq!(app.update(Action::MenuDigit(1)), None);
+        assert_eq!(app.menu, Some(0), "lesson 1 is selected meanwhile");
+        app.set_now(start + Duration::from_millis(300));
+        assert_eq!(started(app.update(Action::MenuDigit(2))), "l12");
+        // 1 and nothing more: lesson 1 once the wait is over.
+        app.update(Action::OpenMenu);
+        app.update(Action::MenuDigit(1));
+        app.set_now(start + Duration::from_millis(400));
+        let effect = app.update(Action::Tick);
+        assert!(!matches!(effect, Some(Effect::Lesson(_))), "still waiting");
+        assert!(app.menu.is_some());
+        app.set_now(start + Duration::from_millis(300) + MENU_DIGIT_WAIT * 2);
+        assert_eq!(started(app.update(Action::Tick)), "l1");
+        // 1 then Enter: no need to wait.
+        app.update(Action::OpenMenu);
+        app.update(Action::MenuDigit(1));
+        assert_eq!(started(app.update(Action::Inspect)), "l1");
+        // A number with no lesson is said, and the menu stays.
+        app.update(Action::OpenMenu);
+        assert_eq!(app.update(Action::MenuDigit(0)), None);
+        assert!(app.menu.is_some());
+        assert!(app
+            .notice
+            .as_ref()
+            .is_some_and(|(text, error)| *error && text.contains("no lesson 0")));
+    }
+
+    #[test]
+    fn help_scrolls_to_its_end_and_no_further() {
+        let mut app = app();
+        app.update(Action::ToggleHelp);
+        app.help_page = 20;
+        let lines = crate::ui::keys::help_lines(false).len();
+        assert!(lines > 20, "the help is longer than a small screen");
+        app.update(Action::Down);
+        assert_eq!(app.help_scroll, 1);
+        assert_eq!(
+            app.graph_selected, 0,
+            "the keys scroll the help, not the graph"
+        );
+        app.update(Action::PageDown);
+        app.update(Action::PageDown);
+        assert_eq!(app.help_scroll, lines - 20, "the last line at the bottom");
+        app.update(Action::ScrollUp);
+        assert_eq!(app.help_scroll, lines - 23);
+        app.update(Action::PageUp);
+        app.update(Action::Up);
+        assert_eq!(app.help_scroll, 0);
+        // Opened again, it starts at the top.
+        app.update(Action::PageDown);
+        app.update(Action::ToggleHelp);
+        app.update(Action::ToggleHelp);
+        assert_eq!(app.help_scroll, 0);
+    }
+
+    #[test]
+    fn a_form_walks_its_fields_both_ways_and_sets_flags() {
+        let mut app = app();
+        app.update(Action::OpenForm(FormKind::DeclareQueue));
+        for c in "jobs".chars() {
+            app.update(Action::FormInput(c));
+        }
+        app.update(Action::FormNextField);
+        app.update(Action::FormInput('y'));
+        app.update(Action::FormPrevField);
+        app.update(Action::FormPrevField);
+        assert_eq!(
+            app.form.as_ref().unwrap().fields[app.form.as_ref().unwrap().active].label,
+            "more arguments (k=v, ...)"
+        );
+        for c in "x-max-length=10".chars() {
+            app.update(Action::FormInput(c));
+        }
+        assert_eq!(
+            app.update(Action::FormSubmit),
+            Some(Effect::Run(Command::DeclareQueue {
+                name: "jobs".into(),
+                durable: true,
+                auto_delete: false,
+                exclusive: false,
+                arguments: vec![("x-max-length".into(), crate::ui::form::Value::Int(10))],
             }))
         );
     }

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::protocol::BasicProperties;
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 use crate::broker::{Broker, ExchangeSpec, QueueSpec, Target};
 use crate::events::ConnectionId;
-use crate::ui::form::Command;
+use crate::ui::form::{Command, Pairs, Properties, Value};
 
 const CHANNEL: u16 = 1;
 
@@ -50,48 +50,57 @@ impl Session {
                 exchange,
                 routing_key,
                 headers,
+                properties,
                 body,
-            } => {
-                let mut table = FieldTable::default();
-                for (k, v) in &headers {
-                    table.insert(
-                        k.as_str().into(),
-                        AMQPValue::LongString(LongString::from(v.as_str())),
-                    );
-                }
-                let properties = if headers.is_empty() {
-                    BasicProperties::default()
-                } else {
-                    BasicProperties::default().with_headers(table)
-                };
-                b.basic_publish(
+            } => b
+                .basic_publish(
                     id,
                     CHANNEL,
                     &exchange,
                     &routing_key,
                     false,
-                    properties,
+                    basic_properties(&headers, &properties),
                     body.into_bytes().into(),
                 )
-                .map(|_| format!("published to '{exchange}' with key '{routing_key}'"))
-            }
-            Command::DeclareExchange { name, kind } => b
+                .map(|_| format!("published to '{exchange}' with key '{routing_key}'")),
+            Command::DeclareExchange {
+                name,
+                kind,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            } => b
                 .exchange_declare(
                     id,
                     CHANNEL,
                     ExchangeSpec {
                         name: name.clone(),
                         kind: kind.clone(),
+                        durable,
+                        auto_delete,
+                        internal,
+                        arguments: field_table(&arguments),
                         ..Default::default()
                     },
                 )
                 .map(|_| format!("declared {kind} exchange '{name}'")),
-            Command::DeclareQueue { name } => b
+            Command::DeclareQueue {
+                name,
+                durable,
+                auto_delete,
+                exclusive,
+                arguments,
+            } => b
                 .queue_declare(
                     id,
                     CHANNEL,
                     QueueSpec {
                         name,
+                        durable,
+                        auto_delete,
+                        exclusive,
+                        arguments: field_table(&arguments),
                         ..Default::default()
                     },
                 )
@@ -158,6 +167,45 @@ impl Session {
     }
 }
 
+/// Typed pairs as an AMQP table: integers as signed 64-bit, as RabbitMQ's own clients send them.
+fn field_table(pairs: &Pairs) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in pairs {
+        let value = match v {
+            Value::Int(n) => AMQPValue::LongLongInt(*n),
+            Value::Bool(b) => AMQPValue::Boolean(*b),
+            Value::Text(t) => AMQPValue::LongString(LongString::from(t.as_str())),
+        };
+        table.insert(k.as_str().into(), value);
+    }
+    table
+}
+
+/// Only what was filled in is set, so an empty form publishes a message with no properties.
+fn basic_properties(headers: &Pairs, p: &Properties) -> BasicProperties {
+    let mut properties = BasicProperties::default();
+    if !headers.is_empty() {
+        properties = properties.with_headers(field_table(headers));
+    }
+    if p.persistent {
+        properties = properties.with_delivery_mode(2);
+    }
+    let text = |s: &str| (!s.is_empty()).then(|| ShortString::from(s.to_string()));
+    if let Some(v) = text(&p.expiration) {
+        properties = properties.with_expiration(v);
+    }
+    if let Some(v) = text(&p.content_type) {
+        properties = properties.with_content_type(v);
+    }
+    if let Some(v) = text(&p.reply_to) {
+        properties = properties.with_reply_to(v);
+    }
+    if let Some(v) = text(&p.correlation_id) {
+        properties = properties.with_correlation_id(v);
+    }
+    properties
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,9 +215,7 @@ mod tests {
     fn a_binding_shown_on_screen_is_unbound_with_its_exact_arguments() {
         let broker = Broker::new(BrokerConfig::default());
         let mut session = Session::new(broker.clone());
-        session
-            .run("/", Command::DeclareQueue { name: "pdf".into() })
-            .unwrap();
+        session.run("/", Command::declare_queue("pdf")).unwrap();
         // Typed arguments: the screen shows them as text, unbinding needs the originals.
         let mut arguments = FieldTable::default();
         arguments.insert("x-match".into(), AMQPValue::LongString("any".into()));
@@ -210,15 +256,8 @@ mod tests {
         let broker = Broker::new(BrokerConfig::default());
         let mut session = Session::new(broker.clone());
         let run = |s: &mut Session, c| s.run("/", c);
-        run(
-            &mut session,
-            Command::DeclareExchange {
-                name: "animals".into(),
-                kind: "topic".into(),
-            },
-        )
-        .unwrap();
-        run(&mut session, Command::DeclareQueue { name: "Q1".into() }).unwrap();
+        run(&mut session, Command::declare_exchange("animals", "topic")).unwrap();
+        run(&mut session, Command::declare_queue("Q1")).unwrap();
         run(
             &mut session,
             Command::Bind {
@@ -234,6 +273,7 @@ mod tests {
                 exchange: "animals".into(),
                 routing_key: "quick.orange.fox".into(),
                 headers: vec![],
+                properties: Properties::default(),
                 body: "hi".into(),
             },
         )
@@ -263,5 +303,108 @@ mod tests {
             .exchanges
             .iter()
             .all(|x| x.name != "animals"));
+    }
+
+    #[test]
+    fn the_forms_arguments_and_properties_reach_the_broker() {
+        use crate::ui::form::{Form, FormKind};
+        let broker = Broker::new(BrokerConfig::default());
+        let mut session = Session::new(broker.clone());
+        let fill = |kind, values: &[(&str, &str)]| {
+            let mut form = Form::new(kind, None, None);
+            for (label, text) in values {
+                form.active = form.fields.iter().position(|f| f.label == *label).unwrap();
+                text.chars().for_each(|c| form.input(c));
+            }
+            form.command().unwrap()
+        };
+        let exchange = fill(
+            FormKind::DeclareExchange,
+            &[
+                ("name", "orders"),
+                ("durable", "y"),
+                ("alternate-exchange", "unrouted"),
+            ],
+        );
+        session.run("/", exchange).unwrap();
+        let queue = fill(
+            FormKind::DeclareQueue,
+            &[
+                ("name (empty: server-named)", "jobs"),
+                ("auto-delete", "y"),
+                ("x-message-ttl", "60000"),
+                ("x-max-length", "3"),
+                ("x-dead-letter-exchange", "orders"),
+                ("more arguments (k=v, ...)", "x-overflow=reject-publish"),
+            ],
+        );
+        session.run("/", queue).unwrap();
+        let snapshot = broker.snapshot();
+        let vhost = snapshot.vhost("/").unwrap();
+        let x = vhost.exchanges.iter().find(|x| x.name == "orders").unwrap();
+        assert!(x.durable && !x.auto_delete);
+        assert_eq!(
+            x.arguments,
+            [("alternate-exchange".to_string(), "unrouted".to_string())]
+        );
+        let q = vhost.queues.iter().find(|q| q.name == "jobs").unwrap();
+        assert!(q.auto_delete && !q.durable && !q.exclusive);
+        let mut arguments = q.arguments.clone();
+        arguments.sort();
+        assert_eq!(
+            arguments,
+            [
+                ("x-dead-letter-exchange".to_string(), "orders".to_string()),
+                ("x-max-length".into(), "3".into()),
+                ("x-message-ttl".into(), "60000".into()),
+                ("x-overflow".into(), "reject-publish".into()),
+            ]
+        );
+        // The limits act: typed as numbers, x-max-length holds, reject-publish refuses the 4th.
+        let publish = fill(
+            FormKind::Publish,
+            &[
+                ("routing key", "jobs"),
+                ("headers (k=v, ...)", "pages=12, kind=pdf"),
+                ("persistent", "y"),
+                ("expiration (ms)", "5000"),
+                ("content type", "text/plain"),
+                ("reply to", "answers"),
+                ("correlation id", "c-1"),
+                ("body", "hello"),
+            ],
+        );
+        for _ in 0..4 {
+            session.run("/", publish.clone()).unwrap();
+        }
+        let jobs = |b: &Broker| {
+            b.snapshot()
+                .vhost("/")
+                .unwrap()
+                .queues
+                .iter()
+                .find(|q| q.name == "jobs")
+                .unwrap()
+                .ready
+        };
+        assert_eq!(jobs(&broker), 3);
+        let (id, _inbox) = broker.open_internal_connection("/", "test").unwrap();
+        let got = broker.basic_get(id, 1, "jobs", true).unwrap().unwrap();
+        let p = &got.message.properties;
+        assert_eq!(p.delivery_mode(), &Some(2));
+        assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("5000"));
+        assert_eq!(
+            p.content_type().as_ref().map(|s| s.as_str()),
+            Some("text/plain")
+        );
+        assert_eq!(p.reply_to().as_ref().map(|s| s.as_str()), Some("answers"));
+        assert_eq!(p.correlation_id().as_ref().map(|s| s.as_str()), Some("c-1"));
+        let headers = p.headers().as_ref().unwrap().inner();
+        assert_eq!(headers.get("pages"), Some(&AMQPValue::LongLongInt(12)));
+        assert_eq!(
+            headers.get("kind"),
+            Some(&AMQPValue::LongString("pdf".into()))
+        );
+        assert_eq!(&got.message.body[..], b"hello");
     }
 }

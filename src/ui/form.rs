@@ -2,22 +2,65 @@
 //! queue, bind, and the one-key commands (delete or unbind, purge, get). A form only collects text; the
 //! event loop runs the resulting [`Command`] on the broker.
 
+/// A typed value for an argument or a header, as the user typed it: integers stay integers
+/// (RabbitMQ refuses `x-message-ttl` as text), `true`/`false` are booleans, the rest is text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Value {
+    pub fn parse(text: &str) -> Value {
+        if let Ok(n) = text.parse() {
+            return Value::Int(n);
+        }
+        match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::Text(text.to_string()),
+        }
+    }
+}
+
+/// `key=value` pairs, in the order typed.
+pub type Pairs = Vec<(String, Value)>;
+
+/// The properties of a published message the publish form sets; empty means not set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Properties {
+    pub persistent: bool,
+    pub expiration: String,
+    pub content_type: String,
+    pub reply_to: String,
+    pub correlation_id: String,
+}
+
 /// What the user asked the broker to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Publish {
         exchange: String,
         routing_key: String,
-        /// `key=value` pairs.
-        headers: Vec<(String, String)>,
+        headers: Pairs,
+        properties: Properties,
         body: String,
     },
     DeclareExchange {
         name: String,
         kind: String,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Pairs,
     },
     DeclareQueue {
         name: String,
+        durable: bool,
+        auto_delete: bool,
+        exclusive: bool,
+        arguments: Pairs,
     },
     Bind {
         exchange: String,
@@ -42,6 +85,38 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// A declare with defaults: transient, no arguments.
+    pub fn declare_queue(name: &str) -> Command {
+        Command::DeclareQueue {
+            name: name.into(),
+            durable: false,
+            auto_delete: false,
+            exclusive: false,
+            arguments: vec![],
+        }
+    }
+
+    pub fn declare_exchange(name: &str, kind: &str) -> Command {
+        Command::DeclareExchange {
+            name: name.into(),
+            kind: kind.into(),
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: vec![],
+        }
+    }
+}
+
+/// A command that loses something, held until the user says yes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    /// What will happen, in a sentence: what goes and how many messages are lost.
+    pub question: String,
+    pub command: Command,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormKind {
     Publish,
@@ -50,34 +125,91 @@ pub enum FormKind {
     Bind,
 }
 
+/// One line of a form. A flag holds "yes" or "no": `y`, `n` or space set it, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub label: &'static str,
+    pub value: String,
+    pub flag: bool,
+}
+
+fn text(label: &'static str, value: impl Into<String>) -> Field {
+    Field {
+        label,
+        value: value.into(),
+        flag: false,
+    }
+}
+
+fn flag(label: &'static str) -> Field {
+    Field {
+        label,
+        value: "no".into(),
+        flag: true,
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Form {
     pub kind: FormKind,
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<Field>,
     pub active: usize,
 }
+
+/// Queue arguments with a field of their own, and whether each is an integer.
+const QUEUE_ARGUMENTS: &[(&str, bool)] = &[
+    ("x-message-ttl", true),
+    ("x-expires", true),
+    ("x-max-length", true),
+    ("x-dead-letter-exchange", false),
+    ("x-dead-letter-routing-key", false),
+    ("x-max-priority", true),
+    ("x-queue-type", false),
+];
+
+const MORE: &str = "more arguments (k=v, ...)";
 
 impl Form {
     /// A new form, prefilled from the current selection where that helps.
     pub fn new(kind: FormKind, exchange: Option<&str>, queue: Option<&str>) -> Form {
-        let ex = exchange.unwrap_or("").to_string();
-        let q = queue.unwrap_or("").to_string();
+        let ex = exchange.unwrap_or("");
+        let q = queue.unwrap_or("");
         let fields = match kind {
             FormKind::Publish => vec![
-                ("exchange", ex),
-                ("routing key", q),
-                ("headers (k=v, ...)", String::new()),
-                ("body", String::new()),
+                text("exchange", ex),
+                text("routing key", q),
+                text("headers (k=v, ...)", ""),
+                flag("persistent"),
+                text("expiration (ms)", ""),
+                text("content type", ""),
+                text("reply to", ""),
+                text("correlation id", ""),
+                text("body", ""),
             ],
             FormKind::DeclareExchange => vec![
-                ("name", String::new()),
-                ("type (direct, fanout, topic, headers)", "topic".into()),
+                text("name", ""),
+                text("type (direct, fanout, topic, headers)", "topic"),
+                flag("durable"),
+                flag("auto-delete"),
+                flag("internal"),
+                text("alternate-exchange", ""),
+                text(MORE, ""),
             ],
-            FormKind::DeclareQueue => vec![("name (empty: server-named)", String::new())],
+            FormKind::DeclareQueue => {
+                let mut fields = vec![
+                    text("name (empty: server-named)", ""),
+                    flag("durable"),
+                    flag("auto-delete"),
+                    flag("exclusive"),
+                ];
+                fields.extend(QUEUE_ARGUMENTS.iter().map(|(arg, _)| text(arg, "")));
+                fields.push(text(MORE, ""));
+                fields
+            }
             FormKind::Bind => vec![
-                ("exchange", ex),
-                ("queue", q),
-                ("binding key", String::new()),
+                text("exchange", ex),
+                text("queue", q),
+                text("binding key", ""),
             ],
         };
         Form {
@@ -97,86 +229,168 @@ impl Form {
     }
 
     pub fn input(&mut self, c: char) {
-        self.fields[self.active].1.push(c);
+        let field = &mut self.fields[self.active];
+        if !field.flag {
+            field.value.push(c);
+            return;
+        }
+        let yes = match c {
+            'y' | 'Y' => true,
+            'n' | 'N' => false,
+            ' ' => field.value != "yes",
+            _ => return,
+        };
+        field.value = if yes { "yes" } else { "no" }.into();
     }
 
     pub fn backspace(&mut self) {
-        self.fields[self.active].1.pop();
+        let field = &mut self.fields[self.active];
+        if !field.flag {
+            field.value.pop();
+        }
     }
 
     pub fn next_field(&mut self) {
         self.active = (self.active + 1) % self.fields.len();
     }
 
-    fn value(&self, i: usize) -> String {
-        self.fields[i].1.trim().to_string()
+    pub fn prev_field(&mut self) {
+        self.active = (self.active + self.fields.len() - 1) % self.fields.len();
+    }
+
+    /// The trimmed text of the field with this label ("" if the form has none).
+    fn value(&self, label: &str) -> String {
+        self.fields
+            .iter()
+            .find(|f| f.label == label)
+            .map(|f| f.value.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn yes(&self, label: &str) -> bool {
+        self.value(label) == "yes"
     }
 
     /// The command the form describes, or what is missing.
     pub fn command(&self) -> Result<Command, String> {
         match self.kind {
-            FormKind::Publish => {
-                let mut headers = Vec::new();
-                for pair in self
-                    .value(2)
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                {
-                    let (k, v) = pair
-                        .split_once('=')
-                        .ok_or_else(|| format!("header '{pair}' is not key=value"))?;
-                    headers.push((k.trim().to_string(), v.trim().to_string()));
-                }
-                Ok(Command::Publish {
-                    exchange: self.value(0),
-                    routing_key: self.value(1),
-                    headers,
-                    body: self.fields[3].1.clone(),
-                })
-            }
+            FormKind::Publish => Ok(Command::Publish {
+                exchange: self.value("exchange"),
+                routing_key: self.value("routing key"),
+                headers: pairs(&self.value("headers (k=v, ...)"), "header")?,
+                properties: Properties {
+                    persistent: self.yes("persistent"),
+                    expiration: self.value("expiration (ms)"),
+                    content_type: self.value("content type"),
+                    reply_to: self.value("reply to"),
+                    correlation_id: self.value("correlation id"),
+                },
+                // The body is sent as typed, spaces and all.
+                body: self
+                    .fields
+                    .last()
+                    .map(|f| f.value.clone())
+                    .unwrap_or_default(),
+            }),
             FormKind::DeclareExchange => {
-                let name = self.value(0);
+                let name = self.value("name");
                 if name.is_empty() {
                     return Err("an exchange needs a name".into());
                 }
+                let mut arguments = Vec::new();
+                let alternate = self.value("alternate-exchange");
+                if !alternate.is_empty() {
+                    arguments.push(("alternate-exchange".to_string(), Value::Text(alternate)));
+                }
+                arguments.extend(pairs(&self.value(MORE), "argument")?);
                 Ok(Command::DeclareExchange {
                     name,
-                    kind: self.value(1),
+                    kind: self.value("type (direct, fanout, topic, headers)"),
+                    durable: self.yes("durable"),
+                    auto_delete: self.yes("auto-delete"),
+                    internal: self.yes("internal"),
+                    arguments,
                 })
             }
-            FormKind::DeclareQueue => Ok(Command::DeclareQueue {
-                name: self.value(0),
-            }),
+            FormKind::DeclareQueue => {
+                let mut arguments = Vec::new();
+                for (arg, integer) in QUEUE_ARGUMENTS {
+                    let value = self.value(arg);
+                    if value.is_empty() {
+                        continue;
+                    }
+                    let value = if *integer {
+                        Value::Int(
+                            value
+                                .parse()
+                                .map_err(|_| format!("{arg} must be a whole number"))?,
+                        )
+                    } else {
+                        Value::Text(value)
+                    };
+                    arguments.push((arg.to_string(), value));
+                }
+                arguments.extend(pairs(&self.value(MORE), "argument")?);
+                Ok(Command::DeclareQueue {
+                    name: self.value("name (empty: server-named)"),
+                    durable: self.yes("durable"),
+                    auto_delete: self.yes("auto-delete"),
+                    exclusive: self.yes("exclusive"),
+                    arguments,
+                })
+            }
             FormKind::Bind => {
-                let (exchange, queue) = (self.value(0), self.value(1));
+                let (exchange, queue) = (self.value("exchange"), self.value("queue"));
                 if exchange.is_empty() || queue.is_empty() {
                     return Err("a binding needs an exchange and a queue".into());
                 }
                 Ok(Command::Bind {
                     exchange,
                     queue,
-                    routing_key: self.value(2),
+                    routing_key: self.value("binding key"),
                 })
             }
         }
     }
 }
 
+/// `a=1, b=x` as typed pairs; `what` names them in the error.
+fn pairs(text: &str, what: &str) -> Result<Pairs, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{what} '{pair}' is not key=value"))?;
+            Ok((k.trim().to_string(), Value::parse(v.trim())))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn type_in(form: &mut Form, label: &str, text: &str) {
+        form.active = form.fields.iter().position(|f| f.label == label).unwrap();
+        text.chars().for_each(|c| form.input(c));
+    }
+
     #[test]
-    fn publish_form_parses_headers() {
+    fn publish_form_parses_headers_and_properties() {
         let mut form = Form::new(FormKind::Publish, Some("amq.headers"), None);
-        form.next_field();
-        form.next_field();
-        for c in "format=pdf, type=report".chars() {
-            form.input(c);
-        }
+        type_in(&mut form, "headers (k=v, ...)", "format=pdf, pages=12");
+        type_in(&mut form, "persistent", "y");
+        type_in(&mut form, "expiration (ms)", "60000");
+        type_in(&mut form, "content type", "application/json");
+        type_in(&mut form, "reply to", "answers");
+        type_in(&mut form, "correlation id", "c-7");
         let Command::Publish {
-            exchange, headers, ..
+            exchange,
+            headers,
+            properties,
+            ..
         } = form.command().unwrap()
         else {
             panic!()
@@ -185,13 +399,57 @@ mod tests {
         assert_eq!(
             headers,
             [
-                ("format".to_string(), "pdf".to_string()),
-                ("type".to_string(), "report".to_string())
+                ("format".to_string(), Value::Text("pdf".into())),
+                ("pages".to_string(), Value::Int(12))
             ]
         );
-        form.input(',');
-        form.input('x');
+        assert_eq!(
+            properties,
+            Properties {
+                persistent: true,
+                expiration: "60000".into(),
+                content_type: "application/json".into(),
+                reply_to: "answers".into(),
+                correlation_id: "c-7".into(),
+            }
+        );
+        type_in(&mut form, "headers (k=v, ...)", ",x");
         assert!(form.command().unwrap_err().contains("key=value"));
+    }
+
+    #[test]
+    fn queue_form_types_its_arguments() {
+        let mut form = Form::new(FormKind::DeclareQueue, None, None);
+        type_in(&mut form, "name (empty: server-named)", "orders");
+        type_in(&mut form, "durable", " ");
+        type_in(&mut form, "x-message-ttl", "5000");
+        type_in(&mut form, "x-dead-letter-exchange", "dlx");
+        type_in(
+            &mut form,
+            MORE,
+            "x-overflow=reject-publish, x-single-active-consumer=true",
+        );
+        let command = form.command().unwrap();
+        assert_eq!(
+            command,
+            Command::DeclareQueue {
+                name: "orders".into(),
+                durable: true,
+                auto_delete: false,
+                exclusive: false,
+                arguments: vec![
+                    ("x-message-ttl".into(), Value::Int(5000)),
+                    ("x-dead-letter-exchange".into(), Value::Text("dlx".into())),
+                    ("x-overflow".into(), Value::Text("reject-publish".into())),
+                    ("x-single-active-consumer".into(), Value::Bool(true)),
+                ],
+            }
+        );
+        // A flag takes only yes or no; a number field only a number.
+        type_in(&mut form, "durable", "x");
+        assert_eq!(form.value("durable"), "yes");
+        type_in(&mut form, "x-max-length", "ten");
+        assert!(form.command().unwrap_err().contains("x-max-length"));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "PgUp PgDn",
         codes: &[KeyCode::PageUp],
         action: Action::PageUp,
-        help: "scroll a page",
+        help: "scroll a page (this help scrolls with ↑↓ PgUp PgDn, wheel)",
     },
     KeyBinding {
         keys: "",
@@ -170,13 +170,13 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "P",
         codes: &[KeyCode::Char('P')],
         action: Action::PurgeSelected,
-        help: "purge the selected queue",
+        help: "purge the selected queue (asks first)",
     },
     KeyBinding {
         keys: "D",
         codes: &[KeyCode::Char('D')],
         action: Action::DeleteSelected,
-        help: "delete the selected exchange or queue, or unbind the selected binding",
+        help: "delete the selected exchange, queue or binding (asks first)",
     },
     KeyBinding {
         keys: "L",
@@ -188,7 +188,7 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "n N",
         codes: &[KeyCode::Char('n')],
         action: Action::LessonNext,
-        help: "lesson: run the step / next step; back a step (replayed exactly)",
+        help: "lesson: run the step, then on; back a step (replayed)",
     },
     KeyBinding {
         keys: "",
@@ -250,18 +250,142 @@ pub const BINDINGS: &[KeyBinding] = &[
     },
 ];
 
-/// While a form is open, keys edit it.
+/// While a form is open, keys edit it; any other character is typed into the field.
+pub const FORM_BINDINGS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: "Tab ↓",
+        codes: &[KeyCode::Tab, KeyCode::Down],
+        action: Action::FormNextField,
+        help: "next field",
+    },
+    KeyBinding {
+        keys: "S-Tab ↑",
+        codes: &[KeyCode::BackTab, KeyCode::Up],
+        action: Action::FormPrevField,
+        help: "previous field",
+    },
+    KeyBinding {
+        keys: "y n space",
+        codes: &[],
+        action: Action::FormInput(' '),
+        help: "on a yes/no field (durable, persistent, ...): set or flip it",
+    },
+    KeyBinding {
+        keys: "Enter",
+        codes: &[KeyCode::Enter],
+        action: Action::FormSubmit,
+        help: "send it to the broker",
+    },
+    KeyBinding {
+        keys: "Esc",
+        codes: &[KeyCode::Esc],
+        action: Action::Back,
+        help: "cancel the form",
+    },
+    KeyBinding {
+        keys: "",
+        codes: &[KeyCode::Backspace],
+        action: Action::FormBackspace,
+        help: "",
+    },
+];
+
 pub fn form_action_for(key: KeyEvent) -> Option<Action> {
+    if let Some(b) = FORM_BINDINGS.iter().find(|b| b.codes.contains(&key.code)) {
+        return Some(b.action.clone());
+    }
     match key.code {
-        KeyCode::Esc => Some(Action::Back),
-        KeyCode::Enter => Some(Action::FormSubmit),
-        KeyCode::Tab | KeyCode::Down | KeyCode::BackTab | KeyCode::Up => {
-            Some(Action::FormNextField)
-        }
-        KeyCode::Backspace => Some(Action::FormBackspace),
         KeyCode::Char(c) => Some(Action::FormInput(c)),
         _ => None,
     }
+}
+
+const DIGITS: &[KeyCode] = &[
+    KeyCode::Char('0'),
+    KeyCode::Char('1'),
+    KeyCode::Char('2'),
+    KeyCode::Char('3'),
+    KeyCode::Char('4'),
+    KeyCode::Char('5'),
+    KeyCode::Char('6'),
+    KeyCode::Char('7'),
+    KeyCode::Char('8'),
+    KeyCode::Char('9'),
+];
+
+/// In the lesson menu these come first; the other keys work as everywhere.
+pub const MENU_BINDINGS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: "1-9",
+        codes: DIGITS,
+        action: Action::MenuDigit(0),
+        help: "start lesson 1-9; for 10 and up type both digits quickly",
+    },
+    KeyBinding {
+        keys: "↑↓ Enter",
+        codes: &[],
+        action: Action::Inspect,
+        help: "choose a lesson and start it",
+    },
+];
+
+/// A key in the lesson menu.
+pub fn menu_action_for(key: KeyEvent, classroom: bool) -> Option<Action> {
+    if let (true, KeyCode::Char(d)) = (DIGITS.contains(&key.code), key.code) {
+        return Some(Action::MenuDigit(d.to_digit(10)?));
+    }
+    action_for(key, classroom)
+}
+
+/// While "are you sure?" is asked, only these keys answer it.
+pub const CONFIRM_BINDINGS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: "y Enter",
+        codes: &[KeyCode::Char('y'), KeyCode::Char('Y'), KeyCode::Enter],
+        action: Action::Confirm(true),
+        help: "yes: delete, unbind or purge",
+    },
+    KeyBinding {
+        keys: "n Esc",
+        codes: &[KeyCode::Char('n'), KeyCode::Char('N'), KeyCode::Esc],
+        action: Action::Confirm(false),
+        help: "no: leave it as it is",
+    },
+];
+
+pub fn confirm_action_for(key: KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    CONFIRM_BINDINGS
+        .iter()
+        .find(|b| b.codes.contains(&key.code))
+        .map(|b| b.action.clone())
+}
+
+/// The help screen's lines: (keys, what they do); a line with no keys is a section heading.
+pub fn help_lines(classroom: bool) -> Vec<(&'static str, &'static str)> {
+    let presenter: &[KeyBinding] = if classroom { CLASSROOM_BINDINGS } else { &[] };
+    let sections: [(&str, &[KeyBinding]); 5] = [
+        ("", presenter),
+        ("", BINDINGS),
+        ("in the lesson menu", MENU_BINDINGS),
+        ("in a form", FORM_BINDINGS),
+        ("when asked to confirm (D, P)", CONFIRM_BINDINGS),
+    ];
+    let mut lines = Vec::new();
+    for (heading, table) in sections {
+        if !heading.is_empty() {
+            lines.push(("", heading));
+        }
+        lines.extend(
+            table
+                .iter()
+                .filter(|b| !b.keys.is_empty())
+                .map(|b| (b.keys, b.help)),
+        );
+    }
+    lines
 }
 
 /// In classroom mode these come first, so a presenter's clicker drives the screen.
@@ -318,5 +442,33 @@ pub fn filter_action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Backspace => Some(Action::FilterBackspace),
         KeyCode::Char(c) => Some(Action::FilterInput(c)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_help_line_fits_the_help_box() {
+        // The box is 76 wide: two borders and 14 columns of keys leave 60 for the text.
+        for (keys, help) in help_lines(true) {
+            let width = unicode_width::UnicodeWidthStr::width(help);
+            assert!(width <= 60, "'{help}' is {width} wide");
+            assert!(unicode_width::UnicodeWidthStr::width(keys) <= 12, "{keys}");
+        }
+    }
+
+    #[test]
+    fn digits_in_the_menu_are_lesson_numbers_and_ticks_elsewhere() {
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        assert_eq!(menu_action_for(key('0'), false), Some(Action::MenuDigit(0)));
+        assert_eq!(menu_action_for(key('7'), false), Some(Action::MenuDigit(7)));
+        assert_eq!(menu_action_for(key('q'), false), Some(Action::Quit));
+        assert_eq!(action_for(key('7'), false), Some(Action::LessonToggle(6)));
+        assert_eq!(confirm_action_for(key('y')), Some(Action::Confirm(true)));
+        assert_eq!(confirm_action_for(key('D')), None, "only yes or no answers");
+        let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+        assert_eq!(confirm_action_for(esc), Some(Action::Confirm(false)));
     }
 }

@@ -126,6 +126,8 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     // Exchanges go on rows of their own when the graph pane is too narrow for names side by side.
     let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
     app.fit_graph(stacked);
+    // The help scrolls by whole pages of what fits this frame.
+    app.help_page = panes::help::help_area(area, app.options.classroom).1;
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);
     frame.render_widget(&GraphPane { app, theme }, graph);
@@ -142,11 +144,15 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     if let Some(form) = &app.form {
         frame.render_widget(&panes::form::FormPane { form, theme }, area);
     }
+    if let Some(confirm) = &app.confirm {
+        frame.render_widget(&panes::form::ConfirmPane { confirm, theme }, area);
+    }
     if app.show_help {
         frame.render_widget(
             &HelpPane {
                 theme,
                 classroom: app.options.classroom,
+                scroll: app.help_scroll,
             },
             area,
         );
@@ -157,12 +163,16 @@ pub fn render(frame: &mut Frame, app: &mut App) {
 fn action_for(app: &App, event: TermEvent) -> Option<Action> {
     match event {
         TermEvent::Key(key) if key.is_press() => {
-            if app.form.is_some() {
+            if app.confirm.is_some() {
+                keys::confirm_action_for(key)
+            } else if app.form.is_some() {
                 keys::form_action_for(key)
             } else if app.jumping() {
                 keys::jump_action_for(key)
             } else if app.wants_text() {
                 keys::filter_action_for(key)
+            } else if app.menu.is_some() {
+                keys::menu_action_for(key, app.options.classroom)
             } else {
                 keys::action_for(key, app.options.classroom)
             }

@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
-use crate::ui::form::Form;
+use crate::ui::form::{Confirm, Form};
 use crate::ui::theme::Theme;
 
 pub struct FormPane<'a> {
@@ -20,7 +20,8 @@ impl Widget for &FormPane<'_> {
             .fields
             .iter()
             .enumerate()
-            .map(|(i, (label, value))| {
+            .map(|(i, field)| {
+                let (label, value) = (field.label, &field.value);
                 let active = i == self.form.active;
                 Line::from(vec![
                     Span::styled(
@@ -39,7 +40,11 @@ impl Widget for &FormPane<'_> {
             })
             .collect();
         lines.push(Line::styled(
-            "Tab next field   Enter send   Esc cancel",
+            if self.form.fields[self.form.active].flag {
+                "y/n/space set   Tab ↓ ↑ field   Enter send   Esc cancel"
+            } else {
+                "Tab ↓ ↑ field   Enter send   Esc cancel"
+            },
             self.theme.dim(),
         ));
         let popup = super::centered(area, 70, lines.len() as u16 + 2);
@@ -52,5 +57,45 @@ impl Widget for &FormPane<'_> {
                     .border_style(self.theme.focused_border()),
             )
             .render(popup, buf);
+    }
+}
+
+/// "Are you sure?" before a delete, unbind or purge.
+pub struct ConfirmPane<'a> {
+    pub confirm: &'a Confirm,
+    pub theme: Theme,
+}
+
+impl Widget for &ConfirmPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let width = 60.min(area.width);
+        // Wrapped here, by display width, so the box is exactly as tall as its text.
+        let question = (
+            self.confirm.question.clone(),
+            ratatui::style::Style::default(),
+        );
+        let mut lines = crate::ui::text::wrap(&[question], width.saturating_sub(2) as usize);
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![
+            Span::styled("y", self.theme.key()),
+            Span::raw("/"),
+            Span::styled("Enter", self.theme.key()),
+            Span::raw(" yes    "),
+            Span::styled("n", self.theme.key()),
+            Span::raw("/"),
+            Span::styled("Esc", self.theme.key()),
+            Span::raw(" no"),
+        ]));
+        let height = lines.len() as u16 + 2;
+        let text = Paragraph::new(lines);
+        let popup = super::centered(area, width, height);
+        Clear.render(popup, buf);
+        text.block(
+            Block::new()
+                .borders(Borders::ALL)
+                .title(" are you sure? ")
+                .border_style(self.theme.bad()),
+        )
+        .render(popup, buf);
     }
 }

@@ -44,7 +44,7 @@ impl Widget for &MenuPane<'_> {
         }
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            "↑↓ choose   Enter start   Esc explore freely (L opens this again)",
+            "number or ↑↓ Enter: start   Esc explore freely (L opens this again)",
             theme.dim(),
         ));
         let height = (lines.len() as u16 + 2).min(area.height);
