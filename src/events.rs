@@ -147,8 +147,9 @@ pub enum EventKind {
         exchange: Name,
         routing_key: Name,
         body_size: usize,
-        /// The first bytes of the body (up to [`BODY_PREVIEW`]); written as text when it is
-        /// UTF-8 and as a list of byte values when not, since YAML traces have no bytes.
+        /// The body, whole up to [`BODY_KEPT`] bytes and cut there beyond (see [`kept_body`]);
+        /// `body_size` tells whether it was cut. Written as text when it is UTF-8 and as a
+        /// list of byte values when not, since YAML traces have no bytes.
         #[serde(with = "preview")]
         body_preview: Bytes,
         headers: Vec<(String, String)>,
@@ -244,8 +245,22 @@ mod preview {
     }
 }
 
-/// How many body bytes a `Published` event carries.
-pub const BODY_PREVIEW: usize = 256;
+/// How many body bytes a `Published` event keeps. 64 KiB holds Nova's largest RPC messages
+/// whole (`build_and_run_instance` with its request spec, filter properties and instance
+/// object runs to tens of KB), so they can be decoded, while a viewer's 2,000-line log pins at
+/// most 2,000 x 64 KiB = 125 MiB of bodies.
+pub const BODY_KEPT: usize = 64 * 1024;
+
+/// The body a `Published` event carries: the message's own `Bytes` when it fits in
+/// [`BODY_KEPT`] (shared, nothing copied), else a copy of its first [`BODY_KEPT`] bytes. Copying
+/// the cut matters: a slice would keep the whole large body alive as long as the event lives.
+pub fn kept_body(body: &Bytes) -> Bytes {
+    if body.len() <= BODY_KEPT {
+        body.clone()
+    } else {
+        Bytes::copy_from_slice(&body[..BODY_KEPT])
+    }
+}
 
 /// The sending side, owned by the broker.
 #[derive(Clone, Debug)]
@@ -349,6 +364,17 @@ mod tests {
             Some(Received::Event(e)) => assert_eq!(*e, event(6)),
             other => panic!("expected the oldest kept event, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn small_bodies_are_shared_and_large_ones_cut_into_a_copy() {
+        let small = Bytes::from(vec![7u8; 1000]);
+        let kept = kept_body(&small);
+        assert_eq!(kept.as_ptr(), small.as_ptr(), "a body that fits is shared");
+        let large = Bytes::from(vec![7u8; BODY_KEPT + 1]);
+        let kept = kept_body(&large);
+        assert_eq!(kept.len(), BODY_KEPT);
+        assert_ne!(kept.as_ptr(), large.as_ptr(), "the cut must not pin the large body");
     }
 
     #[test]
