@@ -72,6 +72,8 @@ pub struct App {
     pub filter_regex: Option<Regex>,
     pub filter_error: Option<String>,
     pub typing_filter: bool,
+    /// How many rows the inspector is scrolled down; back to the top when its subject changes.
+    pub inspector_scroll: usize,
     pub show_help: bool,
     pub inspecting: bool,
     /// An open form, which takes the keyboard.
@@ -137,6 +139,7 @@ impl App {
             filter_regex: None,
             filter_error: None,
             typing_filter: false,
+            inspector_scroll: 0,
             show_help: false,
             inspecting: false,
             form: None,
@@ -255,15 +258,33 @@ impl App {
                         (self.log_selected as isize + delta).clamp(0, n as isize - 1) as usize;
                 }
             }
-            Focus::Inspector => {}
+            Focus::Inspector => {
+                self.inspector_scroll = self.inspector_scroll.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// What the inspector describes: the pane, and the selected item or message.
+    fn inspected(&self) -> (Focus, Option<GraphItem>, Option<u64>) {
+        match self.subject {
+            Focus::Log => (
+                Focus::Log,
+                None,
+                self.selected_message().map(|m| m.message_id),
+            ),
+            _ => (Focus::Graph, self.selected_item(), None),
         }
     }
 
     /// Applies one action. No I/O: effects are returned to the caller.
     pub fn update(&mut self, action: Action) -> Option<Effect> {
+        let before = self.inspected();
         let effect = self.apply(action);
         if self.focus != Focus::Inspector {
             self.subject = self.focus;
+        }
+        if self.inspected() != before {
+            self.inspector_scroll = 0;
         }
         effect
     }
@@ -427,6 +448,9 @@ impl App {
             }
             Action::ScrollUp => self.move_selection(-3),
             Action::ScrollDown => self.move_selection(3),
+            Action::ScrollInspector(delta) => {
+                self.inspector_scroll = self.inspector_scroll.saturating_add_signed(delta);
+            }
             Action::BrokerEvent(event) => {
                 let before = self.model.log.len();
                 self.model.apply(&event, self.now);

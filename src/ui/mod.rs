@@ -126,6 +126,7 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     // Exchanges go on rows of their own when the graph pane is too narrow for names side by side.
     let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
     app.fit_graph(stacked);
+    panes::inspector::fit_scroll(app, inspector, theme);
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);
     frame.render_widget(&GraphPane { app, theme }, graph);
@@ -169,6 +170,16 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
         }
         TermEvent::Mouse(mouse) => match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(mouse.column, mouse.row)),
+            // The wheel scrolls the inspector when over it, else moves the focused selection.
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+                if app
+                    .areas
+                    .inspector
+                    .contains(ratatui::layout::Position::new(mouse.column, mouse.row)) =>
+            {
+                let rows = if mouse.kind == MouseEventKind::ScrollUp { -3 } else { 3 };
+                Some(Action::ScrollInspector(rows))
+            }
             MouseEventKind::ScrollUp => Some(Action::ScrollUp),
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),
             _ => None,
