@@ -374,7 +374,11 @@ mod tests {
         let large = Bytes::from(vec![7u8; BODY_KEPT + 1]);
         let kept = kept_body(&large);
         assert_eq!(kept.len(), BODY_KEPT);
-        assert_ne!(kept.as_ptr(), large.as_ptr(), "the cut must not pin the large body");
+        assert_ne!(
+            kept.as_ptr(),
+            large.as_ptr(),
+            "the cut must not pin the large body"
+        );
     }
 
     #[test]

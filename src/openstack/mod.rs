@@ -107,27 +107,29 @@ impl Oslo {
                     lines.push(format!("  namespace  {ns}"));
                 }
                 if let Some(c) = &r.call {
-                    let timeout = c.timeout.map(|t| format!(", timeout {t}s")).unwrap_or_default();
-                    lines.push(format!("  reply to   {} (msg id {}{timeout})", c.reply_q, c.msg_id));
+                    let timeout = c
+                        .timeout
+                        .map(|t| format!(" (timeout {t}s)"))
+                        .unwrap_or_default();
+                    lines.push(format!("  reply to   {}{timeout}", c.reply_q));
+                    lines.push(format!("  msg id     {}", c.msg_id));
                 }
                 let ctx = &r.context;
-                let mut who = Vec::new();
-                if let Some(v) = &ctx.request_id {
-                    who.push(v.clone());
+                if let Some(id) = &ctx.request_id {
+                    lines.push(format!("  request    {id}"));
                 }
+                let mut who = Vec::new();
                 if let Some(v) = &ctx.user {
                     who.push(format!("user {v}"));
                 }
                 if let Some(v) = &ctx.project {
                     who.push(format!("project {v}"));
                 }
-                if !who.is_empty() || ctx.other > 0 {
-                    let more = if ctx.other > 0 {
-                        format!(" (+{} context fields)", ctx.other)
-                    } else {
-                        String::new()
-                    };
-                    lines.push(format!("  context    {}{more}", who.join(", ")));
+                if ctx.other > 0 {
+                    who.push(format!("+{} context fields", ctx.other));
+                }
+                if !who.is_empty() {
+                    lines.push(format!("  context    {}", who.join(", ")));
                 }
                 lines.push("  args".to_string());
                 tree(&r.args, 2, &mut lines);
@@ -227,7 +229,7 @@ fn failure_text(failure: Value) -> Option<String> {
 /// Nesting below this is shown as `…`: bodies come from strangers.
 const MAX_DEPTH: usize = 16;
 /// A value whose one-line form is at most this long is shown on one line.
-const INLINE: usize = 72;
+const INLINE: usize = 60;
 
 /// A versioned object's fields, if `value` is one.
 struct VersionedObject<'a> {
@@ -404,7 +406,10 @@ mod tests {
         );
         assert_eq!(r.context.user.as_deref(), Some("4f2b1a"));
         assert_eq!(r.context.project.as_deref(), Some("9c8d7e"));
-        assert_eq!(r.context.other, 1, "is_admin is the one other context field");
+        assert_eq!(
+            r.context.other, 1,
+            "is_admin is the one other context field"
+        );
     }
 
     #[test]

@@ -1038,18 +1038,30 @@ steps:
     #[test]
     fn the_filter_searches_headers_and_bodies() {
         let mut app = app();
-        app.update(Action::BrokerEvent(published_with(1, &[("tenant", "blue")], b"plain")));
+        app.update(Action::BrokerEvent(published_with(
+            1,
+            &[("tenant", "blue")],
+            b"plain",
+        )));
         app.update(Action::BrokerEvent(published_with(
             2,
             &[],
             include_bytes!("../../tests/fixtures/oslo/call.json"),
         )));
-        app.update(Action::BrokerEvent(published_with(3, &[], &[0xff, 0xfe, b'z'])));
+        app.update(Action::BrokerEvent(published_with(
+            3,
+            &[],
+            &[0xff, 0xfe, b'z'],
+        )));
         assert_eq!(filter(&mut app, "blue"), [1], "a header value");
         for _ in 0.."blue".len() {
             app.update(Action::FilterBackspace);
         }
-        assert_eq!(filter(&mut app, "objmethod"), [2], "inside an oslo.message body");
+        assert_eq!(
+            filter(&mut app, "objmethod"),
+            [2],
+            "inside an oslo.message body"
+        );
         for _ in 0.."objmethod".len() {
             app.update(Action::FilterBackspace);
         }
@@ -1057,7 +1069,11 @@ steps:
         for _ in 0.."z$".len() {
             app.update(Action::FilterBackspace);
         }
-        assert_eq!(filter(&mut app, "conductor"), [3, 2, 1], "exchange and key still count");
+        assert_eq!(
+            filter(&mut app, "conductor"),
+            [3, 2, 1],
+            "exchange and key still count"
+        );
     }
 
     #[test]
@@ -1087,7 +1103,11 @@ steps:
     #[test]
     fn a_lesson_starts_with_an_empty_log_and_going_back_does_not_repeat_lines() {
         let mut app = lesson_app();
-        app.update(Action::BrokerEvent(published_with(1, &[], b"before the lesson")));
+        app.update(Action::BrokerEvent(published_with(
+            1,
+            &[],
+            b"before the lesson",
+        )));
         assert_eq!(prepare_of(app.update(Action::StartLesson(0))), 0);
         assert!(app.model.log.is_empty(), "the log starts empty");
         app.update(Action::LessonPrepared(Ok(())));
@@ -1102,12 +1122,11 @@ steps:
         assert_eq!(prepare_of(app.update(Action::LessonBack)), 1);
         app.update(Action::BrokerEvent(published_with(4, &[], b"step 1")));
         app.update(Action::LessonPrepared(Ok(())));
-        let bodies: Vec<&[u8]> = app
-            .model
-            .log
-            .iter()
-            .map(|e| &e.body_preview[..])
-            .collect();
-        assert_eq!(bodies, [b"step 1"], "one line per message the broker now holds");
+        let bodies: Vec<&[u8]> = app.model.log.iter().map(|e| &e.body_preview[..]).collect();
+        assert_eq!(
+            bodies,
+            [b"step 1"],
+            "one line per message the broker now holds"
+        );
     }
 }

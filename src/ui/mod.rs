@@ -177,7 +177,11 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
                     .inspector
                     .contains(ratatui::layout::Position::new(mouse.column, mouse.row)) =>
             {
-                let rows = if mouse.kind == MouseEventKind::ScrollUp { -3 } else { 3 };
+                let rows = if mouse.kind == MouseEventKind::ScrollUp {
+                    -3
+                } else {
+                    3
+                };
                 Some(Action::ScrollInspector(rows))
             }
             MouseEventKind::ScrollUp => Some(Action::ScrollUp),

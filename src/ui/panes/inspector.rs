@@ -284,12 +284,12 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
 /// What the inspector shows, as a paragraph wrapped to its width.
 fn paragraph<'a>(app: &App, theme: Theme) -> Paragraph<'a> {
     let lines = match app.subject {
-            Focus::Log => app
-                .selected_message()
-                .map(|m| message_lines(app, m, theme))
-                .unwrap_or_default(),
-            _ => node_lines(app, theme),
-        };
+        Focus::Log => app
+            .selected_message()
+            .map(|m| message_lines(app, m, theme))
+            .unwrap_or_default(),
+        _ => node_lines(app, theme),
+    };
     let lines = if lines.is_empty() {
         vec![Line::styled(
             "Select an exchange, a binding, a queue or a message.",
@@ -339,8 +339,6 @@ impl Widget for &InspectorPane<'_> {
         };
         let block = super::pane_block(title, focused, theme);
         let scroll = u16::try_from(app.inspector_scroll).unwrap_or(u16::MAX);
-        text.block(block)
-            .scroll((scroll, 0))
-            .render(area, buf);
+        text.block(block).scroll((scroll, 0)).render(area, buf);
     }
 }
