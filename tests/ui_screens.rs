@@ -540,3 +540,38 @@ fn inspector_decodes_a_nova_call_and_scrolls_to_it_140x30() {
     assert!(!text.contains("nova_object"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn the_inspector_says_where_a_long_body_was_cut() {
+    use rabbitscope::events::BODY_KEPT;
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::BrokerEvent(Arc::new(Event {
+        at: SystemTime::UNIX_EPOCH,
+        vhost: "/".into(),
+        connection: Some(1),
+        channel: Some(1),
+        kind: EventKind::Published {
+            message_id: 1,
+            exchange: "".into(),
+            routing_key: "q".into(),
+            body_size: BODY_KEPT + 1,
+            body_preview: vec![b'x'; BODY_KEPT].into(),
+            headers: vec![],
+            properties: Arc::new([]),
+            matched: vec![],
+            queues: vec!["q".into()],
+            alternate_exchange: None,
+            fate: PublishFate::Routed,
+        },
+    })));
+    app.update(Action::FocusNext);
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(
+        text.contains(&format!(
+            "body ({} bytes, cut at {BODY_KEPT} bytes)",
+            BODY_KEPT + 1
+        )),
+        "{text}"
+    );
+}
