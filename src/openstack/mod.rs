@@ -131,7 +131,7 @@ impl Oslo {
                 if !who.is_empty() {
                     lines.push(format!("  context    {}", who.join(", ")));
                 }
-                lines.push("  args".to_string());
+                lines.push("  arguments".to_string());
                 tree(&r.args, 2, &mut lines);
             }
             Oslo::Reply(r) => {
@@ -293,9 +293,23 @@ fn short_into(value: &Value, depth: usize, out: &mut String) {
     }
 }
 
+/// Fields that say which thing this is come first; the rest follow by name.
+const IDENTITY: [&str; 5] = ["uuid", "id", "name", "display_name", "host"];
+
+fn ordered(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut fields: Vec<(&String, &Value)> = map.iter().collect();
+    fields.sort_by_key(|(k, _)| {
+        IDENTITY
+            .iter()
+            .position(|i| i == k)
+            .unwrap_or(IDENTITY.len())
+    });
+    fields
+}
+
 fn map_into(map: &Map<String, Value>, depth: usize, out: &mut String) {
     out.push('{');
-    for (i, (k, v)) in map.iter().enumerate() {
+    for (i, (k, v)) in ordered(map).into_iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
@@ -349,7 +363,7 @@ fn fields(map: &Map<String, Value>, indent: usize, lines: &mut Vec<String>) {
         lines.push(format!("{pad}…"));
         return;
     }
-    for (k, v) in map {
+    for (k, v) in ordered(map) {
         let one = short(v);
         if one.chars().count() + k.len() + 2 + indent <= INLINE {
             lines.push(format!("{pad}{k}: {one}"));
@@ -428,7 +442,7 @@ mod tests {
         assert_eq!(
             objinst,
             "Instance 2.7 {uuid: \"8f2c6d3e-1a4b-4c5d-8e9f-0a1b2c3d4e5f\", host: null, \
-             vm_state: \"building\", flavor_id: 1}"
+             flavor_id: 1, vm_state: \"building\"}"
         );
         let text = Oslo::Request(request(CAST)).lines().join("\n");
         assert!(text.contains("Instance 2.7"), "{text}");
@@ -452,8 +466,8 @@ mod tests {
             [
                 "  Instance 2.7 (changed: host)",
                 "    uuid: \"8f2c6d3e-1a4b-4c5d-8e9f-0a1b2c3d4e5f\"",
-                "    host: \"compute-node-with-a-rather-long-name.example.org\"",
                 "    display_name: \"a server\"",
+                "    host: \"compute-node-with-a-rather-long-name.example.org\"",
             ]
         );
     }
