@@ -286,7 +286,13 @@ impl App {
 
     /// Applies one action. No I/O: effects are returned to the caller.
     pub fn update(&mut self, action: Action) -> Option<Effect> {
-        let before = self.inspected();
+        // Only the user changes what is inspected; traffic and the clock keep it (and finding
+        // the selected message walks the filtered log, too dear to do per event).
+        let user = !matches!(
+            action,
+            Action::BrokerEvent(_) | Action::Tick | Action::Missed(_)
+        );
+        let before = user.then(|| self.inspected());
         let effect = self.apply(action);
         if self.focus != Focus::Inspector {
             self.subject = self.focus;
@@ -297,7 +303,7 @@ impl App {
             self.model.clear_messages();
             self.log_selected = 0;
         }
-        if self.inspected() != before {
+        if before.is_some_and(|before| self.inspected() != before) {
             self.inspector_scroll = 0;
         }
         effect
