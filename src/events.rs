@@ -4,6 +4,7 @@
 //! message's life. The stream is a bounded broadcast ring: the broker never waits for a reader,
 //! and a reader that falls behind is told how many events it missed ([`Received::Missed`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -147,8 +148,9 @@ pub enum EventKind {
         exchange: Name,
         routing_key: Name,
         body_size: usize,
-        /// The first bytes of the body (up to [`BODY_PREVIEW`]); written as text when it is
-        /// UTF-8 and as a list of byte values when not, since YAML traces have no bytes.
+        /// The body, whole up to [`BODY_KEPT`] bytes and cut there beyond (see [`kept_body`]);
+        /// `body_size` tells whether it was cut. Written as text when it is UTF-8 and as a
+        /// list of byte values when not, since YAML traces have no bytes.
         #[serde(with = "preview")]
         body_preview: Bytes,
         headers: Vec<(String, String)>,
@@ -244,8 +246,64 @@ mod preview {
     }
 }
 
-/// How many body bytes a `Published` event carries.
-pub const BODY_PREVIEW: usize = 256;
+/// How many body bytes a `Published` event keeps. 64 KiB holds Nova's largest RPC messages
+/// whole (`build_and_run_instance` with its request spec, filter properties and instance
+/// object runs to tens of KB), so they can be decoded. What all events hold together is
+/// bounded by [`BODY_BUDGET`].
+pub const BODY_KEPT: usize = 64 * 1024;
+
+/// At most this many body bytes are held by events at once. The ring has 65,536 slots, so a
+/// stalled reader (a terminal stopped with Ctrl-S, say) could otherwise pin 65,536 x 64 KiB =
+/// 4 GiB that no memory alarm counts. Past the budget, events keep [`BODY_KEPT_SHORT`] bytes.
+pub const BODY_BUDGET: usize = 128 * 1024 * 1024;
+
+/// What an event keeps of a body while the budget is spent.
+pub const BODY_KEPT_SHORT: usize = 256;
+
+/// Body bytes held by events now (shared with queues or not): each kept body gives its share
+/// back when the last event holding it is dropped.
+static BODY_BYTES_HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// A kept body that counts itself in [`BODY_BYTES_HELD`] for as long as it lives.
+struct CountedBody(Bytes);
+
+impl AsRef<[u8]> for CountedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for CountedBody {
+    fn drop(&mut self) {
+        BODY_BYTES_HELD.fetch_sub(self.0.len(), Ordering::Relaxed);
+    }
+}
+
+/// The body a `Published` event carries: up to [`BODY_KEPT`] bytes of it (the message's own
+/// `Bytes` when it fits, so nothing is copied; else a copy of the cut, since a slice would keep
+/// the whole large body alive as long as the event lives). While events hold more than
+/// [`BODY_BUDGET`] bytes, only a [`BODY_KEPT_SHORT`]-byte copy.
+pub fn kept_body(body: &Bytes) -> Bytes {
+    if body.len() <= BODY_KEPT_SHORT {
+        return body.clone();
+    }
+    let kept = body.len().min(BODY_KEPT);
+    if BODY_BYTES_HELD.fetch_add(kept, Ordering::Relaxed) + kept > BODY_BUDGET {
+        BODY_BYTES_HELD.fetch_sub(kept, Ordering::Relaxed);
+        return Bytes::copy_from_slice(&body[..BODY_KEPT_SHORT]);
+    }
+    let share = if body.len() <= BODY_KEPT {
+        body.clone()
+    } else {
+        Bytes::copy_from_slice(&body[..BODY_KEPT])
+    };
+    Bytes::from_owner(CountedBody(share))
+}
+
+/// Body bytes events hold now, for tests and the inspector.
+pub fn body_bytes_held() -> usize {
+    BODY_BYTES_HELD.load(Ordering::Relaxed)
+}
 
 /// The sending side, owned by the broker.
 #[derive(Clone, Debug)]
@@ -349,6 +407,43 @@ mod tests {
             Some(Received::Event(e)) => assert_eq!(*e, event(6)),
             other => panic!("expected the oldest kept event, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn small_bodies_are_shared_and_large_ones_cut_into_a_copy() {
+        let small = Bytes::from(vec![7u8; 1000]);
+        let kept = kept_body(&small);
+        assert_eq!(kept.as_ptr(), small.as_ptr(), "a body that fits is shared");
+        let large = Bytes::from(vec![7u8; BODY_KEPT + 1]);
+        let kept = kept_body(&large);
+        assert_eq!(kept.len(), BODY_KEPT);
+        assert_ne!(
+            kept.as_ptr(),
+            large.as_ptr(),
+            "the cut must not pin the large body"
+        );
+    }
+
+    #[test]
+    fn events_hold_no_more_body_bytes_than_the_budget() {
+        let body = Bytes::from(vec![7u8; BODY_KEPT]);
+        let mut held = Vec::new();
+        while body_bytes_held() + BODY_KEPT <= BODY_BUDGET {
+            held.push(kept_body(&body));
+        }
+        let over = kept_body(&body);
+        assert_eq!(
+            over.len(),
+            BODY_KEPT_SHORT,
+            "past the budget only a short copy"
+        );
+        assert!(body_bytes_held() <= BODY_BUDGET);
+        drop(held);
+        assert_eq!(
+            kept_body(&body).len(),
+            BODY_KEPT,
+            "the budget comes back with the events"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`events`]: the broker event stream every screen is drawn from.
 //! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
 //! - [`nesting`]: how deeply YAML nests, checked before it is parsed.
+//! - [`openstack`]: oslo.messaging bodies and Nova objects, decoded.
 //! - [`remote`]: a live RabbitMQ as a source (management API, firehose).
 //! - [`terminal`]: text from strangers made safe to print.
 //! - [`tls`]: TLS for the broker's amqps listener and for rabbitscope's own clients.
@@ -19,6 +20,7 @@ pub mod definitions;
 pub mod events;
 pub mod lesson;
 pub mod nesting;
+pub mod openstack;
 pub mod remote;
 pub mod source;
 pub mod stop;

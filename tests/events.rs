@@ -287,3 +287,34 @@ async fn each_published_event_carries_its_own_messages_properties() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_come_whole_up_to_the_cap_and_cut_there_beyond() {
+    use rabbitscope::events::BODY_KEPT;
+    let (url, broker) = common::start_embedded().await;
+    let mut events = broker.subscribe();
+    let conn = connect(&url).await;
+    let ch = channel(&conn).await;
+    declare_queue(&ch, "bodies").await;
+    // A Nova-sized body (a few KB, far past the old 256-byte preview), then one past the cap.
+    let nova_sized: Vec<u8> = (0..6_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let oversized = vec![b'x'; BODY_KEPT + 10_000];
+    for body in [&nova_sized, &oversized] {
+        publish_and_wait(&ch, "", "bodies", body).await;
+        let published = wait_for(&mut events, "publish", |k| {
+            matches!(k, EventKind::Published { .. })
+        })
+        .await;
+        let EventKind::Published {
+            body_size,
+            body_preview,
+            ..
+        } = published.kind
+        else {
+            unreachable!()
+        };
+        assert_eq!(body_size, body.len());
+        let kept = body.len().min(BODY_KEPT);
+        assert_eq!(&body_preview[..], &body[..kept]);
+    }
+}

@@ -61,17 +61,34 @@ fn start(args: &[&str]) -> Child {
     Command::new(BIN)
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Waits until `child` has turned tracing on; if it ends first or takes too long, fails with
+/// what it wrote on stderr.
+async fn wait_until_child_traces(vhost: &TestVhost, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !tracing(vhost).await {
+        let ended = child.try_wait().unwrap();
+        if ended.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let mut said = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut said);
+            panic!("{what} never turned tracing on ({status}); it said: {said}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tap_turns_tracing_off_on_every_stop_signal() {
     let vhost = TestVhost::new("tap-signals").await;
     for (number, name) in SIGNALS {
-        let child = start(&["tap", &vhost.url()]);
-        wait_until_tracing(&vhost, "tap").await;
+        let mut child = start(&["tap", &vhost.url()]);
+        wait_until_child_traces(&vhost, &mut child, &format!("tap before {name}")).await;
         signal(child.id(), number);
         let status = ended(child, &format!("tap after {name}")).await;
         assert!(status.success(), "tap after {name}: {status}");
@@ -84,8 +101,8 @@ async fn record_turns_tracing_off_on_every_stop_signal() {
     let vhost = TestVhost::new("record-signals").await;
     let file = std::env::temp_dir().join(format!("{}.yaml", vhost.name));
     for (number, name) in SIGNALS {
-        let child = start(&["record", &vhost.url(), "-o", file.to_str().unwrap()]);
-        wait_until_tracing(&vhost, "record").await;
+        let mut child = start(&["record", &vhost.url(), "-o", file.to_str().unwrap()]);
+        wait_until_child_traces(&vhost, &mut child, &format!("record before {name}")).await;
         signal(child.id(), number);
         let status = ended(child, &format!("record after {name}")).await;
         assert!(status.success(), "record after {name}: {status}");

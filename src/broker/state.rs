@@ -21,7 +21,6 @@ use super::vhost::Vhost;
 use super::{ClientSink, ExchangeSnapshot, QueueSnapshot, Snapshot, ToClient, VhostSnapshot};
 use crate::events::{
     BindingInfo, ConnectionId, DeadLetterReason, Event, EventBus, EventKind, PublishFate,
-    BODY_PREVIEW,
 };
 
 /// The pseudo-queue for RabbitMQ's direct reply-to.
@@ -2442,8 +2441,7 @@ fn published_event(
         exchange: message.exchange.clone(),
         routing_key: message.routing_key.clone(),
         body_size: message.body.len(),
-        // A copy: a slice would keep the whole body alive as long as the event ring holds it.
-        body_preview: Bytes::copy_from_slice(&message.body[..message.body.len().min(BODY_PREVIEW)]),
+        body_preview: crate::events::kept_body(&message.body),
         headers: message.headers().map(args::pairs).unwrap_or_default(),
         properties,
         matched: route.matched.iter().map(|(s, b)| b.info(s)).collect(),

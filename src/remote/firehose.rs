@@ -17,7 +17,7 @@ use super::management::{Management, ManagementError};
 use super::routing::RoutingModel;
 use crate::broker::exchange::value_text;
 use crate::broker::Snapshot;
-use crate::events::{Event, EventKind, Name, PublishFate, BODY_PREVIEW};
+use crate::events::{Event, EventKind, Name, PublishFate};
 
 /// Which trace messages to receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -433,7 +433,7 @@ impl TraceEvents {
                         exchange: exchange.as_str().into(),
                         routing_key: routing_key.as_str().into(),
                         body_size: body.len(),
-                        body_preview: body.slice(..body.len().min(BODY_PREVIEW)),
+                        body_preview: crate::events::kept_body(body),
                         headers: headers.clone(),
                         properties: properties.clone().into(),
                         matched: routed.matched,

@@ -39,8 +39,8 @@
 //! An event is [`crate::events::Event`] as YAML: `at` (UTC, RFC 3339), `vhost`, the optional
 //! `connection` and `channel`, and `kind`, one of [`crate::events::EventKind`] written as a
 //! tag (`!Published`, `!BindingCreated`, ...) over its fields, or a bare name for the kinds
-//! without fields (`ChannelOpened`). A `Published` event's `body_preview` is text when the
-//! body's first bytes are UTF-8, else a list of byte values. Broken files are reported as `file:line:col: why`.
+//! without fields (`ChannelOpened`). A `Published` event's `body_preview` (the body, whole up to
+//! [`crate::events::BODY_KEPT`] bytes) is text when it is UTF-8, else a list of byte values. Broken files are reported as `file:line:col: why`.
 //!
 //! - [`record`](mod@record): writing the events of any [`crate::source::Source`] to a trace.
 //! - [`replay`](mod@replay): [`ReplaySource`], a trace played back as a source for the view.

@@ -47,6 +47,8 @@ pub enum Action {
     Click(u16, u16),
     ScrollUp,
     ScrollDown,
+    /// The mouse wheel over the inspector: scroll it by this many rows (negative is up).
+    ScrollInspector(isize),
     /// From the broker.
     BrokerEvent(Arc<Event>),
     /// The event stream dropped this many events because the screen fell behind.

@@ -70,8 +70,12 @@ pub struct App {
     pub log_selected: usize,
     pub filter: String,
     pub filter_regex: Option<Regex>,
+    /// The same filter over bodies, which need not be UTF-8.
+    pub body_filter: Option<regex::bytes::Regex>,
     pub filter_error: Option<String>,
     pub typing_filter: bool,
+    /// How many rows the inspector is scrolled down; back to the top when its subject changes.
+    pub inspector_scroll: usize,
     pub show_help: bool,
     /// The first help line shown, and how many fit on the last frame drawn.
     pub help_scroll: usize,
@@ -145,8 +149,10 @@ impl App {
             log_selected: 0,
             filter: String::new(),
             filter_regex: None,
+            body_filter: None,
             filter_error: None,
             typing_filter: false,
+            inspector_scroll: 0,
             show_help: false,
             help_scroll: 0,
             help_page: 0,
@@ -186,9 +192,9 @@ impl App {
             .log
             .iter()
             .rev()
-            .filter(|e| match &self.filter_regex {
-                Some(re) => re.is_match(&e.summary()),
-                None => true,
+            .filter(|e| match (&self.filter_regex, &self.body_filter) {
+                (Some(re), Some(body)) => e.matches(re, body),
+                _ => true,
             })
             .collect()
     }
@@ -237,12 +243,17 @@ impl App {
     fn set_filter(&mut self) {
         if self.filter.is_empty() {
             self.filter_regex = None;
+            self.body_filter = None;
             self.filter_error = None;
             return;
         }
-        match Regex::new(&self.filter) {
-            Ok(re) => {
+        match Regex::new(&self.filter).and_then(|re| {
+            let body = regex::bytes::Regex::new(&self.filter)?;
+            Ok((re, body))
+        }) {
+            Ok((re, body)) => {
                 self.filter_regex = Some(re);
+                self.body_filter = Some(body);
                 self.filter_error = None;
             }
             // Keep the last good filter while the user is still typing.
@@ -269,15 +280,45 @@ impl App {
                         (self.log_selected as isize + delta).clamp(0, n as isize - 1) as usize;
                 }
             }
-            Focus::Inspector => {}
+            Focus::Inspector => {
+                self.inspector_scroll = self.inspector_scroll.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// What the inspector describes: the pane, and the selected item or message.
+    fn inspected(&self) -> (Focus, Option<GraphItem>, Option<u64>) {
+        match self.subject {
+            Focus::Log => (
+                Focus::Log,
+                None,
+                self.selected_message().map(|m| m.message_id),
+            ),
+            _ => (Focus::Graph, self.selected_item(), None),
         }
     }
 
     /// Applies one action. No I/O: effects are returned to the caller.
     pub fn update(&mut self, action: Action) -> Option<Effect> {
+        // Only the user changes what is inspected; traffic and the clock keep it (and finding
+        // the selected message walks the filtered log, too dear to do per event).
+        let user = !matches!(
+            action,
+            Action::BrokerEvent(_) | Action::Tick | Action::Missed(_)
+        );
+        let before = user.then(|| self.inspected());
         let effect = self.apply(action);
         if self.focus != Focus::Inspector {
             self.subject = self.focus;
+        }
+        // A lesson that (re)starts resets the broker and replays its steps: the messages of
+        // before are gone, and the replay logs those it keeps anew.
+        if let Some(Effect::Lesson(LessonRequest::Prepare { .. })) = &effect {
+            self.model.clear_messages();
+            self.log_selected = 0;
+        }
+        if before.is_some_and(|before| self.inspected() != before) {
+            self.inspector_scroll = 0;
         }
         effect
     }
@@ -486,6 +527,9 @@ impl App {
             }
             Action::ScrollUp => self.move_selection(-3),
             Action::ScrollDown => self.move_selection(3),
+            Action::ScrollInspector(delta) => {
+                self.inspector_scroll = self.inspector_scroll.saturating_add_signed(delta);
+            }
             Action::BrokerEvent(event) => {
                 let before = self.model.log.len();
                 self.model.apply(&event, self.now);
@@ -1336,5 +1380,135 @@ steps:
         app.update(Action::Slower);
         app.update(Action::Slower);
         assert!(app.model.flight_time > Duration::from_millis(1200));
+    }
+
+    fn published_with(id: u64, headers: &[(&str, &str)], body: &[u8]) -> Arc<crate::events::Event> {
+        use crate::events::{Event, EventKind, PublishFate};
+        Arc::new(Event {
+            at: std::time::SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: None,
+            channel: None,
+            kind: EventKind::Published {
+                message_id: id,
+                exchange: "nova".into(),
+                routing_key: "conductor".into(),
+                body_size: body.len(),
+                body_preview: bytes::Bytes::copy_from_slice(body),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                properties: Arc::new([]),
+                matched: vec![],
+                queues: vec!["conductor".into()],
+                alternate_exchange: None,
+                fate: PublishFate::Routed,
+            },
+        })
+    }
+
+    fn filter(app: &mut App, text: &str) -> Vec<u64> {
+        app.update(Action::StartFilter);
+        for c in text.chars() {
+            app.update(Action::FilterInput(c));
+        }
+        app.update(Action::Back);
+        app.filtered_log().iter().map(|e| e.message_id).collect()
+    }
+
+    #[test]
+    fn the_filter_searches_headers_and_bodies() {
+        let mut app = app();
+        app.update(Action::BrokerEvent(published_with(
+            1,
+            &[("tenant", "blue")],
+            b"plain",
+        )));
+        app.update(Action::BrokerEvent(published_with(
+            2,
+            &[],
+            include_bytes!("../../tests/fixtures/oslo/call.json"),
+        )));
+        app.update(Action::BrokerEvent(published_with(
+            3,
+            &[],
+            &[0xff, 0xfe, b'z'],
+        )));
+        assert_eq!(filter(&mut app, "blue"), [1], "a header value");
+        for _ in 0.."blue".len() {
+            app.update(Action::FilterBackspace);
+        }
+        assert_eq!(
+            filter(&mut app, "objmethod"),
+            [2],
+            "inside an oslo.message body"
+        );
+        for _ in 0.."objmethod".len() {
+            app.update(Action::FilterBackspace);
+        }
+        assert_eq!(filter(&mut app, "z$"), [3], "a body that is not UTF-8");
+        for _ in 0.."z$".len() {
+            app.update(Action::FilterBackspace);
+        }
+        assert_eq!(
+            filter(&mut app, "conductor"),
+            [3, 2, 1],
+            "exchange and key still count"
+        );
+    }
+
+    #[test]
+    fn the_inspector_scrolls_and_starts_at_the_top_for_a_new_subject() {
+        let mut app = app();
+        for id in 1..=2 {
+            app.update(Action::BrokerEvent(published_with(id, &[], b"body")));
+        }
+        app.update(Action::FocusNext); // the log
+        app.update(Action::FocusNext); // the inspector, still describing the log's message
+        assert_eq!(app.subject, Focus::Log);
+        app.update(Action::Down);
+        app.update(Action::PageDown);
+        assert_eq!(app.inspector_scroll, 11);
+        app.update(Action::ScrollInspector(-3));
+        assert_eq!(app.inspector_scroll, 8);
+        app.update(Action::PageUp);
+        assert_eq!(app.inspector_scroll, 0, "scrolling up stops at the top");
+        app.update(Action::ScrollInspector(5));
+        // Another message selected: its text starts at its first line.
+        app.update(Action::FocusPrev);
+        app.update(Action::Down);
+        assert_eq!(app.log_selected, 1);
+        assert_eq!(app.inspector_scroll, 0);
+    }
+
+    #[test]
+    fn a_lesson_starts_with_an_empty_log_and_going_back_does_not_repeat_lines() {
+        let mut app = lesson_app();
+        app.update(Action::BrokerEvent(published_with(
+            1,
+            &[],
+            b"before the lesson",
+        )));
+        assert_eq!(prepare_of(app.update(Action::StartLesson(0))), 0);
+        assert!(app.model.log.is_empty(), "the log starts empty");
+        app.update(Action::LessonPrepared(Ok(())));
+        app.update(Action::LessonNext);
+        app.update(Action::BrokerEvent(published_with(2, &[], b"step 1")));
+        app.update(Action::LessonStepDone(Ok(Default::default())));
+        app.update(Action::LessonNext);
+        app.update(Action::LessonNext);
+        app.update(Action::BrokerEvent(published_with(3, &[], b"step 2")));
+        app.update(Action::LessonStepDone(Ok(Default::default())));
+        // Back: the runner resets the broker and replays step 1, which publishes again.
+        assert_eq!(prepare_of(app.update(Action::LessonBack)), 1);
+        app.update(Action::BrokerEvent(published_with(4, &[], b"step 1")));
+        app.update(Action::LessonPrepared(Ok(())));
+        let bodies: Vec<&[u8]> = app.model.log.iter().map(|e| &e.body_preview[..]).collect();
+        assert_eq!(
+            bodies,
+            [b"step 1"],
+            "one line per message the broker now holds"
+        );
     }
 }

@@ -128,6 +128,7 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     app.fit_graph(stacked);
     // The help scrolls by whole pages of what fits this frame.
     app.help_page = panes::help::help_area(area, app.options.classroom).1;
+    panes::inspector::fit_scroll(app, inspector, theme);
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);
     frame.render_widget(&GraphPane { app, theme }, graph);
@@ -179,6 +180,20 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
         }
         TermEvent::Mouse(mouse) => match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(mouse.column, mouse.row)),
+            // The wheel scrolls the inspector when over it, else moves the focused selection.
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+                if app
+                    .areas
+                    .inspector
+                    .contains(ratatui::layout::Position::new(mouse.column, mouse.row)) =>
+            {
+                let rows = if mouse.kind == MouseEventKind::ScrollUp {
+                    -3
+                } else {
+                    3
+                };
+                Some(Action::ScrollInspector(rows))
+            }
             MouseEventKind::ScrollUp => Some(Action::ScrollUp),
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),
             _ => None,

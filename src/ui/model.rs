@@ -32,9 +32,24 @@ pub struct LogEntry {
     pub properties: Arc<[(String, String)]>,
     pub body_size: usize,
     pub body_preview: Bytes,
+    /// An oslo.messaging message's headline (`cast schedule_and_build_instances 1.17`),
+    /// decoded once when it arrives so the log and its filter need not parse bodies.
+    pub oslo: Option<String>,
+    /// The consumers it was delivered to (consumer tags, `basic.get` for a get), each once.
+    pub consumers: Vec<Name>,
     /// What happened to it after it was routed, in order: deliveries (and redeliveries),
     /// acks, nacks, rejects, requeues, expiry, dead-lettering. The flag marks the bad news.
     pub history: Vec<(String, bool)>,
+}
+
+/// The oslo.messaging headline of a body, if it is an oslo.messaging message. Bodies without
+/// the envelope's key are not parsed at all.
+fn oslo_headline(body: &[u8]) -> Option<String> {
+    let key = b"\"oslo.message\"";
+    if !body.windows(key.len()).any(|w| w == key) {
+        return None;
+    }
+    crate::openstack::decode(body).map(|m| m.headline())
 }
 
 /// How many later events a log entry remembers; a message requeued forever stops there.
@@ -49,7 +64,9 @@ impl LogEntry {
 }
 
 impl LogEntry {
-    /// The one-line summary: `exchange  routing.key -> q1, q2` or the fate.
+    /// The one-line summary: `exchange  routing.key -> q1, q2` or the fate; an oslo.messaging
+    /// message shows its method instead of exchange and key:
+    /// `cast schedule_and_build_instances 1.17 -> conductor (consumer)`.
     pub fn summary(&self) -> String {
         let exchange = if self.exchange.is_empty() {
             "(default)"
@@ -66,7 +83,28 @@ impl LogEntry {
             Some(ae) => format!(" via alternate {ae}"),
             None => String::new(),
         };
-        format!("{exchange}  {}  {to}{via}", self.routing_key)
+        let by = if self.consumers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.consumers.join(", "))
+        };
+        match &self.oslo {
+            Some(headline) => format!("{headline} {to}{by}{via}"),
+            None => format!("{exchange}  {}  {to}{by}{via}", self.routing_key),
+        }
+    }
+
+    /// Whether the filter finds this message: in its summary, exchange, routing key, header
+    /// names and values, or body (as kept).
+    pub fn matches(&self, filter: &regex::Regex, body_filter: &regex::bytes::Regex) -> bool {
+        filter.is_match(&self.summary())
+            || filter.is_match(&self.exchange)
+            || filter.is_match(&self.routing_key)
+            || self
+                .headers
+                .iter()
+                .any(|(k, v)| filter.is_match(k) || filter.is_match(v))
+            || body_filter.is_match(&self.body_preview)
     }
 }
 
@@ -290,6 +328,8 @@ impl Model {
                     properties: properties.clone(),
                     body_size: *body_size,
                     body_preview: body_preview.clone(),
+                    oslo: oslo_headline(body_preview),
+                    consumers: Vec::new(),
                     history: Vec::new(),
                 });
                 // Depth counters move with the traffic between snapshots.
@@ -306,6 +346,9 @@ impl Model {
                     .clone()
                     .unwrap_or_else(|| Name::from("basic.get"));
                 if let Some(entry) = self.entry_mut(*message_id) {
+                    if !entry.consumers.contains(&tag) {
+                        entry.consumers.push(tag.clone());
+                    }
                     let again = if *redelivered { ", redelivered" } else { "" };
                     entry.record(
                         format!("delivered from {queue} to {tag} (tag {delivery_tag}{again})"),
@@ -395,6 +438,15 @@ impl Model {
     }
 
     /// The log entry of a message, newest first (recent messages are looked up most).
+    /// Forgets the messages (log, flights, rates): the broker behind them was reset.
+    pub fn clear_messages(&mut self) {
+        self.log.clear();
+        self.flights.clear();
+        self.exchange_rates.clear();
+        self.queue_rates.clear();
+        self.total_rate = Rate::default();
+    }
+
     pub fn entry_mut(&mut self, message_id: u64) -> Option<&mut LogEntry> {
         self.log
             .iter_mut()

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::events::BindingInfo;
+use crate::openstack;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::GraphItem;
 use crate::ui::model::{LogEntry, Rate};
@@ -21,39 +22,23 @@ pub struct InspectorPane<'a> {
     pub theme: Theme,
 }
 
-/// Pretty JSON when the body is JSON; the `oslo.message` string inside an oslo.messaging
-/// envelope is parsed too, so the method and arguments are readable.
+/// An oslo.messaging message decoded (see [`openstack`]), else pretty JSON when the body is
+/// JSON, else its text.
 pub fn body_text(body: &[u8]) -> Vec<String> {
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+    if let Some(oslo) = openstack::decode(body) {
+        return oslo.lines();
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return String::from_utf8_lossy(body)
             .lines()
             .map(str::to_string)
             .collect();
     };
-    let mut lines = Vec::new();
-    if let Some(inner) = value
-        .get("oslo.message")
-        .and_then(|m| m.as_str())
+    serde_json::to_string_pretty(&value)
+        .unwrap_or_default()
+        .lines()
         .map(str::to_string)
-    {
-        if let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&inner) {
-            lines.push(format!(
-                "oslo.messaging envelope (oslo.version {})",
-                value
-                    .get("oslo.version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("?")
-            ));
-            value["oslo.message"] = parsed;
-        }
-    }
-    lines.extend(
-        serde_json::to_string_pretty(&value)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string),
-    );
-    lines
+        .collect()
 }
 
 /// `N msg/s in` and a sparkline of the last half minute.
@@ -119,8 +104,13 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
             lines.push(Line::raw(format!("  {k}: {v}")));
         }
     }
+    let cut = if entry.body_preview.len() < entry.body_size {
+        format!(", cut at {} bytes", entry.body_preview.len())
+    } else {
+        String::new()
+    };
     lines.push(Line::styled(
-        format!("body ({} bytes)", entry.body_size),
+        format!("body ({} bytes{cut})", entry.body_size),
         theme.title(),
     ));
     lines.extend(body_text(&entry.body_preview).into_iter().map(Line::raw));
@@ -291,30 +281,64 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
     lines
 }
 
+/// What the inspector shows, as a paragraph wrapped to its width.
+fn paragraph<'a>(app: &App, theme: Theme) -> Paragraph<'a> {
+    let lines = match app.subject {
+        Focus::Log => app
+            .selected_message()
+            .map(|m| message_lines(app, m, theme))
+            .unwrap_or_default(),
+        _ => node_lines(app, theme),
+    };
+    let lines = if lines.is_empty() {
+        vec![Line::styled(
+            "Select an exchange, a binding, a queue or a message.",
+            theme.dim(),
+        )]
+    } else {
+        lines
+    };
+    Paragraph::new(lines).wrap(Wrap { trim: false })
+}
+
+/// Rows the inspector's text takes at this pane size, and rows it can show.
+fn rows(app: &App, area: Rect, theme: Theme) -> (usize, usize) {
+    let inner = super::pane_block("", false, theme).inner(area);
+    let total = paragraph(app, theme).line_count(inner.width);
+    (total, inner.height as usize)
+}
+
+/// Keeps the scroll within the text, so scrolling back up answers at once after an overshoot.
+pub fn fit_scroll(app: &mut App, area: Rect, theme: Theme) {
+    if area.is_empty() {
+        return;
+    }
+    let (total, visible) = rows(app, area, theme);
+    app.inspector_scroll = app.inspector_scroll.min(total.saturating_sub(visible));
+}
+
 impl Widget for &InspectorPane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.app;
         let theme = self.theme;
         let focused = app.focus == Focus::Inspector;
-        let block = super::pane_block(" inspector ", focused, theme);
-        let lines = match app.subject {
-            Focus::Log => app
-                .selected_message()
-                .map(|m| message_lines(app, m, theme))
-                .unwrap_or_default(),
-            _ => node_lines(app, theme),
-        };
-        let lines = if lines.is_empty() {
-            vec![Line::styled(
-                "Select an exchange, a binding, a queue or a message.",
-                theme.dim(),
-            )]
+        let text = paragraph(app, theme);
+        let inner = super::pane_block("", false, theme).inner(area);
+        let (total, visible) = (text.line_count(inner.width), inner.height as usize);
+        // Say where we are when the text is longer than the pane.
+        let title = if total > visible {
+            let first = app.inspector_scroll.min(total.saturating_sub(visible));
+            format!(
+                " inspector {}-{} of {} ",
+                first + 1,
+                (first + visible).min(total),
+                total
+            )
         } else {
-            lines
+            " inspector ".to_string()
         };
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .render(area, buf);
+        let block = super::pane_block(title, focused, theme);
+        let scroll = u16::try_from(app.inspector_scroll).unwrap_or(u16::MAX);
+        text.block(block).scroll((scroll, 0)).render(area, buf);
     }
 }
