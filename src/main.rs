@@ -441,7 +441,7 @@ fn main() {
 }
 
 /// Log lines that may wait for stderr before new ones are dropped.
-const LOG_LINES_BUFFERED: usize = 4096;
+const LOG_LINES_BUFFERED: usize = 1024;
 
 /// A stderr writer that never blocks the broker: lines wait in a bounded buffer written by a
 /// thread of its own and are dropped when it is full (a pipe nobody reads must not stop the
