@@ -110,7 +110,10 @@ async fn a_broker_whose_stderr_is_not_read_keeps_serving() {
     std::thread::sleep(Duration::from_secs(4));
     let _ = child.kill();
     let _ = child.wait();
-    let said = said.join().unwrap().expect("the dropped lines are reported");
+    let said = said
+        .join()
+        .unwrap()
+        .expect("the dropped lines are reported");
     let dropped: usize = said
         .split_whitespace()
         .find_map(|w| w.strip_prefix("dropped="))
