@@ -94,6 +94,9 @@ pub struct User {
     pub permissions: Vec<Permission>,
     /// Routing keys the user may publish with and bind with, per topic exchange and vhost.
     pub topic_permissions: Vec<TopicPermission>,
+    /// RabbitMQ's user tags (`administrator`, `impersonator`, ...); only `impersonator`
+    /// changes what the embedded broker allows.
+    pub tags: Vec<String>,
 }
 
 impl User {
@@ -153,6 +156,7 @@ impl Default for BrokerConfig {
                 loopback_only: true,
                 permissions: vec![Permission::all("/")],
                 topic_permissions: Vec::new(),
+                tags: vec!["administrator".into()],
             }],
             event_capacity: crate::events::DEFAULT_CAPACITY,
             data_dir: None,
@@ -735,7 +739,8 @@ impl Broker {
                 .then(|| Permission::all(vhost))
         });
         let topics = found.map(|u| u.topic_permissions.as_slice()).unwrap_or(&[]);
-        let grant = Grant::user(user, permission.ok_or_else(refused)?, topics);
+        let impersonator = found.is_some_and(|u| u.tags.iter().any(|t| t == "impersonator"));
+        let grant = Grant::user(user, permission.ok_or_else(refused)?, topics, impersonator);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, user, vhost, peer, sink, grant);
         Ok(id)

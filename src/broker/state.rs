@@ -1349,6 +1349,11 @@ impl State {
                 )?;
             }
         }
+        if let Some(user_id) = properties.user_id() {
+            self.connections[&connection]
+                .grant
+                .check_user_id(user_id.as_str())?;
+        }
         self.next_message_id += 1;
         let message_id = self.next_message_id;
         let ch = self.channel(connection, channel)?;
