@@ -749,3 +749,52 @@ async fn the_broker_starts_on_a_full_disk_with_its_messages_and_the_alarm_on() {
     assert_eq!(got, 5, "the messages kept before the disk filled");
     another_client_is_served(&broker.url()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_directory_on_a_full_disk_starts_with_the_alarm_on() {
+    let disk = SmallDisk::mount("limits.fresh");
+    let filler = disk.0 .0.join("filler");
+    fill(&filler);
+    // A directory the broker has never used: no log file yet, and no room to write one.
+    let data = disk.0 .0.join("new").display().to_string();
+    let args = ["--data-dir", data.as_str(), "--disk-free-limit", "1MB"];
+    let broker = Broker::start(&args);
+    another_client_is_served(&broker.url()).await;
+    let conn = common::client::connect(&broker.url()).await;
+    let ch = confirming_channel(&conn).await;
+    let acked = publish_in_background(&ch, "kept", 3);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(acked.load(Ordering::Relaxed), 0, "nothing is confirmed");
+    assert_eq!(
+        count(&broker.log(), "disk alarm: publishers are blocked"),
+        1,
+        "{:#?}",
+        broker.log()
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    until(
+        "3 confirms once space returned",
+        Duration::from_secs(10),
+        || acked.load(Ordering::Relaxed) == 3,
+    )
+    .await;
+    assert_eq!(count(&broker.log(), "disk alarm cleared"), 1);
+    drop(conn);
+    drop(broker);
+
+    // What was confirmed is kept: a restart from the directory finds it.
+    let broker = Broker::start(&args);
+    let conn = common::client::connect(&broker.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut got = 0;
+    while ch
+        .basic_get("kept".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .is_some()
+    {
+        got += 1;
+    }
+    assert_eq!(got, 3, "the messages confirmed once space returned");
+}

@@ -281,6 +281,7 @@ mod tests {
             "alice",
             Permission::new("v", configure, write, read).unwrap(),
             &[],
+            false,
         )
     }
 
