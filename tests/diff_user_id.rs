@@ -120,6 +120,21 @@ async fn scenario(address: &str, cast: &Cast) -> Vec<String> {
             .await;
             t.push(format!("{who} then a new channel: {next}"));
         }
+        // Which refusal comes first when several apply.
+        let bad_expiration = BasicProperties::default().with_expiration("-5".into());
+        let both = bad_expiration.clone().with_user_id(other.as_str().into());
+        let outcome = publish_with(&channel(&conn).await, "", &queue, "m", both, false).await;
+        t.push(format!("{who} other user_id and bad expiration: {outcome}"));
+        let nowhere = publish_with(
+            &channel(&conn).await,
+            "no-such-exchange",
+            &queue,
+            "m",
+            bad_expiration,
+            false,
+        )
+        .await;
+        t.push(format!("{who} bad expiration to no exchange: {nowhere}"));
         let _ = conn.close(200, "OK".into()).await;
     }
     t
