@@ -42,6 +42,29 @@ pub struct UserDef {
     /// Not in RabbitMQ's format; accepted so hand-written files can give a plain password.
     #[serde(default)]
     pub password: Option<String>,
+    /// `"administrator,impersonator"` as RabbitMQ 3.10 exports them, or a list as later
+    /// versions do.
+    #[serde(default, deserialize_with = "tags")]
+    pub tags: Vec<String>,
+}
+
+/// User tags from a comma-separated string or a list of strings.
+fn tags<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        Text(String),
+        List(Vec<String>),
+    }
+    let tags = match Tags::deserialize(deserializer)? {
+        Tags::Text(text) => text.split(',').map(str::to_string).collect(),
+        Tags::List(list) => list,
+    };
+    Ok(tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +184,7 @@ impl Definitions {
                 loopback_only: def.name == "guest",
                 permissions: Vec::new(),
                 topic_permissions: Vec::new(),
+                tags: def.tags.clone(),
             };
             for p in self.permissions.iter().filter(|p| p.user == def.name) {
                 user.set_permission(p.compile()?);
@@ -294,7 +318,7 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
                 "name": u.name,
                 "password_hash": password_hash(&u.password),
                 "hashing_algorithm": hashing_algorithm(&u.password),
-                "tags": "",
+                "tags": u.tags.join(","),
             })
         })
         .collect();

@@ -207,6 +207,31 @@ pub enum EventKind {
         message_id: u64,
         queue: Name,
     },
+    /// A resource alarm went on: publishing connections are blocked until it goes off. The
+    /// alarm is the node's, so the event's vhost is empty.
+    AlarmOn {
+        resource: AlarmResource,
+    },
+    /// A resource alarm went off.
+    AlarmOff {
+        resource: AlarmResource,
+    },
+}
+
+/// The resources whose alarms block publishers, as RabbitMQ names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlarmResource {
+    Memory,
+    Disk,
+}
+
+impl AlarmResource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlarmResource::Memory => "memory",
+            AlarmResource::Disk => "disk",
+        }
+    }
 }
 
 /// A body preview: text, or byte values when it is not UTF-8.

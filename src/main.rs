@@ -440,6 +440,45 @@ fn main() {
     }
 }
 
+/// Log lines that may wait for stderr before new ones are dropped.
+const LOG_LINES_BUFFERED: usize = 1024;
+
+/// A stderr writer that never blocks the broker: lines wait in a bounded buffer written by a
+/// thread of its own and are dropped when it is full (a pipe nobody reads must not stop the
+/// broker, which logs while holding its state lock). Once lines are dropped, a line saying how
+/// many follows when the buffer has room again. The guard flushes what waits when dropped.
+fn stderr_log_writer() -> (
+    tracing_appender::non_blocking::NonBlocking,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .lossy(true)
+        .thread_name("rabbitscope-log")
+        .finish(std::io::stderr());
+    let dropped = writer.error_counter();
+    std::thread::Builder::new()
+        .name("rabbitscope-log-drops".into())
+        .spawn(move || {
+            let (mut reported, mut last) = (0, 0);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = dropped.dropped_lines();
+                // Said only once a second passed without a drop: the buffer drained.
+                if now > reported && now == last {
+                    tracing::warn!(
+                        dropped = now - reported,
+                        "log lines dropped: stderr was not read fast enough"
+                    );
+                    reported = now;
+                }
+                last = now;
+            }
+        })
+        .ok();
+    (writer, guard)
+}
+
 fn run() -> Result<()> {
     raise_open_files_limit();
     let cli = Cli::parse();
@@ -457,8 +496,9 @@ fn run() -> Result<()> {
         },
         Some(Command::Broker(args)) => {
             // Logs go to stderr in headless mode only; they would scribble over the view.
+            let (stderr, _flush_on_exit) = stderr_log_writer();
             tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
+                .with_writer(stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()

@@ -529,7 +529,9 @@ fn publish_in_background(ch: &lapin::Channel, queue: &'static str, n: usize) -> 
     tokio::spawn(async move {
         let mut confirms = Vec::new();
         for i in 0..n {
-            let body = format!("{i} {}", "x".repeat(1000));
+            // Bigger than a page: a full disk's last free bytes in the log file's own last
+            // page could otherwise take a small record, which would rightly be confirmed.
+            let body = format!("{i} {}", "x".repeat(8192));
             let Ok(confirm) = ch
                 .basic_publish(
                     "".into(),
@@ -748,4 +750,53 @@ async fn the_broker_starts_on_a_full_disk_with_its_messages_and_the_alarm_on() {
     }
     assert_eq!(got, 5, "the messages kept before the disk filled");
     another_client_is_served(&broker.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_directory_on_a_full_disk_starts_with_the_alarm_on() {
+    let disk = SmallDisk::mount("limits.fresh");
+    let filler = disk.0 .0.join("filler");
+    fill(&filler);
+    // A directory the broker has never used: no log file yet, and no room to write one.
+    let data = disk.0 .0.join("new").display().to_string();
+    let args = ["--data-dir", data.as_str(), "--disk-free-limit", "1MB"];
+    let broker = Broker::start(&args);
+    another_client_is_served(&broker.url()).await;
+    let conn = common::client::connect(&broker.url()).await;
+    let ch = confirming_channel(&conn).await;
+    let acked = publish_in_background(&ch, "kept", 3);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(acked.load(Ordering::Relaxed), 0, "nothing is confirmed");
+    assert_eq!(
+        count(&broker.log(), "disk alarm: publishers are blocked"),
+        1,
+        "{:#?}",
+        broker.log()
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    until(
+        "3 confirms once space returned",
+        Duration::from_secs(10),
+        || acked.load(Ordering::Relaxed) == 3,
+    )
+    .await;
+    assert_eq!(count(&broker.log(), "disk alarm cleared"), 1);
+    drop(conn);
+    drop(broker);
+
+    // What was confirmed is kept: a restart from the directory finds it.
+    let broker = Broker::start(&args);
+    let conn = common::client::connect(&broker.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut got = 0;
+    while ch
+        .basic_get("kept".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .is_some()
+    {
+        got += 1;
+    }
+    assert_eq!(got, 3, "the messages confirmed once space returned");
 }

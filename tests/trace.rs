@@ -11,7 +11,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
-use rabbitscope::events::{BindingInfo, Event, EventKind, PublishFate, Received};
+use rabbitscope::events::{AlarmResource, BindingInfo, Event, EventKind, PublishFate, Received};
 use rabbitscope::remote::{Endpoint, Management, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
@@ -1002,4 +1002,34 @@ async fn a_replay_keeps_queue_depths_as_the_events_say() {
         .any(|(n, ready, _)| n == "expiring" && *ready == 0));
     assert_eq!(depths(&replay.snapshot()), expected);
     connection.close(200, "OK".into()).await.unwrap();
+}
+
+#[test]
+fn alarm_events_are_written_and_read_back() {
+    let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
+    let alarm = |kind| Event {
+        at: SystemTime::UNIX_EPOCH + Duration::from_secs(7),
+        vhost: "".into(),
+        connection: None,
+        channel: None,
+        kind,
+    };
+    let events = [
+        alarm(EventKind::AlarmOn {
+            resource: AlarmResource::Disk,
+        }),
+        alarm(EventKind::AlarmOff {
+            resource: AlarmResource::Disk,
+        }),
+    ];
+    let path = temp_path("alarms.yaml");
+    let mut writer = TraceWriter::create(&path, &trace.header).unwrap();
+    for e in &events {
+        writer.write(e).unwrap();
+    }
+    writer.finish().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("AlarmOn"), "{text}");
+    assert_eq!(trace::read(&path).unwrap().events, events);
+    let _ = std::fs::remove_file(&path);
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
-use rabbitscope::events::{BindingInfo, Event, EventKind, PublishFate};
+use rabbitscope::events::{AlarmResource, BindingInfo, Event, EventKind, PublishFate};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
 use rabbitscope::ui::form::FormKind;
@@ -686,4 +686,37 @@ fn the_inspector_says_where_a_long_body_was_cut() {
         )),
         "{text}"
     );
+}
+
+#[test]
+fn the_status_line_says_publishers_are_blocked_while_an_alarm_is_on() {
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(topology()));
+    let alarm = |kind| {
+        Action::BrokerEvent(Arc::new(Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "".into(),
+            connection: None,
+            channel: None,
+            kind,
+        }))
+    };
+    let status = |app: &mut App| {
+        let screen = screen(app, 160, 45);
+        screen
+            .lines()
+            .find(|l| l.contains("broker amqp://127.0.0.1:5673"))
+            .unwrap_or_else(|| panic!("no status line in\n{screen}"))
+            .to_string()
+    };
+    assert!(!status(&mut app).contains("alarm"));
+    app.update(alarm(EventKind::AlarmOn {
+        resource: AlarmResource::Memory,
+    }));
+    let on = status(&mut app);
+    assert!(on.contains("memory alarm: publishers blocked"), "{on}");
+    app.update(alarm(EventKind::AlarmOff {
+        resource: AlarmResource::Memory,
+    }));
+    assert!(!status(&mut app).contains("alarm"));
 }

@@ -35,7 +35,7 @@ pub use state::{
     ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
 };
 
-use crate::events::{ConnectionId, EventBus, EventReader};
+use crate::events::{AlarmResource, ConnectionId, Event, EventBus, EventKind, EventReader};
 use state::State;
 use store::Store;
 
@@ -94,6 +94,9 @@ pub struct User {
     pub permissions: Vec<Permission>,
     /// Routing keys the user may publish with and bind with, per topic exchange and vhost.
     pub topic_permissions: Vec<TopicPermission>,
+    /// RabbitMQ's user tags (`administrator`, `impersonator`, ...); only `impersonator`
+    /// changes what the embedded broker allows.
+    pub tags: Vec<String>,
 }
 
 impl User {
@@ -153,6 +156,7 @@ impl Default for BrokerConfig {
                 loopback_only: true,
                 permissions: vec![Permission::all("/")],
                 topic_permissions: Vec::new(),
+                tags: vec!["administrator".into()],
             }],
             event_capacity: crate::events::DEFAULT_CAPACITY,
             data_dir: None,
@@ -454,6 +458,7 @@ impl Broker {
             changed
         });
         if changed {
+            self.emit_alarm(AlarmResource::Memory, over);
             if over {
                 tracing::warn!(used, limit, "memory alarm: publishers are blocked");
             } else {
@@ -486,6 +491,7 @@ impl Broker {
             changed
         });
         if changed {
+            self.emit_alarm(AlarmResource::Disk, on);
             let free = free.map_or_else(|| "unknown".to_string(), |f| f.to_string());
             if on {
                 tracing::warn!(
@@ -498,6 +504,22 @@ impl Broker {
                 tracing::info!(free, limit, "disk alarm cleared: publishers may go on");
             }
         }
+    }
+
+    /// Tells the event stream that the `resource` alarm went on or off.
+    fn emit_alarm(&self, resource: AlarmResource, on: bool) {
+        let kind = if on {
+            EventKind::AlarmOn { resource }
+        } else {
+            EventKind::AlarmOff { resource }
+        };
+        self.events.emit(Event {
+            at: std::time::SystemTime::now(),
+            vhost: "".into(),
+            connection: None,
+            channel: None,
+            kind,
+        });
     }
 
     /// The resource alarms that are on; publishing connections wait while any is.
@@ -717,7 +739,8 @@ impl Broker {
                 .then(|| Permission::all(vhost))
         });
         let topics = found.map(|u| u.topic_permissions.as_slice()).unwrap_or(&[]);
-        let grant = Grant::user(user, permission.ok_or_else(refused)?, topics);
+        let impersonator = found.is_some_and(|u| u.tags.iter().any(|t| t == "impersonator"));
+        let grant = Grant::user(user, permission.ok_or_else(refused)?, topics, impersonator);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, user, vhost, peer, sink, grant);
         Ok(id)
@@ -1095,5 +1118,63 @@ impl Snapshot {
 
     pub fn by_name(&self) -> HashMap<&str, &VhostSnapshot> {
         self.vhosts.iter().map(|v| (v.name.as_str(), v)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Received;
+
+    /// The alarm events the reader has been sent so far, as (on, resource).
+    fn alarm_events(reader: &mut EventReader) -> Vec<(bool, AlarmResource)> {
+        let mut seen = Vec::new();
+        while let Some(Received::Event(event)) = reader.try_recv() {
+            match event.kind {
+                EventKind::AlarmOn { resource } => seen.push((true, resource)),
+                EventKind::AlarmOff { resource } => seen.push((false, resource)),
+                _ => {}
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn the_memory_alarm_goes_on_and_off_on_the_event_stream() {
+        let broker = Broker::new(BrokerConfig {
+            memory_limit: Some(1000),
+            ..BrokerConfig::default()
+        });
+        let mut reader = broker.subscribe();
+        let mut body = broker.hold();
+        body.set(2000);
+        broker.check_memory();
+        // Checked again while still over: the alarm is already on, nothing new is said.
+        broker.check_memory();
+        assert_eq!(alarm_events(&mut reader), [(true, AlarmResource::Memory)]);
+        drop(body);
+        broker.check_memory();
+        assert_eq!(alarm_events(&mut reader), [(false, AlarmResource::Memory)]);
+    }
+
+    #[test]
+    fn the_disk_alarm_goes_on_and_off_on_the_event_stream() {
+        let broker = Broker::new(BrokerConfig {
+            disk_free_limit: Some(1000),
+            ..BrokerConfig::default()
+        });
+        let mut reader = broker.subscribe();
+        broker.set_disk_alarm(Some(10), false);
+        broker.set_disk_alarm(Some(20), false);
+        broker.set_disk_alarm(Some(5000), false);
+        broker.set_disk_alarm(Some(5000), true);
+        assert_eq!(
+            alarm_events(&mut reader),
+            [
+                (true, AlarmResource::Disk),
+                (false, AlarmResource::Disk),
+                (true, AlarmResource::Disk)
+            ]
+        );
     }
 }

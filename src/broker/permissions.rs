@@ -180,11 +180,19 @@ pub struct UserGrant {
     user: String,
     permission: Permission,
     topics: Vec<TopicGrant>,
+    /// The user has the `impersonator` tag: it may publish with any `user_id`.
+    impersonator: bool,
 }
 
 impl Grant {
-    /// What `user` may do in the vhost of `permission`, with its topic permissions there.
-    pub fn user(user: &str, permission: Permission, topics: &[TopicPermission]) -> Grant {
+    /// What `user` may do in the vhost of `permission`, with its topic permissions there;
+    /// an `impersonator` may publish with another user's `user_id`.
+    pub fn user(
+        user: &str,
+        permission: Permission,
+        topics: &[TopicPermission],
+        impersonator: bool,
+    ) -> Grant {
         let topics = topics
             .iter()
             .filter(|t| t.vhost == permission.vhost)
@@ -201,7 +209,23 @@ impl Grant {
             user: user.to_string(),
             permission,
             topics,
+            impersonator,
         }))
+    }
+
+    /// A published message's `user_id` must name the user who logged in (unless it is an
+    /// impersonator), as RabbitMQ checks it: 406 otherwise.
+    pub fn check_user_id(&self, user_id: &str) -> AmqpResult<()> {
+        let Grant::User(grant) = self else {
+            return Ok(());
+        };
+        if grant.impersonator || grant.user == user_id {
+            return Ok(());
+        }
+        Err(AmqpError::precondition_failed(format!(
+            "user_id property set to '{user_id}' but authenticated user was '{}'",
+            grant.user
+        )))
     }
 
     /// Ok, or RabbitMQ's 403 naming the resource, its vhost and the user.
@@ -257,6 +281,7 @@ mod tests {
             "alice",
             Permission::new("v", configure, write, read).unwrap(),
             &[],
+            false,
         )
     }
 
@@ -311,7 +336,7 @@ mod tests {
             TopicPermission::new("v", "events", "^{username}\\.", "^{vhost}\\.").unwrap(),
             TopicPermission::new("other", "events", "", "").unwrap(),
         ];
-        let grant = Grant::user("alice", Permission::all("v"), &topics);
+        let grant = Grant::user("alice", Permission::all("v"), &topics, false);
         assert!(grant
             .check_topic(Access::Write, "events", "alice.created")
             .is_ok());

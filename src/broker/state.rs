@@ -1300,22 +1300,6 @@ impl State {
     ) -> AmqpResult<PublishOutcome> {
         let vhost_name = self.vhost_of(connection)?;
         self.permit(connection, Access::Write, Resource::Exchange(exchange))?;
-        if let Some(expiration) = properties.expiration() {
-            let text = expiration.as_str();
-            match text.parse::<i64>() {
-                Ok(n) if n >= 0 => {}
-                Ok(n) => {
-                    return Err(AmqpError::precondition_failed(format!(
-                        "invalid expiration '{text}': {{value_negative,{n}}}"
-                    )))
-                }
-                Err(_) => {
-                    return Err(AmqpError::precondition_failed(format!(
-                        "invalid expiration '{text}': no_integer"
-                    )))
-                }
-            }
-        }
         // Direct reply-to: the request names the pseudo-queue; give it this channel's address.
         if properties
             .reply_to()
@@ -1346,6 +1330,28 @@ impl State {
                     exchange,
                     routing_key,
                 )?;
+            }
+        }
+        if let Some(user_id) = properties.user_id() {
+            self.connections[&connection]
+                .grant
+                .check_user_id(user_id.as_str())?;
+        }
+        // Checked last, as RabbitMQ does: a missing exchange or a wrong user_id is said first.
+        if let Some(expiration) = properties.expiration() {
+            let text = expiration.as_str();
+            match text.parse::<i64>() {
+                Ok(n) if n >= 0 => {}
+                Ok(n) => {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "invalid expiration '{text}': {{value_negative,{n}}}"
+                    )))
+                }
+                Err(_) => {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "invalid expiration '{text}': no_integer"
+                    )))
+                }
             }
         }
         self.next_message_id += 1;

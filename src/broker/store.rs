@@ -101,7 +101,9 @@ impl Store {
         let (log, image) = Log::open(dir)?;
         let (sender, receiver) = mpsc::channel();
         let (durable_tx, durable) = watch::channel(0);
-        let (failing_tx, failing) = watch::channel(false);
+        // A new log on a full disk: the broker starts, its store failing until space returns,
+        // which turns the disk alarm on (the alarm's line is what says so).
+        let (failing_tx, failing) = watch::channel(!log.written());
         let writer = Writer {
             log,
             image: image.clone(),
@@ -353,30 +355,17 @@ impl Log {
         }
         generations.sort_unstable();
         let Some(&generation) = generations.last() else {
-            let path = log_path(dir, 1);
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&path)?;
-            file.write_all(MAGIC)?;
-            file.sync_all()?;
-            sync_dir(dir)?;
-            let file = OpenOptions::new().append(true).open(&path)?;
-            let log = Log {
-                dir: dir.to_path_buf(),
-                generation: 1,
-                file,
-                len: MAGIC.len() as u64,
-                torn: false,
-            };
-            return Ok((log, Image::default()));
+            return Ok((Log::fresh(dir, 1)?, Image::default()));
         };
         // Older generations are left over from a compaction that renamed but did not delete.
         for old in &generations[..generations.len() - 1] {
             fs::remove_file(log_path(dir, *old))?;
         }
         let path = log_path(dir, generation);
+        if fs::metadata(&path)?.len() == 0 {
+            // A start on a full disk made the file but could not write its header.
+            return Ok((Log::fresh(dir, generation)?, Image::default()));
+        }
         let (image, good) = replay(&path)?;
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let len = file.metadata()?.len();
@@ -401,6 +390,31 @@ impl Log {
         Ok((log, image))
     }
 
+    /// A new, empty log. Its header is written now if the disk has room, else by the first
+    /// append that succeeds ([`Log::written`] says which).
+    fn fresh(dir: &Path, generation: u64) -> io::Result<Log> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(dir, generation))?;
+        file.set_len(0)?;
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            generation,
+            file,
+            len: 0,
+            torn: false,
+        };
+        // On a full disk this fails; the store then starts failing and tries again.
+        let _ = log.append(&[], true);
+        Ok(log)
+    }
+
+    /// Whether the log's header is on disk: a log made on a full disk has none yet.
+    fn written(&self) -> bool {
+        self.len > 0
+    }
+
     /// Appends `bytes` and syncs when asked. When that fails, the next append first cuts the
     /// file back to what was whole, so a retry writes the same records again after it (a failed
     /// sync may have lost pages the kernel had, so they are written again too).
@@ -409,16 +423,24 @@ impl Log {
             self.file.set_len(self.len)?;
             self.torn = false;
         }
+        let header = !self.written();
         let written = (|| {
+            if header {
+                self.file.write_all(MAGIC)?;
+            }
             if !bytes.is_empty() {
                 self.file.write_all(bytes)?;
             }
-            if sync {
+            if header {
+                self.file.sync_all()?;
+                sync_dir(&self.dir)?;
+            } else if sync {
                 self.file.sync_data()?;
             }
             Ok(())
         })();
         match written {
+            Ok(()) if header => self.len += (MAGIC.len() + bytes.len()) as u64,
             Ok(()) => self.len += bytes.len() as u64,
             Err(_) => self.torn = true,
         }
@@ -759,6 +781,29 @@ mod tests {
                 body: Bytes::copy_from_slice(body.as_bytes()),
             }),
         }
+    }
+
+    #[test]
+    fn a_log_whose_header_was_never_written_opens_empty_and_is_written_later() {
+        let dir = temp_dir("headerless");
+        // What a start on a full disk leaves: the file, without a byte in it.
+        File::create(log_path(&dir, 1)).unwrap();
+        let (store, image) = Store::open(&dir).unwrap();
+        assert!(image.vhosts.is_empty());
+        assert!(!*store.failing().borrow(), "the header is written now");
+        store.submit(vec![
+            StoreOp::QueueDeclared {
+                vhost: "/".into(),
+                name: "orders".into(),
+                auto_delete: false,
+                arguments: FieldTable::default(),
+            },
+            enqueued(1, "one"),
+        ]);
+        store.reload().unwrap();
+        let (image, _) = replay(&log_path(&dir, 1)).unwrap();
+        assert_eq!(bodies(&image), ["one"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A store with a durable queue holding three messages, written and closed.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::broker::VhostSnapshot;
 use bytes::Bytes;
 
-use crate::events::{BindingInfo, Event, EventKind, Name, PublishFate};
+use crate::events::{AlarmResource, BindingInfo, Event, EventKind, Name, PublishFate};
 use crate::lesson::runner::PROBE_PREFIX;
 
 /// How many messages the log keeps; older ones fall off.
@@ -182,6 +182,8 @@ pub struct Model {
     /// How many flights may be in the air; beyond it, messages only count in the rates.
     pub max_flights: usize,
     pub flight_time: Duration,
+    /// The broker's resource alarms that are on (they are the node's, not the vhost's).
+    pub alarms: crate::broker::Alarms,
 }
 
 impl Model {
@@ -203,6 +205,7 @@ impl Model {
             last_roll: Instant::now(),
             max_flights: 64,
             flight_time: Duration::from_millis(1200),
+            alarms: crate::broker::Alarms::default(),
         }
     }
 
@@ -236,6 +239,14 @@ impl Model {
     }
 
     pub fn apply(&mut self, event: &Arc<Event>, now: Instant) {
+        if let EventKind::AlarmOn { resource } | EventKind::AlarmOff { resource } = &event.kind {
+            let on = matches!(event.kind, EventKind::AlarmOn { .. });
+            match resource {
+                AlarmResource::Memory => self.alarms.memory = on,
+                AlarmResource::Disk => self.alarms.disk = on,
+            }
+            return;
+        }
         if *event.vhost != *self.vhost {
             return;
         }

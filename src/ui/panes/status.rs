@@ -61,6 +61,18 @@ impl Widget for &StatusBar<'_> {
             Span::raw(format!("{} msg/s ", app.model.total_rate.current())),
             Span::styled(sparkline(&rates, 20), theme.good()),
         ];
+        let alarms = app.model.alarms;
+        if alarms.any() {
+            let resources = match (alarms.memory, alarms.disk) {
+                (true, true) => "memory & disk",
+                (true, false) => "memory",
+                _ => "disk",
+            };
+            spans.push(Span::styled(
+                format!("  {resources} alarm: publishers blocked"),
+                theme.bad(),
+            ));
+        }
         if app.paused {
             spans.push(Span::styled("  PAUSED", theme.bad()));
         }
