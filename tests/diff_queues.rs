@@ -11,7 +11,7 @@ use lapin::options::{
     BasicRejectOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
     QueuePurgeOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::{AMQPValue, DecimalValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
 use common::client::*;
@@ -479,6 +479,300 @@ async fn queue_redeclare_must_be_equivalent() {
             "durable: 406 PRECONDITION-FAILED",
             "passive with other arguments: ok",
         ],
+    );
+}
+
+/// Each refused or accepted queue.declare, then an ordinary declare on a fresh channel to show
+/// the connection carries on. The texts are RabbitMQ's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_declare_refuses_arguments_as_rabbitmq_does() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let plain = QueueDeclareOptions::default();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let with = |options: QueueDeclareOptions, exclusive: bool, auto_delete: bool| {
+            QueueDeclareOptions {
+                exclusive,
+                auto_delete,
+                ..options
+            }
+        };
+        let long = AMQPValue::LongLongInt;
+        let quorum = || ("x-queue-type", text("quorum"));
+        let stream = || ("x-queue-type", text("stream"));
+        let cases: Vec<(&str, QueueDeclareOptions, FieldTable)> = vec![
+            (
+                "type bogus",
+                durable,
+                table(&[("x-queue-type", text("bogus"))]),
+            ),
+            (
+                "type not a string",
+                durable,
+                table(&[("x-queue-type", int(5))]),
+            ),
+            (
+                "type classic",
+                plain,
+                table(&[("x-queue-type", text("classic"))]),
+            ),
+            ("quorum durable", durable, table(&[quorum()])),
+            ("quorum non-durable", plain, table(&[quorum()])),
+            (
+                "quorum exclusive",
+                with(durable, true, false),
+                table(&[quorum()]),
+            ),
+            (
+                "quorum auto-delete",
+                with(durable, false, true),
+                table(&[quorum()]),
+            ),
+            (
+                "quorum non-durable exclusive",
+                with(plain, true, false),
+                table(&[quorum()]),
+            ),
+            (
+                "quorum exclusive auto-delete",
+                with(durable, true, true),
+                table(&[quorum()]),
+            ),
+            (
+                "quorum non-durable with a bad ttl",
+                plain,
+                table(&[quorum(), ("x-message-ttl", int(-1))]),
+            ),
+            ("stream durable", durable, table(&[stream()])),
+            ("stream non-durable", plain, table(&[stream()])),
+            (
+                "stream exclusive",
+                with(durable, true, false),
+                table(&[stream()]),
+            ),
+            (
+                "stream auto-delete",
+                with(durable, false, true),
+                table(&[stream()]),
+            ),
+            (
+                "bogus type with a bad ttl",
+                plain,
+                table(&[("x-message-ttl", int(-1)), ("x-queue-type", text("bogus"))]),
+            ),
+            (
+                "ttl 2^40",
+                plain,
+                table(&[("x-message-ttl", long(1 << 40))]),
+            ),
+            (
+                "ttl ten years",
+                plain,
+                table(&[("x-message-ttl", long(315_360_000_000))]),
+            ),
+            (
+                "ttl ten years + 1",
+                plain,
+                table(&[("x-message-ttl", long(315_360_000_001))]),
+            ),
+            ("ttl negative", plain, table(&[("x-message-ttl", int(-1))])),
+            ("ttl string", plain, table(&[("x-message-ttl", text("5"))])),
+            (
+                "ttl decimal",
+                plain,
+                table(&[(
+                    "x-message-ttl",
+                    AMQPValue::DecimalValue(DecimalValue {
+                        scale: 1,
+                        value: 15,
+                    }),
+                )]),
+            ),
+            (
+                "ttl bool",
+                plain,
+                table(&[("x-message-ttl", AMQPValue::Boolean(true))]),
+            ),
+            ("expires 0", plain, table(&[("x-expires", int(0))])),
+            ("expires negative", plain, table(&[("x-expires", int(-1))])),
+            ("expires string", plain, table(&[("x-expires", text("5"))])),
+            (
+                "expires 2^40",
+                plain,
+                table(&[("x-expires", long(1 << 40))]),
+            ),
+            (
+                "max-length negative",
+                plain,
+                table(&[("x-max-length", int(-1))]),
+            ),
+            (
+                "max-length string",
+                plain,
+                table(&[("x-max-length", text("5"))]),
+            ),
+            (
+                "max-length 2^40",
+                plain,
+                table(&[("x-max-length", long(1 << 40))]),
+            ),
+            (
+                "max-length-bytes negative",
+                plain,
+                table(&[("x-max-length-bytes", int(-1))]),
+            ),
+            (
+                "max-length-bytes string",
+                plain,
+                table(&[("x-max-length-bytes", text("5"))]),
+            ),
+            (
+                "max-priority 300",
+                plain,
+                table(&[("x-max-priority", int(300))]),
+            ),
+            (
+                "max-priority 256",
+                plain,
+                table(&[("x-max-priority", int(256))]),
+            ),
+            (
+                "max-priority 255",
+                plain,
+                table(&[("x-max-priority", int(255))]),
+            ),
+            (
+                "max-priority negative",
+                plain,
+                table(&[("x-max-priority", int(-1))]),
+            ),
+            (
+                "max-priority string",
+                plain,
+                table(&[("x-max-priority", text("5"))]),
+            ),
+            (
+                "overflow bogus",
+                plain,
+                table(&[("x-overflow", text("bogus"))]),
+            ),
+            (
+                "overflow not a string",
+                plain,
+                table(&[("x-overflow", int(5))]),
+            ),
+            (
+                "queue mode bogus",
+                plain,
+                table(&[("x-queue-mode", text("bogus"))]),
+            ),
+            (
+                "queue mode lazy",
+                plain,
+                table(&[("x-queue-mode", text("lazy"))]),
+            ),
+            (
+                "dead-letter exchange not a string",
+                plain,
+                table(&[("x-dead-letter-exchange", int(5))]),
+            ),
+            (
+                "dead-letter routing key not a string",
+                plain,
+                table(&[
+                    ("x-dead-letter-exchange", text("")),
+                    ("x-dead-letter-routing-key", int(5)),
+                ]),
+            ),
+            (
+                "dead-letter routing key without exchange",
+                plain,
+                table(&[("x-dead-letter-routing-key", text("k"))]),
+            ),
+            (
+                "expires and ttl both negative",
+                plain,
+                table(&[("x-message-ttl", int(-1)), ("x-expires", int(-1))]),
+            ),
+            (
+                "priority too high and overflow bogus",
+                plain,
+                table(&[("x-overflow", text("x")), ("x-max-priority", int(300))]),
+            ),
+        ];
+        let mut created = Vec::new();
+        for (label, options, args) in cases {
+            let q = common::unique("qargs");
+            let ch = channel(&conn).await;
+            let r = ch.queue_declare(q.as_str().into(), options, args).await;
+            t.push(format!("{label}: {}", outcome(&r)));
+            if r.is_ok() {
+                created.push(q);
+            }
+            let after = common::unique("qargs-after");
+            let ch = channel(&conn).await;
+            let r = ch
+                .queue_declare(
+                    after.as_str().into(),
+                    QueueDeclareOptions::default(),
+                    FieldTable::default(),
+                )
+                .await;
+            t.push(format!("  then a plain declare: {}", outcome(&r)));
+            created.push(after);
+        }
+        let names: Vec<&str> = created.iter().map(String::as_str).collect();
+        cleanup(&conn, &names, &[]).await;
+        t
+    })
+    .await;
+    let invalid = |arg: &str, why: &str| {
+        format!("406 PRECONDITION-FAILED (PRECONDITION_FAILED - invalid arg '{arg}' for queue '<name>' in vhost '/': {why})")
+    };
+    let property = |p: &str| {
+        format!("406 PRECONDITION-FAILED (PRECONDITION_FAILED - invalid property '{p}' for queue '<name>' in vhost '/')")
+    };
+    assert_has(
+        &t,
+        &[
+            &format!(
+                "type bogus: {}",
+                invalid("x-queue-type", "\"unsupported queue type 'bogus'\"")
+            ),
+            "quorum durable: ok",
+            "stream durable: ok",
+            &format!("quorum non-durable: {}", property("non-durable")),
+            &format!("quorum exclusive: {}", property("exclusive-owner")),
+            &format!("stream auto-delete: {}", property("auto-delete")),
+            &format!(
+                "ttl 2^40: {}",
+                invalid("x-message-ttl", "{value_too_large,1099511627776}")
+            ),
+            &format!(
+                "max-priority 300: {}",
+                invalid("x-max-priority", "{max_value_exceeded,300}")
+            ),
+            &format!("expires 0: {}", invalid("x-expires", "{value_zero,0}")),
+            &format!(
+                "ttl string: {}",
+                invalid("x-message-ttl", "\"expected integer, got longstr\"")
+            ),
+            &format!(
+                "overflow bogus: {}",
+                invalid("x-overflow", "invalid_overflow")
+            ),
+            "max-priority 255: ok",
+        ],
+    );
+    assert!(
+        t.iter()
+            .filter(|l| l.starts_with("  then"))
+            .all(|l| l.ends_with(": ok")),
+        "a refused declare must close only its channel"
     );
 }
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 
 use super::args;
 use super::error::{AmqpError, AmqpResult};
@@ -34,48 +34,164 @@ pub struct QueueLimits {
     pub max_priority: Option<u8>,
 }
 
+/// The longest queue TTL or message TTL RabbitMQ accepts, in milliseconds (ten years).
+const MAX_EXPIRY: u64 = 315_360_000_000;
+
+/// The highest `x-max-priority` RabbitMQ accepts.
+const MAX_PRIORITY: u64 = 255;
+
+/// The "invalid arg" refusal RabbitMQ gives for a queue argument it will not take.
+fn invalid_arg(queue: &str, vhost: &str, arg: &str, why: &str) -> AmqpError {
+    AmqpError::precondition_failed(format!(
+        "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {why}"
+    ))
+}
+
 impl QueueLimits {
-    /// Reads and validates the arguments the way RabbitMQ does on queue.declare.
+    /// Reads and validates the arguments the way RabbitMQ does on queue.declare: one argument
+    /// after another in RabbitMQ's order, so a declare with several bad ones names the same one.
     pub fn parse(queue: &str, vhost: &str, arguments: &FieldTable) -> AmqpResult<QueueLimits> {
-        let invalid = |arg: &str, why: &str| {
-            AmqpError::precondition_failed(format!(
-                "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {why}"
-            ))
-        };
+        let invalid = |arg: &str, why: &str| invalid_arg(queue, vhost, arg, why);
         let non_negative = |arg: &str| -> AmqpResult<Option<u64>> {
-            match args::get_int(arguments, arg) {
-                Err(args::NotAnInteger) => Err(invalid(arg, "not an integer")),
-                Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
-                Ok(n) => Ok(n.map(|n| n as u64)),
+            match arguments.inner().get(arg) {
+                None => Ok(None),
+                Some(v) => match args::get_int(arguments, arg) {
+                    Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
+                    Ok(n) => Ok(n.map(|n| n as u64)),
+                    Err(args::NotAnInteger) => Err(invalid(
+                        arg,
+                        &format!("\"expected integer, got {}\"", args::type_name(v)),
+                    )),
+                },
             }
         };
-        let mut limits = QueueLimits {
-            message_ttl: non_negative("x-message-ttl")?.map(Duration::from_millis),
-            max_length: non_negative("x-max-length")?.map(|n| n as usize),
-            max_length_bytes: non_negative("x-max-length-bytes")?.map(|n| n as usize),
-            dead_letter_exchange: args::get_string(arguments, "x-dead-letter-exchange"),
-            dead_letter_routing_key: args::get_string(arguments, "x-dead-letter-routing-key"),
-            ..QueueLimits::default()
+        // Only a long string will do where RabbitMQ expects a string.
+        let string = |arg: &str| -> AmqpResult<Option<String>> {
+            match arguments.inner().get(arg) {
+                None => Ok(None),
+                Some(AMQPValue::LongString(s)) => {
+                    Ok(Some(String::from_utf8_lossy(s.as_bytes()).into_owned()))
+                }
+                Some(v) => Err(invalid(
+                    arg,
+                    &format!("{{unacceptable_type,{}}}", args::type_name(v)),
+                )),
+            }
         };
+        let expiry = |arg: &str, n: u64| {
+            if n > MAX_EXPIRY {
+                Err(invalid(arg, &format!("{{value_too_large,{n}}}")))
+            } else {
+                Ok(Duration::from_millis(n))
+            }
+        };
+        let mut limits = QueueLimits::default();
         if let Some(n) = non_negative("x-expires")? {
             if n == 0 {
                 return Err(invalid("x-expires", "{value_zero,0}"));
             }
-            limits.expires = Some(Duration::from_millis(n));
+            limits.expires = Some(expiry("x-expires", n)?);
         }
+        if let Some(n) = non_negative("x-message-ttl")? {
+            limits.message_ttl = Some(expiry("x-message-ttl", n)?);
+        }
+        // A non-string x-dead-letter-exchange was refused before the arguments are read.
+        limits.dead_letter_exchange = args::get_string(arguments, "x-dead-letter-exchange");
+        limits.dead_letter_routing_key = string("x-dead-letter-routing-key")?;
+        if limits.dead_letter_routing_key.is_some() && limits.dead_letter_exchange.is_none() {
+            return Err(invalid(
+                "x-dead-letter-routing-key",
+                "routing_key_but_no_dlx_defined",
+            ));
+        }
+        limits.max_length = non_negative("x-max-length")?.map(|n| n as usize);
+        limits.max_length_bytes = non_negative("x-max-length-bytes")?.map(|n| n as usize);
         if let Some(n) = non_negative("x-max-priority")? {
-            limits.max_priority = Some(n.min(255) as u8);
+            if n > MAX_PRIORITY {
+                return Err(invalid(
+                    "x-max-priority",
+                    &format!("{{max_value_exceeded,{n}}}"),
+                ));
+            }
+            limits.max_priority = Some(n as u8);
         }
-        limits.overflow = match args::get_string(arguments, "x-overflow").as_deref() {
+        limits.overflow = match string("x-overflow")?.as_deref() {
             None => None,
             Some("drop-head") => Some(Overflow::DropHead),
             Some("reject-publish") => Some(Overflow::RejectPublish),
             Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
-            Some(other) => {
-                return Err(invalid("x-overflow", &format!("{{unknown_value,{other}}}")))
-            }
+            Some(_) => return Err(invalid("x-overflow", "invalid_overflow")),
         };
+        match string("x-queue-mode")?.as_deref() {
+            None | Some("default") | Some("lazy") => {}
+            Some(other) => {
+                return Err(invalid(
+                    "x-queue-mode",
+                    &format!("\"unsupported queue mode '{other}'\""),
+                ))
+            }
+        }
+        string("x-queue-type")?;
         Ok(limits)
+    }
+}
+
+/// The kind of queue `x-queue-type` asks for. Only classic queues are implemented: quorum and
+/// stream queues are held to RabbitMQ's declare-time rules and then behave as classic queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueType {
+    Classic,
+    Quorum,
+    Stream,
+}
+
+impl QueueType {
+    /// The type a declare asks for; RabbitMQ refuses a type it does not know before it reads
+    /// any other argument. A type that is not a string is refused with the other arguments.
+    pub fn of(queue: &str, vhost: &str, arguments: &FieldTable) -> AmqpResult<QueueType> {
+        match arguments.inner().get("x-queue-type") {
+            Some(AMQPValue::LongString(s)) => match s.as_bytes() {
+                b"classic" => Ok(QueueType::Classic),
+                b"quorum" => Ok(QueueType::Quorum),
+                b"stream" => Ok(QueueType::Stream),
+                other => Err(invalid_arg(
+                    queue,
+                    vhost,
+                    "x-queue-type",
+                    &format!(
+                        "\"unsupported queue type '{}'\"",
+                        String::from_utf8_lossy(other)
+                    ),
+                )),
+            },
+            _ => Ok(QueueType::Classic),
+        }
+    }
+
+    /// Replicated queues must be durable and can be neither auto-delete nor exclusive; RabbitMQ
+    /// checks after the arguments, auto-delete first, then exclusive, then durable.
+    pub fn check_properties(
+        self,
+        queue: &str,
+        vhost: &str,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+    ) -> AmqpResult<()> {
+        if self == QueueType::Classic {
+            return Ok(());
+        }
+        let refused = [
+            (auto_delete, "auto-delete"),
+            (exclusive, "exclusive-owner"),
+            (!durable, "non-durable"),
+        ];
+        match refused.iter().find(|(bad, _)| *bad) {
+            Some((_, property)) => Err(AmqpError::precondition_failed(format!(
+                "invalid property '{property}' for queue '{queue}' in vhost '{vhost}'"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 

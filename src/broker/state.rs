@@ -16,7 +16,7 @@ use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoreOp, StoredMessage};
 use super::message::{dead_lettered, death_queues, is_cycle, Message, QueuedMessage};
 use super::permissions::{Access, Grant, Resource};
-use super::queue::{Consumer, Overflow, Queue, QueueLimits};
+use super::queue::{Consumer, Overflow, Queue, QueueLimits, QueueType};
 use super::vhost::Vhost;
 use super::{ClientSink, ExchangeSnapshot, QueueSnapshot, Snapshot, ToClient, VhostSnapshot};
 use crate::events::{
@@ -926,13 +926,30 @@ impl State {
         if spec.passive {
             return Err(missing_queue(&vhost_name, &name));
         }
+        // RabbitMQ looks at the dead-letter exchange's type before anything else.
+        if let Some(dlx) = spec.arguments.inner().get("x-dead-letter-exchange") {
+            if args::get_string(&spec.arguments, "x-dead-letter-exchange").is_none() {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid type '{}' for arg 'x-dead-letter-exchange' in queue '{name}' in vhost '{vhost_name}'",
+                    args::type_name(dlx)
+                )));
+            }
+        }
         // A new queue with a dead-letter exchange: its messages will be read from it and
         // written to that exchange.
         if let Some(dlx) = args::get_string(&spec.arguments, "x-dead-letter-exchange") {
             self.permit(connection, Access::Read, Resource::Queue(&name))?;
             self.permit(connection, Access::Write, Resource::Exchange(&dlx))?;
         }
+        let queue_type = QueueType::of(&name, &vhost_name, &spec.arguments)?;
         let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
+        queue_type.check_properties(
+            &name,
+            &vhost_name,
+            spec.durable,
+            spec.exclusive,
+            spec.auto_delete,
+        )?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let owner = spec.exclusive.then_some(connection);
         let queue = Queue::new(
@@ -2360,7 +2377,11 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
     ];
     use super::exchange::value_text;
     let described = |v: &amq_protocol::types::AMQPValue| {
-        format!("the value '{}' of type '{}'", value_text(v), type_name(v))
+        format!(
+            "the value '{}' of type '{}'",
+            value_text(v),
+            args::type_name(v)
+        )
     };
     CHECKED.iter().find_map(|key| {
         let now = current.inner().get(*key);
@@ -2368,7 +2389,9 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
         let detail = match (new, now) {
             (None, None) => return None,
             (Some(a), Some(b)) if value_text(a) == value_text(b) => return None,
-            (Some(a), Some(b)) if type_name(a) == type_name(b) || (is_int(a) && is_int(b)) => {
+            (Some(a), Some(b))
+                if args::type_name(a) == args::type_name(b) || (is_int(a) && is_int(b)) =>
+            {
                 format!(
                     "received '{}' but current is '{}'",
                     value_text(a),
@@ -2387,36 +2410,12 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
 
 fn is_int(v: &amq_protocol::types::AMQPValue) -> bool {
     matches!(
-        type_name(v),
+        args::type_name(v),
         "byte" | "unsignedbyte" | "short" | "unsignedshort" | "signedint" | "unsignedint" | "long"
     )
 }
 
 /// A field value's type as RabbitMQ names it in error texts.
-fn type_name(v: &amq_protocol::types::AMQPValue) -> &'static str {
-    use amq_protocol::types::AMQPValue as V;
-    match v {
-        V::Boolean(_) => "bool",
-        V::ShortShortInt(_) => "byte",
-        V::ShortShortUInt(_) => "unsignedbyte",
-        V::ShortInt(_) => "short",
-        V::ShortUInt(_) => "unsignedshort",
-        V::LongInt(_) => "signedint",
-        V::LongUInt(_) => "unsignedint",
-        V::LongLongInt(_) => "long",
-        V::Float(_) => "float",
-        V::Double(_) => "double",
-        V::DecimalValue(_) => "decimal",
-        V::ShortString(_) => "shortstr",
-        V::LongString(_) => "longstr",
-        V::FieldArray(_) => "array",
-        V::Timestamp(_) => "timestamp",
-        V::FieldTable(_) => "table",
-        V::ByteArray(_) => "binary",
-        V::Void => "void",
-    }
-}
-
 fn property_pairs(properties: &BasicProperties) -> Vec<(String, String)> {
     let mut props = Vec::new();
     macro_rules! prop {
