@@ -2141,9 +2141,14 @@ impl State {
                 ));
             }
             for (name, q) in &v.queues {
-                let Ok(limits) = QueueLimits::parse(name, vhost_name, &q.arguments) else {
-                    continue;
-                };
+                // A queue kept by an older build may hold arguments declares now refuse: its
+                // messages matter more than its limits, so it comes back without them.
+                let limits = QueueLimits::parse(name, vhost_name, &q.arguments)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(vhost = %vhost_name, queue = %name, error = %e,
+                            "a kept queue's arguments are refused now; it comes back without its limits");
+                        QueueLimits::default()
+                    });
                 let arguments = q.arguments.clone();
                 let mut queue = Queue::new(name, true, q.auto_delete, None, arguments, limits);
                 for (seq, kept) in &q.messages {
