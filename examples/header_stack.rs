@@ -100,9 +100,17 @@ fn main() {
             deep_header_frame(depth, arrays).len()
         );
     }
-    for what in ["tables parse", "tables clone", "arrays parse", "arrays clone"] {
+    for what in [
+        "tables parse",
+        "tables clone",
+        "arrays parse",
+        "arrays clone",
+    ] {
         let (mut failed, mut held) = (64 << 10, 1 << 30);
-        assert!(survives(what, depth, held), "{what}: 1 GiB of stack is not enough");
+        assert!(
+            survives(what, depth, held),
+            "{what}: 1 GiB of stack is not enough"
+        );
         while held - failed > 16 << 10 {
             let middle = (failed + held) / 2;
             if survives(what, depth, middle) {

@@ -1,6 +1,6 @@
-//! Message headers nested as deep as a frame holds reach the tools that read RabbitMQ's
-//! firehose. RabbitMQ passes them on (it checked 5,000 and 18,700 levels here), and lapin
-//! parses them recursively on a thread of its own; on a default 2 MiB stack that overflowed
+//! Message headers nested about as deep as a frame holds reach the tools that read RabbitMQ's
+//! firehose. RabbitMQ passes them on, and lapin parses them recursively on a thread of its
+//! own; on a default 2 MiB stack that overflowed at a few hundred levels (in a debug build)
 //! and aborted `tap`, leaving tracing on. Run against the real binary and RabbitMQ, on a vhost
 //! of the test's own.
 
@@ -16,8 +16,10 @@ use common::vhost::TestVhost;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
 
-/// About the most tables one content-header frame of 131,072 bytes holds (7 bytes a level).
-const DEEPEST: usize = 18_700;
+/// About the most tables (7 bytes a level) a published content header can hold while its trace
+/// still fits a 131,072-byte frame: the trace adds about 240 bytes, and a trace frame larger
+/// than the frame size is refused by lapin (the firehose connection closes).
+const DEEPEST: usize = 18_600;
 
 /// A field table `levels` deep (one key per level, a string at the bottom), encoded by hand
 /// from the inside out: encoding it with amq-protocol would recurse as deep.
@@ -183,7 +185,10 @@ fn wait_for_line(child: &mut Child, lines: &mpsc::Receiver<String>, wanted: &str
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                 if let Some(status) = child.try_wait().unwrap() {
-                    panic!("tap ended ({status}) before printing {wanted:?}: {}", said(child));
+                    panic!(
+                        "tap ended ({status}) before printing {wanted:?}: {}",
+                        said(child)
+                    );
                 }
             }
             Err(_) => {
@@ -207,7 +212,7 @@ async fn tracing(vhost: &TestVhost) -> bool {
     vhost.management.tracing(&vhost.name).await.unwrap()
 }
 
-/// A message with headers 5,000 and then 18,700 tables deep, published to a traced vhost:
+/// A message with headers 5,000 and then 18,600 tables deep, published to a traced vhost:
 /// `tap` prints a line for each, goes on to print the ordinary message after them, and still
 /// turns tracing off on SIGTERM.
 #[tokio::test(flavor = "multi_thread")]
@@ -235,7 +240,12 @@ async fn tap_shows_messages_with_the_deepest_headers_and_carries_on() {
     tokio::task::spawn_blocking(move || {
         let mut raw = Raw::open(&name);
         raw.publish("amq.topic", "deep.5000", Some(&deep_table(5_000)), b"deep");
-        raw.publish("amq.topic", "deep.deepest", Some(&deep_table(DEEPEST)), b"deep");
+        raw.publish(
+            "amq.topic",
+            "deep.deepest",
+            Some(&deep_table(DEEPEST)),
+            b"deep",
+        );
         raw.publish("amq.topic", "plain.after", None, b"plain");
     })
     .await
@@ -258,6 +268,10 @@ async fn tap_shows_messages_with_the_deepest_headers_and_carries_on() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "tap after SIGTERM: {status}: {}", said(&mut child));
+    assert!(
+        status.success(),
+        "tap after SIGTERM: {status}: {}",
+        said(&mut child)
+    );
     assert!(!tracing(&vhost).await, "tap left tracing on");
 }

@@ -306,7 +306,11 @@ pub fn read(delivery: &Delivery) -> Option<Trace> {
     let key = delivery.routing_key.as_str();
     // Borrowed, not cloned: cloning a table is recursive, and these can nest thousands deep.
     let no_headers = FieldTable::default();
-    let headers = delivery.properties.headers().as_ref().unwrap_or(&no_headers);
+    let headers = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap_or(&no_headers);
     let headers = headers.inner();
     let text = |name: &str| headers.get(name).map(value_text).unwrap_or_default();
     let list = |name: &str| match headers.get(name) {
