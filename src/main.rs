@@ -480,6 +480,7 @@ fn stderr_log_writer() -> (
 }
 
 fn run() -> Result<()> {
+    use rabbitscope::remote::firehose;
     raise_open_files_limit();
     let cli = Cli::parse();
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
@@ -490,8 +491,12 @@ fn run() -> Result<()> {
             }
             LessonsCommand::Check { dir, broker, trust } => {
                 trust.apply()?;
+                // A lesson checked against RabbitMQ reads its firehose.
+                firehose::allow_deep_headers();
                 let dir = dir.unwrap_or_else(default_lessons_dir);
-                tokio::runtime::Runtime::new()?.block_on(lessons_check(&dir, broker, lang))
+                firehose::on_deep_stack(move || {
+                    tokio::runtime::Runtime::new()?.block_on(lessons_check(&dir, broker, lang))
+                })
             }
         },
         Some(Command::Broker(args)) => {
@@ -522,7 +527,8 @@ fn run() -> Result<()> {
         }
         Some(Command::Watch(args)) => {
             args.trust.apply()?;
-            rabbitscope::remote::firehose::turn_off_on_panic();
+            firehose::allow_deep_headers();
+            firehose::turn_off_on_panic();
             run_watch(args, lang)
         }
         Some(Command::Snapshot(args)) => {
@@ -531,13 +537,15 @@ fn run() -> Result<()> {
         }
         Some(Command::Tap(args)) => {
             args.trust.apply()?;
-            rabbitscope::remote::firehose::turn_off_on_panic();
-            tokio::runtime::Runtime::new()?.block_on(run_tap(args))
+            firehose::allow_deep_headers();
+            firehose::turn_off_on_panic();
+            firehose::on_deep_stack(|| tokio::runtime::Runtime::new()?.block_on(run_tap(args)))
         }
         Some(Command::Record(args)) => {
             args.trust.apply()?;
-            rabbitscope::remote::firehose::turn_off_on_panic();
-            tokio::runtime::Runtime::new()?.block_on(run_record(args))
+            firehose::allow_deep_headers();
+            firehose::turn_off_on_panic();
+            firehose::on_deep_stack(|| tokio::runtime::Runtime::new()?.block_on(run_record(args)))
         }
         Some(Command::Replay(args)) => run_replay(args, lang),
         None => {

@@ -14,6 +14,9 @@
 /// program runs on (a test checks it).
 pub const MAX_FIELD_DEPTH: usize = 100;
 
+// Headers the broker accepts are written out whole in events and the view.
+const _: () = assert!(MAX_FIELD_DEPTH <= crate::broker::exchange::SHOWN_DEPTH);
+
 /// What comes before a field table in a method's arguments.
 #[derive(Clone, Copy)]
 enum Field {

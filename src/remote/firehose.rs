@@ -193,6 +193,38 @@ fn turn_off_blocking(endpoint: super::Endpoint, vhost: String) {
     let _ = done.join();
 }
 
+/// Stack for every thread of a program that reads a firehose. RabbitMQ passes on message
+/// headers nested as deep as a content-header frame holds (131,072 bytes by default: about
+/// 18,700 tables or 26,200 arrays), and lapin parses them with amq-protocol on a thread of its
+/// own, recursively; cloning and dropping the parsed value recurse as deep. In a debug build
+/// that takes about 10 KB of stack per table and 9 KB per array, 231 MB at the deepest (see
+/// `examples/header_stack.rs`); release builds take less. This leaves more than twice that.
+/// Only touched pages cost memory.
+pub const DEEP_HEADER_STACK: usize = 512 << 20;
+
+/// Gives every thread started from now on [`DEEP_HEADER_STACK`] (lapin's I/O thread has no
+/// setting of its own, so through `RUST_MIN_STACK`, which the standard library reads when the
+/// first thread starts); a larger figure already set is kept. Call it before any thread starts.
+pub fn allow_deep_headers() {
+    let set = std::env::var("RUST_MIN_STACK")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if set.is_none_or(|bytes| bytes < DEEP_HEADER_STACK) {
+        std::env::set_var("RUST_MIN_STACK", DEEP_HEADER_STACK.to_string());
+    }
+}
+
+/// Runs `work` on a thread with [`DEEP_HEADER_STACK`] (the main thread's stack is the
+/// system's, usually 8 MiB) and waits for it.
+pub fn on_deep_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(DEEP_HEADER_STACK)
+        .spawn(work)
+        .expect("a thread starts")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// An exclusive, auto-delete, server-named queue bound to `amq.rabbitmq.trace`, consumed on a
 /// connection of its own.
 pub struct Firehose {
@@ -272,7 +304,13 @@ impl Firehose {
 /// A trace message's headers and body as a [`Trace`]; `None` for other routing keys.
 pub fn read(delivery: &Delivery) -> Option<Trace> {
     let key = delivery.routing_key.as_str();
-    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    // Borrowed, not cloned: cloning a table is recursive, and these can nest thousands deep.
+    let no_headers = FieldTable::default();
+    let headers = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap_or(&no_headers);
     let headers = headers.inner();
     let text = |name: &str| headers.get(name).map(value_text).unwrap_or_default();
     let list = |name: &str| match headers.get(name) {

@@ -137,21 +137,38 @@ fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     plain(a) == plain(b)
 }
 
-/// A field value as a person reads it.
+/// How many tables and arrays deep a value is written out; deeper ones show as `…`. As deep
+/// as the embedded broker accepts, so what it takes is shown whole; RabbitMQ passes on headers
+/// nested thousands deep, and writing those out would recurse as deep.
+pub const SHOWN_DEPTH: usize = 100;
+
+/// A field value as a person reads it, tables and arrays past [`SHOWN_DEPTH`] as `…` (so the
+/// recursion is bounded, however deep the value).
 pub fn value_text(v: &AMQPValue) -> String {
+    value_text_within(v, SHOWN_DEPTH)
+}
+
+fn value_text_within(v: &AMQPValue, depth: usize) -> String {
     match plain(v) {
         Plain::Int(n) => n.to_string(),
         Plain::Float(f) => f.to_string(),
         Plain::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
         Plain::Other(AMQPValue::Void) => "(void)".to_string(),
+        Plain::Other(AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_)) if depth == 0 => {
+            "…".to_string()
+        }
         Plain::Other(AMQPValue::FieldArray(a)) => {
-            let items: Vec<String> = a.as_slice().iter().map(value_text).collect();
+            let items: Vec<String> = a
+                .as_slice()
+                .iter()
+                .map(|v| value_text_within(v, depth - 1))
+                .collect();
             format!("[{}]", items.join(", "))
         }
         Plain::Other(AMQPValue::FieldTable(t)) => {
             let items: Vec<String> = t
                 .into_iter()
-                .map(|(k, v)| format!("{k}={}", value_text(v)))
+                .map(|(k, v)| format!("{k}={}", value_text_within(v, depth - 1)))
                 .collect();
             format!("{{{}}}", items.join(", "))
         }
@@ -173,6 +190,27 @@ mod tests {
 
     fn s(v: &str) -> AMQPValue {
         AMQPValue::LongString(v.into())
+    }
+
+    #[test]
+    fn deep_values_are_cut_short() {
+        let mut value = s("bottom");
+        for _ in 0..20_000 {
+            value = AMQPValue::FieldArray(vec![value].into());
+        }
+        let text = value_text(&value);
+        let open = "[".repeat(SHOWN_DEPTH);
+        let close = "]".repeat(SHOWN_DEPTH);
+        assert_eq!(text, format!("{open}…{close}"));
+        // Dropping it is recursive too; a thread of its own with room for that.
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || drop(value))
+            .unwrap()
+            .join()
+            .unwrap();
+        let shallow = table(&[("a", AMQPValue::FieldTable(table(&[("b", s("c"))])))]);
+        assert_eq!(value_text(&AMQPValue::FieldTable(shallow)), "{a={b=c}}");
     }
 
     #[test]

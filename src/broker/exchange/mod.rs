@@ -19,7 +19,7 @@ use crate::events::BindingInfo;
 
 pub use direct::DirectRouter;
 pub use fanout::FanoutRouter;
-pub use headers::{headers_match, value_text, HeadersRouter, HeadersVerdict};
+pub use headers::{headers_match, value_text, HeadersRouter, HeadersVerdict, SHOWN_DEPTH};
 pub use topic::{explain_match, pattern_matches, TopicRouter};
 
 /// Where a binding leads: a queue, or another exchange.
