@@ -479,10 +479,44 @@ fn stderr_log_writer() -> (
     (writer, guard)
 }
 
+/// The view's own options, which only the view without a command reads.
+const VIEW_OPTIONS: [&str; 7] = [
+    "listen",
+    "tls_cert",
+    "tls_key",
+    "tls_listen",
+    "classroom",
+    "monochrome",
+    "lessons",
+];
+
+/// Parses the command line, refusing view options put before a command: clap takes them as
+/// the command-less view's and the command would silently use its own defaults instead
+/// (`rabbitscope --listen ADDR learn` served on 5673).
+fn parse_command_line() -> Result<Cli> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((command, _)) = matches.subcommand() {
+        let misplaced = VIEW_OPTIONS
+            .iter()
+            .find(|id| matches.value_source(id) == Some(ValueSource::CommandLine));
+        if let Some(id) = misplaced {
+            let flag = format!("--{}", id.replace('_', "-"));
+            color_eyre::eyre::bail!(
+                "{flag} before `{command}` would be ignored: a command's options go after it \
+                 (see rabbitscope {command} --help)"
+            );
+        }
+    }
+    Ok(cli)
+}
+
 fn run() -> Result<()> {
     use rabbitscope::remote::firehose;
     raise_open_files_limit();
-    let cli = Cli::parse();
+    let cli = parse_command_line()?;
     let lang = cli.lang.unwrap_or_else(Lang::from_env);
     match cli.command {
         Some(Command::Lessons { command }) => match command {

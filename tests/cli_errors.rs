@@ -111,3 +111,19 @@ fn lessons_are_listed_from_any_directory() {
     );
     assert!(stdout.contains("topic-exchange"), "{stdout}");
 }
+
+#[test]
+fn view_options_before_a_command_are_refused_not_ignored() {
+    // Before, `rabbitscope --listen ADDR learn` served the lesson on the default 5673.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let error = error_of(&["--listen", &listen, "learn"]);
+    assert!(
+        error.contains("--listen before `learn` would be ignored"),
+        "{error}"
+    );
+    let error = error_of(&["--classroom", "lessons", "list"]);
+    assert!(error.contains("--classroom before `lessons`"), "{error}");
+    // Options every command shares still go anywhere.
+    let out = run(&["--lang", "en", "lessons", "list"]);
+    assert!(out.status.success(), "{out:?}");
+}
