@@ -63,19 +63,6 @@ impl Cast {
         }
     }
 
-    fn users(&self) -> [&str; 8] {
-        [
-            &self.frank,
-            &self.alice,
-            &self.bob,
-            &self.carol,
-            &self.dave,
-            &self.erin,
-            &self.locked,
-            &self.sha512,
-        ]
-    }
-
     /// RabbitMQ's definitions format. Guest is not among the users (RabbitMQ's own guest is
     /// left alone), only given every permission in the vhost.
     fn definitions(&self) -> Value {
@@ -129,68 +116,6 @@ fn sha512_hash(password: &str) -> String {
             .finalize(),
     );
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// `rabbitmqctl ARGS`, with `input` on its standard input; panics unless it succeeds.
-fn rabbitmqctl(args: &[&str], input: &str) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new("rabbitmqctl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rabbitmqctl runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The cast's users and vhost on RabbitMQ, deleted again when dropped (passed or not).
-struct OnRabbitMq<'a>(&'a Cast);
-
-impl<'a> OnRabbitMq<'a> {
-    fn new(cast: &'a Cast) -> OnRabbitMq<'a> {
-        rabbitmqctl(
-            &["import_definitions", "--format", "json"],
-            &cast.definitions().to_string(),
-        );
-        OnRabbitMq(cast)
-    }
-}
-
-impl Drop for OnRabbitMq<'_> {
-    fn drop(&mut self) {
-        let mut deletions = vec![vec!["delete_vhost".to_string(), self.0.vhost.clone()]];
-        for user in self.0.users() {
-            deletions.push(vec!["delete_user".to_string(), user.to_string()]);
-        }
-        // In parallel: each rabbitmqctl takes about a second to start.
-        let running: Vec<_> = deletions
-            .into_iter()
-            .filter_map(|args| {
-                Command::new("rabbitmqctl")
-                    .args(args)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .ok()
-            })
-            .collect();
-        for mut child in running {
-            let _ = child.wait();
-        }
-    }
 }
 
 /// One AMQP method, as a user tries it.
@@ -622,7 +547,7 @@ async fn scenario(address: &str, cast: &Cast) -> Vec<String> {
 async fn every_method_is_permitted_or_refused_as_rabbitmq_does() {
     let cast = Cast::new();
     let reference = {
-        let _made = OnRabbitMq::new(&cast);
+        let _made = common::imported::Imported::new(&cast.definitions());
         scenario("127.0.0.1:5672", &cast).await
     };
     common::client::show(&reference);

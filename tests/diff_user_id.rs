@@ -3,8 +3,6 @@
 //! document loaded into both.
 mod common;
 
-use std::process::{Command, Stdio};
-
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbitscope::broker::{BrokerConfig, Password};
 use rabbitscope::definitions::{password_hash, Definitions};
@@ -40,45 +38,6 @@ impl Cast {
             "vhosts": [{ "name": self.vhost }],
             "permissions": [all(&self.plain), all(&self.impersonator)],
         })
-    }
-}
-
-fn rabbitmqctl(args: &[&str], input: Option<&str>) -> bool {
-    use std::io::Write;
-    let mut child = Command::new("rabbitmqctl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rabbitmqctl runs");
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some(input) = input {
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    child.wait().unwrap().success()
-}
-
-/// The cast on RabbitMQ, deleted again when dropped (passed or not).
-struct OnRabbitMq<'a>(&'a Cast);
-
-impl<'a> OnRabbitMq<'a> {
-    fn new(cast: &'a Cast) -> OnRabbitMq<'a> {
-        let definitions = cast.definitions().to_string();
-        assert!(rabbitmqctl(
-            &["import_definitions", "--format", "json"],
-            Some(&definitions)
-        ));
-        OnRabbitMq(cast)
-    }
-}
-
-impl Drop for OnRabbitMq<'_> {
-    fn drop(&mut self) {
-        rabbitmqctl(&["delete_vhost", &self.0.vhost], None);
-        rabbitmqctl(&["delete_user", &self.0.plain], None);
-        rabbitmqctl(&["delete_user", &self.0.impersonator], None);
     }
 }
 
@@ -144,7 +103,7 @@ async fn scenario(address: &str, cast: &Cast) -> Vec<String> {
 async fn user_id_must_be_the_logged_in_user_unless_impersonating_as_in_rabbitmq() {
     let cast = Cast::new();
     let reference = {
-        let _made = OnRabbitMq::new(&cast);
+        let _made = common::imported::Imported::new(&cast.definitions());
         scenario("127.0.0.1:5672", &cast).await
     };
     common::client::show(&reference);
