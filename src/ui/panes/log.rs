@@ -4,6 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
@@ -75,15 +76,22 @@ impl Widget for &LogPane<'_> {
                 PublishFate::Routed => theme.good(),
                 _ => theme.bad(),
             };
+            let selected = i == app.log_selected && (focused || app.inspecting);
+            // Dim grey turns into an unreadable grey block once the line is reversed.
+            let clock_style = if selected {
+                Style::default()
+            } else {
+                theme.dim()
+            };
             let mut line = Line::from(vec![
-                Span::styled(clock(entry.at), theme.dim()),
+                Span::styled(clock(entry.at), clock_style),
                 Span::raw(" "),
                 Span::styled(
                     truncate(&entry.summary(), inner.width.saturating_sub(14) as usize),
                     fate_style,
                 ),
             ]);
-            if i == app.log_selected && (focused || app.inspecting) {
+            if selected {
                 line = line.style(theme.selected());
             }
             buf.set_line(inner.x, inner.y + (i - first) as u16, &line, inner.width);
