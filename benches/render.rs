@@ -49,6 +49,7 @@ fn big_topology() -> Snapshot {
             exchanges,
             queues,
             bindings,
+            ..Default::default()
         }],
     }
 }

@@ -60,6 +60,44 @@ impl BindingInfo {
     }
 }
 
+/// Who a client says it is, from the client properties of its `connection.start-ok`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// `connection_name`: oslo.messaging sends `<program>:<pid>:<uuid>`
+    /// (`nova-conductor:4242:2c6f…`), pika and lapin whatever the program set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_name: Option<String>,
+    /// `product`: the client library (`pika`, `py-amqp`, `lapin`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
+impl ClientInfo {
+    /// The name a person knows the client by: its `connection_name`, shortened to the
+    /// program for oslo.messaging's `<program>:<pid>:<uuid>`; else the client library and
+    /// the client's port (`pika :53122`); else the client's address.
+    pub fn label(&self, peer: &str) -> String {
+        if let Some(name) = self.connection_name.as_deref().filter(|n| !n.is_empty()) {
+            return oslo_program(name).unwrap_or(name).to_string();
+        }
+        let port = peer.rsplit_once(':').map(|(_, port)| port);
+        match (self.product.as_deref().filter(|p| !p.is_empty()), port) {
+            (Some(product), Some(port)) => format!("{product} :{port}"),
+            (Some(product), None) => product.to_string(),
+            (None, _) => peer.to_string(),
+        }
+    }
+}
+
+/// The program of an oslo.messaging connection name, `<program>:<pid>:<uuid>`: three parts,
+/// the middle one a process id.
+fn oslo_program(name: &str) -> Option<&str> {
+    let mut parts = name.splitn(3, ':');
+    let (program, pid, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (is_pid && !program.is_empty() && !rest.is_empty()).then_some(program)
+}
+
 /// What became of a published message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PublishFate {
@@ -98,6 +136,9 @@ pub enum EventKind {
     ConnectionOpened {
         peer: String,
         user: Name,
+        /// Who the client says it is (absent from older trace files).
+        #[serde(default)]
+        client: ClientInfo,
     },
     ConnectionClosed {
         reason: String,
@@ -478,5 +519,49 @@ mod tests {
         for n in 0..1000 {
             bus.emit(event(n));
         }
+    }
+}
+
+#[cfg(test)]
+mod client_label_tests {
+    use super::ClientInfo;
+
+    fn client(name: Option<&str>, product: Option<&str>) -> ClientInfo {
+        ClientInfo {
+            connection_name: name.map(str::to_string),
+            product: product.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn oslo_connections_are_named_by_their_program() {
+        let c = client(
+            Some("nova-conductor:4242:2c6f1e0a-8d3b-4f5e-9a7c-1b2d3e4f5a6b"),
+            Some("py-amqp"),
+        );
+        assert_eq!(c.label("10.0.0.5:53122"), "nova-conductor");
+    }
+
+    #[test]
+    fn other_names_are_kept_whole() {
+        assert_eq!(
+            client(Some("billing worker"), None).label("h:1"),
+            "billing worker"
+        );
+        // Not a pid in the middle: not oslo's shape.
+        assert_eq!(client(Some("a:b:c"), None).label("h:1"), "a:b:c");
+        assert_eq!(client(Some("x:42"), None).label("h:1"), "x:42");
+    }
+
+    #[test]
+    fn without_a_name_the_library_and_port() {
+        assert_eq!(
+            client(None, Some("pika")).label("127.0.0.1:53122"),
+            "pika :53122"
+        );
+        assert_eq!(
+            client(Some(""), None).label("127.0.0.1:53122"),
+            "127.0.0.1:53122"
+        );
     }
 }

@@ -266,6 +266,7 @@ fn shop() -> VhostSnapshot {
             BindingInfo::to_queue("shop", "shipping", "order.#"),
             BindingInfo::to_queue("shop", "work", "job.*"),
         ],
+        ..Default::default()
     }
 }
 
@@ -306,6 +307,7 @@ fn lesson_13() -> VhostSnapshot {
         exchanges,
         queues,
         bindings,
+        ..Default::default()
     }
 }
 
@@ -400,6 +402,7 @@ impl Topology {
             exchanges,
             queues,
             bindings,
+            ..Default::default()
         }
     }
 }
@@ -482,6 +485,7 @@ fn lesson_setup(lesson: &rabbitscope::lesson::Lesson) -> VhostSnapshot {
         exchanges,
         queues,
         bindings,
+        ..Default::default()
     }
 }
 

@@ -102,6 +102,7 @@ fn expected_after_hand_written() -> Snapshot {
             }],
             queues: vec![QueueSnapshot::new("shipping")],
             bindings: vec![BindingInfo::to_queue("orders", "shipping", "new")],
+            ..Default::default()
         }],
     }
 }

@@ -58,6 +58,7 @@ fn topology() -> Snapshot {
                 binding("nova", "compute.node1", "compute.node1"),
                 binding("nova", "计算队列", "计算.#"),
             ],
+            ..Default::default()
         }],
     }
 }
@@ -605,6 +606,7 @@ fn nova_app() -> App {
             exchanges: vec![exchange("", "direct"), exchange("nova", "topic")],
             queues: vec![queue("conductor", 0, 1)],
             bindings: vec![binding("nova", "conductor", "conductor")],
+            ..Default::default()
         }],
     }));
     let cast = include_bytes!("fixtures/oslo/cast.json");

@@ -1054,6 +1054,48 @@ pub struct VhostSnapshot {
     pub exchanges: Vec<ExchangeSnapshot>,
     pub queues: Vec<QueueSnapshot>,
     pub bindings: Vec<crate::events::BindingInfo>,
+    /// The client connections open on the vhost: the graph draws the ones that publish on
+    /// the left and the ones that consume on the right. Absent from older trace files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ConnectionSnapshot>,
+    /// Every consumer (basic.consume) of the vhost's queues, by queue then tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerSnapshot>,
+}
+
+/// A client connection as the graph names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionSnapshot {
+    /// The id events carry in `Event::connection`. A remote broker's connections get ids of
+    /// their own making (see `crate::remote`), stable for one connection name.
+    pub id: crate::events::ConnectionId,
+    /// The broker's name for it, as RabbitMQ writes it: `127.0.0.1:53122 -> 127.0.0.1:5672`.
+    pub name: String,
+    /// The client's address, `host:port`.
+    pub peer: String,
+    pub user: String,
+    pub client: crate::events::ClientInfo,
+}
+
+impl ConnectionSnapshot {
+    /// The name a person knows the client by (see [`crate::events::ClientInfo::label`]).
+    pub fn label(&self) -> String {
+        self.client.label(&self.peer)
+    }
+}
+
+/// One consumer of a queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsumerSnapshot {
+    pub queue: String,
+    pub tag: String,
+    /// The connection (its [`ConnectionSnapshot::id`]) and channel it consumes on.
+    pub connection: crate::events::ConnectionId,
+    pub channel: u16,
+    /// Manual acknowledgement (basic.consume without no-ack).
+    pub ack: bool,
+    /// The channel's basic.qos prefetch count (0: unlimited).
+    pub prefetch: u16,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -402,6 +402,7 @@ impl State {
         self.emit(vhost, Some(id), None, || EventKind::ConnectionOpened {
             peer: peer.to_string(),
             user: user.into(),
+            client: crate::events::ClientInfo::default(),
         });
     }
 
@@ -2344,6 +2345,7 @@ impl State {
                     exchanges,
                     queues,
                     bindings,
+                    ..Default::default()
                 }
             })
             .collect();

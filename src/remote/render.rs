@@ -214,6 +214,7 @@ mod tests {
                     routing_key: "eu.#".into(),
                     arguments: vec![],
                 }],
+                ..Default::default()
             }],
         }
     }

@@ -158,6 +158,7 @@ mod tests {
                     BindingInfo::to_queue("b", "q", ""),
                     BindingInfo::to_queue("a", "r", "k.x"),
                 ],
+                ..Default::default()
             }],
         })
     }

@@ -79,6 +79,7 @@ pub async fn vhost_snapshot(
         exchanges,
         queues,
         bindings,
+        ..Default::default()
     })
 }
 
@@ -262,6 +263,7 @@ mod tests {
                 exchanges: vec![],
                 queues: vec![queue("a"), queue("b")],
                 bindings: vec![binding("amq.topic", "a", "x.*")],
+                ..Default::default()
             }],
         };
         let mut new = old.clone();

@@ -1125,6 +1125,7 @@ steps:
                     exchanges: vec![ExchangeSnapshot::new("logs", "direct")],
                     queues: vec![QueueSnapshot::new("errors"), QueueSnapshot::new("infos")],
                     bindings,
+                    ..Default::default()
                 }],
             })
         };
@@ -1185,6 +1186,7 @@ steps:
                     BindingInfo::to_queue("logs", "errors", "error"),
                     BindingInfo::to_queue("logs", "infos", "info"),
                 ],
+                ..Default::default()
             }],
         }));
         app

@@ -786,6 +786,7 @@ mod tests {
                 binding("shop", "shipping", "order.#"),
                 binding("shop", "work", "job.*"),
             ],
+            ..Default::default()
         };
         for stacked in [false, true] {
             let g = layout(&topology, false, 1, stacked);
@@ -820,6 +821,7 @@ mod tests {
             ],
             queues: vec![Q::new("late"), Q::new("early"), Q::new("lonely")],
             bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
+            ..Default::default()
         };
         let g = layout(&topology, false, 1, false);
         // The default exchange has no bindings and is hidden.
