@@ -354,7 +354,8 @@ impl App {
                 _ => 0,
             };
             if delta != 0 {
-                let lines = super::keys::help_lines(self.options.classroom).len();
+                let lines =
+                    super::keys::help_lines(self.options.classroom, self.options.lang).len();
                 let last = lines.saturating_sub(self.help_page.max(1));
                 self.help_scroll =
                     (self.help_scroll as isize + delta).clamp(0, last as isize) as usize;
@@ -596,10 +597,16 @@ impl App {
                 let question;
                 let command = if let Some(b) = self.selected_binding() {
                     let b = &b.binding;
-                    question = format!(
-                        "Unbind '{}' from '{}' with key '{}'? Messages stop taking this route.",
-                        b.destination, b.source, b.routing_key
-                    );
+                    question = match self.options.lang {
+                        Lang::En => format!(
+                            "Unbind '{}' from '{}' with key '{}'? Messages stop taking this route.",
+                            b.destination, b.source, b.routing_key
+                        ),
+                        Lang::Zh => format!(
+                            "解除 '{}' 与 '{}' 之间路由键为 '{}' 的绑定？消息将不再走这条路线。",
+                            b.destination, b.source, b.routing_key
+                        ),
+                    };
                     Command::Unbind { binding: b.clone() }
                 } else if let Some(x) = self.selected_exchange() {
                     let bound = |name: &str| {
@@ -613,19 +620,31 @@ impl App {
                             })
                             .count()
                     };
-                    question = format!(
-                        "Delete exchange '{x}' and its {} binding(s)? No queued message is lost.",
-                        bound(x)
-                    );
+                    question = match self.options.lang {
+                        Lang::En => format!(
+                            "Delete exchange '{x}' and its {} binding(s)? No queued message is lost.",
+                            bound(x)
+                        ),
+                        Lang::Zh => format!(
+                            "删除交换器 '{x}' 及其 {} 个绑定？队列中的消息不会丢失。",
+                            bound(x)
+                        ),
+                    };
                     Command::DeleteExchange {
                         name: x.to_string(),
                     }
                 } else if let Some(q) = self.selected_queue() {
                     let (ready, unacked) = self.queue_counts(q);
-                    question = format!(
-                        "Delete queue '{q}'? {} message(s) are lost ({ready} ready, {unacked} unacknowledged).",
-                        ready + unacked
-                    );
+                    question = match self.options.lang {
+                        Lang::En => format!(
+                            "Delete queue '{q}'? {} message(s) are lost ({ready} ready, {unacked} unacknowledged).",
+                            ready + unacked
+                        ),
+                        Lang::Zh => format!(
+                            "删除队列 '{q}'？将丢失 {} 条消息（{ready} 条就绪，{unacked} 条未确认）。",
+                            ready + unacked
+                        ),
+                    };
                     Command::DeleteQueue {
                         name: q.to_string(),
                     }
@@ -640,15 +659,19 @@ impl App {
                 };
                 let (ready, unacked) = self.queue_counts(q);
                 // Purge takes only what waits in the queue, as in RabbitMQ.
-                let kept = if unacked > 0 {
-                    format!(" The {unacked} unacknowledged stay with their consumers.")
-                } else {
-                    String::new()
+                let question = match (self.options.lang, unacked) {
+                    (Lang::En, 0) => format!("Purge queue '{q}'? {ready} ready message(s) are lost."),
+                    (Lang::En, _) => format!(
+                        "Purge queue '{q}'? {ready} ready message(s) are lost. The {unacked} \
+                         unacknowledged stay with their consumers."
+                    ),
+                    (Lang::Zh, 0) => format!("清空队列 '{q}'？将丢失 {ready} 条就绪消息。"),
+                    (Lang::Zh, _) => format!(
+                        "清空队列 '{q}'？将丢失 {ready} 条就绪消息。{unacked} 条未确认的消息仍留在消费者那里。"
+                    ),
                 };
                 self.confirm = Some(Confirm {
-                    question: format!(
-                        "Purge queue '{q}'? {ready} ready message(s) are lost.{kept}"
-                    ),
+                    question,
                     command: Command::Purge {
                         queue: q.to_string(),
                     },
@@ -1319,7 +1342,7 @@ steps:
         let mut app = app();
         app.update(Action::ToggleHelp);
         app.help_page = 20;
-        let lines = crate::ui::keys::help_lines(false).len();
+        let lines = crate::ui::keys::help_lines(false, Lang::En).len();
         assert!(lines > 20, "the help is longer than a small screen");
         app.update(Action::Down);
         assert_eq!(app.help_scroll, 1);

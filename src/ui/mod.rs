@@ -19,6 +19,7 @@ pub mod player;
 pub mod text;
 pub mod theme;
 pub mod why;
+pub mod words;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,16 +144,31 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         frame.render_widget(&panes::menu::MenuPane { app, theme }, area);
     }
     if let Some(form) = &app.form {
-        frame.render_widget(&panes::form::FormPane { form, theme }, area);
+        frame.render_widget(
+            &panes::form::FormPane {
+                form,
+                theme,
+                lang: app.options.lang,
+            },
+            area,
+        );
     }
     if let Some(confirm) = &app.confirm {
-        frame.render_widget(&panes::form::ConfirmPane { confirm, theme }, area);
+        frame.render_widget(
+            &panes::form::ConfirmPane {
+                confirm,
+                theme,
+                lang: app.options.lang,
+            },
+            area,
+        );
     }
     if app.show_help {
         frame.render_widget(
             &HelpPane {
                 theme,
                 classroom: app.options.classroom,
+                lang: app.options.lang,
                 scroll: app.help_scroll,
             },
             area,

@@ -10,6 +10,7 @@ pub mod client;
 pub mod imported;
 pub mod pki;
 pub mod process;
+pub mod screen;
 pub mod vhost;
 
 use std::future::Future;

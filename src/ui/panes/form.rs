@@ -5,12 +5,15 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
+use crate::lesson::Lang;
 use crate::ui::form::{Confirm, Form};
 use crate::ui::theme::Theme;
+use crate::ui::words::{field_label, form_title, tr};
 
 pub struct FormPane<'a> {
     pub form: &'a Form,
     pub theme: Theme,
+    pub lang: Lang,
 }
 
 impl Widget for &FormPane<'_> {
@@ -21,7 +24,13 @@ impl Widget for &FormPane<'_> {
             .iter()
             .enumerate()
             .map(|(i, field)| {
-                let (label, value) = (field.label, &field.value);
+                let label = field_label(self.lang, field.label);
+                // A flag holds "yes" or "no"; a Chinese screen says 是 or 否.
+                let value = match (field.flag, field.value.as_str()) {
+                    (true, "yes") => tr(self.lang, "yes", "是"),
+                    (true, _) => tr(self.lang, "no", "否"),
+                    (false, text) => text,
+                };
                 let active = i == self.form.active;
                 Line::from(vec![
                     Span::styled(
@@ -41,9 +50,17 @@ impl Widget for &FormPane<'_> {
             .collect();
         lines.push(Line::styled(
             if self.form.fields[self.form.active].flag {
-                "y/n/space set   Tab ↓ ↑ field   Enter send   Esc cancel"
+                tr(
+                    self.lang,
+                    "y/n/space set   Tab ↓ ↑ field   Enter send   Esc cancel",
+                    "y/n/空格 设置   Tab ↓ ↑ 换栏   Enter 发送   Esc 取消",
+                )
             } else {
-                "Tab ↓ ↑ field   Enter send   Esc cancel"
+                tr(
+                    self.lang,
+                    "Tab ↓ ↑ field   Enter send   Esc cancel",
+                    "Tab ↓ ↑ 换栏   Enter 发送   Esc 取消",
+                )
             },
             self.theme.dim(),
         ));
@@ -53,7 +70,7 @@ impl Widget for &FormPane<'_> {
             .block(
                 Block::new()
                     .borders(Borders::ALL)
-                    .title(self.form.title())
+                    .title(form_title(self.lang, self.form.title()))
                     .border_style(self.theme.focused_border()),
             )
             .render(popup, buf);
@@ -64,6 +81,7 @@ impl Widget for &FormPane<'_> {
 pub struct ConfirmPane<'a> {
     pub confirm: &'a Confirm,
     pub theme: Theme,
+    pub lang: Lang,
 }
 
 impl Widget for &ConfirmPane<'_> {
@@ -80,11 +98,11 @@ impl Widget for &ConfirmPane<'_> {
             Span::styled("y", self.theme.key()),
             Span::raw("/"),
             Span::styled("Enter", self.theme.key()),
-            Span::raw(" yes    "),
+            Span::raw(tr(self.lang, " yes    ", " 是    ")),
             Span::styled("n", self.theme.key()),
             Span::raw("/"),
             Span::styled("Esc", self.theme.key()),
-            Span::raw(" no"),
+            Span::raw(tr(self.lang, " no", " 否")),
         ]));
         let height = lines.len() as u16 + 2;
         let text = Paragraph::new(lines);
@@ -93,7 +111,7 @@ impl Widget for &ConfirmPane<'_> {
         text.block(
             Block::new()
                 .borders(Borders::ALL)
-                .title(" are you sure? ")
+                .title(tr(self.lang, " are you sure? ", " 确定吗？ "))
                 .border_style(self.theme.bad()),
         )
         .render(popup, buf);

@@ -8,6 +8,7 @@ use ratatui::widgets::{Clear, Paragraph, Widget};
 
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
+use crate::ui::words::tr;
 
 pub struct MenuPane<'a> {
     pub app: &'a App,
@@ -44,13 +45,17 @@ impl Widget for &MenuPane<'_> {
         }
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            "number or ↑↓ Enter: start   Esc explore freely (L opens this again)",
+            tr(
+                lang,
+                "number or ↑↓ Enter: start   Esc explore freely (L opens this again)",
+                "数字或 ↑↓ Enter：开始   Esc：自由探索（L 再次打开本菜单）",
+            ),
             theme.dim(),
         ));
         let height = (lines.len() as u16 + 2).min(area.height);
         let popup = super::centered(area, area.width.saturating_sub(8).min(100), height);
         Clear.render(popup, buf);
-        let block = super::pane_block(" lessons ", true, theme);
+        let block = super::pane_block(tr(lang, " lessons ", " 课程 "), true, theme);
         // One line per lesson: a long summary is cut at the edge rather than wrapped, so the
         // list keeps its shape.
         Paragraph::new(lines).block(block).render(popup, buf);

@@ -6,8 +6,10 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
+use crate::lesson::Lang;
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
+use crate::ui::words::tr;
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -46,6 +48,7 @@ impl Widget for &StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.app;
         let theme = self.theme;
+        let lang = app.options.lang;
         let rates: Vec<u64> = app.model.total_rate.per_second.iter().copied().collect();
         let mut spans = vec![
             Span::styled(" rabbitscope ", theme.title()),
@@ -58,32 +61,44 @@ impl Widget for &StatusBar<'_> {
                     .unwrap_or_default(),
                 app.model.vhost
             )),
-            Span::raw(format!("{} msg/s ", app.model.total_rate.current())),
+            Span::raw(format!(
+                "{} {} ",
+                app.model.total_rate.current(),
+                tr(lang, "msg/s", "条/秒")
+            )),
             Span::styled(sparkline(&rates, 20), theme.good()),
         ];
         let alarms = app.model.alarms;
         if alarms.any() {
-            let resources = match (alarms.memory, alarms.disk) {
-                (true, true) => "memory & disk",
-                (true, false) => "memory",
-                _ => "disk",
+            let text = match (lang, alarms.memory, alarms.disk) {
+                (Lang::En, true, true) => "  memory & disk alarm: publishers blocked",
+                (Lang::En, true, false) => "  memory alarm: publishers blocked",
+                (Lang::En, _, _) => "  disk alarm: publishers blocked",
+                (Lang::Zh, true, true) => "  内存和磁盘告警：发布者被阻塞",
+                (Lang::Zh, true, false) => "  内存告警：发布者被阻塞",
+                (Lang::Zh, _, _) => "  磁盘告警：发布者被阻塞",
             };
-            spans.push(Span::styled(
-                format!("  {resources} alarm: publishers blocked"),
-                theme.bad(),
-            ));
+            spans.push(Span::styled(text, theme.bad()));
         }
         if app.paused {
-            spans.push(Span::styled("  PAUSED", theme.bad()));
+            spans.push(Span::styled(tr(lang, "  PAUSED", "  已暂停"), theme.bad()));
         }
         if app.trace_ended {
             spans.push(Span::styled(
-                "  END OF TRACE  , back one event",
+                tr(
+                    lang,
+                    "  END OF TRACE  , back one event",
+                    "  记录已播完  , 后退一个事件",
+                ),
                 theme.bad(),
             ));
         }
         if (app.speed - 1.0).abs() > f64::EPSILON {
-            spans.push(Span::raw(format!("  speed x{:.2}", app.speed)));
+            spans.push(Span::raw(format!(
+                "  {} x{:.2}",
+                tr(lang, "speed", "速度"),
+                app.speed
+            )));
         }
         if let Some(trouble) = &app.trouble {
             spans.push(Span::styled(format!("  {trouble}"), theme.bad()));
@@ -91,7 +106,10 @@ impl Widget for &StatusBar<'_> {
         match &app.notice {
             Some((text, true)) => spans.push(Span::styled(format!("  {text}"), theme.bad())),
             Some((text, false)) => spans.push(Span::styled(format!("  {text}"), theme.good())),
-            None => spans.push(Span::styled("  ? help  q quit", theme.dim())),
+            None => spans.push(Span::styled(
+                tr(lang, "  ? help  q quit", "  ? 帮助  q 退出"),
+                theme.dim(),
+            )),
         }
         buf.set_line(area.x, area.y, &Line::from(spans), area.width);
     }
