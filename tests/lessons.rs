@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+use common::management;
 use rabbitscope::lesson::{self, Lang, LessonRun, Target};
 
 /// One run on RabbitMQ at a time: each turns tracing on for the vhost and off at its end.
@@ -359,23 +360,6 @@ impl Drop for Vhost {
     fn drop(&mut self) {
         management("DELETE", &format!("/api/vhosts/{}", self.0), "");
     }
-}
-
-/// One request to RabbitMQ's management API as guest; the HTTP status and the answer.
-fn management(method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect("127.0.0.1:15672")
-        .expect("RabbitMQ management API on 127.0.0.1:15672");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    (status, response)
 }
 
 #[test]
