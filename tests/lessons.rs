@@ -334,6 +334,7 @@ fn the_fixtures_use_every_action_and_every_expectation() {
         "requeue: false",
         "x-message-ttl:",
         "expiration:",
+        "client:",
     ] {
         assert!(text.contains(key), "no `{key}` in the fixtures");
     }
