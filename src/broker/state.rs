@@ -2304,6 +2304,7 @@ impl State {
     // ---- inspection ----
 
     pub fn snapshot(&self) -> Snapshot {
+        let mut connections = self.connections_by_vhost();
         let mut vhosts: Vec<VhostSnapshot> = self
             .vhosts
             .values()
@@ -2353,7 +2354,7 @@ impl State {
                     exchanges,
                     queues,
                     bindings,
-                    connections: self.connections_of(&v.name),
+                    connections: connections.remove(&*v.name).unwrap_or_default(),
                     consumers: self.consumers_of(v),
                 }
             })
@@ -2362,16 +2363,16 @@ impl State {
         Snapshot { vhosts }
     }
 
-    /// The vhost's connections, by id.
-    fn connections_of(&self, vhost: &str) -> Vec<ConnectionSnapshot> {
-        let mut connections: Vec<ConnectionSnapshot> = self
-            .connections
-            .values()
-            .filter(|c| &*c.vhost == vhost)
-            .map(|c| c.info.clone())
-            .collect();
-        connections.sort_by_key(|c| c.id);
-        connections
+    /// Each vhost's connections, by id.
+    fn connections_by_vhost(&self) -> HashMap<&str, Vec<ConnectionSnapshot>> {
+        let mut by_vhost: HashMap<&str, Vec<ConnectionSnapshot>> = HashMap::default();
+        for c in self.connections.values() {
+            by_vhost.entry(&*c.vhost).or_default().push(c.info.clone());
+        }
+        for connections in by_vhost.values_mut() {
+            connections.sort_by_key(|c| c.id);
+        }
+        by_vhost
     }
 
     /// The consumers of the vhost's queues, by queue then tag.
