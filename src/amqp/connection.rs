@@ -353,7 +353,7 @@ fn client_capability(properties: &FieldTable, name: &str) -> bool {
 }
 
 /// Who the client says it is: `connection_name` and `product` from its client properties, when
-/// they are strings (short or long); anything else is ignored, as RabbitMQ shows no name then.
+/// they are text (long or short strings); a value of another type is left out.
 fn client_info(properties: &FieldTable) -> ClientInfo {
     let text = |name: &str| match properties.inner().get(name) {
         Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
