@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+use common::management;
 use rabbitscope::lesson::{self, Lang, LessonRun, Target};
 
 /// One run on RabbitMQ at a time: each turns tracing on for the vhost and off at its end.
@@ -89,6 +90,16 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         "call_without_reply_queue.yaml",
         "8:11",
         &["expected `reply_queue` (the caller's reply queue) for a call"],
+    ),
+    (
+        "client_not_text.yaml",
+        "9:19",
+        &["client: invalid type: sequence, expected a string"],
+    ),
+    (
+        "client_with_colon.yaml",
+        "7:56",
+        &["client: expected a program name", "found `nova-api:4242`"],
     ),
     (
         "delivered_unknown_consumer.yaml",
@@ -323,6 +334,7 @@ fn the_fixtures_use_every_action_and_every_expectation() {
         "requeue: false",
         "x-message-ttl:",
         "expiration:",
+        "client:",
     ] {
         assert!(text.contains(key), "no `{key}` in the fixtures");
     }
@@ -359,23 +371,6 @@ impl Drop for Vhost {
     fn drop(&mut self) {
         management("DELETE", &format!("/api/vhosts/{}", self.0), "");
     }
-}
-
-/// One request to RabbitMQ's management API as guest; the HTTP status and the answer.
-fn management(method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect("127.0.0.1:15672")
-        .expect("RabbitMQ management API on 127.0.0.1:15672");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    (status, response)
 }
 
 #[test]
@@ -587,6 +582,152 @@ async fn a_run_goes_on_after_a_refused_publish() {
     // Going back to step 2 replays past the refused step 1.
     let again = run.run_step(1).await.unwrap();
     assert!(again.ok(), "{:?}", again.failures().collect::<Vec<_>>());
+    run.close().await;
+}
+
+/// A lesson that plays Nova's services: each `client` is a connection of its own, named as
+/// oslo.messaging names it, that publishes, consumes and replies; a restart reconnects them all.
+const CLIENTS: &str = r#"
+id: fx-clients
+order: 1
+title: { en: Clients, zh: 客户端 }
+setup:
+  exchanges: [{ name: fx.nova, type: topic }]
+  queues: [{ name: fx.scheduler, durable: true }, { name: fx.reply }]
+  bindings: [{ exchange: fx.nova, queue: fx.scheduler, routing_key: scheduler }]
+steps:
+  - say: { en: Up, zh: 起 }
+    do:
+      - consume: { queue: fx.scheduler, consumer: scheduler, ack: manual, prefetch: 1, client: nova-scheduler }
+      - consume: { queue: fx.reply, consumer: conductor, client: nova-conductor }
+  - say: { en: Call, zh: 调用 }
+    do:
+      - rpc: { exchange: fx.nova, routing_key: scheduler, method: select_destinations, call: true, reply_queue: fx.reply, client: nova-conductor }
+      - publish: { routing_key: fx.reply, body: "from the lesson" }
+    expect: { routed: [fx.scheduler, fx.reply], delivered: { scheduler: 1, conductor: 1 } }
+  - say: { en: Reply, zh: 答复 }
+    do:
+      - reply: { consumer: scheduler, result: [node1] }
+    expect: { routed: [fx.reply], delivered: { conductor: 1 } }
+  - say: { en: Restart, zh: 重启 }
+    do:
+      - restart: {}
+      - publish: { routing_key: fx.scheduler, body: boot, client: nova-compute@node1 }
+    expect: { routed: [fx.scheduler] }
+"#;
+
+/// The connection ids by label (`nova-api`, `rabbitscope lesson fx-clients`...), but for the
+/// one that deletes the lesson's objects, which may not be gone yet.
+fn connections_by_label(broker: &rabbitscope::broker::Broker) -> Vec<(String, u64)> {
+    let snapshot = broker.snapshot();
+    let vhost = snapshot.vhost("/").unwrap();
+    vhost
+        .connections
+        .iter()
+        .map(|c| (c.label(), c.id))
+        .filter(|(label, _)| !label.ends_with(" cleanup"))
+        .collect()
+}
+
+fn id_of(connections: &[(String, u64)], label: &str) -> u64 {
+    let found = connections.iter().find(|(l, _)| l == label);
+    found
+        .unwrap_or_else(|| panic!("no {label} in {connections:?}"))
+        .1
+}
+
+/// Runs step `step` and returns the connections that published in it, in order.
+async fn publishers_of_step(
+    run: &mut LessonRun,
+    events: &mut rabbitscope::events::EventReader,
+    step: usize,
+) -> Vec<u64> {
+    use rabbitscope::events::{EventKind, Received};
+    let report = run.run_step(step).await.unwrap();
+    assert!(report.ok(), "{:?}", report.failures().collect::<Vec<_>>());
+    let mut publishers = Vec::new();
+    while let Some(received) = events.try_recv() {
+        if let Received::Event(e) = received {
+            if let EventKind::Published { routing_key, .. } = &e.kind {
+                if !routing_key.starts_with(lesson::runner::PROBE_PREFIX) {
+                    publishers.push(e.connection.unwrap());
+                }
+            }
+        }
+    }
+    publishers
+}
+
+#[tokio::test]
+async fn a_lessons_clients_are_connections_named_as_oslo_names_them() {
+    let text = CLIENTS;
+    let clients = lesson::load_str(text, Path::new("clients.yaml")).unwrap();
+    let mut run = LessonRun::start(clients, Target::Embedded).await.unwrap();
+    let broker = run.broker().unwrap().clone();
+    let before = connections_by_label(&broker);
+    let mut labels: Vec<&str> = before.iter().map(|(l, _)| l.as_str()).collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            "nova-compute",
+            "nova-conductor",
+            "nova-scheduler",
+            "rabbitscope lesson fx-clients"
+        ]
+    );
+    let snapshot = broker.snapshot();
+    let vhost = snapshot.vhost("/").unwrap();
+    let pid = std::process::id().to_string();
+    for c in &vhost.connections {
+        let name = c.client.connection_name.as_deref().unwrap();
+        if c.label().starts_with("nova-") {
+            let parts: Vec<&str> = name.split(':').collect();
+            assert_eq!(parts[..2], [c.label().as_str(), &pid], "{name}");
+            assert_eq!(parts[2].len(), 36, "a uuid: {name}");
+        }
+    }
+
+    let mut events = broker.subscribe();
+    assert!(publishers_of_step(&mut run, &mut events, 0)
+        .await
+        .is_empty());
+    let snapshot = broker.snapshot();
+    let consumers: Vec<(&str, u64, bool, u16)> = snapshot
+        .vhost("/")
+        .unwrap()
+        .consumers
+        .iter()
+        .map(|c| (c.queue.as_str(), c.connection, c.ack, c.prefetch))
+        .collect();
+    assert_eq!(
+        consumers,
+        [
+            ("fx.reply", id_of(&before, "nova-conductor"), false, 0),
+            ("fx.scheduler", id_of(&before, "nova-scheduler"), true, 1),
+        ]
+    );
+    // The call goes out on the conductor's connection, the plain publish on the lesson's.
+    assert_eq!(
+        publishers_of_step(&mut run, &mut events, 1).await,
+        [
+            id_of(&before, "nova-conductor"),
+            id_of(&before, "rabbitscope lesson fx-clients")
+        ]
+    );
+    // The scheduler answers on its own connection.
+    assert_eq!(
+        publishers_of_step(&mut run, &mut events, 2).await,
+        [id_of(&before, "nova-scheduler")]
+    );
+    // The restart closed every connection; each client is back, on a new one.
+    let published = publishers_of_step(&mut run, &mut events, 3).await;
+    let after = connections_by_label(&broker);
+    assert_eq!(published, [id_of(&after, "nova-compute")]);
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    for (label, id) in &after {
+        assert_ne!(*id, id_of(&before, label), "{label} reconnected");
+    }
     run.close().await;
 }
 

@@ -85,3 +85,80 @@ async fn oslo_messaging_against_embedded() {
     let (url, _broker) = common::start_embedded().await;
     pytest("test_oslo_messaging.py", &url).await;
 }
+
+/// A real oslo.messaging server started as `nova-conductor` names its connection
+/// `nova-conductor:<pid>:<uuid>`: the embedded broker's snapshot labels it `nova-conductor`, with
+/// py-amqp as its product and its consumers on the topic's queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oslo_service_is_named_by_its_program() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (url, broker) = common::start_embedded().await;
+    let mut service = tokio::process::Command::new(venv_python())
+        .args([
+            "tests/python/named_rpc_server.py",
+            "nova-conductor",
+            "conductor",
+        ])
+        .current_dir(repo())
+        .env("AMQP_URL", &url)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the oslo.messaging service");
+    let pid = service.id().expect("running");
+    let mut stdout = BufReader::new(service.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(SUITE_TIMEOUT, stdout.next_line()).await;
+    assert_eq!(
+        ready.ok().and_then(|l| l.ok()).flatten().as_deref(),
+        Some("ready")
+    );
+
+    // The server's poll thread issues basic.consume after start() returns.
+    let consuming = |v: &rabbitscope::broker::VhostSnapshot| {
+        v.consumers
+            .iter()
+            .any(|c| c.queue == "conductor.controller")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !consuming(broker.snapshot().vhost("/").unwrap())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let snapshot = broker.snapshot();
+    let vhost = snapshot.vhost("/").unwrap();
+    let conductor: Vec<_> = vhost
+        .connections
+        .iter()
+        .filter(|c| c.label() == "nova-conductor")
+        .collect();
+    assert!(!conductor.is_empty(), "{:#?}", vhost.connections);
+    for c in &conductor {
+        let name = c.client.connection_name.as_deref().unwrap();
+        let prefix = format!("nova-conductor:{pid}:");
+        assert!(name.starts_with(&prefix), "{name}");
+        assert_eq!(
+            name.len(),
+            prefix.len() + 36,
+            "a uuid after the pid: {name}"
+        );
+        assert_eq!(c.client.product.as_deref(), Some("py-amqp"));
+    }
+    let mut queues: Vec<&str> = vhost
+        .consumers
+        .iter()
+        .filter(|consumer| conductor.iter().any(|c| c.id == consumer.connection))
+        .map(|consumer| consumer.queue.as_str())
+        .collect();
+    queues.sort();
+    assert!(
+        queues.starts_with(&["conductor", "conductor.controller"]),
+        "{queues:?}"
+    );
+    // Closing its stdin stops it.
+    drop(service.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(20), service.wait()).await;
+}

@@ -23,10 +23,10 @@ use super::writer;
 use crate::broker::limits::Held;
 use crate::broker::maps::HashMap;
 use crate::broker::{
-    AmqpError, Broker, ClientSink, ConsumeSpec, ExchangeSpec, LoginRefused, QueueSpec, Scope,
-    Target,
+    AmqpError, Broker, ClientSink, ConnectionSnapshot, ConsumeSpec, ExchangeSpec, LoginRefused,
+    QueueSpec, Scope, Target,
 };
-use crate::events::ConnectionId;
+use crate::events::{ClientInfo, ConnectionId};
 use crate::terminal::printable;
 
 /// What the server offers in connection.tune.
@@ -145,37 +145,54 @@ pub async fn serve_tcp(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok();
     let (reader, writer) = stream.into_split();
-    serve_halves(Box::new(reader), Box::new(writer), peer, broker, shutdown).await
+    let ends = Ends { peer, local };
+    serve_halves(Box::new(reader), Box::new(writer), ends, broker, shutdown).await
 }
 
-/// Serves any byte stream to the end: a TLS session, or an in-memory pipe. `peer` is where it
-/// comes from (guest may log in from loopback only).
-pub async fn serve<S>(
-    stream: S,
-    peer: SocketAddr,
-    broker: Arc<Broker>,
-    shutdown: watch::Receiver<bool>,
-) where
+/// The two ends of a client stream: the client's address, and ours when there is one (an
+/// in-memory pipe has none).
+#[derive(Clone, Copy, Debug)]
+pub struct Ends {
+    pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
+}
+
+impl Ends {
+    /// The connection's name as RabbitMQ writes it: `127.0.0.1:53122 -> 127.0.0.1:5672`.
+    fn name(&self) -> String {
+        match self.local {
+            Some(local) => format!("{} -> {local}", self.peer),
+            None => self.peer.to_string(),
+        }
+    }
+}
+
+/// Serves any byte stream to the end: a TLS session, or an in-memory pipe. `ends.peer` is where
+/// it comes from (guest may log in from loopback only).
+pub async fn serve<S>(stream: S, ends: Ends, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    serve_halves(Box::new(reader), Box::new(writer), peer, broker, shutdown).await
+    serve_halves(Box::new(reader), Box::new(writer), ends, broker, shutdown).await
 }
 
 /// Serves one connection to the end. Logs open and close to stderr.
 async fn serve_halves(
     mut reader: Reader,
     mut write_half: Writer,
-    peer: SocketAddr,
+    ends: Ends,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let peer = ends.peer;
     // Small until the client sends in bulk (see `Connection::run`): idle connections are cheap.
     let mut buf = BytesMut::with_capacity(FRAME_MIN_SIZE);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake(&mut reader, &mut write_half, &mut buf, peer, &broker),
+        handshake(&mut reader, &mut write_half, &mut buf, ends, &broker),
     )
     .await;
     let Ok(Ok(Some(opened))) = handshake else {
@@ -335,6 +352,20 @@ fn client_capability(properties: &FieldTable, name: &str) -> bool {
     }
 }
 
+/// Who the client says it is: `connection_name` and `product` from its client properties, when
+/// they are text (long or short strings); a value of another type is left out.
+fn client_info(properties: &FieldTable) -> ClientInfo {
+    let text = |name: &str| match properties.inner().get(name) {
+        Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
+        _ => None,
+    };
+    ClientInfo {
+        connection_name: text("connection_name"),
+        product: text("product"),
+    }
+}
+
 /// At most this many failed logins are logged in each [`FAILED_LOGIN_WINDOW`]; the rest are
 /// counted and summed up in one line, so a password guesser cannot flood the log.
 const FAILED_LOGINS_LOGGED: u32 = 10;
@@ -389,9 +420,10 @@ async fn handshake(
     reader: &mut Reader,
     write: &mut Writer,
     buf: &mut BytesMut,
-    peer: SocketAddr,
+    ends: Ends,
     broker: &Arc<Broker>,
 ) -> std::io::Result<Option<Opened>> {
+    let peer = ends.peer;
     while buf.len() < 8 {
         if reader.read_buf(buf).await? == 0 {
             return Ok(None);
@@ -444,6 +476,7 @@ async fn handshake(
     // On a dual-stack listener ([::]) an IPv4 client comes as ::ffff:127.0.0.1.
     let from_loopback = peer.ip().to_canonical().is_loopback();
     let hears_blocked = client_capability(&start_ok.client_properties, "connection.blocked");
+    let client = client_info(&start_ok.client_properties);
     let refusal = match &credentials {
         Some((user, password)) => {
             broker
@@ -538,7 +571,14 @@ async fn handshake(
         }
     };
     let (sink, inbox) = broker.sink();
-    let id = match broker.open_connection(&user, &vhost, &peer.to_string(), sink.clone()) {
+    let opener = ConnectionSnapshot {
+        id: 0,
+        name: ends.name(),
+        peer: peer.to_string(),
+        user: user.clone(),
+        client,
+    };
+    let id = match broker.open_connection(&vhost, opener, sink.clone()) {
         Ok(id) => id,
         Err(e) => {
             refuse(reader, write, buf, Hangup::AfterCloseOk, Some((&e, 10, 40))).await;
@@ -1673,5 +1713,27 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod client_info_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_read_from_long_and_short_strings_only() {
+        let mut properties = FieldTable::default();
+        properties.insert("connection_name".into(), AMQPValue::LongInt(7));
+        properties.insert("product".into(), AMQPValue::ShortString("shorty".into()));
+        let client = client_info(&properties);
+        assert_eq!(client.connection_name, None);
+        assert_eq!(client.product.as_deref(), Some("shorty"));
+
+        let name = "nova-api:1:0e5d2f6a-1b2c-4d3e-8f90-a1b2c3d4e5f6";
+        properties.insert("connection_name".into(), AMQPValue::LongString(name.into()));
+        properties.insert("product".into(), AMQPValue::Boolean(true));
+        let client = client_info(&properties);
+        assert_eq!(client.connection_name.as_deref(), Some(name));
+        assert_eq!(client.product, None);
     }
 }

@@ -148,8 +148,12 @@ async fn serve_tls(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok();
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => connection::serve(stream, peer, broker, shutdown).await,
+        Ok(Ok(stream)) => {
+            let ends = connection::Ends { peer, local };
+            connection::serve(stream, ends, broker, shutdown).await
+        }
         Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
     }
@@ -164,7 +168,8 @@ where
 {
     // Kept until the connection ends: a dropped sender would read as a shutdown.
     let (_shutdown_tx, shutdown_rx) = watch::channel(false);
-    connection::serve(stream, peer, broker, shutdown_rx).await
+    let ends = connection::Ends { peer, local: None };
+    connection::serve(stream, ends, broker, shutdown_rx).await
 }
 
 /// Cuts `input` into frames and decodes each, as a connection's reader does, until the input

@@ -712,18 +712,19 @@ impl Broker {
         Ok(())
     }
 
-    /// Registers a connection to `vhost` (530 when the vhost is unknown or not permitted).
+    /// Registers a client's connection to `vhost` (530 when the vhost is unknown or not
+    /// permitted). `client` says who it is; its `user` is the one that logged in.
     pub fn open_connection(
         &self,
-        user: &str,
         vhost: &str,
-        peer: &str,
+        client: ConnectionSnapshot,
         sink: ClientSink,
     ) -> AmqpResult<ConnectionId> {
         let mut state = self.lock();
         if !state.vhosts.contains_key(vhost) {
             return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
         }
+        let user = client.user.as_str();
         let refused = || {
             AmqpError::not_allowed(format!(
                 "access to vhost '{vhost}' refused for user '{user}'"
@@ -742,12 +743,13 @@ impl Broker {
         let impersonator = found.is_some_and(|u| u.tags.iter().any(|t| t == "impersonator"));
         let grant = Grant::user(user, permission.ok_or_else(refused)?, topics, impersonator);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        state.open_connection(id, user, vhost, peer, sink, grant);
+        state.open_connection(id, vhost, client, sink, grant);
         Ok(id)
     }
 
     /// A connection for the program itself (definitions, lessons, the view's actions), with
-    /// channel 1 open. Skips authentication; the inbox receives its deliveries.
+    /// channel 1 open. Skips authentication; the inbox receives its deliveries. Snapshots and
+    /// events name it `rabbitscope <name>`, so it is told apart from clients.
     pub fn open_internal_connection(
         &self,
         vhost: &str,
@@ -757,9 +759,20 @@ impl Broker {
         if !state.vhosts.contains_key(vhost) {
             return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
         }
+        let name = internal_name(name);
+        let info = ConnectionSnapshot {
+            id: 0,
+            name: name.clone(),
+            peer: name.clone(),
+            user: name.clone(),
+            client: crate::events::ClientInfo {
+                connection_name: Some(name),
+                product: Some(INTERNAL_PRODUCT.to_string()),
+            },
+        };
         let (sink, inbox) = self.sink();
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        state.open_connection(id, name, vhost, name, sink, Grant::Broker);
+        state.open_connection(id, vhost, info, sink, Grant::Broker);
         state.open_channel(id, 1);
         Ok((id, inbox))
     }
@@ -1030,6 +1043,18 @@ impl Broker {
             .into_iter()
             .find(|b| *b.info(&binding.source) == *binding)
             .map(|b| b.arguments.clone())
+    }
+}
+
+/// The `product` of the program's own connections.
+pub const INTERNAL_PRODUCT: &str = "rabbitscope";
+
+/// `rabbitscope <name>`, unless the name says so already.
+fn internal_name(name: &str) -> String {
+    if name == INTERNAL_PRODUCT || name.starts_with("rabbitscope ") {
+        name.to_string()
+    } else {
+        format!("{INTERNAL_PRODUCT} {name}")
     }
 }
 

@@ -18,7 +18,10 @@ use super::message::{dead_lettered, death_queues, is_cycle, Message, QueuedMessa
 use super::permissions::{Access, Grant, Resource};
 use super::queue::{Consumer, Overflow, Queue, QueueLimits, QueueType};
 use super::vhost::Vhost;
-use super::{ClientSink, ExchangeSnapshot, QueueSnapshot, Snapshot, ToClient, VhostSnapshot};
+use super::{
+    ClientSink, ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot,
+    ToClient, VhostSnapshot,
+};
 use crate::events::{
     BindingInfo, ConnectionId, DeadLetterReason, Event, EventBus, EventKind, PublishFate,
 };
@@ -104,6 +107,8 @@ pub enum Settle {
 
 struct Connection {
     vhost: Arc<str>,
+    /// Who it is, as snapshots list it.
+    info: ConnectionSnapshot,
     /// What the connection's user may do in its vhost.
     grant: Grant,
     sink: ClientSink,
@@ -380,30 +385,33 @@ impl State {
 
     // ---- connections and channels ----
 
+    /// Registers connection `id`, described by `info` (its `id` is set here).
     pub fn open_connection(
         &mut self,
         id: ConnectionId,
-        user: &str,
         vhost: &str,
-        peer: &str,
+        mut info: ConnectionSnapshot,
         sink: ClientSink,
         grant: Grant,
     ) {
+        info.id = id;
+        let opened = EventKind::ConnectionOpened {
+            peer: info.peer.clone(),
+            user: info.user.as_str().into(),
+            client: info.client.clone(),
+        };
         self.connections.insert(
             id,
             Connection {
                 vhost: vhost.into(),
+                info,
                 grant,
                 sink,
                 channels: HashSet::default(),
                 consumers: HashMap::default(),
             },
         );
-        self.emit(vhost, Some(id), None, || EventKind::ConnectionOpened {
-            peer: peer.to_string(),
-            user: user.into(),
-            client: crate::events::ClientInfo::default(),
-        });
+        self.emit(vhost, Some(id), None, || opened);
     }
 
     pub fn close_connection(&mut self, id: ConnectionId, reason: &str) {
@@ -2296,6 +2304,7 @@ impl State {
     // ---- inspection ----
 
     pub fn snapshot(&self) -> Snapshot {
+        let mut connections = self.connections_by_vhost();
         let mut vhosts: Vec<VhostSnapshot> = self
             .vhosts
             .values()
@@ -2345,12 +2354,57 @@ impl State {
                     exchanges,
                     queues,
                     bindings,
-                    ..Default::default()
+                    connections: connections.remove(&*v.name).unwrap_or_default(),
+                    consumers: self.consumers_of(v),
                 }
             })
             .collect();
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot { vhosts }
+    }
+
+    /// Each vhost's connections, by id.
+    fn connections_by_vhost(&self) -> HashMap<&str, Vec<ConnectionSnapshot>> {
+        let mut by_vhost: HashMap<&str, Vec<ConnectionSnapshot>> = HashMap::default();
+        for c in self.connections.values() {
+            by_vhost.entry(&*c.vhost).or_default().push(c.info.clone());
+        }
+        for connections in by_vhost.values_mut() {
+            connections.sort_by_key(|c| c.id);
+        }
+        by_vhost
+    }
+
+    /// The consumers of the vhost's queues, by queue then tag.
+    fn consumers_of(&self, vhost: &Vhost) -> Vec<ConsumerSnapshot> {
+        let mut consumers: Vec<ConsumerSnapshot> = vhost
+            .queues
+            .values()
+            .flat_map(|q| {
+                q.consumers.iter().map(|c| {
+                    // basic.qos global=false limits each consumer started after it; global=true
+                    // the whole channel.
+                    let channel_limit = self
+                        .channels
+                        .get(&(c.connection, c.channel))
+                        .map_or(0, |ch| ch.prefetch_channel);
+                    ConsumerSnapshot {
+                        queue: q.name.to_string(),
+                        tag: c.tag.to_string(),
+                        connection: c.connection,
+                        channel: c.channel,
+                        ack: !c.no_ack,
+                        prefetch: if c.prefetch > 0 {
+                            c.prefetch
+                        } else {
+                            channel_limit
+                        },
+                    }
+                })
+            })
+            .collect();
+        consumers.sort_by(|a, b| (&a.queue, &a.tag).cmp(&(&b.queue, &b.tag)));
+        consumers
     }
 }
 

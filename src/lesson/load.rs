@@ -376,6 +376,9 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
         }
         for (a, action) in step.actions.iter().enumerate() {
             let here = at(&base, &[key("do"), Seg::Index(a), key(action.keyword())]);
+            if let Some(name) = action.client() {
+                client(&here, name)?;
+            }
             validate_action(&here, action, &mut consumers)?;
         }
         validate_predict(&base, step)?;
@@ -440,6 +443,35 @@ fn short_keys(here: &[Seg<'static>], field: &'static str, args: &Arguments) -> R
             );
         }
         walk(&at(&base, &[Seg::Owned(name.clone())]), value)?;
+    }
+    Ok(())
+}
+
+/// The longest `client` a lesson may give.
+const CLIENT_MAX: usize = 64;
+
+/// `program` or `program@host`. The program goes first in an oslo.messaging connection name,
+/// `<program>:<pid>:<uuid>`: no `:` (it would read as another part), no spaces.
+fn client(here: &[Seg<'static>], client: &str) -> Result<(), Problem> {
+    let name = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let fits = match client.split_once('@') {
+        Some((program, host)) => name(program) && name(host),
+        None => name(client),
+    };
+    if !fits || client.len() > CLIENT_MAX {
+        return problem(
+            at(here, &[key("client")]),
+            format!(
+                "client: expected a program name like `nova-api`, or `nova-compute@node1` for \
+                 one of several hosts (letters, digits, '-', '_' and '.', at most {CLIENT_MAX} \
+                 in all), found `{client}`"
+            ),
+        );
     }
     Ok(())
 }

@@ -10,11 +10,30 @@ pub const CONTENT_ENCODING: &str = "utf-8";
 
 /// A fresh id as oslo.messaging makes them: uuid4 hex, 32 characters.
 pub fn random_hex() -> String {
-    let mut bits: u128 = rand::random();
+    format!("{:032x}", uuid4())
+}
+
+/// A random uuid4 as 128 bits.
+fn uuid4() -> u128 {
+    let bits: u128 = rand::random();
     // The version and variant bits of a uuid4.
-    bits = (bits & !(0xf << 76)) | (0x4 << 76);
-    bits = (bits & !(0x3 << 62)) | (0x2 << 62);
-    format!("{bits:032x}")
+    let bits = (bits & !(0xf << 76)) | (0x4 << 76);
+    (bits & !(0x3 << 62)) | (0x2 << 62)
+}
+
+/// The `connection_name` oslo.messaging gives each connection of a program:
+/// `<program>:<pid>:<uuid4>` (`nova-conductor:4242:2c6f1e0a-8d3b-4f5e-9a7c-1b2d3e4f5a6b`).
+pub fn connection_name(program: &str) -> String {
+    let hex = format!("{:032x}", uuid4());
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    format!("{program}:{}:{uuid}", std::process::id())
 }
 
 /// YAML to JSON; keys that are not text become their YAML spelling.
@@ -209,6 +228,25 @@ pub fn reply(call: &Call, result: Option<&serde_yaml::Value>, failure: Option<&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_names_are_program_pid_and_a_fresh_uuid4() {
+        let name = connection_name("nova-api");
+        let parts: Vec<&str> = name.splitn(3, ':').collect();
+        assert_eq!(parts[..2], ["nova-api", &std::process::id().to_string()]);
+        let uuid = parts[2];
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{uuid}");
+        assert!(uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_eq!(&uuid[14..15], "4", "version 4: {uuid}");
+        assert!("89ab".contains(&uuid[19..20]), "RFC 4122 variant: {uuid}");
+        assert_ne!(connection_name("nova-api"), name);
+        let client = crate::events::ClientInfo {
+            connection_name: Some(name),
+            product: None,
+        };
+        assert_eq!(client.label("127.0.0.1:1"), "nova-api");
+    }
 
     #[test]
     fn text_is_written_as_python_writes_it() {

@@ -46,8 +46,8 @@ use tokio::task::JoinHandle;
 
 use super::oslo;
 use super::schema::{
-    AckMode, Action, Arguments, BindingDecl, Consume, Destination, ExchangeDecl, ExchangeType,
-    Lesson, Properties, QueueDecl, Step,
+    program_of, AckMode, Action, Arguments, BindingDecl, Consume, Destination, ExchangeDecl,
+    ExchangeType, Lesson, Properties, QueueDecl, Step,
 };
 use super::tap::{Firehose, Tap, TapRecord};
 use crate::amqp::Server;
@@ -310,8 +310,9 @@ impl LessonRun {
         self.next_step
     }
 
-    /// Starts over: closes the lesson's connection (its consumers and exclusive queues go with
-    /// it), deletes every exchange and queue the lesson declares, creates `setup` again.
+    /// Starts over: closes the lesson's connections, its own and its clients' (their consumers
+    /// and exclusive queues go with them), deletes every exchange and queue the lesson declares,
+    /// connects again and creates `setup` again.
     pub async fn reset(&mut self) -> Result<(), RunError> {
         self.next_step = 0;
         if let Some(client) = self.client.take() {
@@ -320,8 +321,15 @@ impl LessonRun {
         self.leave_other_vhosts(false).await;
         delete_lesson_objects(&self.url, &self.lesson).await?;
         let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
-        let mut client =
-            Client::connect(&self.url, &self.lesson.id, self.broker.clone(), tap).await?;
+        let programs = programs_of(&self.lesson, None);
+        let mut client = Client::connect(
+            &self.url,
+            &self.lesson.id,
+            &programs,
+            self.broker.clone(),
+            tap,
+        )
+        .await?;
         if let Err(e) = client.setup(&self.lesson).await {
             client.close().await;
             return Err(e);
@@ -431,8 +439,15 @@ impl LessonRun {
                 }
             };
             delete_lesson_objects(&url, &self.lesson).await?;
-            let client =
-                Client::connect(&url, &self.lesson.id, self.broker.clone(), &mut tap).await?;
+            let programs = programs_of(&self.lesson, Some(vhost));
+            let client = Client::connect(
+                &url,
+                &self.lesson.id,
+                &programs,
+                self.broker.clone(),
+                &mut tap,
+            )
+            .await?;
             self.elsewhere.insert(
                 vhost.to_string(),
                 Elsewhere {
@@ -535,7 +550,9 @@ async fn delete_lesson_objects(url: &str, lesson: &Lesson) -> Result<(), RunErro
     if exchanges.is_empty() && queues.is_empty() {
         return Ok(());
     }
-    let connection = timed(crate::tls::connect(url, ConnectionProperties::default()))
+    let name = format!("{} cleanup", lesson_connection_name(&lesson.id));
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let connection = timed(crate::tls::connect(url, properties))
         .await
         .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
     let mut channel = None;
@@ -646,8 +663,28 @@ struct Inbox {
 struct ConsumerHandle {
     channel: Channel,
     manual: bool,
+    /// The program it consumes for (`client`); its replies go out on that connection.
+    client: Option<String>,
     inbox: Arc<Mutex<Inbox>>,
     reader: JoinHandle<()>,
+}
+
+/// One AMQP connection of a run: the lesson's own, or that of a program it plays (`client`).
+struct Link {
+    connection: Connection,
+    /// Every publish, in confirm mode.
+    publisher: Channel,
+    /// The publisher channel as the tap names it: (connection, channel).
+    identity: (String, u16),
+    /// basic.get; a message got with manual ack stays unacked here.
+    getter: Option<Channel>,
+}
+
+/// A publish of the step, and the channel it went out on as the tap names it.
+struct Sent {
+    report: PublishReport,
+    by: (String, u16),
+    routed: bool,
 }
 
 struct Client {
@@ -655,20 +692,18 @@ struct Client {
     lesson_id: String,
     /// The embedded broker, restarted in place by `restart`; None on RabbitMQ.
     broker: Option<Arc<Broker>>,
-    connection: Connection,
+    /// The lesson's own connection, `rabbitscope lesson <id>`.
+    own: Link,
+    /// A connection for each program (`client`) the lesson plays, named as oslo.messaging
+    /// names its own (`nova-api:<pid>:<uuid>`), so the broker shows who publishes and consumes.
+    programs: BTreeMap<String, Link>,
     /// Declares, binds, deletes, purges.
     control: Option<Channel>,
-    /// basic.get; a message got with manual ack stays unacked here.
-    getter: Option<Channel>,
     /// Passive declares to read queue depths.
     inspector: Option<Channel>,
-    /// Every publish, in confirm mode.
-    publisher: Channel,
-    /// The publisher channel as the tap names it: (connection, channel).
-    identity: (String, u16),
     consumers: BTreeMap<String, ConsumerHandle>,
-    /// This step's publishes; the first `routed` of them have their route.
-    publishes: Vec<PublishReport>,
+    /// This step's publishes; `routed` of them have their route.
+    publishes: Vec<Sent>,
     routed: usize,
     /// Bodies of messages got in this step.
     got: Vec<Vec<u8>>,
@@ -690,28 +725,28 @@ fn lock(inbox: &Mutex<Inbox>) -> std::sync::MutexGuard<'_, Inbox> {
 }
 
 impl Client {
+    /// Connects as the lesson and as each of `clients`.
     async fn connect(
         url: &str,
         lesson_id: &str,
+        clients: &[String],
         broker: Option<Arc<Broker>>,
         tap: &mut Tap,
     ) -> Result<Client, RunError> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(format!("rabbitscope lesson {lesson_id}").into());
-        let connection = timed(crate::tls::connect(url, properties))
-            .await
-            .map_err(|e| RunError::Connect(format!("cannot connect to {url}: {e}")))?;
-        let publisher = Self::open_publisher(&connection).await?;
-        let mut client = Client {
+        let own = Link::open(url, &lesson_connection_name(lesson_id), tap).await?;
+        let mut links = BTreeMap::new();
+        for client in clients {
+            let name = oslo::connection_name(program_of(client));
+            links.insert(client.clone(), Link::open(url, &name, tap).await?);
+        }
+        Ok(Client {
             url: url.to_string(),
             lesson_id: lesson_id.to_string(),
             broker,
-            connection,
+            own,
+            programs: links,
             control: None,
-            getter: None,
             inspector: None,
-            publisher,
-            identity: (String::new(), 0),
             consumers: BTreeMap::new(),
             publishes: Vec::new(),
             routed: 0,
@@ -719,9 +754,7 @@ impl Client {
             received_before: BTreeMap::new(),
             notes: Vec::new(),
             unchecked: false,
-        };
-        client.identify(tap).await?;
-        Ok(client)
+        })
     }
 
     /// Restarts the broker, then connects again as any client of a restarted broker must.
@@ -767,7 +800,15 @@ impl Client {
         for handle in std::mem::take(&mut self.consumers).into_values() {
             handle.reader.abort();
         }
-        let fresh = Client::connect(&self.url, &self.lesson_id, self.broker.clone(), tap).await?;
+        let programs: Vec<String> = self.programs.keys().cloned().collect();
+        let fresh = Client::connect(
+            &self.url,
+            &self.lesson_id,
+            &programs,
+            self.broker.clone(),
+            tap,
+        )
+        .await?;
         let old = std::mem::replace(self, fresh);
         // What the step did before the restart still counts.
         self.publishes = old.publishes;
@@ -778,53 +819,23 @@ impl Client {
         Ok(())
     }
 
-    /// A channel in confirm mode, so each publish is known routed (or returned) once confirmed.
-    async fn open_publisher(connection: &Connection) -> Result<Channel, RunError> {
-        let publisher = timed(connection.create_channel())
-            .await
-            .map_err(|e| RunError::Connect(format!("channel.open: {e}")))?;
-        timed(publisher.confirm_select(ConfirmSelectOptions::default()))
-            .await
-            .map_err(|e| RunError::Connect(format!("confirm.select: {e}")))?;
-        Ok(publisher)
-    }
-
     /// A publish refused by the broker (say to a missing exchange) closes the publishing
     /// channel; the next step opens another and learns its name anew.
-    async fn reopen_publisher_if_closed(&mut self, tap: &mut Tap) -> Result<(), RunError> {
-        if self.publisher.status().connected() {
-            return Ok(());
+    async fn reopen_publishers_if_closed(&mut self, tap: &mut Tap) -> Result<(), RunError> {
+        for link in std::iter::once(&mut self.own).chain(self.programs.values_mut()) {
+            link.reopen_publisher_if_closed(tap).await?;
         }
-        self.publisher = Self::open_publisher(&self.connection).await?;
-        self.identify(tap).await
+        Ok(())
     }
 
-    /// Publishes a probe nobody receives and notes how the tap names its channel.
-    async fn identify(&mut self, tap: &mut Tap) -> Result<(), RunError> {
-        tap.skip_pending().await;
-        let key = format!("{PROBE_PREFIX}{}", oslo::random_hex());
-        self.publish("", &key, b"", BasicProperties::default(), false)
-            .await
-            .map_err(|e| RunError::Connect(format!("publishing the probe: {e}")))?;
-        self.publishes.clear();
-        let deadline = tokio::time::Instant::now() + ROUTE_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let record = tap.next(left).await.map_err(|message| RunError::Observe {
-                step: None,
-                message,
-            })?;
-            let Some(record) = record else {
-                return Err(RunError::Observe {
-                    step: None,
-                    message: "the broker never reported the probe publish (is tracing on?)"
-                        .to_string(),
-                });
-            };
-            if record.routing_key == key {
-                self.identity = (record.connection, record.channel);
-                return Ok(());
-            }
+    /// The connection of `program`, the lesson's own without one.
+    fn link(&mut self, program: Option<&str>) -> Result<&mut Link, String> {
+        match program {
+            None => Ok(&mut self.own),
+            Some(program) => self
+                .programs
+                .get_mut(program)
+                .ok_or_else(|| format!("client `{program}` has no connection in this vhost")),
         }
     }
 
@@ -832,8 +843,9 @@ impl Client {
         for handle in self.consumers.values() {
             handle.reader.abort();
         }
-        let _ =
-            tokio::time::timeout(OPERATION_TIMEOUT, self.connection.close(200, "OK".into())).await;
+        for link in std::iter::once(self.own).chain(self.programs.into_values()) {
+            link.close().await;
+        }
     }
 
     async fn channel(
@@ -851,7 +863,7 @@ impl Client {
     }
 
     async fn control(&mut self) -> Result<Channel, String> {
-        Self::channel(&self.connection, &mut self.control).await
+        Self::channel(&self.own.connection, &mut self.control).await
     }
 
     async fn setup(&mut self, lesson: &Lesson) -> Result<(), RunError> {
@@ -946,40 +958,33 @@ impl Client {
         }
     }
 
-    /// basic.publish on the confirm channel; waits for the confirm (and any basic.return).
+    /// basic.publish on the confirm channel of `by` (a program, or the lesson); waits for the
+    /// confirm (and any basic.return).
     async fn publish(
         &mut self,
+        by: Option<&str>,
         exchange: &str,
         routing_key: &str,
         body: &[u8],
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), String> {
-        let options = BasicPublishOptions {
-            mandatory,
-            ..BasicPublishOptions::default()
-        };
-        let confirm = timed(self.publisher.basic_publish(
-            short(exchange)?,
-            short(routing_key)?,
-            options,
-            body,
-            properties,
-        ))
-        .await?;
-        let confirmation = timed(confirm).await?;
-        let (returned, nacked) = match confirmation {
-            Confirmation::Ack(returned) => (returned.is_some(), false),
-            Confirmation::Nack(returned) => (returned.is_some(), true),
-            Confirmation::NotRequested => (false, false),
-        };
-        self.publishes.push(PublishReport {
-            exchange: exchange.to_string(),
-            routing_key: routing_key.to_string(),
-            mandatory,
-            queues: Vec::new(),
-            returned,
-            nacked,
+        let link = self.link(by)?;
+        let (returned, nacked) = link
+            .publish(exchange, routing_key, body, properties, mandatory)
+            .await?;
+        let by = link.identity.clone();
+        self.publishes.push(Sent {
+            report: PublishReport {
+                exchange: exchange.to_string(),
+                routing_key: routing_key.to_string(),
+                mandatory,
+                queues: Vec::new(),
+                returned,
+                nacked,
+            },
+            by,
+            routed: false,
         });
         Ok(())
     }
@@ -998,11 +1003,16 @@ impl Client {
                     ROUTE_TIMEOUT.as_secs()
                 ));
             };
-            if (record.connection.as_str(), record.channel)
-                != (self.identity.0.as_str(), self.identity.1)
-            {
+            // The oldest publish of that channel still without its route: a channel's
+            // publishes are reported in order, those of several channels may interleave.
+            let by = (record.connection.as_str(), record.channel);
+            let Some(sent) = self
+                .publishes
+                .iter_mut()
+                .find(|s| !s.routed && (s.by.0.as_str(), s.by.1) == by)
+            else {
                 continue;
-            }
+            };
             tap.verify(&mut record, &mut known_queues).await?;
             let TapRecord {
                 exchange,
@@ -1010,7 +1020,7 @@ impl Client {
                 mut queues,
                 ..
             } = record;
-            let publish = &mut self.publishes[self.routed];
+            let publish = &mut sent.report;
             if publish.exchange != exchange || publish.routing_key != routing_key {
                 return Err(format!(
                     "the broker reported a publish to `{exchange}` with key `{routing_key}` \
@@ -1021,6 +1031,7 @@ impl Client {
             queues.sort();
             queues.dedup();
             publish.queues = queues;
+            sent.routed = true;
             self.routed += 1;
         }
         Ok(())
@@ -1038,7 +1049,7 @@ impl Client {
 
     /// Ready messages in `queue`, by passive queue.declare.
     async fn depth(&mut self, queue: &str) -> Result<u32, String> {
-        let ch = Self::channel(&self.connection, &mut self.inspector).await?;
+        let ch = Self::channel(&self.own.connection, &mut self.inspector).await?;
         let options = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
@@ -1100,7 +1111,7 @@ impl Client {
         step: &Step,
         tap: &mut Tap,
     ) -> Result<StepReport, RunError> {
-        self.reopen_publisher_if_closed(tap).await?;
+        self.reopen_publishers_if_closed(tap).await?;
         tap.skip_pending().await;
         self.publishes.clear();
         self.routed = 0;
@@ -1168,6 +1179,7 @@ impl Client {
                 }
                 for _ in 0..p.count {
                     self.publish(
+                        p.client.as_deref(),
                         &p.exchange,
                         &p.routing_key,
                         p.body.as_bytes(),
@@ -1186,14 +1198,21 @@ impl Client {
                     let ms = u64::from(oslo::call_timeout(rpc)) * 1000;
                     properties = properties.with_expiration(ms.to_string().into());
                 }
-                self.publish(&rpc.exchange, &rpc.routing_key, &body, properties, false)
-                    .await
+                let by = rpc.client.as_deref();
+                self.publish(
+                    by,
+                    &rpc.exchange,
+                    &rpc.routing_key,
+                    &body,
+                    properties,
+                    false,
+                )
+                .await
             }
             Action::Reply(reply) => {
                 self.settle(tap, None).await?;
-                let call = self
-                    .consumers
-                    .get(&reply.consumer)
+                let consumer = self.consumers.get(&reply.consumer);
+                let call = consumer
                     .and_then(|c| lock(&c.inbox).last_call.clone())
                     .ok_or_else(|| {
                         format!(
@@ -1201,10 +1220,19 @@ impl Client {
                             reply.consumer
                         )
                     })?;
+                // The server that got the call answers it, on its own connection.
+                let by = consumer.and_then(|c| c.client.clone());
                 let answer = oslo::reply(&call, reply.result.as_ref(), reply.failure.as_deref());
                 let body = oslo::envelope(&answer);
-                self.publish("", &call.reply_q, &body, oslo_properties(), true)
-                    .await
+                self.publish(
+                    by.as_deref(),
+                    "",
+                    &call.reply_q,
+                    &body,
+                    oslo_properties(),
+                    true,
+                )
+                .await
             }
             Action::Consume(c) => self.consume(c).await,
             Action::Cancel(c) => {
@@ -1247,7 +1275,8 @@ impl Client {
             }
             Action::Get(g) => {
                 self.settle(tap, None).await?;
-                let ch = Self::channel(&self.connection, &mut self.getter).await?;
+                let link = self.link(g.client.as_deref())?;
+                let ch = Self::channel(&link.connection, &mut link.getter).await?;
                 let options = BasicGetOptions {
                     no_ack: g.ack == AckMode::Auto,
                 };
@@ -1270,7 +1299,8 @@ impl Client {
             old.reader.abort();
             let _ = timed(old.channel.close(200, "OK".into())).await;
         }
-        let channel = timed(self.connection.create_channel()).await?;
+        let link = self.link(c.client.as_deref())?;
+        let channel = timed(link.connection.create_channel()).await?;
         timed(channel.basic_qos(c.prefetch, BasicQosOptions::default())).await?;
         let manual = c.ack == AckMode::Manual;
         let mut consumer = timed(channel.basic_consume(
@@ -1307,6 +1337,7 @@ impl Client {
             ConsumerHandle {
                 channel,
                 manual,
+                client: c.client.clone(),
                 inbox,
                 reader,
             },
@@ -1339,15 +1370,15 @@ impl Client {
     }
 
     async fn report(&mut self, index: usize, step: &Step) -> StepReport {
-        let routed: BTreeSet<String> = self
-            .publishes
+        let publishes: Vec<PublishReport> =
+            self.publishes.iter().map(|s| s.report.clone()).collect();
+        let routed: BTreeSet<String> = publishes
             .iter()
             .flat_map(|p| p.queues.iter().cloned())
             .collect();
         let routed: Vec<String> = routed.into_iter().collect();
-        let returned = self.publishes.iter().filter(|p| p.returned).count() as u32;
-        let dropped = self
-            .publishes
+        let returned = publishes.iter().filter(|p| p.returned).count() as u32;
+        let dropped = publishes
             .iter()
             .filter(|p| p.queues.is_empty() && !p.returned && !p.nacked)
             .count() as u32;
@@ -1358,7 +1389,7 @@ impl Client {
             .collect();
         let mut report = StepReport {
             step: index,
-            publishes: self.publishes.clone(),
+            publishes,
             routed,
             returned,
             dropped,
@@ -1479,6 +1510,125 @@ impl Client {
         }
         checks
     }
+}
+
+impl Link {
+    /// Connects as `name` (the client property `connection_name`) and learns how the tap names
+    /// its publisher channel.
+    async fn open(url: &str, name: &str, tap: &mut Tap) -> Result<Link, RunError> {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = timed(crate::tls::connect(url, properties))
+            .await
+            .map_err(|e| RunError::Connect(format!("cannot connect to {url} as {name}: {e}")))?;
+        let publisher = Self::open_publisher(&connection).await?;
+        let mut link = Link {
+            connection,
+            publisher,
+            identity: (String::new(), 0),
+            getter: None,
+        };
+        link.identify(tap).await?;
+        Ok(link)
+    }
+
+    /// A channel in confirm mode, so each publish is known routed (or returned) once confirmed.
+    async fn open_publisher(connection: &Connection) -> Result<Channel, RunError> {
+        let publisher = timed(connection.create_channel())
+            .await
+            .map_err(|e| RunError::Connect(format!("channel.open: {e}")))?;
+        timed(publisher.confirm_select(ConfirmSelectOptions::default()))
+            .await
+            .map_err(|e| RunError::Connect(format!("confirm.select: {e}")))?;
+        Ok(publisher)
+    }
+
+    async fn reopen_publisher_if_closed(&mut self, tap: &mut Tap) -> Result<(), RunError> {
+        if self.publisher.status().connected() {
+            return Ok(());
+        }
+        self.publisher = Self::open_publisher(&self.connection).await?;
+        self.identify(tap).await
+    }
+
+    /// basic.publish on the confirm channel; waits for the confirm (and any basic.return).
+    /// Returns (returned, nacked).
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(bool, bool), String> {
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
+        };
+        let confirm = timed(self.publisher.basic_publish(
+            short(exchange)?,
+            short(routing_key)?,
+            options,
+            body,
+            properties,
+        ))
+        .await?;
+        Ok(match timed(confirm).await? {
+            Confirmation::Ack(returned) => (returned.is_some(), false),
+            Confirmation::Nack(returned) => (returned.is_some(), true),
+            Confirmation::NotRequested => (false, false),
+        })
+    }
+
+    /// Publishes a probe nobody receives and notes how the tap names its channel. Reads past
+    /// what the tap reported before: call it before a step's publishes, not among them.
+    async fn identify(&mut self, tap: &mut Tap) -> Result<(), RunError> {
+        tap.skip_pending().await;
+        let key = format!("{PROBE_PREFIX}{}", oslo::random_hex());
+        self.publish("", &key, b"", BasicProperties::default(), false)
+            .await
+            .map_err(|e| RunError::Connect(format!("publishing the probe: {e}")))?;
+        let deadline = tokio::time::Instant::now() + ROUTE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let record = tap.next(left).await.map_err(|message| RunError::Observe {
+                step: None,
+                message,
+            })?;
+            let Some(record) = record else {
+                return Err(RunError::Observe {
+                    step: None,
+                    message: "the broker never reported the probe publish (is tracing on?)"
+                        .to_string(),
+                });
+            };
+            if record.routing_key == key {
+                self.identity = (record.connection, record.channel);
+                return Ok(());
+            }
+        }
+    }
+
+    async fn close(self) {
+        let _ =
+            tokio::time::timeout(OPERATION_TIMEOUT, self.connection.close(200, "OK".into())).await;
+    }
+}
+
+/// The name of the lesson's own connection.
+fn lesson_connection_name(lesson_id: &str) -> String {
+    format!("rabbitscope lesson {lesson_id}")
+}
+
+/// The programs the lesson plays (`client`) in the steps that run in `vhost` (None: its own).
+fn programs_of(lesson: &Lesson, vhost: Option<&str>) -> Vec<String> {
+    let programs: BTreeSet<String> = lesson
+        .steps
+        .iter()
+        .filter(|step| step.vhost.as_deref() == vhost)
+        .flat_map(|step| step.actions.iter().filter_map(|a| a.client()))
+        .map(str::to_string)
+        .collect();
+    programs.into_iter().collect()
 }
 
 /// "every routing key to match `re`": holds when there is at least one and all match.

@@ -97,6 +97,13 @@ pub struct Lesson {
     pub source: PathBuf,
 }
 
+/// The program of a `client`: `nova-compute` of `nova-compute@node1`.
+pub fn program_of(client: &str) -> &str {
+    client
+        .split_once('@')
+        .map_or(client, |(program, _)| program)
+}
+
 /// `x-` arguments, binding arguments and message headers, written as RabbitMQ takes them.
 pub type Arguments = BTreeMap<String, serde_yaml::Value>;
 
@@ -405,6 +412,17 @@ impl Serialize for Action {
 }
 
 impl Action {
+    /// The program named by the action's `client`, if it has one.
+    pub fn client(&self) -> Option<&str> {
+        match self {
+            Action::Publish(Publish { client, .. })
+            | Action::Rpc(Rpc { client, .. })
+            | Action::Consume(Consume { client, .. })
+            | Action::Get(Get { client, .. }) => client.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The action's key in the file.
     pub fn keyword(&self) -> &'static str {
         match self {
@@ -465,6 +483,11 @@ pub struct Publish {
     pub mandatory: bool,
     #[serde(default = "one")]
     pub count: u32,
+    /// The program that does it (`nova-api`; `nova-compute@node1` for one of several
+    /// hosts): a connection of its own, named as oslo.messaging names its connections.
+    /// Without it, the lesson's own connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 fn one() -> u32 {
@@ -524,6 +547,11 @@ pub struct Rpc {
     pub timeout: Option<u32>,
     #[serde(default)]
     pub context: BTreeMap<String, serde_yaml::Value>,
+    /// The program that does it (`nova-api`; `nova-compute@node1` for one of several
+    /// hosts): a connection of its own, named as oslo.messaging names its connections.
+    /// Without it, the lesson's own connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// The answer to the newest call a consumer received.
@@ -554,6 +582,11 @@ pub struct Consume {
     pub ack: AckMode,
     #[serde(default)]
     pub prefetch: u16,
+    /// The program that does it (`nova-api`; `nova-compute@node1` for one of several
+    /// hosts): a connection of its own, named as oslo.messaging names its connections.
+    /// Without it, the lesson's own connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -581,6 +614,11 @@ pub struct Get {
     pub queue: String,
     #[serde(default)]
     pub ack: AckMode,
+    /// The program that does it (`nova-api`; `nova-compute@node1` for one of several
+    /// hosts): a connection of its own, named as oslo.messaging names its connections.
+    /// Without it, the lesson's own connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
