@@ -456,7 +456,9 @@ fn assert_wrong_reported(output: &Output) {
         ),
         format!("{step2}expect.delivered.reader: expected 2 but `reader` received 1 message"),
         format!("{step2}expect.body_matches: expected every body to match `^bye$` but `hello` does not"),
-        format!("    {WRONG}: step 3: action 1 (reply): consumer `reader` has received no call to reply to"),
+        format!("{step2}predict.answer: expected [] but of the choices, messages went to `reader`"),
+        format!("    {WRONG}: step 3: predict.answer: expected [1] but `fxw.b` has 0 messages ready"),
+        format!("    {WRONG}: step 4: action 1 (reply): consumer `reader` has received no call to reply to"),
         "1 lesson: 0 ok, 1 failed".to_string(),
     ];
     let text = stdout(output);
