@@ -123,6 +123,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["choices: expected a number of messages, found `two`"],
     ),
     (
+        "ready_without_depths.yaml",
+        "11:14",
+        &["queue: expected `expect.depths` to name `Q1` too"],
+    ),
+    (
         "ready_without_queue.yaml",
         "7:14",
         &["expected `queue`: the queue whose ready messages `about: ready` counts"],
@@ -457,6 +462,7 @@ fn assert_wrong_reported(output: &Output) {
         format!("{step2}expect.delivered.reader: expected 2 but `reader` received 1 message"),
         format!("{step2}expect.body_matches: expected every body to match `^bye$` but `hello` does not"),
         format!("{step2}predict.answer: expected [] but of the choices, messages went to `reader`"),
+        format!("    {WRONG}: step 3: expect.depths.fxw.b: expected 1 but `fxw.b` has 0 messages ready"),
         format!("    {WRONG}: step 3: predict.answer: expected [1] but `fxw.b` has 0 messages ready"),
         format!("    {WRONG}: step 4: action 1 (reply): consumer `reader` has received no call to reply to"),
         "1 lesson: 0 ok, 1 failed".to_string(),

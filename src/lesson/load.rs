@@ -806,6 +806,23 @@ fn validate_predict(
             "answer: expected exactly one number: a queue has one count of ready messages",
         );
     }
+    if let (Asked::Ready, Some(queue)) = (predict.about, &predict.queue) {
+        // The depths check gives RabbitMQ time to dead-letter and expire before the count.
+        let counted = step
+            .expect
+            .depths
+            .as_ref()
+            .is_some_and(|d| d.contains_key(queue));
+        if !counted {
+            return problem(
+                at(&here, &[key("queue")]),
+                format!(
+                    "queue: expected `expect.depths` to name `{queue}` too, so the count is read \
+                     once the broker has settled"
+                ),
+            );
+        }
+    }
     for (i, choice) in predict.choices.iter().enumerate() {
         if predict.choices[..i].contains(choice) {
             return problem(
