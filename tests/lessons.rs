@@ -102,6 +102,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["vhost: expected a vhost name"],
     ),
     (
+        "explain_without_zh.yaml",
+        "6:14",
+        &["steps[0].explain: missing field `zh`"],
+    ),
+    (
         "keep_alive_with_result.yaml",
         "8:59",
         &["result: expected none on a keep-alive (`ending: false`)"],
