@@ -112,11 +112,41 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         "6:12",
         &["vhost: expected a vhost name"],
     ),
+    (
+        "explain_without_zh.yaml",
+        "6:14",
+        &["steps[0].explain: missing field `zh`"],
+    ),
+    (
+        "keep_alive_with_result.yaml",
+        "8:59",
+        &["result: expected none on a keep-alive (`ending: false`)"],
+    ),
     ("missing_zh.yaml", "7:7", &["steps[1].title: missing field `zh`"]),
+    (
+        "monitor_on_a_cast.yaml",
+        "7:91",
+        &["call_monitor_timeout: expected only on a call (`call: true`)"],
+    ),
     (
         "not_yaml.yaml",
         "4:6",
         &["did not find expected ',' or '}'", "flow mapping at line 3 column 8"],
+    ),
+    (
+        "ready_not_a_number.yaml",
+        "13:22",
+        &["choices: expected a number of messages, found `two`"],
+    ),
+    (
+        "ready_without_depths.yaml",
+        "11:14",
+        &["queue: expected `expect.depths` to name `Q1` too"],
+    ),
+    (
+        "ready_without_queue.yaml",
+        "7:14",
+        &["expected `queue`: the queue whose ready messages `about: ready` counts"],
     ),
     (
         "reply_unknown_consumer.yaml",
@@ -135,6 +165,14 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         "unknown_action.yaml",
         "8:9",
         &["steps[0].do[1]: unknown action `publsh`", "`publish`"],
+    ),
+    (
+        "unknown_consumer_choice.yaml",
+        "12:27",
+        &[
+            "choices: expected the name of a consumer started by a `consume` up to this step",
+            "found `worker-b` (known: worker-a)",
+        ],
     ),
     (
         "unknown_exchange_type.yaml",
@@ -335,6 +373,11 @@ fn the_fixtures_use_every_action_and_every_expectation() {
         "x-message-ttl:",
         "expiration:",
         "client:",
+        "explain:",
+        "about: consumers",
+        "about: ready",
+        "call_monitor_timeout:",
+        "ending: false",
     ] {
         assert!(text.contains(key), "no `{key}` in the fixtures");
     }
@@ -405,18 +448,23 @@ fn assert_wrong_reported(output: &Output) {
     let step2 = format!("    {WRONG}: step 2 (\"Hello\"): ");
     let expected = [
         "FAILED  fxw-wrong (tests/lessons/wrong/01-wrong.yaml)".to_string(),
-        format!("{step1}expect.routed: expected [fxw.a] but the message reached []"),
-        format!("{step1}expect.returned: expected 1 but 0 were returned"),
-        format!("{step1}expect.dropped: expected 0 but 1 was dropped"),
-        format!("{step1}expect.depths.fxw.a: expected 1 but `fxw.a` has 0 ready"),
+        format!("{step1}expect.routed: expected [fxw.a] but the message reached no queue"),
+        format!("{step1}expect.returned: expected 1 but 0 messages were returned to the publisher"),
+        format!("{step1}expect.dropped: expected 0 but 1 message was dropped: no queue took it"),
+        format!("{step1}expect.depths.fxw.a: expected 1 but `fxw.a` has 0 messages ready"),
         format!(
             "{step1}expect.routing_key_matches: expected every routing key to match `^a\\.` \
              but `b.x` does not"
         ),
-        format!("{step1}predict.answer: expected [fxw.a] but of the choices, the message reached []"),
-        format!("{step2}expect.delivered.reader: expected 2 but `reader` received 1"),
+        format!(
+            "{step1}predict.answer: expected [fxw.a] but of the choices, the message reached no queue"
+        ),
+        format!("{step2}expect.delivered.reader: expected 2 but `reader` received 1 message"),
         format!("{step2}expect.body_matches: expected every body to match `^bye$` but `hello` does not"),
-        format!("    {WRONG}: step 3: action 1 (reply): consumer `reader` has received no call to reply to"),
+        format!("{step2}predict.answer: expected [] but of the choices, messages went to `reader`"),
+        format!("    {WRONG}: step 3: expect.depths.fxw.b: expected 1 but `fxw.b` has 0 messages ready"),
+        format!("    {WRONG}: step 3: predict.answer: expected [1] but `fxw.b` has 0 messages ready"),
+        format!("    {WRONG}: step 4: action 1 (reply): consumer `reader` has received no call to reply to"),
         "1 lesson: 0 ok, 1 failed".to_string(),
     ];
     let text = stdout(output);

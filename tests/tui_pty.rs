@@ -227,7 +227,10 @@ fn a_lesson_step_runs_on_the_view_and_goes_back() {
     writer.write_all(b"n").unwrap();
     writer.flush().unwrap();
     // The lesson's own publish crosses the graph and lands in the log; its checks hold.
-    let text = screen.wait_for(&["✓ expect.", "n: next step"], Duration::from_secs(20));
+    let text = screen.wait_for(
+        &["✓ The message reached", "n: next step"],
+        Duration::from_secs(20),
+    );
     assert!(!text.contains("✗"), "a check failed:\n{text}");
     assert!(text.contains("messages 1"), "{text}");
     writer.write_all(b"N").unwrap();

@@ -406,6 +406,9 @@ steps:
       question: { en: Which queues get `lazy.orange.rabbit`?, zh: 哪些队列会收到 `lazy.orange.rabbit`？ }
       choices: [Q1, Q2]
       answer: [Q1, Q2]
+    explain:
+      en: Both `*.orange.*` and `lazy.#` match, so each queue gets a copy.
+      zh: "`*.orange.*` 和 `lazy.#` 都匹配，所以每个队列各得一份。"
   - say: { en: Now nothing matches., zh: 现在什么都不匹配。 }
 "#;
 
@@ -429,16 +432,17 @@ fn app_in_lesson(lang: rabbitscope::lesson::Lang) -> App {
     app.update(Action::LessonNext);
     app.update(Action::LessonStepDone(Ok(StepOutcome {
         routed: vec!["Q1".into(), "Q2".into()],
+        truth: vec!["Q1".into(), "Q2".into()],
         checks: vec![
             Check {
-                key: "routed".into(),
+                key: "expect.routed".into(),
                 ok: true,
-                detail: "[Q1, Q2]".into(),
+                detail: "the message reached `Q1` and `Q2`".into(),
             },
             Check {
-                key: "depths".into(),
+                key: "expect.depths.Q2".into(),
                 ok: false,
-                detail: "Q2: expected 2 but 1".into(),
+                detail: "expected 2 but `Q2` has 1 message ready".into(),
             },
         ],
     })));
@@ -453,6 +457,13 @@ fn lesson_pane_en_160x45() {
     assert!(
         text.contains("Not quite."),
         "the student missed Q2:\n{text}"
+    );
+    // Results speak to the student, without the expectation's key.
+    assert!(text.contains("Q2 has 1 message ready."), "{text}");
+    assert!(!text.contains("expect.depths"), "{text}");
+    assert!(
+        text.contains("so each queue gets a copy"),
+        "the explanation:\n{text}"
     );
     insta::assert_snapshot!(text);
 }

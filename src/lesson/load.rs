@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::schema::{
-    AckMode, Action, Arguments, BindingDecl, ExchangeDecl, Lesson, Properties, QueueDecl, Step,
+    AckMode, Action, Arguments, Asked, BindingDecl, ExchangeDecl, Lesson, Properties, QueueDecl,
+    Step,
 };
 
 /// A lesson file that cannot be used, and why.
@@ -381,7 +382,7 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
             }
             validate_action(&here, action, &mut consumers)?;
         }
-        validate_predict(&base, step)?;
+        validate_predict(&base, step, &consumers)?;
         validate_expect(&base, step, &consumers)?;
     }
     Ok(())
@@ -642,6 +643,18 @@ fn validate_action(
                     "timeout: expected at least 1 second",
                 );
             }
+            if !r.call && r.call_monitor_timeout.is_some() {
+                return problem(
+                    at(here, &[key("call_monitor_timeout")]),
+                    "call_monitor_timeout: expected only on a call (`call: true`)",
+                );
+            }
+            if r.call_monitor_timeout == Some(0) {
+                return problem(
+                    at(here, &[key("call_monitor_timeout")]),
+                    "call_monitor_timeout: expected at least 1 second",
+                );
+            }
             Ok(())
         }
         Action::Reply(r) => {
@@ -650,6 +663,20 @@ fn validate_action(
                 return problem(
                     at(here, &[key("failure")]),
                     "expected either `result` or `failure`, not both",
+                );
+            }
+            if !r.ending && (r.result.is_some() || r.failure.is_some()) {
+                let field = if r.result.is_some() {
+                    "result"
+                } else {
+                    "failure"
+                };
+                return problem(
+                    at(here, &[key(field)]),
+                    format!(
+                        "{field}: expected none on a keep-alive (`ending: false`): it carries no \
+                         answer"
+                    ),
                 );
             }
             Ok(())
@@ -752,7 +779,11 @@ fn properties(here: &[Seg<'static>], p: &Properties) -> Result<(), Problem> {
     Ok(())
 }
 
-fn validate_predict(base: &[Seg<'static>], step: &Step) -> Result<(), Problem> {
+fn validate_predict(
+    base: &[Seg<'static>],
+    step: &Step,
+    consumers: &BTreeMap<String, (AckMode, bool)>,
+) -> Result<(), Problem> {
     let Some(predict) = &step.predict else {
         return Ok(());
     };
@@ -760,8 +791,69 @@ fn validate_predict(base: &[Seg<'static>], step: &Step) -> Result<(), Problem> {
     if predict.choices.is_empty() {
         return problem(
             at(&here, &[key("choices")]),
-            "choices: expected at least one queue to choose from",
+            "choices: expected at least one choice",
         );
+    }
+    match (predict.about, &predict.queue) {
+        (Asked::Ready, None) => {
+            return problem(
+                at(&here, &[key("about")]),
+                "expected `queue`: the queue whose ready messages `about: ready` counts",
+            )
+        }
+        (Asked::Ready, Some(queue)) => short(&here, "queue", queue)?,
+        (_, Some(_)) => {
+            return problem(
+                at(&here, &[key("queue")]),
+                "queue: expected only with `about: ready`",
+            )
+        }
+        (_, None) => {}
+    }
+    for (i, choice) in predict.choices.iter().enumerate() {
+        let place = at(&here, &[key("choices"), Seg::Index(i)]);
+        match predict.about {
+            Asked::Ready if choice.parse::<u32>().is_err() => {
+                return problem(
+                    place,
+                    format!("choices: expected a number of messages, found `{choice}`"),
+                )
+            }
+            Asked::Consumers if !consumers.contains_key(choice) => {
+                return problem(
+                    place,
+                    format!(
+                        "choices: expected the name of a consumer started by a `consume` up to \
+                         this step, found `{choice}`{}",
+                        known_list(consumers)
+                    ),
+                )
+            }
+            _ => {}
+        }
+    }
+    if predict.about == Asked::Ready && predict.answer.len() != 1 {
+        return problem(
+            at(&here, &[key("answer")]),
+            "answer: expected exactly one number: a queue has one count of ready messages",
+        );
+    }
+    if let (Asked::Ready, Some(queue)) = (predict.about, &predict.queue) {
+        // The depths check gives RabbitMQ time to dead-letter and expire before the count.
+        let counted = step
+            .expect
+            .depths
+            .as_ref()
+            .is_some_and(|d| d.contains_key(queue));
+        if !counted {
+            return problem(
+                at(&here, &[key("queue")]),
+                format!(
+                    "queue: expected `expect.depths` to name `{queue}` too, so the count is read \
+                     once the broker has settled"
+                ),
+            );
+        }
     }
     for (i, choice) in predict.choices.iter().enumerate() {
         if predict.choices[..i].contains(choice) {
@@ -784,7 +876,7 @@ fn validate_predict(base: &[Seg<'static>], step: &Step) -> Result<(), Problem> {
         if predict.answer[..i].contains(answer) {
             return problem(
                 at(&here, &[key("answer"), Seg::Index(i)]),
-                format!("answer: expected each queue once, found `{answer}` twice"),
+                format!("answer: expected each choice once, found `{answer}` twice"),
             );
         }
     }

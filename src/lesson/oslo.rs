@@ -36,83 +36,113 @@ pub fn connection_name(program: &str) -> String {
     format!("{program}:{}:{uuid}", std::process::id())
 }
 
-/// YAML to JSON; keys that are not text become their YAML spelling.
-pub fn to_json(value: &serde_yaml::Value) -> Value {
-    match value {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(*b),
-        serde_yaml::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                json!(i)
-            } else if let Some(u) = n.as_u64() {
-                json!(u)
-            } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(Value::Null, Value::Number)
-            }
-        }
-        serde_yaml::Value::String(s) => Value::String(s.clone()),
-        serde_yaml::Value::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
-        serde_yaml::Value::Mapping(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (super::runner::yaml_key(k), to_json(v)))
-                .collect(),
-        ),
-        serde_yaml::Value::Tagged(tagged) => to_json(&tagged.value),
-    }
+/// A JSON value whose objects keep their keys in the order they were written, as Python's
+/// dicts do: oslo.messaging writes a method's arguments and the request context in the order
+/// the caller gave them, and so does a lesson.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Py {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Str(String),
+    List(Vec<Py>),
+    Dict(Message),
 }
 
 /// A JSON object whose keys keep the order oslo.messaging builds them in.
-pub type Message = Vec<(String, Value)>;
+pub type Message = Vec<(String, Py)>;
+
+impl Py {
+    /// A YAML value, mappings in their written order; keys that are not text become their
+    /// YAML spelling.
+    pub fn from_yaml(value: &serde_yaml::Value) -> Py {
+        match value {
+            serde_yaml::Value::Null => Py::Null,
+            serde_yaml::Value::Bool(b) => Py::Bool(*b),
+            serde_yaml::Value::Number(n) => {
+                let number = if let Some(i) = n.as_i64() {
+                    Some(i.into())
+                } else if let Some(u) = n.as_u64() {
+                    Some(u.into())
+                } else {
+                    n.as_f64().and_then(serde_json::Number::from_f64)
+                };
+                number.map_or(Py::Null, Py::Number)
+            }
+            serde_yaml::Value::String(s) => Py::Str(s.clone()),
+            serde_yaml::Value::Sequence(items) => {
+                Py::List(items.iter().map(Py::from_yaml).collect())
+            }
+            serde_yaml::Value::Mapping(map) => Py::Dict(
+                map.iter()
+                    .map(|(k, v)| (super::runner::yaml_key(k), Py::from_yaml(v)))
+                    .collect(),
+            ),
+            serde_yaml::Value::Tagged(tagged) => Py::from_yaml(&tagged.value),
+        }
+    }
+}
+
+impl From<Value> for Py {
+    fn from(value: Value) -> Py {
+        match value {
+            Value::Null => Py::Null,
+            Value::Bool(b) => Py::Bool(b),
+            Value::Number(n) => Py::Number(n),
+            Value::String(s) => Py::Str(s),
+            Value::Array(items) => Py::List(items.into_iter().map(Py::from).collect()),
+            Value::Object(map) => Py::Dict(map.into_iter().map(|(k, v)| (k, v.into())).collect()),
+        }
+    }
+}
 
 /// Wraps a message the way oslo.messaging's `serialize_msg` does, written as Python's
 /// `json.dumps` writes it (kombu and oslo both use it): keys in insertion order, `", "` and
 /// `": "` between items, non-ASCII as `\uXXXX`.
 pub fn envelope(message: &Message) -> Vec<u8> {
-    let inner = Value::String(py_dumps_pairs(message));
     let outer = vec![
-        ("oslo.version".to_string(), Value::String("2.0".into())),
-        ("oslo.message".to_string(), inner),
+        ("oslo.version".to_string(), Py::Str("2.0".into())),
+        ("oslo.message".to_string(), Py::Str(py_dumps(message))),
     ];
-    py_dumps_pairs(&outer).into_bytes()
+    py_dumps(&outer).into_bytes()
 }
 
-fn py_dumps_pairs(pairs: &[(String, Value)]) -> String {
-    let mut out = String::from("{");
+fn py_dumps(pairs: &[(String, Py)]) -> String {
+    let mut out = String::new();
+    py_dict(pairs, &mut out);
+    out
+}
+
+fn py_dict(pairs: &[(String, Py)], out: &mut String) {
+    out.push('{');
     for (i, (key, value)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        py_string(key, &mut out);
+        py_string(key, out);
         out.push_str(": ");
-        py_dumps(value, &mut out);
+        py_value(value, out);
     }
     out.push('}');
-    out
 }
 
-fn py_dumps(value: &Value, out: &mut String) {
+fn py_value(value: &Py, out: &mut String) {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => py_string(s, out),
-        Value::Array(items) => {
+        Py::Null => out.push_str("null"),
+        Py::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Py::Number(n) => out.push_str(&n.to_string()),
+        Py::Str(s) => py_string(s, out),
+        Py::List(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                py_dumps(item, out);
+                py_value(item, out);
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            let pairs: Vec<(String, Value)> =
-                map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            out.push_str(&py_dumps_pairs(&pairs));
-        }
+        Py::Dict(pairs) => py_dict(pairs, out),
     }
 }
 
@@ -151,32 +181,33 @@ pub fn open_envelope(body: &[u8]) -> Option<Map<String, Value>> {
 
 /// A request, keys in the order oslo.messaging adds them: the client's `method`, `args`,
 /// `namespace`, `version`; the driver's `_msg_id`, `_reply_q`, `_timeout` for a call, then
-/// `_unique_id` and the `_context_*` keys.
+/// `_unique_id` and the `_context_*` keys. `_timeout` is the call-monitor timeout, null
+/// without one: the call's own timeout travels only as the AMQP `expiration`.
 pub fn request(rpc: &Rpc, msg_id: Option<&str>) -> Message {
     let mut message: Message = Vec::new();
-    let mut add = |key: &str, value: Value| message.push((key.to_string(), value));
-    add("method", Value::String(rpc.method.clone()));
+    let mut add = |key: &str, value: Py| message.push((key.to_string(), value));
+    add("method", Py::Str(rpc.method.clone()));
     let args = rpc
         .args
         .as_ref()
-        .map(to_json)
-        .unwrap_or_else(|| Value::Object(Map::new()));
+        .map_or(Py::Dict(Vec::new()), Py::from_yaml);
     add("args", args);
     if let Some(namespace) = &rpc.namespace {
-        add("namespace", Value::String(namespace.clone()));
+        add("namespace", Py::Str(namespace.clone()));
     }
     if let Some(version) = &rpc.version {
-        add("version", Value::String(version.clone()));
+        add("version", Py::Str(version.clone()));
     }
     if let Some(msg_id) = msg_id {
-        add("_msg_id", Value::String(msg_id.to_string()));
+        add("_msg_id", Py::Str(msg_id.to_string()));
         let reply_q = rpc.reply_queue.clone().unwrap_or_default();
-        add("_reply_q", Value::String(reply_q));
-        add("_timeout", json!(call_timeout(rpc)));
+        add("_reply_q", Py::Str(reply_q));
+        add("_timeout", json!(rpc.call_monitor_timeout).into());
     }
-    add("_unique_id", Value::String(random_hex()));
+    add("_unique_id", Py::Str(random_hex()));
     for (key, value) in &rpc.context {
-        add(&format!("_context_{key}"), to_json(value));
+        let key = super::runner::yaml_key(key);
+        add(&format!("_context_{key}"), Py::from_yaml(value));
     }
     message
 }
@@ -202,26 +233,32 @@ pub fn read_call(body: &[u8]) -> Option<Call> {
     })
 }
 
-/// The reply an oslo.messaging server sends: a result, or a failure the caller re-raises.
-pub fn reply(call: &Call, result: Option<&serde_yaml::Value>, failure: Option<&str>) -> Message {
+/// The reply an oslo.messaging server sends: a result, or a failure the caller re-raises; with
+/// `ending` false, a keep-alive (result and failure null) that only tells the caller to wait on.
+pub fn reply(
+    call: &Call,
+    result: Option<&serde_yaml::Value>,
+    failure: Option<&str>,
+    ending: bool,
+) -> Message {
     let failure = failure.map(|text| {
         // What serialize_remote_exception writes for a plain Exception.
         let data: Message = vec![
-            ("class".into(), json!("Exception")),
-            ("module".into(), json!("builtins")),
-            ("message".into(), json!(text)),
-            ("tb".into(), json!([])),
-            ("args".into(), json!([text])),
-            ("kwargs".into(), json!({})),
+            ("class".into(), Py::Str("Exception".into())),
+            ("module".into(), Py::Str("builtins".into())),
+            ("message".into(), Py::Str(text.into())),
+            ("tb".into(), Py::List(Vec::new())),
+            ("args".into(), Py::List(vec![Py::Str(text.into())])),
+            ("kwargs".into(), Py::Dict(Vec::new())),
         ];
-        Value::String(py_dumps_pairs(&data))
+        Py::Str(py_dumps(&data))
     });
     vec![
-        ("result".into(), result.map(to_json).unwrap_or(Value::Null)),
-        ("failure".into(), failure.unwrap_or(Value::Null)),
-        ("ending".into(), Value::Bool(true)),
-        ("_msg_id".into(), Value::String(call.msg_id.clone())),
-        ("_unique_id".into(), Value::String(random_hex())),
+        ("result".into(), result.map_or(Py::Null, Py::from_yaml)),
+        ("failure".into(), failure.unwrap_or(Py::Null)),
+        ("ending".into(), Py::Bool(ending)),
+        ("_msg_id".into(), Py::Str(call.msg_id.clone())),
+        ("_unique_id".into(), Py::Str(random_hex())),
     ]
 }
 
@@ -250,8 +287,11 @@ mod tests {
 
     #[test]
     fn text_is_written_as_python_writes_it() {
-        let message: Message = vec![("a".into(), json!("é\"\n")), ("b".into(), json!([1, 2.5]))];
-        let text = py_dumps_pairs(&message);
+        let message: Message = vec![
+            ("a".into(), json!("é\"\n").into()),
+            ("b".into(), json!([1, 2.5]).into()),
+        ];
+        let text = py_dumps(&message);
         assert_eq!(text, r#"{"a": "\u00e9\"\n", "b": [1, 2.5]}"#);
         let back: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back["a"], "é\"\n");
@@ -281,7 +321,13 @@ mod tests {
         assert_eq!(inner["args"], json!({"instance_uuids": ["abc"]}));
         assert_eq!(inner["version"], "4.5");
         assert_eq!(inner["_context_user_id"], "u1");
-        assert_eq!(inner["_timeout"], 30);
+        // The call's timeout is the message's expiration, not `_timeout`: that one is the
+        // call-monitor timeout, null unless asked for.
+        assert_eq!(inner["_timeout"], Value::Null);
+        let monitored = rpc("{method: select_destinations, call: true, reply_queue: r, \
+                             timeout: 1800, call_monitor_timeout: 60}");
+        let inner = open_envelope(&envelope(&request(&monitored, Some("m2")))).unwrap();
+        assert_eq!(inner["_timeout"], 60);
         assert_eq!(inner["_unique_id"].as_str().unwrap().len(), 32);
         assert_eq!(
             read_call(&body),
@@ -290,6 +336,19 @@ mod tests {
                 reply_q: "reply_1".into()
             })
         );
+    }
+
+    #[test]
+    fn arguments_and_context_keep_the_order_they_were_written_in() {
+        let cast =
+            rpc("{method: m, args: {zone: a, host: b}, context: {user_id: u, project_id: p}}");
+        let text = String::from_utf8(envelope(&request(&cast, None))).unwrap();
+        let at = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {text}"))
+        };
+        assert!(at("zone") < at("host"), "{text}");
+        assert!(at("_context_user_id") < at("_context_project_id"), "{text}");
     }
 
     #[test]
@@ -306,12 +365,25 @@ mod tests {
             msg_id: "m1".into(),
             reply_q: "r".into(),
         };
-        let body = envelope(&reply(&call, None, Some("no valid host")));
+        let body = envelope(&reply(&call, None, Some("no valid host"), true));
         let answer = open_envelope(&body).unwrap();
         assert_eq!(answer["result"], Value::Null);
         assert_eq!(answer["ending"], true);
         assert_eq!(answer["_msg_id"], "m1");
         let failure: Value = serde_json::from_str(answer["failure"].as_str().unwrap()).unwrap();
         assert_eq!(failure["message"], "no valid host");
+    }
+
+    #[test]
+    fn a_keep_alive_is_an_empty_reply_that_does_not_end_the_call() {
+        let call = Call {
+            msg_id: "m1".into(),
+            reply_q: "r".into(),
+        };
+        let answer = open_envelope(&envelope(&reply(&call, None, None, false))).unwrap();
+        assert_eq!(answer["ending"], false);
+        assert_eq!(answer["result"], Value::Null);
+        assert_eq!(answer["failure"], Value::Null);
+        assert_eq!(answer["_msg_id"], "m1");
     }
 }

@@ -46,8 +46,8 @@ use tokio::task::JoinHandle;
 
 use super::oslo;
 use super::schema::{
-    program_of, AckMode, Action, Arguments, BindingDecl, Consume, Destination, ExchangeDecl,
-    ExchangeType, Lesson, Properties, QueueDecl, Step,
+    program_of, AckMode, Action, Arguments, Asked, BindingDecl, Consume, Destination,
+    ExchangeDecl, ExchangeType, Lesson, Observed, Properties, QueueDecl, Step,
 };
 use super::tap::{Firehose, Tap, TapRecord};
 use crate::amqp::Server;
@@ -142,6 +142,8 @@ pub struct StepReport {
     pub delivered: BTreeMap<String, u32>,
     /// The step's `expect` keys, in the order of the format.
     pub checks: Vec<CheckResult>,
+    /// The predict choices that came true: the right ticks (empty without a predict).
+    pub truth: Vec<String>,
     /// Whether the author's `predict.answer` agrees with what happened (None: no predict).
     pub predict_ok: Option<bool>,
     /// The same as a check, for reporting.
@@ -1222,7 +1224,12 @@ impl Client {
                     })?;
                 // The server that got the call answers it, on its own connection.
                 let by = consumer.and_then(|c| c.client.clone());
-                let answer = oslo::reply(&call, reply.result.as_ref(), reply.failure.as_deref());
+                let answer = oslo::reply(
+                    &call,
+                    reply.result.as_ref(),
+                    reply.failure.as_deref(),
+                    reply.ending,
+                );
                 let body = oslo::envelope(&answer);
                 self.publish(
                     by.as_deref(),
@@ -1398,19 +1405,37 @@ impl Client {
         };
         report.checks = self.checks(step, &report).await;
         if let Some(predict) = &step.predict {
-            let reached = predict.reached(&report.routed);
+            let ready = match (&predict.about, &predict.queue) {
+                (Asked::Ready, Some(queue)) => self.depth(queue).await.ok(),
+                _ => None,
+            };
+            let observed = Observed {
+                routed: &report.routed,
+                delivered: &report.delivered,
+                ready,
+            };
+            let truth = predict.truth(&observed);
             let mut answer = predict.answer.clone();
             answer.sort();
-            let mut reached_sorted = reached.clone();
-            reached_sorted.sort();
-            let ok = answer == reached_sorted;
+            let mut sorted = truth.clone();
+            sorted.sort();
+            let ok = answer == sorted;
+            let actual = match (predict.about, &predict.queue) {
+                (Asked::Ready, Some(queue)) => match ready {
+                    Some(n) => ready_text(queue, n),
+                    None => format!("the ready messages of `{queue}` could not be read"),
+                },
+                (Asked::Consumers, _) => format!("of the choices, {}", received_text(&truth)),
+                _ => format!("of the choices, {}", reached_text(&report, &truth)),
+            };
             report.predict_ok = Some(ok);
             report.predict_check = Some(CheckResult {
                 key: "predict.answer".to_string(),
                 expected: list(&predict.answer),
-                actual: format!("of the choices, {}", reached_text(&report, &reached)),
+                actual,
                 ok,
             });
+            report.truth = truth;
         }
         report
     }
@@ -1429,15 +1454,26 @@ impl Client {
                 ok: wanted == report.routed,
             });
         }
-        for (key, wanted, got, verb) in [
-            ("returned", expect.returned, report.returned, "returned"),
-            ("dropped", expect.dropped, report.dropped, "dropped"),
+        for (key, wanted, got, what) in [
+            (
+                "returned",
+                expect.returned,
+                report.returned,
+                "returned to the publisher",
+            ),
+            (
+                "dropped",
+                expect.dropped,
+                report.dropped,
+                "dropped: no queue took it",
+            ),
         ] {
             if let Some(wanted) = wanted {
+                let verb = if got == 1 { "was" } else { "were" };
                 checks.push(CheckResult {
                     key: format!("expect.{key}"),
                     expected: wanted.to_string(),
-                    actual: format!("{got} {} {verb}", if got == 1 { "was" } else { "were" }),
+                    actual: format!("{got} {} {verb} {what}", messages(got)),
                     ok: wanted == got,
                 });
             }
@@ -1451,7 +1487,7 @@ impl Client {
                 results.clear();
                 for (queue, wanted) in depths {
                     let (actual, ok) = match self.depth(queue).await {
-                        Ok(n) => (format!("`{queue}` has {n} ready"), n == *wanted),
+                        Ok(n) => (ready_text(queue, n), n == *wanted),
                         Err(e) => (e, false),
                     };
                     results.push(CheckResult {
@@ -1474,7 +1510,7 @@ impl Client {
                 checks.push(CheckResult {
                     key: format!("expect.delivered.{consumer}"),
                     expected: wanted.to_string(),
-                    actual: format!("`{consumer}` received {got}"),
+                    actual: format!("`{consumer}` received {got} {}", messages(got)),
                     ok: got == *wanted,
                 });
             }
@@ -1487,7 +1523,7 @@ impl Client {
                 .collect();
             checks.push(match_all(
                 "expect.routing_key_matches",
-                "routing key",
+                ("routing key", "routing keys"),
                 pattern,
                 &keys,
                 "nothing was published",
@@ -1502,7 +1538,7 @@ impl Client {
             let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
             checks.push(match_all(
                 "expect.body_matches",
-                "body",
+                ("body", "bodies"),
                 pattern,
                 &bodies,
                 "no message was delivered",
@@ -1632,7 +1668,13 @@ fn programs_of(lesson: &Lesson, vhost: Option<&str>) -> Vec<String> {
 }
 
 /// "every routing key to match `re`": holds when there is at least one and all match.
-fn match_all(key: &str, what: &str, pattern: &str, texts: &[&[u8]], none: &str) -> CheckResult {
+fn match_all(
+    key: &str,
+    (what, whats): (&str, &str),
+    pattern: &str,
+    texts: &[&[u8]],
+    none: &str,
+) -> CheckResult {
     let expected = format!("every {what} to match `{pattern}`");
     let regex = match regex::Regex::new(pattern) {
         Ok(regex) => regex,
@@ -1652,7 +1694,10 @@ fn match_all(key: &str, what: &str, pattern: &str, texts: &[&[u8]], none: &str) 
     let (actual, ok) = match first_miss {
         _ if texts.is_empty() => (none.to_string(), false),
         Some(miss) => (format!("`{}` does not", shorten(&miss)), false),
-        None => (format!("all {} did", texts.len()), true),
+        None => (
+            format!("all {} {whats} match `{pattern}`", texts.len()),
+            true,
+        ),
     };
     CheckResult {
         key: key.to_string(),
@@ -1683,12 +1728,49 @@ fn list(items: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// "the message reached [Q2]", "the 3 messages reached []", "nothing was published".
+fn messages(n: u32) -> &'static str {
+    if n == 1 {
+        "message"
+    } else {
+        "messages"
+    }
+}
+
+/// "`a`", "`a` and `b`", "`a`, `b` and `c`": names as a student reads them.
+fn names(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// "the message reached `Q2`", "the 3 messages reached no queue", "nothing was published".
 fn reached_text(report: &StepReport, queues: &[String]) -> String {
+    let reached = if queues.is_empty() {
+        "no queue".to_string()
+    } else {
+        names(queues)
+    };
     match report.publishes.len() {
         0 => "nothing was published".to_string(),
-        1 => format!("the message reached {}", list(queues)),
-        n => format!("the {n} messages reached {}", list(queues)),
+        1 => format!("the message reached {reached}"),
+        n => format!("the {n} messages reached {reached}"),
+    }
+}
+
+/// "`orange-watch` has 1 message ready".
+fn ready_text(queue: &str, n: u32) -> String {
+    format!("`{queue}` has {n} {} ready", messages(n))
+}
+
+/// "messages went to `worker-a`", "no consumer received a message".
+fn received_text(consumers: &[String]) -> String {
+    if consumers.is_empty() {
+        "no consumer received a message".to_string()
+    } else {
+        format!("messages went to {}", names(consumers))
     }
 }
 

@@ -209,6 +209,10 @@ pub struct Step {
     pub say: Text,
     #[serde(default)]
     pub predict: Option<Predict>,
+    /// Shown once the step ran: what happened and why. The outcome goes here, not in `say`,
+    /// so the narration before a prediction never gives the answer away.
+    #[serde(default)]
+    pub explain: Option<Text>,
     #[serde(default, rename = "do")]
     pub actions: Vec<Action>,
     #[serde(default)]
@@ -219,34 +223,68 @@ pub struct Step {
     pub vhost: Option<String>,
 }
 
-/// A question asked before the step's actions run: which of `choices` will the step's
-/// publishes reach?
+/// A question asked before the step's actions run, about what the step will do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Predict {
+    /// What the choices name: queues (the default), consumers, or numbers of ready messages.
+    #[serde(default)]
+    pub about: Asked,
+    /// The queue whose ready messages are counted, for `about: ready`.
+    #[serde(default)]
+    pub queue: Option<String>,
     pub question: Text,
     pub choices: Vec<String>,
     pub answer: Vec<String>,
 }
 
-impl Predict {
-    /// A student's ticks are right when each choice is ticked exactly if the step's publishes
-    /// reached it. Queues outside `choices` do not count.
-    pub fn is_right<S: AsRef<str>>(&self, ticked: &[S], routed: &[String]) -> bool {
-        self.choices.iter().all(|choice| {
-            let was_ticked = ticked.iter().any(|t| t.as_ref() == choice);
-            let was_reached = routed.iter().any(|q| q == choice);
-            was_ticked == was_reached
-        })
-    }
+/// What a prediction is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Asked {
+    /// Which queues the step's publishes reach.
+    #[default]
+    Queues,
+    /// Which consumers receive messages during the step.
+    Consumers,
+    /// How many messages `queue` holds ready after the step (each choice is a number).
+    Ready,
+}
 
-    /// The choices the step's publishes reached: the right ticks.
-    pub fn reached(&self, routed: &[String]) -> Vec<String> {
+/// What a step did, as far as predictions ask about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The queues the step's publishes reached.
+    pub routed: &'a [String],
+    /// Messages each consumer received during the step.
+    pub delivered: &'a BTreeMap<String, u32>,
+    /// The ready messages of the predict's `queue`, when it asks about them.
+    pub ready: Option<u32>,
+}
+
+impl Predict {
+    /// The choices that came true: the right ticks.
+    pub fn truth(&self, observed: &Observed) -> Vec<String> {
         self.choices
             .iter()
-            .filter(|c| routed.contains(c))
+            .filter(|choice| match self.about {
+                Asked::Queues => observed.routed.contains(choice),
+                Asked::Consumers => observed.delivered.get(*choice).is_some_and(|n| *n > 0),
+                Asked::Ready => observed.ready.is_some() && choice.parse().ok() == observed.ready,
+            })
             .cloned()
             .collect()
+    }
+
+    /// A student's ticks are right when each choice is ticked exactly if it came true
+    /// (`truth`, or for a question about queues simply the queues reached). Anything outside
+    /// `choices` does not count.
+    pub fn is_right<S: AsRef<str>>(&self, ticked: &[S], truth: &[String]) -> bool {
+        self.choices.iter().all(|choice| {
+            let was_ticked = ticked.iter().any(|t| t.as_ref() == choice);
+            let came_true = truth.iter().any(|q| q == choice);
+            was_ticked == came_true
+        })
     }
 }
 
@@ -543,10 +581,16 @@ pub struct Rpc {
     pub call: bool,
     #[serde(default)]
     pub reply_queue: Option<String>,
+    /// A call's timeout in seconds; it travels only as the AMQP `expiration`.
     #[serde(default)]
     pub timeout: Option<u32>,
+    /// Seconds the caller waits between keep-alive replies before giving up on a server
+    /// (oslo.messaging's `call_monitor_timeout`); it travels as `_timeout`.
     #[serde(default)]
-    pub context: BTreeMap<String, serde_yaml::Value>,
+    pub call_monitor_timeout: Option<u32>,
+    /// The request context, sent as `_context_*` keys in the order written.
+    #[serde(default)]
+    pub context: serde_yaml::Mapping,
     /// The program that does it (`nova-api`; `nova-compute@node1` for one of several
     /// hosts): a connection of its own, named as oslo.messaging names its connections.
     /// Without it, the lesson's own connection.
@@ -563,6 +607,10 @@ pub struct Reply {
     pub result: Option<serde_yaml::Value>,
     #[serde(default)]
     pub failure: Option<String>,
+    /// `false` sends a keep-alive instead of the answer: a server still working on a call
+    /// that carries a call-monitor timeout tells the caller so.
+    #[serde(default = "yes")]
+    pub ending: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -966,6 +966,7 @@ steps:
         );
         app.update(Action::LessonStepDone(Ok(StepOutcome {
             routed: vec!["A".into()],
+            truth: vec!["A".into()],
             checks: vec![],
         })));
         let player = app.player.as_ref().unwrap();

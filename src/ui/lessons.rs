@@ -86,6 +86,7 @@ async fn prepare(
 fn outcome(report: StepReport) -> StepOutcome {
     StepOutcome {
         routed: report.routed,
+        truth: report.truth,
         checks: report
             .checks
             .into_iter()

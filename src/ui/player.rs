@@ -30,6 +30,8 @@ pub enum Phase {
 pub struct StepOutcome {
     /// The queues the step's publishes reached.
     pub routed: Vec<String>,
+    /// The predict choices that came true: the right ticks.
+    pub truth: Vec<String>,
     /// Each expectation: its key, whether it held, and expected against actual.
     pub checks: Vec<Check>,
 }
@@ -198,7 +200,21 @@ impl Player {
             .filter(|(_, t)| **t)
             .map(|(c, _)| c.as_str())
             .collect();
-        Some(predict.is_right(&ticked, &outcome.routed))
+        Some(predict.is_right(&ticked, &outcome.truth))
+    }
+
+    /// Whether a student answered the current step's prediction: not under auto-play, where
+    /// nobody ticks, so there is no answer to call right or wrong.
+    pub fn answered(&self) -> bool {
+        !self.autoplay
+    }
+
+    /// The current step's `explain`, once the step ran.
+    pub fn explanation(&self) -> Option<&str> {
+        match self.phase {
+            Phase::Ran(_) => self.current()?.explain.as_ref().map(|t| t.get(self.lang)),
+            _ => None,
+        }
     }
 
     /// Auto-play: moves on once the current phase has been shown long enough.

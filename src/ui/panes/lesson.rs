@@ -7,6 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 
+use crate::lesson::schema::{Asked, Predict};
 use crate::lesson::Lang;
 use crate::ui::player::{Phase, Player};
 use crate::ui::text::wrap;
@@ -86,6 +87,49 @@ pub fn paragraphs(text: &str) -> Vec<String> {
     out
 }
 
+/// The answer to a prediction, in the student's words: where the messages went, who got
+/// them, or how many wait.
+fn answer_text(predict: &Predict, truth: &[String], lang: Lang) -> String {
+    let quoted: Vec<String> = truth.iter().map(|t| format!("`{t}`")).collect();
+    let listed = match (lang, quoted.split_last()) {
+        (Lang::En, Some((last, rest))) if !rest.is_empty() => {
+            format!("{} and {last}", rest.join(", "))
+        }
+        _ => quoted.join(tr(lang, ", ", "、")),
+    };
+    match (predict.about, lang, truth.is_empty()) {
+        (Asked::Queues, Lang::En, true) => "The messages reached no queue.".to_string(),
+        (Asked::Queues, Lang::En, false) => format!("The messages reached {listed}."),
+        (Asked::Queues, Lang::Zh, true) => "消息没有到达任何队列。".to_string(),
+        (Asked::Queues, Lang::Zh, false) => format!("消息到达了 {listed}。"),
+        (Asked::Consumers, Lang::En, true) => "No consumer received a message.".to_string(),
+        (Asked::Consumers, Lang::En, false) => format!("Messages went to {listed}."),
+        (Asked::Consumers, Lang::Zh, true) => "没有消费者收到消息。".to_string(),
+        (Asked::Consumers, Lang::Zh, false) => format!("消息交给了 {listed}。"),
+        (Asked::Ready, _, _) => {
+            let queue = predict.queue.as_deref().unwrap_or("");
+            let count = truth.first().map_or("?", String::as_str);
+            match lang {
+                Lang::En => format!("`{queue}` has {count} ready."),
+                Lang::Zh => format!("`{queue}` 有 {count} 条就绪消息。"),
+            }
+        }
+    }
+}
+
+/// A check's detail as a sentence: capital first letter, closing full stop.
+fn sentence(detail: &str) -> String {
+    let mut chars = detail.chars();
+    let mut text: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
 /// The pane's lines for the current phase, wrapped to `width` columns.
 pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line<'a>> {
     let lang = player.lang;
@@ -154,27 +198,27 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line
             theme.dim(),
         ),
         Phase::Ran(outcome) => {
-            if let Some(right) = player.prediction_right() {
-                let reached = if outcome.routed.is_empty() {
-                    tr(lang, "no queue", "没有队列").to_string()
-                } else {
-                    outcome.routed.join(", ")
-                };
-                let (verdict, style) = if right {
-                    (tr(lang, "Right!", "答对了！"), theme.good())
-                } else {
-                    (tr(lang, "Not quite.", "不太对。"), theme.bad())
-                };
-                page.push(vec![
-                    (format!("{verdict} "), style),
-                    (
-                        format!(
-                            "{} {reached}",
-                            tr(lang, "The messages reached:", "消息到达了：")
-                        ),
-                        Style::default(),
-                    ),
-                ]);
+            if let Some(predict) = &step.predict {
+                let answer = answer_text(predict, &outcome.truth, lang);
+                let mut line = Vec::new();
+                // Under auto-play nobody ticked: give the answer without judging it.
+                if let (true, Some(right)) = (player.answered(), player.prediction_right()) {
+                    let (verdict, style) = if right {
+                        (tr(lang, "Right!", "答对了！"), theme.good())
+                    } else {
+                        (tr(lang, "Not quite.", "不太对。"), theme.bad())
+                    };
+                    line.push((format!("{verdict} "), style));
+                }
+                line.extend(highlighted(&answer, theme));
+                page.push(line);
+                page.blank();
+            }
+            if let Some(explain) = player.explanation() {
+                for paragraph in paragraphs(explain) {
+                    page.push(highlighted(&paragraph, theme));
+                    page.blank();
+                }
             }
             for check in &outcome.checks {
                 let (mark, style) = if check.ok {
@@ -182,10 +226,9 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line
                 } else {
                     ("✗", theme.bad())
                 };
-                page.push(vec![
-                    (format!("{mark} {} ", check.key), style),
-                    (check.detail.clone(), Style::default()),
-                ]);
+                let mut line = vec![(format!("{mark} "), style)];
+                line.extend(highlighted(&sentence(&check.detail), theme));
+                page.push(line);
             }
             let hint = if player.step + 1 < player.steps() {
                 tr(lang, "n: next step", "n：下一步")
@@ -266,7 +309,66 @@ impl Widget for &LessonPane<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::paragraphs;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::{lesson_lines, paragraphs};
+    use crate::lesson::Lang;
+    use crate::ui::player::{Player, StepOutcome};
+    use crate::ui::theme::Theme;
+
+    const LESSON: &str = "id: t\norder: 1\ntitle: { en: T, zh: T }\nsteps:\n  - say: { en: Who?, zh: 谁？ }\n    \
+                          predict:\n      about: consumers\n      question: { en: Which worker?, zh: 哪个？ }\n      \
+                          choices: [a, b]\n      answer: [b]\n    \
+                          explain: { en: Only b had room., zh: 只有 b 有空位。 }\n    \
+                          do:\n      - consume: { queue: q, consumer: a }\n      \
+                          - consume: { queue: q, consumer: b }\n";
+
+    /// The pane's text once the step ran, with `b` the right answer and nothing ticked.
+    fn ran(autoplay: bool) -> (String, String) {
+        let lesson = crate::lesson::load_str(LESSON, std::path::Path::new("t.yaml")).unwrap();
+        let now = Instant::now();
+        let (mut player, _) = Player::new(Arc::new(lesson), Lang::En, now);
+        player.prepared(Ok(()), now);
+        let text = |player: &Player| {
+            let theme = Theme {
+                monochrome: true,
+                high_contrast: false,
+            };
+            lesson_lines(player, theme, 60)
+                .iter()
+                .map(|l| l.to_string() + "\n")
+                .collect::<String>()
+        };
+        let before = text(&player);
+        player.autoplay = autoplay;
+        player.next(now);
+        let outcome = StepOutcome {
+            truth: vec!["b".into()],
+            ..StepOutcome::default()
+        };
+        player.ran(Ok(outcome), now);
+        (before, text(&player))
+    }
+
+    #[test]
+    fn the_explanation_comes_after_the_step_ran() {
+        let (before, after) = ran(false);
+        assert!(!before.contains("Only b had room."), "{before}");
+        assert!(after.contains("Only b had room."), "{after}");
+    }
+
+    #[test]
+    fn a_prediction_nobody_made_is_not_judged() {
+        let (_, student) = ran(false);
+        assert!(
+            student.contains("Not quite. Messages went to b."),
+            "{student}"
+        );
+        let (_, autoplay) = ran(true);
+        assert!(!autoplay.contains("Not quite."), "{autoplay}");
+        assert!(autoplay.contains("Messages went to b."), "{autoplay}");
+    }
 
     #[test]
     fn narration_reflows_into_paragraphs() {
