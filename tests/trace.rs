@@ -1034,3 +1034,188 @@ fn alarm_events_are_written_and_read_back() {
     assert_eq!(trace::read(&path).unwrap().events, events);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A trace of clients coming and going: a connection and its consumer in the header, then
+/// one connection with its client's name, one written before traces said who the client
+/// is, their consumers, a channel closed and a consumer cancelled, a connection closed.
+const CLIENTS: &str = r#"---
+format: 1
+source: amqp://guest:****@127.0.0.1:5672/nova
+vhost: nova
+recorded_at: 2026-11-26T02:30:00Z
+snapshot:
+  vhosts:
+  - name: nova
+    exchanges: []
+    queues:
+    - {name: conductor, durable: false, exclusive: false, auto_delete: false, arguments: [], ready: 0, unacked: 0, consumers: 1}
+    bindings: []
+    connections:
+    - id: 11
+      name: 10.0.0.9:40000 -> 10.0.0.2:5672
+      peer: 10.0.0.9:40000
+      user: nova
+      client: {connection_name: "nova-scheduler:77:0b6a", product: py-amqp}
+    consumers:
+    - {queue: conductor, tag: s-1, connection: 11, channel: 1, ack: true, prefetch: 5}
+...
+---
+at: 2026-11-26T02:30:00.100Z
+vhost: nova
+connection: 7
+kind: !ConnectionOpened
+  peer: 10.0.0.5:53122
+  user: nova
+  client: {connection_name: "nova-conductor:4242:2c6f1e0a", product: py-amqp}
+...
+---
+at: 2026-11-26T02:30:00.200Z
+vhost: nova
+connection: 7
+channel: 1
+kind: !ConsumerCreated
+  queue: conductor
+  consumer_tag: c-1
+  no_ack: false
+...
+---
+at: 2026-11-26T02:30:00.300Z
+vhost: nova
+connection: 8
+kind: !ConnectionOpened
+  peer: 127.0.0.1:5000
+  user: guest
+...
+---
+at: 2026-11-26T02:30:00.400Z
+vhost: nova
+connection: 8
+channel: 1
+kind: !ConsumerCreated
+  queue: conductor
+  consumer_tag: c-1
+  no_ack: true
+...
+---
+at: 2026-11-26T02:30:00.500Z
+vhost: nova
+connection: 8
+channel: 1
+kind: !ChannelClosed
+  reason: closed by the client
+...
+---
+at: 2026-11-26T02:30:00.600Z
+vhost: nova
+connection: 7
+channel: 1
+kind: !ConsumerCancelled
+  queue: conductor
+  consumer_tag: c-1
+...
+---
+at: 2026-11-26T02:30:00.700Z
+vhost: nova
+connection: 11
+kind: !ConnectionClosed
+  reason: closed by the client
+...
+"#;
+
+/// Connection labels, and consumers as `tag@connection/channel` (`ack` when manual).
+fn clients(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let v = snapshot.vhost("nova").unwrap();
+    let connections = v
+        .connections
+        .iter()
+        .map(|c| format!("{} {}", c.id, c.label()))
+        .collect();
+    let consumers = v
+        .consumers
+        .iter()
+        .map(|c| {
+            let ack = if c.ack { " ack" } else { "" };
+            format!("{}:{}@{}/{}{ack}", c.queue, c.tag, c.connection, c.channel)
+        })
+        .collect();
+    (connections, consumers)
+}
+
+#[test]
+fn a_replay_lists_the_connections_and_consumers_at_its_position() {
+    let trace = trace::parse(CLIENTS, Path::new("clients.yaml")).unwrap();
+    let mut snapshot = trace.header.snapshot.clone();
+    let mut seen = vec![clients(&snapshot)];
+    for event in &trace.events {
+        trace::apply(&mut snapshot, event);
+        seen.push(clients(&snapshot));
+    }
+    let scheduler = "11 nova-scheduler";
+    let s1 = "conductor:s-1@11/1 ack";
+    let expected: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec![scheduler], vec![s1]),
+        (vec![scheduler, "7 nova-conductor"], vec![s1]),
+        (
+            vec![scheduler, "7 nova-conductor"],
+            vec!["conductor:c-1@7/1 ack", s1],
+        ),
+        // An older trace's ConnectionOpened says nothing of the client: its address.
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec!["conductor:c-1@7/1 ack", s1],
+        ),
+        // The same tag on another channel is another consumer.
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec!["conductor:c-1@7/1 ack", "conductor:c-1@8/1", s1],
+        ),
+        // Closing its channel takes that consumer away, and only that one.
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec!["conductor:c-1@7/1 ack", s1],
+        ),
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec![s1],
+        ),
+        // A closed connection goes with its consumers.
+        (vec!["7 nova-conductor", "8 127.0.0.1:5000"], vec![]),
+    ];
+    let expected: Vec<(Vec<String>, Vec<String>)> = expected
+        .into_iter()
+        .map(|(c, k)| {
+            let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
+            (owned(c), owned(k))
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+/// Stepping back in a replay brings back the consumer the last event cancelled.
+#[tokio::test]
+async fn stepping_back_brings_back_a_cancelled_consumer() {
+    let mut trace = trace::parse(CLIENTS, Path::new("clients.yaml")).unwrap();
+    trace.events.truncate(6);
+    let source = ReplaySource::start(trace, 100.0);
+    let _reader = source.subscribe();
+    let played = |n: usize| {
+        let source = &source;
+        async move {
+            tokio::time::timeout(Duration::from_secs(3), async {
+                while source.played() != n {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("played never became {n}"))
+        }
+    };
+    played(6).await;
+    assert_eq!(clients(&source.snapshot()).1, ["conductor:s-1@11/1 ack"]);
+    source.step_back();
+    played(5).await;
+    assert_eq!(
+        clients(&source.snapshot()).1,
+        ["conductor:c-1@7/1 ack", "conductor:s-1@11/1 ack"]
+    );
+}
