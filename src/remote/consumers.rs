@@ -107,15 +107,19 @@ impl Consumers {
         }
     }
 
-    /// A vhost's consumers as the management API lists them: (channel name, queue, tag).
-    /// They replace what was known of that vhost's channels that the listing names.
-    pub fn listed(&self, vhost: &str, consumers: &[(String, String, String)]) {
+    /// A vhost's consumers as the management API lists them. They are added to what was
+    /// known of those channels.
+    pub fn listed(&self, vhost: &str, consumers: &[super::answers::Consumer]) {
         let mut listed: HashMap<Key, Vec<String>> = HashMap::new();
-        for (channel, queue, tag) in consumers {
+        for consumer in consumers {
+            let Some((connection, number)) = consumer.channel() else {
+                continue;
+            };
+            let channel = channel_name(&connection, number);
             listed
-                .entry((vhost.to_string(), channel.clone(), queue.clone()))
+                .entry((vhost.to_string(), channel, consumer.queue.clone()))
                 .or_default()
-                .push(tag.clone());
+                .push(consumer.consumer_tag.clone());
         }
         let mut known = self.known.lock().unwrap();
         for (key, tags) in listed {

@@ -386,7 +386,7 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
         let mut uri: lapin::uri::AMQPUri = endpoint.amqp_url.parse().ok()?;
         uri.vhost = "/".to_string();
         let properties = lapin::ConnectionProperties::default()
-            .with_connection_name("rabbitscope topology events".into());
+            .with_connection_name(super::TOPOLOGY_EVENTS_CONNECTION.into());
         let connection = crate::tls::connect_uri(uri, properties).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
         let queue = super::firehose::private_queue(&channel, "events")
