@@ -343,6 +343,30 @@ async fn connections_and_consumers_of_4_1_shapes_are_read() {
     );
 }
 
+/// The text listing puts each consumer under its queue, named by its client.
+#[tokio::test]
+async fn the_text_listing_names_each_consumers_client() {
+    let api = fake_api(Answers {
+        queues: "queues-consumed-3.10.json",
+        ..Answers::default()
+    })
+    .await;
+    let picture = snapshot::snapshot(&api).await.unwrap();
+    let text = rabbitscope::remote::render::text(&picture);
+    let work = text
+        .lines()
+        .position(|l| l == "    work: 0 ready, 1 unacked")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        text.lines().nth(work + 1),
+        Some("      consumer conductor-1 by nova-conductor (channel 2, manual ack, prefetch 10)"),
+        "{text}"
+    );
+    assert!(text.contains("    nova-conductor (127.0.0.1:40062 -> 127.0.0.1:5672, user guest)"));
+    assert!(!text.contains("rabbitscope firehose"), "{text}");
+    assert!(!text.contains("consumer rabbitscope-firehose"), "{text}");
+}
+
 fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl").args(args).output().unwrap();
     assert!(
