@@ -422,6 +422,67 @@ mod tests {
     }
 
     #[test]
+    fn clients_coming_and_going_are_told_on_their_connection_and_channel() {
+        let connection = |id: u64, name: &str| ConnectionSnapshot {
+            id,
+            name: name.into(),
+            ..Default::default()
+        };
+        let consumer = |tag: &str, connection: u64, channel: u16| ConsumerSnapshot {
+            queue: "q".into(),
+            tag: tag.into(),
+            connection,
+            channel,
+            ack: true,
+            prefetch: 0,
+        };
+        let old = Snapshot {
+            vhosts: vec![VhostSnapshot {
+                name: "/".into(),
+                queues: vec![queue("q")],
+                connections: vec![connection(1, "a"), connection(2, "b")],
+                consumers: vec![consumer("t-1", 1, 1), consumer("t-2", 2, 1)],
+                ..Default::default()
+            }],
+        };
+        let mut new = old.clone();
+        let v = &mut new.vhosts[0];
+        v.connections = vec![connection(2, "b"), connection(3, "c")];
+        // The same tag on another channel is another consumer.
+        v.consumers = vec![consumer("t-2", 2, 2), consumer("t-3", 3, 5)];
+        let told: Vec<String> = diff(&old, &new)
+            .into_iter()
+            .map(|e| {
+                let on = format!("{}/{}", e.connection.unwrap(), e.channel.unwrap_or(0));
+                match e.kind {
+                    EventKind::ConsumerCreated {
+                        consumer_tag,
+                        no_ack,
+                        ..
+                    } => format!("+c {consumer_tag} {on} no_ack={no_ack}"),
+                    EventKind::ConsumerCancelled { consumer_tag, .. } => {
+                        format!("-c {consumer_tag} {on}")
+                    }
+                    EventKind::ConnectionOpened { .. } => format!("+conn {on}"),
+                    EventKind::ConnectionClosed { .. } => format!("-conn {on}"),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(
+            told,
+            [
+                "-c t-1 1/1",
+                "-c t-2 2/1",
+                "-conn 1/0",
+                "+conn 3/0",
+                "+c t-2 2/2 no_ack=false",
+                "+c t-3 3/5 no_ack=false",
+            ]
+        );
+    }
+
+    #[test]
     fn json_arguments_read_like_field_tables() {
         let map: serde_json::Map<String, Value> =
             serde_json::from_str(r#"{"x-message-ttl":60000,"x-dead-letter-exchange":"dlx"}"#)
