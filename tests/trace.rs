@@ -1219,3 +1219,132 @@ async fn stepping_back_brings_back_a_cancelled_consumer() {
         ["conductor:c-1@7/1 ack", "conductor:s-1@11/1 ack"]
     );
 }
+
+/// `record` on a RabbitMQ while a client named the way oslo.messaging names its connections
+/// connects, consumes and publishes; the replayed trace lists that client and its consumer,
+/// and the recorded publish and delivery name the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_clients_replay_lists_it_and_its_consumer() {
+    use futures_util::StreamExt;
+    use lapin::options::BasicConsumeOptions;
+    let vhost = TestVhost::new("record-clients").await;
+    let path = temp_path("clients.yaml");
+    let mut child = Command::new(BIN)
+        .args(["record", &vhost.url(), "-o"])
+        .arg(&path)
+        .args(["--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The header is written once the recorder has its first picture.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while trace::read(&path).is_err() {
+        assert!(Instant::now() < deadline, "record wrote no header");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = format!("nova-conductor:4242:{}", unique("uuid"));
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let client = Connection::connect(&vhost.url(), properties).await.unwrap();
+    let channel = client.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            "conductor".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let consuming = client.create_channel().await.unwrap();
+    let mut consumer = consuming
+        .basic_consume(
+            "conductor".into(),
+            "conductor-1".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // Publish until the trace holds the consumer (the management API lists it with its
+    // statistics, seconds later) and a delivery to it (the firehose starts a moment after
+    // the header).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let back = loop {
+        assert!(Instant::now() < deadline, "the trace never held both");
+        channel
+            .basic_publish(
+                "".into(),
+                "conductor".into(),
+                BasicPublishOptions::default(),
+                b"build_and_run_instance",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
+        let back = trace::read(&path).unwrap();
+        let has = |wanted: fn(&EventKind) -> bool| back.events.iter().any(|e| wanted(&e.kind));
+        if has(|k| matches!(k, EventKind::ConsumerCreated { .. }))
+            && has(|k| matches!(k, EventKind::Delivered { .. }))
+        {
+            break back;
+        }
+    };
+    // SAFETY: kill only sends a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+
+    let source = ReplaySource::start(back.clone(), 1000.0);
+    let _reader = source.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !source.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replay finished");
+    let replayed = source.snapshot();
+    let v = replayed.vhost(&vhost.name).unwrap();
+    let ours = v
+        .connections
+        .iter()
+        .find(|c| c.label() == "nova-conductor")
+        .unwrap_or_else(|| panic!("not listed: {:?}", v.connections));
+    let consumers: Vec<(&str, &str, u64, u16, bool)> = v
+        .consumers
+        .iter()
+        .map(|c| {
+            (
+                c.queue.as_str(),
+                c.tag.as_str(),
+                c.connection,
+                c.channel,
+                c.ack,
+            )
+        })
+        .collect();
+    assert_eq!(
+        consumers,
+        [("conductor", "conductor-1", ours.id, consuming.id(), false)]
+    );
+    let on = |wanted: fn(&EventKind) -> bool| {
+        back.events
+            .iter()
+            .filter(|e| wanted(&e.kind))
+            .map(|e| (e.connection, e.channel))
+            .last()
+    };
+    assert_eq!(
+        on(|k| matches!(k, EventKind::Published { .. })),
+        Some((Some(ours.id), Some(channel.id())))
+    );
+    assert_eq!(
+        on(|k| matches!(k, EventKind::Delivered { .. })),
+        Some((Some(ours.id), Some(consuming.id())))
+    );
+    let _ = client.close(200, "done".into()).await;
+    let _ = std::fs::remove_file(&path);
+}
