@@ -2,11 +2,12 @@
 //! RabbitMQ definitions JSON (which `rabbitscope broker --definitions FILE` and RabbitMQ
 //! itself load).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
-use crate::broker::Snapshot;
+use crate::broker::{ConsumerSnapshot, Snapshot};
 
 /// Exchanges as rounded boxes, queues as cylinders, bindings as edges labelled with their
 /// routing key (and arguments), client connections as ovals with a dashed edge from each
@@ -113,6 +114,13 @@ pub fn text(snapshot: &Snapshot) -> String {
                 printable(&x.kind)
             );
         }
+        // Looked up once per consumer: a broker may have thousands of each.
+        let labels: HashMap<u64, String> =
+            v.connections.iter().map(|c| (c.id, c.label())).collect();
+        let mut consumers: HashMap<&str, Vec<&ConsumerSnapshot>> = HashMap::new();
+        for c in &v.consumers {
+            consumers.entry(c.queue.as_str()).or_default().push(c);
+        }
         if !v.queues.is_empty() {
             out.push_str("  queues:\n");
         }
@@ -129,12 +137,10 @@ pub fn text(snapshot: &Snapshot) -> String {
                 q.ready,
                 q.unacked
             );
-            for c in v.consumers.iter().filter(|c| c.queue == q.name) {
-                let by = v
-                    .connections
-                    .iter()
-                    .find(|known| known.id == c.connection)
-                    .map_or_else(|| "an unknown connection".to_string(), |k| k.label());
+            for c in consumers.get(q.name.as_str()).into_iter().flatten() {
+                let by = labels
+                    .get(&c.connection)
+                    .map_or("an unknown connection", String::as_str);
                 let ack = if c.ack { "manual ack" } else { "no ack" };
                 let prefetch = match c.prefetch {
                     0 => String::new(),
@@ -144,7 +150,7 @@ pub fn text(snapshot: &Snapshot) -> String {
                     out,
                     "      consumer {} by {} (channel {}, {ack}{prefetch})",
                     printable(&c.tag),
-                    printable(&by),
+                    printable(by),
                     c.channel
                 );
             }
