@@ -3,7 +3,8 @@
 //! binding replayed so far. Queue depths follow the events too: a publish adds a ready
 //! message to each queue it reached, a delivery takes one (and, to a consumer known to ack,
 //! makes it unacknowledged until its ack, nack or reject), a requeue gives it back, expiry,
-//! a length limit and dead-lettering take it away, a purge empties the queue.
+//! a length limit and dead-lettering take it away, a purge empties the queue. Client
+//! connections and consumers follow `ConnectionOpened`, `ConsumerCreated` and their ends.
 //!
 //! A replay can follow its file ([`ReplaySource::follow`]): events appended by a `record`
 //! still writing it go out as they come, like `tail -f`.
