@@ -208,7 +208,8 @@ impl Management {
     }
 
     /// The vhost's client connections. Not paged (RabbitMQ 3.10 ignores paging here); only
-    /// the columns a snapshot uses, the statistics being most of each.
+    /// the columns a snapshot uses, the statistics being most of each. A user without the
+    /// `monitoring` (or `administrator`) tag is shown only its own connections and consumers.
     pub async fn connections(
         &self,
         vhost: &str,

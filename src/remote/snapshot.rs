@@ -95,7 +95,7 @@ pub async fn vhost_snapshot(
 /// consumers by queue then tag, each with the id [`super::connection_id`] gives its
 /// connection's name. rabbitscope's own connections, and consumers on them or of its own
 /// queues, are left out. A consumer whose channel the API does not know yet has connection 0.
-pub fn clients(
+fn clients(
     connections: Vec<answers::Connection>,
     consumers: Vec<answers::Consumer>,
 ) -> (Vec<ConnectionSnapshot>, Vec<ConsumerSnapshot>) {
