@@ -339,6 +339,8 @@ enum SnapshotFormat {
     Yaml,
     /// Graphviz.
     Dot,
+    /// An indented listing: each queue with its depths and its consumers by client.
+    Text,
     /// RabbitMQ definitions JSON (loadable with `rabbitscope broker --definitions FILE`).
     Definitions,
 }
@@ -865,6 +867,7 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<()> {
         }
         SnapshotFormat::Yaml => serde_yaml::to_string(&snapshot)?,
         SnapshotFormat::Dot => rabbitscope::remote::render::dot(&snapshot),
+        SnapshotFormat::Text => rabbitscope::remote::render::text(&snapshot),
         SnapshotFormat::Definitions => {
             // Who may use each vhost, so a broker loading the file lets them in (reading
             // permissions takes an administrator; without, the file has none).

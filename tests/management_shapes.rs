@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use rabbitscope::remote::{snapshot, Endpoint, Management};
+use rabbitscope::remote::{connection_id, snapshot, Endpoint, Management};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -19,18 +19,51 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A management API answering every vhost listing with `vhosts`, every queue listing with
-/// `queues`, every binding listing with `bindings` and exchanges with an empty page.
-async fn fake_api(vhosts: &str, queues: &str, bindings: &str) -> Management {
+/// Which fixture answers each listing.
+#[derive(Clone, Copy)]
+struct Answers {
+    vhosts: &'static str,
+    queues: &'static str,
+    bindings: &'static str,
+    connections: &'static str,
+    consumers: &'static str,
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Answers {
+            vhosts: "vhosts-3.10.json",
+            queues: "queues-3.10.json",
+            bindings: "bindings-3.10.json",
+            connections: "connections-3.10.json",
+            consumers: "consumers-3.10.json",
+        }
+    }
+}
+
+/// A management API answering each listing with its fixture, exchanges with an empty page
+/// and anything else with 404.
+async fn fake_api(answers: Answers) -> Management {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let (vhosts, queues, bindings) = (fixture(vhosts), fixture(queues), fixture(bindings));
+    let vhosts = fixture(answers.vhosts);
+    let listings: Vec<(&str, String)> = vec![
+        ("/api/queues/", fixture(answers.queues)),
+        ("/api/bindings/", fixture(answers.bindings)),
+        ("/api/consumers/", fixture(answers.consumers)),
+        (
+            "/api/exchanges/",
+            r#"{"items":[],"page":1,"page_count":1}"#.to_string(),
+        ),
+    ];
+    let connections = fixture(answers.connections);
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
-            let (vhosts, queues, bindings) = (vhosts.clone(), queues.clone(), bindings.clone());
+            let (vhosts, listings, connections) =
+                (vhosts.clone(), listings.clone(), connections.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -41,16 +74,19 @@ async fn fake_api(vhosts: &str, queues: &str, bindings: &str) -> Management {
                     }
                 }
                 let head = String::from_utf8_lossy(&head);
-                let path = head.split_whitespace().nth(1).unwrap_or("");
+                let target = head.split_whitespace().nth(1).unwrap_or("");
+                let path = target.split('?').next().unwrap_or("");
                 let body = if path == "/api/vhosts" {
-                    vhosts
-                } else if path.starts_with("/api/queues/") {
-                    queues
-                } else if path.starts_with("/api/bindings/") {
-                    bindings
-                } else if path.starts_with("/api/exchanges/") {
-                    r#"{"items":[],"page":1,"page_count":1}"#.to_string()
+                    Some(vhosts)
+                } else if path.starts_with("/api/vhosts/") && path.ends_with("/connections") {
+                    Some(connections)
                 } else {
+                    listings
+                        .into_iter()
+                        .find(|(prefix, _)| path.starts_with(prefix))
+                        .map(|(_, body)| body)
+                };
+                let Some(body) = body else {
                     let _ = stream
                         .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
                         .await;
@@ -84,7 +120,11 @@ async fn every_releases_vhosts_are_read() {
         ("vhosts-3.12.json", &["/", "orders"]),
         ("vhosts-4.1.json", &["/", "orders"]),
     ] {
-        let api = fake_api(file, "queues-3.10.json", "bindings-3.10.json").await;
+        let api = fake_api(Answers {
+            vhosts: file,
+            ..Answers::default()
+        })
+        .await;
         let listed = api
             .vhost_names()
             .await
@@ -125,7 +165,7 @@ fn tags_descriptions_and_queue_types_in_every_shape() {
 
 #[tokio::test]
 async fn queues_without_counters_or_type_and_old_argument_tables_are_read() {
-    let api = fake_api("vhosts-3.10.json", "queues-3.10.json", "bindings-3.10.json").await;
+    let api = fake_api(Answers::default()).await;
     let queues = api.queues("v").await.unwrap();
     let shown: Vec<(&str, Option<&str>, u64, u64, u64)> = queues
         .iter()
@@ -153,12 +193,178 @@ async fn queues_without_counters_or_type_and_old_argument_tables_are_read() {
     assert_eq!(picture.bindings.len(), 2);
     assert!(picture.bindings.iter().any(|b| b.destination_is_exchange));
 
-    let api = fake_api("vhosts-3.8.json", "queues-3.7.json", "bindings-3.10.json").await;
+    let api = fake_api(Answers {
+        vhosts: "vhosts-3.8.json",
+        queues: "queues-3.7.json",
+        ..Answers::default()
+    })
+    .await;
     let old = api.queues("v").await.unwrap();
     assert_eq!(old.len(), 1);
     assert_eq!(old[0].kind, None);
     assert!(old[0].arguments.is_empty());
     assert_eq!(old[0].consumers, 70_000);
+}
+
+/// A vhost's clients as a test compares them: (label, peer, user) per connection, and
+/// (queue, tag, connection name, channel, manual ack, prefetch) per consumer, the connection
+/// found again by the id the snapshot gave it.
+type Clients = (
+    Vec<(String, String, String)>,
+    Vec<(String, String, String, u16, bool, u16)>,
+);
+
+async fn clients(answers: Answers, names: &[&str]) -> Clients {
+    let api = fake_api(answers).await;
+    let v = snapshot::vhost_snapshot(&api, "v").await.unwrap();
+    let connections = v
+        .connections
+        .iter()
+        .map(|c| (c.label(), c.peer.clone(), c.user.clone()))
+        .collect();
+    let name_of = |id: u64| {
+        names
+            .iter()
+            .find(|n| connection_id(n) == id)
+            .map_or_else(|| format!("unknown {id}"), |n| n.to_string())
+    };
+    let consumers = v
+        .consumers
+        .iter()
+        .map(|c| {
+            let (queue, tag) = (c.queue.clone(), c.tag.clone());
+            (
+                queue,
+                tag,
+                name_of(c.connection),
+                c.channel,
+                c.ack,
+                c.prefetch,
+            )
+        })
+        .collect();
+    (connections, consumers)
+}
+
+fn row(label: &str, peer: &str, user: &str) -> (String, String, String) {
+    (label.into(), peer.into(), user.into())
+}
+
+fn consumer(
+    queue: &str,
+    tag: &str,
+    connection: &str,
+    channel: u16,
+    ack: bool,
+    prefetch: u16,
+) -> (String, String, String, u16, bool, u16) {
+    let (queue, tag, connection) = (queue.into(), tag.into(), connection.into());
+    (queue, tag, connection, channel, ack, prefetch)
+}
+
+#[tokio::test]
+async fn connections_and_consumers_of_3_10_are_read_without_rabbitscopes_own() {
+    let nova = "127.0.0.1:40062 -> 127.0.0.1:5672";
+    let plain = "127.0.0.1:40068 -> 127.0.0.1:5672";
+    let (connections, consumers) = clients(Answers::default(), &[nova, plain]).await;
+    // The firehose's connection and its consumer are how rabbitscope watches: left out.
+    assert_eq!(
+        connections,
+        [
+            row("nova-conductor", "127.0.0.1:40062", "guest"),
+            row(
+                "Pika Python Client Library :40068",
+                "127.0.0.1:40068",
+                "guest"
+            ),
+        ]
+    );
+    assert_eq!(
+        consumers,
+        [
+            consumer("audit", "amq.ctag-abc", plain, 1, false, 0),
+            consumer("work", "conductor-1", nova, 2, true, 10),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn connections_and_consumers_of_3_8_shapes_are_read() {
+    let nova = "10.0.0.5:53122 -> 10.0.0.2:5672";
+    let answers = Answers {
+        connections: "connections-3.8.json",
+        consumers: "consumers-3.8.json",
+        ..Answers::default()
+    };
+    let (connections, consumers) = clients(answers, &[nova]).await;
+    // No connection_name: the library and port. A direct connection has neither peer
+    // port nor host: its name stands for both.
+    let direct = "<rabbit@node-1.1624012345.4242.0>";
+    assert_eq!(
+        connections,
+        [
+            row("py-amqp :53122", "10.0.0.5:53122", "nova"),
+            row(direct, direct, "shovel"),
+        ]
+    );
+    // A consumer whose channel is not known (`channel_details: []`) is kept, on connection 0.
+    assert_eq!(
+        consumers,
+        [
+            consumer("conductor", "4f1d0c9e", nova, 1, true, 1),
+            consumer("conductor", "amq.ctag-stale", "unknown 0", 0, true, 0),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn connections_and_consumers_of_4_1_shapes_are_read() {
+    let billing = "[::1]:40112 -> [::1]:5672";
+    let lapin = "127.0.0.1:40200 -> 127.0.0.1:5672";
+    let answers = Answers {
+        connections: "connections-4.1.json",
+        consumers: "consumers-4.1.json",
+        ..Answers::default()
+    };
+    let (connections, consumers) = clients(answers, &[billing, lapin]).await;
+    assert_eq!(
+        connections,
+        [
+            row("lapin :40200", "127.0.0.1:40200", "guest"),
+            row("billing worker", "[::1]:40112", "billing"),
+        ]
+    );
+    assert_eq!(
+        consumers,
+        [
+            consumer("audit", "amq.ctag-9x", lapin, 1, false, 0),
+            consumer("invoices", "invoices-1", billing, 3, true, 250),
+        ]
+    );
+}
+
+/// The text listing puts each consumer under its queue, named by its client.
+#[tokio::test]
+async fn the_text_listing_names_each_consumers_client() {
+    let api = fake_api(Answers {
+        queues: "queues-consumed-3.10.json",
+        ..Answers::default()
+    })
+    .await;
+    let picture = snapshot::snapshot(&api).await.unwrap();
+    let text = rabbitscope::remote::render::text(&picture);
+    let work = text
+        .lines()
+        .position(|l| l == "    work: 0 ready, 1 unacked")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        text.lines().nth(work + 1),
+        Some("      consumer conductor-1 by nova-conductor (channel 2, manual ack, prefetch 10)"),
+        "{text}"
+    );
+    assert!(text.contains("    nova-conductor (127.0.0.1:40062 -> 127.0.0.1:5672, user guest)"));
+    assert!(!text.contains("rabbitscope firehose"), "{text}");
+    assert!(!text.contains("consumer rabbitscope-firehose"), "{text}");
 }
 
 fn rabbitmqctl(args: &[&str]) {

@@ -16,7 +16,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use rabbitscope::broker::{Broker, BrokerConfig, Snapshot};
-use rabbitscope::events::{EventKind, PublishFate, Received};
+use rabbitscope::events::{Event, EventKind, PublishFate, Received};
 use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 
@@ -428,12 +428,21 @@ async fn wait_for<T>(
     within: Duration,
     mut wanted: impl FnMut(&EventKind) -> Option<T>,
 ) -> Option<T> {
+    wait_for_event(reader, within, |e| wanted(&e.kind)).await
+}
+
+/// [`wait_for`] with the whole event: its connection and channel too.
+async fn wait_for_event<T>(
+    reader: &mut rabbitscope::events::EventReader,
+    within: Duration,
+    mut wanted: impl FnMut(&Event) -> Option<T>,
+) -> Option<T> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(deadline, reader.recv()).await {
             Err(_) => return None,
             Ok(Received::Event(e)) => {
-                if let Some(found) = wanted(&e.kind) {
+                if let Some(found) = wanted(&e) {
                     return Some(found);
                 }
             }
@@ -1342,6 +1351,20 @@ async fn names_with_escape_sequences_never_reach_the_terminal_raw() {
     assert!(ok, "{err}");
     assert!(!raw(&dot), "raw control characters in {dot:?}");
     assert!(dot.contains(r"q\\u{1b}]52;c;cHduZWQ=\\u{7}"), "{dot}");
+    let (ok, text, err) = run(&[
+        "snapshot",
+        &vhost.url(),
+        "--vhost",
+        &vhost.name,
+        "--format",
+        "text",
+    ]);
+    assert!(ok, "{err}");
+    assert!(!raw(&text), "raw control characters in {text:?}");
+    assert!(
+        text.contains(r"    q\u{1b}]52;c;cHduZWQ=\u{7}: 0 ready"),
+        "{text}"
+    );
     for format in ["json", "yaml"] {
         let (ok, text, err) = run(&[
             "snapshot",
@@ -1406,4 +1429,171 @@ async fn watching_shows_only_its_vhost_without_its_own_queues() {
     assert!(v.bindings.iter().all(|b| *b.destination != *firehose_queue));
     connection.close(200, "OK".into()).await.unwrap();
     source.close().await;
+}
+
+/// A client named the way oslo.messaging names its connections consumes one queue and
+/// publishes to an exchange: the watch lists the connection by its program and the consumer
+/// on it, and the firehose's publish and delivery name that same connection, on the
+/// channels they used; `snapshot` prints the consumer under its queue by the client's name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watch_names_the_clients_that_publish_and_consume() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+    let vhost = TestVhost::new("clients").await;
+    let source = traced_source(&vhost);
+    let mut events = source.subscribe();
+    let name = format!("nova-conductor:4242:{}", common::unique("uuid"));
+    let properties = ConnectionProperties::default().with_connection_name(name.clone().into());
+    let client = Connection::connect(&vhost.url(), properties).await.unwrap();
+    let publishing = client.create_channel().await.unwrap();
+    let consuming = client.create_channel().await.unwrap();
+    exchange(
+        &publishing,
+        "nova",
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+    )
+    .await;
+    queue(&publishing, "probe", durable(), FieldTable::default()).await;
+    queue(&publishing, "conductor", durable(), FieldTable::default()).await;
+    bind(
+        &publishing,
+        "conductor",
+        "nova",
+        "conductor",
+        FieldTable::default(),
+    )
+    .await;
+    consuming
+        .basic_qos(3, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = consuming
+        .basic_consume(
+            "conductor".into(),
+            "conductor-1".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    // The management API learns of connections and consumers with their statistics.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (id, listed) = loop {
+        let snapshot = source.snapshot();
+        let v = snapshot.vhost(&vhost.name).cloned().unwrap_or_default();
+        let ours = v.connections.iter().find(|c| c.label() == "nova-conductor");
+        if let (Some(ours), false) = (ours, v.consumers.is_empty()) {
+            break (ours.id, v);
+        }
+        assert!(Instant::now() < deadline, "never listed: {v:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ours = listed.connections.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(ours.client.connection_name.as_deref(), Some(name.as_str()));
+    assert_eq!(ours.user, "guest");
+    assert!(ours.peer.starts_with("127.0.0.1:"), "{ours:?}");
+    assert!(
+        ours.name.starts_with(&format!("{} -> ", ours.peer)),
+        "{ours:?}"
+    );
+    // The source's own connections (firehose, event exchange) are not in the picture.
+    assert!(
+        listed
+            .connections
+            .iter()
+            .all(|c| !c.label().contains("rabbitscope")),
+        "{:?}",
+        listed.connections
+    );
+    let expected = rabbitscope::broker::ConsumerSnapshot {
+        queue: "conductor".into(),
+        tag: "conductor-1".into(),
+        connection: id,
+        channel: consuming.id(),
+        ack: true,
+        prefetch: 3,
+    };
+    assert_eq!(listed.consumers, [expected]);
+    // ... and were told as events, for a recording to replay.
+    let opened = wait_for_event(&mut events, Duration::from_secs(5), |e| match &e.kind {
+        EventKind::ConnectionOpened { client, .. } if e.connection == Some(id) => {
+            Some(client.label("?"))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(opened.as_deref(), Some("nova-conductor"));
+
+    until_traced(&publishing, &mut events, "probe").await;
+    publishing
+        .basic_publish(
+            "nova".into(),
+            "conductor".into(),
+            BasicPublishOptions::default(),
+            b"build_and_run_instance",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect("no delivery")
+        .unwrap()
+        .unwrap();
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    let published = wait_for_event(&mut events, Duration::from_secs(5), |e| match &e.kind {
+        EventKind::Published { exchange, .. } if &**exchange == "nova" => {
+            Some((e.connection, e.channel))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(published, Some((Some(id), Some(publishing.id()))));
+    let delivered = wait_for_event(&mut events, Duration::from_secs(5), |e| match &e.kind {
+        EventKind::Delivered {
+            queue,
+            consumer_tag,
+            ..
+        } if &**queue == "conductor" => Some((e.connection, e.channel, consumer_tag.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        delivered,
+        Some((Some(id), Some(consuming.id()), Some("conductor-1".into())))
+    );
+
+    let snapshot = |format: &str| {
+        let (ok, out, err) = run(&[
+            "snapshot",
+            &vhost.url(),
+            "--vhost",
+            &vhost.name,
+            "--format",
+            format,
+        ]);
+        assert!(ok, "{err}");
+        out
+    };
+    let text = snapshot("text");
+    let line = format!(
+        "      consumer conductor-1 by nova-conductor (channel {}, manual ack, prefetch 3)",
+        consuming.id()
+    );
+    assert!(text.lines().any(|l| l == line), "{text}");
+    let dot = snapshot("dot");
+    assert!(
+        dot.contains(&format!(
+            "/connection/{id}\" [shape=oval, label=\"nova-conductor\"]"
+        )),
+        "{dot}"
+    );
+    let json: Snapshot = serde_json::from_str(&snapshot("json")).unwrap();
+    assert_eq!(json.vhosts[0].consumers, listed.consumers);
+    assert!(json.vhosts[0].connections.iter().any(|c| c.id == id));
+
+    source.close().await;
+    client.close(200, "OK".into()).await.unwrap();
 }

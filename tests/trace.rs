@@ -1034,3 +1034,317 @@ fn alarm_events_are_written_and_read_back() {
     assert_eq!(trace::read(&path).unwrap().events, events);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A trace of clients coming and going: a connection and its consumer in the header, then
+/// one connection with its client's name, one written before traces said who the client
+/// is, their consumers, a channel closed and a consumer cancelled, a connection closed.
+const CLIENTS: &str = r#"---
+format: 1
+source: amqp://guest:****@127.0.0.1:5672/nova
+vhost: nova
+recorded_at: 2026-11-26T02:30:00Z
+snapshot:
+  vhosts:
+  - name: nova
+    exchanges: []
+    queues:
+    - {name: conductor, durable: false, exclusive: false, auto_delete: false, arguments: [], ready: 0, unacked: 0, consumers: 1}
+    bindings: []
+    connections:
+    - id: 11
+      name: 10.0.0.9:40000 -> 10.0.0.2:5672
+      peer: 10.0.0.9:40000
+      user: nova
+      client: {connection_name: "nova-scheduler:77:0b6a", product: py-amqp}
+    consumers:
+    - {queue: conductor, tag: s-1, connection: 11, channel: 1, ack: true, prefetch: 5}
+...
+---
+at: 2026-11-26T02:30:00.100Z
+vhost: nova
+connection: 7
+kind: !ConnectionOpened
+  peer: 10.0.0.5:53122
+  user: nova
+  client: {connection_name: "nova-conductor:4242:2c6f1e0a", product: py-amqp}
+...
+---
+at: 2026-11-26T02:30:00.200Z
+vhost: nova
+connection: 7
+channel: 1
+kind: !ConsumerCreated
+  queue: conductor
+  consumer_tag: c-1
+  no_ack: false
+...
+---
+at: 2026-11-26T02:30:00.300Z
+vhost: nova
+connection: 8
+kind: !ConnectionOpened
+  peer: 127.0.0.1:5000
+  user: guest
+...
+---
+at: 2026-11-26T02:30:00.400Z
+vhost: nova
+connection: 8
+channel: 1
+kind: !ConsumerCreated
+  queue: conductor
+  consumer_tag: c-1
+  no_ack: true
+...
+---
+at: 2026-11-26T02:30:00.500Z
+vhost: nova
+connection: 8
+channel: 1
+kind: !ChannelClosed
+  reason: closed by the client
+...
+---
+at: 2026-11-26T02:30:00.600Z
+vhost: nova
+connection: 7
+channel: 1
+kind: !ConsumerCancelled
+  queue: conductor
+  consumer_tag: c-1
+...
+---
+at: 2026-11-26T02:30:00.700Z
+vhost: nova
+connection: 11
+kind: !ConnectionClosed
+  reason: closed by the client
+...
+"#;
+
+/// Connection labels, and consumers as `tag@connection/channel` (`ack` when manual).
+fn clients(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let v = snapshot.vhost("nova").unwrap();
+    let connections = v
+        .connections
+        .iter()
+        .map(|c| format!("{} {}", c.id, c.label()))
+        .collect();
+    let consumers = v
+        .consumers
+        .iter()
+        .map(|c| {
+            let ack = if c.ack { " ack" } else { "" };
+            format!("{}:{}@{}/{}{ack}", c.queue, c.tag, c.connection, c.channel)
+        })
+        .collect();
+    (connections, consumers)
+}
+
+#[test]
+fn a_replay_lists_the_connections_and_consumers_at_its_position() {
+    let trace = trace::parse(CLIENTS, Path::new("clients.yaml")).unwrap();
+    let mut snapshot = trace.header.snapshot.clone();
+    let mut seen = vec![clients(&snapshot)];
+    for event in &trace.events {
+        trace::apply(&mut snapshot, event);
+        seen.push(clients(&snapshot));
+    }
+    let scheduler = "11 nova-scheduler";
+    let s1 = "conductor:s-1@11/1 ack";
+    let expected: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec![scheduler], vec![s1]),
+        (vec![scheduler, "7 nova-conductor"], vec![s1]),
+        (
+            vec![scheduler, "7 nova-conductor"],
+            vec!["conductor:c-1@7/1 ack", s1],
+        ),
+        // An older trace's ConnectionOpened says nothing of the client: its address.
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec!["conductor:c-1@7/1 ack", s1],
+        ),
+        // The same tag on another channel is another consumer.
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec!["conductor:c-1@7/1 ack", "conductor:c-1@8/1", s1],
+        ),
+        // Closing its channel takes that consumer away, and only that one.
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec!["conductor:c-1@7/1 ack", s1],
+        ),
+        (
+            vec![scheduler, "7 nova-conductor", "8 127.0.0.1:5000"],
+            vec![s1],
+        ),
+        // A closed connection goes with its consumers.
+        (vec!["7 nova-conductor", "8 127.0.0.1:5000"], vec![]),
+    ];
+    let expected: Vec<(Vec<String>, Vec<String>)> = expected
+        .into_iter()
+        .map(|(c, k)| {
+            let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
+            (owned(c), owned(k))
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+/// Stepping back in a replay brings back the consumer the last event cancelled.
+#[tokio::test]
+async fn stepping_back_brings_back_a_cancelled_consumer() {
+    let mut trace = trace::parse(CLIENTS, Path::new("clients.yaml")).unwrap();
+    trace.events.truncate(6);
+    let source = ReplaySource::start(trace, 100.0);
+    let _reader = source.subscribe();
+    let played = |n: usize| {
+        let source = &source;
+        async move {
+            tokio::time::timeout(Duration::from_secs(3), async {
+                while source.played() != n {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("played never became {n}"))
+        }
+    };
+    played(6).await;
+    assert_eq!(clients(&source.snapshot()).1, ["conductor:s-1@11/1 ack"]);
+    source.step_back();
+    played(5).await;
+    assert_eq!(
+        clients(&source.snapshot()).1,
+        ["conductor:c-1@7/1 ack", "conductor:s-1@11/1 ack"]
+    );
+}
+
+/// `record` on a RabbitMQ while a client named the way oslo.messaging names its connections
+/// connects, consumes and publishes; the replayed trace lists that client and its consumer,
+/// and the recorded publish and delivery name the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_clients_replay_lists_it_and_its_consumer() {
+    use futures_util::StreamExt;
+    use lapin::options::BasicConsumeOptions;
+    let vhost = TestVhost::new("record-clients").await;
+    let path = temp_path("clients.yaml");
+    let mut child = Command::new(BIN)
+        .args(["record", &vhost.url(), "-o"])
+        .arg(&path)
+        .args(["--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The header is written once the recorder has its first picture.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while trace::read(&path).is_err() {
+        assert!(Instant::now() < deadline, "record wrote no header");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = format!("nova-conductor:4242:{}", unique("uuid"));
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let client = Connection::connect(&vhost.url(), properties).await.unwrap();
+    let channel = client.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            "conductor".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let consuming = client.create_channel().await.unwrap();
+    let mut consumer = consuming
+        .basic_consume(
+            "conductor".into(),
+            "conductor-1".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // Publish until the trace holds the consumer (the management API lists it with its
+    // statistics, seconds later) and a delivery to it (the firehose starts a moment after
+    // the header).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let back = loop {
+        assert!(Instant::now() < deadline, "the trace never held both");
+        channel
+            .basic_publish(
+                "".into(),
+                "conductor".into(),
+                BasicPublishOptions::default(),
+                b"build_and_run_instance",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
+        let back = trace::read(&path).unwrap();
+        let has = |wanted: fn(&EventKind) -> bool| back.events.iter().any(|e| wanted(&e.kind));
+        if has(|k| matches!(k, EventKind::ConsumerCreated { .. }))
+            && has(|k| matches!(k, EventKind::Delivered { .. }))
+        {
+            break back;
+        }
+    };
+    // SAFETY: kill only sends a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+
+    let source = ReplaySource::start(back.clone(), 1000.0);
+    let _reader = source.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !source.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replay finished");
+    let replayed = source.snapshot();
+    let v = replayed.vhost(&vhost.name).unwrap();
+    let ours = v
+        .connections
+        .iter()
+        .find(|c| c.label() == "nova-conductor")
+        .unwrap_or_else(|| panic!("not listed: {:?}", v.connections));
+    let consumers: Vec<(&str, &str, u64, u16, bool)> = v
+        .consumers
+        .iter()
+        .map(|c| {
+            (
+                c.queue.as_str(),
+                c.tag.as_str(),
+                c.connection,
+                c.channel,
+                c.ack,
+            )
+        })
+        .collect();
+    assert_eq!(
+        consumers,
+        [("conductor", "conductor-1", ours.id, consuming.id(), false)]
+    );
+    let on = |wanted: fn(&EventKind) -> bool| {
+        back.events
+            .iter()
+            .filter(|e| wanted(&e.kind))
+            .map(|e| (e.connection, e.channel))
+            .last()
+    };
+    assert_eq!(
+        on(|k| matches!(k, EventKind::Published { .. })),
+        Some((Some(ours.id), Some(channel.id())))
+    );
+    assert_eq!(
+        on(|k| matches!(k, EventKind::Delivered { .. })),
+        Some((Some(ours.id), Some(consuming.id())))
+    );
+    let _ = client.close(200, "done".into()).await;
+    let _ = std::fs::remove_file(&path);
+}

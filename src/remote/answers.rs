@@ -67,6 +67,101 @@ impl Binding {
     }
 }
 
+/// One connection of `/api/vhosts/VHOST/connections`. A direct (Erlang) connection of a
+/// plugin may lack the peer's port, or both peer fields; a client may send no
+/// `connection_name` (3.10 and later also list it as `user_provided_name`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Connection {
+    /// The broker's name for it: `127.0.0.1:53122 -> 127.0.0.1:5672` for a network one.
+    pub name: String,
+    #[serde(default, deserialize_with = "text")]
+    pub user: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub peer_host: Option<String>,
+    /// A number, or absent, null or `"unknown"` where there is no port.
+    #[serde(default, deserialize_with = "number")]
+    pub peer_port: Option<u16>,
+    /// The client properties of its connection.start-ok: an object, `[]` when empty.
+    #[serde(default, deserialize_with = "table")]
+    pub client_properties: Map<String, Value>,
+    #[serde(default, deserialize_with = "text")]
+    pub user_provided_name: Option<String>,
+}
+
+impl Connection {
+    /// `host:port`, `host` without a port, the connection's name without either.
+    pub fn peer(&self) -> String {
+        let host = self
+            .peer_host
+            .as_deref()
+            .filter(|h| !h.is_empty() && *h != "unknown");
+        match (host, self.peer_port) {
+            (Some(host), Some(port)) if host.contains(':') => format!("[{host}]:{port}"),
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => self.name.clone(),
+        }
+    }
+
+    /// The `connection_name` the client gave, from its properties or `user_provided_name`.
+    pub fn connection_name(&self) -> Option<String> {
+        self.client_property("connection_name")
+            .or_else(|| self.user_provided_name.clone())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// A client property that is text (`product`, `connection_name`, ...).
+    pub fn client_property(&self, name: &str) -> Option<String> {
+        self.client_properties
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+/// One consumer of `/api/consumers/VHOST`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Consumer {
+    pub consumer_tag: String,
+    #[serde(default, deserialize_with = "queue_name")]
+    pub queue: String,
+    /// `[]` (no details) when the channel's statistics are not known (yet, or any more).
+    #[serde(default, deserialize_with = "details")]
+    pub channel_details: ChannelDetails,
+    #[serde(default, deserialize_with = "flag")]
+    pub ack_required: bool,
+    #[serde(default, deserialize_with = "count")]
+    pub prefetch_count: u64,
+}
+
+/// Which channel a consumer is on.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct ChannelDetails {
+    /// `<connection name> (<channel number>)`.
+    #[serde(default, deserialize_with = "text")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub connection_name: Option<String>,
+    #[serde(default, deserialize_with = "number")]
+    pub number: Option<u16>,
+}
+
+impl Consumer {
+    /// The consumer's connection name and channel number, from the details' fields or, where
+    /// a release lists only the channel's name, from that name.
+    pub fn channel(&self) -> Option<(String, u16)> {
+        let details = &self.channel_details;
+        let from_name = details.name.as_deref().and_then(|name| {
+            let (connection, number) = name.strip_suffix(')')?.rsplit_once(" (")?;
+            Some((connection.to_string(), number.parse().ok()?))
+        });
+        match (&details.connection_name, details.number) {
+            (Some(connection), Some(number)) => Some((connection.clone(), number)),
+            _ => from_name,
+        }
+    }
+}
+
 /// Text, with null, absent and Erlang's `undefined` as none.
 fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
@@ -113,5 +208,34 @@ fn table<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error
     Ok(match Value::deserialize(d)? {
         Value::Object(map) => map,
         _ => Map::new(),
+    })
+}
+
+/// A port or channel number; anything else (`"unknown"`, null, out of range) is none.
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    Ok(Value::deserialize(d)?
+        .as_u64()
+        .and_then(|n| u16::try_from(n).ok()))
+}
+
+/// `{"name": ..., "vhost": ...}`, or the name alone.
+fn queue_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(name) => name,
+        Value::Object(map) => map
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    })
+}
+
+/// Channel details: an object, or `[]` (none known).
+fn details<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelDetails, D::Error> {
+    let value = Value::deserialize(d)?;
+    Ok(match value {
+        Value::Object(_) => serde_json::from_value(value).unwrap_or_default(),
+        _ => ChannelDetails::default(),
     })
 }

@@ -2,7 +2,8 @@
 //! connection and the channel number but not the consumer tag, so the tags are learnt
 //! elsewhere: from the event exchange (`channel.created` names a channel process,
 //! `consumer.created` / `consumer.deleted` refer to it) and from the management API's consumer
-//! listing, which knows channels opened before watching started but lags a few seconds.
+//! listing, which knows channels opened before watching started but lags a few seconds (and
+//! which every poll of a watch reads: [`only_consumer`] finds a delivery's consumer there).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,6 +45,25 @@ pub enum Lookup {
 /// The channel name RabbitMQ gives a connection's channel.
 pub fn channel_name(connection: &str, channel: u16) -> String {
     format!("{connection} ({channel})")
+}
+
+/// The tag of the one consumer of `queue` a snapshot lists on that connection (by the broker's
+/// name for it) and channel; none when it lists none or several.
+pub fn only_consumer(
+    listed: &crate::broker::VhostSnapshot,
+    connection: &str,
+    channel: u16,
+    queue: &str,
+) -> Option<String> {
+    let id = super::connection_id(connection);
+    let mut there = listed
+        .consumers
+        .iter()
+        .filter(|c| c.connection == id && c.channel == channel && c.queue == queue);
+    match (there.next(), there.next()) {
+        (Some(only), None) => Some(only.tag.clone()),
+        _ => None,
+    }
 }
 
 impl Consumers {
@@ -107,15 +127,19 @@ impl Consumers {
         }
     }
 
-    /// A vhost's consumers as the management API lists them: (channel name, queue, tag).
-    /// They replace what was known of that vhost's channels that the listing names.
-    pub fn listed(&self, vhost: &str, consumers: &[(String, String, String)]) {
+    /// A vhost's consumers as the management API lists them. They are added to what was
+    /// known of those channels.
+    pub fn listed(&self, vhost: &str, consumers: &[super::answers::Consumer]) {
         let mut listed: HashMap<Key, Vec<String>> = HashMap::new();
-        for (channel, queue, tag) in consumers {
+        for consumer in consumers {
+            let Some((connection, number)) = consumer.channel() else {
+                continue;
+            };
+            let channel = channel_name(&connection, number);
             listed
-                .entry((vhost.to_string(), channel.clone(), queue.clone()))
+                .entry((vhost.to_string(), channel, consumer.queue.clone()))
                 .or_default()
-                .push(tag.clone());
+                .push(consumer.consumer_tag.clone());
         }
         let mut known = self.known.lock().unwrap();
         for (key, tags) in listed {
@@ -142,6 +166,34 @@ mod tests {
             t.insert((*k).into(), AMQPValue::LongString(LongString::from(*v)));
         }
         t
+    }
+
+    #[test]
+    fn a_snapshot_names_the_one_consumer_of_a_channel_and_queue() {
+        use crate::broker::{ConsumerSnapshot, VhostSnapshot};
+        let name = "127.0.0.1:5000 -> 127.0.0.1:5672";
+        let consumer = |tag: &str, channel: u16, queue: &str| ConsumerSnapshot {
+            queue: queue.into(),
+            tag: tag.into(),
+            connection: super::super::connection_id(name),
+            channel,
+            ..Default::default()
+        };
+        let listed = VhostSnapshot {
+            consumers: vec![
+                consumer("a", 1, "q"),
+                consumer("b", 2, "q"),
+                consumer("c", 2, "q"),
+                consumer("d", 2, "r"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(only_consumer(&listed, name, 1, "q").as_deref(), Some("a"));
+        assert_eq!(only_consumer(&listed, name, 2, "r").as_deref(), Some("d"));
+        // Two on one channel: the trace cannot tell which.
+        assert_eq!(only_consumer(&listed, name, 2, "q"), None);
+        assert_eq!(only_consumer(&listed, name, 3, "q"), None);
+        assert_eq!(only_consumer(&listed, "elsewhere", 1, "q"), None);
     }
 
     #[test]

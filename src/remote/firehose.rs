@@ -59,6 +59,15 @@ pub enum Trace {
     },
 }
 
+impl Trace {
+    /// The connection that published or was delivered to, as the broker names it.
+    pub fn connection(&self) -> &str {
+        match self {
+            Trace::Published { connection, .. } | Trace::Delivered { connection, .. } => connection,
+        }
+    }
+}
+
 /// Tracing switched on for one vhost through the management API, remembered so it is switched
 /// off again only if it was off before.
 pub struct Tracing {
@@ -237,7 +246,7 @@ impl Firehose {
     pub async fn open(amqp_url: &str, keys: FirehoseKeys) -> Result<Firehose, String> {
         let failed = |what: &str, e: lapin::Error| format!("firehose: {what}: {e}");
         let properties =
-            ConnectionProperties::default().with_connection_name("rabbitscope firehose".into());
+            ConnectionProperties::default().with_connection_name(super::FIREHOSE_CONNECTION.into());
         let connection = crate::tls::connect(amqp_url, properties)
             .await
             .map_err(|e| failed("connect", e))?;
@@ -502,10 +511,14 @@ impl TraceEvents {
                 },
             ),
         };
+        // The id the snapshot gives the connection of that name.
+        let connection = Some(trace.connection())
+            .filter(|name| !name.is_empty())
+            .map(super::connection_id);
         Event {
             at: SystemTime::now(),
             vhost: vhost.into(),
-            connection: None,
+            connection,
             channel,
             kind,
         }

@@ -4,11 +4,13 @@
 //! - [`management`]: the management API client (reqwest, with `rabbitmq_http_client`'s
 //!   types), every answer bounded in size.
 //! - [`answers`]: the API's answers, decoded as every release since 3.8 shapes them.
-//! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`], and successive
-//!   snapshots as topology events.
-//! - [`firehose`]: trace messages as `Published` / `Delivered` events.
+//! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`] (with the vhost's client
+//!   connections and consumers), and successive snapshots as topology and client events.
+//! - [`firehose`]: trace messages as `Published` / `Delivered` events on the connection and
+//!   channel the trace names; a connection's id is [`connection_id`] of its name, in events
+//!   and snapshots alike.
 //! - [`source`]: [`RemoteSource`], polling and tracing in the background.
-//! - [`render`]: a snapshot as Graphviz dot or RabbitMQ definitions JSON.
+//! - [`render`]: a snapshot as an indented listing, Graphviz dot or RabbitMQ definitions JSON.
 
 pub mod answers;
 pub mod consumers;
@@ -23,6 +25,31 @@ pub use firehose::{Firehose, FirehoseKeys};
 pub use management::{Management, ManagementError};
 pub use snapshot::{diff, snapshot};
 pub use source::{RemoteOptions, RemoteSource};
+
+/// The id events and snapshots give a RabbitMQ connection, made from its name
+/// (`127.0.0.1:53122 -> 127.0.0.1:5672`, which the management API lists and the firehose's
+/// `connection` header repeats): the same name always gets the same id, so a traced publish
+/// names the connection the snapshot lists. FNV-1a, kept below 2^53 so that readers of the
+/// JSON snapshot that hold numbers as doubles (jq, JavaScript) read it exactly; never 0.
+pub fn connection_id(name: &str) -> crate::events::ConnectionId {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash & ((1 << 53) - 1)).max(1)
+}
+
+/// The `connection_name` of the firehose reader's connection.
+pub const FIREHOSE_CONNECTION: &str = "rabbitscope firehose";
+/// The `connection_name` of the event exchange reader's connection.
+pub const TOPOLOGY_EVENTS_CONNECTION: &str = "rabbitscope topology events";
+
+/// Whether a client's `connection_name` is one of the connections rabbitscope watches
+/// through (this program's or another copy's): left out of the picture, like its queues.
+pub fn is_own_connection(connection_name: &str) -> bool {
+    [FIREHOSE_CONNECTION, TOPOLOGY_EVENTS_CONNECTION].contains(&connection_name)
+}
 
 /// The URL with its password replaced by `****`, for anything a user or a log may see.
 pub fn mask_url(url: &str) -> String {
@@ -203,6 +230,18 @@ mod tests {
         assert_eq!(mask_url("amqp://host:5672"), "amqp://host:5672");
         assert_eq!(mask_url("amqp://bob@host"), "amqp://bob@host");
         assert_eq!(mask_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn connection_ids_follow_the_name() {
+        let name = "127.0.0.1:53122 -> 127.0.0.1:5672";
+        assert_eq!(connection_id(name), connection_id(name));
+        assert_ne!(
+            connection_id(name),
+            connection_id("127.0.0.1:53123 -> 127.0.0.1:5672")
+        );
+        assert!(connection_id(name) < 1 << 53);
+        assert_ne!(connection_id(""), 0);
     }
 
     #[test]

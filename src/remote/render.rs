@@ -1,14 +1,17 @@
-//! A snapshot as text for other tools: Graphviz dot, and RabbitMQ definitions JSON (which
-//! `rabbitscope broker --definitions FILE` and RabbitMQ itself load).
+//! A snapshot as text: for people (an indented listing), and for other tools Graphviz dot and
+//! RabbitMQ definitions JSON (which `rabbitscope broker --definitions FILE` and RabbitMQ
+//! itself load).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
-use crate::broker::Snapshot;
+use crate::broker::{ConsumerSnapshot, Snapshot};
 
 /// Exchanges as rounded boxes, queues as cylinders, bindings as edges labelled with their
-/// routing key (and arguments); one cluster per vhost.
+/// routing key (and arguments), client connections as ovals with a dashed edge from each
+/// queue they consume, labelled with the consumer tag; one cluster per vhost.
 pub fn dot(snapshot: &Snapshot) -> String {
     let mut out =
         String::from("digraph rabbitmq {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
@@ -38,6 +41,25 @@ pub fn dot(snapshot: &Snapshot) -> String {
                 quote(&q.name)
             );
         }
+        // Clients as ovals named by their label; each consumer an edge from its queue.
+        let connection_id = |id: u64| quote(&format!("{}/connection/{id}", v.name));
+        for c in &v.connections {
+            let _ = writeln!(
+                out,
+                "    {} [shape=oval, label={}];",
+                connection_id(c.id),
+                quote(&c.label())
+            );
+        }
+        for c in &v.consumers {
+            let _ = writeln!(
+                out,
+                "    {} -> {} [style=dashed, label={}];",
+                queue_id(&c.queue),
+                connection_id(c.connection),
+                quote(&c.tag)
+            );
+        }
         for b in &v.bindings {
             let target = if b.destination_is_exchange {
                 exchange_id(&b.destination)
@@ -60,6 +82,131 @@ pub fn dot(snapshot: &Snapshot) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// An indented listing, one vhost after another: its exchanges (but the default and `amq.*`
+/// ones every broker has), queues with their depths and, under each, its consumers named by
+/// their connection's label; bindings; connections. Control characters in names are shown as
+/// escapes.
+pub fn text(snapshot: &Snapshot) -> String {
+    use crate::terminal::printable;
+    let mut out = String::new();
+    for v in &snapshot.vhosts {
+        let _ = writeln!(out, "vhost {}", printable(&v.name));
+        let exchanges: Vec<_> = v
+            .exchanges
+            .iter()
+            .filter(|x| !x.name.is_empty() && !x.name.starts_with("amq."))
+            .collect();
+        if !exchanges.is_empty() {
+            out.push_str("  exchanges:\n");
+        }
+        for x in exchanges {
+            let flags = flags(&[
+                (x.durable, "durable"),
+                (x.auto_delete, "auto-delete"),
+                (x.internal, "internal"),
+            ]);
+            let _ = writeln!(
+                out,
+                "    {} ({}{flags})",
+                printable(&x.name),
+                printable(&x.kind)
+            );
+        }
+        // Looked up once per consumer: a broker may have thousands of each.
+        let labels: HashMap<u64, String> =
+            v.connections.iter().map(|c| (c.id, c.label())).collect();
+        let mut consumers: HashMap<&str, Vec<&ConsumerSnapshot>> = HashMap::new();
+        for c in &v.consumers {
+            consumers.entry(c.queue.as_str()).or_default().push(c);
+        }
+        if !v.queues.is_empty() {
+            out.push_str("  queues:\n");
+        }
+        for q in &v.queues {
+            let flags = flags(&[
+                (q.durable, "durable"),
+                (q.exclusive, "exclusive"),
+                (q.auto_delete, "auto-delete"),
+            ]);
+            let _ = writeln!(
+                out,
+                "    {}: {} ready, {} unacked{flags}",
+                printable(&q.name),
+                q.ready,
+                q.unacked
+            );
+            for c in consumers.get(q.name.as_str()).into_iter().flatten() {
+                let by = labels
+                    .get(&c.connection)
+                    .map_or("an unknown connection", String::as_str);
+                let ack = if c.ack { "manual ack" } else { "no ack" };
+                let prefetch = match c.prefetch {
+                    0 => String::new(),
+                    n => format!(", prefetch {n}"),
+                };
+                let _ = writeln!(
+                    out,
+                    "      consumer {} by {} (channel {}, {ack}{prefetch})",
+                    printable(&c.tag),
+                    printable(by),
+                    c.channel
+                );
+            }
+        }
+        if !v.bindings.is_empty() {
+            out.push_str("  bindings:\n");
+        }
+        for b in &v.bindings {
+            let kind = if b.destination_is_exchange {
+                "exchange "
+            } else {
+                ""
+            };
+            let key = match &*b.routing_key {
+                "" => "no key".to_string(),
+                key => format!("key {}", printable(key)),
+            };
+            let arguments: Vec<String> = b
+                .arguments
+                .iter()
+                .map(|(k, val)| format!("{}={}", printable(k), printable(val)))
+                .collect();
+            let arguments = if arguments.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", arguments.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "    {} -> {kind}{}, {key}{arguments}",
+                printable(&b.source),
+                printable(&b.destination)
+            );
+        }
+        if !v.connections.is_empty() {
+            out.push_str("  connections:\n");
+        }
+        for c in &v.connections {
+            let _ = writeln!(
+                out,
+                "    {} ({}, user {})",
+                printable(&c.label()),
+                printable(&c.name),
+                printable(&c.user)
+            );
+        }
+    }
+    out
+}
+
+/// `, durable, exclusive`: the words whose flag is set.
+fn flags(set: &[(bool, &str)]) -> String {
+    set.iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, word)| format!(", {word}"))
+        .collect()
 }
 
 fn quote(text: &str) -> String {
@@ -225,6 +372,33 @@ mod tests {
         assert!(text.contains("\"//exchange/orders\" [shape=box, style=rounded"));
         assert!(text.contains("\"//queue/q \\\"1\\\"\" [shape=cylinder"));
         assert!(text.contains("-> \"//queue/q \\\"1\\\"\" [label=\"eu.#\"]"));
+    }
+
+    #[test]
+    fn dot_draws_clients_and_an_edge_per_consumer() {
+        use crate::broker::{ConnectionSnapshot, ConsumerSnapshot};
+        let mut snapshot = sample();
+        let v = &mut snapshot.vhosts[0];
+        v.connections = vec![ConnectionSnapshot {
+            id: 42,
+            peer: "10.0.0.5:53122".into(),
+            client: crate::events::ClientInfo {
+                connection_name: Some("nova-conductor:4242:2c6f".into()),
+                product: None,
+            },
+            ..Default::default()
+        }];
+        v.consumers = vec![ConsumerSnapshot {
+            queue: "q \"1\"".into(),
+            tag: "c-1".into(),
+            connection: 42,
+            ..Default::default()
+        }];
+        let text = dot(&snapshot);
+        assert!(text.contains("\"//connection/42\" [shape=oval, label=\"nova-conductor\"]"));
+        assert!(text.contains(
+            "\"//queue/q \\\"1\\\"\" -> \"//connection/42\" [style=dashed, label=\"c-1\"]"
+        ));
     }
 
     #[test]

@@ -1,16 +1,20 @@
-//! The management API's exchanges, queues and bindings as a [`Snapshot`], shaped exactly like
-//! the embedded broker's: sorted by name, the default exchange listed but its implicit
-//! per-queue bindings not, arguments as `key=value` text.
+//! The management API's exchanges, queues, bindings, connections and consumers as a
+//! [`Snapshot`], shaped exactly like the embedded broker's: sorted by name, the default
+//! exchange listed but its implicit per-queue bindings not, arguments as `key=value` text.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
 
+use super::answers;
 use super::management::{Management, ManagementError};
-use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
-use crate::events::{BindingInfo, Event, EventKind, Name};
+use super::{connection_id, is_own_connection};
+use crate::broker::{
+    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
+};
+use crate::events::{BindingInfo, ClientInfo, Event, EventKind, Name};
 
 /// The topology of every vhost the user may see.
 pub async fn snapshot(management: &Management) -> Result<Snapshot, ManagementError> {
@@ -32,10 +36,12 @@ pub async fn vhost_snapshot(
     management: &Management,
     vhost: &str,
 ) -> Result<VhostSnapshot, ManagementError> {
-    let (exchanges, queues, bindings) = tokio::try_join!(
+    let (exchanges, queues, bindings, connections, consumers) = tokio::try_join!(
         management.exchanges(vhost),
         management.queues(vhost),
-        management.bindings(vhost)
+        management.bindings(vhost),
+        management.connections(vhost),
+        management.consumers(vhost),
     )?;
     let mut exchanges: Vec<ExchangeSnapshot> = exchanges.iter().filter_map(exchange).collect();
     exchanges.sort_by(|a, b| a.name.cmp(&b.name));
@@ -74,13 +80,75 @@ pub async fn vhost_snapshot(
         })
         .collect();
     crate::broker::sort_bindings(&mut bindings);
+    let (connections, consumers) = clients(connections, consumers);
     Ok(VhostSnapshot {
         name: vhost.to_string(),
         exchanges,
         queues,
         bindings,
-        ..Default::default()
+        connections,
+        consumers,
     })
+}
+
+/// The API's connections and consumers as a snapshot lists them: connections by name,
+/// consumers by queue then tag, each with the id [`super::connection_id`] gives its
+/// connection's name. rabbitscope's own connections, and consumers on them or of its own
+/// queues, are left out. A consumer whose channel the API does not know yet has connection 0.
+fn clients(
+    connections: Vec<answers::Connection>,
+    consumers: Vec<answers::Consumer>,
+) -> (Vec<ConnectionSnapshot>, Vec<ConsumerSnapshot>) {
+    let own_names: HashSet<String> = connections
+        .iter()
+        .filter(|c| {
+            c.connection_name()
+                .as_deref()
+                .is_some_and(is_own_connection)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    let mut listed: Vec<ConnectionSnapshot> = connections
+        .into_iter()
+        .filter(|c| !own_names.contains(&c.name))
+        .map(|c| ConnectionSnapshot {
+            id: connection_id(&c.name),
+            peer: c.peer(),
+            user: c.user.clone().unwrap_or_default(),
+            client: ClientInfo {
+                connection_name: c.connection_name(),
+                product: c.client_property("product"),
+            },
+            name: c.name,
+        })
+        .collect();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut consuming: Vec<ConsumerSnapshot> = consumers
+        .into_iter()
+        .filter(|c| !super::firehose::is_own_queue(&c.queue))
+        .filter_map(|c| {
+            let channel = c.channel();
+            if channel
+                .as_ref()
+                .is_some_and(|(name, _)| own_names.contains(name))
+            {
+                return None;
+            }
+            let (connection, channel) = channel
+                .map(|(name, number)| (connection_id(&name), number))
+                .unwrap_or_default();
+            Some(ConsumerSnapshot {
+                queue: c.queue,
+                tag: c.consumer_tag,
+                connection,
+                channel,
+                ack: c.ack_required,
+                prefetch: u16::try_from(c.prefetch_count).unwrap_or(u16::MAX),
+            })
+        })
+        .collect();
+    consuming.sort_by(|a, b| (&a.queue, &a.tag).cmp(&(&b.queue, &b.tag)));
+    (listed, consuming)
 }
 
 fn exchange(x: &Value) -> Option<ExchangeSnapshot> {
@@ -141,6 +209,8 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
         let before = old.vhost(name).unwrap_or(&empty);
         let after = new.vhost(name).unwrap_or(&empty);
         let vhost: Name = name.into();
+        let (gone, came) = client_changes(before, after, at, &vhost);
+        events.extend(gone);
         let mut push = |kind| {
             events.push(Event {
                 at,
@@ -214,8 +284,73 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
                 push(EventKind::BindingCreated(Arc::new(b.clone())));
             }
         }
+        events.extend(came);
     }
     events
+}
+
+/// The connections and consumers that went between two readings of a vhost (consumers
+/// cancelled, then connections closed) and those that came (connections opened, then
+/// consumers created), as events on each one's connection and channel.
+fn client_changes(
+    before: &VhostSnapshot,
+    after: &VhostSnapshot,
+    at: SystemTime,
+    vhost: &Name,
+) -> (Vec<Event>, Vec<Event>) {
+    let event = |connection: u64, channel: Option<u16>, kind| Event {
+        at,
+        vhost: vhost.clone(),
+        connection: Some(connection),
+        channel,
+        kind,
+    };
+    let consumer_key =
+        |c: &ConsumerSnapshot| (c.queue.clone(), c.tag.clone(), c.connection, c.channel);
+    let old_consumers: HashSet<_> = before.consumers.iter().map(consumer_key).collect();
+    let new_consumers: HashSet<_> = after.consumers.iter().map(consumer_key).collect();
+    let old_connections: HashSet<u64> = before.connections.iter().map(|c| c.id).collect();
+    let new_connections: HashSet<u64> = after.connections.iter().map(|c| c.id).collect();
+    let mut gone = Vec::new();
+    for c in &before.consumers {
+        if !new_consumers.contains(&consumer_key(c)) {
+            let kind = EventKind::ConsumerCancelled {
+                queue: c.queue.as_str().into(),
+                consumer_tag: c.tag.as_str().into(),
+            };
+            gone.push(event(c.connection, Some(c.channel), kind));
+        }
+    }
+    for c in &before.connections {
+        if !new_connections.contains(&c.id) {
+            let kind = EventKind::ConnectionClosed {
+                reason: "no longer listed by the management API".into(),
+            };
+            gone.push(event(c.id, None, kind));
+        }
+    }
+    let mut came = Vec::new();
+    for c in &after.connections {
+        if !old_connections.contains(&c.id) {
+            let kind = EventKind::ConnectionOpened {
+                peer: c.peer.clone(),
+                user: c.user.as_str().into(),
+                client: c.client.clone(),
+            };
+            came.push(event(c.id, None, kind));
+        }
+    }
+    for c in &after.consumers {
+        if !old_consumers.contains(&consumer_key(c)) {
+            let kind = EventKind::ConsumerCreated {
+                queue: c.queue.as_str().into(),
+                consumer_tag: c.tag.as_str().into(),
+                no_ack: !c.ack,
+            };
+            came.push(event(c.connection, Some(c.channel), kind));
+        }
+    }
+    (gone, came)
 }
 
 type BindingKey = (Name, Name, bool, Name, Vec<(String, String)>);
@@ -284,6 +419,67 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["-b a", "-q a", "+q c", "+b c"]);
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn clients_coming_and_going_are_told_on_their_connection_and_channel() {
+        let connection = |id: u64, name: &str| ConnectionSnapshot {
+            id,
+            name: name.into(),
+            ..Default::default()
+        };
+        let consumer = |tag: &str, connection: u64, channel: u16| ConsumerSnapshot {
+            queue: "q".into(),
+            tag: tag.into(),
+            connection,
+            channel,
+            ack: true,
+            prefetch: 0,
+        };
+        let old = Snapshot {
+            vhosts: vec![VhostSnapshot {
+                name: "/".into(),
+                queues: vec![queue("q")],
+                connections: vec![connection(1, "a"), connection(2, "b")],
+                consumers: vec![consumer("t-1", 1, 1), consumer("t-2", 2, 1)],
+                ..Default::default()
+            }],
+        };
+        let mut new = old.clone();
+        let v = &mut new.vhosts[0];
+        v.connections = vec![connection(2, "b"), connection(3, "c")];
+        // The same tag on another channel is another consumer.
+        v.consumers = vec![consumer("t-2", 2, 2), consumer("t-3", 3, 5)];
+        let told: Vec<String> = diff(&old, &new)
+            .into_iter()
+            .map(|e| {
+                let on = format!("{}/{}", e.connection.unwrap(), e.channel.unwrap_or(0));
+                match e.kind {
+                    EventKind::ConsumerCreated {
+                        consumer_tag,
+                        no_ack,
+                        ..
+                    } => format!("+c {consumer_tag} {on} no_ack={no_ack}"),
+                    EventKind::ConsumerCancelled { consumer_tag, .. } => {
+                        format!("-c {consumer_tag} {on}")
+                    }
+                    EventKind::ConnectionOpened { .. } => format!("+conn {on}"),
+                    EventKind::ConnectionClosed { .. } => format!("-conn {on}"),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(
+            told,
+            [
+                "-c t-1 1/1",
+                "-c t-2 2/1",
+                "-conn 1/0",
+                "+conn 3/0",
+                "+c t-2 2/2 no_ack=false",
+                "+c t-3 3/5 no_ack=false",
+            ]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::consumers::{channel_name, Consumers, Lookup};
+use super::consumers::{channel_name, only_consumer, Consumers, Lookup};
 use super::firehose::{
     is_own_queue as own_queue, Firehose, FirehoseKeys, Trace, TraceEvents, Tracing,
 };
@@ -281,6 +281,7 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
                     }
                     _ => {}
                 }
+                let latest = shared.snapshot.lock().unwrap().clone();
                 let consumer_tag = match &trace {
                     Trace::Delivered {
                         queue,
@@ -289,12 +290,18 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
                         ..
                     } => {
                         let channel = channel_name(connection, *number);
-                        tags.find(&shared, &management, &endpoint.vhost, &channel, queue)
-                            .await
+                        let found = tags
+                            .find(&shared, &management, &endpoint.vhost, &channel, queue)
+                            .await;
+                        // The last poll lists consumers too, later than the event exchange
+                        // but for channels the finder has given up on.
+                        found.or_else(|| {
+                            let listed = latest.vhost(&endpoint.vhost)?;
+                            only_consumer(listed, connection, *number, queue)
+                        })
                     }
                     _ => None,
                 };
-                let latest = shared.snapshot.lock().unwrap().clone();
                 let event = events.event(&trace, &endpoint.vhost, &latest, consumer_tag.as_deref());
                 shared.events.emit(event);
             }
@@ -386,7 +393,7 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
         let mut uri: lapin::uri::AMQPUri = endpoint.amqp_url.parse().ok()?;
         uri.vhost = "/".to_string();
         let properties = lapin::ConnectionProperties::default()
-            .with_connection_name("rabbitscope topology events".into());
+            .with_connection_name(super::TOPOLOGY_EVENTS_CONNECTION.into());
         let connection = crate::tls::connect_uri(uri, properties).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
         let queue = super::firehose::private_queue(&channel, "events")

@@ -3,7 +3,8 @@
 //! binding replayed so far. Queue depths follow the events too: a publish adds a ready
 //! message to each queue it reached, a delivery takes one (and, to a consumer known to ack,
 //! makes it unacknowledged until its ack, nack or reject), a requeue gives it back, expiry,
-//! a length limit and dead-lettering take it away, a purge empties the queue.
+//! a length limit and dead-lettering take it away, a purge empties the queue. Client
+//! connections and consumers follow `ConnectionOpened`, `ConsumerCreated` and their ends.
 //!
 //! A replay can follow its file ([`ReplaySource::follow`]): events appended by a `record`
 //! still writing it go out as they come, like `tail -f`.
@@ -18,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{Trace, TraceError, TraceTail};
-use crate::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
+use crate::broker::{
+    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
+};
 use crate::events::{BindingInfo, Event, EventBus, EventKind, EventReader, Name};
 use crate::source::Source;
 
@@ -446,7 +449,8 @@ impl Acking {
     }
 }
 
-/// Changes `snapshot` as `event` says: declarations, deletions, bindings, consumers and purges.
+/// Changes `snapshot` as `event` says: declarations, deletions, bindings, purges, connections
+/// and consumers (on the event's connection and channel).
 /// Declaring what exists replaces it, deleting what does not is nothing, so a trace that
 /// repeats its header's topology as events replays the same.
 pub fn apply(snapshot: &mut Snapshot, event: &Event) {
@@ -517,6 +521,8 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
             vhost
                 .bindings
                 .retain(|b| b.destination_is_exchange || b.destination != *name);
+            // Deleting a queue cancels its consumers.
+            vhost.consumers.retain(|c| *c.queue != **name);
         }
         EventKind::QueuePurged { name, .. } => {
             if let Some(q) = vhost.queues.iter_mut().find(|q| *q.name == **name) {
@@ -538,18 +544,80 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
         EventKind::BindingDeleted(binding) => {
             vhost.bindings.retain(|b| !same_binding(b, binding));
         }
-        EventKind::ConsumerCreated { queue, .. } => {
+        EventKind::ConsumerCreated {
+            queue,
+            consumer_tag,
+            no_ack,
+        } => {
             if let Some(q) = vhost.queues.iter_mut().find(|q| *q.name == **queue) {
                 q.consumers += 1;
             }
+            let consumer = ConsumerSnapshot {
+                queue: queue.to_string(),
+                tag: consumer_tag.to_string(),
+                connection: event.connection.unwrap_or_default(),
+                channel: event.channel.unwrap_or_default(),
+                ack: !no_ack,
+                // basic.qos is no event: the prefetch is not known.
+                prefetch: 0,
+            };
+            vhost.consumers.retain(|c| !same_consumer(c, &consumer));
+            vhost.consumers.push(consumer);
+            vhost
+                .consumers
+                .sort_by(|a, b| (&a.queue, &a.tag).cmp(&(&b.queue, &b.tag)));
         }
-        EventKind::ConsumerCancelled { queue, .. } => {
+        EventKind::ConsumerCancelled {
+            queue,
+            consumer_tag,
+        } => {
             if let Some(q) = vhost.queues.iter_mut().find(|q| *q.name == **queue) {
                 q.consumers = q.consumers.saturating_sub(1);
+            }
+            // A cancel the broker made (its queue deleted) may name no connection.
+            vhost.consumers.retain(|c| {
+                !(*c.queue == **queue
+                    && *c.tag == **consumer_tag
+                    && event.connection.is_none_or(|id| id == c.connection)
+                    && event.channel.is_none_or(|n| n == c.channel))
+            });
+        }
+        EventKind::ConnectionOpened { peer, user, client } => {
+            let Some(id) = event.connection else {
+                return;
+            };
+            // Kept in the order they opened, after those of the header.
+            vhost.connections.retain(|c| c.id != id);
+            vhost.connections.push(ConnectionSnapshot {
+                id,
+                // The event does not carry the broker's name for the connection.
+                name: String::new(),
+                peer: peer.clone(),
+                user: user.to_string(),
+                client: client.clone(),
+            });
+        }
+        // A closed channel's or connection's consumers go with it.
+        EventKind::ChannelClosed { .. } => {
+            if let (Some(id), Some(channel)) = (event.connection, event.channel) {
+                vhost
+                    .consumers
+                    .retain(|c| !(c.connection == id && c.channel == channel));
+            }
+        }
+        EventKind::ConnectionClosed { .. } => {
+            if let Some(id) = event.connection {
+                vhost.connections.retain(|c| c.id != id);
+                vhost.consumers.retain(|c| c.connection != id);
             }
         }
         _ => {}
     }
+}
+
+/// One consumer: a tag is unique on its channel, not on its queue.
+fn same_consumer(a: &ConsumerSnapshot, b: &ConsumerSnapshot) -> bool {
+    (&a.queue, &a.tag, a.connection, a.channel) == (&b.queue, &b.tag, b.connection, b.channel)
 }
 
 fn same_binding(a: &BindingInfo, b: &BindingInfo) -> bool {
