@@ -221,6 +221,7 @@ impl App {
             &mut self.graph,
             layout(
                 &self.model.topology,
+                &self.model.traffic,
                 self.show_all_exchanges,
                 spacing,
                 stacked,

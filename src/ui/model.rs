@@ -2,14 +2,16 @@
 //! per-exchange and per-queue rates. Fed only by snapshots and broker events, so any source
 //! (embedded broker, remote RabbitMQ, recorded trace) can drive it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::broker::VhostSnapshot;
 use bytes::Bytes;
 
-use crate::events::{AlarmResource, BindingInfo, Event, EventKind, Name, PublishFate};
+use crate::events::{
+    AlarmResource, BindingInfo, ConnectionId, Event, EventKind, Name, PublishFate,
+};
 use crate::lesson::runner::PROBE_PREFIX;
 
 /// How many messages the log keeps; older ones fall off.
@@ -35,7 +37,8 @@ pub struct LogEntry {
     /// An oslo.messaging message's headline (`cast schedule_and_build_instances 1.17`),
     /// decoded once when it arrives so the log and its filter need not parse bodies.
     pub oslo: Option<String>,
-    /// The consumers it was delivered to (consumer tags, `basic.get` for a get), each once.
+    /// The consumers it was delivered to, each once: the service (its connection's label)
+    /// when the connection is known, else the consumer tag (`basic.get` for a get).
     pub consumers: Vec<Name>,
     /// What happened to it after it was routed, in order: deliveries (and redeliveries),
     /// acks, nacks, rejects, requeues, expiry, dead-lettering. The flag marks the bad news.
@@ -151,14 +154,45 @@ pub enum FlightKind {
     Returned,
 }
 
-/// A message moving along the graph: from an exchange to a queue, or queue to consumer.
+/// A message moving along the graph: from its publisher through an exchange to a queue, or
+/// from a queue to the consumer it was delivered to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flight {
     pub message_id: u64,
+    /// The exchange (or, to a consumer, the queue) it leaves from.
     pub from: Name,
+    /// The queue, or the consumer tag.
     pub to: Name,
     pub kind: FlightKind,
+    /// The publishing connection towards a queue, the consuming one towards a consumer.
+    pub connection: Option<ConnectionId>,
+    /// When it sets off; a delivery waits for the message to reach its queue first.
     pub started: Instant,
+    /// Whether the snapshot on view already counts it where it is going: until it lands, the
+    /// queue's counters are shown without it.
+    pub counted: bool,
+}
+
+impl Flight {
+    /// How far along its way at `now`, 0 (not left yet) to 1 (landed).
+    pub fn progress(&self, now: Instant, flight_time: Duration) -> f64 {
+        let flown = now.saturating_duration_since(self.started).as_secs_f64();
+        (flown / flight_time.as_secs_f64()).clamp(0.0, 1.0)
+    }
+
+    pub fn landed(&self, now: Instant, flight_time: Duration) -> bool {
+        now >= self.started + flight_time
+    }
+}
+
+/// What the traffic taught about the vhost that a snapshot does not list: who publishes to
+/// which exchange, and which queues the default exchange reached by which key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// (publishing connection, exchange).
+    pub published: BTreeSet<(ConnectionId, Name)>,
+    /// (queue, routing key) of messages published to the default exchange.
+    pub default_routes: BTreeSet<(Name, Name)>,
 }
 
 #[derive(Debug)]
@@ -170,6 +204,7 @@ pub struct Model {
     pub queue_rates: HashMap<Name, Rate>,
     pub total_rate: Rate,
     pub flights: Vec<Flight>,
+    pub traffic: Traffic,
     /// Events the stream dropped because the screen fell behind.
     pub missed: u64,
     /// Set by every event that changes what the graph shows; the app then asks for a fresh
@@ -199,6 +234,7 @@ impl Model {
             queue_rates: HashMap::new(),
             total_rate: Rate::default(),
             flights: Vec::new(),
+            traffic: Traffic::default(),
             missed: 0,
             topology_stale: true,
             structure_changed: true,
@@ -209,16 +245,41 @@ impl Model {
         }
     }
 
+    /// Takes a new snapshot. Publishers whose connection closed and default-exchange routes
+    /// to deleted queues are forgotten; what the older snapshot did not list yet (a connection
+    /// that opened since) is kept. Flights in the air are now counted by the snapshot.
     pub fn set_topology(&mut self, topology: VhostSnapshot) {
-        self.topology = topology;
+        let old = std::mem::replace(&mut self.topology, topology);
+        let connections: HashSet<ConnectionId> =
+            self.topology.connections.iter().map(|c| c.id).collect();
+        let queues: HashSet<&str> = self.topology.queues.iter().map(|q| &*q.name).collect();
+        let closed = |id: &ConnectionId| {
+            !connections.contains(id) && old.connections.iter().any(|c| c.id == *id)
+        };
+        let deleted =
+            |q: &Name| !queues.contains(&**q) && old.queues.iter().any(|o| *o.name == **q);
+        let before = self.traffic.clone();
+        self.traffic.published.retain(|(c, _)| !closed(c));
+        self.traffic.default_routes.retain(|(q, _)| !deleted(q));
+        if self.traffic != before {
+            self.structure_changed = true;
+        }
+        for flight in &mut self.flights {
+            flight.counted = true;
+        }
         self.topology_stale = false;
+    }
+
+    /// The label of a connection of the snapshot (`nova-conductor`, `pika :53122`).
+    pub fn connection_label(&self, id: ConnectionId) -> Option<String> {
+        let c = self.topology.connections.iter().find(|c| c.id == id)?;
+        Some(c.label())
     }
 
     /// Advances time: finished flights land, rates roll over each second.
     pub fn tick(&mut self, now: Instant) {
         let flight_time = self.flight_time;
-        self.flights
-            .retain(|f| now.duration_since(f.started) < flight_time);
+        self.flights.retain(|f| !f.landed(now, flight_time));
         while now.duration_since(self.last_roll) >= Duration::from_secs(1) {
             self.last_roll += Duration::from_secs(1);
             self.total_rate.roll();
@@ -249,6 +310,9 @@ impl Model {
         }
         if *event.vhost != *self.vhost {
             return;
+        }
+        if let EventKind::QueueDeleted { name } = &event.kind {
+            self.traffic.default_routes.retain(|(q, _)| q != name);
         }
         match &event.kind {
             EventKind::ExchangeDeclared { .. }
@@ -292,6 +356,26 @@ impl Model {
                 for x in through {
                     self.exchange_rates.entry(x.clone()).or_default().add();
                 }
+                // A new publisher, or a queue newly reached through the default exchange, is
+                // a new node or edge on the graph.
+                let mut learnt = false;
+                if let Some(connection) = event.connection {
+                    learnt |= self
+                        .traffic
+                        .published
+                        .insert((connection, exchange.clone()));
+                }
+                if exchange.is_empty() && alternate_exchange.is_none() {
+                    for q in queues {
+                        learnt |= self
+                            .traffic
+                            .default_routes
+                            .insert((q.clone(), routing_key.clone()));
+                    }
+                }
+                if learnt {
+                    self.structure_changed = true;
+                }
                 // A message travels to each queue from the exchange whose binding delivered
                 // it: an alternate exchange, or the end of an exchange-to-exchange chain.
                 let default_from = alternate_exchange.as_ref().unwrap_or(exchange);
@@ -306,7 +390,9 @@ impl Model {
                         from: from.clone(),
                         to: q.clone(),
                         kind: FlightKind::ToQueue,
+                        connection: event.connection,
                         started: now,
+                        counted: false,
                     });
                 }
                 let unroutable = match fate {
@@ -320,7 +406,9 @@ impl Model {
                         from: exchange.clone(),
                         to: Name::from(""),
                         kind,
+                        connection: event.connection,
                         started: now,
+                        counted: false,
                     });
                 }
                 if self.log.len() == LOG_CAPACITY {
@@ -356,22 +444,43 @@ impl Model {
                 let tag = consumer_tag
                     .clone()
                     .unwrap_or_else(|| Name::from("basic.get"));
+                // The service it went to, as people know it: its connection's label.
+                let service = event.connection.and_then(|c| self.connection_label(c));
                 if let Some(entry) = self.entry_mut(*message_id) {
-                    if !entry.consumers.contains(&tag) {
-                        entry.consumers.push(tag.clone());
+                    let who = service.as_deref().map_or(tag.clone(), Name::from);
+                    if !entry.consumers.contains(&who) {
+                        entry.consumers.push(who);
                     }
                     let again = if *redelivered { ", redelivered" } else { "" };
+                    let to = match &service {
+                        Some(service) => format!("{service} {tag}"),
+                        None => tag.to_string(),
+                    };
                     entry.record(
-                        format!("delivered from {queue} to {tag} (tag {delivery_tag}{again})"),
+                        format!("delivered from {queue} to {to} (tag {delivery_tag}{again})"),
                         false,
                     );
                 }
+                // It leaves the queue once it has got there.
+                let flight_time = self.flight_time;
+                let arrives = self
+                    .flights
+                    .iter()
+                    .filter(|f| {
+                        f.kind == FlightKind::ToQueue
+                            && f.message_id == *message_id
+                            && f.to == *queue
+                    })
+                    .map(|f| f.started + flight_time)
+                    .max();
                 self.launch(Flight {
                     message_id: *message_id,
                     from: queue.clone(),
                     to: tag,
                     kind: FlightKind::ToConsumer,
-                    started: now,
+                    connection: event.connection,
+                    started: arrives.map_or(now, |at| at.max(now)),
+                    counted: false,
                 });
                 self.topology_stale = true;
             }
@@ -440,6 +549,38 @@ impl Model {
         }
     }
 
+    /// The messages the snapshot already counts in a queue that are still flying to it, as
+    /// (ready, unacked): the queue's counters take them in when their dot arrives. A message
+    /// already delivered on is counted unacked when its consumer acknowledges, else not at all.
+    pub fn arriving(&self, queue: &str, now: Instant) -> (usize, usize) {
+        let mut out = (0, 0);
+        let in_air = |f: &&Flight| f.counted && !f.landed(now, self.flight_time);
+        for f in self.flights.iter().filter(in_air) {
+            if f.kind != FlightKind::ToQueue || *f.to != *queue {
+                continue;
+            }
+            let delivery = self.flights.iter().find(|d| {
+                d.counted
+                    && d.kind == FlightKind::ToConsumer
+                    && d.message_id == f.message_id
+                    && *d.from == *queue
+            });
+            match delivery {
+                None => out.0 += 1,
+                Some(d) => {
+                    let acks = self
+                        .topology
+                        .consumers
+                        .iter()
+                        .find(|c| c.queue == queue && c.tag == *d.to)
+                        .is_none_or(|c| c.ack);
+                    out.1 += usize::from(acks);
+                }
+            }
+        }
+        out
+    }
+
     /// Adds a line to a message's history; counters move too, so a snapshot is due.
     fn note(&mut self, message_id: u64, text: String, bad: bool) {
         if let Some(entry) = self.entry_mut(message_id) {
@@ -448,16 +589,20 @@ impl Model {
         self.topology_stale = true;
     }
 
-    /// The log entry of a message, newest first (recent messages are looked up most).
     /// Forgets the messages (log, flights, rates): the broker behind them was reset.
     pub fn clear_messages(&mut self) {
         self.log.clear();
         self.flights.clear();
+        if self.traffic != Traffic::default() {
+            self.traffic = Traffic::default();
+            self.structure_changed = true;
+        }
         self.exchange_rates.clear();
         self.queue_rates.clear();
         self.total_rate = Rate::default();
     }
 
+    /// The log entry of a message, newest first (recent messages are looked up most).
     pub fn entry_mut(&mut self, message_id: u64) -> Option<&mut LogEntry> {
         self.log
             .iter_mut()
