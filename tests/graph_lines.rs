@@ -1096,3 +1096,44 @@ fn a_message_travels_from_its_publisher_to_its_consumer() {
     assert!(third.contains("compute.node1  1 0 1"), "{third}");
     insta::assert_snapshot!(format!("{first}\n{second}\n{third}"));
 }
+
+/// A click on a publisher or a consumer selects it, and the inspector names its connection;
+/// the default exchange's edge is no binding one can delete.
+#[test]
+fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
+    use rabbitscope::ui::layout::GraphItem;
+    let (vhost, traffic) = lesson_13_services();
+    let mut app = app_after(vhost, traffic);
+    let buf = screen(&mut app, 160, 45);
+    let y = row_with(&buf, "│nova-api ─");
+    app.update(Action::Click(column_of(&buf, y, "nova-api") + 2, y));
+    let Some(GraphItem::Publisher(p)) = app.selected_item() else {
+        panic!("{:?} selected", app.selected_item());
+    };
+    assert_eq!(app.graph.publishers[p].label, "nova-api");
+    let text = as_text(&screen(&mut app, 160, 45));
+    assert!(
+        text.contains("connection_name nova-api:101:7d3f0c1e"),
+        "{text}"
+    );
+
+    let y = row_with(&buf, "compute.node2  0 0 1");
+    app.update(Action::Click(column_of(&buf, y, "▶nova-comp") + 3, y));
+    let Some(GraphItem::Consumer(c)) = app.selected_item() else {
+        panic!("{:?} selected", app.selected_item());
+    };
+    assert_eq!(app.graph.consumers[c].tags, ["node2/compute.node2"]);
+    let text = as_text(&screen(&mut app, 160, 45));
+    assert!(text.contains("tag node2/compute.node2"), "{text}");
+    assert!(
+        text.contains("connection_name nova-compute:505:c4d8e6f2"),
+        "{text}"
+    );
+
+    let y = row_with(&buf, "▶(default)");
+    app.update(Action::Click(column_of(&buf, y, "─ reply_") + 3, y));
+    assert!(app.selected_binding().is_some_and(|b| b.implicit));
+    assert_eq!(app.update(Action::DeleteSelected), None);
+    let text = as_text(&screen(&mut app, 160, 45));
+    assert!(text.contains("no binding to delete"), "{text}");
+}

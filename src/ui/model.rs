@@ -759,6 +759,102 @@ mod tests {
         );
     }
 
+    fn on(connection: u64, kind: EventKind) -> Arc<Event> {
+        Arc::new(Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: Some(connection),
+            channel: Some(1),
+            kind,
+        })
+    }
+
+    fn vhost(connections: &[u64], queues: &[&str]) -> VhostSnapshot {
+        VhostSnapshot {
+            name: "/".into(),
+            queues: queues
+                .iter()
+                .map(|q| crate::broker::QueueSnapshot::new(q))
+                .collect(),
+            connections: connections
+                .iter()
+                .map(|&id| crate::broker::ConnectionSnapshot {
+                    id,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A publisher is learnt from its first message and forgotten when its connection has
+    /// closed; the default exchange's edge to a queue is forgotten with the queue.
+    #[test]
+    fn publishers_and_default_routes_come_and_go() {
+        let mut model = Model::new("/");
+        model.set_topology(vhost(&[1], &["q"]));
+        model.structure_changed = false;
+        model.apply(&published(1, &["q"]), Instant::now());
+        assert!(model.structure_changed, "a new publisher is a new node");
+        assert!(model.traffic.published.contains(&(1, Name::from("x"))));
+        model.structure_changed = false;
+        model.apply(&published(2, &["q"]), Instant::now());
+        assert!(!model.structure_changed, "a publisher already drawn");
+
+        let mut to_default = Arc::unwrap_or_clone(published(3, &["q"]));
+        if let EventKind::Published { exchange, .. } = &mut to_default.kind {
+            *exchange = "".into();
+        }
+        model.apply(&Arc::new(to_default), Instant::now());
+        assert!(model
+            .traffic
+            .default_routes
+            .contains(&("q".into(), "k".into())));
+
+        // The next snapshot no longer lists connection 1 nor the queue.
+        model.set_topology(vhost(&[], &[]));
+        assert!(model.traffic.published.is_empty());
+        assert!(model.traffic.default_routes.is_empty());
+        assert!(model.structure_changed);
+    }
+
+    /// A delivery sets off when its message reaches the queue; until then the queue's
+    /// counters (as the snapshot gives them) are shown without the message.
+    #[test]
+    fn a_delivery_waits_for_its_message_to_land() {
+        let mut model = Model::new("/");
+        let start = Instant::now();
+        model.apply(&published(1, &["tasks"]), start);
+        model.apply(&published(2, &["tasks"]), start);
+        model.apply(
+            &on(
+                9,
+                EventKind::Delivered {
+                    message_id: 1,
+                    queue: "tasks".into(),
+                    consumer_tag: Some("worker".into()),
+                    delivery_tag: 1,
+                    redelivered: false,
+                },
+            ),
+            start,
+        );
+        let delivery = model
+            .flights
+            .iter()
+            .find(|f| f.kind == FlightKind::ToConsumer)
+            .expect("a flight to the consumer");
+        assert_eq!(delivery.started, start + model.flight_time);
+        assert_eq!(delivery.connection, Some(9));
+        // Not counted until a snapshot came after them.
+        assert_eq!(model.arriving("tasks", start), (0, 0));
+        model.set_topology(vhost(&[9], &["tasks"]));
+        let half = start + model.flight_time / 2;
+        assert_eq!(model.arriving("tasks", half), (1, 1));
+        let landed = start + model.flight_time;
+        assert_eq!(model.arriving("tasks", landed), (0, 0));
+    }
+
     #[test]
     fn other_vhosts_are_ignored() {
         let mut model = Model::new("other");
