@@ -19,7 +19,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::{EdgeTarget, GraphItem, PublisherNode};
-use crate::ui::model::FlightKind;
+use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
 
 const UP: u8 = 1;
@@ -205,19 +205,21 @@ fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
     passing
 }
 
+/// The width of the widest rate shown with its ` /s`, 0 when none is.
+fn rates_width(rates: &std::collections::HashMap<crate::events::Name, Rate>) -> u16 {
+    let fastest = rates.values().map(Rate::current).max().unwrap_or(0);
+    if fastest == 0 {
+        0
+    } else {
+        fastest.to_string().len() as u16 + 3
+    }
+}
+
 fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
-    // Room for an exchange's rate (` 1234/s`) once traffic has been seen, so the columns do
-    // not shift with every change of rate.
-    let rate_room = if app.model.exchange_rates.is_empty() {
-        0
-    } else {
-        7
-    };
-    let queue_rate_room = if app.model.queue_rates.is_empty() {
-        0
-    } else {
-        7
-    };
+    // Room for the rates shown (an exchange's ` 12/s` after it, a queue's `12/s ` before
+    // it), so what follows them is not cut for them.
+    let rate_room = rates_width(&app.model.exchange_rates);
+    let queue_rate_room = rates_width(&app.model.queue_rates);
     let inner = inner_exchanges(app);
     let graph = &app.graph;
     // Measured once per layout: a big broker has tens of thousands of keys.
@@ -543,10 +545,14 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         } else {
             inner.width.saturating_sub(cols.middle_end)
         };
+        // Only the queues on view: a big broker has thousands.
         let queue_labels: Vec<String> = graph
             .queues
             .iter()
-            .map(|q| truncate(&queue_text(app, q), queue_room as usize))
+            .map(|q| match visible(q.row) {
+                true => truncate(&queue_text(app, q), queue_room as usize),
+                false => String::new(),
+            })
             .collect();
 
         // Edges as connection masks, so crossings and joins get the right box glyph. A lane
