@@ -978,13 +978,21 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
         .find(|l| l.id == "nova-boot")
         .expect("lesson 13");
     let (vhost, traffic) = lesson_13_services();
-    let mut app = app_after(vhost, traffic);
+    let mut app = app_for(vhost.clone());
     app.update(Action::LessonsLoaded {
         lessons: vec![Arc::new(lesson)],
         errors: vec![],
     });
+    // Starting a lesson forgets earlier messages; the services talk after that.
     app.update(Action::StartLesson(0));
     app.update(Action::LessonPrepared(Ok(())));
+    for action in traffic {
+        app.update(action);
+    }
+    app.model.flights.clear();
+    app.update(Action::Topology(Snapshot {
+        vhosts: vec![vhost],
+    }));
     let buf = screen(&mut app, 120, 35);
     check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
     check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
@@ -992,7 +1000,14 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     let pane: Vec<String> = (area.y..area.y + area.height)
         .map(|y| row_text(&buf, y).0)
         .collect();
-    let names = ["nova", "conductor", "scheduler.controller", "compute.node2"];
+    let names = [
+        "nova [topic]",
+        "(default)",
+        "─ conductor.controller ─",
+        "─ scheduler.controller ─",
+        "▶compute.node2  0 0 1",
+        "▶reply_5e0ae42a6b584443b4",
+    ];
     for name in names {
         assert!(
             pane.iter().any(|l| l.contains(name)),
