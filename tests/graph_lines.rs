@@ -630,6 +630,42 @@ proptest! {
         }
     }
 
+    /// Messages routed by every binding to a queue, and delivered to its consumers: wherever
+    /// they are on their way, their dots sit on line cells only, never on a name or a key.
+    #[test]
+    fn dots_run_only_on_lines(topology in topologies(), at in 0.0f64..2.5) {
+        let mut app = app_after(topology.snapshot(), topology.traffic());
+        let clean = draw_graph(&mut app, 150, 60);
+        let start = app.now;
+        let snapshot = topology.snapshot();
+        for (id, b) in snapshot.bindings.iter().enumerate() {
+            if b.destination_is_exchange {
+                continue;
+            }
+            let id = 100 + id as u64;
+            let connection = id % CONNECTIONS;
+            app.update(published(connection, id, &b.source, &b.routing_key, &[&b.destination]));
+            if let Some(c) = snapshot.consumers.iter().find(|c| *c.queue == *b.destination) {
+                app.update(delivered(c.connection, id, &c.queue, &c.tag));
+            }
+        }
+        app.set_now(start + app.model.flight_time.mul_f64(at));
+        let flying = draw_graph(&mut app, 150, 60);
+        for (i, (was, is)) in clean.content.iter().zip(&flying.content).enumerate() {
+            if was.symbol() != is.symbol() {
+                let (x, y) = (i as u16 % clean.area.width, i as u16 / clean.area.width);
+                prop_assert!(
+                    is.symbol() == "●" && arms(was.symbol()) != 0,
+                    "{:?} drawn over {:?} at {x},{y}:\n{}\n{}",
+                    is.symbol(),
+                    was.symbol(),
+                    as_text(&clean),
+                    as_text(&flying)
+                );
+            }
+        }
+    }
+
     /// Narrow panes cut names, stack exchanges or let lines run off the edge, and still no line
     /// leads to another destination.
     #[test]
