@@ -223,7 +223,7 @@ fn measure(graph: &GraphLayout) -> Widths {
             &mut graph
                 .publishers
                 .iter()
-                .map(|p| crate::ui::panes::graph::publisher_text(graph, p).width() as u16),
+                .map(|p| publisher_text(graph, p).width() as u16),
         ),
         consumer_label: widest(
             &mut graph
@@ -239,6 +239,16 @@ fn queue_label_width(graph: &GraphLayout) -> u16 {
     let width =
         |q: &QueueNode| q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len();
     graph.queues.iter().map(width).max().unwrap_or(0) as u16
+}
+
+/// A publisher's label. One of an exchange in the chain column, which its line could not reach
+/// without joining the lines chained to it, names the exchange instead: `nova-api ⇢ nova`.
+pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode) -> String {
+    let x = &graph.exchanges[p.exchange];
+    match x.lane {
+        Some(_) => format!("{} ⇢ {}", p.label, x.name),
+        None => p.label.clone(),
+    }
 }
 
 /// What stands for the consumers of a queue that got no row: `+N`.

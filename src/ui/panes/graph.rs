@@ -18,7 +18,7 @@ use ratatui::widgets::{Block, Borders, Widget};
 use unicode_width::UnicodeWidthStr;
 
 use crate::ui::app::{App, Focus};
-use crate::ui::layout::{EdgeTarget, GraphItem, PublisherNode};
+use crate::ui::layout::{publisher_text, EdgeTarget, GraphItem};
 use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
 
@@ -940,16 +940,6 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 .set_char('●')
                 .set_style(theme.message());
         }
-    }
-}
-
-/// A publisher's label. One of an exchange in the chain column, which its line could not reach
-/// without joining the lines chained to it, names the exchange instead: `nova-api ⇢ nova`.
-pub fn publisher_text(graph: &crate::ui::layout::GraphLayout, p: &PublisherNode) -> String {
-    let x = &graph.exchanges[p.exchange];
-    match x.lane {
-        Some(_) => format!("{} ⇢ {}", p.label, x.name),
-        None => p.label.clone(),
     }
 }
 
