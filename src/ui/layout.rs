@@ -134,6 +134,8 @@ pub struct GraphLayout {
     pub queues: Vec<QueueNode>,
     /// In row order; none when stacked (no room left of the exchanges).
     pub publishers: Vec<PublisherNode>,
+    /// Publishers left out because the exchanges are stacked.
+    pub hidden_publishers: usize,
     /// In row order.
     pub consumers: Vec<ConsumerNode>,
     /// Queue lanes (queues with more than one binding).
@@ -624,11 +626,20 @@ pub fn layout(
     }
     // Publishers of each exchange, by label; none stacked, for want of room on the left.
     let mut publishers: Vec<Vec<(ConnectionId, &str)>> = vec![Vec::new(); shown_exchanges.len()];
-    for &(c, x) in published.iter().filter(|_| !stacked) {
+    for &(c, x) in &published {
         if let Some(&x) = exchange_index.get(x) {
             publishers[x].push((c, &labels[&c]));
         }
     }
+    let hidden_publishers = if stacked {
+        publishers
+            .iter_mut()
+            .map(std::mem::take)
+            .map(|p| p.len())
+            .sum()
+    } else {
+        0
+    };
     for list in &mut publishers {
         list.sort_by_key(|&(c, label)| (label, c));
     }
@@ -764,6 +775,7 @@ pub fn layout(
     // Exchanges in row order.
     let mut out = GraphLayout {
         stacked,
+        hidden_publishers,
         ..GraphLayout::default()
     };
     let mut exchange_slot = vec![0; shown_exchanges.len()];

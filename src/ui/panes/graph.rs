@@ -473,7 +473,7 @@ impl Widget for &GraphPane<'_> {
         let graph = &app.graph;
         if !graph.queues.is_empty() {
             let cols = columns(app, width, inner.height);
-            let publishers_hidden = (graph.stacked && !app.model.traffic.published.is_empty())
+            let publishers_hidden = graph.hidden_publishers > 0
                 || (!graph.publishers.is_empty() && cols.publisher_width == 0);
             let consumers_hidden = !graph.consumers.is_empty() && cols.consumer_width == 0;
             let hidden = match (publishers_hidden, consumers_hidden) {
