@@ -205,6 +205,8 @@ pub struct Model {
     pub total_rate: Rate,
     pub flights: Vec<Flight>,
     pub traffic: Traffic,
+    /// What the traffic showed since the last snapshot.
+    fresh: Traffic,
     /// Events the stream dropped because the screen fell behind.
     pub missed: u64,
     /// Set by every event that changes what the graph shows; the app then asks for a fresh
@@ -235,6 +237,7 @@ impl Model {
             total_rate: Rate::default(),
             flights: Vec::new(),
             traffic: Traffic::default(),
+            fresh: Traffic::default(),
             missed: 0,
             topology_stale: true,
             structure_changed: true,
@@ -245,22 +248,23 @@ impl Model {
         }
     }
 
-    /// Takes a new snapshot. Publishers whose connection closed and default-exchange routes
-    /// to deleted queues are forgotten; what the older snapshot did not list yet (a connection
-    /// that opened since) is kept. Flights in the air are now counted by the snapshot.
+    /// Takes a new snapshot. Publishers whose connection the snapshot does not list, and
+    /// default-exchange routes to queues it does not list, are forgotten, unless the traffic
+    /// showed them since the last snapshot (which may have been taken before they came).
+    /// Flights in the air are now counted by the snapshot.
     pub fn set_topology(&mut self, topology: VhostSnapshot) {
-        let old = std::mem::replace(&mut self.topology, topology);
+        self.topology = topology;
         let connections: HashSet<ConnectionId> =
             self.topology.connections.iter().map(|c| c.id).collect();
         let queues: HashSet<&str> = self.topology.queues.iter().map(|q| &*q.name).collect();
-        let closed = |id: &ConnectionId| {
-            !connections.contains(id) && old.connections.iter().any(|c| c.id == *id)
-        };
-        let deleted =
-            |q: &Name| !queues.contains(&**q) && old.queues.iter().any(|o| *o.name == **q);
+        let fresh = std::mem::take(&mut self.fresh);
         let before = self.traffic.clone();
-        self.traffic.published.retain(|(c, _)| !closed(c));
-        self.traffic.default_routes.retain(|(q, _)| !deleted(q));
+        self.traffic
+            .published
+            .retain(|p| connections.contains(&p.0) || fresh.published.contains(p));
+        self.traffic
+            .default_routes
+            .retain(|r| queues.contains(&*r.0) || fresh.default_routes.contains(r));
         if self.traffic != before {
             self.structure_changed = true;
         }
@@ -360,17 +364,15 @@ impl Model {
                 // a new node or edge on the graph.
                 let mut learnt = false;
                 if let Some(connection) = event.connection {
-                    learnt |= self
-                        .traffic
-                        .published
-                        .insert((connection, exchange.clone()));
+                    let publisher = (connection, exchange.clone());
+                    self.fresh.published.insert(publisher.clone());
+                    learnt |= self.traffic.published.insert(publisher);
                 }
                 if exchange.is_empty() && alternate_exchange.is_none() {
                     for q in queues {
-                        learnt |= self
-                            .traffic
-                            .default_routes
-                            .insert((q.clone(), routing_key.clone()));
+                        let route = (q.clone(), routing_key.clone());
+                        self.fresh.default_routes.insert(route.clone());
+                        learnt |= self.traffic.default_routes.insert(route);
                     }
                 }
                 if learnt {
@@ -593,6 +595,7 @@ impl Model {
     pub fn clear_messages(&mut self) {
         self.log.clear();
         self.flights.clear();
+        self.fresh = Traffic::default();
         if self.traffic != Traffic::default() {
             self.traffic = Traffic::default();
             self.structure_changed = true;
@@ -788,7 +791,8 @@ mod tests {
     }
 
     /// A publisher is learnt from its first message and forgotten when its connection has
-    /// closed; the default exchange's edge to a queue is forgotten with the queue.
+    /// closed; the default exchange's edge to a queue is forgotten with the queue. A snapshot
+    /// taken before the message may not list them yet: the one after it must.
     #[test]
     fn publishers_and_default_routes_come_and_go() {
         let mut model = Model::new("/");
@@ -811,7 +815,12 @@ mod tests {
             .default_routes
             .contains(&("q".into(), "k".into())));
 
-        // The next snapshot no longer lists connection 1 nor the queue.
+        // Snapshots that do not list connection 1 nor the queue: the first may be older than
+        // the messages, the second is not.
+        model.set_topology(vhost(&[], &[]));
+        // Connection 1 published to `x` and to the default exchange.
+        assert_eq!(model.traffic.published.len(), 2);
+        assert_eq!(model.traffic.default_routes.len(), 1);
         model.set_topology(vhost(&[], &[]));
         assert!(model.traffic.published.is_empty());
         assert!(model.traffic.default_routes.is_empty());
