@@ -253,25 +253,45 @@ impl Model {
     /// showed them since the last snapshot (which may have been taken before they came).
     /// Flights in the air are now counted by the snapshot.
     pub fn set_topology(&mut self, topology: VhostSnapshot) {
+        let drawn = self.drawn();
         self.topology = topology;
         let connections: HashSet<ConnectionId> =
             self.topology.connections.iter().map(|c| c.id).collect();
         let queues: HashSet<&str> = self.topology.queues.iter().map(|q| &*q.name).collect();
         let fresh = std::mem::take(&mut self.fresh);
-        let before = self.traffic.clone();
         self.traffic
             .published
             .retain(|p| connections.contains(&p.0) || fresh.published.contains(p));
         self.traffic
             .default_routes
             .retain(|r| queues.contains(&*r.0) || fresh.default_routes.contains(r));
-        if self.traffic != before {
+        if self.drawn() != drawn {
             self.structure_changed = true;
         }
         for flight in &mut self.flights {
             flight.counted = true;
         }
         self.topology_stale = false;
+    }
+
+    /// What of the traffic the graph can draw: publishers whose connection the snapshot
+    /// names, default-exchange routes to queues it lists.
+    fn drawn(&self) -> Traffic {
+        let t = &self.topology;
+        let connections: HashSet<ConnectionId> = t.connections.iter().map(|c| c.id).collect();
+        let queues: HashSet<&str> = t.queues.iter().map(|q| &*q.name).collect();
+        let known = |c: &ConnectionId| connections.contains(c);
+        let listed = |q: &Name| queues.contains(&**q);
+        Traffic {
+            published: (self.traffic.published.iter())
+                .filter(|p| known(&p.0))
+                .cloned()
+                .collect(),
+            default_routes: (self.traffic.default_routes.iter())
+                .filter(|r| listed(&r.0))
+                .cloned()
+                .collect(),
+        }
     }
 
     /// The label of a connection of the snapshot (`nova-conductor`, `pika :53122`).
@@ -362,11 +382,13 @@ impl Model {
                 }
                 // A new publisher, or a queue newly reached through the default exchange, is
                 // a new node or edge on the graph.
+                // (What the snapshot cannot name yet is drawn once a snapshot does.)
                 let mut learnt = false;
                 if let Some(connection) = event.connection {
                     let publisher = (connection, exchange.clone());
                     self.fresh.published.insert(publisher.clone());
-                    learnt |= self.traffic.published.insert(publisher);
+                    let known = self.topology.connections.iter().any(|c| c.id == connection);
+                    learnt |= self.traffic.published.insert(publisher) && known;
                 }
                 if exchange.is_empty() && alternate_exchange.is_none() {
                     for q in queues {
