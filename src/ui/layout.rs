@@ -1129,6 +1129,72 @@ mod tests {
         }
     }
 
+    /// A queue's consumers get rows of their own below it, one per connection, pushing what
+    /// follows down; past four rows the rest count as `+N`. Publishers sit on their exchange's
+    /// rows, and two connections of one label are told apart by their ports.
+    #[test]
+    fn consumers_and_publishers_get_rows_of_their_own() {
+        use crate::broker::{ConnectionSnapshot, ConsumerSnapshot};
+        use crate::events::ClientInfo;
+        let connection = |id: u64| ConnectionSnapshot {
+            id,
+            peer: format!("10.0.0.1:{}", 5000 + id),
+            client: ClientInfo {
+                connection_name: Some(format!("worker:{id}:ab")),
+                product: None,
+            },
+            ..Default::default()
+        };
+        let consumer = |queue: &str, connection: u64, tag: &str| ConsumerSnapshot {
+            queue: queue.into(),
+            tag: tag.into(),
+            connection,
+            ..Default::default()
+        };
+        let mut consumers: Vec<ConsumerSnapshot> =
+            (1..=6).map(|c| consumer("busy", c, "t")).collect();
+        consumers.push(consumer("busy", 1, "u"));
+        consumers.push(consumer("calm", 2, "t"));
+        let topology = VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![X::new("jobs", "direct")],
+            queues: vec![Q::new("busy"), Q::new("calm")],
+            bindings: vec![binding("jobs", "busy", "a"), binding("jobs", "calm", "b")],
+            connections: (1..=6).map(connection).collect(),
+            consumers,
+        };
+        let traffic = Traffic {
+            published: [(1, "jobs".into()), (2, "jobs".into())].into(),
+            ..Default::default()
+        };
+        let g = layout(&topology, &traffic, false, 1, false);
+        let busy: Vec<(&str, usize)> = g
+            .consumers
+            .iter()
+            .filter(|c| c.queue == 0)
+            .map(|c| (c.label.as_str(), c.row))
+            .collect();
+        assert_eq!(
+            busy,
+            [
+                ("worker :5001 t, u", 0),
+                ("worker :5002 t", 1),
+                ("worker :5003 t", 2)
+            ]
+        );
+        assert_eq!(g.queues[0].more_consumers, 3);
+        // Three nodes and the `+3` row, then the next queue.
+        assert_eq!(g.queues[1].row, 4);
+        assert_eq!(g.bindings[1].row, 4);
+        let publishers: Vec<(&str, usize)> = g
+            .publishers
+            .iter()
+            .map(|p| (p.label.as_str(), p.row))
+            .collect();
+        // The rows made for busy's consumers pushed the second publisher down with the rest.
+        assert_eq!(publishers, [("worker :5001", 0), ("worker :5002", 4)]);
+    }
+
     #[test]
     fn one_row_per_binding_and_queues_follow_their_bindings() {
         let topology = VhostSnapshot {
