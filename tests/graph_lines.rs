@@ -11,16 +11,21 @@
 //!
 //! A binding's line starts at the first `─` after its key. Everything reachable from there by
 //! these rules is what the user can take the binding to mean, so it must contain exactly one
-//! arrow, the one of its own destination.
+//! arrow, the one of its own destination. The same holds left and right of them: from a
+//! publisher's name the line reaches only the exchange it published to, and from a queue's
+//! counters the lines reach only that queue's own consumers.
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 
-use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
-use rabbitscope::events::BindingInfo;
+use rabbitscope::broker::{
+    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
+};
+use rabbitscope::events::{BindingInfo, ClientInfo, Event, EventKind, PublishFate};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
 use rabbitscope::ui::layout::EdgeTarget;
@@ -85,9 +90,32 @@ fn name_after(buf: &Buffer, x: u16, y: u16) -> String {
     name
 }
 
+/// The whole label right of an arrow, up to the pane's border: a consumer's, whose name has
+/// spaces.
+fn label_after(buf: &Buffer, x: u16, y: u16) -> String {
+    let mut name = String::new();
+    let mut x = x + 1;
+    while x < buf.area.width && buf[(x, y)].symbol() != "│" {
+        let s = buf[(x, y)].symbol();
+        name.push_str(s);
+        x += unicode_width::UnicodeWidthStr::width(s).max(1) as u16;
+    }
+    name.trim_end().to_string()
+}
+
 /// Every arrow reachable from a cell entered moving `dir`, by the reading rules above: the
 /// names after those arrows.
 fn reached(buf: &Buffer, start: (u16, u16), dir: u8) -> BTreeSet<String> {
+    reached_by(buf, start, dir, name_after)
+}
+
+/// As [`reached`], reading what follows each arrow with `read`.
+fn reached_by(
+    buf: &Buffer,
+    start: (u16, u16),
+    dir: u8,
+    read: fn(&Buffer, u16, u16) -> String,
+) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     // A state is a cell and the direction it was entered in; a crossing is passed straight.
     let mut seen = HashSet::new();
@@ -103,7 +131,7 @@ fn reached(buf: &Buffer, start: (u16, u16), dir: u8) -> BTreeSet<String> {
             continue;
         }
         if symbol == "▶" {
-            found.insert(name_after(buf, x, y));
+            found.insert(read(buf, x, y));
             continue;
         }
         let out = if symbol == "┼" {
@@ -195,7 +223,11 @@ fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
         if text.contains(&format!(" {} ⇢ {want}", b.key)) {
             continue;
         }
-        let needle = format!(" {} ─", b.key);
+        // A name a client made up may be cut after its first 24 characters.
+        let needle = match text.find(&format!(" {} ─", b.key)) {
+            None if made_up(&b.key) => format!(" {}", &b.key[..24]),
+            _ => format!(" {} ─", b.key),
+        };
         let Some(at) = text.find(&needle) else {
             if !whole {
                 continue;
@@ -206,12 +238,8 @@ fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
                 screen()
             ));
         };
-        let line_at = at + needle.len() - "─".len();
-        let x = starts
-            .iter()
-            .find(|(i, _)| *i == line_at)
-            .map(|(_, x)| *x)
-            .expect("the line starts on a cell");
+        let from = at + needle.trim_end_matches('─').len();
+        let x = line_after(&text, &starts, from).expect("a line after the key");
         let mut got = reached(buf, (x, y), RIGHT);
         if !whole {
             // An arrow at the very edge, its name off screen, says nothing either way.
@@ -234,6 +262,133 @@ fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The column of the first line cell (`─`) at or after byte `from` of a row's text.
+fn line_after(text: &str, starts: &[(usize, u16)], from: usize) -> Option<u16> {
+    let at = from + text[from..].find('─')?;
+    starts.iter().find(|(i, _)| *i == at).map(|(_, x)| *x)
+}
+
+/// Follows each publisher's line and each queue's line to its consumers: a publisher reaches
+/// the exchange it published to and nothing else, a queue its own consumers (or its `+N`) and
+/// nothing else. With `whole` false, cut names are skipped and cut labels compared by their
+/// start.
+fn check_clients(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
+    let top = app.areas.graph.y + 1;
+    let graph = &app.graph;
+    let screen = || as_text(buf);
+    // Cut for want of room (`…`), or, when narrow, by the edge of the pane.
+    let matches = |drawn: &String, want: &str| match drawn.strip_suffix('…') {
+        Some(start) => !whole && want.starts_with(start),
+        None => drawn == want || (!whole && want.starts_with(drawn.as_str())),
+    };
+    for p in &graph.publishers {
+        let y = p.row as u16 + top;
+        let (text, starts) = row_text(buf, y);
+        let exchange = &graph.exchanges[p.exchange].name;
+        let want = if exchange.is_empty() {
+            "(default)"
+        } else {
+            exchange
+        };
+        // A publisher of an exchange in the chain column names it instead of a line.
+        if text.starts_with(&format!("│{} ⇢ {want}", p.label))
+            || (!whole && text.starts_with(&format!("│{} ⇢", p.label)))
+        {
+            continue;
+        }
+        // The pane's border, then the label.
+        let Some(rest) = text.strip_prefix(&format!("│{} ", p.label)) else {
+            if whole {
+                return Err(format!(
+                    "publisher {} not drawn whole:\n{}",
+                    p.label,
+                    screen()
+                ));
+            }
+            continue;
+        };
+        if !rest.starts_with('─') {
+            // Cut, when narrow, before its line or its `⇢`.
+            if !whole {
+                continue;
+            }
+            return Err(format!("publisher {} has no line:\n{}", p.label, screen()));
+        }
+        let from = text.len() - rest.len();
+        let x = line_after(&text, &starts, from).ok_or("a publisher without a line")?;
+        let got = reached(buf, (x, y), RIGHT);
+        if got.len() != 1 || !got.iter().all(|g| matches(g, want)) {
+            return Err(format!(
+                "the line of publisher {} reaches {got:?}, not only {want}:\n{}",
+                p.label,
+                screen()
+            ));
+        }
+    }
+    for (q, queue) in graph.queues.iter().enumerate() {
+        let mut want: BTreeSet<String> = graph
+            .consumers
+            .iter()
+            .filter(|c| c.queue == q)
+            .map(|c| c.label.clone())
+            .collect();
+        if want.is_empty() {
+            continue;
+        }
+        if queue.more_consumers > 0 {
+            want.insert(format!("+{}", queue.more_consumers));
+        }
+        let y = queue.row as u16 + top;
+        let (text, starts) = row_text(buf, y);
+        // The queue's label: its name followed by its flags or its counters.
+        let label = [format!("{}  ", queue.name), format!("{} [", queue.name)]
+            .iter()
+            .find_map(|needle| text.find(needle.as_str()));
+        let Some(label) = label else {
+            if whole {
+                return Err(format!(
+                    "queue {} not drawn whole:\n{}",
+                    queue.name,
+                    screen()
+                ));
+            }
+            continue;
+        };
+        let Some(x) = line_after(&text, &starts, label) else {
+            if whole {
+                return Err(format!(
+                    "no line to the consumers of {}:\n{}",
+                    queue.name,
+                    screen()
+                ));
+            }
+            continue;
+        };
+        let got = reached_by(buf, (x, y), RIGHT, label_after);
+        let ok = got
+            .iter()
+            .all(|g| want.iter().any(|w| matches(g, w)) || (!whole && g.is_empty()));
+        if !ok || (whole && got != want) {
+            return Err(format!(
+                "the lines of queue {} reach {got:?}, its consumers are {want:?}:\n{}",
+                queue.name,
+                screen()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a name is one a client made up: a prefix and 32 hex digits (oslo.messaging's
+/// `reply_<uuid>`, no lesson spells it out).
+fn made_up(name: &str) -> bool {
+    name.is_ascii()
+        && name.len() > 32
+        && name[name.len() - 32..]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit())
 }
 
 /// Crossings drawn: every `┼` is one, by the reading rules.
@@ -336,7 +491,16 @@ struct Topology {
     /// (source exchange, destination: a queue below `queues`, or an exchange after that, key);
     /// exchanges may be bound to each other in chains, cycles, and to themselves.
     bindings: Vec<(usize, usize, u8)>,
+    /// (connection, exchange: one of `exchanges`, or the default exchange after them) a
+    /// message was published by, and to; to the default exchange it reaches the queue of the
+    /// same number, if any.
+    publishes: Vec<(u64, usize)>,
+    /// (queue, connection, tag) of the consumers.
+    consumers: Vec<(usize, u64, u8)>,
 }
+
+/// Connections 0 to 5: two pairs share a label (`svc0`, `svc1`), one is known by its port.
+const CONNECTIONS: u64 = 6;
 
 const KINDS: [&str; 4] = ["direct", "fanout", "topic", "headers"];
 
@@ -352,13 +516,19 @@ fn topologies() -> impl Strategy<Value = Topology> {
                 Just(exchanges),
                 Just(queues),
                 prop::collection::vec(binding, 0..16),
+                prop::collection::vec((0..CONNECTIONS, 0..n + 1), 0..8),
+                prop::collection::vec((0..queues, 0..CONNECTIONS, 0u8..3), 0..14),
             )
         })
-        .prop_map(|(exchanges, queues, bindings)| Topology {
-            exchanges,
-            queues,
-            bindings,
-        })
+        .prop_map(
+            |(exchanges, queues, bindings, publishes, consumers)| Topology {
+                exchanges,
+                queues,
+                bindings,
+                publishes,
+                consumers,
+            },
+        )
 }
 
 impl Topology {
@@ -397,13 +567,54 @@ impl Topology {
             }
         }
         rabbitscope::broker::sort_bindings(&mut bindings);
+        let mut exchanges: Vec<ExchangeSnapshot> = exchanges;
+        exchanges.insert(0, ExchangeSnapshot::new("", "direct"));
+        let connections = (0..CONNECTIONS)
+            .map(|c| {
+                let name = format!("svc{}:{c}:0f3a", c % 2);
+                let name = (c < 4).then_some(name.as_str());
+                connection(c, name, 5000 + c as u16)
+            })
+            .collect();
+        let mut consumers: Vec<ConsumerSnapshot> = Vec::new();
+        for &(q, c, tag) in &self.consumers {
+            let c = consumer(&format!("q{q}"), &format!("t{tag}"), c);
+            if !consumers
+                .iter()
+                .any(|o| o.queue == c.queue && o.tag == c.tag)
+            {
+                consumers.push(c);
+            }
+        }
         VhostSnapshot {
             name: "/".into(),
             exchanges,
             queues,
             bindings,
-            ..Default::default()
+            connections,
+            consumers,
         }
+    }
+
+    /// The messages published, as the broker reports them.
+    fn traffic(&self) -> Vec<Action> {
+        let mut out = Vec::new();
+        for (id, &(c, x)) in self.publishes.iter().enumerate() {
+            let id = id as u64;
+            if x < self.exchanges.len() {
+                out.push(published(c, id, &format!("x{x}"), "k0", &[]));
+            } else {
+                // The default exchange routes by queue name.
+                let q = format!("q{}", id as usize % (self.queues + 1));
+                let to: Vec<&str> = if (id as usize % (self.queues + 1)) < self.queues {
+                    vec![q.as_str()]
+                } else {
+                    vec![]
+                };
+                out.push(published(c, id, "", &q, &to));
+            }
+        }
+        out
     }
 }
 
@@ -412,10 +623,46 @@ proptest! {
 
     #[test]
     fn every_line_reaches_its_own_destination(topology in topologies()) {
-        let mut app = app_for(topology.snapshot());
-        let buf = draw_graph(&mut app, 120, 60);
-        if let Err(e) = check_lines(&app, &buf) {
+        let mut app = app_after(topology.snapshot(), topology.traffic());
+        let buf = draw_graph(&mut app, 150, 60);
+        if let Err(e) = check_lines(&app, &buf).and_then(|_| check_clients(&app, &buf, true)) {
             prop_assert!(false, "{}", e);
+        }
+    }
+
+    /// Messages routed by every binding to a queue, and delivered to its consumers: wherever
+    /// they are on their way, their dots sit on line cells only, never on a name or a key.
+    #[test]
+    fn dots_run_only_on_lines(topology in topologies(), at in 0.0f64..2.5) {
+        let mut app = app_after(topology.snapshot(), topology.traffic());
+        let clean = draw_graph(&mut app, 150, 60);
+        let start = app.now;
+        let snapshot = topology.snapshot();
+        for (id, b) in snapshot.bindings.iter().enumerate() {
+            if b.destination_is_exchange {
+                continue;
+            }
+            let id = 100 + id as u64;
+            let connection = id % CONNECTIONS;
+            app.update(published(connection, id, &b.source, &b.routing_key, &[&b.destination]));
+            if let Some(c) = snapshot.consumers.iter().find(|c| *c.queue == *b.destination) {
+                app.update(delivered(c.connection, id, &c.queue, &c.tag));
+            }
+        }
+        app.set_now(start + app.model.flight_time.mul_f64(at));
+        let flying = draw_graph(&mut app, 150, 60);
+        for (i, (was, is)) in clean.content.iter().zip(&flying.content).enumerate() {
+            if was.symbol() != is.symbol() {
+                let (x, y) = (i as u16 % clean.area.width, i as u16 / clean.area.width);
+                prop_assert!(
+                    is.symbol() == "●" && arms(was.symbol()) != 0,
+                    "{:?} drawn over {:?} at {x},{y}:\n{}\n{}",
+                    is.symbol(),
+                    was.symbol(),
+                    as_text(&clean),
+                    as_text(&flying)
+                );
+            }
         }
     }
 
@@ -426,9 +673,10 @@ proptest! {
         topology in topologies(),
         width in 24u16..100,
     ) {
-        let mut app = app_for(topology.snapshot());
+        let mut app = app_after(topology.snapshot(), topology.traffic());
         let buf = draw_graph(&mut app, width, 60);
-        if let Err(e) = check_lines_on(&app, &buf, false) {
+        let checked = check_lines_on(&app, &buf, false).and_then(|_| check_clients(&app, &buf, false));
+        if let Err(e) = checked {
             prop_assert!(false, "{}", e);
         }
     }
@@ -524,12 +772,7 @@ fn lessons_are_drawn_whole_at_120x35() {
             .map(|x| x.name.as_str())
             .chain(app.graph.bindings.iter().map(|b| b.key.as_str()))
             .chain(app.graph.queues.iter().map(|q| {
-                let generated = q.name.is_ascii()
-                    && q.name.len() > 32
-                    && q.name[q.name.len() - 32..]
-                        .bytes()
-                        .all(|c| c.is_ascii_hexdigit());
-                if generated {
+                if made_up(&q.name) {
                     &q.name[..24]
                 } else {
                     q.name.as_str()
@@ -582,4 +825,366 @@ fn a_click_on_a_stacked_exchange_selects_it() {
     app.update(Action::Click(x + 2, y));
     let binding = app.selected_binding().expect("a binding is selected");
     assert_eq!(&*binding.binding.destination, "printer-pdf-or-a3");
+}
+
+/// A client connection as the broker lists it; oslo.messaging names its connections
+/// `<program>:<pid>:<uuid>`, a client without a name is known by its port.
+fn connection(id: u64, name: Option<&str>, port: u16) -> ConnectionSnapshot {
+    ConnectionSnapshot {
+        id,
+        name: format!("127.0.0.1:{port} -> 127.0.0.1:5672"),
+        peer: format!("127.0.0.1:{port}"),
+        user: "guest".into(),
+        client: ClientInfo {
+            connection_name: name.map(str::to_string),
+            product: Some("py-amqp".into()),
+        },
+    }
+}
+
+fn consumer(queue: &str, tag: &str, connection: u64) -> ConsumerSnapshot {
+    ConsumerSnapshot {
+        queue: queue.into(),
+        tag: tag.into(),
+        connection,
+        channel: 1,
+        ack: true,
+        prefetch: 0,
+    }
+}
+
+fn event(connection: u64, kind: EventKind) -> Action {
+    Action::BrokerEvent(Arc::new(Event {
+        at: std::time::SystemTime::UNIX_EPOCH,
+        vhost: "/".into(),
+        connection: Some(connection),
+        channel: Some(1),
+        kind,
+    }))
+}
+
+/// Message `id` published by `connection` to `exchange`, routed to `queues` by their
+/// bindings (or by the default exchange).
+fn published(connection: u64, id: u64, exchange: &str, key: &str, queues: &[&str]) -> Action {
+    event(
+        connection,
+        EventKind::Published {
+            message_id: id,
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            body_size: 2,
+            body_preview: bytes::Bytes::from_static(b"{}"),
+            headers: vec![],
+            properties: Arc::new([]),
+            matched: queues
+                .iter()
+                .map(|q| Arc::new(BindingInfo::to_queue(exchange, q, key)))
+                .collect(),
+            queues: queues.iter().map(|q| Arc::from(*q)).collect(),
+            alternate_exchange: None,
+            fate: if queues.is_empty() {
+                PublishFate::Dropped
+            } else {
+                PublishFate::Routed
+            },
+        },
+    )
+}
+
+fn delivered(connection: u64, id: u64, queue: &str, tag: &str) -> Action {
+    event(
+        connection,
+        EventKind::Delivered {
+            message_id: id,
+            queue: queue.into(),
+            consumer_tag: Some(tag.into()),
+            delivery_tag: id,
+            redelivered: false,
+        },
+    )
+}
+
+const REPLY: &str = "reply_5e0ae42a6b584443b434e29a14a14435";
+
+/// Lesson 13 once its services are up (its first step) and have talked: nova-api casts to
+/// the conductor, the conductor calls the scheduler, the scheduler replies by the default
+/// exchange to the conductor's reply queue, the conductor casts to compute on node1. Two
+/// nova-compute processes share a label, so their ports tell them apart.
+fn lesson_13_services() -> (VhostSnapshot, Vec<Action>) {
+    let mut vhost = lesson_13();
+    vhost
+        .exchanges
+        .insert(0, ExchangeSnapshot::new("", "direct"));
+    vhost.queues.push(QueueSnapshot::new(REPLY));
+    vhost.connections = vec![
+        connection(101, Some("nova-api:101:7d3f0c1e"), 40101),
+        connection(202, Some("nova-conductor:202:2c6f9a41"), 40202),
+        connection(303, Some("nova-scheduler:303:91be22d0"), 40303),
+        connection(404, Some("nova-compute:404:5a0e7b13"), 40404),
+        connection(505, Some("nova-compute:505:c4d8e6f2"), 40505),
+    ];
+    vhost.consumers = vec![
+        consumer("compute", "node1/compute", 404),
+        consumer("compute", "node2/compute", 505),
+        consumer("compute.node1", "node1/compute.node1", 404),
+        consumer("compute.node2", "node2/compute.node2", 505),
+        consumer("conductor", "conductor/conductor", 202),
+        consumer(
+            "conductor.controller",
+            "conductor/conductor.controller",
+            202,
+        ),
+        consumer(REPLY, "conductor/reply", 202),
+        consumer("scheduler", "scheduler/scheduler", 303),
+        consumer(
+            "scheduler.controller",
+            "scheduler/scheduler.controller",
+            303,
+        ),
+    ];
+    for q in &mut vhost.queues {
+        q.consumers = vhost.consumers.iter().filter(|c| c.queue == q.name).count();
+    }
+    let traffic = vec![
+        published(101, 1, "nova", "conductor", &["conductor"]),
+        delivered(202, 1, "conductor", "conductor/conductor"),
+        published(202, 2, "nova", "scheduler", &["scheduler"]),
+        delivered(303, 2, "scheduler", "scheduler/scheduler"),
+        published(303, 3, "", REPLY, &[REPLY]),
+        delivered(202, 3, REPLY, "conductor/reply"),
+        published(202, 4, "nova", "compute.node1", &["compute.node1"]),
+        delivered(404, 4, "compute.node1", "node1/compute.node1"),
+    ];
+    (vhost, traffic)
+}
+
+/// The app after this traffic, once the dots have landed and a snapshot came after it.
+fn app_after(vhost: VhostSnapshot, traffic: Vec<Action>) -> App {
+    let mut app = app_for(vhost.clone());
+    for action in traffic {
+        app.update(action);
+    }
+    app.model.flights.clear();
+    app.update(Action::Topology(Snapshot {
+        vhosts: vec![vhost],
+    }));
+    app
+}
+
+#[test]
+fn lesson_13_with_its_services_160x45() {
+    let (vhost, traffic) = lesson_13_services();
+    let mut app = app_after(vhost, traffic);
+    let buf = screen(&mut app, 160, 45);
+    check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
+    // The pane is 96 columns: the services' names get what exchanges, keys and queues leave.
+    check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    let text = as_text(&buf);
+    for seen in [
+        "nova-api ─",
+        "▶(default)",
+        "─▶nova-comp",
+        "queues: ready unacked consumers",
+    ] {
+        assert!(text.contains(seen), "{seen}:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+/// At 80x24 the names of exchanges, keys and queues come first; publishers and consumers
+/// get what is left, or are hidden, and the bottom line says so.
+#[test]
+fn lesson_13_with_its_services_80x24() {
+    let (vhost, traffic) = lesson_13_services();
+    let mut app = app_after(vhost, traffic);
+    let buf = screen(&mut app, 80, 24);
+    check_lines_on(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    insta::assert_snapshot!(as_text(&buf));
+}
+
+/// With lesson 13 running beside the graph at 120x35, every name the lesson talks about is
+/// whole: exchanges, keys and queues, and the services too.
+#[test]
+fn lesson_13_with_its_services_beside_the_lesson_120x35() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lessons"));
+    let lesson = rabbitscope::lesson::load_dir(dir)
+        .expect("the lessons load")
+        .into_iter()
+        .find(|l| l.id == "nova-boot")
+        .expect("lesson 13");
+    let (vhost, traffic) = lesson_13_services();
+    let mut app = app_for(vhost.clone());
+    app.update(Action::LessonsLoaded {
+        lessons: vec![Arc::new(lesson)],
+        errors: vec![],
+    });
+    // Starting a lesson forgets earlier messages; the services talk after that.
+    app.update(Action::StartLesson(0));
+    app.update(Action::LessonPrepared(Ok(())));
+    for action in traffic {
+        app.update(action);
+    }
+    app.model.flights.clear();
+    app.update(Action::Topology(Snapshot {
+        vhosts: vec![vhost],
+    }));
+    let buf = screen(&mut app, 120, 35);
+    check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
+    check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    let area = app.areas.graph;
+    let pane: Vec<String> = (area.y..area.y + area.height)
+        .map(|y| row_text(&buf, y).0)
+        .collect();
+    let names = [
+        "nova [topic]",
+        "(default)",
+        "─ conductor.controller ─",
+        "─ scheduler.controller ─",
+        "▶compute.node2  0 0 1",
+        "▶reply_5e0ae42a6b584443b4",
+    ];
+    for name in names {
+        assert!(
+            pane.iter().any(|l| l.contains(name)),
+            "{name}:\n{}",
+            as_text(&buf)
+        );
+    }
+}
+
+/// The row of the graph pane (0 = its first inside the border) holding `needle`.
+fn row_with(buf: &Buffer, needle: &str) -> u16 {
+    (0..buf.area.height)
+        .find(|&y| row_text(buf, y).0.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not drawn:\n{}", as_text(buf)))
+}
+
+/// The columns of the dots on a row.
+fn dots(buf: &Buffer, y: u16) -> Vec<u16> {
+    (0..buf.area.width)
+        .filter(|&x| buf[(x, y)].symbol() == "●")
+        .collect()
+}
+
+/// Where `needle` starts on row `y`.
+fn column_of(buf: &Buffer, y: u16, needle: &str) -> u16 {
+    let (text, starts) = row_text(buf, y);
+    let at = text.find(needle).expect("on the row");
+    starts.iter().find(|(i, _)| *i == at).expect("a cell").1
+}
+
+/// A cast from nova-api to the conductor: its dot runs from nova-api into `nova`, along the
+/// binding `conductor` (never over the key) to the queue, then from the queue to the consumer
+/// the broker delivered it to. The queue counts the message when the dot gets there, not
+/// before. A cast to node1 that nobody has taken yet goes into `ready` the same way.
+#[test]
+fn a_message_travels_from_its_publisher_to_its_consumer() {
+    let (mut vhost, traffic) = lesson_13_services();
+    let mut app = app_after(vhost.clone(), traffic);
+    let start = app.now;
+    app.update(published(101, 10, "nova", "conductor", &["conductor"]));
+    app.update(delivered(202, 10, "conductor", "conductor/conductor"));
+    app.update(published(
+        202,
+        11,
+        "nova",
+        "compute.node1",
+        &["compute.node1"],
+    ));
+    // The snapshot after them counts both messages already.
+    for q in &mut vhost.queues {
+        match q.name.as_str() {
+            "conductor" => q.unacked = 1,
+            "compute.node1" => q.ready = 1,
+            _ => {}
+        }
+    }
+    app.update(Action::Topology(Snapshot {
+        vhosts: vec![vhost],
+    }));
+    let flight = app.model.flight_time;
+    let mut frame = |at: f64| {
+        app.set_now(start + flight.mul_f64(at));
+        app.update(Action::Tick);
+        let buf = draw_graph(&mut app, 130, 22);
+        (buf.clone(), as_text(&buf))
+    };
+
+    // A fifth of the way: on nova-api's line, left of the exchange.
+    let (buf, first) = frame(0.2);
+    let api = row_with(&buf, "nova-api");
+    let nova = column_of(&buf, row_with(&buf, "nova ["), "nova [");
+    assert!(
+        dots(&buf, api).iter().any(|&x| x < nova),
+        "the dot leaves nova-api:\n{first}"
+    );
+    assert!(first.contains("conductor  0 0 1"), "{first}");
+    assert!(first.contains("compute.node1  0 0 1"), "{first}");
+
+    // Most of the way: on the binding's line, past its key, before the queue.
+    let (buf, second) = frame(0.75);
+    let row = row_with(&buf, "─ conductor ─");
+    let key_end = column_of(&buf, row, "─ conductor ─") + "─ conductor ".len() as u16;
+    let queue = column_of(&buf, row, "▶conductor");
+    assert!(
+        dots(&buf, row).iter().any(|&x| x > key_end && x <= queue),
+        "the dot runs along the binding:\n{second}"
+    );
+    assert!(second.contains("conductor  0 0 1"), "{second}");
+
+    // Landed, and half-way to nova-conductor: the queue counts it now.
+    let (buf, third) = frame(1.5);
+    let row = row_with(&buf, "conductor/conductor");
+    let consumer = column_of(&buf, row, "nova-conductor conductor/conductor");
+    let counters = column_of(&buf, row, "conductor  0 1 1");
+    assert!(
+        dots(&buf, row)
+            .iter()
+            .any(|&x| x > counters && x < consumer),
+        "the dot goes on to its consumer:\n{third}"
+    );
+    assert!(third.contains("compute.node1  1 0 1"), "{third}");
+    insta::assert_snapshot!(format!("{first}\n{second}\n{third}"));
+}
+
+/// A click on a publisher or a consumer selects it, and the inspector names its connection;
+/// the default exchange's edge is no binding one can delete.
+#[test]
+fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
+    use rabbitscope::ui::layout::GraphItem;
+    let (vhost, traffic) = lesson_13_services();
+    let mut app = app_after(vhost, traffic);
+    let buf = screen(&mut app, 160, 45);
+    let y = row_with(&buf, "│nova-api ─");
+    app.update(Action::Click(column_of(&buf, y, "nova-api") + 2, y));
+    let Some(GraphItem::Publisher(p)) = app.selected_item() else {
+        panic!("{:?} selected", app.selected_item());
+    };
+    assert_eq!(app.graph.publishers[p].label, "nova-api");
+    let text = as_text(&screen(&mut app, 160, 45));
+    assert!(
+        text.contains("connection_name nova-api:101:7d3f0c1e"),
+        "{text}"
+    );
+
+    let y = row_with(&buf, "compute.node2  0 0 1");
+    app.update(Action::Click(column_of(&buf, y, "▶nova-comp") + 3, y));
+    let Some(GraphItem::Consumer(c)) = app.selected_item() else {
+        panic!("{:?} selected", app.selected_item());
+    };
+    assert_eq!(app.graph.consumers[c].tags, ["node2/compute.node2"]);
+    let text = as_text(&screen(&mut app, 160, 45));
+    assert!(text.contains("tag node2/compute.node2"), "{text}");
+    assert!(
+        text.contains("connection_name nova-compute:505:c4d8e6f2"),
+        "{text}"
+    );
+
+    let y = row_with(&buf, "▶(default)");
+    app.update(Action::Click(column_of(&buf, y, "─ reply_") + 3, y));
+    assert!(app.selected_binding().is_some_and(|b| b.implicit));
+    assert_eq!(app.update(Action::DeleteSelected), None);
+    let text = as_text(&screen(&mut app, 160, 45));
+    assert!(text.contains("no binding to delete"), "{text}");
 }

@@ -187,7 +187,7 @@ async fn the_view_shows_a_published_message_and_restores_the_terminal_on_quit() 
             "essay.*",
             "homework",
             "essay.rabbitmq  -> homework",
-            "1 ready",
+            "homework  1 0 0",
         ],
         Duration::from_secs(10),
     );

@@ -221,6 +221,7 @@ impl App {
             &mut self.graph,
             layout(
                 &self.model.topology,
+                &self.model.traffic,
                 self.show_all_exchanges,
                 spacing,
                 stacked,
@@ -594,6 +595,11 @@ impl App {
                 }
             }
             Action::DeleteSelected => {
+                if self.selected_binding().is_some_and(|b| b.implicit) {
+                    let why = "the default exchange routes to every queue by its name: no binding to delete";
+                    self.notice = Some((why.into(), true));
+                    return None;
+                }
                 let question;
                 let command = if let Some(b) = self.selected_binding() {
                     let b = &b.binding;

@@ -13,6 +13,13 @@
 //!                  ─ job.* ──────────────┴────────▶work
 //! ```
 //!
+//! Around them, what the traffic showed: left of each exchange the connections that published
+//! to it (one node per connection and exchange, so a publisher of two exchanges shows at
+//! both), right of each queue its consumers (one node per connection), each on a row of its
+//! own; rows are added below a queue when its consumers need them. Messages published to the
+//! default exchange draw it as `(default)`, with an edge keyed like a binding to each queue
+//! they reached (the broker binds every queue to it by name).
+//!
 //! Every binding gets its own row under its exchange, so keys never overlap. A queue sits on
 //! the row of one of its own bindings, the first or the last, so a queue with one binding is a
 //! straight line, and a queue with more gets a vertical lane of its own gathering them. Hence
@@ -27,6 +34,8 @@ use std::collections::HashMap;
 use unicode_width::UnicodeWidthStr;
 
 use crate::broker::VhostSnapshot;
+use crate::events::ConnectionId;
+use crate::ui::model::Traffic;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExchangeNode {
@@ -41,11 +50,49 @@ pub struct ExchangeNode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueNode {
     pub name: String,
+    /// The name and flags; the counters are drawn after it (see [`counters`]).
     pub label: String,
     pub row: usize,
     /// Which lane (0 = nearest the exchanges) gathers this queue's bindings; none when a single
     /// binding leads to it, straight along its row.
     pub lane: Option<usize>,
+    /// The snapshot's counters.
+    pub ready: usize,
+    pub unacked: usize,
+    pub consumers: usize,
+    /// Consumer nodes that have no row: the queue says `+N` below its last one.
+    pub more_consumers: usize,
+}
+
+/// A connection that published to an exchange, on a row left of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublisherNode {
+    pub connection: ConnectionId,
+    pub label: String,
+    /// The exchange (index into [`GraphLayout::exchanges`]).
+    pub exchange: usize,
+    pub row: usize,
+}
+
+/// The consumers one connection has on a queue, on a row right of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerNode {
+    /// Index into [`GraphLayout::queues`].
+    pub queue: usize,
+    pub connection: ConnectionId,
+    pub tags: Vec<String>,
+    /// The connection's label and the tags: `nova-compute node1/compute`.
+    pub label: String,
+    pub row: usize,
+}
+
+/// At most this many consumer rows per queue; more consumers are counted as `+N`.
+const CONSUMER_ROWS: usize = 4;
+
+/// A queue's counters as the graph shows them, in the order the pane's legend names them:
+/// ready, unacked, consumers.
+pub fn counters(ready: usize, unacked: usize, consumers: usize) -> String {
+    format!("{ready} {unacked} {consumers}")
 }
 
 /// Where a binding row leads.
@@ -63,15 +110,20 @@ pub struct BindingRow {
     pub target: EdgeTarget,
     /// The binding itself, for the inspector and for unbinding it.
     pub binding: crate::events::BindingInfo,
+    /// The default exchange's edge to a queue, seen in the traffic: no binding one can delete.
+    pub implicit: bool,
 }
 
 /// What can be selected in the graph. [`GraphLayout::items`] lists them in the order the arrow
-/// keys walk: each exchange followed by its bindings, top to bottom, then the queues.
+/// keys walk: each exchange after its publishers and followed by its bindings, top to bottom,
+/// then each queue followed by its consumers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphItem {
+    Publisher(usize),
     Exchange(usize),
     Binding(usize),
     Queue(usize),
+    Consumer(usize),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -80,6 +132,12 @@ pub struct GraphLayout {
     pub exchanges: Vec<ExchangeNode>,
     pub bindings: Vec<BindingRow>,
     pub queues: Vec<QueueNode>,
+    /// In row order; none when stacked (no room left of the exchanges).
+    pub publishers: Vec<PublisherNode>,
+    /// Publishers left out because the exchanges are stacked.
+    pub hidden_publishers: usize,
+    /// In row order.
+    pub consumers: Vec<ConsumerNode>,
     /// Queue lanes (queues with more than one binding).
     pub lanes: usize,
     /// Exchange lanes (exchanges some binding leads to).
@@ -102,15 +160,33 @@ pub struct Widths {
     /// with the ` ⇢ destination` after its key.
     pub outer_keys: u16,
     pub inner_keys: u16,
-    /// Queues: their names, and their whole labels.
+    /// Queues: their names, and their whole labels with counters.
     pub queue_name: u16,
     pub queue_label: u16,
+    pub publisher_label: u16,
+    pub consumer_label: u16,
 }
 
 /// The name at the start of a label: before its flags (` [`) or counters (two spaces).
 fn name_width(label: &str) -> u16 {
     let name = label.split(" [").next().unwrap_or(label);
-    name.split("  ").next().unwrap_or(name).width() as u16
+    needed(name.split("  ").next().unwrap_or(name))
+}
+
+/// The width a name needs to be recognised: whole, but a name a client made up (a prefix and
+/// 32 hex digits, as oslo.messaging's `reply_<uuid>`) only its first 24 characters and a `…`.
+/// Such names get their room after every other name, with the counters.
+fn needed(name: &str) -> u16 {
+    let made_up = name.is_ascii()
+        && name.len() > 32
+        && name[name.len() - 32..]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit());
+    if made_up {
+        25
+    } else {
+        name.width() as u16
+    }
 }
 
 fn measure(graph: &GraphLayout) -> Widths {
@@ -126,7 +202,7 @@ fn measure(graph: &GraphLayout) -> Widths {
                     EdgeTarget::Exchange(x) if of_inner || !inner(x) => {
                         (b.key.width() + 3 + graph.exchanges[x].name.width()) as u16
                     }
-                    _ => b.key.width() as u16,
+                    _ => needed(&b.key),
                 }),
         )
     };
@@ -144,7 +220,45 @@ fn measure(graph: &GraphLayout) -> Widths {
         outer_keys: keys(false),
         inner_keys: keys(true),
         queue_name: widest(&mut graph.queues.iter().map(|q| name_width(&q.label))),
-        queue_label: widest(&mut graph.queues.iter().map(|q| q.label.width() as u16)),
+        queue_label: queue_label_width(graph),
+        publisher_label: widest(
+            &mut graph
+                .publishers
+                .iter()
+                .map(|p| publisher_text(graph, p).width() as u16),
+        ),
+        consumer_label: widest(
+            &mut graph
+                .consumers
+                .iter()
+                .map(|c| c.label.width() as u16)
+                .chain(graph.queues.iter().map(|q| more_label(q).width() as u16)),
+        ),
+    }
+}
+
+fn queue_label_width(graph: &GraphLayout) -> u16 {
+    let width =
+        |q: &QueueNode| q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len();
+    graph.queues.iter().map(width).max().unwrap_or(0) as u16
+}
+
+/// A publisher's label. One of an exchange in the chain column, which its line could not reach
+/// without joining the lines chained to it, names the exchange instead: `nova-api ⇢ nova`.
+pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode) -> String {
+    let x = &graph.exchanges[p.exchange];
+    match x.lane {
+        Some(_) => format!("{} ⇢ {}", p.label, x.name),
+        None => p.label.clone(),
+    }
+}
+
+/// What stands for the consumers of a queue that got no row: `+N`.
+pub fn more_label(queue: &QueueNode) -> String {
+    if queue.more_consumers == 0 {
+        String::new()
+    } else {
+        format!("+{}", queue.more_consumers)
     }
 }
 
@@ -152,6 +266,8 @@ impl GraphLayout {
     /// The row an item sits on.
     pub fn row_of(&self, item: GraphItem) -> Option<usize> {
         match item {
+            GraphItem::Publisher(i) => self.publishers.get(i).map(|p| p.row),
+            GraphItem::Consumer(i) => self.consumers.get(i).map(|c| c.row),
             GraphItem::Exchange(i) => self.exchanges.get(i).map(|x| x.row),
             GraphItem::Binding(i) => self.bindings.get(i).map(|b| b.row),
             GraphItem::Queue(i) => self.queues.get(i).map(|q| q.row),
@@ -173,6 +289,20 @@ impl GraphLayout {
             GraphItem::Queue(i) => {
                 let name = &old.queues.get(i)?.name;
                 GraphItem::Queue(self.queues.iter().position(|q| &q.name == name)?)
+            }
+            GraphItem::Publisher(i) => {
+                let p = old.publishers.get(i)?;
+                let exchange = &old.exchanges[p.exchange].name;
+                GraphItem::Publisher(self.publishers.iter().position(|n| {
+                    n.connection == p.connection && &self.exchanges[n.exchange].name == exchange
+                })?)
+            }
+            GraphItem::Consumer(i) => {
+                let c = old.consumers.get(i)?;
+                let queue = &old.queues[c.queue].name;
+                GraphItem::Consumer(self.consumers.iter().position(|n| {
+                    n.connection == c.connection && &self.queues[n.queue].name == queue
+                })?)
             }
         };
         self.items.iter().position(|i| *i == wanted)
@@ -220,14 +350,11 @@ pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
     } else {
         format!(" [{}]", flags.join(" "))
     };
-    format!(
-        "{}{flags}  {} ready {} unacked {} cons",
-        q.name, q.ready, q.unacked, q.consumers
-    )
+    format!("{}{flags}", q.name)
 }
 
-/// Refreshes the queue labels (depths, consumers) of an existing layout from a newer snapshot
-/// of the same structure, without laying everything out again.
+/// Refreshes the queue counters (depths, consumers) of an existing layout from a newer
+/// snapshot of the same structure, without laying everything out again.
 pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
     let by_name: HashMap<&str, &crate::broker::QueueSnapshot> = topology
         .queues
@@ -237,14 +364,33 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
     for node in &mut graph.queues {
         if let Some(q) = by_name.get(node.name.as_str()) {
             node.label = queue_label(q);
+            (node.ready, node.unacked, node.consumers) = (q.ready, q.unacked, q.consumers);
         }
     }
-    graph.widths.queue_label = graph
-        .queues
+    graph.widths.queue_label = queue_label_width(graph);
+}
+
+/// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]);
+/// connections with the same label get their client's port after it, to tell them apart.
+pub fn connection_labels(topology: &VhostSnapshot) -> HashMap<ConnectionId, String> {
+    let mut labels: HashMap<ConnectionId, String> = topology
+        .connections
         .iter()
-        .map(|q| q.label.width() as u16)
-        .max()
-        .unwrap_or(0);
+        .map(|c| (c.id, c.label()))
+        .collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for label in labels.values() {
+        *seen.entry(label.clone()).or_default() += 1;
+    }
+    for c in &topology.connections {
+        let label = labels.get_mut(&c.id).expect("labelled above");
+        if seen[label.as_str()] > 1 {
+            if let Some((_, port)) = c.peer.rsplit_once(':') {
+                *label = format!("{label} :{port}");
+            }
+        }
+    }
+    labels
 }
 
 /// Binding arguments shown as the edge label of a headers binding.
@@ -279,6 +425,7 @@ struct Edge<'a> {
     chained: bool,
     key: String,
     binding: &'a crate::events::BindingInfo,
+    implicit: bool,
 }
 
 /// Where each shown exchange and each binding sits, for one order of exchanges and bindings.
@@ -290,9 +437,11 @@ struct Rows {
     end: usize,
 }
 
+/// `publishers`: per exchange, how many publisher rows it needs beside its bindings.
 fn rows_for(
     order: &[usize],
     by_exchange: &[Vec<usize>],
+    publishers: &[usize],
     edges: usize,
     spacing: usize,
     stacked: bool,
@@ -304,6 +453,7 @@ fn rows_for(
     };
     let mut row = 0;
     for &x in order {
+        let start = row;
         out.exchange_rows[x] = row;
         // Stacked, an exchange has a row of its own above its bindings.
         if by_exchange[x].is_empty() || stacked {
@@ -313,6 +463,7 @@ fn rows_for(
             out.edge_rows[e] = row;
             row += 1;
         }
+        row = row.max(start + publishers[x]);
         row += spacing;
     }
     out.end = row.saturating_sub(spacing);
@@ -387,6 +538,7 @@ fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
 /// takes the place of the blank row between exchanges.
 pub fn layout(
     topology: &VhostSnapshot,
+    traffic: &Traffic,
     show_all: bool,
     spacing: usize,
     stacked: bool,
@@ -396,9 +548,29 @@ pub fn layout(
     } else {
         spacing
     };
+    let labels = connection_labels(topology);
+    let queue_names: std::collections::HashSet<&str> =
+        topology.queues.iter().map(|q| q.name.as_str()).collect();
+    // The default exchange's edges: one per queue and key the traffic reached, unless the
+    // snapshot lists that binding itself.
+    let implicit: Vec<crate::events::BindingInfo> = traffic
+        .default_routes
+        .iter()
+        .filter(|(q, _)| queue_names.contains(&**q))
+        .map(|(q, key)| crate::events::BindingInfo::to_queue("", q, key))
+        .filter(|b| !topology.bindings.contains(b))
+        .collect();
+    let published: Vec<(ConnectionId, &str)> = traffic
+        .published
+        .iter()
+        .filter(|(c, _)| labels.contains_key(c))
+        .map(|(c, x)| (*c, &**x))
+        .collect();
+    // Exchanges with bindings or traffic are worth a row, predeclared or not.
     let bound: std::collections::HashSet<&str> = topology
         .bindings
         .iter()
+        .chain(&implicit)
         .flat_map(|b| {
             let mut v = vec![&*b.source];
             if b.destination_is_exchange {
@@ -406,6 +578,7 @@ pub fn layout(
             }
             v
         })
+        .chain(published.iter().map(|(_, x)| *x))
         .collect();
     let shown_exchanges: Vec<&crate::broker::ExchangeSnapshot> = topology
         .exchanges
@@ -427,7 +600,7 @@ pub fn layout(
     // Every binding that can be drawn: its source and destination are on the graph (an
     // exchange bound to itself leads nowhere new).
     let mut edges: Vec<Edge> = Vec::new();
-    for b in &topology.bindings {
+    for (i, b) in topology.bindings.iter().chain(&implicit).enumerate() {
         let Some(&exchange) = exchange_index.get(&*b.source) else {
             continue;
         };
@@ -448,8 +621,29 @@ pub fn layout(
             chained: false,
             key: binding_key(b, &shown_exchanges[exchange].kind),
             binding: b,
+            implicit: i >= topology.bindings.len(),
         });
     }
+    // Publishers of each exchange, by label; none stacked, for want of room on the left.
+    let mut publishers: Vec<Vec<(ConnectionId, &str)>> = vec![Vec::new(); shown_exchanges.len()];
+    for &(c, x) in &published {
+        if let Some(&x) = exchange_index.get(x) {
+            publishers[x].push((c, &labels[&c]));
+        }
+    }
+    let hidden_publishers = if stacked {
+        publishers
+            .iter_mut()
+            .map(std::mem::take)
+            .map(|p| p.len())
+            .sum()
+    } else {
+        0
+    };
+    for list in &mut publishers {
+        list.sort_by_key(|&(c, label)| (label, c));
+    }
+    let publisher_rows: Vec<usize> = publishers.iter().map(Vec::len).collect();
     // Chains are drawn one level deep: from exchanges no binding leads to.
     let mut destination = vec![false; shown_exchanges.len()];
     for e in &edges {
@@ -472,7 +666,14 @@ pub fn layout(
     // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted.
     let rounds = if edges.len() > 2_000 { 1 } else { 6 };
     for round in 0..rounds {
-        let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
+        let rows = rows_for(
+            &order,
+            &by_exchange,
+            &publisher_rows,
+            edges.len(),
+            spacing,
+            stacked,
+        );
         let cost = place(
             &edges,
             &rows,
@@ -518,7 +719,14 @@ pub fn layout(
     // Small graphs: swap neighbouring exchanges while that removes crossings.
     if rounds > 1 && order.len() <= 40 {
         let crossings = |order: &[usize]| {
-            let rows = rows_for(order, &by_exchange, edges.len(), spacing, stacked);
+            let rows = rows_for(
+                order,
+                &by_exchange,
+                &publisher_rows,
+                edges.len(),
+                spacing,
+                stacked,
+            );
             place(
                 &edges,
                 &rows,
@@ -548,7 +756,14 @@ pub fn layout(
             }
         }
     }
-    let rows = rows_for(&order, &by_exchange, edges.len(), spacing, stacked);
+    let rows = rows_for(
+        &order,
+        &by_exchange,
+        &publisher_rows,
+        edges.len(),
+        spacing,
+        stacked,
+    );
     let placed = place(
         &edges,
         &rows,
@@ -560,6 +775,7 @@ pub fn layout(
     // Exchanges in row order.
     let mut out = GraphLayout {
         stacked,
+        hidden_publishers,
         ..GraphLayout::default()
     };
     let mut exchange_slot = vec![0; shown_exchanges.len()];
@@ -571,6 +787,14 @@ pub fn layout(
             row: rows.exchange_rows[x],
             lane: placed.exchange_lanes[x],
         });
+        for (i, &(connection, label)) in publishers[x].iter().enumerate() {
+            out.publishers.push(PublisherNode {
+                connection,
+                label: label.to_string(),
+                exchange: slot,
+                row: rows.exchange_rows[x] + i,
+            });
+        }
     }
     out.chain_lanes = placed.chain_lanes;
 
@@ -600,6 +824,10 @@ pub fn layout(
             label: queue_label(snapshot),
             row: queue_rows[q].unwrap_or(0),
             lane: placed.queue_lanes[q],
+            ready: snapshot.ready,
+            unacked: snapshot.unacked,
+            consumers: snapshot.consumers,
+            more_consumers: 0,
         });
     }
     out.lanes = placed.lanes;
@@ -618,21 +846,112 @@ pub fn layout(
                 EdgeTarget::Exchange(x) => EdgeTarget::Exchange(exchange_slot[x]),
             },
             binding: e.binding.clone(),
+            implicit: e.implicit,
         });
     }
     out.rows = rows.end.max(next.saturating_sub(spacing));
-    // Exchanges and bindings are both in row order; an exchange comes before its bindings.
+    place_consumers(&mut out, topology, &labels);
+    // Exchanges, publishers and bindings are all in row order; an exchange comes after its
+    // publishers and before its bindings, a queue before its consumers.
+    let mut publishers = out.publishers.iter().enumerate().peekable();
     let mut bindings = out.bindings.iter().enumerate().peekable();
     for i in 0..out.exchanges.len() {
+        while let Some((p, _)) = publishers.next_if(|(_, p)| p.exchange == i) {
+            out.items.push(GraphItem::Publisher(p));
+        }
         out.items.push(GraphItem::Exchange(i));
         while let Some((b, _)) = bindings.next_if(|(_, b)| b.exchange == i) {
             out.items.push(GraphItem::Binding(b));
         }
     }
-    out.items
-        .extend((0..out.queues.len()).map(GraphItem::Queue));
+    let mut consumers = out.consumers.iter().enumerate().peekable();
+    for q in 0..out.queues.len() {
+        out.items.push(GraphItem::Queue(q));
+        while let Some((c, _)) = consumers.next_if(|(_, c)| c.queue == q) {
+            out.items.push(GraphItem::Consumer(c));
+        }
+    }
     out.widths = measure(&out);
     out
+}
+
+/// Puts each queue's consumers on rows right of it, one node per connection (its tags
+/// together), the first on the queue's own row. Rows are added below a queue whose consumers
+/// need more than the rows before the next queue, up to [`CONSUMER_ROWS`]; the rest count as
+/// `+N` on the last of them.
+fn place_consumers(
+    out: &mut GraphLayout,
+    topology: &VhostSnapshot,
+    labels: &HashMap<ConnectionId, String>,
+) {
+    let mut nodes: Vec<Vec<ConsumerNode>> = vec![Vec::new(); out.queues.len()];
+    let slot: HashMap<&str, usize> = out
+        .queues
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.name.as_str(), i))
+        .collect();
+    for c in &topology.consumers {
+        let Some(&q) = slot.get(c.queue.as_str()) else {
+            continue;
+        };
+        match nodes[q].iter_mut().find(|n| n.connection == c.connection) {
+            Some(node) => node.tags.push(c.tag.clone()),
+            None => nodes[q].push(ConsumerNode {
+                queue: q,
+                connection: c.connection,
+                tags: vec![c.tag.clone()],
+                label: labels.get(&c.connection).cloned().unwrap_or_default(),
+                row: 0,
+            }),
+        }
+    }
+    for list in &mut nodes {
+        list.sort_by(|a, b| (&a.label, a.connection).cmp(&(&b.label, b.connection)));
+        for node in list.iter_mut() {
+            let tags = node.tags.join(", ");
+            node.label = if node.label.is_empty() {
+                tags
+            } else {
+                format!("{} {tags}", node.label)
+            };
+        }
+    }
+    // Queues are in row order: make room below each, shifting what follows.
+    for (q, list) in nodes.iter_mut().enumerate() {
+        if list.len() > CONSUMER_ROWS {
+            out.queues[q].more_consumers = list.len() - (CONSUMER_ROWS - 1);
+            list.truncate(CONSUMER_ROWS - 1);
+        }
+        let needed = list.len() + usize::from(out.queues[q].more_consumers > 0);
+        let row = out.queues[q].row;
+        let free = out
+            .queues
+            .get(q + 1)
+            .map_or(usize::MAX, |next| next.row - row);
+        if needed > free {
+            shift_rows(out, row + 1, needed - free);
+        }
+        for (i, node) in list.iter_mut().enumerate() {
+            node.row = row + i;
+        }
+        out.rows = out.rows.max(row + needed);
+    }
+    out.consumers = nodes.into_iter().flatten().collect();
+}
+
+/// Moves everything on row `from` or below down by `n` rows.
+fn shift_rows(out: &mut GraphLayout, from: usize, n: usize) {
+    let shift = |row: &mut usize| {
+        if *row >= from {
+            *row += n;
+        }
+    };
+    out.exchanges.iter_mut().for_each(|x| shift(&mut x.row));
+    out.bindings.iter_mut().for_each(|b| shift(&mut b.row));
+    out.queues.iter_mut().for_each(|q| shift(&mut q.row));
+    out.publishers.iter_mut().for_each(|p| shift(&mut p.row));
+    out.rows += n;
 }
 
 /// Homes and lanes of the destinations for one set of rows, and the crossings that makes.
@@ -789,7 +1108,7 @@ mod tests {
             ..Default::default()
         };
         for stacked in [false, true] {
-            let g = layout(&topology, false, 1, stacked);
+            let g = layout(&topology, &Traffic::default(), false, 1, stacked);
             for (q, queue) in g.queues.iter().enumerate() {
                 let rows: Vec<usize> = g
                     .bindings
@@ -810,6 +1129,72 @@ mod tests {
         }
     }
 
+    /// A queue's consumers get rows of their own below it, one per connection, pushing what
+    /// follows down; past four rows the rest count as `+N`. Publishers sit on their exchange's
+    /// rows, and two connections of one label are told apart by their ports.
+    #[test]
+    fn consumers_and_publishers_get_rows_of_their_own() {
+        use crate::broker::{ConnectionSnapshot, ConsumerSnapshot};
+        use crate::events::ClientInfo;
+        let connection = |id: u64| ConnectionSnapshot {
+            id,
+            peer: format!("10.0.0.1:{}", 5000 + id),
+            client: ClientInfo {
+                connection_name: Some(format!("worker:{id}:ab")),
+                product: None,
+            },
+            ..Default::default()
+        };
+        let consumer = |queue: &str, connection: u64, tag: &str| ConsumerSnapshot {
+            queue: queue.into(),
+            tag: tag.into(),
+            connection,
+            ..Default::default()
+        };
+        let mut consumers: Vec<ConsumerSnapshot> =
+            (1..=6).map(|c| consumer("busy", c, "t")).collect();
+        consumers.push(consumer("busy", 1, "u"));
+        consumers.push(consumer("calm", 2, "t"));
+        let topology = VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![X::new("jobs", "direct")],
+            queues: vec![Q::new("busy"), Q::new("calm")],
+            bindings: vec![binding("jobs", "busy", "a"), binding("jobs", "calm", "b")],
+            connections: (1..=6).map(connection).collect(),
+            consumers,
+        };
+        let traffic = Traffic {
+            published: [(1, "jobs".into()), (2, "jobs".into())].into(),
+            ..Default::default()
+        };
+        let g = layout(&topology, &traffic, false, 1, false);
+        let busy: Vec<(&str, usize)> = g
+            .consumers
+            .iter()
+            .filter(|c| c.queue == 0)
+            .map(|c| (c.label.as_str(), c.row))
+            .collect();
+        assert_eq!(
+            busy,
+            [
+                ("worker :5001 t, u", 0),
+                ("worker :5002 t", 1),
+                ("worker :5003 t", 2)
+            ]
+        );
+        assert_eq!(g.queues[0].more_consumers, 3);
+        // Three nodes and the `+3` row, then the next queue.
+        assert_eq!(g.queues[1].row, 4);
+        assert_eq!(g.bindings[1].row, 4);
+        let publishers: Vec<(&str, usize)> = g
+            .publishers
+            .iter()
+            .map(|p| (p.label.as_str(), p.row))
+            .collect();
+        // The rows made for busy's consumers pushed the second publisher down with the rest.
+        assert_eq!(publishers, [("worker :5001", 0), ("worker :5002", 4)]);
+    }
+
     #[test]
     fn one_row_per_binding_and_queues_follow_their_bindings() {
         let topology = VhostSnapshot {
@@ -823,7 +1208,7 @@ mod tests {
             bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
             ..Default::default()
         };
-        let g = layout(&topology, false, 1, false);
+        let g = layout(&topology, &Traffic::default(), false, 1, false);
         // The default exchange has no bindings and is hidden.
         assert_eq!(
             g.exchanges

@@ -2,14 +2,16 @@
 //! per-exchange and per-queue rates. Fed only by snapshots and broker events, so any source
 //! (embedded broker, remote RabbitMQ, recorded trace) can drive it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::broker::VhostSnapshot;
 use bytes::Bytes;
 
-use crate::events::{AlarmResource, BindingInfo, Event, EventKind, Name, PublishFate};
+use crate::events::{
+    AlarmResource, BindingInfo, ConnectionId, Event, EventKind, Name, PublishFate,
+};
 use crate::lesson::runner::PROBE_PREFIX;
 
 /// How many messages the log keeps; older ones fall off.
@@ -35,7 +37,8 @@ pub struct LogEntry {
     /// An oslo.messaging message's headline (`cast schedule_and_build_instances 1.17`),
     /// decoded once when it arrives so the log and its filter need not parse bodies.
     pub oslo: Option<String>,
-    /// The consumers it was delivered to (consumer tags, `basic.get` for a get), each once.
+    /// The consumers it was delivered to, each once: the service (its connection's label)
+    /// when the connection is known, else the consumer tag (`basic.get` for a get).
     pub consumers: Vec<Name>,
     /// What happened to it after it was routed, in order: deliveries (and redeliveries),
     /// acks, nacks, rejects, requeues, expiry, dead-lettering. The flag marks the bad news.
@@ -151,14 +154,45 @@ pub enum FlightKind {
     Returned,
 }
 
-/// A message moving along the graph: from an exchange to a queue, or queue to consumer.
+/// A message moving along the graph: from its publisher through an exchange to a queue, or
+/// from a queue to the consumer it was delivered to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flight {
     pub message_id: u64,
+    /// The exchange (or, to a consumer, the queue) it leaves from.
     pub from: Name,
+    /// The queue, or the consumer tag.
     pub to: Name,
     pub kind: FlightKind,
+    /// The publishing connection towards a queue, the consuming one towards a consumer.
+    pub connection: Option<ConnectionId>,
+    /// When it sets off; a delivery waits for the message to reach its queue first.
     pub started: Instant,
+    /// Whether the snapshot on view already counts it where it is going: until it lands, the
+    /// queue's counters are shown without it.
+    pub counted: bool,
+}
+
+impl Flight {
+    /// How far along its way at `now`, 0 (not left yet) to 1 (landed).
+    pub fn progress(&self, now: Instant, flight_time: Duration) -> f64 {
+        let flown = now.saturating_duration_since(self.started).as_secs_f64();
+        (flown / flight_time.as_secs_f64()).clamp(0.0, 1.0)
+    }
+
+    pub fn landed(&self, now: Instant, flight_time: Duration) -> bool {
+        now >= self.started + flight_time
+    }
+}
+
+/// What the traffic taught about the vhost that a snapshot does not list: who publishes to
+/// which exchange, and which queues the default exchange reached by which key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// (publishing connection, exchange).
+    pub published: BTreeSet<(ConnectionId, Name)>,
+    /// (queue, routing key) of messages published to the default exchange.
+    pub default_routes: BTreeSet<(Name, Name)>,
 }
 
 #[derive(Debug)]
@@ -170,6 +204,9 @@ pub struct Model {
     pub queue_rates: HashMap<Name, Rate>,
     pub total_rate: Rate,
     pub flights: Vec<Flight>,
+    pub traffic: Traffic,
+    /// What the traffic showed since the last snapshot.
+    fresh: Traffic,
     /// Events the stream dropped because the screen fell behind.
     pub missed: u64,
     /// Set by every event that changes what the graph shows; the app then asks for a fresh
@@ -199,6 +236,8 @@ impl Model {
             queue_rates: HashMap::new(),
             total_rate: Rate::default(),
             flights: Vec::new(),
+            traffic: Traffic::default(),
+            fresh: Traffic::default(),
             missed: 0,
             topology_stale: true,
             structure_changed: true,
@@ -209,16 +248,62 @@ impl Model {
         }
     }
 
+    /// Takes a new snapshot. Publishers whose connection the snapshot does not list, and
+    /// default-exchange routes to queues it does not list, are forgotten, unless the traffic
+    /// showed them since the last snapshot (which may have been taken before they came).
+    /// Flights in the air are now counted by the snapshot.
     pub fn set_topology(&mut self, topology: VhostSnapshot) {
+        let drawn = self.drawn();
         self.topology = topology;
+        let connections: HashSet<ConnectionId> =
+            self.topology.connections.iter().map(|c| c.id).collect();
+        let queues: HashSet<&str> = self.topology.queues.iter().map(|q| &*q.name).collect();
+        let fresh = std::mem::take(&mut self.fresh);
+        self.traffic
+            .published
+            .retain(|p| connections.contains(&p.0) || fresh.published.contains(p));
+        self.traffic
+            .default_routes
+            .retain(|r| queues.contains(&*r.0) || fresh.default_routes.contains(r));
+        if self.drawn() != drawn {
+            self.structure_changed = true;
+        }
+        for flight in &mut self.flights {
+            flight.counted = true;
+        }
         self.topology_stale = false;
+    }
+
+    /// What of the traffic the graph can draw: publishers whose connection the snapshot
+    /// names, default-exchange routes to queues it lists.
+    fn drawn(&self) -> Traffic {
+        let t = &self.topology;
+        let connections: HashSet<ConnectionId> = t.connections.iter().map(|c| c.id).collect();
+        let queues: HashSet<&str> = t.queues.iter().map(|q| &*q.name).collect();
+        let known = |c: &ConnectionId| connections.contains(c);
+        let listed = |q: &Name| queues.contains(&**q);
+        Traffic {
+            published: (self.traffic.published.iter())
+                .filter(|p| known(&p.0))
+                .cloned()
+                .collect(),
+            default_routes: (self.traffic.default_routes.iter())
+                .filter(|r| listed(&r.0))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The label of a connection of the snapshot (`nova-conductor`, `pika :53122`).
+    pub fn connection_label(&self, id: ConnectionId) -> Option<String> {
+        let c = self.topology.connections.iter().find(|c| c.id == id)?;
+        Some(c.label())
     }
 
     /// Advances time: finished flights land, rates roll over each second.
     pub fn tick(&mut self, now: Instant) {
         let flight_time = self.flight_time;
-        self.flights
-            .retain(|f| now.duration_since(f.started) < flight_time);
+        self.flights.retain(|f| !f.landed(now, flight_time));
         while now.duration_since(self.last_roll) >= Duration::from_secs(1) {
             self.last_roll += Duration::from_secs(1);
             self.total_rate.roll();
@@ -249,6 +334,9 @@ impl Model {
         }
         if *event.vhost != *self.vhost {
             return;
+        }
+        if let EventKind::QueueDeleted { name } = &event.kind {
+            self.traffic.default_routes.retain(|(q, _)| q != name);
         }
         match &event.kind {
             EventKind::ExchangeDeclared { .. }
@@ -292,6 +380,26 @@ impl Model {
                 for x in through {
                     self.exchange_rates.entry(x.clone()).or_default().add();
                 }
+                // A new publisher, or a queue newly reached through the default exchange, is
+                // a new node or edge on the graph.
+                // (What the snapshot cannot name yet is drawn once a snapshot does.)
+                let mut learnt = false;
+                if let Some(connection) = event.connection {
+                    let publisher = (connection, exchange.clone());
+                    self.fresh.published.insert(publisher.clone());
+                    let known = self.topology.connections.iter().any(|c| c.id == connection);
+                    learnt |= self.traffic.published.insert(publisher) && known;
+                }
+                if exchange.is_empty() && alternate_exchange.is_none() {
+                    for q in queues {
+                        let route = (q.clone(), routing_key.clone());
+                        self.fresh.default_routes.insert(route.clone());
+                        learnt |= self.traffic.default_routes.insert(route);
+                    }
+                }
+                if learnt {
+                    self.structure_changed = true;
+                }
                 // A message travels to each queue from the exchange whose binding delivered
                 // it: an alternate exchange, or the end of an exchange-to-exchange chain.
                 let default_from = alternate_exchange.as_ref().unwrap_or(exchange);
@@ -306,7 +414,9 @@ impl Model {
                         from: from.clone(),
                         to: q.clone(),
                         kind: FlightKind::ToQueue,
+                        connection: event.connection,
                         started: now,
+                        counted: false,
                     });
                 }
                 let unroutable = match fate {
@@ -320,7 +430,9 @@ impl Model {
                         from: exchange.clone(),
                         to: Name::from(""),
                         kind,
+                        connection: event.connection,
                         started: now,
+                        counted: false,
                     });
                 }
                 if self.log.len() == LOG_CAPACITY {
@@ -356,22 +468,43 @@ impl Model {
                 let tag = consumer_tag
                     .clone()
                     .unwrap_or_else(|| Name::from("basic.get"));
+                // The service it went to, as people know it: its connection's label.
+                let service = event.connection.and_then(|c| self.connection_label(c));
                 if let Some(entry) = self.entry_mut(*message_id) {
-                    if !entry.consumers.contains(&tag) {
-                        entry.consumers.push(tag.clone());
+                    let who = service.as_deref().map_or(tag.clone(), Name::from);
+                    if !entry.consumers.contains(&who) {
+                        entry.consumers.push(who);
                     }
                     let again = if *redelivered { ", redelivered" } else { "" };
+                    let to = match &service {
+                        Some(service) => format!("{service} {tag}"),
+                        None => tag.to_string(),
+                    };
                     entry.record(
-                        format!("delivered from {queue} to {tag} (tag {delivery_tag}{again})"),
+                        format!("delivered from {queue} to {to} (tag {delivery_tag}{again})"),
                         false,
                     );
                 }
+                // It leaves the queue once it has got there.
+                let flight_time = self.flight_time;
+                let arrives = self
+                    .flights
+                    .iter()
+                    .filter(|f| {
+                        f.kind == FlightKind::ToQueue
+                            && f.message_id == *message_id
+                            && f.to == *queue
+                    })
+                    .map(|f| f.started + flight_time)
+                    .max();
                 self.launch(Flight {
                     message_id: *message_id,
                     from: queue.clone(),
                     to: tag,
                     kind: FlightKind::ToConsumer,
-                    started: now,
+                    connection: event.connection,
+                    started: arrives.map_or(now, |at| at.max(now)),
+                    counted: false,
                 });
                 self.topology_stale = true;
             }
@@ -440,6 +573,38 @@ impl Model {
         }
     }
 
+    /// The messages the snapshot already counts in a queue that are still flying to it, as
+    /// (ready, unacked): the queue's counters take them in when their dot arrives. A message
+    /// already delivered on is counted unacked when its consumer acknowledges, else not at all.
+    pub fn arriving(&self, queue: &str, now: Instant) -> (usize, usize) {
+        let mut out = (0, 0);
+        let in_air = |f: &&Flight| f.counted && !f.landed(now, self.flight_time);
+        for f in self.flights.iter().filter(in_air) {
+            if f.kind != FlightKind::ToQueue || *f.to != *queue {
+                continue;
+            }
+            let delivery = self.flights.iter().find(|d| {
+                d.counted
+                    && d.kind == FlightKind::ToConsumer
+                    && d.message_id == f.message_id
+                    && *d.from == *queue
+            });
+            match delivery {
+                None => out.0 += 1,
+                Some(d) => {
+                    let acks = self
+                        .topology
+                        .consumers
+                        .iter()
+                        .find(|c| c.queue == queue && c.tag == *d.to)
+                        .is_none_or(|c| c.ack);
+                    out.1 += usize::from(acks);
+                }
+            }
+        }
+        out
+    }
+
     /// Adds a line to a message's history; counters move too, so a snapshot is due.
     fn note(&mut self, message_id: u64, text: String, bad: bool) {
         if let Some(entry) = self.entry_mut(message_id) {
@@ -448,16 +613,21 @@ impl Model {
         self.topology_stale = true;
     }
 
-    /// The log entry of a message, newest first (recent messages are looked up most).
     /// Forgets the messages (log, flights, rates): the broker behind them was reset.
     pub fn clear_messages(&mut self) {
         self.log.clear();
         self.flights.clear();
+        self.fresh = Traffic::default();
+        if self.traffic != Traffic::default() {
+            self.traffic = Traffic::default();
+            self.structure_changed = true;
+        }
         self.exchange_rates.clear();
         self.queue_rates.clear();
         self.total_rate = Rate::default();
     }
 
+    /// The log entry of a message, newest first (recent messages are looked up most).
     pub fn entry_mut(&mut self, message_id: u64) -> Option<&mut LogEntry> {
         self.log
             .iter_mut()
@@ -612,6 +782,108 @@ mod tests {
                 "acked in tasks",
             ]
         );
+    }
+
+    fn on(connection: u64, kind: EventKind) -> Arc<Event> {
+        Arc::new(Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: Some(connection),
+            channel: Some(1),
+            kind,
+        })
+    }
+
+    fn vhost(connections: &[u64], queues: &[&str]) -> VhostSnapshot {
+        VhostSnapshot {
+            name: "/".into(),
+            queues: queues
+                .iter()
+                .map(|q| crate::broker::QueueSnapshot::new(q))
+                .collect(),
+            connections: connections
+                .iter()
+                .map(|&id| crate::broker::ConnectionSnapshot {
+                    id,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A publisher is learnt from its first message and forgotten when its connection has
+    /// closed; the default exchange's edge to a queue is forgotten with the queue. A snapshot
+    /// taken before the message may not list them yet: the one after it must.
+    #[test]
+    fn publishers_and_default_routes_come_and_go() {
+        let mut model = Model::new("/");
+        model.set_topology(vhost(&[1], &["q"]));
+        model.structure_changed = false;
+        model.apply(&published(1, &["q"]), Instant::now());
+        assert!(model.structure_changed, "a new publisher is a new node");
+        assert!(model.traffic.published.contains(&(1, Name::from("x"))));
+        model.structure_changed = false;
+        model.apply(&published(2, &["q"]), Instant::now());
+        assert!(!model.structure_changed, "a publisher already drawn");
+
+        let mut to_default = Arc::unwrap_or_clone(published(3, &["q"]));
+        if let EventKind::Published { exchange, .. } = &mut to_default.kind {
+            *exchange = "".into();
+        }
+        model.apply(&Arc::new(to_default), Instant::now());
+        assert!(model
+            .traffic
+            .default_routes
+            .contains(&("q".into(), "k".into())));
+
+        // Snapshots that do not list connection 1 nor the queue: the first may be older than
+        // the messages, the second is not.
+        model.set_topology(vhost(&[], &[]));
+        // Connection 1 published to `x` and to the default exchange.
+        assert_eq!(model.traffic.published.len(), 2);
+        assert_eq!(model.traffic.default_routes.len(), 1);
+        model.set_topology(vhost(&[], &[]));
+        assert!(model.traffic.published.is_empty());
+        assert!(model.traffic.default_routes.is_empty());
+        assert!(model.structure_changed);
+    }
+
+    /// A delivery sets off when its message reaches the queue; until then the queue's
+    /// counters (as the snapshot gives them) are shown without the message.
+    #[test]
+    fn a_delivery_waits_for_its_message_to_land() {
+        let mut model = Model::new("/");
+        let start = Instant::now();
+        model.apply(&published(1, &["tasks"]), start);
+        model.apply(&published(2, &["tasks"]), start);
+        model.apply(
+            &on(
+                9,
+                EventKind::Delivered {
+                    message_id: 1,
+                    queue: "tasks".into(),
+                    consumer_tag: Some("worker".into()),
+                    delivery_tag: 1,
+                    redelivered: false,
+                },
+            ),
+            start,
+        );
+        let delivery = model
+            .flights
+            .iter()
+            .find(|f| f.kind == FlightKind::ToConsumer)
+            .expect("a flight to the consumer");
+        assert_eq!(delivery.started, start + model.flight_time);
+        assert_eq!(delivery.connection, Some(9));
+        // Not counted until a snapshot came after them.
+        assert_eq!(model.arriving("tasks", start), (0, 0));
+        model.set_topology(vhost(&[9], &["tasks"]));
+        let half = start + model.flight_time / 2;
+        assert_eq!(model.arriving("tasks", half), (1, 1));
+        let landed = start + model.flight_time;
+        assert_eq!(model.arriving("tasks", landed), (0, 0));
     }
 
     #[test]

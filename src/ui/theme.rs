@@ -44,13 +44,18 @@ impl Theme {
             Style::new().add_modifier(Modifier::ITALIC),
         )
     }
+    /// A message in flight: unlike anything bad ([`Theme::bad`] marks a dropped message).
     pub fn message(&self) -> Style {
         self.pick(
             Style::new()
-                .fg(Color::LightRed)
+                .fg(Color::LightCyan)
                 .add_modifier(Modifier::BOLD),
             Style::new().add_modifier(Modifier::BOLD),
         )
+    }
+    /// Publishers and consumers: the clients' connections.
+    pub fn client(&self) -> Style {
+        self.pick(Style::new().fg(Color::LightBlue), Style::new())
     }
     pub fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)

@@ -1,12 +1,16 @@
-//! The topology graph: exchanges on the left, queues on the right, one row per binding, and
-//! messages in flight as dots along the edges. Layout comes from [`crate::ui::layout`].
+//! The topology graph, the whole way a message goes: publishers, exchanges, one row per
+//! binding, queues with their counters (`ready unacked consumers`, as the bottom line says),
+//! consumers; messages in flight as dots along the lines. Layout comes from
+//! [`crate::ui::layout`].
 //!
 //! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
-//! the same destination; `▶` is where a line ends. Names come first when the pane is narrow:
-//! lanes close up to one column apart, then queue counters and exchange types are cut, then
-//! exchanges move to rows of their own above their bindings. A binding that gets no line (a
-//! chain more than one exchange deep, or more lanes passing the view than the pane has
-//! columns) shows `key ⇢ destination` instead. No text is ever written over a line.
+//! the same destination (or leaving the same publisher or queue); `▶` is where a line ends.
+//! Names come first when the pane is narrow: exchanges, keys and queues, then publishers and
+//! consumers (cut, or hidden, as the bottom line then says), then counters and exchange types,
+//! then lanes two columns apart; exchanges move to rows of their own above their bindings when
+//! their names do not fit. A binding that gets no line (a chain more than one exchange deep,
+//! or more lanes passing the view than the pane has columns) shows `key ⇢ destination`
+//! instead. No text is ever written over a line, and a dot only ever runs on lines.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -14,8 +18,8 @@ use ratatui::widgets::{Block, Borders, Widget};
 use unicode_width::UnicodeWidthStr;
 
 use crate::ui::app::{App, Focus};
-use crate::ui::layout::{EdgeTarget, GraphItem};
-use crate::ui::model::FlightKind;
+use crate::ui::layout::{publisher_text, EdgeTarget, GraphItem};
+use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
 
 const UP: u8 = 1;
@@ -42,7 +46,8 @@ fn glyph(mask: u8) -> char {
 /// Column positions of the regions, for a given inner width.
 ///
 /// ```text
-///  exchanges   keys     exchange lanes ▶ inner exchanges  keys   queue lanes ▶ queues
+///  publishers ─┬▶ exchanges   keys     exchange lanes ▶ inner exchanges  keys
+///              queue lanes ▶ queues ─┬▶ consumers
 /// ```
 ///
 /// Exchanges that are the destination of an exchange-to-exchange binding sit in a chain column
@@ -50,7 +55,14 @@ fn glyph(mask: u8) -> char {
 /// binding, queue. Every lane has a column of its own; keys stop before the first lane, so no
 /// text ever hides a line.
 struct Columns {
+    /// Where the exchanges' labels start: after the publishers (0 when they are hidden).
+    exchange_x: u16,
     exchange_width: u16,
+    /// Room for a publisher's label (0: publishers hidden).
+    publisher_width: u16,
+    /// Room for a queue's label and counters, and for a consumer's (0: consumers hidden).
+    queue_width: u16,
+    consumer_width: u16,
     middle_start: u16,
     middle_end: u16,
     lane_start: u16,
@@ -106,6 +118,24 @@ impl Columns {
     fn chain_lane_x(&self, lane: usize) -> u16 {
         self.chain_lanes_x + lane as u16
     }
+
+    /// The lane gathering the publishers of an exchange, just before its arrow.
+    fn publisher_lane_x(&self) -> u16 {
+        self.exchange_x.saturating_sub(2)
+    }
+
+    /// The lane fanning a queue's line out to its consumers; their arrows follow it.
+    fn consumer_lane_x(&self) -> u16 {
+        self.middle_end + self.queue_width + 1
+    }
+}
+
+/// Line cells a dot may run on (text hides no line, but lines pass under nothing either).
+fn is_line(symbol: &str) -> bool {
+    matches!(
+        symbol,
+        "─" | "│" | "┌" | "┐" | "└" | "┘" | "├" | "┤" | "┬" | "┴" | "┼" | "▶"
+    )
 }
 
 /// Which exchanges are the destination of an exchange-to-exchange binding shown.
@@ -175,14 +205,21 @@ fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
     passing
 }
 
-fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
-    // Room for an exchange's rate (` 1234/s`) once traffic has been seen, so the columns do
-    // not shift with every change of rate.
-    let rate_room = if app.model.exchange_rates.is_empty() {
+/// The width of the widest rate shown with its ` /s`, 0 when none is.
+fn rates_width(rates: &std::collections::HashMap<crate::events::Name, Rate>) -> u16 {
+    let fastest = rates.values().map(Rate::current).max().unwrap_or(0);
+    if fastest == 0 {
         0
     } else {
-        7
-    };
+        fastest.to_string().len() as u16 + 3
+    }
+}
+
+fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
+    // Room for the rates shown (an exchange's ` 12/s` after it, a queue's `12/s ` before
+    // it), so what follows them is not cut for them.
+    let rate_room = rates_width(&app.model.exchange_rates);
+    let queue_rate_room = rates_width(&app.model.queue_rates);
     let inner = inner_exchanges(app);
     let graph = &app.graph;
     // Measured once per layout: a big broker has tens of thousands of keys.
@@ -202,7 +239,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         widths.exchange_label + 1 + rate_room
     };
     let queue_name = widths.queue_name + 1;
-    let queue_full = widths.queue_label + 1;
+    let queue_full = widths.queue_label + 1 + queue_rate_room;
     let chain_label_width = if stacked { 1 } else { widths.inner_label };
     // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
     // labels and keys.
@@ -215,8 +252,9 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     // Names side by side must leave room for a few lanes.
     let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
     let names_fit = stacked || names <= width;
-    // Share the width: first names and keys, evenly when they do not all fit; then lanes two
-    // apart; then exchange types; then queue counters; what is left lengthens the lines.
+    // Share the width: first names and keys, evenly when they do not all fit; then publishers'
+    // and consumers' names; then queue counters; then exchange types; then lanes two apart;
+    // what is left lengthens the lines.
     let mut budget = width.saturating_sub(lane_room(1));
     let [mut exchange_width, keys, mut queue_width] = fill(
         [
@@ -227,18 +265,42 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         budget,
     );
     budget -= exchange_width + keys + queue_width;
+    // A publisher needs ` ─┬▶` after its name, a consumer `─┬▶` before it; shown only when
+    // six columns of their names fit.
+    let wanted = |label: u16, lines: u16, any: bool| if any { label + lines } else { 0 };
+    let [publisher_room, consumer_room] = fill(
+        [
+            wanted(widths.publisher_label, 4, !graph.publishers.is_empty()),
+            wanted(widths.consumer_label, 3, !graph.consumers.is_empty()),
+        ],
+        budget,
+    );
+    let room = |given: u16, lines: u16, label: u16| {
+        if given >= lines + label.min(6) {
+            given
+        } else {
+            0
+        }
+    };
+    let publisher_room = room(publisher_room, 4, widths.publisher_label);
+    let consumer_room = room(consumer_room, 3, widths.consumer_label);
+    budget -= publisher_room + consumer_room;
+    let more = budget.min(queue_full.saturating_sub(queue_width));
+    queue_width += more;
+    budget -= more;
+    let more = budget.min(exchange_full.saturating_sub(exchange_width));
+    exchange_width += more;
+    budget -= more;
     let lane_step = if lanes > 0 && budget >= lane_room(2) - lane_room(1) {
-        budget -= lane_room(2) - lane_room(1);
         2
     } else {
         1
     };
-    let more = budget.min(exchange_full.saturating_sub(exchange_width));
-    exchange_width += more;
-    budget -= more;
-    queue_width += budget.min(queue_full.saturating_sub(queue_width));
-    let middle_start = exchange_width;
-    let middle_end = width.saturating_sub(queue_width).max(middle_start + 4);
+    let exchange_x = publisher_room;
+    let middle_start = exchange_x + exchange_width;
+    let middle_end = width
+        .saturating_sub(queue_width + consumer_room)
+        .max(middle_start + 4);
     let lane_start = middle_end
         .saturating_sub(lane_room(lane_step))
         .max(middle_start + 2);
@@ -257,7 +319,11 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         };
     }
     Columns {
+        exchange_x,
         exchange_width,
+        publisher_width: publisher_room.saturating_sub(4),
+        queue_width,
+        consumer_width: consumer_room.saturating_sub(3),
         middle_start,
         middle_end,
         lane_start,
@@ -341,9 +407,22 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
             .find(|&i| app.graph.exchanges[i].row == r && (!cols.is_inner(i) || x >= cols.chain_x))
             .map(exchange)
     };
+    let graph = &app.graph;
     if cols.stacked && x < cols.middle_end && header().is_some() {
         header()
-    } else if x < cols.exchange_width {
+    } else if x < cols.exchange_x {
+        graph
+            .publishers
+            .iter()
+            .position(|p| p.row == r)
+            .map(GraphItem::Publisher)
+    } else if cols.consumer_width > 0 && x > cols.consumer_lane_x() {
+        graph
+            .consumers
+            .iter()
+            .position(|c| c.row == r)
+            .map(GraphItem::Consumer)
+    } else if x < cols.middle_start {
         app.graph
             .exchanges
             .iter()
@@ -384,11 +463,40 @@ impl Widget for &GraphPane<'_> {
             app.model.vhost,
             app.graph.exchanges.len(),
             app.graph.queues.len(),
-            app.graph.bindings.len()
+            app.graph.bindings.iter().filter(|b| !b.implicit).count()
         );
         let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
-        block.render(area, buf);
+        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+        let width = canvas_width(app, inner.width + pan);
+        // The bottom line reads the queues' counters, and says what found no room.
+        let graph = &app.graph;
+        if !graph.queues.is_empty() {
+            let cols = columns(app, width, inner.height);
+            let publishers_hidden = graph.hidden_publishers > 0
+                || (!graph.publishers.is_empty() && cols.publisher_width == 0);
+            let consumers_hidden = !graph.consumers.is_empty() && cols.consumer_width == 0;
+            let hidden = match (publishers_hidden, consumers_hidden) {
+                (true, true) => ["· publishers, consumers hidden ", "· clients hidden "],
+                (true, false) => ["· publishers hidden "; 2],
+                (false, true) => ["· consumers hidden "; 2],
+                (false, false) => [""; 2],
+            };
+            let room = inner.width as usize;
+            let legend = [
+                format!(" queues: ready unacked consumers {}", hidden[0]),
+                format!(" ready unacked consumers {}", hidden[0]),
+                format!(" ready unacked consumers {}", hidden[1]),
+            ]
+            .into_iter()
+            .find(|l| l.width() <= room)
+            .unwrap_or_default();
+            block
+                .title_bottom(ratatui::text::Line::from(legend).right_aligned())
+                .render(area, buf);
+        } else {
+            block.render(area, buf);
+        }
         if inner.width < 20 || inner.height < 2 {
             return;
         }
@@ -401,8 +509,6 @@ impl Widget for &GraphPane<'_> {
             );
             return;
         }
-        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
-        let width = canvas_width(app, inner.width + pan);
         if width == inner.width {
             draw(app, theme, inner, buf);
             return;
@@ -427,6 +533,27 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let top = scroll(app, inner.height);
         let visible = |row: usize| row >= top && row < top + inner.height as usize;
         let y_of = |row: usize| inner.y + (row - top) as u16;
+        let graph = &app.graph;
+        // Labels first: where they end, the publishers' and the queues' lines begin.
+        let publisher_labels: Vec<String> = graph
+            .publishers
+            .iter()
+            .map(|p| truncate(&publisher_text(graph, p), cols.publisher_width as usize))
+            .collect();
+        let queue_room = if cols.consumer_width > 0 {
+            cols.queue_width.saturating_sub(1)
+        } else {
+            inner.width.saturating_sub(cols.middle_end)
+        };
+        // Only the queues on view: a big broker has thousands.
+        let queue_labels: Vec<String> = graph
+            .queues
+            .iter()
+            .map(|q| match visible(q.row) {
+                true => truncate(&queue_text(app, q), queue_room as usize),
+                false => String::new(),
+            })
+            .collect();
 
         // Edges as connection masks, so crossings and joins get the right box glyph. A lane
         // runs between the first and last row of what it gathers; each binding row meets it
@@ -439,7 +566,6 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             }
         };
         let bottom = top + inner.height as usize;
-        let graph = &app.graph;
         // Each destination's span: the rows of its bindings and its own row.
         let mut queue_span: Vec<(usize, usize)> =
             graph.queues.iter().map(|q| (q.row, q.row)).collect();
@@ -531,6 +657,71 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 }
             }
         }
+        // Publishers: each line runs into the lane of its exchange, which ends at the arrow on
+        // the exchange's row.
+        if cols.publisher_width > 0 {
+            let lx = cols.publisher_lane_x();
+            let mut span: Vec<(usize, usize)> =
+                graph.exchanges.iter().map(|x| (x.row, x.row)).collect();
+            let drawn = || {
+                (graph.publishers.iter().zip(&publisher_labels))
+                    .filter(|(p, _)| graph.exchanges[p.exchange].lane.is_none())
+            };
+            for (p, _) in drawn() {
+                span[p.exchange].1 = span[p.exchange].1.max(p.row);
+            }
+            for (p, label) in drawn() {
+                for x in label.width() as u16 + 1..lx {
+                    mark(p.row, x, LEFT | RIGHT);
+                }
+                let home = if p.row == graph.exchanges[p.exchange].row {
+                    RIGHT
+                } else {
+                    0
+                };
+                mark(p.row, lx, LEFT | home | meet(p.row, span[p.exchange]));
+            }
+            for &(lo, hi) in &span {
+                for r in (lo + 1).max(top)..hi.min(bottom) {
+                    mark(r, lx, UP | DOWN);
+                }
+            }
+        }
+        // Consumers: a queue's line runs from its label into a lane that fans out to them,
+        // ending at its `+N` when some got no row.
+        if cols.consumer_width > 0 {
+            let lx = cols.consumer_lane_x();
+            let mut span: Vec<Option<(usize, usize)>> = vec![None; graph.queues.len()];
+            for c in &graph.consumers {
+                let (lo, hi) = span[c.queue].get_or_insert((c.row, c.row));
+                (*lo, *hi) = ((*lo).min(c.row), (*hi).max(c.row));
+            }
+            for (q, queue) in graph.queues.iter().enumerate() {
+                let Some((lo, hi)) = span[q].as_mut() else {
+                    continue;
+                };
+                if queue.more_consumers > 0 {
+                    *hi += 1;
+                    mark(*hi, lx, UP | RIGHT);
+                }
+                for r in (*lo + 1).max(top)..(*hi).min(bottom) {
+                    mark(r, lx, UP | DOWN);
+                }
+                let start = cols.middle_end + queue_labels[q].width() as u16 + 1;
+                for x in start..lx {
+                    mark(queue.row, x, LEFT | RIGHT);
+                }
+            }
+            for c in &graph.consumers {
+                let (lo, hi) = span[c.queue].unwrap_or_default();
+                let from = if c.row == graph.queues[c.queue].row {
+                    LEFT
+                } else {
+                    0
+                };
+                mark(c.row, lx, RIGHT | from | meet(c.row, (lo, hi)));
+            }
+        }
         // A key may run up to the first line that goes up or down through its row: its own
         // lane's corner, or another lane it crosses. Text never hides a line.
         let key_room = |b: &crate::ui::layout::BindingRow| {
@@ -575,10 +766,12 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 Some(tight) if text.width() > room => truncate(tight, room),
                 _ => truncate(&text, room),
             };
+            // The default exchange's edges are no bindings one declared.
+            let style = if b.implicit { theme.dim() } else { theme.key() };
             let style = if selected == Some(GraphItem::Binding(i)) {
-                theme.key().patch(theme.selected())
+                style.patch(theme.selected())
             } else {
-                theme.key()
+                style
             };
             buf.set_string(inner.x + start + 1, y, text, style);
         }
@@ -604,6 +797,54 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             }
         }
 
+        // Publishers, their arrows into the exchanges, and the consumers with their arrows.
+        if cols.publisher_width > 0 {
+            for (i, (p, label)) in graph.publishers.iter().zip(&publisher_labels).enumerate() {
+                let x = &graph.exchanges[p.exchange];
+                if visible(x.row) && x.row == p.row && x.lane.is_none() {
+                    let y = y_of(x.row);
+                    buf.set_string(inner.x + cols.exchange_x - 1, y, "▶", theme.edge());
+                }
+                if visible(p.row) {
+                    let mut style = theme.client();
+                    if selected == Some(GraphItem::Publisher(i)) {
+                        style = style.patch(theme.selected());
+                    }
+                    buf.set_string(inner.x, y_of(p.row), label, style);
+                }
+            }
+        }
+        if cols.consumer_width > 0 {
+            let lx = cols.consumer_lane_x();
+            let room = cols.consumer_width as usize;
+            let mut more: Vec<(usize, String)> = Vec::new();
+            for (i, c) in graph.consumers.iter().enumerate() {
+                let queue = &graph.queues[c.queue];
+                let last = graph
+                    .consumers
+                    .get(i + 1)
+                    .is_none_or(|n| n.queue != c.queue);
+                if last && queue.more_consumers > 0 {
+                    more.push((c.row + 1, crate::ui::layout::more_label(queue)));
+                }
+                let mut style = theme.client();
+                if selected == Some(GraphItem::Consumer(i)) {
+                    style = style.patch(theme.selected());
+                }
+                if visible(c.row) {
+                    let y = y_of(c.row);
+                    buf.set_string(inner.x + lx + 1, y, "▶", theme.edge());
+                    buf.set_string(inner.x + lx + 2, y, truncate(&c.label, room), style);
+                }
+            }
+            for (row, text) in more {
+                if visible(row) {
+                    buf.set_string(inner.x + lx + 1, y_of(row), "▶", theme.edge());
+                    buf.set_string(inner.x + lx + 2, y_of(row), text, theme.dim());
+                }
+            }
+        }
+
         // Nodes.
         for (i, x) in app.graph.exchanges.iter().enumerate() {
             if !visible(x.row) {
@@ -622,7 +863,11 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 Some(rate) if rate > 0 => format!("{} {rate}/s", x.label),
                 _ => x.label.clone(),
             };
-            let column = if cols.is_inner(i) { cols.chain_x } else { 0 };
+            let column = if cols.is_inner(i) {
+                cols.chain_x
+            } else {
+                cols.exchange_x
+            };
             let room = if cols.stacked {
                 // On its own row, up to the first line that crosses it.
                 let row = &masks[(x.row - top) * width..(x.row - top + 1) * width];
@@ -644,8 +889,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             let label = truncate(&label, room.saturating_sub(1) as usize);
             buf.set_string(inner.x + column, y_of(x.row), label, style);
         }
-        let queue_width = inner.width.saturating_sub(cols.middle_end) as usize;
-        for (i, q) in app.graph.queues.iter().enumerate() {
+        for (i, (q, label)) in app.graph.queues.iter().zip(&queue_labels).enumerate() {
             if !visible(q.row) {
                 continue;
             }
@@ -653,28 +897,11 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             if selected == Some(GraphItem::Queue(i)) {
                 style = style.patch(theme.selected());
             }
-            // Rates sit first, where a narrow screen still shows them.
-            let label = match app
-                .model
-                .queue_rates
-                .get(q.name.as_str())
-                .map(|r| r.current())
-            {
-                Some(rate) if rate > 0 => format!("{rate}/s {}", q.label),
-                _ => q.label.clone(),
-            };
-            let label = truncate(&label, queue_width);
             buf.set_string(inner.x + cols.middle_end, y_of(q.row), label, style);
         }
 
-        // Messages in flight.
+        // Messages in flight, each on the line cells of its way (never on text).
         for flight in &app.model.flights {
-            let t = (app
-                .now
-                .saturating_duration_since(flight.started)
-                .as_secs_f64()
-                / app.model.flight_time.as_secs_f64())
-            .clamp(0.0, 1.0);
             let mark = match flight.kind {
                 FlightKind::Dropped => Some('✗'),
                 FlightKind::Returned => Some('↩'),
@@ -682,78 +909,138 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             };
             if let Some(mark) = mark {
                 // Unroutable: a mark beside the exchange, where the message stopped.
-                if let Some(x) = app.graph.exchanges.iter().find(|x| *x.name == *flight.from) {
-                    if visible(x.row) && cols.middle_start > 0 {
-                        buf[(inner.x + cols.middle_start - 1, y_of(x.row))]
+                let exchange = app.graph.exchanges.iter().enumerate();
+                if let Some((i, x)) = exchange.clone().find(|(_, x)| *x.name == *flight.from) {
+                    if visible(x.row) && cols.edge_start(i) > 0 {
+                        buf[(inner.x + cols.edge_start(i) - 1, y_of(x.row))]
                             .set_char(mark)
                             .set_style(theme.bad());
                     }
                 }
                 continue;
             }
-            let to_consumer = flight.kind == FlightKind::ToConsumer;
-            let Some(path) = flight_path(
-                app,
-                &cols,
-                &flight.from,
-                &flight.to,
-                to_consumer,
-                inner.width,
-            ) else {
+            // A delivery waits until the message has reached its queue.
+            if app.now < flight.started {
                 continue;
-            };
-            let (row, x) = path[((path.len() - 1) as f64 * t) as usize];
-            if visible(row) {
-                buf[(inner.x + x, y_of(row))]
-                    .set_char('●')
-                    .set_style(theme.message());
             }
+            let path: Vec<(usize, u16)> = flight_path(app, &cols, flight, &queue_labels)
+                .into_iter()
+                .filter(|&(row, x)| {
+                    visible(row)
+                        && x < inner.width
+                        && is_line(buf[(inner.x + x, y_of(row))].symbol())
+                })
+                .collect();
+            if path.is_empty() {
+                continue;
+            }
+            let t = flight.progress(app.now, app.model.flight_time);
+            let (row, x) = path[((path.len() - 1) as f64 * t) as usize];
+            buf[(inner.x + x, y_of(row))]
+                .set_char('●')
+                .set_style(theme.message());
         }
     }
 }
 
-/// The cells (row, column) a message passes, from its exchange to a queue, or along a queue's
-/// row towards its consumers.
+/// A queue's label as drawn: its rate first (where a narrow screen still shows it), name and
+/// flags, and its counters without the messages still flying to it.
+fn queue_text(app: &App, q: &crate::ui::layout::QueueNode) -> String {
+    let (ready, unacked) = app.model.arriving(&q.name, app.now);
+    let counters = crate::ui::layout::counters(
+        q.ready.saturating_sub(ready),
+        q.unacked.saturating_sub(unacked),
+        q.consumers,
+    );
+    match app
+        .model
+        .queue_rates
+        .get(q.name.as_str())
+        .map(|r| r.current())
+    {
+        Some(rate) if rate > 0 => format!("{rate}/s {}  {counters}", q.label),
+        _ => format!("{}  {counters}", q.label),
+    }
+}
+
+/// The cells (row, column) a message passes: from its publisher into the exchange, along the
+/// binding's line to the queue; or from the queue to the consumer it was delivered to. Text
+/// cells on the way are left out by the caller.
 fn flight_path(
     app: &App,
     cols: &Columns,
-    from: &str,
-    to: &str,
-    to_consumer: bool,
-    width: u16,
-) -> Option<Vec<(usize, u16)>> {
-    if to_consumer {
-        let q = app.graph.queues.iter().find(|q| q.name == from)?;
-        let start = cols.middle_end + q.label.width() as u16 + 1;
-        let end = width.saturating_sub(1);
-        if start >= end {
-            return None;
+    flight: &crate::ui::model::Flight,
+    queue_labels: &[String],
+) -> Vec<(usize, u16)> {
+    let graph = &app.graph;
+    let mut path = Vec::new();
+    if flight.kind == FlightKind::ToConsumer {
+        let Some(qi) = graph.queues.iter().position(|q| *q.name == *flight.from) else {
+            return path;
+        };
+        let q = &graph.queues[qi];
+        let mine = graph.consumers.iter().filter(|c| c.queue == qi);
+        let tagged = mine
+            .clone()
+            .find(|c| c.tags.iter().any(|t| *t == *flight.to));
+        // One of the consumers counted as `+N`: to that line.
+        let row = match tagged {
+            Some(c) => c.row,
+            None if q.more_consumers > 0 => mine.map(|c| c.row + 1).max().unwrap_or(q.row),
+            None => return path,
+        };
+        if cols.consumer_width == 0 {
+            return path;
         }
-        return Some((start..end).map(|x| (q.row, x)).collect());
+        let lx = cols.consumer_lane_x();
+        let start = cols.middle_end + queue_labels[qi].width() as u16 + 1;
+        path.extend((start..=lx).map(|x| (q.row, x)));
+        path.extend((q.row + 1..=row).map(|r| (r, lx)));
+        path.push((row, lx + 1));
+        return path;
     }
-    let xi = app.graph.exchanges.iter().position(|x| x.name == from)?;
-    let qi = app.graph.queues.iter().position(|q| q.name == to)?;
-    let b = app
-        .graph
+    let Some(xi) = graph.exchanges.iter().position(|x| *x.name == *flight.from) else {
+        return path;
+    };
+    let Some(qi) = graph.queues.iter().position(|q| *q.name == *flight.to) else {
+        return path;
+    };
+    let Some(b) = graph
         .bindings
         .iter()
-        .find(|b| b.exchange == xi && b.target == EdgeTarget::Queue(qi))?;
-    let q = &app.graph.queues[qi];
+        .find(|b| b.exchange == xi && b.target == EdgeTarget::Queue(qi))
+    else {
+        return path;
+    };
+    // From the publisher, when it published to this very exchange.
+    let publisher = graph
+        .publishers
+        .iter()
+        .find(|p| Some(p.connection) == flight.connection && p.exchange == xi);
+    let drawn = graph.exchanges[xi].lane.is_none() && cols.publisher_width > 0;
+    if let (Some(p), true) = (publisher, drawn) {
+        let lx = cols.publisher_lane_x();
+        let home = graph.exchanges[xi].row;
+        path.extend((0..=lx).map(|x| (p.row, x)));
+        path.extend((home..p.row).rev().map(|r| (r, lx)));
+        path.push((home, lx + 1));
+    }
+    let q = &graph.queues[qi];
     let start = cols.edge_start(xi);
     // A straight line has no lane: its row is the queue's.
     let lx = match cols.queue_lane[qi] {
         QueueLane::Column(lane) => cols.lane_x(lane),
-        QueueLane::Named if q.row != b.row => return None,
+        QueueLane::Named if q.row != b.row => return path,
         _ => cols.middle_end.saturating_sub(1),
     };
-    let mut path: Vec<(usize, u16)> = (start..=lx).map(|x| (b.row, x)).collect();
+    path.extend((start..=lx).map(|x| (b.row, x)));
     if q.row > b.row {
         path.extend((b.row + 1..=q.row).map(|r| (r, lx)));
     } else {
         path.extend((q.row..b.row).rev().map(|r| (r, lx)));
     }
     path.extend((lx + 1..cols.middle_end).map(|x| (q.row, x)));
-    Some(path)
+    path
 }
 
 /// Cuts a string to a display width, marking the cut with `…`.

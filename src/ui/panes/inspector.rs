@@ -199,14 +199,81 @@ fn binding_lines<'a>(app: &App, b: &BindingInfo, theme: Theme) -> Vec<Line<'a>> 
     lines
 }
 
+/// A client connection as the broker lists it.
+fn connection_lines<'a>(app: &App, id: crate::events::ConnectionId) -> Vec<Line<'a>> {
+    let Some(c) = app.model.topology.connections.iter().find(|c| c.id == id) else {
+        return vec![Line::raw("connection closed")];
+    };
+    let mut lines = vec![
+        Line::raw(format!("connection {}", c.name)),
+        Line::raw(format!("from {}  user {}", c.peer, c.user)),
+    ];
+    if let Some(name) = &c.client.connection_name {
+        lines.push(Line::raw(format!("connection_name {name}")));
+    }
+    if let Some(product) = &c.client.product {
+        lines.push(Line::raw(format!("client {product}")));
+    }
+    lines
+}
+
 fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
     let topology = &app.model.topology;
     let mut lines = Vec::new();
     let Some(item) = app.selected_item() else {
         return lines;
     };
-    if let GraphItem::Binding(i) = item {
-        return binding_lines(app, &app.graph.bindings[i].binding, theme);
+    match item {
+        GraphItem::Binding(i) if app.graph.bindings[i].implicit => {
+            let b = &app.graph.bindings[i].binding;
+            return vec![
+                Line::styled(format!("(default) -> {}", b.destination), theme.title()),
+                Line::raw(format!("routing key  {}", b.routing_key)),
+                Line::raw(
+                    "The default exchange routes a message to the queue its routing key \
+                     names; every queue is bound to it by its name, and that binding cannot \
+                     be deleted. Drawn because messages went this way.",
+                ),
+            ];
+        }
+        GraphItem::Binding(i) => return binding_lines(app, &app.graph.bindings[i].binding, theme),
+        GraphItem::Publisher(i) => {
+            let p = &app.graph.publishers[i];
+            let x = &app.graph.exchanges[p.exchange].name;
+            let x = if x.is_empty() { "(default)" } else { x };
+            let mut lines = vec![Line::styled(
+                format!("publisher {}  -> {x}", p.label),
+                theme.title(),
+            )];
+            lines.extend(connection_lines(app, p.connection));
+            return lines;
+        }
+        GraphItem::Consumer(i) => {
+            let c = &app.graph.consumers[i];
+            let queue = &app.graph.queues[c.queue].name;
+            let mut lines = vec![Line::styled(
+                format!("consumer {}  <- {queue}", c.label),
+                theme.title(),
+            )];
+            for s in topology
+                .consumers
+                .iter()
+                .filter(|s| s.queue == *queue && s.connection == c.connection)
+            {
+                let ack = if s.ack { "manual ack" } else { "no-ack" };
+                let prefetch = match s.prefetch {
+                    0 => "no prefetch limit".to_string(),
+                    n => format!("prefetch {n}"),
+                };
+                lines.push(Line::raw(format!(
+                    "  tag {}  channel {}  {ack}  {prefetch}",
+                    s.tag, s.channel
+                )));
+            }
+            lines.extend(connection_lines(app, c.connection));
+            return lines;
+        }
+        _ => {}
     }
     if let GraphItem::Exchange(i) = item {
         let name = &app.graph.exchanges[i].name;
