@@ -46,8 +46,8 @@ use tokio::task::JoinHandle;
 
 use super::oslo;
 use super::schema::{
-    program_of, AckMode, Action, Arguments, Asked, BindingDecl, Consume, Destination,
-    ExchangeDecl, ExchangeType, Lesson, Observed, Properties, QueueDecl, Step,
+    program_of, AckMode, Action, Arguments, Asked, BindingDecl, Consume, Destination, ExchangeDecl,
+    ExchangeType, Lesson, Observed, Properties, QueueDecl, Step,
 };
 use super::tap::{Firehose, Tap, TapRecord};
 use crate::amqp::Server;

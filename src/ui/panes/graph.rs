@@ -238,8 +238,11 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     } else {
         widths.exchange_label + 1 + rate_room
     };
-    let queue_name = widths.queue_name + 1;
-    let queue_full = widths.queue_label + 1 + queue_rate_room;
+    // With consumers beside them, a queue's label keeps one more column: the space before
+    // the line to its consumers.
+    let consumers_beside = u16::from(!graph.consumers.is_empty());
+    let queue_name = widths.queue_name + 1 + consumers_beside;
+    let queue_full = widths.queue_label + 1 + consumers_beside + queue_rate_room;
     let chain_label_width = if stacked { 1 } else { widths.inner_label };
     // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
     // labels and keys.
