@@ -3,14 +3,14 @@
 //! writes what the terminal shows as an SVG (text and colours cell by cell).
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example screenshot
-//! cargo run --release --example screenshot -- --lesson nova-boot --keys nnnn --size 160x45 \
-//!     --out assets/screen.svg
+//! cargo build && cargo run --example screenshot
+//! cargo run --example screenshot -- --lesson nova-boot --keys "nn1n" --size 160x45 \
+//!     --out assets/screen.svg --binary target/release/rabbitscope
 //! ```
 //!
-//! `--keys` are sent one by one, 700 ms apart, after the lesson's first screen shows; a `.`
-//! waits a further 700 ms. The picture is taken `--settle` milliseconds after the last key, so
-//! messages can be caught in flight.
+//! `--keys` are sent one by one after the lesson's first screen shows, each once the lesson is
+//! no longer busy on the broker; a `.` waits 700 ms. The picture is taken `--settle`
+//! milliseconds after the last key, so messages can be caught in flight.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -39,10 +39,11 @@ fn options() -> Result<Options, String> {
         .ok_or("cannot tell where the release binary is")?;
     let mut options = Options {
         lesson: "nova-boot".into(),
-        keys: "nnn".into(),
+        // Lesson 13: the services start, then nova-api's cast is predicted and sent.
+        keys: "nn1n".into(),
         cols: 160,
         rows: 45,
-        settle_ms: 500,
+        settle_ms: 300,
         out: PathBuf::from("assets/screen.svg"),
         binary: release,
     };
@@ -70,12 +71,12 @@ fn options() -> Result<Options, String> {
             other => return Err(format!("unknown option {other}")),
         }
     }
-    if !options.binary.exists() {
-        return Err(format!(
-            "{} is missing: build it first with cargo build --release",
+    options.binary = std::fs::canonicalize(&options.binary).map_err(|_| {
+        format!(
+            "{} is missing: build it first (cargo build, or cargo build --release)",
             options.binary.display()
-        ));
-    }
+        )
+    })?;
     Ok(options)
 }
 
@@ -140,9 +141,22 @@ fn run(options: &Options) -> Result<(), String> {
             }
         }
     });
-    // The lesson's first screen: its setup has run when the key bar shows.
+    // A key pressed while the lesson runs a step on the broker is not for the lesson: after
+    // each key, wait until the lesson pane offers the next one again.
+    let ready = |text: &str| {
+        let idle = [
+            "n: next step",
+            "n runs the step",
+            "Tick your answer",
+            "n: finish",
+            "n：",
+            "按 n",
+        ];
+        idle.iter().any(|m| text.contains(m)) && !text.contains("Running on the broker")
+    };
+    // The lesson's first screen, once its setup has run.
     let start = Instant::now();
-    while !parser.lock().unwrap().screen().contents().contains("vhost") {
+    while !ready(&parser.lock().unwrap().screen().contents()) {
         if start.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
             return Err("the view never showed its graph".into());
@@ -151,14 +165,24 @@ fn run(options: &Options) -> Result<(), String> {
     }
     std::thread::sleep(Duration::from_millis(700));
     for key in options.keys.chars() {
-        if key != '.' {
-            let mut bytes = [0u8; 4];
-            writer
-                .write_all(key.encode_utf8(&mut bytes).as_bytes())
-                .and_then(|_| writer.flush())
-                .map_err(|e| e.to_string())?;
+        if key == '.' {
+            std::thread::sleep(Duration::from_millis(700));
+            continue;
         }
-        std::thread::sleep(Duration::from_millis(700));
+        let before = lesson_state(&parser.lock().unwrap().screen().contents());
+        let mut bytes = [0u8; 4];
+        writer
+            .write_all(key.encode_utf8(&mut bytes).as_bytes())
+            .and_then(|_| writer.flush())
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = parser.lock().unwrap().screen().contents();
+            if (lesson_state(&now) != before && ready(&now)) || Instant::now() > deadline {
+                break;
+            }
+        }
     }
     std::thread::sleep(Duration::from_millis(options.settle_ms));
     let svg = svg(parser.lock().unwrap().screen());
@@ -172,6 +196,35 @@ fn run(options: &Options) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     std::fs::write(&options.out, svg).map_err(|e| format!("{}: {e}", options.out.display()))
+}
+
+/// What a lesson key changes: the step shown, the ticks, and the pane's last line of
+/// instructions (the animation and rates change the rest of the screen all the time).
+fn lesson_state(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .filter_map(|line| {
+            // The lesson pane is the right one: its title, or its text between borders.
+            let pane = match line.find("lesson ·") {
+                Some(at) => &line[at..],
+                None => line.rsplit('│').nth(1).unwrap_or(line),
+            };
+            let marks = [
+                "step ",
+                "[x]",
+                "n: ",
+                "n runs",
+                "Tick",
+                "Running",
+                "Right",
+                "Not quite",
+            ];
+            marks
+                .iter()
+                .any(|m| line.contains(m))
+                .then(|| pane.trim().to_string())
+        })
+        .collect()
 }
 
 /// Cell size in SVG units: a monospace font at 14 px is about 8.4 px wide.
