@@ -189,6 +189,10 @@ fn needed(name: &str) -> u16 {
     }
 }
 
+/// The most a default-exchange edge's key asks for (it repeats its queue's name): the first
+/// 24 characters of a made-up name such as `reply_<uuid>` and its `…`.
+const DEFAULT_KEY_ROOM: u16 = 26;
+
 fn measure(graph: &GraphLayout) -> Widths {
     let inner = |x: usize| graph.exchanges[x].lane.is_some();
     let widest = |widths: &mut dyn Iterator<Item = u16>| widths.max().unwrap_or(0);
@@ -202,6 +206,9 @@ fn measure(graph: &GraphLayout) -> Widths {
                     EdgeTarget::Exchange(x) if of_inner || !inner(x) => {
                         (b.key.width() + 3 + graph.exchanges[x].name.width()) as u16
                     }
+                    // The default exchange's key is the queue's own name, shown whole beside
+                    // it: the key may be cut to leave the name its room.
+                    _ if b.implicit => needed(&b.key).min(DEFAULT_KEY_ROOM),
                     _ => needed(&b.key),
                 }),
         )
