@@ -454,11 +454,13 @@ fn app_in_lesson(lang: rabbitscope::lesson::Lang) -> App {
                 key: "expect.routed".into(),
                 ok: true,
                 detail: "the message reached `Q1` and `Q2`".into(),
+                detail_zh: "消息到达了 `Q1`、`Q2`".into(),
             },
             Check {
                 key: "expect.depths.Q2".into(),
                 ok: false,
                 detail: "expected 2 but `Q2` has 1 message ready".into(),
+                detail_zh: "预期 2 条，但 `Q2` 有 1 条就绪消息".into(),
             },
         ],
     })));

@@ -115,6 +115,31 @@ pub struct CheckResult {
     /// What happened, worded to follow "but ": "the message reached [Q2]".
     pub actual: String,
     pub ok: bool,
+    /// The check as a Chinese screen says it: what happened, and when it failed what was
+    /// expected first.
+    pub zh: String,
+}
+
+impl CheckResult {
+    fn new(
+        key: String,
+        ok: bool,
+        (expected, actual): (String, String),
+        zh: (String, String),
+    ) -> Self {
+        let zh = if ok {
+            zh.1
+        } else {
+            format!("预期 {}，但 {}", zh.0, zh.1)
+        };
+        CheckResult {
+            key,
+            expected,
+            actual,
+            ok,
+            zh,
+        }
+    }
 }
 
 impl fmt::Display for CheckResult {
@@ -1434,6 +1459,8 @@ impl Client {
                 expected: list(&predict.answer),
                 actual,
                 ok,
+                // The screen says the verdict in its own words (see the lesson pane).
+                zh: String::new(),
             });
             report.truth = truth;
         }
@@ -1447,35 +1474,40 @@ impl Client {
             let mut wanted: Vec<String> = routed.clone();
             wanted.sort();
             wanted.dedup();
-            checks.push(CheckResult {
-                key: "expect.routed".to_string(),
-                expected: list(routed),
-                actual: reached_text(report, &report.routed),
-                ok: wanted == report.routed,
-            });
+            checks.push(CheckResult::new(
+                "expect.routed".to_string(),
+                wanted == report.routed,
+                (list(routed), reached_text(report, &report.routed)),
+                (list(routed), reached_text_zh(report, &report.routed)),
+            ));
         }
-        for (key, wanted, got, what) in [
+        for (key, wanted, got, what, what_zh) in [
             (
                 "returned",
                 expect.returned,
                 report.returned,
                 "returned to the publisher",
+                "被退回给发布者",
             ),
             (
                 "dropped",
                 expect.dropped,
                 report.dropped,
                 "dropped: no queue took it",
+                "被丢弃：没有队列接收",
             ),
         ] {
             if let Some(wanted) = wanted {
                 let verb = if got == 1 { "was" } else { "were" };
-                checks.push(CheckResult {
-                    key: format!("expect.{key}"),
-                    expected: wanted.to_string(),
-                    actual: format!("{got} {} {verb} {what}", messages(got)),
-                    ok: wanted == got,
-                });
+                checks.push(CheckResult::new(
+                    format!("expect.{key}"),
+                    wanted == got,
+                    (
+                        wanted.to_string(),
+                        format!("{got} {} {verb} {what}", messages(got)),
+                    ),
+                    (format!("{wanted} 条"), format!("{got} 条消息{what_zh}")),
+                ));
             }
         }
         if let Some(depths) = &expect.depths {
@@ -1486,16 +1518,16 @@ impl Client {
             loop {
                 results.clear();
                 for (queue, wanted) in depths {
-                    let (actual, ok) = match self.depth(queue).await {
-                        Ok(n) => (ready_text(queue, n), n == *wanted),
-                        Err(e) => (e, false),
+                    let (actual, actual_zh, ok) = match self.depth(queue).await {
+                        Ok(n) => (ready_text(queue, n), ready_text_zh(queue, n), n == *wanted),
+                        Err(e) => (e.clone(), e, false),
                     };
-                    results.push(CheckResult {
-                        key: format!("expect.depths.{queue}"),
-                        expected: wanted.to_string(),
-                        actual,
+                    results.push(CheckResult::new(
+                        format!("expect.depths.{queue}"),
                         ok,
-                    });
+                        (wanted.to_string(), actual),
+                        (format!("{wanted} 条"), actual_zh),
+                    ));
                 }
                 if results.iter().all(|r| r.ok) || tokio::time::Instant::now() >= deadline {
                     break;
@@ -1507,12 +1539,18 @@ impl Client {
         if let Some(delivered) = &expect.delivered {
             for (consumer, wanted) in delivered {
                 let got = report.delivered.get(consumer).copied().unwrap_or(0);
-                checks.push(CheckResult {
-                    key: format!("expect.delivered.{consumer}"),
-                    expected: wanted.to_string(),
-                    actual: format!("`{consumer}` received {got} {}", messages(got)),
-                    ok: got == *wanted,
-                });
+                checks.push(CheckResult::new(
+                    format!("expect.delivered.{consumer}"),
+                    got == *wanted,
+                    (
+                        wanted.to_string(),
+                        format!("`{consumer}` received {got} {}", messages(got)),
+                    ),
+                    (
+                        format!("{wanted} 条"),
+                        format!("`{consumer}` 收到了 {got} 条消息"),
+                    ),
+                ));
             }
         }
         if let Some(pattern) = &expect.routing_key_matches {
@@ -1523,10 +1561,10 @@ impl Client {
                 .collect();
             checks.push(match_all(
                 "expect.routing_key_matches",
-                ("routing key", "routing keys"),
+                [("routing key", "routing keys"), ("路由键", "路由键")],
                 pattern,
                 &keys,
-                "nothing was published",
+                ["nothing was published", "没有发布任何消息"],
             ));
         }
         if let Some(pattern) = &expect.body_matches {
@@ -1538,10 +1576,10 @@ impl Client {
             let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
             checks.push(match_all(
                 "expect.body_matches",
-                ("body", "bodies"),
+                [("body", "bodies"), ("消息体", "消息体")],
                 pattern,
                 &bodies,
-                "no message was delivered",
+                ["no message was delivered", "没有投递任何消息"],
             ));
         }
         checks
@@ -1668,43 +1706,58 @@ fn programs_of(lesson: &Lesson, vhost: Option<&str>) -> Vec<String> {
 }
 
 /// "every routing key to match `re`": holds when there is at least one and all match.
+/// Words of [`match_all`] in English and Chinese: what is matched (one, many).
+type Nouns<'a> = [(&'a str, &'a str); 2];
+
 fn match_all(
     key: &str,
-    (what, whats): (&str, &str),
+    [(what, whats), (what_zh, _)]: Nouns,
     pattern: &str,
     texts: &[&[u8]],
-    none: &str,
+    [none, none_zh]: [&str; 2],
 ) -> CheckResult {
-    let expected = format!("every {what} to match `{pattern}`");
+    let expected = (
+        format!("every {what} to match `{pattern}`"),
+        format!("每个{what_zh}都匹配 `{pattern}`"),
+    );
     let regex = match regex::Regex::new(pattern) {
         Ok(regex) => regex,
         Err(e) => {
-            return CheckResult {
-                key: key.to_string(),
-                expected,
-                actual: format!("the pattern is not a regular expression: {e}"),
-                ok: false,
-            }
+            let actual = format!("the pattern is not a regular expression: {e}");
+            return CheckResult::new(
+                key.to_string(),
+                false,
+                (expected.0, actual.clone()),
+                (expected.1, actual),
+            );
         }
     };
     let first_miss = texts
         .iter()
         .map(|t| String::from_utf8_lossy(t))
         .find(|t| !regex.is_match(t));
-    let (actual, ok) = match first_miss {
-        _ if texts.is_empty() => (none.to_string(), false),
-        Some(miss) => (format!("`{}` does not", shorten(&miss)), false),
+    let (actual, actual_zh, ok) = match first_miss {
+        _ if texts.is_empty() => (none.to_string(), none_zh.to_string(), false),
+        Some(miss) => {
+            let miss = shorten(&miss);
+            (
+                format!("`{miss}` does not"),
+                format!("`{miss}` 不匹配"),
+                false,
+            )
+        }
         None => (
             format!("all {} {whats} match `{pattern}`", texts.len()),
+            format!("全部 {} 个{what_zh}都匹配 `{pattern}`", texts.len()),
             true,
         ),
     };
-    CheckResult {
-        key: key.to_string(),
-        expected,
-        actual,
+    CheckResult::new(
+        key.to_string(),
         ok,
-    }
+        (expected.0, actual),
+        (expected.1, actual_zh),
+    )
 }
 
 fn shorten(text: &str) -> String {
@@ -1763,6 +1816,26 @@ fn reached_text(report: &StepReport, queues: &[String]) -> String {
 /// "`orange-watch` has 1 message ready".
 fn ready_text(queue: &str, n: u32) -> String {
     format!("`{queue}` has {n} {} ready", messages(n))
+}
+
+/// [`ready_text`] in Chinese.
+fn ready_text_zh(queue: &str, n: u32) -> String {
+    format!("`{queue}` 有 {n} 条就绪消息")
+}
+
+/// [`reached_text`] in Chinese.
+fn reached_text_zh(report: &StepReport, queues: &[String]) -> String {
+    let quoted: Vec<String> = queues.iter().map(|q| format!("`{q}`")).collect();
+    let reached = if quoted.is_empty() {
+        "没有到达任何队列".to_string()
+    } else {
+        format!("到达了 {}", quoted.join("、"))
+    };
+    match report.publishes.len() {
+        0 => "没有发布任何消息".to_string(),
+        1 => format!("消息{reached}"),
+        n => format!("{n} 条消息{reached}"),
+    }
 }
 
 /// "messages went to `worker-a`", "no consumer received a message".

@@ -97,6 +97,7 @@ fn outcome(report: StepReport) -> StepOutcome {
                 } else {
                     format!("expected {} but {}", c.expected, c.actual)
                 },
+                detail_zh: c.zh,
                 key: c.key,
             })
             .collect(),

@@ -41,6 +41,8 @@ pub struct Check {
     pub key: String,
     pub ok: bool,
     pub detail: String,
+    /// The detail in Chinese (empty: say it in English).
+    pub detail_zh: String,
 }
 
 /// Work for the background task that runs lessons.

@@ -17,10 +17,12 @@ use ratatui::layout::Rect;
 use ratatui::widgets::{Block, Borders, Widget};
 use unicode_width::UnicodeWidthStr;
 
+use crate::lesson::Lang;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::{publisher_text, EdgeTarget, GraphItem};
 use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
+use crate::ui::words::tr;
 
 const UP: u8 = 1;
 const DOWN: u8 = 2;
@@ -461,13 +463,22 @@ impl Widget for &GraphPane<'_> {
         let app = self.app;
         let theme = self.theme;
         let focused = app.focus == Focus::Graph;
-        let title = format!(
-            " vhost {}  {} exchanges  {} queues  {} bindings ",
-            app.model.vhost,
+        let lang = app.options.lang;
+        let (exchanges, queues, bindings) = (
             app.graph.exchanges.len(),
             app.graph.queues.len(),
-            app.graph.bindings.iter().filter(|b| !b.implicit).count()
+            app.graph.bindings.iter().filter(|b| !b.implicit).count(),
         );
+        let title = match lang {
+            Lang::En => format!(
+                " vhost {}  {exchanges} exchanges  {queues} queues  {bindings} bindings ",
+                app.model.vhost
+            ),
+            Lang::Zh => format!(
+                " vhost {}  {exchanges} 个交换器  {queues} 个队列  {bindings} 个绑定 ",
+                app.model.vhost
+            ),
+        };
         let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
         let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
@@ -479,17 +490,27 @@ impl Widget for &GraphPane<'_> {
             let publishers_hidden = graph.hidden_publishers > 0
                 || (!graph.publishers.is_empty() && cols.publisher_width == 0);
             let consumers_hidden = !graph.consumers.is_empty() && cols.consumer_width == 0;
-            let hidden = match (publishers_hidden, consumers_hidden) {
-                (true, true) => ["· publishers, consumers hidden ", "· clients hidden "],
-                (true, false) => ["· publishers hidden "; 2],
-                (false, true) => ["· consumers hidden "; 2],
-                (false, false) => [""; 2],
+            let hidden = match (lang, publishers_hidden, consumers_hidden) {
+                (Lang::En, true, true) => ["· publishers, consumers hidden ", "· clients hidden "],
+                (Lang::En, true, false) => ["· publishers hidden "; 2],
+                (Lang::En, false, true) => ["· consumers hidden "; 2],
+                (Lang::Zh, true, true) => ["· 发布者、消费者未显示 ", "· 客户端未显示 "],
+                (Lang::Zh, true, false) => ["· 发布者未显示 "; 2],
+                (Lang::Zh, false, true) => ["· 消费者未显示 "; 2],
+                (_, false, false) => [""; 2],
             };
             let room = inner.width as usize;
+            let (long, short) = match lang {
+                Lang::En => (
+                    " queues: ready unacked consumers",
+                    " ready unacked consumers",
+                ),
+                Lang::Zh => (" 队列：就绪 未确认 消费者", " 就绪 未确认 消费者"),
+            };
             let legend = [
-                format!(" queues: ready unacked consumers {}", hidden[0]),
-                format!(" ready unacked consumers {}", hidden[0]),
-                format!(" ready unacked consumers {}", hidden[1]),
+                format!("{long} {}", hidden[0]),
+                format!("{short} {}", hidden[0]),
+                format!("{short} {}", hidden[1]),
             ]
             .into_iter()
             .find(|l| l.width() <= room)
@@ -507,7 +528,11 @@ impl Widget for &GraphPane<'_> {
             buf.set_string(
                 inner.x + 1,
                 inner.y,
-                "No exchanges or queues yet. Declare some from a client (press ? for keys).",
+                tr(
+                    lang,
+                    "No exchanges or queues yet. Declare some from a client (press ? for keys).",
+                    "还没有交换器或队列。从客户端声明一些（按 ? 查看按键）。",
+                ),
                 theme.dim(),
             );
             return;

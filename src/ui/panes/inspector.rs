@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::events::BindingInfo;
+use crate::lesson::Lang;
 use crate::openstack;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::GraphItem;
@@ -16,6 +17,7 @@ use crate::ui::model::{LogEntry, Rate};
 use crate::ui::panes::status::sparkline;
 use crate::ui::theme::Theme;
 use crate::ui::why;
+use crate::ui::words::tr;
 
 pub struct InspectorPane<'a> {
     pub app: &'a App,
@@ -359,7 +361,11 @@ fn paragraph<'a>(app: &App, theme: Theme) -> Paragraph<'a> {
     };
     let lines = if lines.is_empty() {
         vec![Line::styled(
-            "Select an exchange, a binding, a queue or a message.",
+            tr(
+                app.options.lang,
+                "Select an exchange, a binding, a queue or a message.",
+                "选择一个交换器、绑定、队列或一条消息。",
+            ),
             theme.dim(),
         )]
     } else {
@@ -395,14 +401,13 @@ impl Widget for &InspectorPane<'_> {
         // Say where we are when the text is longer than the pane.
         let title = if total > visible {
             let first = app.inspector_scroll.min(total.saturating_sub(visible));
-            format!(
-                " inspector {}-{} of {} ",
-                first + 1,
-                (first + visible).min(total),
-                total
-            )
+            let (first, last) = (first + 1, (first + visible).min(total));
+            match app.options.lang {
+                Lang::En => format!(" inspector {first}-{last} of {total} "),
+                Lang::Zh => format!(" 详情 {first}-{last}/{total} "),
+            }
         } else {
-            " inspector ".to_string()
+            tr(app.options.lang, " inspector ", " 详情 ").to_string()
         };
         let block = super::pane_block(title, focused, theme);
         let scroll = u16::try_from(app.inspector_scroll).unwrap_or(u16::MAX);

@@ -227,7 +227,11 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line
                     ("✗", theme.bad())
                 };
                 let mut line = vec![(format!("{mark} "), style)];
-                line.extend(highlighted(&sentence(&check.detail), theme));
+                let detail = match lang {
+                    Lang::Zh if !check.detail_zh.is_empty() => format!("{}。", check.detail_zh),
+                    _ => sentence(&check.detail),
+                };
+                line.extend(highlighted(&detail, theme));
                 page.push(line);
             }
             let hint = if player.step + 1 < player.steps() {

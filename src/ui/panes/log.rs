@@ -12,6 +12,7 @@ use super::graph::truncate;
 use crate::events::PublishFate;
 use crate::ui::app::{App, Focus};
 use crate::ui::theme::Theme;
+use crate::ui::words::tr;
 
 /// `HH:MM:SS.mmm` (UTC) of a wall-clock time.
 pub fn clock(at: SystemTime) -> String {
@@ -36,10 +37,13 @@ impl Widget for &LogPane<'_> {
         let app = self.app;
         let theme = self.theme;
         let entries = app.filtered_log();
-        let mut title = format!(" messages {} ", entries.len());
+        let lang = app.options.lang;
+        let messages = tr(lang, "messages", "消息");
+        let mut title = format!(" {messages} {} ", entries.len());
         if app.typing_filter || !app.filter.is_empty() {
             title = format!(
-                " messages {}  filter /{}{} ",
+                " {messages} {}  {} /{}{} ",
+                tr(lang, "filter", "过滤"),
                 entries.len(),
                 app.filter,
                 if app.typing_filter { "▏" } else { "" }
@@ -57,9 +61,17 @@ impl Widget for &LogPane<'_> {
         block.render(area, buf);
         if entries.is_empty() {
             let hint = if app.filter.is_empty() {
-                "No messages yet. Publish one from a client and watch it travel."
+                tr(
+                    lang,
+                    "No messages yet. Publish one from a client and watch it travel.",
+                    "还没有消息。从客户端发布一条，看它如何流转。",
+                )
             } else {
-                "No message matches the filter."
+                tr(
+                    lang,
+                    "No message matches the filter.",
+                    "没有消息匹配过滤条件。",
+                )
             };
             buf.set_string(
                 inner.x + 1,
