@@ -516,7 +516,7 @@ fn lesson_menu_lists_lessons_and_broken_files_80x24() {
 fn a_long_step_scrolls_in_a_small_pane_80x24() {
     let mut app = app_in_lesson(rabbitscope::lesson::Lang::Zh);
     let before = screen(&mut app, 80, 24);
-    assert!(before.contains("more ↓"), "{before}");
+    assert!(before.contains("更多 ↓"), "{before}");
     assert!(
         !before.contains("n 下一步"),
         "the key line starts out of view:\n{before}"
@@ -526,7 +526,7 @@ fn a_long_step_scrolls_in_a_small_pane_80x24() {
     }
     let after = screen(&mut app, 80, 24);
     assert!(after.contains("n 下一步"), "scrolled to the end:\n{after}");
-    assert!(after.contains("↑ more"), "{after}");
+    assert!(after.contains("↑ 更多"), "{after}");
     insta::assert_snapshot!(after);
 }
 

@@ -298,9 +298,9 @@ impl Widget for &LessonPane<'_> {
         let scroll = player.scroll.min(hidden);
         if hidden > 0 {
             let more = match (scroll > 0, scroll < hidden) {
-                (true, true) => " [ ↑ more ↓ ] ",
-                (true, false) => " [ ↑ more ",
-                _ => " more ↓ ] ",
+                (true, true) => tr(lang, " [ ↑ more ↓ ] ", " [ ↑ 更多 ↓ ] "),
+                (true, false) => tr(lang, " [ ↑ more ", " [ ↑ 更多 "),
+                _ => tr(lang, " more ↓ ] ", " 更多 ↓ ] "),
             };
             block = block.title_bottom(more);
         }

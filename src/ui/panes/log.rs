@@ -43,8 +43,8 @@ impl Widget for &LogPane<'_> {
         if app.typing_filter || !app.filter.is_empty() {
             title = format!(
                 " {messages} {}  {} /{}{} ",
-                tr(lang, "filter", "过滤"),
                 entries.len(),
+                tr(lang, "filter", "过滤"),
                 app.filter,
                 if app.typing_filter { "▏" } else { "" }
             );
