@@ -9,6 +9,7 @@ use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 use crate::broker::{Broker, ExchangeSpec, QueueSpec, Target};
 use crate::events::ConnectionId;
+use crate::lesson::Lang;
 use crate::ui::form::{Command, Pairs, Properties, Value};
 
 const CHANNEL: u16 = 1;
@@ -16,6 +17,8 @@ const CHANNEL: u16 = 1;
 pub struct Session {
     broker: Arc<Broker>,
     connections: HashMap<String, ConnectionId>,
+    /// The language of the notices it returns.
+    lang: Lang,
 }
 
 impl Session {
@@ -23,7 +26,14 @@ impl Session {
         Session {
             broker,
             connections: HashMap::new(),
+            lang: Lang::En,
         }
+    }
+
+    /// A session that says what happened in `lang` (the broker's errors keep RabbitMQ's words).
+    pub fn speaking(mut self, lang: Lang) -> Session {
+        self.lang = lang;
+        self
     }
 
     fn connection(&mut self, vhost: &str) -> Result<ConnectionId, String> {
@@ -45,6 +55,9 @@ impl Session {
     pub fn run(&mut self, vhost: &str, command: Command) -> Result<String, String> {
         let id = self.connection(vhost)?;
         let b = &self.broker;
+        let zh = self.lang == Lang::Zh;
+        // The notice in the session's language.
+        let say = |en: String, zh_text: String| if zh { zh_text } else { en };
         let result = match command {
             Command::Publish {
                 exchange,
@@ -62,7 +75,12 @@ impl Session {
                     basic_properties(&headers, &properties),
                     body.into_bytes().into(),
                 )
-                .map(|_| format!("published to '{exchange}' with key '{routing_key}'")),
+                .map(|_| {
+                    say(
+                        format!("published to '{exchange}' with key '{routing_key}'"),
+                        format!("已发布到 '{exchange}'，路由键 '{routing_key}'"),
+                    )
+                }),
             Command::DeclareExchange {
                 name,
                 kind,
@@ -84,7 +102,12 @@ impl Session {
                         ..Default::default()
                     },
                 )
-                .map(|_| format!("declared {kind} exchange '{name}'")),
+                .map(|_| {
+                    say(
+                        format!("declared {kind} exchange '{name}'"),
+                        format!("已声明 {kind} 交换器 '{name}'"),
+                    )
+                }),
             Command::DeclareQueue {
                 name,
                 durable,
@@ -104,7 +127,12 @@ impl Session {
                         ..Default::default()
                     },
                 )
-                .map(|q| format!("declared queue '{}'", q.name)),
+                .map(|q| {
+                    say(
+                        format!("declared queue '{}'", q.name),
+                        format!("已声明队列 '{}'", q.name),
+                    )
+                }),
             Command::Bind {
                 exchange,
                 queue,
@@ -118,7 +146,12 @@ impl Session {
                     &routing_key,
                     FieldTable::default(),
                 )
-                .map(|_| format!("bound '{queue}' to '{exchange}' with '{routing_key}'")),
+                .map(|_| {
+                    say(
+                        format!("bound '{queue}' to '{exchange}' with '{routing_key}'"),
+                        format!("已用 '{routing_key}' 把 '{queue}' 绑定到 '{exchange}'"),
+                    )
+                }),
             Command::Unbind { binding } => {
                 let what = format!(
                     "'{}' from '{}' with '{}'",
@@ -141,26 +174,44 @@ impl Session {
                             &binding.routing_key,
                             arguments,
                         )
-                        .map(|_| format!("unbound {what}"))
+                        .map(|_| say(format!("unbound {what}"), format!("已解除绑定 {what}")))
                     }
                 }
             }
-            Command::DeleteExchange { name } => b
-                .exchange_delete(id, CHANNEL, &name, false)
-                .map(|_| format!("deleted exchange '{name}'")),
-            Command::DeleteQueue { name } => b
-                .queue_delete(id, CHANNEL, &name, false, false)
-                .map(|n| format!("deleted queue '{name}' with {n} message(s)")),
-            Command::Purge { queue } => b
-                .queue_purge(id, CHANNEL, &queue)
-                .map(|n| format!("purged {n} message(s) from '{queue}'")),
+            Command::DeleteExchange { name } => {
+                b.exchange_delete(id, CHANNEL, &name, false).map(|_| {
+                    say(
+                        format!("deleted exchange '{name}'"),
+                        format!("已删除交换器 '{name}'"),
+                    )
+                })
+            }
+            Command::DeleteQueue { name } => {
+                b.queue_delete(id, CHANNEL, &name, false, false).map(|n| {
+                    say(
+                        format!("deleted queue '{name}' with {n} message(s)"),
+                        format!("已删除队列 '{name}' 及其 {n} 条消息"),
+                    )
+                })
+            }
+            Command::Purge { queue } => b.queue_purge(id, CHANNEL, &queue).map(|n| {
+                say(
+                    format!("purged {n} message(s) from '{queue}'"),
+                    format!("已从 '{queue}' 清空 {n} 条消息"),
+                )
+            }),
             Command::Get { queue } => b.basic_get(id, CHANNEL, &queue, true).map(|got| match got {
-                Some(got) => format!(
-                    "got from '{queue}': {} ({} left)",
-                    String::from_utf8_lossy(&got.message.body[..got.message.body.len().min(60)]),
-                    got.message_count
-                ),
-                None => format!("'{queue}' is empty"),
+                Some(got) => {
+                    let body = String::from_utf8_lossy(
+                        &got.message.body[..got.message.body.len().min(60)],
+                    );
+                    let left = got.message_count;
+                    say(
+                        format!("got from '{queue}': {body} ({left} left)"),
+                        format!("从 '{queue}' 取到：{body}（还剩 {left} 条）"),
+                    )
+                }
+                None => say(format!("'{queue}' is empty"), format!("'{queue}' 是空的")),
             }),
         };
         result.map_err(|e| e.text)
@@ -281,6 +332,12 @@ mod tests {
         assert_eq!(broker.snapshot().vhost("/").unwrap().queues[0].ready, 1);
         let got = run(&mut session, Command::Get { queue: "Q1".into() }).unwrap();
         assert!(got.contains("hi") && got.contains("0 left"), "{got}");
+        // A Chinese view hears it in Chinese.
+        let mut session = Session::new(broker.clone()).speaking(Lang::Zh);
+        let empty = session
+            .run("/", Command::Get { queue: "Q1".into() })
+            .unwrap();
+        assert_eq!(empty, "'Q1' 是空的");
         let err = run(
             &mut session,
             Command::Purge {

@@ -298,7 +298,9 @@ async fn event_loop(
     let mut last_read = Instant::now();
     let mut effects = Effects {
         source: source.clone(),
-        session: broker.clone().map(commands::Session::new),
+        session: broker
+            .clone()
+            .map(|b| commands::Session::new(b).speaking(options.lang)),
         runner: match (lessons.runtime, broker) {
             (Some(runtime), Some(broker)) => {
                 Some(LessonDriver::spawn(&runtime, broker, address, actions))
