@@ -1,8 +1,11 @@
 //! The view's panes as screens: rendered into ratatui's TestBackend at fixed sizes and compared
 //! with reviewed snapshots (`cargo insta review` after an intended change).
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::screen::screen;
 use rabbitscope::broker::{
     ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
 };
@@ -11,7 +14,6 @@ use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
 use rabbitscope::ui::form::FormKind;
 use rabbitscope::ui::player::{Check, StepOutcome};
-use rabbitscope::ui::render_to_buffer;
 
 fn exchange(name: &str, kind: &str) -> ExchangeSnapshot {
     ExchangeSnapshot {
@@ -122,24 +124,6 @@ fn app() -> App {
     ));
     app.set_now(start + Duration::from_millis(600));
     app
-}
-
-fn screen(app: &mut App, width: u16, height: u16) -> String {
-    let buffer = render_to_buffer(app, width, height);
-    let mut out = String::new();
-    for y in 0..height {
-        let mut line = String::new();
-        let mut x = 0;
-        while x < width {
-            let cell = &buffer[(x, y)];
-            line.push_str(cell.symbol());
-            // A wide character covers the next cell too.
-            x += unicode_width::UnicodeWidthStr::width(cell.symbol()).max(1) as u16;
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[test]
