@@ -372,6 +372,8 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
     let mut consumers: BTreeMap<String, (AckMode, bool)> = BTreeMap::new();
     // Programs an action has played so far: the connections a `close` can close.
     let mut clients: BTreeSet<String> = BTreeSet::new();
+    // The program each consumer consumes for.
+    let mut consumed_by: BTreeMap<String, String> = BTreeMap::new();
     for (s, step) in lesson.steps.iter().enumerate() {
         let base = vec![key("steps"), Seg::Index(s)];
         if let Some(vhost) = &step.vhost {
@@ -386,6 +388,12 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
                 client(&here, name)?;
                 if let Action::Close(_) = action {
                     closable(&here, name, &clients)?;
+                    // Its consumers go with its connection.
+                    for (consumer, (_, active)) in consumers.iter_mut() {
+                        if consumed_by.get(consumer).is_some_and(|c| c == name) {
+                            *active = false;
+                        }
+                    }
                 }
                 clients.insert(name.to_string());
             }
@@ -393,6 +401,12 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
                 refused_code(&here, code)?;
             }
             validate_action(&here, action, &mut consumers)?;
+            if let Action::Consume(c) = action {
+                match &c.client {
+                    Some(program) => consumed_by.insert(c.consumer.clone(), program.clone()),
+                    None => consumed_by.remove(&c.consumer),
+                };
+            }
         }
         validate_predict(&base, step, &consumers)?;
         validate_expect(&base, step, &consumers)?;
