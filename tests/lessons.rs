@@ -102,6 +102,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["client: expected a program name", "found `nova-api:4242`"],
     ),
     (
+        "close_unknown_client.yaml",
+        "8:26",
+        &["client: expected a program an earlier action names as its `client`", "found `nova-apl` (known: nova-api)"],
+    ),
+    (
         "delivered_unknown_consumer.yaml",
         "13:39",
         &["delivered: expected the name of a consumer", "found `wroker` (known: worker)"],
@@ -149,12 +154,22 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["expected `queue`: the queue whose ready messages `about: ready` counts"],
     ),
     (
+        "refused_not_a_channel_error.yaml",
+        "7:57",
+        &["refused: expected a channel error code", "405 RESOURCE_LOCKED", "found 200"],
+    ),
+    (
         "reply_unknown_consumer.yaml",
         "13:28",
         &[
             "consumer: expected the name of a consumer started by an earlier `consume`",
             "found `scheduler-srv` (known: scheduler-server)",
         ],
+    ),
+    (
+        "setup_queue_with_client.yaml",
+        "6:43",
+        &["client: expected only on a step's `declare_queue`, not in `setup`"],
     ),
     (
         "two_actions_in_one_item.yaml",
@@ -378,6 +393,7 @@ fn the_fixtures_use_every_action_and_every_expectation() {
         "about: ready",
         "call_monitor_timeout:",
         "ending: false",
+        "refused: 405",
     ] {
         assert!(text.contains(key), "no `{key}` in the fixtures");
     }
@@ -631,6 +647,75 @@ async fn a_run_goes_on_after_a_refused_publish() {
     let again = run.run_step(1).await.unwrap();
     assert!(again.ok(), "{:?}", again.failures().collect::<Vec<_>>());
     run.close().await;
+}
+
+/// A program's exclusive queue: another program is refused, the queue goes when its owner's
+/// connection closes, and a refusal that does not come fails the step.
+const EXCLUSIVE: &str = r#"
+id: fx-exclusive
+order: 1
+title: { en: Exclusive, zh: 排他 }
+steps:
+  - say: { en: Another program tries the owner's queue., zh: 另一个程序试用拥有者的队列。 }
+    do:
+      - declare_queue: { name: fx-excl.mine, exclusive: true, client: fx-owner }
+      - consume: { queue: fx-excl.mine, consumer: nosy, client: fx-other, refused: 405 }
+      - publish: { routing_key: fx-excl.mine, body: note, client: fx-other }
+    expect: { routed: [fx-excl.mine] }
+  - say: { en: The owner closes., zh: 拥有者关闭连接。 }
+    do:
+      - close: { client: fx-owner }
+      - publish: { routing_key: fx-excl.mine, body: late, client: fx-other }
+    expect: { routed: [], dropped: 1 }
+  - say: { en: A plain queue is no one's., zh: 普通队列不属于谁。 }
+    do:
+      - declare_queue: { name: fx-excl.plain }
+      - consume: { queue: fx-excl.plain, consumer: nosy, client: fx-other, refused: 405 }
+"#;
+
+/// Runs [`EXCLUSIVE`] and returns the refusal sentence of step 1, with the vhost's name as
+/// `VHOST`, after checking steps 2 and 3.
+async fn refusal_sentence(target: Target, vhost: &str) -> String {
+    let lesson = lesson::load_str(EXCLUSIVE, Path::new("exclusive.yaml")).unwrap();
+    let mut run = LessonRun::start(lesson, target).await.unwrap();
+    let first = run.run_step(0).await.unwrap();
+    assert!(first.ok(), "{:?}", first.failures().collect::<Vec<_>>());
+    let refusals: Vec<&lesson::CheckResult> = first
+        .checks
+        .iter()
+        .filter(|c| c.key == "do.consume.refused")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{:?}", first.checks);
+    let sentence = refusals[0].actual.replace(&format!("'{vhost}'"), "'VHOST'");
+    let second = run.run_step(1).await.unwrap();
+    assert!(second.ok(), "{:?}", second.failures().collect::<Vec<_>>());
+    let third = run.run_step(2).await.unwrap_err().to_string();
+    assert_eq!(
+        third,
+        "step 3: action 2 (consume): expected the broker to refuse with 405, but it accepted"
+    );
+    run.close().await;
+    sentence
+}
+
+#[test]
+fn an_exclusive_queue_is_refused_to_others_and_goes_with_its_owner_on_both_brokers() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let embedded = runtime.block_on(refusal_sentence(Target::Embedded, "/"));
+    let vhost = Vhost::new(&format!("rabbitscope-excl-{}", std::process::id()));
+    let rabbitmq = {
+        let _turn = RABBITMQ.lock().unwrap_or_else(|p| p.into_inner());
+        let target = Target::RabbitMq { url: vhost.url() };
+        runtime.block_on(refusal_sentence(target, &vhost.0))
+    };
+    assert_eq!(
+        rabbitmq,
+        "`nosy` was refused: 405 RESOURCE_LOCKED - cannot obtain exclusive access to locked \
+         queue 'fx-excl.mine' in vhost 'VHOST'. It could be originally declared on another \
+         connection or the exclusive property value does not match that of the original \
+         declaration."
+    );
+    assert_eq!(embedded, rabbitmq);
 }
 
 /// A lesson that plays Nova's services: each `client` is a connection of its own, named as

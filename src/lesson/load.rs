@@ -1,7 +1,7 @@
 //! Reading lesson files: YAML into [`Lesson`], then the checks YAML cannot express, each error
 //! with the file, line and column it is about.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -359,7 +359,10 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
         exchange(&[key("setup"), key("exchanges"), Seg::Index(i)], x)?;
     }
     for (i, q) in setup.queues.iter().enumerate() {
-        queue(&[key("setup"), key("queues"), Seg::Index(i)], q)?;
+        let here = [key("setup"), key("queues"), Seg::Index(i)];
+        queue(&here, q)?;
+        only_in_steps(&here, "client", q.client.is_some())?;
+        only_in_steps(&here, "refused", q.refused.is_some())?;
     }
     for (i, b) in setup.bindings.iter().enumerate() {
         binding(&[key("setup"), key("bindings"), Seg::Index(i)], b)?;
@@ -367,6 +370,10 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
 
     // Consumers by name, as they stand before each action: manual or auto ack, still active.
     let mut consumers: BTreeMap<String, (AckMode, bool)> = BTreeMap::new();
+    // Programs an action has played so far: the connections a `close` can close.
+    let mut clients: BTreeSet<String> = BTreeSet::new();
+    // The program each consumer consumes for.
+    let mut consumed_by: BTreeMap<String, String> = BTreeMap::new();
     for (s, step) in lesson.steps.iter().enumerate() {
         let base = vec![key("steps"), Seg::Index(s)];
         if let Some(vhost) = &step.vhost {
@@ -379,8 +386,27 @@ fn validate(lesson: &Lesson) -> Result<(), Problem> {
             let here = at(&base, &[key("do"), Seg::Index(a), key(action.keyword())]);
             if let Some(name) = action.client() {
                 client(&here, name)?;
+                if let Action::Close(_) = action {
+                    closable(&here, name, &clients)?;
+                    // Its consumers go with its connection.
+                    for (consumer, (_, active)) in consumers.iter_mut() {
+                        if consumed_by.get(consumer).is_some_and(|c| c == name) {
+                            *active = false;
+                        }
+                    }
+                }
+                clients.insert(name.to_string());
+            }
+            if let Some(code) = action.refused() {
+                refused_code(&here, code)?;
             }
             validate_action(&here, action, &mut consumers)?;
+            if let Action::Consume(c) = action {
+                match &c.client {
+                    Some(program) => consumed_by.insert(c.consumer.clone(), program.clone()),
+                    None => consumed_by.remove(&c.consumer),
+                };
+            }
         }
         validate_predict(&base, step, &consumers)?;
         validate_expect(&base, step, &consumers)?;
@@ -475,6 +501,55 @@ fn client(here: &[Seg<'static>], client: &str) -> Result<(), Problem> {
         );
     }
     Ok(())
+}
+
+/// `close` closes a connection some earlier action opened as that program.
+fn closable(here: &[Seg<'static>], name: &str, clients: &BTreeSet<String>) -> Result<(), Problem> {
+    if clients.contains(name) {
+        return Ok(());
+    }
+    let known = if clients.is_empty() {
+        " (no action before this point has a `client`)".to_string()
+    } else {
+        let names: Vec<&str> = clients.iter().map(String::as_str).collect();
+        format!(" (known: {})", names.join(", "))
+    };
+    problem(
+        at(here, &[key("client")]),
+        format!(
+            "client: expected a program an earlier action names as its `client`, found \
+             `{name}`{known}"
+        ),
+    )
+}
+
+/// The reply codes a refusal may expect: channel errors, which close only the refused
+/// action's channel and leave the connection (and the lesson) running.
+const CHANNEL_ERRORS: &[u16] = &[403, 404, 405, 406];
+
+fn refused_code(here: &[Seg<'static>], code: u16) -> Result<(), Problem> {
+    if CHANNEL_ERRORS.contains(&code) {
+        return Ok(());
+    }
+    problem(
+        at(here, &[key("refused")]),
+        format!(
+            "refused: expected a channel error code (403 ACCESS_REFUSED, 404 NOT_FOUND, \
+             405 RESOURCE_LOCKED or 406 PRECONDITION_FAILED), found {code}"
+        ),
+    )
+}
+
+/// Keys of a queue that only a step's `declare_queue` takes: `setup` runs on the lesson's own
+/// connection and must succeed.
+fn only_in_steps(here: &[Seg<'static>], field: &'static str, given: bool) -> Result<(), Problem> {
+    if !given {
+        return Ok(());
+    }
+    problem(
+        at(here, &[key(field)]),
+        format!("{field}: expected only on a step's `declare_queue`, not in `setup`"),
+    )
 }
 
 fn exchange(here: &[Seg<'static>], x: &ExchangeDecl) -> Result<(), Problem> {
@@ -700,7 +775,10 @@ fn validate_action(
                     ),
                 );
             }
-            consumers.insert(c.consumer.clone(), (c.ack, true));
+            // A refused consume starts no consumer.
+            if c.refused.is_none() {
+                consumers.insert(c.consumer.clone(), (c.ack, true));
+            }
             Ok(())
         }
         Action::Cancel(c) => {
@@ -729,7 +807,7 @@ fn validate_action(
         Action::DeleteQueue(q) => short(here, "name", &q.name),
         Action::Purge(p) => short(here, "queue", &p.queue),
         Action::Get(g) => short(here, "queue", &g.queue),
-        Action::Restart(_) => Ok(()),
+        Action::Restart(_) | Action::Close(_) => Ok(()),
         Action::Wait(w) => {
             if w.ms > MAX_WAIT_MS {
                 return problem(

@@ -705,6 +705,8 @@ struct Link {
     identity: (String, u16),
     /// basic.get; a message got with manual ack stays unacked here.
     getter: Option<Channel>,
+    /// Declares, binds, deletes, purges.
+    control: Option<Channel>,
 }
 
 /// A publish of the step, and the channel it went out on as the tap names it.
@@ -724,8 +726,9 @@ struct Client {
     /// A connection for each program (`client`) the lesson plays, named as oslo.messaging
     /// names its own (`nova-api:<pid>:<uuid>`), so the broker shows who publishes and consumes.
     programs: BTreeMap<String, Link>,
-    /// Declares, binds, deletes, purges.
-    control: Option<Channel>,
+    /// Every program the lesson plays here; one missing from `programs` was closed and connects
+    /// again when an action needs it.
+    clients: Vec<String>,
     /// Passive declares to read queue depths.
     inspector: Option<Channel>,
     consumers: BTreeMap<String, ConsumerHandle>,
@@ -740,6 +743,8 @@ struct Client {
     notes: Vec<String>,
     /// The step's expectations cannot be checked (its restart was skipped).
     unchecked: bool,
+    /// This step's refusals that the lesson expected, as checks.
+    refusals: Vec<CheckResult>,
 }
 
 /// Set to 1 to let lessons restart a RabbitMQ on this machine with `rabbitmqctl`.
@@ -772,7 +777,7 @@ impl Client {
             broker,
             own,
             programs: links,
-            control: None,
+            clients: clients.to_vec(),
             inspector: None,
             consumers: BTreeMap::new(),
             publishes: Vec::new(),
@@ -781,6 +786,7 @@ impl Client {
             received_before: BTreeMap::new(),
             notes: Vec::new(),
             unchecked: false,
+            refusals: Vec::new(),
         })
     }
 
@@ -827,11 +833,10 @@ impl Client {
         for handle in std::mem::take(&mut self.consumers).into_values() {
             handle.reader.abort();
         }
-        let programs: Vec<String> = self.programs.keys().cloned().collect();
         let fresh = Client::connect(
             &self.url,
             &self.lesson_id,
-            &programs,
+            &self.clients,
             self.broker.clone(),
             tap,
         )
@@ -843,6 +848,46 @@ impl Client {
         self.got = old.got;
         self.notes = old.notes;
         self.unchecked = old.unchecked;
+        self.refusals = old.refusals;
+        Ok(())
+    }
+
+    /// Closes the connection of `program`, as when the process exits: the broker cancels its
+    /// consumers and deletes its exclusive queues.
+    async fn close_client(&mut self, program: &str, tap: &mut Tap) -> Result<(), String> {
+        // The step's publishes so far are reported on connections that may be about to close.
+        self.collect_routes(tap).await?;
+        let link = self
+            .programs
+            .remove(program)
+            .ok_or_else(|| format!("client `{program}` is not connected"))?;
+        let gone: Vec<String> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.client.as_deref() == Some(program))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(handle) = self.consumers.remove(&name) {
+                handle.reader.abort();
+            }
+        }
+        link.close().await;
+        Ok(())
+    }
+
+    /// Connects `program` again if a `close` closed it.
+    async fn reopen_client(&mut self, program: &str, tap: &mut Tap) -> Result<(), String> {
+        if self.programs.contains_key(program) || !self.clients.iter().any(|c| c == program) {
+            return Ok(());
+        }
+        // Opening a link reads past what the tap reported: first the routes of this step.
+        self.collect_routes(tap).await?;
+        let name = oslo::connection_name(program_of(program));
+        let link = Link::open(&self.url, &name, tap)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.programs.insert(program.to_string(), link);
         Ok(())
     }
 
@@ -890,7 +935,7 @@ impl Client {
     }
 
     async fn control(&mut self) -> Result<Channel, String> {
-        Self::channel(&self.own.connection, &mut self.control).await
+        Self::channel(&self.own.connection, &mut self.own.control).await
     }
 
     async fn setup(&mut self, lesson: &Lesson) -> Result<(), RunError> {
@@ -937,7 +982,8 @@ impl Client {
             auto_delete: q.auto_delete,
             ..QueueDeclareOptions::default()
         };
-        let ch = self.control().await?;
+        let link = self.link(q.client.as_deref())?;
+        let ch = Self::channel(&link.connection, &mut link.control).await?;
         timed(ch.queue_declare(short(&q.name)?, options, field_table(&q.arguments)?))
             .await
             .map(|_| ())
@@ -1146,6 +1192,7 @@ impl Client {
         self.received_before.clear();
         self.notes.clear();
         self.unchecked = false;
+        self.refusals.clear();
         for (name, handle) in &self.consumers {
             let mut inbox = lock(&handle.inbox);
             inbox.bodies.clear();
@@ -1168,6 +1215,9 @@ impl Client {
                 message,
             })?;
         let mut report = self.report(index, step).await;
+        report
+            .checks
+            .splice(0..0, std::mem::take(&mut self.refusals));
         report.notes = std::mem::take(&mut self.notes);
         if self.unchecked {
             report.checks.clear();
@@ -1177,7 +1227,31 @@ impl Client {
         Ok(report)
     }
 
+    /// Runs one action. One that expects a refusal succeeds only when the broker refuses it
+    /// with that reply code; the refusal is then one of the step's checks.
     async fn act(&mut self, action: &Action, tap: &mut Tap) -> Result<(), String> {
+        if let (Some(program), false) = (action.client(), matches!(action, Action::Close(_))) {
+            self.reopen_client(program, tap).await?;
+        }
+        let outcome = self.perform(action, tap).await;
+        let Some(code) = action.refused() else {
+            return outcome;
+        };
+        match outcome {
+            Err(answer) if answer.starts_with(&format!("{code} ")) => {
+                self.refusals.push(refusal_check(action, code, &answer));
+                Ok(())
+            }
+            Err(answer) => Err(format!(
+                "expected the broker to refuse with {code}, but it answered {answer}"
+            )),
+            Ok(()) => Err(format!(
+                "expected the broker to refuse with {code}, but it accepted"
+            )),
+        }
+    }
+
+    async fn perform(&mut self, action: &Action, tap: &mut Tap) -> Result<(), String> {
         match action {
             Action::DeclareExchange(x) => self.declare_exchange(x).await,
             Action::DeleteExchange(x) => {
@@ -1322,6 +1396,7 @@ impl Client {
                 Ok(())
             }
             Action::Restart(_) => self.restart(tap).await,
+            Action::Close(c) => self.close_client(&c.client, tap).await,
         }
     }
 
@@ -1600,6 +1675,7 @@ impl Link {
             publisher,
             identity: (String::new(), 0),
             getter: None,
+            control: None,
         };
         link.identify(tap).await?;
         Ok(link)
@@ -1703,6 +1779,33 @@ fn programs_of(lesson: &Lesson, vhost: Option<&str>) -> Vec<String> {
         .map(str::to_string)
         .collect();
     programs.into_iter().collect()
+}
+
+/// "`viewer` was refused: 405 RESOURCE_LOCKED - ...": who was refused is the consumer, or the
+/// program (the lesson itself without one) that declared.
+fn refusal_check(action: &Action, code: u16, answer: &str) -> CheckResult {
+    let (who, who_zh) = match action {
+        Action::Consume(c) => (format!("`{}`", c.consumer), format!("`{}`", c.consumer)),
+        _ => match action.client() {
+            Some(program) => (format!("`{program}`"), format!("`{program}`")),
+            None => (
+                "the lesson's connection".to_string(),
+                "本课的连接".to_string(),
+            ),
+        },
+    };
+    CheckResult::new(
+        format!("do.{}.refused", action.keyword()),
+        true,
+        (
+            format!("a refusal with {code}"),
+            format!("{who} was refused: {answer}"),
+        ),
+        (
+            format!("以 {code} 拒绝"),
+            format!("{who_zh} 被拒绝：{answer}"),
+        ),
+    )
 }
 
 /// "every routing key to match `re`": holds when there is at least one and all match.

@@ -166,6 +166,12 @@ pub struct QueueDecl {
     pub auto_delete: bool,
     #[serde(default)]
     pub arguments: Arguments,
+    /// As a step action: the program that declares it (its connection owns an exclusive queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// As a step action: the reply code the broker must refuse the declare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u16>,
 }
 
 /// A binding from `exchange` to a queue or (with `to_exchange`) to another exchange.
@@ -336,6 +342,7 @@ pub enum Action {
     Get(Get),
     Wait(Wait),
     Restart(Restart),
+    Close(Close),
 }
 
 /// Every action's key, in the order of the format.
@@ -358,6 +365,7 @@ pub const ACTIONS: &[&str] = &[
     "get",
     "wait",
     "restart",
+    "close",
 ];
 
 impl<'de> Deserialize<'de> for Action {
@@ -401,6 +409,7 @@ impl<'de> serde::de::Visitor<'de> for ActionVisitor {
             "get" => Action::Get(map.next_value()?),
             "wait" => Action::Wait(map.next_value()?),
             "restart" => Action::Restart(map.next_value()?),
+            "close" => Action::Close(map.next_value()?),
             other => {
                 return Err(A::Error::custom(format!(
                     "unknown action `{other}`, expected one of {}",
@@ -444,6 +453,7 @@ impl Serialize for Action {
             Action::Get(v) => map.serialize_entry(keyword, v)?,
             Action::Wait(v) => map.serialize_entry(keyword, v)?,
             Action::Restart(v) => map.serialize_entry(keyword, v)?,
+            Action::Close(v) => map.serialize_entry(keyword, v)?,
         }
         map.end()
     }
@@ -456,7 +466,18 @@ impl Action {
             Action::Publish(Publish { client, .. })
             | Action::Rpc(Rpc { client, .. })
             | Action::Consume(Consume { client, .. })
-            | Action::Get(Get { client, .. }) => client.as_deref(),
+            | Action::Get(Get { client, .. })
+            | Action::DeclareQueue(QueueDecl { client, .. }) => client.as_deref(),
+            Action::Close(close) => Some(&close.client),
+            _ => None,
+        }
+    }
+
+    /// The reply code the broker must refuse the action with, if the step expects a refusal.
+    pub fn refused(&self) -> Option<u16> {
+        match self {
+            Action::DeclareQueue(QueueDecl { refused, .. })
+            | Action::Consume(Consume { refused, .. }) => *refused,
             _ => None,
         }
     }
@@ -482,6 +503,7 @@ impl Action {
             Action::Get(_) => "get",
             Action::Wait(_) => "wait",
             Action::Restart(_) => "restart",
+            Action::Close(_) => "close",
         }
     }
 }
@@ -630,6 +652,10 @@ pub struct Consume {
     pub ack: AckMode,
     #[serde(default)]
     pub prefetch: u16,
+    /// The reply code the broker must refuse the consume with (405 for another connection's
+    /// exclusive queue); the consumer is then never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u16>,
     /// The program that does it (`nova-api`; `nova-compute@node1` for one of several
     /// hosts): a connection of its own, named as oslo.messaging names its connections.
     /// Without it, the lesson's own connection.
@@ -681,3 +707,11 @@ pub struct Wait {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Restart {}
+
+/// `close: { client: nova-api }`: the program's connection closes, as when the process exits.
+/// Its consumers and exclusive queues go with it; a later action as that program connects anew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Close {
+    pub client: String,
+}
