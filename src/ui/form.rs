@@ -2,6 +2,9 @@
 //! queue, bind, and the one-key commands (delete or unbind, purge, get). A form only collects text; the
 //! event loop runs the resulting [`Command`] on the broker.
 
+use crate::lesson::Lang;
+use crate::ui::words::tr;
+
 /// A typed value for an argument or a header, as the user typed it: integers stay integers
 /// (RabbitMQ refuses `x-message-ttl` as text), `true`/`false` are booleans, the rest is text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,22 +131,34 @@ pub enum FormKind {
 /// One line of a form. A flag holds "yes" or "no": `y`, `n` or space set it, nothing else.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
+    /// The field's name; the form reads its value by it.
     pub label: &'static str,
+    /// The label a Chinese screen shows (queue arguments keep RabbitMQ's own names).
+    pub zh: &'static str,
     pub value: String,
     pub flag: bool,
 }
 
-fn text(label: &'static str, value: impl Into<String>) -> Field {
+impl Field {
+    /// The label in the view's language.
+    pub fn label_in(&self, lang: Lang) -> &'static str {
+        tr(lang, self.label, self.zh)
+    }
+}
+
+fn text((label, zh): (&'static str, &'static str), value: impl Into<String>) -> Field {
     Field {
         label,
+        zh,
         value: value.into(),
         flag: false,
     }
 }
 
-fn flag(label: &'static str) -> Field {
+fn flag((label, zh): (&'static str, &'static str)) -> Field {
     Field {
         label,
+        zh,
         value: "no".into(),
         flag: true,
     }
@@ -167,7 +182,7 @@ const QUEUE_ARGUMENTS: &[(&str, bool)] = &[
     ("x-queue-type", false),
 ];
 
-const MORE: &str = "more arguments (k=v, ...)";
+const MORE: (&str, &str) = ("more arguments (k=v, ...)", "更多参数 (k=v, ...)");
 
 impl Form {
     /// A new form, prefilled from the current selection where that helps.
@@ -176,40 +191,52 @@ impl Form {
         let q = queue.unwrap_or("");
         let fields = match kind {
             FormKind::Publish => vec![
-                text("exchange", ex),
-                text("routing key", q),
-                text("headers (k=v, ...)", ""),
-                flag("persistent"),
-                text("expiration (ms)", ""),
-                text("content type", ""),
-                text("reply to", ""),
-                text("correlation id", ""),
-                text("body", ""),
+                text(("exchange", "交换器"), ex),
+                text(("routing key", "路由键"), q),
+                text(("headers (k=v, ...)", "消息头 (k=v, ...)"), ""),
+                flag(("persistent", "持久化消息 (persistent)")),
+                text(("expiration (ms)", "过期时间 (expiration, 毫秒)"), ""),
+                text(("content type", "内容类型 (content type)"), ""),
+                text(("reply to", "回复队列 (reply to)"), ""),
+                text(("correlation id", "关联 id (correlation id)"), ""),
+                text(("body", "消息体"), ""),
             ],
             FormKind::DeclareExchange => vec![
-                text("name", ""),
-                text("type (direct, fanout, topic, headers)", "topic"),
-                flag("durable"),
-                flag("auto-delete"),
-                flag("internal"),
-                text("alternate-exchange", ""),
+                text(("name", "名称"), ""),
+                text(
+                    (
+                        "type (direct, fanout, topic, headers)",
+                        "类型 (direct, fanout, topic, headers)",
+                    ),
+                    "topic",
+                ),
+                flag(("durable", "持久 (durable)")),
+                flag(("auto-delete", "自动删除 (auto-delete)")),
+                flag(("internal", "内部 (internal)")),
+                text(
+                    ("alternate-exchange", "备用交换器 (alternate-exchange)"),
+                    "",
+                ),
                 text(MORE, ""),
             ],
             FormKind::DeclareQueue => {
                 let mut fields = vec![
-                    text("name (empty: server-named)", ""),
-                    flag("durable"),
-                    flag("auto-delete"),
-                    flag("exclusive"),
+                    text(
+                        ("name (empty: server-named)", "名称（留空则由服务器命名）"),
+                        "",
+                    ),
+                    flag(("durable", "持久 (durable)")),
+                    flag(("auto-delete", "自动删除 (auto-delete)")),
+                    flag(("exclusive", "排他 (exclusive)")),
                 ];
-                fields.extend(QUEUE_ARGUMENTS.iter().map(|(arg, _)| text(arg, "")));
+                fields.extend(QUEUE_ARGUMENTS.iter().map(|(arg, _)| text((arg, arg), "")));
                 fields.push(text(MORE, ""));
                 fields
             }
             FormKind::Bind => vec![
-                text("exchange", ex),
-                text("queue", q),
-                text("binding key", ""),
+                text(("exchange", "交换器"), ex),
+                text(("queue", "队列"), q),
+                text(("binding key", "绑定键"), ""),
             ],
         };
         Form {
@@ -219,12 +246,17 @@ impl Form {
         }
     }
 
-    pub fn title(&self) -> &'static str {
+    /// The form's title in the view's language.
+    pub fn title(&self, lang: Lang) -> &'static str {
         match self.kind {
-            FormKind::Publish => " publish a message ",
-            FormKind::DeclareExchange => " declare an exchange ",
-            FormKind::DeclareQueue => " declare a queue ",
-            FormKind::Bind => " bind a queue to an exchange ",
+            FormKind::Publish => tr(lang, " publish a message ", " 发布一条消息 "),
+            FormKind::DeclareExchange => tr(lang, " declare an exchange ", " 声明交换器 "),
+            FormKind::DeclareQueue => tr(lang, " declare a queue ", " 声明队列 "),
+            FormKind::Bind => tr(
+                lang,
+                " bind a queue to an exchange ",
+                " 把队列绑定到交换器 ",
+            ),
         }
     }
 
@@ -302,7 +334,7 @@ impl Form {
                 if !alternate.is_empty() {
                     arguments.push(("alternate-exchange".to_string(), Value::Text(alternate)));
                 }
-                arguments.extend(pairs(&self.value(MORE), "argument")?);
+                arguments.extend(pairs(&self.value(MORE.0), "argument")?);
                 Ok(Command::DeclareExchange {
                     name,
                     kind: self.value("type (direct, fanout, topic, headers)"),
@@ -330,7 +362,7 @@ impl Form {
                     };
                     arguments.push((arg.to_string(), value));
                 }
-                arguments.extend(pairs(&self.value(MORE), "argument")?);
+                arguments.extend(pairs(&self.value(MORE.0), "argument")?);
                 Ok(Command::DeclareQueue {
                     name: self.value("name (empty: server-named)"),
                     durable: self.yes("durable"),
@@ -426,7 +458,7 @@ mod tests {
         type_in(&mut form, "x-dead-letter-exchange", "dlx");
         type_in(
             &mut form,
-            MORE,
+            MORE.0,
             "x-overflow=reject-publish, x-single-active-consumer=true",
         );
         let command = form.command().unwrap();
@@ -456,5 +488,27 @@ mod tests {
     fn bind_needs_both_ends() {
         let form = Form::new(FormKind::Bind, Some("animals"), None);
         assert!(form.command().is_err());
+    }
+
+    #[test]
+    fn every_form_field_has_chinese_words() {
+        for kind in [
+            FormKind::Publish,
+            FormKind::DeclareExchange,
+            FormKind::DeclareQueue,
+            FormKind::Bind,
+        ] {
+            let form = Form::new(kind, None, None);
+            assert_ne!(form.title(Lang::Zh), form.title(Lang::En), "{kind:?}");
+            for field in &form.fields {
+                let zh = field.label_in(Lang::Zh);
+                let arguments = field.label.starts_with("x-");
+                assert!(
+                    arguments || zh != field.label,
+                    "{kind:?}: `{}` has no Chinese label",
+                    field.label
+                );
+            }
+        }
     }
 }

@@ -232,17 +232,8 @@ pub const BINDINGS: &[KeyBinding] = &[
     },
     KeyBinding {
         keys: "1-9",
-        codes: &[
-            KeyCode::Char('1'),
-            KeyCode::Char('2'),
-            KeyCode::Char('3'),
-            KeyCode::Char('4'),
-            KeyCode::Char('5'),
-            KeyCode::Char('6'),
-            KeyCode::Char('7'),
-            KeyCode::Char('8'),
-            KeyCode::Char('9'),
-        ],
+        // 1 to 9: the digits without 0.
+        codes: DIGITS.split_at(1).1,
         action: Action::LessonToggle(0),
         help: "lesson: tick or untick a predicted queue",
         zh: "课程：勾选或取消一个预测的队列",

@@ -672,23 +672,28 @@ pub fn layout(
     let mut best = (usize::MAX, order.clone(), by_exchange.clone());
     // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted.
     let rounds = if edges.len() > 2_000 { 1 } else { 6 };
-    for round in 0..rounds {
+    // The rows of one order of exchanges and bindings, and where that puts the destinations.
+    let arrange = |order: &[usize], by_exchange: &[Vec<usize>], count: bool| {
         let rows = rows_for(
-            &order,
-            &by_exchange,
+            order,
+            by_exchange,
             &publisher_rows,
             edges.len(),
             spacing,
             stacked,
         );
-        let cost = place(
+        let placed = place(
             &edges,
             &rows,
             topology.queues.len(),
             shown_exchanges.len(),
-            rounds > 1,
-        )
-        .crossings;
+            count,
+        );
+        (rows, placed)
+    };
+    for round in 0..rounds {
+        let (rows, placed) = arrange(&order, &by_exchange, rounds > 1);
+        let cost = placed.crossings;
         if cost < best.0 {
             best = (cost, order.clone(), by_exchange.clone());
         }
@@ -725,24 +730,7 @@ pub fn layout(
     let (mut cost, mut order, by_exchange) = best;
     // Small graphs: swap neighbouring exchanges while that removes crossings.
     if rounds > 1 && order.len() <= 40 {
-        let crossings = |order: &[usize]| {
-            let rows = rows_for(
-                order,
-                &by_exchange,
-                &publisher_rows,
-                edges.len(),
-                spacing,
-                stacked,
-            );
-            place(
-                &edges,
-                &rows,
-                topology.queues.len(),
-                shown_exchanges.len(),
-                true,
-            )
-            .crossings
-        };
+        let crossings = |order: &[usize]| arrange(order, &by_exchange, true).1.crossings;
         for _ in 0..4 {
             let mut better = false;
             for i in 1..order.len() {
@@ -763,21 +751,7 @@ pub fn layout(
             }
         }
     }
-    let rows = rows_for(
-        &order,
-        &by_exchange,
-        &publisher_rows,
-        edges.len(),
-        spacing,
-        stacked,
-    );
-    let placed = place(
-        &edges,
-        &rows,
-        topology.queues.len(),
-        shown_exchanges.len(),
-        false,
-    );
+    let (rows, placed) = arrange(&order, &by_exchange, false);
 
     // Exchanges in row order.
     let mut out = GraphLayout {

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 use crate::lesson::Lang;
 use crate::ui::form::{Confirm, Form};
 use crate::ui::theme::Theme;
-use crate::ui::words::{field_label, form_title, tr};
+use crate::ui::words::tr;
 
 pub struct FormPane<'a> {
     pub form: &'a Form,
@@ -24,7 +24,7 @@ impl Widget for &FormPane<'_> {
             .iter()
             .enumerate()
             .map(|(i, field)| {
-                let label = field_label(self.lang, field.label);
+                let label = field.label_in(self.lang);
                 // A flag holds "yes" or "no"; a Chinese screen says 是 or 否.
                 let value = match (field.flag, field.value.as_str()) {
                     (true, "yes") => tr(self.lang, "yes", "是"),
@@ -70,7 +70,7 @@ impl Widget for &FormPane<'_> {
             .block(
                 Block::new()
                     .borders(Borders::ALL)
-                    .title(form_title(self.lang, self.form.title()))
+                    .title(self.form.title(self.lang))
                     .border_style(self.theme.focused_border()),
             )
             .render(popup, buf);

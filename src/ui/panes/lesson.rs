@@ -12,18 +12,11 @@ use crate::lesson::Lang;
 use crate::ui::player::{Phase, Player};
 use crate::ui::text::wrap;
 use crate::ui::theme::Theme;
+use crate::ui::words::tr;
 
 pub struct LessonPane<'a> {
     pub player: &'a Player,
     pub theme: Theme,
-}
-
-/// The screen's own words, in the lesson's language.
-fn tr(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
-    match lang {
-        Lang::En => en,
-        Lang::Zh => zh,
-    }
 }
 
 /// Splits `text` on backticks: names between them are highlighted.
