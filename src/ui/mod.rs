@@ -97,9 +97,18 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     ])
     .areas(area);
     // Narrow screens give the graph the room; wide ones give the inspector more.
-    // A lesson's narration needs room to be read: half the width, up to 80 columns.
+    // A lesson's narration needs room to be read: half the width, up to 80 columns; from 140
+    // columns on, two fifths, so the graph has the room for senders and consumers too.
     let (share, widest) = if app.player.is_some() {
-        (main.width / 2, 80)
+        let half = main.width / 2;
+        (
+            if main.width >= 140 {
+                main.width * 2 / 5
+            } else {
+                half
+            },
+            80,
+        )
     } else if main.width < 120 {
         (main.width / 3, 64)
     } else {
