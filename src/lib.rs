@@ -9,8 +9,12 @@
 //! - [`nesting`]: how deeply YAML nests, checked before it is parsed.
 //! - [`openstack`]: oslo.messaging bodies and Nova objects, decoded.
 //! - [`remote`]: a live RabbitMQ as a source (management API, firehose).
+//! - [`source`]: what every view source offers (snapshot, events, kind) and a replay's
+//!   playback controls.
 //! - [`terminal`]: text from strangers made safe to print.
 //! - [`tls`]: TLS for the broker's amqps listener and for rabbitscope's own clients.
+//! - [`topology`]: the topology at one moment (snapshots), an event applied to one, and the
+//!   events between two.
 //! - [`trace`]: trace files (the event stream on disk), recording and replaying them.
 //! - [`ui`]: the terminal view (ratatui).
 
@@ -26,5 +30,6 @@ pub mod source;
 pub mod stop;
 pub mod terminal;
 pub mod tls;
+pub mod topology;
 pub mod trace;
 pub mod ui;

@@ -685,8 +685,8 @@ async fn run_view(
         notice: exposure_warning(listen).or_else(|| exposure_warning(tls_address?)),
         tls_address,
     };
-    let source = std::sync::Arc::new(rabbitscope::source::Embedded(broker));
-    rabbitscope::ui::run(source, &address, options, lessons).await
+    let source = std::sync::Arc::new(rabbitscope::source::Embedded::new(broker, &address));
+    rabbitscope::ui::run(source, options, lessons).await
 }
 
 /// The live view on a RabbitMQ. As with the embedded broker, the view has the main thread and
@@ -699,7 +699,6 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
     let mut endpoint =
         Endpoint::new(&args.url, args.management.as_deref()).map_err(|e| eyre!(e))?;
     args.limit.apply(&mut endpoint);
-    let masked = endpoint.masked_url();
     let options = RemoteOptions {
         interval: std::time::Duration::from_secs_f64(args.interval),
         trace: args.trace,
@@ -749,7 +748,6 @@ fn run_watch(args: WatchArgs, lang: Lang) -> Result<()> {
         .build()?
         .block_on(rabbitscope::ui::run(
             source.clone(),
-            &masked,
             view_options,
             rabbitscope::ui::LessonSetup::default(),
         ));
@@ -950,14 +948,22 @@ async fn run_tap(args: TapArgs) -> Result<()> {
                 for queue in queues {
                     let exists = match known.get(&queue) {
                         Some(exists) => *exists,
-                        None => {
-                            let exists = api
-                                .queue_exists(&endpoint.vhost, &queue)
-                                .await
-                                .unwrap_or(true);
-                            known.insert(queue.clone(), exists);
-                            exists
-                        }
+                        None => match api.queue_exists(&endpoint.vhost, &queue).await {
+                            Ok(exists) => {
+                                known.insert(queue.clone(), exists);
+                                exists
+                            }
+                            // Unknown: not remembered, so the next message asks again; shown
+                            // meanwhile, so that no route is hidden.
+                            Err(e) => {
+                                eprintln!(
+                                    "could not ask whether queue '{}' exists: {}",
+                                    printable(&queue),
+                                    printable(&e.to_string())
+                                );
+                                true
+                            }
+                        },
                     };
                     if exists {
                         existing.push(queue);
@@ -1096,14 +1102,6 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
     }
     use rabbitscope::trace::ReplaySource;
     if args.follow {
-        // The header names the source for the status line.
-        let (trace, _) =
-            rabbitscope::trace::TraceTail::open(&args.file).map_err(|e| eyre!("{e}"))?;
-        let address = format!(
-            "replay of {} ({}), following",
-            args.file.display(),
-            trace.header.source
-        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -1111,7 +1109,6 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
             let source = ReplaySource::follow(&args.file, args.speed).map_err(|e| eyre!("{e}"))?;
             rabbitscope::ui::run(
                 std::sync::Arc::new(source),
-                &address,
                 replay_view_options(&args, lang),
                 rabbitscope::ui::LessonSetup::default(),
             )
@@ -1127,20 +1124,14 @@ fn run_replay(args: ReplayArgs, lang: Lang) -> Result<()> {
             trace.events.len()
         );
     }
-    let address = format!(
-        "replay of {} ({})",
-        args.file.display(),
-        trace.header.source
-    );
     let view_options = replay_view_options(&args, lang);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let source = std::sync::Arc::new(ReplaySource::start(trace, args.speed));
+        let source = ReplaySource::start(trace, args.speed).from_file(&args.file);
         rabbitscope::ui::run(
-            source,
-            &address,
+            std::sync::Arc::new(source),
             view_options,
             rabbitscope::ui::LessonSetup::default(),
         )

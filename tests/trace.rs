@@ -13,7 +13,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
 use rabbitscope::events::{AlarmResource, BindingInfo, Event, EventKind, PublishFate, Received};
 use rabbitscope::remote::{Endpoint, Management, RemoteOptions, RemoteSource};
-use rabbitscope::source::Source;
+use rabbitscope::source::{Playback, Source};
 use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
 
 mod common;
@@ -276,27 +276,34 @@ async fn the_end_of_a_replay_is_marked() {
     use rabbitscope::ui::app::{App, ViewOptions};
     let trace = trace::parse(HAND_WRITTEN, Path::new("shop.yaml")).unwrap();
     let total = trace.events.len();
-    let replay = ReplaySource::start(trace, 1.0);
+    let replay = ReplaySource::start(trace, 1.0).from_file(Path::new("shop.yaml"));
     replay.set_paused(true);
     let source: &dyn Source = &replay;
+    let playback = source.playback().expect("a replay plays back");
     let mut reader = source.subscribe();
-    let mut app = App::new("shop.yaml", "shop", ViewOptions::default());
+    let mut app = App::watching(source.kind(), "shop", ViewOptions::default());
     app.update(Action::Topology(source.snapshot()));
     // What the view's loop does each frame.
     let frame = |app: &mut App, reader: &mut rabbitscope::events::EventReader| {
         while let Some(Received::Event(e)) = reader.try_recv() {
             app.update(Action::BrokerEvent(e));
         }
-        app.trace_ended = source.finished();
+        app.update(Action::PlaybackEnded(playback.finished()));
     };
     frame(&mut app, &mut reader);
-    assert!(!source.finished());
-    assert!(!status_line(&mut app).contains("END OF TRACE"));
+    assert!(!playback.finished());
+    let line = status_line(&mut app);
+    assert!(!line.contains("END OF TRACE"), "{line}");
+    // The status line names the trace, not an AMQP address.
+    assert!(
+        line.contains(" broker replay of shop.yaml (amqp://"),
+        "{line}"
+    );
     // Steps asked for before the replay starts (once somebody subscribed) are not counted.
     tokio::time::sleep(Duration::from_millis(100)).await;
     for n in 1..=total {
-        assert!(!source.finished());
-        source.step_forward();
+        assert!(!playback.finished());
+        playback.step_forward();
         tokio::time::timeout(Duration::from_secs(3), async {
             while replay.played() < n {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -305,13 +312,13 @@ async fn the_end_of_a_replay_is_marked() {
         .await
         .expect("a step did not play");
     }
-    assert!(source.finished());
+    assert!(playback.finished());
     frame(&mut app, &mut reader);
     let line = status_line(&mut app);
     assert!(line.contains("END OF TRACE  , back one event"), "{line}");
-    source.step_back();
+    playback.step_back();
     tokio::time::timeout(Duration::from_secs(3), async {
-        while source.finished() {
+        while playback.finished() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -856,7 +863,8 @@ async fn a_replay_keeps_queue_depths_as_the_events_say() {
     use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
     use lapin::types::AMQPValue;
     let (url, broker) = common::start_embedded().await;
-    let embedded = rabbitscope::source::Embedded(broker.clone());
+    // Where it listens matters only to a status line, which this test does not draw.
+    let embedded = rabbitscope::source::Embedded::new(broker.clone(), "127.0.0.1:5672");
     let start = embedded.snapshot();
     let mut reader = embedded.subscribe();
 

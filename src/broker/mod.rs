@@ -18,7 +18,6 @@ mod state;
 pub mod store;
 pub mod vhost;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +32,11 @@ pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
 pub use state::{
     ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
+};
+// The topology snapshot types live in their own module; these names keep older paths working.
+pub use crate::topology::{
+    sort_bindings, ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot,
+    VhostSnapshot,
 };
 
 use crate::events::{AlarmResource, ConnectionId, Event, EventBus, EventKind, EventReader};
@@ -1065,127 +1069,6 @@ pub enum LoginRefused {
     InvalidCredentials,
     /// The user (guest) may log in only from this machine.
     LoopbackOnly,
-}
-
-/// The topology at one moment.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Snapshot {
-    pub vhosts: Vec<VhostSnapshot>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct VhostSnapshot {
-    pub name: String,
-    pub exchanges: Vec<ExchangeSnapshot>,
-    pub queues: Vec<QueueSnapshot>,
-    pub bindings: Vec<crate::events::BindingInfo>,
-    /// The client connections open on the vhost: the graph draws the ones that publish on
-    /// the left and the ones that consume on the right. Absent from older trace files.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub connections: Vec<ConnectionSnapshot>,
-    /// Every consumer (basic.consume) of the vhost's queues, by queue then tag.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub consumers: Vec<ConsumerSnapshot>,
-}
-
-/// A client connection as the graph names it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConnectionSnapshot {
-    /// The id events carry in `Event::connection`. A remote broker's connections get ids of
-    /// their own making (see `crate::remote`), stable for one connection name.
-    pub id: crate::events::ConnectionId,
-    /// The broker's name for it, as RabbitMQ writes it: `127.0.0.1:53122 -> 127.0.0.1:5672`.
-    pub name: String,
-    /// The client's address, `host:port`.
-    pub peer: String,
-    pub user: String,
-    pub client: crate::events::ClientInfo,
-}
-
-impl ConnectionSnapshot {
-    /// The name a person knows the client by (see [`crate::events::ClientInfo::label`]).
-    pub fn label(&self) -> String {
-        self.client.label(&self.peer)
-    }
-}
-
-/// One consumer of a queue.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConsumerSnapshot {
-    pub queue: String,
-    pub tag: String,
-    /// The connection (its [`ConnectionSnapshot::id`]) and channel it consumes on.
-    pub connection: crate::events::ConnectionId,
-    pub channel: u16,
-    /// Manual acknowledgement (basic.consume without no-ack).
-    pub ack: bool,
-    /// The channel's basic.qos prefetch count (0: unlimited).
-    pub prefetch: u16,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ExchangeSnapshot {
-    pub name: String,
-    pub kind: String,
-    pub durable: bool,
-    pub auto_delete: bool,
-    pub internal: bool,
-    pub arguments: Vec<(String, String)>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct QueueSnapshot {
-    pub name: String,
-    pub durable: bool,
-    pub exclusive: bool,
-    pub auto_delete: bool,
-    pub arguments: Vec<(String, String)>,
-    pub ready: usize,
-    pub unacked: usize,
-    pub consumers: usize,
-}
-
-/// Snapshots list bindings by source, destination and key, whoever builds them.
-pub fn sort_bindings(bindings: &mut [crate::events::BindingInfo]) {
-    bindings.sort_by(|a, b| {
-        (&a.source, &a.destination, &a.routing_key).cmp(&(
-            &b.source,
-            &b.destination,
-            &b.routing_key,
-        ))
-    });
-}
-
-impl ExchangeSnapshot {
-    /// A transient exchange of this kind with no arguments.
-    pub fn new(name: &str, kind: &str) -> ExchangeSnapshot {
-        ExchangeSnapshot {
-            name: name.to_string(),
-            kind: kind.to_string(),
-            ..Default::default()
-        }
-    }
-}
-
-impl QueueSnapshot {
-    /// An empty transient queue with no consumers.
-    pub fn new(name: &str) -> QueueSnapshot {
-        QueueSnapshot {
-            name: name.to_string(),
-            ..Default::default()
-        }
-    }
-}
-
-/// Per-vhost snapshots by name, for quick lookups in tests.
-impl Snapshot {
-    pub fn vhost(&self, name: &str) -> Option<&VhostSnapshot> {
-        self.vhosts.iter().find(|v| v.name == name)
-    }
-
-    pub fn by_name(&self) -> HashMap<&str, &VhostSnapshot> {
-        self.vhosts.iter().map(|v| (v.name.as_str(), v)).collect()
-    }
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ use super::firehose::{
 };
 use super::management::Management;
 use super::Endpoint;
-use crate::broker::Snapshot;
 use crate::events::{EventBus, EventReader};
-use crate::source::Source;
+use crate::source::{Source, SourceKind};
+use crate::topology::Snapshot;
 
 /// How a remote source watches.
 #[derive(Clone, Debug)]
@@ -188,6 +188,12 @@ impl Source for RemoteSource {
 
     fn vhost(&self) -> String {
         self.endpoint.vhost.clone()
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Remote {
+            url: self.endpoint.masked_url(),
+        }
     }
 
     fn trouble(&self) -> Option<String> {
@@ -365,8 +371,11 @@ impl TagFinder {
                 .is_none_or(|at| at.elapsed() >= CONSUMER_LISTING_GAP)
             {
                 self.listed_at = Some(Instant::now());
-                if let Ok(listed) = management.consumers(vhost).await {
-                    shared.consumers.listed(vhost, &listed);
+                match management.consumers(vhost).await {
+                    Ok(listed) => shared.consumers.listed(vhost, &listed),
+                    // The delivery is then told without its consumer; the poll says why the
+                    // API fails, if it goes on failing.
+                    Err(e) => tracing::debug!(error = %e, "listing consumers to name a delivery's"),
                 }
                 if let Lookup::Tag(tag) = shared.consumers.lookup(vhost, channel, queue) {
                     return Some(tag);
@@ -384,76 +393,98 @@ impl TagFinder {
 
 /// With RabbitMQ's event exchange plugin, `amq.rabbitmq.event` (in vhost `/`) reports every
 /// declaration and deletion: each one brings the next read forward. Without the plugin, or
-/// without access to `/`, polling alone carries on.
+/// without access to `/`, polling alone carries on: that is no trouble for the status line,
+/// only a line in the log saying why.
 async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
-    use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueBindOptions};
-    use lapin::types::FieldTable;
-    let listen = || async {
-        let mut uri: lapin::uri::AMQPUri = endpoint.amqp_url.parse().ok()?;
-        uri.vhost = "/".to_string();
-        let properties = lapin::ConnectionProperties::default()
-            .with_connection_name(super::TOPOLOGY_EVENTS_CONNECTION.into());
-        let connection = crate::tls::connect_uri(uri, properties).await.ok()?;
-        let channel = connection.create_channel().await.ok()?;
-        let queue = super::firehose::private_queue(&channel, "events")
-            .await
-            .ok()?;
-        // Channels and consumers too: they name the consumer of a traced delivery.
-        let keys = [
-            "exchange.*",
-            "queue.*",
-            "binding.*",
-            "channel.created",
-            "channel.closed",
-            "consumer.*",
-        ];
-        for key in keys {
-            channel
-                .queue_bind(
-                    queue.name().clone(),
-                    "amq.rabbitmq.event".into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .ok()?;
-        }
-        let mut consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "rabbitscope-topology".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .ok()?;
-        while let Some(Ok(message)) = consumer.next().await {
-            let key = message.routing_key.as_str();
-            if key.starts_with("channel.") || key.starts_with("consumer.") {
-                let headers = message.properties.headers().clone().unwrap_or_default();
-                shared.consumers.heard(key, &headers);
-            } else {
-                shared.changed.notify_one();
-            }
-        }
-        Some(())
-    };
     // Never there after a few tries (no plugin, no access to `/`): stop asking, as each try
     // is a warning in the broker's log.
     let mut failures = 0;
     loop {
-        match listen().await {
-            Some(()) => failures = 0,
-            None => failures += 1,
-        }
-        if failures == 3 {
-            return;
+        match listen_to_event_exchange(&shared, &endpoint).await {
+            Ok(()) => failures = 0,
+            Err(why) => {
+                failures += 1;
+                // The URL in an error is shown masked, as everywhere else.
+                let why = why.replace(&endpoint.amqp_url, &endpoint.masked_url());
+                tracing::debug!(%why, failures, "topology events unavailable");
+                if failures == 3 {
+                    tracing::info!(
+                        %why,
+                        "no topology events from amq.rabbitmq.event; the topology is polled only"
+                    );
+                    return;
+                }
+            }
         }
         tokio::time::sleep(MAX_BACKOFF).await;
     }
+}
+
+/// Reads `amq.rabbitmq.event` until its connection ends (Ok) or a step of setting it up fails
+/// (Err, saying which step).
+async fn listen_to_event_exchange(shared: &Shared, endpoint: &Endpoint) -> Result<(), String> {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions};
+    use lapin::types::FieldTable;
+    let mut uri: lapin::uri::AMQPUri = endpoint
+        .amqp_url
+        .parse()
+        .map_err(|e| format!("reading the AMQP URL: {e}"))?;
+    uri.vhost = "/".to_string();
+    let properties = lapin::ConnectionProperties::default()
+        .with_connection_name(super::TOPOLOGY_EVENTS_CONNECTION.into());
+    let failed = |doing: &'static str| move |e: lapin::Error| format!("{doing}: {e}");
+    let connection = crate::tls::connect_uri(uri, properties)
+        .await
+        .map_err(failed("connecting to vhost /"))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(failed("opening a channel"))?;
+    let queue = super::firehose::private_queue(&channel, "events")
+        .await
+        .map_err(failed("declaring a queue"))?;
+    // Channels and consumers too: they name the consumer of a traced delivery.
+    let keys = [
+        "exchange.*",
+        "queue.*",
+        "binding.*",
+        "channel.created",
+        "channel.closed",
+        "consumer.*",
+    ];
+    for key in keys {
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                "amq.rabbitmq.event".into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(failed("binding to amq.rabbitmq.event"))?;
+    }
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "rabbitscope-topology".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(failed("consuming"))?;
+    while let Some(Ok(message)) = consumer.next().await {
+        let key = message.routing_key.as_str();
+        if key.starts_with("channel.") || key.starts_with("consumer.") {
+            let headers = message.properties.headers().clone().unwrap_or_default();
+            shared.consumers.heard(key, &headers);
+        } else {
+            shared.changed.notify_one();
+        }
+    }
+    Ok(())
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::broker::Snapshot;
 use crate::events::Event;
 use crate::lesson::Lesson;
+use crate::topology::Snapshot;
 use crate::ui::form::FormKind;
 use crate::ui::player::StepOutcome;
 
@@ -35,6 +35,9 @@ pub enum Action {
     StepBack,
     /// A replayed trace went back: start over from these events, without animating them.
     Rewound(Vec<Arc<Event>>),
+    /// A replayed trace has played its last event and no more can come (true), or has
+    /// stepped back from there (false).
+    PlaybackEnded(bool),
     ToggleHelp,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,
@@ -76,6 +79,8 @@ pub enum Action {
     /// step to the next or previous message and explain it.
     PresenterNext,
     PresenterBack,
+    /// The screen was drawn: nothing on it is new until something changes again.
+    Drawn,
     /// Reaching the source went wrong (Some, shown on the status line) or is fine again.
     SourceTrouble(Option<String>),
     /// What the broker answered to a command: Ok(what happened) or Err(why not).
@@ -130,6 +135,8 @@ impl Action {
                 | Action::LessonStepDone(_)
                 | Action::LessonsLoaded { .. }
                 | Action::Rewound(_)
+                | Action::PlaybackEnded(_)
+                | Action::Drawn
         )
     }
 }

@@ -12,6 +12,7 @@ use super::layout::{layout, BindingRow, GraphItem, GraphLayout};
 use super::model::Model;
 use super::player::{LessonRequest, Player};
 use crate::lesson::{Lang, Lesson};
+use crate::source::SourceKind;
 
 /// The panes that take focus, in Tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +53,8 @@ pub struct ViewOptions {
 }
 
 pub struct App {
-    /// Where clients connect, shown on screen.
-    pub address: String,
+    /// What the view watches, named on the status line.
+    pub source: SourceKind,
     pub options: ViewOptions,
     pub model: Model,
     pub vhosts: Vec<String>,
@@ -128,14 +129,23 @@ pub const MENU_DIGIT_WAIT: Duration = Duration::from_millis(800);
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
 impl App {
+    /// A view on the embedded broker listening at `address` (`host:port`).
     pub fn new(address: &str, vhost: &str, options: ViewOptions) -> App {
+        let source = SourceKind::Embedded {
+            address: address.to_string(),
+        };
+        App::watching(source, vhost, options)
+    }
+
+    /// A view on any source, opening on `vhost`.
+    pub fn watching(source: SourceKind, vhost: &str, options: ViewOptions) -> App {
         let notice = options.notice.clone();
         let mut model = Model::new(vhost);
         if options.classroom {
             model.flight_time = Duration::from_millis(2400);
         }
         App {
-            address: address.to_string(),
+            source,
             options,
             model,
             vhosts: vec![vhost.to_string()],
@@ -305,7 +315,7 @@ impl App {
         // the selected message walks the filtered log, too dear to do per event).
         let user = !matches!(
             action,
-            Action::BrokerEvent(_) | Action::Tick | Action::Missed(_)
+            Action::BrokerEvent(_) | Action::Tick | Action::Missed(_) | Action::Drawn
         );
         let before = user.then(|| self.inspected());
         let effect = self.apply(action);
@@ -326,7 +336,7 @@ impl App {
 
     fn apply(&mut self, action: Action) -> Option<Effect> {
         // The clock only redraws while something moves; everything else changes the screen.
-        if action != Action::Tick {
+        if !matches!(action, Action::Tick | Action::Drawn) {
             self.dirty = true;
         }
         if self.confirm.is_some() {
@@ -691,6 +701,8 @@ impl App {
                 });
             }
             Action::SourceTrouble(trouble) => self.trouble = trouble,
+            Action::PlaybackEnded(ended) => self.trace_ended = ended,
+            Action::Drawn => self.dirty = false,
             Action::LessonsLoaded { lessons, errors } => {
                 self.lessons = lessons;
                 self.lesson_errors = errors;

@@ -233,7 +233,6 @@ fn action_for(app: &App, event: TermEvent) -> Option<Action> {
 /// on every way out, panics, aborts and crashes included.
 pub async fn run(
     source: Arc<dyn Source>,
-    address: &str,
     options: ViewOptions,
     lessons: LessonSetup,
 ) -> Result<()> {
@@ -247,7 +246,7 @@ pub async fn run(
     fatal::arm();
     let mut terminal = ratatui::init();
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
-    let result = event_loop(&mut terminal, source, address, options, lessons).await;
+    let result = event_loop(&mut terminal, source, options, lessons).await;
     if terminal_gone() {
         // Closed under us (SIGHUP): every later write to it would fail, and a failed
         // `eprintln!` panics, inside a panic hook even, which aborts the process before it
@@ -290,7 +289,6 @@ fn detach_from_terminal() {
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     source: Arc<dyn Source>,
-    address: &str,
     options: ViewOptions,
     lessons: LessonSetup,
 ) -> Result<()> {
@@ -304,20 +302,21 @@ async fn event_loop(
     let (actions, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let broker = source.broker();
     let remote = broker.is_none();
+    let kind = source.kind();
     let mut last_read = Instant::now();
     let mut effects = Effects {
         source: source.clone(),
         session: broker
             .clone()
             .map(|b| commands::Session::new(b).speaking(options.lang)),
-        runner: match (lessons.runtime, broker) {
-            (Some(runtime), Some(broker)) => {
+        runner: match (lessons.runtime, broker, kind.amqp_address()) {
+            (Some(runtime), Some(broker), Some(address)) => {
                 Some(LessonDriver::spawn(&runtime, broker, address, actions))
             }
             _ => None,
         },
     };
-    let mut app = App::new(address, &source.vhost(), options);
+    let mut app = App::watching(kind, &source.vhost(), options);
     app.update(Action::Topology(source.snapshot()));
     let found = !lessons.lessons.is_empty() || !lessons.errors.is_empty();
     app.update(Action::LessonsLoaded {
@@ -339,13 +338,15 @@ async fn event_loop(
                 app.set_now(Instant::now());
                 let effect = app.update(action);
                 // A replayed trace keeps to the view's pause and speed.
-                source.follow_view(app.paused, app.speed);
+                if let Some(playback) = source.playback() {
+                    playback.follow_view(app.paused, app.speed);
+                }
                 if effects.perform(effect, &mut app) {
                     break;
                 }
                 // A key is drawn at once, not at the next frame.
                 terminal.draw(|f| render(f, &mut app))?;
-                app.dirty = false;
+                app.update(Action::Drawn);
             }
             Some(action) = reports.recv() => {
                 app.set_now(Instant::now());
@@ -353,7 +354,8 @@ async fn event_loop(
                 effects.perform(effect, &mut app);
             }
             _ = clock.tick() => {
-                if let Some(history) = source.take_rewind() {
+                let playback = source.playback();
+                if let Some(history) = playback.and_then(|p| p.take_rewind()) {
                     // Whatever was still queued came before the rewind.
                     events = source.subscribe();
                     let effect = app.update(Action::Rewound(history));
@@ -367,10 +369,9 @@ async fn event_loop(
                     }
                 }
                 app.set_now(Instant::now());
-                let ended = source.finished();
+                let ended = playback.is_some_and(|p| p.finished());
                 if ended != app.trace_ended {
-                    app.trace_ended = ended;
-                    app.dirty = true;
+                    app.update(Action::PlaybackEnded(ended));
                 }
                 let trouble = source.trouble();
                 if trouble != app.trouble {
@@ -386,7 +387,7 @@ async fn event_loop(
                 }
                 if app.needs_redraw() {
                     terminal.draw(|f| render(f, &mut app))?;
-                    app.dirty = false;
+                    app.update(Action::Drawn);
                 }
             }
             _ = &mut stop => break,
@@ -421,8 +422,16 @@ impl Effects {
             Some(Effect::RefreshTopology) => {
                 app.update(Action::Topology(self.source.snapshot()));
             }
-            Some(Effect::StepForward) => self.source.step_forward(),
-            Some(Effect::StepBack) => self.source.step_back(),
+            Some(Effect::StepForward) => {
+                if let Some(playback) = self.source.playback() {
+                    playback.step_forward();
+                }
+            }
+            Some(Effect::StepBack) => {
+                if let Some(playback) = self.source.playback() {
+                    playback.step_back();
+                }
+            }
             Some(Effect::Run(command)) => {
                 let vhost = app.model.vhost.clone();
                 let done = match &mut self.session {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::events::{
     AlarmResource, BindingInfo, ConnectionId, Event, EventKind, Name, PublishFate,
 };
-use crate::lesson::runner::PROBE_PREFIX;
+use crate::lesson::PROBE_PREFIX;
 
 /// How many messages the log keeps; older ones fall off.
 pub const LOG_CAPACITY: usize = 2_000;

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::lesson::schema::Step;
-use crate::lesson::{Lang, Lesson};
+use crate::lesson::{Lang, Lesson, Step};
 
 /// What the student is looking at in the current step.
 #[derive(Clone, Debug, PartialEq)]

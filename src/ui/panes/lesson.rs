@@ -7,8 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 
-use crate::lesson::schema::{Asked, Predict};
-use crate::lesson::Lang;
+use crate::lesson::{Asked, Lang, Predict};
 use crate::ui::player::{Phase, Player};
 use crate::ui::text::wrap;
 use crate::ui::theme::Theme;

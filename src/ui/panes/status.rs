@@ -30,15 +30,6 @@ pub fn sparkline(values: &[u64], width: usize) -> String {
         .collect()
 }
 
-/// The embedded broker is known by its address, a remote one by its (masked) URL.
-fn broker_url(address: &str) -> String {
-    if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("amqp://{address}")
-    }
-}
-
 pub struct StatusBar<'a> {
     pub app: &'a App,
     pub theme: Theme,
@@ -54,7 +45,7 @@ impl Widget for &StatusBar<'_> {
             Span::styled(" rabbitscope ", theme.title()),
             Span::raw(format!(
                 " broker {}{}  vhost {}  ",
-                broker_url(&app.address),
+                app.source.describe(),
                 app.options
                     .tls_address
                     .map(|a| format!(" amqps://{a}"))

@@ -1,0 +1,142 @@
+//! The topology at one moment: vhosts with their exchanges, queues, bindings, client
+//! connections and consumers, as every source hands it to the view and as a trace's header
+//! stores it.
+//!
+//! - this file: the snapshot types, each list sorted as the embedded broker sorts it.
+//! - [`apply`](mod@apply): one event applied to a snapshot (a replay's topology).
+//! - [`diff`](mod@diff): the events that turn one snapshot into another (a remote broker's
+//!   polls).
+//!
+//! It imports only the event types: the broker, the view and the sources build on it, never
+//! the other way round.
+
+pub mod apply;
+pub mod diff;
+
+use std::collections::HashMap;
+
+use crate::events::{BindingInfo, ClientInfo, ConnectionId};
+
+pub use apply::{apply, Acking};
+pub use diff::diff;
+
+/// The topology at one moment.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub vhosts: Vec<VhostSnapshot>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VhostSnapshot {
+    pub name: String,
+    pub exchanges: Vec<ExchangeSnapshot>,
+    pub queues: Vec<QueueSnapshot>,
+    pub bindings: Vec<BindingInfo>,
+    /// The client connections open on the vhost: the graph draws the ones that publish on
+    /// the left and the ones that consume on the right. Absent from older trace files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ConnectionSnapshot>,
+    /// Every consumer (basic.consume) of the vhost's queues, by queue then tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerSnapshot>,
+}
+
+/// A client connection as the graph names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionSnapshot {
+    /// The id events carry in `Event::connection`. A remote broker's connections get ids of
+    /// their own making (see `crate::remote`), stable for one connection name.
+    pub id: ConnectionId,
+    /// The broker's name for it, as RabbitMQ writes it: `127.0.0.1:53122 -> 127.0.0.1:5672`.
+    pub name: String,
+    /// The client's address, `host:port`.
+    pub peer: String,
+    pub user: String,
+    pub client: ClientInfo,
+}
+
+impl ConnectionSnapshot {
+    /// The name a person knows the client by (see [`ClientInfo::label`]).
+    pub fn label(&self) -> String {
+        self.client.label(&self.peer)
+    }
+}
+
+/// One consumer of a queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsumerSnapshot {
+    pub queue: String,
+    pub tag: String,
+    /// The connection (its [`ConnectionSnapshot::id`]) and channel it consumes on.
+    pub connection: ConnectionId,
+    pub channel: u16,
+    /// Manual acknowledgement (basic.consume without no-ack).
+    pub ack: bool,
+    /// The channel's basic.qos prefetch count (0: unlimited).
+    pub prefetch: u16,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExchangeSnapshot {
+    pub name: String,
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QueueSnapshot {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: Vec<(String, String)>,
+    pub ready: usize,
+    pub unacked: usize,
+    pub consumers: usize,
+}
+
+/// Snapshots list bindings by source, destination and key, whoever builds them.
+pub fn sort_bindings(bindings: &mut [BindingInfo]) {
+    bindings.sort_by(|a, b| {
+        (&a.source, &a.destination, &a.routing_key).cmp(&(
+            &b.source,
+            &b.destination,
+            &b.routing_key,
+        ))
+    });
+}
+
+impl ExchangeSnapshot {
+    /// A transient exchange of this kind with no arguments.
+    pub fn new(name: &str, kind: &str) -> ExchangeSnapshot {
+        ExchangeSnapshot {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+impl QueueSnapshot {
+    /// An empty transient queue with no consumers.
+    pub fn new(name: &str) -> QueueSnapshot {
+        QueueSnapshot {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Per-vhost snapshots by name, for quick lookups in tests.
+impl Snapshot {
+    pub fn vhost(&self, name: &str) -> Option<&VhostSnapshot> {
+        self.vhosts.iter().find(|v| v.name == name)
+    }
+
+    pub fn by_name(&self) -> HashMap<&str, &VhostSnapshot> {
+        self.vhosts.iter().map(|v| (v.name.as_str(), v)).collect()
+    }
+}
