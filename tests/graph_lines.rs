@@ -204,7 +204,7 @@ fn check_lines(app: &App, buf: &Buffer) -> Result<(), String> {
 fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
     // The pane's border takes the first row of its area.
     let top = app.areas.graph.y + 1;
-    let graph = &app.graph;
+    let graph = &app.graph.layout;
     let screen = || {
         (0..buf.area.height)
             .map(|y| row_text(buf, y).0)
@@ -276,7 +276,7 @@ fn line_after(text: &str, starts: &[(usize, u16)], from: usize) -> Option<u16> {
 /// start.
 fn check_clients(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
     let top = app.areas.graph.y + 1;
-    let graph = &app.graph;
+    let graph = &app.graph.layout;
     let screen = || as_text(buf);
     // Cut for want of room (`…`), or, when narrow, by the edge of the pane.
     let matches = |drawn: &String, want: &str| match drawn.strip_suffix('…') {
@@ -767,11 +767,12 @@ fn lessons_are_drawn_whole_at_120x35() {
         // spells out) may be cut after their first 24 characters.
         let names = app
             .graph
+            .layout
             .exchanges
             .iter()
             .map(|x| x.name.as_str())
-            .chain(app.graph.bindings.iter().map(|b| b.key.as_str()))
-            .chain(app.graph.queues.iter().map(|q| {
+            .chain(app.graph.layout.bindings.iter().map(|b| b.key.as_str()))
+            .chain(app.graph.layout.queues.iter().map(|q| {
                 if made_up(&q.name) {
                     &q.name[..24]
                 } else {
@@ -805,7 +806,7 @@ fn a_click_on_a_stacked_exchange_selects_it() {
     app.update(Action::StartLesson(0));
     app.update(Action::LessonPrepared(Ok(())));
     let buf = screen(&mut app, 120, 35);
-    assert!(app.graph.stacked, "{}", as_text(&buf));
+    assert!(app.graph.layout.stacked, "{}", as_text(&buf));
     let find = |needle: &str| {
         (0..buf.area.height)
             .find_map(|y| {
@@ -1161,7 +1162,7 @@ fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
     let Some(GraphItem::Publisher(p)) = app.selected_item() else {
         panic!("{:?} selected", app.selected_item());
     };
-    assert_eq!(app.graph.publishers[p].label, "nova-api");
+    assert_eq!(app.graph.layout.publishers[p].label, "nova-api");
     let text = as_text(&screen(&mut app, 160, 45));
     assert!(
         text.contains("connection_name nova-api:101:7d3f0c1e"),
@@ -1173,7 +1174,7 @@ fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
     let Some(GraphItem::Consumer(c)) = app.selected_item() else {
         panic!("{:?} selected", app.selected_item());
     };
-    assert_eq!(app.graph.consumers[c].tags, ["node2/compute.node2"]);
+    assert_eq!(app.graph.layout.consumers[c].tags, ["node2/compute.node2"]);
     let text = as_text(&screen(&mut app, 160, 45));
     assert!(text.contains("tag node2/compute.node2"), "{text}");
     assert!(

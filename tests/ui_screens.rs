@@ -178,7 +178,7 @@ fn empty_broker_80x24() {
 /// Types `text` into the form's field with this label, walking to it with Tab as a user would.
 fn fill(app: &mut App, label: &str, text: &str) {
     for _ in 0..20 {
-        let form = app.form.as_ref().expect("a form is open");
+        let form = app.overlays.form.as_ref().expect("a form is open");
         if form.fields[form.active].label == label {
             text.chars().for_each(|c| {
                 app.update(Action::FormInput(c));
@@ -269,9 +269,9 @@ fn help_scrolled_to_the_end_80x24() {
 /// Moves the graph's selection down to this queue.
 fn select_queue(app: &mut App, name: &str) {
     while app.selected_queue() != Some(name) {
-        let before = app.graph_selected;
+        let before = app.graph.selected;
         app.update(Action::Down);
-        assert_ne!(before, app.graph_selected, "no queue {name}");
+        assert_ne!(before, app.graph.selected, "no queue {name}");
     }
 }
 

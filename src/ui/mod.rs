@@ -137,7 +137,7 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
     app.fit_graph(stacked);
     // The help scrolls by whole pages of what fits this frame.
-    app.help_page = panes::help::help_area(area, app.options.classroom).1;
+    app.overlays.help.page = panes::help::help_area(area, app.options.classroom).1;
     panes::inspector::fit_scroll(app, inspector, theme);
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);
@@ -149,10 +149,10 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         frame.render_widget(&panes::lesson::LessonPane { player, theme }, area);
     }
     frame.render_widget(&LogPane { app, theme }, log);
-    if app.menu.is_some() {
+    if app.overlays.menu.is_some() {
         frame.render_widget(&panes::menu::MenuPane { app, theme }, area);
     }
-    if let Some(form) = &app.form {
+    if let Some(form) = &app.overlays.form {
         frame.render_widget(
             &panes::form::FormPane {
                 form,
@@ -162,7 +162,7 @@ pub fn render(frame: &mut Frame, app: &mut App) {
             area,
         );
     }
-    if let Some(confirm) = &app.confirm {
+    if let Some(confirm) = &app.overlays.confirm {
         frame.render_widget(
             &panes::form::ConfirmPane {
                 confirm,
@@ -172,13 +172,13 @@ pub fn render(frame: &mut Frame, app: &mut App) {
             area,
         );
     }
-    if app.show_help {
+    if app.overlays.help.shown {
         frame.render_widget(
             &HelpPane {
                 theme,
                 classroom: app.options.classroom,
                 lang: app.options.lang,
-                scroll: app.help_scroll,
+                scroll: app.overlays.help.scroll,
             },
             area,
         );
@@ -189,15 +189,15 @@ pub fn render(frame: &mut Frame, app: &mut App) {
 fn action_for(app: &App, event: TermEvent) -> Option<Action> {
     match event {
         TermEvent::Key(key) if key.is_press() => {
-            if app.confirm.is_some() {
+            if app.overlays.confirm.is_some() {
                 keys::confirm_action_for(key)
-            } else if app.form.is_some() {
+            } else if app.overlays.form.is_some() {
                 keys::form_action_for(key)
             } else if app.jumping() {
                 keys::jump_action_for(key)
             } else if app.wants_text() {
                 keys::filter_action_for(key)
-            } else if app.menu.is_some() {
+            } else if app.overlays.menu.is_some() {
                 keys::menu_action_for(key, app.options.classroom)
             } else {
                 keys::action_for(key, app.options.classroom)
@@ -339,7 +339,7 @@ async fn event_loop(
                 let effect = app.update(action);
                 // A replayed trace keeps to the view's pause and speed.
                 if let Some(playback) = source.playback() {
-                    playback.follow_view(app.paused, app.speed);
+                    playback.follow_view(app.playback.paused, app.playback.speed);
                 }
                 if effects.perform(effect, &mut app) {
                     break;
@@ -370,7 +370,7 @@ async fn event_loop(
                 }
                 app.set_now(Instant::now());
                 let ended = playback.is_some_and(|p| p.finished());
-                if ended != app.trace_ended {
+                if ended != app.playback.ended {
                     app.update(Action::PlaybackEnded(ended));
                 }
                 let trouble = source.trouble();

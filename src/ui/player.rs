@@ -155,6 +155,42 @@ impl Player {
         }
     }
 
+    /// `[`: the pane three lines up.
+    pub fn scroll_up(&mut self) {
+        self.scroll = self.scroll.saturating_sub(3);
+    }
+
+    /// `]`: the pane three lines down. The pane stops at the last line; this only keeps the
+    /// number sane.
+    pub fn scroll_down(&mut self) {
+        self.scroll = (self.scroll + 3).min(500);
+    }
+
+    /// `J`: a step number is typed from now on.
+    pub fn start_jump(&mut self) {
+        self.jump = Some(String::new());
+    }
+
+    /// One more character of the step number: only digits count.
+    pub fn jump_input(&mut self, c: char) {
+        if let (true, Some(jump)) = (c.is_ascii_digit(), &mut self.jump) {
+            jump.push(c);
+        }
+    }
+
+    /// One character less of the step number.
+    pub fn jump_backspace(&mut self) {
+        if let Some(jump) = &mut self.jump {
+            jump.pop();
+        }
+    }
+
+    /// Auto-play on or off; it counts its pause from now.
+    pub fn toggle_autoplay(&mut self, now: Instant) {
+        self.autoplay = !self.autoplay;
+        self.since = now;
+    }
+
     /// Goes to the step number typed after `J` (1-based, as the pane shows it).
     pub fn jump_go(&mut self, now: Instant) -> Option<LessonRequest> {
         let typed = self.jump.take()?;

@@ -143,6 +143,7 @@ fn is_line(symbol: &str) -> bool {
 /// Which exchanges are the destination of an exchange-to-exchange binding shown.
 fn inner_exchanges(app: &App) -> Vec<bool> {
     app.graph
+        .layout
         .exchanges
         .iter()
         .map(|x| x.lane.is_some())
@@ -152,8 +153,8 @@ fn inner_exchanges(app: &App) -> Vec<bool> {
 /// The narrowest canvas on which exchange lanes and their labels have room; a narrower pane
 /// shows the left part of it (and panning the rest) rather than letting lines run together.
 fn canvas_width(app: &App, width: u16) -> u16 {
-    let chain = if app.graph.chain_lanes > 0 {
-        app.graph.chain_lanes as u16 + 6 + 10
+    let chain = if app.graph.layout.chain_lanes > 0 {
+        app.graph.layout.chain_lanes as u16 + 6 + 10
     } else {
         0
     };
@@ -165,14 +166,15 @@ fn canvas_width(app: &App, width: u16) -> u16 {
 fn columns(app: &App, width: u16, height: u16) -> Columns {
     let top = scroll(app, height);
     let passing = passing_lanes(app, top, top + height as usize);
-    let mut cols = columns_of(app, app.graph.stacked, width, passing.len() as u16);
+    let mut cols = columns_of(app, app.graph.layout.stacked, width, passing.len() as u16);
     // The lanes with a column: the shortest of those passing, kept in the layout's order.
     let mut chosen = passing.clone();
     chosen.sort_by_key(|(_, length)| *length);
     chosen.truncate(cols.lanes as usize);
-    chosen.sort_by_key(|(q, _)| app.graph.queues[*q].lane);
+    chosen.sort_by_key(|(q, _)| app.graph.layout.queues[*q].lane);
     cols.queue_lane = app
         .graph
+        .layout
         .queues
         .iter()
         .map(|q| match q.lane {
@@ -189,7 +191,7 @@ fn columns(app: &App, width: u16, height: u16) -> Columns {
 /// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
 /// lengths.
 fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
-    let graph = &app.graph;
+    let graph = &app.graph.layout;
     let mut span: Vec<(usize, usize)> = graph.queues.iter().map(|q| (q.row, q.row)).collect();
     for b in &graph.bindings {
         if let EdgeTarget::Queue(q) = b.target {
@@ -223,7 +225,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let rate_room = rates_width(&app.model.exchange_rates);
     let queue_rate_room = rates_width(&app.model.queue_rates);
     let inner = inner_exchanges(app);
-    let graph = &app.graph;
+    let graph = &app.graph.layout;
     // Measured once per layout: a big broker has tens of thousands of keys.
     let widths = &graph.widths;
     let chain_lanes = graph.chain_lanes as u16;
@@ -347,7 +349,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
 /// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
 /// cut; when not, the graph is laid out stacked.
 pub fn side_by_side_fits(app: &App, width: u16) -> bool {
-    columns_of(app, false, width, app.graph.lanes.min(8) as u16).names_fit
+    columns_of(app, false, width, app.graph.layout.lanes.min(8) as u16).names_fit
 }
 
 /// Shares `budget` among demands: all of them when they fit, else each up to one level, the
@@ -375,7 +377,7 @@ fn fill<const N: usize>(demands: [u16; N], budget: u16) -> [u16; N] {
 
 /// The first row drawn, so the selected node stays in view.
 fn scroll(app: &App, height: u16) -> usize {
-    let rows = app.graph.rows;
+    let rows = app.graph.layout.rows;
     if rows <= height as usize {
         return 0;
     }
@@ -386,14 +388,14 @@ fn scroll(app: &App, height: u16) -> usize {
 }
 
 fn selected_row(app: &App) -> Option<usize> {
-    app.graph.row_of(app.selected_item()?)
+    app.graph.layout.row_of(app.selected_item()?)
 }
 
 /// The graph item (index into [`GraphLayout::items`](crate::ui::layout::GraphLayout)) under a
 /// mouse click, if any.
 pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
     let item = item_at(app, column, row)?;
-    app.graph.items.iter().position(|i| *i == item)
+    app.graph.layout.items.iter().position(|i| *i == item)
 }
 
 fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
@@ -402,17 +404,19 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
     if !inner.contains(ratatui::layout::Position::new(column, row)) {
         return None;
     }
-    let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+    let pan = app.graph.pan.min(u16::MAX as usize / 2) as u16;
     let cols = columns(app, canvas_width(app, inner.width + pan), inner.height);
     let r = (row - inner.y) as usize + scroll(app, inner.height);
     let x = column - inner.x + pan;
     let exchange = |i: usize| GraphItem::Exchange(i);
     let header = || {
-        (0..app.graph.exchanges.len())
-            .find(|&i| app.graph.exchanges[i].row == r && (!cols.is_inner(i) || x >= cols.chain_x))
+        (0..app.graph.layout.exchanges.len())
+            .find(|&i| {
+                app.graph.layout.exchanges[i].row == r && (!cols.is_inner(i) || x >= cols.chain_x)
+            })
             .map(exchange)
     };
-    let graph = &app.graph;
+    let graph = &app.graph.layout;
     if cols.stacked && x < cols.middle_end && header().is_some() {
         header()
     } else if x < cols.exchange_x {
@@ -429,16 +433,18 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
             .map(GraphItem::Consumer)
     } else if x < cols.middle_start {
         app.graph
+            .layout
             .exchanges
             .iter()
             .position(|e| e.row == r)
             .map(exchange)
     } else if x >= cols.chain_x && x < cols.chain_x + cols.chain_width {
-        (0..app.graph.exchanges.len())
-            .find(|&i| app.graph.exchanges[i].row == r && cols.is_inner(i))
+        (0..app.graph.layout.exchanges.len())
+            .find(|&i| app.graph.layout.exchanges[i].row == r && cols.is_inner(i))
             .map(exchange)
     } else if x >= cols.middle_end {
         app.graph
+            .layout
             .queues
             .iter()
             .position(|q| q.row == r)
@@ -446,6 +452,7 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
     } else {
         // Between the columns: the binding whose edge starts on this row, left of the click.
         app.graph
+            .layout
             .bindings
             .iter()
             .position(|b| b.row == r && cols.edge_start(b.exchange) <= x)
@@ -465,9 +472,14 @@ impl Widget for &GraphPane<'_> {
         let focused = app.focus == Focus::Graph;
         let lang = app.options.lang;
         let (exchanges, queues, bindings) = (
-            app.graph.exchanges.len(),
-            app.graph.queues.len(),
-            app.graph.bindings.iter().filter(|b| !b.implicit).count(),
+            app.graph.layout.exchanges.len(),
+            app.graph.layout.queues.len(),
+            app.graph
+                .layout
+                .bindings
+                .iter()
+                .filter(|b| !b.implicit)
+                .count(),
         );
         let title = match lang {
             Lang::En => format!(
@@ -481,10 +493,10 @@ impl Widget for &GraphPane<'_> {
         };
         let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
-        let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
+        let pan = app.graph.pan.min(u16::MAX as usize / 2) as u16;
         let width = canvas_width(app, inner.width + pan);
         // The bottom line reads the queues' counters, and says what found no room.
-        let graph = &app.graph;
+        let graph = &app.graph.layout;
         if !graph.queues.is_empty() {
             let cols = columns(app, width, inner.height);
             let publishers_hidden = graph.hidden_publishers > 0
@@ -524,7 +536,7 @@ impl Widget for &GraphPane<'_> {
         if inner.width < 20 || inner.height < 2 {
             return;
         }
-        if app.graph.exchanges.is_empty() && app.graph.queues.is_empty() {
+        if app.graph.layout.exchanges.is_empty() && app.graph.layout.queues.is_empty() {
             buf.set_string(
                 inner.x + 1,
                 inner.y,
@@ -561,7 +573,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let top = scroll(app, inner.height);
         let visible = |row: usize| row >= top && row < top + inner.height as usize;
         let y_of = |row: usize| inner.y + (row - top) as u16;
-        let graph = &app.graph;
+        let graph = &app.graph.layout;
         // Labels first: where they end, the publishers' and the queues' lines begin.
         let publisher_labels: Vec<String> = graph
             .publishers
@@ -771,7 +783,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         // Binding keys on their rows, and arrows into queues.
         let highlight = focused || app.inspecting;
         let selected = if highlight { app.selected_item() } else { None };
-        for (i, b) in app.graph.bindings.iter().enumerate() {
+        for (i, b) in app.graph.layout.bindings.iter().enumerate() {
             if !visible(b.row) {
                 continue;
             }
@@ -803,18 +815,18 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             };
             buf.set_string(inner.x + start + 1, y, text, style);
         }
-        for (i, x) in app.graph.exchanges.iter().enumerate() {
+        for (i, x) in app.graph.layout.exchanges.iter().enumerate() {
             if cols.is_inner(i) && visible(x.row) && cols.chain_x > 0 {
                 buf.set_string(inner.x + cols.chain_x - 1, y_of(x.row), "▶", theme.edge());
             }
         }
-        let mut fed = vec![false; app.graph.queues.len()];
-        for b in &app.graph.bindings {
+        let mut fed = vec![false; app.graph.layout.queues.len()];
+        for b in &app.graph.layout.bindings {
             if let EdgeTarget::Queue(q) = b.target {
                 fed[q] = true;
             }
         }
-        for (q, has_edge) in app.graph.queues.iter().zip(fed) {
+        for (q, has_edge) in app.graph.layout.queues.iter().zip(fed) {
             if has_edge && visible(q.row) && cols.middle_end > cols.middle_start + 1 {
                 buf.set_string(
                     inner.x + cols.middle_end - 1,
@@ -874,7 +886,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         }
 
         // Nodes.
-        for (i, x) in app.graph.exchanges.iter().enumerate() {
+        for (i, x) in app.graph.layout.exchanges.iter().enumerate() {
             if !visible(x.row) {
                 continue;
             }
@@ -899,7 +911,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             let room = if cols.stacked {
                 // On its own row, up to the first line that crosses it.
                 let row = &masks[(x.row - top) * width..(x.row - top + 1) * width];
-                let queue_beside = app.graph.queues.iter().any(|q| q.row == x.row);
+                let queue_beside = app.graph.layout.queues.iter().any(|q| q.row == x.row);
                 let end = (column as usize..width)
                     .find(|&c| row[c] & (UP | DOWN) != 0)
                     .unwrap_or(width)
@@ -917,7 +929,14 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             let label = truncate(&label, room.saturating_sub(1) as usize);
             buf.set_string(inner.x + column, y_of(x.row), label, style);
         }
-        for (i, (q, label)) in app.graph.queues.iter().zip(&queue_labels).enumerate() {
+        for (i, (q, label)) in app
+            .graph
+            .layout
+            .queues
+            .iter()
+            .zip(&queue_labels)
+            .enumerate()
+        {
             if !visible(q.row) {
                 continue;
             }
@@ -937,7 +956,7 @@ fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             };
             if let Some(mark) = mark {
                 // Unroutable: a mark beside the exchange, where the message stopped.
-                let exchange = app.graph.exchanges.iter().enumerate();
+                let exchange = app.graph.layout.exchanges.iter().enumerate();
                 if let Some((i, x)) = exchange.clone().find(|(_, x)| *x.name == *flight.from) {
                     if visible(x.row) && cols.edge_start(i) > 0 {
                         buf[(inner.x + cols.edge_start(i) - 1, y_of(x.row))]
@@ -1000,7 +1019,7 @@ fn flight_path(
     flight: &crate::ui::model::Flight,
     queue_labels: &[String],
 ) -> Vec<(usize, u16)> {
-    let graph = &app.graph;
+    let graph = &app.graph.layout;
     let mut path = Vec::new();
     if flight.kind == FlightKind::ToConsumer {
         let Some(qi) = graph.queues.iter().position(|q| *q.name == *flight.from) else {

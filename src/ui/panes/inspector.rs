@@ -226,8 +226,8 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         return lines;
     };
     match item {
-        GraphItem::Binding(i) if app.graph.bindings[i].implicit => {
-            let b = &app.graph.bindings[i].binding;
+        GraphItem::Binding(i) if app.graph.layout.bindings[i].implicit => {
+            let b = &app.graph.layout.bindings[i].binding;
             return vec![
                 Line::styled(format!("(default) -> {}", b.destination), theme.title()),
                 Line::raw(format!("routing key  {}", b.routing_key)),
@@ -238,10 +238,12 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
                 ),
             ];
         }
-        GraphItem::Binding(i) => return binding_lines(app, &app.graph.bindings[i].binding, theme),
+        GraphItem::Binding(i) => {
+            return binding_lines(app, &app.graph.layout.bindings[i].binding, theme)
+        }
         GraphItem::Publisher(i) => {
-            let p = &app.graph.publishers[i];
-            let x = &app.graph.exchanges[p.exchange].name;
+            let p = &app.graph.layout.publishers[i];
+            let x = &app.graph.layout.exchanges[p.exchange].name;
             let x = if x.is_empty() { "(default)" } else { x };
             let mut lines = vec![Line::styled(
                 format!("publisher {}  -> {x}", p.label),
@@ -251,8 +253,8 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             return lines;
         }
         GraphItem::Consumer(i) => {
-            let c = &app.graph.consumers[i];
-            let queue = &app.graph.queues[c.queue].name;
+            let c = &app.graph.layout.consumers[i];
+            let queue = &app.graph.layout.queues[c.queue].name;
             let mut lines = vec![Line::styled(
                 format!("consumer {}  <- {queue}", c.label),
                 theme.title(),
@@ -278,7 +280,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         _ => {}
     }
     if let GraphItem::Exchange(i) = item {
-        let name = &app.graph.exchanges[i].name;
+        let name = &app.graph.layout.exchanges[i].name;
         let Some(x) = topology.exchanges.iter().find(|x| &x.name == name) else {
             return lines;
         };
@@ -319,7 +321,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             )));
         }
     } else if let Some(q) = match item {
-        GraphItem::Queue(i) => app.graph.queues.get(i),
+        GraphItem::Queue(i) => app.graph.layout.queues.get(i),
         _ => None,
     } {
         let Some(s) = topology.queues.iter().find(|x| x.name == q.name) else {

@@ -40,16 +40,16 @@ impl Widget for &LogPane<'_> {
         let lang = app.options.lang;
         let messages = tr(lang, "messages", "消息");
         let mut title = format!(" {messages} {} ", entries.len());
-        if app.typing_filter || !app.filter.is_empty() {
+        if app.log.typing || !app.log.filter.is_empty() {
             title = format!(
                 " {messages} {}  {} /{}{} ",
                 entries.len(),
                 tr(lang, "filter", "过滤"),
-                app.filter,
-                if app.typing_filter { "▏" } else { "" }
+                app.log.filter,
+                if app.log.typing { "▏" } else { "" }
             );
         }
-        if let Some(e) = &app.filter_error {
+        if let Some(e) = &app.log.filter_error {
             title.push_str(&format!("(bad regex: {e}) "));
         }
         if app.model.missed > 0 {
@@ -60,7 +60,7 @@ impl Widget for &LogPane<'_> {
         let inner = block.inner(area);
         block.render(area, buf);
         if entries.is_empty() {
-            let hint = if app.filter.is_empty() {
+            let hint = if app.log.filter.is_empty() {
                 tr(
                     lang,
                     "No messages yet. Publish one from a client and watch it travel.",
@@ -82,13 +82,13 @@ impl Widget for &LogPane<'_> {
             return;
         }
         let height = inner.height as usize;
-        let first = app.log_selected.saturating_sub(height.saturating_sub(1));
+        let first = app.log.selected.saturating_sub(height.saturating_sub(1));
         for (i, entry) in entries.iter().enumerate().skip(first).take(height) {
             let fate_style = match entry.fate {
                 PublishFate::Routed => theme.good(),
                 _ => theme.bad(),
             };
-            let selected = i == app.log_selected && (focused || app.inspecting);
+            let selected = i == app.log.selected && (focused || app.inspecting);
             // Dim grey turns into an unreadable grey block once the line is reversed.
             let clock_style = if selected {
                 Style::default()

@@ -20,7 +20,7 @@ impl Widget for &MenuPane<'_> {
         let app = self.app;
         let theme = self.theme;
         let lang = app.options.lang;
-        let selected = app.menu.unwrap_or(0);
+        let selected = app.menu_row().unwrap_or(0);
         let mut lines = Vec::new();
         for (i, lesson) in app.lessons.iter().enumerate() {
             let style = if i == selected {

@@ -71,10 +71,10 @@ impl Widget for &StatusBar<'_> {
             };
             spans.push(Span::styled(text, theme.bad()));
         }
-        if app.paused {
+        if app.playback.paused {
             spans.push(Span::styled(tr(lang, "  PAUSED", "  已暂停"), theme.bad()));
         }
-        if app.trace_ended {
+        if app.playback.ended {
             spans.push(Span::styled(
                 tr(
                     lang,
@@ -84,11 +84,11 @@ impl Widget for &StatusBar<'_> {
                 theme.bad(),
             ));
         }
-        if (app.speed - 1.0).abs() > f64::EPSILON {
+        if (app.playback.speed - 1.0).abs() > f64::EPSILON {
             spans.push(Span::raw(format!(
                 "  {} x{:.2}",
                 tr(lang, "speed", "速度"),
-                app.speed
+                app.playback.speed
             )));
         }
         if let Some(trouble) = &app.trouble {
