@@ -128,16 +128,16 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         (Some(_), false) => (Some(right), Rect::default()),
         (None, _) => (None, right),
     };
-    app.areas = app::PaneAreas {
+    // Exchanges go on rows of their own when the graph pane is too narrow for names side by side.
+    let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
+    // The help scrolls by whole pages of what fits this frame.
+    let help_page = panes::help::help_area(area, app.options.classroom).1;
+    let areas = app::PaneAreas {
         graph,
         log,
         inspector,
     };
-    // Exchanges go on rows of their own when the graph pane is too narrow for names side by side.
-    let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
-    app.fit_graph(stacked);
-    // The help scrolls by whole pages of what fits this frame.
-    app.overlays.help.page = panes::help::help_area(area, app.options.classroom).1;
+    app.measured(areas, stacked, help_page);
     panes::inspector::fit_scroll(app, inspector, theme);
     let app = &*app;
     frame.render_widget(&StatusBar { app, theme }, status);

@@ -192,6 +192,15 @@ impl App {
         self.log.selected_message(&self.model)
     }
 
+    /// What drawing a frame measured: the panes' rectangles (for mouse clicks), whether the
+    /// graph must stack its exchanges, and how many help lines fit on a page. Called as the
+    /// screen is drawn; it changes nothing on screen by itself, so it is not an action.
+    pub fn measured(&mut self, areas: PaneAreas, stacked: bool, help_page: usize) {
+        self.areas = areas;
+        self.fit_graph(stacked);
+        self.overlays.help.page = help_page;
+    }
+
     /// Lays the graph out stacked or side by side, whichever the graph pane's width needs
     /// (see [`super::layout::layout`]); called when the screen is drawn.
     pub fn fit_graph(&mut self, stacked: bool) {

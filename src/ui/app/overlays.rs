@@ -15,15 +15,14 @@ use crate::lesson::Lesson;
 /// How long the lesson menu waits for a second digit when the first could begin a longer number.
 pub const MENU_DIGIT_WAIT: Duration = Duration::from_millis(800);
 
+/// What may be open over the panes: the lesson menu, a form, a delete, unbind or purge
+/// waiting for a yes, and the key help (`?`).
 #[derive(Debug, Default)]
 pub struct Overlays {
-    pub help: Help,
-    /// The lesson menu, when open.
     pub menu: Option<LessonMenu>,
-    /// An open form.
     pub form: Option<Form>,
-    /// A delete, unbind or purge waiting for a yes.
     pub confirm: Option<Confirm>,
+    pub help: Help,
 }
 
 /// The key help, scrolled by lines and by pages.
