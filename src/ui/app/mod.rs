@@ -5,7 +5,7 @@
 //! each with its own file and methods: [`GraphView`] (selection and panning), [`MessageLog`]
 //! (selection and filter), [`Overlays`] (help, lesson menu, forms, questions) and
 //! [`PlaybackView`] (pause, speed, end of a replay). Each arm of `update()` hands off in one
-//! line; [`asking`] holds the forms and questions that read the selection and the topology.
+//! line; `asking.rs` holds the forms and questions that read the selection and the topology.
 //!
 //! This folder may import the rest of `ui` and the public surface of `crate::lesson`, never the
 //! event loop (`ui/mod.rs`) or a source.

@@ -1,0 +1,239 @@
+//! The text the graph shows for each node (exchange and queue labels with their flags and
+//! counters, binding keys, client names) and the widest of each kind, measured once per layout
+//! so that a frame need not measure them all.
+//!
+//! It may import the snapshot and event types only.
+
+use std::collections::HashMap;
+
+use unicode_width::UnicodeWidthStr;
+
+use super::{EdgeTarget, GraphLayout, PublisherNode, QueueNode};
+use crate::broker::VhostSnapshot;
+use crate::events::ConnectionId;
+
+/// A queue's counters as the graph shows them, in the order the pane's legend names them:
+/// ready, unacked, consumers.
+pub fn counters(ready: usize, unacked: usize, consumers: usize) -> String {
+    format!("{ready} {unacked} {consumers}")
+}
+
+/// The widest of each kind of text the graph shows, so a frame need not measure them all.
+/// Exchanges that a binding's line leads to are "inner"; the others "outer".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Widths {
+    /// Outer exchanges: their names, and their whole labels.
+    pub exchange_name: u16,
+    pub exchange_label: u16,
+    pub inner_label: u16,
+    /// Keys of outer and of inner exchanges' bindings; a binding drawn without a line counts
+    /// with the ` ⇢ destination` after its key.
+    pub outer_keys: u16,
+    pub inner_keys: u16,
+    /// Queues: their names, and their whole labels with counters.
+    pub queue_name: u16,
+    pub queue_label: u16,
+    pub publisher_label: u16,
+    pub consumer_label: u16,
+}
+
+/// The name at the start of a label: before its flags (` [`) or counters (two spaces).
+fn name_width(label: &str) -> u16 {
+    let name = label.split(" [").next().unwrap_or(label);
+    needed(name.split("  ").next().unwrap_or(name))
+}
+
+/// The width a name needs to be recognised: whole, but a name a client made up (a prefix and
+/// 32 hex digits, as oslo.messaging's `reply_<uuid>`) only its first 24 characters and a `…`.
+/// Such names get their room after every other name, with the counters.
+fn needed(name: &str) -> u16 {
+    let made_up = name.is_ascii()
+        && name.len() > 32
+        && name[name.len() - 32..]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit());
+    if made_up {
+        25
+    } else {
+        name.width() as u16
+    }
+}
+
+/// The most a default-exchange edge's key asks for (it repeats its queue's name): the first
+/// 24 characters of a made-up name such as `reply_<uuid>` and its `…`.
+const DEFAULT_KEY_ROOM: u16 = 26;
+
+pub(super) fn measure(graph: &GraphLayout) -> Widths {
+    let inner = |x: usize| graph.exchanges[x].lane.is_some();
+    let widest = |widths: &mut dyn Iterator<Item = u16>| widths.max().unwrap_or(0);
+    let keys = |of_inner: bool| {
+        widest(
+            &mut graph
+                .bindings
+                .iter()
+                .filter(|b| inner(b.exchange) == of_inner)
+                .map(|b| match b.target {
+                    EdgeTarget::Exchange(x) if of_inner || !inner(x) => {
+                        (b.key.width() + 3 + graph.exchanges[x].name.width()) as u16
+                    }
+                    // The default exchange's key is the queue's own name, shown whole beside
+                    // it: the key may be cut to leave the name its room.
+                    _ if b.implicit => needed(&b.key).min(DEFAULT_KEY_ROOM),
+                    _ => needed(&b.key),
+                }),
+        )
+    };
+    let outer = || graph.exchanges.iter().filter(|x| x.lane.is_none());
+    Widths {
+        exchange_name: widest(&mut outer().map(|x| name_width(&x.label))),
+        exchange_label: widest(&mut outer().map(|x| x.label.width() as u16)),
+        inner_label: widest(
+            &mut graph
+                .exchanges
+                .iter()
+                .filter(|x| x.lane.is_some())
+                .map(|x| x.label.width() as u16),
+        ),
+        outer_keys: keys(false),
+        inner_keys: keys(true),
+        queue_name: widest(&mut graph.queues.iter().map(|q| name_width(&q.label))),
+        queue_label: queue_label_width(graph),
+        publisher_label: widest(
+            &mut graph
+                .publishers
+                .iter()
+                .map(|p| publisher_text(graph, p).width() as u16),
+        ),
+        consumer_label: widest(
+            &mut graph
+                .consumers
+                .iter()
+                .map(|c| c.label.width() as u16)
+                .chain(graph.queues.iter().map(|q| more_label(q).width() as u16)),
+        ),
+    }
+}
+
+fn queue_label_width(graph: &GraphLayout) -> u16 {
+    let width =
+        |q: &QueueNode| q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len();
+    graph.queues.iter().map(width).max().unwrap_or(0) as u16
+}
+
+/// A publisher's label. One of an exchange in the chain column, which its line could not reach
+/// without joining the lines chained to it, names the exchange instead: `nova-api ⇢ nova`.
+pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode) -> String {
+    let x = &graph.exchanges[p.exchange];
+    match x.lane {
+        Some(_) => format!("{} ⇢ {}", p.label, x.name),
+        None => p.label.clone(),
+    }
+}
+
+/// What stands for the consumers of a queue that got no row: `+N`.
+pub fn more_label(queue: &QueueNode) -> String {
+    if queue.more_consumers == 0 {
+        String::new()
+    } else {
+        format!("+{}", queue.more_consumers)
+    }
+}
+
+pub fn exchange_label(x: &crate::broker::ExchangeSnapshot) -> String {
+    let name = if x.name.is_empty() {
+        "(default)"
+    } else {
+        &x.name
+    };
+    let mut flags = vec![x.kind.as_str()];
+    if x.durable {
+        flags.push("D");
+    }
+    if x.auto_delete {
+        flags.push("AD");
+    }
+    if x.internal {
+        flags.push("I");
+    }
+    format!("{name} [{}]", flags.join(" "))
+}
+
+pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
+    let mut flags = Vec::new();
+    if q.durable {
+        flags.push("D");
+    }
+    if q.exclusive {
+        flags.push("X");
+    }
+    if q.auto_delete {
+        flags.push("AD");
+    }
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(" "))
+    };
+    format!("{}{flags}", q.name)
+}
+
+/// Refreshes the queue counters (depths, consumers) of an existing layout from a newer
+/// snapshot of the same structure, without laying everything out again.
+pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
+    let by_name: HashMap<&str, &crate::broker::QueueSnapshot> = topology
+        .queues
+        .iter()
+        .map(|q| (q.name.as_str(), q))
+        .collect();
+    for node in &mut graph.queues {
+        if let Some(q) = by_name.get(node.name.as_str()) {
+            node.label = queue_label(q);
+            (node.ready, node.unacked, node.consumers) = (q.ready, q.unacked, q.consumers);
+        }
+    }
+    graph.widths.queue_label = queue_label_width(graph);
+}
+
+/// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]);
+/// connections with the same label get their client's port after it, to tell them apart.
+pub fn connection_labels(topology: &VhostSnapshot) -> HashMap<ConnectionId, String> {
+    let mut labels: HashMap<ConnectionId, String> = topology
+        .connections
+        .iter()
+        .map(|c| (c.id, c.label()))
+        .collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for label in labels.values() {
+        *seen.entry(label.clone()).or_default() += 1;
+    }
+    for c in &topology.connections {
+        let label = labels.get_mut(&c.id).expect("labelled above");
+        if seen[label.as_str()] > 1 {
+            if let Some((_, port)) = c.peer.rsplit_once(':') {
+                *label = format!("{label} :{port}");
+            }
+        }
+    }
+    labels
+}
+
+/// Binding arguments shown as the edge label of a headers binding.
+pub(super) fn binding_key(b: &crate::events::BindingInfo, kind: &str) -> String {
+    match kind {
+        "headers" => {
+            let args: Vec<String> = b
+                .arguments
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if args.is_empty() {
+                "(all)".to_string()
+            } else {
+                args.join(" ")
+            }
+        }
+        "fanout" => "(fanout)".to_string(),
+        _ if b.routing_key.is_empty() => "\"\"".to_string(),
+        _ => b.routing_key.to_string(),
+    }
+}
