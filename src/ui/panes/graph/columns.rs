@@ -1,0 +1,330 @@
+//! Where the graph's regions start for a given width: publishers, exchanges, keys, the chain
+//! column of inner exchanges, the lanes, queues and consumers; and what gives way first when
+//! the pane is narrow (names come first, then clients, counters and types, then lane spacing).
+
+use super::scroll;
+use crate::ui::app::App;
+use crate::ui::layout::EdgeTarget;
+use crate::ui::model::Rate;
+
+/// Column positions of the regions, for a given inner width.
+///
+/// ```text
+///  publishers ─┬▶ exchanges   keys     exchange lanes ▶ inner exchanges  keys
+///              queue lanes ▶ queues ─┬▶ consumers
+/// ```
+///
+/// Exchanges that are the destination of an exchange-to-exchange binding sit in a chain column
+/// inside the middle, so a chain reads left to right: source exchange, binding, inner exchange,
+/// binding, queue. Every lane has a column of its own; keys stop before the first lane, so no
+/// text ever hides a line.
+pub(super) struct Columns {
+    /// Where the exchanges' labels start: after the publishers (0 when they are hidden).
+    pub(super) exchange_x: u16,
+    pub(super) exchange_width: u16,
+    /// Room for a publisher's label (0: publishers hidden).
+    pub(super) publisher_width: u16,
+    /// Room for a queue's label and counters, and for a consumer's (0: consumers hidden).
+    pub(super) queue_width: u16,
+    pub(super) consumer_width: u16,
+    pub(super) middle_start: u16,
+    pub(super) middle_end: u16,
+    pub(super) lane_start: u16,
+    pub(super) lane_step: u16,
+    /// Where inner exchanges' labels start, and how wide they may be (0 when none).
+    pub(super) chain_x: u16,
+    pub(super) chain_width: u16,
+    /// The column of the leftmost exchange lane (`chain_x - 1` when none).
+    pub(super) chain_lanes_x: u16,
+    /// Per exchange: is it the destination of an exchange-to-exchange binding?
+    pub(super) inner: Vec<bool>,
+    /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
+    pub(super) stacked: bool,
+    /// Whether every name has the room it needs.
+    pub(super) names_fit: bool,
+    /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
+    pub(super) lanes: u16,
+    pub(super) queue_lane: Vec<QueueLane>,
+}
+
+/// How a queue's bindings reach it in one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum QueueLane {
+    /// One binding, a straight line along the queue's row.
+    Straight,
+    /// A lane in this column (0 = nearest the keys).
+    Column(usize),
+    /// More lanes pass through the view than the pane has columns for: the binding on the
+    /// queue's row runs straight to it, the others name it after their key.
+    Named,
+}
+
+impl Columns {
+    /// Where the edges of an exchange's bindings begin.
+    pub(super) fn edge_start(&self, exchange: usize) -> u16 {
+        if self.is_inner(exchange) {
+            self.chain_x + self.chain_width
+        } else {
+            self.middle_start
+        }
+    }
+
+    pub(super) fn is_inner(&self, exchange: usize) -> bool {
+        self.inner.get(exchange).copied().unwrap_or(false)
+    }
+
+    /// The column of a queue lane.
+    pub(super) fn lane_x(&self, lane: usize) -> u16 {
+        self.lane_start + lane as u16 * self.lane_step
+    }
+
+    /// The column of an exchange lane.
+    pub(super) fn chain_lane_x(&self, lane: usize) -> u16 {
+        self.chain_lanes_x + lane as u16
+    }
+
+    /// The lane gathering the publishers of an exchange, just before its arrow.
+    pub(super) fn publisher_lane_x(&self) -> u16 {
+        self.exchange_x.saturating_sub(2)
+    }
+
+    /// The lane fanning a queue's line out to its consumers; their arrows follow it.
+    pub(super) fn consumer_lane_x(&self) -> u16 {
+        self.middle_end + self.queue_width + 1
+    }
+}
+
+/// Which exchanges are the destination of an exchange-to-exchange binding shown.
+fn inner_exchanges(app: &App) -> Vec<bool> {
+    app.graph
+        .layout
+        .exchanges
+        .iter()
+        .map(|x| x.lane.is_some())
+        .collect()
+}
+
+/// The narrowest canvas on which exchange lanes and their labels have room; a narrower pane
+/// shows the left part of it (and panning the rest) rather than letting lines run together.
+pub(super) fn canvas_width(app: &App, width: u16) -> u16 {
+    let chain = if app.graph.layout.chain_lanes > 0 {
+        app.graph.layout.chain_lanes as u16 + 6 + 10
+    } else {
+        0
+    };
+    let needed = 8 + 6 + chain + 2 + 8;
+    width.max(needed)
+}
+
+/// The columns of a frame `width` wide and `height` high, with the lanes it shows.
+pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
+    let top = scroll(app, height);
+    let passing = passing_lanes(app, top, top + height as usize);
+    let mut cols = columns_of(app, app.graph.layout.stacked, width, passing.len() as u16);
+    // The lanes with a column: the shortest of those passing, kept in the layout's order.
+    let mut chosen = passing.clone();
+    chosen.sort_by_key(|(_, length)| *length);
+    chosen.truncate(cols.lanes as usize);
+    chosen.sort_by_key(|(q, _)| app.graph.layout.queues[*q].lane);
+    cols.queue_lane = app
+        .graph
+        .layout
+        .queues
+        .iter()
+        .map(|q| match q.lane {
+            None => QueueLane::Straight,
+            Some(_) => QueueLane::Named,
+        })
+        .collect();
+    for (column, (q, _)) in chosen.iter().enumerate() {
+        cols.queue_lane[*q] = QueueLane::Column(column);
+    }
+    cols
+}
+
+/// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
+/// lengths.
+fn passing_lanes(app: &App, top: usize, bottom: usize) -> Vec<(usize, usize)> {
+    let graph = &app.graph.layout;
+    let mut span: Vec<(usize, usize)> = graph.queues.iter().map(|q| (q.row, q.row)).collect();
+    for b in &graph.bindings {
+        if let EdgeTarget::Queue(q) = b.target {
+            span[q] = (span[q].0.min(b.row), span[q].1.max(b.row));
+        }
+    }
+    let mut passing: Vec<(usize, usize)> = graph
+        .queues
+        .iter()
+        .enumerate()
+        .filter(|(q, queue)| queue.lane.is_some() && span[*q].1 >= top && span[*q].0 < bottom)
+        .map(|(q, _)| (q, span[q].1 - span[q].0))
+        .collect();
+    passing.sort_by_key(|(q, _)| graph.queues[*q].lane);
+    passing
+}
+
+/// The width of the widest rate shown with its ` /s`, 0 when none is.
+fn rates_width(rates: &std::collections::HashMap<crate::events::Name, Rate>) -> u16 {
+    let fastest = rates.values().map(Rate::current).max().unwrap_or(0);
+    if fastest == 0 {
+        0
+    } else {
+        fastest.to_string().len() as u16 + 3
+    }
+}
+
+fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
+    // Room for the rates shown (an exchange's ` 12/s` after it, a queue's `12/s ` before
+    // it), so what follows them is not cut for them.
+    let rate_room = rates_width(&app.model.exchange_rates);
+    let queue_rate_room = rates_width(&app.model.queue_rates);
+    let inner = inner_exchanges(app);
+    let graph = &app.graph.layout;
+    // Measured once per layout: a big broker has tens of thousands of keys.
+    let widths = &graph.widths;
+    let chain_lanes = graph.chain_lanes as u16;
+    // Lanes take what the names leave, at most; the rest are named instead (see QueueLane).
+    let fewest = if stacked { 2 } else { 8 } + 6 + 8 + 1;
+    let chain_fewest = if chain_lanes > 0 { chain_lanes + 12 } else { 0 };
+    let lanes = passing.min(width.saturating_sub(fewest + chain_fewest));
+    // Every lane has a column; two apart reads better when there is room.
+    let lane_room = |step: u16| if lanes == 0 { 1 } else { lanes * step + 1 };
+    // Stacked, exchanges have rows of their own and their bindings are indented by two.
+    let exchange_name = if stacked { 2 } else { widths.exchange_name + 2 };
+    let exchange_full = if stacked {
+        2
+    } else {
+        widths.exchange_label + 1 + rate_room
+    };
+    // With consumers beside them, a queue's label keeps one more column: the space before
+    // the line to its consumers.
+    let consumers_beside = u16::from(!graph.consumers.is_empty());
+    let queue_name = widths.queue_name + 1 + consumers_beside;
+    let queue_full = widths.queue_label + 1 + consumers_beside + queue_rate_room;
+    let chain_label_width = if stacked { 1 } else { widths.inner_label };
+    // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
+    // labels and keys.
+    let outer_keys = widths.outer_keys + 4;
+    let wanted_keys = if chain_lanes > 0 {
+        outer_keys + chain_lanes + 1 + chain_label_width + 1 + rate_room + widths.inner_keys + 4
+    } else {
+        outer_keys
+    };
+    // Names side by side must leave room for a few lanes.
+    let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
+    let names_fit = stacked || names <= width;
+    // Share the width: first names and keys, evenly when they do not all fit; then publishers'
+    // and consumers' names; then queue counters; then exchange types; then lanes two apart;
+    // what is left lengthens the lines.
+    let mut budget = width.saturating_sub(lane_room(1));
+    let [mut exchange_width, keys, mut queue_width] = fill(
+        [
+            if stacked { 2 } else { exchange_name.max(8) },
+            wanted_keys.max(if chain_lanes > 0 { 16 } else { 6 }),
+            queue_name.max(8),
+        ],
+        budget,
+    );
+    budget -= exchange_width + keys + queue_width;
+    // A publisher needs ` ─┬▶` after its name, a consumer `─┬▶` before it; shown only when
+    // six columns of their names fit.
+    let wanted = |label: u16, lines: u16, any: bool| if any { label + lines } else { 0 };
+    let [publisher_room, consumer_room] = fill(
+        [
+            wanted(widths.publisher_label, 4, !graph.publishers.is_empty()),
+            wanted(widths.consumer_label, 3, !graph.consumers.is_empty()),
+        ],
+        budget,
+    );
+    let room = |given: u16, lines: u16, label: u16| {
+        if given >= lines + label.min(6) {
+            given
+        } else {
+            0
+        }
+    };
+    let publisher_room = room(publisher_room, 4, widths.publisher_label);
+    let consumer_room = room(consumer_room, 3, widths.consumer_label);
+    budget -= publisher_room + consumer_room;
+    let more = budget.min(queue_full.saturating_sub(queue_width));
+    queue_width += more;
+    budget -= more;
+    let more = budget.min(exchange_full.saturating_sub(exchange_width));
+    exchange_width += more;
+    budget -= more;
+    let lane_step = if lanes > 0 && budget >= lane_room(2) - lane_room(1) {
+        2
+    } else {
+        1
+    };
+    let exchange_x = publisher_room;
+    let middle_start = exchange_x + exchange_width;
+    let middle_end = width
+        .saturating_sub(queue_width + consumer_room)
+        .max(middle_start + 4);
+    let lane_start = middle_end
+        .saturating_sub(lane_room(lane_step))
+        .max(middle_start + 2);
+    let (mut chain_x, mut chain_width, mut chain_lanes_x) = (middle_start, 0, middle_start);
+    if chain_lanes > 0 {
+        // Keys of the chain bindings on the left, exchange lanes, an arrow, then the inner
+        // exchanges' labels; what is left after the label goes to their own keys: at least 8.
+        let room = lane_start.saturating_sub(middle_start);
+        chain_lanes_x = middle_start + outer_keys.min(room / 2).max(4);
+        chain_x = chain_lanes_x + chain_lanes + 1;
+        let left = lane_start.saturating_sub(chain_x).saturating_sub(8);
+        chain_width = if stacked {
+            2
+        } else {
+            (chain_label_width + 1 + rate_room).min(left).max(4)
+        };
+    }
+    Columns {
+        exchange_x,
+        exchange_width,
+        publisher_width: publisher_room.saturating_sub(4),
+        queue_width,
+        consumer_width: consumer_room.saturating_sub(3),
+        middle_start,
+        middle_end,
+        lane_start,
+        lane_step,
+        chain_x,
+        chain_width,
+        chain_lanes_x,
+        inner,
+        stacked,
+        names_fit,
+        lanes,
+        queue_lane: Vec::new(),
+    }
+}
+
+/// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
+/// cut; when not, the graph is laid out stacked.
+pub fn side_by_side_fits(app: &App, width: u16) -> bool {
+    columns_of(app, false, width, app.graph.layout.lanes.min(8) as u16).names_fit
+}
+
+/// Shares `budget` among demands: all of them when they fit, else each up to one level, the
+/// most it can be (the smaller demands whole, the larger cut alike).
+fn fill<const N: usize>(demands: [u16; N], budget: u16) -> [u16; N] {
+    let total: u32 = demands.iter().map(|d| *d as u32).sum();
+    if total <= budget as u32 {
+        return demands;
+    }
+    let given = |level: u16| -> u32 { demands.iter().map(|d| (*d).min(level) as u32).sum() };
+    let mut level = 0;
+    while given(level + 1) <= budget as u32 {
+        level += 1;
+    }
+    let mut out = demands.map(|d| d.min(level));
+    let mut left = budget as u32 - given(level);
+    for (o, d) in out.iter_mut().zip(demands) {
+        if left > 0 && d > *o {
+            *o += 1;
+            left -= 1;
+        }
+    }
+    out
+}

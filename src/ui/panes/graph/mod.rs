@@ -1,0 +1,244 @@
+//! The topology graph, the whole way a message goes: publishers, exchanges, one row per
+//! binding, queues with their counters (`ready unacked consumers`, as the bottom line says),
+//! consumers; messages in flight as dots along the lines. Layout comes from
+//! [`crate::ui::layout`].
+//!
+//! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
+//! the same destination (or leaving the same publisher or queue); `▶` is where a line ends.
+//! Names come first when the pane is narrow: exchanges, keys and queues, then publishers and
+//! consumers (cut, or hidden, as the bottom line then says), then counters and exchange types,
+//! then lanes two columns apart; exchanges move to rows of their own above their bindings when
+//! their names do not fit. A binding that gets no line (a chain more than one exchange deep,
+//! or more lanes passing the view than the pane has columns) shows `key ⇢ destination`
+//! instead. No text is ever written over a line, and a dot only ever runs on lines.
+//!
+//! - this file: the pane as a widget, which row is in view, and what a click hits.
+//! - `columns.rs`: where each region starts for a width, and what is cut when it is narrow.
+//! - `draw.rs`: the lines, labels and flying dots, cell by cell.
+//!
+//! It reads the app and the layout; it changes nothing.
+
+mod columns;
+mod draw;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::{Block, Borders, Widget};
+use unicode_width::UnicodeWidthStr;
+
+use crate::lesson::Lang;
+use crate::ui::app::{App, Focus};
+use crate::ui::layout::GraphItem;
+use crate::ui::theme::Theme;
+use crate::ui::words::tr;
+pub use columns::side_by_side_fits;
+use columns::{canvas_width, columns};
+
+/// The first row drawn, so the selected node stays in view.
+fn scroll(app: &App, height: u16) -> usize {
+    let rows = app.graph.layout.rows;
+    if rows <= height as usize {
+        return 0;
+    }
+    let selected_row = selected_row(app).unwrap_or(0);
+    selected_row
+        .saturating_sub(height as usize / 2)
+        .min(rows - height as usize)
+}
+
+fn selected_row(app: &App) -> Option<usize> {
+    app.graph.layout.row_of(app.selected_item()?)
+}
+
+/// The graph item (index into [`GraphLayout::items`](crate::ui::layout::GraphLayout)) under a
+/// mouse click, if any.
+pub fn node_at(app: &App, column: u16, row: u16) -> Option<usize> {
+    let item = item_at(app, column, row)?;
+    app.graph.layout.items.iter().position(|i| *i == item)
+}
+
+fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
+    let area = app.areas.graph;
+    let inner = Block::new().borders(Borders::ALL).inner(area);
+    if !inner.contains(ratatui::layout::Position::new(column, row)) {
+        return None;
+    }
+    let pan = app.graph.pan.min(u16::MAX as usize / 2) as u16;
+    let cols = columns(app, canvas_width(app, inner.width + pan), inner.height);
+    let r = (row - inner.y) as usize + scroll(app, inner.height);
+    let x = column - inner.x + pan;
+    let exchange = |i: usize| GraphItem::Exchange(i);
+    let header = || {
+        (0..app.graph.layout.exchanges.len())
+            .find(|&i| {
+                app.graph.layout.exchanges[i].row == r && (!cols.is_inner(i) || x >= cols.chain_x)
+            })
+            .map(exchange)
+    };
+    let graph = &app.graph.layout;
+    if cols.stacked && x < cols.middle_end && header().is_some() {
+        header()
+    } else if x < cols.exchange_x {
+        graph
+            .publishers
+            .iter()
+            .position(|p| p.row == r)
+            .map(GraphItem::Publisher)
+    } else if cols.consumer_width > 0 && x > cols.consumer_lane_x() {
+        graph
+            .consumers
+            .iter()
+            .position(|c| c.row == r)
+            .map(GraphItem::Consumer)
+    } else if x < cols.middle_start {
+        app.graph
+            .layout
+            .exchanges
+            .iter()
+            .position(|e| e.row == r)
+            .map(exchange)
+    } else if x >= cols.chain_x && x < cols.chain_x + cols.chain_width {
+        (0..app.graph.layout.exchanges.len())
+            .find(|&i| app.graph.layout.exchanges[i].row == r && cols.is_inner(i))
+            .map(exchange)
+    } else if x >= cols.middle_end {
+        app.graph
+            .layout
+            .queues
+            .iter()
+            .position(|q| q.row == r)
+            .map(GraphItem::Queue)
+    } else {
+        // Between the columns: the binding whose edge starts on this row, left of the click.
+        app.graph
+            .layout
+            .bindings
+            .iter()
+            .position(|b| b.row == r && cols.edge_start(b.exchange) <= x)
+            .map(GraphItem::Binding)
+    }
+}
+
+pub struct GraphPane<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for &GraphPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let theme = self.theme;
+        let focused = app.focus == Focus::Graph;
+        let lang = app.options.lang;
+        let (exchanges, queues, bindings) = (
+            app.graph.layout.exchanges.len(),
+            app.graph.layout.queues.len(),
+            app.graph
+                .layout
+                .bindings
+                .iter()
+                .filter(|b| !b.implicit)
+                .count(),
+        );
+        let title = match lang {
+            Lang::En => format!(
+                " vhost {}  {exchanges} exchanges  {queues} queues  {bindings} bindings ",
+                app.model.vhost
+            ),
+            Lang::Zh => format!(
+                " vhost {}  {exchanges} 个交换器  {queues} 个队列  {bindings} 个绑定 ",
+                app.model.vhost
+            ),
+        };
+        let block = super::pane_block(title, focused, theme);
+        let inner = block.inner(area);
+        let pan = app.graph.pan.min(u16::MAX as usize / 2) as u16;
+        let width = canvas_width(app, inner.width + pan);
+        // The bottom line reads the queues' counters, and says what found no room.
+        let graph = &app.graph.layout;
+        if !graph.queues.is_empty() {
+            let cols = columns(app, width, inner.height);
+            let publishers_hidden = graph.hidden_publishers > 0
+                || (!graph.publishers.is_empty() && cols.publisher_width == 0);
+            let consumers_hidden = !graph.consumers.is_empty() && cols.consumer_width == 0;
+            let hidden = match (lang, publishers_hidden, consumers_hidden) {
+                (Lang::En, true, true) => ["· publishers, consumers hidden ", "· clients hidden "],
+                (Lang::En, true, false) => ["· publishers hidden "; 2],
+                (Lang::En, false, true) => ["· consumers hidden "; 2],
+                (Lang::Zh, true, true) => ["· 发布者、消费者未显示 ", "· 客户端未显示 "],
+                (Lang::Zh, true, false) => ["· 发布者未显示 "; 2],
+                (Lang::Zh, false, true) => ["· 消费者未显示 "; 2],
+                (_, false, false) => [""; 2],
+            };
+            let room = inner.width as usize;
+            let (long, short) = match lang {
+                Lang::En => (
+                    " queues: ready unacked consumers",
+                    " ready unacked consumers",
+                ),
+                Lang::Zh => (" 队列：就绪 未确认 消费者", " 就绪 未确认 消费者"),
+            };
+            let legend = [
+                format!("{long} {}", hidden[0]),
+                format!("{short} {}", hidden[0]),
+                format!("{short} {}", hidden[1]),
+            ]
+            .into_iter()
+            .find(|l| l.width() <= room)
+            .unwrap_or_default();
+            block
+                .title_bottom(ratatui::text::Line::from(legend).right_aligned())
+                .render(area, buf);
+        } else {
+            block.render(area, buf);
+        }
+        if inner.width < 20 || inner.height < 2 {
+            return;
+        }
+        if app.graph.layout.exchanges.is_empty() && app.graph.layout.queues.is_empty() {
+            buf.set_string(
+                inner.x + 1,
+                inner.y,
+                tr(
+                    lang,
+                    "No exchanges or queues yet. Declare some from a client (press ? for keys).",
+                    "还没有交换器或队列。从客户端声明一些（按 ? 查看按键）。",
+                ),
+                theme.dim(),
+            );
+            return;
+        }
+        if width == inner.width {
+            draw::draw(app, theme, inner, buf);
+            return;
+        }
+        // Panned, or too many lanes for the pane: draw on a wider canvas (labels and lanes get
+        // the room they lacked) and show the part starting `graph_pan` columns in.
+        let mut canvas = Buffer::empty(Rect::new(0, 0, width, inner.height));
+        draw::draw(app, theme, canvas.area, &mut canvas);
+        for y in 0..inner.height {
+            for x in 0..inner.width {
+                buf[(inner.x + x, inner.y + y)] = canvas[(x + pan, y)].clone();
+            }
+        }
+    }
+}
+
+/// Cuts a string to a display width, marking the cut with `…`.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
