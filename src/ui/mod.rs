@@ -4,6 +4,18 @@
 //! Shape: [`action::Action`] is everything that can happen; [`app::App::update`] applies one
 //! with no I/O; this module's loop turns keys, mouse, the clock and broker events into actions
 //! and draws at most ~30 frames a second, only when something changed.
+//!
+//! - [`app`]: the state and `update()`, one component per part of the screen.
+//! - [`panes`]: one widget per screen region.
+//! - [`layout`]: the graph laid out in rows and lanes, before anything is drawn.
+//! - [`model`]: what the screen knows of the broker (topology, messages, rates).
+//! - [`keys`]: keys to actions, and the help that lists them.
+//! - [`commands`], [`form`]: acting on the embedded broker; [`player`], [`lessons`]: a lesson
+//!   played beside the graph and the task that runs it.
+//!
+//! Only this file talks to a [`Source`] (its snapshot, its events, a replay's
+//! [`crate::source::Playback`]); everything below it sees actions and the model. The view
+//! imports lessons through `crate::lesson`'s public names only, never its submodules.
 
 pub mod action;
 pub mod app;

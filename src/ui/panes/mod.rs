@@ -1,4 +1,9 @@
-//! One file per screen region, each an `impl Widget for &Pane`.
+//! One file per screen region, each an `impl Widget for &Pane`: the status line, the graph,
+//! the inspector, the lesson narration, the message log, and what opens over them (help,
+//! lesson menu, forms and questions).
+//!
+//! A pane reads the app and draws; it changes nothing but what a frame measures (the
+//! inspector's scroll). It may not import a source, the event loop or the lesson runner.
 
 pub mod form;
 pub mod graph;
