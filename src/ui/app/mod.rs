@@ -392,21 +392,15 @@ impl App {
             Action::DeleteSelected => return self.ask_delete(),
             Action::PurgeSelected => return self.ask_purge(),
             Action::GetSelected => return self.need_queue(|queue| Command::Get { queue }),
-            Action::CommandDone(result) => {
-                self.notice = Some(result.map_or_else(|e| (e, true), |t| (t, false)))
-            }
+            Action::CommandDone(result) => self.command_done(result),
             Action::SourceTrouble(trouble) => self.trouble = trouble,
             Action::Drawn => self.dirty = false,
-            Action::LessonsLoaded { lessons, errors } => {
-                (self.lessons, self.lesson_errors) = (lessons, errors)
-            }
+            Action::LessonsLoaded { lessons, errors } => self.lessons_loaded(lessons, errors),
             Action::OpenMenu => self.open_menu(),
             Action::StartLesson(i) => return self.start_lesson(i),
             Action::LessonNext => return self.lesson_next(),
             Action::LessonBack => return self.lesson_back(),
-            Action::LessonRestart => {
-                return Some(Effect::Lesson(self.player.as_mut()?.go_to(0, now)))
-            }
+            Action::LessonRestart => return self.lesson_restart(),
             Action::LessonToggle(i) => self.player.as_mut()?.toggle(i),
             Action::LessonScrollUp => self.player.as_mut()?.scroll_up(),
             Action::LessonScrollDown => self.player.as_mut()?.scroll_down(),
@@ -555,6 +549,19 @@ impl App {
         }
     }
 
+    /// What the broker answered to a command, on the status line: the outcome, or why not.
+    fn command_done<E: ToString>(&mut self, result: Result<String, E>) {
+        self.notice = Some(match result {
+            Ok(text) => (text, false),
+            Err(why) => (why.to_string(), true),
+        });
+    }
+
+    fn lessons_loaded(&mut self, lessons: Vec<Arc<Lesson>>, errors: Vec<String>) {
+        self.lessons = lessons;
+        self.lesson_errors = errors;
+    }
+
     fn open_menu(&mut self) {
         if self.lessons.is_empty() && self.lesson_errors.is_empty() {
             self.notice = Some(("no lessons found (see --lessons)".into(), true));
@@ -577,6 +584,10 @@ impl App {
 
     fn lesson_back(&mut self) -> Option<Effect> {
         Some(Effect::Lesson(self.player.as_mut()?.back(self.now)))
+    }
+
+    fn lesson_restart(&mut self) -> Option<Effect> {
+        Some(Effect::Lesson(self.player.as_mut()?.go_to(0, self.now)))
     }
 
     /// A fresh snapshot: the graph is laid out again if its structure changed, else only its
