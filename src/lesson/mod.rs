@@ -14,10 +14,11 @@ pub mod runner;
 pub mod schema;
 mod tap;
 
+// What the view reads of a lesson and its run, so that it needs none of the submodules.
+pub use runner::PROBE_PREFIX;
+pub use schema::{Asked, Predict, Step};
+
 pub use check::{check_lesson, LessonCheck};
 pub use load::{load_dir, load_each, load_file, load_str, LessonError};
 pub use runner::{CheckResult, LessonRun, PublishReport, RunError, StepReport, Target};
 pub use schema::{Lang, Lesson, Text};
-// What the view reads of a lesson and its run, so that it needs none of the submodules.
-pub use runner::PROBE_PREFIX;
-pub use schema::{Asked, Predict, Step};

@@ -36,7 +36,7 @@ impl App {
                 Some(Effect::Run(command))
             }
             Err(why) => {
-                self.notice = Some((why, true));
+                self.notice = Some((why.to_string(), true));
                 None
             }
         }
