@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::broker::Snapshot;
 use crate::events::Event;
 use crate::lesson::Lesson;
-use crate::topology::Snapshot;
 use crate::ui::form::FormKind;
 use crate::ui::player::StepOutcome;
 
