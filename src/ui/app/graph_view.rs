@@ -105,3 +105,33 @@ impl GraphView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panning_stops_at_both_ends() {
+        let mut graph = GraphView::default();
+        graph.pan_by(-1);
+        assert_eq!(graph.pan, 0);
+        graph.pan_by(2);
+        assert_eq!(graph.pan, 2 * PAN_STEP);
+        for _ in 0..100 {
+            graph.pan_by(1);
+        }
+        assert_eq!(graph.pan, MAX_PAN);
+        graph.pan_by(-1);
+        assert_eq!(graph.pan, MAX_PAN - PAN_STEP);
+    }
+
+    #[test]
+    fn an_empty_graph_has_nothing_to_select() {
+        let mut graph = GraphView::default();
+        graph.move_by(5);
+        assert_eq!(graph.selected, 0);
+        assert!(graph.is_empty());
+        assert_eq!(graph.selected_item(), None);
+        assert_eq!(graph.selected_queue(), None);
+    }
+}

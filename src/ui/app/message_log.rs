@@ -101,3 +101,40 @@ impl MessageLog {
         self.selected = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_that_does_not_compile_keeps_the_last_good_one() {
+        let mut log = MessageLog {
+            selected: 3,
+            ..MessageLog::default()
+        };
+        for c in "ord".chars() {
+            log.type_char(c);
+        }
+        assert_eq!(log.selected, 0, "a new filter starts at the newest message");
+        assert_eq!(log.filter_regex.as_ref().map(|r| r.as_str()), Some("ord"));
+        log.type_char('(');
+        assert!(log.filter_error.is_some());
+        assert_eq!(log.filter_regex.as_ref().map(|r| r.as_str()), Some("ord"));
+        log.backspace();
+        assert!(log.filter_error.is_none());
+        for _ in 0..3 {
+            log.backspace();
+        }
+        assert!(log.filter_regex.is_none() && log.body_filter.is_none());
+    }
+
+    #[test]
+    fn the_selected_message_stays_put_as_new_ones_arrive() {
+        let mut log = MessageLog::default();
+        log.arrived();
+        assert_eq!(log.selected, 0, "the newest stays selected");
+        log.selected = 2;
+        log.arrived();
+        assert_eq!(log.selected, 3);
+    }
+}

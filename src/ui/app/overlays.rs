@@ -147,3 +147,26 @@ fn lesson_numbered(lessons: &[Arc<Lesson>], typed: &str) -> Option<usize> {
     let n: u32 = typed.parse().ok()?;
     lessons.iter().position(|l| l.order == n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_scrolls_no_further_than_its_last_page() {
+        let mut help = Help {
+            shown: true,
+            scroll: 0,
+            page: 10,
+        };
+        assert_eq!(help.rows_for(&Action::PageDown), 10);
+        assert_eq!(help.rows_for(&Action::Quit), 0);
+        help.scroll_by(100, 25);
+        assert_eq!(help.scroll, 15);
+        help.scroll_by(-100, 25);
+        assert_eq!(help.scroll, 0);
+        help.scroll = 4;
+        help.toggle();
+        assert_eq!((help.shown, help.scroll), (false, 0));
+    }
+}

@@ -49,3 +49,23 @@ impl PlaybackView {
         Duration::from_secs_f64(FLIGHT_TIME / self.speed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_speed_stays_between_an_eighth_and_eight() {
+        let mut playback = PlaybackView::default();
+        for _ in 0..10 {
+            playback.faster();
+        }
+        assert_eq!(playback.speed, 8.0);
+        assert_eq!(playback.faster(), Duration::from_secs_f64(1.2 / 8.0));
+        for _ in 0..20 {
+            playback.slower();
+        }
+        assert_eq!(playback.speed, 0.125);
+        assert_eq!(playback.slower(), Duration::from_secs_f64(1.2 / 0.125));
+    }
+}
