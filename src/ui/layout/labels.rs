@@ -146,29 +146,25 @@ pub fn exchange_label(x: &crate::broker::ExchangeSnapshot) -> String {
         &x.name
     };
     let mut flags = vec![x.kind.as_str()];
-    if x.durable {
-        flags.push("D");
-    }
-    if x.auto_delete {
-        flags.push("AD");
-    }
-    if x.internal {
-        flags.push("I");
-    }
+    flags.extend(set_flags(&[
+        (x.durable, "D"),
+        (x.auto_delete, "AD"),
+        (x.internal, "I"),
+    ]));
     format!("{name} [{}]", flags.join(" "))
 }
 
+/// The letters of the flags that are set, in the order given.
+fn set_flags(flags: &[(bool, &'static str)]) -> Vec<&'static str> {
+    flags
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, letter)| *letter)
+        .collect()
+}
+
 pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
-    let mut flags = Vec::new();
-    if q.durable {
-        flags.push("D");
-    }
-    if q.exclusive {
-        flags.push("X");
-    }
-    if q.auto_delete {
-        flags.push("AD");
-    }
+    let flags = set_flags(&[(q.durable, "D"), (q.exclusive, "X"), (q.auto_delete, "AD")]);
     let flags = if flags.is_empty() {
         String::new()
     } else {

@@ -17,6 +17,15 @@ use crate::ui::model::Traffic;
 /// At most this many consumer rows per queue; more consumers are counted as `+N`.
 const CONSUMER_ROWS: usize = 4;
 
+/// Where each item is in its list, by name.
+fn positions<'a, T>(items: &'a [T], name: impl Fn(&'a T) -> &'a String) -> HashMap<&'a str, usize> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (name(item).as_str(), i))
+        .collect()
+}
+
 /// Whether an exchange is worth a row: user exchanges always, predeclared ones (the default
 /// exchange and `amq.*`) only when they have bindings or `show_all` is set.
 fn shown(name: &str, bound: bool, show_all: bool) -> bool {
@@ -194,17 +203,8 @@ pub fn layout(
         .iter()
         .filter(|x| shown(&x.name, bound.contains(x.name.as_str()), show_all))
         .collect();
-    let exchange_index: HashMap<&str, usize> = shown_exchanges
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (x.name.as_str(), i))
-        .collect();
-    let queue_index: HashMap<&str, usize> = topology
-        .queues
-        .iter()
-        .enumerate()
-        .map(|(i, q)| (q.name.as_str(), i))
-        .collect();
+    let exchange_index = positions(&shown_exchanges, |x| &x.name);
+    let queue_index = positions(&topology.queues, |q| &q.name);
 
     // Every binding that can be drawn: its source and destination are on the graph (an
     // exchange bound to itself leads nowhere new).
@@ -468,12 +468,7 @@ fn place_consumers(
     labels: &HashMap<ConnectionId, String>,
 ) {
     let mut nodes: Vec<Vec<ConsumerNode>> = vec![Vec::new(); out.queues.len()];
-    let slot: HashMap<&str, usize> = out
-        .queues
-        .iter()
-        .enumerate()
-        .map(|(i, q)| (q.name.as_str(), i))
-        .collect();
+    let slot = positions(&out.queues, |q| &q.name);
     for c in &topology.consumers {
         let Some(&q) = slot.get(c.queue.as_str()) else {
             continue;

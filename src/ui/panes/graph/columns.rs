@@ -2,62 +2,10 @@
 //! column of inner exchanges, the lanes, queues and consumers; and what gives way first when
 //! the pane is narrow (names come first, then clients, counters and types, then lane spacing).
 
-use super::scroll;
+use super::{scroll, Columns, QueueLane};
 use crate::ui::app::App;
 use crate::ui::layout::EdgeTarget;
 use crate::ui::model::Rate;
-
-/// Column positions of the regions, for a given inner width.
-///
-/// ```text
-///  publishers ─┬▶ exchanges   keys     exchange lanes ▶ inner exchanges  keys
-///              queue lanes ▶ queues ─┬▶ consumers
-/// ```
-///
-/// Exchanges that are the destination of an exchange-to-exchange binding sit in a chain column
-/// inside the middle, so a chain reads left to right: source exchange, binding, inner exchange,
-/// binding, queue. Every lane has a column of its own; keys stop before the first lane, so no
-/// text ever hides a line.
-pub(super) struct Columns {
-    /// Where the exchanges' labels start: after the publishers (0 when they are hidden).
-    pub(super) exchange_x: u16,
-    pub(super) exchange_width: u16,
-    /// Room for a publisher's label (0: publishers hidden).
-    pub(super) publisher_width: u16,
-    /// Room for a queue's label and counters, and for a consumer's (0: consumers hidden).
-    pub(super) queue_width: u16,
-    pub(super) consumer_width: u16,
-    pub(super) middle_start: u16,
-    pub(super) middle_end: u16,
-    pub(super) lane_start: u16,
-    pub(super) lane_step: u16,
-    /// Where inner exchanges' labels start, and how wide they may be (0 when none).
-    pub(super) chain_x: u16,
-    pub(super) chain_width: u16,
-    /// The column of the leftmost exchange lane (`chain_x - 1` when none).
-    pub(super) chain_lanes_x: u16,
-    /// Per exchange: is it the destination of an exchange-to-exchange binding?
-    pub(super) inner: Vec<bool>,
-    /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
-    pub(super) stacked: bool,
-    /// Whether every name has the room it needs.
-    pub(super) names_fit: bool,
-    /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
-    pub(super) lanes: u16,
-    pub(super) queue_lane: Vec<QueueLane>,
-}
-
-/// How a queue's bindings reach it in one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum QueueLane {
-    /// One binding, a straight line along the queue's row.
-    Straight,
-    /// A lane in this column (0 = nearest the keys).
-    Column(usize),
-    /// More lanes pass through the view than the pane has columns for: the binding on the
-    /// queue's row runs straight to it, the others name it after their key.
-    Named,
-}
 
 impl Columns {
     /// Where the edges of an exchange's bindings begin.

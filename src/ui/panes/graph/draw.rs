@@ -6,8 +6,8 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use unicode_width::UnicodeWidthStr;
 
-use super::columns::{columns, Columns, QueueLane};
-use super::{scroll, truncate};
+use super::columns::columns;
+use super::{scroll, truncate, Columns, QueueLane};
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::{publisher_text, EdgeTarget, GraphItem};
 use crate::ui::model::FlightKind;

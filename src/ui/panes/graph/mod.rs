@@ -34,6 +34,58 @@ use crate::ui::words::tr;
 pub use columns::side_by_side_fits;
 use columns::{canvas_width, columns};
 
+/// Column positions of the regions, for a given inner width.
+///
+/// ```text
+///  publishers ─┬▶ exchanges   keys     exchange lanes ▶ inner exchanges  keys
+///              queue lanes ▶ queues ─┬▶ consumers
+/// ```
+///
+/// Exchanges that are the destination of an exchange-to-exchange binding sit in a chain column
+/// inside the middle, so a chain reads left to right: source exchange, binding, inner exchange,
+/// binding, queue. Every lane has a column of its own; keys stop before the first lane, so no
+/// text ever hides a line.
+struct Columns {
+    /// Where the exchanges' labels start: after the publishers (0 when they are hidden).
+    exchange_x: u16,
+    exchange_width: u16,
+    /// Room for a publisher's label (0: publishers hidden).
+    publisher_width: u16,
+    /// Room for a queue's label and counters, and for a consumer's (0: consumers hidden).
+    queue_width: u16,
+    consumer_width: u16,
+    middle_start: u16,
+    middle_end: u16,
+    lane_start: u16,
+    lane_step: u16,
+    /// Where inner exchanges' labels start, and how wide they may be (0 when none).
+    chain_x: u16,
+    chain_width: u16,
+    /// The column of the leftmost exchange lane (`chain_x - 1` when none).
+    chain_lanes_x: u16,
+    /// Per exchange: is it the destination of an exchange-to-exchange binding?
+    inner: Vec<bool>,
+    /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
+    stacked: bool,
+    /// Whether every name has the room it needs.
+    names_fit: bool,
+    /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
+    lanes: u16,
+    queue_lane: Vec<QueueLane>,
+}
+
+/// How a queue's bindings reach it in one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueueLane {
+    /// One binding, a straight line along the queue's row.
+    Straight,
+    /// A lane in this column (0 = nearest the keys).
+    Column(usize),
+    /// More lanes pass through the view than the pane has columns for: the binding on the
+    /// queue's row runs straight to it, the others name it after their key.
+    Named,
+}
+
 /// The first row drawn, so the selected node stays in view.
 fn scroll(app: &App, height: u16) -> usize {
     let rows = app.graph.layout.rows;
