@@ -39,6 +39,9 @@ pub enum Action {
     /// stepped back from there (false).
     PlaybackEnded(bool),
     ToggleHelp,
+    /// The graph takes the whole width (the lesson or inspector hides) until pressed again: a
+    /// narrow screen beside a lesson shows every name whole this way.
+    ToggleZoom,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,
     NextVhost,

@@ -22,6 +22,8 @@ pub struct GraphView {
     pub pan: usize,
     /// Show the default exchange and `amq.*` too.
     pub show_all_exchanges: bool,
+    /// The graph has the whole width: the lesson and the inspector wait beside it, hidden.
+    pub zoomed: bool,
 }
 
 impl GraphView {
@@ -61,6 +63,11 @@ impl GraphView {
             GraphItem::Binding(i) => self.layout.bindings.get(i),
             _ => None,
         }
+    }
+
+    /// `z`: the whole width, or back to sharing it.
+    pub fn toggle_zoom(&mut self) {
+        self.zoomed = !self.zoomed;
     }
 
     /// Moves the selection by `delta` items, within the graph.

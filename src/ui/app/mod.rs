@@ -364,6 +364,7 @@ impl App {
             Action::PlaybackEnded(ended) => self.playback.ended = ended,
             Action::Faster => self.model.flight_time = self.playback.faster(),
             Action::Slower => self.model.flight_time = self.playback.slower(),
+            Action::ToggleZoom => self.graph.toggle_zoom(),
             Action::ToggleHelp => self.overlays.help.toggle(),
             Action::ToggleAllExchanges => self.toggle_all_exchanges(),
             Action::NextVhost => return self.next_vhost(),

@@ -129,10 +129,10 @@ fn a_message_remembers_what_happened_to_it() {
     ] {
         model.apply(&event(kind), now);
     }
-    let history: Vec<&str> = model.log[0]
+    let history: Vec<String> = model.log[0]
         .history
         .iter()
-        .map(|(text, _)| text.as_str())
+        .map(|happened| happened.text(Lang::En))
         .collect();
     assert_eq!(
         history,
