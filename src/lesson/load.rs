@@ -12,33 +12,8 @@ use super::schema::{
     Step,
 };
 
-/// A lesson file that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LessonError {
-    pub path: PathBuf,
-    /// 1-based line and column, when the problem has a place in the file.
-    pub location: Option<(usize, usize)>,
-    /// What was expected.
-    pub message: String,
-}
-
-impl fmt::Display for LessonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((line, column)) => {
-                write!(
-                    f,
-                    "{}:{line}:{column}: {}",
-                    self.path.display(),
-                    self.message
-                )
-            }
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for LessonError {}
+/// A lesson file that cannot be used, and why: `file:line:col: expected ...`.
+pub type LessonError = crate::file_error::FileError;
 
 /// How deeply a lesson's lists and mappings may nest. The deepest lesson shipped nests 12;
 /// deeper text only costs time (see [`crate::nesting`]).
@@ -46,11 +21,8 @@ pub const MAX_NESTING: usize = 64;
 
 /// Reads one lesson file.
 pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
-    let bytes = std::fs::read(path).map_err(|e| LessonError {
-        path: path.to_path_buf(),
-        location: None,
-        message: format!("cannot read the file: {e}"),
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| LessonError::whole(path, format!("cannot read the file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = before.iter().filter(|b| **b == b'\n').count() + 1;
@@ -59,11 +31,7 @@ pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
                 .iter()
                 .rposition(|b| *b == b'\n')
                 .map_or(0, |i| i + 1);
-        LessonError {
-            path: path.to_path_buf(),
-            location: Some((line, column + 1)),
-            message: "expected UTF-8 text".to_string(),
-        }
+        LessonError::at(path, (line, column + 1), "expected UTF-8 text")
     })?;
     load_str(&text, path)
 }
@@ -71,33 +39,21 @@ pub fn load_file(path: &Path) -> Result<Lesson, LessonError> {
 /// Parses and validates a lesson; `path` names it in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Lesson, LessonError> {
     if let Some(location) = crate::nesting::deeper_than(text, MAX_NESTING) {
-        return Err(LessonError {
-            path: path.to_path_buf(),
-            location: Some(location),
-            message: format!(
-                "expected at most {MAX_NESTING} lists and mappings inside each other, found \
-                 deeper nesting here"
-            ),
-        });
+        return Err(LessonError::too_deep(path, location, MAX_NESTING));
     }
     if matches!(serde_yaml::from_str(text), Ok(serde_yaml::Value::Null)) {
-        return Err(LessonError {
-            path: path.to_path_buf(),
-            location: Some((1, 1)),
-            message: "expected a lesson (a mapping with `id`, `order`, `title` and `steps`), \
-                      found nothing"
-                .to_string(),
-        });
+        return Err(LessonError::at(
+            path,
+            (1, 1),
+            "expected a lesson (a mapping with `id`, `order`, `title` and `steps`), found nothing",
+        ));
     }
-    let mut lesson: Lesson = serde_yaml::from_str(text).map_err(|e| yaml_error(&e, path))?;
+    let mut lesson: Lesson =
+        serde_yaml::from_str(text).map_err(|e| LessonError::from_yaml(&e, path, 1))?;
     lesson.source = path.to_path_buf();
     if let Err(problem) = validate(&lesson) {
-        let location = locate_nearest(text, &problem.at).or(Some((1, 1)));
-        return Err(LessonError {
-            path: path.to_path_buf(),
-            location,
-            message: problem.message,
-        });
+        let location = locate_nearest(text, &problem.at).unwrap_or((1, 1));
+        return Err(LessonError::at(path, location, problem.message));
     }
     Ok(lesson)
 }
@@ -111,11 +67,10 @@ pub fn load_each(dir: &Path) -> (Vec<Lesson>, Vec<LessonError>) {
         Err(e) => {
             return (
                 Vec::new(),
-                vec![LessonError {
-                    path: dir.to_path_buf(),
-                    location: None,
-                    message: format!("cannot read the directory: {e}"),
-                }],
+                vec![LessonError::whole(
+                    dir,
+                    format!("cannot read the directory: {e}"),
+                )],
             )
         }
     };
@@ -170,23 +125,6 @@ pub fn lesson_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
-}
-
-/// serde_yaml's message without its " at line L column C" (the location goes in front).
-fn yaml_error(error: &serde_yaml::Error, path: &Path) -> LessonError {
-    let mut message = error.to_string();
-    let location = error.location().map(|l| (l.line(), l.column()));
-    if let Some((line, column)) = location {
-        let suffix = format!(" at line {line} column {column}");
-        if let Some(i) = message.find(&suffix) {
-            message.replace_range(i..i + suffix.len(), "");
-        }
-    }
-    LessonError {
-        path: path.to_path_buf(),
-        location: location.or(Some((1, 1))),
-        message,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
