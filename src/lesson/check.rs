@@ -81,16 +81,16 @@ fn describe(lesson: &Lesson, error: &RunError, lang: Lang) -> String {
             step,
             action,
             keyword,
-            message,
+            error,
         } => format!(
-            "{}: action {} ({keyword}): {message}",
+            "{}: action {} ({keyword}): {error}",
             step_label(lesson, *step, lang),
             action + 1
         ),
         RunError::Observe {
             step: Some(step),
-            message,
-        } => format!("{}: {message}", step_label(lesson, *step, lang)),
+            error,
+        } => format!("{}: {error}", step_label(lesson, *step, lang)),
         other => other.to_string(),
     }
 }

@@ -4,7 +4,9 @@
 //! - [`schema`]: the file format as types.
 //! - [`load`]: reading and validating files; errors carry `file:line:col`.
 //! - [`runner`]: runs a lesson through a real AMQP client, on the embedded broker or a RabbitMQ,
-//!   and reports what each step did against what it expected.
+//!   and reports what each step did against what it expected (a folder: life cycle, client,
+//!   actions, checks, YAML-to-AMQP conversion).
+//! - `tap`: where each publish went, as the broker reports it (events or the firehose).
 //! - [`check`]: runs whole lessons and lists what failed (`rabbitscope lessons check`).
 
 pub mod check;
@@ -16,5 +18,6 @@ mod tap;
 
 pub use check::{check_lesson, LessonCheck};
 pub use load::{load_dir, load_each, load_file, load_str, LessonError};
-pub use runner::{CheckResult, LessonRun, PublishReport, RunError, StepReport, Target};
+pub use runner::{CheckResult, LessonRun, PublishReport, RunError, StepError, StepReport, Target};
 pub use schema::{Lang, Lesson, Text};
+pub use tap::TapError;
