@@ -2,7 +2,8 @@
 //! really run on a broker (lessons/README.md describes the format for authors).
 //!
 //! - [`schema`]: the file format as types.
-//! - [`load`]: reading and validating files; errors carry `file:line:col`.
+//! - [`load`]: reading files; errors carry `file:line:col`.
+//! - `validate`: the checks a lesson must pass once it parses.
 //! - [`runner`]: runs a lesson through a real AMQP client, on the embedded broker or a RabbitMQ,
 //!   and reports what each step did against what it expected (a folder: life cycle, client,
 //!   actions, checks, YAML-to-AMQP conversion).
@@ -15,6 +16,7 @@ pub mod oslo;
 pub mod runner;
 pub mod schema;
 mod tap;
+mod validate;
 
 pub use check::{check_lesson, LessonCheck};
 pub use load::{load_dir, load_each, load_file, load_str, LessonError};

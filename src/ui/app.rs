@@ -591,7 +591,7 @@ impl App {
                         self.form = None;
                         return Some(Effect::Run(command));
                     }
-                    Err(why) => self.notice = Some((why, true)),
+                    Err(why) => self.notice = Some((why.to_string(), true)),
                 }
             }
             Action::DeleteSelected => {
@@ -687,7 +687,7 @@ impl App {
             Action::CommandDone(result) => {
                 self.notice = Some(match result {
                     Ok(text) => (text, false),
-                    Err(text) => (text, true),
+                    Err(why) => (why.to_string(), true),
                 });
             }
             Action::SourceTrouble(trouble) => self.trouble = trouble,
