@@ -119,3 +119,39 @@ pub fn yaml_key(key: &serde_yaml::Value) -> String {
             .to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_take_32_bits_when_they_fit() {
+        let value = |yaml: &str| amqp_value(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+        assert_eq!(value("5000"), AMQPValue::LongInt(5000));
+        assert_eq!(value("4294967296"), AMQPValue::LongLongInt(1 << 32));
+        assert_eq!(
+            value("fanout"),
+            AMQPValue::LongString("fanout".as_bytes().into())
+        );
+        assert_eq!(value("true"), AMQPValue::Boolean(true));
+    }
+
+    #[test]
+    fn names_longer_than_amqp_allows_are_refused_with_their_start() {
+        let long = "q".repeat(300);
+        assert_eq!(
+            short(&long).unwrap_err().to_string(),
+            format!(
+                "`{}...` is 300 bytes long; AMQP allows at most 255",
+                "q".repeat(24)
+            )
+        );
+        assert!(short("orders").is_ok());
+    }
+
+    #[test]
+    fn mapping_keys_become_text() {
+        assert_eq!(yaml_key(&serde_yaml::Value::from(7)), "7");
+        assert_eq!(yaml_key(&serde_yaml::Value::from("k")), "k");
+    }
+}

@@ -196,3 +196,93 @@ impl fmt::Display for InStep<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> StepError {
+        StepError::Refused {
+            code: 404,
+            text: "NOT_FOUND - no exchange 'x' in vhost '/'".into(),
+        }
+    }
+
+    #[test]
+    fn a_run_error_says_where_in_the_lesson() {
+        let action = RunError::Action {
+            step: 1,
+            action: 0,
+            keyword: "publish",
+            error: refused(),
+        };
+        assert_eq!(
+            action.to_string(),
+            "step 2: action 1 (publish): 404 NOT_FOUND - no exchange 'x' in vhost '/'"
+        );
+        let between = RunError::Observe {
+            step: None,
+            error: StepError::ProbeUnseen,
+        };
+        assert_eq!(
+            between.to_string(),
+            "the broker never reported the probe publish (is tracing on?)"
+        );
+        let in_step = RunError::Observe {
+            step: Some(0),
+            error: StepError::RoutesMissing { routed: 1, sent: 2 },
+        };
+        assert_eq!(
+            in_step.to_string(),
+            "step 1: the broker reported the route of 1 of 2 publishes within 10 s"
+        );
+        assert_eq!(RunError::NoSuchStep(2).to_string(), "there is no step 3");
+    }
+
+    #[test]
+    fn a_connection_names_the_program_when_there_is_one() {
+        let connect = |name: Option<&str>| RunError::Connect {
+            url: "amqp://h".into(),
+            name: name.map(str::to_string),
+            error: StepError::NoAnswer,
+        };
+        assert_eq!(
+            connect(None).to_string(),
+            "cannot connect to amqp://h: no answer from the broker within 15 s"
+        );
+        assert_eq!(
+            connect(Some("nova-api")).to_string(),
+            "cannot connect to amqp://h as nova-api: no answer from the broker within 15 s"
+        );
+        assert!(connect(None).connection_lost());
+        assert!(!RunError::NoSuchStep(0).connection_lost());
+    }
+
+    #[test]
+    fn refusals_keep_their_code() {
+        assert_eq!(refused().refusal_code(), Some(404));
+        assert_eq!(StepError::NoAnswer.refusal_code(), None);
+        let wrong = StepError::NotRefused {
+            code: 405,
+            answer: Box::new(refused()),
+        };
+        assert_eq!(
+            wrong.to_string(),
+            "expected the broker to refuse with 405, but it answered 404 NOT_FOUND - no \
+             exchange 'x' in vhost '/'"
+        );
+        let few = |held| StepError::FewUnacked {
+            consumer: "w".into(),
+            held,
+            wanted: 3,
+        };
+        assert_eq!(
+            few(1).to_string(),
+            "consumer `w` holds 1 unacked message, fewer than 3"
+        );
+        assert_eq!(
+            few(2).to_string(),
+            "consumer `w` holds 2 unacked messages, fewer than 3"
+        );
+    }
+}

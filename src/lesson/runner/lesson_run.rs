@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::types::ShortString;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::task::JoinHandle;
 
@@ -361,30 +362,36 @@ async fn delete_lesson_objects(url: &str, lesson: &Lesson) -> Result<(), RunErro
             error,
         })?;
     let mut channel = None;
-    // Names AMQP cannot carry were never declared.
-    let queues = queues.iter().filter_map(|q| short(q).ok());
+    // Names AMQP cannot carry were never declared. Queues go first: they may be bound to the
+    // exchanges.
+    let queues = queues
+        .iter()
+        .filter_map(|q| short(q).ok())
+        .map(Doomed::Queue);
     let exchanges = exchanges.iter().filter_map(|x| short(x).ok());
-    for queue in queues {
+    for doomed in queues.chain(exchanges.map(Doomed::Exchange)) {
         let ch = open_if_closed(&connection, &mut channel).await?;
+        let deleted = match doomed {
+            Doomed::Queue(q) => timed(ch.queue_delete(q, QueueDeleteOptions::default()))
+                .await
+                .map(drop),
+            Doomed::Exchange(x) => {
+                timed(ch.exchange_delete(x, ExchangeDeleteOptions::default())).await
+            }
+        };
         // An error (e.g. another connection's exclusive queue) closes the channel; go on.
-        if timed(ch.queue_delete(queue, QueueDeleteOptions::default()))
-            .await
-            .is_err()
-        {
-            channel = None;
-        }
-    }
-    for exchange in exchanges {
-        let ch = open_if_closed(&connection, &mut channel).await?;
-        if timed(ch.exchange_delete(exchange, ExchangeDeleteOptions::default()))
-            .await
-            .is_err()
-        {
+        if deleted.is_err() {
             channel = None;
         }
     }
     let _ = connection.close(200, "OK".into()).await;
     Ok(())
+}
+
+/// An object [`delete_lesson_objects`] deletes.
+enum Doomed {
+    Queue(ShortString),
+    Exchange(ShortString),
 }
 
 async fn open_if_closed<'c>(
