@@ -1,5 +1,5 @@
 //! Reading lesson files: YAML into [`Lesson`], then the checks YAML cannot express
-//! ([`super::validate`]), each error with the file, line and column it is about. The line and
+//! (`validate`), each error with the file, line and column it is about. The line and
 //! column of a node are found by walking serde_yaml to it ([`locate`]).
 
 use std::collections::HashMap;
