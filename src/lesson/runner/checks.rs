@@ -108,6 +108,10 @@ impl StepReport {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Judging a step: its report, then each `expect` key and the `predict` answer
+// ---------------------------------------------------------------------------------------------
+
 impl Client {
     pub(super) async fn report(&mut self, index: usize, step: &Step) -> StepReport {
         let publishes: Vec<PublishReport> =
@@ -293,6 +297,10 @@ impl Client {
         checks
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Checks made of one answer, and the sentences a student reads
+// ---------------------------------------------------------------------------------------------
 
 /// "`viewer` was refused: 405 RESOURCE_LOCKED - ...": who was refused is the consumer, or the
 /// program (the lesson itself without one) that declared.

@@ -27,15 +27,22 @@ use crate::broker::Broker;
 /// What a consumer has received.
 #[derive(Default)]
 pub(super) struct Inbox {
+    /// Every delivery since the consumer started, across steps.
     pub(super) received: u64,
+    /// Deliveries of a manual-ack consumer waiting for the lesson's `ack`, `nack` or `reject`.
     pub(super) unacked: VecDeque<Acker>,
     /// Bodies received since the current step began.
     pub(super) bodies: Vec<Vec<u8>>,
+    /// The last oslo.messaging call received, for a `reply` action to answer.
     pub(super) last_call: Option<oslo::Call>,
 }
 
+/// A consumer the lesson started with `consume`, and the task that reads its deliveries.
 pub(super) struct ConsumerHandle {
+    /// Its own channel, so that cancelling it or consuming again under its name touches no
+    /// other consumer.
     pub(super) channel: Channel,
+    /// Manual acks (`ack: manual`): deliveries wait in the inbox's `unacked`.
     pub(super) manual: bool,
     /// The program it consumes for (`client`); its replies go out on that connection.
     pub(super) client: Option<String>,
@@ -47,9 +54,12 @@ pub(super) struct ConsumerHandle {
 pub(super) struct Sent {
     pub(super) report: PublishReport,
     pub(super) by: (String, u16),
+    /// The broker has reported where it went.
     pub(super) routed: bool,
 }
 
+/// The lesson's AMQP side in one vhost: its connections, its consumers, and what the current
+/// step did so far.
 pub(super) struct Client {
     pub(super) url: String,
     pub(super) lesson_id: String,
@@ -81,6 +91,7 @@ pub(super) struct Client {
     pub(super) refusals: Vec<CheckResult>,
 }
 
+/// The inbox, even if a reader panicked holding it: its counts are still right.
 pub(super) fn lock(inbox: &Mutex<Inbox>) -> std::sync::MutexGuard<'_, Inbox> {
     inbox
         .lock()
