@@ -29,35 +29,27 @@ pub fn oslo_properties() -> BasicProperties {
 /// A publish's `properties`; the names AMQP carries as short strings must fit in one.
 pub fn basic_properties(p: &Properties) -> Result<BasicProperties, StepError> {
     let mut props = BasicProperties::default();
-    if let Some(v) = &p.content_type {
-        props = props.with_content_type(short(v)?);
-    }
-    if let Some(v) = &p.content_encoding {
-        props = props.with_content_encoding(short(v)?);
-    }
     if let Some(v) = p.delivery_mode {
         props = props.with_delivery_mode(v);
     }
     if let Some(v) = p.priority {
         props = props.with_priority(v);
     }
-    if let Some(v) = &p.correlation_id {
-        props = props.with_correlation_id(short(v)?);
-    }
-    if let Some(v) = &p.reply_to {
-        props = props.with_reply_to(short(v)?);
-    }
-    if let Some(v) = &p.expiration {
-        props = props.with_expiration(short(v)?);
-    }
-    if let Some(v) = &p.message_id {
-        props = props.with_message_id(short(v)?);
-    }
-    if let Some(v) = &p.kind {
-        props = props.with_type(short(v)?);
-    }
-    if let Some(v) = &p.app_id {
-        props = props.with_app_id(short(v)?);
+    type Setter = fn(BasicProperties, ShortString) -> BasicProperties;
+    let texts: [(&Option<String>, Setter); 8] = [
+        (&p.content_type, BasicProperties::with_content_type),
+        (&p.content_encoding, BasicProperties::with_content_encoding),
+        (&p.correlation_id, BasicProperties::with_correlation_id),
+        (&p.reply_to, BasicProperties::with_reply_to),
+        (&p.expiration, BasicProperties::with_expiration),
+        (&p.message_id, BasicProperties::with_message_id),
+        (&p.kind, BasicProperties::with_type),
+        (&p.app_id, BasicProperties::with_app_id),
+    ];
+    for (text, set) in texts {
+        if let Some(v) = text {
+            props = set(props, short(v)?);
+        }
     }
     Ok(props)
 }
@@ -147,6 +139,23 @@ mod tests {
             )
         );
         assert!(short("orders").is_ok());
+    }
+
+    #[test]
+    fn properties_carry_what_the_lesson_gives() {
+        let p: Properties = serde_yaml::from_str(
+            "content_type: text/plain\ndelivery_mode: 2\ntype: order\napp_id: shop\n",
+        )
+        .unwrap();
+        let props = basic_properties(&p).unwrap();
+        assert_eq!(
+            props.content_type().as_ref().unwrap().as_str(),
+            "text/plain"
+        );
+        assert_eq!(*props.delivery_mode(), Some(2));
+        assert_eq!(props.kind().as_ref().unwrap().as_str(), "order");
+        assert_eq!(props.app_id().as_ref().unwrap().as_str(), "shop");
+        assert_eq!(*props.reply_to(), None);
     }
 
     #[test]
