@@ -4,7 +4,7 @@
 //! - [`management`]: the management API client (reqwest, with `rabbitmq_http_client`'s
 //!   types), every answer bounded in size.
 //! - [`answers`]: the API's answers, decoded as every release since 3.8 shapes them.
-//! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`] (with the vhost's client
+//! - [`snapshot`](mod@snapshot): the API's answers as a [`crate::broker::Snapshot`] (with the vhost's client
 //!   connections and consumers), and successive snapshots as topology and client events.
 //! - [`firehose`]: trace messages as `Published` / `Delivered` events on the connection and
 //!   channel the trace names; a connection's id is [`connection_id`] of its name, in events

@@ -29,7 +29,7 @@ pub struct CheckResult {
     /// `expect.routed`, `expect.depths.Q1`, `predict.answer`...
     pub key: String,
     pub expected: String,
-    /// What happened, worded to follow "but ": "the message reached [Q2]".
+    /// What happened, worded to follow "but ": "the message reached `Q2`".
     pub actual: String,
     pub ok: bool,
     /// The check as a Chinese screen says it: what happened, and when it failed what was

@@ -41,7 +41,7 @@ pub enum RunError {
     /// The probe that tells the run's publishes from others' could not be published.
     #[error("publishing the probe: {0}")]
     Probe(StepError),
-    /// Creating the lesson's `setup` failed; `what` is like "exchanges[0] `animals`".
+    /// Creating the lesson's `setup` failed; `what` is like ``exchanges[0] `animals` ``.
     #[error("setup.{what}: {error}")]
     Setup { what: String, error: StepError },
     /// An action failed; `action` is its index in the step's `do` (0-based).
