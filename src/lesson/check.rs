@@ -88,19 +88,19 @@ fn describe(lesson: &Lesson, error: &RunError, lang: Lang) -> String {
             step,
             action,
             keyword,
-            message,
+            error,
         } => {
             let label = step_label(lesson, *step, lang);
             let n = action + 1;
             match lang {
-                Lang::En => format!("{label}: action {n} ({keyword}): {message}"),
-                Lang::Zh => format!("{label}：第 {n} 个动作（{keyword}）：{message}"),
+                Lang::En => format!("{label}: action {n} ({keyword}): {error}"),
+                Lang::Zh => format!("{label}：第 {n} 个动作（{keyword}）：{error}"),
             }
         }
         RunError::Observe {
             step: Some(step),
-            message,
-        } => format!("{}: {message}", step_label(lesson, *step, lang)),
+            error,
+        } => format!("{}: {error}", step_label(lesson, *step, lang)),
         other => other.to_string(),
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::broker::Snapshot;
 use crate::events::Event;
 use crate::lesson::Lesson;
+use crate::ui::commands::CommandError;
 use crate::ui::form::FormKind;
-use crate::ui::player::StepOutcome;
+use crate::ui::player::{LessonFailure, StepOutcome};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -87,7 +88,7 @@ pub enum Action {
     /// Reaching the source went wrong (Some, shown on the status line) or is fine again.
     SourceTrouble(Option<String>),
     /// What the broker answered to a command: Ok(what happened) or Err(why not).
-    CommandDone(Result<String, String>),
+    CommandDone(Result<String, CommandError>),
     /// The lessons found at start, and the files that would not load (`file:line:col: why`).
     LessonsLoaded {
         lessons: Vec<Arc<Lesson>>,
@@ -117,9 +118,9 @@ pub enum Action {
     /// Leave the lesson (the broker keeps what it has).
     LessonClose,
     /// The runner reset the broker and replayed up to the current step.
-    LessonPrepared(Result<(), String>),
+    LessonPrepared(Result<(), LessonFailure>),
     /// The runner ran the current step.
-    LessonStepDone(Result<StepOutcome, String>),
+    LessonStepDone(Result<StepOutcome, LessonFailure>),
 }
 
 impl Action {

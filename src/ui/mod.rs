@@ -454,7 +454,7 @@ impl Effects {
                 let vhost = app.model.vhost.clone();
                 let done = match &mut self.session {
                     Some(session) => session.run(&vhost, command),
-                    None => Err("this view only watches; it cannot act on that broker".into()),
+                    None => Err(commands::CommandError::WatchOnly),
                 };
                 app.update(Action::CommandDone(done));
                 app.update(Action::Topology(self.source.snapshot()));
@@ -462,9 +462,9 @@ impl Effects {
             Some(Effect::Lesson(request)) => match &self.runner {
                 Some(runner) => runner.send(request),
                 None => {
-                    app.update(Action::LessonPrepared(
-                        Err("lessons cannot run here".into()),
-                    ));
+                    app.update(Action::LessonPrepared(Err(
+                        player::LessonFailure::Unavailable,
+                    )));
                 }
             },
             None => {}
