@@ -10,7 +10,7 @@
 //! still writing it go out as they come, like `tail -f`.
 //!
 //! The view pauses, speeds and steps it through its [`Playback`]; how one event changes the
-//! topology and the depths is [`crate::topology::apply`]'s business.
+//! topology and the depths is [`crate::topology::apply()`]'s business.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -78,7 +78,7 @@ impl GraphView {
         }
     }
 
-    /// Left (negative) or right: pans by whole steps, up to [`MAX_PAN`].
+    /// Left (negative) or right: pans by whole steps, up to 240 columns.
     pub fn pan_by(&mut self, steps: isize) {
         self.pan = self
             .pan

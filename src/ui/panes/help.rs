@@ -15,7 +15,7 @@ pub struct HelpPane {
     pub theme: Theme,
     pub classroom: bool,
     pub lang: Lang,
-    /// The first line shown (clamped by the app, see [`crate::ui::app::App::help_scroll`]).
+    /// The first line shown (clamped by the app, see [`crate::ui::app::Help::scroll`]).
     pub scroll: usize,
 }
 
