@@ -40,28 +40,7 @@ fn prepare_of(effect: Option<Effect>) -> usize {
 
 #[test]
 fn stepping_back_a_replay_pauses_and_starts_the_picture_over() {
-    use crate::events::{Event, EventKind, PublishFate};
-    let published = |id: u64| {
-        Arc::new(Event {
-            at: std::time::SystemTime::UNIX_EPOCH,
-            vhost: "/".into(),
-            connection: None,
-            channel: None,
-            kind: EventKind::Published {
-                message_id: id,
-                exchange: "x".into(),
-                routing_key: "k".into(),
-                body_size: 0,
-                body_preview: Default::default(),
-                headers: vec![],
-                properties: Arc::new([]),
-                matched: vec![],
-                queues: vec!["q".into()],
-                alternate_exchange: None,
-                fate: PublishFate::Routed,
-            },
-        })
-    };
+    let published = |id: u64| published_with(id, &[], b"");
     let mut app = app();
     for id in 1..=3 {
         app.update(Action::BrokerEvent(published(id)));

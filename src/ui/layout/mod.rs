@@ -179,21 +179,29 @@ impl GraphLayout {
                 GraphItem::Queue(self.queues.iter().position(|q| &q.name == name)?)
             }
             GraphItem::Publisher(i) => {
-                let p = old.publishers.get(i)?;
-                let exchange = &old.exchanges[p.exchange].name;
-                GraphItem::Publisher(self.publishers.iter().position(|n| {
-                    n.connection == p.connection && &self.exchanges[n.exchange].name == exchange
-                })?)
+                let key = old.publisher_key(i)?;
+                let n = (0..self.publishers.len()).find(|&n| self.publisher_key(n) == Some(key));
+                GraphItem::Publisher(n?)
             }
             GraphItem::Consumer(i) => {
-                let c = old.consumers.get(i)?;
-                let queue = &old.queues[c.queue].name;
-                GraphItem::Consumer(self.consumers.iter().position(|n| {
-                    n.connection == c.connection && &self.queues[n.queue].name == queue
-                })?)
+                let key = old.consumer_key(i)?;
+                let n = (0..self.consumers.len()).find(|&n| self.consumer_key(n) == Some(key));
+                GraphItem::Consumer(n?)
             }
         };
         self.items.iter().position(|i| *i == wanted)
+    }
+
+    /// A publisher node by what outlives a layout: its connection and its exchange's name.
+    fn publisher_key(&self, i: usize) -> Option<(ConnectionId, &str)> {
+        let p = self.publishers.get(i)?;
+        Some((p.connection, self.exchanges[p.exchange].name.as_str()))
+    }
+
+    /// A consumer node by its connection and its queue's name.
+    fn consumer_key(&self, i: usize) -> Option<(ConnectionId, &str)> {
+        let c = self.consumers.get(i)?;
+        Some((c.connection, self.queues[c.queue].name.as_str()))
     }
 }
 
