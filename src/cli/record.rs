@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use color_eyre::eyre::{eyre, Result, WrapErr};
 
-use rabbitscope::remote::{firehose, RemoteOptions, RemoteSource};
+use rabbitscope::remote::{RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 use rabbitscope::terminal::printable;
 use rabbitscope::trace::{self, Header, Limits, TraceWriter};
 
-use super::remote::{check_vhost, endpoint, refuse_embedded, ResponseLimitArgs, TrustArgs};
-use super::runtime::{runtime, shutdown_signal, Threads};
+use super::remote::{on_firehose, ManagementArgs};
+use super::runtime::shutdown_signal;
 
 #[derive(clap::Args)]
 pub struct RecordArgs {
@@ -31,22 +31,15 @@ pub struct RecordArgs {
     /// Stop after this many events.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
-    /// Its management API (default: same host, port 15672, https for amqps URLs).
-    #[arg(long, value_name = "URL")]
-    management: Option<String>,
     #[command(flatten)]
-    limit: ResponseLimitArgs,
-    #[command(flatten)]
-    trust: TrustArgs,
+    remote: ManagementArgs,
 }
 
 /// `rabbitscope record`, on a thread with a deep stack (the firehose's headers may nest
 /// deeply).
 pub fn run(args: RecordArgs) -> Result<()> {
-    args.trust.apply()?;
-    firehose::allow_deep_headers();
-    firehose::turn_off_on_panic();
-    firehose::on_deep_stack(|| runtime(Threads::Plain)?.block_on(record(args)))
+    args.remote.trust.apply()?;
+    on_firehose(move || record(args))
 }
 
 async fn record(args: RecordArgs) -> Result<()> {
@@ -55,9 +48,7 @@ async fn record(args: RecordArgs) -> Result<()> {
         Some(_) => return Err(eyre!("--duration must be a positive number of seconds")),
         None => None,
     };
-    let endpoint = endpoint(&args.source, args.management.as_deref(), args.limit)?;
-    refuse_embedded(&endpoint).await?;
-    check_vhost(&endpoint).await?;
+    let endpoint = args.remote.checked_endpoint(&args.source).await?;
     // Handlers go in first: a SIGINT from now on still closes the file and turns tracing off.
     let stop = shutdown_signal()?;
     let masked = endpoint.masked_url();

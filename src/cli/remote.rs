@@ -6,10 +6,14 @@
 
 use std::path::PathBuf;
 
+use std::future::Future;
+
 use color_eyre::eyre::{eyre, Result};
 
 use rabbitscope::remote::management::ErrorKind;
-use rabbitscope::remote::{Endpoint, Management};
+use rabbitscope::remote::{firehose, Endpoint, Management};
+
+use super::runtime::{runtime, Threads};
 
 /// Trust for amqps (and https) URLs beyond the system's certificates.
 #[derive(clap::Args)]
@@ -49,6 +53,42 @@ pub fn endpoint(url: &str, management: Option<&str>, limit: ResponseLimitArgs) -
     let mut endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
     limit.apply(&mut endpoint);
     Ok(endpoint)
+}
+
+/// Runs a command that reads the firehose (`tap`, `record`; its CA trusted already): headers of
+/// any depth read, tracing turned off again on a panic, and the command on a thread with a deep
+/// stack (the headers nest as deeply as a publisher likes) and a runtime of its own.
+pub fn on_firehose<F>(command: impl FnOnce() -> F + Send + 'static) -> Result<()>
+where
+    F: Future<Output = Result<()>>,
+{
+    firehose::allow_deep_headers();
+    firehose::turn_off_on_panic();
+    firehose::on_deep_stack(move || runtime(Threads::Plain)?.block_on(command()))
+}
+
+/// Where a RabbitMQ's management API is and how far to trust it, for the commands that read
+/// the firehose beside it.
+#[derive(clap::Args)]
+pub struct ManagementArgs {
+    /// Its management API (default: same host, port 15672, https for amqps URLs).
+    #[arg(long, value_name = "URL")]
+    management: Option<String>,
+    #[command(flatten)]
+    limit: ResponseLimitArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+impl ManagementArgs {
+    /// The endpoint of an AMQP URL, checked before anything is turned on: not the embedded
+    /// broker, and a vhost the management API knows.
+    pub async fn checked_endpoint(&self, url: &str) -> Result<Endpoint> {
+        let endpoint = endpoint(url, self.management.as_deref(), self.limit)?;
+        refuse_embedded(&endpoint).await?;
+        check_vhost(&endpoint).await?;
+        Ok(endpoint)
+    }
 }
 
 /// What remote mode needs, said when the management API cannot be reached.

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use color_eyre::eyre::{eyre, Result};
 
-use rabbitscope::remote::firehose::{self, tap_line, Trace, Tracing};
+use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
 use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
 use rabbitscope::terminal::printable;
 
-use super::remote::{check_vhost, endpoint, refuse_embedded, ResponseLimitArgs, TrustArgs};
-use super::runtime::{runtime, shutdown_signal, Threads};
+use super::remote::{on_firehose, ManagementArgs};
+use super::runtime::shutdown_signal;
 
 #[derive(clap::Args)]
 pub struct TapArgs {
@@ -24,28 +24,19 @@ pub struct TapArgs {
     /// Print only lines (without the time) this regular expression matches.
     #[arg(long, value_name = "REGEX")]
     filter: Option<regex::Regex>,
-    /// Its management API (default: same host, port 15672, https for amqps URLs).
-    #[arg(long, value_name = "URL")]
-    management: Option<String>,
     #[command(flatten)]
-    limit: ResponseLimitArgs,
-    #[command(flatten)]
-    trust: TrustArgs,
+    remote: ManagementArgs,
 }
 
 /// `rabbitscope tap`: one line per publish until --count lines, SIGINT or SIGTERM. The
 /// firehose's headers may nest deeply, so it runs on a thread with a deep stack.
 pub fn run(args: TapArgs) -> Result<()> {
-    args.trust.apply()?;
-    firehose::allow_deep_headers();
-    firehose::turn_off_on_panic();
-    firehose::on_deep_stack(|| runtime(Threads::Plain)?.block_on(tap(args)))
+    args.remote.trust.apply()?;
+    on_firehose(move || tap(args))
 }
 
 async fn tap(args: TapArgs) -> Result<()> {
-    let endpoint = endpoint(&args.source, args.management.as_deref(), args.limit)?;
-    refuse_embedded(&endpoint).await?;
-    check_vhost(&endpoint).await?;
+    let endpoint = args.remote.checked_endpoint(&args.source).await?;
     let api = Management::new(&endpoint)?;
     // Handlers go in first: a SIGINT from now on still turns tracing off.
     let stop = shutdown_signal()?;
