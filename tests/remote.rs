@@ -21,6 +21,7 @@ use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 
 mod common;
+use common::pty;
 use common::vhost::TestVhost;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
@@ -963,9 +964,6 @@ async fn queues_are_read_a_page_at_a_time() {
 /// message's route, the password never, and tracing is off again after `q`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_view_watches_a_live_rabbitmq() {
-    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-    use std::io::{Read, Write};
-
     let vhost = TestVhost::new("view").await;
     let (connection, ch) = vhost.channel().await;
     exchange(&ch, "classroom", ExchangeKind::Topic, Default::default()).await;
@@ -979,56 +977,14 @@ async fn the_view_watches_a_live_rabbitmq() {
     )
     .await;
 
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 45,
-            cols: 160,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(BIN);
-    cmd.args(["watch", &vhost.url(), "--trace", "--interval", "0.5"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
-    let parser = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(
-        45.try_into().unwrap(),
-        160.try_into().unwrap(),
-        0,
-    )));
-    let everything = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    {
-        let parser = parser.clone();
-        let everything = everything.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                everything.lock().unwrap().extend_from_slice(&buf[..n]);
-                parser.lock().unwrap().process(&buf[..n]);
-            }
-        });
-    }
-    let screen = || parser.lock().unwrap().screen().contents();
-    let wait = |needles: &[&str]| {
-        let start = Instant::now();
-        loop {
-            let text = screen();
-            if needles.iter().all(|n| text.contains(n)) {
-                return text;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "screen never showed {needles:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let mut view = pty::spawn(
+        &["watch", &vhost.url(), "--trace", "--interval", "0.5"],
+        45,
+        160,
+        |_| {},
+    );
+    let screen = || view.screen.text();
+    let wait = |needles: &[&str]| view.screen.wait_for(needles, Duration::from_secs(20));
     let text = wait(&["guest:****@"]);
     assert!(!text.contains("guest:guest"), "{text}");
     // The view opens on the URL's vhost.
@@ -1053,17 +1009,9 @@ async fn the_view_watches_a_live_rabbitmq() {
         }
         assert!(Instant::now() < deadline, "no route shown:\n{text}");
     }
-    writer.write_all(b"q").unwrap();
-    writer.flush().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the view did not quit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = String::from_utf8_lossy(&everything.lock().unwrap()).into_owned();
+    view.press(b"q");
+    view.wait_exit(Duration::from_secs(15), "the view did not quit");
+    let output = view.screen.written();
     assert!(
         output.contains("slows the broker"),
         "no warning about tracing"

@@ -17,6 +17,7 @@ use rabbitscope::source::Source;
 use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
 
 mod common;
+use common::pty;
 use common::unique;
 use common::vhost::TestVhost;
 
@@ -749,68 +750,20 @@ async fn the_record_command_tells_why_the_firehose_is_out_of_reach() {
 /// replayed event declares shows, and `q` quits cleanly.
 #[test]
 fn the_replay_command_shows_the_trace_in_the_view() {
-    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-    use std::io::{Read, Write};
-    use std::sync::Mutex;
     let path = temp_path("view.yaml");
     std::fs::write(&path, HAND_WRITTEN).unwrap();
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(BIN);
-    cmd.args(["replay", path.to_str().unwrap(), "--speed", "0.5"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        40.try_into().unwrap(),
-        120.try_into().unwrap(),
-        0,
-    )));
-    let feed = parser.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            feed.lock().unwrap().process(&buf[..n]);
-        }
-    });
-    let start = Instant::now();
-    loop {
-        let text = parser.lock().unwrap().screen().contents();
-        if ["replay of", "orders", "billing", "shipping"]
-            .iter()
-            .all(|n| text.contains(n))
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the replay never showed the trace:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    writer.write_all(b"q").unwrap();
-    writer.flush().unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the view did not quit on q"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut view = pty::spawn(
+        &["replay", path.to_str().unwrap(), "--speed", "0.5"],
+        40,
+        120,
+        |_| {},
+    );
+    view.screen.wait_for(
+        &["replay of", "orders", "billing", "shipping"],
+        Duration::from_secs(20),
+    );
+    view.press(b"q");
+    let status = view.wait_exit(Duration::from_secs(30), "the view did not quit on q");
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_file(&path);
 }

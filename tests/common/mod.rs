@@ -10,6 +10,7 @@ pub mod client;
 pub mod imported;
 pub mod pki;
 pub mod process;
+pub mod pty;
 pub mod screen;
 pub mod vhost;
 
