@@ -1032,7 +1032,7 @@ async fn the_event_exchange_brings_changes_before_the_next_poll() {
         .iter()
         .any(|x| x.name == "amq.rabbitmq.event")
     {
-        eprintln!("rabbitmq_event_exchange is not enabled; nothing to test");
+        common::missing("rabbitmq_event_exchange is not enabled");
         return;
     }
     let source = RemoteSource::start(
