@@ -21,10 +21,9 @@ use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 
 mod common;
+use common::process::{rabbitscope, spawn_broker};
 use common::pty;
 use common::vhost::TestVhost;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
 
 async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind, opts: ExchangeDeclareOptions) {
     ch.exchange_declare(name.into(), kind, opts, FieldTable::default())
@@ -147,7 +146,7 @@ async fn declare_sample(ch: &Channel) {
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = rabbitscope().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -331,34 +330,17 @@ async fn definitions_load_into_the_embedded_broker() {
     let defs = rabbitscope::definitions::read_file(&file).unwrap();
 
     // And through the real binary: guest opens the vhost and finds the queue, bound.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut broker_process = Command::new(BIN)
-        .args([
-            "broker",
-            "--transient",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--definitions",
-        ])
-        .arg(&file)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let local_url = format!("amqp://guest:guest@127.0.0.1:{port}/{}", vhost.name);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let local = loop {
-        match Connection::connect(&local_url, ConnectionProperties::default()).await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "embedded broker not up: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let mut broker_process = spawn_broker(
+        rabbitscope()
+            .args(["broker", "--transient", "--listen", "127.0.0.1:0"])
+            .arg("--definitions")
+            .arg(&file),
+    );
+    let address = broker_process.field("address=");
+    let local_url = format!("amqp://guest:guest@{address}/{}", vhost.name);
+    let local = Connection::connect(&local_url, ConnectionProperties::default())
+        .await
+        .expect("the embedded broker answers once it announced its address");
     let local_ch = local.create_channel().await.unwrap();
     local_ch
         .queue_declare(
@@ -373,8 +355,8 @@ async fn definitions_load_into_the_embedded_broker() {
         .unwrap();
     local.close(200, "OK".into()).await.unwrap();
     // SAFETY: kill only sends a signal to our own child.
-    unsafe { libc::kill(broker_process.id() as libc::pid_t, libc::SIGTERM) };
-    assert!(broker_process.wait().unwrap().success());
+    unsafe { libc::kill(broker_process.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(broker_process.child.wait().unwrap().success());
     std::fs::remove_file(&file).unwrap();
     let config = defs.configure(BrokerConfig::default()).unwrap();
     let guest = config.users.iter().find(|u| u.name == "guest").unwrap();
@@ -608,7 +590,7 @@ async fn the_firehose_reports_the_queues_a_message_reached() {
 
 /// Starts `rabbitscope tap`, publishes until it prints `lines` lines, and returns them.
 async fn tap(vhost: &TestVhost, extra: &[&str], publish: &[(&str, &str)]) -> Vec<String> {
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["tap", &vhost.url()])
         .args(extra)
         .stdout(Stdio::piped())
@@ -689,7 +671,7 @@ async fn tap_prints_each_route_and_turns_tracing_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tap_turns_tracing_off_on_sigint() {
     let vhost = TestVhost::new("tapint").await;
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["tap", &vhost.url()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

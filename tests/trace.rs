@@ -2,7 +2,7 @@
 //! RabbitMQ (127.0.0.1:5672, management on 15672, guest/guest) in a vhost of each test's own.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,11 +17,10 @@ use rabbitscope::source::Source;
 use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
 
 mod common;
+use common::process::rabbitscope;
 use common::pty;
 use common::unique;
 use common::vhost::TestVhost;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
 
 fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{}-{name}", unique("trace")))
@@ -660,7 +659,7 @@ async fn the_record_command_stops_after_count_and_writes_a_whole_trace() {
     let vhost = TestVhost::new("record-cli").await;
     let connection = declare_and_publish(&vhost).await;
     let path = temp_path("cli.yaml");
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["record", &vhost.url(), "-o"])
         .arg(&path)
         .args(["--count", "3", "--duration", "60"])
@@ -717,7 +716,7 @@ async fn the_record_command_tells_why_the_firehose_is_out_of_reach() {
     let path = temp_path("unreachable.yaml");
     let written = path.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
+        rabbitscope()
             .args([
                 "record",
                 &url,
@@ -782,7 +781,7 @@ fn a_deeply_nested_trace_is_refused_with_its_place() {
         "]".repeat(depth)
     );
     std::fs::write(&path, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+    let output = rabbitscope()
         .arg("replay")
         .arg(&path)
         .stdin(Stdio::null())
@@ -1182,7 +1181,7 @@ async fn a_recorded_clients_replay_lists_it_and_its_consumer() {
     use lapin::options::BasicConsumeOptions;
     let vhost = TestVhost::new("record-clients").await;
     let path = temp_path("clients.yaml");
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["record", &vhost.url(), "-o"])
         .arg(&path)
         .args(["--duration", "60"])
