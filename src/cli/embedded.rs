@@ -214,7 +214,46 @@ pub fn open_broker(config: BrokerConfig) -> Result<Arc<Broker>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{exposure_warning, parse_size, StoreArgs};
+    use clap::Parser;
+
+    /// Just the store's options, parsed as the command line would.
+    #[derive(Parser)]
+    struct Store {
+        #[command(flatten)]
+        store: StoreArgs,
+    }
+
+    fn store(args: &[&str]) -> StoreArgs {
+        Store::try_parse_from(std::iter::once("rabbitscope").chain(args.iter().copied()))
+            .unwrap()
+            .store
+    }
+
+    #[test]
+    fn the_data_directory_is_the_one_given_or_none_when_transient() {
+        let listen = "127.0.0.1:5673".parse().unwrap();
+        assert_eq!(store(&["--transient"]).dir(listen).unwrap(), None);
+        assert_eq!(
+            store(&["--data-dir", "/tmp/kept"]).dir(listen).unwrap(),
+            Some("/tmp/kept".into())
+        );
+        assert!(Store::try_parse_from(["rabbitscope", "--transient", "--data-dir", "x"]).is_err());
+    }
+
+    #[test]
+    fn only_an_address_beyond_loopback_is_warned_about() {
+        for quiet in ["127.0.0.1:5673", "[::1]:5673", "[::ffff:127.0.0.1]:5673"] {
+            assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
+        }
+        for exposed in ["0.0.0.0:5673", "[::]:5673", "192.0.2.7:5673"] {
+            let warning = exposure_warning(exposed.parse().unwrap());
+            assert!(
+                warning.is_some_and(|w| w.contains("other hosts can connect")),
+                "{exposed}"
+            );
+        }
+    }
 
     #[test]
     fn sizes_read_as_rabbitmq_writes_them() {
