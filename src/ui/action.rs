@@ -36,6 +36,9 @@ pub enum Action {
     /// A replayed trace went back: start over from these events, without animating them.
     Rewound(Vec<Arc<Event>>),
     ToggleHelp,
+    /// The graph takes the whole width (the lesson or inspector hides) until pressed again: a
+    /// narrow screen beside a lesson shows every name whole this way.
+    ToggleZoom,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,
     NextVhost,

@@ -10,6 +10,7 @@ pub mod app;
 pub mod commands;
 mod fatal;
 pub mod form;
+pub mod history;
 pub mod keys;
 pub mod layout;
 pub mod lessons;
@@ -114,12 +115,17 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     } else {
         (main.width * 2 / 5, 64)
     };
-    let inspector_width = share.clamp(24.min(main.width), widest);
+    let inspector_width = if app.zoomed {
+        0
+    } else {
+        share.clamp(24.min(main.width), widest)
+    };
     let [graph, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
     // In a lesson the narration has the right column; inspecting something (Enter) gives the
     // inspector its lower half.
     let (lesson, inspector) = match (&app.player, app.inspecting) {
+        _ if app.zoomed => (None, Rect::default()),
         (Some(_), true) => {
             let [lesson, inspector] =
                 Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(right);
