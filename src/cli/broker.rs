@@ -55,7 +55,7 @@ async fn serve(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
             config = config.with_vhost(vhost);
         }
         match &definitions {
-            Some(defs) => defs.configure(config),
+            Some(defs) => Ok(defs.configure(config)?),
             None => Ok(config),
         }
     })?;

@@ -90,7 +90,10 @@ async fn check(dir: &Path, broker: Option<String>, lang: Lang) -> ExitCode {
         println!("    {}", printable_lines(&e.to_string()));
     }
     if lessons.is_empty() && errors.is_empty() {
-        println!("no lessons (*.yaml) in {}", dir.display());
+        match lang {
+            Lang::En => println!("no lessons (*.yaml) in {}", dir.display()),
+            Lang::Zh => println!("{} 中没有课程（*.yaml）", dir.display()),
+        }
     }
     for l in &lessons {
         let target = match &broker {
@@ -105,7 +108,11 @@ async fn check(dir: &Path, broker: Option<String>, lang: Lang) -> ExitCode {
                 check.path.display()
             );
             for note in &check.notes {
-                println!("    note: {}", printable_lines(note));
+                let note_word = match lang {
+                    Lang::En => "note:",
+                    Lang::Zh => "注意：",
+                };
+                println!("    {note_word} {}", printable_lines(note));
             }
         } else {
             failed += 1;
@@ -120,7 +127,14 @@ async fn check(dir: &Path, broker: Option<String>, lang: Lang) -> ExitCode {
         }
     }
     let total = lessons.len() + errors.len();
-    let noun = if total == 1 { "lesson" } else { "lessons" };
-    println!("{total} {noun}: {} ok, {failed} failed", total - failed);
+    // `ok` and `FAILED` above stay as they are in either language: scripts look for them.
+    let passed = total - failed;
+    match lang {
+        Lang::En => {
+            let noun = if total == 1 { "lesson" } else { "lessons" };
+            println!("{total} {noun}: {passed} ok, {failed} failed");
+        }
+        Lang::Zh => println!("共 {total} 课：{passed} 通过，{failed} 失败"),
+    }
     exit_code(failed > 0)
 }

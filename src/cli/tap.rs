@@ -88,18 +88,29 @@ async fn tap_lines(
             let mut existing = Vec::new();
             for queue in queues {
                 let exists = match known.get(&queue) {
-                    Some(exists) => *exists,
-                    None => {
-                        let exists = api
-                            .queue_exists(&endpoint.vhost, &queue)
-                            .await
-                            .unwrap_or(true);
-                        known.insert(queue.clone(), exists);
-                        exists
-                    }
+                    Some(exists) => Some(*exists),
+                    None => match api.queue_exists(&endpoint.vhost, &queue).await {
+                        Ok(exists) => {
+                            known.insert(queue.clone(), exists);
+                            Some(exists)
+                        }
+                        // Unknown, not "exists": marked `?`, said on stderr, asked again next
+                        // time.
+                        Err(e) => {
+                            eprintln!(
+                                "warning: could not ask whether queue {} exists ({}): it is \
+                                 marked ?",
+                                printable(&queue),
+                                printable(&e.to_string())
+                            );
+                            None
+                        }
+                    },
                 };
-                if exists {
-                    existing.push(queue);
+                match exists {
+                    Some(true) => existing.push(queue),
+                    Some(false) => {}
+                    None => existing.push(format!("{queue}?").into()),
                 }
             }
             queues = existing;
