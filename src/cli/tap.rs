@@ -110,7 +110,7 @@ async fn tap_lines(
                 match exists {
                     Some(true) => existing.push(queue),
                     Some(false) => {}
-                    None => existing.push(format!("{queue}?").into()),
+                    None => existing.push(format!("{queue}?")),
                 }
             }
             queues = existing;
