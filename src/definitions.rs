@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::broker::{
-    Broker, BrokerConfig, ExchangeSpec, Password, Permission, QueueSpec, Target, TopicPermission,
-    User,
+    Broker, BrokerConfig, ChannelRef, ExchangeSpec, Password, Permission, QueueSpec, Target,
+    TopicPermission, User,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,8 +233,7 @@ impl Definitions {
             let id = session(&x.vhost)?;
             broker
                 .exchange_declare(
-                    id,
-                    1,
+                    ChannelRef::internal(id),
                     ExchangeSpec {
                         name: x.name.clone(),
                         kind: x.kind.clone(),
@@ -251,8 +250,7 @@ impl Definitions {
             let id = session(&q.vhost)?;
             broker
                 .queue_declare(
-                    id,
-                    1,
+                    ChannelRef::internal(id),
                     QueueSpec {
                         name: q.name.clone(),
                         passive: false,
@@ -272,7 +270,13 @@ impl Definitions {
             } else {
                 Target::Queue(&b.destination)
             };
-            let result = broker.bind(id, 1, &b.source, target, &b.routing_key, arguments);
+            let result = broker.bind(
+                ChannelRef::internal(id),
+                &b.source,
+                target,
+                &b.routing_key,
+                arguments,
+            );
             result.map_err(|e| {
                 eyre!(
                     "binding {} -> {} '{}' in vhost '{}': {e}",

@@ -23,8 +23,8 @@ use super::writer;
 use crate::broker::limits::Held;
 use crate::broker::maps::HashMap;
 use crate::broker::{
-    AmqpError, Broker, ClientSink, ConnectionSnapshot, ConsumeSpec, ExchangeSpec, LoginRefused,
-    QueueSpec, Scope, Target,
+    AmqpError, Broker, ChannelRef, ClientSink, ConnectionSnapshot, ConsumeSpec, ExchangeSpec,
+    LoginRefused, Publish, QueueSpec, Scope, Settle, Target,
 };
 use crate::events::{ClientInfo, ConnectionId};
 use crate::terminal::printable;
@@ -912,7 +912,7 @@ impl Connection {
             hangup,
         } = failure;
         if error.scope == Scope::Channel && channel != 0 {
-            self.broker.close_channel(self.id, channel, &error.text);
+            self.broker.close_channel(self.on(channel), &error.text);
             if let Some(state) = self.channels.get_mut(&channel) {
                 state.closing = true;
                 state.content = None;
@@ -1095,6 +1095,14 @@ impl Connection {
         }
     }
 
+    /// Channel `channel` of this connection, as the broker names it.
+    fn on(&self, channel: u16) -> ChannelRef {
+        ChannelRef {
+            connection: self.id,
+            channel,
+        }
+    }
+
     fn reply(&mut self, channel: u16, method: AMQPClass) {
         codec::write_method(&mut self.out, channel, method);
     }
@@ -1113,7 +1121,7 @@ impl Connection {
                     }
                     self.orphan_publishes.remove(&channel);
                     self.channels.insert(channel, ChannelWire::default());
-                    self.broker.open_channel(self.id, channel);
+                    self.broker.open_channel(self.on(channel));
                     self.reply(
                         channel,
                         AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
@@ -1169,7 +1177,6 @@ impl Connection {
     }
 
     fn method(&mut self, ch: u16, method: AMQPClass) -> Result<(), Failure> {
-        let id = self.id;
         let broker = self.broker.clone();
         let fail = |e: AmqpError| failure(ch, &method, e);
         match &method {
@@ -1177,7 +1184,7 @@ impl Connection {
                 Err(fail(AmqpError::channel_error("second 'channel.open' seen")))
             }
             AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
-                broker.close_channel(id, ch, "closed by the client");
+                broker.close_channel(self.on(ch), "closed by the client");
                 self.channels.remove(&ch);
                 self.reply(
                     ch,
@@ -1245,12 +1252,11 @@ impl Connection {
     }
 
     fn exchange_method(&mut self, ch: u16, method: &exchange::AMQPMethod) -> Result<(), AmqpError> {
-        let (id, broker) = (self.id, self.broker.clone());
+        let (on, broker) = (self.on(ch), self.broker.clone());
         let (reply, nowait) = match method {
             exchange::AMQPMethod::Declare(d) => {
                 broker.exchange_declare(
-                    id,
-                    ch,
+                    on,
                     ExchangeSpec {
                         name: d.exchange.to_string(),
                         kind: d.kind.to_string(),
@@ -1267,7 +1273,7 @@ impl Connection {
                 )
             }
             exchange::AMQPMethod::Delete(d) => {
-                broker.exchange_delete(id, ch, d.exchange.as_str(), d.if_unused)?;
+                broker.exchange_delete(on, d.exchange.as_str(), d.if_unused)?;
                 (
                     exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {}),
                     d.nowait,
@@ -1276,13 +1282,13 @@ impl Connection {
             exchange::AMQPMethod::Bind(b) => {
                 let target = Target::Exchange(b.destination.as_str());
                 let (source, key) = (b.source.as_str(), b.routing_key.as_str());
-                broker.bind(id, ch, source, target, key, b.arguments.clone())?;
+                broker.bind(on, source, target, key, b.arguments.clone())?;
                 (exchange::AMQPMethod::BindOk(exchange::BindOk {}), b.nowait)
             }
             exchange::AMQPMethod::Unbind(b) => {
                 let target = Target::Exchange(b.destination.as_str());
                 let (source, key) = (b.source.as_str(), b.routing_key.as_str());
-                broker.unbind(id, ch, source, target, key, b.arguments.clone())?;
+                broker.unbind(on, source, target, key, b.arguments.clone())?;
                 (
                     exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {}),
                     b.nowait,
@@ -1301,12 +1307,11 @@ impl Connection {
     }
 
     fn queue_method(&mut self, ch: u16, method: &queue::AMQPMethod) -> Result<(), AmqpError> {
-        let (id, broker) = (self.id, self.broker.clone());
+        let (on, broker) = (self.on(ch), self.broker.clone());
         let (reply, nowait) = match method {
             queue::AMQPMethod::Declare(d) => {
                 let declared = broker.queue_declare(
-                    id,
-                    ch,
+                    on,
                     QueueSpec {
                         name: d.queue.to_string(),
                         passive: d.passive,
@@ -1328,17 +1333,17 @@ impl Connection {
             queue::AMQPMethod::Bind(b) => {
                 let target = Target::Queue(b.queue.as_str());
                 let (source, key) = (b.exchange.as_str(), b.routing_key.as_str());
-                broker.bind(id, ch, source, target, key, b.arguments.clone())?;
+                broker.bind(on, source, target, key, b.arguments.clone())?;
                 (queue::AMQPMethod::BindOk(queue::BindOk {}), b.nowait)
             }
             queue::AMQPMethod::Unbind(b) => {
                 let target = Target::Queue(b.queue.as_str());
                 let (source, key) = (b.exchange.as_str(), b.routing_key.as_str());
-                broker.unbind(id, ch, source, target, key, b.arguments.clone())?;
+                broker.unbind(on, source, target, key, b.arguments.clone())?;
                 (queue::AMQPMethod::UnbindOk(queue::UnbindOk {}), false)
             }
             queue::AMQPMethod::Purge(p) => {
-                let message_count = broker.queue_purge(id, ch, p.queue.as_str())?;
+                let message_count = broker.queue_purge(on, p.queue.as_str())?;
                 (
                     queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count }),
                     p.nowait,
@@ -1346,7 +1351,7 @@ impl Connection {
             }
             queue::AMQPMethod::Delete(d) => {
                 let message_count =
-                    broker.queue_delete(id, ch, d.queue.as_str(), d.if_unused, d.if_empty)?;
+                    broker.queue_delete(on, d.queue.as_str(), d.if_unused, d.if_empty)?;
                 (
                     queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count }),
                     d.nowait,
@@ -1365,10 +1370,10 @@ impl Connection {
     }
 
     fn basic_method(&mut self, ch: u16, method: &basic::AMQPMethod) -> Result<(), AmqpError> {
-        let (id, broker) = (self.id, self.broker.clone());
+        let (on, broker) = (self.on(ch), self.broker.clone());
         match method {
             basic::AMQPMethod::Qos(q) => {
-                broker.basic_qos(id, ch, q.prefetch_count, q.global);
+                broker.basic_qos(on, q.prefetch_count, q.global);
                 self.reply(
                     ch,
                     AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})),
@@ -1376,8 +1381,7 @@ impl Connection {
             }
             basic::AMQPMethod::Consume(c) => {
                 let tag = broker.basic_consume(
-                    id,
-                    ch,
+                    on,
                     ConsumeSpec {
                         queue: c.queue.to_string(),
                         tag: c.consumer_tag.to_string(),
@@ -1396,10 +1400,10 @@ impl Connection {
                 }
                 // consume-ok must reach the client before the first delivery.
                 self.flush();
-                broker.consumer_ready(id, ch, &tag);
+                broker.consumer_ready(on, &tag);
             }
             basic::AMQPMethod::Cancel(c) => {
-                broker.basic_cancel(id, ch, c.consumer_tag.as_str())?;
+                broker.basic_cancel(on, c.consumer_tag.as_str())?;
                 if !c.nowait {
                     self.reply(
                         ch,
@@ -1409,33 +1413,31 @@ impl Connection {
                     );
                 }
             }
-            basic::AMQPMethod::Get(g) => {
-                match broker.basic_get(id, ch, g.queue.as_str(), g.no_ack)? {
-                    Some(got) => {
-                        self.reply(
-                            ch,
-                            AMQPClass::Basic(basic::AMQPMethod::GetOk(basic::GetOk {
-                                delivery_tag: got.delivery_tag,
-                                redelivered: got.redelivered,
-                                exchange: short(&got.message.exchange),
-                                routing_key: short(&got.message.routing_key),
-                                message_count: got.message_count,
-                            })),
-                        );
-                        codec::write_content(
-                            &mut self.out,
-                            ch,
-                            &got.message.properties,
-                            &got.message.body,
-                            self.frame_max,
-                        );
-                    }
-                    None => self.reply(
+            basic::AMQPMethod::Get(g) => match broker.basic_get(on, g.queue.as_str(), g.no_ack)? {
+                Some(got) => {
+                    self.reply(
                         ch,
-                        AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
-                    ),
+                        AMQPClass::Basic(basic::AMQPMethod::GetOk(basic::GetOk {
+                            delivery_tag: got.delivery_tag,
+                            redelivered: got.redelivered,
+                            exchange: short(&got.message.exchange),
+                            routing_key: short(&got.message.routing_key),
+                            message_count: got.message_count,
+                        })),
+                    );
+                    codec::write_content(
+                        &mut self.out,
+                        ch,
+                        &got.message.properties,
+                        &got.message.body,
+                        self.frame_max,
+                    );
                 }
-            }
+                None => self.reply(
+                    ch,
+                    AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+                ),
+            },
             basic::AMQPMethod::Ack(a) => self.settle(ch, TxOp::Ack(a.delivery_tag, a.multiple))?,
             basic::AMQPMethod::Nack(n) => {
                 self.settle(ch, TxOp::Nack(n.delivery_tag, n.multiple, n.requeue))?
@@ -1443,9 +1445,9 @@ impl Connection {
             basic::AMQPMethod::Reject(r) => {
                 self.settle(ch, TxOp::Reject(r.delivery_tag, r.requeue))?
             }
-            basic::AMQPMethod::RecoverAsync(_) => broker.basic_recover(id, ch),
+            basic::AMQPMethod::RecoverAsync(_) => broker.basic_recover(on),
             basic::AMQPMethod::Recover(_) => {
-                broker.basic_recover(id, ch);
+                broker.basic_recover(on);
                 self.reply(
                     ch,
                     AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})),
@@ -1470,13 +1472,13 @@ impl Connection {
     }
 
     fn apply_settle(&mut self, ch: u16, op: TxOp) -> Result<(), AmqpError> {
-        let (id, broker) = (self.id, &self.broker);
-        match op {
-            TxOp::Ack(tag, multiple) => broker.basic_ack(id, ch, tag, multiple),
-            TxOp::Nack(tag, multiple, requeue) => broker.basic_nack(id, ch, tag, multiple, requeue),
-            TxOp::Reject(tag, requeue) => broker.basic_reject(id, ch, tag, requeue),
-            TxOp::Publish(_) => Ok(()),
-        }
+        let (tag, multiple, how) = match op {
+            TxOp::Ack(tag, multiple) => (tag, multiple, Settle::Ack),
+            TxOp::Nack(tag, multiple, requeue) => (tag, multiple, Settle::Nack { requeue }),
+            TxOp::Reject(tag, requeue) => (tag, false, Settle::Reject { requeue }),
+            TxOp::Publish(_) => return Ok(()),
+        };
+        self.broker.settle(self.on(ch), tag, multiple, how)
     }
 
     fn tx_method(&mut self, ch: u16, method: &tx::AMQPMethod) -> Result<(), AmqpError> {
@@ -1662,13 +1664,14 @@ impl Connection {
         // and spare every other message the copies.
         let kept = mandatory.then(|| (properties.clone(), body.clone()));
         let outcome = self.broker.basic_publish(
-            self.id,
-            ch,
-            &exchange,
-            &routing_key,
-            mandatory,
-            properties,
-            body,
+            self.on(ch),
+            Publish {
+                exchange: &exchange,
+                routing_key: &routing_key,
+                mandatory,
+                properties,
+                body,
+            },
         )?;
         let state = self.channels.get_mut(&ch).expect("open");
         let confirm_tag = state.confirm.then(|| {

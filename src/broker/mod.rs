@@ -32,7 +32,8 @@ pub use limits::Alarms;
 pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
 pub use state::{
-    ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
+    ChannelRef, ConsumeSpec, ExchangeSpec, GetOk, Publish, PublishOutcome, QueueDeclared,
+    QueueSpec, Settle, Target,
 };
 
 use crate::events::{AlarmResource, ConnectionId, Event, EventBus, EventKind, EventReader};
@@ -444,7 +445,7 @@ impl Broker {
     }
 
     /// Sets or clears the memory alarm from what the broker holds now.
-    pub fn check_memory(&self) {
+    fn check_memory(&self) {
         let Some(limit) = self.config.memory_limit else {
             return;
         };
@@ -773,7 +774,10 @@ impl Broker {
         let (sink, inbox) = self.sink();
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, vhost, info, sink, Grant::Broker);
-        state.open_channel(id, 1);
+        state.open_channel(ChannelRef {
+            connection: id,
+            channel: 1,
+        });
         Ok((id, inbox))
     }
 
@@ -798,159 +802,104 @@ impl Broker {
     }
 
     // ---- channels ----
+    //
+    // From here on, each method is one AMQP method a client sends on a channel: it takes the
+    // lock and hands over to the state's method of the same name.
 
-    pub fn open_channel(&self, connection: ConnectionId, channel: u16) {
-        self.lock().open_channel(connection, channel);
+    pub fn open_channel(&self, on: ChannelRef) {
+        self.lock().open_channel(on);
     }
 
-    pub fn close_channel(&self, connection: ConnectionId, channel: u16, reason: &str) {
-        self.lock().close_channel(connection, channel, reason);
+    pub fn close_channel(&self, on: ChannelRef, reason: &str) {
+        self.lock().close_channel(on, reason);
     }
 
     // ---- exchanges ----
 
-    pub fn exchange_declare(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: ExchangeSpec,
-    ) -> AmqpResult<()> {
-        self.lock().exchange_declare(connection, channel, spec)
+    pub fn exchange_declare(&self, on: ChannelRef, spec: ExchangeSpec) -> AmqpResult<()> {
+        self.lock().exchange_declare(on, spec)
     }
 
-    pub fn exchange_delete(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        name: &str,
-        if_unused: bool,
-    ) -> AmqpResult<()> {
-        self.lock()
-            .exchange_delete(connection, channel, name, if_unused)
+    pub fn exchange_delete(&self, on: ChannelRef, name: &str, if_unused: bool) -> AmqpResult<()> {
+        self.lock().exchange_delete(on, name, if_unused)
     }
 
     /// queue.bind or exchange.bind: `target` is bound to exchange `source`.
     pub fn bind(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         source: &str,
         target: Target<'_>,
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
-        self.lock()
-            .bind(connection, channel, source, target, routing_key, arguments)
+        self.lock().bind(on, source, target, routing_key, arguments)
     }
 
     /// queue.unbind or exchange.unbind.
     pub fn unbind(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         source: &str,
         target: Target<'_>,
         routing_key: &str,
         arguments: amq_protocol::types::FieldTable,
     ) -> AmqpResult<()> {
         self.lock()
-            .unbind(connection, channel, source, target, routing_key, arguments)
+            .unbind(on, source, target, routing_key, arguments)
     }
 
     // ---- queues ----
 
-    pub fn queue_declare(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: QueueSpec,
-    ) -> AmqpResult<QueueDeclared> {
-        self.lock().queue_declare(connection, channel, spec)
+    pub fn queue_declare(&self, on: ChannelRef, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
+        self.lock().queue_declare(on, spec)
     }
 
     /// Returns the number of messages purged.
-    pub fn queue_purge(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        queue: &str,
-    ) -> AmqpResult<u32> {
-        self.lock().queue_purge(connection, channel, queue)
+    pub fn queue_purge(&self, on: ChannelRef, queue: &str) -> AmqpResult<u32> {
+        self.lock().queue_purge(on, queue)
     }
 
     /// Returns the number of messages deleted with the queue.
     pub fn queue_delete(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         queue: &str,
         if_unused: bool,
         if_empty: bool,
     ) -> AmqpResult<u32> {
-        self.lock()
-            .queue_delete(connection, channel, queue, if_unused, if_empty)
+        self.lock().queue_delete(on, queue, if_unused, if_empty)
     }
 
     // ---- basic ----
 
-    pub fn basic_qos(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        prefetch_count: u16,
-        global: bool,
-    ) {
-        self.lock()
-            .basic_qos(connection, channel, prefetch_count, global);
+    pub fn basic_qos(&self, on: ChannelRef, prefetch_count: u16, global: bool) {
+        self.lock().basic_qos(on, prefetch_count, global);
     }
 
     /// Starts a consumer; returns its tag (generated when the spec's tag is empty).
-    pub fn basic_consume(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: ConsumeSpec,
-    ) -> AmqpResult<String> {
-        self.lock().basic_consume(connection, channel, spec)
+    pub fn basic_consume(&self, on: ChannelRef, spec: ConsumeSpec) -> AmqpResult<String> {
+        self.lock().basic_consume(on, spec)
     }
 
     /// Called by the wire layer right after it sent consume-ok, so deliveries follow it.
-    pub fn consumer_ready(&self, connection: ConnectionId, channel: u16, tag: &str) {
-        self.lock().consumer_ready(connection, channel, tag);
+    pub fn consumer_ready(&self, on: ChannelRef, tag: &str) {
+        self.lock().consumer_ready(on, tag);
     }
 
-    pub fn basic_cancel(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        tag: &str,
-    ) -> AmqpResult<()> {
-        self.lock().basic_cancel(connection, channel, tag)
+    pub fn basic_cancel(&self, on: ChannelRef, tag: &str) -> AmqpResult<()> {
+        self.lock().basic_cancel(on, tag)
     }
 
     /// Publishes one message. `Err` closes the channel (e.g. 404 for a missing exchange).
-    #[allow(clippy::too_many_arguments)]
     pub fn basic_publish(
         &self,
-        connection: ConnectionId,
-        channel: u16,
-        exchange: &str,
-        routing_key: &str,
-        mandatory: bool,
-        properties: amq_protocol::protocol::BasicProperties,
-        body: bytes::Bytes,
+        on: ChannelRef,
+        publish: Publish<'_>,
     ) -> AmqpResult<PublishOutcome> {
         let mut state = self.lock();
         state.begin_publish();
-        let outcome = state.basic_publish(
-            connection,
-            channel,
-            exchange,
-            routing_key,
-            mandatory,
-            properties,
-            body,
-        );
+        let outcome = state.basic_publish(on, publish);
         state.end_publish();
         let mut outcome = outcome?;
         outcome.durable_at = state.commit();
@@ -959,66 +908,28 @@ impl Broker {
 
     pub fn basic_get(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         queue: &str,
         no_ack: bool,
     ) -> AmqpResult<Option<GetOk>> {
-        self.lock().basic_get(connection, channel, queue, no_ack)
+        self.lock().basic_get(on, queue, no_ack)
     }
 
-    pub fn basic_ack(
+    /// basic.ack, basic.nack or basic.reject (`how` says which) of `delivery_tag`, or with
+    /// `multiple` of every tag up to it (0: all).
+    pub fn settle(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         delivery_tag: u64,
         multiple: bool,
+        how: Settle,
     ) -> AmqpResult<()> {
-        self.lock().settle(
-            connection,
-            channel,
-            delivery_tag,
-            multiple,
-            state::Settle::Ack,
-        )
-    }
-
-    pub fn basic_nack(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        delivery_tag: u64,
-        multiple: bool,
-        requeue: bool,
-    ) -> AmqpResult<()> {
-        self.lock().settle(
-            connection,
-            channel,
-            delivery_tag,
-            multiple,
-            state::Settle::Nack { requeue },
-        )
-    }
-
-    pub fn basic_reject(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        delivery_tag: u64,
-        requeue: bool,
-    ) -> AmqpResult<()> {
-        self.lock().settle(
-            connection,
-            channel,
-            delivery_tag,
-            false,
-            state::Settle::Reject { requeue },
-        )
+        self.lock().settle(on, delivery_tag, multiple, how)
     }
 
     /// basic.recover: requeue (or redeliver) every unacked message of the channel.
-    pub fn basic_recover(&self, connection: ConnectionId, channel: u16) {
-        self.lock().recover(connection, channel);
+    pub fn basic_recover(&self, on: ChannelRef) {
+        self.lock().recover(on);
     }
 
     // ---- inspection ----

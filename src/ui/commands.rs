@@ -7,12 +7,10 @@ use std::sync::Arc;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
-use crate::broker::{Broker, ExchangeSpec, QueueSpec, Target};
+use crate::broker::{Broker, ChannelRef, ExchangeSpec, Publish, QueueSpec, Target};
 use crate::events::ConnectionId;
 use crate::lesson::Lang;
 use crate::ui::form::{Command, Pairs, Properties, Value};
-
-const CHANNEL: u16 = 1;
 
 pub struct Session {
     broker: Arc<Broker>,
@@ -53,7 +51,7 @@ impl Session {
 
     /// Runs one command; the text says what happened, or the broker's error.
     pub fn run(&mut self, vhost: &str, command: Command) -> Result<String, String> {
-        let id = self.connection(vhost)?;
+        let on = ChannelRef::internal(self.connection(vhost)?);
         let b = &self.broker;
         let zh = self.lang == Lang::Zh;
         // The notice in the session's language.
@@ -67,13 +65,14 @@ impl Session {
                 body,
             } => b
                 .basic_publish(
-                    id,
-                    CHANNEL,
-                    &exchange,
-                    &routing_key,
-                    false,
-                    basic_properties(&headers, &properties),
-                    body.into_bytes().into(),
+                    on,
+                    Publish {
+                        exchange: &exchange,
+                        routing_key: &routing_key,
+                        mandatory: false,
+                        properties: basic_properties(&headers, &properties),
+                        body: body.into_bytes().into(),
+                    },
                 )
                 .map(|_| {
                     say(
@@ -90,8 +89,7 @@ impl Session {
                 arguments,
             } => b
                 .exchange_declare(
-                    id,
-                    CHANNEL,
+                    on,
                     ExchangeSpec {
                         name: name.clone(),
                         kind: kind.clone(),
@@ -116,8 +114,7 @@ impl Session {
                 arguments,
             } => b
                 .queue_declare(
-                    id,
-                    CHANNEL,
+                    on,
                     QueueSpec {
                         name,
                         durable,
@@ -139,8 +136,7 @@ impl Session {
                 routing_key,
             } => b
                 .bind(
-                    id,
-                    CHANNEL,
+                    on,
                     &exchange,
                     Target::Queue(&queue),
                     &routing_key,
@@ -166,41 +162,30 @@ impl Session {
                         } else {
                             Target::Queue(&binding.destination)
                         };
-                        b.unbind(
-                            id,
-                            CHANNEL,
-                            &binding.source,
-                            target,
-                            &binding.routing_key,
-                            arguments,
-                        )
-                        .map(|_| say(format!("unbound {what}"), format!("已解除绑定 {what}")))
+                        b.unbind(on, &binding.source, target, &binding.routing_key, arguments)
+                            .map(|_| say(format!("unbound {what}"), format!("已解除绑定 {what}")))
                     }
                 }
             }
-            Command::DeleteExchange { name } => {
-                b.exchange_delete(id, CHANNEL, &name, false).map(|_| {
-                    say(
-                        format!("deleted exchange '{name}'"),
-                        format!("已删除交换器 '{name}'"),
-                    )
-                })
-            }
-            Command::DeleteQueue { name } => {
-                b.queue_delete(id, CHANNEL, &name, false, false).map(|n| {
-                    say(
-                        format!("deleted queue '{name}' with {n} message(s)"),
-                        format!("已删除队列 '{name}' 及其 {n} 条消息"),
-                    )
-                })
-            }
-            Command::Purge { queue } => b.queue_purge(id, CHANNEL, &queue).map(|n| {
+            Command::DeleteExchange { name } => b.exchange_delete(on, &name, false).map(|_| {
+                say(
+                    format!("deleted exchange '{name}'"),
+                    format!("已删除交换器 '{name}'"),
+                )
+            }),
+            Command::DeleteQueue { name } => b.queue_delete(on, &name, false, false).map(|n| {
+                say(
+                    format!("deleted queue '{name}' with {n} message(s)"),
+                    format!("已删除队列 '{name}' 及其 {n} 条消息"),
+                )
+            }),
+            Command::Purge { queue } => b.queue_purge(on, &queue).map(|n| {
                 say(
                     format!("purged {n} message(s) from '{queue}'"),
                     format!("已从 '{queue}' 清空 {n} 条消息"),
                 )
             }),
-            Command::Get { queue } => b.basic_get(id, CHANNEL, &queue, true).map(|got| match got {
+            Command::Get { queue } => b.basic_get(on, &queue, true).map(|got| match got {
                 Some(got) => {
                     let body = String::from_utf8_lossy(
                         &got.message.body[..got.message.body.len().min(60)],
@@ -273,7 +258,13 @@ mod tests {
         arguments.insert("pages".into(), AMQPValue::LongInt(12));
         let (id, _inbox) = broker.open_internal_connection("/", "test").unwrap();
         broker
-            .bind(id, 1, "amq.headers", Target::Queue("pdf"), "", arguments)
+            .bind(
+                ChannelRef::internal(id),
+                "amq.headers",
+                Target::Queue("pdf"),
+                "",
+                arguments,
+            )
             .unwrap();
         let bindings = |b: &Broker| b.snapshot().vhost("/").unwrap().bindings.clone();
         let shown = bindings(&broker)
@@ -446,7 +437,10 @@ mod tests {
         };
         assert_eq!(jobs(&broker), 3);
         let (id, _inbox) = broker.open_internal_connection("/", "test").unwrap();
-        let got = broker.basic_get(id, 1, "jobs", true).unwrap().unwrap();
+        let got = broker
+            .basic_get(ChannelRef::internal(id), "jobs", true)
+            .unwrap()
+            .unwrap();
         let p = &got.message.properties;
         assert_eq!(p.delivery_mode(), &Some(2));
         assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("5000"));

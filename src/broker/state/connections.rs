@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::{Channel, Connection, State, Unacked};
+use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
 use crate::broker::{ClientSink, ConnectionSnapshot};
@@ -47,7 +47,13 @@ impl State {
         let mut channels: Vec<u16> = channels.into_iter().collect();
         channels.sort_unstable();
         for channel in channels {
-            self.close_channel(id, channel, reason);
+            self.close_channel(
+                ChannelRef {
+                    connection: id,
+                    channel,
+                },
+                reason,
+            );
         }
         let Some(connection) = self.connections.remove(&id) else {
             return;
@@ -86,11 +92,14 @@ impl State {
         self.run(work);
     }
 
-    pub fn open_channel(&mut self, connection: ConnectionId, channel: u16) {
+    pub fn open_channel(&mut self, on: ChannelRef) {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         if let Some(c) = self.connections.get_mut(&connection) {
             c.channels.insert(channel);
-            self.channels
-                .insert((connection, channel), Channel::default());
+            self.channels.insert(on, Channel::default());
             let vhost = c.vhost.clone();
             self.emit(&vhost, Some(connection), Some(channel), || {
                 EventKind::ChannelOpened
@@ -99,8 +108,12 @@ impl State {
     }
 
     /// Closes a channel: its consumers are cancelled and its unacked messages requeued.
-    pub fn close_channel(&mut self, connection: ConnectionId, channel: u16, reason: &str) {
-        let Some(state) = self.channels.remove(&(connection, channel)) else {
+    pub fn close_channel(&mut self, on: ChannelRef, reason: &str) {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
+        let Some(state) = self.channels.remove(&on) else {
             return;
         };
         let Ok(vhost) = self.vhost_of(connection) else {
@@ -125,7 +138,7 @@ impl State {
         };
         let mut work = VecDeque::new();
         for (tag, queue) in tags {
-            self.remove_consumer(&vhost, &queue, connection, channel, &tag);
+            self.remove_consumer(&vhost, &queue, on, &tag);
             work.push_back((vhost.clone(), queue));
         }
         let unacked: Vec<Unacked> = state.unacked.into_values().collect();
@@ -160,7 +173,7 @@ impl State {
                     if let Some(c) = queue
                         .consumers
                         .iter_mut()
-                        .find(|c| c.tag == *tag && c.connection == connection)
+                        .find(|c| c.tag == *tag && c.on.connection == connection)
                     {
                         c.unacked = c.unacked.saturating_sub(1);
                     }

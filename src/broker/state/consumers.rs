@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use amq_protocol::types::FieldTable;
 
-use super::{missing_queue, random_suffix, State, REPLY_TO};
+use super::{missing_queue, random_suffix, ChannelRef, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::Consumer;
-use crate::events::{ConnectionId, EventKind};
+use crate::events::EventKind;
 
 /// basic.consume arguments.
 #[derive(Clone, Debug, Default)]
@@ -26,14 +26,9 @@ pub struct ConsumeSpec {
 }
 
 impl State {
-    pub fn basic_qos(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        prefetch_count: u16,
-        global: bool,
-    ) {
-        if let Ok(ch) = self.channel(connection, channel) {
+    pub fn basic_qos(&mut self, on: ChannelRef, prefetch_count: u16, global: bool) {
+        let connection = on.connection;
+        if let Ok(ch) = self.channel(on) {
             if global {
                 ch.prefetch_channel = prefetch_count;
             } else {
@@ -44,12 +39,11 @@ impl State {
         self.resume_connection(connection);
     }
 
-    pub fn basic_consume(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: ConsumeSpec,
-    ) -> AmqpResult<String> {
+    pub fn basic_consume(&mut self, on: ChannelRef, spec: ConsumeSpec) -> AmqpResult<String> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let ConsumeSpec {
             queue,
             tag,
@@ -76,14 +70,14 @@ impl State {
                     "reply consumer cannot acknowledge",
                 ));
             }
-            let ch = self.channel(connection, channel)?;
+            let ch = self.channel(on)?;
             if ch.reply_consumer.is_some() {
                 return Err(AmqpError::precondition_failed("reply consumer already set"));
             }
             ch.reply_consumer = Some(tag.clone());
             return Ok(tag.to_string());
         }
-        let name = self.queue_name(connection, channel, queue)?;
+        let name = self.queue_name(on, queue)?;
         self.permit(connection, Access::Read, Resource::Queue(&name))?;
         let priority = match args::get_int(arguments, "x-priority") {
             Ok(p) => p.unwrap_or(0),
@@ -93,7 +87,7 @@ impl State {
                 ))
             }
         };
-        let prefetch = self.channel(connection, channel)?.prefetch_consumer;
+        let prefetch = self.channel(on)?.prefetch_consumer;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let q = vhost
             .queues
@@ -110,8 +104,7 @@ impl State {
         }
         q.consumers.push(Consumer {
             tag: tag.clone(),
-            connection,
-            channel,
+            on,
             no_ack,
             exclusive,
             prefetch,
@@ -123,9 +116,7 @@ impl State {
         let queue_name = q.name.clone();
         let conn = self.connections.get_mut(&connection).expect("checked");
         conn.consumers.insert((channel, tag.clone()), queue_name);
-        self.channel(connection, channel)?
-            .not_ready
-            .insert(tag.clone());
+        self.channel(on)?.not_ready.insert(tag.clone());
         self.emit(&vhost_name, Some(connection), Some(channel), || {
             EventKind::ConsumerCreated {
                 queue: name.into(),
@@ -136,8 +127,12 @@ impl State {
         Ok(tag.to_string())
     }
 
-    pub fn consumer_ready(&mut self, connection: ConnectionId, channel: u16, tag: &str) {
-        if let Ok(ch) = self.channel(connection, channel) {
+    pub fn consumer_ready(&mut self, on: ChannelRef, tag: &str) {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
+        if let Ok(ch) = self.channel(on) {
             ch.not_ready.remove(tag);
         }
         let queue = self.connections.get(&connection).and_then(|c| {
@@ -151,14 +146,13 @@ impl State {
         }
     }
 
-    pub fn basic_cancel(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        tag: &str,
-    ) -> AmqpResult<()> {
+    pub fn basic_cancel(&mut self, on: ChannelRef, tag: &str) -> AmqpResult<()> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
-        let ch = self.channel(connection, channel)?;
+        let ch = self.channel(on)?;
         if ch.reply_consumer.as_deref() == Some(tag) {
             ch.reply_consumer = None;
             return Ok(());
@@ -172,7 +166,7 @@ impl State {
             // Cancelling an unknown tag is not an error in AMQP.
             return Ok(());
         };
-        self.remove_consumer(&vhost_name, &queue, connection, channel, tag);
+        self.remove_consumer(&vhost_name, &queue, on, tag);
         Ok(())
     }
 
@@ -181,10 +175,13 @@ impl State {
         &mut self,
         vhost_name: &str,
         queue: &str,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         tag: &str,
     ) {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let Some(q) = self
             .vhosts
             .get_mut(vhost_name)
@@ -192,7 +189,7 @@ impl State {
         else {
             return;
         };
-        if q.remove_consumer(tag, connection, channel).is_none() {
+        if q.remove_consumer(tag, on).is_none() {
             return;
         }
         q.last_used = Instant::now();

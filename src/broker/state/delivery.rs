@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::{missing_queue, State, Unacked};
+use super::{missing_queue, ChannelRef, State, Unacked};
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::ToClient;
-use crate::events::{ConnectionId, DeadLetterReason, Event, EventKind};
+use crate::events::{DeadLetterReason, Event, EventKind};
 
 /// basic.get-ok.
 #[derive(Clone, Debug)]
@@ -74,7 +74,7 @@ impl State {
                 if c.prefetch > 0 && c.unacked >= c.prefetch as u32 {
                     continue;
                 }
-                let Some(ch) = self.channels.get(&(c.connection, c.channel)) else {
+                let Some(ch) = self.channels.get(&c.on) else {
                     continue;
                 };
                 if ch.not_ready.contains(&c.tag) {
@@ -86,7 +86,7 @@ impl State {
                 {
                     continue;
                 }
-                let Some(conn) = self.connections.get(&c.connection) else {
+                let Some(conn) = self.connections.get(&c.on.connection) else {
                     continue;
                 };
                 if conn.sink.is_stalled() {
@@ -104,10 +104,7 @@ impl State {
             q.next_consumer = (i + 1) % n;
             let message = q.pop_front().expect("checked ready");
             let consumer = &mut q.consumers[i];
-            let ch = self
-                .channels
-                .get_mut(&(consumer.connection, consumer.channel))
-                .expect("checked");
+            let ch = self.channels.get_mut(&consumer.on).expect("checked");
             ch.delivery_tags += 1;
             let delivery_tag = ch.delivery_tags;
             let redelivered = message.redelivered;
@@ -135,9 +132,9 @@ impl State {
                 );
             }
             q.stats.delivered += 1;
-            let conn = &self.connections[&consumer.connection];
+            let conn = &self.connections[&consumer.on.connection];
             conn.sink.send(ToClient::Deliver {
-                channel: consumer.channel,
+                channel: consumer.on.channel,
                 consumer_tag: consumer.tag.clone(),
                 delivery_tag,
                 redelivered,
@@ -147,8 +144,8 @@ impl State {
                 events.emit(Event {
                     at: publish_time.unwrap_or_else(SystemTime::now),
                     vhost: vhost.clone(),
-                    connection: Some(consumer.connection),
-                    channel: Some(consumer.channel),
+                    connection: Some(consumer.on.connection),
+                    channel: Some(consumer.on.channel),
                     kind: EventKind::Delivered {
                         message_id,
                         queue: q.name.clone(),
@@ -164,13 +161,16 @@ impl State {
 
     pub fn basic_get(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         queue: &str,
         no_ack: bool,
     ) -> AmqpResult<Option<GetOk>> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
-        let name = self.queue_name(connection, channel, queue)?;
+        let name = self.queue_name(on, queue)?;
         self.permit(connection, Access::Read, Resource::Queue(&name))?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let q = vhost
@@ -209,13 +209,13 @@ impl State {
                 journal.push(StoreOp::Delivered { vhost, queue, seq });
             }
         }
-        let ch = self.channel(connection, channel)?;
+        let ch = self.channel(on)?;
         ch.delivery_tags += 1;
         let delivery_tag = ch.delivery_tags;
         let payload = message.message.clone();
         if !no_ack {
             self.unacked_bytes += message.message.body.len() + crate::broker::MESSAGE_OVERHEAD;
-            let ch = self.channel(connection, channel)?;
+            let ch = self.channel(on)?;
             ch.unacked.insert(
                 delivery_tag,
                 Unacked {
@@ -246,14 +246,17 @@ impl State {
     /// means all.
     pub fn settle(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         delivery_tag: u64,
         multiple: bool,
         how: Settle,
     ) -> AmqpResult<()> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
-        let ch = self.channel(connection, channel)?;
+        let ch = self.channel(on)?;
         let unknown =
             || AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}"));
         let taken: Vec<(u64, Unacked)> = if multiple {
@@ -322,7 +325,7 @@ impl State {
                 q.unacked = q.unacked.saturating_sub(1);
                 q.stats.acked += matches!(how, Settle::Ack) as u64;
                 if let Some(tag) = &u.consumer_tag {
-                    if let Some(c) = q.consumer_mut(tag, connection, channel) {
+                    if let Some(c) = q.consumer_mut(tag, on) {
                         c.unacked = c.unacked.saturating_sub(1);
                     }
                 }
@@ -344,11 +347,12 @@ impl State {
         Ok(())
     }
 
-    pub fn recover(&mut self, connection: ConnectionId, channel: u16) {
+    pub fn recover(&mut self, on: ChannelRef) {
+        let connection = on.connection;
         let Ok(vhost) = self.vhost_of(connection) else {
             return;
         };
-        let Ok(ch) = self.channel(connection, channel) else {
+        let Ok(ch) = self.channel(on) else {
             return;
         };
         let unacked: Vec<Unacked> = std::mem::take(&mut ch.unacked).into_values().collect();

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
 
-use super::{equivalence, missing_queue, State};
+use super::{equivalence, missing_queue, ChannelRef, State};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::broker::journal::{BindingImage, StoreOp};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::vhost::Vhost;
-use crate::events::{BindingInfo, ConnectionId, EventKind};
+use crate::events::{BindingInfo, EventKind};
 
 /// exchange.declare arguments.
 #[derive(Clone, Debug, Default)]
@@ -33,12 +33,11 @@ pub enum Target<'a> {
 }
 
 impl State {
-    pub fn exchange_declare(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: ExchangeSpec,
-    ) -> AmqpResult<()> {
+    pub fn exchange_declare(&mut self, on: ChannelRef, spec: ExchangeSpec) -> AmqpResult<()> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
         let vhost = self
             .vhosts
@@ -116,11 +115,14 @@ impl State {
 
     pub fn exchange_delete(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         name: &str,
         if_unused: bool,
     ) -> AmqpResult<()> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
         if name.is_empty() {
             return Err(AmqpError::access_refused(
@@ -180,16 +182,16 @@ impl State {
     /// exclusive queues only for their connection) and builds the binding.
     fn checked_binding(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         source: &str,
         target: Target<'_>,
         routing_key: &str,
         arguments: FieldTable,
     ) -> AmqpResult<(Arc<str>, Binding)> {
+        let connection = on.connection;
         let vhost_name = self.vhost_of(connection)?;
         let destination = match target {
-            Target::Queue(q) => Destination::Queue(self.queue_name(connection, channel, q)?.into()),
+            Target::Queue(q) => Destination::Queue(self.queue_name(on, q)?.into()),
             Target::Exchange(x) => Destination::Exchange(x.into()),
         };
         // Binding writes to the destination and reads from the source.
@@ -234,15 +236,18 @@ impl State {
 
     pub fn bind(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         source: &str,
         target: Target<'_>,
         routing_key: &str,
         arguments: FieldTable,
     ) -> AmqpResult<()> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let (vhost_name, binding) =
-            self.checked_binding(connection, channel, source, target, routing_key, arguments)?;
+            self.checked_binding(on, source, target, routing_key, arguments)?;
         let info = binding.info(source);
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let image = vhost
@@ -264,15 +269,18 @@ impl State {
 
     pub fn unbind(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         source: &str,
         target: Target<'_>,
         routing_key: &str,
         arguments: FieldTable,
     ) -> AmqpResult<()> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let (vhost_name, binding) =
-            self.checked_binding(connection, channel, source, target, routing_key, arguments)?;
+            self.checked_binding(on, source, target, routing_key, arguments)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if vhost.remove_binding(source, &binding) {
             let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);

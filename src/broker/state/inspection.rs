@@ -135,15 +135,13 @@ impl State {
                 q.consumers.iter().map(|c| {
                     // basic.qos global=false limits each consumer started after it; global=true
                     // the whole channel.
-                    let channel_limit = self
-                        .channels
-                        .get(&(c.connection, c.channel))
-                        .map_or(0, |ch| ch.prefetch_channel);
+                    let channel_limit =
+                        self.channels.get(&c.on).map_or(0, |ch| ch.prefetch_channel);
                     ConsumerSnapshot {
                         queue: q.name.to_string(),
                         tag: c.tag.to_string(),
-                        connection: c.connection,
-                        channel: c.channel,
+                        connection: c.on.connection,
+                        channel: c.on.channel,
                         ack: !c.no_ack,
                         prefetch: if c.prefetch > 0 {
                             c.prefetch

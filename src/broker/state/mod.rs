@@ -37,7 +37,7 @@ mod timers;
 pub use consumers::ConsumeSpec;
 pub use delivery::{GetOk, Settle};
 pub use exchanges::{ExchangeSpec, Target};
-pub use publish::PublishOutcome;
+pub use publish::{Publish, PublishOutcome};
 pub use queues::{QueueDeclared, QueueSpec};
 
 use std::collections::{BTreeMap, VecDeque};
@@ -59,6 +59,25 @@ use crate::events::{ConnectionId, DeadLetterReason, Event, EventBus, EventKind};
 /// The pseudo-queue for RabbitMQ's direct reply-to.
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
+/// One channel of one connection: where most AMQP methods are sent from, and what the broker
+/// answers on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChannelRef {
+    pub connection: ConnectionId,
+    pub channel: u16,
+}
+
+impl ChannelRef {
+    /// Channel 1 of `connection`: the one channel the program's own connections have (see
+    /// [`Broker::open_internal_connection`]).
+    pub fn internal(connection: ConnectionId) -> ChannelRef {
+        ChannelRef {
+            connection,
+            channel: 1,
+        }
+    }
+}
+
 /// Everything the broker knows. One per broker, behind its lock; a restart builds a new one.
 pub struct State {
     /// The vhosts, each with its exchanges, queues and bindings: the topology itself. Public
@@ -68,7 +87,7 @@ pub struct State {
     /// deliveries go.
     connections: HashMap<ConnectionId, Connection>,
     /// Open channels: what each has delivered and awaits an ack for, and its qos limits.
-    channels: HashMap<(ConnectionId, u16), Channel>,
+    channels: HashMap<ChannelRef, Channel>,
     /// Where events go; emitting is skipped when nobody reads them.
     events: EventBus,
     /// The last message sequence number given out: a queue's messages keep their order by it,
@@ -267,25 +286,19 @@ impl State {
             .ok_or_else(|| AmqpError::channel_error("connection not open"))
     }
 
-    fn channel(&mut self, connection: ConnectionId, channel: u16) -> AmqpResult<&mut Channel> {
-        self.channels
-            .get_mut(&(connection, channel))
-            .ok_or_else(|| {
-                AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}"))
-            })
+    fn channel(&mut self, on: ChannelRef) -> AmqpResult<&mut Channel> {
+        let channel = on.channel;
+        self.channels.get_mut(&on).ok_or_else(|| {
+            AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}"))
+        })
     }
 
     /// Resolves `""` to the channel's last declared queue, as RabbitMQ does.
-    fn queue_name(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        name: &str,
-    ) -> AmqpResult<String> {
+    fn queue_name(&mut self, on: ChannelRef, name: &str) -> AmqpResult<String> {
         if !name.is_empty() {
             return Ok(name.to_string());
         }
-        match self.channel(connection, channel)?.last_queue.clone() {
+        match self.channel(on)?.last_queue.clone() {
             Some(last) => Ok(last),
             None => Err(AmqpError::not_found("no previously declared queue")),
         }

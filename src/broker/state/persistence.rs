@@ -145,8 +145,8 @@ impl State {
                 }
             }
         }
-        for ((connection, _), channel) in &self.channels {
-            let Some(vhost) = self.connections.get(connection).map(|c| &c.vhost) else {
+        for (on, channel) in &self.channels {
+            let Some(vhost) = self.connections.get(&on.connection).map(|c| &c.vhost) else {
                 continue;
             };
             for u in channel.unacked.values() {

@@ -9,7 +9,7 @@ use amq_protocol::protocol::BasicProperties;
 use bytes::Bytes;
 
 use super::timers::message_ttl;
-use super::{random_suffix, LastPublished, PropertyPairs, State, REPLY_TO};
+use super::{random_suffix, ChannelRef, LastPublished, PropertyPairs, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::ExchangeKind;
@@ -18,7 +18,18 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::Overflow;
 use crate::broker::ToClient;
-use crate::events::{ConnectionId, DeadLetterReason, EventKind, PublishFate};
+use crate::events::{DeadLetterReason, EventKind, PublishFate};
+
+/// basic.publish and the message it carries.
+#[derive(Clone, Debug)]
+pub struct Publish<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    /// Return the message (basic.return 312) when no queue takes it.
+    pub mandatory: bool,
+    pub properties: BasicProperties,
+    pub body: Bytes,
+}
 
 /// What the publisher must be told after a publish.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,7 +57,7 @@ impl State {
     pub(super) fn emit_published(
         &mut self,
         vhost: &str,
-        from: Option<(ConnectionId, u16)>,
+        from: Option<ChannelRef>,
         message: &Message,
         route: crate::broker::vhost::Route,
         fate: PublishFate,
@@ -62,7 +73,7 @@ impl State {
                 pairs
             }
         };
-        let (connection, channel) = from.unzip();
+        let (connection, channel) = from.map(|on| (on.connection, on.channel)).unzip();
         self.emit(vhost, connection, channel, || {
             published_event(message, route, properties, fate)
         });
@@ -79,17 +90,22 @@ impl State {
         self.publish_time = None;
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn basic_publish(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        exchange: &str,
-        routing_key: &str,
-        mandatory: bool,
-        mut properties: BasicProperties,
-        body: Bytes,
+        on: ChannelRef,
+        publish: Publish<'_>,
     ) -> AmqpResult<PublishOutcome> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
+        let Publish {
+            exchange,
+            routing_key,
+            mandatory,
+            mut properties,
+            body,
+        } = publish;
         let vhost_name = self.vhost_of(connection)?;
         self.permit(connection, Access::Write, Resource::Exchange(exchange))?;
         // Direct reply-to: the request names the pseudo-queue; give it this channel's address.
@@ -98,7 +114,7 @@ impl State {
             .as_ref()
             .is_some_and(|r| r.as_str() == REPLY_TO)
         {
-            let ch = self.channel(connection, channel)?;
+            let ch = self.channel(on)?;
             if ch.reply_consumer.is_none() {
                 return Err(AmqpError::precondition_failed(
                     "fast reply consumer does not exist",
@@ -148,7 +164,7 @@ impl State {
         }
         self.next_message_id += 1;
         let message_id = self.next_message_id;
-        let ch = self.channel(connection, channel)?;
+        let ch = self.channel(on)?;
         let last = ch.last_published.take();
         let shared = LastPublished {
             properties: match &last {
@@ -167,7 +183,7 @@ impl State {
         });
         ch.last_published = Some(shared);
         if exchange.is_empty() && routing_key.starts_with(REPLY_TO) {
-            return Ok(self.deliver_reply(&vhost_name, connection, channel, mandatory, message));
+            return Ok(self.deliver_reply(&vhost_name, on, mandatory, message));
         }
         let route = self.vhosts[&vhost_name].route(exchange, routing_key, message.headers());
         let mut outcome = PublishOutcome::default();
@@ -191,42 +207,43 @@ impl State {
         } else {
             PublishFate::Dropped
         };
-        self.emit_published(
-            &vhost_name,
-            Some((connection, channel)),
-            &message,
-            route,
-            fate,
-        );
+        self.emit_published(&vhost_name, Some(on), &message, route, fate);
         self.run(work);
         Ok(outcome)
     }
 
+    /// Direct reply-to: hands the reply straight to the consumer of the channel its routing key
+    /// names (`amq.rabbitmq.reply-to.<connection>.<channel>.<random>`), with no queue between.
     fn deliver_reply(
         &mut self,
         vhost: &str,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         mandatory: bool,
         message: Arc<Message>,
     ) -> PublishOutcome {
         let address = &message.routing_key[REPLY_TO.len()..];
         let mut parts = address.trim_start_matches('.').splitn(3, '.');
-        let target = (|| -> Option<(ConnectionId, u16)> {
-            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        let target = (|| -> Option<ChannelRef> {
+            Some(ChannelRef {
+                connection: parts.next()?.parse().ok()?,
+                channel: parts.next()?.parse().ok()?,
+            })
         })();
-        let delivered = target.and_then(|(conn, ch)| {
-            let tag = self.channels.get_mut(&(conn, ch))?.reply_consumer.clone()?;
-            let state = self.channels.get_mut(&(conn, ch))?;
+        let delivered = target.and_then(|to| {
+            let state = self.channels.get_mut(&to)?;
+            let tag = state.reply_consumer.clone()?;
             state.delivery_tags += 1;
             let delivery_tag = state.delivery_tags;
-            self.connections.get(&conn)?.sink.send(ToClient::Deliver {
-                channel: ch,
-                consumer_tag: tag,
-                delivery_tag,
-                redelivered: false,
-                message: message.clone(),
-            });
+            self.connections
+                .get(&to.connection)?
+                .sink
+                .send(ToClient::Deliver {
+                    channel: to.channel,
+                    consumer_tag: tag,
+                    delivery_tag,
+                    redelivered: false,
+                    message: message.clone(),
+                });
             Some(())
         });
         let fate = match (delivered.is_some(), mandatory) {
@@ -236,13 +253,7 @@ impl State {
         };
         // RabbitMQ 3.10 also returns a mandatory reply it delivered: the pseudo-queue is no
         // queue for routing purposes.
-        self.emit_published(
-            vhost,
-            Some((connection, channel)),
-            &message,
-            Default::default(),
-            fate,
-        );
+        self.emit_published(vhost, Some(on), &message, Default::default(), fate);
         PublishOutcome {
             returned: mandatory,
             rejected: false,

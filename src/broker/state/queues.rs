@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use amq_protocol::types::FieldTable;
 
-use super::{equivalence, missing_queue, random_suffix, State, REPLY_TO};
+use super::{equivalence, missing_queue, random_suffix, ChannelRef, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
@@ -35,14 +35,13 @@ pub struct QueueDeclared {
 }
 
 impl State {
-    pub fn queue_declare(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: QueueSpec,
-    ) -> AmqpResult<QueueDeclared> {
+    pub fn queue_declare(&mut self, on: ChannelRef, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
-        self.channel(connection, channel)?;
+        self.channel(on)?;
         if spec.passive && spec.name == REPLY_TO {
             // RabbitMQ pretends the pseudo-queue exists, with one consumer.
             return Ok(QueueDeclared {
@@ -53,7 +52,7 @@ impl State {
         }
         let mut name = spec.name.clone();
         if name.is_empty() && spec.passive {
-            name = self.queue_name(connection, channel, "")?;
+            name = self.queue_name(on, "")?;
         }
         if name.is_empty() {
             name = format!("amq.gen-{}", random_suffix());
@@ -81,7 +80,7 @@ impl State {
                 message_count: queue.ready() as u32,
                 consumer_count: queue.consumers.len() as u32,
             };
-            self.channel(connection, channel)?.last_queue = Some(name);
+            self.channel(on)?.last_queue = Some(name);
             return Ok(declared);
         }
         if spec.passive {
@@ -140,7 +139,7 @@ impl State {
                 arguments: args::pairs(&spec.arguments),
             }
         });
-        self.channel(connection, channel)?.last_queue = Some(name.clone());
+        self.channel(on)?.last_queue = Some(name.clone());
         Ok(QueueDeclared {
             name,
             message_count: 0,
@@ -148,14 +147,13 @@ impl State {
         })
     }
 
-    pub fn queue_purge(
-        &mut self,
-        connection: ConnectionId,
-        channel: u16,
-        queue: &str,
-    ) -> AmqpResult<u32> {
+    pub fn queue_purge(&mut self, on: ChannelRef, queue: &str) -> AmqpResult<u32> {
+        let ChannelRef {
+            connection,
+            channel,
+        } = on;
         let vhost_name = self.vhost_of(connection)?;
-        let name = self.queue_name(connection, channel, queue)?;
+        let name = self.queue_name(on, queue)?;
         self.permit(connection, Access::Read, Resource::Queue(&name))?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let q = vhost
@@ -186,14 +184,14 @@ impl State {
 
     pub fn queue_delete(
         &mut self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         queue: &str,
         if_unused: bool,
         if_empty: bool,
     ) -> AmqpResult<u32> {
+        let connection = on.connection;
         let vhost_name = self.vhost_of(connection)?;
-        let name = self.queue_name(connection, channel, queue)?;
+        let name = self.queue_name(on, queue)?;
         self.permit(connection, Access::Configure, Resource::Queue(&name))?;
         let vhost = &self.vhosts[&vhost_name];
         let Some(q) = vhost.queues.get(name.as_str()) else {
@@ -233,18 +231,18 @@ impl State {
             return 0;
         };
         for consumer in &queue.consumers {
-            if let Some(c) = self.connections.get_mut(&consumer.connection) {
+            if let Some(c) = self.connections.get_mut(&consumer.on.connection) {
                 c.consumers
-                    .remove(&(consumer.channel, consumer.tag.clone()));
+                    .remove(&(consumer.on.channel, consumer.tag.clone()));
                 c.sink.send(ToClient::Cancel {
-                    channel: consumer.channel,
+                    channel: consumer.on.channel,
                     consumer_tag: consumer.tag.clone(),
                 });
             }
             self.emit(
                 vhost_name,
-                Some(consumer.connection),
-                Some(consumer.channel),
+                Some(consumer.on.connection),
+                Some(consumer.on.channel),
                 || EventKind::ConsumerCancelled {
                     queue: name.into(),
                     consumer_tag: consumer.tag.clone(),

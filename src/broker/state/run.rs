@@ -135,11 +135,7 @@ impl State {
         }
     }
 
-    fn log_cycle_once(
-        &mut self,
-        closing: (Arc<str>, Arc<str>, Arc<str>),
-        cycle: Vec<Arc<str>>,
-    ) {
+    fn log_cycle_once(&mut self, closing: (Arc<str>, Arc<str>, Arc<str>), cycle: Vec<Arc<str>>) {
         if self.cycles_logged.len() >= CYCLES_LOGGED_MAX || self.cycles_logged.contains(&closing) {
             return;
         }
