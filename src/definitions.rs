@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::broker::{
-    Broker, BrokerConfig, ChannelRef, ExchangeSpec, Password, Permission, QueueSpec, Target,
-    TopicPermission, User,
+    BindingSpec, Broker, BrokerConfig, ChannelRef, ExchangeSpec, Password, Permission, QueueSpec,
+    Target, TopicPermission, User,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,13 +270,13 @@ impl Definitions {
             } else {
                 Target::Queue(&b.destination)
             };
-            let result = broker.bind(
-                ChannelRef::internal(id),
-                &b.source,
+            let spec = BindingSpec {
+                source: &b.source,
                 target,
-                &b.routing_key,
+                routing_key: &b.routing_key,
                 arguments,
-            );
+            };
+            let result = broker.bind(ChannelRef::internal(id), spec);
             result.map_err(|e| {
                 eyre!(
                     "binding {} -> {} '{}' in vhost '{}': {e}",

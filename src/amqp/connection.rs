@@ -23,8 +23,8 @@ use super::writer;
 use crate::broker::limits::Held;
 use crate::broker::maps::HashMap;
 use crate::broker::{
-    AmqpError, Broker, ChannelRef, ClientSink, ConnectionSnapshot, ConsumeSpec, ExchangeSpec,
-    LoginRefused, Publish, QueueSpec, Scope, Settle, Target,
+    AmqpError, BindingSpec, Broker, ChannelRef, ClientSink, ConnectionSnapshot, ConsumeSpec,
+    ExchangeSpec, LoginRefused, Publish, QueueSpec, Scope, Settle, Target,
 };
 use crate::events::{ClientInfo, ConnectionId};
 use crate::terminal::printable;
@@ -331,6 +331,21 @@ fn close_method(error: &AmqpError, class_id: u16, method_id: u16) -> AMQPClass {
         class_id,
         method_id,
     }))
+}
+
+/// The broker's form of a bind or unbind method's fields.
+fn binding_spec<'a>(
+    target: Target<'a>,
+    source: &'a amq_protocol::types::ShortString,
+    routing_key: &'a amq_protocol::types::ShortString,
+    arguments: &FieldTable,
+) -> BindingSpec<'a> {
+    BindingSpec {
+        source: source.as_str(),
+        target,
+        routing_key: routing_key.as_str(),
+        arguments: arguments.clone(),
+    }
 }
 
 /// An AMQP short string, cut at 255 bytes on a character boundary.
@@ -1281,14 +1296,18 @@ impl Connection {
             }
             exchange::AMQPMethod::Bind(b) => {
                 let target = Target::Exchange(b.destination.as_str());
-                let (source, key) = (b.source.as_str(), b.routing_key.as_str());
-                broker.bind(on, source, target, key, b.arguments.clone())?;
+                broker.bind(
+                    on,
+                    binding_spec(target, &b.source, &b.routing_key, &b.arguments),
+                )?;
                 (exchange::AMQPMethod::BindOk(exchange::BindOk {}), b.nowait)
             }
             exchange::AMQPMethod::Unbind(b) => {
                 let target = Target::Exchange(b.destination.as_str());
-                let (source, key) = (b.source.as_str(), b.routing_key.as_str());
-                broker.unbind(on, source, target, key, b.arguments.clone())?;
+                broker.unbind(
+                    on,
+                    binding_spec(target, &b.source, &b.routing_key, &b.arguments),
+                )?;
                 (
                     exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {}),
                     b.nowait,
@@ -1332,14 +1351,18 @@ impl Connection {
             }
             queue::AMQPMethod::Bind(b) => {
                 let target = Target::Queue(b.queue.as_str());
-                let (source, key) = (b.exchange.as_str(), b.routing_key.as_str());
-                broker.bind(on, source, target, key, b.arguments.clone())?;
+                broker.bind(
+                    on,
+                    binding_spec(target, &b.exchange, &b.routing_key, &b.arguments),
+                )?;
                 (queue::AMQPMethod::BindOk(queue::BindOk {}), b.nowait)
             }
             queue::AMQPMethod::Unbind(b) => {
                 let target = Target::Queue(b.queue.as_str());
-                let (source, key) = (b.exchange.as_str(), b.routing_key.as_str());
-                broker.unbind(on, source, target, key, b.arguments.clone())?;
+                broker.unbind(
+                    on,
+                    binding_spec(target, &b.exchange, &b.routing_key, &b.arguments),
+                )?;
                 (queue::AMQPMethod::UnbindOk(queue::UnbindOk {}), false)
             }
             queue::AMQPMethod::Purge(p) => {

@@ -32,8 +32,8 @@ pub use limits::Alarms;
 pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
 pub use state::{
-    ChannelRef, ConsumeSpec, ExchangeSpec, GetOk, Publish, PublishOutcome, QueueDeclared,
-    QueueSpec, Settle, Target,
+    BindingSpec, ChannelRef, ConsumeSpec, ExchangeSpec, GetOk, Publish, PublishOutcome,
+    QueueDeclared, QueueSpec, Settle, Target,
 };
 
 use crate::events::{AlarmResource, ConnectionId, Event, EventBus, EventKind, EventReader};
@@ -824,29 +824,14 @@ impl Broker {
         self.lock().exchange_delete(on, name, if_unused)
     }
 
-    /// queue.bind or exchange.bind: `target` is bound to exchange `source`.
-    pub fn bind(
-        &self,
-        on: ChannelRef,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: amq_protocol::types::FieldTable,
-    ) -> AmqpResult<()> {
-        self.lock().bind(on, source, target, routing_key, arguments)
+    /// queue.bind or exchange.bind: `spec.target` is bound to exchange `spec.source`.
+    pub fn bind(&self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
+        self.lock().bind(on, spec)
     }
 
     /// queue.unbind or exchange.unbind.
-    pub fn unbind(
-        &self,
-        on: ChannelRef,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: amq_protocol::types::FieldTable,
-    ) -> AmqpResult<()> {
-        self.lock()
-            .unbind(on, source, target, routing_key, arguments)
+    pub fn unbind(&self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
+        self.lock().unbind(on, spec)
     }
 
     // ---- queues ----

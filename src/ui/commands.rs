@@ -7,7 +7,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
-use crate::broker::{Broker, ChannelRef, ExchangeSpec, Publish, QueueSpec, Target};
+use crate::broker::{BindingSpec, Broker, ChannelRef, ExchangeSpec, Publish, QueueSpec, Target};
 use crate::events::ConnectionId;
 use crate::lesson::Lang;
 use crate::ui::form::{Command, Pairs, Properties, Value};
@@ -137,10 +137,12 @@ impl Session {
             } => b
                 .bind(
                     on,
-                    &exchange,
-                    Target::Queue(&queue),
-                    &routing_key,
-                    FieldTable::default(),
+                    BindingSpec {
+                        source: &exchange,
+                        target: Target::Queue(&queue),
+                        routing_key: &routing_key,
+                        arguments: FieldTable::default(),
+                    },
                 )
                 .map(|_| {
                     say(
@@ -162,7 +164,13 @@ impl Session {
                         } else {
                             Target::Queue(&binding.destination)
                         };
-                        b.unbind(on, &binding.source, target, &binding.routing_key, arguments)
+                        let spec = BindingSpec {
+                            source: &binding.source,
+                            target,
+                            routing_key: &binding.routing_key,
+                            arguments,
+                        };
+                        b.unbind(on, spec)
                             .map(|_| say(format!("unbound {what}"), format!("已解除绑定 {what}")))
                     }
                 }
@@ -260,10 +268,12 @@ mod tests {
         broker
             .bind(
                 ChannelRef::internal(id),
-                "amq.headers",
-                Target::Queue("pdf"),
-                "",
-                arguments,
+                BindingSpec {
+                    source: "amq.headers",
+                    target: Target::Queue("pdf"),
+                    routing_key: "",
+                    arguments,
+                },
             )
             .unwrap();
         let bindings = |b: &Broker| b.snapshot().vhost("/").unwrap().bindings.clone();

@@ -10,6 +10,7 @@ mod headers;
 mod topic;
 
 use crate::broker::maps::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use amq_protocol::types::FieldTable;
@@ -76,12 +77,31 @@ impl Binding {
     }
 }
 
-/// Two bindings are the same binding when destination, key and arguments agree.
+/// Two bindings are the same binding when destination, key and arguments agree. Written by
+/// hand because the cached event form (`info`) is no part of a binding's identity.
 impl PartialEq for Binding {
     fn eq(&self, other: &Binding) -> bool {
         self.destination == other.destination
             && self.routing_key == other.routing_key
             && self.arguments == other.arguments
+    }
+}
+
+/// A float argument that is NaN makes a binding unequal to itself, as `FieldTable`'s own
+/// equality says; such a binding can be bound but never found again, which is what routers
+/// (that compare with `==`) did all along.
+impl Eq for Binding {}
+
+/// Agrees with [`PartialEq`]: hashes the destination, the key and the arguments' names (field
+/// values hold floats, which have no hash; bindings that differ only in argument values share
+/// a bucket and are told apart by `==`).
+impl Hash for Binding {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.destination.hash(state);
+        self.routing_key.hash(state);
+        for name in self.arguments.inner().keys() {
+            name.hash(state);
+        }
     }
 }
 
@@ -151,19 +171,9 @@ pub struct Exchange {
     pub router: Box<dyn Router>,
     /// Auto-delete only applies once the exchange has had a binding.
     pub had_binding: bool,
-    /// Identities of the bindings, so a duplicate bind is found without a scan.
-    keys: HashSet<BindingKey>,
-}
-
-type BindingKey = (Destination, String, String);
-
-fn binding_key(binding: &Binding) -> BindingKey {
-    // FieldTable is an ordered map, so its debug form is a stable identity.
-    (
-        binding.destination.clone(),
-        binding.routing_key.clone(),
-        format!("{:?}", binding.arguments),
-    )
+    /// The bindings again, by identity (see `Binding`'s `Hash`), so a duplicate bind is found
+    /// without a scan.
+    keys: HashSet<Arc<Binding>>,
 }
 
 impl Exchange {
@@ -189,17 +199,17 @@ impl Exchange {
     }
 
     pub fn has_binding(&self, binding: &Binding) -> bool {
-        self.keys.contains(&binding_key(binding))
+        self.keys.contains(binding)
     }
 
     pub fn bind(&mut self, binding: Arc<Binding>) {
-        self.keys.insert(binding_key(&binding));
+        self.keys.insert(binding.clone());
         self.router.bind(binding);
         self.had_binding = true;
     }
 
     pub fn unbind(&mut self, binding: &Binding) -> bool {
-        self.keys.remove(&binding_key(binding)) && self.router.unbind(binding)
+        self.keys.remove(binding) && self.router.unbind(binding)
     }
 
     /// The `alternate-exchange` argument, if set.

@@ -93,46 +93,36 @@ impl State {
     }
 
     pub fn open_channel(&mut self, on: ChannelRef) {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        if let Some(c) = self.connections.get_mut(&connection) {
-            c.channels.insert(channel);
+        if let Some(c) = self.connections.get_mut(&on.connection) {
+            c.channels.insert(on.channel);
             self.channels.insert(on, Channel::default());
             let vhost = c.vhost.clone();
-            self.emit(&vhost, Some(connection), Some(channel), || {
-                EventKind::ChannelOpened
-            });
+            self.emit_on(&vhost, on, || EventKind::ChannelOpened);
         }
     }
 
     /// Closes a channel: its consumers are cancelled and its unacked messages requeued.
     pub fn close_channel(&mut self, on: ChannelRef, reason: &str) {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
         let Some(state) = self.channels.remove(&on) else {
             return;
         };
-        let Ok(vhost) = self.vhost_of(connection) else {
+        let Ok(vhost) = self.vhost_of(on.connection) else {
             return;
         };
         let tags: Vec<(Arc<str>, Arc<str>)> = {
             let c = self
                 .connections
-                .get_mut(&connection)
+                .get_mut(&on.connection)
                 .expect("checked above");
-            c.channels.remove(&channel);
+            c.channels.remove(&on.channel);
             let tags: Vec<_> = c
                 .consumers
                 .iter()
-                .filter(|((ch, _), _)| *ch == channel)
+                .filter(|((ch, _), _)| *ch == on.channel)
                 .map(|((_, tag), q)| (tag.clone(), q.clone()))
                 .collect();
             for (tag, _) in &tags {
-                c.consumers.remove(&(channel, tag.clone()));
+                c.consumers.remove(&(on.channel, tag.clone()));
             }
             tags
         };
@@ -143,12 +133,10 @@ impl State {
         }
         let unacked: Vec<Unacked> = state.unacked.into_values().collect();
         self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
-        work.extend(self.requeue_all(&vhost, connection, unacked));
+        work.extend(self.requeue_all(&vhost, on.connection, unacked));
         self.run(work);
-        self.emit(&vhost, Some(connection), Some(channel), || {
-            EventKind::ChannelClosed {
-                reason: reason.to_string(),
-            }
+        self.emit_on(&vhost, on, || EventKind::ChannelClosed {
+            reason: reason.to_string(),
         });
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use amq_protocol::types::FieldTable;
 
-use super::{missing_queue, random_suffix, ChannelRef, State, REPLY_TO};
+use super::{random_suffix, ChannelRef, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::permissions::{Access, Resource};
@@ -27,7 +27,6 @@ pub struct ConsumeSpec {
 
 impl State {
     pub fn basic_qos(&mut self, on: ChannelRef, prefetch_count: u16, global: bool) {
-        let connection = on.connection;
         if let Ok(ch) = self.channel(on) {
             if global {
                 ch.prefetch_channel = prefetch_count;
@@ -36,14 +35,10 @@ impl State {
             }
         }
         // A raised limit may let waiting messages go.
-        self.resume_connection(connection);
+        self.resume_connection(on.connection);
     }
 
     pub fn basic_consume(&mut self, on: ChannelRef, spec: ConsumeSpec) -> AmqpResult<String> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
         let ConsumeSpec {
             queue,
             tag,
@@ -52,14 +47,14 @@ impl State {
             arguments,
         } = spec;
         let (queue, tag, arguments) = (queue.as_str(), tag.as_str(), &arguments);
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let tag: Arc<str> = if tag.is_empty() {
             format!("amq.ctag-{}", random_suffix()).into()
         } else {
             tag.into()
         };
-        let conn = self.connections.get(&connection).expect("checked");
-        if conn.consumers.contains_key(&(channel, tag.clone())) {
+        let conn = self.connections.get(&on.connection).expect("checked");
+        if conn.consumers.contains_key(&(on.channel, tag.clone())) {
             return Err(AmqpError::not_allowed(format!(
                 "attempt to reuse consumer tag '{tag}'"
             )));
@@ -78,7 +73,7 @@ impl State {
             return Ok(tag.to_string());
         }
         let name = self.queue_name(on, queue)?;
-        self.permit(connection, Access::Read, Resource::Queue(&name))?;
+        self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
         let priority = match args::get_int(arguments, "x-priority") {
             Ok(p) => p.unwrap_or(0),
             Err(args::NotAnInteger) => {
@@ -88,12 +83,7 @@ impl State {
             }
         };
         let prefetch = self.channel(on)?.prefetch_consumer;
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let q = vhost
-            .queues
-            .get_mut(name.as_str())
-            .ok_or_else(|| missing_queue(&vhost_name, &name))?;
-        Self::check_owner(q, connection, &vhost_name)?;
+        let q = self.owned_queue(&vhost_name, &name, on.connection)?;
         let exclusive_use = || {
             AmqpError::access_refused(format!(
                 "queue '{name}' in vhost '{vhost_name}' in exclusive use"
@@ -114,30 +104,24 @@ impl State {
         q.had_consumer = true;
         q.last_used = Instant::now();
         let queue_name = q.name.clone();
-        let conn = self.connections.get_mut(&connection).expect("checked");
-        conn.consumers.insert((channel, tag.clone()), queue_name);
+        let conn = self.connections.get_mut(&on.connection).expect("checked");
+        conn.consumers.insert((on.channel, tag.clone()), queue_name);
         self.channel(on)?.not_ready.insert(tag.clone());
-        self.emit(&vhost_name, Some(connection), Some(channel), || {
-            EventKind::ConsumerCreated {
-                queue: name.into(),
-                consumer_tag: tag.clone(),
-                no_ack,
-            }
+        self.emit_on(&vhost_name, on, || EventKind::ConsumerCreated {
+            queue: name.into(),
+            consumer_tag: tag.clone(),
+            no_ack,
         });
         Ok(tag.to_string())
     }
 
     pub fn consumer_ready(&mut self, on: ChannelRef, tag: &str) {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
         if let Ok(ch) = self.channel(on) {
             ch.not_ready.remove(tag);
         }
-        let queue = self.connections.get(&connection).and_then(|c| {
+        let queue = self.connections.get(&on.connection).and_then(|c| {
             c.consumers
-                .get(&(channel, Arc::from(tag)))
+                .get(&(on.channel, Arc::from(tag)))
                 .cloned()
                 .map(|q| (c.vhost.clone(), q))
         });
@@ -147,20 +131,16 @@ impl State {
     }
 
     pub fn basic_cancel(&mut self, on: ChannelRef, tag: &str) -> AmqpResult<()> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let ch = self.channel(on)?;
         if ch.reply_consumer.as_deref() == Some(tag) {
             ch.reply_consumer = None;
             return Ok(());
         }
-        let key = (channel, Arc::from(tag));
+        let key = (on.channel, Arc::from(tag));
         let Some(queue) = self
             .connections
-            .get_mut(&connection)
+            .get_mut(&on.connection)
             .and_then(|c| c.consumers.remove(&key))
         else {
             // Cancelling an unknown tag is not an error in AMQP.
@@ -178,10 +158,6 @@ impl State {
         on: ChannelRef,
         tag: &str,
     ) {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
         let Some(q) = self
             .vhosts
             .get_mut(vhost_name)
@@ -194,14 +170,12 @@ impl State {
         }
         q.last_used = Instant::now();
         let auto_delete = q.auto_delete && q.had_consumer && q.consumers.is_empty();
-        self.emit(vhost_name, Some(connection), Some(channel), || {
-            EventKind::ConsumerCancelled {
-                queue: queue.into(),
-                consumer_tag: tag.into(),
-            }
+        self.emit_on(vhost_name, on, || EventKind::ConsumerCancelled {
+            queue: queue.into(),
+            consumer_tag: tag.into(),
         });
         if auto_delete {
-            self.delete_queue_now(vhost_name, queue, Some(connection));
+            self.delete_queue_now(vhost_name, queue, Some(on.connection));
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::{missing_queue, ChannelRef, State, Unacked};
+use super::{ChannelRef, State, Unacked};
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
@@ -165,19 +165,10 @@ impl State {
         queue: &str,
         no_ack: bool,
     ) -> AmqpResult<Option<GetOk>> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let name = self.queue_name(on, queue)?;
-        self.permit(connection, Access::Read, Resource::Queue(&name))?;
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let q = vhost
-            .queues
-            .get_mut(name.as_str())
-            .ok_or_else(|| missing_queue(&vhost_name, &name))?;
-        Self::check_owner(q, connection, &vhost_name)?;
+        self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
+        let q = self.owned_queue(&vhost_name, &name, on.connection)?;
         q.last_used = Instant::now();
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -225,14 +216,12 @@ impl State {
                 },
             );
         }
-        self.emit(&vhost_name, Some(connection), Some(channel), || {
-            EventKind::Delivered {
-                message_id: payload.id,
-                queue: name.into(),
-                consumer_tag: None,
-                delivery_tag,
-                redelivered,
-            }
+        self.emit_on(&vhost_name, on, || EventKind::Delivered {
+            message_id: payload.id,
+            queue: name.into(),
+            consumer_tag: None,
+            delivery_tag,
+            redelivered,
         });
         Ok(Some(GetOk {
             delivery_tag,
@@ -251,11 +240,7 @@ impl State {
         multiple: bool,
         how: Settle,
     ) -> AmqpResult<()> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let ch = self.channel(on)?;
         let unknown =
             || AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}"));
@@ -312,7 +297,7 @@ impl State {
                     },
                 ),
             };
-            self.emit(&vhost_name, Some(connection), Some(channel), || kind);
+            self.emit_on(&vhost_name, on, || kind);
             if requeue_it {
                 requeue.push(u);
                 continue;
@@ -342,14 +327,13 @@ impl State {
                 }
             }
         }
-        work.extend(self.requeue_all(&vhost_name, connection, requeue));
+        work.extend(self.requeue_all(&vhost_name, on.connection, requeue));
         self.run(work);
         Ok(())
     }
 
     pub fn recover(&mut self, on: ChannelRef) {
-        let connection = on.connection;
-        let Ok(vhost) = self.vhost_of(connection) else {
+        let Ok(vhost) = self.vhost_of(on.connection) else {
             return;
         };
         let Ok(ch) = self.channel(on) else {
@@ -357,7 +341,7 @@ impl State {
         };
         let unacked: Vec<Unacked> = std::mem::take(&mut ch.unacked).into_values().collect();
         self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
-        let work = self.requeue_all(&vhost, connection, unacked);
+        let work = self.requeue_all(&vhost, on.connection, unacked);
         self.run(work.into());
     }
 }

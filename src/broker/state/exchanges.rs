@@ -32,13 +32,18 @@ pub enum Target<'a> {
     Exchange(&'a str),
 }
 
+/// queue.bind / exchange.bind arguments (and their unbinds'): `target` bound to exchange
+/// `source`.
+pub struct BindingSpec<'a> {
+    pub source: &'a str,
+    pub target: Target<'a>,
+    pub routing_key: &'a str,
+    pub arguments: FieldTable,
+}
+
 impl State {
     pub fn exchange_declare(&mut self, on: ChannelRef, spec: ExchangeSpec) -> AmqpResult<()> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let vhost = self
             .vhosts
             .get_mut(&vhost_name)
@@ -59,7 +64,7 @@ impl State {
             ));
         }
         self.permit(
-            connection,
+            on.connection,
             Access::Configure,
             Resource::Exchange(&spec.name),
         )?;
@@ -76,8 +81,8 @@ impl State {
         // A new exchange with an alternate exchange: its messages will be read from it and
         // written to the alternate.
         if let Some(alternate) = args::get_string(&spec.arguments, "alternate-exchange") {
-            self.permit(connection, Access::Read, Resource::Exchange(&spec.name))?;
-            self.permit(connection, Access::Write, Resource::Exchange(&alternate))?;
+            self.permit(on.connection, Access::Read, Resource::Exchange(&spec.name))?;
+            self.permit(on.connection, Access::Write, Resource::Exchange(&alternate))?;
         }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let exchange = Exchange::new(
@@ -100,15 +105,13 @@ impl State {
                 arguments: spec.arguments.clone(),
             });
         }
-        self.emit(&vhost_name, Some(connection), Some(channel), || {
-            EventKind::ExchangeDeclared {
-                name: spec.name.as_str().into(),
-                kind: kind.as_str().into(),
-                durable: spec.durable,
-                auto_delete: spec.auto_delete,
-                internal: spec.internal,
-                arguments: args::pairs(&spec.arguments),
-            }
+        self.emit_on(&vhost_name, on, || EventKind::ExchangeDeclared {
+            name: spec.name.as_str().into(),
+            kind: kind.as_str().into(),
+            durable: spec.durable,
+            auto_delete: spec.auto_delete,
+            internal: spec.internal,
+            arguments: args::pairs(&spec.arguments),
         });
         Ok(())
     }
@@ -119,11 +122,7 @@ impl State {
         name: &str,
         if_unused: bool,
     ) -> AmqpResult<()> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         if name.is_empty() {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",
@@ -135,7 +134,7 @@ impl State {
                 "deletion of system exchange '{name}' in vhost '{vhost_name}' not allowed"
             )));
         }
-        self.permit(connection, Access::Configure, Resource::Exchange(name))?;
+        self.permit(on.connection, Access::Configure, Resource::Exchange(name))?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let Some(exchange) = vhost.exchanges.get(name) else {
             // RabbitMQ answers delete-ok for a missing exchange.
@@ -151,17 +150,15 @@ impl State {
         let removed_bindings = Self::bindings_touching_exchange(vhost, name);
         let also = vhost.delete_exchange(name);
         for info in removed_bindings {
-            self.emit(&vhost_name, Some(connection), Some(channel), || {
-                EventKind::BindingDeleted(info)
-            });
+            self.emit_on(&vhost_name, on, || EventKind::BindingDeleted(info));
         }
         for deleted in std::iter::once(Arc::from(name)).chain(also) {
             self.record(|| StoreOp::ExchangeDeleted {
                 vhost: vhost_name.clone(),
                 name: deleted.clone(),
             });
-            self.emit(&vhost_name, Some(connection), Some(channel), || {
-                EventKind::ExchangeDeleted { name: deleted }
+            self.emit_on(&vhost_name, on, || EventKind::ExchangeDeleted {
+                name: deleted,
             });
         }
         Ok(())
@@ -183,13 +180,15 @@ impl State {
     fn checked_binding(
         &mut self,
         on: ChannelRef,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: FieldTable,
+        spec: BindingSpec<'_>,
     ) -> AmqpResult<(Arc<str>, Binding)> {
-        let connection = on.connection;
-        let vhost_name = self.vhost_of(connection)?;
+        let BindingSpec {
+            source,
+            target,
+            routing_key,
+            arguments,
+        } = spec;
+        let vhost_name = self.vhost_of(on.connection)?;
         let destination = match target {
             Target::Queue(q) => Destination::Queue(self.queue_name(on, q)?.into()),
             Target::Exchange(x) => Destination::Exchange(x.into()),
@@ -199,23 +198,25 @@ impl State {
             Destination::Queue(q) => Resource::Queue(q),
             Destination::Exchange(x) => Resource::Exchange(x),
         };
-        self.permit(connection, Access::Write, written)?;
+        self.permit(on.connection, Access::Write, written)?;
         let default_exchange = matches!(&destination, Destination::Exchange(x) if x.is_empty());
         if source.is_empty() || default_exchange {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",
             ));
         }
-        self.permit(connection, Access::Read, Resource::Exchange(source))?;
+        self.permit(on.connection, Access::Read, Resource::Exchange(source))?;
         let vhost = &self.vhosts[&vhost_name];
         if vhost
             .exchanges
             .get(source)
             .is_some_and(|x| x.kind == ExchangeKind::Topic)
         {
-            self.connections[&connection]
-                .grant
-                .check_topic(Access::Read, source, routing_key)?;
+            self.connections[&on.connection].grant.check_topic(
+                Access::Read,
+                source,
+                routing_key,
+            )?;
         }
         match &destination {
             Destination::Queue(q) => {
@@ -223,7 +224,7 @@ impl State {
                     .queues
                     .get(q)
                     .ok_or_else(|| missing_queue(&vhost_name, q))?;
-                Self::check_owner(queue, connection, &vhost_name)?;
+                Self::check_owner(queue, on.connection, &vhost_name)?;
             }
             Destination::Exchange(x) => {
                 vhost.exchange(x)?;
@@ -234,20 +235,9 @@ impl State {
         Ok((vhost_name, binding))
     }
 
-    pub fn bind(
-        &mut self,
-        on: ChannelRef,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: FieldTable,
-    ) -> AmqpResult<()> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let (vhost_name, binding) =
-            self.checked_binding(on, source, target, routing_key, arguments)?;
+    pub fn bind(&mut self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
+        let source = spec.source;
+        let (vhost_name, binding) = self.checked_binding(on, spec)?;
         let info = binding.info(source);
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let image = vhost
@@ -260,27 +250,14 @@ impl State {
                     binding,
                 });
             }
-            self.emit(&vhost_name, Some(connection), Some(channel), || {
-                EventKind::BindingCreated(info)
-            });
+            self.emit_on(&vhost_name, on, || EventKind::BindingCreated(info));
         }
         Ok(())
     }
 
-    pub fn unbind(
-        &mut self,
-        on: ChannelRef,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: FieldTable,
-    ) -> AmqpResult<()> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let (vhost_name, binding) =
-            self.checked_binding(on, source, target, routing_key, arguments)?;
+    pub fn unbind(&mut self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
+        let source = spec.source;
+        let (vhost_name, binding) = self.checked_binding(on, spec)?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if vhost.remove_binding(source, &binding) {
             let deleted = vhost.collect_auto_deleted(&[Arc::from(source)]);
@@ -295,13 +272,9 @@ impl State {
                 });
             }
             let info = binding.info(source);
-            self.emit(&vhost_name, Some(connection), Some(channel), || {
-                EventKind::BindingDeleted(info)
-            });
+            self.emit_on(&vhost_name, on, || EventKind::BindingDeleted(info));
             for name in deleted {
-                self.emit(&vhost_name, Some(connection), Some(channel), || {
-                    EventKind::ExchangeDeleted { name }
-                });
+                self.emit_on(&vhost_name, on, || EventKind::ExchangeDeleted { name });
             }
         }
         Ok(())

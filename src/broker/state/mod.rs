@@ -36,7 +36,7 @@ mod timers;
 
 pub use consumers::ConsumeSpec;
 pub use delivery::{GetOk, Settle};
-pub use exchanges::{ExchangeSpec, Target};
+pub use exchanges::{BindingSpec, ExchangeSpec, Target};
 pub use publish::{Publish, PublishOutcome};
 pub use queues::{QueueDeclared, QueueSpec};
 
@@ -279,6 +279,11 @@ impl State {
         }
     }
 
+    /// Emits an event that happened on channel `on`.
+    fn emit_on(&self, vhost: &str, on: ChannelRef, kind: impl FnOnce() -> EventKind) {
+        self.emit(vhost, Some(on.connection), Some(on.channel), kind);
+    }
+
     fn vhost_of(&self, connection: ConnectionId) -> AmqpResult<Arc<str>> {
         self.connections
             .get(&connection)
@@ -287,9 +292,11 @@ impl State {
     }
 
     fn channel(&mut self, on: ChannelRef) -> AmqpResult<&mut Channel> {
-        let channel = on.channel;
         self.channels.get_mut(&on).ok_or_else(|| {
-            AmqpError::channel_error(format!("expected 'channel.open' for channel {channel}"))
+            AmqpError::channel_error(format!(
+                "expected 'channel.open' for channel {}",
+                on.channel
+            ))
         })
     }
 
@@ -316,6 +323,23 @@ impl State {
             .ok_or_else(|| AmqpError::channel_error("connection not open"))?
             .grant
             .check(access, resource)
+    }
+
+    /// Queue `name` of `vhost`, for a method of `connection`: 404 when it does not exist, 405
+    /// when it is another connection's exclusive queue.
+    fn owned_queue(
+        &mut self,
+        vhost: &str,
+        name: &str,
+        connection: ConnectionId,
+    ) -> AmqpResult<&mut Queue> {
+        let queue = self
+            .vhosts
+            .get_mut(vhost)
+            .and_then(|v| v.queues.get_mut(name))
+            .ok_or_else(|| missing_queue(vhost, name))?;
+        Self::check_owner(queue, connection, vhost)?;
+        Ok(queue)
     }
 
     /// Exclusive queues belong to one connection: 405 for everyone else.

@@ -95,10 +95,6 @@ impl State {
         on: ChannelRef,
         publish: Publish<'_>,
     ) -> AmqpResult<PublishOutcome> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
         let Publish {
             exchange,
             routing_key,
@@ -106,8 +102,8 @@ impl State {
             mut properties,
             body,
         } = publish;
-        let vhost_name = self.vhost_of(connection)?;
-        self.permit(connection, Access::Write, Resource::Exchange(exchange))?;
+        let vhost_name = self.vhost_of(on.connection)?;
+        self.permit(on.connection, Access::Write, Resource::Exchange(exchange))?;
         // Direct reply-to: the request names the pseudo-queue; give it this channel's address.
         if properties
             .reply_to()
@@ -120,6 +116,10 @@ impl State {
                     "fast reply consumer does not exist",
                 ));
             }
+            let ChannelRef {
+                connection,
+                channel,
+            } = on;
             let address = format!("{REPLY_TO}.{connection}.{channel}.{}", random_suffix());
             properties = properties.with_reply_to(address.as_str().into());
         }
@@ -133,7 +133,7 @@ impl State {
                 )));
             }
             if x.kind == ExchangeKind::Topic {
-                self.connections[&connection].grant.check_topic(
+                self.connections[&on.connection].grant.check_topic(
                     Access::Write,
                     exchange,
                     routing_key,
@@ -141,7 +141,7 @@ impl State {
             }
         }
         if let Some(user_id) = properties.user_id() {
-            self.connections[&connection]
+            self.connections[&on.connection]
                 .grant
                 .check_user_id(user_id.as_str())?;
         }

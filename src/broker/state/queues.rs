@@ -36,11 +36,7 @@ pub struct QueueDeclared {
 
 impl State {
     pub fn queue_declare(&mut self, on: ChannelRef, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         self.channel(on)?;
         if spec.passive && spec.name == REPLY_TO {
             // RabbitMQ pretends the pseudo-queue exists, with one consumer.
@@ -66,11 +62,11 @@ impl State {
         }
         // Passive declares only look; server-named queues are checked by the name they get.
         if !spec.passive {
-            self.permit(connection, Access::Configure, Resource::Queue(&name))?;
+            self.permit(on.connection, Access::Configure, Resource::Queue(&name))?;
         }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         if let Some(queue) = vhost.queues.get_mut(name.as_str()) {
-            Self::check_owner(queue, connection, &vhost_name)?;
+            Self::check_owner(queue, on.connection, &vhost_name)?;
             if !spec.passive {
                 equivalence::check_queue(queue, &spec, &name, &vhost_name)?;
             }
@@ -98,8 +94,8 @@ impl State {
         // A new queue with a dead-letter exchange: its messages will be read from it and
         // written to that exchange.
         if let Some(dlx) = args::get_string(&spec.arguments, "x-dead-letter-exchange") {
-            self.permit(connection, Access::Read, Resource::Queue(&name))?;
-            self.permit(connection, Access::Write, Resource::Exchange(&dlx))?;
+            self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
+            self.permit(on.connection, Access::Write, Resource::Exchange(&dlx))?;
         }
         let queue_type = QueueType::of(&name, &vhost_name, &spec.arguments)?;
         let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
@@ -111,7 +107,7 @@ impl State {
             spec.auto_delete,
         )?;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let owner = spec.exclusive.then_some(connection);
+        let owner = spec.exclusive.then_some(on.connection);
         let queue = Queue::new(
             &name,
             spec.durable,
@@ -130,14 +126,12 @@ impl State {
                 arguments: spec.arguments.clone(),
             });
         }
-        self.emit(&vhost_name, Some(connection), Some(channel), || {
-            EventKind::QueueDeclared {
-                name: Arc::from(name.as_str()),
-                durable: spec.durable,
-                exclusive: spec.exclusive,
-                auto_delete: spec.auto_delete,
-                arguments: args::pairs(&spec.arguments),
-            }
+        self.emit_on(&vhost_name, on, || EventKind::QueueDeclared {
+            name: Arc::from(name.as_str()),
+            durable: spec.durable,
+            exclusive: spec.exclusive,
+            auto_delete: spec.auto_delete,
+            arguments: args::pairs(&spec.arguments),
         });
         self.channel(on)?.last_queue = Some(name.clone());
         Ok(QueueDeclared {
@@ -148,23 +142,14 @@ impl State {
     }
 
     pub fn queue_purge(&mut self, on: ChannelRef, queue: &str) -> AmqpResult<u32> {
-        let ChannelRef {
-            connection,
-            channel,
-        } = on;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let name = self.queue_name(on, queue)?;
-        self.permit(connection, Access::Read, Resource::Queue(&name))?;
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
-        let q = vhost
-            .queues
-            .get_mut(name.as_str())
-            .ok_or_else(|| missing_queue(&vhost_name, &name))?;
-        Self::check_owner(q, connection, &vhost_name)?;
+        self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
+        let q = self.owned_queue(&vhost_name, &name, on.connection)?;
         let drained = q.drain();
+        let queue_name = q.name.clone();
         let count = drained.len() as u32;
         if let Some(journal) = &mut self.journal {
-            let queue_name = q.name.clone();
             for m in drained.iter().filter(|m| m.stored) {
                 journal.push(StoreOp::Removed {
                     vhost: vhost_name.clone(),
@@ -173,11 +158,9 @@ impl State {
                 });
             }
         }
-        self.emit(&vhost_name, Some(connection), Some(channel), || {
-            EventKind::QueuePurged {
-                name: name.into(),
-                messages: count,
-            }
+        self.emit_on(&vhost_name, on, || EventKind::QueuePurged {
+            name: name.into(),
+            messages: count,
         });
         Ok(count)
     }
@@ -189,16 +172,15 @@ impl State {
         if_unused: bool,
         if_empty: bool,
     ) -> AmqpResult<u32> {
-        let connection = on.connection;
-        let vhost_name = self.vhost_of(connection)?;
+        let vhost_name = self.vhost_of(on.connection)?;
         let name = self.queue_name(on, queue)?;
-        self.permit(connection, Access::Configure, Resource::Queue(&name))?;
+        self.permit(on.connection, Access::Configure, Resource::Queue(&name))?;
         let vhost = &self.vhosts[&vhost_name];
         let Some(q) = vhost.queues.get(name.as_str()) else {
             // RabbitMQ answers delete-ok with 0 for a missing queue.
             return Ok(0);
         };
-        Self::check_owner(q, connection, &vhost_name)?;
+        Self::check_owner(q, on.connection, &vhost_name)?;
         if if_unused && !q.consumers.is_empty() {
             return Err(AmqpError::precondition_failed(format!(
                 "queue '{name}' in vhost '{vhost_name}' in use"
@@ -209,7 +191,7 @@ impl State {
                 "queue '{name}' in vhost '{vhost_name}' not empty"
             )));
         }
-        Ok(self.delete_queue_now(&vhost_name, &name, Some(connection)))
+        Ok(self.delete_queue_now(&vhost_name, &name, Some(on.connection)))
     }
 
     /// Deletes a queue, cancelling its consumers; returns how many ready messages it held.
