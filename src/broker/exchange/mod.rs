@@ -218,6 +218,16 @@ impl Exchange {
     }
 }
 
+/// A binding to queue `queue` with key `key` and no arguments, for the routers' tests.
+#[cfg(test)]
+pub(crate) fn queue_binding(queue: &str, key: &str) -> Arc<Binding> {
+    Arc::new(Binding::new(
+        Destination::Queue(queue.into()),
+        key,
+        FieldTable::default(),
+    ))
+}
+
 /// Finds the binding in `list` equal to `binding` and removes it.
 pub(crate) fn remove_binding(list: &mut Vec<Arc<Binding>>, binding: &Binding) -> bool {
     match list.iter().position(|b| **b == *binding) {
