@@ -6,6 +6,7 @@
 //! holding it, so one lock is both the simplest and, measured, fast enough (BENCHMARKS.md).
 
 pub mod args;
+mod config;
 pub mod error;
 pub mod exchange;
 pub mod journal;
@@ -14,23 +15,26 @@ pub mod maps;
 pub mod message;
 pub mod permissions;
 pub mod queue;
+mod sink;
 mod state;
 pub mod store;
 pub mod vhost;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+pub use config::{BrokerConfig, Password, User};
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
 pub use limits::Alarms;
 pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
+pub use sink::{ClientInbox, ClientSink, ToClient};
 pub use state::{
     BindingSpec, ChannelRef, ConsumeSpec, ExchangeSpec, GetOk, Publish, PublishOutcome,
     QueueDeclared, QueueSpec, Settle, Target,
@@ -40,269 +44,12 @@ use crate::events::{AlarmResource, ConnectionId, Event, EventBus, EventKind, Eve
 use state::State;
 use store::Store;
 
-/// How a user's password is kept.
-#[derive(Clone, Debug)]
-pub enum Password {
-    Plain(String),
-    /// RabbitMQ's `password_hash`: a 4-byte salt followed by SHA-256(salt ++ password).
-    Sha256 {
-        salt: [u8; 4],
-        hash: Vec<u8>,
-    },
-    /// The same with SHA-512 (`rabbit_password_hashing_sha512`).
-    Sha512 {
-        salt: [u8; 4],
-        hash: Vec<u8>,
-    },
-    /// An empty `password_hash`: no password logs this user in, as in RabbitMQ.
-    NoPassword,
-}
-
-impl Password {
-    pub fn verify(&self, given: &str) -> bool {
-        use sha2::{Digest, Sha256, Sha512};
-        match self {
-            Password::Plain(p) => p == given,
-            Password::Sha256 { salt, hash } => {
-                Sha256::new()
-                    .chain_update(salt)
-                    .chain_update(given.as_bytes())
-                    .finalize()
-                    .as_slice()
-                    == hash.as_slice()
-            }
-            Password::Sha512 { salt, hash } => {
-                Sha512::new()
-                    .chain_update(salt)
-                    .chain_update(given.as_bytes())
-                    .finalize()
-                    .as_slice()
-                    == hash.as_slice()
-            }
-            Password::NoPassword => false,
-        }
-    }
-}
-
-/// A user who may log in.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub name: String,
-    pub password: Password,
-    /// Like RabbitMQ's guest: refused unless the client connects from loopback.
-    pub loopback_only: bool,
-    /// What the user may do, per vhost; a vhost without an entry may not be opened.
-    pub permissions: Vec<Permission>,
-    /// Routing keys the user may publish with and bind with, per topic exchange and vhost.
-    pub topic_permissions: Vec<TopicPermission>,
-    /// RabbitMQ's user tags (`administrator`, `impersonator`, ...); only `impersonator`
-    /// changes what the embedded broker allows.
-    pub tags: Vec<String>,
-}
-
-impl User {
-    /// The user's permission in `vhost`, if it has one.
-    pub fn permission(&self, vhost: &str) -> Option<&Permission> {
-        self.permissions.iter().find(|p| p.vhost == vhost)
-    }
-
-    /// Sets the user's permission in its vhost, replacing what it had there.
-    pub fn set_permission(&mut self, permission: Permission) {
-        self.permissions.retain(|p| p.vhost != permission.vhost);
-        self.permissions.push(permission);
-    }
-
-    /// Sets the user's topic permission for its exchange and vhost, replacing what it had.
-    pub fn set_topic_permission(&mut self, topic: TopicPermission) {
-        self.topic_permissions
-            .retain(|t| (&t.vhost, &t.exchange) != (&topic.vhost, &topic.exchange));
-        self.topic_permissions.push(topic);
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct BrokerConfig {
-    /// Vhosts besides `/`.
-    pub vhosts: Vec<String>,
-    pub users: Vec<User>,
-    pub event_capacity: usize,
-    /// Where durable things are kept (see [`store`]); None keeps nothing on disk.
-    pub data_dir: Option<PathBuf>,
-    /// The memory alarm: when what the broker holds for its clients takes more than this many
-    /// bytes, publishing connections are blocked until it takes less, as RabbitMQ does at its
-    /// memory high watermark. Counted: messages in queues and delivered but not acked (bodies
-    /// plus [`MESSAGE_OVERHEAD`] each), bodies still arriving, frames waiting to be written.
-    /// None: never.
-    pub memory_limit: Option<usize>,
-    /// The disk alarm: while the data directory's filesystem has less than this many bytes
-    /// free, or the store cannot write, publishing connections are blocked, as RabbitMQ does
-    /// below its `disk_free_limit`. None (or no data directory): never.
-    pub disk_free_limit: Option<u64>,
-}
-
 /// How often the disk alarm looks at the data directory's free space.
 pub const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What one queued message costs besides its body (measured: 1,000,000 64-byte messages take
 /// about 267 bytes each).
 pub const MESSAGE_OVERHEAD: usize = 200;
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        BrokerConfig {
-            vhosts: Vec::new(),
-            users: vec![User {
-                name: "guest".into(),
-                password: Password::Plain("guest".into()),
-                loopback_only: true,
-                permissions: vec![Permission::all("/")],
-                topic_permissions: Vec::new(),
-                tags: vec!["administrator".into()],
-            }],
-            event_capacity: crate::events::DEFAULT_CAPACITY,
-            data_dir: None,
-            memory_limit: None,
-            disk_free_limit: None,
-        }
-    }
-}
-
-impl BrokerConfig {
-    /// Adds a vhost and gives guest every permission there (`.*`), as the embedded broker's
-    /// guest has on every vhost it is given.
-    pub fn with_vhost(mut self, name: &str) -> Self {
-        if name != "/" && !self.vhosts.iter().any(|v| v == name) {
-            self.vhosts.push(name.to_string());
-            for user in &mut self.users {
-                if user.name == "guest" && user.permission(name).is_none() {
-                    user.permissions.push(Permission::all(name));
-                }
-            }
-        }
-        self
-    }
-}
-
-/// What the broker sends to a client connection.
-#[derive(Debug)]
-pub enum ToClient {
-    Deliver {
-        channel: u16,
-        consumer_tag: Arc<str>,
-        delivery_tag: u64,
-        redelivered: bool,
-        message: Arc<Message>,
-    },
-    /// The broker cancelled a consumer (its queue was deleted).
-    Cancel {
-        channel: u16,
-        consumer_tag: Arc<str>,
-    },
-    /// Frames the wire layer encoded itself (method replies), kept in order with deliveries.
-    Raw(bytes::Bytes),
-}
-
-/// How many deliveries may wait for a connection's writer before its consumers are skipped.
-const SINK_BACKLOG_LIMIT: usize = 4096;
-
-/// The broker's handle on one connection's outgoing side.
-#[derive(Clone, Debug)]
-pub struct ClientSink {
-    sender: mpsc::UnboundedSender<ToClient>,
-    backlog: Arc<AtomicUsize>,
-    stalled: Arc<AtomicBool>,
-    outgoing: Arc<limits::Outgoing>,
-}
-
-/// The connection's end of its [`ClientSink`].
-pub struct ClientInbox {
-    pub receiver: mpsc::UnboundedReceiver<ToClient>,
-    backlog: Arc<AtomicUsize>,
-    stalled: Arc<AtomicBool>,
-    outgoing: Arc<limits::Outgoing>,
-}
-
-impl ClientSink {
-    /// A sink whose waiting frames count in `held` (see [`Broker::sink`]).
-    pub fn new(held: Arc<AtomicUsize>) -> (ClientSink, ClientInbox) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let backlog = Arc::new(AtomicUsize::new(0));
-        let stalled = Arc::new(AtomicBool::new(false));
-        let outgoing = Arc::new(limits::Outgoing::new(held));
-        (
-            ClientSink {
-                sender,
-                backlog: backlog.clone(),
-                stalled: stalled.clone(),
-                outgoing: outgoing.clone(),
-            },
-            ClientInbox {
-                receiver,
-                backlog,
-                stalled,
-                outgoing,
-            },
-        )
-    }
-
-    /// Queues already-encoded frames behind everything sent so far.
-    pub fn send_raw(&self, frames: bytes::Bytes) {
-        self.outgoing.queued(frames.len());
-        if let Err(unsent) = self.sender.send(ToClient::Raw(frames)) {
-            if let ToClient::Raw(frames) = unsent.0 {
-                self.outgoing.written(frames.len());
-            }
-        }
-    }
-
-    /// The frames waiting for this connection's writer, as the reader checks them.
-    pub fn outgoing(&self) -> &limits::Outgoing {
-        &self.outgoing
-    }
-
-    fn send(&self, message: ToClient) {
-        if matches!(message, ToClient::Deliver { .. }) {
-            self.backlog.fetch_add(1, Ordering::Relaxed);
-        }
-        let _ = self.sender.send(message);
-    }
-
-    /// True when the writer is too far behind to take more deliveries now.
-    fn is_stalled(&self) -> bool {
-        if self.backlog.load(Ordering::Relaxed) >= SINK_BACKLOG_LIMIT {
-            self.stalled.store(true, Ordering::Relaxed);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl ClientInbox {
-    /// The writer reports deliveries it has written. Returns true when the connection had been
-    /// stalled and has room again: the caller then asks the broker to resume its consumers.
-    pub fn written(&self, deliveries: usize) -> bool {
-        let left = self.backlog.fetch_sub(deliveries, Ordering::Relaxed) - deliveries;
-        left < SINK_BACKLOG_LIMIT / 2 && self.stalled.swap(false, Ordering::Relaxed)
-    }
-
-    /// The writer reports raw frames it has taken off the queue (written or not).
-    pub fn raw_written(&self, bytes: usize) {
-        self.outgoing.written(bytes);
-    }
-}
-
-impl Drop for ClientInbox {
-    /// Frames never written no longer count as held.
-    fn drop(&mut self) {
-        self.receiver.close();
-        while let Ok(item) = self.receiver.try_recv() {
-            if let ToClient::Raw(frames) = item {
-                self.outgoing.written(frames.len());
-            }
-        }
-    }
-}
 
 /// The broker. Cheap to share (`Arc`); every method takes the lock for a short time.
 pub struct Broker {
