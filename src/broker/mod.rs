@@ -4,6 +4,18 @@
 //!
 //! All state sits behind one mutex. Every operation is short and never waits on I/O while
 //! holding it, so one lock is both the simplest and, measured, fast enough (BENCHMARKS.md).
+//!
+//! Where things are:
+//!
+//! - this file: [`Broker`], the facade every caller uses, one method per AMQP method a client
+//!   sends (each takes the lock and hands over to [`State`]), plus logins and connections;
+//! - `state/`: everything the broker knows and the AMQP rules, one file per concern;
+//! - `vhost`, `exchange/`, `queue`, `message`: the topology's parts and routing;
+//! - `journal`, `store`: what is kept on disk and how; `background`: the timer and alarms;
+//! - `config`, `permissions`, `sink`, `limits`, `args`, `error`, `maps`: what those name.
+//!
+//! Nothing here imports the wire server ([`crate::amqp`]), the view or the lessons: they
+//! depend on the broker, never the other way round.
 
 pub mod args;
 mod background;

@@ -11,7 +11,7 @@ use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, SourcedBinding};
 use super::message::QueuedMessage;
-use crate::broker::state::ChannelRef;
+use super::ChannelRef;
 use crate::events::ConnectionId;
 
 /// What a full queue does with a new message (`x-overflow`).

@@ -238,3 +238,47 @@ pub(crate) fn remove_binding(list: &mut Vec<Arc<Binding>>, binding: &Binding) ->
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::AMQPValue;
+
+    fn with_args(pairs: &[(&str, AMQPValue)]) -> Binding {
+        let mut arguments = FieldTable::default();
+        for (name, value) in pairs {
+            arguments.insert((*name).into(), value.clone());
+        }
+        Binding::new(Destination::Queue("q".into()), "key", arguments)
+    }
+
+    #[test]
+    fn a_binding_is_known_by_destination_key_and_argument_values_and_types() {
+        let mut exchange = Exchange::new(
+            "x",
+            ExchangeKind::Headers,
+            false,
+            false,
+            false,
+            FieldTable::default(),
+        );
+        let pages = |v: AMQPValue| {
+            with_args(&[
+                ("x-match", AMQPValue::LongString("any".into())),
+                ("pages", v),
+            ])
+        };
+        exchange.bind(Arc::new(pages(AMQPValue::LongInt(12))));
+        // The same arguments, built again, are the same binding (a second bind is a no-op).
+        assert!(exchange.has_binding(&pages(AMQPValue::LongInt(12))));
+        // Another value, or the same number with another type, is another binding.
+        assert!(!exchange.has_binding(&pages(AMQPValue::LongInt(13))));
+        assert!(!exchange.has_binding(&pages(AMQPValue::ShortInt(12))));
+        // The cached event form is no part of the identity.
+        let shown = pages(AMQPValue::LongInt(12));
+        shown.info("x");
+        assert!(exchange.has_binding(&shown));
+        assert!(exchange.unbind(&shown));
+        assert!(!exchange.has_binding(&shown));
+    }
+}
