@@ -162,7 +162,7 @@ impl Broker {
         }
     }
     /// Expires what is due; returns how long until the next check is useful.
-    pub fn tick(&self, now: Instant) -> Duration {
+    fn tick(&self, now: Instant) -> Duration {
         let next = self.lock().tick(now);
         match next {
             Some(at) => at
