@@ -229,6 +229,7 @@ impl Broker {
         self.events.subscribe()
     }
 
+    /// What the broker was started with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
@@ -376,6 +377,7 @@ impl Broker {
         Ok((id, inbox))
     }
 
+    /// Closes a connection: its channels close and its exclusive queues go.
     pub fn close_connection(&self, connection: ConnectionId, reason: &str) {
         self.lock().close_connection(connection, reason);
     }
@@ -390,6 +392,7 @@ impl Broker {
         self.lock().resume_connection(connection);
     }
 
+    /// The vhosts, sorted.
     pub fn vhost_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.lock().vhosts.keys().map(|v| v.to_string()).collect();
         names.sort();

@@ -40,6 +40,8 @@ impl State {
         self.emit(vhost, Some(id), None, || opened);
     }
 
+    /// Closes a connection: each channel closes (see [`State::close_channel`]), then its
+    /// exclusive queues are deleted.
     pub fn close_connection(&mut self, id: ConnectionId, reason: &str) {
         let Some(channels) = self.connections.get(&id).map(|c| c.channels.clone()) else {
             return;
@@ -75,10 +77,13 @@ impl State {
         });
     }
 
+    /// Whether connection `id` is open.
     pub fn has_connection(&self, id: ConnectionId) -> bool {
         self.connections.contains_key(&id)
     }
 
+    /// Dispatches again to the queues a connection consumes from: its writer had fallen
+    /// behind and has room now.
     pub fn resume_connection(&mut self, id: ConnectionId) {
         let Some(connection) = self.connections.get(&id) else {
             return;
@@ -92,6 +97,7 @@ impl State {
         self.run(work);
     }
 
+    /// channel.open: the channel starts with no consumers, no unacked deliveries and no limits.
     pub fn open_channel(&mut self, on: ChannelRef) {
         if let Some(c) = self.connections.get_mut(&on.connection) {
             c.channels.insert(on.channel);

@@ -26,6 +26,8 @@ pub struct ConsumeSpec {
 }
 
 impl State {
+    /// basic.qos: `global` limits the whole channel, else each consumer started afterwards
+    /// (0: no limit), as RabbitMQ reads the flag.
     pub fn basic_qos(&mut self, on: ChannelRef, prefetch_count: u16, global: bool) {
         if let Ok(ch) = self.channel(on) {
             if global {
@@ -38,6 +40,8 @@ impl State {
         self.resume_connection(on.connection);
     }
 
+    /// basic.consume: attaches a consumer (or the channel's direct reply-to consumer); returns
+    /// its tag. Deliveries wait for [`State::consumer_ready`], so consume-ok goes first.
     pub fn basic_consume(&mut self, on: ChannelRef, spec: ConsumeSpec) -> AmqpResult<String> {
         let ConsumeSpec {
             queue,
@@ -115,6 +119,7 @@ impl State {
         Ok(tag.to_string())
     }
 
+    /// The wire layer has sent consume-ok: the consumer may be delivered to now.
     pub fn consumer_ready(&mut self, on: ChannelRef, tag: &str) {
         if let Ok(ch) = self.channel(on) {
             ch.not_ready.remove(tag);
@@ -130,6 +135,7 @@ impl State {
         }
     }
 
+    /// basic.cancel: detaches a consumer; an unknown tag is no error.
     pub fn basic_cancel(&mut self, on: ChannelRef, tag: &str) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(on.connection)?;
         let ch = self.channel(on)?;

@@ -159,6 +159,8 @@ impl State {
         (expired, false)
     }
 
+    /// basic.get: takes the head of the queue (expired heads leave first, dead-lettered or
+    /// dropped); None when the queue is empty.
     pub fn basic_get(
         &mut self,
         on: ChannelRef,
@@ -332,6 +334,7 @@ impl State {
         Ok(())
     }
 
+    /// basic.recover: every unacked delivery of the channel goes back to its queue.
     pub fn recover(&mut self, on: ChannelRef) {
         let Ok(vhost) = self.vhost_of(on.connection) else {
             return;

@@ -42,6 +42,8 @@ pub struct BindingSpec<'a> {
 }
 
 impl State {
+    /// exchange.declare: checks the name, type and permissions, and an existing exchange
+    /// for equivalence (406), then creates it.
     pub fn exchange_declare(&mut self, on: ChannelRef, spec: ExchangeSpec) -> AmqpResult<()> {
         let vhost_name = self.vhost_of(on.connection)?;
         let vhost = self
@@ -116,6 +118,8 @@ impl State {
         Ok(())
     }
 
+    /// exchange.delete: a missing exchange is no error; `if_unused` refuses one with bindings
+    /// from it.
     pub fn exchange_delete(
         &mut self,
         on: ChannelRef,
@@ -235,6 +239,7 @@ impl State {
         Ok((vhost_name, binding))
     }
 
+    /// queue.bind / exchange.bind. Binding again what exists changes nothing.
     pub fn bind(&mut self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
         let source = spec.source;
         let (vhost_name, binding) = self.checked_binding(on, spec)?;
@@ -255,6 +260,8 @@ impl State {
         Ok(())
     }
 
+    /// queue.unbind / exchange.unbind. Unbinding what is not bound is no error; an auto-delete
+    /// source left without bindings goes.
     pub fn unbind(&mut self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
         let source = spec.source;
         let (vhost_name, binding) = self.checked_binding(on, spec)?;

@@ -54,6 +54,7 @@ impl State {
         }
     }
 
+    /// The topology now, each list sorted, for screens and tests.
     pub fn snapshot(&self) -> Snapshot {
         let mut connections = self.connections_by_vhost();
         let mut vhosts: Vec<VhostSnapshot> = self

@@ -206,6 +206,7 @@ fn random_suffix() -> String {
 }
 
 impl State {
+    /// A state with these vhosts (each with its predeclared exchanges) and nothing else.
     pub fn new(vhosts: &[String], events: EventBus) -> State {
         State {
             vhosts: vhosts

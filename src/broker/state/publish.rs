@@ -86,10 +86,13 @@ impl State {
         self.publish_time = self.events.has_readers().then(SystemTime::now);
     }
 
+    /// Ends what [`State::begin_publish`] started.
     pub fn end_publish(&mut self) {
         self.publish_time = None;
     }
 
+    /// basic.publish: checks the message, routes it and puts it in its queues, then delivers
+    /// what it can. The outcome says whether to return it, nack it, or wait for the disk.
     pub fn basic_publish(
         &mut self,
         on: ChannelRef,

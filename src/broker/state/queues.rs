@@ -35,6 +35,9 @@ pub struct QueueDeclared {
 }
 
 impl State {
+    /// queue.declare: a passive declare only looks; otherwise an existing queue is checked for
+    /// equivalence (406) and ownership (405), a new one for its name, permissions and
+    /// arguments. The channel remembers the name for later `""`.
     pub fn queue_declare(&mut self, on: ChannelRef, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
         let vhost_name = self.vhost_of(on.connection)?;
         self.channel(on)?;
@@ -141,6 +144,7 @@ impl State {
         })
     }
 
+    /// queue.purge: drops the ready messages (not the unacked); returns how many.
     pub fn queue_purge(&mut self, on: ChannelRef, queue: &str) -> AmqpResult<u32> {
         let vhost_name = self.vhost_of(on.connection)?;
         let name = self.queue_name(on, queue)?;
@@ -165,6 +169,8 @@ impl State {
         Ok(count)
     }
 
+    /// queue.delete: `if_unused` refuses a queue with consumers, `if_empty` one with ready
+    /// messages; a missing queue is no error (0).
     pub fn queue_delete(
         &mut self,
         on: ChannelRef,
