@@ -8,7 +8,7 @@ use super::{
     expected_method, publish_failure, short, Connection, Content, Failure, HeldConfirm, TxOp,
     MAX_MESSAGE_SIZE,
 };
-use crate::amqp::codec::{self};
+use crate::amqp::codec;
 use crate::broker::{AmqpError, ConsumeSpec, Publish, Settle};
 
 impl Connection {

@@ -4,7 +4,7 @@
 use amq_protocol::protocol::{basic, confirm, AMQPClass};
 
 use super::Connection;
-use crate::amqp::codec::{self};
+use crate::amqp::codec;
 use crate::broker::AmqpError;
 
 impl Connection {

@@ -37,7 +37,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::codec::{self};
+use super::codec;
 use super::writer;
 use crate::broker::limits::Held;
 use crate::broker::maps::HashMap;

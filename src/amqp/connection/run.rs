@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use crate::amqp::codec::{self};
+use crate::amqp::codec;
 use crate::broker::{AmqpError, Scope};
 
 use super::handshake::{close_method, linger};
