@@ -1,18 +1,96 @@
 //! RabbitMQ definitions JSON (the format of `rabbitmqctl export_definitions` and the management
 //! API's /api/definitions): users, vhosts, permissions, exchanges, queues and bindings.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use base64::Engine;
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::broker::permissions::PermissionError;
 use crate::broker::{
-    BindingSpec, Broker, BrokerConfig, ChannelRef, ExchangeSpec, Password, Permission, QueueSpec,
-    Target, TopicPermission, User,
+    AmqpError, BindingSpec, Broker, BrokerConfig, ChannelRef, ExchangeSpec, Password, Permission,
+    QueueSpec, Target, TopicPermission, User,
 };
+
+/// Why definitions cannot be read, applied or kept. Each names the file, user or object at
+/// fault; the I/O and base64 errors underneath are its source.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionsError {
+    #[error("cannot read the file")]
+    Read(#[source] std::io::Error),
+    /// Not definitions JSON: `file:line:col: why`.
+    #[error("{}:{line}:{column}: {why}", .path.display())]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        why: String,
+    },
+    #[error("user '{user}'")]
+    Hash {
+        user: String,
+        #[source]
+        error: HashError,
+    },
+    #[error("user '{0}' has neither password_hash nor password")]
+    NoPassword(String),
+    #[error("permissions of user '{user}' in vhost '{vhost}': {error}")]
+    Permission {
+        user: String,
+        vhost: String,
+        error: Box<PermissionError>,
+    },
+    #[error(
+        "topic permissions of user '{user}' in vhost '{vhost}' on exchange '{exchange}': {error}"
+    )]
+    TopicPermission {
+        user: String,
+        vhost: String,
+        exchange: String,
+        error: Box<PermissionError>,
+    },
+    /// The broker refused a connection to a vhost of the file, or one of its objects; `what`
+    /// is like "exchange 'x' in vhost '/'" (empty for the connection).
+    #[error("{what}{}{error}", if .what.is_empty() { "" } else { ": " })]
+    Refused { what: String, error: AmqpError },
+    #[error("loading {}", .path.display())]
+    Kept {
+        path: PathBuf,
+        #[source]
+        error: Box<DefinitionsError>,
+    },
+    #[error("creating {}", .path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("writing {}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// A `password_hash` RabbitMQ would not load.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("hashing algorithm '{0}' is not supported (use {SHA256} or {SHA512})")]
+    Algorithm(String),
+    #[error("password_hash is not base64")]
+    NotBase64(#[source] base64::DecodeError),
+    #[error("password_hash has {bytes} bytes, expected {expected} for {algorithm}")]
+    Length {
+        bytes: usize,
+        expected: usize,
+        algorithm: String,
+    },
+}
+
+type Result<T, E = DefinitionsError> = std::result::Result<T, E>;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Definitions {
@@ -84,12 +162,12 @@ pub struct PermissionDef {
 
 impl PermissionDef {
     fn compile(&self) -> Result<Permission> {
-        Permission::new(&self.vhost, &self.configure, &self.write, &self.read).map_err(|e| {
-            eyre!(
-                "permissions of user '{}' in vhost '{}': {e}",
-                self.user,
-                self.vhost
-            )
+        Permission::new(&self.vhost, &self.configure, &self.write, &self.read).map_err(|error| {
+            DefinitionsError::Permission {
+                user: self.user.clone(),
+                vhost: self.vhost.clone(),
+                error: Box::new(error),
+            }
         })
     }
 }
@@ -106,14 +184,14 @@ pub struct TopicPermissionDef {
 
 impl TopicPermissionDef {
     fn compile(&self) -> Result<TopicPermission> {
-        TopicPermission::new(&self.vhost, &self.exchange, &self.write, &self.read).map_err(|e| {
-            eyre!(
-                "topic permissions of user '{}' in vhost '{}' on exchange '{}': {e}",
-                self.user,
-                self.vhost,
-                self.exchange
-            )
-        })
+        TopicPermission::new(&self.vhost, &self.exchange, &self.write, &self.read).map_err(
+            |error| DefinitionsError::TopicPermission {
+                user: self.user.clone(),
+                vhost: self.vhost.clone(),
+                exchange: self.exchange.clone(),
+                error: Box::new(error),
+            },
+        )
     }
 }
 
@@ -158,9 +236,13 @@ pub struct BindingDef {
 }
 
 pub fn read_file(path: &Path) -> Result<Definitions> {
-    let text = std::fs::read_to_string(path).wrap_err("cannot read the file")?;
-    serde_json::from_str(&text)
-        .map_err(|e| eyre!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+    let text = std::fs::read_to_string(path).map_err(DefinitionsError::Read)?;
+    serde_json::from_str(&text).map_err(|e| DefinitionsError::Json {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        why: e.to_string(),
+    })
 }
 
 impl Definitions {
@@ -172,12 +254,16 @@ impl Definitions {
             }
         }
         for def in &self.users {
-            let password = match (&def.password, &def.password_hash) {
-                (Some(plain), _) => Password::Plain(plain.clone()),
-                (None, Some(hash)) => parse_hash(hash, def.hashing_algorithm.as_deref())
-                    .wrap_err_with(|| format!("user '{}'", def.name))?,
-                (None, None) => bail!("user '{}' has neither password_hash nor password", def.name),
-            };
+            let password =
+                match (&def.password, &def.password_hash) {
+                    (Some(plain), _) => Password::Plain(plain.clone()),
+                    (None, Some(hash)) => parse_hash(hash, def.hashing_algorithm.as_deref())
+                        .map_err(|error| DefinitionsError::Hash {
+                            user: def.name.clone(),
+                            error,
+                        })?,
+                    (None, None) => return Err(DefinitionsError::NoPassword(def.name.clone())),
+                };
             let mut user = User {
                 name: def.name.clone(),
                 password,
@@ -225,7 +311,10 @@ impl Definitions {
             }
             let (id, _inbox) = broker
                 .open_internal_connection(vhost, "definitions")
-                .map_err(|e| eyre!("{e}"))?;
+                .map_err(|error| DefinitionsError::Refused {
+                    what: String::new(),
+                    error,
+                })?;
             sessions.insert(vhost.to_string(), id);
             Ok(id)
         };
@@ -244,7 +333,10 @@ impl Definitions {
                         arguments: table(&x.arguments),
                     },
                 )
-                .map_err(|e| eyre!("exchange '{}' in vhost '{}': {e}", x.name, x.vhost))?;
+                .map_err(|error| DefinitionsError::Refused {
+                    what: format!("exchange '{}' in vhost '{}'", x.name, x.vhost),
+                    error,
+                })?;
         }
         for q in &self.queues {
             let id = session(&q.vhost)?;
@@ -260,7 +352,10 @@ impl Definitions {
                         arguments: table(&q.arguments),
                     },
                 )
-                .map_err(|e| eyre!("queue '{}' in vhost '{}': {e}", q.name, q.vhost))?;
+                .map_err(|error| DefinitionsError::Refused {
+                    what: format!("queue '{}' in vhost '{}'", q.name, q.vhost),
+                    error,
+                })?;
         }
         for b in &self.bindings {
             let id = session(&b.vhost)?;
@@ -277,14 +372,12 @@ impl Definitions {
                 arguments,
             };
             let result = broker.bind(ChannelRef::internal(id), spec);
-            result.map_err(|e| {
-                eyre!(
-                    "binding {} -> {} '{}' in vhost '{}': {e}",
-                    b.source,
-                    b.destination,
-                    b.routing_key,
-                    b.vhost
-                )
+            result.map_err(|error| DefinitionsError::Refused {
+                what: format!(
+                    "binding {} -> {} '{}' in vhost '{}'",
+                    b.source, b.destination, b.routing_key, b.vhost
+                ),
+                error,
             })?;
         }
         // The definitions connections are done; queues and exchanges they made stay.
@@ -304,16 +397,23 @@ pub fn load_kept(dir: &Path) -> Result<Option<Definitions>> {
     if !path.exists() {
         return Ok(None);
     }
-    read_file(&path)
-        .wrap_err_with(|| format!("loading {}", path.display()))
-        .map(Some)
+    match read_file(&path) {
+        Ok(definitions) => Ok(Some(definitions)),
+        Err(error) => Err(DefinitionsError::Kept {
+            path,
+            error: Box::new(error),
+        }),
+    }
 }
 
 /// Keeps a configuration's users (passwords salted and hashed as RabbitMQ does), vhosts and
 /// permissions in the data directory, in RabbitMQ's definitions format. Written to a
 /// temporary file and renamed, so a crash leaves the old file or the new one.
 pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|error| DefinitionsError::Create {
+        path: dir.to_path_buf(),
+        error,
+    })?;
     let users: Vec<Value> = config
         .users
         .iter()
@@ -379,7 +479,7 @@ pub fn keep(config: &BrokerConfig, dir: &Path) -> Result<()> {
             // Half a temporary file only takes room (the kept one is still whole).
             let _ = std::fs::remove_file(&tmp);
         })
-        .wrap_err_with(|| format!("writing {}", path.display()))
+        .map_err(|error| DefinitionsError::Write { path, error })
 }
 
 const SHA256: &str = "rabbit_password_hashing_sha256";
@@ -416,12 +516,12 @@ fn hashing_algorithm(password: &Password) -> &'static str {
     }
 }
 
-fn parse_hash(hash: &str, algorithm: Option<&str>) -> Result<Password> {
+fn parse_hash(hash: &str, algorithm: Option<&str>) -> Result<Password, HashError> {
     let algorithm = algorithm.unwrap_or(SHA256);
     let length = match algorithm {
         SHA256 => 32,
         SHA512 => 64,
-        other => bail!("hashing algorithm '{other}' is not supported (use {SHA256} or {SHA512})"),
+        other => return Err(HashError::Algorithm(other.to_string())),
     };
     // RabbitMQ loads an empty hash and lets no password log the user in.
     if hash.is_empty() {
@@ -429,13 +529,13 @@ fn parse_hash(hash: &str, algorithm: Option<&str>) -> Result<Password> {
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(hash)
-        .wrap_err("password_hash is not base64")?;
+        .map_err(HashError::NotBase64)?;
     if bytes.len() != 4 + length {
-        bail!(
-            "password_hash has {} bytes, expected {} for {algorithm}",
-            bytes.len(),
-            4 + length
-        );
+        return Err(HashError::Length {
+            bytes: bytes.len(),
+            expected: 4 + length,
+            algorithm: algorithm.to_string(),
+        });
     }
     let salt = [bytes[0], bytes[1], bytes[2], bytes[3]];
     let hash = bytes[4..].to_vec();
@@ -474,6 +574,57 @@ fn value(v: &Value) -> AMQPValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn errors_name_what_is_at_fault_and_keep_their_cause() {
+        let defs: Definitions = serde_json::from_str(
+            r#"{"users": [{"name": "u", "password_hash": "!!"}],
+                "permissions": [{"user": "guest", "vhost": "/", "configure": "(",
+                                 "write": "", "read": ""}]}"#,
+        )
+        .unwrap();
+        let e = defs.configure(BrokerConfig::default()).unwrap_err();
+        assert_eq!(e.to_string(), "user 'u'");
+        assert_eq!(
+            e.source().unwrap().to_string(),
+            "password_hash is not base64"
+        );
+        let defs: Definitions = serde_json::from_str(
+            r#"{"permissions": [{"user": "guest", "vhost": "/", "configure": "(",
+                                 "write": "", "read": ""}]}"#,
+        )
+        .unwrap();
+        let e = defs.configure(BrokerConfig::default()).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "permissions of user 'guest' in vhost '/': configure permission '(': "
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            parse_hash("", Some("md5")).unwrap_err().to_string(),
+            format!("hashing algorithm 'md5' is not supported (use {SHA256} or {SHA512})")
+        );
+    }
+
+    #[test]
+    fn a_kept_file_that_does_not_load_says_which() {
+        let dir = std::env::temp_dir().join(format!("rabbitscope-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(KEPT), "{ not json").unwrap();
+        let e = load_kept(&dir).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("loading {}", dir.join(KEPT).display())
+        );
+        let cause = e.source().unwrap().to_string();
+        assert!(
+            cause.starts_with(&format!("{}:1:3: ", dir.join(KEPT).display())),
+            "{cause}"
+        );
+    }
 
     #[test]
     fn rabbitmq_password_hashes_verify() {

@@ -5,6 +5,7 @@
 //! - [`amqp`]: the AMQP 0-9-1 wire server that puts the core on a TCP port.
 //! - [`definitions`]: RabbitMQ definitions JSON, loaded at start.
 //! - [`events`]: the broker event stream every screen is drawn from.
+//! - [`file_error`]: the `file:line:col` error of lesson and trace files.
 //! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
 //! - [`nesting`]: how deeply YAML nests, checked before it is parsed.
 //! - [`openstack`]: oslo.messaging bodies and Nova objects, decoded.
@@ -18,6 +19,7 @@ pub mod amqp;
 pub mod broker;
 pub mod definitions;
 pub mod events;
+pub mod file_error;
 pub mod lesson;
 pub mod nesting;
 pub mod openstack;

@@ -139,7 +139,9 @@ impl StoreArgs {
         if let Some(dir) = &dir {
             // On a full disk the broker still starts, with what it kept before (and the disk
             // alarm on): only what this command line added is not kept.
-            if let Err(error) = rabbitscope::definitions::keep(&config, dir) {
+            let kept =
+                rabbitscope::definitions::keep(&config, dir).map_err(color_eyre::Report::from);
+            if let Err(error) = kept {
                 if !is_disk_full(&error) {
                     return Err(error);
                 }
@@ -1223,7 +1225,7 @@ async fn run_broker(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
             config = config.with_vhost(vhost);
         }
         match &definitions {
-            Some(defs) => defs.configure(config),
+            Some(defs) => Ok(defs.configure(config)?),
             None => Ok(config),
         }
     })?;

@@ -3,7 +3,7 @@
 //!
 //! rustls with the aws-lc-rs provider, the one the HTTP client already brings.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use tokio_rustls::rustls;
@@ -11,41 +11,56 @@ use tokio_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+/// Why a certificate or key cannot be used. Each names the file at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificates (PEM) from {}: {why}", .path.display())]
+    Certificates { path: PathBuf, why: String },
+    #[error("cannot read a private key (PEM) from {}: {why}", .path.display())]
+    Key { path: PathBuf, why: String },
+    #[error("the certificate in {} does not go with the key in {}: {why}", .cert.display(), .key.display())]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        why: String,
+    },
+    /// rustls refused its own default protocol versions: a build without them.
+    #[error("{0}")]
+    Versions(String),
+    #[error("cannot read {}: {why}", .path.display())]
+    Unreadable { path: PathBuf, why: String },
+    #[error("a CA certificate file was already given")]
+    AlreadyTrusted,
+}
+
 /// The broker's side: a certificate chain and its private key, both PEM. Errors name the file
 /// at fault.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = read_certificates(cert)?;
     let key_file = key;
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
-        format!(
-            "cannot read a private key (PEM) from {}: {}",
-            key_file.display(),
-            pem_error(e)
-        )
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsError::Key {
+        path: key_file.to_path_buf(),
+        why: pem_error(e),
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| TlsError::Versions(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| {
-            format!(
-                "the certificate in {} does not go with the key in {}: {e}",
-                cert.display(),
-                key_file.display()
-            )
+        .map_err(|e| TlsError::Mismatch {
+            cert: cert.to_path_buf(),
+            key: key_file.to_path_buf(),
+            why: e.to_string(),
         })?;
     Ok(Arc::new(config))
 }
 
 /// Every certificate in a PEM file; an error if there is none.
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let cannot = |e: String| {
-        format!(
-            "cannot read certificates (PEM) from {}: {e}",
-            path.display()
-        )
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let cannot = |why: String| TlsError::Certificates {
+        path: path.to_path_buf(),
+        why,
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| cannot(pem_error(e)))?
@@ -73,13 +88,13 @@ static EXTRA_ROOTS: OnceLock<String> = OnceLock::new();
 /// Trusts the CA certificates in `path` (PEM) for every amqps and https connection this
 /// process opens from now on, as well as the system's (and `SSL_CERT_FILE`'s). The file is
 /// read and checked here, so a bad one fails at start, named. Once per process.
-pub fn trust_ca_file(path: &Path) -> Result<(), String> {
+pub fn trust_ca_file(path: &Path) -> Result<(), TlsError> {
     read_certificates(path)?;
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    EXTRA_ROOTS
-        .set(pem)
-        .map_err(|_| "a CA certificate file was already given".to_string())
+    let pem = std::fs::read_to_string(path).map_err(|e| TlsError::Unreadable {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    EXTRA_ROOTS.set(pem).map_err(|_| TlsError::AlreadyTrusted)
 }
 
 /// The CA certificates given to [`trust_ca_file`], PEM.

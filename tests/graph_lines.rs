@@ -1003,10 +1003,8 @@ fn lesson_13_with_its_services_80x24() {
     insta::assert_snapshot!(as_text(&buf));
 }
 
-/// With lesson 13 running beside the graph at 120x35, every name the lesson talks about is
-/// whole: exchanges, keys and queues, and the services too.
-#[test]
-fn lesson_13_with_its_services_beside_the_lesson_120x35() {
+/// Lesson 13 started in the view, its services' traffic landed and a snapshot after it.
+fn lesson_13_beside_the_lesson() -> App {
     let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lessons"));
     let lesson = rabbitscope::lesson::load_dir(dir)
         .expect("the lessons load")
@@ -1029,6 +1027,46 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     app.update(Action::Topology(Snapshot {
         vhosts: vec![vhost],
     }));
+    app
+}
+
+/// `z` gives the graph the whole width beside a lesson at 120x35: the services hidden beside
+/// the lesson are drawn, every line still leads where it should, and `z` again brings the
+/// lesson back.
+#[test]
+fn zoom_shows_the_services_beside_a_lesson_120x35() {
+    let mut app = lesson_13_beside_the_lesson();
+    let beside = as_text(&screen(&mut app, 120, 35));
+    assert!(beside.contains("hidden (z zooms)"), "{beside}");
+    app.update(Action::ToggleZoom);
+    let buf = screen(&mut app, 120, 35);
+    let text = as_text(&buf);
+    assert_eq!(app.areas.graph.width, 120, "{text}");
+    check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
+    check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    for seen in [
+        "zoomed, z returns",
+        "nova-api ─",
+        "▶nova-conductor",
+        "▶nova-scheduler",
+        "▶nova-compute",
+        "▶reply_5e0ae42a6b584443b4",
+    ] {
+        assert!(text.contains(seen), "{seen}:\n{text}");
+    }
+    assert!(!text.contains("hidden"), "{text}");
+    assert!(!text.contains("lesson · step"), "{text}");
+    app.update(Action::ToggleZoom);
+    let text = as_text(&screen(&mut app, 120, 35));
+    assert!(text.contains("lesson · step 1 of"), "{text}");
+    assert_eq!(text, beside);
+}
+
+/// With lesson 13 running beside the graph at 120x35, every name the lesson talks about is
+/// whole: exchanges, keys and queues, and the services too.
+#[test]
+fn lesson_13_with_its_services_beside_the_lesson_120x35() {
+    let mut app = lesson_13_beside_the_lesson();
     let buf = screen(&mut app, 120, 35);
     check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
     check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));

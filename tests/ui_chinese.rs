@@ -165,3 +165,130 @@ fn purge_asks_in_chinese_160x45() {
     assert!(text.contains("确定吗？"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// One event of the message traffic in the Chinese app's vhost.
+fn traffic(connection: u64, kind: rabbitscope::events::EventKind) -> Action {
+    Action::BrokerEvent(Arc::new(rabbitscope::events::Event {
+        at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(36_000),
+        vhost: "/".into(),
+        connection: Some(connection),
+        channel: Some(1),
+        kind,
+    }))
+}
+
+/// A message oslo.messaging really sent, delivered and acked, and one that found no queue.
+fn chinese_app_with_traffic() -> App {
+    use rabbitscope::events::{EventKind, PublishFate};
+    let mut app = chinese_app();
+    let cast = include_bytes!("fixtures/oslo/cast.json");
+    let published = |id: u64, key: &str, body: &[u8], queues: Vec<&str>| EventKind::Published {
+        message_id: id,
+        exchange: "nova".into(),
+        routing_key: key.into(),
+        body_size: body.len(),
+        body_preview: body.to_vec().into(),
+        headers: vec![("trace".into(), "on".into())],
+        properties: Arc::new([("content_type".into(), "application/json".into())]),
+        matched: queues
+            .iter()
+            .map(|q| Arc::new(BindingInfo::to_queue("nova", q, q)))
+            .collect(),
+        fate: if queues.is_empty() {
+            PublishFate::Dropped
+        } else {
+            PublishFate::Routed
+        },
+        queues: queues.into_iter().map(Into::into).collect(),
+        alternate_exchange: None,
+    };
+    for action in [
+        traffic(
+            1,
+            published(1, "compute.node1", cast, vec!["compute.node1"]),
+        ),
+        traffic(
+            2,
+            EventKind::Delivered {
+                message_id: 1,
+                queue: "compute.node1".into(),
+                consumer_tag: Some("ctag-1".into()),
+                delivery_tag: 1,
+                redelivered: false,
+            },
+        ),
+        traffic(
+            2,
+            EventKind::Acked {
+                message_id: 1,
+                queue: "compute.node1".into(),
+                delivery_tag: 1,
+            },
+        ),
+        traffic(1, published(2, "scheduler", b"{}", vec![])),
+    ] {
+        app.update(action);
+    }
+    // The dots in flight move with the clock: a screen to compare has none.
+    app.model.flights.clear();
+    app
+}
+
+#[test]
+fn message_log_and_inspector_in_chinese_160x45() {
+    let mut app = chinese_app_with_traffic();
+    app.update(Action::FocusNext); // the log, newest (the dropped one) selected
+    app.update(Action::Down); // the oslo cast
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    for words in [
+        "丢弃（不可路由）",
+        "路由键       compute.node1",
+        "去向         已路由 -> compute.node1",
+        "从 compute.node1 投递给 ctag-1（投递标签 1）",
+        "在 compute.node1 中被确认",
+        "为什么去了那里",
+        "逐词匹配：compute=compute",
+        "属性",
+        "消息头",
+        "消息体（",
+        "方法       schedule_and_build_instances",
+        "参数",
+    ] {
+        assert!(text.contains(words), "no `{words}`:\n{text}");
+    }
+    for english in [
+        "why it went there",
+        "properties",
+        "delivered from",
+        "acked in",
+        "dropped (unroutable)",
+        "routing key",
+        "method ",
+    ] {
+        assert!(!text.contains(english), "English `{english}` left:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn queue_inspector_in_chinese_120x35() {
+    let mut app = chinese_app_with_traffic();
+    while app.selected_queue() != Some("compute.node1") {
+        app.update(Action::Down);
+    }
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 120, 35);
+    for words in [
+        "队列 compute.node1",
+        "持久 否  排他 否  自动删除 否",
+        "就绪 2",
+        "绑定来源",
+    ] {
+        assert!(text.contains(words), "no `{words}`:\n{text}");
+    }
+    for english in ["durable", "ready", "bound from", "msg/s in"] {
+        assert!(!text.contains(english), "English `{english}` left:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}

@@ -9,21 +9,15 @@ pub enum Scope {
     Connection,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A refusal as the broker sends it: `404 NOT_FOUND - no queue 'x' in vhost '/'`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code} {text}")]
 pub struct AmqpError {
     pub code: u16,
     /// The full reply text, e.g. `NOT_FOUND - no queue 'x' in vhost '/'`.
     pub text: String,
     pub scope: Scope,
 }
-
-impl fmt::Display for AmqpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
-
-impl std::error::Error for AmqpError {}
 
 macro_rules! constructors {
     ($($fn:ident, $code:expr, $name:expr, $scope:ident;)*) => {

@@ -67,6 +67,16 @@ impl Pattern {
     }
 }
 
+/// A permission whose regular expression does not compile: `which` is "configure", "write",
+/// "read", "write topic" or "read topic", `pattern` the expression as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{which} permission '{pattern}': {why}")]
+pub struct PermissionError {
+    pub which: &'static str,
+    pub pattern: String,
+    pub why: String,
+}
+
 /// One user's permissions in one vhost.
 #[derive(Clone, Debug)]
 pub struct Permission {
@@ -93,9 +103,13 @@ impl Permission {
         configure: &str,
         write: &str,
         read: &str,
-    ) -> Result<Permission, String> {
-        let compile = |kind: &str, text: &str| {
-            Pattern::new(text).map_err(|e| format!("{kind} permission '{text}': {e}"))
+    ) -> Result<Permission, PermissionError> {
+        let compile = |which: &'static str, text: &str| {
+            Pattern::new(text).map_err(|e| PermissionError {
+                which,
+                pattern: text.to_string(),
+                why: e.to_string(),
+            })
         };
         Ok(Permission {
             vhost: vhost.to_string(),
@@ -126,16 +140,24 @@ pub struct TopicPermission {
 
 impl TopicPermission {
     /// Checks that both expressions compile once filled in.
-    pub fn new(vhost: &str, exchange: &str, write: &str, read: &str) -> Result<Self, String> {
+    pub fn new(
+        vhost: &str,
+        exchange: &str,
+        write: &str,
+        read: &str,
+    ) -> Result<Self, PermissionError> {
         let topic = TopicPermission {
             vhost: vhost.to_string(),
             exchange: exchange.to_string(),
             write: write.to_string(),
             read: read.to_string(),
         };
-        for (kind, text) in [("write", write), ("read", read)] {
-            Pattern::new(&topic.fill(text, "user"))
-                .map_err(|e| format!("{kind} topic permission '{text}': {e}"))?;
+        for (which, text) in [("write topic", write), ("read topic", read)] {
+            Pattern::new(&topic.fill(text, "user")).map_err(|e| PermissionError {
+                which,
+                pattern: text.to_string(),
+                why: e.to_string(),
+            })?;
         }
         Ok(topic)
     }

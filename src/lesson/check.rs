@@ -26,9 +26,12 @@ impl LessonCheck {
 
 /// `step 3 ("Nothing matches")`, or `step 3` for a step without a title.
 pub fn step_label(lesson: &Lesson, index: usize, lang: Lang) -> String {
-    match lesson.steps.get(index).and_then(|s| s.title.as_ref()) {
-        Some(title) => format!("step {} (\"{}\")", index + 1, title.get(lang)),
-        None => format!("step {}", index + 1),
+    let n = index + 1;
+    match (lesson.steps.get(index).and_then(|s| s.title.as_ref()), lang) {
+        (Some(title), Lang::En) => format!("step {n} (\"{}\")", title.get(lang)),
+        (None, Lang::En) => format!("step {n}"),
+        (Some(title), Lang::Zh) => format!("第 {n} 步（“{}”）", title.get(lang)),
+        (None, Lang::Zh) => format!("第 {n} 步"),
     }
 }
 
@@ -56,6 +59,10 @@ pub async fn check_lesson(lesson: &Lesson, target: Target, lang: Lang) -> Lesson
             Ok(report) => {
                 let label = step_label(lesson, index, lang);
                 for failure in report.failures() {
+                    let failure = match lang {
+                        Lang::En => failure.to_string(),
+                        Lang::Zh => format!("{}：{}", failure.key, failure.zh),
+                    };
                     check.failures.push(format!("{file}: {label}: {failure}"));
                 }
                 for note in &report.notes {
@@ -81,16 +88,19 @@ fn describe(lesson: &Lesson, error: &RunError, lang: Lang) -> String {
             step,
             action,
             keyword,
-            message,
-        } => format!(
-            "{}: action {} ({keyword}): {message}",
-            step_label(lesson, *step, lang),
-            action + 1
-        ),
+            error,
+        } => {
+            let label = step_label(lesson, *step, lang);
+            let n = action + 1;
+            match lang {
+                Lang::En => format!("{label}: action {n} ({keyword}): {error}"),
+                Lang::Zh => format!("{label}：第 {n} 个动作（{keyword}）：{error}"),
+            }
+        }
         RunError::Observe {
             step: Some(step),
-            message,
-        } => format!("{}: {message}", step_label(lesson, *step, lang)),
+            error,
+        } => format!("{}: {error}", step_label(lesson, *step, lang)),
         other => other.to_string(),
     }
 }

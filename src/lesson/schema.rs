@@ -45,14 +45,19 @@ impl Lang {
     }
 }
 
-impl std::str::FromStr for Lang {
-    type Err = String;
+/// A language code other than `en` and `zh`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected `en` or `zh`, found `{0}`")]
+pub struct UnknownLang(pub String);
 
-    fn from_str(s: &str) -> Result<Lang, String> {
+impl std::str::FromStr for Lang {
+    type Err = UnknownLang;
+
+    fn from_str(s: &str) -> Result<Lang, UnknownLang> {
         match s {
             "en" => Ok(Lang::En),
             "zh" => Ok(Lang::Zh),
-            other => Err(format!("expected `en` or `zh`, found `{other}`")),
+            other => Err(UnknownLang(other.to_string())),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::events::{EventKind, EventReader, Received};
 use crate::remote::firehose::{FirehoseKeys, Trace};
-use crate::remote::{Endpoint, Management};
+use crate::remote::{Endpoint, Management, ManagementError, RemoteError};
 
 /// One publish as the broker saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,24 @@ pub struct TapRecord {
     pub queues: Vec<String>,
 }
 
+/// Why the broker's account of what a publish did could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TapError {
+    #[error("fell behind the broker's event stream and missed {0} events")]
+    Missed(u64),
+    #[error("the broker has stopped")]
+    Stopped,
+    /// The firehose, or the management API that holds tracing on and tells queues apart.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+impl From<ManagementError> for TapError {
+    fn from(e: ManagementError) -> TapError {
+        TapError::Remote(e.into())
+    }
+}
+
 pub enum Tap {
     Events(EventReader),
     Firehose(Box<Firehose>),
@@ -27,7 +45,7 @@ pub enum Tap {
 
 impl Tap {
     /// The next publish the broker reports, or `None` when none comes within `wait`.
-    pub async fn next(&mut self, wait: Duration) -> Result<Option<TapRecord>, String> {
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<TapRecord>, TapError> {
         match self {
             Tap::Events(reader) => {
                 let deadline = tokio::time::Instant::now() + wait;
@@ -57,12 +75,8 @@ impl Tap {
                                 }));
                             }
                         }
-                        Received::Missed(n) => {
-                            return Err(format!(
-                                "fell behind the broker's event stream and missed {n} events"
-                            ))
-                        }
-                        Received::Closed => return Err("the broker has stopped".to_string()),
+                        Received::Missed(n) => return Err(TapError::Missed(n)),
+                        Received::Closed => return Err(TapError::Stopped),
                     }
                 }
             }
@@ -96,7 +110,7 @@ impl Tap {
         &self,
         record: &mut TapRecord,
         known: &mut BTreeMap<String, bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TapError> {
         if let Tap::Firehose(firehose) = self {
             if record.exchange.is_empty() {
                 let mut existing = Vec::new();
@@ -105,11 +119,7 @@ impl Tap {
                         Some(exists) => *exists,
                         None => {
                             let vhost = &firehose.management.endpoint().vhost;
-                            let exists = firehose
-                                .management
-                                .queue_exists(vhost, queue)
-                                .await
-                                .map_err(|e| e.to_string())?;
+                            let exists = firehose.management.queue_exists(vhost, queue).await?;
                             known.insert(queue.clone(), exists);
                             exists
                         }
@@ -155,7 +165,7 @@ fn vhost_key(management: &Management) -> VhostKey {
     )
 }
 
-async fn hold_tracing(management: &Management) -> Result<(), String> {
+async fn hold_tracing(management: &Management) -> Result<(), ManagementError> {
     let mut holders = TRACING.lock().await;
     let key = vhost_key(management);
     if let Some((count, _)) = holders.get_mut(&key) {
@@ -163,12 +173,9 @@ async fn hold_tracing(management: &Management) -> Result<(), String> {
         return Ok(());
     }
     let vhost = &management.endpoint().vhost;
-    let was_on = management.tracing(vhost).await.map_err(|e| e.to_string())?;
+    let was_on = management.tracing(vhost).await?;
     if !was_on {
-        management
-            .set_tracing(vhost, true)
-            .await
-            .map_err(|e| e.to_string())?;
+        management.set_tracing(vhost, true).await?;
     }
     holders.insert(key, (1, !was_on));
     Ok(())
@@ -192,9 +199,9 @@ async fn release_tracing(management: &Management) {
 }
 
 impl Firehose {
-    pub async fn open(url: &str) -> Result<Firehose, String> {
+    pub async fn open(url: &str) -> Result<Firehose, TapError> {
         let endpoint = Endpoint::new(url, None)?;
-        let management = Management::new(&endpoint).map_err(|e| e.to_string())?;
+        let management = Management::new(&endpoint)?;
         hold_tracing(&management).await?;
         match crate::remote::Firehose::open(url, FirehoseKeys::Publish).await {
             Ok(firehose) => Ok(Firehose {
@@ -203,12 +210,12 @@ impl Firehose {
             }),
             Err(e) => {
                 release_tracing(&management).await;
-                Err(e)
+                Err(e.into())
             }
         }
     }
 
-    async fn next(&mut self, wait: Duration) -> Result<Option<TapRecord>, String> {
+    async fn next(&mut self, wait: Duration) -> Result<Option<TapRecord>, TapError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let trace = match tokio::time::timeout_at(deadline, self.firehose.next()).await {

@@ -7,6 +7,9 @@
 //! `.data`, ...), shown here as objects rather than as the JSON they travel in.
 
 use serde_json::{Map, Value};
+use unicode_width::UnicodeWidthStr;
+
+use crate::lesson::Lang;
 
 /// What an oslo.messaging body is.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,30 +96,46 @@ impl Oslo {
         }
     }
 
-    /// The decoded message, one line per fact, for the inspector.
-    pub fn lines(&self) -> Vec<String> {
+    /// The decoded message, one line per fact, for the inspector, its labels in `lang`.
+    pub fn lines(&self, lang: Lang) -> Vec<String> {
+        // Labels are padded to one width in each language so the values line up.
+        let label = |en: &'static str, zh: &'static str| match lang {
+            Lang::En => format!("  {en:<10} "),
+            Lang::Zh => format!("  {zh}{} ", " ".repeat(10usize.saturating_sub(zh.width()))),
+        };
+        let heading = |en: &'static str, zh: &'static str| match lang {
+            Lang::En => format!("  {en}"),
+            Lang::Zh => format!("  {zh}"),
+        };
         let mut lines = Vec::new();
         match self {
             Oslo::Request(r) => {
                 lines.push(format!("oslo.messaging {}", r.kind()));
-                lines.push(format!("  method     {}", r.method));
+                lines.push(format!("{}{}", label("method", "方法"), r.method));
                 if let Some(v) = &r.version {
-                    lines.push(format!("  version    {v}"));
+                    lines.push(format!("{}{v}", label("version", "版本")));
                 }
                 if let Some(ns) = &r.namespace {
-                    lines.push(format!("  namespace  {ns}"));
+                    lines.push(format!("{}{ns}", label("namespace", "命名空间")));
                 }
                 if let Some(c) = &r.call {
                     let timeout = c
                         .timeout
-                        .map(|t| format!(" (timeout {t}s)"))
+                        .map(|t| match lang {
+                            Lang::En => format!(" (timeout {t}s)"),
+                            Lang::Zh => format!("（超时 {t} 秒）"),
+                        })
                         .unwrap_or_default();
-                    lines.push(format!("  reply to   {}{timeout}", c.reply_q));
-                    lines.push(format!("  msg id     {}", c.msg_id));
+                    lines.push(format!(
+                        "{}{}{timeout}",
+                        label("reply to", "回复到"),
+                        c.reply_q
+                    ));
+                    lines.push(format!("{}{}", label("msg id", "消息 id"), c.msg_id));
                 }
                 let ctx = &r.context;
                 if let Some(id) = &ctx.request_id {
-                    lines.push(format!("  request    {id}"));
+                    lines.push(format!("{}{id}", label("request", "请求")));
                 }
                 let mut who = Vec::new();
                 if let Some(v) = &ctx.user {
@@ -126,31 +145,38 @@ impl Oslo {
                     who.push(format!("project {v}"));
                 }
                 if ctx.other > 0 {
-                    who.push(format!("+{} context fields", ctx.other));
+                    who.push(match lang {
+                        Lang::En => format!("+{} context fields", ctx.other),
+                        Lang::Zh => format!("另有 {} 个上下文字段", ctx.other),
+                    });
                 }
                 if !who.is_empty() {
-                    lines.push(format!("  context    {}", who.join(", ")));
+                    lines.push(format!("{}{}", label("context", "上下文"), who.join(", ")));
                 }
-                lines.push("  arguments".to_string());
+                lines.push(heading("arguments", "参数"));
                 tree(&r.args, 2, &mut lines);
             }
             Oslo::Reply(r) => {
-                lines.push(format!(
-                    "oslo.messaging reply{}",
-                    r.msg_id
-                        .as_ref()
-                        .map(|id| format!(" to msg id {id}"))
-                        .unwrap_or_default()
-                ));
-                lines.push(format!(
-                    "  ending     {}",
-                    if r.ending { "yes" } else { "no (heartbeat)" }
-                ));
+                let to = r.msg_id.as_ref().map(|id| match lang {
+                    Lang::En => format!(" to msg id {id}"),
+                    Lang::Zh => format!("，答复消息 id {id}"),
+                });
+                lines.push(match lang {
+                    Lang::En => format!("oslo.messaging reply{}", to.unwrap_or_default()),
+                    Lang::Zh => format!("oslo.messaging 回复{}", to.unwrap_or_default()),
+                });
+                let ending = match (lang, r.ending) {
+                    (Lang::En, true) => "yes",
+                    (Lang::En, false) => "no (heartbeat)",
+                    (Lang::Zh, true) => "是",
+                    (Lang::Zh, false) => "否（心跳）",
+                };
+                lines.push(format!("{}{ending}", label("ending", "结束")));
                 if let Some(f) = &r.failure {
-                    lines.push(format!("  failure    {f}"));
+                    lines.push(format!("{}{f}", label("failure", "失败")));
                 }
                 if !r.result.is_null() {
-                    lines.push("  result".to_string());
+                    lines.push(heading("result", "结果"));
                     tree(&r.result, 2, &mut lines);
                 }
             }
@@ -444,7 +470,7 @@ mod tests {
             "Instance 2.7 {uuid: \"8f2c6d3e-1a4b-4c5d-8e9f-0a1b2c3d4e5f\", host: null, \
              flavor_id: 1, vm_state: \"building\"}"
         );
-        let text = Oslo::Request(request(CAST)).lines().join("\n");
+        let text = Oslo::Request(request(CAST)).lines(Lang::En).join("\n");
         assert!(text.contains("Instance 2.7"), "{text}");
         assert!(!text.contains("nova_object"), "no JSON noise: {text}");
     }

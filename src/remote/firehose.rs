@@ -15,6 +15,7 @@ use lapin::{Connection, ConnectionProperties, Consumer};
 
 use super::management::{Management, ManagementError};
 use super::routing::RoutingModel;
+use super::RemoteError;
 use crate::broker::exchange::value_text;
 use crate::broker::Snapshot;
 use crate::events::{Event, EventKind, Name, PublishFate};
@@ -243,8 +244,11 @@ pub struct Firehose {
 
 impl Firehose {
     /// Subscribes; tracing must be on for the vhost (see [`Tracing`]) or nothing arrives.
-    pub async fn open(amqp_url: &str, keys: FirehoseKeys) -> Result<Firehose, String> {
-        let failed = |what: &str, e: lapin::Error| format!("firehose: {what}: {e}");
+    pub async fn open(amqp_url: &str, keys: FirehoseKeys) -> Result<Firehose, RemoteError> {
+        let failed = |step: &'static str, e: lapin::Error| RemoteError::FirehoseSetup {
+            step,
+            message: e.to_string(),
+        };
         let properties =
             ConnectionProperties::default().with_connection_name(super::FIREHOSE_CONNECTION.into());
         let connection = crate::tls::connect(amqp_url, properties)
@@ -292,11 +296,11 @@ impl Firehose {
     }
 
     /// The next trace message; an error when the connection is gone.
-    pub async fn next(&mut self) -> Result<Trace, String> {
+    pub async fn next(&mut self) -> Result<Trace, RemoteError> {
         loop {
             let delivery = match self.consumer.next().await {
-                None => return Err("firehose: the consumer was cancelled".to_string()),
-                Some(Err(e)) => return Err(format!("firehose: {e}")),
+                None => return Err(RemoteError::FirehoseCancelled),
+                Some(Err(e)) => return Err(RemoteError::FirehoseLost(e.to_string())),
                 Some(Ok(delivery)) => delivery,
             };
             if let Some(trace) = read(&delivery) {

@@ -24,7 +24,8 @@ const PAGES_AT_ONCE: usize = 8;
 
 /// Why the management API did not answer as hoped. Its text names the API's URL (never a
 /// password) and says what went wrong in a few words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("management API at {url}: {detail}")]
 pub struct ManagementError {
     pub url: String,
     pub kind: ErrorKind,
@@ -43,14 +44,6 @@ pub enum ErrorKind {
     TooLarge,
     Other,
 }
-
-impl std::fmt::Display for ManagementError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "management API at {}: {}", self.url, self.detail)
-    }
-}
-
-impl std::error::Error for ManagementError {}
 
 /// The management API of one RabbitMQ.
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 //! - [`management`]: the management API client (reqwest, with `rabbitmq_http_client`'s
 //!   types), every answer bounded in size.
 //! - [`answers`]: the API's answers, decoded as every release since 3.8 shapes them.
-//! - [`snapshot`]: the API's answers as a [`crate::broker::Snapshot`] (with the vhost's client
+//! - [`snapshot`](mod@snapshot): the API's answers as a [`crate::broker::Snapshot`] (with the vhost's client
 //!   connections and consumers), and successive snapshots as topology and client events.
 //! - [`firehose`]: trace messages as `Published` / `Delivered` events on the connection and
 //!   channel the trace names; a connection's id is [`connection_id`] of its name, in events
@@ -23,6 +23,29 @@ pub mod source;
 
 pub use firehose::{Firehose, FirehoseKeys};
 pub use management::{Management, ManagementError};
+
+/// Why a RabbitMQ could not be watched: a URL that cannot be used, the firehose failing, or
+/// the management API (whose own error names its URL and what went wrong).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// The AMQP URL does not parse; `url` has its password masked.
+    #[error("cannot read the broker URL {url}: {message}")]
+    BrokerUrl { url: String, message: String },
+    /// A management URL that is not http or https; `url` has its password masked.
+    #[error("the management URL {0} should start with http:// or https://")]
+    ManagementUrl(String),
+    /// Subscribing to the firehose failed at `step` (an AMQP method, or "connect").
+    #[error("firehose: {step}: {message}")]
+    FirehoseSetup { step: &'static str, message: String },
+    /// The firehose's connection or channel went away.
+    #[error("firehose: {0}")]
+    FirehoseLost(String),
+    /// The broker cancelled the firehose's consumer.
+    #[error("firehose: the consumer was cancelled")]
+    FirehoseCancelled,
+    #[error(transparent)]
+    Management(#[from] ManagementError),
+}
 pub use snapshot::{diff, snapshot};
 pub use source::{RemoteOptions, RemoteSource};
 
@@ -111,17 +134,18 @@ pub const MANAGEMENT_PORT: u16 = 15672;
 impl Endpoint {
     /// From an AMQP URL; the management API is on the same host, port 15672, https when the
     /// AMQP URL is amqps, unless `management` names it.
-    pub fn new(amqp_url: &str, management: Option<&str>) -> Result<Endpoint, String> {
-        let uri: lapin::uri::AMQPUri = amqp_url
-            .parse()
-            .map_err(|e| format!("cannot read the broker URL {}: {e}", mask_url(amqp_url)))?;
+    pub fn new(amqp_url: &str, management: Option<&str>) -> Result<Endpoint, RemoteError> {
+        let uri: lapin::uri::AMQPUri =
+            amqp_url
+                .parse()
+                .map_err(|message: String| RemoteError::BrokerUrl {
+                    url: mask_url(amqp_url),
+                    message,
+                })?;
         let management_url = match management {
             Some(m) => {
                 if !(m.starts_with("http://") || m.starts_with("https://")) {
-                    return Err(format!(
-                        "the management URL {} should start with http:// or https://",
-                        mask_url(m)
-                    ));
+                    return Err(RemoteError::ManagementUrl(mask_url(m)));
                 }
                 strip_credentials(m.trim_end_matches('/'))
             }

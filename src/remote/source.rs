@@ -13,7 +13,7 @@ use super::consumers::{channel_name, only_consumer, Consumers, Lookup};
 use super::firehose::{
     is_own_queue as own_queue, Firehose, FirehoseKeys, Trace, TraceEvents, Tracing,
 };
-use super::management::Management;
+use super::management::{Management, ManagementError};
 use super::Endpoint;
 use crate::broker::Snapshot;
 use crate::events::{EventBus, EventReader};
@@ -69,8 +69,11 @@ pub struct RemoteSource {
 impl RemoteSource {
     /// Starts watching; the tasks run on the current tokio runtime. Nothing is awaited here:
     /// an unreachable broker shows as [`Source::trouble`], not as an error.
-    pub fn start(endpoint: Endpoint, options: RemoteOptions) -> Result<RemoteSource, String> {
-        let management = Management::new(&endpoint).map_err(|e| e.to_string())?;
+    pub fn start(
+        endpoint: Endpoint,
+        options: RemoteOptions,
+    ) -> Result<RemoteSource, ManagementError> {
+        let management = Management::new(&endpoint)?;
         let (refreshes, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(Arc::new(Snapshot::default())),

@@ -49,7 +49,6 @@ pub mod record;
 pub mod replay;
 mod time;
 
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -106,38 +105,13 @@ pub struct Trace {
     pub truncated: bool,
 }
 
-/// Why a trace file cannot be read, and where.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceError {
-    pub path: PathBuf,
-    /// 1-based line and column, when the problem has a place in the file.
-    pub location: Option<(usize, usize)>,
-    pub message: String,
-}
-
-impl fmt::Display for TraceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((line, column)) => write!(
-                f,
-                "{}:{line}:{column}: {}",
-                self.path.display(),
-                self.message
-            ),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for TraceError {}
+/// Why a trace file cannot be read, and where: `file:line:col: why`.
+pub type TraceError = crate::file_error::FileError;
 
 /// Reads a whole trace file.
 pub fn read(path: &Path) -> Result<Trace, TraceError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TraceError {
-        path: path.to_path_buf(),
-        location: None,
-        message: format!("cannot read it: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TraceError::whole(path, format!("cannot read it: {e}")))?;
     parse(&text, path)
 }
 
@@ -163,23 +137,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
     }
     let mut documents = documents.into_iter();
     let Some(first) = documents.next() else {
-        return Err(TraceError {
-            path: path.to_path_buf(),
-            location: Some((1, 1)),
-            message: "not a trace: no header document (a trace starts with '---' and the header)"
-                .into(),
-        });
+        return Err(TraceError::at(
+            path,
+            (1, 1),
+            "not a trace: no header document (a trace starts with '---' and the header)",
+        ));
     };
     let header: Header = from_document(&first, path)?;
     if header.format != FORMAT_VERSION {
-        return Err(TraceError {
-            path: path.to_path_buf(),
-            location: Some((first.first_line, 1)),
-            message: format!(
+        return Err(TraceError::at(
+            path,
+            (first.first_line, 1),
+            format!(
                 "trace format {} is not known to this rabbitscope (it reads format {FORMAT_VERSION})",
                 header.format
             ),
-        });
+        ));
     }
     let events = documents
         .map(|doc| event(&doc, path))
@@ -223,11 +196,11 @@ fn split(
             doc.text.push_str(line);
             doc.text.push('\n');
         } else if !(marker.is_empty() || marker.trim_start().starts_with('#')) {
-            return Err(TraceError {
-                path: path.to_path_buf(),
-                location: Some((number, 1)),
-                message: "text outside a document: each document starts with a line '---'".into(),
-            });
+            return Err(TraceError::at(
+                path,
+                (number, 1),
+                "text outside a document: each document starts with a line '---'",
+            ));
         }
     }
     Ok((documents, open))
@@ -261,11 +234,7 @@ impl TraceTail {
     /// Opens a trace, reads its header and every whole event so far.
     pub fn open(path: &Path) -> Result<(Trace, TraceTail), TraceError> {
         use std::io::Read;
-        let failed = |e: std::io::Error| TraceError {
-            path: path.to_path_buf(),
-            location: None,
-            message: format!("cannot read it: {e}"),
-        };
+        let failed = |e: std::io::Error| TraceError::whole(path, format!("cannot read it: {e}"));
         let mut file = std::fs::File::open(path).map_err(failed)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(failed)?;
@@ -274,11 +243,8 @@ impl TraceTail {
             0 => bytes.len(),
             whole => whole,
         };
-        let text = std::str::from_utf8(&bytes[..whole]).map_err(|e| TraceError {
-            path: path.to_path_buf(),
-            location: None,
-            message: format!("not UTF-8 text: {e}"),
-        })?;
+        let text = std::str::from_utf8(&bytes[..whole])
+            .map_err(|e| TraceError::whole(path, format!("not UTF-8 text: {e}")))?;
         let trace = parse(text, path)?;
         // What follows the last whole document is read again once it is complete.
         use std::io::Seek;
@@ -298,11 +264,7 @@ impl TraceTail {
         use std::io::Read;
         self.file
             .read_to_end(&mut self.pending)
-            .map_err(|e| TraceError {
-                path: self.path.clone(),
-                location: None,
-                message: format!("cannot read it: {e}"),
-            })?;
+            .map_err(|e| TraceError::whole(&self.path, format!("cannot read it: {e}")))?;
         let whole = whole_documents(&self.pending);
         if whole == 0 {
             return Ok(Vec::new());
@@ -342,38 +304,20 @@ fn from_document<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<T, TraceError> {
     if doc.text.trim().is_empty() {
-        return Err(TraceError {
-            path: path.to_path_buf(),
-            location: Some((doc.first_line.saturating_sub(1).max(1), 1)),
-            message: "empty document".into(),
-        });
+        return Err(TraceError::at(
+            path,
+            (doc.first_line.saturating_sub(1).max(1), 1),
+            "empty document",
+        ));
     }
     if let Some((line, column)) = crate::nesting::deeper_than(&doc.text, MAX_NESTING) {
-        return Err(TraceError {
-            path: path.to_path_buf(),
-            location: Some((doc.first_line + line - 1, column)),
-            message: format!(
-                "expected at most {MAX_NESTING} lists and mappings inside each other, found \
-                 deeper nesting here"
-            ),
-        });
+        return Err(TraceError::too_deep(
+            path,
+            (doc.first_line + line - 1, column),
+            MAX_NESTING,
+        ));
     }
-    serde_yaml::from_str(&doc.text).map_err(|e| {
-        let mut message = e.to_string();
-        let location = e.location().map(|l| (l.line(), l.column()));
-        if let Some((line, column)) = location {
-            let suffix = format!(" at line {line} column {column}");
-            if let Some(i) = message.find(&suffix) {
-                message.replace_range(i..i + suffix.len(), "");
-            }
-        }
-        let (line, column) = location.unwrap_or((1, 1));
-        TraceError {
-            path: path.to_path_buf(),
-            location: Some((doc.first_line + line - 1, column)),
-            message,
-        }
-    })
+    serde_yaml::from_str(&doc.text).map_err(|e| TraceError::from_yaml(&e, path, doc.first_line))
 }
 
 /// Writes a trace: the header at once, then each event as its own flushed document.

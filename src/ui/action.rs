@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::broker::Snapshot;
 use crate::events::Event;
 use crate::lesson::Lesson;
+use crate::ui::commands::CommandError;
 use crate::ui::form::FormKind;
-use crate::ui::player::StepOutcome;
+use crate::ui::player::{LessonFailure, StepOutcome};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -36,6 +37,9 @@ pub enum Action {
     /// A replayed trace went back: start over from these events, without animating them.
     Rewound(Vec<Arc<Event>>),
     ToggleHelp,
+    /// The graph takes the whole width (the lesson or inspector hides) until pressed again: a
+    /// narrow screen beside a lesson shows every name whole this way.
+    ToggleZoom,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,
     NextVhost,
@@ -79,7 +83,7 @@ pub enum Action {
     /// Reaching the source went wrong (Some, shown on the status line) or is fine again.
     SourceTrouble(Option<String>),
     /// What the broker answered to a command: Ok(what happened) or Err(why not).
-    CommandDone(Result<String, String>),
+    CommandDone(Result<String, CommandError>),
     /// The lessons found at start, and the files that would not load (`file:line:col: why`).
     LessonsLoaded {
         lessons: Vec<Arc<Lesson>>,
@@ -109,9 +113,9 @@ pub enum Action {
     /// Leave the lesson (the broker keeps what it has).
     LessonClose,
     /// The runner reset the broker and replayed up to the current step.
-    LessonPrepared(Result<(), String>),
+    LessonPrepared(Result<(), LessonFailure>),
     /// The runner ran the current step.
-    LessonStepDone(Result<StepOutcome, String>),
+    LessonStepDone(Result<StepOutcome, LessonFailure>),
 }
 
 impl Action {

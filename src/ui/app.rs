@@ -81,6 +81,8 @@ pub struct App {
     pub help_scroll: usize,
     pub help_page: usize,
     pub inspecting: bool,
+    /// The graph has the whole width: the lesson and the inspector wait beside it, hidden.
+    pub zoomed: bool,
     /// An open form, which takes the keyboard.
     pub form: Option<Form>,
     /// A delete, unbind or purge waiting for a yes, which takes the keyboard.
@@ -157,6 +159,7 @@ impl App {
             help_scroll: 0,
             help_page: 0,
             inspecting: false,
+            zoomed: false,
             form: None,
             confirm: None,
             menu_number: None,
@@ -476,6 +479,7 @@ impl App {
                 self.speed = (self.speed / 1.5).max(0.125);
                 self.model.flight_time = Duration::from_secs_f64(1.2 / self.speed);
             }
+            Action::ToggleZoom => self.zoomed = !self.zoomed,
             Action::ToggleHelp => {
                 self.show_help = !self.show_help;
                 self.help_scroll = 0;
@@ -591,7 +595,7 @@ impl App {
                         self.form = None;
                         return Some(Effect::Run(command));
                     }
-                    Err(why) => self.notice = Some((why, true)),
+                    Err(why) => self.notice = Some((why.to_string(), true)),
                 }
             }
             Action::DeleteSelected => {
@@ -687,7 +691,7 @@ impl App {
             Action::CommandDone(result) => {
                 self.notice = Some(match result {
                     Ok(text) => (text, false),
-                    Err(text) => (text, true),
+                    Err(why) => (why.to_string(), true),
                 });
             }
             Action::SourceTrouble(trouble) => self.trouble = trouble,

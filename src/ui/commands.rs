@@ -7,10 +7,26 @@ use std::sync::Arc;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
-use crate::broker::{BindingSpec, Broker, ChannelRef, ExchangeSpec, Publish, QueueSpec, Target};
+use crate::broker::{
+    AmqpError, BindingSpec, Broker, ChannelRef, ExchangeSpec, Publish, QueueSpec, Target,
+};
 use crate::events::ConnectionId;
 use crate::lesson::Lang;
 use crate::ui::form::{Command, Pairs, Properties, Value};
+
+/// Why a command from the screen did not happen; the text is the notice the screen shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The broker refused, in RabbitMQ's words (`NOT_FOUND - no queue 'x' in vhost '/'`).
+    #[error("{}", .0.text)]
+    Refused(AmqpError),
+    /// The binding to remove was removed by someone else first; `what` describes it.
+    #[error("no binding {0} any more")]
+    NoBinding(String),
+    /// The view watches a broker it cannot act on (a remote one, a replay).
+    #[error("this view only watches; it cannot act on that broker")]
+    WatchOnly,
+}
 
 pub struct Session {
     broker: Arc<Broker>,
@@ -34,7 +50,7 @@ impl Session {
         self
     }
 
-    fn connection(&mut self, vhost: &str) -> Result<ConnectionId, String> {
+    fn connection(&mut self, vhost: &str) -> Result<ConnectionId, CommandError> {
         if let Some(id) = self.connections.get(vhost) {
             // A restart closes every connection, the program's own too.
             if self.broker.is_open(*id) {
@@ -44,13 +60,13 @@ impl Session {
         let (id, _inbox) = self
             .broker
             .open_internal_connection(vhost, "rabbitscope view")
-            .map_err(|e| e.text)?;
+            .map_err(CommandError::Refused)?;
         self.connections.insert(vhost.to_string(), id);
         Ok(id)
     }
 
     /// Runs one command; the text says what happened, or the broker's error.
-    pub fn run(&mut self, vhost: &str, command: Command) -> Result<String, String> {
+    pub fn run(&mut self, vhost: &str, command: Command) -> Result<String, CommandError> {
         let on = ChannelRef::internal(self.connection(vhost)?);
         let b = &self.broker;
         let zh = self.lang == Lang::Zh;
@@ -157,7 +173,7 @@ impl Session {
                 );
                 match b.binding_arguments(vhost, &binding) {
                     // Someone else removed it first: say so rather than unbind nothing.
-                    None => return Err(format!("no binding {what} any more")),
+                    None => return Err(CommandError::NoBinding(what)),
                     Some(arguments) => {
                         let target = if binding.destination_is_exchange {
                             Target::Exchange(&binding.destination)
@@ -207,7 +223,7 @@ impl Session {
                 None => say(format!("'{queue}' is empty"), format!("'{queue}' 是空的")),
             }),
         };
-        result.map_err(|e| e.text)
+        result.map_err(CommandError::Refused)
     }
 }
 
@@ -299,7 +315,8 @@ mod tests {
         // Twice: it is gone, and the screen says so.
         let again = session
             .run("/", Command::Unbind { binding: shown })
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(again.contains("no binding"), "{again}");
     }
 
@@ -345,7 +362,8 @@ mod tests {
                 queue: "nope".into(),
             },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("NOT_FOUND"), "{err}");
         run(
             &mut session,

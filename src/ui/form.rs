@@ -304,7 +304,7 @@ impl Form {
     }
 
     /// The command the form describes, or what is missing.
-    pub fn command(&self) -> Result<Command, String> {
+    pub fn command(&self) -> Result<Command, FormError> {
         match self.kind {
             FormKind::Publish => Ok(Command::Publish {
                 exchange: self.value("exchange"),
@@ -327,7 +327,7 @@ impl Form {
             FormKind::DeclareExchange => {
                 let name = self.value("name");
                 if name.is_empty() {
-                    return Err("an exchange needs a name".into());
+                    return Err(FormError::ExchangeName);
                 }
                 let mut arguments = Vec::new();
                 let alternate = self.value("alternate-exchange");
@@ -352,11 +352,7 @@ impl Form {
                         continue;
                     }
                     let value = if *integer {
-                        Value::Int(
-                            value
-                                .parse()
-                                .map_err(|_| format!("{arg} must be a whole number"))?,
-                        )
+                        Value::Int(value.parse().map_err(|_| FormError::NotANumber(arg))?)
                     } else {
                         Value::Text(value)
                     };
@@ -374,7 +370,7 @@ impl Form {
             FormKind::Bind => {
                 let (exchange, queue) = (self.value("exchange"), self.value("queue"));
                 if exchange.is_empty() || queue.is_empty() {
-                    return Err("a binding needs an exchange and a queue".into());
+                    return Err(FormError::BindingEnds);
                 }
                 Ok(Command::Bind {
                     exchange,
@@ -386,15 +382,31 @@ impl Form {
     }
 }
 
+/// What a form lacks before its command can run; the text is the notice the screen shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("an exchange needs a name")]
+    ExchangeName,
+    #[error("a binding needs an exchange and a queue")]
+    BindingEnds,
+    /// A queue argument that takes an integer (`x-message-ttl`, ...).
+    #[error("{0} must be a whole number")]
+    NotANumber(&'static str),
+    /// `what` is "header" or "argument".
+    #[error("{what} '{pair}' is not key=value")]
+    NotAPair { what: &'static str, pair: String },
+}
+
 /// `a=1, b=x` as typed pairs; `what` names them in the error.
-fn pairs(text: &str, what: &str) -> Result<Pairs, String> {
+fn pairs(text: &str, what: &'static str) -> Result<Pairs, FormError> {
     text.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pair| {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("{what} '{pair}' is not key=value"))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| FormError::NotAPair {
+                what,
+                pair: pair.to_string(),
+            })?;
             Ok((k.trim().to_string(), Value::parse(v.trim())))
         })
         .collect()
@@ -403,6 +415,11 @@ fn pairs(text: &str, what: &str) -> Result<Pairs, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Why the form's command cannot be made, as the screen says it.
+    fn refusal(form: &Form) -> String {
+        form.command().unwrap_err().to_string()
+    }
 
     fn type_in(form: &mut Form, label: &str, text: &str) {
         form.active = form.fields.iter().position(|f| f.label == label).unwrap();
@@ -446,7 +463,7 @@ mod tests {
             }
         );
         type_in(&mut form, "headers (k=v, ...)", ",x");
-        assert!(form.command().unwrap_err().contains("key=value"));
+        assert!(refusal(&form).contains("key=value"));
     }
 
     #[test]
@@ -481,7 +498,7 @@ mod tests {
         type_in(&mut form, "durable", "x");
         assert_eq!(form.value("durable"), "yes");
         type_in(&mut form, "x-max-length", "ten");
-        assert!(form.command().unwrap_err().contains("x-max-length"));
+        assert!(refusal(&form).contains("x-max-length"));
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub const BINDINGS: &[KeyBinding] = &[
         zh: "返回：关闭帮助、过滤器或详情",
     },
     KeyBinding {
+        keys: "z",
+        codes: &[KeyCode::Char('z')],
+        action: Action::ToggleZoom,
+        help: "zoom: the graph takes the whole width, or gives it back",
+        zh: "放大：关系图占满宽度，再按一次还原",
+    },
+    KeyBinding {
         keys: "space",
         codes: &[KeyCode::Char(' ')],
         action: Action::TogglePause,

@@ -9,7 +9,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use crate::broker::Broker;
 use crate::lesson::{LessonRun, StepReport, Target};
 use crate::ui::action::Action;
-use crate::ui::player::{Check, LessonRequest, StepOutcome};
+use crate::ui::player::{Check, LessonFailure, LessonRequest, StepOutcome};
 
 pub struct LessonDriver {
     requests: UnboundedSender<LessonRequest>,
@@ -34,12 +34,8 @@ impl LessonDriver {
                         Action::LessonPrepared(result)
                     }
                     LessonRequest::Run { step } => Action::LessonStepDone(match run.as_mut() {
-                        Some(run) => run
-                            .run_step(step)
-                            .await
-                            .map(outcome)
-                            .map_err(|e| e.to_string()),
-                        None => Err("no lesson is open".into()),
+                        Some(run) => run.run_step(step).await.map(outcome).map_err(Into::into),
+                        None => Err(LessonFailure::NotOpen),
                     }),
                 };
                 if actions.send(action).is_err() {
@@ -65,7 +61,7 @@ async fn prepare(
     url: &str,
     lesson: &crate::lesson::Lesson,
     steps: usize,
-) -> Result<(), String> {
+) -> Result<(), LessonFailure> {
     let same = run.as_ref().is_some_and(|r| r.lesson().id == lesson.id);
     if !same {
         if let Some(old) = run.take() {
@@ -76,10 +72,10 @@ async fn prepare(
             url: url.to_string(),
         };
         let started = LessonRun::start(lesson.clone(), target).await;
-        *run = Some(started.map_err(|e| e.to_string())?);
+        *run = Some(started?);
     }
     let run = run.as_mut().expect("opened above");
-    run.replay_to(steps).await.map_err(|e| e.to_string())
+    Ok(run.replay_to(steps).await?)
 }
 
 /// The step's report as the lesson pane shows it.

@@ -10,6 +10,7 @@ pub mod app;
 pub mod commands;
 mod fatal;
 pub mod form;
+pub mod history;
 pub mod keys;
 pub mod layout;
 pub mod lessons;
@@ -114,12 +115,17 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     } else {
         (main.width * 2 / 5, 64)
     };
-    let inspector_width = share.clamp(24.min(main.width), widest);
+    let inspector_width = if app.zoomed {
+        0
+    } else {
+        share.clamp(24.min(main.width), widest)
+    };
     let [graph, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
     // In a lesson the narration has the right column; inspecting something (Enter) gives the
     // inspector its lower half.
     let (lesson, inspector) = match (&app.player, app.inspecting) {
+        _ if app.zoomed => (None, Rect::default()),
         (Some(_), true) => {
             let [lesson, inspector] =
                 Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(right);
@@ -427,7 +433,7 @@ impl Effects {
                 let vhost = app.model.vhost.clone();
                 let done = match &mut self.session {
                     Some(session) => session.run(&vhost, command),
-                    None => Err("this view only watches; it cannot act on that broker".into()),
+                    None => Err(commands::CommandError::WatchOnly),
                 };
                 app.update(Action::CommandDone(done));
                 app.update(Action::Topology(self.source.snapshot()));
@@ -435,9 +441,9 @@ impl Effects {
             Some(Effect::Lesson(request)) => match &self.runner {
                 Some(runner) => runner.send(request),
                 None => {
-                    app.update(Action::LessonPrepared(
-                        Err("lessons cannot run here".into()),
-                    ));
+                    app.update(Action::LessonPrepared(Err(
+                        player::LessonFailure::Unavailable,
+                    )));
                 }
             },
             None => {}

@@ -13,6 +13,8 @@ use crate::events::{
     AlarmResource, BindingInfo, ConnectionId, Event, EventKind, Name, PublishFate,
 };
 use crate::lesson::runner::PROBE_PREFIX;
+use crate::lesson::Lang;
+use crate::ui::history::Happened;
 
 /// How many messages the log keeps; older ones fall off.
 pub const LOG_CAPACITY: usize = 2_000;
@@ -41,8 +43,8 @@ pub struct LogEntry {
     /// when the connection is known, else the consumer tag (`basic.get` for a get).
     pub consumers: Vec<Name>,
     /// What happened to it after it was routed, in order: deliveries (and redeliveries),
-    /// acks, nacks, rejects, requeues, expiry, dead-lettering. The flag marks the bad news.
-    pub history: Vec<(String, bool)>,
+    /// acks, nacks, rejects, requeues, expiry, dead-lettering.
+    pub history: Vec<Happened>,
 }
 
 /// The oslo.messaging headline of a body, if it is an oslo.messaging message. Bodies without
@@ -59,9 +61,9 @@ fn oslo_headline(body: &[u8]) -> Option<String> {
 const HISTORY: usize = 24;
 
 impl LogEntry {
-    fn record(&mut self, text: String, bad: bool) {
+    fn record(&mut self, happened: Happened) {
         if self.history.len() < HISTORY {
-            self.history.push((text, bad));
+            self.history.push(happened);
         }
     }
 }
@@ -70,7 +72,8 @@ impl LogEntry {
     /// The one-line summary: `exchange  routing.key -> q1, q2` or the fate; an oslo.messaging
     /// message shows its method instead of exchange and key:
     /// `cast schedule_and_build_instances 1.17 -> conductor (consumer)`.
-    pub fn summary(&self) -> String {
+    pub fn summary(&self, lang: Lang) -> String {
+        let zh = lang == Lang::Zh;
         let exchange = if self.exchange.is_empty() {
             "(default)"
         } else {
@@ -78,11 +81,15 @@ impl LogEntry {
         };
         let to = match self.fate {
             PublishFate::Routed => format!("-> {}", self.queues.join(", ")),
+            PublishFate::Returned if zh => "退回（不可路由，mandatory）".to_string(),
             PublishFate::Returned => "returned (unroutable, mandatory)".to_string(),
+            PublishFate::Dropped if zh => "丢弃（不可路由）".to_string(),
             PublishFate::Dropped => "dropped (unroutable)".to_string(),
+            PublishFate::Rejected if zh => "拒收（队列已满）".to_string(),
             PublishFate::Rejected => "rejected (queue full)".to_string(),
         };
         let via = match &self.alternate_exchange {
+            Some(ae) if zh => format!(" 经备用交换器 {ae}"),
             Some(ae) => format!(" via alternate {ae}"),
             None => String::new(),
         };
@@ -100,7 +107,8 @@ impl LogEntry {
     /// Whether the filter finds this message: in its summary, exchange, routing key, header
     /// names and values, or body (as kept).
     pub fn matches(&self, filter: &regex::Regex, body_filter: &regex::bytes::Regex) -> bool {
-        filter.is_match(&self.summary())
+        filter.is_match(&self.summary(Lang::En))
+            || filter.is_match(&self.summary(Lang::Zh))
             || filter.is_match(&self.exchange)
             || filter.is_match(&self.routing_key)
             || self
@@ -475,15 +483,16 @@ impl Model {
                     if !entry.consumers.contains(&who) {
                         entry.consumers.push(who);
                     }
-                    let again = if *redelivered { ", redelivered" } else { "" };
                     let to = match &service {
                         Some(service) => format!("{service} {tag}"),
                         None => tag.to_string(),
                     };
-                    entry.record(
-                        format!("delivered from {queue} to {to} (tag {delivery_tag}{again})"),
-                        false,
-                    );
+                    entry.record(Happened::Delivered {
+                        queue: queue.clone(),
+                        to,
+                        delivery_tag: *delivery_tag,
+                        redelivered: *redelivered,
+                    });
                 }
                 // It leaves the queue once it has got there.
                 let flight_time = self.flight_time;
@@ -515,59 +524,63 @@ impl Model {
                 exchange,
                 routing_key,
             } => {
-                if let Some(entry) = self.entry_mut(*message_id) {
-                    let exchange = if exchange.is_empty() {
-                        "(default)"
-                    } else {
-                        exchange
-                    };
-                    entry.record(
-                        format!(
-                            "dead-lettered from {queue} ({}) to {exchange} with key {routing_key}",
-                            reason.as_str()
-                        ),
-                        true,
-                    );
-                }
-                self.topology_stale = true;
+                let happened = Happened::DeadLettered {
+                    queue: queue.clone(),
+                    reason: reason.as_str(),
+                    exchange: exchange.clone(),
+                    routing_key: routing_key.clone(),
+                };
+                self.note(*message_id, happened);
             }
             EventKind::Acked {
                 message_id, queue, ..
-            } => self.note(*message_id, format!("acked in {queue}"), false),
+            } => self.note(
+                *message_id,
+                Happened::Acked {
+                    queue: queue.clone(),
+                },
+            ),
             EventKind::Nacked {
                 message_id,
                 queue,
                 requeue,
                 ..
-            } => {
-                let then = if *requeue { "requeued" } else { "not requeued" };
-                self.note(*message_id, format!("nacked in {queue}, {then}"), !requeue)
-            }
+            } => self.note(
+                *message_id,
+                Happened::Nacked {
+                    queue: queue.clone(),
+                    requeue: *requeue,
+                },
+            ),
             EventKind::Rejected {
                 message_id,
                 queue,
                 requeue,
                 ..
-            } => {
-                let then = if *requeue { "requeued" } else { "not requeued" };
-                self.note(
-                    *message_id,
-                    format!("rejected in {queue}, {then}"),
-                    !requeue,
-                )
-            }
+            } => self.note(
+                *message_id,
+                Happened::Rejected {
+                    queue: queue.clone(),
+                    requeue: *requeue,
+                },
+            ),
             EventKind::Requeued { message_id, queue } => self.note(
                 *message_id,
-                format!("back in {queue}, to be redelivered"),
-                false,
+                Happened::Requeued {
+                    queue: queue.clone(),
+                },
             ),
-            EventKind::Expired { message_id, queue } => {
-                self.note(*message_id, format!("expired in {queue} (TTL)"), true)
-            }
+            EventKind::Expired { message_id, queue } => self.note(
+                *message_id,
+                Happened::Expired {
+                    queue: queue.clone(),
+                },
+            ),
             EventKind::Dropped { message_id, queue } => self.note(
                 *message_id,
-                format!("dropped from {queue} (queue full)"),
-                true,
+                Happened::Dropped {
+                    queue: queue.clone(),
+                },
             ),
             _ => {}
         }
@@ -606,9 +619,9 @@ impl Model {
     }
 
     /// Adds a line to a message's history; counters move too, so a snapshot is due.
-    fn note(&mut self, message_id: u64, text: String, bad: bool) {
+    fn note(&mut self, message_id: u64, happened: Happened) {
         if let Some(entry) = self.entry_mut(message_id) {
-            entry.record(text, bad);
+            entry.record(happened);
         }
         self.topology_stale = true;
     }
@@ -767,10 +780,10 @@ mod tests {
         ] {
             model.apply(&event(kind), now);
         }
-        let history: Vec<&str> = model.log[0]
+        let history: Vec<String> = model.log[0]
             .history
             .iter()
-            .map(|(text, _)| text.as_str())
+            .map(|happened| happened.text(Lang::En))
             .collect();
         assert_eq!(
             history,

@@ -6,7 +6,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::lesson::schema::Step;
-use crate::lesson::{Lang, Lesson};
+use crate::lesson::{Lang, Lesson, RunError};
+
+/// Why the lesson could not go on, in the words the lesson pane shows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LessonFailure {
+    /// The runner failed: the broker refused an action, or could not be reached.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A step was asked for with no lesson open.
+    #[error("no lesson is open")]
+    NotOpen,
+    /// This view has no broker of its own to run lessons on.
+    #[error("lessons cannot run here")]
+    Unavailable,
+    /// A failure already put in words elsewhere.
+    #[error("{0}")]
+    Said(String),
+}
+
+impl From<&str> for LessonFailure {
+    fn from(text: &str) -> LessonFailure {
+        LessonFailure::Said(text.to_string())
+    }
+}
 
 /// What the student is looking at in the current step.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,17 +198,17 @@ impl Player {
         self.go_to(target, now)
     }
 
-    pub fn prepared(&mut self, result: Result<(), String>, now: Instant) {
+    pub fn prepared(&mut self, result: Result<(), LessonFailure>, now: Instant) {
         match result {
             Ok(()) => self.set_phase(Phase::Reading, now),
-            Err(why) => self.set_phase(Phase::Failed(why), now),
+            Err(why) => self.set_phase(Phase::Failed(why.to_string()), now),
         }
     }
 
-    pub fn ran(&mut self, result: Result<StepOutcome, String>, now: Instant) {
+    pub fn ran(&mut self, result: Result<StepOutcome, LessonFailure>, now: Instant) {
         match result {
             Ok(outcome) => self.set_phase(Phase::Ran(outcome), now),
-            Err(why) => self.set_phase(Phase::Failed(why), now),
+            Err(why) => self.set_phase(Phase::Failed(why.to_string()), now),
         }
     }
 

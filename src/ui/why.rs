@@ -5,6 +5,7 @@ use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 
 use crate::broker::exchange::{explain_match, headers_match};
 use crate::broker::VhostSnapshot;
+use crate::lesson::Lang;
 use crate::ui::model::LogEntry;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,8 +30,9 @@ fn table(pairs: &[(String, String)]) -> FieldTable {
 }
 
 /// Explains each binding of the message's exchange. The default exchange has one implicit
-/// binding per queue, by the queue's name.
-pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
+/// binding per queue, by the queue's name. The reasons are in `lang`.
+pub fn explain(entry: &LogEntry, topology: &VhostSnapshot, lang: Lang) -> Vec<Verdict> {
+    let zh = lang == Lang::Zh;
     if entry.exchange.is_empty() {
         let reached = entry.queues.first().cloned();
         return vec![Verdict {
@@ -38,10 +40,16 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                 .clone()
                 .unwrap_or_else(|| entry.routing_key.clone())
                 .to_string(),
-            binding: "(every queue, by its name)".into(),
+            binding: if zh {
+                "（每个队列，按队列名）".into()
+            } else {
+                "(every queue, by its name)".into()
+            },
             matched: reached.is_some(),
             reason: match reached {
+                Some(q) if zh => format!("默认交换器把消息投递到名为 '{q}' 的队列"),
                 Some(q) => format!("the default exchange delivers to the queue named '{q}'"),
+                None if zh => format!("没有名为 '{}' 的队列", entry.routing_key),
                 None => format!("no queue is named '{}'", entry.routing_key),
             },
         }];
@@ -61,7 +69,11 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
             let (matched, reason) = match kind {
                 "fanout" => (
                     true,
-                    "fanout ignores the routing key: every bound queue gets a copy".to_string(),
+                    if zh {
+                        "扇出交换器不看路由键：每个绑定的队列都得到一份".to_string()
+                    } else {
+                        "fanout ignores the routing key: every bound queue gets a copy".to_string()
+                    },
                 ),
                 "topic" => match explain_match(&b.routing_key, key) {
                     Some(steps) => {
@@ -70,7 +82,9 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                             .map(|(p, ws)| {
                                 format!(
                                     "{p}={}",
-                                    if ws.is_empty() {
+                                    if ws.is_empty() && zh {
+                                        "（空）".into()
+                                    } else if ws.is_empty() {
                                         "(nothing)".into()
                                     } else {
                                         ws.join(".")
@@ -78,8 +92,14 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                                 )
                             })
                             .collect();
-                        (true, format!("word by word: {}", words.join("  ")))
+                        let words = words.join("  ");
+                        if zh {
+                            (true, format!("逐词匹配：{words}"))
+                        } else {
+                            (true, format!("word by word: {words}"))
+                        }
                     }
+                    None if zh => (false, format!("'{}' 不符合模式 '{}'", key, b.routing_key)),
                     None => (
                         false,
                         format!("'{}' does not fit the pattern '{}'", key, b.routing_key),
@@ -91,14 +111,14 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                         .checks
                         .iter()
                         .map(|c| {
-                            let found = c.found.clone().unwrap_or_else(|| "missing".into());
-                            format!(
-                                "{}: want {} got {} {}",
-                                c.key,
-                                c.wanted,
-                                found,
-                                if c.ok { "✓" } else { "✗" }
-                            )
+                            let missing = if zh { "缺失" } else { "missing" };
+                            let found = c.found.clone().unwrap_or_else(|| missing.into());
+                            let mark = if c.ok { "✓" } else { "✗" };
+                            if zh {
+                                format!("{}：要 {} 得到 {} {mark}", c.key, c.wanted, found)
+                            } else {
+                                format!("{}: want {} got {} {mark}", c.key, c.wanted, found)
+                            }
                         })
                         .collect();
                     (
@@ -109,9 +129,10 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                 _ => {
                     let same = b.routing_key == *key;
                     let op = if same { "==" } else { "!=" };
+                    let compare = if zh { "精确比较" } else { "exact compare" };
                     (
                         same,
-                        format!("exact compare: '{}' {op} '{}'", key, b.routing_key),
+                        format!("{compare}: '{}' {op} '{}'", key, b.routing_key),
                     )
                 }
             };
@@ -125,7 +146,9 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot) -> Vec<Verdict> {
                 b.routing_key.to_string()
             };
             Verdict {
-                destination: if b.destination_is_exchange {
+                destination: if b.destination_is_exchange && zh {
+                    format!("交换器 {}", b.destination)
+                } else if b.destination_is_exchange {
                     format!("exchange {}", b.destination)
                 } else {
                     b.destination.to_string()

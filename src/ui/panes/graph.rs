@@ -469,7 +469,7 @@ impl Widget for &GraphPane<'_> {
             app.graph.queues.len(),
             app.graph.bindings.iter().filter(|b| !b.implicit).count(),
         );
-        let title = match lang {
+        let mut title = match lang {
             Lang::En => format!(
                 " vhost {}  {exchanges} exchanges  {queues} queues  {bindings} bindings ",
                 app.model.vhost
@@ -479,6 +479,9 @@ impl Widget for &GraphPane<'_> {
                 app.model.vhost
             ),
         };
+        if app.zoomed {
+            title.push_str(tr(lang, "· zoomed, z returns ", "· 已放大，z 还原 "));
+        }
         let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
         let pan = app.graph_pan.min(u16::MAX as usize / 2) as u16;
@@ -507,7 +510,16 @@ impl Widget for &GraphPane<'_> {
                 ),
                 Lang::Zh => (" 队列：就绪 未确认 消费者", " 就绪 未确认 消费者"),
             };
+            // Zooming (z) gives the graph the room for what it hid.
+            let zoom = match (lang, app.zoomed || hidden[0].is_empty()) {
+                (_, true) => "",
+                (Lang::En, false) => "(z zooms) ",
+                (Lang::Zh, false) => "（z 放大）",
+            };
             let legend = [
+                format!("{long} {}{zoom}", hidden[0]),
+                format!("{short} {}{zoom}", hidden[0]),
+                format!("{short} {}{zoom}", hidden[1]),
                 format!("{long} {}", hidden[0]),
                 format!("{short} {}", hidden[0]),
                 format!("{short} {}", hidden[1]),

@@ -8,7 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::events::BindingInfo;
+use crate::events::{BindingInfo, PublishFate};
 use crate::lesson::Lang;
 use crate::openstack;
 use crate::ui::app::{App, Focus};
@@ -26,9 +26,9 @@ pub struct InspectorPane<'a> {
 
 /// An oslo.messaging message decoded (see [`openstack`]), else pretty JSON when the body is
 /// JSON, else its text.
-pub fn body_text(body: &[u8]) -> Vec<String> {
+pub fn body_text(body: &[u8], lang: Lang) -> Vec<String> {
     if let Some(oslo) = openstack::decode(body) {
-        return oslo.lines();
+        return oslo.lines(lang);
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return String::from_utf8_lossy(body)
@@ -44,20 +44,23 @@ pub fn body_text(body: &[u8]) -> Vec<String> {
 }
 
 /// `N msg/s in` and a sparkline of the last half minute.
-fn rate_line<'a>(rate: Option<&Rate>, theme: Theme) -> Line<'a> {
+fn rate_line<'a>(rate: Option<&Rate>, lang: Lang, theme: Theme) -> Line<'a> {
+    let per_second = tr(lang, "msg/s in", "条/秒 流入");
     let Some(rate) = rate else {
-        return Line::raw("0 msg/s in");
+        return Line::raw(format!("0 {per_second}"));
     };
     let history: Vec<u64> = rate.per_second.iter().copied().collect();
     Line::from(vec![
-        Span::raw(format!("{} msg/s in  ", rate.current())),
+        Span::raw(format!("{} {per_second}  ", rate.current())),
         Span::styled(sparkline(&history, 30), theme.good()),
     ])
 }
 
 fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>> {
+    let lang = app.options.lang;
+    let t = |en: &'static str, zh: &'static str| tr(lang, en, zh);
     let mut lines = vec![Line::styled(
-        format!("message #{}", entry.message_id),
+        format!("{} #{}", t("message", "消息"), entry.message_id),
         theme.title(),
     )];
     let exchange = if entry.exchange.is_empty() {
@@ -65,27 +68,49 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
     } else {
         entry.exchange.to_string()
     };
-    lines.push(Line::raw(format!("exchange     {exchange}")));
-    lines.push(Line::raw(format!("routing key  {}", entry.routing_key)));
     lines.push(Line::raw(format!(
-        "fate         {:?} -> {}",
-        entry.fate,
+        "{}{exchange}",
+        t("exchange     ", "交换器       ")
+    )));
+    lines.push(Line::raw(format!(
+        "{}{}",
+        t("routing key  ", "路由键       "),
+        entry.routing_key
+    )));
+    let fate = match (lang, &entry.fate) {
+        (Lang::Zh, PublishFate::Routed) => "已路由".to_string(),
+        (Lang::Zh, PublishFate::Returned) => "退回".to_string(),
+        (Lang::Zh, PublishFate::Dropped) => "丢弃".to_string(),
+        (Lang::Zh, PublishFate::Rejected) => "拒收".to_string(),
+        (Lang::En, fate) => format!("{fate:?}"),
+    };
+    lines.push(Line::raw(format!(
+        "{}{fate} -> {}",
+        t("fate         ", "去向         "),
         entry.queues.join(", ")
     )));
     if let Some(ae) = &entry.alternate_exchange {
-        lines.push(Line::raw(format!(
-            "unroutable: sent to alternate exchange {ae}"
-        )));
+        lines.push(Line::raw(match lang {
+            Lang::En => format!("unroutable: sent to alternate exchange {ae}"),
+            Lang::Zh => format!("不可路由：转给备用交换器 {ae}"),
+        }));
     }
     if !entry.history.is_empty() {
-        lines.push(Line::styled("then", theme.title()));
+        lines.push(Line::styled(t("then", "之后"), theme.title()));
     }
-    for (text, bad) in &entry.history {
-        let style = if *bad { theme.bad() } else { Style::default() };
-        lines.push(Line::styled(format!("  {text}"), style));
+    for happened in &entry.history {
+        let style = if happened.bad() {
+            theme.bad()
+        } else {
+            Style::default()
+        };
+        lines.push(Line::styled(format!("  {}", happened.text(lang)), style));
     }
-    lines.push(Line::styled("why it went there", theme.title()));
-    for v in why::explain(entry, &app.model.topology) {
+    lines.push(Line::styled(
+        t("why it went there", "为什么去了那里"),
+        theme.title(),
+    ));
+    for v in why::explain(entry, &app.model.topology, lang) {
         let mark = if v.matched { "✓" } else { "✗" };
         let style = if v.matched { theme.good() } else { theme.dim() };
         lines.push(Line::from(vec![
@@ -95,53 +120,66 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
         ]));
     }
     if !entry.properties.is_empty() {
-        lines.push(Line::styled("properties", theme.title()));
+        lines.push(Line::styled(t("properties", "属性"), theme.title()));
         for (k, v) in entry.properties.iter() {
             lines.push(Line::raw(format!("  {k}: {v}")));
         }
     }
     if !entry.headers.is_empty() {
-        lines.push(Line::styled("headers", theme.title()));
+        lines.push(Line::styled(t("headers", "消息头"), theme.title()));
         for (k, v) in &entry.headers {
             lines.push(Line::raw(format!("  {k}: {v}")));
         }
     }
-    let cut = if entry.body_preview.len() < entry.body_size {
-        format!(", cut at {} bytes", entry.body_preview.len())
-    } else {
-        String::new()
+    let (size, kept) = (entry.body_size, entry.body_preview.len());
+    let heading = match (lang, kept < size) {
+        (Lang::En, false) => format!("body ({size} bytes)"),
+        (Lang::En, true) => format!("body ({size} bytes, cut at {kept} bytes)"),
+        (Lang::Zh, false) => format!("消息体（{size} 字节）"),
+        (Lang::Zh, true) => format!("消息体（{size} 字节，截断于 {kept} 字节）"),
     };
-    lines.push(Line::styled(
-        format!("body ({} bytes{cut})", entry.body_size),
-        theme.title(),
-    ));
-    lines.extend(body_text(&entry.body_preview).into_iter().map(Line::raw));
+    lines.push(Line::styled(heading, theme.title()));
+    lines.extend(
+        body_text(&entry.body_preview, lang)
+            .into_iter()
+            .map(Line::raw),
+    );
     lines
 }
 
 /// How a binding of this kind of exchange decides, in a line.
-fn binding_rule(kind: &str, b: &BindingInfo) -> String {
+fn binding_rule(kind: &str, b: &BindingInfo, lang: Lang) -> String {
+    let zh = lang == Lang::Zh;
+    let key = &b.routing_key;
     match kind {
+        "fanout" if zh => "扇出：每条消息，不论路由键".to_string(),
         "fanout" => "fanout: every message, whatever its key".to_string(),
-        "topic" => format!(
-            "topic: keys matching '{}' word by word (* one word, # zero or more)",
-            b.routing_key
-        ),
+        "topic" if zh => format!("主题：路由键逐词匹配 '{key}'（* 一个词，# 零个或多个词）"),
+        "topic" => {
+            format!("topic: keys matching '{key}' word by word (* one word, # zero or more)")
+        }
         "headers" => {
             let any = b
                 .arguments
                 .iter()
                 .any(|(k, v)| k == "x-match" && v.starts_with("any"));
-            format!(
-                "headers: messages whose headers match {} of the arguments",
-                if any { "any" } else { "all" }
-            )
+            match (zh, any) {
+                (true, true) => "头部：消息头与任一参数匹配的消息".to_string(),
+                (true, false) => "头部：消息头与全部参数匹配的消息".to_string(),
+                (false, any) => format!(
+                    "headers: messages whose headers match {} of the arguments",
+                    if any { "any" } else { "all" }
+                ),
+            }
         }
-        _ => format!("direct: keys equal to '{}'", b.routing_key),
+        _ if zh => format!("直连：路由键等于 '{key}'"),
+        _ => format!("direct: keys equal to '{key}'"),
     }
 }
 
 fn binding_lines<'a>(app: &App, b: &BindingInfo, theme: Theme) -> Vec<Line<'a>> {
+    let lang = app.options.lang;
+    let t = |en: &'static str, zh: &'static str| tr(lang, en, zh);
     let source = if b.source.is_empty() {
         "(default)"
     } else {
@@ -154,26 +192,33 @@ fn binding_lines<'a>(app: &App, b: &BindingInfo, theme: Theme) -> Vec<Line<'a>> 
         .iter()
         .find(|x| *x.name == *b.source)
         .map_or("", |x| x.kind.as_str());
+    let destination_kind = if b.destination_is_exchange {
+        t("exchange", "交换器")
+    } else {
+        t("queue", "队列")
+    };
     let mut lines = vec![
         Line::styled(
-            format!("binding {source} -> {}", b.destination),
+            format!("{} {source} -> {}", t("binding", "绑定"), b.destination),
             theme.title(),
         ),
+        Line::raw(match lang {
+            Lang::En => format!(
+                "from exchange {source}  to {destination_kind} {}",
+                b.destination
+            ),
+            Lang::Zh => format!("从交换器 {source}  到{destination_kind} {}", b.destination),
+        }),
         Line::raw(format!(
-            "from exchange {source}  to {} {}",
-            if b.destination_is_exchange {
-                "exchange"
-            } else {
-                "queue"
-            },
-            b.destination
+            "{}{}",
+            t("routing key  ", "路由键       "),
+            b.routing_key
         )),
-        Line::raw(format!("routing key  {}", b.routing_key)),
     ];
     for (k, v) in &b.arguments {
         lines.push(Line::raw(format!("  {k} = {v}")));
     }
-    lines.push(Line::styled(binding_rule(kind, b), theme.dim()));
+    lines.push(Line::styled(binding_rule(kind, b, lang), theme.dim()));
     // Counters from the message log: how much of this exchange's traffic took this binding.
     let from_here: Vec<&LogEntry> = app
         .model
@@ -186,40 +231,50 @@ fn binding_lines<'a>(app: &App, b: &BindingInfo, theme: Theme) -> Vec<Line<'a>> 
         .copied()
         .filter(|e| e.matched.iter().any(|m| **m == *b))
         .collect();
-    lines.push(Line::raw(format!(
-        "matched {} of the last {} messages routed by {source}",
-        through.len(),
-        from_here.len()
-    )));
+    let (through_n, from_n) = (through.len(), from_here.len());
+    lines.push(Line::raw(match lang {
+        Lang::En => format!("matched {through_n} of the last {from_n} messages routed by {source}"),
+        Lang::Zh => format!("{source} 最近路由的 {from_n} 条消息中匹配了 {through_n} 条"),
+    }));
     if !through.is_empty() {
-        lines.push(Line::styled("last keys it matched", theme.title()));
+        lines.push(Line::styled(
+            t("last keys it matched", "最近匹配的路由键"),
+            theme.title(),
+        ));
         for e in through.iter().rev().take(5) {
             lines.push(Line::raw(format!("  #{} {}", e.message_id, e.routing_key)));
         }
     }
-    lines.push(Line::styled("D unbinds it", theme.dim()));
+    lines.push(Line::styled(t("D unbinds it", "D 解除绑定"), theme.dim()));
     lines
 }
 
 /// A client connection as the broker lists it.
 fn connection_lines<'a>(app: &App, id: crate::events::ConnectionId) -> Vec<Line<'a>> {
+    let lang = app.options.lang;
+    let t = |en: &'static str, zh: &'static str| tr(lang, en, zh);
     let Some(c) = app.model.topology.connections.iter().find(|c| c.id == id) else {
-        return vec![Line::raw("connection closed")];
+        return vec![Line::raw(t("connection closed", "连接已关闭"))];
     };
     let mut lines = vec![
-        Line::raw(format!("connection {}", c.name)),
-        Line::raw(format!("from {}  user {}", c.peer, c.user)),
+        Line::raw(format!("{} {}", t("connection", "连接"), c.name)),
+        Line::raw(match lang {
+            Lang::En => format!("from {}  user {}", c.peer, c.user),
+            Lang::Zh => format!("来自 {}  用户 {}", c.peer, c.user),
+        }),
     ];
     if let Some(name) = &c.client.connection_name {
         lines.push(Line::raw(format!("connection_name {name}")));
     }
     if let Some(product) = &c.client.product {
-        lines.push(Line::raw(format!("client {product}")));
+        lines.push(Line::raw(format!("{} {product}", t("client", "客户端"))));
     }
     lines
 }
 
 fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
+    let lang = app.options.lang;
+    let t = |en: &'static str, zh: &'static str| tr(lang, en, zh);
     let topology = &app.model.topology;
     let mut lines = Vec::new();
     let Some(item) = app.selected_item() else {
@@ -230,12 +285,18 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             let b = &app.graph.bindings[i].binding;
             return vec![
                 Line::styled(format!("(default) -> {}", b.destination), theme.title()),
-                Line::raw(format!("routing key  {}", b.routing_key)),
-                Line::raw(
+                Line::raw(format!(
+                    "{}{}",
+                    t("routing key  ", "路由键       "),
+                    b.routing_key
+                )),
+                Line::raw(t(
                     "The default exchange routes a message to the queue its routing key \
                      names; every queue is bound to it by its name, and that binding cannot \
                      be deleted. Drawn because messages went this way.",
-                ),
+                    "默认交换器把消息路由到路由键所指名的队列；每个队列都以自己的名字绑定到它，\
+                     这个绑定不能删除。画出它，是因为有消息走了这条路。",
+                )),
             ];
         }
         GraphItem::Binding(i) => return binding_lines(app, &app.graph.bindings[i].binding, theme),
@@ -244,7 +305,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             let x = &app.graph.exchanges[p.exchange].name;
             let x = if x.is_empty() { "(default)" } else { x };
             let mut lines = vec![Line::styled(
-                format!("publisher {}  -> {x}", p.label),
+                format!("{} {}  -> {x}", t("publisher", "发布者"), p.label),
                 theme.title(),
             )];
             lines.extend(connection_lines(app, p.connection));
@@ -254,7 +315,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             let c = &app.graph.consumers[i];
             let queue = &app.graph.queues[c.queue].name;
             let mut lines = vec![Line::styled(
-                format!("consumer {}  <- {queue}", c.label),
+                format!("{} {}  <- {queue}", t("consumer", "消费者"), c.label),
                 theme.title(),
             )];
             for s in topology
@@ -262,15 +323,23 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
                 .iter()
                 .filter(|s| s.queue == *queue && s.connection == c.connection)
             {
-                let ack = if s.ack { "manual ack" } else { "no-ack" };
-                let prefetch = match s.prefetch {
-                    0 => "no prefetch limit".to_string(),
-                    n => format!("prefetch {n}"),
+                let ack = if s.ack {
+                    t("manual ack", "手动确认")
+                } else {
+                    t("no-ack", "自动确认（no-ack）")
                 };
-                lines.push(Line::raw(format!(
-                    "  tag {}  channel {}  {ack}  {prefetch}",
-                    s.tag, s.channel
-                )));
+                let prefetch = match (lang, s.prefetch) {
+                    (Lang::En, 0) => "no prefetch limit".to_string(),
+                    (Lang::En, n) => format!("prefetch {n}"),
+                    (Lang::Zh, 0) => "预取不限".to_string(),
+                    (Lang::Zh, n) => format!("预取 {n}"),
+                };
+                lines.push(Line::raw(match lang {
+                    Lang::En => {
+                        format!("  tag {}  channel {}  {ack}  {prefetch}", s.tag, s.channel)
+                    }
+                    Lang::Zh => format!("  标签 {}  信道 {}  {ack}  {prefetch}", s.tag, s.channel),
+                }));
             }
             lines.extend(connection_lines(app, c.connection));
             return lines;
@@ -282,29 +351,37 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         let Some(x) = topology.exchanges.iter().find(|x| &x.name == name) else {
             return lines;
         };
+        let shown = if x.name.is_empty() {
+            "(default)"
+        } else {
+            &x.name
+        };
         lines.push(Line::styled(
-            format!(
-                "exchange {}",
-                if x.name.is_empty() {
-                    "(default)"
-                } else {
-                    &x.name
-                }
-            ),
+            format!("{} {shown}", t("exchange", "交换器")),
             theme.title(),
         ));
-        lines.push(Line::raw(format!(
-            "type {}  durable {}  auto-delete {}  internal {}",
-            x.kind, x.durable, x.auto_delete, x.internal
-        )));
+        lines.push(Line::raw(match lang {
+            Lang::En => format!(
+                "type {}  durable {}  auto-delete {}  internal {}",
+                x.kind, x.durable, x.auto_delete, x.internal
+            ),
+            Lang::Zh => format!(
+                "类型 {}  持久 {}  自动删除 {}  内部 {}",
+                x.kind,
+                yes_no(x.durable),
+                yes_no(x.auto_delete),
+                yes_no(x.internal)
+            ),
+        }));
         for (k, v) in &x.arguments {
             lines.push(Line::raw(format!("  {k} = {v}")));
         }
         lines.push(rate_line(
             app.model.exchange_rates.get(name.as_str()),
+            lang,
             theme,
         ));
-        lines.push(Line::styled("bindings", theme.title()));
+        lines.push(Line::styled(t("bindings", "绑定"), theme.title()));
         for b in topology.bindings.iter().filter(|b| *b.source == **name) {
             let args: Vec<String> = b
                 .arguments
@@ -325,20 +402,41 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         let Some(s) = topology.queues.iter().find(|x| x.name == q.name) else {
             return lines;
         };
-        lines.push(Line::styled(format!("queue {}", s.name), theme.title()));
-        lines.push(Line::raw(format!(
-            "durable {}  exclusive {}  auto-delete {}",
-            s.durable, s.exclusive, s.auto_delete
-        )));
-        lines.push(Line::raw(format!(
-            "{} ready  {} unacked  {} consumers",
-            s.ready, s.unacked, s.consumers
-        )));
-        lines.push(rate_line(app.model.queue_rates.get(s.name.as_str()), theme));
+        lines.push(Line::styled(
+            format!("{} {}", t("queue", "队列"), s.name),
+            theme.title(),
+        ));
+        lines.push(Line::raw(match lang {
+            Lang::En => format!(
+                "durable {}  exclusive {}  auto-delete {}",
+                s.durable, s.exclusive, s.auto_delete
+            ),
+            Lang::Zh => format!(
+                "持久 {}  排他 {}  自动删除 {}",
+                yes_no(s.durable),
+                yes_no(s.exclusive),
+                yes_no(s.auto_delete)
+            ),
+        }));
+        lines.push(Line::raw(match lang {
+            Lang::En => format!(
+                "{} ready  {} unacked  {} consumers",
+                s.ready, s.unacked, s.consumers
+            ),
+            Lang::Zh => format!(
+                "就绪 {}  未确认 {}  消费者 {}",
+                s.ready, s.unacked, s.consumers
+            ),
+        }));
+        lines.push(rate_line(
+            app.model.queue_rates.get(s.name.as_str()),
+            lang,
+            theme,
+        ));
         for (k, v) in &s.arguments {
             lines.push(Line::raw(format!("  {k} = {v}")));
         }
-        lines.push(Line::styled("bound from", theme.title()));
+        lines.push(Line::styled(t("bound from", "绑定来源"), theme.title()));
         for b in topology
             .bindings
             .iter()
@@ -348,6 +446,15 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         }
     }
     lines
+}
+
+/// A flag in Chinese.
+fn yes_no(flag: bool) -> &'static str {
+    if flag {
+        "是"
+    } else {
+        "否"
+    }
 }
 
 /// What the inspector shows, as a paragraph wrapped to its width.

@@ -99,7 +99,10 @@ impl Widget for &LogPane<'_> {
                 Span::styled(clock(entry.at), clock_style),
                 Span::raw(" "),
                 Span::styled(
-                    truncate(&entry.summary(), inner.width.saturating_sub(14) as usize),
+                    truncate(
+                        &entry.summary(app.options.lang),
+                        inner.width.saturating_sub(14) as usize,
+                    ),
                     fate_style,
                 ),
             ]);

@@ -1,0 +1,123 @@
+//! What happened to a message after it was routed, as the inspector lists it. Kept as facts, not
+//! sentences, so the same history reads in either language.
+
+use crate::events::Name;
+use crate::lesson::Lang;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Happened {
+    /// Delivered to a consumer (`to` names the service and tag) or handed to `basic.get`.
+    Delivered {
+        queue: Name,
+        to: String,
+        delivery_tag: u64,
+        redelivered: bool,
+    },
+    Acked {
+        queue: Name,
+    },
+    Nacked {
+        queue: Name,
+        requeue: bool,
+    },
+    Rejected {
+        queue: Name,
+        requeue: bool,
+    },
+    /// Back at the queue's head, to be delivered again.
+    Requeued {
+        queue: Name,
+    },
+    Expired {
+        queue: Name,
+    },
+    /// Pushed out of a full queue (`x-overflow` drop-head).
+    Dropped {
+        queue: Name,
+    },
+    DeadLettered {
+        queue: Name,
+        reason: &'static str,
+        exchange: Name,
+        routing_key: Name,
+    },
+}
+
+impl Happened {
+    /// Bad news for the message: it is gone, or gone elsewhere.
+    pub fn bad(&self) -> bool {
+        match self {
+            Happened::Nacked { requeue, .. } | Happened::Rejected { requeue, .. } => !requeue,
+            Happened::Expired { .. } | Happened::Dropped { .. } | Happened::DeadLettered { .. } => {
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The event in a line, in `lang`.
+    pub fn text(&self, lang: Lang) -> String {
+        let zh = lang == Lang::Zh;
+        let then = |requeue: bool| match (zh, requeue) {
+            (false, true) => "requeued",
+            (false, false) => "not requeued",
+            (true, true) => "已重新入队",
+            (true, false) => "未重新入队",
+        };
+        match self {
+            Happened::Delivered {
+                queue,
+                to,
+                delivery_tag,
+                redelivered,
+            } => {
+                if zh {
+                    let again = if *redelivered { "，重新投递" } else { "" };
+                    format!("从 {queue} 投递给 {to}（投递标签 {delivery_tag}{again}）")
+                } else {
+                    let again = if *redelivered { ", redelivered" } else { "" };
+                    format!("delivered from {queue} to {to} (tag {delivery_tag}{again})")
+                }
+            }
+            Happened::Acked { queue } if zh => format!("在 {queue} 中被确认"),
+            Happened::Acked { queue } => format!("acked in {queue}"),
+            Happened::Nacked { queue, requeue } if zh => {
+                format!("在 {queue} 中被否定确认，{}", then(*requeue))
+            }
+            Happened::Nacked { queue, requeue } => {
+                format!("nacked in {queue}, {}", then(*requeue))
+            }
+            Happened::Rejected { queue, requeue } if zh => {
+                format!("在 {queue} 中被拒绝，{}", then(*requeue))
+            }
+            Happened::Rejected { queue, requeue } => {
+                format!("rejected in {queue}, {}", then(*requeue))
+            }
+            Happened::Requeued { queue } if zh => format!("回到 {queue}，等待重新投递"),
+            Happened::Requeued { queue } => format!("back in {queue}, to be redelivered"),
+            Happened::Expired { queue } if zh => format!("在 {queue} 中过期（TTL）"),
+            Happened::Expired { queue } => format!("expired in {queue} (TTL)"),
+            Happened::Dropped { queue } if zh => format!("从 {queue} 中被丢弃（队列已满）"),
+            Happened::Dropped { queue } => format!("dropped from {queue} (queue full)"),
+            Happened::DeadLettered {
+                queue,
+                reason,
+                exchange,
+                routing_key,
+            } => {
+                let exchange: &str = if exchange.is_empty() {
+                    "(default)"
+                } else {
+                    exchange
+                };
+                if zh {
+                    format!("从 {queue} 死信（{reason}）到 {exchange}，路由键 {routing_key}")
+                } else {
+                    format!(
+                        "dead-lettered from {queue} ({reason}) to {exchange} with key {routing_key}"
+                    )
+                }
+            }
+        }
+    }
+}
