@@ -529,9 +529,7 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
                 q.ready = 0;
             }
         }
-        EventKind::BindingCreated(binding)
-            if !vhost.bindings.iter().any(|b| same_binding(b, binding)) =>
-        {
+        EventKind::BindingCreated(binding) if !vhost.bindings.iter().any(|b| *b == **binding) => {
             vhost.bindings.push(BindingInfo::clone(binding));
             vhost.bindings.sort_by(|a, b| {
                 (&a.source, &a.destination, &a.routing_key).cmp(&(
@@ -542,7 +540,7 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
             });
         }
         EventKind::BindingDeleted(binding) => {
-            vhost.bindings.retain(|b| !same_binding(b, binding));
+            vhost.bindings.retain(|b| *b != **binding);
         }
         EventKind::ConsumerCreated {
             queue,
@@ -618,12 +616,4 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
 /// One consumer: a tag is unique on its channel, not on its queue.
 fn same_consumer(a: &ConsumerSnapshot, b: &ConsumerSnapshot) -> bool {
     (&a.queue, &a.tag, a.connection, a.channel) == (&b.queue, &b.tag, b.connection, b.channel)
-}
-
-fn same_binding(a: &BindingInfo, b: &BindingInfo) -> bool {
-    a.source == b.source
-        && a.destination == b.destination
-        && a.destination_is_exchange == b.destination_is_exchange
-        && a.routing_key == b.routing_key
-        && a.arguments == b.arguments
 }
