@@ -22,7 +22,7 @@
 //!
 //! # Why a log of our own
 //!
-//! Chosen by measurement with `examples/store_choice.rs` (2-core VM, ext4 on a virtio disk,
+//! Chosen by measurement with `benches/store_choice.rs` (2-core VM, ext4 on a virtio disk,
 //! medians of 5 runs, three runs of it agreeing within 10 %): 50,000 persistent 1 KiB
 //! messages handed to the store one publish at a time, at most 128 unconfirmed (a publisher's
 //! confirm window), each removed again once confirmed (its consumer's ack). Both stores sit
@@ -37,7 +37,7 @@
 //! record once, sequentially; redb, a copy-on-write B-tree, rewrites pages and their checksums
 //! on every commit. The broker never reads the store while it runs (every message is in
 //! memory) and replays it only at start, which is what a log is good at and what an indexed
-//! database pays for without use. End to end (`examples/persistent_throughput.rs`) the store
+//! database pays for without use. End to end (`benches/persistent_throughput.rs`) the store
 //! costs little: the clients, not the disk, set the pace (BENCHMARKS.md).
 
 use std::fs::{self, File, OpenOptions};
