@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::broker::permissions::PermissionError;
 use crate::broker::{
-    AmqpError, Broker, BrokerConfig, ExchangeSpec, Password, Permission, QueueSpec, Target,
-    TopicPermission, User,
+    AmqpError, BindingSpec, Broker, BrokerConfig, ChannelRef, ExchangeSpec, Password, Permission,
+    QueueSpec, Target, TopicPermission, User,
 };
 
 /// Why definitions cannot be read, applied or kept. Each names the file, user or object at
@@ -322,8 +322,7 @@ impl Definitions {
             let id = session(&x.vhost)?;
             broker
                 .exchange_declare(
-                    id,
-                    1,
+                    ChannelRef::internal(id),
                     ExchangeSpec {
                         name: x.name.clone(),
                         kind: x.kind.clone(),
@@ -343,8 +342,7 @@ impl Definitions {
             let id = session(&q.vhost)?;
             broker
                 .queue_declare(
-                    id,
-                    1,
+                    ChannelRef::internal(id),
                     QueueSpec {
                         name: q.name.clone(),
                         passive: false,
@@ -367,7 +365,13 @@ impl Definitions {
             } else {
                 Target::Queue(&b.destination)
             };
-            let result = broker.bind(id, 1, &b.source, target, &b.routing_key, arguments);
+            let spec = BindingSpec {
+                source: &b.source,
+                target,
+                routing_key: &b.routing_key,
+                arguments,
+            };
+            let result = broker.bind(ChannelRef::internal(id), spec);
             result.map_err(|error| DefinitionsError::Refused {
                 what: format!(
                     "binding {} -> {} '{}' in vhost '{}'",

@@ -4,54 +4,17 @@
 //! as the inputs that once found a fault, so a change that breaks on any of them shows up in
 //! `cargo test`, without cargo-fuzz.
 mod common;
+/// What the fuzz targets send and decode with, shared with them.
+#[path = "../fuzz/setup.rs"]
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use amq_protocol::frame::{gen_frame, AMQPFrame, WriteContext};
-use amq_protocol::protocol::{connection, AMQPClass};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::client::{connect, declare_queue};
-
-fn method(out: &mut Vec<u8>, channel: u16, method: AMQPClass) {
-    let written = gen_frame(&AMQPFrame::Method(channel, method))(WriteContext::from(Vec::new()))
-        .expect("writing to a Vec");
-    out.extend_from_slice(&written.write);
-}
-
-/// What the fuzz target sends before the fuzzer's bytes: header, start-ok, tune-ok, open.
-fn handshake() -> Vec<u8> {
-    let mut out = b"AMQP\x00\x00\x09\x01".to_vec();
-    method(
-        &mut out,
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-            client_properties: Default::default(),
-            mechanism: "PLAIN".into(),
-            response: "\0guest\0guest".into(),
-            locale: "en_US".into(),
-        })),
-    );
-    method(
-        &mut out,
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
-            channel_max: 2047,
-            frame_max: 131_072,
-            heartbeat: 0,
-        })),
-    );
-    method(
-        &mut out,
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
-            virtual_host: "/".into(),
-        })),
-    );
-    out
-}
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -64,7 +27,8 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 /// Sends the handshake and `input`, ends the sending side, and waits for the broker to hang up.
 async fn replay(address: &str, input: &[u8], name: &str) {
     let mut stream = TcpStream::connect(address).await.unwrap();
-    let mut bytes = handshake();
+    // What the connection target sends before the fuzzer's bytes.
+    let mut bytes = setup::handshake("/");
     bytes.extend_from_slice(input);
     // The broker may hang up before reading it all.
     let _ = stream.write_all(&bytes).await;
@@ -116,7 +80,7 @@ fn frame_seeds_decode_as_the_fuzz_target_checks() {
     for file in &files {
         let seed = std::fs::read(file).unwrap();
         let input = seed.get(1..).unwrap_or_default();
-        for frame_max in [4096, rabbitscope::amqp::FRAME_MAX as usize, 1 << 20] {
+        for frame_max in setup::FRAME_LIMITS {
             decoded += rabbitscope::amqp::decode_frames(input, frame_max);
         }
     }

@@ -493,6 +493,30 @@ fn wrong_expectations_fail_on_the_embedded_broker() {
     assert_wrong_reported(&lessons(&["check", "tests/lessons/wrong"]));
 }
 
+/// `--lang zh`: the steps, the check sentences and the total in Chinese; `FAILED`, the file and
+/// the expectation's key as written, so a script and an author still find them.
+#[test]
+fn wrong_expectations_are_said_in_chinese() {
+    let output = lessons(&["check", "tests/lessons/wrong", "--lang", "zh"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let text = stdout(&output);
+    for said in [
+        "FAILED  fxw-wrong (tests/lessons/wrong/01-wrong.yaml)",
+        &format!("    {WRONG}: 第 1 步（“没有匹配”）: expect.routed：预期 "),
+        &format!("    {WRONG}: 第 4 步：第 1 个动作（reply）："),
+        "共 1 课：0 通过，1 失败",
+    ] {
+        assert!(text.contains(said), "no `{said}`:\n{}", show(&output));
+    }
+    for english in ["expected", "step ", "1 lesson"] {
+        assert!(
+            !text.contains(english),
+            "`{english}` left:\n{}",
+            show(&output)
+        );
+    }
+}
+
 #[test]
 fn wrong_expectations_fail_on_rabbitmq() {
     assert_wrong_reported(&check_on_rabbitmq("tests/lessons/wrong"));

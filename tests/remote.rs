@@ -21,9 +21,9 @@ use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 
 mod common;
+use common::process::{rabbitscope, spawn_broker};
+use common::pty;
 use common::vhost::TestVhost;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
 
 async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind, opts: ExchangeDeclareOptions) {
     ch.exchange_declare(name.into(), kind, opts, FieldTable::default())
@@ -146,7 +146,7 @@ async fn declare_sample(ch: &Channel) {
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = rabbitscope().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -330,34 +330,17 @@ async fn definitions_load_into_the_embedded_broker() {
     let defs = rabbitscope::definitions::read_file(&file).unwrap();
 
     // And through the real binary: guest opens the vhost and finds the queue, bound.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut broker_process = Command::new(BIN)
-        .args([
-            "broker",
-            "--transient",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--definitions",
-        ])
-        .arg(&file)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let local_url = format!("amqp://guest:guest@127.0.0.1:{port}/{}", vhost.name);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let local = loop {
-        match Connection::connect(&local_url, ConnectionProperties::default()).await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "embedded broker not up: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let mut broker_process = spawn_broker(
+        rabbitscope()
+            .args(["broker", "--transient", "--listen", "127.0.0.1:0"])
+            .arg("--definitions")
+            .arg(&file),
+    );
+    let address = broker_process.field("address=");
+    let local_url = format!("amqp://guest:guest@{address}/{}", vhost.name);
+    let local = Connection::connect(&local_url, ConnectionProperties::default())
+        .await
+        .expect("the embedded broker answers once it announced its address");
     let local_ch = local.create_channel().await.unwrap();
     local_ch
         .queue_declare(
@@ -372,8 +355,8 @@ async fn definitions_load_into_the_embedded_broker() {
         .unwrap();
     local.close(200, "OK".into()).await.unwrap();
     // SAFETY: kill only sends a signal to our own child.
-    unsafe { libc::kill(broker_process.id() as libc::pid_t, libc::SIGTERM) };
-    assert!(broker_process.wait().unwrap().success());
+    unsafe { libc::kill(broker_process.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(broker_process.child.wait().unwrap().success());
     std::fs::remove_file(&file).unwrap();
     let config = defs.configure(BrokerConfig::default()).unwrap();
     let guest = config.users.iter().find(|u| u.name == "guest").unwrap();
@@ -607,7 +590,7 @@ async fn the_firehose_reports_the_queues_a_message_reached() {
 
 /// Starts `rabbitscope tap`, publishes until it prints `lines` lines, and returns them.
 async fn tap(vhost: &TestVhost, extra: &[&str], publish: &[(&str, &str)]) -> Vec<String> {
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["tap", &vhost.url()])
         .args(extra)
         .stdout(Stdio::piped())
@@ -688,7 +671,7 @@ async fn tap_prints_each_route_and_turns_tracing_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tap_turns_tracing_off_on_sigint() {
     let vhost = TestVhost::new("tapint").await;
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["tap", &vhost.url()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -963,9 +946,6 @@ async fn queues_are_read_a_page_at_a_time() {
 /// message's route, the password never, and tracing is off again after `q`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_view_watches_a_live_rabbitmq() {
-    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-    use std::io::{Read, Write};
-
     let vhost = TestVhost::new("view").await;
     let (connection, ch) = vhost.channel().await;
     exchange(&ch, "classroom", ExchangeKind::Topic, Default::default()).await;
@@ -979,56 +959,14 @@ async fn the_view_watches_a_live_rabbitmq() {
     )
     .await;
 
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 45,
-            cols: 160,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(BIN);
-    cmd.args(["watch", &vhost.url(), "--trace", "--interval", "0.5"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
-    let parser = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(
-        45.try_into().unwrap(),
-        160.try_into().unwrap(),
-        0,
-    )));
-    let everything = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    {
-        let parser = parser.clone();
-        let everything = everything.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                everything.lock().unwrap().extend_from_slice(&buf[..n]);
-                parser.lock().unwrap().process(&buf[..n]);
-            }
-        });
-    }
-    let screen = || parser.lock().unwrap().screen().contents();
-    let wait = |needles: &[&str]| {
-        let start = Instant::now();
-        loop {
-            let text = screen();
-            if needles.iter().all(|n| text.contains(n)) {
-                return text;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "screen never showed {needles:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let mut view = pty::spawn(
+        &["watch", &vhost.url(), "--trace", "--interval", "0.5"],
+        45,
+        160,
+        |_| {},
+    );
+    let screen = || view.screen.text();
+    let wait = |needles: &[&str]| view.screen.wait_for(needles, Duration::from_secs(20));
     let text = wait(&["guest:****@"]);
     assert!(!text.contains("guest:guest"), "{text}");
     // The view opens on the URL's vhost.
@@ -1053,17 +991,9 @@ async fn the_view_watches_a_live_rabbitmq() {
         }
         assert!(Instant::now() < deadline, "no route shown:\n{text}");
     }
-    writer.write_all(b"q").unwrap();
-    writer.flush().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the view did not quit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = String::from_utf8_lossy(&everything.lock().unwrap()).into_owned();
+    view.press(b"q");
+    view.wait_exit(Duration::from_secs(15), "the view did not quit");
+    let output = view.screen.written();
     assert!(
         output.contains("slows the broker"),
         "no warning about tracing"
@@ -1084,7 +1014,7 @@ async fn the_event_exchange_brings_changes_before_the_next_poll() {
         .iter()
         .any(|x| x.name == "amq.rabbitmq.event")
     {
-        eprintln!("rabbitmq_event_exchange is not enabled; nothing to test");
+        common::missing("rabbitmq_event_exchange is not enabled");
         return;
     }
     let source = RemoteSource::start(

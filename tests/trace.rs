@@ -2,7 +2,7 @@
 //! RabbitMQ (127.0.0.1:5672, management on 15672, guest/guest) in a vhost of each test's own.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,10 +17,10 @@ use rabbitscope::source::{Playback, Source};
 use rabbitscope::trace::{self, Header, Limits, ReplaySource, TraceWriter};
 
 mod common;
+use common::process::rabbitscope;
+use common::pty;
 use common::unique;
 use common::vhost::TestVhost;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
 
 fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{}-{name}", unique("trace")))
@@ -666,7 +666,7 @@ async fn the_record_command_stops_after_count_and_writes_a_whole_trace() {
     let vhost = TestVhost::new("record-cli").await;
     let connection = declare_and_publish(&vhost).await;
     let path = temp_path("cli.yaml");
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["record", &vhost.url(), "-o"])
         .arg(&path)
         .args(["--count", "3", "--duration", "60"])
@@ -723,7 +723,7 @@ async fn the_record_command_tells_why_the_firehose_is_out_of_reach() {
     let path = temp_path("unreachable.yaml");
     let written = path.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
+        rabbitscope()
             .args([
                 "record",
                 &url,
@@ -756,68 +756,20 @@ async fn the_record_command_tells_why_the_firehose_is_out_of_reach() {
 /// replayed event declares shows, and `q` quits cleanly.
 #[test]
 fn the_replay_command_shows_the_trace_in_the_view() {
-    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-    use std::io::{Read, Write};
-    use std::sync::Mutex;
     let path = temp_path("view.yaml");
     std::fs::write(&path, HAND_WRITTEN).unwrap();
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(BIN);
-    cmd.args(["replay", path.to_str().unwrap(), "--speed", "0.5"]);
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        40.try_into().unwrap(),
-        120.try_into().unwrap(),
-        0,
-    )));
-    let feed = parser.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            feed.lock().unwrap().process(&buf[..n]);
-        }
-    });
-    let start = Instant::now();
-    loop {
-        let text = parser.lock().unwrap().screen().contents();
-        if ["replay of", "orders", "billing", "shipping"]
-            .iter()
-            .all(|n| text.contains(n))
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the replay never showed the trace:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    writer.write_all(b"q").unwrap();
-    writer.flush().unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the view did not quit on q"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut view = pty::spawn(
+        &["replay", path.to_str().unwrap(), "--speed", "0.5"],
+        40,
+        120,
+        |_| {},
+    );
+    view.screen.wait_for(
+        &["replay of", "orders", "billing", "shipping"],
+        Duration::from_secs(20),
+    );
+    view.press(b"q");
+    let status = view.wait_exit(Duration::from_secs(30), "the view did not quit on q");
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_file(&path);
 }
@@ -836,7 +788,7 @@ fn a_deeply_nested_trace_is_refused_with_its_place() {
         "]".repeat(depth)
     );
     std::fs::write(&path, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+    let output = rabbitscope()
         .arg("replay")
         .arg(&path)
         .stdin(Stdio::null())
@@ -1237,7 +1189,7 @@ async fn a_recorded_clients_replay_lists_it_and_its_consumer() {
     use lapin::options::BasicConsumeOptions;
     let vhost = TestVhost::new("record-clients").await;
     let path = temp_path("clients.yaml");
-    let mut child = Command::new(BIN)
+    let mut child = rabbitscope()
         .args(["record", &vhost.url(), "-o"])
         .arg(&path)
         .args(["--duration", "60"])

@@ -1,7 +1,6 @@
 //! The real binary in a pseudo-terminal: start the view, publish with lapin to its embedded
 //! broker, read the screen, press `q`, and check the terminal was given back as it was.
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use lapin::options::{
@@ -10,7 +9,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
-use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+mod common;
+use common::pty::{self, Child, Master, Screen, Writer};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -20,86 +21,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Screen {
-    parser: Arc<Mutex<vt100::Parser>>,
-}
-
-impl Screen {
-    fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    /// Waits until the screen shows every one of `needles`.
-    fn wait_for(&self, needles: &[&str], within: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let text = self.text();
-            if needles.iter().all(|n| text.contains(n)) {
-                return text;
-            }
-            assert!(
-                start.elapsed() < within,
-                "screen never showed {needles:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The binary started with `args` in a 160x45 pseudo-terminal, its screen parsed as it draws.
-fn spawn_view(
-    args: &[&str],
-) -> (
-    Box<dyn portable_pty::Child + Send + Sync>,
-    Box<dyn Write + Send>,
-    Screen,
-) {
+fn spawn_view(args: &[&str]) -> (Child, Writer, Screen) {
     let (child, writer, screen, _master) = spawn_view_in_pty(args);
     (child, writer, screen)
 }
 
-type Child = Box<dyn portable_pty::Child + Send + Sync>;
-type Master = Box<dyn portable_pty::MasterPty + Send>;
-
 /// [`spawn_view`], also handing back the pseudo-terminal's master, whose settings are the
 /// terminal's.
-fn spawn_view_in_pty(args: &[&str]) -> (Child, Box<dyn Write + Send>, Screen, Master) {
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 45,
-            cols: 160,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rabbitscope"));
-    cmd.args(args);
-    // The view's broker keeps nothing on disk here: each run starts empty.
-    cmd.arg("--transient");
-    cmd.cwd(env!("CARGO_MANIFEST_DIR"));
-    cmd.env("TERM", "xterm-256color");
-    let child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let writer = pair.master.take_writer().unwrap();
-    let screen = Screen {
-        parser: Arc::new(Mutex::new(vt100::Parser::new(
-            45.try_into().unwrap(),
-            160.try_into().unwrap(),
-            0,
-        ))),
-    };
-    let parser = screen.parser.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            parser.lock().unwrap().process(&buf[..n]);
-        }
+fn spawn_view_in_pty(args: &[&str]) -> (Child, Writer, Screen, Master) {
+    let view = pty::spawn(args, 45, 160, |cmd| {
+        // The view's broker keeps nothing on disk here: each run starts empty.
+        cmd.arg("--transient");
+        cmd.cwd(env!("CARGO_MANIFEST_DIR"));
     });
-    (child, writer, screen, pair.master)
+    (view.child, view.writer, view.screen, view.master)
 }
 
 /// Presses `q` and waits for a clean exit.

@@ -6,11 +6,15 @@
 
 use std::time::Duration;
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
+use amq_protocol::frame::{parse_frame, AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass, BasicProperties};
 use libfuzzer_sys::fuzz_target;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "../setup.rs"]
+mod setup;
+use setup::{frame, handshake, method};
 
 fuzz_target!(|data: &[u8]| {
     // Paused time: timeouts (close-ok waits, lingering) pass at once when all is idle.
@@ -63,47 +67,6 @@ async fn exchange(broker: &std::sync::Arc<Broker>, input: Vec<u8>) -> Vec<u8> {
     served.await.unwrap();
     writing.await.unwrap();
     output
-}
-
-fn frame(out: &mut Vec<u8>, frame: AMQPFrame) {
-    let written = gen_frame(&frame)(WriteContext::from(Vec::new())).expect("writing to a Vec");
-    out.extend_from_slice(&written.write);
-}
-
-fn method(out: &mut Vec<u8>, channel: u16, method: AMQPClass) {
-    frame(out, AMQPFrame::Method(channel, method));
-}
-
-/// Protocol header, start-ok (guest), tune-ok, open.
-fn handshake(vhost: &str) -> Vec<u8> {
-    let mut out = b"AMQP\x00\x00\x09\x01".to_vec();
-    method(
-        &mut out,
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-            client_properties: Default::default(),
-            mechanism: "PLAIN".into(),
-            response: "\0guest\0guest".into(),
-            locale: "en_US".into(),
-        })),
-    );
-    method(
-        &mut out,
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
-            channel_max: 2047,
-            frame_max: 131_072,
-            heartbeat: 0,
-        })),
-    );
-    method(
-        &mut out,
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
-            virtual_host: vhost.into(),
-        })),
-    );
-    out
 }
 
 /// A client that declares a queue, publishes to it, gets the message back and closes.

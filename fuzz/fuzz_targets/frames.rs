@@ -4,15 +4,13 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../setup.rs"]
+mod setup;
+
 fuzz_target!(|data: &[u8]| {
     // The first byte picks frame_max, so the too-large checks see small limits too.
     let Some((&pick, input)) = data.split_first() else {
         return;
     };
-    let frame_max = match pick % 3 {
-        0 => 4096,
-        1 => rabbitscope::amqp::FRAME_MAX as usize,
-        _ => 1 << 20,
-    };
-    rabbitscope::amqp::decode_frames(input, frame_max);
+    rabbitscope::amqp::decode_frames(input, setup::frame_limit(pick));
 });

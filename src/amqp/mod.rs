@@ -1,5 +1,9 @@
 //! The AMQP 0-9-1 wire server: a tokio listener, one task pair per connection, frames
 //! translated to [`Broker`] calls and back.
+//!
+//! `codec` turns bytes into frames and back, `connection/` serves one client (handshake, then
+//! one handler file per AMQP class), `writer` is each connection's writing task. It calls the
+//! broker only through [`Broker`]'s methods and imports nothing from the view or the lessons.
 
 mod codec;
 mod connection;

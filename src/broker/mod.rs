@@ -4,8 +4,23 @@
 //!
 //! All state sits behind one mutex. Every operation is short and never waits on I/O while
 //! holding it, so one lock is both the simplest and, measured, fast enough (BENCHMARKS.md).
+//!
+//! Where things are:
+//!
+//! - this file: [`Broker`], the facade every caller uses, one method per AMQP method a client
+//!   sends (each takes the lock and hands over to [`State`]), plus logins and connections;
+//! - `state/`: everything the broker knows and the AMQP rules, one file per concern;
+//! - `vhost`, `exchange/`, `queue`, `message`: the topology's parts and routing;
+//! - `journal`, `store`: what is kept on disk and how; `background`: the timer and alarms;
+//! - `config`, `permissions`, `sink`, `limits`, `args`, `error`, `maps`: what those name;
+//! - the topology snapshots it hands out are [`crate::topology`]'s, re-exported here.
+//!
+//! Nothing here imports the wire server ([`crate::amqp`]), the view or the lessons: they
+//! depend on the broker, never the other way round.
 
 pub mod args;
+mod background;
+mod config;
 pub mod error;
 pub mod exchange;
 pub mod journal;
@@ -14,24 +29,27 @@ pub mod maps;
 pub mod message;
 pub mod permissions;
 pub mod queue;
+mod sink;
 mod state;
 pub mod store;
 pub mod vhost;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+pub use config::{BrokerConfig, Password, User};
 pub use error::{AmqpError, AmqpResult, Scope};
 pub use exchange::ExchangeKind;
 pub use limits::Alarms;
 pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
+pub use sink::{ClientInbox, ClientSink, ToClient};
 pub use state::{
-    ConsumeSpec, ExchangeSpec, GetOk, PublishOutcome, QueueDeclared, QueueSpec, Target,
+    BindingSpec, ChannelRef, ConsumeSpec, ExchangeSpec, GetOk, Publish, PublishOutcome,
+    QueueDeclared, QueueSpec, Settle, Target,
 };
 // The topology snapshot types live in their own module; these names keep older paths working.
 pub use crate::topology::{
@@ -39,109 +57,9 @@ pub use crate::topology::{
     VhostSnapshot,
 };
 
-use crate::events::{AlarmResource, ConnectionId, Event, EventBus, EventKind, EventReader};
+use crate::events::{ConnectionId, EventBus, EventReader};
 use state::State;
 use store::Store;
-
-/// How a user's password is kept.
-#[derive(Clone, Debug)]
-pub enum Password {
-    Plain(String),
-    /// RabbitMQ's `password_hash`: a 4-byte salt followed by SHA-256(salt ++ password).
-    Sha256 {
-        salt: [u8; 4],
-        hash: Vec<u8>,
-    },
-    /// The same with SHA-512 (`rabbit_password_hashing_sha512`).
-    Sha512 {
-        salt: [u8; 4],
-        hash: Vec<u8>,
-    },
-    /// An empty `password_hash`: no password logs this user in, as in RabbitMQ.
-    NoPassword,
-}
-
-impl Password {
-    pub fn verify(&self, given: &str) -> bool {
-        use sha2::{Digest, Sha256, Sha512};
-        match self {
-            Password::Plain(p) => p == given,
-            Password::Sha256 { salt, hash } => {
-                Sha256::new()
-                    .chain_update(salt)
-                    .chain_update(given.as_bytes())
-                    .finalize()
-                    .as_slice()
-                    == hash.as_slice()
-            }
-            Password::Sha512 { salt, hash } => {
-                Sha512::new()
-                    .chain_update(salt)
-                    .chain_update(given.as_bytes())
-                    .finalize()
-                    .as_slice()
-                    == hash.as_slice()
-            }
-            Password::NoPassword => false,
-        }
-    }
-}
-
-/// A user who may log in.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub name: String,
-    pub password: Password,
-    /// Like RabbitMQ's guest: refused unless the client connects from loopback.
-    pub loopback_only: bool,
-    /// What the user may do, per vhost; a vhost without an entry may not be opened.
-    pub permissions: Vec<Permission>,
-    /// Routing keys the user may publish with and bind with, per topic exchange and vhost.
-    pub topic_permissions: Vec<TopicPermission>,
-    /// RabbitMQ's user tags (`administrator`, `impersonator`, ...); only `impersonator`
-    /// changes what the embedded broker allows.
-    pub tags: Vec<String>,
-}
-
-impl User {
-    /// The user's permission in `vhost`, if it has one.
-    pub fn permission(&self, vhost: &str) -> Option<&Permission> {
-        self.permissions.iter().find(|p| p.vhost == vhost)
-    }
-
-    /// Sets the user's permission in its vhost, replacing what it had there.
-    pub fn set_permission(&mut self, permission: Permission) {
-        self.permissions.retain(|p| p.vhost != permission.vhost);
-        self.permissions.push(permission);
-    }
-
-    /// Sets the user's topic permission for its exchange and vhost, replacing what it had.
-    pub fn set_topic_permission(&mut self, topic: TopicPermission) {
-        self.topic_permissions
-            .retain(|t| (&t.vhost, &t.exchange) != (&topic.vhost, &topic.exchange));
-        self.topic_permissions.push(topic);
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct BrokerConfig {
-    /// Vhosts besides `/`.
-    pub vhosts: Vec<String>,
-    pub users: Vec<User>,
-    pub event_capacity: usize,
-    /// Where durable things are kept (see [`store`]); None keeps nothing on disk.
-    pub data_dir: Option<PathBuf>,
-    /// The memory alarm: when what the broker holds for its clients takes more than this many
-    /// bytes, publishing connections are blocked until it takes less, as RabbitMQ does at its
-    /// memory high watermark. Counted: messages in queues and delivered but not acked (bodies
-    /// plus [`MESSAGE_OVERHEAD`] each), bodies still arriving, frames waiting to be written.
-    /// None: never.
-    pub memory_limit: Option<usize>,
-    /// The disk alarm: while the data directory's filesystem has less than this many bytes
-    /// free, or the store cannot write, publishing connections are blocked, as RabbitMQ does
-    /// below its `disk_free_limit`. None (or no data directory): never.
-    pub disk_free_limit: Option<u64>,
-}
 
 /// How often the disk alarm looks at the data directory's free space.
 pub const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -149,163 +67,6 @@ pub const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// What one queued message costs besides its body (measured: 1,000,000 64-byte messages take
 /// about 267 bytes each).
 pub const MESSAGE_OVERHEAD: usize = 200;
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        BrokerConfig {
-            vhosts: Vec::new(),
-            users: vec![User {
-                name: "guest".into(),
-                password: Password::Plain("guest".into()),
-                loopback_only: true,
-                permissions: vec![Permission::all("/")],
-                topic_permissions: Vec::new(),
-                tags: vec!["administrator".into()],
-            }],
-            event_capacity: crate::events::DEFAULT_CAPACITY,
-            data_dir: None,
-            memory_limit: None,
-            disk_free_limit: None,
-        }
-    }
-}
-
-impl BrokerConfig {
-    /// Adds a vhost and gives guest every permission there (`.*`), as the embedded broker's
-    /// guest has on every vhost it is given.
-    pub fn with_vhost(mut self, name: &str) -> Self {
-        if name != "/" && !self.vhosts.iter().any(|v| v == name) {
-            self.vhosts.push(name.to_string());
-            for user in &mut self.users {
-                if user.name == "guest" && user.permission(name).is_none() {
-                    user.permissions.push(Permission::all(name));
-                }
-            }
-        }
-        self
-    }
-}
-
-/// What the broker sends to a client connection.
-#[derive(Debug)]
-pub enum ToClient {
-    Deliver {
-        channel: u16,
-        consumer_tag: Arc<str>,
-        delivery_tag: u64,
-        redelivered: bool,
-        message: Arc<Message>,
-    },
-    /// The broker cancelled a consumer (its queue was deleted).
-    Cancel {
-        channel: u16,
-        consumer_tag: Arc<str>,
-    },
-    /// Frames the wire layer encoded itself (method replies), kept in order with deliveries.
-    Raw(bytes::Bytes),
-}
-
-/// How many deliveries may wait for a connection's writer before its consumers are skipped.
-const SINK_BACKLOG_LIMIT: usize = 4096;
-
-/// The broker's handle on one connection's outgoing side.
-#[derive(Clone, Debug)]
-pub struct ClientSink {
-    sender: mpsc::UnboundedSender<ToClient>,
-    backlog: Arc<AtomicUsize>,
-    stalled: Arc<AtomicBool>,
-    outgoing: Arc<limits::Outgoing>,
-}
-
-/// The connection's end of its [`ClientSink`].
-pub struct ClientInbox {
-    pub receiver: mpsc::UnboundedReceiver<ToClient>,
-    backlog: Arc<AtomicUsize>,
-    stalled: Arc<AtomicBool>,
-    outgoing: Arc<limits::Outgoing>,
-}
-
-impl ClientSink {
-    /// A sink whose waiting frames count in `held` (see [`Broker::sink`]).
-    pub fn new(held: Arc<AtomicUsize>) -> (ClientSink, ClientInbox) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let backlog = Arc::new(AtomicUsize::new(0));
-        let stalled = Arc::new(AtomicBool::new(false));
-        let outgoing = Arc::new(limits::Outgoing::new(held));
-        (
-            ClientSink {
-                sender,
-                backlog: backlog.clone(),
-                stalled: stalled.clone(),
-                outgoing: outgoing.clone(),
-            },
-            ClientInbox {
-                receiver,
-                backlog,
-                stalled,
-                outgoing,
-            },
-        )
-    }
-
-    /// Queues already-encoded frames behind everything sent so far.
-    pub fn send_raw(&self, frames: bytes::Bytes) {
-        self.outgoing.queued(frames.len());
-        if let Err(unsent) = self.sender.send(ToClient::Raw(frames)) {
-            if let ToClient::Raw(frames) = unsent.0 {
-                self.outgoing.written(frames.len());
-            }
-        }
-    }
-
-    /// The frames waiting for this connection's writer, as the reader checks them.
-    pub fn outgoing(&self) -> &limits::Outgoing {
-        &self.outgoing
-    }
-
-    fn send(&self, message: ToClient) {
-        if matches!(message, ToClient::Deliver { .. }) {
-            self.backlog.fetch_add(1, Ordering::Relaxed);
-        }
-        let _ = self.sender.send(message);
-    }
-
-    /// True when the writer is too far behind to take more deliveries now.
-    fn is_stalled(&self) -> bool {
-        if self.backlog.load(Ordering::Relaxed) >= SINK_BACKLOG_LIMIT {
-            self.stalled.store(true, Ordering::Relaxed);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl ClientInbox {
-    /// The writer reports deliveries it has written. Returns true when the connection had been
-    /// stalled and has room again: the caller then asks the broker to resume its consumers.
-    pub fn written(&self, deliveries: usize) -> bool {
-        let left = self.backlog.fetch_sub(deliveries, Ordering::Relaxed) - deliveries;
-        left < SINK_BACKLOG_LIMIT / 2 && self.stalled.swap(false, Ordering::Relaxed)
-    }
-
-    /// The writer reports raw frames it has taken off the queue (written or not).
-    pub fn raw_written(&self, bytes: usize) {
-        self.outgoing.written(bytes);
-    }
-}
-
-impl Drop for ClientInbox {
-    /// Frames never written no longer count as held.
-    fn drop(&mut self) {
-        self.receiver.close();
-        while let Ok(item) = self.receiver.try_recv() {
-            if let ToClient::Raw(frames) = item {
-                self.outgoing.written(frames.len());
-            }
-        }
-    }
-}
 
 /// The broker. Cheap to share (`Arc`); every method takes the lock for a short time.
 pub struct Broker {
@@ -447,90 +208,6 @@ impl Broker {
         self.restarts.subscribe()
     }
 
-    /// Sets or clears the memory alarm from what the broker holds now.
-    pub fn check_memory(&self) {
-        let Some(limit) = self.config.memory_limit else {
-            return;
-        };
-        let state = self.lock().held_memory();
-        self.state_held.store(state, Ordering::Relaxed);
-        let used = state + self.held.load(Ordering::Relaxed);
-        let over = used > limit;
-        let changed = self.alarms.send_if_modified(|on| {
-            let changed = on.memory != over;
-            on.memory = over;
-            changed
-        });
-        if changed {
-            self.emit_alarm(AlarmResource::Memory, over);
-            if over {
-                tracing::warn!(used, limit, "memory alarm: publishers are blocked");
-            } else {
-                tracing::info!(used, limit, "memory alarm cleared: publishers may go on");
-            }
-        }
-    }
-
-    /// Checks the memory alarm now when a cheap estimate says it should be on and it is off:
-    /// a connection calls this after reading, so a flood cannot outrun the periodic check.
-    pub fn check_memory_soon(&self) {
-        let Some(limit) = self.config.memory_limit else {
-            return;
-        };
-        let estimate = self.state_held.load(Ordering::Relaxed) + self.held.load(Ordering::Relaxed);
-        if estimate > limit && !self.alarms.borrow().memory {
-            self.check_memory();
-        }
-    }
-
-    /// Sets or clears the disk alarm: `free` bytes are left on the data directory's
-    /// filesystem (None: unknown), and the store can write or not.
-    fn set_disk_alarm(&self, free: Option<u64>, store_failing: bool) {
-        let limit = self.config.disk_free_limit.unwrap_or(0);
-        let low = free.is_some_and(|free| free < limit);
-        let on = low || store_failing;
-        let changed = self.alarms.send_if_modified(|alarms| {
-            let changed = alarms.disk != on;
-            alarms.disk = on;
-            changed
-        });
-        if changed {
-            self.emit_alarm(AlarmResource::Disk, on);
-            let free = free.map_or_else(|| "unknown".to_string(), |f| f.to_string());
-            if on {
-                tracing::warn!(
-                    free,
-                    limit,
-                    store_failing,
-                    "disk alarm: publishers are blocked"
-                );
-            } else {
-                tracing::info!(free, limit, "disk alarm cleared: publishers may go on");
-            }
-        }
-    }
-
-    /// Tells the event stream that the `resource` alarm went on or off.
-    fn emit_alarm(&self, resource: AlarmResource, on: bool) {
-        let kind = if on {
-            EventKind::AlarmOn { resource }
-        } else {
-            EventKind::AlarmOff { resource }
-        };
-        self.events.emit(Event {
-            at: std::time::SystemTime::now(),
-            vhost: "".into(),
-            connection: None,
-            channel: None,
-            kind,
-        });
-    }
-
-    /// The resource alarms that are on; publishing connections wait while any is.
-    pub fn alarms(&self) -> watch::Receiver<Alarms> {
-        self.alarms.subscribe()
-    }
-
     /// A connection's outgoing side, its waiting frames counted by the memory alarm.
     pub fn sink(&self) -> (ClientSink, ClientInbox) {
         ClientSink::new(self.held.clone())
@@ -556,6 +233,7 @@ impl Broker {
         self.events.subscribe()
     }
 
+    /// What the broker was started with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
@@ -569,87 +247,6 @@ impl Broker {
         Locked {
             state,
             store: self.store.as_ref(),
-        }
-    }
-
-    /// Expires messages and queues. Runs on the tokio runtime the broker was created in, if any,
-    /// until the broker is dropped.
-    fn start_timer(broker: &Arc<Broker>) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if broker.config.memory_limit.is_some() {
-            let weak = Arc::downgrade(broker);
-            handle.spawn(async move {
-                while let Some(broker) = weak.upgrade() {
-                    broker.check_memory();
-                    drop(broker);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
-        }
-        if let Some(store) = &broker.store {
-            handle.spawn(Broker::watch_disk(
-                Arc::downgrade(broker),
-                store.dir().to_path_buf(),
-                store.failing(),
-            ));
-        }
-        let weak = Arc::downgrade(broker);
-        handle.spawn(async move {
-            loop {
-                let wait = match weak.upgrade() {
-                    Some(broker) => broker.tick(Instant::now()),
-                    None => return,
-                };
-                tokio::time::sleep(wait).await;
-            }
-        });
-    }
-
-    /// The disk alarm's monitor: looks at the free space every [`DISK_CHECK_INTERVAL`], and at
-    /// once when the store starts or stops failing, until the broker is dropped.
-    async fn watch_disk(
-        weak: std::sync::Weak<Broker>,
-        dir: PathBuf,
-        mut store_failing: watch::Receiver<bool>,
-    ) {
-        let mut writer_alive = true;
-        loop {
-            let Some(broker) = weak.upgrade() else {
-                return;
-            };
-            let free = match limits::disk_free(&dir) {
-                Ok(free) => Some(free),
-                Err(error) => {
-                    tracing::debug!(%error, dir = %dir.display(), "cannot read the free disk space");
-                    None
-                }
-            };
-            broker.set_disk_alarm(free, *store_failing.borrow_and_update());
-            drop(broker);
-            let failing_changed = async {
-                if writer_alive {
-                    store_failing.changed().await.is_ok()
-                } else {
-                    std::future::pending().await
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(DISK_CHECK_INTERVAL) => {}
-                alive = failing_changed => writer_alive = alive,
-            }
-        }
-    }
-
-    /// Expires what is due; returns how long until the next check is useful.
-    pub fn tick(&self, now: Instant) -> Duration {
-        let next = self.lock().tick(now);
-        match next {
-            Some(at) => at
-                .saturating_duration_since(now)
-                .clamp(Duration::from_millis(1), Duration::from_millis(100)),
-            None => Duration::from_millis(100),
         }
     }
 
@@ -777,10 +374,14 @@ impl Broker {
         let (sink, inbox) = self.sink();
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         state.open_connection(id, vhost, info, sink, Grant::Broker);
-        state.open_channel(id, 1);
+        state.open_channel(ChannelRef {
+            connection: id,
+            channel: 1,
+        });
         Ok((id, inbox))
     }
 
+    /// Closes a connection: its channels close and its exclusive queues go.
     pub fn close_connection(&self, connection: ConnectionId, reason: &str) {
         self.lock().close_connection(connection, reason);
     }
@@ -795,6 +396,7 @@ impl Broker {
         self.lock().resume_connection(connection);
     }
 
+    /// The vhosts, sorted.
     pub fn vhost_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.lock().vhosts.keys().map(|v| v.to_string()).collect();
         names.sort();
@@ -802,159 +404,89 @@ impl Broker {
     }
 
     // ---- channels ----
+    //
+    // From here on, each method is one AMQP method a client sends on a channel: it takes the
+    // lock and hands over to the state's method of the same name.
 
-    pub fn open_channel(&self, connection: ConnectionId, channel: u16) {
-        self.lock().open_channel(connection, channel);
+    pub fn open_channel(&self, on: ChannelRef) {
+        self.lock().open_channel(on);
     }
 
-    pub fn close_channel(&self, connection: ConnectionId, channel: u16, reason: &str) {
-        self.lock().close_channel(connection, channel, reason);
+    pub fn close_channel(&self, on: ChannelRef, reason: &str) {
+        self.lock().close_channel(on, reason);
     }
 
     // ---- exchanges ----
 
-    pub fn exchange_declare(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: ExchangeSpec,
-    ) -> AmqpResult<()> {
-        self.lock().exchange_declare(connection, channel, spec)
+    pub fn exchange_declare(&self, on: ChannelRef, spec: ExchangeSpec) -> AmqpResult<()> {
+        self.lock().exchange_declare(on, spec)
     }
 
-    pub fn exchange_delete(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        name: &str,
-        if_unused: bool,
-    ) -> AmqpResult<()> {
-        self.lock()
-            .exchange_delete(connection, channel, name, if_unused)
+    pub fn exchange_delete(&self, on: ChannelRef, name: &str, if_unused: bool) -> AmqpResult<()> {
+        self.lock().exchange_delete(on, name, if_unused)
     }
 
-    /// queue.bind or exchange.bind: `target` is bound to exchange `source`.
-    pub fn bind(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: amq_protocol::types::FieldTable,
-    ) -> AmqpResult<()> {
-        self.lock()
-            .bind(connection, channel, source, target, routing_key, arguments)
+    /// queue.bind or exchange.bind: `spec.target` is bound to exchange `spec.source`.
+    pub fn bind(&self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
+        self.lock().bind(on, spec)
     }
 
     /// queue.unbind or exchange.unbind.
-    pub fn unbind(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        source: &str,
-        target: Target<'_>,
-        routing_key: &str,
-        arguments: amq_protocol::types::FieldTable,
-    ) -> AmqpResult<()> {
-        self.lock()
-            .unbind(connection, channel, source, target, routing_key, arguments)
+    pub fn unbind(&self, on: ChannelRef, spec: BindingSpec<'_>) -> AmqpResult<()> {
+        self.lock().unbind(on, spec)
     }
 
     // ---- queues ----
 
-    pub fn queue_declare(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: QueueSpec,
-    ) -> AmqpResult<QueueDeclared> {
-        self.lock().queue_declare(connection, channel, spec)
+    pub fn queue_declare(&self, on: ChannelRef, spec: QueueSpec) -> AmqpResult<QueueDeclared> {
+        self.lock().queue_declare(on, spec)
     }
 
     /// Returns the number of messages purged.
-    pub fn queue_purge(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        queue: &str,
-    ) -> AmqpResult<u32> {
-        self.lock().queue_purge(connection, channel, queue)
+    pub fn queue_purge(&self, on: ChannelRef, queue: &str) -> AmqpResult<u32> {
+        self.lock().queue_purge(on, queue)
     }
 
     /// Returns the number of messages deleted with the queue.
     pub fn queue_delete(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         queue: &str,
         if_unused: bool,
         if_empty: bool,
     ) -> AmqpResult<u32> {
-        self.lock()
-            .queue_delete(connection, channel, queue, if_unused, if_empty)
+        self.lock().queue_delete(on, queue, if_unused, if_empty)
     }
 
     // ---- basic ----
 
-    pub fn basic_qos(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        prefetch_count: u16,
-        global: bool,
-    ) {
-        self.lock()
-            .basic_qos(connection, channel, prefetch_count, global);
+    pub fn basic_qos(&self, on: ChannelRef, prefetch_count: u16, global: bool) {
+        self.lock().basic_qos(on, prefetch_count, global);
     }
 
     /// Starts a consumer; returns its tag (generated when the spec's tag is empty).
-    pub fn basic_consume(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        spec: ConsumeSpec,
-    ) -> AmqpResult<String> {
-        self.lock().basic_consume(connection, channel, spec)
+    pub fn basic_consume(&self, on: ChannelRef, spec: ConsumeSpec) -> AmqpResult<String> {
+        self.lock().basic_consume(on, spec)
     }
 
     /// Called by the wire layer right after it sent consume-ok, so deliveries follow it.
-    pub fn consumer_ready(&self, connection: ConnectionId, channel: u16, tag: &str) {
-        self.lock().consumer_ready(connection, channel, tag);
+    pub fn consumer_ready(&self, on: ChannelRef, tag: &str) {
+        self.lock().consumer_ready(on, tag);
     }
 
-    pub fn basic_cancel(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        tag: &str,
-    ) -> AmqpResult<()> {
-        self.lock().basic_cancel(connection, channel, tag)
+    pub fn basic_cancel(&self, on: ChannelRef, tag: &str) -> AmqpResult<()> {
+        self.lock().basic_cancel(on, tag)
     }
 
     /// Publishes one message. `Err` closes the channel (e.g. 404 for a missing exchange).
-    #[allow(clippy::too_many_arguments)]
     pub fn basic_publish(
         &self,
-        connection: ConnectionId,
-        channel: u16,
-        exchange: &str,
-        routing_key: &str,
-        mandatory: bool,
-        properties: amq_protocol::protocol::BasicProperties,
-        body: bytes::Bytes,
+        on: ChannelRef,
+        publish: Publish<'_>,
     ) -> AmqpResult<PublishOutcome> {
         let mut state = self.lock();
         state.begin_publish();
-        let outcome = state.basic_publish(
-            connection,
-            channel,
-            exchange,
-            routing_key,
-            mandatory,
-            properties,
-            body,
-        );
+        let outcome = state.basic_publish(on, publish);
         state.end_publish();
         let mut outcome = outcome?;
         outcome.durable_at = state.commit();
@@ -963,66 +495,28 @@ impl Broker {
 
     pub fn basic_get(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         queue: &str,
         no_ack: bool,
     ) -> AmqpResult<Option<GetOk>> {
-        self.lock().basic_get(connection, channel, queue, no_ack)
+        self.lock().basic_get(on, queue, no_ack)
     }
 
-    pub fn basic_ack(
+    /// basic.ack, basic.nack or basic.reject (`how` says which) of `delivery_tag`, or with
+    /// `multiple` of every tag up to it (0: all).
+    pub fn settle(
         &self,
-        connection: ConnectionId,
-        channel: u16,
+        on: ChannelRef,
         delivery_tag: u64,
         multiple: bool,
+        how: Settle,
     ) -> AmqpResult<()> {
-        self.lock().settle(
-            connection,
-            channel,
-            delivery_tag,
-            multiple,
-            state::Settle::Ack,
-        )
-    }
-
-    pub fn basic_nack(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        delivery_tag: u64,
-        multiple: bool,
-        requeue: bool,
-    ) -> AmqpResult<()> {
-        self.lock().settle(
-            connection,
-            channel,
-            delivery_tag,
-            multiple,
-            state::Settle::Nack { requeue },
-        )
-    }
-
-    pub fn basic_reject(
-        &self,
-        connection: ConnectionId,
-        channel: u16,
-        delivery_tag: u64,
-        requeue: bool,
-    ) -> AmqpResult<()> {
-        self.lock().settle(
-            connection,
-            channel,
-            delivery_tag,
-            false,
-            state::Settle::Reject { requeue },
-        )
+        self.lock().settle(on, delivery_tag, multiple, how)
     }
 
     /// basic.recover: requeue (or redeliver) every unacked message of the channel.
-    pub fn basic_recover(&self, connection: ConnectionId, channel: u16) {
-        self.lock().recover(connection, channel);
+    pub fn basic_recover(&self, on: ChannelRef) {
+        self.lock().recover(on);
     }
 
     // ---- inspection ----
@@ -1069,62 +563,4 @@ pub enum LoginRefused {
     InvalidCredentials,
     /// The user (guest) may log in only from this machine.
     LoopbackOnly,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::Received;
-
-    /// The alarm events the reader has been sent so far, as (on, resource).
-    fn alarm_events(reader: &mut EventReader) -> Vec<(bool, AlarmResource)> {
-        let mut seen = Vec::new();
-        while let Some(Received::Event(event)) = reader.try_recv() {
-            match event.kind {
-                EventKind::AlarmOn { resource } => seen.push((true, resource)),
-                EventKind::AlarmOff { resource } => seen.push((false, resource)),
-                _ => {}
-            }
-        }
-        seen
-    }
-
-    #[test]
-    fn the_memory_alarm_goes_on_and_off_on_the_event_stream() {
-        let broker = Broker::new(BrokerConfig {
-            memory_limit: Some(1000),
-            ..BrokerConfig::default()
-        });
-        let mut reader = broker.subscribe();
-        let mut body = broker.hold();
-        body.set(2000);
-        broker.check_memory();
-        // Checked again while still over: the alarm is already on, nothing new is said.
-        broker.check_memory();
-        assert_eq!(alarm_events(&mut reader), [(true, AlarmResource::Memory)]);
-        drop(body);
-        broker.check_memory();
-        assert_eq!(alarm_events(&mut reader), [(false, AlarmResource::Memory)]);
-    }
-
-    #[test]
-    fn the_disk_alarm_goes_on_and_off_on_the_event_stream() {
-        let broker = Broker::new(BrokerConfig {
-            disk_free_limit: Some(1000),
-            ..BrokerConfig::default()
-        });
-        let mut reader = broker.subscribe();
-        broker.set_disk_alarm(Some(10), false);
-        broker.set_disk_alarm(Some(20), false);
-        broker.set_disk_alarm(Some(5000), false);
-        broker.set_disk_alarm(Some(5000), true);
-        assert_eq!(
-            alarm_events(&mut reader),
-            [
-                (true, AlarmResource::Disk),
-                (false, AlarmResource::Disk),
-                (true, AlarmResource::Disk)
-            ]
-        );
-    }
 }

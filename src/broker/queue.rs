@@ -11,6 +11,7 @@ use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, SourcedBinding};
 use super::message::QueuedMessage;
+use super::ChannelRef;
 use crate::events::ConnectionId;
 
 /// What a full queue does with a new message (`x-overflow`).
@@ -199,8 +200,8 @@ impl QueueType {
 #[derive(Clone, Debug)]
 pub struct Consumer {
     pub tag: Arc<str>,
-    pub connection: ConnectionId,
-    pub channel: u16,
+    /// The channel it consumes on.
+    pub on: ChannelRef,
     pub no_ack: bool,
     pub exclusive: bool,
     /// Per-consumer prefetch (basic.qos global=false); 0 means unlimited.
@@ -377,27 +378,17 @@ impl Queue {
             .min()
     }
 
-    pub fn consumer_mut(
-        &mut self,
-        tag: &str,
-        connection: ConnectionId,
-        channel: u16,
-    ) -> Option<&mut Consumer> {
+    pub fn consumer_mut(&mut self, tag: &str, on: ChannelRef) -> Option<&mut Consumer> {
         self.consumers
             .iter_mut()
-            .find(|c| &*c.tag == tag && c.connection == connection && c.channel == channel)
+            .find(|c| &*c.tag == tag && c.on == on)
     }
 
-    pub fn remove_consumer(
-        &mut self,
-        tag: &str,
-        connection: ConnectionId,
-        channel: u16,
-    ) -> Option<Consumer> {
+    pub fn remove_consumer(&mut self, tag: &str, on: ChannelRef) -> Option<Consumer> {
         let i = self
             .consumers
             .iter()
-            .position(|c| &*c.tag == tag && c.connection == connection && c.channel == channel)?;
+            .position(|c| &*c.tag == tag && c.on == on)?;
         if i < self.next_consumer {
             self.next_consumer -= 1;
         }

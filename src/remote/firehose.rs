@@ -208,7 +208,7 @@ fn turn_off_blocking(endpoint: super::Endpoint, vhost: String) {
 /// 18,700 tables or 26,200 arrays), and lapin parses them with amq-protocol on a thread of its
 /// own, recursively; cloning and dropping the parsed value recurse as deep. In a debug build
 /// that takes about 10 KB of stack per table and 9 KB per array, 231 MB at the deepest (see
-/// `examples/header_stack.rs`); release builds take less. This leaves more than twice that.
+/// `benches/header_stack.rs`); release builds take less. This leaves more than twice that.
 /// Only touched pages cost memory.
 pub const DEEP_HEADER_STACK: usize = 512 << 20;
 

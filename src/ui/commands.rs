@@ -7,12 +7,12 @@ use std::sync::Arc;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
-use crate::broker::{AmqpError, Broker, ExchangeSpec, QueueSpec, Target};
+use crate::broker::{
+    AmqpError, BindingSpec, Broker, ChannelRef, ExchangeSpec, Publish, QueueSpec, Target,
+};
 use crate::events::ConnectionId;
 use crate::lesson::Lang;
 use crate::ui::form::{Command, Pairs, Properties, Value};
-
-const CHANNEL: u16 = 1;
 
 /// Why a command from the screen did not happen; the text is the notice the screen shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,7 +67,7 @@ impl Session {
 
     /// Runs one command; the text says what happened, or the broker's error.
     pub fn run(&mut self, vhost: &str, command: Command) -> Result<String, CommandError> {
-        let id = self.connection(vhost)?;
+        let on = ChannelRef::internal(self.connection(vhost)?);
         let b = &self.broker;
         let zh = self.lang == Lang::Zh;
         // The notice in the session's language.
@@ -81,13 +81,14 @@ impl Session {
                 body,
             } => b
                 .basic_publish(
-                    id,
-                    CHANNEL,
-                    &exchange,
-                    &routing_key,
-                    false,
-                    basic_properties(&headers, &properties),
-                    body.into_bytes().into(),
+                    on,
+                    Publish {
+                        exchange: &exchange,
+                        routing_key: &routing_key,
+                        mandatory: false,
+                        properties: basic_properties(&headers, &properties),
+                        body: body.into_bytes().into(),
+                    },
                 )
                 .map(|_| {
                     say(
@@ -104,8 +105,7 @@ impl Session {
                 arguments,
             } => b
                 .exchange_declare(
-                    id,
-                    CHANNEL,
+                    on,
                     ExchangeSpec {
                         name: name.clone(),
                         kind: kind.clone(),
@@ -130,8 +130,7 @@ impl Session {
                 arguments,
             } => b
                 .queue_declare(
-                    id,
-                    CHANNEL,
+                    on,
                     QueueSpec {
                         name,
                         durable,
@@ -153,12 +152,13 @@ impl Session {
                 routing_key,
             } => b
                 .bind(
-                    id,
-                    CHANNEL,
-                    &exchange,
-                    Target::Queue(&queue),
-                    &routing_key,
-                    FieldTable::default(),
+                    on,
+                    BindingSpec {
+                        source: &exchange,
+                        target: Target::Queue(&queue),
+                        routing_key: &routing_key,
+                        arguments: FieldTable::default(),
+                    },
                 )
                 .map(|_| {
                     say(
@@ -180,41 +180,36 @@ impl Session {
                         } else {
                             Target::Queue(&binding.destination)
                         };
-                        b.unbind(
-                            id,
-                            CHANNEL,
-                            &binding.source,
+                        let spec = BindingSpec {
+                            source: &binding.source,
                             target,
-                            &binding.routing_key,
+                            routing_key: &binding.routing_key,
                             arguments,
-                        )
-                        .map(|_| say(format!("unbound {what}"), format!("已解除绑定 {what}")))
+                        };
+                        b.unbind(on, spec)
+                            .map(|_| say(format!("unbound {what}"), format!("已解除绑定 {what}")))
                     }
                 }
             }
-            Command::DeleteExchange { name } => {
-                b.exchange_delete(id, CHANNEL, &name, false).map(|_| {
-                    say(
-                        format!("deleted exchange '{name}'"),
-                        format!("已删除交换器 '{name}'"),
-                    )
-                })
-            }
-            Command::DeleteQueue { name } => {
-                b.queue_delete(id, CHANNEL, &name, false, false).map(|n| {
-                    say(
-                        format!("deleted queue '{name}' with {n} message(s)"),
-                        format!("已删除队列 '{name}' 及其 {n} 条消息"),
-                    )
-                })
-            }
-            Command::Purge { queue } => b.queue_purge(id, CHANNEL, &queue).map(|n| {
+            Command::DeleteExchange { name } => b.exchange_delete(on, &name, false).map(|_| {
+                say(
+                    format!("deleted exchange '{name}'"),
+                    format!("已删除交换器 '{name}'"),
+                )
+            }),
+            Command::DeleteQueue { name } => b.queue_delete(on, &name, false, false).map(|n| {
+                say(
+                    format!("deleted queue '{name}' with {n} message(s)"),
+                    format!("已删除队列 '{name}' 及其 {n} 条消息"),
+                )
+            }),
+            Command::Purge { queue } => b.queue_purge(on, &queue).map(|n| {
                 say(
                     format!("purged {n} message(s) from '{queue}'"),
                     format!("已从 '{queue}' 清空 {n} 条消息"),
                 )
             }),
-            Command::Get { queue } => b.basic_get(id, CHANNEL, &queue, true).map(|got| match got {
+            Command::Get { queue } => b.basic_get(on, &queue, true).map(|got| match got {
                 Some(got) => {
                     let body = String::from_utf8_lossy(
                         &got.message.body[..got.message.body.len().min(60)],
@@ -287,7 +282,15 @@ mod tests {
         arguments.insert("pages".into(), AMQPValue::LongInt(12));
         let (id, _inbox) = broker.open_internal_connection("/", "test").unwrap();
         broker
-            .bind(id, 1, "amq.headers", Target::Queue("pdf"), "", arguments)
+            .bind(
+                ChannelRef::internal(id),
+                BindingSpec {
+                    source: "amq.headers",
+                    target: Target::Queue("pdf"),
+                    routing_key: "",
+                    arguments,
+                },
+            )
             .unwrap();
         let bindings = |b: &Broker| b.snapshot().vhost("/").unwrap().bindings.clone();
         let shown = bindings(&broker)
@@ -462,7 +465,10 @@ mod tests {
         };
         assert_eq!(jobs(&broker), 3);
         let (id, _inbox) = broker.open_internal_connection("/", "test").unwrap();
-        let got = broker.basic_get(id, 1, "jobs", true).unwrap().unwrap();
+        let got = broker
+            .basic_get(ChannelRef::internal(id), "jobs", true)
+            .unwrap()
+            .unwrap();
         let p = &got.message.properties;
         assert_eq!(p.delivery_mode(), &Some(2));
         assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("5000"));

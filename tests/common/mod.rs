@@ -10,6 +10,7 @@ pub mod client;
 pub mod imported;
 pub mod pki;
 pub mod process;
+pub mod pty;
 pub mod screen;
 pub mod vhost;
 
@@ -38,6 +39,16 @@ pub async fn start_embedded_with(config: BrokerConfig) -> (String, Arc<Broker>) 
     let addr = server.local_addr();
     tokio::spawn(server.run());
     (format!("amqp://guest:guest@{addr}/%2f"), broker)
+}
+
+/// Says that what a test needs (a RabbitMQ plugin, say) is missing, so the test checks nothing.
+/// Under CI (the environment variable `CI` set, as `.ci/run` sets it) this fails the test
+/// instead: there everything is installed, and a test that skipped must not pass.
+pub fn missing(what: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{what}, and CI is set: .ci/run installs and enables it, so this is a failure");
+    }
+    eprintln!("{what}; nothing to test");
 }
 
 /// A name no other test (or earlier run) uses, so tests can share one RabbitMQ.

@@ -1,11 +1,20 @@
-//! `rabbitscope broker` as a child process, the way several test files start it: stderr piped
-//! and drained on a thread (so the broker never blocks on a full pipe), and the addresses read
-//! from the line it announces them with.
+//! The rabbitscope binary as a child process: [`rabbitscope`] for any command, and
+//! [`spawn_broker`] for `rabbitscope broker`, with stderr piped and drained on a thread (so the
+//! broker never blocks on a full pipe) and the addresses read from the line it announces them
+//! with. (The view in a pseudo-terminal is `pty.rs`'s.)
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
+
+/// The binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rabbitscope");
+
+/// `rabbitscope`, to be given its arguments and started.
+pub fn rabbitscope() -> Command {
+    Command::new(BIN)
+}
 
 /// A started broker process.
 pub struct BrokerChild {

@@ -52,15 +52,7 @@ impl Router for DirectRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::exchange::Destination;
-
-    fn binding(queue: &str, key: &str) -> Arc<Binding> {
-        Arc::new(Binding::new(
-            Destination::Queue(queue.into()),
-            key,
-            FieldTable::default(),
-        ))
-    }
+    use crate::broker::exchange::queue_binding as binding;
 
     #[test]
     fn matches_the_exact_key_only() {

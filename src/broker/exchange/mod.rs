@@ -10,6 +10,7 @@ mod headers;
 mod topic;
 
 use crate::broker::maps::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use amq_protocol::types::FieldTable;
@@ -76,12 +77,31 @@ impl Binding {
     }
 }
 
-/// Two bindings are the same binding when destination, key and arguments agree.
+/// Two bindings are the same binding when destination, key and arguments agree. Written by
+/// hand because the cached event form (`info`) is no part of a binding's identity.
 impl PartialEq for Binding {
     fn eq(&self, other: &Binding) -> bool {
         self.destination == other.destination
             && self.routing_key == other.routing_key
             && self.arguments == other.arguments
+    }
+}
+
+/// A float argument that is NaN makes a binding unequal to itself, as `FieldTable`'s own
+/// equality says; such a binding can be bound but never found again, which is what routers
+/// (that compare with `==`) did all along.
+impl Eq for Binding {}
+
+/// Agrees with [`PartialEq`]: hashes the destination, the key and the arguments' names (field
+/// values hold floats, which have no hash; bindings that differ only in argument values share
+/// a bucket and are told apart by `==`).
+impl Hash for Binding {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.destination.hash(state);
+        self.routing_key.hash(state);
+        for name in self.arguments.inner().keys() {
+            name.hash(state);
+        }
     }
 }
 
@@ -151,19 +171,9 @@ pub struct Exchange {
     pub router: Box<dyn Router>,
     /// Auto-delete only applies once the exchange has had a binding.
     pub had_binding: bool,
-    /// Identities of the bindings, so a duplicate bind is found without a scan.
-    keys: HashSet<BindingKey>,
-}
-
-type BindingKey = (Destination, String, String);
-
-fn binding_key(binding: &Binding) -> BindingKey {
-    // FieldTable is an ordered map, so its debug form is a stable identity.
-    (
-        binding.destination.clone(),
-        binding.routing_key.clone(),
-        format!("{:?}", binding.arguments),
-    )
+    /// The bindings again, by identity (see `Binding`'s `Hash`), so a duplicate bind is found
+    /// without a scan.
+    keys: HashSet<Arc<Binding>>,
 }
 
 impl Exchange {
@@ -189,23 +199,33 @@ impl Exchange {
     }
 
     pub fn has_binding(&self, binding: &Binding) -> bool {
-        self.keys.contains(&binding_key(binding))
+        self.keys.contains(binding)
     }
 
     pub fn bind(&mut self, binding: Arc<Binding>) {
-        self.keys.insert(binding_key(&binding));
+        self.keys.insert(binding.clone());
         self.router.bind(binding);
         self.had_binding = true;
     }
 
     pub fn unbind(&mut self, binding: &Binding) -> bool {
-        self.keys.remove(&binding_key(binding)) && self.router.unbind(binding)
+        self.keys.remove(binding) && self.router.unbind(binding)
     }
 
     /// The `alternate-exchange` argument, if set.
     pub fn alternate_exchange(&self) -> Option<String> {
         crate::broker::args::get_string(&self.arguments, "alternate-exchange")
     }
+}
+
+/// A binding to queue `queue` with key `key` and no arguments, for the routers' tests.
+#[cfg(test)]
+pub(crate) fn queue_binding(queue: &str, key: &str) -> Arc<Binding> {
+    Arc::new(Binding::new(
+        Destination::Queue(queue.into()),
+        key,
+        FieldTable::default(),
+    ))
 }
 
 /// Finds the binding in `list` equal to `binding` and removes it.
@@ -216,5 +236,49 @@ pub(crate) fn remove_binding(list: &mut Vec<Arc<Binding>>, binding: &Binding) ->
             true
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::AMQPValue;
+
+    fn with_args(pairs: &[(&str, AMQPValue)]) -> Binding {
+        let mut arguments = FieldTable::default();
+        for (name, value) in pairs {
+            arguments.insert((*name).into(), value.clone());
+        }
+        Binding::new(Destination::Queue("q".into()), "key", arguments)
+    }
+
+    #[test]
+    fn a_binding_is_known_by_destination_key_and_argument_values_and_types() {
+        let mut exchange = Exchange::new(
+            "x",
+            ExchangeKind::Headers,
+            false,
+            false,
+            false,
+            FieldTable::default(),
+        );
+        let pages = |v: AMQPValue| {
+            with_args(&[
+                ("x-match", AMQPValue::LongString("any".into())),
+                ("pages", v),
+            ])
+        };
+        exchange.bind(Arc::new(pages(AMQPValue::LongInt(12))));
+        // The same arguments, built again, are the same binding (a second bind is a no-op).
+        assert!(exchange.has_binding(&pages(AMQPValue::LongInt(12))));
+        // Another value, or the same number with another type, is another binding.
+        assert!(!exchange.has_binding(&pages(AMQPValue::LongInt(13))));
+        assert!(!exchange.has_binding(&pages(AMQPValue::ShortInt(12))));
+        // The cached event form is no part of the identity.
+        let shown = pages(AMQPValue::LongInt(12));
+        shown.info("x");
+        assert!(exchange.has_binding(&shown));
+        assert!(exchange.unbind(&shown));
+        assert!(!exchange.has_binding(&shown));
     }
 }

@@ -273,16 +273,8 @@ pub fn explain_match(pattern: &str, routing_key: &str) -> Option<Vec<(String, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::exchange::Destination;
+    use crate::broker::exchange::queue_binding as binding;
     use proptest::prelude::*;
-
-    fn binding(queue: &str, key: &str) -> Arc<Binding> {
-        Arc::new(Binding::new(
-            Destination::Queue(queue.into()),
-            key,
-            FieldTable::default(),
-        ))
-    }
 
     fn routed(router: &TopicRouter, key: &str) -> Vec<String> {
         let mut out = Vec::new();

@@ -12,11 +12,13 @@
 //!   group commit.
 //!
 //! ```text
-//! cargo run --release --example store_choice [-- --messages N --window N --runs N]
+//! cargo bench --bench store_choice [-- --messages N --window N --runs N]
 //! ```
 //!
 //! Prints each store's median messages per second. The data lives under the system temp
 //! directory (on this machine the same disk as the work tree) and is removed afterwards.
+
+mod measure;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,13 +38,12 @@ struct Options {
     runs: usize,
 }
 
-fn options() -> Options {
+fn options(args: Vec<String>) -> Options {
     let mut options = Options {
         messages: 50_000,
         window: 128,
         runs: 3,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).and_then(|v| v.parse().ok());
         match (pair[0].as_str(), value) {
@@ -199,7 +200,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let o = options();
+    let Some(args) = measure::arguments("store_choice") else {
+        return;
+    };
+    let o = options(args);
     let body = Bytes::from(vec![b'x'; 1024]);
     println!(
         "{} messages of 1 KiB, {} unconfirmed at most, median of {} runs",

@@ -24,13 +24,15 @@
 //! when it runs on this machine (read from /proc); and the CPU time of the two clients (this
 //! process minus the embedded broker's threads).
 //!
-//! Usage: `cargo run --release --example throughput -- [MESSAGES] [REPETITIONS] [WINDOW]`
+//! Usage: `cargo bench --bench throughput -- [MESSAGES] [REPETITIONS] [WINDOW]`
 //! (defaults 200000, 5 and 1). WINDOW is how many publishes the publisher keeps in flight (in one
 //! task, as a `FuturesUnordered`, so the harness adds no task per message): 1
 //! awaits each `basic_publish` before the next, as most applications do; a larger window lets
 //! lapin put several messages in one write. `THROUGHPUT_TARGETS=embedded,rabbitmq` runs a subset;
 //! `THROUGHPUT_BROKER_THREADS` and `THROUGHPUT_CLIENT_THREADS` set the worker threads of the two
 //! multi-thread runtimes (default: one per core).
+
+mod measure;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -99,7 +101,10 @@ struct Run {
 }
 
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
+    let Some(args) = measure::arguments("throughput") else {
+        return Ok(());
+    };
+    let mut args = args.into_iter();
     let messages: usize = match args.next() {
         Some(s) => s.replace('_', "").parse()?,
         None => 200_000,

@@ -16,8 +16,10 @@
 //! - `embedded-transient`: the embedded broker without a data directory (`--transient`), to
 //!   show what the disk costs.
 //!
-//! Usage: `cargo run --release --example persistent_throughput -- [MESSAGES] [REPETITIONS]
+//! Usage: `cargo bench --bench persistent_throughput -- [MESSAGES] [REPETITIONS]
 //! [WINDOW]` (defaults 50000, 5 and 128). `THROUGHPUT_TARGETS=embedded` runs one target.
+
+mod measure;
 
 use std::time::{Duration, Instant};
 
@@ -37,8 +39,11 @@ const BODY_SIZE: usize = 1024;
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn main() -> Result<(), Error> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let Some(args) = measure::arguments("persistent_throughput") else {
+        return Ok(());
+    };
+    let args: Vec<usize> = args
+        .into_iter()
         .map(|a| a.parse().expect("numbers: MESSAGES REPETITIONS WINDOW"))
         .collect();
     let messages = args.first().copied().unwrap_or(50_000);

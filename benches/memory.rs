@@ -8,11 +8,13 @@
 //!   held open, plus Q non-durable queues (default 10,000); afterwards every connection
 //!   publishes on its last channel and gets its message back, so they are checked alive.
 //!
-//! The embedded broker is the release binary `rabbitscope broker` started as a child process
-//! (build it first: `cargo build --release`); RabbitMQ is the `beam.smp` at `RABBITMQ_URL`
+//! The embedded broker is the release binary `rabbitscope broker` (which `cargo bench` builds)
+//! started as a child process; RabbitMQ is the `beam.smp` at `RABBITMQ_URL`
 //! (default amqp://guest:guest@127.0.0.1:5672/%2f) on this machine.
 //!
-//! Usage: `cargo run --release --example memory -- [messages|connections|both] [N] [C] [K] [Q]`
+//! Usage: `cargo bench --bench memory -- [messages|connections|both] [N] [C] [K] [Q]`
+
+mod measure;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -31,7 +33,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const BODY: [u8; 64] = [b'm'; 64];
 
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
+    let Some(args) = measure::arguments("memory") else {
+        return Ok(());
+    };
+    let mut args = args.into_iter();
     let scenario = args.next().unwrap_or_else(|| "both".into());
     let mut number = |default: usize| -> Result<usize, Error> {
         Ok(match args.next() {
@@ -113,19 +118,8 @@ struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     fn start() -> Result<EmbeddedBroker, Error> {
-        // target/release/examples/memory -> target/release/rabbitscope
-        let binary: PathBuf = std::env::current_exe()?
-            .parent()
-            .and_then(|p| p.parent())
-            .map(|p| p.join("rabbitscope"))
-            .ok_or("cannot find the target directory")?;
-        if !binary.exists() {
-            return Err(format!(
-                "{} is missing: build it first with `cargo build --release`",
-                binary.display()
-            )
-            .into());
-        }
+        // Built by cargo with this benchmark, in the same profile.
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_rabbitscope"));
         let help = Command::new(&binary).args(["broker", "--help"]).output()?;
         let mut command = Command::new(&binary);
         command.args(["broker", "--listen", "127.0.0.1:0"]);

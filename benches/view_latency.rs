@@ -24,13 +24,15 @@
 //!    through it at full speed with the no-ack consumer (the publisher pausing whenever 10,000
 //!    are undelivered), then the same for a headless broker.
 //!
-//! Usage: `cargo build --release && cargo run --release --example view_latency`
+//! Usage: `cargo bench --bench view_latency`
 //! (`-- --quick` for a short run with small numbers; `-- --watch URL` only the key test, on
 //! `rabbitscope watch URL` reading a remote RabbitMQ every 2 s; `-- --out FILE` writes the
 //! report there instead of VIEW_BENCHMARKS.md; `--no-report` writes none). Quick runs write no report unless
-//! `--out` is given. Every child process is killed when the example ends, on errors and panics
+//! `--out` is given. Every child process is killed when the benchmark ends, on errors and panics
 //! too, and every wait has a timeout. Run it on a quiet machine: the report gives the CPU that
 //! other processes used during each measurement.
+
+mod measure;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,9 +62,9 @@ const KEY_TIMEOUT: Duration = Duration::from_secs(5);
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one client operation (connect, declare, close) may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Everything from this line on in the report is kept when the example rewrites it.
+/// Everything from this line on in the report is kept when the benchmark rewrites it.
 const NOTES_MARKER: &str =
-    "<!-- Notes below this line are kept when the example rewrites the file. -->";
+    "<!-- Notes below this line are kept when the benchmark rewrites the file. -->";
 const LATENCY_TARGET_MS: f64 = 100.0;
 /// In the memory runs, publishing waits whenever this many messages are not yet delivered, so
 /// RSS shows what the server keeps, not a queue backlog.
@@ -92,8 +94,7 @@ struct Config {
 }
 
 impl Config {
-    fn from_args() -> Result<Config> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
+    fn from_args(args: Vec<String>) -> Result<Config> {
         let quick = args.iter().any(|a| a == "--quick");
         let mut report =
             (!quick).then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("VIEW_BENCHMARKS.md"));
@@ -159,7 +160,10 @@ impl Config {
 }
 
 fn main() -> Result<()> {
-    let config = Config::from_args()?;
+    let Some(args) = measure::arguments("view_latency") else {
+        return Ok(());
+    };
+    let config = Config::from_args(args)?;
     let binary = binary()?;
     let machine = Machine::read();
     println!(
@@ -226,18 +230,11 @@ fn main() -> Result<()> {
 // The binary and the machine
 // ---------------------------------------------------------------------------------------------
 
-/// `RABBITSCOPE_BIN`, or the `rabbitscope` next to this example's directory (target/release).
+/// `RABBITSCOPE_BIN`, or the `rabbitscope` cargo built with this benchmark (target/release).
 fn binary() -> Result<PathBuf> {
     let path = match std::env::var_os("RABBITSCOPE_BIN") {
         Some(p) => PathBuf::from(p),
-        None => {
-            let exe = std::env::current_exe()?;
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .ok_or("cannot find the target directory")?;
-            profile_dir.join("rabbitscope")
-        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_rabbitscope")),
     };
     if !path.is_file() {
         return Err(format!(
@@ -1954,14 +1951,14 @@ impl Report<'_> {
                it answers a key while its embedded broker is busy, how much broker throughput it \
                costs against `rabbitscope broker` (headless), how much CPU it uses when nothing \
                happens, and whether its memory stays bounded as messages flow.\n\n";
-        md += "## Command\n\n```sh\ncargo build --release\ncargo run --release --example view_latency\n```\n\n";
-        md += "The example drives the release binary `target/release/rabbitscope` as a user \
+        md += "## Command\n\n```sh\ncargo bench --bench view_latency\n```\n\n";
+        md += "The benchmark drives the release binary `target/release/rabbitscope` as a user \
                would: the view runs in a 160x45 pseudo-terminal (portable-pty, \
                `TERM=xterm-256color`) and a reader thread feeds everything it writes to a vt100 \
                parser, so the view never blocks on its output. The clients are lapin 4 on a \
-               2-thread tokio runtime in the example's process, each on its own connection, on \
-               loopback. Every child process is killed when the example ends, panics included. \
-               This file is written by the example.\n\n";
+               2-thread tokio runtime in the benchmark's process, each on its own connection, on \
+               loopback. Every child process is killed when the benchmark ends, panics included. \
+               This file is written by the benchmark.\n\n";
         md += &format!(
             "## Machine\n\n- {} cores (`nproc`), {}\n- {} of memory, Linux {}\n- {}\n- load \
              average (1, 5, 15 min) at the start {}, at the end {}\n\n",
@@ -1986,8 +1983,8 @@ impl Report<'_> {
              Percentiles are nearest-rank over the open and close latencies together (the three \
              figures in brackets are median/p95/max of each key alone). The load rows give the \
              actual rates over the measured window and how much the view wrote to its terminal \
-             (parsing it took {:.1}% of a core in the example). The CPU and waiting rows say \
-             where the time went: utime+stime of the view process and of the example's own \
+             (parsing it took {:.1}% of a core in the benchmark). The CPU and waiting rows say \
+             where the time went: utime+stime of the view process and of the benchmark's own \
              process (lapin clients, lapin's I/O threads and the terminal reader) from \
              `/proc/<pid>/stat`, other processes as the machine's busy time (`/proc/stat`) less \
              those two; the CPU of the view's main thread, which runs its event loop (keys, \
@@ -1995,7 +1992,7 @@ impl Report<'_> {
              run but had no CPU (`/proc/<pid>/task/*/schedstat`); and the gaps between the \
              view's frames (bursts of output more than 2 ms apart; it draws at most every 33 ms \
              while something moves). Then the same cycles once more, on the same view with the \
-             same load, with the example's client threads (tokio workers and lapin's I/O \
+             same load, with the benchmark's client threads (tokio workers and lapin's I/O \
              threads, not the terminal reader) set to nice 19 with `renice`, so that the \
              scheduler prefers the view when both want a CPU: the view gets what it would get \
              if the clients ran on other machines, as they would outside a benchmark.\n",

@@ -10,9 +10,11 @@
 //!
 //! each for tables nested in tables and for arrays nested in arrays.
 //!
-//! Usage: `cargo run --example header_stack -- [DEPTH]` (default 18,700, about the most a
+//! Usage: `cargo bench --bench header_stack -- [DEPTH]` (default 18,700, about the most a
 //! 131,072-byte frame holds). The figures are for the build it runs in: debug frames are
-//! larger than release ones.
+//! larger than release ones (`cargo bench --profile dev --bench header_stack` for debug).
+
+mod measure;
 
 use std::process::{Command, Stdio};
 
@@ -87,11 +89,15 @@ fn survives(what: &str, depth: usize, stack: usize) -> bool {
 }
 
 fn main() {
+    // A child run of one step, started by `survives`.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--step") {
         step(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
         return;
     }
+    let Some(args) = measure::arguments("header_stack") else {
+        return;
+    };
     let depth: usize = args.first().map_or(18_700, |d| d.parse().unwrap());
     for arrays in [false, true] {
         println!(

@@ -1,0 +1,17 @@
+//! What the measurement programs in `benches/` share: telling `cargo bench` (which measures)
+//! from `cargo test --all-targets` (which only runs each bench once, as a test, and must not
+//! sit through a measurement of minutes that may need RabbitMQ).
+//!
+//! Each program includes this with `mod measure;`; it imports nothing of the crate.
+
+/// The program's arguments when `cargo bench --bench NAME [-- ARGS]` runs it (cargo adds
+/// `--bench`, dropped here). None when `cargo test` runs it: it says so and the program returns
+/// at once.
+pub fn arguments(name: &str) -> Option<Vec<String>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("{name} is a measurement: run it with `cargo bench --bench {name}`");
+        return None;
+    }
+    Some(args.into_iter().filter(|a| a != "--bench").collect())
+}

@@ -1,0 +1,143 @@
+//! Who may log in and what the broker is given at start: users with their passwords and
+//! permissions, vhosts, limits, the data directory. Plain data; it may import only the
+//! broker's permission types.
+
+use std::path::PathBuf;
+
+use super::{Permission, TopicPermission};
+
+/// How a user's password is kept.
+#[derive(Clone, Debug)]
+pub enum Password {
+    Plain(String),
+    /// RabbitMQ's `password_hash`: a 4-byte salt followed by SHA-256(salt ++ password).
+    Sha256 {
+        salt: [u8; 4],
+        hash: Vec<u8>,
+    },
+    /// The same with SHA-512 (`rabbit_password_hashing_sha512`).
+    Sha512 {
+        salt: [u8; 4],
+        hash: Vec<u8>,
+    },
+    /// An empty `password_hash`: no password logs this user in, as in RabbitMQ.
+    NoPassword,
+}
+
+impl Password {
+    pub fn verify(&self, given: &str) -> bool {
+        use sha2::{Digest, Sha256, Sha512};
+        match self {
+            Password::Plain(p) => p == given,
+            Password::Sha256 { salt, hash } => {
+                Sha256::new()
+                    .chain_update(salt)
+                    .chain_update(given.as_bytes())
+                    .finalize()
+                    .as_slice()
+                    == hash.as_slice()
+            }
+            Password::Sha512 { salt, hash } => {
+                Sha512::new()
+                    .chain_update(salt)
+                    .chain_update(given.as_bytes())
+                    .finalize()
+                    .as_slice()
+                    == hash.as_slice()
+            }
+            Password::NoPassword => false,
+        }
+    }
+}
+
+/// A user who may log in.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub password: Password,
+    /// Like RabbitMQ's guest: refused unless the client connects from loopback.
+    pub loopback_only: bool,
+    /// What the user may do, per vhost; a vhost without an entry may not be opened.
+    pub permissions: Vec<Permission>,
+    /// Routing keys the user may publish with and bind with, per topic exchange and vhost.
+    pub topic_permissions: Vec<TopicPermission>,
+    /// RabbitMQ's user tags (`administrator`, `impersonator`, ...); only `impersonator`
+    /// changes what the embedded broker allows.
+    pub tags: Vec<String>,
+}
+
+impl User {
+    /// The user's permission in `vhost`, if it has one.
+    pub fn permission(&self, vhost: &str) -> Option<&Permission> {
+        self.permissions.iter().find(|p| p.vhost == vhost)
+    }
+
+    /// Sets the user's permission in its vhost, replacing what it had there.
+    pub fn set_permission(&mut self, permission: Permission) {
+        self.permissions.retain(|p| p.vhost != permission.vhost);
+        self.permissions.push(permission);
+    }
+
+    /// Sets the user's topic permission for its exchange and vhost, replacing what it had.
+    pub fn set_topic_permission(&mut self, topic: TopicPermission) {
+        self.topic_permissions
+            .retain(|t| (&t.vhost, &t.exchange) != (&topic.vhost, &topic.exchange));
+        self.topic_permissions.push(topic);
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Vhosts besides `/`.
+    pub vhosts: Vec<String>,
+    pub users: Vec<User>,
+    pub event_capacity: usize,
+    /// Where durable things are kept (see [`store`](super::store)); None keeps nothing on disk.
+    pub data_dir: Option<PathBuf>,
+    /// The memory alarm: when what the broker holds for its clients takes more than this many
+    /// bytes, publishing connections are blocked until it takes less, as RabbitMQ does at its
+    /// memory high watermark. Counted: messages in queues and delivered but not acked (bodies
+    /// plus [`MESSAGE_OVERHEAD`](super::MESSAGE_OVERHEAD) each), bodies still arriving, frames waiting to be written.
+    /// None: never.
+    pub memory_limit: Option<usize>,
+    /// The disk alarm: while the data directory's filesystem has less than this many bytes
+    /// free, or the store cannot write, publishing connections are blocked, as RabbitMQ does
+    /// below its `disk_free_limit`. None (or no data directory): never.
+    pub disk_free_limit: Option<u64>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            vhosts: Vec::new(),
+            users: vec![User {
+                name: "guest".into(),
+                password: Password::Plain("guest".into()),
+                loopback_only: true,
+                permissions: vec![Permission::all("/")],
+                topic_permissions: Vec::new(),
+                tags: vec!["administrator".into()],
+            }],
+            event_capacity: crate::events::DEFAULT_CAPACITY,
+            data_dir: None,
+            memory_limit: None,
+            disk_free_limit: None,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Adds a vhost and gives guest every permission there (`.*`), as the embedded broker's
+    /// guest has on every vhost it is given.
+    pub fn with_vhost(mut self, name: &str) -> Self {
+        if name != "/" && !self.vhosts.iter().any(|v| v == name) {
+            self.vhosts.push(name.to_string());
+            for user in &mut self.users {
+                if user.name == "guest" && user.permission(name).is_none() {
+                    user.permissions.push(Permission::all(name));
+                }
+            }
+        }
+        self
+    }
+}

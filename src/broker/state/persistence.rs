@@ -1,0 +1,168 @@
+//! Restart and recovery: the image of what a restart keeps, and rebuilding from one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::timers::message_ttl;
+use super::{is_predeclared, State};
+use crate::broker::args;
+use crate::broker::exchange::{Binding, Exchange, ExchangeKind};
+use crate::broker::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoredMessage};
+use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::queue::{Queue, QueueLimits};
+use crate::events::EventKind;
+
+impl State {
+    /// Rebuilds what `image` holds, as a broker starting from its store does: durable
+    /// exchanges, queues and bindings, and each queue's persistent messages in their order
+    /// (those delivered before marked redelivered). Nothing is recorded: the store has it.
+    /// A message's TTL starts again from now.
+    pub fn restore(&mut self, image: &Image) {
+        let mut events = Vec::new();
+        let now = Instant::now();
+        for (vhost_name, v) in &image.vhosts {
+            let Some(vhost) = self.vhosts.get_mut(&**vhost_name) else {
+                tracing::warn!(vhost = %vhost_name, "the store holds a vhost this broker does not have; skipped");
+                continue;
+            };
+            for (name, x) in &v.exchanges {
+                let Some(kind) = ExchangeKind::parse(&x.kind) else {
+                    continue;
+                };
+                let arguments = x.arguments.clone();
+                let exchange =
+                    Exchange::new(name, kind, true, x.auto_delete, x.internal, arguments);
+                vhost.exchanges.insert(exchange.name.clone(), exchange);
+                events.push((
+                    vhost_name.clone(),
+                    EventKind::ExchangeDeclared {
+                        name: name.clone(),
+                        kind: kind.as_str().into(),
+                        durable: true,
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: args::pairs(&x.arguments),
+                    },
+                ));
+            }
+            for (name, q) in &v.queues {
+                // A queue kept by an older build may hold arguments declares now refuse: its
+                // messages matter more than its limits, so it comes back without them.
+                let limits = QueueLimits::parse(name, vhost_name, &q.arguments)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(vhost = %vhost_name, queue = %name, error = %e,
+                            "a kept queue's arguments are refused now; it comes back without its limits");
+                        QueueLimits::default()
+                    });
+                let arguments = q.arguments.clone();
+                let mut queue = Queue::new(name, true, q.auto_delete, None, arguments, limits);
+                for (seq, kept) in &q.messages {
+                    self.next_message_id += 1;
+                    let mut message = Message::clone(&kept.message);
+                    message.id = self.next_message_id;
+                    let expires_at = message_ttl(&queue.limits, &message).map(|t| now + t);
+                    queue.push_back(QueuedMessage {
+                        seq: *seq,
+                        message: Arc::new(message),
+                        expires_at,
+                        redelivered: kept.redelivered,
+                        stored: self.journal.is_some(),
+                    });
+                    self.next_seq = self.next_seq.max(*seq);
+                }
+                vhost.queues.insert(queue.name.clone(), queue);
+                events.push((
+                    vhost_name.clone(),
+                    EventKind::QueueDeclared {
+                        name: name.clone(),
+                        durable: true,
+                        exclusive: false,
+                        auto_delete: q.auto_delete,
+                        arguments: args::pairs(&q.arguments),
+                    },
+                ));
+            }
+            for b in &v.bindings {
+                let binding =
+                    Binding::new(b.destination.clone(), &b.routing_key, b.arguments.clone());
+                let info = binding.info(&b.source);
+                if vhost.add_binding(&b.source, binding) {
+                    events.push((vhost_name.clone(), EventKind::BindingCreated(info)));
+                }
+            }
+        }
+        for (vhost, kind) in events {
+            self.emit(&vhost, None, None, || kind);
+        }
+    }
+
+    /// What a restart keeps, taken from the running broker (for a broker without a store):
+    /// durable exchanges and queues, bindings between durable ends, and the persistent
+    /// messages of durable queues, ready or unacked (those come back redelivered).
+    pub fn image(&self) -> Image {
+        let mut image = Image::default();
+        let persistent = |m: &Message| m.properties.delivery_mode() == &Some(2);
+        for (vhost_name, v) in &self.vhosts {
+            let kept = image.vhosts.entry(vhost_name.clone()).or_default();
+            for (name, x) in &v.exchanges {
+                if x.durable && !is_predeclared(name) {
+                    let exchange = ExchangeImage {
+                        kind: x.kind.as_str().into(),
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: x.arguments.clone(),
+                    };
+                    kept.exchanges.insert(name.clone(), exchange);
+                }
+            }
+            for (name, q) in &v.queues {
+                if !q.durable || q.owner.is_some() {
+                    continue;
+                }
+                let messages = q
+                    .iter()
+                    .filter(|m| persistent(&m.message))
+                    .map(|m| {
+                        let stored = StoredMessage {
+                            message: m.message.clone(),
+                            redelivered: m.redelivered,
+                        };
+                        (m.seq, stored)
+                    })
+                    .collect();
+                let queue = QueueImage {
+                    auto_delete: q.auto_delete,
+                    arguments: q.arguments.clone(),
+                    messages,
+                };
+                kept.queues.insert(name.clone(), queue);
+            }
+            for (source, x) in &v.exchanges {
+                for b in x.router.bindings() {
+                    if v.is_durable_binding(source, &b) {
+                        kept.bindings.push(BindingImage::of(source, &b));
+                    }
+                }
+            }
+        }
+        for (on, channel) in &self.channels {
+            let Some(vhost) = self.connections.get(&on.connection).map(|c| &c.vhost) else {
+                continue;
+            };
+            for u in channel.unacked.values() {
+                let queue = image
+                    .vhosts
+                    .get_mut(vhost)
+                    .and_then(|v| v.queues.get_mut(&u.queue));
+                if let (Some(queue), true) = (queue, persistent(&u.message.message)) {
+                    let stored = StoredMessage {
+                        message: u.message.message.clone(),
+                        redelivered: true,
+                    };
+                    queue.messages.insert(u.message.seq, stored);
+                }
+            }
+        }
+        image
+    }
+}

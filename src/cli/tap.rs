@@ -1,0 +1,134 @@
+//! `rabbitscope tap`: one line per message published on a RabbitMQ, read from its firehose.
+//!
+//! Tracing is on for the URL's vhost while it runs and off again on every way out, if this
+//! turned it on. It imports the library's remote module; never the view.
+
+use std::collections::BTreeMap;
+
+use color_eyre::eyre::{eyre, Result};
+
+use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
+use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
+use rabbitscope::terminal::printable;
+
+use super::remote::{on_firehose, ManagementArgs};
+use super::runtime::shutdown_signal;
+
+#[derive(clap::Args)]
+pub struct TapArgs {
+    /// The RabbitMQ, as an AMQP URL: amqp://user:pass@host:5672/vhost.
+    source: String,
+    /// Stop after this many lines.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Print only lines (without the time) this regular expression matches.
+    #[arg(long, value_name = "REGEX")]
+    filter: Option<regex::Regex>,
+    #[command(flatten)]
+    remote: ManagementArgs,
+}
+
+/// `rabbitscope tap`: one line per publish until --count lines, SIGINT or SIGTERM. The
+/// firehose's headers may nest deeply, so it runs on a thread with a deep stack.
+pub fn run(args: TapArgs) -> Result<()> {
+    args.remote.trust.apply()?;
+    on_firehose(move || tap(args))
+}
+
+async fn tap(args: TapArgs) -> Result<()> {
+    let endpoint = args.remote.checked_endpoint(&args.source).await?;
+    let api = Management::new(&endpoint)?;
+    // Handlers go in first: a SIGINT from now on still turns tracing off.
+    let stop = shutdown_signal()?;
+    let mut tracing = Tracing::new(api.clone(), &endpoint.vhost);
+    tracing.ensure_on().await?;
+    let result = tap_lines(&args, &endpoint, &api, stop).await;
+    if let Err(e) = tracing.release().await {
+        eprintln!(
+            "could not turn tracing off again: {}",
+            printable(&e.to_string())
+        );
+    }
+    result
+}
+
+/// Prints the lines until --count, or `stop`.
+async fn tap_lines(
+    args: &TapArgs,
+    endpoint: &Endpoint,
+    api: &Management,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let mut firehose = Firehose::open(&endpoint.amqp_url, FirehoseKeys::Publish)
+        .await
+        .map_err(|e| eyre!("{e} ({})", endpoint.masked_url()))?;
+    tokio::pin!(stop);
+    let mut printed = 0;
+    // The default exchange's trace names the queue it was sent to, existing or not.
+    let mut known = BTreeMap::new();
+    let result = loop {
+        if args.count.is_some_and(|n| printed >= n) {
+            break Ok(());
+        }
+        let trace = tokio::select! {
+            _ = &mut stop => break Ok(()),
+            trace = firehose.next() => trace,
+        };
+        let (exchange, routing_key, mut queues) = match trace {
+            Ok(Trace::Published {
+                exchange,
+                routing_key,
+                queues,
+                ..
+            }) => (exchange, routing_key, queues),
+            Ok(_) => continue,
+            Err(e) => break Err(eyre!("{e}")),
+        };
+        if exchange.is_empty() {
+            let mut existing = Vec::new();
+            for queue in queues {
+                let exists = match known.get(&queue) {
+                    Some(exists) => Some(*exists),
+                    None => match api.queue_exists(&endpoint.vhost, &queue).await {
+                        Ok(exists) => {
+                            known.insert(queue.clone(), exists);
+                            Some(exists)
+                        }
+                        // Unknown, not "exists": marked `?`, said on stderr, asked again next
+                        // time.
+                        Err(e) => {
+                            eprintln!(
+                                "warning: could not ask whether queue {} exists ({}): it is \
+                                 marked ?",
+                                printable(&queue),
+                                printable(&e.to_string())
+                            );
+                            None
+                        }
+                    },
+                };
+                match exists {
+                    Some(true) => existing.push(queue),
+                    Some(false) => {}
+                    None => existing.push(format!("{queue}?")),
+                }
+            }
+            queues = existing;
+        }
+        let line = tap_line(
+            std::time::SystemTime::now(),
+            &exchange,
+            &routing_key,
+            &queues,
+        );
+        // The time is left out of what the filter sees.
+        let shown = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
+        if args.filter.as_ref().is_some_and(|f| !f.is_match(shown)) {
+            continue;
+        }
+        println!("{line}");
+        printed += 1;
+    };
+    firehose.close().await;
+    result
+}
