@@ -117,6 +117,8 @@ pub enum DeadLetterReason {
     Rejected,
     Expired,
     Maxlen,
+    /// A quorum queue gave the message back more times than its `x-delivery-limit`.
+    DeliveryLimit,
 }
 
 impl DeadLetterReason {
@@ -126,6 +128,7 @@ impl DeadLetterReason {
             DeadLetterReason::Rejected => "rejected",
             DeadLetterReason::Expired => "expired",
             DeadLetterReason::Maxlen => "maxlen",
+            DeadLetterReason::DeliveryLimit => "delivery_limit",
         }
     }
 }

@@ -43,8 +43,25 @@ pub struct QueuedMessage {
     pub message: Arc<Message>,
     pub expires_at: Option<Instant>,
     pub redelivered: bool,
+    /// How many times a client gave it back (quorum queues count; classic queues leave 0).
+    pub delivery_count: u32,
     /// Kept by the store (persistent, in a durable queue): leaving the queue is recorded.
     pub stored: bool,
+}
+
+/// The message as a quorum queue hands it out: with an `x-delivery-count` header (a long, 0
+/// on the first delivery) replacing any the publisher set. The stored message keeps its own
+/// headers, so a dead-lettered copy has none, as on RabbitMQ.
+pub fn with_delivery_count(original: &Message, count: u32) -> Message {
+    let mut headers = original.headers().cloned().unwrap_or_default();
+    headers.insert(
+        "x-delivery-count".into(),
+        AMQPValue::LongLongInt(count.into()),
+    );
+    Message {
+        properties: Arc::new(BasicProperties::clone(&original.properties).with_headers(headers)),
+        ..original.clone()
+    }
 }
 
 /// Builds the message a queue dead-letters: the `x-death` history updated as RabbitMQ does

@@ -10,7 +10,7 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, SourcedBinding};
-use super::message::QueuedMessage;
+use super::message::{with_delivery_count, Message, QueuedMessage};
 use super::ChannelRef;
 use crate::events::ConnectionId;
 
@@ -33,6 +33,13 @@ pub struct QueueLimits {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub max_priority: Option<u8>,
+    /// `x-queue-type`: what kind of queue the arguments ask for.
+    pub queue_type: QueueType,
+    /// `x-delivery-limit` (quorum queues): a message given back more often than this is
+    /// dead-lettered (or dropped) instead of requeued.
+    pub delivery_limit: Option<i64>,
+    /// `x-quorum-initial-group-size`: how many nodes a cluster would put the queue on.
+    pub initial_group_size: Option<u64>,
 }
 
 /// The longest queue TTL or message TTL RabbitMQ accepts, in milliseconds (ten years).
@@ -86,7 +93,12 @@ impl QueueLimits {
                 Ok(Duration::from_millis(n))
             }
         };
-        let mut limits = QueueLimits::default();
+        let mut limits = QueueLimits {
+            queue_type: QueueType::of(queue, vhost, arguments)?,
+            ..QueueLimits::default()
+        };
+        // Quorum queues refuse these two whatever their value (see `refuse_unsupported`).
+        let reads_priority_and_mode = limits.queue_type != QueueType::Quorum;
         if let Some(n) = non_negative("x-expires")? {
             if n == 0 {
                 return Err(invalid("x-expires", "{value_zero,0}"));
@@ -107,7 +119,7 @@ impl QueueLimits {
         }
         limits.max_length = non_negative("x-max-length")?.map(|n| n as usize);
         limits.max_length_bytes = non_negative("x-max-length-bytes")?.map(|n| n as usize);
-        if let Some(n) = non_negative("x-max-priority")? {
+        if let Some(n) = non_negative("x-max-priority")?.filter(|_| reads_priority_and_mode) {
             if n > MAX_PRIORITY {
                 return Err(invalid(
                     "x-max-priority",
@@ -123,7 +135,7 @@ impl QueueLimits {
             Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
             Some(_) => return Err(invalid("x-overflow", "invalid_overflow")),
         };
-        match string("x-queue-mode")?.as_deref() {
+        match string("x-queue-mode")?.filter(|_| reads_priority_and_mode).as_deref() {
             None | Some("default") | Some("lazy") => {}
             Some(other) => {
                 return Err(invalid(
@@ -133,14 +145,48 @@ impl QueueLimits {
             }
         }
         string("x-queue-type")?;
+        if limits.queue_type == QueueType::Quorum {
+            // RabbitMQ takes any value here; only an integer sets a limit.
+            limits.delivery_limit = args::get_int(arguments, "x-delivery-limit").ok().flatten();
+            if let Some(n) = non_negative("x-quorum-initial-group-size")? {
+                if n == 0 {
+                    return Err(invalid("x-quorum-initial-group-size", "{value_zero,0}"));
+                }
+                limits.initial_group_size = Some(n);
+            }
+        }
+        limits.queue_type.refuse_unsupported(queue, vhost, arguments)?;
         Ok(limits)
     }
 }
 
+/// Arguments RabbitMQ knows but a classic queue does not take.
+const NOT_CLASSIC: &[&str] = &[
+    "x-delivery-limit",
+    "x-dead-letter-strategy",
+    "x-initial-cluster-size",
+    "x-max-age",
+    "x-queue-leader-locator",
+    "x-quorum-initial-group-size",
+    "x-stream-max-segment-size-bytes",
+];
+
+/// Arguments RabbitMQ knows but a quorum queue does not take (3.10: no priorities, no lazy
+/// mode, no classic mirroring locator, no stream retention).
+const NOT_QUORUM: &[&str] = &[
+    "x-initial-cluster-size",
+    "x-max-age",
+    "x-max-priority",
+    "x-queue-master-locator",
+    "x-queue-mode",
+    "x-stream-max-segment-size-bytes",
+];
+
 /// The kind of queue `x-queue-type` asks for. Only classic queues are implemented: quorum and
 /// stream queues are held to RabbitMQ's declare-time rules and then behave as classic queues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum QueueType {
+    #[default]
     Classic,
     Quorum,
     Stream,
@@ -166,6 +212,32 @@ impl QueueType {
                 )),
             },
             _ => Ok(QueueType::Classic),
+        }
+    }
+
+    /// RabbitMQ's module name for the type, as its refusals spell it.
+    pub fn module(self) -> &'static str {
+        match self {
+            QueueType::Classic => "rabbit_classic_queue",
+            QueueType::Quorum => "rabbit_quorum_queue",
+            QueueType::Stream => "rabbit_stream_queue",
+        }
+    }
+
+    /// 406 for the first argument (in table order) that RabbitMQ knows but this type does
+    /// not take. Unknown arguments pass, as on RabbitMQ. Streams keep their own rules for now.
+    fn refuse_unsupported(self, queue: &str, vhost: &str, arguments: &FieldTable) -> AmqpResult<()> {
+        let refused = match self {
+            QueueType::Classic => NOT_CLASSIC,
+            QueueType::Quorum => NOT_QUORUM,
+            QueueType::Stream => return Ok(()),
+        };
+        match arguments.inner().keys().find(|k| refused.contains(&k.as_str())) {
+            Some(arg) => Err(AmqpError::precondition_failed(format!(
+                "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}' of queue type {}",
+                self.module()
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -278,6 +350,24 @@ impl Queue {
             unacked: 0,
             stats: QueueStats::default(),
         }
+    }
+
+    /// The message as this queue hands it to a client: a quorum queue tells how many times
+    /// it was given back (`x-delivery-count`); a classic queue sends it as published.
+    pub fn outgoing(&self, message: &QueuedMessage) -> Arc<Message> {
+        if self.limits.queue_type == QueueType::Quorum {
+            Arc::new(with_delivery_count(&message.message, message.delivery_count))
+        } else {
+            message.message.clone()
+        }
+    }
+
+    /// Whether a message given back now has been given back more often than the queue's
+    /// `x-delivery-limit` allows (RabbitMQ compares the new count with `>`).
+    pub fn over_delivery_limit(&self, message: &QueuedMessage) -> bool {
+        self.limits
+            .delivery_limit
+            .is_some_and(|limit| i64::from(message.delivery_count) > limit)
     }
 
     pub fn ready(&self) -> usize {

@@ -8,7 +8,8 @@ use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
 use crate::broker::{ClientSink, ConnectionSnapshot};
-use crate::events::{ConnectionId, EventKind};
+use crate::broker::queue::QueueType;
+use crate::events::{ConnectionId, DeadLetterReason, EventKind};
 
 impl State {
     /// Registers connection `id`, described by `info` (its `id` is set here).
@@ -146,7 +147,9 @@ impl State {
         });
     }
 
-    /// Puts unacked messages back in their queues, in order, marked redelivered.
+    /// Puts unacked messages back in their queues, in order, marked redelivered. A quorum
+    /// queue counts the return, and a message past its `x-delivery-limit` leaves instead
+    /// (dead-lettered or dropped once the caller runs the work).
     pub(super) fn requeue_all(
         &mut self,
         vhost: &str,
@@ -174,12 +177,20 @@ impl State {
                 }
                 let mut message = u.message;
                 message.redelivered = true;
-                queue.requeue(message);
-                let name = queue.name.clone();
-                self.emit(vhost, Some(connection), None, || EventKind::Requeued {
-                    message_id: id,
-                    queue: name,
-                });
+                if queue.limits.queue_type == QueueType::Quorum {
+                    message.delivery_count += 1;
+                }
+                if queue.over_delivery_limit(&message) {
+                    let name = queue.name.clone();
+                    self.doom(vhost, &name, message, DeadLetterReason::DeliveryLimit);
+                } else {
+                    queue.requeue(message);
+                    let name = queue.name.clone();
+                    self.emit(vhost, Some(connection), None, || EventKind::Requeued {
+                        message_id: id,
+                        queue: name,
+                    });
+                }
                 if !touched.iter().any(|(_, q)| *q == u.queue) {
                     touched.push((Arc::from(vhost), u.queue));
                 }

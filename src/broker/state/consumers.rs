@@ -10,7 +10,7 @@ use super::{random_suffix, ChannelRef, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::permissions::{Access, Resource};
-use crate::broker::queue::Consumer;
+use crate::broker::queue::{Consumer, QueueType};
 use crate::events::EventKind;
 
 /// basic.consume arguments.
@@ -27,12 +27,14 @@ pub struct ConsumeSpec {
 
 impl State {
     /// basic.qos: `global` limits the whole channel, else each consumer started afterwards
-    /// (0: no limit), as RabbitMQ reads the flag.
+    /// (0: no limit) and the channel is no longer limited, as RabbitMQ reads the flag.
     pub fn basic_qos(&mut self, on: ChannelRef, prefetch_count: u16, global: bool) {
         if let Ok(ch) = self.channel(on) {
             if global {
                 ch.prefetch_channel = prefetch_count;
             } else {
+                // As RabbitMQ does, a per-consumer limit lifts the channel's limit.
+                ch.prefetch_channel = 0;
                 ch.prefetch_consumer = prefetch_count;
             }
         }
@@ -86,8 +88,15 @@ impl State {
                 ))
             }
         };
-        let prefetch = self.channel(on)?.prefetch_consumer;
+        let ch = self.channel(on)?;
+        let (prefetch, global_limit) = (ch.prefetch_consumer, ch.prefetch_channel > 0);
         let q = self.owned_queue(&vhost_name, &name, on.connection)?;
+        if global_limit && q.limits.queue_type == QueueType::Quorum {
+            // A quorum queue keeps credit per consumer; RabbitMQ 3.10 closes the connection.
+            return Err(AmqpError::not_implemented(format!(
+                "queue '{name}' in vhost '{vhost_name}' does not support global qos"
+            )));
+        }
         let exclusive_use = || {
             AmqpError::access_refused(format!(
                 "queue '{name}' in vhost '{vhost_name}' in exclusive use"

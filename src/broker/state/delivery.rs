@@ -103,13 +103,13 @@ impl State {
             };
             q.next_consumer = (i + 1) % n;
             let message = q.pop_front().expect("checked ready");
+            let payload = q.outgoing(&message);
             let consumer = &mut q.consumers[i];
             let ch = self.channels.get_mut(&consumer.on).expect("checked");
             ch.delivery_tags += 1;
             let delivery_tag = ch.delivery_tags;
             let redelivered = message.redelivered;
             let message_id = message.message.id;
-            let payload = message.message.clone();
             if let (true, Some(journal)) = (message.stored, &mut self.journal) {
                 let (vhost, queue, seq) = (Arc::from(vhost_name), q.name.clone(), message.seq);
                 if consumer.no_ack {
@@ -180,6 +180,7 @@ impl State {
         let taken = q.pop_front();
         let remaining = q.ready() as u32;
         let queue_name = q.name.clone();
+        let payload = taken.as_ref().map(|m| q.outgoing(m));
         if taken.is_some() {
             q.stats.delivered += 1;
             if !no_ack {
@@ -190,7 +191,7 @@ impl State {
             self.doom(&vhost_name, &name, m, DeadLetterReason::Expired);
         }
         self.run(VecDeque::new());
-        let Some(message) = taken else {
+        let (Some(message), Some(payload)) = (taken, payload) else {
             return Ok(None);
         };
         let redelivered = message.redelivered;
@@ -205,7 +206,6 @@ impl State {
         let ch = self.channel(on)?;
         ch.delivery_tags += 1;
         let delivery_tag = ch.delivery_tags;
-        let payload = message.message.clone();
         if !no_ack {
             self.unacked_bytes += message.message.body.len() + crate::broker::MESSAGE_OVERHEAD;
             let ch = self.channel(on)?;

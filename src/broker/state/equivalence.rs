@@ -93,6 +93,7 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
     const CHECKED: &[&str] = &[
         "x-dead-letter-exchange",
         "x-dead-letter-routing-key",
+        "x-delivery-limit",
         "x-expires",
         "x-max-length",
         "x-max-length-bytes",
@@ -101,6 +102,7 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
         "x-overflow",
         "x-queue-type",
         "x-queue-mode",
+        "x-quorum-initial-group-size",
     ];
     use crate::broker::exchange::value_text;
     let described = |v: &amq_protocol::types::AMQPValue| {

@@ -66,6 +66,7 @@ impl State {
                         message: Arc::new(message),
                         expires_at,
                         redelivered: kept.redelivered,
+                        delivery_count: 0,
                         stored: self.journal.is_some(),
                     });
                     self.next_seq = self.next_seq.max(*seq);

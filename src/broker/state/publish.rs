@@ -293,6 +293,7 @@ impl State {
                     message,
                     expires_at: None,
                     redelivered: false,
+                    delivery_count: 0,
                     stored: false,
                 };
                 self.doom(vhost_name, queue, qm, DeadLetterReason::Maxlen);
@@ -320,6 +321,7 @@ impl State {
             message,
             expires_at: ttl.map(|t| Instant::now() + t),
             redelivered: false,
+            delivery_count: 0,
             stored,
         });
         q.stats.published += 1;

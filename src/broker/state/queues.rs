@@ -11,7 +11,7 @@ use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
 use crate::broker::permissions::{Access, Resource};
-use crate::broker::queue::{Queue, QueueLimits, QueueType};
+use crate::broker::queue::{Queue, QueueLimits};
 use crate::broker::ToClient;
 use crate::events::{BindingInfo, ConnectionId, EventKind};
 
@@ -100,9 +100,8 @@ impl State {
             self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
             self.permit(on.connection, Access::Write, Resource::Exchange(&dlx))?;
         }
-        let queue_type = QueueType::of(&name, &vhost_name, &spec.arguments)?;
         let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
-        queue_type.check_properties(
+        limits.queue_type.check_properties(
             &name,
             &vhost_name,
             spec.durable,

@@ -76,7 +76,7 @@ impl State {
                         queue: queue.into(),
                     })
                 }
-                DeadLetterReason::Maxlen => {
+                DeadLetterReason::Maxlen | DeadLetterReason::DeliveryLimit => {
                     self.emit(vhost_name, None, None, || EventKind::Dropped {
                         message_id: id,
                         queue: queue.into(),
