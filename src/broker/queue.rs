@@ -135,7 +135,10 @@ impl QueueLimits {
             Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
             Some(_) => return Err(invalid("x-overflow", "invalid_overflow")),
         };
-        match string("x-queue-mode")?.filter(|_| reads_priority_and_mode).as_deref() {
+        match string("x-queue-mode")?
+            .filter(|_| reads_priority_and_mode)
+            .as_deref()
+        {
             None | Some("default") | Some("lazy") => {}
             Some(other) => {
                 return Err(invalid(
@@ -155,7 +158,9 @@ impl QueueLimits {
                 limits.initial_group_size = Some(n);
             }
         }
-        limits.queue_type.refuse_unsupported(queue, vhost, arguments)?;
+        limits
+            .queue_type
+            .refuse_unsupported(queue, vhost, arguments)?;
         Ok(limits)
     }
 }
@@ -226,13 +231,22 @@ impl QueueType {
 
     /// 406 for the first argument (in table order) that RabbitMQ knows but this type does
     /// not take. Unknown arguments pass, as on RabbitMQ. Streams keep their own rules for now.
-    fn refuse_unsupported(self, queue: &str, vhost: &str, arguments: &FieldTable) -> AmqpResult<()> {
+    fn refuse_unsupported(
+        self,
+        queue: &str,
+        vhost: &str,
+        arguments: &FieldTable,
+    ) -> AmqpResult<()> {
         let refused = match self {
             QueueType::Classic => NOT_CLASSIC,
             QueueType::Quorum => NOT_QUORUM,
             QueueType::Stream => return Ok(()),
         };
-        match arguments.inner().keys().find(|k| refused.contains(&k.as_str())) {
+        match arguments
+            .inner()
+            .keys()
+            .find(|k| refused.contains(&k.as_str()))
+        {
             Some(arg) => Err(AmqpError::precondition_failed(format!(
                 "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}' of queue type {}",
                 self.module()
@@ -356,7 +370,10 @@ impl Queue {
     /// it was given back (`x-delivery-count`); a classic queue sends it as published.
     pub fn outgoing(&self, message: &QueuedMessage) -> Arc<Message> {
         if self.limits.queue_type == QueueType::Quorum {
-            Arc::new(with_delivery_count(&message.message, message.delivery_count))
+            Arc::new(with_delivery_count(
+                &message.message,
+                message.delivery_count,
+            ))
         } else {
             message.message.clone()
         }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
-use crate::broker::{ClientSink, ConnectionSnapshot};
 use crate::broker::queue::QueueType;
+use crate::broker::{ClientSink, ConnectionSnapshot};
 use crate::events::{ConnectionId, DeadLetterReason, EventKind};
 
 impl State {
