@@ -692,3 +692,220 @@ async fn quorum_arguments_must_match_on_redeclare() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Length limits, overflow and TTL
+// ---------------------------------------------------------------------------------------------
+
+/// Publishes each body to `queue` and lists the confirms: "ack" or "nack".
+async fn publish_all(ch: &Channel, queue: &str, bodies: &[&str]) -> Vec<String> {
+    let mut answers = Vec::new();
+    for b in bodies {
+        answers.push(send(ch, queue, b).await);
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_overflow_modes() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let dlx = common::unique("overflow-dlx");
+        let dead = common::unique("overflow-dead-q");
+        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
+        declare_queue(&ch, &dead).await;
+        bind(&ch, &dead, &dlx, "").await;
+        let mut queues = vec![dead.clone()];
+        let dead_lettered = |overflow: Option<&str>, limit: (&'static str, i32)| {
+            let mut args = vec![
+                ("x-dead-letter-exchange", text(&dlx)),
+                (limit.0, int(limit.1)),
+            ];
+            if let Some(o) = overflow {
+                args.push(("x-overflow", text(o)));
+            }
+            args
+        };
+        let cases: Vec<(&str, Vec<(&str, AMQPValue)>, Vec<&str>)> = vec![
+            (
+                "default",
+                dead_lettered(None, ("x-max-length", 2)),
+                vec!["1", "2", "3"],
+            ),
+            (
+                "drop-head",
+                dead_lettered(Some("drop-head"), ("x-max-length", 2)),
+                vec!["1", "2", "3"],
+            ),
+            (
+                "reject-publish",
+                dead_lettered(Some("reject-publish"), ("x-max-length", 2)),
+                vec!["1", "2", "3", "4", "5"],
+            ),
+            (
+                "reject-publish-dlx",
+                dead_lettered(Some("reject-publish-dlx"), ("x-max-length", 2)),
+                vec!["1", "2", "3", "4", "5"],
+            ),
+            (
+                "bytes drop-head",
+                dead_lettered(None, ("x-max-length-bytes", 3)),
+                vec!["aa", "bb", "cc"],
+            ),
+            (
+                "bytes reject-publish",
+                dead_lettered(Some("reject-publish"), ("x-max-length-bytes", 3)),
+                vec!["aa", "bb", "cc"],
+            ),
+            (
+                "length 0 reject-publish",
+                dead_lettered(Some("reject-publish"), ("x-max-length", 0)),
+                vec!["a", "b"],
+            ),
+        ];
+        for (label, args, bodies) in cases {
+            let q = common::unique("overflow-q");
+            declare_quorum(&ch, &q, &args).await;
+            let confirms = publish_all(&ch, &q, &bodies).await;
+            tokio::time::sleep(SETTLE).await;
+            t.push(format!(
+                "{label}: {confirms:?} kept {:?} dead-lettered {:?}",
+                drain(&ch, &q).await,
+                drain(&ch, &dead).await
+            ));
+            queues.push(q);
+        }
+
+        // Once over its limit, a reject-publish quorum queue refuses publishes until it is back
+        // to 80% of its limit, whether messages leave by get or purge.
+        let q = common::unique("overflow-block-q");
+        declare_quorum(
+            &ch,
+            &q,
+            &[
+                ("x-max-length", int(5)),
+                ("x-overflow", text("reject-publish")),
+            ],
+        )
+        .await;
+        let bodies = ["0", "1", "2", "3", "4", "5", "6"];
+        t.push(format!(
+            "fill to 5: {:?}",
+            publish_all(&ch, &q, &bodies).await
+        ));
+        get_described(&ch, &q).await;
+        t.push(format!("5 ready: {:?}", publish_all(&ch, &q, &["a"]).await));
+        get_described(&ch, &q).await;
+        t.push(format!("4 ready: {:?}", publish_all(&ch, &q, &["b"]).await));
+        get_described(&ch, &q).await;
+        let more = ["c", "d", "e"];
+        t.push(format!("4 ready: {:?}", publish_all(&ch, &q, &more).await));
+        ch.basic_nack(
+            0,
+            BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!(
+            "after requeue: {} then {:?}",
+            inspect_queue(&conn, &q).await,
+            publish_all(&ch, &q, &["f"]).await
+        ));
+        ch.queue_purge(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+        t.push(format!(
+            "after purge: {:?}",
+            publish_all(&ch, &q, &["g"]).await
+        ));
+        queues.push(q);
+        let names: Vec<&str> = queues.iter().map(String::as_str).collect();
+        cleanup(&conn, &names, &[&dlx]).await;
+        t
+    })
+    .await;
+    assert_has(
+        &t,
+        &[
+            r#"default: ["ack", "ack", "ack"] kept ["2", "3"] dead-lettered ["1"]"#,
+            r#"drop-head: ["ack", "ack", "ack"] kept ["2", "3"] dead-lettered ["1"]"#,
+            r#"reject-publish: ["ack", "ack", "ack", "nack", "nack"] kept ["1", "2", "3"] dead-lettered []"#,
+            r#"reject-publish-dlx: ["ack", "ack", "ack", "ack", "ack"] kept ["4", "5"] dead-lettered ["1", "2", "3"]"#,
+            r#"bytes drop-head: ["ack", "ack", "ack"] kept ["cc"] dead-lettered ["aa", "bb"]"#,
+            r#"bytes reject-publish: ["ack", "ack", "nack"] kept ["aa", "bb"] dead-lettered []"#,
+            r#"length 0 reject-publish: ["ack", "nack"] kept ["a"] dead-lettered []"#,
+            r#"fill to 5: ["ack", "ack", "ack", "ack", "ack", "ack", "nack"]"#,
+            r#"5 ready: ["nack"]"#,
+            r#"4 ready: ["ack"]"#,
+            r#"4 ready: ["ack", "ack", "nack"]"#,
+            r#"after requeue: ok messages=9 consumers=0 then ["nack"]"#,
+            r#"after purge: ["ack"]"#,
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_message_ttl_dead_letters_as_expired() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let dlx = common::unique("ttl-dlx");
+        let dead = common::unique("ttl-dead-q");
+        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
+        declare_queue(&ch, &dead).await;
+        bind(&ch, &dead, &dlx, "").await;
+        let q = common::unique("ttl-q");
+        declare_quorum(
+            &ch,
+            &q,
+            &[
+                ("x-message-ttl", int(100)),
+                ("x-dead-letter-exchange", text(&dlx)),
+            ],
+        )
+        .await;
+        let short = BasicProperties::default().with_expiration("50".into());
+        send(&ch, &q, "a").await;
+        publish_with(&ch, "", &q, "b", short.clone(), false).await;
+        let p = common::unique("ttl-per-message-q");
+        declare_quorum(&ch, &p, &[("x-dead-letter-exchange", text(&dlx))]).await;
+        publish_with(&ch, "", &p, "c", short, false).await;
+        send(&ch, &p, "d").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        t.push(format!("queue ttl kept {:?}", drain(&ch, &q).await));
+        t.push(format!("per-message ttl kept {:?}", drain(&ch, &p).await));
+        // Sorted: which queue's message expires first is a matter of milliseconds.
+        let mut reasons: Vec<String> = take_all(&ch, &dead)
+            .await
+            .iter()
+            .map(|d| {
+                let reason = d
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get("x-first-death-reason").map(value));
+                format!("{} {}", body(d), reason.unwrap_or_default())
+            })
+            .collect();
+        reasons.sort();
+        t.push(format!("dead-lettered {reasons:?}"));
+        cleanup(&conn, &[&q, &p, &dead], &[&dlx]).await;
+        t
+    })
+    .await;
+    assert_has(
+        &t,
+        &[
+            "queue ttl kept []",
+            r#"per-message ttl kept ["d"]"#,
+            r#"dead-lettered ["a \"expired\"", "b \"expired\"", "c \"expired\""]"#,
+        ],
+    );
+}

@@ -321,6 +321,9 @@ pub struct Queue {
     pub default_binding: Arc<Binding>,
     pub unacked: usize,
     pub stats: QueueStats,
+    /// A quorum queue with `reject-publish` went over its limit: it refuses publishes until
+    /// it is back to 80% of its limits.
+    publishes_refused: bool,
 }
 
 /// Counters shown by the inspector.
@@ -363,6 +366,51 @@ impl Queue {
             bindings: Vec::new(),
             unacked: 0,
             stats: QueueStats::default(),
+            publishes_refused: false,
+        }
+    }
+
+    /// What the queue does when full. Quorum queues (3.10) take `reject-publish-dlx` but drop
+    /// from the head instead, as they do by default.
+    pub fn overflow(&self) -> Overflow {
+        match self.limits.overflow {
+            Some(Overflow::RejectPublishDlx) if self.limits.queue_type == QueueType::Quorum => {
+                Overflow::DropHead
+            }
+            other => other.unwrap_or(Overflow::DropHead),
+        }
+    }
+
+    /// Whether `reject-publish` refuses a message of `size` bytes now. A classic queue refuses
+    /// what would take it over a limit; a quorum queue takes messages until it is over a limit,
+    /// then refuses them until it is back to 80% of its limits.
+    pub fn refuses_publish(&mut self, size: usize) -> bool {
+        if self.limits.queue_type == QueueType::Quorum {
+            self.lift_publish_block();
+            self.publishes_refused
+        } else {
+            self.is_full_for(size)
+        }
+    }
+
+    /// A quorum queue with `reject-publish` over a limit starts refusing publishes.
+    fn block_publishes_when_over(&mut self) {
+        if self.limits.queue_type == QueueType::Quorum
+            && self.overflow() == Overflow::RejectPublish
+            && self.is_over_limit()
+        {
+            self.publishes_refused = true;
+        }
+    }
+
+    /// Back to 80% of its limits (rounded down), a quorum queue takes publishes again.
+    fn lift_publish_block(&mut self) {
+        let below = |max: Option<usize>, now: usize| max.is_none_or(|max| now <= max * 4 / 5);
+        if self.publishes_refused
+            && below(self.limits.max_length, self.ready())
+            && below(self.limits.max_length_bytes, self.ready_bytes)
+        {
+            self.publishes_refused = false;
         }
     }
 
@@ -424,6 +472,7 @@ impl Queue {
         self.ready_bytes += message.message.body.len();
         let level = self.level_of(&message);
         self.levels[level].push_back(message);
+        self.block_publishes_when_over();
     }
 
     /// Puts a message back in its original place (by sequence number), as RabbitMQ does on requeue.
@@ -433,6 +482,7 @@ impl Queue {
         let deque = &mut self.levels[level];
         let at = deque.partition_point(|m| m.seq < message.seq);
         deque.insert(at, message);
+        self.block_publishes_when_over();
     }
 
     /// Every ready message, level by level.
@@ -448,6 +498,7 @@ impl Queue {
     pub fn pop_front(&mut self) -> Option<QueuedMessage> {
         let message = self.levels.iter_mut().rev().find_map(|d| d.pop_front())?;
         self.ready_bytes -= message.message.body.len();
+        self.lift_publish_block();
         Some(message)
     }
 
@@ -458,13 +509,16 @@ impl Queue {
             .min_by_key(|&l| self.levels[l].front().map(|m| m.seq))?;
         let message = self.levels[level].pop_front()?;
         self.ready_bytes -= message.message.body.len();
+        self.lift_publish_block();
         Some(message)
     }
 
     /// Removes every ready message; returns them.
     pub fn drain(&mut self) -> Vec<QueuedMessage> {
         self.ready_bytes = 0;
-        self.levels.iter_mut().flat_map(|d| d.drain(..)).collect()
+        let drained = self.levels.iter_mut().flat_map(|d| d.drain(..)).collect();
+        self.lift_publish_block();
+        drained
     }
 
     /// Takes expired messages off the head. RabbitMQ expires only at the head, so a message with

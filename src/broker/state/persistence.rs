@@ -9,7 +9,7 @@ use crate::broker::args;
 use crate::broker::exchange::{Binding, Exchange, ExchangeKind};
 use crate::broker::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoredMessage};
 use crate::broker::message::{Message, QueuedMessage};
-use crate::broker::queue::{Queue, QueueLimits};
+use crate::broker::queue::{Queue, QueueLimits, QueueType};
 use crate::events::EventKind;
 
 impl State {
@@ -47,12 +47,17 @@ impl State {
             }
             for (name, q) in &v.queues {
                 // A queue kept by an older build may hold arguments declares now refuse: its
-                // messages matter more than its limits, so it comes back without them.
+                // messages matter more than its limits, so it comes back without them (but
+                // keeps its type).
                 let limits = QueueLimits::parse(name, vhost_name, &q.arguments)
                     .unwrap_or_else(|e| {
                         tracing::warn!(vhost = %vhost_name, queue = %name, error = %e,
                             "a kept queue's arguments are refused now; it comes back without its limits");
-                        QueueLimits::default()
+                        QueueLimits {
+                            queue_type: QueueType::of(name, vhost_name, &q.arguments)
+                                .unwrap_or_default(),
+                            ..QueueLimits::default()
+                        }
                     });
                 let arguments = q.arguments.clone();
                 let mut queue = Queue::new(name, true, q.auto_delete, None, arguments, limits);

@@ -282,8 +282,8 @@ impl State {
             return false;
         };
         let size = message.body.len();
-        let overflow = q.limits.overflow.unwrap_or(Overflow::DropHead);
-        if overflow != Overflow::DropHead && q.is_full_for(size) {
+        let overflow = q.overflow();
+        if overflow != Overflow::DropHead && q.refuses_publish(size) {
             let dlx = overflow == Overflow::RejectPublishDlx;
             if dlx {
                 let seq = self.next_seq;
@@ -326,7 +326,9 @@ impl State {
         });
         q.stats.published += 1;
         let mut dropped = Vec::new();
-        while q.is_over_limit() {
+        // Only drop-head trims here: a classic queue refused what would not fit, and a quorum
+        // queue with reject-publish may go over its limit by the message just taken.
+        while overflow == Overflow::DropHead && q.is_over_limit() {
             match q.pop_oldest() {
                 Some(old) => dropped.push(old),
                 None => break,
