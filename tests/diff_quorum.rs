@@ -697,6 +697,9 @@ async fn quorum_arguments_must_match_on_redeclare() {
 // Length limits, overflow and TTL
 // ---------------------------------------------------------------------------------------------
 
+/// Queue arguments by name.
+type Arguments<'a> = Vec<(&'a str, AMQPValue)>;
+
 /// Publishes each body to `queue` and lists the confirms: "ack" or "nack".
 async fn publish_all(ch: &Channel, queue: &str, bodies: &[&str]) -> Vec<String> {
     let mut answers = Vec::new();
@@ -728,7 +731,7 @@ async fn quorum_overflow_modes() {
             }
             args
         };
-        let cases: Vec<(&str, Vec<(&str, AMQPValue)>, Vec<&str>)> = vec![
+        let cases: Vec<(&str, Arguments, Vec<&str>)> = vec![
             (
                 "default",
                 dead_lettered(None, ("x-max-length", 2)),
