@@ -128,6 +128,20 @@ impl QueueSnapshot {
             ..Default::default()
         }
     }
+
+    /// The value of one `x-` argument, as text.
+    pub fn argument(&self, key: &str) -> Option<&str> {
+        self.arguments
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A quorum queue (`x-queue-type` = `quorum`), as RabbitMQ and the embedded broker both
+    /// report it among the arguments.
+    pub fn is_quorum(&self) -> bool {
+        self.argument("x-queue-type") == Some("quorum")
+    }
 }
 
 /// Per-vhost snapshots by name, for quick lookups in tests.

@@ -164,7 +164,12 @@ fn set_flags(flags: &[(bool, &'static str)]) -> Vec<&'static str> {
 }
 
 pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
-    let flags = set_flags(&[(q.durable, "D"), (q.exclusive, "X"), (q.auto_delete, "AD")]);
+    let flags = set_flags(&[
+        (q.is_quorum(), "Q"),
+        (q.durable, "D"),
+        (q.exclusive, "X"),
+        (q.auto_delete, "AD"),
+    ]);
     let flags = if flags.is_empty() {
         String::new()
     } else {

@@ -420,6 +420,9 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
                 yes_no(s.auto_delete)
             ),
         }));
+        if s.is_quorum() {
+            lines.extend(quorum_lines(s, lang));
+        }
         lines.push(Line::raw(match lang {
             Lang::En => format!(
                 "{} ready  {} unacked  {} consumers",
@@ -448,6 +451,40 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         }
     }
     lines
+}
+
+/// What sets a quorum queue apart: its delivery limit, and what a cluster would do with it.
+/// This broker is one node, so the queue has one member, which leads and is its own majority.
+fn quorum_lines<'a>(q: &crate::broker::QueueSnapshot, lang: Lang) -> Vec<Line<'a>> {
+    let limit = q.argument("x-delivery-limit");
+    let group: Option<usize> = q
+        .argument("x-quorum-initial-group-size")
+        .and_then(|n| n.parse().ok());
+    let limit = match (limit, lang) {
+        (Some(n), Lang::En) => format!("delivery limit {n} (then dead-letter or drop)"),
+        (Some(n), Lang::Zh) => format!("投递上限 {n}（超过则死信或丢弃）"),
+        (None, Lang::En) => "no delivery limit (redeliveries only counted)".to_string(),
+        (None, Lang::Zh) => "无投递上限（只计数重投）".to_string(),
+    };
+    let cluster = match (group, lang) {
+        (Some(n), Lang::En) => format!("cluster: {n} members, 1 leader, majority {}", n / 2 + 1),
+        (Some(n), Lang::Zh) => format!("集群：{n} 个成员，1 个领导者，多数 {}", n / 2 + 1),
+        (None, Lang::En) => "cluster: members on several nodes, 1 leader, majority".to_string(),
+        (None, Lang::Zh) => "集群：成员在多个节点，1 个领导者，多数同意".to_string(),
+    };
+    let here = match lang {
+        Lang::En => "here: 1 node, leader and only member, majority 1",
+        Lang::Zh => "此处：1 个节点，既是领导者也是唯一成员，多数 1",
+    };
+    vec![
+        Line::raw(match lang {
+            Lang::En => "quorum queue: counts redeliveries (x-delivery-count)",
+            Lang::Zh => "仲裁队列：计数重投（x-delivery-count）",
+        }),
+        Line::raw(format!("  {limit}")),
+        Line::raw(format!("  {cluster}")),
+        Line::raw(format!("  {here}")),
+    ]
 }
 
 /// A flag in Chinese.

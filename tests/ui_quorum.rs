@@ -1,0 +1,84 @@
+//! A quorum queue in the view: the graph marks it `Q`, and the inspector gives its delivery
+//! limit and what a cluster would do with it.
+mod common;
+
+use common::screen::screen;
+use rabbitscope::broker::{QueueSnapshot, Snapshot, VhostSnapshot};
+use rabbitscope::ui::action::Action;
+use rabbitscope::ui::app::{App, ViewOptions};
+
+fn quorum_queue(name: &str, arguments: &[(&str, &str)]) -> QueueSnapshot {
+    let mut all = vec![("x-queue-type".to_string(), "quorum".to_string())];
+    all.extend(
+        arguments
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    QueueSnapshot {
+        durable: true,
+        arguments: all,
+        ..QueueSnapshot::new(name)
+    }
+}
+
+fn app() -> App {
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(Snapshot {
+        vhosts: vec![VhostSnapshot {
+            name: "/".into(),
+            queues: vec![
+                QueueSnapshot::new("classic"),
+                quorum_queue(
+                    "limited",
+                    &[
+                        ("x-delivery-limit", "5"),
+                        ("x-quorum-initial-group-size", "3"),
+                    ],
+                ),
+                quorum_queue("plain", &[]),
+            ],
+            ..Default::default()
+        }],
+    }));
+    app
+}
+
+fn select_queue(app: &mut App, name: &str) {
+    while app.selected_queue() != Some(name) {
+        let before = app.graph.selected;
+        app.update(Action::Down);
+        assert_ne!(before, app.graph.selected, "no queue {name}");
+    }
+}
+
+#[test]
+fn the_graph_marks_quorum_queues() {
+    let mut app = app();
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("limited [Q D]"), "{text}");
+    assert!(text.contains("plain [Q D]"), "{text}");
+    assert!(!text.contains("classic [Q"), "{text}");
+}
+
+#[test]
+fn the_inspector_tells_a_quorum_queue_s_limit_and_cluster() {
+    let mut app = app();
+    select_queue(&mut app, "classic");
+    assert!(!screen(&mut app, 160, 45).contains("quorum queue"));
+    select_queue(&mut app, "limited");
+    let text = screen(&mut app, 160, 45);
+    for line in [
+        "quorum queue: counts redeliveries (x-delivery-count)",
+        "  delivery limit 5 (then dead-letter or drop)",
+        "  cluster: 3 members, 1 leader, majority 2",
+        "  here: 1 node, leader and only member, majority 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    select_queue(&mut app, "plain");
+    let text = screen(&mut app, 160, 45);
+    assert!(
+        text.contains("  no delivery limit (redeliveries only counted)"),
+        "{text}"
+    );
+}
