@@ -549,6 +549,12 @@ async fn quorum_arguments_taken_and_refused() {
                 vec![("x-queue-master-locator", text("client-local"))],
             ),
             ("max-age", vec![("x-max-age", text("1D"))]),
+            ("cluster size", vec![("x-initial-cluster-size", int(3))]),
+            ("in-memory length", vec![("x-max-in-memory-length", int(3))]),
+            (
+                "single active consumer",
+                vec![("x-single-active-consumer", AMQPValue::Boolean(true))],
+            ),
             (
                 "overflow reject-publish-dlx",
                 vec![("x-overflow", text("reject-publish-dlx"))],
@@ -594,6 +600,11 @@ async fn quorum_arguments_taken_and_refused() {
                 ("x-queue-leader-locator", text("balanced")),
             ),
             ("classic max-age", ("x-max-age", text("1D"))),
+            (
+                "classic in-memory length",
+                ("x-max-in-memory-length", int(3)),
+            ),
+            ("classic cluster size", ("x-initial-cluster-size", int(3))),
         ];
         for (label, arg) in classic {
             let answer = declare_and_remove(&conn, &mut ch, table(&[arg])).await;
@@ -621,6 +632,12 @@ async fn quorum_arguments_taken_and_refused() {
             &format!("queue-mode bogus: {}", refused("x-queue-mode", "rabbit_quorum_queue")),
             &format!("master locator: {}", refused("x-queue-master-locator", "rabbit_quorum_queue")),
             &format!("max-age: {}", refused("x-max-age", "rabbit_quorum_queue")),
+            &format!(
+                "cluster size: {}",
+                refused("x-initial-cluster-size", "rabbit_quorum_queue")
+            ),
+            "in-memory length: ok",
+            "single active consumer: ok",
             "overflow reject-publish-dlx: ok",
             "overflow drop-head: ok",
             "overflow reject-publish: ok",
@@ -635,6 +652,14 @@ async fn quorum_arguments_taken_and_refused() {
             &format!("classic delivery limit: {}", refused("x-delivery-limit", "rabbit_classic_queue")),
             &format!("classic group size: {}", refused("x-quorum-initial-group-size", "rabbit_classic_queue")),
             &format!("classic leader locator: {}", refused("x-queue-leader-locator", "rabbit_classic_queue")),
+            &format!(
+                "classic in-memory length: {}",
+                refused("x-max-in-memory-length", "rabbit_classic_queue")
+            ),
+            &format!(
+                "classic cluster size: {}",
+                refused("x-initial-cluster-size", "rabbit_classic_queue")
+            ),
             &format!("classic max-age: {}", refused("x-max-age", "rabbit_classic_queue")),
         ],
     );

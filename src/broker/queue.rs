@@ -171,6 +171,8 @@ const NOT_CLASSIC: &[&str] = &[
     "x-dead-letter-strategy",
     "x-initial-cluster-size",
     "x-max-age",
+    "x-max-in-memory-bytes",
+    "x-max-in-memory-length",
     "x-queue-leader-locator",
     "x-quorum-initial-group-size",
     "x-stream-max-segment-size-bytes",
