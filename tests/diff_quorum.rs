@@ -937,3 +937,153 @@ async fn quorum_message_ttl_dead_letters_as_expired() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Where a message given back goes
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh quorum queue holding `bodies`, with `args` besides its type.
+async fn filled_quorum(
+    ch: &Channel,
+    what: &str,
+    args: &[(&str, AMQPValue)],
+    bodies: &[&str],
+) -> String {
+    let q = common::unique(what);
+    declare_quorum(ch, &q, args).await;
+    publish_all(ch, &q, bodies).await;
+    q
+}
+
+/// basic.get `n` times (manual ack); the delivery tags.
+async fn get_tags(ch: &Channel, queue: &str, n: usize) -> Vec<u64> {
+    let mut tags = Vec::new();
+    for _ in 0..n {
+        tags.push(
+            get(ch, queue)
+                .await
+                .expect("a message")
+                .delivery
+                .delivery_tag,
+        );
+    }
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queues_put_returned_messages_back_as_3_10_does() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let four = ["1", "2", "3", "4"];
+        let mut queues = Vec::new();
+
+        let q = filled_quorum(&ch, "back-nack-q", &[], &four).await;
+        let tags = get_tags(&ch, &q, 2).await;
+        nack_requeue(&ch, tags[1]).await;
+        nack_requeue(&ch, tags[0]).await;
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!("nack 2 then 1: {:?}", drain(&ch, &q).await));
+        queues.push(q);
+
+        let q = filled_quorum(&ch, "back-multiple-q", &[], &four).await;
+        get_tags(&ch, &q, 2).await;
+        ch.basic_nack(
+            0,
+            BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!("nack multiple: {:?}", drain(&ch, &q).await));
+        queues.push(q);
+
+        let q = filled_quorum(&ch, "back-reject-q", &[], &four).await;
+        let tags = get_tags(&ch, &q, 1).await;
+        ch.basic_reject(tags[0], BasicRejectOptions { requeue: true })
+            .await
+            .unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!("reject: {:?}", drain(&ch, &q).await));
+        queues.push(q);
+
+        let q = filled_quorum(&ch, "back-recover-q", &[], &four).await;
+        let rch = channel(&conn).await;
+        get_tags(&rch, &q, 2).await;
+        rch.basic_recover(BasicRecoverOptions { requeue: true })
+            .await
+            .unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!("recover: {:?}", drain(&ch, &q).await));
+        queues.push(q);
+
+        let q = filled_quorum(&ch, "front-close-q", &[], &four).await;
+        let cch = channel(&conn).await;
+        get_tags(&cch, &q, 2).await;
+        cch.close(200, "OK".into()).await.unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!("channel close: {:?}", drain(&ch, &q).await));
+        queues.push(q);
+
+        // Drop-head applies to messages given back too.
+        let limited = [("x-max-length", int(2))];
+        let q = filled_quorum(&ch, "trim-q", &limited, &["1", "2"]).await;
+        get_tags(&ch, &q, 1).await;
+        send(&ch, &q, "3").await;
+        ch.basic_nack(
+            0,
+            BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!(
+            "one back over the limit: {:?}",
+            drain(&ch, &q).await
+        ));
+        queues.push(q);
+
+        let q = filled_quorum(&ch, "trim-two-q", &limited, &["1", "2"]).await;
+        get_tags(&ch, &q, 2).await;
+        publish_all(&ch, &q, &["3", "4"]).await;
+        ch.basic_nack(
+            0,
+            BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!(
+            "two back over the limit: {:?}",
+            drain(&ch, &q).await
+        ));
+        queues.push(q);
+
+        let names: Vec<&str> = queues.iter().map(String::as_str).collect();
+        cleanup(&conn, &names, &[]).await;
+        t
+    })
+    .await;
+    assert_has(
+        &t,
+        &[
+            r#"nack 2 then 1: ["3", "4", "2", "1"]"#,
+            r#"nack multiple: ["3", "4", "1", "2"]"#,
+            r#"reject: ["2", "3", "4", "1"]"#,
+            r#"recover: ["3", "4", "1", "2"]"#,
+            r#"channel close: ["1", "2", "3", "4"]"#,
+            r#"one back over the limit: ["3", "1"]"#,
+            r#"two back over the limit: ["1", "2"]"#,
+        ],
+    );
+}

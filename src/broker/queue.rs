@@ -22,6 +22,15 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// Why unacked messages go back to their queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiveBack {
+    /// basic.nack or basic.reject with requeue, or basic.recover.
+    ByClient,
+    /// The channel (or its connection) closed with the messages unacked.
+    ChannelClosed,
+}
+
 /// The settings read from a queue's `x-` arguments.
 #[derive(Clone, Debug, Default)]
 pub struct QueueLimits {
@@ -485,6 +494,26 @@ impl Queue {
         let at = deque.partition_point(|m| m.seq < message.seq);
         deque.insert(at, message);
         self.block_publishes_when_over();
+    }
+
+    /// Puts back a message a client had (see [`GiveBack`]). A classic queue puts it back in
+    /// its place. A quorum queue (3.10) puts what a client returned (nack, reject, recover) at
+    /// the back, and what a closed channel returned at the front: `front` is how many messages
+    /// the same close already put there, so they keep their order.
+    pub fn give_back(&mut self, message: QueuedMessage, how: GiveBack, front: usize) {
+        if self.limits.queue_type != QueueType::Quorum {
+            return self.requeue(message);
+        }
+        match how {
+            GiveBack::ByClient => self.push_back(message),
+            GiveBack::ChannelClosed => {
+                // A quorum queue has no priorities: one level.
+                self.ready_bytes += message.message.body.len();
+                let at = front.min(self.levels[0].len());
+                self.levels[0].insert(at, message);
+                self.block_publishes_when_over();
+            }
+        }
     }
 
     /// Every ready message, level by level.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
-use crate::broker::queue::QueueType;
+use crate::broker::queue::{GiveBack, Overflow, QueueType};
 use crate::broker::{ClientSink, ConnectionSnapshot};
 use crate::events::{ConnectionId, DeadLetterReason, EventKind};
 
@@ -140,7 +140,7 @@ impl State {
         }
         let unacked: Vec<Unacked> = state.unacked.into_values().collect();
         self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
-        work.extend(self.requeue_all(&vhost, on.connection, unacked));
+        work.extend(self.requeue_all(&vhost, on.connection, unacked, GiveBack::ChannelClosed));
         self.run(work);
         self.emit_on(&vhost, on, || EventKind::ChannelClosed {
             reason: reason.to_string(),
@@ -155,9 +155,11 @@ impl State {
         vhost: &str,
         connection: ConnectionId,
         mut unacked: Vec<Unacked>,
+        how: GiveBack,
     ) -> Vec<(Arc<str>, Arc<str>)> {
         unacked.sort_by_key(|u| u.message.seq);
-        let mut touched = Vec::new();
+        // Per queue: how many messages went back to its front so far.
+        let mut touched: Vec<(Arc<str>, Arc<str>, usize)> = Vec::new();
         for u in unacked {
             let id = u.message.message.id;
             if let Some(queue) = self
@@ -180,22 +182,55 @@ impl State {
                 if queue.limits.queue_type == QueueType::Quorum {
                     message.delivery_count += 1;
                 }
+                let i = match touched.iter().position(|(_, q, _)| *q == u.queue) {
+                    Some(i) => i,
+                    None => {
+                        touched.push((Arc::from(vhost), u.queue.clone(), 0));
+                        touched.len() - 1
+                    }
+                };
                 if queue.over_delivery_limit(&message) {
                     let name = queue.name.clone();
                     self.doom(vhost, &name, message, DeadLetterReason::DeliveryLimit);
                 } else {
-                    queue.requeue(message);
+                    queue.give_back(message, how, touched[i].2);
+                    touched[i].2 += 1;
                     let name = queue.name.clone();
                     self.emit(vhost, Some(connection), None, || EventKind::Requeued {
                         message_id: id,
                         queue: name,
                     });
                 }
-                if !touched.iter().any(|(_, q)| *q == u.queue) {
-                    touched.push((Arc::from(vhost), u.queue));
-                }
             }
         }
-        touched
+        for (_, queue, _) in &touched {
+            self.trim_quorum_queue(vhost, queue);
+        }
+        touched.into_iter().map(|(v, q, _)| (v, q)).collect()
+    }
+
+    /// A quorum queue that drops from the head does so whenever it is over a limit, also when
+    /// messages given back took it there (3.10); the dropped ones are dead-lettered `maxlen`.
+    fn trim_quorum_queue(&mut self, vhost: &str, name: &str) {
+        let Some(queue) = self
+            .vhosts
+            .get_mut(vhost)
+            .and_then(|v| v.queues.get_mut(name))
+        else {
+            return;
+        };
+        if queue.limits.queue_type != QueueType::Quorum || queue.overflow() != Overflow::DropHead {
+            return;
+        }
+        let mut dropped = Vec::new();
+        while queue.is_over_limit() {
+            match queue.pop_oldest() {
+                Some(m) => dropped.push(m),
+                None => break,
+            }
+        }
+        for m in dropped {
+            self.doom(vhost, name, m, DeadLetterReason::Maxlen);
+        }
     }
 }

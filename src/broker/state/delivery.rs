@@ -10,6 +10,7 @@ use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
+use crate::broker::queue::GiveBack;
 use crate::broker::ToClient;
 use crate::events::{DeadLetterReason, Event, EventKind};
 
@@ -329,7 +330,7 @@ impl State {
                 }
             }
         }
-        work.extend(self.requeue_all(&vhost_name, on.connection, requeue));
+        work.extend(self.requeue_all(&vhost_name, on.connection, requeue, GiveBack::ByClient));
         self.run(work);
         Ok(())
     }
@@ -344,7 +345,7 @@ impl State {
         };
         let unacked: Vec<Unacked> = std::mem::take(&mut ch.unacked).into_values().collect();
         self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
-        let work = self.requeue_all(&vhost, on.connection, unacked);
+        let work = self.requeue_all(&vhost, on.connection, unacked, GiveBack::ByClient);
         self.run(work.into());
     }
 }
