@@ -1087,3 +1087,37 @@ async fn consumer_priorities_prefer_the_higher_consumer_while_it_has_room() {
     .await;
     assert_has(&t, &["high got m1", "low got m2", "then high got m3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeue_over_max_length_drops_from_the_head() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = common::unique("requeue-trim-q");
+        declare_queue_with(&ch, &q, table(&[("x-max-length", int(2))])).await;
+        for b in ["m1", "m2"] {
+            send(&ch, &q, b).await;
+        }
+        get(&ch, &q).await;
+        get(&ch, &q).await;
+        for b in ["m3", "m4"] {
+            send(&ch, &q, b).await;
+        }
+        ch.basic_nack(
+            0,
+            BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            },
+        )
+        .await
+        .expect("nack");
+        tokio::time::sleep(SETTLE).await;
+        t.push(format!("after requeue: {:?}", drain(&ch, &q).await));
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    assert_has(&t, &[r#"after requeue: ["m3", "m4"]"#]);
+}

@@ -204,14 +204,14 @@ impl State {
             }
         }
         for (_, queue, _) in &touched {
-            self.trim_quorum_queue(vhost, queue);
+            self.trim_after_return(vhost, queue);
         }
         touched.into_iter().map(|(v, q, _)| (v, q)).collect()
     }
 
-    /// A quorum queue that drops from the head does so whenever it is over a limit, also when
-    /// messages given back took it there (3.10); the dropped ones are dead-lettered `maxlen`.
-    fn trim_quorum_queue(&mut self, vhost: &str, name: &str) {
+    /// A queue that drops from the head does so whenever it is over a limit, also when
+    /// messages given back took it there; the dropped ones are dead-lettered `maxlen`.
+    fn trim_after_return(&mut self, vhost: &str, name: &str) {
         let Some(queue) = self
             .vhosts
             .get_mut(vhost)
@@ -219,7 +219,7 @@ impl State {
         else {
             return;
         };
-        if queue.limits.queue_type != QueueType::Quorum || queue.overflow() != Overflow::DropHead {
+        if queue.overflow() != Overflow::DropHead {
             return;
         }
         let mut dropped = Vec::new();
