@@ -33,11 +33,13 @@ fn quorum() -> (&'static str, AMQPValue) {
     ("x-queue-type", text("quorum"))
 }
 
-/// Declares a durable quorum queue with `args` besides its type; panics if refused.
-async fn declare_quorum(ch: &Channel, name: &str, args: &[(&str, AMQPValue)]) {
-    try_declare_quorum(ch, name, args)
+/// A new durable quorum queue named after `what`, with `args` besides its type; its name.
+async fn new_quorum(ch: &Channel, what: &str, args: &[(&str, AMQPValue)]) -> String {
+    let name = common::unique(what);
+    try_declare_quorum(ch, &name, args)
         .await
         .expect("quorum queue.declare");
+    name
 }
 
 async fn try_declare_quorum(
@@ -128,6 +130,16 @@ async fn nack_requeue(ch: &Channel, tag: u64) {
     .expect("basic.nack");
 }
 
+/// A fanout exchange to dead-letter to and a classic queue bound to it: (exchange, queue).
+async fn dead_letter_target(ch: &Channel, what: &str) -> (String, String) {
+    let dlx = common::unique(&format!("{what}-dlx"));
+    let dead = common::unique(&format!("{what}-dead-q"));
+    declare_exchange(ch, &dlx, ExchangeKind::Fanout).await;
+    declare_queue(ch, &dead).await;
+    bind(ch, &dead, &dlx, "").await;
+    (dlx, dead)
+}
+
 // ---------------------------------------------------------------------------------------------
 // x-delivery-count
 // ---------------------------------------------------------------------------------------------
@@ -138,8 +150,7 @@ async fn delivery_count_rises_with_each_return() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let ch = channel(&conn).await;
-        let q = common::unique("count-q");
-        declare_quorum(&ch, &q, &[]).await;
+        let q = new_quorum(&ch, "count-q", &[]).await;
         send(&ch, &q, "m1").await;
 
         // basic.get, then nack and reject with requeue.
@@ -268,12 +279,10 @@ async fn delivery_limit_drops_a_message_returned_more_often() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let ch = channel(&conn).await;
-        let two = common::unique("limit-two-q");
-        declare_quorum(&ch, &two, &[("x-delivery-limit", int(2))]).await;
+        let two = new_quorum(&ch, "limit-two-q", &[("x-delivery-limit", int(2))]).await;
         send(&ch, &two, "m").await;
         return_until_gone(&ch, &two, &mut t, "limit 2").await;
-        let zero = common::unique("limit-zero-q");
-        declare_quorum(&ch, &zero, &[("x-delivery-limit", int(0))]).await;
+        let zero = new_quorum(&ch, "limit-zero-q", &[("x-delivery-limit", int(0))]).await;
         send(&ch, &zero, "m").await;
         return_until_gone(&ch, &zero, &mut t, "limit 0").await;
         cleanup(&conn, &[&two, &zero], &[]).await;
@@ -297,17 +306,12 @@ async fn delivery_limit_dead_letters_with_reason_delivery_limit() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let ch = channel(&conn).await;
-        let dlx = common::unique("limit-dlx");
-        let dead = common::unique("limit-dead-q");
-        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
-        declare_queue(&ch, &dead).await;
-        bind(&ch, &dead, &dlx, "").await;
+        let (dlx, dead) = dead_letter_target(&ch, "limit").await;
 
         // Through a fanout, with the publisher's headers and expiration.
-        let q = common::unique("limit-dl-q");
-        declare_quorum(
+        let q = new_quorum(
             &ch,
-            &q,
+            "limit-dl-q",
             &[
                 ("x-delivery-limit", int(1)),
                 ("x-dead-letter-exchange", text(&dlx)),
@@ -327,10 +331,9 @@ async fn delivery_limit_dead_letters_with_reason_delivery_limit() {
         }
 
         // Through the default exchange with a routing key, returned by a channel close.
-        let k = common::unique("limit-key-q");
-        declare_quorum(
+        let k = new_quorum(
             &ch,
-            &k,
+            "limit-key-q",
             &[
                 ("x-delivery-limit", int(0)),
                 ("x-dead-letter-exchange", text("")),
@@ -425,8 +428,7 @@ async fn global_qos_is_refused_for_a_quorum_consumer() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let ch = channel(&conn).await;
-        let q = common::unique("global-q");
-        declare_quorum(&ch, &q, &[]).await;
+        let q = new_quorum(&ch, "global-q", &[]).await;
         send(&ch, &q, "m").await;
         let cases: &[(&str, &[(u16, bool)])] = &[
             ("global 5", &[(5, true)]),
@@ -671,10 +673,9 @@ async fn quorum_arguments_must_match_on_redeclare() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let mut ch = channel(&conn).await;
-        let q = common::unique("redeclare-q");
-        declare_quorum(
+        let q = new_quorum(
             &ch,
-            &q,
+            "redeclare-q",
             &[
                 ("x-quorum-initial-group-size", int(3)),
                 ("x-delivery-limit", int(2)),
@@ -697,8 +698,7 @@ async fn quorum_arguments_must_match_on_redeclare() {
                 ch = channel(&conn).await;
             }
         }
-        let bare = common::unique("redeclare-bare-q");
-        declare_quorum(&ch, &bare, &[]).await;
+        let bare = new_quorum(&ch, "redeclare-bare-q", &[]).await;
         let r = try_declare_quorum(&ch, &bare, &[group(3)]).await;
         t.push(format!("group size added: {}", outcome(&r)));
         cleanup(&conn, &[&q, &bare], &[]).await;
@@ -740,11 +740,7 @@ async fn quorum_overflow_modes() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let ch = channel(&conn).await;
-        let dlx = common::unique("overflow-dlx");
-        let dead = common::unique("overflow-dead-q");
-        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
-        declare_queue(&ch, &dead).await;
-        bind(&ch, &dead, &dlx, "").await;
+        let (dlx, dead) = dead_letter_target(&ch, "overflow").await;
         let mut queues = vec![dead.clone()];
         let dead_lettered = |overflow: Option<&str>, limit: (&'static str, i32)| {
             let mut args = vec![
@@ -794,8 +790,7 @@ async fn quorum_overflow_modes() {
             ),
         ];
         for (label, args, bodies) in cases {
-            let q = common::unique("overflow-q");
-            declare_quorum(&ch, &q, &args).await;
+            let q = new_quorum(&ch, "overflow-q", &args).await;
             let confirms = publish_all(&ch, &q, &bodies).await;
             tokio::time::sleep(SETTLE).await;
             t.push(format!(
@@ -808,10 +803,9 @@ async fn quorum_overflow_modes() {
 
         // Once over its limit, a reject-publish quorum queue refuses publishes until it is back
         // to 80% of its limit, whether messages leave by get or purge.
-        let q = common::unique("overflow-block-q");
-        declare_quorum(
+        let q = new_quorum(
             &ch,
-            &q,
+            "overflow-block-q",
             &[
                 ("x-max-length", int(5)),
                 ("x-overflow", text("reject-publish")),
@@ -884,15 +878,10 @@ async fn quorum_message_ttl_dead_letters_as_expired() {
         let mut t = Vec::new();
         let conn = connect(&url).await;
         let ch = channel(&conn).await;
-        let dlx = common::unique("ttl-dlx");
-        let dead = common::unique("ttl-dead-q");
-        declare_exchange(&ch, &dlx, ExchangeKind::Fanout).await;
-        declare_queue(&ch, &dead).await;
-        bind(&ch, &dead, &dlx, "").await;
-        let q = common::unique("ttl-q");
-        declare_quorum(
+        let (dlx, dead) = dead_letter_target(&ch, "ttl").await;
+        let q = new_quorum(
             &ch,
-            &q,
+            "ttl-q",
             &[
                 ("x-message-ttl", int(100)),
                 ("x-dead-letter-exchange", text(&dlx)),
@@ -902,8 +891,12 @@ async fn quorum_message_ttl_dead_letters_as_expired() {
         let short = BasicProperties::default().with_expiration("50".into());
         send(&ch, &q, "a").await;
         publish_with(&ch, "", &q, "b", short.clone(), false).await;
-        let p = common::unique("ttl-per-message-q");
-        declare_quorum(&ch, &p, &[("x-dead-letter-exchange", text(&dlx))]).await;
+        let p = new_quorum(
+            &ch,
+            "ttl-per-message-q",
+            &[("x-dead-letter-exchange", text(&dlx))],
+        )
+        .await;
         publish_with(&ch, "", &p, "c", short, false).await;
         send(&ch, &p, "d").await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -949,8 +942,7 @@ async fn filled_quorum(
     args: &[(&str, AMQPValue)],
     bodies: &[&str],
 ) -> String {
-    let q = common::unique(what);
-    declare_quorum(ch, &q, args).await;
+    let q = new_quorum(ch, what, args).await;
     publish_all(ch, &q, bodies).await;
     q
 }

@@ -2,7 +2,7 @@
 //! limit and what a cluster would do with it.
 mod common;
 
-use common::screen::screen;
+use common::screen::{screen, select_queue};
 use rabbitscope::broker::{QueueSnapshot, Snapshot, VhostSnapshot};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
@@ -41,14 +41,6 @@ fn app() -> App {
         }],
     }));
     app
-}
-
-fn select_queue(app: &mut App, name: &str) {
-    while app.selected_queue() != Some(name) {
-        let before = app.graph.selected;
-        app.update(Action::Down);
-        assert_ne!(before, app.graph.selected, "no queue {name}");
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::screen::screen;
+use common::screen::{screen, select_queue};
 use rabbitscope::broker::{
     ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
 };
@@ -264,15 +264,6 @@ fn help_scrolled_to_the_end_80x24() {
         "{text}"
     );
     insta::assert_snapshot!(text);
-}
-
-/// Moves the graph's selection down to this queue.
-fn select_queue(app: &mut App, name: &str) {
-    while app.selected_queue() != Some(name) {
-        let before = app.graph.selected;
-        app.update(Action::Down);
-        assert_ne!(before, app.graph.selected, "no queue {name}");
-    }
 }
 
 #[test]

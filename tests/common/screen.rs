@@ -1,5 +1,6 @@
 //! A rendered view as text, one line per row, wide characters counted once.
 
+use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::App;
 use rabbitscope::ui::render_to_buffer;
 
@@ -33,4 +34,13 @@ pub fn bar_columns(line: &str) -> Vec<usize> {
         column += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
     }
     bars
+}
+
+/// Moves the graph's selection down to this queue.
+pub fn select_queue(app: &mut App, name: &str) {
+    while app.selected_queue() != Some(name) {
+        let before = app.graph.selected;
+        app.update(Action::Down);
+        assert_ne!(before, app.graph.selected, "no queue {name}");
+    }
 }
