@@ -51,8 +51,6 @@ use lessons::LessonDriver;
 use panes::graph::GraphPane;
 use panes::help::HelpPane;
 use panes::inspector::InspectorPane;
-use panes::log::LogPane;
-use panes::status::StatusBar;
 use theme::Theme;
 
 /// At most this many broker events are applied per frame; the rest wait for the next one, so
@@ -158,7 +156,7 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     app.measured(areas, stacked, help_page);
     panes::inspector::fit_scroll(app, inspector, theme);
     let app = &*app;
-    frame.render_widget(&StatusBar { app, theme }, status);
+    panes::status::render(app, theme, status, frame.buffer_mut());
     frame.render_widget(&GraphPane { app, theme }, graph);
     if !inspector.is_empty() {
         frame.render_widget(&InspectorPane { app, theme }, inspector);
@@ -166,9 +164,9 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     if let (Some(player), Some(area)) = (&app.player, lesson) {
         frame.render_widget(&panes::lesson::LessonPane { player, theme }, area);
     }
-    frame.render_widget(&LogPane { app, theme }, log);
+    panes::log::render(app, theme, log, frame.buffer_mut());
     if app.overlays.menu.is_some() {
-        frame.render_widget(&panes::menu::MenuPane { app, theme }, area);
+        panes::menu::render(app, theme, area, frame.buffer_mut());
     }
     if let Some(form) = &app.overlays.form {
         frame.render_widget(
