@@ -168,32 +168,19 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     if app.overlays.menu.is_some() {
         panes::menu::render(app, theme, area, frame.buffer_mut());
     }
+    let lang = app.options.lang;
     if let Some(form) = &app.overlays.form {
-        frame.render_widget(
-            &panes::form::FormPane {
-                form,
-                theme,
-                lang: app.options.lang,
-            },
-            area,
-        );
+        panes::form::render_form(form, theme, lang, area, frame.buffer_mut());
     }
     if let Some(confirm) = &app.overlays.confirm {
-        frame.render_widget(
-            &panes::form::ConfirmPane {
-                confirm,
-                theme,
-                lang: app.options.lang,
-            },
-            area,
-        );
+        panes::form::render_confirm(confirm, theme, lang, area, frame.buffer_mut());
     }
     if app.overlays.help.shown {
         frame.render_widget(
             &HelpPane {
                 theme,
                 classroom: app.options.classroom,
-                lang: app.options.lang,
+                lang,
                 scroll: app.overlays.help.scroll,
             },
             area,
