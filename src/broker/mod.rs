@@ -8,7 +8,7 @@
 //! Where things are:
 //!
 //! - this file: [`Broker`], the facade every caller uses, one method per AMQP method a client
-//!   sends (each takes the lock and hands over to [`State`]), plus logins and connections;
+//!   sends (each takes the lock and hands over to `State`), plus logins and connections;
 //! - `state/`: everything the broker knows and the AMQP rules, one file per concern;
 //! - `vhost`, `exchange/`, `queue`, `message`: the topology's parts and routing;
 //! - `journal`, `store`: what is kept on disk and how; `background`: the timer and alarms;

@@ -188,7 +188,7 @@ pub fn exposure_warning(address: SocketAddr) -> Option<String> {
 pub async fn bind(broker: Arc<Broker>, listen: SocketAddr, tls: TlsArgs) -> Result<Server> {
     let tls_config = match (&tls.tls_cert, &tls.tls_key) {
         (Some(cert), Some(key)) => {
-            Some(rabbitscope::tls::server_config(cert, key).map_err(|e| eyre!(e))?)
+            Some(rabbitscope::tls::server_config(cert, key)?)
         }
         _ => None,
     };

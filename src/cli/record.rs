@@ -57,7 +57,7 @@ async fn record(args: RecordArgs) -> Result<()> {
         trace: true,
         ..RemoteOptions::default()
     };
-    let source = RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?;
+    let source = RemoteSource::start(endpoint, options)?;
     let result = async {
         if !source.refreshed(1, Duration::from_secs(10)).await {
             let why = source.trouble().unwrap_or_else(|| "no answer".into());

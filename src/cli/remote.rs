@@ -27,7 +27,7 @@ pub struct TrustArgs {
 impl TrustArgs {
     pub fn apply(&self) -> Result<()> {
         if let Some(path) = &self.ca_cert {
-            rabbitscope::tls::trust_ca_file(path).map_err(|e| eyre!(e))?;
+            rabbitscope::tls::trust_ca_file(path)?;
         }
         Ok(())
     }
@@ -50,7 +50,7 @@ impl ResponseLimitArgs {
 
 /// The endpoint of an AMQP URL (and its management API), with the answer size bound.
 pub fn endpoint(url: &str, management: Option<&str>, limit: ResponseLimitArgs) -> Result<Endpoint> {
-    let mut endpoint = Endpoint::new(url, management).map_err(|e| eyre!(e))?;
+    let mut endpoint = Endpoint::new(url, management)?;
     limit.apply(&mut endpoint);
     Ok(endpoint)
 }

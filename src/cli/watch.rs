@@ -70,7 +70,7 @@ pub fn run(args: WatchArgs, lang: Lang) -> Result<()> {
     };
     let source = {
         let _inside = broker_runtime.enter();
-        Arc::new(RemoteSource::start(endpoint, options).map_err(|e| eyre!(e))?)
+        Arc::new(RemoteSource::start(endpoint, options)?)
     };
     // The view opens on a first picture if one comes soon; if not, on trouble and an empty one.
     let stopped = broker_runtime.block_on(async {

@@ -9,6 +9,10 @@
 //!   actions, checks, YAML-to-AMQP conversion).
 //! - `tap`: where each publish went, as the broker reports it (events or the firehose).
 //! - [`check`]: runs whole lessons and lists what failed (`rabbitscope lessons check`).
+//!
+//! Imports: the broker and the wire server (a lesson starts its own embedded broker), the
+//! remote plumbing (a lesson on RabbitMQ), events. Never the view or the command line: they
+//! use this module's public names.
 
 pub mod check;
 pub mod load;

@@ -5,6 +5,9 @@
 //! fields; a call adds `_msg_id` and `_reply_q`) or a reply (`_msg_id`, `ending`, `failure`,
 //! `result`). Nova's arguments carry oslo.versionedobjects (`nova_object.name`, `.version`,
 //! `.data`, ...), shown here as objects rather than as the JSON they travel in.
+//!
+//! Imports: nothing of the crate but the language a label is said in ([`crate::lesson::Lang`]).
+//! Pure functions over bytes, so the view, `tap` and the lessons share them.
 
 use serde_json::{Map, Value};
 use unicode_width::UnicodeWidthStr;

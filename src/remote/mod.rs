@@ -11,6 +11,9 @@
 //!   and snapshots alike.
 //! - [`source`]: [`RemoteSource`], polling and tracing in the background.
 //! - [`render`]: a snapshot as an indented listing, Graphviz dot or RabbitMQ definitions JSON.
+//!
+//! Imports: the broker's snapshot and event types, [`crate::topology`] and [`crate::source`].
+//! Never the view, the lessons or the command line.
 
 pub mod answers;
 pub mod consumers;

@@ -44,6 +44,9 @@
 //!
 //! - [`record`](mod@record): writing the events of any [`crate::source::Source`] to a trace.
 //! - [`replay`](mod@replay): [`ReplaySource`], a trace played back as a source for the view.
+//!
+//! Imports: events, [`crate::topology`] and [`crate::source`] (a replay is a source). Never the
+//! view, the lessons or the command line.
 
 pub mod record;
 pub mod replay;

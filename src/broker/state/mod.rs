@@ -69,7 +69,7 @@ pub struct ChannelRef {
 
 impl ChannelRef {
     /// Channel 1 of `connection`: the one channel the program's own connections have (see
-    /// [`Broker::open_internal_connection`]).
+    /// [`crate::broker::Broker::open_internal_connection`]).
     pub fn internal(connection: ConnectionId) -> ChannelRef {
         ChannelRef {
             connection,
