@@ -187,9 +187,7 @@ pub fn exposure_warning(address: SocketAddr) -> Option<String> {
 /// first, so a bad file is reported before anything listens.
 pub async fn bind(broker: Arc<Broker>, listen: SocketAddr, tls: TlsArgs) -> Result<Server> {
     let tls_config = match (&tls.tls_cert, &tls.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(rabbitscope::tls::server_config(cert, key)?)
-        }
+        (Some(cert), Some(key)) => Some(rabbitscope::tls::server_config(cert, key)?),
         _ => None,
     };
     let mut server = Server::bind(broker, listen)

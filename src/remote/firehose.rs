@@ -582,16 +582,13 @@ pub(crate) async fn consume_unacked(
     queue: &lapin::Queue,
     tag: &str,
 ) -> lapin::Result<Consumer> {
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let name = queue.name().clone();
     channel
-        .basic_consume(
-            queue.name().clone(),
-            tag.into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
+        .basic_consume(name, tag.into(), options, FieldTable::default())
         .await
 }
 
