@@ -360,14 +360,9 @@ impl Definitions {
         for b in &self.bindings {
             let id = session(&b.vhost)?;
             let arguments = table(&b.arguments);
-            let target = if b.destination_type == "exchange" {
-                Target::Exchange(&b.destination)
-            } else {
-                Target::Queue(&b.destination)
-            };
             let spec = BindingSpec {
                 source: &b.source,
-                target,
+                target: Target::named(&b.destination, b.destination_type == "exchange"),
                 routing_key: &b.routing_key,
                 arguments,
             };

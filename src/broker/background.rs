@@ -23,13 +23,7 @@ impl Broker {
         self.state_held.store(state, Ordering::Relaxed);
         let used = state + self.held.load(Ordering::Relaxed);
         let over = used > limit;
-        let changed = self.alarms.send_if_modified(|on| {
-            let changed = on.memory != over;
-            on.memory = over;
-            changed
-        });
-        if changed {
-            self.emit_alarm(AlarmResource::Memory, over);
+        if self.set_alarm(AlarmResource::Memory, over) {
             if over {
                 tracing::warn!(used, limit, "memory alarm: publishers are blocked");
             } else {
@@ -54,13 +48,7 @@ impl Broker {
         let limit = self.config.disk_free_limit.unwrap_or(0);
         let low = free.is_some_and(|free| free < limit);
         let on = low || store_failing;
-        let changed = self.alarms.send_if_modified(|alarms| {
-            let changed = alarms.disk != on;
-            alarms.disk = on;
-            changed
-        });
-        if changed {
-            self.emit_alarm(AlarmResource::Disk, on);
+        if self.set_alarm(AlarmResource::Disk, on) {
             let free = free.map_or_else(|| "unknown".to_string(), |f| f.to_string());
             if on {
                 tracing::warn!(
@@ -74,8 +62,21 @@ impl Broker {
             }
         }
     }
-    /// Tells the event stream that the `resource` alarm went on or off.
-    fn emit_alarm(&self, resource: AlarmResource, on: bool) {
+    /// Turns the `resource` alarm on or off; if that changed it, tells the publishers waiting on
+    /// the alarms and the event stream, and returns true.
+    fn set_alarm(&self, resource: AlarmResource, on: bool) -> bool {
+        let changed = self.alarms.send_if_modified(|alarms| {
+            let flag = match resource {
+                AlarmResource::Memory => &mut alarms.memory,
+                AlarmResource::Disk => &mut alarms.disk,
+            };
+            let changed = *flag != on;
+            *flag = on;
+            changed
+        });
+        if !changed {
+            return false;
+        }
         let kind = if on {
             EventKind::AlarmOn { resource }
         } else {
@@ -88,6 +89,7 @@ impl Broker {
             channel: None,
             kind,
         });
+        true
     }
     /// The resource alarms that are on; publishing connections wait while any is.
     pub fn alarms(&self) -> watch::Receiver<Alarms> {

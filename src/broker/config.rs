@@ -26,28 +26,23 @@ pub enum Password {
 
 impl Password {
     pub fn verify(&self, given: &str) -> bool {
-        use sha2::{Digest, Sha256, Sha512};
         match self {
             Password::Plain(p) => p == given,
-            Password::Sha256 { salt, hash } => {
-                Sha256::new()
-                    .chain_update(salt)
-                    .chain_update(given.as_bytes())
-                    .finalize()
-                    .as_slice()
-                    == hash.as_slice()
-            }
-            Password::Sha512 { salt, hash } => {
-                Sha512::new()
-                    .chain_update(salt)
-                    .chain_update(given.as_bytes())
-                    .finalize()
-                    .as_slice()
-                    == hash.as_slice()
-            }
+            Password::Sha256 { salt, hash } => salted_hash_is::<sha2::Sha256>(salt, given, hash),
+            Password::Sha512 { salt, hash } => salted_hash_is::<sha2::Sha512>(salt, given, hash),
             Password::NoPassword => false,
         }
     }
+}
+
+/// Whether `hash` is the digest of `salt` followed by the password `given`.
+fn salted_hash_is<D: sha2::Digest>(salt: &[u8], given: &str, hash: &[u8]) -> bool {
+    D::new()
+        .chain_update(salt)
+        .chain_update(given.as_bytes())
+        .finalize()
+        .as_slice()
+        == hash
 }
 
 /// A user who may log in.
@@ -139,5 +134,37 @@ impl BrokerConfig {
             }
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Password;
+
+    fn bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn salted_hashes_match_only_their_password() {
+        let salt = [1, 2, 3, 4];
+        let sha256 = Password::Sha256 {
+            salt,
+            hash: bytes("307d90cdb5884533375959fba551782b1d36a4b4b0445d0104dc63a5ecdcf333"),
+        };
+        let sha512 = Password::Sha512 {
+            salt,
+            hash: bytes(concat!(
+                "f8531f62f91c6601d4b58eae7f98a6fb90995397286aa0b2e88944865320b468",
+                "12f6e5489a3f580b329b72194dfb9a21a2b9291da8e4ac057d3bfa2acc5f3081"
+            )),
+        };
+        for password in [sha256, sha512] {
+            assert!(password.verify("secret"));
+            assert!(!password.verify("Secret"));
+        }
     }
 }

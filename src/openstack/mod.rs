@@ -268,6 +268,18 @@ struct VersionedObject<'a> {
     data: Option<&'a Map<String, Value>>,
 }
 
+impl VersionedObject<'_> {
+    /// Its name and version, and the fields it says changed, if any.
+    fn heading(&self) -> String {
+        let changed = if self.changes.is_empty() {
+            String::new()
+        } else {
+            format!(" (changed: {})", self.changes.join(", "))
+        };
+        format!("{} {}{changed}", self.name, self.version)
+    }
+}
+
 fn versioned_object(value: &Value) -> Option<VersionedObject<'_>> {
     let map = value.as_object()?;
     let (prefix, name) = map.iter().find_map(|(k, v)| {
@@ -358,12 +370,7 @@ pub fn tree(value: &Value, indent: usize, lines: &mut Vec<String>) {
         return;
     }
     if let Some(obj) = versioned_object(value) {
-        let changed = if obj.changes.is_empty() {
-            String::new()
-        } else {
-            format!(" (changed: {})", obj.changes.join(", "))
-        };
-        lines.push(format!("{pad}{} {}{changed}", obj.name, obj.version));
+        lines.push(format!("{pad}{}", obj.heading()));
         if let Some(data) = obj.data {
             fields(data, indent + 2, lines);
         }
@@ -397,12 +404,7 @@ fn fields(map: &Map<String, Value>, indent: usize, lines: &mut Vec<String>) {
         if one.chars().count() + k.len() + 2 + indent <= INLINE {
             lines.push(format!("{pad}{k}: {one}"));
         } else if let Some(obj) = versioned_object(v) {
-            let changed = if obj.changes.is_empty() {
-                String::new()
-            } else {
-                format!(" (changed: {})", obj.changes.join(", "))
-            };
-            lines.push(format!("{pad}{k}: {} {}{changed}", obj.name, obj.version));
+            lines.push(format!("{pad}{k}: {}", obj.heading()));
             if let Some(data) = obj.data {
                 fields(data, indent + 2, lines);
             }

@@ -277,16 +277,7 @@ impl Firehose {
                 .await
                 .map_err(|e| failed("queue.bind to amq.rabbitmq.trace", e))?;
         }
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "rabbitscope-firehose".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let consumer = consume_unacked(&channel, &queue, "rabbitscope-firehose")
             .await
             .map_err(|e| failed("basic.consume", e))?;
         Ok(Firehose {
@@ -583,6 +574,22 @@ pub fn is_own_queue(name: &str) -> bool {
         .unwrap_or_else(|p| p.into_inner())
         .iter()
         .any(|own| own == name)
+}
+
+/// Consumes what `queue` gets, without acks: a private queue's messages are only looked at.
+pub(crate) async fn consume_unacked(
+    channel: &lapin::Channel,
+    queue: &lapin::Queue,
+    tag: &str,
+) -> lapin::Result<Consumer> {
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let name = queue.name().clone();
+    channel
+        .basic_consume(name, tag.into(), options, FieldTable::default())
+        .await
 }
 
 /// An exclusive, auto-delete queue named `rabbitscope.<role>.<random>`: the name says whose it

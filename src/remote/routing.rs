@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-
-use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use crate::broker::exchange::{text_table, Binding, Destination, Exchange, ExchangeKind};
 use crate::broker::queue::{Queue, QueueLimits};
 use crate::broker::vhost::Vhost;
 use crate::broker::{Snapshot, VhostSnapshot};
@@ -117,22 +115,6 @@ fn model(snapshot: &VhostSnapshot) -> Vhost {
         );
     }
     vhost
-}
-
-/// `key=value` text as a field table of strings. A snapshot's binding arguments and a
-/// trace's headers are both text, and a headers exchange compares the two as the view's
-/// "why" pane does.
-fn text_table(pairs: &[(String, String)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in pairs {
-        let value = if v == "(void)" {
-            AMQPValue::Void
-        } else {
-            AMQPValue::LongString(LongString::from(v.as_str()))
-        };
-        table.insert(k.as_str().into(), value);
-    }
-    table
 }
 
 #[cfg(test)]

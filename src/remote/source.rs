@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::consumers::{channel_name, only_consumer, Consumers, Lookup};
 use super::firehose::{
-    is_own_queue as own_queue, Firehose, FirehoseKeys, Trace, TraceEvents, Tracing,
+    consume_unacked, is_own_queue as own_queue, Firehose, FirehoseKeys, Trace, TraceEvents, Tracing,
 };
 use super::management::{Management, ManagementError};
 use super::Endpoint;
@@ -427,7 +427,7 @@ async fn listen_for_changes(shared: Arc<Shared>, endpoint: Endpoint) {
 /// (Err, saying which step).
 async fn listen_to_event_exchange(shared: &Shared, endpoint: &Endpoint) -> Result<(), String> {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueBindOptions};
+    use lapin::options::QueueBindOptions;
     use lapin::types::FieldTable;
     let mut uri: lapin::uri::AMQPUri = endpoint
         .amqp_url
@@ -468,16 +468,7 @@ async fn listen_to_event_exchange(shared: &Shared, endpoint: &Endpoint) -> Resul
             .await
             .map_err(failed("binding to amq.rabbitmq.event"))?;
     }
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().clone(),
-            "rabbitscope-topology".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
+    let mut consumer = consume_unacked(&channel, &queue, "rabbitscope-topology")
         .await
         .map_err(failed("consuming"))?;
     while let Some(Ok(message)) = consumer.next().await {

@@ -175,11 +175,8 @@ impl Session {
                     // Someone else removed it first: say so rather than unbind nothing.
                     None => return Err(CommandError::NoBinding(what)),
                     Some(arguments) => {
-                        let target = if binding.destination_is_exchange {
-                            Target::Exchange(&binding.destination)
-                        } else {
-                            Target::Queue(&binding.destination)
-                        };
+                        let target =
+                            Target::named(&binding.destination, binding.destination_is_exchange);
                         let spec = BindingSpec {
                             source: &binding.source,
                             target,

@@ -51,8 +51,6 @@ use lessons::LessonDriver;
 use panes::graph::GraphPane;
 use panes::help::HelpPane;
 use panes::inspector::InspectorPane;
-use panes::log::LogPane;
-use panes::status::StatusBar;
 use theme::Theme;
 
 /// At most this many broker events are applied per frame; the rest wait for the next one, so
@@ -158,7 +156,7 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     app.measured(areas, stacked, help_page);
     panes::inspector::fit_scroll(app, inspector, theme);
     let app = &*app;
-    frame.render_widget(&StatusBar { app, theme }, status);
+    panes::status::render(app, theme, status, frame.buffer_mut());
     frame.render_widget(&GraphPane { app, theme }, graph);
     if !inspector.is_empty() {
         frame.render_widget(&InspectorPane { app, theme }, inspector);
@@ -166,36 +164,23 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     if let (Some(player), Some(area)) = (&app.player, lesson) {
         frame.render_widget(&panes::lesson::LessonPane { player, theme }, area);
     }
-    frame.render_widget(&LogPane { app, theme }, log);
+    panes::log::render(app, theme, log, frame.buffer_mut());
     if app.overlays.menu.is_some() {
-        frame.render_widget(&panes::menu::MenuPane { app, theme }, area);
+        panes::menu::render(app, theme, area, frame.buffer_mut());
     }
+    let lang = app.options.lang;
     if let Some(form) = &app.overlays.form {
-        frame.render_widget(
-            &panes::form::FormPane {
-                form,
-                theme,
-                lang: app.options.lang,
-            },
-            area,
-        );
+        panes::form::render_form(form, theme, lang, area, frame.buffer_mut());
     }
     if let Some(confirm) = &app.overlays.confirm {
-        frame.render_widget(
-            &panes::form::ConfirmPane {
-                confirm,
-                theme,
-                lang: app.options.lang,
-            },
-            area,
-        );
+        panes::form::render_confirm(confirm, theme, lang, area, frame.buffer_mut());
     }
     if app.overlays.help.shown {
         frame.render_widget(
             &HelpPane {
                 theme,
                 classroom: app.options.classroom,
-                lang: app.options.lang,
+                lang,
                 scroll: app.overlays.help.scroll,
             },
             area,

@@ -1,9 +1,7 @@
 //! "Why did it go there?": every binding of a message's exchange, matched or not, and why,
 //! in words a student can follow. Pure functions over the event data.
 
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-
-use crate::broker::exchange::{explain_match, headers_match};
+use crate::broker::exchange::{explain_match, headers_match, text_table};
 use crate::broker::VhostSnapshot;
 use crate::lesson::Lang;
 use crate::ui::model::LogEntry;
@@ -14,19 +12,6 @@ pub struct Verdict {
     pub binding: String,
     pub matched: bool,
     pub reason: String,
-}
-
-fn table(pairs: &[(String, String)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        let value = if v == "(void)" {
-            AMQPValue::Void
-        } else {
-            AMQPValue::LongString(LongString::from(v.as_str()))
-        };
-        t.insert(k.as_str().into(), value);
-    }
-    t
 }
 
 /// Explains each binding of the message's exchange. The default exchange has one implicit
@@ -106,7 +91,8 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot, lang: Lang) -> Vec<Ve
                     ),
                 },
                 "headers" => {
-                    let verdict = headers_match(&table(&b.arguments), &table(&entry.headers));
+                    let verdict =
+                        headers_match(&text_table(&b.arguments), &text_table(&entry.headers));
                     let checks: Vec<String> = verdict
                         .checks
                         .iter()

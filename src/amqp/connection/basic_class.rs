@@ -5,8 +5,8 @@ use amq_protocol::protocol::{basic, AMQPClass, BasicProperties};
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    expected_method, publish_failure, short, Connection, Content, Failure, HeldConfirm, TxOp,
-    MAX_MESSAGE_SIZE,
+    expected_method, not_from_client, publish_failure, short, Connection, Content, Failure,
+    HeldConfirm, TxOp, MAX_MESSAGE_SIZE,
 };
 use crate::amqp::codec;
 use crate::broker::{AmqpError, ConsumeSpec, Publish, Settle};
@@ -100,11 +100,7 @@ impl Connection {
                     AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})),
                 );
             }
-            _ => {
-                return Err(AmqpError::command_invalid(
-                    "method not expected from a client",
-                ))
-            }
+            _ => return Err(not_from_client()),
         }
         Ok(())
     }

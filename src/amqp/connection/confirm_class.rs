@@ -9,16 +9,7 @@ use crate::broker::AmqpError;
 
 impl Connection {
     /// confirm.select: from now on every publish on the channel is acked or nacked.
-    pub(super) fn confirm_method(
-        &mut self,
-        ch: u16,
-        method: &confirm::AMQPMethod,
-    ) -> Result<(), AmqpError> {
-        let confirm::AMQPMethod::Select(select) = method else {
-            return Err(AmqpError::command_invalid(
-                "method not expected from a client",
-            ));
-        };
+    pub(super) fn confirm_select(&mut self, ch: u16, nowait: bool) -> Result<(), AmqpError> {
         let state = self.channels.get_mut(&ch).expect("open");
         if state.tx.is_some() {
             return Err(AmqpError::precondition_failed(
@@ -26,12 +17,8 @@ impl Connection {
             ));
         }
         state.confirm = true;
-        if !select.nowait {
-            self.reply(
-                ch,
-                AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
-            );
-        }
+        let ok = confirm::AMQPMethod::SelectOk(confirm::SelectOk {});
+        self.reply_unless(nowait, ch, AMQPClass::Confirm(ok));
         Ok(())
     }
 

@@ -1,11 +1,11 @@
 //! Frames in: decoding, then handing each method to its class's handler. The connection
 //! class (after the handshake) and the channel class (open, close, flow) are handled here.
 
-use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
+use amq_protocol::protocol::{basic, channel, confirm, connection, AMQPClass};
 
 use super::{
-    connection_failure, failure, publish_failure, ChannelWire, Connection, Failure, Hangup,
-    PendingContent,
+    connection_failure, exchange_class, failure, not_from_client, publish_failure, queue_class,
+    ChannelWire, Connection, Failure, Hangup, PendingContent,
 };
 use crate::amqp::codec::{self, Incoming, Undecodable};
 use crate::broker::AmqpError;
@@ -203,8 +203,16 @@ impl Connection {
                 );
                 Ok(())
             }
-            AMQPClass::Exchange(m) => self.exchange_method(ch, m).map_err(fail),
-            AMQPClass::Queue(m) => self.queue_method(ch, m).map_err(fail),
+            AMQPClass::Exchange(m) => {
+                let (ok, nowait) = exchange_class::answer(&broker, self.on(ch), m).map_err(fail)?;
+                self.reply_unless(nowait, ch, AMQPClass::Exchange(ok));
+                Ok(())
+            }
+            AMQPClass::Queue(m) => {
+                let (ok, nowait) = queue_class::answer(&broker, self.on(ch), m).map_err(fail)?;
+                self.reply_unless(nowait, ch, AMQPClass::Queue(ok));
+                Ok(())
+            }
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
                 self.publisher = true;
                 let content = PendingContent {
@@ -221,11 +229,11 @@ impl Connection {
                 Ok(())
             }
             AMQPClass::Basic(m) => self.basic_method(ch, m).map_err(fail),
-            AMQPClass::Confirm(m) => self.confirm_method(ch, m).map_err(fail),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => {
+                self.confirm_select(ch, select.nowait).map_err(fail)
+            }
             AMQPClass::Tx(m) => self.tx_method(ch, m).map_err(fail),
-            _ => Err(fail(AmqpError::command_invalid(
-                "method not expected from a client",
-            ))),
+            _ => Err(fail(not_from_client())),
         }
     }
 }

@@ -330,6 +330,15 @@ fn connection_failure(error: AmqpError) -> Failure {
     }
 }
 
+/// The 540 for a method a server may send but a client may not.
+fn not_from_client() -> AmqpError {
+    AmqpError::command_invalid("method not expected from a client")
+}
+
+/// What an exchange or queue method earns: the -ok to write, and whether the client asked
+/// for nowait (then nothing is written).
+type Answer<M> = Result<(M, bool), AmqpError>;
+
 /// The 505 for a content frame where a method was expected.
 fn expected_method() -> Failure {
     connection_failure(AmqpError::unexpected_frame(
@@ -372,5 +381,12 @@ impl Connection {
 
     fn reply(&mut self, channel: u16, method: AMQPClass) {
         codec::write_method(&mut self.out, channel, method);
+    }
+
+    /// Writes `method` unless the client asked for nowait.
+    fn reply_unless(&mut self, nowait: bool, channel: u16, method: AMQPClass) {
+        if !nowait {
+            self.reply(channel, method);
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use amq_protocol::protocol::{tx, AMQPClass};
 
-use super::{Connection, TxOp};
+use super::{not_from_client, Connection, TxOp};
 use crate::broker::AmqpError;
 
 impl Connection {
@@ -43,11 +43,7 @@ impl Connection {
                     AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
                 );
             }
-            _ => {
-                return Err(AmqpError::command_invalid(
-                    "method not expected from a client",
-                ))
-            }
+            _ => return Err(not_from_client()),
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 
 use super::{remove_binding, Binding, Router};
 
@@ -146,6 +146,22 @@ pub const SHOWN_DEPTH: usize = 100;
 /// recursion is bounded, however deep the value).
 pub fn value_text(v: &AMQPValue) -> String {
     value_text_within(v, SHOWN_DEPTH)
+}
+
+/// `key=value` text (as [`value_text`] writes it) back as a field table of strings, so a
+/// snapshot's binding arguments can be matched against a trace's headers as a headers
+/// exchange would.
+pub fn text_table(pairs: &[(String, String)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in pairs {
+        let value = if v == "(void)" {
+            AMQPValue::Void
+        } else {
+            AMQPValue::LongString(LongString::from(v.as_str()))
+        };
+        table.insert(k.as_str().into(), value);
+    }
+    table
 }
 
 fn value_text_within(v: &AMQPValue, depth: usize) -> String {

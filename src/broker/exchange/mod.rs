@@ -20,7 +20,9 @@ use crate::events::BindingInfo;
 
 pub use direct::DirectRouter;
 pub use fanout::FanoutRouter;
-pub use headers::{headers_match, value_text, HeadersRouter, HeadersVerdict, SHOWN_DEPTH};
+pub use headers::{
+    headers_match, text_table, value_text, HeadersRouter, HeadersVerdict, SHOWN_DEPTH,
+};
 pub use topic::{explain_match, pattern_matches, TopicRouter};
 
 /// Where a binding leads: a queue, or another exchange.

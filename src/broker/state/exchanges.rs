@@ -32,6 +32,18 @@ pub enum Target<'a> {
     Exchange(&'a str),
 }
 
+impl<'a> Target<'a> {
+    /// The exchange (`to_exchange`) or queue called `name`, as a definitions file or a
+    /// binding snapshot names a binding's destination.
+    pub fn named(name: &'a str, to_exchange: bool) -> Self {
+        if to_exchange {
+            Target::Exchange(name)
+        } else {
+            Target::Queue(name)
+        }
+    }
+}
+
 /// queue.bind / exchange.bind arguments (and their unbinds'): `target` bound to exchange
 /// `source`.
 pub struct BindingSpec<'a> {

@@ -51,6 +51,14 @@ fn put_table(out: &mut Vec<u8>, table: &FieldTable) {
     put_bytes(out, &bytes);
 }
 
+/// The start every exchange, queue and message record shares: its tag, the vhost, and the
+/// exchange's or queue's name.
+fn put_head(out: &mut Vec<u8>, tag: u8, vhost: &str, name: &str) {
+    out.push(tag);
+    put_bytes(out, vhost.as_bytes());
+    put_bytes(out, name.as_bytes());
+}
+
 fn put_binding(out: &mut Vec<u8>, vhost: &str, b: &BindingImage) {
     put_bytes(out, vhost.as_bytes());
     put_bytes(out, b.source.as_bytes());
@@ -74,18 +82,14 @@ fn encode(out: &mut Vec<u8>, op: &StoreOp) {
             internal,
             arguments,
         } => {
-            out.push(EXCHANGE_DECLARED);
-            put_bytes(out, vhost.as_bytes());
-            put_bytes(out, name.as_bytes());
+            put_head(out, EXCHANGE_DECLARED, vhost, name);
             put_bytes(out, kind.as_bytes());
             out.push(*auto_delete as u8);
             out.push(*internal as u8);
             put_table(out, arguments);
         }
         StoreOp::ExchangeDeleted { vhost, name } => {
-            out.push(EXCHANGE_DELETED);
-            put_bytes(out, vhost.as_bytes());
-            put_bytes(out, name.as_bytes());
+            put_head(out, EXCHANGE_DELETED, vhost, name);
         }
         StoreOp::QueueDeclared {
             vhost,
@@ -93,16 +97,12 @@ fn encode(out: &mut Vec<u8>, op: &StoreOp) {
             auto_delete,
             arguments,
         } => {
-            out.push(QUEUE_DECLARED);
-            put_bytes(out, vhost.as_bytes());
-            put_bytes(out, name.as_bytes());
+            put_head(out, QUEUE_DECLARED, vhost, name);
             out.push(*auto_delete as u8);
             put_table(out, arguments);
         }
         StoreOp::QueueDeleted { vhost, name } => {
-            out.push(QUEUE_DELETED);
-            put_bytes(out, vhost.as_bytes());
-            put_bytes(out, name.as_bytes());
+            put_head(out, QUEUE_DELETED, vhost, name);
         }
         StoreOp::BindingAdded { vhost, binding } => {
             out.push(BINDING_ADDED);
@@ -118,9 +118,7 @@ fn encode(out: &mut Vec<u8>, op: &StoreOp) {
             seq,
             message,
         } => {
-            out.push(ENQUEUED);
-            put_bytes(out, vhost.as_bytes());
-            put_bytes(out, queue.as_bytes());
+            put_head(out, ENQUEUED, vhost, queue);
             out.extend_from_slice(&seq.to_le_bytes());
             put_bytes(out, message.exchange.as_bytes());
             put_bytes(out, message.routing_key.as_bytes());
@@ -136,9 +134,7 @@ fn encode(out: &mut Vec<u8>, op: &StoreOp) {
             } else {
                 REMOVED
             };
-            out.push(tag);
-            put_bytes(out, vhost.as_bytes());
-            put_bytes(out, queue.as_bytes());
+            put_head(out, tag, vhost, queue);
             out.extend_from_slice(&seq.to_le_bytes());
         }
     }

@@ -27,89 +27,81 @@ pub fn clock(at: SystemTime) -> String {
     )
 }
 
-pub struct LogPane<'a> {
-    pub app: &'a App,
-    pub theme: Theme,
-}
-
-impl Widget for &LogPane<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        let app = self.app;
-        let theme = self.theme;
-        let entries = app.filtered_log();
-        let lang = app.options.lang;
-        let messages = tr(lang, "messages", "消息");
-        let mut title = format!(" {messages} {} ", entries.len());
-        if app.log.typing || !app.log.filter.is_empty() {
-            title = format!(
-                " {messages} {}  {} /{}{} ",
-                entries.len(),
-                tr(lang, "filter", "过滤"),
-                app.log.filter,
-                if app.log.typing { "▏" } else { "" }
-            );
-        }
-        if let Some(e) = &app.log.filter_error {
-            title.push_str(&format!("(bad regex: {e}) "));
-        }
-        if app.model.missed > 0 {
-            title.push_str(&format!("[{} events missed] ", app.model.missed));
-        }
-        let focused = app.focus == Focus::Log;
-        let block = super::pane_block(title, focused, theme);
-        let inner = block.inner(area);
-        block.render(area, buf);
-        if entries.is_empty() {
-            let hint = if app.log.filter.is_empty() {
-                tr(
-                    lang,
-                    "No messages yet. Publish one from a client and watch it travel.",
-                    "还没有消息。从客户端发布一条，看它如何流转。",
-                )
-            } else {
-                tr(
-                    lang,
-                    "No message matches the filter.",
-                    "没有消息匹配过滤条件。",
-                )
-            };
-            buf.set_string(
-                inner.x + 1,
-                inner.y,
-                truncate(hint, inner.width.saturating_sub(1) as usize),
-                theme.dim(),
-            );
-            return;
-        }
-        let height = inner.height as usize;
-        let first = app.log.selected.saturating_sub(height.saturating_sub(1));
-        for (i, entry) in entries.iter().enumerate().skip(first).take(height) {
-            let fate_style = match entry.fate {
-                PublishFate::Routed => theme.good(),
-                _ => theme.bad(),
-            };
-            let selected = i == app.log.selected && (focused || app.inspecting);
-            // Dim grey turns into an unreadable grey block once the line is reversed.
-            let clock_style = if selected {
-                Style::default()
-            } else {
-                theme.dim()
-            };
-            let mut line = Line::from(vec![
-                Span::styled(clock(entry.at), clock_style),
-                Span::raw(" "),
-                Span::styled(
-                    truncate(
-                        &entry.summary(app.options.lang),
-                        inner.width.saturating_sub(14) as usize,
-                    ),
-                    fate_style,
+/// Draws the message log.
+pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
+    let entries = app.filtered_log();
+    let lang = app.options.lang;
+    let messages = tr(lang, "messages", "消息");
+    let mut title = format!(" {messages} {} ", entries.len());
+    if app.log.typing || !app.log.filter.is_empty() {
+        title = format!(
+            " {messages} {}  {} /{}{} ",
+            entries.len(),
+            tr(lang, "filter", "过滤"),
+            app.log.filter,
+            if app.log.typing { "▏" } else { "" }
+        );
+    }
+    if let Some(e) = &app.log.filter_error {
+        title.push_str(&format!("(bad regex: {e}) "));
+    }
+    if app.model.missed > 0 {
+        title.push_str(&format!("[{} events missed] ", app.model.missed));
+    }
+    let focused = app.focus == Focus::Log;
+    let block = super::pane_block(title, focused, theme);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if entries.is_empty() {
+        let hint = if app.log.filter.is_empty() {
+            tr(
+                lang,
+                "No messages yet. Publish one from a client and watch it travel.",
+                "还没有消息。从客户端发布一条，看它如何流转。",
+            )
+        } else {
+            tr(
+                lang,
+                "No message matches the filter.",
+                "没有消息匹配过滤条件。",
+            )
+        };
+        buf.set_string(
+            inner.x + 1,
+            inner.y,
+            truncate(hint, inner.width.saturating_sub(1) as usize),
+            theme.dim(),
+        );
+        return;
+    }
+    let height = inner.height as usize;
+    let first = app.log.selected.saturating_sub(height.saturating_sub(1));
+    for (i, entry) in entries.iter().enumerate().skip(first).take(height) {
+        let fate_style = match entry.fate {
+            PublishFate::Routed => theme.good(),
+            _ => theme.bad(),
+        };
+        let selected = i == app.log.selected && (focused || app.inspecting);
+        // Dim grey turns into an unreadable grey block once the line is reversed.
+        let clock_style = if selected {
+            Style::default()
+        } else {
+            theme.dim()
+        };
+        let mut line = Line::from(vec![
+            Span::styled(clock(entry.at), clock_style),
+            Span::raw(" "),
+            Span::styled(
+                truncate(
+                    &entry.summary(app.options.lang),
+                    inner.width.saturating_sub(14) as usize,
                 ),
-            ]);
-            if selected {
-                line = line.style(theme.selected());
-            }
-            buf.set_line(inner.x, inner.y + (i - first) as u16, &line, inner.width);
+                fate_style,
+            ),
+        ]);
+        if selected {
+            line = line.style(theme.selected());
         }
+        buf.set_line(inner.x, inner.y + (i - first) as u16, &line, inner.width);
     }
 }

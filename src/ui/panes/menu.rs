@@ -10,54 +10,46 @@ use crate::ui::app::App;
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
 
-pub struct MenuPane<'a> {
-    pub app: &'a App,
-    pub theme: Theme,
-}
-
-impl Widget for &MenuPane<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        let app = self.app;
-        let theme = self.theme;
-        let lang = app.options.lang;
-        let selected = app.menu_row().unwrap_or(0);
-        let mut lines = Vec::new();
-        for (i, lesson) in app.lessons.iter().enumerate() {
-            let style = if i == selected {
-                theme.selected()
-            } else {
-                ratatui::style::Style::default()
-            };
-            let mut spans = vec![Span::styled(
-                format!("{:>2}  {}", lesson.order, lesson.title.get(lang)),
-                style,
-            )];
-            if let Some(summary) = &lesson.summary {
-                spans.push(Span::styled(
-                    format!("  {}", summary.get(lang)),
-                    theme.dim(),
-                ));
-            }
-            lines.push(Line::from(spans));
+/// Draws the lesson menu over `area`.
+pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
+    let lang = app.options.lang;
+    let selected = app.menu_row().unwrap_or(0);
+    let mut lines = Vec::new();
+    for (i, lesson) in app.lessons.iter().enumerate() {
+        let style = if i == selected {
+            theme.selected()
+        } else {
+            ratatui::style::Style::default()
+        };
+        let mut spans = vec![Span::styled(
+            format!("{:>2}  {}", lesson.order, lesson.title.get(lang)),
+            style,
+        )];
+        if let Some(summary) = &lesson.summary {
+            spans.push(Span::styled(
+                format!("  {}", summary.get(lang)),
+                theme.dim(),
+            ));
         }
-        for error in &app.lesson_errors {
-            lines.push(Line::styled(error.clone(), theme.bad()));
-        }
-        lines.push(Line::raw(""));
-        lines.push(Line::styled(
-            tr(
-                lang,
-                "number or ↑↓ Enter: start   Esc explore freely (L opens this again)",
-                "数字或 ↑↓ Enter：开始   Esc：自由探索（L 再次打开本菜单）",
-            ),
-            theme.dim(),
-        ));
-        let height = (lines.len() as u16 + 2).min(area.height);
-        let popup = super::centered(area, area.width.saturating_sub(8).min(100), height);
-        Clear.render(popup, buf);
-        let block = super::pane_block(tr(lang, " lessons ", " 课程 "), true, theme);
-        // One line per lesson: a long summary is cut at the edge rather than wrapped, so the
-        // list keeps its shape.
-        Paragraph::new(lines).block(block).render(popup, buf);
+        lines.push(Line::from(spans));
     }
+    for error in &app.lesson_errors {
+        lines.push(Line::styled(error.clone(), theme.bad()));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        tr(
+            lang,
+            "number or ↑↓ Enter: start   Esc explore freely (L opens this again)",
+            "数字或 ↑↓ Enter：开始   Esc：自由探索（L 再次打开本菜单）",
+        ),
+        theme.dim(),
+    ));
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let popup = super::centered(area, area.width.saturating_sub(8).min(100), height);
+    Clear.render(popup, buf);
+    let block = super::pane_block(tr(lang, " lessons ", " 课程 "), true, theme);
+    // One line per lesson: a long summary is cut at the edge rather than wrapped, so the
+    // list keeps its shape.
+    Paragraph::new(lines).block(block).render(popup, buf);
 }

@@ -1,4 +1,5 @@
-//! One file per screen region, each an `impl Widget for &Pane`: the status line, the graph,
+//! One file per screen region, each an `impl Widget for &Pane` or, for the panes that read
+//! nothing but the app and the colours, a `render` function: the status line, the graph,
 //! the inspector, the lesson narration, the message log, and what opens over them (help,
 //! lesson menu, forms and questions).
 //!

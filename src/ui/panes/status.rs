@@ -4,7 +4,6 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Widget;
 
 use crate::lesson::Lang;
 use crate::ui::app::App;
@@ -30,78 +29,70 @@ pub fn sparkline(values: &[u64], width: usize) -> String {
         .collect()
 }
 
-pub struct StatusBar<'a> {
-    pub app: &'a App,
-    pub theme: Theme,
-}
-
-impl Widget for &StatusBar<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        let app = self.app;
-        let theme = self.theme;
-        let lang = app.options.lang;
-        let rates: Vec<u64> = app.model.total_rate.per_second.iter().copied().collect();
-        let mut spans = vec![
-            Span::styled(" rabbitscope ", theme.title()),
-            Span::raw(format!(
-                " broker {}{}  vhost {}  ",
-                app.source.describe(),
-                app.options
-                    .tls_address
-                    .map(|a| format!(" amqps://{a}"))
-                    .unwrap_or_default(),
-                app.model.vhost
-            )),
-            Span::raw(format!(
-                "{} {} ",
-                app.model.total_rate.current(),
-                tr(lang, "msg/s", "条/秒")
-            )),
-            Span::styled(sparkline(&rates, 20), theme.good()),
-        ];
-        let alarms = app.model.alarms;
-        if alarms.any() {
-            let text = match (lang, alarms.memory, alarms.disk) {
-                (Lang::En, true, true) => "  memory & disk alarm: publishers blocked",
-                (Lang::En, true, false) => "  memory alarm: publishers blocked",
-                (Lang::En, _, _) => "  disk alarm: publishers blocked",
-                (Lang::Zh, true, true) => "  内存和磁盘告警：发布者被阻塞",
-                (Lang::Zh, true, false) => "  内存告警：发布者被阻塞",
-                (Lang::Zh, _, _) => "  磁盘告警：发布者被阻塞",
-            };
-            spans.push(Span::styled(text, theme.bad()));
-        }
-        if app.playback.paused {
-            spans.push(Span::styled(tr(lang, "  PAUSED", "  已暂停"), theme.bad()));
-        }
-        if app.playback.ended {
-            spans.push(Span::styled(
-                tr(
-                    lang,
-                    "  END OF TRACE  , back one event",
-                    "  记录已播完  , 后退一个事件",
-                ),
-                theme.bad(),
-            ));
-        }
-        if (app.playback.speed - 1.0).abs() > f64::EPSILON {
-            spans.push(Span::raw(format!(
-                "  {} x{:.2}",
-                tr(lang, "speed", "速度"),
-                app.playback.speed
-            )));
-        }
-        if let Some(trouble) = &app.trouble {
-            spans.push(Span::styled(format!("  {trouble}"), theme.bad()));
-        }
-        match &app.notice {
-            Some((text, true)) => spans.push(Span::styled(format!("  {text}"), theme.bad())),
-            Some((text, false)) => spans.push(Span::styled(format!("  {text}"), theme.good())),
-            None => spans.push(Span::styled(
-                tr(lang, "  ? help  q quit", "  ? 帮助  q 退出"),
-                theme.dim(),
-            )),
-        }
-        buf.set_line(area.x, area.y, &Line::from(spans), area.width);
+/// Draws the status line.
+pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
+    let lang = app.options.lang;
+    let rates: Vec<u64> = app.model.total_rate.per_second.iter().copied().collect();
+    let mut spans = vec![
+        Span::styled(" rabbitscope ", theme.title()),
+        Span::raw(format!(
+            " broker {}{}  vhost {}  ",
+            app.source.describe(),
+            app.options
+                .tls_address
+                .map(|a| format!(" amqps://{a}"))
+                .unwrap_or_default(),
+            app.model.vhost
+        )),
+        Span::raw(format!(
+            "{} {} ",
+            app.model.total_rate.current(),
+            tr(lang, "msg/s", "条/秒")
+        )),
+        Span::styled(sparkline(&rates, 20), theme.good()),
+    ];
+    let alarms = app.model.alarms;
+    if alarms.any() {
+        let text = match (lang, alarms.memory, alarms.disk) {
+            (Lang::En, true, true) => "  memory & disk alarm: publishers blocked",
+            (Lang::En, true, false) => "  memory alarm: publishers blocked",
+            (Lang::En, _, _) => "  disk alarm: publishers blocked",
+            (Lang::Zh, true, true) => "  内存和磁盘告警：发布者被阻塞",
+            (Lang::Zh, true, false) => "  内存告警：发布者被阻塞",
+            (Lang::Zh, _, _) => "  磁盘告警：发布者被阻塞",
+        };
+        spans.push(Span::styled(text, theme.bad()));
     }
+    if app.playback.paused {
+        spans.push(Span::styled(tr(lang, "  PAUSED", "  已暂停"), theme.bad()));
+    }
+    if app.playback.ended {
+        spans.push(Span::styled(
+            tr(
+                lang,
+                "  END OF TRACE  , back one event",
+                "  记录已播完  , 后退一个事件",
+            ),
+            theme.bad(),
+        ));
+    }
+    if (app.playback.speed - 1.0).abs() > f64::EPSILON {
+        spans.push(Span::raw(format!(
+            "  {} x{:.2}",
+            tr(lang, "speed", "速度"),
+            app.playback.speed
+        )));
+    }
+    if let Some(trouble) = &app.trouble {
+        spans.push(Span::styled(format!("  {trouble}"), theme.bad()));
+    }
+    match &app.notice {
+        Some((text, true)) => spans.push(Span::styled(format!("  {text}"), theme.bad())),
+        Some((text, false)) => spans.push(Span::styled(format!("  {text}"), theme.good())),
+        None => spans.push(Span::styled(
+            tr(lang, "  ? help  q quit", "  ? 帮助  q 退出"),
+            theme.dim(),
+        )),
+    }
+    buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }
