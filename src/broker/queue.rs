@@ -1,5 +1,5 @@
 //! Queues: ready messages in order (per priority when `x-max-priority` is set), consumers in
-//! round-robin order, and the limits set by `x-` arguments.
+//! round-robin order, the limits set by `x-` arguments, and what sets a quorum queue apart.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -198,8 +198,10 @@ const NOT_QUORUM: &[&str] = &[
     "x-stream-max-segment-size-bytes",
 ];
 
-/// The kind of queue `x-queue-type` asks for. Only classic queues are implemented: quorum and
-/// stream queues are held to RabbitMQ's declare-time rules and then behave as classic queues.
+/// The kind of queue `x-queue-type` asks for. A quorum queue behaves as on one RabbitMQ 3.10
+/// node: it counts redeliveries (`x-delivery-count`, `x-delivery-limit`), puts what a client
+/// gives back at its back, and overflows its own way (see [`Queue::refuses_publish`]). A
+/// stream is held to RabbitMQ's declare-time rules and then behaves as a classic queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum QueueType {
     #[default]
