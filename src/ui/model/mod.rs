@@ -13,7 +13,7 @@ use crate::broker::VhostSnapshot;
 use bytes::Bytes;
 
 use crate::events::{
-    AlarmResource, BindingInfo, ConnectionId, Event, EventKind, Name, PublishFate,
+    AlarmResource, BindingInfo, ConnectionId, DeadLetterReason, Event, EventKind, Name, PublishFate,
 };
 use crate::lesson::{Lang, PROBE_PREFIX};
 use crate::ui::history::Happened;
@@ -582,10 +582,15 @@ impl Model {
                     queue: queue.clone(),
                 },
             ),
-            EventKind::Dropped { message_id, queue } => self.note(
+            EventKind::Dropped {
+                message_id,
+                queue,
+                reason,
+            } => self.note(
                 *message_id,
                 Happened::Dropped {
                     queue: queue.clone(),
+                    past_delivery_limit: *reason == DeadLetterReason::DeliveryLimit,
                 },
             ),
             _ => {}
