@@ -106,11 +106,15 @@ impl LogEntry {
         }
     }
 
-    /// Whether the filter finds this message: in its summary, exchange, routing key, header
-    /// names and values, or body (as kept).
-    pub fn matches(&self, filter: &regex::Regex, body_filter: &regex::bytes::Regex) -> bool {
-        filter.is_match(&self.summary(Lang::En))
-            || filter.is_match(&self.summary(Lang::Zh))
+    /// Whether the filter finds this message: in its line as the log shows it (in `lang`),
+    /// exchange, routing key, header names and values, or body (as kept).
+    pub fn matches(
+        &self,
+        filter: &regex::Regex,
+        body_filter: &regex::bytes::Regex,
+        lang: Lang,
+    ) -> bool {
+        filter.is_match(&self.summary(lang))
             || filter.is_match(&self.exchange)
             || filter.is_match(&self.routing_key)
             || self
