@@ -961,7 +961,11 @@ fn lesson_13_services() -> (VhostSnapshot, Vec<Action>) {
 
 /// The app after this traffic, once the dots have landed and a snapshot came after it.
 fn app_after(vhost: VhostSnapshot, traffic: Vec<Action>) -> App {
-    let mut app = app_for(vhost.clone());
+    land(app_for(vhost.clone()), vhost, traffic)
+}
+
+/// `app` after this traffic, once the dots have landed and a snapshot came after it.
+fn land(mut app: App, vhost: VhostSnapshot, traffic: Vec<Action>) -> App {
     for action in traffic {
         app.update(action);
     }
@@ -1021,14 +1025,7 @@ fn lesson_13_beside_the_lesson() -> App {
     // Starting a lesson forgets earlier messages; the services talk after that.
     app.update(Action::StartLesson(0));
     app.update(Action::LessonPrepared(Ok(())));
-    for action in traffic {
-        app.update(action);
-    }
-    app.model.flights.clear();
-    app.update(Action::Topology(Snapshot {
-        vhosts: vec![vhost],
-    }));
-    app
+    land(app, vhost, traffic)
 }
 
 /// `z` gives the graph the whole width beside a lesson at 120x35: the services hidden beside

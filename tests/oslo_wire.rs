@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::python::{repo, venv_python};
+
 use std::path::Path;
 use std::process::Command;
 
@@ -14,19 +16,9 @@ use lapin::message::BasicGetMessage;
 use rabbitscope::lesson::{self, LessonRun, Target};
 use serde_json::Value;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// What real oslo.messaging sent, as the helper prints it.
 fn captured() -> Value {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run .ci/run once to create the Python virtualenv",
-        python.display()
-    );
-    let output = Command::new(&python)
+    let output = Command::new(venv_python())
         .arg("capture_oslo_calls.py")
         .arg(common::rabbitmq_url())
         .current_dir(repo().join("tests/python"))

@@ -4,27 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::python::{repo, venv_python};
+
 use std::process::Stdio;
 use std::time::Duration;
 
 /// Generous: each suite takes seconds against RabbitMQ; this only stops a hung broker.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn venv_python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run .ci/run (or `bash .ci/run`) once to create the Python virtualenv \
-         with tests/python/requirements.txt",
-        python.display()
-    );
-    python
-}
 
 /// Runs `pytest tests/python/<suite> -q -x` with AMQP_URL=`url`; panics with its output on failure.
 async fn pytest(suite: &str, url: &str) {

@@ -196,6 +196,17 @@ async fn a_paused_replay_steps_one_event_at_a_time() {
     .expect("the replay did not resume");
 }
 
+/// Waits (three seconds at most) until the replay has played exactly `n` events.
+async fn wait_played(source: &ReplaySource, n: usize) {
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while source.played() != n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("played never became {n}"))
+}
+
 /// Step back takes the last event back: the topology loses what it did, the view is handed
 /// the events before it, and stepping forward plays it again. At the end, back still works.
 #[tokio::test]
@@ -214,19 +225,7 @@ async fn stepping_back_undoes_the_last_event() {
     while reader.try_recv().is_some() {}
     // The last event deleted `billing`; stepping back brings it back.
     source.step_back();
-    let wait_played = |n: usize| {
-        let source = &source;
-        async move {
-            tokio::time::timeout(Duration::from_secs(3), async {
-                while source.played() != n {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("played never became {n}"))
-        }
-    };
-    wait_played(3).await;
+    wait_played(&source, 3).await;
     let names = |s: &ReplaySource| -> Vec<String> {
         s.snapshot().vhosts[0]
             .queues
@@ -242,7 +241,7 @@ async fn stepping_back_undoes_the_last_event() {
     // Two more back: before the publish and before the binding; paused, nothing goes out.
     source.step_back();
     source.step_back();
-    wait_played(1).await;
+    wait_played(&source, 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(source.played(), 1, "a step back pauses the replay");
     let to_shipping = |s: &ReplaySource| {
@@ -254,7 +253,7 @@ async fn stepping_back_undoes_the_last_event() {
     assert!(!to_shipping(&source), "the binding was taken back");
     // Forward again replays the binding, the very event that was taken back.
     source.step_forward();
-    wait_played(2).await;
+    wait_played(&source, 2).await;
     match tokio::time::timeout(Duration::from_secs(2), reader.recv()).await {
         Ok(Received::Event(e)) => assert_eq!(*e, recorded[1]),
         other => panic!("expected the binding again, got {other:?}"),
@@ -1158,22 +1157,10 @@ async fn stepping_back_brings_back_a_cancelled_consumer() {
     trace.events.truncate(6);
     let source = ReplaySource::start(trace, 100.0);
     let _reader = source.subscribe();
-    let played = |n: usize| {
-        let source = &source;
-        async move {
-            tokio::time::timeout(Duration::from_secs(3), async {
-                while source.played() != n {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("played never became {n}"))
-        }
-    };
-    played(6).await;
+    wait_played(&source, 6).await;
     assert_eq!(clients(&source.snapshot()).1, ["conductor:s-1@11/1 ack"]);
     source.step_back();
-    played(5).await;
+    wait_played(&source, 5).await;
     assert_eq!(
         clients(&source.snapshot()).1,
         ["conductor:c-1@7/1 ack", "conductor:s-1@11/1 ack"]

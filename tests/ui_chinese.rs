@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::screen::{bar_columns, screen};
+use common::screen::{bar_columns, screen, select_queue};
 use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot};
 use rabbitscope::events::BindingInfo;
 use rabbitscope::lesson::Lang;
@@ -153,9 +153,7 @@ fn publish_form_in_chinese_80x24() {
 #[test]
 fn purge_asks_in_chinese_160x45() {
     let mut app = chinese_app();
-    while app.selected_queue() != Some("compute.node1") {
-        app.update(Action::Down);
-    }
+    select_queue(&mut app, "compute.node1");
     app.update(Action::PurgeSelected);
     let text = screen(&mut app, 160, 45);
     assert!(
@@ -274,9 +272,7 @@ fn message_log_and_inspector_in_chinese_160x45() {
 #[test]
 fn queue_inspector_in_chinese_120x35() {
     let mut app = chinese_app_with_traffic();
-    while app.selected_queue() != Some("compute.node1") {
-        app.update(Action::Down);
-    }
+    select_queue(&mut app, "compute.node1");
     app.update(Action::Inspect);
     let text = screen(&mut app, 120, 35);
     for words in [

@@ -11,6 +11,7 @@ pub mod imported;
 pub mod pki;
 pub mod process;
 pub mod pty;
+pub mod python;
 pub mod screen;
 pub mod vhost;
 

@@ -16,11 +16,10 @@ import uuid
 
 import oslo_messaging
 import pika
-from oslo_config import cfg
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import fields
 
-from test_oslo_messaging import oslo_url, register_global_only_opts
+import oslo_capture
 
 
 class NovaObject(ovo_base.VersionedObject):
@@ -59,74 +58,54 @@ class ConductorManager:
 
 
 def main(amqp_url, out):
-    oslo_messaging.set_transport_defaults("nova")
-    conf = cfg.ConfigOpts()
-    conf([])
-    register_global_only_opts(conf)
-    transport = oslo_messaging.get_rpc_transport(conf, url=oslo_url(amqp_url))
-    conf.set_override("rabbit_transient_queues_ttl", 60, group="oslo_messaging_rabbit")
-    run = uuid.uuid4().hex[:12]
-    topic = f"conductor-{run}"
     serializer = NovaSerializer()
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    ch = conn.channel()
-    ch.exchange_declare("nova", "topic", durable=False)
-    copy_q, reply_q = f"capture-{run}", f"reply_capture{run}"
-    ch.queue_declare(copy_q, auto_delete=True)
-    ch.queue_bind(copy_q, "nova", topic)
-    ch.queue_declare(reply_q, auto_delete=True)
-    server = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic=topic, server="c1"), [ConductorManager()],
-        executor="threading", serializer=serializer,
-        access_policy=oslo_messaging.DefaultRPCAccessPolicy)
-    server.start()
-    try:
-        client = oslo_messaging.get_rpc_client(
-            transport, oslo_messaging.Target(topic=topic, namespace="compute_task"),
-            timeout=10, serializer=serializer)
-        ctxt = {"request_id": "req-6d1c2a7e-0c1b-4a8e-9f1e-3b6f7f0a1c2d",
-                "user_id": "4f2b1a", "project_id": "9c8d7e", "is_admin": False}
-        inst = Instance(uuid="8f2c6d3e-1a4b-4c5d-8e9f-0a1b2c3d4e5f", host=None,
-                        vm_state="building", flavor_id=1)
-        client.prepare(version="1.17").cast(
-            ctxt, "schedule_and_build_instances", build_requests=[inst],
-            host_mapping_cache={}, block_device_mapping=[], tags=[])
-        client.prepare(version="1.0").call(
-            ctxt, "object_action", objinst=inst, objmethod="save", args=[], kwargs={})
-        # By hand: the same request shape, replied to a queue we read.
-        for name, method in [("reply", "object_action"), ("failure", "no_such_method")]:
-            msg = {"method": method, "namespace": "compute_task", "version": "1.0",
-                   "args": {"objinst": serializer.serialize_entity(ctxt, inst),
-                            "objmethod": "save", "args": [], "kwargs": {}},
-                   "_msg_id": uuid.uuid4().hex, "_reply_q": reply_q, "_timeout": 10,
-                   "_unique_id": uuid.uuid4().hex}
-            envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(msg)}
-            props = pika.BasicProperties(content_type="application/json",
-                                         content_encoding="utf-8")
-            ch.basic_publish("nova", topic, json.dumps(envelope), props)
-        time.sleep(3)
-        bodies = {}
-        for q, names in [(copy_q, ["cast", "call"]), (reply_q, ["reply", "failure"])]:
-            for name in names:
-                for _ in range(50):
-                    _, _, body = ch.basic_get(q, auto_ack=True)
-                    if body:
-                        break
-                    time.sleep(0.1)
-                bodies[name] = body
-        # The server answers on threads: tell the two replies apart by what they say.
-        if json.loads(json.loads(bodies["reply"])["oslo.message"])["failure"]:
-            bodies["reply"], bodies["failure"] = bodies["failure"], bodies["reply"]
-        for name, body in bodies.items():
-            with open(os.path.join(out, f"{name}.json"), "wb") as f:
-                f.write(body)
-    finally:
-        server.stop()
-        server.wait()
-        transport.cleanup()
-        for q in [topic, f"{topic}.c1", copy_q, reply_q]:
-            ch.queue_delete(q)
-        conn.close()
+    with oslo_capture.rpc_server(amqp_url, "conductor", "c1", [ConductorManager()],
+                                 executor="threading", serializer=serializer) as cap:
+        capture(cap, serializer, out)
+
+
+def capture(cap, serializer, out):
+    """A real cast and call, then a reply and a failure to calls sent by hand."""
+    topic, ch, copy_q, reply_q = cap.topic, cap.ch, cap.copy_q, cap.reply_q
+    client = oslo_messaging.get_rpc_client(
+        cap.transport, oslo_messaging.Target(topic=topic, namespace="compute_task"),
+        timeout=10, serializer=serializer)
+    ctxt = {"request_id": "req-6d1c2a7e-0c1b-4a8e-9f1e-3b6f7f0a1c2d",
+            "user_id": "4f2b1a", "project_id": "9c8d7e", "is_admin": False}
+    inst = Instance(uuid="8f2c6d3e-1a4b-4c5d-8e9f-0a1b2c3d4e5f", host=None,
+                    vm_state="building", flavor_id=1)
+    client.prepare(version="1.17").cast(
+        ctxt, "schedule_and_build_instances", build_requests=[inst],
+        host_mapping_cache={}, block_device_mapping=[], tags=[])
+    client.prepare(version="1.0").call(
+        ctxt, "object_action", objinst=inst, objmethod="save", args=[], kwargs={})
+    # By hand: the same request shape, replied to a queue we read.
+    for name, method in [("reply", "object_action"), ("failure", "no_such_method")]:
+        msg = {"method": method, "namespace": "compute_task", "version": "1.0",
+               "args": {"objinst": serializer.serialize_entity(ctxt, inst),
+                        "objmethod": "save", "args": [], "kwargs": {}},
+               "_msg_id": uuid.uuid4().hex, "_reply_q": reply_q, "_timeout": 10,
+               "_unique_id": uuid.uuid4().hex}
+        envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(msg)}
+        props = pika.BasicProperties(content_type="application/json",
+                                     content_encoding="utf-8")
+        ch.basic_publish("nova", topic, json.dumps(envelope), props)
+    time.sleep(3)
+    bodies = {}
+    for q, names in [(copy_q, ["cast", "call"]), (reply_q, ["reply", "failure"])]:
+        for name in names:
+            for _ in range(50):
+                _, _, body = ch.basic_get(q, auto_ack=True)
+                if body:
+                    break
+                time.sleep(0.1)
+            bodies[name] = body
+    # The server answers on threads: tell the two replies apart by what they say.
+    if json.loads(json.loads(bodies["reply"])["oslo.message"])["failure"]:
+        bodies["reply"], bodies["failure"] = bodies["failure"], bodies["reply"]
+    for name, body in bodies.items():
+        with open(os.path.join(out, f"{name}.json"), "wb") as f:
+            f.write(body)
 
 
 if __name__ == "__main__":

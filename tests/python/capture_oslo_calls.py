@@ -22,9 +22,8 @@ import uuid
 
 import oslo_messaging
 import pika
-from oslo_config import cfg
 
-from test_oslo_messaging import oslo_url, register_global_only_opts
+import oslo_capture
 
 
 class SchedulerManager:
@@ -55,58 +54,39 @@ def described(props, body):
 
 
 def main(amqp_url):
-    oslo_messaging.set_transport_defaults("nova")
-    conf = cfg.ConfigOpts()
-    conf([])
-    register_global_only_opts(conf)
-    transport = oslo_messaging.get_rpc_transport(conf, url=oslo_url(amqp_url))
-    conf.set_override("rabbit_transient_queues_ttl", 60, group="oslo_messaging_rabbit")
-    run = uuid.uuid4().hex[:12]
-    topic = f"scheduler-{run}"
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    ch = conn.channel()
-    ch.exchange_declare("nova", "topic", durable=False)
-    copy_q, reply_q = f"capture-{run}", f"reply_capture{run}"
-    ch.queue_declare(copy_q, auto_delete=True)
-    ch.queue_bind(copy_q, "nova", topic)
-    ch.queue_declare(reply_q, auto_delete=True)
-    server = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic=topic, server="s1"), [SchedulerManager()],
-        access_policy=oslo_messaging.DefaultRPCAccessPolicy)
-    server.start()
-    out = {}
-    try:
-        client = oslo_messaging.get_rpc_client(
-            transport, oslo_messaging.Target(topic=topic, version="4.5"))
-        ctxt = {"request_id": "req-6d1c", "user_id": "u1", "project_id": "p1"}
-        kwargs = {"spec_obj": {"think": 0}, "instance_uuids": ["abc"]}
-        client.prepare(timeout=5).call(ctxt, "select_destinations", **kwargs)
-        out["plain"] = described(*message(ch, copy_q))
-        client.prepare(timeout=1800, call_monitor_timeout=60).call(
-            ctxt, "select_destinations", **kwargs)
-        out["monitored"] = described(*message(ch, copy_q))
-        # The same monitored request by hand, answered into our queue: a 2 s monitor gets a
-        # keep-alive every second while the method sleeps 1.5 s.
-        request = json.loads(json.loads(out["monitored"]["body"])["oslo.message"])
-        request.update({"_msg_id": uuid.uuid4().hex, "_reply_q": reply_q, "_timeout": 2,
-                        "_unique_id": uuid.uuid4().hex,
-                        "args": {"spec_obj": {"think": 1.5}, "instance_uuids": ["abc"]}})
-        envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(request)}
-        ch.basic_publish("nova", topic, json.dumps(envelope), pika.BasicProperties(
-            content_type="application/json", content_encoding="utf-8", expiration="60000"))
-        message(ch, copy_q)
-        replies = []
-        while not replies or not json.loads(json.loads(replies[-1])["oslo.message"])["ending"]:
-            replies.append(message(ch, reply_q)[1].decode())
-        out["replies"] = replies
-    finally:
-        server.stop()
-        server.wait()
-        transport.cleanup()
-        for q in [topic, f"{topic}.s1", copy_q, reply_q]:
-            ch.queue_delete(q)
-        conn.close()
+    with oslo_capture.rpc_server(amqp_url, "scheduler", "s1", [SchedulerManager()]) as cap:
+        out = capture(cap)
     print(json.dumps(out))
+
+
+def capture(cap):
+    """The two calls, then the keep-alives and answer of the call sent by hand."""
+    topic, ch, copy_q, reply_q = cap.topic, cap.ch, cap.copy_q, cap.reply_q
+    out = {}
+    client = oslo_messaging.get_rpc_client(
+        cap.transport, oslo_messaging.Target(topic=topic, version="4.5"))
+    ctxt = {"request_id": "req-6d1c", "user_id": "u1", "project_id": "p1"}
+    kwargs = {"spec_obj": {"think": 0}, "instance_uuids": ["abc"]}
+    client.prepare(timeout=5).call(ctxt, "select_destinations", **kwargs)
+    out["plain"] = described(*message(ch, copy_q))
+    client.prepare(timeout=1800, call_monitor_timeout=60).call(
+        ctxt, "select_destinations", **kwargs)
+    out["monitored"] = described(*message(ch, copy_q))
+    # The same monitored request by hand, answered into our queue: a 2 s monitor gets a
+    # keep-alive every second while the method sleeps 1.5 s.
+    request = json.loads(json.loads(out["monitored"]["body"])["oslo.message"])
+    request.update({"_msg_id": uuid.uuid4().hex, "_reply_q": reply_q, "_timeout": 2,
+                    "_unique_id": uuid.uuid4().hex,
+                    "args": {"spec_obj": {"think": 1.5}, "instance_uuids": ["abc"]}})
+    envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(request)}
+    ch.basic_publish("nova", topic, json.dumps(envelope), pika.BasicProperties(
+        content_type="application/json", content_encoding="utf-8", expiration="60000"))
+    message(ch, copy_q)
+    replies = []
+    while not replies or not json.loads(json.loads(replies[-1])["oslo.message"])["ending"]:
+        replies.append(message(ch, reply_q)[1].decode())
+    out["replies"] = replies
+    return out
 
 
 if __name__ == "__main__":
