@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
-use crate::broker::queue::{GiveBack, Overflow, QueueType};
+use crate::broker::queue::{GiveBack, Overflow};
 use crate::broker::{ClientSink, ConnectionSnapshot};
 use crate::events::{ConnectionId, DeadLetterReason, EventKind};
 
@@ -178,10 +178,7 @@ impl State {
                     }
                 }
                 let mut message = u.message;
-                message.redelivered = true;
-                if queue.limits.queue_type == QueueType::Quorum {
-                    message.delivery_count += 1;
-                }
+                queue.count_return(&mut message);
                 let i = match touched.iter().position(|(_, q, _)| *q == u.queue) {
                     Some(i) => i,
                     None => {
