@@ -122,6 +122,10 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
+    fn maxlen() -> Self {
+        DeadLetterReason::Maxlen
+    }
+
     /// The reason as RabbitMQ writes it in `x-death`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -246,10 +250,14 @@ pub enum EventKind {
         exchange: Name,
         routing_key: Name,
     },
-    /// A message left a queue because the queue was full (x-overflow drop-head, no DLX).
+    /// A message left a queue, with no dead-letter exchange to go to: the queue was full
+    /// (x-overflow drop-head), or a quorum queue's `x-delivery-limit` was passed.
     Dropped {
         message_id: u64,
         queue: Name,
+        /// `Maxlen` or `DeliveryLimit`; traces written before it was recorded were `Maxlen`.
+        #[serde(default = "DeadLetterReason::maxlen")]
+        reason: DeadLetterReason,
     },
     /// A resource alarm went on: publishing connections are blocked until it goes off. The
     /// alarm is the node's, so the event's vhost is empty.

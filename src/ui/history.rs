@@ -31,9 +31,11 @@ pub enum Happened {
     Expired {
         queue: Name,
     },
-    /// Pushed out of a full queue (`x-overflow` drop-head).
+    /// Gone with nowhere to be dead-lettered: pushed out of a full queue (`x-overflow`
+    /// drop-head), or given back more often than a quorum queue's `x-delivery-limit`.
     Dropped {
         queue: Name,
+        past_delivery_limit: bool,
     },
     DeadLettered {
         queue: Name,
@@ -97,8 +99,15 @@ impl Happened {
             Happened::Requeued { queue } => format!("back in {queue}, to be redelivered"),
             Happened::Expired { queue } if zh => format!("在 {queue} 中过期（TTL）"),
             Happened::Expired { queue } => format!("expired in {queue} (TTL)"),
-            Happened::Dropped { queue } if zh => format!("从 {queue} 中被丢弃（队列已满）"),
-            Happened::Dropped { queue } => format!("dropped from {queue} (queue full)"),
+            Happened::Dropped {
+                queue,
+                past_delivery_limit,
+            } => match (zh, past_delivery_limit) {
+                (false, false) => format!("dropped from {queue} (queue full)"),
+                (false, true) => format!("dropped from {queue} (past its delivery limit)"),
+                (true, false) => format!("从 {queue} 中被丢弃（队列已满）"),
+                (true, true) => format!("从 {queue} 中被丢弃（超过投递次数上限）"),
+            },
             Happened::DeadLettered {
                 queue,
                 reason,

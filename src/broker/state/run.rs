@@ -80,6 +80,7 @@ impl State {
                     self.emit(vhost_name, None, None, || EventKind::Dropped {
                         message_id: id,
                         queue: queue.into(),
+                        reason: reason.clone(),
                     })
                 }
                 DeadLetterReason::Rejected => {}

@@ -5,6 +5,8 @@
 
 use regex::Regex;
 
+use crate::lesson::Lang;
+
 use super::super::model::{LogEntry, Model};
 
 #[derive(Debug, Default)]
@@ -21,6 +23,8 @@ pub struct MessageLog {
     pub filter_error: Option<String>,
     /// Keys are the filter's text.
     pub typing: bool,
+    /// The language the log's lines are shown in, which the filter reads them in too.
+    pub lang: Lang,
 }
 
 impl MessageLog {
@@ -31,7 +35,7 @@ impl MessageLog {
             .iter()
             .rev()
             .filter(|e| match (&self.filter_regex, &self.body_filter) {
-                (Some(re), Some(body)) => e.matches(re, body),
+                (Some(re), Some(body)) => e.matches(re, body, self.lang),
                 _ => true,
             })
             .collect()

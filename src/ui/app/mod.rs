@@ -129,6 +129,10 @@ impl App {
     /// A view on any source, opening on `vhost`.
     pub fn watching(source: SourceKind, vhost: &str, options: ViewOptions) -> App {
         let notice = options.notice.clone();
+        let log = MessageLog {
+            lang: options.lang,
+            ..MessageLog::default()
+        };
         let mut model = Model::new(vhost);
         if options.classroom {
             model.flight_time = Duration::from_millis(2400);
@@ -139,7 +143,7 @@ impl App {
             model,
             vhosts: vec![vhost.to_string()],
             graph: GraphView::default(),
-            log: MessageLog::default(),
+            log,
             overlays: Overlays::default(),
             playback: PlaybackView::default(),
             focus: Focus::Graph,

@@ -13,7 +13,7 @@ use crate::broker::VhostSnapshot;
 use bytes::Bytes;
 
 use crate::events::{
-    AlarmResource, BindingInfo, ConnectionId, Event, EventKind, Name, PublishFate,
+    AlarmResource, BindingInfo, ConnectionId, DeadLetterReason, Event, EventKind, Name, PublishFate,
 };
 use crate::lesson::{Lang, PROBE_PREFIX};
 use crate::ui::history::Happened;
@@ -106,11 +106,15 @@ impl LogEntry {
         }
     }
 
-    /// Whether the filter finds this message: in its summary, exchange, routing key, header
-    /// names and values, or body (as kept).
-    pub fn matches(&self, filter: &regex::Regex, body_filter: &regex::bytes::Regex) -> bool {
-        filter.is_match(&self.summary(Lang::En))
-            || filter.is_match(&self.summary(Lang::Zh))
+    /// Whether the filter finds this message: in its line as the log shows it (in `lang`),
+    /// exchange, routing key, header names and values, or body (as kept).
+    pub fn matches(
+        &self,
+        filter: &regex::Regex,
+        body_filter: &regex::bytes::Regex,
+        lang: Lang,
+    ) -> bool {
+        filter.is_match(&self.summary(lang))
             || filter.is_match(&self.exchange)
             || filter.is_match(&self.routing_key)
             || self
@@ -578,10 +582,15 @@ impl Model {
                     queue: queue.clone(),
                 },
             ),
-            EventKind::Dropped { message_id, queue } => self.note(
+            EventKind::Dropped {
+                message_id,
+                queue,
+                reason,
+            } => self.note(
                 *message_id,
                 Happened::Dropped {
                     queue: queue.clone(),
+                    past_delivery_limit: *reason == DeadLetterReason::DeliveryLimit,
                 },
             ),
             _ => {}

@@ -254,3 +254,44 @@ fn other_vhosts_are_ignored() {
     model.apply(&published(1, &["q"]), Instant::now());
     assert!(model.log.is_empty());
 }
+
+/// A message a full queue pushed out and one a quorum queue gave up on read differently; a
+/// trace written before drops carried their reason reads as a full queue.
+#[test]
+fn a_drop_says_why() {
+    let mut model = Model::new("/");
+    let now = Instant::now();
+    for (id, reason) in [
+        (1, DeadLetterReason::Maxlen),
+        (2, DeadLetterReason::DeliveryLimit),
+    ] {
+        model.apply(&published(id, &["tasks"]), now);
+        let kind = EventKind::Dropped {
+            message_id: id,
+            queue: "tasks".into(),
+            reason,
+        };
+        model.apply(&on(1, kind), now);
+    }
+    let said: Vec<String> = model
+        .log
+        .iter()
+        .map(|e| e.history[0].text(Lang::En))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "dropped from tasks (queue full)",
+            "dropped from tasks (past its delivery limit)"
+        ]
+    );
+    let old: EventKind =
+        serde_yaml::from_str("!Dropped\nmessage_id: 3\nqueue: tasks\n").expect("an old drop");
+    assert!(matches!(
+        old,
+        EventKind::Dropped {
+            reason: DeadLetterReason::Maxlen,
+            ..
+        }
+    ));
+}

@@ -362,19 +362,19 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             format!("{} {shown}", t("exchange", "交换器")),
             theme.title(),
         ));
-        lines.push(Line::raw(match lang {
-            Lang::En => format!(
-                "type {}  durable {}  auto-delete {}  internal {}",
-                x.kind, x.durable, x.auto_delete, x.internal
-            ),
-            Lang::Zh => format!(
-                "类型 {}  持久 {}  自动删除 {}  内部 {}",
-                x.kind,
-                yes_no(x.durable),
-                yes_no(x.auto_delete),
-                yes_no(x.internal)
-            ),
-        }));
+        lines.push(Line::raw(format!(
+            "{} {}  {}",
+            t("type", "类型"),
+            x.kind,
+            flags(
+                lang,
+                &[
+                    ("durable", "持久", x.durable),
+                    ("auto-delete", "自动删除", x.auto_delete),
+                    ("internal", "内部", x.internal),
+                ],
+            )
+        )));
         for (k, v) in &x.arguments {
             lines.push(Line::raw(format!("  {k} = {v}")));
         }
@@ -408,18 +408,14 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             format!("{} {}", t("queue", "队列"), s.name),
             theme.title(),
         ));
-        lines.push(Line::raw(match lang {
-            Lang::En => format!(
-                "durable {}  exclusive {}  auto-delete {}",
-                s.durable, s.exclusive, s.auto_delete
-            ),
-            Lang::Zh => format!(
-                "持久 {}  排他 {}  自动删除 {}",
-                yes_no(s.durable),
-                yes_no(s.exclusive),
-                yes_no(s.auto_delete)
-            ),
-        }));
+        lines.push(Line::raw(flags(
+            lang,
+            &[
+                ("durable", "持久", s.durable),
+                ("exclusive", "排他", s.exclusive),
+                ("auto-delete", "自动删除", s.auto_delete),
+            ],
+        )));
         if s.is_quorum() {
             lines.extend(quorum_lines(s, lang));
         }
@@ -487,13 +483,17 @@ fn quorum_lines<'a>(q: &crate::broker::QueueSnapshot, lang: Lang) -> Vec<Line<'a
     ]
 }
 
-/// A flag in Chinese.
-fn yes_no(flag: bool) -> &'static str {
-    if flag {
-        "是"
-    } else {
-        "否"
-    }
+/// Named flags in a line: `durable true  exclusive false`, or `持久 是  排他 否`.
+fn flags(lang: Lang, named: &[(&str, &str, bool)]) -> String {
+    let said: Vec<String> = named
+        .iter()
+        .map(|&(en, zh, on)| match (lang, on) {
+            (Lang::En, on) => format!("{en} {on}"),
+            (Lang::Zh, true) => format!("{zh} 是"),
+            (Lang::Zh, false) => format!("{zh} 否"),
+        })
+        .collect();
+    said.join("  ")
 }
 
 /// What the inspector shows, as a paragraph wrapped to its width.
