@@ -440,6 +440,15 @@ impl Queue {
         }
     }
 
+    /// Marks a message a client gave back as redelivered; a quorum queue also counts the
+    /// return (see [`Queue::over_delivery_limit`]).
+    pub fn count_return(&self, message: &mut QueuedMessage) {
+        message.redelivered = true;
+        if self.limits.queue_type == QueueType::Quorum {
+            message.delivery_count += 1;
+        }
+    }
+
     /// Whether a message given back now has been given back more often than the queue's
     /// `x-delivery-limit` allows (RabbitMQ compares the new count with `>`).
     pub fn over_delivery_limit(&self, message: &QueuedMessage) -> bool {

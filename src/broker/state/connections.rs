@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
-use crate::broker::queue::{GiveBack, Overflow, QueueType};
+use crate::broker::queue::{GiveBack, Overflow};
 use crate::broker::{ClientSink, ConnectionSnapshot};
 use crate::events::{ConnectionId, DeadLetterReason, EventKind};
 
@@ -159,7 +159,7 @@ impl State {
     ) -> Vec<(Arc<str>, Arc<str>)> {
         unacked.sort_by_key(|u| u.message.seq);
         // Per queue: how many messages went back to its front so far.
-        let mut touched: Vec<(Arc<str>, Arc<str>, usize)> = Vec::new();
+        let mut touched: Vec<(Arc<str>, usize)> = Vec::new();
         for u in unacked {
             let id = u.message.message.id;
             if let Some(queue) = self
@@ -178,14 +178,11 @@ impl State {
                     }
                 }
                 let mut message = u.message;
-                message.redelivered = true;
-                if queue.limits.queue_type == QueueType::Quorum {
-                    message.delivery_count += 1;
-                }
-                let i = match touched.iter().position(|(_, q, _)| *q == u.queue) {
+                queue.count_return(&mut message);
+                let i = match touched.iter().position(|(q, _)| *q == u.queue) {
                     Some(i) => i,
                     None => {
-                        touched.push((Arc::from(vhost), u.queue.clone(), 0));
+                        touched.push((u.queue.clone(), 0));
                         touched.len() - 1
                     }
                 };
@@ -193,8 +190,8 @@ impl State {
                     let name = queue.name.clone();
                     self.doom(vhost, &name, message, DeadLetterReason::DeliveryLimit);
                 } else {
-                    queue.give_back(message, how, touched[i].2);
-                    touched[i].2 += 1;
+                    queue.give_back(message, how, touched[i].1);
+                    touched[i].1 += 1;
                     let name = queue.name.clone();
                     self.emit(vhost, Some(connection), None, || EventKind::Requeued {
                         message_id: id,
@@ -203,10 +200,14 @@ impl State {
                 }
             }
         }
-        for (_, queue, _) in &touched {
+        for (queue, _) in &touched {
             self.trim_after_return(vhost, queue);
         }
-        touched.into_iter().map(|(v, q, _)| (v, q)).collect()
+        let vhost: Arc<str> = Arc::from(vhost);
+        touched
+            .into_iter()
+            .map(|(q, _)| (vhost.clone(), q))
+            .collect()
     }
 
     /// A queue that drops from the head does so whenever it is over a limit, also when

@@ -112,7 +112,7 @@ impl State {
             let redelivered = message.redelivered;
             let message_id = message.message.id;
             if let (true, Some(journal)) = (message.stored, &mut self.journal) {
-                let (vhost, queue, seq) = (Arc::from(vhost_name), q.name.clone(), message.seq);
+                let (vhost, queue, seq) = (vhost.clone(), q.name.clone(), message.seq);
                 if consumer.no_ack {
                     journal.push(StoreOp::Removed { vhost, queue, seq });
                 } else if !message.redelivered {
