@@ -901,6 +901,7 @@ fn delivered(connection: u64, id: u64, queue: &str, tag: &str) -> Action {
             consumer_tag: Some(tag.into()),
             delivery_tag: id,
             redelivered: false,
+            offset: None,
         },
     )
 }

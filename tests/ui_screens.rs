@@ -602,6 +602,7 @@ fn oslo_message(id: u64, key: &str, body: &[u8], consumer: Option<&str>) -> Vec<
                 consumer_tag: Some(tag.into()),
                 delivery_tag: id,
                 redelivered: false,
+                offset: None,
             },
         ));
     }

@@ -32,6 +32,7 @@ pub mod queue;
 mod sink;
 mod state;
 pub mod store;
+pub mod stream;
 pub mod vhost;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -524,6 +525,12 @@ impl Broker {
     /// A copy of the topology, for screens and tests.
     pub fn snapshot(&self) -> Snapshot {
         self.lock().snapshot()
+    }
+
+    /// Stream `queue` of `vhost` as a log (offsets, bytes, segments, retention, and where each
+    /// consumer reads next); None when it is not a stream.
+    pub fn stream_snapshot(&self, vhost: &str, queue: &str) -> Option<stream::StreamSnapshot> {
+        self.lock().stream_snapshot(vhost, queue)
     }
 
     /// The exact arguments of the binding a screen shows as `binding`, so it can be unbound:

@@ -186,6 +186,10 @@ impl State {
                         touched.len() - 1
                     }
                 };
+                if u.stream_offset.is_some() {
+                    // A stream keeps it; the consumer just has its credit back.
+                    continue;
+                }
                 if queue.over_delivery_limit(&message) {
                     let name = queue.name.clone();
                     self.doom(vhost, &name, message, DeadLetterReason::DeliveryLimit);

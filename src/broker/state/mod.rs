@@ -14,6 +14,7 @@
 //! - `run`: dead-lettering and the bounded work loop every operation ends with;
 //! - `delivery`: dispatch to consumers, basic.get, ack / nack / reject / recover;
 //! - `timers`: TTL and queue expiry;
+//! - `streams`: appending to a stream and reading it from each consumer's offset;
 //! - `persistence`: the restart image and restoring from it;
 //! - `inspection`: snapshots, held memory, the "all gone" events of a restart.
 //!
@@ -32,6 +33,7 @@ mod persistence;
 mod publish;
 mod queues;
 mod run;
+mod streams;
 mod timers;
 
 pub use consumers::ConsumeSpec;
@@ -162,11 +164,17 @@ struct Unacked {
     /// The consumer it went to (None: basic.get), whose prefetch it counts against.
     consumer_tag: Option<Arc<str>>,
     message: QueuedMessage,
+    /// From a stream: its offset there. Nothing goes back to a stream, and the log holds it
+    /// whether acked or not.
+    stream_offset: Option<u64>,
 }
 
 impl Unacked {
-    /// What it costs by the memory alarm's measure.
+    /// What it costs by the memory alarm's measure (a stream's log already counts it).
     fn bytes(&self) -> usize {
+        if self.stream_offset.is_some() {
+            return 0;
+        }
         self.message.message.body.len() + crate::broker::MESSAGE_OVERHEAD
     }
 }
