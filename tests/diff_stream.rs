@@ -19,15 +19,6 @@ use lapin::{Channel, Connection};
 
 use common::client::*;
 
-/// Streams must be durable.
-const DURABLE: QueueDeclareOptions = QueueDeclareOptions {
-    passive: false,
-    durable: true,
-    exclusive: false,
-    auto_delete: false,
-    nowait: false,
-};
-
 /// How long a consumer waits for one more delivery before it has seen them all.
 const QUIET: Duration = Duration::from_millis(800);
 
@@ -40,18 +31,12 @@ async fn try_declare_stream(
     name: &str,
     args: &[(&str, AMQPValue)],
 ) -> lapin::Result<lapin::Queue> {
-    let mut all = vec![stream()];
-    all.extend(args.iter().cloned());
-    ch.queue_declare(name.into(), DURABLE, table(&all)).await
+    try_declare_typed(ch, name, "stream", args).await
 }
 
 /// A new stream named after `what`, with `args` besides its type; its name.
 async fn new_stream(ch: &Channel, what: &str, args: &[(&str, AMQPValue)]) -> String {
-    let name = common::unique(what);
-    try_declare_stream(ch, &name, args)
-        .await
-        .expect("stream queue.declare");
-    name
+    new_typed(ch, what, "stream", args).await
 }
 
 /// Publishes `bodies` one at a time, each confirmed before the next (so RabbitMQ writes each

@@ -67,6 +67,26 @@ fn invalid_arg(queue: &str, vhost: &str, arg: &str, why: &str) -> AmqpError {
     ))
 }
 
+/// A non-negative integer argument, or RabbitMQ's refusal of it (`check_non_neg_int_arg`);
+/// `invalid` words the refusal.
+pub fn non_negative_arg(
+    arguments: &FieldTable,
+    arg: &str,
+    invalid: &dyn Fn(&str, &str) -> AmqpError,
+) -> AmqpResult<Option<u64>> {
+    match arguments.inner().get(arg) {
+        None => Ok(None),
+        Some(v) => match args::get_int(arguments, arg) {
+            Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
+            Ok(n) => Ok(n.map(|n| n as u64)),
+            Err(args::NotAnInteger) => Err(invalid(
+                arg,
+                &format!("\"expected integer, got {}\"", args::type_name(v)),
+            )),
+        },
+    }
+}
+
 /// The refusal of an argument RabbitMQ knows but a queue of type `of` does not take.
 pub fn refused_arg(queue: &str, vhost: &str, arg: &str, of: QueueType) -> AmqpError {
     AmqpError::precondition_failed(format!(
@@ -80,19 +100,7 @@ impl QueueLimits {
     /// after another in RabbitMQ's order, so a declare with several bad ones names the same one.
     pub fn parse(queue: &str, vhost: &str, arguments: &FieldTable) -> AmqpResult<QueueLimits> {
         let invalid = |arg: &str, why: &str| invalid_arg(queue, vhost, arg, why);
-        let non_negative = |arg: &str| -> AmqpResult<Option<u64>> {
-            match arguments.inner().get(arg) {
-                None => Ok(None),
-                Some(v) => match args::get_int(arguments, arg) {
-                    Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
-                    Ok(n) => Ok(n.map(|n| n as u64)),
-                    Err(args::NotAnInteger) => Err(invalid(
-                        arg,
-                        &format!("\"expected integer, got {}\"", args::type_name(v)),
-                    )),
-                },
-            }
-        };
+        let non_negative = |arg: &str| non_negative_arg(arguments, arg, &invalid);
         // Only a long string will do where RabbitMQ expects a string.
         let string = |arg: &str| -> AmqpResult<Option<String>> {
             match arguments.inner().get(arg) {

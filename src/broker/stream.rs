@@ -33,6 +33,7 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use super::args;
 use super::error::{AmqpError, AmqpResult, Scope};
 use super::message::Message;
+use super::queue::non_negative_arg;
 
 /// A message appended this soon after the one before joins its chunk.
 pub const CHUNK_GAP: Duration = Duration::from_millis(1);
@@ -145,19 +146,7 @@ pub fn parse_limits(
 ) -> AmqpResult<StreamLimits> {
     let mut limits = StreamLimits::default();
     let table = arguments.inner();
-    let non_negative = |arg: &str| -> AmqpResult<Option<u64>> {
-        match table.get(arg) {
-            None => Ok(None),
-            Some(v) => match args::get_int(arguments, arg) {
-                Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
-                Ok(n) => Ok(n.map(|n| n as u64)),
-                Err(args::NotAnInteger) => Err(invalid(
-                    arg,
-                    &format!("\"expected integer, got {}\"", args::type_name(v)),
-                )),
-            },
-        }
-    };
+    let non_negative = |arg: &str| non_negative_arg(arguments, arg, invalid);
     limits.max_length_bytes = non_negative("x-max-length-bytes")?;
     match table.get("x-max-age") {
         None => {}

@@ -13,7 +13,7 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::GiveBack;
 use crate::broker::ToClient;
-use crate::events::{DeadLetterReason, Event, EventKind};
+use crate::events::{DeadLetterReason, Event, EventBus, EventKind};
 
 /// basic.get-ok.
 #[derive(Clone, Debug)]
@@ -152,22 +152,16 @@ impl State {
                 redelivered,
                 message: payload,
             });
-            if events.has_readers() {
-                events.emit(Event {
-                    at: publish_time.unwrap_or_else(SystemTime::now),
-                    vhost: vhost.clone(),
-                    connection: Some(consumer.on.connection),
-                    channel: Some(consumer.on.channel),
-                    kind: EventKind::Delivered {
-                        message_id,
-                        queue: q.name.clone(),
-                        consumer_tag: Some(consumer.tag.clone()),
-                        delivery_tag,
-                        redelivered,
-                        offset: None,
-                    },
-                });
-            }
+            emit_delivered(events, publish_time, vhost, consumer.on, || {
+                EventKind::Delivered {
+                    message_id,
+                    queue: q.name.clone(),
+                    consumer_tag: Some(consumer.tag.clone()),
+                    delivery_tag,
+                    redelivered,
+                    offset: None,
+                }
+            });
         }
         (expired, false)
     }
@@ -373,5 +367,25 @@ impl State {
         self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
         let work = self.requeue_all(&vhost, on.connection, unacked, GiveBack::ByClient);
         self.run(work.into());
+    }
+}
+
+/// Tells event readers, if any, of a delivery to a consumer on `on` (`kind` is its
+/// `Delivered`), at the time of the publish that caused it or else now.
+pub(super) fn emit_delivered(
+    events: &EventBus,
+    at: Option<SystemTime>,
+    vhost: &Arc<str>,
+    on: ChannelRef,
+    kind: impl FnOnce() -> EventKind,
+) {
+    if events.has_readers() {
+        events.emit(Event {
+            at: at.unwrap_or_else(SystemTime::now),
+            vhost: vhost.clone(),
+            connection: Some(on.connection),
+            channel: Some(on.channel),
+            kind: kind(),
+        });
     }
 }

@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::delivery::emit_delivered;
 use super::{State, Unacked};
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::stream::{with_offset, StreamSnapshot};
 use crate::broker::ToClient;
-use crate::events::{Event, EventKind};
+use crate::events::EventKind;
 
 impl State {
     /// Appends `message` to stream `queue`. A stream keeps every message, persistent or not,
@@ -112,22 +113,16 @@ impl State {
                     redelivered: false,
                     message: Arc::new(with_offset(message, offset)),
                 });
-                if events.has_readers() {
-                    events.emit(Event {
-                        at: publish_time.unwrap_or_else(SystemTime::now),
-                        vhost: vhost.clone(),
-                        connection: Some(consumer.on.connection),
-                        channel: Some(consumer.on.channel),
-                        kind: EventKind::Delivered {
-                            message_id: message.id,
-                            queue: q.name.clone(),
-                            consumer_tag: Some(consumer.tag.clone()),
-                            delivery_tag,
-                            redelivered: false,
-                            offset: Some(offset),
-                        },
-                    });
-                }
+                emit_delivered(events, publish_time, vhost, consumer.on, || {
+                    EventKind::Delivered {
+                        message_id: message.id,
+                        queue: q.name.clone(),
+                        consumer_tag: Some(consumer.tag.clone()),
+                        delivery_tag,
+                        redelivered: false,
+                        offset: Some(offset),
+                    }
+                });
             }
         }
     }
