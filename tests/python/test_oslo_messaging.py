@@ -190,3 +190,69 @@ def test_call_nobody_serves_times_out(rpc):
     client = rpc["client"].prepare(topic=f"nobody-{rpc['run']}", timeout=2)
     with pytest.raises(oslo_messaging.MessagingTimeout):
         client.call({}, "get_host")
+
+
+def test_stream_fanout_reaches_every_server(amqp_url):
+    """With `rabbit_stream_fanout`, the servers of a topic share ONE stream, `<topic>_fanout`,
+    each reading it from its own offset: a fanout cast reaches every server, not one of them."""
+    connect(amqp_url).close()
+    oslo_messaging.set_transport_defaults("nova")
+    conf = cfg.ConfigOpts()
+    conf([])
+    register_global_only_opts(conf)
+    transport = oslo_messaging.get_rpc_transport(conf, url=oslo_url(amqp_url))
+    # What the driver needs for stream fanout, as upstream's admin guide sets it.
+    for option, value in [
+        ("rabbit_stream_fanout", True),
+        ("rabbit_transient_quorum_queue", True),
+        ("rabbit_qos_prefetch_count", 10),
+        ("rabbit_transient_queues_ttl", 60),
+    ]:
+        conf.set_override(option, value, group="oslo_messaging_rabbit")
+    topic = f"compute-stream-{uuid.uuid4().hex[:12]}"
+    endpoints, servers = {}, []
+    try:
+        for host in ("node1", "node2"):
+            endpoints[host] = ComputeManager(host)
+            server = oslo_messaging.get_rpc_server(
+                transport,
+                oslo_messaging.Target(topic=topic, server=host),
+                [endpoints[host]],
+                executor="threading",
+                access_policy=oslo_messaging.DefaultRPCAccessPolicy,
+            )
+            server.start()
+            servers.append(server)
+        client = oslo_messaging.get_rpc_client(
+            transport, oslo_messaging.Target(topic=topic, version="6.0"), timeout=WAIT
+        )
+        # Both servers' consumers are on the stream once a call has gone through each.
+        for host in ("node1", "node2"):
+            assert client.prepare(server=host).call({}, "get_host") == host
+        for n in range(3):
+            client.prepare(fanout=True).cast({}, "build_and_run_instance", instance=f"vm{n}")
+        got = drain_casts(endpoints, 6)
+        for host in ("node1", "node2"):
+            instances = [cast[1] for h, cast in got if h == host]
+            assert instances == ["vm0", "vm1", "vm2"], (host, got)
+        conn = connect(amqp_url)
+        try:
+            declared = conn.channel().queue_declare(f"{topic}_fanout", passive=True)
+            assert declared.method.consumer_count == 0  # a stream counts none here
+        finally:
+            conn.close()
+    finally:
+        for server in servers:
+            server.stop()
+        for server in servers:
+            server.wait()
+        reply_q = getattr(transport._driver, "_reply_q", None)
+        transport.cleanup()
+        conn = connect(amqp_url)
+        try:
+            ch = conn.channel()
+            for q in [topic, f"{topic}.node1", f"{topic}.node2", f"{topic}_fanout", reply_q]:
+                if q:
+                    ch.queue_delete(q)
+        finally:
+            conn.close()
