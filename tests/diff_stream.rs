@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
@@ -346,6 +346,39 @@ async fn counted(conn: &Connection, queue: &str, messages: u32) -> String {
         answer = inspect_queue(conn, queue).await;
     }
     answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_deleted_whatever_it_holds_and_whoever_reads_it() {
+    let t = common::differential(|url| async move {
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        let q = new_stream(&ch, "delete-s", &[]).await;
+        publish_each(&ch, &q, ["m0".to_string()]).await;
+        let mut r = reader(&url, &q, 5, table(&[("x-stream-offset", text("first"))])).await;
+        assert_eq!(r.read().await, ["m0@0:long"]);
+        let options = QueueDeleteOptions {
+            if_unused: true,
+            if_empty: true,
+            nowait: false,
+        };
+        let deleted = ch.queue_delete(q.as_str().into(), options).await;
+        let t = vec![
+            format!("delete if unused and empty: {deleted:?}"),
+            format!("then: {}", inspect_queue(&conn, &q).await),
+        ];
+        r.close().await;
+        cleanup(&conn, &[&q], &[]).await;
+        t
+    })
+    .await;
+    assert_eq!(
+        t,
+        [
+            "delete if unused and empty: Ok(0)",
+            "then: 404 NOT-FOUND (NOT_FOUND - no queue '<name>' in vhost '/')"
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -199,6 +199,12 @@ impl State {
             return Ok(0);
         };
         Self::check_owner(q, on.connection, &vhost_name)?;
+        if q.stream.is_some() {
+            // RabbitMQ 3.10 deletes a stream whatever it holds and whoever reads it, and says
+            // it held nothing (`rabbit_stream_queue:delete/4`).
+            self.delete_queue_now(&vhost_name, &name, Some(on.connection));
+            return Ok(0);
+        }
         if if_unused && !q.consumers.is_empty() {
             return Err(AmqpError::precondition_failed(format!(
                 "queue '{name}' in vhost '{vhost_name}' in use"
