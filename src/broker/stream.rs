@@ -17,7 +17,7 @@
 //!   [`RECORD_OVERHEAD`] bytes. (RabbitMQ closes a segment after the chunk that filled it, so
 //!   its segments may run over by a chunk; ours by a message.)
 //! - *Retention* is evaluated when a segment is rolled, as RabbitMQ does: the oldest segments
-//!   (never the one being written) go while the log is over `x-max-length-bytes`, or while
+//!   (never the one just opened) go while the log is over `x-max-length-bytes`, or while
 //!   their newest message is older than `x-max-age`.
 //!
 //! Offsets here are consecutive from 0. RabbitMQ's skip a number now and then where a segment
@@ -377,14 +377,12 @@ impl StreamLog {
                 last_written: now,
             });
             if rolls {
-                if !self.segments.is_empty() {
-                    dropped = self.retain(now, limits);
-                }
                 self.segments.push_back(Segment {
                     first: offset,
                     bytes: 0,
                     newest: now,
                 });
+                dropped = self.retain(now, limits);
             }
         }
         let segment = self.segments.back_mut().expect("one segment at least");
@@ -395,8 +393,8 @@ impl StreamLog {
         (offset, dropped)
     }
 
-    /// Drops the oldest whole segments retention no longer keeps (never the newest one);
-    /// returns the offsets dropped.
+    /// Drops the oldest whole segments retention no longer keeps (never the newest one, just
+    /// opened); returns the offsets dropped.
     fn retain(&mut self, now: SystemTime, limits: &StreamLimits) -> std::ops::Range<u64> {
         let start = self.first;
         while self.segments.len() > 1 {
@@ -554,5 +552,26 @@ mod tests {
         }
         assert!(burst.first_offset() > 0);
         assert_eq!(burst.next_offset(), 10);
+    }
+
+    #[test]
+    fn max_age_drops_segments_whose_newest_message_is_older() {
+        let limits = StreamLimits {
+            max_length_bytes: None,
+            max_age: Some(Duration::from_secs(60)),
+            max_segment_bytes: 2 * (RECORD_OVERHEAD + 1),
+        };
+        let mut log = StreamLog::default();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        for i in 0..4 {
+            log.append(message("old"), t0 + Duration::from_secs(i), &limits);
+        }
+        assert_eq!(log.first_offset(), 0, "nothing is old yet");
+        // Ten minutes later the next roll drops both old segments: the newest never goes.
+        let later = t0 + Duration::from_secs(600);
+        let (offset, dropped) = log.append(message("new"), later, &limits);
+        assert_eq!((offset, dropped), (4, 0..4));
+        assert_eq!(log.first_offset(), 4);
+        assert_eq!(log.len(), 1);
     }
 }
