@@ -320,6 +320,7 @@ async fn event_loop(
         },
     };
     let mut app = App::watching(kind, &source.vhost(), options);
+    app.behaves_as = source.behaves_as();
     app.update(Action::Topology(source.snapshot()));
     let found = !lessons.lessons.is_empty() || !lessons.errors.is_empty();
     app.update(Action::LessonsLoaded {
@@ -424,6 +425,12 @@ impl Effects {
             Some(Effect::Quit) => return true,
             Some(Effect::RefreshTopology) => {
                 app.update(Action::Topology(self.source.snapshot()));
+                // A lesson may have changed it (`behave_as`).
+                let behaves_as = self.source.behaves_as();
+                if behaves_as != app.behaves_as {
+                    app.behaves_as = behaves_as;
+                    app.dirty = true;
+                }
             }
             Some(Effect::StepForward) => {
                 if let Some(playback) = self.source.playback() {
