@@ -296,17 +296,23 @@ async fn behave_as_and_permit_choose_the_rules() {
     );
     let address = broker.field("address=");
     let conn = login(&address, "guest", "guest").await.unwrap();
-    let err = transient(&conn).await.unwrap_err();
-    assert!(err.to_string().contains("541"), "{err}");
+    let declared = transient(&conn).await;
     let _ = broker.child.kill();
     let _ = broker.child.wait();
+    let err = declared.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated."),
+        "{err}"
+    );
 
     let (mut child, address, _lines) =
         start_broker(&["--behave-as", "4.3", "--permit", "transient_nonexcl_queues"]);
     let conn = login(&address, "guest", "guest").await.unwrap();
-    transient(&conn).await.expect("permitted");
+    let declared = transient(&conn).await;
     let _ = child.kill();
     let _ = child.wait();
+    declared.expect("permitted");
 
     let out = binary()
         .args(["broker", "--transient", "--behave-as", "5.0"])
