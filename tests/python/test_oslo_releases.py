@@ -12,6 +12,7 @@ import time
 import uuid
 
 import oslo_messaging
+import oslo_messaging.opts
 from oslo_config import cfg
 
 from conftest import connect
@@ -57,7 +58,7 @@ class Records(logging.Handler):
 def test_default_settings_are_refused_with_541(amqp_url):
     connect(amqp_url).close()  # the broker answers at all
     records = Records()
-    logging.getLogger("oslo_messaging._drivers.impl_rabbit").addHandler(records)
+    logging.getLogger("oslo.messaging._drivers.impl_rabbit").addHandler(records)
     topic = f"compute-{uuid.uuid4().hex[:12]}"
     rpc = server(default_transport(amqp_url), topic)
     # start() declares the topic queues and retries for ever: it never returns here.
@@ -65,7 +66,7 @@ def test_default_settings_are_refused_with_541(amqp_url):
     deadline = time.monotonic() + WAIT
     refusals = []
     while time.monotonic() < deadline and len(refusals) < 2:
-        refusals = [line for line in records.lines if "541" in line]
+        refusals = [line for line in records.lines if "(541) INTERNAL_ERROR" in line]
         time.sleep(0.05)
     assert len(refusals) >= 2, records.lines  # refused, retried, refused again
     assert "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated." in refusals[0]
