@@ -1,12 +1,17 @@
 """Nova-style RPC with a real oslo.messaging server and client over the broker in AMQP_URL."""
 import importlib
+import os
 import queue
+import re
 import time
 import urllib.parse
 import uuid
 
 import oslo_messaging
+import oslo_messaging.opts
+import pika
 import pytest
+from oslo_concurrency import lockutils
 from oslo_config import cfg
 
 from conftest import connect
@@ -63,22 +68,53 @@ def register_global_only_opts(conf):
         conf.register_opts(opts, group=group)
 
 
-@pytest.fixture(scope="module")
-def rpc(amqp_url):
-    """A transport with control exchange `nova` and two compute servers, node1 and node2."""
+# oslo.messaging's rabbit driver settings the tests run under: its defaults, and the four
+# options upstream's admin guide recommends together in 2026 (quorum topic queues, transient
+# quorum reply queues, one stream per fanout topic, stable queue names), which need a prefetch.
+SETTINGS = {
+    "classic": {},
+    "recommended": {
+        "rabbit_quorum_queue": True,
+        "rabbit_transient_quorum_queue": True,
+        "rabbit_stream_fanout": True,
+        "use_queue_manager": True,
+        "rabbit_qos_prefetch_count": 10,
+    },
+}
+# Unused transient queues (fanout, reply) go away soon after the run.
+TRANSIENT_TTL = 60
+
+
+@pytest.fixture(scope="module", params=list(SETTINGS))
+def rpc(request, amqp_url, tmp_path_factory):
+    """A transport with control exchange `nova` and two compute servers, node1 and node2,
+    under one of the SETTINGS."""
     # oslo.messaging retries a failed connection forever; find out quickly whether the broker
     # speaks AMQP at all.
     connect(amqp_url).close()
-    oslo_messaging.set_transport_defaults("nova")
+    run = uuid.uuid4().hex[:12]
+    # The recommended settings declare the control exchange durable, and oslo.messaging falls
+    # back to non-durable queues (which a quorum queue refuses) on a broker that already has a
+    # non-durable one, as in a cloud migrating from the defaults: give them their own.
+    control_exchange = "nova" if request.param == "classic" else f"nova-{run}"
+    oslo_messaging.set_transport_defaults(control_exchange)
     conf = cfg.ConfigOpts()
     conf([])  # parse no command line, read no config files
     register_global_only_opts(conf)
+    # The driver reads some options (the queue manager's) when the transport is made.
+    for group, opts in oslo_messaging.opts.list_opts():
+        conf.register_opts(opts, group=group)
+    settings = dict(SETTINGS[request.param], rabbit_transient_queues_ttl=TRANSIENT_TTL)
+    if settings.get("use_queue_manager"):
+        # The queue manager counts names in /dev/shm/<host>_<process>_qmanager under an
+        # external lock: a host of this run's own keeps runs apart.
+        lockutils.set_defaults(lock_path=str(tmp_path_factory.mktemp("locks")))
+        settings.update(hostname=f"host-{run}", processname="pytest-oslo")
+    for option, value in settings.items():
+        conf.set_override(option, value, group="oslo_messaging_rabbit")
     transport = oslo_messaging.get_rpc_transport(conf, url=oslo_url(amqp_url))
-    # Unused transient queues (fanout, reply) go away soon after the run.
-    conf.set_override("rabbit_transient_queues_ttl", 60, group="oslo_messaging_rabbit")
-    assert conf.control_exchange == "nova"
+    assert conf.control_exchange == control_exchange
 
-    run = uuid.uuid4().hex[:12]
     topic = f"compute-{run}"
     endpoints, servers = {}, []
     try:
@@ -96,7 +132,14 @@ def rpc(amqp_url):
         client = oslo_messaging.get_rpc_client(
             transport, oslo_messaging.Target(topic=topic, version="6.0"), timeout=WAIT
         )
-        yield {"run": run, "topic": topic, "client": client, "endpoints": endpoints}
+        yield {
+            "run": run,
+            "topic": topic,
+            "client": client,
+            "endpoints": endpoints,
+            "settings": request.param,
+            "transport": transport,
+        }
     finally:
         for server in servers:
             server.stop()
@@ -108,11 +151,18 @@ def rpc(amqp_url):
         conn = connect(amqp_url)
         try:
             ch = conn.channel()
-            for q in [topic, f"{topic}.node1", f"{topic}.node2", reply_q]:
+            for q in [topic, f"{topic}.node1", f"{topic}.node2", f"{topic}_fanout", reply_q]:
                 if q:
                     ch.queue_delete(q)
+            for x in [f"{topic}_fanout", control_exchange]:
+                if x != "nova":
+                    ch.exchange_delete(x)
         finally:
             conn.close()
+        if settings.get("use_queue_manager"):
+            counter = f"/dev/shm/host-{run}_pytest-oslo_qmanager"
+            if os.path.exists(counter):
+                os.remove(counter)
 
 
 def drain_casts(endpoints, count, seconds=WAIT):
@@ -190,3 +240,60 @@ def test_call_nobody_serves_times_out(rpc):
     client = rpc["client"].prepare(topic=f"nobody-{rpc['run']}", timeout=2)
     with pytest.raises(oslo_messaging.MessagingTimeout):
         client.call({}, "get_host")
+
+
+def redeclare(amqp_url, queue, durable, arguments, auto_delete=False):
+    """Declares `queue` again as given: None when the broker finds it equivalent to the queue
+    it has, else the broker's 406 text. A queue's type can only be asked this way over AMQP."""
+    conn = connect(amqp_url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue, durable=durable, auto_delete=auto_delete, arguments=arguments)
+        return None
+    except pika.exceptions.ChannelClosedByBroker as e:
+        assert e.reply_code == 406, e
+        return e.reply_text
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def queue_exists(amqp_url, queue):
+    conn = connect(amqp_url)
+    try:
+        conn.channel().queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker as e:
+        assert e.reply_code == 404, e
+        return False
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def test_declared_queues_have_the_settings_types(rpc, amqp_url):
+    # A call makes the client's reply queue; the servers made the topic and fanout queues.
+    assert rpc["client"].call({}, "add", a=1, b=1)["sum"] == 2
+    topic = rpc["topic"]
+    reply_q = rpc["transport"]._driver._reply_q
+    expires = {"x-expires": TRANSIENT_TTL * 1000}
+    if rpc["settings"] == "recommended":
+        quorum = {"x-queue-type": "quorum"}
+        for q in (topic, f"{topic}.node1", f"{topic}.node2"):
+            assert redeclare(amqp_url, q, True, quorum) is None, q
+        assert redeclare(amqp_url, reply_q, True, dict(quorum, **expires)) is None
+        # One stream for the topic's fanout, kept for the transient TTL.
+        stream = {"x-queue-type": "stream", "x-max-age": f"{TRANSIENT_TTL}s"}
+        assert redeclare(amqp_url, f"{topic}_fanout", True, stream) is None
+        # The queue manager names the reply queue after the host and process, not a uuid.
+        assert re.fullmatch(rf"reply_host-{rpc['run']}:pytest-oslo:\d+", reply_q), reply_q
+        refused = redeclare(amqp_url, topic, True, {"x-queue-type": "classic"})
+        assert "inequivalent arg 'x-queue-type'" in refused and "'quorum'" in refused, refused
+    else:
+        for q in (topic, f"{topic}.node1", f"{topic}.node2"):
+            assert redeclare(amqp_url, q, False, {}) is None, q
+        assert redeclare(amqp_url, reply_q, False, expires) is None
+        assert re.fullmatch(r"reply_[0-9a-f]{32}", reply_q), reply_q
+        assert not queue_exists(amqp_url, f"{topic}_fanout")
+        refused = redeclare(amqp_url, topic, True, {"x-queue-type": "quorum"})
+        assert refused is not None
