@@ -1,6 +1,7 @@
 //! Where the graph's regions start for a given width: publishers, exchanges, keys, the chain
 //! column of inner exchanges, the lanes, queues and consumers; and what gives way first when
-//! the pane is narrow (names come first, then clients, counters and types, then lane spacing).
+//! the pane is narrow (names come first, then clients, counters and types, then consumers'
+//! tags, then lane spacing).
 
 use unicode_width::UnicodeWidthStr;
 
@@ -108,40 +109,36 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
     chosen.truncate(cols.lanes as usize);
     chosen.sort_by_key(|(q, _)| app.graph.layout.queues[*q].lane);
     // An exchange whose queues are all drawn by name runs its label on into the key column,
-    // as far as the longest of their labels leaves room.
+    // as far as the longest of their labels leaves room. One pass over the bindings: a big
+    // broker has tens of thousands.
     let graph = &app.graph.layout;
     let rate_room = rates_width(&app.model.exchange_rates);
     let queue_rate_room = rates_width(&app.model.queue_rates);
-    cols.overflow = vec![0; graph.exchanges.len()];
-    for (i, x) in graph.exchanges.iter().enumerate() {
-        if !x.by_name || cols.stacked {
-            continue;
-        }
-        let wanted = (x.label.width() as u16 + 1 + rate_room).saturating_sub(cols.exchange_width);
-        let room = cols.queue_room(cols.by_name_x(i), width);
-        let slack = graph
-            .bindings
-            .iter()
-            .filter(|b| b.exchange == i)
-            .filter_map(|b| match b.target {
-                EdgeTarget::Queue(q) => Some(&graph.queues[q]),
-                EdgeTarget::Exchange(_) => None,
-            })
-            .map(|q| room.saturating_sub(queue_text_width(q) + queue_rate_room))
-            .min()
-            .unwrap_or(0);
-        cols.overflow[i] = wanted.min(slack);
-    }
-    cols.queue_x = app
-        .graph
-        .layout
-        .queues
+    let by_name: Vec<(usize, usize)> = graph
+        .bindings
         .iter()
-        .map(|q| match by_name_exchange(app, q) {
-            Some(x) => cols.by_name_x(x),
-            None => cols.middle_end,
+        .filter_map(|b| match b.target {
+            EdgeTarget::Queue(q) if graph.queues[q].by_name => Some((b.exchange, q)),
+            _ => None,
         })
         .collect();
+    let mut slack: Vec<u16> = vec![u16::MAX; graph.exchanges.len()];
+    cols.overflow = vec![0; graph.exchanges.len()];
+    for &(x, q) in by_name.iter().filter(|_| !cols.stacked) {
+        let room = cols.queue_room(cols.by_name_x(x), width);
+        let text = queue_text_width(&graph.queues[q]) + queue_rate_room;
+        slack[x] = slack[x].min(room.saturating_sub(text));
+    }
+    for (i, x) in graph.exchanges.iter().enumerate() {
+        if x.by_name && slack[i] < u16::MAX {
+            let label = x.label.width() as u16 + 1 + rate_room;
+            cols.overflow[i] = label.saturating_sub(cols.exchange_width).min(slack[i]);
+        }
+    }
+    cols.queue_x = vec![cols.middle_end; graph.queues.len()];
+    for &(x, q) in &by_name {
+        cols.queue_x[q] = cols.by_name_x(x);
+    }
     cols.queue_lane = app
         .graph
         .layout
@@ -161,16 +158,6 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
 /// A queue's label with its counters, without its rate.
 fn queue_text_width(q: &QueueNode) -> u16 {
     (q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len()) as u16
-}
-
-/// The exchange whose edge leads to a queue drawn where its key would be.
-fn by_name_exchange(app: &App, queue: &QueueNode) -> Option<usize> {
-    if !queue.by_name {
-        return None;
-    }
-    let graph = &app.graph.layout;
-    let b = graph.bindings.iter().find(|b| b.row == queue.row)?;
-    Some(b.exchange)
 }
 
 /// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
@@ -253,8 +240,8 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -
     let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
     let names_fit = stacked || names <= width;
     // Share the width: first names and keys, evenly when they do not all fit; then publishers'
-    // and consumers' names; then queue counters; then exchange types; then lanes two apart;
-    // what is left lengthens the lines.
+    // names and consumers' connections; then queue counters; then exchange types; then
+    // consumers' tags; then lanes two apart; what is left lengthens the lines.
     let mut budget = width.saturating_sub(lane_room(1));
     let [mut exchange_width, keys, mut queue_width] = fill(
         [
@@ -376,9 +363,18 @@ fn lanes_in_view(app: &App) -> u16 {
 /// rates, which come and go with the traffic, are not counted), so that a side pane can give
 /// it that much.
 pub fn whole_width(app: &App) -> u16 {
-    const WIDEST: u16 = 400;
     let whole = |width: u16| columns_of(app, false, width, lanes_in_view(app), false).whole;
-    (0..WIDEST).find(|&width| whole(width)).unwrap_or(WIDEST)
+    // Each share grows with the width: halve the range until the narrowest is found.
+    let (mut narrow, mut wide) = (0, 400);
+    while narrow < wide {
+        let middle = (narrow + wide) / 2;
+        if whole(middle) {
+            wide = middle;
+        } else {
+            narrow = middle + 1;
+        }
+    }
+    wide
 }
 
 /// Shares `budget` among demands: all of them when they fit, else each up to one level, the

@@ -6,9 +6,11 @@
 //! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
 //! the same destination (or leaving the same publisher or queue); `▶` is where a line ends.
 //! Names come first when the pane is narrow: exchanges, keys and queues, then publishers and
-//! consumers (cut, or hidden, as the bottom line then says), then counters and exchange types,
-//! then lanes two columns apart; exchanges move to rows of their own above their bindings when
-//! their names do not fit. A binding that gets no line (a chain more than one exchange deep,
+//! consumers' connections (cut, or hidden, as the bottom line then says), then counters and
+//! exchange types, then consumers' tags, then lanes two columns apart; exchanges move to rows
+//! of their own above their bindings when their names do not fit. The default exchange's key
+//! is its queue's name: such a queue's label is drawn once, right after the exchange, where
+//! the key would be (`(default) [direct] ─▶reply_…  0 0 1`). A binding that gets no line (a chain more than one exchange deep,
 //! or more lanes passing the view than the pane has columns) shows `key ⇢ destination`
 //! instead. No text is ever written over a line, and a dot only ever runs on lines.
 //!
