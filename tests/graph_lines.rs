@@ -1021,13 +1021,21 @@ fn lesson_13_with_its_services_160x45() {
     let mut app = app_after(vhost, traffic);
     let buf = screen(&mut app, 160, 45);
     check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
-    // The pane is 96 columns: the services' names get what exchanges, keys and queues leave.
+    // The inspector leaves the graph what it needs to draw every name, type, counter and
+    // service whole; the consumers' tags get what is left.
     check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
     let text = as_text(&buf);
+    let reply = format!("▶(default) [direct] ─▶{REPLY}  0 0 1 ─");
     for seen in [
+        "nova-scheduler ─",
+        "nova-conductor ─",
         "nova-api ─",
-        "▶(default)",
-        "─▶nova-comp",
+        "▶nova [topic] ─",
+        reply.as_str(),
+        "▶conductor.controller  0 0 1 ─",
+        "▶scheduler.controller  0 0 1 ─",
+        "─▶nova-compute :40505",
+        "─▶nova-scheduler",
         "queues: ready unacked consumers",
     ] {
         assert!(text.contains(seen), "{seen}:\n{text}");
@@ -1100,7 +1108,8 @@ fn zoom_shows_the_services_beside_a_lesson_120x35() {
 }
 
 /// With lesson 13 running beside the graph at 120x35, every name the lesson talks about is
-/// whole: exchanges, keys and queues, and the services too.
+/// whole: exchanges with their types, keys, and queues with their counters, the reply queue
+/// too, once, beside the default exchange. The services' names need `z` (see above).
 #[test]
 fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     let mut app = lesson_13_beside_the_lesson();
@@ -1111,10 +1120,9 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     let pane: Vec<String> = (area.y..area.y + area.height)
         .map(|y| row_text(&buf, y).0)
         .collect();
-    let reply = format!(" ─▶{REPLY}  0 0 1");
+    let reply = format!("(default) [direct] ─▶{REPLY}  0 0 1");
     let names = [
-        "(default) [",
-        "nova [",
+        "nova [topic]",
         "─ conductor.controller ─",
         "─ scheduler.controller ─",
         "▶conductor.controller  0 0 1",
@@ -1132,6 +1140,12 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     // The reply queue's name is drawn once: the default exchange's key repeats it.
     let drawn = pane.iter().filter(|l| l.contains(REPLY)).count();
     assert_eq!(drawn, 1, "{}", as_text(&buf));
+    // Nothing in the graph is cut; the services wait for `z`.
+    let graph: Vec<String> = pane
+        .iter()
+        .map(|l| l.chars().take(area.width as usize).collect())
+        .collect();
+    assert!(graph.iter().all(|l| !l.contains('…')), "{}", as_text(&buf));
 }
 
 /// At 160x45 beside the lesson, lesson 13 with its services is drawn whole: exchanges with
