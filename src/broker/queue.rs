@@ -223,10 +223,11 @@ const NOT_QUORUM: &[&str] = &[
     "x-stream-max-segment-size-bytes",
 ];
 
-/// The kind of queue `x-queue-type` asks for. A quorum queue behaves as on one RabbitMQ 3.10
-/// node: it counts redeliveries (`x-delivery-count`, `x-delivery-limit`), puts what a client
-/// gives back at its back, and overflows its own way (see [`Queue::refuses_publish`]). A
-/// stream is a log that consuming does not shorten (see [`stream`]).
+// The kind of queue `x-queue-type` asks for (the type is the topology's). A quorum queue
+// behaves as on one RabbitMQ 3.10 node: it counts redeliveries (`x-delivery-count`,
+// `x-delivery-limit`), puts what a client gives back at its back, and overflows its own way
+// (see `Queue::refuses_publish`). A stream is a log that consuming does not shorten (see the
+// `stream` module).
 impl QueueType {
     /// The type a declare asks for; RabbitMQ refuses a type it does not know before it reads
     /// any other argument. A type that is not a string is refused with the other arguments.

@@ -28,8 +28,10 @@ pub struct ConsumeSpec {
 
 impl State {
     /// basic.qos: `global` limits the whole channel, else each consumer started afterwards
-    /// (0: no limit) and the channel is no longer limited, as RabbitMQ reads the flag.
+    /// (0: no limit) and the channel is no longer limited, as RabbitMQ reads the flag. Where
+    /// `global_qos` is denied, global counts as false.
     pub fn basic_qos(&mut self, on: ChannelRef, prefetch_count: u16, global: bool) {
+        let global = self.behaviour.qos_global(global);
         if let Ok(ch) = self.channel(on) {
             if global {
                 ch.prefetch_channel = prefetch_count;

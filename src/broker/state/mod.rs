@@ -54,6 +54,7 @@ use super::maps::{HashMap, HashSet};
 use super::message::QueuedMessage;
 use super::permissions::{Access, Grant, Resource};
 use super::queue::Queue;
+use super::release::Behaviour;
 use super::vhost::Vhost;
 use super::{ClientSink, ConnectionSnapshot};
 use crate::events::{ConnectionId, DeadLetterReason, Event, EventBus, EventKind};
@@ -117,6 +118,8 @@ pub struct State {
     cycles_logged: HashSet<(Arc<str>, Arc<str>, Arc<str>)>,
     /// Bytes of the deliveries waiting for an ack, by the memory alarm's measure.
     unacked_bytes: usize,
+    /// The RabbitMQ release whose rules apply (see [`crate::broker::release`]).
+    behaviour: Behaviour,
 }
 
 /// One open connection, as the broker sees it.
@@ -233,7 +236,17 @@ impl State {
             backlog: VecDeque::new(),
             cycles_logged: HashSet::default(),
             unacked_bytes: 0,
+            behaviour: Behaviour::default(),
         }
+    }
+
+    /// The release whose rules apply from now on.
+    pub fn behave_as(&mut self, behaviour: Behaviour) {
+        self.behaviour = behaviour;
+    }
+
+    pub fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
     }
 
     /// Goes on numbering messages after `old`, so a restarted broker's events never reuse the

@@ -50,7 +50,7 @@ impl State {
                 // A queue kept by an older build may hold arguments declares now refuse: its
                 // messages matter more than its limits, so it comes back without them (but
                 // keeps its type).
-                let limits = QueueLimits::parse(name, vhost_name, &q.arguments)
+                let mut limits = QueueLimits::parse(name, vhost_name, &q.arguments)
                     .unwrap_or_else(|e| {
                         tracing::warn!(vhost = %vhost_name, queue = %name, error = %e,
                             "a kept queue's arguments are refused now; it comes back without its limits");
@@ -60,6 +60,7 @@ impl State {
                             ..QueueLimits::default()
                         }
                     });
+                self.behaviour.apply_to(&mut limits);
                 let arguments = q.arguments.clone();
                 let mut queue = Queue::new(name, true, q.auto_delete, None, arguments, limits);
                 if queue.stream.is_some() {

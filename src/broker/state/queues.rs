@@ -105,7 +105,15 @@ impl State {
             self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
             self.permit(on.connection, Access::Write, Resource::Exchange(&dlx))?;
         }
-        let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
+        let read = self.behaviour.arguments_read(&spec.arguments);
+        let mut limits = QueueLimits::parse(&name, &vhost_name, &read)?;
+        self.behaviour.check_new_queue(
+            limits.queue_type,
+            spec.durable,
+            spec.exclusive,
+            &spec.arguments,
+        )?;
+        self.behaviour.apply_to(&mut limits);
         limits.queue_type.check_properties(
             &name,
             &vhost_name,
