@@ -459,9 +459,10 @@ async fn restart_without_a_store_keeps_the_same_in_memory() {
 /// `x-delivery-count: 2`, and `x-delivery-limit: 3` dead-letters it on the fourth return, not
 /// after a fresh set of attempts.
 async fn restart_keeps_quorum_delivery_counts(data_dir: Option<PathBuf>) {
-    use common::client::{channel, get, table, take_all, text};
+    use common::client::{get, sync, table, take_all, text};
     use lapin::options::BasicNackOptions;
     use lapin::types::AMQPValue;
+    use rabbitscope::events::{EventKind, Received};
     let (broker, url) = serve(data_dir).await;
     let (_conn, ch) = connect(&url).await;
     declare(&ch, "poison-dlq", true).await;
@@ -506,6 +507,8 @@ async fn restart_keeps_quorum_delivery_counts(data_dir: Option<PathBuf>) {
     };
     assert_eq!(deliver_and_return(ch.clone()).await, Some(0));
     assert_eq!(deliver_and_return(ch.clone()).await, Some(1));
+    // The nack has no reply: the broker has it once a later round trip is back.
+    sync(&ch).await;
 
     let restarting = broker.clone();
     tokio::task::spawn_blocking(move || restarting.restart())
@@ -513,11 +516,19 @@ async fn restart_keeps_quorum_delivery_counts(data_dir: Option<PathBuf>) {
         .unwrap()
         .unwrap();
 
-    let (conn, ch) = connect(&url).await;
+    let mut events = broker.subscribe();
+    let (_conn, ch) = connect(&url).await;
     assert_eq!(deliver_and_return(ch.clone()).await, Some(2));
+    // The view is told the count too.
+    let mut counts = Vec::new();
+    while let Some(Received::Event(event)) = events.try_recv() {
+        if let EventKind::Delivered { delivery_count, .. } = event.kind {
+            counts.push(delivery_count);
+        }
+    }
+    assert_eq!(counts, [Some(2)]);
     assert_eq!(deliver_and_return(ch.clone()).await, Some(3));
     // The fourth return is over the limit: the message is dead-lettered.
-    let ch = channel(&conn).await;
     assert_eq!(deliver_and_return(ch.clone()).await, None);
     let dead = take_all(&ch, "poison-dlq").await;
     assert_eq!(dead.len(), 1);

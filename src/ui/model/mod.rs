@@ -478,6 +478,7 @@ impl Model {
                 consumer_tag,
                 redelivered,
                 delivery_tag,
+                delivery_count,
                 ..
             } => {
                 let tag = consumer_tag
@@ -499,6 +500,7 @@ impl Model {
                         to,
                         delivery_tag: *delivery_tag,
                         redelivered: *redelivered,
+                        delivery_count: *delivery_count,
                     });
                 }
                 // It leaves the queue once it has got there.

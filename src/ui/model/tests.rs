@@ -105,6 +105,7 @@ fn a_message_remembers_what_happened_to_it() {
         delivery_tag,
         redelivered,
         offset: None,
+        delivery_count: None,
     };
     let mut model = Model::new("/");
     let now = Instant::now();
@@ -230,6 +231,7 @@ fn a_delivery_waits_for_its_message_to_land() {
                 delivery_tag: 1,
                 redelivered: false,
                 offset: None,
+                delivery_count: None,
             },
         ),
         start,
