@@ -371,12 +371,7 @@ fn print_publish_table(results: &[PublishRuns], options: &Options) {
             Spread::of(&rates)
         };
         let cpu = |runs: Option<&PublishRuns>| match runs {
-            Some(runs) => {
-                let mut cpu: Vec<Duration> =
-                    runs.runs.iter().filter_map(|r| r.broker_cpu).collect();
-                cpu.sort();
-                cpu_per_message(cpu.get(cpu.len() / 2).copied(), options.messages)
-            }
+            Some(runs) => cpu_cell(runs.runs.iter().map(|r| r.broker_cpu), options.messages),
             None => "not run".into(),
         };
         let (embedded, rabbitmq) = (of("embedded"), of("rabbitmq"));
@@ -578,8 +573,11 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
     println!(
         "\nStream read from `first`: {} stored {BODY_SIZE} B messages, one consumer, prefetch \
          {PREFETCH}, {} reads; median (range). Memory is the broker process's VmRSS: settled \
-         before the read, the highest sampled during it (every 10 ms), settled after it.\n",
-        options.read_messages, options.read_repetitions
+         before the read, the highest sampled during it (every 10 ms), settled after it. The \
+         bodies alone take {:.0} MiB.\n",
+        options.read_messages,
+        options.read_repetitions,
+        mib((options.read_messages * BODY_SIZE) as u64)
     );
     println!(
         "| broker | msg/s | CPU/msg | RSS before | RSS peak during read | peak - before | RSS \
@@ -598,8 +596,6 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
                 None => "not run".into(),
             }
         };
-        let mut cpu: Vec<Duration> = runs.iter().filter_map(|r| r.broker_cpu).collect();
-        cpu.sort();
         println!(
             "| {} | {} | {} | {} | {} | {} | {} |",
             if target.name == "rabbitmq" {
@@ -608,7 +604,7 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
                 target.name
             },
             spread_cell(Spread::of(&rates)),
-            cpu_per_message(cpu.get(cpu.len() / 2).copied(), options.read_messages),
+            cpu_cell(runs.iter().map(|r| r.broker_cpu), options.read_messages),
             memory(&|r| r.before),
             memory(&|r| r.peak),
             memory(&|r| r.peak.saturating_sub(r.before)),
@@ -715,6 +711,18 @@ fn unique_name(part: &str, queue_type: QueueType) -> String {
         queue_type.name(),
         std::process::id()
     )
+}
+
+/// The median CPU time per message over some runs; n/a where /proc could not tell.
+fn cpu_cell(cpu: impl Iterator<Item = Option<Duration>>, messages: usize) -> String {
+    let per_message: Vec<f64> = cpu
+        .flatten()
+        .map(|c| c.as_secs_f64() * 1e6 / messages as f64)
+        .collect();
+    match Spread::of(&per_message) {
+        Some(s) => format!("{:.1} µs", s.median),
+        None => "n/a".into(),
+    }
 }
 
 fn spread_cell(spread: Option<Spread>) -> String {
