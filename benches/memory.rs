@@ -107,14 +107,6 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("rabbitscope.memory.{prefix}.{}.{nanos}", std::process::id())
-}
-
 async fn declare(channel: &Channel, name: &str) -> Result<u32, Error> {
     let q = channel
         .queue_declare(
@@ -130,7 +122,7 @@ async fn declare(channel: &Channel, name: &str) -> Result<u32, Error> {
 async fn queued_messages(url: &str, pid: u32, messages: usize) -> Result<(u64, Duration), Error> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let queue = unique("messages");
+    let queue = measure::unique("memory.messages");
     declare(&channel, &queue).await?;
     let before = settled_rss(pid).await?;
     let start = Instant::now();
@@ -190,7 +182,7 @@ async fn held_connections(
         }
         held.push((connection, open));
     }
-    let prefix = unique("queue");
+    let prefix = measure::unique("memory.queue");
     let names: Vec<String> = (0..queues).map(|i| format!("{prefix}.{i}")).collect();
     // Spread the declarations over the connections' first channels.
     for (i, name) in names.iter().enumerate() {

@@ -702,15 +702,7 @@ async fn delete_queue(url: &str, queue: &str) {
 }
 
 fn unique_name(part: &str, queue_type: QueueType) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!(
-        "rabbitscope.queue-types.{part}.{}.{}.{nanos}",
-        queue_type.name(),
-        std::process::id()
-    )
+    measure::unique(&format!("queue-types.{part}.{}", queue_type.name()))
 }
 
 /// The median CPU time per message over some runs; n/a where /proc could not tell.

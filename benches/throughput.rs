@@ -390,15 +390,7 @@ async fn publish_and_consume(
     window: usize,
     target: Target,
 ) -> Result<(Duration, Duration, Option<Duration>, Option<Duration>), Error> {
-    static RUN: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
-    let queue = format!(
-        "rabbitscope.throughput.{}.{nanos}.{}",
-        std::process::id(),
-        RUN.fetch_add(1, Ordering::Relaxed)
-    );
+    let queue = measure::unique("throughput");
 
     let publisher = Connection::connect(url, ConnectionProperties::default()).await?;
     let pub_channel = publisher.create_channel().await?;

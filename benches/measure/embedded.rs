@@ -25,11 +25,7 @@ impl EmbeddedBroker {
     /// Keeps a fresh data directory under the system temp directory, as a deployed broker
     /// does: persistent messages and durable queues wait for the disk.
     pub fn on_disk() -> Result<EmbeddedBroker, Error> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("rabbitscope-bench-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(super::unique("bench-data"));
         EmbeddedBroker::start(Some(dir))
     }
 

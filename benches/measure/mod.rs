@@ -31,3 +31,19 @@ pub fn arguments(name: &str) -> Option<Vec<String>> {
     }
     Some(args.into_iter().filter(|a| a != "--bench").collect())
 }
+
+/// A name no other run uses, for queues and directories: `rabbitscope.WHAT.PID.NANOS.N`.
+#[allow(dead_code)]
+pub fn unique(what: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "rabbitscope.{what}.{}.{nanos}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
