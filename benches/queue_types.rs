@@ -46,7 +46,7 @@ use measure::embedded::EmbeddedBroker;
 use measure::machine::Machine;
 use measure::process::{beam_pid, mib, process_cpu, rss, settled_rss};
 use measure::publisher::publish_confirmed;
-use measure::summary::{cpu_per_message, rate, Spread};
+use measure::summary::{cpu_per_message, rate, thousands, Spread};
 use measure::Error;
 
 const BODY_SIZE: usize = 64;
@@ -348,7 +348,9 @@ fn print_publish_table(results: &[PublishRuns], options: &Options) {
         "\nPublish with confirms and consume with acks: {} persistent {BODY_SIZE} B messages a \
          run, confirm window {}, prefetch {PREFETCH}, {} runs; median msg/s (range) and the \
          broker's CPU time per message (median).\n",
-        options.messages, options.window, options.repetitions
+        thousands(options.messages as u64),
+        options.window,
+        options.repetitions
     );
     println!(
         "| queue type | embedded msg/s | RabbitMQ msg/s | embedded / RabbitMQ | embedded CPU/msg \
@@ -575,7 +577,7 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
          {PREFETCH}, {} reads; median (range). Memory is the broker process's VmRSS: settled \
          before the read, the highest sampled during it (every 10 ms), settled after it. The \
          bodies alone take {:.0} MiB.\n",
-        options.read_messages,
+        thousands(options.read_messages as u64),
         options.read_repetitions,
         mib((options.read_messages * BODY_SIZE) as u64)
     );
@@ -719,7 +721,12 @@ fn cpu_cell(cpu: impl Iterator<Item = Option<Duration>>, messages: usize) -> Str
 
 fn spread_cell(spread: Option<Spread>) -> String {
     match spread {
-        Some(s) => format!("{:.0} ({:.0}-{:.0})", s.median, s.min, s.max),
+        Some(s) => format!(
+            "{} ({}-{})",
+            thousands(s.median.round() as u64),
+            thousands(s.min.round() as u64),
+            thousands(s.max.round() as u64)
+        ),
         None => "not run".into(),
     }
 }

@@ -47,6 +47,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use measure::machine::{loadavg, Machine};
+use measure::summary::thousands;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -2048,18 +2049,6 @@ fn round_rows(suffix: &str, r: &LoadedRound) -> String {
 }
 
 /// 1234567 as "1,234,567".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn short_count(n: u64) -> String {
     if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)

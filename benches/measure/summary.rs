@@ -43,3 +43,16 @@ pub fn cpu_per_message(cpu: Option<Duration>, messages: usize) -> String {
         None => "n/a".to_string(),
     }
 }
+
+/// `1234567` as `1,234,567`, as the reports write numbers.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
