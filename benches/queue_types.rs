@@ -154,31 +154,45 @@ fn main() -> Result<(), Error> {
     let machine = Machine::read();
     println!("{}", machine.line());
 
-    let embedded = EmbeddedBroker::on_disk()?;
-    let rabbit_url = std::env::var("RABBITMQ_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
-    let beam = beam_pid().ok_or("no beam.smp process: is RabbitMQ running here?")?;
-    let targets: Vec<Target> = [
-        Target {
+    let wanted = |name: &str| options.targets.iter().any(|t| t == name);
+    // Kept alive until the end: dropping it stops the broker.
+    let embedded = match wanted("embedded") {
+        true => Some(EmbeddedBroker::on_disk()?),
+        false => None,
+    };
+    let mut targets = Vec::new();
+    if let Some(embedded) = &embedded {
+        targets.push(Target {
             name: "embedded",
             url: embedded.url(),
             pid: embedded.pid(),
-        },
-        Target {
+        });
+    }
+    if wanted("rabbitmq") {
+        targets.push(Target {
             name: "rabbitmq",
-            url: rabbit_url,
-            pid: beam,
-        },
-    ]
-    .into_iter()
-    .filter(|t| options.targets.iter().any(|n| n == t.name))
-    .collect();
+            url: std::env::var("RABBITMQ_URL")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string()),
+            pid: beam_pid().ok_or("no beam.smp process: is RabbitMQ running here?")?,
+        });
+    }
+    if targets.is_empty() {
+        return Err("no target: --targets takes embedded, rabbitmq or both".into());
+    }
     for target in &targets {
         println!("{}: pid {} at {}", target.name, target.pid, target.url);
     }
     let clients = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(rabbitmq) = targets.iter().find(|t| t.name == "rabbitmq") {
+        if clients.block_on(tracing_on(&rabbitmq.url)) == Some(true) {
+            println!(
+                "warning: tracing (the firehose) is on for this vhost on RabbitMQ: it copies \
+                 every message, and slows RabbitMQ"
+            );
+        }
+    }
 
     let publish = if options.publish {
         publish_part(&clients, &targets, &options)?
@@ -701,6 +715,26 @@ async fn delete_queue(url: &str, queue: &str) {
             .await;
     }
     let _ = connection.close(200, "done".into()).await;
+}
+
+/// Whether RabbitMQ traces the vhost of an `amqp://user:password@host:port/vhost` URL, as its
+/// management API (`RABBITMQ_MANAGEMENT_URL`, default http://127.0.0.1:15672) says; None when
+/// it cannot tell.
+async fn tracing_on(amqp_url: &str) -> Option<bool> {
+    let api = std::env::var("RABBITMQ_MANAGEMENT_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:15672".to_string());
+    let (credentials, rest) = amqp_url.split_once("://")?.1.split_once('@')?;
+    let (user, password) = credentials.split_once(':')?;
+    // Already percent-encoded in the URL, as the API wants it (`%2f` for `/`).
+    let vhost = rest.split_once('/')?.1.split('?').next()?;
+    let response = reqwest::Client::new()
+        .get(format!("{api}/api/vhosts/{vhost}"))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .ok()?;
+    let vhost: serde_json::Value = serde_json::from_str(&response.text().await.ok()?).ok()?;
+    vhost.get("tracing")?.as_bool()
 }
 
 fn unique_name(part: &str, queue_type: QueueType) -> String {
