@@ -15,14 +15,20 @@
 //!   peak during it (sampled every 10 ms) and after it. The stream is read again in each
 //!   repetition and deleted at the end.
 //!
-//! The consumers ack every 100th delivery with `multiple`, and the last.
+//! The consumers ack every 100th delivery with `multiple`, and the last. Before the publish
+//! runs, every queue type runs once on every target with a tenth of N, unmeasured (connections,
+//! allocators, RabbitMQ's queue processes warm up).
 //!
 //! Targets, alternated within each repetition so drift hits both alike:
 //! - `embedded`: the `rabbitscope broker` binary cargo builds with this benchmark (release
 //!   under `cargo bench`), as its own process with a data directory under the system temp
 //!   directory, so its CPU time and memory are its own and confirms wait for its disk;
 //! - `rabbitmq`: the RabbitMQ at `RABBITMQ_URL` (default amqp://guest:guest@127.0.0.1:5672/%2f),
-//!   its `beam.smp` process on this machine.
+//!   its `beam.smp` process on this machine. The program warns when its management API
+//!   (`RABBITMQ_MANAGEMENT_URL`, default http://127.0.0.1:15672) says tracing is on for that
+//!   vhost: the firehose copies every message and would slow RabbitMQ down.
+//!
+//! It prints a line per run, then the machine and commit line and a markdown table per part.
 //!
 //! Usage: `cargo bench --bench queue_types -- [--parts publish,read] [--messages 100000]
 //! [--repetitions 5] [--window 128] [--read-messages 1000000] [--read-repetitions 3]
@@ -113,7 +119,10 @@ impl Options {
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let number = || value.replace('_', "").parse::<usize>();
+            let number = || {
+                let n = value.replace('_', "").parse::<usize>();
+                n.map_err(|_| format!("{flag} takes a number, not {value:?}"))
+            };
             let list = || value.split(',').map(|s| s.trim().to_string());
             match flag.as_str() {
                 "--parts" => {
@@ -127,11 +136,14 @@ impl Options {
                 "--read-messages" => options.read_messages = number()?.max(1),
                 "--read-repetitions" => options.read_repetitions = number()?.max(1),
                 "--types" => {
-                    let names: Vec<String> = list().collect();
-                    options.types = QueueType::ALL
-                        .into_iter()
-                        .filter(|t| names.iter().any(|n| n == t.name()))
-                        .collect();
+                    options.types = list()
+                        .map(|name| {
+                            QueueType::ALL
+                                .into_iter()
+                                .find(|t| t.name() == name)
+                                .ok_or_else(|| format!("no queue type {name:?}"))
+                        })
+                        .collect::<Result<_, _>>()?;
                 }
                 "--targets" => options.targets = list().collect(),
                 other => {
@@ -156,9 +168,10 @@ fn main() -> Result<(), Error> {
 
     let wanted = |name: &str| options.targets.iter().any(|t| t == name);
     // Kept alive until the end: dropping it stops the broker.
-    let embedded = match wanted("embedded") {
-        true => Some(EmbeddedBroker::on_disk()?),
-        false => None,
+    let embedded = if wanted("embedded") {
+        Some(EmbeddedBroker::on_disk()?)
+    } else {
+        None
     };
     let mut targets = Vec::new();
     if let Some(embedded) = &embedded {
