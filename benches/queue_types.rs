@@ -438,6 +438,8 @@ struct ReadRun {
 
 struct ReadRuns<'a> {
     target: &'a Target,
+    /// The broker's VmRSS settled before its stream was filled, in bytes.
+    unfilled: u64,
     runs: Vec<ReadRun>,
 }
 
@@ -461,21 +463,33 @@ fn read_part<'a>(
             clients.block_on(delete_queue(&target.url, stream));
         }
     };
+    let mut results: Vec<ReadRuns> = Vec::new();
     for (target, stream) in targets.iter().zip(&streams) {
         let started = Instant::now();
-        if let Err(e) = clients.block_on(fill_stream(target, stream, messages, options.window)) {
-            delete_streams();
-            return Err(e);
-        }
-        println!("  {:<9} filled in {:.1?}", target.name, started.elapsed());
-    }
-    let mut results: Vec<ReadRuns> = targets
-        .iter()
-        .map(|target| ReadRuns {
+        let filled = clients.block_on(async {
+            let unfilled = settled_rss(target.pid).await?;
+            fill_stream(target, stream, messages, options.window).await?;
+            Ok::<_, Error>(unfilled)
+        });
+        let unfilled = match filled {
+            Ok(unfilled) => unfilled,
+            Err(e) => {
+                delete_streams();
+                return Err(e);
+            }
+        };
+        println!(
+            "  {:<9} filled in {:.1?}  RSS before filling {:.0} MiB",
+            target.name,
+            started.elapsed(),
+            mib(unfilled)
+        );
+        results.push(ReadRuns {
             target,
+            unfilled,
             runs: Vec::new(),
-        })
-        .collect();
+        });
+    }
     let mut outcome = Ok(());
     'repetitions: for rep in 0..options.read_repetitions {
         for k in 0..targets.len() {
@@ -602,18 +616,23 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
     println!(
         "\nStream read from `first`: {} stored {BODY_SIZE} B messages, one consumer, prefetch \
          {PREFETCH}, {} reads; median (range). Memory is the broker process's VmRSS: settled \
-         before the read, the highest sampled during it (every 10 ms), settled after it. The \
-         bodies alone take {:.0} MiB.\n",
+         before the stream was filled, settled before the read, the highest sampled during it \
+         (every 10 ms), settled after it. The bodies alone take {:.0} MiB.\n",
         thousands(options.read_messages as u64),
         options.read_repetitions,
         mib((options.read_messages * BODY_SIZE) as u64)
     );
     println!(
-        "| broker | msg/s | CPU/msg | RSS before | RSS peak during read | peak - before | RSS \
-         after |"
+        "| broker | msg/s | CPU/msg | RSS before filling | RSS before read | RSS peak during \
+         read | peak - before read | RSS after read |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for ReadRuns { target, runs } in results {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for ReadRuns {
+        target,
+        unfilled,
+        runs,
+    } in results
+    {
         let rates: Vec<f64> = runs
             .iter()
             .map(|r| rate(options.read_messages, r.took))
@@ -626,7 +645,7 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
             }
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} MiB | {} | {} | {} | {} |",
             if target.name == "rabbitmq" {
                 "RabbitMQ"
             } else {
@@ -634,6 +653,7 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
             },
             spread_cell(Spread::of(&rates)),
             cpu_cell(runs.iter().map(|r| r.broker_cpu), options.read_messages),
+            mib(*unfilled),
             memory(&|r| r.before),
             memory(&|r| r.peak),
             memory(&|r| r.peak.saturating_sub(r.before)),
