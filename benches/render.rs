@@ -25,6 +25,7 @@ fn big_topology() -> Snapshot {
     let queues = (0..10_000)
         .map(|i| QueueSnapshot {
             name: format!("queue.{i:05}"),
+            queue_type: Default::default(),
             durable: false,
             exclusive: false,
             auto_delete: false,

@@ -167,6 +167,9 @@ pub enum EventKind {
     },
     QueueDeclared {
         name: Name,
+        /// Absent in traces recorded before types were: classic.
+        #[serde(default)]
+        queue_type: crate::topology::QueueType,
         durable: bool,
         exclusive: bool,
         auto_delete: bool,

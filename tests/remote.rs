@@ -63,7 +63,8 @@ fn durable() -> QueueDeclareOptions {
 }
 
 /// A topology with every kind of object: durable, auto-delete and internal exchanges, queue
-/// arguments, an exchange-to-exchange binding and a headers binding with arguments.
+/// arguments, the three queue types, an exchange-to-exchange binding and a headers binding
+/// with arguments.
 async fn declare_sample(ch: &Channel) {
     exchange(
         ch,
@@ -121,6 +122,10 @@ async fn declare_sample(ch: &Channel) {
     )
     .await;
     queue(ch, "pdf", durable(), FieldTable::default()).await;
+    for (name, kind) in [("billing", "quorum"), ("audit", "stream")] {
+        let kind = AMQPValue::LongString(LongString::from(kind));
+        queue(ch, name, durable(), table(&[("x-queue-type", kind)])).await;
+    }
     bind(ch, "eu", "orders", "eu.#", FieldTable::default()).await;
     bind(ch, "temp", "fan", "", FieldTable::default()).await;
     bind(
@@ -215,7 +220,7 @@ async fn snapshot_agrees_with_rabbitmqctl() {
         .unwrap()
         .iter()
         .map(|q| {
-            ["name", "durable", "auto_delete"]
+            ["name", "queue_type", "durable", "auto_delete"]
                 .iter()
                 .map(|f| field(q, f))
                 .collect()
@@ -224,7 +229,7 @@ async fn snapshot_agrees_with_rabbitmqctl() {
     let listed = rabbitmqctl(
         "list_queues",
         &vhost.name,
-        &["name", "durable", "auto_delete"],
+        &["name", "type", "durable", "auto_delete"],
     );
     assert_eq!(queues, listed);
     let eu = v["queues"]
@@ -390,6 +395,7 @@ async fn definitions_load_into_the_embedded_broker() {
             .map(|q| {
                 (
                     q.name.clone(),
+                    q.queue_type,
                     q.durable,
                     q.auto_delete,
                     q.arguments.clone(),
@@ -398,7 +404,7 @@ async fn definitions_load_into_the_embedded_broker() {
             .collect::<Vec<_>>()
     };
     assert_eq!(queues(local), queues(remote));
-    assert_eq!(queues(local).len(), 3);
+    assert_eq!(queues(local).len(), 5);
     let mut remote_bindings = remote.bindings.clone();
     remote_bindings.retain(|b| b.destination.as_ref() != "mine");
     assert_eq!(local.bindings, remote_bindings);

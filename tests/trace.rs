@@ -447,6 +447,7 @@ async fn a_followed_trace_plays_events_appended_to_it() {
             channel: None,
             kind: EventKind::QueueDeclared {
                 name: format!("q{n}").into(),
+                queue_type: Default::default(),
                 durable: false,
                 exclusive: false,
                 auto_delete: false,

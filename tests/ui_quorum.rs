@@ -4,6 +4,7 @@ mod common;
 
 use common::screen::{screen, select_queue};
 use rabbitscope::broker::{QueueSnapshot, Snapshot, VhostSnapshot};
+use rabbitscope::topology::QueueType;
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
 
@@ -15,6 +16,7 @@ fn quorum_queue(name: &str, arguments: &[(&str, &str)]) -> QueueSnapshot {
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     QueueSnapshot {
+        queue_type: QueueType::Quorum,
         durable: true,
         arguments: all,
         ..QueueSnapshot::new(name)

@@ -13,6 +13,7 @@ use super::exchange::{Binding, Destination, SourcedBinding};
 use super::message::{with_delivery_count, Message, QueuedMessage};
 use super::ChannelRef;
 use crate::events::ConnectionId;
+pub use crate::topology::QueueType;
 
 /// What a full queue does with a new message (`x-overflow`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,13 +203,6 @@ const NOT_QUORUM: &[&str] = &[
 /// node: it counts redeliveries (`x-delivery-count`, `x-delivery-limit`), puts what a client
 /// gives back at its back, and overflows its own way (see [`Queue::refuses_publish`]). A
 /// stream is held to RabbitMQ's declare-time rules and then behaves as a classic queue.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum QueueType {
-    #[default]
-    Classic,
-    Quorum,
-    Stream,
-}
 
 impl QueueType {
     /// The type a declare asks for; RabbitMQ refuses a type it does not know before it reads

@@ -331,6 +331,7 @@ mod tests {
     use super::*;
     use crate::broker::{ExchangeSnapshot, QueueSnapshot, VhostSnapshot};
     use crate::events::BindingInfo;
+    use crate::topology::QueueType;
 
     fn sample() -> Snapshot {
         Snapshot {
@@ -346,6 +347,7 @@ mod tests {
                 }],
                 queues: vec![QueueSnapshot {
                     name: "q \"1\"".into(),
+                    queue_type: QueueType::Classic,
                     durable: true,
                     exclusive: false,
                     auto_delete: false,

@@ -11,7 +11,8 @@ use super::management::{Management, ManagementError};
 use super::{connection_id, is_own_connection};
 use crate::events::{BindingInfo, ClientInfo};
 use crate::topology::{
-    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
+    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, QueueType, Snapshot,
+    VhostSnapshot,
 };
 
 /// Successive polls become events through the topology's diff (`crate::remote::diff`).
@@ -56,6 +57,7 @@ pub async fn vhost_snapshot(
             let unacked = q.messages_unacknowledged as usize;
             QueueSnapshot {
                 name: q.name,
+                queue_type: QueueType::from_name(q.kind.as_deref().unwrap_or_default()),
                 durable: q.durable,
                 exclusive: q.exclusive,
                 auto_delete: q.auto_delete,

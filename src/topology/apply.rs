@@ -156,6 +156,7 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
         }
         EventKind::QueueDeclared {
             name,
+            queue_type,
             durable,
             exclusive,
             auto_delete,
@@ -166,6 +167,7 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
             // A redeclaration keeps the messages and consumers the queue has.
             let kept = kept.unwrap_or_else(|| QueueSnapshot::new(name));
             vhost.queues.push(QueueSnapshot {
+                queue_type: *queue_type,
                 durable: *durable,
                 exclusive: *exclusive,
                 auto_delete: *auto_delete,

@@ -114,6 +114,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
             if old_queues.get(name).is_none_or(|o| !same_queue(o, q)) {
                 push(EventKind::QueueDeclared {
                     name: (*name).into(),
+                    queue_type: q.queue_type,
                     durable: q.durable,
                     exclusive: q.exclusive,
                     auto_delete: q.auto_delete,
@@ -218,8 +219,19 @@ fn key(b: &BindingInfo) -> BindingKey {
 }
 
 fn same_queue(a: &QueueSnapshot, b: &QueueSnapshot) -> bool {
-    (a.durable, a.exclusive, a.auto_delete, &a.arguments)
-        == (b.durable, b.exclusive, b.auto_delete, &b.arguments)
+    (
+        a.queue_type,
+        a.durable,
+        a.exclusive,
+        a.auto_delete,
+        &a.arguments,
+    ) == (
+        b.queue_type,
+        b.durable,
+        b.exclusive,
+        b.auto_delete,
+        &b.arguments,
+    )
 }
 
 fn same_exchange(a: &ExchangeSnapshot, b: &ExchangeSnapshot) -> bool {
@@ -385,8 +397,8 @@ mod tests {
         use proptest::sample::subsequence;
 
         use super::super::super::{
-            ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot,
-            VhostSnapshot,
+            ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, QueueType,
+            Snapshot, VhostSnapshot,
         };
         use crate::events::{BindingInfo, ClientInfo};
 
@@ -419,18 +431,32 @@ mod tests {
         }
 
         fn queue(name: &'static str) -> impl Strategy<Value = QueueSnapshot> {
-            (any::<(bool, bool, bool)>(), arguments(), 0..5usize).prop_map(
-                move |((durable, exclusive, auto_delete), arguments, ready)| QueueSnapshot {
-                    name: name.into(),
-                    durable,
-                    exclusive,
-                    auto_delete,
-                    arguments,
-                    ready,
-                    unacked: ready / 2,
-                    consumers: ready % 3,
-                },
+            let queue_type = prop_oneof![
+                Just(QueueType::Classic),
+                Just(QueueType::Quorum),
+                Just(QueueType::Stream)
+            ];
+            (
+                any::<(bool, bool, bool)>(),
+                queue_type,
+                arguments(),
+                0..5usize,
             )
+                .prop_map(
+                    move |((durable, exclusive, auto_delete), queue_type, arguments, ready)| {
+                        QueueSnapshot {
+                            name: name.into(),
+                            queue_type,
+                            durable,
+                            exclusive,
+                            auto_delete,
+                            arguments,
+                            ready,
+                            unacked: ready / 2,
+                            consumers: ready % 3,
+                        }
+                    },
+                )
         }
 
         /// A connection is known by its id, which stands for its name: the same id is the

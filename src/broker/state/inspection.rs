@@ -79,6 +79,7 @@ impl State {
                     .values()
                     .map(|q| QueueSnapshot {
                         name: q.name.to_string(),
+                        queue_type: q.limits.queue_type,
                         durable: q.durable,
                         exclusive: q.owner.is_some(),
                         auto_delete: q.auto_delete,

@@ -76,11 +76,13 @@ impl State {
                     });
                     self.next_seq = self.next_seq.max(*seq);
                 }
+                let queue_type = queue.limits.queue_type;
                 vhost.queues.insert(queue.name.clone(), queue);
                 events.push((
                     vhost_name.clone(),
                     EventKind::QueueDeclared {
                         name: name.clone(),
+                        queue_type,
                         durable: true,
                         exclusive: false,
                         auto_delete: q.auto_delete,

@@ -119,6 +119,7 @@ impl State {
             limits,
         );
         let queue_name = queue.name.clone();
+        let queue_type = queue.limits.queue_type;
         vhost.queues.insert(queue_name.clone(), queue);
         if spec.durable && !spec.exclusive {
             self.record(|| StoreOp::QueueDeclared {
@@ -130,6 +131,7 @@ impl State {
         }
         self.emit_on(&vhost_name, on, || EventKind::QueueDeclared {
             name: Arc::from(name.as_str()),
+            queue_type,
             durable: spec.durable,
             exclusive: spec.exclusive,
             auto_delete: spec.auto_delete,

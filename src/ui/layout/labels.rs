@@ -166,6 +166,7 @@ fn set_flags(flags: &[(bool, &'static str)]) -> Vec<&'static str> {
 pub fn queue_label(q: &crate::broker::QueueSnapshot) -> String {
     let flags = set_flags(&[
         (q.is_quorum(), "Q"),
+        (q.is_stream(), "S"),
         (q.durable, "D"),
         (q.exclusive, "X"),
         (q.auto_delete, "AD"),
