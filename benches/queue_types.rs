@@ -468,7 +468,10 @@ fn read_part<'a>(
         let started = Instant::now();
         let filled = clients.block_on(async {
             let unfilled = settled_rss(target.pid).await?;
-            fill_stream(target, stream, messages, options.window).await?;
+            let fill = fill_stream(target, stream, messages, options.window);
+            tokio::time::timeout(RUN_TIMEOUT, fill)
+                .await
+                .map_err(|_| format!("{} fill did not finish in {RUN_TIMEOUT:?}", target.name))??;
             Ok::<_, Error>(unfilled)
         });
         let unfilled = match filled {
