@@ -220,6 +220,9 @@ pub enum EventKind {
         consumer_tag: Option<Name>,
         delivery_tag: u64,
         redelivered: bool,
+        /// From a stream: the message's offset there (traces written before have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
     },
     Acked {
         message_id: u64,

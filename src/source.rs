@@ -83,6 +83,13 @@ pub trait Source: Send + Sync {
     }
     /// What the source is, for the status line.
     fn kind(&self) -> SourceKind;
+    /// The RabbitMQ release an embedded broker behaves as, with the deprecated features it
+    /// permits or denies against that release's defaults (see [`Behaviour::summary`]).
+    ///
+    /// [`Behaviour::summary`]: crate::broker::Behaviour::summary
+    fn behaves_as(&self) -> Option<String> {
+        None
+    }
     /// The controls of a source that plays recorded events back (a replayed trace); a live
     /// source has none.
     fn playback(&self) -> Option<&dyn Playback> {
@@ -140,6 +147,10 @@ impl Source for Embedded {
         SourceKind::Embedded {
             address: self.address.clone(),
         }
+    }
+
+    fn behaves_as(&self) -> Option<String> {
+        Some(self.broker.behaviour().summary())
     }
 }
 

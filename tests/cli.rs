@@ -261,3 +261,68 @@ async fn guest_logs_in_over_ipv4_loopback_on_a_dual_stack_listener() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Declares the non-durable, non-exclusive queue `reply_1`, as oslo.messaging's defaults do.
+async fn transient(conn: &Connection) -> Result<lapin::Queue, lapin::Error> {
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(
+        "reply_1".into(),
+        lapin::options::QueueDeclareOptions::default(),
+        Default::default(),
+    )
+    .await
+}
+
+/// `broker --behave-as 4.3` says what it behaves as before its address, and refuses what 4.3
+/// denies; `--permit` lets it through again; an unknown release is refused naming the valid
+/// ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behave_as_and_permit_choose_the_rules() {
+    let mut broker = spawn_broker(binary().args([
+        "broker",
+        "--transient",
+        "--listen",
+        "127.0.0.1:0",
+        "--behave-as",
+        "4.3.2",
+    ]));
+    assert!(
+        broker
+            .before
+            .iter()
+            .any(|l| l.ends_with("behaves as RabbitMQ 4.3")),
+        "{:#?}",
+        broker.before
+    );
+    let address = broker.field("address=");
+    let conn = login(&address, "guest", "guest").await.unwrap();
+    let declared = transient(&conn).await;
+    let _ = broker.child.kill();
+    let _ = broker.child.wait();
+    let err = declared.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated."),
+        "{err}"
+    );
+
+    let (mut child, address, _lines) =
+        start_broker(&["--behave-as", "4.3", "--permit", "transient_nonexcl_queues"]);
+    let conn = login(&address, "guest", "guest").await.unwrap();
+    let declared = transient(&conn).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    declared.expect("permitted");
+
+    let out = binary()
+        .args(["broker", "--transient", "--behave-as", "5.0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("unknown RabbitMQ release '5.0'")
+            && stderr.contains("3.13, 4.0, 4.1, 4.2 or 4.3"),
+        "{stderr}"
+    );
+}

@@ -10,21 +10,12 @@ use std::time::Duration;
 
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
-    BasicRecoverOptions, BasicRejectOptions, QueueDeclareOptions,
+    BasicRecoverOptions, BasicRejectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
 use common::client::*;
-
-/// Quorum queues must be durable.
-const DURABLE: QueueDeclareOptions = QueueDeclareOptions {
-    passive: false,
-    durable: true,
-    exclusive: false,
-    auto_delete: false,
-    nowait: false,
-};
 
 /// Time for a broker to finish what an asynchronous method (nack, close) started.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -35,11 +26,7 @@ fn quorum() -> (&'static str, AMQPValue) {
 
 /// A new durable quorum queue named after `what`, with `args` besides its type; its name.
 async fn new_quorum(ch: &Channel, what: &str, args: &[(&str, AMQPValue)]) -> String {
-    let name = common::unique(what);
-    try_declare_quorum(ch, &name, args)
-        .await
-        .expect("quorum queue.declare");
-    name
+    new_typed(ch, what, "quorum", args).await
 }
 
 async fn try_declare_quorum(
@@ -47,9 +34,7 @@ async fn try_declare_quorum(
     name: &str,
     args: &[(&str, AMQPValue)],
 ) -> lapin::Result<lapin::Queue> {
-    let mut all = vec![quorum()];
-    all.extend(args.iter().cloned());
-    ch.queue_declare(name.into(), DURABLE, table(&all)).await
+    try_declare_typed(ch, name, "quorum", args).await
 }
 
 /// A field value with its AMQP type, timestamps left out (they differ from run to run).

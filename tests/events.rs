@@ -111,6 +111,7 @@ async fn a_published_message_is_followed_from_exchange_to_consumer() {
             consumer_tag: Some("watcher".into()),
             delivery_tag: delivery.delivery_tag,
             redelivered: false,
+            offset: None,
         }
     );
     delivery.ack(BasicAckOptions::default()).await.unwrap();

@@ -223,6 +223,20 @@ fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
         if text.contains(&format!(" {} ⇢ {want}", b.key)) {
             continue;
         }
+        // The default exchange's key is its queue's name: the queue's label may take the
+        // key's place, after a short line from the exchange (`(default) ─▶reply_…`).
+        if b.binding.source.is_empty() && *b.binding.routing_key == *want {
+            if let Some(x) = line_from_space_to(&text, &starts, buf, y, &want) {
+                let got = reached(buf, (x, y), RIGHT);
+                if got.len() != 1 || !got.iter().all(|g| names(g, &want, whole)) {
+                    return Err(format!(
+                        "the line of (default) -> {want} reaches {got:?}:\n{}",
+                        screen()
+                    ));
+                }
+                continue;
+            }
+        }
         // A name a client made up may be cut after its first 24 characters.
         let needle = match text.find(&format!(" {} ─", b.key)) {
             None if made_up(&b.key) => format!(" {}", &b.key[..24]),
@@ -247,10 +261,7 @@ fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
         }
         // A name cut for want of room ends in `…`; what is drawn must still be its start.
         // Where the screen's edge cuts it, only its start shows.
-        let names_it = |drawn: &String| match drawn.strip_suffix('…') {
-            Some(start) => want.starts_with(start),
-            None => *drawn == want || (!whole && want.starts_with(drawn.as_str())),
-        };
+        let names_it = |drawn: &String| names(drawn, &want, whole);
         let leaves = !whole && got.is_empty();
         if !leaves && (got.len() != 1 || !got.iter().all(names_it)) {
             return Err(format!(
@@ -262,6 +273,34 @@ fn check_lines_on(app: &App, buf: &Buffer, whole: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether a name drawn after an arrow is `want`'s: a name cut for want of room ends in `…`
+/// and what is drawn must still be its start; where the screen's edge cuts it (`whole`
+/// false), only its start shows.
+fn names(drawn: &str, want: &str, whole: bool) -> bool {
+    match drawn.strip_suffix('…') {
+        Some(start) => want.starts_with(start),
+        None => drawn == want || (!whole && want.starts_with(drawn)),
+    }
+}
+
+/// Where the line that ends at `name`'s arrow on row `y` starts, when it starts after a space
+/// (no other line leads into it).
+fn line_from_space_to(
+    text: &str,
+    starts: &[(usize, u16)],
+    buf: &Buffer,
+    y: u16,
+    name: &str,
+) -> Option<u16> {
+    let start: String = name.chars().take(24).collect();
+    let at = text.find(&format!("─▶{start}"))?;
+    let mut x = starts.iter().find(|(i, _)| *i == at)?.1;
+    while x > 0 && buf[(x - 1, y)].symbol() == "─" {
+        x -= 1;
+    }
+    (x > 0 && buf[(x - 1, y)].symbol() == " ").then_some(x)
 }
 
 /// The column of the first line cell (`─`) at or after byte `from` of a row's text.
@@ -901,6 +940,7 @@ fn delivered(connection: u64, id: u64, queue: &str, tag: &str) -> Action {
             consumer_tag: Some(tag.into()),
             delivery_tag: id,
             redelivered: false,
+            offset: None,
         },
     )
 }
@@ -982,13 +1022,21 @@ fn lesson_13_with_its_services_160x45() {
     let mut app = app_after(vhost, traffic);
     let buf = screen(&mut app, 160, 45);
     check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
-    // The pane is 96 columns: the services' names get what exchanges, keys and queues leave.
+    // The inspector leaves the graph what it needs to draw every name, type, counter and
+    // service whole; the consumers' tags get what is left.
     check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
     let text = as_text(&buf);
+    let reply = format!("▶(default) [direct] ─▶{REPLY}  0 0 1 ─");
     for seen in [
+        "nova-scheduler ─",
+        "nova-conductor ─",
         "nova-api ─",
-        "▶(default)",
-        "─▶nova-comp",
+        "▶nova [topic] ─",
+        reply.as_str(),
+        "▶conductor.controller  0 0 1 ─",
+        "▶scheduler.controller  0 0 1 ─",
+        "─▶nova-compute :40505",
+        "─▶nova-scheduler",
         "queues: ready unacked consumers",
     ] {
         assert!(text.contains(seen), "{seen}:\n{text}");
@@ -1061,7 +1109,8 @@ fn zoom_shows_the_services_beside_a_lesson_120x35() {
 }
 
 /// With lesson 13 running beside the graph at 120x35, every name the lesson talks about is
-/// whole: exchanges, keys and queues, and the services too.
+/// whole: exchanges with their types, keys, and queues with their counters, the reply queue
+/// too, once, beside the default exchange. The services' names need `z` (see above).
 #[test]
 fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     let mut app = lesson_13_beside_the_lesson();
@@ -1072,13 +1121,15 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
     let pane: Vec<String> = (area.y..area.y + area.height)
         .map(|y| row_text(&buf, y).0)
         .collect();
+    let reply = format!("(default) [direct] ─▶{REPLY}  0 0 1");
     let names = [
         "nova [topic]",
-        "(default)",
         "─ conductor.controller ─",
         "─ scheduler.controller ─",
+        "▶conductor.controller  0 0 1",
+        "▶scheduler.controller  0 0 1",
         "▶compute.node2  0 0 1",
-        "▶reply_5e0ae42a6b584443b4",
+        reply.as_str(),
     ];
     for name in names {
         assert!(
@@ -1086,6 +1137,74 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
             "{name}:\n{}",
             as_text(&buf)
         );
+    }
+    // The reply queue's name is drawn once: the default exchange's key repeats it.
+    let drawn = pane.iter().filter(|l| l.contains(REPLY)).count();
+    assert_eq!(drawn, 1, "{}", as_text(&buf));
+    // Nothing in the graph is cut; the services wait for `z`.
+    let graph: Vec<String> = pane
+        .iter()
+        .map(|l| l.chars().take(area.width as usize).collect())
+        .collect();
+    assert!(graph.iter().all(|l| !l.contains('…')), "{}", as_text(&buf));
+}
+
+/// At 160x45 beside the lesson, lesson 13 with its services is drawn whole: exchanges with
+/// their types, keys, queues with their counters (the reply queue's name once, beside the
+/// default exchange), publishers, and the consumers' connections; and the narration keeps the
+/// room it reads in.
+#[test]
+fn lesson_13_with_its_services_beside_the_lesson_160x45() {
+    let mut app = lesson_13_beside_the_lesson();
+    let buf = screen(&mut app, 160, 45);
+    let text = as_text(&buf);
+    check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
+    check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.contains("lesson · step 1 of"), "{text}");
+    assert!(160 - app.areas.graph.width >= 51, "{text}");
+    let reply = format!("(default) [direct] ─▶{REPLY}  0 0 1 ─");
+    for whole in [
+        "nova-api ─",
+        "nova-conductor ─",
+        "nova-scheduler ─",
+        "▶nova [topic]",
+        reply.as_str(),
+        "─ compute ─",
+        "─ conductor.controller ─",
+        "▶compute  0 0 2 ─",
+        "▶compute.node1  0 0 1 ─",
+        "▶compute.node2  0 0 1 ─",
+        "▶conductor  0 0 1 ─",
+        "▶conductor.controller  0 0 1 ─",
+        "▶scheduler  0 0 1 ─",
+        "▶scheduler.controller  0 0 1 ─",
+        "▶nova-conductor",
+        "▶nova-scheduler",
+        "▶nova-compute :40404",
+        "▶nova-compute :40505",
+    ] {
+        assert!(text.contains(whole), "{whole}:\n{text}");
+    }
+    // Nothing is cut but consumers' tags, after their connection's whole name.
+    let area = app.areas.graph;
+    let clients: Vec<&str> = app
+        .graph
+        .layout
+        .consumers
+        .iter()
+        .map(|c| c.client())
+        .collect();
+    for y in area.y..area.y + area.height {
+        let pane: String = row_text(&buf, y)
+            .0
+            .chars()
+            .take(area.width as usize)
+            .collect();
+        let graph = match pane.rsplit_once('▶') {
+            Some((before, consumer)) if clients.iter().any(|c| consumer.starts_with(c)) => before,
+            _ => pane.as_str(),
+        };
+        assert!(!graph.contains('…'), "cut on row {y}:\n{text}");
     }
 }
 
@@ -1171,8 +1290,8 @@ fn a_message_travels_from_its_publisher_to_its_consumer() {
 
     // Landed, and half-way to nova-conductor: the queue counts it now.
     let (buf, third) = frame(1.5);
-    let row = row_with(&buf, "conductor/conductor");
-    let consumer = column_of(&buf, row, "nova-conductor conductor/conductor");
+    let row = row_with(&buf, "conductor  0 1 1");
+    let consumer = column_of(&buf, row, "▶nova-conductor") + 1;
     let counters = column_of(&buf, row, "conductor  0 1 1");
     assert!(
         dots(&buf, row)
@@ -1217,10 +1336,18 @@ fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
         "{text}"
     );
 
+    // The default exchange's edge to the reply queue is the short line before its name.
     let y = row_with(&buf, "▶(default)");
-    app.update(Action::Click(column_of(&buf, y, "─ reply_") + 3, y));
+    app.update(Action::Click(column_of(&buf, y, "─▶reply_"), y));
     assert!(app.selected_binding().is_some_and(|b| b.implicit));
     assert_eq!(app.update(Action::DeleteSelected), None);
     let text = as_text(&screen(&mut app, 160, 45));
     assert!(text.contains("no binding to delete"), "{text}");
+
+    // Its name, drawn where the key would be, is the queue's.
+    app.update(Action::Click(column_of(&buf, y, "▶reply_") + 3, y));
+    let Some(GraphItem::Queue(q)) = app.selected_item() else {
+        panic!("{:?} selected", app.selected_item());
+    };
+    assert_eq!(app.graph.layout.queues[q].name, REPLY);
 }

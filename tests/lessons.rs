@@ -200,6 +200,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["steps[0]: unknown field `sya`", "expected one of `title`, `say`"],
     ),
     (
+        "unknown_release.yaml",
+        "4:12",
+        &["behave_as: unknown RabbitMQ release '5.0': rabbitscope behaves as 3.13, 4.0, 4.1, 4.2 or 4.3"],
+    ),
+    (
         "wait_too_long.yaml",
         "7:21",
         &["ms: expected at most 60000 (one minute), found 3600000"],
@@ -316,6 +321,35 @@ fn assert_all_ok(output: &Output) {
     let text = stdout(output);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines, OK_LINES, "{}", show(output));
+}
+
+/// A lesson with `behave_as` runs on a broker behaving as it asks; checked with `--broker`, it
+/// still runs on the embedded broker (RabbitMQ cannot be made another release) and says so.
+#[test]
+fn a_lesson_behaving_as_another_release_is_checked_on_the_embedded_broker() {
+    let ok = "ok      fx-behave-as (tests/lessons/release/01-behave-as.yaml)";
+    let output = lessons(&["check", "tests/lessons/release"]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert_eq!(
+        stdout(&output).lines().next(),
+        Some(ok),
+        "{}",
+        show(&output)
+    );
+    let output = check_on_rabbitmq("tests/lessons/release");
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], ok, "{}", show(&output));
+    assert!(
+        lines[1].starts_with("    note: ")
+            && lines[1].contains(
+                "checked on the embedded broker, which behaves as RabbitMQ 4.3 · permits \
+                 transient_nonexcl_queues"
+            ),
+        "{}",
+        show(&output)
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@ mod common;
 use common::python::{repo, venv_python};
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rabbitscope::broker::{Behaviour, Broker, BrokerConfig, DeprecatedFeature, Release};
 
 /// Generous: each suite takes seconds against RabbitMQ; this only stops a hung broker.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -70,6 +73,42 @@ async fn oslo_messaging_against_rabbitmq() {
 async fn oslo_messaging_against_embedded() {
     let (url, _broker) = common::start_embedded().await;
     pytest("test_oslo_messaging.py", &url).await;
+}
+
+/// An embedded broker behaving as RabbitMQ 4.3, with the deprecated features switched.
+async fn start_embedded_as_4_3(permit: &[DeprecatedFeature]) -> (String, Arc<Broker>) {
+    let mut behaviour = Behaviour::of(Release::V4_3);
+    for feature in permit {
+        behaviour = behaviour.permit(*feature, true).unwrap();
+    }
+    common::start_embedded_with(BrokerConfig {
+        behaviour,
+        ..BrokerConfig::default()
+    })
+    .await
+}
+
+/// oslo.messaging's defaults declare non-durable, non-exclusive queues: 4.3 closes the
+/// connection with 541 and the driver retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oslo_defaults_on_4_3_are_refused_with_541() {
+    let (url, _broker) = start_embedded_as_4_3(&[]).await;
+    pytest(
+        "test_oslo_releases.py::test_default_settings_are_refused_with_541",
+        &url,
+    )
+    .await;
+}
+
+/// The same settings on 4.3 with `deprecated_features.permit.transient_nonexcl_queues = true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oslo_defaults_on_4_3_work_with_transient_nonexcl_queues_permitted() {
+    let (url, _broker) = start_embedded_as_4_3(&[DeprecatedFeature::TransientNonexclQueues]).await;
+    pytest(
+        "test_oslo_releases.py::test_default_settings_work_when_permitted",
+        &url,
+    )
+    .await;
 }
 
 /// A real oslo.messaging server started as `nova-conductor` names its connection

@@ -213,6 +213,7 @@ fn chinese_app_with_traffic() -> App {
                 consumer_tag: Some("ctag-1".into()),
                 delivery_tag: 1,
                 redelivered: false,
+                offset: None,
             },
         ),
         traffic(

@@ -602,6 +602,7 @@ fn oslo_message(id: u64, key: &str, body: &[u8], consumer: Option<&str>) -> Vec<
                 consumer_tag: Some(tag.into()),
                 delivery_tag: id,
                 redelivered: false,
+                offset: None,
             },
         ));
     }
@@ -755,4 +756,32 @@ fn the_status_line_says_publishers_are_blocked_while_an_alarm_is_on() {
         resource: AlarmResource::Memory,
     }));
     assert!(!status(&mut app).contains("alarm"));
+}
+
+/// The embedded broker's status line names the release it behaves as and the deprecated
+/// features switched against that release's defaults, as the embedded source reports them.
+#[test]
+fn the_status_line_says_what_release_the_embedded_broker_behaves_as() {
+    use rabbitscope::broker::{Behaviour, Broker, BrokerConfig, DeprecatedFeature, Release};
+    use rabbitscope::source::{Embedded, Source};
+    let behaviour = Behaviour::of(Release::V4_3)
+        .permit(DeprecatedFeature::TransientNonexclQueues, true)
+        .unwrap();
+    let broker = Broker::new(BrokerConfig {
+        behaviour,
+        ..BrokerConfig::default()
+    });
+    let source = Embedded::new(broker, "127.0.0.1:5673");
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.behaves_as = source.behaves_as();
+    app.update(Action::Topology(source.snapshot()));
+    let text = screen(&mut app, 160, 45);
+    let status = text.lines().next().unwrap();
+    assert!(
+        status.contains(
+            "broker amqp://127.0.0.1:5673  vhost /  behaves as RabbitMQ 4.3 · permits \
+             transient_nonexcl_queues  0 msg/s"
+        ),
+        "{status}"
+    );
 }

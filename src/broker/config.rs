@@ -1,10 +1,10 @@
 //! Who may log in and what the broker is given at start: users with their passwords and
 //! permissions, vhosts, limits, the data directory. Plain data; it may import only the
-//! broker's permission types.
+//! broker's permission types and the release it behaves as.
 
 use std::path::PathBuf;
 
-use super::{Permission, TopicPermission};
+use super::{Behaviour, Permission, TopicPermission};
 
 /// How a user's password is kept.
 #[derive(Clone, Debug)]
@@ -99,6 +99,8 @@ pub struct BrokerConfig {
     /// free, or the store cannot write, publishing connections are blocked, as RabbitMQ does
     /// below its `disk_free_limit`. None (or no data directory): never.
     pub disk_free_limit: Option<u64>,
+    /// The RabbitMQ release the broker behaves as, and its deprecated features' switches.
+    pub behaviour: Behaviour,
 }
 
 impl Default for BrokerConfig {
@@ -117,6 +119,7 @@ impl Default for BrokerConfig {
             data_dir: None,
             memory_limit: None,
             disk_free_limit: None,
+            behaviour: Behaviour::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `vhost`, `exchange/`, `queue`, `message`: the topology's parts and routing;
 //! - `journal`, `store`: what is kept on disk and how; `background`: the timer and alarms;
 //! - `config`, `permissions`, `sink`, `limits`, `args`, `error`, `maps`: what those name;
+//! - `release`: the RabbitMQ release it behaves as, and the deprecated features' switches;
 //! - the topology snapshots it hands out are [`crate::topology`]'s, re-exported here.
 //!
 //! Nothing here imports the wire server ([`crate::amqp`]), the view or the lessons: they
@@ -29,9 +30,11 @@ pub mod maps;
 pub mod message;
 pub mod permissions;
 pub mod queue;
+pub mod release;
 mod sink;
 mod state;
 pub mod store;
+pub mod stream;
 pub mod vhost;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +49,7 @@ pub use exchange::ExchangeKind;
 pub use limits::Alarms;
 pub use message::Message;
 pub use permissions::{Access, Grant, Pattern, Permission, Resource, TopicPermission};
+pub use release::{Behaviour, DeprecatedFeature, Release};
 pub use sink::{ClientInbox, ClientSink, ToClient};
 pub use state::{
     BindingSpec, ChannelRef, ConsumeSpec, ExchangeSpec, GetOk, Publish, PublishOutcome,
@@ -137,6 +141,7 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> std::io::Result<Arc<Broker>> {
         let events = EventBus::new(config.event_capacity);
         let mut state = State::new(&Broker::vhosts_of(&config), events.clone());
+        state.behave_as(config.behaviour.clone());
         let store = match &config.data_dir {
             Some(dir) => {
                 let (store, image) = Store::open(dir)?;
@@ -197,6 +202,7 @@ impl Broker {
             fresh.keep_journal();
         }
         fresh.number_after(&state);
+        fresh.behave_as(state.behaviour().clone());
         fresh.restore(&image);
         *state.state = fresh;
         tracing::info!(messages = image.message_count(), "broker restarted");
@@ -236,6 +242,17 @@ impl Broker {
     /// What the broker was started with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The release the broker behaves as now, with its deprecated features' switches.
+    pub fn behaviour(&self) -> Behaviour {
+        self.lock().behaviour().clone()
+    }
+
+    /// Behaves as another release from now on (a lesson's `behave_as`). What exists stays as
+    /// it was declared; the new rules apply to what comes next.
+    pub fn behave_as(&self, behaviour: Behaviour) {
+        self.lock().behave_as(behaviour);
     }
 
     fn lock(&self) -> Locked<'_> {
@@ -524,6 +541,12 @@ impl Broker {
     /// A copy of the topology, for screens and tests.
     pub fn snapshot(&self) -> Snapshot {
         self.lock().snapshot()
+    }
+
+    /// Stream `queue` of `vhost` as a log (offsets, bytes, segments, retention, and where each
+    /// consumer reads next); None when it is not a stream.
+    pub fn stream_snapshot(&self, vhost: &str, queue: &str) -> Option<stream::StreamSnapshot> {
+        self.lock().stream_snapshot(vhost, queue)
     }
 
     /// The exact arguments of the binding a screen shows as `binding`, so it can be unbound:

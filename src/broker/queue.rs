@@ -11,6 +11,7 @@ use super::args;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Destination, SourcedBinding};
 use super::message::{with_delivery_count, Message, QueuedMessage};
+use super::stream::{self, StreamLimits, StreamLog};
 use super::ChannelRef;
 use crate::events::ConnectionId;
 pub use crate::topology::QueueType;
@@ -50,6 +51,8 @@ pub struct QueueLimits {
     pub delivery_limit: Option<i64>,
     /// `x-quorum-initial-group-size`: how many nodes a cluster would put the queue on.
     pub initial_group_size: Option<u64>,
+    /// A stream's retention and segment size (see [`stream`]).
+    pub stream: StreamLimits,
 }
 
 /// The longest queue TTL or message TTL RabbitMQ accepts, in milliseconds (ten years).
@@ -65,24 +68,40 @@ fn invalid_arg(queue: &str, vhost: &str, arg: &str, why: &str) -> AmqpError {
     ))
 }
 
+/// A non-negative integer argument, or RabbitMQ's refusal of it (`check_non_neg_int_arg`);
+/// `invalid` words the refusal.
+pub fn non_negative_arg(
+    arguments: &FieldTable,
+    arg: &str,
+    invalid: &dyn Fn(&str, &str) -> AmqpError,
+) -> AmqpResult<Option<u64>> {
+    match arguments.inner().get(arg) {
+        None => Ok(None),
+        Some(v) => match args::get_int(arguments, arg) {
+            Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
+            Ok(n) => Ok(n.map(|n| n as u64)),
+            Err(args::NotAnInteger) => Err(invalid(
+                arg,
+                &format!("\"expected integer, got {}\"", args::type_name(v)),
+            )),
+        },
+    }
+}
+
+/// The refusal of an argument RabbitMQ knows but a queue of type `of` does not take.
+pub fn refused_arg(queue: &str, vhost: &str, arg: &str, of: QueueType) -> AmqpError {
+    AmqpError::precondition_failed(format!(
+        "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}' of queue type {}",
+        of.module()
+    ))
+}
+
 impl QueueLimits {
     /// Reads and validates the arguments the way RabbitMQ does on queue.declare: one argument
     /// after another in RabbitMQ's order, so a declare with several bad ones names the same one.
     pub fn parse(queue: &str, vhost: &str, arguments: &FieldTable) -> AmqpResult<QueueLimits> {
         let invalid = |arg: &str, why: &str| invalid_arg(queue, vhost, arg, why);
-        let non_negative = |arg: &str| -> AmqpResult<Option<u64>> {
-            match arguments.inner().get(arg) {
-                None => Ok(None),
-                Some(v) => match args::get_int(arguments, arg) {
-                    Ok(Some(n)) if n < 0 => Err(invalid(arg, &format!("{{value_negative,{n}}}"))),
-                    Ok(n) => Ok(n.map(|n| n as u64)),
-                    Err(args::NotAnInteger) => Err(invalid(
-                        arg,
-                        &format!("\"expected integer, got {}\"", args::type_name(v)),
-                    )),
-                },
-            }
-        };
+        let non_negative = |arg: &str| non_negative_arg(arguments, arg, &invalid);
         // Only a long string will do where RabbitMQ expects a string.
         let string = |arg: &str| -> AmqpResult<Option<String>> {
             match arguments.inner().get(arg) {
@@ -107,6 +126,11 @@ impl QueueLimits {
             queue_type: QueueType::of(queue, vhost, arguments)?,
             ..QueueLimits::default()
         };
+        if limits.queue_type == QueueType::Stream {
+            let refused = |arg: &str| refused_arg(queue, vhost, arg, QueueType::Stream);
+            limits.stream = stream::parse_limits(arguments, &invalid, &refused)?;
+            return Ok(limits);
+        }
         // Quorum queues refuse these two whatever their value (see `refuse_unsupported`).
         let reads_priority_and_mode = limits.queue_type != QueueType::Quorum;
         if let Some(n) = non_negative("x-expires")? {
@@ -199,11 +223,11 @@ const NOT_QUORUM: &[&str] = &[
     "x-stream-max-segment-size-bytes",
 ];
 
-/// The kind of queue `x-queue-type` asks for. A quorum queue behaves as on one RabbitMQ 3.10
-/// node: it counts redeliveries (`x-delivery-count`, `x-delivery-limit`), puts what a client
-/// gives back at its back, and overflows its own way (see [`Queue::refuses_publish`]). A
-/// stream is held to RabbitMQ's declare-time rules and then behaves as a classic queue.
-
+// The kind of queue `x-queue-type` asks for (the type is the topology's). A quorum queue
+// behaves as on one RabbitMQ 3.10 node: it counts redeliveries (`x-delivery-count`,
+// `x-delivery-limit`), puts what a client gives back at its back, and overflows its own way
+// (see `Queue::refuses_publish`). A stream is a log that consuming does not shorten (see the
+// `stream` module).
 impl QueueType {
     /// The type a declare asks for; RabbitMQ refuses a type it does not know before it reads
     /// any other argument. A type that is not a string is refused with the other arguments.
@@ -237,7 +261,8 @@ impl QueueType {
     }
 
     /// 406 for the first argument (in table order) that RabbitMQ knows but this type does
-    /// not take. Unknown arguments pass, as on RabbitMQ. Streams keep their own rules for now.
+    /// not take. Unknown arguments pass, as on RabbitMQ. Streams check theirs in
+    /// [`stream::parse_limits`].
     fn refuse_unsupported(
         self,
         queue: &str,
@@ -247,17 +272,14 @@ impl QueueType {
         let refused = match self {
             QueueType::Classic => NOT_CLASSIC,
             QueueType::Quorum => NOT_QUORUM,
-            QueueType::Stream => return Ok(()),
+            QueueType::Stream => stream::NOT_STREAM,
         };
         match arguments
             .inner()
             .keys()
             .find(|k| refused.contains(&k.as_str()))
         {
-            Some(arg) => Err(AmqpError::precondition_failed(format!(
-                "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}' of queue type {}",
-                self.module()
-            ))),
+            Some(arg) => Err(refused_arg(queue, vhost, arg.as_str(), self)),
             None => Ok(()),
         }
     }
@@ -302,6 +324,8 @@ pub struct Consumer {
     /// `x-priority`: higher-priority consumers get messages while they have room.
     pub priority: i64,
     pub unacked: u32,
+    /// On a stream: the offset it reads next.
+    pub offset: u64,
 }
 
 pub struct Queue {
@@ -331,6 +355,8 @@ pub struct Queue {
     /// A quorum queue with `reject-publish` went over its limit: it refuses publishes until
     /// it is back to 80% of its limits.
     publishes_refused: bool,
+    /// A stream's log (None for other queues, whose messages are in `levels`).
+    pub stream: Option<StreamLog>,
 }
 
 /// Counters shown by the inspector.
@@ -352,6 +378,7 @@ impl Queue {
     ) -> Queue {
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
         let name: Arc<str> = name.into();
+        let stream = (limits.queue_type == QueueType::Stream).then(StreamLog::default);
         Queue {
             default_binding: Arc::new(Binding::new(
                 Destination::Queue(name.clone()),
@@ -374,6 +401,7 @@ impl Queue {
             unacked: 0,
             stats: QueueStats::default(),
             publishes_refused: false,
+            stream,
         }
     }
 
@@ -451,12 +479,20 @@ impl Queue {
             .is_some_and(|limit| i64::from(message.delivery_count) > limit)
     }
 
+    /// Messages ready for delivery; on a stream, every message the log holds (what RabbitMQ
+    /// counts as `messages` and `messages_ready` for a stream).
     pub fn ready(&self) -> usize {
-        self.levels.iter().map(VecDeque::len).sum()
+        match &self.stream {
+            Some(log) => log.len(),
+            None => self.levels.iter().map(VecDeque::len).sum(),
+        }
     }
 
     pub fn ready_bytes(&self) -> usize {
-        self.ready_bytes
+        match &self.stream {
+            Some(log) => log.bytes() as usize,
+            None => self.ready_bytes,
+        }
     }
 
     fn level_of(&self, message: &QueuedMessage) -> usize {

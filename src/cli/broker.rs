@@ -72,6 +72,7 @@ async fn serve(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
             tracing::warn!(%address, "{warning}");
         }
     }
+    tracing::info!("{}", server.broker().behaviour().summary());
     let data_dir = server.broker().data_dir().map(|d| d.display().to_string());
     let address = server.local_addr();
     // The plain address goes last: scripts read it up to the end of the line.

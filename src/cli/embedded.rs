@@ -12,9 +12,10 @@ use std::sync::Arc;
 use color_eyre::eyre::{eyre, Result};
 
 use rabbitscope::amqp::Server;
-use rabbitscope::broker::{Broker, BrokerConfig};
+use rabbitscope::broker::{Behaviour, Broker, BrokerConfig, DeprecatedFeature, Release};
 
-/// Where the embedded broker keeps what outlives it (the view and `broker`).
+/// Where the embedded broker keeps what outlives it, what it may hold, and the release it
+/// behaves as (the view and `broker`).
 #[derive(clap::Args, Clone)]
 pub struct StoreArgs {
     /// Keep durable exchanges, queues, bindings, persistent messages, users and vhosts here
@@ -36,6 +37,44 @@ pub struct StoreArgs {
     /// disk_free_limit).
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     disk_free_limit: Option<u64>,
+    #[command(flatten)]
+    release: ReleaseArgs,
+}
+
+/// The RabbitMQ release the embedded broker behaves as, and RabbitMQ's switches for its
+/// deprecated features (`deprecated_features.permit.FEATURE` in rabbitmq.conf).
+#[derive(clap::Args, Clone)]
+pub struct ReleaseArgs {
+    /// Behave as this RabbitMQ release: 3.13, 4.0, 4.1, 4.2 or 4.3 (4.0.5 means 4.0). 4.3 denies
+    /// deprecated features, such as the non-durable non-exclusive queues oslo.messaging declares
+    /// by default [default: 4.2]
+    #[arg(long, global = true, value_name = "RELEASE")]
+    behave_as: Option<Release>,
+    /// Permit a deprecated feature the release denies, as RabbitMQ's
+    /// `deprecated_features.permit.FEATURE = true` does: transient_nonexcl_queues, global_qos or
+    /// queue_master_locator (repeatable).
+    #[arg(long = "permit", global = true, value_name = "FEATURE")]
+    permit: Vec<DeprecatedFeature>,
+    /// Deny a deprecated feature the release permits, as
+    /// `deprecated_features.permit.FEATURE = false` does (repeatable).
+    #[arg(long = "deny", global = true, value_name = "FEATURE")]
+    deny: Vec<DeprecatedFeature>,
+}
+
+impl ReleaseArgs {
+    /// The release with the switches applied; a feature both permitted and denied, or unknown
+    /// to the release, is refused.
+    pub fn behaviour(&self) -> Result<Behaviour> {
+        if let Some(both) = self.permit.iter().find(|f| self.deny.contains(f)) {
+            return Err(eyre!("--permit {both} and --deny {both}: choose one"));
+        }
+        let mut behaviour = Behaviour::of(self.behave_as.unwrap_or(Release::DEFAULT));
+        let switches = self.permit.iter().map(|f| (*f, true));
+        for (feature, permitted) in switches.chain(self.deny.iter().map(|f| (*f, false))) {
+            behaviour = behaviour.permit(feature, permitted).map_err(|e| eyre!(e))?;
+        }
+        Ok(behaviour)
+    }
 }
 
 /// A size as RabbitMQ's configuration writes it: `50000000`, `50MB`, `1GB`, `512MiB`.
@@ -110,6 +149,7 @@ impl StoreArgs {
         listen: SocketAddr,
         extra: impl FnOnce(BrokerConfig) -> Result<BrokerConfig>,
     ) -> Result<BrokerConfig> {
+        let behaviour = self.release.behaviour()?;
         let dir = self.dir(listen)?;
         let mut config = BrokerConfig::default();
         if let Some(dir) = &dir {
@@ -135,6 +175,7 @@ impl StoreArgs {
             Some(mib) => mib as usize * 1024 * 1024,
             None => default_memory_limit(),
         });
+        config.behaviour = behaviour;
         config.disk_free_limit = Some(
             self.disk_free_limit
                 .unwrap_or(rabbitscope::broker::limits::DEFAULT_DISK_FREE_LIMIT),

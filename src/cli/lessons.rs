@@ -31,7 +31,8 @@ pub enum LessonsCommand {
         /// The lesson folder (default: ./lessons, else the lessons shipped with the source).
         dir: Option<PathBuf>,
         /// Run on this RabbitMQ (amqp://user:pass@host:port/vhost; its management API on port
-        /// 15672 turns tracing on) instead of a fresh embedded broker per lesson.
+        /// 15672 turns tracing on) instead of a fresh embedded broker per lesson. A lesson with
+        /// `behave_as`, `permit` or `deny` still runs on the embedded broker, with a note.
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
         #[command(flatten)]
@@ -96,11 +97,26 @@ async fn check(dir: &Path, broker: Option<String>, lang: Lang) -> ExitCode {
         }
     }
     for l in &lessons {
+        // A RabbitMQ cannot be told to behave as another release: a lesson that asks for one
+        // is checked on the embedded broker behaving as it asks, and says so.
+        let asks_release = matches!(l.behaviour(), Ok(Some(_)));
         let target = match &broker {
-            Some(url) => Target::RabbitMq { url: url.clone() },
-            None => Target::Embedded,
+            Some(url) if !asks_release => Target::RabbitMq { url: url.clone() },
+            _ => Target::Embedded,
         };
-        let check = lesson::check_lesson(l, target, lang).await;
+        let mut check = lesson::check_lesson(l, target, lang).await;
+        if let (true, Some(_), Ok(Some(behaviour))) = (asks_release, &broker, l.behaviour()) {
+            check.notes.insert(0, match lang {
+                Lang::En => format!(
+                    "checked on the embedded broker, which {}: --broker cannot make RabbitMQ behave as another release",
+                    behaviour.summary()
+                ),
+                Lang::Zh => format!(
+                    "在内置 broker 上检查（{}）：--broker 无法让 RabbitMQ 表现为另一个版本",
+                    behaviour.summary()
+                ),
+            });
+        }
         if check.ok() {
             println!(
                 "ok      {} ({})",

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::broker::release::{Behaviour, DeprecatedFeature, Release};
 use serde::{Deserialize, Serialize};
 
 /// The language a student reads lessons in.
@@ -96,6 +97,16 @@ pub struct Lesson {
     pub summary: Option<Text>,
     #[serde(default)]
     pub setup: Setup,
+    /// The RabbitMQ release the lesson's broker behaves as (`"4.3"`); without it, the
+    /// broker's own.
+    #[serde(default)]
+    pub behave_as: Option<String>,
+    /// Deprecated features the lesson permits (`deprecated_features.permit.FEATURE = true`).
+    #[serde(default)]
+    pub permit: Vec<String>,
+    /// Deprecated features the lesson denies (`deprecated_features.permit.FEATURE = false`).
+    #[serde(default)]
+    pub deny: Vec<String>,
     pub steps: Vec<Step>,
     /// The file it was read from (empty for a lesson parsed from text).
     #[serde(skip)]
@@ -107,6 +118,27 @@ pub fn program_of(client: &str) -> &str {
     client
         .split_once('@')
         .map_or(client, |(program, _)| program)
+}
+
+impl Lesson {
+    /// The release the lesson asks its broker to behave as, with its permits and denials;
+    /// None when it asks for none (`behave_as`, `permit` and `deny` all absent). A lesson that
+    /// only permits or denies keeps the default release.
+    pub fn behaviour(&self) -> Result<Option<Behaviour>, String> {
+        if self.behave_as.is_none() && self.permit.is_empty() && self.deny.is_empty() {
+            return Ok(None);
+        }
+        let release = match &self.behave_as {
+            Some(name) => name.parse::<Release>()?,
+            None => Release::DEFAULT,
+        };
+        let mut behaviour = Behaviour::of(release);
+        let switches = self.permit.iter().map(|f| (f, true));
+        for (name, permitted) in switches.chain(self.deny.iter().map(|f| (f, false))) {
+            behaviour = behaviour.permit(name.parse::<DeprecatedFeature>()?, permitted)?;
+        }
+        Ok(Some(behaviour))
+    }
 }
 
 /// `x-` arguments, binding arguments and message headers, written as RabbitMQ takes them.

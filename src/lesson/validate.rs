@@ -12,6 +12,7 @@ use super::schema::{
     AckMode, Action, Arguments, Asked, BindingDecl, ExchangeDecl, Lesson, Properties, QueueDecl,
     Step,
 };
+use crate::broker::release::Release;
 
 /// A problem found after parsing, and the path of the node it is about. The message is what
 /// the lesson's author reads after `file:line:col: `.
@@ -29,6 +30,31 @@ fn problem(at: Vec<Seg<'static>>, message: impl Into<String>) -> Result<(), Prob
 
 fn key(k: &'static str) -> Seg<'static> {
     Seg::Key(k)
+}
+
+/// `behave_as` names a release rabbitscope behaves as, `permit` and `deny` deprecated features
+/// of that release, none in both.
+fn behaviour(lesson: &Lesson) -> Result<(), Problem> {
+    if let Some(release) = &lesson.behave_as {
+        if let Err(e) = release.parse::<Release>() {
+            return problem(vec![key("behave_as")], format!("behave_as: {e}"));
+        }
+    }
+    let lists = [("permit", &lesson.permit), ("deny", &lesson.deny)];
+    for (field, features) in lists {
+        for (i, name) in features.iter().enumerate() {
+            let here = vec![key(field), Seg::Index(i)];
+            if field == "permit" && lesson.deny.contains(name) {
+                return problem(here, format!("permit: `{name}` is also in `deny`"));
+            }
+            if let Err(e) = lesson.behaviour() {
+                if e.contains(name.as_str()) {
+                    return problem(here, format!("{field}: {e}"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Extends a path by more segments.
@@ -55,6 +81,7 @@ pub(super) fn validate(lesson: &Lesson) -> Result<(), Problem> {
     if lesson.steps.is_empty() {
         return problem(vec![key("steps")], "steps: expected at least one step");
     }
+    behaviour(lesson)?;
     let setup = &lesson.setup;
     for (i, x) in setup.exchanges.iter().enumerate() {
         exchange(&[key("setup"), key("exchanges"), Seg::Index(i)], x)?;

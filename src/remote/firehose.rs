@@ -503,6 +503,7 @@ impl TraceEvents {
                     // delivery since it opened, traced or not. 0 is never a real tag.
                     delivery_tag: 0,
                     redelivered: *redelivered,
+                    offset: None,
                 },
             ),
         };

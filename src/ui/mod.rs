@@ -59,6 +59,10 @@ const EVENTS_PER_FRAME: usize = 20_000;
 const FRAME: Duration = Duration::from_millis(33);
 /// How often the view reads a remote source's latest topology and counters.
 const REMOTE_READ_EVERY: Duration = Duration::from_secs(1);
+/// The narrowest side pane a lesson's narration, or the inspector, still reads well in; the
+/// graph may take the rest of the side pane's share when it needs it to draw its names whole.
+const LESSON_READS: u16 = 51;
+const INSPECTOR_READS: u16 = 51;
 
 /// Draws the whole screen.
 ///
@@ -128,7 +132,16 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     let inspector_width = if app.graph.zoomed {
         0
     } else {
-        share.clamp(24.min(main.width), widest)
+        let share = share.clamp(24.min(main.width), widest);
+        // The graph may take what it needs to draw everything whole, as long as the side pane
+        // keeps the room its text reads in.
+        let graph_needs = panes::graph::whole_width(app) + 2;
+        let reads = if app.player.is_some() {
+            LESSON_READS
+        } else {
+            INSPECTOR_READS
+        };
+        share.min(main.width.saturating_sub(graph_needs).max(reads))
     };
     let [graph, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
@@ -320,6 +333,7 @@ async fn event_loop(
         },
     };
     let mut app = App::watching(kind, &source.vhost(), options);
+    app.behaves_as = source.behaves_as();
     app.update(Action::Topology(source.snapshot()));
     let found = !lessons.lessons.is_empty() || !lessons.errors.is_empty();
     app.update(Action::LessonsLoaded {
@@ -424,6 +438,12 @@ impl Effects {
             Some(Effect::Quit) => return true,
             Some(Effect::RefreshTopology) => {
                 app.update(Action::Topology(self.source.snapshot()));
+                // A lesson may have changed it (`behave_as`).
+                let behaves_as = self.source.behaves_as();
+                if behaves_as != app.behaves_as {
+                    app.behaves_as = behaves_as;
+                    app.dirty = true;
+                }
             }
             Some(Effect::StepForward) => {
                 if let Some(playback) = self.source.playback() {

@@ -155,6 +155,42 @@ pub async fn declare_queue_with(ch: &Channel, name: &str, args: FieldTable) -> Q
         .expect("queue.declare")
 }
 
+/// Quorum queues and streams must be durable.
+pub const DURABLE: QueueDeclareOptions = QueueDeclareOptions {
+    passive: false,
+    durable: true,
+    exclusive: false,
+    auto_delete: false,
+    nowait: false,
+};
+
+/// queue.declare of a durable queue of `queue_type` (`x-queue-type`), with `args` besides.
+pub async fn try_declare_typed(
+    ch: &Channel,
+    name: &str,
+    queue_type: &str,
+    args: &[(&str, AMQPValue)],
+) -> lapin::Result<Queue> {
+    let mut all = vec![("x-queue-type", text(queue_type))];
+    all.extend(args.iter().cloned());
+    ch.queue_declare(name.into(), DURABLE, table(&all)).await
+}
+
+/// A new durable queue of `queue_type` named after `what`, with `args` besides its type; its
+/// name.
+pub async fn new_typed(
+    ch: &Channel,
+    what: &str,
+    queue_type: &str,
+    args: &[(&str, AMQPValue)],
+) -> String {
+    let name = super::unique(what);
+    try_declare_typed(ch, &name, queue_type, args)
+        .await
+        .unwrap_or_else(|e| panic!("{queue_type} queue.declare: {}", code(&e)));
+    name
+}
+
 /// A queue only this connection may use, deleted when the connection closes.
 pub async fn declare_exclusive_queue(ch: &Channel, name: &str) -> Queue {
     ch.queue_declare(

@@ -8,9 +8,12 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The virtualenv's python; panics saying how to make it when it is missing.
+/// The virtualenv's python (VENV_PYTHON names another, e.g. a checkout's that shares one);
+/// panics saying how to make it when it is missing.
 pub fn venv_python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
+    let python = std::env::var_os("VENV_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
     assert!(
         python.exists(),
         "{} is missing: run .ci/run (or `bash .ci/run`) once to create the Python virtualenv \

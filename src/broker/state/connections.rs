@@ -158,6 +158,9 @@ impl State {
         how: GiveBack,
     ) -> Vec<(Arc<str>, Arc<str>)> {
         unacked.sort_by_key(|u| u.message.seq);
+        // From 4.3 a client's requeue is no failed delivery: it is not counted.
+        let counted = how == GiveBack::ChannelClosed
+            || !self.behaviour.release.counts_only_failed_deliveries();
         // Per queue: how many messages went back to its front so far.
         let mut touched: Vec<(Arc<str>, usize)> = Vec::new();
         for u in unacked {
@@ -178,7 +181,11 @@ impl State {
                     }
                 }
                 let mut message = u.message;
-                queue.count_return(&mut message);
+                if counted {
+                    queue.count_return(&mut message);
+                } else {
+                    message.redelivered = true;
+                }
                 let i = match touched.iter().position(|(q, _)| *q == u.queue) {
                     Some(i) => i,
                     None => {
@@ -186,6 +193,10 @@ impl State {
                         touched.len() - 1
                     }
                 };
+                if u.stream_offset.is_some() {
+                    // A stream keeps it; the consumer just has its credit back.
+                    continue;
+                }
                 if queue.over_delivery_limit(&message) {
                     let name = queue.name.clone();
                     self.doom(vhost, &name, message, DeadLetterReason::DeliveryLimit);

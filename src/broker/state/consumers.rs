@@ -10,7 +10,8 @@ use super::{random_suffix, ChannelRef, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::permissions::{Access, Resource};
-use crate::broker::queue::{Consumer, QueueType};
+use crate::broker::queue::{refused_arg, Consumer, QueueType};
+use crate::broker::stream::StartAt;
 use crate::events::EventKind;
 
 /// basic.consume arguments.
@@ -27,8 +28,10 @@ pub struct ConsumeSpec {
 
 impl State {
     /// basic.qos: `global` limits the whole channel, else each consumer started afterwards
-    /// (0: no limit) and the channel is no longer limited, as RabbitMQ reads the flag.
+    /// (0: no limit) and the channel is no longer limited, as RabbitMQ reads the flag. Where
+    /// `global_qos` is denied, global counts as false.
     pub fn basic_qos(&mut self, on: ChannelRef, prefetch_count: u16, global: bool) {
+        let global = self.behaviour.qos_global(global);
         if let Ok(ch) = self.channel(on) {
             if global {
                 ch.prefetch_channel = prefetch_count;
@@ -80,19 +83,33 @@ impl State {
         }
         let name = self.queue_name(on, queue)?;
         self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
+        // A stream refuses x-priority whatever its value (see `stream_start`).
+        let is_stream = self.vhosts[&vhost_name]
+            .queues
+            .get(name.as_str())
+            .is_some_and(|q| q.stream.is_some());
         let priority = match args::get_int(arguments, "x-priority") {
             Ok(p) => p.unwrap_or(0),
-            Err(args::NotAnInteger) => {
+            Err(args::NotAnInteger) if !is_stream => {
                 return Err(AmqpError::precondition_failed(
                     "invalid arg 'x-priority' for consumer: not an integer",
                 ))
             }
+            Err(args::NotAnInteger) => 0,
         };
         let ch = self.channel(on)?;
         let (prefetch, global_limit) = (ch.prefetch_consumer, ch.prefetch_channel > 0);
         let q = self.owned_queue(&vhost_name, &name, on.connection)?;
-        if global_limit && q.limits.queue_type == QueueType::Quorum {
-            // A quorum queue keeps credit per consumer; RabbitMQ 3.10 closes the connection.
+        let offset = match &q.stream {
+            Some(log) => {
+                let start = stream_start(arguments, &name, &vhost_name, prefetch, no_ack)?;
+                log.start_offset(start)
+            }
+            None => 0,
+        };
+        if global_limit && q.limits.queue_type != QueueType::Classic {
+            // Quorum queues and streams keep credit per consumer; RabbitMQ 3.10 closes the
+            // connection.
             return Err(AmqpError::not_implemented(format!(
                 "queue '{name}' in vhost '{vhost_name}' does not support global qos"
             )));
@@ -113,6 +130,7 @@ impl State {
             prefetch,
             priority,
             unacked: 0,
+            offset,
         });
         q.had_consumer = true;
         q.last_used = Instant::now();
@@ -193,4 +211,40 @@ impl State {
             self.delete_queue_now(vhost_name, queue, Some(on.connection));
         }
     }
+}
+
+/// Where a stream consumer starts, after RabbitMQ 3.10's checks in its order: the consume
+/// arguments (`x-stream-offset` read, then those a stream does not take refused), then a
+/// prefetch must be set (406) and acks must be manual (540) (`rabbit_stream_queue:consume/3`).
+fn stream_start(
+    arguments: &FieldTable,
+    queue: &str,
+    vhost: &str,
+    prefetch: u16,
+    no_ack: bool,
+) -> AmqpResult<StartAt> {
+    let start = StartAt::parse(arguments, &|why| {
+        AmqpError::precondition_failed(format!(
+            "invalid arg 'x-stream-offset' for queue '{queue}' in vhost '{vhost}': {why}"
+        ))
+    })?;
+    const NOT_FOR_STREAMS: &[&str] = &["x-priority", "x-cancel-on-ha-failover"];
+    if let Some(arg) = arguments
+        .inner()
+        .keys()
+        .find(|k| NOT_FOR_STREAMS.contains(&k.as_str()))
+    {
+        return Err(refused_arg(queue, vhost, arg.as_str(), QueueType::Stream));
+    }
+    if prefetch == 0 {
+        return Err(AmqpError::precondition_failed(format!(
+            "consumer prefetch count is not set for 'queue '{queue}' in vhost '{vhost}''"
+        )));
+    }
+    if no_ack {
+        return Err(AmqpError::not_implemented(format!(
+            "automatic acknowledgement not supported by stream queues queue '{queue}' in vhost '{vhost}'"
+        )));
+    }
+    Ok(start)
 }

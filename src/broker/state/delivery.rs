@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use super::queues::stream_refuses;
 use super::{ChannelRef, State, Unacked};
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
@@ -12,7 +13,7 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::GiveBack;
 use crate::broker::ToClient;
-use crate::events::{DeadLetterReason, Event, EventKind};
+use crate::events::{DeadLetterReason, Event, EventBus, EventKind};
 
 /// basic.get-ok.
 #[derive(Clone, Debug)]
@@ -42,6 +43,15 @@ impl State {
     ) -> (Vec<QueuedMessage>, bool) {
         let mut expired = Vec::new();
         let vhost_name: &str = vhost;
+        let is_stream = self
+            .vhosts
+            .get(vhost_name)
+            .and_then(|v| v.queues.get(queue_name))
+            .is_some_and(|q| q.stream.is_some());
+        if is_stream {
+            self.dispatch_stream(vhost, queue_name);
+            return (expired, false);
+        }
         let Some(q) = self
             .vhosts
             .get_mut(vhost_name)
@@ -129,6 +139,7 @@ impl State {
                         queue: q.name.clone(),
                         consumer_tag: Some(consumer.tag.clone()),
                         message,
+                        stream_offset: None,
                     },
                 );
             }
@@ -141,21 +152,16 @@ impl State {
                 redelivered,
                 message: payload,
             });
-            if events.has_readers() {
-                events.emit(Event {
-                    at: publish_time.unwrap_or_else(SystemTime::now),
-                    vhost: vhost.clone(),
-                    connection: Some(consumer.on.connection),
-                    channel: Some(consumer.on.channel),
-                    kind: EventKind::Delivered {
-                        message_id,
-                        queue: q.name.clone(),
-                        consumer_tag: Some(consumer.tag.clone()),
-                        delivery_tag,
-                        redelivered,
-                    },
-                });
-            }
+            emit_delivered(events, publish_time, vhost, consumer.on, || {
+                EventKind::Delivered {
+                    message_id,
+                    queue: q.name.clone(),
+                    consumer_tag: Some(consumer.tag.clone()),
+                    delivery_tag,
+                    redelivered,
+                    offset: None,
+                }
+            });
         }
         (expired, false)
     }
@@ -172,6 +178,9 @@ impl State {
         let name = self.queue_name(on, queue)?;
         self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
         let q = self.owned_queue(&vhost_name, &name, on.connection)?;
+        if q.stream.is_some() {
+            return Err(stream_refuses("basic.get", &name, &vhost_name));
+        }
         q.last_used = Instant::now();
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -216,6 +225,7 @@ impl State {
                     queue: queue_name.clone(),
                     consumer_tag: None,
                     message,
+                    stream_offset: None,
                 },
             );
         }
@@ -225,6 +235,7 @@ impl State {
             consumer_tag: None,
             delivery_tag,
             redelivered,
+            offset: None,
         });
         Ok(Some(GetOk {
             delivery_tag,
@@ -266,6 +277,15 @@ impl State {
             let u = ch.unacked.remove(&delivery_tag).ok_or_else(unknown)?;
             vec![(delivery_tag, u)]
         };
+        if !matches!(how, Settle::Ack) {
+            let from_stream = taken.iter().find(|(_, u)| u.stream_offset.is_some());
+            if let Some(queue) = from_stream.map(|(_, u)| u.queue.clone()) {
+                // The connection closes: what the channel had goes back as on any close.
+                self.channel(on)?.unacked.extend(taken);
+                let what = "basic.nack and basic.reject";
+                return Err(stream_refuses(what, &queue, &vhost_name));
+            }
+        }
         self.unacked_bytes -= taken.iter().map(|(_, u)| u.bytes()).sum::<usize>();
         let mut requeue = Vec::new();
         let mut work = VecDeque::new();
@@ -347,5 +367,25 @@ impl State {
         self.unacked_bytes -= unacked.iter().map(Unacked::bytes).sum::<usize>();
         let work = self.requeue_all(&vhost, on.connection, unacked, GiveBack::ByClient);
         self.run(work.into());
+    }
+}
+
+/// Tells event readers, if any, of a delivery to a consumer on `on` (`kind` is its
+/// `Delivered`), at the time of the publish that caused it or else now.
+pub(super) fn emit_delivered(
+    events: &EventBus,
+    at: Option<SystemTime>,
+    vhost: &Arc<str>,
+    on: ChannelRef,
+    kind: impl FnOnce() -> EventKind,
+) {
+    if events.has_readers() {
+        events.emit(Event {
+            at: at.unwrap_or_else(SystemTime::now),
+            vhost: vhost.clone(),
+            connection: Some(on.connection),
+            channel: Some(on.channel),
+            kind: kind(),
+        });
     }
 }

@@ -7,7 +7,7 @@ use super::{ExchangeSpec, QueueSpec};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Exchange, ExchangeKind};
-use crate::broker::queue::Queue;
+use crate::broker::queue::{Queue, QueueType};
 
 /// 406 unless `spec` declares `existing` again as it is: same type, flags and arguments.
 pub(super) fn check_exchange(
@@ -79,7 +79,12 @@ pub(super) fn check_queue(
             queue.owner.is_some(),
         ));
     }
-    if let Some((arg, detail)) = inequivalent_argument(&queue.arguments, &spec.arguments) {
+    // A stream compares the arguments it takes, in RabbitMQ's order for them.
+    let checked = match queue.limits.queue_type {
+        QueueType::Stream => crate::broker::stream::STREAM_ARGUMENTS,
+        _ => CHECKED,
+    };
+    if let Some((arg, detail)) = inequivalent_argument(&queue.arguments, &spec.arguments, checked) {
         return Err(AmqpError::precondition_failed(format!(
             "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': {detail}"
         )));
@@ -87,23 +92,29 @@ pub(super) fn check_queue(
     Ok(())
 }
 
-/// The first queue argument RabbitMQ checks for equivalence that differs, if any, with
-/// RabbitMQ's description of the difference.
-fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<(String, String)> {
-    const CHECKED: &[&str] = &[
-        "x-dead-letter-exchange",
-        "x-dead-letter-routing-key",
-        "x-delivery-limit",
-        "x-expires",
-        "x-max-length",
-        "x-max-length-bytes",
-        "x-max-priority",
-        "x-message-ttl",
-        "x-overflow",
-        "x-queue-type",
-        "x-queue-mode",
-        "x-quorum-initial-group-size",
-    ];
+/// The arguments RabbitMQ compares on a redeclare of a classic or quorum queue.
+const CHECKED: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-delivery-limit",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-type",
+    "x-queue-mode",
+    "x-quorum-initial-group-size",
+];
+
+/// The first of the `checked` queue arguments that differs, if any, with RabbitMQ's
+/// description of the difference.
+fn inequivalent_argument(
+    current: &FieldTable,
+    received: &FieldTable,
+    checked: &[&str],
+) -> Option<(String, String)> {
     use crate::broker::exchange::value_text;
     let described = |v: &amq_protocol::types::AMQPValue| {
         format!(
@@ -112,7 +123,7 @@ fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<
             args::type_name(v)
         )
     };
-    CHECKED.iter().find_map(|key| {
+    checked.iter().find_map(|key| {
         let now = current.inner().get(*key);
         let new = received.inner().get(*key);
         let detail = match (new, now) {

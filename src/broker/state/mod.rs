@@ -14,6 +14,7 @@
 //! - `run`: dead-lettering and the bounded work loop every operation ends with;
 //! - `delivery`: dispatch to consumers, basic.get, ack / nack / reject / recover;
 //! - `timers`: TTL and queue expiry;
+//! - `streams`: appending to a stream and reading it from each consumer's offset;
 //! - `persistence`: the restart image and restoring from it;
 //! - `inspection`: snapshots, held memory, the "all gone" events of a restart.
 //!
@@ -32,6 +33,7 @@ mod persistence;
 mod publish;
 mod queues;
 mod run;
+mod streams;
 mod timers;
 
 pub use consumers::ConsumeSpec;
@@ -52,6 +54,7 @@ use super::maps::{HashMap, HashSet};
 use super::message::QueuedMessage;
 use super::permissions::{Access, Grant, Resource};
 use super::queue::Queue;
+use super::release::Behaviour;
 use super::vhost::Vhost;
 use super::{ClientSink, ConnectionSnapshot};
 use crate::events::{ConnectionId, DeadLetterReason, Event, EventBus, EventKind};
@@ -115,6 +118,8 @@ pub struct State {
     cycles_logged: HashSet<(Arc<str>, Arc<str>, Arc<str>)>,
     /// Bytes of the deliveries waiting for an ack, by the memory alarm's measure.
     unacked_bytes: usize,
+    /// The RabbitMQ release whose rules apply (see [`crate::broker::release`]).
+    behaviour: Behaviour,
 }
 
 /// One open connection, as the broker sees it.
@@ -162,11 +167,17 @@ struct Unacked {
     /// The consumer it went to (None: basic.get), whose prefetch it counts against.
     consumer_tag: Option<Arc<str>>,
     message: QueuedMessage,
+    /// From a stream: its offset there. Nothing goes back to a stream, and the log holds it
+    /// whether acked or not.
+    stream_offset: Option<u64>,
 }
 
 impl Unacked {
-    /// What it costs by the memory alarm's measure.
+    /// What it costs by the memory alarm's measure (a stream's log already counts it).
     fn bytes(&self) -> usize {
+        if self.stream_offset.is_some() {
+            return 0;
+        }
         self.message.message.body.len() + crate::broker::MESSAGE_OVERHEAD
     }
 }
@@ -225,7 +236,17 @@ impl State {
             backlog: VecDeque::new(),
             cycles_logged: HashSet::default(),
             unacked_bytes: 0,
+            behaviour: Behaviour::default(),
         }
+    }
+
+    /// The release whose rules apply from now on.
+    pub fn behave_as(&mut self, behaviour: Behaviour) {
+        self.behaviour = behaviour;
+    }
+
+    pub fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
     }
 
     /// Goes on numbering messages after `old`, so a restarted broker's events never reuse the

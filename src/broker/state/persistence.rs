@@ -1,7 +1,7 @@
 //! Restart and recovery: the image of what a restart keeps, and rebuilding from one.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::timers::message_ttl;
 use super::{is_predeclared, State};
@@ -10,6 +10,7 @@ use crate::broker::exchange::{Binding, Exchange, ExchangeKind};
 use crate::broker::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoredMessage};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::{Queue, QueueLimits, QueueType};
+use crate::broker::stream::{StreamLimits, StreamLog};
 use crate::events::EventKind;
 
 impl State {
@@ -49,7 +50,7 @@ impl State {
                 // A queue kept by an older build may hold arguments declares now refuse: its
                 // messages matter more than its limits, so it comes back without them (but
                 // keeps its type).
-                let limits = QueueLimits::parse(name, vhost_name, &q.arguments)
+                let mut limits = QueueLimits::parse(name, vhost_name, &q.arguments)
                     .unwrap_or_else(|e| {
                         tracing::warn!(vhost = %vhost_name, queue = %name, error = %e,
                             "a kept queue's arguments are refused now; it comes back without its limits");
@@ -59,9 +60,18 @@ impl State {
                             ..QueueLimits::default()
                         }
                     });
+                self.behaviour.apply_to(&mut limits);
                 let arguments = q.arguments.clone();
                 let mut queue = Queue::new(name, true, q.auto_delete, None, arguments, limits);
-                for (seq, kept) in &q.messages {
+                if queue.stream.is_some() {
+                    restore_stream(&mut self.next_message_id, &mut queue, q);
+                }
+                let kept_in_queue = if queue.stream.is_some() {
+                    None
+                } else {
+                    Some(&q.messages)
+                };
+                for (seq, kept) in kept_in_queue.into_iter().flatten() {
                     self.next_message_id += 1;
                     let mut message = Message::clone(&kept.message);
                     message.id = self.next_message_id;
@@ -127,17 +137,30 @@ impl State {
                 if !q.durable || q.owner.is_some() {
                     continue;
                 }
-                let messages = q
-                    .iter()
-                    .filter(|m| persistent(&m.message))
-                    .map(|m| {
-                        let stored = StoredMessage {
-                            message: m.message.clone(),
-                            redelivered: m.redelivered,
-                        };
-                        (m.seq, stored)
-                    })
-                    .collect();
+                let messages = match &q.stream {
+                    // A stream keeps every message, by offset.
+                    Some(log) => log
+                        .iter()
+                        .map(|(offset, message)| {
+                            let stored = StoredMessage {
+                                message: message.clone(),
+                                redelivered: false,
+                            };
+                            (offset, stored)
+                        })
+                        .collect(),
+                    None => q
+                        .iter()
+                        .filter(|m| persistent(&m.message))
+                        .map(|m| {
+                            let stored = StoredMessage {
+                                message: m.message.clone(),
+                                redelivered: m.redelivered,
+                            };
+                            (m.seq, stored)
+                        })
+                        .collect(),
+                };
                 let queue = QueueImage {
                     auto_delete: q.auto_delete,
                     arguments: q.arguments.clone(),
@@ -157,7 +180,11 @@ impl State {
             let Some(vhost) = self.connections.get(&on.connection).map(|c| &c.vhost) else {
                 continue;
             };
-            for u in channel.unacked.values() {
+            for u in channel
+                .unacked
+                .values()
+                .filter(|u| u.stream_offset.is_none())
+            {
                 let queue = image
                     .vhosts
                     .get_mut(vhost)
@@ -173,4 +200,25 @@ impl State {
         }
         image
     }
+}
+
+/// Refills a kept stream's log: its messages keep their offsets (the store keys them by
+/// offset), and retention waits for the next segment roll. The message ages start again
+/// from now, since the store keeps no time.
+fn restore_stream(next_message_id: &mut u64, queue: &mut Queue, kept: &QueueImage) {
+    let first = kept.messages.keys().next().copied().unwrap_or(0);
+    let mut log = StreamLog::starting_at(first);
+    let keep_all = StreamLimits {
+        max_length_bytes: None,
+        max_age: None,
+        ..queue.limits.stream.clone()
+    };
+    let now = SystemTime::now();
+    for stored in kept.messages.values() {
+        *next_message_id += 1;
+        let mut message = Message::clone(&stored.message);
+        message.id = *next_message_id;
+        log.append(Arc::new(message), now, &keep_all);
+    }
+    queue.stream = Some(log);
 }

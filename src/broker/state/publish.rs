@@ -281,6 +281,10 @@ impl State {
         else {
             return false;
         };
+        if q.stream.is_some() {
+            self.append_to_stream(vhost_name, queue, message, work);
+            return false;
+        }
         let size = message.body.len();
         let overflow = q.overflow();
         if overflow != Overflow::DropHead && q.refuses_publish(size) {

@@ -11,7 +11,8 @@ use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
 use crate::broker::permissions::{Access, Resource};
-use crate::broker::queue::{Queue, QueueLimits};
+use crate::broker::queue::{Queue, QueueLimits, QueueType};
+use crate::broker::stream;
 use crate::broker::ToClient;
 use crate::events::{BindingInfo, ConnectionId, EventKind};
 
@@ -77,7 +78,11 @@ impl State {
             let declared = QueueDeclared {
                 name: name.clone(),
                 message_count: queue.ready() as u32,
-                consumer_count: queue.consumers.len() as u32,
+                // RabbitMQ 3.10 counts no consumers for a stream here (`rabbit_stream_queue:stat/1`).
+                consumer_count: match queue.stream {
+                    Some(_) => 0,
+                    None => queue.consumers.len() as u32,
+                },
             };
             self.channel(on)?.last_queue = Some(name);
             return Ok(declared);
@@ -100,7 +105,15 @@ impl State {
             self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
             self.permit(on.connection, Access::Write, Resource::Exchange(&dlx))?;
         }
-        let limits = QueueLimits::parse(&name, &vhost_name, &spec.arguments)?;
+        let read = self.behaviour.arguments_read(&spec.arguments);
+        let mut limits = QueueLimits::parse(&name, &vhost_name, &read)?;
+        self.behaviour.check_new_queue(
+            limits.queue_type,
+            spec.durable,
+            spec.exclusive,
+            &spec.arguments,
+        )?;
+        self.behaviour.apply_to(&mut limits);
         limits.queue_type.check_properties(
             &name,
             &vhost_name,
@@ -108,6 +121,9 @@ impl State {
             spec.exclusive,
             spec.auto_delete,
         )?;
+        if limits.queue_type == QueueType::Stream {
+            stream::check_segment_size(&limits.stream)?;
+        }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost exists");
         let owner = spec.exclusive.then_some(on.connection);
         let queue = Queue::new(
@@ -151,6 +167,9 @@ impl State {
         let name = self.queue_name(on, queue)?;
         self.permit(on.connection, Access::Read, Resource::Queue(&name))?;
         let q = self.owned_queue(&vhost_name, &name, on.connection)?;
+        if q.stream.is_some() {
+            return Err(stream_refuses("queue.purge", &name, &vhost_name));
+        }
         let drained = q.drain();
         let queue_name = q.name.clone();
         let count = drained.len() as u32;
@@ -188,6 +207,12 @@ impl State {
             return Ok(0);
         };
         Self::check_owner(q, on.connection, &vhost_name)?;
+        if q.stream.is_some() {
+            // RabbitMQ 3.10 deletes a stream whatever it holds and whoever reads it, and says
+            // it held nothing (`rabbit_stream_queue:delete/4`).
+            self.delete_queue_now(&vhost_name, &name, Some(on.connection));
+            return Ok(0);
+        }
         if if_unused && !q.consumers.is_empty() {
             return Err(AmqpError::precondition_failed(format!(
                 "queue '{name}' in vhost '{vhost_name}' in use"
@@ -259,4 +284,12 @@ impl State {
         }
         queue.ready() as u32
     }
+}
+
+/// RabbitMQ 3.10's answer to a method a stream does not do (basic.get, queue.purge, nack and
+/// reject): 540, closing the connection (`rabbit_stream_queue.erl`).
+pub(super) fn stream_refuses(what: &str, queue: &str, vhost: &str) -> AmqpError {
+    AmqpError::not_implemented(format!(
+        "{what} not supported by stream queues queue '{queue}' in vhost '{vhost}'"
+    ))
 }

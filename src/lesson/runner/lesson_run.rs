@@ -21,7 +21,7 @@ use super::error::RunError;
 use super::link::timed;
 use super::Target;
 use crate::amqp::Server;
-use crate::broker::{Broker, BrokerConfig};
+use crate::broker::{Behaviour, Broker, BrokerConfig};
 use crate::remote::{Endpoint, Management, RemoteError};
 /// A lesson being played on a broker.
 ///
@@ -37,6 +37,8 @@ pub struct LessonRun {
     /// Clients of the steps that run in another vhost (`vhost:`), each with its own tap.
     elsewhere: BTreeMap<String, Elsewhere>,
     next_step: usize,
+    /// How a shared broker behaved before the lesson's `behave_as`: it does again on close.
+    restore: Option<Behaviour>,
 }
 
 /// A lesson's connection to a vhost other than its own.
@@ -52,9 +54,16 @@ impl LessonRun {
     /// Connects (starting an embedded broker if asked), deletes whatever the lesson declares,
     /// creates its `setup` and stands before step 1.
     pub async fn start(lesson: Lesson, target: Target) -> Result<LessonRun, RunError> {
+        // Validated when the lesson was loaded.
+        let behaviour = lesson.behaviour().map_err(RunError::Start)?;
+        let mut restore = None;
         let (url, broker, server, tap) = match target {
             Target::Embedded => {
-                let broker = Broker::new(BrokerConfig::default());
+                let config = BrokerConfig {
+                    behaviour: behaviour.unwrap_or_default(),
+                    ..BrokerConfig::default()
+                };
+                let broker = Broker::new(config);
                 let server = Server::bind(broker.clone(), ([127, 0, 0, 1], 0).into())
                     .await
                     .map_err(|e| RunError::Start(e.to_string()))?;
@@ -64,6 +73,11 @@ impl LessonRun {
                 (url, Some(broker), Some(handle), tap)
             }
             Target::Shared { broker, url } => {
+                // The view's broker behaves as the lesson asks until the run closes.
+                if let Some(behaviour) = behaviour {
+                    restore = Some(broker.behaviour());
+                    broker.behave_as(behaviour);
+                }
                 let tap = Tap::Events(broker.subscribe());
                 (url, Some(broker), None, tap)
             }
@@ -81,6 +95,7 @@ impl LessonRun {
             client: None,
             elsewhere: BTreeMap::new(),
             next_step: 0,
+            restore,
         };
         if let Err(e) = run.reset().await {
             run.close().await;
@@ -300,11 +315,20 @@ impl LessonRun {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+        self.restore_behaviour();
+    }
+
+    /// A shared broker goes back to how it behaved before the lesson.
+    fn restore_behaviour(&mut self) {
+        if let (Some(broker), Some(behaviour)) = (&self.broker, self.restore.take()) {
+            broker.behave_as(behaviour);
+        }
     }
 }
 
 impl Drop for LessonRun {
     fn drop(&mut self) {
+        self.restore_behaviour();
         if let Some(server) = self.server.take() {
             server.abort();
         }

@@ -73,6 +73,8 @@ pub struct ViewOptions {
 pub struct App {
     /// What the view watches, named on the status line.
     pub source: SourceKind,
+    /// What the embedded broker behaves as (`behaves as RabbitMQ 4.2`), for the status line.
+    pub behaves_as: Option<String>,
     pub options: ViewOptions,
     /// What the broker has done: topology, messages, flights, rates.
     pub model: Model,
@@ -139,6 +141,7 @@ impl App {
         }
         App {
             source,
+            behaves_as: None,
             options,
             model,
             vhosts: vec![vhost.to_string()],

@@ -22,18 +22,25 @@ pub fn counters(ready: usize, unacked: usize, consumers: usize) -> String {
 /// Exchanges that a binding's line leads to are "inner"; the others "outer".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Widths {
-    /// Outer exchanges: their names, and their whole labels.
+    /// Outer exchanges: their names, and their whole labels; but the whole labels of those
+    /// whose edges all lead to queues drawn by name apart (see [`super::ExchangeNode::by_name`]).
     pub exchange_name: u16,
     pub exchange_label: u16,
+    pub by_name_exchange: u16,
     pub inner_label: u16,
     /// Keys of outer and of inner exchanges' bindings; a binding drawn without a line counts
     /// with the ` ⇢ destination` after its key.
     pub outer_keys: u16,
     pub inner_keys: u16,
-    /// Queues: their names, and their whole labels with counters.
+    /// Queues: their names, and their whole labels with counters; but not those drawn where
+    /// their key would be (see [`super::QueueNode::by_name`]), measured on their own.
     pub queue_name: u16,
     pub queue_label: u16,
+    pub by_name_name: u16,
+    pub by_name_label: u16,
     pub publisher_label: u16,
+    /// Consumers: the names of their connections, and their whole labels with the tags.
+    pub consumer_name: u16,
     pub consumer_label: u16,
 }
 
@@ -72,6 +79,7 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
                 .bindings
                 .iter()
                 .filter(|b| inner(b.exchange) == of_inner)
+                .filter(|b| !matches!(b.target, EdgeTarget::Queue(q) if graph.queues[q].by_name))
                 .map(|b| match b.target {
                     EdgeTarget::Exchange(x) if of_inner || !inner(x) => {
                         (b.key.width() + 3 + graph.exchanges[x].name.width()) as u16
@@ -84,9 +92,24 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         )
     };
     let outer = || graph.exchanges.iter().filter(|x| x.lane.is_none());
+    let by_name = |drawn_by_name: bool| {
+        graph
+            .queues
+            .iter()
+            .filter(move |q| q.by_name == drawn_by_name)
+    };
     Widths {
         exchange_name: widest(&mut outer().map(|x| name_width(&x.label))),
-        exchange_label: widest(&mut outer().map(|x| x.label.width() as u16)),
+        exchange_label: widest(
+            &mut outer()
+                .filter(|x| !x.by_name)
+                .map(|x| x.label.width() as u16),
+        ),
+        by_name_exchange: widest(
+            &mut outer()
+                .filter(|x| x.by_name)
+                .map(|x| x.label.width() as u16),
+        ),
         inner_label: widest(
             &mut graph
                 .exchanges
@@ -96,14 +119,17 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         ),
         outer_keys: keys(false),
         inner_keys: keys(true),
-        queue_name: widest(&mut graph.queues.iter().map(|q| name_width(&q.label))),
-        queue_label: queue_label_width(graph),
+        queue_name: widest(&mut by_name(false).map(|q| name_width(&q.label))),
+        queue_label: queue_label_width(graph, false),
+        by_name_name: widest(&mut by_name(true).map(|q| name_width(&q.label))),
+        by_name_label: queue_label_width(graph, true),
         publisher_label: widest(
             &mut graph
                 .publishers
                 .iter()
                 .map(|p| publisher_text(graph, p).width() as u16),
         ),
+        consumer_name: widest(&mut graph.consumers.iter().map(|c| c.client().width() as u16)),
         consumer_label: widest(
             &mut graph
                 .consumers
@@ -114,10 +140,13 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
     }
 }
 
-fn queue_label_width(graph: &GraphLayout) -> u16 {
+/// The widest queue label with its counters, of the queues drawn where their key would be or
+/// of the others.
+fn queue_label_width(graph: &GraphLayout, by_name: bool) -> u16 {
     let width =
         |q: &QueueNode| q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len();
-    graph.queues.iter().map(width).max().unwrap_or(0) as u16
+    let queues = graph.queues.iter().filter(|q| q.by_name == by_name);
+    queues.map(width).max().unwrap_or(0) as u16
 }
 
 /// A publisher's label. One of an exchange in the chain column, which its line could not reach
@@ -193,7 +222,8 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
             (node.ready, node.unacked, node.consumers) = (q.ready, q.unacked, q.consumers);
         }
     }
-    graph.widths.queue_label = queue_label_width(graph);
+    graph.widths.queue_label = queue_label_width(graph, false);
+    graph.widths.by_name_label = queue_label_width(graph, true);
 }
 
 /// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]);

@@ -17,8 +17,9 @@
 //! to it (one node per connection and exchange, so a publisher of two exchanges shows at
 //! both), right of each queue its consumers (one node per connection), each on a row of its
 //! own; rows are added below a queue when its consumers need them. Messages published to the
-//! default exchange draw it as `(default)`, with an edge keyed like a binding to each queue
-//! they reached (the broker binds every queue to it by name).
+//! default exchange draw it as `(default)`, with an edge to each queue they reached (the
+//! broker binds every queue to it by name). Such an edge's key is its queue's name: the
+//! queue's label is drawn once, where the key would be (`(default) ─▶reply_…`).
 //!
 //! Every binding gets its own row under its exchange, so keys never overlap. A queue sits on
 //! the row of one of its own bindings, the first or the last, so a queue with one binding is a
@@ -56,6 +57,10 @@ pub struct ExchangeNode {
     /// When bindings lead to this exchange: the lane gathering them, left of the labels of
     /// such exchanges (0 = leftmost).
     pub lane: Option<usize>,
+    /// Each of its edges leads to a queue drawn where its key would be (see
+    /// [`QueueNode::by_name`]): the label may run on into the key column, their labels after
+    /// it, rather than widen the exchange column for every row.
+    pub by_name: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +78,10 @@ pub struct QueueNode {
     pub consumers: usize,
     /// Consumer nodes that have no row: the queue says `+N` below its last one.
     pub more_consumers: usize,
+    /// Reached by the default exchange alone, whose key is the queue's name, on a row no lane
+    /// passes: the label is drawn where the key would be, right after the exchange, and the
+    /// key not at all.
+    pub by_name: bool,
 }
 
 /// A connection that published to an exchange, on a row left of it.
@@ -95,6 +104,17 @@ pub struct ConsumerNode {
     /// The connection's label and the tags: `nova-compute node1/compute`.
     pub label: String,
     pub row: usize,
+}
+
+impl ConsumerNode {
+    /// The connection's label, without the tags.
+    pub fn client(&self) -> &str {
+        let tags = self.tags.join(", ");
+        match self.label.strip_suffix(tags.as_str()) {
+            Some(client) => client.trim_end(),
+            None => &self.label,
+        }
+    }
 }
 
 /// Where a binding row leads.

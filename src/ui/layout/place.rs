@@ -369,6 +369,7 @@ pub fn layout(
             label: exchange_label(shown_exchanges[x]),
             row: rows.exchange_rows[x],
             lane: placed.exchange_lanes[x],
+            by_name: false,
         });
         for (i, &(connection, label)) in publishers[x].iter().enumerate() {
             out.publishers.push(PublisherNode {
@@ -411,6 +412,7 @@ pub fn layout(
             unacked: snapshot.unacked,
             consumers: snapshot.consumers,
             more_consumers: 0,
+            by_name: false,
         });
     }
     out.lanes = placed.lanes;
@@ -434,6 +436,7 @@ pub fn layout(
     }
     out.rows = rows.end.max(next.saturating_sub(spacing));
     place_consumers(&mut out, topology, &labels);
+    mark_by_name(&mut out);
     // Exchanges, publishers and bindings are all in row order; an exchange comes after its
     // publishers and before its bindings, a queue before its consumers.
     let mut publishers = out.publishers.iter().enumerate().peekable();
@@ -516,6 +519,49 @@ fn place_consumers(
         out.rows = out.rows.max(row + needed);
     }
     out.consumers = nodes.into_iter().flatten().collect();
+}
+
+/// Marks the queues whose label takes the place of their key (see [`QueueNode::by_name`]):
+/// the default exchange's edge is their only one, keyed by their name, and no lane passes
+/// their row, so the label may run across the key and lane columns; and the exchanges all of
+/// whose edges lead to such queues (see [`ExchangeNode::by_name`]).
+fn mark_by_name(out: &mut GraphLayout) {
+    // The rows each lane spans: a queue's, or an inner exchange's the outer ones lead to.
+    let mut spans: HashMap<EdgeTarget, (usize, usize)> = HashMap::new();
+    for b in &out.bindings {
+        let home = match b.target {
+            EdgeTarget::Queue(q) if out.queues[q].lane.is_some() => out.queues[q].row,
+            EdgeTarget::Exchange(x)
+                if out.exchanges[x].lane.is_some() && out.exchanges[b.exchange].lane.is_none() =>
+            {
+                out.exchanges[x].row
+            }
+            _ => continue,
+        };
+        let (lo, hi) = spans.entry(b.target).or_insert((home, home));
+        (*lo, *hi) = ((*lo).min(b.row), (*hi).max(b.row));
+    }
+    for b in &out.bindings {
+        let EdgeTarget::Queue(q) = b.target else {
+            continue;
+        };
+        let queue = &out.queues[q];
+        let passed = spans.values().any(|&(lo, hi)| lo < b.row && b.row < hi);
+        if out.exchanges[b.exchange].name.is_empty()
+            && *b.binding.routing_key == *queue.name
+            && queue.lane.is_none()
+            && queue.row == b.row
+            && !passed
+        {
+            out.queues[q].by_name = true;
+        }
+    }
+    for (i, x) in out.exchanges.iter_mut().enumerate() {
+        let mut edges = out.bindings.iter().filter(|b| b.exchange == i).peekable();
+        x.by_name = x.lane.is_none()
+            && edges.peek().is_some()
+            && edges.all(|b| matches!(b.target, EdgeTarget::Queue(q) if out.queues[q].by_name));
+    }
 }
 
 /// Moves everything on row `from` or below down by `n` rows.

@@ -156,3 +156,39 @@ fn one_row_per_binding_and_queues_follow_their_bindings() {
     );
     assert_eq!(g.row_of(Binding(1)), Some(g.exchanges[1].row));
 }
+
+/// The default exchange's edge is keyed by its queue's name: a queue it alone leads to is
+/// drawn by name, where the key would be, and neither widens the key and queue columns; a
+/// queue another binding leads to as well keeps its key, and so does its exchange's label.
+#[test]
+fn queues_the_default_exchange_alone_reaches_are_drawn_by_name() {
+    let reply = "reply_5e0ae42a6b584443b434e29a14a14435";
+    let topology = VhostSnapshot {
+        name: "/".into(),
+        exchanges: vec![X::new("", "direct"), X::new("shop", "topic")],
+        queues: vec![Q::new(reply), Q::new("work")],
+        bindings: vec![binding("shop", "work", "job.*")],
+        ..Default::default()
+    };
+    let mut traffic = Traffic::default();
+    traffic.default_routes.insert((reply.into(), reply.into()));
+    let g = layout(&topology, &traffic, false, 1, false);
+    let queue = |name: &str| g.queues.iter().find(|q| q.name == name).unwrap();
+    let default = || g.exchanges.iter().find(|x| x.name.is_empty()).unwrap();
+    assert!(queue(reply).by_name && default().by_name, "{g:#?}");
+    assert!(!queue("work").by_name);
+    assert_eq!(g.widths.outer_keys, "job.*".len() as u16);
+    assert_eq!(g.widths.queue_name, "work".len() as u16);
+    assert_eq!(g.widths.exchange_label, "shop [topic]".len() as u16);
+    assert_eq!(g.widths.by_name_exchange, "(default) [direct]".len() as u16);
+
+    traffic
+        .default_routes
+        .insert(("work".into(), "work".into()));
+    let g = layout(&topology, &traffic, false, 1, false);
+    let queue = |name: &str| g.queues.iter().find(|q| q.name == name).unwrap();
+    let default = g.exchanges.iter().find(|x| x.name.is_empty()).unwrap();
+    assert!(queue(reply).by_name, "{g:#?}");
+    assert!(!queue("work").by_name, "two edges lead to work, on a lane");
+    assert!(!default.by_name, "one of its edges keeps its key");
+}

@@ -478,6 +478,7 @@ impl Model {
                 consumer_tag,
                 redelivered,
                 delivery_tag,
+                ..
             } => {
                 let tag = consumer_tag
                     .clone()

@@ -104,6 +104,7 @@ fn a_message_remembers_what_happened_to_it() {
         consumer_tag: Some("worker".into()),
         delivery_tag,
         redelivered,
+        offset: None,
     };
     let mut model = Model::new("/");
     let now = Instant::now();
@@ -228,6 +229,7 @@ fn a_delivery_waits_for_its_message_to_land() {
                 consumer_tag: Some("worker".into()),
                 delivery_tag: 1,
                 redelivered: false,
+                offset: None,
             },
         ),
         start,

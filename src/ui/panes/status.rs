@@ -1,5 +1,6 @@
-//! The status line on top: where clients connect, the vhost, the overall rate with a
-//! sparkline, whether the animation is paused, and the end of a replayed trace.
+//! The status line on top: where clients connect, the vhost, the release the embedded broker
+//! behaves as, the overall rate with a sparkline, whether the animation is paused, and the end
+//! of a replayed trace.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -44,6 +45,12 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
                 .unwrap_or_default(),
             app.model.vhost
         )),
+        Span::raw(
+            app.behaves_as
+                .as_ref()
+                .map(|b| format!("{b}  "))
+                .unwrap_or_default(),
+        ),
         Span::raw(format!(
             "{} {} ",
             app.model.total_rate.current(),

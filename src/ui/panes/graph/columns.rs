@@ -1,10 +1,13 @@
 //! Where the graph's regions start for a given width: publishers, exchanges, keys, the chain
 //! column of inner exchanges, the lanes, queues and consumers; and what gives way first when
-//! the pane is narrow (names come first, then clients, counters and types, then lane spacing).
+//! the pane is narrow (names come first, then clients, counters and types, then consumers'
+//! tags, then lane spacing).
+
+use unicode_width::UnicodeWidthStr;
 
 use super::{scroll, Columns, QueueLane};
 use crate::ui::app::App;
-use crate::ui::layout::EdgeTarget;
+use crate::ui::layout::{counters, BindingRow, EdgeTarget, GraphLayout, QueueNode};
 use crate::ui::model::Rate;
 
 impl Columns {
@@ -40,6 +43,31 @@ impl Columns {
     pub(super) fn consumer_lane_x(&self) -> u16 {
         self.middle_end + self.queue_width + 1
     }
+
+    /// Where the label of a queue drawn where its key would be starts: after its exchange, one
+    /// line cell and the arrow (see [`crate::ui::layout::QueueNode::by_name`]).
+    pub(super) fn by_name_x(&self, exchange: usize) -> u16 {
+        self.edge_start(exchange) + self.overflow.get(exchange).copied().unwrap_or(0) + 2
+    }
+
+    /// Where a binding's line starts: after its exchange's column, or after the label of an
+    /// exchange whose queues are drawn by name.
+    pub(super) fn line_start(&self, graph: &GraphLayout, b: &BindingRow) -> u16 {
+        match b.target {
+            EdgeTarget::Queue(q) if graph.queues[q].by_name => self.queue_x[q].saturating_sub(2),
+            _ => self.edge_start(b.exchange),
+        }
+    }
+
+    /// How wide a queue's label may be drawn from `x` in a frame `width` wide: up to the space
+    /// and the line cell before the consumers' lane, or to the edge when they are hidden.
+    pub(super) fn queue_room(&self, x: u16, width: u16) -> u16 {
+        if self.consumer_width > 0 {
+            self.consumer_lane_x().saturating_sub(x + 2)
+        } else {
+            width.saturating_sub(x)
+        }
+    }
 }
 
 /// Which exchanges are the destination of an exchange-to-exchange binding shown.
@@ -68,12 +96,49 @@ pub(super) fn canvas_width(app: &App, width: u16) -> u16 {
 pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
     let top = scroll(app, height);
     let passing = passing_lanes(app, top, top + height as usize);
-    let mut cols = columns_of(app, app.graph.layout.stacked, width, passing.len() as u16);
+    let mut cols = columns_of(
+        app,
+        app.graph.layout.stacked,
+        width,
+        passing.len() as u16,
+        true,
+    );
     // The lanes with a column: the shortest of those passing, kept in the layout's order.
     let mut chosen = passing.clone();
     chosen.sort_by_key(|(_, length)| *length);
     chosen.truncate(cols.lanes as usize);
     chosen.sort_by_key(|(q, _)| app.graph.layout.queues[*q].lane);
+    // An exchange whose queues are all drawn by name runs its label on into the key column,
+    // as far as the longest of their labels leaves room. One pass over the bindings: a big
+    // broker has tens of thousands.
+    let graph = &app.graph.layout;
+    let rate_room = rates_width(&app.model.exchange_rates);
+    let queue_rate_room = rates_width(&app.model.queue_rates);
+    let by_name: Vec<(usize, usize)> = graph
+        .bindings
+        .iter()
+        .filter_map(|b| match b.target {
+            EdgeTarget::Queue(q) if graph.queues[q].by_name => Some((b.exchange, q)),
+            _ => None,
+        })
+        .collect();
+    let mut slack: Vec<u16> = vec![u16::MAX; graph.exchanges.len()];
+    cols.overflow = vec![0; graph.exchanges.len()];
+    for &(x, q) in by_name.iter().filter(|_| !cols.stacked) {
+        let room = cols.queue_room(cols.by_name_x(x), width);
+        let text = queue_text_width(&graph.queues[q]) + queue_rate_room;
+        slack[x] = slack[x].min(room.saturating_sub(text));
+    }
+    for (i, x) in graph.exchanges.iter().enumerate() {
+        if x.by_name && slack[i] < u16::MAX {
+            let label = x.label.width() as u16 + 1 + rate_room;
+            cols.overflow[i] = label.saturating_sub(cols.exchange_width).min(slack[i]);
+        }
+    }
+    cols.queue_x = vec![cols.middle_end; graph.queues.len()];
+    for &(x, q) in &by_name {
+        cols.queue_x[q] = cols.by_name_x(x);
+    }
     cols.queue_lane = app
         .graph
         .layout
@@ -88,6 +153,11 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
         cols.queue_lane[*q] = QueueLane::Column(column);
     }
     cols
+}
+
+/// A queue's label with its counters, without its rate.
+fn queue_text_width(q: &QueueNode) -> u16 {
+    (q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len()) as u16
 }
 
 /// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
@@ -121,11 +191,12 @@ fn rates_width(rates: &std::collections::HashMap<crate::events::Name, Rate>) -> 
     }
 }
 
-fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
+/// `rates`: whether to leave room for the rates shown.
+fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -> Columns {
     // Room for the rates shown (an exchange's ` 12/s` after it, a queue's `12/s ` before
     // it), so what follows them is not cut for them.
-    let rate_room = rates_width(&app.model.exchange_rates);
-    let queue_rate_room = rates_width(&app.model.queue_rates);
+    let rate_room = rates_width(&app.model.exchange_rates) * u16::from(rates);
+    let queue_rate_room = rates_width(&app.model.queue_rates) * u16::from(rates);
     let inner = inner_exchanges(app);
     let graph = &app.graph.layout;
     // Measured once per layout: a big broker has tens of thousands of keys.
@@ -149,6 +220,11 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let consumers_beside = u16::from(!graph.consumers.is_empty());
     let queue_name = widths.queue_name + 1 + consumers_beside;
     let queue_full = widths.queue_label + 1 + consumers_beside + queue_rate_room;
+    // A queue drawn where its key would be starts two columns after the exchange and may run
+    // across the keys and the lanes: the queue column gives it what they leave.
+    let by_name = |label: u16, keys: u16| {
+        (label + 2 + consumers_beside + queue_rate_room).saturating_sub(keys + lane_room(1))
+    };
     let chain_label_width = if stacked { 1 } else { widths.inner_label };
     // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
     // labels and keys.
@@ -159,28 +235,38 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         outer_keys
     };
     // Names side by side must leave room for a few lanes.
+    let wanted_key_room = wanted_keys.max(if chain_lanes > 0 { 16 } else { 6 });
+    let queue_name = queue_name.max(by_name(widths.by_name_name, wanted_key_room));
     let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
     let names_fit = stacked || names <= width;
     // Share the width: first names and keys, evenly when they do not all fit; then publishers'
-    // and consumers' names; then queue counters; then exchange types; then lanes two apart;
-    // what is left lengthens the lines.
+    // names and consumers' connections; then queue counters; then exchange types; then
+    // consumers' tags; then lanes two apart; what is left lengthens the lines.
     let mut budget = width.saturating_sub(lane_room(1));
     let [mut exchange_width, keys, mut queue_width] = fill(
         [
             if stacked { 2 } else { exchange_name.max(8) },
-            wanted_keys.max(if chain_lanes > 0 { 16 } else { 6 }),
+            wanted_key_room,
             queue_name.max(8),
         ],
         budget,
     );
+    // An exchange whose queues are drawn by name takes what its label needs past the exchange
+    // column from their rows.
+    let overflow = match stacked {
+        true => 0,
+        false => (widths.by_name_exchange + 1 + rate_room).saturating_sub(exchange_full),
+    };
+    let queue_full = queue_full.max(by_name(widths.by_name_label + overflow, keys));
     budget -= exchange_width + keys + queue_width;
     // A publisher needs ` ─┬▶` after its name, a consumer `─┬▶` before it; shown only when
-    // six columns of their names fit.
+    // six columns of their names fit. A consumer's tags come after the types.
     let wanted = |label: u16, lines: u16, any: bool| if any { label + lines } else { 0 };
+    let consumer_name = widths.consumer_name;
     let [publisher_room, consumer_room] = fill(
         [
             wanted(widths.publisher_label, 4, !graph.publishers.is_empty()),
-            wanted(widths.consumer_label, 3, !graph.consumers.is_empty()),
+            wanted(consumer_name, 3, !graph.consumers.is_empty()),
         ],
         budget,
     );
@@ -192,7 +278,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         }
     };
     let publisher_room = room(publisher_room, 4, widths.publisher_label);
-    let consumer_room = room(consumer_room, 3, widths.consumer_label);
+    let mut consumer_room = room(consumer_room, 3, consumer_name);
     budget -= publisher_room + consumer_room;
     let more = budget.min(queue_full.saturating_sub(queue_width));
     queue_width += more;
@@ -200,6 +286,16 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let more = budget.min(exchange_full.saturating_sub(exchange_width));
     exchange_width += more;
     budget -= more;
+    if consumer_room > 0 {
+        let more = budget.min((widths.consumer_label + 3).saturating_sub(consumer_room));
+        consumer_room += more;
+        budget -= more;
+    }
+    let whole = names_fit
+        && publisher_room >= wanted(widths.publisher_label, 4, !graph.publishers.is_empty())
+        && consumer_room >= wanted(consumer_name, 3, !graph.consumers.is_empty())
+        && queue_width >= queue_full
+        && exchange_width >= exchange_full;
     let lane_step = if lanes > 0 && budget >= lane_room(2) - lane_room(1) {
         2
     } else {
@@ -243,15 +339,42 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         inner,
         stacked,
         names_fit,
+        whole,
         lanes,
         queue_lane: Vec::new(),
+        queue_x: Vec::new(),
+        overflow: Vec::new(),
     }
 }
 
 /// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
 /// cut; when not, the graph is laid out stacked.
 pub fn side_by_side_fits(app: &App, width: u16) -> bool {
-    columns_of(app, false, width, app.graph.layout.lanes.min(8) as u16).names_fit
+    columns_of(app, false, width, lanes_in_view(app), true).names_fit
+}
+
+/// The lanes a frame is expected to pass, for measuring the graph apart from a frame.
+fn lanes_in_view(app: &App) -> u16 {
+    app.graph.layout.lanes.min(8) as u16
+}
+
+/// The narrowest pane (inside its border) in which the graph, side by side, draws every name,
+/// type, counter, publisher and consumer's connection whole (a consumer's tags may be cut;
+/// rates, which come and go with the traffic, are not counted), so that a side pane can give
+/// it that much.
+pub fn whole_width(app: &App) -> u16 {
+    let whole = |width: u16| columns_of(app, false, width, lanes_in_view(app), false).whole;
+    // Each share grows with the width: halve the range until the narrowest is found.
+    let (mut narrow, mut wide) = (0, 400);
+    while narrow < wide {
+        let middle = (narrow + wide) / 2;
+        if whole(middle) {
+            wide = middle;
+        } else {
+            narrow = middle + 1;
+        }
+    }
+    wide
 }
 
 /// Shares `budget` among demands: all of them when they fit, else each up to one level, the

@@ -57,17 +57,16 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             .iter()
             .map(|p| truncate(&publisher_text(graph, p), cols.publisher_width as usize))
             .collect();
-        let queue_room = if cols.consumer_width > 0 {
-            cols.queue_width.saturating_sub(1)
-        } else {
-            inner.width.saturating_sub(cols.middle_end)
-        };
         // Only the queues on view: a big broker has thousands.
         let queue_labels: Vec<String> = graph
             .queues
             .iter()
-            .map(|q| match visible(q.row) {
-                true => truncate(&queue_text(app, q), queue_room as usize),
+            .zip(&cols.queue_x)
+            .map(|(q, &x)| match visible(q.row) {
+                true => truncate(
+                    &queue_text(app, q),
+                    cols.queue_room(x, inner.width) as usize,
+                ),
                 false => String::new(),
             })
             .collect();
@@ -100,6 +99,7 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         }
         // Where a binding's horizontal ends: at its lane, or at the arrow for a straight line.
         let line_end = |b: &crate::ui::layout::BindingRow| match b.target {
+            EdgeTarget::Queue(q) if graph.queues[q].by_name => Some(cols.queue_x[q] - 1),
             EdgeTarget::Queue(q) => match cols.queue_lane[q] {
                 QueueLane::Column(lane) => Some(cols.lane_x(lane)),
                 QueueLane::Straight => Some(cols.middle_end.saturating_sub(1)),
@@ -121,7 +121,7 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             let Some(end) = line_end(b) else {
                 continue;
             };
-            let start = cols.edge_start(b.exchange);
+            let start = cols.line_start(graph, b);
             for x in start..end {
                 mark(b.row, x, LEFT | RIGHT);
             }
@@ -224,7 +224,7 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 for r in (*lo + 1).max(top)..(*hi).min(bottom) {
                     mark(r, lx, UP | DOWN);
                 }
-                let start = cols.middle_end + queue_labels[q].width() as u16 + 1;
+                let start = cols.queue_x[q] + queue_labels[q].width() as u16 + 1;
                 for x in start..lx {
                     mark(queue.row, x, LEFT | RIGHT);
                 }
@@ -261,7 +261,8 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let highlight = focused || app.inspecting;
         let selected = if highlight { app.selected_item() } else { None };
         for (i, b) in app.graph.layout.bindings.iter().enumerate() {
-            if !visible(b.row) {
+            let by_name = matches!(b.target, EdgeTarget::Queue(q) if graph.queues[q].by_name);
+            if !visible(b.row) || by_name {
                 continue;
             }
             let y = y_of(b.row);
@@ -303,14 +304,9 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 fed[q] = true;
             }
         }
-        for (q, has_edge) in app.graph.layout.queues.iter().zip(fed) {
-            if has_edge && visible(q.row) && cols.middle_end > cols.middle_start + 1 {
-                buf.set_string(
-                    inner.x + cols.middle_end - 1,
-                    y_of(q.row),
-                    "▶",
-                    theme.edge(),
-                );
+        for ((q, has_edge), x) in graph.queues.iter().zip(fed).zip(&cols.queue_x) {
+            if has_edge && visible(q.row) && *x > cols.middle_start + 1 {
+                buf.set_string(inner.x + x - 1, y_of(q.row), "▶", theme.edge());
             }
         }
 
@@ -351,7 +347,7 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 if visible(c.row) {
                     let y = y_of(c.row);
                     buf.set_string(inner.x + lx + 1, y, "▶", theme.edge());
-                    buf.set_string(inner.x + lx + 2, y, truncate(&c.label, room), style);
+                    buf.set_string(inner.x + lx + 2, y, consumer_text(c, room), style);
                 }
             }
             for (row, text) in more {
@@ -401,19 +397,12 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             } else if cols.is_inner(i) {
                 cols.chain_width
             } else {
-                cols.exchange_width
+                cols.exchange_width + cols.overflow[i]
             };
             let label = truncate(&label, room.saturating_sub(1) as usize);
             buf.set_string(inner.x + column, y_of(x.row), label, style);
         }
-        for (i, (q, label)) in app
-            .graph
-            .layout
-            .queues
-            .iter()
-            .zip(&queue_labels)
-            .enumerate()
-        {
+        for (i, (q, label)) in graph.queues.iter().zip(&queue_labels).enumerate() {
             if !visible(q.row) {
                 continue;
             }
@@ -421,7 +410,7 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             if selected == Some(GraphItem::Queue(i)) {
                 style = style.patch(theme.selected());
             }
-            buf.set_string(inner.x + cols.middle_end, y_of(q.row), label, style);
+            buf.set_string(inner.x + cols.queue_x[i], y_of(q.row), label, style);
         }
 
         // Messages in flight, each on the line cells of its way (never on text).
@@ -464,6 +453,17 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 .set_char('●')
                 .set_style(theme.message());
         }
+    }
+}
+
+/// A consumer's label cut to `room`: its connection's name alone when that fits but not a
+/// piece of its tags.
+fn consumer_text(c: &crate::ui::layout::ConsumerNode, room: usize) -> String {
+    let client = c.client().width();
+    if c.label.width() > room && client <= room && room < client + 3 {
+        c.client().to_string()
+    } else {
+        truncate(&c.label, room)
     }
 }
 
@@ -517,7 +517,7 @@ fn flight_path(
             return path;
         }
         let lx = cols.consumer_lane_x();
-        let start = cols.middle_end + queue_labels[qi].width() as u16 + 1;
+        let start = cols.queue_x[qi] + queue_labels[qi].width() as u16 + 1;
         path.extend((start..=lx).map(|x| (q.row, x)));
         path.extend((q.row + 1..=row).map(|r| (r, lx)));
         path.push((row, lx + 1));
@@ -550,12 +550,12 @@ fn flight_path(
         path.push((home, lx + 1));
     }
     let q = &graph.queues[qi];
-    let start = cols.edge_start(xi);
-    // A straight line has no lane: its row is the queue's.
+    let start = cols.line_start(graph, b);
+    // A straight line has no lane: its row is the queue's, and it ends at the queue's arrow.
     let lx = match cols.queue_lane[qi] {
         QueueLane::Column(lane) => cols.lane_x(lane),
         QueueLane::Named if q.row != b.row => return path,
-        _ => cols.middle_end.saturating_sub(1),
+        _ => cols.queue_x[qi].saturating_sub(1),
     };
     path.extend((start..=lx).map(|x| (b.row, x)));
     if q.row > b.row {
@@ -563,6 +563,6 @@ fn flight_path(
     } else {
         path.extend((q.row..b.row).rev().map(|r| (r, lx)));
     }
-    path.extend((lx + 1..cols.middle_end).map(|x| (q.row, x)));
+    path.extend((lx + 1..cols.queue_x[qi]).map(|x| (q.row, x)));
     path
 }

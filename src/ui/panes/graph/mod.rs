@@ -6,9 +6,11 @@
 //! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
 //! the same destination (or leaving the same publisher or queue); `▶` is where a line ends.
 //! Names come first when the pane is narrow: exchanges, keys and queues, then publishers and
-//! consumers (cut, or hidden, as the bottom line then says), then counters and exchange types,
-//! then lanes two columns apart; exchanges move to rows of their own above their bindings when
-//! their names do not fit. A binding that gets no line (a chain more than one exchange deep,
+//! consumers' connections (cut, or hidden, as the bottom line then says), then counters and
+//! exchange types, then consumers' tags, then lanes two columns apart; exchanges move to rows
+//! of their own above their bindings when their names do not fit. The default exchange's key
+//! is its queue's name: such a queue's label is drawn once, right after the exchange, where
+//! the key would be (`(default) [direct] ─▶reply_…  0 0 1`). A binding that gets no line (a chain more than one exchange deep,
 //! or more lanes passing the view than the pane has columns) shows `key ⇢ destination`
 //! instead. No text is ever written over a line, and a dot only ever runs on lines.
 //!
@@ -31,8 +33,8 @@ use crate::ui::app::{App, Focus};
 use crate::ui::layout::GraphItem;
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
-pub use columns::side_by_side_fits;
 use columns::{canvas_width, columns};
+pub use columns::{side_by_side_fits, whole_width};
 
 /// Column positions of the regions, for a given inner width.
 ///
@@ -67,11 +69,18 @@ struct Columns {
     inner: Vec<bool>,
     /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
     stacked: bool,
-    /// Whether every name has the room it needs.
+    /// Whether every name has the room it needs; and every type, counter and client's name.
     names_fit: bool,
+    whole: bool,
     /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
     lanes: u16,
     queue_lane: Vec<QueueLane>,
+    /// Per queue, where its label starts: `middle_end`, or for a queue drawn where its key
+    /// would be, right after its exchange (see [`Columns::by_name_x`]).
+    queue_x: Vec<u16>,
+    /// Per exchange, how far its label runs on into the key column (see
+    /// [`crate::ui::layout::ExchangeNode::by_name`]).
+    overflow: Vec<u16>,
 }
 
 /// How a queue's bindings reach it in one frame.
@@ -143,23 +152,30 @@ fn item_at(app: &App, column: u16, row: u16) -> Option<GraphItem> {
             .position(|c| c.row == r)
             .map(GraphItem::Consumer)
     } else if x < cols.middle_start {
-        app.graph
-            .layout
+        graph
             .exchanges
             .iter()
             .position(|e| e.row == r)
             .map(exchange)
+    } else if let Some(i) = (0..graph.exchanges.len())
+        .find(|&i| graph.exchanges[i].row == r && x < cols.middle_start + cols.overflow[i])
+    {
+        Some(exchange(i))
+    } else if let Some(q) = graph
+        .queues
+        .iter()
+        .enumerate()
+        .position(|(q, queue)| queue.row == r && x >= cols.queue_x[q])
+    {
+        // A queue's label and the line to its consumers; for one drawn where its key would
+        // be, that starts right after the exchange.
+        Some(GraphItem::Queue(q))
+    } else if x >= cols.middle_end {
+        None
     } else if x >= cols.chain_x && x < cols.chain_x + cols.chain_width {
         (0..app.graph.layout.exchanges.len())
             .find(|&i| app.graph.layout.exchanges[i].row == r && cols.is_inner(i))
             .map(exchange)
-    } else if x >= cols.middle_end {
-        app.graph
-            .layout
-            .queues
-            .iter()
-            .position(|q| q.row == r)
-            .map(GraphItem::Queue)
     } else {
         // Between the columns: the binding whose edge starts on this row, left of the click.
         app.graph
