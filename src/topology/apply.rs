@@ -26,6 +26,10 @@ impl Acking {
     pub fn apply(&mut self, snapshot: &mut Snapshot, event: &Event) {
         apply(snapshot, event);
         let vhost = &event.vhost;
+        let acked_stream = match &event.kind {
+            EventKind::Acked { queue, .. } => is_stream(snapshot, vhost, queue),
+            _ => false,
+        };
         let mut with = |name: &str, change: &dyn Fn(&mut QueueSnapshot)| {
             let queue = snapshot
                 .vhosts
@@ -61,6 +65,20 @@ impl Acking {
                     with(queue, &|q| q.ready += 1);
                 }
             }
+            // Reading a stream removes nothing and its acks only give credit back: a delivery
+            // moves the consumer along the log, not the counters.
+            EventKind::Delivered {
+                queue,
+                consumer_tag,
+                offset: Some(offset),
+                ..
+            } => with(queue, &|q| {
+                if let (Some(log), Some(tag)) = (&mut q.stream, consumer_tag) {
+                    let connection = event.connection.unwrap_or_default();
+                    log.delivered(tag, connection, *offset);
+                }
+            }),
+            EventKind::Acked { .. } if acked_stream => {}
             EventKind::Delivered {
                 queue,
                 consumer_tag,
@@ -105,6 +123,13 @@ impl Acking {
             _ => {}
         }
     }
+}
+
+/// Whether `queue` of `vhost` is a stream.
+fn is_stream(snapshot: &Snapshot, vhost: &str, queue: &str) -> bool {
+    let v = snapshot.vhosts.iter().find(|v| v.name == vhost);
+    v.and_then(|v| v.queues.iter().find(|q| q.name == queue))
+        .is_some_and(|q| q.queue_type == super::QueueType::Stream)
 }
 
 /// Changes `snapshot` as `event` says: declarations, deletions, bindings, purges, connections
