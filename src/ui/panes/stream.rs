@@ -1,0 +1,101 @@
+//! What the inspector shows of a stream: its log as a bar from the first offset held to the
+//! next one, a numbered marker where each consumer reads, the log's size and retention, and
+//! the rules a stream's consumers live by (rabbit_stream_queue.erl, RabbitMQ 3.10).
+
+use ratatui::text::Line;
+
+use crate::broker::{QueueSnapshot, StreamState};
+use crate::lesson::Lang;
+use crate::ui::model::Model;
+
+/// Cells between the bar's ends.
+const BAR: usize = 24;
+
+/// The stream's lines, or none for another queue or one whose log the source does not report
+/// (RabbitMQ's management API gives its type and messages, not its offsets).
+pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Line<'a>> {
+    let Some(log) = &q.stream else {
+        return Vec::new();
+    };
+    let zh = lang == Lang::Zh;
+    let mut lines = vec![Line::raw(match zh {
+        false => "stream: an append-only log; reading removes nothing",
+        true => "流：只追加的日志；读取不删除任何消息",
+    })];
+    lines.push(Line::raw(format!(
+        "  {}  {}‥{}",
+        bar(log),
+        log.first_offset,
+        log.next_offset
+    )));
+    for (i, r) in log.readers.iter().enumerate() {
+        let who = match model.connection_label(r.connection) {
+            Some(client) => format!("{client} {}", r.tag),
+            None => r.tag.clone(),
+        };
+        lines.push(Line::raw(format!("  {} {who} @{}", marker(i), r.offset)));
+    }
+    let retention = match (log.max_length_bytes, log.max_age_secs) {
+        (None, None) if zh => "无（永久保留）".to_string(),
+        (None, None) => "none (kept for ever)".to_string(),
+        (bytes, age) => {
+            let bytes = bytes.map(|b| format!("x-max-length-bytes {b}"));
+            let age = age.map(|s| format!("x-max-age {s}s"));
+            [bytes, age]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("  ")
+        }
+    };
+    let said: [String; 6] = if zh {
+        [
+            format!(
+                "  偏移 {}‥{}  消息 {}  字节 {}",
+                log.first_offset, log.next_offset, q.ready, log.bytes
+            ),
+            format!("  段 {}，每段 {} 字节", log.segments, log.max_segment_bytes),
+            format!("  保留：{retention}"),
+            "  新段开始时，整段删除旧段".to_string(),
+            "  消费者须设 prefetch（basic.qos）并手动确认".to_string(),
+            "  x-stream-offset：first last next 偏移 时间戳 间隔（如 1h）".to_string(),
+        ]
+    } else {
+        [
+            format!(
+                "  offsets {}‥{}  messages {}  bytes {}",
+                log.first_offset, log.next_offset, q.ready, log.bytes
+            ),
+            format!(
+                "  segments {} of {} bytes each",
+                log.segments, log.max_segment_bytes
+            ),
+            format!("  retention: {retention}"),
+            "  whole old segments are dropped when a new one starts".to_string(),
+            "  consumers need a prefetch (basic.qos) and manual ack".to_string(),
+            "  x-stream-offset: first last next offset timestamp interval (1h)".to_string(),
+        ]
+    };
+    lines.extend(said.into_iter().map(Line::raw));
+    lines
+}
+
+/// The log from its first offset to the next: `▕━━━1━━━━━2▏`, each consumer's number where
+/// it reads (a consumer at the next offset waits at the right end).
+fn bar(log: &StreamState) -> String {
+    let mut cells = vec!['━'; BAR];
+    let span = log.next_offset.saturating_sub(log.first_offset).max(1);
+    for (i, r) in log.readers.iter().enumerate() {
+        let along = r.offset.saturating_sub(log.first_offset).min(span);
+        let cell = (along * (BAR as u64 - 1) / span) as usize;
+        cells[cell] = marker(i);
+    }
+    format!("▕{}▏", cells.into_iter().collect::<String>())
+}
+
+/// A consumer's marker: 1 to 9, then `●`.
+fn marker(i: usize) -> char {
+    char::from_digit(i as u32 + 1, 10)
+        .filter(|_| i < 9)
+        .unwrap_or('●')
+}
