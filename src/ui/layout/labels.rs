@@ -166,7 +166,13 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
                 .iter()
                 .map(|p| publisher_text(graph, p).width() as u16),
         ),
-        consumer_name: widest(&mut graph.consumers.iter().map(|c| c.client().width() as u16)),
+        // A stream consumer's position takes room beside its name, before its tags.
+        consumer_name: widest(
+            &mut graph
+                .consumers
+                .iter()
+                .map(|c| (c.client().width() + position_width(&graph.queues[c.queue])) as u16),
+        ),
         consumer_label: widest(
             &mut graph
                 .consumers

@@ -8,8 +8,9 @@ use crate::broker::{QueueSnapshot, StreamState};
 use crate::lesson::Lang;
 use crate::ui::model::Model;
 
-/// Cells between the bar's ends.
-const BAR: usize = 24;
+/// Cells between the bar's ends: with its indent and ends it fits the narrowest inspector
+/// (24 columns at 80x24).
+const BAR: usize = 16;
 
 /// The stream's lines, or none for another queue or one whose log the source does not report
 /// (RabbitMQ's management API gives its type and messages, not its offsets).
@@ -19,15 +20,10 @@ pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Lin
     };
     let zh = lang == Lang::Zh;
     let mut lines = vec![Line::raw(match zh {
-        false => "stream: an append-only log; reading removes nothing",
-        true => "流：只追加的日志；读取不删除任何消息",
+        false => "stream: a log; reading removes nothing",
+        true => "流：只追加的日志，读取不删除消息",
     })];
-    lines.push(Line::raw(format!(
-        "  {}  {}‥{}",
-        bar(log),
-        log.first_offset,
-        log.next_offset
-    )));
+    lines.push(Line::raw(format!("  {}", bar(log))));
     for (i, r) in log.readers.iter().enumerate() {
         let who = match model.connection_label(r.connection) {
             Some(client) => format!("{client} {}", r.tag),
@@ -48,20 +44,22 @@ pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Lin
                 .join("  ")
         }
     };
-    let said: [String; 6] = if zh {
-        [
+    let said = if zh {
+        vec![
             format!(
                 "  偏移 {}‥{}  消息 {}  字节 {}",
                 log.first_offset, log.next_offset, q.ready, log.bytes
             ),
             format!("  段 {}，每段 {} 字节", log.segments, log.max_segment_bytes),
             format!("  保留：{retention}"),
-            "  新段开始时，整段删除旧段".to_string(),
-            "  消费者须设 prefetch（basic.qos）并手动确认".to_string(),
-            "  x-stream-offset：first last next 偏移 时间戳 间隔（如 1h）".to_string(),
+            "  读取不缩短日志，确认只归还额度".to_string(),
+            "  新段开始时检查：整段删除旧段".to_string(),
+            "  消费者须设 prefetch 并手动确认".to_string(),
+            "  从 x-stream-offset 读起：first last next".to_string(),
+            "    偏移、时间戳或间隔（如 1h）".to_string(),
         ]
     } else {
-        [
+        vec![
             format!(
                 "  offsets {}‥{}  messages {}  bytes {}",
                 log.first_offset, log.next_offset, q.ready, log.bytes
@@ -71,9 +69,12 @@ pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Lin
                 log.segments, log.max_segment_bytes
             ),
             format!("  retention: {retention}"),
-            "  whole old segments are dropped when a new one starts".to_string(),
-            "  consumers need a prefetch (basic.qos) and manual ack".to_string(),
-            "  x-stream-offset: first last next offset timestamp interval (1h)".to_string(),
+            "  an ack only gives credit back".to_string(),
+            "  checked when a new segment starts:".to_string(),
+            "  whole old segments are dropped".to_string(),
+            "  consumers need prefetch and manual ack".to_string(),
+            "  read from x-stream-offset: first last".to_string(),
+            "    next, an offset, a timestamp, 1h".to_string(),
         ]
     };
     lines.extend(said.into_iter().map(Line::raw));

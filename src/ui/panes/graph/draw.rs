@@ -459,15 +459,18 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
 }
 
 /// A consumer's label cut to `room`, with a stream consumer's position after it
-/// (`nova-compute node1 @57`). In a narrow pane the tags give way first, then the position,
-/// then the connection's name is cut: its name alone when that fits but not a piece of its
-/// tags.
+/// (`nova-compute node1 @57`). In a narrow pane the tags give way first, then the
+/// connection's name is cut, keeping at least [`MIN_NAME`] cells of it; only then the
+/// position. Without a position: its name alone when that fits but not a piece of its tags.
 fn consumer_text(c: &ConsumerNode, position: Option<String>, room: usize) -> String {
     if let Some(position) = position {
-        let with = |text: &str| format!("{text} {position}");
-        let fits = |text: &String| text.width() <= room;
-        if let Some(text) = [with(&c.label), with(c.client())].into_iter().find(fits) {
-            return text;
+        let keep = room.saturating_sub(position.width() + 1);
+        if keep >= MIN_NAME {
+            let name = match c.label.width() <= keep {
+                true => c.label.clone(),
+                false => truncate(c.client(), keep),
+            };
+            return format!("{name} {position}");
         }
     }
     let client = c.client().width();
@@ -477,6 +480,9 @@ fn consumer_text(c: &ConsumerNode, position: Option<String>, room: usize) -> Str
         truncate(&c.label, room)
     }
 }
+
+/// The fewest cells of a stream consumer's name kept beside its position.
+const MIN_NAME: usize = 4;
 
 /// A queue's label as drawn: its rate first (where a narrow screen still shows it), name and
 /// flags, and its counters without the messages still flying to it.
