@@ -296,3 +296,73 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
 fn same_consumer(a: &ConsumerSnapshot, b: &ConsumerSnapshot) -> bool {
     (&a.queue, &a.tag, a.connection, a.channel) == (&b.queue, &b.tag, b.connection, b.channel)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::topology::{QueueType, StreamState};
+
+    fn on_connection_7(kind: EventKind) -> Event {
+        Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: Some(7),
+            channel: Some(1),
+            kind,
+        }
+    }
+
+    /// A replay treats a stream as the broker does: a delivery moves its reader along the log
+    /// and leaves the counters; the ack takes nothing off them.
+    #[test]
+    fn a_replayed_stream_delivery_moves_the_reader_not_the_counters() {
+        let mut snapshot = Snapshot {
+            vhosts: vec![VhostSnapshot {
+                name: "/".into(),
+                queues: vec![QueueSnapshot {
+                    queue_type: QueueType::Stream,
+                    ready: 3,
+                    stream: Some(StreamState {
+                        next_offset: 3,
+                        ..Default::default()
+                    }),
+                    ..QueueSnapshot::new("log")
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut acking = Acking::default();
+        acking.apply(
+            &mut snapshot,
+            &on_connection_7(EventKind::ConsumerCreated {
+                queue: "log".into(),
+                consumer_tag: "reader".into(),
+                no_ack: false,
+            }),
+        );
+        acking.apply(
+            &mut snapshot,
+            &on_connection_7(EventKind::Delivered {
+                message_id: 1,
+                queue: "log".into(),
+                consumer_tag: Some("reader".into()),
+                delivery_tag: 1,
+                redelivered: false,
+                offset: Some(1),
+            }),
+        );
+        acking.apply(
+            &mut snapshot,
+            &on_connection_7(EventKind::Acked {
+                message_id: 1,
+                queue: "log".into(),
+                delivery_tag: 1,
+            }),
+        );
+        let q = &snapshot.vhosts[0].queues[0];
+        assert_eq!((q.ready, q.unacked), (3, 0));
+        assert_eq!(q.stream.as_ref().unwrap().reader("reader", 7), Some(2));
+    }
+}
