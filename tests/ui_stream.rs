@@ -92,6 +92,17 @@ fn position_of<'a>(text: &'a str, client: &str) -> Option<&'a str> {
     Some(row.split(" @").nth(1)?.trim_end())
 }
 
+/// Each consumer row (found by the start of its name) shows its position.
+fn assert_positions(text: &str, expected: &[(&str, &str)]) {
+    for &(client, offset) in expected {
+        assert_eq!(
+            position_of(text, client),
+            Some(offset),
+            "{client} in\n{text}"
+        );
+    }
+}
+
 /// Offset `offset` delivered to node2.
 fn delivered_to_node2(offset: u64) -> Action {
     Action::BrokerEvent(Arc::new(Event {
@@ -117,27 +128,15 @@ fn the_graph_draws_the_stream_s_offsets_and_each_reader_s_position() {
     // program are told apart by their port.)
     let text = screen(&mut app, 160, 45);
     assert!(text.contains("compute_fanout [S D]  0‥57"), "{text}");
-    assert_eq!(
-        position_of(&text, "nova-compute :50001"),
-        Some("57"),
-        "{text}"
-    );
-    assert_eq!(
-        position_of(&text, "nova-compute :50002"),
-        Some("20"),
-        "{text}"
+    assert_positions(
+        &text,
+        &[("nova-compute :50001", "57"), ("nova-compute :50002", "20")],
     );
     // Narrower: the tags and then the names give way, the positions stay.
     let text = screen(&mut app, 120, 35);
-    assert_eq!(
-        position_of(&text, "nova-compute :500"),
-        Some("57"),
-        "{text}"
-    );
-    assert_eq!(
-        position_of(&text, "└▶nova-compute :500"),
-        Some("20"),
-        "{text}"
+    assert_positions(
+        &text,
+        &[("nova-compute :500", "57"), ("└▶nova-compute :500", "20")],
     );
     insta::assert_snapshot!("stream_graph_120x35", text);
     // At 80 columns the graph hides its consumers, as for any queue.
@@ -152,15 +151,9 @@ fn a_delivery_moves_its_reader_and_keeps_the_stream_s_messages() {
     app.update(delivered_to_node2(20));
     app.update(delivered_to_node2(21));
     let text = screen(&mut app, 160, 45);
-    assert_eq!(
-        position_of(&text, "nova-compute :50002"),
-        Some("22"),
-        "{text}"
-    );
-    assert_eq!(
-        position_of(&text, "nova-compute :50001"),
-        Some("57"),
-        "{text}"
+    assert_positions(
+        &text,
+        &[("nova-compute :50002", "22"), ("nova-compute :50001", "57")],
     );
     assert!(text.contains("compute_fanout [S D]  0‥57"), "{text}");
     select_queue(&mut app, "compute_fanout");
