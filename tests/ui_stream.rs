@@ -169,8 +169,8 @@ fn the_inspector_draws_the_log_with_its_readers() {
     for line in [
         "stream: a log; reading removes nothing",
         "▕━━━━━2━━━━━━━━━1▏",
-        "1 nova-compute node1 @57",
-        "2 nova-compute node2 @20",
+        "1 @57 nova-compute :50001 node1",
+        "2 @20 nova-compute :50002 node2",
         "offsets 0‥57  messages 57  bytes 17100",
         "segments 1 of 500000000 bytes each",
         "retention: x-max-age 604800s",

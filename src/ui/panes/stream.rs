@@ -6,7 +6,7 @@ use ratatui::text::Line;
 
 use crate::broker::{QueueSnapshot, StreamState};
 use crate::lesson::Lang;
-use crate::ui::model::Model;
+use crate::ui::app::App;
 
 /// Cells between the bar's ends: with its indent and ends it fits the narrowest inspector
 /// (24 columns at 80x24).
@@ -14,7 +14,7 @@ const BAR: usize = 16;
 
 /// The stream's lines, or none for another queue or one whose log the source does not report
 /// (RabbitMQ's management API gives its type and messages, not its offsets).
-pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Line<'a>> {
+pub fn stream_lines<'a>(q: &QueueSnapshot, app: &App, lang: Lang) -> Vec<Line<'a>> {
     let Some(log) = &q.stream else {
         return Vec::new();
     };
@@ -25,11 +25,16 @@ pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Lin
     })];
     lines.push(Line::raw(format!("  {}", bar(log))));
     for (i, r) in log.readers.iter().enumerate() {
-        let who = match model.connection_label(r.connection) {
+        // Named as the graph names its consumer node (two hosts of one program by port).
+        let node = (app.graph.layout.consumers.iter())
+            .find(|c| c.connection == r.connection && c.tags.contains(&r.tag));
+        let client = node.map(|c| c.client().to_string());
+        let who = match client.or_else(|| app.model.connection_label(r.connection)) {
             Some(client) => format!("{client} {}", r.tag),
             None => r.tag.clone(),
         };
-        lines.push(Line::raw(format!("  {} {who} @{}", marker(i), r.offset)));
+        // The offset first: a narrow inspector wraps the name, not the number.
+        lines.push(Line::raw(format!("  {} @{} {who}", marker(i), r.offset)));
     }
     let retention = match (log.max_length_bytes, log.max_age_secs) {
         (None, None) if zh => "无（永久保留）".to_string(),
@@ -52,9 +57,9 @@ pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Lin
             ),
             format!("  段 {}，每段 {} 字节", log.segments, log.max_segment_bytes),
             format!("  保留：{retention}"),
-            "  读取不缩短日志，确认只归还额度".to_string(),
             "  新段开始时检查：整段删除旧段".to_string(),
             "  消费者须设 prefetch 并手动确认".to_string(),
+            "  读取不缩短日志，确认只归还额度".to_string(),
             "  从 x-stream-offset 读起：first last next".to_string(),
             "    偏移、时间戳或间隔（如 1h）".to_string(),
         ]
@@ -69,10 +74,10 @@ pub fn stream_lines<'a>(q: &QueueSnapshot, model: &Model, lang: Lang) -> Vec<Lin
                 log.segments, log.max_segment_bytes
             ),
             format!("  retention: {retention}"),
-            "  an ack only gives credit back".to_string(),
             "  checked when a new segment starts:".to_string(),
             "  whole old segments are dropped".to_string(),
             "  consumers need prefetch and manual ack".to_string(),
+            "  an ack only gives credit back".to_string(),
             "  read from x-stream-offset: first last".to_string(),
             "    next, an offset, a timestamp, 1h".to_string(),
         ]
