@@ -117,6 +117,7 @@ fn delivered_to_node2(offset: u64) -> Action {
             delivery_tag: offset + 1,
             redelivered: false,
             offset: Some(offset),
+            delivery_count: None,
         },
     }))
 }

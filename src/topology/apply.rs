@@ -351,6 +351,7 @@ mod tests {
                 delivery_tag: 1,
                 redelivered: false,
                 offset: Some(1),
+                delivery_count: None,
             }),
         );
         acking.apply(

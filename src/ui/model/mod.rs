@@ -480,6 +480,7 @@ impl Model {
                 redelivered,
                 delivery_tag,
                 offset,
+                delivery_count,
             } => {
                 let tag = consumer_tag
                     .clone()
@@ -507,6 +508,7 @@ impl Model {
                         to,
                         delivery_tag: *delivery_tag,
                         redelivered: *redelivered,
+                        delivery_count: *delivery_count,
                     });
                 }
                 // It leaves the queue once it has got there.

@@ -105,6 +105,7 @@ fn a_message_remembers_what_happened_to_it() {
         delivery_tag,
         redelivered,
         offset: None,
+        delivery_count: None,
     };
     let mut model = Model::new("/");
     let now = Instant::now();
@@ -230,6 +231,7 @@ fn a_delivery_waits_for_its_message_to_land() {
                 delivery_tag: 1,
                 redelivered: false,
                 offset: None,
+                delivery_count: None,
             },
         ),
         start,
@@ -277,6 +279,7 @@ fn a_stream_delivery_keeps_the_count_and_moves_the_offset() {
         delivery_tag: 1,
         redelivered: false,
         offset: Some(5),
+        delivery_count: None,
     };
     model.apply(&on(9, delivered), start);
     let log = model.topology.queues[0].stream.as_ref().unwrap();
