@@ -27,6 +27,8 @@ import tempfile
 import uuid
 
 HOST = "compute-1"
+# Where nova-conductor and nova-scheduler run.
+CONTROLLER = "controller-1"
 NODE = "compute-1.example.org"
 PROJECT = "6f70656e737461636b20202020202020"
 USER = "64656d6f" + "0" * 24
@@ -209,7 +211,7 @@ class ComputeManager:
 
 def conductor(url, settings, lock_path, ready, done):
     configure(url, settings, "nova-conductor", lock_path)
-    server = serve("conductor", [ComputeTaskManager(), ConductorManager()])
+    server = serve("conductor", [ComputeTaskManager(), ConductorManager()], CONTROLLER)
     ready.set()
     done.wait()
     server.stop()
@@ -218,7 +220,7 @@ def conductor(url, settings, lock_path, ready, done):
 
 def scheduler(url, settings, lock_path, ready, done):
     configure(url, settings, "nova-scheduler", lock_path)
-    server = serve("scheduler", [SchedulerManager()])
+    server = serve("scheduler", [SchedulerManager()], CONTROLLER)
     ready.set()
     done.wait()
     server.stop()
