@@ -16,9 +16,6 @@
 
 mod measure;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -27,8 +24,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use measure::embedded::EmbeddedBroker;
+use measure::process::{beam_pid, settled_rss};
+use measure::Error;
 
 const BODY: [u8; 64] = [b'm'; 64];
 
@@ -54,17 +52,17 @@ fn main() -> Result<(), Error> {
         .enable_all()
         .build()?;
 
-    let mut embedded = EmbeddedBroker::start()?;
-    let embedded_url = format!("amqp://guest:guest@{}/%2f", embedded.address);
+    let embedded = EmbeddedBroker::transient()?;
+    let embedded_url = embedded.url();
     let rabbit_pid = beam_pid().ok_or("no beam.smp process: is RabbitMQ running here?")?;
     println!(
         "embedded broker pid {} at {}; RabbitMQ beam.smp pid {rabbit_pid}",
-        embedded.child.id(),
+        embedded.pid(),
         embedded.address
     );
 
     let targets = [
-        ("embedded", embedded_url.as_str(), embedded.child.id()),
+        ("embedded", embedded_url.as_str(), embedded.pid()),
         ("rabbitmq", rabbit_url.as_str(), rabbit_pid),
     ];
     let mut table = Vec::new();
@@ -106,93 +104,7 @@ fn main() -> Result<(), Error> {
             println!("| {scenario} | {e} | {r} |");
         }
     }
-    embedded.stop();
     Ok(())
-}
-
-/// `rabbitscope broker` as a child process on a free port.
-struct EmbeddedBroker {
-    child: Child,
-    address: String,
-}
-
-impl EmbeddedBroker {
-    fn start() -> Result<EmbeddedBroker, Error> {
-        // Built by cargo with this benchmark, in the same profile.
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_rabbitscope"));
-        let help = Command::new(&binary).args(["broker", "--help"]).output()?;
-        let mut command = Command::new(&binary);
-        command.args(["broker", "--listen", "127.0.0.1:0"]);
-        // Nothing here needs a disk; where the broker can keep one, keep it out of the way.
-        if String::from_utf8_lossy(&help.stdout).contains("--transient") {
-            command.arg("--transient");
-        }
-        let mut child = command.stderr(Stdio::piped()).spawn()?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let first = lines.next().ok_or("the broker printed nothing")??;
-        let address = first
-            .split("address=")
-            .nth(1)
-            .ok_or_else(|| format!("no address in {first:?}"))?
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        Ok(EmbeddedBroker { child, address })
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> Result<u64, Error> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .ok_or("no VmRSS")?
-        .parse()?;
-    Ok(kib * 1024)
-}
-
-fn beam_pid() -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim_end() == "beam.smp")
-            .then(|| e.file_name().to_str()?.parse().ok())
-            .flatten()
-    })
-}
-
-/// RSS once it has stopped moving (garbage collectors and allocators settle).
-async fn settled_rss(pid: u32) -> Result<u64, Error> {
-    let mut last = rss(pid)?;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss(pid)?;
-        if now.abs_diff(last) < 1024 * 1024 {
-            return Ok(now);
-        }
-        last = now;
-    }
-    Ok(last)
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("rabbitscope.memory.{prefix}.{}.{nanos}", std::process::id())
 }
 
 async fn declare(channel: &Channel, name: &str) -> Result<u32, Error> {
@@ -210,7 +122,7 @@ async fn declare(channel: &Channel, name: &str) -> Result<u32, Error> {
 async fn queued_messages(url: &str, pid: u32, messages: usize) -> Result<(u64, Duration), Error> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let queue = unique("messages");
+    let queue = measure::unique("memory.messages");
     declare(&channel, &queue).await?;
     let before = settled_rss(pid).await?;
     let start = Instant::now();
@@ -270,7 +182,7 @@ async fn held_connections(
         }
         held.push((connection, open));
     }
-    let prefix = unique("queue");
+    let prefix = measure::unique("memory.queue");
     let names: Vec<String> = (0..queues).map(|i| format!("{prefix}.{i}")).collect();
     // Spread the declarations over the connections' first channels.
     for (i, name) in names.iter().enumerate() {

@@ -23,17 +23,17 @@ mod measure;
 
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use measure::publisher::publish_confirmed;
+use measure::Error;
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const BODY_SIZE: usize = 1024;
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -157,31 +157,7 @@ async fn one_run(
     let body = vec![b'p'; BODY_SIZE];
     let properties = BasicProperties::default().with_delivery_mode(2);
     let started = Instant::now();
-    let mut in_flight = FuturesUnordered::new();
-    for _ in 0..messages {
-        if in_flight.len() >= window {
-            let confirmed: lapin::Result<lapin::Confirmation> =
-                in_flight.next().await.expect("not empty");
-            if !confirmed?.is_ack() {
-                return Err("a publish was nacked".into());
-            }
-        }
-        let confirm = publisher
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                &body,
-                properties.clone(),
-            )
-            .await?;
-        in_flight.push(confirm);
-    }
-    while let Some(confirmed) = in_flight.next().await {
-        if !confirmed?.is_ack() {
-            return Err("a publish was nacked".into());
-        }
-    }
+    publish_confirmed(&publisher, queue, messages, window, &body, &properties).await?;
     consuming.await??;
     let took = started.elapsed();
     ch.queue_delete(queue.into(), QueueDeleteOptions::default())

@@ -33,6 +33,7 @@ fn big_topology() -> Snapshot {
             ready: i % 7,
             unacked: i % 3,
             consumers: i % 2,
+            stream: None,
         })
         .collect();
     let bindings = (0..20_000)

@@ -44,6 +44,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use measure::process::{beam_pid, process_cpu, stat_cpu};
+use measure::summary::{cpu_per_message, median_of, rate};
+use measure::Error;
 use rabbitscope::amqp::Server;
 use rabbitscope::broker::{Broker, BrokerConfig};
 use rabbitscope::events::Received;
@@ -51,8 +54,6 @@ use rabbitscope::events::Received;
 // The allocator is mimalloc, as in the rabbitscope binary, so the figures are the shipped
 // broker's: rbase64 (under rabbitmq_http_client) declares it the global allocator for every
 // program linking the library.
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const BODY_SIZE: usize = 64;
 /// How long one run may take before it is declared stuck.
@@ -272,37 +273,6 @@ fn url_for<'a>(target: Target, embedded: &'a str, rabbit: &'a str) -> &'a str {
     }
 }
 
-fn rate(messages: usize, took: Duration) -> f64 {
-    messages as f64 / took.as_secs_f64()
-}
-
-fn median_of(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-fn cpu_per_message(cpu: Option<Duration>, messages: usize) -> String {
-    match cpu {
-        Some(cpu) => format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / messages as f64),
-        None => "n/a".to_string(),
-    }
-}
-
-/// utime + stime of a /proc `stat` file.
-fn stat_cpu(path: &std::path::Path) -> Option<Duration> {
-    let text = std::fs::read_to_string(path).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// CPU time of this process's threads named `broker` (the broker's runtime).
 fn broker_threads_cpu() -> Option<Duration> {
     let mut total = Duration::ZERO;
@@ -318,22 +288,13 @@ fn broker_threads_cpu() -> Option<Duration> {
 
 /// CPU time of the local RabbitMQ (`beam.smp`), when there is one.
 fn rabbitmq_cpu() -> Option<Duration> {
-    static BEAM: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
-    let dir = BEAM.get_or_init(|| {
-        std::fs::read_dir("/proc")
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim_end() == "beam.smp")
-            })
-    });
-    stat_cpu(&dir.as_ref()?.join("stat"))
+    static BEAM: OnceLock<Option<u32>> = OnceLock::new();
+    process_cpu((*BEAM.get_or_init(beam_pid))?)
 }
 
 /// CPU time of this whole process.
-fn process_cpu() -> Option<Duration> {
-    stat_cpu(std::path::Path::new("/proc/self/stat"))
+fn own_cpu() -> Option<Duration> {
+    process_cpu(std::process::id())
 }
 
 fn broker_cpu(target: Target) -> Option<Duration> {
@@ -429,15 +390,7 @@ async fn publish_and_consume(
     window: usize,
     target: Target,
 ) -> Result<(Duration, Duration, Option<Duration>, Option<Duration>), Error> {
-    static RUN: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
-    let queue = format!(
-        "rabbitscope.throughput.{}.{nanos}.{}",
-        std::process::id(),
-        RUN.fetch_add(1, Ordering::Relaxed)
-    );
+    let queue = measure::unique("throughput");
 
     let publisher = Connection::connect(url, ConnectionProperties::default()).await?;
     let pub_channel = publisher.create_channel().await?;
@@ -480,7 +433,7 @@ async fn publish_and_consume(
     let body = [b'x'; BODY_SIZE];
     let properties = BasicProperties::default().with_delivery_mode(1);
     let cpu_before = broker_cpu(target);
-    let process_before = process_cpu();
+    let process_before = own_cpu();
     let embedded_before = broker_threads_cpu();
     let start = Instant::now();
     if window == 1 {
@@ -524,7 +477,7 @@ async fn publish_and_consume(
     };
     let cpu = used(cpu_before, broker_cpu(target));
     let client_cpu = match (
-        used(process_before, process_cpu()),
+        used(process_before, own_cpu()),
         used(embedded_before, broker_threads_cpu()),
     ) {
         (Some(process), Some(embedded)) => Some(process.saturating_sub(embedded)),

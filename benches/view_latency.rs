@@ -46,6 +46,8 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use measure::machine::{loadavg, Machine};
+use measure::summary::thousands;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -269,60 +271,6 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
         newest = newest.max(t);
     }
     newest
-}
-
-struct Machine {
-    cores: usize,
-    cpu: String,
-    memory: String,
-    kernel: String,
-    rustc: String,
-    load_start: String,
-    load_end: String,
-}
-
-impl Machine {
-    fn read() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|| "unknown CPU".into());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory = meminfo
-            .lines()
-            .find(|l| l.starts_with("MemTotal"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
-            .unwrap_or_else(|| "unknown".into());
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let rustc = std::process::Command::new("rustc")
-            .arg("-V")
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        Machine {
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu,
-            memory,
-            kernel,
-            rustc,
-            load_start: loadavg(),
-            load_end: String::new(),
-        }
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2101,18 +2049,6 @@ fn round_rows(suffix: &str, r: &LoadedRound) -> String {
 }
 
 /// 1234567 as "1,234,567".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn short_count(n: u64) -> String {
     if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)

@@ -223,6 +223,10 @@ pub enum EventKind {
         /// From a stream: the message's offset there (traces written before have none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offset: Option<u64>,
+        /// From a quorum queue: the `x-delivery-count` it went out with (traces written
+        /// before have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_count: Option<u32>,
     },
     Acked {
         message_id: u64,

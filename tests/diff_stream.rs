@@ -767,3 +767,51 @@ async fn events_and_inspection_show_each_consumers_offset() {
     from_two.close().await;
     cleanup(&conn, &[&q], &[]).await;
 }
+
+/// What the view is handed: the snapshot of a stream carries its log and where each consumer
+/// reads next, keyed as the snapshot lists its consumers; reading leaves every message counted
+/// ready and none unacked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_carries_each_consumers_offset() {
+    let (url, broker) = common::start_embedded().await;
+    let conn = connect(&url).await;
+    let ch = channel(&conn).await;
+    let q = new_stream(&ch, "snapshot-s", &[("x-max-length-bytes", int(1_000_000))]).await;
+    publish_each(&ch, &q, (0..5).map(|i| format!("m{i}"))).await;
+    // From `first` with a prefetch of 3 and no acks: it holds offsets 0 to 2.
+    let mut first = reader(&url, &q, 3, table(&[("x-stream-offset", text("first"))])).await;
+    for _ in 0..3 {
+        next(&mut first.consumer, QUIET).await.expect("a delivery");
+    }
+    assert!(
+        next(&mut first.consumer, QUIET).await.is_err(),
+        "prefetch 3"
+    );
+    // From `next`: nothing yet, it waits at offset 5.
+    let mut after = reader(&url, &q, 10, table(&[("x-stream-offset", text("next"))])).await;
+    assert!(after.read().await.is_empty());
+
+    let snapshot = broker.snapshot();
+    let vhost = snapshot.vhost("/").expect("vhost /");
+    let queue = vhost
+        .queues
+        .iter()
+        .find(|s| s.name == q)
+        .expect("the stream");
+    assert_eq!((queue.ready, queue.unacked, queue.consumers), (5, 0, 2));
+    let log = queue.stream.as_ref().expect("a stream's log");
+    assert_eq!((log.first_offset, log.next_offset, log.segments), (0, 5, 1));
+    assert_eq!(log.max_length_bytes, Some(1_000_000));
+    assert!(log.bytes >= 10);
+    let offset_of = |r: &Reader| {
+        let c = (vhost.consumers.iter())
+            .find(|c| c.queue == q && c.tag == r.consumer.tag().as_str())
+            .expect("listed as a consumer");
+        log.reader(&c.tag, c.connection)
+    };
+    assert_eq!(offset_of(&first), Some(3));
+    assert_eq!(offset_of(&after), Some(5));
+    first.close().await;
+    after.close().await;
+    cleanup(&conn, &[&q], &[]).await;
+}

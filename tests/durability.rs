@@ -453,3 +453,96 @@ async fn restart_with_a_data_dir_keeps_what_is_durable() {
 async fn restart_without_a_store_keeps_the_same_in_memory() {
     restart_keeps_what_is_durable(None).await;
 }
+
+/// A poison message's count of failed deliveries outlives a restart, as a quorum queue's Raft
+/// log keeps it on RabbitMQ: returned twice before, its next delivery says
+/// `x-delivery-count: 2`, and `x-delivery-limit: 3` dead-letters it on the fourth return, not
+/// after a fresh set of attempts.
+async fn restart_keeps_quorum_delivery_counts(data_dir: Option<PathBuf>) {
+    use common::client::{get, sync, table, take_all, text};
+    use lapin::options::BasicNackOptions;
+    use lapin::types::AMQPValue;
+    use rabbitscope::events::{EventKind, Received};
+    let (broker, url) = serve(data_dir).await;
+    let (_conn, ch) = connect(&url).await;
+    declare(&ch, "poison-dlq", true).await;
+    let arguments = table(&[
+        ("x-queue-type", text("quorum")),
+        ("x-delivery-limit", AMQPValue::LongInt(3)),
+        ("x-dead-letter-exchange", text("")),
+        ("x-dead-letter-routing-key", text("poison-dlq")),
+    ]);
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("poison".into(), options, arguments)
+        .await
+        .unwrap();
+    ch.basic_publish(
+        "".into(),
+        "poison".into(),
+        BasicPublishOptions::default(),
+        b"poison pill",
+        persistent(),
+    )
+    .await
+    .unwrap();
+    // Gets it and gives it back; the x-delivery-count it came with.
+    let deliver_and_return = |ch: Channel| async move {
+        let m = get(&ch, "poison").await?;
+        let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+        let count = match headers.inner().get("x-delivery-count") {
+            Some(AMQPValue::LongLongInt(n)) => *n,
+            other => panic!("x-delivery-count: {other:?}"),
+        };
+        let requeue = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        ch.basic_nack(m.delivery.delivery_tag, requeue)
+            .await
+            .unwrap();
+        Some(count)
+    };
+    assert_eq!(deliver_and_return(ch.clone()).await, Some(0));
+    assert_eq!(deliver_and_return(ch.clone()).await, Some(1));
+    // The nack has no reply: the broker has it once a later round trip is back.
+    sync(&ch).await;
+
+    let restarting = broker.clone();
+    tokio::task::spawn_blocking(move || restarting.restart())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut events = broker.subscribe();
+    let (_conn, ch) = connect(&url).await;
+    assert_eq!(deliver_and_return(ch.clone()).await, Some(2));
+    // The view is told the count too.
+    let mut counts = Vec::new();
+    while let Some(Received::Event(event)) = events.try_recv() {
+        if let EventKind::Delivered { delivery_count, .. } = event.kind {
+            counts.push(delivery_count);
+        }
+    }
+    assert_eq!(counts, [Some(2)]);
+    assert_eq!(deliver_and_return(ch.clone()).await, Some(3));
+    // The fourth return is over the limit: the message is dead-lettered.
+    assert_eq!(deliver_and_return(ch.clone()).await, None);
+    let dead = take_all(&ch, "poison-dlq").await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(&dead[0].data[..], b"poison pill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_data_dir_keeps_quorum_delivery_counts() {
+    let dir = temp_dir();
+    restart_keeps_quorum_delivery_counts(Some(dir.clone())).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_without_a_store_keeps_quorum_delivery_counts() {
+    restart_keeps_quorum_delivery_counts(None).await;
+}

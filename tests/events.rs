@@ -112,6 +112,7 @@ async fn a_published_message_is_followed_from_exchange_to_consumer() {
             delivery_tag: delivery.delivery_tag,
             redelivered: false,
             offset: None,
+            delivery_count: None,
         }
     );
     delivery.ack(BasicAckOptions::default()).await.unwrap();

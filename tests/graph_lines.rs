@@ -941,6 +941,7 @@ fn delivered(connection: u64, id: u64, queue: &str, tag: &str) -> Action {
             delivery_tag: id,
             redelivered: false,
             offset: None,
+            delivery_count: None,
         },
     )
 }

@@ -214,6 +214,7 @@ fn chinese_app_with_traffic() -> App {
                 delivery_tag: 1,
                 redelivered: false,
                 offset: None,
+                delivery_count: None,
             },
         ),
         traffic(

@@ -603,6 +603,7 @@ fn oslo_message(id: u64, key: &str, body: &[u8], consumer: Option<&str>) -> Vec<
                 delivery_tag: id,
                 redelivered: false,
                 offset: None,
+                delivery_count: None,
             },
         ));
     }

@@ -57,6 +57,16 @@ pub enum StoreOp {
         queue: Arc<str>,
         seq: u64,
     },
+    /// A client gave it back to a quorum queue, which counted the return: the count its
+    /// next delivery carries as `x-delivery-count`. RabbitMQ keeps this count in the
+    /// message's header in the queue's Raft state (rabbit_fifo.erl, `return_one`), so it
+    /// outlives a restart.
+    Returned {
+        vhost: Arc<str>,
+        queue: Arc<str>,
+        seq: u64,
+        delivery_count: u32,
+    },
     /// It left the queue for good: acked, purged, expired, dead-lettered, dropped.
     Removed {
         vhost: Arc<str>,
@@ -68,7 +78,10 @@ pub enum StoreOp {
 impl StoreOp {
     /// A publisher waiting for a confirm needs this one on disk first.
     pub fn needs_sync(&self) -> bool {
-        !matches!(self, StoreOp::Delivered { .. } | StoreOp::Removed { .. })
+        !matches!(
+            self,
+            StoreOp::Delivered { .. } | StoreOp::Returned { .. } | StoreOp::Removed { .. }
+        )
     }
 }
 
@@ -112,6 +125,8 @@ pub struct StoredMessage {
     pub message: Arc<Message>,
     /// Delivered at least once before the restart.
     pub redelivered: bool,
+    /// How often a quorum queue counted it given back (0 elsewhere).
+    pub delivery_count: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -217,6 +232,7 @@ impl Image {
                         StoredMessage {
                             message: message.clone(),
                             redelivered: false,
+                            delivery_count: 0,
                         },
                     );
                     true
@@ -235,6 +251,21 @@ impl Image {
                     _ => false,
                 }
             }
+            StoreOp::Returned {
+                vhost,
+                queue,
+                seq,
+                delivery_count,
+            } => match self
+                .queue(vhost, queue)
+                .and_then(|q| q.messages.get_mut(seq))
+            {
+                Some(m) if m.delivery_count != *delivery_count => {
+                    m.delivery_count = *delivery_count;
+                    true
+                }
+                _ => false,
+            },
             StoreOp::Removed { vhost, queue, seq } => self
                 .queue(vhost, queue)
                 .is_some_and(|q| q.messages.remove(seq).is_some()),
@@ -282,7 +313,13 @@ impl Image {
                         queue: name.clone(),
                         seq: *seq,
                     });
-                    std::iter::once(enqueued).chain(delivered)
+                    let returned = (m.delivery_count > 0).then(|| StoreOp::Returned {
+                        vhost: vhost.clone(),
+                        queue: name.clone(),
+                        seq: *seq,
+                        delivery_count: m.delivery_count,
+                    });
+                    std::iter::once(enqueued).chain(delivered).chain(returned)
                 });
                 std::iter::once(declared).chain(messages)
             });

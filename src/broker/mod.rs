@@ -58,7 +58,7 @@ pub use state::{
 // The topology snapshot types live in their own module; these names keep older paths working.
 pub use crate::topology::{
     sort_bindings, ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot,
-    VhostSnapshot,
+    StreamReader, StreamState, VhostSnapshot,
 };
 
 use crate::events::{ConnectionId, EventBus, EventReader};

@@ -462,6 +462,11 @@ impl Queue {
         }
     }
 
+    /// The `x-delivery-count` a quorum queue hands the message out with (None elsewhere).
+    pub fn delivery_count(&self, message: &QueuedMessage) -> Option<u32> {
+        (self.limits.queue_type == QueueType::Quorum).then_some(message.delivery_count)
+    }
+
     /// Marks a message a client gave back as redelivered; a quorum queue also counts the
     /// return (see [`Queue::over_delivery_limit`]).
     pub fn count_return(&self, message: &mut QueuedMessage) {

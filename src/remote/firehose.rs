@@ -504,6 +504,7 @@ impl TraceEvents {
                     delivery_tag: 0,
                     redelivered: *redelivered,
                     offset: None,
+                    delivery_count: None,
                 },
             ),
         };

@@ -355,6 +355,7 @@ mod tests {
                     ready: 0,
                     unacked: 0,
                     consumers: 0,
+                    stream: None,
                 }],
                 bindings: vec![BindingInfo {
                     source: "orders".into(),

@@ -65,6 +65,9 @@ pub async fn vhost_snapshot(
                 ready: (q.messages as usize).saturating_sub(unacked),
                 unacked,
                 consumers: q.consumers as usize,
+                // The management API tells a stream's type and messages, not its offsets nor
+                // where each consumer reads: that is not drawn rather than guessed.
+                stream: None,
             }
         })
         .collect();

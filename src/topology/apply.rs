@@ -26,6 +26,10 @@ impl Acking {
     pub fn apply(&mut self, snapshot: &mut Snapshot, event: &Event) {
         apply(snapshot, event);
         let vhost = &event.vhost;
+        let acked_stream = match &event.kind {
+            EventKind::Acked { queue, .. } => is_stream(snapshot, vhost, queue),
+            _ => false,
+        };
         let mut with = |name: &str, change: &dyn Fn(&mut QueueSnapshot)| {
             let queue = snapshot
                 .vhosts
@@ -61,6 +65,20 @@ impl Acking {
                     with(queue, &|q| q.ready += 1);
                 }
             }
+            // Reading a stream removes nothing and its acks only give credit back: a delivery
+            // moves the consumer along the log, not the counters.
+            EventKind::Delivered {
+                queue,
+                consumer_tag,
+                offset: Some(offset),
+                ..
+            } => with(queue, &|q| {
+                if let (Some(log), Some(tag)) = (&mut q.stream, consumer_tag) {
+                    let connection = event.connection.unwrap_or_default();
+                    log.delivered(tag, connection, *offset);
+                }
+            }),
+            EventKind::Acked { .. } if acked_stream => {}
             EventKind::Delivered {
                 queue,
                 consumer_tag,
@@ -105,6 +123,13 @@ impl Acking {
             _ => {}
         }
     }
+}
+
+/// Whether `queue` of `vhost` is a stream.
+fn is_stream(snapshot: &Snapshot, vhost: &str, queue: &str) -> bool {
+    let v = snapshot.vhosts.iter().find(|v| v.name == vhost);
+    v.and_then(|v| v.queues.iter().find(|q| q.name == queue))
+        .is_some_and(|q| q.queue_type == super::QueueType::Stream)
 }
 
 /// Changes `snapshot` as `event` says: declarations, deletions, bindings, purges, connections
@@ -270,4 +295,75 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
 /// One consumer: a tag is unique on its channel, not on its queue.
 fn same_consumer(a: &ConsumerSnapshot, b: &ConsumerSnapshot) -> bool {
     (&a.queue, &a.tag, a.connection, a.channel) == (&b.queue, &b.tag, b.connection, b.channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::topology::{QueueType, StreamState};
+
+    fn on_connection_7(kind: EventKind) -> Event {
+        Event {
+            at: SystemTime::UNIX_EPOCH,
+            vhost: "/".into(),
+            connection: Some(7),
+            channel: Some(1),
+            kind,
+        }
+    }
+
+    /// A replay treats a stream as the broker does: a delivery moves its reader along the log
+    /// and leaves the counters; the ack takes nothing off them.
+    #[test]
+    fn a_replayed_stream_delivery_moves_the_reader_not_the_counters() {
+        let mut snapshot = Snapshot {
+            vhosts: vec![VhostSnapshot {
+                name: "/".into(),
+                queues: vec![QueueSnapshot {
+                    queue_type: QueueType::Stream,
+                    ready: 3,
+                    stream: Some(StreamState {
+                        next_offset: 3,
+                        ..Default::default()
+                    }),
+                    ..QueueSnapshot::new("log")
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut acking = Acking::default();
+        acking.apply(
+            &mut snapshot,
+            &on_connection_7(EventKind::ConsumerCreated {
+                queue: "log".into(),
+                consumer_tag: "reader".into(),
+                no_ack: false,
+            }),
+        );
+        acking.apply(
+            &mut snapshot,
+            &on_connection_7(EventKind::Delivered {
+                message_id: 1,
+                queue: "log".into(),
+                consumer_tag: Some("reader".into()),
+                delivery_tag: 1,
+                redelivered: false,
+                offset: Some(1),
+                delivery_count: None,
+            }),
+        );
+        acking.apply(
+            &mut snapshot,
+            &on_connection_7(EventKind::Acked {
+                message_id: 1,
+                queue: "log".into(),
+                delivery_tag: 1,
+            }),
+        );
+        let q = &snapshot.vhosts[0].queues[0];
+        assert_eq!((q.ready, q.unacked), (3, 0));
+        assert_eq!(q.stream.as_ref().unwrap().reader("reader", 7), Some(2));
+    }
 }

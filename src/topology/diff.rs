@@ -454,6 +454,7 @@ mod tests {
                             ready,
                             unacked: ready / 2,
                             consumers: ready % 3,
+                            stream: None,
                         }
                     },
                 )

@@ -133,6 +133,68 @@ pub struct QueueSnapshot {
     pub ready: usize,
     pub unacked: usize,
     pub consumers: usize,
+    /// A stream's log as the embedded broker keeps it. None for other queues, for RabbitMQ
+    /// (which does not report offsets over AMQP 0-9-1) and in older snapshots and traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamState>,
+}
+
+/// A stream's log: the offsets it holds, its size and retention, and where each consumer
+/// reads next.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamState {
+    /// The oldest offset still held.
+    pub first_offset: u64,
+    /// The offset the next message appended will get.
+    pub next_offset: u64,
+    /// Bytes held, by the segment measure.
+    pub bytes: u64,
+    pub segments: usize,
+    /// `x-stream-max-segment-size-bytes`, or RabbitMQ's default.
+    pub max_segment_bytes: u64,
+    /// `x-max-length-bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length_bytes: Option<u64>,
+    /// `x-max-age`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_secs: Option<u64>,
+    /// Each consumer's position, by tag and connection as the consumer nodes are keyed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<StreamReader>,
+}
+
+/// Where one consumer of a stream reads next.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamReader {
+    pub tag: String,
+    pub connection: ConnectionId,
+    /// The offset of the next message it will be handed.
+    pub offset: u64,
+}
+
+impl StreamState {
+    /// Where consumer `tag` on `connection` reads next.
+    pub fn reader(&self, tag: &str, connection: ConnectionId) -> Option<u64> {
+        let r = self
+            .readers
+            .iter()
+            .find(|r| r.tag == tag && r.connection == connection);
+        r.map(|r| r.offset)
+    }
+
+    /// A delivery of `offset` to consumer `tag`: it reads on from the next one. Deliveries
+    /// come in order, so a late one never moves a reader back.
+    pub fn delivered(&mut self, tag: &str, connection: ConnectionId, offset: u64) {
+        self.next_offset = self.next_offset.max(offset + 1);
+        match (self.readers.iter_mut()).find(|r| r.tag == tag && r.connection == connection) {
+            Some(r) => r.offset = r.offset.max(offset + 1),
+            None => self.readers.push(StreamReader {
+                tag: tag.to_string(),
+                connection,
+                offset: offset + 1,
+            }),
+        }
+    }
 }
 
 /// Snapshots list bindings by source, destination and key, whoever builds them.

@@ -12,6 +12,8 @@ pub enum Happened {
         to: String,
         delivery_tag: u64,
         redelivered: bool,
+        /// A quorum queue's `x-delivery-count` on it.
+        delivery_count: Option<u32>,
     },
     Acked {
         queue: Name,
@@ -72,13 +74,22 @@ impl Happened {
                 to,
                 delivery_tag,
                 redelivered,
+                delivery_count,
             } => {
+                let again = match (zh, *redelivered) {
+                    (_, false) => "",
+                    (false, true) => ", redelivered",
+                    (true, true) => "，重新投递",
+                };
+                let count = match (zh, delivery_count) {
+                    (_, None) => String::new(),
+                    (false, Some(n)) => format!(", delivery count {n}"),
+                    (true, Some(n)) => format!("，投递计数 {n}"),
+                };
                 if zh {
-                    let again = if *redelivered { "，重新投递" } else { "" };
-                    format!("从 {queue} 投递给 {to}（投递标签 {delivery_tag}{again}）")
+                    format!("从 {queue} 投递给 {to}（投递标签 {delivery_tag}{again}{count}）")
                 } else {
-                    let again = if *redelivered { ", redelivered" } else { "" };
-                    format!("delivered from {queue} to {to} (tag {delivery_tag}{again})")
+                    format!("delivered from {queue} to {to} (tag {delivery_tag}{again}{count})")
                 }
             }
             Happened::Acked { queue } if zh => format!("在 {queue} 中被确认"),
@@ -128,5 +139,33 @@ impl Happened {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_from_a_quorum_queue_says_its_count_in_both_languages() {
+        let delivered = |delivery_count| Happened::Delivered {
+            queue: "orders".into(),
+            to: "billing worker".into(),
+            delivery_tag: 4,
+            redelivered: true,
+            delivery_count,
+        };
+        assert_eq!(
+            delivered(Some(2)).text(Lang::En),
+            "delivered from orders to billing worker (tag 4, redelivered, delivery count 2)"
+        );
+        assert_eq!(
+            delivered(Some(2)).text(Lang::Zh),
+            "从 orders 投递给 billing worker（投递标签 4，重新投递，投递计数 2）"
+        );
+        assert_eq!(
+            delivered(None).text(Lang::En),
+            "delivered from orders to billing worker (tag 4, redelivered)"
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::{Channel, ChannelRef, Connection, State, Unacked};
+use crate::broker::journal::StoreOp;
 use crate::broker::maps::{HashMap, HashSet};
 use crate::broker::permissions::Grant;
 use crate::broker::queue::{GiveBack, Overflow};
@@ -201,6 +202,17 @@ impl State {
                     let name = queue.name.clone();
                     self.doom(vhost, &name, message, DeadLetterReason::DeliveryLimit);
                 } else {
+                    // A counted return is kept, so the count goes on after a restart.
+                    if counted && message.stored && message.delivery_count > 0 {
+                        if let Some(journal) = &mut self.journal {
+                            journal.push(StoreOp::Returned {
+                                vhost: Arc::from(vhost),
+                                queue: queue.name.clone(),
+                                seq: message.seq,
+                                delivery_count: message.delivery_count,
+                            });
+                        }
+                    }
                     queue.give_back(message, how, touched[i].1);
                     touched[i].1 += 1;
                     let name = queue.name.clone();

@@ -115,6 +115,7 @@ impl State {
             q.next_consumer = (i + 1) % n;
             let message = q.pop_front().expect("checked ready");
             let payload = q.outgoing(&message);
+            let delivery_count = q.delivery_count(&message);
             let consumer = &mut q.consumers[i];
             let ch = self.channels.get_mut(&consumer.on).expect("checked");
             ch.delivery_tags += 1;
@@ -160,6 +161,7 @@ impl State {
                     delivery_tag,
                     redelivered,
                     offset: None,
+                    delivery_count,
                 }
             });
         }
@@ -191,6 +193,7 @@ impl State {
         let remaining = q.ready() as u32;
         let queue_name = q.name.clone();
         let payload = taken.as_ref().map(|m| q.outgoing(m));
+        let delivery_count = taken.as_ref().and_then(|m| q.delivery_count(m));
         if taken.is_some() {
             q.stats.delivered += 1;
             if !no_ack {
@@ -236,6 +239,7 @@ impl State {
             delivery_tag,
             redelivered,
             offset: None,
+            delivery_count,
         });
         Ok(Some(GetOk {
             delivery_tag,

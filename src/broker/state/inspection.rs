@@ -4,9 +4,11 @@
 use super::{is_predeclared, State};
 use crate::broker::args;
 use crate::broker::maps::HashMap;
+use crate::broker::queue::Queue;
 use crate::broker::vhost::Vhost;
 use crate::broker::{
-    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, VhostSnapshot,
+    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, StreamReader,
+    StreamState, VhostSnapshot,
 };
 use crate::events::{BindingInfo, EventKind};
 
@@ -87,6 +89,7 @@ impl State {
                         ready: q.ready(),
                         unacked: q.unacked,
                         consumers: q.consumers.len(),
+                        stream: stream_state(q),
                     })
                     .collect();
                 queues.sort_by(|a, b| a.name.cmp(&b.name));
@@ -157,4 +160,25 @@ impl State {
         consumers.sort_by(|a, b| (&a.queue, &a.tag).cmp(&(&b.queue, &b.tag)));
         consumers
     }
+}
+
+/// A stream's log as the view draws it; None for other queues.
+fn stream_state(q: &Queue) -> Option<StreamState> {
+    let log = q.stream.as_ref()?.snapshot(&q.limits.stream, Vec::new());
+    Some(StreamState {
+        first_offset: log.first_offset,
+        next_offset: log.next_offset,
+        bytes: log.bytes,
+        segments: log.segments,
+        max_segment_bytes: log.max_segment_bytes,
+        max_length_bytes: log.max_length_bytes,
+        max_age_secs: log.max_age.map(|age| age.as_secs()),
+        readers: (q.consumers.iter())
+            .map(|c| StreamReader {
+                tag: c.tag.to_string(),
+                connection: c.on.connection,
+                offset: c.offset.max(log.first_offset),
+            })
+            .collect(),
+    })
 }

@@ -81,7 +81,7 @@ impl State {
                         message: Arc::new(message),
                         expires_at,
                         redelivered: kept.redelivered,
-                        delivery_count: 0,
+                        delivery_count: kept.delivery_count,
                         stored: self.journal.is_some(),
                     });
                     self.next_seq = self.next_seq.max(*seq);
@@ -145,6 +145,7 @@ impl State {
                             let stored = StoredMessage {
                                 message: message.clone(),
                                 redelivered: false,
+                                delivery_count: 0,
                             };
                             (offset, stored)
                         })
@@ -156,6 +157,7 @@ impl State {
                             let stored = StoredMessage {
                                 message: m.message.clone(),
                                 redelivered: m.redelivered,
+                                delivery_count: m.delivery_count,
                             };
                             (m.seq, stored)
                         })
@@ -193,6 +195,7 @@ impl State {
                     let stored = StoredMessage {
                         message: u.message.message.clone(),
                         redelivered: true,
+                        delivery_count: u.message.delivery_count,
                     };
                     queue.messages.insert(u.message.seq, stored);
                 }

@@ -121,6 +121,7 @@ impl State {
                         delivery_tag,
                         redelivered: false,
                         offset: Some(offset),
+                        delivery_count: None,
                     }
                 });
             }

@@ -632,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn removed_and_deleted_things_stay_gone_and_compaction_keeps_the_rest() {
+    fn removed_and_deleted_things_stay_gone_and_compaction_keeps_the_rest_with_counts() {
         let dir = temp_dir("compact");
         three_messages(&dir);
         let (store, _) = Store::open(&dir).unwrap();
@@ -646,6 +646,14 @@ mod tests {
             queue: "orders".into(),
             seq: 3,
         }]);
+        for delivery_count in [1, 2] {
+            store.submit(vec![StoreOp::Returned {
+                vhost: "/".into(),
+                queue: "orders".into(),
+                seq: 3,
+                delivery_count,
+            }]);
+        }
         store.reload().unwrap();
         drop(store);
         let (log, image) = Log::open(&dir).unwrap();
@@ -661,6 +669,8 @@ mod tests {
         assert_eq!(bodies(&image), ["one", "three"]);
         let messages = &image.vhosts["/"].queues["orders"].messages;
         assert!(!messages[&1].redelivered && messages[&3].redelivered);
+        assert_eq!(messages[&1].delivery_count, 0);
+        assert_eq!(messages[&3].delivery_count, 2, "the last count returned");
         fs::remove_dir_all(dir).unwrap();
     }
 }

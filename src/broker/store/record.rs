@@ -26,6 +26,8 @@ const BINDING_REMOVED: u8 = 6;
 const ENQUEUED: u8 = 7;
 const DELIVERED: u8 = 8;
 const REMOVED: u8 = 9;
+/// Added after the others: a log written before has none, and still reads.
+const RETURNED: u8 = 10;
 
 /// Appends one framed record.
 pub(super) fn encode_record(out: &mut Vec<u8>, op: &StoreOp) {
@@ -128,6 +130,16 @@ fn encode(out: &mut Vec<u8>, op: &StoreOp) {
             put_bytes(out, &properties);
             put_bytes(out, &message.body);
         }
+        StoreOp::Returned {
+            vhost,
+            queue,
+            seq,
+            delivery_count,
+        } => {
+            put_head(out, RETURNED, vhost, queue);
+            out.extend_from_slice(&seq.to_le_bytes());
+            out.extend_from_slice(&delivery_count.to_le_bytes());
+        }
         StoreOp::Delivered { vhost, queue, seq } | StoreOp::Removed { vhost, queue, seq } => {
             let tag = if matches!(op, StoreOp::Delivered { .. }) {
                 DELIVERED
@@ -161,8 +173,12 @@ impl<'a> Fields<'a> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
     fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        let len = self.u32()? as usize;
         self.take(len)
     }
 
@@ -257,6 +273,12 @@ pub(super) fn decode(payload: &[u8]) -> Option<StoreOp> {
                 StoreOp::Removed { vhost, queue, seq }
             }
         }
+        RETURNED => StoreOp::Returned {
+            vhost: f.text()?,
+            queue: f.text()?,
+            seq: f.u64()?,
+            delivery_count: f.u32()?,
+        },
         _ => return None,
     };
     f.0.is_empty().then_some(op)

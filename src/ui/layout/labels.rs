@@ -8,14 +8,51 @@ use std::collections::HashMap;
 
 use unicode_width::UnicodeWidthStr;
 
-use super::{EdgeTarget, GraphLayout, PublisherNode, QueueNode};
-use crate::broker::VhostSnapshot;
+use super::{ConsumerNode, EdgeTarget, GraphLayout, PublisherNode, QueueNode};
+use crate::broker::{QueueSnapshot, VhostSnapshot};
 use crate::events::ConnectionId;
 
 /// A queue's counters as the graph shows them, in the order the pane's legend names them:
 /// ready, unacked, consumers.
 pub fn counters(ready: usize, unacked: usize, consumers: usize) -> String {
     format!("{ready} {unacked} {consumers}")
+}
+
+/// What follows a queue's label: a stream's offsets, first to next (`0‥57`), since reading a
+/// stream removes nothing and its depth says little; else its counters, less the messages
+/// (ready, unacked) still flying to it.
+pub fn queue_counters(q: &QueueNode, arriving: (usize, usize)) -> String {
+    match q.offsets {
+        Some((first, next)) => format!("{first}‥{next}"),
+        None => counters(
+            q.ready.saturating_sub(arriving.0),
+            q.unacked.saturating_sub(arriving.1),
+            q.consumers,
+        ),
+    }
+}
+
+/// A stream's first and next offsets, as its node keeps them.
+pub fn offsets(q: &QueueSnapshot) -> Option<(u64, u64)> {
+    q.stream.as_ref().map(|s| (s.first_offset, s.next_offset))
+}
+
+/// Where a consumer node of a stream reads next, `@57` (`@3,57` for two tags on one
+/// connection); None for other queues.
+pub fn position(topology: &VhostSnapshot, queue: &str, c: &ConsumerNode) -> Option<String> {
+    let q = topology.queues.iter().find(|q| q.name == queue)?;
+    let log = q.stream.as_ref()?;
+    let offsets: Vec<String> = (c.tags.iter())
+        .filter_map(|tag| log.reader(tag, c.connection))
+        .map(|offset| offset.to_string())
+        .collect();
+    (!offsets.is_empty()).then(|| format!("@{}", offsets.join(",")))
+}
+
+/// The room a stream consumer's position may take: ` @` and the digits of the stream's next
+/// offset (a reader is never past it), one tag's worth.
+fn position_width(q: &QueueNode) -> usize {
+    q.offsets.map_or(0, |(_, next)| 2 + next.to_string().len())
 }
 
 /// The widest of each kind of text the graph shows, so a frame need not measure them all.
@@ -129,12 +166,18 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
                 .iter()
                 .map(|p| publisher_text(graph, p).width() as u16),
         ),
-        consumer_name: widest(&mut graph.consumers.iter().map(|c| c.client().width() as u16)),
+        // A stream consumer's position takes room beside its name, before its tags.
+        consumer_name: widest(
+            &mut graph
+                .consumers
+                .iter()
+                .map(|c| (c.client().width() + position_width(&graph.queues[c.queue])) as u16),
+        ),
         consumer_label: widest(
             &mut graph
                 .consumers
                 .iter()
-                .map(|c| c.label.width() as u16)
+                .map(|c| (c.label.width() + position_width(&graph.queues[c.queue])) as u16)
                 .chain(graph.queues.iter().map(|q| more_label(q).width() as u16)),
         ),
     }
@@ -143,8 +186,7 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
 /// The widest queue label with its counters, of the queues drawn where their key would be or
 /// of the others.
 fn queue_label_width(graph: &GraphLayout, by_name: bool) -> u16 {
-    let width =
-        |q: &QueueNode| q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len();
+    let width = |q: &QueueNode| q.label.width() + 2 + queue_counters(q, (0, 0)).width();
     let queues = graph.queues.iter().filter(|q| q.by_name == by_name);
     queues.map(width).max().unwrap_or(0) as u16
 }
@@ -220,6 +262,7 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
         if let Some(q) = by_name.get(node.name.as_str()) {
             node.label = queue_label(q);
             (node.ready, node.unacked, node.consumers) = (q.ready, q.unacked, q.consumers);
+            node.offsets = offsets(q);
         }
     }
     graph.widths.queue_label = queue_label_width(graph, false);

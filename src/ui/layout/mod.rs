@@ -42,8 +42,8 @@ mod labels;
 mod place;
 
 pub use labels::{
-    connection_labels, counters, exchange_label, more_label, publisher_text, queue_label,
-    refresh_labels, Widths,
+    connection_labels, counters, exchange_label, more_label, position, publisher_text,
+    queue_counters, queue_label, refresh_labels, Widths,
 };
 pub use place::layout;
 
@@ -76,6 +76,8 @@ pub struct QueueNode {
     pub ready: usize,
     pub unacked: usize,
     pub consumers: usize,
+    /// A stream's first and next offsets: the graph shows this range instead of counters.
+    pub offsets: Option<(u64, u64)>,
     /// Consumer nodes that have no row: the queue says `+N` below its last one.
     pub more_consumers: usize,
     /// Reached by the default exchange alone, whose key is the queue's name, on a row no lane

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use super::labels::{binding_key, connection_labels, exchange_label, measure, queue_label};
+use super::labels::{
+    binding_key, connection_labels, exchange_label, measure, offsets, queue_label,
+};
 use super::{
     BindingRow, ConsumerNode, EdgeTarget, ExchangeNode, GraphItem, GraphLayout, PublisherNode,
     QueueNode,
@@ -411,6 +413,7 @@ pub fn layout(
             ready: snapshot.ready,
             unacked: snapshot.unacked,
             consumers: snapshot.consumers,
+            offsets: offsets(snapshot),
             more_consumers: 0,
             by_name: false,
         });

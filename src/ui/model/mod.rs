@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::broker::VhostSnapshot;
+use crate::topology::QueueType;
 use bytes::Bytes;
 
 use crate::events::{
@@ -478,11 +479,19 @@ impl Model {
                 consumer_tag,
                 redelivered,
                 delivery_tag,
-                ..
+                offset,
+                delivery_count,
             } => {
                 let tag = consumer_tag
                     .clone()
                     .unwrap_or_else(|| Name::from("basic.get"));
+                // A stream's consumer moves along the log before the next snapshot says so.
+                if let (Some(offset), Some(connection)) = (offset, event.connection) {
+                    let q = self.topology.queues.iter_mut().find(|q| *q.name == **queue);
+                    if let Some(log) = q.and_then(|q| q.stream.as_mut()) {
+                        log.delivered(&tag, connection, *offset);
+                    }
+                }
                 // The service it went to, as people know it: its connection's label.
                 let service = event.connection.and_then(|c| self.connection_label(c));
                 if let Some(entry) = self.entry_mut(*message_id) {
@@ -499,6 +508,7 @@ impl Model {
                         to,
                         delivery_tag: *delivery_tag,
                         redelivered: *redelivered,
+                        delivery_count: *delivery_count,
                     });
                 }
                 // It leaves the queue once it has got there.
@@ -600,9 +610,12 @@ impl Model {
 
     /// The messages the snapshot already counts in a queue that are still flying to it, as
     /// (ready, unacked): the queue's counters take them in when their dot arrives. A message
-    /// already delivered on is counted unacked when its consumer acknowledges, else not at all.
+    /// already delivered on is counted unacked when its consumer acknowledges, else not at all;
+    /// from a stream, reading removes nothing, so it is counted ready whoever read it.
     pub fn arriving(&self, queue: &str, now: Instant) -> (usize, usize) {
         let mut out = (0, 0);
+        let stream = (self.topology.queues.iter())
+            .any(|q| q.name == queue && q.queue_type == QueueType::Stream);
         let in_air = |f: &&Flight| f.counted && !f.landed(now, self.flight_time);
         for f in self.flights.iter().filter(in_air) {
             if f.kind != FlightKind::ToQueue || *f.to != *queue {
@@ -615,6 +628,7 @@ impl Model {
                     && *d.from == *queue
             });
             match delivery {
+                _ if stream => out.0 += 1,
                 None => out.0 += 1,
                 Some(d) => {
                     let acks = self

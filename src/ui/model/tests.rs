@@ -105,6 +105,7 @@ fn a_message_remembers_what_happened_to_it() {
         delivery_tag,
         redelivered,
         offset: None,
+        delivery_count: None,
     };
     let mut model = Model::new("/");
     let now = Instant::now();
@@ -230,6 +231,7 @@ fn a_delivery_waits_for_its_message_to_land() {
                 delivery_tag: 1,
                 redelivered: false,
                 offset: None,
+                delivery_count: None,
             },
         ),
         start,
@@ -248,6 +250,45 @@ fn a_delivery_waits_for_its_message_to_land() {
     assert_eq!(model.arriving("tasks", half), (1, 1));
     let landed = start + model.flight_time;
     assert_eq!(model.arriving("tasks", landed), (0, 0));
+}
+
+/// Reading a stream removes nothing: while the message flies on to its consumer the stream
+/// still counts it ready, never unacked, and the consumer's offset moves on at once.
+#[test]
+fn a_stream_delivery_keeps_the_count_and_moves_the_offset() {
+    let mut model = Model::new("/");
+    let start = Instant::now();
+    let mut topology = vhost(&[9], &["log"]);
+    topology.queues[0].queue_type = QueueType::Stream;
+    topology.queues[0].ready = 1;
+    topology.queues[0].stream = Some(crate::topology::StreamState {
+        next_offset: 5,
+        readers: vec![crate::topology::StreamReader {
+            tag: "reader".into(),
+            connection: 9,
+            offset: 4,
+        }],
+        ..Default::default()
+    });
+    model.set_topology(topology.clone());
+    model.apply(&published(1, &["log"]), start);
+    let delivered = EventKind::Delivered {
+        message_id: 1,
+        queue: "log".into(),
+        consumer_tag: Some("reader".into()),
+        delivery_tag: 1,
+        redelivered: false,
+        offset: Some(5),
+        delivery_count: None,
+    };
+    model.apply(&on(9, delivered), start);
+    let log = model.topology.queues[0].stream.as_ref().unwrap();
+    assert_eq!(log.reader("reader", 9), Some(6));
+    assert_eq!(log.next_offset, 6);
+    // The next snapshot counts the message; its dot is still on the way in.
+    topology.queues[0].ready = 2;
+    model.set_topology(topology);
+    assert_eq!(model.arriving("log", start), (1, 0));
 }
 
 #[test]

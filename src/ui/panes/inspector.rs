@@ -419,6 +419,7 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         if s.is_quorum() {
             lines.extend(quorum_lines(s, lang));
         }
+        lines.extend(super::stream::stream_lines(s, app, lang));
         lines.push(Line::raw(match lang {
             Lang::En => format!(
                 "{} ready  {} unacked  {} consumers",

@@ -1,6 +1,6 @@
 //! One file per screen region, each an `impl Widget for &Pane` or, for the panes that read
 //! nothing but the app and the colours, a `render` function: the status line, the graph,
-//! the inspector, the lesson narration, the message log, and what opens over them (help,
+//! the inspector (with a stream's log), the lesson narration, the message log, and what opens over them (help,
 //! lesson menu, forms and questions).
 //!
 //! A pane reads the app and draws; it changes nothing but what a frame measures (the
@@ -14,6 +14,7 @@ pub mod lesson;
 pub mod log;
 pub mod menu;
 pub mod status;
+mod stream;
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::widgets::{Block, Borders};

@@ -1,13 +1,14 @@
 //! Where the graph's regions start for a given width: publishers, exchanges, keys, the chain
 //! column of inner exchanges, the lanes, queues and consumers; and what gives way first when
 //! the pane is narrow (names come first, then clients, counters and types, then consumers'
-//! tags, then lane spacing).
+//! tags, then lane spacing). A stream shows its offsets (`0‥57`) where other queues show
+//! counters; its consumers' positions (`@57`) give way after their tags (see `consumer_text`).
 
 use unicode_width::UnicodeWidthStr;
 
 use super::{scroll, Columns, QueueLane};
 use crate::ui::app::App;
-use crate::ui::layout::{counters, BindingRow, EdgeTarget, GraphLayout, QueueNode};
+use crate::ui::layout::{queue_counters, BindingRow, EdgeTarget, GraphLayout, QueueNode};
 use crate::ui::model::Rate;
 
 impl Columns {
@@ -157,7 +158,7 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
 
 /// A queue's label with its counters, without its rate.
 fn queue_text_width(q: &QueueNode) -> u16 {
-    (q.label.width() + 2 + counters(q.ready, q.unacked, q.consumers).len()) as u16
+    (q.label.width() + 2 + queue_counters(q, (0, 0)).width()) as u16
 }
 
 /// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their

@@ -9,7 +9,7 @@ use unicode_width::UnicodeWidthStr;
 use super::columns::columns;
 use super::{scroll, truncate, Columns, QueueLane};
 use crate::ui::app::{App, Focus};
-use crate::ui::layout::{publisher_text, EdgeTarget, GraphItem};
+use crate::ui::layout::{position, publisher_text, ConsumerNode, EdgeTarget, GraphItem};
 use crate::ui::model::FlightKind;
 use crate::ui::theme::Theme;
 
@@ -347,7 +347,9 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 if visible(c.row) {
                     let y = y_of(c.row);
                     buf.set_string(inner.x + lx + 1, y, "▶", theme.edge());
-                    buf.set_string(inner.x + lx + 2, y, consumer_text(c, room), style);
+                    let position = position(&app.model.topology, &queue.name, c);
+                    let text = consumer_text(c, position, room);
+                    buf.set_string(inner.x + lx + 2, y, text, style);
                 }
             }
             for (row, text) in more {
@@ -456,9 +458,21 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
     }
 }
 
-/// A consumer's label cut to `room`: its connection's name alone when that fits but not a
-/// piece of its tags.
-fn consumer_text(c: &crate::ui::layout::ConsumerNode, room: usize) -> String {
+/// A consumer's label cut to `room`, with a stream consumer's position after it
+/// (`nova-compute node1 @57`). In a narrow pane the tags give way first, then the
+/// connection's name is cut, keeping at least [`MIN_NAME`] cells of it; only then the
+/// position. Without a position: its name alone when that fits but not a piece of its tags.
+fn consumer_text(c: &ConsumerNode, position: Option<String>, room: usize) -> String {
+    if let Some(position) = position {
+        let keep = room.saturating_sub(position.width() + 1);
+        if keep >= MIN_NAME {
+            let name = match c.label.width() <= keep {
+                true => c.label.clone(),
+                false => truncate(c.client(), keep),
+            };
+            return format!("{name} {position}");
+        }
+    }
     let client = c.client().width();
     if c.label.width() > room && client <= room && room < client + 3 {
         c.client().to_string()
@@ -467,15 +481,13 @@ fn consumer_text(c: &crate::ui::layout::ConsumerNode, room: usize) -> String {
     }
 }
 
+/// The fewest cells of a stream consumer's name kept beside its position.
+const MIN_NAME: usize = 4;
+
 /// A queue's label as drawn: its rate first (where a narrow screen still shows it), name and
 /// flags, and its counters without the messages still flying to it.
 fn queue_text(app: &App, q: &crate::ui::layout::QueueNode) -> String {
-    let (ready, unacked) = app.model.arriving(&q.name, app.now);
-    let counters = crate::ui::layout::counters(
-        q.ready.saturating_sub(ready),
-        q.unacked.saturating_sub(unacked),
-        q.consumers,
-    );
+    let counters = crate::ui::layout::queue_counters(q, app.model.arriving(&q.name, app.now));
     match app
         .model
         .queue_rates

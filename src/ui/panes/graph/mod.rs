@@ -249,23 +249,31 @@ impl Widget for &GraphPane<'_> {
                 ),
                 Lang::Zh => (" 队列：就绪 未确认 消费者", " 就绪 未确认 消费者"),
             };
+            // A stream shows its offsets instead: where one is drawn, the legend says so first.
+            let streams = match (lang, graph.queues.iter().any(|q| q.offsets.is_some())) {
+                (_, false) => None,
+                (Lang::En, true) => Some(format!("{long} · streams: offsets")),
+                (Lang::Zh, true) => Some(format!("{long} · 流：偏移")),
+            };
             // Zooming (z) gives the graph the room for what it hid.
             let zoom = match (lang, app.graph.zoomed || hidden[0].is_empty()) {
                 (_, true) => "",
                 (Lang::En, false) => "(z zooms) ",
                 (Lang::Zh, false) => "（z 放大）",
             };
-            let legend = [
-                format!("{long} {}{zoom}", hidden[0]),
-                format!("{short} {}{zoom}", hidden[0]),
-                format!("{short} {}{zoom}", hidden[1]),
-                format!("{long} {}", hidden[0]),
-                format!("{short} {}", hidden[0]),
-                format!("{short} {}", hidden[1]),
-            ]
-            .into_iter()
-            .find(|l| l.width() <= room)
-            .unwrap_or_default();
+            let with_streams = streams.map(|s| format!("{s} {}{zoom}", hidden[0]));
+            let legend = with_streams
+                .into_iter()
+                .chain([
+                    format!("{long} {}{zoom}", hidden[0]),
+                    format!("{short} {}{zoom}", hidden[0]),
+                    format!("{short} {}{zoom}", hidden[1]),
+                    format!("{long} {}", hidden[0]),
+                    format!("{short} {}", hidden[0]),
+                    format!("{short} {}", hidden[1]),
+                ])
+                .find(|l| l.width() <= room)
+                .unwrap_or_default();
             block
                 .title_bottom(ratatui::text::Line::from(legend).right_aligned())
                 .render(area, buf);
