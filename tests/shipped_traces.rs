@@ -46,7 +46,12 @@ fn requests(path: &Path) -> (Vec<Request>, usize) {
         else {
             continue;
         };
-        assert_eq!(*body_size, body_preview.len(), "{}: a body was cut", path.display());
+        assert_eq!(
+            *body_size,
+            body_preview.len(),
+            "{}: a body was cut",
+            path.display()
+        );
         match openstack::decode(body_preview) {
             Some(Oslo::Request(request)) => requests.push(Request {
                 kind: request.kind(),
@@ -83,13 +88,37 @@ fn every_shipped_trace_holds_an_instance_boot() {
         let boot = [
             Request {
                 namespace: Some("compute_task".into()),
-                ..request("cast", "nova", "conductor", "schedule_and_build_instances", "1.17")
+                ..request(
+                    "cast",
+                    "nova",
+                    "conductor",
+                    "schedule_and_build_instances",
+                    "1.17",
+                )
             },
             request("call", "nova", "scheduler", "select_destinations", "4.5"),
-            request("cast", "nova", "compute.compute-1", "build_and_run_instance", "6.0"),
+            request(
+                "cast",
+                "nova",
+                "compute.compute-1",
+                "build_and_run_instance",
+                "6.0",
+            ),
             request("call", "nova", "conductor", "object_action", "3.0"),
-            request("cast", "scheduler_fanout", "", "update_instance_info", "4.2"),
-            request("cast", "nova", "compute-alt.compute-1", "external_instance_event", "6.0"),
+            request(
+                "cast",
+                "scheduler_fanout",
+                "",
+                "update_instance_info",
+                "4.2",
+            ),
+            request(
+                "cast",
+                "nova",
+                "compute-alt.compute-1",
+                "external_instance_event",
+                "6.0",
+            ),
             request("call", "nova", "conductor", "object_action", "3.0"),
         ];
         assert_eq!(requests, boot, "{}", path.display());
