@@ -34,6 +34,7 @@ fn big_topology() -> Snapshot {
             unacked: i % 3,
             consumers: i % 2,
             stream: None,
+            delivery_limit: Default::default(),
         })
         .collect();
     let bindings = (0..20_000)

@@ -317,3 +317,66 @@ async fn on_4_3_x_queue_mode_is_no_longer_read_on_a_classic_queue() {
         )
     );
 }
+
+/// What the broker reports of a quorum queue's delivery limit is the limit it applies: from
+/// 4.0 the default 20 a queue's arguments do not show and `-1` for none; before 4.0 no default,
+/// and `-1` a limit every return passes (RabbitMQ 3.10 drops such a message at its first
+/// return).
+#[tokio::test]
+async fn the_snapshot_tells_the_delivery_limit_in_force() {
+    use rabbitscope::topology::DeliveryLimit;
+    let quorum = |limit: Option<i32>| {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        if let Some(n) = limit {
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(n));
+        }
+        args
+    };
+    for (behaviour, plain, endless) in [
+        (
+            release("4.2"),
+            DeliveryLimit::Limit(20),
+            DeliveryLimit::Unlimited,
+        ),
+        (
+            release("3.13"),
+            DeliveryLimit::Unlimited,
+            DeliveryLimit::Limit(-1),
+        ),
+    ] {
+        let config = BrokerConfig {
+            behaviour,
+            ..BrokerConfig::default()
+        };
+        let (url, broker) = common::start_embedded_with(config).await;
+        let conn = connect(&url).await;
+        let ch = channel(&conn).await;
+        declare(&ch, "plain", true, false, quorum(None))
+            .await
+            .unwrap();
+        declare(&ch, "five", true, false, quorum(Some(5)))
+            .await
+            .unwrap();
+        declare(&ch, "endless", true, false, quorum(Some(-1)))
+            .await
+            .unwrap();
+        let snapshot = broker.snapshot();
+        let limit = |name: &str| {
+            snapshot
+                .vhost("/")
+                .unwrap()
+                .queues
+                .iter()
+                .find(|q| q.name == name)
+                .unwrap()
+                .delivery_limit
+        };
+        assert_eq!(limit("plain"), plain);
+        assert_eq!(limit("five"), DeliveryLimit::Limit(5));
+        assert_eq!(limit("endless"), endless);
+    }
+}

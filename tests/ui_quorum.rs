@@ -4,7 +4,7 @@ mod common;
 
 use common::screen::{screen, select_queue};
 use rabbitscope::broker::{QueueSnapshot, Snapshot, VhostSnapshot};
-use rabbitscope::topology::QueueType;
+use rabbitscope::topology::{DeliveryLimit, QueueType};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
 
@@ -38,6 +38,14 @@ fn app() -> App {
                     ],
                 ),
                 quorum_queue("plain", &[]),
+                QueueSnapshot {
+                    delivery_limit: DeliveryLimit::Limit(20),
+                    ..quorum_queue("defaulted", &[])
+                },
+                QueueSnapshot {
+                    delivery_limit: DeliveryLimit::Unlimited,
+                    ..quorum_queue("endless", &[])
+                },
             ],
             ..Default::default()
         }],
@@ -69,7 +77,20 @@ fn the_inspector_tells_a_quorum_queue_s_limit_and_cluster() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+    // A remote RabbitMQ does not say which default applies; the embedded broker does.
     select_queue(&mut app, "plain");
+    let text = screen(&mut app, 160, 45);
+    assert!(
+        text.contains("  delivery limit: broker default (20 from 4.0, none before)"),
+        "{text}"
+    );
+    select_queue(&mut app, "defaulted");
+    let text = screen(&mut app, 160, 45);
+    assert!(
+        text.contains("  delivery limit 20 (then dead-letter or drop)"),
+        "{text}"
+    );
+    select_queue(&mut app, "endless");
     let text = screen(&mut app, 160, 45);
     assert!(
         text.contains("  no delivery limit (redeliveries only counted)"),

@@ -356,6 +356,7 @@ mod tests {
                     unacked: 0,
                     consumers: 0,
                     stream: None,
+                    delivery_limit: Default::default(),
                 }],
                 bindings: vec![BindingInfo {
                     source: "orders".into(),

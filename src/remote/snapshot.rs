@@ -68,6 +68,7 @@ pub async fn vhost_snapshot(
                 // The management API tells a stream's type and messages, not its offsets nor
                 // where each consumer reads: that is not drawn rather than guessed.
                 stream: None,
+                delivery_limit: Default::default(),
             }
         })
         .collect();

@@ -455,6 +455,7 @@ mod tests {
                             unacked: ready / 2,
                             consumers: ready % 3,
                             stream: None,
+                            delivery_limit: Default::default(),
                         }
                     },
                 )

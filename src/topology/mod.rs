@@ -120,6 +120,23 @@ impl QueueType {
     }
 }
 
+/// What a quorum queue does with a message returned too often, when the broker says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryLimit {
+    /// Not reported (RabbitMQ's management API, older snapshots): only the argument tells.
+    #[default]
+    Unknown,
+    Unlimited,
+    Limit(i64),
+}
+
+impl DeliveryLimit {
+    pub fn is_unknown(&self) -> bool {
+        *self == DeliveryLimit::Unknown
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueSnapshot {
     pub name: String,
@@ -137,6 +154,10 @@ pub struct QueueSnapshot {
     /// (which does not report offsets over AMQP 0-9-1) and in older snapshots and traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamState>,
+    /// The delivery limit a quorum queue applies: its `x-delivery-limit`, or the release's
+    /// default when it has none (20 from RabbitMQ 4.0), which its arguments do not show.
+    #[serde(default, skip_serializing_if = "DeliveryLimit::is_unknown")]
+    pub delivery_limit: DeliveryLimit,
 }
 
 /// A stream's log: the offsets it holds, its size and retention, and where each consumer

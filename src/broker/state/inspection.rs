@@ -4,13 +4,14 @@
 use super::{is_predeclared, State};
 use crate::broker::args;
 use crate::broker::maps::HashMap;
-use crate::broker::queue::Queue;
+use crate::broker::queue::{Queue, QueueType};
 use crate::broker::vhost::Vhost;
 use crate::broker::{
     ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, Snapshot, StreamReader,
     StreamState, VhostSnapshot,
 };
 use crate::events::{BindingInfo, EventKind};
+use crate::topology::DeliveryLimit;
 
 impl State {
     /// Bytes the messages of every queue take, ready or delivered and not acked, by the memory
@@ -90,6 +91,11 @@ impl State {
                         unacked: q.unacked,
                         consumers: q.consumers.len(),
                         stream: stream_state(q),
+                        delivery_limit: match (q.limits.queue_type, q.limits.delivery_limit) {
+                            (QueueType::Quorum, Some(n)) => DeliveryLimit::Limit(n),
+                            (QueueType::Quorum, None) => DeliveryLimit::Unlimited,
+                            _ => DeliveryLimit::Unknown,
+                        },
                     })
                     .collect();
                 queues.sort_by(|a, b| a.name.cmp(&b.name));

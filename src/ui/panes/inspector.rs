@@ -453,15 +453,36 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
 /// What sets a quorum queue apart: its delivery limit, and what a cluster would do with it.
 /// This broker is one node, so the queue has one member, which leads and is its own majority.
 fn quorum_lines<'a>(q: &crate::broker::QueueSnapshot, lang: Lang) -> Vec<Line<'a>> {
-    let limit = q.argument("x-delivery-limit");
+    use crate::topology::DeliveryLimit;
     let group: Option<usize> = q
         .argument("x-quorum-initial-group-size")
         .and_then(|n| n.parse().ok());
+    // The broker's word first: from RabbitMQ 4.0 a queue without the argument has a limit.
+    let limit = match q.delivery_limit {
+        DeliveryLimit::Unknown => match q.argument("x-delivery-limit") {
+            Some(n) => match n.parse::<i64>() {
+                Ok(n) if n < 0 => DeliveryLimit::Unlimited,
+                _ => DeliveryLimit::Limit(n.parse().unwrap_or_default()),
+            },
+            None => DeliveryLimit::Unknown,
+        },
+        known => known,
+    };
     let limit = match (limit, lang) {
-        (Some(n), Lang::En) => format!("delivery limit {n} (then dead-letter or drop)"),
-        (Some(n), Lang::Zh) => format!("投递上限 {n}（超过则死信或丢弃）"),
-        (None, Lang::En) => "no delivery limit (redeliveries only counted)".to_string(),
-        (None, Lang::Zh) => "无投递上限（只计数重投）".to_string(),
+        (DeliveryLimit::Limit(n), Lang::En) => {
+            format!("delivery limit {n} (then dead-letter or drop)")
+        }
+        (DeliveryLimit::Limit(n), Lang::Zh) => format!("投递上限 {n}（超过则死信或丢弃）"),
+        (DeliveryLimit::Unlimited, Lang::En) => {
+            "no delivery limit (redeliveries only counted)".to_string()
+        }
+        (DeliveryLimit::Unlimited, Lang::Zh) => "无投递上限（只计数重投）".to_string(),
+        (DeliveryLimit::Unknown, Lang::En) => {
+            "delivery limit: broker default (20 from 4.0, none before)".to_string()
+        }
+        (DeliveryLimit::Unknown, Lang::Zh) => {
+            "投递上限：代理默认（4.0 起为 20，之前无）".to_string()
+        }
     };
     let cluster = match (group, lang) {
         (Some(n), Lang::En) => format!("cluster: {n} members, 1 leader, majority {}", n / 2 + 1),
