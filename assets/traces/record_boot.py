@@ -1,0 +1,344 @@
+"""Boots one instance through Nova's own RPC clients, over real oslo.messaging, to a broker.
+
+nova-api, nova-conductor, nova-scheduler and nova-compute each run in a process of their own
+(their own AMQP connection, named after the service, and their own reply queue). The RPC
+clients, the versioned objects, the serializer and oslo.messaging are Nova's and oslo's; what
+stands in for a cloud (database, Placement, hypervisor, Neutron) sits *below* the RPC layer:
+the servers' endpoints are small managers with Nova's method names, versions and namespaces.
+
+    python record_boot.py rabbit://guest:guest@127.0.0.1:5672/nova-boot [--settings 2026]
+
+The boot, message by message:
+  1. nova-api -> conductor   cast schedule_and_build_instances 1.17 (namespace compute_task)
+  2. conductor -> scheduler  call select_destinations 4.5, and its reply
+  3. conductor -> compute    cast build_and_run_instance 6.0 to compute.<host>
+  4. compute -> conductor    call object_action 3.0 (Instance.save), and its reply
+  5. compute -> schedulers   fanout cast update_instance_info 4.2 to scheduler_fanout
+  6. nova-api -> compute     cast external_instance_event 6.0 (network-vif-plugged) to
+                             compute-alt.<host> (compute RPC 6.5 has the second server)
+  7. compute -> conductor    call object_action 3.0 (Instance.save: ACTIVE), and its reply
+"""
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import uuid
+
+HOST = "compute-1"
+# Where nova-conductor and nova-scheduler run.
+CONTROLLER = "controller-1"
+NODE = "compute-1.example.org"
+PROJECT = "6f70656e737461636b20202020202020"
+USER = "64656d6f" + "0" * 24
+INSTANCE = str(uuid.UUID("0b6f6e6f-7661-4000-8000-626f6f74696e"))
+IMAGE = str(uuid.UUID("c1a55e5e-0000-4000-8000-000000000001"))
+CELL = str(uuid.UUID("ce11ce11-0000-4000-8000-000000000001"))
+
+# The 2026 recommended settings of upstream's admin guide
+# (oslo.messaging doc/source/admin/rabbit.rst); the stream fanout needs a prefetch.
+SETTINGS_2026 = {
+    "rabbit_quorum_queue": True,
+    "rabbit_transient_quorum_queue": True,
+    "rabbit_stream_fanout": True,
+    "use_queue_manager": True,
+    "rabbit_qos_prefetch_count": 10,
+}
+
+
+def configure(url, settings, service, lock_path):
+    """Nova's own configuration and RPC set-up, as each nova-* service does it at start."""
+    # oslo.messaging names the connection (and, with use_queue_manager, the queues) after it.
+    sys.argv[0] = service
+    from nova import config, objects, rpc
+    import nova.conf
+
+    objects.register_all()
+    conf = nova.conf.CONF
+    # A nova.conf as an operator writes it, read the way every nova-* service reads its own.
+    lines = ["[DEFAULT]", "transport_url = " + url,
+             # Every nova-compute runs 2026.2 (Hibiscus, compute RPC 6.5): the cap an operator
+             # pins once all computes are upgraded ("auto", the default, asks a database).
+             "[upgrade_levels]", "compute = hibiscus",
+             "[oslo_concurrency]", "lock_path = " + lock_path]
+    if settings == "2026":
+        lines.append("[oslo_messaging_rabbit]")
+        lines += ["%s = %s" % item for item in SETTINGS_2026.items()]
+    path = os.path.join(lock_path, service + ".conf")
+    with open(path, "w") as conf_file:
+        conf_file.write("\n".join(lines) + "\n")
+    config.parse_args([service, "--config-file", path], configure_db=False, init_rpc=False)
+    rpc.init(conf)
+    return conf
+
+
+def context():
+    from nova import context as nova_context
+
+    return nova_context.RequestContext(
+        user_id=USER, project_id=PROJECT, request_id="req-" + str(uuid.uuid4())
+    )
+
+
+def serve(topic, endpoints, server=HOST):
+    from oslo_messaging import Target
+    from nova import rpc
+    from nova.objects import base as objects_base
+
+    server = rpc.get_server(
+        Target(topic=topic, server=server), endpoints, objects_base.NovaObjectSerializer()
+    )
+    server.start()
+    return server
+
+
+# --- stand-in managers: Nova's RPC method names, versions, namespaces; no cloud behind ---
+
+
+class ComputeTaskManager:
+    """nova-conductor's compute_task endpoint (nova/conductor/manager.py)."""
+
+    def __init__(self):
+        from oslo_messaging import Target
+
+        self.target = Target(namespace="compute_task", version="1.25")
+
+    def schedule_and_build_instances(self, context, build_requests, request_specs, image,
+                                     admin_password, injected_files, requested_networks,
+                                     block_device_mapping, tags=None):
+        from nova import objects
+        from nova.compute import rpcapi as compute_rpcapi
+        from nova.scheduler import rpcapi as scheduler_rpcapi
+
+        uuids = [spec.instance_uuid for spec in request_specs]
+        # Placement's allocation candidates are HTTP; the scheduler's answer is RPC.
+        host_lists = scheduler_rpcapi.SchedulerAPI().select_destinations(
+            context, request_specs[0], uuids, return_objects=True, return_alternates=True
+        )
+        for build_request, spec, host_list in zip(build_requests, request_specs, host_lists):
+            chosen = host_list[0]
+            instance = build_request.get_new_instance(context)
+            instance.host = chosen.service_host
+            instance.node = chosen.nodename
+            compute_rpcapi.ComputeAPI().build_and_run_instance(
+                context, instance=instance, host=chosen.service_host, image=image,
+                request_spec=spec, filter_properties=spec.to_legacy_filter_properties_dict(),
+                admin_password=admin_password, injected_files=injected_files,
+                requested_networks=requested_networks, security_groups=None,
+                block_device_mapping=objects.BlockDeviceMappingList(objects=[]),
+                node=chosen.nodename, limits=chosen.limits, host_list=host_list,
+                accel_uuids=[],
+            )
+
+
+class ConductorManager:
+    """nova-conductor's object endpoint: compute has no database, so its saves come here."""
+
+    def __init__(self):
+        from oslo_messaging import Target
+
+        self.target = Target(version="3.0")
+
+    def object_action(self, context, objinst, objmethod, args, kwargs):
+        # A database would write objinst's changes here; the caller gets back what changed.
+        updates = {field: getattr(objinst, field) for field in objinst.obj_what_changed()}
+        return updates, None
+
+
+class SchedulerManager:
+    """nova-scheduler's endpoint (nova/scheduler/manager.py)."""
+
+    def __init__(self):
+        from oslo_messaging import Target
+
+        self.target = Target(version="4.5")
+
+    def select_destinations(self, context, request_spec=None, filter_properties=None,
+                            spec_obj=None, instance_uuids=None, return_objects=False,
+                            return_alternates=False):
+        from nova import objects
+
+        selection = objects.Selection(
+            service_host=HOST, nodename=NODE, compute_node_uuid=uuid.uuid5(uuid.NAMESPACE_DNS, NODE),
+            cell_uuid=CELL, limits=None, allocation_request="{}",
+            allocation_request_version="1.36",
+        )
+        return [[selection] for _ in instance_uuids]
+
+    def update_instance_info(self, context, host_name, instance_info):
+        pass
+
+
+class ComputeManager:
+    """nova-compute's endpoint (nova/compute/manager.py), on both of its RPC servers."""
+
+    def __init__(self, vif_plugged, active):
+        from oslo_messaging import Target
+
+        self.target = Target(version="6.5")
+        self.vif_plugged = vif_plugged
+        self.active = active
+
+    def build_and_run_instance(self, context, instance, image, request_spec, filter_properties,
+                               accel_uuids, **_):
+        from nova import objects
+        from nova.compute import task_states
+        from nova.scheduler.client import query
+
+        # Every save is an object_action call to the conductor (the indirection API).
+        instance.task_state = task_states.SPAWNING
+        instance.save()
+        query.SchedulerQueryClient().update_instance_info(
+            context, HOST, objects.InstanceList(objects=[instance])
+        )
+        # The hypervisor now waits for Neutron's network-vif-plugged event.
+        self.vif_plugged.set()
+
+    def external_instance_event(self, context, instances, events):
+        from nova.compute import power_state, vm_states
+
+        for instance in instances:
+            instance.vm_state = vm_states.ACTIVE
+            instance.task_state = None
+            instance.power_state = power_state.RUNNING
+            instance.save()
+        self.active.set()
+
+
+# --- the services ---
+
+
+def conductor(url, settings, lock_path, ready, done):
+    configure(url, settings, "nova-conductor", lock_path)
+    server = serve("conductor", [ComputeTaskManager(), ConductorManager()], CONTROLLER)
+    ready.set()
+    done.wait()
+    server.stop()
+    server.wait()
+
+
+def scheduler(url, settings, lock_path, ready, done):
+    configure(url, settings, "nova-scheduler", lock_path)
+    server = serve("scheduler", [SchedulerManager()], CONTROLLER)
+    ready.set()
+    done.wait()
+    server.stop()
+    server.wait()
+
+
+def compute(url, settings, lock_path, ready, done, vif_plugged, active):
+    configure(url, settings, "nova-compute", lock_path)
+    from nova.objects import base as objects_base
+    from nova.conductor import rpcapi as conductor_rpcapi
+
+    objects_base.NovaObject.indirection_api = conductor_rpcapi.ConductorAPI()
+    manager = ComputeManager(vif_plugged, active)
+    servers = [serve("compute", [manager]), serve("compute-alt", [manager])]
+    ready.set()
+    done.wait()
+    for server in servers:
+        server.stop()
+        server.wait()
+
+
+def boot_request():
+    """What nova-api builds for `openstack server create` before it casts to the conductor."""
+    from nova import objects
+    from nova.compute import power_state, task_states, vm_states
+
+    flavor = objects.Flavor(
+        id=1, flavorid="1", name="m1.tiny", memory_mb=512, vcpus=1, root_gb=1, ephemeral_gb=0,
+        swap=0, rxtx_factor=1.0, vcpu_weight=0, disabled=False, is_public=True, extra_specs={},
+        description=None,
+    )
+    image = {"id": IMAGE, "name": "cirros", "status": "active", "disk_format": "qcow2",
+             "container_format": "bare", "min_disk": 0, "min_ram": 0, "size": 21430272,
+             "properties": {}}
+    instance = objects.Instance(
+        uuid=INSTANCE, project_id=PROJECT, user_id=USER, display_name="vm1",
+        hostname="vm1", image_ref=IMAGE, flavor=flavor, vm_state=vm_states.BUILDING,
+        task_state=task_states.SCHEDULING, power_state=power_state.NOSTATE,
+        availability_zone=None, launch_index=0, root_device_name=None,
+    )
+    build_request = objects.BuildRequest(
+        instance_uuid=INSTANCE, project_id=PROJECT, instance=instance,
+        block_device_mappings=objects.BlockDeviceMappingList(objects=[]),
+        tags=objects.TagList(objects=[]),
+    )
+    spec = objects.RequestSpec(
+        instance_uuid=INSTANCE, project_id=PROJECT, user_id=USER, num_instances=1,
+        flavor=flavor, image=objects.ImageMeta.from_dict(image), availability_zone=None,
+        ignore_hosts=None, force_hosts=None, force_nodes=None,
+        scheduler_hints={}, is_bfv=False,
+    )
+    return build_request, spec, image
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="broker URL, e.g. rabbit://guest:guest@127.0.0.1:5672/nova-boot")
+    parser.add_argument("--settings", choices=["classic", "2026"], default="classic")
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+    lock_path = tempfile.mkdtemp(prefix="nova-locks-")
+
+    # Nova takes seconds to import: import it once, before the services fork from here.
+    import nova.conf  # noqa: F401
+    from nova import config, objects, rpc  # noqa: F401
+    from nova.compute import rpcapi as _compute  # noqa: F401
+    from nova.conductor import rpcapi as _conductor  # noqa: F401
+    from nova.scheduler.client import query as _query  # noqa: F401
+
+    # fork: each service process starts from this one, then sets itself up as Nova does.
+    mp = multiprocessing.get_context("fork")
+    done, vif_plugged, active = mp.Event(), mp.Event(), mp.Event()
+    readies = [mp.Event() for _ in range(3)]
+    common = (args.url, args.settings, lock_path)
+    services = [
+        mp.Process(target=scheduler, args=common + (readies[0], done)),
+        mp.Process(target=conductor, args=common + (readies[1], done)),
+        mp.Process(target=compute, args=common + (readies[2], done, vif_plugged, active)),
+    ]
+    for service in services:
+        service.start()
+    try:
+        for ready in readies:
+            if not ready.wait(args.timeout):
+                sys.exit("a service did not start")
+        configure(args.url, args.settings, "nova-api", lock_path)
+        from nova import objects
+        from nova.compute import rpcapi as compute_rpcapi
+        from nova.conductor import rpcapi as conductor_rpcapi
+
+        ctxt = context()
+        build_request, spec, image = boot_request()
+        conductor_rpcapi.ComputeTaskAPI().schedule_and_build_instances(
+            ctxt, build_requests=[build_request], request_specs=[spec], image=image,
+            admin_password=None, injected_files=[], requested_networks=None,
+            block_device_mapping=objects.BlockDeviceMappingList(objects=[]), tags=[],
+        )
+        if not vif_plugged.wait(args.timeout):
+            sys.exit("the instance never reached the compute host")
+        # Neutron tells nova-api (HTTP) that the port is up; nova-api casts to the host.
+        instance = build_request.get_new_instance(ctxt)
+        instance.host = HOST
+        instance.obj_reset_changes()
+        event = objects.InstanceExternalEvent(
+            instance_uuid=INSTANCE, name="network-vif-plugged", status="completed",
+            tag=str(uuid.uuid5(uuid.NAMESPACE_DNS, "port-vm1")),
+        )
+        compute_rpcapi.ComputeAPI().external_instance_event(
+            ctxt, [instance], [event], host=HOST
+        )
+        if not active.wait(args.timeout):
+            sys.exit("the instance never became ACTIVE")
+    finally:
+        done.set()
+        for service in services:
+            service.join(args.timeout)
+    print("instance %s booted on %s" % (INSTANCE, HOST))
+
+
+if __name__ == "__main__":
+    main()
