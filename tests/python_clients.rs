@@ -27,6 +27,9 @@ async fn pytest(suite: &str, url: &str) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // oslo.messaging's queue manager reads /proc/<process group>/stat; the group this
+        // test runs in may have lost its leader (a shell pipeline), so pytest leads its own.
+        .process_group(0)
         .kill_on_drop(true);
     let child = command
         .spawn()
