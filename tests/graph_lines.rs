@@ -29,6 +29,7 @@ use rabbitscope::events::{BindingInfo, ClientInfo, Event, EventKind, PublishFate
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
 use rabbitscope::ui::layout::EdgeTarget;
+use rabbitscope::ui::model::Rate;
 use rabbitscope::ui::panes::graph::GraphPane;
 use rabbitscope::ui::theme::Theme;
 
@@ -75,19 +76,29 @@ fn step(x: u16, y: u16, dir: u8, area: ratatui::layout::Rect) -> Option<(u16, u1
     (x < area.width && y < area.height).then_some((x, y))
 }
 
-/// The name written right of an arrow, up to the first space.
+/// The name written right of an arrow, up to the first space; past a queue's rate (`12/s `),
+/// which comes before its name.
 fn name_after(buf: &Buffer, x: u16, y: u16) -> String {
-    let mut name = String::new();
-    let mut x = x + 1;
-    while x < buf.area.width {
-        let s = buf[(x, y)].symbol();
-        if s == " " || s == "│" {
-            break;
+    let word_at = |mut x: u16| {
+        let mut word = String::new();
+        while x < buf.area.width {
+            let s = buf[(x, y)].symbol();
+            if s == " " || s == "│" {
+                break;
+            }
+            word.push_str(s);
+            x += unicode_width::UnicodeWidthStr::width(s).max(1) as u16;
         }
-        name.push_str(s);
-        x += unicode_width::UnicodeWidthStr::width(s).max(1) as u16;
+        word
+    };
+    let first = word_at(x + 1);
+    let is_rate = first
+        .strip_suffix("/s")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    match is_rate {
+        true => word_at(x + 1 + first.len() as u16 + 1),
+        false => first,
     }
-    name
 }
 
 /// The whole label right of an arrow, up to the pane's border: a consumer's, whose name has
@@ -1156,7 +1167,27 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
 /// room it reads in.
 #[test]
 fn lesson_13_with_its_services_beside_the_lesson_160x45() {
+    lesson_13_is_whole_beside_the_lesson_160x45(lesson_13_beside_the_lesson());
+}
+
+/// While messages flow, the rates give way: they are drawn only where they fit whole, and
+/// never cut a name, a type or a counter.
+#[test]
+fn lesson_13_with_its_traffic_flowing_beside_the_lesson_160x45() {
     let mut app = lesson_13_beside_the_lesson();
+    let flowing = || Rate {
+        per_second: VecDeque::from([12, 0]),
+    };
+    for exchange in ["nova", ""] {
+        app.model.exchange_rates.insert(exchange.into(), flowing());
+    }
+    for queue in ["conductor", "scheduler", "compute.node1", REPLY] {
+        app.model.queue_rates.insert(queue.into(), flowing());
+    }
+    lesson_13_is_whole_beside_the_lesson_160x45(app);
+}
+
+fn lesson_13_is_whole_beside_the_lesson_160x45(mut app: App) {
     let buf = screen(&mut app, 160, 45);
     let text = as_text(&buf);
     check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
@@ -1184,7 +1215,12 @@ fn lesson_13_with_its_services_beside_the_lesson_160x45() {
         "▶nova-compute :40404",
         "▶nova-compute :40505",
     ] {
-        assert!(text.contains(whole), "{whole}:\n{text}");
+        // A queue's rate, while messages flow, comes before its name.
+        let with_rate = whole.replacen('▶', "▶12/s ", 1);
+        assert!(
+            text.contains(whole) || text.contains(&with_rate),
+            "{whole}:\n{text}"
+        );
     }
     // Nothing is cut but consumers' tags, after their connection's whole name.
     let area = app.areas.graph;

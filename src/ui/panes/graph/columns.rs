@@ -97,13 +97,7 @@ pub(super) fn canvas_width(app: &App, width: u16) -> u16 {
 pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
     let top = scroll(app, height);
     let passing = passing_lanes(app, top, top + height as usize);
-    let mut cols = columns_of(
-        app,
-        app.graph.layout.stacked,
-        width,
-        passing.len() as u16,
-        true,
-    );
+    let mut cols = columns_of(app, app.graph.layout.stacked, width, passing.len() as u16);
     // The lanes with a column: the shortest of those passing, kept in the layout's order.
     let mut chosen = passing.clone();
     chosen.sort_by_key(|(_, length)| *length);
@@ -113,8 +107,6 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
     // as far as the longest of their labels leaves room. One pass over the bindings: a big
     // broker has tens of thousands.
     let graph = &app.graph.layout;
-    let rate_room = rates_width(&app.model.exchange_rates);
-    let queue_rate_room = rates_width(&app.model.queue_rates);
     let by_name: Vec<(usize, usize)> = graph
         .bindings
         .iter()
@@ -127,12 +119,12 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
     cols.overflow = vec![0; graph.exchanges.len()];
     for &(x, q) in by_name.iter().filter(|_| !cols.stacked) {
         let room = cols.queue_room(cols.by_name_x(x), width);
-        let text = queue_text_width(&graph.queues[q]) + queue_rate_room;
+        let text = queue_text_width(&graph.queues[q]);
         slack[x] = slack[x].min(room.saturating_sub(text));
     }
     for (i, x) in graph.exchanges.iter().enumerate() {
         if x.by_name && slack[i] < u16::MAX {
-            let label = x.label.width() as u16 + 1 + rate_room;
+            let label = x.label.width() as u16 + 1;
             cols.overflow[i] = label.saturating_sub(cols.exchange_width).min(slack[i]);
         }
     }
@@ -192,12 +184,12 @@ fn rates_width(rates: &std::collections::HashMap<crate::events::Name, Rate>) -> 
     }
 }
 
-/// `rates`: whether to leave room for the rates shown.
-fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -> Columns {
+fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     // Room for the rates shown (an exchange's ` 12/s` after it, a queue's `12/s ` before
-    // it), so what follows them is not cut for them.
-    let rate_room = rates_width(&app.model.exchange_rates) * u16::from(rates);
-    let queue_rate_room = rates_width(&app.model.queue_rates) * u16::from(rates);
+    // it). Rates come last, and are drawn only whole (see draw.rs), so traffic never cuts a
+    // name, a type or a counter, nor moves the side pane.
+    let rate_room = rates_width(&app.model.exchange_rates);
+    let queue_rate_room = rates_width(&app.model.queue_rates);
     let inner = inner_exchanges(app);
     let graph = &app.graph.layout;
     // Measured once per layout: a big broker has tens of thousands of keys.
@@ -214,18 +206,17 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -
     let exchange_full = if stacked {
         2
     } else {
-        widths.exchange_label + 1 + rate_room
+        widths.exchange_label + 1
     };
     // With consumers beside them, a queue's label keeps one more column: the space before
     // the line to its consumers.
     let consumers_beside = u16::from(!graph.consumers.is_empty());
     let queue_name = widths.queue_name + 1 + consumers_beside;
-    let queue_full = widths.queue_label + 1 + consumers_beside + queue_rate_room;
+    let queue_full = widths.queue_label + 1 + consumers_beside;
     // A queue drawn where its key would be starts two columns after the exchange and may run
     // across the keys and the lanes: the queue column gives it what they leave.
-    let by_name = |label: u16, keys: u16| {
-        (label + 2 + consumers_beside + queue_rate_room).saturating_sub(keys + lane_room(1))
-    };
+    let by_name =
+        |label: u16, keys: u16| (label + 2 + consumers_beside).saturating_sub(keys + lane_room(1));
     let chain_label_width = if stacked { 1 } else { widths.inner_label };
     // Keys of outer exchanges stop before the exchange lanes, followed by the inner exchanges'
     // labels and keys.
@@ -256,7 +247,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -
     // column from their rows.
     let overflow = match stacked {
         true => 0,
-        false => (widths.by_name_exchange + 1 + rate_room).saturating_sub(exchange_full),
+        false => (widths.by_name_exchange + 1).saturating_sub(exchange_full),
     };
     let queue_full = queue_full.max(by_name(widths.by_name_label + overflow, keys));
     budget -= exchange_width + keys + queue_width;
@@ -297,6 +288,16 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -
         && consumer_room >= wanted(consumer_name, 3, !graph.consumers.is_empty())
         && queue_width >= queue_full
         && exchange_width >= exchange_full;
+    // Rates last, each only when it fits whole.
+    for (column, rate) in [
+        (&mut queue_width, queue_rate_room),
+        (&mut exchange_width, rate_room),
+    ] {
+        if rate > 0 && budget >= rate {
+            *column += rate;
+            budget -= rate;
+        }
+    }
     let lane_step = if lanes > 0 && budget >= lane_room(2) - lane_room(1) {
         2
     } else {
@@ -351,7 +352,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16, rates: bool) -
 /// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
 /// cut; when not, the graph is laid out stacked.
 pub fn side_by_side_fits(app: &App, width: u16) -> bool {
-    columns_of(app, false, width, lanes_in_view(app), true).names_fit
+    columns_of(app, false, width, lanes_in_view(app)).names_fit
 }
 
 /// The lanes a frame is expected to pass, for measuring the graph apart from a frame.
@@ -364,7 +365,7 @@ fn lanes_in_view(app: &App) -> u16 {
 /// rates, which come and go with the traffic, are not counted), so that a side pane can give
 /// it that much.
 pub fn whole_width(app: &App) -> u16 {
-    let whole = |width: u16| columns_of(app, false, width, lanes_in_view(app), false).whole;
+    let whole = |width: u16| columns_of(app, false, width, lanes_in_view(app)).whole;
     // Each share grows with the width: halve the range until the narrowest is found.
     let (mut narrow, mut wide) = (0, 400);
     while narrow < wide {

@@ -10,7 +10,7 @@ use super::columns::columns;
 use super::{scroll, truncate, Columns, QueueLane};
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::{position, publisher_text, ConsumerNode, EdgeTarget, GraphItem};
-use crate::ui::model::FlightKind;
+use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
 
 const UP: u8 = 1;
@@ -63,10 +63,10 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             .iter()
             .zip(&cols.queue_x)
             .map(|(q, &x)| match visible(q.row) {
-                true => truncate(
-                    &queue_text(app, q),
-                    cols.queue_room(x, inner.width) as usize,
-                ),
+                true => {
+                    let room = cols.queue_room(x, inner.width) as usize;
+                    truncate(&queue_text(app, q, room), room)
+                }
                 false => String::new(),
             })
             .collect();
@@ -369,15 +369,6 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             if selected == Some(GraphItem::Exchange(i)) {
                 style = style.patch(theme.selected());
             }
-            let label = match app
-                .model
-                .exchange_rates
-                .get(x.name.as_str())
-                .map(|r| r.current())
-            {
-                Some(rate) if rate > 0 => format!("{} {rate}/s", x.label),
-                _ => x.label.clone(),
-            };
             let column = if cols.is_inner(i) {
                 cols.chain_x
             } else {
@@ -401,7 +392,12 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             } else {
                 cols.exchange_width + cols.overflow[i]
             };
-            let label = truncate(&label, room.saturating_sub(1) as usize);
+            let room = room.saturating_sub(1) as usize;
+            let label = match rate_of(&app.model.exchange_rates, &x.name) {
+                Some(rate) => with_rate_if_whole(format!("{} {rate}", x.label), &x.label, room),
+                None => x.label.clone(),
+            };
+            let label = truncate(&label, room);
             buf.set_string(inner.x + column, y_of(x.row), label, style);
         }
         for (i, (q, label)) in graph.queues.iter().zip(&queue_labels).enumerate() {
@@ -484,18 +480,32 @@ fn consumer_text(c: &ConsumerNode, position: Option<String>, room: usize) -> Str
 /// The fewest cells of a stream consumer's name kept beside its position.
 const MIN_NAME: usize = 4;
 
-/// A queue's label as drawn: its rate first (where a narrow screen still shows it), name and
-/// flags, and its counters without the messages still flying to it.
-fn queue_text(app: &App, q: &crate::ui::layout::QueueNode) -> String {
+/// A queue's label as drawn: its name and flags, its counters without the messages still
+/// flying to it, and its rate first when all of it fits in `room` columns.
+fn queue_text(app: &App, q: &crate::ui::layout::QueueNode, room: usize) -> String {
     let counters = crate::ui::layout::queue_counters(q, app.model.arriving(&q.name, app.now));
-    match app
-        .model
-        .queue_rates
-        .get(q.name.as_str())
-        .map(|r| r.current())
-    {
-        Some(rate) if rate > 0 => format!("{rate}/s {}  {counters}", q.label),
-        _ => format!("{}  {counters}", q.label),
+    let text = format!("{}  {counters}", q.label);
+    match rate_of(&app.model.queue_rates, &q.name) {
+        Some(rate) => with_rate_if_whole(format!("{rate} {text}"), &text, room),
+        None => text,
+    }
+}
+
+/// The current rate of a node as `12/s`, when it has one.
+fn rate_of(
+    rates: &std::collections::HashMap<crate::events::Name, Rate>,
+    name: &str,
+) -> Option<String> {
+    let rate = rates.get(name).map(Rate::current)?;
+    (rate > 0).then(|| format!("{rate}/s"))
+}
+
+/// A rate gives way before anything else: the label with it when that fits whole.
+fn with_rate_if_whole(with_rate: String, without: &str, room: usize) -> String {
+    if with_rate.width() <= room {
+        with_rate
+    } else {
+        without.to_string()
     }
 }
 
