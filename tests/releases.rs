@@ -110,32 +110,27 @@ async fn permitting_transient_nonexcl_queues_on_4_3_lets_them_be_declared() {
 
 #[tokio::test]
 async fn denying_a_feature_on_a_release_that_permits_it_gives_rabbitmq_s_other_text() {
-    let url = broker(release("4.2")).await;
-    let conn = connect(&url).await;
-    declare(
-        &channel(&conn).await,
-        "t",
-        false,
-        false,
-        FieldTable::default(),
-    )
-    .await
-    .expect("4.2 permits transient non-exclusive queues");
+    // A transient, non-exclusive queue declared on a broker of its own.
+    let declare_transient = |behaviour| async move {
+        let url = broker(behaviour).await;
+        let conn = connect(&url).await;
+        declare(
+            &channel(&conn).await,
+            "t",
+            false,
+            false,
+            FieldTable::default(),
+        )
+        .await
+    };
+    declare_transient(release("4.2"))
+        .await
+        .expect("4.2 permits transient non-exclusive queues");
 
     let denied = release("3.13")
         .permit(DeprecatedFeature::TransientNonexclQueues, false)
         .unwrap();
-    let url = broker(denied).await;
-    let conn = connect(&url).await;
-    let err = declare(
-        &channel(&conn).await,
-        "t",
-        false,
-        false,
-        FieldTable::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = declare_transient(denied).await.unwrap_err();
     let expected = "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.\n\
         Its use is not permitted per the configuration (overriding the default, which is \
         permitted):\n    \"deprecated_features.permit.transient_nonexcl_queues = false\"\n";

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::queue_mut;
 use super::{Channel, ChannelRef, Connection, State, Unacked};
 use crate::broker::journal::StoreOp;
 use crate::broker::maps::{HashMap, HashSet};
@@ -166,11 +167,7 @@ impl State {
         let mut touched: Vec<(Arc<str>, usize)> = Vec::new();
         for u in unacked {
             let id = u.message.message.id;
-            if let Some(queue) = self
-                .vhosts
-                .get_mut(vhost)
-                .and_then(|v| v.queues.get_mut(&u.queue))
-            {
+            if let Some(queue) = queue_mut(&mut self.vhosts, vhost, &u.queue) {
                 queue.unacked = queue.unacked.saturating_sub(1);
                 if let Some(tag) = &u.consumer_tag {
                     if let Some(c) = queue
@@ -236,11 +233,7 @@ impl State {
     /// A queue that drops from the head does so whenever it is over a limit, also when
     /// messages given back took it there; the dropped ones are dead-lettered `maxlen`.
     fn trim_after_return(&mut self, vhost: &str, name: &str) {
-        let Some(queue) = self
-            .vhosts
-            .get_mut(vhost)
-            .and_then(|v| v.queues.get_mut(name))
-        else {
+        let Some(queue) = queue_mut(&mut self.vhosts, vhost, name) else {
             return;
         };
         if queue.overflow() != Overflow::DropHead {

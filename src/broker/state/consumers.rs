@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use amq_protocol::types::FieldTable;
 
+use super::queue_mut;
 use super::{random_suffix, ChannelRef, State, REPLY_TO};
 use crate::broker::args;
 use crate::broker::error::{AmqpError, AmqpResult};
@@ -191,11 +192,7 @@ impl State {
         on: ChannelRef,
         tag: &str,
     ) {
-        let Some(q) = self
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(queue))
-        else {
+        let Some(q) = queue_mut(&mut self.vhosts, vhost_name, queue) else {
             return;
         };
         if q.remove_consumer(tag, on).is_none() {

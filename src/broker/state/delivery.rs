@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use super::queue_mut;
 use super::queues::stream_refuses;
 use super::{ChannelRef, State, Unacked};
 use crate::broker::error::{AmqpError, AmqpResult};
@@ -52,11 +53,7 @@ impl State {
             self.dispatch_stream(vhost, queue_name);
             return (expired, false);
         }
-        let Some(q) = self
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(queue_name))
-        else {
+        let Some(q) = queue_mut(&mut self.vhosts, vhost_name, queue_name) else {
             return (expired, false);
         };
         // Read the clock only when the head can expire at all.
@@ -329,11 +326,7 @@ impl State {
                 requeue.push(u);
                 continue;
             }
-            if let Some(q) = self
-                .vhosts
-                .get_mut(&vhost_name)
-                .and_then(|v| v.queues.get_mut(&u.queue))
-            {
+            if let Some(q) = queue_mut(&mut self.vhosts, &vhost_name, &u.queue) {
                 q.unacked = q.unacked.saturating_sub(1);
                 q.stats.acked += matches!(how, Settle::Ack) as u64;
                 if let Some(tag) = &u.consumer_tag {

@@ -355,11 +355,8 @@ impl State {
         name: &str,
         connection: ConnectionId,
     ) -> AmqpResult<&mut Queue> {
-        let queue = self
-            .vhosts
-            .get_mut(vhost)
-            .and_then(|v| v.queues.get_mut(name))
-            .ok_or_else(|| missing_queue(vhost, name))?;
+        let queue =
+            queue_mut(&mut self.vhosts, vhost, name).ok_or_else(|| missing_queue(vhost, name))?;
         Self::check_owner(queue, connection, vhost)?;
         Ok(queue)
     }
@@ -384,4 +381,14 @@ fn missing_queue(vhost: &str, name: &str) -> AmqpError {
 /// The exchanges every vhost has from the start; they are never stored.
 fn is_predeclared(exchange: &str) -> bool {
     exchange.is_empty() || exchange.starts_with("amq.")
+}
+
+/// Queue `name` of `vhost`. A function of the vhosts alone, so a caller can hold the queue
+/// while it uses the state's other fields (channels, connections, the journal).
+pub(super) fn queue_mut<'a>(
+    vhosts: &'a mut HashMap<Arc<str>, Vhost>,
+    vhost: &str,
+    name: &str,
+) -> Option<&'a mut Queue> {
+    vhosts.get_mut(vhost)?.queues.get_mut(name)
 }

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 use amq_protocol::protocol::BasicProperties;
 use bytes::Bytes;
 
+use super::queue_mut;
 use super::timers::message_ttl;
 use super::{random_suffix, ChannelRef, LastPublished, PropertyPairs, State, REPLY_TO};
 use crate::broker::args;
@@ -274,11 +275,7 @@ impl State {
         work: &mut VecDeque<(Arc<str>, Arc<str>)>,
     ) -> bool {
         let journal_vhost = self.journal.is_some().then(|| self.vhost_key(vhost_name));
-        let Some(q) = self
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(queue))
-        else {
+        let Some(q) = queue_mut(&mut self.vhosts, vhost_name, queue) else {
             return false;
         };
         if q.stream.is_some() {

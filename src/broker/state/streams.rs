@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::delivery::emit_delivered;
+use super::queue_mut;
 use super::{State, Unacked};
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
@@ -25,11 +26,7 @@ impl State {
         work: &mut VecDeque<(Arc<str>, Arc<str>)>,
     ) {
         let vhost = self.vhost_key(vhost_name);
-        let Some(q) = self
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(queue))
-        else {
+        let Some(q) = queue_mut(&mut self.vhosts, vhost_name, queue) else {
             return;
         };
         let Some(log) = q.stream.as_mut() else {
@@ -57,11 +54,7 @@ impl State {
     /// credit (its prefetch less what it has not acked). Each delivery carries its offset in
     /// the `x-stream-offset` header and is never redelivered.
     pub(super) fn dispatch_stream(&mut self, vhost: &Arc<str>, queue_name: &str) {
-        let Some(q) = self
-            .vhosts
-            .get_mut(&**vhost)
-            .and_then(|v| v.queues.get_mut(queue_name))
-        else {
+        let Some(q) = queue_mut(&mut self.vhosts, vhost, queue_name) else {
             return;
         };
         let Some(log) = &q.stream else {
