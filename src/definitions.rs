@@ -108,6 +108,9 @@ pub struct Definitions {
     pub queues: Vec<QueueDef>,
     #[serde(default)]
     pub bindings: Vec<BindingDef>,
+    /// Read for `doctor`; the embedded broker has no policies and leaves them out.
+    #[serde(default)]
+    pub policies: Vec<PolicyDef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +236,23 @@ pub struct BindingDef {
     pub routing_key: String,
     #[serde(default)]
     pub arguments: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PolicyDef {
+    pub name: String,
+    pub vhost: String,
+    pub pattern: String,
+    #[serde(rename = "apply-to", default = "all")]
+    pub apply_to: String,
+    #[serde(default)]
+    pub definition: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub priority: i64,
+}
+
+fn all() -> String {
+    "all".to_string()
 }
 
 pub fn read_file(path: &Path) -> Result<Definitions> {

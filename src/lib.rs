@@ -4,6 +4,7 @@
 //! - [`broker`]: the broker core (exchanges, queues, bindings, routing, the AMQP rules). No I/O.
 //! - [`amqp`]: the AMQP 0-9-1 wire server that puts the core on a TCP port.
 //! - [`definitions`]: RabbitMQ definitions JSON, loaded at start.
+//! - [`doctor`]: what is wrong with a broker, from its management API or definitions. No I/O.
 //! - [`events`]: the broker event stream every screen is drawn from.
 //! - [`file_error`]: the `file:line:col` error of lesson and trace files.
 //! - [`lesson`]: lesson files, and running them on a broker with their expectations checked.
@@ -22,6 +23,7 @@
 pub mod amqp;
 pub mod broker;
 pub mod definitions;
+pub mod doctor;
 pub mod events;
 pub mod file_error;
 pub mod lesson;

@@ -7,7 +7,10 @@
 //! `.data`, ...), shown here as objects rather than as the JSON they travel in.
 //!
 //! Imports: nothing of the crate but the language a label is said in ([`crate::lesson::Lang`]).
-//! Pure functions over bytes, so the view, `tap` and the lessons share them.
+//! Pure functions over bytes, so the view, `tap` and the lessons share them. [`names`]: what
+//! oslo.messaging's queue and connection names say (used by `doctor`).
+
+pub mod names;
 
 use serde_json::{Map, Value};
 use unicode_width::UnicodeWidthStr;

@@ -1,0 +1,142 @@
+//! A definitions file (`rabbitmqctl export_definitions`, /api/definitions) as one [`Broker`]
+//! per vhost, so the queue and policy checks run before anything is deployed. A file says
+//! nothing of messages, consumers, channels or nodes: those checks stay silent.
+
+use std::collections::BTreeSet;
+
+use crate::definitions::{Definitions, PolicyDef};
+
+use super::model::{Binding, Broker, Exchange, Policy, Queue};
+
+/// Each vhost the file names (in `vhosts` or on any of its objects), in name order.
+pub fn brokers(definitions: &Definitions) -> Vec<Broker> {
+    let d = definitions;
+    let vhosts: BTreeSet<&str> = (d.vhosts.iter().map(|v| v.name.as_str()))
+        .chain(d.queues.iter().map(|q| q.vhost.as_str()))
+        .chain(d.exchanges.iter().map(|x| x.vhost.as_str()))
+        .chain(d.policies.iter().map(|p| p.vhost.as_str()))
+        .collect();
+    vhosts.into_iter().map(|v| broker(d, v)).collect()
+}
+
+fn broker(d: &Definitions, vhost: &str) -> Broker {
+    let policies: Vec<&PolicyDef> = d.policies.iter().filter(|p| p.vhost == vhost).collect();
+    let queues = (d.queues.iter())
+        .filter(|q| q.vhost == vhost)
+        .map(|q| {
+            let kind = (q.arguments.get("x-queue-type"))
+                .and_then(|t| t.as_str())
+                .unwrap_or("classic")
+                .to_string();
+            Queue {
+                policy: in_force(&policies, &q.name, &kind),
+                name: q.name.clone(),
+                kind,
+                durable: q.durable,
+                // Exclusive queues belong to a connection and are never exported.
+                exclusive: false,
+                auto_delete: q.auto_delete,
+                arguments: q.arguments.clone(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Broker {
+        vhost: vhost.to_string(),
+        queues,
+        policies: (policies.iter())
+            .map(|p| Policy {
+                name: p.name.clone(),
+                pattern: p.pattern.clone(),
+                apply_to: p.apply_to.clone(),
+                definition: p.definition.clone(),
+            })
+            .collect(),
+        exchanges: (d.exchanges.iter())
+            .filter(|x| x.vhost == vhost)
+            .map(|x| Exchange {
+                name: x.name.clone(),
+                kind: x.kind.clone(),
+                arguments: x.arguments.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        bindings: (d.bindings.iter())
+            .filter(|b| b.vhost == vhost)
+            .map(|b| Binding {
+                source: b.source.clone(),
+                destination: b.destination.clone(),
+                to_exchange: b.destination_type == "exchange",
+                routing_key: b.routing_key.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The policy RabbitMQ would apply to a queue: of those whose pattern matches its name and
+/// that apply to queues, the one of highest priority. A pattern that is not a valid regular
+/// expression matches nothing.
+fn in_force(policies: &[&PolicyDef], queue: &str, kind: &str) -> Option<String> {
+    let applies = |p: &PolicyDef| match p.apply_to.as_str() {
+        "all" | "queues" => true,
+        "classic_queues" => kind == "classic",
+        "quorum_queues" => kind == "quorum",
+        "streams" => kind == "stream",
+        _ => false,
+    };
+    (policies.iter())
+        .filter(|p| applies(p))
+        .filter(|p| regex::Regex::new(&p.pattern).is_ok_and(|r| r.is_match(queue)))
+        .max_by_key(|p| p.priority)
+        .map(|p| p.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_becomes_one_broker_a_vhost() {
+        let definitions: Definitions = serde_json::from_str(
+            r#"{
+              "vhosts": [{"name": "/"}, {"name": "nova"}],
+              "policies": [
+                {"vhost": "nova", "name": "ha", "pattern": "^compute", "apply-to": "queues",
+                 "definition": {"ha-mode": "all"}, "priority": 0},
+                {"vhost": "nova", "name": "dlx", "pattern": "^compute\\.", "apply-to": "all",
+                 "definition": {"dead-letter-exchange": "dlx"}, "priority": 5},
+                {"vhost": "nova", "name": "exchanges", "pattern": ".*",
+                 "apply-to": "exchanges", "definition": {}, "priority": 9}
+              ],
+              "queues": [
+                {"name": "compute", "vhost": "nova", "durable": false, "auto_delete": false,
+                 "arguments": {}},
+                {"name": "compute.n1", "vhost": "nova", "durable": true, "auto_delete": false,
+                 "arguments": {"x-queue-type": "quorum"}}
+              ],
+              "exchanges": [{"name": "nova", "vhost": "nova", "type": "topic"}],
+              "bindings": [{"source": "nova", "vhost": "nova", "destination": "compute",
+                            "destination_type": "queue", "routing_key": "compute"}]
+            }"#,
+        )
+        .unwrap();
+        let brokers = brokers(&definitions);
+        let names: Vec<&str> = brokers.iter().map(|b| b.vhost.as_str()).collect();
+        assert_eq!(names, ["/", "nova"]);
+        let nova = &brokers[1];
+        let queues: Vec<(&str, &str, Option<&str>)> = (nova.queues.iter())
+            .map(|q| (q.name.as_str(), q.kind.as_str(), q.policy.as_deref()))
+            .collect();
+        assert_eq!(
+            queues,
+            [
+                ("compute", "classic", Some("ha")),
+                ("compute.n1", "quorum", Some("dlx"))
+            ]
+        );
+        assert_eq!(nova.policies.len(), 3);
+        assert_eq!(nova.bindings[0].routing_key, "compute");
+        assert!(nova.queues.iter().all(|q| q.consumers.is_none()));
+    }
+}

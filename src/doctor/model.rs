@@ -1,0 +1,101 @@
+//! What `doctor` knows of a broker: one vhost's queues, policies, exchanges, bindings and
+//! channels, and the cluster's nodes. Read from the management API or from a definitions file;
+//! what a source cannot say (a file has no message counts, no nodes) is `None` or empty, and
+//! the checks that need it say nothing.
+
+use serde_json::{Map, Value};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Broker {
+    pub vhost: String,
+    pub queues: Vec<Queue>,
+    pub policies: Vec<Policy>,
+    pub exchanges: Vec<Exchange>,
+    pub bindings: Vec<Binding>,
+    pub channels: Vec<Channel>,
+    pub nodes: Vec<Node>,
+    /// The vhost's count of messages published `mandatory` that no queue took, returned.
+    pub returned_unroutable: Option<u64>,
+    /// The vhost's count of messages that no queue took, dropped (RabbitMQ 3.10 lists the
+    /// counter but leaves it at 0).
+    pub dropped_unroutable: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Queue {
+    pub name: String,
+    /// `classic`, `quorum` or `stream`.
+    pub kind: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: Map<String, Value>,
+    /// The policy in force on it, by name.
+    pub policy: Option<String>,
+    pub messages: Option<u64>,
+    pub consumers: Option<u64>,
+    /// A quorum queue's members and those of them online.
+    pub members: Option<Vec<String>>,
+    pub online: Option<Vec<String>>,
+}
+
+impl Queue {
+    pub fn argument(&self, name: &str) -> Option<&Value> {
+        self.arguments.get(name)
+    }
+
+    pub fn is_quorum(&self) -> bool {
+        self.kind == "quorum"
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub pattern: String,
+    /// `queues`, `exchanges` or `all`.
+    pub apply_to: String,
+    pub definition: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exchange {
+    pub name: String,
+    pub kind: String,
+    pub arguments: Map<String, Value>,
+    /// Messages published to it, and messages it passed on to queues, when counted.
+    pub published_in: Option<u64>,
+    pub routed_out: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Binding {
+    pub source: String,
+    pub destination: String,
+    pub to_exchange: bool,
+    pub routing_key: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Channel {
+    /// `<connection> (<number>)`.
+    pub name: String,
+    /// The client's `connection_name`, when known.
+    pub connection_name: Option<String>,
+    /// The prefetch set with `basic.qos(global=true)`; 0 when none.
+    pub global_prefetch: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub running: bool,
+    pub memory_alarm: bool,
+    pub disk_alarm: bool,
+    pub memory_used: Option<u64>,
+    pub memory_limit: Option<u64>,
+    pub disk_free: Option<u64>,
+    pub disk_free_limit: Option<u64>,
+    /// Nodes this one cannot see (a network partition).
+    pub partitions: Vec<String>,
+}
