@@ -40,6 +40,7 @@ fn run() -> Result<ExitCode> {
     let store = &command_line.store;
     let ran = match command_line.command {
         Some(Command::Lessons { command }) => return cli::lessons::run(command, lang),
+        Some(Command::Doctor(args)) => return Ok(cli::doctor::run(args)),
         Some(Command::Broker(args)) => cli::broker::run(args, store),
         Some(Command::Learn(args)) => cli::view::learn(args, store, lang),
         Some(Command::Watch(args)) => cli::watch::run(args, lang),

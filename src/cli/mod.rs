@@ -4,6 +4,7 @@
 //!   display options every command that opens the view shares.
 //! - `watch.rs`, `snapshot.rs`, `tap.rs`, `record.rs`: commands on a running RabbitMQ;
 //!   `remote.rs` holds what they share (trust, answer size, the checks before they start).
+//! - `doctor.rs`: what is wrong with a running RabbitMQ, or with a definitions file.
 //! - `replay.rs`: the view on a trace file.
 //! - `broker.rs`: the embedded broker alone; `embedded.rs` holds how the view and it open and
 //!   bind the broker.
@@ -15,6 +16,7 @@
 //! `runtime`, `view`), never another command's file.
 
 pub mod broker;
+pub mod doctor;
 pub mod embedded;
 pub mod lessons;
 pub mod record;
@@ -75,6 +77,12 @@ pub enum Command {
     Record(record::RecordArgs),
     /// The view replaying a trace file (space pauses, + and - change the speed, . steps).
     Replay(replay::ReplayArgs),
+    /// What is wrong with a RabbitMQ (or a definitions file), or will be on RabbitMQ 4.x.
+    ///
+    /// Each finding says what was seen, why it matters and the fix, most serious first. Exit
+    /// code 0 when nothing at or above --fail-on was found, 1 when something was, 2 when the
+    /// broker or file could not be read.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// What parsing the command line came to.

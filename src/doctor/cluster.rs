@@ -2,7 +2,7 @@
 //! from each other. About every vhost, so these findings name none.
 
 use super::model::Broker;
-use super::{count, listed, Finding, Level};
+use super::{count, joined, listed, Finding, Level};
 
 pub fn check(broker: &Broker) -> Vec<Finding> {
     let nodes = &broker.nodes;
@@ -38,9 +38,9 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         .map(|n| match (n.memory_used, n.memory_limit) {
             (Some(used), Some(limit)) => (
                 n.name.clone(),
-                format!("{} (uses {}, limit {})", n.name, mib(used), mib(limit)),
+                format!("'{}' (uses {}, limit {})", n.name, mib(used), mib(limit)),
             ),
-            _ => (n.name.clone(), n.name.clone()),
+            _ => (n.name.clone(), format!("'{}'", n.name)),
         })
         .unzip();
     let disk: (Vec<String>, Vec<String>) = (nodes.iter())
@@ -48,9 +48,9 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         .map(|n| match (n.disk_free, n.disk_free_limit) {
             (Some(free), Some(limit)) => (
                 n.name.clone(),
-                format!("{} ({} free, limit {})", n.name, mib(free), mib(limit)),
+                format!("'{}' ({} free, limit {})", n.name, mib(free), mib(limit)),
             ),
-            _ => (n.name.clone(), n.name.clone()),
+            _ => (n.name.clone(), format!("'{}'", n.name)),
         })
         .unzip();
     for (alarm, check, (nodes, shown)) in [
@@ -65,7 +65,7 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "a {alarm} alarm is on at {}: {}",
                     count(nodes.len(), "node"),
-                    listed(&shown, 5)
+                    joined(&shown, 5)
                 ))
                 .why(
                     "while an alarm is on anywhere in the cluster, every connection that \
@@ -84,12 +84,12 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
 
     let cut: Vec<String> = (nodes.iter())
         .filter(|n| !n.partitions.is_empty())
-        .map(|n| format!("{} cannot see {}", n.name, n.partitions.join(", ")))
+        .map(|n| format!("'{}' cannot see {}", n.name, n.partitions.join(", ")))
         .collect();
     if !cut.is_empty() {
         findings.push(
             Finding::new(Level::Critical, "network-partition", None)
-                .seen(format!("a network partition: {}", listed(&cut, 5)))
+                .seen(format!("a network partition: {}", joined(&cut, 5)))
                 .why("the two sides may each accept messages the other never sees")
                 .fix(
                     "restore the network, then restart the nodes of the side that lost \
@@ -152,14 +152,19 @@ mod tests {
         let checks: Vec<&str> = found.iter().map(|f| f.check).collect();
         assert_eq!(
             checks,
-            ["nodes-down", "memory-alarm", "disk-alarm", "network-partition"]
+            [
+                "nodes-down",
+                "memory-alarm",
+                "disk-alarm",
+                "network-partition"
+            ]
         );
         assert!(found.iter().all(|f| f.level == Level::Critical));
         assert_eq!(found[0].seen, "1 node of 2 not running: 'rabbit@a'");
         assert_eq!(found[1].objects, ["rabbit@b"]);
         assert!(found[1]
             .seen
-            .ends_with("'rabbit@b (uses 900 MiB, limit 800 MiB)'"));
+            .ends_with("'rabbit@b' (uses 900 MiB, limit 800 MiB)"));
         assert_eq!(found[2].objects, ["rabbit@b"]);
     }
 }

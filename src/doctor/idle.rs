@@ -5,7 +5,7 @@
 use crate::openstack::names::{queue_role, QueueRole};
 
 use super::model::{Broker, Queue};
-use super::{count, listed, number, Finding, Level};
+use super::{count, joined, listed, number, Finding, Level};
 
 pub fn check(broker: &Broker) -> Vec<Finding> {
     let vhost = Some(broker.vhost.as_str());
@@ -59,7 +59,7 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} holding {total} messages with no consumer: {}",
                     count(growing.len(), "queue"),
-                    listed(&names_with_depth(&growing), 5)
+                    joined(&names_with_depth(&growing), 5)
                 ))
                 .why("messages wait in a queue nobody reads; their senders get no answer")
                 .fix(
@@ -76,7 +76,7 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} with no consumer: {}",
                     count(replies.len(), "reply queue"),
-                    listed(&names_with_depth(&replies), 5)
+                    joined(&names_with_depth(&replies), 5)
                 ))
                 .why(
                     "each process that makes RPC calls reads its replies from its own reply \
@@ -98,8 +98,8 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
             .map(|q| {
                 let after = q.argument("x-expires").and_then(number);
                 match after {
-                    Some(ms) => format!("{} (x-expires {} s)", q.name, ms / 1000),
-                    None => q.name.clone(),
+                    Some(ms) => format!("'{}' (x-expires {} s)", q.name, ms / 1000),
+                    None => format!("'{}'", q.name),
                 }
             })
             .collect();
@@ -108,7 +108,7 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} of an RPC server with x-expires and no consumer: {}",
                     count(expiring.len(), "queue"),
-                    listed(&shown, 5)
+                    joined(&shown, 5)
                 ))
                 .why(
                     "when the queue expires, casts to that server find no queue and are \
@@ -130,13 +130,13 @@ fn names(queues: &[&Queue]) -> Vec<String> {
     queues.iter().map(|q| q.name.clone()).collect()
 }
 
-/// `name (N messages)`, where counted.
+/// `'name' (N messages)`, where counted.
 fn names_with_depth(queues: &[&Queue]) -> Vec<String> {
     queues
         .iter()
         .map(|q| match q.messages {
-            Some(n) => format!("{} ({})", q.name, count(n as usize, "message")),
-            None => q.name.clone(),
+            Some(n) => format!("'{}' ({})", q.name, count(n as usize, "message")),
+            None => format!("'{}'", q.name),
         })
         .collect()
 }

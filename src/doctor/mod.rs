@@ -111,19 +111,33 @@ pub fn sort(findings: &mut [Finding]) {
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
 }
 
-/// `a`, `a and b`, `a, b and 3 more`: names for a sentence, at most `shown` of them.
+/// `'a'`, `'a' and 'b'`, `'a', 'b' and 3 more`: names for a sentence, at most `shown` of them.
 fn listed(names: &[String], shown: usize) -> String {
-    let quoted: Vec<String> = names.iter().take(shown).map(|n| format!("'{n}'")).collect();
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    joined(&quoted, shown)
+}
+
+/// As [`listed`], for items quoted already (`'q' (3 messages)`).
+fn joined(names: &[String], shown: usize) -> String {
+    let quoted: Vec<&String> = names.iter().take(shown).collect();
     match (names.len(), quoted.len()) {
         (0, _) => String::new(),
         (1, _) => quoted[0].clone(),
-        (n, q) if n > q => format!("{} and {} more", quoted.join(", "), n - q),
+        (n, q) if n > q => format!("{} and {} more", join(&quoted), n - q),
         _ => format!(
             "{} and {}",
-            quoted[..quoted.len() - 1].join(", "),
+            join(&quoted[..quoted.len() - 1]),
             quoted[quoted.len() - 1]
         ),
     }
+}
+
+fn join(items: &[&String]) -> String {
+    items
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `1 queue`, `3 queues`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::openstack::names::{queue_role, QueueRole};
 
 use super::model::{Broker, Queue};
-use super::{count, listed, number, Finding, Level};
+use super::{count, joined, listed, number, Finding, Level};
 
 /// The delivery limit RabbitMQ 4.0 and later give a quorum queue that sets none.
 pub const DEFAULT_DELIVERY_LIMIT: i64 = 20;
@@ -28,7 +28,7 @@ fn majority(broker: &Broker) -> Vec<Finding> {
             continue;
         };
         let up = members.iter().filter(|m| online.contains(m)).count();
-        let shown = format!("{} ({up} of {} members online)", q.name, members.len());
+        let shown = format!("'{}' ({up} of {} members online)", q.name, members.len());
         if up < members.len() / 2 + 1 {
             lost.push((q.name.clone(), shown));
         } else if up < members.len() {
@@ -43,7 +43,7 @@ fn majority(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} without a majority of members online: {}",
                     count(names.len(), "quorum queue"),
-                    listed(&shown, 5)
+                    joined(&shown, 5)
                 ))
                 .why(
                     "a quorum queue with fewer than a majority of its members online has no \
@@ -64,7 +64,7 @@ fn majority(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} with members offline: {}",
                     count(names.len(), "quorum queue"),
-                    listed(&shown, 5)
+                    joined(&shown, 5)
                 ))
                 .why("one more node lost and these queues stop")
                 .fix("bring the members' nodes back, or replace them (rabbitmq-queues grow)")
@@ -147,7 +147,9 @@ fn delivery_limits(broker: &Broker) -> Vec<Finding> {
             .and_then(number);
         match limit {
             // 4.x reads a negative limit as none at all.
-            Some(n) if n >= 0 => explicit.push(format!("{} (limit {n})", q.name)),
+            Some(n) if n >= 0 => {
+                explicit.push((q.name.clone(), format!("'{}' (limit {n})", q.name)))
+            }
             Some(_) => {}
             None => default.push(q.name.clone()),
         }
@@ -161,14 +163,14 @@ fn delivery_limits(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} with a delivery limit and no dead-letter exchange: {}",
                     count(explicit.len(), "quorum queue"),
-                    listed(&explicit, 5)
+                    joined(&explicit.iter().map(|e| e.1.clone()).collect::<Vec<_>>(), 5)
                 ))
                 .why(
                     "a message delivered more often than the limit (a consumer that crashes \
                      on it, or requeues it) is dropped without a trace",
                 )
                 .fix(fix)
-                .objects(explicit),
+                .objects(explicit.into_iter().map(|e| e.0).collect()),
         );
     }
     if !default.is_empty() {
@@ -238,9 +240,9 @@ mod tests {
             ["compute", "compute.node1", "compute.node2"]
         );
         assert!(
-            found[0].seen.contains(
-                "classic: 'compute.node2'; quorum: 'compute' and 'compute.node1'"
-            ),
+            found[0]
+                .seen
+                .contains("classic: 'compute.node2'; quorum: 'compute' and 'compute.node1'"),
             "{}",
             found[0].seen
         );
@@ -294,10 +296,7 @@ mod tests {
                 (
                     "poison-messages-dropped",
                     Level::Warning,
-                    vec![
-                        "limited (limit 5)".to_string(),
-                        "limited-by-policy (limit 3)".to_string()
-                    ]
+                    vec!["limited".to_string(), "limited-by-policy".to_string()]
                 ),
                 (
                     "poison-messages-dropped-on-4",

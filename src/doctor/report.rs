@@ -72,7 +72,6 @@ fn wrap(out: &mut String, label: &str, body: &str) {
             out.push_str(&line);
             out.push('\n');
             line = indent.clone();
-            empty = true;
         }
         line.push(' ');
         line.push_str(word);
@@ -89,14 +88,19 @@ mod tests {
     fn finding(level: Level, vhost: Option<&str>) -> Finding {
         Finding::new(level, "queues-without-consumers", vhost)
             .seen("1 queue holding 3 messages with no consumer: 'orders\u{1b}[2J'")
-            .why("messages wait in a queue nobody reads; their senders get no answer, and \
-                  the words go on long enough to be wrapped onto a second line")
+            .why(
+                "messages wait in a queue nobody reads; their senders get no answer, and \
+                  the words go on long enough to be wrapped onto a second line",
+            )
             .fix("start the service")
     }
 
     #[test]
     fn the_text_report_is_wrapped_and_printable() {
-        let findings = [finding(Level::Warning, Some("nova")), finding(Level::Info, None)];
+        let findings = [
+            finding(Level::Warning, Some("nova")),
+            finding(Level::Info, None),
+        ];
         let text = text("amqp://guest:****@127.0.0.1:5672/nova", &findings);
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
         assert!(!text.contains('\u{1b}'));

@@ -4,7 +4,7 @@
 //! and global qos (refused from 4.3).
 
 use super::model::Broker;
-use super::{count, listed, Finding, Level};
+use super::{count, joined, listed, Finding, Level};
 
 pub fn check(broker: &Broker) -> Vec<Finding> {
     let vhost = Some(broker.vhost.as_str());
@@ -132,11 +132,12 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         .filter(|c| c.global_prefetch > 0)
         .collect();
     if !global.is_empty() {
-        let names: Vec<String> = global
+        let names: Vec<String> = global.iter().map(|c| c.name.clone()).collect();
+        let shown: Vec<String> = global
             .iter()
             .map(|c| match &c.connection_name {
-                Some(client) => format!("{} ({client})", c.name),
-                None => c.name.clone(),
+                Some(client) => format!("'{}' ({client})", c.name),
+                None => format!("'{}'", c.name),
             })
             .collect();
         findings.push(
@@ -144,7 +145,7 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 .seen(format!(
                     "{} with a global prefetch (basic.qos global=true): {}",
                     count(names.len(), "channel"),
-                    listed(&names, 5)
+                    joined(&shown, 5)
                 ))
                 .why(
                     "RabbitMQ 4.3 denies the deprecated feature global_qos, and quorum queues \
@@ -261,7 +262,12 @@ mod tests {
             ]
         );
         assert_eq!(found[0].objects, ["ha-all"]);
-        assert!(found[0].seen.contains("in force on 1 queue"), "{}", found[0].seen);
-        assert_eq!(found[3].objects, ["c (1) (nova-compute:1:u)"]);
+        assert!(
+            found[0].seen.contains("in force on 1 queue"),
+            "{}",
+            found[0].seen
+        );
+        assert_eq!(found[3].objects, ["c (1)"]);
+        assert!(found[3].seen.ends_with("'c (1)' (nova-compute:1:u)"));
     }
 }

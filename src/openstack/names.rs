@@ -24,7 +24,9 @@ pub enum QueueRole<'a> {
 }
 
 /// The priorities oslo.messaging's notifier sends at.
-const PRIORITIES: [&str; 7] = ["audit", "debug", "info", "warn", "error", "critical", "sample"];
+const PRIORITIES: [&str; 7] = [
+    "audit", "debug", "info", "warn", "error", "critical", "sample",
+];
 
 /// What the queue named `name` is for, by oslo.messaging's naming.
 pub fn queue_role(name: &str) -> QueueRole<'_> {

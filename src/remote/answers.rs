@@ -46,6 +46,84 @@ pub struct Queue {
     pub messages_unacknowledged: u64,
     #[serde(default, deserialize_with = "count")]
     pub consumers: u64,
+    /// The policy in force, when asked for (`policy` column).
+    #[serde(default, deserialize_with = "text")]
+    pub policy: Option<String>,
+    /// A quorum queue's member nodes and those online, when asked for; absent otherwise.
+    #[serde(default, deserialize_with = "names")]
+    pub members: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "names")]
+    pub online: Option<Vec<String>>,
+}
+
+/// One policy of `/api/policies/VHOST`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    #[serde(default)]
+    pub pattern: String,
+    #[serde(rename = "apply-to", default, deserialize_with = "text")]
+    pub apply_to: Option<String>,
+    #[serde(default, deserialize_with = "table")]
+    pub definition: Map<String, Value>,
+}
+
+/// One channel of `/api/vhosts/VHOST/channels`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Channel {
+    pub name: String,
+    /// Set by `basic.qos(global=true)`; 0 when not.
+    #[serde(default, deserialize_with = "count")]
+    pub global_prefetch_count: u64,
+    #[serde(default, deserialize_with = "details")]
+    pub connection_details: ChannelDetails,
+}
+
+/// One node of `/api/nodes`. A node that is down lists little more than its name.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Node {
+    pub name: String,
+    #[serde(default, deserialize_with = "flag")]
+    pub running: bool,
+    #[serde(default, deserialize_with = "flag")]
+    pub mem_alarm: bool,
+    #[serde(default, deserialize_with = "flag")]
+    pub disk_free_alarm: bool,
+    #[serde(default, deserialize_with = "amount")]
+    pub mem_used: Option<u64>,
+    #[serde(default, deserialize_with = "amount")]
+    pub mem_limit: Option<u64>,
+    #[serde(default, deserialize_with = "amount")]
+    pub disk_free: Option<u64>,
+    #[serde(default, deserialize_with = "amount")]
+    pub disk_free_limit: Option<u64>,
+    #[serde(default, deserialize_with = "names")]
+    pub partitions: Option<Vec<String>>,
+}
+
+/// An exchange of `/api/exchanges/VHOST` with its message counters (absent until it has had
+/// a message).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct ExchangeStats {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default, deserialize_with = "table")]
+    pub arguments: Map<String, Value>,
+    #[serde(default, deserialize_with = "table")]
+    pub message_stats: Map<String, Value>,
+}
+
+/// A vhost's message counters (`/api/vhosts/VHOST`, `message_stats`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct VhostStats {
+    #[serde(default, deserialize_with = "table")]
+    pub message_stats: Map<String, Value>,
+}
+
+/// A counter of a `message_stats` object, when it is there.
+pub fn counter(stats: &Map<String, Value>, name: &str) -> Option<u64> {
+    stats.get(name).and_then(Value::as_u64)
 }
 
 /// One binding of `/api/bindings/VHOST`.
@@ -160,6 +238,25 @@ impl Consumer {
             _ => from_name,
         }
     }
+}
+
+/// A list of names (node names); anything else is none.
+fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+/// A size in bytes; anything but a non-negative number is none.
+fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Value::deserialize(d)?.as_u64())
 }
 
 /// Text, with null, absent and Erlang's `undefined` as none.

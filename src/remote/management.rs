@@ -137,6 +137,65 @@ impl Management {
         .await
     }
 
+    /// Every queue of the vhost with what `doctor` reads beside the snapshot's columns: the
+    /// policy in force and a quorum queue's members.
+    pub async fn queues_in_depth(
+        &self,
+        vhost: &str,
+    ) -> Result<Vec<answers::Queue>, ManagementError> {
+        self.paged(&format!(
+            "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
+             messages,messages_unacknowledged,consumers,policy,members,online",
+            segment(vhost)
+        ))
+        .await
+    }
+
+    /// Every exchange of the vhost with its message counters.
+    pub async fn exchange_stats(
+        &self,
+        vhost: &str,
+    ) -> Result<Vec<answers::ExchangeStats>, ManagementError> {
+        self.paged(&format!(
+            "/api/exchanges/{}?columns=name,type,arguments,message_stats",
+            segment(vhost)
+        ))
+        .await
+    }
+
+    /// The vhost's message counters (returned and dropped unroutable messages among them).
+    pub async fn vhost_stats(&self, vhost: &str) -> Result<answers::VhostStats, ManagementError> {
+        self.get(&format!(
+            "/api/vhosts/{}?columns=message_stats",
+            segment(vhost)
+        ))
+        .await
+    }
+
+    pub async fn policies(&self, vhost: &str) -> Result<Vec<answers::Policy>, ManagementError> {
+        self.get(&format!("/api/policies/{}", segment(vhost))).await
+    }
+
+    /// The vhost's channels, with their global prefetch.
+    pub async fn channels(&self, vhost: &str) -> Result<Vec<answers::Channel>, ManagementError> {
+        let listing: Listing<answers::Channel> = self
+            .get(&format!(
+                "/api/vhosts/{}/channels?columns=name,global_prefetch_count,connection_details",
+                segment(vhost)
+            ))
+            .await?;
+        Ok(listing.into_items())
+    }
+
+    /// The cluster's nodes (takes the `monitoring` tag).
+    pub async fn nodes(&self) -> Result<Vec<answers::Node>, ManagementError> {
+        self.get(
+            "/api/nodes?columns=name,running,mem_alarm,disk_free_alarm,mem_used,mem_limit,\
+             disk_free,disk_free_limit,partitions",
+        )
+        .await
+    }
+
     /// Whether a queue exists (asking does not count as using it, unlike a passive declare).
     pub async fn queue_exists(&self, vhost: &str, queue: &str) -> Result<bool, ManagementError> {
         let path = format!("/api/queues/{}/{}", segment(vhost), segment(queue));

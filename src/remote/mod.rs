@@ -11,13 +11,16 @@
 //!   and snapshots alike.
 //! - [`source`]: [`RemoteSource`], polling and tracing in the background.
 //! - [`render`]: a snapshot as an indented listing, Graphviz dot or RabbitMQ definitions JSON.
+//! - [`health`]: what `doctor` reads, as a [`crate::doctor::Broker`].
 //!
-//! Imports: the broker's snapshot and event types, [`crate::topology`] and [`crate::source`].
+//! Imports: the broker's snapshot and event types, [`crate::topology`], [`crate::source`] and
+//! `doctor`'s model.
 //! Never the view, the lessons or the command line.
 
 pub mod answers;
 pub mod consumers;
 pub mod firehose;
+pub mod health;
 pub mod management;
 pub mod render;
 pub mod routing;

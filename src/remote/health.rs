@@ -1,0 +1,111 @@
+//! What `doctor` reads of a live RabbitMQ: one vhost's queues (with policy and members),
+//! policies, exchanges with their counters, bindings, channels and the vhost's counters, and
+//! the cluster's nodes, as a [`crate::doctor::Broker`].
+
+use crate::doctor::model;
+
+use super::answers;
+use super::management::ErrorKind;
+use super::{Management, ManagementError};
+
+/// The broker as `doctor` sees it, and what could not be read (a user without the
+/// `monitoring` tag may not list the nodes) in a few words each.
+pub async fn read(
+    api: &Management,
+    vhost: &str,
+) -> Result<(model::Broker, Vec<String>), ManagementError> {
+    let (queues, policies, exchanges, bindings, channels, connections, stats) = tokio::try_join!(
+        api.queues_in_depth(vhost),
+        api.policies(vhost),
+        api.exchange_stats(vhost),
+        api.bindings(vhost),
+        api.channels(vhost),
+        api.connections(vhost),
+        api.vhost_stats(vhost),
+    )?;
+    let mut unread = Vec::new();
+    let nodes = match api.nodes().await {
+        Ok(nodes) => nodes,
+        Err(e) if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::Other) => {
+            unread.push(format!("the cluster's nodes were not read: {}", e.detail));
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let client_name = |connection: &Option<String>| {
+        let connection = connection.as_deref()?;
+        (connections.iter())
+            .find(|c| c.name == connection)
+            .and_then(answers::Connection::connection_name)
+    };
+    let broker = model::Broker {
+        vhost: vhost.to_string(),
+        queues: queues.into_iter().map(queue).collect(),
+        policies: (policies.into_iter())
+            .map(|p| model::Policy {
+                name: p.name,
+                pattern: p.pattern,
+                apply_to: p.apply_to.unwrap_or_else(|| "all".into()),
+                definition: p.definition,
+            })
+            .collect(),
+        exchanges: (exchanges.into_iter())
+            .map(|x| model::Exchange {
+                published_in: answers::counter(&x.message_stats, "publish_in"),
+                routed_out: answers::counter(&x.message_stats, "publish_out"),
+                name: x.name,
+                kind: x.kind,
+                arguments: x.arguments,
+            })
+            .collect(),
+        bindings: (bindings.into_iter())
+            .map(|b| model::Binding {
+                to_exchange: b.to_exchange(),
+                source: b.source,
+                destination: b.destination,
+                routing_key: b.routing_key,
+            })
+            .collect(),
+        channels: (channels.into_iter())
+            .map(|c| model::Channel {
+                connection_name: client_name(&c.connection_details.name),
+                name: c.name,
+                global_prefetch: c.global_prefetch_count,
+            })
+            .collect(),
+        nodes: nodes.into_iter().map(node).collect(),
+        returned_unroutable: answers::counter(&stats.message_stats, "return_unroutable"),
+        dropped_unroutable: answers::counter(&stats.message_stats, "drop_unroutable"),
+    };
+    Ok((broker, unread))
+}
+
+fn queue(q: answers::Queue) -> model::Queue {
+    model::Queue {
+        name: q.name,
+        kind: q.kind.unwrap_or_else(|| "classic".into()),
+        durable: q.durable,
+        exclusive: q.exclusive,
+        auto_delete: q.auto_delete,
+        arguments: q.arguments,
+        policy: q.policy,
+        messages: Some(q.messages),
+        consumers: Some(q.consumers),
+        members: q.members,
+        online: q.online,
+    }
+}
+
+fn node(n: answers::Node) -> model::Node {
+    model::Node {
+        name: n.name,
+        running: n.running,
+        memory_alarm: n.mem_alarm,
+        disk_alarm: n.disk_free_alarm,
+        memory_used: n.mem_used,
+        memory_limit: n.mem_limit,
+        disk_free: n.disk_free,
+        disk_free_limit: n.disk_free_limit,
+        partitions: n.partitions.unwrap_or_default(),
+    }
+}
