@@ -70,46 +70,22 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         );
     }
 
-    let ha_argument = with_argument(broker, "x-ha-policy");
-    if !ha_argument.is_empty() {
-        findings.push(
-            Finding::new(Level::Warning, "x-ha-policy-queues", vhost)
-                .seen(format!(
-                    "{} declared with x-ha-policy: {}",
-                    count(ha_argument.len(), "queue"),
-                    listed(&ha_argument, 5)
-                ))
-                .why(
-                    "x-ha-policy (oslo.messaging's rabbit_ha_queues) has done nothing since \
-                     RabbitMQ 3.0 and mirroring is gone in 4.0: these queues are not \
-                     replicated",
-                )
-                .fix(
-                    "turn off rabbit_ha_queues; for replicated queues turn on \
-                     rabbit_quorum_queue",
-                )
-                .objects(ha_argument),
-        );
-    }
-
-    let lazy = with_argument(broker, "x-queue-mode");
-    if !lazy.is_empty() {
-        findings.push(
-            Finding::new(Level::Warning, "x-queue-mode-queues", vhost)
-                .seen(format!(
-                    "{} declared with x-queue-mode: {}",
-                    count(lazy.len(), "queue"),
-                    listed(&lazy, 5)
-                ))
-                .why(
-                    "from RabbitMQ 4.3 declaring a queue with x-queue-mode fails (classic \
-                     queues keep messages on disk anyway since 3.12), so the client that \
-                     declares them cannot start",
-                )
-                .fix("drop x-queue-mode from the client's declaration")
-                .objects(lazy),
-        );
-    }
+    findings.extend(declared_with(
+        broker,
+        "x-ha-policy",
+        "x-ha-policy-queues",
+        "x-ha-policy (oslo.messaging's rabbit_ha_queues) has done nothing since RabbitMQ 3.0 \
+         and mirroring is gone in 4.0: these queues are not replicated",
+        "turn off rabbit_ha_queues; for replicated queues turn on rabbit_quorum_queue",
+    ));
+    findings.extend(declared_with(
+        broker,
+        "x-queue-mode",
+        "x-queue-mode-queues",
+        "from RabbitMQ 4.3 declaring a queue with x-queue-mode fails (classic queues keep \
+         messages on disk anyway since 3.12), so the client that declares them cannot start",
+        "drop x-queue-mode from the client's declaration",
+    ));
     let lazy_policies: Vec<String> = (broker.policies.iter())
         .filter(|p| p.definition.contains_key("queue-mode"))
         .map(|p| p.name.clone())
@@ -161,12 +137,29 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
     findings
 }
 
-/// Queues declared with argument `name`.
-fn with_argument(broker: &Broker, name: &str) -> Vec<String> {
-    (broker.queues.iter())
-        .filter(|q| q.argument(name).is_some())
+/// A warning naming the queues declared with `argument`, if any.
+fn declared_with(
+    broker: &Broker,
+    argument: &str,
+    check: &'static str,
+    why: &str,
+    fix: &str,
+) -> Option<Finding> {
+    let queues: Vec<String> = (broker.queues.iter())
+        .filter(|q| q.argument(argument).is_some())
         .map(|q| q.name.clone())
-        .collect()
+        .collect();
+    (!queues.is_empty()).then(|| {
+        Finding::new(Level::Warning, check, Some(&broker.vhost))
+            .seen(format!(
+                "{} declared with {argument}: {}",
+                count(queues.len(), "queue"),
+                listed(&queues, 5)
+            ))
+            .why(why)
+            .fix(fix)
+            .objects(queues)
+    })
 }
 
 #[cfg(test)]

@@ -127,14 +127,7 @@ impl Management {
 
     /// Every queue of the vhost, a page at a time.
     pub async fn queues(&self, vhost: &str) -> Result<Vec<answers::Queue>, ManagementError> {
-        // Only the columns a snapshot uses: with thousands of queues the full statistics are
-        // most of the answer.
-        self.paged(&format!(
-            "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
-             messages,messages_unacknowledged,consumers",
-            segment(vhost)
-        ))
-        .await
+        self.queue_listing(vhost, "").await
     }
 
     /// Every queue of the vhost with what `doctor` reads beside the snapshot's columns: the
@@ -143,9 +136,19 @@ impl Management {
         &self,
         vhost: &str,
     ) -> Result<Vec<answers::Queue>, ManagementError> {
+        self.queue_listing(vhost, ",policy,members,online").await
+    }
+
+    /// The queues with the columns a snapshot uses and `more`: with thousands of queues the
+    /// full statistics are most of the answer.
+    async fn queue_listing(
+        &self,
+        vhost: &str,
+        more: &str,
+    ) -> Result<Vec<answers::Queue>, ManagementError> {
         self.paged(&format!(
             "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
-             messages,messages_unacknowledged,consumers,policy,members,online",
+             messages,messages_unacknowledged,consumers{more}",
             segment(vhost)
         ))
         .await

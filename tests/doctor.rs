@@ -1,0 +1,529 @@
+//! `rabbitscope doctor` on RabbitMQ: each finding staged in a vhost of the test's own, then the
+//! real binary run on it (JSON report and exit code checked); a clean vhost gives no finding.
+//! The cluster's troubles (a node down, an alarm, a quorum queue without its majority) cannot
+//! be staged on the one node every test shares, so they come from a management API serving
+//! RabbitMQ 3.10's answers with those changes (tests/fixtures/management). A definitions file
+//! is examined with no broker at all.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::client::{self, int, table, text, DURABLE};
+use common::vhost::TestVhost;
+use lapin::options::{BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::Value;
+
+/// What one run of `doctor --format json` gave.
+#[derive(Debug)]
+struct Report {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+impl Report {
+    fn checks(&self) -> Vec<String> {
+        self.findings()
+            .iter()
+            .map(|f| f["check"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn findings(&self) -> Vec<Value> {
+        self.json["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn finding(&self, check: &str) -> Value {
+        self.findings()
+            .into_iter()
+            .find(|f| f["check"] == check)
+            .unwrap_or_else(|| panic!("no {check} in {:#}", self.json))
+    }
+
+    /// What the finding of `check` says was seen.
+    fn seen(&self, check: &str) -> String {
+        self.finding(check)["seen"].as_str().unwrap().to_string()
+    }
+
+    fn objects(&self, check: &str) -> Vec<String> {
+        let f = self.finding(check);
+        serde_json::from_value(f["objects"].clone()).unwrap()
+    }
+}
+
+async fn doctor(args: &[&str]) -> Report {
+    let mut command = common::process::rabbitscope();
+    command.arg("doctor").arg("--format").arg("json").args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    Report {
+        code: output.status.code().unwrap_or(-1),
+        json,
+        stderr,
+    }
+}
+
+/// Runs doctor on the vhost until `ready` holds of its report (the management API counts
+/// messages and channels some seconds late), at most 30 s; the last report.
+async fn doctor_until(vhost: &TestVhost, ready: impl Fn(&Report) -> bool) -> Report {
+    let started = Instant::now();
+    loop {
+        let report = doctor(&[&vhost.url()]).await;
+        if ready(&report) || started.elapsed() > Duration::from_secs(30) {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const TRANSIENT: QueueDeclareOptions = QueueDeclareOptions {
+    passive: false,
+    durable: false,
+    exclusive: false,
+    auto_delete: false,
+    nowait: false,
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_vhost_has_no_findings() {
+    let vhost = TestVhost::new("doctor-clean").await;
+    let (_connection, ch) = vhost.channel().await;
+    client::declare_exchange(&ch, "nova", ExchangeKind::Topic).await;
+    ch.queue_declare("compute".into(), DURABLE, FieldTable::default())
+        .await
+        .unwrap();
+    client::bind(&ch, "compute", "nova", "compute").await;
+    // Kept: a dropped lapin consumer is cancelled.
+    let reader = vhost.channel().await;
+    let _consumer = client::consume(&reader.1, "compute", "server", true).await;
+    client::publish(&ch, "nova", "compute", "routed").await;
+    // Wait until the API has counted the routed message and the consumer, so a finding they
+    // would cause has had its chance to show.
+    let started = Instant::now();
+    loop {
+        let api = &vhost.management;
+        let stats = api.exchange_stats(&vhost.name).await.unwrap();
+        let routed = (stats.iter().find(|x| x.name == "nova"))
+            .is_some_and(|x| x.message_stats.contains_key("publish_out"));
+        let queues = api.queues(&vhost.name).await.unwrap();
+        let read = queues.iter().all(|q| q.consumers == 1 && q.messages == 0);
+        if routed && read {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{queues:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let report = doctor(&[&vhost.url()]).await;
+    assert_eq!(report.checks(), Vec::<String>::new(), "{}", report.stderr);
+    assert_eq!(report.code, 0);
+    assert_eq!(report.json["counts"]["warning"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oslo_defaults_are_queues_rabbitmq_4_3_refuses() {
+    let vhost = TestVhost::new("doctor-transient").await;
+    let (connection, ch) = vhost.channel().await;
+    for name in ["conductor", "reply_5c3e0b2a"] {
+        ch.queue_declare(name.into(), TRANSIENT, FieldTable::default())
+            .await
+            .unwrap();
+    }
+    client::declare_exclusive_queue(&ch, "mine").await;
+    let report = doctor(&[&vhost.url()]).await;
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    let mut transient = report.objects("transient-nonexclusive-queues");
+    transient.sort();
+    assert_eq!(transient, ["conductor", "reply_5c3e0b2a"]);
+    let fix = report.finding("transient-nonexclusive-queues")["fix"].to_string();
+    assert!(fix.contains("deprecated_features.permit.transient_nonexcl_queues"));
+    assert!(fix.contains("rabbit_quorum_queue"));
+    // Critical only: a warning does not fail the run.
+    let lenient = doctor(&[&vhost.url(), "--fail-on", "critical"]).await;
+    assert_eq!(lenient.code, 0);
+    drop(connection);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mirroring_and_lazy_queues_are_named() {
+    let vhost = TestVhost::new("doctor-ha").await;
+    rabbitmqctl(&[
+        "set_policy",
+        "-p",
+        &vhost.name,
+        "ha-nova",
+        "^compute",
+        r#"{"ha-mode":"all","queue-mode":"lazy"}"#,
+        "--apply-to",
+        "queues",
+    ]);
+    let (_connection, ch) = vhost.channel().await;
+    ch.queue_declare(
+        "compute".into(),
+        DURABLE,
+        table(&[("x-ha-policy", text("all")), ("x-queue-mode", text("lazy"))]),
+    )
+    .await
+    .unwrap();
+    let report = doctor_until(&vhost, |r| {
+        r.findings().iter().any(|f| {
+            f["seen"]
+                .as_str()
+                .unwrap_or("")
+                .contains("in force on 1 queue")
+        })
+    })
+    .await;
+    assert_eq!(report.code, 1);
+    assert_eq!(report.objects("mirroring-policies"), ["ha-nova"]);
+    assert!(report
+        .seen("mirroring-policies")
+        .contains("in force on 1 queue"));
+    assert_eq!(report.objects("x-ha-policy-queues"), ["compute"]);
+    assert_eq!(report.objects("x-queue-mode-queues"), ["compute"]);
+    assert_eq!(report.objects("queue-mode-policies"), ["ha-nova"]);
+    assert_eq!(report.finding("queue-mode-policies")["level"], "info");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn global_qos_is_named() {
+    let vhost = TestVhost::new("doctor-qos").await;
+    let (_connection, ch) = vhost.channel().await;
+    ch.queue_declare("compute".into(), DURABLE, FieldTable::default())
+        .await
+        .unwrap();
+    ch.basic_qos(10, BasicQosOptions { global: true })
+        .await
+        .unwrap();
+    let _consumer = client::consume(&ch, "compute", "server", false).await;
+    let report = doctor_until(&vhost, |r| r.checks().iter().any(|c| c == "global-qos")).await;
+    let channels = report.objects("global-qos");
+    assert_eq!(channels.len(), 1, "{:#}", report.json);
+    assert!(channels[0].ends_with("(1)"), "{channels:?}");
+    assert_eq!(report.code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unroutable_messages_are_explained_by_the_bindings() {
+    let vhost = TestVhost::new("doctor-unroutable").await;
+    let (connection, _) = vhost.channel().await;
+    let ch = client::channel(&connection).await;
+    client::declare_exchange(&ch, "nova", ExchangeKind::Topic).await;
+    for node in ["compute.node1", "compute.node2"] {
+        ch.queue_declare(node.into(), DURABLE, FieldTable::default())
+            .await
+            .unwrap();
+        client::bind(&ch, node, "nova", node).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            client::publish(&ch, "nova", "compute.node3", "cast").await,
+            "ack"
+        );
+    }
+    let returned = client::publish_with(
+        &ch,
+        "nova",
+        "compute.node3",
+        "reply",
+        BasicProperties::default(),
+        true,
+    )
+    .await;
+    assert_eq!(returned, "returned 312 NO_ROUTE then ack");
+    let report = doctor_until(&vhost, |r| {
+        r.checks().iter().any(|c| c == "unroutable-messages")
+            && r.seen("unroutable-messages").contains("came back")
+    })
+    .await;
+    assert_eq!(report.code, 1);
+    assert_eq!(report.objects("unroutable-messages"), ["nova"]);
+    let seen = report.seen("unroutable-messages");
+    assert!(
+        seen.starts_with("1 message published mandatory came back unroutable; 'nova' (topic) took 4 messages and passed none on; its bindings' keys are 'compute.node1' and 'compute.node2'"),
+        "{seen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queues_nobody_reads() {
+    let vhost = TestVhost::new("doctor-idle").await;
+    let (connection, _) = vhost.channel().await;
+    let ch = client::channel(&connection).await;
+    for name in [
+        "notifications.info",
+        "orders",
+        "reply_9f1d",
+        "compute.node1",
+    ] {
+        let args = if name == "compute.node1" {
+            table(&[("x-expires", int(1_800_000))])
+        } else {
+            FieldTable::default()
+        };
+        ch.queue_declare(name.into(), DURABLE, args).await.unwrap();
+    }
+    for _ in 0..3 {
+        client::send(&ch, "notifications.info", "event").await;
+    }
+    client::send(&ch, "orders", "order").await;
+    let report = doctor_until(&vhost, |r| {
+        r.checks().iter().any(|c| c == "queues-without-consumers")
+            && r.checks().iter().any(|c| c == "notifications-nobody-reads")
+    })
+    .await;
+    assert_eq!(report.code, 1);
+    assert_eq!(
+        report.checks(),
+        [
+            "notifications-nobody-reads",
+            "queues-without-consumers",
+            "orphaned-reply-queues",
+            "server-queues-expiring"
+        ]
+    );
+    assert_eq!(
+        report.objects("notifications-nobody-reads"),
+        ["notifications.info"]
+    );
+    assert!(report
+        .seen("notifications-nobody-reads")
+        .contains("holding 3 messages"));
+    assert_eq!(report.objects("queues-without-consumers"), ["orders"]);
+    assert_eq!(report.objects("orphaned-reply-queues"), ["reply_9f1d"]);
+    assert_eq!(report.objects("server-queues-expiring"), ["compute.node1"]);
+    assert!(report
+        .seen("server-queues-expiring")
+        .contains("'compute.node1' (x-expires 1800 s)"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_half_migrated_to_quorum_and_its_poison_messages() {
+    let vhost = TestVhost::new("doctor-quorum").await;
+    let (_connection, ch) = vhost.channel().await;
+    client::try_declare_typed(&ch, "compute", "quorum", &[])
+        .await
+        .unwrap();
+    client::try_declare_typed(
+        &ch,
+        "compute.node1",
+        "quorum",
+        &[("x-delivery-limit", int(5))],
+    )
+    .await
+    .unwrap();
+    ch.queue_declare("compute.node2".into(), DURABLE, FieldTable::default())
+        .await
+        .unwrap();
+    let report = doctor(&[&vhost.url()]).await;
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    assert_eq!(
+        report.checks(),
+        [
+            "mixed-queue-types",
+            "poison-messages-dropped",
+            "poison-messages-dropped-on-4"
+        ]
+    );
+    assert_eq!(
+        report.objects("mixed-queue-types"),
+        ["compute", "compute.node1", "compute.node2"]
+    );
+    assert_eq!(report.objects("poison-messages-dropped"), ["compute.node1"]);
+    assert_eq!(report.objects("poison-messages-dropped-on-4"), ["compute"]);
+    // A dead-letter exchange keeps what the limit rejects: no longer dropped.
+    rabbitmqctl(&[
+        "set_policy",
+        "-p",
+        &vhost.name,
+        "dlx",
+        "^compute",
+        r#"{"dead-letter-exchange":"dlx"}"#,
+        "--apply-to",
+        "queues",
+    ]);
+    let report = doctor_until(&vhost, |r| {
+        !r.checks().iter().any(|c| c.starts_with("poison"))
+    })
+    .await;
+    assert_eq!(report.checks(), ["mixed-queue-types"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_broker_is_one_line_and_exit_2() {
+    let report = doctor(&[
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "--management",
+        "http://127.0.0.1:1",
+    ])
+    .await;
+    assert_eq!(report.code, 2);
+    assert_eq!(report.json, Value::Null);
+    assert_eq!(report.stderr.lines().count(), 1, "{}", report.stderr);
+    assert!(
+        report
+            .stderr
+            .starts_with("error: cannot reach RabbitMQ's management API at http://127.0.0.1:1: connection refused"),
+        "{}",
+        report.stderr
+    );
+}
+
+fn definitions(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(common::unique(name) + ".json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_definitions_file_is_examined_before_deploy() {
+    let risky = definitions(
+        "doctor-definitions",
+        r#"{
+          "vhosts": [{"name": "nova"}],
+          "policies": [{"vhost": "nova", "name": "ha-all", "pattern": ".*",
+                        "apply-to": "queues", "definition": {"ha-mode": "all"}, "priority": 0}],
+          "queues": [
+            {"name": "compute", "vhost": "nova", "durable": false, "auto_delete": false,
+             "arguments": {}},
+            {"name": "compute.node1", "vhost": "nova", "durable": true, "auto_delete": false,
+             "arguments": {"x-queue-type": "quorum", "x-delivery-limit": 10}}
+          ]
+        }"#,
+    );
+    let report = doctor(&["--definitions", risky.to_str().unwrap()]).await;
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    assert_eq!(
+        report.checks(),
+        [
+            "transient-nonexclusive-queues",
+            "mirroring-policies",
+            "mixed-queue-types",
+            "poison-messages-dropped"
+        ]
+    );
+    assert_eq!(report.objects("transient-nonexclusive-queues"), ["compute"]);
+    assert!(report
+        .seen("mirroring-policies")
+        .contains("in force on 2 queues"));
+    let clean = definitions(
+        "doctor-definitions-clean",
+        r#"{"queues": [{"name": "compute", "vhost": "nova", "durable": true,
+                        "arguments": {"x-queue-type": "quorum", "x-delivery-limit": 10,
+                                      "x-dead-letter-exchange": "dlx"}}]}"#,
+    );
+    let report = doctor(&["--definitions", clean.to_str().unwrap()]).await;
+    assert_eq!(report.checks(), Vec::<String>::new());
+    assert_eq!(report.code, 0);
+    let missing = doctor(&["--definitions", "/nonexistent/definitions.json"]).await;
+    assert_eq!(missing.code, 2);
+    let _ = std::fs::remove_file(risky);
+    let _ = std::fs::remove_file(clean);
+}
+
+/// A management API answering as a three-node RabbitMQ 3.10 cluster with a node stopped and
+/// another under a memory alarm (tests/fixtures/management); its address.
+fn troubled_cluster() -> String {
+    use std::io::{Read, Write};
+    let fixture = |name: &str| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/management")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let empty_page = r#"{"items":[],"page":1,"page_count":1}"#.to_string();
+    let answers: Vec<(&str, String)> = vec![
+        ("/api/nodes", fixture("nodes-3.10-cluster.json")),
+        ("/api/queues/%2F", fixture("queues-doctor-3.10.json")),
+        ("/api/policies/%2F", fixture("policies-3.10.json")),
+        ("/api/exchanges/%2F", empty_page),
+        ("/api/bindings/%2F", "[]".into()),
+        ("/api/vhosts/%2F/channels", "[]".into()),
+        ("/api/vhosts/%2F/connections", "[]".into()),
+        (
+            "/api/vhosts/%2F",
+            r#"{"name":"/","tracing":false,"message_stats":{"publish":0}}"#.into(),
+        ),
+    ];
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let target = head.split_whitespace().nth(1).unwrap_or("");
+            let path = target.split('?').next().unwrap_or("");
+            let answer = match answers.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_string(),
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_troubled_cluster_is_critical() {
+    let api = troubled_cluster();
+    let url = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let report = doctor(&[url, "--management", &api]).await;
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    assert_eq!(
+        report.checks(),
+        [
+            "nodes-down",
+            "memory-alarm",
+            "quorum-lost",
+            "quorum-members-offline"
+        ]
+    );
+    assert!(report
+        .findings()
+        .iter()
+        .all(|f| f["level"] == "critical" || f["check"] == "quorum-members-offline"));
+    assert_eq!(report.objects("nodes-down"), ["rabbit@node3"]);
+    assert!(report.finding("nodes-down").get("vhost").is_none());
+    assert_eq!(report.objects("memory-alarm"), ["rabbit@node2"]);
+    assert_eq!(report.objects("quorum-lost"), ["conductor"]);
+    assert_eq!(report.objects("quorum-members-offline"), ["compute.node1"]);
+    // Critical findings fail even the most lenient run that can fail.
+    let report = doctor(&[url, "--management", &api, "--fail-on", "critical"]).await;
+    assert_eq!(report.code, 1);
+    let report = doctor(&[url, "--management", &api, "--fail-on", "never"]).await;
+    assert_eq!(report.code, 0);
+}
