@@ -66,6 +66,11 @@ pub struct Exchange {
     /// Messages published to it, and messages it passed on to queues, when counted.
     pub published_in: Option<u64>,
     pub routed_out: Option<u64>,
+    /// No message came in or went out over the last interval the counters were sampled in:
+    /// both counters are of the same moment. (RabbitMQ 3.10 updates `publish_in` and
+    /// `publish_out` a fraction of a second apart, every 5 s: while messages flow, one read
+    /// may find 480 in and 20 out of an exchange that routed every message.)
+    pub settled: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,10 +1,14 @@
 //! Messages no queue took. What RabbitMQ counts (3.10, asked): the vhost's `return_unroutable`
 //! (published `mandatory`, sent back), a `drop_unroutable` that stays 0, and per exchange only
-//! `publish_in` and `publish_out` (messages passed on to queues, through other exchanges and
-//! alternate exchanges included). So an exchange that took messages and passed none on
-//! dropped or returned every one; the keys of its bindings say what it would have matched.
+//! `publish_in` and `publish_out` (one for each queue a message reached, through other
+//! exchanges and alternate exchanges included). A routed message adds at least 1 to
+//! `publish_out` and an unroutable one nothing, so an exchange with fewer out than in lost at
+//! least the difference, once both counters are of the same moment ([`Exchange::settled`]);
+//! the keys of its bindings say what it would have matched.
 
 use super::model::Broker;
+#[cfg(doc)]
+use super::model::Exchange;
 use super::{count, listed, Finding, Level};
 
 pub fn check(broker: &Broker) -> Vec<Finding> {
@@ -17,7 +21,8 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         // The default exchange's counters are not per message (3.10 counts a publish to a
         // queue that does not exist as passed on).
         let published = x.published_in.unwrap_or(0);
-        if x.name.is_empty() || published == 0 || x.routed_out.unwrap_or(0) > 0 {
+        let routed = x.routed_out.unwrap_or(0);
+        if x.name.is_empty() || !x.settled || published <= routed {
             continue;
         }
         let keys: Vec<String> = (broker.bindings.iter())
@@ -27,13 +32,18 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         let bound = if keys.is_empty() {
             "it has no bindings".to_string()
         } else {
+            format!("its bindings' keys are {}", listed(&keys, 6))
+        };
+        let lost = if routed == 0 {
+            "passed none on".to_string()
+        } else {
             format!(
-                "its bindings' keys are {}: nothing published matched them",
-                listed(&keys, 6)
+                "passed {routed} on: at least {} reached no queue",
+                published - routed
             )
         };
         explained.push(format!(
-            "'{}' ({}) took {} and passed none on; {bound}",
+            "'{}' ({}) took {} and {lost}; {bound}",
             x.name,
             x.kind,
             count(published as usize, "message")
@@ -89,6 +99,7 @@ mod tests {
             kind: "topic".into(),
             published_in: Some(published_in),
             routed_out,
+            settled: true,
             ..Default::default()
         }
     }
@@ -98,7 +109,8 @@ mod tests {
         let broker = Broker {
             exchanges: vec![
                 exchange("nova", 7, None),
-                exchange("routed", 3, Some(2)),
+                exchange("routed", 3, Some(3)),
+                exchange("some", 5, Some(4)),
                 exchange("", 4, None),
                 exchange("empty", 2, Some(0)),
                 exchange("quiet", 0, None),
@@ -123,20 +135,25 @@ mod tests {
         };
         let found = check(&broker);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].objects, ["nova", "empty"]);
+        assert_eq!(found[0].objects, ["nova", "some", "empty"]);
         assert_eq!(
             found[0].seen,
             "2 messages published mandatory came back unroutable; 'nova' (topic) took 7 \
              messages and passed none on; its bindings' keys are 'compute.node1' and \
-             'compute.node2': nothing published matched them; 'empty' (topic) took 2 messages \
-             and passed none on; it has no bindings"
+             'compute.node2'; 'some' (topic) took 5 messages and passed 4 on: at least 1 \
+             reached no queue; it has no bindings; 'empty' (topic) took 2 messages and passed \
+             none on; it has no bindings"
         );
     }
 
     #[test]
     fn nothing_unroutable_says_nothing() {
         let broker = Broker {
-            exchanges: vec![exchange("routed", 3, Some(3))],
+            // One message to two queues, one to none: not told apart from two routed.
+            exchanges: vec![
+                exchange("routed", 2, Some(2)),
+                exchange("fanned", 3, Some(6)),
+            ],
             returned_unroutable: Some(0),
             dropped_unroutable: Some(0),
             ..Default::default()

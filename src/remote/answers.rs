@@ -121,6 +121,15 @@ pub struct VhostStats {
     pub message_stats: Map<String, Value>,
 }
 
+/// The rate of a counter of a `message_stats` object (`<name>_details.rate`), per second; 0
+/// when not given.
+pub fn rate(stats: &Map<String, Value>, name: &str) -> f64 {
+    (stats.get(&format!("{name}_details")))
+        .and_then(|d| d.get("rate"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+}
+
 /// A counter of a `message_stats` object, when it is there.
 pub fn counter(stats: &Map<String, Value>, name: &str) -> Option<u64> {
     stats.get(name).and_then(Value::as_u64)

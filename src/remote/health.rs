@@ -51,6 +51,9 @@ pub async fn read(
             .collect(),
         exchanges: (exchanges.into_iter())
             .map(|x| model::Exchange {
+                settled: ["publish_in", "publish_out"]
+                    .iter()
+                    .all(|c| answers::rate(&x.message_stats, c) == 0.0),
                 published_in: answers::counter(&x.message_stats, "publish_in"),
                 routed_out: answers::counter(&x.message_stats, "publish_out"),
                 name: x.name,
