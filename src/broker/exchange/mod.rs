@@ -2,12 +2,14 @@
 //!
 //! A router only answers "which bindings match this message?". Everything else an exchange is
 //! (its flags, arguments, alternate exchange) lives in [`Exchange`], and following
-//! exchange-to-exchange bindings is the vhost's job.
+//! exchange-to-exchange bindings is the vhost's job. Why a message matched no binding at all
+//! is [`explain_unroutable`]'s.
 
 mod direct;
 mod fanout;
 mod headers;
 mod topic;
+mod unroutable;
 
 use crate::broker::maps::HashSet;
 use std::hash::{Hash, Hasher};
@@ -24,6 +26,7 @@ pub use headers::{
     headers_match, text_table, value_text, HeadersRouter, HeadersVerdict, SHOWN_DEPTH,
 };
 pub use topic::{explain_match, pattern_matches, TopicRouter};
+pub use unroutable::{explain_unroutable, mandatory_words, NearMiss, Unroutable};
 
 /// Where a binding leads: a queue, or another exchange.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

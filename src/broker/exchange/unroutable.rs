@@ -1,0 +1,401 @@
+//! Why a message reached no queue: the exchange's bindings beside its routing key, and the
+//! nearest misses ("no binding has the key 'compute.node3'; nearest: 'compute.node1',
+//! 'compute.node2'"). Pure: the bindings come from a snapshot or the broker's state.
+
+use crate::events::BindingInfo;
+
+use super::headers::{headers_match, text_table};
+use super::ExchangeKind;
+
+/// How many near misses are named.
+pub const NEAREST: usize = 3;
+
+/// A binding that came close, and what kept it from matching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearMiss {
+    /// The binding's key (or, on a headers exchange, its arguments).
+    pub binding: String,
+    pub destination: String,
+    pub why: String,
+}
+
+/// Why a message was unroutable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unroutable {
+    /// One sentence: what the exchange has against what the message carried.
+    pub summary: String,
+    /// The closest bindings first, at most [`NEAREST`].
+    pub nearest: Vec<NearMiss>,
+}
+
+impl Unroutable {
+    /// The summary, then each near miss on a line of its own.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![self.summary.clone()];
+        lines.extend(
+            self.nearest
+                .iter()
+                .map(|m| format!("  '{}' -> {}: {}", m.binding, m.destination, m.why)),
+        );
+        lines
+    }
+}
+
+/// What the publisher asked for, in words: a returned message was published `mandatory`, a
+/// dropped one was not; `None` when the source cannot tell (RabbitMQ's firehose does not
+/// carry the flag).
+pub fn mandatory_words(mandatory: Option<bool>) -> &'static str {
+    match mandatory {
+        Some(true) => "published mandatory: the publisher got it back (basic.return 312 NO_ROUTE)",
+        Some(false) => "not published mandatory: dropped without a word to the publisher",
+        None => "whether it was published mandatory is not known (RabbitMQ's trace does not say)",
+    }
+}
+
+/// Why a message published to `exchange` (of `kind`: `direct`, `topic`, ...) with
+/// `routing_key` and `headers` matched none of `bindings` (the exchange's). For the default
+/// exchange, `bindings` are the vhost's queues, each bound by its name.
+pub fn explain_unroutable(
+    exchange: &str,
+    kind: &str,
+    bindings: &[&BindingInfo],
+    routing_key: &str,
+    headers: &[(String, String)],
+) -> Unroutable {
+    if exchange.is_empty() {
+        let mut nearest = by_likeness(bindings, routing_key, |_| 0);
+        nearest.truncate(NEAREST);
+        return Unroutable {
+            summary: format!(
+                "the default exchange delivers to the queue named by the key, and no queue is \
+                 named '{routing_key}' (never declared, deleted, or expired)"
+            ),
+            nearest: nearest
+                .into_iter()
+                .map(|b| near(b, "a queue named alike".into()))
+                .collect(),
+        };
+    }
+    if bindings.is_empty() {
+        return Unroutable {
+            summary: format!(
+                "'{exchange}' has no bindings: nothing published to it reaches a queue"
+            ),
+            nearest: Vec::new(),
+        };
+    }
+    let shown_key = format!("'{routing_key}'");
+    match ExchangeKind::parse(kind) {
+        Some(ExchangeKind::Topic) => {
+            let mut nearest = by_likeness(bindings, routing_key, |b| {
+                words_matched(&b.routing_key, routing_key)
+            });
+            nearest.truncate(NEAREST);
+            Unroutable {
+                summary: format!(
+                    "no binding pattern of '{exchange}' ({}) matches {shown_key}",
+                    count(bindings.len())
+                ),
+                nearest: nearest
+                    .into_iter()
+                    .map(|b| near(b, topic_miss(&b.routing_key, routing_key)))
+                    .collect(),
+            }
+        }
+        Some(ExchangeKind::Headers) => {
+            let message = text_table(headers);
+            let mut scored: Vec<(usize, &BindingInfo, String)> = bindings
+                .iter()
+                .map(|b| {
+                    let verdict = headers_match(&text_table(&b.arguments), &message);
+                    let failed: Vec<String> = (verdict.checks.iter())
+                        .filter(|c| !c.ok)
+                        .map(|c| match &c.found {
+                            Some(found) => format!("{} is {found}, not {}", c.key, c.wanted),
+                            None => format!("no header {} (wanted {})", c.key, c.wanted),
+                        })
+                        .collect();
+                    let ok = verdict.checks.iter().filter(|c| c.ok).count();
+                    let why = format!("x-match={}: {}", verdict.x_match, failed.join("; "));
+                    (ok, *b, why)
+                })
+                .collect();
+            scored.sort_by_key(|(ok, _, _)| std::cmp::Reverse(*ok));
+            scored.truncate(NEAREST);
+            Unroutable {
+                summary: format!(
+                    "no binding of '{exchange}' ({}) matches the message's headers",
+                    count(bindings.len())
+                ),
+                nearest: scored
+                    .into_iter()
+                    .map(|(_, b, why)| NearMiss {
+                        binding: arguments(b),
+                        destination: destination(b),
+                        why,
+                    })
+                    .collect(),
+            }
+        }
+        // A fanout exchange with a binding routes every message: its miss is a binding to an
+        // exchange that routed nowhere further.
+        Some(ExchangeKind::Fanout) => Unroutable {
+            summary: format!(
+                "'{exchange}' (fanout) passes every message on, but only to exchanges that \
+                 route it nowhere"
+            ),
+            nearest: Vec::new(),
+        },
+        // Direct, and types this broker does not know (compared as direct).
+        _ => {
+            let mut nearest = by_likeness(bindings, routing_key, |_| 0);
+            nearest.truncate(NEAREST);
+            let same_key = bindings.iter().any(|b| *b.routing_key == *routing_key);
+            let summary = if same_key {
+                format!(
+                    "'{exchange}' has a binding with the key {shown_key}, but it leads to an \
+                     exchange that routes the message nowhere"
+                )
+            } else {
+                format!(
+                    "no binding of '{exchange}' ({}) has the key {shown_key}",
+                    count(bindings.len())
+                )
+            };
+            Unroutable {
+                summary,
+                nearest: nearest
+                    .into_iter()
+                    .map(|b| near(b, format!("the key is '{}'", b.routing_key)))
+                    .collect(),
+            }
+        }
+    }
+}
+
+fn near(b: &BindingInfo, why: String) -> NearMiss {
+    NearMiss {
+        binding: b.routing_key.to_string(),
+        destination: destination(b),
+        why,
+    }
+}
+
+fn destination(b: &BindingInfo) -> String {
+    if b.destination_is_exchange {
+        format!("exchange {}", b.destination)
+    } else {
+        b.destination.to_string()
+    }
+}
+
+fn arguments(b: &BindingInfo) -> String {
+    (b.arguments.iter())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn count(bindings: usize) -> String {
+    if bindings == 1 {
+        "1 binding".into()
+    } else {
+        format!("{bindings} bindings")
+    }
+}
+
+/// The bindings most like `key` first: most words matched (by `matched`), then the longest
+/// common beginning, then fewest edits, then by key.
+fn by_likeness<'a>(
+    bindings: &[&'a BindingInfo],
+    key: &str,
+    matched: impl Fn(&BindingInfo) -> usize,
+) -> Vec<&'a BindingInfo> {
+    let mut scored: Vec<(usize, usize, usize, &BindingInfo)> = bindings
+        .iter()
+        .map(|b| {
+            let common = (b.routing_key.chars().zip(key.chars()))
+                .take_while(|(a, b)| a == b)
+                .count();
+            (matched(b), common, edits(&b.routing_key, key), *b)
+        })
+        .collect();
+    scored
+        .sort_by(|a, b| (b.0, b.1, a.2, &a.3.routing_key).cmp(&(a.0, a.1, b.2, &b.3.routing_key)));
+    scored.into_iter().map(|(_, _, _, b)| b).collect()
+}
+
+/// Levenshtein distance, over characters, bounded to keep long keys cheap.
+fn edits(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(255).collect();
+    let b: Vec<char> = b.chars().take(255).collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            previous = here;
+        }
+    }
+    row[b.len()]
+}
+
+/// How many leading words of `key` the topic `pattern` accepts before it first refuses one.
+fn words_matched(pattern: &str, key: &str) -> usize {
+    pattern
+        .split('.')
+        .zip(key.split('.'))
+        .take_while(|(p, k)| *p == "#" || *p == "*" || p == k)
+        .count()
+}
+
+/// Where a topic pattern and a key part: the first word that differs, or the count of words.
+fn topic_miss(pattern: &str, key: &str) -> String {
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = key.split('.').collect();
+    if p.contains(&"#") {
+        return format!("'{key}' does not fit the pattern '{pattern}'");
+    }
+    for (i, (pw, kw)) in p.iter().zip(&k).enumerate() {
+        if *pw != "*" && pw != kw {
+            return format!("word {} is '{kw}', the pattern wants '{pw}'", i + 1);
+        }
+    }
+    format!(
+        "the key has {} words, the pattern {} (each * is one word; # would take any number)",
+        k.len(),
+        p.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound(pairs: &[(&str, &str)]) -> Vec<BindingInfo> {
+        pairs
+            .iter()
+            .map(|(queue, key)| BindingInfo::to_queue("nova", queue, key))
+            .collect()
+    }
+
+    fn explain(kind: &str, bindings: &[BindingInfo], key: &str) -> Unroutable {
+        let refs: Vec<&BindingInfo> = bindings.iter().collect();
+        explain_unroutable("nova", kind, &refs, key, &[])
+    }
+
+    fn keys(u: &Unroutable) -> Vec<&str> {
+        u.nearest.iter().map(|m| m.binding.as_str()).collect()
+    }
+
+    #[test]
+    fn direct_names_the_keys_most_alike() {
+        let bindings = bound(&[
+            ("scheduler", "scheduler"),
+            ("compute.node2", "compute.node2"),
+            ("compute.node1", "compute.node1"),
+            ("conductor", "conductor"),
+        ]);
+        let u = explain("direct", &bindings, "compute.node3");
+        assert_eq!(
+            u.summary,
+            "no binding of 'nova' (4 bindings) has the key 'compute.node3'"
+        );
+        assert_eq!(keys(&u), ["compute.node1", "compute.node2", "conductor"]);
+        assert_eq!(
+            u.lines()[1],
+            "  'compute.node1' -> compute.node1: the key is 'compute.node1'"
+        );
+    }
+
+    #[test]
+    fn topic_says_which_word_differs() {
+        let bindings = bound(&[
+            ("all-compute", "compute.#"),
+            ("node1", "compute.node1.*"),
+            ("info", "notifications.info"),
+            ("short", "scheduler.*"),
+        ]);
+        let u = explain("topic", &bindings, "compute.node1");
+        assert_eq!(
+            u.summary,
+            "no binding pattern of 'nova' (4 bindings) matches 'compute.node1'"
+        );
+        // `compute.#` would match; a routed message is not explained. Here: no `#`.
+        let bindings = bound(&[
+            ("node1", "compute.node1.*"),
+            ("info", "notifications.info"),
+            ("node2", "compute.node2"),
+        ]);
+        let u = explain("topic", &bindings, "compute.node3");
+        assert_eq!(
+            keys(&u),
+            ["compute.node2", "compute.node1.*", "notifications.info"]
+        );
+        let whys: Vec<&str> = u.nearest.iter().map(|m| m.why.as_str()).collect();
+        assert_eq!(
+            whys,
+            [
+                "word 2 is 'node3', the pattern wants 'node2'",
+                "word 2 is 'node3', the pattern wants 'node1'",
+                "word 1 is 'compute', the pattern wants 'notifications'",
+            ]
+        );
+        let u = explain("topic", &bound(&[("n", "compute.*.*")]), "compute.node1");
+        assert_eq!(
+            u.nearest[0].why,
+            "the key has 2 words, the pattern 3 (each * is one word; # would take any number)"
+        );
+    }
+
+    #[test]
+    fn headers_name_the_failed_arguments() {
+        let mut b = BindingInfo::to_queue("nova", "eu", "");
+        b.arguments = vec![
+            ("x-match".into(), "all".into()),
+            ("region".into(), "eu".into()),
+            ("kind".into(), "order".into()),
+        ];
+        let refs = [&b];
+        let headers = [("region".to_string(), "us".to_string())];
+        let u = explain_unroutable("nova", "headers", &refs, "", &headers);
+        assert_eq!(
+            u.summary,
+            "no binding of 'nova' (1 binding) matches the message's headers"
+        );
+        assert_eq!(
+            u.nearest[0].why,
+            "x-match=all: no header kind (wanted order); region is us, not eu"
+        );
+    }
+
+    #[test]
+    fn the_default_exchange_and_an_exchange_without_bindings() {
+        let queues = bound(&[("reply_abc1", "reply_abc1"), ("compute", "compute")]);
+        let refs: Vec<&BindingInfo> = queues.iter().collect();
+        let u = explain_unroutable("", "direct", &refs, "reply_abc2", &[]);
+        assert!(u.summary.contains("no queue is named 'reply_abc2'"));
+        assert_eq!(keys(&u), ["reply_abc1", "compute"]);
+        let u = explain("fanout", &[], "x");
+        assert_eq!(
+            u.summary,
+            "'nova' has no bindings: nothing published to it reaches a queue"
+        );
+        assert!(u.nearest.is_empty());
+        assert_eq!(
+            mandatory_words(Some(true)),
+            "published mandatory: the publisher got it back (basic.return 312 NO_ROUTE)"
+        );
+    }
+
+    #[test]
+    fn edits_count_characters() {
+        assert_eq!(edits("node1", "node3"), 1);
+        assert_eq!(edits("", "abc"), 3);
+        assert_eq!(edits("队列", "队"), 1);
+    }
+}
