@@ -151,6 +151,29 @@ fn message_inspector_explains_the_route_160x45() {
 }
 
 #[test]
+fn an_unroutable_message_is_explained_160x45() {
+    let mut app = app();
+    // A cast to a compute host whose queue is gone, published mandatory (as oslo.messaging's
+    // replies are): returned.
+    let Action::BrokerEvent(event) = published(4, "nova", "compute.node3", &[], &[]) else {
+        unreachable!()
+    };
+    let mut event = (*event).clone();
+    if let EventKind::Published { fate, .. } = &mut event.kind {
+        *fate = PublishFate::Returned;
+    }
+    app.update(Action::BrokerEvent(Arc::new(event)));
+    app.update(Action::FocusNext); // the log, newest first
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("why no queue took it"), "{text}");
+    assert!(text.contains("no binding pattern of 'nova' (2 bindings) matches"));
+    assert!(text.contains("'compute.node1' -> compute.node1: word 2 is 'node3', the"));
+    assert!(text.contains("published mandatory: the publisher got it back"));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn filtered_log_and_help_80x24() {
     let mut app = app();
     for c in "brown".chars() {

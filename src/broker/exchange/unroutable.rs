@@ -3,6 +3,7 @@
 //! 'compute.node2'"). Pure: the bindings come from a snapshot or the broker's state.
 
 use crate::events::BindingInfo;
+use crate::topology::VhostSnapshot;
 
 use super::headers::{headers_match, text_table};
 use super::ExchangeKind;
@@ -50,6 +51,30 @@ pub fn mandatory_words(mandatory: Option<bool>) -> &'static str {
         Some(false) => "not published mandatory: dropped without a word to the publisher",
         None => "whether it was published mandatory is not known (RabbitMQ's trace does not say)",
     }
+}
+
+/// [`explain_unroutable`] with the exchange's type and bindings (or, for the default
+/// exchange, the queues) from a picture of the vhost.
+pub fn explain_in(
+    vhost: &VhostSnapshot,
+    exchange: &str,
+    routing_key: &str,
+    headers: &[(String, String)],
+) -> Unroutable {
+    if exchange.is_empty() {
+        let implicit: Vec<BindingInfo> = (vhost.queues.iter())
+            .map(|q| BindingInfo::to_queue("", &q.name, &q.name))
+            .collect();
+        let refs: Vec<&BindingInfo> = implicit.iter().collect();
+        return explain_unroutable(exchange, "direct", &refs, routing_key, headers);
+    }
+    let kind = (vhost.exchanges.iter())
+        .find(|x| *x.name == *exchange)
+        .map_or("direct", |x| x.kind.as_str());
+    let bindings: Vec<&BindingInfo> = (vhost.bindings.iter())
+        .filter(|b| *b.source == *exchange)
+        .collect();
+    explain_unroutable(exchange, kind, &bindings, routing_key, headers)
 }
 
 /// Why a message published to `exchange` (of `kind`: `direct`, `topic`, ...) with

@@ -8,9 +8,11 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::broker::exchange::{explain_in, mandatory_words};
 use crate::events::{BindingInfo, PublishFate};
 use crate::lesson::Lang;
 use crate::openstack;
+use crate::source::SourceKind;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::GraphItem;
 use crate::ui::model::{LogEntry, Rate};
@@ -94,6 +96,29 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
             Lang::En => format!("unroutable: sent to alternate exchange {ae}"),
             Lang::Zh => format!("不可路由：转给备用交换器 {ae}"),
         }));
+    }
+    let unroutable = matches!(entry.fate, PublishFate::Returned | PublishFate::Dropped);
+    if unroutable && entry.alternate_exchange.is_none() {
+        lines.push(Line::styled(
+            t("why no queue took it", "为什么没有队列收到"),
+            theme.title(),
+        ));
+        // RabbitMQ's trace does not carry the mandatory flag: a remote drop may be a return.
+        let mandatory = match app.source {
+            SourceKind::Remote { .. } => None,
+            _ => Some(entry.fate == PublishFate::Returned),
+        };
+        let why = explain_in(
+            &app.model.topology,
+            &entry.exchange,
+            &entry.routing_key,
+            &entry.headers,
+        );
+        for (i, line) in why.lines().into_iter().enumerate() {
+            let style = if i == 0 { theme.bad() } else { theme.dim() };
+            lines.push(Line::styled(format!("  {line}"), style));
+        }
+        lines.push(Line::raw(format!("  {}", mandatory_words(mandatory))));
     }
     if !entry.history.is_empty() {
         lines.push(Line::styled(t("then", "之后"), theme.title()));
