@@ -675,6 +675,38 @@ async fn tap_prints_each_route_and_turns_tracing_off() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tap_says_why_a_message_was_unroutable() {
+    let vhost = TestVhost::new("tapwhy").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "nova", ExchangeKind::Topic, Default::default()).await;
+    for host in ["compute.node1", "compute.node2"] {
+        queue(&ch, host, durable(), FieldTable::default()).await;
+        bind(&ch, host, "nova", host, FieldTable::default()).await;
+    }
+    connection.close(200, "OK".into()).await.unwrap();
+
+    let lines = tap(
+        &vhost,
+        &["--count", "1", "--why", "--filter", "compute.node3"],
+        &[("nova", "compute.node1"), ("nova", "compute.node3")],
+    )
+    .await;
+    assert!(
+        lines[0].ends_with(" nova compute.node3 unroutable"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "  no binding pattern of 'nova' (2 bindings) matches 'compute.node3'",
+            "    'compute.node1' -> compute.node1: word 2 is 'node3', the pattern wants 'node1'",
+            "    'compute.node2' -> compute.node2: word 2 is 'node3', the pattern wants 'node2'",
+            "  whether it was published mandatory is not known (RabbitMQ's trace does not say)",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tap_turns_tracing_off_on_sigint() {
     let vhost = TestVhost::new("tapint").await;
     let mut child = rabbitscope()

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 
 use color_eyre::eyre::{eyre, Result};
 
+use rabbitscope::broker::exchange::{explain_in, mandatory_words};
+use rabbitscope::broker::VhostSnapshot;
 use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
-use rabbitscope::remote::{Endpoint, Firehose, FirehoseKeys, Management};
+use rabbitscope::remote::{snapshot, Endpoint, Firehose, FirehoseKeys, Management};
 use rabbitscope::terminal::printable;
 
 use super::remote::{on_firehose, ManagementArgs};
@@ -24,6 +26,10 @@ pub struct TapArgs {
     /// Print only lines (without the time) this regular expression matches.
     #[arg(long, value_name = "REGEX")]
     filter: Option<regex::Regex>,
+    /// Under each unroutable message, say why: the exchange's bindings nearest its routing
+    /// key, on lines indented by two spaces.
+    #[arg(long)]
+    why: bool,
     #[command(flatten)]
     remote: ManagementArgs,
 }
@@ -66,6 +72,7 @@ async fn tap_lines(
     let mut printed = 0;
     // The default exchange's trace names the queue it was sent to, existing or not.
     let mut known = BTreeMap::new();
+    let mut picture = Picture::default();
     let result = loop {
         if args.count.is_some_and(|n| printed >= n) {
             break Ok(());
@@ -74,13 +81,14 @@ async fn tap_lines(
             _ = &mut stop => break Ok(()),
             trace = firehose.next() => trace,
         };
-        let (exchange, routing_key, mut queues) = match trace {
+        let (exchange, routing_key, mut queues, headers) = match trace {
             Ok(Trace::Published {
                 exchange,
                 routing_key,
                 queues,
+                headers,
                 ..
-            }) => (exchange, routing_key, queues),
+            }) => (exchange, routing_key, queues, headers),
             Ok(_) => continue,
             Err(e) => break Err(eyre!("{e}")),
         };
@@ -127,8 +135,43 @@ async fn tap_lines(
             continue;
         }
         println!("{line}");
+        if args.why && queues.is_empty() {
+            if let Some(vhost) = picture.read(api, &endpoint.vhost).await {
+                let why = explain_in(vhost, &exchange, &routing_key, &headers);
+                for reason in why.lines() {
+                    println!("  {}", printable(&reason));
+                }
+                println!("  {}", mandatory_words(None));
+            }
+        }
         printed += 1;
     };
     firehose.close().await;
     result
+}
+
+/// The vhost's topology for `--why`, read again when older than [`Picture::FRESH`].
+#[derive(Default)]
+struct Picture {
+    read_at: Option<std::time::Instant>,
+    vhost: Option<VhostSnapshot>,
+}
+
+impl Picture {
+    /// A binding made a moment ago is in it; a burst of unroutable messages reads it once.
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+    async fn read(&mut self, api: &Management, vhost: &str) -> Option<&VhostSnapshot> {
+        if self.read_at.is_none_or(|at| at.elapsed() > Self::FRESH) {
+            self.read_at = Some(std::time::Instant::now());
+            match snapshot::vhost_snapshot(api, vhost).await {
+                Ok(read) => self.vhost = Some(read),
+                Err(e) => eprintln!(
+                    "warning: could not read the bindings to say why: {}",
+                    printable(&e.to_string())
+                ),
+            }
+        }
+        self.vhost.as_ref()
+    }
 }

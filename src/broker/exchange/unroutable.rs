@@ -88,7 +88,9 @@ pub fn explain_unroutable(
     headers: &[(String, String)],
 ) -> Unroutable {
     if exchange.is_empty() {
+        // Only names close to the key: any other queue says nothing of this one.
         let mut nearest = by_likeness(bindings, routing_key, |_| 0);
+        nearest.retain(|b| alike(&b.routing_key, routing_key));
         nearest.truncate(NEAREST);
         return Unroutable {
             summary: format!(
@@ -250,6 +252,12 @@ fn by_likeness<'a>(
     scored.into_iter().map(|(_, _, _, b)| b).collect()
 }
 
+/// Names a reader would take for each other: sharing their first half, or a few edits apart.
+fn alike(a: &str, b: &str) -> bool {
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    common * 2 >= b.chars().count() || edits(a, b) <= 2
+}
+
 /// Levenshtein distance, over characters, bounded to keep long keys cheap.
 fn edits(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().take(255).collect();
@@ -400,11 +408,15 @@ mod tests {
 
     #[test]
     fn the_default_exchange_and_an_exchange_without_bindings() {
-        let queues = bound(&[("reply_abc1", "reply_abc1"), ("compute", "compute")]);
+        let queues = bound(&[
+            ("reply_abc1", "reply_abc1"),
+            ("compute", "compute"),
+            ("reply_abd9", "reply_abd9"),
+        ]);
         let refs: Vec<&BindingInfo> = queues.iter().collect();
         let u = explain_unroutable("", "direct", &refs, "reply_abc2", &[]);
         assert!(u.summary.contains("no queue is named 'reply_abc2'"));
-        assert_eq!(keys(&u), ["reply_abc1", "compute"]);
+        assert_eq!(keys(&u), ["reply_abc1", "reply_abd9"]);
         let u = explain("fanout", &[], "x");
         assert_eq!(
             u.summary,
