@@ -192,7 +192,7 @@ async fn mirroring_and_lazy_queues_are_named() {
             f["seen"]
                 .as_str()
                 .unwrap_or("")
-                .contains("in force on 1 queue")
+                .contains("in force on 1 classic queue")
         })
     })
     .await;
@@ -200,7 +200,7 @@ async fn mirroring_and_lazy_queues_are_named() {
     assert_eq!(report.objects("mirroring-policies"), ["ha-nova"]);
     assert!(report
         .seen("mirroring-policies")
-        .contains("in force on 1 queue"));
+        .contains("in force on 1 classic queue"));
     assert_eq!(report.objects("x-ha-policy-queues"), ["compute"]);
     assert_eq!(report.objects("x-queue-mode-queues"), ["compute"]);
     assert_eq!(report.objects("queue-mode-policies"), ["ha-nova"]);
@@ -430,7 +430,7 @@ async fn a_definitions_file_is_examined_before_deploy() {
     assert_eq!(report.objects("transient-nonexclusive-queues"), ["compute"]);
     assert!(report
         .seen("mirroring-policies")
-        .contains("in force on 2 queues"));
+        .contains("in force on 1 classic queue"));
     let clean = definitions(
         "doctor-definitions-clean",
         r#"{"queues": [{"name": "compute", "vhost": "nova", "durable": true,
@@ -444,6 +444,29 @@ async fn a_definitions_file_is_examined_before_deploy() {
     assert_eq!(missing.code, 2);
     let _ = std::fs::remove_file(risky);
     let _ = std::fs::remove_file(clean);
+}
+
+#[tokio::test]
+async fn an_export_of_one_vhost_is_examined() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/doctor/nova-vhost-definitions-3.10.json");
+    let report = doctor(&["--definitions", path.to_str().unwrap()]).await;
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    assert_eq!(
+        report.checks(),
+        [
+            "transient-nonexclusive-queues",
+            "mirroring-policies",
+            "mixed-queue-types",
+            "poison-messages-dropped",
+            "poison-messages-dropped-on-4"
+        ]
+    );
+    // 3.10 names the vhost on the policies alone: the queues are taken to be its.
+    assert_eq!(report.finding("mirroring-policies")["vhost"], "nova-demo");
+    assert!(report
+        .seen("mirroring-policies")
+        .contains("in force on 5 classic queues"));
 }
 
 /// A management API answering as a three-node RabbitMQ 3.10 cluster with a node stopped and

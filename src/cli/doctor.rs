@@ -99,7 +99,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
 /// What was examined, the findings, and what could not be read.
 fn examine(args: &DoctorArgs) -> Result<(String, Vec<Finding>, Vec<String>)> {
     if let Some(path) = &args.definitions {
-        let definitions = rabbitscope::definitions::read_file(path)
+        let definitions = read_definitions(path)
             .map_err(|e| eyre!(e).wrap_err(format!("reading {}", path.display())))?;
         let mut findings: Vec<Finding> = doctor::definitions::brokers(&definitions)
             .iter()
@@ -130,4 +130,18 @@ fn examine(args: &DoctorArgs) -> Result<(String, Vec<Finding>, Vec<String>)> {
         let (broker, unread) = health::read(&api, &endpoint.vhost).await?;
         Ok((target, doctor::examine(&broker), unread))
     })
+}
+
+/// A definitions file, of a whole broker or of one vhost (whose objects name none).
+fn read_definitions(
+    path: &std::path::Path,
+) -> Result<rabbitscope::definitions::Definitions, rabbitscope::definitions::DefinitionsError> {
+    let text = std::fs::read(path).map_err(rabbitscope::definitions::DefinitionsError::Read)?;
+    let mut value: serde_json::Value = match serde_json::from_slice(&text) {
+        Ok(value) => value,
+        // Its own reading says where the JSON is wrong.
+        Err(_) => return rabbitscope::definitions::read_file(path),
+    };
+    doctor::definitions::name_the_vhost(&mut value);
+    serde_json::from_value(value).or_else(|_| rabbitscope::definitions::read_file(path))
 }

@@ -8,6 +8,35 @@ use crate::definitions::{Definitions, PolicyDef};
 
 use super::model::{Binding, Broker, Exchange, Policy, Queue};
 
+/// What an export of one vhost (`/api/definitions/VHOST`) is taken to be about when nothing
+/// in it names the vhost.
+pub const UNNAMED_VHOST: &str = "(the file's vhost)";
+
+/// Gives the objects of a one-vhost export, which carry no `vhost` (3.10 names it on policies
+/// only), the one vhost the file does name, or [`UNNAMED_VHOST`]; then they read as a whole
+/// broker's definitions do.
+pub fn name_the_vhost(definitions: &mut serde_json::Value) {
+    const KINDS: [&str; 4] = ["queues", "exchanges", "bindings", "policies"];
+    let named: BTreeSet<String> = KINDS
+        .iter()
+        .filter_map(|kind| definitions.get(*kind)?.as_array())
+        .flatten()
+        .filter_map(|item| item.get("vhost")?.as_str().map(str::to_string))
+        .collect();
+    let vhost = match named.len() {
+        1 => named.into_iter().next().unwrap_or_default(),
+        _ => UNNAMED_VHOST.to_string(),
+    };
+    for kind in KINDS {
+        let Some(items) = definitions.get_mut(kind).and_then(|v| v.as_array_mut()) else {
+            continue;
+        };
+        for item in items.iter_mut().filter_map(|i| i.as_object_mut()) {
+            item.entry("vhost").or_insert_with(|| vhost.as_str().into());
+        }
+    }
+}
+
 /// Each vhost the file names (in `vhosts` or on any of its objects), in name order.
 pub fn brokers(definitions: &Definitions) -> Vec<Broker> {
     let d = definitions;
@@ -95,6 +124,25 @@ fn in_force(policies: &[&PolicyDef], queue: &str, kind: &str) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_export_of_one_vhost_is_read_as_one() {
+        let vhosts = |mut value: serde_json::Value| -> Vec<String> {
+            name_the_vhost(&mut value);
+            let definitions: Definitions = serde_json::from_value(value).unwrap();
+            brokers(&definitions).into_iter().map(|b| b.vhost).collect()
+        };
+        let queue = serde_json::json!({"name": "compute", "durable": false, "arguments": {}});
+        let policy = serde_json::json!({"name": "p", "vhost": "nova", "pattern": ".*"});
+        assert_eq!(
+            vhosts(serde_json::json!({"queues": [queue], "policies": [policy]})),
+            ["nova"]
+        );
+        assert_eq!(
+            vhosts(serde_json::json!({"queues": [queue]})),
+            [UNNAMED_VHOST]
+        );
+    }
 
     #[test]
     fn a_file_becomes_one_broker_a_vhost() {

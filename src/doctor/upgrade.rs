@@ -43,11 +43,14 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         .map(|p| p.name.clone())
         .collect();
     if !mirroring.is_empty() {
+        // Mirroring was for classic queues alone (3.10 does not even apply such a policy to
+        // a quorum queue).
         let governed = (broker.queues.iter())
+            .filter(|q| q.kind == "classic")
             .filter(|q| q.policy.as_ref().is_some_and(|p| mirroring.contains(p)))
             .count();
         let applied = if broker.queues.iter().any(|q| q.policy.is_some()) {
-            format!(", in force on {}", count(governed, "queue"))
+            format!(", in force on {}", count(governed, "classic queue"))
         } else {
             String::new()
         };
@@ -111,9 +114,14 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         let names: Vec<String> = global.iter().map(|c| c.name.clone()).collect();
         let shown: Vec<String> = global
             .iter()
-            .map(|c| match &c.connection_name {
-                Some(client) => format!("'{}' ({client})", c.name),
-                None => format!("'{}'", c.name),
+            .map(|c| {
+                // `nova-conductor` rather than its whole `<program>:<pid>:<uuid>` name.
+                let client = (c.connection_name.as_deref())
+                    .map(|n| crate::openstack::names::service(n).unwrap_or(n));
+                match client {
+                    Some(client) => format!("'{}' ({client})", c.name),
+                    None => format!("'{}'", c.name),
+                }
             })
             .collect();
         findings.push(
@@ -256,11 +264,11 @@ mod tests {
         );
         assert_eq!(found[0].objects, ["ha-all"]);
         assert!(
-            found[0].seen.contains("in force on 1 queue"),
+            found[0].seen.contains("in force on 1 classic queue"),
             "{}",
             found[0].seen
         );
         assert_eq!(found[3].objects, ["c (1)"]);
-        assert!(found[3].seen.ends_with("'c (1)' (nova-compute:1:u)"));
+        assert!(found[3].seen.ends_with("'c (1)' (nova-compute)"));
     }
 }
