@@ -79,8 +79,8 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 )
                 .fix(
                     "check that the consumer of each routing key is running and has declared \
-                     its queue (a server's `<topic>.<host>` queue); `rabbitscope tap URL` \
-                     shows each unroutable message with its exchange and routing key",
+                     its queue (a server's `<topic>.<host>` queue); `rabbitscope tap --why URL` \
+                     shows each unroutable message with the bindings nearest its key",
                 )
                 .objects(dead_ends),
         );
