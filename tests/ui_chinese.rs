@@ -272,6 +272,21 @@ fn message_log_and_inspector_in_chinese_160x45() {
 }
 
 #[test]
+fn an_unroutable_message_explained_in_chinese_160x45() {
+    let mut app = chinese_app_with_traffic();
+    app.update(Action::FocusNext); // the log, newest (the dropped one) selected
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    for words in ["为什么没有队列收到", "没有以 mandatory 发布"] {
+        assert!(text.contains(words), "no `{words}`:\n{text}");
+    }
+    for english in ["why no queue took it", "published mandatory", "nearest", "the key"] {
+        assert!(!text.contains(english), "English `{english}` left:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn queue_inspector_in_chinese_120x35() {
     let mut app = chinese_app_with_traffic();
     select_queue(&mut app, "compute.node1");

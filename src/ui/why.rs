@@ -1,7 +1,10 @@
 //! "Why did it go there?": every binding of a message's exchange, matched or not, and why,
-//! in words a student can follow. Pure functions over the event data.
+//! in words a student can follow; and for a message no queue took, why not. Pure functions
+//! over the event data.
 
-use crate::broker::exchange::{explain_match, headers_match, text_table};
+use crate::broker::exchange::{
+    explain_match, headers_match, mandatory_words, text_table, Miss, Summary, Unroutable,
+};
 use crate::broker::VhostSnapshot;
 use crate::lesson::Lang;
 use crate::ui::model::LogEntry;
@@ -145,4 +148,62 @@ pub fn explain(entry: &LogEntry, topology: &VhostSnapshot, lang: Lang) -> Vec<Ve
             }
         })
         .collect()
+}
+
+/// Why no queue took a message ([`Unroutable`]) in `lang`: the summary, the nearest misses,
+/// and whether it was published mandatory (`None`: the source cannot tell).
+pub fn unroutable(u: &Unroutable, mandatory: Option<bool>, lang: Lang) -> Vec<String> {
+    if lang == Lang::En {
+        let mut lines = u.lines();
+        lines.push(mandatory_words(mandatory).to_string());
+        return lines;
+    }
+    let (x, key, n) = (&u.exchange, &u.routing_key, u.bindings);
+    let mut lines = vec![match u.summary {
+        Summary::NoQueueNamed => format!(
+            "默认交换器把消息投递到与路由键同名的队列，而没有名为 '{key}' 的队列（从未声明、已删除或已过期）"
+        ),
+        Summary::NoBindings => format!("'{x}' 没有任何绑定：发给它的消息到不了任何队列"),
+        Summary::NoPatternMatches => format!("'{x}' 的 {n} 个绑定模式都不匹配 '{key}'"),
+        Summary::NoKey => format!("'{x}' 的 {n} 个绑定都没有路由键 '{key}'"),
+        Summary::KeyLeadsNowhere => {
+            format!("'{x}' 有路由键为 '{key}' 的绑定，但它通向的交换器没有把消息路由到任何地方")
+        }
+        Summary::NoHeadersMatch => format!("'{x}' 的 {n} 个绑定都不匹配消息头"),
+        Summary::FanoutToDeadEnds => {
+            format!("'{x}'（扇出）转发每条消息，但只转给了不再路由的交换器")
+        }
+    }];
+    for m in &u.nearest {
+        let why = match &m.miss {
+            Miss::NamedAlike => "名字相近的队列".to_string(),
+            Miss::OtherKey => format!("路由键是 '{}'", m.binding),
+            Miss::Word { index, got, wanted } => {
+                format!("第 {index} 个词是 '{got}'，模式要 '{wanted}'")
+            }
+            Miss::WordCount { key, pattern } => {
+                format!("路由键有 {key} 个词，模式有 {pattern} 个（* 是一个词，# 才能匹配任意个）")
+            }
+            Miss::DoesNotFit => format!("'{key}' 不符合模式 '{}'", m.binding),
+            Miss::Headers { x_match, failed } => {
+                let failed: Vec<String> = (failed.iter())
+                    .map(|f| match &f.found {
+                        Some(found) => format!("{} 是 {found}，不是 {}", f.key, f.wanted),
+                        None => format!("缺少消息头 {}（要 {}）", f.key, f.wanted),
+                    })
+                    .collect();
+                format!("x-match={x_match}：{}", failed.join("；"))
+            }
+        };
+        lines.push(format!("  '{}' -> {}：{why}", m.binding, m.destination));
+    }
+    lines.push(
+        match mandatory {
+            Some(true) => "以 mandatory 发布：消息退回给了发布者（basic.return 312 NO_ROUTE）",
+            Some(false) => "没有以 mandatory 发布：被悄悄丢弃，发布者不知道",
+            None => "不知道是否以 mandatory 发布（RabbitMQ 的追踪不带这个标志）",
+        }
+        .to_string(),
+    );
+    lines
 }

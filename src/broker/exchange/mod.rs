@@ -26,7 +26,10 @@ pub use headers::{
     headers_match, text_table, value_text, HeadersRouter, HeadersVerdict, SHOWN_DEPTH,
 };
 pub use topic::{explain_match, pattern_matches, TopicRouter};
-pub use unroutable::{explain_in, explain_unroutable, mandatory_words, NearMiss, Unroutable};
+pub use unroutable::{
+    explain_in, explain_unroutable, mandatory_words, HeaderMiss, Miss, NearMiss, Summary,
+    Unroutable,
+};
 
 /// Where a binding leads: a queue, or another exchange.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,6 +1,8 @@
 //! Why a message reached no queue: the exchange's bindings beside its routing key, and the
 //! nearest misses ("no binding has the key 'compute.node3'; nearest: 'compute.node1',
-//! 'compute.node2'"). Pure: the bindings come from a snapshot or the broker's state.
+//! 'compute.node2'"). Pure: the bindings come from a snapshot or the broker's state. The
+//! reasons are data, said here in English ([`Unroutable::lines`]) and by the view in its
+//! languages.
 
 use crate::events::BindingInfo;
 use crate::topology::VhostSnapshot;
@@ -11,34 +13,151 @@ use super::ExchangeKind;
 /// How many near misses are named.
 pub const NEAREST: usize = 3;
 
+/// What the exchange has against what the message carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summary {
+    /// The default exchange: no queue is named by the key.
+    NoQueueNamed,
+    NoBindings,
+    /// Topic: no pattern matches the key.
+    NoPatternMatches,
+    /// Direct: no binding has the key.
+    NoKey,
+    /// A binding has the key, but leads to an exchange that routes nowhere.
+    KeyLeadsNowhere,
+    NoHeadersMatch,
+    /// Fanout: its bindings lead only to exchanges that route nowhere.
+    FanoutToDeadEnds,
+}
+
+/// What kept one binding from matching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// The default exchange: a queue whose name is close to the key.
+    NamedAlike,
+    /// Direct: the binding's key is another.
+    OtherKey,
+    /// Topic: word `index` (from 1) of the key is not the pattern's.
+    Word {
+        index: usize,
+        got: String,
+        wanted: String,
+    },
+    /// Topic: the key and the pattern have different numbers of words.
+    WordCount { key: usize, pattern: usize },
+    /// Topic, with `#`: the key does not fit the pattern.
+    DoesNotFit,
+    /// Headers: the arguments that failed.
+    Headers {
+        x_match: String,
+        failed: Vec<HeaderMiss>,
+    },
+}
+
+/// A binding argument the message's headers did not satisfy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMiss {
+    pub key: String,
+    pub wanted: String,
+    /// The message's value, or none when it has no such header.
+    pub found: Option<String>,
+}
+
 /// A binding that came close, and what kept it from matching.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NearMiss {
     /// The binding's key (or, on a headers exchange, its arguments).
     pub binding: String,
     pub destination: String,
-    pub why: String,
+    pub miss: Miss,
 }
 
 /// Why a message was unroutable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unroutable {
-    /// One sentence: what the exchange has against what the message carried.
-    pub summary: String,
+    pub exchange: String,
+    pub routing_key: String,
+    /// How many bindings the exchange has.
+    pub bindings: usize,
+    pub summary: Summary,
     /// The closest bindings first, at most [`NEAREST`].
     pub nearest: Vec<NearMiss>,
 }
 
 impl Unroutable {
+    /// The summary in a sentence.
+    pub fn summary_text(&self) -> String {
+        let (x, key, n) = (&self.exchange, &self.routing_key, count(self.bindings));
+        match self.summary {
+            Summary::NoQueueNamed => format!(
+                "the default exchange delivers to the queue named by the key, and no queue is \
+                 named '{key}' (never declared, deleted, or expired)"
+            ),
+            Summary::NoBindings => {
+                format!("'{x}' has no bindings: nothing published to it reaches a queue")
+            }
+            Summary::NoPatternMatches => {
+                format!("no binding pattern of '{x}' ({n}) matches '{key}'")
+            }
+            Summary::NoKey => format!("no binding of '{x}' ({n}) has the key '{key}'"),
+            Summary::KeyLeadsNowhere => format!(
+                "'{x}' has a binding with the key '{key}', but it leads to an exchange that \
+                 routes the message nowhere"
+            ),
+            Summary::NoHeadersMatch => {
+                format!("no binding of '{x}' ({n}) matches the message's headers")
+            }
+            Summary::FanoutToDeadEnds => format!(
+                "'{x}' (fanout) passes every message on, but only to exchanges that route it \
+                 nowhere"
+            ),
+        }
+    }
+
     /// The summary, then each near miss on a line of its own.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = vec![self.summary.clone()];
-        lines.extend(
-            self.nearest
-                .iter()
-                .map(|m| format!("  '{}' -> {}: {}", m.binding, m.destination, m.why)),
-        );
+        let mut lines = vec![self.summary_text()];
+        lines.extend(self.nearest.iter().map(|m| {
+            format!(
+                "  '{}' -> {}: {}",
+                m.binding,
+                m.destination,
+                m.why(&self.routing_key)
+            )
+        }));
         lines
+    }
+}
+
+impl NearMiss {
+    /// What kept it from matching `routing_key`, in a few words.
+    pub fn why(&self, routing_key: &str) -> String {
+        match &self.miss {
+            Miss::NamedAlike => "a queue named alike".to_string(),
+            Miss::OtherKey => format!("the key is '{}'", self.binding),
+            Miss::Word { index, got, wanted } => {
+                format!("word {index} is '{got}', the pattern wants '{wanted}'")
+            }
+            Miss::WordCount { key, pattern } => format!(
+                "the key has {key} words, the pattern {pattern} (each * is one word; # would \
+                 take any number)"
+            ),
+            Miss::DoesNotFit => {
+                format!(
+                    "'{routing_key}' does not fit the pattern '{}'",
+                    self.binding
+                )
+            }
+            Miss::Headers { x_match, failed } => {
+                let failed: Vec<String> = (failed.iter())
+                    .map(|f| match &f.found {
+                        Some(found) => format!("{} is {found}, not {}", f.key, f.wanted),
+                        None => format!("no header {} (wanted {})", f.key, f.wanted),
+                    })
+                    .collect();
+                format!("x-match={x_match}: {}", failed.join("; "))
+            }
+        }
     }
 }
 
@@ -87,124 +206,95 @@ pub fn explain_unroutable(
     routing_key: &str,
     headers: &[(String, String)],
 ) -> Unroutable {
-    if exchange.is_empty() {
+    let (summary, nearest) = if exchange.is_empty() {
         // Only names close to the key: any other queue says nothing of this one.
         let mut nearest = by_likeness(bindings, routing_key, |_| 0);
         nearest.retain(|b| alike(&b.routing_key, routing_key));
-        nearest.truncate(NEAREST);
-        return Unroutable {
-            summary: format!(
-                "the default exchange delivers to the queue named by the key, and no queue is \
-                 named '{routing_key}' (never declared, deleted, or expired)"
-            ),
-            nearest: nearest
-                .into_iter()
-                .map(|b| near(b, "a queue named alike".into()))
-                .collect(),
-        };
-    }
-    if bindings.is_empty() {
-        return Unroutable {
-            summary: format!(
-                "'{exchange}' has no bindings: nothing published to it reaches a queue"
-            ),
-            nearest: Vec::new(),
-        };
-    }
-    let shown_key = format!("'{routing_key}'");
-    match ExchangeKind::parse(kind) {
-        Some(ExchangeKind::Topic) => {
-            let mut nearest = by_likeness(bindings, routing_key, |b| {
-                words_matched(&b.routing_key, routing_key)
-            });
-            nearest.truncate(NEAREST);
-            Unroutable {
-                summary: format!(
-                    "no binding pattern of '{exchange}' ({}) matches {shown_key}",
-                    count(bindings.len())
-                ),
-                nearest: nearest
-                    .into_iter()
+        let near: Vec<NearMiss> = (nearest.into_iter())
+            .map(|b| near(b, Miss::NamedAlike))
+            .collect();
+        (Summary::NoQueueNamed, near)
+    } else if bindings.is_empty() {
+        (Summary::NoBindings, Vec::new())
+    } else {
+        match ExchangeKind::parse(kind) {
+            Some(ExchangeKind::Topic) => {
+                let nearest = by_likeness(bindings, routing_key, |b| {
+                    words_matched(&b.routing_key, routing_key)
+                });
+                let near = (nearest.into_iter())
                     .map(|b| near(b, topic_miss(&b.routing_key, routing_key)))
-                    .collect(),
+                    .collect();
+                (Summary::NoPatternMatches, near)
+            }
+            Some(ExchangeKind::Headers) => {
+                (Summary::NoHeadersMatch, headers_misses(bindings, headers))
+            }
+            // A fanout exchange with a binding routes every message: its miss is a binding to
+            // an exchange that routed nowhere further.
+            Some(ExchangeKind::Fanout) => (Summary::FanoutToDeadEnds, Vec::new()),
+            // Direct, and types this broker does not know (compared as direct).
+            _ => {
+                let nearest = by_likeness(bindings, routing_key, |_| 0);
+                let same_key = bindings.iter().any(|b| *b.routing_key == *routing_key);
+                let summary = if same_key {
+                    Summary::KeyLeadsNowhere
+                } else {
+                    Summary::NoKey
+                };
+                let near = (nearest.into_iter())
+                    .map(|b| near(b, Miss::OtherKey))
+                    .collect();
+                (summary, near)
             }
         }
-        Some(ExchangeKind::Headers) => {
-            let message = text_table(headers);
-            let mut scored: Vec<(usize, &BindingInfo, String)> = bindings
-                .iter()
-                .map(|b| {
-                    let verdict = headers_match(&text_table(&b.arguments), &message);
-                    let failed: Vec<String> = (verdict.checks.iter())
-                        .filter(|c| !c.ok)
-                        .map(|c| match &c.found {
-                            Some(found) => format!("{} is {found}, not {}", c.key, c.wanted),
-                            None => format!("no header {} (wanted {})", c.key, c.wanted),
-                        })
-                        .collect();
-                    let ok = verdict.checks.iter().filter(|c| c.ok).count();
-                    let why = format!("x-match={}: {}", verdict.x_match, failed.join("; "));
-                    (ok, *b, why)
-                })
-                .collect();
-            scored.sort_by_key(|(ok, _, _)| std::cmp::Reverse(*ok));
-            scored.truncate(NEAREST);
-            Unroutable {
-                summary: format!(
-                    "no binding of '{exchange}' ({}) matches the message's headers",
-                    count(bindings.len())
-                ),
-                nearest: scored
-                    .into_iter()
-                    .map(|(_, b, why)| NearMiss {
-                        binding: arguments(b),
-                        destination: destination(b),
-                        why,
-                    })
-                    .collect(),
-            }
-        }
-        // A fanout exchange with a binding routes every message: its miss is a binding to an
-        // exchange that routed nowhere further.
-        Some(ExchangeKind::Fanout) => Unroutable {
-            summary: format!(
-                "'{exchange}' (fanout) passes every message on, but only to exchanges that \
-                 route it nowhere"
-            ),
-            nearest: Vec::new(),
-        },
-        // Direct, and types this broker does not know (compared as direct).
-        _ => {
-            let mut nearest = by_likeness(bindings, routing_key, |_| 0);
-            nearest.truncate(NEAREST);
-            let same_key = bindings.iter().any(|b| *b.routing_key == *routing_key);
-            let summary = if same_key {
-                format!(
-                    "'{exchange}' has a binding with the key {shown_key}, but it leads to an \
-                     exchange that routes the message nowhere"
-                )
-            } else {
-                format!(
-                    "no binding of '{exchange}' ({}) has the key {shown_key}",
-                    count(bindings.len())
-                )
-            };
-            Unroutable {
-                summary,
-                nearest: nearest
-                    .into_iter()
-                    .map(|b| near(b, format!("the key is '{}'", b.routing_key)))
-                    .collect(),
-            }
-        }
+    };
+    Unroutable {
+        exchange: exchange.to_string(),
+        routing_key: routing_key.to_string(),
+        bindings: bindings.len(),
+        summary,
+        nearest: nearest.into_iter().take(NEAREST).collect(),
     }
 }
 
-fn near(b: &BindingInfo, why: String) -> NearMiss {
+/// The headers bindings that satisfied most of their arguments, with those they did not.
+fn headers_misses(bindings: &[&BindingInfo], headers: &[(String, String)]) -> Vec<NearMiss> {
+    let message = text_table(headers);
+    let mut scored: Vec<(usize, NearMiss)> = bindings
+        .iter()
+        .map(|b| {
+            let verdict = headers_match(&text_table(&b.arguments), &message);
+            let failed = (verdict.checks.iter())
+                .filter(|c| !c.ok)
+                .map(|c| HeaderMiss {
+                    key: c.key.clone(),
+                    wanted: c.wanted.clone(),
+                    found: c.found.clone(),
+                })
+                .collect();
+            let ok = verdict.checks.iter().filter(|c| c.ok).count();
+            let miss = Miss::Headers {
+                x_match: verdict.x_match,
+                failed,
+            };
+            let near = NearMiss {
+                binding: arguments(b),
+                destination: destination(b),
+                miss,
+            };
+            (ok, near)
+        })
+        .collect();
+    scored.sort_by_key(|(ok, _)| std::cmp::Reverse(*ok));
+    scored.into_iter().map(|(_, near)| near).collect()
+}
+
+fn near(b: &BindingInfo, miss: Miss) -> NearMiss {
     NearMiss {
         binding: b.routing_key.to_string(),
         destination: destination(b),
-        why,
+        miss,
     }
 }
 
@@ -287,22 +377,25 @@ fn words_matched(pattern: &str, key: &str) -> usize {
 }
 
 /// Where a topic pattern and a key part: the first word that differs, or the count of words.
-fn topic_miss(pattern: &str, key: &str) -> String {
+fn topic_miss(pattern: &str, key: &str) -> Miss {
     let p: Vec<&str> = pattern.split('.').collect();
     let k: Vec<&str> = key.split('.').collect();
     if p.contains(&"#") {
-        return format!("'{key}' does not fit the pattern '{pattern}'");
+        return Miss::DoesNotFit;
     }
     for (i, (pw, kw)) in p.iter().zip(&k).enumerate() {
         if *pw != "*" && pw != kw {
-            return format!("word {} is '{kw}', the pattern wants '{pw}'", i + 1);
+            return Miss::Word {
+                index: i + 1,
+                got: kw.to_string(),
+                wanted: pw.to_string(),
+            };
         }
     }
-    format!(
-        "the key has {} words, the pattern {} (each * is one word; # would take any number)",
-        k.len(),
-        p.len()
-    )
+    Miss::WordCount {
+        key: k.len(),
+        pattern: p.len(),
+    }
 }
 
 #[cfg(test)]
@@ -335,7 +428,7 @@ mod tests {
         ]);
         let u = explain("direct", &bindings, "compute.node3");
         assert_eq!(
-            u.summary,
+            u.summary_text(),
             "no binding of 'nova' (4 bindings) has the key 'compute.node3'"
         );
         assert_eq!(keys(&u), ["compute.node1", "compute.node2", "conductor"]);
@@ -355,7 +448,7 @@ mod tests {
         ]);
         let u = explain("topic", &bindings, "compute.node1");
         assert_eq!(
-            u.summary,
+            u.summary_text(),
             "no binding pattern of 'nova' (4 bindings) matches 'compute.node1'"
         );
         // `compute.#` would match; a routed message is not explained. Here: no `#`.
@@ -369,7 +462,7 @@ mod tests {
             keys(&u),
             ["compute.node2", "compute.node1.*", "notifications.info"]
         );
-        let whys: Vec<&str> = u.nearest.iter().map(|m| m.why.as_str()).collect();
+        let whys: Vec<String> = u.nearest.iter().map(|m| m.why("compute.node3")).collect();
         assert_eq!(
             whys,
             [
@@ -380,7 +473,7 @@ mod tests {
         );
         let u = explain("topic", &bound(&[("n", "compute.*.*")]), "compute.node1");
         assert_eq!(
-            u.nearest[0].why,
+            u.nearest[0].why("compute.node1"),
             "the key has 2 words, the pattern 3 (each * is one word; # would take any number)"
         );
     }
@@ -397,11 +490,11 @@ mod tests {
         let headers = [("region".to_string(), "us".to_string())];
         let u = explain_unroutable("nova", "headers", &refs, "", &headers);
         assert_eq!(
-            u.summary,
+            u.summary_text(),
             "no binding of 'nova' (1 binding) matches the message's headers"
         );
         assert_eq!(
-            u.nearest[0].why,
+            u.nearest[0].why(""),
             "x-match=all: no header kind (wanted order); region is us, not eu"
         );
     }
@@ -415,11 +508,11 @@ mod tests {
         ]);
         let refs: Vec<&BindingInfo> = queues.iter().collect();
         let u = explain_unroutable("", "direct", &refs, "reply_abc2", &[]);
-        assert!(u.summary.contains("no queue is named 'reply_abc2'"));
+        assert!(u.summary_text().contains("no queue is named 'reply_abc2'"));
         assert_eq!(keys(&u), ["reply_abc1", "reply_abd9"]);
         let u = explain("fanout", &[], "x");
         assert_eq!(
-            u.summary,
+            u.summary_text(),
             "'nova' has no bindings: nothing published to it reaches a queue"
         );
         assert!(u.nearest.is_empty());

@@ -8,7 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::broker::exchange::{explain_in, mandatory_words};
+use crate::broker::exchange::explain_in;
 use crate::events::{BindingInfo, PublishFate};
 use crate::lesson::Lang;
 use crate::openstack;
@@ -108,17 +108,22 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
             SourceKind::Remote { .. } => None,
             _ => Some(entry.fate == PublishFate::Returned),
         };
-        let why = explain_in(
+        let unroutable = explain_in(
             &app.model.topology,
             &entry.exchange,
             &entry.routing_key,
             &entry.headers,
         );
-        for (i, line) in why.lines().into_iter().enumerate() {
-            let style = if i == 0 { theme.bad() } else { theme.dim() };
+        let said = why::unroutable(&unroutable, mandatory, lang);
+        let last = said.len() - 1;
+        for (i, line) in said.into_iter().enumerate() {
+            let style = match i {
+                0 => theme.bad(),
+                i if i == last => Style::default(),
+                _ => theme.dim(),
+            };
             lines.push(Line::styled(format!("  {line}"), style));
         }
-        lines.push(Line::raw(format!("  {}", mandatory_words(mandatory))));
     }
     if !entry.history.is_empty() {
         lines.push(Line::styled(t("then", "之后"), theme.title()));
