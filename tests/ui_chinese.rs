@@ -280,7 +280,12 @@ fn an_unroutable_message_explained_in_chinese_160x45() {
     for words in ["为什么没有队列收到", "没有以 mandatory 发布"] {
         assert!(text.contains(words), "no `{words}`:\n{text}");
     }
-    for english in ["why no queue took it", "published mandatory", "nearest", "the key"] {
+    for english in [
+        "why no queue took it",
+        "published mandatory",
+        "nearest",
+        "the key",
+    ] {
         assert!(!text.contains(english), "English `{english}` left:\n{text}");
     }
     insta::assert_snapshot!(text);
