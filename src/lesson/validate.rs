@@ -160,6 +160,10 @@ pub(super) fn validate(lesson: &Lesson) -> Result<(), Problem> {
                 }
             }
             if let Action::Restart(r) = action {
+                // Every connection closes, and every consumer with it.
+                for (_, active) in consumers.values_mut() {
+                    *active = false;
+                }
                 let keys = Configuration {
                     behave_as: r.behave_as.as_deref(),
                     permit: &r.permit,
