@@ -383,8 +383,7 @@ fn a_restart_changes_the_release_and_a_541_closes_only_its_program() {
     let fixture =
         std::fs::read_to_string(root().join("tests/lessons/restart/01-restart-permits.yaml"))
             .unwrap();
-    let dir = std::env::temp_dir().join(format!("rabbitscope-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("restart");
     let variants = [
         (
             fixture.replacen(", refused: 541 }", " }", 1),
@@ -406,8 +405,8 @@ fn a_restart_changes_the_release_and_a_541_closes_only_its_program() {
     ];
     for (text, failure) in variants {
         assert_ne!(text, fixture, "the variant changes the fixture");
-        std::fs::write(dir.join("a.yaml"), &text).unwrap();
-        let output = lessons(&["check", dir.to_str().unwrap()]);
+        std::fs::write(dir.0.join("a.yaml"), &text).unwrap();
+        let output = lessons(&["check", dir.path()]);
         assert_eq!(output.status.code(), Some(1), "{}", show(&output));
         assert!(
             stdout(&output).contains(failure),
@@ -415,7 +414,6 @@ fn a_restart_changes_the_release_and_a_541_closes_only_its_program() {
             show(&output)
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Going back a step replays from a reset, and the reset brings back the release the lesson
