@@ -436,6 +436,30 @@ async fn going_back_undoes_a_restarts_configuration() {
     run.close().await;
 }
 
+/// The view plays lessons on its own broker: lesson 16 restarts it as 4.3 with a permit and
+/// as plain 4.3 again, every step holds there, and once the lesson closes the broker behaves
+/// as it did before.
+#[tokio::test]
+async fn the_views_broker_plays_the_upgrade_lesson_and_behaves_as_before_afterwards() {
+    let (url, broker) = common::start_embedded().await;
+    let before = broker.behaviour();
+    let lesson = lesson::load_file(&root().join("lessons/16-upgrade-to-4-3.yaml")).unwrap();
+    let steps = lesson.steps.len();
+    let target = Target::Shared {
+        broker: broker.clone(),
+        url,
+    };
+    let mut run = LessonRun::start(lesson, target).await.unwrap();
+    assert_eq!(broker.behaviour().summary(), "behaves as RabbitMQ 4.3");
+    for step in 0..steps {
+        let report = run.run_step(step).await.unwrap();
+        let failures: Vec<_> = report.failures().collect();
+        assert!(failures.is_empty(), "step {}: {failures:?}", step + 1);
+    }
+    run.close().await;
+    assert_eq!(broker.behaviour(), before);
+}
+
 #[test]
 fn fixtures_pass_on_the_embedded_broker() {
     assert_all_ok(&lessons(&["check", "tests/lessons/ok"]));
