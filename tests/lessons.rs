@@ -425,6 +425,20 @@ async fn going_back_undoes_a_restarts_configuration() {
     let mut run = LessonRun::start(lesson, Target::Embedded).await.unwrap();
     let summary = |run: &LessonRun| run.broker().unwrap().behaviour().summary();
     assert_eq!(summary(&run), "behaves as RabbitMQ 4.3");
+    let first = run.run_step(0).await.unwrap();
+    let refusal = &first.checks[0];
+    assert_eq!(refusal.key, "do.declare_queue.refused");
+    // One sentence in RabbitMQ's words, its lines joined.
+    assert!(
+        refusal.actual.starts_with(
+            "`fx-worker` was refused: 541 INTERNAL_ERROR - Feature `transient_nonexcl_queues` \
+             is deprecated. By default, this feature is not permitted anymore. The feature \
+             will be removed"
+        ),
+        "{}",
+        refusal.actual
+    );
+    assert!(!refusal.actual.contains('\n'), "{}", refusal.actual);
     run.run_step(1).await.unwrap();
     assert_eq!(
         summary(&run),
