@@ -405,6 +405,85 @@ async fn auto_delete_queue_goes_with_its_last_consumer() {
 // Declare, delete, purge
 // ---------------------------------------------------------------------------------------------
 
+/// A classic queue is classic whether its declare says `x-queue-type: classic` or names no
+/// type: a redeclare may add or leave out the word. Another type is never equivalent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_queue_is_classic_with_or_without_its_type_named() {
+    let t = common::differential(|url| async move {
+        let mut t = Vec::new();
+        let conn = connect(&url).await;
+        let classic = || table(&[("x-queue-type", text("classic"))]);
+        let quorum = || table(&[("x-queue-type", text("quorum"))]);
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let untyped = common::unique("untyped-q");
+        let typed = common::unique("typed-q");
+        let transient = common::unique("transient-q");
+        let quorum_q = common::unique("quorum-q");
+        let ch = channel(&conn).await;
+        for (q, options, args) in [
+            (&untyped, durable, FieldTable::default()),
+            (&typed, durable, classic()),
+            (
+                &transient,
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            ),
+            (&quorum_q, durable, quorum()),
+        ] {
+            ch.queue_declare(q.as_str().into(), options, args)
+                .await
+                .expect("declared");
+        }
+        let cases: Vec<(&str, &String, QueueDeclareOptions, FieldTable)> = vec![
+            ("untyped, then classic", &untyped, durable, classic()),
+            (
+                "typed, then untyped",
+                &typed,
+                durable,
+                FieldTable::default(),
+            ),
+            (
+                "transient untyped, then classic",
+                &transient,
+                QueueDeclareOptions::default(),
+                classic(),
+            ),
+            ("untyped, then quorum", &untyped, durable, quorum()),
+            ("typed, then quorum", &typed, durable, quorum()),
+            (
+                "quorum, then untyped",
+                &quorum_q,
+                durable,
+                FieldTable::default(),
+            ),
+            ("quorum, then classic", &quorum_q, durable, classic()),
+        ];
+        for (label, q, options, args) in cases {
+            let ch = channel(&conn).await;
+            let r = ch.queue_declare(q.as_str().into(), options, args).await;
+            t.push(format!("{label}: {}", outcome(&r)));
+        }
+        cleanup(&conn, &[&untyped, &typed, &transient, &quorum_q], &[]).await;
+        t
+    })
+    .await;
+    assert_has(
+        &t,
+        &[
+            "untyped, then classic: ok",
+            "typed, then untyped: ok",
+            "transient untyped, then classic: ok",
+            "untyped, then quorum: 406 PRECONDITION-FAILED (PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '<name>' in vhost '/': received the value 'quorum' of type 'longstr' but current is none)",
+            "typed, then quorum: 406 PRECONDITION-FAILED (PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '<name>' in vhost '/': received 'quorum' but current is 'classic')",
+            "quorum, then untyped: 406 PRECONDITION-FAILED (PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '<name>' in vhost '/': received none but current is the value 'quorum' of type 'longstr')",
+            "quorum, then classic: 406 PRECONDITION-FAILED (PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '<name>' in vhost '/': received 'classic' but current is 'quorum')",
+        ],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_redeclare_must_be_equivalent() {
     let t = common::differential(|url| async move {

@@ -154,9 +154,14 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["expected `queue`: the queue whose ready messages `about: ready` counts"],
     ),
     (
+        "refused_541_without_client.yaml",
+        "8:44",
+        &["refused: 541 closes the whole connection: give the action a `client`"],
+    ),
+    (
         "refused_not_a_channel_error.yaml",
         "7:57",
-        &["refused: expected a channel error code", "405 RESOURCE_LOCKED", "found 200"],
+        &["refused: expected a channel error code", "405 RESOURCE_LOCKED", "or 541 INTERNAL_ERROR, found 200"],
     ),
     (
         "reply_unknown_consumer.yaml",
@@ -165,6 +170,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
             "consumer: expected the name of a consumer started by an earlier `consume`",
             "found `scheduler-srv` (known: scheduler-server)",
         ],
+    ),
+    (
+        "restart_unknown_feature.yaml",
+        "7:29",
+        &["permit: unknown deprecated feature 'transient_queues'", "transient_nonexcl_queues"],
     ),
     (
         "setup_queue_with_client.yaml",
@@ -323,12 +333,11 @@ fn assert_all_ok(output: &Output) {
     assert_eq!(lines, OK_LINES, "{}", show(output));
 }
 
-/// A lesson with `behave_as` runs on a broker behaving as it asks; checked with `--broker`, it
-/// still runs on the embedded broker (RabbitMQ cannot be made another release) and says so.
-#[test]
-fn a_lesson_behaving_as_another_release_is_checked_on_the_embedded_broker() {
-    let ok = "ok      fx-behave-as (tests/lessons/release/01-behave-as.yaml)";
-    let output = lessons(&["check", "tests/lessons/release"]);
+/// The lesson in `dir` passes on the embedded broker; checked with `--broker` it still runs on
+/// the embedded broker (RabbitMQ cannot be made another release) and says so in a note that
+/// holds `note`.
+fn assert_checked_on_embedded(dir: &str, ok: &str, note: &str) {
+    let output = lessons(&["check", dir]);
     assert_eq!(output.status.code(), Some(0), "{}", show(&output));
     assert_eq!(
         stdout(&output).lines().next(),
@@ -336,20 +345,133 @@ fn a_lesson_behaving_as_another_release_is_checked_on_the_embedded_broker() {
         "{}",
         show(&output)
     );
-    let output = check_on_rabbitmq("tests/lessons/release");
+    let output = check_on_rabbitmq(dir);
     assert_eq!(output.status.code(), Some(0), "{}", show(&output));
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], ok, "{}", show(&output));
     assert!(
-        lines[1].starts_with("    note: ")
-            && lines[1].contains(
-                "checked on the embedded broker, which behaves as RabbitMQ 4.3 · permits \
-                 transient_nonexcl_queues"
-            ),
+        lines[1].starts_with("    note: ") && lines[1].contains(note),
         "{}",
         show(&output)
     );
+}
+
+/// A lesson with `behave_as` runs on a broker behaving as it asks.
+#[test]
+fn a_lesson_behaving_as_another_release_is_checked_on_the_embedded_broker() {
+    assert_checked_on_embedded(
+        "tests/lessons/release",
+        "ok      fx-behave-as (tests/lessons/release/01-behave-as.yaml)",
+        "checked on the embedded broker, which behaves as RabbitMQ 4.3 · permits \
+         transient_nonexcl_queues",
+    );
+}
+
+/// A `restart` may bring the broker back as another release or with other permits: 4.3 refuses
+/// a transient queue with 541 and closes only that program's connection, permits it after a
+/// restart with `transient_nonexcl_queues`, refuses it again once restarted as plain 4.3.
+#[test]
+fn a_restart_changes_the_release_and_a_541_closes_only_its_program() {
+    assert_checked_on_embedded(
+        "tests/lessons/restart",
+        "ok      fx-restart-permits (tests/lessons/restart/01-restart-permits.yaml)",
+        "checked on the embedded broker, which behaves as RabbitMQ 4.3: --broker",
+    );
+
+    // Without the expected refusal, or without the permit, the 541 fails the check.
+    let fixture =
+        std::fs::read_to_string(root().join("tests/lessons/restart/01-restart-permits.yaml"))
+            .unwrap();
+    let dir = TempDir::new("restart");
+    let variants = [
+        (
+            fixture.replacen(", refused: 541 }", " }", 1),
+            "step 1 (\"Denied\"): action 1 (declare_queue): 541 INTERNAL_ERROR - Feature \
+             `transient_nonexcl_queues` is deprecated.",
+        ),
+        (
+            fixture.replace(
+                "restart: { permit: [transient_nonexcl_queues] }",
+                "restart: {}",
+            ),
+            "step 2 (\"Permitted\"): action 2 (declare_queue): 541 INTERNAL_ERROR",
+        ),
+        (
+            fixture.replace("restart: { behave_as: \"4.3\" }", "restart: {}"),
+            "step 3 (\"Denied again\"): action 2 (declare_queue): expected the broker to refuse \
+             with 541, but it accepted",
+        ),
+    ];
+    for (text, failure) in variants {
+        assert_ne!(text, fixture, "the variant changes the fixture");
+        std::fs::write(dir.0.join("a.yaml"), &text).unwrap();
+        let output = lessons(&["check", dir.path()]);
+        assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+        assert!(
+            stdout(&output).contains(failure),
+            "{failure}\n{}",
+            show(&output)
+        );
+    }
+}
+
+/// Going back a step replays from a reset, and the reset brings back the release the lesson
+/// starts on, whatever a later `restart` changed.
+#[tokio::test]
+async fn going_back_undoes_a_restarts_configuration() {
+    let lesson =
+        lesson::load_file(&root().join("tests/lessons/restart/01-restart-permits.yaml")).unwrap();
+    let mut run = LessonRun::start(lesson, Target::Embedded).await.unwrap();
+    let summary = |run: &LessonRun| run.broker().unwrap().behaviour().summary();
+    assert_eq!(summary(&run), "behaves as RabbitMQ 4.3");
+    let first = run.run_step(0).await.unwrap();
+    let refusal = &first.checks[0];
+    assert_eq!(refusal.key, "do.declare_queue.refused");
+    // One sentence in RabbitMQ's words, its lines joined.
+    assert!(
+        refusal.actual.starts_with(
+            "`fx-worker` was refused: 541 INTERNAL_ERROR - Feature `transient_nonexcl_queues` \
+             is deprecated. By default, this feature is not permitted anymore. The feature \
+             will be removed"
+        ),
+        "{}",
+        refusal.actual
+    );
+    assert!(!refusal.actual.contains('\n'), "{}", refusal.actual);
+    run.run_step(1).await.unwrap();
+    assert_eq!(
+        summary(&run),
+        "behaves as RabbitMQ 4.3 · permits transient_nonexcl_queues"
+    );
+    let report = run.run_step(0).await.unwrap();
+    assert!(report.failures().next().is_none(), "{report:?}");
+    assert_eq!(summary(&run), "behaves as RabbitMQ 4.3");
+    run.close().await;
+}
+
+/// The view plays lessons on its own broker: lesson 16 restarts it as 4.3 with a permit and
+/// as plain 4.3 again, every step holds there, and once the lesson closes the broker behaves
+/// as it did before.
+#[tokio::test]
+async fn the_views_broker_plays_the_upgrade_lesson_and_behaves_as_before_afterwards() {
+    let (url, broker) = common::start_embedded().await;
+    let before = broker.behaviour();
+    let lesson = lesson::load_file(&root().join("lessons/16-upgrade-to-4-3.yaml")).unwrap();
+    let steps = lesson.steps.len();
+    let target = Target::Shared {
+        broker: broker.clone(),
+        url,
+    };
+    let mut run = LessonRun::start(lesson, target).await.unwrap();
+    assert_eq!(broker.behaviour().summary(), "behaves as RabbitMQ 4.3");
+    for step in 0..steps {
+        let report = run.run_step(step).await.unwrap();
+        let failures: Vec<_> = report.failures().collect();
+        assert!(failures.is_empty(), "step {}: {failures:?}", step + 1);
+    }
+    run.close().await;
+    assert_eq!(broker.behaviour(), before);
 }
 
 #[test]

@@ -509,6 +509,42 @@ fn lesson_menu_lists_lessons_and_broken_files_80x24() {
     insta::assert_snapshot!(text);
 }
 
+/// Every shipped lesson can be chosen in a small terminal: the menu scrolls so the selected one
+/// shows, and the keys line stays at its foot.
+#[test]
+fn the_lesson_menu_scrolls_to_the_selected_lesson_80x16() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons");
+    let (lessons, errors) = rabbitscope::lesson::load_each(&dir);
+    assert!(errors.is_empty(), "{errors:?}");
+    let last = lessons.last().expect("shipped lessons").clone();
+    let first = lessons[0].clone();
+    let count = lessons.len();
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(topology()));
+    app.update(Action::LessonsLoaded {
+        lessons: lessons.into_iter().map(Arc::new).collect(),
+        errors: vec![],
+    });
+    app.update(Action::OpenMenu);
+    let row =
+        |lesson: &rabbitscope::lesson::Lesson| format!("{:>2}  {}", lesson.order, lesson.title.en);
+    let top = screen(&mut app, 80, 16);
+    assert!(top.contains(&row(&first)), "{top}");
+    assert!(!top.contains(&row(&last)), "{top}");
+    assert!(top.contains("number or ↑↓ Enter: start"), "{top}");
+    for _ in 1..count {
+        app.update(Action::Down);
+    }
+    let bottom = screen(&mut app, 80, 16);
+    assert!(
+        bottom.contains(&row(&last)[..40.min(row(&last).len())]),
+        "{bottom}"
+    );
+    assert!(!bottom.contains(&row(&first)), "{bottom}");
+    assert!(bottom.contains("number or ↑↓ Enter: start"), "{bottom}");
+    insta::assert_snapshot!(bottom);
+}
+
 /// A step longer than a small pane scrolls with `[` `]`, and the border says there is more.
 #[test]
 fn a_long_step_scrolls_in_a_small_pane_80x24() {

@@ -32,7 +32,8 @@ pub enum LessonsCommand {
         dir: Option<PathBuf>,
         /// Run on this RabbitMQ (amqp://user:pass@host:port/vhost; its management API on port
         /// 15672 turns tracing on) instead of a fresh embedded broker per lesson. A lesson with
-        /// `behave_as`, `permit` or `deny` still runs on the embedded broker, with a note.
+        /// `behave_as`, `permit` or `deny` (its own or a `restart`'s) still runs on the embedded
+        /// broker, with a note.
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
         #[command(flatten)]
@@ -99,13 +100,14 @@ async fn check(dir: &Path, broker: Option<String>, lang: Lang) -> ExitCode {
     for l in &lessons {
         // A RabbitMQ cannot be told to behave as another release: a lesson that asks for one
         // is checked on the embedded broker behaving as it asks, and says so.
-        let asks_release = matches!(l.behaviour(), Ok(Some(_)));
+        let asks_release = l.changes_release();
         let target = match &broker {
             Some(url) if !asks_release => Target::RabbitMq { url: url.clone() },
             _ => Target::Embedded,
         };
         let mut check = lesson::check_lesson(l, target, lang).await;
-        if let (true, Some(_), Ok(Some(behaviour))) = (asks_release, &broker, l.behaviour()) {
+        let behaviour = l.behaviour().ok().flatten().unwrap_or_default();
+        if let (true, Some(_)) = (asks_release, &broker) {
             check.notes.insert(0, match lang {
                 Lang::En => format!(
                     "checked on the embedded broker, which {}: --broker cannot make RabbitMQ behave as another release",

@@ -125,20 +125,55 @@ impl Lesson {
     /// None when it asks for none (`behave_as`, `permit` and `deny` all absent). A lesson that
     /// only permits or denies keeps the default release.
     pub fn behaviour(&self) -> Result<Option<Behaviour>, String> {
-        if self.behave_as.is_none() && self.permit.is_empty() && self.deny.is_empty() {
-            return Ok(None);
-        }
-        let release = match &self.behave_as {
-            Some(name) => name.parse::<Release>()?,
-            None => Release::DEFAULT,
-        };
-        let mut behaviour = Behaviour::of(release);
-        let switches = self.permit.iter().map(|f| (f, true));
-        for (name, permitted) in switches.chain(self.deny.iter().map(|f| (f, false))) {
-            behaviour = behaviour.permit(name.parse::<DeprecatedFeature>()?, permitted)?;
-        }
-        Ok(Some(behaviour))
+        configured(
+            self.behave_as.as_deref(),
+            &self.permit,
+            &self.deny,
+            Release::DEFAULT,
+        )
     }
+
+    /// The release the lesson starts on: its `behave_as`, else the default.
+    pub fn release(&self) -> Result<Release, String> {
+        self.behave_as
+            .as_deref()
+            .map_or(Ok(Release::DEFAULT), str::parse::<Release>)
+    }
+
+    /// The lesson asks for a release or deprecated features, at its start or at a `restart`:
+    /// only an embedded broker can do that.
+    pub fn changes_release(&self) -> bool {
+        let at_restart = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .any(|a| matches!(a, Action::Restart(r) if r.configures()));
+        !matches!(self.behaviour(), Ok(None)) || at_restart
+    }
+}
+
+/// A release with permits and denials on top of its defaults, as `behave_as`, `permit` and
+/// `deny` say (the lesson's keys, or a `restart`'s); None when all three are absent. Without
+/// `behave_as`, `release` is the one meant.
+fn configured(
+    behave_as: Option<&str>,
+    permit: &[String],
+    deny: &[String],
+    release: Release,
+) -> Result<Option<Behaviour>, String> {
+    if behave_as.is_none() && permit.is_empty() && deny.is_empty() {
+        return Ok(None);
+    }
+    let release = match behave_as {
+        Some(name) => name.parse::<Release>()?,
+        None => release,
+    };
+    let mut behaviour = Behaviour::of(release);
+    let switches = permit.iter().map(|f| (f, true));
+    for (name, permitted) in switches.chain(deny.iter().map(|f| (f, false))) {
+        behaviour = behaviour.permit(name.parse::<DeprecatedFeature>()?, permitted)?;
+    }
+    Ok(Some(behaviour))
 }
 
 /// `x-` arguments, binding arguments and message headers, written as RabbitMQ takes them.
@@ -741,9 +776,33 @@ pub struct Wait {
 /// `restart: {}`: the broker stops and starts again, as after a power cut it survived. Every
 /// connection is closed (the lesson reconnects; its consumers are gone); only durable
 /// exchanges, queues and bindings and the persistent messages of durable queues are left.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// With `behave_as`, `permit` or `deny` it starts again with a new configuration, as after an
+/// upgrade or an edit of rabbitmq.conf: that release (the lesson's without `behave_as`) with
+/// these deprecated features permitted or denied, the rest at the release's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Restart {}
+pub struct Restart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behave_as: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permit: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+impl Restart {
+    /// It names a release or deprecated features.
+    pub fn configures(&self) -> bool {
+        self.behave_as.is_some() || !self.permit.is_empty() || !self.deny.is_empty()
+    }
+
+    /// The configuration the broker starts again with, None to keep the one it has; `release`
+    /// is the lesson's.
+    pub fn behaviour(&self, release: Release) -> Result<Option<Behaviour>, String> {
+        configured(self.behave_as.as_deref(), &self.permit, &self.deny, release)
+    }
+}
 
 /// `close: { client: nova-api }`: the program's connection closes, as when the process exits.
 /// Its consumers and exclusive queues go with it; a later action as that program connects anew.

@@ -35,19 +35,41 @@ fn key(k: &'static str) -> Seg<'static> {
 /// `behave_as` names a release rabbitscope behaves as, `permit` and `deny` deprecated features
 /// of that release, none in both.
 fn behaviour(lesson: &Lesson) -> Result<(), Problem> {
-    if let Some(release) = &lesson.behave_as {
+    let keys = Configuration {
+        behave_as: lesson.behave_as.as_deref(),
+        permit: &lesson.permit,
+        deny: &lesson.deny,
+    };
+    configuration(&[], &keys, || lesson.behaviour().map(drop))
+}
+
+/// The keys that configure a broker: the lesson's own, or a `restart`'s.
+struct Configuration<'a> {
+    behave_as: Option<&'a str>,
+    permit: &'a [String],
+    deny: &'a [String],
+}
+
+/// Checks `keys` found at `base`; `build` makes the configuration they describe, and its error
+/// is put on the key it names.
+fn configuration(
+    base: &[Seg<'static>],
+    keys: &Configuration,
+    build: impl Fn() -> Result<(), String>,
+) -> Result<(), Problem> {
+    if let Some(release) = keys.behave_as {
         if let Err(e) = release.parse::<Release>() {
-            return problem(vec![key("behave_as")], format!("behave_as: {e}"));
+            return problem(at(base, &[key("behave_as")]), format!("behave_as: {e}"));
         }
     }
-    let lists = [("permit", &lesson.permit), ("deny", &lesson.deny)];
+    let lists = [("permit", keys.permit), ("deny", keys.deny)];
     for (field, features) in lists {
         for (i, name) in features.iter().enumerate() {
-            let here = vec![key(field), Seg::Index(i)];
-            if field == "permit" && lesson.deny.contains(name) {
+            let here = at(base, &[key(field), Seg::Index(i)]);
+            if field == "permit" && keys.deny.contains(name) {
                 return problem(here, format!("permit: `{name}` is also in `deny`"));
             }
-            if let Err(e) = lesson.behaviour() {
+            if let Err(e) = build() {
                 if e.contains(name.as_str()) {
                     return problem(here, format!("{field}: {e}"));
                 }
@@ -127,6 +149,29 @@ pub(super) fn validate(lesson: &Lesson) -> Result<(), Problem> {
             }
             if let Some(code) = action.refused() {
                 refused_code(&here, code)?;
+                if CONNECTION_ERRORS.contains(&code) && action.client().is_none() {
+                    return problem(
+                        at(&here, &[key("refused")]),
+                        format!(
+                            "refused: {code} closes the whole connection: give the action a \
+                             `client`, so the lesson's own connection stays open"
+                        ),
+                    );
+                }
+            }
+            if let Action::Restart(r) = action {
+                // Every connection closes, and every consumer with it.
+                for (_, active) in consumers.values_mut() {
+                    *active = false;
+                }
+                let keys = Configuration {
+                    behave_as: r.behave_as.as_deref(),
+                    permit: &r.permit,
+                    deny: &r.deny,
+                };
+                // An unknown `behave_as` of the lesson was reported above.
+                let release = lesson.release().unwrap_or(Release::DEFAULT);
+                configuration(&here, &keys, || r.behaviour(release).map(drop))?;
             }
             validate_action(&here, action, &mut consumers)?;
             if let Action::Consume(c) = action {
@@ -255,15 +300,20 @@ fn closable(here: &[Seg<'static>], name: &str, clients: &BTreeSet<String>) -> Re
 /// action's channel and leave the connection (and the lesson) running.
 const CHANNEL_ERRORS: &[u16] = &[403, 404, 405, 406];
 
+/// Connection errors a refusal may expect: 541 INTERNAL_ERROR, RabbitMQ's answer to a
+/// deprecated feature it does not permit. They close the program's whole connection.
+pub(super) const CONNECTION_ERRORS: &[u16] = &[541];
+
 fn refused_code(here: &[Seg<'static>], code: u16) -> Result<(), Problem> {
-    if CHANNEL_ERRORS.contains(&code) {
+    if CHANNEL_ERRORS.contains(&code) || CONNECTION_ERRORS.contains(&code) {
         return Ok(());
     }
     problem(
         at(here, &[key("refused")]),
         format!(
             "refused: expected a channel error code (403 ACCESS_REFUSED, 404 NOT_FOUND, \
-             405 RESOURCE_LOCKED or 406 PRECONDITION_FAILED), found {code}"
+             405 RESOURCE_LOCKED or 406 PRECONDITION_FAILED) or 541 INTERNAL_ERROR, found \
+             {code}"
         ),
     )
 }

@@ -84,7 +84,10 @@ pub(super) fn check_queue(
         QueueType::Stream => crate::broker::stream::STREAM_ARGUMENTS,
         _ => CHECKED,
     };
-    if let Some((arg, detail)) = inequivalent_argument(&queue.arguments, &spec.arguments, checked) {
+    let classic = queue.limits.queue_type == QueueType::Classic;
+    if let Some((arg, detail)) =
+        inequivalent_argument(&queue.arguments, &spec.arguments, checked, classic)
+    {
         return Err(AmqpError::precondition_failed(format!(
             "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': {detail}"
         )));
@@ -109,11 +112,13 @@ const CHECKED: &[&str] = &[
 ];
 
 /// The first of the `checked` queue arguments that differs, if any, with RabbitMQ's
-/// description of the difference.
+/// description of the difference. For a `classic` queue, `x-queue-type: classic` and no
+/// `x-queue-type` are the same (RabbitMQ 3.10 takes either on a redeclare).
 fn inequivalent_argument(
     current: &FieldTable,
     received: &FieldTable,
     checked: &[&str],
+    classic: bool,
 ) -> Option<(String, String)> {
     use crate::broker::exchange::value_text;
     let described = |v: &amq_protocol::types::AMQPValue| {
@@ -126,6 +131,12 @@ fn inequivalent_argument(
     checked.iter().find_map(|key| {
         let now = current.inner().get(*key);
         let new = received.inner().get(*key);
+        let is_classic = |v: Option<&amq_protocol::types::AMQPValue>| {
+            v.is_none_or(|v| args::type_name(v) == "longstr" && value_text(v) == "classic")
+        };
+        if classic && *key == "x-queue-type" && is_classic(now) && is_classic(new) {
+            return None;
+        }
         let detail = match (new, now) {
             (None, None) => return None,
             (Some(a), Some(b)) if value_text(a) == value_text(b) => return None,

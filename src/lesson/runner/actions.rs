@@ -21,6 +21,7 @@ use super::super::schema::{
     QueueDecl,
 };
 use super::super::tap::Tap;
+use super::super::validate::CONNECTION_ERRORS;
 use super::checks::refusal_check;
 use super::client::{lock, Client, ConsumerHandle, Inbox};
 use super::convert::{basic_properties, field_table, oslo_properties, short};
@@ -135,6 +136,12 @@ impl Client {
             Err(answer) if answer.refusal_code() == Some(code) => {
                 self.refusals
                     .push(refusal_check(action, code, &answer.to_string()));
+                if CONNECTION_ERRORS.contains(&code) {
+                    // The broker closed the program's connection; its next action opens another.
+                    if let Some(program) = action.client() {
+                        self.drop_client(program);
+                    }
+                }
                 Ok(())
             }
             Err(answer) => Err(StepError::NotRefused {
@@ -284,7 +291,7 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(w.ms)).await;
                 Ok(())
             }
-            Action::Restart(_) => self.restart(tap).await,
+            Action::Restart(r) => self.restart(r, tap).await,
             Action::Close(c) => self.close_client(&c.client, tap).await,
         }
     }

@@ -305,6 +305,8 @@ impl Client {
 /// "`viewer` was refused: 405 RESOURCE_LOCKED - ...": who was refused is the consumer, or the
 /// program (the lesson itself without one) that declared.
 pub(super) fn refusal_check(action: &Action, code: u16, answer: &str) -> CheckResult {
+    // RabbitMQ's longer texts (541's) come in several lines; the check is one sentence.
+    let answer = answer.lines().map(str::trim).collect::<Vec<_>>().join(" ");
     let (who, who_zh) = match action {
         Action::Consume(c) => (format!("`{}`", c.consumer), format!("`{}`", c.consumer)),
         _ => match action.client() {

@@ -12,7 +12,7 @@ use lapin::{Acker, BasicProperties, Channel, Connection};
 use tokio::task::JoinHandle;
 
 use super::super::oslo;
-use super::super::schema::{program_of, Step};
+use super::super::schema::{program_of, Restart, Step};
 use super::super::tap::{Firehose, Tap, TapRecord};
 use super::checks::{CheckResult, PublishReport, StepReport};
 use super::convert::short;
@@ -22,6 +22,7 @@ use super::link::{timed, Link};
 use super::{
     DELIVERY_TIMEOUT, QUIET_SAMPLES, QUIET_TIMEOUT, RESTART_RABBITMQ, ROUTE_TIMEOUT, SAMPLE_EVERY,
 };
+use crate::broker::release::Release;
 use crate::broker::Broker;
 
 /// What a consumer has received.
@@ -65,6 +66,8 @@ pub(super) struct Client {
     pub(super) lesson_id: String,
     /// The embedded broker, restarted in place by `restart`; None on RabbitMQ.
     pub(super) broker: Option<Arc<Broker>>,
+    /// The release the lesson starts on: a `restart` with permits but no `behave_as` keeps it.
+    pub(super) release: Release,
     /// The lesson's own connection, `rabbitscope lesson <id>`.
     pub(super) own: Link,
     /// A connection for each program (`client`) the lesson plays, named as oslo.messaging
@@ -102,7 +105,7 @@ impl Client {
     /// Connects as the lesson and as each of `clients`.
     pub(super) async fn connect(
         url: &str,
-        lesson_id: &str,
+        (lesson_id, release): (&str, Release),
         clients: &[String],
         broker: Option<Arc<Broker>>,
         tap: &mut Tap,
@@ -117,6 +120,7 @@ impl Client {
             url: url.to_string(),
             lesson_id: lesson_id.to_string(),
             broker,
+            release,
             own,
             programs: links,
             clients: clients.to_vec(),
@@ -134,22 +138,47 @@ impl Client {
 
     /// Restarts the broker, then connects again as any client of a restarted broker must.
     ///
-    /// The embedded broker restarts in place ([`Broker::restart`]). A RabbitMQ is restarted
+    /// The embedded broker restarts in place ([`Broker::restart`]), behaving from then on as
+    /// the restart's configuration says, if it says anything. A RabbitMQ is restarted
     /// with `rabbitmqctl stop_app` and `start_app` only when [`RESTART_RABBITMQ`] is 1: it is
-    /// often shared (tests, other users), and a restart closes everybody's connections.
-    /// Otherwise the step notes that it was not restarted and its expectations go unchecked.
-    pub(super) async fn restart(&mut self, tap: &mut Tap) -> Result<(), StepError> {
+    /// often shared (tests, other users), and a restart closes everybody's connections. Its
+    /// configuration is not the lesson's to change, so a restart that changes it is never
+    /// done there. Otherwise the step notes that it was not restarted and its expectations go
+    /// unchecked.
+    pub(super) async fn restart(
+        &mut self,
+        restart: &Restart,
+        tap: &mut Tap,
+    ) -> Result<(), StepError> {
         // The step's publishes so far are reported on the connection about to close.
         self.collect_routes(tap).await?;
+        let configured = restart
+            .behaviour(self.release)
+            .map_err(StepError::Restart)?;
         match &self.broker {
             Some(broker) => {
                 let broker = broker.clone();
-                tokio::task::spawn_blocking(move || broker.restart())
-                    .await
-                    .map_err(|e| StepError::RestartTask(e.to_string()))?
-                    .map_err(|e| StepError::Restart(e.to_string()))?;
+                tokio::task::spawn_blocking(move || {
+                    if let Some(behaviour) = configured {
+                        broker.behave_as(behaviour);
+                    }
+                    broker.restart()
+                })
+                .await
+                .map_err(|e| StepError::RestartTask(e.to_string()))?
+                .map_err(|e| StepError::Restart(e.to_string()))?;
             }
             None => {
+                if let Some(behaviour) = configured {
+                    self.notes.push(format!(
+                        "RabbitMQ was not restarted, so this step's expectations were not \
+                         checked (the step restarts the broker so that it {}, which only the \
+                         embedded broker can do)",
+                        behaviour.summary()
+                    ));
+                    self.unchecked = true;
+                    return Ok(());
+                }
                 if std::env::var_os(RESTART_RABBITMQ).is_none_or(|v| v != "1") {
                     self.notes.push(format!(
                         "RabbitMQ was not restarted, so this step's expectations were not \
@@ -179,7 +208,7 @@ impl Client {
         }
         let fresh = Client::connect(
             &self.url,
-            &self.lesson_id,
+            (&self.lesson_id, self.release),
             &self.clients,
             self.broker.clone(),
             tap,
@@ -206,9 +235,15 @@ impl Client {
         // The step's publishes so far are reported on connections that may be about to close.
         self.collect_routes(tap).await?;
         let link = self
-            .programs
-            .remove(program)
+            .drop_client(program)
             .ok_or_else(|| StepError::ClientClosed(program.to_string()))?;
+        link.close().await;
+        Ok(())
+    }
+
+    /// Forgets the connection of `program` and its consumers (the broker closed it, or it is
+    /// about to close); a later action as `program` connects again.
+    pub(super) fn drop_client(&mut self, program: &str) -> Option<Link> {
         let gone: Vec<String> = self
             .consumers
             .iter()
@@ -220,8 +255,7 @@ impl Client {
                 handle.reader.abort();
             }
         }
-        link.close().await;
-        Ok(())
+        self.programs.remove(program)
     }
 
     /// Connects `program` again if a `close` closed it.

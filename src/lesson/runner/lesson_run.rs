@@ -21,6 +21,7 @@ use super::error::RunError;
 use super::link::timed;
 use super::Target;
 use crate::amqp::Server;
+use crate::broker::release::Release;
 use crate::broker::{Behaviour, Broker, BrokerConfig};
 use crate::remote::{Endpoint, Management, RemoteError};
 /// A lesson being played on a broker.
@@ -39,6 +40,9 @@ pub struct LessonRun {
     next_step: usize,
     /// How a shared broker behaved before the lesson's `behave_as`: it does again on close.
     restore: Option<Behaviour>,
+    /// How the broker behaves at the lesson's start, when a `restart` of the lesson changes
+    /// it: a reset goes back to it.
+    initial: Option<Behaviour>,
 }
 
 /// A lesson's connection to a vhost other than its own.
@@ -60,7 +64,7 @@ impl LessonRun {
         let (url, broker, server, tap) = match target {
             Target::Embedded => {
                 let config = BrokerConfig {
-                    behaviour: behaviour.unwrap_or_default(),
+                    behaviour: behaviour.clone().unwrap_or_default(),
                     ..BrokerConfig::default()
                 };
                 let broker = Broker::new(config);
@@ -74,8 +78,10 @@ impl LessonRun {
             }
             Target::Shared { broker, url } => {
                 // The view's broker behaves as the lesson asks until the run closes.
-                if let Some(behaviour) = behaviour {
+                if behaviour.is_some() || lesson.changes_release() {
                     restore = Some(broker.behaviour());
+                }
+                if let Some(behaviour) = behaviour.clone() {
                     broker.behave_as(behaviour);
                 }
                 let tap = Tap::Events(broker.subscribe());
@@ -85,6 +91,10 @@ impl LessonRun {
                 let firehose = Firehose::open(&url).await?;
                 (url, None, None, Tap::Firehose(Box::new(firehose)))
             }
+        };
+        let initial = match &broker {
+            Some(broker) if lesson.changes_release() => Some(broker.behaviour()),
+            _ => None,
         };
         let mut run = LessonRun {
             lesson,
@@ -96,6 +106,7 @@ impl LessonRun {
             elsewhere: BTreeMap::new(),
             next_step: 0,
             restore,
+            initial,
         };
         if let Err(e) = run.reset().await {
             run.close().await;
@@ -106,6 +117,11 @@ impl LessonRun {
 
     pub fn lesson(&self) -> &Lesson {
         &self.lesson
+    }
+
+    /// The release the lesson starts on (validated when it was loaded).
+    fn release(&self) -> Release {
+        self.lesson.release().unwrap_or(Release::DEFAULT)
     }
 
     /// Where a student's own client can connect to watch or join in.
@@ -132,12 +148,16 @@ impl LessonRun {
             client.close().await;
         }
         self.leave_other_vhosts(false).await;
+        if let (Some(broker), Some(behaviour)) = (&self.broker, &self.initial) {
+            broker.behave_as(behaviour.clone());
+        }
         delete_lesson_objects(&self.url, &self.lesson).await?;
+        let release = self.release();
         let tap = self.tap.as_mut().ok_or(RunError::NotConnected)?;
         let programs = programs_of(&self.lesson, None);
         let mut client = Client::connect(
             &self.url,
-            &self.lesson.id,
+            (&self.lesson.id, release),
             &programs,
             self.broker.clone(),
             tap,
@@ -259,7 +279,7 @@ impl LessonRun {
             let programs = programs_of(&self.lesson, Some(vhost));
             let client = Client::connect(
                 &url,
-                &self.lesson.id,
+                (&self.lesson.id, self.release()),
                 &programs,
                 self.broker.clone(),
                 &mut tap,

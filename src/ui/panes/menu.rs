@@ -36,15 +36,25 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     for error in &app.lesson_errors {
         lines.push(Line::styled(error.clone(), theme.bad()));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
+    let keys = Line::styled(
         tr(
             lang,
             "number or ↑↓ Enter: start   Esc explore freely (L opens this again)",
             "数字或 ↑↓ Enter：开始   Esc：自由探索（L 再次打开本菜单）",
         ),
         theme.dim(),
-    ));
+    );
+    let inside = usize::from(area.height.saturating_sub(2));
+    if lines.len() + 2 <= inside {
+        lines.push(Line::raw(""));
+    } else {
+        // Too many for the screen: the keys line stays, and the list scrolls so that the
+        // selected lesson is always in sight.
+        let room = inside.saturating_sub(1).max(1);
+        let first = (selected + 1).saturating_sub(room);
+        lines = lines.into_iter().skip(first).take(room).collect();
+    }
+    lines.push(keys);
     let height = (lines.len() as u16 + 2).min(area.height);
     let popup = super::centered(area, area.width.saturating_sub(8).min(100), height);
     Clear.render(popup, buf);
