@@ -944,7 +944,8 @@ async fn a_lessons_clients_are_connections_named_as_oslo_names_them() {
 
 /// The fixture's replay sends the trace's ten publishes again: each on the exchange, with the
 /// routing key, properties and body it was recorded with, from a connection named as the
-/// recording names its publisher (the lesson's own where the recording has no name for it).
+/// recording names its publisher (the lesson's own where the recording has no name for it, or
+/// the replay's `client`).
 #[tokio::test]
 async fn a_replay_sends_each_recorded_publish_again_as_it_was_sent() {
     use rabbitscope::events::{EventKind, Received};
@@ -970,7 +971,7 @@ async fn a_replay_sends_each_recorded_publish_again_as_it_was_sent() {
     let broker = run.broker().unwrap().clone();
     let mut events = broker.subscribe();
     let mut sent = Vec::new();
-    for step in 0..3 {
+    for step in 0..4 {
         let report = run.run_step(step).await.unwrap();
         assert!(report.ok(), "{:?}", report.failures().collect::<Vec<_>>());
         while let Some(received) = events.try_recv() {
@@ -989,7 +990,16 @@ async fn a_replay_sends_each_recorded_publish_again_as_it_was_sent() {
         let c = connections.iter().find(|c| c.id == id).unwrap();
         c.client.connection_name.clone().unwrap()
     };
-    assert_eq!(sent.len(), recorded.len());
+    assert_eq!(sent.len(), recorded.len() + 1);
+    // The last step sends publish 2 again, as its `client`.
+    let again = sent.pop().unwrap();
+    let conductor = format!("nova-conductor:{}:", std::process::id());
+    assert!(name_of(again.connection.unwrap()).starts_with(&conductor));
+    let body = |e: &rabbitscope::events::Event| match &e.kind {
+        EventKind::Published { body_preview, .. } => body_preview.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(body(&again), body(&recorded[1]));
     for (number, (now, then)) in sent.iter().zip(&recorded).enumerate() {
         let (
             EventKind::Published {

@@ -511,6 +511,7 @@ impl Action {
             | Action::Rpc(Rpc { client, .. })
             | Action::Consume(Consume { client, .. })
             | Action::Get(Get { client, .. })
+            | Action::Replay(Replay { client, .. })
             | Action::DeclareQueue(QueueDecl { client, .. }) => client.as_deref(),
             Action::Close(close) => Some(&close.client),
             _ => None,
@@ -780,6 +781,11 @@ pub struct Replay {
     /// no `to`) it declares them and publishes nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub topology: bool,
+    /// The program that sends the publishes whose publisher the recording did not name (it
+    /// learns names only from connections it saw open); without it, the lesson's own
+    /// connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl Replay {

@@ -1,6 +1,7 @@
 //! `replay`: a trace's publishes sent again as they were recorded, each by a connection named
-//! as its publisher was (the lesson's own when the recording never learnt the name), after the
-//! trace's exchanges, queues and bindings when the action asks for them.
+//! as its publisher was (the action's `client`, or the lesson's own connection, when the
+//! recording never learnt the name), after the trace's exchanges, queues and bindings when the
+//! action asks for them.
 
 use lapin::types::ShortString;
 use lapin::BasicProperties;
@@ -41,7 +42,7 @@ impl Client {
                     self.open_recorded(name, tap).await?;
                     Some(name.as_str())
                 }
-                None => None,
+                None => replay.client.as_deref(),
             };
             self.publish(
                 by,
