@@ -764,8 +764,7 @@ pub struct Close {
 
 /// `replay: { trace: nova-boot-classic, from: 1, to: 3 }`: messages of a recorded trace
 /// (`assets/traces/<trace>.yaml`) published again as they were recorded, on the exchange and
-/// with the routing key, properties and body they had, by a connection named as the recording
-/// names their publisher.
+/// with the routing key, properties and body they had.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
@@ -781,9 +780,10 @@ pub struct Replay {
     /// no `to`) it declares them and publishes nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub topology: bool,
-    /// The program that sends the publishes whose publisher the recording did not name (it
-    /// learns names only from connections it saw open); without it, the lesson's own
-    /// connection.
+    /// The program that sends them, one of the lesson's (`nova-api`). Without it, each goes out
+    /// on a connection named exactly as the recording names its publisher, or on the lesson's
+    /// own connection when the recording never learnt that name (it learns names only from
+    /// connections it saw open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
 }

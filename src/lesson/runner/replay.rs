@@ -1,7 +1,7 @@
-//! `replay`: a trace's publishes sent again as they were recorded, each by a connection named
-//! as its publisher was (the action's `client`, or the lesson's own connection, when the
-//! recording never learnt the name), after the trace's exchanges, queues and bindings when the
-//! action asks for them.
+//! `replay`: a trace's publishes sent again as they were recorded, after the trace's exchanges,
+//! queues and bindings when the action asks for them. Each goes out as the action's `client`,
+//! else on a connection named as the recording names its publisher, else (a publisher the
+//! recording never named) on the lesson's own connection.
 
 use lapin::types::ShortString;
 use lapin::BasicProperties;
@@ -37,12 +37,14 @@ impl Client {
             return Ok(());
         };
         for publish in recording.select(from, to) {
-            let by = match &publish.publisher {
-                Some(name) => {
+            // The lesson's program when it names one, so that one program is one connection.
+            let by = match (&replay.client, &publish.publisher) {
+                (Some(program), _) => Some(program.as_str()),
+                (None, Some(name)) => {
                     self.open_recorded(name, tap).await?;
                     Some(name.as_str())
                 }
-                None => replay.client.as_deref(),
+                (None, None) => None,
             };
             self.publish(
                 by,
