@@ -76,3 +76,59 @@ async fn a_replayed_message_is_decoded_in_the_inspector_160x45() {
     assert!(!text.contains("nova_object"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// What a replay takes from the classic trace: its ten publishes in order with the connection
+/// names the recording learnt, the queues each reached (a reply's delivery counts where the
+/// recorder wrote no route), and the topology its services declared, arguments typed as the
+/// declares sent them.
+#[test]
+fn a_replay_reads_publishes_routes_and_topology_from_a_trace() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = lesson::replay::find(&root.join("lessons/13-nova-boot.yaml"), "nova-boot-classic")
+        .expect("found beside the lessons");
+    let recording = lesson::replay::read(&path).unwrap();
+    let numbers: Vec<u32> = recording.publishes.iter().map(|p| p.number).collect();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>());
+    let first = &recording.publishes[0];
+    assert_eq!(
+        (first.exchange.as_str(), first.routing_key.as_str()),
+        ("nova", "conductor")
+    );
+    assert!(first
+        .publisher
+        .as_deref()
+        .is_some_and(|n| n.starts_with("nova-api:13593:")));
+    assert_eq!(first.reached, ["conductor"]);
+    // The conductor's connection was never named in the recording.
+    assert_eq!(recording.publishes[1].publisher, None);
+    // The first answer to compute-1: written with no route, delivered from its reply queue.
+    assert_eq!(
+        recording.publishes[5].reached,
+        ["reply_3d609330315442c6b361814c6b23ac58"]
+    );
+    let selected: Vec<u32> = recording.select(2, 3).iter().map(|p| p.number).collect();
+    assert_eq!(selected, [2, 3]);
+    assert_eq!(recording.exchanges.len(), 5);
+    assert_eq!(recording.queues.len(), 14);
+    assert_eq!(recording.bindings.len(), 12);
+    let reply = recording
+        .queues
+        .iter()
+        .find(|q| q.name == "reply_b2f51edff4974f64825a8f5f8321e70f")
+        .unwrap();
+    assert_eq!(
+        reply.arguments.get("x-expires"),
+        Some(&serde_yaml::Value::Number(1_800_000.into()))
+    );
+    let stream = lesson::replay::read(&path.with_file_name("nova-boot-2026.yaml")).unwrap();
+    let fanout = stream
+        .queues
+        .iter()
+        .find(|q| q.name == "scheduler_fanout")
+        .unwrap();
+    assert!(fanout.durable);
+    assert_eq!(
+        fanout.arguments.get("x-max-age"),
+        Some(&serde_yaml::Value::String("1800s".into()))
+    );
+}
