@@ -174,6 +174,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["trace: no trace `nova-boot-classik`", "`assets/traces/nova-boot-classik.yaml`"],
     ),
     (
+        "replay_trace_path.yaml",
+        "7:26",
+        &["trace: expected the name of a file in assets/traces/ without `.yaml`, found `../../lessons/13-nova-boot`"],
+    ),
+    (
         "reply_unknown_consumer.yaml",
         "13:28",
         &[

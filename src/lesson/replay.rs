@@ -242,6 +242,10 @@ pub fn recordings(lesson: &Lesson) -> BTreeMap<String, Result<Recording, String>
         for action in &step.actions {
             if let Action::Replay(r) = action {
                 read_once.entry(r.trace.clone()).or_insert_with(|| {
+                    // A name that could lead out of the folder is never looked up.
+                    if !plain(&r.trace) {
+                        return Err(not_a_name(&r.trace));
+                    }
                     match find(&lesson.source, &r.trace) {
                         Some(path) => read(&path),
                         None => Err(format!(
@@ -254,6 +258,19 @@ pub fn recordings(lesson: &Lesson) -> BTreeMap<String, Result<Recording, String>
         }
     }
     read_once
+}
+
+/// A trace's name as a lesson gives it: letters, digits, `-`, `_` and `.`, not first.
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn not_a_name(name: &str) -> String {
+    format!("expected the name of a file in {TRACES}/ without `.yaml`, found `{name}`")
 }
 
 /// Each `replay` of the lesson can be done as written: its trace is there and reads, and it
@@ -293,21 +310,6 @@ fn check_one(
             message,
         })
     };
-    let plain = !replay.trace.is_empty()
-        && replay
-            .trace
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && !replay.trace.starts_with('.');
-    if !plain {
-        return fail(
-            Some("trace"),
-            format!(
-                "trace: expected the name of a file in {TRACES}/ without `.yaml`, found `{}`",
-                replay.trace
-            ),
-        );
-    }
     let recording = match recording {
         Ok(recording) => recording,
         Err(why) => return fail(Some("trace"), format!("trace: {why}")),
