@@ -957,11 +957,11 @@ fn delivered(connection: u64, id: u64, queue: &str, tag: &str) -> Action {
     )
 }
 
-const REPLY: &str = "reply_5e0ae42a6b584443b434e29a14a14435";
+const REPLY: &str = "reply_b2f51edff4974f64825a8f5f8321e70f";
 
 /// Lesson 13 once its services are up (its first step) and have talked: nova-api casts to
 /// the conductor, the conductor calls the scheduler, the scheduler replies by the default
-/// exchange to the conductor's reply queue, the conductor casts to compute on node1. Two
+/// exchange to the conductor's reply queue, the conductor casts to compute on compute-1. Two
 /// nova-compute processes share a label, so their ports tell them apart.
 fn lesson_13_services() -> (VhostSnapshot, Vec<Action>) {
     let mut vhost = lesson_13();
@@ -977,10 +977,10 @@ fn lesson_13_services() -> (VhostSnapshot, Vec<Action>) {
         connection(505, Some("nova-compute:505:c4d8e6f2"), 40505),
     ];
     vhost.consumers = vec![
-        consumer("compute", "node1/compute", 404),
-        consumer("compute", "node2/compute", 505),
-        consumer("compute.node1", "node1/compute.node1", 404),
-        consumer("compute.node2", "node2/compute.node2", 505),
+        consumer("compute", "compute-1/compute", 404),
+        consumer("compute", "compute-2/compute", 505),
+        consumer("compute.compute-1", "compute-1/compute.compute-1", 404),
+        consumer("compute.compute-2", "compute-2/compute.compute-2", 505),
         consumer("conductor", "conductor/conductor", 202),
         consumer(
             "conductor.controller",
@@ -1005,8 +1005,8 @@ fn lesson_13_services() -> (VhostSnapshot, Vec<Action>) {
         delivered(303, 2, "scheduler", "scheduler/scheduler"),
         published(303, 3, "", REPLY, &[REPLY]),
         delivered(202, 3, REPLY, "conductor/reply"),
-        published(202, 4, "nova", "compute.node1", &["compute.node1"]),
-        delivered(404, 4, "compute.node1", "node1/compute.node1"),
+        published(202, 4, "nova", "compute.compute-1", &["compute.compute-1"]),
+        delivered(404, 4, "compute.compute-1", "compute-1/compute.compute-1"),
     ];
     (vhost, traffic)
 }
@@ -1108,7 +1108,7 @@ fn zoom_shows_the_services_beside_a_lesson_120x35() {
         "▶nova-conductor",
         "▶nova-scheduler",
         "▶nova-compute",
-        "▶reply_5e0ae42a6b584443b4",
+        "▶reply_b2f51edff4974f6482",
     ] {
         assert!(text.contains(seen), "{seen}:\n{text}");
     }
@@ -1140,7 +1140,7 @@ fn lesson_13_with_its_services_beside_the_lesson_120x35() {
         "─ scheduler.controller ─",
         "▶conductor.controller  0 0 1",
         "▶scheduler.controller  0 0 1",
-        "▶compute.node2  0 0 1",
+        "▶compute.compute-2  0 0 1",
         reply.as_str(),
     ];
     for name in names {
@@ -1181,7 +1181,7 @@ fn lesson_13_with_its_traffic_flowing_beside_the_lesson_160x45() {
     for exchange in ["nova", ""] {
         app.model.exchange_rates.insert(exchange.into(), flowing());
     }
-    for queue in ["conductor", "scheduler", "compute.node1", REPLY] {
+    for queue in ["conductor", "scheduler", "compute.compute-1", REPLY] {
         app.model.queue_rates.insert(queue.into(), flowing());
     }
     lesson_13_is_whole_beside_the_lesson_160x45(app);
@@ -1204,8 +1204,8 @@ fn lesson_13_is_whole_beside_the_lesson_160x45(mut app: App) {
         "─ compute ─",
         "─ conductor.controller ─",
         "▶compute  0 0 2 ─",
-        "▶compute.node1  0 0 1 ─",
-        "▶compute.node2  0 0 1 ─",
+        "▶compute.compute-1  0 0 1 ─",
+        "▶compute.compute-2  0 0 1 ─",
         "▶conductor  0 0 1 ─",
         "▶conductor.controller  0 0 1 ─",
         "▶scheduler  0 0 1 ─",
@@ -1269,7 +1269,7 @@ fn column_of(buf: &Buffer, y: u16, needle: &str) -> u16 {
 /// A cast from nova-api to the conductor: its dot runs from nova-api into `nova`, along the
 /// binding `conductor` (never over the key) to the queue, then from the queue to the consumer
 /// the broker delivered it to. The queue counts the message when the dot gets there, not
-/// before. A cast to node1 that nobody has taken yet goes into `ready` the same way.
+/// before. A cast to compute-1 that nobody has taken yet goes into `ready` the same way.
 #[test]
 fn a_message_travels_from_its_publisher_to_its_consumer() {
     let (mut vhost, traffic) = lesson_13_services();
@@ -1281,14 +1281,14 @@ fn a_message_travels_from_its_publisher_to_its_consumer() {
         202,
         11,
         "nova",
-        "compute.node1",
-        &["compute.node1"],
+        "compute.compute-1",
+        &["compute.compute-1"],
     ));
     // The snapshot after them counts both messages already.
     for q in &mut vhost.queues {
         match q.name.as_str() {
             "conductor" => q.unacked = 1,
-            "compute.node1" => q.ready = 1,
+            "compute.compute-1" => q.ready = 1,
             _ => {}
         }
     }
@@ -1312,7 +1312,7 @@ fn a_message_travels_from_its_publisher_to_its_consumer() {
         "the dot leaves nova-api:\n{first}"
     );
     assert!(first.contains("conductor  0 0 1"), "{first}");
-    assert!(first.contains("compute.node1  0 0 1"), "{first}");
+    assert!(first.contains("compute.compute-1  0 0 1"), "{first}");
 
     // Most of the way: on the binding's line, past its key, before the queue.
     let (buf, second) = frame(0.75);
@@ -1336,7 +1336,7 @@ fn a_message_travels_from_its_publisher_to_its_consumer() {
             .any(|&x| x > counters && x < consumer),
         "the dot goes on to its consumer:\n{third}"
     );
-    assert!(third.contains("compute.node1  1 0 1"), "{third}");
+    assert!(third.contains("compute.compute-1  1 0 1"), "{third}");
     insta::assert_snapshot!(format!("{first}\n{second}\n{third}"));
 }
 
@@ -1360,14 +1360,17 @@ fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
         "{text}"
     );
 
-    let y = row_with(&buf, "compute.node2  0 0 1");
+    let y = row_with(&buf, "compute.compute-2  0 0 1");
     app.update(Action::Click(column_of(&buf, y, "▶nova-comp") + 3, y));
     let Some(GraphItem::Consumer(c)) = app.selected_item() else {
         panic!("{:?} selected", app.selected_item());
     };
-    assert_eq!(app.graph.layout.consumers[c].tags, ["node2/compute.node2"]);
+    assert_eq!(
+        app.graph.layout.consumers[c].tags,
+        ["compute-2/compute.compute-2"]
+    );
     let text = as_text(&screen(&mut app, 160, 45));
-    assert!(text.contains("tag node2/compute.node2"), "{text}");
+    assert!(text.contains("tag compute-2/compute.compute-2"), "{text}");
     assert!(
         text.contains("connection_name nova-compute:505:c4d8e6f2"),
         "{text}"

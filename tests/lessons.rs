@@ -164,6 +164,26 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["refused: expected a channel error code", "405 RESOURCE_LOCKED", "or 541 INTERNAL_ERROR, found 200"],
     ),
     (
+        "replay_beyond_trace.yaml",
+        "7:58",
+        &["to: expected at most 10 (`nova-boot-classic` holds 10 publishes), found 11"],
+    ),
+    (
+        "replay_from_after_to.yaml",
+        "10:15",
+        &["to: expected 5 or more (`from` is 5), found 2"],
+    ),
+    (
+        "replay_missing_trace.yaml",
+        "7:26",
+        &["trace: no trace `nova-boot-classik`", "`assets/traces/nova-boot-classik.yaml`"],
+    ),
+    (
+        "replay_trace_path.yaml",
+        "7:26",
+        &["trace: expected the name of a file in assets/traces/ without `.yaml`, found `../../lessons/13-nova-boot`"],
+    ),
+    (
         "reply_unknown_consumer.yaml",
         "13:28",
         &[
@@ -323,7 +343,8 @@ const OK_LINES: &[&str] = &[
     "ok      fx-routes (tests/lessons/ok/01-routes.yaml)",
     "ok      fx-consumers (tests/lessons/ok/02-consumers.yaml)",
     "ok      fx-rpc (tests/lessons/ok/03-rpc.yaml)",
-    "3 lessons: 3 ok, 0 failed",
+    "ok      fx-replay (tests/lessons/ok/04-replay.yaml)",
+    "4 lessons: 4 ok, 0 failed",
 ];
 
 fn assert_all_ok(output: &Output) {
@@ -550,6 +571,9 @@ fn the_fixtures_use_every_action_and_every_expectation() {
         "call_monitor_timeout:",
         "ending: false",
         "refused: 405",
+        "topology: true",
+        "routed_as_recorded: true",
+        "routed_as_recorded: false",
     ] {
         assert!(text.contains(key), "no `{key}` in the fixtures");
     }
@@ -733,6 +757,7 @@ fn list_shows_order_id_and_title_in_the_chosen_language() {
             "  1  fx-routes                    Routes",
             "  2  fx-consumers                 Consumers",
             "  3  fx-rpc                       RPC",
+            "  4  fx-replay                    Replay",
         ]
     );
     let chinese = stdout(&lessons(&["list", "tests/lessons/ok", "--lang", "zh"]));
@@ -1040,6 +1065,113 @@ async fn a_lessons_clients_are_connections_named_as_oslo_names_them() {
     assert_eq!(after.len(), before.len(), "{after:?}");
     for (label, id) in &after {
         assert_ne!(*id, id_of(&before, label), "{label} reconnected");
+    }
+    run.close().await;
+}
+
+/// The fixture's replay sends the trace's ten publishes again: each on the exchange, with the
+/// routing key, properties and body it was recorded with, from a connection named as the
+/// recording names its publisher (the lesson's own where the recording has no name for it, or
+/// the replay's `client`).
+#[tokio::test]
+async fn a_replay_sends_each_recorded_publish_again_as_it_was_sent() {
+    use rabbitscope::events::{EventKind, Received};
+    let fixture = lesson::load_file(&root().join("tests/lessons/ok/04-replay.yaml")).unwrap();
+    let trace =
+        rabbitscope::trace::read(&root().join("assets/traces/nova-boot-classic.yaml")).unwrap();
+    let mut names = std::collections::BTreeMap::new();
+    let mut recorded = Vec::new();
+    for e in &trace.events {
+        match &e.kind {
+            EventKind::ConnectionOpened { client, .. } => {
+                names.insert(
+                    e.connection.unwrap(),
+                    client.connection_name.clone().unwrap(),
+                );
+            }
+            EventKind::Published { .. } => recorded.push(e.clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(recorded.len(), 10);
+    let mut run = LessonRun::start(fixture, Target::Embedded).await.unwrap();
+    let broker = run.broker().unwrap().clone();
+    let mut events = broker.subscribe();
+    let mut sent = Vec::new();
+    for step in 0..4 {
+        let report = run.run_step(step).await.unwrap();
+        assert!(report.ok(), "{:?}", report.failures().collect::<Vec<_>>());
+        while let Some(received) = events.try_recv() {
+            if let Received::Event(e) = received {
+                if let EventKind::Published { routing_key, .. } = &e.kind {
+                    if !routing_key.starts_with(lesson::runner::PROBE_PREFIX) {
+                        sent.push(e);
+                    }
+                }
+            }
+        }
+    }
+    let snapshot = broker.snapshot();
+    let connections = &snapshot.vhost("/").unwrap().connections;
+    let name_of = |id: u64| {
+        let c = connections.iter().find(|c| c.id == id).unwrap();
+        c.client.connection_name.clone().unwrap()
+    };
+    assert_eq!(sent.len(), recorded.len() + 1);
+    // The last step sends publish 2 again, as its `client`.
+    let again = sent.pop().unwrap();
+    let conductor = format!("nova-conductor:{}:", std::process::id());
+    assert!(name_of(again.connection.unwrap()).starts_with(&conductor));
+    let body = |e: &rabbitscope::events::Event| match &e.kind {
+        EventKind::Published { body_preview, .. } => body_preview.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(body(&again), body(&recorded[1]));
+    for (number, (now, then)) in sent.iter().zip(&recorded).enumerate() {
+        let (
+            EventKind::Published {
+                exchange,
+                routing_key,
+                body_preview,
+                body_size,
+                headers,
+                properties,
+                ..
+            },
+            EventKind::Published {
+                exchange: x,
+                routing_key: k,
+                body_preview: b,
+                headers: h,
+                properties: p,
+                ..
+            },
+        ) = (&now.kind, &then.kind)
+        else {
+            unreachable!()
+        };
+        let number = number + 1;
+        assert_eq!((exchange, routing_key), (x, k), "publish {number}");
+        assert_eq!(*body_size, b.len(), "publish {number}");
+        assert_eq!(body_preview, b, "publish {number}");
+        // RabbitMQ's firehose lists properties by name, the embedded broker in wire order.
+        let sorted = |pairs: &[(String, String)]| {
+            let mut pairs = pairs.to_vec();
+            pairs.sort();
+            pairs
+        };
+        assert_eq!(
+            (headers, sorted(properties)),
+            (h, sorted(p)),
+            "publish {number}"
+        );
+        let publisher = then.connection.and_then(|id| names.get(&id).cloned());
+        let expected = publisher.unwrap_or_else(|| "rabbitscope lesson fx-replay".to_string());
+        assert_eq!(
+            name_of(now.connection.unwrap()),
+            expected,
+            "publish {number}"
+        );
     }
     run.close().await;
 }

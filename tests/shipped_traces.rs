@@ -126,3 +126,51 @@ fn every_shipped_trace_holds_an_instance_boot() {
         assert_eq!(replies, 3, "{}", path.display());
     }
 }
+
+/// Played in the view, every reply of a shipped boot reads as delivered to its caller's reply
+/// queue: none is listed as dropped, though the recorder, which learnt of a reply queue only
+/// after its first reply, wrote that reply's route down as empty.
+#[test]
+fn in_the_view_no_reply_of_a_boot_is_dropped() {
+    use rabbitscope::broker::Snapshot;
+    use rabbitscope::ui::action::Action;
+    use rabbitscope::ui::app::{App, ViewOptions};
+    use std::sync::Arc;
+    for path in shipped() {
+        let trace = trace::read(&path).unwrap();
+        let vhost = trace.header.vhost.clone();
+        let mut app = App::new("127.0.0.1:5673", &vhost, ViewOptions::default());
+        app.update(Action::Topology(Snapshot::clone(&trace.header.snapshot)));
+        for event in &trace.events {
+            app.update(Action::BrokerEvent(Arc::new(event.clone())));
+        }
+        let replies: Vec<_> = app
+            .model
+            .log
+            .iter()
+            .filter(|e| e.oslo.as_deref().is_some_and(|o| o.starts_with("reply")))
+            .map(|e| (e.fate.clone(), e.queues.clone()))
+            .collect();
+        assert_eq!(replies.len(), 3, "{}", path.display());
+        for (fate, queues) in &replies {
+            assert_eq!(
+                *fate,
+                rabbitscope::events::PublishFate::Routed,
+                "{}",
+                path.display()
+            );
+            assert_eq!(queues.len(), 1, "{}", path.display());
+            assert!(queues[0].starts_with("reply_"), "{}", path.display());
+        }
+        // The graph draws the default exchange's edge to each reply queue.
+        let mut drawn: Vec<&str> = app
+            .model
+            .traffic
+            .default_routes
+            .iter()
+            .map(|(q, _)| &**q)
+            .collect();
+        drawn.dedup();
+        assert_eq!(drawn.len(), 2, "{}: {drawn:?}", path.display());
+    }
+}

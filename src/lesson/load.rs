@@ -50,7 +50,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Lesson, LessonError> {
     let mut lesson: Lesson =
         serde_yaml::from_str(text).map_err(|e| LessonError::from_yaml(&e, path, 1))?;
     lesson.source = path.to_path_buf();
-    if let Err(problem) = validate(&lesson) {
+    if let Err(problem) = validate(&lesson).and_then(|()| super::replay::check(&lesson)) {
         let location = locate_nearest(text, &problem.at).unwrap_or((1, 1));
         return Err(LessonError::at(path, location, problem.message));
     }

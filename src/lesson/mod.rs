@@ -4,6 +4,7 @@
 //! - [`schema`]: the file format as types.
 //! - [`load`]: reading files; errors carry `file:line:col`.
 //! - `validate`: the checks a lesson must pass once it parses.
+//! - [`replay`]: the traces a `replay` action names, found and read, and checked at load time.
 //! - [`runner`]: runs a lesson through a real AMQP client, on the embedded broker or a RabbitMQ,
 //!   and reports what each step did against what it expected (a folder: life cycle, client,
 //!   actions, checks, YAML-to-AMQP conversion).
@@ -17,6 +18,7 @@
 pub mod check;
 pub mod load;
 pub mod oslo;
+pub mod replay;
 pub mod runner;
 pub mod schema;
 mod tap;

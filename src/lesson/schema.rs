@@ -384,6 +384,9 @@ pub struct Expect {
     pub routing_key_matches: Option<String>,
     #[serde(default)]
     pub body_matches: Option<String>,
+    /// Each message a `replay` published reached the queues it reached when it was recorded.
+    #[serde(default)]
+    pub routed_as_recorded: Option<bool>,
 }
 
 impl Expect {
@@ -415,6 +418,7 @@ pub enum Action {
     Wait(Wait),
     Restart(Restart),
     Close(Close),
+    Replay(Replay),
 }
 
 /// Every action's key, in the order of the format.
@@ -438,6 +442,7 @@ pub const ACTIONS: &[&str] = &[
     "wait",
     "restart",
     "close",
+    "replay",
 ];
 
 impl<'de> Deserialize<'de> for Action {
@@ -482,6 +487,7 @@ impl<'de> serde::de::Visitor<'de> for ActionVisitor {
             "wait" => Action::Wait(map.next_value()?),
             "restart" => Action::Restart(map.next_value()?),
             "close" => Action::Close(map.next_value()?),
+            "replay" => Action::Replay(map.next_value()?),
             other => {
                 return Err(A::Error::custom(format!(
                     "unknown action `{other}`, expected one of {}",
@@ -526,6 +532,7 @@ impl Serialize for Action {
             Action::Wait(v) => map.serialize_entry(keyword, v)?,
             Action::Restart(v) => map.serialize_entry(keyword, v)?,
             Action::Close(v) => map.serialize_entry(keyword, v)?,
+            Action::Replay(v) => map.serialize_entry(keyword, v)?,
         }
         map.end()
     }
@@ -539,6 +546,7 @@ impl Action {
             | Action::Rpc(Rpc { client, .. })
             | Action::Consume(Consume { client, .. })
             | Action::Get(Get { client, .. })
+            | Action::Replay(Replay { client, .. })
             | Action::DeclareQueue(QueueDecl { client, .. }) => client.as_deref(),
             Action::Close(close) => Some(&close.client),
             _ => None,
@@ -576,6 +584,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Restart(_) => "restart",
             Action::Close(_) => "close",
+            Action::Replay(_) => "replay",
         }
     }
 }
@@ -810,4 +819,41 @@ impl Restart {
 #[serde(deny_unknown_fields)]
 pub struct Close {
     pub client: String,
+}
+
+/// `replay: { trace: nova-boot-classic, from: 1, to: 3 }`: messages of a recorded trace
+/// (`assets/traces/<trace>.yaml`) published again as they were recorded, on the exchange and
+/// with the routing key, properties and body they had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// The trace's file name without `.yaml`.
+    pub trace: String,
+    /// The first publish replayed, counted from 1 among the trace's publishes (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u32>,
+    /// The last publish replayed (default the trace's last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u32>,
+    /// Declare every exchange, queue and binding the trace declared first. Alone (no `from`,
+    /// no `to`) it declares them and publishes nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub topology: bool,
+    /// The program that sends them, one of the lesson's (`nova-api`). Without it, each goes out
+    /// on a connection named exactly as the recording names its publisher, or on the lesson's
+    /// own connection when the recording never learnt that name (it learns names only from
+    /// connections it saw open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+impl Replay {
+    /// The publishes asked for, as 1-based numbers from and to (inclusive), given a trace of
+    /// `total` publishes; None when the action only declares.
+    pub fn range(&self, total: u32) -> Option<(u32, u32)> {
+        if self.topology && self.from.is_none() && self.to.is_none() {
+            return None;
+        }
+        Some((self.from.unwrap_or(1), self.to.unwrap_or(total)))
+    }
 }

@@ -585,7 +585,7 @@ fn validate_action(
         Action::DeleteQueue(q) => short(here, "name", &q.name),
         Action::Purge(p) => short(here, "queue", &p.queue),
         Action::Get(g) => short(here, "queue", &g.queue),
-        Action::Restart(_) | Action::Close(_) => Ok(()),
+        Action::Restart(_) | Action::Close(_) | Action::Replay(_) => Ok(()),
         Action::Wait(w) => {
             if w.ms > MAX_WAIT_MS {
                 return problem(
@@ -763,6 +763,14 @@ fn validate_expect(
                 );
             }
         }
+    }
+    let replays = step.actions.iter().any(|a| matches!(a, Action::Replay(_)));
+    if expect.routed_as_recorded.is_some() && !replays {
+        return problem(
+            at(&here, &[key("routed_as_recorded")]),
+            "routed_as_recorded: expected a `replay` in the step's `do`: only replayed messages \
+             have a recorded route",
+        );
     }
     if let Some(depths) = &expect.depths {
         for queue in depths.keys() {

@@ -1,6 +1,7 @@
 //! Each `do` keyword of a step performed by the lesson's [`Client`]: declares, binds,
 //! publishes and RPC calls, consumers and their acks, a restart, a program's connection
-//! closed. An action that expects a refusal succeeds only when the broker refuses it so.
+//! closed (`replay` is in `replay`). An action that expects a refusal succeeds only when the
+//! broker refuses it so.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,7 +50,7 @@ impl Client {
         Ok(())
     }
 
-    async fn declare_exchange(&mut self, x: &ExchangeDecl) -> Result<(), StepError> {
+    pub(super) async fn declare_exchange(&mut self, x: &ExchangeDecl) -> Result<(), StepError> {
         let kind = match x.kind {
             ExchangeType::Direct => ExchangeKind::Direct,
             ExchangeType::Fanout => ExchangeKind::Fanout,
@@ -66,7 +67,7 @@ impl Client {
         timed(ch.exchange_declare(short(&x.name)?, kind, options, field_table(&x.arguments)?)).await
     }
 
-    async fn declare_queue(&mut self, q: &QueueDecl) -> Result<(), StepError> {
+    pub(super) async fn declare_queue(&mut self, q: &QueueDecl) -> Result<(), StepError> {
         let options = QueueDeclareOptions {
             durable: q.durable,
             exclusive: q.exclusive,
@@ -80,7 +81,7 @@ impl Client {
             .map(|_| ())
     }
 
-    async fn bind(&mut self, b: &BindingDecl, bind: bool) -> Result<(), StepError> {
+    pub(super) async fn bind(&mut self, b: &BindingDecl, bind: bool) -> Result<(), StepError> {
         let ch = self.control().await?;
         let source = short(&b.exchange)?;
         let key = short(&b.routing_key)?;
@@ -293,6 +294,7 @@ impl Client {
             }
             Action::Restart(r) => self.restart(r, tap).await,
             Action::Close(c) => self.close_client(&c.client, tap).await,
+            Action::Replay(r) => self.replay(r, tap).await,
         }
     }
 

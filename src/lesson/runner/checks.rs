@@ -21,6 +21,16 @@ pub struct PublishReport {
     pub returned: bool,
     /// The broker refused it (publisher nack).
     pub nacked: bool,
+    /// For a message a `replay` sent: where it went when it was recorded.
+    pub recorded: Option<RecordedRoute>,
+}
+
+/// A replayed publish as its trace holds it: its number among the trace's publishes and the
+/// queues it reached then, sorted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRoute {
+    pub number: u32,
+    pub queues: Vec<String>,
 }
 
 /// One expectation, held or not.
@@ -265,6 +275,9 @@ impl Client {
                 ));
             }
         }
+        if let Some(wanted) = expect.routed_as_recorded {
+            checks.push(as_recorded_check(wanted, &report.publishes));
+        }
         if let Some(pattern) = &expect.routing_key_matches {
             let keys: Vec<&[u8]> = report
                 .publishes
@@ -393,6 +406,65 @@ fn shorten(text: &str) -> String {
     } else {
         text.chars().take(MAX).collect::<String>() + "..."
     }
+}
+
+/// `expect.routed_as_recorded`: every replayed message reached the queues it reached when
+/// recorded (`true`), or at least one did not (`false`).
+fn as_recorded_check(wanted: bool, publishes: &[PublishReport]) -> CheckResult {
+    let replayed: Vec<(&PublishReport, &RecordedRoute)> = publishes
+        .iter()
+        .filter_map(|p| p.recorded.as_ref().map(|r| (p, r)))
+        .collect();
+    let differ: Vec<&(&PublishReport, &RecordedRoute)> = replayed
+        .iter()
+        .filter(|(p, r)| p.queues != r.queues)
+        .collect();
+    let (actual, actual_zh) = match (replayed.len(), differ.first()) {
+        (0, _) => (
+            "no message was replayed".to_string(),
+            "没有重放任何消息".to_string(),
+        ),
+        (n, None) => (
+            format!(
+                "{} replayed {} reached the queues {} reached when recorded",
+                n,
+                messages(n as u32),
+                if n == 1 { "it" } else { "they" }
+            ),
+            format!("重放的 {n} 条消息都到达了录制时到达的队列"),
+        ),
+        (_, Some((p, r))) => (
+            format!(
+                "recorded publish {} reached {} where the recording saw {}",
+                r.number,
+                list(&p.queues),
+                list(&r.queues)
+            ),
+            format!(
+                "录制的第 {} 条发布到达了 {}，而录制时是 {}",
+                r.number,
+                list(&p.queues),
+                list(&r.queues)
+            ),
+        ),
+    };
+    let as_recorded = !replayed.is_empty() && differ.is_empty();
+    let expected = if wanted {
+        "every replayed message to reach the queues it reached when recorded"
+    } else {
+        "a replayed message to reach other queues than when recorded"
+    };
+    let expected_zh = if wanted {
+        "每条重放的消息都到达录制时的队列"
+    } else {
+        "有重放的消息到达与录制时不同的队列"
+    };
+    CheckResult::new(
+        "expect.routed_as_recorded".to_string(),
+        as_recorded == wanted && !replayed.is_empty(),
+        (expected.to_string(), actual),
+        (expected_zh.to_string(), actual_zh),
+    )
 }
 
 fn list(items: &[String]) -> String {

@@ -12,6 +12,7 @@ use lapin::{Acker, BasicProperties, Channel, Connection};
 use tokio::task::JoinHandle;
 
 use super::super::oslo;
+use super::super::replay::Recording;
 use super::super::schema::{program_of, Restart, Step};
 use super::super::tap::{Firehose, Tap, TapRecord};
 use super::checks::{CheckResult, PublishReport, StepReport};
@@ -92,6 +93,8 @@ pub(super) struct Client {
     pub(super) unchecked: bool,
     /// This step's refusals that the lesson expected, as checks.
     pub(super) refusals: Vec<CheckResult>,
+    /// The traces the lesson's `replay` actions name, read when the run started.
+    pub(super) recordings: Arc<BTreeMap<String, Recording>>,
 }
 
 /// The inbox, even if a reader panicked holding it: its counts are still right.
@@ -133,6 +136,7 @@ impl Client {
             notes: Vec::new(),
             unchecked: false,
             refusals: Vec::new(),
+            recordings: Arc::default(),
         })
     }
 
@@ -222,6 +226,7 @@ impl Client {
         self.notes = old.notes;
         self.unchecked = old.unchecked;
         self.refusals = old.refusals;
+        self.recordings = old.recordings;
         Ok(())
     }
 
@@ -351,6 +356,7 @@ impl Client {
                 queues: Vec::new(),
                 returned,
                 nacked,
+                recorded: None,
             },
             by,
             routed: false,

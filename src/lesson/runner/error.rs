@@ -101,6 +101,10 @@ pub enum StepError {
     NoConsumer(String),
     #[error("consumer `{0}` has received no call to reply to")]
     NoCall(String),
+    #[error("the trace `{0}` could not be read when the run started")]
+    NoTrace(String),
+    #[error("the recorded property `{name}` = `{value}` cannot be sent again")]
+    RecordedProperty { name: String, value: String },
     #[error("consumer `{0}` acknowledges automatically")]
     AutoAck(String),
     #[error("consumer `{consumer}` holds {held} unacked message{}, fewer than {wanted}", if *.held == 1 { "" } else { "s" })]

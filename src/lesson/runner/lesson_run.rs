@@ -12,6 +12,7 @@ use lapin::types::ShortString;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::task::JoinHandle;
 
+use super::super::replay::{self, Recording};
 use super::super::schema::{Action, Lesson};
 use super::super::tap::{Firehose, Tap};
 use super::checks::StepReport;
@@ -43,6 +44,8 @@ pub struct LessonRun {
     /// How the broker behaves at the lesson's start, when a `restart` of the lesson changes
     /// it: a reset goes back to it.
     initial: Option<Behaviour>,
+    /// The traces the lesson's `replay` actions name.
+    recordings: Arc<BTreeMap<String, Recording>>,
 }
 
 /// A lesson's connection to a vhost other than its own.
@@ -96,6 +99,13 @@ impl LessonRun {
             Some(broker) if lesson.changes_release() => Some(broker.behaviour()),
             _ => None,
         };
+        // Each trace was checked when the lesson was loaded; one that went missing since
+        // fails the replay that names it.
+        let recordings = replay::recordings(&lesson)
+            .into_iter()
+            .filter_map(|(name, recording)| Some((name, recording.ok()?)))
+            .collect();
+        let recordings = Arc::new(recordings);
         let mut run = LessonRun {
             lesson,
             url,
@@ -107,6 +117,7 @@ impl LessonRun {
             next_step: 0,
             restore,
             initial,
+            recordings,
         };
         if let Err(e) = run.reset().await {
             run.close().await;
@@ -163,6 +174,7 @@ impl LessonRun {
             tap,
         )
         .await?;
+        client.recordings = self.recordings.clone();
         if let Err(e) = client.setup(&self.lesson).await {
             client.close().await;
             return Err(e);
@@ -277,7 +289,7 @@ impl LessonRun {
             };
             delete_lesson_objects(&url, &self.lesson).await?;
             let programs = programs_of(&self.lesson, Some(vhost));
-            let client = Client::connect(
+            let mut client = Client::connect(
                 &url,
                 (&self.lesson.id, self.release()),
                 &programs,
@@ -285,6 +297,7 @@ impl LessonRun {
                 &mut tap,
             )
             .await?;
+            client.recordings = self.recordings.clone();
             self.elsewhere.insert(
                 vhost.to_string(),
                 Elsewhere {
@@ -383,6 +396,25 @@ pub fn declared_names(lesson: &Lesson) -> (BTreeSet<String>, BTreeSet<String>) {
                 _ => {}
             }
         }
+    }
+    // What a replay with `topology: true` declares, from its trace.
+    let declaring: BTreeSet<&str> = lesson
+        .steps
+        .iter()
+        .flat_map(|step| &step.actions)
+        .filter_map(|a| match a {
+            Action::Replay(r) if r.topology => Some(r.trace.as_str()),
+            _ => None,
+        })
+        .collect();
+    let recordings = replay::recordings(lesson);
+    let declared = recordings
+        .iter()
+        .filter(|(name, _)| declaring.contains(name.as_str()))
+        .filter_map(|(_, recording)| recording.as_ref().ok());
+    for recording in declared {
+        exchanges.extend(recording.exchanges.iter().map(|x| x.name.clone()));
+        queues.extend(recording.queues.iter().map(|q| q.name.clone()));
     }
     // Never the default exchange or RabbitMQ's own (validation refuses them; this is the guard).
     exchanges.retain(|x| !x.is_empty() && !x.starts_with("amq."));

@@ -32,6 +32,7 @@
 //! - `client`: the lesson's AMQP client (lapin), its connections and consumers, and how a step
 //!   waits for the broker to report where its publishes went.
 //! - `actions`: each `do` keyword performed on the broker, refusals expected or not.
+//! - `replay`: a trace's messages published again as recorded, by connections named as recorded.
 //! - `link`: one AMQP connection of the run with its confirm-mode publisher.
 //! - [`checks`]: what a step did, and its `expect` and `predict` judged, in English and Chinese.
 //! - [`convert`]: the lesson's YAML values as AMQP values, properties and short strings.
@@ -47,6 +48,7 @@ pub mod convert;
 pub mod error;
 pub mod lesson_run;
 mod link;
+mod replay;
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,7 +56,7 @@ use std::time::Duration;
 
 use crate::broker::Broker;
 
-pub use checks::{CheckResult, PublishReport, StepReport};
+pub use checks::{CheckResult, PublishReport, RecordedRoute, StepReport};
 pub use convert::{field_table, yaml_key};
 pub use error::{RunError, StepError};
 pub use lesson_run::{declared_names, LessonRun};

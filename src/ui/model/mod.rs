@@ -494,7 +494,19 @@ impl Model {
                 }
                 // The service it went to, as people know it: its connection's label.
                 let service = event.connection.and_then(|c| self.connection_label(c));
+                let mut default_route = None;
                 if let Some(entry) = self.entry_mut(*message_id) {
+                    // Delivered from a queue, so it reached that queue, whatever its publish
+                    // said: a recorder that learnt of a reply queue late wrote the reply down as
+                    // dropped. A message routed elsewhere may reach more queues only by being
+                    // dead-lettered, which its history tells.
+                    if entry.fate == PublishFate::Dropped && !entry.queues.contains(queue) {
+                        entry.queues.push(queue.clone());
+                        entry.fate = PublishFate::Routed;
+                        if entry.exchange.is_empty() {
+                            default_route = Some((queue.clone(), entry.routing_key.clone()));
+                        }
+                    }
                     let who = service.as_deref().map_or(tag.clone(), Name::from);
                     if !entry.consumers.contains(&who) {
                         entry.consumers.push(who);
@@ -510,6 +522,12 @@ impl Model {
                         redelivered: *redelivered,
                         delivery_count: *delivery_count,
                     });
+                }
+                if let Some(route) = default_route {
+                    self.fresh.default_routes.insert(route.clone());
+                    if self.traffic.default_routes.insert(route) {
+                        self.structure_changed = true;
+                    }
                 }
                 // It leaves the queue once it has got there.
                 let flight_time = self.flight_time;
