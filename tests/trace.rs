@@ -1245,16 +1245,7 @@ async fn a_recorded_clients_replay_lists_it_and_its_consumer() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert!(child.wait().unwrap().success());
 
-    let source = ReplaySource::start(back.clone(), 1000.0);
-    let _reader = source.subscribe();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !source.finished() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the replay finished");
-    let replayed = source.snapshot();
+    let replayed = common::replayed_to_end(back.clone()).await;
     let v = replayed.vhost(&vhost.name).unwrap();
     let ours = v
         .connections

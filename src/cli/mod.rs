@@ -6,8 +6,8 @@
 //!   `remote.rs` holds what they share (trust, answer size, the checks before they start).
 //! - `doctor.rs`: what is wrong with a running RabbitMQ, or with a definitions file.
 //! - `replay.rs`: the view on a trace file.
-//! - `broker.rs`: the embedded broker alone; `embedded.rs` holds how the view and it open and
-//!   bind the broker.
+//! - `broker.rs`: the embedded broker alone, writing a trace with --record; `embedded.rs` holds
+//!   how the view and it open and bind the broker.
 //! - `lessons.rs`: listing and checking lesson files.
 //! - `runtime.rs`: the tokio runtimes, the open-files limit, the stop signals.
 //!

@@ -42,7 +42,8 @@
 //! without fields (`ChannelOpened`). A `Published` event's `body_preview` (the body, whole up to
 //! [`crate::events::BODY_KEPT`] bytes) is text when it is UTF-8, else a list of byte values. Broken files are reported as `file:line:col: why`.
 //!
-//! - [`record`](mod@record): writing the events of any [`crate::source::Source`] to a trace.
+//! - [`record`](mod@record): writing the events of any [`crate::source::Source`] to a trace (of
+//!   one vhost, for the embedded broker).
 //! - [`replay`](mod@replay): [`ReplaySource`], a trace played back as a source for the view.
 //!
 //! Imports: events, [`crate::topology`] and [`crate::source`] (a replay is a source). Never the
@@ -61,7 +62,7 @@ use serde::{Deserialize, Serialize};
 use crate::broker::Snapshot;
 use crate::events::{ConnectionId, Event, EventKind, Name};
 
-pub use record::{record, Limits, Recorded};
+pub use record::{record, record_vhost, Limits, Recorded};
 pub use replay::{apply, ReplaySource};
 
 /// The version of the format this build writes and reads.

@@ -13,6 +13,7 @@ pub mod process;
 pub mod pty;
 pub mod python;
 pub mod screen;
+pub mod shape;
 pub mod vhost;
 
 use std::future::Future;
@@ -106,4 +107,69 @@ pub fn management(method: &str, path: &str, body: &str) -> (u16, String) {
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
     (status, response)
+}
+
+/// One request to RabbitMQ's management API as guest, from async code: the status and the
+/// body as JSON (Null when it is none).
+pub async fn management_json(
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect("127.0.0.1:15672")
+        .await
+        .expect("RabbitMQ management API on 127.0.0.1:15672");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status: u16 = text[9..12].parse().unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let json = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (
+        status,
+        serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+/// The topology a trace leaves, played to its end at a thousand times its speed.
+pub async fn replayed_to_end(trace: rabbitscope::trace::Trace) -> rabbitscope::broker::Snapshot {
+    use rabbitscope::source::Source;
+    let source = rabbitscope::trace::ReplaySource::start(trace, 1000.0);
+    let _reader = source.subscribe();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !source.finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replay finished");
+    source.snapshot()
 }
