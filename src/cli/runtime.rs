@@ -44,7 +44,7 @@ pub fn runtime(threads: Threads) -> std::io::Result<tokio::runtime::Runtime> {
 /// `TOKIO_WORKER_THREADS` says otherwise. Its clients usually run on the same machine (a
 /// student's programs, the lesson runner, the view, a benchmark), and a broker with a worker
 /// per core takes cores from them: every wake-up of a broker thread then moves a client thread
-/// to another core. On 2 cores, one publisher and one consumer with confirms went 10 to 35 %
+/// to another core. On 2 cores, one publisher and one consumer with confirms went 7 to 34 %
 /// faster with one worker than with two (BENCHMARKS.md, section 7).
 fn broker_workers(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
