@@ -424,8 +424,14 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 // Unroutable: a mark beside the exchange, where the message stopped.
                 let exchange = app.graph.layout.exchanges.iter().enumerate();
                 if let Some((i, x)) = exchange.clone().find(|(_, x)| *x.name == *flight.from) {
-                    if visible(x.row) && cols.edge_start(i) > 0 {
-                        buf[(inner.x + cols.edge_start(i) - 1, y_of(x.row))]
+                    // Stacked, the exchange's row is its label's alone: the mark follows it.
+                    let column = match cols.stacked {
+                        true if !cols.is_inner(i) => cols.exchange_x + x.label.width() as u16 + 1,
+                        _ => cols.edge_start(i).saturating_sub(1),
+                    };
+                    let free = |y: u16| !cols.stacked || buf[(inner.x + column, y)].symbol() == " ";
+                    if visible(x.row) && column > 0 && column < inner.width && free(y_of(x.row)) {
+                        buf[(inner.x + column, y_of(x.row))]
                             .set_char(mark)
                             .set_style(theme.bad());
                     }
