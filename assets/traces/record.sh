@@ -1,9 +1,10 @@
 #!/bin/sh
-# Records one instance boot (record_boot.py) in a vhost of its own, then drops the vhost:
+# Records one instance boot (record_boot.py) in a vhost of its own, then drops the vhost
+# (`notifications`: the classic settings with Nova's notifications on):
 #   rabbitmq  on the RabbitMQ at 127.0.0.1:5672 (management API on 15672, guest/guest), with
 #             `rabbitscope record`, which turns the firehose on for that vhost and off again;
 #   embedded  on a `rabbitscope broker --transient` of its own, with its --record.
-#   assets/traces/record.sh classic|2026 [python] [rabbitscope] [rabbitmq|embedded] [output]
+#   assets/traces/record.sh classic|2026|notifications [python] [rabbitscope] [rabbitmq|embedded] [output]
 # The output is assets/traces/nova-boot-<settings>.yaml unless given.
 set -eu
 settings=$1

@@ -46,6 +46,18 @@ SETTINGS_2026 = {
     "rabbit_qos_prefetch_count": 10,
 }
 
+# oslo.messaging's notifier on, over the RPC transport, with Nova's own notification options:
+# `notifications` carries the legacy ones; nova 34's notification_format default
+# (`unversioned`) would leave versioned_notifications silent, so both are asked for.
+NOTIFICATIONS = {
+    "oslo_messaging_notifications": {"driver": "messagingv2"},
+    "notifications": {"notification_format": "both"},
+}
+
+
+def notifying(settings):
+    return settings == "notifications"
+
 
 def configure(url, settings, service, lock_path):
     """Nova's own configuration and RPC set-up, as each nova-* service does it at start."""
@@ -65,6 +77,12 @@ def configure(url, settings, service, lock_path):
     if settings == "2026":
         lines.append("[oslo_messaging_rabbit]")
         lines += ["%s = %s" % item for item in SETTINGS_2026.items()]
+    if notifying(settings):
+        # The host names the notifications' publisher (scheduler.controller-1, ...).
+        lines.insert(1, "host = " + (HOST if service == "nova-compute" else CONTROLLER))
+        for group, options in NOTIFICATIONS.items():
+            lines.append("[%s]" % group)
+            lines += ["%s = %s" % item for item in options.items()]
     path = os.path.join(lock_path, service + ".conf")
     with open(path, "w") as conf_file:
         conf_file.write("\n".join(lines) + "\n")
@@ -99,10 +117,11 @@ def serve(topic, endpoints, server=HOST):
 class ComputeTaskManager:
     """nova-conductor's compute_task endpoint (nova/conductor/manager.py)."""
 
-    def __init__(self):
+    def __init__(self, notify=False):
         from oslo_messaging import Target
 
         self.target = Target(namespace="compute_task", version="1.25")
+        self.notify = notify
 
     def schedule_and_build_instances(self, context, build_requests, request_specs, image,
                                      admin_password, injected_files, requested_networks,
@@ -119,6 +138,11 @@ class ComputeTaskManager:
         for build_request, spec, host_list in zip(build_requests, request_specs, host_lists):
             chosen = host_list[0]
             instance = build_request.get_new_instance(context)
+            if self.notify:
+                created(instance)
+                # As Nova's conductor does, so the instance.create notification in
+                # nova-compute does not lazy-load tags.
+                instance.tags = objects.TagList(objects=[])
             instance.host = chosen.service_host
             instance.node = chosen.nodename
             compute_rpcapi.ComputeAPI().build_and_run_instance(
@@ -149,14 +173,30 @@ class ConductorManager:
 class SchedulerManager:
     """nova-scheduler's endpoint (nova/scheduler/manager.py)."""
 
-    def __init__(self):
+    def __init__(self, notify=False):
         from oslo_messaging import Target
+        from nova import rpc
 
         self.target = Target(version="4.5")
+        self.notify = notify
+        if notify:
+            self.notifier = rpc.get_notifier("scheduler")
 
     def select_destinations(self, context, request_spec=None, filter_properties=None,
                             spec_obj=None, instance_uuids=None, return_objects=False,
                             return_alternates=False):
+        if not self.notify:
+            return self._schedule(context, spec_obj, instance_uuids)
+        from nova.scheduler import manager
+
+        # Nova's own code around the filters and weighers: it sends the
+        # scheduler.select_destinations.start and .end notifications, legacy and versioned.
+        return manager.SchedulerManager._select_destinations(
+            self, context, spec_obj, instance_uuids, None, None,
+            allocation_request_version="1.36", return_alternates=return_alternates,
+        )
+
+    def _schedule(self, context, spec_obj, instance_uuids, *_):
         from nova import objects
 
         selection = objects.Selection(
@@ -173,12 +213,29 @@ class SchedulerManager:
 class ComputeManager:
     """nova-compute's endpoint (nova/compute/manager.py), on both of its RPC servers."""
 
-    def __init__(self, vif_plugged, active):
+    def __init__(self, vif_plugged, active, notify=False):
         from oslo_messaging import Target
+        from nova import rpc
 
         self.target = Target(version="6.5")
         self.vif_plugged = vif_plugged
         self.active = active
+        self.notify = notify
+        if notify:
+            self.notifier = rpc.get_notifier("compute", HOST)
+        # The build waiting for its network-vif-plugged event: (instance, image, bdms).
+        self.building = {}
+
+    def notify_create(self, context, instance, phase, bdms, **usage):
+        """What nova-compute's _build_and_run_instance sends, legacy then versioned."""
+        from nova.compute import utils as compute_utils
+
+        compute_utils.notify_about_instance_usage(
+            self.notifier, context, instance, "create." + phase, **usage
+        )
+        compute_utils.notify_about_instance_create(
+            context, instance, HOST, phase=phase, bdms=bdms
+        )
 
     def build_and_run_instance(self, context, instance, image, request_spec, filter_properties,
                                accel_uuids, **_):
@@ -186,6 +243,11 @@ class ComputeManager:
         from nova.compute import task_states
         from nova.scheduler.client import query
 
+        bdms = objects.BlockDeviceMappingList(objects=[])
+        if self.notify:
+            self.building[instance.uuid] = (instance, bdms)
+            self.notify_create(context, instance, "start", bdms,
+                               extra_usage_info={"image_name": image.get("name")})
         # Every save is an object_action call to the conductor (the indirection API).
         instance.task_state = task_states.SPAWNING
         instance.save()
@@ -197,12 +259,21 @@ class ComputeManager:
 
     def external_instance_event(self, context, instances, events):
         from nova.compute import power_state, vm_states
+        from oslo_utils import timeutils
 
         for instance in instances:
+            # The build, woken by the event, goes on with the instance it holds.
+            instance, bdms = self.building.pop(instance.uuid, (instance, None))
             instance.vm_state = vm_states.ACTIVE
             instance.task_state = None
             instance.power_state = power_state.RUNNING
+            if self.notify:
+                instance.launched_at = timeutils.utcnow()
             instance.save()
+            if self.notify:
+                self.notify_create(context, instance, "end", bdms,
+                                   extra_usage_info={"message": "Success"},
+                                   network_info=instance.info_cache.network_info)
         self.active.set()
 
 
@@ -211,7 +282,8 @@ class ComputeManager:
 
 def conductor(url, settings, lock_path, ready, done):
     configure(url, settings, "nova-conductor", lock_path)
-    server = serve("conductor", [ComputeTaskManager(), ConductorManager()], CONTROLLER)
+    server = serve("conductor", [ComputeTaskManager(notifying(settings)), ConductorManager()],
+                   CONTROLLER)
     ready.set()
     done.wait()
     server.stop()
@@ -220,7 +292,7 @@ def conductor(url, settings, lock_path, ready, done):
 
 def scheduler(url, settings, lock_path, ready, done):
     configure(url, settings, "nova-scheduler", lock_path)
-    server = serve("scheduler", [SchedulerManager()], CONTROLLER)
+    server = serve("scheduler", [SchedulerManager(notifying(settings))], CONTROLLER)
     ready.set()
     done.wait()
     server.stop()
@@ -233,7 +305,7 @@ def compute(url, settings, lock_path, ready, done, vif_plugged, active):
     from nova.conductor import rpcapi as conductor_rpcapi
 
     objects_base.NovaObject.indirection_api = conductor_rpcapi.ConductorAPI()
-    manager = ComputeManager(vif_plugged, active)
+    manager = ComputeManager(vif_plugged, active, notifying(settings))
     servers = [serve("compute", [manager]), serve("compute-alt", [manager])]
     ready.set()
     done.wait()
@@ -242,7 +314,42 @@ def compute(url, settings, lock_path, ready, done, vif_plugged, active):
         server.wait()
 
 
-def boot_request():
+def requested(instance):
+    """The rest of what nova-api's _provision_instances sets on a new instance (base options,
+    the image's, _populate_instance_for_create): the notifications' payloads read them all."""
+    from nova import objects
+    from nova.network import model as network_model
+
+    flavor = instance.flavor
+    instance.update(dict(
+        reservation_id="r-" + INSTANCE[:8], instance_type_id=flavor.id,
+        memory_mb=flavor.memory_mb, vcpus=flavor.vcpus, root_gb=flavor.root_gb,
+        ephemeral_gb=flavor.ephemeral_gb, kernel_id="", ramdisk_id="", config_drive="",
+        display_description="vm1", user_data=None, key_name=None, key_data=None, locked=False,
+        metadata={}, system_metadata={}, access_ip_v4=None, access_ip_v6=None, progress=0,
+        numa_topology=None, os_type=None, architecture=None, vm_mode=None,
+        auto_disk_config=False, old_flavor=None, new_flavor=None, ephemeral_key_uuid=None,
+        shutdown_terminate=False, trusted_certs=None,
+        pci_requests=objects.InstancePCIRequests(instance_uuid=INSTANCE, requests=[]),
+        info_cache=objects.InstanceInfoCache(instance_uuid=INSTANCE,
+                                             network_info=network_model.NetworkInfo()),
+        security_groups=objects.SecurityGroupList(objects=[]),
+        keypairs=objects.KeyPairList(objects=[]), tags=objects.TagList(objects=[]),
+    ))
+
+
+def created(instance):
+    """What the conductor's instance.create() reads back from the cell database."""
+    from oslo_utils import timeutils
+
+    instance.update(dict(
+        id=1, created_at=timeutils.utcnow(), updated_at=None, deleted_at=None, deleted=False,
+        launched_at=None, terminated_at=None, launched_on=None, locked_by=None, cell_name=None,
+    ))
+    instance.obj_reset_changes()
+
+
+def boot_request(settings):
     """What nova-api builds for `openstack server create` before it casts to the conductor."""
     from nova import objects
     from nova.compute import power_state, task_states, vm_states
@@ -272,13 +379,23 @@ def boot_request():
         ignore_hosts=None, force_hosts=None, force_nodes=None,
         scheduler_hints={}, is_bfv=False,
     )
+    if notifying(settings):
+        requested(instance)
+        # The rest of RequestSpec.from_components, which the scheduler's payloads read.
+        for field, value in dict(
+            numa_topology=None, instance_group=None, retry=None, requested_destination=None,
+            pci_requests=objects.InstancePCIRequests(instance_uuid=INSTANCE, requests=[]),
+            limits=objects.SchedulerLimits.from_dict({}),
+            security_groups=objects.SecurityGroupList(objects=[]),
+        ).items():
+            setattr(spec, field, value)
     return build_request, spec, image
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="broker URL, e.g. rabbit://guest:guest@127.0.0.1:5672/nova-boot")
-    parser.add_argument("--settings", choices=["classic", "2026"], default="classic")
+    parser.add_argument("--settings", choices=["classic", "2026", "notifications"], default="classic")
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args()
     lock_path = tempfile.mkdtemp(prefix="nova-locks-")
@@ -312,7 +429,7 @@ def main():
         from nova.conductor import rpcapi as conductor_rpcapi
 
         ctxt = context()
-        build_request, spec, image = boot_request()
+        build_request, spec, image = boot_request(args.settings)
         conductor_rpcapi.ComputeTaskAPI().schedule_and_build_instances(
             ctxt, build_requests=[build_request], request_specs=[spec], image=image,
             admin_password=None, injected_files=[], requested_networks=None,
