@@ -1,9 +1,10 @@
 //! The traces shipped under assets/traces/ load with the trace reader and hold an instance boot
-//! as Nova's RPC clients send it (made by assets/traces/record_boot.py; see its README).
+//! as Nova's RPC clients send it (made by assets/traces/record_boot.py; see its README), and
+//! the one recorded with Nova's notifier on also holds the notifications Nova sends on the way.
 
 use std::path::{Path, PathBuf};
 
-use rabbitscope::events::EventKind;
+use rabbitscope::events::{EventKind, PublishFate};
 use rabbitscope::openstack::{self, Oslo};
 use rabbitscope::trace;
 
@@ -21,6 +22,34 @@ struct Request {
     namespace: Option<String>,
 }
 
+/// One notification oslo.messaging's notifier published, as a reader of the trace sees it.
+#[derive(Debug, PartialEq)]
+struct Notification {
+    exchange: String,
+    routing_key: String,
+    event_type: String,
+    publisher_id: String,
+    /// The queues the publish reached, and whether it was routed.
+    queues: Vec<String>,
+    fate: PublishFate,
+}
+
+/// A notification: the `oslo.message` envelope RPC uses, with an `event_type` and no method.
+fn notification(body: &[u8]) -> Option<(String, String)> {
+    let envelope: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message: serde_json::Value =
+        serde_json::from_str(envelope.get("oslo.message")?.as_str()?).ok()?;
+    let text = |key: &str| message.get(key)?.as_str().map(str::to_string);
+    Some((text("event_type")?, text("publisher_id")?))
+}
+
+/// The boot as a trace holds it, in publish order.
+struct Boot {
+    requests: Vec<Request>,
+    replies: usize,
+    notifications: Vec<Notification>,
+}
+
 fn shipped() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/traces");
     let mut traces: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -32,18 +61,22 @@ fn shipped() -> Vec<PathBuf> {
     traces
 }
 
-/// The requests and the number of replies a trace holds, in the order they were published.
-fn requests(path: &Path) -> (Vec<Request>, usize) {
+/// The requests, the number of replies and the notifications a trace holds, in the order they
+/// were published.
+fn boot(path: &Path) -> Boot {
     let trace = trace::read(path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!trace.truncated, "{}: cut short", path.display());
     let mut requests = Vec::new();
     let mut replies = 0;
+    let mut notifications = Vec::new();
     for event in &trace.events {
         let EventKind::Published {
             exchange,
             routing_key,
             body_size,
             body_preview,
+            queues,
+            fate,
             ..
         } = &event.kind
         else {
@@ -65,10 +98,26 @@ fn requests(path: &Path) -> (Vec<Request>, usize) {
                 namespace: request.namespace,
             }),
             Some(Oslo::Reply(_)) => replies += 1,
-            None => panic!("{}: a message that is not oslo.messaging's", path.display()),
+            None => {
+                let Some((event_type, publisher_id)) = notification(body_preview) else {
+                    panic!("{}: a message that is not oslo.messaging's", path.display())
+                };
+                notifications.push(Notification {
+                    exchange: exchange.to_string(),
+                    routing_key: routing_key.to_string(),
+                    event_type,
+                    publisher_id,
+                    queues: queues.iter().map(|q| q.to_string()).collect(),
+                    fate: fate.clone(),
+                });
+            }
         }
     }
-    (requests, replies)
+    Boot {
+        requests,
+        replies,
+        notifications,
+    }
 }
 
 fn request(kind: &'static str, exchange: &str, key: &str, method: &str, version: &str) -> Request {
@@ -87,7 +136,9 @@ fn every_shipped_trace_holds_an_instance_boot() {
     let traces = shipped();
     assert!(!traces.is_empty(), "no trace under assets/traces/");
     for path in traces {
-        let (requests, replies) = requests(&path);
+        let Boot {
+            requests, replies, ..
+        } = boot(&path);
         let boot = [
             Request {
                 namespace: Some("compute_task".into()),
@@ -128,6 +179,89 @@ fn every_shipped_trace_holds_an_instance_boot() {
         // Each call was answered.
         assert_eq!(replies, 3, "{}", path.display());
     }
+}
+
+/// What Nova 34 sends with `[oslo_messaging_notifications] driver = messagingv2` and
+/// `[notifications] notification_format = both` while it boots an instance: each event once on
+/// the legacy `notifications` topic and once on `versioned_notifications`.
+fn notifications_of_a_boot() -> Vec<Notification> {
+    let sent = |legacy: bool, event_type: &str, publisher_id: &str| {
+        let topic = if legacy {
+            "notifications.info"
+        } else {
+            "versioned_notifications.info"
+        };
+        Notification {
+            exchange: "nova".into(),
+            routing_key: topic.into(),
+            event_type: event_type.into(),
+            publisher_id: publisher_id.into(),
+            // oslo's notifier declares the queue named by the routing key, so none is lost.
+            queues: vec![topic.into()],
+            fate: PublishFate::Routed,
+        }
+    };
+    let scheduler = ("scheduler.controller-1", "nova-scheduler:controller-1");
+    let compute = ("compute.compute-1", "nova-compute:compute-1");
+    let mut expected = Vec::new();
+    for (legacy_event, event, (legacy_publisher, publisher)) in [
+        (
+            "scheduler.select_destinations.start",
+            "scheduler.select_destinations.start",
+            scheduler,
+        ),
+        (
+            "scheduler.select_destinations.end",
+            "scheduler.select_destinations.end",
+            scheduler,
+        ),
+        (
+            "compute.instance.create.start",
+            "instance.create.start",
+            compute,
+        ),
+        (
+            "compute.instance.create.end",
+            "instance.create.end",
+            compute,
+        ),
+    ] {
+        expected.push(sent(true, legacy_event, legacy_publisher));
+        expected.push(sent(false, event, publisher));
+    }
+    expected
+}
+
+/// Only the boot recorded with Nova's notifier on holds notifications, and it holds those Nova
+/// sends while it boots, each routed to the queue its notifier declared.
+#[test]
+fn the_notifications_trace_holds_the_boot_s_notifications() {
+    for path in shipped() {
+        let notifications = boot(&path).notifications;
+        if path.ends_with("nova-boot-notifications.yaml") {
+            assert_eq!(notifications, notifications_of_a_boot());
+        } else {
+            assert_eq!(notifications, [], "{}", path.display());
+        }
+    }
+    let trace = trace::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/traces/nova-boot-notifications.yaml"),
+    )
+    .unwrap();
+    let declared: Vec<String> = trace
+        .events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::QueueDeclared { name, .. } if name.contains("notifications") => {
+                Some(name.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        declared,
+        ["notifications.info", "versioned_notifications.info"]
+    );
 }
 
 /// Played in the view, every reply of a shipped boot reads as delivered to its caller's reply
@@ -189,6 +323,17 @@ const NOVA_PYTHON: &str = "RABBITSCOPE_NOVA_PYTHON";
 /// uuids in names, ids and times aside. Needs a python with nova: set RABBITSCOPE_NOVA_PYTHON.
 #[test]
 fn a_fresh_boot_has_the_shape_of_the_shipped_one() {
+    fresh_boot_has_the_shape_of_the_shipped_one("classic");
+}
+
+/// The same with Nova's notifier on (`record.sh notifications ... embedded`), against the
+/// shipped `nova-boot-notifications.yaml`: the notifications too, and the queues they fill.
+#[test]
+fn a_fresh_boot_with_notifications_has_the_shape_of_the_shipped_one() {
+    fresh_boot_has_the_shape_of_the_shipped_one("notifications");
+}
+
+fn fresh_boot_has_the_shape_of_the_shipped_one(settings: &str) {
     let Some(python) = std::env::var_os(NOVA_PYTHON).filter(|p| !p.is_empty()) else {
         eprintln!(
             "skipped: {NOVA_PYTHON} is not set. Point it at a python with nova installed \
@@ -201,7 +346,7 @@ fn a_fresh_boot_has_the_shape_of_the_shipped_one() {
     let fresh = std::env::temp_dir().join(format!("{}.yaml", common::unique("nova-boot")));
     let output = std::process::Command::new("sh")
         .arg(dir.join("record.sh"))
-        .arg("classic")
+        .arg(settings)
         .arg(&python)
         .arg(common::process::BIN)
         .arg("embedded")
@@ -214,9 +359,13 @@ fn a_fresh_boot_has_the_shape_of_the_shipped_one() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let shipped = dir.join("nova-boot-classic.yaml");
+    let shipped = dir.join(format!("nova-boot-{settings}.yaml"));
     let normalized = |path: &Path| {
-        let (requests, replies) = requests(path);
+        let Boot {
+            requests,
+            replies,
+            notifications,
+        } = boot(path);
         let requests: Vec<Request> = requests
             .into_iter()
             .map(|r| Request {
@@ -231,13 +380,15 @@ fn a_fresh_boot_has_the_shape_of_the_shipped_one() {
         // reply, and wrote that reply's route down as empty.
         shape.traffic.sort();
         shape.traffic.retain(|t| !t.starts_with("publish \"\""));
-        (requests, replies, shape)
+        (requests, replies, notifications, shape)
     };
-    let (requests, replies, fresh_shape) = normalized(&fresh);
-    let (shipped_requests, shipped_replies, shipped_shape) = normalized(&shipped);
+    let (requests, replies, notifications, fresh_shape) = normalized(&fresh);
+    let (shipped_requests, shipped_replies, shipped_notifications, shipped_shape) =
+        normalized(&shipped);
     let _ = std::fs::remove_file(&fresh);
     assert_eq!(requests, shipped_requests);
     assert_eq!(replies, shipped_replies);
+    assert_eq!(notifications, shipped_notifications);
     assert_eq!(fresh_shape.exchanges, shipped_shape.exchanges);
     assert_eq!(fresh_shape.queues, shipped_shape.queues);
     assert_eq!(fresh_shape.bindings, shipped_shape.bindings);
