@@ -6,7 +6,8 @@ clients, the versioned objects, the serializer and oslo.messaging are Nova's and
 stands in for a cloud (database, Placement, hypervisor, Neutron) sits *below* the RPC layer:
 the servers' endpoints are small managers with Nova's method names, versions and namespaces.
 
-    python record_boot.py rabbit://guest:guest@127.0.0.1:5672/nova-boot [--settings 2026]
+    python record_boot.py rabbit://guest:guest@127.0.0.1:5672/nova-boot \
+        [--settings classic|2026|notifications]
 
 The boot, message by message:
   1. nova-api -> conductor   cast schedule_and_build_instances 1.17 (namespace compute_task)
@@ -17,6 +18,10 @@ The boot, message by message:
   6. nova-api -> compute     cast external_instance_event 6.0 (network-vif-plugged) to
                              compute-alt.<host> (compute RPC 6.5 has the second server)
   7. compute -> conductor    call object_action 3.0 (Instance.save: ACTIVE), and its reply
+
+With --settings notifications, Nova's notifier is on as well (messagingv2, legacy and versioned):
+the scheduler sends scheduler.select_destinations.start/.end within 2, nova-compute
+compute.instance.create.start / instance.create.start within 3 and the .end ones after 7.
 """
 
 import argparse
