@@ -185,6 +185,7 @@ fn run(store: &dyn Backend, o: &Options, body: &Bytes) -> f64 {
             queue: queue.clone(),
             seq,
             message: message(body),
+            flush: true,
         });
         unconfirmed.push_back((seq, ticket));
     }

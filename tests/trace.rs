@@ -1236,7 +1236,10 @@ async fn a_recorded_clients_replay_lists_it_and_its_consumer() {
         let _ = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
         let back = trace::read(&path).unwrap();
         let has = |wanted: fn(&EventKind) -> bool| back.events.iter().any(|e| wanted(&e.kind));
+        // The API's consumer and connection listings are refreshed apart: a consumer can be
+        // listed a poll before its connection.
         if has(|k| matches!(k, EventKind::ConsumerCreated { .. }))
+            && has(|k| matches!(k, EventKind::ConnectionOpened { .. }))
             && has(|k| matches!(k, EventKind::Delivered { .. }))
         {
             break back;

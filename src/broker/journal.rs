@@ -50,6 +50,11 @@ pub enum StoreOp {
         queue: Arc<str>,
         seq: u64,
         message: Arc<Message>,
+        /// Whether its publisher's confirm waits for the disk (`fdatasync`) or only for the
+        /// write. Classic and quorum queues flush before they confirm; a stream's appends are
+        /// written and left to the operating system to flush, as RabbitMQ's streams do (they
+        /// count on their replicas instead). Not kept in the log: a message read back is on disk.
+        flush: bool,
     },
     /// It went to a consumer that may not ack it: after a restart it comes back redelivered.
     Delivered {
@@ -76,8 +81,16 @@ pub enum StoreOp {
 }
 
 impl StoreOp {
-    /// A publisher waiting for a confirm needs this one on disk first.
+    /// A publisher waiting for a confirm needs this one flushed to disk first.
     pub fn needs_sync(&self) -> bool {
+        match self {
+            StoreOp::Enqueued { flush, .. } => *flush,
+            _ => self.holds_confirms(),
+        }
+    }
+
+    /// A publisher waiting for a confirm needs this one written (flushed or not) first.
+    pub fn holds_confirms(&self) -> bool {
         !matches!(
             self,
             StoreOp::Delivered { .. } | StoreOp::Returned { .. } | StoreOp::Removed { .. }
@@ -225,6 +238,7 @@ impl Image {
                 queue,
                 seq,
                 message,
+                ..
             } => match self.queue(vhost, queue) {
                 Some(q) => {
                     q.messages.insert(
@@ -307,6 +321,7 @@ impl Image {
                         queue: name.clone(),
                         seq: *seq,
                         message: m.message.clone(),
+                        flush: true,
                     };
                     let delivered = m.redelivered.then(|| StoreOp::Delivered {
                         vhost: vhost.clone(),

@@ -101,13 +101,13 @@ struct Locked<'a> {
 
 impl Locked<'_> {
     /// Hands the changes made so far to the store; returns their ticket when one of them must
-    /// be on disk before a publisher is told (see [`Store::durable`]).
+    /// be written (and, most, flushed) before a publisher is told (see [`Store::durable`]).
     fn commit(&mut self) -> Option<u64> {
         let store = self.store?;
         let ops = self.state.take_journal()?;
-        let sync = ops.iter().any(journal::StoreOp::needs_sync);
+        let hold = ops.iter().any(journal::StoreOp::holds_confirms);
         let ticket = store.submit(ops);
-        sync.then_some(ticket)
+        hold.then_some(ticket)
     }
 }
 

@@ -39,7 +39,7 @@ pub fn run(args: BrokerArgs, store: &StoreArgs) -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    runtime(Threads::Plain)?.block_on(serve(args, store))
+    runtime(Threads::Server)?.block_on(serve(args, store))
 }
 
 async fn serve(args: BrokerArgs, store: &StoreArgs) -> Result<()> {

@@ -14,8 +14,11 @@ pub enum Threads {
     /// of lower priority, so a key is drawn promptly however busy the broker is (the view
     /// itself needs little CPU).
     Broker,
-    /// A command without a view (`broker`, `snapshot`, `tap`, `record`, `lessons check`):
-    /// tokio's default worker threads.
+    /// The `broker` command's: the broker alone, with as many worker threads as
+    /// [`broker_workers`] gives.
+    Server,
+    /// A command without a view (`snapshot`, `tap`, `record`, `lessons check`): tokio's default
+    /// worker threads.
     Plain,
 }
 
@@ -25,13 +28,30 @@ pub fn runtime(threads: Threads) -> std::io::Result<tokio::runtime::Runtime> {
         Threads::View => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        Threads::Broker => tokio::runtime::Builder::new_multi_thread()
+        Threads::Broker => broker_workers(&mut tokio::runtime::Builder::new_multi_thread())
             .enable_all()
             .thread_name("broker")
             .on_thread_start(lower_this_thread_priority)
             .build(),
+        Threads::Server => broker_workers(&mut tokio::runtime::Builder::new_multi_thread())
+            .enable_all()
+            .build(),
         Threads::Plain => tokio::runtime::Runtime::new(),
     }
+}
+
+/// Gives a runtime that serves AMQP clients half the cores (at least one) unless
+/// `TOKIO_WORKER_THREADS` says otherwise. Its clients usually run on the same machine (a
+/// student's programs, the lesson runner, the view, a benchmark), and a broker with a worker
+/// per core takes cores from them: every wake-up of a broker thread then moves a client thread
+/// to another core. On 2 cores, one publisher and one consumer with confirms went 7 to 34 %
+/// faster with one worker than with two (BENCHMARKS.md, section 7).
+fn broker_workers(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(cores.div_ceil(2));
+    }
+    builder
 }
 
 /// How much nicer than the view the broker's threads are (0 to 19; higher yields more).

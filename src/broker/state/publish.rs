@@ -314,6 +314,7 @@ impl State {
                     queue: q.name.clone(),
                     seq: self.next_seq,
                     message: message.clone(),
+                    flush: true,
                 });
             }
         }

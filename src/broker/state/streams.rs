@@ -40,6 +40,7 @@ impl State {
                 queue: q.name.clone(),
                 seq: offset,
                 message,
+                flush: false,
             });
             journal.extend(dropped.map(|seq| StoreOp::Removed {
                 vhost: vhost.clone(),

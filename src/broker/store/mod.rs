@@ -529,6 +529,7 @@ mod tests {
                 properties: Arc::new(properties),
                 body: Bytes::copy_from_slice(body.as_bytes()),
             }),
+            flush: true,
         }
     }
 

@@ -119,6 +119,7 @@ fn encode(out: &mut Vec<u8>, op: &StoreOp) {
             queue,
             seq,
             message,
+            ..
         } => {
             put_head(out, ENQUEUED, vhost, queue);
             out.extend_from_slice(&seq.to_le_bytes());
@@ -263,6 +264,7 @@ pub(super) fn decode(payload: &[u8]) -> Option<StoreOp> {
                     properties: Arc::new(properties),
                     body,
                 }),
+                flush: true,
             }
         }
         tag @ (DELIVERED | REMOVED) => {
