@@ -14,6 +14,7 @@ use serde_json::Value;
 use common::client::{connect, int, try_declare_typed};
 use common::cluster::{cluster, Cluster, ClusterNode};
 use common::process::rabbitscope;
+use common::pty;
 use common::screen::{screen, select_queue};
 use rabbitscope::broker::Snapshot;
 use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
@@ -311,6 +312,29 @@ fn a_stopped_node_is_down_its_classic_queue_with_it_and_the_quorum_queue_leads_o
         node_running(s, c) == Some(true) && names(&queue(s, &queues.quorum)["online"]) == all
     });
     drop(source);
+}
+
+#[test]
+fn watch_says_on_its_status_line_that_a_node_is_down() {
+    let Some(cluster) = cluster() else { return };
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let args = [
+        "watch",
+        &a.amqp_url(),
+        "--management",
+        &a.management_url(),
+        "--interval",
+        "0.5",
+    ];
+    let mut view = pty::spawn(&args, 45, 200, |_| {});
+    let wait = |needles: &[&str]| view.screen.wait_for(needles, Duration::from_secs(60));
+    wait(&["nodes 3/3 up"]);
+    let stopped = cluster.stop_app(b);
+    wait(&[&format!("nodes 2/3 up: {} down", b.name)]);
+    drop(stopped);
+    wait(&["nodes 3/3 up"]);
+    view.press(b"q");
+    view.wait_exit(Duration::from_secs(10), "watch did not quit on q");
 }
 
 /// Saves the management API's answers (for tests/fixtures/management).
