@@ -14,6 +14,8 @@
 //! arrow, the one of its own destination. The same holds left and right of them: from a
 //! publisher's name the line reaches only the exchange it published to, and from a queue's
 //! counters the lines reach only that queue's own consumers.
+mod common;
+
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -1394,4 +1396,256 @@ fn a_click_on_a_publisher_or_a_consumer_shows_its_connection() {
         panic!("{:?} selected", app.selected_item());
     };
     assert_eq!(app.graph.layout.queues[q].name, REPLY);
+}
+
+/// Every lesson, step by step, as a student plays it: the view's lesson runner runs each step
+/// on the embedded broker, the broker's events and snapshot reach the view, and the screen is
+/// drawn beside the narration at 160x45 and at 120x35. Nothing a lesson talks about is cut:
+/// every exchange with its type, every key, every queue with its counters, each publisher's
+/// and consumer's connection (a consumer's tags may be cut after it), and each name the step
+/// mentions in backticks that is one of the graph's. A pane too narrow for the services hides
+/// them, and its bottom line says so (`z` zooms); a graph too narrow for names side by side
+/// stacks its exchanges. Either way nothing is cut without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_of_every_lesson_is_whole_beside_the_lesson() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lessons"));
+    let lessons = rabbitscope::lesson::load_dir(dir).expect("the lessons load");
+    assert!(lessons.len() >= 19, "{} lessons", lessons.len());
+    let mut faults = Vec::new();
+    for lesson in lessons {
+        faults.extend(play_and_look(lesson).await);
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n\n"));
+}
+
+/// Plays a lesson in the view on a broker of its own and returns what was cut, step by step.
+async fn play_and_look(lesson: rabbitscope::lesson::Lesson) -> Vec<String> {
+    use rabbitscope::ui::app::Effect;
+    let (url, broker) = common::start_embedded().await;
+    let address = url
+        .trim_start_matches("amqp://guest:guest@")
+        .trim_end_matches("/%2f")
+        .to_string();
+    let (actions, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let runner = rabbitscope::ui::lessons::LessonDriver::spawn(
+        &tokio::runtime::Handle::current(),
+        broker.clone(),
+        &address,
+        actions,
+    );
+    let mut events = broker.subscribe();
+    let mut app = App::new(&address, "/", ViewOptions::default());
+    app.update(Action::Topology(broker.snapshot()));
+    app.update(Action::LessonsLoaded {
+        lessons: vec![Arc::new(lesson.clone())],
+        errors: vec![],
+    });
+    // What the view's loop does with a request: hand it to the runner, apply its answer.
+    let mut effect = app.update(Action::StartLesson(0));
+    let mut faults = Vec::new();
+    for step in 0..lesson.steps.len() {
+        if step > 0 {
+            effect = app.update(Action::LessonNext);
+        }
+        effect = effect.or_else(|| app.update(Action::LessonNext));
+        while let Some(Effect::Lesson(request)) = effect.take() {
+            let run = matches!(request, rabbitscope::ui::player::LessonRequest::Run { .. });
+            runner.send(request);
+            let answer = tokio::time::timeout(std::time::Duration::from_secs(120), reports.recv())
+                .await
+                .expect("the runner answers")
+                .expect("the runner is running");
+            if let Action::LessonStepDone(Err(e)) = &answer {
+                faults.push(format!("{} step {}: {e:?}", lesson.id, step + 1));
+            }
+            effect = app.update(answer);
+            if !run && effect.is_none() {
+                effect = app.update(Action::LessonNext);
+            }
+        }
+        // The step's traffic and the snapshot after it, once the dots have landed.
+        use rabbitscope::events::Received;
+        while let Some(received) = events.try_recv() {
+            match received {
+                Received::Event(e) => app.update(Action::BrokerEvent(e)),
+                Received::Missed(n) => app.update(Action::Missed(n)),
+                Received::Closed => break,
+            };
+        }
+        app.model.flights.clear();
+        app.update(Action::Topology(broker.snapshot()));
+        let said = said_in(&lesson.steps[step]);
+        for (width, height) in [(160, 45), (120, 35)] {
+            let buf = screen(&mut app, width, height);
+            let at = format!("{} step {} at {width}x{height}", lesson.id, step + 1);
+            let mut cut = cut_in_graph(&app, &buf, &said);
+            // Stacked or not, the graph keeps to it from one frame to the next.
+            let pane = graph_text(&app, &buf);
+            let next = screen(&mut app, width, height);
+            if graph_text(&app, &next) != pane {
+                cut.push(format!("the next frame differs:\n{}", as_text(&next)));
+            }
+            if let Err(e) = check_lines(&app, &buf) {
+                cut.push(e);
+            }
+            if let Err(e) = check_clients(&app, &buf, false) {
+                cut.push(e);
+            }
+            if !cut.is_empty() {
+                faults.push(format!("{at}: {}\n{}", cut.join("\n"), as_text(&buf)));
+            }
+        }
+    }
+    drop(runner);
+    faults
+}
+
+/// The names a step's text (narration, question, explanation) puts in backticks.
+fn said_in(step: &rabbitscope::lesson::Step) -> Vec<String> {
+    let texts = [Some(&step.say), step.predict.as_ref().map(|p| &p.question)]
+        .into_iter()
+        .chain([step.explain.as_ref()])
+        .flatten();
+    texts
+        .flat_map(|t| {
+            t.en.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A character that could go on a name: what follows a whole name is none of these.
+fn goes_on(c: char) -> bool {
+    c.is_alphanumeric() || "…._-:#*/".contains(c)
+}
+
+/// Whether `text` holds `name` whole: not cut (`…`) and not the start of a longer word.
+fn holds_whole(text: &str, name: &str) -> bool {
+    text.match_indices(name)
+        .any(|(at, _)| !text[at + name.len()..].starts_with(goes_on))
+}
+
+/// The rows inside the graph pane's border.
+fn graph_text(app: &App, buf: &Buffer) -> Vec<String> {
+    let area = app.areas.graph;
+    (area.y + 1..area.y + area.height - 1)
+        .map(|y| {
+            (row_text(buf, y).0.chars())
+                .skip(area.x as usize + 1)
+                .take(area.width as usize - 2)
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// What the graph pane of `buf` cuts of what the lesson talks about (see
+/// [`every_step_of_every_lesson_is_whole_beside_the_lesson`]), as sentences.
+fn cut_in_graph(app: &App, buf: &Buffer, said: &[String]) -> Vec<String> {
+    use rabbitscope::ui::layout::{publisher_text, queue_counters};
+    let graph = &app.graph.layout;
+    let area = app.areas.graph;
+    // The pane's rows inside its border; graph row r is rows[r] (nothing selected, no scroll).
+    let rows = graph_text(app, buf);
+    let legend = row_text(buf, area.y + area.height - 1).0;
+    let hidden = |who: &str| {
+        legend.contains(&format!("{who} hidden"))
+            || legend.contains("clients hidden")
+            || legend.contains("publishers, consumers hidden")
+    };
+    let mut cut = Vec::new();
+    if graph.rows > rows.len() {
+        cut.push(format!(
+            "{} rows of graph in a pane {} high",
+            graph.rows,
+            rows.len()
+        ));
+    }
+    let row = |r: usize| rows.get(r).map(String::as_str).unwrap_or_default();
+    for x in &graph.exchanges {
+        if !holds_whole(row(x.row), &x.label) {
+            cut.push(format!("exchange `{}`", x.label));
+        }
+    }
+    for b in &graph.bindings {
+        let by_name = matches!(b.target, EdgeTarget::Queue(q) if graph.queues[q].by_name);
+        // A name a client made up may be cut after its first 24 characters.
+        let drawn = match made_up(&b.key) {
+            true => row(b.row).contains(&format!(" {}", &b.key[..24])),
+            false => holds_whole(row(b.row), &format!(" {}", b.key)),
+        };
+        if !by_name && !drawn {
+            cut.push(format!("key `{}`", b.key));
+        }
+    }
+    for q in &graph.queues {
+        let whole = format!("{}  {}", q.label, queue_counters(q, (0, 0)));
+        // A made-up name may be cut after its first 24 characters; its counters stay.
+        let cut_short = |text: &str| {
+            let rest = whole[q.name.len()..].to_string();
+            text.match_indices(&q.name[..24]).any(|(at, _)| {
+                let after = text[at + 24..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+                let after = after.strip_prefix('…').unwrap_or(after);
+                after.starts_with(&rest) && !after[rest.len()..].starts_with(goes_on)
+            })
+        };
+        let drawn = holds_whole(row(q.row), &whole) || (made_up(&q.name) && cut_short(row(q.row)));
+        if !drawn {
+            cut.push(format!("queue `{whole}`"));
+        }
+    }
+    for p in &graph.publishers {
+        let text = publisher_text(graph, p);
+        let drawn = row(p.row).starts_with(&text) && !row(p.row)[text.len()..].starts_with(goes_on);
+        if !drawn && !hidden("publishers") {
+            cut.push(format!("publisher `{text}`"));
+        }
+    }
+    for c in &graph.consumers {
+        if !holds_whole(row(c.row), &format!("▶{}", c.client())) && !hidden("consumers") {
+            cut.push(format!("consumer `{}`", c.client()));
+        }
+    }
+    // Only a consumer's tags may be cut, after its connection's whole name; and a made-up
+    // name after its first 24 characters.
+    let made_up_names: Vec<&str> = (graph.queues.iter().map(|q| q.name.as_str()))
+        .chain(graph.bindings.iter().map(|b| b.key.as_str()))
+        .filter(|name| made_up(name))
+        .collect();
+    for (r, text) in rows.iter().enumerate() {
+        let mut text = text.clone();
+        for name in &made_up_names {
+            for end in (24..name.len()).rev() {
+                text = text.replace(&format!("{}…", &name[..end]), &name[..end]);
+            }
+        }
+        let graph_part = match text.rsplit_once('▶') {
+            Some((before, after))
+                if (graph.consumers.iter()).any(|c| after.starts_with(c.client())) =>
+            {
+                before
+            }
+            _ => text.as_str(),
+        };
+        if graph_part.contains('…') {
+            cut.push(format!("row {r} cut: {text}"));
+        }
+    }
+    // The names the step mentions that the graph shows.
+    for name in said {
+        let object = graph.exchanges.iter().any(|x| x.name == *name)
+            || graph.queues.iter().any(|q| q.name == *name)
+            || graph.bindings.iter().any(|b| b.key == *name);
+        let client = graph.publishers.iter().any(|p| p.label == *name)
+            || graph.consumers.iter().any(|c| c.client() == name);
+        let seen = rows.iter().any(|r| holds_whole(r, name));
+        if (object && !seen) || (client && !seen && !hidden("consumers") && !hidden("publishers")) {
+            cut.push(format!("`{name}`, which the step mentions"));
+        }
+    }
+    cut
 }

@@ -135,13 +135,21 @@ fn the_graph_draws_the_stream_s_offsets_and_each_reader_s_position() {
         &text,
         &[("nova-compute :50001", "57"), ("nova-compute :50002", "20")],
     );
-    // Narrower: the tags and then the names give way, the positions stay.
+    // Narrower: the exchange's type and the stream's offsets stay whole; the consumers, whose
+    // names cut short would read alike (`nova-compute :500…`), are hidden and the bottom line
+    // says so. Zoomed, the graph has the room for their names and positions again.
     let text = screen(&mut app, 120, 35);
-    assert_positions(
-        &text,
-        &[("nova-compute :500", "57"), ("└▶nova-compute :500", "20")],
-    );
+    assert!(text.contains("compute_fanout [fanout] ─"), "{text}");
+    assert!(text.contains("compute_fanout [S D]  0‥57"), "{text}");
+    assert!(text.contains("consumers hidden (z zooms)"), "{text}");
     insta::assert_snapshot!("stream_graph_120x35", text);
+    app.update(Action::ToggleZoom);
+    let zoomed = screen(&mut app, 120, 35);
+    assert_positions(
+        &zoomed,
+        &[("nova-compute :50001", "57"), ("nova-compute :50002", "20")],
+    );
+    app.update(Action::ToggleZoom);
     // At 80 columns the graph hides its consumers, as for any queue.
     let text = screen(&mut app, 80, 24);
     assert!(text.contains("consumers hidden"), "{text}");

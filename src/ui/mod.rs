@@ -129,22 +129,35 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     } else {
         (main.width * 2 / 5, 64)
     };
-    let inspector_width = if app.graph.zoomed {
-        0
-    } else {
-        let share = share.clamp(24.min(main.width), widest);
-        // The graph may take what it needs to draw everything whole, as long as the side pane
-        // keeps the room its text reads in.
-        let graph_needs = panes::graph::whole_width(app) + 2;
-        let reads = if app.player.is_some() {
-            LESSON_READS
+    let split = |app: &App| {
+        let inspector_width = if app.graph.zoomed {
+            0
         } else {
-            INSPECTOR_READS
+            let share = share.clamp(24.min(main.width), widest);
+            // The graph may take what it needs to draw everything whole, as long as the side
+            // pane keeps the room its text reads in.
+            let graph_needs = panes::graph::whole_width(app) + 2;
+            let reads = if app.player.is_some() {
+                LESSON_READS
+            } else {
+                INSPECTOR_READS
+            };
+            share.min(main.width.saturating_sub(graph_needs).max(reads))
         };
-        share.min(main.width.saturating_sub(graph_needs).max(reads))
+        let [graph, right] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)])
+                .areas(main);
+        // Exchanges go on rows of their own when the graph pane is too narrow for names side
+        // by side.
+        let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
+        (graph, right, stacked)
     };
-    let [graph, right] =
-        Layout::horizontal([Constraint::Fill(1), Constraint::Length(inspector_width)]).areas(main);
+    let (mut graph, mut right, mut stacked) = split(app);
+    // What the graph needs is measured on its layout: laid out anew, it is measured again.
+    if stacked != app.graph.layout.stacked {
+        app.fit_graph(stacked);
+        (graph, right, stacked) = split(app);
+    }
     // In a lesson the narration has the right column; inspecting something (Enter) gives the
     // inspector its lower half.
     let (lesson, inspector) = match (&app.player, app.inspecting) {
@@ -157,8 +170,6 @@ pub fn render(frame: &mut Frame, app: &mut App) {
         (Some(_), false) => (Some(right), Rect::default()),
         (None, _) => (None, right),
     };
-    // Exchanges go on rows of their own when the graph pane is too narrow for names side by side.
-    let stacked = !panes::graph::side_by_side_fits(app, graph.width.saturating_sub(2));
     // The help scrolls by whole pages of what fits this frame.
     let help_page = panes::help::help_area(area, app.options.classroom).1;
     let areas = app::PaneAreas {

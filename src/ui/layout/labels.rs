@@ -75,6 +75,9 @@ pub struct Widths {
     pub queue_label: u16,
     pub by_name_name: u16,
     pub by_name_label: u16,
+    /// The same whole labels, but a made-up name counted as cut (see [`needed`]).
+    pub queue_short: u16,
+    pub by_name_short: u16,
     pub publisher_label: u16,
     /// Consumers: the names of their connections, and their whole labels with the tags.
     pub consumer_name: u16,
@@ -87,21 +90,29 @@ fn name_width(label: &str) -> u16 {
     needed(name.split("  ").next().unwrap_or(name))
 }
 
-/// The width a name needs to be recognised: whole, but a name a client made up (a prefix and
-/// 32 hex digits, as oslo.messaging's `reply_<uuid>`) only its first 24 characters and a `…`.
-/// Such names get their room after every other name, with the counters.
-fn needed(name: &str) -> u16 {
-    let made_up = name.is_ascii()
+/// Whether a client made the name up: a prefix and 32 hex digits, as oslo.messaging's
+/// `reply_<uuid>`. No one reads such a name to its end.
+pub fn made_up(name: &str) -> bool {
+    name.is_ascii()
         && name.len() > 32
         && name[name.len() - 32..]
             .bytes()
-            .all(|c| c.is_ascii_hexdigit());
-    if made_up {
-        25
+            .all(|c| c.is_ascii_hexdigit())
+}
+
+/// The width a name needs to be recognised: whole, but a made-up name only its first
+/// [`MADE_UP_KEPT`] characters and a `…`. The rest of such names gets its room after every
+/// other name, counter and type.
+fn needed(name: &str) -> u16 {
+    if made_up(name) {
+        MADE_UP_KEPT as u16 + 1
     } else {
         name.width() as u16
     }
 }
+
+/// The characters of a made-up name kept when it is cut.
+pub const MADE_UP_KEPT: usize = 24;
 
 /// The most a default-exchange edge's key asks for (it repeats its queue's name): the first
 /// 24 characters of a made-up name such as `reply_<uuid>` and its `…`.
@@ -157,9 +168,11 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         outer_keys: keys(false),
         inner_keys: keys(true),
         queue_name: widest(&mut by_name(false).map(|q| name_width(&q.label))),
-        queue_label: queue_label_width(graph, false),
+        queue_label: queue_label_width(graph, false, false),
         by_name_name: widest(&mut by_name(true).map(|q| name_width(&q.label))),
-        by_name_label: queue_label_width(graph, true),
+        by_name_label: queue_label_width(graph, true, false),
+        queue_short: queue_label_width(graph, false, true),
+        by_name_short: queue_label_width(graph, true, true),
         publisher_label: widest(
             &mut graph
                 .publishers
@@ -184,9 +197,15 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
 }
 
 /// The widest queue label with its counters, of the queues drawn where their key would be or
-/// of the others.
-fn queue_label_width(graph: &GraphLayout, by_name: bool) -> u16 {
-    let width = |q: &QueueNode| q.label.width() + 2 + queue_counters(q, (0, 0)).width();
+/// of the others; with `short`, made-up names counted as cut.
+fn queue_label_width(graph: &GraphLayout, by_name: bool, short: bool) -> u16 {
+    let width = |q: &QueueNode| {
+        let cut = match short {
+            true => q.name.width() - needed(&q.name) as usize,
+            false => 0,
+        };
+        q.label.width() - cut + 2 + queue_counters(q, (0, 0)).width()
+    };
     let queues = graph.queues.iter().filter(|q| q.by_name == by_name);
     queues.map(width).max().unwrap_or(0) as u16
 }
@@ -265,8 +284,10 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
             node.offsets = offsets(q);
         }
     }
-    graph.widths.queue_label = queue_label_width(graph, false);
-    graph.widths.by_name_label = queue_label_width(graph, true);
+    graph.widths.queue_label = queue_label_width(graph, false, false);
+    graph.widths.by_name_label = queue_label_width(graph, true, false);
+    graph.widths.queue_short = queue_label_width(graph, false, true);
+    graph.widths.by_name_short = queue_label_width(graph, true, true);
 }
 
 /// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]);

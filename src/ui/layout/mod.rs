@@ -42,8 +42,8 @@ mod labels;
 mod place;
 
 pub use labels::{
-    connection_labels, counters, exchange_label, more_label, position, publisher_text,
-    queue_counters, queue_label, refresh_labels, Widths,
+    connection_labels, counters, exchange_label, made_up, more_label, position, publisher_text,
+    queue_counters, queue_label, refresh_labels, Widths, MADE_UP_KEPT,
 };
 pub use place::layout;
 

@@ -1,14 +1,16 @@
 //! Where the graph's regions start for a given width: publishers, exchanges, keys, the chain
 //! column of inner exchanges, the lanes, queues and consumers; and what gives way first when
-//! the pane is narrow (names come first, then clients, counters and types, then consumers'
-//! tags, then lane spacing). A stream shows its offsets (`0‥57`) where other queues show
+//! the pane is narrow (names come first, then counters and types, then clients' names, each
+//! side whole or hidden, then consumers' tags, then lane spacing). A stream shows its offsets (`0‥57`) where other queues show
 //! counters; its consumers' positions (`@57`) give way after their tags (see `consumer_text`).
 
 use unicode_width::UnicodeWidthStr;
 
 use super::{scroll, Columns, QueueLane};
 use crate::ui::app::App;
-use crate::ui::layout::{queue_counters, BindingRow, EdgeTarget, GraphLayout, QueueNode};
+use crate::ui::layout::{
+    made_up, queue_counters, BindingRow, EdgeTarget, GraphLayout, QueueNode, MADE_UP_KEPT,
+};
 use crate::ui::model::Rate;
 
 impl Columns {
@@ -148,9 +150,14 @@ pub(super) fn columns(app: &App, width: u16, height: u16) -> Columns {
     cols
 }
 
-/// A queue's label with its counters, without its rate.
+/// A queue's label with its counters, without its rate, a made-up name cut (the exchange's
+/// type comes before the end of such a name).
 fn queue_text_width(q: &QueueNode) -> u16 {
-    (q.label.width() + 2 + queue_counters(q, (0, 0)).width()) as u16
+    let cut = match made_up(&q.name) {
+        true => q.name.width() - (MADE_UP_KEPT + 1),
+        false => 0,
+    };
+    (q.label.width() - cut + 2 + queue_counters(q, (0, 0)).width()) as u16
 }
 
 /// The queue lanes that pass through rows `top..bottom`, in the layout's order, with their
@@ -231,9 +238,10 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let queue_name = queue_name.max(by_name(widths.by_name_name, wanted_key_room));
     let names = exchange_name.max(8) + wanted_keys + queue_name.max(8) + lane_room(1).min(9);
     let names_fit = stacked || names <= width;
-    // Share the width: first names and keys, evenly when they do not all fit; then publishers'
-    // names and consumers' connections; then queue counters; then exchange types; then
-    // consumers' tags; then lanes two apart; what is left lengthens the lines.
+    // Share the width: first names and keys, evenly when they do not all fit; then queue
+    // counters; then exchange types; then publishers' names and consumers' connections, each
+    // side whole or not at all; then consumers' tags; then lanes two apart; what is left
+    // lengthens the lines.
     let mut budget = width.saturating_sub(lane_room(1));
     let [mut exchange_width, keys, mut queue_width] = fill(
         [
@@ -250,44 +258,37 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         false => (widths.by_name_exchange + 1).saturating_sub(exchange_full),
     };
     let queue_full = queue_full.max(by_name(widths.by_name_label + overflow, keys));
+    // Counters come before the end of a made-up name (`reply_3d609330315442c6b3…  0 0 1`),
+    // and exchange types between them.
+    let queue_short = (widths.queue_short + 1 + consumers_beside)
+        .max(by_name(widths.by_name_short + overflow, keys));
     budget -= exchange_width + keys + queue_width;
-    // A publisher needs ` ─┬▶` after its name, a consumer `─┬▶` before it; shown only when
-    // six columns of their names fit. A consumer's tags come after the types.
+    grow(&mut queue_width, queue_short, &mut budget);
+    grow(&mut exchange_width, exchange_full, &mut budget);
+    grow(&mut queue_width, queue_full, &mut budget);
+    // A publisher needs ` ─┬▶` after its name, a consumer `─┬▶` before it. A cut name would
+    // pass for another client's: a side without the room for its widest name is hidden (the
+    // bottom line says so), the publishers' first when only one side fits.
     let wanted = |label: u16, lines: u16, any: bool| if any { label + lines } else { 0 };
-    let consumer_name = widths.consumer_name;
-    let [publisher_room, consumer_room] = fill(
-        [
-            wanted(widths.publisher_label, 4, !graph.publishers.is_empty()),
-            wanted(consumer_name, 3, !graph.consumers.is_empty()),
-        ],
-        budget,
-    );
-    let room = |given: u16, lines: u16, label: u16| {
-        if given >= lines + label.min(6) {
-            given
-        } else {
-            0
-        }
+    let publisher_wanted = wanted(widths.publisher_label, 4, !graph.publishers.is_empty());
+    let consumer_wanted = wanted(widths.consumer_name, 3, !graph.consumers.is_empty());
+    let (publisher_room, mut consumer_room) = match budget {
+        b if publisher_wanted + consumer_wanted <= b => (publisher_wanted, consumer_wanted),
+        b if publisher_wanted <= b => (publisher_wanted, 0),
+        b if consumer_wanted <= b => (0, consumer_wanted),
+        _ => (0, 0),
     };
-    let publisher_room = room(publisher_room, 4, widths.publisher_label);
-    let mut consumer_room = room(consumer_room, 3, consumer_name);
     budget -= publisher_room + consumer_room;
-    let more = budget.min(queue_full.saturating_sub(queue_width));
-    queue_width += more;
-    budget -= more;
-    let more = budget.min(exchange_full.saturating_sub(exchange_width));
-    exchange_width += more;
-    budget -= more;
     if consumer_room > 0 {
         let more = budget.min((widths.consumer_label + 3).saturating_sub(consumer_room));
         consumer_room += more;
         budget -= more;
     }
-    let whole = names_fit
-        && publisher_room >= wanted(widths.publisher_label, 4, !graph.publishers.is_empty())
-        && consumer_room >= wanted(consumer_name, 3, !graph.consumers.is_empty())
-        && queue_width >= queue_full
-        && exchange_width >= exchange_full;
+    let labels_fit = names_fit && queue_width >= queue_short && exchange_width >= exchange_full;
+    let whole = labels_fit
+        && publisher_room >= publisher_wanted
+        && consumer_room >= consumer_wanted
+        && queue_width >= queue_full;
     // Rates last, each only when it fits whole.
     for (column, rate) in [
         (&mut queue_width, queue_rate_room),
@@ -341,6 +342,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         inner,
         stacked,
         names_fit,
+        labels_fit,
         whole,
         lanes,
         queue_lane: Vec::new(),
@@ -349,10 +351,20 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     }
 }
 
+/// Widens a column towards `wanted`, as far as `budget` goes.
+fn grow(column: &mut u16, wanted: u16, budget: &mut u16) {
+    let more = (*budget).min(wanted.saturating_sub(*column));
+    *column += more;
+    *budget -= more;
+}
+
 /// Whether exchanges, keys and queues fit side by side in `width` columns without a name being
-/// cut; when not, the graph is laid out stacked.
+/// cut, nor a type or a counter where stacking the exchanges would keep them whole; when not,
+/// the graph is laid out stacked.
 pub fn side_by_side_fits(app: &App, width: u16) -> bool {
-    columns_of(app, false, width, lanes_in_view(app)).names_fit
+    let side = columns_of(app, false, width, lanes_in_view(app));
+    side.names_fit
+        && (side.labels_fit || !columns_of(app, true, width, lanes_in_view(app)).labels_fit)
 }
 
 /// The lanes a frame is expected to pass, for measuring the graph apart from a frame.

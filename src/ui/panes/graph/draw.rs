@@ -9,7 +9,9 @@ use unicode_width::UnicodeWidthStr;
 use super::columns::columns;
 use super::{scroll, truncate, Columns, QueueLane};
 use crate::ui::app::{App, Focus};
-use crate::ui::layout::{position, publisher_text, ConsumerNode, EdgeTarget, GraphItem};
+use crate::ui::layout::{
+    made_up, position, publisher_text, ConsumerNode, EdgeTarget, GraphItem, MADE_UP_KEPT,
+};
 use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
 
@@ -422,8 +424,14 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 // Unroutable: a mark beside the exchange, where the message stopped.
                 let exchange = app.graph.layout.exchanges.iter().enumerate();
                 if let Some((i, x)) = exchange.clone().find(|(_, x)| *x.name == *flight.from) {
-                    if visible(x.row) && cols.edge_start(i) > 0 {
-                        buf[(inner.x + cols.edge_start(i) - 1, y_of(x.row))]
+                    // Stacked, the exchange's row is its label's alone: the mark follows it.
+                    let column = match cols.stacked {
+                        true if !cols.is_inner(i) => cols.exchange_x + x.label.width() as u16 + 1,
+                        _ => cols.edge_start(i).saturating_sub(1),
+                    };
+                    let free = |y: u16| !cols.stacked || buf[(inner.x + column, y)].symbol() == " ";
+                    if visible(x.row) && column > 0 && column < inner.width && free(y_of(x.row)) {
+                        buf[(inner.x + column, y_of(x.row))]
                             .set_char(mark)
                             .set_style(theme.bad());
                     }
@@ -484,7 +492,16 @@ const MIN_NAME: usize = 4;
 /// flying to it, and its rate first when all of it fits in `room` columns.
 fn queue_text(app: &App, q: &crate::ui::layout::QueueNode, room: usize) -> String {
     let counters = crate::ui::layout::queue_counters(q, app.model.arriving(&q.name, app.now));
-    let text = format!("{}  {counters}", q.label);
+    // A made-up name gives way before its counters, down to its first characters.
+    let label = match q.label.width() + 2 + counters.width() > room && made_up(&q.name) {
+        true => {
+            let flags = &q.label[q.name.len()..];
+            let keep = room.saturating_sub(flags.width() + 2 + counters.width());
+            format!("{}{flags}", truncate(&q.name, keep.max(MADE_UP_KEPT + 1)))
+        }
+        false => q.label.clone(),
+    };
+    let text = format!("{label}  {counters}");
     match rate_of(&app.model.queue_rates, &q.name) {
         Some(rate) => with_rate_if_whole(format!("{rate} {text}"), &text, room),
         None => text,

@@ -5,14 +5,15 @@
 //!
 //! How to read it: `┼` is always two lines crossing; `┬ ┴ ├ ┤` only ever join lines bound for
 //! the same destination (or leaving the same publisher or queue); `▶` is where a line ends.
-//! Names come first when the pane is narrow: exchanges, keys and queues, then publishers and
-//! consumers' connections (cut, or hidden, as the bottom line then says), then counters and
-//! exchange types, then consumers' tags, then lanes two columns apart; exchanges move to rows
-//! of their own above their bindings when their names do not fit. The default exchange's key
-//! is its queue's name: such a queue's label is drawn once, right after the exchange, where
-//! the key would be (`(default) [direct] ─▶reply_…  0 0 1`). A binding that gets no line (a chain more than one exchange deep,
-//! or more lanes passing the view than the pane has columns) shows `key ⇢ destination`
-//! instead. No text is ever written over a line, and a dot only ever runs on lines.
+//! Names come first when the pane is narrow: exchanges, keys and queues, then counters and
+//! exchange types, then publishers and consumers' connections (each side whole, or hidden as
+//! the bottom line then says), then consumers' tags, then lanes two columns apart; exchanges
+//! move to rows of their own above their bindings when their names do not fit. The default
+//! exchange's key is its queue's name: such a queue's label is drawn once, right after the
+//! exchange, where the key would be (`(default) [direct] ─▶reply_…  0 0 1`). A binding that
+//! gets no line (a chain more than one exchange deep, or more lanes passing the view than the
+//! pane has columns) shows `key ⇢ destination` instead. No text is ever written over a line,
+//! and a dot only ever runs on lines.
 //!
 //! - this file: the pane as a widget, which row is in view, and what a click hits.
 //! - `columns.rs`: where each region starts for a width, and what is cut when it is narrow.
@@ -69,8 +70,10 @@ struct Columns {
     inner: Vec<bool>,
     /// Exchanges on rows of their own (see [`crate::ui::layout::layout`]).
     stacked: bool,
-    /// Whether every name has the room it needs; and every type, counter and client's name.
+    /// Whether every name has the room it needs; and every type and counter too; and every
+    /// client's name besides.
     names_fit: bool,
+    labels_fit: bool,
     whole: bool,
     /// How many queue lanes have a column, and per queue which (see [`QueueLane`]).
     lanes: u16,
