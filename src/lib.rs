@@ -21,6 +21,7 @@
 //! - [`ui`]: the terminal view (ratatui).
 
 pub mod amqp;
+pub mod argument_map;
 pub mod broker;
 pub mod definitions;
 pub mod doctor;
