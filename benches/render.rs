@@ -35,6 +35,7 @@ fn big_topology() -> Snapshot {
             consumers: i % 2,
             stream: None,
             delivery_limit: Default::default(),
+            ..Default::default()
         })
         .collect();
     let bindings = (0..20_000)
@@ -54,6 +55,7 @@ fn big_topology() -> Snapshot {
             bindings,
             ..Default::default()
         }],
+        ..Default::default()
     }
 }
 

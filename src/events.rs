@@ -44,6 +44,7 @@ pub struct BindingInfo {
     pub destination_is_exchange: bool,
     pub routing_key: Name,
     /// Binding arguments rendered as `key=value` pairs (headers exchanges match on these).
+    #[serde(with = "crate::argument_map")]
     pub arguments: Vec<(String, String)>,
 }
 
@@ -160,6 +161,7 @@ pub enum EventKind {
         durable: bool,
         auto_delete: bool,
         internal: bool,
+        #[serde(with = "crate::argument_map")]
         arguments: Vec<(String, String)>,
     },
     ExchangeDeleted {
@@ -173,6 +175,7 @@ pub enum EventKind {
         durable: bool,
         exclusive: bool,
         auto_delete: bool,
+        #[serde(with = "crate::argument_map")]
         arguments: Vec<(String, String)>,
     },
     QueueDeleted {

@@ -181,6 +181,7 @@ fn app_for(vhost: VhostSnapshot) -> App {
     let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
     app.update(Action::Topology(Snapshot {
         vhosts: vec![vhost],
+        ..Default::default()
     }));
     app
 }
@@ -892,6 +893,7 @@ fn connection(id: u64, name: Option<&str>, port: u16) -> ConnectionSnapshot {
             connection_name: name.map(str::to_string),
             product: Some("py-amqp".into()),
         },
+        ..Default::default()
     }
 }
 
@@ -1026,6 +1028,7 @@ fn land(mut app: App, vhost: VhostSnapshot, traffic: Vec<Action>) -> App {
     app.model.flights.clear();
     app.update(Action::Topology(Snapshot {
         vhosts: vec![vhost],
+        ..Default::default()
     }));
     app
 }
@@ -1296,6 +1299,7 @@ fn a_message_travels_from_its_publisher_to_its_consumer() {
     }
     app.update(Action::Topology(Snapshot {
         vhosts: vec![vhost],
+        ..Default::default()
     }));
     let flight = app.model.flight_time;
     let mut frame = |at: f64| {

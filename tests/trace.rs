@@ -104,6 +104,7 @@ fn expected_after_hand_written() -> Snapshot {
             bindings: vec![BindingInfo::to_queue("orders", "shipping", "new")],
             ..Default::default()
         }],
+        ..Default::default()
     }
 }
 

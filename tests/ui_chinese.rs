@@ -40,6 +40,7 @@ fn chinese_app() -> App {
             ],
             ..Default::default()
         }],
+        ..Default::default()
     }));
     app
 }

@@ -49,6 +49,7 @@ fn app() -> App {
             ],
             ..Default::default()
         }],
+        ..Default::default()
     }));
     app
 }

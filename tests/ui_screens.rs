@@ -64,6 +64,7 @@ fn topology() -> Snapshot {
             ],
             ..Default::default()
         }],
+        ..Default::default()
     }
 }
 
@@ -194,6 +195,7 @@ fn empty_broker_80x24() {
             name: "/".into(),
             ..Default::default()
         }],
+        ..Default::default()
     }));
     insta::assert_snapshot!(screen(&mut app, 80, 24));
 }
@@ -683,6 +685,7 @@ fn nova_app() -> App {
             connection_name: Some(name.into()),
             product: Some("py-amqp".into()),
         },
+        ..Default::default()
     };
     app.update(Action::Topology(Snapshot {
         vhosts: vec![VhostSnapshot {
@@ -703,6 +706,7 @@ fn nova_app() -> App {
                 prefetch: 0,
             }],
         }],
+        ..Default::default()
     }));
     let cast = include_bytes!("fixtures/oslo/cast.json");
     let call = include_bytes!("fixtures/oslo/call.json");

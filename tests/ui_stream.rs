@@ -34,6 +34,7 @@ fn app(lang: Lang) -> App {
             connection_name: Some(format!("nova-compute:{id}:{name}")),
             product: Some("py-amqp".into()),
         },
+        ..Default::default()
     };
     let consumer = |id: u64, tag: &str| ConsumerSnapshot {
         queue: "compute_fanout".into(),
@@ -81,6 +82,7 @@ fn app(lang: Lang) -> App {
             connections: vec![host(1, "node1"), host(2, "node2")],
             consumers: vec![consumer(1, "node1"), consumer(2, "node2")],
         }],
+        ..Default::default()
     }));
     app
 }

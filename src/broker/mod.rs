@@ -387,6 +387,7 @@ impl Broker {
                 connection_name: Some(name),
                 product: Some(INTERNAL_PRODUCT.to_string()),
             },
+            ..Default::default()
         };
         let (sink, inbox) = self.sink();
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);

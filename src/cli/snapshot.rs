@@ -97,9 +97,7 @@ async fn remote_snapshot(
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint)?;
     let read = match vhost {
-        Some(name) => snapshot::vhost_snapshot(&api, name)
-            .await
-            .map(|v| Snapshot { vhosts: vec![v] }),
+        Some(name) => snapshot::one_vhost(&api, name).await,
         None => snapshot(&api).await,
     };
     match read {

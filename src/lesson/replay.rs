@@ -4,7 +4,7 @@
 //! queues it reached) and the exchanges, queues and bindings the recording declared.
 //!
 //! A lesson is refused at load time when a replay cannot be done as written (no such trace,
-//! publishes it does not hold, a body the trace kept only in part); see [`check`].
+//! publishes it does not hold, a body the trace kept only in part); see `check`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// The publishes numbered `from` to `to` (inclusive, from 1), once checked by [`check`].
+    /// The publishes numbered `from` to `to` (inclusive, from 1), once checked by `check`.
     pub fn select(&self, from: u32, to: u32) -> &[RecordedPublish] {
         let start = (from.max(1) - 1) as usize;
         let end = (to as usize).min(self.publishes.len());

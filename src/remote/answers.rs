@@ -49,11 +49,52 @@ pub struct Queue {
     /// The policy in force, when asked for (`policy` column).
     #[serde(default, deserialize_with = "text")]
     pub policy: Option<String>,
-    /// A quorum queue's member nodes and those online, when asked for; absent otherwise.
+    /// A quorum queue's or stream's member nodes and those online; absent for a classic queue.
     #[serde(default, deserialize_with = "names")]
     pub members: Option<Vec<String>>,
     #[serde(default, deserialize_with = "names")]
     pub online: Option<Vec<String>>,
+    /// The node a classic queue lives on; a quorum queue's or stream's leader's.
+    #[serde(default, deserialize_with = "text")]
+    pub node: Option<String>,
+    /// A quorum queue's or stream's leader.
+    #[serde(default, deserialize_with = "text")]
+    pub leader: Option<String>,
+    /// `running`, `down` (its node is), `minority` (a quorum queue without a majority), ...
+    #[serde(default, deserialize_with = "text")]
+    pub state: Option<String>,
+}
+
+/// An answer read as a JSON object first, then as `T`: RabbitMQ 3.10 may name a field twice,
+/// which serde's derived types refuse. The first one counts: a quorum queue with a member
+/// down lists `online` twice, first the members online, then all of them.
+pub struct Lenient<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let object = d.deserialize_map(FirstOfEach)?;
+        serde_json::from_value(Value::Object(object))
+            .map(Lenient)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+struct FirstOfEach;
+
+impl<'de> serde::de::Visitor<'de> for FirstOfEach {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = Map::new();
+        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            object.entry(key).or_insert(value);
+        }
+        Ok(object)
+    }
 }
 
 /// One policy of `/api/policies/VHOST`.
@@ -173,6 +214,9 @@ pub struct Connection {
     pub client_properties: Map<String, Value>,
     #[serde(default, deserialize_with = "text")]
     pub user_provided_name: Option<String>,
+    /// The cluster node the client is connected to.
+    #[serde(default, deserialize_with = "text")]
+    pub node: Option<String>,
 }
 
 impl Connection {

@@ -131,12 +131,12 @@ impl Management {
     }
 
     /// Every queue of the vhost with what `doctor` reads beside the snapshot's columns: the
-    /// policy in force and a quorum queue's members.
+    /// policy in force.
     pub async fn queues_in_depth(
         &self,
         vhost: &str,
     ) -> Result<Vec<answers::Queue>, ManagementError> {
-        self.queue_listing(vhost, ",policy,members,online").await
+        self.queue_listing(vhost, ",policy").await
     }
 
     /// The queues with the columns a snapshot uses and `more`: with thousands of queues the
@@ -146,12 +146,14 @@ impl Management {
         vhost: &str,
         more: &str,
     ) -> Result<Vec<answers::Queue>, ManagementError> {
-        self.paged(&format!(
-            "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
-             messages,messages_unacknowledged,consumers{more}",
-            segment(vhost)
-        ))
-        .await
+        let listed: Vec<answers::Lenient<answers::Queue>> = self
+            .paged(&format!(
+                "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
+                 messages,messages_unacknowledged,consumers,node,leader,members,online,state{more}",
+                segment(vhost)
+            ))
+            .await?;
+        Ok(listed.into_iter().map(|q| q.0).collect())
     }
 
     /// Every exchange of the vhost with its message counters.
@@ -272,7 +274,7 @@ impl Management {
         let listing: Listing<answers::Connection> = self
             .get(&format!(
                 "/api/vhosts/{}/connections?columns=name,user,peer_host,peer_port,\
-                 client_properties,user_provided_name",
+                 client_properties,user_provided_name,node",
                 segment(vhost)
             ))
             .await?;

@@ -11,7 +11,8 @@ use crate::broker::{ConsumerSnapshot, Snapshot};
 
 /// Exchanges as rounded boxes, queues as cylinders, bindings as edges labelled with their
 /// routing key (and arguments), client connections as ovals with a dashed edge from each
-/// queue they consume, labelled with the consumer tag; one cluster per vhost.
+/// queue they consume, labelled with the consumer tag; one cluster per vhost, and in it one
+/// per RabbitMQ node holding queues.
 pub fn dot(snapshot: &Snapshot) -> String {
     let mut out =
         String::from("digraph rabbitmq {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
@@ -33,13 +34,46 @@ pub fn dot(snapshot: &Snapshot) -> String {
                 quote(&format!("{name}\n{}", x.kind))
             );
         }
+        // Queues a cluster places on a node (a replicated one: its leader's) in a cluster of
+        // that node's, named after the vhost's: dot's subgraph names are global.
+        let mut by_node: std::collections::BTreeMap<Option<&str>, Vec<_>> = Default::default();
         for q in &v.queues {
-            let _ = writeln!(
-                out,
-                "    {} [shape=cylinder, label={}];",
-                queue_id(&q.name),
-                quote(&q.name)
-            );
+            by_node.entry(q.home()).or_default().push(q);
+        }
+        for (node, queues) in by_node {
+            let indent = if node.is_some() { "      " } else { "    " };
+            if let Some(node) = node {
+                let _ = writeln!(
+                    out,
+                    "    subgraph {} {{",
+                    quote(&format!("cluster_{i}_{node}"))
+                );
+                let _ = writeln!(out, "      label={};", quote(&format!("node {node}")));
+            }
+            for q in queues {
+                let mut label = q.name.clone();
+                if !q.members.is_empty() {
+                    let _ = write!(
+                        label,
+                        "\n{} {}/{}",
+                        q.queue_type.as_str(),
+                        q.online.len(),
+                        q.members.len()
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{indent}{} [shape=cylinder, label={}];",
+                    queue_id(&q.name),
+                    quote(&label)
+                );
+            }
+            if node.is_some() {
+                out.push_str(
+                    "    }
+",
+                );
+            }
         }
         // Clients as ovals named by their label; each consumer an edge from its queue.
         let connection_id = |id: u64| quote(&format!("{}/connection/{id}", v.name));
@@ -84,13 +118,30 @@ pub fn dot(snapshot: &Snapshot) -> String {
     out
 }
 
-/// An indented listing, one vhost after another: its exchanges (but the default and `amq.*`
-/// ones every broker has), queues with their depths and, under each, its consumers named by
+/// An indented listing: a cluster's nodes, then one vhost after another: its exchanges (but
+/// the default and `amq.*` ones every broker has), queues with their depths and where a
+/// cluster keeps them and, under each, its consumers named by
 /// their connection's label; bindings; connections. Control characters in names are shown as
 /// escapes.
 pub fn text(snapshot: &Snapshot) -> String {
     use crate::terminal::printable;
     let mut out = String::new();
+    if !snapshot.nodes.is_empty() {
+        out.push_str("nodes:\n");
+    }
+    for n in &snapshot.nodes {
+        let mut said = vec![if n.running { "running" } else { "down" }.to_string()];
+        if n.memory_alarm {
+            said.push("memory alarm".into());
+        }
+        if n.disk_alarm {
+            said.push("disk alarm".into());
+        }
+        if !n.partitions.is_empty() {
+            said.push(format!("cannot reach {}", n.partitions.join(", ")));
+        }
+        let _ = writeln!(out, "  {} {}", printable(&n.name), said.join(", "));
+    }
     for v in &snapshot.vhosts {
         let _ = writeln!(out, "vhost {}", printable(&v.name));
         let exchanges: Vec<_> = v
@@ -130,9 +181,24 @@ pub fn text(snapshot: &Snapshot) -> String {
                 (q.exclusive, "exclusive"),
                 (q.auto_delete, "auto-delete"),
             ]);
+            let place = match (&q.leader, &q.node) {
+                (Some(leader), _) => format!(
+                    ", {} leader {}, {} of {} members online",
+                    q.queue_type.as_str(),
+                    printable(leader),
+                    q.online.len(),
+                    q.members.len()
+                ),
+                (None, Some(node)) => format!(", on {}", printable(node)),
+                (None, None) => String::new(),
+            };
+            let state = match q.state.as_deref() {
+                Some(state) if state != "running" => format!(", {}", printable(state)),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "    {}: {} ready, {} unacked{flags}",
+                "    {}: {} ready, {} unacked{flags}{place}{state}",
                 printable(&q.name),
                 q.ready,
                 q.unacked
@@ -189,12 +255,17 @@ pub fn text(snapshot: &Snapshot) -> String {
             out.push_str("  connections:\n");
         }
         for c in &v.connections {
+            let node = c
+                .node
+                .as_deref()
+                .map(|n| format!(", node {}", printable(n)));
             let _ = writeln!(
                 out,
-                "    {} ({}, user {})",
+                "    {} ({}, user {}{})",
                 printable(&c.label()),
                 printable(&c.name),
-                printable(&c.user)
+                printable(&c.user),
+                node.unwrap_or_default()
             );
         }
     }
@@ -357,6 +428,7 @@ mod tests {
                     consumers: 0,
                     stream: None,
                     delivery_limit: Default::default(),
+                    ..Default::default()
                 }],
                 bindings: vec![BindingInfo {
                     source: "orders".into(),
@@ -367,6 +439,7 @@ mod tests {
                 }],
                 ..Default::default()
             }],
+            ..Default::default()
         }
     }
 
@@ -403,6 +476,35 @@ mod tests {
         assert!(text.contains(
             "\"//queue/q \\\"1\\\"\" -> \"//connection/42\" [style=dashed, label=\"c-1\"]"
         ));
+    }
+
+    #[test]
+    fn dot_puts_queues_in_their_node_s_cluster() {
+        let mut snapshot = sample();
+        let v = &mut snapshot.vhosts[0];
+        v.queues[0].node = Some("rs-b@localhost".into());
+        v.queues.push(QueueSnapshot {
+            queue_type: QueueType::Quorum,
+            node: Some("rs-a@localhost".into()),
+            leader: Some("rs-c@localhost".into()),
+            members: vec!["rs-a@localhost".into(), "rs-c@localhost".into()],
+            online: vec!["rs-c@localhost".into()],
+            ..QueueSnapshot::new("votes")
+        });
+        let text = dot(&snapshot);
+        let b = text
+            .find("subgraph \"cluster_0_rs-b@localhost\" {")
+            .unwrap();
+        let c = text
+            .find("subgraph \"cluster_0_rs-c@localhost\" {")
+            .unwrap();
+        assert!(
+            text[b..c].contains("\"//queue/q \\\"1\\\"\" [shape=cylinder"),
+            "{text}"
+        );
+        // A replicated queue sits with its leader, its members online counted.
+        assert!(text[c..].contains("label=\"votes\\nquorum 1/2\""), "{text}");
+        assert!(!text.contains("cluster_0_rs-a"), "{text}");
     }
 
     #[test]

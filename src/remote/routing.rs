@@ -142,6 +142,7 @@ mod tests {
                 ],
                 ..Default::default()
             }],
+            ..Default::default()
         })
     }
 

@@ -1,6 +1,7 @@
 //! The management API's exchanges, queues, bindings, connections and consumers as a
 //! [`Snapshot`], shaped exactly like the embedded broker's: sorted by name, the default
-//! exchange listed but its implicit per-queue bindings not, arguments as `key=value` text.
+//! exchange listed but its implicit per-queue bindings not, arguments as `key=value` text;
+//! with the cluster's nodes and where each queue and connection lives.
 
 use std::collections::HashSet;
 
@@ -11,15 +12,16 @@ use super::management::{Management, ManagementError};
 use super::{connection_id, is_own_connection};
 use crate::events::{BindingInfo, ClientInfo};
 use crate::topology::{
-    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, QueueSnapshot, QueueType, Snapshot,
-    VhostSnapshot,
+    ConnectionSnapshot, ConsumerSnapshot, ExchangeSnapshot, NodeSnapshot, QueueSnapshot, QueueType,
+    Snapshot, VhostSnapshot,
 };
 
 /// Successive polls become events through the topology's diff (`crate::remote::diff`).
 pub use crate::topology::diff;
 
-/// The topology of every vhost the user may see.
+/// The topology of every vhost the user may see, and the cluster's nodes.
 pub async fn snapshot(management: &Management) -> Result<Snapshot, ManagementError> {
+    let nodes = nodes(management).await?;
     let mut vhosts = Vec::new();
     for name in management.vhost_names().await? {
         match vhost_snapshot(management, &name).await {
@@ -30,7 +32,38 @@ pub async fn snapshot(management: &Management) -> Result<Snapshot, ManagementErr
         }
     }
     vhosts.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Snapshot { vhosts })
+    Ok(Snapshot { vhosts, nodes })
+}
+
+/// One vhost's topology and the cluster's nodes.
+pub async fn one_vhost(management: &Management, vhost: &str) -> Result<Snapshot, ManagementError> {
+    let (v, nodes) = tokio::try_join!(vhost_snapshot(management, vhost), nodes(management))?;
+    Ok(Snapshot {
+        vhosts: vec![v],
+        nodes,
+    })
+}
+
+/// The cluster's nodes by name; none when the user may not list them (it takes the
+/// `monitoring` tag), which is no reason to show nothing else.
+pub async fn nodes(management: &Management) -> Result<Vec<NodeSnapshot>, ManagementError> {
+    use super::management::ErrorKind;
+    let listed = match management.nodes().await {
+        Ok(listed) => listed,
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::Unauthorized | ErrorKind::NotFound | ErrorKind::Other
+            ) =>
+        {
+            tracing::debug!(error = %e, "the cluster's nodes were not read");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut nodes: Vec<NodeSnapshot> = listed.into_iter().map(node).collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
 }
 
 /// One vhost's topology.
@@ -53,24 +86,7 @@ pub async fn vhost_snapshot(
     let mut queues: Vec<QueueSnapshot> = queues
         .into_iter()
         .filter(|q| !own(&q.name))
-        .map(|q| {
-            let unacked = q.messages_unacknowledged as usize;
-            QueueSnapshot {
-                name: q.name,
-                queue_type: QueueType::from_name(q.kind.as_deref().unwrap_or_default()),
-                durable: q.durable,
-                exclusive: q.exclusive,
-                auto_delete: q.auto_delete,
-                arguments: pairs(&q.arguments),
-                ready: (q.messages as usize).saturating_sub(unacked),
-                unacked,
-                consumers: q.consumers as usize,
-                // The management API tells a stream's type and messages, not its offsets nor
-                // where each consumer reads: that is not drawn rather than guessed.
-                stream: None,
-                delivery_limit: Default::default(),
-            }
-        })
+        .map(queue)
         .collect();
     queues.sort_by(|a, b| a.name.cmp(&b.name));
     let mut bindings: Vec<BindingInfo> = bindings
@@ -96,6 +112,48 @@ pub async fn vhost_snapshot(
         connections,
         consumers,
     })
+}
+
+/// One queue of the API as a snapshot lists it, with where a cluster keeps it.
+pub fn queue(q: answers::Queue) -> QueueSnapshot {
+    let unacked = q.messages_unacknowledged as usize;
+    let sorted = |names: Option<Vec<String>>| {
+        let mut names = names.unwrap_or_default();
+        names.sort();
+        names
+    };
+    QueueSnapshot {
+        name: q.name,
+        queue_type: QueueType::from_name(q.kind.as_deref().unwrap_or_default()),
+        durable: q.durable,
+        exclusive: q.exclusive,
+        auto_delete: q.auto_delete,
+        arguments: pairs(&q.arguments),
+        ready: (q.messages as usize).saturating_sub(unacked),
+        unacked,
+        consumers: q.consumers as usize,
+        // The management API tells a stream's type and messages, not its offsets nor where
+        // each consumer reads: that is not drawn rather than guessed.
+        stream: None,
+        delivery_limit: Default::default(),
+        // RabbitMQ 3.10 names a stream's leader only as its `node`.
+        leader: q.leader.or_else(|| q.members.as_ref().and(q.node.clone())),
+        node: q.node,
+        members: sorted(q.members),
+        online: sorted(q.online),
+        state: q.state,
+    }
+}
+
+/// One node of `/api/nodes` as a snapshot lists it.
+pub fn node(n: answers::Node) -> NodeSnapshot {
+    NodeSnapshot {
+        name: n.name,
+        running: n.running,
+        memory_alarm: n.mem_alarm,
+        disk_alarm: n.disk_free_alarm,
+        partitions: n.partitions.unwrap_or_default(),
+    }
 }
 
 /// The API's connections and consumers as a snapshot lists them: connections by name,
@@ -126,6 +184,7 @@ fn clients(
                 connection_name: c.connection_name(),
                 product: c.client_property("product"),
             },
+            node: c.node.clone(),
             name: c.name,
         })
         .collect();

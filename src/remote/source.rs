@@ -214,9 +214,7 @@ impl Source for RemoteSource {
 async fn poll(shared: Arc<Shared>, management: Management, vhost: String, interval: Duration) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let read = super::snapshot::vhost_snapshot(&management, &vhost)
-            .await
-            .map(|v| Snapshot { vhosts: vec![v] });
+        let read = super::snapshot::one_vhost(&management, &vhost).await;
         match read {
             Ok(new) => {
                 let new = Arc::new(new);

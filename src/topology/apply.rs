@@ -272,6 +272,7 @@ pub fn apply(snapshot: &mut Snapshot, event: &Event) {
                 peer: peer.clone(),
                 user: user.to_string(),
                 client: client.clone(),
+                ..Default::default()
             });
         }
         // A closed channel's or connection's consumers go with it.
@@ -332,6 +333,7 @@ mod tests {
                 }],
                 ..Default::default()
             }],
+            ..Default::default()
         };
         let mut acking = Acking::default();
         acking.apply(

@@ -265,6 +265,7 @@ mod tests {
                 bindings: vec![binding("amq.topic", "a", "x.*")],
                 ..Default::default()
             }],
+            ..Default::default()
         };
         let mut new = old.clone();
         let v = &mut new.vhosts[0];
@@ -309,6 +310,7 @@ mod tests {
                 consumers: vec![consumer("t-1", 1, 1), consumer("t-2", 2, 1)],
                 ..Default::default()
             }],
+            ..Default::default()
         };
         let mut new = old.clone();
         let v = &mut new.vhosts[0];
@@ -456,6 +458,7 @@ mod tests {
                             consumers: ready % 3,
                             stream: None,
                             delivery_limit: Default::default(),
+                            ..Default::default()
                         }
                     },
                 )
@@ -473,6 +476,7 @@ mod tests {
                     connection_name: (id != 2).then(|| format!("client-{id}")),
                     product: Some("pika".into()),
                 },
+                ..Default::default()
             }
         }
 
@@ -554,6 +558,7 @@ mod tests {
         pub fn snapshot() -> impl Strategy<Value = Snapshot> {
             (vhost("/"), vhost("shop"), any::<bool>()).prop_map(|(root, shop, both)| Snapshot {
                 vhosts: if both { vec![root, shop] } else { vec![root] },
+                ..Default::default()
             })
         }
     }

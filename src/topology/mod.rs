@@ -24,6 +24,24 @@ pub use diff::diff;
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub vhosts: Vec<VhostSnapshot>,
+    /// The RabbitMQ cluster's nodes, running or not, by name. Empty for the embedded broker
+    /// and when the user may not list them (that takes the `monitoring` tag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// One node of a RabbitMQ cluster, as `/api/nodes` tells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeSnapshot {
+    pub name: String,
+    pub running: bool,
+    #[serde(default)]
+    pub memory_alarm: bool,
+    #[serde(default)]
+    pub disk_alarm: bool,
+    /// The nodes of its cluster this one cannot reach although they run: a network partition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -53,6 +71,9 @@ pub struct ConnectionSnapshot {
     pub peer: String,
     pub user: String,
     pub client: ClientInfo,
+    /// The cluster node it is connected to; None for the embedded broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl ConnectionSnapshot {
@@ -83,6 +104,7 @@ pub struct ExchangeSnapshot {
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
+    #[serde(with = "crate::argument_map")]
     pub arguments: Vec<(String, String)>,
 }
 
@@ -146,6 +168,7 @@ pub struct QueueSnapshot {
     pub durable: bool,
     pub exclusive: bool,
     pub auto_delete: bool,
+    #[serde(with = "crate::argument_map")]
     pub arguments: Vec<(String, String)>,
     pub ready: usize,
     pub unacked: usize,
@@ -158,6 +181,21 @@ pub struct QueueSnapshot {
     /// default when it has none (20 from RabbitMQ 4.0), which its arguments do not show.
     #[serde(default, skip_serializing_if = "DeliveryLimit::is_unknown")]
     pub delivery_limit: DeliveryLimit,
+    /// Where a RabbitMQ cluster keeps it: a classic queue's node; the leader's of a quorum
+    /// queue or stream. None for the embedded broker (one node) and older snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// A quorum queue's or stream's leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// A quorum queue's or stream's member nodes, and those of them online.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub online: Vec<String>,
+    /// RabbitMQ's word for its state (`running`, `down`, `minority`, ...), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// A stream's log: the offsets it holds, its size and retention, and where each consumer
@@ -263,6 +301,18 @@ impl QueueSnapshot {
 
     pub fn is_stream(&self) -> bool {
         self.queue_type == QueueType::Stream
+    }
+
+    /// The node that serves it: the leader of a replicated queue, else its node.
+    pub fn home(&self) -> Option<&str> {
+        self.leader.as_deref().or(self.node.as_deref())
+    }
+}
+
+impl NodeSnapshot {
+    /// Whether the node runs with no alarm and no partition.
+    pub fn healthy(&self) -> bool {
+        self.running && !self.memory_alarm && !self.disk_alarm && self.partitions.is_empty()
     }
 }
 

@@ -26,7 +26,7 @@
 //!   durable: true
 //!   exclusive: false
 //!   auto_delete: false
-//!   arguments: []
+//!   arguments: {}
 //! ...
 //! ```
 //!

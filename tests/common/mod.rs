@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod cluster;
 pub mod imported;
 pub mod pki;
 pub mod process;

@@ -342,6 +342,7 @@ pub(super) async fn handshake(
         peer: peer.to_string(),
         user: user.clone(),
         client,
+        ..Default::default()
     };
     let id = match broker.open_connection(&vhost, opener, sink.clone()) {
         Ok(id) => id,

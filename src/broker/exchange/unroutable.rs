@@ -80,7 +80,7 @@ pub struct Unroutable {
     /// How many bindings the exchange has.
     pub bindings: usize,
     pub summary: Summary,
-    /// The closest bindings first, at most [`NEAREST`].
+    /// The closest bindings first, at most `NEAREST`.
     pub nearest: Vec<NearMiss>,
 }
 

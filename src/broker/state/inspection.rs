@@ -96,6 +96,7 @@ impl State {
                             (QueueType::Quorum, None) => DeliveryLimit::Unlimited,
                             _ => DeliveryLimit::Unknown,
                         },
+                        ..Default::default()
                     })
                     .collect();
                 queues.sort_by(|a, b| a.name.cmp(&b.name));
@@ -122,7 +123,10 @@ impl State {
             })
             .collect();
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
-        Snapshot { vhosts }
+        Snapshot {
+            vhosts,
+            ..Default::default()
+        }
     }
 
     /// Each vhost's connections, by id.

@@ -602,6 +602,10 @@ impl App {
     /// labels (counts) change.
     fn topology(&mut self, snapshot: crate::topology::Snapshot) {
         self.vhosts = snapshot.vhosts.iter().map(|v| v.name.clone()).collect();
+        if snapshot.nodes != self.model.nodes {
+            self.model.nodes = snapshot.nodes.clone();
+            self.dirty = true;
+        }
         if let Some(v) = snapshot.vhost(&self.model.vhost) {
             self.model.set_topology(v.clone());
             if std::mem::take(&mut self.model.structure_changed) {

@@ -150,6 +150,7 @@ fn presenter_keys_drive_the_lesson_and_autoplay_moves_on_by_itself() {
             name: "/".into(),
             ..Default::default()
         }],
+        ..Default::default()
     }));
     app.update(Action::LessonAutoplay);
     let start = app.now;
@@ -264,6 +265,7 @@ fn a_binding_is_selected_on_its_own_unbound_and_stays_selected_across_changes() 
                 bindings,
                 ..Default::default()
             }],
+            ..Default::default()
         })
     };
     let errors = BindingInfo::to_queue("logs", "errors", "error");
@@ -325,6 +327,7 @@ fn app_with_queues() -> App {
             ],
             ..Default::default()
         }],
+        ..Default::default()
     }));
     app
 }

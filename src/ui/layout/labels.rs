@@ -75,7 +75,7 @@ pub struct Widths {
     pub queue_label: u16,
     pub by_name_name: u16,
     pub by_name_label: u16,
-    /// The same whole labels, but a made-up name counted as cut (see [`needed`]).
+    /// The same whole labels, but a made-up name counted as cut (see `needed`).
     pub queue_short: u16,
     pub by_name_short: u16,
     pub publisher_label: u16,

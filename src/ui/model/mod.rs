@@ -236,6 +236,8 @@ pub struct Model {
     pub flight_time: Duration,
     /// The broker's resource alarms that are on (they are the node's, not the vhost's).
     pub alarms: crate::broker::Alarms,
+    /// A RabbitMQ cluster's nodes, from the last snapshot (none for the embedded broker).
+    pub nodes: Vec<crate::topology::NodeSnapshot>,
 }
 
 impl Model {
@@ -260,6 +262,7 @@ impl Model {
             max_flights: 64,
             flight_time: Duration::from_millis(1200),
             alarms: crate::broker::Alarms::default(),
+            nodes: Vec::new(),
         }
     }
 

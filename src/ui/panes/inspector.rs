@@ -449,6 +449,12 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
         if s.is_quorum() {
             lines.extend(quorum_lines(s, lang));
         }
+        lines.extend(super::placement::placement_lines(
+            s,
+            &app.model.nodes,
+            lang,
+            theme,
+        ));
         lines.extend(super::stream::stream_lines(s, app, lang));
         lines.push(Line::raw(match lang {
             Lang::En => format!(
@@ -481,7 +487,8 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
 }
 
 /// What sets a quorum queue apart: its delivery limit, and what a cluster would do with it.
-/// This broker is one node, so the queue has one member, which leads and is its own majority.
+/// The embedded broker is one node, so the queue has one member, which leads and is its own
+/// majority.
 fn quorum_lines<'a>(q: &crate::broker::QueueSnapshot, lang: Lang) -> Vec<Line<'a>> {
     use crate::topology::DeliveryLimit;
     let group: Option<usize> = q
@@ -524,15 +531,19 @@ fn quorum_lines<'a>(q: &crate::broker::QueueSnapshot, lang: Lang) -> Vec<Line<'a
         Lang::En => "here: 1 node, leader and only member, majority 1",
         Lang::Zh => "此处：1 个节点，既是领导者也是唯一成员，多数 1",
     };
-    vec![
+    let mut lines = vec![
         Line::raw(match lang {
             Lang::En => "quorum queue: counts redeliveries (x-delivery-count)",
             Lang::Zh => "仲裁队列：计数重投（x-delivery-count）",
         }),
         Line::raw(format!("  {limit}")),
-        Line::raw(format!("  {cluster}")),
-        Line::raw(format!("  {here}")),
-    ]
+    ];
+    // A RabbitMQ cluster names its members: the placement lines tell them instead.
+    if q.members.is_empty() {
+        lines.push(Line::raw(format!("  {cluster}")));
+        lines.push(Line::raw(format!("  {here}")));
+    }
+    lines
 }
 
 /// Named flags in a line: `durable true  exclusive false`, or `持久 是  排他 否`.

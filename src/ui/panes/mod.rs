@@ -1,6 +1,6 @@
 //! One file per screen region, each an `impl Widget for &Pane` or, for the panes that read
 //! nothing but the app and the colours, a `render` function: the status line, the graph,
-//! the inspector (with a stream's log), the lesson narration, the message log, and what opens over them (help,
+//! the inspector (with a stream's log and a queue's place in a cluster), the lesson narration, the message log, and what opens over them (help,
 //! lesson menu, forms and questions).
 //!
 //! A pane reads the app and draws; it changes nothing but what a frame measures (the
@@ -13,6 +13,7 @@ pub mod inspector;
 pub mod lesson;
 pub mod log;
 pub mod menu;
+mod placement;
 pub mod status;
 mod stream;
 

@@ -1,6 +1,6 @@
 //! The status line on top: where clients connect, the vhost, the release the embedded broker
-//! behaves as, the overall rate with a sparkline, whether the animation is paused, and the end
-//! of a replayed trace.
+//! behaves as, the overall rate with a sparkline, a RabbitMQ cluster's nodes, whether the
+//! animation is paused, and the end of a replayed trace.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -70,6 +70,10 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         };
         spans.push(Span::styled(text, theme.bad()));
     }
+    if let Some((text, trouble)) = nodes_text(&app.model.nodes, lang) {
+        let style = if trouble { theme.bad() } else { theme.dim() };
+        spans.push(Span::styled(text, style));
+    }
     if app.playback.paused {
         spans.push(Span::styled(tr(lang, "  PAUSED", "  已暂停"), theme.bad()));
     }
@@ -102,4 +106,87 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         )),
     }
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
+}
+
+/// What the status line says of a cluster's nodes, and whether it is trouble: nothing for one
+/// healthy node (or none known); how many run; which are down, partitioned or in alarm.
+pub fn nodes_text(nodes: &[crate::topology::NodeSnapshot], lang: Lang) -> Option<(String, bool)> {
+    if nodes.iter().all(|n| n.healthy()) && nodes.len() < 2 {
+        return None;
+    }
+    let up = nodes.iter().filter(|n| n.running).count();
+    let mut text = match lang {
+        Lang::En => format!("  nodes {up}/{} up", nodes.len()),
+        Lang::Zh => format!("  节点 {up}/{} 运行", nodes.len()),
+    };
+    let names = |keep: fn(&crate::topology::NodeSnapshot) -> bool| -> String {
+        let named: Vec<&str> = (nodes.iter().filter(|n| keep(n)))
+            .map(|n| n.name.as_str())
+            .collect();
+        named.join(", ")
+    };
+    let down = names(|n| !n.running);
+    if !down.is_empty() {
+        text += &match lang {
+            Lang::En => format!(": {down} down"),
+            Lang::Zh => format!("：{down} 已停止"),
+        };
+    }
+    let partitioned = names(|n| n.running && !n.partitions.is_empty());
+    if !partitioned.is_empty() {
+        text += &match lang {
+            Lang::En => format!("  partition seen by {partitioned}"),
+            Lang::Zh => format!("  网络分区：{partitioned}"),
+        };
+    }
+    let alarmed = names(|n| n.running && (n.memory_alarm || n.disk_alarm));
+    if !alarmed.is_empty() {
+        text += &match lang {
+            Lang::En => format!("  alarm on {alarmed}: publishers blocked"),
+            Lang::Zh => format!("  {alarmed} 告警：发布者被阻塞"),
+        };
+    }
+    let trouble = !nodes.iter().all(|n| n.healthy());
+    Some((text, trouble))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::NodeSnapshot;
+
+    fn node(name: &str, running: bool) -> NodeSnapshot {
+        NodeSnapshot {
+            name: name.into(),
+            running,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_healthy_node_says_nothing_a_cluster_says_how_many_run() {
+        assert_eq!(nodes_text(&[], Lang::En), None);
+        assert_eq!(nodes_text(&[node("rabbit@a", true)], Lang::En), None);
+        let three = [node("rs-a", true), node("rs-b", true), node("rs-c", true)];
+        assert_eq!(
+            nodes_text(&three, Lang::En),
+            Some(("  nodes 3/3 up".to_string(), false))
+        );
+    }
+
+    #[test]
+    fn a_node_down_partitioned_or_in_alarm_is_trouble() {
+        let mut nodes = [node("rs-a", true), node("rs-b", true), node("rs-c", false)];
+        nodes[0].partitions = vec!["rs-b".into()];
+        nodes[1].memory_alarm = true;
+        assert_eq!(
+            nodes_text(&nodes, Lang::En),
+            Some((
+                "  nodes 2/3 up: rs-c down  partition seen by rs-a  alarm on rs-b: publishers \
+                 blocked"
+                    .to_string(),
+                true
+            ))
+        );
+    }
 }
