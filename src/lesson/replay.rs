@@ -149,18 +149,12 @@ pub fn read(path: &Path) -> Result<Recording, String> {
                 internal,
                 arguments,
             } if !name.is_empty() && !name.starts_with("amq.") => {
-                let kind = match kind.as_ref() {
-                    "direct" => ExchangeType::Direct,
-                    "fanout" => ExchangeType::Fanout,
-                    "topic" => ExchangeType::Topic,
-                    "headers" => ExchangeType::Headers,
-                    other => {
-                        return Err(format!(
-                            "{}: the exchange `{name}` is of type `{other}`, which a lesson \
-                             cannot declare",
-                            path.display()
-                        ))
-                    }
+                let Some(kind) = ExchangeType::named(kind) else {
+                    return Err(format!(
+                        "{}: the exchange `{name}` is of type `{kind}`, which a lesson cannot \
+                         declare",
+                        path.display()
+                    ));
                 };
                 if declared_exchanges.insert(name.to_string()) {
                     recording.exchanges.push(ExchangeDecl {

@@ -208,6 +208,13 @@ impl ExchangeType {
             ExchangeType::Headers => "headers",
         }
     }
+
+    /// The type named `name` as AMQP writes it; none for a type a lesson cannot declare.
+    pub fn named(name: &str) -> Option<ExchangeType> {
+        [Self::Direct, Self::Fanout, Self::Topic, Self::Headers]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
