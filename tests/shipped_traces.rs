@@ -333,6 +333,22 @@ fn a_fresh_boot_with_notifications_has_the_shape_of_the_shipped_one() {
     fresh_boot_has_the_shape_of_the_shipped_one("notifications");
 }
 
+/// The same on the settings upstream recommends in 2026 (`record.sh 2026 ... embedded`),
+/// against the shipped `nova-boot-2026.yaml`: quorum queues, streams, queue-manager names.
+#[test]
+fn a_fresh_2026_boot_has_the_shape_of_the_shipped_one() {
+    fresh_boot_has_the_shape_of_the_shipped_one("2026");
+}
+
+/// A name with its uuids blanked, and the host in a queue-manager reply queue's name
+/// (`reply_<host>:<process>:<n>`, the recording machine's hostname).
+fn without_ids(name: &str) -> String {
+    static HOST: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^reply_[^:<>]+:").unwrap());
+    HOST.replace(&without_uuids(name), "reply_<host>:")
+        .into_owned()
+}
+
 fn fresh_boot_has_the_shape_of_the_shipped_one(settings: &str) {
     let Some(python) = std::env::var_os(NOVA_PYTHON).filter(|p| !p.is_empty()) else {
         eprintln!(
@@ -374,7 +390,7 @@ fn fresh_boot_has_the_shape_of_the_shipped_one(settings: &str) {
             })
             .collect();
         let trace = trace::read(path).unwrap();
-        let mut shape = shape(&trace, without_uuids);
+        let mut shape = shape(&trace, without_ids);
         // Deliveries in any order (the services run side by side); a request's route, but
         // not a reply's: the RabbitMQ recorder learnt of a reply queue only after its first
         // reply, and wrote that reply's route down as empty.
@@ -393,8 +409,12 @@ fn fresh_boot_has_the_shape_of_the_shipped_one(settings: &str) {
     assert_eq!(fresh_shape.queues, shipped_shape.queues);
     assert_eq!(fresh_shape.bindings, shipped_shape.bindings);
     assert_eq!(fresh_shape.traffic, shipped_shape.traffic);
-    assert!(fresh_shape
-        .queues
-        .iter()
-        .any(|q| q.starts_with("reply_<uuid>")));
+    // The reply queues are there: named by a uuid on oslo's defaults (blanked above), by the
+    // queue manager (`reply_<host>:<process>:<n>`) on the 2026 settings.
+    let reply = if settings == "2026" {
+        "reply_<host>:nova-compute:1"
+    } else {
+        "reply_<uuid>"
+    };
+    assert!(fresh_shape.queues.iter().any(|q| q.starts_with(reply)));
 }
