@@ -546,3 +546,83 @@ async fn restart_with_a_data_dir_keeps_quorum_delivery_counts() {
 async fn restart_without_a_store_keeps_quorum_delivery_counts() {
     restart_keeps_quorum_delivery_counts(None).await;
 }
+
+/// With a data directory, a consumer already waiting gets every persistent message of every
+/// queue type, in order, while they are published with confirms. Streams and quorum queues
+/// hand a message to consumers only once the store has written it (as RabbitMQ's do once
+/// their log holds it); classic queues at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_consumer_gets_every_message_of_each_queue_type_with_a_store() {
+    use lapin::types::{AMQPValue, ShortString};
+    let dir = temp_dir();
+    let broker = BrokerProcess::start(&dir);
+    let (_conn, ch) = connect(&broker.url).await;
+    const MESSAGES: u64 = 3_000;
+    for queue_type in ["classic", "quorum", "stream"] {
+        let name = format!("waiting-{queue_type}");
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            ShortString::from("x-queue-type"),
+            AMQPValue::LongString(queue_type.into()),
+        );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(name.as_str().into(), durable, arguments)
+            .await
+            .unwrap();
+        let (_reader_conn, reader) = connect(&broker.url).await;
+        reader
+            .basic_qos(200, lapin::options::BasicQosOptions::default())
+            .await
+            .unwrap();
+        let mut consumer = reader
+            .basic_consume(
+                name.as_str().into(),
+                "waiting".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let (_publisher_conn, publisher) = connect(&broker.url).await;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let mut in_flight = FuturesUnordered::new();
+        for seq in 0..MESSAGES {
+            if in_flight.len() >= 64 {
+                let confirmed: lapin::Result<lapin::Confirmation> =
+                    in_flight.next().await.expect("in flight");
+                assert!(confirmed.unwrap().is_ack(), "{queue_type}: a nack");
+            }
+            let confirm = publisher
+                .basic_publish(
+                    "".into(),
+                    name.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body(seq),
+                    persistent(),
+                )
+                .await
+                .unwrap();
+            in_flight.push(confirm);
+        }
+        while let Some(confirmed) = in_flight.next().await {
+            assert!(confirmed.unwrap().is_ack(), "{queue_type}: a nack");
+        }
+        for expected in 0..MESSAGES {
+            let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+                .await
+                .unwrap_or_else(|_| panic!("{queue_type}: no delivery of message {expected}"))
+                .expect("consumer open")
+                .unwrap();
+            assert_eq!(check(&delivery.data), expected, "{queue_type}: in order");
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+    }
+    broker.kill();
+    let _ = std::fs::remove_dir_all(dir);
+}

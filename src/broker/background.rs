@@ -112,6 +112,18 @@ impl Broker {
             });
         }
         if let Some(store) = &broker.store {
+            broker.lock().wait_for_store();
+            let weak = Arc::downgrade(broker);
+            let mut written = store.durable();
+            handle.spawn(async move {
+                while written.changed().await.is_ok() {
+                    let Some(broker) = weak.upgrade() else {
+                        return;
+                    };
+                    let ticket = *written.borrow_and_update();
+                    broker.lock().appends_written(ticket);
+                }
+            });
             handle.spawn(Broker::watch_disk(
                 Arc::downgrade(broker),
                 store.dir().to_path_buf(),

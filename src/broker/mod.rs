@@ -107,6 +107,7 @@ impl Locked<'_> {
         let ops = self.state.take_journal()?;
         let hold = ops.iter().any(journal::StoreOp::holds_confirms);
         let ticket = store.submit(ops);
+        self.state.appends_ticketed(ticket);
         hold.then_some(ticket)
     }
 }
@@ -203,6 +204,9 @@ impl Broker {
         }
         fresh.number_after(&state);
         fresh.behave_as(state.behaviour().clone());
+        if state.waits_for_store() {
+            fresh.wait_for_store();
+        }
         fresh.restore(&image);
         *state.state = fresh;
         tracing::info!(messages = image.message_count(), "broker restarted");

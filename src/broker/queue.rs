@@ -357,6 +357,9 @@ pub struct Queue {
     publishes_refused: bool,
     /// A stream's log (None for other queues, whose messages are in `levels`).
     pub stream: Option<StreamLog>,
+    /// A quorum queue delivers a stored message only once the store has written it: those
+    /// with a sequence number from here on wait (see `state::persistence::Unwritten`).
+    pub written_below: u64,
 }
 
 /// Counters shown by the inspector.
@@ -398,6 +401,7 @@ impl Queue {
             had_consumer: false,
             last_used: Instant::now(),
             bindings: Vec::new(),
+            written_below: 0,
             unacked: 0,
             stats: QueueStats::default(),
             publishes_refused: false,

@@ -277,6 +277,10 @@ pub struct StreamLog {
     chunks: VecDeque<Chunk>,
     segments: VecDeque<Segment>,
     bytes: u64,
+    /// Consumers read only below this offset: what the store has written (everything, when
+    /// there is no store). Osiris likewise hands readers only chunks already written, so a
+    /// consumer gets what one write held at once.
+    readable: u64,
 }
 
 /// What a stream looks like from outside, to draw it as a log.
@@ -309,8 +313,19 @@ impl StreamLog {
     pub fn starting_at(first: u64) -> StreamLog {
         StreamLog {
             first,
+            readable: first,
             ..StreamLog::default()
         }
+    }
+
+    /// The message at `offset`, if the log holds it and it may be read yet.
+    pub fn get_readable(&self, offset: u64) -> Option<&Arc<Message>> {
+        (offset < self.readable).then(|| self.get(offset)).flatten()
+    }
+
+    /// The store has written everything before `end`: consumers may read it.
+    pub fn mark_written(&mut self, end: u64) {
+        self.readable = self.readable.max(end.min(self.next_offset()));
     }
 
     pub fn first_offset(&self) -> u64 {
@@ -481,6 +496,32 @@ mod tests {
             properties: Arc::new(BasicProperties::default()),
             body: Bytes::copy_from_slice(body.as_bytes()),
         })
+    }
+
+    #[test]
+    fn consumers_read_only_what_was_written() {
+        let mut log = StreamLog::starting_at(5);
+        let limits = StreamLimits::default();
+        for body in ["a", "b", "c"] {
+            log.append(message(body), SystemTime::now(), &limits);
+        }
+        assert!(log.get_readable(5).is_none(), "nothing written yet");
+        log.mark_written(7);
+        assert!(log.get_readable(6).is_some());
+        assert!(log.get_readable(7).is_none(), "offset 7 is not written");
+        // A report past the end reads no further than the log goes.
+        log.mark_written(100);
+        assert!(log.get_readable(7).is_some());
+        log.append(message("d"), SystemTime::now(), &limits);
+        assert!(
+            log.get_readable(8).is_none(),
+            "a new append waits for its write"
+        );
+        log.mark_written(6);
+        assert!(
+            log.get_readable(7).is_some(),
+            "what was readable stays readable"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
-use crate::broker::queue::GiveBack;
+use crate::broker::queue::{GiveBack, QueueType};
 use crate::broker::ToClient;
 use crate::events::{DeadLetterReason, Event, EventBus, EventKind};
 
@@ -53,6 +53,7 @@ impl State {
             self.dispatch_stream(vhost, queue_name);
             return (expired, false);
         }
+        let waits_for_store = self.unwritten.is_some();
         let Some(q) = queue_mut(&mut self.vhosts, vhost_name, queue_name) else {
             return (expired, false);
         };
@@ -72,6 +73,14 @@ impl State {
                 }
             }
             if q.ready() == 0 || q.consumers.is_empty() {
+                break;
+            }
+            // A quorum queue delivers what the store has written (its log has committed).
+            if waits_for_store
+                && q.limits.queue_type == QueueType::Quorum
+                && q.peek()
+                    .is_some_and(|m| m.stored && m.seq >= q.written_below)
+            {
                 break;
             }
             let n = q.consumers.len();

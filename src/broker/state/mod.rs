@@ -100,6 +100,9 @@ pub struct State {
     next_message_id: u64,
     /// Changes to durable things, for the store to write; None when nothing is stored.
     journal: Option<Vec<StoreOp>>,
+    /// Appends to streams and quorum queues waiting for the store before consumers get them;
+    /// None when consumers get appends at once (no store, or nothing hears its progress).
+    unwritten: Option<persistence::Unwritten>,
     /// The properties of the last published event, as text: the messages of one publisher
     /// mostly share their properties, so their events share this list too.
     rendered_properties: Option<(Arc<BasicProperties>, PropertyPairs)>,
@@ -230,6 +233,7 @@ impl State {
             next_seq: 0,
             next_message_id: 0,
             journal: None,
+            unwritten: None,
             rendered_properties: None,
             publish_time: None,
             dying: VecDeque::new(),

@@ -1,10 +1,11 @@
 //! Restart and recovery: the image of what a restart keeps, and rebuilding from one.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::timers::message_ttl;
-use super::{is_predeclared, State};
+use super::{is_predeclared, queue_mut, State};
 use crate::broker::args;
 use crate::broker::exchange::{Binding, Exchange, ExchangeKind};
 use crate::broker::journal::{BindingImage, ExchangeImage, Image, QueueImage, StoredMessage};
@@ -86,6 +87,7 @@ impl State {
                     });
                     self.next_seq = self.next_seq.max(*seq);
                 }
+                queue.written_below = self.next_seq + 1;
                 let queue_type = queue.limits.queue_type;
                 vhost.queues.insert(queue.name.clone(), queue);
                 events.push((
@@ -223,5 +225,72 @@ fn restore_stream(next_message_id: &mut u64, queue: &mut Queue, kept: &QueueImag
         message.id = *next_message_id;
         log.append(Arc::new(message), now, &keep_all);
     }
+    log.mark_written(log.next_offset());
     queue.stream = Some(log);
+}
+
+/// Appends the store has not written yet: consumers of streams and quorum queues do not see
+/// them until it has. RabbitMQ's streams hand readers only written chunks, and its quorum
+/// queues deliver only what their log has committed; a consumer thus gets what one write
+/// held at once.
+#[derive(Debug, Default)]
+pub(crate) struct Unwritten {
+    /// Appended under the current lock: (vhost, queue, offset or sequence after the append).
+    unticketed: Vec<(Arc<str>, Arc<str>, u64)>,
+    /// Handed to the store: (its ticket, vhost, queue, end), in ticket order.
+    waiting: VecDeque<(u64, Arc<str>, Arc<str>, u64)>,
+}
+
+impl Unwritten {
+    /// Queue `queue` holds an append that ends before `end` (a stream's next offset, a quorum
+    /// queue's next sequence number).
+    pub(super) fn appended(&mut self, vhost: &Arc<str>, queue: &Arc<str>, end: u64) {
+        match self.unticketed.last_mut() {
+            Some(last) if last.0 == *vhost && last.1 == *queue => last.2 = end,
+            _ => self.unticketed.push((vhost.clone(), queue.clone(), end)),
+        }
+    }
+}
+
+impl State {
+    /// From now on, consumers of streams and quorum queues get appends once the store has
+    /// written them, as [`State::appends_written`] reports.
+    pub fn wait_for_store(&mut self) {
+        self.unwritten.get_or_insert_with(Unwritten::default);
+    }
+
+    pub fn waits_for_store(&self) -> bool {
+        self.unwritten.is_some()
+    }
+
+    /// The appends made since the last call went to the store under `ticket`.
+    pub fn appends_ticketed(&mut self, ticket: u64) {
+        if let Some(unwritten) = &mut self.unwritten {
+            for (vhost, queue, end) in unwritten.unticketed.drain(..) {
+                unwritten.waiting.push_back((ticket, vhost, queue, end));
+            }
+        }
+    }
+
+    /// The store has written everything up to `ticket`: consumers get what it held.
+    pub fn appends_written(&mut self, ticket: u64) {
+        let Some(unwritten) = &mut self.unwritten else {
+            return;
+        };
+        let mut work: VecDeque<(Arc<str>, Arc<str>)> = VecDeque::new();
+        while unwritten.waiting.front().is_some_and(|w| w.0 <= ticket) {
+            let (_, vhost, queue, end) = unwritten.waiting.pop_front().expect("looked at");
+            let Some(q) = queue_mut(&mut self.vhosts, &vhost, &queue) else {
+                continue;
+            };
+            match q.stream.as_mut() {
+                Some(log) => log.mark_written(end),
+                None => q.written_below = q.written_below.max(end),
+            }
+            if !work.iter().any(|w| w.0 == vhost && w.1 == queue) {
+                work.push_back((vhost, queue));
+            }
+        }
+        self.run(work);
+    }
 }

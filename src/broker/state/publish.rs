@@ -17,7 +17,7 @@ use crate::broker::exchange::ExchangeKind;
 use crate::broker::journal::StoreOp;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
-use crate::broker::queue::Overflow;
+use crate::broker::queue::{Overflow, QueueType};
 use crate::broker::ToClient;
 use crate::events::{DeadLetterReason, EventKind, PublishFate};
 
@@ -309,6 +309,11 @@ impl State {
             && message.properties.delivery_mode() == &Some(2);
         if let (true, Some(journal), Some(vhost)) = (stored, &mut self.journal, journal_vhost) {
             {
+                if let (QueueType::Quorum, Some(unwritten)) =
+                    (q.limits.queue_type, &mut self.unwritten)
+                {
+                    unwritten.appended(&vhost, &q.name, self.next_seq + 1);
+                }
                 journal.push(StoreOp::Enqueued {
                     vhost,
                     queue: q.name.clone(),

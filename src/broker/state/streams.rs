@@ -48,6 +48,12 @@ impl State {
                 seq,
             }));
         }
+        match &mut self.unwritten {
+            Some(unwritten) if self.journal.is_some() => {
+                unwritten.appended(&vhost, queue, offset + 1)
+            }
+            _ => log.mark_written(offset + 1),
+        }
         work.push_back((vhost, queue.clone()));
     }
 
@@ -75,7 +81,7 @@ impl State {
             // Retention may have dropped what a slow consumer had not read yet.
             consumer.offset = consumer.offset.max(log.first_offset());
             while consumer.unacked < u32::from(consumer.prefetch) && !conn.sink.is_stalled() {
-                let Some(message) = log.get(consumer.offset) else {
+                let Some(message) = log.get_readable(consumer.offset) else {
                     break;
                 };
                 let offset = consumer.offset;

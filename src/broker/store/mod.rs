@@ -45,6 +45,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -170,6 +171,13 @@ struct Writer {
     failing: watch::Sender<bool>,
 }
 
+/// While several requests come per write (publishers with many confirms outstanding), the
+/// writer lets this much time pass between writes, so one write, one sync, one batch of
+/// confirms and one batch of deliveries carry many messages: the clients then read far fewer,
+/// larger segments (BENCHMARKS.md, section 7). One request per write (a publisher waiting for
+/// each confirm) is written at once.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How often a failing writer tries again when nothing new arrives.
 pub const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -181,6 +189,9 @@ impl Writer {
         // The last ticket in `buf`: announced once it is written.
         let mut last = None;
         let mut compact_failed = false;
+        // When the last write took several requests, and when it started.
+        let mut last_batch = 0;
+        let mut last_write = Instant::now();
         loop {
             let failing = *self.failing.borrow();
             let first = if failing {
@@ -195,10 +206,16 @@ impl Writer {
                     Err(_) => return,
                 }
             };
+            if last_batch > 1 {
+                if let Some(wait) = GATHER.checked_sub(last_write.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
             let mut batch: Vec<Request> = first.into_iter().collect();
             // Group commit: everything that arrived while the last sync ran goes in this one.
             batch.extend(requests.try_iter().take(16 * 1024));
             let mut reloads = Vec::new();
+            last_batch = batch.len();
             for request in batch {
                 match request {
                     Request::Ops {
@@ -217,6 +234,7 @@ impl Writer {
                     Request::Reload(reply) => reloads.push(reply),
                 }
             }
+            last_write = Instant::now();
             if let Err(error) = self.log.append(&buf, sync) {
                 // Nothing unwritten is confirmed; it stays here and is tried again. Said once.
                 if !failing {
