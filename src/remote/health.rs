@@ -96,6 +96,8 @@ fn queue(q: answers::Queue) -> model::Queue {
         consumers: Some(q.consumers),
         members: q.members,
         online: q.online,
+        node: q.node,
+        state: q.state,
     }
 }
 
