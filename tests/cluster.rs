@@ -483,20 +483,20 @@ fn doctor_names_the_nodes_down_the_classic_queue_with_them_and_a_quorum_queue_sh
         "quorum-members-offline",
         &["nodes-down", "queues-down", "quorum-members-offline"],
     );
-    assert_eq!(report.objects("nodes-down"), [c.name.clone()]);
+    assert_eq!(report.objects("nodes-down"), [c.name.as_str()]);
     assert!(report.finding("nodes-down").get("vhost").is_none());
     assert_eq!(
         report.seen("nodes-down"),
         format!("1 node of 3 not running: '{}'", c.name)
     );
-    assert_eq!(report.objects("queues-down"), [classic.clone()]);
+    assert_eq!(report.objects("queues-down"), [classic.as_str()]);
     assert_eq!(report.finding("queues-down")["vhost"], vhost.name.as_str());
     assert!(
         (report.seen("queues-down")).contains(&format!("'{classic}' (on '{}')", c.name)),
         "{}",
         report.seen("queues-down")
     );
-    assert_eq!(report.objects("quorum-members-offline"), [quorum.clone()]);
+    assert_eq!(report.objects("quorum-members-offline"), [quorum.as_str()]);
     assert!(report
         .seen("quorum-members-offline")
         .contains(&format!("'{quorum}' (2 of 3 members online)")));
@@ -517,9 +517,9 @@ fn doctor_names_the_nodes_down_the_classic_queue_with_them_and_a_quorum_queue_sh
         vhost.cluster_checks_once("quorum-lost", &["nodes-down", "queues-down", "quorum-lost"]);
     assert_eq!(
         report.objects("nodes-down"),
-        [b.name.clone(), c.name.clone()]
+        [b.name.as_str(), c.name.as_str()]
     );
-    assert_eq!(report.objects("quorum-lost"), [quorum.clone()]);
+    assert_eq!(report.objects("quorum-lost"), [quorum.as_str()]);
     assert!(report
         .seen("quorum-lost")
         .contains(&format!("'{quorum}' (1 of 3 members online)")));
@@ -565,8 +565,8 @@ fn doctor_names_the_node_under_a_memory_alarm_and_the_one_under_a_disk_alarm() {
     let report = vhost.doctor_until("saw both alarms", |r| {
         cluster_checks(r) == ["memory-alarm", "disk-alarm"]
     });
-    assert_eq!(report.objects("memory-alarm"), [b.name.clone()]);
-    assert_eq!(report.objects("disk-alarm"), [c.name.clone()]);
+    assert_eq!(report.objects("memory-alarm"), [b.name.as_str()]);
+    assert_eq!(report.objects("disk-alarm"), [c.name.as_str()]);
     let seen = report.seen("memory-alarm");
     assert!(
         seen.starts_with(&format!(
