@@ -1,16 +1,18 @@
 #!/bin/sh
 # BENCHMARKS.md section 4, cluster: `rabbitscope doctor` and `rabbitscope snapshot` on a
-# three-node RabbitMQ cluster holding 10,000 queues, and `snapshot` on the one node on 5672
-# holding the same topology.
+# three-node RabbitMQ cluster holding 10,000 queues, and on one node alone holding the same
+# topology.
 #
-# Starts three RabbitMQ nodes of its own beside the one on 5672 (names, ports, data, cookie
-# and configuration under a temporary directory, as tests/common/cluster.rs does), declares
-# the topology with pika, times each command RUNS times with /usr/bin/time, then stops the
-# nodes and deletes the vhost it made on 5672.
+# Starts four RabbitMQ nodes of its own beside the one on 5672, which it never touches
+# (names, ports, data, cookie and configuration under a temporary directory, as
+# tests/common/cluster.rs does): a, b and c joined in a cluster, s alone. Declares the
+# topology on each with pika, times each command RUNS times with /usr/bin/time, then stops
+# the nodes and removes the directory.
 #
 #   PYTHON=.venv/bin/python RABBITSCOPE=target/release/rabbitscope benches/cluster_scale.sh
 #
-# PYTHON needs pika (tests/python/requirements.txt). SINGLE=0 skips the one-node comparison.
+# PYTHON needs pika (tests/python/requirements.txt). SINGLE=0 skips the one-node comparison;
+# HOLD=1 keeps the nodes up until Enter is pressed.
 set -eu
 
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -18,13 +20,12 @@ RABBITSCOPE=${RABBITSCOPE:-target/release/rabbitscope}
 RUNS=${RUNS:-3}
 SINGLE=${SINGLE:-1}
 VHOST=scale10k
-# The vhost on 5672: a name of its own, so a vhost someone else made is never deleted.
-SINGLE_VHOST=rabbitscope-cluster-scale-$$
 BIN=/usr/lib/rabbitmq/bin
 [ -x "$BIN/rabbitmq-server" ] || BIN=$(dirname "$(command -v rabbitmq-server)")
 
 DIR=$(mktemp -d /tmp/rabbitscope-scale-XXXXXX)
 NODES="a b c"
+[ "$SINGLE" = 1 ] && ALL="$NODES s" || ALL=$NODES
 
 free_port() {
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -41,12 +42,9 @@ rmq() {
 node_name() { echo "rs-scale-$1-$$@localhost"; }
 
 stop_all() {
-    for n in $NODES; do
+    for n in $ALL; do
         rmq rabbitmqctl -n "$(node_name "$n")" stop >/dev/null 2>&1 || true
     done
-    if [ "$SINGLE" = 1 ]; then
-        curl -s -u guest:guest -X DELETE "http://127.0.0.1:15672/api/vhosts/$SINGLE_VHOST" || true
-    fi
     rm -rf "$DIR"
 }
 trap stop_all EXIT INT TERM
@@ -59,7 +57,7 @@ ERL_EPMD_ADDRESS=127.0.0.1
 export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"
 EOF
 
-for n in $NODES; do
+for n in $ALL; do
     home=$DIR/$n
     mkdir -p "$home"
     amqp=$(free_port)
@@ -79,20 +77,23 @@ EOF
         RABBITMQ_ENABLED_PLUGINS_FILE=$DIR/enabled_plugins RABBITMQ_PID_FILE=$home/pid \
         rmq rabbitmq-server -detached >/dev/null 2>&1
 done
-for n in $NODES; do
-    rmq rabbitmqctl -n "$(node_name "$n")" await_startup --timeout 180 >/dev/null
+# `wait PIDFILE`: until the node has written its pid and started (await_startup fails on a
+# node not yet listed by epmd).
+for n in $ALL; do
+    rmq rabbitmqctl -n "$(node_name "$n")" wait "$DIR/$n/pid" --timeout 180 >/dev/null
 done
 for n in b c; do
     rmq rabbitmqctl -n "$(node_name "$n")" stop_app >/dev/null
-    rmq rabbitmqctl -n "$(node_name "$n")" join_cluster "$(node_name a)" >/dev/null
+    # Its complaints of the other nodes' tables while it joins are of no matter.
+    rmq rabbitmqctl -n "$(node_name "$n")" join_cluster "$(node_name a)" >/dev/null 2>&1
     rmq rabbitmqctl -n "$(node_name "$n")" start_app >/dev/null
 done
-A=$(node_name a)
-rmq rabbitmqctl -n "$A" add_vhost "$VHOST" >/dev/null
-rmq rabbitmqctl -n "$A" set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
-AMQP_A=$(cat "$DIR/a/amqp_port")
-MGMT_A=$(cat "$DIR/a/management_port")
-echo "cluster of $NODES up in $DIR; management of node a on $MGMT_A"
+for n in a s; do
+    [ -d "$DIR/$n" ] || continue
+    rmq rabbitmqctl -n "$(node_name "$n")" add_vhost "$VHOST" >/dev/null
+    rmq rabbitmqctl -n "$(node_name "$n")" set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
+done
+echo "nodes $ALL up in $DIR; management of node a on $(cat "$DIR/a/management_port")"
 
 # 2,000 topic exchanges, 10,000 queues (each declared through node i % 3, so a classic queue
 # lives there; every 30th a quorum queue of three members), each bound to two exchanges.
@@ -147,25 +148,21 @@ timed() {
     echo "  (last output: $(head -c 120 "$DIR/out" | head -n 1))"
 }
 
-echo "load: $(uptime)"
-timed "cluster doctor" doctor "amqp://guest:guest@127.0.0.1:$AMQP_A/$VHOST" \
-    --management "http://127.0.0.1:$MGMT_A" --fail-on never
-timed "cluster snapshot" snapshot "amqp://guest:guest@127.0.0.1:$AMQP_A/$VHOST" \
-    --management "http://127.0.0.1:$MGMT_A" --vhost "$VHOST" --format json
-echo "load: $(uptime)"
+[ "$SINGLE" = 1 ] && declare_topology "$VHOST" "$(cat "$DIR/s/amqp_port")"
 
-if [ "$SINGLE" = 1 ]; then
-    curl -sf -u guest:guest -X PUT "http://127.0.0.1:15672/api/vhosts/$SINGLE_VHOST" >/dev/null
-    curl -sf -u guest:guest -X PUT -H 'content-type: application/json' \
-        -d '{"configure":".*","write":".*","read":".*"}' \
-        "http://127.0.0.1:15672/api/permissions/$SINGLE_VHOST/guest" >/dev/null
-    declare_topology "$SINGLE_VHOST" 5672
+# doctor and snapshot of the vhost through node `n`.
+measure() {
+    what=$1
+    url=amqp://guest:guest@127.0.0.1:$(cat "$DIR/$2/amqp_port")/$VHOST
+    management=http://127.0.0.1:$(cat "$DIR/$2/management_port")
     echo "load: $(uptime)"
-    timed "one-node doctor" doctor "amqp://guest:guest@127.0.0.1:5672/$SINGLE_VHOST" --fail-on never
-    timed "one-node snapshot" snapshot "amqp://guest:guest@127.0.0.1:5672/$SINGLE_VHOST" \
-        --vhost "$SINGLE_VHOST" --format json
-    echo "load: $(uptime)"
-fi
+    timed "$what doctor" doctor "$url" --management "$management" --fail-on never
+    timed "$what snapshot" snapshot "$url" --management "$management" --vhost "$VHOST" \
+        --format json
+}
+measure cluster a
+[ "$SINGLE" = 1 ] && measure one-node s
+echo "load: $(uptime)"
 
 if [ "${HOLD:-0}" = 1 ]; then
     echo "holding the cluster; press Enter to stop it"
