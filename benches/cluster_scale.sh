@@ -42,7 +42,8 @@ rmq() {
 node_name() { echo "rs-scale-$1-$$@localhost"; }
 
 stop_all() {
-    for n in $ALL; do
+    # The joined nodes before the one they joined.
+    for n in s c b a; do
         rmq rabbitmqctl -n "$(node_name "$n")" stop >/dev/null 2>&1 || true
     done
     rm -rf "$DIR"
@@ -64,18 +65,23 @@ for n in $ALL; do
     mgmt=$(free_port)
     echo "$amqp" >"$home/amqp_port"
     echo "$mgmt" >"$home/management_port"
+    dist=$(free_port)
     cat >"$home/rabbitmq.conf" <<EOF
 listeners.tcp.local = 127.0.0.1:$amqp
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $mgmt
 loopback_users.guest = true
 EOF
-    RABBITMQ_NODENAME=$(node_name "$n") RABBITMQ_DIST_PORT=$(free_port) \
-        RABBITMQ_MNESIA_BASE=$home/mnesia RABBITMQ_LOG_BASE=$home/log \
-        RABBITMQ_CONFIG_FILE=$home/rabbitmq.conf \
-        RABBITMQ_ADVANCED_CONFIG_FILE=$home/advanced.config \
-        RABBITMQ_ENABLED_PLUGINS_FILE=$DIR/enabled_plugins RABBITMQ_PID_FILE=$home/pid \
-        rmq rabbitmq-server -detached >/dev/null 2>&1
+    # From the directory, where a node that fails writes its crash dump.
+    (
+        cd "$DIR"
+        RABBITMQ_NODENAME=$(node_name "$n") RABBITMQ_DIST_PORT=$dist \
+            RABBITMQ_MNESIA_BASE=$home/mnesia RABBITMQ_LOG_BASE=$home/log \
+            RABBITMQ_CONFIG_FILE=$home/rabbitmq.conf \
+            RABBITMQ_ADVANCED_CONFIG_FILE=$home/advanced.config \
+            RABBITMQ_ENABLED_PLUGINS_FILE=$DIR/enabled_plugins RABBITMQ_PID_FILE=$home/pid \
+            rmq rabbitmq-server -detached
+    ) >/dev/null 2>&1
 done
 # `wait PIDFILE`: until the node has written its pid and started (await_startup fails on a
 # node not yet listed by epmd).
