@@ -1,7 +1,8 @@
-//! `snapshot` and `watch` on a real RabbitMQ cluster of three nodes, started beside the
-//! RabbitMQ on 5672 by `common::cluster`: which nodes run, where each queue lives (a classic
-//! queue on one node, a quorum queue and a stream on a leader and members), and what stopping
-//! a node does to each, checked against what `rabbitmqctl` says.
+//! `snapshot`, `watch` and `doctor` on a real RabbitMQ cluster of three nodes, started beside
+//! the RabbitMQ on 5672 by `common::cluster`: which nodes run, where each queue lives (a
+//! classic queue on one node, a quorum queue and a stream on a leader and members), what
+//! stopping a node does to each, and what `doctor` finds of nodes down and alarms, checked
+//! against what `rabbitmqctl` says. (One binary: each starts a cluster of its own, 25 s more.)
 
 mod common;
 
@@ -11,8 +12,9 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 
-use common::client::{connect, int, try_declare_typed};
+use common::client::{code, connect, int, text, try_declare_typed};
 use common::cluster::{cluster, Cluster, ClusterNode};
+use common::doctor::{doctor, Report};
 use common::process::rabbitscope;
 use common::pty;
 use common::screen::{screen, select_queue};
@@ -335,6 +337,256 @@ fn watch_says_on_its_status_line_that_a_node_is_down() {
     wait(&["nodes 3/3 up"]);
     view.press(b"q");
     view.wait_exit(Duration::from_secs(10), "watch did not quit on q");
+}
+
+/// A vhost of a test's own on the cluster, deleted when dropped.
+struct ClusterVhost<'a> {
+    cluster: &'a Cluster,
+    name: String,
+}
+
+impl<'a> ClusterVhost<'a> {
+    fn new(cluster: &'a Cluster, what: &str) -> ClusterVhost<'a> {
+        let name = common::unique(what);
+        let a = &cluster.nodes[0].name;
+        cluster.ctl(a, &["add_vhost", &name]);
+        cluster.ctl(
+            a,
+            &["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"],
+        );
+        ClusterVhost { cluster, name }
+    }
+
+    /// The vhost through `node`.
+    fn url(&self, node: &ClusterNode) -> String {
+        format!(
+            "amqp://guest:guest@127.0.0.1:{}/{}",
+            node.amqp_port, self.name
+        )
+    }
+
+    /// `doctor --format json` on the vhost through node `a`, with `more` arguments.
+    fn doctor(&self, more: &[&str]) -> Report {
+        let a = &self.cluster.nodes[0];
+        let mut args = vec![self.url(a), "--management".into(), a.management_url()];
+        args.extend(more.iter().map(|s| s.to_string()));
+        doctor(&args)
+    }
+
+    /// Runs doctor until `done` holds of its report (the management API's node and queue
+    /// figures are some seconds late), a minute at most.
+    fn doctor_until(&self, what: &str, done: impl Fn(&Report) -> bool) -> Report {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let report = self.doctor(&[]);
+            if done(&report) {
+                return report;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "doctor never {what}: {:#}\n{}",
+                report.json,
+                report.stderr
+            );
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+    }
+
+    /// The report once `check` is found (the last of a change to show), its cluster checks
+    /// asserted to be `all`.
+    fn cluster_checks_once(&self, check: &str, all: &[&str]) -> Report {
+        let report = self.doctor_until(&format!("found {check}"), |r| {
+            r.checks().iter().any(|c| c == check)
+        });
+        assert_eq!(cluster_checks(&report), all, "{:#}", report.json);
+        report
+    }
+}
+
+impl Drop for ClusterVhost<'_> {
+    fn drop(&mut self) {
+        self.cluster
+            .ctl(&self.cluster.nodes[0].name, &["delete_vhost", &self.name]);
+    }
+}
+
+/// In the vhost: a durable classic queue through node `c` (so it lives there) and a quorum
+/// queue of three members through node `a`, with a dead-letter exchange (without one doctor
+/// rightly warns of poison messages dropped on 4.x). Their names.
+fn declare_in(vhost: &ClusterVhost) -> (String, String) {
+    // Not `<prefix>.<name>`: two such queues read as one oslo.messaging topic's servers,
+    // whose types doctor rightly wants the same.
+    let name = |what: &str| common::unique(what).replace('.', "-");
+    let (classic, quorum) = (name("billing"), name("votes"));
+    let nodes = &vhost.cluster.nodes;
+    runtime().block_on(async {
+        for (node, name, kind, args) in [
+            (&nodes[2], &classic, "classic", vec![]),
+            (
+                &nodes[0],
+                &quorum,
+                "quorum",
+                vec![
+                    ("x-quorum-initial-group-size", int(3)),
+                    ("x-dead-letter-exchange", text("amq.fanout")),
+                ],
+            ),
+        ] {
+            let connection = connect(&vhost.url(node)).await;
+            let ch = connection.create_channel().await.unwrap();
+            try_declare_typed(&ch, name, kind, &args).await.unwrap();
+            connection.close(200, "done".into()).await.unwrap();
+        }
+    });
+    (classic, quorum)
+}
+
+/// The checks about nodes and what lives on them.
+const CLUSTER_CHECKS: [&str; 7] = [
+    "nodes-down",
+    "queues-down",
+    "memory-alarm",
+    "disk-alarm",
+    "network-partition",
+    "quorum-lost",
+    "quorum-members-offline",
+];
+
+fn cluster_checks(report: &Report) -> Vec<String> {
+    (report.checks().into_iter())
+        .filter(|c| CLUSTER_CHECKS.contains(&c.as_str()))
+        .collect()
+}
+
+#[test]
+fn doctor_finds_nothing_wrong_with_a_healthy_cluster() {
+    let Some(cluster) = cluster() else { return };
+    let vhost = ClusterVhost::new(&cluster, "doctor-healthy");
+    declare_in(&vhost);
+    let report = vhost.doctor(&["--fail-on", "info"]);
+    assert_eq!(report.code, 0, "{:#}\n{}", report.json, report.stderr);
+    assert_eq!(report.checks(), Vec::<String>::new(), "{:#}", report.json);
+    assert_eq!(report.json["counts"]["critical"], 0);
+}
+
+#[test]
+fn doctor_names_the_nodes_down_the_classic_queue_with_them_and_a_quorum_queue_short_of_a_majority()
+{
+    let Some(cluster) = cluster() else { return };
+    let (b, c) = (&cluster.nodes[1], &cluster.nodes[2]);
+    let vhost = ClusterVhost::new(&cluster, "doctor-down");
+    let (classic, quorum) = declare_in(&vhost);
+
+    // One node of three down: its classic queue with it; the quorum queue keeps 2 of 3.
+    let stopped_c = cluster.stop_app(c);
+    let report = vhost.cluster_checks_once(
+        "quorum-members-offline",
+        &["nodes-down", "queues-down", "quorum-members-offline"],
+    );
+    assert_eq!(report.objects("nodes-down"), [c.name.as_str()]);
+    assert!(report.finding("nodes-down").get("vhost").is_none());
+    assert_eq!(
+        report.seen("nodes-down"),
+        format!("1 node of 3 not running: '{}'", c.name)
+    );
+    assert_eq!(report.objects("queues-down"), [classic.as_str()]);
+    assert_eq!(report.finding("queues-down")["vhost"], vhost.name.as_str());
+    assert!(
+        (report.seen("queues-down")).contains(&format!("'{classic}' (on '{}')", c.name)),
+        "{}",
+        report.seen("queues-down")
+    );
+    assert_eq!(report.objects("quorum-members-offline"), [quorum.as_str()]);
+    assert!(report
+        .seen("quorum-members-offline")
+        .contains(&format!("'{quorum}' (2 of 3 members online)")));
+    // What queues-down says: the queue cannot even be declared again meanwhile.
+    let declared = runtime().block_on(async {
+        let connection = connect(&vhost.url(&cluster.nodes[0])).await;
+        let ch = connection.create_channel().await.unwrap();
+        try_declare_typed(&ch, &classic, "classic", &[]).await
+    });
+    let refused = code(&declared.expect_err("declared on a node that is down"));
+    assert!(refused.starts_with("404 "), "{refused}");
+    assert!(refused.contains("is down or inaccessible"), "{refused}");
+    assert_eq!(vhost.doctor(&["--fail-on", "critical"]).code, 1);
+
+    // Two of its three members' nodes down: no majority.
+    let stopped_b = cluster.stop_app(b);
+    let report =
+        vhost.cluster_checks_once("quorum-lost", &["nodes-down", "queues-down", "quorum-lost"]);
+    assert_eq!(
+        report.objects("nodes-down"),
+        [b.name.as_str(), c.name.as_str()]
+    );
+    assert_eq!(report.objects("quorum-lost"), [quorum.as_str()]);
+    assert!(report
+        .seen("quorum-lost")
+        .contains(&format!("'{quorum}' (1 of 3 members online)")));
+    assert_eq!(report.finding("quorum-lost")["level"], "critical");
+
+    drop(stopped_b);
+    drop(stopped_c);
+    let report = vhost.doctor_until("saw the cluster whole again", |r| {
+        cluster_checks(r).is_empty()
+    });
+    assert_eq!(report.checks(), Vec::<String>::new(), "{:#}", report.json);
+    assert_eq!(vhost.doctor(&["--fail-on", "critical"]).code, 0);
+}
+
+#[test]
+fn doctor_names_the_node_under_a_memory_alarm_and_the_one_under_a_disk_alarm() {
+    let Some(cluster) = cluster() else { return };
+    let (b, c) = (&cluster.nodes[1], &cluster.nodes[2]);
+    let vhost = ClusterVhost::new(&cluster, "doctor-alarms");
+    // Set back to RabbitMQ's defaults, which these nodes run with.
+    let memory = cluster.change(
+        b,
+        &["set_vm_memory_high_watermark", "0.0000001"],
+        &["set_vm_memory_high_watermark", "0.4"],
+    );
+    let disk = cluster.change(
+        c,
+        &["set_disk_free_limit", "100000000000000"],
+        &["set_disk_free_limit", "50000000"],
+    );
+    // What each node says of itself.
+    let status = cluster.ctl(&b.name, &["status"]);
+    assert!(
+        status.contains(&format!("Memory alarm on node {}", b.name)),
+        "{status}"
+    );
+    let status = cluster.ctl(&c.name, &["status"]);
+    assert!(
+        status.contains(&format!("Free disk space alarm on node {}", c.name)),
+        "{status}"
+    );
+
+    let report = vhost.doctor_until("saw both alarms", |r| {
+        cluster_checks(r) == ["memory-alarm", "disk-alarm"]
+    });
+    assert_eq!(report.objects("memory-alarm"), [b.name.as_str()]);
+    assert_eq!(report.objects("disk-alarm"), [c.name.as_str()]);
+    let seen = report.seen("memory-alarm");
+    assert!(
+        seen.starts_with(&format!(
+            "a memory alarm is on at 1 node: '{}' (uses ",
+            b.name
+        )),
+        "{seen}"
+    );
+    let seen = report.seen("disk-alarm");
+    assert!(
+        seen.starts_with(&format!("a disk alarm is on at 1 node: '{}' (", c.name))
+            && seen.ends_with("limit 93132 GiB)"),
+        "{seen}"
+    );
+    assert_eq!(vhost.doctor(&["--fail-on", "critical"]).code, 1);
+
+    drop(memory);
+    drop(disk);
+    vhost.doctor_until("saw the alarms cleared", |r| cluster_checks(r).is_empty());
+    assert_eq!(vhost.doctor(&["--fail-on", "critical"]).code, 0);
 }
 
 /// Saves the management API's answers (for tests/fixtures/management).

@@ -1,9 +1,10 @@
 //! `rabbitscope doctor` on RabbitMQ: each finding staged in a vhost of the test's own, then the
 //! real binary run on it (JSON report and exit code checked); a clean vhost gives no finding.
 //! The cluster's troubles (a node down, an alarm, a quorum queue without its majority) cannot
-//! be staged on the one node every test shares, so they come from a management API serving
-//! RabbitMQ 3.10's answers with those changes (tests/fixtures/management). A definitions file
-//! is examined with no broker at all.
+//! be staged on the one node every test shares: tests/cluster.rs stages them on a cluster of
+//! its own, and here they come from a management API serving RabbitMQ 3.10's answers with
+//! those changes (tests/fixtures/management). A definitions file is examined with no broker
+//! at all.
 
 mod common;
 
@@ -11,67 +12,18 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::client::{self, int, table, text, DURABLE};
+use common::doctor::Report;
 use common::vhost::TestVhost;
 use lapin::options::{BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use serde_json::Value;
 
-/// What one run of `doctor --format json` gave.
-#[derive(Debug)]
-struct Report {
-    code: i32,
-    json: Value,
-    stderr: String,
-}
-
-impl Report {
-    fn checks(&self) -> Vec<String> {
-        self.findings()
-            .iter()
-            .map(|f| f["check"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn findings(&self) -> Vec<Value> {
-        self.json["findings"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn finding(&self, check: &str) -> Value {
-        self.findings()
-            .into_iter()
-            .find(|f| f["check"] == check)
-            .unwrap_or_else(|| panic!("no {check} in {:#}", self.json))
-    }
-
-    /// What the finding of `check` says was seen.
-    fn seen(&self, check: &str) -> String {
-        self.finding(check)["seen"].as_str().unwrap().to_string()
-    }
-
-    fn objects(&self, check: &str) -> Vec<String> {
-        let f = self.finding(check);
-        serde_json::from_value(f["objects"].clone()).unwrap()
-    }
-}
-
 async fn doctor(args: &[&str]) -> Report {
-    let mut command = common::process::rabbitscope();
-    command.arg("doctor").arg("--format").arg("json").args(args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || common::doctor::doctor(&args))
         .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    Report {
-        code: output.status.code().unwrap_or(-1),
-        json,
-        stderr,
-    }
+        .unwrap()
 }
 
 /// Runs doctor on the vhost until `ready` holds of its report (the management API counts
@@ -531,6 +483,7 @@ async fn a_troubled_cluster_is_critical() {
         report.checks(),
         [
             "nodes-down",
+            "queues-down",
             "memory-alarm",
             "quorum-lost",
             "quorum-members-offline"
@@ -542,6 +495,7 @@ async fn a_troubled_cluster_is_critical() {
         .all(|f| f["level"] == "critical" || f["check"] == "quorum-members-offline"));
     assert_eq!(report.objects("nodes-down"), ["rabbit@node3"]);
     assert!(report.finding("nodes-down").get("vhost").is_none());
+    assert_eq!(report.objects("queues-down"), ["billing"]);
     assert_eq!(report.objects("memory-alarm"), ["rabbit@node2"]);
     assert_eq!(report.objects("quorum-lost"), ["conductor"]);
     assert_eq!(report.objects("quorum-members-offline"), ["compute.node1"]);

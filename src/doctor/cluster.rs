@@ -1,7 +1,8 @@
 //! The cluster's nodes (from `/api/nodes`): down, under a memory or disk alarm, or cut off
-//! from each other. About every vhost, so these findings name none.
+//! from each other. About every vhost, so these findings name none; but for the vhost's
+//! classic queues that went down with their node.
 
-use super::model::Broker;
+use super::model::{Broker, Node};
 use super::{count, joined, listed, Finding, Level};
 
 pub fn check(broker: &Broker) -> Vec<Finding> {
@@ -32,13 +33,14 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
                 .objects(down),
         );
     }
+    findings.extend(queues_down(broker));
 
     let memory: (Vec<String>, Vec<String>) = (nodes.iter())
         .filter(|n| n.running && n.memory_alarm)
         .map(|n| match (n.memory_used, n.memory_limit) {
             (Some(used), Some(limit)) => (
                 n.name.clone(),
-                format!("'{}' (uses {}, limit {})", n.name, mib(used), mib(limit)),
+                format!("'{}' (uses {}, limit {})", n.name, size(used), size(limit)),
             ),
             _ => (n.name.clone(), format!("'{}'", n.name)),
         })
@@ -48,7 +50,7 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
         .map(|n| match (n.disk_free, n.disk_free_limit) {
             (Some(free), Some(limit)) => (
                 n.name.clone(),
-                format!("'{}' ({} free, limit {})", n.name, mib(free), mib(limit)),
+                format!("'{}' ({} free, limit {})", n.name, size(free), size(limit)),
             ),
             _ => (n.name.clone(), format!("'{}'", n.name)),
         })
@@ -101,8 +103,48 @@ pub fn check(broker: &Broker) -> Vec<Finding> {
     findings
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", bytes >> 20)
+/// The vhost's classic queues whose node is down: a classic queue lives on one node only.
+/// RabbitMQ lists them with `state: down`; a node listed as not running says it too.
+fn queues_down(broker: &Broker) -> Option<Finding> {
+    let down = |node: &str| (broker.nodes.iter()).any(|n: &Node| n.name == node && !n.running);
+    let (names, shown): (Vec<String>, Vec<String>) = (broker.queues.iter())
+        .filter(|q| q.kind == "classic")
+        .filter(|q| q.state.as_deref() == Some("down") || q.node.as_deref().is_some_and(down))
+        .map(|q| match &q.node {
+            Some(node) => (q.name.clone(), format!("'{}' (on '{node}')", q.name)),
+            None => (q.name.clone(), format!("'{}'", q.name)),
+        })
+        .unzip();
+    if names.is_empty() {
+        return None;
+    }
+    Some(
+        Finding::new(Level::Critical, "queues-down", Some(&broker.vhost))
+            .seen(format!(
+                "{} down with their node: {}",
+                count(names.len(), "classic queue"),
+                joined(&shown, 5)
+            ))
+            .why(
+                "a classic queue lives on one node: until that node returns its consumers get \
+                 nothing, and declaring it again fails (404 NOT_FOUND, home node down)",
+            )
+            .fix(
+                "start the node; for queues that must outlive a node, use quorum queues \
+                 (x-queue-type: quorum), whose members sit on several nodes",
+            )
+            .objects(names),
+    )
+}
+
+/// A size the way an operator reads it: `512 KiB`, `132 MiB`, `93132 GiB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1 << 10 => format!("{b} bytes"),
+        b if b < 1 << 20 => format!("{} KiB", b >> 10),
+        b if b < 10 << 30 => format!("{} MiB", b >> 20),
+        b => format!("{} GiB", b >> 30),
+    }
 }
 
 #[cfg(test)]
@@ -166,5 +208,53 @@ mod tests {
             .seen
             .ends_with("'rabbit@b' (uses 900 MiB, limit 800 MiB)"));
         assert_eq!(found[2].objects, ["rabbit@b"]);
+    }
+
+    #[test]
+    fn classic_queues_on_a_node_that_is_down() {
+        use crate::doctor::model::Queue;
+        let queue = |name: &str, kind: &str, node: &str, state: Option<&str>| Queue {
+            name: name.into(),
+            kind: kind.into(),
+            node: Some(node.into()),
+            state: state.map(str::to_string),
+            ..Default::default()
+        };
+        let broker = Broker {
+            vhost: "nova".into(),
+            nodes: vec![
+                node("rabbit@a"),
+                Node {
+                    running: false,
+                    ..node("rabbit@b")
+                },
+            ],
+            queues: vec![
+                queue("billing", "classic", "rabbit@b", Some("down")),
+                // Its state not read yet: its node says it.
+                queue("orders", "classic", "rabbit@b", None),
+                queue("audit", "classic", "rabbit@a", Some("running")),
+                // Its loss is the quorum checks' to judge.
+                queue("votes", "quorum", "rabbit@b", Some("running")),
+            ],
+            ..Default::default()
+        };
+        let found = check(&broker);
+        let down = found.iter().find(|f| f.check == "queues-down").unwrap();
+        assert_eq!(down.objects, ["billing", "orders"]);
+        assert_eq!(down.vhost.as_deref(), Some("nova"));
+        assert_eq!(
+            down.seen,
+            "2 classic queues down with their node: 'billing' (on 'rabbit@b') and 'orders' \
+             (on 'rabbit@b')"
+        );
+    }
+
+    #[test]
+    fn sizes_read_at_their_scale() {
+        assert_eq!(size(2532), "2 KiB");
+        assert_eq!(size(900), "900 bytes");
+        assert_eq!(size(141_901_824), "135 MiB");
+        assert_eq!(size(100_000_000_000_000), "93132 GiB");
     }
 }

@@ -37,6 +37,10 @@ pub struct Queue {
     /// A quorum queue's members and those of them online.
     pub members: Option<Vec<String>>,
     pub online: Option<Vec<String>>,
+    /// The node a classic queue lives on (a replicated queue's leader's).
+    pub node: Option<String>,
+    /// As the management API says: `running`, `down` (a classic queue whose node is), ...
+    pub state: Option<String>,
 }
 
 impl Queue {

@@ -14,17 +14,24 @@ pub async fn read(
     api: &Management,
     vhost: &str,
 ) -> Result<(model::Broker, Vec<String>), ManagementError> {
-    let (queues, policies, exchanges, bindings, channels, connections, stats) = tokio::try_join!(
-        api.queues_in_depth(vhost),
-        api.policies(vhost),
-        api.exchange_stats(vhost),
-        api.bindings(vhost),
-        api.channels(vhost),
-        api.connections(vhost),
-        api.vhost_stats(vhost),
-    )?;
+    // The nodes alongside the rest: on a cluster each read gathers from every node.
+    let (vhost_reads, nodes) = tokio::join!(
+        async {
+            tokio::try_join!(
+                api.queues_in_depth(vhost),
+                api.policies(vhost),
+                api.exchange_stats(vhost),
+                api.bindings(vhost),
+                api.channels(vhost),
+                api.connections(vhost),
+                api.vhost_stats(vhost),
+            )
+        },
+        api.nodes(),
+    );
+    let (queues, policies, exchanges, bindings, channels, connections, stats) = vhost_reads?;
     let mut unread = Vec::new();
-    let nodes = match api.nodes().await {
+    let nodes = match nodes {
         Ok(nodes) => nodes,
         Err(e) if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::Other) => {
             unread.push(format!("the cluster's nodes were not read: {}", e.detail));
@@ -96,6 +103,8 @@ fn queue(q: answers::Queue) -> model::Queue {
         consumers: Some(q.consumers),
         members: q.members,
         online: q.online,
+        node: q.node,
+        state: q.state,
     }
 }
 

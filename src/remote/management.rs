@@ -125,35 +125,26 @@ impl Management {
         self.get(&format!("/api/vhosts/{}", segment(vhost))).await
     }
 
-    /// Every queue of the vhost, a page at a time.
+    /// Every queue of the vhost with the columns a snapshot uses (with thousands of queues
+    /// the full statistics would be most of the answer), a page at a time.
     pub async fn queues(&self, vhost: &str) -> Result<Vec<answers::Queue>, ManagementError> {
-        self.queue_listing(vhost, "").await
+        let listed: Vec<answers::Lenient<answers::Queue>> =
+            self.paged(&queue_listing(vhost, "")).await?;
+        Ok(listed.into_iter().map(|q| q.0).collect())
     }
 
     /// Every queue of the vhost with what `doctor` reads beside the snapshot's columns: the
-    /// policy in force.
+    /// policy in force. In one answer rather than in pages: RabbitMQ goes over the whole
+    /// listing for each page it answers, so the 20 pages of 10,000 queues cost it about twice
+    /// what one answer does, which is what a single read on a busy node waits for
+    /// (BENCHMARKS.md section 4, cluster).
     pub async fn queues_in_depth(
         &self,
         vhost: &str,
     ) -> Result<Vec<answers::Queue>, ManagementError> {
-        self.queue_listing(vhost, ",policy").await
-    }
-
-    /// The queues with the columns a snapshot uses and `more`: with thousands of queues the
-    /// full statistics are most of the answer.
-    async fn queue_listing(
-        &self,
-        vhost: &str,
-        more: &str,
-    ) -> Result<Vec<answers::Queue>, ManagementError> {
-        let listed: Vec<answers::Lenient<answers::Queue>> = self
-            .paged(&format!(
-                "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
-                 messages,messages_unacknowledged,consumers,node,leader,members,online,state{more}",
-                segment(vhost)
-            ))
-            .await?;
-        Ok(listed.into_iter().map(|q| q.0).collect())
+        let listing: Listing<answers::Lenient<answers::Queue>> =
+            self.get(&queue_listing(vhost, ",policy")).await?;
+        Ok(listing.into_items().into_iter().map(|q| q.0).collect())
     }
 
     /// Every exchange of the vhost with its message counters.
@@ -458,6 +449,15 @@ impl Management {
         }
         Ok(body)
     }
+}
+
+/// The path of the vhost's queue listing with the columns a snapshot uses and `more`.
+fn queue_listing(vhost: &str, more: &str) -> String {
+    format!(
+        "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
+         messages,messages_unacknowledged,consumers,node,leader,members,online,state{more}",
+        segment(vhost)
+    )
 }
 
 /// A listing as a whole list, or as one page of it (what a release that pages it may send).

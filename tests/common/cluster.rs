@@ -243,19 +243,32 @@ impl Cluster {
 
     /// Waits until the first node's management API lists `count` nodes running.
     pub fn await_running(&self, count: usize) {
+        self.await_nodes(&format!("{count} nodes running"), |nodes| {
+            nodes.iter().filter(|n| n["running"] == true).count() == count
+        });
+    }
+
+    /// Waits until the first node's management API lists `node` running (others may be
+    /// stopped still).
+    pub fn await_node_running(&self, node: &ClusterNode) {
+        self.await_nodes(&format!("{} running", node.name), |nodes| {
+            (nodes.iter()).any(|n| n["name"] == node.name.as_str() && n["running"] == true)
+        });
+    }
+
+    fn await_nodes(&self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
         let deadline = Instant::now() + BOOT;
         let api = self.nodes[0].management_port;
         loop {
-            let running = get(api, "/api/nodes?columns=name,running")
+            let nodes = get(api, "/api/nodes?columns=name,running")
                 .ok()
-                .and_then(|nodes| nodes.as_array().cloned())
-                .map(|nodes| nodes.iter().filter(|n| n["running"] == true).count());
-            if running == Some(count) {
+                .and_then(|nodes| nodes.as_array().cloned());
+            if nodes.as_deref().is_some_and(&done) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the cluster never had {count} nodes running (last: {running:?}); logs in {}",
+                "the cluster never had {what} (last: {nodes:?}); logs in {}",
                 self.dir.display()
             );
             std::thread::sleep(Duration::from_millis(500));
@@ -270,6 +283,21 @@ impl Cluster {
             node,
         }
     }
+
+    /// `rabbitmqctl -n NODE SET` now, `rabbitmqctl -n NODE RESTORE` when the guard is dropped.
+    pub fn change<'a>(
+        &'a self,
+        node: &'a ClusterNode,
+        set: &[&str],
+        restore: &[&str],
+    ) -> Changed<'a> {
+        self.ctl(&node.name, set);
+        Changed {
+            cluster: self,
+            node,
+            restore: restore.iter().map(|a| a.to_string()).collect(),
+        }
+    }
 }
 
 /// A node stopped with `stop_app`; started again when dropped, a failing test too.
@@ -281,7 +309,21 @@ pub struct Stopped<'a> {
 impl Drop for Stopped<'_> {
     fn drop(&mut self) {
         self.cluster.ctl(&self.node.name, &["start_app"]);
-        self.cluster.await_running(self.cluster.nodes.len());
+        self.cluster.await_node_running(self.node);
+    }
+}
+
+/// A node's setting changed with `rabbitmqctl` (an alarm's threshold), set back when dropped.
+pub struct Changed<'a> {
+    cluster: &'a Cluster,
+    node: &'a ClusterNode,
+    restore: Vec<String>,
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        let args: Vec<&str> = self.restore.iter().map(String::as_str).collect();
+        self.cluster.ctl(&self.node.name, &args);
     }
 }
 

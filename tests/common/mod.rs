@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod doctor;
 pub mod imported;
 pub mod pki;
 pub mod process;
