@@ -73,7 +73,16 @@ fn bench(c: &mut Criterion) {
     );
     let vhost = topology.vhosts[0].clone();
     c.bench_function("lay out the same topology", |b| {
-        b.iter(|| layout(&vhost, &Default::default(), false, 1, false))
+        b.iter(|| {
+            layout(
+                &vhost,
+                &Default::default(),
+                false,
+                1,
+                false,
+                &Default::default(),
+            )
+        })
     });
 }
 

@@ -51,13 +51,68 @@ fn queue_manager_id(id: &str) -> Option<(&str, &str)> {
 fn named_host(queue: &str) -> Option<(&str, Option<&str>)> {
     match queue_role(queue) {
         QueueRole::Server { server, .. } => Some((server, None)),
-        QueueRole::Reply => queue_manager_id(&queue["reply_".len()..])
-            .map(|(host, process)| (host, Some(process))),
+        QueueRole::Reply => {
+            queue_manager_id(&queue["reply_".len()..]).map(|(host, process)| (host, Some(process)))
+        }
         QueueRole::Fanout { .. } => {
             let (_, id) = queue.split_once("_fanout_")?;
             queue_manager_id(id).map(|(host, process)| (host, Some(process)))
         }
         _ => None,
+    }
+}
+
+/// Where the view puts a queue or a client when it groups by service and host, in the order
+/// groups are drawn: known services (a service's shared queues before its hosts'), hosts whose
+/// service is unknown, the rest of oslo.messaging, notifications, then everything else.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Group {
+    Service {
+        service: String,
+        host: Option<String>,
+    },
+    Host(String),
+    Unknown,
+    Notifications,
+    NotOslo,
+}
+
+impl Group {
+    /// `nova-compute @ compute-1`, `nova-scheduler`, `not oslo.messaging`.
+    pub fn label(&self, lang: Lang) -> String {
+        let zh = lang == Lang::Zh;
+        match self {
+            Group::Service {
+                service,
+                host: Some(host),
+            } => format!("{service} @ {host}"),
+            Group::Service {
+                service,
+                host: None,
+            } => service.clone(),
+            Group::Host(host) if zh => format!("服务未知 @ {host}"),
+            Group::Host(host) => format!("service unknown @ {host}"),
+            Group::Unknown if zh => "oslo.messaging，服务未知".to_string(),
+            Group::Unknown => "oslo.messaging, service unknown".to_string(),
+            Group::Notifications if zh => "oslo.messaging 通知".to_string(),
+            Group::Notifications => "oslo.messaging notifications".to_string(),
+            Group::NotOslo if zh => "非 oslo.messaging".to_string(),
+            Group::NotOslo => "not oslo.messaging".to_string(),
+        }
+    }
+
+    fn of(whose: Whose) -> Group {
+        match whose {
+            Whose {
+                service: Some(service),
+                host,
+            } => Group::Service { service, host },
+            Whose {
+                service: None,
+                host: Some(host),
+            } => Group::Host(host),
+            _ => Group::Unknown,
+        }
     }
 }
 
@@ -88,7 +143,8 @@ impl Lens {
         Lens::default()
     }
 
-    /// A connection and its `connection_name`.
+    /// A connection and its `connection_name`. Connections come first: a queue fed later
+    /// teaches its connections' host.
     pub fn connection(&mut self, id: u64, connection_name: Option<&str>) {
         let Some(name) = connection_name else { return };
         let Some(program) = service(name) else { return };
@@ -98,7 +154,6 @@ impl Lens {
             pid: pid.to_string(),
         };
         self.processes.insert(id, process);
-        self.learn_hosts();
     }
 
     /// Connection `id` consumes `queue`.
@@ -106,7 +161,7 @@ impl Lens {
         let owners = self.owners.entry(queue.to_string()).or_default();
         owners.retain(|c| *c != id);
         owners.insert(0, id);
-        self.learn_hosts();
+        self.learn_host(queue, id);
     }
 
     /// Connection `id` declared `queue`.
@@ -115,20 +170,15 @@ impl Lens {
         if !owners.contains(&id) {
             owners.push(id);
         }
-        self.learn_hosts();
+        self.learn_host(queue, id);
     }
 
     /// A process's host is the one any queue of its connections names.
-    fn learn_hosts(&mut self) {
-        for (queue, owners) in &self.owners {
-            let Some((host, _)) = named_host(queue) else {
-                continue;
-            };
-            for process in owners.iter().filter_map(|c| self.processes.get(c)) {
-                self.hosts
-                    .entry(process.clone())
-                    .or_insert_with(|| host.to_string());
-            }
+    fn learn_host(&mut self, queue: &str, id: u64) {
+        if let (Some((host, _)), Some(process)) = (named_host(queue), self.processes.get(&id)) {
+            self.hosts
+                .entry(process.clone())
+                .or_insert_with(|| host.to_string());
         }
     }
 
@@ -150,8 +200,8 @@ impl Lens {
 
     /// What the lens says of a queue.
     pub fn queue(&self, name: &str) -> QueueView {
-        let owner = (self.owners.get(name).into_iter().flatten())
-            .find_map(|c| self.processes.get(c));
+        let owner =
+            (self.owners.get(name).into_iter().flatten()).find_map(|c| self.processes.get(c));
         let owner_whose = owner.map(|p| Whose {
             service: Some(p.service.clone()),
             host: self.hosts.get(p).cloned(),
@@ -204,7 +254,9 @@ impl Lens {
         // The process when a connection of it is known, else what the name says.
         let of = view.process.clone().or_else(|| view.whose.label());
         Some(match (queue_role(name), of) {
-            (QueueRole::Server { topic, server }, _) if zh => format!("{server} 的 {topic} 主题队列"),
+            (QueueRole::Server { topic, server }, _) if zh => {
+                format!("{server} 的 {topic} 主题队列")
+            }
             (QueueRole::Server { topic, server }, _) => format!("{server}'s {topic} topic queue"),
             (QueueRole::Reply, Some(of)) if zh => format!("{of} 的回复队列"),
             (QueueRole::Reply, Some(of)) => format!("reply queue of {of}"),
@@ -225,6 +277,24 @@ impl Lens {
             (QueueRole::Other, _) if zh => format!("{name} 主题的共享队列"),
             (QueueRole::Other, _) => format!("the {name} topic's shared queue"),
         })
+    }
+
+    /// The group a queue is shown in.
+    pub fn queue_group(&self, name: &str) -> Group {
+        let view = self.queue(name);
+        match queue_role(name) {
+            _ if !view.oslo => Group::NotOslo,
+            QueueRole::Notifications { .. } => Group::Notifications,
+            _ => Group::of(view.whose),
+        }
+    }
+
+    /// The group a client is shown in.
+    pub fn connection_group(&self, id: u64) -> Group {
+        match self.processes.get(&id) {
+            Some(_) => Group::of(self.connection_whose(id)),
+            None => Group::NotOslo,
+        }
     }
 
     /// Whether `name` is a topic some server queue or fanout queue the lens saw is of.
@@ -296,12 +366,18 @@ mod tests {
     #[test]
     fn a_process_host_comes_from_the_server_queue_it_consumes() {
         let mut lens = nova();
-        assert_eq!(lens.connection_whose(COMPUTE).label().unwrap(), "nova-compute");
+        assert_eq!(
+            lens.connection_whose(COMPUTE).label().unwrap(),
+            "nova-compute"
+        );
         lens.consumes(COMPUTE, "compute.node1");
         lens.consumes(COMPUTE_REPLIES, "reply_4f0c9ba5d1a64d0a");
         // Every connection of the process is on that host.
         for c in [COMPUTE, COMPUTE_REPLIES] {
-            assert_eq!(lens.connection_whose(c).label().unwrap(), "nova-compute@node1");
+            assert_eq!(
+                lens.connection_whose(c).label().unwrap(),
+                "nova-compute@node1"
+            );
         }
         let q = lens.queue("compute.node1");
         assert_eq!(q.whose.label().unwrap(), "nova-compute@node1");
@@ -322,7 +398,10 @@ mod tests {
     fn queue_manager_names_give_host_and_process() {
         let mut lens = nova();
         lens.declared(API, "reply_ctl-1:nova-api:1");
-        assert_eq!(lens.connection_whose(API).label().unwrap(), "nova-api@ctl-1");
+        assert_eq!(
+            lens.connection_whose(API).label().unwrap(),
+            "nova-api@ctl-1"
+        );
         // Nobody known consumes this one: its name alone says whose it is.
         let q = lens.queue("scheduler_fanout_ctl-2:nova-scheduler:3");
         assert_eq!(q.whose.label().unwrap(), "nova-scheduler@ctl-2");
@@ -334,7 +413,11 @@ mod tests {
     fn unknown_stays_unknown() {
         let mut lens = nova();
         lens.consumes(COMPUTE_REPLIES, "reply_4f0c9ba5d1a64d0a");
-        assert_eq!(lens.connection_whose(COMPUTE).host, None, "no server queue seen");
+        assert_eq!(
+            lens.connection_whose(COMPUTE).host,
+            None,
+            "no server queue seen"
+        );
         assert_eq!(lens.connection_whose(PIKA), Whose::default());
         // A server queue nobody is known to consume: its host, but no service.
         let q = lens.queue("compute.node9");
@@ -363,12 +446,50 @@ mod tests {
         lens.queue_seen("compute");
         assert!(!lens.queue("compute").oslo, "alone, `compute` is any name");
         lens.queue_seen("compute.node1");
-        assert!(lens.queue("compute").oslo, "its server queue says it is a topic");
+        assert!(
+            lens.queue("compute").oslo,
+            "its server queue says it is a topic"
+        );
         lens.consumes(COMPUTE, "compute.node1");
         lens.consumes(COMPUTE, "compute");
         let shared = lens.queue("compute");
         assert_eq!(shared.whose.service.as_deref(), Some("nova-compute"));
         assert_eq!(shared.whose.host, None);
+    }
+
+    #[test]
+    fn groups_follow_service_and_host() {
+        let mut lens = nova();
+        lens.consumes(COMPUTE, "compute.node1");
+        lens.consumes(COMPUTE, "compute");
+        lens.consumes(PIKA, "orders");
+        lens.queue_seen("notifications.info");
+        let node1 = Group::Service {
+            service: "nova-compute".into(),
+            host: Some("node1".into()),
+        };
+        assert_eq!(lens.queue_group("compute.node1"), node1);
+        assert_eq!(lens.connection_group(COMPUTE_REPLIES), node1);
+        assert_eq!(lens.queue_group("compute").label(Lang::En), "nova-compute");
+        assert_eq!(
+            lens.queue_group("orders").label(Lang::En),
+            "not oslo.messaging"
+        );
+        assert_eq!(lens.connection_group(PIKA), Group::NotOslo);
+        assert_eq!(lens.queue_group("notifications.info"), Group::Notifications);
+        assert_eq!(
+            lens.queue_group("compute.node9").label(Lang::En),
+            "service unknown @ node9"
+        );
+        let mut order = vec![
+            Group::NotOslo,
+            node1.clone(),
+            lens.queue_group("compute"),
+            Group::Unknown,
+        ];
+        order.sort();
+        assert_eq!(order[..2], [lens.queue_group("compute"), node1]);
+        assert_eq!(order[3], Group::NotOslo);
     }
 
     #[test]

@@ -112,6 +112,13 @@ pub const BINDINGS: &[KeyBinding] = &[
         zh: "放大：关系图占满宽度，再按一次还原",
     },
     KeyBinding {
+        keys: "o",
+        codes: &[KeyCode::Char('o')],
+        action: Action::CycleGrouping,
+        help: "group the graph: by OpenStack service and host, by node (cluster), none",
+        zh: "关系图分组：按 OpenStack 服务和主机、按节点（集群）、不分组",
+    },
+    KeyBinding {
         keys: "space",
         codes: &[KeyCode::Char(' ')],
         action: Action::TogglePause,

@@ -35,6 +35,10 @@
 //! - `place`: [`layout`] itself, which orders exchanges, bindings and lanes and gives every
 //!   node its row.
 //!
+//! Grouped (see [`Groups`]), every queue gets a lane and sits below the bindings, in a column
+//! ordered by group under a label line per group; publishers are ordered by group too, and
+//! consumers follow their queues.
+//!
 //! It reads a topology snapshot and the traffic seen; it may not import the app, the panes or
 //! anything that draws.
 
@@ -47,7 +51,29 @@ pub use labels::{
 };
 pub use place::layout;
 
+use std::collections::HashMap;
+
 use crate::events::ConnectionId;
+
+/// What the view adds to the snapshot's names: the clients' names in OpenStack words, and the
+/// groups queues and clients are gathered in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Groups {
+    /// Connection labels to draw instead of the snapshot's (`nova-compute@compute-1`).
+    pub names: HashMap<ConnectionId, String>,
+    /// Group labels in the order drawn; none when the graph is not grouped.
+    pub labels: Vec<String>,
+    /// Per queue name and per connection: its group, an index into `labels`.
+    pub queues: HashMap<String, usize>,
+    pub connections: HashMap<ConnectionId, usize>,
+}
+
+/// A group's label, on a row of its own in the queue column above its queues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupLine {
+    pub row: usize,
+    pub label: String,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExchangeNode {
@@ -170,6 +196,8 @@ pub struct GraphLayout {
     pub stacked: bool,
     pub widths: Widths,
     pub items: Vec<GraphItem>,
+    /// Grouped: each group's label line, in row order.
+    pub groups: Vec<GroupLine>,
 }
 
 impl GraphLayout {

@@ -9,8 +9,8 @@ use super::labels::{
     binding_key, connection_labels, exchange_label, measure, offsets, queue_label,
 };
 use super::{
-    BindingRow, ConsumerNode, EdgeTarget, ExchangeNode, GraphItem, GraphLayout, PublisherNode,
-    QueueNode,
+    BindingRow, ConsumerNode, EdgeTarget, ExchangeNode, GraphItem, GraphLayout, GroupLine, Groups,
+    PublisherNode, QueueNode,
 };
 use crate::broker::VhostSnapshot;
 use crate::events::ConnectionId;
@@ -143,6 +143,45 @@ fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
     order
 }
 
+/// The queue column of a grouped graph, below the bindings: per queue its row from the top
+/// of the column, and each group's label line.
+struct QueueBlock {
+    offsets: Vec<usize>,
+    labels: Vec<(usize, String)>,
+}
+
+/// Groups in their order, each label then its queues by name; a blank row between groups when
+/// exchanges have one between them.
+fn queue_block(topology: &VhostSnapshot, groups: &Groups, spacing: usize) -> QueueBlock {
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups.labels.len()];
+    let last = members.len() - 1;
+    for (q, queue) in topology.queues.iter().enumerate() {
+        let group = groups.queues.get(&queue.name).copied().unwrap_or(0);
+        members[group.min(last)].push(q);
+    }
+    let mut block = QueueBlock {
+        offsets: vec![0; topology.queues.len()],
+        labels: Vec::new(),
+    };
+    let mut row = 0;
+    for (group, list) in members.iter_mut().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        if row > 0 {
+            row += spacing.min(1);
+        }
+        block.labels.push((row, groups.labels[group].clone()));
+        row += 1;
+        list.sort_by_key(|&q| &topology.queues[q].name);
+        for &q in list.iter() {
+            block.offsets[q] = row;
+            row += 1;
+        }
+    }
+    block
+}
+
 /// Lays the graph out; `spacing` blank rows separate exchanges.
 ///
 /// The rule that keeps lines apart: a queue sits on the row of one of its own bindings, the
@@ -156,19 +195,30 @@ fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
 /// `stacked` puts each exchange on a row of its own above its bindings, for panes too narrow
 /// to hold an exchange's name, a key and a queue's name side by side; its header row then
 /// takes the place of the blank row between exchanges.
+///
+/// `groups` renames clients, and when it has labels, gathers the queues by group in a column
+/// below the bindings, each queue at the end of a lane of its own (so still one queue per
+/// row, and lines only cross or join their own queue's).
 pub fn layout(
     topology: &VhostSnapshot,
     traffic: &Traffic,
     show_all: bool,
     spacing: usize,
     stacked: bool,
+    groups: &Groups,
 ) -> GraphLayout {
     let spacing = if stacked {
         spacing.saturating_sub(1)
     } else {
         spacing
     };
-    let labels = connection_labels(topology);
+    let mut labels = connection_labels(topology);
+    for (c, name) in &groups.names {
+        if let Some(label) = labels.get_mut(c) {
+            label.clone_from(name);
+        }
+    }
+    let block = (!groups.labels.is_empty()).then(|| queue_block(topology, groups, spacing));
     let queue_names: std::collections::HashSet<&str> =
         topology.queues.iter().map(|q| q.name.as_str()).collect();
     // The default exchange's edges: one per queue and key the traffic reached, unless the
@@ -252,7 +302,7 @@ pub fn layout(
         0
     };
     for list in &mut publishers {
-        list.sort_by_key(|&(c, label)| (label, c));
+        list.sort_by_key(|&(c, label)| (groups.connections.get(&c), label, c));
     }
     let publisher_rows: Vec<usize> = publishers.iter().map(Vec::len).collect();
     // Chains are drawn one level deep: from exchanges no binding leads to.
@@ -289,8 +339,8 @@ pub fn layout(
         let placed = place(
             &edges,
             &rows,
-            topology.queues.len(),
-            shown_exchanges.len(),
+            (topology.queues.len(), shown_exchanges.len()),
+            block.as_ref(),
             count,
         );
         (rows, placed)
@@ -438,6 +488,16 @@ pub fn layout(
         });
     }
     out.rows = rows.end.max(next.saturating_sub(spacing));
+    if let Some(block) = &block {
+        let top = block_top(&rows);
+        out.groups = (block.labels.iter())
+            .map(|(offset, label)| GroupLine {
+                row: top + offset,
+                label: label.clone(),
+            })
+            .collect();
+        out.rows = out.rows.max(out.groups.last().map_or(0, |g| g.row + 1));
+    }
     place_consumers(&mut out, topology, &labels);
     mark_by_name(&mut out);
     // Exchanges, publishers and bindings are all in row order; an exchange comes after its
@@ -509,10 +569,14 @@ fn place_consumers(
         }
         let needed = list.len() + usize::from(out.queues[q].more_consumers > 0);
         let row = out.queues[q].row;
-        let free = out
-            .queues
-            .get(q + 1)
-            .map_or(usize::MAX, |next| next.row - row);
+        // Up to the next queue, or the next group's label.
+        let next_label = out.groups.iter().map(|g| g.row).find(|&r| r > row);
+        let next_queue = out.queues.get(q + 1).map(|next| next.row);
+        let free = next_queue
+            .into_iter()
+            .chain(next_label)
+            .min()
+            .map_or(usize::MAX, |next| next - row);
         if needed > free {
             shift_rows(out, row + 1, needed - free);
         }
@@ -578,6 +642,7 @@ fn shift_rows(out: &mut GraphLayout, from: usize, n: usize) {
     out.bindings.iter_mut().for_each(|b| shift(&mut b.row));
     out.queues.iter_mut().for_each(|q| shift(&mut q.row));
     out.publishers.iter_mut().for_each(|p| shift(&mut p.row));
+    out.groups.iter_mut().for_each(|g| shift(&mut g.row));
     out.rows += n;
 }
 
@@ -593,8 +658,24 @@ struct Placed {
     crossings: usize,
 }
 
-/// Crossings are counted only when `count` is set.
-fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bool) -> Placed {
+/// The first row of a grouped queue column: one blank row below the bindings.
+fn block_top(rows: &Rows) -> usize {
+    if rows.end == 0 {
+        0
+    } else {
+        rows.end + 1
+    }
+}
+
+/// Crossings are counted only when `count` is set. Grouped (`block`), every queue sits in the
+/// block, at the bottom end of its lane.
+fn place(
+    edges: &[Edge],
+    rows: &Rows,
+    (queues, exchanges): (usize, usize),
+    block: Option<&QueueBlock>,
+    count: bool,
+) -> Placed {
     let mut queue_rows: Vec<Vec<usize>> = vec![Vec::new(); queues];
     let mut chain_rows: Vec<Vec<usize>> = vec![Vec::new(); exchanges];
     for (i, e) in edges.iter().enumerate() {
@@ -619,6 +700,15 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bo
     let mut straight: Vec<usize> = Vec::new();
     for (q, list) in queue_rows.iter_mut().enumerate() {
         list.sort_unstable();
+        if let Some(block) = block {
+            let home = block_top(rows) + block.offsets[q];
+            out.queue_homes[q] = Some(home);
+            if !list.is_empty() {
+                let rows = list.clone();
+                lanes.push((q, Lane { rows, home }));
+            }
+            continue;
+        }
         match list.len() {
             0 => {}
             1 => {
@@ -634,7 +724,7 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bo
             )),
         }
     }
-    if lanes.len() <= 200 {
+    if lanes.len() <= 200 && block.is_none() {
         for i in 0..lanes.len() {
             let cost = |lane: &Lane, lanes: &[(usize, Lane)]| -> usize {
                 lanes

@@ -221,6 +221,7 @@ impl Widget for &GraphPane<'_> {
                 app.model.vhost
             ),
         };
+        title.push_str(app.graph.grouping.title(lang));
         if app.graph.zoomed {
             title.push_str(tr(lang, "· zoomed, z returns ", "· 已放大，z 还原 "));
         }
