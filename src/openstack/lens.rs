@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::names::{queue_role, service, QueueRole};
+use super::Oslo;
 use crate::lesson::Lang;
 
 /// One oslo.messaging process: a program and its process id. Its connections all run on one
@@ -343,6 +344,52 @@ impl Calls {
     pub fn method(&self, msg_id: &str) -> Option<&str> {
         self.methods.get(msg_id).map(String::as_str)
     }
+
+    /// What a body says, if an oslo.messaging message: its headline, naming the call a reply
+    /// answers (`reply to select_destinations`), its method and kind. A call is remembered for
+    /// its reply. Bodies without the envelope's key are not parsed at all.
+    pub fn read(&mut self, body: &[u8]) -> Option<Said> {
+        let key = b"\"oslo.message\"";
+        if !body.windows(key.len()).any(|w| w == key) {
+            return None;
+        }
+        Some(match super::decode(body)? {
+            Oslo::Request(r) => {
+                if let Some(call) = &r.call {
+                    self.call(&call.msg_id, &r.method);
+                }
+                Said {
+                    headline: r.headline(),
+                    method: Some(r.method.clone()),
+                    kind: r.kind(),
+                }
+            }
+            Oslo::Reply(r) => {
+                let method = r.msg_id.as_deref().and_then(|id| self.method(id));
+                let headline = match method {
+                    // `reply to x`, `reply to x failed: NoSuchMethod`, `reply to x heartbeat`
+                    Some(m) => r.headline().replacen("reply", &format!("reply to {m}"), 1),
+                    None => r.headline(),
+                };
+                Said {
+                    headline,
+                    method: method.map(str::to_string),
+                    kind: "reply",
+                }
+            }
+        })
+    }
+}
+
+/// What an oslo.messaging message says, in one line and in the fields a filter picks by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Said {
+    /// `cast schedule_and_build_instances 1.17`, `reply to select_destinations`.
+    pub headline: String,
+    /// The method; a reply's is its call's, when that call was seen.
+    pub method: Option<String>,
+    /// `call`, `cast` or `reply`.
+    pub kind: &'static str,
 }
 
 #[cfg(test)]
@@ -503,5 +550,30 @@ mod tests {
         }
         assert_eq!(calls.method("7c1e"), None, "the oldest is forgotten");
         assert_eq!(calls.method("1"), Some("object_action"));
+    }
+
+    #[test]
+    fn a_reply_read_after_its_call_says_which_call() {
+        let call = include_bytes!("../../tests/fixtures/oslo/call.json");
+        // The call's own reply, as oslo.messaging sends it.
+        let reply = br#"{"oslo.version": "2.0", "oslo.message": "{\"_msg_id\": \"0b9b09b208c24e52a5fc42e3e4ea230f\", \"failure\": null, \"result\": 1, \"ending\": true}"}"#;
+        let mut calls = Calls::default();
+        assert_eq!(
+            calls.read(reply).unwrap().headline,
+            "reply",
+            "its call not seen"
+        );
+        let said = calls.read(call).unwrap();
+        assert_eq!(
+            (said.kind, said.method.as_deref()),
+            ("call", Some("object_action"))
+        );
+        let said = calls.read(reply).unwrap();
+        assert_eq!(said.headline, "reply to object_action");
+        assert_eq!(
+            (said.kind, said.method.as_deref()),
+            ("reply", Some("object_action"))
+        );
+        assert_eq!(calls.read(b"plain text"), None);
     }
 }

@@ -115,8 +115,8 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "o",
         codes: &[KeyCode::Char('o')],
         action: Action::CycleGrouping,
-        help: "group the graph: by OpenStack service and host, by node (cluster), none",
-        zh: "关系图分组：按 OpenStack 服务和主机、按节点（集群）、不分组",
+        help: "group: by OpenStack service and host, by cluster node, none",
+        zh: "分组：按 OpenStack 服务和主机、按集群节点、不分组",
     },
     KeyBinding {
         keys: "space",

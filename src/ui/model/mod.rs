@@ -18,7 +18,6 @@ use crate::events::{
 };
 use crate::lesson::{Lang, PROBE_PREFIX};
 use crate::openstack::lens::{Calls, Lens, Whose};
-use crate::openstack::Oslo;
 use crate::ui::history::Happened;
 
 /// How many messages the log keeps; older ones fall off.
@@ -59,32 +58,6 @@ pub struct LogEntry {
     /// What happened to it after it was routed, in order: deliveries (and redeliveries),
     /// acks, nacks, rejects, requeues, expiry, dead-lettering.
     pub history: Vec<Happened>,
-}
-
-/// An oslo.messaging message's headline, method and kind, if the body is one; a call's id is
-/// remembered so its reply can name it. Bodies without the envelope's key are not parsed.
-fn oslo_line(body: &[u8], calls: &mut Calls) -> Option<(String, Option<String>, &'static str)> {
-    let key = b"\"oslo.message\"";
-    if !body.windows(key.len()).any(|w| w == key) {
-        return None;
-    }
-    match crate::openstack::decode(body)? {
-        Oslo::Request(r) => {
-            if let Some(call) = &r.call {
-                calls.call(&call.msg_id, &r.method);
-            }
-            Some((r.headline(), Some(r.method.clone()), r.kind()))
-        }
-        Oslo::Reply(r) => {
-            let method = r.msg_id.as_deref().and_then(|id| calls.method(id));
-            let headline = match method {
-                // `reply to select_destinations`, `... failed: NoSuchMethod`, `... heartbeat`
-                Some(m) => r.headline().replacen("reply", &format!("reply to {m}"), 1),
-                None => r.headline(),
-            };
-            Some((headline, method.map(str::to_string), "reply"))
-        }
-    }
 }
 
 /// How many later events a log entry remembers; a message requeued forever stops there.
@@ -582,9 +555,8 @@ impl Model {
                 if self.log.len() == LOG_CAPACITY {
                     self.log.pop_front();
                 }
-                let oslo = oslo_line(body_preview, &mut self.calls);
-                let (oslo, method, kind) = match oslo {
-                    Some((headline, method, kind)) => (Some(headline), method, Some(kind)),
+                let (oslo, method, kind) = match self.calls.read(body_preview) {
+                    Some(said) => (Some(said.headline), said.method, Some(said.kind)),
                     None => (None, None, None),
                 };
                 self.log.push_back(LogEntry {
