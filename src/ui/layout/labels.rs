@@ -167,7 +167,12 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         ),
         outer_keys: keys(false),
         inner_keys: keys(true),
-        queue_name: widest(&mut by_name(false).map(|q| name_width(&q.label))),
+        // A group's label (with its colon) is a name of the queue column too.
+        queue_name: widest(
+            &mut by_name(false)
+                .map(|q| name_width(&q.label))
+                .chain(graph.groups.iter().map(|g| g.label.width() as u16 + 1)),
+        ),
         queue_label: queue_label_width(graph, false, false),
         by_name_name: widest(&mut by_name(true).map(|q| name_width(&q.label))),
         by_name_label: queue_label_width(graph, true, false),
@@ -290,13 +295,17 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
     graph.widths.by_name_short = queue_label_width(graph, true, true);
 }
 
-/// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]);
-/// connections with the same label get their client's port after it, to tell them apart.
-pub fn connection_labels(topology: &VhostSnapshot) -> HashMap<ConnectionId, String> {
+/// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]),
+/// or its name in `names` (`nova-compute@compute-1`); connections with the same label get
+/// their client's port after it, to tell them apart.
+pub fn connection_labels(
+    topology: &VhostSnapshot,
+    names: &HashMap<ConnectionId, String>,
+) -> HashMap<ConnectionId, String> {
     let mut labels: HashMap<ConnectionId, String> = topology
         .connections
         .iter()
-        .map(|c| (c.id, c.label()))
+        .map(|c| (c.id, names.get(&c.id).cloned().unwrap_or_else(|| c.label())))
         .collect();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for label in labels.values() {

@@ -212,13 +212,9 @@ pub fn layout(
     } else {
         spacing
     };
-    let mut labels = connection_labels(topology);
-    for (c, name) in &groups.names {
-        if let Some(label) = labels.get_mut(c) {
-            label.clone_from(name);
-        }
-    }
-    let block = (!groups.labels.is_empty()).then(|| queue_block(topology, groups, spacing));
+    let grouped = !groups.labels.is_empty();
+    let labels = connection_labels(topology, &groups.names);
+    let block = grouped.then(|| queue_block(topology, groups, spacing));
     let queue_names: std::collections::HashSet<&str> =
         topology.queues.iter().map(|q| q.name.as_str()).collect();
     // The default exchange's edges: one per queue and key the traffic reached, unless the

@@ -245,8 +245,8 @@ pub struct Model {
     /// Whose each connection and queue is, in OpenStack words; learnt again with each
     /// snapshot from its connections and consumers and from what the events showed.
     pub lens: Lens,
-    /// Queues seen declared, and consumed (by delivery), by a connection: a snapshot lists
-    /// consumers, not declarers, and a recording may lack the consumers.
+    /// Queues seen declared, and consumed (by delivery), by a connection, until deleted: a
+    /// snapshot lists consumers, not declarers, and a recording may lack the consumers.
     owners: BTreeSet<(Name, ConnectionId, bool)>,
     /// Connection names seen, in snapshots or as connections opened: a recording may name a
     /// connection only after its messages, or only while the last snapshot did not list it.
@@ -361,8 +361,6 @@ impl Model {
         self.traffic
             .default_routes
             .retain(|r| queues.contains(&*r.0) || fresh.default_routes.contains(r));
-        let queues: HashSet<&str> = self.topology.queues.iter().map(|q| &*q.name).collect();
-        self.owners.retain(|(q, _, _)| queues.contains(&**q));
         self.learn_lens();
         if self.drawn() != drawn {
             self.structure_changed = true;
@@ -442,6 +440,9 @@ impl Model {
         }
         if let EventKind::QueueDeleted { name } = &event.kind {
             self.traffic.default_routes.retain(|(q, _)| q != name);
+            // Kept until deleted, not while listed: a recording may declare a reply queue
+            // only after its first reply.
+            self.owners.retain(|(q, _, _)| q != name);
         }
         if let EventKind::QueueDeclared { name, .. } = &event.kind {
             self.learn_owner(name, event.connection, false);

@@ -1,0 +1,235 @@
+//! The OpenStack lens on screen: the graph grouped by service and host (`o`), clients named
+//! `service@host`, a queue said to be whose and for what, the log filtered by service, method,
+//! host and kind. Driven by the shipped traces, event by event, as a replay drives the view.
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::screen::{screen, select_queue};
+use rabbitscope::broker::Snapshot;
+use rabbitscope::events::EventKind;
+use rabbitscope::lesson::Lang;
+use rabbitscope::ui::action::Action;
+use rabbitscope::ui::app::{App, ViewOptions};
+
+/// A shipped trace replayed into a view, up to (not including) the first connection closed,
+/// when every connection the recording named is still listed.
+fn replayed(trace: &str, lang: Lang) -> App {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/traces")
+        .join(trace);
+    let trace = rabbitscope::trace::read(&path).unwrap();
+    let vhost = trace.header.vhost.clone();
+    let options = ViewOptions {
+        lang,
+        ..ViewOptions::default()
+    };
+    let mut app = App::new("127.0.0.1:5672", &vhost, options);
+    let mut snapshot: Snapshot = trace.header.snapshot.clone();
+    app.update(Action::Topology(snapshot.clone()));
+    for event in trace.events {
+        if matches!(event.kind, EventKind::ConnectionClosed { .. }) {
+            break;
+        }
+        rabbitscope::topology::apply(&mut snapshot, &event);
+        app.update(Action::BrokerEvent(Arc::new(event)));
+        app.update(Action::Topology(snapshot.clone()));
+    }
+    // Every message has landed.
+    app.model.flights.clear();
+    app
+}
+
+/// `/` and a filter, in place of the one typed before.
+fn typed(app: &mut App, filter: &str) {
+    app.update(Action::StartFilter);
+    while !app.log.filter.is_empty() {
+        app.update(Action::FilterBackspace);
+    }
+    for c in filter.chars() {
+        app.update(Action::FilterInput(c));
+    }
+}
+
+/// The log's lines (inside its border), newest first.
+fn log_lines(text: &str) -> Vec<String> {
+    let start = text.lines().position(|l| l.contains(" messages ")).unwrap();
+    text.lines()
+        .skip(start + 1)
+        .take_while(|l| !l.starts_with('└'))
+        .map(|l| l.trim_matches(|c| c == '│' || c == ' ').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_classic_boot_grouped_by_service_and_host_160x45() {
+    let mut app = replayed("nova-boot-classic.yaml", Lang::En);
+    app.update(Action::CycleGrouping);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("· by service and host"), "{text}");
+    // Server queues give their host; nobody the recording named consumes them.
+    let block = |label: &str, queues: &[&str]| {
+        let lines: Vec<&str> = text.lines().collect();
+        let at = (lines.iter())
+            .position(|l| l.contains(&format!("{label}:")))
+            .unwrap_or_else(|| panic!("no group {label}: {text}"));
+        for (i, q) in queues.iter().enumerate() {
+            assert!(
+                lines[at + 1 + i].contains(&format!("▶{q}")),
+                "{q} under {label}: {text}"
+            );
+        }
+    };
+    block(
+        "service unknown @ compute-1",
+        &["compute-alt.compute-1 ", "compute.compute-1 "],
+    );
+    block(
+        "service unknown @ controller-1",
+        &["conductor.controller-1 ", "scheduler.controller-1 "],
+    );
+    // The reply queue a nova-compute connection consumed (before the recording saw it
+    // declared) is that process's; the shared topic queues are oslo.messaging's (their server
+    // queues say so) though no connection the recording named consumes them.
+    // (Long names are cut at this width.)
+    block("nova-compute", &["reply_3d609330315442c6b3"]);
+    block(
+        "oslo.messaging, service unknown",
+        &[
+            "compute ",
+            "compute-alt ",
+            "conductor ",
+            "reply_b2f51edff4974f6482",
+        ],
+    );
+    insta::assert_snapshot!(text);
+    // `o` again: no node grouping on one node, back to no grouping.
+    app.update(Action::CycleGrouping);
+    assert!(!screen(&mut app, 160, 45).contains("by service and host"));
+}
+
+#[test]
+fn the_classic_boot_log_filtered_by_service_method_and_kind_160x45() {
+    let mut app = replayed("nova-boot-classic.yaml", Lang::En);
+    app.update(Action::FocusNext);
+    typed(&mut app, "service:nova-compute");
+    let text = screen(&mut app, 160, 45);
+    let lines = log_lines(&text);
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines {
+        assert!(
+            line.contains(" nova-compute  "),
+            "the publisher is said: {line}"
+        );
+    }
+    insta::assert_snapshot!(text);
+    // Field terms combine with each other and with a regex.
+    app.update(Action::Back);
+    typed(&mut app, "service:nova-compute kind:cast");
+    let lines = log_lines(&screen(&mut app, 160, 45));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("cast update_instance_info 4.2"),
+        "{lines:?}"
+    );
+    app.update(Action::Back);
+    typed(&mut app, "kind:reply select");
+    let lines = log_lines(&screen(&mut app, 160, 45));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("reply to select_destinations"),
+        "{lines:?}"
+    );
+    app.update(Action::Back);
+    typed(&mut app, "method:build_and_run_instance");
+    let lines = log_lines(&screen(&mut app, 160, 45));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    // Sent by the conductor, whose connection the recording never named.
+    assert!(
+        lines[0].ends_with(" cast build_and_run_instance 6.0 -> compute.compute-1 (2)"),
+        "{lines:?}"
+    );
+    // An unknown field is said like a bad regex, and the last good filter stays.
+    typed(&mut app, " colour:red");
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("bad filter: unknown field colour"), "{text}");
+    assert_eq!(log_lines(&text).len(), 1, "{text}");
+}
+
+#[test]
+fn a_recording_of_the_embedded_broker_names_services_and_hosts_200x70() {
+    let mut app = replayed("nova-boot-notifications.yaml", Lang::En);
+    app.update(Action::CycleGrouping);
+    // A lane per queue wants the width, and a label per group the height.
+    app.update(Action::ToggleZoom);
+    let text = screen(&mut app, 200, 70);
+    for label in [
+        "nova-compute @ compute-1:",
+        "nova-conductor @ controller-1:",
+        "nova-scheduler @ controller-1:",
+        "oslo.messaging notifications:",
+    ] {
+        assert!(text.contains(label), "{label}: {text}");
+    }
+    // Clients are named service@host, the host learnt from the server queue a sibling
+    // connection of the same process consumes.
+    assert!(text.contains("nova-compute@compute-1"), "{text}");
+    insta::assert_snapshot!(text);
+    // The inspector says whose a queue is and what it is for.
+    app.update(Action::ToggleZoom);
+    select_queue(&mut app, "compute.compute-1");
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("compute-1's compute topic queue"), "{text}");
+    let mut app = replayed("nova-boot-notifications.yaml", Lang::Zh);
+    app.update(Action::CycleGrouping);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("按服务和主机分组"), "{text}");
+    select_queue(&mut app, "compute.compute-1");
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("compute-1 的 compute 主题队列"), "{text}");
+}
+
+#[test]
+fn a_topology_without_oslo_messaging_is_grouped_as_not_oslo_80x24() {
+    let mut app = App::new("127.0.0.1:5672", "/", ViewOptions::default());
+    app.update(Action::Topology(shop()));
+    app.update(Action::CycleGrouping);
+    let text = screen(&mut app, 80, 24);
+    assert!(text.contains("not oslo.messaging:"), "{text}");
+    for q in ["billing", "work"] {
+        assert!(text.contains(&format!("▶{q}")), "{q}: {text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+/// A shop: orders by topic, invoices by direct, none of it oslo.messaging's.
+fn shop() -> Snapshot {
+    use rabbitscope::broker::{ExchangeSnapshot, QueueSnapshot, VhostSnapshot};
+    use rabbitscope::events::BindingInfo;
+    let exchange = |name: &str, kind: &str| ExchangeSnapshot {
+        name: name.into(),
+        kind: kind.into(),
+        durable: true,
+        auto_delete: false,
+        internal: false,
+        arguments: vec![],
+    };
+    Snapshot {
+        vhosts: vec![VhostSnapshot {
+            name: "/".into(),
+            exchanges: vec![exchange("shop", "topic"), exchange("jobs", "direct")],
+            queues: vec![QueueSnapshot::new("billing"), QueueSnapshot::new("work")],
+            bindings: vec![
+                BindingInfo::to_queue("shop", "billing", "order.paid"),
+                BindingInfo::to_queue("shop", "work", "job.*"),
+                BindingInfo::to_queue("jobs", "billing", "invoice"),
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
