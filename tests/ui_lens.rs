@@ -233,3 +233,88 @@ fn shop() -> Snapshot {
         ..Default::default()
     }
 }
+
+/// A lapin connection named as oslo.messaging names its own.
+async fn connect_as(url: &str, name: &str) -> lapin::Connection {
+    let properties = lapin::ConnectionProperties::default().with_connection_name(name.into());
+    lapin::Connection::connect(url, properties)
+        .await
+        .expect("connect")
+}
+
+/// The embedded broker with clients named like Nova's: nova-compute consumes its server queue
+/// `compute.compute-1` on one connection and its reply queue on another, nova-api casts to it.
+/// The grouped view names the process's host on both its connections and groups its queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_named_like_oslo_on_the_embedded_broker_are_grouped_by_service_and_host() {
+    use common::client::{bind, channel, consume, declare_exchange, declare_queue, next};
+    let (url, broker) = common::start_embedded().await;
+    let mut events = broker.subscribe();
+    let server = connect_as(&url, "nova-compute:4242:0c3c387a-b32f-4ee3-9fe1").await;
+    let replies = connect_as(&url, "nova-compute:4242:4784fe02-5991-4d8c-afc1").await;
+    let api = connect_as(&url, "nova-api:13593:1ca4c61a-6a92-478b-9c07").await;
+    let ch = channel(&server).await;
+    declare_exchange(&ch, "nova", lapin::ExchangeKind::Topic).await;
+    for q in ["compute", "compute.compute-1"] {
+        declare_queue(&ch, q).await;
+        bind(&ch, q, "nova", q).await;
+    }
+    let mut compute = consume(&ch, "compute.compute-1", "1", true).await;
+    let _shared = consume(&ch, "compute", "2", true).await;
+    let reply_ch = channel(&replies).await;
+    let reply_q = "reply_9b5e3c1d2a7f4e6b8c0d1e2f3a4b5c6d";
+    declare_queue(&reply_ch, reply_q).await;
+    let _reply = consume(&reply_ch, reply_q, "1", true).await;
+    let cast = std::str::from_utf8(include_bytes!("fixtures/oslo/cast.json")).unwrap();
+    let api_ch = channel(&api).await;
+    common::client::publish(&api_ch, "nova", "compute.compute-1", cast).await;
+    next(&mut compute, std::time::Duration::from_secs(2))
+        .await
+        .expect("the cast is delivered");
+
+    let mut app = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    app.update(Action::Topology(broker.snapshot()));
+    while let Some(received) = events.try_recv() {
+        if let rabbitscope::events::Received::Event(event) = received {
+            app.update(Action::BrokerEvent(event));
+        }
+    }
+    app.update(Action::Topology(broker.snapshot()));
+    app.model.flights.clear();
+    app.update(Action::CycleGrouping);
+    app.update(Action::ToggleZoom);
+    let text = screen(&mut app, 200, 50);
+    let rows: Vec<&str> = text.lines().collect();
+    let under = |label: &str, queue: &str| {
+        let at = (rows.iter().position(|r| r.contains(&format!("{label}:"))))
+            .unwrap_or_else(|| panic!("no group {label}:\n{text}"));
+        (rows[at + 1..].iter())
+            .take_while(|r| !r.trim_matches(|c| c == '│' || c == ' ').ends_with(':'))
+            .any(|r| r.contains(&format!("{queue}  0 0 1")))
+    };
+    assert!(
+        under("nova-compute @ compute-1", "compute.compute-1"),
+        "{text}"
+    );
+    assert!(under("nova-compute @ compute-1", reply_q), "{text}");
+    assert!(under("nova-compute", "compute"), "{text}");
+    // Both of the process's connections are on compute-1 (its three consumers say so);
+    // nova-api's host is not known.
+    assert_eq!(text.matches("▶nova-compute@compute-1").count(), 3, "{text}");
+    assert!(text.contains("│nova-api ─"), "{text}");
+    assert!(
+        text.contains(
+            "nova-api  cast schedule_and_build_instances 1.17 -> compute.compute-1 \
+             (nova-compute@compute-1)"
+        ),
+        "{text}"
+    );
+    select_queue(&mut app, reply_q);
+    app.update(Action::ToggleZoom);
+    app.update(Action::Inspect);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("reply queue of nova-compute:4242"), "{text}");
+    for c in [server, replies, api] {
+        c.close(200, "done".into()).await.ok();
+    }
+}

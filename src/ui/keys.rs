@@ -157,8 +157,8 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "/",
         codes: &[KeyCode::Char('/')],
         action: Action::StartFilter,
-        help: "filter the message log with a regex",
-        zh: "用正则表达式过滤消息日志",
+        help: "filter the log: a regex, service: method: host: kind:",
+        zh: "过滤消息日志：正则表达式，或 service: method: host: kind:",
     },
     KeyBinding {
         keys: "a",
