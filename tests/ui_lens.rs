@@ -52,6 +52,13 @@ fn typed(app: &mut App, filter: &str) {
     }
 }
 
+/// The log's lines once `filter` is typed in place of the last one.
+fn filtered(app: &mut App, filter: &str) -> Vec<String> {
+    app.update(Action::Back);
+    typed(app, filter);
+    log_lines(&screen(app, 160, 45))
+}
+
 /// The log's lines (inside its border), newest first.
 fn log_lines(text: &str) -> Vec<String> {
     let start = text.lines().position(|l| l.contains(" messages ")).unwrap();
@@ -126,36 +133,26 @@ fn the_classic_boot_log_filtered_by_service_method_and_kind_160x45() {
     }
     insta::assert_snapshot!(text);
     // Field terms combine with each other and with a regex.
-    app.update(Action::Back);
-    typed(&mut app, "service:nova-compute kind:cast");
-    let lines = log_lines(&screen(&mut app, 160, 45));
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].contains("cast update_instance_info 4.2"),
-        "{lines:?}"
-    );
-    app.update(Action::Back);
-    typed(&mut app, "kind:reply select");
-    let lines = log_lines(&screen(&mut app, 160, 45));
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].contains("reply to select_destinations"),
-        "{lines:?}"
-    );
-    app.update(Action::Back);
-    typed(&mut app, "method:build_and_run_instance");
-    let lines = log_lines(&screen(&mut app, 160, 45));
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    let only = |app: &mut App, filter: &str| {
+        let lines = filtered(app, filter);
+        assert_eq!(lines.len(), 1, "{filter}: {lines:?}");
+        lines[0].clone()
+    };
+    let line = only(&mut app, "service:nova-compute kind:cast");
+    assert!(line.contains("cast update_instance_info 4.2"), "{line}");
+    let line = only(&mut app, "kind:reply select");
+    assert!(line.contains("reply to select_destinations"), "{line}");
     // Sent by the conductor, whose connection the recording never named.
-    assert!(
-        lines[0].ends_with(" cast build_and_run_instance 6.0 -> compute.compute-1 (2)"),
-        "{lines:?}"
-    );
-    // An unknown field is said like a bad regex, and the last good filter stays.
-    typed(&mut app, " colour:red");
+    let line = only(&mut app, "method:build_and_run_instance");
+    let cast = " cast build_and_run_instance 6.0 -> compute.compute-1 (2)";
+    assert!(line.ends_with(cast), "{line}");
+    // An unknown field is said like a bad regex.
+    for c in " colour:red".chars() {
+        app.update(Action::FilterInput(c));
+    }
     let text = screen(&mut app, 160, 45);
-    assert!(text.contains("bad filter: unknown field colour"), "{text}");
-    assert_eq!(log_lines(&text).len(), 1, "{text}");
+    let said = "bad filter: unknown field colour (try service, method, host, kind)";
+    assert!(text.contains(said), "{text}");
 }
 
 #[test]

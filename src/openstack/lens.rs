@@ -528,7 +528,7 @@ mod tests {
             lens.queue_group("compute.node9").label(Lang::En),
             "service unknown @ node9"
         );
-        let mut order = vec![
+        let mut order = [
             Group::NotOslo,
             node1.clone(),
             lens.queue_group("compute"),

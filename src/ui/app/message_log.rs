@@ -63,7 +63,7 @@ pub fn parse_filter(filter: &str) -> Result<(Vec<Term>, String), String> {
             Some((name, value)) => {
                 let Some((_, field)) = FIELDS.iter().find(|(n, _)| *n == name) else {
                     let known: Vec<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
-                    return Err(format!("unknown field {name}: (try {})", known.join(", ")));
+                    return Err(format!("unknown field {name} (try {})", known.join(", ")));
                 };
                 terms.push(Term {
                     field: *field,
