@@ -79,6 +79,12 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
         t("routing key  ", "路由键       "),
         entry.routing_key
     )));
+    if let Some(publisher) = entry.publisher.label() {
+        lines.push(Line::raw(format!(
+            "{}{publisher}",
+            t("published by ", "发布者       ")
+        )));
+    }
     let fate = match (lang, &entry.fate) {
         (Lang::Zh, PublishFate::Routed) => "已路由".to_string(),
         (Lang::Zh, PublishFate::Returned) => "退回".to_string(),
