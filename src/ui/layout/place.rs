@@ -320,8 +320,14 @@ pub fn layout(
     // (barycenters, a few rounds), keeping the order that crosses least.
     let mut order: Vec<usize> = (0..shown_exchanges.len()).collect();
     let mut best = (usize::MAX, order.clone(), by_exchange.clone());
-    // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted.
-    let rounds = if edges.len() > 2_000 { 1 } else { 6 };
+    // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted; so
+    // does a grouped graph of many queues, which has a lane per queue.
+    let many_lanes = grouped && topology.queues.len() > 60;
+    let rounds = if edges.len() > 2_000 || many_lanes {
+        1
+    } else {
+        6
+    };
     // The rows of one order of exchanges and bindings, and where that puts the destinations.
     let arrange = |order: &[usize], by_exchange: &[Vec<usize>], count: bool| {
         let rows = rows_for(
@@ -609,12 +615,13 @@ fn mark_by_name(out: &mut GraphLayout) {
             continue;
         };
         let queue = &out.queues[q];
-        let passed = spans.values().any(|&(lo, hi)| lo < b.row && b.row < hi);
+        // Whether a lane passes is asked last: a grouped graph has a lane per queue.
+        let passed = || spans.values().any(|&(lo, hi)| lo < b.row && b.row < hi);
         if out.exchanges[b.exchange].name.is_empty()
             && *b.binding.routing_key == *queue.name
             && queue.lane.is_none()
             && queue.row == b.row
-            && !passed
+            && !passed()
         {
             out.queues[q].by_name = true;
         }

@@ -2,8 +2,8 @@
 //! per-exchange and per-queue rates. Fed only by snapshots and broker events, so any source
 //! (embedded broker, remote RabbitMQ, recorded trace) can drive it.
 //!
-//! It may import the events, the topology types and the lesson's probe prefix; nothing of
-//! the app or the panes.
+//! It may import the events, the topology types, the lesson's probe prefix and the OpenStack
+//! lens (whose each connection and queue is); nothing of the app or the panes.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
