@@ -71,9 +71,26 @@ fn bench(c: &mut Criterion) {
         "render one frame 160x45 (2k exchanges, 10k queues, 20k bindings)",
         |b| b.iter(|| render_to_buffer(&mut app, 160, 45)),
     );
+    // Grouped by service and host (none of it oslo.messaging's): a lane per queue.
+    let mut grouped = App::new("127.0.0.1:5673", "/", ViewOptions::default());
+    grouped.update(Action::Topology(topology.clone()));
+    grouped.update(Action::CycleGrouping);
+    c.bench_function(
+        "render one frame 160x45 grouped by service (same topology)",
+        |b| b.iter(|| render_to_buffer(&mut grouped, 160, 45)),
+    );
     let vhost = topology.vhosts[0].clone();
     c.bench_function("lay out the same topology", |b| {
-        b.iter(|| layout(&vhost, &Default::default(), false, 1, false))
+        b.iter(|| {
+            layout(
+                &vhost,
+                &Default::default(),
+                false,
+                1,
+                false,
+                &Default::default(),
+            )
+        })
     });
 }
 

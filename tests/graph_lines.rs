@@ -30,7 +30,7 @@ use rabbitscope::broker::{
 use rabbitscope::events::{BindingInfo, ClientInfo, Event, EventKind, PublishFate};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
-use rabbitscope::ui::layout::EdgeTarget;
+use rabbitscope::ui::layout::{ConsumerNode, EdgeTarget};
 use rabbitscope::ui::model::Rate;
 use rabbitscope::ui::panes::graph::GraphPane;
 use rabbitscope::ui::theme::Theme;
@@ -674,9 +674,11 @@ impl Topology {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
+    /// Grouped (`o`), every queue sits at the end of a lane of its own, under its group's label.
     #[test]
-    fn every_line_reaches_its_own_destination(topology in topologies()) {
+    fn every_line_reaches_its_own_destination(topology in topologies(), grouped in any::<bool>()) {
         let mut app = app_after(topology.snapshot(), topology.traffic());
+        group(&mut app, grouped);
         let buf = draw_graph(&mut app, 150, 60);
         if let Err(e) = check_lines(&app, &buf).and_then(|_| check_clients(&app, &buf, true)) {
             prop_assert!(false, "{}", e);
@@ -686,8 +688,9 @@ proptest! {
     /// Messages routed by every binding to a queue, and delivered to its consumers: wherever
     /// they are on their way, their dots sit on line cells only, never on a name or a key.
     #[test]
-    fn dots_run_only_on_lines(topology in topologies(), at in 0.0f64..2.5) {
+    fn dots_run_only_on_lines(topology in topologies(), at in 0.0f64..2.5, grouped in any::<bool>()) {
         let mut app = app_after(topology.snapshot(), topology.traffic());
+        group(&mut app, grouped);
         let clean = draw_graph(&mut app, 150, 60);
         let start = app.now;
         let snapshot = topology.snapshot();
@@ -725,13 +728,22 @@ proptest! {
     fn no_line_reaches_another_destination_when_narrow(
         topology in topologies(),
         width in 24u16..100,
+        grouped in any::<bool>(),
     ) {
         let mut app = app_after(topology.snapshot(), topology.traffic());
+        group(&mut app, grouped);
         let buf = draw_graph(&mut app, width, 60);
         let checked = check_lines_on(&app, &buf, false).and_then(|_| check_clients(&app, &buf, false));
         if let Err(e) = checked {
             prop_assert!(false, "{}", e);
         }
+    }
+}
+
+/// Groups the graph by service and host (`o`) when `grouped`.
+fn group(app: &mut App, grouped: bool) {
+    if grouped {
+        app.update(Action::CycleGrouping);
     }
 }
 
@@ -1057,6 +1069,48 @@ fn lesson_13_with_its_services_160x45() {
         "queues: ready unacked consumers",
     ] {
         assert!(text.contains(seen), "{seen}:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+/// Grouped by service and host, lesson 13's queues sit under their services' labels, its
+/// clients are named service@host, and every line still reaches its own queue. A lane per
+/// queue wants the width: zoomed at 200 columns the consumers have room too.
+#[test]
+fn lesson_13_grouped_by_service_and_host_zoomed_200x60() {
+    let (vhost, traffic) = lesson_13_services();
+    let mut app = app_after(vhost, traffic);
+    app.update(Action::CycleGrouping);
+    app.update(Action::ToggleZoom);
+    let buf = screen(&mut app, 200, 60);
+    check_lines(&app, &buf).unwrap_or_else(|e| panic!("{e}"));
+    check_clients(&app, &buf, false).unwrap_or_else(|e| panic!("{e}"));
+    let text = as_text(&buf);
+    assert!(text.contains("· by service and host"), "{text}");
+    let rows: Vec<&str> = text.lines().collect();
+    for (label, queues) in [
+        ("nova-compute:", &["compute"][..]),
+        ("nova-compute @ compute-1:", &["compute.compute-1"][..]),
+        ("nova-compute @ compute-2:", &["compute.compute-2"][..]),
+        ("nova-conductor:", &["conductor"][..]),
+        (
+            "nova-conductor @ controller:",
+            &["conductor.controller", REPLY][..],
+        ),
+    ] {
+        let at = (rows.iter().position(|r| r.contains(label)))
+            .unwrap_or_else(|| panic!("{label}:\n{text}"));
+        for (i, q) in queues.iter().enumerate() {
+            assert!(rows[at + 1 + i].contains(&format!("▶{q} ")), "{q}:\n{text}");
+        }
+    }
+    for client in [
+        "nova-api ─",
+        "nova-scheduler@controller ─",
+        "▶nova-compute@compute-1",
+        "▶nova-compute@compute-2",
+    ] {
+        assert!(text.contains(client), "{client}:\n{text}");
     }
     insta::assert_snapshot!(text);
 }
@@ -1598,15 +1652,19 @@ fn cut_in_graph(app: &App, buf: &Buffer, said: &[String]) -> Vec<String> {
             cut.push(format!("queue `{whole}`"));
         }
     }
+    // A client is whole by its snapshot name or by the lens's longer one.
     for p in &graph.publishers {
-        let text = publisher_text(graph, p);
-        let drawn = row(p.row).starts_with(&text) && !row(p.row)[text.len()..].starts_with(goes_on);
-        if !drawn && !hidden("publishers") {
+        let whole = |text: &str| {
+            row(p.row).starts_with(text) && !row(p.row)[text.len()..].starts_with(goes_on)
+        };
+        let text = publisher_text(graph, p, false);
+        if !whole(&text) && !whole(&publisher_text(graph, p, true)) && !hidden("publishers") {
             cut.push(format!("publisher `{text}`"));
         }
     }
     for c in &graph.consumers {
-        if !holds_whole(row(c.row), &format!("▶{}", c.client())) && !hidden("consumers") {
+        let whole = |c: &ConsumerNode| holds_whole(row(c.row), &format!("▶{}", c.client()));
+        if !whole(c) && !whole(&c.long_named()) && !hidden("consumers") {
             cut.push(format!("consumer `{}`", c.client()));
         }
     }

@@ -594,6 +594,17 @@ async fn the_firehose_reports_the_queues_a_message_reached() {
 
 /// Starts `rabbitscope tap`, publishes until it prints `lines` lines, and returns them.
 async fn tap(vhost: &TestVhost, extra: &[&str], publish: &[(&str, &str)]) -> Vec<String> {
+    tap_as(vhost, extra, publish, None, b"m").await
+}
+
+/// [`tap`], publishing `body` on a connection with this `connection_name`, if any.
+async fn tap_as(
+    vhost: &TestVhost,
+    extra: &[&str],
+    publish: &[(&str, &str)],
+    connection_name: Option<&str>,
+    body: &[u8],
+) -> Vec<String> {
     let mut child = rabbitscope()
         .args(["tap", &vhost.url()])
         .args(extra)
@@ -608,7 +619,15 @@ async fn tap(vhost: &TestVhost, extra: &[&str], publish: &[(&str, &str)]) -> Vec
             let _ = lines_tx.send(line.unwrap());
         }
     });
-    let (connection, ch) = vhost.channel().await;
+    let (connection, ch) = match connection_name {
+        None => vhost.channel().await,
+        Some(name) => {
+            let properties = ConnectionProperties::default().with_connection_name(name.into());
+            let connection = Connection::connect(&vhost.url(), properties).await.unwrap();
+            let channel = connection.create_channel().await.unwrap();
+            (connection, channel)
+        }
+    };
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -621,7 +640,7 @@ async fn tap(vhost: &TestVhost, extra: &[&str], publish: &[(&str, &str)]) -> Vec
                 (*exchange).into(),
                 (*key).into(),
                 BasicPublishOptions::default(),
-                b"m",
+                body,
                 BasicProperties::default(),
             )
             .await
@@ -701,6 +720,40 @@ async fn tap_says_why_a_message_was_unroutable() {
             "    'compute.node2' -> compute.node2: word 2 is 'node3', the pattern wants 'node2'",
             "  whether it was published mandatory is not known (RabbitMQ's trace does not say)",
         ]
+    );
+}
+
+/// An oslo.messaging message's line says who published it, by its connection's
+/// `connection_name`, and what it says; another message's line is as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_names_the_publishing_service_and_the_method() {
+    let vhost = TestVhost::new("taposlo").await;
+    let (connection, ch) = vhost.channel().await;
+    exchange(&ch, "nova", ExchangeKind::Topic, Default::default()).await;
+    queue(&ch, "conductor", durable(), FieldTable::default()).await;
+    bind(&ch, "conductor", "nova", "conductor", FieldTable::default()).await;
+    connection.close(200, "OK".into()).await.unwrap();
+    let cast = include_bytes!("fixtures/oslo/cast.json");
+    let name = "nova-api:13593:1ca4c61a-6a92-478b-9c07-be2a30443aa8";
+    let lines = tap_as(
+        &vhost,
+        &["--count", "1"],
+        &[("nova", "conductor")],
+        Some(name),
+        cast,
+    )
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].ends_with(
+            " nova conductor -> conductor  nova-api: cast schedule_and_build_instances 1.17"
+        ),
+        "{lines:?}"
+    );
+    let plain = tap(&vhost, &["--count", "1"], &[("nova", "conductor")]).await;
+    assert!(
+        plain[0].ends_with(" nova conductor -> conductor"),
+        "{plain:?}"
     );
 }
 

@@ -73,3 +73,33 @@ fn the_inspector_says_a_classic_queue_on_a_stopped_node_is_unavailable() {
     assert!(!text.contains("if it goes down"), "{text}");
     insta::assert_snapshot!("classic_queue_on_a_stopped_node_160x45", text);
 }
+
+/// `o` twice groups the graph by node: each queue under the node that holds it (a quorum
+/// queue's leader), even the stopped node's; `o` again ends the grouping.
+#[test]
+fn the_graph_groups_queues_by_node() {
+    let mut app = app();
+    app.update(Action::CycleGrouping);
+    app.update(Action::CycleGrouping);
+    let text = screen(&mut app, 160, 45);
+    assert!(text.contains("· by node"), "{text}");
+    let rows: Vec<&str> = text.lines().collect();
+    for (node, queues) in [
+        (
+            "node rs-a@localhost:",
+            ["audit", "ballots", "events", "votes"].as_slice(),
+        ),
+        ("node rs-c@localhost:", ["billing", "orders"].as_slice()),
+    ] {
+        let at = (rows.iter().position(|r| r.contains(node)))
+            .unwrap_or_else(|| panic!("no {node} in\n{text}"));
+        for (i, q) in queues.iter().enumerate() {
+            assert!(
+                rows[at + 1 + i].contains(&format!(" {q} [")),
+                "{q} under {node}:\n{text}"
+            );
+        }
+    }
+    app.update(Action::CycleGrouping);
+    assert!(!screen(&mut app, 160, 45).contains("· by node"));
+}

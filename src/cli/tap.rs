@@ -1,7 +1,10 @@
 //! `rabbitscope tap`: one line per message published on a RabbitMQ, read from its firehose.
 //!
 //! Tracing is on for the URL's vhost while it runs and off again on every way out, if this
-//! turned it on. It imports the library's remote module; never the view.
+//! turned it on. An oslo.messaging message's line ends with who published it and what it
+//! says (`nova-api: cast schedule_and_build_instances 1.17`, `reply to select_destinations`),
+//! the publisher's service read from its connection's `connection_name`. It imports the
+//! library's remote module and the OpenStack lens; never the view.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +12,7 @@ use color_eyre::eyre::{eyre, Result};
 
 use rabbitscope::broker::exchange::{explain_in, mandatory_words};
 use rabbitscope::broker::VhostSnapshot;
+use rabbitscope::openstack::lens::{Calls, Lens};
 use rabbitscope::remote::firehose::{tap_line, Trace, Tracing};
 use rabbitscope::remote::{snapshot, Endpoint, Firehose, FirehoseKeys, Management};
 use rabbitscope::terminal::printable;
@@ -73,6 +77,7 @@ async fn tap_lines(
     // The default exchange's trace names the queue it was sent to, existing or not.
     let mut known = BTreeMap::new();
     let mut picture = Picture::default();
+    let mut calls = Calls::default();
     let result = loop {
         if args.count.is_some_and(|n| printed >= n) {
             break Ok(());
@@ -81,14 +86,16 @@ async fn tap_lines(
             _ = &mut stop => break Ok(()),
             trace = firehose.next() => trace,
         };
-        let (exchange, routing_key, mut queues, headers) = match trace {
+        let (exchange, routing_key, mut queues, headers, connection, body) = match trace {
             Ok(Trace::Published {
                 exchange,
                 routing_key,
                 queues,
                 headers,
+                connection,
+                body,
                 ..
-            }) => (exchange, routing_key, queues, headers),
+            }) => (exchange, routing_key, queues, headers, connection, body),
             Ok(_) => continue,
             Err(e) => break Err(eyre!("{e}")),
         };
@@ -123,12 +130,20 @@ async fn tap_lines(
             }
             queues = existing;
         }
-        let line = tap_line(
+        let mut line = tap_line(
             std::time::SystemTime::now(),
             &exchange,
             &routing_key,
             &queues,
         );
+        // Only oslo.messaging's messages send tap to the management API for their publisher.
+        if let Some(said) = calls.read(&body) {
+            line.push_str("  ");
+            if let Some(who) = picture.publisher(api, &endpoint.vhost, &connection).await {
+                line.push_str(&format!("{}: ", printable(&who)));
+            }
+            line.push_str(&printable(&said.headline));
+        }
         // The time is left out of what the filter sees.
         let shown = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
         if args.filter.as_ref().is_some_and(|f| !f.is_match(shown)) {
@@ -150,11 +165,14 @@ async fn tap_lines(
     result
 }
 
-/// The vhost's topology for `--why`, read again when older than [`Picture::FRESH`].
+/// The vhost's topology for `--why` and for publishers' services, read again when older than
+/// [`Picture::FRESH`].
 #[derive(Default)]
 struct Picture {
     read_at: Option<std::time::Instant>,
     vhost: Option<VhostSnapshot>,
+    /// Whose its connections are, learnt from it.
+    lens: Lens,
 }
 
 impl Picture {
@@ -165,7 +183,10 @@ impl Picture {
         if self.read_at.is_none_or(|at| at.elapsed() > Self::FRESH) {
             self.read_at = Some(std::time::Instant::now());
             match snapshot::vhost_snapshot(api, vhost).await {
-                Ok(read) => self.vhost = Some(read),
+                Ok(read) => {
+                    self.lens = lens_of(&read);
+                    self.vhost = Some(read);
+                }
                 Err(e) => eprintln!(
                     "warning: could not read the bindings to say why: {}",
                     printable(&e.to_string())
@@ -174,4 +195,29 @@ impl Picture {
         }
         self.vhost.as_ref()
     }
+
+    /// The service (and host, where known) of the connection the broker names `connection`:
+    /// `nova-compute@compute-1`; none for a connection not oslo.messaging's or not listed.
+    async fn publisher(
+        &mut self,
+        api: &Management,
+        vhost: &str,
+        connection: &str,
+    ) -> Option<String> {
+        let listed = self.read(api, vhost).await?;
+        let id = listed.connections.iter().find(|c| c.name == connection)?.id;
+        self.lens.connection_whose(id).label()
+    }
+}
+
+/// The lens over one snapshot: connections first, then who consumes what.
+fn lens_of(vhost: &VhostSnapshot) -> Lens {
+    let mut lens = Lens::new();
+    for c in &vhost.connections {
+        lens.connection(c.id, c.client.connection_name.as_deref());
+    }
+    for c in &vhost.consumers {
+        lens.consumes(c.connection, &c.queue);
+    }
+    lens
 }

@@ -8,8 +8,10 @@
 //!
 //! Imports: nothing of the crate but the language a label is said in ([`crate::lesson::Lang`]).
 //! Pure functions over bytes, so the view, `tap` and the lessons share them. [`names`]: what
-//! oslo.messaging's queue and connection names say (used by `doctor`).
+//! oslo.messaging's queue and connection names say (used by `doctor`); [`lens`]: whose a
+//! connection or a queue is, from what the broker shows (used by the view and `tap`).
 
+pub mod lens;
 pub mod names;
 
 use serde_json::{Map, Value};

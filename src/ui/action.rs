@@ -43,6 +43,8 @@ pub enum Action {
     /// The graph takes the whole width (the lesson or inspector hides) until pressed again: a
     /// narrow screen beside a lesson shows every name whole this way.
     ToggleZoom,
+    /// `o`: group the graph by OpenStack service and host, by node, or not.
+    CycleGrouping,
     /// Show or hide the predeclared exchanges (the default exchange and `amq.*`).
     ToggleAllExchanges,
     NextVhost,

@@ -112,6 +112,13 @@ pub const BINDINGS: &[KeyBinding] = &[
         zh: "放大：关系图占满宽度，再按一次还原",
     },
     KeyBinding {
+        keys: "o",
+        codes: &[KeyCode::Char('o')],
+        action: Action::CycleGrouping,
+        help: "group: by OpenStack service and host, by cluster node, none",
+        zh: "分组：按 OpenStack 服务和主机、按集群节点、不分组",
+    },
+    KeyBinding {
         keys: "space",
         codes: &[KeyCode::Char(' ')],
         action: Action::TogglePause,
@@ -150,8 +157,8 @@ pub const BINDINGS: &[KeyBinding] = &[
         keys: "/",
         codes: &[KeyCode::Char('/')],
         action: Action::StartFilter,
-        help: "filter the message log with a regex",
-        zh: "用正则表达式过滤消息日志",
+        help: "filter the log: a regex, service: method: host: kind:",
+        zh: "过滤消息日志：正则表达式，或 service: method: host: kind:",
     },
     KeyBinding {
         keys: "a",

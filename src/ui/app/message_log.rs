@@ -1,5 +1,7 @@
-//! The message log pane's own state: which message is selected and the regex filter being
-//! typed (`/`). The messages themselves are the [`Model`]'s; this only chooses among them.
+//! The message log pane's own state: which message is selected and the filter being typed
+//! (`/`): a regex, and field terms in OpenStack words (`service:nova-compute`,
+//! `method:build_and_run_instance`, `host:compute-1`, `kind:call|cast|reply`) that a message
+//! must all match. The messages themselves are the [`Model`]'s; this only chooses among them.
 //!
 //! It may not reach into the rest of the app.
 
@@ -8,6 +10,71 @@ use regex::Regex;
 use crate::lesson::Lang;
 
 use super::super::model::{LogEntry, Model};
+
+/// What a field term of the filter looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The publishing connection's service (`nova-compute`).
+    Service,
+    /// The oslo.messaging method (a reply's: the call's it answers).
+    Method,
+    /// The publishing service's host.
+    Host,
+    /// `call`, `cast` or `reply`.
+    Kind,
+}
+
+const FIELDS: [(&str, Field); 4] = [
+    ("service", Field::Service),
+    ("method", Field::Method),
+    ("host", Field::Host),
+    ("kind", Field::Kind),
+];
+
+/// `field:value`, or `field:a|b` for any of several values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Term {
+    pub field: Field,
+    pub values: Vec<String>,
+}
+
+impl Term {
+    fn matches(&self, e: &LogEntry) -> bool {
+        let value = match self.field {
+            Field::Service => e.publisher.service.as_deref(),
+            Field::Method => e.method.as_deref(),
+            Field::Host => e.publisher.host.as_deref(),
+            Field::Kind => e.kind,
+        };
+        value.is_some_and(|v| self.values.iter().any(|w| w == v))
+    }
+}
+
+/// Splits a filter into its field terms and the regex made of the rest. A word shaped like
+/// `name:value` whose name is all letters is a field term; an unknown name is an error.
+pub fn parse_filter(filter: &str) -> Result<(Vec<Term>, String), String> {
+    let mut terms = Vec::new();
+    let mut rest = Vec::new();
+    for word in filter.split(' ') {
+        let field = word
+            .split_once(':')
+            .filter(|(name, _)| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic()));
+        match field {
+            Some((name, value)) => {
+                let Some((_, field)) = FIELDS.iter().find(|(n, _)| *n == name) else {
+                    let known: Vec<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
+                    return Err(format!("unknown field {name} (try {})", known.join(", ")));
+                };
+                terms.push(Term {
+                    field: *field,
+                    values: value.split('|').map(str::to_string).collect(),
+                });
+            }
+            None => rest.push(word),
+        }
+    }
+    Ok((terms, rest.join(" ").trim().to_string()))
+}
 
 #[derive(Debug, Default)]
 pub struct MessageLog {
@@ -25,6 +92,8 @@ pub struct MessageLog {
     pub typing: bool,
     /// The language the log's lines are shown in, which the filter reads them in too.
     pub lang: Lang,
+    /// The field terms of the last filter that was understood.
+    pub terms: Vec<Term>,
 }
 
 impl MessageLog {
@@ -38,6 +107,7 @@ impl MessageLog {
                 (Some(re), Some(body)) => e.matches(re, body, self.lang),
                 _ => true,
             })
+            .filter(|e| self.terms.iter().all(|t| t.matches(e)))
             .collect()
     }
 
@@ -86,21 +156,30 @@ impl MessageLog {
             self.filter_regex = None;
             self.body_filter = None;
             self.filter_error = None;
+            self.terms.clear();
             return;
         }
-        match Regex::new(&self.filter).and_then(|re| {
-            let body = regex::bytes::Regex::new(&self.filter)?;
-            Ok((re, body))
-        }) {
-            Ok((re, body)) => {
-                self.filter_regex = Some(re);
-                self.body_filter = Some(body);
+        let compiled = parse_filter(&self.filter).and_then(|(terms, regex)| {
+            if regex.is_empty() {
+                return Ok((terms, None));
+            }
+            let compile = || {
+                let re = Regex::new(&regex)?;
+                Ok::<_, regex::Error>((re, regex::bytes::Regex::new(&regex)?))
+            };
+            match compile() {
+                Ok(both) => Ok((terms, Some(both))),
+                Err(e) => Err(e.to_string().lines().last().unwrap_or("").to_string()),
+            }
+        });
+        match compiled {
+            Ok((terms, regexes)) => {
+                self.terms = terms;
+                (self.filter_regex, self.body_filter) = regexes.unzip();
                 self.filter_error = None;
             }
             // Keep the last good filter while the user is still typing.
-            Err(e) => {
-                self.filter_error = Some(e.to_string().lines().last().unwrap_or("").to_string())
-            }
+            Err(e) => self.filter_error = Some(e),
         }
         self.selected = 0;
     }
@@ -130,6 +209,43 @@ mod tests {
             log.backspace();
         }
         assert!(log.filter_regex.is_none() && log.body_filter.is_none());
+    }
+
+    #[test]
+    fn field_terms_and_a_regex_combine() {
+        let (terms, regex) = parse_filter("service:nova-compute kind:call|cast select").unwrap();
+        assert_eq!(regex, "select");
+        assert_eq!(
+            terms,
+            [
+                Term {
+                    field: Field::Service,
+                    values: vec!["nova-compute".into()]
+                },
+                Term {
+                    field: Field::Kind,
+                    values: vec!["call".into(), "cast".into()]
+                },
+            ]
+        );
+        // A colon after anything but a plain word is the regex's.
+        assert_eq!(
+            parse_filter(r"\d:\d").unwrap(),
+            (vec![], r"\d:\d".to_string())
+        );
+        let err = parse_filter("colour:red").unwrap_err();
+        assert!(err.contains("unknown field colour"), "{err}");
+        let mut log = MessageLog::default();
+        for c in "service:nova-api colour:".chars() {
+            log.type_char(c);
+        }
+        assert!(log.filter_error.is_some(), "an unknown field is an error");
+        assert_eq!(
+            log.terms.len(),
+            1,
+            "the last good filter stays: {:?}",
+            log.terms
+        );
     }
 
     #[test]

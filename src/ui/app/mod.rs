@@ -222,7 +222,8 @@ impl App {
 
     fn relayout_as(&mut self, stacked: bool) {
         let spacing = if self.options.classroom { 2 } else { 1 };
-        self.graph.relayout(&self.model, spacing, stacked);
+        self.graph
+            .relayout(&self.model, spacing, stacked, self.options.lang);
     }
 
     /// Up, Down, pages and the wheel: the focused pane's selection, or the inspector's scroll.
@@ -372,6 +373,10 @@ impl App {
             Action::Faster => self.model.flight_time = self.playback.faster(),
             Action::Slower => self.model.flight_time = self.playback.slower(),
             Action::ToggleZoom => self.graph.toggle_zoom(),
+            Action::CycleGrouping => {
+                self.graph.cycle_grouping(self.model.nodes.len());
+                self.relayout();
+            }
             Action::ToggleHelp => self.overlays.help.toggle(),
             Action::ToggleAllExchanges => self.toggle_all_exchanges(),
             Action::NextVhost => return self.next_vhost(),

@@ -82,6 +82,9 @@ pub struct Widths {
     /// Consumers: the names of their connections, and their whole labels with the tags.
     pub consumer_name: u16,
     pub consumer_label: u16,
+    /// The same for clients with their longer names (see [`super::PublisherNode::long`]).
+    pub publisher_long: u16,
+    pub consumer_long_label: u16,
 }
 
 /// The name at the start of a label: before its flags (` [`) or counters (two spaces).
@@ -146,6 +149,33 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
             .iter()
             .filter(move |q| q.by_name == drawn_by_name)
     };
+    let publisher_width = |long: bool| {
+        let texts = graph
+            .publishers
+            .iter()
+            .map(|p| publisher_text(graph, p, long));
+        widest(&mut texts.map(|t| t.width() as u16))
+    };
+    // A stream consumer's position takes room beside its name, before its tags; `+N` is a
+    // label of the column too.
+    let consumer_width = |consumers: &[ConsumerNode], name_only: bool| {
+        let text = |c: &ConsumerNode| match name_only {
+            true => c.client().width(),
+            false => c.label.width(),
+        };
+        let mut widths = (consumers.iter())
+            .map(|c| (text(c) + position_width(&graph.queues[c.queue])) as u16)
+            .chain(
+                (graph.queues.iter().filter(|_| !name_only)).map(|q| more_label(q).width() as u16),
+            );
+        widest(&mut widths)
+    };
+    let short = &graph.consumers[..];
+    let long: Vec<ConsumerNode> = graph
+        .consumers
+        .iter()
+        .map(ConsumerNode::long_named)
+        .collect();
     Widths {
         exchange_name: widest(&mut outer().map(|x| name_width(&x.label))),
         exchange_label: widest(
@@ -167,32 +197,22 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         ),
         outer_keys: keys(false),
         inner_keys: keys(true),
-        queue_name: widest(&mut by_name(false).map(|q| name_width(&q.label))),
+        // A group's label (with its colon) is a name of the queue column too.
+        queue_name: widest(
+            &mut by_name(false)
+                .map(|q| name_width(&q.label))
+                .chain(graph.groups.iter().map(|g| g.label.width() as u16 + 1)),
+        ),
         queue_label: queue_label_width(graph, false, false),
         by_name_name: widest(&mut by_name(true).map(|q| name_width(&q.label))),
         by_name_label: queue_label_width(graph, true, false),
         queue_short: queue_label_width(graph, false, true),
         by_name_short: queue_label_width(graph, true, true),
-        publisher_label: widest(
-            &mut graph
-                .publishers
-                .iter()
-                .map(|p| publisher_text(graph, p).width() as u16),
-        ),
-        // A stream consumer's position takes room beside its name, before its tags.
-        consumer_name: widest(
-            &mut graph
-                .consumers
-                .iter()
-                .map(|c| (c.client().width() + position_width(&graph.queues[c.queue])) as u16),
-        ),
-        consumer_label: widest(
-            &mut graph
-                .consumers
-                .iter()
-                .map(|c| (c.label.width() + position_width(&graph.queues[c.queue])) as u16)
-                .chain(graph.queues.iter().map(|q| more_label(q).width() as u16)),
-        ),
+        publisher_label: publisher_width(false),
+        publisher_long: publisher_width(true),
+        consumer_name: consumer_width(&short, true),
+        consumer_label: consumer_width(&short, false),
+        consumer_long_label: consumer_width(&long, false),
     }
 }
 
@@ -210,13 +230,18 @@ fn queue_label_width(graph: &GraphLayout, by_name: bool, short: bool) -> u16 {
     queues.map(width).max().unwrap_or(0) as u16
 }
 
-/// A publisher's label. One of an exchange in the chain column, which its line could not reach
-/// without joining the lines chained to it, names the exchange instead: `nova-api ⇢ nova`.
-pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode) -> String {
+/// A publisher's label, with `long` its longer name if it has one. One of an exchange in the
+/// chain column, which its line could not reach without joining the lines chained to it,
+/// names the exchange instead: `nova-api ⇢ nova`.
+pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode, long: bool) -> String {
+    let label = match (long, &p.long) {
+        (true, Some(long)) => long,
+        _ => &p.label,
+    };
     let x = &graph.exchanges[p.exchange];
     match x.lane {
-        Some(_) => format!("{} ⇢ {}", p.label, x.name),
-        None => p.label.clone(),
+        Some(_) => format!("{label} ⇢ {}", x.name),
+        None => label.clone(),
     }
 }
 
@@ -290,13 +315,17 @@ pub fn refresh_labels(graph: &mut GraphLayout, topology: &VhostSnapshot) {
     graph.widths.by_name_short = queue_label_width(graph, true, true);
 }
 
-/// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]);
-/// connections with the same label get their client's port after it, to tell them apart.
-pub fn connection_labels(topology: &VhostSnapshot) -> HashMap<ConnectionId, String> {
+/// The label of each connection of the snapshot (see [`crate::broker::ConnectionSnapshot`]),
+/// or its name in `names` (`nova-compute@compute-1`); connections with the same label get
+/// their client's port after it, to tell them apart.
+pub fn connection_labels(
+    topology: &VhostSnapshot,
+    names: &HashMap<ConnectionId, String>,
+) -> HashMap<ConnectionId, String> {
     let mut labels: HashMap<ConnectionId, String> = topology
         .connections
         .iter()
-        .map(|c| (c.id, c.label()))
+        .map(|c| (c.id, names.get(&c.id).cloned().unwrap_or_else(|| c.label())))
         .collect();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for label in labels.values() {

@@ -35,6 +35,10 @@
 //! - `place`: [`layout`] itself, which orders exchanges, bindings and lanes and gives every
 //!   node its row.
 //!
+//! Grouped (see [`Groups`]), every queue gets a lane and sits below the bindings, in a column
+//! ordered by group under a label line per group; publishers are ordered by group too, and
+//! consumers follow their queues.
+//!
 //! It reads a topology snapshot and the traffic seen; it may not import the app, the panes or
 //! anything that draws.
 
@@ -47,7 +51,30 @@ pub use labels::{
 };
 pub use place::layout;
 
+use std::collections::HashMap;
+
 use crate::events::ConnectionId;
+
+/// What the view adds to the snapshot's names: the clients' names in OpenStack words, and the
+/// groups queues and clients are gathered in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Groups {
+    /// Connection labels to draw instead of the snapshot's (`nova-compute@compute-1`):
+    /// grouped, always; else where they fit (see [`PublisherNode::long`]).
+    pub names: HashMap<ConnectionId, String>,
+    /// Group labels in the order drawn; none when the graph is not grouped.
+    pub labels: Vec<String>,
+    /// Per queue name and per connection: its group, an index into `labels`.
+    pub queues: HashMap<String, usize>,
+    pub connections: HashMap<ConnectionId, usize>,
+}
+
+/// A group's label, on a row of its own in the queue column above its queues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupLine {
+    pub row: usize,
+    pub label: String,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExchangeNode {
@@ -91,6 +118,9 @@ pub struct QueueNode {
 pub struct PublisherNode {
     pub connection: ConnectionId,
     pub label: String,
+    /// Not grouped: the lens's longer name for it (`nova-compute@compute-1`), drawn instead
+    /// where the column has room.
+    pub long: Option<String>,
     /// The exchange (index into [`GraphLayout::exchanges`]).
     pub exchange: usize,
     pub row: usize,
@@ -105,6 +135,9 @@ pub struct ConsumerNode {
     pub tags: Vec<String>,
     /// The connection's label and the tags: `nova-compute node1/compute`.
     pub label: String,
+    /// Not grouped: the lens's longer name for the connection, without the tags (see
+    /// [`PublisherNode::long`]).
+    pub long: Option<String>,
     pub row: usize,
 }
 
@@ -116,6 +149,15 @@ impl ConsumerNode {
             Some(client) => client.trim_end(),
             None => &self.label,
         }
+    }
+
+    /// The same consumer labelled with its connection's longer name, if it has one.
+    pub fn long_named(&self) -> ConsumerNode {
+        let mut node = self.clone();
+        if let Some(long) = &self.long {
+            node.label = format!("{long} {}", self.tags.join(", "));
+        }
+        node
     }
 }
 
@@ -170,6 +212,8 @@ pub struct GraphLayout {
     pub stacked: bool,
     pub widths: Widths,
     pub items: Vec<GraphItem>,
+    /// Grouped: each group's label line, in row order.
+    pub groups: Vec<GroupLine>,
 }
 
 impl GraphLayout {

@@ -9,8 +9,8 @@ use super::labels::{
     binding_key, connection_labels, exchange_label, measure, offsets, queue_label,
 };
 use super::{
-    BindingRow, ConsumerNode, EdgeTarget, ExchangeNode, GraphItem, GraphLayout, PublisherNode,
-    QueueNode,
+    BindingRow, ConsumerNode, EdgeTarget, ExchangeNode, GraphItem, GraphLayout, GroupLine, Groups,
+    PublisherNode, QueueNode,
 };
 use crate::broker::VhostSnapshot;
 use crate::events::ConnectionId;
@@ -143,6 +143,45 @@ fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
     order
 }
 
+/// The queue column of a grouped graph, below the bindings: per queue its row from the top
+/// of the column, and each group's label line.
+struct QueueBlock {
+    offsets: Vec<usize>,
+    labels: Vec<(usize, String)>,
+}
+
+/// Groups in their order, each label then its queues by name; a blank row between groups when
+/// exchanges have one between them.
+fn queue_block(topology: &VhostSnapshot, groups: &Groups, spacing: usize) -> QueueBlock {
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups.labels.len()];
+    let last = members.len() - 1;
+    for (q, queue) in topology.queues.iter().enumerate() {
+        let group = groups.queues.get(&queue.name).copied().unwrap_or(0);
+        members[group.min(last)].push(q);
+    }
+    let mut block = QueueBlock {
+        offsets: vec![0; topology.queues.len()],
+        labels: Vec::new(),
+    };
+    let mut row = 0;
+    for (group, list) in members.iter_mut().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        if row > 0 {
+            row += spacing.min(1);
+        }
+        block.labels.push((row, groups.labels[group].clone()));
+        row += 1;
+        list.sort_by_key(|&q| &topology.queues[q].name);
+        for &q in list.iter() {
+            block.offsets[q] = row;
+            row += 1;
+        }
+    }
+    block
+}
+
 /// Lays the graph out; `spacing` blank rows separate exchanges.
 ///
 /// The rule that keeps lines apart: a queue sits on the row of one of its own bindings, the
@@ -156,19 +195,33 @@ fn order_lanes(lanes: &[Lane]) -> Vec<usize> {
 /// `stacked` puts each exchange on a row of its own above its bindings, for panes too narrow
 /// to hold an exchange's name, a key and a queue's name side by side; its header row then
 /// takes the place of the blank row between exchanges.
+///
+/// `groups` renames clients, and when it has labels, gathers the queues by group in a column
+/// below the bindings, each queue at the end of a lane of its own (so still one queue per
+/// row, and lines only cross or join their own queue's).
 pub fn layout(
     topology: &VhostSnapshot,
     traffic: &Traffic,
     show_all: bool,
     spacing: usize,
     stacked: bool,
+    groups: &Groups,
 ) -> GraphLayout {
     let spacing = if stacked {
         spacing.saturating_sub(1)
     } else {
         spacing
     };
-    let labels = connection_labels(topology);
+    let grouped = !groups.labels.is_empty();
+    // Grouped, clients go by the lens's names; else by the snapshot's, the lens's kept for
+    // where they fit (see `PublisherNode::long`).
+    let plain = connection_labels(topology, &HashMap::new());
+    let named = connection_labels(topology, &groups.names);
+    let (labels, long) = match grouped {
+        true => (named, HashMap::new()),
+        false => (plain, named),
+    };
+    let block = grouped.then(|| queue_block(topology, groups, spacing));
     let queue_names: std::collections::HashSet<&str> =
         topology.queues.iter().map(|q| q.name.as_str()).collect();
     // The default exchange's edges: one per queue and key the traffic reached, unless the
@@ -252,7 +305,7 @@ pub fn layout(
         0
     };
     for list in &mut publishers {
-        list.sort_by_key(|&(c, label)| (label, c));
+        list.sort_by_key(|&(c, label)| (groups.connections.get(&c), label, c));
     }
     let publisher_rows: Vec<usize> = publishers.iter().map(Vec::len).collect();
     // Chains are drawn one level deep: from exchanges no binding leads to.
@@ -274,8 +327,14 @@ pub fn layout(
     // (barycenters, a few rounds), keeping the order that crosses least.
     let mut order: Vec<usize> = (0..shown_exchanges.len()).collect();
     let mut best = (usize::MAX, order.clone(), by_exchange.clone());
-    // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted.
-    let rounds = if edges.len() > 2_000 { 1 } else { 6 };
+    // Counting crossings is quadratic in the lanes: big brokers get one round, uncounted; so
+    // does a grouped graph of many queues, which has a lane per queue.
+    let many_lanes = grouped && topology.queues.len() > 60;
+    let rounds = if edges.len() > 2_000 || many_lanes {
+        1
+    } else {
+        6
+    };
     // The rows of one order of exchanges and bindings, and where that puts the destinations.
     let arrange = |order: &[usize], by_exchange: &[Vec<usize>], count: bool| {
         let rows = rows_for(
@@ -289,8 +348,8 @@ pub fn layout(
         let placed = place(
             &edges,
             &rows,
-            topology.queues.len(),
-            shown_exchanges.len(),
+            (topology.queues.len(), shown_exchanges.len()),
+            block.as_ref(),
             count,
         );
         (rows, placed)
@@ -377,6 +436,7 @@ pub fn layout(
             out.publishers.push(PublisherNode {
                 connection,
                 label: label.to_string(),
+                long: longer(&long, connection, label),
                 exchange: slot,
                 row: rows.exchange_rows[x] + i,
             });
@@ -438,7 +498,17 @@ pub fn layout(
         });
     }
     out.rows = rows.end.max(next.saturating_sub(spacing));
-    place_consumers(&mut out, topology, &labels);
+    if let Some(block) = &block {
+        let top = block_top(&rows);
+        out.groups = (block.labels.iter())
+            .map(|(offset, label)| GroupLine {
+                row: top + offset,
+                label: label.clone(),
+            })
+            .collect();
+        out.rows = out.rows.max(out.groups.last().map_or(0, |g| g.row + 1));
+    }
+    place_consumers(&mut out, topology, &labels, &long);
     mark_by_name(&mut out);
     // Exchanges, publishers and bindings are all in row order; an exchange comes after its
     // publishers and before its bindings, a queue before its consumers.
@@ -464,6 +534,11 @@ pub fn layout(
     out
 }
 
+/// A connection's longer name in `long`, when it says more than its `label`.
+fn longer(long: &HashMap<ConnectionId, String>, c: ConnectionId, label: &str) -> Option<String> {
+    long.get(&c).filter(|l| *l != label).cloned()
+}
+
 /// Puts each queue's consumers on rows right of it, one node per connection (its tags
 /// together), the first on the queue's own row. Rows are added below a queue whose consumers
 /// need more than the rows before the next queue, up to [`CONSUMER_ROWS`]; the rest count as
@@ -472,6 +547,7 @@ fn place_consumers(
     out: &mut GraphLayout,
     topology: &VhostSnapshot,
     labels: &HashMap<ConnectionId, String>,
+    long: &HashMap<ConnectionId, String>,
 ) {
     let mut nodes: Vec<Vec<ConsumerNode>> = vec![Vec::new(); out.queues.len()];
     let slot = positions(&out.queues, |q| &q.name);
@@ -481,13 +557,17 @@ fn place_consumers(
         };
         match nodes[q].iter_mut().find(|n| n.connection == c.connection) {
             Some(node) => node.tags.push(c.tag.clone()),
-            None => nodes[q].push(ConsumerNode {
-                queue: q,
-                connection: c.connection,
-                tags: vec![c.tag.clone()],
-                label: labels.get(&c.connection).cloned().unwrap_or_default(),
-                row: 0,
-            }),
+            None => {
+                let label = labels.get(&c.connection).cloned().unwrap_or_default();
+                nodes[q].push(ConsumerNode {
+                    queue: q,
+                    connection: c.connection,
+                    tags: vec![c.tag.clone()],
+                    long: longer(long, c.connection, &label),
+                    label,
+                    row: 0,
+                })
+            }
         }
     }
     for list in &mut nodes {
@@ -509,10 +589,14 @@ fn place_consumers(
         }
         let needed = list.len() + usize::from(out.queues[q].more_consumers > 0);
         let row = out.queues[q].row;
-        let free = out
-            .queues
-            .get(q + 1)
-            .map_or(usize::MAX, |next| next.row - row);
+        // Up to the next queue, or the next group's label.
+        let next_label = out.groups.iter().map(|g| g.row).find(|&r| r > row);
+        let next_queue = out.queues.get(q + 1).map(|next| next.row);
+        let free = next_queue
+            .into_iter()
+            .chain(next_label)
+            .min()
+            .map_or(usize::MAX, |next| next - row);
         if needed > free {
             shift_rows(out, row + 1, needed - free);
         }
@@ -549,12 +633,13 @@ fn mark_by_name(out: &mut GraphLayout) {
             continue;
         };
         let queue = &out.queues[q];
-        let passed = spans.values().any(|&(lo, hi)| lo < b.row && b.row < hi);
+        // Whether a lane passes is asked last: a grouped graph has a lane per queue.
+        let passed = || spans.values().any(|&(lo, hi)| lo < b.row && b.row < hi);
         if out.exchanges[b.exchange].name.is_empty()
             && *b.binding.routing_key == *queue.name
             && queue.lane.is_none()
             && queue.row == b.row
-            && !passed
+            && !passed()
         {
             out.queues[q].by_name = true;
         }
@@ -578,6 +663,7 @@ fn shift_rows(out: &mut GraphLayout, from: usize, n: usize) {
     out.bindings.iter_mut().for_each(|b| shift(&mut b.row));
     out.queues.iter_mut().for_each(|q| shift(&mut q.row));
     out.publishers.iter_mut().for_each(|p| shift(&mut p.row));
+    out.groups.iter_mut().for_each(|g| shift(&mut g.row));
     out.rows += n;
 }
 
@@ -593,8 +679,24 @@ struct Placed {
     crossings: usize,
 }
 
-/// Crossings are counted only when `count` is set.
-fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bool) -> Placed {
+/// The first row of a grouped queue column: one blank row below the bindings.
+fn block_top(rows: &Rows) -> usize {
+    if rows.end == 0 {
+        0
+    } else {
+        rows.end + 1
+    }
+}
+
+/// Crossings are counted only when `count` is set. Grouped (`block`), every queue sits in the
+/// block, at the bottom end of its lane.
+fn place(
+    edges: &[Edge],
+    rows: &Rows,
+    (queues, exchanges): (usize, usize),
+    block: Option<&QueueBlock>,
+    count: bool,
+) -> Placed {
     let mut queue_rows: Vec<Vec<usize>> = vec![Vec::new(); queues];
     let mut chain_rows: Vec<Vec<usize>> = vec![Vec::new(); exchanges];
     for (i, e) in edges.iter().enumerate() {
@@ -619,6 +721,15 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bo
     let mut straight: Vec<usize> = Vec::new();
     for (q, list) in queue_rows.iter_mut().enumerate() {
         list.sort_unstable();
+        if let Some(block) = block {
+            let home = block_top(rows) + block.offsets[q];
+            out.queue_homes[q] = Some(home);
+            if !list.is_empty() {
+                let rows = list.clone();
+                lanes.push((q, Lane { rows, home }));
+            }
+            continue;
+        }
         match list.len() {
             0 => {}
             1 => {
@@ -634,7 +745,7 @@ fn place(edges: &[Edge], rows: &Rows, queues: usize, exchanges: usize, count: bo
             )),
         }
     }
-    if lanes.len() <= 200 {
+    if lanes.len() <= 200 && block.is_none() {
         for i in 0..lanes.len() {
             let cost = |lane: &Lane, lanes: &[(usize, Lane)]| -> usize {
                 lanes

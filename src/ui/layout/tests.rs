@@ -27,7 +27,14 @@ fn queues_sit_on_their_own_binding_rows() {
         ..Default::default()
     };
     for stacked in [false, true] {
-        let g = layout(&topology, &Traffic::default(), false, 1, stacked);
+        let g = layout(
+            &topology,
+            &Traffic::default(),
+            false,
+            1,
+            stacked,
+            &Default::default(),
+        );
         for (q, queue) in g.queues.iter().enumerate() {
             let rows: Vec<usize> = g
                 .bindings
@@ -85,7 +92,7 @@ fn consumers_and_publishers_get_rows_of_their_own() {
         published: [(1, "jobs".into()), (2, "jobs".into())].into(),
         ..Default::default()
     };
-    let g = layout(&topology, &traffic, false, 1, false);
+    let g = layout(&topology, &traffic, false, 1, false, &Default::default());
     let busy: Vec<(&str, usize)> = g
         .consumers
         .iter()
@@ -126,7 +133,14 @@ fn one_row_per_binding_and_queues_follow_their_bindings() {
         bindings: vec![binding("a", "early", "x.*"), binding("b", "late", "")],
         ..Default::default()
     };
-    let g = layout(&topology, &Traffic::default(), false, 1, false);
+    let g = layout(
+        &topology,
+        &Traffic::default(),
+        false,
+        1,
+        false,
+        &Default::default(),
+    );
     // The default exchange has no bindings and is hidden.
     assert_eq!(
         g.exchanges
@@ -172,7 +186,7 @@ fn queues_the_default_exchange_alone_reaches_are_drawn_by_name() {
     };
     let mut traffic = Traffic::default();
     traffic.default_routes.insert((reply.into(), reply.into()));
-    let g = layout(&topology, &traffic, false, 1, false);
+    let g = layout(&topology, &traffic, false, 1, false, &Default::default());
     let queue = |name: &str| g.queues.iter().find(|q| q.name == name).unwrap();
     let default = || g.exchanges.iter().find(|x| x.name.is_empty()).unwrap();
     assert!(queue(reply).by_name && default().by_name, "{g:#?}");
@@ -185,7 +199,7 @@ fn queues_the_default_exchange_alone_reaches_are_drawn_by_name() {
     traffic
         .default_routes
         .insert(("work".into(), "work".into()));
-    let g = layout(&topology, &traffic, false, 1, false);
+    let g = layout(&topology, &traffic, false, 1, false, &Default::default());
     let queue = |name: &str| g.queues.iter().find(|q| q.name == name).unwrap();
     let default = g.exchanges.iter().find(|x| x.name.is_empty()).unwrap();
     assert!(queue(reply).by_name, "{g:#?}");

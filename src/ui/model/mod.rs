@@ -2,8 +2,8 @@
 //! per-exchange and per-queue rates. Fed only by snapshots and broker events, so any source
 //! (embedded broker, remote RabbitMQ, recorded trace) can drive it.
 //!
-//! It may import the events, the topology types and the lesson's probe prefix; nothing of
-//! the app or the panes.
+//! It may import the events, the topology types, the lesson's probe prefix and the OpenStack
+//! lens (whose each connection and queue is); nothing of the app or the panes.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::events::{
     AlarmResource, BindingInfo, ConnectionId, DeadLetterReason, Event, EventKind, Name, PublishFate,
 };
 use crate::lesson::{Lang, PROBE_PREFIX};
+use crate::openstack::lens::{Calls, Lens, Whose};
 use crate::ui::history::Happened;
 
 /// How many messages the log keeps; older ones fall off.
@@ -39,25 +40,24 @@ pub struct LogEntry {
     pub properties: Arc<[(String, String)]>,
     pub body_size: usize,
     pub body_preview: Bytes,
-    /// An oslo.messaging message's headline (`cast schedule_and_build_instances 1.17`),
-    /// decoded once when it arrives so the log and its filter need not parse bodies.
+    /// An oslo.messaging message's headline (`cast schedule_and_build_instances 1.17`,
+    /// `reply to select_destinations`), decoded once when it arrives so the log and its filter
+    /// need not parse bodies.
     pub oslo: Option<String>,
+    /// Its method (for a reply, the method of the call it answers, when that was seen) and
+    /// whether a `call`, a `cast` or a `reply`.
+    pub method: Option<String>,
+    pub kind: Option<&'static str>,
+    /// The publishing connection, and its service and host as the lens knows them (learnt
+    /// again with each snapshot: a recording may name its connections late).
+    pub connection: Option<ConnectionId>,
+    pub publisher: Whose,
     /// The consumers it was delivered to, each once: the service (its connection's label)
     /// when the connection is known, else the consumer tag (`basic.get` for a get).
     pub consumers: Vec<Name>,
     /// What happened to it after it was routed, in order: deliveries (and redeliveries),
     /// acks, nacks, rejects, requeues, expiry, dead-lettering.
     pub history: Vec<Happened>,
-}
-
-/// The oslo.messaging headline of a body, if it is an oslo.messaging message. Bodies without
-/// the envelope's key are not parsed at all.
-fn oslo_headline(body: &[u8]) -> Option<String> {
-    let key = b"\"oslo.message\"";
-    if !body.windows(key.len()).any(|w| w == key) {
-        return None;
-    }
-    crate::openstack::decode(body).map(|m| m.headline())
 }
 
 /// How many later events a log entry remembers; a message requeued forever stops there.
@@ -101,9 +101,13 @@ impl LogEntry {
         } else {
             format!(" ({})", self.consumers.join(", "))
         };
+        let from = match self.publisher.label() {
+            Some(service) => format!("{service}  "),
+            None => String::new(),
+        };
         match &self.oslo {
-            Some(headline) => format!("{headline} {to}{by}{via}"),
-            None => format!("{exchange}  {}  {to}{by}{via}", self.routing_key),
+            Some(headline) => format!("{from}{headline} {to}{by}{via}"),
+            None => format!("{from}{exchange}  {}  {to}{by}{via}", self.routing_key),
         }
     }
 
@@ -238,6 +242,16 @@ pub struct Model {
     pub alarms: crate::broker::Alarms,
     /// A RabbitMQ cluster's nodes, from the last snapshot (none for the embedded broker).
     pub nodes: Vec<crate::topology::NodeSnapshot>,
+    /// Whose each connection and queue is, in OpenStack words; learnt again with each
+    /// snapshot from its connections and consumers and from what the events showed.
+    pub lens: Lens,
+    /// Queues seen declared, and consumed (by delivery), by a connection, until deleted: a
+    /// snapshot lists consumers, not declarers, and a recording may lack the consumers.
+    owners: BTreeSet<(Name, ConnectionId, bool)>,
+    /// Connection names seen, in snapshots or as connections opened: a recording may name a
+    /// connection only after its messages, or only while the last snapshot did not list it.
+    client_names: HashMap<ConnectionId, String>,
+    calls: Calls,
 }
 
 impl Model {
@@ -263,6 +277,70 @@ impl Model {
             flight_time: Duration::from_millis(1200),
             alarms: crate::broker::Alarms::default(),
             nodes: Vec::new(),
+            lens: Lens::new(),
+            owners: BTreeSet::new(),
+            client_names: HashMap::new(),
+            calls: Calls::default(),
+        }
+    }
+
+    /// Learns the lens again: connections first (a queue tells its consumers' host), then
+    /// the snapshot's queues and consumers and what the events showed. Log lines whose
+    /// publisher was not known yet are named now.
+    fn learn_lens(&mut self) {
+        let t = &self.topology;
+        for c in &t.connections {
+            if let Some(name) = &c.client.connection_name {
+                self.client_names.insert(c.id, name.clone());
+            }
+        }
+        // Names are kept while something on view may need them.
+        let listed: HashSet<ConnectionId> = t.connections.iter().map(|c| c.id).collect();
+        let logged: HashSet<ConnectionId> = self.log.iter().filter_map(|e| e.connection).collect();
+        let owning: HashSet<ConnectionId> = self.owners.iter().map(|o| o.1).collect();
+        self.client_names
+            .retain(|c, _| listed.contains(c) || logged.contains(c) || owning.contains(c));
+        let mut lens = Lens::new();
+        for (c, name) in &self.client_names {
+            lens.connection(*c, Some(name));
+        }
+        for q in &t.queues {
+            lens.queue_seen(&q.name);
+        }
+        for c in &t.consumers {
+            lens.consumes(c.connection, &c.queue);
+        }
+        for (queue, connection, consumed) in &self.owners {
+            match consumed {
+                true => lens.consumes(*connection, queue),
+                false => lens.declared(*connection, queue),
+            }
+        }
+        self.lens = lens;
+        self.name_publishers();
+    }
+
+    /// Names the publisher of each log line the lens knows more of now.
+    fn name_publishers(&mut self) {
+        for entry in &mut self.log {
+            if let Some(c) = entry.connection {
+                let whose = self.lens.connection_whose(c);
+                if whose.service.is_some() && whose != entry.publisher {
+                    entry.publisher = whose;
+                }
+            }
+        }
+    }
+
+    /// Remembers that a connection declared or consumed a queue, for the lens.
+    fn learn_owner(&mut self, queue: &Name, connection: Option<ConnectionId>, consumed: bool) {
+        if let Some(c) = connection {
+            if self.owners.insert((queue.clone(), c, consumed)) {
+                match consumed {
+                    true => self.lens.consumes(c, queue),
+                    false => self.lens.declared(c, queue),
+                }
+            }
         }
     }
 
@@ -283,6 +361,7 @@ impl Model {
         self.traffic
             .default_routes
             .retain(|r| queues.contains(&*r.0) || fresh.default_routes.contains(r));
+        self.learn_lens();
         if self.drawn() != drawn {
             self.structure_changed = true;
         }
@@ -312,10 +391,16 @@ impl Model {
         }
     }
 
-    /// The label of a connection of the snapshot (`nova-conductor`, `pika :53122`).
+    /// The label of a connection of the snapshot: its service and host where the lens knows
+    /// them (`nova-compute@compute-1`), else its own (`nova-conductor`, `pika :53122`).
     pub fn connection_label(&self, id: ConnectionId) -> Option<String> {
         let c = self.topology.connections.iter().find(|c| c.id == id)?;
-        Some(c.label())
+        Some(
+            self.lens
+                .connection_whose(id)
+                .label()
+                .unwrap_or_else(|| c.label()),
+        )
     }
 
     /// Advances time: finished flights land, rates roll over each second.
@@ -355,6 +440,21 @@ impl Model {
         }
         if let EventKind::QueueDeleted { name } = &event.kind {
             self.traffic.default_routes.retain(|(q, _)| q != name);
+            // Kept until deleted, not while listed: a recording may declare a reply queue
+            // only after its first reply.
+            self.owners.retain(|(q, _, _)| q != name);
+        }
+        if let EventKind::QueueDeclared { name, .. } = &event.kind {
+            self.learn_owner(name, event.connection, false);
+        }
+        if let (EventKind::ConnectionOpened { client, .. }, Some(c)) =
+            (&event.kind, event.connection)
+        {
+            if let Some(name) = &client.connection_name {
+                self.client_names.insert(c, name.clone());
+                self.lens.connection(c, Some(name));
+                self.name_publishers();
+            }
         }
         match &event.kind {
             EventKind::ExchangeDeclared { .. }
@@ -456,6 +556,10 @@ impl Model {
                 if self.log.len() == LOG_CAPACITY {
                     self.log.pop_front();
                 }
+                let (oslo, method, kind) = match self.calls.read(body_preview) {
+                    Some(said) => (Some(said.headline), said.method, Some(said.kind)),
+                    None => (None, None, None),
+                };
                 self.log.push_back(LogEntry {
                     message_id: *message_id,
                     at: event.at,
@@ -469,7 +573,14 @@ impl Model {
                     properties: properties.clone(),
                     body_size: *body_size,
                     body_preview: body_preview.clone(),
-                    oslo: oslo_headline(body_preview),
+                    oslo,
+                    method,
+                    kind,
+                    connection: event.connection,
+                    publisher: event
+                        .connection
+                        .map(|c| self.lens.connection_whose(c))
+                        .unwrap_or_default(),
                     consumers: Vec::new(),
                     history: Vec::new(),
                 });
@@ -494,6 +605,9 @@ impl Model {
                     if let Some(log) = q.and_then(|q| q.stream.as_mut()) {
                         log.delivered(&tag, connection, *offset);
                     }
+                }
+                if consumer_tag.is_some() {
+                    self.learn_owner(queue, event.connection, true);
                 }
                 // The service it went to, as people know it: its connection's label.
                 let service = event.connection.and_then(|c| self.connection_label(c));

@@ -79,6 +79,12 @@ fn message_lines<'a>(app: &App, entry: &LogEntry, theme: Theme) -> Vec<Line<'a>>
         t("routing key  ", "路由键       "),
         entry.routing_key
     )));
+    if let Some(publisher) = entry.publisher.label() {
+        lines.push(Line::raw(format!(
+            "{}{publisher}",
+            t("published by ", "发布者       ")
+        )));
+    }
     let fate = match (lang, &entry.fate) {
         (Lang::Zh, PublishFate::Routed) => "已路由".to_string(),
         (Lang::Zh, PublishFate::Returned) => "退回".to_string(),
@@ -296,6 +302,18 @@ fn connection_lines<'a>(app: &App, id: crate::events::ConnectionId) -> Vec<Line<
     if let Some(name) = &c.client.connection_name {
         lines.push(Line::raw(format!("connection_name {name}")));
     }
+    // The service and its host, or that the host is not known (nothing the broker showed
+    // names it).
+    let whose = app.model.lens.connection_whose(id);
+    if let Some(service) = &whose.service {
+        let host = whose.host.as_deref();
+        lines.push(Line::raw(match (lang, host) {
+            (Lang::En, Some(h)) => format!("service {service}  host {h}"),
+            (Lang::En, None) => format!("service {service}  host unknown"),
+            (Lang::Zh, Some(h)) => format!("服务 {service}  主机 {h}"),
+            (Lang::Zh, None) => format!("服务 {service}  主机未知"),
+        }));
+    }
     if let Some(product) = &c.client.product {
         lines.push(Line::raw(format!("{} {product}", t("client", "客户端"))));
     }
@@ -438,6 +456,10 @@ fn node_lines<'a>(app: &App, theme: Theme) -> Vec<Line<'a>> {
             format!("{} {}", t("queue", "队列"), s.name),
             theme.title(),
         ));
+        // In OpenStack words: whose it is and what it is for.
+        if let Some(purpose) = app.model.lens.purpose(&s.name, lang) {
+            lines.push(Line::raw(purpose));
+        }
         lines.push(Line::raw(flags(
             lang,
             &[

@@ -43,7 +43,10 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         );
     }
     if let Some(e) = &app.log.filter_error {
-        title.push_str(&format!("(bad regex: {e}) "));
+        title.push_str(&format!(
+            "({}: {e}) ",
+            tr(lang, "bad filter", "过滤条件有误")
+        ));
     }
     if app.model.missed > 0 {
         title.push_str(&format!("[{} events missed] ", app.model.missed));

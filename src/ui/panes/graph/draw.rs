@@ -57,7 +57,8 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let publisher_labels: Vec<String> = graph
             .publishers
             .iter()
-            .map(|p| truncate(&publisher_text(graph, p), cols.publisher_width as usize))
+            .map(|p| publisher_text(graph, p, cols.long_publishers))
+            .map(|text| truncate(&text, cols.publisher_width as usize))
             .collect();
         // Only the queues on view: a big broker has thousands.
         let queue_labels: Vec<String> = graph
@@ -156,8 +157,14 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 lane(cols.chain_lane_x(l), exchange_span[x]);
             }
         }
-        for (queue, lane) in graph.queues.iter().zip(&cols.queue_lane) {
+        for (q, (queue, lane)) in graph.queues.iter().zip(&cols.queue_lane).enumerate() {
             if let QueueLane::Column(l) = lane {
+                // Grouped, no binding sits on the queue's row: the lane turns to it there.
+                mark(
+                    queue.row,
+                    cols.lane_x(*l),
+                    RIGHT | meet(queue.row, queue_span[q]),
+                );
                 for x in cols.lane_x(*l) + 1..cols.middle_end.saturating_sub(1) {
                     mark(queue.row, x, LEFT | RIGHT);
                 }
@@ -350,7 +357,10 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                     let y = y_of(c.row);
                     buf.set_string(inner.x + lx + 1, y, "▶", theme.edge());
                     let position = position(&app.model.topology, &queue.name, c);
-                    let text = consumer_text(c, position, room);
+                    let text = match cols.long_consumers {
+                        true => consumer_text(&c.long_named(), position, room),
+                        false => consumer_text(c, position, room),
+                    };
                     buf.set_string(inner.x + lx + 2, y, text, style);
                 }
             }
@@ -411,6 +421,14 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                 style = style.patch(theme.selected());
             }
             buf.set_string(inner.x + cols.queue_x[i], y_of(q.row), label, style);
+        }
+        // Grouped: each group's label above its queues, in the queue column; no consumer sits
+        // on its row, so it may run on to the edge.
+        for group in graph.groups.iter().filter(|g| visible(g.row)) {
+            let room = inner.width.saturating_sub(cols.middle_end) as usize;
+            let label = truncate(&format!("{}:", group.label), room);
+            let y = y_of(group.row);
+            buf.set_string(inner.x + cols.middle_end, y, label, theme.title());
         }
 
         // Messages in flight, each on the line cells of its way (never on text).
