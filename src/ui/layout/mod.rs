@@ -198,6 +198,9 @@ pub struct GraphLayout {
     pub items: Vec<GraphItem>,
     /// Grouped: each group's label line, in row order.
     pub groups: Vec<GroupLine>,
+    /// The row of the heading over the queues no binding shown leads to, when bindings are
+    /// drawn above them (see [`layout`]).
+    pub unbound: Option<usize>,
 }
 
 impl GraphLayout {

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 
 use crate::lesson::Lang;
 use crate::ui::app::App;
+use crate::ui::text::truncate_words;
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
 
@@ -104,6 +105,23 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
             tr(lang, "  ? help  q quit", "  ? 帮助  q 退出"),
             theme.dim(),
         )),
+    }
+    // A narrow screen drops the least useful first: the sparkline, the rate, then the release
+    // the broker behaves as; what still does not fit is cut after a whole word.
+    let room = usize::from(area.width);
+    let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+    for least_useful in [4, 3, 2] {
+        if width(&spans) > room {
+            spans[least_useful] = Span::raw("");
+        }
+    }
+    let mut used = 0;
+    for span in &mut spans {
+        let left = room.saturating_sub(used);
+        if span.width() > left {
+            span.content = truncate_words(&span.content, left).into();
+        }
+        used += span.width();
     }
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }
