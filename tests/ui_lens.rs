@@ -340,7 +340,7 @@ fn notifications_are_decoded_in_the_log_and_the_inspector_160x45() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     app.update(Action::Back);
     app.update(Action::Inspect);
-    let text = screen(&mut app, 160, 45);
+    let text = scrolled_to(&mut app, "oslo.messaging notification");
     for said in [
         "oslo.messaging notification",
         "event      instance.create.end",
@@ -358,7 +358,7 @@ fn notifications_are_decoded_in_the_log_and_the_inspector_160x45() {
     typed(&mut app, "method:instance.create.end");
     app.update(Action::Back);
     app.update(Action::Inspect);
-    let text = screen(&mut app, 160, 45);
+    let text = scrolled_to(&mut app, "oslo.messaging 通知");
     for said in [
         "oslo.messaging 通知",
         "事件       instance.create.end",
@@ -367,4 +367,17 @@ fn notifications_are_decoded_in_the_log_and_the_inspector_160x45() {
     ] {
         assert!(text.contains(said), "{said}: {text}");
     }
+}
+
+/// The screen at 160x45 once the inspector is scrolled (after the route and why) until `line`
+/// shows, then on by twenty rows so that what follows it shows too.
+fn scrolled_to(app: &mut App, line: &str) -> String {
+    for _ in 0..200 {
+        if screen(app, 160, 45).contains(line) {
+            app.update(Action::ScrollInspector(20));
+            return screen(app, 160, 45);
+        }
+        app.update(Action::ScrollInspector(1));
+    }
+    panic!("no {line:?} in the inspector: {}", screen(app, 160, 45));
 }

@@ -159,7 +159,7 @@ mod tests {
         );
         assert_eq!(
             truncate_words("n next  N back  J go to step", 14),
-            "n next…"
+            "n next  N…"
         );
         assert_eq!(truncate_words("scheduler.controller", 10), "scheduler…");
         assert_eq!(truncate_words("n next", 6), "n next");
