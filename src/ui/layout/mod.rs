@@ -47,7 +47,7 @@ mod place;
 
 pub use labels::{
     connection_labels, counters, exchange_label, made_up, more_label, position, publisher_text,
-    queue_counters, queue_label, refresh_labels, Widths, MADE_UP_KEPT,
+    queue_counters, queue_label, refresh_labels, Widths, MADE_UP_KEPT, UNBOUND_HEADING,
 };
 pub use place::layout;
 

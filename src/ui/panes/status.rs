@@ -112,7 +112,11 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let room = usize::from(area.width);
     let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
     let least_useful = [4, 3, 2];
-    let rest = width(&spans) - least_useful.iter().map(|&i| spans[i].width()).sum::<usize>();
+    let rest = width(&spans)
+        - least_useful
+            .iter()
+            .map(|&i| spans[i].width())
+            .sum::<usize>();
     for (n, &i) in least_useful.iter().enumerate() {
         if width(&spans) > room && (n == 0 || rest <= room) {
             spans[i] = Span::raw("");

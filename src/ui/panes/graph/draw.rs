@@ -11,6 +11,7 @@ use super::{scroll, truncate, Columns, QueueLane};
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::{
     made_up, position, publisher_text, ConsumerNode, EdgeTarget, GraphItem, MADE_UP_KEPT,
+    UNBOUND_HEADING,
 };
 use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
@@ -431,7 +432,8 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         // The heading over queues only the default exchange leads to, in the queue column.
         if let Some(row) = graph.unbound.filter(|r| visible(*r)) {
             let room = inner.width.saturating_sub(cols.middle_end) as usize;
-            let heading = tr(app.options.lang, "default exchange only:", "仅默认交换器：");
+            let [en, zh] = UNBOUND_HEADING;
+            let heading = tr(app.options.lang, en, zh);
             let y = y_of(row);
             buf.set_string(
                 inner.x + cols.middle_end,
