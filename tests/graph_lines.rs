@@ -30,7 +30,7 @@ use rabbitscope::broker::{
 use rabbitscope::events::{BindingInfo, ClientInfo, Event, EventKind, PublishFate};
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
-use rabbitscope::ui::layout::EdgeTarget;
+use rabbitscope::ui::layout::{ConsumerNode, EdgeTarget};
 use rabbitscope::ui::model::Rate;
 use rabbitscope::ui::panes::graph::GraphPane;
 use rabbitscope::ui::theme::Theme;
@@ -1652,15 +1652,19 @@ fn cut_in_graph(app: &App, buf: &Buffer, said: &[String]) -> Vec<String> {
             cut.push(format!("queue `{whole}`"));
         }
     }
+    // A client is whole by its snapshot name or by the lens's longer one.
     for p in &graph.publishers {
-        let text = publisher_text(graph, p);
-        let drawn = row(p.row).starts_with(&text) && !row(p.row)[text.len()..].starts_with(goes_on);
-        if !drawn && !hidden("publishers") {
+        let whole = |text: &str| {
+            row(p.row).starts_with(text) && !row(p.row)[text.len()..].starts_with(goes_on)
+        };
+        let text = publisher_text(graph, p, false);
+        if !whole(&text) && !whole(&publisher_text(graph, p, true)) && !hidden("publishers") {
             cut.push(format!("publisher `{text}`"));
         }
     }
     for c in &graph.consumers {
-        if !holds_whole(row(c.row), &format!("▶{}", c.client())) && !hidden("consumers") {
+        let whole = |c: &ConsumerNode| holds_whole(row(c.row), &format!("▶{}", c.client()));
+        if !whole(c) && !whole(&c.long_named()) && !hidden("consumers") {
             cut.push(format!("consumer `{}`", c.client()));
         }
     }

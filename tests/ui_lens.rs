@@ -381,3 +381,20 @@ fn scrolled_to(app: &mut App, line: &str) -> String {
     }
     panic!("no {line:?} in the inspector: {}", screen(app, 160, 45));
 }
+
+/// Not grouped, clients are named service@host where their column has the room for every
+/// such name whole, and by their shorter names where it has not: a narrower screen keeps its
+/// consumers in view rather than hiding them for the longer names.
+#[test]
+fn ungrouped_clients_are_named_service_at_host_where_they_fit() {
+    let mut app = replayed("nova-boot-notifications.yaml", Lang::En);
+    app.update(Action::ToggleZoom);
+    let wide = screen(&mut app, 240, 45);
+    // Several connections of one process are told apart by their ports.
+    assert!(wide.contains("▶nova-compute@compute-1 :35982 "), "{wide}");
+    assert!(wide.contains("│nova-compute@compute-1 :36058 ─"), "{wide}");
+    let narrow = screen(&mut app, 180, 45);
+    assert!(!narrow.contains("@compute-1 :"), "{narrow}");
+    assert!(narrow.contains("▶nova-compute :35982 "), "{narrow}");
+    assert!(!narrow.contains("hidden"), "{narrow}");
+}

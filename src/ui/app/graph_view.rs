@@ -35,16 +35,13 @@ impl Grouping {
     }
 }
 
-/// The groups for `grouping`, and grouped, the lens's names for the clients
-/// (`nova-compute@compute-1`; not grouped, the shorter names leave the graph its width).
+/// The groups for `grouping`, and the lens's names for the clients (`nova-compute@compute-1`;
+/// not grouped, the graph draws them only where they fit).
 fn groups(model: &Model, grouping: Grouping, lang: Lang) -> Groups {
     let t = &model.topology;
-    let names = match grouping {
-        Grouping::None => HashMap::new(),
-        _ => (t.connections.iter())
-            .filter_map(|c| Some((c.id, model.lens.connection_whose(c.id).label()?)))
-            .collect(),
-    };
+    let names = (t.connections.iter())
+        .filter_map(|c| Some((c.id, model.lens.connection_whose(c.id).label()?)))
+        .collect();
     // Labels in order, then each queue's and client's index among them.
     let index = |keys: &BTreeSet<String>| -> HashMap<String, usize> {
         keys.iter()

@@ -82,6 +82,9 @@ pub struct Widths {
     /// Consumers: the names of their connections, and their whole labels with the tags.
     pub consumer_name: u16,
     pub consumer_label: u16,
+    /// The same for clients with their longer names (see [`super::PublisherNode::long`]).
+    pub publisher_long: u16,
+    pub consumer_long_label: u16,
 }
 
 /// The name at the start of a label: before its flags (` [`) or counters (two spaces).
@@ -146,6 +149,33 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
             .iter()
             .filter(move |q| q.by_name == drawn_by_name)
     };
+    let publisher_width = |long: bool| {
+        let texts = graph
+            .publishers
+            .iter()
+            .map(|p| publisher_text(graph, p, long));
+        widest(&mut texts.map(|t| t.width() as u16))
+    };
+    // A stream consumer's position takes room beside its name, before its tags; `+N` is a
+    // label of the column too.
+    let consumer_width = |consumers: &[ConsumerNode], name_only: bool| {
+        let text = |c: &ConsumerNode| match name_only {
+            true => c.client().width(),
+            false => c.label.width(),
+        };
+        let mut widths = (consumers.iter())
+            .map(|c| (text(c) + position_width(&graph.queues[c.queue])) as u16)
+            .chain(
+                (graph.queues.iter().filter(|_| !name_only)).map(|q| more_label(q).width() as u16),
+            );
+        widest(&mut widths)
+    };
+    let short = &graph.consumers[..];
+    let long: Vec<ConsumerNode> = graph
+        .consumers
+        .iter()
+        .map(ConsumerNode::long_named)
+        .collect();
     Widths {
         exchange_name: widest(&mut outer().map(|x| name_width(&x.label))),
         exchange_label: widest(
@@ -181,26 +211,11 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         by_name_label: queue_label_width(graph, true, false),
         queue_short: queue_label_width(graph, false, true),
         by_name_short: queue_label_width(graph, true, true),
-        publisher_label: widest(
-            &mut graph
-                .publishers
-                .iter()
-                .map(|p| publisher_text(graph, p).width() as u16),
-        ),
-        // A stream consumer's position takes room beside its name, before its tags.
-        consumer_name: widest(
-            &mut graph
-                .consumers
-                .iter()
-                .map(|c| (c.client().width() + position_width(&graph.queues[c.queue])) as u16),
-        ),
-        consumer_label: widest(
-            &mut graph
-                .consumers
-                .iter()
-                .map(|c| (c.label.width() + position_width(&graph.queues[c.queue])) as u16)
-                .chain(graph.queues.iter().map(|q| more_label(q).width() as u16)),
-        ),
+        publisher_label: publisher_width(false),
+        publisher_long: publisher_width(true),
+        consumer_name: consumer_width(&short, true),
+        consumer_label: consumer_width(&short, false),
+        consumer_long_label: consumer_width(&long, false),
     }
 }
 
@@ -218,13 +233,18 @@ fn queue_label_width(graph: &GraphLayout, by_name: bool, short: bool) -> u16 {
     queues.map(width).max().unwrap_or(0) as u16
 }
 
-/// A publisher's label. One of an exchange in the chain column, which its line could not reach
-/// without joining the lines chained to it, names the exchange instead: `nova-api ⇢ nova`.
-pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode) -> String {
+/// A publisher's label, with `long` its longer name if it has one. One of an exchange in the
+/// chain column, which its line could not reach without joining the lines chained to it,
+/// names the exchange instead: `nova-api ⇢ nova`.
+pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode, long: bool) -> String {
+    let label = match (long, &p.long) {
+        (true, Some(long)) => long,
+        _ => &p.label,
+    };
     let x = &graph.exchanges[p.exchange];
     match x.lane {
-        Some(_) => format!("{} ⇢ {}", p.label, x.name),
-        None => p.label.clone(),
+        Some(_) => format!("{label} ⇢ {}", x.name),
+        None => label.clone(),
     }
 }
 

@@ -59,7 +59,8 @@ use crate::events::ConnectionId;
 /// groups queues and clients are gathered in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Groups {
-    /// Connection labels to draw instead of the snapshot's (`nova-compute@compute-1`).
+    /// Connection labels to draw instead of the snapshot's (`nova-compute@compute-1`):
+    /// grouped, always; else where they fit (see [`PublisherNode::long`]).
     pub names: HashMap<ConnectionId, String>,
     /// Group labels in the order drawn; none when the graph is not grouped.
     pub labels: Vec<String>,
@@ -117,6 +118,9 @@ pub struct QueueNode {
 pub struct PublisherNode {
     pub connection: ConnectionId,
     pub label: String,
+    /// Not grouped: the lens's longer name for it (`nova-compute@compute-1`), drawn instead
+    /// where the column has room.
+    pub long: Option<String>,
     /// The exchange (index into [`GraphLayout::exchanges`]).
     pub exchange: usize,
     pub row: usize,
@@ -131,6 +135,9 @@ pub struct ConsumerNode {
     pub tags: Vec<String>,
     /// The connection's label and the tags: `nova-compute node1/compute`.
     pub label: String,
+    /// Not grouped: the lens's longer name for the connection, without the tags (see
+    /// [`PublisherNode::long`]).
+    pub long: Option<String>,
     pub row: usize,
 }
 
@@ -142,6 +149,15 @@ impl ConsumerNode {
             Some(client) => client.trim_end(),
             None => &self.label,
         }
+    }
+
+    /// The same consumer labelled with its connection's longer name, if it has one.
+    pub fn long_named(&self) -> ConsumerNode {
+        let mut node = self.clone();
+        if let Some(long) = &self.long {
+            node.label = format!("{long} {}", self.tags.join(", "));
+        }
+        node
     }
 }
 

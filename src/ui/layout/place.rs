@@ -213,7 +213,14 @@ pub fn layout(
         spacing
     };
     let grouped = !groups.labels.is_empty();
-    let labels = connection_labels(topology, &groups.names);
+    // Grouped, clients go by the lens's names; else by the snapshot's, the lens's kept for
+    // where they fit (see `PublisherNode::long`).
+    let plain = connection_labels(topology, &HashMap::new());
+    let named = connection_labels(topology, &groups.names);
+    let (labels, long) = match grouped {
+        true => (named, HashMap::new()),
+        false => (plain, named),
+    };
     let block = grouped.then(|| queue_block(topology, groups, spacing));
     let queue_names: std::collections::HashSet<&str> =
         topology.queues.iter().map(|q| q.name.as_str()).collect();
@@ -429,6 +436,7 @@ pub fn layout(
             out.publishers.push(PublisherNode {
                 connection,
                 label: label.to_string(),
+                long: longer(&long, connection, label),
                 exchange: slot,
                 row: rows.exchange_rows[x] + i,
             });
@@ -508,7 +516,7 @@ pub fn layout(
             .collect();
         out.rows = out.rows.max(out.groups.last().map_or(0, |g| g.row + 1));
     }
-    place_consumers(&mut out, topology, &labels);
+    place_consumers(&mut out, topology, &labels, &long);
     mark_by_name(&mut out);
     // Exchanges, publishers and bindings are all in row order; an exchange comes after its
     // publishers and before its bindings, a queue before its consumers.
@@ -534,6 +542,11 @@ pub fn layout(
     out
 }
 
+/// A connection's longer name in `long`, when it says more than its `label`.
+fn longer(long: &HashMap<ConnectionId, String>, c: ConnectionId, label: &str) -> Option<String> {
+    long.get(&c).filter(|l| *l != label).cloned()
+}
+
 /// Puts each queue's consumers on rows right of it, one node per connection (its tags
 /// together), the first on the queue's own row. Rows are added below a queue whose consumers
 /// need more than the rows before the next queue, up to [`CONSUMER_ROWS`]; the rest count as
@@ -542,6 +555,7 @@ fn place_consumers(
     out: &mut GraphLayout,
     topology: &VhostSnapshot,
     labels: &HashMap<ConnectionId, String>,
+    long: &HashMap<ConnectionId, String>,
 ) {
     let mut nodes: Vec<Vec<ConsumerNode>> = vec![Vec::new(); out.queues.len()];
     let slot = positions(&out.queues, |q| &q.name);
@@ -551,13 +565,17 @@ fn place_consumers(
         };
         match nodes[q].iter_mut().find(|n| n.connection == c.connection) {
             Some(node) => node.tags.push(c.tag.clone()),
-            None => nodes[q].push(ConsumerNode {
-                queue: q,
-                connection: c.connection,
-                tags: vec![c.tag.clone()],
-                label: labels.get(&c.connection).cloned().unwrap_or_default(),
-                row: 0,
-            }),
+            None => {
+                let label = labels.get(&c.connection).cloned().unwrap_or_default();
+                nodes[q].push(ConsumerNode {
+                    queue: q,
+                    connection: c.connection,
+                    tags: vec![c.tag.clone()],
+                    long: longer(long, c.connection, &label),
+                    label,
+                    row: 0,
+                })
+            }
         }
     }
     for list in &mut nodes {

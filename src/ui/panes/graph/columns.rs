@@ -272,7 +272,7 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
     let wanted = |label: u16, lines: u16, any: bool| if any { label + lines } else { 0 };
     let publisher_wanted = wanted(widths.publisher_label, 4, !graph.publishers.is_empty());
     let consumer_wanted = wanted(widths.consumer_name, 3, !graph.consumers.is_empty());
-    let (publisher_room, mut consumer_room) = match budget {
+    let (mut publisher_room, mut consumer_room) = match budget {
         b if publisher_wanted + consumer_wanted <= b => (publisher_wanted, consumer_wanted),
         b if publisher_wanted <= b => (publisher_wanted, 0),
         b if consumer_wanted <= b => (0, consumer_wanted),
@@ -284,6 +284,19 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         consumer_room += more;
         budget -= more;
     }
+    // Then the lens's longer names (`nova-compute@compute-1`), on a side only where every one
+    // is whole (a consumer's with its tags): what the graph needs is measured on the shorter
+    // ones, so they take only room nothing else wants.
+    let mut lengthen = |room: &mut u16, wanted: u16| {
+        let fits = *room > 0 && wanted <= *room + budget;
+        if fits {
+            budget -= wanted.saturating_sub(*room);
+            *room = (*room).max(wanted);
+        }
+        fits
+    };
+    let long_consumers = lengthen(&mut consumer_room, widths.consumer_long_label + 3);
+    let long_publishers = lengthen(&mut publisher_room, widths.publisher_long + 4);
     let labels_fit = names_fit && queue_width >= queue_short && exchange_width >= exchange_full;
     let whole = labels_fit
         && publisher_room >= publisher_wanted
@@ -332,6 +345,8 @@ fn columns_of(app: &App, stacked: bool, width: u16, passing: u16) -> Columns {
         publisher_width: publisher_room.saturating_sub(4),
         queue_width,
         consumer_width: consumer_room.saturating_sub(3),
+        long_publishers,
+        long_consumers,
         middle_start,
         middle_end,
         lane_start,

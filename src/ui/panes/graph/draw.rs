@@ -59,7 +59,8 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
         let publisher_labels: Vec<String> = graph
             .publishers
             .iter()
-            .map(|p| truncate(&publisher_text(graph, p), cols.publisher_width as usize))
+            .map(|p| publisher_text(graph, p, cols.long_publishers))
+            .map(|text| truncate(&text, cols.publisher_width as usize))
             .collect();
         // Only the queues on view: a big broker has thousands.
         let queue_labels: Vec<String> = graph
@@ -358,7 +359,10 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
                     let y = y_of(c.row);
                     buf.set_string(inner.x + lx + 1, y, "▶", theme.edge());
                     let position = position(&app.model.topology, &queue.name, c);
-                    let text = consumer_text(c, position, room);
+                    let text = match cols.long_consumers {
+                        true => consumer_text(&c.long_named(), position, room),
+                        false => consumer_text(c, position, room),
+                    };
                     buf.set_string(inner.x + lx + 2, y, text, style);
                 }
             }

@@ -58,6 +58,9 @@ struct Columns {
     /// Room for a queue's label and counters, and for a consumer's (0: consumers hidden).
     queue_width: u16,
     consumer_width: u16,
+    /// Clients drawn by their longer names, each side whose room takes them whole.
+    long_publishers: bool,
+    long_consumers: bool,
     middle_start: u16,
     middle_end: u16,
     lane_start: u16,
