@@ -213,8 +213,8 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         by_name_short: queue_label_width(graph, true, true),
         publisher_label: publisher_width(false),
         publisher_long: publisher_width(true),
-        consumer_name: consumer_width(&short, true),
-        consumer_label: consumer_width(&short, false),
+        consumer_name: consumer_width(short, true),
+        consumer_label: consumer_width(short, false),
         consumer_long_label: consumer_width(&long, false),
     }
 }
