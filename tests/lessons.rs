@@ -202,6 +202,11 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
         &["client: expected only on a step's `declare_queue`, not in `setup`"],
     ),
     (
+        "title_misnumbered.yaml",
+        "8:11",
+        &["title: `1. The first message` reads as step 1, but this is step 2"],
+    ),
+    (
         "two_actions_in_one_item.yaml",
         "7:9",
         &["steps[0].do[0]: expected one action per list item, but `declare_queue` is followed by `publish`"],

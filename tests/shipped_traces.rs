@@ -34,15 +34,6 @@ struct Notification {
     fate: PublishFate,
 }
 
-/// A notification: the `oslo.message` envelope RPC uses, with an `event_type` and no method.
-fn notification(body: &[u8]) -> Option<(String, String)> {
-    let envelope: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let message: serde_json::Value =
-        serde_json::from_str(envelope.get("oslo.message")?.as_str()?).ok()?;
-    let text = |key: &str| message.get(key)?.as_str().map(str::to_string);
-    Some((text("event_type")?, text("publisher_id")?))
-}
-
 /// The boot as a trace holds it, in publish order.
 struct Boot {
     requests: Vec<Request>,
@@ -98,19 +89,15 @@ fn boot(path: &Path) -> Boot {
                 namespace: request.namespace,
             }),
             Some(Oslo::Reply(_)) => replies += 1,
-            None => {
-                let Some((event_type, publisher_id)) = notification(body_preview) else {
-                    panic!("{}: a message that is not oslo.messaging's", path.display())
-                };
-                notifications.push(Notification {
-                    exchange: exchange.to_string(),
-                    routing_key: routing_key.to_string(),
-                    event_type,
-                    publisher_id,
-                    queues: queues.iter().map(|q| q.to_string()).collect(),
-                    fate: fate.clone(),
-                });
-            }
+            Some(Oslo::Notification(n)) => notifications.push(Notification {
+                exchange: exchange.to_string(),
+                routing_key: routing_key.to_string(),
+                event_type: n.event_type,
+                publisher_id: n.publisher_id.unwrap_or_default(),
+                queues: queues.iter().map(|q| q.to_string()).collect(),
+                fate: fate.clone(),
+            }),
+            None => panic!("{}: a message that is not oslo.messaging's", path.display()),
         }
     }
     Boot {

@@ -316,6 +316,72 @@ async fn clients_named_like_oslo_on_the_embedded_broker_are_grouped_by_service_a
     }
 }
 
+/// Nova's notifications, legacy and versioned, read in the log as `notification <event type>
+/// <priority>`, are picked by `kind:notification` and `method:<event type>`, and the inspector
+/// says their event, priority, publisher and payload, a versioned payload as its object.
+#[test]
+fn notifications_are_decoded_in_the_log_and_the_inspector_160x45() {
+    let mut app = replayed("nova-boot-notifications.yaml", Lang::En);
+    app.update(Action::FocusNext);
+    typed(&mut app, "kind:notification");
+    let text = screen(&mut app, 160, 45);
+    let lines = log_lines(&text);
+    // Two of each, to `notifications.info` and `versioned_notifications.info`, at the start
+    // and the end of scheduling and of the build.
+    assert_eq!(lines.len(), 8, "{text}");
+    for event in [
+        "notification instance.create.end INFO -> versioned_notifications.info",
+        "notification compute.instance.create.end INFO -> notifications.info",
+        "notification scheduler.select_destinations.start INFO -> notifications.info",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(event)), "{event}: {text}");
+    }
+    let lines = filtered(&mut app, "method:instance.create.end");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    app.update(Action::Back);
+    app.update(Action::Inspect);
+    let text = scrolled_to(&mut app, "oslo.messaging notification");
+    for said in [
+        "oslo.messaging notification",
+        "event      instance.create.end",
+        "priority   INFO",
+        "publisher  nova-compute:compute-1",
+        "payload    InstanceCreatePayload 1.13",
+        "uuid: \"0b6f6e6f-7661-4000-8000-626f6f74696e\"",
+    ] {
+        assert!(text.contains(said), "{said}: {text}");
+    }
+    assert!(!text.contains("nova_object"), "{text}");
+    insta::assert_snapshot!(text);
+    let mut app = replayed("nova-boot-notifications.yaml", Lang::Zh);
+    app.update(Action::FocusNext);
+    typed(&mut app, "method:instance.create.end");
+    app.update(Action::Back);
+    app.update(Action::Inspect);
+    let text = scrolled_to(&mut app, "oslo.messaging 通知");
+    for said in [
+        "oslo.messaging 通知",
+        "事件       instance.create.end",
+        "发布者     nova-compute:compute-1",
+        "负载       InstanceCreatePayload 1.13",
+    ] {
+        assert!(text.contains(said), "{said}: {text}");
+    }
+}
+
+/// The screen at 160x45 once the inspector is scrolled (after the route and why) until `line`
+/// shows, then on by twenty rows so that what follows it shows too.
+fn scrolled_to(app: &mut App, line: &str) -> String {
+    for _ in 0..200 {
+        if screen(app, 160, 45).contains(line) {
+            app.update(Action::ScrollInspector(20));
+            return screen(app, 160, 45);
+        }
+        app.update(Action::ScrollInspector(1));
+    }
+    panic!("no {line:?} in the inspector: {}", screen(app, 160, 45));
+}
+
 /// Not grouped, clients are named service@host where their column has the room for every
 /// such name whole, and by their shorter names where it has not: a narrower screen keeps its
 /// consumers in view rather than hiding them for the longer names.

@@ -547,6 +547,112 @@ fn the_lesson_menu_scrolls_to_the_selected_lesson_80x16() {
     insta::assert_snapshot!(bottom);
 }
 
+/// A summary too long for the menu's line is cut between characters (a Chinese one is two
+/// columns a character) and ends with `…`, so a student sees there is more.
+#[test]
+fn long_summaries_end_with_an_ellipsis_in_the_menu_80x24() {
+    use rabbitscope::lesson::Lang;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons");
+    let (lessons, errors) = rabbitscope::lesson::load_each(&dir);
+    assert!(errors.is_empty(), "{errors:?}");
+    for lang in [Lang::En, Lang::Zh] {
+        let options = ViewOptions {
+            lang,
+            ..ViewOptions::default()
+        };
+        let mut app = App::new("127.0.0.1:5673", "/", options);
+        app.update(Action::Topology(topology()));
+        app.update(Action::LessonsLoaded {
+            lessons: lessons.iter().cloned().map(Arc::new).collect(),
+            errors: vec![],
+        });
+        app.update(Action::OpenMenu);
+        let text = screen(&mut app, 80, 24);
+        let mut cut = 0;
+        for lesson in &lessons {
+            let Some(summary) = &lesson.summary else {
+                continue;
+            };
+            let title = format!("{:>2}  {}  ", lesson.order, lesson.title.get(lang));
+            let Some(row) = text.lines().find_map(|l| l.split_once(&title)) else {
+                continue;
+            };
+            // What is drawn of the summary: up to the menu's right border.
+            let shown = row.1.split('│').next().unwrap_or_default().trim_end();
+            let summary = summary.get(lang);
+            if shown == summary {
+                continue;
+            }
+            cut += 1;
+            let kept = shown.strip_suffix('…');
+            assert!(
+                kept.is_some_and(|k| summary.starts_with(k)),
+                "{lang:?}: `{shown}` cuts `{summary}` without a `…`:\n{text}"
+            );
+        }
+        assert!(
+            cut > 0,
+            "{lang:?}: no summary is cut at 80 columns:\n{text}"
+        );
+    }
+}
+
+/// At 80x24 beside a lesson nothing is cut inside a word: the status line drops its rate
+/// before its keys, the graph's title ends after a whole word with `…`, and each key hint of
+/// the lesson stays whole on one line.
+#[test]
+fn nothing_is_cut_mid_word_beside_a_lesson_80x24() {
+    use rabbitscope::lesson::Lang;
+    for (lang, keys, hints) in [
+        (
+            Lang::En,
+            "? help  q quit",
+            "n next  N back  J go to step  R restart  A auto-play  L lessons  X leave",
+        ),
+        (
+            Lang::Zh,
+            "? 帮助  q 退出",
+            "n 下一步  N 上一步  J 跳到某步  R 重来  A 自动播放  L 课程列表  X 退出课程",
+        ),
+    ] {
+        let mut app = app_in_lesson(lang);
+        app.update(Action::Topology(topology()));
+        for _ in 0..5 {
+            app.update(Action::LessonScrollDown);
+        }
+        let text = screen(&mut app, 80, 24);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with(keys), "{lang:?}: {text}");
+        // The graph's title: each word whole, the last marked when the rest is left out.
+        let title = lines[1]
+            .trim_start_matches('┌')
+            .split(['─', '┐'])
+            .next()
+            .unwrap();
+        let whole = [
+            "vhost",
+            "/",
+            "2",
+            "exchanges",
+            "4",
+            "queues",
+            "5",
+            "bindings",
+            "个交换器",
+            "个队列",
+            "个绑定",
+        ];
+        for word in title.split_whitespace() {
+            let word = word.strip_suffix('…').unwrap_or(word);
+            assert!(whole.contains(&word), "{lang:?}: `{word}` in `{title}`");
+        }
+        assert!(title.trim_end().ends_with('…'), "{lang:?}: `{title}`");
+        for hint in hints.split("  ") {
+            assert!(text.contains(hint), "{lang:?}: `{hint}` split:\n{text}");
+        }
+    }
+}
+
 /// A step longer than a small pane scrolls with `[` `]`, and the border says there is more.
 #[test]
 fn a_long_step_scrolls_in_a_small_pane_80x24() {

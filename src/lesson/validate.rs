@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::load::Seg;
 use super::schema::{
     AckMode, Action, Arguments, Asked, BindingDecl, ExchangeDecl, Lesson, Properties, QueueDecl,
-    Step,
+    Step, Text,
 };
 use crate::broker::release::Release;
 
@@ -126,6 +126,9 @@ pub(super) fn validate(lesson: &Lesson) -> Result<(), Problem> {
     let mut consumed_by: BTreeMap<String, String> = BTreeMap::new();
     for (s, step) in lesson.steps.iter().enumerate() {
         let base = vec![key("steps"), Seg::Index(s)];
+        if let Some(title) = &step.title {
+            numbered_title(&base, s + 1, title)?;
+        }
         if let Some(vhost) = &step.vhost {
             if vhost.is_empty() {
                 return problem(at(&base, &[key("vhost")]), "vhost: expected a vhost name");
@@ -183,6 +186,24 @@ pub(super) fn validate(lesson: &Lesson) -> Result<(), Problem> {
         }
         validate_predict(&base, step, &consumers)?;
         validate_expect(&base, step, &consumers)?;
+    }
+    Ok(())
+}
+
+/// A title that starts with a number (`7. The conductor replies`) is read as the step's
+/// number, beside the pane's `step 8 of 15`: it must be that number.
+fn numbered_title(base: &[Seg<'static>], n: usize, title: &Text) -> Result<(), Problem> {
+    for (lang, text) in [("en", &title.en), ("zh", &title.zh)] {
+        let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+        if !digits.is_empty() && digits != n.to_string() {
+            return problem(
+                at(base, &[key("title"), key(lang)]),
+                format!(
+                    "title: `{text}` reads as step {digits}, but this is step {n}: \
+                     leave the number out"
+                ),
+            );
+        }
     }
     Ok(())
 }

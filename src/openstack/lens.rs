@@ -377,6 +377,12 @@ impl Calls {
                     kind: "reply",
                 }
             }
+            // Its event type is what `method:` picks it by.
+            Oslo::Notification(n) => Said {
+                headline: n.headline(),
+                method: Some(n.event_type),
+                kind: "notification",
+            },
         })
     }
 }
@@ -386,9 +392,10 @@ impl Calls {
 pub struct Said {
     /// `cast schedule_and_build_instances 1.17`, `reply to select_destinations`.
     pub headline: String,
-    /// The method; a reply's is its call's, when that call was seen.
+    /// The method; a reply's is its call's, when that call was seen; a notification's, its
+    /// event type.
     pub method: Option<String>,
-    /// `call`, `cast` or `reply`.
+    /// `call`, `cast`, `reply` or `notification`.
     pub kind: &'static str,
 }
 

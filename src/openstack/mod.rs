@@ -2,9 +2,11 @@
 //!
 //! oslo.messaging wraps every message in an envelope, `{"oslo.version": "2.0", "oslo.message":
 //! "<JSON text>"}`. Inside is a request (`method`, `args`, `version`, `namespace`, `_context_*`
-//! fields; a call adds `_msg_id` and `_reply_q`) or a reply (`_msg_id`, `ending`, `failure`,
-//! `result`). Nova's arguments carry oslo.versionedobjects (`nova_object.name`, `.version`,
-//! `.data`, ...), shown here as objects rather than as the JSON they travel in.
+//! fields; a call adds `_msg_id` and `_reply_q`), a reply (`_msg_id`, `ending`, `failure`,
+//! `result`) or a notification (`event_type`, `priority`, `publisher_id`, `payload`, sent to
+//! topics such as `notifications.info` and `versioned_notifications.info`). Nova's arguments
+//! and versioned notifications' payloads carry oslo.versionedobjects (`nova_object.name`,
+//! `.version`, `.data`, ...), shown here as objects rather than as the JSON they travel in.
 //!
 //! Imports: nothing of the crate but the language a label is said in ([`crate::lesson::Lang`]).
 //! Pure functions over bytes, so the view, `tap` and the lessons share them. [`names`]: what
@@ -24,6 +26,7 @@ use crate::lesson::Lang;
 pub enum Oslo {
     Request(Request),
     Reply(Reply),
+    Notification(Notification),
 }
 
 /// A cast (nobody waits) or a call (the caller waits for a reply on `reply_q`).
@@ -65,6 +68,19 @@ pub struct Reply {
     pub result: Value,
 }
 
+/// An event a service tells whoever listens (oslo.messaging's Notifier): nobody answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// `instance.create.start`, `compute.instance.create.end`, ...
+    pub event_type: String,
+    /// `INFO`, `WARN`, `ERROR`, ...: the last word of the topic it was sent to.
+    pub priority: Option<String>,
+    /// `nova-compute:compute-1` (versioned), `compute.compute-1` (legacy).
+    pub publisher_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub payload: Value,
+}
+
 impl Request {
     pub fn kind(&self) -> &'static str {
         if self.call.is_some() {
@@ -96,11 +112,43 @@ impl Reply {
     }
 }
 
+impl Notification {
+    /// `notification instance.create.start INFO`: the words the log shows.
+    pub fn headline(&self) -> String {
+        let mut s = format!("notification {}", self.event_type);
+        if let Some(p) = &self.priority {
+            s.push(' ');
+            s.push_str(p);
+        }
+        s
+    }
+
+    /// What the payload is, in a few words: a versioned object's name and version
+    /// (`InstanceCreatePayload 1.10`), else the fields that say which thing it is about.
+    pub fn payload_summary(&self) -> String {
+        if let Some(obj) = versioned_object(&self.payload) {
+            return format!("{} {}", obj.name, obj.version);
+        }
+        let Value::Object(map) = &self.payload else {
+            return short(&self.payload);
+        };
+        let about: Vec<String> = ["instance_id", "display_name", "host", "state"]
+            .iter()
+            .filter_map(|k| Some(format!("{k}: {}", short(map.get(*k)?))))
+            .collect();
+        match about.is_empty() {
+            true => format!("{} fields", map.len()),
+            false => about.join(", "),
+        }
+    }
+}
+
 impl Oslo {
     pub fn headline(&self) -> String {
         match self {
             Oslo::Request(r) => r.headline(),
             Oslo::Reply(r) => r.headline(),
+            Oslo::Notification(n) => n.headline(),
         }
     }
 
@@ -188,6 +236,34 @@ impl Oslo {
                     tree(&r.result, 2, &mut lines);
                 }
             }
+            Oslo::Notification(n) => {
+                lines.push(
+                    match lang {
+                        Lang::En => "oslo.messaging notification",
+                        Lang::Zh => "oslo.messaging 通知",
+                    }
+                    .to_string(),
+                );
+                lines.push(format!("{}{}", label("event", "事件"), n.event_type));
+                if let Some(p) = &n.priority {
+                    lines.push(format!("{}{p}", label("priority", "级别")));
+                }
+                if let Some(p) = &n.publisher_id {
+                    lines.push(format!("{}{p}", label("publisher", "发布者")));
+                }
+                if let Some(t) = &n.timestamp {
+                    lines.push(format!("{}{t}", label("at", "时间")));
+                }
+                lines.push(format!(
+                    "{}{}",
+                    label("payload", "负载"),
+                    n.payload_summary()
+                ));
+                match versioned_object(&n.payload).and_then(|obj| obj.data) {
+                    Some(data) => fields(data, 4, &mut lines),
+                    None => tree(&n.payload, 4, &mut lines),
+                }
+            }
         }
         lines
     }
@@ -232,6 +308,15 @@ pub fn decode(body: &[u8]) -> Option<Oslo> {
             call,
             context,
             args: msg.remove("args").unwrap_or(Value::Null),
+        }));
+    }
+    if let Some(event_type) = text(&mut msg, "event_type") {
+        return Some(Oslo::Notification(Notification {
+            event_type,
+            priority: text(&mut msg, "priority"),
+            publisher_id: text(&mut msg, "publisher_id"),
+            timestamp: text(&mut msg, "timestamp"),
+            payload: msg.remove("payload").unwrap_or(Value::Null),
         }));
     }
     if msg.contains_key("ending") || msg.contains_key("result") || msg.contains_key("failure") {
@@ -429,6 +514,10 @@ mod tests {
     const CALL: &[u8] = include_bytes!("../../tests/fixtures/oslo/call.json");
     const REPLY: &[u8] = include_bytes!("../../tests/fixtures/oslo/reply.json");
     const FAILURE: &[u8] = include_bytes!("../../tests/fixtures/oslo/failure.json");
+    // Notifications Nova 34.0.0 sent during a boot (assets/traces/nova-boot-notifications.yaml).
+    const NOTIFICATION: &[u8] = include_bytes!("../../tests/fixtures/oslo/notification.json");
+    const VERSIONED: &[u8] =
+        include_bytes!("../../tests/fixtures/oslo/versioned_notification.json");
 
     fn request(body: &[u8]) -> Request {
         match decode(body) {
@@ -521,6 +610,57 @@ mod tests {
             Some("NoSuchMethod: Endpoint does not support RPC method no_such_method")
         );
         assert_eq!(failed.headline(), "reply failed: NoSuchMethod");
+    }
+
+    fn notification(body: &[u8]) -> Notification {
+        match decode(body) {
+            Some(Oslo::Notification(n)) => n,
+            other => panic!("expected a notification, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_notification_says_its_event_priority_and_publisher() {
+        let legacy = notification(NOTIFICATION);
+        assert_eq!(
+            legacy.headline(),
+            "notification compute.instance.create.start INFO"
+        );
+        assert_eq!(legacy.publisher_id.as_deref(), Some("compute.compute-1"));
+        assert_eq!(
+            legacy.payload_summary(),
+            "instance_id: \"0b6f6e6f-7661-4000-8000-626f6f74696e\", display_name: \"vm1\", \
+             host: \"compute-1\", state: \"building\""
+        );
+        let versioned = notification(VERSIONED);
+        assert_eq!(
+            versioned.headline(),
+            "notification instance.create.start INFO"
+        );
+        assert_eq!(
+            versioned.publisher_id.as_deref(),
+            Some("nova-compute:compute-1")
+        );
+        assert_eq!(versioned.payload_summary(), "InstanceCreatePayload 1.13");
+    }
+
+    #[test]
+    fn a_versioned_notification_reads_as_its_payload_object() {
+        let en = Oslo::Notification(notification(VERSIONED)).lines(Lang::En);
+        assert_eq!(en[0], "oslo.messaging notification");
+        assert_eq!(en[1], "  event      instance.create.start");
+        assert_eq!(en[3], "  publisher  nova-compute:compute-1");
+        assert_eq!(en[5], "  payload    InstanceCreatePayload 1.13");
+        let text = en.join("\n");
+        assert!(
+            text.contains("    uuid: \"0b6f6e6f-7661-4000-8000-626f6f74696e\""),
+            "{text}"
+        );
+        assert!(!text.contains("nova_object"), "no JSON noise: {text}");
+        let zh = Oslo::Notification(notification(VERSIONED)).lines(Lang::Zh);
+        assert_eq!(zh[0], "oslo.messaging 通知");
+        assert_eq!(zh[1], "  事件       instance.create.start");
+        assert_eq!(zh[5], "  负载       InstanceCreatePayload 1.13");
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! Wrapping text by display width for both English and Chinese: English breaks between words,
-//! Chinese between any two characters (it has no spaces), and closing punctuation such as `，`
-//! or `。` never starts a line.
+//! Wrapping and cutting text by display width for both English and Chinese: English breaks
+//! between words, Chinese between any two characters (it has no spaces), and closing
+//! punctuation such as `，` or `。` never starts a line. A cut ends with `…`.
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use unicode_width::UnicodeWidthStr;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Characters that must not begin a line.
 const NO_LINE_START: &str = "，。、；：？！）》」』】,.;:?!)";
@@ -85,6 +85,50 @@ pub fn wrap<'a>(spans: &[(String, Style)], width: usize) -> Vec<Line<'a>> {
     lines
 }
 
+/// Cuts a string to a display width, marking the cut with `…`.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// Cuts a line of words to a display width after a whole word, marking the cut with `…`; a
+/// first word too long for the width is cut by characters (see [`truncate`]).
+pub fn truncate_words(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let room = width.saturating_sub(1);
+    let mut end = 0;
+    for (at, c) in text.char_indices() {
+        if text[..at].width() > room {
+            break;
+        }
+        if c == ' ' && !text[..at].trim_end().is_empty() {
+            end = text[..at].trim_end().len();
+        }
+    }
+    match end {
+        0 => truncate(text, width),
+        _ => format!("{}…", &text[..end]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +142,27 @@ mod tests {
 
     fn plain(text: &str) -> Vec<(String, Style)> {
         vec![(text.to_string(), Style::default())]
+    }
+
+    #[test]
+    fn a_cut_keeps_whole_characters_and_ends_with_an_ellipsis() {
+        assert_eq!(truncate("主题交换器把路由键", 9), "主题交换…");
+        assert_eq!(truncate("topic exchange", 8), "topic e…");
+        assert_eq!(truncate("topic", 8), "topic");
+    }
+
+    #[test]
+    fn a_cut_between_words_keeps_them_whole() {
+        assert_eq!(
+            truncate_words("n next  N back  J go to step", 15),
+            "n next  N back…"
+        );
+        assert_eq!(
+            truncate_words("n next  N back  J go to step", 14),
+            "n next  N…"
+        );
+        assert_eq!(truncate_words("scheduler.controller", 10), "scheduler…");
+        assert_eq!(truncate_words("n next", 6), "n next");
     }
 
     #[test]

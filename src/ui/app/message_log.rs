@@ -1,7 +1,7 @@
 //! The message log pane's own state: which message is selected and the filter being typed
 //! (`/`): a regex, and field terms in OpenStack words (`service:nova-compute`,
-//! `method:build_and_run_instance`, `host:compute-1`, `kind:call|cast|reply`) that a message
-//! must all match. The messages themselves are the [`Model`]'s; this only chooses among them.
+//! `method:build_and_run_instance`, `host:compute-1`, `kind:call|cast|reply|notification`)
+//! that a message must all match. The messages themselves are the [`Model`]'s; this only chooses among them.
 //!
 //! It may not reach into the rest of the app.
 
@@ -16,11 +16,12 @@ use super::super::model::{LogEntry, Model};
 pub enum Field {
     /// The publishing connection's service (`nova-compute`).
     Service,
-    /// The oslo.messaging method (a reply's: the call's it answers).
+    /// The oslo.messaging method (a reply's: the call's it answers; a notification's: its
+    /// event type).
     Method,
     /// The publishing service's host.
     Host,
-    /// `call`, `cast` or `reply`.
+    /// `call`, `cast`, `reply` or `notification`.
     Kind,
 }
 

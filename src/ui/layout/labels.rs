@@ -201,7 +201,10 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         queue_name: widest(
             &mut by_name(false)
                 .map(|q| name_width(&q.label))
-                .chain(graph.groups.iter().map(|g| g.label.width() as u16 + 1)),
+                .chain(graph.groups.iter().map(|g| g.label.width() as u16 + 1))
+                .chain(
+                    (graph.unbound.iter()).flat_map(|_| UNBOUND_HEADING.map(|h| h.width() as u16)),
+                ),
         ),
         queue_label: queue_label_width(graph, false, false),
         by_name_name: widest(&mut by_name(true).map(|q| name_width(&q.label))),
@@ -210,8 +213,8 @@ pub(super) fn measure(graph: &GraphLayout) -> Widths {
         by_name_short: queue_label_width(graph, true, true),
         publisher_label: publisher_width(false),
         publisher_long: publisher_width(true),
-        consumer_name: consumer_width(&short, true),
-        consumer_label: consumer_width(&short, false),
+        consumer_name: consumer_width(short, true),
+        consumer_label: consumer_width(short, false),
         consumer_long_label: consumer_width(&long, false),
     }
 }
@@ -244,6 +247,11 @@ pub fn publisher_text(graph: &GraphLayout, p: &PublisherNode, long: bool) -> Str
         None => label.clone(),
     }
 }
+
+/// The heading over the queues only the default exchange leads to (see
+/// [`GraphLayout::unbound`]), in English and in Chinese; the queue column makes room for the
+/// wider.
+pub const UNBOUND_HEADING: [&str; 2] = ["default exchange only:", "仅默认交换器："];
 
 /// What stands for the consumers of a queue that got no row: `+N`.
 pub fn more_label(queue: &QueueNode) -> String {

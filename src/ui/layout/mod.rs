@@ -47,7 +47,7 @@ mod place;
 
 pub use labels::{
     connection_labels, counters, exchange_label, made_up, more_label, position, publisher_text,
-    queue_counters, queue_label, refresh_labels, Widths, MADE_UP_KEPT,
+    queue_counters, queue_label, refresh_labels, Widths, MADE_UP_KEPT, UNBOUND_HEADING,
 };
 pub use place::layout;
 
@@ -214,6 +214,9 @@ pub struct GraphLayout {
     pub items: Vec<GraphItem>,
     /// Grouped: each group's label line, in row order.
     pub groups: Vec<GroupLine>,
+    /// The row of the heading over the queues no binding shown leads to, when bindings are
+    /// drawn above them (see [`layout`]).
+    pub unbound: Option<usize>,
 }
 
 impl GraphLayout {

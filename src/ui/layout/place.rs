@@ -451,6 +451,14 @@ pub fn layout(
         used.insert(*r);
     }
     let mut next = used.iter().max().map(|r| r + 1 + spacing).unwrap_or(0);
+    // Below bindings, queues none of them leads to get a heading of their own after a blank
+    // row, or the first would read as bound where the lines above end. Each still has the
+    // default exchange's binding, as every queue does; the graph leaves that out.
+    if queue_rows.iter().any(Option::is_none) && !grouped && (rows.end > 0 || !used.is_empty()) {
+        let heading = next.max(rows.end + spacing) + 1;
+        out.unbound = Some(heading);
+        next = heading + 1;
+    }
     for r in queue_rows.iter_mut().filter(|r| r.is_none()) {
         while used.contains(&next) {
             next += 1;
@@ -589,8 +597,11 @@ fn place_consumers(
         }
         let needed = list.len() + usize::from(out.queues[q].more_consumers > 0);
         let row = out.queues[q].row;
-        // Up to the next queue, or the next group's label.
-        let next_label = out.groups.iter().map(|g| g.row).find(|&r| r > row);
+        // Up to the next queue, or the next group's label or heading.
+        let next_label = (out.groups.iter().map(|g| g.row))
+            .chain(out.unbound)
+            .filter(|&r| r > row)
+            .min();
         let next_queue = out.queues.get(q + 1).map(|next| next.row);
         let free = next_queue
             .into_iter()
@@ -664,6 +675,7 @@ fn shift_rows(out: &mut GraphLayout, from: usize, n: usize) {
     out.queues.iter_mut().for_each(|q| shift(&mut q.row));
     out.publishers.iter_mut().for_each(|p| shift(&mut p.row));
     out.groups.iter_mut().for_each(|g| shift(&mut g.row));
+    out.unbound.iter_mut().for_each(shift);
     out.rows += n;
 }
 

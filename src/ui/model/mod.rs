@@ -45,7 +45,7 @@ pub struct LogEntry {
     /// need not parse bodies.
     pub oslo: Option<String>,
     /// Its method (for a reply, the method of the call it answers, when that was seen) and
-    /// whether a `call`, a `cast` or a `reply`.
+    /// whether a `call`, a `cast`, a `reply` or a `notification`.
     pub method: Option<String>,
     pub kind: Option<&'static str>,
     /// The publishing connection, and its service and host as the lens knows them (learnt

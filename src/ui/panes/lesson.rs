@@ -6,10 +6,11 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
+use unicode_width::UnicodeWidthStr;
 
 use crate::lesson::{Asked, Lang, Predict};
 use crate::ui::player::{Phase, Player};
-use crate::ui::text::wrap;
+use crate::ui::text::{truncate_words, wrap};
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
 
@@ -46,6 +47,23 @@ impl<'a> Page<'a> {
 
     fn text(&mut self, text: impl Into<String>, style: Style) {
         self.push(vec![(text.into(), style)]);
+    }
+
+    /// Key hints two spaces apart, as many a line as fit: a hint (`J go to step`) is never
+    /// split between lines, and one wider than the pane is cut after a word.
+    fn hints(&mut self, hints: &str, style: Style) {
+        let mut line = String::new();
+        for hint in hints.split("  ") {
+            if !line.is_empty() && line.width() + 2 + hint.width() > self.width {
+                self.lines
+                    .push(Line::styled(std::mem::take(&mut line), style));
+            }
+            if !line.is_empty() {
+                line.push_str("  ");
+            }
+            line.push_str(&truncate_words(hint, self.width));
+        }
+        self.lines.push(Line::styled(line, style));
     }
 
     fn blank(&mut self) {
@@ -260,7 +278,7 @@ pub fn lesson_lines<'a>(player: &Player, theme: Theme, width: usize) -> Vec<Line
             theme.title(),
         );
     }
-    page.text(
+    page.hints(
         tr(
             lang,
             "n next  N back  J go to step  R restart  A auto-play  L lessons  X leave",

@@ -5,8 +5,10 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget};
+use unicode_width::UnicodeWidthStr;
 
 use crate::ui::app::App;
+use crate::ui::text::truncate;
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
 
@@ -14,6 +16,10 @@ use crate::ui::words::tr;
 pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     let lang = app.options.lang;
     let selected = app.menu_row().unwrap_or(0);
+    let width = area.width.saturating_sub(8).min(100);
+    // One line per lesson: a long summary is cut at the edge rather than wrapped, so the
+    // list keeps its shape, and the cut is marked.
+    let inside_width = usize::from(width.saturating_sub(2));
     let mut lines = Vec::new();
     for (i, lesson) in app.lessons.iter().enumerate() {
         let style = if i == selected {
@@ -21,13 +27,12 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
         } else {
             ratatui::style::Style::default()
         };
-        let mut spans = vec![Span::styled(
-            format!("{:>2}  {}", lesson.order, lesson.title.get(lang)),
-            style,
-        )];
+        let title = format!("{:>2}  {}", lesson.order, lesson.title.get(lang));
+        let room = inside_width.saturating_sub(title.width());
+        let mut spans = vec![Span::styled(title, style)];
         if let Some(summary) = &lesson.summary {
             spans.push(Span::styled(
-                format!("  {}", summary.get(lang)),
+                truncate(&format!("  {}", summary.get(lang)), room),
                 theme.dim(),
             ));
         }
@@ -56,10 +61,8 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
     }
     lines.push(keys);
     let height = (lines.len() as u16 + 2).min(area.height);
-    let popup = super::centered(area, area.width.saturating_sub(8).min(100), height);
+    let popup = super::centered(area, width, height);
     Clear.render(popup, buf);
     let block = super::pane_block(tr(lang, " lessons ", " 课程 "), true, theme);
-    // One line per lesson: a long summary is cut at the edge rather than wrapped, so the
-    // list keeps its shape.
     Paragraph::new(lines).block(block).render(popup, buf);
 }

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 
 use crate::lesson::Lang;
 use crate::ui::app::App;
+use crate::ui::text::truncate_words;
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
 
@@ -104,6 +105,33 @@ pub fn render(app: &App, theme: Theme, area: Rect, buf: &mut Buffer) {
             tr(lang, "  ? help  q quit", "  ? 帮助  q 退出"),
             theme.dim(),
         )),
+    }
+    // A narrow screen drops the least useful first: the sparkline, the rate, then the release
+    // the broker behaves as, as long as that leaves room for the rest; what still does not fit
+    // is cut after a whole word.
+    let room = usize::from(area.width);
+    let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+    let least_useful = [4, 3, 2];
+    let rest = width(&spans)
+        - least_useful
+            .iter()
+            .map(|&i| spans[i].width())
+            .sum::<usize>();
+    for (n, &i) in least_useful.iter().enumerate() {
+        if width(&spans) > room && (n == 0 || rest <= room) {
+            spans[i] = Span::raw("");
+        }
+    }
+    let mut used = 0;
+    for span in &mut spans {
+        let left = room.saturating_sub(used);
+        if span.width() > left {
+            let text = span.content.trim_end();
+            span.content = truncate_words(text, left).into();
+            // Nothing after a cut.
+            used = room;
+        }
+        used += span.width();
     }
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }

@@ -11,9 +11,11 @@ use super::{scroll, truncate, Columns, QueueLane};
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::{
     made_up, position, publisher_text, ConsumerNode, EdgeTarget, GraphItem, MADE_UP_KEPT,
+    UNBOUND_HEADING,
 };
 use crate::ui::model::{FlightKind, Rate};
 use crate::ui::theme::Theme;
+use crate::ui::words::tr;
 
 const UP: u8 = 1;
 const DOWN: u8 = 2;
@@ -429,6 +431,20 @@ pub(super) fn draw(app: &App, theme: Theme, inner: Rect, buf: &mut Buffer) {
             let label = truncate(&format!("{}:", group.label), room);
             let y = y_of(group.row);
             buf.set_string(inner.x + cols.middle_end, y, label, theme.title());
+        }
+
+        // The heading over queues only the default exchange leads to, in the queue column.
+        if let Some(row) = graph.unbound.filter(|r| visible(*r)) {
+            let room = inner.width.saturating_sub(cols.middle_end) as usize;
+            let [en, zh] = UNBOUND_HEADING;
+            let heading = tr(app.options.lang, en, zh);
+            let y = y_of(row);
+            buf.set_string(
+                inner.x + cols.middle_end,
+                y,
+                truncate(heading, room),
+                theme.dim(),
+            );
         }
 
         // Messages in flight, each on the line cells of its way (never on text).

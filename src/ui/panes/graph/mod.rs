@@ -32,6 +32,7 @@ use unicode_width::UnicodeWidthStr;
 use crate::lesson::Lang;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::GraphItem;
+pub use crate::ui::text::truncate;
 use crate::ui::theme::Theme;
 use crate::ui::words::tr;
 use columns::{canvas_width, columns};
@@ -228,6 +229,8 @@ impl Widget for &GraphPane<'_> {
         if app.graph.zoomed {
             title.push_str(tr(lang, "· zoomed, z returns ", "· 已放大，z 还原 "));
         }
+        // A narrow pane cuts its title after a word.
+        let title = crate::ui::text::truncate_words(&title, area.width.saturating_sub(2).into());
         let block = super::pane_block(title, focused, theme);
         let inner = block.inner(area);
         let pan = app.graph.pan.min(u16::MAX as usize / 2) as u16;
@@ -317,23 +320,4 @@ impl Widget for &GraphPane<'_> {
             }
         }
     }
-}
-
-/// Cuts a string to a display width, marking the cut with `…`.
-pub fn truncate(text: &str, width: usize) -> String {
-    if text.width() <= width {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
-        if used + w + 1 > width {
-            break;
-        }
-        out.push(c);
-        used += w;
-    }
-    out.push('…');
-    out
 }
