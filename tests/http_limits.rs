@@ -131,11 +131,14 @@ async fn a_redirect_to_another_host_is_refused() {
     tokio::spawn(serve(listener, Arc::default(), move |mut stream| {
         let target = target.clone();
         async move {
-            if read_head(&mut stream).await {
+            // Every request on the connection (the client may ask several things at once).
+            while read_head(&mut stream).await {
                 let answer = format!(
                     "HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\n\r\n"
                 );
-                let _ = stream.write_all(answer.as_bytes()).await;
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    break;
+                }
             }
         }
     }));
