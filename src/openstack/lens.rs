@@ -275,6 +275,15 @@ impl Lens {
             (QueueRole::Notifications { topic, priority }, _) => {
                 format!("{priority} notifications ({topic})")
             }
+            // `rabbit_stream_fanout`: one stream per topic, read by every server of it.
+            (QueueRole::Other, _) if name.ends_with("_fanout") => {
+                let topic = name.trim_end_matches("_fanout");
+                if zh {
+                    format!("{topic} 主题的广播流")
+                } else {
+                    format!("the {topic} topic's fanout stream")
+                }
+            }
             (QueueRole::Other, _) if zh => format!("{name} 主题的共享队列"),
             (QueueRole::Other, _) => format!("the {name} topic's shared queue"),
         })
