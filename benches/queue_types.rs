@@ -9,7 +9,8 @@
 //!   most, sending N persistent 64-byte messages through the default exchange. A run is timed
 //!   from the first publish until every message is both confirmed and delivered; it also
 //!   reports the CPU time the broker process used per message. The queue is deleted after.
-//! - `read`: a stream filled with M 64-byte messages (published with confirms, not timed), then
+//! - `read`: a stream filled with M 64-byte messages (one publisher with confirms and no
+//!   consumer: its rate and the broker's CPU per message are reported too), then
 //!   one consumer from `x-stream-offset: first` (prefetch 1000, manual ack) reads all of them:
 //!   messages per second, and the broker process's resident memory (VmRSS) before the read, its
 //!   peak during it (sampled every 10 ms) and after it. The stream is read again in each
@@ -440,6 +441,10 @@ struct ReadRuns<'a> {
     target: &'a Target,
     /// The broker's VmRSS settled before its stream was filled, in bytes.
     unfilled: u64,
+    /// How long filling the stream took (one publisher, no consumer), and the broker's CPU
+    /// time meanwhile: a long fill is what a stream nobody reads yet goes through.
+    fill_took: Duration,
+    fill_cpu: Option<Duration>,
     runs: Vec<ReadRun>,
 }
 
@@ -465,31 +470,42 @@ fn read_part<'a>(
     };
     let mut results: Vec<ReadRuns> = Vec::new();
     for (target, stream) in targets.iter().zip(&streams) {
-        let started = Instant::now();
         let filled = clients.block_on(async {
             let unfilled = settled_rss(target.pid).await?;
+            let cpu_before = process_cpu(target.pid);
+            let started = Instant::now();
             let fill = fill_stream(target, stream, messages, options.window);
             tokio::time::timeout(RUN_TIMEOUT, fill)
                 .await
                 .map_err(|_| format!("{} fill did not finish in {RUN_TIMEOUT:?}", target.name))??;
-            Ok::<_, Error>(unfilled)
+            let took = started.elapsed();
+            let cpu = match (cpu_before, process_cpu(target.pid)) {
+                (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+                _ => None,
+            };
+            Ok::<_, Error>((unfilled, took, cpu))
         });
-        let unfilled = match filled {
-            Ok(unfilled) => unfilled,
+        let (unfilled, fill_took, fill_cpu) = match filled {
+            Ok(filled) => filled,
             Err(e) => {
                 delete_streams();
                 return Err(e);
             }
         };
         println!(
-            "  {:<9} filled in {:.1?}  RSS before filling {:.0} MiB",
+            "  {:<9} filled in {:.1?} ({:.0} msg/s, broker cpu/msg {})  RSS before filling {:.0} \
+             MiB",
             target.name,
-            started.elapsed(),
+            fill_took,
+            rate(messages, fill_took),
+            cpu_per_message(fill_cpu, messages),
             mib(unfilled)
         );
         results.push(ReadRuns {
             target,
             unfilled,
+            fill_took,
+            fill_cpu,
             runs: Vec::new(),
         });
     }
@@ -620,19 +636,23 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
         "\nStream read from `first`: {} stored {BODY_SIZE} B messages, one consumer, prefetch \
          {PREFETCH}, {} reads; median (range). Memory is the broker process's VmRSS: settled \
          before the stream was filled, settled before the read, the highest sampled during it \
-         (every 10 ms), settled after it. The bodies alone take {:.0} MiB.\n",
+         (every 10 ms), settled after it. The bodies alone take {:.0} MiB. The fill before it: \
+         one publisher with confirms (window {}) and no consumer, once per broker.\n",
         thousands(options.read_messages as u64),
         options.read_repetitions,
-        mib((options.read_messages * BODY_SIZE) as u64)
+        mib((options.read_messages * BODY_SIZE) as u64),
+        options.window
     );
     println!(
-        "| broker | msg/s | CPU/msg | RSS before filling | RSS before read | RSS peak during \
-         read | peak - before read | RSS after read |"
+        "| broker | fill msg/s | fill CPU/msg | read msg/s | read CPU/msg | RSS before filling \
+         | RSS before read | RSS peak during read | peak - before read | RSS after read |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ReadRuns {
         target,
         unfilled,
+        fill_took,
+        fill_cpu,
         runs,
     } in results
     {
@@ -648,12 +668,14 @@ fn print_read_table(results: &[ReadRuns], options: &Options) {
             }
         };
         println!(
-            "| {} | {} | {} | {:.0} MiB | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} MiB | {} | {} | {} | {} |",
             if target.name == "rabbitmq" {
                 "RabbitMQ"
             } else {
                 target.name
             },
+            thousands(rate(options.read_messages, *fill_took) as u64),
+            cpu_per_message(*fill_cpu, options.read_messages),
             spread_cell(Spread::of(&rates)),
             cpu_cell(runs.iter().map(|r| r.broker_cpu), options.read_messages),
             mib(*unfilled),

@@ -505,3 +505,81 @@ async fn a_troubled_cluster_is_critical() {
     let report = doctor(&[url, "--management", &api, "--fail-on", "never"]).await;
     assert_eq!(report.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_policy_and_consumers_worked_out_without_statistics_are_rabbitmqs() {
+    // An administrator's doctor reads the queues without their statistics, works out each
+    // queue's policy from the policies and counts consumers from the consumers listing: the
+    // same as RabbitMQ's own `policy` and `consumers` columns, priorities and all.
+    let vhost = TestVhost::new("doctor-policy").await;
+    let set_policy = |name: &str, pattern: &str, priority: &str| {
+        rabbitmqctl(&[
+            "set_policy",
+            "-p",
+            &vhost.name,
+            "--priority",
+            priority,
+            "--apply-to",
+            "queues",
+            name,
+            pattern,
+            r#"{"message-ttl": 60000}"#,
+        ]);
+    };
+    set_policy("orders-all", "^orders", "1");
+    set_policy("orders-q", r"^orders\.q", "5");
+    set_policy("audit", "audit$", "2");
+    let (connection, ch) = vhost.channel().await;
+    let quorum = table(&[("x-queue-type", text("quorum"))]);
+    for (name, arguments) in [
+        ("orders.q1", FieldTable::default()),
+        ("orders.q2", quorum.clone()),
+        ("orders.x", FieldTable::default()),
+        ("orders.audit", FieldTable::default()),
+        ("other", quorum),
+    ] {
+        ch.queue_declare(name.into(), DURABLE, arguments)
+            .await
+            .unwrap();
+    }
+    for (queue, tag) in [("orders.x", "a"), ("orders.x", "b"), ("other", "c")] {
+        ch.basic_consume(
+            queue.into(),
+            tag.into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let api = &vhost.management;
+    assert!(api.sees_every_client().await.unwrap());
+    type Facts = Vec<(String, Option<String>, u64)>;
+    let started = Instant::now();
+    let (worked_out, told): (Facts, Facts) = loop {
+        let (broker, _) = rabbitscope::remote::health::read(api, &vhost.name)
+            .await
+            .unwrap();
+        let mut worked_out: Facts = (broker.queues.into_iter())
+            .map(|q| (q.name, q.policy, q.consumers.unwrap_or_default()))
+            .collect();
+        worked_out.sort();
+        let mut told: Facts = (api.queues_in_depth(&vhost.name).await.unwrap().into_iter())
+            .map(|q| (q.name, q.policy, q.consumers))
+            .collect();
+        told.sort();
+        // The API learns of consumers some seconds late, from both sources.
+        if worked_out == told && told.iter().any(|q| q.2 == 2)
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            break (worked_out, told);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(worked_out, told);
+    let policy = |name: &str| told.iter().find(|q| q.0 == name).unwrap().1.clone();
+    assert_eq!(policy("orders.q1").as_deref(), Some("orders-q"));
+    assert_eq!(policy("orders.audit").as_deref(), Some("audit"));
+    assert_eq!(policy("other"), None);
+    connection.close(200, "OK".into()).await.unwrap();
+}

@@ -142,6 +142,13 @@ pub struct StoredMessage {
     pub delivery_count: u32,
 }
 
+impl StoredMessage {
+    /// Its body and about what its record adds around it.
+    fn bytes(&self) -> u64 {
+        self.message.body.len() as u64 + 64
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct VhostImage {
     pub exchanges: BTreeMap<Arc<str>, ExchangeImage>,
@@ -154,6 +161,10 @@ pub struct VhostImage {
 #[derive(Clone, Debug, Default)]
 pub struct Image {
     pub vhosts: BTreeMap<Arc<str>, VhostImage>,
+    /// The bodies of the messages held, plus a record's overhead each: kept as operations
+    /// apply, because the store asks after every write whether compacting would pay, and
+    /// summing a stream of a million messages each time made a long fill crawl.
+    message_bytes: u64,
 }
 
 impl Image {
@@ -215,7 +226,12 @@ impl Image {
                 let before = v.bindings.len();
                 v.bindings
                     .retain(|b| b.destination != Destination::Queue(name.clone()));
-                v.queues.remove(name).is_some() || v.bindings.len() != before
+                let removed = v.queues.remove(name);
+                if let Some(q) = &removed {
+                    self.message_bytes -=
+                        q.messages.values().map(StoredMessage::bytes).sum::<u64>();
+                }
+                removed.is_some() || v.bindings.len() != before
             }
             StoreOp::BindingAdded { vhost, binding } => {
                 let v = self.vhost(vhost);
@@ -241,14 +257,14 @@ impl Image {
                 ..
             } => match self.queue(vhost, queue) {
                 Some(q) => {
-                    q.messages.insert(
-                        *seq,
-                        StoredMessage {
-                            message: message.clone(),
-                            redelivered: false,
-                            delivery_count: 0,
-                        },
-                    );
+                    let stored = StoredMessage {
+                        message: message.clone(),
+                        redelivered: false,
+                        delivery_count: 0,
+                    };
+                    let added = stored.bytes();
+                    let replaced = q.messages.insert(*seq, stored).map_or(0, |m| m.bytes());
+                    self.message_bytes = self.message_bytes + added - replaced;
                     true
                 }
                 None => false,
@@ -280,10 +296,21 @@ impl Image {
                 }
                 _ => false,
             },
-            StoreOp::Removed { vhost, queue, seq } => self
-                .queue(vhost, queue)
-                .is_some_and(|q| q.messages.remove(seq).is_some()),
+            StoreOp::Removed { vhost, queue, seq } => {
+                let removed = self
+                    .queue(vhost, queue)
+                    .and_then(|q| q.messages.remove(seq));
+                if let Some(m) = &removed {
+                    self.message_bytes -= m.bytes();
+                }
+                removed.is_some()
+            }
         }
+    }
+
+    /// About how many bytes a compacted log of this image takes for its messages.
+    pub fn message_bytes(&self) -> u64 {
+        self.message_bytes
     }
 
     fn vhost(&mut self, name: &Arc<str>) -> &mut VhostImage {

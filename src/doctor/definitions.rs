@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::definitions::{Definitions, PolicyDef};
+use crate::definitions::Definitions;
 
-use super::model::{Binding, Broker, Exchange, Policy, Queue};
+use super::model::{policy_in_force, Binding, Broker, Exchange, Policy, Queue};
 
 /// What an export of one vhost (`/api/definitions/VHOST`) is taken to be about when nothing
 /// in it names the vhost.
@@ -49,7 +49,16 @@ pub fn brokers(definitions: &Definitions) -> Vec<Broker> {
 }
 
 fn broker(d: &Definitions, vhost: &str) -> Broker {
-    let policies: Vec<&PolicyDef> = d.policies.iter().filter(|p| p.vhost == vhost).collect();
+    let policies: Vec<Policy> = (d.policies.iter())
+        .filter(|p| p.vhost == vhost)
+        .map(|p| Policy {
+            name: p.name.clone(),
+            pattern: p.pattern.clone(),
+            apply_to: p.apply_to.clone(),
+            definition: p.definition.clone(),
+            priority: p.priority,
+        })
+        .collect();
     let queues = (d.queues.iter())
         .filter(|q| q.vhost == vhost)
         .map(|q| {
@@ -58,7 +67,8 @@ fn broker(d: &Definitions, vhost: &str) -> Broker {
                 .unwrap_or("classic")
                 .to_string();
             Queue {
-                policy: in_force(&policies, &q.name, &kind),
+                // A file cannot be asked: a policy that cannot be told is taken as none.
+                policy: policy_in_force(&policies, &q.name, &kind).unwrap_or_default(),
                 name: q.name.clone(),
                 kind,
                 durable: q.durable,
@@ -73,14 +83,7 @@ fn broker(d: &Definitions, vhost: &str) -> Broker {
     Broker {
         vhost: vhost.to_string(),
         queues,
-        policies: (policies.iter())
-            .map(|p| Policy {
-                name: p.name.clone(),
-                pattern: p.pattern.clone(),
-                apply_to: p.apply_to.clone(),
-                definition: p.definition.clone(),
-            })
-            .collect(),
+        policies,
         exchanges: (d.exchanges.iter())
             .filter(|x| x.vhost == vhost)
             .map(|x| Exchange {
@@ -101,24 +104,6 @@ fn broker(d: &Definitions, vhost: &str) -> Broker {
             .collect(),
         ..Default::default()
     }
-}
-
-/// The policy RabbitMQ would apply to a queue: of those whose pattern matches its name and
-/// that apply to queues, the one of highest priority. A pattern that is not a valid regular
-/// expression matches nothing.
-fn in_force(policies: &[&PolicyDef], queue: &str, kind: &str) -> Option<String> {
-    let applies = |p: &PolicyDef| match p.apply_to.as_str() {
-        "all" | "queues" => true,
-        "classic_queues" => kind == "classic",
-        "quorum_queues" => kind == "quorum",
-        "streams" => kind == "stream",
-        _ => false,
-    };
-    (policies.iter())
-        .filter(|p| applies(p))
-        .filter(|p| regex::Regex::new(&p.pattern).is_ok_and(|r| r.is_match(queue)))
-        .max_by_key(|p| p.priority)
-        .map(|p| p.name.clone())
 }
 
 #[cfg(test)]

@@ -60,6 +60,49 @@ pub struct Policy {
     /// `queues`, `exchanges` or `all`.
     pub apply_to: String,
     pub definition: Map<String, Value>,
+    /// Of the policies that match, the highest applies.
+    pub priority: i64,
+}
+
+/// Why the policy in force on a queue cannot be told here: two policies of the highest
+/// priority match it, or a pattern is not one this program's regular expressions read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyUnclear;
+
+/// The policy RabbitMQ applies to a queue: of those that apply to its kind and whose pattern
+/// matches somewhere in its name, the one of highest priority.
+pub fn policy_in_force(
+    policies: &[Policy],
+    queue: &str,
+    kind: &str,
+) -> Result<Option<String>, PolicyUnclear> {
+    let applies = |p: &Policy| match p.apply_to.as_str() {
+        "all" | "queues" => true,
+        "classic_queues" => kind == "classic",
+        "quorum_queues" => kind == "quorum",
+        "streams" => kind == "stream",
+        _ => false,
+    };
+    let mut best: Option<&Policy> = None;
+    let mut tied = false;
+    for p in policies.iter().filter(|p| applies(p)) {
+        let pattern = regex::Regex::new(&p.pattern).map_err(|_| PolicyUnclear)?;
+        if !pattern.is_match(queue) {
+            continue;
+        }
+        match best {
+            Some(b) if b.priority > p.priority => {}
+            Some(b) if b.priority == p.priority => tied = true,
+            _ => {
+                best = Some(p);
+                tied = false;
+            }
+        }
+    }
+    if tied {
+        return Err(PolicyUnclear);
+    }
+    Ok(best.map(|p| p.name.clone()))
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

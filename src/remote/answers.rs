@@ -107,6 +107,8 @@ pub struct Policy {
     pub apply_to: Option<String>,
     #[serde(default, deserialize_with = "table")]
     pub definition: Map<String, Value>,
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// One channel of `/api/vhosts/VHOST/channels`.
@@ -248,6 +250,14 @@ impl Connection {
             .and_then(Value::as_str)
             .map(str::to_string)
     }
+}
+
+/// The user the API answers, from `/api/whoami`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Whoami {
+    pub name: String,
+    #[serde(default, deserialize_with = "tags")]
+    pub tags: Vec<String>,
 }
 
 /// One consumer of `/api/consumers/VHOST`.

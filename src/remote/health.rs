@@ -2,6 +2,8 @@
 //! policies, exchanges with their counters, bindings, channels and the vhost's counters, and
 //! the cluster's nodes, as a [`crate::doctor::Broker`].
 
+use std::collections::HashMap;
+
 use crate::doctor::model;
 
 use super::answers;
@@ -14,12 +16,47 @@ pub async fn read(
     api: &Management,
     vhost: &str,
 ) -> Result<(model::Broker, Vec<String>), ManagementError> {
+    let (policies, sees_every_client) = tokio::join!(api.policies(vhost), api.sees_every_client());
+    let policies: Vec<model::Policy> = (policies?.into_iter())
+        .map(|p| model::Policy {
+            name: p.name,
+            pattern: p.pattern,
+            apply_to: p.apply_to.unwrap_or_else(|| "all".into()),
+            definition: p.definition,
+            priority: p.priority,
+        })
+        .collect();
+    // The queues' statistics are most of the read on a cluster (each node gathers them from
+    // the others); without them the consumers listing counts consumers, and the policy in
+    // force is worked out here, when both can be: the listing is complete only for a user
+    // with the `monitoring` tag, and a policy pattern may be one only RabbitMQ reads.
+    let policy_clear = |queues: &[answers::Queue]| {
+        (queues.iter())
+            .map(|q| {
+                let kind = q.kind.as_deref().unwrap_or("classic");
+                model::policy_in_force(&policies, &q.name, kind)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let without_stats = sees_every_client.unwrap_or(false);
     // The nodes alongside the rest: on a cluster each read gathers from every node.
     let (vhost_reads, nodes) = tokio::join!(
         async {
             tokio::try_join!(
-                api.queues_in_depth(vhost),
-                api.policies(vhost),
+                async {
+                    if without_stats {
+                        api.queues_without_stats(vhost).await
+                    } else {
+                        api.queues_in_depth(vhost).await
+                    }
+                },
+                async {
+                    if without_stats {
+                        api.consumers(vhost).await
+                    } else {
+                        Ok(Vec::new())
+                    }
+                },
                 api.exchange_stats(vhost),
                 api.bindings(vhost),
                 api.channels(vhost),
@@ -29,7 +66,23 @@ pub async fn read(
         },
         api.nodes(),
     );
-    let (queues, policies, exchanges, bindings, channels, connections, stats) = vhost_reads?;
+    let (mut queues, consumers, exchanges, bindings, channels, connections, stats) = vhost_reads?;
+    if without_stats {
+        match policy_clear(&queues) {
+            Ok(in_force) => {
+                let mut counts: HashMap<&str, u64> = HashMap::new();
+                for consumer in &consumers {
+                    *counts.entry(consumer.queue.as_str()).or_default() += 1;
+                }
+                for (q, policy) in queues.iter_mut().zip(in_force) {
+                    q.policy = policy;
+                    q.consumers = counts.get(q.name.as_str()).copied().unwrap_or(0);
+                }
+            }
+            // Only RabbitMQ can say: ask it, statistics and all.
+            Err(model::PolicyUnclear) => queues = api.queues_in_depth(vhost).await?,
+        }
+    }
     let mut unread = Vec::new();
     let nodes = match nodes {
         Ok(nodes) => nodes,
@@ -48,14 +101,7 @@ pub async fn read(
     let broker = model::Broker {
         vhost: vhost.to_string(),
         queues: queues.into_iter().map(queue).collect(),
-        policies: (policies.into_iter())
-            .map(|p| model::Policy {
-                name: p.name,
-                pattern: p.pattern,
-                apply_to: p.apply_to.unwrap_or_else(|| "all".into()),
-                definition: p.definition,
-            })
-            .collect(),
+        policies,
         exchanges: (exchanges.into_iter())
             .map(|x| model::Exchange {
                 settled: ["publish_in", "publish_out"]

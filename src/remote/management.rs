@@ -126,25 +126,102 @@ impl Management {
     }
 
     /// Every queue of the vhost with the columns a snapshot uses (with thousands of queues
-    /// the full statistics would be most of the answer), a page at a time.
+    /// the full statistics would be most of the answer).
     pub async fn queues(&self, vhost: &str) -> Result<Vec<answers::Queue>, ManagementError> {
-        let listed: Vec<answers::Lenient<answers::Queue>> =
-            self.paged(&queue_listing(vhost, "")).await?;
-        Ok(listed.into_iter().map(|q| q.0).collect())
+        self.listed_queues(vhost, "").await
     }
 
     /// Every queue of the vhost with what `doctor` reads beside the snapshot's columns: the
-    /// policy in force. In one answer rather than in pages: RabbitMQ goes over the whole
-    /// listing for each page it answers, so the 20 pages of 10,000 queues cost it about twice
-    /// what one answer does, which is what a single read on a busy node waits for
-    /// (BENCHMARKS.md section 4, cluster).
+    /// policy in force.
     pub async fn queues_in_depth(
         &self,
         vhost: &str,
     ) -> Result<Vec<answers::Queue>, ManagementError> {
-        let listing: Listing<answers::Lenient<answers::Queue>> =
-            self.get(&queue_listing(vhost, ",policy")).await?;
-        Ok(listing.into_items().into_iter().map(|q| q.0).collect())
+        self.listed_queues(vhost, ",policy").await
+    }
+
+    /// Every queue of the vhost as [`Management::queues`] lists them, but without their
+    /// statistics (`disable_stats`): their messages are still counted
+    /// (`enable_queue_totals`), their consumers are not. A node answers this from its own
+    /// tables, where the statistics of a cluster's queues are gathered from every node: 0.8 to
+    /// 1.0 s against 1.8 to 4.2 s for 10,000 queues on three nodes (BENCHMARKS.md section 4,
+    /// cluster). Without statistics RabbitMQ lists neither a stream's members nor its
+    /// messages, so streams are then read one by one with theirs.
+    pub async fn queues_without_stats(
+        &self,
+        vhost: &str,
+    ) -> Result<Vec<answers::Queue>, ManagementError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let path = format!(
+            "/api/queues/{}?disable_stats=true&enable_queue_totals=true&columns={QUEUE_COLUMNS}",
+            segment(vhost)
+        );
+        let listed: Vec<answers::Lenient<answers::Queue>> = self.listing(&path).await?;
+        let mut queues: Vec<answers::Queue> = listed.into_iter().map(|q| q.0).collect();
+        let streams: Vec<usize> = (0..queues.len())
+            .filter(|&i| queues[i].kind.as_deref() == Some("stream"))
+            .collect();
+        let read: Vec<(usize, Option<answers::Queue>)> = futures_util::stream::iter(streams)
+            .map(|i| {
+                let name = &queues[i].name;
+                async move { Ok::<_, ManagementError>((i, self.queue(vhost, name).await?)) }
+            })
+            .buffer_unordered(PAGES_AT_ONCE)
+            .try_collect()
+            .await?;
+        for (i, stream) in read {
+            if let Some(stream) = stream {
+                queues[i] = stream;
+            }
+        }
+        for q in &mut queues {
+            // With statistics, a quorum queue's node is its leader's.
+            if q.node.is_none() {
+                q.node.clone_from(&q.leader);
+            }
+        }
+        Ok(queues)
+    }
+
+    /// One queue with its statistics; none if it is gone.
+    pub async fn queue(
+        &self,
+        vhost: &str,
+        name: &str,
+    ) -> Result<Option<answers::Queue>, ManagementError> {
+        let path = format!(
+            "/api/queues/{}/{}?columns={QUEUE_COLUMNS},consumers",
+            segment(vhost),
+            segment(name)
+        );
+        match self.get::<answers::Lenient<answers::Queue>>(&path).await {
+            Ok(queue) => Ok(Some(queue.0)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn listed_queues(
+        &self,
+        vhost: &str,
+        more: &str,
+    ) -> Result<Vec<answers::Queue>, ManagementError> {
+        let path = format!(
+            "/api/queues/{}?columns={QUEUE_COLUMNS},consumers{more}",
+            segment(vhost)
+        );
+        let listed: Vec<answers::Lenient<answers::Queue>> = self.listing(&path).await?;
+        Ok(listed.into_iter().map(|q| q.0).collect())
+    }
+
+    /// Whether the API shows this user every client's connections and consumers: only a user
+    /// with the `monitoring` or `administrator` tag is; others see their own.
+    pub async fn sees_every_client(&self) -> Result<bool, ManagementError> {
+        let me: answers::Whoami = self.get("/api/whoami").await?;
+        Ok(me
+            .tags
+            .iter()
+            .any(|t| t == "monitoring" || t == "administrator"))
     }
 
     /// Every exchange of the vhost with its message counters.
@@ -152,7 +229,7 @@ impl Management {
         &self,
         vhost: &str,
     ) -> Result<Vec<answers::ExchangeStats>, ManagementError> {
-        self.paged(&format!(
+        self.listing(&format!(
             "/api/exchanges/{}?columns=name,type,arguments,message_stats",
             segment(vhost)
         ))
@@ -207,13 +284,26 @@ impl Management {
         self.get(&format!("/api/bindings/{}", segment(vhost))).await
     }
 
-    /// Every exchange of the vhost as the API's JSON objects (with `internal`), a page at a time.
+    /// Every exchange of the vhost as the API's JSON objects (with `internal`).
     pub async fn exchanges(&self, vhost: &str) -> Result<Vec<Value>, ManagementError> {
-        self.paged(&format!(
+        self.listing(&format!(
             "/api/exchanges/{}?columns=name,type,durable,auto_delete,internal,arguments",
             segment(vhost)
         ))
         .await
+    }
+
+    /// A listing (`path` has a query already) in one answer, or page by page when one answer
+    /// would be larger than `--max-response-mib` allows. One answer first: RabbitMQ goes over
+    /// the whole listing for each page it answers, so the 20 pages of 10,000 queues cost it
+    /// about twice what one answer does, which is what a read on a busy cluster waits for
+    /// (BENCHMARKS.md section 4, cluster).
+    async fn listing<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ManagementError> {
+        match self.get::<Listing<T>>(path).await {
+            Ok(listing) => Ok(listing.into_items()),
+            Err(e) if e.kind == ErrorKind::TooLarge => self.paged(path).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// A listing (`path` has a query already) read page by page. The first page says how many
@@ -451,14 +541,9 @@ impl Management {
     }
 }
 
-/// The path of the vhost's queue listing with the columns a snapshot uses and `more`.
-fn queue_listing(vhost: &str, more: &str) -> String {
-    format!(
-        "/api/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,\
-         messages,messages_unacknowledged,consumers,node,leader,members,online,state{more}",
-        segment(vhost)
-    )
-}
+/// The columns of a queue a snapshot uses, its consumers apart.
+const QUEUE_COLUMNS: &str = "name,vhost,type,durable,auto_delete,exclusive,arguments,messages,\
+                             messages_unacknowledged,node,leader,members,online,state";
 
 /// A listing as a whole list, or as one page of it (what a release that pages it may send).
 #[derive(serde::Deserialize)]

@@ -71,13 +71,32 @@ pub async fn vhost_snapshot(
     management: &Management,
     vhost: &str,
 ) -> Result<VhostSnapshot, ManagementError> {
-    let (exchanges, queues, bindings, connections, consumers) = tokio::try_join!(
+    // Where the consumers listing is complete, it counts each queue's consumers, and the
+    // queues are read without their statistics, which on a cluster cost most of the read.
+    let counts_consumers = management.sees_every_client().await.unwrap_or(false);
+    let queues = async {
+        if counts_consumers {
+            management.queues_without_stats(vhost).await
+        } else {
+            management.queues(vhost).await
+        }
+    };
+    let (exchanges, mut queues, bindings, connections, consumers) = tokio::try_join!(
         management.exchanges(vhost),
-        management.queues(vhost),
+        queues,
         management.bindings(vhost),
         management.connections(vhost),
         management.consumers(vhost),
     )?;
+    if counts_consumers {
+        let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for consumer in &consumers {
+            *counts.entry(consumer.queue.as_str()).or_default() += 1;
+        }
+        for q in &mut queues {
+            q.consumers = counts.get(q.name.as_str()).copied().unwrap_or(0);
+        }
+    }
     let mut exchanges: Vec<ExchangeSnapshot> = exchanges.iter().filter_map(exchange).collect();
     exchanges.sort_by(|a, b| a.name.cmp(&b.name));
     // This program's own queues (see `firehose::private_queue`) are how it watches, not

@@ -287,15 +287,7 @@ impl Writer {
     }
 
     fn live_bytes(&self) -> u64 {
-        let messages: usize = self
-            .image
-            .vhosts
-            .values()
-            .flat_map(|v| v.queues.values())
-            .flat_map(|q| q.messages.values())
-            .map(|m| m.message.body.len() + 64)
-            .sum();
-        messages as u64 + 64 * 1024
+        self.image.message_bytes() + 64 * 1024
     }
 
     /// Writes the live image as a new log and drops the old one.
@@ -690,6 +682,45 @@ mod tests {
         assert!(!messages[&1].redelivered && messages[&3].redelivered);
         assert_eq!(messages[&1].delivery_count, 0);
         assert_eq!(messages[&3].delivery_count, 2, "the last count returned");
+        assert_eq!(
+            image.message_bytes(),
+            3 + 5 + 2 * 64,
+            "what compaction would keep"
+        );
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_bytes_compaction_would_keep_follow_every_operation() {
+        let mut image = Image::default();
+        image.apply(&StoreOp::QueueDeclared {
+            vhost: "/".into(),
+            name: "orders".into(),
+            auto_delete: false,
+            arguments: FieldTable::default(),
+        });
+        for (seq, body) in [(1, "one"), (2, "two"), (2, "twenty"), (3, "three")] {
+            image.apply(&enqueued(seq, body));
+        }
+        assert_eq!(
+            image.message_bytes(),
+            3 + 6 + 5 + 3 * 64,
+            "a seq written twice counts once"
+        );
+        image.apply(&StoreOp::Removed {
+            vhost: "/".into(),
+            queue: "orders".into(),
+            seq: 1,
+        });
+        assert_eq!(image.message_bytes(), 6 + 5 + 2 * 64);
+        image.apply(&StoreOp::QueueDeleted {
+            vhost: "/".into(),
+            name: "orders".into(),
+        });
+        assert_eq!(
+            image.message_bytes(),
+            0,
+            "a deleted queue's messages go with it"
+        );
     }
 }

@@ -309,8 +309,8 @@ impl Widget for &LessonPane<'_> {
         if hidden > 0 {
             let more = match (scroll > 0, scroll < hidden) {
                 (true, true) => tr(lang, " [ ↑ more ↓ ] ", " [ ↑ 更多 ↓ ] "),
-                (true, false) => tr(lang, " [ ↑ more ", " [ ↑ 更多 "),
-                _ => tr(lang, " more ↓ ] ", " 更多 ↓ ] "),
+                (true, false) => tr(lang, " [ ↑ more ] ", " [ ↑ 更多 ] "),
+                _ => tr(lang, " [ more ↓ ] ", " [ 更多 ↓ ] "),
             };
             block = block.title_bottom(more);
         }
