@@ -434,6 +434,10 @@ fn troubled_cluster() -> String {
         ("/api/nodes", fixture("nodes-3.10-cluster.json")),
         ("/api/queues/%2F", fixture("queues-doctor-3.10.json")),
         ("/api/policies/%2F", fixture("policies-3.10.json")),
+        (
+            "/api/queues/quorum/%2F/compute.node1/status",
+            fixture("quorum-status-3.13.json"),
+        ),
         ("/api/exchanges/%2F", empty_page),
         ("/api/bindings/%2F", "[]".into()),
         ("/api/vhosts/%2F/channels", "[]".into()),
@@ -486,19 +490,30 @@ async fn a_troubled_cluster_is_critical() {
             "queues-down",
             "memory-alarm",
             "quorum-lost",
-            "quorum-members-offline"
+            "quorum-members-offline",
+            "quorum-members-behind"
         ]
     );
     assert!(report
         .findings()
         .iter()
-        .all(|f| f["level"] == "critical" || f["check"] == "quorum-members-offline"));
+        .all(|f| f["level"] == "critical"
+            || f["check"].as_str().unwrap().starts_with("quorum-members")));
     assert_eq!(report.objects("nodes-down"), ["rabbit@node3"]);
     assert!(report.finding("nodes-down").get("vhost").is_none());
     assert_eq!(report.objects("queues-down"), ["billing"]);
     assert_eq!(report.objects("memory-alarm"), ["rabbit@node2"]);
     assert_eq!(report.objects("quorum-lost"), ["conductor"]);
     assert_eq!(report.objects("quorum-members-offline"), ["compute.node1"]);
+    // RabbitMQ 3.13's status of the queue's members: one far behind, one not answering.
+    assert_eq!(report.objects("quorum-members-behind"), ["compute.node1"]);
+    let behind = report.finding("quorum-members-behind");
+    let seen = behind["seen"].as_str().unwrap();
+    assert!(
+        seen.contains("'rabbit@node2' 59427 entries behind"),
+        "{seen}"
+    );
+    assert!(!seen.contains("node3"), "{seen}");
     // Critical findings fail even the most lenient run that can fail.
     let report = doctor(&[url, "--management", &api, "--fail-on", "critical"]).await;
     assert_eq!(report.code, 1);

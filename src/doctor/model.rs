@@ -41,6 +41,17 @@ pub struct Queue {
     pub node: Option<String>,
     /// As the management API says: `running`, `down` (a classic queue whose node is), ...
     pub state: Option<String>,
+    /// A quorum queue's members, each with its Raft state and commit index, where the API
+    /// tells them (RabbitMQ 3.13 and later).
+    pub raft: Option<Vec<RaftMember>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RaftMember {
+    pub node: String,
+    /// `leader`, `follower`, ... or why the member did not answer.
+    pub state: String,
+    pub commit_index: Option<u64>,
 }
 
 impl Queue {

@@ -14,6 +14,7 @@ pub const DEFAULT_DELIVERY_LIMIT: i64 = 20;
 pub fn check(broker: &Broker) -> Vec<Finding> {
     let mut findings = Vec::new();
     findings.extend(majority(broker));
+    findings.extend(behind(broker));
     findings.extend(mixed_topics(broker));
     findings.extend(delivery_limits(broker));
     findings
@@ -72,6 +73,59 @@ fn majority(broker: &Broker) -> Vec<Finding> {
         );
     }
     findings
+}
+
+/// How many log entries a member may trail its leader's commit index before it is named: a
+/// follower under load trails by a few; one this far back is catching up after a restart, or
+/// sits on a node too slow to keep up.
+pub const MEMBER_BEHIND_BY: u64 = 10_000;
+
+/// Members whose log is far behind their leader's, as RabbitMQ 3.13 and later tell it.
+fn behind(broker: &Broker) -> Option<Finding> {
+    let mut names = Vec::new();
+    let mut shown = Vec::new();
+    for q in broker.queues.iter().filter(|q| q.is_quorum()) {
+        let Some(raft) = &q.raft else { continue };
+        let Some(leader) = (raft.iter())
+            .find(|m| m.state == "leader")
+            .and_then(|m| m.commit_index)
+        else {
+            continue;
+        };
+        let late: Vec<String> = (raft.iter())
+            .filter(|m| m.state != "leader")
+            .filter_map(|m| {
+                let behind = leader.saturating_sub(m.commit_index?);
+                (behind > MEMBER_BEHIND_BY).then(|| format!("'{}' {behind} entries behind", m.node))
+            })
+            .collect();
+        if !late.is_empty() {
+            names.push(q.name.clone());
+            shown.push(format!("'{}' ({})", q.name, late.join(", ")));
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    Some(
+        Finding::new(Level::Warning, "quorum-members-behind", Some(&broker.vhost))
+            .seen(format!(
+                "{} with members more than {MEMBER_BEHIND_BY} log entries behind their leader: {}",
+                count(names.len(), "quorum queue"),
+                joined(&shown, 5)
+            ))
+            .why(
+                "until a member catches up, the queue's majority rests on the others: losing \
+                 one more of them stops its publishes and deliveries, as if the member were \
+                 offline",
+            )
+            .fix(
+                "let it catch up (`rabbitmq-queues quorum_status` shows its commit index); if \
+                 it stays behind, look at its node's disk and network, or replace it \
+                 (`rabbitmq-queues delete_member`, then `add_member`)",
+            )
+            .objects(names),
+    )
 }
 
 /// A topic's RPC queues (`compute` and `compute.<server>`) of more than one type: its servers
@@ -304,6 +358,54 @@ mod tests {
                     vec!["unlimited".to_string()]
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn members_are_behind_past_the_margin_and_only_with_a_leader_to_compare() {
+        use super::super::model::RaftMember;
+        let member = |node: &str, state: &str, commit_index: Option<u64>| RaftMember {
+            node: node.into(),
+            state: state.into(),
+            commit_index,
+        };
+        let queue = |name: &str, raft: Vec<RaftMember>| Queue {
+            raft: Some(raft),
+            ..quorum(name)
+        };
+        let broker = Broker {
+            queues: vec![
+                queue(
+                    "at-the-margin",
+                    vec![
+                        member("a", "leader", Some(20_000)),
+                        member("b", "follower", Some(20_000 - MEMBER_BEHIND_BY)),
+                    ],
+                ),
+                queue(
+                    "past-it",
+                    vec![
+                        member("a", "follower", Some(5)),
+                        member("b", "leader", Some(20_000)),
+                        member("c", "timeout", None),
+                    ],
+                ),
+                queue(
+                    "no-leader",
+                    vec![
+                        member("a", "candidate", Some(20_000)),
+                        member("b", "follower", Some(1)),
+                    ],
+                ),
+            ],
+            ..Default::default()
+        };
+        let found = behind(&broker).expect("one queue is behind");
+        assert_eq!(found.objects, ["past-it"]);
+        assert!(
+            found.seen.contains("'a' 19995 entries behind"),
+            "{}",
+            found.seen
         );
     }
 

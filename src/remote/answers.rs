@@ -252,6 +252,19 @@ impl Connection {
     }
 }
 
+/// One member of a quorum queue as `/api/queues/quorum/VHOST/NAME/status` tells it
+/// (RabbitMQ 3.13 and later). A member that did not answer has its error as its state and
+/// empty indexes.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct QuorumMember {
+    #[serde(rename = "Node Name", default)]
+    pub node: String,
+    #[serde(rename = "Raft State", default, deserialize_with = "text")]
+    pub raft_state: Option<String>,
+    #[serde(rename = "Commit Index", default, deserialize_with = "amount")]
+    pub commit_index: Option<u64>,
+}
+
 /// The user the API answers, from `/api/whoami`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Whoami {

@@ -214,6 +214,25 @@ impl Management {
         Ok(listed.into_iter().map(|q| q.0).collect())
     }
 
+    /// What each member of a quorum queue says of its log; none before RabbitMQ 3.13, which
+    /// has no such request, or when the queue is gone.
+    pub async fn quorum_status(
+        &self,
+        vhost: &str,
+        name: &str,
+    ) -> Result<Option<Vec<answers::QuorumMember>>, ManagementError> {
+        let path = format!(
+            "/api/queues/quorum/{}/{}/status",
+            segment(vhost),
+            segment(name)
+        );
+        match self.get(&path).await {
+            Ok(members) => Ok(Some(members)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the API shows this user every client's connections and consumers: only a user
     /// with the `monitoring` or `administrator` tag is; others see their own.
     pub async fn sees_every_client(&self) -> Result<bool, ManagementError> {
