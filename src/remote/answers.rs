@@ -273,6 +273,18 @@ pub struct Whoami {
     pub tags: Vec<String>,
 }
 
+/// Sets each queue's count of consumers from the vhost's consumers listing: what a queue
+/// listed without its statistics lacks.
+pub fn count_consumers(queues: &mut [Queue], consumers: &[Consumer]) {
+    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for consumer in consumers {
+        *counts.entry(consumer.queue.as_str()).or_default() += 1;
+    }
+    for q in queues {
+        q.consumers = counts.get(q.name.as_str()).copied().unwrap_or(0);
+    }
+}
+
 /// One consumer of `/api/consumers/VHOST`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Consumer {

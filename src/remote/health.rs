@@ -70,13 +70,9 @@ pub async fn read(
     if without_stats {
         match policy_clear(&queues) {
             Ok(in_force) => {
-                let mut counts: HashMap<&str, u64> = HashMap::new();
-                for consumer in &consumers {
-                    *counts.entry(consumer.queue.as_str()).or_default() += 1;
-                }
+                answers::count_consumers(&mut queues, &consumers);
                 for (q, policy) in queues.iter_mut().zip(in_force) {
                     q.policy = policy;
-                    q.consumers = counts.get(q.name.as_str()).copied().unwrap_or(0);
                 }
             }
             // Only RabbitMQ can say: ask it, statistics and all.

@@ -4,6 +4,7 @@
 //! memory and no more. Redirects are followed only to the same scheme, host and port; one to
 //! anywhere else (which would also carry the password there) is refused and named.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rabbitmq_http_client::requests::VirtualHostParams;
@@ -50,6 +51,9 @@ pub enum ErrorKind {
 pub struct Management {
     http: reqwest::Client,
     endpoint: Endpoint,
+    /// What `/api/whoami` said of the user, asked once: `watch` reads the topology every
+    /// few seconds, and a user's tags do not change that often.
+    sees_every_client: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 /// How many redirects within the API's own address are followed.
@@ -95,6 +99,7 @@ impl Management {
         Ok(Management {
             http,
             endpoint: endpoint.clone(),
+            sees_every_client: Arc::default(),
         })
     }
 
@@ -194,11 +199,8 @@ impl Management {
             segment(vhost),
             segment(name)
         );
-        match self.get::<answers::Lenient<answers::Queue>>(&path).await {
-            Ok(queue) => Ok(Some(queue.0)),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        let queue: Option<answers::Lenient<answers::Queue>> = self.get_found(&path).await?;
+        Ok(queue.map(|q| q.0))
     }
 
     async fn listed_queues(
@@ -226,21 +228,21 @@ impl Management {
             segment(vhost),
             segment(name)
         );
-        match self.get(&path).await {
-            Ok(members) => Ok(Some(members)),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get_found(&path).await
     }
 
     /// Whether the API shows this user every client's connections and consumers: only a user
     /// with the `monitoring` or `administrator` tag is; others see their own.
     pub async fn sees_every_client(&self) -> Result<bool, ManagementError> {
-        let me: answers::Whoami = self.get("/api/whoami").await?;
-        Ok(me
-            .tags
-            .iter()
-            .any(|t| t == "monitoring" || t == "administrator"))
+        let ask = || async {
+            let me: answers::Whoami = self.get("/api/whoami").await?;
+            Ok::<_, ManagementError>(
+                me.tags
+                    .iter()
+                    .any(|t| t == "monitoring" || t == "administrator"),
+            )
+        };
+        self.sees_every_client.get_or_try_init(ask).await.copied()
     }
 
     /// Every exchange of the vhost with its message counters.
@@ -291,11 +293,8 @@ impl Management {
     /// Whether a queue exists (asking does not count as using it, unlike a passive declare).
     pub async fn queue_exists(&self, vhost: &str, queue: &str) -> Result<bool, ManagementError> {
         let path = format!("/api/queues/{}/{}", segment(vhost), segment(queue));
-        match self.get::<serde::de::IgnoredAny>(&path).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        let found: Option<serde::de::IgnoredAny> = self.get_found(&path).await?;
+        Ok(found.is_some())
     }
 
     /// Every binding of the vhost (the API does not page them: the largest answer it gives).
@@ -471,6 +470,18 @@ impl Management {
                 format!("unexpected answer to {}: {e}", path_only(path)),
             )
         })
+    }
+
+    /// [`Management::get`], with a 404 as none.
+    async fn get_found<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, ManagementError> {
+        match self.get(path).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn put(&self, path: &str, body: &impl serde::Serialize) -> Result<(), ManagementError> {

@@ -89,13 +89,7 @@ pub async fn vhost_snapshot(
         management.consumers(vhost),
     )?;
     if counts_consumers {
-        let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-        for consumer in &consumers {
-            *counts.entry(consumer.queue.as_str()).or_default() += 1;
-        }
-        for q in &mut queues {
-            q.consumers = counts.get(q.name.as_str()).copied().unwrap_or(0);
-        }
+        answers::count_consumers(&mut queues, &consumers);
     }
     let mut exchanges: Vec<ExchangeSnapshot> = exchanges.iter().filter_map(exchange).collect();
     exchanges.sort_by(|a, b| a.name.cmp(&b.name));
