@@ -27,6 +27,9 @@ struct Answers {
     bindings: &'static str,
     connections: &'static str,
     consumers: &'static str,
+    /// One quorum queue of `/` whose members' status RabbitMQ 3.13 tells, and the fixture
+    /// telling it; other queues' status requests get 404.
+    quorum_status: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Answers {
@@ -37,6 +40,7 @@ impl Default for Answers {
             bindings: "bindings-3.10.json",
             connections: "connections-3.10.json",
             consumers: "consumers-3.10.json",
+            quorum_status: None,
         }
     }
 }
@@ -47,7 +51,14 @@ async fn fake_api(answers: Answers) -> Management {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let vhosts = fixture(answers.vhosts);
-    let listings: Vec<(&str, String)> = vec![
+    let mut listings: Vec<(String, Option<String>)> = Vec::new();
+    if let Some((queue, status)) = answers.quorum_status {
+        let path = format!("/api/queues/quorum/%2F/{queue}/status");
+        listings.push((path, Some(fixture(status))));
+    }
+    // Any other quorum queue's status: not found.
+    listings.push(("/api/queues/quorum/".into(), None));
+    for (prefix, body) in [
         ("/api/queues/", fixture(answers.queues)),
         ("/api/bindings/", fixture(answers.bindings)),
         ("/api/consumers/", fixture(answers.consumers)),
@@ -55,7 +66,9 @@ async fn fake_api(answers: Answers) -> Management {
             "/api/exchanges/",
             r#"{"items":[],"page":1,"page_count":1}"#.to_string(),
         ),
-    ];
+    ] {
+        listings.push((prefix.into(), Some(body)));
+    }
     let connections = fixture(answers.connections);
     tokio::spawn(async move {
         loop {
@@ -83,12 +96,12 @@ async fn fake_api(answers: Answers) -> Management {
                 } else {
                     listings
                         .into_iter()
-                        .find(|(prefix, _)| path.starts_with(prefix))
-                        .map(|(_, body)| body)
+                        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+                        .and_then(|(_, body)| body)
                 };
                 let Some(body) = body else {
                     let _ = stream
-                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                         .await;
                     return;
                 };
@@ -377,6 +390,86 @@ fn rabbitmqctl(args: &[&str]) {
 }
 
 /// Deletes the vhost when the test ends, passed or not.
+/// RabbitMQ 3.13 tells each quorum queue member's commit index
+/// (tests/fixtures/management/quorum-status-3.13.json: `rabbit@node2` is 59,427 entries behind
+/// the leader of `compute.node1`; `rabbit@node3` does not answer). `snapshot` in every format
+/// and `watch` name the member behind; queues whose status is not told name none.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_far_behind_their_leader_are_named_by_snapshot_and_watch() {
+    use rabbitscope::remote::snapshot::Lag;
+    use rabbitscope::remote::{RemoteOptions, RemoteSource};
+    use rabbitscope::source::Source;
+    use std::collections::BTreeMap;
+    let api = fake_api(Answers {
+        queues: "queues-doctor-3.10.json",
+        quorum_status: Some(("compute.node1", "quorum-status-3.13.json")),
+        ..Answers::default()
+    })
+    .await;
+    let behind = |picture: &rabbitscope::broker::Snapshot, name: &str| {
+        (picture.vhosts[0].queues.iter())
+            .find(|q| q.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {picture:#?}"))
+            .behind
+            .clone()
+    };
+    let node2 = BTreeMap::from([("rabbit@node2".to_string(), 59_427)]);
+    let asked = snapshot::one_vhost(&api, "/", Lag::Ask).await.unwrap();
+    assert_eq!(behind(&asked, "compute.node1"), node2);
+    assert!(behind(&asked, "conductor").is_empty());
+    let skipped = snapshot::one_vhost(&api, "/", Lag::Skip).await.unwrap();
+    assert!(behind(&skipped, "compute.node1").is_empty());
+
+    // The real binary, as an operator runs it.
+    let run = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rabbitscope"))
+            .args([
+                "snapshot",
+                "amqp://guest:guest@127.0.0.1:1/%2f",
+                "--management",
+            ])
+            .args([api.url(), "--vhost", "/", "--format", format])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: rabbitscope::broker::Snapshot = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(behind(&json, "compute.node1"), node2);
+    let yaml: rabbitscope::broker::Snapshot = serde_yaml::from_str(&run("yaml")).unwrap();
+    assert_eq!(behind(&yaml, "compute.node1"), node2);
+    let text = run("text");
+    let line = (text.lines())
+        .find(|l| l.trim_start().starts_with("compute.node1:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("rabbit@node2 59427 entries behind"), "{line}");
+    let conductor = (text.lines())
+        .find(|l| l.trim_start().starts_with("conductor:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(!conductor.contains("behind"), "{conductor}");
+    let dot = run("dot");
+    assert!(dot.contains("rabbit@node2 59427 behind"), "{dot}");
+
+    // `watch`: asked on its first read, and kept on the reads between two asks.
+    let endpoint = Endpoint::new("amqp://guest:guest@127.0.0.1:1/%2f", Some(api.url())).unwrap();
+    let source = RemoteSource::start(
+        endpoint,
+        RemoteOptions {
+            interval: std::time::Duration::from_millis(50),
+            trace: false,
+        },
+    )
+    .unwrap();
+    assert!(
+        source
+            .refreshed(4, std::time::Duration::from_secs(20))
+            .await
+    );
+    assert_eq!(behind(&source.snapshot(), "compute.node1"), node2);
+    source.close().await;
+}
+
 struct CtlVhost(String);
 
 impl Drop for CtlVhost {

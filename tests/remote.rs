@@ -1060,9 +1060,13 @@ type QueueFacts = BTreeSet<(
 )>;
 
 async fn queue_facts(management: &rabbitscope::remote::Management, vhost: &str) -> QueueFacts {
-    let snapshot = rabbitscope::remote::snapshot::one_vhost(management, vhost)
-        .await
-        .unwrap();
+    let snapshot = rabbitscope::remote::snapshot::one_vhost(
+        management,
+        vhost,
+        rabbitscope::remote::snapshot::Lag::Ask,
+    )
+    .await
+    .unwrap();
     (snapshot.vhosts[0].queues.iter())
         .map(|q| {
             let q = q.clone();

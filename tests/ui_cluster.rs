@@ -64,6 +64,32 @@ fn the_inspector_tells_a_quorum_queue_s_leader_members_and_majority() {
 }
 
 #[test]
+fn the_inspector_names_a_member_far_behind_its_leader() {
+    let mut app = app();
+    // As RabbitMQ 3.13's status of the queue tells it (see `answers::members_behind`).
+    let mut picture = Snapshot {
+        vhosts: vec![app.model.topology.clone()],
+        nodes: app.model.nodes.clone(),
+    };
+    for q in &mut picture.vhosts[0].queues {
+        if q.name == "votes" {
+            q.behind = [("rs-b@localhost".to_string(), 59_427)].into();
+        }
+    }
+    app.update(Action::Topology(picture));
+    select_queue(&mut app, "votes");
+    let text = screen(&mut app, 160, 45);
+    assert!(
+        text.contains("  rs-b@localhost 59427 entries behind"),
+        "{text}"
+    );
+    assert!(text.contains("  rs-c@localhost offline "), "{text}");
+    // Of the two members online, only the leader has the newest entries.
+    assert!(text.contains("online, 1 caught up: new"), "{text}");
+    insta::assert_snapshot!("quorum_member_behind_160x45", text);
+}
+
+#[test]
 fn the_inspector_says_a_classic_queue_on_a_stopped_node_is_unavailable() {
     let mut app = app();
     select_queue(&mut app, "orders");

@@ -97,7 +97,7 @@ async fn remote_snapshot(
     refuse_embedded(&endpoint).await?;
     let api = Management::new(&endpoint)?;
     let read = match vhost {
-        Some(name) => snapshot::one_vhost(&api, name).await,
+        Some(name) => snapshot::one_vhost(&api, name, snapshot::Lag::Ask).await,
         None => snapshot(&api).await,
     };
     match read {

@@ -3,6 +3,8 @@
 //! what a source cannot say (a file has no message counts, no nodes) is `None` or empty, and
 //! the checks that need it say nothing.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41,17 +43,9 @@ pub struct Queue {
     pub node: Option<String>,
     /// As the management API says: `running`, `down` (a classic queue whose node is), ...
     pub state: Option<String>,
-    /// A quorum queue's members, each with its Raft state and commit index, where the API
-    /// tells them (RabbitMQ 3.13 and later).
-    pub raft: Option<Vec<RaftMember>>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RaftMember {
-    pub node: String,
-    /// `leader`, `follower`, ... or why the member did not answer.
-    pub state: String,
-    pub commit_index: Option<u64>,
+    /// A quorum queue's members far behind their leader, and by how many log entries, where
+    /// the API tells (RabbitMQ 3.13 and later).
+    pub behind: BTreeMap<String, u64>,
 }
 
 impl Queue {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::openstack::names::{queue_role, QueueRole};
+use crate::topology::MEMBER_BEHIND_BY;
 
 use super::model::{Broker, Queue};
 use super::{count, joined, listed, number, Finding, Level};
@@ -75,34 +76,16 @@ fn majority(broker: &Broker) -> Vec<Finding> {
     findings
 }
 
-/// How many log entries a member may trail its leader's commit index before it is named: a
-/// follower under load trails by a few; one this far back is catching up after a restart, or
-/// sits on a node too slow to keep up.
-pub const MEMBER_BEHIND_BY: u64 = 10_000;
-
 /// Members whose log is far behind their leader's, as RabbitMQ 3.13 and later tell it.
 fn behind(broker: &Broker) -> Option<Finding> {
     let mut names = Vec::new();
     let mut shown = Vec::new();
-    for q in broker.queues.iter().filter(|q| q.is_quorum()) {
-        let Some(raft) = &q.raft else { continue };
-        let Some(leader) = (raft.iter())
-            .find(|m| m.state == "leader")
-            .and_then(|m| m.commit_index)
-        else {
-            continue;
-        };
-        let late: Vec<String> = (raft.iter())
-            .filter(|m| m.state != "leader")
-            .filter_map(|m| {
-                let behind = leader.saturating_sub(m.commit_index?);
-                (behind > MEMBER_BEHIND_BY).then(|| format!("'{}' {behind} entries behind", m.node))
-            })
+    for q in broker.queues.iter().filter(|q| !q.behind.is_empty()) {
+        let late: Vec<String> = (q.behind.iter())
+            .map(|(node, behind)| format!("'{node}' {behind} entries behind"))
             .collect();
-        if !late.is_empty() {
-            names.push(q.name.clone());
-            shown.push(format!("'{}' ({})", q.name, late.join(", ")));
-        }
+        names.push(q.name.clone());
+        shown.push(format!("'{}' ({})", q.name, late.join(", ")));
     }
     if names.is_empty() {
         return None;
@@ -358,54 +341,6 @@ mod tests {
                     vec!["unlimited".to_string()]
                 ),
             ]
-        );
-    }
-
-    #[test]
-    fn members_are_behind_past_the_margin_and_only_with_a_leader_to_compare() {
-        use super::super::model::RaftMember;
-        let member = |node: &str, state: &str, commit_index: Option<u64>| RaftMember {
-            node: node.into(),
-            state: state.into(),
-            commit_index,
-        };
-        let queue = |name: &str, raft: Vec<RaftMember>| Queue {
-            raft: Some(raft),
-            ..quorum(name)
-        };
-        let broker = Broker {
-            queues: vec![
-                queue(
-                    "at-the-margin",
-                    vec![
-                        member("a", "leader", Some(20_000)),
-                        member("b", "follower", Some(20_000 - MEMBER_BEHIND_BY)),
-                    ],
-                ),
-                queue(
-                    "past-it",
-                    vec![
-                        member("a", "follower", Some(5)),
-                        member("b", "leader", Some(20_000)),
-                        member("c", "timeout", None),
-                    ],
-                ),
-                queue(
-                    "no-leader",
-                    vec![
-                        member("a", "candidate", Some(20_000)),
-                        member("b", "follower", Some(1)),
-                    ],
-                ),
-            ],
-            ..Default::default()
-        };
-        let found = behind(&broker).expect("one queue is behind");
-        assert_eq!(found.objects, ["past-it"]);
-        assert!(
-            found.seen.contains("'a' 19995 entries behind"),
-            "{}",
-            found.seen
         );
     }
 

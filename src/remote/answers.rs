@@ -5,6 +5,9 @@
 //! until its first statistics. `rabbitmq_http_client`'s types refuse some of these, so the
 //! answers are decoded here, each field as leniently as its meaning allows.
 
+use std::collections::BTreeMap;
+
+use crate::topology::MEMBER_BEHIND_BY;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -265,6 +268,27 @@ pub struct QuorumMember {
     pub commit_index: Option<u64>,
 }
 
+/// The members more than [`MEMBER_BEHIND_BY`] entries behind their leader's commit index, and
+/// by how many. Without a leader that tells its index there is nothing to measure against; a
+/// member that did not answer is offline, not behind.
+pub fn members_behind(members: &[QuorumMember]) -> BTreeMap<String, u64> {
+    let is_leader = |m: &QuorumMember| m.raft_state.as_deref() == Some("leader");
+    let Some(leader) = members
+        .iter()
+        .find(|m| is_leader(m))
+        .and_then(|m| m.commit_index)
+    else {
+        return BTreeMap::new();
+    };
+    (members.iter())
+        .filter(|m| !is_leader(m))
+        .filter_map(|m| {
+            let behind = leader.saturating_sub(m.commit_index?);
+            (behind > MEMBER_BEHIND_BY).then(|| (m.node.clone(), behind))
+        })
+        .collect()
+}
+
 /// The user the API answers, from `/api/whoami`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Whoami {
@@ -423,4 +447,53 @@ fn details<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelDetails, D::Error> 
         Value::Object(_) => serde_json::from_value(value).unwrap_or_default(),
         _ => ChannelDetails::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(node: &str, state: &str, commit_index: Option<u64>) -> QuorumMember {
+        QuorumMember {
+            node: node.into(),
+            raft_state: Some(state.into()),
+            commit_index,
+        }
+    }
+
+    #[test]
+    fn members_are_behind_past_the_margin_and_only_with_a_leader_to_compare() {
+        let at_the_margin = [
+            member("a", "leader", Some(20_000)),
+            member("b", "follower", Some(20_000 - MEMBER_BEHIND_BY)),
+        ];
+        assert!(members_behind(&at_the_margin).is_empty());
+        // The one that did not answer is offline, not behind.
+        let past_it = [
+            member("a", "follower", Some(5)),
+            member("b", "leader", Some(20_000)),
+            member("c", "timeout", None),
+        ];
+        assert_eq!(
+            members_behind(&past_it),
+            BTreeMap::from([("a".to_string(), 19_995)])
+        );
+        let no_leader = [
+            member("a", "candidate", Some(20_000)),
+            member("b", "follower", Some(1)),
+        ];
+        assert!(members_behind(&no_leader).is_empty());
+    }
+
+    #[test]
+    fn rabbitmq_3_13s_status_reads_as_one_member_behind() {
+        let told: Vec<QuorumMember> = serde_json::from_str(include_str!(
+            "../../tests/fixtures/management/quorum-status-3.13.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            members_behind(&told),
+            BTreeMap::from([("rabbit@node2".to_string(), 59_427)])
+        );
+    }
 }

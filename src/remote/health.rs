@@ -2,8 +2,6 @@
 //! policies, exchanges with their counters, bindings, channels and the vhost's counters, and
 //! the cluster's nodes, as a [`crate::doctor::Broker`].
 
-use std::collections::HashMap;
-
 use crate::doctor::model;
 
 use super::answers;
@@ -88,7 +86,12 @@ pub async fn read(
         }
         Err(e) => return Err(e),
     };
-    let mut raft = raft_status(api, vhost, &queues).await;
+    let replicated: Vec<&str> = (queues.iter())
+        .filter(|q| q.kind.as_deref() == Some("quorum"))
+        .filter(|q| q.members.as_ref().is_some_and(|m| m.len() > 1))
+        .map(|q| q.name.as_str())
+        .collect();
+    let mut behind = api.members_behind(vhost, &replicated).await;
     let client_name = |connection: &Option<String>| {
         let connection = connection.as_deref()?;
         (connections.iter())
@@ -99,8 +102,8 @@ pub async fn read(
         vhost: vhost.to_string(),
         queues: (queues.into_iter())
             .map(|q| {
-                let raft = raft.remove(&q.name);
-                model::Queue { raft, ..queue(q) }
+                let behind = behind.remove(&q.name).unwrap_or_default();
+                model::Queue { behind, ..queue(q) }
             })
             .collect(),
         policies,
@@ -138,47 +141,6 @@ pub async fn read(
     Ok((broker, unread))
 }
 
-/// What each member of the vhost's replicated quorum queues says of its log, by queue
-/// (RabbitMQ 3.13 and later): asked of one queue first, and of the others only if the API
-/// knows the request. A member's lag is worth a look, not a failed report: what cannot be
-/// read is left out.
-async fn raft_status(
-    api: &Management,
-    vhost: &str,
-    queues: &[answers::Queue],
-) -> HashMap<String, Vec<model::RaftMember>> {
-    use futures_util::StreamExt;
-    let replicated: Vec<&str> = (queues.iter())
-        .filter(|q| q.kind.as_deref() == Some("quorum"))
-        .filter(|q| q.members.as_ref().is_some_and(|m| m.len() > 1))
-        .map(|q| q.name.as_str())
-        .collect();
-    let Some((first, rest)) = replicated.split_first() else {
-        return HashMap::new();
-    };
-    let Ok(Some(told)) = api.quorum_status(vhost, first).await else {
-        return HashMap::new();
-    };
-    let others: Vec<(&str, Option<Vec<answers::QuorumMember>>)> = futures_util::stream::iter(rest)
-        .map(|name| async move { (*name, api.quorum_status(vhost, name).await.ok().flatten()) })
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    std::iter::once((*first, Some(told)))
-        .chain(others)
-        .filter_map(|(name, members)| {
-            let members = (members?.into_iter())
-                .map(|m| model::RaftMember {
-                    node: m.node,
-                    state: m.raft_state.unwrap_or_default(),
-                    commit_index: m.commit_index,
-                })
-                .collect();
-            Some((name.to_string(), members))
-        })
-        .collect()
-}
-
 fn queue(q: answers::Queue) -> model::Queue {
     model::Queue {
         name: q.name,
@@ -194,7 +156,7 @@ fn queue(q: answers::Queue) -> model::Queue {
         online: q.online,
         node: q.node,
         state: q.state,
-        raft: None,
+        behind: Default::default(),
     }
 }
 

@@ -61,6 +61,9 @@ pub fn dot(snapshot: &Snapshot) -> String {
                         q.members.len()
                     );
                 }
+                for (node, by) in &q.behind {
+                    let _ = write!(label, "\n{node} {by} behind");
+                }
                 let _ = writeln!(
                     out,
                     "{indent}{} [shape=cylinder, label={}];",
@@ -196,9 +199,12 @@ pub fn text(snapshot: &Snapshot) -> String {
                 Some(state) if state != "running" => format!(", {}", printable(state)),
                 _ => String::new(),
             };
+            let behind: String = (q.behind.iter())
+                .map(|(node, by)| format!(", {} {by} entries behind", printable(node)))
+                .collect();
             let _ = writeln!(
                 out,
-                "    {}: {} ready, {} unacked{flags}{place}{state}",
+                "    {}: {} ready, {} unacked{flags}{place}{behind}{state}",
                 printable(&q.name),
                 q.ready,
                 q.unacked
@@ -487,8 +493,13 @@ mod tests {
             queue_type: QueueType::Quorum,
             node: Some("rs-a@localhost".into()),
             leader: Some("rs-c@localhost".into()),
-            members: vec!["rs-a@localhost".into(), "rs-c@localhost".into()],
-            online: vec!["rs-c@localhost".into()],
+            members: vec![
+                "rs-a@localhost".into(),
+                "rs-b@localhost".into(),
+                "rs-c@localhost".into(),
+            ],
+            online: vec!["rs-b@localhost".into(), "rs-c@localhost".into()],
+            behind: [("rs-b@localhost".to_string(), 12_345)].into(),
             ..QueueSnapshot::new("votes")
         });
         let text = dot(&snapshot);
@@ -502,8 +513,12 @@ mod tests {
             text[b..c].contains("\"//queue/q \\\"1\\\"\" [shape=cylinder"),
             "{text}"
         );
-        // A replicated queue sits with its leader, its members online counted.
-        assert!(text[c..].contains("label=\"votes\\nquorum 1/2\""), "{text}");
+        // A replicated queue sits with its leader, its members online counted and those far
+        // behind named.
+        assert!(
+            text[c..].contains("label=\"votes\\nquorum 2/3\\nrs-b@localhost 12345 behind\""),
+            "{text}"
+        );
         assert!(!text.contains("cluster_0_rs-a"), "{text}");
     }
 

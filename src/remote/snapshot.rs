@@ -3,7 +3,7 @@
 //! exchange listed but its implicit per-queue bindings not, arguments as `key=value` text;
 //! with the cluster's nodes and where each queue and connection lives.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -19,13 +19,24 @@ use crate::topology::{
 /// Successive polls become events through the topology's diff (`crate::remote::diff`).
 pub use crate::topology::diff;
 
+/// Whether a read asks each replicated quorum queue how far behind its members are: one
+/// request per queue, too many to make on every poll of a large broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lag {
+    Ask,
+    Skip,
+}
+
 /// The topology of every vhost the user may see, and the cluster's nodes.
 pub async fn snapshot(management: &Management) -> Result<Snapshot, ManagementError> {
     let nodes = nodes(management).await?;
     let mut vhosts = Vec::new();
     for name in management.vhost_names().await? {
         match vhost_snapshot(management, &name).await {
-            Ok(v) => vhosts.push(v),
+            Ok(mut v) => {
+                ask_members_behind(management, &mut v).await;
+                vhosts.push(v)
+            }
             // Deleted between listing vhosts and reading it: it is simply gone.
             Err(e) if e.kind == super::management::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -36,8 +47,15 @@ pub async fn snapshot(management: &Management) -> Result<Snapshot, ManagementErr
 }
 
 /// One vhost's topology and the cluster's nodes.
-pub async fn one_vhost(management: &Management, vhost: &str) -> Result<Snapshot, ManagementError> {
-    let (v, nodes) = tokio::try_join!(vhost_snapshot(management, vhost), nodes(management))?;
+pub async fn one_vhost(
+    management: &Management,
+    vhost: &str,
+    lag: Lag,
+) -> Result<Snapshot, ManagementError> {
+    let (mut v, nodes) = tokio::try_join!(vhost_snapshot(management, vhost), nodes(management))?;
+    if lag == Lag::Ask {
+        ask_members_behind(management, &mut v).await;
+    }
     Ok(Snapshot {
         vhosts: vec![v],
         nodes,
@@ -127,6 +145,32 @@ pub async fn vhost_snapshot(
     })
 }
 
+/// Sets which members of each replicated quorum queue are far behind their leader, where
+/// RabbitMQ says (3.13 and later).
+pub async fn ask_members_behind(management: &Management, v: &mut VhostSnapshot) {
+    let replicated: Vec<&str> = (v.queues.iter())
+        .filter(|q| q.queue_type == QueueType::Quorum && q.members.len() > 1)
+        .map(|q| q.name.as_str())
+        .collect();
+    let mut behind = management.members_behind(&v.name, &replicated).await;
+    for q in &mut v.queues {
+        q.behind = behind.remove(&q.name).unwrap_or_default();
+    }
+}
+
+/// Keeps what an earlier read learnt of members behind, for a read of `new` that did not ask.
+pub fn keep_members_behind(old: &VhostSnapshot, new: &mut VhostSnapshot) {
+    let behind: HashMap<&str, _> = (old.queues.iter())
+        .filter(|q| !q.behind.is_empty())
+        .map(|q| (q.name.as_str(), &q.behind))
+        .collect();
+    for q in &mut new.queues {
+        if let Some(before) = behind.get(q.name.as_str()) {
+            q.behind = (*before).clone();
+        }
+    }
+}
+
 /// One queue of the API as a snapshot lists it, with where a cluster keeps it.
 pub fn queue(q: answers::Queue) -> QueueSnapshot {
     let unacked = q.messages_unacknowledged as usize;
@@ -155,6 +199,8 @@ pub fn queue(q: answers::Queue) -> QueueSnapshot {
         members: sorted(q.members),
         online: sorted(q.online),
         state: q.state,
+        // Asked separately, queue by queue: see `ask_members_behind`.
+        behind: Default::default(),
     }
 }
 

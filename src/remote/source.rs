@@ -42,6 +42,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The shortest time between two reads of the topology, however many changes are reported.
 const MIN_GAP: Duration = Duration::from_millis(250);
+/// How often a watch asks how far behind the members of each quorum queue are: one request
+/// per queue, and a member's lag is a matter of minutes, not seconds.
+const LAG_GAP: Duration = Duration::from_secs(30);
 
 struct Shared {
     snapshot: Mutex<Arc<Snapshot>>,
@@ -212,11 +215,25 @@ impl Source for RemoteSource {
 /// the other vhosts are neither shown nor asked for); changes go out as events. After a
 /// failure it waits longer each time, up to [`MAX_BACKOFF`].
 async fn poll(shared: Arc<Shared>, management: Management, vhost: String, interval: Duration) {
+    use super::snapshot::{keep_members_behind, one_vhost, Lag};
     let mut backoff = FIRST_BACKOFF;
+    let mut lag_asked: Option<Instant> = None;
     loop {
-        let read = super::snapshot::one_vhost(&management, &vhost).await;
+        let lag = match lag_asked {
+            Some(at) if at.elapsed() < LAG_GAP => Lag::Skip,
+            _ => Lag::Ask,
+        };
+        let read = one_vhost(&management, &vhost, lag).await;
         match read {
-            Ok(new) => {
+            Ok(mut new) => {
+                if lag == Lag::Ask {
+                    lag_asked = Some(Instant::now());
+                } else if let (Some(old), Some(new)) = (
+                    shared.snapshot.lock().unwrap().vhost(&vhost),
+                    new.vhosts.first_mut(),
+                ) {
+                    keep_members_behind(old, new);
+                }
                 let new = Arc::new(new);
                 // The first one is told as declarations too: a view that started while the
                 // broker was out of reach learns the topology from them.

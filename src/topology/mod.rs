@@ -13,7 +13,7 @@
 pub mod apply;
 pub mod diff;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::events::{BindingInfo, ClientInfo, ConnectionId};
 
@@ -196,7 +196,17 @@ pub struct QueueSnapshot {
     /// RabbitMQ's word for its state (`running`, `down`, `minority`, ...), when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The members of a quorum queue more than [`MEMBER_BEHIND_BY`] log entries behind their
+    /// leader's commit index, and by how many. Empty when none is, and when RabbitMQ does not
+    /// say (before 3.13, which has no status request for a quorum queue).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub behind: BTreeMap<String, u64>,
 }
+
+/// How many log entries a quorum queue's member may trail its leader's commit index before it
+/// counts as behind: a follower under load trails by a few; one this far back is catching up
+/// after a restart, or sits on a node too slow to keep up.
+pub const MEMBER_BEHIND_BY: u64 = 10_000;
 
 /// A stream's log: the offsets it holds, its size and retention, and where each consumer
 /// reads next.

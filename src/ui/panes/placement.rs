@@ -64,13 +64,41 @@ pub fn placement_lines<'a>(
             (false, false) => " offline",
             (false, true) => " 离线",
         };
-        lines.push(Line::raw(format!("  {m}{offline}")));
+        // Far behind, it counts towards the majority only once it catches up.
+        match (q.behind.get(m), zh) {
+            (None, _) => lines.push(Line::raw(format!("  {m}{offline}"))),
+            (Some(by), false) => lines.push(Line::styled(
+                format!("  {m}{offline} {by} entries behind"),
+                theme.bad(),
+            )),
+            (Some(by), true) => lines.push(Line::styled(
+                format!("  {m}{offline} 落后 {by} 条日志"),
+                theme.bad(),
+            )),
+        }
     }
+    // A member far behind cannot confirm new entries until it catches up.
+    let caught_up = (q.online.iter())
+        .filter(|m| !q.behind.contains_key(*m))
+        .count();
     lines.push(if total == 1 && online == 1 {
         Line::raw(match zh {
             false => "  one member: if its node goes down, unavailable until it returns",
             true => "  只有一个成员：其节点停止时，回来前不可用",
         })
+    } else if online >= majority && caught_up < majority {
+        Line::styled(
+            match zh {
+                false => format!(
+                    "  a majority ({majority} of {total}) online, {caught_up} caught up: new \
+                     messages may wait until a member behind catches up"
+                ),
+                true => format!(
+                    "  多数（{majority}/{total}）在线，{caught_up} 个已跟上：新消息可能要等落后的成员追上"
+                ),
+            },
+            theme.bad(),
+        )
     } else if online >= majority {
         Line::raw(match zh {
             false => format!(
