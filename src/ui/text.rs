@@ -9,10 +9,14 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 /// Characters that must not begin a line.
 const NO_LINE_START: &str = "，。、；：？！）》」』】,.;:?!)";
 
+/// An unbreakable piece of text, in one style or, where punctuation closes a highlighted
+/// name (`` `orders`. ``), in several.
+type Piece = Vec<(String, Style)>;
+
 /// Splits styled text into pieces that may not be broken: an ASCII word, one space, or one wide
 /// character with any closing punctuation after it.
-fn pieces(spans: &[(String, Style)]) -> Vec<(String, Style)> {
-    let mut out: Vec<(String, Style)> = Vec::new();
+fn pieces(spans: &[(String, Style)]) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::new();
     for (text, style) in spans {
         let mut word = String::new();
         for c in text.chars() {
@@ -22,10 +26,13 @@ fn pieces(spans: &[(String, Style)]) -> Vec<(String, Style)> {
                 continue;
             }
             if glue {
-                // Hang the punctuation on what came before.
+                // Hang the punctuation on what came before, in its own style.
                 if word.is_empty() {
-                    if let Some((last, _)) = out.last_mut() {
-                        last.push(c);
+                    if let Some(last) = out.last_mut() {
+                        match last.last_mut() {
+                            Some((text, s)) if s == style => text.push(c),
+                            _ => last.push((c.to_string(), *style)),
+                        }
                     }
                 } else {
                     word.push(c);
@@ -33,12 +40,12 @@ fn pieces(spans: &[(String, Style)]) -> Vec<(String, Style)> {
                 continue;
             }
             if !word.is_empty() {
-                out.push((std::mem::take(&mut word), *style));
+                out.push(vec![(std::mem::take(&mut word), *style)]);
             }
-            out.push((c.to_string(), *style));
+            out.push(vec![(c.to_string(), *style)]);
         }
         if !word.is_empty() {
-            out.push((word, *style));
+            out.push(vec![(word, *style)]);
         }
     }
     out
@@ -50,9 +57,9 @@ pub fn wrap<'a>(spans: &[(String, Style)], width: usize) -> Vec<Line<'a>> {
     let mut lines: Vec<Line> = Vec::new();
     let mut line: Vec<Span> = Vec::new();
     let mut used = 0;
-    for (piece, style) in pieces(spans) {
-        let w = piece.width();
-        let is_space = piece.chars().all(char::is_whitespace);
+    for piece in pieces(spans) {
+        let w: usize = piece.iter().map(|(text, _)| text.width()).sum();
+        let is_space = (piece.iter()).all(|(text, _)| text.chars().all(char::is_whitespace));
         if used + w > width && used > 0 {
             lines.push(Line::from(std::mem::take(&mut line)));
             used = 0;
@@ -62,22 +69,28 @@ pub fn wrap<'a>(spans: &[(String, Style)], width: usize) -> Vec<Line<'a>> {
         }
         if w > width {
             // A word longer than the line: cut it by characters.
-            let mut part = String::new();
-            for c in piece.chars() {
-                let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
-                if used + part.width() + cw > width {
-                    line.push(Span::styled(std::mem::take(&mut part), style));
-                    lines.push(Line::from(std::mem::take(&mut line)));
-                    used = 0;
+            for (text, style) in piece {
+                let mut part = String::new();
+                for c in text.chars() {
+                    let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                    if used + part.width() + cw > width {
+                        line.push(Span::styled(std::mem::take(&mut part), style));
+                        lines.push(Line::from(std::mem::take(&mut line)));
+                        used = 0;
+                    }
+                    part.push(c);
                 }
-                part.push(c);
+                used += part.width();
+                line.push(Span::styled(part, style));
             }
-            used += part.width();
-            line.push(Span::styled(part, style));
             continue;
         }
         used += w;
-        line.push(Span::styled(piece, style));
+        line.extend(
+            piece
+                .into_iter()
+                .map(|(text, style)| Span::styled(text, style)),
+        );
     }
     if !line.is_empty() || lines.is_empty() {
         lines.push(Line::from(line));
@@ -185,6 +198,31 @@ mod tests {
     fn closing_punctuation_never_starts_a_line() {
         let lines = wrap(&plain("队列名字，然后"), 8);
         assert_eq!(texts(&lines), ["队列名", "字，然后"]);
+    }
+
+    #[test]
+    fn a_full_stop_after_a_highlighted_name_keeps_its_own_style() {
+        let name = Style::new().fg(ratatui::style::Color::Cyan);
+        let spans = vec![
+            ("into ".to_string(), Style::default()),
+            ("orders".to_string(), name),
+            (". Then".to_string(), Style::default()),
+        ];
+        let lines = wrap(&spans, 12);
+        // The stop stays on the name's line, unhighlighted.
+        assert_eq!(texts(&lines), ["into orders.", "Then"]);
+        let styled: Vec<(&str, Style)> = (lines[0].spans.iter())
+            .map(|s| (s.content.as_ref(), s.style))
+            .collect();
+        assert_eq!(
+            styled,
+            [
+                ("into", Style::default()),
+                (" ", Style::default()),
+                ("orders", name),
+                (".", Style::default())
+            ]
+        );
     }
 
     #[test]
