@@ -93,7 +93,7 @@ fn behind(broker: &Broker) -> Option<Finding> {
     Some(
         Finding::new(Level::Warning, "quorum-members-behind", Some(&broker.vhost))
             .seen(format!(
-                "{} with members more than {MEMBER_BEHIND_BY} log entries behind their leader: {}",
+                "{} with members whose log is more than {MEMBER_BEHIND_BY} entries behind their leader: {}",
                 count(names.len(), "quorum queue"),
                 joined(&shown, 5)
             ))
@@ -103,7 +103,7 @@ fn behind(broker: &Broker) -> Option<Finding> {
                  offline",
             )
             .fix(
-                "let it catch up (`rabbitmq-queues quorum_status` shows its commit index); if \
+                "let it catch up (`rabbitmq-queues quorum_status` shows its last log index); if \
                  it stays behind, look at its node's disk and network, or replace it \
                  (`rabbitmq-queues delete_member`, then `add_member`)",
             )
