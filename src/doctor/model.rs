@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Broker {
     pub vhost: String,
+    /// The RabbitMQ release the broker runs (`4.0.5`); None for a definitions file, which may
+    /// be deployed on another.
+    pub version: Option<String>,
     pub queues: Vec<Queue>,
     pub policies: Vec<Policy>,
     pub exchanges: Vec<Exchange>,
@@ -46,6 +49,17 @@ pub struct Queue {
     /// A quorum queue's members far behind their leader, and by how many log entries, where
     /// the API tells (RabbitMQ 3.13 and later).
     pub behind: BTreeMap<String, u64>,
+}
+
+impl Broker {
+    /// Whether the broker runs RabbitMQ 4.0 or later, where a quorum queue has a delivery
+    /// limit by default. False when not known.
+    pub fn runs_4_or_later(&self) -> bool {
+        let major = (self.version.as_deref())
+            .and_then(|v| v.split('.').next())
+            .and_then(|major| major.parse::<u32>().ok());
+        major.is_some_and(|major| major >= 4)
+    }
 }
 
 impl Queue {

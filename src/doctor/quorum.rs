@@ -211,15 +211,20 @@ fn delivery_limits(broker: &Broker) -> Vec<Finding> {
         );
     }
     if !default.is_empty() {
+        // Already so on this broker, or to come with an upgrade.
+        let (level, when) = match (&broker.version, broker.runs_4_or_later()) {
+            (Some(version), true) => (Level::Warning, format!("on this RabbitMQ ({version})")),
+            _ => (Level::Info, "from RabbitMQ 4.0".to_string()),
+        };
         findings.push(
-            Finding::new(Level::Info, "poison-messages-dropped-on-4", vhost)
+            Finding::new(level, "poison-messages-dropped-on-4", vhost)
                 .seen(format!(
                     "{} with no delivery limit and no dead-letter exchange: {}",
                     count(default.len(), "quorum queue"),
                     listed(&default, 5)
                 ))
                 .why(format!(
-                    "from RabbitMQ 4.0 a quorum queue without a limit has one of \
+                    "{when} a quorum queue without a limit has one of \
                      {DEFAULT_DELIVERY_LIMIT}: a message redelivered more often is dropped \
                      without a trace"
                 ))
@@ -283,6 +288,31 @@ mod tests {
             "{}",
             found[0].seen
         );
+    }
+
+    #[test]
+    fn the_default_delivery_limit_is_a_warning_where_the_broker_applies_it() {
+        let on = |version: Option<&str>| {
+            let broker = Broker {
+                version: version.map(str::to_string),
+                queues: vec![quorum("unlimited")],
+                ..Default::default()
+            };
+            let found = delivery_limits(&broker);
+            assert_eq!(found.len(), 1);
+            (found[0].level, found[0].why.clone())
+        };
+        let (level, why) = on(Some("4.0.5"));
+        assert_eq!(level, Level::Warning);
+        assert!(
+            why.starts_with("on this RabbitMQ (4.0.5) a quorum queue"),
+            "{why}"
+        );
+        for before in [Some("3.13.7"), None, Some("not a version")] {
+            let (level, why) = on(before);
+            assert_eq!(level, Level::Info, "{before:?}");
+            assert!(why.starts_with("from RabbitMQ 4.0"), "{why}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub async fn read(
     };
     let without_stats = sees_every_client.unwrap_or(false);
     // The nodes alongside the rest: on a cluster each read gathers from every node.
-    let (vhost_reads, nodes) = tokio::join!(
+    let (vhost_reads, nodes, version) = tokio::join!(
         async {
             tokio::try_join!(
                 async {
@@ -63,6 +63,8 @@ pub async fn read(
             )
         },
         api.nodes(),
+        // Without it the checks that depend on the release say what each release does.
+        async { api.rabbitmq_version().await.ok().flatten() },
     );
     let (mut queues, consumers, exchanges, bindings, channels, connections, stats) = vhost_reads?;
     if without_stats {
@@ -100,6 +102,7 @@ pub async fn read(
     };
     let broker = model::Broker {
         vhost: vhost.to_string(),
+        version,
         queues: (queues.into_iter())
             .map(|q| {
                 let behind = behind.remove(&q.name).unwrap_or_default();

@@ -329,6 +329,13 @@ impl Management {
         .await
     }
 
+    /// The RabbitMQ release the node answering runs (`3.10.8`, `4.0.5`).
+    pub async fn rabbitmq_version(&self) -> Result<Option<String>, ManagementError> {
+        let overview: Value = self.get("/api/overview?columns=rabbitmq_version").await?;
+        let version = overview.get("rabbitmq_version").and_then(Value::as_str);
+        Ok(version.map(str::to_string))
+    }
+
     /// Whether a queue exists (asking does not count as using it, unlike a passive declare).
     pub async fn queue_exists(&self, vhost: &str, queue: &str) -> Result<bool, ManagementError> {
         let path = format!("/api/queues/{}/{}", segment(vhost), segment(queue));
