@@ -13,7 +13,7 @@ use lapin::types::FieldTable;
 use serde_json::Value;
 
 use common::client::{code, connect, int, text, try_declare_typed};
-use common::cluster::{cluster, Cluster, ClusterNode};
+use common::cluster::{cluster, runtime, Cluster, ClusterNode};
 use common::doctor::{doctor, Report};
 use common::process::rabbitscope;
 use common::pty;
@@ -23,14 +23,6 @@ use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 use rabbitscope::ui::action::Action;
 use rabbitscope::ui::app::{App, ViewOptions};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The queues a test declares: a durable classic queue through node `c` (so it lives there),
 /// a quorum queue of three members and a stream through node `a`.

@@ -39,23 +39,51 @@ impl ClusterNode {
 
 #[derive(Debug)]
 pub struct Cluster {
+    /// Its nodes' names, ports, data and logs, as this process sees the directory.
     pub dir: PathBuf,
     pub nodes: Vec<ClusterNode>,
     /// From the first `rabbitmq-server` to every node running in one cluster.
     pub started_in: Duration,
+    /// RabbitMQ's scripts, as its nodes see them.
     bin: PathBuf,
+    /// The chroot its RabbitMQ is installed in (see [`cluster_4`]), if not this machine's.
+    root: Option<PathBuf>,
 }
 
 /// The test cluster, started on first use; None (after [`super::missing`]) where RabbitMQ is
 /// not installed. The guard makes tests that use it take turns.
 pub fn cluster() -> Option<MutexGuard<'static, Cluster>> {
     static CLUSTER: OnceLock<Option<Mutex<Cluster>>> = OnceLock::new();
-    let cluster = CLUSTER.get_or_init(|| rabbitmq_bin().map(|bin| Mutex::new(Cluster::start(bin))));
+    let cluster = CLUSTER
+        .get_or_init(|| rabbitmq_bin().map(|bin| Mutex::new(Cluster::start(bin, None, "rs"))));
     match cluster {
         // A test that failed still restarted what it stopped (see `Stopped`).
         Some(c) => Some(c.lock().unwrap_or_else(|e| e.into_inner())),
         None => {
             super::missing("rabbitmq-server is not installed");
+            None
+        }
+    }
+}
+
+/// A cluster of three RabbitMQ 4.0 nodes, from Debian trixie's packages in the chroot
+/// `.ci/rabbitmq4` makes (`RABBITSCOPE_RABBITMQ4_ROOT`, by default /opt/rabbitmq4): this
+/// machine's Debian has 3.10 only. Started on first use; None (after [`super::missing`])
+/// where the chroot is not there.
+pub fn cluster_4() -> Option<MutexGuard<'static, Cluster>> {
+    static CLUSTER: OnceLock<Option<Mutex<Cluster>>> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| {
+        let root = std::env::var_os("RABBITSCOPE_RABBITMQ4_ROOT")
+            .map_or_else(|| PathBuf::from("/opt/rabbitmq4"), PathBuf::from);
+        let bin = PathBuf::from("/usr/lib/rabbitmq/bin");
+        let installed = root.join("usr/lib/rabbitmq/bin/rabbitmq-server").exists()
+            && root.join("proc/self").exists();
+        installed.then(|| Mutex::new(Cluster::start(bin, Some(root), "r4")))
+    });
+    match cluster {
+        Some(c) => Some(c.lock().unwrap_or_else(|e| e.into_inner())),
+        None => {
+            super::missing("no RabbitMQ 4 chroot with /proc mounted: run .ci/rabbitmq4");
             None
         }
     }
@@ -72,6 +100,16 @@ fn rabbitmq_bin() -> Option<PathBuf> {
     std::env::split_paths(&path).find(|d| d.join("rabbitmq-server").exists())
 }
 
+/// A runtime for the async parts of a cluster test (clients, `watch`'s source), which are
+/// otherwise plain threads that wait on the nodes.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A port nothing listens on now.
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -79,10 +117,14 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    fn start(bin: PathBuf) -> Cluster {
+    fn start(bin: PathBuf, root: Option<PathBuf>, prefix: &str) -> Cluster {
         let began = Instant::now();
         let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("rabbitscope-cluster-{pid}"));
+        let dir = match &root {
+            // Where its nodes can see it.
+            Some(root) => root.join(format!("tmp/rabbitscope-cluster-{prefix}-{pid}")),
+            None => std::env::temp_dir().join(format!("rabbitscope-cluster-{pid}")),
+        };
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("make the cluster's directory");
         write_cookie(&dir);
@@ -98,7 +140,7 @@ impl Cluster {
         let nodes: Vec<ClusterNode> = ["a", "b", "c"]
             .iter()
             .map(|short| ClusterNode {
-                name: format!("rs-{short}-{pid}@localhost"),
+                name: format!("{prefix}-{short}-{pid}@localhost"),
                 amqp_port: free_port(),
                 management_port: free_port(),
                 dist_port: free_port(),
@@ -109,6 +151,7 @@ impl Cluster {
             nodes,
             started_in: Duration::ZERO,
             bin,
+            root,
         };
         cluster.watch_for_exit();
         for node in &cluster.nodes {
@@ -127,6 +170,14 @@ impl Cluster {
         Cluster {
             started_in: began.elapsed(),
             ..cluster
+        }
+    }
+
+    /// `path` (under [`Cluster::dir`]) as the nodes see it.
+    fn inside(&self, path: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => Path::new("/").join(path.strip_prefix(root).unwrap()),
+            None => path.to_path_buf(),
         }
     }
 
@@ -159,18 +210,18 @@ impl Cluster {
             .arg("-detached")
             .env("RABBITMQ_NODENAME", &node.name)
             .env("RABBITMQ_DIST_PORT", node.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", home.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", self.log_of(node))
-            .env("RABBITMQ_CONFIG_FILE", &config)
+            .env("RABBITMQ_MNESIA_BASE", self.inside(&home.join("mnesia")))
+            .env("RABBITMQ_LOG_BASE", self.inside(&self.log_of(node)))
+            .env("RABBITMQ_CONFIG_FILE", self.inside(&config))
             .env(
                 "RABBITMQ_ADVANCED_CONFIG_FILE",
-                home.join("advanced.config"),
+                self.inside(&home.join("advanced.config")),
             )
             .env(
                 "RABBITMQ_ENABLED_PLUGINS_FILE",
-                self.dir.join("enabled_plugins"),
+                self.inside(&self.dir.join("enabled_plugins")),
             )
-            .env("RABBITMQ_PID_FILE", home.join("pid"))
+            .env("RABBITMQ_PID_FILE", self.inside(&home.join("pid")))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -184,10 +235,20 @@ impl Cluster {
 
     /// One of RabbitMQ's scripts with this cluster's cookie and environment file.
     fn command(&self, script: &str) -> Command {
-        let mut command = Command::new(self.bin.join(script));
+        let mut command = match &self.root {
+            Some(root) => {
+                let mut chroot = Command::new("chroot");
+                chroot.arg(root).arg(self.bin.join(script));
+                chroot
+            }
+            None => Command::new(self.bin.join(script)),
+        };
         command
-            .env("HOME", &self.dir)
-            .env("RABBITMQ_CONF_ENV_FILE", self.dir.join("rabbitmq-env.conf"))
+            .env("HOME", self.inside(&self.dir))
+            .env(
+                "RABBITMQ_CONF_ENV_FILE",
+                self.inside(&self.dir.join("rabbitmq-env.conf")),
+            )
             .env_remove("RABBITMQ_NODENAME")
             .stdin(Stdio::null());
         command
@@ -214,23 +275,32 @@ impl Cluster {
     /// A process in a group of its own (a Ctrl-C to the tests does not reach it) that waits
     /// for this test binary to exit, then stops the nodes and removes their directory.
     fn watch_for_exit(&self) {
-        let ctl = self.bin.join("rabbitmqctl");
+        let ctl = match &self.root {
+            Some(root) => format!(
+                "chroot '{}' '{}'",
+                root.display(),
+                self.bin.join("rabbitmqctl").display()
+            ),
+            None => format!("'{}'", self.bin.join("rabbitmqctl").display()),
+        };
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             for n in {names}; do '{ctl}' -n \"$n\" stop >/dev/null 2>&1; done; \
+             for n in {names}; do {ctl} -n \"$n\" stop >/dev/null 2>&1; done; \
              rm -rf '{dir}'",
             pid = std::process::id(),
             names = names.join(" "),
-            ctl = ctl.display(),
             dir = self.dir.display(),
         );
         use std::os::unix::process::CommandExt;
         // Not waited for: it must outlive this process.
         #[allow(clippy::zombie_processes)]
         let _watcher = Command::new("sh")
-            .env("HOME", &self.dir)
-            .env("RABBITMQ_CONF_ENV_FILE", self.dir.join("rabbitmq-env.conf"))
+            .env("HOME", self.inside(&self.dir))
+            .env(
+                "RABBITMQ_CONF_ENV_FILE",
+                self.inside(&self.dir.join("rabbitmq-env.conf")),
+            )
             .stdin(Stdio::null())
             .arg("-c")
             .arg(script)
