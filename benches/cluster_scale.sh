@@ -12,7 +12,8 @@
 #   PYTHON=.venv/bin/python RABBITSCOPE=target/release/rabbitscope benches/cluster_scale.sh
 #
 # PYTHON needs pika (tests/python/requirements.txt). SINGLE=0 skips the one-node comparison;
-# HOLD=1 keeps the nodes up until Enter is pressed.
+# HOLD=1 keeps the nodes up until Enter is pressed. CHROOT=/opt/rabbitmq4 runs the nodes from
+# the RabbitMQ 4.0 chroot `.ci/rabbitmq4` makes instead of this machine's RabbitMQ.
 set -eu
 
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -20,10 +21,13 @@ RABBITSCOPE=${RABBITSCOPE:-target/release/rabbitscope}
 RUNS=${RUNS:-3}
 SINGLE=${SINGLE:-1}
 VHOST=scale10k
+CHROOT=${CHROOT:-}
 BIN=/usr/lib/rabbitmq/bin
-[ -x "$BIN/rabbitmq-server" ] || BIN=$(dirname "$(command -v rabbitmq-server)")
+[ -n "$CHROOT" ] || [ -x "$BIN/rabbitmq-server" ] || BIN=$(dirname "$(command -v rabbitmq-server)")
 
-DIR=$(mktemp -d /tmp/rabbitscope-scale-XXXXXX)
+# The directory as this script sees it, and as the nodes do.
+DIR=$(mktemp -d "$CHROOT/tmp/rabbitscope-scale-XXXXXX")
+IN=${DIR#"$CHROOT"}
 NODES="a b c"
 [ "$SINGLE" = 1 ] && ALL="$NODES s" || ALL=$NODES
 
@@ -36,7 +40,11 @@ free_port() {
 rmq() {
     script=$1
     shift
-    HOME=$DIR RABBITMQ_CONF_ENV_FILE=$DIR/rabbitmq-env.conf "$BIN/$script" "$@"
+    if [ -n "$CHROOT" ]; then
+        HOME=$IN RABBITMQ_CONF_ENV_FILE=$IN/rabbitmq-env.conf chroot "$CHROOT" "$BIN/$script" "$@"
+    else
+        HOME=$IN RABBITMQ_CONF_ENV_FILE=$IN/rabbitmq-env.conf "$BIN/$script" "$@"
+    fi
 }
 
 node_name() { echo "rs-scale-$1-$$@localhost"; }
@@ -75,18 +83,19 @@ EOF
     # From the directory, where a node that fails writes its crash dump.
     (
         cd "$DIR"
+        inside=$IN/$n
         RABBITMQ_NODENAME=$(node_name "$n") RABBITMQ_DIST_PORT=$dist \
-            RABBITMQ_MNESIA_BASE=$home/mnesia RABBITMQ_LOG_BASE=$home/log \
-            RABBITMQ_CONFIG_FILE=$home/rabbitmq.conf \
-            RABBITMQ_ADVANCED_CONFIG_FILE=$home/advanced.config \
-            RABBITMQ_ENABLED_PLUGINS_FILE=$DIR/enabled_plugins RABBITMQ_PID_FILE=$home/pid \
+            RABBITMQ_MNESIA_BASE=$inside/mnesia RABBITMQ_LOG_BASE=$inside/log \
+            RABBITMQ_CONFIG_FILE=$inside/rabbitmq.conf \
+            RABBITMQ_ADVANCED_CONFIG_FILE=$inside/advanced.config \
+            RABBITMQ_ENABLED_PLUGINS_FILE=$IN/enabled_plugins RABBITMQ_PID_FILE=$inside/pid \
             rmq rabbitmq-server -detached
     ) >/dev/null 2>&1
 done
 # `wait PIDFILE`: until the node has written its pid and started (await_startup fails on a
 # node not yet listed by epmd).
 for n in $ALL; do
-    rmq rabbitmqctl -n "$(node_name "$n")" wait "$DIR/$n/pid" --timeout 180 >/dev/null
+    rmq rabbitmqctl -n "$(node_name "$n")" wait "$IN/$n/pid" --timeout 180 >/dev/null
 done
 for n in b c; do
     rmq rabbitmqctl -n "$(node_name "$n")" stop_app >/dev/null

@@ -8,17 +8,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use lapin::options::QueueDeclareOptions;
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
+use lapin::BasicProperties;
 use serde_json::Value;
 
 use common::client::{code, connect, int, text, try_declare_typed};
-use common::cluster::{cluster, runtime, Cluster, ClusterNode};
+use common::cluster::{cluster, get, runtime, Cluster, ClusterNode};
 use common::doctor::{doctor, Report};
 use common::process::rabbitscope;
 use common::pty;
 use common::screen::{screen, select_queue};
 use rabbitscope::broker::Snapshot;
+use rabbitscope::events::{EventKind, Received};
 use rabbitscope::remote::{Endpoint, RemoteOptions, RemoteSource};
 use rabbitscope::source::Source;
 use rabbitscope::ui::action::Action;
@@ -329,6 +331,144 @@ fn watch_says_on_its_status_line_that_a_node_is_down() {
     wait(&["nodes 3/3 up"]);
     view.press(b"q");
     view.wait_exit(Duration::from_secs(10), "watch did not quit on q");
+}
+
+/// Whether each node traces the vhost, as each node's own management API says: tracing is a
+/// node's own setting.
+fn tracing_by_node(cluster: &Cluster, vhost: &str) -> Vec<bool> {
+    (cluster.nodes.iter())
+        .map(|n| {
+            let told = get(n.management_port, &format!("/api/vhosts/{vhost}")).unwrap();
+            told["tracing"] == true
+        })
+        .collect()
+}
+
+/// A node traces only the messages published through it: `tap` and `watch --trace`, given
+/// node `a`, turn tracing on every node, see messages published through each, and turn it
+/// off everywhere when they stop.
+#[test]
+fn tap_and_watch_trace_the_messages_published_through_every_node() {
+    let Some(cluster) = cluster() else { return };
+    let vhost = ClusterVhost::new(&cluster, "cluster-trace");
+    let a = &cluster.nodes[0];
+    let queue = common::unique("traced");
+    let rt = runtime();
+    rt.block_on(async {
+        let conn = connect(&vhost.url(a)).await;
+        let ch = conn.create_channel().await.unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(queue.as_str().into(), durable, FieldTable::default())
+            .await
+            .unwrap();
+        conn.close(200, "done".into()).await.unwrap();
+    });
+    // (node, URL of the vhost through it)
+    let through: Vec<(String, String)> = (cluster.nodes.iter())
+        .map(|n| (n.name.clone(), vhost.url(n)))
+        .collect();
+    let publish_through_each = || publish_through(&through, &queue);
+    assert_eq!(tracing_by_node(&cluster, &vhost.name), [false; 3]);
+
+    // tap: one line for the message published through each node.
+    let tap = rabbitscope()
+        .args(["tap", &vhost.url(a), "--management", &a.management_url()])
+        .args(["--count", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tracing_by_node(&cluster, &vhost.name) != [true; 3] {
+        assert!(Instant::now() < deadline, "tap never traced every node");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The firehose's queue is bound a moment after tracing is on.
+    std::thread::sleep(Duration::from_secs(1));
+    rt.block_on(publish_through_each());
+    let out = tap.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}{stderr}");
+    assert!(
+        stdout.lines().all(|l| l.contains(&format!("-> {queue}"))),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("not traced"), "{stderr}");
+    assert_eq!(tracing_by_node(&cluster, &vhost.name), [false; 3]);
+
+    // watch's source: a delivery event for each node's message, tracing off again at close.
+    let endpoint = Endpoint::new(&vhost.url(a), Some(&a.management_url())).unwrap();
+    rt.block_on(async {
+        let source = RemoteSource::start(
+            endpoint,
+            RemoteOptions {
+                interval: Duration::from_millis(500),
+                trace: true,
+            },
+        )
+        .unwrap();
+        let mut events = source.subscribe();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tracing_by_node(&cluster, &vhost.name) != [true; 3] {
+            assert!(Instant::now() < deadline, "watch never traced every node");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(source.trouble(), None);
+        publish_through_each().await;
+        // The body names the node each message was published through.
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < 3 {
+            let received = tokio::time::timeout_at(deadline, events.recv()).await;
+            let Ok(Received::Event(event)) = received else {
+                panic!("published through {seen:?} only: {received:?}");
+            };
+            if let EventKind::Published {
+                queues,
+                body_preview,
+                ..
+            } = &event.kind
+            {
+                if queues.iter().any(|q| **q == *queue) {
+                    seen.push(String::from_utf8_lossy(body_preview).to_string());
+                }
+            }
+        }
+        seen.sort();
+        let mut expected: Vec<String> = (cluster.nodes.iter())
+            .map(|n| format!("via {}", n.name))
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+        source.close().await;
+    });
+    assert_eq!(tracing_by_node(&cluster, &vhost.name), [false; 3]);
+}
+
+/// One message to `queue` through each node (its body: `via NODE`).
+async fn publish_through(through: &[(String, String)], queue: &str) {
+    for (name, url) in through {
+        let conn = connect(url).await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            format!("via {name}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+        conn.close(200, "done".into()).await.unwrap();
+    }
 }
 
 /// A vhost of a test's own on the cluster, deleted when dropped.

@@ -30,6 +30,8 @@ struct Answers {
     /// One quorum queue of `/` whose members' status RabbitMQ 3.13 tells, and the fixture
     /// telling it; other queues' status requests get 404.
     quorum_status: Option<(&'static str, &'static str)>,
+    /// Answers to exact paths, as written here.
+    exact: &'static [(&'static str, &'static str)],
 }
 
 impl Default for Answers {
@@ -41,6 +43,7 @@ impl Default for Answers {
             connections: "connections-3.10.json",
             consumers: "consumers-3.10.json",
             quorum_status: None,
+            exact: &[],
         }
     }
 }
@@ -51,6 +54,9 @@ async fn fake_api(answers: Answers) -> Management {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let vhosts = fixture(answers.vhosts);
+    let exact: Vec<(String, String)> = (answers.exact.iter())
+        .map(|(path, body)| (path.to_string(), body.to_string()))
+        .collect();
     let mut listings: Vec<(String, Option<String>)> = Vec::new();
     if let Some((queue, status)) = answers.quorum_status {
         let path = format!("/api/queues/quorum/%2F/{queue}/status");
@@ -75,8 +81,12 @@ async fn fake_api(answers: Answers) -> Management {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
-            let (vhosts, listings, connections) =
-                (vhosts.clone(), listings.clone(), connections.clone());
+            let (vhosts, listings, connections, exact) = (
+                vhosts.clone(),
+                listings.clone(),
+                connections.clone(),
+                exact.clone(),
+            );
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -89,7 +99,9 @@ async fn fake_api(answers: Answers) -> Management {
                 let head = String::from_utf8_lossy(&head);
                 let target = head.split_whitespace().nth(1).unwrap_or("");
                 let path = target.split('?').next().unwrap_or("");
-                let body = if path == "/api/vhosts" {
+                let body = if let Some((_, body)) = exact.iter().find(|(p, _)| p == path) {
+                    Some(body.clone())
+                } else if path == "/api/vhosts" {
                     Some(vhosts)
                 } else if path.starts_with("/api/vhosts/") && path.ends_with("/connections") {
                     Some(connections)
@@ -468,6 +480,36 @@ async fn members_far_behind_their_leader_are_named_by_snapshot_and_watch() {
     );
     assert_eq!(behind(&source.snapshot(), "compute.node1"), node2);
     source.close().await;
+}
+
+/// Tracing is each node's own: a node whose management API cannot be reached, or that has
+/// none, is told as not traced, with why.
+#[tokio::test]
+async fn nodes_whose_tracing_cannot_be_turned_on_are_named() {
+    let api = fake_api(Answers {
+        exact: &[
+            ("/api/vhosts/%2F", r#"{"name":"/","tracing":true}"#),
+            (
+                "/api/overview",
+                r#"{"node":"rabbit@a","listeners":[
+                    {"node":"rabbit@a","protocol":"http","ip_address":"::","port":15672},
+                    {"node":"rabbit@b","protocol":"amqp","ip_address":"127.0.0.1","port":5672},
+                    {"node":"rabbit@b","protocol":"http","ip_address":"127.0.0.1","port":1},
+                    {"node":"rabbit@c","protocol":"clustering","ip_address":"::","port":25672}]}"#,
+            ),
+        ],
+        ..Answers::default()
+    })
+    .await;
+    let mut tracing = rabbitscope::remote::firehose::Tracing::new(api, "/");
+    tracing.ensure_on().await.unwrap();
+    // Already on where it was asked first: nothing to turn off later.
+    assert!(!tracing.turned_on());
+    let untraced = tracing.untraced();
+    assert_eq!(untraced.len(), 2, "{untraced:?}");
+    assert!(untraced[0].starts_with("rabbit@b: "), "{untraced:?}");
+    assert!(untraced[0].contains("127.0.0.1:1"), "{untraced:?}");
+    assert_eq!(untraced[1], "rabbit@c: it has no management listener");
 }
 
 struct CtlVhost(String);

@@ -52,6 +52,12 @@ async fn tap(args: TapArgs) -> Result<()> {
     let stop = shutdown_signal()?;
     let mut tracing = Tracing::new(api.clone(), &endpoint.vhost);
     tracing.ensure_on().await?;
+    for node in tracing.untraced() {
+        eprintln!(
+            "not traced on {}: messages published there are not shown",
+            printable(node)
+        );
+    }
     let result = tap_lines(&args, &endpoint, &api, stop).await;
     if let Err(e) = tracing.release().await {
         eprintln!(

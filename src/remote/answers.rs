@@ -294,6 +294,26 @@ pub fn members_behind(members: &[QuorumMember]) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// The node that answers and every running node's listeners, from `/api/overview`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Overview {
+    #[serde(default)]
+    pub node: String,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+/// One port a node listens on: `amqp`, `clustering`, `http` (the management API), ...
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Listener {
+    pub node: String,
+    pub protocol: String,
+    /// `::` or `0.0.0.0` for every address.
+    #[serde(default)]
+    pub ip_address: String,
+    pub port: u16,
+}
+
 /// The user the API answers, from `/api/whoami`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Whoami {

@@ -70,11 +70,18 @@ impl Trace {
 }
 
 /// Tracing switched on for one vhost through the management API, remembered so it is switched
-/// off again only if it was off before.
+/// off again only if it was off before. Tracing is each node's own setting, and a node traces
+/// only the messages published through it: on a cluster it is switched on every node, each
+/// through its own management API.
 pub struct Tracing {
     management: Management,
     vhost: String,
     turned_on: bool,
+    /// The cluster's other nodes, by name, each with its own tracing.
+    others: Vec<(String, Tracing)>,
+    /// Nodes whose tracing could not be switched on, each with why: the messages published
+    /// through them are not seen.
+    untraced: Vec<String>,
 }
 
 impl Tracing {
@@ -83,11 +90,50 @@ impl Tracing {
             management,
             vhost: vhost.to_string(),
             turned_on: false,
+            others: Vec::new(),
+            untraced: Vec::new(),
         }
     }
 
-    /// Turns tracing on if it is off (again after a broker restart, which forgets it).
+    /// Turns tracing on where it is off, on every running node (again after a node restarts,
+    /// which forgets it). Only the node asked first must answer; the others that cannot are
+    /// [`Tracing::untraced`].
     pub async fn ensure_on(&mut self) -> Result<(), ManagementError> {
+        self.ensure_on_here().await?;
+        self.untraced.clear();
+        let others = match self.management.other_nodes().await {
+            Ok(others) => others,
+            Err(e) => {
+                self.untraced
+                    .push(format!("the cluster's other nodes were not listed: {e}"));
+                return Ok(());
+            }
+        };
+        for (name, reached) in others {
+            let management = match reached {
+                Ok(management) => management,
+                Err(why) => {
+                    self.untraced.push(format!("{name}: {why}"));
+                    continue;
+                }
+            };
+            let at = match self.others.iter().position(|(n, _)| *n == name) {
+                Some(at) => at,
+                None => {
+                    let tracing = Tracing::new(management, &self.vhost);
+                    self.others.push((name.clone(), tracing));
+                    self.others.len() - 1
+                }
+            };
+            if let Err(e) = self.others[at].1.ensure_on_here().await {
+                self.untraced.push(format!("{name}: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns tracing on for the node this management API belongs to.
+    async fn ensure_on_here(&mut self) -> Result<(), ManagementError> {
         if !self.management.tracing(&self.vhost).await? {
             // Held before it is on: a panic or signal in between still turns it off.
             hold(self.management.endpoint(), &self.vhost);
@@ -100,9 +146,25 @@ impl Tracing {
         Ok(())
     }
 
-    /// True when this turned tracing on and has not turned it off yet.
+    /// Nodes whose messages are not traced, and why; empty on one node, or when every node
+    /// traces.
+    pub fn untraced(&self) -> &[String] {
+        &self.untraced
+    }
+
+    /// True when this turned tracing on for the node asked first and has not turned it off
+    /// yet (for the others: [`Tracing::others_turned_on`]).
     pub fn turned_on(&self) -> bool {
         self.turned_on
+    }
+
+    /// The management APIs of the other nodes this turned tracing on for: what to turn off
+    /// when this cannot be released itself.
+    pub fn others_turned_on(&self) -> Vec<super::Endpoint> {
+        (self.others.iter())
+            .filter(|(_, t)| t.turned_on)
+            .map(|(_, t)| t.management.endpoint().clone())
+            .collect()
     }
 
     /// Records that tracing was turned on by this program (elsewhere), so `release` turns it off.
@@ -110,8 +172,19 @@ impl Tracing {
         self.turned_on = true;
     }
 
-    /// Turns tracing off again if this turned it on.
+    /// Turns tracing off again where this turned it on; the first failure is returned after
+    /// every node was tried.
     pub async fn release(&mut self) -> Result<(), ManagementError> {
+        let mut result = Ok(());
+        for (_, other) in &mut self.others {
+            if let Err(e) = other.release_here().await {
+                result = result.and(Err(e));
+            }
+        }
+        self.release_here().await.and(result)
+    }
+
+    async fn release_here(&mut self) -> Result<(), ManagementError> {
         if self.turned_on {
             self.management.set_tracing(&self.vhost, false).await?;
             self.turned_on = false;
@@ -121,8 +194,11 @@ impl Tracing {
     }
 
     /// [`Tracing::release`] from code that cannot wait (a `Drop`): on a thread of its own with
-    /// a small runtime, waited for at most a few seconds.
+    /// a small runtime, waited for at most a few seconds a node.
     pub fn release_blocking(&mut self) {
+        for (_, other) in &mut self.others {
+            other.release_blocking();
+        }
         if !self.turned_on {
             return;
         }
@@ -182,7 +258,7 @@ pub fn turn_off_on_panic() {
 }
 
 /// Turns tracing off on a thread of its own with a small runtime, and waits for it.
-fn turn_off_blocking(endpoint: super::Endpoint, vhost: String) {
+pub fn turn_off_blocking(endpoint: super::Endpoint, vhost: String) {
     let done = std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -329,6 +329,73 @@ impl Management {
         .await
     }
 
+    /// The management API of each other running node of the cluster, by node name, from the
+    /// listeners the answering node lists; or why it cannot be reached. A node listening on
+    /// every address is reached by the host it is named after (`rabbit@HOST`); each is asked
+    /// which node it is, and one that answers as another (a proxy, a port not forwarded) is
+    /// not taken for it.
+    pub async fn other_nodes(
+        &self,
+    ) -> Result<Vec<(String, Result<Management, String>)>, ManagementError> {
+        let overview: answers::Overview = self.get("/api/overview?columns=node,listeners").await?;
+        let mut others = Vec::new();
+        for listener in &overview.listeners {
+            let scheme = match listener.protocol.as_str() {
+                "http" | "https" => listener.protocol.as_str(),
+                _ => continue,
+            };
+            if listener.node == overview.node {
+                continue;
+            }
+            let host = match listener.ip_address.as_str() {
+                "" | "::" | "0.0.0.0" => listener.node.split('@').nth(1).unwrap_or("localhost"),
+                address => address,
+            };
+            let Ok(mut url) = reqwest::Url::parse(&self.endpoint.management_url) else {
+                continue;
+            };
+            let host = match host.parse::<std::net::Ipv6Addr>() {
+                Ok(_) => format!("[{host}]"),
+                Err(_) => host.to_string(),
+            };
+            if url.set_scheme(scheme).is_err()
+                || url.set_host(Some(&host)).is_err()
+                || url.set_port(Some(listener.port)).is_err()
+            {
+                continue;
+            }
+            let endpoint = Endpoint {
+                management_url: url.as_str().trim_end_matches('/').to_string(),
+                ..self.endpoint.clone()
+            };
+            let node = match Management::new(&endpoint) {
+                Ok(node) => node,
+                Err(e) => {
+                    others.push((listener.node.clone(), Err(e.to_string())));
+                    continue;
+                }
+            };
+            let answers_as = async {
+                let told: answers::Overview = node.get("/api/overview?columns=node").await?;
+                Ok::<_, ManagementError>(told.node)
+            };
+            let reached = match answers_as.await {
+                Ok(name) if name == listener.node => Ok(node),
+                Ok(name) => Err(format!("{} answers as {name}", node.url())),
+                Err(e) => Err(e.to_string()),
+            };
+            others.push((listener.node.clone(), reached));
+        }
+        // A node without the management plugin cannot be asked at all.
+        for listener in &overview.listeners {
+            let name = &listener.node;
+            if *name != overview.node && !others.iter().any(|(n, _)| n == name) {
+                others.push((name.clone(), Err("it has no management listener".into())));
+            }
+        }
+        Ok(others)
+    }
+
     /// The RabbitMQ release the node answering runs (`3.10.8`, `4.0.5`).
     pub async fn rabbitmq_version(&self) -> Result<Option<String>, ManagementError> {
         let overview: Value = self.get("/api/overview?columns=rabbitmq_version").await?;

@@ -53,6 +53,8 @@ struct Shared {
     firehose_trouble: Mutex<Option<String>>,
     /// Set while tracing is on because this source turned it on.
     tracing_turned_on: AtomicBool,
+    /// The cluster's other nodes this source turned tracing on for, by their management API.
+    tracing_turned_on_elsewhere: Mutex<Vec<Endpoint>>,
     /// How many snapshots have been read so far.
     refreshes: watch::Sender<u64>,
     /// Rung when the event exchange reports a topology change: read again without waiting.
@@ -84,6 +86,7 @@ impl RemoteSource {
             poll_trouble: Mutex::new(None),
             firehose_trouble: Mutex::new(None),
             tracing_turned_on: AtomicBool::new(false),
+            tracing_turned_on_elsewhere: Mutex::new(Vec::new()),
             refreshes,
             changed: tokio::sync::Notify::new(),
             consumers: Consumers::default(),
@@ -138,6 +141,17 @@ impl RemoteSource {
     /// Stops the background tasks and turns tracing off again if this source turned it on.
     pub async fn close(mut self) {
         self.stop_tasks();
+        let elsewhere =
+            std::mem::take(&mut *self.shared.tracing_turned_on_elsewhere.lock().unwrap());
+        for endpoint in elsewhere {
+            if let Ok(management) = Management::new(&endpoint) {
+                let mut tracing = Tracing::new(management, &self.endpoint.vhost);
+                tracing.mark_turned_on();
+                if let Err(e) = tracing.release().await {
+                    tracing::warn!(error = %e, "could not turn tracing off again");
+                }
+            }
+        }
         // The flag is set once the firehose task saw its request answered; a task stopped
         // between the answer and the flag leaves only the note it made before asking.
         let noted = super::firehose::holds(&self.endpoint, &self.endpoint.vhost);
@@ -173,6 +187,11 @@ impl RemoteSource {
 impl Drop for RemoteSource {
     fn drop(&mut self) {
         self.stop_tasks();
+        let elsewhere =
+            std::mem::take(&mut *self.shared.tracing_turned_on_elsewhere.lock().unwrap());
+        for endpoint in elsewhere {
+            super::firehose::turn_off_blocking(endpoint, self.endpoint.vhost.clone());
+        }
         let noted = super::firehose::holds(&self.endpoint, &self.endpoint.vhost);
         if self.shared.tracing_turned_on.swap(false, Ordering::SeqCst) | noted {
             let mut tracing = Tracing::new(self.management.clone(), &self.endpoint.vhost);
@@ -280,10 +299,19 @@ async fn read_firehose(shared: Arc<Shared>, management: Management, endpoint: En
             if tracing.turned_on() {
                 shared.tracing_turned_on.store(true, Ordering::SeqCst);
             }
+            *shared.tracing_turned_on_elsewhere.lock().unwrap() = tracing.others_turned_on();
+            // Told until the firehose reconnects: the messages of those nodes are not seen.
+            let untraced = match tracing.untraced() {
+                [] => None,
+                nodes => Some(format!(
+                    "firehose: not traced on {}; messages published there are not seen",
+                    nodes.join("; ")
+                )),
+            };
             let mut firehose = Firehose::open(&endpoint.amqp_url, FirehoseKeys::PublishAndDeliver)
                 .await
                 .map_err(|e| format!("{e} ({masked})"))?;
-            *shared.firehose_trouble.lock().unwrap() = None;
+            *shared.firehose_trouble.lock().unwrap() = untraced;
             backoff = FIRST_BACKOFF;
             loop {
                 let mut trace = match firehose.next().await {
