@@ -463,7 +463,8 @@ async fn members_far_behind_their_leader_are_named_by_snapshot_and_watch() {
     let dot = run("dot");
     assert!(dot.contains("rabbit@node2 59427 behind"), "{dot}");
 
-    // `watch`: asked on its first read, and kept on the reads between two asks.
+    // `watch`: asked on the read after its first picture, and kept on the reads between two
+    // asks.
     let endpoint = Endpoint::new("amqp://guest:guest@127.0.0.1:1/%2f", Some(api.url())).unwrap();
     let source = RemoteSource::start(
         endpoint,

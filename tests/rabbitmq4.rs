@@ -147,7 +147,12 @@ fn a_member_behind_its_leader_is_named_by_doctor_snapshot_and_watch() {
     let endpoint = Endpoint::new(&node.amqp_url(), Some(&node.management_url())).unwrap();
     let watched = rt.block_on(async {
         let source = RemoteSource::start(endpoint, RemoteOptions::default()).unwrap();
+        // The first picture leaves the lag for the next read, two seconds on.
         assert!(source.refreshed(1, Duration::from_secs(30)).await);
+        let first = source.snapshot();
+        let first = first.vhosts[0].queues.iter().find(|q| q.name == queue);
+        assert!(first.is_some_and(|q| q.behind.is_empty()), "{first:#?}");
+        assert!(source.refreshed(2, Duration::from_secs(30)).await);
         let snapshot = source.snapshot();
         source.close().await;
         snapshot

@@ -236,15 +236,20 @@ impl Source for RemoteSource {
 async fn poll(shared: Arc<Shared>, management: Management, vhost: String, interval: Duration) {
     use super::snapshot::{keep_members_behind, one_vhost, Lag};
     let mut backoff = FIRST_BACKOFF;
+    // The first picture comes without the members' lag, which costs a request per quorum
+    // queue: the read after it asks.
+    let mut first = true;
     let mut lag_asked: Option<Instant> = None;
     loop {
         let lag = match lag_asked {
+            _ if first => Lag::Skip,
             Some(at) if at.elapsed() < LAG_GAP => Lag::Skip,
             _ => Lag::Ask,
         };
         let read = one_vhost(&management, &vhost, lag).await;
         match read {
             Ok(mut new) => {
+                first = false;
                 if lag == Lag::Ask {
                     lag_asked = Some(Instant::now());
                 } else if let (Some(old), Some(new)) = (
