@@ -496,6 +496,7 @@ async fn nodes_whose_tracing_cannot_be_turned_on_are_named() {
                     {"node":"rabbit@a","protocol":"http","ip_address":"::","port":15672},
                     {"node":"rabbit@b","protocol":"amqp","ip_address":"127.0.0.1","port":5672},
                     {"node":"rabbit@b","protocol":"http","ip_address":"127.0.0.1","port":1},
+                    {"node":"rabbit@b","protocol":"https","ip_address":"127.0.0.1","port":2},
                     {"node":"rabbit@c","protocol":"clustering","ip_address":"::","port":25672}]}"#,
             ),
         ],

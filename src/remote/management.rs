@@ -384,7 +384,12 @@ impl Management {
                 Ok(name) => Err(format!("{} answers as {name}", node.url())),
                 Err(e) => Err(e.to_string()),
             };
-            others.push((listener.node.clone(), reached));
+            // A node may listen on http and https: one that answers is enough.
+            match others.iter_mut().find(|(n, _)| *n == listener.node) {
+                Some((_, told)) if told.is_err() && reached.is_ok() => *told = reached,
+                Some(_) => {}
+                None => others.push((listener.node.clone(), reached)),
+            }
         }
         // A node without the management plugin cannot be asked at all.
         for listener in &overview.listeners {
