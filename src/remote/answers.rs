@@ -294,11 +294,15 @@ pub fn members_behind(members: &[QuorumMember]) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The node that answers and every running node's listeners, from `/api/overview`.
+/// The node that answers, its release and every running node's listeners, from
+/// `/api/overview`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Overview {
     #[serde(default)]
     pub node: String,
+    /// `3.10.8`, `4.0.5`.
+    #[serde(default)]
+    pub rabbitmq_version: Option<String>,
     #[serde(default)]
     pub listeners: Vec<Listener>,
 }

@@ -403,9 +403,9 @@ impl Management {
 
     /// The RabbitMQ release the node answering runs (`3.10.8`, `4.0.5`).
     pub async fn rabbitmq_version(&self) -> Result<Option<String>, ManagementError> {
-        let overview: Value = self.get("/api/overview?columns=rabbitmq_version").await?;
-        let version = overview.get("rabbitmq_version").and_then(Value::as_str);
-        Ok(version.map(str::to_string))
+        let overview: answers::Overview =
+            self.get("/api/overview?columns=rabbitmq_version").await?;
+        Ok(overview.rabbitmq_version)
     }
 
     /// Whether a queue exists (asking does not count as using it, unlike a passive declare).

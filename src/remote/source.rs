@@ -236,27 +236,28 @@ impl Source for RemoteSource {
 async fn poll(shared: Arc<Shared>, management: Management, vhost: String, interval: Duration) {
     use super::snapshot::{keep_members_behind, one_vhost, Lag};
     let mut backoff = FIRST_BACKOFF;
-    // The first picture comes without the members' lag, which costs a request per quorum
-    // queue: the read after it asks.
-    let mut first = true;
-    let mut lag_asked: Option<Instant> = None;
+    // When the members' lag (a request per quorum queue) is next asked: not for the first
+    // picture, on the read after it, then every LAG_GAP.
+    let mut lag_due: Option<Instant> = None;
     loop {
-        let lag = match lag_asked {
-            _ if first => Lag::Skip,
-            Some(at) if at.elapsed() < LAG_GAP => Lag::Skip,
-            _ => Lag::Ask,
+        let lag = match lag_due {
+            Some(due) if Instant::now() >= due => Lag::Ask,
+            _ => Lag::Skip,
         };
         let read = one_vhost(&management, &vhost, lag).await;
         match read {
             Ok(mut new) => {
-                first = false;
-                if lag == Lag::Ask {
-                    lag_asked = Some(Instant::now());
-                } else if let (Some(old), Some(new)) = (
-                    shared.snapshot.lock().unwrap().vhost(&vhost),
-                    new.vhosts.first_mut(),
-                ) {
-                    keep_members_behind(old, new);
+                let now = Instant::now();
+                lag_due = match (lag, lag_due) {
+                    (Lag::Ask, _) => Some(now + LAG_GAP),
+                    (Lag::Skip, None) => Some(now),
+                    (Lag::Skip, due) => due,
+                };
+                if lag == Lag::Skip {
+                    let old = shared.snapshot.lock().unwrap().clone();
+                    if let (Some(old), Some(new)) = (old.vhost(&vhost), new.vhosts.first_mut()) {
+                        keep_members_behind(old, new);
+                    }
                 }
                 let new = Arc::new(new);
                 // The first one is told as declarations too: a view that started while the
